@@ -1,0 +1,37 @@
+"""tinker-chief: a chief officer for LLM post-training.
+
+`chief` plans LoRA fine-tunes by a written doctrine, runs them through the official `tinker`
+SDK (on Tinker's cloud or on the built-in local engine), evaluates every checkpoint in three
+layers and keeps a registry that refuses to ship a worse model.
+
+Subpackages, one per capability (see docs/ARCHITECTURE.md):
+`models` (catalog shared by all), `engine` (local Tinker-compatible server), `planning`,
+`training`, `evals`, `registry`, `reports`, `cli`.
+"""
+
+from tinker_chief.errors import (
+    ChiefError,
+    ConfigurationError,
+    DataError,
+    EngineError,
+    EvalError,
+    ModelNotFoundError,
+    PromotionRejected,
+    RegistryError,
+    TrainingError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChiefError",
+    "ConfigurationError",
+    "DataError",
+    "EngineError",
+    "EvalError",
+    "ModelNotFoundError",
+    "PromotionRejected",
+    "RegistryError",
+    "TrainingError",
+    "__version__",
+]

@@ -1,0 +1,98 @@
+"""Entry point of the `chief` command: a lazily loaded click group and the error boundary.
+
+Every `ChiefError` raised by the library becomes `Error: <message>` on stderr and its exit
+code, never a traceback (`--debug` shows one). Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from tinker_chief import __version__
+from tinker_chief.errors import ChiefError
+
+# name -> "module:attribute"; the order here is the order `chief --help` lists them in.
+COMMANDS: dict[str, str] = {
+    "init": "tinker_chief.cli.plan:init_command",
+    "plan": "tinker_chief.cli.plan:plan_command",
+    "train": "tinker_chief.cli.train:train_command",
+    "eval": "tinker_chief.cli.eval:eval_command",
+    "eval-offline": "tinker_chief.cli.eval:eval_offline_command",
+    "registry": "tinker_chief.cli.registry:registry_group",
+    "compare": "tinker_chief.cli.registry:compare_command",
+    "promote": "tinker_chief.cli.registry:promote_command",
+    "retire": "tinker_chief.cli.registry:retire_command",
+    "report": "tinker_chief.cli.report:report_command",
+    "engine": "tinker_chief.cli.engine:engine_group",
+    "demo": "tinker_chief.cli.demo:demo_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chief")
+@click.option("--debug", is_flag=True, envvar="CHIEF_DEBUG", help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """chief: a chief officer for LoRA post-training with the Tinker API.
+
+    The workflow, in order:
+
+    \b
+      chief init      create a project (chief.toml) from your data and use case
+      chief plan      write plan.md/plan.json: every setting and the rule behind it
+      chief train     run the plan on the local engine or Tinker's cloud
+      chief eval      run the project's eval suite on a model, record results
+      chief compare   compare models metric by metric, with significance
+      chief promote   move a model to staging/prod through the regression gate
+      chief report    an HTML report of curves, evals and registry status
+
+    \b
+    Try it end to end:  chief demo
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> Any:
+    debug = "--debug" in (argv or sys.argv[1:]) or bool(os.environ.get("CHIEF_DEBUG"))
+    try:
+        return cli.main(args=argv, prog_name="chief", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ChiefError as exc:
+        if debug:
+            raise
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        for reason in getattr(exc, "reasons", []):
+            click.echo(f"  - {reason}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The contract between the protocol server and the compute backend.
+
+The server decodes HTTP/protobuf into these plain dataclasses, orders and batches requests,
+and calls a `ComputeBackend`; the backend never sees HTTP, sessions or futures. Keeping the
+boundary in plain numpy/dataclass types lets each side be tested alone (the compute side
+in-process against PEFT, the server side against the real SDK).
+
+All methods are called from a single worker thread, one at a time: the backend need not be
+thread-safe. Errors caused by the request (bad token ids, too long, unknown adapter) are
+raised as `InvalidRequestError`/`NotFoundError` with a sentence the server forwards as a 4xx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from tinker_chief.errors import EngineError
+
+
+class InvalidRequestError(EngineError):
+    """The request is malformed or out of range (HTTP 400)."""
+
+    status_code = 400
+
+
+class NotFoundError(EngineError):
+    """A model, adapter or checkpoint the request names does not exist (HTTP 404)."""
+
+    status_code = 404
+
+
+class ConflictError(EngineError):
+    """The request would overwrite something that exists (HTTP 409)."""
+
+    status_code = 409
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    name: str  # canonical catalog name, used as `base_model`
+    max_context_length: int
+    tokenizer_dir: str  # local directory: the SDK's get_tokenizer() loads it offline
+    arch: str  # e.g. "llama"
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    rank: int
+    seed: int | None = None
+    train_mlp: bool = True
+    train_attn: bool = True
+    train_unembed: bool = True
+    alpha: int = 32  # Tinker sends no alpha on the wire; 32 matches its exported adapters
+
+
+@dataclass(frozen=True)
+class AdamStep:
+    learning_rate: float
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-12
+    weight_decay: float = 0.0
+    grad_clip_norm: float = 0.0  # 0 disables clipping
+
+
+@dataclass
+class DatumArrays:
+    """One datum: input tokens and per-token loss inputs, all aligned with `tokens` (length N)."""
+
+    tokens: np.ndarray  # int64 [N]
+    loss_fn_inputs: dict[str, np.ndarray]  # target_tokens int64[N], weights/logprobs/advantages float32[N]
+
+
+LossFn = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"]
+
+
+@dataclass
+class ForwardBackwardResult:
+    outputs: list[dict[str, np.ndarray]]  # per datum, at least {"logprobs": float32[N]}
+    metrics: dict[str, float]  # keys are "name:reduction", e.g. "loss:sum"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    seed: int | None = None
+    stop_strings: tuple[str, ...] = ()
+    stop_tokens: tuple[int, ...] = ()  # EOS is included by the server unless the client sent stop=[]
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    sampler: str  # a key from load_sampler/snapshot_for_sampling, or a base model name
+    prompt: tuple[int, ...]
+    num_samples: int
+    settings: SamplingSettings
+    prompt_logprobs: bool = False
+    topk_prompt_logprobs: int = 0
+
+
+@dataclass
+class SampledSequence:
+    tokens: list[int]
+    logprobs: list[float]
+    stop_reason: Literal["stop", "length"]
+
+
+@dataclass
+class SampleResult:
+    sequences: list[SampledSequence]
+    prompt_logprobs: list[float | None] | None = None  # position 0 is None
+    topk_prompt_logprobs: list[list[tuple[int, float]] | None] | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class ComputeBackend(Protocol):
+    """What the server needs from the model side."""
+
+    device: str
+
+    def base_models(self) -> list[BaseModelInfo]: ...
+
+    def create_training_model(self, model_id: str, base_model: str, lora: LoraSpec) -> None: ...
+
+    def forward_backward(
+        self,
+        model_id: str,
+        data: list[DatumArrays],
+        loss_fn: str,
+        loss_fn_config: dict[str, float | str],
+        forward_only: bool,
+    ) -> ForwardBackwardResult: ...
+
+    def optim_step(self, model_id: str, params: AdamStep) -> dict[str, float]: ...
+
+    def save_training_state(self, model_id: str, directory: Path) -> None:
+        """Write a PEFT adapter directory plus optimizer state into `directory` (exists, empty)."""
+
+    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSpec:
+        """Create `model_id` from a saved training state; returns its LoRA spec."""
+
+    def save_sampler_weights(self, model_id: str, directory: Path) -> None:
+        """Write a PEFT adapter directory (weights only) into `directory`."""
+
+    def snapshot_for_sampling(self, model_id: str) -> str:
+        """Copy the current adapter into memory for sampling; return a sampler key."""
+
+    def load_sampler(self, directory: Path) -> str:
+        """Load a saved adapter directory for sampling (cached); return a sampler key."""
+
+    def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        """Serve several requests in as few batched forward passes as possible."""
+
+    def unload_model(self, model_id: str) -> None: ...

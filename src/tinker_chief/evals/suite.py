@@ -1,0 +1,94 @@
+"""The eval-suite schema: what a project agrees to evaluate every checkpoint on.
+
+Written by the planner into `chief.toml` (one template per use case), run by `chief eval`,
+and versioned by a hash of its definition so the registry can tell when recorded results are
+stale. Every setting that changes a score (shots, chain-of-thought, temperature, max tokens,
+limit, grader, task version) is part of the definition and therefore of the version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EvalLayer = Literal["training", "benchmark", "product", "safety", "calibration"]
+EvalKind = Literal["nll", "jsonl", "inspect", "safety", "calibration"]
+
+
+class EvalSettings(BaseModel):
+    """Generation and scoring settings recorded with every result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(256, ge=1, description="Most new tokens per answer.")
+    temperature: float = Field(0.0, ge=0.0, description="0 means greedy decoding.")
+    shots: int = Field(0, ge=0, description="Few-shot examples in the prompt.")
+    chain_of_thought: bool = Field(False, description="Ask the model to reason before answering.")
+    limit: int | None = Field(None, ge=1, description="Evaluate only the first N samples.")
+    seed: int = Field(0, description="Sampling seed.")
+
+
+class EvalTask(BaseModel):
+    """One task of a suite.
+
+    `kind` says how it runs: `nll` (held-out negative log-likelihood on conversations),
+    `jsonl` (generate on `{"input","output"}` lines and grade), `inspect` (an Inspect AI task,
+    e.g. `inspect_evals/gsm8k`), `safety` and `calibration` (the suites shipped with chief).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.\-]+$", description="Unique within the suite.")
+    layer: EvalLayer
+    kind: EvalKind
+    description: str = ""
+    data: str | None = Field(None, description="JSONL file, relative to the project directory.")
+    inspect_task: str | None = Field(None, description="Inspect task name, for kind=inspect.")
+    task_version: str | None = Field(None, description="Version of the benchmark/task definition.")
+    grader: str = Field("exact", description="Grader name (see evals.graders).")
+    judge_model: str | None = Field(None, description="Model for LLM-judge graders.")
+    settings: EvalSettings = Field(default_factory=EvalSettings)
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Minimum (or, for names ending in _max, maximum) values the gate enforces.",
+    )
+    headline_metric: str = Field("accuracy", description="The metric compared across models.")
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> "EvalTask":
+        if self.kind == "inspect" and not self.inspect_task:
+            raise ValueError(f"task `{self.name}`: kind=inspect needs `inspect_task`")
+        if self.kind in ("jsonl", "nll") and not self.data:
+            raise ValueError(f"task `{self.name}`: kind={self.kind} needs `data`")
+        return self
+
+
+class EvalSuite(BaseModel):
+    """A named list of tasks; `version` changes whenever any result-affecting field does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    tasks: list[EvalTask]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "EvalSuite":
+        names = [task.name for task in self.tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"suite `{self.name}`: duplicate task names {duplicates}")
+        return self
+
+    @property
+    def version(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def task(self, name: str) -> EvalTask:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)

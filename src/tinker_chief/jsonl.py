@@ -1,0 +1,75 @@
+"""Reading JSONL files with errors that point at the file, line and field.
+
+Every capability that reads user data (planning's training files, evals' task files) goes
+through `read_jsonl_objects`, so a bad line is always reported the same way:
+`data/train.jsonl:17: field "messages": expected a list of messages, got str`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import DataError
+
+
+@dataclass(frozen=True)
+class JsonlLine:
+    """One parsed JSON object and where it came from."""
+
+    path: Path
+    line_number: int
+    value: dict[str, Any]
+
+    def error(self, field: str | None, expected: str, got: object = None) -> DataError:
+        """Build a `DataError` for this line; `got` is summarised, never dumped whole."""
+        where = f"{self.path}:{self.line_number}"
+        what = f'field "{field}": ' if field else ""
+        detail = f", got {_describe(got)}" if got is not None else ""
+        return DataError(f"{where}: {what}expected {expected}{detail}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        short = value if len(value) <= 40 else value[:37] + "..."
+        return f"str {short!r}"
+    return type(value).__name__
+
+
+def read_jsonl_objects(path: str | Path, *, allow_empty: bool = False) -> Iterator[JsonlLine]:
+    """Yield each non-blank line of `path` as a JSON object, or raise `DataError`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a JSONL file")
+    seen_any = False
+    with path.open("r", encoding="utf-8") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{line_number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(value, dict):
+                raise DataError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}")
+            seen_any = True
+            yield JsonlLine(path, line_number, value)
+    if not seen_any and not allow_empty:
+        raise DataError(f"{path}: file is empty, expected one JSON object per line")
+
+
+def require_str(line: JsonlLine, field: str, *, allow_empty: bool = False) -> str:
+    """Return `line.value[field]` as a string, or raise a precise `DataError`."""
+    if field not in line.value:
+        raise line.error(field, "a string (the key is missing)")
+    value = line.value[field]
+    if not isinstance(value, str):
+        raise line.error(field, "a string", value)
+    if not allow_empty and not value.strip():
+        raise line.error(field, "a non-empty string", value)
+    return value

@@ -1,0 +1,37 @@
+"""The model catalog that the engine, planner, trainer and evals all share.
+
+It owns the names users type (`SmolLM2-135M-Instruct-Q4_1`, `tiny-random-llama`, a local
+Hugging Face directory, or a cached hub id), turns each into a local Hugging Face model
+directory (dequantizing the embedded GGUF once, building the tiny test model once, both cached
+under `CHIEF_CACHE_DIR`), and knows each model's tokenizer, config and chat renderer. Nothing
+here talks to the network: a hub id resolves only if it is already in the local cache.
+"""
+
+from tinker_chief.models.catalog import (
+    BUILTIN_MODELS,
+    DEFAULT_MODEL,
+    TINY_MODEL,
+    ModelSpec,
+    cache_dir,
+    list_builtin_models,
+    load_model_config,
+    load_tokenizer,
+    materialize_model,
+    resolve_model,
+)
+from tinker_chief.models.renderers import get_renderer, renderer_name_for
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "DEFAULT_MODEL",
+    "TINY_MODEL",
+    "ModelSpec",
+    "cache_dir",
+    "get_renderer",
+    "list_builtin_models",
+    "load_model_config",
+    "load_tokenizer",
+    "materialize_model",
+    "renderer_name_for",
+    "resolve_model",
+]

@@ -1,0 +1,68 @@
+"""Chat renderers for the catalog's models, via `tinker_cookbook.renderers`.
+
+The cookbook (0.5.8) has no renderer named for plain ChatML, which SmolLM2 and
+tiny-random-llama use. Its `Qwen3InstructRenderer` emits exactly ChatML
+(`<|im_start|>role\\ncontent<|im_end|>\\n`, no thinking block) and knows the assistant/EOS
+boundaries the cookbook's supervised and RL code depend on, so we register it under the name
+`chatml` rather than writing a renderer of our own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHATML = "chatml"
+_registered = False
+
+
+def _ensure_registered() -> None:
+    global _registered
+    if _registered:
+        return
+    from tinker_cookbook import renderers
+    from tinker_cookbook.renderers.qwen3 import Qwen3InstructRenderer
+
+    if not renderers.is_renderer_registered(CHATML):
+        renderers.register_renderer(CHATML, lambda tokenizer, image_processor=None: Qwen3InstructRenderer(tokenizer))
+    _registered = True
+
+
+def renderer_name_for(model_name: str) -> str:
+    """The cookbook renderer name for a model: ChatML for our catalog, else the cookbook's guess."""
+    from tinker_chief.models.catalog import resolve_model
+
+    try:
+        spec = resolve_model(model_name)
+    except Exception:
+        spec = None
+    if spec is not None and spec.source in ("gguf", "tiny"):
+        return spec.renderer
+    if spec is not None and spec.local_dir is not None:
+        template = _chat_template_of(spec.local_dir)
+        if template and "<|im_start|>" in template:
+            return CHATML
+    from tinker_cookbook import model_info
+
+    return model_info.get_recommended_renderer_name(model_name)
+
+
+def _chat_template_of(directory) -> str | None:
+    import json
+    from pathlib import Path
+
+    directory = Path(directory)
+    jinja = directory / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    config = directory / "tokenizer_config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("chat_template")
+    return None
+
+
+def get_renderer(renderer_name: str, tokenizer: Any) -> Any:
+    """A cookbook `Renderer` by name (our `chatml` included)."""
+    _ensure_registered()
+    from tinker_cookbook import renderers
+
+    return renderers.get_renderer(renderer_name, tokenizer)

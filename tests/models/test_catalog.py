@@ -1,0 +1,65 @@
+"""The model catalog: names resolve case-insensitively, built-ins materialize offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tinker_chief.errors import ModelNotFoundError
+from tinker_chief.models import (
+    DEFAULT_MODEL,
+    TINY_MODEL,
+    get_renderer,
+    load_model_config,
+    load_tokenizer,
+    materialize_model,
+    renderer_name_for,
+    resolve_model,
+)
+
+
+def test_builtin_names_match_case_insensitively():
+    assert resolve_model("TINY-Random-Llama").name == TINY_MODEL
+    assert resolve_model("smollm2-135m-instruct-q4_1").name == DEFAULT_MODEL
+
+
+def test_unknown_model_lists_the_available_ones():
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve_model("no-such-model")
+    assert TINY_MODEL in str(info.value) and DEFAULT_MODEL in str(info.value)
+
+
+def test_directory_without_config_is_refused(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_tiny_model_is_seeded_and_chatml():
+    directory = materialize_model(TINY_MODEL)
+    config = load_model_config(TINY_MODEL)
+    tokenizer = load_tokenizer(TINY_MODEL)
+    assert config["num_hidden_layers"] == 2 and config["vocab_size"] == len(tokenizer) == 259
+    assert (directory / "model.safetensors").is_file()
+    renderer = get_renderer(renderer_name_for(TINY_MODEL), tokenizer)
+    prompt = renderer.build_generation_prompt([{"role": "user", "content": "hi"}])
+    assert tokenizer.decode(prompt.to_ints()) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_tiny_model_weights_are_deterministic(tmp_path):
+    from safetensors.numpy import load_file
+
+    from tinker_chief.models.tiny import build_tiny_random_llama
+
+    build_tiny_random_llama(tmp_path)
+    rebuilt = load_file(str(tmp_path / "model.safetensors"))
+    cached = load_file(str(materialize_model(TINY_MODEL) / "model.safetensors"))
+    assert rebuilt.keys() == cached.keys()
+    assert all((rebuilt[key] == cached[key]).all() for key in rebuilt)
+
+
+def test_local_directory_resolves_to_itself():
+    directory = materialize_model(TINY_MODEL)
+    spec = resolve_model(str(directory))
+    assert spec.source == "local" and spec.local_dir == directory.resolve()
+    assert json.loads((directory / "config.json").read_text())["model_type"] == "llama"
