@@ -1,0 +1,91 @@
+"""Eval samples read from user JSONL: `{"input", "output"}` plus optional `messages`, `system`, `id`.
+
+`input` is the user turn (or `messages` a full chat prefix, whose last turn must be the
+user's), `output` the target the grader compares against, `system` an optional system prompt,
+`id` a stable sample id (defaults to the line number) used for resume and paired comparison.
+Errors name the file, line and field (via `tinker_chief.jsonl`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import DataError
+from tinker_chief.jsonl import JsonlLine, read_jsonl_objects, require_str
+
+_ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    """One graded prompt. `messages` is the chat to render (system first when given)."""
+
+    id: str
+    messages: list[dict[str, str]]
+    target: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def question(self) -> str:
+        """The last user turn, what a judge sees as the task."""
+        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+
+
+def _messages_of(line: JsonlLine) -> list[dict[str, str]]:
+    raw = line.value.get("messages")
+    if raw is None:
+        return [{"role": "user", "content": require_str(line, "input")}]
+    if not isinstance(raw, list) or not raw:
+        raise line.error("messages", "a non-empty list of {role, content} objects", raw)
+    messages = []
+    for index, message in enumerate(raw):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise line.error(where, "an object with role and content", message)
+        role, content = message.get("role"), message.get("content")
+        if role not in _ROLES:
+            raise line.error(f"{where}.role", f"one of {', '.join(_ROLES)}", role if role is not None else "missing")
+        if not isinstance(content, str):
+            raise line.error(f"{where}.content", "a string", content if content is not None else "missing")
+        messages.append({"role": role, "content": content})
+    if messages[-1]["role"] != "user":
+        raise line.error("messages", "the last message to be the user's turn (the target is the answer)")
+    return messages
+
+
+def sample_from_line(line: JsonlLine) -> EvalSample:
+    messages = _messages_of(line)
+    system = line.value.get("system")
+    if system is not None:
+        if not isinstance(system, str):
+            raise line.error("system", "a string", system)
+        messages = [{"role": "system", "content": system}, *messages]
+    target = line.value.get("output", line.value.get("target"))
+    if not isinstance(target, str):
+        if isinstance(target, (int, float)) and not isinstance(target, bool):
+            target = str(target)
+        else:
+            raise line.error("output", "a string (the expected answer)", target if target is not None else "missing")
+    raw_id = line.value.get("id", str(line.line_number))
+    if not isinstance(raw_id, (str, int)):
+        raise line.error("id", "a string or integer", raw_id)
+    metadata = line.value.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise line.error("metadata", "an object", metadata)
+    return EvalSample(id=str(raw_id), messages=messages, target=target, metadata=metadata)
+
+
+def load_samples(path: str | Path, limit: int | None = None) -> list[EvalSample]:
+    """Read and validate every line (all errors surface before any model call)."""
+    samples: list[EvalSample] = []
+    seen: dict[str, int] = {}
+    for line in read_jsonl_objects(path):
+        sample = sample_from_line(line)
+        if sample.id in seen:
+            raise DataError(f"{path}:{line.line_number}: field \"id\": duplicate id {sample.id!r} "
+                            f"(first on line {seen[sample.id]})")
+        seen[sample.id] = line.line_number
+        samples.append(sample)
+    return samples[:limit] if limit else samples

@@ -1,0 +1,107 @@
+"""`chief eval-offline`: grade one model on one JSONL file and write per-sample records.
+
+Reads `{"input","output"}` lines (see `data.py`), renders each with the model's renderer,
+samples concurrently through the tinker SDK, grades, and returns a compact metrics dict
+(accuracy, n, 95% Wilson interval, unscored, errors) plus the settings that produced it.
+Records go to `<output>/samples.jsonl`, the summary to `<output>/summary.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import ConfigurationError
+from tinker_chief.evals.connection import Connection, connect
+from tinker_chief.evals.data import load_samples
+from tinker_chief.evals.graders import make_grader
+from tinker_chief.evals.records import SampleRecord, summarize, write_records
+from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
+from tinker_chief.evals.scoring import grade_samples
+
+
+@dataclass
+class OfflineConfig:
+    model: str
+    data: Path
+    grader: str = "exact"
+    judge_model: str | None = None
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    limit: int | None = None
+    concurrency: int = 16
+    output_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigurationError(f"`concurrency` must be >= 1, got {self.concurrency}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigurationError(f"`limit` must be >= 1, got {self.limit}")
+        if self.grader.startswith("llm_judge") and not self.judge_model:
+            raise ConfigurationError("grader `llm_judge` needs --judge-model")
+
+
+@dataclass
+class OfflineResult:
+    metrics: dict[str, Any]
+    records: list[SampleRecord]
+    records_path: Path
+    elapsed_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.metrics, "records": str(self.records_path), "elapsed_s": round(self.elapsed_s, 3)}
+
+
+def default_output_dir(model: str, data: Path) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.replace("tinker://", ""))[-60:]
+    return Path(".chief") / "eval-offline" / f"{slug}__{data.stem}"
+
+
+async def run_offline_async(config: OfflineConfig, connection: Connection) -> OfflineResult:
+    samples = load_samples(config.data, config.limit)
+    service = connection.service_client()
+    sampler = await ModelSampler.create(service, config.model, config.concurrency)
+    judge = None
+    if config.judge_model:
+        judge = sampler if config.judge_model == config.model else await ModelSampler.create(
+            service, config.judge_model, config.concurrency)
+    grader = make_grader(config.grader, judge=judge)
+    started = time.perf_counter()
+    records = await grade_samples(sampler, samples, grader, config.settings)
+    elapsed = time.perf_counter() - started
+    output = config.output_dir or default_output_dir(config.model, config.data)
+    records_path = output / "samples.jsonl"
+    write_records(records_path, records)
+    metrics = {
+        **summarize(records),
+        "model": config.model,
+        "base_model": sampler.base_model,
+        "data": str(config.data),
+        "grader": config.grader,
+        "judge_model": config.judge_model,
+        "settings": asdict(config.settings),
+        "backend": connection.backend,
+        "samples_per_s": round(len(records) / elapsed, 3) if elapsed > 0 else None,
+    }
+    (output / "summary.json").write_text(json.dumps(metrics, indent=2, default=str))
+    return OfflineResult(metrics, records, records_path, elapsed)
+
+
+def run_offline(config: OfflineConfig, base_url: str | None = None, api_key: str | None = None,
+                state_dir: Path | None = None) -> OfflineResult:
+    """Validate the data first (no engine start for a bad file), then connect and run."""
+    load_samples(config.data, config.limit)
+    make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(config.grader)
+    with connect(base_url, api_key, state_dir) as connection:
+        return asyncio.run(run_offline_async(config, connection))
+
+
+class _PlaceholderJudge:
+    """Lets grader options be validated before any model is opened."""
+
+    async def generate_text(self, messages: list[dict[str, str]]) -> str:  # pragma: no cover
+        raise NotImplementedError

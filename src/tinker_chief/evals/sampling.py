@@ -1,0 +1,144 @@
+"""The SDK-facing model handle every eval uses: render, sample concurrently, parse, score options.
+
+`ModelSampler` wraps a `tinker.SamplingClient` with the model's cookbook renderer (so prompts
+are exactly what training saw), a semaphore bounding in-flight requests (the engine batches
+concurrent requests, so concurrency is what buys throughput), and the tokenizer from our model
+catalog (the SDK's `get_tokenizer` would go to the Hugging Face hub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from tinker_chief.errors import EvalError, ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What shapes a sampled answer; recorded with every result."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens: list[int]
+    logprobs: list[float] | None
+    stop_reason: str
+
+
+def model_reference(model: str) -> dict[str, str]:
+    """`tinker://...` is a checkpoint path; anything else is a base model name."""
+    if model.startswith("tinker://"):
+        return {"model_path": model}
+    return {"base_model": model}
+
+
+class ModelSampler:
+    """A model reachable through the tinker SDK, with its renderer and a concurrency bound."""
+
+    def __init__(self, sampling_client: Any, base_model: str, tokenizer: Any, renderer: Any,
+                 concurrency: int = 16, model: str | None = None) -> None:
+        self.client = sampling_client
+        self.base_model = base_model
+        self.model = model or base_model
+        self.tokenizer = tokenizer
+        self.renderer = renderer
+        self.default_settings = GenerationSettings()
+        self._semaphore = asyncio.Semaphore(max(1, concurrency))
+
+    @classmethod
+    async def create(cls, service_client: Any, model: str, concurrency: int = 16) -> ModelSampler:
+        """Open a sampling client for a `tinker://` path or base model name."""
+        from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
+
+        try:
+            client = await service_client.create_sampling_client(**model_reference(model))
+            base_model = await client.get_base_model_async()
+        except Exception as exc:  # SDK errors carry HTTP details; say which model failed
+            raise ModelNotFoundError(f"cannot open model `{model}` for sampling: {_short(exc)}") from None
+        tokenizer = load_tokenizer(base_model)
+        renderer = get_renderer(renderer_name_for(base_model), tokenizer)
+        return cls(client, base_model, tokenizer, renderer, concurrency, model)
+
+    def _sampling_params(self, settings: GenerationSettings) -> Any:
+        import tinker
+
+        stop: list[Any] = list(self.renderer.get_stop_sequences())
+        if settings.stop:
+            # String stops are honoured after decoding (see _truncate); the renderer's token
+            # stops go to the engine, which cannot mix the two kinds in one list.
+            stop = stop if stop and not isinstance(stop[0], str) else [*stop, *settings.stop]
+        return tinker.SamplingParams(max_tokens=settings.max_tokens, temperature=settings.temperature,
+                                     top_p=settings.top_p, seed=settings.seed, stop=stop or None)
+
+    async def generate(self, messages: list[dict[str, str]], settings: GenerationSettings | None = None,
+                       num_samples: int = 1) -> list[Generation]:
+        settings = settings or self.default_settings
+        prompt = self.renderer.build_generation_prompt(messages)
+        async with self._semaphore:
+            try:
+                response = await self.client.sample(prompt=prompt, num_samples=num_samples,
+                                                    sampling_params=self._sampling_params(settings))
+            except Exception as exc:
+                raise EvalError(f"sampling from `{self.model}` failed: {_short(exc)}") from None
+        return [self._parse(sequence, settings) for sequence in response.sequences]
+
+    def _parse(self, sequence: Any, settings: GenerationSettings) -> Generation:
+        from tinker_cookbook.renderers import get_text_content
+
+        tokens = list(sequence.tokens)
+        message, _termination = self.renderer.parse_response(tokens)
+        text = _truncate(get_text_content(message), settings.stop)
+        stop_reason = str(getattr(sequence, "stop_reason", "") or "")
+        logprobs = list(sequence.logprobs) if getattr(sequence, "logprobs", None) is not None else None
+        return Generation(text=text, tokens=tokens, logprobs=logprobs, stop_reason=stop_reason)
+
+    async def generate_text(self, messages: list[dict[str, str]]) -> str:
+        """`TextGenerator` protocol: one greedy answer (used when this model judges)."""
+        return (await self.generate(messages, self.default_settings))[0].text
+
+    async def continuation_logprob(self, messages: list[dict[str, str]], continuation: str) -> float:
+        """log P(continuation | rendered prompt), via `compute_logprobs` on prompt+continuation."""
+        prompt_tokens = self.renderer.build_generation_prompt(messages).to_ints()
+        cont_tokens = self.tokenizer.encode(continuation, add_special_tokens=False)
+        if not cont_tokens:
+            raise EvalError(f"continuation {continuation!r} encodes to no tokens")
+        import tinker
+
+        full = tinker.ModelInput.from_ints(prompt_tokens + cont_tokens)
+        async with self._semaphore:
+            try:
+                logprobs = await self.client.compute_logprobs(full)
+            except Exception as exc:
+                raise EvalError(f"scoring with `{self.model}` failed: {_short(exc)}") from None
+        tail = logprobs[-len(cont_tokens):]
+        if any(lp is None for lp in tail):
+            raise EvalError(f"`{self.model}` returned no logprob for part of {continuation!r}")
+        return float(sum(tail))
+
+    async def option_probabilities(self, messages: list[dict[str, str]], options: list[str]) -> list[float]:
+        """Softmax over the options' continuation logprobs: the model's confidence in each."""
+        scores = await asyncio.gather(*(self.continuation_logprob(messages, o) for o in options))
+        top = max(scores)
+        weights = [math.exp(s - top) for s in scores]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+
+def _truncate(text: str, stops: tuple[str, ...]) -> str:
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."

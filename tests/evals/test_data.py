@@ -1,0 +1,48 @@
+"""Eval JSONL reading: accepted shapes and errors naming file, line and field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tinker_chief.errors import DataError
+from tinker_chief.evals.data import load_samples
+
+
+def write(tmp_path, lines):
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(x) if not isinstance(x, str) else x for x in lines) + "\n")
+    return path
+
+
+def test_shapes(tmp_path):
+    path = write(tmp_path, [
+        {"input": "2+2?", "output": "4"},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                      {"role": "user", "content": "Capital of France?"}], "output": "Paris", "id": "fr"},
+        {"input": "x", "output": 5, "system": "Be terse."},
+    ])
+    samples = load_samples(path)
+    assert [s.id for s in samples] == ["1", "fr", "3"]
+    assert samples[1].question == "Capital of France?"
+    assert samples[2].messages[0] == {"role": "system", "content": "Be terse."} and samples[2].target == "5"
+    assert len(load_samples(path, limit=2)) == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"output": "4"}, r'd.jsonl:2: field "input": expected a string \(the key is missing\)'),
+        ({"input": "q"}, r'd.jsonl:2: field "output": expected a string'),
+        ({"input": 3, "output": "4"}, r'd.jsonl:2: field "input": expected a string, got int'),
+        ({"messages": [{"role": "bot", "content": "x"}], "output": "4"}, r'field "messages\[0\].role"'),
+        ({"messages": [{"role": "assistant", "content": "x"}], "output": "4"}, "last message"),
+        ({"input": "q", "output": "4", "id": "1"}, 'duplicate id'),
+        ("{not json", r"d.jsonl:2: invalid JSON"),
+    ],
+)
+def test_errors_point_at_line_and_field(tmp_path, line, message):
+    path = write(tmp_path, [{"input": "ok", "output": "ok", "id": "1"}, line])
+    with pytest.raises(DataError, match=message):
+        load_samples(path)
