@@ -21,3 +21,12 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.chief-setup-*
   touch "$stamp"
 fi
+# evals: model-written code (HumanEval/MBPP-style) only runs under bubblewrap (Debian package).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+      || echo "note: could not install bubblewrap; code-execution evals will refuse to run" >&2
+  else
+    echo "note: bubblewrap (bwrap) not found; code-execution evals will refuse to run" >&2
+  fi
+fi
