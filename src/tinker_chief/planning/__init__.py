@@ -5,4 +5,80 @@ user's training data, counting tokens with the model's renderer, and turning dat
 + base model into a plan (LoRA rank and capacity, learning rate, placement, batch and steps,
 cost/time estimates, the eval suite) where every number carries the rule and source behind it.
 Imports `models` (tokenizers, configs, renderers) and the eval-suite schema from `evals`.
+
+Public API (other capabilities import from here):
+    ProjectConfig, Project, load_project, save_project, parse_config   (planning.config)
+    Conversation, PromptAnswer, Preference, RLPrompt, read_records, read_sft_conversations,
+    read_conversations, read_prompt_answers, read_preferences, read_rl_prompts   (planning.data)
+    make_plan, Plan, render_plan_markdown                                  (planning.plan)
+    init_project                                                           (planning.project)
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinker_chief.planning.config import (
+    CONFIG_FILENAME,
+    Project,
+    ProjectConfig,
+    load_project,
+    parse_config,
+    save_project,
+)
+from tinker_chief.planning.data import (
+    ChatMessage,
+    Conversation,
+    Preference,
+    PromptAnswer,
+    RLPrompt,
+    detect_format,
+    read_conversations,
+    read_preferences,
+    read_prompt_answers,
+    read_records,
+    read_rl_prompts,
+    read_sft_conversations,
+)
+
+# Heavier modules (tokenizers, cookbook) load on first use, so importing the schema stays cheap.
+_LAZY = {
+    "make_plan": "tinker_chief.planning.plan",
+    "Plan": "tinker_chief.planning.plan",
+    "render_plan_markdown": "tinker_chief.planning.report",
+    "init_project": "tinker_chief.planning.project",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)
+
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "ChatMessage",
+    "Conversation",
+    "Plan",
+    "Preference",
+    "Project",
+    "ProjectConfig",
+    "PromptAnswer",
+    "RLPrompt",
+    "detect_format",
+    "init_project",
+    "load_project",
+    "make_plan",
+    "parse_config",
+    "read_conversations",
+    "read_preferences",
+    "read_prompt_answers",
+    "read_records",
+    "read_rl_prompts",
+    "read_sft_conversations",
+    "render_plan_markdown",
+    "save_project",
+]

@@ -1,0 +1,299 @@
+"""`chief.toml`: the project file's schema, loading and validation.
+
+`ProjectConfig` is the single source of truth a project's training, evals and registry read;
+`chief init` writes it (via `planning.toml_writer`, with a comment on every section) and
+`load_project` reads it back, turning pydantic's errors into messages that name the file, the
+dotted field and what was expected. Every field is concrete (init fills the planner's
+recommendations in), so training never has to re-plan to know its settings.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tinker_chief.errors import ConfigurationError
+from tinker_chief.evals.suite import EvalSuite
+
+CONFIG_FILENAME = "chief.toml"
+SCHEMA_VERSION = 1
+
+Task = Literal["sl", "rl", "dpo", "distill"]
+UseCase = Literal["chat", "code", "math", "agent"]
+# The cookbook's `TrainOnWhat` values (tinker_cookbook.renderers.TrainOnWhat, 0.5.8).
+TrainOnWhatName = Literal[
+    "last_assistant_message",
+    "last_assistant_turn",
+    "all_assistant_messages",
+    "all_messages",
+    "all_tokens",
+    "all_user_and_system_messages",
+    "customized",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Training data, relative to the project directory."""
+
+    train: str = Field(..., description="Training JSONL (conversations, prompt/answer, preferences or RL prompts).")
+    val: str | None = Field(None, description="Held-out JSONL of the same format; used for NLL and product evals.")
+    train_on_what: TrainOnWhatName = Field(
+        "all_assistant_messages", description="Which tokens carry loss (the cookbook's TrainOnWhat)."
+    )
+    max_length: int = Field(2048, ge=16, description="Longest rendered example in tokens.")
+    truncation: Literal["truncate", "drop"] = Field(
+        "truncate", description="What happens to longer examples: cut at max_length, or skip them."
+    )
+
+
+class LoraConfig(_Section):
+    """Where LoRA adapters go and how big they are (create_lora_training_client arguments)."""
+
+    rank: int = Field(32, ge=1, le=1024, description="LoRA rank.")
+    train_mlp: bool = Field(True, description="Adapt MLP (and MoE expert) layers.")
+    train_attn: bool = Field(True, description="Adapt attention projections.")
+    train_unembed: bool = Field(True, description="Adapt the unembedding (LM head).")
+
+    @model_validator(mode="after")
+    def _some_target(self) -> "LoraConfig":
+        if not (self.train_mlp or self.train_attn or self.train_unembed):
+            raise ValueError("at least one of train_mlp, train_attn, train_unembed must be true")
+        return self
+
+
+class OptimizerConfig(_Section):
+    """AdamW settings (tinker.AdamParams)."""
+
+    learning_rate: float = Field(..., gt=0, description="Peak learning rate.")
+    beta1: float = Field(0.9, ge=0, lt=1, description="Adam beta1.")
+    beta2: float = Field(0.95, ge=0, lt=1, description="Adam beta2.")
+    eps: float = Field(1e-8, gt=0, description="Adam epsilon.")
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
+    grad_clip_norm: float = Field(1.0, ge=0, description="Global gradient-norm clip; 0 disables.")
+
+
+class ScheduleConfig(_Section):
+    """Batching and the learning-rate schedule."""
+
+    batch_size: int = Field(..., ge=1, description="Examples (SL/DPO) per optimizer step.")
+    epochs: int | None = Field(1, ge=1, description="Passes over the training data (ignored when steps is set).")
+    steps: int | None = Field(None, ge=1, description="Total optimizer steps; when set it wins over epochs.")
+    lr_schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
+
+    @model_validator(mode="after")
+    def _epochs_or_steps(self) -> "ScheduleConfig":
+        if self.epochs is None and self.steps is None:
+            raise ValueError("set epochs or steps (or both)")
+        return self
+
+
+class CheckpointConfig(_Section):
+    every_steps: int = Field(20, ge=0, description="Save a resumable checkpoint every N steps; 0 only at the end.")
+
+
+class InlineEvalConfig(_Section):
+    """Sparse evals during training (doctrine 6)."""
+
+    nll_every_steps: int = Field(10, ge=0, description="Validation NLL every N steps; 0 disables.")
+    sampled_every_steps: int = Field(0, ge=0, description="Small generative smoke test every N steps; 0 disables.")
+    sampled_task: str | None = Field(None, description="Name of the eval-suite task used for the smoke test.")
+
+
+class RLConfig(_Section):
+    group_size: int = Field(4, ge=1, description="Samples per prompt (advantages are relative within a group).")
+    groups_per_batch: int = Field(8, ge=1, description="Prompts per optimizer step.")
+    max_tokens: int = Field(64, ge=1, description="Most tokens sampled per answer.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature for rollouts.")
+    kl_penalty_coef: float = Field(0.0, ge=0, description="KL penalty against the base model; 0 disables.")
+
+
+class DPOConfig(_Section):
+    beta: float = Field(0.1, gt=0, description="DPO beta (strength of the reference-model anchor).")
+
+
+class DistillConfig(_Section):
+    teacher_model: str | None = Field(None, description="Teacher model; defaults to the base model.")
+    teacher_prompt: str | None = Field(None, description="System prompt given to the teacher only (prompt distillation).")
+
+
+class BackendConfig(_Section):
+    kind: Literal["local", "tinker"] = Field("local", description="local engine, or Tinker's cloud (needs TINKER_API_KEY).")
+    base_url: str | None = Field(None, description="Service URL override; the local engine's URL when kind=local.")
+
+
+class EstimatesConfig(_Section):
+    """Overrides for the plan's cost and time estimates."""
+
+    prices_file: str | None = Field(None, description="Price table (TOML) replacing the shipped one.")
+    local_train_tokens_per_s: float | None = Field(None, gt=0, description="Measured local training throughput.")
+    local_sample_tokens_per_s: float | None = Field(None, gt=0, description="Measured local sampling throughput.")
+
+
+def _gate_rules_class() -> type[BaseModel] | None:
+    """The registry's `GateRules` once it exists; until then `[gate]` is a plain table."""
+    try:
+        from tinker_chief.registry import GateRules  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return GateRules
+
+
+class ProjectConfig(BaseModel):
+    """The whole of `chief.toml`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    schema_version: int = Field(SCHEMA_VERSION, description="Version of this file's schema.")
+    name: str = Field(..., min_length=1, description="Project name (used in the registry).")
+    base_model: str = Field(..., min_length=1, description="Base model name (catalog name, local dir or hub id).")
+    renderer: str = Field(..., min_length=1, description="Cookbook renderer name for the chat format.")
+    task: Task = Field("sl", description="sl | rl | dpo | distill.")
+    use_case: UseCase = Field("chat", description="chat | code | math | agent (chooses the eval template).")
+    seed: int = Field(0, description="Seed for shuffling and sampling.")
+    registry: str = Field(".chief/registry.db", description="Model registry (SQLite), relative to the project.")
+    data: DataConfig
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    optimizer: OptimizerConfig
+    schedule: ScheduleConfig
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    inline_evals: InlineEvalConfig = Field(default_factory=InlineEvalConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
+    eval_suite: EvalSuite
+    gate: Any = Field(default_factory=dict, description="Promotion-gate rules (tinker_chief.registry.GateRules).")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(f"schema {value} is newer than this chief understands ({SCHEMA_VERSION}); upgrade chief")
+        return value
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _gate(cls, value: Any) -> Any:
+        gate_cls = _gate_rules_class()
+        if gate_cls is not None:
+            return value if isinstance(value, gate_cls) else gate_cls.model_validate(value or {})
+        if not isinstance(value, dict):
+            raise ValueError("expected a table of gate rules")
+        return value
+
+    def gate_dict(self) -> dict[str, Any]:
+        """The gate rules as plain data, whichever type holds them."""
+        return self.gate.model_dump(mode="json") if isinstance(self.gate, BaseModel) else dict(self.gate)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: where it lives and what it says."""
+
+    root: Path
+    config: ProjectConfig
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILENAME
+
+    def path(self, relative: str | Path) -> Path:
+        """Resolve a path from `chief.toml` (relative to the project directory)."""
+        candidate = Path(relative).expanduser()
+        return candidate if candidate.is_absolute() else self.root / candidate
+
+    @property
+    def train_path(self) -> Path:
+        return self.path(self.config.data.train)
+
+    @property
+    def val_path(self) -> Path | None:
+        return self.path(self.config.data.val) if self.config.data.val else None
+
+    @property
+    def registry_path(self) -> Path:
+        return self.path(self.config.registry)
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def _expected(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "missing":
+        return "a value (the key is missing)"
+    if kind == "extra_forbidden":
+        return "no such key (unknown setting; check the spelling)"
+    message = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Input should be ")
+    return message[:1].lower() + message[1:]
+
+
+def config_errors(error: ValidationError, source: Path | str) -> ConfigurationError:
+    """Convert a pydantic error into one naming the file, each dotted field and the expectation."""
+    reasons = []
+    for item in error.errors():
+        field = _format_location(item.get("loc", ()))
+        got = item.get("input")
+        got_text = "" if item.get("type") in ("missing",) or isinstance(got, dict) else f", got {got!r}"
+        reasons.append(f"field `{field}`: expected {_expected(item)}{got_text}")
+    count = len(reasons)
+    message = f"{source}: {reasons[0]}" if count == 1 else f"{source}: {count} invalid fields"
+    exc = ConfigurationError(message)
+    exc.reasons = reasons if count > 1 else []  # type: ignore[attr-defined]
+    return exc
+
+
+def parse_config(data: dict[str, Any], source: Path | str = CONFIG_FILENAME) -> ProjectConfig:
+    """Validate a parsed `chief.toml` table."""
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise config_errors(exc, source) from None
+
+
+def load_project(directory: str | Path) -> Project:
+    """Read `<directory>/chief.toml` (or the file itself) into a `Project`."""
+    path = Path(directory).expanduser()
+    config_path = path if path.name == CONFIG_FILENAME or path.is_file() else path / CONFIG_FILENAME
+    if not config_path.is_file():
+        raise ConfigurationError(f"{config_path}: not found; create a project with `chief init`")
+    try:
+        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{config_path}: invalid TOML ({exc})") from None
+    return Project(root=config_path.parent.resolve(), config=parse_config(data, config_path))
+
+
+def save_project(project_or_root: Project | str | Path, config: ProjectConfig | None = None) -> Path:
+    """Write a documented `chief.toml`; returns its path. The write is atomic (temp file + rename)."""
+    from tinker_chief.planning.toml_writer import dump_config
+
+    if isinstance(project_or_root, Project):
+        root, config = project_or_root.root, config or project_or_root.config
+    else:
+        root = Path(project_or_root)
+    if config is None:
+        raise ConfigurationError("save_project needs a config")
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / CONFIG_FILENAME
+    staging = target.with_suffix(".toml.tmp")
+    staging.write_text(dump_config(config), encoding="utf-8")
+    staging.replace(target)
+    return target
