@@ -4,4 +4,55 @@ A durable SQLite store (versioned schema, WAL, one transaction per change) of mo
 lineage, eval runs with per-sample outcomes, status history and an audit log; the promotion
 gate that refuses a worse model; and the generated `MODEL_REGISTRY.md`. A pure store: it
 imports no other capability of tinker-chief.
+
+    from tinker_chief.registry import Registry, MetricValue, SampleOutcome
+    with Registry.open() as reg:                      # .chief/registry.db or $CHIEF_REGISTRY
+        m = reg.register_model("bot", base_model="SmolLM2-135M-Instruct-Q4_1", recipe="sl")
+        reg.record_eval(m.ref, suite_name="chat", suite_version=suite.version, task="qa",
+                        metrics=[MetricValue("accuracy", 0.8, 0.7, 0.9, 100)],
+                        samples=[SampleOutcome("q1", 1.0, True)], headline_metric="accuracy")
+        reg.promote(m.ref, "prod", suite=SuiteRequirement.from_suite(suite), rules=GateRules())
 """
+
+from tinker_chief.registry._compare import Comparison, MetricRow
+from tinker_chief.registry._gate import GateReport
+from tinker_chief.registry._records import (
+    AuditEntry,
+    DataFile,
+    DataSummary,
+    EvalRun,
+    LoraSpec,
+    MetricValue,
+    ModelRecord,
+    SampleOutcome,
+    StatusChange,
+)
+from tinker_chief.registry._scrub import scrub
+from tinker_chief.registry._store import DEFAULT_PATH, Registry, default_path
+from tinker_chief.registry.rules import GateRules, SuiteRequirement, TaskRequirement
+from tinker_chief.registry.stats import PairedTest, mcnemar, paired_bootstrap
+
+__all__ = [
+    "DEFAULT_PATH",
+    "AuditEntry",
+    "Comparison",
+    "DataFile",
+    "DataSummary",
+    "EvalRun",
+    "GateReport",
+    "GateRules",
+    "LoraSpec",
+    "MetricRow",
+    "MetricValue",
+    "ModelRecord",
+    "PairedTest",
+    "Registry",
+    "SampleOutcome",
+    "StatusChange",
+    "SuiteRequirement",
+    "TaskRequirement",
+    "default_path",
+    "mcnemar",
+    "paired_bootstrap",
+    "scrub",
+]

@@ -1,0 +1,117 @@
+"""Ordered forward migrations of the registry schema (llm's `m001_initial` pattern).
+
+Each `@migration` function runs once, inside the same transaction that records its name in
+`_chief_migrations`, so a crash mid-migration leaves the previous schema intact. The schema
+version is the number of migrations; a file recording migrations this code does not know was
+written by a newer tinker-chief and is refused rather than touched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    # Not `executescript`: it commits first, which would split a migration from its record.
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            display_name TEXT NOT NULL,
+            tinker_path TEXT,
+            backend TEXT NOT NULL CHECK (backend IN ('local', 'tinker')),
+            base_model TEXT NOT NULL,
+            recipe TEXT NOT NULL CHECK (recipe IN ('sl', 'rl', 'dpo', 'distill', 'base')),
+            lora_json TEXT,
+            optimizer_json TEXT NOT NULL DEFAULT '{}',
+            data_json TEXT NOT NULL DEFAULT '{}',
+            parent_id INTEGER REFERENCES models(id),
+            training_run_id TEXT,
+            training_step INTEGER,
+            config_hash TEXT,
+            config_json TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'candidate'
+                CHECK (status IN ('candidate', 'staging', 'prod', 'retired')),
+            created_at TEXT NOT NULL,
+            UNIQUE (name, version)
+        );
+        CREATE INDEX models_tinker_path ON models(tinker_path);
+        -- Exactly one prod per project, enforced by the database as well as by promote().
+        CREATE UNIQUE INDEX models_one_prod ON models(status) WHERE status = 'prod';
+
+        CREATE TABLE status_history (
+            id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models(id),
+            from_status TEXT,
+            to_status TEXT NOT NULL,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            forced INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX status_history_model ON status_history(model_id);
+
+        CREATE TABLE eval_runs (
+            id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models(id),
+            suite_name TEXT NOT NULL,
+            suite_version TEXT NOT NULL,
+            task TEXT NOT NULL,
+            headline_metric TEXT,
+            settings_json TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'cancelled')),
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            log_location TEXT,
+            error TEXT
+        );
+        CREATE INDEX eval_runs_model_task ON eval_runs(model_id, task, status);
+
+        CREATE TABLE metrics (
+            run_id INTEGER NOT NULL REFERENCES eval_runs(id),
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            ci_low REAL,
+            ci_high REAL,
+            n INTEGER,
+            PRIMARY KEY (run_id, name)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE samples (
+            run_id INTEGER NOT NULL REFERENCES eval_runs(id),
+            sample_id TEXT NOT NULL,
+            score REAL NOT NULL,
+            passed INTEGER,
+            detail TEXT,
+            PRIMARY KEY (run_id, sample_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            command TEXT NOT NULL,
+            target TEXT,
+            details_json TEXT NOT NULL DEFAULT '{}'
+        );
+        """
+    )

@@ -1,0 +1,168 @@
+"""Typed records the registry stores and returns: models, eval runs, metrics, samples, history.
+
+These frozen dataclasses are the registry's boundary types. Writers (training, evals) build
+`LoraSpec`, `DataSummary`, `MetricValue` and `SampleOutcome` and pass them to `Registry`;
+readers (reports, CLI) get `ModelRecord`, `EvalRun`, `StatusChange` and `AuditEntry` back.
+Every record has `to_dict()` giving plain JSON types, used by `--json` output and the export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Backend = Literal["local", "tinker"]
+Recipe = Literal["sl", "rl", "dpo", "distill", "base"]
+Status = Literal["candidate", "staging", "prod", "retired"]
+RunStatus = Literal["running", "finished", "failed", "cancelled"]
+
+BACKENDS: tuple[str, ...] = ("local", "tinker")
+RECIPES: tuple[str, ...] = ("sl", "rl", "dpo", "distill", "base")
+STATUSES: tuple[str, ...] = ("candidate", "staging", "prod", "retired")
+RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "cancelled")
+
+
+class _AsDict:
+    """Mixin: `to_dict()` as plain JSON-able types (tuples become lists)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class LoraSpec(_AsDict):
+    """The LoRA adapter shape (Tinker's `create_lora_training_client` arguments)."""
+
+    rank: int
+    train_mlp: bool = True
+    train_attn: bool = True
+    train_unembed: bool = False
+
+
+@dataclass(frozen=True)
+class DataFile(_AsDict):
+    """One training-data file, identified by content hash so lineage survives renames."""
+
+    path: str
+    sha256: str
+    examples: int | None = None
+
+
+@dataclass(frozen=True)
+class DataSummary(_AsDict):
+    """What a model was trained on; counts are totals over `files`."""
+
+    files: tuple[DataFile, ...] = ()
+    examples: int | None = None
+    tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DataSummary:
+        files = tuple(DataFile(**f) for f in raw.get("files", ()))
+        return cls(files, raw.get("examples"), raw.get("tokens"), raw.get("completion_tokens"))
+
+
+@dataclass(frozen=True)
+class ModelRecord(_AsDict):
+    """One registered checkpoint. `ref` ("name:vN") is how every command names it."""
+
+    id: int
+    name: str
+    version: int
+    display_name: str
+    tinker_path: str | None
+    backend: str
+    base_model: str
+    recipe: str
+    lora: LoraSpec | None
+    optimizer: dict[str, Any]
+    data: DataSummary
+    parent_ref: str | None
+    training_run_id: str | None
+    training_step: int | None
+    config_hash: str | None
+    config: dict[str, Any]
+    status: str
+    created_at: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["ref"] = self.ref
+        return out
+
+
+@dataclass(frozen=True)
+class MetricValue(_AsDict):
+    """A metric of one eval run: value with optional confidence interval and sample count."""
+
+    name: str
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class SampleOutcome(_AsDict):
+    """One sample's result on the run's headline metric, kept for paired comparisons.
+
+    `passed` is set for pass/fail tasks (McNemar); `score` always (paired bootstrap).
+    """
+
+    sample_id: str
+    score: float
+    passed: bool | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalRun(_AsDict):
+    """One task of one suite evaluated on one model, with its metrics once finished."""
+
+    id: int
+    model_ref: str
+    suite_name: str
+    suite_version: str
+    task: str
+    headline_metric: str | None
+    settings: dict[str, Any]
+    status: str
+    started_at: str
+    finished_at: str | None
+    log_location: str | None
+    error: str | None
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+
+    def metric(self, name: str) -> MetricValue | None:
+        return self.metrics.get(name)
+
+
+@dataclass(frozen=True)
+class StatusChange(_AsDict):
+    """A row of a model's status history."""
+
+    model_ref: str
+    from_status: str | None
+    to_status: str
+    at: str
+    actor: str
+    reason: str
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class AuditEntry(_AsDict):
+    """A registry-changing command: who, when, what, on which model, with details."""
+
+    id: int
+    at: str
+    actor: str
+    command: str
+    target: str | None
+    details: dict[str, Any]

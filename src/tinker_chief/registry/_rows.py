@@ -1,0 +1,125 @@
+"""Row <-> record conversion and the small queries every part of the registry shares.
+
+Kept apart from `Registry` so the store, the gate, compare and export read rows one way.
+JSON columns are written canonically (sorted keys) so the export is byte-for-byte stable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any
+
+from tinker_chief.errors import ModelNotFoundError
+from tinker_chief.registry._records import (
+    DataSummary,
+    EvalRun,
+    LoraSpec,
+    MetricValue,
+    ModelRecord,
+    SampleOutcome,
+)
+from tinker_chief.registry._scrub import scrub, scrub_text
+
+MODEL_COLUMNS = (
+    "m.id, m.name, m.version, m.display_name, m.tinker_path, m.backend, m.base_model, m.recipe, "
+    "m.lora_json, m.optimizer_json, m.data_json, p.name, p.version, m.training_run_id, "
+    "m.training_step, m.config_hash, m.config_json, m.status, m.created_at"
+)
+MODEL_FROM = "models m LEFT JOIN models p ON p.id = m.parent_id"
+RUN_COLUMNS = (
+    "r.id, m.name, m.version, r.suite_name, r.suite_version, r.task, r.headline_metric, "
+    "r.settings_json, r.status, r.started_at, r.finished_at, r.log_location, r.error"
+)
+_REF = re.compile(r"^(?P<name>.+):v(?P<version>\d+)$")
+
+
+def dumps(value: Any) -> str:
+    """Canonical, scrubbed JSON for a column: secrets never reach the file."""
+    return json.dumps(scrub(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def model_from_row(row: tuple[Any, ...]) -> ModelRecord:
+    lora = json.loads(row[8]) if row[8] else None
+    return ModelRecord(
+        id=row[0], name=row[1], version=row[2], display_name=row[3], tinker_path=row[4],
+        backend=row[5], base_model=row[6], recipe=row[7],
+        lora=LoraSpec(**lora) if lora else None,
+        optimizer=json.loads(row[9]), data=DataSummary.from_dict(json.loads(row[10])),
+        parent_ref=f"{row[11]}:v{row[12]}" if row[11] is not None else None,
+        training_run_id=row[13], training_step=row[14], config_hash=row[15],
+        config=json.loads(row[16]), status=row[17], created_at=row[18],
+    )
+
+
+def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
+    """Resolve "name:vN", "name" (its latest version) or a `tinker://` path to a model."""
+    if ref.startswith("tinker://"):
+        where, args = "m.tinker_path = ?", (ref,)
+    elif (match := _REF.match(ref)) is not None:
+        where, args = "m.name = ? AND m.version = ?", (match["name"], int(match["version"]))
+    else:
+        where, args = "m.name = ?", (ref,)
+    row = db.execute(
+        f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} WHERE {where} ORDER BY m.version DESC, m.id DESC "
+        "LIMIT 1",
+        args,
+    ).fetchone()
+    if row is None:
+        known = [f"{n}:v{v}" for n, v in db.execute(
+            "SELECT name, version FROM models ORDER BY name, version LIMIT 8")]
+        hint = f"registered: {', '.join(known)}" if known else "the registry has no models yet"
+        raise ModelNotFoundError(
+            f"no model `{scrub_text(ref)}` in the registry (expected name, name:vN or a tinker:// "
+            f"path; {hint}); see `chief registry list`"
+        )
+    return model_from_row(row)
+
+
+def run_from_row(db: sqlite3.Connection, row: tuple[Any, ...]) -> EvalRun:
+    metrics = {
+        name: MetricValue(name, value, lo, hi, n)
+        for name, value, lo, hi, n in db.execute(
+            "SELECT name, value, ci_low, ci_high, n FROM metrics WHERE run_id = ? ORDER BY name",
+            (row[0],),
+        )
+    }
+    return EvalRun(
+        id=row[0], model_ref=f"{row[1]}:v{row[2]}", suite_name=row[3], suite_version=row[4],
+        task=row[5], headline_metric=row[6], settings=json.loads(row[7]), status=row[8],
+        started_at=row[9], finished_at=row[10], log_location=row[11], error=row[12],
+        metrics=metrics,
+    )
+
+
+def query_runs(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[EvalRun]:
+    rows = db.execute(
+        f"SELECT {RUN_COLUMNS} FROM eval_runs r JOIN models m ON m.id = r.model_id WHERE {where} "
+        "ORDER BY r.task, r.id",
+        args,
+    ).fetchall()
+    return [run_from_row(db, row) for row in rows]
+
+
+def latest_finished(
+    db: sqlite3.Connection, model_id: int, suite_version: str | None = None
+) -> dict[str, EvalRun]:
+    """Per task, the model's most recent finished run (on `suite_version` when given)."""
+    where, args = "r.model_id = ? AND r.status = 'finished'", (model_id,)
+    if suite_version is not None:
+        where, args = where + " AND r.suite_version = ?", (model_id, suite_version)
+    latest: dict[str, EvalRun] = {}
+    for run in query_runs(db, where, args):  # ordered by id: later runs replace earlier ones
+        latest[run.task] = run
+    return dict(sorted(latest.items()))
+
+
+def load_samples(db: sqlite3.Connection, run_id: int) -> list[SampleOutcome]:
+    return [
+        SampleOutcome(sid, score, None if passed is None else bool(passed), detail)
+        for sid, score, passed, detail in db.execute(
+            "SELECT sample_id, score, passed, detail FROM samples WHERE run_id = ? ORDER BY sample_id",
+            (run_id,),
+        )
+    ]

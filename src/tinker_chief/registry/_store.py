@@ -1,0 +1,409 @@
+"""`Registry`: the one entry point to the registry database (models and eval runs).
+
+Every public method that changes the file runs in ONE `BEGIN IMMEDIATE` transaction that also
+writes its audit-log row, so a crash leaves either the whole change or none of it. Governance
+(promote/retire) lives in `_governance.py`, comparison in `_compare.py`, export in `_export.py`;
+`Registry` exposes them as methods so callers need a single object.
+
+    reg = Registry.open(".chief/registry.db")
+    model = reg.register_model("support-bot", base_model="SmolLM2-135M-Instruct-Q4_1", ...)
+    reg.record_eval(model.ref, suite_name="chat", suite_version="3f2a...", task="gsm8k", metrics=[...])
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import RegistryError
+from tinker_chief.registry import _compare, _db, _export, _governance
+from tinker_chief.registry._compare import Comparison
+from tinker_chief.registry._gate import GateReport
+from tinker_chief.registry._records import (
+    BACKENDS,
+    RECIPES,
+    RUN_STATUSES,
+    AuditEntry,
+    DataSummary,
+    EvalRun,
+    LoraSpec,
+    MetricValue,
+    ModelRecord,
+    SampleOutcome,
+    StatusChange,
+)
+from tinker_chief.registry._rows import (
+    MODEL_COLUMNS,
+    MODEL_FROM,
+    dumps,
+    find_model,
+    latest_finished,
+    load_samples,
+    model_from_row,
+    query_runs,
+)
+from tinker_chief.registry._scrub import scrub_optional, scrub_text
+from tinker_chief.registry.rules import GateRules, SuiteRequirement
+
+DEFAULT_PATH = Path(".chief") / "registry.db"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+Clock = Callable[[], datetime]
+
+
+def default_path() -> Path:
+    """`CHIEF_REGISTRY` if set, else `.chief/registry.db` in the current project."""
+    return Path(os.environ.get("CHIEF_REGISTRY") or DEFAULT_PATH)
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (containers): still record something honest
+        return "unknown"
+
+
+class Registry:
+    """The model registry stored in one SQLite file. Open with `Registry.open(path)`."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path, clock: Clock | None = None) -> None:
+        self._db = db
+        self.path = path
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+
+    @classmethod
+    def open(
+        cls, path: Path | str | None = None, *, create: bool = True, clock: Clock | None = None
+    ) -> Registry:
+        """Open the registry at `path` (default: `default_path()`), migrating it forward.
+
+        Raises RegistryError for a missing file with `create=False`, a corrupt or foreign file
+        and a newer schema; none of them is modified. `clock` fixes timestamps (tests, golden
+        exports).
+        """
+        resolved = Path(path) if path is not None else default_path()
+        return cls(_db.connect(resolved, create=create), resolved, clock)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return _db.schema_version(self._db)
+
+    def now(self) -> str:
+        return self._clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # ----------------------------------------------------------------------------- models
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        base_model: str,
+        backend: str = "local",
+        recipe: str = "sl",
+        tinker_path: str | None = None,
+        display_name: str | None = None,
+        lora: LoraSpec | dict[str, Any] | None = None,
+        optimizer: dict[str, Any] | None = None,
+        data: DataSummary | dict[str, Any] | None = None,
+        parent: str | None = None,
+        training_run_id: str | None = None,
+        training_step: int | None = None,
+        config: dict[str, Any] | None = None,
+        config_hash: str | None = None,
+        actor: str | None = None,
+    ) -> ModelRecord:
+        """Record a new version of model `name` (version = previous + 1) as a candidate.
+
+        `optimizer` holds the optimizer and schedule (e.g. {"name": "adamw", "lr": 2e-4,
+        "schedule": "linear"}); `config` is the full training config. Both are scrubbed of
+        secrets. `parent` is a model ref (lineage).
+        """
+        _check_choice("name", name, None, pattern=_NAME)
+        _check_choice("backend", backend, BACKENDS)
+        _check_choice("recipe", recipe, RECIPES)
+        if tinker_path is not None and not tinker_path.startswith("tinker://"):
+            raise RegistryError(f"register_model: `tinker_path` must start with tinker://, got {tinker_path!r}")
+        lora_dict = asdict(lora) if isinstance(lora, LoraSpec) else lora
+        if lora_dict is not None:
+            LoraSpec(**lora_dict)  # validates the field names before anything is written
+        data_dict = data.to_dict() if isinstance(data, DataSummary) else dict(data or {})
+        DataSummary.from_dict(data_dict)
+        config_json = dumps(config or {})
+        config_hash = config_hash or (hashlib.sha256(config_json.encode()).hexdigest()[:16] if config else None)
+        actor = actor or default_actor()
+        with _db.write(self._db) as db:
+            parent_id = find_model(db, parent).id if parent else None
+            version = db.execute(
+                "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", (name,)
+            ).fetchone()[0]
+            now = self.now()
+            model_id = db.execute(
+                "INSERT INTO models (name, version, display_name, tinker_path, backend, base_model, "
+                "recipe, lora_json, optimizer_json, data_json, parent_id, training_run_id, "
+                "training_step, config_hash, config_json, status, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'candidate',?)",
+                (name, version, scrub_text(display_name or f"{name} v{version}"), tinker_path, backend,
+                 base_model, recipe, dumps(lora_dict) if lora_dict is not None else None,
+                 dumps(optimizer or {}), dumps(data_dict), parent_id,
+                 scrub_optional(training_run_id), training_step, config_hash, config_json, now),
+            ).lastrowid
+            self._history(model_id, None, "candidate", actor, "registered", False)
+            self._audit(actor, "register", f"{name}:v{version}",
+                        {"base_model": base_model, "recipe": recipe, "backend": backend})
+            return find_model(db, f"{name}:v{version}")
+
+    def get_model(self, ref: str) -> ModelRecord:
+        """The model named by `ref`: "name:vN", "name" (latest version) or its tinker:// path."""
+        with _db.read(self._db) as db:
+            return find_model(db, ref)
+
+    def list_models(self, *, status: str | None = None) -> list[ModelRecord]:
+        """All models, ordered by name then version (optionally only those with `status`)."""
+        where, args = ("WHERE m.status = ?", (status,)) if status else ("", ())
+        with _db.read(self._db) as db:
+            rows = db.execute(
+                f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} {where} ORDER BY m.name, m.version", args
+            ).fetchall()
+        return [model_from_row(row) for row in rows]
+
+    def prod_model(self) -> ModelRecord | None:
+        models = self.list_models(status="prod")
+        return models[0] if models else None
+
+    # ---------------------------------------------------------------------------- evals
+
+    def start_eval_run(
+        self,
+        model_ref: str,
+        *,
+        suite_name: str,
+        suite_version: str,
+        task: str,
+        settings: dict[str, Any] | None = None,
+        headline_metric: str | None = None,
+        log_location: str | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Record that an eval of `task` on `model_ref` began; returns the run id."""
+        with _db.write(self._db) as db:
+            return self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
+                                    headline_metric, log_location, actor or default_actor())
+
+    def finish_eval_run(
+        self,
+        run_id: int,
+        *,
+        metrics: Iterable[MetricValue] = (),
+        samples: Iterable[SampleOutcome] = (),
+        status: str = "finished",
+        error: str | None = None,
+        log_location: str | None = None,
+        actor: str | None = None,
+    ) -> EvalRun:
+        """Close a running eval with its metrics and per-sample outcomes, all in one transaction."""
+        _check_choice("status", status, RUN_STATUSES[1:])
+        metrics, samples = list(metrics), list(samples)
+        with _db.write(self._db) as db:
+            row = db.execute("SELECT status FROM eval_runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RegistryError(f"finish_eval_run: no eval run with id {run_id}")
+            if row[0] != "running":
+                raise RegistryError(f"finish_eval_run: eval run {run_id} is already {row[0]}")
+            self._complete_run(db, run_id, metrics, samples, status, error, log_location)
+            self._audit(actor or default_actor(), "eval-finish", None, {"run_id": run_id, "status": status})
+            return query_runs(db, "r.id = ?", (run_id,))[0]
+
+    def record_eval(
+        self,
+        model_ref: str,
+        *,
+        suite_name: str,
+        suite_version: str,
+        task: str,
+        metrics: Iterable[MetricValue],
+        samples: Iterable[SampleOutcome] = (),
+        settings: dict[str, Any] | None = None,
+        headline_metric: str | None = None,
+        log_location: str | None = None,
+        status: str = "finished",
+        error: str | None = None,
+        actor: str | None = None,
+    ) -> EvalRun:
+        """Record a whole eval run (run, metrics, samples, audit) in one transaction."""
+        _check_choice("status", status, RUN_STATUSES[1:])
+        metrics, samples = list(metrics), list(samples)
+        actor = actor or default_actor()
+        with _db.write(self._db) as db:
+            run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
+                                      headline_metric, log_location, actor)
+            self._complete_run(db, run_id, metrics, samples, status, error, None)
+            return query_runs(db, "r.id = ?", (run_id,))[0]
+
+    def eval_runs(self, model_ref: str, *, task: str | None = None) -> list[EvalRun]:
+        """Every eval run of a model (any status, any suite version), by task then age."""
+        with _db.read(self._db) as db:
+            model = find_model(db, model_ref)
+            if task is None:
+                return query_runs(db, "r.model_id = ?", (model.id,))
+            return query_runs(db, "r.model_id = ? AND r.task = ?", (model.id, task))
+
+    def latest_results(self, model_ref: str, suite_version: str | None = None) -> dict[str, EvalRun]:
+        """Per task, the model's latest finished run (only on `suite_version` when given)."""
+        with _db.read(self._db) as db:
+            return latest_finished(db, find_model(db, model_ref).id, suite_version)
+
+    def samples(self, run_id: int) -> list[SampleOutcome]:
+        """The per-sample outcomes of one eval run, by sample id."""
+        with _db.read(self._db) as db:
+            return load_samples(db, run_id)
+
+    # ----------------------------------------------------------------------- governance
+
+    def check_promotion(
+        self,
+        model_ref: str,
+        to: str = "prod",
+        *,
+        suite: SuiteRequirement | None = None,
+        rules: GateRules | None = None,
+    ) -> GateReport:
+        """Judge a promotion without changing anything (what `promote` would decide)."""
+        return _governance.check_promotion(self, model_ref, to, suite, rules)
+
+    def promote(
+        self,
+        model_ref: str,
+        to: str = "prod",
+        *,
+        suite: SuiteRequirement | None = None,
+        rules: GateRules | None = None,
+        actor: str | None = None,
+        reason: str = "",
+        force: bool = False,
+    ) -> ModelRecord:
+        """Move a model to staging or prod; prod goes through the gate.
+
+        Raises PromotionRejected (with `.reasons`, every failing rule) unless the gate passes
+        or `force` is set with a `reason`. The old prod becomes staging in the same transaction.
+        """
+        report = self.check_promotion(model_ref, to, suite=suite, rules=rules)
+        return self.apply_promotion(report, actor=actor, reason=reason, force=force)
+
+    def apply_promotion(
+        self, report: GateReport, *, actor: str | None = None, reason: str = "", force: bool = False
+    ) -> ModelRecord:
+        """Apply a `check_promotion` verdict; refuses if prod changed since the check."""
+        return _governance.apply_promotion(self, report, actor=actor or default_actor(),
+                                           reason=reason, force=force)
+
+    def retire(self, model_ref: str, *, actor: str | None = None, reason: str = "") -> ModelRecord:
+        """Mark a model retired (any status; a retired prod leaves the project without prod)."""
+        return _governance.retire(self, model_ref, actor=actor or default_actor(), reason=reason)
+
+    def status_history(self, model_ref: str | None = None) -> list[StatusChange]:
+        """Status changes, oldest first (of one model when `model_ref` is given)."""
+        return _governance.status_history(self, model_ref)
+
+    # ------------------------------------------------------------------ compare, export
+
+    def compare(
+        self,
+        model_refs: Sequence[str],
+        metrics: Sequence[str] | None = None,
+        *,
+        suite_version: str | None = None,
+        rules: GateRules | None = None,
+    ) -> Comparison:
+        """Models x metrics with deltas vs the first model, CIs, best per metric, paired tests."""
+        return _compare.compare(self, model_refs, metrics, suite_version, rules or GateRules())
+
+    def export_markdown(self, *, suite: SuiteRequirement | None = None) -> str:
+        """`MODEL_REGISTRY.md`: deterministic text of every model, its evals and history."""
+        return _export.export_markdown(self, suite)
+
+    def export_json(self, *, suite: SuiteRequirement | None = None) -> dict[str, Any]:
+        """The registry as one JSON-able dict (same content as the markdown export)."""
+        return _export.export_json(self, suite)
+
+    # ------------------------------------------------------------------------ internals
+
+    def _insert_run(self, db, model_ref, suite_name, suite_version, task, settings,
+                    headline_metric, log_location, actor) -> int:
+        model = find_model(db, model_ref)
+        for field, value in (("suite_name", suite_name), ("suite_version", suite_version), ("task", task)):
+            if not value:
+                raise RegistryError(f"eval run: `{field}` must be a non-empty string")
+        run_id = db.execute(
+            "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, headline_metric, "
+            "settings_json, status, started_at, log_location) VALUES (?,?,?,?,?,?, 'running', ?, ?)",
+            (model.id, suite_name, suite_version, task, headline_metric, dumps(settings or {}),
+             self.now(), scrub_optional(log_location)),
+        ).lastrowid
+        self._audit(actor, "eval-start", model.ref, {"run_id": run_id, "suite": suite_name,
+                                                     "suite_version": suite_version, "task": task})
+        return int(run_id)
+
+    def _complete_run(self, db, run_id, metrics, samples, status, error, log_location) -> None:
+        db.executemany(
+            "INSERT INTO metrics (run_id, name, value, ci_low, ci_high, n) VALUES (?,?,?,?,?,?)",
+            [(run_id, m.name, float(m.value), m.ci_low, m.ci_high, m.n) for m in metrics],
+        )
+        db.executemany(
+            "INSERT INTO samples (run_id, sample_id, score, passed, detail) VALUES (?,?,?,?,?)",
+            [(run_id, s.sample_id, float(s.score), None if s.passed is None else int(s.passed),
+              scrub_optional(s.detail)) for s in samples],
+        )
+        db.execute(
+            "UPDATE eval_runs SET status = ?, finished_at = ?, error = ?, "
+            "log_location = coalesce(?, log_location) WHERE id = ?",
+            (status, self.now(), scrub_optional(error), scrub_optional(log_location), run_id),
+        )
+
+    def _history(self, model_id: int, from_status: str | None, to_status: str, actor: str,
+                 reason: str, forced: bool) -> None:
+        self._db.execute(
+            "INSERT INTO status_history (model_id, from_status, to_status, at, actor, reason, forced) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (model_id, from_status, to_status, self.now(), scrub_text(actor), scrub_text(reason), int(forced)),
+        )
+
+    def _audit(self, actor: str, command: str, target: str | None, details: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO audit_log (at, actor, command, target, details_json) VALUES (?,?,?,?,?)",
+            (self.now(), scrub_text(actor), command, target, dumps(details)),
+        )
+
+    def audit_log(self, *, limit: int | None = None) -> list[AuditEntry]:
+        """Registry-changing commands, oldest first (the last `limit` when given)."""
+        with _db.read(self._db) as db:
+            rows = db.execute(
+                "SELECT id, at, actor, command, target, details_json FROM audit_log ORDER BY id"
+            ).fetchall()
+        entries = [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return entries[-limit:] if limit else entries
+
+
+def _check_choice(field: str, value: object, choices: Sequence[str] | None, *, pattern: re.Pattern[str] | None = None) -> None:
+    if not isinstance(value, str) or (choices is not None and value not in choices) or (
+        pattern is not None and not pattern.match(value)
+    ):
+        expected = f"one of {', '.join(choices)}" if choices else (
+            "letters, digits, '_', '.', '-' or '/', starting with a letter or digit, at most 128 characters")
+        raise RegistryError(f"`{field}` is {scrub_text(repr(value))}; expected {expected}")

@@ -1,0 +1,98 @@
+"""The promotion gate's inputs: which suite the project agreed on, and the rules (`[gate]`).
+
+`GateRules` is the `[gate]` table of `chief.toml` (the planner embeds it; `extra="forbid"` so a
+typo is an error, not a silently ignored rule). `SuiteRequirement` is the agreed eval suite as
+the registry needs it: name, version hash, and per task the headline metric and safety
+thresholds. It is built from an `evals.suite.EvalSuite` by duck typing (`from_suite`) so the
+registry imports no other capability.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Metrics where smaller is better; matched case-insensitively as globs on the metric name.
+DEFAULT_LOWER_IS_BETTER = (
+    "*nll*", "*loss*", "*perplexity*", "*ece*", "*brier*", "*error*", "*over_refusal*",
+    "*overconfidence*", "*underconfidence*", "*_max",
+)
+
+
+class GateRules(BaseModel):
+    """Rules for promotion to prod (the `[gate]` table of `chief.toml`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Significance level for a regression.")
+    max_drop: float = Field(
+        0.01, ge=0.0, description="Largest tolerated drop of a metric vs prod (0.01 = 1 point on 0-1)."
+    )
+    tolerances: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-metric max drop, keyed `task/metric` or `metric`; overrides max_drop.",
+    )
+    safety_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Minimum value per `task/metric` (or `metric`); keys ending in `_max` are maxima.",
+    )
+    lower_is_better: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LOWER_IS_BETTER),
+        description="Glob patterns of metric names where smaller is better.",
+    )
+    missing_evidence: Literal["fail", "pass"] = Field(
+        "fail",
+        description="A drop beyond tolerance with no samples or CIs to test it: refuse or allow.",
+    )
+    bootstrap_resamples: int = Field(10_000, ge=100, description="Paired bootstrap resamples.")
+    seed: int = Field(0, description="Bootstrap seed, so the gate's verdict is reproducible.")
+
+    def tolerance(self, task: str, metric: str) -> float:
+        return self.tolerances.get(f"{task}/{metric}", self.tolerances.get(metric, self.max_drop))
+
+    def higher_is_better(self, metric: str) -> bool:
+        name = metric.lower()
+        return not any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in self.lower_is_better)
+
+
+class TaskRequirement(BaseModel):
+    """One task of the agreed suite: its headline metric and the thresholds it must meet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    headline_metric: str = "accuracy"
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Metric -> minimum (names ending in `_max`: maximum)."
+    )
+
+
+class SuiteRequirement(BaseModel):
+    """The suite every prod model must have finished, current-version results on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    tasks: list[TaskRequirement]
+
+    @classmethod
+    def from_suite(cls, suite: Any) -> SuiteRequirement:
+        """Build from an `EvalSuite` (or anything with `name`, `version`, `tasks`)."""
+        tasks = [
+            TaskRequirement(
+                name=task.name,
+                headline_metric=getattr(task, "headline_metric", "accuracy"),
+                thresholds=dict(getattr(task, "thresholds", {}) or {}),
+            )
+            for task in suite.tasks
+        ]
+        return cls(name=suite.name, version=str(suite.version), tasks=tasks)
+
+    def task_names(self) -> list[str]:
+        return [task.name for task in self.tasks]
+
+    def headline(self, task: str) -> str | None:
+        return next((t.headline_metric for t in self.tasks if t.name == task), None)
