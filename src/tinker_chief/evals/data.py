@@ -33,10 +33,22 @@ class EvalSample:
         return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
 
 
+def _missing(value: object) -> str:
+    return " (the key is missing)" if value is None else ""
+
+
 def _messages_of(line: JsonlLine) -> list[dict[str, str]]:
-    raw = line.value.get("messages")
-    if raw is None:
+    if line.value.get("messages") is None:
         return [{"role": "user", "content": require_str(line, "input")}]
+    messages = read_messages(line)
+    if messages[-1]["role"] != "user":
+        raise line.error("messages", "the last message to be the user's turn (the target is the answer)")
+    return messages
+
+
+def read_messages(line: JsonlLine) -> list[dict[str, str]]:
+    """The line's `messages` list, each a {role, content} with a known role."""
+    raw = line.value.get("messages")
     if not isinstance(raw, list) or not raw:
         raise line.error("messages", "a non-empty list of {role, content} objects", raw)
     messages = []
@@ -46,13 +58,24 @@ def _messages_of(line: JsonlLine) -> list[dict[str, str]]:
             raise line.error(where, "an object with role and content", message)
         role, content = message.get("role"), message.get("content")
         if role not in _ROLES:
-            raise line.error(f"{where}.role", f"one of {', '.join(_ROLES)}", role if role is not None else "missing")
+            raise line.error(f"{where}.role", f"one of {', '.join(_ROLES)}{_missing(role)}", role)
         if not isinstance(content, str):
-            raise line.error(f"{where}.content", "a string", content if content is not None else "missing")
+            raise line.error(f"{where}.content", f"a string{_missing(content)}", content)
         messages.append({"role": role, "content": content})
-    if messages[-1]["role"] != "user":
-        raise line.error("messages", "the last message to be the user's turn (the target is the answer)")
     return messages
+
+
+def load_conversations(path: str | Path, limit: int | None = None) -> list[list[dict[str, str]]]:
+    """`{"messages": [...]}` lines (held-out chats for NLL); each needs an assistant turn."""
+    conversations = []
+    for line in read_jsonl_objects(path):
+        messages = read_messages(line)
+        if not any(m["role"] == "assistant" for m in messages):
+            raise line.error("messages", "at least one assistant message (the tokens NLL is measured on)")
+        conversations.append(messages)
+        if limit and len(conversations) >= limit:
+            break
+    return conversations
 
 
 def sample_from_line(line: JsonlLine) -> EvalSample:
@@ -67,7 +90,7 @@ def sample_from_line(line: JsonlLine) -> EvalSample:
         if isinstance(target, (int, float)) and not isinstance(target, bool):
             target = str(target)
         else:
-            raise line.error("output", "a string (the expected answer)", target if target is not None else "missing")
+            raise line.error("output", f"a string, the expected answer{_missing(target)}", target)
     raw_id = line.value.get("id", str(line.line_number))
     if not isinstance(raw_id, (str, int)):
         raise line.error("id", "a string or integer", raw_id)
