@@ -1,0 +1,97 @@
+"""Frozen base models, loaded once per engine and shared by every adapter on them.
+
+`BasePool.get(name)` resolves a model name through `tinker_chief.models` (so built-ins, local
+HF directories and cached hub ids all work), loads it once on the backend's device in fp32,
+freezes it, and keeps the `LoadedBase` (model, tokenizer, limits). The PEFT wrapper that holds
+the LoRA adapters of every training client on this base lives in `adapters.AdapterHost`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tinker_chief.engine.backend import BaseModelInfo, NotFoundError
+from tinker_chief.errors import ModelNotFoundError
+from tinker_chief.models import list_builtin_models, materialize_model, resolve_model
+
+
+@dataclass
+class LoadedBase:
+    """A frozen causal LM plus what requests are validated against."""
+
+    info: BaseModelInfo
+    model: Any  # transformers PreTrainedModel (causal LM); PEFT layers get injected in place
+    local_dir: Path
+    vocab_size: int
+    _tokenizer: Any = field(default=None, repr=False)
+
+    @property
+    def tokenizer(self) -> Any:
+        """Loaded on first use: only stop-string checks need it."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.local_dir), local_files_only=True)
+        return self._tokenizer
+
+
+def canonical_name(name: str) -> str:
+    """The catalog's canonical spelling of a model name, or NotFoundError listing the options."""
+    try:
+        return resolve_model(name).name
+    except ModelNotFoundError as error:
+        raise NotFoundError(str(error)) from None
+
+
+def model_info(name: str, local_dir: Path) -> BaseModelInfo:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(local_dir), local_files_only=True)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return BaseModelInfo(
+        name=name,
+        max_context_length=int(getattr(text_config, "max_position_embeddings", 2048)),
+        tokenizer_dir=str(local_dir),
+        arch=str(getattr(config, "model_type", "unknown")),
+    )
+
+
+def load_frozen_causal_lm(local_dir: Path, device: str) -> Any:
+    """fp32 weights (autocast picks the compute dtype), eval mode, no base gradients."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32, local_files_only=True)
+    model.to(device).eval()
+    model.requires_grad_(False)
+    return model
+
+
+class BasePool:
+    """Each base model loaded at most once per backend."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._loaded: dict[str, LoadedBase] = {}
+
+    def get(self, name: str) -> LoadedBase:
+        canonical = canonical_name(name)
+        if canonical not in self._loaded:
+            spec = resolve_model(canonical)
+            local_dir = materialize_model(spec)
+            model = load_frozen_causal_lm(local_dir, self.device)
+            vocab = int(model.get_output_embeddings().weight.shape[0])
+            self._loaded[canonical] = LoadedBase(model_info(canonical, local_dir), model, local_dir, vocab)
+        return self._loaded[canonical]
+
+    def infos(self) -> list[BaseModelInfo]:
+        """Built-in models (materialized on first call) plus any other loaded base."""
+        infos = {}
+        for spec in list_builtin_models():
+            infos[spec.name] = model_info(spec.name, materialize_model(spec))
+        for name, base in self._loaded.items():
+            infos[name] = base.info
+        return list(infos.values())

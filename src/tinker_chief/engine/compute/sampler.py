@@ -1,0 +1,118 @@
+"""Batched generation with a KV cache, per-row sampling settings, stops and logprobs.
+
+`generate(causal_lm, rows, ...)` takes rows that share one set of weights (the backend groups
+requests by sampler key first), left-pads their prompts, runs one prefill and one decode loop
+for all of them, and gives each row its own temperature / top-p / top-k, its own
+`torch.Generator` (so a seed reproduces the output whatever else is in the batch), its own
+stop tokens, stop strings and `max_tokens`. The logprob reported for a chosen token is the
+model's raw log-softmax (temperature 1), as Tinker reports it, so it agrees with `forward`.
+We write the loop instead of calling `model.generate` because HF's generate applies one
+`GenerationConfig` to the whole batch and returns processed (not raw) scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tinker_chief.engine.backend import SampledSequence, SamplingSettings
+from tinker_chief.engine.compute.devices import Precision
+
+
+@dataclass
+class Row:
+    """One sequence to generate (a request with num_samples=n becomes n rows)."""
+
+    prompt: list[int]
+    settings: SamplingSettings
+    generator: torch.Generator | None
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    def result(self) -> SampledSequence:
+        return SampledSequence(tokens=self.tokens, logprobs=self.logprobs, stop_reason=self.stop_reason or "length")
+
+
+def _left_pad(rows: list[Row], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row.prompt) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, width - len(row.prompt):] = torch.tensor(row.prompt, dtype=torch.long)
+        mask[index, width - len(row.prompt):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _filter(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+    """Temperature, top-k and top-p applied to one row's fp32 logits."""
+    scaled = logits / settings.temperature
+    if 0 < settings.top_k < scaled.shape[-1]:
+        threshold = torch.topk(scaled, settings.top_k).values[-1]
+        scaled = scaled.masked_fill(scaled < threshold, float("-inf"))
+    if settings.top_p < 1.0:
+        ordered, order = torch.sort(scaled, descending=True)
+        cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
+        drop = cumulative - torch.softmax(ordered, dim=-1) >= settings.top_p  # keep the token crossing p
+        scaled = scaled.scatter(-1, order, ordered.masked_fill(drop, float("-inf")))
+    return scaled
+
+
+def _choose(logits: torch.Tensor, row: Row) -> int:
+    settings = row.settings
+    if settings.temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(_filter(logits, settings), dim=-1)
+    return int(torch.multinomial(probs.cpu(), 1, generator=row.generator))
+
+
+def _stopped(row: Row, token: int, tokenizer: Any) -> bool:
+    if token in row.settings.stop_tokens:
+        return True
+    if row.settings.stop_strings:
+        text = tokenizer.decode(row.tokens, skip_special_tokens=False)
+        return any(stop in text for stop in row.settings.stop_strings)
+    return False
+
+
+def _step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> list[int]:
+    """Pick one token per unfinished row; return the tokens to feed next."""
+    raw = torch.log_softmax(logits.float(), dim=-1)
+    feed = []
+    for index, row in enumerate(rows):
+        if row.stop_reason is not None:
+            feed.append(row.tokens[-1] if row.tokens else row.prompt[-1])
+            continue
+        token = _choose(logits[index].float(), row)
+        row.tokens.append(token)
+        row.logprobs.append(float(raw[index, token]))
+        if _stopped(row, token, tokenizer):
+            row.stop_reason = "stop"
+        elif len(row.tokens) >= row.settings.max_tokens:
+            row.stop_reason = "length"
+        feed.append(token)
+    return feed
+
+
+@torch.no_grad()
+def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int, tokenizer: Any) -> None:
+    """Fill in every row's tokens, logprobs and stop_reason."""
+    from transformers import DynamicCache
+
+    device = precision.device
+    ids, mask = _left_pad(rows, pad_id, device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    for row in rows:
+        if row.settings.max_tokens <= 0:
+            row.stop_reason = "length"
+    while any(row.stop_reason is None for row in rows):
+        with precision.autocast():
+            out = causal_lm(input_ids=ids, attention_mask=mask, position_ids=positions,
+                            past_key_values=cache, use_cache=True, logits_to_keep=1)
+        feed = _step_rows(rows, out.logits[:, -1], tokenizer)
+        ids = torch.tensor(feed, dtype=torch.long, device=device)[:, None]
+        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)
+        positions = positions[:, -1:] + 1

@@ -1,0 +1,163 @@
+"""`TorchBackend`: the `ComputeBackend` the engine server drives, built on PyTorch + PEFT.
+
+It keeps one frozen base per model name (`BasePool`), one `AdapterHost` (PEFT wrapper) per base,
+and per training client a `TrainingModel`: its adapter slot, LoRA spec and AdamW state.
+Gradients accumulate in the adapter's `.grad` across `forward_backward` calls until
+`optim_step`, which is how the SDK's chunked batches and `forward_backward_custom` work.
+Samplers are adapter slots too (snapshots of a training adapter, or adapters loaded from
+disk), named by opaque keys; sampling is delegated to `sampling.SamplingService`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinker_chief.engine.backend import (
+    AdamStep,
+    BaseModelInfo,
+    ConflictError,
+    DatumArrays,
+    ForwardBackwardResult,
+    InvalidRequestError,
+    LoraSpec,
+    NotFoundError,
+    SampleRequest,
+    SampleResult,
+)
+from tinker_chief.engine.compute import checkpoint_io
+from tinker_chief.engine.compute.adapters import AdapterHost, lora_config_for, slot_free_key
+from tinker_chief.engine.compute.base_models import BasePool, LoadedBase
+from tinker_chief.engine.compute.devices import choose_precision
+from tinker_chief.engine.compute.forward import pad_batch, target_logprobs
+from tinker_chief.engine.compute.losses import OPTIONAL_INPUTS, loss_def
+from tinker_chief.engine.compute.optimizer import AdapterOptimizer
+from tinker_chief.engine.compute.sampling import SamplerRef, SamplingService
+
+
+@dataclass
+class TrainingModel:
+    """One training client's adapter on a shared base."""
+
+    model_id: str
+    base: LoadedBase
+    host: AdapterHost
+    slot: str
+    spec: LoraSpec
+    optimizer: AdapterOptimizer
+    key_of: dict[str, str]  # PEFT parameter name -> slot-free key (portable across slots)
+
+
+class TorchBackend:
+    """LoRA training, scoring and sampling for the local engine (single worker thread)."""
+
+    def __init__(self, device: str = "auto", dtype: str = "auto") -> None:
+        self.precision = choose_precision(device, dtype)
+        self.device = self.precision.device
+        self._bases = BasePool(self.device)
+        self._hosts: dict[str, AdapterHost] = {}
+        self._models: dict[str, TrainingModel] = {}
+        self.sampling = SamplingService(self.precision, self._base_and_host)
+
+    # --- models -------------------------------------------------------------------------
+    def base_models(self) -> list[BaseModelInfo]:
+        return self._bases.infos()
+
+    def _base_and_host(self, name: str) -> tuple[LoadedBase, AdapterHost]:
+        base = self._bases.get(name)
+        if base.info.name not in self._hosts:
+            self._hosts[base.info.name] = AdapterHost(base.model)
+        return base, self._hosts[base.info.name]
+
+    def create_training_model(self, model_id: str, base_model: str, lora: LoraSpec) -> None:
+        base, host = self._base_and_host(base_model)
+        self._create(model_id, base, host, lora, lora_config_for(host.layout, lora, base.local_dir))
+
+    def _create(self, model_id: str, base: LoadedBase, host: AdapterHost, spec: LoraSpec, config) -> TrainingModel:
+        if model_id in self._models:
+            raise ConflictError(f"model {model_id!r} already exists")
+        slot = host.new_slot()
+        try:
+            host.add(slot, config, spec.seed)
+        except ValueError as error:  # PEFT: targets that do not exist in this model
+            host.remove(slot)
+            raise InvalidRequestError(f"cannot apply this LoRA config to {base.info.name}: {error}") from None
+        params = host.parameters(slot)
+        model = TrainingModel(model_id, base, host, slot, spec, AdapterOptimizer(params),
+                              {name: slot_free_key(name, slot) for name in params})
+        self._models[model_id] = model
+        return model
+
+    def _model(self, model_id: str) -> TrainingModel:
+        if model_id not in self._models:
+            raise NotFoundError(f"unknown model_id {model_id!r}: create a training client first")
+        return self._models[model_id]
+
+    def unload_model(self, model_id: str) -> None:
+        model = self._model(model_id)
+        model.host.remove(model.slot)
+        del self._models[model_id]
+
+    # --- training -----------------------------------------------------------------------
+    def forward_backward(self, model_id: str, data: list[DatumArrays], loss_fn: str,
+                         loss_fn_config: dict[str, float | str], forward_only: bool) -> ForwardBackwardResult:
+        model = self._model(model_id)
+        definition = loss_def(loss_fn)
+        batch = pad_batch(data, definition.inputs, OPTIONAL_INPUTS, model.base.vocab_size,
+                          model.base.info.max_context_length, self.device)
+        model.host.activate(model.slot)
+        grad_mode = torch.no_grad() if forward_only else contextlib.nullcontext()
+        with grad_mode:
+            logprobs, _ = target_logprobs(model.base.model, batch.tokens, batch.inputs["target_tokens"],
+                                          batch.mask, self.precision)
+            loss = definition.fn(logprobs, batch.inputs, batch.mask, loss_fn_config or {})
+        if not forward_only:
+            loss.backward()
+        values = logprobs.detach().to("cpu", torch.float32).numpy()
+        outputs = [{"logprobs": np.ascontiguousarray(values[row, :length])}
+                   for row, length in enumerate(batch.lengths)]
+        return ForwardBackwardResult(outputs=outputs, metrics={"loss:sum": float(loss.detach())})
+
+    def optim_step(self, model_id: str, params: AdamStep) -> dict[str, float]:
+        return self._model(model_id).optimizer.step(params)
+
+    # --- checkpoints --------------------------------------------------------------------
+    def save_training_state(self, model_id: str, directory: Path) -> None:
+        model = self._model(model_id)
+        self._write(model, Path(directory), model.optimizer.export_state(model.key_of))
+
+    def save_sampler_weights(self, model_id: str, directory: Path) -> None:
+        self._write(self._model(model_id), Path(directory), None)
+
+    def _write(self, model: TrainingModel, directory: Path, optimizer: dict[str, torch.Tensor] | None) -> None:
+        checkpoint_io.write_adapter(directory, model.base.info.name, model.spec, model.host.config(model.slot),
+                                    model.host.state_dict(model.slot), optimizer)
+
+    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSpec:
+        files = checkpoint_io.read_adapter(Path(directory), with_optimizer)
+        base, host = self._base_and_host(files.base_model)
+        model = self._create(model_id, base, host, files.spec, files.config)
+        try:
+            host.load_state_dict(model.slot, files.weights)
+            if files.optimizer is not None:
+                model.optimizer.import_state(files.optimizer, model.key_of)
+        except Exception:
+            self.unload_model(model_id)
+            raise
+        return files.spec
+
+    # --- sampling -----------------------------------------------------------------------
+    def snapshot_for_sampling(self, model_id: str) -> str:
+        model = self._model(model_id)
+        return self.sampling.add_adapter(SamplerRef(model.base.info.name, None),
+                                         model.host.config(model.slot), model.host.state_dict(model.slot))
+
+    def load_sampler(self, directory: Path) -> str:
+        return self.sampling.load(Path(directory))
+
+    def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        return self.sampling.sample(requests)
