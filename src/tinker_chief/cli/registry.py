@@ -1,24 +1,317 @@
-"""`chief` commands of this group (placeholder until its capability lands)."""
+"""`chief registry list|show|export`, `chief compare`, `chief promote`, `chief retire`.
+
+Thin: parse flags, open the registry through `tinker_chief.registry.Registry`, call it, print
+with rich (or one JSON object on stdout with `--json`). The registry file is `--registry PATH`,
+else `$CHIEF_REGISTRY`, else the `registry` of the project's `chief.toml` (`--project DIR`,
+default `.`), else `.chief/registry.db`. The agreed suite and `[gate]` rules for `promote` come
+from that `chief.toml` via `tinker_chief.planning.load_project`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
+from tinker_chief.errors import ConfigurationError
+
+_REGISTRY_HELP = "Registry database [default: $CHIEF_REGISTRY, the project's registry, .chief/registry.db]."
+
+
+def _common(fn):
+    fn = click.option("--project", "project_dir", default=".", show_default=True,
+                      type=click.Path(path_type=Path, file_okay=False),
+                      help="Project directory holding chief.toml (suite, gate rules, registry path).")(fn)
+    return click.option("--registry", "registry_path", envvar="CHIEF_REGISTRY",
+                        type=click.Path(path_type=Path, dir_okay=False), help=_REGISTRY_HELP)(fn)
+
+
+def _load_project(project_dir: Path):
+    """The project's config when `chief.toml` exists there, else None (registry-only use)."""
+    if not (project_dir / "chief.toml").is_file():
+        return None
+    from tinker_chief.planning import load_project
+
+    return load_project(project_dir)
+
+
+def _open(registry_path: Path | None, project_dir: Path):
+    from tinker_chief.registry import DEFAULT_PATH, Registry
+
+    if registry_path is None:
+        project = _load_project(project_dir)
+        registry_path = project.registry_path if project else project_dir / DEFAULT_PATH
+    return Registry.open(registry_path, create=False)
+
+
+def _gate_inputs(project_dir: Path):
+    """(SuiteRequirement | None, GateRules) from the project's chief.toml."""
+    from tinker_chief.registry import GateRules, SuiteRequirement
+
+    project = _load_project(project_dir)
+    if project is None:
+        return None, GateRules()
+    gate = project.config.gate
+    rules = gate if isinstance(gate, GateRules) else GateRules.model_validate(gate or {})
+    return SuiteRequirement.from_suite(project.config.eval_suite), rules
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+# --------------------------------------------------------------------------- registry group
+
+
 @click.group(name="registry")
 def registry_group() -> None:
-    """Not available yet."""
+    """The model registry: every checkpoint, its evals and its deployment status.
+
+    \b
+    Examples:
+      chief registry list
+      chief registry show support-bot:v2
+      chief registry export                     # writes MODEL_REGISTRY.md
+      chief registry export --format json --output -
+    """
+
+
+@registry_group.command(name="list")
+@_common
+@click.option("--status", type=click.Choice(["candidate", "staging", "prod", "retired"]),
+              help="Only models with this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def list_command(registry_path: Path | None, project_dir: Path, status: str | None, as_json: bool) -> None:
+    """List registered models, oldest name first.
+
+    \b
+    Example:
+      chief registry list --status prod
+    """
+    with _open(registry_path, project_dir) as reg:
+        models = reg.list_models(status=status)
+    if as_json:
+        _print_json({"models": [m.to_dict() for m in models]})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Models ({len(models)})")
+    for column in ("model", "status", "base model", "recipe", "LoRA rank", "backend", "created"):
+        table.add_column(column)
+    for m in models:
+        table.add_row(m.ref, m.status, m.base_model, m.recipe, str(m.lora.rank) if m.lora else "—",
+                      m.backend, m.created_at)
+    _console().print(table)
+
+
+@registry_group.command(name="show")
+@_common
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def show_command(registry_path: Path | None, project_dir: Path, model: str, as_json: bool) -> None:
+    """Show one model (name, name:vN or tinker:// path): config, latest evals, history.
+
+    \b
+    Example:
+      chief registry show support-bot:v2 --json
+    """
+    with _open(registry_path, project_dir) as reg:
+        record = reg.get_model(model)
+        results = reg.latest_results(record.ref)
+        history = reg.status_history(record.ref)
+    if as_json:
+        _print_json({"model": record.to_dict(), "results": {t: r.to_dict() for t, r in results.items()},
+                     "status_history": [h.to_dict() for h in history]})
+        return
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"[bold]{record.ref}[/bold] ({record.display_name}) — status [bold]{record.status}[/bold]")
+    facts = {"base model": record.base_model, "backend": record.backend, "tinker path": record.tinker_path,
+             "recipe": record.recipe, "parent": record.parent_ref, "config hash": record.config_hash,
+             "LoRA": record.lora.to_dict() if record.lora else None, "optimizer": record.optimizer or None,
+             "data": f"{record.data.examples} examples, {record.data.tokens} tokens, "
+                     f"{len(record.data.files)} file(s)", "created": record.created_at}
+    for key, value in facts.items():
+        console.print(f"  {key}: {value if value is not None else '—'}")
+    table = Table(title="Latest finished evals")
+    for column in ("task", "metric", "value", "95% CI", "n", "suite version"):
+        table.add_column(column)
+    for task, run in results.items():
+        for name, metric in run.metrics.items():
+            ci = "—" if metric.ci_low is None else f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]"
+            table.add_row(task, name, _fmt(metric.value), ci, str(metric.n or "—"), run.suite_version)
+    console.print(table)
+    for change in history:
+        console.print(f"  {change.at} {change.from_status or '—'} → {change.to_status} by {change.actor}"
+                      f"{' (forced)' if change.forced else ''}: {change.reason}")
+
+
+@registry_group.command(name="export")
+@_common
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="File to write, '-' for stdout [default: MODEL_REGISTRY.md / MODEL_REGISTRY.json "
+                   "in the project directory].")
+def export_command(registry_path: Path | None, project_dir: Path, fmt: str, output: Path | None) -> None:
+    """Write the registry as MODEL_REGISTRY.md (or JSON): deterministic, regenerate any time.
+
+    \b
+    Example:
+      chief registry export --output docs/MODEL_REGISTRY.md
+    """
+    suite, _ = _gate_inputs(project_dir)
+    with _open(registry_path, project_dir) as reg:
+        if fmt == "md":
+            text = reg.export_markdown(suite=suite)
+        else:
+            text = json.dumps(reg.export_json(suite=suite), indent=2, sort_keys=True) + "\n"
+    if output is not None and str(output) == "-":
+        sys.stdout.write(text)
+        return
+    target = output or project_dir / ("MODEL_REGISTRY.md" if fmt == "md" else "MODEL_REGISTRY.json")
+    _write_atomically(target, text)
+    click.echo(f"Wrote {target}", err=True)
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(target.name + ".tmp")
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, target)
+    except OSError as exc:
+        raise ConfigurationError(f"--output {target}: cannot write ({exc.strerror})") from None
+
+
+# ----------------------------------------------------------------------- compare / promote
 
 
 @click.command(name="compare")
-def compare_command() -> None:
-    """Not available yet."""
+@_common
+@click.argument("models", nargs=-1, required=True)
+@click.option("--metric", "metrics", multiple=True, help="Only this metric (name or task/metric); repeatable.")
+@click.option("--current-suite", is_flag=True,
+              help="Only results on the project's current suite version (default: latest of any).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def compare_command(registry_path: Path | None, project_dir: Path, models: tuple[str, ...],
+                    metrics: tuple[str, ...], current_suite: bool, as_json: bool) -> None:
+    """Compare models metric by metric: deltas vs the first, CIs, best, paired significance.
+
+    \b
+    Paired tests use the samples both runs share: McNemar for pass/fail, paired bootstrap
+    for scores. Example:
+      chief compare support-bot:v1 support-bot:v2
+    """
+    suite, rules = _gate_inputs(project_dir)
+    if current_suite and suite is None:
+        raise ConfigurationError(f"--current-suite: no chief.toml in {project_dir}")
+    with _open(registry_path, project_dir) as reg:
+        comparison = reg.compare(list(models), list(metrics) or None,
+                                 suite_version=suite.version if current_suite and suite else None, rules=rules)
+    if as_json:
+        _print_json(comparison.to_dict())
+        return
+    _print_comparison(comparison)
+
+
+def _print_comparison(comparison) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Compared against {comparison.models[0]}")
+    table.add_column("metric")
+    for ref in comparison.models:
+        table.add_column(ref, justify="right")
+    table.add_column("best")
+    for row in comparison.rows:
+        cells = []
+        for i, value in enumerate(row.values):
+            text = "—" if value is None else _fmt(value.value)
+            if value is not None and value.ci_low is not None:
+                text += f" [{_fmt(value.ci_low)}, {_fmt(value.ci_high)}]"
+            if i and row.deltas[i] is not None:
+                text += f" ({row.deltas[i]:+.4g})"
+            test = row.tests[i]
+            if test is not None:
+                text += f" p={test.p_value:.3g}{'*' if test.p_value < 0.05 else ''}"
+            cells.append(text)
+        arrow = "↑" if row.higher_is_better else "↓"
+        table.add_row(f"{row.key} {arrow}", *cells, row.best or "—")
+    console = _console()
+    console.print(table)
+    versions = {v for vs in comparison.suite_versions.values() for v in vs}
+    if len(versions) > 1:
+        console.print(f"[yellow]Note: results come from different suite versions ({', '.join(sorted(versions))});"
+                      " use --current-suite to compare like with like.[/yellow]")
+    console.print("* paired test significant at 5% (McNemar for pass/fail, paired bootstrap for scores)")
 
 
 @click.command(name="promote")
-def promote_command() -> None:
-    """Not available yet."""
+@_common
+@click.argument("model")
+@click.option("--to", "to", type=click.Choice(["staging", "prod"]), required=True)
+@click.option("--force", is_flag=True, help="Override a failing gate (needs --reason; recorded in the audit log).")
+@click.option("--reason", default="", help="Why; required with --force.")
+@click.option("--actor", envvar="CHIEF_ACTOR", help="Who is promoting [default: $CHIEF_ACTOR or the login name].")
+@click.option("--json", "as_json", is_flag=True, help="Print the gate report as JSON.")
+def promote_command(registry_path: Path | None, project_dir: Path, model: str, to: str, force: bool,
+                    reason: str, actor: str | None, as_json: bool) -> None:
+    """Move MODEL to staging or prod. Prod passes the gate first or the command fails (exit 3).
+
+    \b
+    Gate: every suite task evaluated on this model at the current suite version; no metric
+    worse than prod beyond tolerance with significance; safety thresholds met. Examples:
+      chief promote support-bot:v3 --to prod
+      chief promote support-bot:v3 --to prod --force --reason "hotfix, evals re-run tonight"
+    """
+    if force and not reason.strip():
+        raise ConfigurationError('--force needs --reason "...": a forced promotion must say why')
+    suite, rules = _gate_inputs(project_dir)
+    with _open(registry_path, project_dir) as reg:
+        report = reg.check_promotion(model, to, suite=suite, rules=rules)
+        record = reg.apply_promotion(report, actor=actor, reason=reason, force=force)
+    if as_json:
+        _print_json({"model": record.to_dict(), "gate": report.to_dict()})
+        return
+    console = _console()
+    for note in report.notes:
+        console.print(f"  note: {note}")
+    if report.reasons:
+        console.print(f"[yellow]Forced past {len(report.reasons)} failing gate rule(s):[/yellow]")
+        for failing in report.reasons:
+            console.print(f"  - {failing}")
+    previous = f" ({report.prod_ref} moved to staging)" if to == "prod" and report.prod_ref else ""
+    console.print(f"[green]{record.ref} is now {record.status}[/green]{previous}")
 
 
 @click.command(name="retire")
-def retire_command() -> None:
-    """Not available yet."""
+@_common
+@click.argument("model")
+@click.option("--reason", default="", help="Why it is retired (recorded in its history).")
+@click.option("--actor", envvar="CHIEF_ACTOR", help="Who is retiring it [default: $CHIEF_ACTOR or the login name].")
+def retire_command(registry_path: Path | None, project_dir: Path, model: str, reason: str,
+                   actor: str | None) -> None:
+    """Retire MODEL: it stays in the registry and its history, but can no longer be promoted.
 
+    \b
+    Example:
+      chief retire support-bot:v1 --reason "superseded by v3"
+    """
+    with _open(registry_path, project_dir) as reg:
+        record = reg.retire(model, actor=actor, reason=reason)
+    click.echo(f"{record.ref} is now retired")
 
