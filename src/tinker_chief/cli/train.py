@@ -1,9 +1,93 @@
-"""`chief` commands of this group (placeholder until its capability lands)."""
+"""`chief train`: run the project's plan (thin: parse, call `training.train_project`, print).
+
+Also home of `RichProgress`, the training observer the CLI and `chief demo` render: a rich
+progress bar with step/total, loss, tokens/s and ETA, plus one line per eval and checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RichProgress:
+    """A `training.Observer` drawing a rich progress bar on `console`."""
+
+    def __init__(self, console: Console, label: str = "training") -> None:
+        self.console = console
+        self.label = label
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def on_start(self, run_id: str, start_step: int, total_steps: int) -> None:
+        resumed = f" (resuming at step {start_step})" if start_step else ""
+        self.console.print(f"[bold]run[/bold] {run_id}: {total_steps} steps{resumed}")
+        self.progress = Progress(
+            TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(self.label, total=total_steps, completed=start_step, loss="-", tps="-")
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, loss=f"{metrics.get('train/loss', float('nan')):.4f}",
+                                 tps=f"{metrics.get('train/tokens_per_s', 0):.0f}")
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())
+                          if not k.endswith(("/n", "/unscored", "/errors", "/ci_low", "/ci_high")))
+        self.console.print(f"  eval @ step {step}: {shown}")
+
+    def on_checkpoint(self, record: Any) -> None:
+        ref = f" -> registry {record.registry_ref}" if record.registry_ref else ""
+        self.console.print(f"  checkpoint @ step {record.step}: {record.sampler_path}{ref}")
+
+    def on_end(self, result: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if result.status == "interrupted":
+            self.console.print(f"[yellow]interrupted at step {result.steps_done}/{result.total_steps}; "
+                               "checkpoint saved, continue with `chief train --resume`[/yellow]")
+
 
 @click.command(name="train")
-def train_command() -> None:
-    """Not available yet."""
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Project directory (holds chief.toml).")
+@click.option("--backend", type=click.Choice(["local", "tinker"]), default=None,
+              help="local engine (default without TINKER_API_KEY) or Tinker's cloud (needs TINKER_API_KEY).")
+@click.option("--base-url", default=None, help="Talk to an already running engine or service at this URL.")
+@click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
+def train_command(project_dir: Path, backend: str | None, base_url: str | None, resume: bool) -> None:
+    """Run the project's plan through the Tinker SDK.
 
+    Without --base-url and TINKER_API_KEY a local engine is started (state in
+    .chief/engine) and stopped afterwards. Every checkpoint is registered in the
+    project's registry; the final one is the run's candidate. Ctrl-C saves a
+    checkpoint and exits; `chief train --resume` continues exactly where it stopped.
 
+    \b
+    Examples:
+      chief train
+      chief train --project myproj --resume
+      TINKER_API_KEY=... chief train --backend tinker
+    """
+    from tinker_chief.planning import load_project
+    from tinker_chief.training import train_project
+
+    console = Console()
+    project = load_project(project_dir)
+    result = train_project(project, backend=backend, base_url=base_url, resume=resume,
+                           observer=RichProgress(console))
+    final = result.final
+    console.print(f"[bold green]{result.status}[/bold green]: {result.steps_done}/{result.total_steps} steps, "
+                  f"run {result.run_id}")
+    if final is not None:
+        console.print(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})")
+    console.print(f"metrics: {result.run_dir / 'metrics.jsonl'}")

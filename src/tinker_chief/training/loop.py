@@ -1,0 +1,198 @@
+"""The training loop: deterministic batches, LR schedule, inline evals, checkpoints, resume.
+
+We run our own loop instead of the cookbook's `supervised.train.main` because (1) resume must
+run every batch exactly once (the cookbook's SL resume replays the checkpointed batch,
+cookbook issue #935), which needs a batch order that is a pure function of (seed, step);
+(2) each checkpoint is registered in the registry with lineage as it is saved; (3) Ctrl-C
+must save a checkpoint between steps and exit cleanly; (4) progress goes to our observer
+(the CLI's rich bar). The pieces inside a step are the cookbook's (datums, losses, LR
+schedule, evaluators); see `training.steps` and `training.rl`.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import tinker
+
+from tinker_chief.training.inline_evals import EvaluatorBuilder, run_evaluators
+from tinker_chief.training.runlog import CheckpointRecord, RunLog
+from tinker_chief.training.spec import TrainSpec
+from tinker_chief.training.steps import StepRunner
+
+
+class Observer(Protocol):
+    """Progress callbacks; the CLI renders them, tests may record them."""
+
+    def on_start(self, run_id: str, start_step: int, total_steps: int) -> None: ...
+    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...
+    def on_checkpoint(self, record: CheckpointRecord) -> None: ...
+    def on_end(self, result: "TrainResult") -> None: ...
+
+
+class CheckpointSink(Protocol):
+    """Where checkpoints are registered (the registry); returns the registry's ref."""
+
+    def register(self, record: CheckpointRecord, final: bool) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    run_dir: Path
+    status: Literal["finished", "interrupted"]
+    steps_done: int
+    total_steps: int
+    final: CheckpointRecord | None  # the run's candidate (last checkpoint saved)
+
+
+def total_steps(spec: TrainSpec, n_items: int) -> int:
+    steps = math.ceil(n_items / spec.batch_size) * spec.num_epochs
+    return min(steps, spec.max_steps) if spec.max_steps else steps
+
+
+def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Batch `step` (0-based) of a per-epoch seeded permutation: a pure function of its inputs."""
+    per_epoch = math.ceil(n_items / batch_size)
+    epoch, index = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n_items)
+    return [int(i) for i in order[index * batch_size:(index + 1) * batch_size]]
+
+
+class _StopRequest:
+    """First Ctrl-C asks the loop to checkpoint and stop after the current step; a second aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextmanager
+    def installed(self) -> Iterator["_StopRequest"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """Runs one `TrainSpec` with a `StepRunner` against an SDK `ServiceClient`."""
+
+    def __init__(self, spec: TrainSpec, service: Any, runner: StepRunner, log: RunLog,
+                 evaluators: list[EvaluatorBuilder] = (), infrequent: list[EvaluatorBuilder] = (),
+                 sink: CheckpointSink | None = None, observer: Observer | None = None) -> None:
+        self.spec, self.service, self.runner, self.log = spec, service, runner, log
+        self.evaluators, self.infrequent = list(evaluators), list(infrequent)
+        self.sink, self.observer = sink, observer
+        self.total = total_steps(spec, len(runner))
+
+    def _client(self, resume: CheckpointRecord | None) -> Any:
+        if resume is not None:
+            return self.service.create_training_client_from_state_with_optimizer(resume.state_path)
+        s = self.spec
+        return self.service.create_lora_training_client(
+            base_model=s.base_model, rank=s.lora_rank, seed=s.seed,
+            train_mlp=s.train_mlp, train_attn=s.train_attn, train_unembed=s.train_unembed)
+
+    def _adam(self, step: int) -> tinker.AdamParams:
+        from tinker_cookbook.utils.lr_scheduling import compute_schedule_lr_multiplier
+
+        s = self.spec
+        warm = min(s.warmup_steps, self.total - 1)
+        # Linear warmup (the cookbook's schedules have none), then its decay over the remaining steps.
+        factor = ((step + 1) / warm if step < warm
+                  else compute_schedule_lr_multiplier(s.lr_schedule, step - warm, self.total - warm))
+        lr = s.learning_rate * factor
+        return tinker.AdamParams(learning_rate=lr, beta1=s.adam_beta1, beta2=s.adam_beta2, eps=s.adam_eps,
+                                 weight_decay=s.weight_decay, grad_clip_norm=s.grad_clip_norm)
+
+    def _due(self, every: int, done: int) -> bool:
+        return every > 0 and (done % every == 0 or done == self.total)
+
+    def _evaluate(self, client: Any, done: int, initial: bool = False) -> None:
+        builders = list(self.evaluators) if initial or self._due(self.spec.eval_every, done) else []
+        if self.infrequent and (initial or self._due(self.spec.infrequent_eval_every, done)):
+            builders += self.infrequent
+        if not builders:
+            return
+        metrics = run_evaluators(builders, client.save_weights_and_get_sampling_client())
+        self.log.log_metrics(done, metrics)
+        if self.observer:
+            self.observer.on_eval(done, metrics)
+
+    def _checkpoint(self, client: Any, done: int, final: bool) -> CheckpointRecord:
+        name = f"step-{done:06d}"
+        state = client.save_state(name)
+        sampler = client.save_weights_for_sampler(name)
+        state_path, sampler_path = state.result().path, sampler.result().path
+        record = CheckpointRecord(name=name, step=done, state_path=state_path, sampler_path=sampler_path,
+                                  training_run_id=_run_id_of(state_path), final=final)
+        if self.sink is not None:
+            record = CheckpointRecord(**{**record.__dict__, "registry_ref": self.sink.register(record, final)})
+        self.log.add_checkpoint(record)
+        if self.observer:
+            self.observer.on_checkpoint(record)
+        return record
+
+    def run(self, resume: CheckpointRecord | None = None) -> TrainResult:
+        start = resume.step if resume else 0
+        if resume is not None:
+            self.log.truncate_metrics_after(start)
+        client = self._client(resume)
+        if self.observer:
+            self.observer.on_start(self.log.run_id, start, self.total)
+        self.log.write_status("running", total_steps=self.total)
+        if resume is None:
+            self._evaluate(client, 0, initial=True)
+        last = resume
+        done = start
+        with _StopRequest().installed() as stop:
+            for step in range(start, self.total):
+                started = time.perf_counter()
+                metrics = self.runner.run(client, batch_indices(len(self.runner), self.spec.batch_size,
+                                                                self.spec.seed, step), self._adam(step), step)
+                elapsed = time.perf_counter() - started
+                done = step + 1
+                metrics.update({"lr": self._adam(step).learning_rate, "time/step_s": elapsed,
+                                "train/tokens_per_s": metrics.get("train/tokens", 0) / max(elapsed, 1e-9)})
+                self.log.log_metrics(done, metrics)
+                if self.observer:
+                    self.observer.on_step(done, metrics)
+                finished = done == self.total
+                if stop.requested or finished or self._due(self.spec.save_every, done):
+                    last = self._checkpoint(client, done, final=finished)
+                self._evaluate(client, done)
+                if stop.requested and not finished:
+                    break
+        if last is None or last.step != done:  # nothing to run (resume at the end) still leaves a candidate
+            last = self._checkpoint(client, done, final=done == self.total)
+        status: Literal["finished", "interrupted"] = "finished" if done == self.total else "interrupted"
+        self.log.write_status(status, steps_done=done, total_steps=self.total,
+                              candidate=last.registry_ref or last.sampler_path)
+        result = TrainResult(self.log.run_id, self.log.dir, status, done, self.total, last)
+        if self.observer:
+            self.observer.on_end(result)
+        return result
+
+
+def _run_id_of(tinker_path: str) -> str | None:
+    if tinker_path.startswith("tinker://"):
+        return tinker_path[len("tinker://"):].split("/", 1)[0]
+    return None

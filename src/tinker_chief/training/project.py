@@ -1,0 +1,106 @@
+"""From a `chief.toml` project to a run: the `TrainSpec` it implies and its registry sink.
+
+`spec_from_project` is a pure mapping of the planner's `ProjectConfig` fields (each already
+decided and justified by the plan) onto the loop's `TrainSpec`. `RegistrySink` registers every
+checkpoint as a version of the project's model with lineage: the run id, the step, the
+config hash, and each data file's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import ConfigurationError
+from tinker_chief.planning import Project
+from tinker_chief.training.runlog import CheckpointRecord, RunLog
+from tinker_chief.training.spec import DistillSettings, RLSettings, TrainSpec
+
+
+def spec_from_project(project: Project) -> TrainSpec:
+    c = project.config
+    distill = None
+    if c.task == "distill":
+        if not c.distill.teacher_prompt:
+            raise ConfigurationError(
+                f"{project.config_path}: field \"distill.teacher_prompt\": expected the teacher's system prompt "
+                "(task = \"distill\" trains the student to answer as the teacher does with it)"
+            )
+        distill = DistillSettings(teacher_prompt=c.distill.teacher_prompt, teacher_model=c.distill.teacher_model)
+    sampled_data = None
+    if c.inline_evals.sampled_task:
+        try:
+            sampled_data = c.eval_suite.task(c.inline_evals.sampled_task).data
+        except KeyError:
+            raise ConfigurationError(
+                f"{project.config_path}: field \"inline_evals.sampled_task\": expected a task of the eval suite "
+                f"({', '.join(t.name for t in c.eval_suite.tasks)}), got {c.inline_evals.sampled_task!r}"
+            ) from None
+    return TrainSpec(
+        recipe=c.task, base_model=c.base_model, renderer=c.renderer,
+        train_data=c.data.train, val_data=c.data.val, max_length=c.data.max_length,
+        truncation=c.data.truncation, train_on_what=c.data.train_on_what,
+        lora_rank=c.lora.rank, train_mlp=c.lora.train_mlp, train_attn=c.lora.train_attn,
+        train_unembed=c.lora.train_unembed,
+        learning_rate=c.optimizer.learning_rate, adam_beta1=c.optimizer.beta1, adam_beta2=c.optimizer.beta2,
+        adam_eps=c.optimizer.eps, weight_decay=c.optimizer.weight_decay, grad_clip_norm=c.optimizer.grad_clip_norm,
+        batch_size=c.rl.groups_per_batch if c.task == "rl" else c.schedule.batch_size,
+        num_epochs=c.schedule.epochs or 1, max_steps=c.schedule.steps,
+        lr_schedule=c.schedule.lr_schedule, warmup_steps=c.schedule.warmup_steps, seed=c.seed,
+        save_every=c.checkpoints.every_steps, eval_every=c.inline_evals.nll_every_steps,
+        infrequent_eval_every=c.inline_evals.sampled_every_steps, sampled_eval_data=sampled_data,
+        rl=RLSettings(group_size=c.rl.group_size, max_tokens=c.rl.max_tokens, temperature=c.rl.temperature,
+                      kl_penalty_coef=c.rl.kl_penalty_coef),
+        dpo_beta=c.dpo.beta, distill=distill,
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RegistrySink:
+    """Registers each checkpoint as a new version of `name` (status `candidate`)."""
+
+    def __init__(self, registry_path: Path, name: str, spec: TrainSpec, project_dir: Path, log: RunLog,
+                 backend: str, examples: int) -> None:
+        from tinker_chief.registry import DataFile, DataSummary
+
+        self.registry_path, self.name, self.spec, self.log, self.backend = registry_path, name, spec, log, backend
+        files = tuple(DataFile(str(p.relative_to(project_dir)) if p.is_relative_to(project_dir) else str(p),
+                               _sha256(p), examples if i == 0 else None)
+                      for i, p in enumerate(spec.data_paths(project_dir)) if p.exists())
+        self.data = DataSummary(files=files, examples=examples)
+
+    def register(self, record: CheckpointRecord, final: bool) -> str | None:
+        from tinker_chief.registry import LoraSpec, Registry
+
+        s = self.spec
+        config: dict[str, Any] = {**s.model_dump(mode="json"), "state_path": record.state_path,
+                                  "engine_run_id": record.training_run_id, "final": final}
+        with Registry.open(self.registry_path) as registry:
+            model = registry.register_model(
+                self.name, base_model=s.base_model, backend=self.backend, recipe=s.recipe,
+                tinker_path=record.sampler_path, display_name=f"{self.name} {self.log.run_id} step {record.step}",
+                lora=LoraSpec(s.lora_rank, s.train_mlp, s.train_attn, s.train_unembed),
+                optimizer={"name": "adamw", "lr": s.learning_rate, "schedule": s.lr_schedule,
+                           "warmup_steps": s.warmup_steps, "batch_size": s.batch_size},
+                data=self.data, training_run_id=self.log.run_id, training_step=record.step,
+                config=config, config_hash=s.config_hash(),
+            )
+        return model.ref
+
+
+def registry_sink_factory(project: Project) -> Any:
+    """A `sink_factory` for `training.session.train` that registers into the project's registry."""
+
+    def factory(log: RunLog, prepared: Any, backend: Any) -> RegistrySink:
+        return RegistrySink(project.registry_path, project.config.name, prepared.spec, project.root, log,
+                            backend.kind, len(prepared.train_items))
+
+    return factory

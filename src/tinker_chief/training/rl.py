@@ -1,0 +1,113 @@
+"""RL with verifiable rewards: one on-policy step per batch of `{"prompt", "answer"}` problems.
+
+Each step snapshots the current policy (`save_weights_and_get_sampling_client`), samples a
+group of `group_size` answers per problem, grades each with an evals grader (reward 1.0 when
+correct), centres rewards within the group (the cookbook's `compute_advantages` rule, no std
+normalisation), optionally adds the cookbook's KL penalty to the base model
+(`incorporate_kl_penalty`), and trains with the `importance_sampling` loss on the sampled
+tokens. We do not run the cookbook's `rl.train` loop because it owns checkpointing and
+logging itself; here sampling seeds derive from (seed, step, problem), so a resumed run
+samples exactly what an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import tinker
+
+from tinker_chief.training.data import Problem
+from tinker_chief.training.spec import RLSettings
+
+
+def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: float) -> tinker.Datum:
+    """Prompt + sampled tokens, shifted; advantages and sampling logprobs only on sampled tokens."""
+    prompt_tokens = prompt.to_ints()
+    full = prompt_tokens + tokens
+    n_prompt = len(prompt_tokens) - 1  # positions whose target is still a prompt token
+    zeros = [0.0] * n_prompt
+    return tinker.Datum(
+        model_input=tinker.ModelInput.from_ints(full[:-1]),
+        loss_fn_inputs={
+            "target_tokens": tinker.TensorData(data=full[1:], dtype="int64", shape=[len(full) - 1]),
+            "logprobs": tinker.TensorData(data=zeros + list(logprobs), dtype="float32", shape=[len(full) - 1]),
+            "advantages": tinker.TensorData(data=zeros + [advantage] * len(tokens), dtype="float32",
+                                            shape=[len(full) - 1]),
+            "mask": tinker.TensorData(data=zeros + [1.0] * len(tokens), dtype="float32", shape=[len(full) - 1]),
+        },
+    )
+
+
+class RLSteps:
+    """Group sampling, group-centred advantages, importance-sampling loss."""
+
+    def __init__(self, problems: list[Problem], renderer: Any, settings: RLSettings, seed: int,
+                 base_sampler: Any | None = None) -> None:
+        from tinker_chief.evals.graders import make_grader
+
+        self.problems = problems
+        self.renderer = renderer
+        self.settings = settings
+        self.seed = seed
+        self.base_sampler = base_sampler  # needed only with a KL penalty
+        self.grader = make_grader(settings.grader)
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def _reward(self, tokens: list[int], answer: str) -> float:
+        message, _ = self.renderer.parse_response(tokens)
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        return 1.0 if self.grader.check(text, answer).correct else 0.0
+
+    def _rollouts(self, sampler: Any, problems: list[Problem], step: int) -> list[tuple[Any, list[Any]]]:
+        prompts = [self.renderer.build_generation_prompt(p.prompt) for p in problems]
+        futures = [
+            sampler.sample(
+                prompt,
+                num_samples=self.settings.group_size,
+                sampling_params=tinker.SamplingParams(
+                    max_tokens=self.settings.max_tokens,
+                    temperature=self.settings.temperature,
+                    stop=self.renderer.get_stop_sequences(),
+                    seed=(self.seed * 1_000_003 + step * 10_007 + i) % (2**31),
+                ),
+            )
+            for i, prompt in enumerate(prompts)
+        ]
+        return [(prompt, future.result().sequences) for prompt, future in zip(prompts, futures, strict=True)]
+
+    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
+        problems = [self.problems[i] for i in indices]
+        sampler = client.save_weights_and_get_sampling_client()
+        data: list[tinker.Datum] = []
+        rewards_all: list[float] = []
+        for problem, (prompt, sequences) in zip(problems, self._rollouts(sampler, problems, step), strict=True):
+            rewards = [self._reward(list(s.tokens), problem.answer) for s in sequences]
+            mean = sum(rewards) / len(rewards)
+            rewards_all += rewards
+            for seq, reward in zip(sequences, rewards, strict=True):
+                if seq.tokens:
+                    data.append(_datum(prompt, list(seq.tokens), list(seq.logprobs or [0.0] * len(seq.tokens)),
+                                       reward - mean))
+        metrics: dict[str, float] = {}
+        if self.settings.kl_penalty_coef > 0 and self.base_sampler is not None:
+            from tinker_cookbook.rl.metrics import incorporate_kl_penalty
+
+            metrics.update(asyncio.run(incorporate_kl_penalty(data, self.base_sampler,
+                                                              self.settings.kl_penalty_coef, 0.0)))
+        for datum in data:  # `mask` is a client-side helper, never sent (as the cookbook does)
+            datum.loss_fn_inputs.pop("mask", None)
+        fwd_bwd = client.forward_backward(data, loss_fn=self.settings.loss_fn)
+        optim = client.optim_step(adam)
+        out = fwd_bwd.result()
+        optim.result()
+        loss = out.metrics.get("loss:sum", float("nan"))
+        metrics.update({
+            "train/loss": float(loss) / max(1, len(data)),
+            "train/reward": sum(rewards_all) / max(1, len(rewards_all)),
+            "train/tokens": sum(d.model_input.length for d in data),
+        })
+        return metrics

@@ -1,0 +1,142 @@
+"""A run's directory: `spec.json`, `metrics.jsonl`, `checkpoints.jsonl`, `run.json`.
+
+Layout (`<project>/.chief/runs/<run_id>/`) and file formats are a contract that `chief report`
+and `--resume` read:
+
+- `metrics.jsonl`: one object per line, `{"step": int, ...}`. Train rows carry `train/loss`
+  (mean NLL per trained token, or the recipe's loss), `train/tokens`, `train/tokens_per_s`,
+  `lr`; eval rows carry `val/nll`, `val/accuracy` etc. `step` counts optimizer steps done.
+- `checkpoints.jsonl`: append-only, one `CheckpointRecord` per save, written only after both
+  `save_state` and `save_weights_for_sampler` returned; the last line is where resume starts.
+- `run.json`: run id, status (`running`, `interrupted`, `finished`), totals.
+
+Every write is one `write` of a whole line (append) or an atomic rename (JSON), so a
+SIGKILL never leaves a half-written record behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import TrainingError
+
+RUNS_DIR = Path(".chief") / "runs"
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    name: str
+    step: int  # optimizer steps done when it was saved
+    state_path: str  # tinker://.../weights/<name>: adapter + optimizer state (resume)
+    sampler_path: str  # tinker://.../sampler_weights/<name>: for sampling and evals
+    training_run_id: str | None = None
+    final: bool = False
+    registry_ref: str | None = None
+
+
+def _atomic_write_json(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _append_line(path: Path, value: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(value, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue  # a torn last line from a crash mid-write: it never counted
+    return rows
+
+
+class RunLog:
+    """Reads and writes one run directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        self.run_id = run_dir.name
+
+    @classmethod
+    def create(cls, project_dir: Path, spec_json: dict[str, Any], meta: dict[str, Any]) -> RunLog:
+        runs = project_dir / RUNS_DIR
+        runs.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        run_dir, n = runs / f"run-{stamp}", 1
+        while run_dir.exists():
+            n += 1
+            run_dir = runs / f"run-{stamp}-{n}"
+        run_dir.mkdir()
+        log = cls(run_dir)
+        _atomic_write_json(run_dir / "spec.json", spec_json)
+        log.write_status("running", **meta)
+        return log
+
+    @classmethod
+    def latest(cls, project_dir: Path) -> RunLog | None:
+        runs = project_dir / RUNS_DIR
+        if not runs.is_dir():
+            return None
+        dirs = sorted((d for d in runs.iterdir() if (d / "run.json").exists()), key=lambda d: d.stat().st_mtime)
+        return cls(dirs[-1]) if dirs else None
+
+    # -- run.json --------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        path = self.dir / "run.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_status(self, status: str, **fields: Any) -> None:
+        current = self.status()
+        current.update(fields, run_id=self.run_id, status=status, updated_at=time.time())
+        _atomic_write_json(self.dir / "run.json", current)
+
+    def spec_json(self) -> dict[str, Any]:
+        path = self.dir / "spec.json"
+        if not path.exists():
+            raise TrainingError(f"{self.dir}: spec.json is missing; this run cannot be resumed")
+        return json.loads(path.read_text())
+
+    # -- metrics.jsonl ---------------------------------------------------------------------
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    def log_metrics(self, step: int, metrics: dict[str, Any]) -> None:
+        _append_line(self.metrics_path, {"step": step, **metrics})
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return _read_lines(self.metrics_path)
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """On resume, drop rows logged after the checkpoint we restart from (they are redone)."""
+        rows = self.metrics()
+        kept = [r for r in rows if r.get("step", 0) <= step]
+        if len(kept) != len(rows):
+            tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+            os.replace(tmp, self.metrics_path)
+
+    # -- checkpoints.jsonl -----------------------------------------------------------------
+    def add_checkpoint(self, record: CheckpointRecord) -> None:
+        _append_line(self.dir / "checkpoints.jsonl", asdict(record))
+
+    def checkpoints(self) -> list[CheckpointRecord]:
+        return [CheckpointRecord(**row) for row in _read_lines(self.dir / "checkpoints.jsonl")]
+
+    def last_checkpoint(self) -> CheckpointRecord | None:
+        records = self.checkpoints()
+        return records[-1] if records else None

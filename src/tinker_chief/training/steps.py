@@ -1,0 +1,101 @@
+"""One optimizer step per recipe, over a batch of item indices, through the SDK.
+
+A `StepRunner` owns the recipe's items (datums, preference pairs, RL problems) and turns a
+batch of indices into `forward_backward` + `optim_step` calls; the loop (`training.loop`)
+owns ordering, schedule, checkpoints and logging. Supervised and distillation steps use the
+`cross_entropy` loss on cookbook-built datums; DPO reuses the cookbook's `compute_dpo_loss`
+through `forward_backward_custom`, with reference log-probs from the *base model's* sampler
+(not a snapshot taken at start, as the cookbook's `train_dpo` does, so that a resumed run
+keeps the same reference). RL lives in `training.rl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import torch
+
+
+class StepRunner(Protocol):
+    """A recipe's training step; `run` returns metrics for `metrics.jsonl`."""
+
+    def __len__(self) -> int: ...
+
+    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]: ...
+
+
+def _submit_and_wait(client: Any, batch: list[Any], adam: Any, **loss: Any) -> Any:
+    # Both requests are queued before waiting so the engine never idles between them.
+    fwd_bwd = client.forward_backward(batch, **loss)
+    optim = client.optim_step(adam)
+    result = fwd_bwd.result()
+    optim.result()
+    return result
+
+
+def batch_tokens(batch: list[Any]) -> int:
+    return int(sum(datum.model_input.length for datum in batch))
+
+
+class SupervisedSteps:
+    """Chat SFT and prompt distillation: cross-entropy on the renderer's trained tokens."""
+
+    def __init__(self, data: list[Any]) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
+        from tinker_cookbook.supervised.common import compute_mean_nll
+
+        batch = [self.data[i] for i in indices]
+        result = _submit_and_wait(client, batch, adam, loss_fn="cross_entropy")
+        logprobs = [output["logprobs"] for output in result.loss_fn_outputs]
+        weights = [datum.loss_fn_inputs["weights"] for datum in batch]
+        return {"train/loss": compute_mean_nll(logprobs, weights), "train/tokens": batch_tokens(batch)}
+
+
+class DPOSteps:
+    """DPO on interleaved (chosen, rejected) datums, the cookbook's loss and metrics."""
+
+    def __init__(self, data: list[Any], reference: Any, beta: float) -> None:
+        if len(data) % 2:
+            raise ValueError("DPO data must interleave chosen and rejected datums")
+        self.data = data
+        self.reference = reference  # a SamplingClient on the base model
+        self.beta = beta
+
+    def __len__(self) -> int:
+        return len(self.data) // 2
+
+    def _reference_logprobs(self, batch: list[Any]) -> list[torch.Tensor]:
+        async def gather() -> list[list[float]]:
+            sequences = [d.model_input.append_int(int(d.loss_fn_inputs["target_tokens"].data[-1])) for d in batch]
+            return await asyncio.gather(*[self.reference.compute_logprobs_async(s) for s in sequences])
+
+        return [torch.tensor(lp[1:], dtype=torch.float32) for lp in asyncio.run(gather())]
+
+    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
+        from tinker_cookbook.preference.train_dpo import compute_dpo_loss
+
+        batch = [self.data[2 * i + k] for i in indices for k in (0, 1)]
+        ref = self._reference_logprobs(batch)
+        weights = [torch.tensor(d.loss_fn_inputs["weights"].data, dtype=torch.float32) for d in batch]
+
+        def dpo_loss(data: list[Any], logprobs: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+            seq = [torch.dot(lp.float(), w) for lp, w in zip(logprobs, weights, strict=True)]
+            seq_ref = [torch.dot(r, w) for r, w in zip(ref, weights, strict=True)]
+            return compute_dpo_loss(seq[0::2], seq[1::2], seq_ref[0::2], seq_ref[1::2], self.beta)
+
+        fwd_bwd = client.forward_backward_custom(batch, dpo_loss)
+        optim = client.optim_step(adam)
+        metrics = dict(fwd_bwd.result().metrics)
+        optim.result()
+        return {
+            "train/loss": float(metrics.get("dpo_loss", float("nan"))),
+            "train/pair_accuracy": float(metrics.get("accuracy", float("nan"))),
+            "train/margin": float(metrics.get("margin", float("nan"))),
+            "train/tokens": batch_tokens(batch),
+        }
