@@ -1,0 +1,45 @@
+"""Shared builders for registry tests (the agreed suite, clock, sample outcomes)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta, timezone
+
+from tinker_chief.registry import (
+    MetricValue,
+    Registry,
+    SampleOutcome,
+    SuiteRequirement,
+    TaskRequirement,
+)
+
+SUITE = SuiteRequirement(
+    name="chat",
+    version="v1",
+    tasks=[
+        TaskRequirement(name="qa", headline_metric="accuracy"),
+        TaskRequirement(name="safety", headline_metric="refusal", thresholds={"refusal": 0.9}),
+    ],
+)
+
+
+def fixed_clock():
+    """A clock that advances one second per call from 2026-11-25T00:00:00Z."""
+    start = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    ticks = itertools.count()
+    return lambda: start + timedelta(seconds=next(ticks))
+
+
+def outcomes(passes: list[bool], prefix: str = "s") -> list[SampleOutcome]:
+    return [SampleOutcome(f"{prefix}{i:03d}", float(p), p) for i, p in enumerate(passes)]
+
+
+def record_suite(reg: Registry, ref: str, passes: list[bool], *, refusal: float = 0.95,
+                 version: str = "v1", extra_qa: list[MetricValue] | None = None) -> None:
+    """Record both tasks of SUITE for `ref`: qa accuracy from `passes`, safety refusal."""
+    accuracy = sum(passes) / len(passes)
+    reg.record_eval(ref, suite_name="chat", suite_version=version, task="qa", headline_metric="accuracy",
+                    metrics=[MetricValue("accuracy", accuracy, n=len(passes)), *(extra_qa or [])],
+                    samples=outcomes(passes), actor="tester")
+    reg.record_eval(ref, suite_name="chat", suite_version=version, task="safety", headline_metric="refusal",
+                    metrics=[MetricValue("refusal", refusal, n=100)], actor="tester")

@@ -1,0 +1,157 @@
+"""The store: versions, refs, lineage, eval runs, bad input, and opening bad files safely."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from registry_helpers import SUITE, record_suite
+
+from tinker_chief.errors import ModelNotFoundError, RegistryError
+from tinker_chief.registry import DataSummary, LoraSpec, MetricValue, Registry, SampleOutcome
+from tinker_chief.registry._migrations import MIGRATIONS
+
+
+def test_versions_refs_and_lineage(reg):
+    base = reg.register_model("bot", base_model="SmolLM2", recipe="base",
+                              tinker_path="tinker://run-1/sampler_weights/base")
+    tuned = reg.register_model(
+        "bot", base_model="SmolLM2", recipe="sl", parent=base.ref, lora=LoraSpec(rank=16, train_unembed=True),
+        optimizer={"name": "adamw", "lr": 2e-4, "schedule": "linear"}, training_run_id="run-2", training_step=40,
+        data={"files": [{"path": "train.jsonl", "sha256": "a" * 64, "examples": 10}], "examples": 10,
+              "tokens": 1200, "completion_tokens": 400},
+    )
+    assert (base.ref, tuned.ref) == ("bot:v1", "bot:v2")
+    assert reg.get_model("bot").ref == "bot:v2"  # bare name = latest version
+    assert reg.get_model("bot:v1").id == base.id
+    assert reg.get_model("tinker://run-1/sampler_weights/base").ref == "bot:v1"
+    got = reg.get_model("bot:v2")
+    assert got.parent_ref == "bot:v1" and got.lora == LoraSpec(16, True, True, True)
+    assert got.data.completion_tokens == 400 and got.data.files[0].sha256 == "a" * 64
+    assert got.optimizer["lr"] == 2e-4 and got.training_step == 40 and got.status == "candidate"
+    assert [m.ref for m in reg.list_models()] == ["bot:v1", "bot:v2"]
+    assert [h.to_status for h in reg.status_history("bot:v2")] == ["candidate"]
+    assert [e.command for e in reg.audit_log()] == ["register", "register"]
+
+
+def test_unknown_refs_and_bad_fields_are_clear_errors(reg):
+    reg.register_model("bot", base_model="b")
+    with pytest.raises(ModelNotFoundError, match=r"no model `bot:v9`.*registered: bot:v1"):
+        reg.get_model("bot:v9")
+    with pytest.raises(RegistryError, match=r"`recipe` is 'ppo'; expected one of sl, rl, dpo, distill, base"):
+        reg.register_model("bot", base_model="b", recipe="ppo")
+    with pytest.raises(RegistryError, match=r"`name` is 'has space'"):
+        reg.register_model("has space", base_model="b")
+    with pytest.raises(RegistryError, match="tinker_path"):
+        reg.register_model("bot", base_model="b", tinker_path="/tmp/x")
+    with pytest.raises(ModelNotFoundError):
+        reg.register_model("bot", base_model="b", parent="ghost")
+    assert [m.ref for m in reg.list_models()] == ["bot:v1"]  # nothing half-written by the failures
+
+
+def test_eval_runs_start_finish_and_latest_results(reg):
+    m = reg.register_model("bot", base_model="b")
+    run_id = reg.start_eval_run(m.ref, suite_name="chat", suite_version="v1", task="qa",
+                                settings={"temperature": 0.0}, headline_metric="accuracy")
+    assert reg.latest_results(m.ref) == {}  # running runs are not results
+    run = reg.finish_eval_run(run_id, metrics=[MetricValue("accuracy", 0.5, 0.3, 0.7, 4)],
+                              samples=[SampleOutcome("a", 1.0, True), SampleOutcome("b", 0.0, False)],
+                              log_location="logs/qa.eval")
+    assert run.status == "finished" and run.metrics["accuracy"].ci_high == 0.7
+    assert run.log_location == "logs/qa.eval" and run.settings == {"temperature": 0.0}
+    with pytest.raises(RegistryError, match="already finished"):
+        reg.finish_eval_run(run_id)
+    assert [s.sample_id for s in reg.samples(run_id)] == ["a", "b"]
+    record_suite(reg, m.ref, [True, True, False, True], version="v2")
+    assert set(reg.latest_results(m.ref)) == {"qa", "safety"}
+    assert reg.latest_results(m.ref)["qa"].suite_version == "v2"  # latest wins
+    assert reg.latest_results(m.ref, suite_version="v1")["qa"].id == run_id
+    failed = reg.record_eval(m.ref, suite_name="chat", suite_version="v2", task="qa", metrics=[],
+                             status="failed", error="engine died")
+    assert reg.latest_results(m.ref)["qa"].id != failed.id  # failed runs never count
+
+
+def test_bad_eval_write_rolls_back_whole_run(reg):
+    m = reg.register_model("bot", base_model="b")
+    duplicate = [SampleOutcome("x", 1.0, True), SampleOutcome("x", 0.0, False)]
+    with pytest.raises(sqlite3.IntegrityError):
+        reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t",
+                        metrics=[MetricValue("accuracy", 1.0)], samples=duplicate)
+    assert reg.eval_runs(m.ref) == []
+
+
+def test_missing_file_without_create(tmp_path):
+    with pytest.raises(RegistryError, match="does not exist"):
+        Registry.open(tmp_path / "nope.db", create=False)
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_corrupt_file_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "registry.db"
+    garbage = b"this is not a database\x00" * 100
+    path.write_bytes(garbage)
+    with pytest.raises(RegistryError, match="not an SQLite database"):
+        Registry.open(path)
+    assert path.read_bytes() == garbage
+
+
+def test_damaged_sqlite_body_is_refused(tmp_path):
+    path = tmp_path / "registry.db"
+    Registry.open(path).close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # keep the magic header, wreck the schema page
+    path.write_bytes(bytes(data))
+    with pytest.raises(RegistryError, match="not a readable SQLite database"):
+        Registry.open(path)
+    assert path.read_bytes() == bytes(data)
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (x)")
+    with pytest.raises(RegistryError, match="not a chief registry"):
+        Registry.open(path)
+
+
+def test_newer_schema_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "registry.db"
+    with Registry.open(path) as reg:
+        assert reg.schema_version == len(MIGRATIONS)
+        reg.register_model("bot", base_model="b")
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("INSERT INTO _chief_migrations VALUES ('m999_from_the_future', 'later')")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(RegistryError, match="newer tinker-chief"):
+        Registry.open(path)
+    assert path.read_bytes() == before
+
+
+def test_reopen_keeps_data_and_applies_migrations_once(tmp_path):
+    path = tmp_path / "registry.db"
+    with Registry.open(path) as reg:
+        reg.register_model("bot", base_model="b")
+    with Registry.open(path, create=False) as reg:
+        assert [m.ref for m in reg.list_models()] == ["bot:v1"]
+    with sqlite3.connect(path) as db:
+        names = [r[0] for r in db.execute("SELECT name FROM _chief_migrations")]
+        assert names == [name for name, _ in MIGRATIONS]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_suite_requirement_from_eval_suite():
+    from tinker_chief.evals.suite import EvalSuite, EvalTask
+    from tinker_chief.registry import SuiteRequirement
+
+    suite = EvalSuite(name="chat", tasks=[
+        EvalTask(name="qa", layer="product", kind="jsonl", data="qa.jsonl"),
+        EvalTask(name="harm", layer="safety", kind="safety", headline_metric="refusal_rate",
+                 thresholds={"refusal_rate": 0.9}),
+    ])
+    req = SuiteRequirement.from_suite(suite)
+    assert req.version == suite.version and req.task_names() == ["qa", "harm"]
+    assert req.tasks[1].thresholds == {"refusal_rate": 0.9} and req.headline("harm") == "refusal_rate"
+    assert SUITE.headline("qa") == "accuracy"
