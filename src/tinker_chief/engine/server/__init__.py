@@ -1,0 +1,9 @@
+"""The protocol layer of the local engine: what the unmodified `tinker` SDK talks to over HTTP.
+
+`app.py` maps the SDK's routes onto `service.EngineService`, which owns sessions, models and
+sampling sessions, hands work to `scheduler.Scheduler` (one compute thread, per-model `seq_id`
+order, batched sampling) and parks results in `futures.FutureTable` for long-polling.
+`codec.py` converts protobuf/JSON to the backend dataclasses of `engine/backend.py`;
+`store.py` keeps runs and checkpoints under `--state-dir`. Other capabilities import only
+`launcher.py` (start/stop an engine process); everything else reaches the engine over HTTP.
+"""

@@ -1,0 +1,321 @@
+"""FastAPI routes: the `/api/v1/...` surface of SDK 0.38, mapped onto the engine services.
+
+Routes only parse (with the SDK's own pydantic request types, so the field names cannot
+drift), call `EngineService`/`SamplingService`, and shape the answer. Every error becomes the
+SDK's error body with a 4xx (request problems) or 5xx (engine faults) status. Results of
+`ForwardBackwardOutput` and `SampleResponse` futures go out as protobuf, which SDK >= 0.25
+requires. Features the local engine lacks answer 400 with a sentence saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import pydantic
+import zstandard
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from tinker.types.create_model_request import CreateModelRequest
+from tinker.types.create_sampling_session_request import CreateSamplingSessionRequest
+from tinker.types.future_retrieve_request import FutureRetrieveRequest
+from tinker.types.load_weights_request import LoadWeightsRequest
+from tinker.types.optim_step_request import OptimStepRequest
+from tinker.types.sample_request import SampleRequest
+from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
+from tinker.types.save_weights_request import SaveWeightsRequest
+
+from tinker_chief.engine.server import listing
+from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, error_body, status_of
+from tinker_chief.engine.server.futures import FutureError
+from tinker_chief.engine.server.sampling import SamplingService
+from tinker_chief.engine.server.service import EngineService
+
+log = logging.getLogger("tinker_chief.engine")
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+LONG_POLL_S = 30.0  # the SDK's own per-poll timeout is 45 s
+MAX_BODY_BYTES = 512 * 1024 * 1024
+UNSUPPORTED_ROUTES: dict[str, str] = {
+    "/api/v1/save_weights_external": "save_weights_external (HF-format export; use `chief engine export`)",
+    "/api/v1/create_custom_loss": "server-side custom losses (forward_backward_custom works client-side)",
+    "/api/v1/copy_weights": "copy_weights",
+    "/api/v1/auth/token": "JWT authentication",
+    "/api/v1/retrieve_futures": "retrieve_futures",
+    "/api/v1/join_sampling_session": "join_sampling_session",
+}
+
+
+def create_app(engine: EngineService, *, api_key: str | None = None) -> FastAPI:
+    sampling = SamplingService(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await asyncio.to_thread(engine.scheduler.stop)
+
+    app = FastAPI(title="chief engine", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    if api_key:
+        from tinker_chief.engine.server.auth import ApiKeyMiddleware
+
+        app.add_middleware(ApiKeyMiddleware, api_key=api_key)
+    _install_error_handlers(app)
+    _add_session_routes(app, engine)
+    _add_training_routes(app, engine)
+    _add_sampling_routes(app, engine, sampling)
+    _add_rest_routes(app, engine)
+    return app
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+async def parse(request: Request, model: type[Model]) -> Model:
+    body = await request.body()
+    endpoint = request.url.path.removeprefix("/api/v1/")
+    try:
+        return model.model_validate_json(body or b"{}")
+    except pydantic.ValidationError as exc:
+        raise InvalidRequestError(f"{endpoint}: {_validation_message(exc)}") from None
+
+
+def _validation_message(exc: pydantic.ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ())) or "body"
+        if error.get("type") == "json_invalid":
+            problems.append(f"body is not valid JSON ({error.get('msg')})")
+        elif error.get("type") == "missing":
+            problems.append(f"field {where} is missing")
+        else:
+            problems.append(f"field {where}: {error.get('msg')}")
+    return "; ".join(problems)
+
+
+async def json_field(request: Request, name: str) -> str:
+    """One string field of a small JSON body, with a 400 naming it when absent or malformed."""
+    endpoint = request.url.path.removeprefix("/api/v1/")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidRequestError(f"{endpoint}: body is not valid JSON") from None
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{endpoint}: field {name} is missing (expected a string)")
+    return value
+
+
+async def on_compute(engine: EngineService, fn):
+    """Run `fn` on the compute thread and await it without blocking the event loop."""
+    return await asyncio.wrap_future(engine.scheduler.call(fn))
+
+
+def future_response(request_id: str, **extra: object) -> dict:
+    return {"request_id": request_id, **extra}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Exception)
+    async def engine_error(_: Request, exc: Exception) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.exception("internal error", exc_info=exc)
+            return JSONResponse(error_body(f"internal engine error: {type(exc).__name__}: {exc}", "server"),
+                                status_code=status)
+        return JSONResponse(error_body(str(exc)), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in (404, 405):
+            message = (f"{request.method} {request.url.path} is not an endpoint of the local engine "
+                       "(this Tinker feature is not supported by chief engine serve)")
+            return JSONResponse(error_body(message), status_code=exc.status_code)
+        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code)
+
+    for path, feature in UNSUPPORTED_ROUTES.items():
+        async def unsupported(_: Request, feature: str = feature) -> None:
+            raise UnsupportedError(feature)
+        app.add_api_route(path, unsupported, methods=["POST", "GET"])
+
+
+# -- sessions and futures ----------------------------------------------------------------------
+
+
+def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
+    @app.get("/api/v1/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/api/v1/client/config")
+    async def client_config() -> dict:
+        # zstd bodies keep big SFT batches cheap on the wire; we decode them in forward_backward.
+        return {"pjwt_auth_enabled": False, "proto_compress_fwdbwd": True}
+
+    @app.post("/api/v1/client/dynamic_config")
+    async def dynamic_config() -> dict:
+        return {"refresh_interval_sec": 300, "sample_cancel_enabled": False}
+
+    @app.post("/api/v1/create_session")
+    async def create_session(request: Request) -> dict:
+        await request.body()
+        return {"type": "create_session", "session_id": engine.create_session()}
+
+    @app.post("/api/v1/session_heartbeat")
+    async def heartbeat(request: Request) -> dict:
+        engine.require_session(await json_field(request, "session_id"))
+        return {"type": "session_heartbeat"}
+
+    @app.post("/api/v1/sessions/{session_id}/finish")
+    async def finish(session_id: str) -> dict:
+        engine.finish_session(session_id)
+        return {}
+
+    @app.post("/api/v1/telemetry")
+    async def telemetry(request: Request) -> dict:
+        await request.body()  # accepted and dropped: nothing leaves this machine
+        return {"status": "accepted"}
+
+    @app.post("/api/v1/retrieve_future")
+    async def retrieve_future(request: Request) -> Response:
+        req = await parse(request, FutureRetrieveRequest)
+        result = await engine.futures.wait(req.request_id, LONG_POLL_S)
+        if result is None:
+            return JSONResponse({"type": "try_again", "request_id": req.request_id, "queue_state": "active"})
+        if isinstance(result, FutureError):
+            return JSONResponse(error_body(result.message, result.category))
+        if isinstance(result, bytes):
+            return Response(result, media_type="application/x-protobuf")
+        return JSONResponse(result)
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+def _add_training_routes(app: FastAPI, engine: EngineService) -> None:
+    @app.post("/api/v1/create_model")
+    async def create_model(request: Request) -> dict:
+        req = await parse(request, CreateModelRequest)
+        model_id = f"{req.session_id}:train:{req.model_seq_id}"
+        return future_response(engine.create_model(req), model_id=model_id)
+
+    @app.post("/api/v1/get_info")
+    async def get_info(request: Request) -> dict:
+        return engine.get_info(await json_field(request, "model_id"))
+
+    @app.post("/api/v1/unload_model")
+    async def unload_model(request: Request) -> dict:
+        model_id = await json_field(request, "model_id")
+        return future_response(engine.unload_model(model_id), model_id=model_id)
+
+    @app.post("/api/v1/forward_backward")
+    async def forward_backward(request: Request) -> dict:
+        body = await _raw_body(request)
+        return future_response(engine.forward_backward(body))
+
+    @app.post("/api/v1/forward")
+    async def forward_legacy() -> None:
+        raise UnsupportedError("the JSON /forward endpoint of SDKs older than 0.25 (upgrade tinker to 0.38)")
+
+    @app.post("/api/v1/optim_step")
+    async def optim_step(request: Request) -> dict:
+        req = await parse(request, OptimStepRequest)
+        return future_response(engine.optim_step(req), model_id=req.model_id)
+
+    @app.post("/api/v1/save_weights")
+    async def save_weights(request: Request) -> dict:
+        req = await parse(request, SaveWeightsRequest)
+        return future_response(engine.save_weights(req), model_id=req.model_id)
+
+    @app.post("/api/v1/save_weights_for_sampler")
+    async def save_weights_for_sampler(request: Request) -> dict:
+        req = await parse(request, SaveWeightsForSamplerRequest)
+        return future_response(engine.save_weights_for_sampler(req), model_id=req.model_id)
+
+    @app.post("/api/v1/load_weights")
+    async def load_weights(request: Request) -> dict:
+        req = await parse(request, LoadWeightsRequest)
+        return future_response(engine.load_weights(req))
+
+
+async def _raw_body(request: Request) -> bytes:
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "zstd":
+        raise InvalidRequestError(f"unsupported Content-Encoding {encoding!r} (expected zstd or none)")
+    try:
+        return zstandard.ZstdDecompressor().decompress(body, max_output_size=MAX_BODY_BYTES)
+    except zstandard.ZstdError as exc:
+        raise InvalidRequestError(f"body is not valid zstd data ({exc})") from None
+
+
+# -- sampling ----------------------------------------------------------------------------------
+
+
+def _add_sampling_routes(app: FastAPI, engine: EngineService, sampling: SamplingService) -> None:
+    @app.post("/api/v1/create_sampling_session")
+    async def create_sampling_session(request: Request) -> dict:
+        req = await parse(request, CreateSamplingSessionRequest)
+        engine.require_session(req.session_id)
+        state = await on_compute(engine, sampling.prepare_sampler(req.model_path, req.base_model))
+        return {"type": "create_sampling_session", "sampling_session_id": sampling.register_session(req, state)}
+
+    @app.get("/api/v1/samplers/{sampler_id}")
+    async def get_sampler(sampler_id: str) -> dict:
+        return sampling.describe(sampler_id)
+
+    @app.post("/api/v1/asample")
+    async def asample(request: Request) -> dict:
+        req = await parse(request, SampleRequest)
+        if req.sampling_session_id is not None:
+            state = sampling.sampler(req.sampling_session_id)
+        else:
+            state = await on_compute(engine, sampling.prepare_sampler(req.model_path, req.base_model))
+        return sampling.asample(req, state)
+
+
+# -- REST listings -----------------------------------------------------------------------------
+
+
+def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
+    store = engine.store
+
+    @app.get("/api/v1/get_server_capabilities")
+    async def capabilities() -> dict:
+        return listing.capabilities(await on_compute(engine, engine.catalog.listing))
+
+    @app.get("/api/v1/training_runs")
+    async def training_runs(limit: int = 20, offset: int = 0) -> dict:
+        return listing.training_runs(store, max(limit, 0), max(offset, 0))
+
+    @app.get("/api/v1/training_runs/{run_id}")
+    async def training_run(run_id: str) -> dict:
+        return listing.training_run_json(store, store.get_run(run_id))
+
+    @app.get("/api/v1/training_runs/{run_id}/checkpoints")
+    async def run_checkpoints(run_id: str) -> dict:
+        return listing.run_checkpoints(store, run_id)
+
+    @app.get("/api/v1/checkpoints")
+    async def user_checkpoints(limit: int = 100, offset: int = 0) -> dict:
+        return listing.user_checkpoints(store, max(limit, 0), max(offset, 0))
+
+    @app.delete("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}")
+    async def delete_checkpoint(run_id: str, checkpoint_id: str) -> dict:
+        if checkpoint_id.count("/") > 1:  # DELETE .../publish (unpublish) lands here too
+            raise UnsupportedError(f"checkpoint {checkpoint_id.rsplit('/', 1)[-1]} changes")
+        store.delete(run_id, checkpoint_id)
+        return {}
+
+    @app.post("/api/v1/weights_info")
+    async def weights_info(request: Request) -> dict:
+        return listing.weights_info(store, await json_field(request, "tinker_path"))
+
+    @app.api_route("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/{action}",
+                   methods=["POST", "PUT", "DELETE", "GET"])
+    async def checkpoint_action(action: str) -> None:
+        raise UnsupportedError(f"checkpoint {action} (publish, ttl, external weights URLs)")

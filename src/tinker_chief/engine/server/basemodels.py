@@ -1,0 +1,88 @@
+"""What the server must know about a base model to validate requests before queuing them.
+
+Vocabulary size, context length, EOS ids (the default stop condition) and the local tokenizer
+directory (returned as `tokenizer_id` so the SDK's `get_tokenizer()` works offline). Facts
+come from the backend's `BaseModelInfo` when it lists the model, else from the catalog's
+`config.json`; they are computed once per model on the compute thread (materializing a
+built-in model may convert it the first time).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinker_chief.engine.backend import ComputeBackend
+from tinker_chief.models import list_builtin_models, materialize_model, resolve_model
+
+
+@dataclass(frozen=True)
+class BaseInfo:
+    name: str
+    arch: str
+    vocab_size: int
+    max_context_length: int
+    tokenizer_dir: str
+    eos_tokens: tuple[int, ...]
+
+
+def canonical_name(name: str) -> str:
+    """The catalog's name for what a client typed; raises ModelNotFoundError listing options."""
+    return resolve_model(name).name
+
+
+class BaseModelCatalog:
+    def __init__(self, backend: ComputeBackend) -> None:
+        self._backend = backend
+        self._infos: dict[str, BaseInfo] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, name: str) -> BaseInfo | None:
+        with self._lock:
+            return self._infos.get(name)
+
+    def info(self, name: str) -> BaseInfo:
+        """Facts about a base model (compute thread only: may materialize the model)."""
+        canonical = canonical_name(name)
+        if (known := self.cached(canonical)) is not None:
+            return known
+        directory = materialize_model(canonical)
+        config = _read_json(directory / "config.json")
+        generation = _read_json(directory / "generation_config.json")
+        backend_info = next((b for b in self._backend.base_models() if b.name == canonical), None)
+        info = BaseInfo(
+            name=canonical,
+            arch=backend_info.arch if backend_info else str(config.get("model_type", "unknown")),
+            vocab_size=int(config["vocab_size"]),
+            max_context_length=(backend_info.max_context_length if backend_info
+                                else int(config.get("max_position_embeddings", 2048))),
+            tokenizer_dir=backend_info.tokenizer_dir if backend_info else str(directory),
+            eos_tokens=_ids(generation.get("eos_token_id")) or _ids(config.get("eos_token_id")),
+        )
+        with self._lock:
+            self._infos[canonical] = info
+        return info
+
+    def listing(self) -> list[tuple[str, int | None]]:
+        """(name, context length if known) for every built-in and every model the engine loaded."""
+        names: dict[str, int | None] = {spec.name: None for spec in list_builtin_models()}
+        for info in self._backend.base_models():
+            names[info.name] = info.max_context_length
+        with self._lock:
+            for info in self._infos.values():
+                names[info.name] = info.max_context_length
+        return list(names.items())
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _ids(value: object) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(int(v) for v in value)
+    return ()

@@ -1,0 +1,140 @@
+"""Start and stop a local engine process: the one engine module other capabilities import.
+
+    from tinker_chief.engine.server.launcher import start_engine
+    with start_engine(state_dir=Path(".chief/engine")) as engine:
+        client = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
+
+The engine runs as `python -m tinker_chief.engine.server` in a subprocess (its own process, so
+training code reaches it only over HTTP, exactly like Tinker's cloud). Ready means it printed
+its base URL; a process that dies or stays silent past `ready_timeout` raises `EngineError`
+with the tail of its log. `ensure_engine` reuses an engine already answering at a URL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY
+from tinker_chief.engine.server.main import API_KEY_ENV, READY_PREFIX
+from tinker_chief.errors import EngineError
+
+_LOG_TAIL_CHARS = 3000
+
+
+@dataclass
+class EngineHandle:
+    """A running engine. `stop()` (or leaving the `with` block) shuts it down cleanly."""
+
+    base_url: str
+    api_key_for_clients: str
+    log_file: Path | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.process is not None:  # never leak an engine if the caller forgets stop()
+            self._finalizer = weakref.finalize(self, _terminate, self.process, 10.0)
+
+    @property
+    def owned(self) -> bool:
+        """True if this handle started the process (and so stops it)."""
+        return self.process is not None
+
+    def is_running(self) -> bool:
+        return self.process is None or self.process.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is not None:
+            self._finalizer.detach()
+            _terminate(self.process, timeout)
+
+    def __enter__(self) -> EngineHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None = None, device: str = "auto",
+                 dtype: str = "auto", api_key: str | None = None, log_file: Path | None = None,
+                 ready_timeout: float = 180.0) -> EngineHandle:
+    """Start `python -m tinker_chief.engine.server` and wait until it serves."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_file = Path(log_file) if log_file else state_dir / "engine.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop(API_KEY_ENV, None)
+    if api_key:
+        env[API_KEY_ENV] = api_key
+    command = [sys.executable, "-m", "tinker_chief.engine.server", "--host", host, "--port", str(port or 0),
+               "--state-dir", str(state_dir), "--device", device, "--dtype", dtype]
+    offset = log_file.stat().st_size if log_file.exists() else 0
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env)
+    url = _wait_ready(process, log_file, offset, ready_timeout)
+    return EngineHandle(url, api_key or LOCAL_CLIENT_KEY, log_file, process)
+
+
+def ensure_engine(base_url: str | None = None, *, state_dir: Path, api_key: str | None = None,
+                  **start_kwargs: object) -> EngineHandle:
+    """The engine answering at `base_url` if there is one, else a newly started one.
+
+    A reused engine's handle does not own the process: `stop()` leaves it running.
+    """
+    if base_url and engine_is_up(base_url, api_key):
+        return EngineHandle(base_url.rstrip("/"), api_key or LOCAL_CLIENT_KEY)
+    return start_engine(state_dir=state_dir, api_key=api_key, **start_kwargs)  # type: ignore[arg-type]
+
+
+def engine_is_up(base_url: str, api_key: str | None = None, timeout: float = 2.0) -> bool:
+    try:
+        response = httpx.get(f"{base_url.rstrip('/')}/api/v1/healthz", timeout=timeout,
+                             headers={"X-API-Key": api_key or LOCAL_CLIENT_KEY})
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _wait_ready(process: subprocess.Popen, log_file: Path, offset: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _read_from(log_file, offset)
+        for line in text.splitlines():
+            if line.startswith(READY_PREFIX):
+                return line[len(READY_PREFIX):].split()[0]
+        if process.poll() is not None:
+            raise EngineError(f"the engine exited with code {process.returncode} before it was ready; "
+                              f"log {log_file} ends with:\n{text[-_LOG_TAIL_CHARS:]}")
+        time.sleep(0.1)
+    _terminate(process, 10.0)
+    raise EngineError(f"the engine was not ready after {timeout:.0f} s; log {log_file} ends with:\n"
+                      f"{_read_from(log_file, offset)[-_LOG_TAIL_CHARS:]}")
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _terminate(process: subprocess.Popen, timeout: float) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

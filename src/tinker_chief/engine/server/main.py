@@ -1,0 +1,86 @@
+"""Run the engine in this process: build the backend, the app, and serve until a signal.
+
+`serve(settings)` is what both `python -m tinker_chief.engine.server` (used by the launcher)
+and `chief engine serve` call. It prints one line `chief engine listening on <base_url>` once
+the socket accepts connections (the launcher waits for exactly that line). On SIGINT/SIGTERM
+it stops taking new work, fails queued futures with "the engine is shutting down", lets the
+request on the compute thread finish, and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import uvicorn
+
+from tinker_chief.engine.server.auth import check_bind
+
+READY_PREFIX = "chief engine listening on "
+API_KEY_ENV = "CHIEF_ENGINE_API_KEY"
+Device = Literal["auto", "cpu", "cuda"]
+DType = Literal["auto", "float32", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8765  # 0 picks a free port
+    device: Device = "auto"
+    dtype: DType = "auto"
+    api_key: str | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return (f"EngineSettings(state_dir={self.state_dir!s}, host={self.host}, port={self.port}, "
+                f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'})")
+
+
+def base_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that announces readiness and fails queued work as soon as a signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, on_signal, announce) -> None:
+        super().__init__(config)
+        self._on_signal, self._announce = on_signal, announce
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers and self.servers[0].sockets:
+            self._announce(self.servers[0].sockets[0].getsockname()[1])
+
+    def handle_exit(self, sig, frame) -> None:
+        threading.Thread(target=self._on_signal, daemon=True).start()
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: EngineSettings) -> None:
+    """Blocking: serve the engine until SIGINT/SIGTERM. Raises ChiefError on bad settings."""
+    check_bind(settings.host, settings.api_key)
+    from tinker_chief.engine.compute import TorchBackend
+    from tinker_chief.engine.server.app import create_app
+    from tinker_chief.engine.server.service import EngineService
+
+    logging.basicConfig(level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    backend = TorchBackend(device=settings.device, dtype=settings.dtype)
+    engine = EngineService(backend, settings.state_dir)
+    app = create_app(engine, api_key=settings.api_key)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=5, lifespan="on")
+
+    def announce(port: int) -> None:
+        print(f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, "
+              f"state dir {settings.state_dir})", flush=True)
+
+    _Server(config, on_signal=engine.scheduler.stop, announce=announce).run()

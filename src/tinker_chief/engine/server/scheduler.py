@@ -1,0 +1,219 @@
+"""The one compute thread: per-model `seq_id` order, batched sampling, results into futures.
+
+The backend is single-threaded by contract, so every backend call runs here. Training
+requests carry the client's `seq_id` (1, 2, ...); the SDK submits chunks in parallel ("first
+chunk last") and lets a client queue `forward_backward` and `optim_step` before waiting, so
+requests are parked until their predecessor arrived and released strictly in order. A
+request rejected before it reached the queue still consumes its `seq_id` (`skip`) so later
+ones do not wait forever. Sample requests from all clients are drained together into one
+`backend.sample` call; if a batch fails on a bad request, each request is retried alone so
+one client's error does not fail the others.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tinker_chief.engine.backend import ComputeBackend, SampleRequest, SampleResult
+from tinker_chief.engine.server.errors import status_of
+from tinker_chief.engine.server.futures import FutureError, FutureTable, Payload
+
+log = logging.getLogger("tinker_chief.engine")
+
+_MAX_SAMPLE_BATCH = 64
+_BATCH_WINDOW_S = 0.004  # lets near-simultaneous HTTP requests land in the same batch
+
+
+@dataclass
+class _Job:
+    request_id: str
+    run: Callable[[], Payload]
+
+
+@dataclass
+class _SampleJob:
+    request_id: str
+    request: SampleRequest
+    encode: Callable[[SampleResult], Payload]
+
+
+@dataclass
+class _ModelQueue:
+    next_seq: int = 1
+    parked: dict[int, _Job | None] = field(default_factory=dict)  # None = skipped seq_id
+    seen: dict[int, str] = field(default_factory=dict)  # seq_id -> request_id (SDK retries)
+
+
+class Scheduler:
+    """Owns the compute thread; everything public is safe to call from any thread."""
+
+    def __init__(self, backend: ComputeBackend, futures: FutureTable) -> None:
+        self._backend = backend
+        self._futures = futures
+        self._cond = threading.Condition()
+        self._ready: collections.deque[_Job] = collections.deque()
+        self._samples: list[_SampleJob] = []
+        self._models: dict[str, _ModelQueue] = {}
+        self._stopping = False
+        self._prefer_samples = False
+        self._thread = threading.Thread(target=self._loop, name="chief-compute", daemon=True)
+        self._thread.start()
+
+    # -- submission -------------------------------------------------------------------------
+
+    def open_model(self, model_id: str, next_seq: int = 1) -> None:
+        with self._cond:
+            self._models.setdefault(model_id, _ModelQueue(next_seq=next_seq))
+
+    def close_model(self, model_id: str) -> None:
+        with self._cond:
+            self._models.pop(model_id, None)
+
+    def known_request(self, model_id: str, seq_id: int | None) -> str | None:
+        """The request id already issued for this (model, seq_id): an SDK retry, not new work."""
+        if seq_id is None:
+            return None
+        with self._cond:
+            queue = self._models.get(model_id)
+            return queue.seen.get(seq_id) if queue else None
+
+    def submit_ordered(self, model_id: str, seq_id: int | None, request_id: str,
+                       run: Callable[[], Payload]) -> None:
+        """Run `run` after every earlier `seq_id` of `model_id`; None means 'in arrival order'."""
+        job = _Job(request_id, run)
+        with self._cond:
+            queue = self._models.setdefault(model_id, _ModelQueue())
+            if seq_id is None:
+                self._ready.append(job)
+            else:
+                queue.seen[seq_id] = request_id
+                self._park(queue, seq_id, job)
+            self._cond.notify()
+
+    def skip(self, model_id: str, seq_id: int | None) -> None:
+        """A request with this seq_id was rejected before queuing; let its successors run."""
+        if seq_id is None:
+            return
+        with self._cond:
+            queue = self._models.get(model_id)
+            if queue is not None:
+                self._park(queue, seq_id, None)
+                self._cond.notify()
+
+    def submit(self, request_id: str, run: Callable[[], Payload]) -> None:
+        """Run a job that belongs to no model's sequence (create_model, load_weights)."""
+        with self._cond:
+            self._ready.append(_Job(request_id, run))
+            self._cond.notify()
+
+    def call(self, fn: Callable[[], object]) -> concurrent.futures.Future:
+        """Run `fn` on the compute thread and hand back its outcome (for synchronous routes)."""
+        outcome: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> dict:
+            try:
+                outcome.set_result(fn())
+            except BaseException as exc:  # delivered to the caller, who reports it
+                outcome.set_exception(exc)
+            return {}
+
+        with self._cond:
+            self._ready.append(_Job("", run))
+            self._cond.notify()
+        return outcome
+
+    def submit_sample(self, request_id: str, request: SampleRequest,
+                      encode: Callable[[SampleResult], Payload]) -> None:
+        with self._cond:
+            self._samples.append(_SampleJob(request_id, request, encode))
+            self._cond.notify()
+
+    def stop(self, message: str = "the engine is shutting down") -> None:
+        """Finish the job in progress, fail everything queued, and end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._ready.clear()
+            self._samples.clear()
+            for queue in self._models.values():
+                queue.parked.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=600)
+        self._futures.fail_pending(message)
+
+    # -- compute thread ---------------------------------------------------------------------
+
+    def _park(self, queue: _ModelQueue, seq_id: int, job: _Job | None) -> None:
+        if seq_id < queue.next_seq:
+            # Behind the sequence (e.g. a raw client reusing ids): run it rather than drop it.
+            if job is not None:
+                self._ready.append(job)
+            return
+        queue.parked[seq_id] = job
+        while queue.next_seq in queue.parked:
+            released = queue.parked.pop(queue.next_seq)
+            queue.next_seq += 1
+            if released is not None:
+                self._ready.append(released)
+
+    def _next_work(self) -> _Job | list[_SampleJob] | None:
+        with self._cond:
+            while not self._ready and not self._samples and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            take_samples = bool(self._samples) and (self._prefer_samples or not self._ready)
+            self._prefer_samples = not take_samples
+            if not take_samples:
+                return self._ready.popleft()
+            if len(self._samples) < _MAX_SAMPLE_BATCH:
+                self._cond.wait(_BATCH_WINDOW_S)
+            batch, self._samples = self._samples[:_MAX_SAMPLE_BATCH], self._samples[_MAX_SAMPLE_BATCH:]
+            return batch
+
+    def _loop(self) -> None:
+        while (work := self._next_work()) is not None:
+            if isinstance(work, _Job):
+                self._run_job(work)
+            else:
+                self._run_samples(work)
+
+    def _run_job(self, job: _Job) -> None:
+        try:
+            payload = job.run()
+        except Exception as exc:
+            self._fail(job.request_id, exc)
+            return
+        if job.request_id:
+            self._futures.complete(job.request_id, payload)
+
+    def _run_samples(self, batch: list[_SampleJob]) -> None:
+        try:
+            results = self._backend.sample([job.request for job in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                self._fail(batch[0].request_id, exc)
+                return
+            for job in batch:  # isolate the request that broke the batch
+                self._run_samples([job])
+            return
+        for job, result in zip(batch, results, strict=True):
+            try:
+                self._futures.complete(job.request_id, job.encode(result))
+            except Exception as exc:
+                self._fail(job.request_id, exc)
+
+    def _fail(self, request_id: str, exc: Exception) -> None:
+        status = status_of(exc)
+        if status >= 500:
+            log.error("request %s failed:\n%s", request_id, traceback.format_exc())
+            error = FutureError(f"internal engine error: {type(exc).__name__}: {exc}", "server", status)
+        else:
+            error = FutureError(str(exc), "user", status)
+        if request_id:
+            self._futures.fail(request_id, error)

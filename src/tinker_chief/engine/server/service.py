@@ -1,0 +1,356 @@
+"""The engine's request logic behind the HTTP routes: sessions, training models, checkpoints.
+
+Each SDK call is validated here *before* it is queued (unknown model, tokens outside the
+vocabulary, sequences over the context length, bad names, unknown `tinker://` paths), so the
+client gets a 4xx with a specific sentence; the work itself is handed to the scheduler and
+its result lands in the future table. Model ids follow the SDK's own convention
+`<session>:train:<model_seq_id>` (0.38 derives it client-side for `load_weights`), and a model
+id doubles as its training run id in `tinker://` paths. Sampling lives in `sampling.py`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tinker.types import AdamParams
+from tinker.types.create_model_request import CreateModelRequest
+from tinker.types.load_weights_request import LoadWeightsRequest
+from tinker.types.optim_step_request import OptimStepRequest
+from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
+from tinker.types.save_weights_request import SaveWeightsRequest
+
+from tinker_chief.engine.backend import AdamStep, ComputeBackend, DatumArrays, LoraSpec
+from tinker_chief.engine.server import codec
+from tinker_chief.engine.server.basemodels import BaseInfo, BaseModelCatalog, canonical_name
+from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, UnsupportedError
+from tinker_chief.engine.server.futures import FutureTable, Payload
+from tinker_chief.engine.server.scheduler import Scheduler
+from tinker_chief.engine.server.store import CheckpointKind, CheckpointStore, RunRecord, validate_name
+
+MAX_LORA_RANK = 1024
+
+
+@dataclass
+class TrainingModel:
+    model_id: str
+    session_id: str
+    base_model: str
+    lora: LoraSpec
+
+
+@dataclass
+class SamplerState:
+    sampler_key: str
+    base_model: str
+    model_path: str | None
+
+
+class EngineService:
+    def __init__(self, backend: ComputeBackend, state_dir: Path) -> None:
+        self.backend = backend
+        self.futures = FutureTable()
+        self.scheduler = Scheduler(backend, self.futures)
+        self.store = CheckpointStore(state_dir)
+        self.catalog = BaseModelCatalog(backend)
+        self.models: dict[str, TrainingModel] = {}
+        self.samplers: dict[str, SamplerState] = {}
+        self.sessions: set[str] = set()
+        self._creations: dict[str, str] = {}  # model_id -> request id (SDK retries)
+        self._lock = threading.Lock()
+        self._auto_names = itertools.count(1)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def create_session(self) -> str:
+        session_id = uuid.uuid4().hex[:12]
+        with self._lock:
+            self.sessions.add(session_id)
+        return session_id
+
+    def require_session(self, session_id: str) -> None:
+        if session_id not in self.sessions:
+            raise NotFoundError(f"unknown session {session_id!r} (the engine may have restarted; "
+                                "create a new ServiceClient)")
+
+    def finish_session(self, session_id: str) -> None:
+        self.require_session(session_id)
+
+    # -- models ------------------------------------------------------------------------------
+
+    def model(self, model_id: str) -> TrainingModel:
+        found = self.models.get(model_id)
+        if found is None:
+            raise NotFoundError(f"unknown model_id {model_id!r}: no training client with this id is "
+                                "loaded on this engine (it may have been unloaded or the engine restarted)")
+        return found
+
+    def create_model(self, request: CreateModelRequest) -> str:
+        self.require_session(request.session_id)
+        model_id = f"{request.session_id}:train:{request.model_seq_id}"
+        if model_id in self._creations:
+            return self._creations[model_id]
+        base = canonical_name(request.base_model)
+        lora = _lora_spec(request)
+        if getattr(request.optimizer_config, "type", "adamw") != "adamw":
+            raise UnsupportedError(f"optimizer {request.optimizer_config.type!r} (only adamw)")
+        request_id = self.futures.create("create_model")
+        self._creations[model_id] = request_id
+        self._register(TrainingModel(model_id, request.session_id, base, lora))
+
+        def run() -> dict:
+            self.catalog.info(base)
+            self.backend.create_training_model(model_id, base, lora)
+            self.store.save_run(RunRecord(model_id, base, asdict(lora),
+                                          user_metadata=_str_dict(request.user_metadata)))
+            return {"model_id": model_id, "type": "create_model"}
+
+        self.scheduler.submit(request_id, self._forget_on_error(model_id, run))
+        return request_id
+
+    def _register(self, model: TrainingModel) -> None:
+        self.models[model.model_id] = model
+        self.scheduler.open_model(model.model_id)
+
+    def _forget_on_error(self, model_id: str, run):
+        def wrapped() -> dict:
+            try:
+                return run()
+            except Exception:
+                self.models.pop(model_id, None)
+                self._creations.pop(model_id, None)
+                self.scheduler.close_model(model_id)
+                raise
+        return wrapped
+
+    def get_info(self, model_id: str) -> dict:
+        model = self.model(model_id)
+        info = self.catalog.cached(model.base_model)
+        return {
+            "type": "get_info",
+            "model_id": model_id,
+            "model_data": {"arch": info.arch if info else None, "model_name": model.base_model,
+                           "tokenizer_id": info.tokenizer_dir if info else None},
+            "is_lora": True,
+            "lora_rank": model.lora.rank,
+            "model_name": model.base_model,
+        }
+
+    def unload_model(self, model_id: str) -> str:
+        self.model(model_id)
+        request_id = self.futures.create("unload_model")
+
+        def run() -> dict:
+            self.backend.unload_model(model_id)
+            self.models.pop(model_id, None)
+            self.scheduler.close_model(model_id)
+            return {"model_id": model_id, "type": "unload_model"}
+
+        self.scheduler.submit(request_id, run)
+        return request_id
+
+    # -- training ----------------------------------------------------------------------------
+
+    def _submit_ordered(self, model_id: str, seq_id: int | None, kind: str,
+                        prepare: Callable[[TrainingModel], Callable[[], Payload]]) -> str:
+        """Validate with `prepare` (which returns the work), then queue it in seq_id order."""
+        model = self.model(model_id)
+        if (known := self.scheduler.known_request(model.model_id, seq_id)) is not None:
+            return known  # an SDK retry of a request we already have
+        with self._rejecting(model.model_id, seq_id):
+            run = prepare(model)
+        request_id = self.futures.create(kind)
+        self.scheduler.submit_ordered(model.model_id, seq_id, request_id, run)
+        return request_id
+
+    def forward_backward(self, body: bytes) -> str:
+        message = codec.decode_forward_backward(body)
+
+        def prepare(model: TrainingModel) -> Callable[[], bytes]:
+            call = codec.forward_backward_call(message)
+            if (info := self.catalog.cached(model.base_model)) is not None:
+                for index, datum in enumerate(call.data):
+                    _check_datum(index, datum, info)
+
+            def run() -> bytes:
+                result = self.backend.forward_backward(model.model_id, call.data, call.loss_fn,
+                                                       call.loss_fn_config, call.forward_only)
+                return codec.encode_forward_backward(result)
+            return run
+
+        return self._submit_ordered(message.model_id, message.seq_id or None, "forward_backward", prepare)
+
+    def optim_step(self, request: OptimStepRequest) -> str:
+        def prepare(model: TrainingModel) -> Callable[[], dict]:
+            step = _adam_step(request.optim_params)
+
+            def run() -> dict:
+                metrics = self.backend.optim_step(model.model_id, step)
+                return {"metrics": {k: float(v) for k, v in metrics.items()}, "type": "optim_step"}
+            return run
+
+        return self._submit_ordered(request.model_id, request.seq_id, "optim_step", prepare)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save_weights(self, request: SaveWeightsRequest) -> str:
+        def prepare(model: TrainingModel) -> Callable[[], dict]:
+            _refuse_ttl(request.ttl_seconds)
+            name = validate_name(request.path or f"state-{next(self._auto_names):04d}")
+
+            return lambda: self._persist(model, "weights", name, request.overwrite,
+                                         self.backend.save_training_state, request.user_metadata)
+
+        return self._submit_ordered(request.model_id, request.seq_id, "save_weights", prepare)
+
+    def save_weights_for_sampler(self, request: SaveWeightsForSamplerRequest) -> str:
+        def prepare(model: TrainingModel) -> Callable[[], dict]:
+            if request.sampling_session_seq_id is not None:
+                return lambda: self._snapshot(model, request.sampling_session_seq_id)
+            _refuse_ttl(request.ttl_seconds)
+            name = validate_name(request.path or f"sampler-{next(self._auto_names):04d}")
+
+            # The request has no overwrite flag: an existing sampler checkpoint name is a conflict.
+            return lambda: self._persist(model, "sampler_weights", name, False,
+                                         self.backend.save_sampler_weights, request.user_metadata)
+
+        return self._submit_ordered(request.model_id, request.seq_id, "save_weights_for_sampler", prepare)
+
+    def _persist(self, model: TrainingModel, kind: CheckpointKind, name: str, overwrite: bool,
+                 write: Callable[[str, Path], None], user_metadata: dict | None) -> dict:
+        record = self.store.save_checkpoint(model.model_id, kind, name, overwrite,
+                                            lambda directory: write(model.model_id, directory),
+                                            _str_dict(user_metadata))
+        self.store.touch_run(model.model_id)
+        return {"path": record.tinker_path}
+
+    def _snapshot(self, model: TrainingModel, sampling_session_seq_id: int) -> dict:
+        """Ephemeral sampler (save_weights_and_get_sampling_client): in memory, no path."""
+        key = self.backend.snapshot_for_sampling(model.model_id)
+        sampling_session_id = f"{model.session_id}:sample:{sampling_session_seq_id}"
+        self.samplers[sampling_session_id] = SamplerState(key, model.base_model, None)
+        return {"sampling_session_id": sampling_session_id, "type": "save_weights_for_sampler"}
+
+    def load_weights(self, request: LoadWeightsRequest) -> str:
+        if request.weights_access_token:
+            raise UnsupportedError("load_weights with weights_access_token (checkpoints of other accounts)")
+        record, directory = self.store.resolve(request.path)
+        if request.optimizer and record.kind != "weights":
+            raise InvalidRequestError(f"{request.path} is a sampler checkpoint (weights only); optimizer "
+                                      "state exists only in save_state checkpoints (tinker://<run>/weights/<name>)")
+        run = self.store.get_run(record.run_id)
+        if request.base_model and canonical_name(request.base_model) != run.base_model:
+            raise InvalidRequestError(f"{request.path} was trained on {run.base_model}, "
+                                      f"not {request.base_model}")
+        if request.session_id is None:
+            return self._load_into_existing(request, directory)
+        self.require_session(request.session_id)
+        model_id = f"{request.session_id}:train:{request.model_seq_id}"
+        if model_id in self._creations:
+            return self._creations[model_id]
+        request_id = self.futures.create("load_weights")
+        self._creations[model_id] = request_id
+        self._register(TrainingModel(model_id, request.session_id, run.base_model, run.lora_spec()))
+
+        def work() -> dict:
+            self.catalog.info(run.base_model)
+            lora = self.backend.load_training_state(model_id, directory, request.optimizer)
+            self.models[model_id].lora = lora
+            self.store.save_run(RunRecord(model_id, run.base_model, asdict(lora),
+                                          user_metadata=_str_dict(request.user_metadata)))
+            return {"path": request.path, "model_id": model_id, "type": "load_weights"}
+
+        self.scheduler.submit(request_id, self._forget_on_error(model_id, work))
+        return request_id
+
+    def _load_into_existing(self, request: LoadWeightsRequest, directory: Path) -> str:
+        if request.model_id is None:
+            raise InvalidRequestError("load_weights: expected either session_id + model_seq_id or model_id")
+        model = self.model(request.model_id)
+        request_id = self.futures.create("load_weights")
+
+        def run() -> dict:
+            self.backend.unload_model(model.model_id)
+            model.lora = self.backend.load_training_state(model.model_id, directory, request.optimizer)
+            return {"path": request.path, "model_id": model.model_id, "type": "load_weights"}
+
+        self.scheduler.submit_ordered(model.model_id, request.seq_id, request_id, run)
+        return request_id
+
+    def _rejecting(self, model_id: str, seq_id: int | None):
+        return _SkipOnError(self.scheduler, model_id, seq_id)
+
+
+class _SkipOnError:
+    """Context manager: a request rejected before queuing still consumes its seq_id."""
+
+    def __init__(self, scheduler: Scheduler, model_id: str, seq_id: int | None) -> None:
+        self.scheduler, self.model_id, self.seq_id = scheduler, model_id, seq_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self.scheduler.skip(self.model_id, self.seq_id)
+        return False
+
+
+def _lora_spec(request: CreateModelRequest) -> LoraSpec:
+    config = request.lora_config
+    if config is None:
+        raise InvalidRequestError("create_model: field lora_config is missing (only LoRA training is supported)")
+    if not 1 <= config.rank <= MAX_LORA_RANK:
+        raise InvalidRequestError(f"create_model: lora_config.rank must be between 1 and {MAX_LORA_RANK}, "
+                                  f"got {config.rank}")
+    if not (config.train_mlp or config.train_attn or config.train_unembed):
+        raise InvalidRequestError("create_model: at least one of train_mlp, train_attn, train_unembed must be true")
+    return LoraSpec(rank=config.rank, seed=config.seed, train_mlp=config.train_mlp,
+                    train_attn=config.train_attn, train_unembed=config.train_unembed)
+
+
+def _adam_step(params: object) -> AdamStep:
+    if not isinstance(params, AdamParams):
+        raise UnsupportedError(f"optimizer step {getattr(params, 'type', type(params).__name__)!r} (only Adam)")
+    values = params.model_dump()
+    for key, value in values.items():
+        if not math.isfinite(value):
+            raise InvalidRequestError(f"optim_step: adam_params.{key} must be finite, got {value}")
+    if params.learning_rate < 0 or params.eps <= 0 or params.weight_decay < 0 or params.grad_clip_norm < 0:
+        raise InvalidRequestError("optim_step: adam_params need learning_rate >= 0, eps > 0, "
+                                  "weight_decay >= 0 and grad_clip_norm >= 0")
+    if not (0 <= params.beta1 < 1 and 0 <= params.beta2 < 1):
+        raise InvalidRequestError("optim_step: adam_params.beta1 and beta2 must be in [0, 1)")
+    return AdamStep(**values)
+
+
+def _check_datum(index: int, datum: DatumArrays, info: BaseInfo) -> None:
+    where = f"forward_backward: data[{index}]"
+    check_tokens(where + ".model_input", datum.tokens, info)
+    if (targets := datum.loss_fn_inputs.get("target_tokens")) is not None:
+        check_tokens(where + ".loss_fn_inputs['target_tokens']", targets, info, check_length=False)
+
+
+def check_tokens(where: str, tokens: np.ndarray, info: BaseInfo, check_length: bool = True) -> None:
+    if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= info.vocab_size):
+        bad = int(tokens.min()) if int(tokens.min()) < 0 else int(tokens.max())
+        raise InvalidRequestError(f"{where}: token id {bad} is outside the vocabulary of {info.name} "
+                                  f"(expected 0 <= id < {info.vocab_size})")
+    if check_length and tokens.shape[0] > info.max_context_length:
+        raise InvalidRequestError(f"{where}: {tokens.shape[0]} tokens exceed the context length of "
+                                  f"{info.name} ({info.max_context_length})")
+
+
+def _refuse_ttl(ttl_seconds: int | None) -> None:
+    if ttl_seconds is not None:
+        raise UnsupportedError("checkpoint ttl_seconds (checkpoints on the local engine never expire)")
+
+
+def _str_dict(value: dict | None) -> dict[str, str] | None:
+    return None if value is None else {str(k): str(v) for k, v in value.items()}
