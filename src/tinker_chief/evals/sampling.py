@@ -62,7 +62,7 @@ class ModelSampler:
 
         try:
             client = await service_client.create_sampling_client(**model_reference(model))
-            base_model = await client.get_base_model_async()
+            base_model = client.get_base_model()
         except Exception as exc:  # SDK errors carry HTTP details; say which model failed
             raise ModelNotFoundError(f"cannot open model `{model}` for sampling: {_short(exc)}") from None
         tokenizer = load_tokenizer(base_model)

@@ -40,7 +40,9 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+    # Round away float noise at the edges (p=0 gives centre == half up to ~1e-17).
+    low, high = centre - half, centre + half
+    return Interval(p, 0.0 if low < 1e-12 else low, 1.0 if high > 1 - 1e-12 else high)
 
 
 def bootstrap_mean(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> Interval:

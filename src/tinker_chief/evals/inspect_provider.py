@@ -1,0 +1,119 @@
+"""Inspect AI model provider `tinker/<model>`: any base model or `tinker://` checkpoint via the SDK.
+
+`inspect eval TASK --model tinker/SmolLM2-135M-Instruct-Q4_1` or `--model tinker/tinker://run/...`
+(registered through the `inspect_ai` entry point, see `_inspect_registry.py`). Messages are
+rendered with the model's cookbook renderer by `ModelSampler`; temperature, max tokens, top_p,
+stop sequences, seed, num_choices and logprobs are honoured. Inspect calls `generate` once per
+sample, concurrently up to `max_connections` (default 16, `-M concurrency=N`); the requests
+are in flight together, and the engine batches them. Backend: `-M base_url=...`/`api_key=...`,
+else `connection.connect()` (env, cloud key, or a local engine started once per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import math
+from typing import Any
+
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    Logprob,
+    Logprobs,
+    ModelAPI,
+    ModelOutput,
+    ModelUsage,
+)
+from inspect_ai.tool import ToolChoice, ToolInfo
+
+from tinker_chief.errors import EvalError
+from tinker_chief.evals.connection import Connection, connect
+from tinker_chief.evals.sampling import Generation, GenerationSettings, ModelSampler
+
+DEFAULT_MAX_TOKENS = 512
+_connections: dict[tuple[str | None, str | None], Connection] = {}
+
+
+def _shared_connection(base_url: str | None, api_key: str | None) -> Connection:
+    """One backend (and at most one local engine) per process, closed at exit."""
+    key = (base_url, api_key)
+    if key not in _connections:
+        _connections[key] = connect(base_url, api_key)
+        atexit.register(_connections[key].close)
+    return _connections[key]
+
+
+def _message_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    out = []
+    for message in messages:
+        role = "user" if message.role == "tool" else message.role
+        out.append({"role": role, "content": message.text})
+    return out
+
+
+class TinkerModelAPI(ModelAPI):
+    """Inspect `ModelAPI` over a `ModelSampler`."""
+
+    def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
+                 config: GenerateConfig = GenerateConfig(), **model_args: Any) -> None:
+        super().__init__(model_name, base_url, api_key, ["TINKER_API_KEY"], config)
+        self.concurrency = int(model_args.pop("concurrency", 16))
+        self._base_url = model_args.pop("base_url", None) or base_url
+        self._api_key = model_args.pop("api_key", None) or api_key
+        if model_args:
+            raise EvalError(f"tinker provider: unknown model args {sorted(model_args)} "
+                            "(expected base_url, api_key, concurrency)")
+        self._sampler: ModelSampler | None = None
+        self._lock = asyncio.Lock()
+
+    async def sampler(self) -> ModelSampler:
+        async with self._lock:
+            if self._sampler is None:
+                connection = _shared_connection(self._base_url, self._api_key)
+                self._sampler = await ModelSampler.create(connection.service_client(), self.model_name,
+                                                          self.concurrency)
+        return self._sampler
+
+    def max_tokens(self) -> int | None:
+        return DEFAULT_MAX_TOKENS
+
+    def max_connections(self) -> int:
+        return self.concurrency
+
+    async def count_text_tokens(self, text: str) -> int:
+        # Inspect's default uses tiktoken, which downloads its vocabulary (no network here).
+        return len((await self.sampler()).tokenizer.encode(text, add_special_tokens=False))
+
+    async def generate(self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice,
+                       config: GenerateConfig) -> ModelOutput:
+        if tools:
+            raise EvalError("tinker provider: tool calling is not supported yet (task passed tools)")
+        sampler = await self.sampler()
+        settings = GenerationSettings(
+            max_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
+            temperature=0.0 if config.temperature is None else config.temperature,
+            top_p=1.0 if config.top_p is None else config.top_p,
+            seed=config.seed,
+            stop=tuple(config.stop_seqs or ()),
+        )
+        generations = await sampler.generate(_message_dicts(input), settings, num_samples=config.num_choices or 1)
+        prompt_tokens = sampler.renderer.build_generation_prompt(_message_dicts(input)).length
+        choices = [self._choice(g, sampler, bool(config.logprobs)) for g in generations]
+        output_tokens = sum(len(g.tokens) for g in generations)
+        return ModelOutput(model=self.model_name, choices=choices,
+                           usage=ModelUsage(input_tokens=prompt_tokens, output_tokens=output_tokens,
+                                            total_tokens=prompt_tokens + output_tokens))
+
+    def _choice(self, generation: Generation, sampler: ModelSampler, want_logprobs: bool) -> ChatCompletionChoice:
+        logprobs = None
+        if want_logprobs and generation.logprobs is not None:
+            logprobs = Logprobs(content=[
+                Logprob(token=sampler.tokenizer.decode([tok]), logprob=float(lp) if math.isfinite(lp) else -1e9)
+                for tok, lp in zip(generation.tokens, generation.logprobs, strict=False)])
+        stop = "max_tokens" if generation.stop_reason == "length" else "stop"
+        return ChatCompletionChoice(
+            message=ChatMessageAssistant(content=generation.text, model=self.model_name, source="generate"),
+            stop_reason=stop, logprobs=logprobs)
