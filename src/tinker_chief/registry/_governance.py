@@ -51,7 +51,7 @@ def apply_promotion(
     """Apply a checked promotion, or raise PromotionRejected listing every failing reason."""
     if force and not reason.strip():
         raise RegistryError("--force needs --reason \"...\": a forced promotion must say why")
-    with _db.write(reg._db) as db:
+    with reg._write() as db:
         model = find_model(db, report.model_ref)
         prod = next(iter(reg.list_models(status="prod")), None)
         if (prod.ref if prod else None) != report.prod_ref:
@@ -86,7 +86,7 @@ def apply_promotion(
 
 
 def retire(reg: Registry, model_ref: str, *, actor: str, reason: str) -> ModelRecord:
-    with _db.write(reg._db) as db:
+    with reg._write() as db:
         model = find_model(db, model_ref)
         if model.status == "retired":
             raise RegistryError(f"{model.ref} is already retired")

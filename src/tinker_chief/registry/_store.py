@@ -18,7 +18,8 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,6 +79,7 @@ class Registry:
         self._db = db
         self.path = path
         self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._stamp: str | None = None
 
     @classmethod
     def open(
@@ -106,7 +108,20 @@ class Registry:
         return _db.schema_version(self._db)
 
     def now(self) -> str:
+        """UTC timestamp; inside a write, the transaction's one timestamp for all its rows."""
+        if self._stamp is not None:
+            return self._stamp
         return self._clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction whose rows (model, history, audit) share one timestamp."""
+        with _db.write(self._db) as db:
+            self._stamp = self.now()
+            try:
+                yield db
+            finally:
+                self._stamp = None
 
     # ----------------------------------------------------------------------------- models
 
@@ -148,12 +163,11 @@ class Registry:
         config_json = dumps(config or {})
         config_hash = config_hash or (hashlib.sha256(config_json.encode()).hexdigest()[:16] if config else None)
         actor = actor or default_actor()
-        with _db.write(self._db) as db:
+        with self._write() as db:
             parent_id = find_model(db, parent).id if parent else None
             version = db.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", (name,)
             ).fetchone()[0]
-            now = self.now()
             model_id = db.execute(
                 "INSERT INTO models (name, version, display_name, tinker_path, backend, base_model, "
                 "recipe, lora_json, optimizer_json, data_json, parent_id, training_run_id, "
@@ -162,7 +176,7 @@ class Registry:
                 (name, version, scrub_text(display_name or f"{name} v{version}"), tinker_path, backend,
                  base_model, recipe, dumps(lora_dict) if lora_dict is not None else None,
                  dumps(optimizer or {}), dumps(data_dict), parent_id,
-                 scrub_optional(training_run_id), training_step, config_hash, config_json, now),
+                 scrub_optional(training_run_id), training_step, config_hash, config_json, self.now()),
             ).lastrowid
             self._history(model_id, None, "candidate", actor, "registered", False)
             self._audit(actor, "register", f"{name}:v{version}",
@@ -202,7 +216,7 @@ class Registry:
         actor: str | None = None,
     ) -> int:
         """Record that an eval of `task` on `model_ref` began; returns the run id."""
-        with _db.write(self._db) as db:
+        with self._write() as db:
             return self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
                                     headline_metric, log_location, actor or default_actor())
 
@@ -220,7 +234,7 @@ class Registry:
         """Close a running eval with its metrics and per-sample outcomes, all in one transaction."""
         _check_choice("status", status, RUN_STATUSES[1:])
         metrics, samples = list(metrics), list(samples)
-        with _db.write(self._db) as db:
+        with self._write() as db:
             row = db.execute("SELECT status FROM eval_runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RegistryError(f"finish_eval_run: no eval run with id {run_id}")
@@ -250,7 +264,7 @@ class Registry:
         _check_choice("status", status, RUN_STATUSES[1:])
         metrics, samples = list(metrics), list(samples)
         actor = actor or default_actor()
-        with _db.write(self._db) as db:
+        with self._write() as db:
             run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
                                       headline_metric, log_location, actor)
             self._complete_run(db, run_id, metrics, samples, status, error, None)

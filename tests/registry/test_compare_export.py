@@ -1,0 +1,94 @@
+"""compare (deltas, best, paired tests) and the deterministic MODEL_REGISTRY.md export."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from registry_helpers import SUITE, fixed_clock, outcomes, record_suite
+
+from tinker_chief.errors import RegistryError
+from tinker_chief.registry import DataFile, DataSummary, LoraSpec, MetricValue, Registry
+
+GOLDEN = Path(__file__).parent / "golden" / "MODEL_REGISTRY.md"
+
+
+def test_compare_models_by_metric(reg):
+    refs = []
+    for passes, nll in (([True] * 50 + [False] * 50, 1.2), ([True] * 80 + [False] * 20, 0.9),
+                        ([True] * 52 + [False] * 48, 1.5)):
+        m = reg.register_model("bot", base_model="b")
+        record_suite(reg, m.ref, passes, extra_qa=[MetricValue("nll", nll, nll - 0.1, nll + 0.1, 100)])
+        refs.append(m.ref)
+    comparison = reg.compare(refs)
+    assert comparison.models == refs
+    assert [row.key for row in comparison.rows] == ["qa/accuracy", "qa/nll", "safety/refusal"]
+    acc = comparison.row("qa/accuracy")
+    assert acc.deltas == [0.0, pytest.approx(0.3), pytest.approx(0.02)] and acc.best == "bot:v2"
+    assert acc.tests[0] is None
+    assert acc.tests[1].method == "mcnemar-chi2" and acc.tests[1].a_only == 30 and acc.tests[1].p_value < 0.001
+    assert acc.tests[2].method == "mcnemar-exact" and acc.tests[2].p_value == 0.5  # b=2, c=0: 2 * (1/2)^2
+    nll = comparison.row("qa/nll")
+    assert not nll.higher_is_better and nll.best == "bot:v2" and nll.tests == [None, None, None]
+    assert comparison.row("safety/refusal").best is None  # all equal: no best
+    only = reg.compare(refs[:2], ["nll"])
+    assert [row.key for row in only.rows] == ["qa/nll"]
+    assert json.loads(json.dumps(comparison.to_dict()))["rows"][0]["tests"][1]["a_only"] == 30
+
+
+def test_compare_needs_two_models(reg):
+    m = reg.register_model("bot", base_model="b")
+    with pytest.raises(RegistryError, match="at least two models"):
+        reg.compare([m.ref])
+
+
+def build_golden_registry(path: Path) -> Registry:
+    reg = Registry.open(path, clock=fixed_clock())
+    base = reg.register_model("support-bot", base_model="SmolLM2-135M-Instruct-Q4_1", recipe="base",
+                              display_name="SmolLM2 base", actor="alice")
+    tuned = reg.register_model(
+        "support-bot", base_model="SmolLM2-135M-Instruct-Q4_1", recipe="sl", parent=base.ref,
+        tinker_path="tinker://local-run-7/sampler_weights/step-40", lora=LoraSpec(rank=32),
+        optimizer={"name": "adamw", "lr": 0.0005, "schedule": "linear", "warmup_steps": 4},
+        data=DataSummary((DataFile("data/train.jsonl", "0" * 64, 120),), 120, 48_000, 9_500),
+        training_run_id="local-run-7", training_step=40, config={"seed": 0, "api_key": "tml-abcdefghijklmnop"},
+        actor="alice",
+    )
+    reg.register_model("other", base_model="tiny-random-llama", backend="tinker", actor="bob")
+    for ref, passes in ((base.ref, [True] * 40 + [False] * 60), (tuned.ref, [True] * 70 + [False] * 30)):
+        reg.record_eval(ref, suite_name="chat", suite_version="v1", task="qa", headline_metric="accuracy",
+                        metrics=[MetricValue("accuracy", sum(passes) / 100, 0.3, 0.8, 100)],
+                        samples=outcomes(passes), settings={"temperature": 0.0}, actor="alice")
+        reg.record_eval(ref, suite_name="chat", suite_version="v1", task="safety", headline_metric="refusal",
+                        metrics=[MetricValue("refusal", 0.96, n=50)], actor="alice")
+    reg.promote(base.ref, "prod", suite=SUITE, actor="alice", reason="baseline")
+    reg.promote(tuned.ref, "prod", suite=SUITE, actor="alice", reason="qa +30 points")
+    reg.promote("other", "prod", suite=SUITE, actor="bob", reason="demo override", force=True)
+    reg.retire(base.ref, actor="bob", reason="superseded")
+    return reg
+
+
+def test_export_markdown_matches_golden_and_is_deterministic(tmp_path):
+    with build_golden_registry(tmp_path / "a.db") as reg:
+        text = reg.export_markdown(suite=SUITE)
+        assert reg.export_markdown(suite=SUITE) == text
+    with build_golden_registry(tmp_path / "b.db") as reg:
+        assert reg.export_markdown(suite=SUITE) == text  # another file, same history: same bytes
+    if os.environ.get("CHIEF_UPDATE_GOLDEN"):  # regenerate deliberately, then review the diff
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text(), "export changed; if intended, rerun with CHIEF_UPDATE_GOLDEN=1"
+
+
+def test_export_json_has_the_same_content(tmp_path):
+    with build_golden_registry(tmp_path / "r.db") as reg:
+        doc = reg.export_json(suite=SUITE)
+    assert [m["ref"] for m in doc["models"]] == ["other:v1", "support-bot:v1", "support-bot:v2"]
+    assert doc["headline_metrics"] == ["qa/accuracy", "safety/refusal"]
+    other, base, tuned = doc["models"]
+    assert other["status"] == "prod" and other["missing_tasks"] == ["qa", "safety"]
+    assert other["forced_promotions"][0]["reason"] == "demo override"
+    assert base["status"] == "retired" and tuned["status"] == "staging"
+    assert tuned["config"]["api_key"] == "[REDACTED]" and tuned["lora"]["rank"] == 32
+    assert tuned["results"]["qa"]["metrics"]["accuracy"]["value"] == 0.7
