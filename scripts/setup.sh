@@ -30,3 +30,12 @@ if ! command -v bwrap >/dev/null 2>&1; then
     echo "note: bubblewrap (bwrap) not found; code-execution evals will refuse to run" >&2
   fi
 fi
+# reports: the report test renders the HTML in headless Chromium (Debian package).
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+      || echo "note: could not install chromium; the report rendering test will be skipped" >&2
+  else
+    echo "note: chromium not found; the report rendering test will be skipped" >&2
+  fi
+fi

@@ -1,9 +1,27 @@
-"""`chief` commands of this group (placeholder until its capability lands)."""
+"""`chief report`: write the project's HTML report (thin: parse, call `reports.write_report`, print)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+
 @click.command(name="report")
-def report_command() -> None:
-    """Not available yet."""
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Project directory (holds chief.toml).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: <project>/report.html).")
+def report_command(project_dir: Path, output: Path | None) -> None:
+    """Write one self-contained HTML report: plan, learning curves, eval comparison
+    with confidence intervals, calibration, safety and registry status.
 
+    \b
+    Examples:
+      chief report
+      chief report --project myproj --output /tmp/myproj.html
+    """
+    from tinker_chief.reports import write_report
 
+    path = write_report(project_dir, output)
+    click.echo(f"report written: {path}")

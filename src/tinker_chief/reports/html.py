@@ -1,0 +1,134 @@
+"""Rendering `ReportData` as one self-contained HTML file (inline CSS, base64 images).
+
+Every user-provided string goes through `html.escape`. Sections: plan, learning curves, eval
+comparison, calibration, safety, registry. A section without data says so in one sentence
+rather than disappearing, so a reader knows what was not measured.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from tinker_chief.reports import charts
+from tinker_chief.reports.collect import ReportData, TaskResult, is_calibration, is_safety, reliability_table
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
+th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}.none{color:#888;font-style:italic}
+.prod{color:#0a0;font-weight:bold}.staging{color:#06c}.retired{color:#999}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _table(headers: list[str], rows: Iterable[Iterable[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _img(b64: str | None, alt: str, empty: str) -> str:
+    if b64 is None:
+        return f'<p class="none">{_e(empty)}</p>'
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _fmt(metric: Any) -> str:
+    text = f"{metric.value:.4g}"
+    if getattr(metric, "ci_low", None) is not None and getattr(metric, "ci_high", None) is not None:
+        text += f" [{metric.ci_low:.3g}, {metric.ci_high:.3g}]"
+    if getattr(metric, "n", None):
+        text += f" (n={metric.n})"
+    return _e(text)
+
+
+def _headline(result: TaskResult) -> str | None:
+    if result.headline and result.headline in result.metrics:
+        return result.headline
+    return next(iter(result.metrics), None)
+
+
+def _metric_table(results: list[TaskResult]) -> str:
+    rows = []
+    for r in results:
+        for name, metric in sorted(r.metrics.items()):
+            rows.append([_e(r.model_ref), _e(r.task), _e(name), _fmt(metric)])
+    return _table(["model", "task", "metric", "value [95% CI]"], rows, "metrics")
+
+
+def _plan_section(data: ReportData) -> str:
+    out = _table(["setting", "value"], [[_e(k), _e(v)] for k, v in data.plan], "plan")
+    if data.plan_rules:
+        out += "<h3>Recommendations and the rules behind them</h3>"
+        out += _table(["setting", "value", "rule"], [[_e(a), _e(b), _e(c)] for a, b, c in data.plan_rules], "rules")
+    return out
+
+
+def _eval_section(data: ReportData) -> str:
+    general = [r for r in data.results if not is_safety(r.task) and not is_calibration(r.task)]
+    if not general:
+        return '<p class="none">No eval results recorded yet (run `chief eval`).</p>'
+    bars = charts.comparison_bars(general, _headline, "eval comparison (headline metric, 95% CI)")
+    summary = _table(["model", "task", "headline", "value [95% CI]", "suite version"],
+                     [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _fmt(r.metrics[_headline(r)])
+                       if _headline(r) else "", _e(r.suite_version)] for r in general], "evals")
+    return _img(bars, "eval comparison", "") + summary
+
+
+def _calibration_section(data: ReportData) -> str:
+    results = [r for r in data.results if is_calibration(r.task)]
+    if not results:
+        return '<p class="none">No calibration results recorded.</p>'
+    tables = {r.model_ref: t for r in results if (t := reliability_table(r))}
+    diagram = charts.reliability_diagram(tables)
+    return _img(diagram, "reliability diagram", "Reliability bins were not found in the eval logs.") + \
+        _metric_table(results)
+
+
+def _safety_section(data: ReportData) -> str:
+    results = [r for r in data.results if is_safety(r.task)]
+    if not results:
+        return '<p class="none">No safety results recorded.</p>'
+    bars = charts.comparison_bars(results, _headline, "safety (headline metric, 95% CI)")
+    return _img(bars, "safety comparison", "") + _metric_table(results)
+
+
+def _registry_section(data: ReportData) -> str:
+    if not data.models:
+        return '<p class="none">The registry has no models yet.</p>'
+    rows = [[_e(m.ref), f'<span class="{_e(m.status)}">{_e(m.status)}</span>', _e(m.base_model), _e(m.recipe),
+             _e(m.training_run_id), _e(m.training_step), _e(m.config_hash), _e(m.tinker_path), _e(m.created_at)]
+            for m in data.models]
+    out = _table(["model", "status", "base", "recipe", "run", "step", "config", "tinker path", "created"], rows,
+                 "registry")
+    if data.history:
+        out += "<h3>Status history</h3>" + _table(
+            ["model", "from", "to", "when", "by", "reason"],
+            [[_e(h.model_ref), _e(h.from_status), _e(h.to_status), _e(h.at), _e(h.actor), _e(h.reason)]
+             for h in data.history], "history")
+    return out
+
+
+def render(data: ReportData) -> str:
+    sections = [
+        ("Plan", _plan_section(data)),
+        ("Learning curves", _img(charts.learning_curves(data.runs), "learning curves",
+                                 "No training runs yet (run `chief train`).")),
+        ("Eval comparison", _eval_section(data)),
+        ("Calibration", _calibration_section(data)),
+        ("Safety", _safety_section(data)),
+        ("Registry", _registry_section(data)),
+    ]
+    body = "".join(f'<section id="{_e(t.lower().replace(" ", "-"))}"><h2>{_e(t)}</h2>{c}</section>'
+                   for t, c in sections)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(data.project_name)} - chief report"
+            f"</title><style>{_CSS}</style></head><body><h1>{_e(data.project_name)}</h1>"
+            f"<p class='sub'>tinker-chief report, {when}</p>{body}</body></html>")

@@ -1,0 +1,122 @@
+"""`chief report` end to end: a real project dir, a real SQLite registry, real run logs, and the
+HTML rendered by headless Chromium (Debian's `chromium`), checked by screenshot and DOM dump."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tinker_chief.cli.main import cli
+from tinker_chief.registry import MetricValue, Registry, SampleOutcome
+
+CHIEF_TOML = """
+name = "demo"
+base_model = "tiny-random-llama"
+renderer = "chatml"
+task = "sl"
+[data]
+train = "data/train.jsonl"
+val = "data/heldout.jsonl"
+[lora]
+rank = 8
+[optimizer]
+learning_rate = 0.0005
+[schedule]
+batch_size = 8
+epochs = 3
+[eval_suite]
+name = "demo-suite"
+[[eval_suite.tasks]]
+name = "secret_code"
+layer = "product"
+kind = "jsonl"
+data = "data/heldout.jsonl"
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "chief.toml").write_text(CHIEF_TOML)
+    run = tmp_path / ".chief" / "runs" / "run-1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"status": "finished"}))
+    rows = [{"step": s, "train/loss": 3.0 / s} for s in range(1, 21)]
+    rows += [{"step": s, "val/nll": 2.5 - s / 10, "val/accuracy": s / 20} for s in (0, 10, 20)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    log = tmp_path / "calibration.json"
+    bins = [{"low": b / 5, "high": (b + 1) / 5, "count": 4, "confidence": b / 5 + 0.1, "accuracy": b / 6}
+            for b in range(5)]
+    log.write_text(json.dumps({"metrics": {"reliability": bins}}))
+    with Registry.open(tmp_path / ".chief" / "registry.db") as registry:
+        for name, acc in (("base", 0.1), ("tuned", 0.8)):
+            model = registry.register_model("demo", base_model="tiny-random-llama", recipe="sl",
+                                            display_name=name, training_run_id="run-1", training_step=20)
+            registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="secret_code",
+                                 metrics=[MetricValue("accuracy", acc, acc - 0.1, acc + 0.1, 50)],
+                                 samples=[SampleOutcome("1", acc, acc > 0.5)], headline_metric="accuracy")
+            registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="safety",
+                                 metrics=[MetricValue("refusal_rate", 0.9 - acc / 2, 0.5, 0.95, 20)],
+                                 headline_metric="refusal_rate")
+            registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="calibration",
+                                 metrics=[MetricValue("ece", 0.2), MetricValue("brier", 0.5)],
+                                 headline_metric="ece", log_location=str(log))
+    return tmp_path
+
+
+def test_report_has_every_section_with_images_and_tables(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    out = tmp_path / "out" / "report.html"
+    result = CliRunner().invoke(cli, ["report", "--project", str(project), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
+    assert {alt for alt, _ in images} == {"learning curves", "eval comparison", "reliability diagram",
+                                          "safety comparison"}
+    for _, data in images:
+        assert base64.b64decode(data).startswith(b"\x89PNG")
+    for table in ("plan", "evals", "metrics", "registry", "history"):
+        assert f'<table class="{table}">' in page
+    assert "demo:v2" in page and "refusal_rate" in page
+    assert 'class="none"' not in page  # every section had data, none says "not recorded"
+
+
+def test_report_without_runs_or_registry_says_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "chief.toml").write_text(CHIEF_TOML)
+    result = CliRunner().invoke(cli, ["report", "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    assert "No training runs yet" in page and "The registry has no models yet" in page
+    assert "<img" not in page
+
+
+def test_report_outside_a_project_is_a_clear_error(tmp_path: Path) -> None:
+    from tinker_chief.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--project", str(tmp_path)])
+    assert exc.value.code == 1
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed (scripts/setup.sh)")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    out = tmp_path / "report.html"
+    assert CliRunner().invoke(cli, ["report", "--project", str(project), "--output", str(out)]).exit_code == 0
+    flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,4000", out.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+    dom = subprocess.run([*flags, "--dump-dom", out.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    # The DOM Chromium built: four decoded images and the tables, with rows in them.
+    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) == 4
+    assert len(re.findall(r"<table", dom)) >= 5
+    assert re.search(r"<td>demo:v1</td>", dom) and re.search(r"<td>demo:v2</td>", dom)
