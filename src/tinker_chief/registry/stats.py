@@ -16,8 +16,6 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from tinker_chief.registry._records import SampleOutcome
 
 EXACT_BELOW = 25
@@ -72,6 +70,8 @@ def paired_bootstrap(
     a: list[float], b: list[float], *, resamples: int = 10_000, seed: int = 0, confidence: float = 0.95
 ) -> PairedTest:
     """Paired bootstrap of mean(a - b): percentile CI and two-sided p-value at zero."""
+    import numpy as np  # only here: keeps `chief registry list` from paying numpy's import
+
     if len(a) != len(b):
         raise ValueError("paired_bootstrap needs paired scores of equal length")
     diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
