@@ -69,7 +69,7 @@ BENCHMARKS: dict[str, list[Benchmark]] = {
 }
 
 # Layer 3: how the user's own task is graded, and what the training layer's data is called.
-PRODUCT_GRADER = {"chat": "llm_judge", "code": "exact", "math": "exact", "agent": "exact"}
+PRODUCT_GRADER = {"chat": "llm_judge", "code": "exact", "math": "numeric", "agent": "normalized_exact"}
 NLL_DESCRIPTION = {
     "chat": "NLL on held-out chats",
     "code": "NLL on held-out code-instruction pairs",

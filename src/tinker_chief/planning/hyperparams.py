@@ -1,0 +1,173 @@
+"""The doctrine's numbers: LoRA rank, learning rate, placement, batch size and steps.
+
+Each function returns a `Recommendation` (value, the rule that produced it, its source) so
+plan.md can say why for every number. Sources: "LoRA Without Regret" (Thinking Machines, 2025)
+and `tinker_cookbook.hyperparam_utils` 0.5.8.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel
+
+from tinker_chief.errors import ConfigurationError
+from tinker_chief.planning.capacity import RANKS, LoraShape
+
+BLOG = "LoRA Without Regret (thinkingmachines.ai/blog/lora)"
+COOKBOOK_LR = "tinker_cookbook.hyperparam_utils.get_lr (cookbook 0.5.8)"
+DEFAULT_RANK = 32  # the cookbook's default lora_rank (supervised/train.py Config)
+RL_RANK = 8
+FAMILY_EXPONENT = {"llama": 0.781, "qwen": 0.0775}  # get_lr's exponents
+LARGE_BATCH_WARNING = 256  # sequences per step above which the plan warns (LoRA degrades at large batch)
+SHORT_RUN_STEPS = 100
+
+
+class Recommendation(BaseModel):
+    value: Any
+    rule: str
+    source: str
+
+
+def recommend_rank(task: str, shape: LoraShape, completion_tokens: int, placement: dict[str, bool]) -> tuple[
+        Recommendation, list[str]]:
+    """Rank by capacity (supervised) or the RL/distillation rule; returns warnings too."""
+    warnings: list[str] = []
+    if task in ("rl", "distill"):
+        why = ("RL" if task == "rl" else "on-policy distillation")
+        return Recommendation(
+            value=RL_RANK,
+            rule=(f"{why} carries ~1 bit of information per episode, so even rank 1 holds what a run can "
+                  f"learn; rank {RL_RANK} matches full fine-tuning with margin"),
+            source=BLOG), warnings
+    params = {rank: shape.params(rank, **placement) for rank in RANKS}
+    if params[DEFAULT_RANK] >= completion_tokens:
+        rule = (f"the cookbook default rank {DEFAULT_RANK} already has LoRA params ({params[DEFAULT_RANK]:,}) >= "
+                f"completion tokens ({completion_tokens:,}): low-regret regime")
+        return Recommendation(value=DEFAULT_RANK, rule=rule, source=f"{BLOG}; cookbook default lora_rank"), warnings
+    enough = [rank for rank in RANKS if params[rank] >= completion_tokens]
+    if enough:
+        rank = enough[0]
+        rule = (f"capacity: smallest power of two with LoRA params ({params[rank]:,}) >= completion tokens "
+                f"({completion_tokens:,}); rank {DEFAULT_RANK} would hold only {params[DEFAULT_RANK]:,}")
+        return Recommendation(value=rank, rule=rule, source=BLOG), warnings
+    top = RANKS[-1]
+    warnings.append(
+        f"capacity-constrained: even rank {top} has {params[top]:,} LoRA params for {completion_tokens:,} completion "
+        "tokens (ratio {:.2f}); expect LoRA to underperform full fine-tuning. Options: fewer epochs, a full "
+        "fine-tune, or split the data into separate adapters.".format(params[top] / completion_tokens))
+    return Recommendation(value=top, rule=f"largest rank ({top}); capacity still short", source=BLOG), warnings
+
+
+def _family(model_name: str, config: dict[str, Any] | None) -> tuple[str | None, str]:
+    """(family, how it was decided) from the config's model_type, else the name."""
+    model_type = str((config or {}).get("model_type", "")).lower()
+    for family in FAMILY_EXPONENT:
+        if family in model_type:
+            return family, f"config model_type `{model_type}`"
+    for family in FAMILY_EXPONENT:
+        if family in model_name.lower():
+            return family, "the model name"
+    return None, "unknown"
+
+
+def _hidden_size(config: dict[str, Any]) -> int:
+    text = config.get("text_config") or config
+    hidden = text.get("hidden_size")
+    if not isinstance(hidden, int):
+        raise ConfigurationError("model config: field `hidden_size`: expected an integer")
+    return hidden
+
+
+def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendation:
+    """`get_lr(model, is_lora=True)` when the cookbook knows the model, else its formula from the config."""
+    from tinker_chief.planning.capacity import _cookbook_shape
+
+    if _cookbook_shape(model_name) is not None:
+        from tinker_cookbook import hyperparam_utils
+
+        try:
+            lr = hyperparam_utils.get_lr(model_name, is_lora=True)
+        except NotImplementedError as exc:
+            raise ConfigurationError(
+                f"no calibrated learning rate for {model_name}: the cookbook says {exc}") from None
+        return Recommendation(value=lr, rule="get_lr(model, is_lora=True) = 5e-5 x 10 x (2000 / hidden)^P",
+                              source=COOKBOOK_LR)
+    if config is None:
+        raise ConfigurationError(f"cannot recommend a learning rate for {model_name}: its config is unreadable")
+    hidden = _hidden_size(config)
+    family, decided_by = _family(model_name, config)
+    assumption = f"family {family} (from {decided_by})"
+    if family is None:
+        family = "llama"
+        assumption = ("family unknown to the cookbook: assumed Llama-like (exponent 0.781); the formula is "
+                      "calibrated only for Llama and Qwen")
+    exponent = FAMILY_EXPONENT[family]
+    lr = 5e-5 * 10.0 * (2000 / hidden) ** exponent
+    rule = (f"cookbook get_lr formula applied to the config: 5e-5 x 10 x (2000 / {hidden})^{exponent}; "
+            f"{assumption}; the cookbook does not list this model, so this extrapolates its calibration")
+    return Recommendation(value=lr, rule=rule, source=f"{COOKBOOK_LR} formula")
+
+
+def lr_notes(steps: int) -> list[str]:
+    notes = ["LoRA learning rate is ~10x the full fine-tune rate "
+             "(get_lora_lr_over_full_finetune_lr = 10); the formula is independent of rank"]
+    if steps < SHORT_RUN_STEPS:
+        notes.append(f"this run has {steps} steps (< ~{SHORT_RUN_STEPS}): short runs may want a higher "
+                     "learning rate than the formula gives")
+    return notes
+
+
+def recommend_batch_size(task: str, examples: int, rl: Any = None) -> Recommendation:
+    """A moderate batch: ~1/100 of the data per step, a power of two in [8, 128]."""
+    if task == "rl":
+        return Recommendation(value=rl.groups_per_batch if rl else 8,
+                              rule="RL batches are groups_per_batch prompts x group_size samples",
+                              source="cookbook rl/train.py")
+    target = max(1, examples // 100)
+    size = min(128, max(8, 2 ** math.ceil(math.log2(target)) if target > 1 else 8))
+    size = min(size, max(1, examples))
+    rule = (f"moderate batch scaled to the data: power of two near examples/100 ({examples:,}/100), "
+            "kept within 8..128 because LoRA is less tolerant of large batches than full fine-tuning")
+    return Recommendation(value=size, rule=rule, source=BLOG)
+
+
+def recommend_epochs(task: str, examples: int) -> Recommendation:
+    if task == "rl":
+        return Recommendation(value=1, rule="RL: one pass over the prompts", source="cookbook rl/train.py")
+    if examples < 1000:
+        return Recommendation(value=3, rule="small dataset (< 1,000 examples): 3 epochs to see each example enough",
+                              source="chief default (cpu-feasibility study: 200 examples x 3 epochs)")
+    return Recommendation(value=1, rule="1 epoch (cookbook default num_epochs)", source="cookbook supervised/train.py")
+
+
+def steps_for(examples: int, batch_size: int, epochs: int | None, steps: int | None) -> tuple[int, int]:
+    """(steps per epoch, total steps); partial batches are dropped as the cookbook's datasets do."""
+    per_epoch = max(1, examples // max(1, batch_size))
+    total = steps if steps is not None else per_epoch * (epochs or 1)
+    return per_epoch, total
+
+
+def recommend_warmup(total_steps: int) -> Recommendation:
+    warmup = min(20, round(0.05 * total_steps))
+    return Recommendation(value=warmup, rule="5% of the steps, at most 20, then the schedule's decay",
+                          source="chief default (the cookbook's schedules start at the peak rate)")
+
+
+def placement_check(train_mlp: bool, train_attn: bool, train_unembed: bool, allow_attention_only: bool) -> tuple[
+        Recommendation, list[str]]:
+    """MLP + attention + unembedding by default; attention-only is refused unless allowed."""
+    warnings: list[str] = []
+    if train_attn and not train_mlp:
+        reason = ("attention-only LoRA underperforms even at matched parameter count: the MLP (and MoE experts) "
+                  "hold most of what fine-tuning changes")
+        if not allow_attention_only:
+            raise ConfigurationError(f"chief.toml: field `lora.train_mlp`: expected true; {reason} "
+                                     "(pass --allow-attention-only to plan it anyway)")
+        warnings.append(f"attention-only LoRA allowed by --allow-attention-only: {reason}")
+    if not train_mlp:
+        warnings.append("LoRA is off on the MLP layers, where most capacity and most of the gain are")
+    value = {"train_mlp": train_mlp, "train_attn": train_attn, "train_unembed": train_unembed}
+    return Recommendation(value=value, rule="LoRA on MLP (and MoE experts), attention and the unembedding; "
+                          "avoid attention-only", source=BLOG), warnings

@@ -1,0 +1,327 @@
+"""`make_plan(project) -> Plan`: data + base model + use case -> a plan with reasons.
+
+Reads the project's data with `planning.data`, renders it with the model's renderer
+(`planning.tokens`), and applies the doctrine (`planning.hyperparams`, `planning.capacity`,
+`planning.estimates`). The `Plan` (pydantic) is what `plan.json` holds; `planning.report`
+renders it as plan.md. Settings come from chief.toml; where they differ from the
+recommendation the plan says so in `warnings` rather than overriding the user.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tinker_chief import __version__
+from tinker_chief.errors import ChiefError, ConfigurationError, DataError
+from tinker_chief.planning import capacity as cap
+from tinker_chief.planning import hyperparams as hp
+from tinker_chief.planning.config import Project
+from tinker_chief.planning.data import TASK_FORMATS, Conversation, Preference, Record, as_conversations, read_records
+from tinker_chief.planning.estimates import CostEstimate, TimeEstimate, TokenWork, local_time, tinker_cost
+from tinker_chief.planning.templates import LAYER_PURPOSE
+from tinker_chief.planning.tokens import TokenCounts, count_tokens
+
+PLAN_SCHEMA_VERSION = 1
+
+
+class LengthStats(BaseModel):
+    min: int
+    mean: float
+    p50: int
+    p90: int
+    p99: int
+    max: int
+
+
+class DataSummary(BaseModel):
+    train_file: str
+    val_file: str | None
+    format: str
+    examples: int
+    val_examples: int | None
+    sequences_rendered: int = Field(..., description="Rendered sequences (DPO renders chosen and rejected).")
+    total_tokens: int = Field(..., description="Rendered tokens of the examples kept, after truncation.")
+    completion_tokens: int = Field(..., description="Trained (weight>0) target tokens kept, after truncation.")
+    train_on_what: str
+    max_length: int
+    over_max_length: int
+    truncation: str
+    truncation_effect: str
+    lengths: LengthStats
+    counting_method: str
+    rule: str
+
+
+class CapacityRowModel(BaseModel):
+    rank: int
+    attn: int
+    mlp: int
+    experts: int | None
+    unembed: int
+    total: int
+    capacity_ratio: float | None
+
+
+class CapacitySummary(BaseModel):
+    source: str
+    per_rank: dict[str, int | None]
+    table: list[CapacityRowModel]
+    recommended_rank: hp.Recommendation
+    configured_rank: int
+    capacity_ratio_at_configured_rank: float | None
+    capacity_ratio_at_recommended_rank: float | None
+
+
+class LearningRateSummary(BaseModel):
+    recommended: hp.Recommendation | None
+    configured: float
+    full_finetune_equivalent: float | None
+    notes: list[str]
+
+
+class ScheduleSummary(BaseModel):
+    batch_size: hp.Recommendation
+    configured_batch_size: int
+    epochs: hp.Recommendation
+    configured_epochs: int | None
+    steps_per_epoch: int
+    total_steps: int
+    lr_schedule: str
+    warmup_steps: int
+    recommended_warmup: hp.Recommendation
+
+
+class EvalTaskSummary(BaseModel):
+    name: str
+    layer: str
+    kind: str
+    description: str
+    inspect_task: str | None
+    data: str | None
+    settings: dict[str, Any]
+
+
+class EvalPlan(BaseModel):
+    suite: str
+    version: str
+    layers: dict[str, str]
+    tasks: list[EvalTaskSummary]
+
+
+class Estimates(BaseModel):
+    work: TokenWork
+    tinker_cost: CostEstimate
+    local_time: TimeEstimate
+
+
+class Plan(BaseModel):
+    schema_version: int = PLAN_SCHEMA_VERSION
+    created_at: str
+    chief_version: str
+    project: str
+    base_model: str
+    renderer: str
+    task: str
+    use_case: str
+    data: DataSummary
+    capacity: CapacitySummary | None
+    learning_rate: LearningRateSummary
+    placement: hp.Recommendation
+    schedule: ScheduleSummary
+    estimates: Estimates
+    eval_suite: EvalPlan
+    warnings: list[str]
+
+
+def _read(project: Project, path, task: str) -> list[Record]:
+    return read_records(path, TASK_FORMATS[task])
+
+
+def _sequences(records: list[Record], task: str) -> list[Conversation]:
+    if task == "dpo":
+        pairs = [r for r in records if isinstance(r, Preference)]
+        return [c for p in pairs for c in (p.chosen_conversation(), p.rejected_conversation())]
+    return as_conversations(records)
+
+
+def _check_trainable_flags(conversations: list[Conversation], train_on_what: str) -> None:
+    """The cookbook asserts `trainable` exactly when train_on_what is customized; say it first."""
+    customized = train_on_what == "customized"
+    for conv in conversations:
+        for index, message in enumerate(conv.messages):
+            if customized != ("trainable" in message):
+                expected = "a `trainable` flag (train_on_what = customized)" if customized else \
+                    "no `trainable` flag unless data.train_on_what = \"customized\""
+                raise DataError(f"{conv.source}: field \"messages[{index}].trainable\": expected {expected}")
+
+
+def _length_stats(lengths: list[int]) -> LengthStats:
+    arr = np.asarray(lengths)
+    return LengthStats(min=int(arr.min()), mean=round(float(arr.mean()), 1), p50=int(np.percentile(arr, 50)),
+                       p90=int(np.percentile(arr, 90)), p99=int(np.percentile(arr, 99)), max=int(arr.max()))
+
+
+def _data_summary(project: Project, records: list[Record], val_count: int | None, counts: TokenCounts,
+                  fmt: str) -> tuple[DataSummary, list[int]]:
+    cfg = project.config.data
+    over = [i for i, n in enumerate(counts.total) if n > cfg.max_length]
+    if cfg.truncation == "drop":
+        keep = [i for i, n in enumerate(counts.total) if n <= cfg.max_length]
+        total = sum(counts.total[i] for i in keep)
+        completion = sum(counts.completion[i] for i in keep)
+        effect = f"{len(over)} sequences longer than {cfg.max_length} tokens are dropped"
+    else:
+        keep = list(range(len(counts.total)))
+        total = sum(min(n, cfg.max_length) for n in counts.total)
+        completion = sum(counts.completion_kept)
+        effect = f"{len(over)} sequences longer than {cfg.max_length} tokens are truncated to {cfg.max_length}"
+    if not keep:
+        raise DataError(f"{project.train_path}: every example is longer than data.max_length = {cfg.max_length} "
+                        "and data.truncation = \"drop\"; nothing left to train on")
+    summary = DataSummary(
+        train_file=cfg.train, val_file=cfg.val, format=fmt, examples=len(records), val_examples=val_count,
+        sequences_rendered=len(counts.total), total_tokens=total, completion_tokens=completion,
+        train_on_what=cfg.train_on_what, max_length=cfg.max_length, over_max_length=len(over),
+        truncation=cfg.truncation, truncation_effect=effect, lengths=_length_stats(counts.total),
+        counting_method=counts.method,
+        rule=f"rendered with renderer `{project.config.renderer}`; trained tokens are the weight-1 targets of "
+             f"build_supervised_example(train_on_what={cfg.train_on_what})")
+    return summary, keep
+
+
+def _load_model(project: Project) -> tuple[Any, dict[str, Any]]:
+    from tinker_chief.models import get_renderer, load_model_config, load_tokenizer
+
+    name = project.config.base_model
+    try:
+        config = load_model_config(name)
+        tokenizer = load_tokenizer(name)
+    except ChiefError:
+        raise
+    except Exception as exc:  # transformers raises many types for unreadable files
+        raise ConfigurationError(f"cannot make a plan: the config or tokenizer of {name} is unreadable ({exc})") \
+            from None
+    return get_renderer(project.config.renderer, tokenizer), config
+
+
+def _capacity(project: Project, config: dict[str, Any], completion: int) -> tuple[CapacitySummary, list[str]]:
+    lora = project.config.lora
+    placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
+    shape = cap.lora_shape(project.config.base_model, load_config=lambda _name: config)
+    rank, warnings = hp.recommend_rank(project.config.task, shape, completion, placement)
+    table = cap.capacity_table(shape, completion, **placement)
+
+    def ratio(r: int) -> float | None:
+        return round(shape.params(r, **placement) / completion, 4) if completion else None
+
+    summary = CapacitySummary(
+        source=shape.source, per_rank={"attn": shape.attn, "mlp": shape.mlp, "experts": shape.experts,
+                                       "unembed": shape.unembed},
+        table=[CapacityRowModel(**{**row.__dict__, "capacity_ratio": None if row.capacity_ratio is None
+                                   else round(row.capacity_ratio, 4)}) for row in table],
+        recommended_rank=rank, configured_rank=lora.rank, capacity_ratio_at_configured_rank=ratio(lora.rank),
+        capacity_ratio_at_recommended_rank=ratio(rank.value))
+    if lora.rank != rank.value:
+        warnings.append(f"chief.toml has lora.rank = {lora.rank}; the plan recommends {rank.value} ({rank.rule})")
+    if project.config.task in ("sl", "dpo") and completion and shape.params(lora.rank, **placement) < completion:
+        warnings.append(f"capacity: rank {lora.rank} gives {shape.params(lora.rank, **placement):,} LoRA params "
+                        f"for {completion:,} completion tokens (ratio {ratio(lora.rank)}); LoRA may underperform")
+    return summary, warnings
+
+
+def _learning_rate(project: Project, config: dict[str, Any], steps: int) -> tuple[LearningRateSummary, list[str]]:
+    warnings: list[str] = []
+    try:
+        rec: hp.Recommendation | None = hp.recommend_lr(project.config.base_model, config)
+    except ConfigurationError as exc:
+        rec = None
+        warnings.append(f"learning rate: {exc}; using chief.toml's value as given")
+    configured = project.config.optimizer.learning_rate
+    if rec is not None and not 0.5 <= configured / rec.value <= 2.0:
+        warnings.append(f"chief.toml has optimizer.learning_rate = {configured:g}; the plan recommends "
+                        f"{rec.value:.4g} ({rec.source})")
+    full = round(rec.value / 10.0, 10) if rec is not None else None
+    return LearningRateSummary(recommended=rec, configured=configured, full_finetune_equivalent=full,
+                               notes=hp.lr_notes(steps)), warnings
+
+
+def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[str]]:
+    cfg = project.config
+    batch = hp.recommend_batch_size(cfg.task, examples, cfg.rl)
+    epochs = hp.recommend_epochs(cfg.task, examples)
+    unit = cfg.rl.groups_per_batch if cfg.task == "rl" else cfg.schedule.batch_size
+    per_epoch, total = hp.steps_for(examples, unit, cfg.schedule.epochs, cfg.schedule.steps)
+    warnings = []
+    if cfg.task != "rl" and cfg.schedule.batch_size > hp.LARGE_BATCH_WARNING:
+        warnings.append(f"batch_size {cfg.schedule.batch_size} > {hp.LARGE_BATCH_WARNING}: LoRA degrades with very "
+                        "large batches more than full fine-tuning does; prefer a moderate batch")
+    if cfg.task != "rl" and cfg.schedule.batch_size > examples:
+        warnings.append(f"batch_size {cfg.schedule.batch_size} exceeds the {examples} examples: one partial step")
+    summary = ScheduleSummary(
+        batch_size=batch, configured_batch_size=cfg.schedule.batch_size, epochs=epochs,
+        configured_epochs=cfg.schedule.epochs, steps_per_epoch=per_epoch, total_steps=total,
+        lr_schedule=cfg.schedule.lr_schedule, warmup_steps=cfg.schedule.warmup_steps,
+        recommended_warmup=hp.recommend_warmup(total))
+    return summary, warnings
+
+
+def _work(project: Project, data: DataSummary, schedule: ScheduleSummary) -> TokenWork:
+    cfg = project.config
+    if cfg.task == "rl":
+        rollouts = schedule.total_steps * cfg.rl.groups_per_batch * cfg.rl.group_size
+        prompt = int(data.lengths.mean)
+        sampled = rollouts * cfg.rl.max_tokens
+        return TokenWork(train_tokens=rollouts * (prompt + cfg.rl.max_tokens), sample_tokens=sampled,
+                         prefill_tokens=rollouts * prompt)
+    mean_tokens = data.total_tokens / max(1, data.sequences_rendered)
+    per_step = cfg.schedule.batch_size * (2 if cfg.task == "dpo" else 1) * mean_tokens
+    return TokenWork(train_tokens=int(per_step * schedule.total_steps))
+
+
+def _eval_plan(project: Project) -> EvalPlan:
+    suite = project.config.eval_suite
+    tasks = [EvalTaskSummary(name=t.name, layer=t.layer, kind=t.kind, description=t.description,
+                             inspect_task=t.inspect_task, data=t.data, settings=t.settings.model_dump())
+             for t in suite.tasks]
+    layers = {layer: LAYER_PURPOSE[layer] for layer in dict.fromkeys(t.layer for t in suite.tasks)}
+    return EvalPlan(suite=suite.name, version=suite.version, layers=layers, tasks=tasks)
+
+
+def make_plan(project: Project, *, allow_attention_only: bool = False, today: date | None = None,
+              now: datetime | None = None) -> Plan:
+    """The plan for a project; raises a `ChiefError` with the reason when none can be made."""
+    cfg = project.config
+    placement, warnings = hp.placement_check(cfg.lora.train_mlp, cfg.lora.train_attn, cfg.lora.train_unembed,
+                                             allow_attention_only)
+    records = _read(project, project.train_path, cfg.task)
+    val_count = len(_read(project, project.val_path, cfg.task)) if project.val_path else None
+    renderer, model_config = _load_model(project)
+    sequences = _sequences(records, cfg.task)
+    if cfg.task != "rl":
+        _check_trainable_flags(sequences, cfg.data.train_on_what)
+    counts = count_tokens(sequences, renderer, cfg.data.train_on_what, cfg.data.max_length)
+    fmt = type(records[0]).__name__
+    data, keep = _data_summary(project, records, val_count, counts, fmt)
+    capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.task != "rl" else 0)
+    examples = len(keep) // (2 if cfg.task == "dpo" else 1)
+    schedule, sched_warnings = _schedule(project, examples)
+    lr, lr_warnings = _learning_rate(project, model_config, schedule.total_steps)
+    work = _work(project, data, schedule)
+    estimates = Estimates(
+        work=work,
+        tinker_cost=tinker_cost(cfg.base_model, work, project.path(cfg.estimates.prices_file)
+                                if cfg.estimates.prices_file else None, today=today),
+        local_time=local_time(cfg.base_model, work, train_tps=cfg.estimates.local_train_tokens_per_s,
+                              sample_tps=cfg.estimates.local_sample_tokens_per_s))
+    if data.over_max_length:
+        warnings.append(data.truncation_effect)
+    return Plan(
+        created_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"), chief_version=__version__,
+        project=cfg.name, base_model=cfg.base_model, renderer=cfg.renderer, task=cfg.task, use_case=cfg.use_case,
+        data=data, capacity=capacity, learning_rate=lr, placement=placement, schedule=schedule,
+        estimates=estimates, eval_suite=_eval_plan(project),
+        warnings=warnings + cap_warnings + sched_warnings + lr_warnings)
