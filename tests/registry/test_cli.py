@@ -75,7 +75,9 @@ def test_promote_gate_refusal_force_and_retire(project):
     assert retired.returncode == 0 and "bot:v1 is now retired" in retired.stdout
     with Registry.open(project_dir / "state" / "reg.db") as reg:
         assert reg.prod_model().ref == "bot:v2"
-        assert reg.audit_log()[-2].details["forced"] is True and reg.audit_log()[-2].actor == "erin"
+        forced_entry = next(e for e in reg.audit_log() if e.command == "promote" and e.target == "bot:v2")
+        assert forced_entry.details["forced"] is True and forced_entry.actor == "erin"
+        assert [e.command for e in reg.audit_log()[-3:]] == ["promote", "promote", "retire"]
 
 
 def test_compare_table_and_json(project):
