@@ -153,7 +153,7 @@ class AdapterHost:
     def state_dict(self, slot: str) -> dict[str, torch.Tensor]:
         """Standard PEFT adapter keys (no slot name), as saved in adapter_model.safetensors."""
         state = get_peft_model_state_dict(self.peft, adapter_name=slot, save_embedding_layers=False)
-        return {key: value.detach().to("cpu", torch.float32).contiguous() for key, value in state.items()}
+        return {key: value.detach().to("cpu", torch.float32).clone() for key, value in state.items()}
 
     def load_state_dict(self, slot: str, state: dict[str, torch.Tensor]) -> None:
         result = set_peft_model_state_dict(self.peft, state, adapter_name=slot)

@@ -91,16 +91,19 @@ class SamplingService:
         groups: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(request.sampler, []).append(index)
-        for key, indices in groups.items():
-            base, host, slot = self._lookup(key)
+        resolved = {key: self._lookup(key) for key in groups}
+        for key, indices in groups.items():  # refuse a bad batch before computing any of it
             for index in indices:
-                _validate(requests[index], base)
+                _validate(requests[index], resolved[key][0])
+        for key, indices in groups.items():
+            base, host, slot = resolved[key]
+            group = [requests[i] for i in indices]
             if slot is None:
                 with host.base_only():
-                    self._run_group(base, [requests[i] for i in indices], indices, results)
+                    self._run_group(base, group, indices, results)
             else:
                 host.activate(slot)
-                self._run_group(base, [requests[i] for i in indices], indices, results)
+                self._run_group(base, group, indices, results)
         return [result for result in results if result is not None]
 
     def _run_group(self, base: LoadedBase, requests: list[SampleRequest], indices: list[int],

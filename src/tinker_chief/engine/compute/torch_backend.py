@@ -97,6 +97,16 @@ class TorchBackend:
             raise NotFoundError(f"unknown model_id {model_id!r}: create a training client first")
         return self._models[model_id]
 
+    def adapter_weights(self, model_id: str) -> dict[str, torch.Tensor]:
+        """The adapter's current tensors under standard PEFT keys (CPU fp32 copies)."""
+        model = self._model(model_id)
+        return model.host.state_dict(model.slot)
+
+    def lora_config(self, model_id: str):
+        """The `peft.LoraConfig` this model's adapter was built with."""
+        model = self._model(model_id)
+        return model.host.config(model.slot)
+
     def unload_model(self, model_id: str) -> None:
         model = self._model(model_id)
         model.host.remove(model.slot)
