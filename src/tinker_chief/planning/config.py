@@ -172,7 +172,8 @@ class ProjectConfig(BaseModel):
     backend: BackendConfig = Field(default_factory=BackendConfig)
     estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
     eval_suite: EvalSuite
-    gate: Any = Field(default_factory=dict, description="Promotion-gate rules (tinker_chief.registry.GateRules).")
+    gate: Any = Field(default_factory=dict, validate_default=True,
+                      description="Promotion-gate rules (tinker_chief.registry.GateRules).")
 
     @field_validator("schema_version")
     @classmethod

@@ -86,12 +86,13 @@ def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendati
 
     if _cookbook_shape(model_name) is not None:
         from tinker_cookbook import hyperparam_utils
+        from tinker_cookbook.exceptions import ConfigurationError as CookbookConfigurationError
 
         try:
             lr = hyperparam_utils.get_lr(model_name, is_lora=True)
-        except NotImplementedError as exc:
+        except (NotImplementedError, CookbookConfigurationError) as exc:
             raise ConfigurationError(
-                f"no calibrated learning rate for {model_name}: the cookbook says {exc}") from None
+                f"no calibrated learning rate for {model_name}: the cookbook says \"{exc}\"") from None
         return Recommendation(value=lr, rule="get_lr(model, is_lora=True) = 5e-5 x 10 x (2000 / hidden)^P",
                               source=COOKBOOK_LR)
     if config is None:

@@ -1,0 +1,83 @@
+"""chief.toml: documented round trip, and errors naming the file and the dotted field."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from tinker_chief.errors import ConfigurationError
+from tinker_chief.planning import load_project, save_project
+from tinker_chief.planning.config import DataConfig, OptimizerConfig, ProjectConfig, ScheduleConfig
+from tinker_chief.planning.templates import build_eval_suite
+from tinker_chief.planning.toml_writer import dump_config
+
+
+def _config(**overrides) -> ProjectConfig:
+    base = dict(name="demo", base_model="tiny-random-llama", renderer="chatml",
+                data=DataConfig(train="data/train.jsonl", val="data/val.jsonl"),
+                optimizer=OptimizerConfig(learning_rate=1e-3), schedule=ScheduleConfig(batch_size=8, steps=30),
+                eval_suite=build_eval_suite("code", name="demo-code", nll_data="data/val.jsonl",
+                                            product_data="data/val_qa.jsonl"),
+                gate={"max_drop": 0.02, "tolerances": {"product/accuracy": 0.05}})
+    return ProjectConfig(**{**base, **overrides})
+
+
+def test_round_trip_keeps_every_value_and_documents_sections(tmp_path):
+    config = _config(task="dpo", use_case="code")
+    path = save_project(tmp_path, config)
+    text = path.read_text()
+    assert "# Peak learning rate." in text and "[[eval_suite.tasks]]" in text
+    assert "# LoRA on MLP + attention" in text
+    loaded = load_project(tmp_path)
+    assert loaded.config == config
+    assert loaded.config.eval_suite.version == config.eval_suite.version
+    assert loaded.train_path == tmp_path.resolve() / "data/train.jsonl"
+    assert loaded.config.gate_dict()["tolerances"] == {"product/accuracy": 0.05}
+
+
+def test_strings_with_quotes_and_newlines_survive(tmp_path):
+    config = _config(name='say "hi"\nand \\ leave')
+    assert tomllib.loads(dump_config(config))["name"] == 'say "hi"\nand \\ leave'
+
+
+def _write(tmp_path, text: str):
+    (tmp_path / "chief.toml").write_text(text)
+
+
+def test_bad_field_names_dotted_path(tmp_path):
+    text = dump_config(_config()).replace("rank = 32", "rank = 0")
+    _write(tmp_path, text)
+    with pytest.raises(ConfigurationError, match=r"chief\.toml: field `lora\.rank`: expected greater than or equal to 1, got 0"):
+        load_project(tmp_path)
+
+
+def test_unknown_key_and_nested_task_field(tmp_path):
+    text = dump_config(_config()).replace("[lora]", "[lora]\nrnak = 4").replace('kind = "inspect"', 'kind = "quiz"', 1)
+    _write(tmp_path, text)
+    with pytest.raises(ConfigurationError, match="2 invalid fields") as info:
+        load_project(tmp_path)
+    reasons = info.value.reasons
+    assert any(r.startswith("field `lora.rnak`: expected no such key") for r in reasons)
+    assert any(r.startswith("field `eval_suite.tasks[1].kind`: expected 'nll', 'jsonl'") for r in reasons)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"chief\.toml: not found; create a project with `chief init`"):
+        load_project(tmp_path)
+    _write(tmp_path, "name = [unclosed")
+    with pytest.raises(ConfigurationError, match=r"chief\.toml: invalid TOML"):
+        load_project(tmp_path)
+
+
+def test_schema_rules(tmp_path):
+    with pytest.raises(ConfigurationError, match="lora"):
+        _write(tmp_path, dump_config(_config()).replace("train_attn = true", "train_attn = false")
+               .replace("train_mlp = true", "train_mlp = false").replace("train_unembed = true", "train_unembed = false"))
+        load_project(tmp_path)
+    _write(tmp_path, dump_config(_config()).replace("schema_version = 1", "schema_version = 99"))
+    with pytest.raises(ConfigurationError, match="newer than this chief understands"):
+        load_project(tmp_path)
+    _write(tmp_path, dump_config(_config()).replace("[gate]", "[gate]\nmax_dorp = 1"))
+    with pytest.raises(ConfigurationError, match=r"field `gate\.max_dorp`"):
+        load_project(tmp_path)
