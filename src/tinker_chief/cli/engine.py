@@ -1,9 +1,58 @@
-"""`chief` commands of this group (placeholder until its capability lands)."""
+"""`chief engine serve` and `chief engine export`: thin wrappers over `engine.server`."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+DEVICES = click.Choice(["auto", "cpu", "cuda"])
+DTYPES = click.Choice(["auto", "float32", "bfloat16"])
+STATE_DIR_HELP = "Where runs and checkpoints live (default: .chief/engine in the current directory)."
+
+
 @click.group(name="engine")
 def engine_group() -> None:
-    """Not available yet."""
+    """The local Tinker-compatible engine (LoRA training and sampling on this machine)."""
 
 
+@engine_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs --api-key.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".chief") / "engine",
+              help=STATE_DIR_HELP)
+@click.option("--device", type=DEVICES, default="auto", show_default=True, help="cuda when present, else cpu.")
+@click.option("--dtype", type=DTYPES, default="auto", show_default=True,
+              help="Compute dtype; float32 for exact scoring.")
+@click.option("--api-key", envvar="CHIEF_ENGINE_API_KEY", default=None, show_envvar=True,
+              help="Require this key (tml-...) in X-API-Key on every request.")
+def serve_command(host: str, port: int, state_dir: Path, device: str, dtype: str, api_key: str | None) -> None:
+    """Serve the engine until Ctrl-C / SIGTERM; prints its base URL when ready.
+
+    \b
+    Connect with:
+      tinker.ServiceClient(base_url="http://127.0.0.1:8765", api_key="tml-local")
+    """
+    from tinker_chief.engine.server.main import EngineSettings, serve
+
+    serve(EngineSettings(state_dir=state_dir, host=host, port=port, device=device,  # type: ignore[arg-type]
+                         dtype=dtype, api_key=api_key or None))  # type: ignore[arg-type]
+
+
+@engine_group.command("export")
+@click.argument("tinker_path")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--merged", is_flag=True, help="Merge into the base model (a plain Hugging Face model directory).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".chief") / "engine",
+              help=STATE_DIR_HELP)
+def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Path) -> None:
+    """Write TINKER_PATH (tinker://<run>/<weights|sampler_weights>/<name>) to OUT_DIR.
+
+    Without --merged: a PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
+    """
+    from tinker_chief.engine.server.export import export_checkpoint
+
+    written = export_checkpoint(tinker_path, out_dir, merged=merged, state_dir=state_dir)
+    kind = "merged Hugging Face model" if merged else "PEFT adapter"
+    click.echo(f"Wrote {kind} for {tinker_path} to {written}")

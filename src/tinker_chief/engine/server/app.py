@@ -33,6 +33,7 @@ from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedEr
 from tinker_chief.engine.server.futures import FutureError
 from tinker_chief.engine.server.sampling import SamplingService
 from tinker_chief.engine.server.service import EngineService
+from tinker_chief.errors import ChiefError
 
 log = logging.getLogger("tinker_chief.engine")
 Model = TypeVar("Model", bound=pydantic.BaseModel)
@@ -118,6 +119,9 @@ def future_response(request_id: str, **extra: object) -> dict:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    # ChiefError (request problems) is handled in the app; a bare Exception handler would run
+    # in Starlette's outermost middleware, which re-raises after answering.
+    @app.exception_handler(ChiefError)
     @app.exception_handler(Exception)
     async def engine_error(_: Request, exc: Exception) -> JSONResponse:
         status = status_of(exc)
@@ -148,6 +152,11 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
     @app.get("/api/v1/healthz")
     async def healthz() -> dict:
         return {"status": "ok"}
+
+    @app.get("/api/v1/engine_stats")
+    async def engine_stats() -> dict:
+        """Local-engine extra (not in the Tinker API): how sampling requests were batched."""
+        return dict(engine.scheduler.stats)
 
     @app.post("/api/v1/client/config")
     async def client_config() -> dict:

@@ -62,6 +62,7 @@ class Scheduler:
         self._models: dict[str, _ModelQueue] = {}
         self._stopping = False
         self._prefer_samples = False
+        self.stats = {"sample_requests": 0, "sample_batches": 0, "largest_sample_batch": 0}
         self._thread = threading.Thread(target=self._loop, name="chief-compute", daemon=True)
         self._thread.start()
 
@@ -193,6 +194,9 @@ class Scheduler:
             self._futures.complete(job.request_id, payload)
 
     def _run_samples(self, batch: list[_SampleJob]) -> None:
+        self.stats["sample_batches"] += 1
+        self.stats["sample_requests"] += len(batch)
+        self.stats["largest_sample_batch"] = max(self.stats["largest_sample_batch"], len(batch))
         try:
             results = self._backend.sample([job.request for job in batch])
         except Exception as exc:
