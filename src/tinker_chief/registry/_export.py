@@ -21,8 +21,15 @@ if TYPE_CHECKING:
 
 def export_json(reg: Registry, suite: SuiteRequirement | None) -> dict[str, Any]:
     with _db.read(reg._db) as db:
-        history = reg.status_history()
-        forced = [e for e in reg.audit_log() if e.command == "promote" and e.details.get("forced")]
+        history: dict[str, list[dict[str, Any]]] = {}
+        for change in reg.status_history():
+            history.setdefault(change.model_ref, []).append(change.to_dict())
+        forced: dict[str | None, list[dict[str, Any]]] = {}
+        for e in reg.audit_log():
+            if e.command == "promote" and e.details.get("forced"):
+                forced.setdefault(e.target, []).append(
+                    {"at": e.at, "actor": e.actor, "to": e.details.get("to"), "reason": e.details.get("reason"),
+                     "overridden_reasons": e.details.get("overridden_reasons", [])})
         models = []
         for model in reg.list_models():
             results = latest_finished(db, model.id, suite.version if suite else None)
@@ -30,12 +37,8 @@ def export_json(reg: Registry, suite: SuiteRequirement | None) -> dict[str, Any]
             entry["results"] = {task: run.to_dict() for task, run in results.items()}
             if suite:
                 entry["missing_tasks"] = [t for t in suite.task_names() if t not in results]
-            entry["status_history"] = [h.to_dict() for h in history if h.model_ref == model.ref]
-            entry["forced_promotions"] = [
-                {"at": e.at, "actor": e.actor, "to": e.details.get("to"), "reason": e.details.get("reason"),
-                 "overridden_reasons": e.details.get("overridden_reasons", [])}
-                for e in forced if e.target == model.ref
-            ]
+            entry["status_history"] = history.get(model.ref, [])
+            entry["forced_promotions"] = forced.get(model.ref, [])
             models.append(entry)
     return {
         "schema_version": reg.schema_version,
