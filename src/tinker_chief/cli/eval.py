@@ -76,3 +76,95 @@ def eval_offline_command(model_path: str | None, base_model: str | None, data: P
     )
     result = run_offline(config, base_url=base_url)
     _emit(result.as_json(), as_json, f"eval-offline: {config.model} on {data}")
+
+
+class _RichProgress:
+    """`ProgressSink` drawing one rich progress bar per task on stderr."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.ids: dict[str, Any] = {}
+
+    def start(self, task: str, total: int, done: int) -> None:
+        self.ids[task] = self.progress.add_task(task, total=total, completed=done)
+
+    def advance(self, task: str, n: int = 1) -> None:
+        if task in self.ids:
+            self.progress.advance(self.ids[task], n)
+
+    def finish(self, task: str, outcome: Any) -> None:
+        if task not in self.ids:  # reused from an earlier run
+            self.ids[task] = self.progress.add_task(f"{task} (cached)", total=1, completed=1)
+        status = "[red]failed" if outcome.error else "[green]done"
+        self.progress.update(self.ids[task], description=f"{task} {status}")
+
+
+def _print_suite(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.model} on suite {result.suite_name} (version {result.suite_version})")
+    for column in ("task", "kind", "metrics", "samples", "status"):
+        table.add_column(column)
+    for task in result.tasks:
+        shown = ", ".join(f"{k}={v['value']:.4g}" + (f" [{v['ci_low']:.3g}, {v['ci_high']:.3g}]"
+                          if v.get("ci_low") is not None else "") for k, v in list(task.metrics.items())[:4])
+        samples = f"{task.ran_samples} run, {task.reused_samples} cached" if not task.reused_task else "cached"
+        status = f"[red]{task.error}" if task.error else (f"recorded #{task.run_id}" if task.run_id else "ok")
+        table.add_row(task.task, task.kind, shown, samples, status)
+    Console().print(table)
+
+
+@click.command(name="eval")
+@click.argument("model")
+@click.option("--suite", "suite_name", help="Suite name; must match the project's eval suite.")
+@click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(path_type=Path),
+              help="Project directory (with chief.toml).")
+@click.option("--task", "tasks", multiple=True, help="Run only this task (repeatable).")
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--base-url", help="Engine or Tinker URL (default as for eval-offline).")
+@click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: tuple[str, ...], concurrency: int,
+                 base_url: str | None, no_record: bool, as_json: bool) -> None:
+    """Run the project's eval suite on MODEL and record every result in the registry.
+
+    MODEL is a registry ref (name, name:vN), a tinker:// path or a base model name. An
+    interrupted run resumes: finished samples are cached under .chief/eval-cache.
+    Exits 1 if any task failed (the others still run and are recorded).
+
+    \b
+    Examples:
+      chief eval SmolLM2-135M-Instruct-Q4_1
+      chief eval my-bot:v2 --task product --task safety
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tinker_chief.errors import ConfigurationError
+    from tinker_chief.evals.connection import connect
+    from tinker_chief.evals.runner import run_suite
+    from tinker_chief.planning import load_project
+    from tinker_chief.registry import Registry
+
+    project = load_project(project_dir)
+    suite = project.config.eval_suite
+    if suite_name and suite_name != suite.name:
+        raise ConfigurationError(f"{project.config_path}: the project's suite is `{suite.name}`, not `{suite_name}`")
+    registry = None if no_record else Registry.open(project.registry_path)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    from rich.console import Console
+
+    try:
+        with connect(base_url, state_dir=project.root / ".chief" / "engine") as connection, \
+                Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
+            result = run_suite(suite, model, connection, project_dir=project.root, registry=registry,
+                               tasks=list(tasks) or None, progress=_RichProgress(bars), concurrency=concurrency)
+    finally:
+        if registry is not None:
+            registry.close()
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_json(), default=str) + "\n")
+    else:
+        _print_suite(result)
+    if result.failed:
+        raise SystemExit(1)

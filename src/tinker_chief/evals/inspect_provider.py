@@ -5,8 +5,9 @@
 rendered with the model's cookbook renderer by `ModelSampler`; temperature, max tokens, top_p,
 stop sequences, seed, num_choices and logprobs are honoured. Inspect calls `generate` once per
 sample, concurrently up to `max_connections` (default 16, `-M concurrency=N`); the requests
-are in flight together, and the engine batches them. Backend: `-M base_url=...`/`api_key=...`,
-else `connection.connect()` (env, cloud key, or a local engine started once per process).
+are in flight together, and the engine batches them. Backend: Inspect's `--model-base-url URL`
+(and `-M engine_api_key=...` where an engine checks keys), else `connection.connect()` (env,
+Tinker's cloud with `TINKER_API_KEY`, or a local engine started once per process).
 """
 
 from __future__ import annotations
@@ -61,11 +62,11 @@ class TinkerModelAPI(ModelAPI):
                  config: GenerateConfig = GenerateConfig(), **model_args: Any) -> None:
         super().__init__(model_name, base_url, api_key, ["TINKER_API_KEY"], config)
         self.concurrency = int(model_args.pop("concurrency", 16))
-        self._base_url = model_args.pop("base_url", None) or base_url
-        self._api_key = model_args.pop("api_key", None) or api_key
+        self._base_url = base_url
+        self._api_key = model_args.pop("engine_api_key", None) or api_key
         if model_args:
             raise EvalError(f"tinker provider: unknown model args {sorted(model_args)} "
-                            "(expected base_url, api_key, concurrency)")
+                            "(expected concurrency, engine_api_key; the URL goes in --model-base-url)")
         self._sampler: ModelSampler | None = None
         self._lock = asyncio.Lock()
 

@@ -71,14 +71,15 @@ def read_inspect_log(path: str | Path) -> InspectResult:
 def run_inspect_task(task: Any, model: str, log_dir: str | Path, *, task_args: dict[str, Any] | None = None,
                      model_args: dict[str, Any] | None = None, limit: int | None = None,
                      max_tokens: int | None = None, temperature: float | None = None, seed: int | None = None,
-                     sandbox: str | None = None, model_roles: dict[str, Any] | None = None) -> InspectResult:
+                     sandbox: str | None = None, model_roles: dict[str, Any] | None = None,
+                     base_url: str | None = None) -> InspectResult:
     """Evaluate one task (name, path@task or Task) on `tinker/<model>` and return its result."""
     from inspect_ai import eval as inspect_eval
 
     import tinker_chief.evals._inspect_registry  # noqa: F401  (provider registered even without entry points)
 
     logs = inspect_eval(
-        task, model=f"tinker/{model}", model_args=model_args or {}, task_args=task_args or {},
+        task, model=f"tinker/{model}", model_base_url=base_url, model_args=model_args or {}, task_args=task_args or {},
         log_dir=str(log_dir), display="none", limit=limit, max_tokens=max_tokens, temperature=temperature,
         seed=seed, sandbox=sandbox, model_roles=model_roles, log_format="eval",
     )

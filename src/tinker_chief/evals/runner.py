@@ -1,0 +1,159 @@
+"""`chief eval`: run a project's `EvalSuite` on one model, resumably, and record it in the registry.
+
+Each task runs by kind (`nll`, `jsonl`, `inspect`, `safety`, `calibration`; see `tasks.py`),
+with per-sample progress cached on disk (`cache.py`) so an interrupted run picks up where it
+stopped. Every finished task is recorded in the registry with the suite name and version, its
+metrics (with intervals) and per-sample outcomes for paired comparison. The runner takes an
+`EvalSuite` object (the CLI loads it from chief.toml) and never imports planning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tinker_chief.errors import ChiefError, EvalError, ModelNotFoundError
+from tinker_chief.evals.cache import TaskCache
+from tinker_chief.evals.connection import Connection
+from tinker_chief.evals.suite import EvalSuite, EvalTask
+from tinker_chief.evals.tasks import TaskContext, TaskOutcome, run_task
+
+
+class ProgressSink(Protocol):
+    """What the runner reports progress to (the CLI draws rich progress bars)."""
+
+    def start(self, task: str, total: int, done: int) -> None: ...
+
+    def advance(self, task: str, n: int = 1) -> None: ...
+
+    def finish(self, task: str, outcome: TaskOutcome) -> None: ...
+
+
+class _Silent:
+    def start(self, task: str, total: int, done: int) -> None: ...
+
+    def advance(self, task: str, n: int = 1) -> None: ...
+
+    def finish(self, task: str, outcome: TaskOutcome) -> None: ...
+
+
+@dataclass
+class SuiteRunResult:
+    model: str
+    model_ref: str | None
+    suite_name: str
+    suite_version: str
+    tasks: list[TaskOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TaskOutcome]:
+        return [t for t in self.tasks if t.error is not None]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"model": self.model, "model_ref": self.model_ref, "suite": self.suite_name,
+                "suite_version": self.suite_version, "tasks": [t.as_json() for t in self.tasks]}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What to sample (`target`: base model name or tinker:// path) and its registry ref."""
+
+    target: str
+    ref: str | None
+
+
+def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
+    """A registry ref (name, name:vN, tinker:// path) or, failing that, a tinker:// path / base model."""
+    if registry is not None:
+        try:
+            record = registry.get_model(model)
+            return ResolvedModel(record.tinker_path or record.base_model, record.ref)
+        except ModelNotFoundError:
+            pass
+    return ResolvedModel(model, None)
+
+
+def register_unknown(registry: Any, model: str, base_model: str, backend: str) -> str:
+    """Register a model evaluated before it was registered, so its results have an owner."""
+    if model.startswith("tinker://"):
+        name = "checkpoint/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", model.removeprefix("tinker://")).strip("-")
+        record = registry.register_model(name[:120], base_model=base_model, recipe="sl", backend=backend,
+                                         tinker_path=model, display_name=f"checkpoint {model}")
+    else:
+        name = "base/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(model).name).strip("-")
+        record = registry.register_model(name[:120], base_model=base_model, recipe="base", backend=backend,
+                                         display_name=f"base model {model}")
+    return record.ref
+
+
+def run_suite(suite: EvalSuite, model: str, connection: Connection, *, project_dir: Path = Path("."),
+              registry: Any | None = None, tasks: list[str] | None = None,
+              progress: ProgressSink | None = None, concurrency: int = 16) -> SuiteRunResult:
+    """Run every task of `suite` (or those named in `tasks`) on `model`; record each in `registry`.
+
+    A task that fails is reported in its `TaskOutcome.error` (and not recorded); the others
+    still run. Raises `EvalError` for unknown task names before anything runs.
+    """
+    chosen = _choose_tasks(suite, tasks)
+    progress = progress or _Silent()
+    resolved = resolve_model(model, registry)
+    result = SuiteRunResult(model, resolved.ref, suite.name, suite.version)
+    cache_root = project_dir / ".chief" / "eval-cache"
+    context = TaskContext(resolved.target, connection, project_dir, concurrency, progress)
+    for task in chosen:
+        cache = TaskCache(cache_root, resolved.target, suite.version, task.name)
+        outcome = _run_cached(task, context, cache)
+        if outcome.error is None and registry is not None:
+            outcome.run_id = _record(registry, result, suite, task, outcome, connection, cache)
+        progress.finish(task.name, outcome)
+        result.tasks.append(outcome)
+    return result
+
+
+def _choose_tasks(suite: EvalSuite, names: list[str] | None) -> list[EvalTask]:
+    if not names:
+        return list(suite.tasks)
+    known = {t.name for t in suite.tasks}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise EvalError(f"suite `{suite.name}` has no task(s) {unknown}; it has: {', '.join(sorted(known))}")
+    return [suite.task(n) for n in names]
+
+
+def _run_cached(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
+    done = cache.done()
+    if done is not None:
+        outcome = TaskOutcome.from_json(done)
+        outcome.reused_task = True
+        return outcome
+    try:
+        outcome = run_task(task, context, cache)
+    except ChiefError as exc:
+        return TaskOutcome(task.name, task.kind, error=str(exc))
+    cache.mark_done(outcome.as_json())
+    return outcome
+
+
+def _record(registry: Any, result: SuiteRunResult, suite: EvalSuite, task: EvalTask, outcome: TaskOutcome,
+            connection: Connection, cache: TaskCache) -> int | None:
+    if outcome.run_id is not None:
+        return outcome.run_id  # recorded by an earlier, interrupted invocation
+    from tinker_chief.registry import MetricValue, SampleOutcome
+
+    if result.model_ref is None:
+        backend = "tinker" if connection.backend == "tinker-cloud" else "local"
+        result.model_ref = register_unknown(registry, result.model, outcome.base_model or result.model, backend)
+    metrics = [MetricValue(name, m["value"], m.get("ci_low"), m.get("ci_high"), m.get("n"))
+               for name, m in outcome.metrics.items()]
+    samples = [SampleOutcome(sid, score, passed=(score == 1.0) if outcome.binary else None)
+               for sid, score in outcome.samples.items()]
+    run = registry.record_eval(
+        result.model_ref, suite_name=suite.name, suite_version=suite.version, task=task.name, metrics=metrics,
+        samples=samples, settings={**outcome.settings, "task": task.model_dump(mode="json")},
+        headline_metric=task.headline_metric, log_location=outcome.log_location)
+    payload = outcome.as_json()
+    payload["run_id"] = run.id
+    cache.mark_done(payload)
+    return run.id

@@ -1,0 +1,245 @@
+"""How each kind of suite task runs: nll, jsonl, inspect, safety, calibration.
+
+Sample-level kinds (jsonl, safety, calibration) skip samples already in the task's cache and
+append each new one as it finishes, so `chief eval` resumes mid-task. `nll` is one cheap pass
+and `inspect` delegates to Inspect (whose own log is the record), so both rerun whole.
+Settings that change scores are applied, not just recorded: `shots` takes the first N lines
+of a jsonl file as worked examples (and does not score them); `chain_of_thought` asks for
+reasoning before a final answer line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import ConfigurationError, EvalError
+from tinker_chief.evals.cache import TaskCache
+from tinker_chief.evals.connection import Connection
+from tinker_chief.evals.data import EvalSample, load_samples
+from tinker_chief.evals.graders import make_grader
+from tinker_chief.evals.records import SampleRecord, outcomes_by_id, summarize
+from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
+from tinker_chief.evals.scoring import grade_samples
+from tinker_chief.evals.suite import EvalTask
+
+COT_INSTRUCTION = "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
+
+
+@dataclass
+class TaskContext:
+    model: str
+    connection: Connection
+    project_dir: Path
+    concurrency: int
+    progress: Any
+
+
+@dataclass
+class TaskOutcome:
+    task: str
+    kind: str
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    samples: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    base_model: str | None = None
+    log_location: str | None = None
+    binary: bool = True
+    reused_samples: int = 0
+    ran_samples: int = 0
+    error: str | None = None
+    run_id: int | None = None
+    reused_task: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> TaskOutcome:
+        return cls(**{k: v for k, v in value.items() if k in cls.__dataclass_fields__})
+
+
+def metric(value: float, ci_low: float | None = None, ci_high: float | None = None,
+           n: int | None = None) -> dict[str, Any]:
+    return {"value": value, "ci_low": ci_low, "ci_high": ci_high, "n": n}
+
+
+def generation_settings(task: EvalTask) -> GenerationSettings:
+    s = task.settings
+    return GenerationSettings(max_tokens=s.max_tokens, temperature=s.temperature, seed=s.seed)
+
+
+def _data_path(task: EvalTask, context: TaskContext) -> Path:
+    path = Path(task.data or "")
+    return path if path.is_absolute() else context.project_dir / path
+
+
+async def _open(context: TaskContext, model: str | None = None) -> ModelSampler:
+    return await ModelSampler.create(context.connection.service_client(), model or context.model,
+                                     context.concurrency)
+
+
+def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSample]:
+    shots, cot = task.settings.shots, task.settings.chain_of_thought
+    if shots >= len(samples):
+        raise ConfigurationError(f"task `{task.name}`: shots={shots} leaves no samples to score")
+    examples = [m for s in samples[:shots] for m in (*s.messages[-1:], {"role": "assistant", "content": s.target})]
+    out = []
+    for sample in samples[shots:]:
+        messages = [*examples, *sample.messages]
+        if cot:
+            messages = [{"role": "system", "content": COT_INSTRUCTION}, *messages]
+        out.append(EvalSample(sample.id, messages, sample.target, sample.metadata))
+    return out
+
+
+async def _graded(task: EvalTask, context: TaskContext, cache: TaskCache, pending: list[Any], runner: Any,
+                  done: dict[str, SampleRecord]) -> tuple[list[SampleRecord], str]:
+    """Run `runner(sampler, pending, on_record)` with progress and caching; all records in order."""
+    context.progress.start(task.name, len(pending) + len(done), len(done))
+    sampler = await _open(context)
+
+    def on_record(record: SampleRecord) -> None:
+        cache.append(record)
+        context.progress.advance(task.name)
+
+    fresh = await runner(sampler, pending, on_record) if pending else []
+    return [*done.values(), *fresh], sampler.base_model
+
+
+def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, dict[str, Any]]:
+    s = summarize(records)
+    return {"accuracy": metric(s["accuracy"], s["ci_low"], s["ci_high"], s["n"]),
+            "unscored": metric(s["unscored"]), "errors": metric(s["errors"])}
+
+
+async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
+    samples = _with_prompting(load_samples(_data_path(task, context)), task)[: task.settings.limit]
+    judge = await _open(context, task.judge_model) if task.judge_model else None
+    grader = make_grader(task.grader, judge=judge)
+    settings = generation_settings(task)
+    done = {k: v for k, v in cache.finished_records().items() if k in {s.id for s in samples}}
+    pending = [s for s in samples if s.id not in done]
+
+    async def runner(sampler, items, on_record):
+        return await grade_samples(sampler, items, grader, settings, on_record)
+
+    records, base = await _graded(task, context, cache, pending, runner, done)
+    return _outcome(task, records, base, _accuracy_metrics(records), len(done),
+                    {"grader": task.grader, "judge_model": task.judge_model, "generation": asdict(settings)})
+
+
+async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
+    from tinker_chief.evals.safety import RefusalJudge, safety_metrics, safety_prompts
+    from tinker_chief.evals.safety.suite import run_safety
+
+    prompts = _limit_per_category(safety_prompts(), task.settings.limit)
+    judge = RefusalJudge(await _open(context, task.judge_model)) if task.judge_model else None
+    settings = generation_settings(task)
+    done = {k: v for k, v in cache.finished_records().items() if k in {p.id for p in prompts}}
+
+    async def runner(sampler, items, on_record):
+        return await run_safety(sampler, settings, judge, items, on_record)
+
+    records, base = await _graded(task, context, cache, [p for p in prompts if p.id not in done], runner, done)
+    raw = safety_metrics(records)
+    metrics = {k: metric(v["value"], v["ci_low"], v["ci_high"], v["n"]) for k, v in raw.items() if isinstance(v, dict)}
+    metrics.update(_accuracy_metrics(records))
+    metrics["unscored"] = metric(raw["unscored"])
+    return _outcome(task, records, base, metrics, len(done),
+                    {"refusal_judge": task.judge_model or "rules", "generation": asdict(settings)})
+
+
+def _limit_per_category(prompts: list[Any], limit: int | None) -> list[Any]:
+    """`limit` applies per category (harmful, each jailbreak, benign) so every metric keeps data."""
+    if not limit:
+        return prompts
+    counts: dict[tuple[str, str], int] = {}
+    kept = []
+    for prompt in prompts:
+        key = (prompt.category, prompt.pattern)
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] <= limit:
+            kept.append(prompt)
+    return kept
+
+
+async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
+    from tinker_chief.evals.calibration import calibration_metrics, load_questions, run_calibration, \
+        scored_from_records
+
+    questions = load_questions(_data_path(task, context) if task.data else None)[: task.settings.limit]
+    done = {k: v for k, v in cache.finished_records().items() if k in {q.id for q in questions}}
+
+    async def runner(sampler, items, on_record):
+        return await run_calibration(sampler, items, on_record)
+
+    records, base = await _graded(task, context, cache, [q for q in questions if q.id not in done], runner, done)
+    raw = calibration_metrics(scored_from_records(records))
+    if raw.get("n", 0) == 0:
+        raise EvalError(f"task `{task.name}`: no question could be scored "
+                        f"({next((r.error for r in records if r.error), 'no questions')})")
+    metrics = {"accuracy": metric(raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])}
+    for name in ("ece", "brier", "mean_confidence", "overconfidence", "underconfidence"):
+        metrics[name] = metric(raw[name], n=raw["n"])
+    outcome = _outcome(task, records, base, metrics, len(done), {"scoring": "option-letter logprobs"})
+    outcome.settings["reliability"] = raw["reliability"]
+    return outcome
+
+
+async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
+    from tinker_chief.evals.evaluators import sampler_nll_evaluator
+
+    sampler = await _open(context)
+    context.progress.start(task.name, 1, 0)
+    evaluator = sampler_nll_evaluator(_data_path(task, context), sampler.base_model, name="x",
+                                      limit=task.settings.limit)
+    raw = await evaluator(sampler.client)
+    context.progress.advance(task.name)
+    n = len(getattr(evaluator, "data", []))
+    metrics = {"nll": metric(raw["x/nll"], n=n), "bpb": metric(raw["x/bpb"], n=n)}
+    return TaskOutcome(task.name, task.kind, metrics, {}, {"conversations": n}, sampler.base_model, binary=False,
+                       ran_samples=n)
+
+
+def _outcome(task: EvalTask, records: list[SampleRecord], base_model: str, metrics: dict[str, Any],
+             reused: int, settings: dict[str, Any]) -> TaskOutcome:
+    return TaskOutcome(task.name, task.kind, metrics, outcomes_by_id(records), settings, base_model,
+                       reused_samples=reused, ran_samples=len(records) - reused)
+
+
+def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
+    from tinker_chief.evals.benchmarks import inspect_task_for
+    from tinker_chief.evals.inspect_runner import run_inspect_task
+
+    context.progress.start(task.name, 1, 0)
+    resolved, task_args, sandbox = inspect_task_for(task, context.project_dir)
+    conn = context.connection
+    model_args = {"engine_api_key": conn.api_key} if conn.base_url else {}
+    s = task.settings
+    result = run_inspect_task(resolved, context.model, context.project_dir / ".chief" / "inspect-logs",
+                              task_args=task_args, model_args=model_args, limit=s.limit, max_tokens=s.max_tokens,
+                              temperature=s.temperature, seed=s.seed, sandbox=sandbox, base_url=conn.base_url)
+    context.progress.advance(task.name)
+    headline = result.headline()
+    metrics = {name: metric(value, n=len(result.samples)) for name, value in result.metrics.items()}
+    if headline and headline[0] != "accuracy" and "accuracy" not in metrics:
+        metrics["accuracy"] = metrics[headline[0]]
+    return TaskOutcome(task.name, task.kind, metrics, result.samples,
+                       {"inspect_task": result.task, "task_version": result.task_version, **result.settings},
+                       log_location=result.log_path, binary=all(v in (0.0, 1.0) for v in result.samples.values()),
+                       ran_samples=len(result.samples))
+
+
+_ASYNC_KINDS = {"jsonl": _run_jsonl, "safety": _run_safety, "calibration": _run_calibration, "nll": _run_nll}
+
+
+def run_task(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
+    if task.kind == "inspect":
+        return _run_inspect(task, context)
+    runner = _ASYNC_KINDS.get(task.kind)
+    if runner is None:
+        raise EvalError(f"task `{task.name}`: unknown kind `{task.kind}`")
+    return asyncio.run(runner(task, context, cache))
