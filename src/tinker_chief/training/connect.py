@@ -34,7 +34,7 @@ class Backend:
     api_key: str | None
 
     def sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> Any:
-        return self.service.create_sampling_client(model_path=model_path, base_model=base_model)
+        return self.service.create_sampling_client(model_path=model_path, base_model=base_model).result()
 
 
 def resolve_backend_kind(backend: str | None, base_url: str | None) -> BackendName:
@@ -66,7 +66,8 @@ def check_reachable(base_url: str, timeout: float = 3.0) -> None:
 def check_model_served(service: Any, base_model: str, where: str) -> None:
     """Refuse a plan whose base model the backend does not serve, listing what it does serve."""
     try:
-        models = [m.model_name for m in service.get_server_capabilities().supported_models]
+        capabilities = service.create_rest_client().get_server_capabilities().result()
+        models = [m.model_name for m in capabilities.supported_models]
     except Exception as exc:  # the SDK raises its own hierarchy; the message is what matters
         raise EngineError(f"{where}: could not list the served models: {exc}") from None
     wanted = base_model.lower()

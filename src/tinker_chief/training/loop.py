@@ -105,11 +105,11 @@ class Trainer:
 
     def _client(self, resume: CheckpointRecord | None) -> Any:
         if resume is not None:
-            return self.service.create_training_client_from_state_with_optimizer(resume.state_path)
+            return self.service.create_training_client_from_state_with_optimizer(resume.state_path).result()
         s = self.spec
         return self.service.create_lora_training_client(
             base_model=s.base_model, rank=s.lora_rank, seed=s.seed,
-            train_mlp=s.train_mlp, train_attn=s.train_attn, train_unembed=s.train_unembed)
+            train_mlp=s.train_mlp, train_attn=s.train_attn, train_unembed=s.train_unembed).result()
 
     def _adam(self, step: int) -> tinker.AdamParams:
         from tinker_cookbook.utils.lr_scheduling import compute_schedule_lr_multiplier
@@ -132,7 +132,7 @@ class Trainer:
             builders += self.infrequent
         if not builders:
             return
-        metrics = run_evaluators(builders, client.save_weights_and_get_sampling_client())
+        metrics = run_evaluators(builders, client.save_weights_and_get_sampling_client().result())
         self.log.log_metrics(done, metrics)
         if self.observer:
             self.observer.on_eval(done, metrics)

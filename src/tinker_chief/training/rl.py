@@ -81,7 +81,7 @@ class RLSteps:
 
     def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
         problems = [self.problems[i] for i in indices]
-        sampler = client.save_weights_and_get_sampling_client()
+        sampler = client.save_weights_and_get_sampling_client().result()
         data: list[tinker.Datum] = []
         rewards_all: list[float] = []
         for problem, (prompt, sequences) in zip(problems, self._rollouts(sampler, problems, step), strict=True):

@@ -73,7 +73,7 @@ class DPOSteps:
     def _reference_logprobs(self, batch: list[Any]) -> list[torch.Tensor]:
         async def gather() -> list[list[float]]:
             sequences = [d.model_input.append_int(int(d.loss_fn_inputs["target_tokens"].data[-1])) for d in batch]
-            return await asyncio.gather(*[self.reference.compute_logprobs_async(s) for s in sequences])
+            return await asyncio.gather(*[self.reference.compute_logprobs(s) for s in sequences])
 
         return [torch.tensor(lp[1:], dtype=torch.float32) for lp in asyncio.run(gather())]
 

@@ -1,0 +1,68 @@
+"""Fixtures for training tests: one real engine (tiny-random-llama, float32) per session, and
+projects written through the planner's real `chief.toml` schema.
+
+Runs reach the engine with `--base-url`, as `chief train` does against any running engine; a
+fresh engine per run would only add start-up time. Nothing is faked: Tinker's cloud is never
+involved (the cloud tests only check that a missing key is refused before anything starts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tinker_chief.training.synthetic import write_secret_code_skill
+
+os.environ.setdefault("TINKER_TELEMETRY", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+TINY = "tiny-random-llama"
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory):
+    from tinker_chief.engine.server.launcher import start_engine
+
+    state = tmp_path_factory.mktemp("training-engine")
+    with start_engine(state_dir=state, device="cpu", dtype="float32") as handle:
+        handle.state_dir = state  # tests read saved adapters from here
+        yield handle
+
+
+def make_project(root: Path, task: str = "sl", n_train: int = 24, n_heldout: int = 8, **sections: Any) -> Path:
+    """A tiny project on tiny-random-llama with the secret-code skill (or `data` for other tasks)."""
+    from tinker_chief.planning import parse_config, save_project
+
+    write_secret_code_skill(root / "data", n_train, n_heldout)
+    config: dict[str, Any] = {
+        "name": "tiny", "base_model": TINY, "renderer": "chatml", "task": task, "seed": 3,
+        "data": {"train": "data/train.jsonl", "val": "data/heldout.jsonl", "max_length": 64},
+        "lora": {"rank": 4, "train_unembed": False},
+        "optimizer": {"learning_rate": 1e-3},
+        "schedule": {"batch_size": 8, "epochs": 2},
+        "checkpoints": {"every_steps": 2},
+        "inline_evals": {"nll_every_steps": 3},
+        "eval_suite": {"name": "tiny-suite", "tasks": []},
+    }
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    save_project(root, parse_config(config))
+    return root
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def only_run(project: Path) -> Path:
+    runs = sorted((project / ".chief" / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
