@@ -1,0 +1,128 @@
+"""TorchBackend sampling on tiny-random-llama in fp32: determinism, seeds, stops, batching, logprobs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from compute_support import TINY_MODEL, fresh_id, sft_batch
+
+from tinker_chief.engine.backend import (
+    AdamStep,
+    DatumArrays,
+    LoraSpec,
+    NotFoundError,
+    SampleRequest,
+    SamplingSettings,
+)
+from tinker_chief.engine.compute import TorchBackend
+
+PROMPTS = [(1, 72, 101, 108, 108, 111), (1, 87, 104, 97, 116), (1, 65, 66, 67, 68, 69, 70, 71, 72), (1, 50)]
+
+
+@pytest.fixture(scope="module")
+def backend() -> TorchBackend:
+    return TorchBackend(device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def trained(backend) -> str:
+    """A sampler key for an adapter trained a few steps (so it differs from the base)."""
+    model_id = fresh_id("sampled")
+    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=1))
+    for seed in range(3):
+        backend.forward_backward(model_id, sft_batch(seed), "cross_entropy", {}, False)
+        backend.optim_step(model_id, AdamStep(learning_rate=0.05))
+    return model_id
+
+
+def request(sampler, prompt, max_tokens=12, n=1, **settings) -> SampleRequest:
+    return SampleRequest(sampler, tuple(prompt), n, SamplingSettings(max_tokens=max_tokens, **settings))
+
+
+def greedy(backend, sampler, prompt, **kw):
+    return backend.sample([request(sampler, prompt, temperature=0.0, **kw)])[0].sequences[0]
+
+
+def test_greedy_is_deterministic_and_batching_does_not_change_it(backend, trained):
+    key = backend.snapshot_for_sampling(trained)
+    alone = [greedy(backend, key, p).tokens for p in PROMPTS]
+    batched = backend.sample([request(key, p, temperature=0.0) for p in PROMPTS])
+    assert [r.sequences[0].tokens for r in batched] == alone
+    assert [greedy(backend, key, p).tokens for p in PROMPTS] == alone
+    assert all(len(tokens) == 12 for tokens in alone)
+    assert all(r.sequences[0].stop_reason == "length" for r in batched)
+
+
+def test_seed_reproduces_samples(backend):
+    settings = dict(temperature=1.0, max_tokens=16, n=3)
+    first = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=5, **settings)])[0]
+    again = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=5, **settings),
+                            request(TINY_MODEL, PROMPTS[1], seed=9, **settings)])[0]
+    other = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=6, **settings)])[0]
+    assert [s.tokens for s in first.sequences] == [s.tokens for s in again.sequences]
+    assert [s.tokens for s in first.sequences] != [s.tokens for s in other.sequences]
+    assert len({tuple(s.tokens) for s in first.sequences}) > 1  # num_samples draws differ
+
+
+def test_top_k_one_equals_greedy(backend, trained):
+    key = backend.snapshot_for_sampling(trained)
+    sampled = backend.sample([request(key, PROMPTS[2], temperature=1.0, top_k=1, seed=0)])[0].sequences[0]
+    assert sampled.tokens == greedy(backend, key, PROMPTS[2]).tokens
+
+
+def test_stop_token_and_stop_string(backend, trained):
+    key = backend.snapshot_for_sampling(trained)
+    full = greedy(backend, key, PROMPTS[0], max_tokens=10).tokens
+    stop_at = 3
+    first_hit = full.index(full[stop_at])
+    by_token = greedy(backend, key, PROMPTS[0], max_tokens=10, stop_tokens=(full[stop_at],))
+    assert by_token.tokens == full[:first_hit + 1] and by_token.stop_reason == "stop"
+    text = backend._bases.get(TINY_MODEL).tokenizer.decode(full[:stop_at + 1])
+    by_string = greedy(backend, key, PROMPTS[0], max_tokens=10, stop_strings=(text,))
+    assert by_string.tokens == full[:stop_at + 1] and by_string.stop_reason == "stop"
+
+
+def test_sampled_and_prompt_logprobs_agree_with_forward(backend, trained):
+    key = backend.snapshot_for_sampling(trained)
+    result = backend.sample([SampleRequest(key, PROMPTS[2], 1, SamplingSettings(max_tokens=6, temperature=1.0, seed=2),
+                                           prompt_logprobs=True, topk_prompt_logprobs=3)])[0]
+    sequence = result.sequences[0]
+    tokens = list(PROMPTS[2]) + sequence.tokens
+    datum = DatumArrays(np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]),
+                                                "weights": np.ones(len(tokens) - 1, np.float32)})
+    scored = backend.forward_backward(trained, [datum], "cross_entropy", {}, True).outputs[0]["logprobs"]
+    prompt_len = len(PROMPTS[2])
+    np.testing.assert_allclose(sequence.logprobs, scored[prompt_len - 1:], atol=1e-4)
+    assert result.prompt_logprobs[0] is None
+    np.testing.assert_allclose(result.prompt_logprobs[1:], scored[:prompt_len - 1], atol=1e-4)
+    top = result.topk_prompt_logprobs
+    assert top[0] is None and all(len(entry) == 3 for entry in top[1:])
+    assert all(entry[0][1] >= result.prompt_logprobs[i + 1] - 1e-5 for i, entry in enumerate(top[1:]))
+
+
+def test_snapshot_is_frozen_and_base_is_untouched(backend):
+    model_id = fresh_id("snap")
+    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=3))
+    base_before = greedy(backend, TINY_MODEL, PROMPTS[1]).logprobs
+    backend.forward_backward(model_id, sft_batch(4), "cross_entropy", {}, False)
+    backend.optim_step(model_id, AdamStep(learning_rate=0.1))
+    key = backend.snapshot_for_sampling(model_id)
+    snapshot_before = greedy(backend, key, PROMPTS[1]).logprobs
+    backend.forward_backward(model_id, sft_batch(5), "cross_entropy", {}, False)
+    backend.optim_step(model_id, AdamStep(learning_rate=0.1))
+    assert greedy(backend, key, PROMPTS[1]).logprobs == snapshot_before
+    assert greedy(backend, TINY_MODEL.upper(), PROMPTS[1]).logprobs == base_before
+    assert snapshot_before != base_before
+
+
+def test_load_sampler_from_saved_weights_matches_snapshot(backend, trained, tmp_path):
+    backend.save_sampler_weights(trained, tmp_path / "sampler")
+    loaded = backend.load_sampler(tmp_path / "sampler")
+    assert backend.load_sampler(tmp_path / "sampler") == loaded  # cached by path
+    snapshot = backend.snapshot_for_sampling(trained)
+    assert greedy(backend, loaded, PROMPTS[3]).logprobs == greedy(backend, snapshot, PROMPTS[3]).logprobs
+
+
+def test_unknown_sampler_is_not_found(backend):
+    with pytest.raises(NotFoundError, match="unknown sampler"):
+        backend.sample([request("no-such-sampler", PROMPTS[0])])
