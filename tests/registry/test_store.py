@@ -71,13 +71,33 @@ def test_eval_runs_start_finish_and_latest_results(reg):
     assert reg.latest_results(m.ref)["qa"].id != failed.id  # failed runs never count
 
 
-def test_bad_eval_write_rolls_back_whole_run(reg):
+@pytest.mark.parametrize(
+    ("metrics", "samples", "message"),
+    [
+        ([MetricValue("accuracy", float("nan"))], [], r"metric `accuracy`: value is nan; expected a finite number"),
+        ([MetricValue("a", 1.0), MetricValue("a", 0.5)], [], "unique within a run"),
+        ([MetricValue("a", 0.5, 0.6, 0.4)], [], "with ci_low <= ci_high"),
+        ([], [SampleOutcome("x", 1.0, True), SampleOutcome("x", 0.0, False)], "duplicate sample id 'x'"),
+        ([], [SampleOutcome("x", float("inf"))], "score is inf"),
+    ],
+)
+def test_bad_eval_outcomes_are_refused_before_writing(reg, metrics, samples, message):
     m = reg.register_model("bot", base_model="b")
-    duplicate = [SampleOutcome("x", 1.0, True), SampleOutcome("x", 0.0, False)]
-    with pytest.raises(sqlite3.IntegrityError):
-        reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t",
-                        metrics=[MetricValue("accuracy", 1.0)], samples=duplicate)
+    with pytest.raises(RegistryError, match=message):
+        reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t", metrics=metrics, samples=samples)
     assert reg.eval_runs(m.ref) == []
+
+
+def test_failure_mid_transaction_rolls_back_the_whole_run(reg):
+    m = reg.register_model("bot", base_model="b")
+    bad = SampleOutcome("y", 1.0, True, detail=b"bytes are not text")  # fails after run + metrics rows
+    with pytest.raises(TypeError):
+        reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t",
+                        metrics=[MetricValue("accuracy", 1.0)], samples=[SampleOutcome("x", 1.0, True), bad])
+    assert reg.eval_runs(m.ref) == [] and [e.command for e in reg.audit_log()] == ["register"]
+    with pytest.raises(RegistryError, match="already registered as bot:v2"):
+        reg.register_model("bot", base_model="b", tinker_path="tinker://r/1")
+        reg.register_model("bot", base_model="b", tinker_path="tinker://r/1")
 
 
 def test_missing_file_without_create(tmp_path):
@@ -155,3 +175,42 @@ def test_suite_requirement_from_eval_suite():
     assert req.version == suite.version and req.task_names() == ["qa", "harm"]
     assert req.tasks[1].thresholds == {"refusal_rate": 0.9} and req.headline("harm") == "refusal_rate"
     assert SUITE.headline("qa") == "accuracy"
+
+
+def test_old_schema_is_migrated_forward(tmp_path):
+    """A file at schema version 1 (only m001 applied) gains m002 and keeps its rows."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    name, m001 = MIGRATIONS[0]
+    db.execute("BEGIN")
+    db.execute("CREATE TABLE _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    m001(db)
+    db.execute("INSERT INTO _chief_migrations VALUES (?, 'then')", (name,))
+    for version in (1, 2):
+        db.execute("INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
+                   "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', ?, 'then')",
+                   (version, f"tinker://x/{version}"))
+    db.execute("COMMIT")
+    db.close()
+    with Registry.open(path, create=False) as reg:
+        assert reg.schema_version == len(MIGRATIONS) == 2
+        assert [m.ref for m in reg.list_models()] == ["old:v1", "old:v2"]
+    with sqlite3.connect(path) as raw:  # the new unique index is in force
+        with pytest.raises(sqlite3.IntegrityError):
+            raw.execute("UPDATE models SET tinker_path = 'tinker://x/1'")
+
+
+def test_migration_refused_by_existing_data_changes_nothing(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    MIGRATIONS[0][1](db)
+    db.execute("INSERT INTO _chief_migrations VALUES ('m001_initial', 'then')")
+    for version in (1, 2):  # two versions on one checkpoint: what m002 forbids
+        db.execute("INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
+                   "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', 'tinker://same', 'then')", (version,))
+    db.close()
+    with pytest.raises(RegistryError, match="migration m002_unique_tinker_path cannot be applied"):
+        Registry.open(path)
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM _chief_migrations").fetchone()[0] == 1

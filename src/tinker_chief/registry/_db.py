@@ -90,7 +90,13 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
             )
         for name, fn in MIGRATIONS:
             if name not in applied:
-                fn(db)
+                try:
+                    fn(db)
+                except sqlite3.IntegrityError as exc:  # data the new schema forbids: say so, change nothing
+                    raise RegistryError(
+                        f"registry {path}: migration {name} cannot be applied ({exc}); the file was "
+                        f"left at schema version {len(applied)}"
+                    ) from exc
                 db.execute(
                     "INSERT INTO _chief_migrations (name, applied_at) VALUES (?, datetime('now'))",
                     (name,),

@@ -115,3 +115,15 @@ def m001_initial(db: sqlite3.Connection) -> None:
         );
         """
     )
+
+
+@migration
+def m002_unique_tinker_path(db: sqlite3.Connection) -> None:
+    # One registry entry per checkpoint: a tinker:// path names exactly one model version.
+    _run_script(
+        db,
+        """
+        DROP INDEX models_tinker_path;
+        CREATE UNIQUE INDEX models_tinker_path ON models(tinker_path) WHERE tinker_path IS NOT NULL
+        """,
+    )

@@ -16,7 +16,6 @@ import getpass
 import hashlib
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,9 +29,6 @@ from tinker_chief.registry import _compare, _db, _export, _governance
 from tinker_chief.registry._compare import Comparison
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
-    BACKENDS,
-    RECIPES,
-    RUN_STATUSES,
     AuditEntry,
     DataSummary,
     EvalRun,
@@ -53,10 +49,10 @@ from tinker_chief.registry._rows import (
     query_runs,
 )
 from tinker_chief.registry._scrub import scrub_optional, scrub_text
+from tinker_chief.registry._validate import check_model_fields, check_outcomes, check_run_status
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
 DEFAULT_PATH = Path(".chief") / "registry.db"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
 Clock = Callable[[], datetime]
 
 
@@ -111,7 +107,13 @@ class Registry:
         """UTC timestamp; inside a write, the transaction's one timestamp for all its rows."""
         if self._stamp is not None:
             return self._stamp
-        return self._clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._stamp_of(self._clock())
+
+    @staticmethod
+    def _stamp_of(moment: datetime) -> str:
+        if moment.tzinfo is None:
+            raise RegistryError(f"timestamp {moment.isoformat()} has no timezone; pass an aware datetime")
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -150,11 +152,7 @@ class Registry:
         "schedule": "linear"}); `config` is the full training config. Both are scrubbed of
         secrets. `parent` is a model ref (lineage).
         """
-        _check_choice("name", name, None, pattern=_NAME)
-        _check_choice("backend", backend, BACKENDS)
-        _check_choice("recipe", recipe, RECIPES)
-        if tinker_path is not None and not tinker_path.startswith("tinker://"):
-            raise RegistryError(f"register_model: `tinker_path` must start with tinker://, got {tinker_path!r}")
+        check_model_fields(name, backend, recipe, tinker_path)
         lora_dict = asdict(lora) if isinstance(lora, LoraSpec) else lora
         if lora_dict is not None:
             LoraSpec(**lora_dict)  # validates the field names before anything is written
@@ -165,6 +163,8 @@ class Registry:
         actor = actor or default_actor()
         with self._write() as db:
             parent_id = find_model(db, parent).id if parent else None
+            if tinker_path is not None:
+                self._refuse_duplicate_path(db, tinker_path)
             version = db.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", (name,)
             ).fetchone()[0]
@@ -217,8 +217,11 @@ class Registry:
     ) -> int:
         """Record that an eval of `task` on `model_ref` began; returns the run id."""
         with self._write() as db:
-            return self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
-                                    headline_metric, log_location, actor or default_actor())
+            run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
+                                      headline_metric, log_location, None)
+            self._audit(actor or default_actor(), "eval-start", find_model(db, model_ref).ref,
+                        {"run_id": run_id, "suite": suite_name, "suite_version": suite_version, "task": task})
+            return run_id
 
     def finish_eval_run(
         self,
@@ -232,16 +235,19 @@ class Registry:
         actor: str | None = None,
     ) -> EvalRun:
         """Close a running eval with its metrics and per-sample outcomes, all in one transaction."""
-        _check_choice("status", status, RUN_STATUSES[1:])
+        check_run_status(status)
         metrics, samples = list(metrics), list(samples)
         with self._write() as db:
-            row = db.execute("SELECT status FROM eval_runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT status FROM eval_runs WHERE id = ?", (int(run_id),)).fetchone()
             if row is None:
                 raise RegistryError(f"finish_eval_run: no eval run with id {run_id}")
             if row[0] != "running":
                 raise RegistryError(f"finish_eval_run: eval run {run_id} is already {row[0]}")
+            run = query_runs(db, "r.id = ?", (run_id,))[0]
+            check_outcomes(run.task, metrics, samples)
             self._complete_run(db, run_id, metrics, samples, status, error, log_location)
-            self._audit(actor or default_actor(), "eval-finish", None, {"run_id": run_id, "status": status})
+            self._audit(actor or default_actor(), "eval-finish", run.model_ref,
+                        {"run_id": run_id, "task": run.task, "status": status})
             return query_runs(db, "r.id = ?", (run_id,))[0]
 
     def record_eval(
@@ -258,17 +264,25 @@ class Registry:
         log_location: str | None = None,
         status: str = "finished",
         error: str | None = None,
+        started_at: datetime | None = None,
         actor: str | None = None,
     ) -> EvalRun:
-        """Record a whole eval run (run, metrics, samples, audit) in one transaction."""
-        _check_choice("status", status, RUN_STATUSES[1:])
+        """Record a whole eval run (run, metrics, samples, audit) in one transaction.
+
+        `started_at` is when the eval began (default: now, like `finished_at`).
+        """
+        check_run_status(status)
         metrics, samples = list(metrics), list(samples)
-        actor = actor or default_actor()
+        check_outcomes(task, metrics, samples)
         with self._write() as db:
             run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
-                                      headline_metric, log_location, actor)
+                                      headline_metric, log_location, started_at)
             self._complete_run(db, run_id, metrics, samples, status, error, None)
-            return query_runs(db, "r.id = ?", (run_id,))[0]
+            run = query_runs(db, "r.id = ?", (run_id,))[0]
+            self._audit(actor or default_actor(), "eval", run.model_ref,
+                        {"run_id": run_id, "suite": suite_name, "suite_version": suite_version,
+                         "task": task, "status": status})
+            return run
 
     def eval_runs(self, model_ref: str, *, task: str | None = None) -> list[EvalRun]:
         """Every eval run of a model (any status, any suite version), by task then age."""
@@ -358,23 +372,36 @@ class Registry:
 
     # ------------------------------------------------------------------------ internals
 
-    def _insert_run(self, db, model_ref, suite_name, suite_version, task, settings,
-                    headline_metric, log_location, actor) -> int:
+    def _insert_run(
+        self, db: sqlite3.Connection, model_ref: str, suite_name: str, suite_version: str, task: str,
+        settings: dict[str, Any] | None, headline_metric: str | None, log_location: str | None,
+        started_at: datetime | None,
+    ) -> int:
         model = find_model(db, model_ref)
         for field, value in (("suite_name", suite_name), ("suite_version", suite_version), ("task", task)):
-            if not value:
-                raise RegistryError(f"eval run: `{field}` must be a non-empty string")
+            if not isinstance(value, str) or not value:
+                raise RegistryError(f"eval run: `{field}` is {value!r}; expected a non-empty string")
+        started = self._stamp_of(started_at) if started_at else self.now()
         run_id = db.execute(
             "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, headline_metric, "
             "settings_json, status, started_at, log_location) VALUES (?,?,?,?,?,?, 'running', ?, ?)",
             (model.id, suite_name, suite_version, task, headline_metric, dumps(settings or {}),
-             self.now(), scrub_optional(log_location)),
+             started, scrub_optional(log_location)),
         ).lastrowid
-        self._audit(actor, "eval-start", model.ref, {"run_id": run_id, "suite": suite_name,
-                                                     "suite_version": suite_version, "task": task})
         return int(run_id)
 
-    def _complete_run(self, db, run_id, metrics, samples, status, error, log_location) -> None:
+    def _refuse_duplicate_path(self, db: sqlite3.Connection, tinker_path: str) -> None:
+        row = db.execute("SELECT name, version FROM models WHERE tinker_path = ?", (tinker_path,)).fetchone()
+        if row is not None:
+            raise RegistryError(
+                f"{scrub_text(tinker_path)} is already registered as {row[0]}:v{row[1]}; "
+                "use that ref (get_model accepts the tinker:// path) instead of registering it again"
+            )
+
+    def _complete_run(
+        self, db: sqlite3.Connection, run_id: int, metrics: list[MetricValue], samples: list[SampleOutcome],
+        status: str, error: str | None, log_location: str | None,
+    ) -> None:
         db.executemany(
             "INSERT INTO metrics (run_id, name, value, ci_low, ci_high, n) VALUES (?,?,?,?,?,?)",
             [(run_id, m.name, float(m.value), m.ci_low, m.ci_high, m.n) for m in metrics],
@@ -413,11 +440,3 @@ class Registry:
         entries = [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
         return entries[-limit:] if limit else entries
 
-
-def _check_choice(field: str, value: object, choices: Sequence[str] | None, *, pattern: re.Pattern[str] | None = None) -> None:
-    if not isinstance(value, str) or (choices is not None and value not in choices) or (
-        pattern is not None and not pattern.match(value)
-    ):
-        expected = f"one of {', '.join(choices)}" if choices else (
-            "letters, digits, '_', '.', '-' or '/', starting with a letter or digit, at most 128 characters")
-        raise RegistryError(f"`{field}` is {scrub_text(repr(value))}; expected {expected}")

@@ -1,0 +1,67 @@
+"""Checks on what callers hand the registry, before anything is written.
+
+Each failure is a RegistryError naming the field, what it got (scrubbed) and what was
+expected, so a bad write from training or evals reads like a config error, not a SQLite one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from tinker_chief.errors import RegistryError
+from tinker_chief.registry._records import BACKENDS, RECIPES, RUN_STATUSES, MetricValue, SampleOutcome
+from tinker_chief.registry._scrub import scrub_text
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+_NAME_EXPECTED = "letters, digits, '_', '.', '-' or '/', starting with a letter or digit, at most 128 characters"
+
+
+def check_choice(field: str, value: object, choices: Sequence[str]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise RegistryError(f"`{field}` is {scrub_text(repr(value))}; expected one of {', '.join(choices)}")
+
+
+def check_model_fields(name: str, backend: str, recipe: str, tinker_path: str | None) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RegistryError(f"`name` is {scrub_text(repr(name))}; expected {_NAME_EXPECTED}")
+    if scrub_text(name) != name:
+        raise RegistryError("`name` looks like an API key or token; choose a model name")
+    check_choice("backend", backend, BACKENDS)
+    check_choice("recipe", recipe, RECIPES)
+    if tinker_path is not None and not tinker_path.startswith("tinker://"):
+        raise RegistryError(f"`tinker_path` is {scrub_text(repr(tinker_path))}; expected a tinker:// path")
+
+
+def check_run_status(status: str) -> None:
+    check_choice("status", status, RUN_STATUSES[1:])  # a run is created running; it ends otherwise
+
+
+def check_outcomes(task: str, metrics: list[MetricValue], samples: list[SampleOutcome]) -> None:
+    """Metric names unique, values finite, CI ordered; sample ids unique, scores finite."""
+    seen: set[str] = set()
+    for metric in metrics:
+        where = f"task `{task}` metric `{metric.name}`"
+        if not metric.name or metric.name in seen:
+            raise RegistryError(f"{where}: metric names must be non-empty and unique within a run")
+        seen.add(metric.name)
+        if not _finite(metric.value):
+            raise RegistryError(f"{where}: value is {metric.value!r}; expected a finite number")
+        if (metric.ci_low is None) != (metric.ci_high is None) or (
+            metric.ci_low is not None and not metric.ci_low <= metric.ci_high  # type: ignore[operator]
+        ):
+            raise RegistryError(f"{where}: ci_low/ci_high are {metric.ci_low!r}/{metric.ci_high!r}; "
+                                "expected both or neither, with ci_low <= ci_high")
+    ids: set[str] = set()
+    for sample in samples:
+        if sample.sample_id in ids:
+            raise RegistryError(f"task `{task}`: duplicate sample id {scrub_text(repr(sample.sample_id))}")
+        ids.add(sample.sample_id)
+        if not _finite(sample.score):
+            raise RegistryError(f"task `{task}` sample {scrub_text(repr(sample.sample_id))}: score is "
+                                f"{sample.score!r}; expected a finite number")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
