@@ -246,6 +246,12 @@ def as_conversations(records: list[Record]) -> list[Conversation]:
     return out
 
 
+def format_of_record(record: Record) -> DataFormat:
+    kinds: dict[type, DataFormat] = {Conversation: "conversations", PromptAnswer: "prompt_answer",
+                                     Preference: "preferences", RLPrompt: "rl_prompts"}
+    return kinds[type(record)]
+
+
 # Which formats each task trains on.
 TASK_FORMATS: dict[str, tuple[DataFormat, ...]] = {
     "sl": ("conversations", "prompt_answer"),

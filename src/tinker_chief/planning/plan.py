@@ -20,7 +20,15 @@ from tinker_chief.errors import ChiefError, ConfigurationError, DataError
 from tinker_chief.planning import capacity as cap
 from tinker_chief.planning import hyperparams as hp
 from tinker_chief.planning.config import Project
-from tinker_chief.planning.data import TASK_FORMATS, Conversation, Preference, Record, as_conversations, read_records
+from tinker_chief.planning.data import (
+    TASK_FORMATS,
+    Conversation,
+    Preference,
+    Record,
+    as_conversations,
+    format_of_record,
+    read_records,
+)
 from tinker_chief.planning.estimates import CostEstimate, TimeEstimate, TokenWork, local_time, tinker_cost
 from tinker_chief.planning.templates import LAYER_PURPOSE
 from tinker_chief.planning.tokens import TokenCounts, count_tokens
@@ -304,7 +312,7 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
     if cfg.task != "rl":
         _check_trainable_flags(sequences, cfg.data.train_on_what)
     counts = count_tokens(sequences, renderer, cfg.data.train_on_what, cfg.data.max_length)
-    fmt = type(records[0]).__name__
+    fmt = format_of_record(records[0])
     data, keep = _data_summary(project, records, val_count, counts, fmt)
     capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.task != "rl" else 0)
     examples = len(keep) // (2 if cfg.task == "dpo" else 1)
