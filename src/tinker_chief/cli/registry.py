@@ -12,17 +12,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tinker_chief.errors import ConfigurationError
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from rich.console import Console
+
+    from tinker_chief.planning import Project
+    from tinker_chief.registry import Comparison, GateRules, Registry, SuiteRequirement
+
 _REGISTRY_HELP = "Registry database [default: $CHIEF_REGISTRY, the project's registry, .chief/registry.db]."
 
 
-def _common(fn):
+def _common(fn: Callable[..., None]) -> Callable[..., None]:
     fn = click.option("--project", "project_dir", default=".", show_default=True,
                       type=click.Path(path_type=Path, file_okay=False),
                       help="Project directory holding chief.toml (suite, gate rules, registry path).")(fn)
@@ -30,7 +37,7 @@ def _common(fn):
                         type=click.Path(path_type=Path, dir_okay=False), help=_REGISTRY_HELP)(fn)
 
 
-def _load_project(project_dir: Path):
+def _load_project(project_dir: Path) -> Project | None:
     """The project's config when `chief.toml` exists there, else None (registry-only use)."""
     if not (project_dir / "chief.toml").is_file():
         return None
@@ -39,7 +46,7 @@ def _load_project(project_dir: Path):
     return load_project(project_dir)
 
 
-def _open(registry_path: Path | None, project_dir: Path):
+def _open(registry_path: Path | None, project_dir: Path) -> Registry:
     from tinker_chief.registry import DEFAULT_PATH, Registry
 
     if registry_path is None:
@@ -48,7 +55,7 @@ def _open(registry_path: Path | None, project_dir: Path):
     return Registry.open(registry_path, create=False)
 
 
-def _gate_inputs(project_dir: Path):
+def _gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
     """(SuiteRequirement | None, GateRules) from the project's chief.toml."""
     from tinker_chief.registry import GateRules, SuiteRequirement
 
@@ -64,7 +71,7 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _console():
+def _console() -> Console:
     from rich.console import Console
 
     return Console()
@@ -229,7 +236,7 @@ def compare_command(registry_path: Path | None, project_dir: Path, models: tuple
     _print_comparison(comparison)
 
 
-def _print_comparison(comparison) -> None:
+def _print_comparison(comparison: Comparison) -> None:
     from rich.table import Table
 
     table = Table(title=f"Compared against {comparison.models[0]}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import _db
+from tinker_chief.registry._gate import SampleLoader
 from tinker_chief.registry._records import EvalRun, MetricValue
 from tinker_chief.registry._rows import find_model, latest_finished, load_samples
 from tinker_chief.registry.rules import GateRules
@@ -87,7 +88,7 @@ def compare(
 
 
 def _row(task: str, name: str, refs: list[str], results: list[dict[str, EvalRun]],
-         rules: GateRules, samples) -> MetricRow:
+         rules: GateRules, samples: SampleLoader) -> MetricRow:
     runs = [res.get(task) for res in results]
     values = [run.metrics.get(name) if run else None for run in runs]
     base = values[0]
@@ -99,7 +100,8 @@ def _row(task: str, name: str, refs: list[str], results: list[dict[str, EvalRun]
     return MetricRow(task, name, higher, values, deltas, tests, _best(refs, values, higher))
 
 
-def _paired(base: EvalRun | None, run: EvalRun | None, name: str, rules: GateRules, samples) -> PairedTest | None:
+def _paired(base: EvalRun | None, run: EvalRun | None, name: str, rules: GateRules,
+            samples: SampleLoader) -> PairedTest | None:
     # Per-sample outcomes belong to a run's headline metric; other metrics get no paired test.
     if base is None or run is None or not (name == run.headline_metric == base.headline_metric):
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tinker_chief.registry._records import EvalRun, ModelRecord, SampleOutcome
+from tinker_chief.registry._records import EvalRun, MetricValue, ModelRecord, SampleOutcome
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 from tinker_chief.registry.stats import paired_on_samples, unpaired_from_cis
 
@@ -136,14 +136,18 @@ def _metric_regression(
     return None
 
 
-def _evidence(name, run, prod_run, ours, theirs, rules, samples) -> tuple[str, float | None]:
+def _evidence(
+    name: str, run: EvalRun, prod_run: EvalRun, ours: MetricValue, theirs: MetricValue, rules: GateRules,
+    samples: SampleLoader,
+) -> tuple[str, float | None]:
+    """The test that applies and its p-value (None when nothing can test the drop)."""
     if name == run.headline_metric == prod_run.headline_metric:
         test = paired_on_samples(samples(run.id), samples(prod_run.id),
                                  resamples=rules.bootstrap_resamples, seed=rules.seed)
         if test is not None:
             return test.method, test.p_value
-    bounds = (ours.ci_low, ours.ci_high, theirs.ci_low, theirs.ci_high)
-    if all(b is not None for b in bounds):
+    if (ours.ci_low is not None and ours.ci_high is not None
+            and theirs.ci_low is not None and theirs.ci_high is not None):
         return "z-test on CIs", unpaired_from_cis(ours.value, ours.ci_low, ours.ci_high,
                                                   theirs.value, theirs.ci_low, theirs.ci_high)
     return "none", None

@@ -97,7 +97,7 @@ def retire(reg: Registry, model_ref: str, *, actor: str, reason: str) -> ModelRe
 
 def status_history(reg: Registry, model_ref: str | None) -> list[StatusChange]:
     with _db.read(reg._db) as db:
-        where, args = "", ()
+        where, args = "", tuple[int, ...]()
         if model_ref is not None:
             where, args = "WHERE h.model_id = ?", (find_model(db, model_ref).id,)
         rows = db.execute(

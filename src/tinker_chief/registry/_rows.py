@@ -55,6 +55,7 @@ def model_from_row(row: tuple[Any, ...]) -> ModelRecord:
 
 def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
     """Resolve "name:vN", "name" (its latest version) or a `tinker://` path to a model."""
+    args: tuple[object, ...]
     if ref.startswith("tinker://"):
         where, args = "m.tinker_path = ?", (ref,)
     elif (match := _REF.match(ref)) is not None:
@@ -106,7 +107,8 @@ def latest_finished(
     db: sqlite3.Connection, model_id: int, suite_version: str | None = None
 ) -> dict[str, EvalRun]:
     """Per task, the model's most recent finished run (on `suite_version` when given)."""
-    where, args = "r.model_id = ? AND r.status = 'finished'", (model_id,)
+    where = "r.model_id = ? AND r.status = 'finished'"
+    args: tuple[object, ...] = (model_id,)
     if suite_version is not None:
         where, args = where + " AND r.suite_version = ?", (model_id, suite_version)
     latest: dict[str, EvalRun] = {}

@@ -178,6 +178,7 @@ class Registry:
                  dumps(optimizer or {}), dumps(data_dict), parent_id,
                  scrub_optional(training_run_id), training_step, config_hash, config_json, self.now()),
             ).lastrowid
+            assert model_id is not None  # an INSERT always sets lastrowid
             self._history(model_id, None, "candidate", actor, "registered", False)
             self._audit(actor, "register", f"{name}:v{version}",
                         {"base_model": base_model, "recipe": recipe, "backend": backend})
@@ -388,7 +389,8 @@ class Registry:
             (model.id, suite_name, suite_version, task, headline_metric, dumps(settings or {}),
              started, scrub_optional(log_location)),
         ).lastrowid
-        return int(run_id)
+        assert run_id is not None  # an INSERT always sets lastrowid
+        return run_id
 
     def _refuse_duplicate_path(self, db: sqlite3.Connection, tinker_path: str) -> None:
         row = db.execute("SELECT name, version FROM models WHERE tinker_path = ?", (tinker_path,)).fetchone()

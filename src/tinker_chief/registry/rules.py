@@ -26,9 +26,9 @@ class GateRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Significance level for a regression.")
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level for a regression.")
     max_drop: float = Field(
-        0.01, ge=0.0, description="Largest tolerated drop of a metric vs prod (0.01 = 1 point on 0-1)."
+        default=0.01, ge=0.0, description="Largest tolerated drop of a metric vs prod (0.01 = 1 point on 0-1)."
     )
     tolerances: dict[str, float] = Field(
         default_factory=dict,
@@ -43,11 +43,11 @@ class GateRules(BaseModel):
         description="Glob patterns of metric names where smaller is better.",
     )
     missing_evidence: Literal["fail", "pass"] = Field(
-        "fail",
+        default="fail",
         description="A drop beyond tolerance with no samples or CIs to test it: refuse or allow.",
     )
-    bootstrap_resamples: int = Field(10_000, ge=100, description="Paired bootstrap resamples.")
-    seed: int = Field(0, description="Bootstrap seed, so the gate's verdict is reproducible.")
+    bootstrap_resamples: int = Field(default=10_000, ge=100, description="Paired bootstrap resamples.")
+    seed: int = Field(default=0, description="Bootstrap seed, so the gate's verdict is reproducible.")
 
     def tolerance(self, task: str, metric: str) -> float:
         return self.tolerances.get(f"{task}/{metric}", self.tolerances.get(metric, self.max_drop))
