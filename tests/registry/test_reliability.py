@@ -127,3 +127,22 @@ def test_parallel_writers_get_distinct_versions(tmp_path):
         assert proc.exitcode == 0
     with Registry.open(path) as reg:
         assert [m.version for m in reg.list_models()] == list(range(1, 46))
+
+
+def test_two_cli_promotions_started_together_leave_one_prod(tmp_path):
+    """Real `chief promote` processes racing: whichever order SQLite serializes them in,
+    there is exactly one prod, and a loser (if the race was real) exits with a one-line error."""
+    path = tmp_path / "registry.db"
+    with Registry.open(path) as reg:
+        refs = [reg.register_model(name, base_model="b").ref for name in ("alpha", "beta")]
+    procs = [subprocess.Popen([sys.executable, "-m", "tinker_chief.cli.main", "promote", ref, "--to", "prod",
+                               "--force", "--reason", "race", "--registry", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for ref in refs]
+    results = [proc.communicate(timeout=120) + (proc.returncode,) for proc in procs]
+    assert any(code == 0 for _, _, code in results)
+    for _, err, code in results:
+        assert "Traceback" not in err
+        if code != 0:
+            assert code == 1 and err.startswith("Error: promotion of") and "prod changed" in err
+    with Registry.open(path) as reg:
+        assert len(reg.list_models(status="prod")) == 1

@@ -150,7 +150,8 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     console.print(f"[bold]{record.ref}[/bold] ({record.display_name}) — status [bold]{record.status}[/bold]")
     facts = {"base model": record.base_model, "backend": record.backend, "tinker path": record.tinker_path,
              "recipe": record.recipe, "parent": record.parent_ref, "config hash": record.config_hash,
-             "LoRA": record.lora.to_dict() if record.lora else None, "optimizer": record.optimizer or None,
+             "LoRA": (f"rank {record.lora.rank}, mlp={record.lora.train_mlp}, attn={record.lora.train_attn}, "
+                      f"unembed={record.lora.train_unembed}") if record.lora else None, "optimizer": record.optimizer or None,
              "data": f"{record.data.examples} examples, {record.data.tokens} tokens, "
                      f"{len(record.data.files)} file(s)", "created": record.created_at}
     for key, value in facts.items():
@@ -233,10 +234,10 @@ def compare_command(registry_path: Path | None, project_dir: Path, models: tuple
     if as_json:
         _print_json(comparison.to_dict())
         return
-    _print_comparison(comparison)
+    _print_comparison(comparison, rules.alpha)
 
 
-def _print_comparison(comparison: Comparison) -> None:
+def _print_comparison(comparison: Comparison, alpha: float) -> None:
     from rich.table import Table
 
     table = Table(title=f"Compared against {comparison.models[0]}")
@@ -254,7 +255,7 @@ def _print_comparison(comparison: Comparison) -> None:
                 text += f" ({row.deltas[i]:+.4g})"
             test = row.tests[i]
             if test is not None:
-                text += f" p={test.p_value:.3g}{'*' if test.p_value < 0.05 else ''}"
+                text += f" p={test.p_value:.3g}{'*' if test.p_value < alpha else ''}"
             cells.append(text)
         arrow = "↑" if row.higher_is_better else "↓"
         table.add_row(f"{row.key} {arrow}", *cells, row.best or "—")
@@ -264,7 +265,7 @@ def _print_comparison(comparison: Comparison) -> None:
     if len(versions) > 1:
         console.print(f"[yellow]Note: results come from different suite versions ({', '.join(sorted(versions))});"
                       " use --current-suite to compare like with like.[/yellow]")
-    console.print("* paired test significant at 5% (McNemar for pass/fail, paired bootstrap for scores)")
+    console.print(f"* paired test significant at alpha={alpha} (McNemar for pass/fail, paired bootstrap for scores)")
 
 
 @click.command(name="promote")
