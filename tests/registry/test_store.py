@@ -8,7 +8,7 @@ import pytest
 from registry_helpers import SUITE, record_suite
 
 from tinker_chief.errors import ModelNotFoundError, RegistryError
-from tinker_chief.registry import DataSummary, LoraSpec, MetricValue, Registry, SampleOutcome
+from tinker_chief.registry import LoraSpec, MetricValue, Registry, SampleOutcome
 from tinker_chief.registry._migrations import MIGRATIONS
 
 
@@ -214,3 +214,12 @@ def test_migration_refused_by_existing_data_changes_nothing(tmp_path):
         Registry.open(path)
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT count(*) FROM _chief_migrations").fetchone()[0] == 1
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RegistryError, match="cannot create the registry's directory"):
+        Registry.open(blocker / "sub" / "registry.db")
+    with pytest.raises(RegistryError, match="is a directory"):
+        Registry.open(tmp_path)

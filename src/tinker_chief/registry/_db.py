@@ -25,7 +25,10 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     """Open (and, with `create`, make) the registry at `path`, migrated to this code's schema."""
     _check_file(path, create=create)
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"cannot create the registry's directory {path.parent}: {exc.strerror}") from exc
     try:
         db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as exc:
@@ -36,6 +39,9 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
         migrate(db, path)
+    except sqlite3.OperationalError as exc:  # permissions, missing directory, disk full
+        db.close()
+        raise RegistryError(f"cannot use registry {path}: {exc}; it was left untouched") from exc
     except sqlite3.DatabaseError as exc:
         db.close()
         raise RegistryError(

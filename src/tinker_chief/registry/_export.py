@@ -111,7 +111,7 @@ def _model_section(m: dict[str, Any]) -> list[str]:
     lines += [f"- LoRA: rank {lora['rank']}, train_mlp={lora['train_mlp']}, train_attn={lora['train_attn']}, "
               f"train_unembed={lora['train_unembed']}" if lora
               else "- LoRA: none (base model)" if m["recipe"] == "base" else "- LoRA: not recorded"]
-    lines += [f"- optimizer: " + (", ".join(f"{k}={_cell(v)}" for k, v in sorted(m["optimizer"].items())) or "—"), ""]
+    lines += ["- optimizer: " + (", ".join(f"{k}={_cell(v)}" for k, v in sorted(m["optimizer"].items())) or "—"), ""]
     lines += _data_section(m["data"])
     lines += _results_section(m)
     lines += ["### Status history", ""] + _table(
