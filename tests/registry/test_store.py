@@ -223,3 +223,15 @@ def test_unwritable_location_is_a_clear_error(tmp_path):
         Registry.open(blocker / "sub" / "registry.db")
     with pytest.raises(RegistryError, match="is a directory"):
         Registry.open(tmp_path)
+
+
+def test_bad_lora_and_data_fields(reg):
+    with pytest.raises(RegistryError, match=r"`lora`: .*unexpected keyword argument 'rnak'"):
+        reg.register_model("bot", base_model="b", lora={"rnak": 8})
+    with pytest.raises(RegistryError, match=r"`lora.rank` is 0; expected a positive integer"):
+        reg.register_model("bot", base_model="b", lora={"rank": 0})
+    with pytest.raises(RegistryError, match=r"`data`: .*expected files"):
+        reg.register_model("bot", base_model="b", data={"files": [{"path": "x"}]})
+    with pytest.raises(RegistryError, match=r"`data` has unknown field\(s\) \['exampels'\]"):
+        reg.register_model("bot", base_model="b", data={"exampels": 3})
+    assert reg.list_models() == []

@@ -19,7 +19,6 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,13 @@ from tinker_chief.registry._rows import (
     query_runs,
 )
 from tinker_chief.registry._scrub import scrub_optional, scrub_text
-from tinker_chief.registry._validate import check_model_fields, check_outcomes, check_run_status
+from tinker_chief.registry._validate import (
+    check_model_fields,
+    check_outcomes,
+    check_run_status,
+    data_dict,
+    lora_dict,
+)
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
 DEFAULT_PATH = Path(".chief") / "registry.db"
@@ -153,11 +158,7 @@ class Registry:
         secrets. `parent` is a model ref (lineage).
         """
         check_model_fields(name, backend, recipe, tinker_path)
-        lora_dict = asdict(lora) if isinstance(lora, LoraSpec) else lora
-        if lora_dict is not None:
-            LoraSpec(**lora_dict)  # validates the field names before anything is written
-        data_dict = data.to_dict() if isinstance(data, DataSummary) else dict(data or {})
-        DataSummary.from_dict(data_dict)
+        lora_fields, data_fields = lora_dict(lora), data_dict(data)
         config_json = dumps(config or {})
         config_hash = config_hash or (hashlib.sha256(config_json.encode()).hexdigest()[:16] if config else None)
         actor = actor or default_actor()
@@ -174,8 +175,8 @@ class Registry:
                 "training_step, config_hash, config_json, status, created_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'candidate',?)",
                 (name, version, scrub_text(display_name or f"{name} v{version}"), tinker_path, backend,
-                 base_model, recipe, dumps(lora_dict) if lora_dict is not None else None,
-                 dumps(optimizer or {}), dumps(data_dict), parent_id,
+                 base_model, recipe, dumps(lora_fields) if lora_fields is not None else None,
+                 dumps(optimizer or {}), dumps(data_fields), parent_id,
                  scrub_optional(training_run_id), training_step, config_hash, config_json, self.now()),
             ).lastrowid
             assert model_id is not None  # an INSERT always sets lastrowid

@@ -9,9 +9,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 from tinker_chief.errors import RegistryError
-from tinker_chief.registry._records import BACKENDS, RECIPES, RUN_STATUSES, MetricValue, SampleOutcome
+from tinker_chief.registry._records import (
+    BACKENDS,
+    RECIPES,
+    RUN_STATUSES,
+    DataSummary,
+    LoraSpec,
+    MetricValue,
+    SampleOutcome,
+)
 from tinker_chief.registry._scrub import scrub_text
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
@@ -65,3 +75,31 @@ def check_outcomes(task: str, metrics: list[MetricValue], samples: list[SampleOu
 
 def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def lora_dict(lora: LoraSpec | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The LoRA spec as a dict, after checking its fields and rank."""
+    if lora is None:
+        return None
+    try:
+        spec = lora if isinstance(lora, LoraSpec) else LoraSpec(**lora)
+    except TypeError as exc:
+        raise RegistryError(f"`lora`: {exc}; expected fields rank, train_mlp, train_attn, train_unembed") from None
+    if not isinstance(spec.rank, int) or isinstance(spec.rank, bool) or spec.rank < 1:
+        raise RegistryError(f"`lora.rank` is {spec.rank!r}; expected a positive integer")
+    return asdict(spec)
+
+
+def data_dict(data: DataSummary | dict[str, Any] | None) -> dict[str, Any]:
+    """The training-data summary as a dict, after checking it has the expected fields."""
+    if isinstance(data, DataSummary):
+        return data.to_dict()
+    unknown = sorted(set(data or {}) - {"files", "examples", "tokens", "completion_tokens"})
+    if unknown:
+        raise RegistryError(f"`data` has unknown field(s) {unknown}; expected files, examples, tokens, "
+                            "completion_tokens")
+    try:
+        return DataSummary.from_dict(dict(data or {})).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"`data`: {exc}; expected files [{{path, sha256, examples}}], examples, tokens, "
+                            "completion_tokens") from None
