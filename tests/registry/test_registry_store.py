@@ -235,3 +235,12 @@ def test_bad_lora_and_data_fields(reg):
     with pytest.raises(RegistryError, match=r"`data` has unknown field\(s\) \['exampels'\]"):
         reg.register_model("bot", base_model="b", data={"exampels": 3})
     assert reg.list_models() == []
+
+
+def test_non_json_config_values_and_long_details(reg, tmp_path):
+    m = reg.register_model("bot", base_model="b", config={"data_dir": tmp_path, "steps": 3})
+    assert reg.get_model(m.ref).config == {"data_dir": str(tmp_path), "steps": 3}
+    run = reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t", metrics=[MetricValue("a", 1.0)],
+                          samples=[SampleOutcome("x", 1.0, True, detail="y" * 5000)])
+    detail = reg.samples(run.id)[0].detail
+    assert len(detail) == 500 and detail.endswith("…")

@@ -36,8 +36,11 @@ _REF = re.compile(r"^(?P<name>.+):v(?P<version>\d+)$")
 
 
 def dumps(value: Any) -> str:
-    """Canonical, scrubbed JSON for a column: secrets never reach the file."""
-    return json.dumps(scrub(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical, scrubbed JSON for a column: secrets never reach the file.
+
+    Values JSON has no type for (paths, datetimes, enums) are stored as their `str()`.
+    """
+    return json.dumps(scrub(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def model_from_row(row: tuple[Any, ...]) -> ModelRecord:

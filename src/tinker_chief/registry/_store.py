@@ -66,6 +66,13 @@ def default_path() -> Path:
     return Path(os.environ.get("CHIEF_REGISTRY") or DEFAULT_PATH)
 
 
+MAX_DETAIL_CHARS = 500  # per-sample details are hints for humans, not transcripts
+
+
+def _short(text: str | None) -> str | None:
+    return text if text is None or len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
+
+
 def default_actor() -> str:
     try:
         return getpass.getuser()
@@ -412,7 +419,7 @@ class Registry:
         db.executemany(
             "INSERT INTO samples (run_id, sample_id, score, passed, detail) VALUES (?,?,?,?,?)",
             [(run_id, s.sample_id, float(s.score), None if s.passed is None else int(s.passed),
-              scrub_optional(s.detail)) for s in samples],
+              _short(scrub_optional(s.detail))) for s in samples],
         )
         db.execute(
             "UPDATE eval_runs SET status = ?, finished_at = ?, error = ?, "
