@@ -51,7 +51,7 @@ def test_list_show_and_export(project):
     assert done.returncode == 0, done.stderr
     text = (project_dir / "MODEL_REGISTRY.md").read_text()
     assert f"Agreed eval suite: `chat` version `{suite.version}`" in text
-    assert "- `safety`: missing or stale on the agreed suite — run `chief eval bot:v2`" in text
+    assert "- `safety`: missing or stale on the agreed suite — run `chief eval bot:v2 --task safety`" in text
     as_json = invoke("registry", "export", "--format", "json", "--output", "-")
     assert [m["ref"] for m in json.loads(as_json.stdout)["models"]] == ["bot:v1", "bot:v2", "stale:v1"]
 
@@ -61,7 +61,7 @@ def test_promote_gate_refusal_force_and_retire(project):
     refused = invoke("promote", "bot:v2", "--to", "prod")
     assert refused.returncode == 3
     assert "Error: bot:v2 was not promoted to prod: 1 gate rule(s) failed" in refused.stderr
-    assert "task `safety` of suite `chat`" in refused.stderr and "run `chief eval bot:v2`" in refused.stderr
+    assert "task `safety` of suite `chat`" in refused.stderr and "run `chief eval bot:v2 --task safety`" in refused.stderr
     assert "Traceback" not in refused.stderr
     no_reason = invoke("promote", "bot:v2", "--to", "prod", "--force")
     assert no_reason.returncode == 1 and "--force needs --reason" in no_reason.stderr

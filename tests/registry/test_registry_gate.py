@@ -31,7 +31,7 @@ def test_missing_and_stale_tasks_name_the_task_and_command(reg):
     reg.record_eval(m.ref, suite_name="chat", suite_version="v0", task="safety", metrics=[MetricValue("refusal", 1)])
     reasons = rejection(reg, m.ref)
     assert reasons == ["stale or missing eval: task `safety` of suite `chat` (version v1) has no finished run on "
-                       "bot:v1; run `chief eval bot:v1`"]
+                       "bot:v1; run `chief eval bot:v1 --task safety`"]
     assert reg.get_model(m.ref).status == "candidate"
     assert reg.audit_log()[-1].command == "promote-rejected"
 

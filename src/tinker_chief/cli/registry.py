@@ -117,8 +117,10 @@ def list_command(registry_path: Path | None, project_dir: Path, status: str | No
     from rich.table import Table
 
     table = Table(title=f"Models ({len(models)})")
-    for column in ("model", "status", "base model", "recipe", "LoRA rank", "backend", "created"):
-        table.add_column(column)
+    table.add_column("model", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in ("base model", "recipe", "LoRA rank", "backend", "created"):
+        table.add_column(column, overflow="fold")
     for m in models:
         table.add_row(m.ref, m.status, m.base_model, m.recipe, str(m.lora.rank) if m.lora else "—",
                       m.backend, m.created_at)

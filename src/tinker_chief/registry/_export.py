@@ -140,7 +140,7 @@ def _data_section(data: dict[str, Any]) -> list[str]:
 def _results_section(m: dict[str, Any]) -> list[str]:
     lines = ["### Eval results", ""]
     for task in m.get("missing_tasks", []):
-        lines.append(f"- `{task}`: missing or stale on the agreed suite — run `chief eval {m['ref']}`")
+        lines.append(f"- `{task}`: missing or stale on the agreed suite — run `chief eval {m['ref']} --task {task}`")
     rows = []
     for task, run in m["results"].items():
         for name, metric in run["metrics"].items():

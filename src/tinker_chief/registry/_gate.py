@@ -70,7 +70,7 @@ def evaluate_gate(
 def _stale_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: SuiteRequirement) -> list[str]:
     return [
         f"stale or missing eval: task `{task}` of suite `{suite.name}` (version {suite.version}) "
-        f"has no finished run on {model.ref}; run `chief eval {model.ref}`"
+        f"has no finished run on {model.ref}; run `chief eval {model.ref} --task {task}`"
         for task in suite.task_names()
         if task not in results
     ]
