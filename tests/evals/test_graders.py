@@ -63,7 +63,7 @@ class FixedJudge:
         self.reply = reply
         self.prompts: list[str] = []
 
-    async def generate_text(self, messages):
+    async def generate_text(self, messages, max_tokens=256):
         self.prompts.append(messages[-1]["content"])
         return self.reply
 

@@ -40,7 +40,7 @@ class Judge:
     def __init__(self, reply):
         self.reply = reply
 
-    async def generate_text(self, messages):
+    async def generate_text(self, messages, max_tokens=256):
         return self.reply
 
 

@@ -103,5 +103,5 @@ def run_offline(config: OfflineConfig, base_url: str | None = None, api_key: str
 class _PlaceholderJudge:
     """Lets grader options be validated before any model is opened."""
 
-    async def generate_text(self, messages: list[dict[str, str]]) -> str:  # pragma: no cover
+    async def generate_text(self, messages: list[dict[str, str]], max_tokens: int = 256) -> str:  # pragma: no cover
         raise NotImplementedError

@@ -64,26 +64,36 @@ class ResolvedModel:
     ref: str | None
 
 
+def adhoc_name(model: str) -> str:
+    """The registry name under which an unregistered model's results are kept."""
+    if model.startswith("tinker://"):
+        return ("checkpoint/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", model.removeprefix("tinker://")).strip("-"))[:120]
+    return ("base/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(model).name).strip("-"))[:120]
+
+
 def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
-    """A registry ref (name, name:vN, tinker:// path) or, failing that, a tinker:// path / base model."""
+    """A registry ref (name, name:vN, tinker:// path), else a tinker:// path / base model name.
+
+    A model evaluated before without being registered is found under its `adhoc_name`.
+    """
     if registry is not None:
-        try:
-            record = registry.get_model(model)
-            return ResolvedModel(record.tinker_path or record.base_model, record.ref)
-        except ModelNotFoundError:
-            pass
+        for ref in (model, adhoc_name(model)):
+            try:
+                record = registry.get_model(ref)
+            except ModelNotFoundError:
+                continue
+            if ref == model or (record.tinker_path or record.base_model) == model:
+                return ResolvedModel(record.tinker_path or record.base_model, record.ref)
     return ResolvedModel(model, None)
 
 
 def register_unknown(registry: Any, model: str, base_model: str, backend: str) -> str:
     """Register a model evaluated before it was registered, so its results have an owner."""
     if model.startswith("tinker://"):
-        name = "checkpoint/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", model.removeprefix("tinker://")).strip("-")
-        record = registry.register_model(name[:120], base_model=base_model, recipe="sl", backend=backend,
+        record = registry.register_model(adhoc_name(model), base_model=base_model, recipe="sl", backend=backend,
                                          tinker_path=model, display_name=f"checkpoint {model}")
     else:
-        name = "base/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(model).name).strip("-")
-        record = registry.register_model(name[:120], base_model=base_model, recipe="base", backend=backend,
+        record = registry.register_model(adhoc_name(model), base_model=base_model, recipe="base", backend=backend,
                                          display_name=f"base model {model}")
     return record.ref
 

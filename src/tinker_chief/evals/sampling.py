@@ -102,9 +102,9 @@ class ModelSampler:
         logprobs = list(sequence.logprobs) if getattr(sequence, "logprobs", None) is not None else None
         return Generation(text=text, tokens=tokens, logprobs=logprobs, stop_reason=stop_reason)
 
-    async def generate_text(self, messages: list[dict[str, str]]) -> str:
+    async def generate_text(self, messages: list[dict[str, str]], max_tokens: int = 256) -> str:
         """`TextGenerator` protocol: one greedy answer (used when this model judges)."""
-        return (await self.generate(messages, self.default_settings))[0].text
+        return (await self.generate(messages, GenerationSettings(max_tokens=max_tokens)))[0].text
 
     async def continuation_logprob(self, messages: list[dict[str, str]], continuation: str) -> float:
         """log P(continuation | rendered prompt), via `compute_logprobs` on prompt+continuation."""

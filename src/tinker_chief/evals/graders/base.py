@@ -40,7 +40,7 @@ class GradeInput:
 class TextGenerator(Protocol):
     """Anything that answers chat messages with text; the judge grader's model handle."""
 
-    async def generate_text(self, messages: list[dict[str, str]]) -> str: ...
+    async def generate_text(self, messages: list[dict[str, str]], max_tokens: int = 256) -> str: ...
 
 
 class Grader(abc.ABC):

@@ -1,5 +1,6 @@
 """LLM-as-judge grader: a rubric prompt, any model through the tinker SDK, `GRADE: C/I` verdicts.
 
+Options: `llm_judge:max_tokens=N` bounds the judge's reply, `rubric=...` replaces the rubric.
 The template follows Inspect's `model_graded_qa` (question, submission, criterion, and
 instructions ending in `GRADE: C` or `GRADE: I`), and like Inspect the *last* `GRADE:` in the
 reply binds. A reply with no parseable grade is an unscored sample (`Verdict.correct is None`,
@@ -53,15 +54,18 @@ class LLMJudgeGrader(Grader):
 
     needs_judge = True
 
-    def __init__(self, judge: TextGenerator, rubric: str = DEFAULT_RUBRIC) -> None:
+    def __init__(self, judge: TextGenerator, rubric: str = DEFAULT_RUBRIC, max_tokens: str = "256") -> None:
         self.judge = judge
         self.rubric = rubric
+        self.max_tokens = int(max_tokens)
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
 
     async def grade(self, item: GradeInput) -> Verdict:
         prompt = JUDGE_TEMPLATE.format(
             question=item.question, answer=item.response, criterion=item.target, rubric=self.rubric
         )
-        reply = await self.judge.generate_text([{"role": "user", "content": prompt}])
+        reply = await self.judge.generate_text([{"role": "user", "content": prompt}], self.max_tokens)
         verdict = parse_grade(reply)
         if verdict is None:
             return Verdict(None, None, f"unparseable judge verdict: {reply[-200:]!r}")

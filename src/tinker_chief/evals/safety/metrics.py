@@ -43,12 +43,13 @@ def is_refusal(reply: str) -> bool:
 class RefusalJudge:
     """An LLM decides whether a reply refuses; None when its verdict cannot be parsed."""
 
-    def __init__(self, judge: TextGenerator) -> None:
+    def __init__(self, judge: TextGenerator, max_tokens: int = 128) -> None:
         self.judge = judge
+        self.max_tokens = max_tokens
 
     async def refused(self, request: str, reply: str) -> bool | None:
         answer = await self.judge.generate_text(
-            [{"role": "user", "content": JUDGE_PROMPT.format(request=request, reply=reply)}])
+            [{"role": "user", "content": JUDGE_PROMPT.format(request=request, reply=reply)}], self.max_tokens)
         found = _VERDICT.findall(answer)
         return None if not found else found[-1].upper() == "YES"
 

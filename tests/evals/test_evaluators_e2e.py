@@ -1,0 +1,35 @@
+"""Cookbook evaluators on the real engine: training-client NLL agrees with sampler NLL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tinker_chief.evals.evaluators import ConversationNLLEvaluator, GenerativeAccuracyEvaluator, sampler_nll_evaluator
+
+from conftest import write_jsonl
+
+TINY = "tiny-random-llama"
+
+
+def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, qa_file, tmp_path):
+    conv = write_jsonl(tmp_path / "conv.jsonl", [{"messages": [{"role": "user", "content": "hi"},
+                                                               {"role": "assistant", "content": "hello there"}]}])
+
+    async def run():
+        service = connection.service_client()
+        training = await service.create_lora_training_client(base_model=TINY, rank=2)
+        forward_metrics = await ConversationNLLEvaluator.from_jsonl(conv, TINY, name="val")(training)
+        sampling = await service.create_sampling_client(base_model=TINY)
+        sampler_metrics = await sampler_nll_evaluator(conv, TINY, name="val")(sampling)
+        accuracy = await GenerativeAccuracyEvaluator.from_jsonl(qa_file, TINY, grader="numeric", name="qa",
+                                                                 settings=None)(sampling)
+        return forward_metrics, sampler_metrics, accuracy
+
+    forward_metrics, sampler_metrics, accuracy = asyncio.run(run())
+    assert forward_metrics["val/nll"] > 0 and forward_metrics["val/bpb"] > 0
+    # A fresh LoRA adapter is zero-initialised, so both paths score the base weights.
+    assert forward_metrics["val/nll"] == pytest.approx(sampler_metrics["val/nll"], rel=1e-3)
+    assert accuracy["qa/n"] + accuracy["qa/unscored"] + accuracy["qa/errors"] == 5
+    assert set(accuracy) >= {"qa/accuracy", "qa/ci_low", "qa/ci_high"}
