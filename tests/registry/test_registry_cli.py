@@ -78,6 +78,9 @@ def test_promote_gate_refusal_force_and_retire(project):
         forced_entry = next(e for e in reg.audit_log() if e.command == "promote" and e.target == "bot:v2")
         assert forced_entry.details["forced"] is True and forced_entry.actor == "erin"
         assert [e.command for e in reg.audit_log()[-3:]] == ["promote", "promote", "retire"]
+    audit = json.loads(invoke("registry", "audit", "--limit", "3", "--json").stdout)["audit_log"]
+    assert [e["command"] for e in audit] == ["promote", "promote", "retire"]
+    assert audit[0]["details"]["reason"] == "safety suite not built yet"
 
 
 def test_compare_table_and_json(project):

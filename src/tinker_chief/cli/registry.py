@@ -93,6 +93,7 @@ def registry_group() -> None:
       chief registry list
       chief registry show support-bot:v2
       chief registry export                     # writes MODEL_REGISTRY.md
+      chief registry audit --limit 20
       chief registry export --format json --output -
     """
 
@@ -169,6 +170,32 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     for change in history:
         console.print(f"  {change.at} {change.from_status or '—'} → {change.to_status} by {change.actor}"
                       f"{' (forced)' if change.forced else ''}: {change.reason}")
+
+
+@registry_group.command(name="audit")
+@_common
+@click.option("--limit", type=click.IntRange(min=1), help="Only the last N entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def audit_command(registry_path: Path | None, project_dir: Path, limit: int | None, as_json: bool) -> None:
+    """Show the audit log: every registry-changing command, who ran it and when.
+
+    \b
+    Example:
+      chief registry audit --limit 20
+    """
+    with _open(registry_path, project_dir) as reg:
+        entries = reg.audit_log(limit=limit)
+    if as_json:
+        _print_json({"audit_log": [e.to_dict() for e in entries]})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Audit log ({len(entries)})")
+    for column in ("at", "actor", "command", "model", "details"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(e.at, e.actor, e.command, e.target or "—", json.dumps(e.details, sort_keys=True))
+    _console().print(table)
 
 
 @registry_group.command(name="export")
