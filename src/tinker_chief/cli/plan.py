@@ -57,10 +57,9 @@ def plan_command(directory: Path, allow_attention_only: bool) -> None:
     d, c, s = plan.data, plan.capacity, plan.schedule
     console.print(f"[bold]Plan for {plan.project}[/bold]: {plan.base_model}, task {plan.task}, use case {plan.use_case}")
     console.print(f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, {d.completion_tokens:,} trained")
-    if c is not None:
-        ratio = c.capacity_ratio_at_configured_rank
-        console.print(f"  LoRA rank {c.configured_rank} (recommended {c.recommended_rank.value}), capacity ratio "
-                      f"{'n/a' if ratio is None else f'{ratio:.3g}'}")
+    ratio = c.capacity_ratio_at_configured_rank
+    console.print(f"  LoRA rank {c.configured_rank} (recommended {c.recommended_rank.value}), capacity ratio "
+                  f"{'n/a' if ratio is None else f'{ratio:.3g}'}")
     rec = plan.learning_rate.recommended
     console.print(f"  learning rate {plan.learning_rate.configured:g}"
                   + (f" (recommended {rec.value:.3g})" if rec else ""))

@@ -44,7 +44,7 @@ class LoraShape:
         return rank * self.per_rank(train_mlp, train_attn, train_unembed)
 
 
-def _cookbook_shape(model_name: str) -> LoraShape | None:
+def cookbook_shape(model_name: str) -> LoraShape | None:
     """The cookbook's per-component counts, or None when its table lacks the model."""
     from tinker_cookbook import hyperparam_utils
 
@@ -130,7 +130,7 @@ def lora_shape_from_config(config: dict[str, Any]) -> LoraShape:
 
 def lora_shape(model_name: str, load_config: Callable[[str], dict[str, Any]] | None = None) -> LoraShape:
     """Counts for a model: the cookbook's table when it has the model, else from its config."""
-    shape = _cookbook_shape(model_name)
+    shape = cookbook_shape(model_name)
     if shape is not None:
         return shape
     if load_config is None:

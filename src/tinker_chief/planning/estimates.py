@@ -102,6 +102,9 @@ def local_time(model: str, work: TokenWork, *, train_tps: float | None = None, s
                                    "[estimates] local_train_tokens_per_s in chief.toml")
     seconds = work.train_tokens / train_rate
     detail = f"{work.train_tokens:,} train tokens / {train_rate:,.0f} tok/s"
+    conditions = table.get("models", {}).get(model, {}).get("conditions")
+    if conditions and not train_tps:
+        detail += f" (measured with {conditions})"
     if work.sample_tokens:
         sample_rate = sample_tps or _rate(table, path, model, "sample")
         if sample_rate is None:

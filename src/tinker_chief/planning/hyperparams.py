@@ -82,9 +82,9 @@ def _hidden_size(config: dict[str, Any]) -> int:
 
 def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendation:
     """`get_lr(model, is_lora=True)` when the cookbook knows the model, else its formula from the config."""
-    from tinker_chief.planning.capacity import _cookbook_shape
+    from tinker_chief.planning.capacity import cookbook_shape
 
-    if _cookbook_shape(model_name) is not None:
+    if cookbook_shape(model_name) is not None:
         from tinker_cookbook import hyperparam_utils
         from tinker_cookbook.exceptions import ConfigurationError as CookbookConfigurationError
 
@@ -111,9 +111,16 @@ def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendati
     return Recommendation(value=lr, rule=rule, source=f"{COOKBOOK_LR} formula")
 
 
-def lr_notes(steps: int) -> list[str]:
+# What the cookbook's own recipes use where get_lr (calibrated on supervised runs) is not the rule.
+RECIPE_LR = {"rl": "rl_basic 4e-5, math_rl 1e-5", "dpo": "DPO 1e-5", "distill": "on-policy / prompt distillation 1e-4"}
+
+
+def lr_notes(steps: int, task: str = "sl") -> list[str]:
     notes = ["LoRA learning rate is ~10x the full fine-tune rate "
              "(get_lora_lr_over_full_finetune_lr = 10); the formula is independent of rank"]
+    if task in RECIPE_LR:
+        notes.append(f"get_lr is calibrated on supervised fine-tuning; for task {task} the cookbook's recipes use "
+                     f"lower rates ({RECIPE_LR[task]}): consider setting optimizer.learning_rate accordingly")
     if steps < SHORT_RUN_STEPS:
         notes.append(f"this run has {steps} steps (< ~{SHORT_RUN_STEPS}): short runs may want a higher "
                      "learning rate than the formula gives")

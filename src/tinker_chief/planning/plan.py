@@ -10,6 +10,7 @@ recommendation the plan says so in `warnings` rather than overriding the user.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -136,7 +137,7 @@ class Plan(BaseModel):
     task: str
     use_case: str
     data: DataSummary
-    capacity: CapacitySummary | None
+    capacity: CapacitySummary
     learning_rate: LearningRateSummary
     placement: hp.Recommendation
     schedule: ScheduleSummary
@@ -145,7 +146,7 @@ class Plan(BaseModel):
     warnings: list[str]
 
 
-def _read(project: Project, path, task: str) -> list[Record]:
+def _read(path: Path, task: str) -> list[Record]:
     return read_records(path, TASK_FORMATS[task])
 
 
@@ -254,7 +255,7 @@ def _learning_rate(project: Project, config: dict[str, Any], steps: int) -> tupl
                         f"{rec.value:.4g} ({rec.source})")
     full = round(rec.value / 10.0, 10) if rec is not None else None
     return LearningRateSummary(recommended=rec, configured=configured, full_finetune_equivalent=full,
-                               notes=hp.lr_notes(steps)), warnings
+                               notes=hp.lr_notes(steps, project.config.task)), warnings
 
 
 def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[str]]:
@@ -305,8 +306,8 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
     cfg = project.config
     placement, warnings = hp.placement_check(cfg.lora.train_mlp, cfg.lora.train_attn, cfg.lora.train_unembed,
                                              allow_attention_only)
-    records = _read(project, project.train_path, cfg.task)
-    val_count = len(_read(project, project.val_path, cfg.task)) if project.val_path else None
+    records = _read(project.train_path, cfg.task)
+    val_count = len(_read(project.val_path, cfg.task)) if project.val_path else None
     renderer, model_config = _load_model(project)
     sequences = _sequences(records, cfg.task)
     if cfg.task != "rl":

@@ -111,8 +111,7 @@ def _initial_config(name: str, use_case: str, task: str, base_model: str, render
 def _apply_recommendations(project: Project, plan: Plan) -> ProjectConfig:
     """chief.toml starts from the plan's recommendations, so a fresh project is consistent."""
     cfg = project.config.model_copy(deep=True)
-    if plan.capacity is not None:
-        cfg.lora.rank = plan.capacity.recommended_rank.value
+    cfg.lora.rank = plan.capacity.recommended_rank.value
     if plan.learning_rate.recommended is not None:
         cfg.optimizer.learning_rate = float(f"{plan.learning_rate.recommended.value:.3g}")
     if cfg.task == "rl":

@@ -44,8 +44,6 @@ def _data(plan: Plan) -> list[str]:
 
 def _capacity(plan: Plan) -> list[str]:
     c = plan.capacity
-    if c is None:
-        return []
     lines = ["## LoRA capacity", "",
              f"Per unit of rank: attention {c.per_rank['attn']:,}, MLP {c.per_rank['mlp']:,}"
              + (f" (MoE experts {c.per_rank['experts']:,})" if c.per_rank.get("experts") else "")
