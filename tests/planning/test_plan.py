@@ -149,3 +149,23 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
     code, _, err = _chief(capsys, "init", str(tmp_path / "x"), "--use-case", "chat", "--base-model", "no-such-model",
                           "--train", str(train_file))
     assert code == 1 and "unknown model no-such-model" in err
+
+
+def test_init_never_resplits_its_own_data(tmp_path):
+    project = _fixture_project(tmp_path / "p")
+    before = (project.root / "data" / "train.jsonl").read_text()
+    with pytest.raises(ConfigurationError, match="is the project's own split; pass --val"):
+        init_project(project.root, use_case="chat", base_model="tiny-random-llama",
+                     train=project.root / "data" / "train.jsonl", force=True)
+    assert (project.root / "data" / "train.jsonl").read_text() == before
+
+
+def test_plan_markdown_states_rules_and_sources(tmp_path):
+    from tinker_chief.planning import render_plan_markdown
+
+    text = render_plan_markdown(make_plan(_fixture_project(tmp_path / "p")))
+    for heading in ("## Data", "## LoRA capacity", "## Learning rate", "## Placement",
+                    "## Batch size, steps and schedule", "## Estimates", "## Eval suite"):
+        assert heading in text
+    assert "| 512 |" in text and "_Source: LoRA Without Regret" in text
+    assert "no Tinker price for tiny-random-llama" in text

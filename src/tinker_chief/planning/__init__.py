@@ -45,7 +45,7 @@ from tinker_chief.planning.data import (
 _LAZY = {
     "make_plan": "tinker_chief.planning.plan",
     "Plan": "tinker_chief.planning.plan",
-    "render_plan_markdown": "tinker_chief.planning.report",
+    "render_plan_markdown": "tinker_chief.planning.plan",
     "init_project": "tinker_chief.planning.project",
 }
 

@@ -334,3 +334,10 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
         data=data, capacity=capacity, learning_rate=lr, placement=placement, schedule=schedule,
         estimates=estimates, eval_suite=_eval_plan(project),
         warnings=warnings + cap_warnings + sched_warnings + lr_warnings)
+
+
+def render_plan_markdown(plan: Plan) -> str:
+    """plan.md for a plan (formatting lives in `planning.report`)."""
+    from tinker_chief.planning.report import render_markdown
+
+    return render_markdown(plan)

@@ -62,6 +62,10 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def split_heldout(train: Path, root: Path, seed: int) -> tuple[str, str]:
     """Hold out ~10% (at most 200 lines) of `train` into data/val.jsonl, the rest into data/train.jsonl."""
+    targets = {(root / "data" / name).resolve() for name in ("train.jsonl", "val.jsonl")}
+    if train.resolve() in targets:
+        raise ConfigurationError(f"{train}: is the project's own split; pass --val {root / 'data' / 'val.jsonl'} to "
+                                 "reuse it, or give --train a file outside the project's data/ directory")
     rows = [line.value for line in read_jsonl_objects(train)]
     if len(rows) < 2:
         raise DataError(f"{train}: {len(rows)} example; need at least 2 to hold one out for evals, or pass --val")
@@ -163,7 +167,7 @@ def init_project(root: str | Path, *, use_case: str, base_model: str, train: str
 
 def write_plan_files(project: Project, plan: Plan) -> dict[str, Path]:
     """plan.json, plan.md and scripts/run_inspect_evals.sh; returns their paths."""
-    from tinker_chief.planning.report import render_plan_markdown
+    from tinker_chief.planning.plan import render_plan_markdown
 
     paths = {"json": project.root / "plan.json", "markdown": project.root / "plan.md"}
     paths["json"].write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")

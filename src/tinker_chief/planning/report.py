@@ -1,4 +1,4 @@
-"""`render_plan_markdown(plan)`: plan.md, the plan for people.
+"""`render_markdown(plan)`: plan.md, the plan for people (`plan.render_plan_markdown` calls it).
 
 Every number is printed with the rule that produced it and its source; the same facts are in
 plan.json for tools. Pure formatting: no reads, no decisions.
@@ -105,7 +105,7 @@ def _evals(plan: Plan) -> list[str]:
     return lines
 
 
-def render_plan_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan) -> str:
     lines = [f"# Plan for `{plan.project}`", "",
              f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), task `{plan.task}`, use case "
              f"`{plan.use_case}`. Made {plan.created_at} by chief {plan.chief_version}.", ""]
