@@ -96,7 +96,9 @@ def _task_lines(project: Project, task: EvalTask) -> list[str]:
 def render_script(project: Project) -> str:
     cfg = project.config
     backend = (f'export TINKER_BASE_URL="${{TINKER_BASE_URL:-{cfg.backend.base_url}}}"'
-               if cfg.backend.base_url else "# backend: set TINKER_BASE_URL for the local engine, or TINKER_API_KEY")
+               if cfg.backend.base_url else
+               "# backend: $CHIEF_ENGINE_URL / $TINKER_BASE_URL pick an engine, $TINKER_API_KEY Tinker's cloud;\n"
+               "# with neither, the tinker/ provider starts the local engine.")
     text = _HEADER.format(name=cfg.name, base_model=shlex.quote(cfg.base_model), renderer=shlex.quote(cfg.renderer),
                           backend=backend)
     tasks = [t for t in cfg.eval_suite.tasks if t.kind == "inspect"]
