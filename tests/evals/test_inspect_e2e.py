@@ -36,10 +36,15 @@ def test_python_api_runs_jsonl_task_with_settings_and_logprobs(engine, qa_file, 
     assert logs[0].samples[0].output.usage.output_tokens <= 5
 
 
-def test_inspect_cli_with_entry_point_provider(engine, qa_file, tmp_path):
+def test_inspect_cli_runs_offline_benchmark_on_the_engine(engine, tmp_path):
+    # What the planner's scripts/run_inspect_evals.sh does: Inspect's own CLI, our provider and task.
+    from conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": f"{i} + 1 = ?", "answer": f"#### {i + 1}"}
+                                                  for i in range(3)])
     log_dir = tmp_path / "cli_logs"
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("inspect")), "eval", "tinker_chief/jsonl_task", "-T", f"data={qa_file}",
+        [str(Path(sys.executable).with_name("inspect")), "eval", "tinker_chief/gsm8k", "-T", f"data={data}",
          "--model", f"tinker/{TINY}", "--model-base-url", engine.base_url, "--limit", "2", "--max-tokens", "4",
          "--log-dir", str(log_dir), "--display", "none"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "TINKER_TELEMETRY": "0"})
@@ -47,6 +52,7 @@ def test_inspect_cli_with_entry_point_provider(engine, qa_file, tmp_path):
     (log,) = glob.glob(str(log_dir / "*.eval"))
     result = read_inspect_log(log)
     assert result.model == f"tinker/{TINY}" and len(result.samples) == 2
+    assert result.task == "gsm8k" and result.task_version.startswith("chief-offline-1@")
 
 
 def test_failed_task_raises_even_though_inspect_returns_normally(engine, qa_file, tmp_path):

@@ -149,3 +149,26 @@ def inspect_task_for(task: EvalTask, project_dir: Path) -> tuple[Any, dict[str, 
                         "a pre-populated Hugging Face datasets cache")
     task_args = {"data": str(project_dir / task.data)} if task.data else {}
     return ref, task_args, None
+
+
+def _offline_task(name: str) -> Callable[..., Task]:
+    stem, build = BUILDERS[name]
+
+    def offline(data: str | None = None) -> Task:
+        path = Path(data) if data else staged_path(stem, Path.cwd())
+        if path is None or not path.is_file():
+            raise EvalError(f"`tinker_chief/{name}` needs staged data: -T data=FILE.jsonl, or "
+                            f".chief/benchmarks/{stem}.jsonl / $CHIEF_BENCHMARK_DIR/{stem}.jsonl")
+        return build(path)
+
+    offline.__name__ = name
+    offline.__doc__ = f"{name} from locally staged rows in the hub dataset's schema (offline)."
+    return offline
+
+
+def register_offline_tasks() -> None:
+    """Register `tinker_chief/<name>` Inspect tasks (called from the entry-point module)."""
+    from inspect_ai import task
+
+    for name in BUILDERS:
+        task(name=name)(_offline_task(name))
