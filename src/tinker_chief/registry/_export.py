@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tinker_chief.registry import _db
-from tinker_chief.registry._rows import latest_finished
+from tinker_chief.registry._rows import latest_finished_all
 from tinker_chief.registry.rules import SuiteRequirement
 
 if TYPE_CHECKING:
@@ -31,8 +31,9 @@ def export_json(reg: Registry, suite: SuiteRequirement | None) -> dict[str, Any]
                     {"at": e.at, "actor": e.actor, "to": e.details.get("to"), "reason": e.details.get("reason"),
                      "overridden_reasons": e.details.get("overridden_reasons", [])})
         models = []
+        all_results = latest_finished_all(db, suite.version if suite else None)
         for model in reg.list_models():
-            results = latest_finished(db, model.id, suite.version if suite else None)
+            results = all_results.get(model.ref, {})
             entry = model.to_dict()
             entry["results"] = {task: run.to_dict() for task, run in results.items()}
             if suite:

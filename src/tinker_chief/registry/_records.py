@@ -107,6 +107,9 @@ class MetricValue(_AsDict):
     ci_high: float | None = None
     n: int | None = None
 
+    def to_dict(self) -> dict[str, Any]:  # explicit: asdict's deep copies dominate large exports
+        return {"name": self.name, "value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
+
 
 @dataclass(frozen=True)
 class SampleOutcome(_AsDict):
@@ -141,6 +144,11 @@ class EvalRun(_AsDict):
 
     def metric(self, name: str) -> MetricValue | None:
         return self.metrics.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["metrics"] = {name: metric.to_dict() for name, metric in self.metrics.items()}
+        return out
 
 
 @dataclass(frozen=True)

@@ -81,14 +81,7 @@ def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
     return model_from_row(row)
 
 
-def run_from_row(db: sqlite3.Connection, row: tuple[Any, ...]) -> EvalRun:
-    metrics = {
-        name: MetricValue(name, value, lo, hi, n)
-        for name, value, lo, hi, n in db.execute(
-            "SELECT name, value, ci_low, ci_high, n FROM metrics WHERE run_id = ? ORDER BY name",
-            (row[0],),
-        )
-    }
+def run_from_row(row: tuple[Any, ...], metrics: dict[str, MetricValue]) -> EvalRun:
     return EvalRun(
         id=row[0], model_ref=f"{row[1]}:v{row[2]}", suite_name=row[3], suite_version=row[4],
         task=row[5], headline_metric=row[6], settings=json.loads(row[7]), status=row[8],
@@ -97,27 +90,46 @@ def run_from_row(db: sqlite3.Connection, row: tuple[Any, ...]) -> EvalRun:
     )
 
 
+_RUNS_FROM = "eval_runs r JOIN models m ON m.id = r.model_id"
+
+
 def query_runs(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[EvalRun]:
+    """Eval runs matching `where` with their metrics: two queries, however many runs match."""
     rows = db.execute(
-        f"SELECT {RUN_COLUMNS} FROM eval_runs r JOIN models m ON m.id = r.model_id WHERE {where} "
-        "ORDER BY r.task, r.id",
-        args,
+        f"SELECT {RUN_COLUMNS} FROM {_RUNS_FROM} WHERE {where} ORDER BY r.task, r.id", args
     ).fetchall()
-    return [run_from_row(db, row) for row in rows]
+    metrics: dict[int, dict[str, MetricValue]] = {}
+    for run_id, name, value, lo, hi, n in db.execute(
+        f"SELECT x.run_id, x.name, x.value, x.ci_low, x.ci_high, x.n FROM metrics x "
+        f"JOIN eval_runs r ON r.id = x.run_id JOIN models m ON m.id = r.model_id WHERE {where} "
+        "ORDER BY x.run_id, x.name",
+        args,
+    ):
+        metrics.setdefault(run_id, {})[name] = MetricValue(name, value, lo, hi, n)
+    return [run_from_row(row, metrics.get(row[0], {})) for row in rows]
+
+
+def latest_finished_all(
+    db: sqlite3.Connection, suite_version: str | None = None, model_id: int | None = None
+) -> dict[str, dict[str, EvalRun]]:
+    """Per model ref, per task, the most recent finished run (on `suite_version` when given)."""
+    where, args = "r.status = 'finished'", list[object]()
+    if model_id is not None:
+        where, args = where + " AND r.model_id = ?", [*args, model_id]
+    if suite_version is not None:
+        where, args = where + " AND r.suite_version = ?", [*args, suite_version]
+    latest: dict[str, dict[str, EvalRun]] = {}
+    for run in query_runs(db, where, tuple(args)):  # by task then id: later runs replace earlier
+        latest.setdefault(run.model_ref, {})[run.task] = run
+    return {ref: dict(sorted(runs.items())) for ref, runs in latest.items()}
 
 
 def latest_finished(
     db: sqlite3.Connection, model_id: int, suite_version: str | None = None
 ) -> dict[str, EvalRun]:
     """Per task, the model's most recent finished run (on `suite_version` when given)."""
-    where = "r.model_id = ? AND r.status = 'finished'"
-    args: tuple[object, ...] = (model_id,)
-    if suite_version is not None:
-        where, args = where + " AND r.suite_version = ?", (model_id, suite_version)
-    latest: dict[str, EvalRun] = {}
-    for run in query_runs(db, where, args):  # ordered by id: later runs replace earlier ones
-        latest[run.task] = run
-    return dict(sorted(latest.items()))
+    by_model = latest_finished_all(db, suite_version, model_id)
+    return next(iter(by_model.values()), {})
 
 
 def load_samples(db: sqlite3.Connection, run_id: int) -> list[SampleOutcome]:
