@@ -10,6 +10,7 @@ requires. Features the local engine lacks answer 400 with a sentence saying so.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -64,6 +65,7 @@ def create_app(engine: EngineService, *, api_key: str | None = None) -> FastAPI:
 
         app.add_middleware(ApiKeyMiddleware, api_key=api_key)
     _install_error_handlers(app)
+    _add_unsupported_routes(app, engine)
     _add_session_routes(app, engine)
     _add_training_routes(app, engine)
     _add_sampling_routes(app, engine, sampling)
@@ -74,13 +76,26 @@ def create_app(engine: EngineService, *, api_key: str | None = None) -> FastAPI:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-async def parse(request: Request, model: type[Model]) -> Model:
+async def parse(request: Request, model: type[Model], engine: EngineService | None = None) -> Model:
+    """Validate the JSON body; with `engine`, a rejected training request still frees its seq_id."""
     body = await request.body()
     endpoint = request.url.path.removeprefix("/api/v1/")
     try:
         return model.model_validate_json(body or b"{}")
     except pydantic.ValidationError as exc:
+        if engine is not None:
+            release_seq_id(engine, body)
         raise InvalidRequestError(f"{endpoint}: {_validation_message(exc)}") from None
+
+
+def release_seq_id(engine: EngineService, body: bytes) -> None:
+    """The SDK counted this request in its model's sequence: let the next ones run."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return
+    if isinstance(data, dict) and isinstance(data.get("model_id"), str) and isinstance(data.get("seq_id"), int):
+        engine.scheduler.skip(data["model_id"], data["seq_id"])
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:
@@ -139,8 +154,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(error_body(message), status_code=exc.status_code)
         return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code)
 
+
+def _add_unsupported_routes(app: FastAPI, engine: EngineService) -> None:
     for path, feature in UNSUPPORTED_ROUTES.items():
-        async def unsupported(_: Request, feature: str = feature) -> None:
+        async def unsupported(request: Request, feature: str = feature) -> None:
+            release_seq_id(engine, await request.body())
             raise UnsupportedError(feature)
         app.add_api_route(path, unsupported, methods=["POST", "GET"])
 
@@ -230,22 +248,22 @@ def _add_training_routes(app: FastAPI, engine: EngineService) -> None:
 
     @app.post("/api/v1/optim_step")
     async def optim_step(request: Request) -> dict:
-        req = await parse(request, OptimStepRequest)
+        req = await parse(request, OptimStepRequest, engine)
         return future_response(engine.optim_step(req), model_id=req.model_id)
 
     @app.post("/api/v1/save_weights")
     async def save_weights(request: Request) -> dict:
-        req = await parse(request, SaveWeightsRequest)
+        req = await parse(request, SaveWeightsRequest, engine)
         return future_response(engine.save_weights(req), model_id=req.model_id)
 
     @app.post("/api/v1/save_weights_for_sampler")
     async def save_weights_for_sampler(request: Request) -> dict:
-        req = await parse(request, SaveWeightsForSamplerRequest)
+        req = await parse(request, SaveWeightsForSamplerRequest, engine)
         return future_response(engine.save_weights_for_sampler(req), model_id=req.model_id)
 
     @app.post("/api/v1/load_weights")
     async def load_weights(request: Request) -> dict:
-        req = await parse(request, LoadWeightsRequest)
+        req = await parse(request, LoadWeightsRequest, engine)
         return future_response(engine.load_weights(req))
 
 

@@ -16,6 +16,7 @@ import collections
 import concurrent.futures
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ log = logging.getLogger("tinker_chief.engine")
 
 _MAX_SAMPLE_BATCH = 64
 _BATCH_WINDOW_S = 0.004  # lets near-simultaneous HTTP requests land in the same batch
+# A seq_id that never arrives (client died mid-submit, or a request rejected somewhere we could
+# not attribute to a model) must not stall the model forever: after this long, skip the gap.
+SEQ_GAP_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -47,6 +51,7 @@ class _SampleJob:
 class _ModelQueue:
     next_seq: int = 1
     parked: dict[int, _Job | None] = field(default_factory=dict)  # None = skipped seq_id
+    waiting_since: float | None = None  # when the head of the sequence went missing
     seen: dict[int, str] = field(default_factory=dict)  # seq_id -> request_id (SDK retries)
 
 
@@ -156,16 +161,31 @@ class Scheduler:
                 self._ready.append(job)
             return
         queue.parked[seq_id] = job
+        self._release(queue)
+
+    def _release(self, queue: _ModelQueue) -> None:
         while queue.next_seq in queue.parked:
             released = queue.parked.pop(queue.next_seq)
             queue.next_seq += 1
             if released is not None:
                 self._ready.append(released)
+        queue.waiting_since = (queue.waiting_since or time.monotonic()) if queue.parked else None
+
+    def _skip_stale_gaps(self) -> None:
+        now = time.monotonic()
+        for model_id, queue in self._models.items():
+            if queue.parked and queue.waiting_since is not None and now - queue.waiting_since > SEQ_GAP_TIMEOUT_S:
+                log.warning("model %s: seq_id %d never arrived; running seq_id %d onwards", model_id,
+                            queue.next_seq, min(queue.parked))
+                queue.next_seq = min(queue.parked)
+                queue.waiting_since = None
+                self._release(queue)
 
     def _next_work(self) -> _Job | list[_SampleJob] | None:
         with self._cond:
             while not self._ready and not self._samples and not self._stopping:
-                self._cond.wait()
+                self._cond.wait(timeout=SEQ_GAP_TIMEOUT_S / 4)
+                self._skip_stale_gaps()
             if self._stopping:
                 return None
             take_samples = bool(self._samples) and (self._prefer_samples or not self._ready)

@@ -14,7 +14,7 @@ import itertools
 import math
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -202,7 +202,7 @@ class EngineService:
     def save_weights(self, request: SaveWeightsRequest) -> str:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
             _refuse_ttl(request.ttl_seconds)
-            name = validate_name(request.path or f"state-{next(self._auto_names):04d}")
+            name = validate_name(_name_or(request.path, "state", self._auto_names))
 
             return lambda: self._persist(model, "weights", name, request.overwrite,
                                          self.backend.save_training_state, request.user_metadata)
@@ -214,7 +214,7 @@ class EngineService:
             if request.sampling_session_seq_id is not None:
                 return lambda: self._snapshot(model, request.sampling_session_seq_id)
             _refuse_ttl(request.ttl_seconds)
-            name = validate_name(request.path or f"sampler-{next(self._auto_names):04d}")
+            name = validate_name(_name_or(request.path, "sampler", self._auto_names))
 
             # The request has no overwrite flag: an existing sampler checkpoint name is a conflict.
             return lambda: self._persist(model, "sampler_weights", name, False,
@@ -238,6 +238,12 @@ class EngineService:
         return {"sampling_session_id": sampling_session_id, "type": "save_weights_for_sampler"}
 
     def load_weights(self, request: LoadWeightsRequest) -> str:
+        if request.session_id is None and request.model_id is not None:  # legacy, inside a sequence
+            with self._rejecting(request.model_id, request.seq_id):
+                return self._load_weights(request)
+        return self._load_weights(request)
+
+    def _load_weights(self, request: LoadWeightsRequest) -> str:
         if request.weights_access_token:
             raise UnsupportedError("load_weights with weights_access_token (checkpoints of other accounts)")
         record, directory = self.store.resolve(request.path)
@@ -345,6 +351,11 @@ def check_tokens(where: str, tokens: np.ndarray, info: BaseInfo, check_length: b
     if check_length and tokens.shape[0] > info.max_context_length:
         raise InvalidRequestError(f"{where}: {tokens.shape[0]} tokens exceed the context length of "
                                   f"{info.name} ({info.max_context_length})")
+
+
+def _name_or(name: str | None, prefix: str, counter: Iterator[int]) -> str:
+    """The client's name; only an absent one (None) gets a generated name, "" is invalid."""
+    return name if name is not None else f"{prefix}-{next(counter):04d}"
 
 
 def _refuse_ttl(ttl_seconds: int | None) -> None:
