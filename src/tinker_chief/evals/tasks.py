@@ -19,7 +19,7 @@ from tinker_chief.errors import ConfigurationError, EvalError
 from tinker_chief.evals.cache import TaskCache
 from tinker_chief.evals.connection import Connection
 from tinker_chief.evals.data import EvalSample, load_samples
-from tinker_chief.evals.graders import make_grader
+from tinker_chief.evals.graders import grader_needs_judge, make_grader
 from tinker_chief.evals.records import SampleRecord, outcomes_by_id, summarize
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
@@ -117,7 +117,8 @@ def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, dict[str, Any]]:
 
 async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
     samples = _with_prompting(load_samples(_data_path(task, context)), task)[: task.settings.limit]
-    judge = await _open(context, task.judge_model) if task.judge_model else None
+    # Like Inspect's model_graded_qa without a grader role: no judge named, the model judges itself.
+    judge = await _open(context, task.judge_model or context.model) if grader_needs_judge(task.grader) else None
     grader = make_grader(task.grader, judge=judge)
     settings = generation_settings(task)
     done = {k: v for k, v in cache.finished_records().items() if k in {s.id for s in samples}}
@@ -128,7 +129,7 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
 
     records, base = await _graded(task, context, cache, pending, runner, done)
     return _outcome(task, records, base, _accuracy_metrics(records), len(done),
-                    {"grader": task.grader, "judge_model": task.judge_model, "generation": asdict(settings)})
+                    {"grader": task.grader, "judge_model": task.judge_model or context.model, "generation": asdict(settings)})
 
 
 async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:

@@ -13,6 +13,7 @@ from tinker_chief.evals.graders.base import (
     Verdict,
     grader,
     grader_names,
+    grader_needs_judge,
     make_grader,
     parse_grader_spec,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Verdict",
     "grader",
     "grader_names",
+    "grader_needs_judge",
     "make_grader",
     "parse_grader_spec",
 ]

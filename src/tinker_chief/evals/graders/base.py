@@ -95,6 +95,12 @@ def parse_grader_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), options
 
 
+def grader_needs_judge(spec: str) -> bool:
+    _load_builtins()
+    factory = _REGISTRY.get(parse_grader_spec(spec)[0])
+    return bool(getattr(factory, "needs_judge", False))
+
+
 def make_grader(spec: str, *, judge: TextGenerator | None = None) -> Grader:
     """Build a grader from a spec string; `judge` is required by model-graded graders."""
     _load_builtins()

@@ -1,0 +1,100 @@
+"""Benchmark: `chief eval-offline` vs Inspect's own `hf` provider on the same samples and settings.
+
+Both sides evaluate SmolLM2-135M-Instruct on the same N arithmetic questions, greedy
+(temperature 0 / do_sample=false), the same max tokens and the same concurrency (Inspect's
+max_connections is its hf batch size). Both are warmed up first (engine started and model
+loaded; hf model loaded and memoized), then timed end to end: prompts in, graded results out.
+Prints samples/s for each, the ratio (target >= 2x) and how often the two gave the same answer.
+
+    python bench/eval_offline.py [--n 200] [--max-tokens 16] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TINKER_TELEMETRY", "0")
+
+from tinker_chief.models import DEFAULT_MODEL, materialize_model  # noqa: E402
+
+
+def write_samples(path: Path, n: int) -> None:
+    with path.open("w") as handle:
+        for i in range(n):
+            a, b = 3 + i % 17, 5 + (7 * i) % 23
+            handle.write(json.dumps({"id": f"s{i}", "input": f"What is {a} + {b}? Reply with the number only.",
+                                     "output": str(a + b)}) + "\n")
+
+
+def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, out: Path) -> tuple[float, list[str]]:
+    from tinker_chief.engine.server.launcher import start_engine
+    from tinker_chief.evals.connection import Connection
+    from tinker_chief.evals.offline import OfflineConfig, run_offline_async
+    from tinker_chief.evals.sampling import GenerationSettings
+
+    settings = GenerationSettings(max_tokens=max_tokens, temperature=0.0)
+    with start_engine(state_dir=out / "engine") as handle:
+        connection = Connection(handle.base_url, handle.api_key_for_clients)
+
+        async def both() -> tuple[float, list[str]]:
+            warm = OfflineConfig(DEFAULT_MODEL, data, "numeric", settings=settings, limit=concurrency,
+                                 concurrency=concurrency, output_dir=out / "warm")
+            await run_offline_async(warm, connection)
+            config = OfflineConfig(DEFAULT_MODEL, data, "numeric", settings=settings, concurrency=concurrency,
+                                   output_dir=out / "chief")
+            started = time.perf_counter()
+            result = await run_offline_async(config, connection)
+            return time.perf_counter() - started, [r.response or "" for r in result.records]
+
+        return asyncio.run(both())
+
+
+def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, out: Path) -> tuple[float, list[str]]:
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import get_model
+
+    from tinker_chief.evals.inspect_tasks import jsonl_task
+
+    model = get_model("hf/local", model_path=str(materialize_model(DEFAULT_MODEL)), do_sample=False,
+                      device="cpu")
+    common = dict(model=model, display="none", max_tokens=max_tokens, temperature=0.0,
+                  max_connections=concurrency, log_dir=str(out / "hf-logs"))
+    inspect_eval(jsonl_task(data=str(data), scorer="match"), limit=concurrency, **common)  # warm-up
+    started = time.perf_counter()
+    logs = inspect_eval(jsonl_task(data=str(data), scorer="match"), **common)
+    elapsed = time.perf_counter() - started
+    if logs[0].status != "success":
+        raise SystemExit(f"hf baseline failed: {logs[0].error}")
+    by_id = {str(s.id): s.output.completion for s in logs[0].samples}
+    return elapsed, [by_id[f"s{i}"] for i in range(len(by_id))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
+    data = out / "samples.jsonl"
+    write_samples(data, args.n)
+    chief_s, chief_answers = run_chief(data, args.n, args.max_tokens, args.concurrency, out)
+    hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, out)
+    same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {DEFAULT_MODEL}; "
+          f"n={args.n}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy")
+    print(f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s")
+    print(f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s")
+    print(f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}")
+
+
+if __name__ == "__main__":
+    main()

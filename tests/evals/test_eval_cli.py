@@ -1,0 +1,44 @@
+"""`chief eval` on a project created by `chief init`, against the real engine (tiny model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import write_jsonl
+
+TINY = "tiny-random-llama"
+
+
+def chief(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600, env={**os.environ, "TINKER_TELEMETRY": "0"})
+
+
+def test_chief_eval_runs_selected_tasks_records_and_reports_failures(engine, tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus 2?"},
+                          {"role": "assistant", "content": str(i + 2)}]} for i in range(20)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    init = chief("init", str(tmp_path / "proj"), "--use-case", "math", "--base-model", TINY,
+                 "--train", str(tmp_path / "train.jsonl"), cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    project = tmp_path / "proj"
+
+    ok = chief("eval", TINY, "--project", str(project), "--task", "val_nll", "--base-url", engine.base_url,
+               "--json", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    result = json.loads(ok.stdout)
+    (task,) = result["tasks"]
+    assert task["task"] == "val_nll" and task["error"] is None and task["run_id"] is not None
+    assert result["model_ref"] == f"base/{TINY}:v1"
+
+    failing = chief("eval", TINY, "--project", str(project), "--task", "gsm8k", "--base-url", engine.base_url,
+                    "--json", cwd=tmp_path)
+    assert failing.returncode == 1
+    assert "stage rows" in json.loads(failing.stdout)["tasks"][0]["error"]
+
+    wrong = chief("eval", TINY, "--project", str(project), "--task", "nope", "--base-url", engine.base_url,
+                  cwd=tmp_path)
+    assert wrong.returncode == 1 and "has no task(s) ['nope']" in wrong.stderr and "Traceback" not in wrong.stderr
