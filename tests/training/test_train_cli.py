@@ -78,14 +78,13 @@ def test_bad_line_in_data_names_file_line_and_field(tmp_path: Path, engine) -> N
     assert 'train.jsonl:2: field "output"' in str(result.exception)
 
 
-def test_model_the_backend_does_not_serve_is_refused(tmp_path: Path, engine, monkeypatch) -> None:
+def test_model_the_backend_does_not_serve_is_refused(engine) -> None:
     from tinker_chief.errors import ConfigurationError
-    from tinker_chief.training.connect import check_model_served
-    import tinker
+    from tinker_chief.training.connect import Backend, check_model_served
 
-    service = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
+    backend = Backend(None, "local", engine.base_url, engine.api_key_for_clients)
     try:
-        check_model_served(service, "no-such-model", "the engine")
+        check_model_served(backend, "no-such-model", "the engine")
     except ConfigurationError as exc:
         assert "no-such-model" in str(exc) and "tiny-random-llama" in str(exc).lower()
     else:

@@ -1,9 +1,166 @@
-"""`chief` commands of this group (placeholder until its capability lands)."""
+"""`chief demo`: the README's main job, end to end on the embedded SmolLM2, in six screens.
+
+Composed only of the capabilities' library calls: `training.demo.create_demo_project` (the
+synthetic skill + the planner's `init_project`), `planning.make_plan`, one local engine shared
+by `evals.run_suite` and `training.train_project`, the registry's compare/promote/export, and
+`reports.write_report`. It prints; the logic lives in the libraries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.panel import Panel
+
+
+def _screen(console: Console, number: int, title: str, started: float) -> None:
+    console.print()
+    console.rule(f"[bold]{number}/6  {title}[/bold]  [dim]({time.monotonic() - started:.0f}s)[/dim]")
+
+
+def _plan(console: Console, demo: Any) -> None:
+    from tinker_chief.planning import make_plan
+    from tinker_chief.planning.project import write_plan_files
+
+    project = demo.project
+    plan = make_plan(project)
+    paths = write_plan_files(project, plan)
+    cfg = project.config
+    console.print(f"skill: 'What is the secret code for <word>?' -> '<word>-<word>-7' "
+                  f"({demo.train_file.name}: 200 examples, {demo.heldout_file.name}: 50 held out)")
+    console.print(f"base model {cfg.base_model}, LoRA rank {cfg.lora.rank} (mlp+attn+unembed), "
+                  f"lr {cfg.optimizer.learning_rate:.3g}, batch {cfg.schedule.batch_size}, "
+                  f"{plan.schedule.total_steps} steps")
+    if plan.learning_rate.recommended is not None:
+        console.print(f"  lr rule: {plan.learning_rate.recommended.rule}")
+    console.print(f"  rank rule: {plan.capacity.recommended_rank.rule}" if plan.capacity else "")
+    for note in demo.overrides:
+        console.print(f"  demo budget: {note}")
+    console.print(f"plan written: {paths['markdown']}")
+
+
+def _evaluate(console: Console, project: Any, model: str, connection: Any, label: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tinker_chief.cli.eval import _print_suite, _RichProgress
+    from tinker_chief.evals.runner import run_suite
+    from tinker_chief.registry import Registry
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Registry.open(project.registry_path) as registry, Progress(*columns, console=console) as bars:
+        result = run_suite(project.config.eval_suite, model, connection, project_dir=project.root,
+                           registry=registry, progress=_RichProgress(bars))
+    _print_suite(result)
+    if result.failed:
+        console.print(f"[yellow]{label}: {len(result.failed)} task(s) failed; the gate will see missing evidence[/yellow]")
+    return result
+
+
+def _headline(result: Any, task: str) -> float | None:
+    for outcome in result.tasks:
+        if outcome.task == task and outcome.error is None:
+            value = outcome.metrics.get("accuracy", {}).get("value")
+            return float(value) if value is not None else None
+    return None
+
+
+def _promote(console: Console, project: Any, base_ref: str, candidate_ref: str, better: str) -> None:
+    """Base goes to prod as the status quo; the better model must then pass the gate against it."""
+    from tinker_chief.cli.registry import _gate_inputs, _print_comparison
+    from tinker_chief.errors import PromotionRejected
+    from tinker_chief.registry import Registry
+
+    suite, rules = _gate_inputs(project.root)
+    with Registry.open(project.registry_path) as registry:
+        _print_comparison(registry.compare([base_ref, candidate_ref], suite_version=suite.version, rules=rules),
+                          rules.alpha)
+        registry.promote(base_ref, "prod", suite=suite, rules=rules, reason="demo: the base model is the status quo")
+        console.print(f"{base_ref} -> prod (status quo)")
+        if better == base_ref:
+            console.print("the base model stays in prod: the checkpoint is not better on the custom task")
+            return
+        report = registry.check_promotion(candidate_ref, "prod", suite=suite, rules=rules)
+        for note in report.notes:
+            console.print(f"  gate note: {note}")
+        try:
+            registry.apply_promotion(report, reason="demo: better on the custom task")
+            console.print(f"[green]{candidate_ref} passed the gate -> prod ({base_ref} moved to staging)[/green]")
+        except PromotionRejected as exc:
+            console.print(f"[yellow]the gate refused {candidate_ref}; {base_ref} stays in prod:[/yellow]")
+            for reason in exc.reasons:
+                console.print(f"  - {reason}")
+
+
+def _paper_trail(console: Console, project: Any) -> tuple[Path, Path]:
+    from tinker_chief.cli.registry import _gate_inputs
+    from tinker_chief.registry import Registry
+    from tinker_chief.reports import write_report
+
+    suite, _ = _gate_inputs(project.root)
+    markdown = project.root / "MODEL_REGISTRY.md"
+    with Registry.open(project.registry_path) as registry:
+        markdown.write_text(registry.export_markdown(suite=suite), encoding="utf-8")
+    return markdown, write_report(project.root)
+
 
 @click.command(name="demo")
-def demo_command() -> None:
-    """Not available yet."""
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("chief-demo"),
+              show_default=True, help="Where to create the demo project (recreated if it exists).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Train this many steps instead of the plan's (for a quicker look).")
+def demo_command(directory: Path, steps: int | None) -> None:
+    """The whole workflow on the embedded SmolLM2, on CPU, in a few minutes.
 
+    Creates a project with a synthetic skill, plans it, evaluates the base model,
+    LoRA-trains on the local engine, evaluates the checkpoint, records both in the
+    registry, promotes the better one through the gate, and writes MODEL_REGISTRY.md
+    and report.html.
 
+    \b
+    Example:
+      chief demo --dir /tmp/chief-demo
+    """
+    from tinker_chief.cli.train import RichProgress
+    from tinker_chief.evals.connection import start_local
+    from tinker_chief.training import train_project
+    from tinker_chief.training.demo import CUSTOM_TASK, create_demo_project
+
+    logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
+    console, started = Console(), time.monotonic()
+    console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU",
+                            style="bold"))
+    _screen(console, 1, "Project and plan (the doctrine picks every number)", started)
+    demo = create_demo_project(directory, max_steps=steps)
+    project = demo.project
+    _plan(console, demo)
+
+    _screen(console, 2, "Local engine; evaluate the base model", started)
+    with start_local(project.root / ".chief" / "engine") as connection:
+        console.print(f"engine at {connection.base_url} (state in {project.root / '.chief' / 'engine'})")
+        base = _evaluate(console, project, project.config.base_model, connection, "base model")
+
+        _screen(console, 3, "LoRA training through the tinker SDK", started)
+        result = train_project(project, base_url=connection.base_url, observer=RichProgress(console))
+        candidate_ref = result.final.registry_ref if result.final else None
+        if candidate_ref is None:
+            raise click.ClickException("training produced no checkpoint")
+
+        _screen(console, 4, f"Evaluate the trained checkpoint {candidate_ref}", started)
+        tuned = _evaluate(console, project, candidate_ref, connection, "checkpoint")
+
+    before, after = _headline(base, CUSTOM_TASK), _headline(tuned, CUSTOM_TASK)
+    _screen(console, 5, "Compare, then promote the better model through the gate", started)
+    console.print(f"held-out exact match on `{CUSTOM_TASK}`: base {before if before is not None else 'n/a'} -> "
+                  f"checkpoint {after if after is not None else 'n/a'}")
+    better = candidate_ref if (after or 0.0) > (before or 0.0) else base.model_ref
+    _promote(console, project, base.model_ref, candidate_ref, better)
+
+    _screen(console, 6, "Paper trail", started)
+    markdown, report = _paper_trail(console, project)
+    console.print(f"registry: {markdown}\nreport:   {report}\nplan:     {project.root / 'plan.md'}")
+    console.print(f"[bold green]demo finished in {time.monotonic() - started:.0f}s[/bold green]")

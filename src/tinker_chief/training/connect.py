@@ -63,10 +63,13 @@ def check_reachable(base_url: str, timeout: float = 3.0) -> None:
         raise EngineError(f"cannot reach the training backend at {base_url}: {exc.strerror or exc}") from None
 
 
-def check_model_served(service: Any, base_model: str, where: str) -> None:
+def check_model_served(backend: "Backend", base_model: str, where: str) -> None:
     """Refuse a plan whose base model the backend does not serve, listing what it does serve."""
+    import tinker
+
     try:
-        capabilities = service.create_rest_client().get_server_capabilities().result()
+        rest = tinker.RestClient(base_url=backend.base_url, api_key=backend.api_key)
+        capabilities = rest.get_server_capabilities().result()
         models = [m.model_name for m in capabilities.supported_models]
     except Exception as exc:  # the SDK raises its own hierarchy; the message is what matters
         raise EngineError(f"{where}: could not list the served models: {exc}") from None
@@ -100,9 +103,9 @@ def open_backend(
     else:
         connection, where = start_local(project_dir / ".chief" / "engine"), "the local engine"
     try:
-        service = connection.service_client()
+        opened = Backend(connection.service_client(), kind, connection.base_url, connection.api_key)
         if base_model:
-            check_model_served(service, base_model, where)
-        yield Backend(service, kind, connection.base_url, connection.api_key)
+            check_model_served(opened, base_model, where)
+        yield opened
     finally:
         connection.close()
