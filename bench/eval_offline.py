@@ -30,11 +30,14 @@ def write_samples(path: Path, n: int) -> None:
     with path.open("w") as handle:
         for i in range(n):
             a, b = 3 + i % 17, 5 + (7 * i) % 23
-            handle.write(json.dumps({"id": f"s{i}", "input": f"What is {a} + {b}? Reply with the number only.",
+            # An explicit system prompt: SmolLM2's HF chat template would otherwise insert its own
+            # default one, and the two sides would not see the same prompt.
+            handle.write(json.dumps({"id": f"s{i}", "system": "You are a helpful assistant.",
+                                     "input": f"What is {a} + {b}? Reply with the number only.",
                                      "output": str(a + b)}) + "\n")
 
 
-def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, out: Path) -> tuple[float, list[str]]:
+def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, out: Path) -> tuple[float, list[str], dict]:
     from tinker_chief.engine.server.launcher import start_engine
     from tinker_chief.evals.connection import Connection
     from tinker_chief.evals.offline import OfflineConfig, run_offline_async
@@ -54,7 +57,11 @@ def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, out: Path) 
             result = await run_offline_async(config, connection)
             return time.perf_counter() - started, [r.response or "" for r in result.records]
 
-        return asyncio.run(both())
+        elapsed, answers = asyncio.run(both())
+        import httpx
+
+        stats = httpx.get(f"{handle.base_url}/api/v1/engine_stats", timeout=10).json()
+        return elapsed, answers, stats
 
 
 def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, out: Path) -> tuple[float, list[str]]:
@@ -86,13 +93,14 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
     write_samples(data, args.n)
-    chief_s, chief_answers = run_chief(data, args.n, args.max_tokens, args.concurrency, out)
+    chief_s, chief_answers, stats = run_chief(data, args.n, args.max_tokens, args.concurrency, out)
     hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, out)
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {DEFAULT_MODEL}; "
           f"n={args.n}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy")
     print(f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s")
     print(f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s")
+    print(f"engine batching (warm-up included): {stats}")
     print(f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}")
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tinker_chief.evals.sampling import GenerationSettings
 from tinker_chief.evals.evaluators import ConversationNLLEvaluator, GenerativeAccuracyEvaluator, sampler_nll_evaluator
 
 from conftest import write_jsonl
@@ -24,7 +25,7 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
         sampling = await service.create_sampling_client(base_model=TINY)
         sampler_metrics = await sampler_nll_evaluator(conv, TINY, name="val")(sampling)
         accuracy = await GenerativeAccuracyEvaluator.from_jsonl(qa_file, TINY, grader="numeric", name="qa",
-                                                                 settings=None)(sampling)
+                                                                 settings=GenerationSettings(max_tokens=4))(sampling)
         return forward_metrics, sampler_metrics, accuracy
 
     forward_metrics, sampler_metrics, accuracy = asyncio.run(run())
