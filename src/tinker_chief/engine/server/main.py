@@ -59,8 +59,11 @@ class _Server(uvicorn.Server):
             self._announce(self.servers[0].sockets[0].getsockname()[1])
 
     def handle_exit(self, sig, frame) -> None:
-        threading.Thread(target=self._on_signal, daemon=True).start()
+        if not self.should_exit:
+            threading.Thread(target=self._on_signal, daemon=True).start()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after shutting down; a clean shutdown here exits 0 instead.
+        self._captured_signals.clear()
 
 
 def serve(settings: EngineSettings) -> None:

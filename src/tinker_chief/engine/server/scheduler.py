@@ -141,14 +141,18 @@ class Scheduler:
             self._cond.notify()
 
     def stop(self, message: str = "the engine is shutting down") -> None:
-        """Finish the job in progress, fail everything queued, and end the thread."""
+        """Fail everything queued at once, let the job in progress finish, end the thread."""
         with self._cond:
             self._stopping = True
+            dropped = [job.request_id for job in self._ready] + [job.request_id for job in self._samples]
+            dropped += [job.request_id for q in self._models.values() for job in q.parked.values() if job]
             self._ready.clear()
             self._samples.clear()
             for queue in self._models.values():
                 queue.parked.clear()
             self._cond.notify_all()
+        for request_id in filter(None, dropped):
+            self._futures.fail(request_id, FutureError(message, "server", 503))
         self._thread.join(timeout=600)
         self._futures.fail_pending(message)
 
