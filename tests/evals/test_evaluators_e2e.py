@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tinker_chief.evals.sampling import GenerationSettings
+from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.evaluators import ConversationNLLEvaluator, GenerativeAccuracyEvaluator, sampler_nll_evaluator
 
 from conftest import write_jsonl
@@ -26,9 +26,13 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
         sampler_metrics = await sampler_nll_evaluator(conv, TINY, name="val")(sampling)
         accuracy = await GenerativeAccuracyEvaluator.from_jsonl(qa_file, TINY, grader="numeric", name="qa",
                                                                  settings=GenerationSettings(max_tokens=4))(sampling)
-        return forward_metrics, sampler_metrics, accuracy
+        # A saved checkpoint is reachable by its tinker:// path, with the base model's renderer.
+        saved = await training.save_weights_for_sampler("eval-test")
+        checkpoint = await ModelSampler.create(service, saved.path)
+        return forward_metrics, sampler_metrics, accuracy, checkpoint, saved.path
 
-    forward_metrics, sampler_metrics, accuracy = asyncio.run(run())
+    forward_metrics, sampler_metrics, accuracy, checkpoint, path = asyncio.run(run())
+    assert path.startswith("tinker://") and checkpoint.base_model == TINY and checkpoint.model == path
     assert forward_metrics["val/nll"] > 0 and forward_metrics["val/bpb"] > 0
     # A fresh LoRA adapter is zero-initialised, so both paths score the base weights.
     assert forward_metrics["val/nll"] == pytest.approx(sampler_metrics["val/nll"], rel=1e-3)
