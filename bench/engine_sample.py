@@ -1,0 +1,113 @@
+"""Sampling throughput: 16 concurrent SDK `sample` requests vs 16 sequential HF `generate` calls.
+
+Both sides generate exactly `--new-tokens` tokens (64 by default) per request from the same
+chat prompts on the same model and precision, greedy:
+  - baseline: 16 sequential `model.generate(..., max_new_tokens=64, min_new_tokens=64)` calls,
+  - engine: 16 `SamplingClient.sample` futures submitted at once through the tinker SDK to a
+    real engine subprocess (which batches them into one decode loop), no stop sequences.
+Also measured in process: one `TorchBackend.sample` call with the 16 requests (no HTTP).
+Prints aggregate new tokens/s for each and the ratio engine/baseline.
+
+Usage: python bench/engine_sample.py [--model NAME] [--requests 16] [--new-tokens 64] [--dtype auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_common import machine, sdk_engine  # noqa: E402
+
+from tinker_chief.engine.backend import SampleRequest, SamplingSettings  # noqa: E402
+from tinker_chief.engine.compute import TorchBackend  # noqa: E402
+from tinker_chief.models import DEFAULT_MODEL, load_tokenizer  # noqa: E402
+
+QUESTIONS = ["What is the capital of France?", "Write a haiku about the sea.", "What is 2+3?",
+             "Name three colours.", "Why is the sky blue?", "Give me a fun fact about cats.",
+             "How do plants make food?", "What is a prime number?"]
+
+
+def prompts(model: str, count: int) -> list[list[int]]:
+    tokenizer = load_tokenizer(model)
+    out = []
+    for index in range(count):
+        messages = [{"role": "user", "content": QUESTIONS[index % len(QUESTIONS)]}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        out.append(tokenizer(text, add_special_tokens=False).input_ids)
+    return out
+
+
+def bench_hf(backend: TorchBackend, model: str, batch: list[list[int]], new_tokens: int) -> float:
+    """16 sequential generate calls on the backend's own (adapter-free) base model."""
+    base = backend._bases.get(model).model
+    start = time.perf_counter()
+    with torch.no_grad(), backend.precision.autocast():
+        for prompt in batch:
+            ids = torch.tensor([prompt], device=backend.device)
+            base.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                          min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    return time.perf_counter() - start
+
+
+def bench_backend(backend: TorchBackend, model: str, batch: list[list[int]], new_tokens: int) -> float:
+    settings = SamplingSettings(max_tokens=new_tokens, temperature=0.0)
+    requests = [SampleRequest(model, tuple(p), 1, settings) for p in batch]
+    start = time.perf_counter()
+    results = backend.sample(requests)
+    elapsed = time.perf_counter() - start
+    assert all(len(r.sequences[0].tokens) == new_tokens for r in results)
+    return elapsed
+
+
+def bench_sdk(model: str, batch: list[list[int]], new_tokens: int, dtype: str, device: str) -> float:
+    import tinker
+
+    params = tinker.SamplingParams(max_tokens=new_tokens, temperature=0.0, stop=[])
+    with sdk_engine(dtype, device) as service:
+        sampler = service.create_sampling_client(base_model=model).result()
+        warm = sampler.sample(tinker.ModelInput.from_ints(batch[0]), 1, params)
+        warm.result()
+        start = time.perf_counter()
+        futures = [sampler.sample(tinker.ModelInput.from_ints(p), 1, params) for p in batch]
+        results = [f.result() for f in futures]
+        elapsed = time.perf_counter() - start
+    assert all(len(r.sequences[0].tokens) == new_tokens for r in results), "engine stopped early"
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--skip-sdk", action="store_true")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    backend = TorchBackend(device=args.device, dtype=args.dtype)
+    batch = prompts(args.model, args.requests)
+    bench_backend(backend, args.model, batch[:2], 4)  # warm-up: load, allocator, kernels
+    total = args.requests * args.new_tokens
+    hf_s = bench_hf(backend, args.model, batch, args.new_tokens)
+    backend_s = bench_backend(backend, args.model, batch, args.new_tokens)
+    print(f"model {args.model}, {args.requests} requests x {args.new_tokens} new tokens, greedy, "
+          f"precision {backend.precision.name}")
+    print(f"HF generate, sequential      : {hf_s:7.2f} s  {total / hf_s:7.1f} tok/s")
+    print(f"TorchBackend.sample, batched : {backend_s:7.2f} s  {total / backend_s:7.1f} tok/s  "
+          f"ratio {hf_s / backend_s:.2f}x")
+    if not args.skip_sdk:
+        del backend
+        sdk_s = bench_sdk(args.model, batch, args.new_tokens, args.dtype, args.device)
+        print(f"engine via tinker SDK, concurrent: {sdk_s:7.2f} s  {total / sdk_s:7.1f} tok/s  "
+              f"ratio {hf_s / sdk_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
