@@ -3,9 +3,9 @@
 `inspect eval TASK --model tinker/SmolLM2-135M-Instruct-Q4_1` or `--model tinker/tinker://run/...`
 (registered through the `inspect_ai` entry point, see `_inspect_registry.py`). Messages are
 rendered with the model's cookbook renderer by `ModelSampler`; temperature, max tokens, top_p,
-stop sequences, seed, num_choices and logprobs are honoured. Inspect calls `generate` once per
-sample, concurrently up to `max_connections` (default 16, `-M concurrency=N`); the requests
-are in flight together, and the engine batches them. Backend: Inspect's `--model-base-url URL`
+stop sequences, seed, num_choices, logprobs and top_logprobs (where the backend supports them)
+are honoured. Inspect calls `generate` once per sample, concurrently up to `max_connections`
+(default 16, `-M concurrency=N`); the requests are in flight together, and the engine batches them. Backend: Inspect's `--model-base-url URL`
 (and `-M engine_api_key=...` where an engine checks keys), else `connection.connect()` (env,
 Tinker's cloud with `TINKER_API_KEY`, or a local engine started once per process).
 """
@@ -27,6 +27,7 @@ from inspect_ai.model import (
     ModelAPI,
     ModelOutput,
     ModelUsage,
+    TopLogprob,
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
@@ -53,6 +54,10 @@ def _message_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
         role = "user" if message.role == "tool" else message.role
         out.append({"role": role, "content": message.text})
     return out
+
+
+def _finite(logprob: float) -> float:
+    return float(logprob) if math.isfinite(logprob) else -1e9
 
 
 class TinkerModelAPI(ModelAPI):
@@ -100,7 +105,8 @@ class TinkerModelAPI(ModelAPI):
             seed=config.seed,
             stop=tuple(config.stop_seqs or ()),
         )
-        generations = await sampler.generate(_message_dicts(input), settings, num_samples=config.num_choices or 1)
+        generations = await sampler.generate(_message_dicts(input), settings, num_samples=config.num_choices or 1,
+                                             top_logprobs=(config.top_logprobs or 0) if config.logprobs else 0)
         prompt_tokens = sampler.renderer.build_generation_prompt(_message_dicts(input)).length
         choices = [self._choice(g, sampler, bool(config.logprobs)) for g in generations]
         output_tokens = sum(len(g.tokens) for g in generations)
@@ -111,9 +117,12 @@ class TinkerModelAPI(ModelAPI):
     def _choice(self, generation: Generation, sampler: ModelSampler, want_logprobs: bool) -> ChatCompletionChoice:
         logprobs = None
         if want_logprobs and generation.logprobs is not None:
+            tops = generation.top_logprobs or [None] * len(generation.tokens)
             logprobs = Logprobs(content=[
-                Logprob(token=sampler.tokenizer.decode([tok]), logprob=float(lp) if math.isfinite(lp) else -1e9)
-                for tok, lp in zip(generation.tokens, generation.logprobs, strict=False)])
+                Logprob(token=sampler.tokenizer.decode([tok]), logprob=_finite(lp),
+                        top_logprobs=[TopLogprob(token=sampler.tokenizer.decode([t]), logprob=_finite(v))
+                                      for t, v in top] if top else None)
+                for tok, lp, top in zip(generation.tokens, generation.logprobs, tops, strict=False)])
         stop = "max_tokens" if generation.stop_reason == "length" else "stop"
         return ChatCompletionChoice(
             message=ChatMessageAssistant(content=generation.text, model=self.model_name, source="generate"),

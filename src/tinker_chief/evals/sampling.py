@@ -33,6 +33,7 @@ class Generation:
     tokens: list[int]
     logprobs: list[float] | None
     stop_reason: str
+    top_logprobs: list[list[tuple[int, float]] | None] | None = None
 
 
 def model_reference(model: str) -> dict[str, str]:
@@ -81,13 +82,15 @@ class ModelSampler:
                                      top_p=settings.top_p, seed=settings.seed, stop=stop or None)
 
     async def generate(self, messages: list[dict[str, str]], settings: GenerationSettings | None = None,
-                       num_samples: int = 1) -> list[Generation]:
+                       num_samples: int = 1, top_logprobs: int = 0) -> list[Generation]:
+        """Sample `num_samples` answers; `top_logprobs` > 0 asks for that many alternatives per token."""
         settings = settings or self.default_settings
         prompt = self.renderer.build_generation_prompt(messages)
         async with self._semaphore:
             try:
                 response = await self.client.sample(prompt=prompt, num_samples=num_samples,
-                                                    sampling_params=self._sampling_params(settings))
+                                                    sampling_params=self._sampling_params(settings),
+                                                    topk_sample_logprobs=top_logprobs)
             except Exception as exc:
                 raise EvalError(f"sampling from `{self.model}` failed: {_short(exc)}") from None
         return [self._parse(sequence, settings) for sequence in response.sequences]
@@ -100,7 +103,9 @@ class ModelSampler:
         text = _truncate(get_text_content(message), settings.stop)
         stop_reason = str(getattr(sequence, "stop_reason", "") or "")
         logprobs = list(sequence.logprobs) if getattr(sequence, "logprobs", None) is not None else None
-        return Generation(text=text, tokens=tokens, logprobs=logprobs, stop_reason=stop_reason)
+        top = getattr(sequence, "topk_logprobs", None)
+        return Generation(text=text, tokens=tokens, logprobs=logprobs, stop_reason=stop_reason,
+                          top_logprobs=list(top) if top is not None else None)
 
     async def generate_text(self, messages: list[dict[str, str]], max_tokens: int = 256) -> str:
         """`TextGenerator` protocol: one greedy answer (used when this model judges)."""
