@@ -17,7 +17,7 @@ def chief(*args, cwd):
                           cwd=cwd, timeout=600, env={**os.environ, "TINKER_TELEMETRY": "0"})
 
 
-def test_chief_eval_runs_selected_tasks_records_and_reports_failures(engine, tmp_path):
+def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"What is {i} plus 2?"},
                           {"role": "assistant", "content": str(i + 2)}]} for i in range(20)]
     write_jsonl(tmp_path / "train.jsonl", rows)
@@ -33,11 +33,6 @@ def test_chief_eval_runs_selected_tasks_records_and_reports_failures(engine, tmp
     (task,) = result["tasks"]
     assert task["task"] == "val_nll" and task["error"] is None and task["run_id"] is not None
     assert result["model_ref"] == f"base/{TINY}:v1"
-
-    failing = chief("eval", TINY, "--project", str(project), "--task", "gsm8k", "--base-url", engine.base_url,
-                    "--json", cwd=tmp_path)
-    assert failing.returncode == 1
-    assert "stage rows" in json.loads(failing.stdout)["tasks"][0]["error"]
 
     wrong = chief("eval", TINY, "--project", str(project), "--task", "nope", "--base-url", engine.base_url,
                   cwd=tmp_path)
