@@ -17,10 +17,10 @@ DEFAULT_STATE_DIR = Path(".chief") / "engine"
 def export_checkpoint(tinker_path: str, out_dir: Path, *, merged: bool = False,
                       state_dir: Path = DEFAULT_STATE_DIR) -> Path:
     """Write the checkpoint to `out_dir` (must be absent or empty); returns `out_dir`."""
+    store = CheckpointStore(Path(state_dir))
+    record, directory = store.resolve(tinker_path)  # before importing torch: bad paths fail fast
     from tinker_chief.engine.compute import export_adapter, export_merged
 
-    store = CheckpointStore(Path(state_dir))
-    record, directory = store.resolve(tinker_path)
     if merged:
         export_merged(directory, store.get_run(record.run_id).base_model, Path(out_dir))
     else:
