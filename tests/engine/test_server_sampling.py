@@ -60,7 +60,10 @@ def test_stop_tokens_and_stop_strings(base_sampler, prompt, tokenizer):
 
 def test_default_max_tokens_when_none(base_sampler, prompt):
     response = _sample(base_sampler, prompt, max_tokens=None, temperature=0, stop=[])
-    assert len(response.sequences[0].tokens) > 0  # the engine chose a default instead of refusing
+    assert len(response.sequences[0].tokens) == 128  # the engine's default instead of a refusal
+    near_limit = types.ModelInput.from_ints([5] * 2040)  # tiny-random-llama's context is 2048
+    clipped = _sample(base_sampler, near_limit, max_tokens=None, temperature=0, stop=[])
+    assert len(clipped.sequences[0].tokens) == 8  # the default shrinks to what still fits
 
 
 def test_prompt_logprobs_and_topk(base_sampler, prompt):

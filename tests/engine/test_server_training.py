@@ -160,3 +160,11 @@ def test_ppo_clip_threshold_comes_from_loss_fn_config(service_client, tokens):
                                         "logprobs": (current - 0.5).astype(np.float32), "advantages": advantages})
     output = tc.forward([datum], "ppo", {"clip_low_threshold": 0.5, "clip_high_threshold": 1.5}).result()
     assert output.metrics["loss:sum"] == pytest.approx(-1.5 * advantages.sum(), rel=1e-4)
+
+
+def test_unload_model_frees_the_client(raw, tokens):
+    model_id = raw_model(raw, seed=13)
+    unloaded = raw.post("/unload_model", json={"model_id": model_id})
+    assert wait_raw(raw, unloaded.json()["request_id"]).json()["model_id"] == model_id
+    after = raw.post("/forward_backward", content=fb_body(model_id, 1, [sft_datum(tokens[0])]))
+    assert after.status_code == 404 and "unknown model_id" in after.json()["error"]

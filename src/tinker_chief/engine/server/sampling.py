@@ -9,6 +9,8 @@ batches concurrent requests into one backend call.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from tinker.types.create_sampling_session_request import CreateSamplingSessionRequest
 from tinker.types.sample_request import SampleRequest as WireSampleRequest
@@ -65,6 +67,10 @@ class SamplingService:
         eos = info.eos_tokens if info else ()
         backend_request = codec.sample_request(request, state.sampler_key, eos)
         if info is not None:
+            if request.sampling_params.max_tokens is None:  # our default must fit, the client's must not
+                room = max(1, info.max_context_length - len(backend_request.prompt))
+                settings = replace(backend_request.settings, max_tokens=min(backend_request.settings.max_tokens, room))
+                backend_request = replace(backend_request, settings=settings)
             _check_prompt(backend_request.prompt, backend_request.settings.max_tokens, info)
         request_id = self.engine.futures.create("sample")
         self.engine.scheduler.submit_sample(

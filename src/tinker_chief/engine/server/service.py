@@ -80,7 +80,9 @@ class EngineService:
                                 "create a new ServiceClient)")
 
     def finish_session(self, session_id: str) -> None:
-        self.require_session(session_id)
+        # Lenient on purpose: a client closing after an engine restart should not crash its script.
+        with self._lock:
+            self.sessions.discard(session_id)
 
     # -- models ------------------------------------------------------------------------------
 
