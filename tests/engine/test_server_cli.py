@@ -71,3 +71,12 @@ def test_export_unknown_path_is_a_clear_error(tmp_path):
     assert process.returncode == 1
     assert "Error: unknown checkpoint tinker://nope/weights/x" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_ensure_engine_reuses_a_running_engine_without_owning_it(engine, tmp_path):
+    from tinker_chief.engine.server.launcher import engine_is_up, ensure_engine
+
+    with ensure_engine(engine.base_url, state_dir=tmp_path) as reused:
+        assert reused.base_url == engine.base_url and not reused.owned
+    assert engine_is_up(engine.base_url)  # leaving the block did not stop someone else's engine
+    assert not engine_is_up("http://127.0.0.1:9")  # nothing listens there
