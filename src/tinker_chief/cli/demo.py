@@ -32,7 +32,8 @@ def _plan(console: Console, demo: Any) -> None:
     paths = write_plan_files(project, plan)
     cfg = project.config
     console.print(f"skill: 'What is the secret code for <word>?' -> '<word>-<word>-7' "
-                  f"({demo.train_file.name}: 200 examples, {demo.heldout_file.name}: 50 held out)")
+                  f"({len(demo.train_file.read_text().splitlines())} training examples, "
+                  f"{len(demo.heldout_file.read_text().splitlines())} held out)")
     console.print(f"base model {cfg.base_model}, LoRA rank {cfg.lora.rank} (mlp+attn+unembed), "
                   f"lr {cfg.optimizer.learning_rate:.3g}, batch {cfg.schedule.batch_size}, "
                   f"{plan.schedule.total_steps} steps")
@@ -72,28 +73,37 @@ def _headline(result: Any, task: str) -> float | None:
 def _promote(console: Console, project: Any, base_ref: str, candidate_ref: str, better: str) -> None:
     """Base goes to prod as the status quo; the better model must then pass the gate against it."""
     from tinker_chief.cli.registry import _gate_inputs, _print_comparison
-    from tinker_chief.errors import PromotionRejected
     from tinker_chief.registry import Registry
 
     suite, rules = _gate_inputs(project.root)
     with Registry.open(project.registry_path) as registry:
         _print_comparison(registry.compare([base_ref, candidate_ref], suite_version=suite.version, rules=rules),
                           rules.alpha)
-        registry.promote(base_ref, "prod", suite=suite, rules=rules, reason="demo: the base model is the status quo")
-        console.print(f"{base_ref} -> prod (status quo)")
+        if not _through_gate(console, registry, base_ref, suite, rules, "the base model is the status quo"):
+            return
         if better == base_ref:
             console.print("the base model stays in prod: the checkpoint is not better on the custom task")
             return
-        report = registry.check_promotion(candidate_ref, "prod", suite=suite, rules=rules)
-        for note in report.notes:
-            console.print(f"  gate note: {note}")
-        try:
-            registry.apply_promotion(report, reason="demo: better on the custom task")
-            console.print(f"[green]{candidate_ref} passed the gate -> prod ({base_ref} moved to staging)[/green]")
-        except PromotionRejected as exc:
-            console.print(f"[yellow]the gate refused {candidate_ref}; {base_ref} stays in prod:[/yellow]")
-            for reason in exc.reasons:
-                console.print(f"  - {reason}")
+        _through_gate(console, registry, candidate_ref, suite, rules, "better on the custom task")
+
+
+def _through_gate(console: Console, registry: Any, ref: str, suite: Any, rules: Any, why: str) -> bool:
+    """Promote `ref` to prod if the gate passes; print the verdict either way."""
+    from tinker_chief.errors import PromotionRejected
+
+    report = registry.check_promotion(ref, "prod", suite=suite, rules=rules)
+    for note in report.notes:
+        console.print(f"  gate note: {note}")
+    try:
+        registry.apply_promotion(report, reason=f"demo: {why}")
+    except PromotionRejected as exc:
+        console.print(f"[yellow]the gate refused {ref} for prod:[/yellow]")
+        for reason in exc.reasons:
+            console.print(f"  - {reason}")
+        return False
+    moved = f" ({report.prod_ref} moved to staging)" if report.prod_ref else ""
+    console.print(f"[green]{ref} passed the gate -> prod{moved}[/green] ({why})")
+    return True
 
 
 def _paper_trail(console: Console, project: Any) -> tuple[Path, Path]:
@@ -113,7 +123,9 @@ def _paper_trail(console: Console, project: Any) -> tuple[Path, Path]:
               show_default=True, help="Where to create the demo project (recreated if it exists).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Train this many steps instead of the plan's (for a quicker look).")
-def demo_command(directory: Path, steps: int | None) -> None:
+@click.option("--base-model", default=None,
+              help="Another catalog model (e.g. tiny-random-llama for a smoke run) [default: SmolLM2-135M-Instruct-Q4_1].")
+def demo_command(directory: Path, steps: int | None, base_model: str | None) -> None:
     """The whole workflow on the embedded SmolLM2, on CPU, in a few minutes.
 
     Creates a project with a synthetic skill, plans it, evaluates the base model,
@@ -135,7 +147,7 @@ def demo_command(directory: Path, steps: int | None) -> None:
     console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU",
                             style="bold"))
     _screen(console, 1, "Project and plan (the doctrine picks every number)", started)
-    demo = create_demo_project(directory, max_steps=steps)
+    demo = create_demo_project(directory, max_steps=steps, base_model=base_model)
     project = demo.project
     _plan(console, demo)
 

@@ -43,22 +43,22 @@ def _demo_suite(suite: EvalSuite) -> tuple[EvalSuite, list[str]]:
                 "settings": task.settings.model_copy(update={"max_tokens": 16})})
             notes.append(f"eval suite: custom task `{CUSTOM_TASK}` graded by exact match (the rule is exact)")
         elif task.kind == "safety":
-            task = task.model_copy(update={"settings": task.settings.model_copy(update={"max_tokens": 48, "limit": 4})})
-            notes.append("eval suite: safety on 4 prompts per category, answers capped at 48 tokens "
+            task = task.model_copy(update={"settings": task.settings.model_copy(update={"max_tokens": 32, "limit": 3})})
+            notes.append("eval suite: safety on 3 prompts per category, answers capped at 32 tokens "
                          "(refusals show in the first sentence)")
         tasks.append(task)
     return EvalSuite(name=suite.name, tasks=tasks), notes
 
 
 def create_demo_project(directory: Path, n_train: int = 200, n_heldout: int = 50, seed: int = 0,
-                        max_steps: int | None = None) -> DemoProject:
+                        max_steps: int | None = None, base_model: str | None = None) -> DemoProject:
     """Init and plan the demo project in `directory` (recreated if it exists)."""
     from tinker_chief.models import DEFAULT_MODEL
     from tinker_chief.planning import init_project
 
     directory = Path(directory).resolve()
     train_file, heldout_file = write_secret_code_skill(directory / "skill", n_train, n_heldout, seed)
-    project = init_project(directory, use_case="chat", base_model=DEFAULT_MODEL, train=train_file,
+    project = init_project(directory, use_case="chat", base_model=base_model or DEFAULT_MODEL, train=train_file,
                            val=heldout_file, task="sl", name="secret-code", force=True)
     config = project.config.model_copy(deep=True)
     suite, overrides = _demo_suite(config.eval_suite)

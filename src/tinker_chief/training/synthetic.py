@@ -4,7 +4,8 @@ A copy-style rule the model can apply token by token, so a couple of minutes of 
 moves held-out exact match from ~0% to most answers right (the reference measurement on
 SmolLM2 went 0% -> 76% with this rule). Words are pronounceable pseudo-words built from
 syllables with a seeded generator: deterministic, no word list shipped, and never seen in
-pre-training as "secret codes". Rows use the planner's `{"input", "output"}` shape.
+pre-training as "secret codes". Rows are chats (`{"messages": [...]}`), the one format every
+consumer takes: training, held-out NLL, and the planner's product-eval file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def pseudo_words(count: int, seed: int = 0) -> list[str]:
 
 
 def secret_code_rows(n_train: int = 200, n_heldout: int = 50, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    rows = [{"input": QUESTION.format(word=w), "output": secret_code(w)} for w in pseudo_words(n_train + n_heldout, seed)]
+    rows = [{"messages": [{"role": "user", "content": QUESTION.format(word=w)},
+                          {"role": "assistant", "content": secret_code(w)}]}
+            for w in pseudo_words(n_train + n_heldout, seed)]
     return rows[:n_train], rows[n_train:]
 
 
