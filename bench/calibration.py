@@ -47,7 +47,7 @@ def score(dtype: str, model: str, items: list[MCQuestion], concurrency: int, sta
 
         async def run():
             sampler = await ModelSampler.create(service, model, concurrency)
-            await run_calibration(sampler, items[:concurrency])  # warm-up
+            await run_calibration(sampler, items[:2])  # warm-up (model loaded, first batches run)
             started = time.perf_counter()
             records = await run_calibration(sampler, items)
             return time.perf_counter() - started, records
