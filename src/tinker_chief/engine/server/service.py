@@ -120,7 +120,8 @@ class EngineService:
         self.models[model.model_id] = model
         self.scheduler.open_model(model.model_id)
 
-    def _forget_on_error(self, model_id: str, run):
+    def _forget_on_error(self, model_id: str, run: Callable[[], dict]) -> Callable[[], dict]:
+        """A model whose creation failed disappears again, so the client can retry cleanly."""
         def wrapped() -> dict:
             try:
                 return run()
