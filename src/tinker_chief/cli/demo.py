@@ -120,7 +120,7 @@ def _paper_trail(console: Console, project: Any) -> tuple[Path, Path]:
 
 @click.command(name="demo")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("chief-demo"),
-              show_default=True, help="Where to create the demo project (recreated if it exists).")
+              show_default=True, help="Where to create the demo project (an earlier demo there is replaced).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Train this many steps instead of the plan's (for a quicker look).")
 @click.option("--base-model", default=None,

@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSuite, EvalTask
 from tinker_chief.planning import Project, save_project
 from tinker_chief.training.synthetic import write_secret_code_skill
 
 DEMO_TASKS = ("nll", "jsonl", "safety", "calibration")  # eval kinds the demo keeps
 CUSTOM_TASK = "secret_code"
+DEMO_NAME = "secret-code"
 
 
 @dataclass
@@ -50,16 +52,35 @@ def _demo_suite(suite: EvalSuite) -> tuple[EvalSuite, list[str]]:
     return EvalSuite(name=suite.name, tasks=tasks), notes
 
 
+def _clear_previous_demo(directory: Path) -> None:
+    """Remove an earlier demo here (its registry and runs too); refuse to touch anything else."""
+    import shutil
+    import tomllib
+
+    if not directory.exists() or not any(directory.iterdir()):
+        return
+    config = directory / "chief.toml"
+    try:
+        is_demo = tomllib.loads(config.read_text()).get("name") == DEMO_NAME
+    except (OSError, tomllib.TOMLDecodeError):
+        is_demo = False
+    if not is_demo:
+        raise ConfigurationError(f"--dir {directory}: exists and is not a chief demo project; "
+                                 "choose an empty or new directory")
+    shutil.rmtree(directory)
+
+
 def create_demo_project(directory: Path, n_train: int = 200, n_heldout: int = 50, seed: int = 0,
                         max_steps: int | None = None, base_model: str | None = None) -> DemoProject:
-    """Init and plan the demo project in `directory` (recreated if it exists)."""
+    """Init and plan the demo project in `directory` (an earlier demo there is replaced)."""
     from tinker_chief.models import DEFAULT_MODEL
     from tinker_chief.planning import init_project
 
     directory = Path(directory).resolve()
+    _clear_previous_demo(directory)
     train_file, heldout_file = write_secret_code_skill(directory / "skill", n_train, n_heldout, seed)
     project = init_project(directory, use_case="chat", base_model=base_model or DEFAULT_MODEL, train=train_file,
-                           val=heldout_file, task="sl", name="secret-code", force=True)
+                           val=heldout_file, task="sl", name=DEMO_NAME)
     config = project.config.model_copy(deep=True)
     suite, overrides = _demo_suite(config.eval_suite)
     config.eval_suite = suite
