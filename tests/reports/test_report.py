@@ -63,9 +63,11 @@ def _project(tmp_path: Path) -> Path:
             registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="safety",
                                  metrics=[MetricValue("refusal_rate", 0.9 - acc / 2, 0.5, 0.95, 20)],
                                  headline_metric="refusal_rate")
+            # v1's reliability bins come from its log file, v2's from the run settings `chief eval` records
             registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="calibration",
-                                 metrics=[MetricValue("ece", 0.2), MetricValue("brier", 0.5)],
-                                 headline_metric="ece", log_location=str(log))
+                                 metrics=[MetricValue("ece", 0.2), MetricValue("brier", 0.5)], headline_metric="ece",
+                                 log_location=str(log) if name == "base" else None,
+                                 settings={"reliability": bins} if name == "tuned" else {})
     return tmp_path
 
 
@@ -84,6 +86,10 @@ def test_report_has_every_section_with_images_and_tables(tmp_path: Path) -> None
         assert f'<table class="{table}">' in page
     assert "demo:v2" in page and "refusal_rate" in page
     assert 'class="none"' not in page  # every section had data, none says "not recorded"
+    from tinker_chief.reports.collect import collect, reliability_table
+
+    tables = [reliability_table(r) for r in collect(project).results if r.task == "calibration"]
+    assert len(tables) == 2 and all(t == tables[0] for t in tables) and len(tables[0]) == 5
 
 
 def test_report_without_runs_or_registry_says_what_is_missing(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ class TaskResult:
     headline: str | None
     metrics: dict[str, Any]  # name -> MetricValue
     log_location: str | None
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,7 +125,7 @@ def collect(project_dir: Path) -> ReportData:
             for model in models:
                 for task, run in sorted(registry.latest_results(model.ref).items()):
                     results.append(TaskResult(model.ref, task, run.suite_version, run.headline_metric,
-                                              dict(run.metrics), run.log_location))
+                                              dict(run.metrics), run.log_location, dict(run.settings or {})))
     return ReportData(project_dir, str(config.get("name", project_dir.name)), _plan_summary(config),
                       _plan_rules(project_dir), _runs(project_dir), models, results, history,
                       registry_path if registry_path.exists() else None)
@@ -139,7 +140,11 @@ def is_calibration(task: str) -> bool:
 
 
 def reliability_table(result: TaskResult) -> list[dict[str, Any]] | None:
-    """The calibration run's reliability bins, from its log (a JSON object with `reliability`)."""
+    """The calibration run's reliability bins: recorded in the run's settings by `chief eval`,
+    else found in its log (a JSON object with `reliability`)."""
+    recorded = _find_reliability(result.settings)
+    if recorded:
+        return recorded
     if not result.log_location:
         return None
     path = Path(result.log_location)
