@@ -111,3 +111,14 @@ def test_sampling_from_saved_checkpoint_matches_ephemeral_snapshot(service_clien
     assert a[1:] == pytest.approx(b[1:], abs=1e-5)
     base = service_client.create_sampling_client(base_model=TINY).result().compute_logprobs(prompt).result()
     assert a[1:] != pytest.approx(base[1:], abs=1e-4)  # the trained adapter is really applied
+
+
+def test_checkpoint_sampler_survives_eviction_from_the_backend_cache(service_client, prompt):
+    """The backend keeps at most 32 adapter samplers; many snapshots must not break older clients."""
+    tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=10).result()
+    path = tc.save_weights_for_sampler("evictable").result().path
+    saved = service_client.create_sampling_client(model_path=path).result()
+    expected = saved.compute_logprobs(prompt).result()
+    for _ in range(34):  # each ephemeral snapshot takes a cache slot
+        tc.save_weights_and_get_sampling_client().result()
+    assert saved.compute_logprobs(prompt).result()[1:] == pytest.approx(expected[1:], abs=1e-6)

@@ -15,6 +15,7 @@ import numpy as np
 from tinker.types.create_sampling_session_request import CreateSamplingSessionRequest
 from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
+from tinker_chief.engine.backend import SampleRequest
 from tinker_chief.engine.server import codec
 from tinker_chief.engine.server.basemodels import BaseInfo, canonical_name
 from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError
@@ -58,6 +59,15 @@ class SamplingService:
                                 "create a new sampling client)")
         return state
 
+    def _reloader(self, state: SamplerState):
+        """Compute-thread hook: the backend keeps a bounded cache of adapters, so a checkpoint's
+        sampler may have been evicted; `load_sampler` returns the cached key or loads it again."""
+        def refresh(request: SampleRequest) -> SampleRequest:
+            _, directory = self.engine.store.resolve(state.model_path)
+            state.sampler_key = self.engine.backend.load_sampler(directory)
+            return replace(request, sampler=state.sampler_key)
+        return refresh
+
     def describe(self, sampler_id: str) -> dict:
         state = self.sampler(sampler_id)
         return {"sampler_id": sampler_id, "base_model": state.base_model, "model_path": state.model_path}
@@ -74,7 +84,8 @@ class SamplingService:
             _check_prompt(backend_request.prompt, backend_request.settings.max_tokens, info)
         request_id = self.engine.futures.create("sample")
         self.engine.scheduler.submit_sample(
-            request_id, backend_request, lambda result: codec.encode_sample(result, request))
+            request_id, backend_request, lambda result: codec.encode_sample(result, request),
+            refresh=self._reloader(state) if state.model_path else None)
         return {"request_id": request_id,
                 "sample_sequence_ids": [f"{request_id}:{i}" for i in range(request.num_samples)]}
 

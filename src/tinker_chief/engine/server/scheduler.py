@@ -45,6 +45,9 @@ class _SampleJob:
     request_id: str
     request: SampleRequest
     encode: Callable[[SampleResult], Payload]
+    # Runs on the compute thread just before sampling: re-resolves a sampler the backend may
+    # have evicted from its cache since the request was accepted.
+    refresh: Callable[[SampleRequest], SampleRequest] | None = None
 
 
 @dataclass
@@ -134,10 +137,10 @@ class Scheduler:
             self._cond.notify()
         return outcome
 
-    def submit_sample(self, request_id: str, request: SampleRequest,
-                      encode: Callable[[SampleResult], Payload]) -> None:
+    def submit_sample(self, request_id: str, request: SampleRequest, encode: Callable[[SampleResult], Payload],
+                      refresh: Callable[[SampleRequest], SampleRequest] | None = None) -> None:
         with self._cond:
-            self._samples.append(_SampleJob(request_id, request, encode))
+            self._samples.append(_SampleJob(request_id, request, encode, refresh))
             self._cond.notify()
 
     def stop(self, message: str = "the engine is shutting down") -> None:
@@ -218,6 +221,9 @@ class Scheduler:
             self._futures.complete(job.request_id, payload)
 
     def _run_samples(self, batch: list[_SampleJob]) -> None:
+        batch = [job for job in batch if self._refreshed(job)]
+        if not batch:
+            return
         self.stats["sample_batches"] += 1
         self.stats["sample_requests"] += len(batch)
         self.stats["largest_sample_batch"] = max(self.stats["largest_sample_batch"], len(batch))
@@ -235,6 +241,16 @@ class Scheduler:
                 self._futures.complete(job.request_id, job.encode(result))
             except Exception as exc:
                 self._fail(job.request_id, exc)
+
+    def _refreshed(self, job: _SampleJob) -> bool:
+        if job.refresh is None:
+            return True
+        try:
+            job.request, job.refresh = job.refresh(job.request), None
+        except Exception as exc:
+            self._fail(job.request_id, exc)
+            return False
+        return True
 
     def _fail(self, request_id: str, exc: Exception) -> None:
         status = status_of(exc)
