@@ -6,7 +6,7 @@ import httpx
 import pytest
 import tinker
 
-from support import TINY
+from server_support import TINY
 from tinker_chief.errors import EngineError
 
 KEY = "tml-test-key-0123456789"

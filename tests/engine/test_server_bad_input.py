@@ -10,7 +10,7 @@ import pytest
 import tinker
 from tinker import types
 
-from support import TINY, fb_body, raw_model, sft_datum
+from server_support import TINY, fb_body, raw_model, sft_datum
 
 OUTSIDE_VOCAB = 100_000
 

@@ -9,7 +9,7 @@ import pytest
 import tinker
 from tinker import types
 
-from support import TEXTS, TINY, logprobs_of, sft_datum
+from server_support import TEXTS, TINY, logprobs_of, sft_datum
 
 
 def _client(engine) -> tinker.ServiceClient:

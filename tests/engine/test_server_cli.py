@@ -11,7 +11,7 @@ import time
 import httpx
 from click.testing import CliRunner
 
-from support import TINY, fb_body, raw_model, sft_datum
+from server_support import TINY, fb_body, raw_model, sft_datum
 from tinker_chief.cli.main import cli
 from tinker_chief.engine.server.main import READY_PREFIX
 

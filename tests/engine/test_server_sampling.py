@@ -7,7 +7,7 @@ import concurrent.futures
 import pytest
 from tinker import types
 
-from support import TINY
+from server_support import TINY
 
 
 @pytest.fixture(scope="module")

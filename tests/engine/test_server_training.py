@@ -13,7 +13,7 @@ import pytest
 from tinker import types
 from tinker.proto.response_conv import deserialize_forward_backward_output
 
-from support import TEXTS, TINY, fb_body, logprobs_of, raw_model, sft_datum, wait_raw
+from server_support import TEXTS, TINY, fb_body, logprobs_of, raw_model, sft_datum, wait_raw
 
 
 @pytest.fixture(scope="module")
