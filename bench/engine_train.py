@@ -16,8 +16,10 @@ Usage: python bench/engine_train.py [--model NAME] [--batch 8] [--seq 256] [--st
 from __future__ import annotations
 
 import argparse
-import gc
+import contextlib
+import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +53,7 @@ def step_flops(config, tokens: int, seq: int) -> float:
     return tokens * (4 * matmul_params + 2 * attention)
 
 
-def bench_backend(args, data) -> tuple[float, float, object]:
+def backend_step(args, data):
     backend = TorchBackend(device=args.device, dtype=args.dtype)
     backend.create_training_model("bench", args.model, LoraSpec(rank=RANK, seed=0))
 
@@ -59,12 +61,10 @@ def bench_backend(args, data) -> tuple[float, float, object]:
         backend.forward_backward("bench", data, "cross_entropy", {}, forward_only=False)
         backend.optim_step("bench", STEP)
 
-    seconds = timed(step, args.steps)
-    config = backend._bases.get(args.model).model.config
-    return seconds, backend.precision, (config, backend.lora_config("bench"), backend._bases.get(args.model).local_dir)
+    return step, backend
 
 
-def bench_peft(args, data, lora_config, local_dir, precision) -> float:
+def peft_step(data, lora_config, local_dir, precision):
     """The baseline: the textbook PEFT training step, same LoRA targets, same autocast."""
     import copy
 
@@ -86,25 +86,35 @@ def bench_peft(args, data, lora_config, local_dir, precision) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return timed(step, args.steps)
+    return step
 
 
-def bench_sdk(args, data) -> float:
+def sdk_step(service, args, data):
     import tinker
 
     sdk_data = [tinker.Datum(model_input=tinker.ModelInput.from_ints(d.tokens.tolist()),
-                             loss_fn_inputs={k: v for k, v in d.loss_fn_inputs.items()}) for d in data]
+                             loss_fn_inputs=dict(d.loss_fn_inputs)) for d in data]
     adam = tinker.AdamParams(learning_rate=STEP.learning_rate)
-    with sdk_engine(args.dtype, args.device) as service:
-        client = service.create_lora_training_client(base_model=args.model, rank=RANK, seed=0).result()
+    client = service.create_lora_training_client(base_model=args.model, rank=RANK, seed=0).result()
 
-        def step() -> None:
-            fb = client.forward_backward(sdk_data, "cross_entropy")
-            opt = client.optim_step(adam)
-            fb.result()
-            opt.result()
+    def step() -> None:
+        fb = client.forward_backward(sdk_data, "cross_entropy")
+        opt = client.optim_step(adam)
+        fb.result()
+        opt.result()
 
-        return timed(step, args.steps)
+    return step
+
+
+def interleaved(steps: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
+    """Median seconds per side, sides alternating each round so load drift hits all alike."""
+    for step in steps.values():
+        step()  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            samples[name].append(timed(step, 1, warmup=0))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -112,7 +122,7 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed rounds per side")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--skip-sdk", action="store_true", help="measure only the in-process sides")
@@ -121,19 +131,22 @@ def main() -> None:
     tokens = args.batch * args.seq
     print(f"machine: {machine()}")
     data = make_batch(args.batch, args.seq, int(load_model_config(args.model)["vocab_size"]))
-    backend_s, precision, (config, lora_config, local_dir) = bench_backend(args, data)
-    gc.collect()
-    peft_s = bench_peft(args, data, lora_config, local_dir, precision)
-    gc.collect()
+    backend_fn, backend = backend_step(args, data)
+    precision, base = backend.precision, backend._bases.get(args.model)
+    steps = {"peft": peft_step(data, backend.lora_config("bench"), base.local_dir, precision),
+             "backend": backend_fn}
+    with contextlib.ExitStack() as stack:
+        if not args.skip_sdk:
+            steps["sdk"] = sdk_step(stack.enter_context(sdk_engine(args.dtype, args.device)), args, data)
+        seconds = interleaved(steps, args.steps)
     print(f"model {args.model}, batch {args.batch}x{args.seq}, LoRA r={RANK}, precision {precision.name}, "
-          f"median of {args.steps} steps after 1 warm-up")
-    print(f"plain PEFT in-process      : {peft_s:7.2f} s/step  {tokens / peft_s:8.0f} tok/s")
-    print(f"TorchBackend in-process    : {backend_s:7.2f} s/step  {tokens / backend_s:8.0f} tok/s  "
-          f"ratio vs PEFT {peft_s / backend_s:.2f}")
-    if not args.skip_sdk:
-        sdk_s = bench_sdk(args, data)
-        print(f"engine via tinker SDK/HTTP : {sdk_s:7.2f} s/step  {tokens / sdk_s:8.0f} tok/s  "
-              f"ratio vs PEFT {peft_s / sdk_s:.2f}")
+          f"median of {args.steps} interleaved rounds after 1 warm-up")
+    labels = {"peft": "plain PEFT in-process     ", "backend": "TorchBackend in-process   ",
+              "sdk": "engine via tinker SDK/HTTP"}
+    for name, value in seconds.items():
+        ratio = "" if name == "peft" else f"  ratio vs PEFT {seconds['peft'] / value:.2f}"
+        print(f"{labels[name]}: {value:7.2f} s/step  {tokens / value:8.0f} tok/s{ratio}")
+    config, backend_s = base.model.config, seconds["backend"]
     flops = step_flops(config, tokens, args.seq)
     achieved = flops / backend_s
     for dtype in (torch.bfloat16, torch.float32):
