@@ -72,6 +72,9 @@ def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None =
     log_file.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.pop(API_KEY_ENV, None)
+    # The engine shares the cores with its client (trainer, evals); OpenMP threads that spin while
+    # idle starve that client and made the engine many times slower on a busy 2-core machine.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if api_key:
         env[API_KEY_ENV] = api_key
     command = [sys.executable, "-m", "tinker_chief.engine.server", "--host", host, "--port", str(port or 0),
