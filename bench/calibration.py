@@ -42,8 +42,9 @@ def score(dtype: str, model: str, items: list[MCQuestion], concurrency: int, sta
     from tinker_chief.evals.connection import Connection
     from tinker_chief.evals.sampling import ModelSampler
 
-    with start_engine(state_dir=state / dtype, dtype=dtype) as handle:
-        service = Connection(handle.base_url, handle.api_key_for_clients).service_client()
+    with start_engine(state_dir=state / dtype, dtype=dtype) as handle, \
+            Connection(handle.base_url, handle.api_key_for_clients) as connection:
+        service = connection.service_client()
 
         async def run():
             sampler = await ModelSampler.create(service, model, concurrency)

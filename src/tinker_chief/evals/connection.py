@@ -47,6 +47,13 @@ class Connection:
         return self._service_client
 
     def close(self) -> None:
+        if self._service_client is not None:
+            # Ends the SDK session first, so it stops heartbeating into an engine we stop next.
+            try:
+                self._service_client.close("success").result(timeout=10)
+            except Exception:  # noqa: BLE001 - closing is best effort; the engine may be gone already
+                pass
+            self._service_client = None
         if self.started_engine is not None:
             self.started_engine.stop()
             self.started_engine = None
