@@ -48,10 +48,11 @@ def test_rl_samples_groups_and_trains_with_a_kl_penalty(tmp_path: Path, engine) 
 
 
 def test_prompt_distillation_labels_with_the_teacher_prompt_once(tmp_path: Path, engine) -> None:
-    project = make_project(tmp_path, task="distill", distill={"teacher_prompt": "Answer in one word."}, **SHORT)
+    project = make_project(tmp_path, task="distill", n_train=8, distill={"teacher_prompt": "Answer in one word."},
+                           **SHORT)
     spec = spec_from_project(load_project(project))
     # The random tiny teacher's greedy answer is often empty; sampling gives it something to say.
-    spec = spec.model_copy(update={"distill": spec.distill.model_copy(update={"temperature": 1.0})})
+    spec = spec.model_copy(update={"distill": spec.distill.model_copy(update={"temperature": 1.0, "max_tokens": 8})})
     result = train(project, spec, base_url=engine.base_url)
     labelled = read_jsonl(result.run_dir / "distilled.jsonl")
     assert len(labelled) >= 4

@@ -11,6 +11,7 @@ schedule, evaluators); see `training.steps` and `training.rl`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import threading
@@ -70,7 +71,9 @@ def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[i
 
 
 class _StopRequest:
-    """First Ctrl-C asks the loop to checkpoint and stop after the current step; a second aborts."""
+    """First Ctrl-C (or SIGTERM) asks the loop to checkpoint and stop after the current step; a
+    second aborts. SIGTERM is included so a job scheduler's stop also leaves a resumable run and
+    lets `with` blocks stop the local engine this process started."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -85,11 +88,12 @@ class _StopRequest:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = signal.signal(signal.SIGINT, self._handle)
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class Trainer:
@@ -145,7 +149,7 @@ class Trainer:
         record = CheckpointRecord(name=name, step=done, state_path=state_path, sampler_path=sampler_path,
                                   training_run_id=_run_id_of(state_path), final=final)
         if self.sink is not None:
-            record = CheckpointRecord(**{**record.__dict__, "registry_ref": self.sink.register(record, final)})
+            record = dataclasses.replace(record, registry_ref=self.sink.register(record, final))
         self.log.add_checkpoint(record)
         if self.observer:
             self.observer.on_checkpoint(record)
