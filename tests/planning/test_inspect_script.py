@@ -4,7 +4,8 @@
 `inspect` command is replaced (via the script's INSPECT variable) by a stand-in that runs a real,
 tiny Inspect eval (a fixed answer, no model call, no network, no Tinker) into the requested
 log directory, succeeding or erroring depending on the task name; the script must report the
-failure and exit 1.
+failure and exit 1. Benchmarks chief builds offline run as `tinker_chief/<name>`; one that needs
+`inspect-evals` and the network (not installed here) is skipped with a message.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def explode():
     return solve
 
 task, log_dir = sys.argv[1], sys.argv[2]
-solver_ = explode() if task.endswith("/math") else answer()
+solver_ = explode() if task.endswith("/mbpp") else answer()
 eval(Task(dataset=[Sample(input="hi", target="hi")], solver=solver_, scorer=match()),
      model="mockllm/model", log_dir=log_dir, display="none")
 PY
@@ -53,8 +54,8 @@ PY
 
 
 def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", [{"input": f"{i}+1", "output": str(i + 1)} for i in range(20)])
-    project = init_project(tmp_path / "proj", use_case="math", base_model="tiny-random-llama", train=train)
+    train = write_jsonl(tmp_path / "train.jsonl", [{"input": f"f{i}()", "output": str(i + 1)} for i in range(20)])
+    project = init_project(tmp_path / "proj", use_case="code", base_model="tiny-random-llama", train=train)
     fake = tmp_path / "fake-inspect"
     fake.write_text(FAKE_INSPECT)
     fake.chmod(0o755)
@@ -63,9 +64,11 @@ def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
     result = subprocess.run([str(project.root / "scripts" / "run_inspect_evals.sh")], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "== gsm8k: ok" in result.stdout
-    assert "== math: FAILED" in result.stderr and "failed tasks: math" in result.stderr
+    assert "== humaneval: ok" in result.stdout
+    assert "== mbpp: FAILED" in result.stderr and "failed tasks: mbpp" in result.stderr
+    assert "== apps: SKIPPED: needs the inspect-evals package" in result.stdout
     calls = Path(tmp_path / "args.txt").read_text().splitlines()
-    assert calls[0].startswith("eval inspect_evals/gsm8k --temperature 0.0 --max-tokens 512 --seed 0 --limit 100 "
-                               "-T fewshot=0 --model tinker/tinker://run-1/sampler_weights/final --log-dir logs/inspect/gsm8k/")
-    assert calls[1].startswith("eval inspect_evals/math ")
+    assert calls[0].startswith("eval tinker_chief/humaneval --temperature 0.0 --max-tokens 512 --seed 0 --limit 100 "
+                               "--model tinker/tinker://run-1/sampler_weights/final --log-dir logs/inspect/humaneval/")
+    assert calls[1].startswith("eval tinker_chief/mbpp ")
+    assert len(calls) == 2

@@ -110,7 +110,7 @@ def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     script = root / "scripts" / "run_inspect_evals.sh"
     assert os.access(script, os.X_OK)
     subprocess.run(["bash", "-n", str(script)], check=True)
-    assert "inspect_evals/humaneval" in script.read_text()
+    assert "run_task humaneval tinker_chief/humaneval" in script.read_text()
 
     code, _, err = _chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
                           "--train", str(train_file))

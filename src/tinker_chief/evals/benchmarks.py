@@ -24,7 +24,7 @@ from inspect_ai.solver import TaskState, generate, multiple_choice, prompt_templ
 
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.inspect_tasks import file_version
-from tinker_chief.evals.suite import EvalTask
+from tinker_chief.evals.suite import OFFLINE_BENCHMARKS, EvalTask
 
 BUILDER_VERSION = "chief-offline-1"
 MATH_TEMPLATE = ("Solve the following math problem step by step. The last line of your response should be "
@@ -113,14 +113,17 @@ def _code_task(name: str, record_to_sample: Callable[[dict[str, Any]], Sample], 
 
 
 # inspect_evals task name -> (staged file stem, builder). Schemas are the hub datasets' rows.
+_BUILD: dict[str, Callable[[Path], Task]] = {
+    "gsm8k": _gsm8k_task,
+    "mmlu_0_shot": _mc_task("mmlu_0_shot", _mmlu),
+    "arc_easy": _mc_task("arc_easy", _arc),
+    "arc_challenge": _mc_task("arc_challenge", _arc),
+    "hellaswag": _mc_task("hellaswag", _hellaswag),
+    "humaneval": _code_task("humaneval", _humaneval, "{prompt}"),
+    "mbpp": _code_task("mbpp", _mbpp, CODE_TEMPLATE.replace("function", "program")),
+}
 BUILDERS: dict[str, tuple[str, Callable[[Path], Task]]] = {
-    "gsm8k": ("gsm8k", _gsm8k_task),
-    "mmlu_0_shot": ("mmlu", _mc_task("mmlu_0_shot", _mmlu)),
-    "arc_easy": ("arc_easy", _mc_task("arc_easy", _arc)),
-    "arc_challenge": ("arc_challenge", _mc_task("arc_challenge", _arc)),
-    "hellaswag": ("hellaswag", _mc_task("hellaswag", _hellaswag)),
-    "humaneval": ("humaneval", _code_task("humaneval", _humaneval, "{prompt}")),
-    "mbpp": ("mbpp", _code_task("mbpp", _mbpp, CODE_TEMPLATE.replace("function", "program"))),
+    name: (stem, _BUILD[name]) for name, stem in OFFLINE_BENCHMARKS.items()
 }
 
 

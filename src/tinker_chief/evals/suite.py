@@ -14,6 +14,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# Inspect Evals benchmarks chief can run offline from rows staged in the hub dataset's schema
+# (built by `evals/benchmarks.py`): inspect_evals task name -> file stem under .chief/benchmarks/.
+# Kept here, import-light, so the planner can name the offline task without importing Inspect.
+OFFLINE_BENCHMARKS: dict[str, str] = {
+    "gsm8k": "gsm8k",
+    "mmlu_0_shot": "mmlu",
+    "arc_easy": "arc_easy",
+    "arc_challenge": "arc_challenge",
+    "hellaswag": "hellaswag",
+    "humaneval": "humaneval",
+    "mbpp": "mbpp",
+}
+
+
+def offline_inspect_task(inspect_task: str) -> str | None:
+    """`tinker_chief/<name>` when chief has an offline builder for `inspect_evals/<name>`, else None."""
+    name = inspect_task.removeprefix("inspect_evals/")
+    return f"tinker_chief/{name}" if name in OFFLINE_BENCHMARKS else None
+
+
 EvalLayer = Literal["training", "benchmark", "product", "safety", "calibration"]
 EvalKind = Literal["nll", "jsonl", "inspect", "safety", "calibration"]
 

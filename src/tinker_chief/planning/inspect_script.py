@@ -5,6 +5,11 @@ tinker/<model>` (the `tinker/` Inspect provider ships with chief's evals), using
 recorded in chief.toml, and then checks each log's status, because `inspect eval` exits 0
 even when a task errored. `MODEL_PATH=tinker://...` selects a checkpoint; without it the base
 model is evaluated.
+
+Benchmarks chief can build offline (`evals.suite.OFFLINE_BENCHMARKS`) run as
+`tinker_chief/<name>` on rows staged under `.chief/benchmarks/`; the others need the
+`inspect-evals` package and network access to their datasets, so the script skips them with a
+message saying so when `inspect_evals` is not importable, instead of failing the whole run.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from tinker_chief.evals.suite import EvalTask
+from tinker_chief.evals.suite import EvalTask, offline_inspect_task
 from tinker_chief.planning.config import Project
 from tinker_chief.planning.templates import benchmark_for
 
@@ -54,6 +59,15 @@ sys.exit(0 if log.status == "success" else 1)
 PY
 }}
 
+# Benchmarks without an offline builder need inspect-evals and network access to their data.
+run_online_task() {{
+  if ! "$PYTHON" -c "import inspect_evals" 2>/dev/null; then
+    echo "== $1: SKIPPED: needs the inspect-evals package and network access to its dataset"
+    return 0
+  fi
+  run_task "$@"
+}}
+
 run_task() {{
   local name="$1"; shift
   local dir="$LOG_DIR/$name/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -79,18 +93,20 @@ echo "all Inspect tasks succeeded; logs in $LOG_DIR"
 def _task_lines(project: Project, task: EvalTask) -> list[str]:
     bench = benchmark_for(project.config.use_case, task.name)
     settings = task.settings
-    args = [task.inspect_task or "", "--temperature", str(settings.temperature), "--max-tokens",
+    offline = offline_inspect_task(task.inspect_task or "")
+    args = [offline or task.inspect_task or "", "--temperature", str(settings.temperature), "--max-tokens",
             str(settings.max_tokens), "--seed", str(settings.seed)]
     if settings.limit:
         args += ["--limit", str(settings.limit)]
-    for key, value in bench.task_args if bench else ():
+    # chief's offline builders take only their staged data; Inspect Evals tasks take their own args.
+    for key, value in bench.task_args if bench and not offline else ():
         args += ["-T", f"{key}={value}"]
     what = bench.measures if bench else task.description
     return ["", f"# {task.name}: {what}.",
             f"# {task.task_version or 'unversioned'}; shots={settings.shots}, "
             f"chain_of_thought={str(settings.chain_of_thought).lower()}, temperature={settings.temperature}, "
             f"max_tokens={settings.max_tokens}, limit={settings.limit}.",
-            "run_task " + " ".join(shlex.quote(a) for a in [task.name, *args])]
+            ("run_task " if offline else "run_online_task ") + " ".join(shlex.quote(a) for a in [task.name, *args])]
 
 
 def render_script(project: Project) -> str:
