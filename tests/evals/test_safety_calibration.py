@@ -89,6 +89,9 @@ def test_underconfident_model():
 def test_shipped_mc_questions_and_bad_file(tmp_path):
     questions = load_questions()
     assert len(questions) == 30 and all(len(q.choices) == 4 for q in questions)
+    # A balanced key: a model that always picks one letter scores ~25%, not 3% or 57%.
+    per_letter = [sum(q.answer_index == i for q in questions) for i in range(4)]
+    assert max(per_letter) - min(per_letter) <= 1, per_letter
     bad = tmp_path / "mc.jsonl"
     bad.write_text('{"id": "1", "question": "q", "choices": ["a", "b"], "answer": "C"}\n')
     with pytest.raises(Exception, match=r'mc.jsonl:1: field "answer": expected one letter among AB'):
