@@ -159,6 +159,7 @@ def test_gate_rules_embed_in_toml_shape():
     rules = GateRules.model_validate({"alpha": 0.01, "max_drop": 0.02, "tolerances": {"nll": 0.1}})
     assert rules.tolerance("qa", "nll") == 0.1 and rules.tolerance("qa", "accuracy") == 0.02
     assert rules.higher_is_better("accuracy") and not rules.higher_is_better("val_nll")
+    assert not rules.higher_is_better("bpb") and not rules.higher_is_better("val/bits_per_byte")
     with pytest.raises(ValueError, match="extra"):
         GateRules.model_validate({"alhpa": 0.01})
     assert outcomes([True])[0].passed is True

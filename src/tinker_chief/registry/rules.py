@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Metrics where smaller is better; matched case-insensitively as globs on the metric name.
 DEFAULT_LOWER_IS_BETTER = (
-    "*nll*", "*loss*", "*perplexity*", "*ece*", "*brier*", "*error*", "*over_refusal*",
+    "*nll*", "*bpb*", "*bits_per_byte*", "*loss*", "*perplexity*", "*ece*", "*brier*", "*error*", "*over_refusal*",
     "*overconfidence*", "*underconfidence*", "*_max",
 )
 
