@@ -46,3 +46,20 @@ def test_errors_point_at_line_and_field(tmp_path, line, message):
     path = write(tmp_path, [{"input": "ok", "output": "ok", "id": "1"}, line])
     with pytest.raises(DataError, match=message):
         load_samples(path)
+
+
+def test_nll_reads_chats_and_prompt_answer_lines(tmp_path):
+    from tinker_chief.evals.data import load_conversations
+
+    path = write(tmp_path, [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        {"input": "2+2?", "output": "4", "system": "Be terse."},
+    ])
+    assert load_conversations(path) == [
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+        [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"},
+         {"role": "assistant", "content": "4"}],
+    ]
+    no_answer = write(tmp_path, [{"messages": [{"role": "user", "content": "hi"}]}])
+    with pytest.raises(DataError, match=r'd.jsonl:1: field "messages": expected at least one assistant message'):
+        load_conversations(no_answer)

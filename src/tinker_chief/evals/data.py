@@ -66,13 +66,19 @@ def read_messages(line: JsonlLine) -> list[dict[str, str]]:
 
 
 def load_conversations(path: str | Path, limit: int | None = None) -> list[list[dict[str, str]]]:
-    """`{"messages": [...]}` lines (held-out chats for NLL); each needs an assistant turn."""
+    """Held-out chats for NLL: `{"messages": [...]}` lines, or `{"input", "output"}` lines read as
+    a user turn answered by `output` (the planner points NLL at either kind of validation file).
+    Each conversation needs an assistant turn: NLL is measured on its tokens."""
     conversations = []
     for line in read_jsonl_objects(path):
-        messages = read_messages(line)
-        if not any(m["role"] == "assistant" for m in messages):
-            raise line.error("messages", "at least one assistant message (the tokens NLL is measured on)")
-        conversations.append(messages)
+        if line.value.get("messages") is None and "input" in line.value:
+            sample = sample_from_line(line)
+            conversations.append([*sample.messages, {"role": "assistant", "content": sample.target}])
+        else:
+            messages = read_messages(line)
+            if not any(m["role"] == "assistant" for m in messages):
+                raise line.error("messages", "at least one assistant message (the tokens NLL is measured on)")
+            conversations.append(messages)
         if limit and len(conversations) >= limit:
             break
     return conversations
