@@ -80,3 +80,37 @@ def test_ensure_engine_reuses_a_running_engine_without_owning_it(engine, tmp_pat
         assert reused.base_url == engine.base_url and not reused.owned
     assert engine_is_up(engine.base_url)  # leaving the block did not stop someone else's engine
     assert not engine_is_up("http://127.0.0.1:9")  # nothing listens there
+
+
+PARENT_SCRIPT = """
+import sys, time
+from pathlib import Path
+from tinker_chief.engine.server.launcher import start_engine
+handle = start_engine(state_dir=Path(sys.argv[1]))
+print(handle.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_engine_exits_when_the_process_that_launched_it_is_killed(tmp_path):
+    import os
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT_SCRIPT, str(tmp_path / "state")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        engine_pid = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGKILL)  # like `chief train` killed with kill -9
+        parent.wait()
+        deadline = time.monotonic() + 120  # a bound on the wait, not a timing assertion
+        while time.monotonic() < deadline:
+            try:
+                os.kill(engine_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            os.kill(engine_pid, signal.SIGKILL)
+            raise AssertionError("the engine outlived the process that launched it")
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -78,7 +78,8 @@ def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None =
     if api_key:
         env[API_KEY_ENV] = api_key
     command = [sys.executable, "-m", "tinker_chief.engine.server", "--host", host, "--port", str(port or 0),
-               "--state-dir", str(state_dir), "--device", device, "--dtype", dtype]
+               "--state-dir", str(state_dir), "--device", device, "--dtype", dtype,
+               "--exit-with-parent", str(os.getpid())]
     offset = log_file.stat().st_size if log_file.exists() else 0
     with log_file.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
