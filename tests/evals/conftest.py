@@ -5,11 +5,10 @@ Tests drive it only through the tinker SDK / our CLI over HTTP, exactly as users
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import pytest
+from evals_support import write_jsonl
 
 TINY = "tiny-random-llama"
 
@@ -29,11 +28,6 @@ def connection(engine):
     from tinker_chief.evals.connection import Connection
 
     return Connection(engine.base_url, engine.api_key_for_clients)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 @pytest.fixture

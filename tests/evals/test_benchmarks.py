@@ -17,7 +17,7 @@ from tinker_chief.evals.benchmarks import BUILDER_VERSION, inspect_task_for
 from tinker_chief.evals.inspect_runner import result_from_log
 from tinker_chief.evals.suite import EvalTask
 
-from conftest import write_jsonl
+from evals_support import write_jsonl
 
 
 def staged(tmp_path, stem, rows):

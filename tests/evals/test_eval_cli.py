@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import write_jsonl
+from evals_support import write_jsonl
 
 TINY = "tiny-random-llama"
 

@@ -9,7 +9,7 @@ import pytest
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.evaluators import ConversationNLLEvaluator, GenerativeAccuracyEvaluator, sampler_nll_evaluator
 
-from conftest import write_jsonl
+from evals_support import write_jsonl
 
 TINY = "tiny-random-llama"
 

@@ -38,7 +38,7 @@ def test_python_api_runs_jsonl_task_with_settings_and_logprobs(engine, qa_file, 
 
 def test_inspect_cli_runs_offline_benchmark_on_the_engine(engine, tmp_path):
     # What the planner's scripts/run_inspect_evals.sh does: Inspect's own CLI, our provider and task.
-    from conftest import write_jsonl
+    from evals_support import write_jsonl
 
     data = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": f"{i} + 1 = ?", "answer": f"#### {i + 1}"}
                                                   for i in range(3)])

@@ -9,7 +9,7 @@ from tinker_chief.evals.runner import run_suite
 from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
 from tinker_chief.registry import Registry
 
-from conftest import write_jsonl  # noqa: I001  (tests/evals is on sys.path via rootdir conftest)
+from evals_support import write_jsonl
 
 TINY = "tiny-random-llama"
 
