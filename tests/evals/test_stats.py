@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tinker_chief.evals.records import SampleRecord, summarize
-from tinker_chief.evals.stats import bootstrap_mean, paired_difference, wilson_interval
+from tinker_chief.evals.stats import bootstrap_mean, wilson_interval
 
 
 def test_wilson_matches_reference_values():
@@ -33,14 +33,6 @@ def test_bootstrap_is_deterministic_and_brackets_the_mean():
     assert a == b
     assert a.low < a.value < a.high
     assert bootstrap_mean([2.0]).low == 2.0
-
-
-def test_paired_difference_uses_only_common_ids():
-    a = {"1": 0.0, "2": 1.0, "3": 0.0, "only_a": 1.0}
-    b = {"1": 1.0, "2": 1.0, "3": 1.0, "only_b": 0.0}
-    diff = paired_difference(a, b)
-    assert diff.n == 3 and diff.wins == 2 and diff.losses == 0
-    assert diff.difference.value == pytest.approx(2 / 3)
 
 
 def test_summary_counts_unscored_and_errors_separately():

@@ -27,7 +27,6 @@ _EXPORTS = {
     "run_offline": "tinker_chief.evals.offline",
     "wilson_interval": "tinker_chief.evals.stats",
     "bootstrap_mean": "tinker_chief.evals.stats",
-    "paired_difference": "tinker_chief.evals.stats",
     "run_suite": "tinker_chief.evals.runner",
     "SuiteRunResult": "tinker_chief.evals.runner",
 }

@@ -1,17 +1,17 @@
-"""Statistics every eval result carries: Wilson intervals, bootstrap means, paired outcomes.
+"""Statistics every eval result carries: Wilson intervals and bootstrap means.
 
 Proportions (accuracy, refusal rate) get Wilson score intervals, which stay inside [0, 1] and
 behave at small n and near 0 or 1 where the normal approximation does not. Means of
 non-binary scores (NLL, judge scores) get a percentile bootstrap with a fixed seed, so the same
-outcomes always give the same interval. Per-sample outcomes are kept by sample id, so the
-registry's `compare` can run paired tests between two models on the same samples.
+outcomes always give the same interval. Per-sample outcomes are recorded by sample id; paired
+tests between two models (McNemar, paired bootstrap) are the registry's (`registry.stats`).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # z for a two-sided 95% interval; the only level chief reports.
@@ -58,30 +58,6 @@ def bootstrap_mean(values: Sequence[float], resamples: int = 2000, seed: int = 0
     low = means[int(0.025 * (resamples - 1))]
     high = means[int(math.ceil(0.975 * (resamples - 1)))]
     return Interval(mean, low, high)
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """Difference of means (b - a) over the samples both runs scored, with a bootstrap interval."""
-
-    n: int
-    difference: Interval
-    wins: int
-    losses: int
-
-
-def paired_difference(
-    a: Mapping[str, float], b: Mapping[str, float], resamples: int = 2000, seed: int = 0
-) -> PairedDifference:
-    """Compare per-sample outcomes of two runs on their common sample ids."""
-    common = sorted(set(a) & set(b))
-    diffs = [b[key] - a[key] for key in common]
-    return PairedDifference(
-        n=len(common),
-        difference=bootstrap_mean(diffs, resamples=resamples, seed=seed),
-        wins=sum(1 for d in diffs if d > 0),
-        losses=sum(1 for d in diffs if d < 0),
-    )
 
 
 def proportion_summary(outcomes: Sequence[bool]) -> dict[str, float]:
