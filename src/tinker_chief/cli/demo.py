@@ -48,15 +48,15 @@ def _plan(console: Console, demo: Any) -> None:
 def _evaluate(console: Console, project: Any, model: str, connection: Any, label: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tinker_chief.cli.eval import _print_suite, _RichProgress
+    from tinker_chief.cli.eval import print_suite, RichSuiteProgress
     from tinker_chief.evals.runner import run_suite
     from tinker_chief.registry import Registry
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Registry.open(project.registry_path) as registry, Progress(*columns, console=console) as bars:
         result = run_suite(project.config.eval_suite, model, connection, project_dir=project.root,
-                           registry=registry, progress=_RichProgress(bars))
-    _print_suite(result)
+                           registry=registry, progress=RichSuiteProgress(bars))
+    print_suite(result)
     if result.failed:
         console.print(f"[yellow]{label}: {len(result.failed)} task(s) failed; the gate will see missing evidence[/yellow]")
     return result
@@ -72,12 +72,12 @@ def _headline(result: Any, task: str) -> float | None:
 
 def _promote(console: Console, project: Any, base_ref: str, candidate_ref: str, better: str) -> None:
     """Base goes to prod as the status quo; the better model must then pass the gate against it."""
-    from tinker_chief.cli.registry import _gate_inputs, _print_comparison
+    from tinker_chief.cli.registry import gate_inputs, print_comparison
     from tinker_chief.registry import Registry
 
-    suite, rules = _gate_inputs(project.root)
+    suite, rules = gate_inputs(project.root)
     with Registry.open(project.registry_path) as registry:
-        _print_comparison(registry.compare([base_ref, candidate_ref], suite_version=suite.version, rules=rules),
+        print_comparison(registry.compare([base_ref, candidate_ref], suite_version=suite.version, rules=rules),
                           rules.alpha)
         if not _through_gate(console, registry, base_ref, suite, rules, "the base model is the status quo"):
             return
@@ -107,11 +107,11 @@ def _through_gate(console: Console, registry: Any, ref: str, suite: Any, rules: 
 
 
 def _paper_trail(console: Console, project: Any) -> tuple[Path, Path]:
-    from tinker_chief.cli.registry import _gate_inputs
+    from tinker_chief.cli.registry import gate_inputs
     from tinker_chief.registry import Registry
     from tinker_chief.reports import write_report
 
-    suite, _ = _gate_inputs(project.root)
+    suite, _ = gate_inputs(project.root)
     markdown = project.root / "MODEL_REGISTRY.md"
     with Registry.open(project.registry_path) as registry:
         markdown.write_text(registry.export_markdown(suite=suite), encoding="utf-8")

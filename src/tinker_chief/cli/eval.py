@@ -78,7 +78,7 @@ def eval_offline_command(model_path: str | None, base_model: str | None, data: P
     _emit(result.as_json(), as_json, f"eval-offline: {config.model} on {data}")
 
 
-class _RichProgress:
+class RichSuiteProgress:
     """`ProgressSink` drawing one rich progress bar per task on stderr."""
 
     def __init__(self, progress: Any) -> None:
@@ -99,7 +99,7 @@ class _RichProgress:
         self.progress.update(self.ids[task], description=f"{task} {status}")
 
 
-def _print_suite(result: Any) -> None:
+def print_suite(result: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -158,13 +158,13 @@ def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: t
         with connect(base_url, state_dir=project.root / ".chief" / "engine") as connection, \
                 Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
             result = run_suite(suite, model, connection, project_dir=project.root, registry=registry,
-                               tasks=list(tasks) or None, progress=_RichProgress(bars), concurrency=concurrency)
+                               tasks=list(tasks) or None, progress=RichSuiteProgress(bars), concurrency=concurrency)
     finally:
         if registry is not None:
             registry.close()
     if as_json:
         sys.stdout.write(json.dumps(result.as_json(), default=str) + "\n")
     else:
-        _print_suite(result)
+        print_suite(result)
     if result.failed:
         raise SystemExit(1)

@@ -55,7 +55,7 @@ def _open(registry_path: Path | None, project_dir: Path) -> Registry:
     return Registry.open(registry_path, create=False)
 
 
-def _gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
+def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
     """(SuiteRequirement | None, GateRules) from the project's chief.toml."""
     from tinker_chief.registry import GateRules, SuiteRequirement
 
@@ -211,7 +211,7 @@ def export_command(registry_path: Path | None, project_dir: Path, fmt: str, outp
     Example:
       chief registry export --output docs/MODEL_REGISTRY.md
     """
-    suite, _ = _gate_inputs(project_dir)
+    suite, _ = gate_inputs(project_dir)
     with _open(registry_path, project_dir) as reg:
         if fmt == "md":
             text = reg.export_markdown(suite=suite)
@@ -254,7 +254,7 @@ def compare_command(registry_path: Path | None, project_dir: Path, models: tuple
     for scores. Example:
       chief compare support-bot:v1 support-bot:v2
     """
-    suite, rules = _gate_inputs(project_dir)
+    suite, rules = gate_inputs(project_dir)
     if current_suite and suite is None:
         raise ConfigurationError(f"--current-suite: no chief.toml in {project_dir}")
     with _open(registry_path, project_dir) as reg:
@@ -263,10 +263,10 @@ def compare_command(registry_path: Path | None, project_dir: Path, models: tuple
     if as_json:
         _print_json(comparison.to_dict())
         return
-    _print_comparison(comparison, rules.alpha)
+    print_comparison(comparison, rules.alpha)
 
 
-def _print_comparison(comparison: Comparison, alpha: float) -> None:
+def print_comparison(comparison: Comparison, alpha: float) -> None:
     from rich.table import Table
 
     table = Table(title=f"Compared against {comparison.models[0]}")
@@ -317,7 +317,7 @@ def promote_command(registry_path: Path | None, project_dir: Path, model: str, t
     """
     if force and not reason.strip():
         raise ConfigurationError('--force needs --reason "...": a forced promotion must say why')
-    suite, rules = _gate_inputs(project_dir)
+    suite, rules = gate_inputs(project_dir)
     with _open(registry_path, project_dir) as reg:
         report = reg.check_promotion(model, to, suite=suite, rules=rules)
         record = reg.apply_promotion(report, actor=actor, reason=reason, force=force)
