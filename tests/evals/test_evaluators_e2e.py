@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
-from tinker_chief.evals.evaluators import ConversationNLLEvaluator, GenerativeAccuracyEvaluator, sampler_nll_evaluator
+from tinker_chief.evals.evaluators import ConversationNLLEvaluator, GenerativeAccuracyEvaluator, pooled_nll, \
+    sampler_nll_evaluator
 
 from evals_support import write_jsonl
 
@@ -16,7 +17,8 @@ TINY = "tiny-random-llama"
 
 def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, qa_file, tmp_path):
     conv = write_jsonl(tmp_path / "conv.jsonl", [{"messages": [{"role": "user", "content": "hi"},
-                                                               {"role": "assistant", "content": "hello there"}]}])
+                                                               {"role": "assistant", "content": "hello there"}]},
+                                                 {"input": "name a colour", "output": "blue, or maybe green"}])
 
     async def run():
         service = connection.service_client()
@@ -24,14 +26,21 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
         forward_metrics = await ConversationNLLEvaluator.from_jsonl(conv, TINY, name="val")(training)
         sampling = await service.create_sampling_client(base_model=TINY)
         sampler_metrics = await sampler_nll_evaluator(conv, TINY, name="val")(sampling)
+        scores = await sampler_nll_evaluator(conv, TINY, name="val").score(sampling)
         accuracy = await GenerativeAccuracyEvaluator.from_jsonl(qa_file, TINY, grader="numeric", name="qa",
                                                                  settings=GenerationSettings(max_tokens=4))(sampling)
         # A saved checkpoint is reachable by its tinker:// path, with the base model's renderer.
         saved = await training.save_weights_for_sampler("eval-test")
         checkpoint = await ModelSampler.create(service, saved.path)
-        return forward_metrics, sampler_metrics, accuracy, checkpoint, saved.path
+        return forward_metrics, sampler_metrics, scores, accuracy, checkpoint, saved.path
 
-    forward_metrics, sampler_metrics, accuracy, checkpoint, path = asyncio.run(run())
+    forward_metrics, sampler_metrics, scores, accuracy, checkpoint, path = asyncio.run(run())
+    # Per-conversation parts pool back to the cookbook's own nll and bpb (same masks, same bytes).
+    assert scores.metrics == sampler_metrics and [c.id for c in scores.conversations] == ["1", "2"]
+    pooled = pooled_nll(scores.conversations)
+    assert pooled["nll"] == pytest.approx(sampler_metrics["val/nll"], rel=1e-5)
+    assert pooled["bpb"] == pytest.approx(sampler_metrics["val/bpb"], rel=1e-5)
+    assert scores.conversations[0].nll != pytest.approx(scores.conversations[1].nll)
     assert path.startswith("tinker://") and checkpoint.base_model == TINY and checkpoint.model == path
     assert forward_metrics["val/nll"] > 0 and forward_metrics["val/bpb"] > 0
     # A fresh LoRA adapter is zero-initialised, so both paths score the base weights.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tinker_chief.evals.runner import run_suite
 from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
 from tinker_chief.registry import Registry
@@ -40,7 +42,7 @@ def make_suite(project: Path) -> EvalSuite:
                  settings=EvalSettings(max_tokens=3)),
         EvalTask(name="safety", layer="safety", kind="safety", settings=short, headline_metric="refusal_rate"),
         EvalTask(name="calibration", layer="calibration", kind="calibration", settings=EvalSettings(limit=4),
-                 headline_metric="ece"),
+                 headline_metric="brier"),
         EvalTask(name="gsm8k", layer="benchmark", kind="inspect", inspect_task="inspect_evals/gsm8k"),
     ])
 
@@ -58,12 +60,25 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         calibration = by_name["calibration"]
         assert 0.0 <= calibration.metrics["ece"]["value"] <= 1.0 and calibration.metrics["accuracy"]["n"] == 4
         assert len(calibration.settings["reliability"]) == 15
+        for name in ("ece", "brier", "mean_confidence", "overconfidence", "underconfidence"):
+            m = calibration.metrics[name]
+            assert m["ci_low"] <= m["value"] <= m["ci_high"] and m["n"] == 4, (name, m)
+        for name in ("nll", "bpb"):
+            m = by_name["val_nll"].metrics[name]
+            assert m["ci_low"] <= m["value"] <= m["ci_high"] and m["n"] == 3, (name, m)
 
         runs = registry.eval_runs(first.model_ref)
         assert {r.task for r in runs} == {"val_nll", "product", "safety", "calibration"}
         assert {r.suite_version for r in runs} == {suite.version}
         product_run = next(r for r in runs if r.task == "product")
         assert sorted(s.sample_id for s in registry.samples(product_run.id)) == [f"q{i}" for i in range(6)]
+        # Calibration outcomes are per-question Brier scores, not pass/fail: the gate bootstraps them.
+        cal_run = next(r for r in runs if r.task == "calibration")
+        cal_samples = registry.samples(cal_run.id)
+        assert len(cal_samples) == 4 and all(s.passed is None for s in cal_samples)
+        assert sum(s.score for s in cal_samples) / 4 == pytest.approx(calibration.metrics["brier"]["value"])
+        nll_samples = registry.samples(next(r for r in runs if r.task == "val_nll").id)
+        assert len(nll_samples) == 3 and all(s.passed is None and s.score > 0 for s in nll_samples)
 
         # Simulate a crash mid-task: product lost its finished marker and its last 2 samples.
         cache_dir = next((tmp_path / ".chief" / "eval-cache").iterdir())
@@ -78,5 +93,14 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         assert (product.reused_samples, product.ran_samples) == (4, 2)
         assert progress.advanced["product"] == 2 and second.tasks[1].reused_task
         assert len(registry.eval_runs(first.model_ref, task="product")) == 2
+
         assert len(registry.eval_runs(first.model_ref, task="safety")) == 1
         assert json.loads((cache_dir / "product.done.json").read_text())["run_id"] == product.run_id
+        # Calibration resumes the same way, and cached questions keep their Brier outcomes.
+        (cache_dir / "calibration.done.json").unlink()
+        lines = (cache_dir / "calibration.jsonl").read_text().splitlines()
+        (cache_dir / "calibration.jsonl").write_text("\n".join(lines[:2]) + "\n")
+        third = run_suite(suite, TINY, connection, project_dir=tmp_path, registry=registry, tasks=["calibration"])
+        resumed = third.tasks[0]
+        assert (resumed.reused_samples, resumed.ran_samples) == (2, 2)
+        assert resumed.samples == pytest.approx(calibration.samples, abs=1e-5) and not resumed.binary

@@ -1,24 +1,33 @@
 """Evaluators for cookbook training loops (`TrainingClientEvaluator`, `SamplingClientEvaluator`).
 
 `ConversationNLLEvaluator` measures NLL and bits-per-byte on held-out chats with a forward pass
-of the live training client (no checkpoint needed); `SamplerNLLEvaluator` (the cookbook's)
-does the same through a sampling client, which is what `chief eval` uses for saved models.
+of the live training client (no checkpoint needed); `ScoredNLLEvaluator` (the cookbook's
+`SamplerNLLEvaluator`, same call and metrics) does the same through a sampling client and also
+keeps each conversation's share (`score`), which `chief eval` turns into per-conversation
+outcomes and bootstrap intervals. Headline `nll` is the token-weighted mean NLL over all
+assistant tokens (nats/token), as the cookbook computes it.
 `GenerativeAccuracyEvaluator` samples answers for a JSONL task and grades them. Loss math is
 the cookbook's own (`compute_mean_nll`, `compute_bpb`), so numbers match its training logs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
+from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
 
 from tinker_chief.evals.data import EvalSample, load_conversations, load_samples
 from tinker_chief.evals.graders import make_grader
 from tinker_chief.evals.records import summarize
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
+from tinker_chief.evals.stats import Interval, bootstrap
 
 
 def conversations_to_data(conversations: list[list[dict[str, str]]], model_name: str,
@@ -63,13 +72,86 @@ class ConversationNLLEvaluator(TrainingClientEvaluator):
         return nll_metrics(logprobs, self.data, self.tokenizer, self.name)
 
 
-def sampler_nll_evaluator(path: str | Path, model_name: str, name: str = "test", limit: int | None = None,
-                          max_length: int | None = None) -> SamplingClientEvaluator:
-    """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
-    from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
+@dataclass(frozen=True)
+class ConversationNLL:
+    """One conversation's share of the pooled NLL and bits-per-byte.
 
+    `nats`/`tokens` are the cookbook's `compute_mean_nll` numerator and denominator (weighted
+    assistant tokens); `bpb_nats`/`bytes` are `compute_bpb`'s (trained, non-special tokens).
+    """
+
+    id: str
+    nats: float
+    tokens: float
+    bpb_nats: float
+    bytes: int
+
+    @property
+    def nll(self) -> float:
+        """NLL per token of this conversation: its per-sample outcome."""
+        return self.nats / self.tokens if self.tokens else float("nan")
+
+
+@dataclass(frozen=True)
+class NLLScores:
+    metrics: dict[str, float]  # the evaluator's usual `{name}/nll`, `{name}/bpb`
+    conversations: list[ConversationNLL]
+
+
+def _bpb_parts(logprobs: Any, weights: Any, targets: Any, tokenizer: Any) -> tuple[float, int]:
+    """Nats and UTF-8 bytes of the tokens `compute_bpb` counts, for one conversation.
+
+    Uses the cookbook's own (private) mask and byte counter rather than a copy, so the pooled
+    ratio of these parts is `compute_bpb` exactly (tests/evals checks it).
+    """
+    from tinker_cookbook.supervised.common import _counted_byte_count, _is_special_token, _special_token_ids
+
+    special = _special_token_ids(tokenizer)
+    ids = [int(t) for t in targets.data]
+    counted = [w > 0 and not _is_special_token(t, tokenizer, special) for w, t in zip(weights.data, ids, strict=True)]
+    nats = -sum(float(lp) for lp, keep in zip(logprobs.data, counted, strict=True) if keep)
+    return nats, _counted_byte_count(ids, counted, tokenizer)
+
+
+def conversation_parts(logprobs: list[Any], data: list[Any], tokenizer: Any) -> list[ConversationNLL]:
+    parts = []
+    for index, (lp, datum) in enumerate(zip(logprobs, data, strict=True), start=1):
+        weights, targets = datum.loss_fn_inputs["weights"], datum.loss_fn_inputs["target_tokens"]
+        nats = -sum(float(x) * float(w) for x, w in zip(lp.data, weights.data, strict=True))
+        bpb_nats, n_bytes = _bpb_parts(lp, weights, targets, tokenizer)
+        parts.append(ConversationNLL(str(index), nats, float(sum(weights.data)), bpb_nats, n_bytes))
+    return parts
+
+
+def pooled_nll(parts: Sequence[ConversationNLL]) -> dict[str, float]:
+    """Token-weighted NLL and bits-per-byte of a set of conversations (the headline values)."""
+    tokens, n_bytes = sum(p.tokens for p in parts), sum(p.bytes for p in parts)
+    return {"nll": sum(p.nats for p in parts) / tokens if tokens else float("nan"),
+            "bpb": sum(p.bpb_nats for p in parts) / (math.log(2) * n_bytes) if n_bytes else float("nan")}
+
+
+def nll_intervals(parts: Sequence[ConversationNLL], resamples: int = 1000, seed: int = 0) -> dict[str, Interval]:
+    """95% bootstrap intervals of the pooled nll and bpb, resampling whole conversations."""
+    return bootstrap(parts, pooled_nll, resamples, seed)
+
+
+class ScoredNLLEvaluator(SamplerNLLEvaluator):
+    """The cookbook's `SamplerNLLEvaluator`, also returning per-conversation parts (`score`)."""
+
+    async def score(self, sampling_client: Any) -> NLLScores:
+        logprobs = await asyncio.gather(*(self._compute_logprobs(sampling_client, d) for d in self.data))
+        return NLLScores(nll_metrics(list(logprobs), self.data, self.tokenizer, self.name),
+                         conversation_parts(list(logprobs), self.data, self.tokenizer))
+
+    async def __call__(self, sampling_client: Any) -> dict[str, float]:
+        return (await self.score(sampling_client)).metrics
+
+
+def sampler_nll_evaluator(path: str | Path, model_name: str, name: str = "test", limit: int | None = None,
+                          max_length: int | None = None) -> ScoredNLLEvaluator:
+    """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
     data, tokenizer = conversations_to_data(load_conversations(path, limit), model_name, max_length)
-    return SamplerNLLEvaluator(data, name=name, tokenizer=tokenizer)
+    return ScoredNLLEvaluator(data, name=name, tokenizer=tokenizer)
 
 
 class GenerativeAccuracyEvaluator(SamplingClientEvaluator):

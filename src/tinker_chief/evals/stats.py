@@ -1,18 +1,22 @@
-"""Statistics every eval result carries: Wilson intervals and bootstrap means.
+"""Statistics every eval result carries: Wilson intervals and bootstrap intervals.
 
 Proportions (accuracy, refusal rate) get Wilson score intervals, which stay inside [0, 1] and
-behave at small n and near 0 or 1 where the normal approximation does not. Means of
-non-binary scores (NLL, judge scores) get a percentile bootstrap with a fixed seed, so the same
-outcomes always give the same interval. Per-sample outcomes are recorded by sample id; paired
-tests between two models (McNemar, paired bootstrap) are the registry's (`registry.stats`).
+behave at small n and near 0 or 1 where the normal approximation does not. Any other statistic
+of a set of items (a mean score, token-weighted NLL, ECE or Brier over questions) gets a
+percentile bootstrap over the items (`bootstrap`) with a fixed seed, so the same outcomes always
+give the same interval. Per-sample outcomes are recorded by sample id; paired tests between two
+models (McNemar, paired bootstrap) are the registry's (`registry.stats`).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # z for a two-sided 95% interval; the only level chief reports.
 Z95 = 1.959963984540054
@@ -45,19 +49,40 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> Interval:
     return Interval(p, 0.0 if low < 1e-12 else low, 1.0 if high > 1 - 1e-12 else high)
 
 
+def bootstrap(items: Sequence[T], statistic: Callable[[Sequence[T]], Mapping[str, float]],
+              resamples: int = 2000, seed: int = 0) -> dict[str, Interval]:
+    """Percentile-bootstrap 95% intervals of each statistic `statistic(items)` returns.
+
+    Items are resampled with replacement (`resamples` times, deterministic for a seed) and
+    every named statistic is computed on each resample, so several statistics of one set
+    (ECE, Brier, ...) share the resamples. The interval is widened to include the point
+    estimate: a percentile interval of a statistic biased under resampling (ECE grows with
+    noise) can otherwise miss it, and a wider interval only makes the gate more cautious.
+    """
+    if not items:
+        return {}
+    point = dict(statistic(items))
+    if len(items) == 1:
+        return {name: Interval(value, value, value) for name, value in point.items()}
+    rng = random.Random(seed)
+    draws: dict[str, list[float]] = {name: [] for name in point}
+    for _ in range(resamples):
+        for name, value in statistic(rng.choices(items, k=len(items))).items():
+            draws[name].append(value)
+    out = {}
+    for name, value in point.items():
+        ordered = sorted(draws[name])
+        low = ordered[int(0.025 * (resamples - 1))]
+        high = ordered[int(math.ceil(0.975 * (resamples - 1)))]
+        out[name] = Interval(value, min(low, value), max(high, value))
+    return out
+
+
 def bootstrap_mean(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> Interval:
     """Percentile-bootstrap 95% interval of the mean of `values` (deterministic for a seed)."""
     if not values:
         return Interval(float("nan"), float("nan"), float("nan"))
-    n = len(values)
-    mean = sum(values) / n
-    if n == 1:
-        return Interval(mean, mean, mean)
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
-    low = means[int(0.025 * (resamples - 1))]
-    high = means[int(math.ceil(0.975 * (resamples - 1)))]
-    return Interval(mean, low, high)
+    return bootstrap(values, lambda xs: {"mean": sum(xs) / len(xs)}, resamples, seed)["mean"]
 
 
 def proportion_summary(outcomes: Sequence[bool]) -> dict[str, float]:

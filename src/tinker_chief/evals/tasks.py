@@ -11,6 +11,7 @@ reasoning before a final answer line.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,14 @@ def _limit_per_category(prompts: list[Any], limit: int | None) -> list[Any]:
 
 
 async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
-    from tinker_chief.evals.calibration import calibration_metrics, load_questions, run_calibration, \
-        scored_from_records
+    """Accuracy (Wilson) plus ECE, Brier, confidence metrics with bootstrap CIs over questions.
+
+    Per-question outcomes are Brier scores (not correct/incorrect), recomputed from the records'
+    option probabilities so a resumed run's cached questions count the same; the registry
+    therefore pairs them with its bootstrap, which tests the Brier headline itself.
+    """
+    from tinker_chief.evals.calibration import calibration_intervals, calibration_metrics, load_questions, \
+        run_calibration, scored_from_records
 
     questions = load_questions(_data_path(task, context) if task.data else None)[: task.settings.limit]
     done = {k: v for k, v in cache.finished_records().items() if k in {q.id for q in questions}}
@@ -178,31 +185,45 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
         return await run_calibration(sampler, items, on_record)
 
     records, base = await _graded(task, context, cache, [q for q in questions if q.id not in done], runner, done)
-    raw = calibration_metrics(scored_from_records(records))
+    scored = scored_from_records(records)
+    raw = calibration_metrics(scored)
     if raw.get("n", 0) == 0:
         raise EvalError(f"task `{task.name}`: no question could be scored "
                         f"({next((r.error for r in records if r.error), 'no questions')})")
     metrics = {"accuracy": metric(raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])}
-    for name in ("ece", "brier", "mean_confidence", "overconfidence", "underconfidence"):
-        metrics[name] = metric(raw[name], n=raw["n"])
-    outcome = _outcome(task, records, base, metrics, len(done), {"scoring": "option-letter logprobs"})
+    metrics.update(_interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"]))
+    outcome = _outcome(task, records, base, metrics, len(done), {"scoring": "option-letter logprobs",
+                                                                 "outcome": "per-question Brier score"})
+    outcome.samples, outcome.binary = {q.id: q.brier for q in scored}, False
     outcome.settings["reliability"] = raw["reliability"]
     return outcome
 
 
+def _interval_metrics(intervals: dict[str, Any], n: int) -> dict[str, dict[str, Any]]:
+    return {name: metric(i.value, i.low, i.high, n) for name, i in intervals.items()}
+
+
 async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
-    from tinker_chief.evals.evaluators import sampler_nll_evaluator
+    """Token-weighted `nll` (nats/token) and `bpb`, each with a bootstrap CI over conversations.
+
+    Values are pooled from per-conversation parts in float64 (the cookbook's float32 numbers
+    agree to ~1e-6). Per-sample outcomes are each conversation's NLL per token (lower is
+    better), which the registry pairs with its bootstrap when two models share the file.
+    """
+    from tinker_chief.evals.evaluators import nll_intervals, sampler_nll_evaluator
 
     sampler = await _open(context)
     context.progress.start(task.name, 1, 0)
     evaluator = sampler_nll_evaluator(_data_path(task, context), sampler.base_model, name="x",
                                       limit=task.settings.limit)
-    raw = await evaluator(sampler.client)
+    scores = await evaluator.score(sampler.client)
     context.progress.advance(task.name)
-    n = len(getattr(evaluator, "data", []))
-    metrics = {"nll": metric(raw["x/nll"], n=n), "bpb": metric(raw["x/bpb"], n=n)}
-    return TaskOutcome(task.name, task.kind, metrics, {}, {"conversations": n}, sampler.base_model, binary=False,
-                       ran_samples=n)
+    n = len(scores.conversations)
+    metrics = _interval_metrics(nll_intervals(scores.conversations, seed=task.settings.seed), n)
+    samples = {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)}
+    return TaskOutcome(task.name, task.kind, metrics, samples,
+                       {"conversations": n, "outcome": "per-conversation NLL per token"},
+                       sampler.base_model, binary=False, ran_samples=n)
 
 
 def _outcome(task: EvalTask, records: list[SampleRecord], base_model: str, metrics: dict[str, Any],

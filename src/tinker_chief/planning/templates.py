@@ -103,8 +103,11 @@ def build_eval_suite(use_case: str, *, name: str, nll_data: str | None, product_
     tasks.append(EvalTask(name="safety", layer="safety", kind="safety",
                           description="jailbreak resilience, harmful-request refusal, over-refusal",
                           headline_metric="refusal_rate"))
+    # Brier is the headline: a proper scoring rule that decomposes per question, so the gate can
+    # pair two models question by question; ECE has no per-question form (it is judged by its CI).
     tasks.append(EvalTask(name="calibration", layer="calibration", kind="calibration",
-                          description="expected calibration error and Brier score", headline_metric="ece"))
+                          description="Brier score, expected calibration error, over/under-confidence",
+                          headline_metric="brier"))
     return EvalSuite(name=name, tasks=tasks)
 
 

@@ -4,6 +4,8 @@
 rendered as a chat question listing lettered options; the model's probability of each option
 is the softmax of the logprobs of the option letters as the assistant's reply
 (`compute_logprobs`), so no generation or parsing is involved. Metrics in `metrics.py`.
+Each record keeps the option probabilities, so metrics, intervals and the per-question Brier
+outcomes can be recomputed from a resumed run's cached records.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 
 from tinker_chief.errors import ChiefError
-from tinker_chief.evals.calibration.metrics import ScoredQuestion, calibration_metrics, reliability_bins
+from tinker_chief.evals.calibration.metrics import ScoredQuestion, calibration_intervals, calibration_metrics, \
+    reliability_bins, scalar_metrics
 from tinker_chief.evals.records import SampleRecord
 from tinker_chief.evals.sampling import ModelSampler
 from tinker_chief.jsonl import read_jsonl_objects, require_str
@@ -63,7 +66,7 @@ async def score_question(sampler: ModelSampler, question: MCQuestion) -> SampleR
         return record
     scored = ScoredQuestion(question.id, probs, question.answer_index)
     record.correct, record.answer = scored.correct, LETTERS[scored.predicted]
-    record.extra = {"probabilities": probs, "confidence": scored.confidence}
+    record.extra = {"probabilities": probs, "confidence": scored.confidence, "brier": scored.brier}
     return record
 
 
@@ -83,5 +86,5 @@ async def run_calibration(sampler: ModelSampler, questions: list[MCQuestion] | N
     return list(await asyncio.gather(*(one(q) for q in (questions or load_questions()))))
 
 
-__all__ = ["MCQuestion", "ScoredQuestion", "calibration_metrics", "load_questions", "reliability_bins",
-           "run_calibration", "scored_from_records"]
+__all__ = ["MCQuestion", "ScoredQuestion", "calibration_intervals", "calibration_metrics", "load_questions",
+           "reliability_bins", "run_calibration", "scalar_metrics", "scored_from_records"]

@@ -4,14 +4,20 @@ ECE uses 15 equal-width confidence bins (Guo et al. 2017) over the confidence of
 option; Brier is the multi-class score (sum over options of (p - y)^2, averaged), so a model
 that spreads probability on wrong options pays even when its top choice is right.
 `reliability` is the diagram's data: per bin, its bounds, count, mean confidence and accuracy.
+`calibration_intervals` gives each scalar metric a 95% percentile-bootstrap interval over
+questions, so the promotion gate can tell a calibration change from noise; a question's Brier
+score is also its per-sample outcome (a proper scoring rule that decomposes per question).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from tinker_chief.evals.stats import wilson_interval
+from tinker_chief.evals.stats import Interval, bootstrap, wilson_interval
 
 ECE_BINS = 15
 
@@ -22,52 +28,68 @@ class ScoredQuestion:
     probabilities: list[float]
     answer_index: int
 
-    @property
+    # Cached (frozen dataclasses allow it: cached_property writes __dict__ directly): the
+    # bootstrap recomputes every metric on ~1000 resamples of the same questions.
+
+    @cached_property
     def predicted(self) -> int:
         return max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
 
-    @property
+    @cached_property
     def confidence(self) -> float:
         return self.probabilities[self.predicted]
 
-    @property
+    @cached_property
     def correct(self) -> bool:
         return self.predicted == self.answer_index
 
-    @property
+    @cached_property
     def brier(self) -> float:
         return sum((p - (1.0 if i == self.answer_index else 0.0)) ** 2 for i, p in enumerate(self.probabilities))
 
 
-def reliability_bins(scored: list[ScoredQuestion], bins: int = ECE_BINS) -> list[dict[str, Any]]:
+def _bin_of(confidence: float, bins: int) -> int:
+    """Bin b holds confidences in (b/bins, (b+1)/bins]; bin 0 also holds 0."""
+    return min(bins - 1, max(0, math.ceil(confidence * bins) - 1))
+
+
+def reliability_bins(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> list[dict[str, Any]]:
+    members: list[list[ScoredQuestion]] = [[] for _ in range(bins)]
+    for question in scored:
+        members[_bin_of(question.confidence, bins)].append(question)
     table = []
-    for b in range(bins):
-        low, high = b / bins, (b + 1) / bins
-        members = [q for q in scored if low < q.confidence <= high or (b == 0 and q.confidence == 0.0)]
-        entry: dict[str, Any] = {"low": low, "high": high, "count": len(members)}
-        if members:
-            entry["confidence"] = sum(q.confidence for q in members) / len(members)
-            entry["accuracy"] = sum(1 for q in members if q.correct) / len(members)
+    for b, group in enumerate(members):
+        entry: dict[str, Any] = {"low": b / bins, "high": (b + 1) / bins, "count": len(group)}
+        if group:
+            entry["confidence"] = sum(q.confidence for q in group) / len(group)
+            entry["accuracy"] = sum(1 for q in group if q.correct) / len(group)
         table.append(entry)
     return table
 
 
-def calibration_metrics(scored: list[ScoredQuestion], bins: int = ECE_BINS) -> dict[str, Any]:
+def scalar_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> dict[str, float]:
+    """ece, brier, mean_confidence, overconfidence, underconfidence of a non-empty set."""
     n = len(scored)
-    if n == 0:
-        return {"n": 0}
-    table = reliability_bins(scored, bins)
-    gaps = [(e["count"] / n, e["confidence"] - e["accuracy"]) for e in table if e["count"]]
-    accuracy = wilson_interval(sum(1 for q in scored if q.correct), n)
+    gaps = [(e["count"] / n, e["confidence"] - e["accuracy"]) for e in reliability_bins(scored, bins) if e["count"]]
     return {
-        "n": n,
-        "accuracy": accuracy.value,
-        "ci_low": accuracy.low,
-        "ci_high": accuracy.high,
         "ece": sum(w * abs(g) for w, g in gaps),
         "brier": sum(q.brier for q in scored) / n,
         "mean_confidence": sum(q.confidence for q in scored) / n,
         "overconfidence": sum(w * g for w, g in gaps if g > 0),
         "underconfidence": sum(w * -g for w, g in gaps if g < 0),
-        "reliability": table,
     }
+
+
+def calibration_intervals(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS, resamples: int = 1000,
+                          seed: int = 0) -> dict[str, Interval]:
+    """95% percentile-bootstrap interval over questions of each `scalar_metrics` value."""
+    return bootstrap(scored, lambda sample: scalar_metrics(sample, bins), resamples, seed)
+
+
+def calibration_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> dict[str, Any]:
+    n = len(scored)
+    if n == 0:
+        return {"n": 0}
+    accuracy = wilson_interval(sum(1 for q in scored if q.correct), n)
+    return {"n": n, "accuracy": accuracy.value, "ci_low": accuracy.low, "ci_high": accuracy.high,
+            **scalar_metrics(scored, bins), "reliability": reliability_bins(scored, bins)}
