@@ -2,8 +2,8 @@
 
 Composed only of the capabilities' library calls: `training.demo.create_demo_project` (the
 synthetic skill + the planner's `init_project`), `planning.make_plan`, one local engine shared
-by `evals.run_suite` and `training.train_project`, the registry's compare/promote/export, and
-`reports.write_report`. It prints; the logic lives in the libraries.
+by `evals.run_suite` and `training.train_project`, `training.demo_promotion` (compare, the
+gate, MODEL_REGISTRY.md) and `reports.write_report`. It prints; the logic lives in the libraries.
 """
 
 from __future__ import annotations
@@ -62,60 +62,36 @@ def _evaluate(console: Console, project: Any, model: str, connection: Any, label
     return result
 
 
-def _headline(result: Any, task: str) -> float | None:
-    for outcome in result.tasks:
-        if outcome.task == task and outcome.error is None:
-            value = outcome.metrics.get("accuracy", {}).get("value")
-            return float(value) if value is not None else None
-    return None
+def _print_promotion(console: Console, promotion: Any) -> None:
+    """The comparison table, then each gate verdict with its notes or reasons."""
+    from tinker_chief.cli.registry import print_comparison
+
+    def score(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3g}"
+
+    console.print(f"held-out exact match on `{promotion.task}`: base {score(promotion.base_score)} -> "
+                  f"checkpoint {score(promotion.candidate_score)}")
+    print_comparison(promotion.comparison, promotion.alpha)
+    for step in promotion.steps:
+        for note in step.report.notes:
+            console.print(f"  gate note: {note}")
+        if step.promoted:
+            moved = f" ({step.report.prod_ref} moved to staging)" if step.report.prod_ref else ""
+            console.print(f"[green]gate verdict: {step.ref} passed -> prod{moved}[/green] ({step.why})")
+        else:
+            console.print(f"[yellow]gate verdict: {step.ref} refused for prod[/yellow] ({step.why}):")
+            for reason in step.refusal:
+                console.print(f"  - {reason}")
+    if promotion.better_ref == promotion.base_ref:
+        console.print(f"the checkpoint is not better on `{promotion.task}`, so it was not put to the gate")
+    console.print(f"in prod now: {promotion.prod_ref or 'no model'}")
 
 
-def _promote(console: Console, project: Any, base_ref: str, candidate_ref: str, better: str) -> None:
-    """Base goes to prod as the status quo; the better model must then pass the gate against it."""
-    from tinker_chief.cli.registry import gate_inputs, print_comparison
-    from tinker_chief.registry import Registry
-
-    suite, rules = gate_inputs(project.root)
-    with Registry.open(project.registry_path) as registry:
-        print_comparison(registry.compare([base_ref, candidate_ref], suite_version=suite.version, rules=rules),
-                          rules.alpha)
-        if not _through_gate(console, registry, base_ref, suite, rules, "the base model is the status quo"):
-            return
-        if better == base_ref:
-            console.print("the base model stays in prod: the checkpoint is not better on the custom task")
-            return
-        _through_gate(console, registry, candidate_ref, suite, rules, "better on the custom task")
-
-
-def _through_gate(console: Console, registry: Any, ref: str, suite: Any, rules: Any, why: str) -> bool:
-    """Promote `ref` to prod if the gate passes; print the verdict either way."""
-    from tinker_chief.errors import PromotionRejected
-
-    report = registry.check_promotion(ref, "prod", suite=suite, rules=rules)
-    for note in report.notes:
-        console.print(f"  gate note: {note}")
-    try:
-        registry.apply_promotion(report, reason=f"demo: {why}")
-    except PromotionRejected as exc:
-        console.print(f"[yellow]the gate refused {ref} for prod:[/yellow]")
-        for reason in exc.reasons:
-            console.print(f"  - {reason}")
-        return False
-    moved = f" ({report.prod_ref} moved to staging)" if report.prod_ref else ""
-    console.print(f"[green]{ref} passed the gate -> prod{moved}[/green] ({why})")
-    return True
-
-
-def _paper_trail(console: Console, project: Any) -> tuple[Path, Path]:
-    from tinker_chief.cli.registry import gate_inputs
-    from tinker_chief.registry import Registry
+def _paper_trail(project: Any) -> tuple[Path, Path]:
     from tinker_chief.reports import write_report
+    from tinker_chief.training.demo_promotion import write_registry_markdown
 
-    suite, _ = gate_inputs(project.root)
-    markdown = project.root / "MODEL_REGISTRY.md"
-    with Registry.open(project.registry_path) as registry:
-        markdown.write_text(registry.export_markdown(suite=suite), encoding="utf-8")
-    return markdown, write_report(project.root)
+    return write_registry_markdown(project), write_report(project.root)
 
 
 @click.command(name="demo")
@@ -141,6 +117,7 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
     from tinker_chief.evals.connection import start_local
     from tinker_chief.training import train_project
     from tinker_chief.training.demo import CUSTOM_TASK, create_demo_project
+    from tinker_chief.training.demo_promotion import promote_better
 
     logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
     console, started = Console(), time.monotonic()
@@ -165,14 +142,11 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
         _screen(console, 4, f"Evaluate the trained checkpoint {candidate_ref}", started)
         tuned = _evaluate(console, project, candidate_ref, connection, "checkpoint")
 
-    before, after = _headline(base, CUSTOM_TASK), _headline(tuned, CUSTOM_TASK)
     _screen(console, 5, "Compare, then promote the better model through the gate", started)
-    console.print(f"held-out exact match on `{CUSTOM_TASK}`: base {before if before is not None else 'n/a'} -> "
-                  f"checkpoint {after if after is not None else 'n/a'}")
-    better = candidate_ref if (after or 0.0) > (before or 0.0) else base.model_ref
-    _promote(console, project, base.model_ref, candidate_ref, better)
+    promotion = promote_better(project, base.model_ref, candidate_ref, base, tuned, CUSTOM_TASK)
+    _print_promotion(console, promotion)
 
     _screen(console, 6, "Paper trail", started)
-    markdown, report = _paper_trail(console, project)
+    markdown, report = _paper_trail(project)
     console.print(f"registry: {markdown}\nreport:   {report}\nplan:     {project.root / 'plan.md'}")
     console.print(f"[bold green]demo finished in {time.monotonic() - started:.0f}s[/bold green]")
