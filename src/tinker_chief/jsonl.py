@@ -3,6 +3,8 @@
 Every capability that reads user data (planning's training files, evals' task files) goes
 through `read_jsonl_objects`, so a bad line is always reported the same way:
 `data/train.jsonl:17: field "messages": expected a list of messages, got str`.
+Chat messages (`{"role", "content"}` lists, in training and eval files alike) are validated
+here too (`parse_messages`), so planning and evals accept and reject the same chats.
 """
 
 from __future__ import annotations
@@ -73,3 +75,50 @@ def require_str(line: JsonlLine, field: str, *, allow_empty: bool = False) -> st
     if not allow_empty and not value.strip():
         raise line.error(field, "a non-empty string", value)
     return value
+
+
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+
+
+def parse_message(line: JsonlLine, field: str, raw: object, roles: tuple[str, ...] = CHAT_ROLES) -> dict[str, Any]:
+    """One `{"role", "content"[, "trainable"]}` message; an assistant reply must not be blank."""
+    if not isinstance(raw, dict):
+        raise line.error(field, 'an object {"role": ..., "content": ...}', raw)
+    role = raw.get("role")
+    if role is None:
+        raise line.error(f"{field}.role", f"one of {', '.join(roles)} (the key is missing)")
+    if role not in roles:
+        raise line.error(f"{field}.role", f"one of {', '.join(roles)}", role)
+    if "content" not in raw:
+        raise line.error(f"{field}.content", "a string (the key is missing)")
+    content = raw["content"]
+    if not isinstance(content, str):
+        raise line.error(f"{field}.content", "a string", content)
+    if role == "assistant" and not content.strip():
+        raise line.error(f"{field}.content", "a non-empty assistant reply (empty assistant turns carry no tokens)",
+                         content)
+    message: dict[str, Any] = {"role": role, "content": content}
+    if "trainable" in raw:
+        if not isinstance(raw["trainable"], bool):
+            raise line.error(f"{field}.trainable", "true or false", raw["trainable"])
+        message["trainable"] = raw["trainable"]
+    return message
+
+
+def parse_messages(line: JsonlLine, field: str, *, roles: tuple[str, ...] = CHAT_ROLES,
+                   need_assistant: str | None = None) -> list[dict[str, Any]]:
+    """`line.value[field]` as a non-empty list of messages.
+
+    `need_assistant`, when given, requires an assistant message and says why in the error.
+    """
+    if field not in line.value:
+        raise line.error(field, "a list of messages (the key is missing)")
+    raw = line.value[field]
+    if not isinstance(raw, list):
+        raise line.error(field, "a list of messages", raw)
+    if not raw:
+        raise line.error(field, "a non-empty list of messages")
+    messages = [parse_message(line, f"{field}[{index}]", item, roles) for index, item in enumerate(raw)]
+    if need_assistant and not any(m["role"] == "assistant" for m in messages):
+        raise line.error(field, f"at least one assistant message ({need_assistant})")
+    return messages

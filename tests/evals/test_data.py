@@ -63,3 +63,19 @@ def test_nll_reads_chats_and_prompt_answer_lines(tmp_path):
     no_answer = write(tmp_path, [{"messages": [{"role": "user", "content": "hi"}]}])
     with pytest.raises(DataError, match=r'd.jsonl:1: field "messages": expected at least one assistant message'):
         load_conversations(no_answer)
+
+
+def test_eval_and_training_readers_validate_chats_the_same_way(tmp_path):
+    """One validator (tinker_chief.jsonl.parse_messages) behind both: same file, same error."""
+    from tinker_chief.evals.data import load_conversations
+    from tinker_chief.planning.data import read_records
+
+    bad = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " ", "trainable": 1}]}
+    path = write(tmp_path, [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+                            bad])
+    with pytest.raises(DataError) as from_evals:
+        load_conversations(path)
+    with pytest.raises(DataError) as from_planning:
+        read_records(path)
+    assert str(from_evals.value) == str(from_planning.value)
+    assert 'd.jsonl:2: field "messages[1].content": expected a non-empty assistant reply' in str(from_evals.value)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import DataError
-from tinker_chief.jsonl import JsonlLine, read_jsonl_objects, require_str
+from tinker_chief.jsonl import JsonlLine, parse_messages, read_jsonl_objects, require_str
 
 _ROLES = ("system", "user", "assistant")
 
@@ -47,22 +47,8 @@ def _messages_of(line: JsonlLine) -> list[dict[str, str]]:
 
 
 def read_messages(line: JsonlLine) -> list[dict[str, str]]:
-    """The line's `messages` list, each a {role, content} with a known role."""
-    raw = line.value.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise line.error("messages", "a non-empty list of {role, content} objects", raw)
-    messages = []
-    for index, message in enumerate(raw):
-        where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise line.error(where, "an object with role and content", message)
-        role, content = message.get("role"), message.get("content")
-        if role not in _ROLES:
-            raise line.error(f"{where}.role", f"one of {', '.join(_ROLES)}{_missing(role)}", role)
-        if not isinstance(content, str):
-            raise line.error(f"{where}.content", f"a string{_missing(content)}", content)
-        messages.append({"role": role, "content": content})
-    return messages
+    """The line's `messages` list, each a {role, content} with a role chat evals render."""
+    return parse_messages(line, "messages", roles=_ROLES)
 
 
 def load_conversations(path: str | Path, limit: int | None = None) -> list[list[dict[str, str]]]:
@@ -75,10 +61,8 @@ def load_conversations(path: str | Path, limit: int | None = None) -> list[list[
             sample = sample_from_line(line)
             conversations.append([*sample.messages, {"role": "assistant", "content": sample.target}])
         else:
-            messages = read_messages(line)
-            if not any(m["role"] == "assistant" for m in messages):
-                raise line.error("messages", "at least one assistant message (the tokens NLL is measured on)")
-            conversations.append(messages)
+            conversations.append(parse_messages(line, "messages", roles=_ROLES,
+                                                need_assistant="the tokens NLL is measured on"))
         if limit and len(conversations) >= limit:
             break
     return conversations

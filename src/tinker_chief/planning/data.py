@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 from tinker_chief.errors import DataError
-from tinker_chief.jsonl import JsonlLine, read_jsonl_objects, require_str
+from tinker_chief.jsonl import CHAT_ROLES, JsonlLine, parse_messages, read_jsonl_objects, require_str
 
 DataFormat = Literal["conversations", "prompt_answer", "preferences", "rl_prompts"]
-ROLES = ("system", "user", "assistant", "tool")
+ROLES = CHAT_ROLES
 
 
 class ChatMessage(TypedDict, total=False):
@@ -95,39 +95,9 @@ def _where(line: JsonlLine) -> str:
     return f"{line.path}:{line.line_number}"
 
 
-def _parse_message(line: JsonlLine, field: str, raw: object) -> ChatMessage:
-    if not isinstance(raw, dict):
-        raise line.error(field, 'an object {"role": ..., "content": ...}', raw)
-    role = raw.get("role")
-    if role is None:
-        raise line.error(f"{field}.role", f"one of {', '.join(ROLES)} (the key is missing)")
-    if role not in ROLES:
-        raise line.error(f"{field}.role", f"one of {', '.join(ROLES)}", role)
-    if "content" not in raw:
-        raise line.error(f"{field}.content", "a string (the key is missing)")
-    content = raw["content"]
-    if not isinstance(content, str):
-        raise line.error(f"{field}.content", "a string", content)
-    if role == "assistant" and not content.strip():
-        raise line.error(f"{field}.content", "a non-empty assistant reply (empty assistant turns train nothing)",
-                         content)
-    message: ChatMessage = {"role": role, "content": content}
-    if "trainable" in raw:
-        if not isinstance(raw["trainable"], bool):
-            raise line.error(f"{field}.trainable", "true or false", raw["trainable"])
-        message["trainable"] = raw["trainable"]
-    return message
-
-
-def _parse_messages(line: JsonlLine, field: str, raw: object, *, need_assistant: bool) -> list[ChatMessage]:
-    if not isinstance(raw, list):
-        raise line.error(field, "a list of messages", raw)
-    if not raw:
-        raise line.error(field, "a non-empty list of messages")
-    messages = [_parse_message(line, f"{field}[{index}]", item) for index, item in enumerate(raw)]
-    if need_assistant and not any(m["role"] == "assistant" for m in messages):
-        raise line.error(field, "at least one assistant message (nothing to train on)")
-    return messages
+def _messages(line: JsonlLine, field: str, need_assistant: str | None = None) -> list[ChatMessage]:
+    # The shared validator returns plain dicts of exactly ChatMessage's keys.
+    return parse_messages(line, field, roles=ROLES, need_assistant=need_assistant)  # type: ignore[return-value]
 
 
 def _turns(line: JsonlLine, field: str, role: str) -> list[ChatMessage]:
@@ -139,13 +109,11 @@ def _turns(line: JsonlLine, field: str, role: str) -> list[ChatMessage]:
         if not raw.strip():
             raise line.error(field, "a non-empty string", raw)
         return [{"role": role, "content": raw}]
-    return _parse_messages(line, field, raw, need_assistant=False)
+    return _messages(line, field)
 
 
 def parse_conversation(line: JsonlLine) -> Conversation:
-    if "messages" not in line.value:
-        raise line.error("messages", "a list of messages (the key is missing)")
-    return Conversation(_parse_messages(line, "messages", line.value["messages"], need_assistant=True), _where(line))
+    return Conversation(_messages(line, "messages", need_assistant="nothing to train on"), _where(line))
 
 
 def parse_prompt_answer(line: JsonlLine) -> PromptAnswer:
