@@ -194,7 +194,10 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     metrics.update(_interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"]))
     outcome = _outcome(task, records, base, metrics, len(done), {"scoring": "option-letter logprobs",
                                                                  "outcome": "per-question Brier score"})
-    outcome.samples, outcome.binary = {q.id: q.brier for q in scored}, False
+    # Outcomes stand for the run's headline metric in the registry's paired tests, so they are
+    # kept only when that is Brier (a suite naming `ece` gets judged by CIs instead).
+    outcome.samples = {q.id: q.brier for q in scored} if task.headline_metric == "brier" else {}
+    outcome.binary = False
     outcome.settings["reliability"] = raw["reliability"]
     return outcome
 
@@ -220,7 +223,9 @@ async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> Ta
     context.progress.advance(task.name)
     n = len(scores.conversations)
     metrics = _interval_metrics(nll_intervals(scores.conversations, seed=task.settings.seed), n)
-    samples = {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)}
+    # Outcomes stand for the headline metric (see _run_calibration): kept when that is `nll`.
+    samples = {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)} \
+        if task.headline_metric == "nll" else {}
     return TaskOutcome(task.name, task.kind, metrics, samples,
                        {"conversations": n, "outcome": "per-conversation NLL per token"},
                        sampler.base_model, binary=False, ran_samples=n)
