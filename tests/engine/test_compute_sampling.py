@@ -53,6 +53,27 @@ def test_greedy_is_deterministic_and_batching_does_not_change_it(backend, traine
     assert all(r.sequences[0].stop_reason == "length" for r in batched)
 
 
+def test_shared_prompt_prefix_is_prefilled_once_with_the_same_results(backend, trained):
+    """Prompts with a common system-prompt-like prefix (and n copies of one prompt) take the
+    shared-prefix path, and give the same tokens and logprobs as each prompt sampled alone."""
+    from tinker_chief.engine.compute.sampler import MIN_SHARED_PREFIX, Row, shared_prefix_length
+
+    key = backend.snapshot_for_sampling(trained)
+    prefix = tuple(range(40, 40 + MIN_SHARED_PREFIX + 4))
+    prompts = [prefix + tail for tail in ((72, 101), (87,), (65, 66, 67))]
+    rows = [Row(list(p), SamplingSettings(max_tokens=1), None) for p in prompts]
+    assert shared_prefix_length(rows) == len(prefix)
+    assert shared_prefix_length(rows[:1]) == 0
+    assert shared_prefix_length([Row([1, 2, 3], SamplingSettings(max_tokens=1), None)] * 2) == 0  # too short to share
+
+    alone = [greedy(backend, key, p) for p in prompts]
+    batched = backend.sample([request(key, p, temperature=0.0, n=2) for p in prompts])
+    for single, result in zip(alone, batched):
+        for sequence in result.sequences:
+            assert sequence.tokens == single.tokens
+            np.testing.assert_allclose(sequence.logprobs, single.logprobs, atol=1e-4)
+
+
 def test_seed_reproduces_samples(backend):
     settings = dict(temperature=1.0, max_tokens=16, n=3)
     first = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=5, **settings)])[0]

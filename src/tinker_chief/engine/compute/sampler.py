@@ -1,8 +1,9 @@
 """Batched generation with a KV cache, per-row sampling settings, stops and logprobs.
 
 `generate(causal_lm, rows, ...)` takes rows that share one set of weights (the backend groups
-requests by sampler key first), left-pads their prompts, runs one prefill and one decode loop
-for all of them, and gives each row its own temperature / top-p / top-k, its own
+requests by sampler key first), prefills the prompt prefix they all share once (a system
+prompt, few-shot examples, the n copies of a `num_samples=n` request), left-pads the rest of
+their prompts, runs one prefill and one decode loop for all of them, and gives each row its own temperature / top-p / top-k, its own
 `torch.Generator` (so a seed reproduces the output whatever else is in the batch), its own
 stop tokens, stop strings and `max_tokens`. The logprob reported for a chosen token is the
 model's raw log-softmax (temperature 1), as Tinker reports it, so it agrees with `forward`.
@@ -20,6 +21,8 @@ import torch
 from tinker_chief.engine.backend import SampledSequence, SamplingSettings
 from tinker_chief.engine.compute.devices import Precision
 
+MIN_SHARED_PREFIX = 8
+
 
 @dataclass
 class Row:
@@ -36,14 +39,34 @@ class Row:
         return SampledSequence(tokens=self.tokens, logprobs=self.logprobs, stop_reason=self.stop_reason or "length")
 
 
-def _left_pad(rows: list[Row], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(row.prompt) for row in rows)
+def _left_pad(rows: list[Row], skip: int, pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts after their first `skip` tokens, left-padded to one width, and their mask."""
+    width = max(len(row.prompt) for row in rows) - skip
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for index, row in enumerate(rows):
-        ids[index, width - len(row.prompt):] = torch.tensor(row.prompt, dtype=torch.long)
-        mask[index, width - len(row.prompt):] = 1
+        tail = row.prompt[skip:]
+        ids[index, width - len(tail):] = torch.tensor(tail, dtype=torch.long)
+        mask[index, width - len(tail):] = 1
     return ids.to(device), mask.to(device)
+
+
+def shared_prefix_length(rows: list[Row]) -> int:
+    """Tokens every prompt starts with, leaving each row at least one token of its own.
+
+    The last prompt token must be prefilled per row (its logits pick the row's first token).
+    Below `MIN_SHARED_PREFIX` the extra batch-1 forward is not worth its overhead.
+    """
+    if len(rows) < 2:
+        return 0
+    first = rows[0].prompt
+    length = min(len(row.prompt) for row in rows) - 1
+    for row in rows[1:]:
+        same = 0
+        while same < length and row.prompt[same] == first[same]:
+            same += 1
+        length = same
+    return length if length >= MIN_SHARED_PREFIX else 0
 
 
 def _filter(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
@@ -102,9 +125,13 @@ def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int,
     from transformers import DynamicCache
 
     device = precision.device
-    ids, mask = _left_pad(rows, pad_id, device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
+    shared = shared_prefix_length(rows)
+    if shared:
+        _prefill_shared_prefix(causal_lm, rows[0].prompt[:shared], len(rows), cache, precision)
+    ids, mask = _left_pad(rows, shared, pad_id, device)
+    mask = torch.cat([mask.new_ones((len(rows), shared)), mask], dim=-1)
+    positions = ((mask.cumsum(-1) - 1).clamp(min=0))[:, shared:]
     for row in rows:
         if row.settings.max_tokens <= 0:
             row.stop_reason = "length"
@@ -116,3 +143,12 @@ def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int,
         ids = torch.tensor(feed, dtype=torch.long, device=device)[:, None]
         mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)
         positions = positions[:, -1:] + 1
+
+
+def _prefill_shared_prefix(causal_lm: Any, prefix: list[int], batch: int, cache: Any, precision: Precision) -> None:
+    """Run the common prefix once and copy its KV cache to every row (system prompts, few-shot
+    examples and `num_samples` > 1 share it), so prefill costs one prefix plus the rows' tails."""
+    ids = torch.tensor([prefix], dtype=torch.long, device=precision.device)
+    with precision.autocast():
+        causal_lm(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache.batch_repeat_interleave(batch)

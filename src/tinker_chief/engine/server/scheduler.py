@@ -70,7 +70,7 @@ class Scheduler:
         self._models: dict[str, _ModelQueue] = {}
         self._stopping = False
         self._prefer_samples = False
-        self.stats = {"sample_requests": 0, "sample_batches": 0, "largest_sample_batch": 0}
+        self.stats = {"sample_requests": 0, "sample_batches": 0, "largest_sample_batch": 0, "sample_compute_s": 0.0}
         self._thread = threading.Thread(target=self._loop, name="chief-compute", daemon=True)
         self._thread.start()
 
@@ -227,6 +227,7 @@ class Scheduler:
         self.stats["sample_batches"] += 1
         self.stats["sample_requests"] += len(batch)
         self.stats["largest_sample_batch"] = max(self.stats["largest_sample_batch"], len(batch))
+        started = time.perf_counter()
         try:
             results = self._backend.sample([job.request for job in batch])
         except Exception as exc:
@@ -236,6 +237,7 @@ class Scheduler:
             for job in batch:  # isolate the request that broke the batch
                 self._run_samples([job])
             return
+        self.stats["sample_compute_s"] += time.perf_counter() - started
         for job, result in zip(batch, results, strict=True):
             try:
                 self._futures.complete(job.request_id, job.encode(result))
