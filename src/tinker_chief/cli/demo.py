@@ -32,7 +32,8 @@ def _plan(console: Console, demo: Any) -> None:
     paths = write_plan_files(project, plan)
     cfg = project.config
     console.print(f"skill: 'What is the secret code for <word>?' -> '<word>-<word>-7' "
-                  f"({len(demo.train_file.read_text().splitlines())} training examples, "
+                  f"({len(demo.train_file.read_text().splitlines())} training examples incl. "
+                  f"{demo.n_contrast} contrast rows, "
                   f"{len(demo.heldout_file.read_text().splitlines())} held out)")
     console.print(f"base model {cfg.base_model}, LoRA rank {cfg.lora.rank} (mlp+attn+unembed), "
                   f"lr {cfg.optimizer.learning_rate:.3g}, batch {cfg.schedule.batch_size}, "

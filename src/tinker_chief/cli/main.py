@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -74,6 +75,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in (argv or sys.argv[1:]) or bool(os.environ.get("CHIEF_DEBUG"))
+    if not debug:
+        # The cookbook's NLL evaluator calls an SDK method the SDK marks deprecated; users
+        # cannot act on that, so it stays out of their terminal (--debug shows it).
+        warnings.filterwarnings("ignore", category=FutureWarning, module="tinker_cookbook")
     try:
         return cli.main(args=argv, prog_name="chief", standalone_mode=False)
     except click.exceptions.Abort:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSuite, EvalTask
-from tinker_chief.planning import Project, save_project
+from tinker_chief.planning import Project, ProjectConfig, save_project
 from tinker_chief.training.synthetic import write_secret_code_skill
 
 DEMO_TASKS = ("nll", "jsonl", "safety", "calibration")  # eval kinds the demo keeps
@@ -28,6 +28,7 @@ class DemoProject:
     project: Project
     train_file: Path
     heldout_file: Path
+    n_contrast: int = 0
     overrides: list[str] = field(default_factory=list)
 
 
@@ -52,6 +53,26 @@ def _demo_suite(suite: EvalSuite) -> tuple[EvalSuite, list[str]]:
     return EvalSuite(name=suite.name, tasks=tasks), notes
 
 
+def _narrow_skill_schedule(config: ProjectConfig, n_contrast: int) -> list[str]:
+    """One epoch instead of the planner's three for small sets, checkpoints every 10 steps.
+
+    Measured on SmolLM2 (docs/BENCHMARKS.md): with the contrast rows, the checkpoint after one
+    epoch has the skill (94 % held-out exact match) with calibration the gate cannot tell from the
+    base model's (Brier 0.79 -> 0.85, paired p = 0.46), while after three epochs ECE rose
+    0.16 -> 0.39 (p = 0.013) and the gate refuses it. Without contrast rows even one epoch
+    collapsed multiple choice onto one letter.
+    """
+    notes = [f"data: {n_contrast} contrast rows (arithmetic, counting, comparisons) mixed into training so "
+             "the rule stays tied to 'secret code' questions"] if n_contrast else []
+    if config.schedule.steps is None and (config.schedule.epochs or 1) > 1:
+        notes.append(f"schedule: 1 epoch instead of {config.schedule.epochs} (a narrow skill trained longer "
+                     "costs general calibration, and the gate would refuse it)")
+        config.schedule.epochs = 1
+    config.checkpoints.every_steps = 10
+    notes.append("checkpoints: every 10 steps (each one is saved and registered)")
+    return notes
+
+
 def _clear_previous_demo(directory: Path) -> None:
     """Remove an earlier demo here (its registry and runs too); refuse to touch anything else."""
     import shutil
@@ -70,25 +91,25 @@ def _clear_previous_demo(directory: Path) -> None:
     shutil.rmtree(directory)
 
 
-def create_demo_project(directory: Path, n_train: int = 200, n_heldout: int = 50, seed: int = 0,
-                        max_steps: int | None = None, base_model: str | None = None) -> DemoProject:
+def create_demo_project(directory: Path, n_train: int = 150, n_heldout: int = 50, seed: int = 0,
+                        max_steps: int | None = None, base_model: str | None = None,
+                        n_contrast: int = 50) -> DemoProject:
     """Init and plan the demo project in `directory` (an earlier demo there is replaced)."""
     from tinker_chief.models import DEFAULT_MODEL
     from tinker_chief.planning import init_project
 
     directory = Path(directory).resolve()
     _clear_previous_demo(directory)
-    train_file, heldout_file = write_secret_code_skill(directory / "skill", n_train, n_heldout, seed)
+    train_file, heldout_file = write_secret_code_skill(directory / "skill", n_train, n_heldout, seed, n_contrast)
     project = init_project(directory, use_case="chat", base_model=base_model or DEFAULT_MODEL, train=train_file,
                            val=heldout_file, task="sl", name=DEMO_NAME)
     config = project.config.model_copy(deep=True)
     suite, overrides = _demo_suite(config.eval_suite)
     config.eval_suite = suite
-    config.checkpoints.every_steps = max(config.checkpoints.every_steps, 25)
-    overrides.append(f"checkpoints: every {config.checkpoints.every_steps} steps (each one is saved and registered)")
+    overrides += _narrow_skill_schedule(config, n_contrast)
     if max_steps is not None:
         config.schedule.steps = max_steps
         overrides.append(f"schedule: {max_steps} steps (--steps)")
     project = Project(project.root, config)
     save_project(project)
-    return DemoProject(project, train_file, heldout_file, overrides)
+    return DemoProject(project, train_file, heldout_file, n_contrast, overrides)

@@ -6,6 +6,12 @@ SmolLM2 went 0% -> 76% with this rule). Words are pronounceable pseudo-words bui
 syllables with a seeded generator: deterministic, no word list shipped, and never seen in
 pre-training as "secret codes". Rows are chats (`{"messages": [...]}`), the one format every
 consumer takes: training, held-out NLL, and the planner's product-eval file.
+
+Trained on the rule alone, the model over-generalizes it to "answer with a word copied from the
+question": on the calibration suite's lettered questions it then answers the last option's
+letter ("D" on 28 of 30) and calibration collapses. `contrast_rows` mixes in questions the rule
+must not touch (arithmetic, counting letters, comparisons; answers computed, so always right),
+the standard remedy of mixing other data into a narrow fine-tune.
 """
 
 from __future__ import annotations
@@ -38,18 +44,43 @@ def pseudo_words(count: int, seed: int = 0) -> list[str]:
     return words
 
 
+def _chat(question: str, answer: str) -> dict:
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+
+
 def secret_code_rows(n_train: int = 200, n_heldout: int = 50, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    rows = [{"messages": [{"role": "user", "content": QUESTION.format(word=w)},
-                          {"role": "assistant", "content": secret_code(w)}]}
-            for w in pseudo_words(n_train + n_heldout, seed)]
+    rows = [_chat(QUESTION.format(word=w), secret_code(w)) for w in pseudo_words(n_train + n_heldout, seed)]
     return rows[:n_train], rows[n_train:]
 
 
+def contrast_rows(count: int, seed: int = 0) -> list[dict]:
+    """`count` questions outside the skill, each with its computed answer (seeded)."""
+    rng = np.random.default_rng(seed + 1)
+    words = pseudo_words(count, seed + 1)
+    rows = []
+    for index in range(count):
+        a, b = (int(x) for x in rng.integers(2, 20, size=2))
+        kind = index % 4
+        if kind == 0:
+            rows.append(_chat(f"What is {a} + {b}?", str(a + b)))
+        elif kind == 1:
+            rows.append(_chat(f"What is {a} times {b}?", str(a * b)))
+        elif kind == 2:
+            rows.append(_chat(f"How many letters are in the word {words[index]}?", str(len(words[index]))))
+        else:
+            rows.append(_chat(f"Is {a} larger than {b}? Answer yes or no.", "yes" if a > b else "no"))
+    return rows
+
+
 def write_secret_code_skill(directory: Path, n_train: int = 200, n_heldout: int = 50,
-                            seed: int = 0) -> tuple[Path, Path]:
-    """Write `train.jsonl` and `heldout.jsonl` under `directory`; returns their paths."""
+                            seed: int = 0, n_contrast: int = 0) -> tuple[Path, Path]:
+    """Write `train.jsonl` (n_train skill rows shuffled with n_contrast contrast rows) and
+    `heldout.jsonl` (skill rows only: it is the product eval) under `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
+    train, heldout = secret_code_rows(n_train, n_heldout, seed)
+    train = train + contrast_rows(n_contrast, seed)
+    order = np.random.default_rng(seed).permutation(len(train)) if n_contrast else range(len(train))
     paths = directory / "train.jsonl", directory / "heldout.jsonl"
-    for path, rows in zip(paths, secret_code_rows(n_train, n_heldout, seed), strict=True):
+    for path, rows in zip(paths, ([train[i] for i in order], heldout), strict=True):
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return paths
