@@ -6,7 +6,7 @@ max_connections is its hf batch size). Both are warmed up first (engine started 
 loaded; hf model loaded and memoized), then timed end to end: prompts in, graded results out.
 Prints samples/s for each, the ratio (target >= 2x) and how often the two gave the same answer.
 
-    python bench/eval_offline.py [--n 200] [--max-tokens 16] [--concurrency 32]
+    python bench/eval_offline.py [--n 200] [--max-tokens 16] [--concurrency 32] [--fewshot 0]
 """
 
 from __future__ import annotations
@@ -26,13 +26,17 @@ os.environ.setdefault("TINKER_TELEMETRY", "0")
 from tinker_chief.models import DEFAULT_MODEL, materialize_model  # noqa: E402
 
 
-def write_samples(path: Path, n: int) -> None:
+def write_samples(path: Path, n: int, fewshot: int) -> None:
+    """`n` arithmetic questions; with `fewshot` > 0 the system prompt carries that many solved
+    examples, the shared preamble of most benchmark prompts (GSM8K, MMLU run few-shot)."""
+    system = "You are a helpful assistant."  # explicit: SmolLM2's HF template would insert its own
+    if fewshot:
+        shots = "\n".join(f"Q: What is {a} + {a + 4}? A: {2 * a + 4}" for a in range(11, 11 + fewshot))
+        system += f" Answer with the number only, as in these examples:\n{shots}"
     with path.open("w") as handle:
         for i in range(n):
             a, b = 3 + i % 17, 5 + (7 * i) % 23
-            # An explicit system prompt: SmolLM2's HF chat template would otherwise insert its own
-            # default one, and the two sides would not see the same prompt.
-            handle.write(json.dumps({"id": f"s{i}", "system": "You are a helpful assistant.",
+            handle.write(json.dumps({"id": f"s{i}", "system": system,
                                      "input": f"What is {a} + {b}? Reply with the number only.",
                                      "output": str(a + b)}) + "\n")
 
@@ -95,15 +99,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--fewshot", type=int, default=0, help="solved examples in the shared system prompt")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
-    write_samples(data, args.n)
+    write_samples(data, args.n, args.fewshot)
     chief_s, chief_answers, stats = run_chief(data, args.n, args.max_tokens, args.concurrency, out)
     hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, out)
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {DEFAULT_MODEL}; "
-          f"n={args.n}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy")
+          f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy")
     print(f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s")
     print(f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s")
     print(f"engine during the timed run: {stats} (sample_compute_s: time inside the model's batched generate)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -70,3 +71,45 @@ def test_stop_fails_queued_work_and_finishes_the_running_job(parts):
     release.set()
     stopper.join(30)
     assert _result(futures, running) == {"finished": True}
+
+
+class _BatchRecorder:
+    """A stand-in compute backend for sampling that records each batch's size (the real
+    backend's sampling is tested in test_compute_sampling; here only batching is at stake)."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def sample(self, requests):
+        self.sizes.append(len(requests))
+        return [{"n": len(requests)} for _ in requests]
+
+
+def test_clients_resubmitting_one_by_one_after_a_batch_form_one_full_batch(monkeypatch):
+    """After a batch of 4 finishes, its 4 clients come back one at a time; the scheduler waits
+    for them (they arrive well within the resubmit gap) instead of running the first alone."""
+    monkeypatch.setattr(scheduler_module, "_RESUBMIT_GAP_S", 2.0)  # generous: a loaded CI machine
+    monkeypatch.setattr(scheduler_module, "_MAX_GATHER_S", 20.0)
+    backend, futures = _BatchRecorder(), FutureTable()
+    scheduler = scheduler_module.Scheduler(backend, futures)
+    try:
+        def submit(count: int, pause: float = 0.0) -> list[str]:
+            ids = []
+            for _ in range(count):
+                ids.append(futures.create("sample"))
+                scheduler.submit_sample(ids[-1], object(), lambda result: result)
+                time.sleep(pause)
+            return ids
+
+        busy = threading.Event()
+        scheduler.submit("", lambda: busy.wait(30) and {})  # holds the compute thread while 4 queue up
+        first = submit(4)
+        busy.set()
+        assert all(_result(futures, request_id) for request_id in first)
+        assert backend.sizes == [4]
+        # Spaced beyond the 4 ms batch window: without waiting for them, the first would run alone.
+        second = submit(4, pause=0.05)
+        assert all(_result(futures, request_id) for request_id in second)
+        assert sum(backend.sizes) == 8 and backend.sizes[-1] == 4
+    finally:
+        scheduler.stop()

@@ -29,6 +29,8 @@ log = logging.getLogger("tinker_chief.engine")
 
 _MAX_SAMPLE_BATCH = 64
 _BATCH_WINDOW_S = 0.004  # lets near-simultaneous HTTP requests land in the same batch
+_MAX_GATHER_S = 0.5  # the most a batch waits for the last batch's clients to resubmit
+_RESUBMIT_GAP_S = 0.05  # ... and no longer than this without one of them arriving
 # A seq_id that never arrives (client died mid-submit, or a request rejected somewhere we could
 # not attribute to a model) must not stall the model forever: after this long, skip the gap.
 SEQ_GAP_TIMEOUT_S = 60.0
@@ -70,6 +72,7 @@ class Scheduler:
         self._models: dict[str, _ModelQueue] = {}
         self._stopping = False
         self._prefer_samples = False
+        self._expected_samples = 0  # requests likely to be queued soon: see _gather_samples
         self.stats = {"sample_requests": 0, "sample_batches": 0, "largest_sample_batch": 0, "sample_compute_s": 0.0}
         self._thread = threading.Thread(target=self._loop, name="chief-compute", daemon=True)
         self._thread.start()
@@ -199,10 +202,30 @@ class Scheduler:
             self._prefer_samples = not take_samples
             if not take_samples:
                 return self._ready.popleft()
-            if len(self._samples) < _MAX_SAMPLE_BATCH:
-                self._cond.wait(_BATCH_WINDOW_S)
+            self._gather_samples()
             batch, self._samples = self._samples[:_MAX_SAMPLE_BATCH], self._samples[_MAX_SAMPLE_BATCH:]
             return batch
+
+    def _gather_samples(self) -> None:
+        """Hold the batch while the clients served by the last batch are resubmitting: until
+        they all have, or none arrived for `_RESUBMIT_GAP_S`, or `_MAX_GATHER_S` passed; then
+        one more `_BATCH_WINDOW_S`.
+
+        Concurrent clients (an eval with `--concurrency 32`) resubmit one by one as a batch's
+        results reach them (~5 ms each through the SDK); a batch that leaves with only the
+        requests already queued pays a whole decode loop for a few rows, and batch sizes then
+        alternate small/large. A sequential client is expected back with nothing else, so it
+        never waits.
+        """
+        deadline = time.monotonic() + _MAX_GATHER_S
+        expected = min(self._expected_samples, _MAX_SAMPLE_BATCH)
+        while len(self._samples) < expected and time.monotonic() < deadline:
+            before = len(self._samples)
+            self._cond.wait(min(_RESUBMIT_GAP_S, max(deadline - time.monotonic(), 0.0)))
+            if len(self._samples) == before:
+                break  # nobody came back within the gap: they are done or thinking
+        if len(self._samples) < _MAX_SAMPLE_BATCH:
+            self._cond.wait(_BATCH_WINDOW_S)
 
     def _loop(self) -> None:
         while (work := self._next_work()) is not None:
@@ -238,6 +261,8 @@ class Scheduler:
                 self._run_samples([job])
             return
         self.stats["sample_compute_s"] += time.perf_counter() - started
+        with self._cond:  # the clients just served will resubmit; those queued meanwhile wait too
+            self._expected_samples = len(batch) + len(self._samples)
         for job, result in zip(batch, results, strict=True):
             try:
                 self._futures.complete(job.request_id, job.encode(result))
