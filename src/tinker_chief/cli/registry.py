@@ -57,14 +57,11 @@ def _open(registry_path: Path | None, project_dir: Path) -> Registry:
 
 def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
     """(SuiteRequirement | None, GateRules) from the project's chief.toml."""
-    from tinker_chief.registry import GateRules, SuiteRequirement
+    from tinker_chief.registry import GateRules
+    from tinker_chief.training.demo_promotion import gate_inputs_for
 
     project = _load_project(project_dir)
-    if project is None:
-        return None, GateRules()
-    gate = project.config.gate
-    rules = gate if isinstance(gate, GateRules) else GateRules.model_validate(gate or {})
-    return SuiteRequirement.from_suite(project.config.eval_suite), rules
+    return (None, GateRules()) if project is None else gate_inputs_for(project)
 
 
 def _print_json(value: Any) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSuite
+from tinker_chief.registry.rules import GateRules
 
 CONFIG_FILENAME = "chief.toml"
 SCHEMA_VERSION = 1
@@ -138,15 +139,6 @@ class EstimatesConfig(_Section):
     local_sample_tokens_per_s: float | None = Field(None, gt=0, description="Measured local sampling throughput.")
 
 
-def _gate_rules_class() -> type[BaseModel] | None:
-    """The registry's `GateRules` once it exists; until then `[gate]` is a plain table."""
-    try:
-        from tinker_chief.registry import GateRules  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return GateRules
-
-
 class ProjectConfig(BaseModel):
     """The whole of `chief.toml`."""
 
@@ -172,8 +164,7 @@ class ProjectConfig(BaseModel):
     backend: BackendConfig = Field(default_factory=BackendConfig)
     estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
     eval_suite: EvalSuite
-    gate: Any = Field(default_factory=dict, validate_default=True,
-                      description="Promotion-gate rules (tinker_chief.registry.GateRules).")
+    gate: GateRules = Field(default_factory=GateRules, description="Promotion-gate rules.")
 
     @field_validator("schema_version")
     @classmethod
@@ -182,19 +173,9 @@ class ProjectConfig(BaseModel):
             raise ValueError(f"schema {value} is newer than this chief understands ({SCHEMA_VERSION}); upgrade chief")
         return value
 
-    @field_validator("gate", mode="before")
-    @classmethod
-    def _gate(cls, value: Any) -> Any:
-        gate_cls = _gate_rules_class()
-        if gate_cls is not None:
-            return value if isinstance(value, gate_cls) else gate_cls.model_validate(value or {})
-        if not isinstance(value, dict):
-            raise ValueError("expected a table of gate rules")
-        return value
-
     def gate_dict(self) -> dict[str, Any]:
-        """The gate rules as plain data, whichever type holds them."""
-        return self.gate.model_dump(mode="json") if isinstance(self.gate, BaseModel) else dict(self.gate)
+        """The gate rules as plain data."""
+        return self.gate.model_dump(mode="json")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
-from tinker_chief.planning.config import ProjectConfig, _gate_rules_class
+from tinker_chief.planning.config import ProjectConfig
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -88,8 +88,6 @@ def _submodel(model: type[BaseModel] | None, name: str) -> type[BaseModel] | Non
     nested = {(EvalSuite, "tasks"): EvalTask, (EvalTask, "settings"): EvalSettings}
     if (model, name) in nested:
         return nested[(model, name)]
-    if model is ProjectConfig and name == "gate":
-        return _gate_rules_class()
     if model is None or name not in model.model_fields:
         return None
     annotation = model.model_fields[name].annotation

@@ -61,9 +61,7 @@ class DemoPromotion:
 
 def gate_inputs_for(project: Project) -> tuple[SuiteRequirement, GateRules]:
     """The agreed suite and `[gate]` rules of a loaded project."""
-    gate = project.config.gate
-    rules = gate if isinstance(gate, GateRules) else GateRules.model_validate(gate or {})
-    return SuiteRequirement.from_suite(project.config.eval_suite), rules
+    return SuiteRequirement.from_suite(project.config.eval_suite), project.config.gate
 
 
 def task_accuracy(result: Any, task: str) -> float | None:
