@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +17,17 @@ _ids = itertools.count()
 
 def fresh_id(prefix: str = "m") -> str:
     return f"{prefix}-{next(_ids)}"
+
+
+def backend_with_model(rank: int) -> tuple[Any, str]:
+    """An fp32 CPU backend with one fresh LoRA training model (seed 0) on the tiny model."""
+    from tinker_chief.engine.backend import LoraSpec
+    from tinker_chief.engine.compute import TorchBackend
+
+    backend = TorchBackend(device="cpu", dtype="float32")
+    model_id = fresh_id()
+    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=rank, seed=0))
+    return backend, model_id
 
 
 def sft_datum(rng: np.random.Generator, length: int, extra: dict[str, np.ndarray] | None = None) -> DatumArrays:

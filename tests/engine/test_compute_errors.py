@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compute_support import TINY_MODEL, VOCAB, fresh_id, sft_batch, sft_datum
+from compute_support import TINY_MODEL, VOCAB, backend_with_model, fresh_id, sft_batch, sft_datum
 
 from tinker_chief.engine.backend import (
     AdamStep,
@@ -17,15 +17,11 @@ from tinker_chief.engine.backend import (
     SampleRequest,
     SamplingSettings,
 )
-from tinker_chief.engine.compute import TorchBackend
 
 
 @pytest.fixture(scope="module")
 def backend_and_model():
-    backend = TorchBackend(device="cpu", dtype="float32")
-    model_id = fresh_id()
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=2, seed=0))
-    return backend, model_id
+    return backend_with_model(rank=2)
 
 
 def datum(tokens, targets=None, weights=None) -> DatumArrays:

@@ -10,19 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from compute_support import TINY_MODEL, fresh_id, sft_datum
+from compute_support import backend_with_model, sft_datum
 
-from tinker_chief.engine.backend import LoraSpec
-from tinker_chief.engine.compute import TorchBackend
 from tinker_chief.engine.compute.losses import LOSSES
 
 
 @pytest.fixture(scope="module")
 def backend_and_model():
-    backend = TorchBackend(device="cpu", dtype="float32")
-    model_id = fresh_id()
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=0))
-    return backend, model_id
+    return backend_with_model(rank=4)
 
 
 def policy_batch(seed: int, lp_shift: float):
