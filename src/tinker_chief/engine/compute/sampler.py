@@ -13,6 +13,7 @@ We write the loop instead of calling `model.generate` because HF's generate appl
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,13 +60,8 @@ def shared_prefix_length(rows: list[Row]) -> int:
     """
     if len(rows) < 2:
         return 0
-    first = rows[0].prompt
-    length = min(len(row.prompt) for row in rows) - 1
-    for row in rows[1:]:
-        same = 0
-        while same < length and row.prompt[same] == first[same]:
-            same += 1
-        length = same
+    common = len(os.path.commonprefix([row.prompt for row in rows]))  # works on any sequences
+    length = min(common, min(len(row.prompt) for row in rows) - 1)
     return length if length >= MIN_SHARED_PREFIX else 0
 
 
