@@ -192,14 +192,12 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
                         f"({next((r.error for r in records if r.error), 'no questions')})")
     metrics = {"accuracy": metric(raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])}
     metrics.update(_interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"]))
-    outcome = _outcome(task, records, base, metrics, len(done), {"scoring": "option-letter logprobs",
-                                                                 "outcome": "per-question Brier score"})
     # Outcomes stand for the run's headline metric in the registry's paired tests, so they are
     # kept only when that is Brier (a suite naming `ece` gets judged by CIs instead).
-    outcome.samples = {q.id: q.brier for q in scored} if task.headline_metric == "brier" else {}
-    outcome.binary = False
-    outcome.settings["reliability"] = raw["reliability"]
-    return outcome
+    briers = {q.id: q.brier for q in scored} if task.headline_metric == "brier" else {}
+    return _outcome(task, records, base, metrics, len(done),
+                    {"scoring": "option-letter logprobs", "outcome": "per-question Brier score",
+                     "reliability": raw["reliability"]}, scores=briers)
 
 
 def _interval_metrics(intervals: dict[str, Any], n: int) -> dict[str, dict[str, Any]]:
@@ -232,8 +230,10 @@ async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> Ta
 
 
 def _outcome(task: EvalTask, records: list[SampleRecord], base_model: str, metrics: dict[str, Any],
-             reused: int, settings: dict[str, Any]) -> TaskOutcome:
-    return TaskOutcome(task.name, task.kind, metrics, outcomes_by_id(records), settings, base_model,
+             reused: int, settings: dict[str, Any], scores: dict[str, float] | None = None) -> TaskOutcome:
+    """Per-sample outcomes are the records' pass/fail, or `scores` when the task has its own."""
+    samples = outcomes_by_id(records) if scores is None else scores
+    return TaskOutcome(task.name, task.kind, metrics, samples, settings, base_model, binary=scores is None,
                        reused_samples=reused, ran_samples=len(records) - reused)
 
 
