@@ -74,6 +74,56 @@ def test_shared_prompt_prefix_is_prefilled_once_with_the_same_results(backend, t
             np.testing.assert_allclose(sequence.logprobs, single.logprobs, atol=1e-4)
 
 
+def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(backend, trained):
+    """Rows stop at different steps (max_tokens 1..12, a stop token, a seeded sampled row); the
+    batch shrinks as they finish, and every row still gets what it gets when sampled alone."""
+    key = backend.snapshot_for_sampling(trained)
+    full = greedy(backend, key, PROMPTS[0], max_tokens=12).tokens
+    requests = [request(key, PROMPTS[0], max_tokens=12, temperature=0.0, stop_tokens=(full[2],)),
+                request(key, PROMPTS[1], max_tokens=1, temperature=0.0),
+                request(key, PROMPTS[2], max_tokens=12, temperature=1.0, seed=3),
+                request(key, PROMPTS[3], max_tokens=5, temperature=0.0),
+                request(key, PROMPTS[1], max_tokens=0, temperature=0.0)]
+    alone = [backend.sample([r])[0].sequences[0] for r in requests]
+    batched = [result.sequences[0] for result in backend.sample(requests)]
+    assert [len(s.tokens) for s in alone] == [full.index(full[2]) + 1, 1, 12, 5, 0]
+    for single, together in zip(alone, batched):
+        assert together.tokens == single.tokens and together.stop_reason == single.stop_reason
+        np.testing.assert_allclose(together.logprobs, single.logprobs, atol=1e-4)
+
+
+def test_grouped_decode_attention_matches_transformers_sdpa():
+    """The decode-step attention that skips repeat_kv gives the logits of transformers' own SDPA
+    path on a left-padded batch (tiny-random-llama has 4 query heads per 2 key/value heads)."""
+    import torch
+    from transformers import DynamicCache
+
+    from tinker_chief.engine.compute.attention import GROUPED_DECODE
+    from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
+    from tinker_chief.models import materialize_model, resolve_model
+
+    model = load_frozen_causal_lm(materialize_model(resolve_model(TINY_MODEL)), "cpu")
+    assert model.config._attn_implementation == GROUPED_DECODE
+    assert model.model.layers[0].self_attn.num_key_value_groups == 2
+    ids = torch.tensor([[2, 2, 2, 72, 101, 108], [1, 87, 104, 97, 116, 33]])
+    mask = (torch.arange(6) >= torch.tensor([[3], [0]])).long()
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+    def next_logits(implementation: str) -> torch.Tensor:
+        model.set_attn_implementation(implementation)
+        cache = DynamicCache()
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
+            step = model(input_ids=torch.tensor([[5], [6]]), attention_mask=torch.cat([mask, mask[:, :1] * 0 + 1], -1),
+                         position_ids=positions[:, -1:] + 1, past_key_values=cache)
+        return step.logits[:, -1]
+
+    grouped = next_logits(GROUPED_DECODE)
+    reference = next_logits("sdpa")
+    torch.testing.assert_close(grouped, reference, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(grouped[0], grouped[1])  # the rows really differ
+
+
 def test_seed_reproduces_samples(backend):
     settings = dict(temperature=1.0, max_tokens=16, n=3)
     first = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=5, **settings)])[0]

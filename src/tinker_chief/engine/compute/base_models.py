@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from tinker_chief.engine.backend import BaseModelInfo, NotFoundError
+from tinker_chief.engine.compute.attention import use_grouped_decode_attention
 from tinker_chief.errors import ModelNotFoundError
 from tinker_chief.models import list_builtin_models, materialize_model, resolve_model
 
@@ -61,12 +62,14 @@ def model_info(name: str, local_dir: Path) -> BaseModelInfo:
 
 
 def load_frozen_causal_lm(local_dir: Path, device: str) -> Any:
-    """fp32 weights (autocast picks the compute dtype), eval mode, no base gradients."""
+    """fp32 weights (autocast picks the compute dtype), eval mode, no base gradients, and
+    decode attention that reads the KV cache without repeating it per query head."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32, local_files_only=True)
     model.to(device).eval()
     model.requires_grad_(False)
+    use_grouped_decode_attention(model)
     if device == "cpu":
         _use_vocab_projection(model)
     return model

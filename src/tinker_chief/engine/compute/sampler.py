@@ -3,7 +3,8 @@
 `generate(causal_lm, rows, ...)` takes rows that share one set of weights (the backend groups
 requests by sampler key first), prefills the prompt prefix they all share once (a system
 prompt, few-shot examples, the n copies of a `num_samples=n` request), left-pads the rest of
-their prompts, runs one prefill and one decode loop for all of them, and gives each row its own temperature / top-p / top-k, its own
+their prompts, runs one prefill and one decode loop for all of them (a row that finishes leaves the batch, so
+the rows still generating do not pay for it), and gives each row its own temperature / top-p / top-k, its own
 `torch.Generator` (so a seed reproduces the output whatever else is in the batch), its own
 stop tokens, stop strings and `max_tokens`. The logprob reported for a chosen token is the
 model's raw log-softmax (temperature 1), as Tinker reports it, so it agrees with `forward`.
@@ -79,11 +80,8 @@ def _filter(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
     return scaled
 
 
-def _choose(logits: torch.Tensor, row: Row) -> int:
-    settings = row.settings
-    if settings.temperature <= 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(_filter(logits, settings), dim=-1)
+def _sample(logits: torch.Tensor, row: Row) -> int:
+    probs = torch.softmax(_filter(logits, row.settings), dim=-1)
     return int(torch.multinomial(probs.cpu(), 1, generator=row.generator))
 
 
@@ -96,23 +94,19 @@ def _stopped(row: Row, token: int, tokenizer: Any) -> bool:
     return False
 
 
-def _step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> list[int]:
-    """Pick one token per unfinished row; return the tokens to feed next."""
-    raw = torch.log_softmax(logits.float(), dim=-1)
-    feed = []
+def _step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
+    """Append one token (and its raw logprob) to every row; mark the rows that finish."""
+    logits = logits.float()
+    raw = torch.log_softmax(logits, dim=-1)
+    greedy = torch.argmax(logits, dim=-1).tolist()  # one batched argmax instead of one per row
     for index, row in enumerate(rows):
-        if row.stop_reason is not None:
-            feed.append(row.tokens[-1] if row.tokens else row.prompt[-1])
-            continue
-        token = _choose(logits[index].float(), row)
+        token = greedy[index] if row.settings.temperature <= 0 else _sample(logits[index], row)
         row.tokens.append(token)
         row.logprobs.append(float(raw[index, token]))
         if _stopped(row, token, tokenizer):
             row.stop_reason = "stop"
         elif len(row.tokens) >= row.settings.max_tokens:
             row.stop_reason = "length"
-        feed.append(token)
-    return feed
 
 
 @torch.no_grad()
@@ -131,13 +125,21 @@ def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int,
     for row in rows:
         if row.settings.max_tokens <= 0:
             row.stop_reason = "length"
-    while any(row.stop_reason is None for row in rows):
+    live = rows
+    while True:
+        alive = torch.tensor([row.stop_reason is None for row in live], device=device)
+        if not bool(alive.any()):
+            return
+        if not bool(alive.all()):  # finished rows leave the batch: later steps cost only live rows
+            live = [row for row in live if row.stop_reason is None]
+            ids, mask, positions = ids[alive], mask[alive], positions[alive]
+            cache.batch_select_indices(alive.nonzero().squeeze(-1))
         with precision.autocast():
             out = causal_lm(input_ids=ids, attention_mask=mask, position_ids=positions,
                             past_key_values=cache, use_cache=True, logits_to_keep=1)
-        feed = _step_rows(rows, out.logits[:, -1], tokenizer)
-        ids = torch.tensor(feed, dtype=torch.long, device=device)[:, None]
-        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)
+        _step_rows(live, out.logits[:, -1], tokenizer)
+        ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[:, None]
+        mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
         positions = positions[:, -1:] + 1
 
 
