@@ -171,6 +171,32 @@ def test_sampled_and_prompt_logprobs_agree_with_forward(backend, trained):
     assert all(entry[0][1] >= result.prompt_logprobs[i + 1] - 1e-5 for i, entry in enumerate(top[1:]))
 
 
+def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, monkeypatch):
+    """Scoring requests of different lengths and top-k go through one padded forward (or several,
+    when they exceed MAX_SCORING_TOKENS) and give what each request gives alone."""
+    from tinker_chief.engine.compute import sampling
+
+    key = backend.snapshot_for_sampling(trained)
+    requests = [SampleRequest(key, prompt, 1, SamplingSettings(max_tokens=1, temperature=0.0),
+                              prompt_logprobs=True, topk_prompt_logprobs=topk)
+                for prompt, topk in zip([*PROMPTS, (7,)], (0, 2, 5, 1, 3))]
+    alone = [backend.sample([r])[0] for r in requests]
+    for limit in (sampling.MAX_SCORING_TOKENS, 12):  # 12: several chunks
+        monkeypatch.setattr(sampling, "MAX_SCORING_TOKENS", limit)
+        together = backend.sample(requests)
+        for single, batched, request in zip(alone, together, requests):
+            assert batched.prompt_logprobs[0] is None
+            np.testing.assert_allclose(batched.prompt_logprobs[1:], single.prompt_logprobs[1:], atol=1e-4)
+            assert len(batched.prompt_logprobs) == len(request.prompt)
+            if request.topk_prompt_logprobs:
+                assert [[t for t, _ in e] for e in batched.topk_prompt_logprobs[1:]] == \
+                    [[t for t, _ in e] for e in single.topk_prompt_logprobs[1:]]
+                assert all(len(e) == request.topk_prompt_logprobs for e in batched.topk_prompt_logprobs[1:])
+            else:
+                assert batched.topk_prompt_logprobs is None
+    assert alone[-1].prompt_logprobs == [None] and alone[-1].topk_prompt_logprobs == [None]
+
+
 def test_snapshot_is_frozen_and_base_is_untouched(backend):
     model_id = fresh_id("snap")
     backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=3))

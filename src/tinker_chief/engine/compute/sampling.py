@@ -6,7 +6,8 @@ an opaque key for an adapter slot made by `add_adapter` (a snapshot of a trainin
 of `MAX_ADAPTER_SAMPLERS` so an RL loop that snapshots every iteration does not grow memory
 without bound. `sample` validates every request, groups them by key and runs each group through
 one batched `sampler.generate` call; prompt logprobs come from the same forward code as
-training's `forward`, so the two agree.
+training's `forward`, so the two agree, batched over the group's requests (`compute_logprobs`
+on four answer options of a question is four requests in one forward).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tinker_chief.engine.compute.sampler import Row, generate
 
 MAX_ADAPTER_SAMPLERS = 32
 MAX_BATCH_ROWS = 64  # rows per decode loop: bounds the KV cache of one group
+MAX_SCORING_TOKENS = 16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
 
 Resolver = Callable[[str], tuple[LoadedBase, AdapterHost]]
 
@@ -119,27 +121,54 @@ class SamplingService:
         tokenizer = base.tokenizer if needs_text else None
         for start in range(0, len(flat), MAX_BATCH_ROWS):
             generate(base.model, flat[start:start + MAX_BATCH_ROWS], self.precision, 0, tokenizer)
-        for index, request, rows in zip(indices, requests, rows_of):
-            result = SampleResult(sequences=[row.result() for row in rows])
-            if request.prompt_logprobs or request.topk_prompt_logprobs:
-                self._prompt_logprobs(base, request, result)
+        group_results = [SampleResult(sequences=[row.result() for row in rows]) for rows in rows_of]
+        scored = [(r, res) for r, res in zip(requests, group_results) if r.prompt_logprobs or r.topk_prompt_logprobs]
+        for chunk in _scoring_chunks(scored):
+            self._prompt_logprobs(base, chunk)
+        for index, result in zip(indices, group_results):
             results[index] = result
 
     @torch.no_grad()
-    def _prompt_logprobs(self, base: LoadedBase, request: SampleRequest, result: SampleResult) -> None:
-        prompt = torch.tensor([request.prompt], dtype=torch.long, device=self.precision.device)
-        if prompt.shape[1] < 2:
-            result.prompt_logprobs = [None] if request.prompt_logprobs else None
-            result.topk_prompt_logprobs = [None] if request.topk_prompt_logprobs else None
+    def _prompt_logprobs(self, base: LoadedBase, scored: list[tuple[SampleRequest, SampleResult]]) -> None:
+        """Prompt logprobs (and top-k) of several requests from one right-padded forward."""
+        for request, result in scored:
+            if len(request.prompt) < 2:  # nothing to score: the first token has no context
+                result.prompt_logprobs = [None] if request.prompt_logprobs else None
+                result.topk_prompt_logprobs = [None] if request.topk_prompt_logprobs else None
+        scored = [(request, result) for request, result in scored if len(request.prompt) >= 2]
+        if not scored:
             return
-        mask = torch.ones_like(prompt[:, :-1], dtype=torch.float32)
-        k = min(request.topk_prompt_logprobs, base.vocab_size)
-        logprobs, top = target_logprobs(base.model, prompt[:, :-1], prompt[:, 1:], mask, self.precision, topk=k)
-        if request.prompt_logprobs:
-            result.prompt_logprobs = [None, *logprobs[0].tolist()]
-        if k and top is not None:
-            values, ids = top[0].tolist(), top[1].tolist()
-            result.topk_prompt_logprobs = [None, *[list(zip(i, v)) for i, v in zip(ids, values)]]
+        width = max(len(request.prompt) for request, _ in scored) - 1
+        tokens = torch.zeros((len(scored), width + 1), dtype=torch.long)
+        mask = torch.zeros((len(scored), width), dtype=torch.float32)
+        for row, (request, _) in enumerate(scored):
+            tokens[row, :len(request.prompt)] = torch.tensor(request.prompt)
+            mask[row, :len(request.prompt) - 1] = 1.0
+        tokens, mask = tokens.to(self.precision.device), mask.to(self.precision.device)
+        k = min(max(request.topk_prompt_logprobs for request, _ in scored), base.vocab_size)
+        logprobs, top = target_logprobs(base.model, tokens[:, :-1], tokens[:, 1:], mask, self.precision, topk=k)
+        offset = 0  # `top` is flattened over the real positions, row by row
+        for row, (request, result) in enumerate(scored):
+            length = len(request.prompt) - 1
+            if request.prompt_logprobs:
+                result.prompt_logprobs = [None, *logprobs[row, :length].tolist()]
+            if request.topk_prompt_logprobs and top is not None:
+                own = min(request.topk_prompt_logprobs, k)
+                values = top[0][offset:offset + length, :own].tolist()
+                ids = top[1][offset:offset + length, :own].tolist()
+                result.topk_prompt_logprobs = [None, *[list(zip(i, v)) for i, v in zip(ids, values)]]
+            offset += length
+
+
+def _scoring_chunks(scored: list[tuple[SampleRequest, SampleResult]]) -> list[list[tuple[SampleRequest, SampleResult]]]:
+    """Groups whose padded batch stays within `MAX_SCORING_TOKENS` (one oversize prompt goes alone)."""
+    chunks: list[list[tuple[SampleRequest, SampleResult]]] = []
+    for item in sorted(scored, key=lambda pair: len(pair[0].prompt)):  # each item is its chunk's widest
+        if chunks and len(item[0].prompt) * (len(chunks[-1]) + 1) <= MAX_SCORING_TOKENS:
+            chunks[-1].append(item)
+        else:
+            chunks.append([item])
+    return chunks
 
 
 def _validate(request: SampleRequest, base: LoadedBase) -> None:
