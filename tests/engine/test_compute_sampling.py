@@ -197,6 +197,22 @@ def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, m
     assert alone[-1].prompt_logprobs == [None] and alone[-1].topk_prompt_logprobs == [None]
 
 
+def test_compute_logprobs_token_comes_from_the_scoring_forward_unchanged(backend, trained):
+    """A one-token request with prompt logprobs (the SDK's compute_logprobs) skips the decode loop;
+    its token, logprob and seeded draws equal those of the decode loop (the same request without
+    prompt logprobs)."""
+    key = backend.snapshot_for_sampling(trained)
+    for settings in (SamplingSettings(max_tokens=1, temperature=0.0),
+                     SamplingSettings(max_tokens=1, temperature=1.0, seed=4)):
+        plain = [SampleRequest(key, p, 3, settings) for p in PROMPTS]
+        scoring = [SampleRequest(key, p, 3, settings, prompt_logprobs=True) for p in PROMPTS]
+        for decoded, scored in zip(backend.sample(plain), backend.sample(scoring)):
+            assert decoded.prompt_logprobs is None and scored.prompt_logprobs is not None
+            for a, b in zip(decoded.sequences, scored.sequences):
+                assert (a.tokens, a.stop_reason) == (b.tokens, b.stop_reason)
+                np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-4)
+
+
 def test_snapshot_is_frozen_and_base_is_untouched(backend):
     model_id = fresh_id("snap")
     backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=3))

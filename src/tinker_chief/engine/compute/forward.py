@@ -117,6 +117,27 @@ def target_logprobs(causal_lm: Any, tokens: torch.Tensor, targets: torch.Tensor,
     """
     with precision.autocast():
         hidden = decoder_of(causal_lm)(input_ids=tokens, use_cache=False).last_hidden_state
+    return _score_hidden(causal_lm, hidden, targets, mask, precision, topk)
+
+
+def prompt_scores(causal_lm: Any, prompts: torch.Tensor, lengths: list[int], precision: Precision,
+                  topk: int = 0) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Prompt logprobs of right-padded `prompts` [B, T] (as `target_logprobs` gives them for
+    predicting prompt[1:] from prompt[:-1]) plus the fp32 logits after each whole prompt [B, V]:
+    one forward both scores a prompt and picks the first token generated after it."""
+    with precision.autocast():
+        hidden = decoder_of(causal_lm)(input_ids=prompts, use_cache=False).last_hidden_state
+    width = prompts.shape[1] - 1
+    mask = (torch.arange(width, device=prompts.device)[None, :] <
+            torch.tensor(lengths, device=prompts.device)[:, None] - 1).float()
+    logprobs, top = _score_hidden(causal_lm, hidden[:, :-1], prompts[:, 1:], mask, precision, topk)
+    last = hidden[torch.arange(len(lengths), device=prompts.device), torch.tensor(lengths, device=prompts.device) - 1]
+    with precision.autocast():
+        return logprobs, top, _project(causal_lm, last)
+
+
+def _score_hidden(causal_lm: Any, hidden: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                  precision: Precision, topk: int) -> tuple[torch.Tensor, Any]:
     real = mask.bool()
     flat_hidden, flat_targets = hidden[real], targets[real]
     pieces, tops = [], []
@@ -129,7 +150,7 @@ def target_logprobs(causal_lm: Any, tokens: torch.Tensor, targets: torch.Tensor,
         if topk:
             values, ids = logits.topk(topk, dim=-1)
             tops.append((values - normaliser[:, None], ids))
-    out = torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
+    out = torch.zeros(targets.shape, dtype=torch.float32, device=targets.device)
     out = out.masked_scatter(real, torch.cat(pieces)) if pieces else out
     top = (torch.cat([v for v, _ in tops]), torch.cat([i for _, i in tops])) if topk else None
     return out, top

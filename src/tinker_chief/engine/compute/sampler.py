@@ -94,7 +94,7 @@ def _stopped(row: Row, token: int, tokenizer: Any) -> bool:
     return False
 
 
-def _step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
+def step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
     """Append one token (and its raw logprob) to every row; mark the rows that finish."""
     logits = logits.float()
     raw = torch.log_softmax(logits, dim=-1)
@@ -137,7 +137,7 @@ def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int,
         with precision.autocast():
             out = causal_lm(input_ids=ids, attention_mask=mask, position_ids=positions,
                             past_key_values=cache, use_cache=True, logits_to_keep=1)
-        _step_rows(live, out.logits[:, -1], tokenizer)
+        step_rows(live, out.logits[:, -1], tokenizer)
         ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[:, None]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
         positions = positions[:, -1:] + 1

@@ -7,7 +7,9 @@ of `MAX_ADAPTER_SAMPLERS` so an RL loop that snapshots every iteration does not 
 without bound. `sample` validates every request, groups them by key and runs each group through
 one batched `sampler.generate` call; prompt logprobs come from the same forward code as
 training's `forward`, so the two agree, batched over the group's requests (`compute_logprobs`
-on four answer options of a question is four requests in one forward).
+on four answer options of a question is four requests in one forward). A one-token request that
+asks for prompt logprobs (what `compute_logprobs` sends) draws its token from the logits that
+forward ends with and skips the decode loop.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost
 from tinker_chief.engine.compute.base_models import LoadedBase
 from tinker_chief.engine.compute.devices import Precision
-from tinker_chief.engine.compute.forward import target_logprobs
-from tinker_chief.engine.compute.sampler import Row, generate
+from tinker_chief.engine.compute.forward import prompt_scores
+from tinker_chief.engine.compute.sampler import Row, generate, step_rows
 
 MAX_ADAPTER_SAMPLERS = 32
 MAX_BATCH_ROWS = 64  # rows per decode loop: bounds the KV cache of one group
 MAX_SCORING_TOKENS = 16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
 
 Resolver = Callable[[str], tuple[LoadedBase, AdapterHost]]
+ScoredRequest = tuple[int, SampleRequest, list[Row]]  # (index in its group, request, its rows)
+PromptScores = tuple[list | None, list | None]  # (prompt_logprobs, topk_prompt_logprobs)
 
 
 @dataclass(frozen=True)
@@ -116,55 +120,69 @@ class SamplingService:
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
             rows_of.append([Row(list(request.prompt), request.settings, generator)
                             for _ in range(request.num_samples)])
-        flat = [row for rows in rows_of for row in rows]
-        needs_text = any(row.settings.stop_strings for row in flat)
+        needs_text = any(request.settings.stop_strings for request in requests)
         tokenizer = base.tokenizer if needs_text else None
+        flat = [row for request, rows in zip(requests, rows_of) if not _first_token_from_scoring(request)
+                for row in rows]
         for start in range(0, len(flat), MAX_BATCH_ROWS):
             generate(base.model, flat[start:start + MAX_BATCH_ROWS], self.precision, 0, tokenizer)
-        group_results = [SampleResult(sequences=[row.result() for row in rows]) for rows in rows_of]
-        scored = [(r, res) for r, res in zip(requests, group_results) if r.prompt_logprobs or r.topk_prompt_logprobs]
+        scored = [(i, request, rows) for i, (request, rows) in enumerate(zip(requests, rows_of))
+                  if request.prompt_logprobs or request.topk_prompt_logprobs]
+        scores: dict[int, PromptScores] = {}
         for chunk in _scoring_chunks(scored):
-            self._prompt_logprobs(base, chunk)
-        for index, result in zip(indices, group_results):
-            results[index] = result
+            scores.update(self._score_prompts(base, chunk, tokenizer))
+        for i, (index, rows) in enumerate(zip(indices, rows_of)):
+            prompt_logprobs, topk = scores.get(i, (None, None))
+            results[index] = SampleResult(sequences=[row.result() for row in rows], prompt_logprobs=prompt_logprobs,
+                                          topk_prompt_logprobs=topk)
 
     @torch.no_grad()
-    def _prompt_logprobs(self, base: LoadedBase, scored: list[tuple[SampleRequest, SampleResult]]) -> None:
-        """Prompt logprobs (and top-k) of several requests from one right-padded forward."""
-        for request, result in scored:
+    def _score_prompts(self, base: LoadedBase, scored: list[ScoredRequest], tokenizer) -> dict[int, PromptScores]:
+        """Prompt logprobs (and top-k) of several requests from one right-padded forward; a
+        one-token request (the SDK's `compute_logprobs`) also gets its token from that forward."""
+        scores: dict[int, PromptScores] = {}
+        for i, request, _ in scored:
             if len(request.prompt) < 2:  # nothing to score: the first token has no context
-                result.prompt_logprobs = [None] if request.prompt_logprobs else None
-                result.topk_prompt_logprobs = [None] if request.topk_prompt_logprobs else None
-        scored = [(request, result) for request, result in scored if len(request.prompt) >= 2]
+                scores[i] = ([None] if request.prompt_logprobs else None, [None] if request.topk_prompt_logprobs else None)
+        scored = [item for item in scored if len(item[1].prompt) >= 2]
         if not scored:
-            return
-        width = max(len(request.prompt) for request, _ in scored) - 1
-        tokens = torch.zeros((len(scored), width + 1), dtype=torch.long)
-        mask = torch.zeros((len(scored), width), dtype=torch.float32)
-        for row, (request, _) in enumerate(scored):
-            tokens[row, :len(request.prompt)] = torch.tensor(request.prompt)
-            mask[row, :len(request.prompt) - 1] = 1.0
-        tokens, mask = tokens.to(self.precision.device), mask.to(self.precision.device)
-        k = min(max(request.topk_prompt_logprobs for request, _ in scored), base.vocab_size)
-        logprobs, top = target_logprobs(base.model, tokens[:, :-1], tokens[:, 1:], mask, self.precision, topk=k)
-        offset = 0  # `top` is flattened over the real positions, row by row
-        for row, (request, result) in enumerate(scored):
+            return scores
+        lengths = [len(request.prompt) for _, request, _ in scored]
+        prompts = torch.zeros((len(scored), max(lengths)), dtype=torch.long)
+        for row, (_, request, _) in enumerate(scored):
+            prompts[row, :len(request.prompt)] = torch.tensor(request.prompt)
+        k = min(max(request.topk_prompt_logprobs for _, request, _ in scored), base.vocab_size)
+        logprobs, top, next_logits = prompt_scores(base.model, prompts.to(self.precision.device), lengths,
+                                                   self.precision, topk=k)
+        offset = 0  # `top` is flattened over the scored positions, row by row
+        for row, (i, request, rows) in enumerate(scored):
             length = len(request.prompt) - 1
-            if request.prompt_logprobs:
-                result.prompt_logprobs = [None, *logprobs[row, :length].tolist()]
+            prompt_logprobs = [None, *logprobs[row, :length].tolist()] if request.prompt_logprobs else None
+            topk = None
             if request.topk_prompt_logprobs and top is not None:
                 own = min(request.topk_prompt_logprobs, k)
                 values = top[0][offset:offset + length, :own].tolist()
                 ids = top[1][offset:offset + length, :own].tolist()
-                result.topk_prompt_logprobs = [None, *[list(zip(i, v)) for i, v in zip(ids, values)]]
+                topk = [None, *[list(zip(top_ids, top_values)) for top_ids, top_values in zip(ids, values)]]
+            scores[i] = (prompt_logprobs, topk)
             offset += length
+            if _first_token_from_scoring(request):
+                step_rows(rows, next_logits[row].expand(len(rows), -1), tokenizer)
+        return scores
 
 
-def _scoring_chunks(scored: list[tuple[SampleRequest, SampleResult]]) -> list[list[tuple[SampleRequest, SampleResult]]]:
+def _first_token_from_scoring(request: SampleRequest) -> bool:
+    """A one-token request that asks for prompt logprobs needs no decode loop: the scoring forward
+    already ends with the logits its token is drawn from."""
+    scores = request.prompt_logprobs or request.topk_prompt_logprobs > 0
+    return scores and request.settings.max_tokens == 1 and len(request.prompt) >= 2
+
+
+def _scoring_chunks(scored: list[ScoredRequest]) -> list[list[ScoredRequest]]:
     """Groups whose padded batch stays within `MAX_SCORING_TOKENS` (one oversize prompt goes alone)."""
-    chunks: list[list[tuple[SampleRequest, SampleResult]]] = []
-    for item in sorted(scored, key=lambda pair: len(pair[0].prompt)):  # each item is its chunk's widest
-        if chunks and len(item[0].prompt) * (len(chunks[-1]) + 1) <= MAX_SCORING_TOKENS:
+    chunks: list[list[ScoredRequest]] = []
+    for item in sorted(scored, key=lambda item: len(item[1].prompt)):  # each item is its chunk's widest
+        if chunks and len(item[1].prompt) * (len(chunks[-1]) + 1) <= MAX_SCORING_TOKENS:
             chunks[-1].append(item)
         else:
             chunks.append([item])
