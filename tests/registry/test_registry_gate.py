@@ -84,6 +84,22 @@ def test_lower_is_better_metrics_and_missing_evidence(reg):
     assert reg.check_promotion(better_nll.ref, "prod", suite=SUITE).passed
 
 
+def test_neutral_metrics_are_compared_but_never_a_regression(reg):
+    """A significant fall in mean_confidence (a model that became less sure, e.g. better calibrated)
+    is not a regression by default; declared directional, the same fall is refused."""
+    p = reg.register_model("bot", base_model="b")
+    record_suite(reg, p.ref, PROD_PASSES, extra_qa=[MetricValue("mean_confidence", 0.9, 0.88, 0.92)])
+    reg.promote(p.ref, "prod", suite=SUITE)
+    m = reg.register_model("bot", base_model="b")
+    record_suite(reg, m.ref, PROD_PASSES, extra_qa=[MetricValue("mean_confidence", 0.6, 0.58, 0.62)])
+    assert reg.check_promotion(m.ref, "prod", suite=SUITE).passed
+    directional = GateRules(neutral=[])
+    reasons = reg.check_promotion(m.ref, "prod", suite=SUITE, rules=directional).reasons
+    assert len(reasons) == 1 and reasons[0].startswith("regression on `qa/mean_confidence`")
+    row = next(r for r in reg.compare([p.ref, m.ref]).rows if r.metric == "mean_confidence")
+    assert row.best is None and row.deltas[1] == pytest.approx(-0.3)
+
+
 def test_safety_thresholds_from_gate_rules(reg):
     m = reg.register_model("bot", base_model="b")
     record_suite(reg, m.ref, PROD_PASSES)

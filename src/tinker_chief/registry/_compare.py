@@ -97,7 +97,8 @@ def _row(task: str, name: str, refs: list[str], results: list[dict[str, EvalRun]
     for run in runs[1:]:
         tests.append(_paired(runs[0], run, name, rules, samples))
     higher = rules.higher_is_better(name)
-    return MetricRow(task, name, higher, values, deltas, tests, _best(refs, values, higher))
+    best = None if rules.is_neutral(name) else _best(refs, values, higher)
+    return MetricRow(task, name, higher, values, deltas, tests, best)
 
 
 def _paired(base: EvalRun | None, run: EvalRun | None, name: str, rules: GateRules,

@@ -98,7 +98,7 @@ def _regression_reasons(
                 f"{suite.version}, so a regression cannot be ruled out; run `chief eval {prod.ref}`"
             )
             continue
-        for name in sorted(set(run.metrics) & set(prod_run.metrics)):
+        for name in sorted(set(run.metrics) & set(prod_run.metrics) - {n for n in run.metrics if rules.is_neutral(n)}):
             reason = _metric_regression(task, name, run, prod_run, prod, rules, samples, notes)
             if reason:
                 reasons.append(reason)

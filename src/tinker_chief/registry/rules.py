@@ -19,6 +19,9 @@ DEFAULT_LOWER_IS_BETTER = (
     "*nll*", "*bpb*", "*bits_per_byte*", "*loss*", "*perplexity*", "*ece*", "*brier*", "*error*", "*over_refusal*",
     "*overconfidence*", "*underconfidence*", "*_max",
 )
+# Metrics with no better direction: recorded and compared, never a regression. A calibrated model
+# may well be less confident than its parent; its calibration shows in ece/brier instead.
+DEFAULT_NEUTRAL = ("*mean_confidence*",)
 
 
 class GateRules(BaseModel):
@@ -42,6 +45,10 @@ class GateRules(BaseModel):
         default_factory=lambda: list(DEFAULT_LOWER_IS_BETTER),
         description="Glob patterns of metric names where smaller is better.",
     )
+    neutral: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NEUTRAL),
+        description="Glob patterns of metric names with no better direction: never a regression, no `best`.",
+    )
     missing_evidence: Literal["fail", "pass"] = Field(
         default="fail",
         description="A drop beyond tolerance with no samples or CIs to test it: refuse or allow.",
@@ -53,8 +60,15 @@ class GateRules(BaseModel):
         return self.tolerances.get(f"{task}/{metric}", self.tolerances.get(metric, self.max_drop))
 
     def higher_is_better(self, metric: str) -> bool:
-        name = metric.lower()
-        return not any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in self.lower_is_better)
+        return not _matches(metric, self.lower_is_better)
+
+    def is_neutral(self, metric: str) -> bool:
+        return _matches(metric, self.neutral)
+
+
+def _matches(metric: str, patterns: list[str]) -> bool:
+    name = metric.lower()
+    return any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in patterns)
 
 
 class TaskRequirement(BaseModel):
