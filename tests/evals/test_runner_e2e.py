@@ -103,4 +103,9 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         third = run_suite(suite, TINY, connection, project_dir=tmp_path, registry=registry, tasks=["calibration"])
         resumed = third.tasks[0]
         assert (resumed.reused_samples, resumed.ran_samples) == (2, 2)
-        assert resumed.samples == pytest.approx(calibration.samples, abs=1e-5) and not resumed.binary
+        kept = {json.loads(line)["id"] for line in lines[:2]}
+        assert resumed.samples.keys() == calibration.samples.keys() and not resumed.binary
+        assert {q: resumed.samples[q] for q in kept} == {q: calibration.samples[q] for q in kept}
+        # Re-scored questions ran in a smaller batch: on a bf16 engine (`auto` on AMX CPUs) that
+        # rounds differently in the last bits, so they agree closely rather than exactly.
+        assert resumed.samples == pytest.approx(calibration.samples, abs=1e-3)

@@ -1,8 +1,8 @@
 """Frozen base models, loaded once per engine and shared by every adapter on them.
 
 `BasePool.get(name)` resolves a model name through `tinker_chief.models` (so built-ins, local
-HF directories and cached hub ids all work), loads it once on the backend's device in fp32,
-freezes it, and keeps the `LoadedBase` (model, tokenizer, limits). The PEFT wrapper that holds
+HF directories and cached hub ids all work), loads it once on the backend's device (fp32, or
+its linear layers in the autocast dtype when the backend computes in bf16), freezes it, and keeps the `LoadedBase` (model, tokenizer, limits). The PEFT wrapper that holds
 the LoRA adapters of every training client on this base lives in `adapters.AdapterHost`.
 """
 
@@ -16,6 +16,8 @@ import torch
 
 from tinker_chief.engine.backend import BaseModelInfo, NotFoundError
 from tinker_chief.engine.compute.attention import use_grouped_decode_attention
+from tinker_chief.engine.compute.devices import Precision
+from tinker_chief.engine.compute.frozen_linear import use_compute_dtype_linears
 from tinker_chief.errors import ModelNotFoundError
 from tinker_chief.models import list_builtin_models, materialize_model, resolve_model
 
@@ -61,16 +63,20 @@ def model_info(name: str, local_dir: Path) -> BaseModelInfo:
     )
 
 
-def load_frozen_causal_lm(local_dir: Path, device: str) -> Any:
-    """fp32 weights (autocast picks the compute dtype), eval mode, no base gradients, and
-    decode attention that reads the KV cache without repeating it per query head."""
+def load_frozen_causal_lm(local_dir: Path, device: str, compute_dtype: torch.dtype | None = None) -> Any:
+    """Eval mode, no base gradients, decode attention that reads the KV cache without repeating
+    it per query head, and fp32 weights; with a `compute_dtype` (the autocast dtype) the linear
+    layers hold their weights in it (`frozen_linear`: the same bits autocast computes, without
+    re-casting every weight on every call)."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32, local_files_only=True)
     model.to(device).eval()
     model.requires_grad_(False)
     use_grouped_decode_attention(model)
-    if device == "cpu":
+    if compute_dtype is not None:
+        use_compute_dtype_linears(model, compute_dtype)
+    elif device == "cpu":
         _use_vocab_projection(model)
     return model
 
@@ -106,8 +112,8 @@ def _use_vocab_projection(model: Any) -> None:
 class BasePool:
     """Each base model loaded at most once per backend."""
 
-    def __init__(self, device: str) -> None:
-        self.device = device
+    def __init__(self, precision: Precision) -> None:
+        self.precision = precision
         self._loaded: dict[str, LoadedBase] = {}
 
     def get(self, name: str) -> LoadedBase:
@@ -115,7 +121,7 @@ class BasePool:
         if canonical not in self._loaded:
             spec = resolve_model(canonical)
             local_dir = materialize_model(spec)
-            model = load_frozen_causal_lm(local_dir, self.device)
+            model = load_frozen_causal_lm(local_dir, self.precision.device, self.precision.autocast_dtype)
             vocab = int(model.get_output_embeddings().weight.shape[0])
             self._loaded[canonical] = LoadedBase(model_info(canonical, local_dir), model, local_dir, vocab)
         return self._loaded[canonical]

@@ -22,6 +22,7 @@ import torch
 
 from tinker_chief.engine.backend import SampledSequence, SamplingSettings
 from tinker_chief.engine.compute.devices import Precision
+from tinker_chief.engine.compute.kv_cache import GrowingKVCache
 
 MIN_SHARED_PREFIX = 8
 
@@ -97,12 +98,16 @@ def _stopped(row: Row, token: int, tokenizer: Any) -> bool:
 def step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
     """Append one token (and its raw logprob) to every row; mark the rows that finish."""
     logits = logits.float()
-    raw = torch.log_softmax(logits, dim=-1)
     greedy = torch.argmax(logits, dim=-1).tolist()  # one batched argmax instead of one per row
-    for index, row in enumerate(rows):
-        token = greedy[index] if row.settings.temperature <= 0 else _sample(logits[index], row)
+    chosen = [greedy[index] if row.settings.temperature <= 0 else _sample(logits[index], row)
+              for index, row in enumerate(rows)]
+    # The raw log-softmax of the chosen tokens only: a full-vocabulary log_softmax writes
+    # rows x vocab floats per step to read one of each (6 ms of a 70 ms bf16 decode step).
+    picked = logits.gather(-1, torch.tensor(chosen, device=logits.device)[:, None]).squeeze(-1)
+    logprobs = (picked - torch.logsumexp(logits, dim=-1)).tolist()
+    for row, token, logprob in zip(rows, chosen, logprobs):
         row.tokens.append(token)
-        row.logprobs.append(float(raw[index, token]))
+        row.logprobs.append(logprob)
         if _stopped(row, token, tokenizer):
             row.stop_reason = "stop"
         elif len(row.tokens) >= row.settings.max_tokens:
@@ -112,10 +117,8 @@ def step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
 @torch.no_grad()
 def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int, tokenizer: Any) -> None:
     """Fill in every row's tokens, logprobs and stop_reason."""
-    from transformers import DynamicCache
-
     device = precision.device
-    cache = DynamicCache()
+    cache = GrowingKVCache()
     shared = shared_prefix_length(rows)
     if shared:
         _prefill_shared_prefix(causal_lm, rows[0].prompt[:shared], len(rows), cache, precision)

@@ -58,7 +58,7 @@ class TorchBackend:
     def __init__(self, device: str = "auto", dtype: str = "auto") -> None:
         self.precision = choose_precision(device, dtype)
         self.device = self.precision.device
-        self._bases = BasePool(self.device)
+        self._bases = BasePool(self.precision)
         self._hosts: dict[str, AdapterHost] = {}
         self._models: dict[str, TrainingModel] = {}
         self.sampling = SamplingService(self.precision, self._base_and_host)

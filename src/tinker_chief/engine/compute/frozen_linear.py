@@ -1,0 +1,76 @@
+"""The frozen base model's linear layers, stored and run in the compute dtype.
+
+Under `torch.autocast` a frozen fp32 weight is cast to bf16 on every call (autocast caches the
+casts of leaf tensors that require grad only, and a frozen base requires none), so a decode step
+of SmolLM2-135M re-reads 540 MB of fp32 and writes 270 MB of bf16 before any matmul; on the AMX
+Xeon this made bf16 sampling slower than fp32 (docs/BENCHMARKS.md). `use_compute_dtype_linears`
+swaps every `nn.Linear` of the base for a `FrozenLinear` whose weight already holds the values
+autocast would have produced (round-to-nearest bf16), and which casts its input the way autocast
+does, so the outputs are the same bits as before, at half the memory. Embeddings and norms stay
+fp32, as under autocast, which is why a tied output embedding gets its own bf16 copy.
+
+On CPU, no-grad calls (sampling and scoring) also skip oneDNN's per-call weight reorder: the
+weight is reordered into oneDNN's blocked layout once (`torch.ops.mkldnn._reorder_linear_weight`,
+what Inductor's CPU freezing pass uses), which gave 16% on a batch of 32 decodes on the AMX Xeon;
+calls that build a graph for backward use `F.linear` on the plain weight. PEFT wraps a
+`FrozenLinear` like any Linear (it is one), so LoRA adapters work unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_PACK_BATCH_HINT = 32  # oneDNN picks its blocking for this many rows; measured exact for 1..640 rows
+
+
+def mkldnn_prepack_available() -> bool:
+    return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+
+
+class FrozenLinear(torch.nn.Linear):
+    """A Linear with a frozen weight in `dtype`; inputs are cast to it, outputs come out in it."""
+
+    def __init__(self, source: torch.nn.Linear, dtype: torch.dtype, prepack: bool) -> None:
+        super().__init__(source.in_features, source.out_features, bias=source.bias is not None, device="meta")
+        weight = source.weight.detach().to(dtype).contiguous()
+        self.weight = torch.nn.Parameter(weight, requires_grad=False)
+        self.bias = None if source.bias is None else torch.nn.Parameter(source.bias.detach().to(dtype),
+                                                                          requires_grad=False)
+        self._packed = None
+        if prepack and weight.device.type == "cpu":
+            self._packed = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_BATCH_HINT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.weight.dtype)
+        if self._packed is None or (torch.is_grad_enabled() and x.requires_grad):
+            return F.linear(x, self.weight, self.bias)
+        return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
+
+
+def use_compute_dtype_linears(model: Any, dtype: torch.dtype) -> int:
+    """Replace every plain `nn.Linear` in `model` by a `FrozenLinear` in `dtype`; returns how
+    many. Call before any adapter is injected (PEFT then wraps the frozen layers)."""
+    prepack = dtype == torch.bfloat16 and mkldnn_prepack_available()
+    swaps = [(name, module) for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+             and not isinstance(module, FrozenLinear)]
+    for name, module in swaps:
+        parent_name, _, leaf = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, leaf, FrozenLinear(module, dtype, prepack))
+    _untie_config(model)
+    return len(swaps)
+
+
+def _untie_config(model: Any) -> None:
+    """The output embedding is now its own tensor: say so, so nothing re-ties it to the fp32
+    input embedding (transformers re-ties on `tie_weights()` when the config asks for it)."""
+    for config in {id(c): c for c in (model.config, _text_config(model.config))}.values():
+        if getattr(config, "tie_word_embeddings", False):
+            config.tie_word_embeddings = False
+
+
+def _text_config(config: Any) -> Any:
+    return config.get_text_config() if hasattr(config, "get_text_config") else config

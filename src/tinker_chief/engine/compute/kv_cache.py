@@ -1,0 +1,77 @@
+"""A KV cache that writes each decode step into preallocated room instead of re-concatenating.
+
+Transformers' `DynamicLayer.update` is `torch.cat([keys, new], dim=-2)` per layer per step: a
+fresh allocation and a copy of the whole cache, 60 times per decode step of a 30-layer model.
+`GrowingLayer` keeps each layer's keys/values in a buffer with spare room along the sequence
+axis (doubling when full, so growth is amortised O(1)), writes the new positions in place, and
+hands attention a view of the filled part. It subclasses `DynamicLayer`, so masks, sequence
+lengths and the batch operations the sampler uses (`batch_repeat_interleave` after a shared
+prefix, `batch_select_indices` when rows finish) behave as before; results are bit-identical.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
+
+MIN_ROOM = 32  # spare positions reserved on first use: a short generation never regrows
+
+
+class GrowingLayer(DynamicLayer):
+    """One layer's keys and values in preallocated buffers; `keys`/`values` are views of them."""
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self._key_buffer = self._value_buffer = None
+        self._length = 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self._length + key_states.shape[-2]
+        if self._key_buffer is None or end > self._key_buffer.shape[-2]:
+            self._reallocate(key_states, value_states, room=max(end, MIN_ROOM) * 2)
+        self._key_buffer[..., self._length:end, :] = key_states
+        self._value_buffer[..., self._length:end, :] = value_states
+        self._set_length(end)
+        return self.keys, self.values
+
+    def _reallocate(self, key_states: torch.Tensor, value_states: torch.Tensor, room: int) -> None:
+        keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]))
+        values = value_states.new_empty((*value_states.shape[:-2], room, value_states.shape[-1]))
+        if self._length:
+            keys[..., :self._length, :] = self.keys
+            values[..., :self._length, :] = self.values
+        self._key_buffer, self._value_buffer = keys, values
+
+    def _set_length(self, length: int) -> None:
+        self._length = length
+        self.keys = self._key_buffer[..., :length, :]
+        self.values = self._value_buffer[..., :length, :]
+
+    def _replace_buffers(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self._key_buffer, self._value_buffer = keys, values
+        self._set_length(self._length)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.get_seq_length() > 0:
+            self._replace_buffers(self._key_buffer.repeat_interleave(repeats, dim=0),
+                                  self._value_buffer.repeat_interleave(repeats, dim=0))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.get_seq_length() > 0:
+            self._replace_buffers(self._key_buffer[indices, ...], self._value_buffer[indices, ...])
+
+    def crop(self, max_length: int) -> None:
+        if max_length < 0:
+            max_length = self.get_seq_length() + max_length
+        if self.is_initialized and self._key_buffer is not None and max_length < self._length:
+            self._set_length(max(max_length, 0))
+
+
+class GrowingKVCache(DynamicCache):
+    """A `DynamicCache` whose layers are `GrowingLayer`s, created as the model first writes them."""
+
+    def __init__(self) -> None:
+        Cache.__init__(self, layer_class_to_replicate=GrowingLayer)

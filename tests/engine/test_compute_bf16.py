@@ -1,0 +1,115 @@
+"""The bf16 compute path: a frozen base whose linear layers hold bf16 weights (`FrozenLinear`)
+gives autocast's exact bits, trains LoRA adapters and samples consistently with its own forward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from compute_support import TINY_MODEL, fresh_id, sft_batch
+
+from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
+from tinker_chief.engine.compute import TorchBackend
+from tinker_chief.engine.compute.frozen_linear import FrozenLinear, mkldnn_prepack_available, use_compute_dtype_linears
+
+PACKINGS = [False, True] if mkldnn_prepack_available() else [False]
+
+
+def _autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("prepack", PACKINGS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("shape", [(5, 48), (3, 7, 48), (1, 1, 48)])
+def test_frozen_linear_gives_autocasts_bits(prepack, bias, shape):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(48, 80, bias=bias).requires_grad_(False)
+    frozen = FrozenLinear(linear, torch.bfloat16, prepack)
+    x = torch.randn(*shape)
+    with torch.no_grad(), _autocast():
+        expected = linear(x)
+        got = frozen(x)
+    assert got.dtype == expected.dtype == torch.bfloat16
+    assert torch.equal(got, expected)
+    assert (frozen._packed is not None) == prepack
+    assert frozen.weight.dtype == torch.bfloat16 and not frozen.weight.requires_grad
+
+
+@pytest.mark.parametrize("prepack", PACKINGS)
+def test_frozen_linear_passes_gradients_to_its_input_like_autocast(prepack):
+    torch.manual_seed(1)
+    linear = torch.nn.Linear(32, 16).requires_grad_(False)
+    frozen = FrozenLinear(linear, torch.bfloat16, prepack)
+    grads = []
+    for layer in (linear, frozen):
+        x = torch.randn(4, 32, generator=torch.Generator().manual_seed(2), requires_grad=True)
+        with _autocast():
+            layer(x).float().square().sum().backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
+
+
+def test_swapping_unties_a_tied_output_embedding():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).eval().requires_grad_(False)
+    linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    assert use_compute_dtype_linears(model, torch.bfloat16) == linears
+    assert all(isinstance(m, FrozenLinear) for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert model.get_input_embeddings().weight.dtype == torch.float32  # embeddings stay fp32, as under autocast
+    assert model.lm_head.weight.dtype == torch.bfloat16 and not model.config.tie_word_embeddings
+    model.tie_weights()  # must not re-tie the bf16 copy to the fp32 embedding
+    assert model.lm_head.weight.dtype == torch.bfloat16
+
+
+@pytest.fixture(scope="module")
+def bf16_backend() -> TorchBackend:
+    return TorchBackend(device="cpu", dtype="bfloat16")
+
+
+def test_bf16_backend_keeps_base_linears_in_bf16_and_lora_in_fp32(bf16_backend):
+    model_id = fresh_id("bf16")
+    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=0, train_unembed=True))
+    base = bf16_backend._bases.get(TINY_MODEL).model
+    frozen = [m for m in base.modules() if isinstance(m, FrozenLinear)]
+    assert frozen and all(m.weight.dtype == torch.bfloat16 for m in frozen)
+    adapter = bf16_backend.adapter_weights(model_id)
+    assert adapter and all(t.dtype == torch.float32 for t in adapter.values())
+    assert any("lm_head" in key for key in adapter)
+    bf16_backend.unload_model(model_id)
+
+
+def test_bf16_backend_learns_a_batch(bf16_backend):
+    model_id = fresh_id("bf16")
+    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=8, seed=0, train_unembed=True))
+    batch = sft_batch(5)
+    losses = []
+    for _ in range(8):
+        out = bf16_backend.forward_backward(model_id, batch, "cross_entropy", {}, False)
+        losses.append(out.metrics["loss:sum"])
+        bf16_backend.optim_step(model_id, AdamStep(learning_rate=0.02))
+    assert all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0], losses
+    bf16_backend.unload_model(model_id)
+
+
+def test_bf16_sampled_logprobs_agree_with_forward(bf16_backend):
+    model_id = fresh_id("bf16")
+    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=3))
+    bf16_backend.forward_backward(model_id, sft_batch(1), "cross_entropy", {}, False)
+    bf16_backend.optim_step(model_id, AdamStep(learning_rate=0.05))
+    key = bf16_backend.snapshot_for_sampling(model_id)
+    prompt = (1, 72, 101, 108, 108, 111)
+    settings = SamplingSettings(max_tokens=8, temperature=1.0, seed=7, stop_tokens=())
+    batch = [SampleRequest(key, prompt, 2, settings), SampleRequest(key, (1, 50, 51), 1, settings)]
+    sequence = bf16_backend.sample(batch)[0].sequences[0]
+    alone = bf16_backend.sample(batch[:1])[0].sequences[0]
+    assert sequence.tokens == alone.tokens and len(sequence.tokens) == 8  # a seed reproduces in any batch
+    tokens = list(prompt) + sequence.tokens
+    datum = DatumArrays(np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]),
+                                                "weights": np.ones(len(tokens) - 1, np.float32)})
+    scored = bf16_backend.forward_backward(model_id, [datum], "cross_entropy", {}, True).outputs[0]["logprobs"]
+    # bf16 matmuls round differently at different batch shapes; the same weights agree closely.
+    np.testing.assert_allclose(sequence.logprobs, scored[len(prompt) - 1:], atol=0.05)
