@@ -13,7 +13,7 @@ from compute_support import TINY_MODEL, adapter_state, assert_states_close, fres
 from peft import get_peft_model
 from peft.utils import set_peft_model_state_dict
 
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec
+from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
 from tinker_chief.engine.compute import TorchBackend
 from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
 from tinker_chief.models import materialize_model
@@ -152,6 +152,19 @@ def test_unload_frees_the_model_id(backend):
     backend.unload_model(model_id)
     backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=2))
     assert backend.forward_backward(model_id, sft_batch(8), "cross_entropy", {}, True).metrics["loss:sum"] > 0
+
+
+def test_base_model_samples_after_every_adapter_on_it_was_unloaded():
+    """Unloading the last adapter, then adding another, must leave base-only sampling working
+    (PEFT's record of the active adapter went stale and made it raise KeyError)."""
+    backend = TorchBackend(device="cpu", dtype="float32")
+    base_request = SampleRequest(TINY_MODEL, (1, 72, 101), 1, SamplingSettings(max_tokens=4, temperature=0.0))
+    before = backend.sample([base_request])[0].sequences[0].tokens
+    first, second = new_model(backend), new_model(backend)
+    backend.unload_model(first)
+    backend.unload_model(second)
+    new_model(backend)
+    assert backend.sample([base_request])[0].sequences[0].tokens == before
 
 
 def test_metrics_and_outputs_shape(backend):

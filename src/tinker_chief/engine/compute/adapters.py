@@ -132,8 +132,11 @@ class AdapterHost:
         self.activate(slot)
 
     def activate(self, slot: str) -> None:
+        """Make `slot` the adapter every forward uses. Through `PeftModel.set_adapter`, so PEFT's
+        own record of the active adapter follows: `disable_adapter` (base-only sampling) reads it,
+        and a stale name left by deleting the last adapter raised KeyError there."""
         assert self.peft is not None
-        self.peft.base_model.set_adapter(slot)
+        self.peft.set_adapter(slot)
 
     @contextlib.contextmanager
     def base_only(self) -> Iterator[None]:
