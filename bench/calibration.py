@@ -13,13 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TINKER_TELEMETRY", "0")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_common import machine  # noqa: E402
 
 from tinker_chief.evals.calibration import (  # noqa: E402
     MCQuestion,
@@ -71,7 +74,7 @@ def main() -> None:
         raise SystemExit(f"scoring errors: fp32 {args.n - len(s32)}, bf16 {args.n - len(s16)}")
     agree = sum(a.predicted == b.predicted for a, b in zip(s32, s16, strict=True))
     max_diff = max(abs(p - q) for a, b in zip(s32, s16, strict=True) for p, q in zip(a.probabilities, b.probabilities))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {args.model}; "
+    print(f"machine: {machine()}; model {args.model}; "
           f"n={args.n} questions x 4 options, concurrency={args.concurrency}")
     print(f"fp32: {t32:7.2f} s  {args.n / t32:7.2f} questions/s  accuracy {calibration_metrics(s32)['accuracy']:.3f}"
           f"  ECE {calibration_metrics(s32)['ece']:.4f}")

@@ -4,9 +4,13 @@ Both sides evaluate SmolLM2-135M-Instruct on the same N arithmetic questions, gr
 (temperature 0 / do_sample=false), the same max tokens and the same concurrency (Inspect's
 max_connections is its hf batch size). Both are warmed up first (engine started and model
 loaded; hf model loaded and memoized), then timed end to end: prompts in, graded results out.
-Prints samples/s for each, the ratio (target >= 2x) and how often the two gave the same answer.
+Prints samples/s and accuracy for each, the ratio (target >= 2x) and how often the two gave the
+same answer. `--dtype`/`--hf-dtype` choose each side's precision: the defaults compare what each
+tool does out of the box (chief's `auto` is bf16 on CPUs with native bf16, Inspect's hf loads the
+checkpoint's fp32); equal values compare like with like.
 
     python bench/eval_offline.py [--n 200] [--max-tokens 16] [--concurrency 32] [--fewshot 0]
+                                 [--dtype auto|float32|bfloat16] [--hf-dtype float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import argparse
 import asyncio
 import json
 import os
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TINKER_TELEMETRY", "0")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_common import machine  # noqa: E402
 
 from tinker_chief.models import DEFAULT_MODEL, materialize_model  # noqa: E402
 
@@ -41,7 +48,8 @@ def write_samples(path: Path, n: int, fewshot: int) -> None:
                                      "output": str(a + b)}) + "\n")
 
 
-def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, out: Path) -> tuple[float, list[str], dict]:
+def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, dtype: str,
+              out: Path) -> tuple[float, list[str], dict]:
     from tinker_chief.engine.server.launcher import start_engine
     from tinker_chief.evals.connection import Connection
     from tinker_chief.evals.offline import OfflineConfig, run_offline_async
@@ -50,7 +58,7 @@ def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, out: Path) 
     import httpx
 
     settings = GenerationSettings(max_tokens=max_tokens, temperature=0.0)
-    with start_engine(state_dir=out / "engine") as handle:
+    with start_engine(state_dir=out / "engine", dtype=dtype) as handle:
         connection = Connection(handle.base_url, handle.api_key_for_clients)
 
         def stats() -> dict:
@@ -74,14 +82,17 @@ def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, out: Path) 
         return asyncio.run(both())
 
 
-def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, out: Path) -> tuple[float, list[str]]:
+def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, dtype: str,
+                   out: Path) -> tuple[float, list[str]]:
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
     from tinker_chief.evals.inspect_tasks import jsonl_task
 
+    import torch
+
     model = get_model("hf/local", model_path=str(materialize_model(DEFAULT_MODEL)), do_sample=False,
-                      device="cpu")
+                      device="cpu", dtype=getattr(torch, dtype))
     common = dict(model=model, display="none", max_tokens=max_tokens, temperature=0.0,
                   max_connections=concurrency, log_dir=str(out / "hf-logs"))
     inspect_eval(jsonl_task(data=str(data), scorer="match"), limit=concurrency, **common)  # warm-up
@@ -94,23 +105,39 @@ def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, out: Path) -> 
     return elapsed, [by_id[f"s{i}"] for i in range(len(by_id))]
 
 
+def accuracy(answers: list[str], data: Path) -> float:
+    """Both sides graded by chief's `numeric` grader, so bf16 and fp32 answers compare fairly."""
+    from tinker_chief.evals.graders import make_grader
+
+    grader = make_grader("numeric")
+    targets = [json.loads(line)["output"] for line in data.read_text().splitlines()]
+    return sum(bool(grader.check(a, t).correct) for a, t in zip(answers, targets, strict=True)) / len(targets)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--fewshot", type=int, default=0, help="solved examples in the shared system prompt")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="the engine's --dtype (auto: bf16 on CPUs with native bf16, else fp32)")
+    parser.add_argument("--hf-dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="the dtype Inspect's hf provider loads the model in (its default: the checkpoint's, fp32)")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
     write_samples(data, args.n, args.fewshot)
-    chief_s, chief_answers, stats = run_chief(data, args.n, args.max_tokens, args.concurrency, out)
-    hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, out)
+    chief_s, chief_answers, stats = run_chief(data, args.n, args.max_tokens, args.concurrency, args.dtype, out)
+    hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, args.hf_dtype, out)
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {DEFAULT_MODEL}; "
-          f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy")
-    print(f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s")
-    print(f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s")
+    print(f"machine: {machine()}; model {DEFAULT_MODEL}; "
+          f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy; "
+          f"engine --dtype {args.dtype}, hf dtype {args.hf_dtype}")
+    print(f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s  "
+          f"accuracy {accuracy(chief_answers, data):.3f}")
+    print(f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s  "
+          f"accuracy {accuracy(hf_answers, data):.3f}")
     print(f"engine during the timed run: {stats} (sample_compute_s: time inside the model's batched generate)")
     print(f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}")
 

@@ -56,4 +56,27 @@ def assert_states_close(left: dict, right: dict, atol: float = 1e-6) -> None:
         torch.testing.assert_close(left[key], right[key], atol=atol, rtol=1e-5, msg=key)
 
 
-__all__ = ["TINY_MODEL", "VOCAB", "adapter_state", "assert_states_close", "fresh_id", "sft_batch", "sft_datum"]
+def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkeypatch) -> None:
+    """The sampler's preallocated KV cache (regrowing past its first room, repeated after a shared
+    prefix, shrunk as rows finish) gives the same tokens and logprobs, bit for bit, as
+    transformers' concatenating DynamicCache."""
+    from transformers import DynamicCache
+
+    from tinker_chief.engine.backend import SampleRequest, SamplingSettings
+    from tinker_chief.engine.compute import kv_cache, sampler
+
+    shared = (1, *range(40, 60))  # long enough to be prefilled once and shared
+    requests = [SampleRequest(sampler_key, shared + tail, 1, SamplingSettings(max_tokens=n, temperature=0.0))
+                for tail, n in (((72, 101), 40), ((87,), 3), ((65, 66, 67), 25), ((50,), 40))]
+    monkeypatch.setattr(kv_cache, "MIN_ROOM", 4)  # force several regrowths
+    growing = backend.sample(requests)
+    monkeypatch.setattr(sampler, "GrowingKVCache", DynamicCache)
+    dynamic = backend.sample(requests)
+    assert [len(r.sequences[0].tokens) for r in growing] == [40, 3, 25, 40]
+    for a, b in zip(growing, dynamic):
+        assert a.sequences[0].tokens == b.sequences[0].tokens
+        assert a.sequences[0].logprobs == b.sequences[0].logprobs
+
+
+__all__ = ["TINY_MODEL", "VOCAB", "adapter_state", "assert_growing_cache_matches_dynamic_cache",
+           "assert_states_close", "fresh_id", "sft_batch", "sft_datum"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from compute_support import TINY_MODEL, fresh_id, sft_batch
+from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
 
 from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
 from tinker_chief.engine.compute import TorchBackend
@@ -113,3 +113,14 @@ def test_bf16_sampled_logprobs_agree_with_forward(bf16_backend):
     scored = bf16_backend.forward_backward(model_id, [datum], "cross_entropy", {}, True).outputs[0]["logprobs"]
     # bf16 matmuls round differently at different batch shapes; the same weights agree closely.
     np.testing.assert_allclose(sequence.logprobs, scored[len(prompt) - 1:], atol=0.05)
+
+
+def test_bf16_kv_cache_stores_keys_cast_once_with_the_same_results(bf16_backend, monkeypatch):
+    """Under autocast the cache keeps keys and values in bf16 (attention casts them anyway)."""
+    from tinker_chief.engine.compute.kv_cache import GrowingKVCache
+
+    cache = GrowingKVCache()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        keys, values = cache.update(torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4), 0)
+    assert keys.dtype == values.dtype == torch.bfloat16
+    assert_growing_cache_matches_dynamic_cache(bf16_backend, TINY_MODEL, monkeypatch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compute_support import TINY_MODEL, fresh_id, sft_batch
+from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
 
 from tinker_chief.engine.backend import (
     AdamStep,
@@ -241,23 +241,6 @@ def test_unknown_sampler_is_not_found(backend):
         backend.sample([request("no-such-sampler", PROMPTS[0])])
 
 
+
 def test_growing_kv_cache_generates_what_dynamic_cache_generates(backend, trained, monkeypatch):
-    """The sampler's preallocated cache (regrowing past its first room, repeated after a shared
-    prefix, shrunk as rows finish) gives the same tokens and logprobs, bit for bit, as transformers'
-    concatenating DynamicCache."""
-    from transformers import DynamicCache
-
-    from tinker_chief.engine.compute import kv_cache, sampler
-
-    key = backend.snapshot_for_sampling(trained)
-    shared = (1, *range(40, 60))  # long enough to be prefilled once and shared
-    requests = [request(key, shared + tail, max_tokens=n, temperature=0.0)
-                for tail, n in (((72, 101), 40), ((87,), 3), ((65, 66, 67), 25), ((50,), 40))]
-    monkeypatch.setattr(kv_cache, "MIN_ROOM", 4)  # force several regrowths
-    growing = backend.sample(requests)
-    monkeypatch.setattr(sampler, "GrowingKVCache", DynamicCache)
-    dynamic = backend.sample(requests)
-    assert [len(r.sequences[0].tokens) for r in growing] == [40, 3, 25, 40]
-    for a, b in zip(growing, dynamic):
-        assert a.sequences[0].tokens == b.sequences[0].tokens
-        assert a.sequences[0].logprobs == b.sequences[0].logprobs
+    assert_growing_cache_matches_dynamic_cache(backend, backend.snapshot_for_sampling(trained), monkeypatch)

@@ -2,8 +2,9 @@
 
 `BasePool.get(name)` resolves a model name through `tinker_chief.models` (so built-ins, local
 HF directories and cached hub ids all work), loads it once on the backend's device (fp32, or
-its linear layers in the autocast dtype when the backend computes in bf16), freezes it, and keeps the `LoadedBase` (model, tokenizer, limits). The PEFT wrapper that holds
-the LoRA adapters of every training client on this base lives in `adapters.AdapterHost`.
+its linear layers in the autocast dtype when the backend computes in bf16), freezes it, and
+keeps the `LoadedBase` (model, tokenizer, limits). The PEFT wrapper that holds the LoRA
+adapters of every training client on this base lives in `adapters.AdapterHost`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ axis (doubling when full, so growth is amortised O(1)), writes the new positions
 hands attention a view of the filled part. It subclasses `DynamicLayer`, so masks, sequence
 lengths and the batch operations the sampler uses (`batch_repeat_interleave` after a shared
 prefix, `batch_select_indices` when rows finish) behave as before; results are bit-identical.
+
+Under autocast the buffers hold the autocast dtype: attention (SDPA, or matmuls in eager
+attention) casts keys and values to it anyway, so storing them cast once gives the same bits
+and saves re-casting the whole cache in every layer on every step (keys come out of the
+rotary embedding in fp32 even when the projections ran in bf16).
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ class GrowingLayer(DynamicLayer):
         return self.keys, self.values
 
     def _reallocate(self, key_states: torch.Tensor, value_states: torch.Tensor, room: int) -> None:
-        keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]))
-        values = value_states.new_empty((*value_states.shape[:-2], room, value_states.shape[-1]))
+        dtype = _storage_dtype(key_states)
+        keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]), dtype=dtype)
+        values = value_states.new_empty((*value_states.shape[:-2], room, value_states.shape[-1]), dtype=dtype)
         if self._length:
             keys[..., :self._length, :] = self.keys
             values[..., :self._length, :] = self.values
@@ -68,6 +74,13 @@ class GrowingLayer(DynamicLayer):
             max_length = self.get_seq_length() + max_length
         if self.is_initialized and self._key_buffer is not None and max_length < self._length:
             self._set_length(max(max_length, 0))
+
+
+def _storage_dtype(states: torch.Tensor) -> torch.dtype:
+    device_type = states.device.type
+    if states.is_floating_point() and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return states.dtype
 
 
 class GrowingKVCache(DynamicCache):
