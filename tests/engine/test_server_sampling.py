@@ -7,7 +7,7 @@ import concurrent.futures
 import pytest
 from tinker import types
 
-from server_support import TINY
+from server_support import TINY, sft_datum
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,20 @@ def test_checkpoint_sampler_survives_eviction_from_the_backend_cache(service_cli
     for _ in range(34):  # each ephemeral snapshot takes a cache slot
         tc.save_weights_and_get_sampling_client().result()
     assert saved.compute_logprobs(prompt).result()[1:] == pytest.approx(expected[1:], abs=1e-6)
+
+
+def test_ephemeral_sampler_survives_eviction_from_the_backend_cache(service_client, prompt):
+    """A `save_weights_and_get_sampling_client` sampler exists only in the engine's memory; after
+    more snapshots than the backend caches, it is loaded back from its spill and still answers."""
+    tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=11).result()
+    datum = sft_datum(prompt.to_ints() + [5])
+    tc.forward_backward([datum], "cross_entropy")
+    tc.optim_step(types.AdamParams(learning_rate=0.1)).result()
+    first = tc.save_weights_and_get_sampling_client().result()
+    expected = first.compute_logprobs(prompt).result()
+    tc.forward_backward([datum], "cross_entropy")
+    tc.optim_step(types.AdamParams(learning_rate=0.1)).result()  # later snapshots differ from the first
+    for _ in range(34):
+        latest = tc.save_weights_and_get_sampling_client().result()
+    assert latest.compute_logprobs(prompt).result()[1:] != pytest.approx(expected[1:], abs=1e-4)
+    assert first.compute_logprobs(prompt).result()[1:] == pytest.approx(expected[1:], abs=1e-6)

@@ -4,7 +4,10 @@ A sampler key names the weights a `SampleRequest` runs on: a base model name (no
 an opaque key for an adapter slot made by `add_adapter` (a snapshot of a training adapter) or
 `load` (an adapter directory, cached by its resolved path). Adapter samplers are kept in an LRU
 of `MAX_ADAPTER_SAMPLERS` so an RL loop that snapshots every iteration does not grow memory
-without bound. `sample` validates every request, groups them by key and runs each group through
+without bound; an evicted snapshot (which exists nowhere else) is spilled to a private
+temporary directory and loaded back under the same key when a client samples from it again,
+so no sampling client ever stops working (an evicted directory adapter is reloaded from its
+directory by the server). `sample` validates every request, groups them by key and runs each group through
 one batched `sampler.generate` call; prompt logprobs come from the same forward code as
 training's `forward`, so the two agree, batched over the group's requests (`compute_logprobs`
 on four answer options of a question is four requests in one forward). A one-token request that
@@ -15,12 +18,16 @@ forward ends with and skips the decode loop.
 from __future__ import annotations
 
 import copy
+import shutil
+import tempfile
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from tinker_chief.engine.backend import InvalidRequestError, NotFoundError, SampleRequest, SampleResult
 from tinker_chief.engine.compute import checkpoint_io
@@ -45,25 +52,41 @@ class SamplerRef:
     slot: str | None  # None: the plain base model
 
 
+@dataclass(frozen=True)
+class SpilledSnapshot:
+    """An evicted snapshot's adapter, written to disk until a client samples from it again."""
+
+    base_name: str
+    config: object  # the adapter's LoraConfig
+    path: Path
+
+
 class SamplingService:
     def __init__(self, precision: Precision, resolve: Resolver) -> None:
         self.precision = precision
         self._resolve = resolve
         self._adapters: OrderedDict[str, SamplerRef] = OrderedDict()
         self._by_path: dict[str, str] = {}
+        self._spilled: dict[str, SpilledSnapshot] = {}
+        self._spill_dir: Path | None = None
 
     def add_adapter(self, ref: SamplerRef, config, weights: dict[str, torch.Tensor]) -> str:
         """Load `weights` into a new frozen slot on `ref.base_name`; return its key."""
-        base, host = self._resolve(ref.base_name)
+        base = self._resolve(ref.base_name)[0]
+        key = f"{base.info.name}@{self._load_slot(base.info.name, config, weights)}"
+        self._evict()
+        return key
+
+    def _load_slot(self, base_name: str, config, weights: dict[str, torch.Tensor], key: str | None = None) -> str:
+        """A new frozen adapter slot holding `weights`, registered under `key` (default: its own name)."""
+        base, host = self._resolve(base_name)
         slot = host.new_slot()
         host.add(slot, copy.deepcopy(config), seed=None)
         host.load_state_dict(slot, weights)
         for param in host.parameters(slot).values():
             param.requires_grad_(False)
-        key = f"{base.info.name}@{slot}"
-        self._adapters[key] = SamplerRef(base.info.name, slot)
-        self._evict()
-        return key
+        self._adapters[key or f"{base.info.name}@{slot}"] = SamplerRef(base.info.name, slot)
+        return slot
 
     def load(self, directory: Path) -> str:
         resolved = str(directory.resolve())
@@ -79,10 +102,29 @@ class SamplingService:
     def _evict(self) -> None:
         while len(self._adapters) > MAX_ADAPTER_SAMPLERS:
             key, ref = self._adapters.popitem(last=False)
-            self._resolve(ref.base_name)[1].remove(ref.slot)
+            host = self._resolve(ref.base_name)[1]
+            if key not in self._by_path.values():  # a snapshot: nowhere else to load it back from
+                self._spill(key, ref, host)
+            host.remove(ref.slot)
             self._by_path = {path: k for path, k in self._by_path.items() if k != key}
 
+    def _spill(self, key: str, ref: SamplerRef, host: AdapterHost) -> None:
+        if self._spill_dir is None:
+            self._spill_dir = Path(tempfile.mkdtemp(prefix="chief-evicted-samplers-"))
+            weakref.finalize(self, shutil.rmtree, self._spill_dir, ignore_errors=True)
+        path = self._spill_dir / f"{len(self._spilled)}-{ref.slot}.safetensors"
+        save_file(host.state_dict(ref.slot), str(path))
+        self._spilled[key] = SpilledSnapshot(ref.base_name, copy.deepcopy(host.config(ref.slot)), path)
+
+    def _restore(self, key: str) -> None:
+        """Load a spilled snapshot back under its old key (eviction waits for the caller)."""
+        spilled = self._spilled.pop(key)
+        self._load_slot(spilled.base_name, spilled.config, load_file(str(spilled.path)), key=key)
+        spilled.path.unlink(missing_ok=True)
+
     def _lookup(self, key: str) -> tuple[LoadedBase, AdapterHost, str | None]:
+        if key in self._spilled:
+            self._restore(key)
         if key in self._adapters:
             self._adapters.move_to_end(key)
             ref = self._adapters[key]
@@ -110,6 +152,7 @@ class SamplingService:
             else:
                 host.activate(slot)
                 self._run_group(base, group, indices, results)
+        self._evict()  # after the batch: restored snapshots must not evict a sampler it uses
         return [result for result in results if result is not None]
 
     def _run_group(self, base: LoadedBase, requests: list[SampleRequest], indices: list[int],
