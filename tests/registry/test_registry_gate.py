@@ -176,6 +176,7 @@ def test_gate_rules_embed_in_toml_shape():
     assert rules.tolerance("qa", "nll") == 0.1 and rules.tolerance("qa", "accuracy") == 0.02
     assert rules.higher_is_better("accuracy") and not rules.higher_is_better("val_nll")
     assert not rules.higher_is_better("bpb") and not rules.higher_is_better("val/bits_per_byte")
+    assert not rules.higher_is_better("unscored") and not rules.higher_is_better("safety/errors")
     with pytest.raises(ValueError, match="extra"):
         GateRules.model_validate({"alhpa": 0.01})
     assert outcomes([True])[0].passed is True
