@@ -27,7 +27,7 @@ from tinker_chief.engine.server.main import API_KEY_ENV, READY_PREFIX
 from tinker_chief.errors import EngineError
 
 _LOG_TAIL_CHARS = 3000
-ENGINE_SPIN_COUNT = "100000"  # libgomp spin iterations before a worker thread sleeps (its default: 300000)
+ENGINE_SPIN_COUNT = "10000"  # libgomp spin iterations before a worker thread sleeps (its default: 300000)
 
 
 @dataclass
@@ -73,10 +73,12 @@ def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None =
     log_file.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.pop(API_KEY_ENV, None)
-    # The engine shares the cores with its client (trainer, evals), so its OpenMP threads must not
-    # spin for long while idle; but they must not sleep between the hundreds of small parallel
-    # regions of a decode step either (OMP_WAIT_POLICY=PASSIVE made a bf16 sampling batch 1.8x
-    # slower). A bounded spin (~0.1 ms) keeps both; a user's own OMP/GOMP settings win.
+    # The engine shares the cores with its client (trainer, evals) and maybe other jobs. OpenMP
+    # threads that sleep between the hundreds of small parallel regions of a decode step
+    # (OMP_WAIT_POLICY=PASSIVE) made a bf16 sampling batch 1.6x slower; threads that spin long
+    # (libgomp's default) made it 8-15x slower while another process computed on the same cores.
+    # A short spin is within 5% of the fastest alone and at most ~2x slower than passive under
+    # contention (docs/BENCHMARKS.md); a user's own OMP_WAIT_POLICY/GOMP_SPINCOUNT wins.
     if "OMP_WAIT_POLICY" not in env:
         env.setdefault("GOMP_SPINCOUNT", ENGINE_SPIN_COUNT)
     if api_key:
