@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tinker_chief.errors import EvalError, ModelNotFoundError
+from tinker_chief.errors import EngineError, EvalError, ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,17 @@ def model_reference(model: str) -> dict[str, str]:
     return {"base_model": model}
 
 
+def _open_error(model: str, exc: Exception) -> Exception:
+    """A rejected key is not a missing model: say which setting to fix (never echoing the key)."""
+    import tinker
+
+    if isinstance(exc, (tinker.AuthenticationError, tinker.PermissionDeniedError)):
+        return EngineError(f"the backend rejected the API key while opening `{model}` ({_short(exc)}); "
+                           "check TINKER_API_KEY for Tinker's cloud, or the engine's --api-key / "
+                           "CHIEF_ENGINE_API_KEY for a local engine")
+    return ModelNotFoundError(f"cannot open model `{model}` for sampling: {_short(exc)}")
+
+
 class ModelSampler:
     """A model reachable through the tinker SDK, with its renderer and a concurrency bound."""
 
@@ -65,7 +76,7 @@ class ModelSampler:
             client = await service_client.create_sampling_client(**model_reference(model))
             base_model = client.get_base_model()
         except Exception as exc:  # SDK errors carry HTTP details; say which model failed
-            raise ModelNotFoundError(f"cannot open model `{model}` for sampling: {_short(exc)}") from None
+            raise _open_error(model, exc) from None
         tokenizer = load_tokenizer(base_model)
         renderer = get_renderer(renderer_name_for(base_model), tokenizer)
         return cls(client, base_model, tokenizer, renderer, concurrency, model)
