@@ -3,11 +3,13 @@
 Under `torch.autocast` a frozen fp32 weight is cast to bf16 on every call (autocast caches the
 casts of leaf tensors that require grad only, and a frozen base requires none), so a decode step
 of SmolLM2-135M re-reads 540 MB of fp32 and writes 270 MB of bf16 before any matmul; on the AMX
-Xeon this made bf16 sampling slower than fp32 (docs/BENCHMARKS.md). `use_compute_dtype_linears`
+Xeon this made bf16 sampling barely faster than fp32. `use_compute_dtype_linears`
 swaps every `nn.Linear` of the base for a `FrozenLinear` whose weight already holds the values
 autocast would have produced (round-to-nearest bf16), and which casts its input the way autocast
-does, so the outputs are the same bits as before, at half the memory. Embeddings and norms stay
-fp32, as under autocast, which is why a tied output embedding gets its own bf16 copy.
+does, so the outputs are the same bits as before. Embeddings and norms stay fp32, as under
+autocast, which is why a tied output embedding gets its own bf16 copy. Memory: the bf16 weight,
+plus on CPU its prepacked copy (together what the fp32 weight took); fine for the small models a
+CPU serves, worth revisiting before serving multi-billion-parameter bases on CPU.
 
 On CPU, no-grad calls (sampling and scoring) also skip oneDNN's per-call weight reorder: the
 weight is reordered into oneDNN's blocked layout once (`torch.ops.mkldnn._reorder_linear_weight`,
