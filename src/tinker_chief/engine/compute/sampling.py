@@ -112,7 +112,7 @@ class SamplingService:
         if self._spill_dir is None:
             self._spill_dir = Path(tempfile.mkdtemp(prefix="chief-evicted-samplers-"))
             weakref.finalize(self, shutil.rmtree, self._spill_dir, ignore_errors=True)
-        path = self._spill_dir / f"{len(self._spilled)}-{ref.slot}.safetensors"
+        path = self._spill_dir / f"{ref.slot}.safetensors"  # slot names are never reused
         save_file(host.state_dict(ref.slot), str(path))
         self._spilled[key] = SpilledSnapshot(ref.base_name, copy.deepcopy(host.config(ref.slot)), path)
 
