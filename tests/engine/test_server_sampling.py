@@ -86,6 +86,7 @@ def test_concurrent_requests_are_batched_and_match_sequential(base_sampler, prom
     params = dict(max_tokens=8, temperature=0, stop=[])
     sequential = _sample(base_sampler, prompt, **params).sequences[0].tokens
     before = raw.get("/engine_stats").json()
+    assert (before["device"], before["precision"]) == ("cpu", "float32")  # as the fixture started it
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: _sample(base_sampler, prompt, **params), range(8)))
     after = raw.get("/engine_stats").json()

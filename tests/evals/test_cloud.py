@@ -56,7 +56,7 @@ def test_eval_offline_resolves_the_cloud_from_the_api_key_and_never_writes_it(cl
     out = tmp_path / "o"
     result = run_offline(OfflineConfig(model=TINY, data=qa_file, grader="numeric",
                                        settings=GenerationSettings(max_tokens=8), output_dir=out))
-    assert result.metrics["backend"] == "tinker-cloud"
+    assert result.metrics["backend"] == "tinker-cloud" and result.metrics["engine_precision"] is None
     assert result.metrics["total"] == 5 and result.metrics["errors"] == 0
     assert len(result.records_path.read_text().splitlines()) == 5
     written = json.dumps(result.as_json()) + "".join(p.read_text() for p in out.rglob("*") if p.is_file())

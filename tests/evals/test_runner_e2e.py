@@ -70,6 +70,8 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         runs = registry.eval_runs(first.model_ref)
         assert {r.task for r in runs} == {"val_nll", "product", "safety", "calibration"}
         assert {r.suite_version for r in runs} == {suite.version}
+        assert {r.settings["engine_precision"] for r in runs} <= {"float32", "bfloat16-autocast"}
+        assert len({r.settings["engine_precision"] for r in runs}) == 1  # recorded with every result
         product_run = next(r for r in runs if r.task == "product")
         assert sorted(s.sample_id for s in registry.samples(product_run.id)) == [f"q{i}" for i in range(6)]
         # Calibration outcomes are per-question Brier scores, not pass/fail: the gate bootstraps them.

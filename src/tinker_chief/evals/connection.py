@@ -29,12 +29,29 @@ class Connection:
     api_key: str
     started_engine: Any | None = None
     _service_client: Any | None = field(default=None, repr=False)
+    _engine_facts: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def backend(self) -> str:
         if self.started_engine is not None:
             return "local-engine"
         return "tinker-cloud" if self.base_url is None else "engine"
+
+    def engine_precision(self) -> str | None:
+        """The precision a chief engine computes in ("float32", "bfloat16-autocast"), recorded with
+        eval results; None for Tinker's cloud or an engine that does not say."""
+        if self.base_url is None:
+            return None
+        if "precision" not in self._engine_facts:
+            import httpx
+
+            try:
+                response = httpx.get(f"{self.base_url.rstrip('/')}/api/v1/engine_stats",
+                                     headers={"X-API-Key": self.api_key}, timeout=5)
+                self._engine_facts["precision"] = response.json().get("precision") if response.is_success else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                self._engine_facts["precision"] = None
+        return self._engine_facts["precision"]
 
     def service_client(self) -> Any:
         if self._service_client is None:

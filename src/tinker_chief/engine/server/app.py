@@ -173,8 +173,11 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
 
     @app.get("/api/v1/engine_stats")
     async def engine_stats() -> dict:
-        """Local-engine extra (not in the Tinker API): how sampling requests were batched."""
-        return dict(engine.scheduler.stats)
+        """Local-engine extra (not in the Tinker API): where and in which precision the engine
+        computes (evals record it: bf16 and fp32 scores differ), and how sampling was batched."""
+        precision = getattr(engine.backend, "precision", None)
+        where = {"device": precision.device, "precision": precision.name} if precision else {}
+        return {**where, **engine.scheduler.stats}
 
     @app.post("/api/v1/client/config")
     async def client_config() -> dict:
