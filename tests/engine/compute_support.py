@@ -68,8 +68,13 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
     shared = (1, *range(40, 60))  # long enough to be prefilled once and shared
     requests = [SampleRequest(sampler_key, shared + tail, 1, SamplingSettings(max_tokens=n, temperature=0.0))
                 for tail, n in (((72, 101), 40), ((87,), 3), ((65, 66, 67), 25), ((50,), 40))]
-    monkeypatch.setattr(kv_cache, "MIN_ROOM", 4)  # force several regrowths
+    reallocated = []  # one entry per allocation, naming the layer
+    original = kv_cache.GrowingLayer._reallocate
+    monkeypatch.setattr(kv_cache.GrowingLayer, "_reallocate",
+                        lambda layer, *a, **kw: reallocated.append(id(layer)) or original(layer, *a, **kw))
+    monkeypatch.setattr(kv_cache, "MIN_ROOM", 1)  # the first room (2x the prompt) is outgrown
     growing = backend.sample(requests)
+    assert len(reallocated) > len(set(reallocated))  # layers regrew past their first room
     monkeypatch.setattr(sampler, "GrowingKVCache", DynamicCache)
     dynamic = backend.sample(requests)
     assert [len(r.sequences[0].tokens) for r in growing] == [40, 3, 25, 40]

@@ -76,9 +76,10 @@ def test_bf16_backend_keeps_base_linears_in_bf16_and_lora_in_fp32(bf16_backend):
     base = bf16_backend._bases.get(TINY_MODEL).model
     frozen = [m for m in base.modules() if isinstance(m, FrozenLinear)]
     assert frozen and all(m.weight.dtype == torch.bfloat16 for m in frozen)
-    adapter = bf16_backend.adapter_weights(model_id)
-    assert adapter and all(t.dtype == torch.float32 for t in adapter.values())
-    assert any("lm_head" in key for key in adapter)
+    model = bf16_backend._model(model_id)
+    live = model.host.parameters(model.slot)  # the tensors training updates, not a saved copy
+    assert live and all(p.dtype == torch.float32 and p.requires_grad for p in live.values())
+    assert any("lm_head" in name for name in live)
     bf16_backend.unload_model(model_id)
 
 

@@ -246,27 +246,30 @@ def test_growing_kv_cache_generates_what_dynamic_cache_generates(backend, traine
     assert_growing_cache_matches_dynamic_cache(backend, backend.snapshot_for_sampling(trained), monkeypatch)
 
 
-def test_evicted_snapshot_is_spilled_and_restored_under_its_key(monkeypatch):
-    """Snapshots beyond the adapter cache are written to disk, not lost: sampling an evicted one
-    loads it back and gives exactly what it gave before."""
+def test_evicted_snapshots_of_two_bases_come_back_in_one_batch(monkeypatch, tmp_path):
+    """Snapshots beyond the adapter cache are spilled to disk, not lost. Two base models (whose
+    adapter slots share names) each snapshot four times into a cache of two; one batch then
+    samples all eight, more than the cache holds, and each gives exactly what it gave before."""
+    import shutil
+
     from tinker_chief.engine.compute import sampling
+    from tinker_chief.models import materialize_model
 
     monkeypatch.setattr(sampling, "MAX_ADAPTER_SAMPLERS", 2)
+    twin = tmp_path / "tiny-twin"  # a second base: the same weights from a local directory
+    shutil.copytree(materialize_model(TINY_MODEL), twin)
     backend = TorchBackend(device="cpu", dtype="float32")
-    model_id = fresh_id("spill")
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=5))
     keys, before = [], []
-    for seed in range(4):
-        backend.forward_backward(model_id, sft_batch(seed), "cross_entropy", {}, False)
-        backend.optim_step(model_id, AdamStep(learning_rate=0.05))
-        keys.append(backend.snapshot_for_sampling(model_id))
-        before.append(greedy(backend, keys[-1], PROMPTS[0]))
-    service = backend.sampling
-    assert set(service._spilled) == set(keys[:2]) and len(service._adapters) == 2
-    spilled_file = service._spilled[keys[0]].path
-    assert spilled_file.exists()
-    for key, expected in zip(keys, before):  # each restore evicts (and spills) another
-        again = greedy(backend, key, PROMPTS[0])
+    for base in (TINY_MODEL, str(twin)):
+        model_id = fresh_id("spill")
+        backend.create_training_model(model_id, base, LoraSpec(rank=4, seed=len(keys)))
+        for seed in range(4):
+            backend.forward_backward(model_id, sft_batch(seed + len(keys)), "cross_entropy", {}, False)
+            backend.optim_step(model_id, AdamStep(learning_rate=0.05))
+            keys.append(backend.snapshot_for_sampling(model_id))
+            before.append(greedy(backend, keys[-1], PROMPTS[0]))
+    assert len({tuple(seq.logprobs) for seq in before}) == 8  # eight really different adapters
+    together = backend.sample([request(key, PROMPTS[0], temperature=0.0) for key in keys])
+    for result, expected in zip(together, before):
+        again = result.sequences[0]
         assert (again.tokens, again.logprobs) == (expected.tokens, expected.logprobs)
-    assert not spilled_file.exists() and len(service._adapters) == 2
-    assert before[0].tokens != before[3].tokens or before[0].logprobs != before[3].logprobs  # really different

@@ -131,12 +131,13 @@ class AdapterHost:
                 self.peft.add_adapter(slot, config)
         self.activate(slot)
 
-    def activate(self, slot: str) -> None:
-        """Make `slot` the adapter every forward uses. Through `PeftModel.set_adapter`, so PEFT's
-        own record of the active adapter follows: `disable_adapter` (base-only sampling) reads it,
-        and a stale name left by deleting the last adapter raised KeyError there."""
+    def activate(self, slot: str, inference: bool = False) -> None:
+        """Make `slot` the adapter every forward uses, trainable unless `inference` (a sampler).
+        Through `PeftModel.set_adapter`, so PEFT's own record of the active adapter follows:
+        `disable_adapter` (base-only sampling) reads it, and a stale name left by deleting the
+        last adapter raised KeyError there."""
         assert self.peft is not None
-        self.peft.set_adapter(slot)
+        self.peft.set_adapter(slot, inference_mode=inference)
 
     @contextlib.contextmanager
     def base_only(self) -> Iterator[None]:

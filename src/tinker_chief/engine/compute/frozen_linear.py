@@ -41,7 +41,7 @@ class FrozenLinear(torch.nn.Linear):
         self.weight = torch.nn.Parameter(weight, requires_grad=False)
         self.bias = None if source.bias is None else torch.nn.Parameter(source.bias.detach().to(dtype),
                                                                           requires_grad=False)
-        self._packed = None
+        self._packed = None  # not a buffer, so `.to(device)` would leave it behind: swap after moving
         if prepack and weight.device.type == "cpu":
             self._packed = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_BATCH_HINT)
 
@@ -56,8 +56,8 @@ def use_compute_dtype_linears(model: Any, dtype: torch.dtype) -> int:
     """Replace every plain `nn.Linear` in `model` by a `FrozenLinear` in `dtype`; returns how
     many. Call before any adapter is injected (PEFT then wraps the frozen layers)."""
     prepack = dtype == torch.bfloat16 and mkldnn_prepack_available()
-    swaps = [(name, module) for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
-             and not isinstance(module, FrozenLinear)]
+    # Plain Linears only: a subclass may have a forward of its own that a swap would lose.
+    swaps = [(name, module) for name, module in model.named_modules() if type(module) is torch.nn.Linear]
     for name, module in swaps:
         parent_name, _, leaf = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -4,9 +4,11 @@ Transformers' `DynamicLayer.update` is `torch.cat([keys, new], dim=-2)` per laye
 fresh allocation and a copy of the whole cache, 60 times per decode step of a 30-layer model.
 `GrowingLayer` keeps each layer's keys/values in a buffer with spare room along the sequence
 axis (doubling when full, so growth is amortised O(1)), writes the new positions in place, and
-hands attention a view of the filled part. It subclasses `DynamicLayer`, so masks, sequence
-lengths and the batch operations the sampler uses (`batch_repeat_interleave` after a shared
-prefix, `batch_select_indices` when rows finish) behave as before; results are bit-identical.
+hands attention a view of the filled part. It subclasses `DynamicLayer` for masks and sequence
+lengths, and reimplements the batch operations the sampler uses (`batch_repeat_interleave`
+after a shared prefix, `batch_select_indices` when rows finish) on its buffers; results are
+bit-identical. Operations the sampler never uses (crop, beam reordering, offloading) would act
+on the views only, so they raise instead of silently desynchronising the buffers.
 
 Under autocast the buffers hold the autocast dtype: attention (SDPA, or matmuls in eager
 attention) casts keys and values to it anyway, so storing them cast once gives the same bits
@@ -43,7 +45,7 @@ class GrowingLayer(DynamicLayer):
         return self.keys, self.values
 
     def _reallocate(self, key_states: torch.Tensor, value_states: torch.Tensor, room: int) -> None:
-        dtype = _storage_dtype(key_states)
+        dtype = self.dtype = _storage_dtype(key_states)
         keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]), dtype=dtype)
         values = value_states.new_empty((*value_states.shape[:-2], room, value_states.shape[-1]), dtype=dtype)
         if self._length:
@@ -69,11 +71,10 @@ class GrowingLayer(DynamicLayer):
         if self.get_seq_length() > 0:
             self._replace_buffers(self._key_buffer[indices, ...], self._value_buffer[indices, ...])
 
-    def crop(self, max_length: int) -> None:
-        if max_length < 0:
-            max_length = self.get_seq_length() + max_length
-        if self.is_initialized and self._key_buffer is not None and max_length < self._length:
-            self._set_length(max(max_length, 0))
+    def _unsupported(self, *args, **kwargs) -> None:
+        raise NotImplementedError("GrowingLayer serves chief's sampler only: no crop, beam reordering or offloading")
+
+    crop = reorder_cache = offload = prefetch = _unsupported
 
 
 def _storage_dtype(states: torch.Tensor) -> torch.dtype:

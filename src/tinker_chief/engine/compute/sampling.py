@@ -4,10 +4,11 @@ A sampler key names the weights a `SampleRequest` runs on: a base model name (no
 an opaque key for an adapter slot made by `add_adapter` (a snapshot of a training adapter) or
 `load` (an adapter directory, cached by its resolved path). Adapter samplers are kept in an LRU
 of `MAX_ADAPTER_SAMPLERS` so an RL loop that snapshots every iteration does not grow memory
-without bound; an evicted snapshot (which exists nowhere else) is spilled to a private
-temporary directory and loaded back under the same key when a client samples from it again,
-so no sampling client ever stops working (an evicted directory adapter is reloaded from its
-directory by the server). `sample` validates every request, groups them by key and runs each group through
+without bound; an evicted snapshot (which exists nowhere else) goes to a `spill.SpillStore` on
+disk and is loaded back under the same key when a client samples from it again (an evicted
+directory adapter is reloaded from its directory by the server). Eviction waits until a batch
+is done, so restoring snapshots for a batch never evicts another sampler the same batch uses.
+`sample` validates every request, groups them by key and runs each group through
 one batched `sampler.generate` call; prompt logprobs come from the same forward code as
 training's `forward`, so the two agree, batched over the group's requests (`compute_logprobs`
 on four answer options of a question is four requests in one forward). A one-token request that
@@ -18,16 +19,13 @@ forward ends with and skips the decode loop.
 from __future__ import annotations
 
 import copy
-import shutil
-import tempfile
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from peft import LoraConfig
 
 from tinker_chief.engine.backend import InvalidRequestError, NotFoundError, SampleRequest, SampleResult
 from tinker_chief.engine.compute import checkpoint_io
@@ -36,6 +34,7 @@ from tinker_chief.engine.compute.base_models import LoadedBase
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.forward import prompt_scores
 from tinker_chief.engine.compute.sampler import Row, generate, step_rows
+from tinker_chief.engine.compute.spill import SpillStore
 
 MAX_ADAPTER_SAMPLERS = 32
 MAX_BATCH_ROWS = 64  # rows per decode loop: bounds the KV cache of one group
@@ -52,41 +51,33 @@ class SamplerRef:
     slot: str | None  # None: the plain base model
 
 
-@dataclass(frozen=True)
-class SpilledSnapshot:
-    """An evicted snapshot's adapter, written to disk until a client samples from it again."""
-
-    base_name: str
-    config: object  # the adapter's LoraConfig
-    path: Path
-
-
 class SamplingService:
     def __init__(self, precision: Precision, resolve: Resolver) -> None:
         self.precision = precision
         self._resolve = resolve
         self._adapters: OrderedDict[str, SamplerRef] = OrderedDict()
         self._by_path: dict[str, str] = {}
-        self._spilled: dict[str, SpilledSnapshot] = {}
-        self._spill_dir: Path | None = None
+        self._spilled = SpillStore()
 
-    def add_adapter(self, ref: SamplerRef, config, weights: dict[str, torch.Tensor]) -> str:
+    def add_adapter(self, ref: SamplerRef, config: LoraConfig, weights: dict[str, torch.Tensor]) -> str:
         """Load `weights` into a new frozen slot on `ref.base_name`; return its key."""
-        base = self._resolve(ref.base_name)[0]
-        key = f"{base.info.name}@{self._load_slot(base.info.name, config, weights)}"
+        key = self._load_slot(ref.base_name, config, weights)
         self._evict()
         return key
 
-    def _load_slot(self, base_name: str, config, weights: dict[str, torch.Tensor], key: str | None = None) -> str:
-        """A new frozen adapter slot holding `weights`, registered under `key` (default: its own name)."""
+    def _load_slot(self, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor],
+                   key: str | None = None) -> str:
+        """A new frozen adapter slot holding `weights`, registered under `key` (by default one
+        made from its base and slot names); returns the key."""
         base, host = self._resolve(base_name)
         slot = host.new_slot()
         host.add(slot, copy.deepcopy(config), seed=None)
         host.load_state_dict(slot, weights)
         for param in host.parameters(slot).values():
             param.requires_grad_(False)
-        self._adapters[key or f"{base.info.name}@{slot}"] = SamplerRef(base.info.name, slot)
-        return slot
+        key = key or f"{base.info.name}@{slot}"
+        self._adapters[key] = SamplerRef(base.info.name, slot)
+        return key
 
     def load(self, directory: Path) -> str:
         resolved = str(directory.resolve())
@@ -101,40 +92,37 @@ class SamplingService:
 
     def _evict(self) -> None:
         while len(self._adapters) > MAX_ADAPTER_SAMPLERS:
-            key, ref = self._adapters.popitem(last=False)
+            key, ref = next(iter(self._adapters.items()))
             host = self._resolve(ref.base_name)[1]
             if key not in self._by_path.values():  # a snapshot: nowhere else to load it back from
-                self._spill(key, ref, host)
+                self._spilled.put(key, ref.base_name, copy.deepcopy(host.config(ref.slot)), host.state_dict(ref.slot))
+            del self._adapters[key]  # only once its weights are safe
             host.remove(ref.slot)
             self._by_path = {path: k for path, k in self._by_path.items() if k != key}
 
-    def _spill(self, key: str, ref: SamplerRef, host: AdapterHost) -> None:
-        if self._spill_dir is None:
-            self._spill_dir = Path(tempfile.mkdtemp(prefix="chief-evicted-samplers-"))
-            weakref.finalize(self, shutil.rmtree, self._spill_dir, ignore_errors=True)
-        path = self._spill_dir / f"{ref.slot}.safetensors"  # slot names are never reused
-        save_file(host.state_dict(ref.slot), str(path))
-        self._spilled[key] = SpilledSnapshot(ref.base_name, copy.deepcopy(host.config(ref.slot)), path)
-
-    def _restore(self, key: str) -> None:
-        """Load a spilled snapshot back under its old key (eviction waits for the caller)."""
-        spilled = self._spilled.pop(key)
-        self._load_slot(spilled.base_name, spilled.config, load_file(str(spilled.path)), key=key)
-        spilled.path.unlink(missing_ok=True)
-
     def _lookup(self, key: str) -> tuple[LoadedBase, AdapterHost, str | None]:
         if key in self._spilled:
-            self._restore(key)
+            self._load_slot(*self._spilled.take(key), key=key)
         if key in self._adapters:
             self._adapters.move_to_end(key)
             ref = self._adapters[key]
             return (*self._resolve(ref.base_name), ref.slot)
+        if self._spilled.was_dropped(key):
+            raise NotFoundError(f"sampler {key!r} was released: the engine keeps the {MAX_ADAPTER_SAMPLERS} most "
+                                "recently used snapshots in memory and older ones on disk up to a size limit; "
+                                "save_weights_for_sampler gives a checkpoint that never expires")
         try:
             return (*self._resolve(key), None)
         except NotFoundError:
             raise NotFoundError(f"unknown sampler {key!r}: it was never created or has been released") from None
 
     def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
+        try:
+            return self._sample(requests)
+        finally:
+            self._evict()  # after the batch: restored snapshots must not evict a sampler it uses
+
+    def _sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
         results: list[SampleResult | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
@@ -150,9 +138,8 @@ class SamplingService:
                 with host.base_only():
                     self._run_group(base, group, indices, results)
             else:
-                host.activate(slot)
+                host.activate(slot, inference=True)
                 self._run_group(base, group, indices, results)
-        self._evict()  # after the batch: restored snapshots must not evict a sampler it uses
         return [result for result in results if result is not None]
 
     def _run_group(self, base: LoadedBase, requests: list[SampleRequest], indices: list[int],

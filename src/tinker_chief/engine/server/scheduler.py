@@ -273,7 +273,9 @@ class Scheduler:
         if job.refresh is None:
             return True
         try:
-            job.request, job.refresh = job.refresh(job.request), None
+            # Kept for a retry: if a batch naming more checkpoints than the backend caches fails,
+            # each job re-resolves its own (possibly evicted again) sampler when run alone.
+            job.request = job.refresh(job.request)
         except Exception as exc:
             self._fail(job.request_id, exc)
             return False

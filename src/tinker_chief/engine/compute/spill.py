@@ -1,0 +1,76 @@
+"""Evicted snapshot adapters kept on disk until a client samples from them again.
+
+A snapshot (`save_weights_and_get_sampling_client`) exists only in the engine's memory, so when
+the sampler LRU evicts one, `SpillStore.put` writes its weights to a private temporary
+directory, and `take` reads them back (and deletes the file) when the snapshot is used again.
+Files are named by a counter of this store, never by slot name: slot names are unique per base
+model only, and one engine serves several. The store holds at most `max_bytes`; past that the
+oldest spills are dropped, and `was_dropped` lets the caller say so instead of "unknown".
+The directory is removed when the store is garbage-collected or the process exits normally.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import LoraConfig
+from safetensors.torch import load_file, save_file
+
+MAX_SPILL_BYTES = 4 * 1024**3  # ~200 snapshots of SmolLM2-135M at rank 16
+
+
+@dataclass(frozen=True)
+class SpilledAdapter:
+    base_name: str
+    config: LoraConfig
+    path: Path
+    size: int
+
+
+class SpillStore:
+    def __init__(self, max_bytes: int = MAX_SPILL_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, SpilledAdapter] = OrderedDict()
+        self._dropped: set[str] = set()
+        self._names = itertools.count()
+        self._dir: Path | None = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def was_dropped(self, key: str) -> bool:
+        return key in self._dropped
+
+    def put(self, key: str, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor]) -> None:
+        path = self._directory() / f"{next(self._names)}.safetensors"
+        save_file(weights, str(path))
+        self._entries[key] = SpilledAdapter(base_name, config, path, path.stat().st_size)
+        self._drop_oldest_over_budget()
+
+    def take(self, key: str) -> tuple[str, LoraConfig, dict[str, torch.Tensor]]:
+        """The spilled adapter's base, config and weights; forgotten only once they are read."""
+        entry = self._entries[key]
+        weights = load_file(str(entry.path))
+        del self._entries[key]
+        entry.path.unlink(missing_ok=True)
+        return entry.base_name, entry.config, weights
+
+    def _drop_oldest_over_budget(self) -> None:
+        while len(self._entries) > 1 and sum(e.size for e in self._entries.values()) > self.max_bytes:
+            key, entry = self._entries.popitem(last=False)
+            entry.path.unlink(missing_ok=True)
+            self._dropped.add(key)
+
+    def _directory(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix=f"chief-evicted-samplers-{os.getpid()}-"))
+            weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
+        return self._dir
