@@ -113,3 +113,31 @@ def test_clients_resubmitting_one_by_one_after_a_batch_form_one_full_batch(monke
         assert sum(backend.sizes) == 8 and backend.sizes[-1] == 4
     finally:
         scheduler.stop()
+
+
+def test_a_failed_batch_retries_each_job_with_its_sampler_resolved_again(parts):
+    """A checkpoint sampler can be evicted between being resolved and being sampled (a batch
+    naming more checkpoints than the backend caches); the batch fails, and each job retried alone
+    resolves its sampler again instead of reusing the stale key."""
+    from dataclasses import replace
+
+    from tinker_chief.engine.backend import SampleRequest, SamplingSettings
+    from tinker_chief.models import TINY_MODEL
+
+    scheduler, futures = parts
+    resolutions = []
+
+    def refresh(request: SampleRequest) -> SampleRequest:  # stale on the first call, as after an eviction
+        resolutions.append(request.sampler)
+        return replace(request, sampler="evicted-sampler" if len(resolutions) == 1 else TINY_MODEL)
+
+    settings = SamplingSettings(max_tokens=2, temperature=0.0)
+    ids = [futures.create("t"), futures.create("t")]
+    batch = [scheduler_module._SampleJob(ids[0], SampleRequest("placeholder", (1, 2, 3), 1, settings),
+                                         lambda result: {"tokens": result.sequences[0].tokens}, refresh),
+             scheduler_module._SampleJob(ids[1], SampleRequest(TINY_MODEL, (1, 2), 1, settings),
+                                         lambda result: {"tokens": result.sequences[0].tokens})]
+    scheduler._run_samples(batch)
+    assert len(resolutions) == 2  # once for the batch, once more for the retry alone
+    assert len(_result(futures, ids[0])["tokens"]) == 2
+    assert len(_result(futures, ids[1])["tokens"]) == 2
