@@ -209,7 +209,7 @@ class Scheduler:
     def _gather_samples(self) -> None:
         """Hold the batch while the clients served by the last batch are resubmitting: until
         they all have, or none arrived for `_RESUBMIT_GAP_S`, or `_MAX_GATHER_S` passed; then
-        one more `_BATCH_WINDOW_S`.
+        while requests keep arriving less than `_BATCH_WINDOW_S` apart (within the same deadline).
 
         Concurrent clients (an eval with `--concurrency 32`) resubmit one by one as a batch's
         results reach them (~5 ms each through the SDK); a batch that leaves with only the
@@ -224,8 +224,14 @@ class Scheduler:
             self._cond.wait(min(_RESUBMIT_GAP_S, max(deadline - time.monotonic(), 0.0)))
             if len(self._samples) == before:
                 break  # nobody came back within the gap: they are done or thinking
-        if len(self._samples) < _MAX_SAMPLE_BATCH:
+        # A burst (many clients submitting at once through the SDK) arrives a few ms apart; each
+        # arrival wakes this wait, so the window slides until the burst pauses, or the first batch
+        # would leave with the first two requests and the rest wait a whole decode loop.
+        while len(self._samples) < _MAX_SAMPLE_BATCH and time.monotonic() < deadline:
+            before = len(self._samples)
             self._cond.wait(_BATCH_WINDOW_S)
+            if len(self._samples) == before:
+                break
 
     def _loop(self) -> None:
         while (work := self._next_work()) is not None:
