@@ -72,7 +72,11 @@ class SamplingService:
         base, host = self._resolve(base_name)
         slot = host.new_slot()
         host.add(slot, copy.deepcopy(config), seed=None)
-        host.load_state_dict(slot, weights)
+        try:
+            host.load_state_dict(slot, weights)
+        except Exception:
+            host.remove(slot)
+            raise
         for param in host.parameters(slot).values():
             param.requires_grad_(False)
         key = key or f"{base.info.name}@{slot}"
@@ -101,8 +105,9 @@ class SamplingService:
             self._by_path = {path: k for path, k in self._by_path.items() if k != key}
 
     def _lookup(self, key: str) -> tuple[LoadedBase, AdapterHost, str | None]:
-        if key in self._spilled:
-            self._load_slot(*self._spilled.take(key), key=key)
+        if key in self._spilled and (spilled := self._spilled.read(key)) is not None:
+            self._load_slot(*spilled, key=key)
+            self._spilled.forget(key)  # only once it is loaded again
         if key in self._adapters:
             self._adapters.move_to_end(key)
             ref = self._adapters[key]

@@ -5,13 +5,16 @@ the sampler LRU evicts one, `SpillStore.put` writes its weights to a private tem
 directory, and `take` reads them back (and deletes the file) when the snapshot is used again.
 Files are named by a counter of this store, never by slot name: slot names are unique per base
 model only, and one engine serves several. The store holds at most `max_bytes`; past that the
-oldest spills are dropped, and `was_dropped` lets the caller say so instead of "unknown".
-The directory is removed when the store is garbage-collected or the process exits normally.
+oldest spills are dropped, and `was_dropped` lets the caller say so instead of "unknown"; a
+spill that cannot be written (disk full) or whose file has vanished counts as dropped too, so
+a storage problem costs that one snapshot, never the sampling of others. The directory is
+removed when the store is garbage-collected or the process exits normally.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +29,8 @@ from safetensors.torch import load_file, save_file
 
 MAX_SPILL_BYTES = 4 * 1024**3  # ~200 snapshots of SmolLM2-135M at rank 16
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class SpilledAdapter:
@@ -36,8 +41,8 @@ class SpilledAdapter:
 
 
 class SpillStore:
-    def __init__(self, max_bytes: int = MAX_SPILL_BYTES) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = MAX_SPILL_BYTES if max_bytes is None else max_bytes
         self._entries: OrderedDict[str, SpilledAdapter] = OrderedDict()
         self._dropped: set[str] = set()
         self._names = itertools.count()
@@ -51,17 +56,31 @@ class SpillStore:
 
     def put(self, key: str, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor]) -> None:
         path = self._directory() / f"{next(self._names)}.safetensors"
-        save_file(weights, str(path))
+        try:
+            save_file(weights, str(path))
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            self._dropped.add(key)
+            log.warning("could not spill evicted sampler %s (%s); it is released", key, exc)
+            return
         self._entries[key] = SpilledAdapter(base_name, config, path, path.stat().st_size)
         self._drop_oldest_over_budget()
 
-    def take(self, key: str) -> tuple[str, LoraConfig, dict[str, torch.Tensor]]:
-        """The spilled adapter's base, config and weights; forgotten only once they are read."""
+    def read(self, key: str) -> tuple[str, LoraConfig, dict[str, torch.Tensor]] | None:
+        """The spilled adapter's base, config and weights (still kept: `forget` once they are
+        loaded); None, and the key dropped, if its file cannot be read any more."""
         entry = self._entries[key]
-        weights = load_file(str(entry.path))
-        del self._entries[key]
+        try:
+            return entry.base_name, entry.config, load_file(str(entry.path))
+        except OSError as exc:
+            log.warning("spilled sampler %s cannot be read back (%s); it is released", key, exc)
+            self.forget(key)
+            self._dropped.add(key)
+            return None
+
+    def forget(self, key: str) -> None:
+        entry = self._entries.pop(key)
         entry.path.unlink(missing_ok=True)
-        return entry.base_name, entry.config, weights
 
     def _drop_oldest_over_budget(self) -> None:
         while len(self._entries) > 1 and sum(e.size for e in self._entries.values()) > self.max_bytes:

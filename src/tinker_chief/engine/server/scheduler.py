@@ -227,9 +227,9 @@ class Scheduler:
         # A burst (many clients submitting at once through the SDK) arrives a few ms apart; each
         # arrival wakes this wait, so the window slides until the burst pauses, or the first batch
         # would leave with the first two requests and the rest wait a whole decode loop.
-        while len(self._samples) < _MAX_SAMPLE_BATCH and time.monotonic() < deadline:
+        while len(self._samples) < _MAX_SAMPLE_BATCH and (left := deadline - time.monotonic()) > 0:
             before = len(self._samples)
-            self._cond.wait(_BATCH_WINDOW_S)
+            self._cond.wait(min(_BATCH_WINDOW_S, left))
             if len(self._samples) == before:
                 break
 
