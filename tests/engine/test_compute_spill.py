@@ -98,3 +98,20 @@ def test_sampler_slots_stay_frozen_after_sampling():
     ref = backend.sampling._adapters[key]
     host = backend._base_and_host(ref.base_name)[1]
     assert not any(p.requires_grad for p in host.parameters(ref.slot).values())
+
+
+def test_spills_under_a_root_go_to_this_process_and_clear_dead_engines_leftovers(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "evicted-samplers"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a pid that has exited
+    (root / dead).mkdir(parents=True)
+    (root / dead / "0.safetensors").write_bytes(b"left by a killed engine")
+    (root / str(os.getppid())).mkdir()  # a live process's directory stays
+    store = SpillStore(root=root)
+    store.put("k", "base", LoraConfig(r=4), weights(0))
+    assert store._entries["k"].path.parent == root / str(os.getpid())
+    assert not (root / dead).exists() and (root / str(os.getppid())).exists()

@@ -52,12 +52,12 @@ class SamplerRef:
 
 
 class SamplingService:
-    def __init__(self, precision: Precision, resolve: Resolver) -> None:
+    def __init__(self, precision: Precision, resolve: Resolver, spill_root: Path | None = None) -> None:
         self.precision = precision
         self._resolve = resolve
         self._adapters: OrderedDict[str, SamplerRef] = OrderedDict()
         self._by_path: dict[str, str] = {}
-        self._spilled = SpillStore()
+        self._spilled = SpillStore(root=spill_root)
 
     def add_adapter(self, ref: SamplerRef, config: LoraConfig, weights: dict[str, torch.Tensor]) -> str:
         """Load `weights` into a new frozen slot on `ref.base_name`; return its key."""

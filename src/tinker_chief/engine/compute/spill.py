@@ -1,8 +1,11 @@
 """Evicted snapshot adapters kept on disk until a client samples from them again.
 
 A snapshot (`save_weights_and_get_sampling_client`) exists only in the engine's memory, so when
-the sampler LRU evicts one, `SpillStore.put` writes its weights to a private temporary
-directory, and `take` reads them back (and deletes the file) when the snapshot is used again.
+the sampler LRU evicts one, `SpillStore.put` writes its weights to disk, and `read` + `forget`
+bring them back (and delete the file) when the snapshot is used again. The files go to
+`<root>/<pid>/` when the engine gives a root (its `--state-dir/evicted-samplers`; directories
+left there by engines that were killed are removed on first use, since snapshots never
+survive a restart), else to a private temporary directory.
 Files are named by a counter of this store, never by slot name: slot names are unique per base
 model only, and one engine serves several. The store holds at most `max_bytes`; past that the
 oldest spills are dropped, and `was_dropped` lets the caller say so instead of "unknown"; a
@@ -41,8 +44,9 @@ class SpilledAdapter:
 
 
 class SpillStore:
-    def __init__(self, max_bytes: int | None = None) -> None:
+    def __init__(self, max_bytes: int | None = None, root: Path | None = None) -> None:
         self.max_bytes = MAX_SPILL_BYTES if max_bytes is None else max_bytes
+        self.root = root
         self._entries: OrderedDict[str, SpilledAdapter] = OrderedDict()
         self._dropped: set[str] = set()
         self._names = itertools.count()
@@ -90,6 +94,28 @@ class SpillStore:
 
     def _directory(self) -> Path:
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix=f"chief-evicted-samplers-{os.getpid()}-"))
+            if self.root is None:
+                self._dir = Path(tempfile.mkdtemp(prefix=f"chief-evicted-samplers-{os.getpid()}-"))
+            else:
+                _remove_dead_engines_spills(self.root)
+                self._dir = self.root / str(os.getpid())
+                self._dir.mkdir(parents=True, exist_ok=True)
             weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         return self._dir
+
+
+def _remove_dead_engines_spills(root: Path) -> None:
+    """Spill directories are named by their engine's pid; those of processes gone are leftovers."""
+    for directory in root.glob("*"):
+        if directory.is_dir() and directory.name.isdigit() and not _alive(int(directory.name)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True

@@ -55,13 +55,14 @@ class TrainingModel:
 class TorchBackend:
     """LoRA training, scoring and sampling for the local engine (single worker thread)."""
 
-    def __init__(self, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, device: str = "auto", dtype: str = "auto", spill_root: Path | None = None) -> None:
+        """`spill_root`: where evicted sampler snapshots go (default: a private temp directory)."""
         self.precision = choose_precision(device, dtype)
         self.device = self.precision.device
         self._bases = BasePool(self.precision)
         self._hosts: dict[str, AdapterHost] = {}
         self._models: dict[str, TrainingModel] = {}
-        self.sampling = SamplingService(self.precision, self._base_and_host)
+        self.sampling = SamplingService(self.precision, self._base_and_host, spill_root)
 
     # --- models -------------------------------------------------------------------------
     def base_models(self) -> list[BaseModelInfo]:

@@ -76,7 +76,8 @@ def serve(settings: EngineSettings) -> None:
     logging.basicConfig(level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    backend = TorchBackend(device=settings.device, dtype=settings.dtype)
+    backend = TorchBackend(device=settings.device, dtype=settings.dtype,
+                           spill_root=settings.state_dir / "evicted-samplers")
     engine = EngineService(backend, settings.state_dir)
     app = create_app(engine, api_key=settings.api_key)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
