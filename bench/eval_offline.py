@@ -50,19 +50,17 @@ def write_samples(path: Path, n: int, fewshot: int) -> None:
 
 def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, dtype: str,
               out: Path) -> tuple[float, list[str], dict]:
-    from tinker_chief.engine.server.launcher import start_engine
+    from tinker_chief.engine.server.launcher import engine_stats, start_engine
     from tinker_chief.evals.connection import Connection
     from tinker_chief.evals.offline import OfflineConfig, run_offline_async
     from tinker_chief.evals.sampling import GenerationSettings
-
-    import httpx
 
     settings = GenerationSettings(max_tokens=max_tokens, temperature=0.0)
     with start_engine(state_dir=out / "engine", dtype=dtype) as handle:
         connection = Connection(handle.base_url, handle.api_key_for_clients)
 
         def stats() -> dict:
-            return httpx.get(f"{handle.base_url}/api/v1/engine_stats", timeout=10).json()
+            return engine_stats(handle.base_url, handle.api_key_for_clients) or {}
 
         async def both() -> tuple[float, list[str], dict]:
             warm = OfflineConfig(DEFAULT_MODEL, data, "numeric", settings=settings, limit=concurrency,

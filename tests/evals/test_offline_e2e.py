@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 
-import httpx
-
 from tinker_chief.evals.offline import OfflineConfig, run_offline
 from tinker_chief.evals.sampling import GenerationSettings
 
@@ -26,8 +24,9 @@ def test_cli_json_prints_one_object_and_writes_records(engine, qa_file, tmp_path
     assert result["total"] == 5 and result["n"] + result["unscored"] + result["errors"] == 5
     assert 0.0 <= result["ci_low"] <= result["accuracy"] <= result["ci_high"] <= 1.0
     assert result["backend"] == "engine" and result["settings"]["max_tokens"] == 4
-    stats = httpx.get(f"{engine.base_url}/api/v1/engine_stats", timeout=10).json()
-    assert result["engine_precision"] == stats["precision"] in ("float32", "bfloat16-autocast")
+    from tinker_chief.engine.server.launcher import engine_stats
+
+    assert result["engine_precision"] == engine_stats(engine.base_url)["precision"] in ("float32", "bfloat16-autocast")
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == [f"q{i}" for i in range(5)]
     assert all(r["response"] is not None and r["target"] and r["prompt"][0]["role"] == "user" for r in records)

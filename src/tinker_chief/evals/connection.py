@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ class Connection:
     api_key: str
     started_engine: Any | None = None
     _service_client: Any | None = field(default=None, repr=False)
-    _engine_facts: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def backend(self) -> str:
@@ -37,21 +37,15 @@ class Connection:
             return "local-engine"
         return "tinker-cloud" if self.base_url is None else "engine"
 
+    @cached_property
     def engine_precision(self) -> str | None:
         """The precision a chief engine computes in ("float32", "bfloat16-autocast"), recorded with
         eval results; None for Tinker's cloud or an engine that does not say."""
         if self.base_url is None:
             return None
-        if "precision" not in self._engine_facts:
-            import httpx
+        from tinker_chief.engine.server.launcher import engine_stats
 
-            try:
-                response = httpx.get(f"{self.base_url.rstrip('/')}/api/v1/engine_stats",
-                                     headers={"X-API-Key": self.api_key}, timeout=5)
-                self._engine_facts["precision"] = response.json().get("precision") if response.is_success else None
-            except (httpx.HTTPError, ValueError, AttributeError):
-                self._engine_facts["precision"] = None
-        return self._engine_facts["precision"]
+        return (engine_stats(self.base_url, self.api_key) or {}).get("precision")
 
     def service_client(self) -> Any:
         if self._service_client is None:

@@ -85,7 +85,7 @@ async def run_offline_async(config: OfflineConfig, connection: Connection) -> Of
         "judge_model": config.judge_model,
         "settings": asdict(config.settings),
         "backend": connection.backend,
-        "engine_precision": connection.engine_precision(),
+        "engine_precision": connection.engine_precision,
         "samples_per_s": round(len(records) / elapsed, 3) if elapsed > 0 else None,
     }
     (output / "summary.json").write_text(json.dumps(metrics, indent=2, default=str))

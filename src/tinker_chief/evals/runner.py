@@ -161,7 +161,7 @@ def _record(registry: Any, result: SuiteRunResult, suite: EvalSuite, task: EvalT
                for sid, score in outcome.samples.items()]
     run = registry.record_eval(
         result.model_ref, suite_name=suite.name, suite_version=suite.version, task=task.name, metrics=metrics,
-        samples=samples, settings={**outcome.settings, "engine_precision": connection.engine_precision(),
+        samples=samples, settings={**outcome.settings, "engine_precision": connection.engine_precision,
                                    "task": task.model_dump(mode="json")},
         headline_metric=task.headline_metric, log_location=outcome.log_location)
     payload = outcome.as_json()

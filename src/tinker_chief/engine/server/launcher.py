@@ -106,12 +106,27 @@ def ensure_engine(base_url: str | None = None, *, state_dir: Path, api_key: str 
 
 
 def engine_is_up(base_url: str, api_key: str | None = None, timeout: float = 2.0) -> bool:
+    response = _get(base_url, "healthz", api_key, timeout)
+    return response is not None and response.status_code == 200
+
+
+def engine_stats(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> dict | None:
+    """A chief engine's `engine_stats` (device, precision, sampling batches); None from anything
+    that is not a reachable chief engine (Tinker's cloud, a wrong key, a stopped engine)."""
+    response = _get(base_url, "engine_stats", api_key, timeout)
     try:
-        response = httpx.get(f"{base_url.rstrip('/')}/api/v1/healthz", timeout=timeout,
-                             headers={"X-API-Key": api_key or LOCAL_CLIENT_KEY})
+        stats = response.json() if response is not None and response.is_success else None
+    except ValueError:
+        return None
+    return stats if isinstance(stats, dict) else None
+
+
+def _get(base_url: str, route: str, api_key: str | None, timeout: float) -> httpx.Response | None:
+    try:
+        return httpx.get(f"{base_url.rstrip('/')}/api/v1/{route}", timeout=timeout,
+                         headers={"X-API-Key": api_key or LOCAL_CLIENT_KEY})
     except httpx.HTTPError:
-        return False
-    return response.status_code == 200
+        return None
 
 
 def _wait_ready(process: subprocess.Popen, log_file: Path, offset: int, timeout: float) -> str:
