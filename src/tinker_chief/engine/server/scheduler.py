@@ -218,20 +218,20 @@ class Scheduler:
         never waits.
         """
         deadline = time.monotonic() + _MAX_GATHER_S
-        expected = min(self._expected_samples, _MAX_SAMPLE_BATCH)
-        while len(self._samples) < expected and time.monotonic() < deadline:
+        self._wait_while_arriving(min(self._expected_samples, _MAX_SAMPLE_BATCH), _RESUBMIT_GAP_S, deadline)
+        # A burst (many clients submitting at once through the SDK) arrives a few ms apart; the
+        # window slides with it, or the first batch would leave with the first two requests and
+        # the rest wait a whole decode loop.
+        self._wait_while_arriving(_MAX_SAMPLE_BATCH, _BATCH_WINDOW_S, deadline)
+
+    def _wait_while_arriving(self, target: int, gap: float, deadline: float) -> None:
+        """Wait (holding `_cond`) until `target` samples are queued, none arrived for `gap`
+        seconds, or `deadline` passed; each arrival wakes the wait."""
+        while len(self._samples) < target and (left := deadline - time.monotonic()) > 0:
             before = len(self._samples)
-            self._cond.wait(min(_RESUBMIT_GAP_S, max(deadline - time.monotonic(), 0.0)))
+            self._cond.wait(min(gap, left))
             if len(self._samples) == before:
-                break  # nobody came back within the gap: they are done or thinking
-        # A burst (many clients submitting at once through the SDK) arrives a few ms apart; each
-        # arrival wakes this wait, so the window slides until the burst pauses, or the first batch
-        # would leave with the first two requests and the rest wait a whole decode loop.
-        while len(self._samples) < _MAX_SAMPLE_BATCH and (left := deadline - time.monotonic()) > 0:
-            before = len(self._samples)
-            self._cond.wait(min(_BATCH_WINDOW_S, left))
-            if len(self._samples) == before:
-                break
+                break  # nobody arrived within the gap: they are done or thinking
 
     def _loop(self) -> None:
         while (work := self._next_work()) is not None:
