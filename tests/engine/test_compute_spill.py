@@ -17,6 +17,10 @@ def weights(seed: int) -> dict[str, torch.Tensor]:
     return {"lora_A.weight": torch.randn(4, 64, generator=torch.Generator().manual_seed(seed))}
 
 
+def _disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
 def test_read_gives_back_what_was_put_and_forget_removes_the_file():
     store = SpillStore()
     config = LoraConfig(r=4)
@@ -48,10 +52,7 @@ def test_unwritable_and_vanished_spills_count_as_dropped(monkeypatch):
     store._entries["kept"].path.unlink()  # e.g. a temp-dir cleaner
     assert store.read("kept") is None and store.was_dropped("kept") and "kept" not in store
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(spill, "save_file", disk_full)
+    monkeypatch.setattr(spill, "save_file", _disk_full)
     store.put("unwritten", "base", LoraConfig(r=4), weights(1))
     assert store.was_dropped("unwritten") and "unwritten" not in store
     assert not any(store._directory().iterdir())
@@ -81,7 +82,7 @@ def test_a_snapshot_that_could_not_be_kept_is_reported_released_and_others_still
     if cause == "over the budget":
         monkeypatch.setattr(spill, "MAX_SPILL_BYTES", 1)  # keeps only the newest spill
     else:
-        monkeypatch.setattr(spill, "save_file", lambda *a, **kw: (_ for _ in ()).throw(OSError(28, "disk full")))
+        monkeypatch.setattr(spill, "save_file", _disk_full)
     backend = TorchBackend(device="cpu", dtype="float32")
     keys = _snapshots(backend, 3)  # keys[0] and keys[1] are evicted; keys[0] is not kept
     with pytest.raises(NotFoundError, match="was released.*save_weights_for_sampler"):

@@ -78,19 +78,20 @@ class SpillStore:
             return entry.base_name, entry.config, load_file(str(entry.path))
         except OSError as exc:
             log.warning("spilled sampler %s cannot be read back (%s); it is released", key, exc)
-            self.forget(key)
-            self._dropped.add(key)
+            self._drop(key)
             return None
 
     def forget(self, key: str) -> None:
         entry = self._entries.pop(key)
         entry.path.unlink(missing_ok=True)
 
+    def _drop(self, key: str) -> None:
+        self.forget(key)
+        self._dropped.add(key)
+
     def _drop_oldest_over_budget(self) -> None:
         while len(self._entries) > 1 and sum(e.size for e in self._entries.values()) > self.max_bytes:
-            key, entry = self._entries.popitem(last=False)
-            entry.path.unlink(missing_ok=True)
-            self._dropped.add(key)
+            self._drop(next(iter(self._entries)))
 
     def _directory(self) -> Path:
         if self._dir is None:
