@@ -16,8 +16,10 @@ from tinker_chief.models.catalog import (
     list_builtin_models,
     load_model_config,
     load_tokenizer,
+    mark_embeddings_untied,
     materialize_model,
     resolve_model,
+    text_config,
 )
 from tinker_chief.models.renderers import get_renderer, renderer_name_for
 
@@ -31,7 +33,9 @@ __all__ = [
     "list_builtin_models",
     "load_model_config",
     "load_tokenizer",
+    "mark_embeddings_untied",
     "materialize_model",
     "renderer_name_for",
     "resolve_model",
+    "text_config",
 ]

@@ -151,6 +151,18 @@ def load_model_config(name: str) -> dict[str, Any]:
         return json.load(handle)
 
 
+def text_config(config: Any) -> Any:
+    """The language model's part of a `transformers` config (multimodal configs nest it)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def mark_embeddings_untied(config: Any) -> None:
+    """Record that the output embedding is its own tensor, in the config and its text part, so
+    `tie_weights()` does not re-tie it to the input embedding."""
+    for part in {id(c): c for c in (config, text_config(config))}.values():
+        part.tie_word_embeddings = False
+
+
 def load_tokenizer(name: str) -> Any:
     """A `transformers` tokenizer for the model, loaded from local files only."""
     from transformers import AutoTokenizer

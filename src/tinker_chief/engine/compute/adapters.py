@@ -24,6 +24,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 from tinker_chief.engine.backend import InvalidRequestError, LoraSpec
+from tinker_chief.models import text_config
 
 _ATTN_HINTS = ("attn", "attention")
 _MLP_HINTS = ("mlp", "feed_forward", "ffn", "experts", "moe")
@@ -42,7 +43,7 @@ def _block_kind(module_name: str) -> str | None:
 
 
 def _is_moe(model: Any) -> bool:
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    config = text_config(model.config)
     return any(getattr(config, key, None) for key in ("num_experts", "num_local_experts", "n_routed_experts"))
 
 

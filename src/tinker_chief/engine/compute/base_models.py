@@ -20,7 +20,7 @@ from tinker_chief.engine.compute.attention import use_grouped_decode_attention
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.frozen_linear import use_compute_dtype_linears
 from tinker_chief.errors import ModelNotFoundError
-from tinker_chief.models import list_builtin_models, materialize_model, resolve_model
+from tinker_chief.models import list_builtin_models, materialize_model, resolve_model, text_config
 
 
 @dataclass
@@ -55,10 +55,10 @@ def model_info(name: str, local_dir: Path) -> BaseModelInfo:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(str(local_dir), local_files_only=True)
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    language = text_config(config)
     return BaseModelInfo(
         name=name,
-        max_context_length=int(getattr(text_config, "max_position_embeddings", 2048)),
+        max_context_length=int(getattr(language, "max_position_embeddings", 2048)),
         tokenizer_dir=str(local_dir),
         arch=str(getattr(config, "model_type", "unknown")),
     )

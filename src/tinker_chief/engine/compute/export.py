@@ -17,7 +17,7 @@ import torch
 from tinker_chief.engine.backend import InvalidRequestError
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.base_models import canonical_name, load_frozen_causal_lm
-from tinker_chief.models import materialize_model
+from tinker_chief.models import mark_embeddings_untied, materialize_model
 
 _ADAPTER_FILES = (checkpoint_io.ADAPTER_CONFIG, checkpoint_io.ADAPTER_WEIGHTS, checkpoint_io.META)
 
@@ -42,10 +42,7 @@ def _untie_output_embedding(model) -> None:
     output = model.get_output_embeddings()
     if output.weight is model.get_input_embeddings().weight:
         output.weight = torch.nn.Parameter(output.weight.detach().clone(), requires_grad=False)
-    model.config.tie_word_embeddings = False
-    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
-    if text_config is not None:
-        text_config.tie_word_embeddings = False
+    mark_embeddings_untied(model.config)
 
 
 def export_merged(adapter_dir: Path, base_model: str, out_dir: Path) -> None:

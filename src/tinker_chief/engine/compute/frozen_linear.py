@@ -25,6 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tinker_chief.models import mark_embeddings_untied
+
 _PACK_BATCH_HINT = 32  # oneDNN picks its blocking for this many rows; measured exact for 1..640 rows
 
 
@@ -62,17 +64,5 @@ def use_compute_dtype_linears(model: Any, dtype: torch.dtype) -> int:
         parent_name, _, leaf = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, leaf, FrozenLinear(module, dtype, prepack))
-    _untie_config(model)
+    mark_embeddings_untied(model.config)  # a tied output embedding now has its own copy
     return len(swaps)
-
-
-def _untie_config(model: Any) -> None:
-    """The output embedding is now its own tensor: say so, so nothing re-ties it to the fp32
-    input embedding (transformers re-ties on `tie_weights()` when the config asks for it)."""
-    for config in {id(c): c for c in (model.config, _text_config(model.config))}.values():
-        if getattr(config, "tie_word_embeddings", False):
-            config.tie_word_embeddings = False
-
-
-def _text_config(config: Any) -> Any:
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
