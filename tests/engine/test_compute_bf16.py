@@ -65,6 +65,40 @@ def test_swapping_unties_a_tied_output_embedding():
     assert model.lm_head.weight.dtype == torch.bfloat16
 
 
+@pytest.fixture
+def cpu_without_bf16_prepack(monkeypatch):
+    """oneDNN as it behaves on an AVX2-only CPU (e.g. AMD EPYC without AVX-512): prepacking a
+    bf16 weight raises. Simulated so the fallback is tested on every machine."""
+    from tinker_chief.engine.compute import frozen_linear
+
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("mkldnn_reorder_linear_weight: bf16 path needs the cpu support avx_ne_convert "
+                           "or avx512bw, avx512vl and avx512dq")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", refuse)
+    frozen_linear.mkldnn_prepack_available.cache_clear()
+    yield
+    frozen_linear.mkldnn_prepack_available.cache_clear()
+
+
+def test_a_cpu_that_cannot_prepack_bf16_keeps_plain_bf16_weights_with_autocasts_bits(cpu_without_bf16_prepack):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    assert not mkldnn_prepack_available()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1)
+    model = LlamaForCausalLM(config).eval().requires_grad_(False)
+    tokens = torch.tensor([[1, 5, 9, 3]])
+    with torch.no_grad(), _autocast():
+        expected = model(tokens).logits
+    use_compute_dtype_linears(model, torch.bfloat16)
+    frozen = [m for m in model.modules() if isinstance(m, FrozenLinear)]
+    assert frozen and all(m._packed is None and m.weight.dtype == torch.bfloat16 for m in frozen)
+    with torch.no_grad(), _autocast():
+        assert torch.equal(model(tokens).logits, expected)
+
+
 @pytest.fixture(scope="module")
 def bf16_backend() -> TorchBackend:
     return TorchBackend(device="cpu", dtype="bfloat16")

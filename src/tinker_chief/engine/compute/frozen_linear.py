@@ -20,6 +20,7 @@ calls that build a graph for backward use `F.linear` on the plain weight. PEFT w
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -30,8 +31,22 @@ from tinker_chief.models import mark_embeddings_untied
 _PACK_BATCH_HINT = 32  # oneDNN picks its blocking for this many rows; measured exact for 1..640 rows
 
 
+@functools.cache
 def mkldnn_prepack_available() -> bool:
-    return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    """True when oneDNN can prepack a bf16 weight on this CPU.
+
+    oneDNN's bf16 reorder needs AVX512-BW/VL/DQ or AVX-NE-CONVERT; on a CPU without them (e.g. an
+    AVX2-only AMD EPYC) it raises at prepack time, so the answer comes from prepacking a tiny weight
+    once rather than from a list of CPU flags that PyTorch may change. Without it, `FrozenLinear`
+    keeps plain bf16 weights, which give the same bits through `F.linear`.
+    """
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+        return False
+    try:
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(8, 8, dtype=torch.bfloat16), _PACK_BATCH_HINT)
+    except RuntimeError:
+        return False
+    return True
 
 
 class FrozenLinear(torch.nn.Linear):
