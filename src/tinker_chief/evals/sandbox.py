@@ -1,38 +1,68 @@
-"""Run model-written code in a sandbox: bubblewrap namespaces plus rlimits, never in-process.
+"""Run model-written code in a sandbox: bubblewrap namespaces plus limits, never in-process.
 
-Each run gets a fresh private directory (the only writable path, also the cwd), a read-only
-view of the system directories the interpreter needs (nothing from /work, /root or /home
-besides the Python installation itself), no network (`--unshare-all` gives an empty network
-namespace), its own PID namespace (killing the sandbox kills every process it spawned), a
-cleared environment (no API keys), and CPU, address-space, file-size and open-file rlimits.
+Who runs it: the code runs as uid/gid 65534 (`nobody`) inside its own user namespace, with
+no capabilities (`--cap-drop ALL`, no_new_privs) and no way to make nested user namespaces
+(`--disable-userns`). When chief runs as root, bwrap itself is started as `nobody`, so on the
+host too the sandbox's processes and files belong to an unprivileged uid; a normal user's
+sandbox maps `nobody` to that user. Either way `mount`, `mknod` and writes to the read-only
+system view fail, and a setuid bit is worthless (every mount is nosuid,nodev).
+
+What it sees: a read-only view of the system directories the interpreter needs and of the
+Python installation (nothing from /work, /root or /home besides that), a size-limited tmpfs
+at /sandbox (the cwd, holding `main.py` and the caller's files, copied in) which also backs
+/tmp, nothing else writable, no network (an empty network namespace), its own PID namespace
+(killing the sandbox kills every process it spawned) and a cleared environment (no API keys).
+
+Limits, for the sandbox as a whole: processes (RLIMIT_NPROC, which the kernel counts per
+user namespace, so per sandbox: a fork bomb stops at `max_processes`), memory (every process
+together, measured as PSS every 50 ms; the sandbox is killed past `memory_mb`; each process
+also has an RLIMIT_AS of `memory_mb`), scratch space (`scratch_mb` for /sandbox and /tmp
+together, in RAM), output (read incrementally, at most `max_output_bytes` kept per stream,
+the rest discarded) and wall time. Per process: CPU seconds, file size, open files, no core.
+Not limited by the sandbox: kernel memory that is no process's (SysV shared memory, memfd
+files left unmapped) is outside the PSS sum; it lives at most until the timeout.
 Inspect's built-in `local` sandbox has none of this (see reference/inspect-ai-offline.md §5).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import posixpath
 import resource
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tinker_chief.errors import EvalError
 
 _SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/alternatives", "/etc/ld.so.cache")
+_NOBODY = 65534  # the conventional unprivileged uid and gid
+_WORKDIR = "/sandbox"
+_MB = 1024 * 1024
+_POLL_S = 0.05  # how often the memory watchdog measures the sandbox
+_KILL_GRACE_S = 2.0  # after a kill, how long to drain output the pipes still hold
+# <linux/sched.h>, <sys/mount.h>: enough of unshare(2) and mount(2) for _become_nobody.
+_CLONE_NEWNS, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
+_PYTHON_SOURCE = "/tmp/chief-python"  # root only: where bwrap, run as nobody, finds the install
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
     timeout_s: float = 10.0
-    cpu_s: int = 10
-    memory_mb: int = 1024
-    max_file_mb: int = 16
-    max_open_files: int = 64
-    max_output_bytes: int = 1_000_000
+    cpu_s: int = 10  # per process
+    memory_mb: int = 1024  # the whole sandbox (measured), and each process (RLIMIT_AS)
+    max_file_mb: int = 16  # per file
+    max_open_files: int = 64  # per process
+    max_output_bytes: int = 1_000_000  # per stream; the rest is read and discarded
+    max_processes: int = 16  # the whole sandbox, threads and bwrap's own init included
+    scratch_mb: int = 64  # /sandbox and /tmp together, a tmpfs (RAM)
 
 
 @dataclass(frozen=True)
@@ -41,10 +71,11 @@ class SandboxResult:
     stdout: str
     stderr: str
     timed_out: bool
+    out_of_memory: bool = False  # killed by the watchdog for using more than memory_mb together
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.out_of_memory
 
 
 def bwrap_path() -> str:
@@ -60,57 +91,197 @@ def _python_root() -> Path:
     return Path(sys.base_prefix).resolve()
 
 
-def _bwrap_argv(workdir: Path, python: Path) -> list[str]:
-    argv = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+def _bwrap_argv(python_source: Path, files: dict[str, int], limits: SandboxLimits) -> list[str]:
+    """`python_source` is where bwrap finds the Python installation (see _become_nobody);
+    `files` maps a path under /sandbox to a file descriptor holding its content."""
+    ids = str(_NOBODY)
+    argv = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", ids, "--gid", ids, "--disable-userns",
+            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev"]
     for path in _SYSTEM_DIRS:
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
     root = str(_python_root())
-    argv += ["--ro-bind", root, root, "--bind", str(workdir), "/sandbox", "--chdir", "/sandbox",
-             "--clearenv", "--setenv", "HOME", "/sandbox", "--setenv", "PATH", f"{python.parent}:/usr/bin:/bin",
+    argv += ["--ro-bind", str(python_source), root,
+             "--size", str(limits.scratch_mb * _MB), "--tmpfs", _WORKDIR,
+             "--dir", f"{_WORKDIR}/.tmp", "--symlink", f"{_WORKDIR}/.tmp", "/tmp"]
+    for name, fd in files.items():
+        argv += ["--file", str(fd), f"{_WORKDIR}/{name}"]
+    # bwrap's own root and /dev are unbounded tmpfs owned by the sandbox user: make them read-only.
+    argv += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", _WORKDIR,
+             "--clearenv", "--setenv", "HOME", _WORKDIR, "--setenv", "PATH", f"{root}/bin:/usr/bin:/bin",
              "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
     return argv
 
 
-def _rlimits(limits: SandboxLimits):
+def _prelude(limits: SandboxLimits, started_fd: int) -> str:
+    """Python run first inside the sandbox: set the rlimits, say "started", then become main.py.
+
+    RLIMIT_NPROC is set here, after bwrap made the user namespace: the kernel counts processes
+    per (user namespace, uid), so inside it the limit counts this sandbox's processes only."""
+    cpu, memory, file = limits.cpu_s, limits.memory_mb * _MB, limits.max_file_mb * _MB
+    rlimits = [(resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes), (resource.RLIMIT_CPU, cpu, cpu + 1),
+               (resource.RLIMIT_AS, memory, memory), (resource.RLIMIT_FSIZE, file, file),
+               (resource.RLIMIT_NOFILE, limits.max_open_files, limits.max_open_files), (resource.RLIMIT_CORE, 0, 0)]
+    return ("import os, resource, sys\n"
+            f"for which, soft, hard in {rlimits!r}:\n    resource.setrlimit(which, (soft, hard))\n"
+            f"os.write({started_fd}, b'1')\nos.close({started_fd})\n"
+            "os.execv(sys.executable, [sys.executable, '-E', '-s', 'main.py'])\n")
+
+
+def _become_nobody(python_root: Path) -> Callable[[], None]:
+    """For root: run bwrap as `nobody`, so no sandbox process is uid 0 on the host.
+
+    bwrap resolves bind sources as the user it runs as, and the Python install often sits
+    under /root (pyenv, uv), which `nobody` cannot enter. So the child first gets a private
+    mount namespace whose /tmp is a fresh tmpfs holding the install at _PYTHON_SOURCE; the
+    host never sees these mounts (and bwrap's own root, which it also mounts on /tmp, only
+    covers them until it pivots away)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            raise OSError(ctypes.get_errno(), f"{what} failed")
+
     def apply() -> None:
-        mb = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb * mb, limits.max_file_mb * mb))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making mounts private")
+        install = os.open(python_root, os.O_PATH | os.O_DIRECTORY)  # still reachable if it lives under /tmp
+        check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"size=64k,mode=0755"), "mounting a tmpfs on /tmp")
+        os.mkdir(_PYTHON_SOURCE)
+        check(libc.mount(f"/proc/self/fd/{install}".encode(), _PYTHON_SOURCE.encode(), None, _MS_BIND | _MS_REC,
+                         None), "bind mount")
+        os.close(install)
+        os.setgroups([])
+        os.setresgid(_NOBODY, _NOBODY, _NOBODY)
+        os.setresuid(_NOBODY, _NOBODY, _NOBODY)  # drops every capability too
 
     return apply
+
+
+def _sandbox_files(code: str, files: dict[str, str] | None) -> dict[str, int]:
+    """Each file's content in a memfd (bwrap copies it into the sandbox's tmpfs)."""
+    contents = {**(files or {}), "main.py": code}
+    for name in contents:
+        normal = posixpath.normpath(name)
+        if not name or posixpath.isabs(normal) or normal in (".", "..") or normal.startswith("../"):
+            raise EvalError(f"sandbox file name {name!r} escapes the sandbox directory")
+    fds: dict[str, int] = {}
+    for name, text in contents.items():
+        fd = fds[posixpath.normpath(name)] = os.memfd_create("chief-sandbox-file")
+        os.write(fd, text.encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fds
 
 
 def run_python(code: str, *, files: dict[str, str] | None = None, limits: SandboxLimits = SandboxLimits()
                ) -> SandboxResult:
     """Run `code` as `main.py` in a fresh sandbox directory; `files` are written beside it."""
     python = _python_root() / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    with tempfile.TemporaryDirectory(prefix="chief-sandbox-") as tmp:
-        workdir = Path(tmp)
-        for name, text in {**(files or {}), "main.py": code}.items():
-            target = (workdir / name).resolve()
-            if workdir.resolve() not in target.parents:
-                raise EvalError(f"sandbox file name {name!r} escapes the sandbox directory")
-            target.write_text(text)
-        argv = [*_bwrap_argv(workdir, python), str(python), "-E", "-s", "main.py"]
-        return _run(argv, limits)
-
-
-def _run(argv: list[str], limits: SandboxLimits) -> SandboxResult:
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                               preexec_fn=_rlimits(limits), start_new_session=True)
-    timed_out = False
+    fds = _sandbox_files(code, files)
+    started_r, started_w = os.pipe()
+    os.set_blocking(started_r, False)
     try:
-        stdout, stderr = process.communicate(timeout=limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        # The whole session: bwrap, its PID-namespace init, and everything the code forked.
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-    cap = limits.max_output_bytes
-    return SandboxResult(process.returncode, stdout[:cap].decode(errors="replace"),
-                         stderr[:cap].decode(errors="replace"), timed_out)
+        python_source, preexec = _python_root(), None
+        if os.geteuid() == 0:
+            python_source, preexec = Path(_PYTHON_SOURCE), _become_nobody(_python_root())
+        argv = [*_bwrap_argv(python_source, fds, limits), str(python), "-E", "-s", "-c", _prelude(limits, started_w)]
+        result = _run(argv, limits, pass_fds=(started_w, *fds.values()), preexec=preexec)
+        if not _read_started(started_r) and not (result.timed_out or result.out_of_memory):
+            raise EvalError(f"the code sandbox could not start: {_last_line(result.stderr)}")
+        return result
+    finally:
+        for fd in (*fds.values(), started_r, started_w):
+            os.close(fd)
+
+
+def _read_started(fd: int) -> bool:
+    try:
+        return os.read(fd, 1) == b"1"
+    except BlockingIOError:
+        return False
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "bwrap exited without a message"
+
+
+def _run(argv: list[str], limits: SandboxLimits, *, pass_fds: tuple[int, ...],
+         preexec: Callable[[], None] | None) -> SandboxResult:
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                   pass_fds=pass_fds, preexec_fn=preexec, start_new_session=True)
+    except subprocess.SubprocessError as error:  # preexec failed: no mount rights, though root
+        raise EvalError(f"the code sandbox could not start: dropping root to uid {_NOBODY} failed ({error})") from None
+    output = _Output(process, limits.max_output_bytes)
+    deadline = time.monotonic() + limits.timeout_s
+    next_check = 0.0
+    timed_out = out_of_memory = False
+    while output.pump(min(_POLL_S, deadline - time.monotonic())):
+        now = time.monotonic()
+        timed_out = now >= deadline
+        if not timed_out and now >= next_check:
+            out_of_memory = _tree_memory_bytes(process.pid) > limits.memory_mb * _MB
+            next_check = now + _POLL_S
+        if timed_out or out_of_memory:
+            # The whole session: bwrap, its PID-namespace init, and everything the code forked.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it exited just now by itself
+            grace = time.monotonic() + _KILL_GRACE_S
+            while output.pump(grace - time.monotonic()) and time.monotonic() < grace:
+                pass
+            break
+    output.close()
+    returncode = process.wait()
+    stderr = output.kept["stderr"].decode(errors="replace")
+    if out_of_memory:
+        stderr += f"\nchief sandbox: killed, its processes used more than {limits.memory_mb} MB together\n"
+    return SandboxResult(returncode, output.kept["stdout"].decode(errors="replace"), stderr, timed_out, out_of_memory)
+
+
+class _Output:
+    """Reads stdout and stderr as they come, keeping at most `cap` bytes of each and discarding the rest."""
+
+    def __init__(self, process: subprocess.Popen[bytes], cap: int) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        self._pipes = (process.stdout, process.stderr)
+        self._streams = {process.stdout.fileno(): "stdout", process.stderr.fileno(): "stderr"}
+        self._selector = selectors.DefaultSelector()
+        for fd in self._streams:
+            self._selector.register(fd, selectors.EVENT_READ)
+        self.kept = {name: bytearray() for name in self._streams.values()}
+        self._cap = cap
+
+    def pump(self, timeout: float) -> bool:
+        """Read what is ready within `timeout` seconds; False once both pipes are at EOF."""
+        for key, _ in self._selector.select(max(0.0, timeout)):
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                self._selector.unregister(key.fd)
+                continue
+            kept = self.kept[self._streams[key.fd]]
+            kept += chunk[: self._cap - len(kept)]
+        return bool(self._selector.get_map())
+
+    def close(self) -> None:
+        self._selector.close()
+        for pipe in self._pipes:
+            pipe.close()
+
+
+def _tree_memory_bytes(pid: int) -> int:
+    """PSS of `pid` and all its descendants (orphans stay inside: they reparent to the sandbox's init)."""
+    total_kb, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{tid}/children") as children:
+                    pending += [int(child) for child in children.read().split()]
+            with open(f"/proc/{current}/smaps_rollup") as rollup:
+                total_kb += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue  # exited while we looked
+    return total_kb * 1024
