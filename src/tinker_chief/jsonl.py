@@ -4,18 +4,22 @@ Every capability that reads user data (planning's training files, evals' task fi
 through `read_jsonl_objects`, so a bad line is always reported the same way:
 `data/train.jsonl:17: field "messages": expected a list of messages, got str`.
 Chat messages (`{"role", "content"}` lists, in training and eval files alike) are validated
-here too (`parse_messages`), so planning and evals accept and reject the same chats.
+here too (`parse_messages`), so planning and evals accept and reject the same chats. Lines are
+read as bytes with a cap (`MAX_LINE_BYTES`), then decoded and parsed by `files`, so binary,
+UTF-16 or endless input is a one-line error too.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import DataError
+from tinker_chief.files import MIB, decode_utf8, open_binary, parse_json
+
+MAX_LINE_BYTES = 16 * MIB  # one example; far above any context window, far below a runaway read
 
 
 @dataclass(frozen=True)
@@ -44,19 +48,16 @@ def _describe(value: object) -> str:
 def read_jsonl_objects(path: str | Path, *, allow_empty: bool = False) -> Iterator[JsonlLine]:
     """Yield each non-blank line of `path` as a JSON object, or raise `DataError`."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a JSONL file")
     seen_any = False
-    with path.open("r", encoding="utf-8") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            if not raw.strip():
+    with open_binary(path) as handle:
+        for line_number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise DataError(f"{path}:{line_number}: line longer than {MAX_LINE_BYTES // MIB} MiB; "
+                                "expected one JSON object per line")
+            text = decode_utf8(raw, path, line_number)
+            if not text.strip():
                 continue
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{line_number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            value = parse_json(text, path, line_number)
             if not isinstance(value, dict):
                 raise DataError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}")
             seen_any = True

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
+from cli_support import run_chief as chief
 from evals_support import write_jsonl
 
 TINY = "tiny-random-llama"
-
-
-def chief(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600, env={**os.environ, "TINKER_TELEMETRY": "0"})
 
 
 def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):

@@ -66,7 +66,7 @@ def test_missing_and_invalid_files(tmp_path):
     with pytest.raises(ConfigurationError, match=r"chief\.toml: not found; create a project with `chief init`"):
         load_project(tmp_path)
     _write(tmp_path, "name = [unclosed")
-    with pytest.raises(ConfigurationError, match=r"chief\.toml: invalid TOML"):
+    with pytest.raises(ConfigurationError, match=r"chief\.toml:1: invalid TOML"):
         load_project(tmp_path)
 
 

@@ -23,7 +23,7 @@ def test_all_names_import():
 
 
 def test_key_signatures_are_stable():
-    assert params(Registry.open) == ["path", "create", "clock"]
+    assert params(Registry.open) == ["path", "create", "clock", "read_only"]
     assert params(Registry.register_model)[:2] == ["name", "base_model"]
     assert {"lora", "optimizer", "data", "parent", "tinker_path", "training_run_id", "training_step",
             "config", "recipe", "backend"} <= set(params(Registry.register_model))

@@ -44,6 +44,7 @@ def init_command(directory: Path, use_case: str, base_model: str, train: Path, v
 def plan_command(directory: Path, allow_attention_only: bool) -> None:
     """Write plan.md and plan.json: every recommendation with its rule and source."""
     from rich.console import Console
+    from rich.markup import escape
 
     from tinker_chief.planning import load_project
     from tinker_chief.planning.plan import make_plan
@@ -55,7 +56,8 @@ def plan_command(directory: Path, allow_attention_only: bool) -> None:
     paths = write_plan_files(project, plan)
     console = Console()
     d, c, s = plan.data, plan.capacity, plan.schedule
-    console.print(f"[bold]Plan for {plan.project}[/bold]: {plan.base_model}, task {plan.task}, use case {plan.use_case}")
+    console.print(f"[bold]Plan for {escape(plan.project)}[/bold]: {escape(plan.base_model)}, task {plan.task}, "
+                  f"use case {plan.use_case}")
     console.print(f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, {d.completion_tokens:,} trained")
     ratio = c.capacity_ratio_at_configured_rank
     console.print(f"  LoRA rank {c.configured_rank} (recommended {c.recommended_rank.value}), capacity ratio "
@@ -69,5 +71,5 @@ def plan_command(directory: Path, allow_attention_only: bool) -> None:
     console.print(f"  estimates: Tinker {'unknown' if cost is None else f'${cost:,.2f}'}, local "
                   f"{'unknown' if seconds is None else duration(seconds)}")
     for warning in plan.warnings:
-        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
-    console.print(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}")
+        console.print(f"  [yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    console.print(escape(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}"))

@@ -46,13 +46,14 @@ def _load_project(project_dir: Path) -> Project | None:
     return load_project(project_dir)
 
 
-def _open(registry_path: Path | None, project_dir: Path) -> Registry:
+def _open(registry_path: Path | None, project_dir: Path, *, read_only: bool = True) -> Registry:
+    """The registry, never created here; opened read-only unless the command changes it."""
     from tinker_chief.registry import DEFAULT_PATH, Registry
 
     if registry_path is None:
         project = _load_project(project_dir)
         registry_path = project.registry_path if project else project_dir / DEFAULT_PATH
-    return Registry.open(registry_path, create=False)
+    return Registry.open(registry_path, create=False, read_only=read_only)
 
 
 def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
@@ -76,6 +77,14 @@ def _console() -> Console:
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
+
+
+def _plain(value: object) -> str:
+    """`value` as text rich prints literally: stored text (a `--reason "[/]"`, an actor, a metric
+    name) must never be read as markup, or one bad row breaks `show`/`audit` for good."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 # --------------------------------------------------------------------------- registry group
@@ -120,8 +129,8 @@ def list_command(registry_path: Path | None, project_dir: Path, status: str | No
     for column in ("base model", "recipe", "LoRA rank", "backend", "created"):
         table.add_column(column, overflow="fold")
     for m in models:
-        table.add_row(m.ref, m.status, m.base_model, m.recipe, str(m.lora.rank) if m.lora else "—",
-                      m.backend, m.created_at)
+        table.add_row(*(_plain(v) for v in (m.ref, m.status, m.base_model, m.recipe,
+                                              m.lora.rank if m.lora else "—", m.backend, m.created_at)))
     _console().print(table)
 
 
@@ -147,7 +156,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     from rich.table import Table
 
     console = _console()
-    console.print(f"[bold]{record.ref}[/bold] ({record.display_name}) — status [bold]{record.status}[/bold]")
+    console.print(f"[bold]{record.ref}[/bold] ({_plain(record.display_name)}) — status [bold]{record.status}[/bold]")
     facts = {"base model": record.base_model, "backend": record.backend, "tinker path": record.tinker_path,
              "recipe": record.recipe, "parent": record.parent_ref, "config hash": record.config_hash,
              "LoRA": (f"rank {record.lora.rank}, mlp={record.lora.train_mlp}, attn={record.lora.train_attn}, "
@@ -155,18 +164,22 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
              "data": f"{record.data.examples} examples, {record.data.tokens} tokens, "
                      f"{len(record.data.files)} file(s)", "created": record.created_at}
     for key, value in facts.items():
-        console.print(f"  {key}: {value if value is not None else '—'}")
+        console.print(f"  {key}: {_plain(value if value is not None else '—')}")
     table = Table(title="Latest finished evals")
     for column in ("task", "metric", "value", "95% CI", "n", "suite version"):
         table.add_column(column)
     for task, run in results.items():
         for name, metric in run.metrics.items():
             ci = "—" if metric.ci_low is None else f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]"
-            table.add_row(task, name, _fmt(metric.value), ci, str(metric.n or "—"), run.suite_version)
+            table.add_row(*(_plain(v) for v in (task, name, _fmt(metric.value), ci, metric.n or "—",
+                                                run.suite_version)))
     console.print(table)
+    for task, run in results.items():
+        for name, why in sorted(run.not_scored.items()):
+            console.print(f"  [yellow]{_plain(f'{task}/{name}')} not scored[/yellow]: {_plain(why)}")
     for change in history:
-        console.print(f"  {change.at} {change.from_status or '—'} → {change.to_status} by {change.actor}"
-                      f"{' (forced)' if change.forced else ''}: {change.reason}")
+        console.print(f"  {change.at} {change.from_status or '—'} → {change.to_status} by {_plain(change.actor)}"
+                      f"{' (forced)' if change.forced else ''}: {_plain(change.reason)}")
 
 
 @registry_group.command(name="audit")
@@ -191,7 +204,8 @@ def audit_command(registry_path: Path | None, project_dir: Path, limit: int | No
     for column in ("at", "actor", "command", "model", "details"):
         table.add_column(column, overflow="fold")
     for e in entries:
-        table.add_row(e.at, e.actor, e.command, e.target or "—", json.dumps(e.details, sort_keys=True))
+        table.add_row(*(_plain(v) for v in (e.at, e.actor, e.command, e.target or "—",
+                                            json.dumps(e.details, sort_keys=True))))
     _console().print(table)
 
 
@@ -282,14 +296,15 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
             test = row.tests[i]
             if test is not None:
                 text += f" p={test.p_value:.3g}{'*' if test.p_value < alpha else ''}"
-            cells.append(text)
+            cells.append(_plain(text))
         arrow = "↑" if row.higher_is_better else "↓"
-        table.add_row(f"{row.key} {arrow}", *cells, row.best or "—")
+        table.add_row(_plain(f"{row.key} {arrow}"), *cells, _plain(row.best or "—"))
     console = _console()
     console.print(table)
     versions = {v for vs in comparison.suite_versions.values() for v in vs}
     if len(versions) > 1:
-        console.print(f"[yellow]Note: results come from different suite versions ({', '.join(sorted(versions))});"
+        shown = _plain(", ".join(sorted(versions)))
+        console.print(f"[yellow]Note: results come from different suite versions ({shown});"
                       " use --current-suite to compare like with like.[/yellow]")
     console.print(f"* paired test significant at alpha={alpha} (McNemar for pass/fail, paired bootstrap for scores)")
 
@@ -315,7 +330,7 @@ def promote_command(registry_path: Path | None, project_dir: Path, model: str, t
     if force and not reason.strip():
         raise ConfigurationError('--force needs --reason "...": a forced promotion must say why')
     suite, rules = gate_inputs(project_dir)
-    with _open(registry_path, project_dir) as reg:
+    with _open(registry_path, project_dir, read_only=False) as reg:
         report = reg.check_promotion(model, to, suite=suite, rules=rules)
         record = reg.apply_promotion(report, actor=actor, reason=reason, force=force)
     if as_json:
@@ -323,11 +338,11 @@ def promote_command(registry_path: Path | None, project_dir: Path, model: str, t
         return
     console = _console()
     for note in report.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {_plain(note)}")
     if report.reasons:
         console.print(f"[yellow]Forced past {len(report.reasons)} failing gate rule(s):[/yellow]")
         for failing in report.reasons:
-            console.print(f"  - {failing}")
+            console.print(f"  - {_plain(failing)}")
     previous = f" ({report.prod_ref} moved to staging)" if to == "prod" and report.prod_ref else ""
     console.print(f"[green]{record.ref} is now {record.status}[/green]{previous}")
 
@@ -345,7 +360,7 @@ def retire_command(registry_path: Path | None, project_dir: Path, model: str, re
     Example:
       chief retire support-bot:v1 --reason "superseded by v3"
     """
-    with _open(registry_path, project_dir) as reg:
+    with _open(registry_path, project_dir, read_only=False) as reg:
         record = reg.retire(model, actor=actor, reason=reason)
     click.echo(f"{record.ref} is now retired")
 

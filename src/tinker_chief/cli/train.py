@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -43,11 +44,11 @@ class RichProgress:
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())
                           if not k.endswith(("/n", "/unscored", "/errors", "/ci_low", "/ci_high")))
-        self.console.print(f"  eval @ step {step}: {shown}")
+        self.console.print(f"  eval @ step {step}: {escape(shown)}")
 
     def on_checkpoint(self, record: Any) -> None:
         ref = f" -> registry {record.registry_ref}" if record.registry_ref else ""
-        self.console.print(f"  checkpoint @ step {record.step}: {record.sampler_path}{ref}")
+        self.console.print(escape(f"  checkpoint @ step {record.step}: {record.sampler_path}{ref}"))
 
     def on_end(self, result: Any) -> None:
         if self.progress is not None:
@@ -89,5 +90,5 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
     console.print(f"[bold green]{result.status}[/bold green]: {result.steps_done}/{result.total_steps} steps, "
                   f"run {result.run_id}")
     if final is not None:
-        console.print(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})")
-    console.print(f"metrics: {result.run_dir / 'metrics.jsonl'}")
+        console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
+    console.print(escape(f"metrics: {result.run_dir / 'metrics.jsonl'}"))

@@ -3,12 +3,16 @@
 Each task runs by kind (`nll`, `jsonl`, `inspect`, `safety`, `calibration`; see `tasks.py`),
 with per-sample progress cached on disk (`cache.py`) so an interrupted run picks up where it
 stopped. Every finished task is recorded in the registry with the suite name and version, its
-metrics (with intervals) and per-sample outcomes for paired comparison. The runner takes an
-`EvalSuite` object (the CLI loads it from chief.toml) and never imports planning.
+metrics (with intervals) and per-sample outcomes for paired comparison. A metric no sample
+could score (an LLM judge whose replies never parse) has no value: it is recorded as not scored,
+with why, under the run's `settings["not_scored"]`, so the gate says so instead of "missing".
+The runner takes an `EvalSuite` object (the CLI loads it from chief.toml) and never imports
+planning.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +119,8 @@ def run_suite(suite: EvalSuite, model: str, connection: Connection, *, project_d
     for task in chosen:
         cache = TaskCache(cache_root, resolved.target, suite.version, task.name)
         outcome = _run_cached(task, context, cache)
+        if outcome.error is None:
+            _set_aside_unscored(outcome)
         if outcome.error is None and registry is not None:
             outcome.run_id = _record(registry, result, suite, task, outcome, connection, cache)
         progress.finish(task.name, outcome)
@@ -144,6 +150,32 @@ def _run_cached(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskO
         return TaskOutcome(task.name, task.kind, error=str(exc))
     cache.mark_done(outcome.as_json())
     return outcome
+
+
+def _set_aside_unscored(outcome: TaskOutcome) -> None:
+    """Move metrics without a finite value (no sample scored) to `settings["not_scored"]`, with why."""
+    from tinker_chief.registry import NOT_SCORED
+
+    unscored = [name for name, m in outcome.metrics.items()
+                if not isinstance(m.get("value"), (int, float)) or not math.isfinite(m["value"])]
+    if not unscored:
+        return
+    why = _why_not_scored(outcome)
+    for name in unscored:
+        del outcome.metrics[name]
+    outcome.settings[NOT_SCORED] = {**outcome.settings.get(NOT_SCORED, {}), **{n: why for n in unscored}}
+
+
+def _why_not_scored(outcome: TaskOutcome) -> str:
+    def count(name: str) -> int:
+        value = outcome.metrics.get(name, {}).get("value")
+        return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0
+
+    why = f"0 samples scored: {count('unscored')} unscored by the grader, {count('errors')} failed to sample"
+    if str(outcome.settings.get("grader", "")).startswith("llm_judge"):
+        why += (f"; the judge ({outcome.settings.get('judge_model')}) gave no verdict the grader could read: "
+                "set the task's judge_model to a model that can grade")
+    return why
 
 
 def _record(registry: Any, result: SuiteRunResult, suite: EvalSuite, task: EvalTask, outcome: TaskOutcome,

@@ -9,7 +9,6 @@ recommendations in), so training never has to re-plan to know its settings.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSuite
+from tinker_chief.files import read_toml
 from tinker_chief.registry.rules import GateRules
 
 CONFIG_FILENAME = "chief.toml"
@@ -256,11 +256,7 @@ def load_project(directory: str | Path) -> Project:
     config_path = path if path.name == CONFIG_FILENAME or path.is_file() else path / CONFIG_FILENAME
     if not config_path.is_file():
         raise ConfigurationError(f"{config_path}: not found; create a project with `chief init`")
-    try:
-        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{config_path}: invalid TOML ({exc})") from None
-    return Project(root=config_path.parent.resolve(), config=parse_config(data, config_path))
+    return Project(root=config_path.parent.resolve(), config=parse_config(read_toml(config_path), config_path))
 
 
 def save_project(project_or_root: Project | str | Path, config: ProjectConfig | None = None) -> Path:

@@ -8,7 +8,6 @@ plan never invents a price or a speed.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tinker_chief.errors import ConfigurationError
+from tinker_chief.files import read_toml
 
 _HERE = Path(__file__).parent
 PRICES_FILE = _HERE / "prices.toml"
@@ -46,10 +46,7 @@ class TimeEstimate(BaseModel):
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigurationError(f"{path}: {what} not found")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{path}: invalid TOML ({exc})") from None
+    return read_toml(path)
 
 
 def _rate(table: dict[str, Any], path: Path, model: str, key: str) -> float | None:

@@ -17,6 +17,7 @@ imports no other capability of tinker-chief.
 from tinker_chief.registry._compare import Comparison, MetricRow
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
+    NOT_SCORED,
     AuditEntry,
     DataFile,
     DataSummary,
@@ -34,6 +35,7 @@ from tinker_chief.registry.stats import PairedTest, mcnemar, paired_bootstrap
 
 __all__ = [
     "DEFAULT_PATH",
+    "NOT_SCORED",
     "AuditEntry",
     "Comparison",
     "DataFile",

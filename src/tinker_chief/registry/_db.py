@@ -1,7 +1,11 @@
 """Opening the registry's SQLite file safely, migrating it, and running transactions.
 
-`connect()` refuses (never overwrites) a missing file when `create=False`, a file that is not
-SQLite, a SQLite file that is not a chief registry, and a registry written by a newer schema.
+`connect()` refuses (never overwrites, never writes to) a missing file when `create=False`, an
+empty (0-byte) file, a file that is not SQLite, a SQLite file that is not a chief registry, a
+damaged one (`PRAGMA quick_check`, about 1 ms per MB) and a registry written by a newer schema:
+every check runs before anything could write. A new registry is built under a temporary name
+and linked into place, so a registry file of ours is never empty or half-made. `read_only`
+opens the file `mode=ro`, so listing works where the file or its directory cannot be written.
 Connections run in autocommit mode so that `write()` can open `BEGIN IMMEDIATE` itself: the
 write lock is taken up front, so two processes never both read-then-write stale state, and
 `busy_timeout` makes the second wait instead of failing at once.
@@ -9,6 +13,8 @@ write lock is taken up front, so two processes never both read-then-write stale 
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,40 +27,33 @@ BUSY_TIMEOUT_MS = 30_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Open (and, with `create`, make) the registry at `path`, migrated to this code's schema."""
-    _check_file(path, create=create)
-    if create:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RegistryError(f"cannot create the registry's directory {path.parent}: {exc.strerror}") from exc
-    try:
-        db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.Error as exc:
-        raise RegistryError(f"cannot open registry {path}: {exc}") from exc
-    try:
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA foreign_keys = ON")
+def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:
+    """Open (and, with `create`, make) the registry at `path`, migrated to this code's schema.
+
+    With `read_only` nothing is written: the connection is `mode=ro` (its writes fail). A
+    registry at an older schema is first migrated through a writable open, once.
+    """
+    if not _check_file(path, create=create):
+        _create(path)
+    if read_only:
+        db = _open(path, read_only=True)
+        with _refusing(db, path):
+            pending = _inspect(db, path)
+        if not pending:
+            return db
+        db.close()
+    db = _open(path, read_only=False)
+    with _refusing(db, path):
+        pending = _inspect(db, path)  # identity, integrity and version first: a foreign file is never touched
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
-        migrate(db, path)
-    except sqlite3.OperationalError as exc:  # permissions, missing directory, disk full
-        db.close()
-        raise RegistryError(f"cannot use registry {path}: {exc}; it was left untouched") from exc
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        raise RegistryError(
-            f"registry {path} is not a readable SQLite database ({exc}); it was left untouched. "
-            "Restore it from a backup, or point --registry / CHIEF_REGISTRY at another file."
-        ) from exc
-    except BaseException:
-        db.close()
-        raise
+        if pending:
+            migrate(db, path)
     return db
 
 
-def _check_file(path: Path, *, create: bool) -> None:
+def _check_file(path: Path, *, create: bool) -> bool:
+    """True when `path` holds an SQLite file to open, False when a new registry is to be made."""
     if path.is_dir():
         raise RegistryError(f"registry path {path} is a directory; expected a .db file")
     if not path.exists():
@@ -63,45 +62,152 @@ def _check_file(path: Path, *, create: bool) -> None:
                 f"registry {path} does not exist; record a model first (chief train / chief eval) "
                 "or pass --registry PATH"
             )
-        return
-    with path.open("rb") as handle:
-        header = handle.read(len(_SQLITE_MAGIC))
-    if header and header != _SQLITE_MAGIC:
+        return False
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise RegistryError(f"cannot read registry {path}: {exc.strerror}") from None
+    if not header:
+        raise RegistryError(
+            f"registry {path} is empty (0 bytes): it was truncated or is not a registry (chief never "
+            "leaves one empty); it was left untouched. Restore it from a backup, or delete it to start "
+            "a new registry."
+        )
+    if header != _SQLITE_MAGIC:
         raise RegistryError(
             f"registry {path} is not an SQLite database (corrupt or another kind of file); "
             "it was left untouched"
         )
+    return True
 
 
-def migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Apply missing migrations in order, each with its record, in one write transaction."""
+def _create(path: Path) -> None:
+    """Build a new, migrated registry under a temporary name, then link it to `path`.
+
+    Of two processes creating the same registry at once, the first link wins and both use it.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RegistryError(f"cannot create the registry's directory {path.parent}: {exc.strerror}") from exc
+    staging = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+    try:
+        db = sqlite3.connect(staging, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            migrate(db, staging)
+        finally:
+            db.close()  # the last close checkpoints the WAL into the file
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        except OSError:  # a filesystem without hard links: rename, unless someone got there first
+            if not path.exists():
+                os.replace(staging, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise RegistryError(f"cannot create registry {path}: {exc}") from exc
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _open(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    try:
+        db = _connect_read_only(path) if read_only else sqlite3.connect(
+            path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as exc:
+        raise RegistryError(f"cannot open registry {path}: {exc}") from exc
+    return db
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if not Path(f"{path}-wal").exists():
+            # A WAL file in a directory no one can write: SQLite cannot make its -shm file, and no
+            # writer can make a -wal file, so the file cannot change while it is read.
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+        raise
+
+
+@contextmanager
+def _refusing(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Close `db` on any error; SQLite's own errors become a RegistryError naming the file."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:  # permissions, missing directory, disk full
+        db.close()
+        raise RegistryError(f"cannot use registry {path}: {exc}; it was left untouched") from exc
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise _damaged(path, str(exc)) from exc
+    except BaseException:
+        db.close()
+        raise
+
+
+def _damaged(path: Path, detail: str) -> RegistryError:
+    return RegistryError(
+        f"registry {path} is damaged or not a readable SQLite database ({detail}); it was left untouched. "
+        f"Keep a copy, then restore it from a backup or recover what is readable (`sqlite3 {path} .recover "
+        "| sqlite3 recovered.db`), or point --registry / CHIEF_REGISTRY at another file."
+    )
+
+
+def _inspect(db: sqlite3.Connection, path: Path) -> list[str]:
+    """Check the file is an intact chief registry this code can read; its pending migrations."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        lines = [line for p in problems for line in p.splitlines() if line and not line.startswith("***")]
+        raise _damaged(path, f"quick_check: {lines[0] if lines else problems[0]}")
+    return _pending(db, path)
+
+
+def _pending(db: sqlite3.Connection, path: Path) -> list[str]:
+    """Names of the migrations `path` lacks; refuses a foreign or newer file."""
     known = [name for name, _ in MIGRATIONS]
-    with write(db):
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "_chief_migrations" not in tables and tables:
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "_chief_migrations" not in tables:
+        if tables:
             raise RegistryError(
                 f"{path} is an SQLite database but not a chief registry (tables: "
                 f"{', '.join(sorted(tables))}); it was left untouched"
             )
+        return known
+    applied = [row[0] for row in db.execute("SELECT name FROM _chief_migrations ORDER BY rowid")]
+    unknown = [name for name in applied if name not in known]
+    if unknown:
+        raise RegistryError(
+            f"registry {path} has schema version {len(applied)} (migrations {unknown} are "
+            f"unknown here; this tinker-chief knows {len(known)}): it was written by a newer "
+            "tinker-chief. Upgrade tinker-chief; the file was left untouched."
+        )
+    return [name for name in known if name not in applied]
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Apply missing migrations in order, each with its record, in one write transaction."""
+    with write(db):
+        pending = _pending(db, path)  # again under the write lock: another process may have migrated
         db.execute(
             "CREATE TABLE IF NOT EXISTS _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
         )
-        applied = [row[0] for row in db.execute("SELECT name FROM _chief_migrations ORDER BY rowid")]
-        unknown = [name for name in applied if name not in known]
-        if unknown:
-            raise RegistryError(
-                f"registry {path} has schema version {len(applied)} (migrations {unknown} are "
-                f"unknown here; this tinker-chief knows {len(known)}): it was written by a newer "
-                "tinker-chief. Upgrade tinker-chief; the file was left untouched."
-            )
         for name, fn in MIGRATIONS:
-            if name not in applied:
+            if name in pending:
                 try:
                     fn(db)
                 except sqlite3.IntegrityError as exc:  # data the new schema forbids: say so, change nothing
                     raise RegistryError(
                         f"registry {path}: migration {name} cannot be applied ({exc}); the file was "
-                        f"left at schema version {len(applied)}"
+                        f"left at schema version {len(MIGRATIONS) - len(pending)}"
                     ) from exc
                 db.execute(
                     "INSERT INTO _chief_migrations (name, applied_at) VALUES (?, datetime('now'))",
@@ -122,10 +228,19 @@ def write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise RegistryError(f"registry is busy (another process holds the write lock): {exc}") from exc
     try:
         yield db
+    except sqlite3.OperationalError as exc:  # a read-only file or directory, a full disk
+        _rollback(db)
+        where = db.execute("PRAGMA database_list").fetchone()[2]
+        raise RegistryError(f"cannot change registry {where}: {exc}; nothing was written") from exc
     except BaseException:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise
     db.execute("COMMIT")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:  # some errors (a full disk) have already rolled SQLite back
+        db.execute("ROLLBACK")
 
 
 @contextmanager

@@ -4,14 +4,17 @@ Deterministic: models by name then version, tasks and metrics sorted, no file pa
 time, so regenerating an unchanged registry gives identical bytes (the golden test checks it).
 The markdown is one table of all models (status and headline metrics) and then a section per
 model: base and LoRA config, data summary, eval results, status history, forced promotions.
-Both exports are built from `export_json`, so they can never disagree.
+Both exports are built from `export_json`, so they can never disagree. Stored text in the
+markdown is HTML-escaped (`<`, `>`, `&`), so a `--reason` can never inject markup into a rendered page.
 """
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 from tinker_chief.registry import _db
+from tinker_chief.registry._records import not_scored_in
 from tinker_chief.registry._rows import latest_finished_all
 from tinker_chief.registry.rules import SuiteRequirement
 
@@ -77,7 +80,9 @@ def _cell(value: Any) -> str:
         return "—"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    # Stored text (a --reason, an actor, a display name) is shown, never rendered: Markdown
+    # viewers pass raw HTML through, so `<script>` in a reason must arrive as text.
+    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -142,6 +147,9 @@ def _results_section(m: dict[str, Any]) -> list[str]:
     lines = ["### Eval results", ""]
     for task in m.get("missing_tasks", []):
         lines.append(f"- `{task}`: missing or stale on the agreed suite — run `chief eval {m['ref']} --task {task}`")
+    for task, run in m["results"].items():
+        lines += [f"- `{task}/{name}`: not scored — {_cell(why)}" for name, why in
+                  sorted(not_scored_in(run["settings"]).items())]
     rows = []
     for task, run in m["results"].items():
         for name, metric in run["metrics"].items():
@@ -150,7 +158,7 @@ def _results_section(m: dict[str, Any]) -> list[str]:
     if rows:
         lines += [""] if lines[-1] != "" else []
         lines += _table(["task", "metric", "value", "95% CI", "n", "suite version", "finished"], rows)
-    elif not m.get("missing_tasks"):
+    elif len(lines) == 2:  # nothing missing, nothing not scored, nothing run
         lines += ["- no finished evals", ""]
     else:
         lines.append("")

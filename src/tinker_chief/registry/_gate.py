@@ -1,10 +1,12 @@
 """The promotion gate: every reason a model may not become prod, all listed at once.
 
 Three rules (issue 5): (1) every task of the agreed suite has a finished eval of this exact
-model on the current suite version; (2) no metric is worse than the current prod model's
-beyond its tolerance *with* statistical evidence (paired test on shared samples, else CIs);
-(3) safety metrics meet their thresholds. `evaluate_gate` is pure: it takes the results it
-judges, so the store can run it on a read snapshot and apply the verdict in a write.
+model on the current suite version, whose headline metric was scored (a run where no sample
+could be scored is evidence of nothing: it blocks, saying why, rather than reading "missing");
+(2) no metric is worse than the current prod model's beyond its tolerance *with* statistical
+evidence (paired test on shared samples, else CIs); (3) safety metrics meet their thresholds.
+`evaluate_gate` is pure: it takes the results it judges, so the store can run it on a read
+snapshot and apply the verdict in a write.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def evaluate_gate(
         )
     else:
         reasons += _stale_reasons(model, results, suite)
+        reasons += _not_scored_reasons(model, results, suite)
         if prod is not None and prod.id != model.id:
             reasons += _regression_reasons(model, results, prod, prod_results, suite, rules,
                                            samples, notes)
@@ -74,6 +77,18 @@ def _stale_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: Suite
         for task in suite.task_names()
         if task not in results
     ]
+
+
+def _not_scored_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: SuiteRequirement) -> list[str]:
+    reasons = []
+    for task in suite.tasks:
+        run = results.get(task.name)
+        why = run.not_scored.get(task.headline_metric) if run else None
+        if why is not None:
+            reasons.append(f"not scored: task `{task.name}` of suite `{suite.name}` ran on {model.ref} but its "
+                           f"headline metric `{task.headline_metric}` has no value ({why}); fix the task, then "
+                           f"run `chief eval {model.ref} --task {task.name}`")
+    return reasons
 
 
 def _regression_reasons(
@@ -98,6 +113,8 @@ def _regression_reasons(
                 f"{suite.version}, so a regression cannot be ruled out; run `chief eval {prod.ref}`"
             )
             continue
+        for name in sorted(set(run.metrics) & set(prod_run.not_scored)):
+            notes.append(f"`{task}/{name}`: prod {prod.ref} was not scored on it, so there is no regression to test")
         for name in sorted(set(run.metrics) & set(prod_run.metrics) - {n for n in run.metrics if rules.is_neutral(n)}):
             reason = _metric_regression(task, name, run, prod_run, prod, rules, samples, notes)
             if reason:

@@ -21,6 +21,9 @@ BACKENDS: tuple[str, ...] = ("local", "tinker")
 RECIPES: tuple[str, ...] = ("sl", "rl", "dpo", "distill", "base")
 STATUSES: tuple[str, ...] = ("candidate", "staging", "prod", "retired")
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "cancelled")
+# The key of an eval run's settings mapping each metric no sample could score to why (see
+# `EvalRun.not_scored`): such a metric has no value, and the gate reports it as not scored.
+NOT_SCORED = "not_scored"
 
 
 class _AsDict:
@@ -124,6 +127,12 @@ class SampleOutcome(_AsDict):
     detail: str | None = None
 
 
+def not_scored_in(settings: dict[str, Any]) -> dict[str, str]:
+    """An eval run's `settings[NOT_SCORED]`: metric name -> why it has no value."""
+    value = settings.get(NOT_SCORED)
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 @dataclass(frozen=True)
 class EvalRun(_AsDict):
     """One task of one suite evaluated on one model, with its metrics once finished."""
@@ -144,6 +153,11 @@ class EvalRun(_AsDict):
 
     def metric(self, name: str) -> MetricValue | None:
         return self.metrics.get(name)
+
+    @property
+    def not_scored(self) -> dict[str, str]:
+        """Metrics no sample could score, each with why (`settings["not_scored"]`); they have no value."""
+        return not_scored_in(self.settings)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

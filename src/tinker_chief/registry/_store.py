@@ -91,16 +91,18 @@ class Registry:
 
     @classmethod
     def open(
-        cls, path: Path | str | None = None, *, create: bool = True, clock: Clock | None = None
+        cls, path: Path | str | None = None, *, create: bool = True, clock: Clock | None = None,
+        read_only: bool = False,
     ) -> Registry:
         """Open the registry at `path` (default: `default_path()`), migrating it forward.
 
-        Raises RegistryError for a missing file with `create=False`, a corrupt or foreign file
-        and a newer schema; none of them is modified. `clock` fixes timestamps (tests, golden
-        exports).
+        Raises RegistryError for a missing file with `create=False`, an empty, corrupt, damaged
+        or foreign file and a newer schema; none of them is modified. `read_only` opens it
+        without write access (for listing a registry the user may not write; changes then
+        fail). `clock` fixes timestamps (tests, golden exports).
         """
         resolved = Path(path) if path is not None else default_path()
-        return cls(_db.connect(resolved, create=create), resolved, clock)
+        return cls(_db.connect(resolved, create=create, read_only=read_only), resolved, clock)
 
     def close(self) -> None:
         self._db.close()

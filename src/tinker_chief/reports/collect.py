@@ -2,19 +2,20 @@
 
 Reads files only by their documented formats (`chief.toml`, `plan.json`, each run's
 `metrics.jsonl` and `run.json` under `.chief/runs/`) and the registry through its public API,
-so reports import no other capability. Everything is collected into plain dataclasses that
+so reports import no other capability. A broken `chief.toml`, `plan.json` or `run.json` is a
+one-line error naming the file (through `tinker_chief.files`); a torn `metrics.jsonl` line is
+skipped, as training itself does. Everything is collected into plain dataclasses that
 `reports.charts` and `reports.html` render.
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinker_chief.errors import ConfigurationError
+from tinker_chief.errors import ChiefError, ConfigurationError
+from tinker_chief.files import parse_json, read_json, read_toml
 
 SAFETY_HINTS = ("safety", "refusal", "jailbreak", "harm")
 CALIBRATION_HINTS = ("calibration", "ece", "brier")
@@ -59,10 +60,12 @@ def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
                           "train_unembed")), ("optimizer", ("learning_rate",)),
                           ("schedule", ("batch_size", "epochs", "steps", "lr_schedule"))):
         table = config.get(section, {})
-        rows += [(f"{section}.{key}", table.get(key)) for key in keys if key in table]
+        rows += [(f"{section}.{key}", table.get(key)) for key in keys if isinstance(table, dict) and key in table]
     suite = config.get("eval_suite", {})
-    if suite:
-        rows.append(("eval suite", f"{suite.get('name')}: " + ", ".join(t.get("name", "?") for t in suite.get("tasks", []))))
+    if isinstance(suite, dict) and suite:
+        tasks = suite.get("tasks", [])
+        names = [str(t.get("name", "?")) for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+        rows.append(("eval suite", f"{suite.get('name')}: " + ", ".join(names)))
     return [(k, str(v)) for k, v in rows if v is not None]
 
 
@@ -71,10 +74,7 @@ def _plan_rules(project_dir: Path) -> list[tuple[str, str, str]]:
     path = project_dir / "plan.json"
     if not path.exists():
         return []
-    try:
-        plan = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return []
+    plan = read_json(path)
     items = plan.get("recommendations", []) if isinstance(plan, dict) else []
     rows = []
     for item in items if isinstance(items, list) else []:
@@ -90,22 +90,39 @@ def _runs(project_dir: Path) -> list[RunCurves]:
     runs_dir = project_dir / ".chief" / "runs"
     out = []
     for run_dir in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-        status = json.loads((run_dir / "run.json").read_text()).get("status", "?") if (run_dir / "run.json").exists() else "?"
-        curves = RunCurves(run_dir.name, status)
-        metrics = run_dir / "metrics.jsonl"
-        for raw in metrics.read_text().splitlines() if metrics.exists() else []:
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError:
+        run_json = run_dir / "run.json"
+        meta = read_json(run_json) if run_json.exists() else {}
+        curves = RunCurves(run_dir.name, str(meta.get("status", "?")) if isinstance(meta, dict) else "?")
+        for row in _metric_rows(run_dir / "metrics.jsonl"):
+            step = row.get("step", 0)
+            if not _is_number(step):
                 continue
-            step = int(row.get("step", 0))
-            if "train/loss" in row:
-                curves.train.append((step, float(row["train/loss"])))
+            if _is_number(row.get("train/loss")):
+                curves.train.append((int(step), float(row["train/loss"])))
             for key, value in row.items():
-                if key.startswith("val/") and key.endswith(("/nll", "/accuracy")) and isinstance(value, (int, float)):
-                    curves.val.setdefault(key, []).append((step, float(value)))
+                if key.startswith("val/") and key.endswith(("/nll", "/accuracy")) and _is_number(value):
+                    curves.val.setdefault(key, []).append((int(step), float(value)))
         out.append(curves)
     return out
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _metric_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a run's metrics.jsonl; a line torn by a crash mid-write is skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for number, raw in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), start=1):
+        try:
+            row = parse_json(raw, path, number)
+        except ChiefError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def collect(project_dir: Path) -> ReportData:
@@ -113,13 +130,13 @@ def collect(project_dir: Path) -> ReportData:
     config_path = project_dir / "chief.toml"
     if not config_path.exists():
         raise ConfigurationError(f"{config_path}: not found; run `chief init` first or pass --project DIR")
-    config = tomllib.loads(config_path.read_text())
-    registry_path = project_dir / config.get("registry", ".chief/registry.db")
+    config = read_toml(config_path)
+    registry_path = project_dir / str(config.get("registry", ".chief/registry.db"))
     models, results, history = [], [], []
     if registry_path.exists():
         from tinker_chief.registry import Registry
 
-        with Registry.open(registry_path, create=False) as registry:
+        with Registry.open(registry_path, create=False, read_only=True) as registry:
             models = registry.list_models()
             history = registry.status_history()
             for model in models:
@@ -151,8 +168,8 @@ def reliability_table(result: TaskResult) -> list[dict[str, Any]] | None:
     candidates = [path] if path.is_file() else sorted(path.glob("*.json")) if path.is_dir() else []
     for candidate in candidates:
         try:
-            value = json.loads(candidate.read_text())
-        except (OSError, json.JSONDecodeError):
+            value = read_json(candidate)
+        except ChiefError:
             continue
         table = _find_reliability(value)
         if table:

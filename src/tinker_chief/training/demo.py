@@ -76,14 +76,14 @@ def _narrow_skill_schedule(config: ProjectConfig, n_contrast: int) -> list[str]:
 def _clear_previous_demo(directory: Path) -> None:
     """Remove an earlier demo here (its registry and runs too); refuse to touch anything else."""
     import shutil
-    import tomllib
+
+    from tinker_chief.files import read_toml
 
     if not directory.exists() or not any(directory.iterdir()):
         return
-    config = directory / "chief.toml"
     try:
-        is_demo = tomllib.loads(config.read_text()).get("name") == DEMO_NAME
-    except (OSError, tomllib.TOMLDecodeError):
+        is_demo = read_toml(directory / "chief.toml").get("name") == DEMO_NAME
+    except ConfigurationError:  # missing, unreadable or not TOML: not ours to delete
         is_demo = False
     if not is_demo:
         raise ConfigurationError(f"--dir {directory}: exists and is not a chief demo project; "

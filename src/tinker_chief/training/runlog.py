@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import TrainingError
+from tinker_chief.files import read_json
 
 RUNS_DIR = Path(".chief") / "runs"
 
@@ -56,10 +57,10 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in path.read_bytes().splitlines():
         try:
             rows.append(json.loads(raw))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting or numbers
             continue  # a torn last line from a crash mid-write: it never counted
     return rows
 
@@ -97,7 +98,7 @@ class RunLog:
     # -- run.json --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         path = self.dir / "run.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_json(path, error=TrainingError) if path.exists() else {}
 
     def write_status(self, status: str, **fields: Any) -> None:
         current = self.status()
@@ -108,7 +109,7 @@ class RunLog:
         path = self.dir / "spec.json"
         if not path.exists():
             raise TrainingError(f"{self.dir}: spec.json is missing; this run cannot be resumed")
-        return json.loads(path.read_text())
+        return read_json(path, error=TrainingError)
 
     # -- metrics.jsonl ---------------------------------------------------------------------
     @property

@@ -23,9 +23,14 @@ _ADAPTER_FILES = (checkpoint_io.ADAPTER_CONFIG, checkpoint_io.ADAPTER_WEIGHTS, c
 
 
 def _prepare_out(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidRequestError(f"{out_dir}: exists and is not a directory; expected a new or empty directory")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InvalidRequestError(f"{out_dir}: output directory exists and is not empty")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a parent directory should be, no permission
+        raise InvalidRequestError(f"{out_dir}: cannot create the output directory ({exc.strerror})") from None
 
 
 def export_adapter(adapter_dir: Path, out_dir: Path) -> None:
@@ -52,6 +57,7 @@ def export_merged(adapter_dir: Path, base_model: str, out_dir: Path) -> None:
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     files = checkpoint_io.read_adapter(adapter_dir, with_optimizer=False)
+    _prepare_out(out_dir)  # before the slow load: a bad OUT_DIR fails at once
     base_dir = materialize_model(canonical_name(base_model))
     model = load_frozen_causal_lm(base_dir, "cpu")
     targets = files.config.target_modules or []
@@ -59,6 +65,5 @@ def export_merged(adapter_dir: Path, base_model: str, out_dir: Path) -> None:
     if output_name in targets or any(str(t).endswith(output_name) for t in targets):
         _untie_output_embedding(model)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    _prepare_out(out_dir)
     merged.save_pretrained(str(out_dir))
     AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True).save_pretrained(str(out_dir))

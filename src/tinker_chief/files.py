@@ -1,0 +1,104 @@
+"""Reading the user's files: bounded reads, UTF-8 text, JSON and TOML, with one-line errors.
+
+Every file `chief` reads that a person (or a crash) may have broken goes through here:
+`chief.toml` (`read_toml`), JSON documents such as `plan.json` and a run's `run.json`
+(`read_json`), and each line of a JSONL file (`jsonl.read_jsonl_objects`, via `decode_utf8`
+and `parse_json`). Whatever the bytes — binary, UTF-16, an endless `/dev/zero`, JSON nested
+100,000 deep, a 5,000-digit number — the caller gets a `ChiefError` that reads
+`<file>:<line>: <what>`, never a traceback. Reads are capped (`MAX_DOCUMENT_BYTES`), so a
+wrong path cannot exhaust memory. A UTF-8 byte-order mark (Windows editors) is accepted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tinker_chief.errors import ChiefError, ConfigurationError, DataError
+
+MIB = 1 << 20
+MAX_DOCUMENT_BYTES = 64 * MIB  # chief.toml, plan.json, run.json: small files; anything bigger is a wrong path
+_TOML_AT = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+def open_binary(path: Path, *, error: type[ChiefError] = DataError) -> BinaryIO:
+    """`path` opened for reading bytes, or `error` saying why it cannot be."""
+    if not path.exists():
+        raise error(f"{path}: file not found")
+    if path.is_dir():
+        raise error(f"{path}: is a directory, expected a file")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_bytes(path: Path, *, limit: int = MAX_DOCUMENT_BYTES, error: type[ChiefError] = DataError) -> bytes:
+    """The whole of `path`, at most `limit` bytes, or `error` saying why not."""
+    with open_binary(path, error=error) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise error(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > limit:
+        raise error(f"{path}: larger than {limit // MIB} MiB; expected a small text file")
+    return data
+
+
+def decode_utf8(data: bytes, path: Path, line: int | None = None, *, error: type[ChiefError] = DataError) -> str:
+    """`data` (all of `path`, or its line `line`) as text; a UTF-8 byte-order mark is dropped."""
+    if line in (None, 1) and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = line if line is not None else data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        utf16 = line in (None, 1) and data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        hint = "; it looks like UTF-16: save it as UTF-8" if utf16 else "; expected UTF-8 text"
+        raise error(f"{path}:{at}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}){hint}") from None
+
+
+def parse_json(text: str, path: Path, line: int | None = None, *, error: type[ChiefError] = DataError) -> Any:
+    """`text` (all of `path`, or its line `line`) as JSON, or `error` naming the file and line."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = line if line is not None else exc.lineno
+        raise error(f"{path}:{at}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise error(f"{_where(path, line)}: invalid JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer past Python's digit limit; the rest of its text is for programmers
+        raise error(f"{_where(path, line)}: invalid JSON ({str(exc).split(';')[0]})") from None
+
+
+def read_json(path: str | Path, *, error: type[ChiefError] = DataError) -> Any:
+    """A whole JSON document (`plan.json`, `run.json`)."""
+    path = Path(path)
+    return parse_json(decode_utf8(read_bytes(path, error=error), path, error=error), path, error=error)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file (`chief.toml`) as a table; any problem is a `ConfigurationError`."""
+    path = Path(path)
+    text = decode_utf8(read_bytes(path, error=ConfigurationError), path, error=ConfigurationError)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_AT.match(str(exc))
+        if found is None:  # "(at end of document)"
+            raise ConfigurationError(f"{path}: invalid TOML ({exc})") from None
+        raise ConfigurationError(f"{path}:{found['line']}: invalid TOML ({found['msg']} at column "
+                                 f"{found['column']})") from None
+    except RecursionError:
+        raise ConfigurationError(f"{path}: invalid TOML (nested too deeply)") from None
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise ConfigurationError(f"{path}: invalid TOML ({str(exc).split(';')[0]})") from None

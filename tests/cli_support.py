@@ -1,0 +1,31 @@
+"""`chief` run as a user runs it (a subprocess of the real entry point), and the one-line error check."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_chief(*args: str, cwd: Path | None = None, wrap: list[str] | None = None,
+              timeout: float = 600) -> subprocess.CompletedProcess:
+    """`wrap` prefixes the command (e.g. bwrap for a read-only view); the terminal is wide enough
+    that rich wraps no line a test looks for."""
+    return subprocess.run([*(wrap or []), sys.executable, "-m", "tinker_chief.cli.main", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, "TINKER_TELEMETRY": "0", "COLUMNS": "400"})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, pattern: str | None = None) -> None:
+    """A non-zero exit with exactly one `Error: ...` line on stderr holding every fragment (and
+    matching `pattern`), and no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    if pattern is not None:
+        assert re.search(pattern, lines[0]), (pattern, lines[0])
