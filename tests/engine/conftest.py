@@ -1,10 +1,8 @@
-"""Fixtures for engine tests: a real engine subprocess (via the launcher) on a free port.
-
-`engine` is one engine per test session (tiny-random-llama, float32 so logprob comparisons
-are exact up to float error) with a private state dir; tests that restart or configure the
-engine start their own with `start_engine`. `service_client`/`rest_client` are the unmodified
-`tinker` SDK pointed at it, and `raw` is an httpx client for requests the SDK cannot send.
-Nothing here is faked: no Tinker cloud is involved in these tests at all.
+"""Fixtures for engine tests, around the session's real engine subprocess (`engine`, in
+tests/conftest.py); tests that restart or configure the engine start their own with
+`start_engine`. `service_client`/`rest_client` are the unmodified `tinker` SDK pointed at it,
+and `raw` is an httpx client for requests the SDK cannot send. Nothing here is faked: no
+Tinker cloud is involved in these tests at all.
 """
 
 from __future__ import annotations
@@ -18,14 +16,6 @@ os.environ.setdefault("TINKER_TELEMETRY", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY = "tiny-random-llama"
-
-
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory):
-    from tinker_chief.engine.server.launcher import start_engine
-
-    with start_engine(state_dir=tmp_path_factory.mktemp("engine-state"), device="cpu", dtype="float32") as handle:
-        yield handle
 
 
 @pytest.fixture(scope="session")

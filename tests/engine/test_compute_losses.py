@@ -55,6 +55,11 @@ def reference(name: str, lp: np.ndarray, inputs: dict, config: dict) -> float:
         return float(-(np.clip(ratio, low, high) * adv * lp).sum())
     if name == "dro":
         return float(-(lp * adv - 0.5 * config["beta"] * (lp - inputs["logprobs"]) ** 2).sum())
+    if name == "gspo":  # one sequence ratio: the geometric mean over the ratio mask
+        low, high = config.get("clip_low_threshold", 0.8), config.get("clip_high_threshold", 1.2)
+        marked = inputs.get("sequence_ratio_mask", adv) != 0
+        seq = np.exp((lp - inputs["logprobs"])[marked].mean()) if marked.any() else 1.0
+        return float(-np.minimum(seq * adv, np.clip(seq, low, high) * adv).sum())
     raise AssertionError(name)
 
 
@@ -65,6 +70,8 @@ CASES = [
     ("cispo", {}),
     ("cispo", {"clip_low_threshold": 0.5, "clip_high_threshold": 1.5}),
     ("dro", {"beta": 0.3}),
+    ("gspo", {}),
+    ("gspo", {"clip_low_threshold": 0.99, "clip_high_threshold": 1.01}),
 ]
 
 
@@ -122,3 +129,41 @@ def test_per_token_clip_thresholds_override_config(backend_and_model):
     config = {"clip_low_threshold": 0.95, "clip_high_threshold": 1.05}
     expected = sum(reference("ppo", lp, d.loss_fn_inputs, config) for lp, d in zip(lps, data))
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def test_gspo_against_a_hand_computed_value():
+    # Sequence 0 marks its first two tokens: log ratios 0.5 and -1.0, mean -0.25, so every token
+    # of it carries e^-0.25 ~ 0.7788 -> clipped to 0.8. Sequence 1 (no mask input: its nonzero
+    # advantages mark the tokens) has log ratios 0.1 and 0.3: e^0.2 ~ 1.2214 -> clipped to 1.2.
+    lp = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -1.0, -3.0]])
+    inputs = {"logprobs": torch.tensor([[-1.5, -1.0, -0.5], [-1.1, -1.3, -3.0]]),
+              "advantages": torch.tensor([[1.0, -2.0, 0.5], [1.0, 1.0, 0.0]]),
+              "sequence_ratio_mask": torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])}
+    s0 = np.exp(-0.25)  # sequence 1's e^0.2 is clipped to 1.2 below
+    # min(s*A, clip(s)*A): A=1 -> 0.7788 (unclipped); A=-2 -> -2*0.8; A=0.5 -> 0.5*0.7788;
+    # sequence 1: A=1 twice -> 1.2 each (clipped); A=0 -> 0.
+    expected = -(s0 * 1.0 - 0.8 * 2.0 + s0 * 0.5 + 1.2 + 1.2)
+    loss = LOSSES["gspo"].fn(lp, inputs, torch.ones_like(lp), {})
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(loss) == pytest.approx(-1.9682012, rel=1e-6)
+    without_mask = {k: v for k, v in inputs.items() if k != "sequence_ratio_mask"}
+    # Sequence 0 without a mask counts all three tokens (all advantages are nonzero): mean -1/6,
+    # e^(-1/6) ~ 0.8465 lies inside the clip range, so each token takes s*A.
+    s0_all = np.exp(-1.0 / 6)
+    expected_all = -(s0_all * (1.0 - 2.0 + 0.5) + 1.2 + 1.2)
+    assert float(LOSSES["gspo"].fn(lp, without_mask, torch.ones_like(lp), {})) == pytest.approx(expected_all, rel=1e-6)
+
+
+def test_gspo_gradient_is_the_sequence_ratio_times_the_advantage():
+    # GSPO-token: d loss / d lp_t = -s * A_t where the unclipped branch is the min, else 0; no
+    # gradient flows through the sequence ratio itself (it is a stop-gradient value).
+    lp = torch.tensor([[-1.0, -2.0, -0.5, -3.0]])
+    inputs = {"logprobs": torch.tensor([[-1.2, -2.1, -0.4, -3.0]]),  # log ratios 0.2, 0.1, -0.1, 0
+              "advantages": torch.tensor([[1.0, -1.0, 2.0, -0.5]])}
+    seq = torch.exp(((lp - inputs["logprobs"]).mean()))  # all advantages nonzero: all tokens count
+    grad = grad_of("gspo", lp, inputs, {"clip_low_threshold": 0.9, "clip_high_threshold": 1.1})
+    torch.testing.assert_close(grad, -seq * inputs["advantages"])
+    clipped = grad_of("gspo", lp, inputs, {"clip_low_threshold": 1.5, "clip_high_threshold": 2.0})
+    takes_unclipped = seq * inputs["advantages"] <= 1.5 * inputs["advantages"]
+    assert not takes_unclipped.all(), "the case must exercise the clip"
+    torch.testing.assert_close(clipped, torch.where(takes_unclipped, -seq * inputs["advantages"], torch.zeros_like(lp)))

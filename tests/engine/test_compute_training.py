@@ -68,8 +68,10 @@ def test_steps_match_plain_peft_and_adamw(backend):
     train(backend, model_id, batches)
     expected = peft_reference_steps(backend.lora_config(model_id), initial, batches)
     # Adam divides by sqrt(v): a float-rounding difference in a near-zero gradient becomes a
-    # visible update difference, so compare at 0.1% of one learning-rate step.
-    assert_states_close(adapter_state(backend, model_id), expected, atol=1e-3 * STEP.learning_rate)
+    # visible update difference, and the rounding depends on the CPU's kernels (up to 0.26% of a
+    # step on an AVX-512 AMD EPYC, under 0.1% on an AMX Xeon), so compare at 0.5% of one
+    # learning-rate step; a wrong gradient is off by a sizeable fraction of a whole step.
+    assert_states_close(adapter_state(backend, model_id), expected, atol=5e-3 * STEP.learning_rate)
     # the step really moved the adapter (B starts at zero)
     assert any(not torch.equal(initial[k], expected[k]) for k in initial if "lora_B" in k)
 

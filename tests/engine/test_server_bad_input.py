@@ -93,10 +93,10 @@ def test_invalid_checkpoint_names_and_unsupported_options(tc):
     for name in ("../evil", "a/b", "", " spaced"):
         with pytest.raises(tinker.BadRequestError, match="invalid checkpoint name"):
             tc.save_state(name).result()
-    with pytest.raises(tinker.BadRequestError, match="not supported by the local engine"):
-        tc.save_state("ttl", ttl_seconds=3600).result()
-    with pytest.raises(tinker.BadRequestError, match="not supported by the local engine"):
-        tc.save_weights_external("ext").result()
+    with pytest.raises(tinker.BadRequestError, match="ttl_seconds must be a whole number of seconds between 3600"):
+        tc.save_state("ttl", ttl_seconds=60).result()
+    with pytest.raises(tinker.BadRequestError, match="age_encryption_recipients .* not supported by the local engine"):
+        tc.save_weights_external("ext", age_encryption_recipients=["age1qqqq"]).result()
 
 
 def test_bad_sampling_params(service_client):
@@ -106,6 +106,24 @@ def test_bad_sampling_params(service_client):
         sampler.sample(prompt, 1, types.SamplingParams(max_tokens=2, top_p=0)).result()
     with pytest.raises(tinker.BadRequestError, match="temperature must be"):
         sampler.sample(prompt, 1, types.SamplingParams(max_tokens=2, temperature=-1)).result()
+    with pytest.raises(tinker.BadRequestError, match=r"seed must be between 0 and 18446744073709551615"):
+        sampler.sample(prompt, 1, types.SamplingParams(max_tokens=2, seed=2**80)).result()
+
+
+def test_prompt_logprobs_last_n_out_of_range(raw):
+    body = {"base_model": TINY, "num_samples": 1, "prompt_logprobs": True, "sampling_params": {"max_tokens": 1},
+            "prompt": {"chunks": [{"type": "encoded_text", "tokens": [1, 2, 3, 4, 5]}]}}
+    for last_n in (-5, 0, 5):  # the SDK refuses < 1 client-side; raw clients reach the engine
+        message = _error(raw.post("/asample", json={**body, "prompt_logprobs_last_n": last_n}), 400)
+        assert f"prompt_logprobs_last_n must be between 1 and the prompt length - 1 (4), got {last_n}" in message
+
+
+def test_deeply_nested_json_is_a_400_without_a_traceback(raw, engine):
+    log_before = engine.log_file.read_text().count("Traceback")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for route in ("/get_info", "/session_heartbeat", "/optim_step", "/copy_weights", "/create_model"):
+        assert raw.post(route, content=deep).status_code == 400, route
+    assert engine.log_file.read_text().count("Traceback") == log_before
 
 
 def test_engine_keeps_serving_after_bad_input(raw, tc):

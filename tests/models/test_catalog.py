@@ -63,3 +63,18 @@ def test_local_directory_resolves_to_itself():
     spec = resolve_model(str(directory))
     assert spec.source == "local" and spec.local_dir == directory.resolve()
     assert json.loads((directory / "config.json").read_text())["model_type"] == "llama"
+
+
+def test_allowed_directories_need_distinct_names(tmp_path):
+    from tinker_chief.errors import ConfigurationError
+    from tinker_chief.models import LocalModelDirs
+
+    for parent in ("a", "b"):
+        (tmp_path / parent / "llama").mkdir(parents=True)
+        (tmp_path / parent / "llama" / "config.json").write_text("{}")
+    with pytest.raises(ConfigurationError, match="its name 'llama' is already taken"):
+        LocalModelDirs.allow([tmp_path / "a" / "llama", tmp_path / "b" / "llama"])
+    served = LocalModelDirs.allow([tmp_path / "a" / "llama"])
+    assert resolve_model("LLAMA", served).local_dir == (tmp_path / "a" / "llama").resolve()
+    with pytest.raises(ModelNotFoundError, match="available models are .*llama, or a hub id"):
+        resolve_model(str(tmp_path / "b" / "llama"), served)

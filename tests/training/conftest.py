@@ -1,5 +1,6 @@
-"""Fixtures for training tests: one real engine (tiny-random-llama, float32) per session, and
-projects written through the planner's real `chief.toml` schema.
+"""Fixtures for training tests: projects written through the planner's real `chief.toml`
+schema, trained on the session's one real engine (`engine`, tiny-random-llama, float32, in
+tests/conftest.py).
 
 Runs reach the engine with `--base-url`, as `chief train` does against any running engine; a
 fresh engine per run would only add start-up time. Nothing is faked: Tinker's cloud is never
@@ -13,23 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tinker_chief.training.synthetic import write_secret_code_skill
 
 os.environ.setdefault("TINKER_TELEMETRY", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TINY = "tiny-random-llama"
-
-
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory):
-    from tinker_chief.engine.server.launcher import start_engine
-
-    state = tmp_path_factory.mktemp("training-engine")
-    with start_engine(state_dir=state, device="cpu", dtype="float32") as handle:
-        handle.state_dir = state  # tests read saved adapters from here
-        yield handle
 
 
 def make_project(root: Path, task: str = "sl", n_train: int = 24, n_heldout: int = 8, **sections: Any) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 
@@ -43,7 +44,7 @@ def _plan(console: Console, demo: Any) -> None:
     console.print(f"  rank rule: {plan.capacity.recommended_rank.rule}" if plan.capacity else "")
     for note in demo.overrides:
         console.print(f"  demo budget: {note}")
-    console.print(f"plan written: {paths['markdown']}")
+    console.print(escape(f"plan written: {paths['markdown']}"))
 
 
 def _evaluate(console: Console, project: Any, model: str, connection: Any, label: str) -> Any:
@@ -75,14 +76,14 @@ def _print_promotion(console: Console, promotion: Any) -> None:
     print_comparison(promotion.comparison, promotion.alpha)
     for step in promotion.steps:
         for note in step.report.notes:
-            console.print(f"  gate note: {note}")
+            console.print(f"  gate note: {escape(note)}")
         if step.promoted:
             moved = f" ({step.report.prod_ref} moved to staging)" if step.report.prod_ref else ""
             console.print(f"[green]gate verdict: {step.ref} passed -> prod{moved}[/green] ({step.why})")
         else:
             console.print(f"[yellow]gate verdict: {step.ref} refused for prod[/yellow] ({step.why}):")
             for reason in step.refusal:
-                console.print(f"  - {reason}")
+                console.print(f"  - {escape(reason)}")
     if promotion.better_ref == promotion.base_ref:
         console.print(f"the checkpoint is not better on `{promotion.task}`, so it was not put to the gate")
     console.print(f"in prod now: {promotion.prod_ref or 'no model'}")
@@ -130,8 +131,8 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
     _plan(console, demo)
 
     _screen(console, 2, "Local engine; evaluate the base model", started)
-    with start_local(project.root / ".chief" / "engine") as connection:
-        console.print(f"engine at {connection.base_url} (state in {project.root / '.chief' / 'engine'})")
+    with start_local(project.root / ".chief" / "engine", models=[project.config.base_model]) as connection:
+        console.print(escape(f"engine at {connection.base_url} (state in {project.root / '.chief' / 'engine'})"))
         base = _evaluate(console, project, project.config.base_model, connection, "base model")
 
         _screen(console, 3, "LoRA training through the tinker SDK", started)
@@ -149,5 +150,5 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
 
     _screen(console, 6, "Paper trail", started)
     markdown, report = _paper_trail(project)
-    console.print(f"registry: {markdown}\nreport:   {report}\nplan:     {project.root / 'plan.md'}")
+    console.print(escape(f"registry: {markdown}\nreport:   {report}\nplan:     {project.root / 'plan.md'}"))
     console.print(f"[bold green]demo finished in {time.monotonic() - started:.0f}s[/bold green]")

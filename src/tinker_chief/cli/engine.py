@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 DTYPES = click.Choice(["auto", "float32", "bfloat16"])
@@ -26,8 +27,19 @@ def engine_group() -> None:
 @click.option("--dtype", type=DTYPES, default="auto", show_default=True,
               help="Compute dtype; float32 for exact scoring.")
 @click.option("--api-key", envvar="CHIEF_ENGINE_API_KEY", default=None, show_envvar=True,
-              help="Require this key (tml-...) in X-API-Key on every request.")
-def serve_command(host: str, port: int, state_dir: Path, device: str, dtype: str, api_key: str | None) -> None:
+              help="Require this key (tml-...) in X-API-Key on every request. Prefer the environment "
+                   "variable: on the command line the key shows in every user's `ps`.")
+@click.option("--allow-model-dir", "allow_model_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Serve this local Hugging Face model directory as a base model, named by the directory's "
+                   "name (repeatable; without it only built-ins and cached hub ids are served).")
+@click.option("--session-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds without a heartbeat or request after which a session ends and its clients are "
+                   "unloaded [default: 300].")
+@click.option("--max-training-clients", type=click.IntRange(min=1), default=None,
+              help="Most training clients loaded at once; one more is refused [default: 32].")
+def serve_command(host: str, port: int, state_dir: Path, device: str, dtype: str, api_key: str | None,
+                  allow_model_dirs: tuple[Path, ...], session_timeout: float | None,
+                  max_training_clients: int | None) -> None:
     """Serve the engine until Ctrl-C / SIGTERM; prints its base URL when ready.
 
     \b
@@ -36,8 +48,13 @@ def serve_command(host: str, port: int, state_dir: Path, device: str, dtype: str
     """
     from tinker_chief.engine.server.main import EngineSettings, serve
 
+    if api_key and click.get_current_context().get_parameter_source("api_key") == ParameterSource.COMMANDLINE:
+        click.secho("Warning: --api-key on the command line is visible to every user of this machine in the "
+                    "process list (ps); set CHIEF_ENGINE_API_KEY in the environment instead.", fg="yellow", err=True)
     serve(EngineSettings(state_dir=state_dir, host=host, port=port, device=device,  # type: ignore[arg-type]
-                         dtype=dtype, api_key=api_key or None))  # type: ignore[arg-type]
+                         dtype=dtype, api_key=api_key or None,  # type: ignore[arg-type]
+                         allow_model_dirs=allow_model_dirs, session_timeout=session_timeout,
+                         max_training_clients=max_training_clients))
 
 
 @engine_group.command("export")

@@ -19,13 +19,14 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)
     for key, value in result.items():
         if isinstance(value, float):
             value = f"{value:.4f}"
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))  # paths and model names are the user's text
     Console().print(table)
 
 
@@ -101,18 +102,26 @@ class RichSuiteProgress:
 
 def print_suite(result: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{result.model} on suite {result.suite_name} (version {result.suite_version})")
+    from tinker_chief.registry import NOT_SCORED
+
+    table = Table(title=escape(f"{result.model} on suite {result.suite_name} (version {result.suite_version})"))
     for column in ("task", "kind", "metrics", "samples", "status"):
         table.add_column(column)
     for task in result.tasks:
         shown = ", ".join(f"{k}={v['value']:.4g}" + (f" [{v['ci_low']:.3g}, {v['ci_high']:.3g}]"
                           if v.get("ci_low") is not None else "") for k, v in list(task.metrics.items())[:4])
+        shown += "".join(f", {name} not scored" for name in task.settings.get(NOT_SCORED, {}))
         samples = f"{task.ran_samples} run, {task.reused_samples} cached" if not task.reused_task else "cached"
-        status = f"[red]{task.error}" if task.error else (f"recorded #{task.run_id}" if task.run_id else "ok")
-        table.add_row(task.task, task.kind, shown, samples, status)
-    Console().print(table)
+        status = f"[red]{escape(task.error)}" if task.error else (f"recorded #{task.run_id}" if task.run_id else "ok")
+        table.add_row(task.task, task.kind, escape(shown.removeprefix(", ")), samples, status)
+    console = Console()
+    console.print(table)
+    for task in result.tasks:
+        for name, why in task.settings.get(NOT_SCORED, {}).items():
+            console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(why)}")
 
 
 @click.command(name="eval")
@@ -155,7 +164,8 @@ def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: t
     from rich.console import Console
 
     try:
-        with connect(base_url, state_dir=project.root / ".chief" / "engine") as connection, \
+        with connect(base_url, state_dir=project.root / ".chief" / "engine",
+                     models=[project.config.base_model, model]) as connection, \
                 Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
             result = run_suite(suite, model, connection, project_dir=project.root, registry=registry,
                                tasks=list(tasks) or None, progress=RichSuiteProgress(bars), concurrency=concurrency)

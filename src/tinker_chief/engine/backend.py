@@ -75,7 +75,7 @@ class DatumArrays:
     loss_fn_inputs: dict[str, np.ndarray]  # target_tokens int64[N], weights/logprobs/advantages float32[N]
 
 
-LossFn = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"]
+LossFn = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo"]
 
 
 @dataclass
@@ -151,6 +151,10 @@ class ComputeBackend(Protocol):
 
     def snapshot_for_sampling(self, model_id: str) -> str:
         """Copy the current adapter into memory for sampling; return a sampler key."""
+
+    def live_sampler(self, model_id: str) -> str:
+        """A sampler key for the training adapter itself: samples always use its current weights
+        (`kind="inflight"`); it stops working once the model is unloaded."""
 
     def load_sampler(self, directory: Path) -> str:
         """Load a saved adapter directory for sampling (cached); return a sampler key."""

@@ -5,11 +5,15 @@ an explicit `base_url`; `$CHIEF_ENGINE_URL` / `$TINKER_BASE_URL`; Tinker's cloud
 `$TINKER_API_KEY` is set; otherwise a local engine started through the engine's launcher with
 its state in `.chief/engine` of the current directory, so `tinker://` paths written by
 `chief train` in the same project resolve. The launcher is the only engine code evals import.
+
+Keys: an explicit one wins; for a URL where chief itself started an engine, that engine's own
+random key (found through the launcher, same user only); then `$TINKER_API_KEY`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -85,18 +89,30 @@ def connect(
     api_key: str | None = None,
     state_dir: str | Path | None = None,
     engine_options: dict[str, Any] | None = None,
+    models: Iterable[str] = (),
 ) -> Connection:
-    """Resolve the backend as described in the module docstring."""
+    """Resolve the backend as described in the module docstring. `models`: the names the caller
+    will use, so that a local engine started here may serve the local directories among them."""
     base_url = base_url or env_base_url()
     key = api_key or os.environ.get("TINKER_API_KEY")
     if base_url is not None:
-        return Connection(base_url, key or LOCAL_API_KEY)
+        return Connection(base_url, api_key or started_engine_key(base_url) or key or LOCAL_API_KEY)
     if key:
         return Connection(None, key)
-    return start_local(state_dir, engine_options)
+    return start_local(state_dir, engine_options, models)
 
 
-def start_local(state_dir: str | Path | None = None, engine_options: dict[str, Any] | None = None) -> Connection:
+def started_engine_key(base_url: str) -> str | None:
+    """The key of the engine chief started at `base_url` (this user's, still running), else None."""
+    try:
+        from tinker_chief.engine.server.launcher import engine_key
+    except ImportError:  # no local engine installed: nothing chief started
+        return None
+    return engine_key(base_url)
+
+
+def start_local(state_dir: str | Path | None = None, engine_options: dict[str, Any] | None = None,
+                models: Iterable[str] = ()) -> Connection:
     try:
         from tinker_chief.engine.server.launcher import start_engine
     except ImportError as exc:
@@ -104,6 +120,9 @@ def start_local(state_dir: str | Path | None = None, engine_options: dict[str, A
             "no backend: set TINKER_API_KEY for Tinker's cloud, pass --base-url, or install the local "
             f"engine (its launcher could not be imported: {exc})"
         ) from None
+    from tinker_chief.models import local_model_dirs
+
     directory = Path(state_dir) if state_dir is not None else Path.cwd() / DEFAULT_STATE_DIR
-    handle = start_engine(state_dir=directory, **(engine_options or {}))
+    options = {"allow_model_dirs": local_model_dirs(models), **(engine_options or {})}
+    handle = start_engine(state_dir=directory, **options)
     return Connection(handle.base_url, getattr(handle, "api_key_for_clients", None) or LOCAL_API_KEY, handle)

@@ -39,11 +39,12 @@ DEFAULT_MAX_TOKENS = 512
 _connections: dict[tuple[str | None, str | None], Connection] = {}
 
 
-def _shared_connection(base_url: str | None, api_key: str | None) -> Connection:
-    """One backend (and at most one local engine) per process, closed at exit."""
+def _shared_connection(base_url: str | None, api_key: str | None, model_name: str) -> Connection:
+    """One backend (and at most one local engine, serving the first model's directory if it is
+    one) per process, closed at exit."""
     key = (base_url, api_key)
     if key not in _connections:
-        _connections[key] = connect(base_url, api_key)
+        _connections[key] = connect(base_url, api_key, models=[model_name])
         atexit.register(_connections[key].close)
     return _connections[key]
 
@@ -78,7 +79,7 @@ class TinkerModelAPI(ModelAPI):
     async def sampler(self) -> ModelSampler:
         async with self._lock:
             if self._sampler is None:
-                connection = _shared_connection(self._base_url, self._api_key)
+                connection = _shared_connection(self._base_url, self._api_key, self.model_name)
                 self._sampler = await ModelSampler.create(connection.service_client(), self.model_name,
                                                           self.concurrency)
         return self._sampler

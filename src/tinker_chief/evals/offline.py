@@ -97,7 +97,7 @@ def run_offline(config: OfflineConfig, base_url: str | None = None, api_key: str
     """Validate the data first (no engine start for a bad file), then connect and run."""
     load_samples(config.data, config.limit)
     make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(config.grader)
-    with connect(base_url, api_key, state_dir) as connection:
+    with connect(base_url, api_key, state_dir, models=[config.model, config.judge_model or ""]) as connection:
         return asyncio.run(run_offline_async(config, connection))
 
 

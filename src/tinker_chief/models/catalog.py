@@ -3,6 +3,10 @@
 Built-in names match case-insensitively. Materializing is idempotent and safe across
 processes: each builder writes into a temporary sibling directory and renames it into place,
 so a crash mid-conversion never leaves a half-written model in the cache.
+
+Any local Hugging Face directory is a model for chief's own commands; an engine serves a local
+directory only if its operator listed it (`LocalModelDirs`), shows clients only its alias
+(the directory's name), and refuses every other path with the same message as an unknown name.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tinker_chief.errors import ModelNotFoundError
+from tinker_chief.errors import ConfigurationError, ModelNotFoundError
+from tinker_chief.models import hf_cache
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 TINY_MODEL = "tiny-random-llama"
@@ -63,30 +68,110 @@ def list_builtin_models() -> list[ModelSpec]:
     return list(BUILTIN_MODELS.values())
 
 
-def resolve_model(name: str) -> ModelSpec:
-    """Turn what a user typed into a `ModelSpec`, or raise `ModelNotFoundError` listing options."""
+@dataclass(frozen=True)
+class LocalModelDirs:
+    """The local model directories an engine serves, each under an alias: the directory's name.
+
+    A client may name one by its alias or by its path; either way the spec's `name` is the
+    absolute path (what run records, the compute side and `chief engine export` resolve) and
+    `public_model_name` turns it back into the alias, the only name a client is shown.
+    """
+
+    by_alias: dict[str, Path] = field(default_factory=dict)  # lowercased alias -> resolved dir
+
+    @classmethod
+    def allow(cls, paths: Iterable[str | Path]) -> LocalModelDirs:
+        """Validate the operator's `--allow-model-dir` list (ConfigurationError naming the entry)."""
+        by_alias: dict[str, Path] = {}
+        for entry in paths:
+            directory = Path(entry).expanduser().resolve()
+            if not (directory / "config.json").is_file():
+                raise ConfigurationError(f"--allow-model-dir {entry}: not a Hugging Face model directory "
+                                         "(expected a directory with config.json)")
+            alias = directory.name.lower()
+            if by_alias.get(alias, directory) != directory or alias in BUILTIN_MODELS:
+                raise ConfigurationError(f"--allow-model-dir {entry}: its name {directory.name!r} is already "
+                                         "taken by another model; rename or symlink the directory")
+            by_alias[alias] = directory
+        return cls(by_alias)
+
+    def find(self, name: str) -> ModelSpec | None:
+        """The allowed directory `name` refers to (alias or path), else None."""
+        directory = self.by_alias.get(name.strip().lower())
+        if directory is None:
+            try:  # a path is only compared, never reported on: a client cannot probe what exists
+                wanted = Path(name).expanduser().resolve()
+            except (OSError, RuntimeError, ValueError):
+                return None
+            directory = next((d for d in self.by_alias.values() if d == wanted), None)
+        if directory is None:
+            return None
+        return ModelSpec(name=str(directory), source="local", description=f"local model {directory.name}",
+                         local_dir=directory)
+
+
+def public_model_name(name: str) -> str:
+    """What an engine's client is shown for a model name: a path becomes its directory's name."""
+    return Path(name).name if os.path.isabs(name) else name
+
+
+def resolve_model(name: str, served: LocalModelDirs | None = None) -> ModelSpec:
+    """Turn what a user typed into a `ModelSpec`, or raise `ModelNotFoundError` listing options.
+
+    With `served` (an engine resolving a client's name) a local directory counts only if it is
+    listed there, and a missing, a non-model and an unlisted directory all get the unknown-name
+    error.
+    """
     if not isinstance(name, str) or not name.strip():
-        raise ModelNotFoundError(_not_found_message(repr(name)))
-    key = name.strip().lower()
+        raise ModelNotFoundError(_not_found_message(repr(name), served))
+    # `tinker-chief/<name>` is how the built-ins appear in the Hugging Face cache (hf_cache.py).
+    key = name.strip().lower().removeprefix(f"{hf_cache.NAMESPACE}/")
     if key in BUILTIN_MODELS:
         return BUILTIN_MODELS[key]
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"{path}: not a Hugging Face model directory (no config.json)")
-        return ModelSpec(name=str(path.resolve()), source="local", description=f"local model at {path}",
-                         local_dir=path.resolve())
+    local = _local_directory(name) if served is None else served.find(name)
+    if local is not None:
+        return local
     cached = _hub_cache_snapshot(name.strip())
     if cached is not None:
         return ModelSpec(name=name.strip(), source="hub-cache", description=f"{name} (local HF cache)",
                          local_dir=cached)
-    raise ModelNotFoundError(_not_found_message(name))
+    raise ModelNotFoundError(_not_found_message(name, served))
 
 
-def _not_found_message(name: str) -> str:
+def _local_directory(name: str) -> ModelSpec | None:
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return None
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(f"{path}: not a Hugging Face model directory (no config.json)")
+    return ModelSpec(name=str(path.resolve()), source="local", description=f"local model at {path}",
+                     local_dir=path.resolve())
+
+
+def local_model_dirs(names: Iterable[str]) -> list[Path]:
+    """The local directories among `names`: what an engine started for them must be allowed to
+    serve. Built-ins, hub ids, `tinker://` paths and names that do not resolve are skipped."""
+    found = []
+    for name in names:
+        try:
+            spec = resolve_model(name)
+        except ModelNotFoundError:
+            continue
+        if spec.source == "local" and spec.local_dir is not None:
+            found.append(spec.local_dir)
+    return found
+
+
+def _not_found_message(name: str, served: LocalModelDirs | None = None) -> str:
+    if served is not None:  # an engine's client: no path (a run may name one), at most 200 characters
+        shown = public_model_name(name.strip())
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        names = [spec.name for spec in BUILTIN_MODELS.values()] + [d.name for d in served.by_alias.values()]
+        return (f"unknown model {shown}: available models are {', '.join(names)}, or a hub id already in "
+                "the engine's local Hugging Face cache")
     builtins = ", ".join(spec.name for spec in BUILTIN_MODELS.values())
-    return (f"unknown model {name}: available models are {builtins}, a local Hugging Face model "
-            "directory, or a hub id already in the local Hugging Face cache")
+    return (f"unknown model {name}: available models are {builtins} (also as {hf_cache.NAMESPACE}/<name>), "
+            "a local Hugging Face model directory, or a hub id already in the local Hugging Face cache")
 
 
 def _hub_cache_snapshot(repo_id: str) -> Path | None:
@@ -109,10 +194,9 @@ def materialize_model(spec_or_name: ModelSpec | str) -> Path:
     if spec.local_dir is not None:
         return spec.local_dir
     target = cache_dir() / spec.name
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
-    builder = _builder_for(spec)
-    _build_atomically(target, builder)
+    if not ((target / "config.json").is_file() and (target / "model.safetensors").is_file()):
+        _build_atomically(target, _builder_for(spec))
+    hf_cache.register(spec.name, target)
     return target
 
 

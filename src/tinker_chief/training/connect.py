@@ -92,16 +92,18 @@ def open_backend(
     The connection itself is the evals capability's (`evals.connection`), so training and
     `chief eval` resolve backends identically; this adds the checks training needs up front.
     """
-    from tinker_chief.evals.connection import Connection, start_local
+    from tinker_chief.evals.connection import Connection, start_local, started_engine_key
 
     kind = resolve_backend_kind(backend, base_url)
     if kind == "tinker":
         connection, where = Connection(base_url, os.environ["TINKER_API_KEY"]), base_url or "Tinker's cloud"
     elif base_url:
         check_reachable(base_url)
-        connection, where = Connection(base_url, os.environ.get("CHIEF_ENGINE_API_KEY", LOCAL_API_KEY)), base_url
+        key = os.environ.get("CHIEF_ENGINE_API_KEY") or started_engine_key(base_url) or LOCAL_API_KEY
+        connection, where = Connection(base_url, key), base_url
     else:
-        connection, where = start_local(project_dir / ".chief" / "engine"), "the local engine"
+        models = [base_model] if base_model else []
+        connection, where = start_local(project_dir / ".chief" / "engine", models=models), "the local engine"
     try:
         opened = Backend(connection.service_client(), kind, connection.base_url, connection.api_key)
         if base_model:

@@ -71,6 +71,22 @@ def cispo(lp: torch.Tensor, inputs: Tensors, mask: torch.Tensor, config: Config)
     return -(weight * inputs["advantages"] * lp * mask).sum()
 
 
+def gspo(lp: torch.Tensor, inputs: Tensors, mask: torch.Tensor, config: Config) -> torch.Tensor:
+    """GSPO-token, as Tinker defines it: each sequence's ratio is the geometric mean of its token
+    ratios over `sequence_ratio_mask` (default: the tokens with a nonzero advantage), and every
+    token carries that value with its own logprob's gradient, clipped like ppo."""
+    low = _threshold(inputs, config, "clip_low_threshold", 0.8)
+    high = _threshold(inputs, config, "clip_high_threshold", 1.2)
+    advantages = inputs["advantages"]
+    marks = inputs.get("sequence_ratio_mask", advantages)
+    in_ratio = (marks != 0) & (mask > 0)
+    counts = in_ratio.sum(dim=1, keepdim=True).clamp(min=1)  # an empty mask gives ratio 1
+    log_ratio = ((lp.detach() - inputs["logprobs"]) * in_ratio).sum(dim=1, keepdim=True) / counts
+    ratio = torch.exp(log_ratio + lp - lp.detach())
+    clipped = torch.clamp(ratio, low, high)
+    return -(torch.minimum(ratio * advantages, clipped * advantages) * mask).sum()
+
+
 def dro(lp: torch.Tensor, inputs: Tensors, mask: torch.Tensor, config: Config) -> torch.Tensor:
     beta = _number(config, "beta", None)
     penalty = 0.5 * beta * (lp - inputs["logprobs"]) ** 2
@@ -83,8 +99,9 @@ LOSSES: dict[str, LossDef] = {
     "ppo": LossDef(_POLICY_INPUTS, ppo),
     "cispo": LossDef(_POLICY_INPUTS, cispo),
     "dro": LossDef(_POLICY_INPUTS, dro),
+    "gspo": LossDef(_POLICY_INPUTS, gspo),
 }
-OPTIONAL_INPUTS = ("clip_low_threshold", "clip_high_threshold")
+OPTIONAL_INPUTS = ("clip_low_threshold", "clip_high_threshold", "sequence_ratio_mask")
 
 
 def loss_def(name: str) -> LossDef:

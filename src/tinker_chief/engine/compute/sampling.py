@@ -41,6 +41,7 @@ MAX_BATCH_ROWS = 64  # rows per decode loop: bounds the KV cache of one group
 MAX_SCORING_TOKENS = 16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
 
 Resolver = Callable[[str], tuple[LoadedBase, AdapterHost]]
+LiveResolver = Callable[[str], "SamplerRef | None"]  # a live key -> the training adapter it follows
 ScoredRequest = tuple[int, SampleRequest, list[Row]]  # (index in its group, request, its rows)
 PromptScores = tuple[list | None, list | None]  # (prompt_logprobs, topk_prompt_logprobs)
 
@@ -52,9 +53,13 @@ class SamplerRef:
 
 
 class SamplingService:
-    def __init__(self, precision: Precision, resolve: Resolver, spill_root: Path | None = None) -> None:
+    def __init__(self, precision: Precision, resolve: Resolver, spill_root: Path | None = None,
+                 live: LiveResolver = lambda key: None) -> None:
+        """`live` maps the keys of inflight samplers to the training adapter they sample (never
+        cached or evicted here: the training model owns that slot)."""
         self.precision = precision
         self._resolve = resolve
+        self._live = live
         self._adapters: OrderedDict[str, SamplerRef] = OrderedDict()
         self._by_path: dict[str, str] = {}
         self._spilled = SpillStore(root=spill_root)
@@ -112,6 +117,8 @@ class SamplingService:
             self._adapters.move_to_end(key)
             ref = self._adapters[key]
             return (*self._resolve(ref.base_name), ref.slot)
+        if (live := self._live(key)) is not None:
+            return (*self._resolve(live.base_name), live.slot)
         if self._spilled.was_dropped(key):
             raise NotFoundError(f"sampler {key!r} was released: the engine keeps the {MAX_ADAPTER_SAMPLERS} most "
                                 "recently used snapshots in memory and older ones on disk up to a size limit; "

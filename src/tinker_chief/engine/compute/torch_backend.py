@@ -5,7 +5,8 @@ and per training client a `TrainingModel`: its adapter slot, LoRA spec and AdamW
 Gradients accumulate in the adapter's `.grad` across `forward_backward` calls until
 `optim_step`, which is how the SDK's chunked batches and `forward_backward_custom` work.
 Samplers are adapter slots too (snapshots of a training adapter, or adapters loaded from
-disk), named by opaque keys; sampling is delegated to `sampling.SamplingService`.
+disk), named by opaque keys, or a training adapter's own slot (inflight samplers, which follow
+its weights); sampling is delegated to `sampling.SamplingService`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from tinker_chief.engine.compute.optimizer import AdapterOptimizer
 from tinker_chief.engine.compute.sampling import SamplerRef, SamplingService
 
 
+LIVE_PREFIX = "inflight:"  # sampler keys that follow a training model's adapter
+
+
 @dataclass
 class TrainingModel:
     """One training client's adapter on a shared base."""
@@ -62,7 +66,7 @@ class TorchBackend:
         self._bases = BasePool(self.precision)
         self._hosts: dict[str, AdapterHost] = {}
         self._models: dict[str, TrainingModel] = {}
-        self.sampling = SamplingService(self.precision, self._base_and_host, spill_root)
+        self.sampling = SamplingService(self.precision, self._base_and_host, spill_root, live=self._live_ref)
 
     # --- models -------------------------------------------------------------------------
     def base_models(self) -> list[BaseModelInfo]:
@@ -166,6 +170,20 @@ class TorchBackend:
         model = self._model(model_id)
         return self.sampling.add_adapter(SamplerRef(model.base.info.name, None),
                                          model.host.config(model.slot), model.host.state_dict(model.slot))
+
+    def live_sampler(self, model_id: str) -> str:
+        self._model(model_id)
+        return f"{LIVE_PREFIX}{model_id}"
+
+    def _live_ref(self, key: str) -> SamplerRef | None:
+        """The training adapter a live sampler key follows (resolved on every batch, so a model
+        reloaded into a new slot is followed too); None for every other key."""
+        if not key.startswith(LIVE_PREFIX):
+            return None
+        model = self._models.get(key.removeprefix(LIVE_PREFIX))
+        if model is None:
+            raise NotFoundError(f"inflight sampler {key!r}: its training client was unloaded")
+        return SamplerRef(model.base.info.name, model.slot)
 
     def load_sampler(self, directory: Path) -> str:
         return self.sampling.load(Path(directory))

@@ -27,12 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
+    parser.add_argument("--allow-model-dir", type=Path, action="append", default=[], metavar="PATH")
+    parser.add_argument("--session-timeout", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--max-training-clients", type=int, default=None, metavar="N")
     parser.add_argument("--exit-with-parent", type=int, default=None, metavar="PID")
     args = parser.parse_args(argv)
     if args.exit_with_parent:
         _exit_with_parent(args.exit_with_parent)
     settings = EngineSettings(state_dir=args.state_dir, host=args.host, port=args.port, device=args.device,
-                              dtype=args.dtype, api_key=os.environ.get(API_KEY_ENV) or None)
+                              dtype=args.dtype, api_key=os.environ.get(API_KEY_ENV) or None,
+                              allow_model_dirs=tuple(args.allow_model_dir), session_timeout=args.session_timeout,
+                              max_training_clients=args.max_training_clients)
     try:
         serve(settings)
     except ChiefError as exc:

@@ -10,29 +10,32 @@ requires. Features the local engine lacks answer 400 with a sentence saying so.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import pydantic
-import zstandard
+import pydantic_core
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tinker.types.create_model_request import CreateModelRequest
 from tinker.types.create_sampling_session_request import CreateSamplingSessionRequest
+from tinker.types.create_session_request import CreateSessionRequest
 from tinker.types.future_retrieve_request import FutureRetrieveRequest
 from tinker.types.load_weights_request import LoadWeightsRequest
 from tinker.types.optim_step_request import OptimStepRequest
 from tinker.types.sample_request import SampleRequest
+from tinker.types.save_weights_external_request import SaveWeightsExternalRequest
 from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
 from tinker.types.save_weights_request import SaveWeightsRequest
 
-from tinker_chief.engine.server import listing
-from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, error_body, status_of
-from tinker_chief.engine.server.futures import FutureError
+from tinker_chief.engine.server import downloads, expiry, limits, listing
+from tinker_chief.engine.server.auth import BrowserGuardMiddleware
+from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, error_body, shown, status_of
+from tinker_chief.engine.server.futures import PRUNE_INTERVAL_S, FutureError, FutureTable
 from tinker_chief.engine.server.sampling import SamplingService
+from tinker_chief.engine.server.sdk_usage import SdkUsageMiddleware, check_sdk_version
 from tinker_chief.engine.server.service import EngineService
 from tinker_chief.errors import ChiefError
 
@@ -40,9 +43,7 @@ log = logging.getLogger("tinker_chief.engine")
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 LONG_POLL_S = 30.0  # the SDK's own per-poll timeout is 45 s
-MAX_BODY_BYTES = 512 * 1024 * 1024
 UNSUPPORTED_ROUTES: dict[str, str] = {
-    "/api/v1/save_weights_external": "save_weights_external (HF-format export; use `chief engine export`)",
     "/api/v1/create_custom_loss": "server-side custom losses (forward_backward_custom works client-side)",
     "/api/v1/copy_weights": "copy_weights",
     "/api/v1/auth/token": "JWT authentication",
@@ -51,19 +52,31 @@ UNSUPPORTED_ROUTES: dict[str, str] = {
 }
 
 
-def create_app(engine: EngineService, *, api_key: str | None = None) -> FastAPI:
+def create_app(engine: EngineService, *, api_key: str | None = None,
+               expiry_sweep_s: float | None = None, bind_host: str = "127.0.0.1") -> FastAPI:
+    """`expiry_sweep_s`: seconds between checkpoint deletion passes (default `expiry.sweep_interval()`)."""
     sampling = SamplingService(engine)
+    sweep_s = expiry_sweep_s or expiry.sweep_interval()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        await expiry.sweep_now(engine)  # checkpoints that expired while the engine was down
+        sweeps = asyncio.create_task(expiry.sweep_every(engine, sweep_s))
+        prunes = asyncio.create_task(_prune_every(engine.futures, PRUNE_INTERVAL_S))
         yield
+        sweeps.cancel()
+        prunes.cancel()
         await asyncio.to_thread(engine.scheduler.stop)
 
     app = FastAPI(title="chief engine", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SdkUsageMiddleware, usage=engine.sdk_usage)  # innermost: counts admitted requests only
+    app.add_middleware(limits.BodyLimitMiddleware, read_timeout_s=limits.read_timeout())  # after auth
     if api_key:
         from tinker_chief.engine.server.auth import ApiKeyMiddleware
 
-        app.add_middleware(ApiKeyMiddleware, api_key=api_key)
+        # Signed download URLs carry their own credential (downloads.py), as on Tinker's cloud.
+        app.add_middleware(ApiKeyMiddleware, api_key=api_key, open_prefix=downloads.PREFIX + "/")
+    app.add_middleware(BrowserGuardMiddleware, bind_host=bind_host)  # outermost: a web page gets 403, not 401
     _install_error_handlers(app)
     _add_unsupported_routes(app, engine)
     _add_session_routes(app, engine)
@@ -88,10 +101,16 @@ async def parse(request: Request, model: type[Model], engine: EngineService | No
         raise InvalidRequestError(f"{endpoint}: {_validation_message(exc)}") from None
 
 
+def load_json(body: bytes) -> object:
+    """Parse a JSON body with pydantic's parser (as `parse` does): its nesting limit makes a
+    100k-deep body a ValueError like any other bad JSON, where `json.loads` overflows the stack."""
+    return pydantic_core.from_json(body)
+
+
 def release_seq_id(engine: EngineService, body: bytes) -> None:
     """The SDK counted this request in its model's sequence: let the next ones run."""
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except ValueError:
         return
     if isinstance(data, dict) and isinstance(data.get("model_id"), str) and isinstance(data.get("seq_id"), int):
@@ -101,7 +120,7 @@ def release_seq_id(engine: EngineService, body: bytes) -> None:
 def _validation_message(exc: pydantic.ValidationError) -> str:
     problems = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ())) or "body"
+        where = ".".join(str(p)[:100] for p in error.get("loc", ())) or "body"  # a key may be the client's
         if error.get("type") == "json_invalid":
             problems.append(f"body is not valid JSON ({error.get('msg')})")
         elif error.get("type") == "missing":
@@ -115,7 +134,7 @@ async def json_field(request: Request, name: str) -> str:
     """One string field of a small JSON body, with a 400 naming it when absent or malformed."""
     endpoint = request.url.path.removeprefix("/api/v1/")
     try:
-        body = await request.json()
+        body = load_json(await request.body())
     except ValueError:
         raise InvalidRequestError(f"{endpoint}: body is not valid JSON") from None
     value = body.get(name) if isinstance(body, dict) else None
@@ -138,10 +157,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     # in Starlette's outermost middleware, which re-raises after answering.
     @app.exception_handler(ChiefError)
     @app.exception_handler(Exception)
-    async def engine_error(_: Request, exc: Exception) -> JSONResponse:
+    async def engine_error(request: Request, exc: Exception) -> JSONResponse:
         status = status_of(exc)
         if status >= 500:
-            log.exception("internal error", exc_info=exc)
+            log.exception("internal error in %s %s (%s)", request.method, request.url.path,
+                          request.headers.get("x-sdk-method", "no SDK method"), exc_info=exc)
             return JSONResponse(error_body(f"internal engine error: {type(exc).__name__}: {exc}", "server"),
                                 status_code=status)
         return JSONResponse(error_body(str(exc)), status_code=status)
@@ -174,23 +194,27 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
     @app.get("/api/v1/engine_stats")
     async def engine_stats() -> dict:
         """Local-engine extra (not in the Tinker API): where and in which precision the engine
-        computes (evals record it: bf16 and fp32 scores differ), and how sampling was batched."""
+        computes (evals record it: bf16 and fp32 scores differ), how sampling was batched, and
+        the finished results it holds (`results_*`: count and bytes; unretrieved ones expire)."""
         precision = getattr(engine.backend, "precision", None)
         where = {"device": precision.device, "precision": precision.name} if precision else {}
-        return {**where, **engine.scheduler.stats}
+        return {**where, **engine.scheduler.stats, **engine.sdk_usage.stats(), **engine.futures.stats()}
 
     @app.post("/api/v1/client/config")
-    async def client_config() -> dict:
+    async def client_config(request: Request) -> dict:
+        # Only sdk_version is read: a newer SDK adding fields to this handshake must still connect.
+        check_sdk_version(await json_field(request, "sdk_version"))
         # zstd bodies keep big SFT batches cheap on the wire; we decode them in forward_backward.
         return {"pjwt_auth_enabled": False, "proto_compress_fwdbwd": True}
 
     @app.post("/api/v1/client/dynamic_config")
-    async def dynamic_config() -> dict:
+    async def dynamic_config(request: Request) -> dict:
+        await json_field(request, "sdk_version")
         return {"refresh_interval_sec": 300, "sample_cancel_enabled": False}
 
     @app.post("/api/v1/create_session")
     async def create_session(request: Request) -> dict:
-        await request.body()
+        await parse(request, CreateSessionRequest)  # tags, metadata, project: accepted, not used
         return {"type": "create_session", "session_id": engine.create_session()}
 
     @app.post("/api/v1/session_heartbeat")
@@ -264,6 +288,11 @@ def _add_training_routes(app: FastAPI, engine: EngineService) -> None:
         req = await parse(request, SaveWeightsForSamplerRequest, engine)
         return future_response(engine.save_weights_for_sampler(req), model_id=req.model_id)
 
+    @app.post("/api/v1/save_weights_external")
+    async def save_weights_external(request: Request) -> dict:
+        req = await parse(request, SaveWeightsExternalRequest, engine)
+        return future_response(engine.save_weights_external(req), model_id=req.model_id)
+
     @app.post("/api/v1/load_weights")
     async def load_weights(request: Request) -> dict:
         req = await parse(request, LoadWeightsRequest, engine)
@@ -276,11 +305,15 @@ async def _raw_body(request: Request) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding != "zstd":
-        raise InvalidRequestError(f"unsupported Content-Encoding {encoding!r} (expected zstd or none)")
-    try:
-        return zstandard.ZstdDecompressor().decompress(body, max_output_size=MAX_BODY_BYTES)
-    except zstandard.ZstdError as exc:
-        raise InvalidRequestError(f"body is not valid zstd data ({exc})") from None
+        raise InvalidRequestError(f"unsupported Content-Encoding {shown(encoding)} (expected zstd or none)")
+    return limits.inflate_zstd(body)
+
+
+async def _prune_every(futures: FutureTable, interval_s: float) -> None:
+    """Free expired results even while no request arrives to trigger it."""
+    while True:
+        await asyncio.sleep(interval_s)
+        futures.prune()
 
 
 # -- sampling ----------------------------------------------------------------------------------
@@ -313,6 +346,7 @@ def _add_sampling_routes(app: FastAPI, engine: EngineService, sampling: Sampling
 
 def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
     store = engine.store
+    signed = downloads.SignedDownloads(store)
 
     @app.get("/api/v1/get_server_capabilities")
     async def capabilities() -> dict:
@@ -345,7 +379,35 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
     async def weights_info(request: Request) -> dict:
         return listing.weights_info(store, await json_field(request, "tinker_path"))
 
+    @app.get("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/external_weights_urls")
+    async def external_weights_urls(run_id: str, checkpoint_id: str, request: Request) -> dict:
+        return signed.urls(str(request.base_url), run_id, checkpoint_id)
+
+    @app.get(downloads.PREFIX + "/{run_id}/{name}/{filename}")
+    async def external_weights_file(run_id: str, name: str, filename: str, expires: str = "",
+                                    signature: str = "") -> FileResponse:
+        return FileResponse(signed.file(run_id, name, filename, expires, signature),
+                            media_type="application/octet-stream")
+
+    @app.put("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/ttl")
+    async def set_checkpoint_ttl(run_id: str, checkpoint_id: str, request: Request) -> dict:
+        """RestClient.set_checkpoint_ttl_from_tinker_path: {"ttl_seconds": int} or null to keep forever."""
+        store.set_ttl(run_id, checkpoint_id, await _ttl_field(request))
+        return {}
+
     @app.api_route("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/{action}",
                    methods=["POST", "PUT", "DELETE", "GET"])
     async def checkpoint_action(action: str) -> None:
-        raise UnsupportedError(f"checkpoint {action} (publish, ttl, external weights URLs)")
+        raise UnsupportedError(f"checkpoint {action} (publishing checkpoints)")
+
+
+async def _ttl_field(request: Request) -> object:
+    """The body's `ttl_seconds` (present, possibly null); its range is the store's to check."""
+    try:
+        body = load_json(await request.body())
+    except ValueError:
+        raise InvalidRequestError("checkpoint ttl: body is not valid JSON (expected {\"ttl_seconds\": ...})") from None
+    if not isinstance(body, dict) or "ttl_seconds" not in body:
+        raise InvalidRequestError("checkpoint ttl: field ttl_seconds is missing (a number of seconds, "
+                                  "or null to keep the checkpoint forever)")
+    return body["ttl_seconds"]

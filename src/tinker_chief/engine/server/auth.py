@@ -2,14 +2,26 @@
 
 A non-loopback bind address is refused unless an API key is configured; with a key, every
 request must carry it in `X-API-Key` (compared in constant time) or gets a 401. The key must
-look like a Tinker key (`tml-...`) because the SDK refuses to send anything else. The key is
-never logged or echoed in errors.
+look like a Tinker key (`tml-...`) because the SDK refuses to send anything else; for a
+non-loopback bind it must also be hard to guess (`check_key_strength`). Wrong keys are rate
+limited per client address (`AuthFailureLimiter`): after a burst of 401s the address gets 429
+for every request, key checked or not, until its budget refills. The key is never logged or
+echoed in errors.
+
+Web pages are refused whatever the key (`BrowserGuardMiddleware`): a request whose `Host` is
+not an address of this engine (a DNS-rebinding page) or that carries a browser's `Origin` or
+`Sec-Fetch-Site: cross-site|same-site` header gets a 403. API clients (the tinker SDK, httpx,
+curl) send none of these, so they are unaffected.
 """
 
 from __future__ import annotations
 
+import collections
 import hmac
 import ipaddress
+import math
+import time
+from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,6 +30,13 @@ from tinker_chief.engine.server.errors import error_body
 from tinker_chief.errors import ConfigurationError
 
 LOCAL_CLIENT_KEY = "tml-local"
+_WILDCARD_HOSTS = ("0.0.0.0", "::")
+_BROWSER_SITES = (b"cross-site", b"same-site")  # Sec-Fetch-Site values of a request made by another page
+MIN_REMOTE_KEY_CHARS = 32  # after "tml-": what `secrets.token_urlsafe(24)` gives (192 random bits)
+MIN_REMOTE_KEY_DISTINCT = 12  # different characters: refuses "tml-aaaa...", "tml-12341234..."
+KEY_HINT = "python -c \"import secrets; print('tml-' + secrets.token_urlsafe(32))\""
+AUTH_FAILURE_BURST = 10  # wrong-key requests a client address may make in a row ...
+AUTH_FAILURE_REFILL_S = 6.0  # ... then one more per this many seconds (10 a minute)
 
 
 def is_loopback(host: str) -> bool:
@@ -40,22 +59,126 @@ def check_bind(host: str, api_key: str | None) -> None:
         raise ConfigurationError(
             f"refusing to listen on non-loopback address {host!r} without an API key: set --api-key "
             "or CHIEF_ENGINE_API_KEY (clients must then send it as their tinker api_key)")
+    if not is_loopback(host) and api_key:
+        check_key_strength(host, api_key)
+
+
+def check_key_strength(host: str, api_key: str) -> None:
+    """A key that guards a non-loopback address must resist guessing (the message never shows it)."""
+    secret = api_key.removeprefix("tml-")
+    if len(secret) < MIN_REMOTE_KEY_CHARS or len(set(secret)) < MIN_REMOTE_KEY_DISTINCT:
+        raise ConfigurationError(
+            f"the API key is too weak to expose the engine on {host!r}: after 'tml-' it needs at least "
+            f"{MIN_REMOTE_KEY_CHARS} characters with at least {MIN_REMOTE_KEY_DISTINCT} different ones "
+            f"(it has {len(secret)} with {len(set(secret))} different); generate one with {KEY_HINT}")
 
 
 class ApiKeyMiddleware:
-    """ASGI middleware: 401 unless the request's X-API-Key equals the configured key."""
+    """ASGI middleware: 401 unless the request's X-API-Key equals the configured key.
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+    Paths under `open_prefix` pass without a key: their route checks a credential of its own
+    (the signed download URLs of `downloads.py`, fetched by clients that send no key)."""
+
+    def __init__(self, app: ASGIApp, api_key: str, open_prefix: str | None = None,
+                 limiter: AuthFailureLimiter | None = None) -> None:
         self.app = app
         self._expected = api_key.encode()
+        self._open_prefix = open_prefix
+        self._limiter = limiter or AuthFailureLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope.get("headers") or []).get(b"x-api-key", b"")
-        if not hmac.compare_digest(sent, self._expected):
-            response = JSONResponse(error_body("missing or wrong X-API-Key for this engine"), status_code=401)
-            await response(scope, receive, send)
+        is_open = self._open_prefix is not None and scope["path"].startswith(self._open_prefix)
+        if not is_open:
+            client = (scope.get("client") or ("unknown", 0))[0]
+            wait_s = self._limiter.wait_s(client)
+            if wait_s > 0:  # before comparing: a locked-out address learns nothing about its guesses
+                message = (f"too many requests with a wrong X-API-Key from {client}; "
+                           f"retry in {math.ceil(wait_s)} seconds")
+                await JSONResponse(error_body(message), status_code=429,
+                                   headers={"Retry-After": str(math.ceil(wait_s))})(scope, receive, send)
+                return
+            sent = dict(scope.get("headers") or []).get(b"x-api-key", b"")
+            if not hmac.compare_digest(sent, self._expected):
+                self._limiter.spend(client)
+                response = JSONResponse(error_body("missing or wrong X-API-Key for this engine"), status_code=401)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class AuthFailureLimiter:
+    """A token bucket per client address, spent by each 401: `burst` in a row, then one per `refill_s`.
+
+    The table is bounded: past `max_clients` addresses, those whose bucket is full again (the
+    same as never seen) are forgotten, then the oldest. Runs on the event loop only (no lock).
+    """
+
+    def __init__(self, burst: int = AUTH_FAILURE_BURST, refill_s: float = AUTH_FAILURE_REFILL_S,
+                 clock: Callable[[], float] = time.monotonic, max_clients: int = 10_000) -> None:
+        self._burst, self._refill_s, self._clock, self._max = burst, refill_s, clock, max_clients
+        self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+
+    def wait_s(self, client: str) -> float:
+        """Seconds until `client` may try a key again (0: now)."""
+        missing = 1.0 - self._level(client)
+        return max(missing, 0.0) * self._refill_s
+
+    def spend(self, client: str) -> None:
+        self._buckets[client] = (self._level(client) - 1.0, self._clock())
+        self._buckets.move_to_end(client)
+        if len(self._buckets) > self._max:
+            for full in [c for c in self._buckets if self._level(c) >= self._burst]:
+                del self._buckets[full]
+            while len(self._buckets) > self._max:
+                self._buckets.popitem(last=False)
+
+    def _level(self, client: str) -> float:
+        if client not in self._buckets:
+            return float(self._burst)
+        tokens, stamp = self._buckets[client]
+        return min(float(self._burst), tokens + (self._clock() - stamp) / self._refill_s)
+
+
+def host_name(header: str) -> str:
+    """The host part of a `Host` header: `[::1]:8765` -> `::1`, `Localhost:80` -> `localhost`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class BrowserGuardMiddleware:
+    """ASGI middleware: 403 for requests a web page made (see the module docstring).
+
+    `Host` must name this engine: a loopback name or address, or the bind address itself; an
+    engine bound to every interface (0.0.0.0) accepts any `Host`, as it requires an API key.
+    """
+
+    def __init__(self, app: ASGIApp, bind_host: str) -> None:
+        self.app = app
+        bind = bind_host.strip("[]").lower()
+        self._any_host = bind in _WILDCARD_HOSTS
+        self._bind = bind
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = self._problem(dict(scope.get("headers") or []))
+        if problem is not None:
+            await JSONResponse(error_body(problem), status_code=403)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _problem(self, headers: dict[bytes, bytes]) -> str | None:
+        if b"origin" in headers or headers.get(b"sec-fetch-site", b"").lower() in _BROWSER_SITES:
+            return ("refused: this request came from a web page (it has a browser Origin or Sec-Fetch-Site "
+                    "header); the engine serves API clients such as the tinker SDK only")
+        host = host_name(headers.get(b"host", b"").decode("latin-1"))
+        if host and not self._any_host and host != self._bind and not is_loopback(host):
+            return (f"refused: the Host header names {host[:100]!r}, not this engine's address "
+                    f"({self._bind}); connect to the engine by its address (this blocks DNS rebinding)")
+        return None

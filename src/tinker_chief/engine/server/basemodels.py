@@ -5,6 +5,10 @@ directory (returned as `tokenizer_id` so the SDK's `get_tokenizer()` works offli
 come from the backend's `BaseModelInfo` when it lists the model, else from the catalog's
 `config.json`; they are computed once per model on the compute thread (materializing a
 built-in model may convert it the first time).
+
+The catalog is also where client-given names are checked: `canonical` accepts built-ins, hub
+ids in the local cache and the local directories the operator allowed (`LocalModelDirs`);
+a client is shown only `public_model_name`s (a directory's alias, never its path).
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinker_chief.engine.backend import ComputeBackend
-from tinker_chief.models import list_builtin_models, materialize_model, resolve_model
+from tinker_chief.models import (
+    LocalModelDirs,
+    list_builtin_models,
+    materialize_model,
+    public_model_name,
+    resolve_model,
+)
 
 
 @dataclass(frozen=True)
@@ -28,16 +38,25 @@ class BaseInfo:
     eos_tokens: tuple[int, ...]
 
 
-def canonical_name(name: str) -> str:
-    """The catalog's name for what a client typed; raises ModelNotFoundError listing options."""
-    return resolve_model(name).name
-
-
 class BaseModelCatalog:
-    def __init__(self, backend: ComputeBackend) -> None:
+    def __init__(self, backend: ComputeBackend, local_dirs: LocalModelDirs | None = None,
+                 tokenizer_paths: bool = True) -> None:
         self._backend = backend
+        self._local_dirs = local_dirs or LocalModelDirs()
+        # A tokenizer directory helps only a client on this machine (the SDK's offline
+        # get_tokenizer); an engine reachable from elsewhere does not tell other hosts its paths.
+        self._tokenizer_paths = tokenizer_paths
         self._infos: dict[str, BaseInfo] = {}
         self._lock = threading.Lock()
+
+    def canonical(self, name: str) -> str:
+        """The engine's name for what a client typed; raises ModelNotFoundError listing options."""
+        return resolve_model(name, self._local_dirs).name
+
+    def tokenizer_id(self, name: str) -> str | None:
+        """`get_info`'s tokenizer_id: the local tokenizer directory, for loopback clients only."""
+        info = self.cached(name)
+        return info.tokenizer_dir if info and self._tokenizer_paths else None
 
     def cached(self, name: str) -> BaseInfo | None:
         with self._lock:
@@ -45,7 +64,7 @@ class BaseModelCatalog:
 
     def info(self, name: str) -> BaseInfo:
         """Facts about a base model (compute thread only: may materialize the model)."""
-        canonical = canonical_name(name)
+        canonical = self.canonical(name)
         if (known := self.cached(canonical)) is not None:
             return known
         directory = materialize_model(canonical)
@@ -53,7 +72,7 @@ class BaseModelCatalog:
         generation = _read_json(directory / "generation_config.json")
         backend_info = next((b for b in self._backend.base_models() if b.name == canonical), None)
         info = BaseInfo(
-            name=canonical,
+            name=public_model_name(canonical),
             arch=backend_info.arch if backend_info else str(config.get("model_type", "unknown")),
             vocab_size=int(config["vocab_size"]),
             max_context_length=(backend_info.max_context_length if backend_info
@@ -69,7 +88,7 @@ class BaseModelCatalog:
         """(name, context length if known) for every built-in and every model the engine loaded."""
         names: dict[str, int | None] = {spec.name: None for spec in list_builtin_models()}
         for info in self._backend.base_models():
-            names[info.name] = info.max_context_length
+            names[public_model_name(info.name)] = info.max_context_length
         with self._lock:
             for info in self._infos.values():
                 names[info.name] = info.max_context_length

@@ -23,9 +23,9 @@ from tinker_chief.engine.backend import (
     SampleResult,
     SamplingSettings,
 )
-from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError
+from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, shown
 
-SUPPORTED_LOSSES = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro")
+SUPPORTED_LOSSES = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo")
 _RL_INPUTS = ("target_tokens", "logprobs", "advantages")
 REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
     "cross_entropy": ("target_tokens", "weights"),
@@ -33,12 +33,21 @@ REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
     "ppo": _RL_INPUTS,
     "cispo": _RL_INPUTS,
     "dro": _RL_INPUTS,
+    "gspo": _RL_INPUTS,
 }
 _NUMPY_OF = {pb.DTYPE_FLOAT32: np.float32, pb.DTYPE_INT64: np.int64, pb.DTYPE_INT32: np.int32}
 _PROTO_OF = {np.dtype(np.float32): pb.DTYPE_FLOAT32, np.dtype(np.int64): pb.DTYPE_INT64,
              np.dtype(np.int32): pb.DTYPE_INT32}
 DEFAULT_MAX_TOKENS = 128
 MAX_NUM_SAMPLES = 256
+# topk_prompt_logprobs feeds top-K distillation; the cookbook recommends K=20 (its SDFT results
+# show K=20 matches full-vocabulary KL), so 100 leaves room while keeping a response small.
+MAX_TOPK_PROMPT_LOGPROBS = 100
+# What one request may make the engine hold (see docs/BENCHMARKS.md, bench/engine_limits.py):
+# sampled tokens (num_samples x max_tokens; 256 x 4096) and top-k cells (prompt positions x k).
+MAX_SAMPLED_TOKENS = 1 << 20
+MAX_TOPK_CELLS = 1 << 20
+MAX_SEED = (1 << 64) - 1  # the SDK's protobuf SamplingParams.seed is a uint64
 _EMPTY_TOPK_LOGPROB = -99999.0
 
 
@@ -72,7 +81,7 @@ def decode_forward_backward(body: bytes) -> pb.ForwardBackwardRequest:
 def forward_backward_call(message: pb.ForwardBackwardRequest) -> ForwardBackwardCall:
     loss_fn = message.loss_fn or "cross_entropy"
     if loss_fn not in SUPPORTED_LOSSES:
-        if loss_fn in ("custom", "gspo", "stable_reinforce"):
+        if loss_fn in ("custom", "stable_reinforce"):
             raise UnsupportedError(f"loss_fn {loss_fn!r}")
         raise InvalidRequestError(
             f"forward_backward: unknown loss_fn {loss_fn!r}; expected one of {', '.join(SUPPORTED_LOSSES)}")
@@ -199,12 +208,15 @@ def sampling_settings(request: WireSampleRequest, eos_tokens: tuple[int, ...]) -
            f"sampling_params.temperature must be a finite number >= 0, got {params.temperature}")
     _check(0 < params.top_p <= 1, f"sampling_params.top_p must be in (0, 1], got {params.top_p}")
     _check(params.top_k == -1 or params.top_k >= 1, f"sampling_params.top_k must be -1 or >= 1, got {params.top_k}")
+    _check(params.seed is None or 0 <= params.seed <= MAX_SEED,
+           f"sampling_params.seed must be between 0 and {MAX_SEED} (2**64 - 1), got {shown(params.seed)}")
     return SamplingSettings(max_tokens=max_tokens, temperature=float(params.temperature),
                             top_p=float(params.top_p), top_k=int(params.top_k), seed=params.seed,
                             stop_strings=strings, stop_tokens=tokens)
 
 
-def sample_request(request: WireSampleRequest, sampler: str, eos_tokens: tuple[int, ...]) -> SampleRequest:
+def sample_request(request: WireSampleRequest, sampler: str, eos_tokens: tuple[int, ...],
+                   vocab_size: int | None = None) -> SampleRequest:
     for field, unsupported in (("topk_sample_logprobs", request.topk_sample_logprobs > 0),
                                ("target_prompt_logprobs", request.target_prompt_logprobs is not None),
                                ("prompt_alt_tokens_k", request.prompt_alt_tokens_k > 0),
@@ -213,12 +225,40 @@ def sample_request(request: WireSampleRequest, sampler: str, eos_tokens: tuple[i
             raise UnsupportedError(f"asample: {field}")
     _check(1 <= request.num_samples <= MAX_NUM_SAMPLES,
            f"num_samples must be between 1 and {MAX_NUM_SAMPLES}, got {request.num_samples}")
-    _check(request.topk_prompt_logprobs >= 0, "topk_prompt_logprobs must be >= 0")
+    _check_topk(request.topk_prompt_logprobs, vocab_size)
     prompt = prompt_tokens(request)
+    settings = sampling_settings(request, eos_tokens)
+    _check_last_n(request.prompt_logprobs_last_n, len(prompt))
+    _check_budget(request, len(prompt), settings.max_tokens)
     want_prompt_lp = bool(request.prompt_logprobs) or request.topk_prompt_logprobs > 0
-    return SampleRequest(sampler=sampler, prompt=prompt, num_samples=request.num_samples,
-                         settings=sampling_settings(request, eos_tokens),
+    return SampleRequest(sampler=sampler, prompt=prompt, num_samples=request.num_samples, settings=settings,
                          prompt_logprobs=want_prompt_lp, topk_prompt_logprobs=request.topk_prompt_logprobs)
+
+
+def _check_topk(k: int, vocab_size: int | None) -> None:
+    limit = min(MAX_TOPK_PROMPT_LOGPROBS, vocab_size or MAX_TOPK_PROMPT_LOGPROBS)
+    why = "the engine's maximum" + (" and the vocabulary size" if limit < MAX_TOPK_PROMPT_LOGPROBS else "")
+    _check(0 <= k <= limit, f"asample: topk_prompt_logprobs must be between 0 and {limit} ({why}), got {shown(k)}")
+
+
+def _check_last_n(last_n: int | None, prompt_length: int) -> None:
+    _check(last_n is None or 1 <= last_n <= prompt_length - 1,
+           f"asample: prompt_logprobs_last_n must be between 1 and the prompt length - 1 ({prompt_length - 1}), "
+           f"got {shown(last_n)}")
+
+
+def _check_budget(request: WireSampleRequest, prompt_length: int, max_tokens: int) -> None:
+    """Refuse, before anything is allocated, a request whose results would exceed one request's share."""
+    sampled = request.num_samples * max_tokens
+    _check(sampled <= MAX_SAMPLED_TOKENS,
+           f"asample: num_samples x max_tokens = {request.num_samples} x {shown(max_tokens)} = {shown(sampled)} "
+           f"sampled tokens exceeds the engine's limit of {MAX_SAMPLED_TOKENS} per request "
+           "(split it into several requests)")
+    cells = (prompt_length - 1) * request.topk_prompt_logprobs
+    _check(cells <= MAX_TOPK_CELLS,
+           f"asample: topk_prompt_logprobs x scored prompt tokens = {request.topk_prompt_logprobs} x "
+           f"{prompt_length - 1} = {cells} exceeds the engine's limit of {MAX_TOPK_CELLS} top-k entries per "
+           "request (lower topk_prompt_logprobs or split the prompt)")
 
 
 def prompt_tokens(request: WireSampleRequest) -> tuple[int, ...]:

@@ -8,23 +8,37 @@ The engine runs as `python -m tinker_chief.engine.server` in a subprocess (its o
 training code reaches it only over HTTP, exactly like Tinker's cloud). Ready means it printed
 its base URL; a process that dies or stays silent past `ready_timeout` raises `EngineError`
 with the tail of its log. `ensure_engine` reuses an engine already answering at a URL.
+
+Unless given one, a started engine gets a random key of its own (`tml-` + 32 random bytes),
+passed to it in its environment (never on its command line) and handed to clients as
+`api_key_for_clients`, so no other user or web page can drive it. While the engine runs, the
+key is also kept in a file only this user can read (`<cache>/engine-keys/<port>`, mode 0600,
+removed when it stops), so a later `chief` process of the same user that is pointed at the
+engine's URL finds it (`engine_key`). Local model directories an engine may serve are passed
+as `allow_model_dirs` (the launcher's callers list the ones their project names).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
-from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY
+from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY, is_loopback
 from tinker_chief.engine.server.main import API_KEY_ENV, READY_PREFIX
 from tinker_chief.errors import EngineError
+from tinker_chief.models import cache_dir
 
 _LOG_TAIL_CHARS = 3000
 ENGINE_SPIN_COUNT = "10000"  # libgomp spin iterations before a worker thread sleeps (its default: 300000)
@@ -35,13 +49,14 @@ class EngineHandle:
     """A running engine. `stop()` (or leaving the `with` block) shuts it down cleanly."""
 
     base_url: str
-    api_key_for_clients: str
+    api_key_for_clients: str = field(repr=False)
     log_file: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
+    key_file: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.process is not None:  # never leak an engine if the caller forgets stop()
-            self._finalizer = weakref.finalize(self, _terminate, self.process, 10.0)
+        if self.process is not None:  # never leak an engine (or its key file) if the caller forgets stop()
+            self._finalizer = weakref.finalize(self, _shut_down, self.process, 10.0, self.key_file)
 
     @property
     def owned(self) -> bool:
@@ -54,7 +69,7 @@ class EngineHandle:
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is not None:
             self._finalizer.detach()
-            _terminate(self.process, timeout)
+            _shut_down(self.process, timeout, self.key_file)
 
     def __enter__(self) -> EngineHandle:
         return self
@@ -65,8 +80,12 @@ class EngineHandle:
 
 def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None = None, device: str = "auto",
                  dtype: str = "auto", api_key: str | None = None, log_file: Path | None = None,
-                 ready_timeout: float = 180.0) -> EngineHandle:
-    """Start `python -m tinker_chief.engine.server` and wait until it serves."""
+                 ready_timeout: float = 180.0, allow_model_dirs: Iterable[Path] = (),
+                 session_timeout: float | None = None, max_training_clients: int | None = None) -> EngineHandle:
+    """Start `python -m tinker_chief.engine.server` and wait until it serves.
+
+    Without `api_key` the engine gets a random key of its own (see the module docstring).
+    """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     log_file = Path(log_file) if log_file else state_dir / "engine.log"
@@ -81,28 +100,94 @@ def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None =
     # contention (docs/BENCHMARKS.md); a user's own OMP_WAIT_POLICY/GOMP_SPINCOUNT wins.
     if "OMP_WAIT_POLICY" not in env:
         env.setdefault("GOMP_SPINCOUNT", ENGINE_SPIN_COUNT)
-    if api_key:
-        env[API_KEY_ENV] = api_key
+    key = api_key or f"tml-{secrets.token_urlsafe(32)}"
+    env[API_KEY_ENV] = key  # the environment, not argv: a process listing shows every user the arguments
     command = [sys.executable, "-m", "tinker_chief.engine.server", "--host", host, "--port", str(port or 0),
                "--state-dir", str(state_dir), "--device", device, "--dtype", dtype,
                "--exit-with-parent", str(os.getpid())]
+    command += [arg for directory in allow_model_dirs for arg in ("--allow-model-dir", str(directory))]
+    if session_timeout is not None:
+        command += ["--session-timeout", str(session_timeout)]
+    if max_training_clients is not None:
+        command += ["--max-training-clients", str(max_training_clients)]
     offset = log_file.stat().st_size if log_file.exists() else 0
     with log_file.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=env)
     url = _wait_ready(process, log_file, offset, ready_timeout)
-    return EngineHandle(url, api_key or LOCAL_CLIENT_KEY, log_file, process)
+    key_file = None if api_key else _save_key(url, key, process.pid)  # a caller's own key is never written
+    return EngineHandle(url, key, log_file, process, key_file)
 
 
 def ensure_engine(base_url: str | None = None, *, state_dir: Path, api_key: str | None = None,
                   **start_kwargs: object) -> EngineHandle:
     """The engine answering at `base_url` if there is one, else a newly started one.
 
-    A reused engine's handle does not own the process: `stop()` leaves it running.
+    A reused engine's handle does not own the process: `stop()` leaves it running. Without
+    `api_key`, the key of an engine that chief started at `base_url` is found (`engine_key`).
     """
-    if base_url and engine_is_up(base_url, api_key):
-        return EngineHandle(base_url.rstrip("/"), api_key or LOCAL_CLIENT_KEY)
+    key = api_key or (engine_key(base_url) if base_url else None)
+    if base_url and engine_is_up(base_url, key):
+        return EngineHandle(base_url.rstrip("/"), key or LOCAL_CLIENT_KEY)
     return start_engine(state_dir=state_dir, api_key=api_key, **start_kwargs)  # type: ignore[arg-type]
+
+
+def engine_key(base_url: str) -> str | None:
+    """The key of a running engine that chief started at this loopback URL, readable only by the
+    user who started it; None for any other URL (then the caller's key, or none, applies)."""
+    path = _key_file(base_url)
+    try:
+        if path is None or not _private(path):
+            return None
+        saved = json.loads(path.read_text())
+        pid, key = int(saved["pid"]), str(saved["key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return key if _alive(pid) else None  # a file left by an engine that was killed is stale
+
+
+def _key_file(base_url: str) -> Path | None:
+    try:
+        parsed = urlparse(base_url)
+        port = parsed.port
+    except ValueError:
+        return None
+    if not parsed.hostname or not is_loopback(parsed.hostname) or port is None:
+        return None
+    return cache_dir().parent / "engine-keys" / str(port)
+
+
+def _private(path: Path) -> bool:
+    """Owned by this user and unreadable by anyone else."""
+    status = path.stat()
+    return status.st_uid == os.getuid() and not status.st_mode & 0o077
+
+
+def _save_key(base_url: str, key: str, pid: int) -> Path | None:
+    """Best effort: without the file only other processes' discovery of the key is lost."""
+    path = _key_file(base_url)
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.parent.stat().st_uid != os.getuid():
+            return None
+        os.chmod(path.parent, 0o700)
+        handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".key.")  # mkstemp creates it 0600
+        with os.fdopen(handle, "w") as out:
+            json.dump({"pid": pid, "key": key}, out)
+        os.replace(staging, path)
+    except OSError:
+        return None
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or another user's: not the engine that wrote it
+        return False
+    return True
 
 
 def engine_is_up(base_url: str, api_key: str | None = None, timeout: float = 2.0) -> bool:
@@ -124,7 +209,7 @@ def engine_stats(base_url: str, api_key: str | None = None, timeout: float = 5.0
 def _get(base_url: str, route: str, api_key: str | None, timeout: float) -> httpx.Response | None:
     try:
         return httpx.get(f"{base_url.rstrip('/')}/api/v1/{route}", timeout=timeout,
-                         headers={"X-API-Key": api_key or LOCAL_CLIENT_KEY})
+                         headers={"X-API-Key": api_key or engine_key(base_url) or LOCAL_CLIENT_KEY})
     except httpx.HTTPError:
         return None
 
@@ -152,6 +237,12 @@ def _read_from(path: Path, offset: int) -> str:
             return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def _shut_down(process: subprocess.Popen, timeout: float, key_file: Path | None) -> None:
+    _terminate(process, timeout)
+    if key_file is not None:
+        key_file.unlink(missing_ok=True)
 
 
 def _terminate(process: subprocess.Popen, timeout: float) -> None:

@@ -1,7 +1,7 @@
 """REST listings for `tinker.RestClient`: capabilities, training runs, checkpoints, weights info.
 
 Built from the on-disk store, so everything saved before an engine restart is listed after
-it. Response shapes are the SDK's pydantic models (`TrainingRun`, `Checkpoint`, `Cursor`, ...)
+it; expired checkpoints are left out, the others carry their `expires_at`. Response shapes are the SDK's pydantic models (`TrainingRun`, `Checkpoint`, `Cursor`, ...)
 dumped to JSON, so they validate on the client by construction.
 """
 
@@ -11,6 +11,7 @@ from tinker.types import Checkpoint, Cursor, TrainingRun
 from tinker.types.weights_info_response import WeightsInfoResponse
 
 from tinker_chief.engine.server.store import CHECKPOINT_TYPE, CheckpointRecord, CheckpointStore, RunRecord
+from tinker_chief.models import public_model_name
 
 OWNER = "local"
 
@@ -25,15 +26,15 @@ def checkpoint_json(record: CheckpointRecord) -> dict:
     return Checkpoint(checkpoint_id=record.checkpoint_id,
                       checkpoint_type=CHECKPOINT_TYPE[record.kind],  # type: ignore[arg-type]
                       time=record.created, tinker_path=record.tinker_path,
-                      size_bytes=record.size_bytes, user_metadata=record.user_metadata
-                      ).model_dump(mode="json")
+                      size_bytes=record.size_bytes, user_metadata=record.user_metadata,
+                      expires_at=record.expires_at).model_dump(mode="json")
 
 
 def training_run_json(store: CheckpointStore, run: RunRecord) -> dict:
     checkpoints = store.list_checkpoints(run.run_id)
     last = {kind: next((c for c in reversed(checkpoints) if c.kind == kind), None) for kind in CHECKPOINT_TYPE}
     return TrainingRun(
-        training_run_id=run.run_id, base_model=run.base_model, model_owner=OWNER, is_lora=True,
+        training_run_id=run.run_id, base_model=public_model_name(run.base_model), model_owner=OWNER, is_lora=True,
         lora_rank=run.lora.get("rank"), last_request_time=run.last_request_time,
         last_checkpoint=checkpoint_json(last["weights"]) if last["weights"] else None,
         last_sampler_checkpoint=checkpoint_json(last["sampler_weights"]) if last["sampler_weights"] else None,
@@ -63,6 +64,6 @@ def weights_info(store: CheckpointStore, tinker_path: str) -> dict:
     record, _ = store.resolve(tinker_path)
     run = store.get_run(record.run_id)
     lora = run.lora_spec()
-    return WeightsInfoResponse(base_model=run.base_model, is_lora=True, lora_rank=lora.rank,
+    return WeightsInfoResponse(base_model=public_model_name(run.base_model), is_lora=True, lora_rank=lora.rank,
                                train_unembed=lora.train_unembed, train_mlp=lora.train_mlp,
                                train_attn=lora.train_attn).model_dump(mode="json")

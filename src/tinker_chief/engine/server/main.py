@@ -19,7 +19,8 @@ from typing import Literal
 
 import uvicorn
 
-from tinker_chief.engine.server.auth import check_bind
+from tinker_chief.engine.server.auth import check_bind, is_loopback
+from tinker_chief.errors import ConfigurationError
 
 READY_PREFIX = "chief engine listening on "
 API_KEY_ENV = "CHIEF_ENGINE_API_KEY"
@@ -35,10 +36,24 @@ class EngineSettings:
     device: Device = "auto"
     dtype: DType = "auto"
     api_key: str | None = None
+    allow_model_dirs: tuple[Path, ...] = ()  # local model directories clients may use as base models
+    session_timeout: float | None = None  # None: the engine's default (service.SESSION_TIMEOUT_S)
+    max_training_clients: int | None = None  # None: the engine's default (service.MAX_TRAINING_CLIENTS)
 
     def __repr__(self) -> str:  # never show the key
         return (f"EngineSettings(state_dir={self.state_dir!s}, host={self.host}, port={self.port}, "
-                f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'})")
+                f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'}, "
+                f"allow_model_dirs={len(self.allow_model_dirs)}, session_timeout={self.session_timeout}, "
+                f"max_training_clients={self.max_training_clients})")
+
+    def check(self) -> None:
+        """Refuse bad settings before anything is loaded (ConfigurationError naming the flag)."""
+        check_bind(self.host, self.api_key)
+        if self.session_timeout is not None and not self.session_timeout > 0:
+            raise ConfigurationError("--session-timeout must be a positive number of seconds, "
+                                     f"got {self.session_timeout}")
+        if self.max_training_clients is not None and self.max_training_clients < 1:
+            raise ConfigurationError(f"--max-training-clients must be at least 1, got {self.max_training_clients}")
 
 
 def base_url(host: str, port: int) -> str:
@@ -68,20 +83,32 @@ class _Server(uvicorn.Server):
 
 def serve(settings: EngineSettings) -> None:
     """Blocking: serve the engine until SIGINT/SIGTERM. Raises ChiefError on bad settings."""
-    check_bind(settings.host, settings.api_key)
+    settings.check()
+    from tinker_chief.engine.server import limits
+    from tinker_chief.models import LocalModelDirs
+
+    read_timeout_s = limits.read_timeout()  # a bad CHIEF_ENGINE_READ_TIMEOUT fails before torch loads
+
+    local_dirs = LocalModelDirs.allow(settings.allow_model_dirs)  # a bad entry fails before torch loads
     from tinker_chief.engine.compute import TorchBackend
+    from tinker_chief.engine.server import service
     from tinker_chief.engine.server.app import create_app
-    from tinker_chief.engine.server.service import EngineService
+    from tinker_chief.engine.server.basemodels import BaseModelCatalog
 
     logging.basicConfig(level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     backend = TorchBackend(device=settings.device, dtype=settings.dtype,
                            spill_root=settings.state_dir / "evicted-samplers")
-    engine = EngineService(backend, settings.state_dir)
-    app = create_app(engine, api_key=settings.api_key)
+    engine = service.EngineService(
+        backend, settings.state_dir,
+        catalog=BaseModelCatalog(backend, local_dirs, tokenizer_paths=is_loopback(settings.host)),
+        session_timeout=settings.session_timeout or service.SESSION_TIMEOUT_S,
+        max_training_clients=settings.max_training_clients or service.MAX_TRAINING_CLIENTS)
+    app = create_app(engine, api_key=settings.api_key, bind_host=settings.host)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5, lifespan="on")
+                            access_log=False, timeout_graceful_shutdown=5, lifespan="on",
+                            http=limits.guarded_h11(read_timeout_s))  # closes connections that stall
 
     def announce(port: int) -> None:
         print(f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, "

@@ -17,9 +17,10 @@ from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
 from tinker_chief.engine.backend import SampleRequest
 from tinker_chief.engine.server import codec
-from tinker_chief.engine.server.basemodels import BaseInfo, canonical_name
-from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError
+from tinker_chief.engine.server.basemodels import BaseInfo
+from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, shown
 from tinker_chief.engine.server.service import EngineService, SamplerState, check_tokens
+from tinker_chief.models import public_model_name
 
 
 class SamplingService:
@@ -29,18 +30,28 @@ class SamplingService:
     def prepare_sampler(self, model_path: str | None, base_model: str | None):
         """A callable for the compute thread that loads the sampler and returns its state."""
         if model_path:
-            record, directory = self.engine.store.resolve(model_path)
-            run = self.engine.store.get_run(record.run_id)
-            if base_model and canonical_name(base_model) != run.base_model:
-                raise InvalidRequestError(f"{model_path} was trained on {run.base_model}, not {base_model}")
+            lease = self.engine.store.lease(model_path)  # released once the sampler is registered
+            try:
+                run = self.engine.store.get_run(lease.record.run_id)
+                if base_model and self.engine.catalog.canonical(base_model) != run.base_model:
+                    raise InvalidRequestError(f"{model_path} was trained on "
+                                              f"{public_model_name(run.base_model)}, not {base_model}")
+            except Exception:
+                lease.release()
+                raise
 
             def load_checkpoint() -> SamplerState:
-                self.engine.catalog.info(run.base_model)
-                return SamplerState(self.engine.backend.load_sampler(directory), run.base_model, model_path)
+                try:
+                    self.engine.catalog.info(run.base_model)
+                    key = self.engine.backend.load_sampler(lease.directory)
+                except Exception:
+                    lease.release()
+                    raise
+                return SamplerState(key, run.base_model, model_path, lease)
             return load_checkpoint
         if not base_model:
             raise InvalidRequestError("expected model_path (a tinker:// checkpoint) or base_model")
-        name = canonical_name(base_model)
+        name = self.engine.catalog.canonical(base_model)
 
         def load_base() -> SamplerState:
             self.engine.catalog.info(name)
@@ -50,44 +61,61 @@ class SamplingService:
     def register_session(self, request: CreateSamplingSessionRequest, state: SamplerState) -> str:
         sampling_session_id = f"{request.session_id}:sample:{request.sampling_session_seq_id}"
         self.engine.samplers[sampling_session_id] = state
+        state.release()  # registered: from now on the session itself keeps the checkpoint in use
         return sampling_session_id
 
     def sampler(self, sampling_session_id: str) -> SamplerState:
         state = self.engine.samplers.get(sampling_session_id)
         if state is None:
-            raise NotFoundError(f"unknown sampler {sampling_session_id!r} (the engine may have restarted; "
-                                "create a new sampling client)")
+            raise NotFoundError(f"unknown sampler {shown(sampling_session_id)} (its session ended or the engine "
+                                "restarted; create a new sampling client)")
+        self.engine.sessions.touch(sampling_session_id.split(":", 1)[0])  # a sign of life of its session
         return state
 
     def _reloader(self, state: SamplerState):
         """Compute-thread hook: the backend keeps a bounded cache of adapters, so a checkpoint's
-        sampler may have been evicted; `load_sampler` returns the cached key or loads it again."""
+        sampler may have been evicted; `load_sampler` returns the cached key or loads it again.
+        The sampler held the checkpoint since before it expired, so expiry does not stop it."""
         def refresh(request: SampleRequest) -> SampleRequest:
-            _, directory = self.engine.store.resolve(state.model_path)
-            state.sampler_key = self.engine.backend.load_sampler(directory)
+            try:
+                _, directory = self.engine.store.resolve(state.model_path, allow_expired=True)
+                state.sampler_key = self.engine.backend.load_sampler(directory)
+            finally:
+                state.release()  # a one-off sample's lease (sessions released theirs already)
             return replace(request, sampler=state.sampler_key)
         return refresh
 
     def describe(self, sampler_id: str) -> dict:
         state = self.sampler(sampler_id)
-        return {"sampler_id": sampler_id, "base_model": state.base_model, "model_path": state.model_path}
+        return {"sampler_id": sampler_id, "base_model": public_model_name(state.base_model),
+                "model_path": state.model_path}
 
     def asample(self, request: WireSampleRequest, state: SamplerState) -> dict:
-        info = self.engine.catalog.cached(state.base_model)
-        eos = info.eos_tokens if info else ()
-        backend_request = codec.sample_request(request, state.sampler_key, eos)
-        if info is not None:
-            if request.sampling_params.max_tokens is None:  # our default must fit, the client's must not
-                room = max(1, info.max_context_length - len(backend_request.prompt))
-                settings = replace(backend_request.settings, max_tokens=min(backend_request.settings.max_tokens, room))
-                backend_request = replace(backend_request, settings=settings)
-            _check_prompt(backend_request.prompt, backend_request.settings.max_tokens, info)
+        try:
+            backend_request = self._backend_request(request, state)
+        except Exception:
+            state.release()  # a refused one-off sample never reaches the hook that releases it
+            raise
         request_id = self.engine.futures.create("sample")
         self.engine.scheduler.submit_sample(
             request_id, backend_request, lambda result: codec.encode_sample(result, request),
             refresh=self._reloader(state) if state.model_path else None)
         return {"request_id": request_id,
                 "sample_sequence_ids": [f"{request_id}:{i}" for i in range(request.num_samples)]}
+
+
+    def _backend_request(self, request: WireSampleRequest, state: SamplerState) -> SampleRequest:
+        info = self.engine.catalog.cached(state.base_model)
+        eos = info.eos_tokens if info else ()
+        backend_request = codec.sample_request(request, state.sampler_key, eos,
+                                               vocab_size=info.vocab_size if info else None)
+        if info is not None:
+            if request.sampling_params.max_tokens is None:  # our default must fit, the client's must not
+                room = max(1, info.max_context_length - len(backend_request.prompt))
+                settings = replace(backend_request.settings, max_tokens=min(backend_request.settings.max_tokens, room))
+                backend_request = replace(backend_request, settings=settings)
+            _check_prompt(backend_request.prompt, backend_request.settings.max_tokens, info)
+        return backend_request
 
 
 def _check_prompt(prompt: tuple[int, ...], max_tokens: int, info: BaseInfo) -> None:

@@ -6,6 +6,11 @@ client gets a 4xx with a specific sentence; the work itself is handed to the sch
 its result lands in the future table. Model ids follow the SDK's own convention
 `<session>:train:<model_seq_id>` (0.38 derives it client-side for `load_weights`), and a model
 id doubles as its training run id in `tinker://` paths. Sampling lives in `sampling.py`.
+
+Clients that share the engine share its memory, so a session's training and sampling clients
+are unloaded when it finishes (`ServiceClient.close()`) or goes `session_timeout` seconds
+without a heartbeat or a request naming it, and at most `max_training_clients` training
+clients are loaded at once (each holds a LoRA adapter, its gradients and AdamW moments).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +29,31 @@ from tinker.types import AdamParams
 from tinker.types.create_model_request import CreateModelRequest
 from tinker.types.load_weights_request import LoadWeightsRequest
 from tinker.types.optim_step_request import OptimStepRequest
+from tinker.types.save_weights_external_request import SaveWeightsExternalRequest
 from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
 from tinker.types.save_weights_request import SaveWeightsRequest
 
 from tinker_chief.engine.backend import AdamStep, ComputeBackend, DatumArrays, LoraSpec
 from tinker_chief.engine.server import codec
-from tinker_chief.engine.server.basemodels import BaseInfo, BaseModelCatalog, canonical_name
-from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, UnsupportedError
+from tinker_chief.engine.server.basemodels import BaseInfo, BaseModelCatalog
+from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, UnsupportedError, shown
 from tinker_chief.engine.server.futures import FutureTable, Payload
 from tinker_chief.engine.server.scheduler import Scheduler
-from tinker_chief.engine.server.store import CheckpointKind, CheckpointStore, RunRecord, validate_name
+from tinker_chief.engine.server.sdk_usage import SdkUsage
+from tinker_chief.engine.server.store import (
+    CheckpointKind,
+    CheckpointLease,
+    CheckpointStore,
+    Clock,
+    RunRecord,
+    validate_name,
+    validate_ttl,
+)
+from tinker_chief.models import public_model_name
 
 MAX_LORA_RANK = 1024
+SESSION_TIMEOUT_S = 300.0  # the SDK heartbeats every 10 s: 5 silent minutes mean the client is gone
+MAX_TRAINING_CLIENTS = 32  # as many as the sampler cache holds adapters
 
 
 @dataclass
@@ -50,47 +69,124 @@ class SamplerState:
     sampler_key: str
     base_model: str
     model_path: str | None
+    # Holds the checkpoint from resolving `model_path` until the sampler is registered (then the
+    # registration itself keeps it in use) or, for a one-off sample, until its adapter is loaded.
+    lease: CheckpointLease | None = field(default=None, repr=False, compare=False)
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+
+
+class _Sessions:
+    """Live sessions and when each was last heard from (a heartbeat or a request naming it)."""
+
+    def __init__(self, timeout: float, clock: Callable[[], float]) -> None:
+        self.timeout, self._clock = timeout, clock
+        self._last_seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, session_id: str) -> None:
+        with self._lock:
+            self._last_seen[session_id] = self._clock()
+
+    def touch(self, session_id: str) -> bool:
+        """Record a sign of life; False for a session that is not live."""
+        with self._lock:
+            if session_id not in self._last_seen:
+                return False
+            self._last_seen[session_id] = self._clock()
+            return True
+
+    def remove(self, session_id: str) -> bool:
+        with self._lock:
+            return self._last_seen.pop(session_id, None) is not None
+
+    def pop_silent(self) -> list[str]:
+        """End and return the sessions silent for longer than the timeout."""
+        deadline = self._clock() - self.timeout
+        with self._lock:
+            silent = [sid for sid, seen in self._last_seen.items() if seen < deadline]
+            for sid in silent:
+                del self._last_seen[sid]
+        return silent
 
 
 class EngineService:
-    def __init__(self, backend: ComputeBackend, state_dir: Path) -> None:
+    def __init__(self, backend: ComputeBackend, state_dir: Path, clock: Clock = time.time, *,
+                 catalog: BaseModelCatalog | None = None, session_timeout: float = SESSION_TIMEOUT_S,
+                 max_training_clients: int = MAX_TRAINING_CLIENTS,
+                 session_clock: Callable[[], float] = time.monotonic) -> None:
         self.backend = backend
         self.futures = FutureTable()
         self.scheduler = Scheduler(backend, self.futures)
-        self.store = CheckpointStore(state_dir)
-        self.catalog = BaseModelCatalog(backend)
+        self.store = CheckpointStore(state_dir, clock)
+        self.sdk_usage = SdkUsage()
+        self.catalog = catalog or BaseModelCatalog(backend)
         self.models: dict[str, TrainingModel] = {}
         self.samplers: dict[str, SamplerState] = {}
-        self.sessions: set[str] = set()
+        self.sessions = _Sessions(session_timeout, session_clock)
+        self.max_training_clients = max_training_clients
         self._creations: dict[str, str] = {}  # model_id -> request id (SDK retries)
-        self._lock = threading.Lock()
         self._auto_names = itertools.count(1)
 
     # -- sessions ----------------------------------------------------------------------------
 
     def create_session(self) -> str:
+        self._end_silent_sessions()
         session_id = uuid.uuid4().hex[:12]
-        with self._lock:
-            self.sessions.add(session_id)
+        self.sessions.add(session_id)
         return session_id
 
     def require_session(self, session_id: str) -> None:
-        if session_id not in self.sessions:
-            raise NotFoundError(f"unknown session {session_id!r} (the engine may have restarted; "
-                                "create a new ServiceClient)")
+        """Check that the session is live, and count the request as a sign of life."""
+        self._end_silent_sessions()
+        if not self.sessions.touch(session_id):
+            raise NotFoundError(f"unknown session {shown(session_id)}: it was closed, went "
+                                f"{self.sessions.timeout:.0f} s without a heartbeat, or the engine restarted "
+                                "(create a new ServiceClient)")
 
     def finish_session(self, session_id: str) -> None:
         # Lenient on purpose: a client closing after an engine restart should not crash its script.
-        with self._lock:
-            self.sessions.discard(session_id)
+        if self.sessions.remove(session_id):
+            self._unload_session(session_id)
+
+    def _end_silent_sessions(self) -> None:
+        for session_id in self.sessions.pop_silent():
+            self._unload_session(session_id)
+
+    def _unload_session(self, session_id: str) -> None:
+        """Forget the session's clients now; free their memory on the compute thread."""
+        # Snapshots (tuple() copies in one step): the compute thread may drop a failed model meanwhile.
+        models = [m for m, model in tuple(self.models.items()) if model.session_id == session_id]
+        for model_id in models:
+            self.models.pop(model_id, None)
+            self._creations.pop(model_id, None)
+        prefix = f"{session_id}:"  # sampling session ids are <session>:sample:<n>
+        for key in [key for key in tuple(self.samplers) if key.startswith(prefix)]:
+            # Its adapter stays in the backend's bounded sampler cache until newer ones push it out.
+            if (state := self.samplers.pop(key, None)) is not None:
+                state.release()
+        for model_id in models:  # after the work already queued for the model (its creation included)
+            self.scheduler.submit("", self._unloader(model_id))
+
+    def _check_capacity(self, endpoint: str) -> None:
+        if len(self.models) >= self.max_training_clients:
+            raise InvalidRequestError(
+                f"{endpoint}: this engine already holds {len(self.models)} training clients, its limit "
+                f"(chief engine serve --max-training-clients {self.max_training_clients}); free some first: "
+                "ServiceClient.close() unloads the clients of its session, and a session that sends no "
+                f"heartbeat for {self.sessions.timeout:.0f} s is unloaded automatically")
 
     # -- models ------------------------------------------------------------------------------
 
     def model(self, model_id: str) -> TrainingModel:
         found = self.models.get(model_id)
         if found is None:
-            raise NotFoundError(f"unknown model_id {model_id!r}: no training client with this id is "
-                                "loaded on this engine (it may have been unloaded or the engine restarted)")
+            raise NotFoundError(f"unknown model_id {shown(model_id)}: no training client with this id is "
+                                "loaded on this engine (it may have been unloaded, its session ended, or the "
+                                "engine restarted)")
+        self.sessions.touch(found.session_id)
         return found
 
     def create_model(self, request: CreateModelRequest) -> str:
@@ -98,10 +194,11 @@ class EngineService:
         model_id = f"{request.session_id}:train:{request.model_seq_id}"
         if model_id in self._creations:
             return self._creations[model_id]
-        base = canonical_name(request.base_model)
+        base = self.catalog.canonical(request.base_model)
         lora = _lora_spec(request)
         if getattr(request.optimizer_config, "type", "adamw") != "adamw":
             raise UnsupportedError(f"optimizer {request.optimizer_config.type!r} (only adamw)")
+        self._check_capacity("create_model")
         request_id = self.futures.create("create_model")
         self._creations[model_id] = request_id
         self._register(TrainingModel(model_id, request.session_id, base, lora))
@@ -134,29 +231,30 @@ class EngineService:
 
     def get_info(self, model_id: str) -> dict:
         model = self.model(model_id)
-        info = self.catalog.cached(model.base_model)
+        info, name = self.catalog.cached(model.base_model), public_model_name(model.base_model)
         return {
             "type": "get_info",
             "model_id": model_id,
-            "model_data": {"arch": info.arch if info else None, "model_name": model.base_model,
-                           "tokenizer_id": info.tokenizer_dir if info else None},
+            "model_data": {"arch": info.arch if info else None, "model_name": name,
+                           "tokenizer_id": self.catalog.tokenizer_id(model.base_model)},
             "is_lora": True,
             "lora_rank": model.lora.rank,
-            "model_name": model.base_model,
+            "model_name": name,
         }
 
     def unload_model(self, model_id: str) -> str:
         self.model(model_id)
         request_id = self.futures.create("unload_model")
+        self.scheduler.submit(request_id, self._unloader(model_id))
+        return request_id
 
+    def _unloader(self, model_id: str) -> Callable[[], dict]:
         def run() -> dict:
             self.backend.unload_model(model_id)
             self.models.pop(model_id, None)
             self.scheduler.close_model(model_id)
             return {"model_id": model_id, "type": "unload_model"}
-
-        self.scheduler.submit(request_id, run)
-        return request_id
+        return run
 
     # -- training ----------------------------------------------------------------------------
 
@@ -204,41 +302,64 @@ class EngineService:
 
     def save_weights(self, request: SaveWeightsRequest) -> str:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
-            _refuse_ttl(request.ttl_seconds)
+            ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights: ttl_seconds")
             name = validate_name(_name_or(request.path, "state", self._auto_names))
 
             return lambda: self._persist(model, "weights", name, request.overwrite,
-                                         self.backend.save_training_state, request.user_metadata)
+                                         self.backend.save_training_state, request.user_metadata, ttl_seconds)
 
         return self._submit_ordered(request.model_id, request.seq_id, "save_weights", prepare)
 
     def save_weights_for_sampler(self, request: SaveWeightsForSamplerRequest) -> str:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
             if request.sampling_session_seq_id is not None:
-                return lambda: self._snapshot(model, request.sampling_session_seq_id)
-            _refuse_ttl(request.ttl_seconds)
+                # Ephemeral: no checkpoint, so no ttl_seconds or user_metadata to keep (the SDK sends none).
+                return lambda: self._ephemeral_sampler(model, request.sampling_session_seq_id, request.kind)
+            ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights_for_sampler: ttl_seconds")
             name = validate_name(_name_or(request.path, "sampler", self._auto_names))
 
             # The request has no overwrite flag: an existing sampler checkpoint name is a conflict.
             return lambda: self._persist(model, "sampler_weights", name, False,
-                                         self.backend.save_sampler_weights, request.user_metadata)
+                                         self.backend.save_sampler_weights, request.user_metadata, ttl_seconds)
 
         return self._submit_ordered(request.model_id, request.seq_id, "save_weights_for_sampler", prepare)
 
+    def save_weights_external(self, request: SaveWeightsExternalRequest) -> str:
+        """The Hugging Face-format export that `tinker checkpoint download` fetches file by file:
+        for a LoRA run that is the PEFT adapter, the same files a sampler checkpoint holds."""
+        def prepare(model: TrainingModel) -> Callable[[], dict]:
+            if request.age_encryption_recipients:
+                raise UnsupportedError("save_weights_external with age_encryption_recipients (encrypted exports)")
+            ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights_external: ttl_seconds")
+            name = validate_name(request.path)
+            return lambda: self._persist(model, "external_weights", name, False, self.backend.save_sampler_weights,
+                                         None, ttl_seconds)
+
+        return self._submit_ordered(request.model_id, request.seq_id, "save_weights_external", prepare)
+
     def _persist(self, model: TrainingModel, kind: CheckpointKind, name: str, overwrite: bool,
-                 write: Callable[[str, Path], None], user_metadata: dict | None) -> dict:
+                 write: Callable[[str, Path], None], user_metadata: dict | None, ttl_seconds: int | None) -> dict:
         record = self.store.save_checkpoint(model.model_id, kind, name, overwrite,
                                             lambda directory: write(model.model_id, directory),
-                                            _str_dict(user_metadata))
+                                            _str_dict(user_metadata), ttl_seconds)
         self.store.touch_run(model.model_id)
         return {"path": record.tinker_path}
 
-    def _snapshot(self, model: TrainingModel, sampling_session_seq_id: int) -> dict:
-        """Ephemeral sampler (save_weights_and_get_sampling_client): in memory, no path."""
-        key = self.backend.snapshot_for_sampling(model.model_id)
+    def _ephemeral_sampler(self, model: TrainingModel, sampling_session_seq_id: int, kind: str) -> dict:
+        """save_weights_and_get_sampling_client: in memory, no path. `snapshot` copies the weights
+        as they are now; `inflight` samples the training adapter itself, so it follows every
+        later optim_step (the SDK's contract: the weights at this save or newer)."""
+        if kind == "inflight":
+            key = self.backend.live_sampler(model.model_id)
+        else:
+            key = self.backend.snapshot_for_sampling(model.model_id)
         sampling_session_id = f"{model.session_id}:sample:{sampling_session_seq_id}"
         self.samplers[sampling_session_id] = SamplerState(key, model.base_model, None)
         return {"sampling_session_id": sampling_session_id, "type": "save_weights_for_sampler"}
+
+    def checkpoints_in_use(self) -> set[str]:
+        """Tinker paths that sampling sessions were loaded from (the deletion pass keeps them)."""
+        return {state.model_path for state in tuple(self.samplers.values()) if state.model_path}
 
     def load_weights(self, request: LoadWeightsRequest) -> str:
         if request.session_id is None and request.model_id is not None:  # legacy, inside a sequence
@@ -249,27 +370,26 @@ class EngineService:
     def _load_weights(self, request: LoadWeightsRequest) -> str:
         if request.weights_access_token:
             raise UnsupportedError("load_weights with weights_access_token (checkpoints of other accounts)")
-        record, directory = self.store.resolve(request.path)
-        if request.optimizer and record.kind != "weights":
-            raise InvalidRequestError(f"{request.path} is a sampler checkpoint (weights only); optimizer "
-                                      "state exists only in save_state checkpoints (tinker://<run>/weights/<name>)")
-        run = self.store.get_run(record.run_id)
-        if request.base_model and canonical_name(request.base_model) != run.base_model:
-            raise InvalidRequestError(f"{request.path} was trained on {run.base_model}, "
-                                      f"not {request.base_model}")
+        if getattr(request.optimizer_config, "type", "adamw") != "adamw":
+            raise UnsupportedError(f"load_weights: optimizer {request.optimizer_config.type!r} (only adamw)")
         if request.session_id is None:
-            return self._load_into_existing(request, directory)
+            return self._load_into_existing(request)
         self.require_session(request.session_id)
         model_id = f"{request.session_id}:train:{request.model_seq_id}"
         if model_id in self._creations:
-            return self._creations[model_id]
+            return self._creations[model_id]  # an SDK retry
+        self._check_capacity("load_weights")
+        lease, run = self._lease_loadable(request)
         request_id = self.futures.create("load_weights")
         self._creations[model_id] = request_id
         self._register(TrainingModel(model_id, request.session_id, run.base_model, run.lora_spec()))
 
         def work() -> dict:
-            self.catalog.info(run.base_model)
-            lora = self.backend.load_training_state(model_id, directory, request.optimizer)
+            try:
+                self.catalog.info(run.base_model)
+                lora = self.backend.load_training_state(model_id, lease.directory, request.optimizer)
+            finally:
+                lease.release()
             self.models[model_id].lora = lora
             self.store.save_run(RunRecord(model_id, run.base_model, asdict(lora),
                                           user_metadata=_str_dict(request.user_metadata)))
@@ -278,15 +398,39 @@ class EngineService:
         self.scheduler.submit(request_id, self._forget_on_error(model_id, work))
         return request_id
 
-    def _load_into_existing(self, request: LoadWeightsRequest, directory: Path) -> str:
+    def _lease_loadable(self, request: LoadWeightsRequest) -> tuple[CheckpointLease, RunRecord]:
+        """Hold the checkpoint until the load has read it (the expiry pass skips it meanwhile),
+        once it is known to fit the request."""
+        lease = self.store.lease(request.path)
+        try:
+            return lease, self._check_loadable(request, lease)
+        except Exception:
+            lease.release()
+            raise
+
+    def _check_loadable(self, request: LoadWeightsRequest, lease: CheckpointLease) -> RunRecord:
+        if request.optimizer and lease.record.kind != "weights":
+            raise InvalidRequestError(f"{request.path} is a sampler checkpoint (weights only); optimizer "
+                                      "state exists only in save_state checkpoints (tinker://<run>/weights/<name>)")
+        run = self.store.get_run(lease.record.run_id)
+        if request.base_model and self.catalog.canonical(request.base_model) != run.base_model:
+            raise InvalidRequestError(f"{request.path} was trained on {public_model_name(run.base_model)}, "
+                                      f"not {request.base_model}")
+        return run
+
+    def _load_into_existing(self, request: LoadWeightsRequest) -> str:
         if request.model_id is None:
             raise InvalidRequestError("load_weights: expected either session_id + model_seq_id or model_id")
         model = self.model(request.model_id)
+        lease, _ = self._lease_loadable(request)
         request_id = self.futures.create("load_weights")
 
         def run() -> dict:
-            self.backend.unload_model(model.model_id)
-            model.lora = self.backend.load_training_state(model.model_id, directory, request.optimizer)
+            try:
+                self.backend.unload_model(model.model_id)
+                model.lora = self.backend.load_training_state(model.model_id, lease.directory, request.optimizer)
+            finally:
+                lease.release()
             return {"path": request.path, "model_id": model.model_id, "type": "load_weights"}
 
         self.scheduler.submit_ordered(model.model_id, request.seq_id, request_id, run)
@@ -359,11 +503,6 @@ def check_tokens(where: str, tokens: np.ndarray, info: BaseInfo, check_length: b
 def _name_or(name: str | None, prefix: str, counter: Iterator[int]) -> str:
     """The client's name; only an absent one (None) gets a generated name, "" is invalid."""
     return name if name is not None else f"{prefix}-{next(counter):04d}"
-
-
-def _refuse_ttl(ttl_seconds: int | None) -> None:
-    if ttl_seconds is not None:
-        raise UnsupportedError("checkpoint ttl_seconds (checkpoints on the local engine never expire)")
 
 
 def _str_dict(value: dict | None) -> dict[str, str] | None:
