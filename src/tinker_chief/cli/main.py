@@ -19,6 +19,7 @@ from tinker_chief.errors import ChiefError
 
 # name -> "module:attribute"; the order here is the order `chief --help` lists them in.
 COMMANDS: dict[str, str] = {
+    "models": "tinker_chief.cli.models:models_command",
     "init": "tinker_chief.cli.plan:init_command",
     "plan": "tinker_chief.cli.plan:plan_command",
     "train": "tinker_chief.cli.train:train_command",
@@ -58,6 +59,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     The workflow, in order:
 
     \b
+      chief models    the base models chief can use, and where each runs
       chief init      create a project (chief.toml) from your data and use case
       chief plan      write plan.md/plan.json: every setting and the rule behind it
       chief train     run the plan on the local engine or Tinker's cloud

@@ -5,17 +5,20 @@ Hugging Face directory, or a cached hub id), turns each into a local Hugging Fac
 directory (dequantizing the embedded GGUF once, building the tiny test model once, both cached
 under `CHIEF_CACHE_DIR`, and linked into the local Hugging Face cache as `tinker-chief/<name>`
 and `<name>` so `transformers` loads them by name), and knows each model's tokenizer, config and
-chat renderer. Nothing here talks to the network: a hub id resolves only if it is already in the
-local cache.
+chat renderer. Tinker's lineup (`lineup.py`, from the cookbook) resolves too, as a `cloud` model
+with no local weights: planned from the cookbook's numbers, trained with `--backend tinker`.
+Nothing here talks to the network except loading a cloud model's tokenizer when online.
 """
 
 from tinker_chief.models.catalog import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
     TINY_MODEL,
+    CloudOnlyModelError,
     LocalModelDirs,
     ModelSpec,
     cache_dir,
+    cloud_only_message,
     list_builtin_models,
     load_model_config,
     load_tokenizer,
@@ -31,10 +34,12 @@ from tinker_chief.models.renderers import get_renderer, renderer_name_for
 __all__ = [
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
+    "CloudOnlyModelError",
     "TINY_MODEL",
     "LocalModelDirs",
     "ModelSpec",
     "cache_dir",
+    "cloud_only_message",
     "get_renderer",
     "list_builtin_models",
     "load_model_config",

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tinker_chief.errors import ConfigurationError, ModelNotFoundError
-from tinker_chief.models import hf_cache
+from tinker_chief.models import hf_cache, lineup
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 TINY_MODEL = "tiny-random-llama"
 
-ModelSource = Literal["gguf", "tiny", "local", "hub-cache"]
+ModelSource = Literal["gguf", "tiny", "local", "hub-cache", "cloud"]
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,32 @@ def resolve_model(name: str, served: LocalModelDirs | None = None) -> ModelSpec:
     if local is not None:
         return local
     cached = _hub_cache_snapshot(name.strip())
-    if cached is not None:
+    cloud = lineup.lineup_name(name)
+    # A lineup model counts as local only with its weights: a cache holding just its config and
+    # tokenizer (all planning needs) still leaves it on Tinker's cloud.
+    if cached is not None and (cloud is None or _has_weights(cached)):
         return ModelSpec(name=name.strip(), source="hub-cache", description=f"{name} (local HF cache)",
                          local_dir=cached)
+    if cloud is not None:
+        if served is not None:
+            raise CloudOnlyModelError(cloud_only_message(cloud))
+        return ModelSpec(name=cloud, source="cloud", description=f"{cloud} (Tinker's cloud; no local weights)",
+                         renderer=lineup.recommended_renderer(cloud) or "unknown")
     raise ModelNotFoundError(_not_found_message(name, served))
+
+
+class CloudOnlyModelError(ModelNotFoundError):
+    """A lineup model asked of something that needs its weights here (the local engine)."""
+
+
+def cloud_only_message(name: str) -> str:
+    return (f"model {name} runs on Tinker's cloud only: there are no local weights for it; train it there with "
+            "`chief train --backend tinker`, or put its weights in a local directory and start the engine with "
+            "`--allow-model-dir DIR`")
+
+
+def _has_weights(directory: Path) -> bool:
+    return any(directory.glob("*.safetensors")) or any(directory.glob("*.bin")) or any(directory.glob("*.gguf"))
 
 
 def _local_directory(name: str) -> ModelSpec | None:
@@ -163,6 +185,13 @@ def local_model_dirs(names: Iterable[str]) -> list[Path]:
 
 
 def _not_found_message(name: str, served: LocalModelDirs | None = None) -> str:
+    known = [spec.name for spec in BUILTIN_MODELS.values()] + list(lineup.cookbook_lineup())
+    close = lineup.near_matches(public_model_name(name.strip()), known)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return _options_message(name, served) + hint + "; `chief models` lists them"
+
+
+def _options_message(name: str, served: LocalModelDirs | None) -> str:
     if served is not None:  # an engine's client: no path (a run may name one), at most 200 characters
         shown = public_model_name(name.strip())
         shown = shown if len(shown) <= 200 else shown[:200] + "..."
@@ -171,7 +200,8 @@ def _not_found_message(name: str, served: LocalModelDirs | None = None) -> str:
                 "the engine's local Hugging Face cache")
     builtins = ", ".join(spec.name for spec in BUILTIN_MODELS.values())
     return (f"unknown model {name}: available models are {builtins} (also as {hf_cache.NAMESPACE}/<name>), "
-            "a local Hugging Face model directory, or a hub id already in the local Hugging Face cache")
+            "a model of Tinker's lineup, a local Hugging Face model directory, or a hub id already in the local "
+            "Hugging Face cache")
 
 
 def _hub_cache_snapshot(repo_id: str) -> Path | None:
@@ -193,6 +223,8 @@ def materialize_model(spec_or_name: ModelSpec | str) -> Path:
     spec = resolve_model(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
     if spec.local_dir is not None:
         return spec.local_dir
+    if spec.source == "cloud":
+        raise CloudOnlyModelError(cloud_only_message(spec.name))
     target = cache_dir() / spec.name
     if not ((target / "config.json").is_file() and (target / "model.safetensors").is_file()):
         _build_atomically(target, _builder_for(spec))
@@ -251,4 +283,13 @@ def load_tokenizer(name: str) -> Any:
     """A `transformers` tokenizer for the model, loaded from local files only."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(materialize_model(name)), local_files_only=True)
+    spec = resolve_model(name)
+    if spec.source == "cloud":  # tokenizer files only: from the HF cache, or fetched when online
+        try:
+            return AutoTokenizer.from_pretrained(spec.name)
+        except Exception as exc:  # offline with nothing cached, gated repo, ...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelNotFoundError(f"cannot load the tokenizer of {spec.name} (a cloud model): {first}; online it is "
+                                     f"fetched (tokenizer files only), offline run `hf download {spec.name} "
+                                     "tokenizer.json tokenizer_config.json` first") from None
+    return AutoTokenizer.from_pretrained(str(materialize_model(spec)), local_files_only=True)

@@ -46,18 +46,13 @@ class LoraShape:
 
 def cookbook_shape(model_name: str) -> LoraShape | None:
     """The cookbook's per-component counts, or None when its table lacks the model."""
-    from tinker_cookbook import hyperparam_utils
+    from tinker_chief.models.lineup import cookbook_lora_per_rank
 
-    def component(mlp: bool, attn: bool, unembed: bool) -> int:
-        return hyperparam_utils.get_lora_param_count(model_name, 1, train_mlp=mlp, train_attn=attn,
-                                                     train_unembed=unembed)
-
-    try:
-        mlp = component(True, False, False)
-    except Exception:  # the cookbook raises its own ConfigurationError for unknown models
+    counts = cookbook_lora_per_rank(model_name)
+    if counts is None:
         return None
-    return LoraShape(attn=component(False, True, False), mlp=mlp, unembed=component(False, False, True),
-                     experts=None, source=COOKBOOK_SOURCE)
+    return LoraShape(attn=counts["attn"], mlp=counts["mlp"], unembed=counts["unembed"], experts=None,
+                     source=COOKBOOK_SOURCE)
 
 
 def _get(config: dict[str, Any], *names: str, default: Any = None) -> Any:
@@ -134,7 +129,9 @@ def lora_shape(model_name: str, load_config: Callable[[str], dict[str, Any]] | N
     if shape is not None:
         return shape
     if load_config is None:
-        from tinker_chief.models import load_model_config as load_config
+        from tinker_chief.models import load_model_config
+
+        load_config = load_model_config
     return lora_shape_from_config(load_config(model_name))
 
 

@@ -82,19 +82,19 @@ def _hidden_size(config: dict[str, Any]) -> int:
 
 def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendation:
     """`get_lr(model, is_lora=True)` when the cookbook knows the model, else its formula from the config."""
+    from tinker_chief.models.lineup import cookbook_lr, lineup_name
     from tinker_chief.planning.capacity import cookbook_shape
 
-    if cookbook_shape(model_name) is not None:
-        from tinker_cookbook import hyperparam_utils
-        from tinker_cookbook.exceptions import ConfigurationError as CookbookConfigurationError
-
-        try:
-            lr = hyperparam_utils.get_lr(model_name, is_lora=True)
-        except (NotImplementedError, CookbookConfigurationError) as exc:
-            raise ConfigurationError(
-                f"no calibrated learning rate for {model_name}: the cookbook says \"{exc}\"") from None
-        return Recommendation(value=lr, rule="get_lr(model, is_lora=True) = 5e-5 x 10 x (2000 / hidden)^P",
-                              source=COOKBOOK_LR)
+    if cookbook_shape(model_name) is not None or lineup_name(model_name) is not None:
+        asked = cookbook_lr(model_name)
+        if asked.value is not None:
+            return Recommendation(value=asked.value, rule="get_lr(model, is_lora=True) = 5e-5 x 10 x (2000 / hidden)^P",
+                                  source=COOKBOOK_LR)
+        if asked.hidden_size is not None:  # the cookbook knows the width but has no calibration
+            return _uncalibrated_lr(asked.hidden_size, f"the cookbook's hidden size {asked.hidden_size}",
+                                    asked.reason or "no calibration")
+        if config is None:
+            raise ConfigurationError(f"no learning rate for {model_name}: {asked.reason}")
     if config is None:
         raise ConfigurationError(f"cannot recommend a learning rate for {model_name}: its config is unreadable")
     hidden = _hidden_size(config)
@@ -109,6 +109,16 @@ def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendati
     rule = (f"cookbook get_lr formula applied to the config: 5e-5 x 10 x (2000 / {hidden})^{exponent}; "
             f"{assumption}; the cookbook does not list this model, so this extrapolates its calibration")
     return Recommendation(value=lr, rule=rule, source=f"{COOKBOOK_LR} formula")
+
+
+def _uncalibrated_lr(hidden: int, hidden_from: str, reason: str) -> Recommendation:
+    """The stated fallback where get_lr has no formula: its Llama exponent (the steeper of the two
+    calibrated ones, so the smaller rate for wide models) applied to the hidden size."""
+    exponent = FAMILY_EXPONENT["llama"]
+    lr = 5e-5 * 10.0 * (2000 / hidden) ** exponent
+    rule = (f"{reason}; fallback rule: the cookbook's Llama formula 5e-5 x 10 x (2000 / {hidden})^{exponent} with "
+            f"{hidden_from}; uncalibrated for this model: set optimizer.learning_rate if you have a better value")
+    return Recommendation(value=lr, rule=rule, source=f"{COOKBOOK_LR} formula (fallback)")
 
 
 # What the cookbook's own recipes use where get_lr (calibrated on supervised runs) is not the rule.

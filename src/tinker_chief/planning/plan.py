@@ -46,6 +46,17 @@ class LengthStats(BaseModel):
     max: int
 
 
+class TokenizerSummary(BaseModel):
+    """Which tokenizer counted the tokens, and how far off a proxy's counts may be."""
+
+    source: str = Field(..., description="model (its own files), local HF cache, hub, or proxy")
+    name: str
+    estimate: bool
+    error_bound: float | None = Field(None, description="relative bound on every token figure when estimated")
+    bound_rule: str | None = None
+    could_flip_rank: bool | None = Field(None, description="whether the bound could change the recommended rank")
+
+
 class DataSummary(BaseModel):
     train_file: str
     val_file: str | None
@@ -63,6 +74,7 @@ class DataSummary(BaseModel):
     lengths: LengthStats
     counting_method: str
     rule: str
+    tokenizer: TokenizerSummary
 
 
 class CapacityRowModel(BaseModel):
@@ -175,7 +187,7 @@ def _length_stats(lengths: list[int]) -> LengthStats:
 
 
 def _data_summary(project: Project, records: list[Record], val_count: int | None, counts: TokenCounts,
-                  fmt: str) -> tuple[DataSummary, list[int]]:
+                  fmt: str, tokenizer: TokenizerSummary, renderer_name: str) -> tuple[DataSummary, list[int]]:
     cfg = project.config.data
     over = [i for i, n in enumerate(counts.total) if n > cfg.max_length]
     if cfg.truncation == "drop":
@@ -196,16 +208,19 @@ def _data_summary(project: Project, records: list[Record], val_count: int | None
         sequences_rendered=len(counts.total), total_tokens=total, completion_tokens=completion,
         train_on_what=cfg.train_on_what, max_length=cfg.max_length, over_max_length=len(over),
         truncation=cfg.truncation, truncation_effect=effect, lengths=_length_stats(counts.total),
-        counting_method=counts.method,
-        rule=f"rendered with renderer `{project.config.renderer}`; trained tokens are the weight-1 targets of "
+        counting_method=counts.method, tokenizer=tokenizer,
+        rule=f"rendered with renderer `{renderer_name}`; trained tokens are the weight-1 targets of "
              f"build_supervised_example(train_on_what={cfg.train_on_what})")
     return summary, keep
 
 
-def _load_model(project: Project) -> tuple[Any, dict[str, Any]]:
-    from tinker_chief.models import get_renderer, load_model_config, load_tokenizer
+def _load_model(project: Project) -> tuple[Any, dict[str, Any] | None, TokenizerSummary, str]:
+    """(renderer, config or None, which tokenizer, renderer name) for counting and the doctrine."""
+    from tinker_chief.models import get_renderer, load_model_config, load_tokenizer, resolve_model
 
     name = project.config.base_model
+    if resolve_model(name).source == "cloud":
+        return _load_cloud_model(project)
     try:
         config = load_model_config(name)
         tokenizer = load_tokenizer(name)
@@ -214,13 +229,74 @@ def _load_model(project: Project) -> tuple[Any, dict[str, Any]]:
     except Exception as exc:  # transformers raises many types for unreadable files
         raise ConfigurationError(f"cannot make a plan: the config or tokenizer of {name} is unreadable ({exc})") \
             from None
-    return get_renderer(project.config.renderer, tokenizer), config
+    summary = TokenizerSummary(source="model", name=name, estimate=False)
+    return get_renderer(project.config.renderer, tokenizer), config, summary, project.config.renderer
 
 
-def _capacity(project: Project, config: dict[str, Any], completion: int) -> tuple[CapacitySummary, list[str]]:
+def _load_cloud_model(project: Project) -> tuple[Any, dict[str, Any] | None, TokenizerSummary, str]:
+    """A lineup model without local weights: its own tokenizer from the HF cache (or the hub when
+    online), else the documented proxy, whose counts are estimates within PROXY_ERROR_BOUND."""
+    from tinker_chief.models import get_renderer, load_tokenizer
+    from tinker_chief.planning import tokens
+
+    name = project.config.base_model
+    config = _cached_config(name)
+    try:
+        tokenizer = load_tokenizer(name)
+    except ChiefError:
+        tokenizer = None
+    if tokenizer is not None:
+        source = "local HF cache" if _in_hf_cache(name, "tokenizer_config.json") else "hub"
+        return (get_renderer(project.config.renderer, tokenizer), config,
+                TokenizerSummary(source=source, name=name, estimate=False), project.config.renderer)
+    proxy = load_tokenizer(tokens.PROXY_TOKENIZER_MODEL)
+    proxy_name = f"{tokens.PROXY_TOKENIZER_MODEL} (renderer {tokens.PROXY_RENDERER})"
+    summary = TokenizerSummary(source="proxy", name=proxy_name, estimate=True, error_bound=tokens.PROXY_ERROR_BOUND,
+                               bound_rule=tokens.PROXY_BOUND_RULE)
+    return get_renderer(tokens.PROXY_RENDERER, proxy), config, summary, tokens.PROXY_RENDERER
+
+
+def _in_hf_cache(repo_id: str, filename: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename)
+    return found if isinstance(found, str) else None
+
+
+def _cached_config(name: str) -> dict[str, Any] | None:
+    """A cloud model's config.json from the local HF cache, when there (the cookbook needs none)."""
+    import json
+
+    path = _in_hf_cache(name, "config.json")
+    return json.loads(Path(path).read_text()) if path else None
+
+
+def _flip_check(tokenizer: TokenizerSummary, project: Project, config: dict[str, Any] | None,
+                completion: int) -> TokenizerSummary:
+    """Whether the proxy's error bound could change the recommended rank."""
+    if not tokenizer.estimate or tokenizer.error_bound is None or project.config.task in ("rl", "distill"):
+        return tokenizer
     lora = project.config.lora
     placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
-    shape = cap.lora_shape(project.config.base_model, load_config=lambda _name: config)
+    shape = cap.lora_shape(project.config.base_model, load_config=lambda _n: _require_config(project, config))
+    ranks = {hp.recommend_rank(project.config.task, shape, round(completion * factor), placement)[0].value
+             for factor in (1 - tokenizer.error_bound, 1.0, 1 + tokenizer.error_bound)}
+    return tokenizer.model_copy(update={"could_flip_rank": len(ranks) > 1})
+
+
+def _require_config(project: Project, config: dict[str, Any] | None) -> dict[str, Any]:
+    if config is None:
+        name = project.config.base_model
+        raise ConfigurationError(f"cannot plan {name}: the cookbook has no LoRA counts for it and its config.json "
+                                 f"is not in the local Hugging Face cache (fetch it with `hf download {name} "
+                                 "config.json`)")
+    return config
+
+
+def _capacity(project: Project, config: dict[str, Any] | None, completion: int) -> tuple[CapacitySummary, list[str]]:
+    lora = project.config.lora
+    placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
+    shape = cap.lora_shape(project.config.base_model, load_config=lambda _name: _require_config(project, config))
     rank, warnings = hp.recommend_rank(project.config.task, shape, completion, placement)
     table = cap.capacity_table(shape, completion, **placement)
 
@@ -242,7 +318,8 @@ def _capacity(project: Project, config: dict[str, Any], completion: int) -> tupl
     return summary, warnings
 
 
-def _learning_rate(project: Project, config: dict[str, Any], steps: int) -> tuple[LearningRateSummary, list[str]]:
+def _learning_rate(project: Project, config: dict[str, Any] | None,
+                   steps: int) -> tuple[LearningRateSummary, list[str]]:
     warnings: list[str] = []
     try:
         rec: hp.Recommendation | None = hp.recommend_lr(project.config.base_model, config)
@@ -308,13 +385,21 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
                                              allow_attention_only)
     records = _read(project.train_path, cfg.task)
     val_count = len(_read(project.val_path, cfg.task)) if project.val_path else None
-    renderer, model_config = _load_model(project)
+    renderer, model_config, tokenizer, renderer_name = _load_model(project)
     sequences = _sequences(records, cfg.task)
     if cfg.task != "rl":
         _check_trainable_flags(sequences, cfg.data.train_on_what)
     counts = count_tokens(sequences, renderer, cfg.data.train_on_what, cfg.data.max_length)
     fmt = format_of_record(records[0])
-    data, keep = _data_summary(project, records, val_count, counts, fmt)
+    data, keep = _data_summary(project, records, val_count, counts, fmt, tokenizer, renderer_name)
+    data = data.model_copy(update={"tokenizer": _flip_check(tokenizer, project, model_config, data.completion_tokens)})
+    if data.tokenizer.estimate:
+        flip = ("could change the recommended rank" if data.tokenizer.could_flip_rank
+                else "does not change the recommended rank")
+        warnings.append(f"token counts are estimates: {cfg.base_model}'s tokenizer is not on this machine, so "
+                        f"{data.tokenizer.name} counted them (error bound +/-{data.tokenizer.error_bound:.0%}, which "
+                        f"{flip}); put the tokenizer in the HF cache (`hf download {cfg.base_model} tokenizer.json "
+                        "tokenizer_config.json`) for exact counts")
     capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.task != "rl" else 0)
     examples = len(keep) // (2 if cfg.task == "dpo" else 1)
     schedule, sched_warnings = _schedule(project, examples)

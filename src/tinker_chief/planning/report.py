@@ -6,6 +6,8 @@ plan.json for tools. Pure formatting: no reads, no decisions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tinker_chief.planning.hyperparams import Recommendation
 from tinker_chief.planning.plan import Plan
 
@@ -39,7 +41,16 @@ def _data(plan: Plan) -> list[str]:
         f"- Length (tokens): min {d.lengths.min}, mean {d.lengths.mean}, p50 {d.lengths.p50}, p90 {d.lengths.p90}, "
         f"p99 {d.lengths.p99}, max {d.lengths.max}",
         f"- max_length {d.max_length}: {d.truncation_effect}",
-        f"- Rule: {d.rule} (counted by the `{d.counting_method}` counter).", ""]
+        f"- Rule: {d.rule} (counted by the `{d.counting_method}` counter).",
+        f"- Tokenizer: {_tokenizer_line(d.tokenizer)}", ""]
+
+
+def _tokenizer_line(t: Any) -> str:
+    if not t.estimate:
+        return f"{t.name}'s own ({t.source}); token figures are exact"
+    flip = "could" if t.could_flip_rank else "does not"
+    return (f"**proxy** {t.name}: every token figure is an estimate within +/-{t.error_bound:.0%} ({t.bound_rule}); "
+            f"the bound {flip} change the recommended rank")
 
 
 def _capacity(plan: Plan) -> list[str]:
@@ -51,8 +62,8 @@ def _capacity(plan: Plan) -> list[str]:
              "| rank | attention | MLP | unembed | total (placement) | params / completion tokens |",
              "|---:|---:|---:|---:|---:|---:|"]
     for row in c.table:
-        ratio = "—" if row.capacity_ratio is None else f"{row.capacity_ratio:.3g}"
-        lines.append(f"| {row.rank} | {row.attn:,} | {row.mlp:,} | {row.unembed:,} | {row.total:,} | {ratio} |")
+        shown = "—" if row.capacity_ratio is None else f"{row.capacity_ratio:.3g}"
+        lines.append(f"| {row.rank} | {row.attn:,} | {row.mlp:,} | {row.unembed:,} | {row.total:,} | {shown} |")
     ratio = c.capacity_ratio_at_configured_rank
     lines += ["", _rec("Rank", c.recommended_rank, c.configured_rank),
               f"- Capacity ratio at the configured rank {c.configured_rank}: "

@@ -66,13 +66,12 @@ def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
     if not prepared.train_items:
         raise TrainingError(f"{train_path}: no training examples")
     if spec.val_data:
-        _prepare_val(prepared, project_dir)
+        _prepare_val(prepared, project_dir, project_dir / spec.val_data)
     return prepared
 
 
-def _prepare_val(prepared: Prepared, project_dir: Path) -> None:
+def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
     spec = prepared.spec
-    path = project_dir / spec.val_data
     if spec.recipe == "rl":
         prepared.val_problems = d.read_problems(path)
         return
@@ -156,6 +155,7 @@ def train(project_dir: Path, spec: TrainSpec, *, backend: str | None = None, bas
           resume: bool = False, sink_factory: Any = None, observer: Observer | None = None) -> TrainResult:
     """Run (or resume) `spec` for the project; `sink_factory(log, prepared, backend) -> CheckpointSink`."""
     project_dir = Path(project_dir)
+    _refuse_cloud_model_here(spec.base_model, backend, base_url)
     log = _resume_log(project_dir, spec) if resume else None
     prepared = prepare(spec, project_dir)
     with open_backend(project_dir, backend, base_url, spec.base_model) as opened:
@@ -171,6 +171,16 @@ def train(project_dir: Path, spec: TrainSpec, *, backend: str | None = None, bas
         sink: CheckpointSink | None = sink_factory(log, prepared, opened) if sink_factory else None
         trainer = Trainer(spec, opened.service, runner, log, frequent, infrequent, sink, observer)
         return trainer.run(checkpoint)
+
+
+def _refuse_cloud_model_here(base_model: str, backend: str | None, base_url: str | None) -> None:
+    """A model without local weights on the engine started here: say so, never switch backend."""
+    from tinker_chief.models import cloud_only_message, resolve_model
+    from tinker_chief.training.connect import resolve_backend_kind
+
+    if base_url is None and resolve_backend_kind(backend, base_url) == "local" \
+            and resolve_model(base_model).source == "cloud":
+        raise TrainingError(cloud_only_message(base_model))
 
 
 def train_project(project: Any, *, backend: str | None = None, base_url: str | None = None, resume: bool = False,

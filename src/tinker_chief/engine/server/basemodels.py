@@ -8,7 +8,9 @@ built-in model may convert it the first time).
 
 The catalog is also where client-given names are checked: `canonical` accepts built-ins, hub
 ids in the local cache and the local directories the operator allowed (`LocalModelDirs`);
-a client is shown only `public_model_name`s (a directory's alias, never its path).
+a client is shown only `public_model_name`s (a directory's alias, never its path). A model of
+Tinker's lineup with no weights here is a 404 saying it runs on Tinker's cloud only and what to
+do (`CloudOnlyModelError`, raised by `resolve_model`).
 """
 
 from __future__ import annotations
@@ -90,8 +92,8 @@ class BaseModelCatalog:
         for info in self._backend.base_models():
             names[public_model_name(info.name)] = info.max_context_length
         with self._lock:
-            for info in self._infos.values():
-                names[info.name] = info.max_context_length
+            for loaded in self._infos.values():
+                names[loaded.name] = loaded.max_context_length
         return list(names.items())
 
 

@@ -1,0 +1,156 @@
+"""Tinker's model lineup as the installed cookbook knows it, and the `chief models` listing.
+
+The lineup is every model named in `tinker_cookbook.model_info` (renderers) or
+`tinker_cookbook.hyperparam_utils` (LoRA counts, hidden sizes): models that run on Tinker's
+cloud and need no local weights to plan. Their numbers come from the cookbook's own functions
+(`get_lora_param_count`, `get_lr`, `get_recommended_renderer_name`), so chief's figures are
+theirs. Nothing here touches the network: `get_lr` could fetch a config for a model without a
+known hidden size, so it is asked only about lineup models, and any failure is reported.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
+
+# Names `chief models` uses for where a model runs.
+RUNS_ON = {"gguf": "embedded", "tiny": "embedded", "local": "local directory", "hub-cache": "local HF cache",
+           "cloud": "Tinker's cloud"}
+
+
+@cache
+def cookbook_lineup() -> tuple[str, ...]:
+    """Every hub id the installed cookbook has a renderer, a LoRA count or a hidden size for."""
+    from tinker_cookbook import hyperparam_utils, model_info
+
+    names: set[str] = set()
+    for getter in (model_info.get_llama_info, model_info.get_qwen_info, model_info.get_deepseek_info,
+                   model_info.get_gpt_oss_info, model_info.get_moonshot_info, model_info.get_zai_info,
+                   model_info.get_nvidia_info, model_info.get_thinkingmachines_info):
+        org = next(iter(getter().values())).organization
+        names.update(f"{org}/{version}" for version in getter())
+    names.update(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT)  # the table get_lora_param_count reads
+    return tuple(sorted(names))
+
+
+def lineup_name(name: str) -> str | None:
+    """The lineup's spelling of `name` (matched case-insensitively), else None."""
+    wanted = name.strip().lower()
+    return next((known for known in cookbook_lineup() if known.lower() == wanted), None)
+
+
+def near_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
+    """Up to `n` candidates close to `name` (difflib), for 'did you mean' in errors."""
+    lowered = {c.lower(): c for c in candidates}
+    return [lowered[m] for m in difflib.get_close_matches(name.strip().lower(), list(lowered), n=n, cutoff=0.6)]
+
+
+def cookbook_lora_per_rank(name: str) -> dict[str, int] | None:
+    """`get_lora_param_count` at rank 1 per component (attn, mlp, unembed), or None when the
+    cookbook's table lacks the model."""
+    from tinker_cookbook import hyperparam_utils
+
+    def component(mlp: bool, attn: bool, unembed: bool) -> int:
+        return hyperparam_utils.get_lora_param_count(name, 1, train_mlp=mlp, train_attn=attn, train_unembed=unembed)
+
+    try:
+        mlp = component(True, False, False)
+    except Exception:  # the cookbook raises its own ConfigurationError for models not in its table
+        return None
+    return {"attn": component(False, True, False), "mlp": mlp, "unembed": component(False, False, True)}
+
+
+@dataclass(frozen=True)
+class CookbookLr:
+    """What `get_lr(name, is_lora=True)` says: a value, or why it has none."""
+
+    value: float | None
+    reason: str | None  # set when value is None: "not calibrated: ..." or "unknown: ..."
+    hidden_size: int | None  # the cookbook's known hidden size, when it has one
+
+
+def cookbook_lr(name: str) -> CookbookLr:
+    from tinker_cookbook import hyperparam_utils
+
+    hidden = cookbook_hidden_size(name)
+    if hidden is None and lineup_name(name) is None:
+        # get_lr would fetch the config from the hub for such a model: never from here.
+        return CookbookLr(None, "unknown: not in the cookbook's lineup", None)
+    try:
+        return CookbookLr(hyperparam_utils.get_lr(name, is_lora=True), None, hidden)
+    except NotImplementedError as exc:
+        return CookbookLr(None, f"not calibrated: the cookbook's get_lr says \"{exc}\"", hidden)
+    except Exception as exc:  # its ConfigurationError, or a config it could not fetch offline
+        return CookbookLr(None, f"unknown: get_lr failed ({type(exc).__name__}: {exc})", hidden)
+
+
+def cookbook_hidden_size(name: str) -> int | None:
+    """The hidden size the cookbook knows without a network call, else None."""
+    import inspect
+
+    from tinker_cookbook import hyperparam_utils
+
+    # `_get_hidden_size` falls back to downloading the config; read only its baked-in table,
+    # which it keeps as a literal inside the function.
+    known = _known_hidden_sizes(inspect.getsource(hyperparam_utils._get_hidden_size))
+    return known.get(name.split(":", 1)[0])
+
+
+@cache
+def _known_hidden_sizes(source: str) -> dict[str, int]:
+    import ast
+
+    for node in ast.walk(ast.parse(source.strip())):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
+                and node.target.id == "_KNOWN_HIDDEN_SIZES" and node.value is not None:
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def recommended_renderer(name: str) -> str | None:
+    from tinker_cookbook import model_info
+
+    try:
+        return model_info.get_recommended_renderer_name(name)
+    except Exception:  # unknown organization or version
+        return None
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One row of `chief models`."""
+
+    name: str
+    runs_on: str
+    renderer: str | None
+    hidden_size: int | None
+    lora_per_rank: dict[str, int] | None  # attn / mlp / unembed at rank 1
+    lr_rule: str
+    weights_here: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _lr_rule(name: str) -> str:
+    lr = cookbook_lr(name)
+    return f"get_lr = {lr.value:.4g}" if lr.value is not None else (lr.reason or "unknown")
+
+
+def list_models() -> list[ModelRow]:
+    """The built-ins, then every lineup model (with its local weights when the HF cache has them)."""
+    from tinker_chief.models.catalog import list_builtin_models, resolve_model
+    from tinker_chief.models.renderers import renderer_name_for
+
+    rows = []
+    for spec in list_builtin_models():
+        rows.append(ModelRow(spec.name, RUNS_ON[spec.source], spec.renderer, None, None,
+                             "formula from config.json (see chief plan)", True))
+    for name in cookbook_lineup():
+        spec = resolve_model(name)
+        per_rank = cookbook_lora_per_rank(name)
+        rows.append(ModelRow(name, RUNS_ON[spec.source], renderer_name_for(name) if spec.local_dir else spec.renderer,
+                             cookbook_hidden_size(name), per_rank, _lr_rule(name), spec.local_dir is not None))
+    return rows
