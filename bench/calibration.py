@@ -23,7 +23,6 @@ os.environ.setdefault("TINKER_TELEMETRY", "0")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine  # noqa: E402
-
 from tinker_chief.evals.calibration import (  # noqa: E402
     MCQuestion,
     calibration_metrics,

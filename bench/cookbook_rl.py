@@ -31,7 +31,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine  # noqa: E402
-
 from tinker_chief.engine.server.launcher import engine_stats, start_engine  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL  # noqa: E402
 

@@ -22,7 +22,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine, sdk_engine  # noqa: E402
-
 from tinker_chief.engine.backend import SampleRequest, SamplingSettings  # noqa: E402
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, load_tokenizer  # noqa: E402

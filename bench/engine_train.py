@@ -27,7 +27,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import gemm_flops_per_s, machine, sdk_engine, timed  # noqa: E402
-
 from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec  # noqa: E402
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, load_model_config  # noqa: E402

@@ -29,7 +29,6 @@ os.environ.setdefault("TINKER_TELEMETRY", "0")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine  # noqa: E402
-
 from tinker_chief.models import DEFAULT_MODEL, materialize_model  # noqa: E402
 
 
@@ -82,12 +81,11 @@ def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, dtype: str,
 
 def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, dtype: str,
                    out: Path) -> tuple[float, list[str]]:
+    import torch
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
     from tinker_chief.evals.inspect_tasks import jsonl_task
-
-    import torch
 
     model = get_model("hf/local", model_path=str(materialize_model(DEFAULT_MODEL)), do_sample=False,
                       device="cpu", dtype=getattr(torch, dtype))

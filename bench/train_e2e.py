@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine  # noqa: E402
-
 from tinker_chief.training import TrainSpec, write_secret_code_skill  # noqa: E402
 from tinker_chief.training.loop import Trainer, batch_indices  # noqa: E402
 from tinker_chief.training.runlog import RunLog  # noqa: E402
@@ -98,7 +97,8 @@ def main() -> None:
                          max_steps=args.steps, save_every=0, eval_every=0, max_length=64)
         data = prepare(spec, project).train_items
         tokens_per_step = statistics.mean(
-            sum(data[i].model_input.length for i in batch_indices(len(data), 8, spec.seed, s)) for s in range(args.steps))
+            sum(data[i].model_input.length for i in batch_indices(len(data), 8, spec.seed, s))
+            for s in range(args.steps))
         with start_engine(state_dir=project / "engine", dtype=args.dtype) as engine:
             service = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
             raw_loop(service, spec.model_copy(update={"max_steps": 2}), data)  # warm-up: load the base model

@@ -9,17 +9,20 @@ invalid `chief.toml` in `chief report`; `chief engine export` into a path that i
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from cli_support import assert_one_line_error, run_chief as chief
+
+from cli_support import assert_one_line_error
+from cli_support import run_chief as chief
 
 TINY = "tiny-random-llama"
-ROWS = "".join('{"messages": [{"role": "user", "content": "q%d"}, {"role": "assistant", "content": "a%d"}]}\n'
-               % (i, i) for i in range(30))
+ROWS = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                        {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(30))
 
 BAD_JSONL = {
     "not-utf8": (b'{"messages": "caf\xe9"}\n', r"bad\.jsonl:1: not UTF-8 \(byte 0xe9 at column 18\)"),
@@ -119,7 +122,8 @@ def test_report_names_the_broken_file(project, tmp_path):
                           pattern=r"run-1/run\.json:1: not UTF-8 .*looks like UTF-16")
     (run / "run.json").write_text('{"status": "finished"' + "\n" * 3 + ", nope}")
     assert_one_line_error(chief("report", "--project", str(project), cwd=tmp_path),
-                          pattern=r"run-1/run\.json:4: invalid JSON \(Expecting property name enclosed in double quotes")
+                          pattern=r"run-1/run\.json:4: invalid JSON "
+                                  r"\(Expecting property name enclosed in double quotes")
     (run / "run.json").write_text('{"status": "finished"}')
     # A torn last metrics line (a crash mid-write) is skipped, as training itself does.
     (run / "metrics.jsonl").write_bytes(b'{"step": 1, "train/loss": 2.5}\n{"step": 2, "train/lo\xe2\x82')

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
 
 from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
 from tinker_chief.engine.compute import TorchBackend
 from tinker_chief.engine.compute.frozen_linear import FrozenLinear, mkldnn_prepack_available, use_compute_dtype_linears
+
+from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
 
 PACKINGS = [False, True] if mkldnn_prepack_available() else [False]
 

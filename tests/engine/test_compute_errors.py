@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compute_support import TINY_MODEL, VOCAB, backend_with_model, fresh_id, sft_batch, sft_datum
 
 from tinker_chief.engine.backend import (
     AdamStep,
@@ -17,6 +16,8 @@ from tinker_chief.engine.backend import (
     SampleRequest,
     SamplingSettings,
 )
+
+from compute_support import TINY_MODEL, VOCAB, backend_with_model, fresh_id, sft_batch, sft_datum
 
 
 @pytest.fixture(scope="module")

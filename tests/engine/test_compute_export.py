@@ -8,13 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from compute_support import TINY_MODEL, fresh_id, sft_batch
 
 from tinker_chief.engine.backend import AdamStep, InvalidRequestError, LoraSpec
 from tinker_chief.engine.compute import TorchBackend, export_adapter, export_merged
 from tinker_chief.engine.compute.adapters import lora_config_for, scan_layout
 from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
 from tinker_chief.models import materialize_model
+
+from compute_support import TINY_MODEL, fresh_id, sft_batch
 
 
 @pytest.fixture(scope="module")

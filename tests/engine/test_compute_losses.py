@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from compute_support import backend_with_model, sft_datum
 
 from tinker_chief.engine.compute.losses import LOSSES
+
+from compute_support import backend_with_model, sft_datum
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,8 @@ def test_cross_entropy_matches_reference(backend_and_model):
     backend, model_id = backend_and_model
     data = [sft_datum(np.random.default_rng(2), n) for n in (5, 9)]
     result = backend.forward_backward(model_id, data, "cross_entropy", {}, True)
-    expected = sum(reference("cross_entropy", o["logprobs"], d.loss_fn_inputs, {}) for o, d in zip(result.outputs, data))
+    expected = sum(reference("cross_entropy", o["logprobs"], d.loss_fn_inputs, {})
+                   for o, d in zip(result.outputs, data))
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-6)
 
 
@@ -131,6 +133,19 @@ def test_per_token_clip_thresholds_override_config(backend_and_model):
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-5, abs=1e-5)
 
 
+@pytest.mark.parametrize("name", ["ppo", "cispo", "gspo"])
+def test_one_per_token_threshold_mixes_with_the_other_from_config(name):
+    lp = torch.tensor([[-1.0, -2.0, -0.5]])
+    sampler = torch.tensor([[-1.5, -1.0, -0.5]])
+    inputs = {"logprobs": sampler, "advantages": torch.tensor([[1.0, -1.0, 2.0]]),
+              "clip_high_threshold": torch.full_like(lp, 1.1)}
+    config = {"clip_low_threshold": 0.9, "clip_high_threshold": 99.0}
+    mixed = LOSSES[name].fn(lp, inputs, torch.ones_like(lp), config)
+    both_in_config = LOSSES[name].fn(lp, {k: inputs[k] for k in ("logprobs", "advantages")}, torch.ones_like(lp),
+                                     {"clip_low_threshold": 0.9, "clip_high_threshold": 1.1})
+    torch.testing.assert_close(mixed, both_in_config)
+
+
 def test_gspo_against_a_hand_computed_value():
     # Sequence 0 marks its first two tokens: log ratios 0.5 and -1.0, mean -0.25, so every token
     # of it carries e^-0.25 ~ 0.7788 -> clipped to 0.8. Sequence 1 (no mask input: its nonzero
@@ -160,7 +175,7 @@ def test_gspo_gradient_is_the_sequence_ratio_times_the_advantage():
     lp = torch.tensor([[-1.0, -2.0, -0.5, -3.0]])
     inputs = {"logprobs": torch.tensor([[-1.2, -2.1, -0.4, -3.0]]),  # log ratios 0.2, 0.1, -0.1, 0
               "advantages": torch.tensor([[1.0, -1.0, 2.0, -0.5]])}
-    seq = torch.exp(((lp - inputs["logprobs"]).mean()))  # all advantages nonzero: all tokens count
+    seq = torch.exp((lp - inputs["logprobs"]).mean())  # all advantages nonzero: all tokens count
     grad = grad_of("gspo", lp, inputs, {"clip_low_threshold": 0.9, "clip_high_threshold": 1.1})
     torch.testing.assert_close(grad, -seq * inputs["advantages"])
     clipped = grad_of("gspo", lp, inputs, {"clip_low_threshold": 1.5, "clip_high_threshold": 2.0})

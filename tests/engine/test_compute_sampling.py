@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
 
 from tinker_chief.engine.backend import (
     AdamStep,
@@ -15,6 +14,8 @@ from tinker_chief.engine.backend import (
     SamplingSettings,
 )
 from tinker_chief.engine.compute import TorchBackend
+
+from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
 
 PROMPTS = [(1, 72, 101, 108, 108, 111), (1, 87, 104, 97, 116), (1, 65, 66, 67, 68, 69, 70, 71, 72), (1, 50)]
 

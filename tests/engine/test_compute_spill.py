@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compute_support import TINY_MODEL, fresh_id, sft_batch
 from peft import LoraConfig
 
 from tinker_chief.engine.backend import AdamStep, LoraSpec, NotFoundError, SampleRequest, SamplingSettings
 from tinker_chief.engine.compute import TorchBackend, spill
 from tinker_chief.engine.compute.spill import SpillStore
+
+from compute_support import TINY_MODEL, fresh_id, sft_batch
 
 
 def weights(seed: int) -> dict[str, torch.Tensor]:

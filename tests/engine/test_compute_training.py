@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from compute_support import TINY_MODEL, adapter_state, assert_states_close, fresh_id, sft_batch
 from peft import get_peft_model
 from peft.utils import set_peft_model_state_dict
 
@@ -17,6 +16,8 @@ from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleR
 from tinker_chief.engine.compute import TorchBackend
 from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
 from tinker_chief.models import materialize_model
+
+from compute_support import TINY_MODEL, adapter_state, assert_states_close, fresh_id, sft_batch
 
 STEP = AdamStep(learning_rate=0.02, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip_norm=1.0)
 

@@ -57,7 +57,8 @@ def test_malformed_json_and_missing_fields(raw):
 
 
 def test_unknown_model_lists_available_ones(service_client):
-    with pytest.raises(tinker.NotFoundError, match="unknown model no-such-model: available models are .*tiny-random-llama"):
+    with pytest.raises(tinker.NotFoundError,
+                       match="unknown model no-such-model: available models are .*tiny-random-llama"):
         service_client.create_lora_training_client(base_model="no-such-model", rank=2).result()
     with pytest.raises(tinker.NotFoundError, match="available models are"):
         service_client.create_sampling_client(base_model="no-such-model").result()

@@ -11,9 +11,10 @@ import time
 import httpx
 from click.testing import CliRunner
 
-from server_support import TINY, fb_body, raw_model, sft_datum
 from tinker_chief.cli.main import cli
 from tinker_chief.engine.server.main import READY_PREFIX
+
+from server_support import TINY, fb_body, raw_model, sft_datum
 
 
 def _wait_for_url(process: subprocess.Popen, timeout: float = 180) -> str:

@@ -47,7 +47,8 @@ def test_sdk_version_and_method_headers_are_counted(service_client, raw):
     before = raw.get("/engine_stats").json()
     tc.save_state("headers").result()
     after = raw.get("/engine_stats").json()
-    saved = after["sdk_methods"]["TrainingClient.save_state"] - before["sdk_methods"].get("TrainingClient.save_state", 0)
+    method = "TrainingClient.save_state"
+    saved = after["sdk_methods"][method] - before["sdk_methods"].get(method, 0)
     assert saved >= 1  # the save request, plus its result polls
     assert after["sdk_methods"]["ServiceClient.create_lora_training_client"] >= 1
     assert after["sdk_versions"][sdk_version] > before["sdk_versions"].get(sdk_version, 0)

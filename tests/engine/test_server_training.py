@@ -142,10 +142,8 @@ def test_rl_losses_at_ratio_one_equal_minus_advantage_sum(service_client, tokens
                                         "logprobs": current.astype(np.float32), "advantages": advantages})
     output = tc.forward_backward([datum], loss_fn, config).result()
     np.testing.assert_allclose(logprobs_of(output)[0], current, rtol=1e-5, atol=1e-5)
-    if loss_fn in ("cispo", "dro"):  # these keep the logprob itself in the loss
-        expected = -float(np.dot(advantages, current))
-    else:
-        expected = -float(advantages.sum())
+    # cispo and dro keep the logprob itself in the loss
+    expected = -float(np.dot(advantages, current)) if loss_fn in ("cispo", "dro") else -float(advantages.sum())
     assert output.metrics["loss:sum"] == pytest.approx(expected, rel=1e-3, abs=1e-4)
 
 

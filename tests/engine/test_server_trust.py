@@ -21,10 +21,11 @@ import httpx
 import pytest
 import tinker
 
-from server_support import TINY, wait_json
 from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY
 from tinker_chief.engine.server.launcher import engine_key, start_engine
 from tinker_chief.models import materialize_model
+
+from server_support import TINY, wait_json
 
 ALIAS = "private_model"
 SESSION = {"tags": [], "user_metadata": None, "sdk_version": "raw"}
@@ -66,8 +67,8 @@ def test_a_client_cannot_make_the_engine_load_a_local_directory(service_client, 
     (tmp_path / ".ssh").mkdir()  # exists, but is no model
     errors = {}
     for name in (str(private_model), str(tmp_path / ".ssh"), str(tmp_path / "missing")):
-        message = _refusal(lambda: service_client.create_lora_training_client(base_model=name, rank=1).result())
-        assert _refusal(lambda: service_client.create_sampling_client(base_model=name).result()) == message
+        message = _refusal(lambda n=name: service_client.create_lora_training_client(base_model=n, rank=1).result())
+        assert _refusal(lambda n=name: service_client.create_sampling_client(base_model=n).result()) == message
         assert name not in message
         errors[name] = message.replace(os.path.basename(name), "NAME")
     assert len(set(errors.values())) == 1, errors  # nothing tells which directories exist

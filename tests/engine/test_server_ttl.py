@@ -12,17 +12,18 @@ import json
 import os
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import tinker
 from tinker import types
 
-from server_support import TINY
 from tinker_chief.engine.server import store as store_module
 from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError
 from tinker_chief.engine.server.store import CheckpointExpiredError, CheckpointStore, RunRecord
+
+from server_support import TINY
 
 WEEK, HOUR = 604800, 3600
 GREEDY = types.SamplingParams(max_tokens=4, temperature=0, stop=[])
@@ -60,7 +61,7 @@ def test_store_expires_deletes_and_remembers(tmp_path):
     store, clock = _store(tmp_path)
     path = _save(store, "step-1")
     record, _ = store.resolve(path)
-    assert record.expires_at == datetime.fromtimestamp(clock.now + HOUR, timezone.utc).isoformat()
+    assert record.expires_at == datetime.fromtimestamp(clock.now + HOUR, UTC).isoformat()
 
     clock.now += HOUR - 1
     assert [c.tinker_path for c in store.list_checkpoints("run-1")] == [path]
@@ -122,7 +123,7 @@ def test_store_set_ttl(tmp_path):
     store, clock = _store(tmp_path)
     path = _save(store, "kept", ttl=None)
     store.set_ttl("run-1", "weights/kept", 7200)
-    assert store.resolve(path)[0].expires_at == datetime.fromtimestamp(clock.now + 7200, timezone.utc).isoformat()
+    assert store.resolve(path)[0].expires_at == datetime.fromtimestamp(clock.now + 7200, UTC).isoformat()
     store.set_ttl("run-1", "weights/kept", None)
     clock.now += 100 * HOUR
     assert store.resolve(path)[0].expires_at is None
@@ -180,9 +181,9 @@ def test_rest_ttl_route_sets_and_clears(service_client, rest_client, raw):
     tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=32).result()
     run_id = tc.get_info().model_id
     path = tc.save_state("ttl-route").result().path
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     rest_client.set_checkpoint_ttl_from_tinker_path(path, 86400).result()
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     expires = _checkpoints(rest_client, run_id)[path].expires_at
     slack = timedelta(milliseconds=1)  # microsecond rounding of the two clocks' readings
     assert before - slack <= expires - timedelta(seconds=86400) <= after + slack
@@ -203,7 +204,7 @@ def _expire(path: str, state_dir: Path, ago: timedelta = timedelta(minutes=10)) 
     run_id, kind, name = path.removeprefix("tinker://").split("/")
     meta = state_dir / "runs" / run_id / kind / f"{name}.json"
     data = json.loads(meta.read_text())
-    data["expires_at"] = (datetime.now(timezone.utc) - ago).isoformat()
+    data["expires_at"] = (datetime.now(UTC) - ago).isoformat()
     tmp = meta.with_name(f".{meta.name}.test")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, meta)  # the engine never reads a half-written file
@@ -243,7 +244,8 @@ def test_checkpoints_that_expired_while_down_are_deleted_at_start(tmp_path):
         assert _dir_of(kept, state).is_dir()
         rest, client = _rest(second), _client(second)
         assert set(_checkpoints(rest, run_id)) == {kept}
-        with pytest.raises(tinker.NotFoundError, match=re.escape(f"{old_sampler} expired at {sampler_expired} and was deleted")):
+        gone = re.escape(f"{old_sampler} expired at {sampler_expired} and was deleted")
+        with pytest.raises(tinker.NotFoundError, match=gone):
             client.create_sampling_client(model_path=old_sampler).result()
         with pytest.raises(tinker.NotFoundError, match=re.escape(f"{old_state} expired at {state_expired}")):
             client.create_training_client_from_state(old_state).result()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from evals_support import write_jsonl
 
 TINY = "tiny-random-llama"

@@ -54,8 +54,8 @@ def test_gsm8k_schema_and_numeric_match(tmp_path):
 
 def test_mmlu_and_arc_and_hellaswag_schemas(tmp_path):
     staged(tmp_path, "mmlu", [{"question": "2+2?", "subject": "math", "choices": ["3", "4", "5", "6"], "answer": 1}])
-    staged(tmp_path, "arc_easy", [{"question": "Sky color?", "choices": {"text": ["green", "blue"], "label": ["1", "2"]},
-                                   "answerKey": "2"}])
+    staged(tmp_path, "arc_easy", [{"question": "Sky color?",
+                                   "choices": {"text": ["green", "blue"], "label": ["1", "2"]}, "answerKey": "2"}])
     staged(tmp_path, "hellaswag", [{"ctx": "He opens the door and", "endings": ["walks in", "x", "y", "z"],
                                     "label": "0"}])
     assert run(tmp_path, "mmlu_0_shot", ["ANSWER: B"]).metrics["accuracy"] == 1.0
@@ -66,7 +66,8 @@ def test_mmlu_and_arc_and_hellaswag_schemas(tmp_path):
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 def test_humaneval_and_mbpp_run_code_in_the_sandbox(tmp_path):
     staged(tmp_path, "humaneval", [
-        {"task_id": "HumanEval/0", "prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "canonical_solution": "    return a + b\n",
+        {"task_id": "HumanEval/0", "prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n",
+         "canonical_solution": "    return a + b\n",
          "test": "def check(f):\n    assert f(2, 3) == 5\n", "entry_point": "add"},
         {"task_id": "HumanEval/1", "prompt": "def sub(a, b):\n", "canonical_solution": "    return a - b\n",
          "test": "def check(f):\n    assert f(3, 2) == 1\n", "entry_point": "sub"},

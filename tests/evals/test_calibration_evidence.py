@@ -104,7 +104,8 @@ def _record(reg: Registry, ref: str, scored: list[ScoredQuestion]) -> None:
     """Record a calibration run as `chief eval` does: CIs on every metric, Brier per question."""
     raw = calibration_metrics(scored)
     metrics = [MetricValue("accuracy", raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])]
-    metrics += [MetricValue(name, i.value, i.low, i.high, raw["n"]) for name, i in calibration_intervals(scored).items()]
+    metrics += [MetricValue(name, i.value, i.low, i.high, raw["n"])
+                for name, i in calibration_intervals(scored).items()]
     reg.record_eval(ref, suite_name="gov", suite_version="v1", task="calibration", headline_metric="brier",
                     metrics=metrics, samples=[SampleOutcome(q.id, q.brier) for q in scored], actor="test")
 

@@ -6,9 +6,13 @@ import asyncio
 
 import pytest
 
+from tinker_chief.evals.evaluators import (
+    ConversationNLLEvaluator,
+    GenerativeAccuracyEvaluator,
+    pooled_nll,
+    sampler_nll_evaluator,
+)
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
-from tinker_chief.evals.evaluators import ConversationNLLEvaluator, GenerativeAccuracyEvaluator, pooled_nll, \
-    sampler_nll_evaluator
 
 from evals_support import write_jsonl
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 
+from tinker_chief.registry import Registry
+
 from cli_support import run_chief as chief
 from evals_support import write_jsonl
-
-from tinker_chief.registry import Registry
 
 TINY = "tiny-random-llama"
 

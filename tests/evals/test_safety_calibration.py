@@ -55,7 +55,8 @@ def _rec(category, refused, pattern="direct"):
 
 def test_safety_metrics():
     records = [_rec("harmful", True), _rec("harmful", False),
-               _rec("jailbreak", True, "roleplay"), _rec("jailbreak", False, "base64"), _rec("jailbreak", False, "base64"),
+               _rec("jailbreak", True, "roleplay"), _rec("jailbreak", False, "base64"),
+               _rec("jailbreak", False, "base64"),
                _rec("benign", True), _rec("benign", False), _rec("benign", False), _rec("benign", False),
                _rec("benign", None)]
     metrics = safety_metrics(records)

@@ -58,7 +58,7 @@ def test_cannot_outlive_its_time_limit(tmp_path):
         "import os, time\n"
         "if os.fork() == 0:\n    os.setsid()\n"
         "    if os.fork() == 0:\n        time.sleep(3)\n"
-        f"        open('escaped_from_sandbox', 'w').write('x')\n        os._exit(0)\n    os._exit(0)\n"
+        "        open('escaped_from_sandbox', 'w').write('x')\n        os._exit(0)\n    os._exit(0)\n"
         "while True: pass\n"
     )
     started = time.monotonic()

@@ -7,8 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from tinker_chief.models import DEFAULT_MODEL, TINY_MODEL, load_tokenizer, materialize_model, resolve_model
-from tinker_chief.models import hf_cache
+from tinker_chief.models import DEFAULT_MODEL, TINY_MODEL, hf_cache, load_tokenizer, materialize_model, resolve_model
 
 # A process that never imports chief: only the cookbook's own tokenizer loading.
 COOKBOOK_LOAD = """

@@ -6,9 +6,10 @@ Nothing is faked: every test writes and reads a real database file under tmp_pat
 from __future__ import annotations
 
 import pytest
-from registry_helpers import fixed_clock
 
 from tinker_chief.registry import Registry
+
+from registry_helpers import fixed_clock
 
 
 @pytest.fixture

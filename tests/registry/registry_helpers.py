@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tinker_chief.registry import (
     MetricValue,
@@ -25,7 +25,7 @@ SUITE = SuiteRequirement(
 
 def fixed_clock():
     """A clock that advances one second per call from 2026-11-25T00:00:00Z."""
-    start = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 25, tzinfo=UTC)
     ticks = itertools.count()
     return lambda: start + timedelta(seconds=next(ticks))
 

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from registry_helpers import outcomes
 
 from tinker_chief.registry import MetricValue, Registry, SuiteRequirement
+
+from registry_helpers import outcomes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -61,7 +62,8 @@ def test_promote_gate_refusal_force_and_retire(project):
     refused = invoke("promote", "bot:v2", "--to", "prod")
     assert refused.returncode == 3
     assert "Error: bot:v2 was not promoted to prod: 1 gate rule(s) failed" in refused.stderr
-    assert "task `safety` of suite `chat`" in refused.stderr and "run `chief eval bot:v2 --task safety`" in refused.stderr
+    assert "task `safety` of suite `chat`" in refused.stderr
+    assert "run `chief eval bot:v2 --task safety`" in refused.stderr
     assert "Traceback" not in refused.stderr
     no_reason = invoke("promote", "bot:v2", "--to", "prod", "--force")
     assert no_reason.returncode == 1 and "--force needs --reason" in no_reason.stderr

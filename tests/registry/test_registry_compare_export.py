@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from registry_helpers import SUITE, fixed_clock, outcomes, record_suite
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import DataFile, DataSummary, LoraSpec, MetricValue, Registry
+
+from registry_helpers import SUITE, fixed_clock, outcomes, record_suite
 
 GOLDEN = Path(__file__).parent / "golden" / "MODEL_REGISTRY.md"
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from registry_helpers import SUITE, outcomes, record_suite
 
 from tinker_chief.errors import PromotionRejected, RegistryError
 from tinker_chief.registry import GateRules, MetricValue
+
+from registry_helpers import SUITE, outcomes, record_suite
 
 PROD_PASSES = [True] * 60 + [False] * 40
 

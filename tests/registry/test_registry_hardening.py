@@ -16,11 +16,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_support import assert_one_line_error, run_chief as chief
-from registry_helpers import SUITE, outcomes, record_suite
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import NOT_SCORED, MetricValue, Registry
+
+from cli_support import assert_one_line_error
+from cli_support import run_chief as chief
+from registry_helpers import SUITE, outcomes, record_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MARKUP = "[/] [bold]x[/bold] [red"

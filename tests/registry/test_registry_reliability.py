@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from registry_helpers import SUITE, record_suite
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import Registry
+
+from registry_helpers import SUITE, record_suite
 
 WRITER = Path(__file__).with_name("registry_writer.py")
 METRICS, SAMPLES = 20, 200  # as in registry_writer.py
@@ -104,9 +105,8 @@ def test_two_processes_promoting_at_once_exactly_one_wins(tmp_path):
     with Registry.open(path) as reg:
         assert [m.ref for m in reg.list_models(status="prod")] == winners
         assert reg.get_model(loser).status == "candidate"
-    with sqlite3.connect(path) as db:  # the database itself forbids a second prod
-        with pytest.raises(sqlite3.IntegrityError):
-            db.execute("UPDATE models SET status = 'prod' WHERE status != 'prod'")
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):  # the database forbids a second prod
+        db.execute("UPDATE models SET status = 'prod' WHERE status != 'prod'")
 
 
 def _register_many(path: str, count: int) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from registry_helpers import SUITE
-
 from tinker_chief.registry import MetricValue, SampleOutcome, scrub
 from tinker_chief.registry._scrub import REDACTED
+
+from registry_helpers import SUITE
 
 SECRETS = [
     "tml-9f8e7d6c5b4a39281706",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from registry_helpers import SUITE, record_suite
 
 from tinker_chief.errors import ModelNotFoundError, RegistryError
 from tinker_chief.registry import LoraSpec, MetricValue, Registry, SampleOutcome
 from tinker_chief.registry._migrations import MIGRATIONS
+
+from registry_helpers import SUITE, record_suite
 
 
 def test_versions_refs_and_lineage(reg):
@@ -195,9 +196,8 @@ def test_old_schema_is_migrated_forward(tmp_path):
     with Registry.open(path, create=False) as reg:
         assert reg.schema_version == len(MIGRATIONS) == 2
         assert [m.ref for m in reg.list_models()] == ["old:v1", "old:v2"]
-    with sqlite3.connect(path) as raw:  # the new unique index is in force
-        with pytest.raises(sqlite3.IntegrityError):
-            raw.execute("UPDATE models SET tinker_path = 'tinker://x/1'")
+    with sqlite3.connect(path) as raw, pytest.raises(sqlite3.IntegrityError):  # the new unique index is in force
+        raw.execute("UPDATE models SET tinker_path = 'tinker://x/1'")
 
 
 def test_migration_refused_by_existing_data_changes_nothing(tmp_path):

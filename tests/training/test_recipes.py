@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from tests.training.conftest import make_project, read_jsonl, write_jsonl
+from tinker_chief.evals.graders.base import GradeInput, Grader, Verdict, grader
 from tinker_chief.planning import load_project
 from tinker_chief.training import spec_from_project, train, train_project
-from tests.training.conftest import make_project, read_jsonl, write_jsonl
 
 SHORT = {"schedule": {"batch_size": 4, "steps": 2}, "checkpoints": {"every_steps": 0},
          "inline_evals": {"nll_every_steps": 0}, "data": {"val": None}}
@@ -26,7 +27,8 @@ def _train_rows(result) -> list[dict]:
 def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
     project = make_project(tmp_path, task="dpo", **SHORT)
     write_jsonl(project / "data" / "train.jsonl",
-                [{"prompt": f"Code for w{i}?", "chosen": f"w{i}-w{i}-7", "rejected": "I do not know."} for i in range(8)])
+                [{"prompt": f"Code for w{i}?", "chosen": f"w{i}-w{i}-7", "rejected": "I do not know."}
+                 for i in range(8)])
     result = _train(project, engine)
     rows = _train_rows(result)
     assert result.status == "finished" and [r["step"] for r in rows] == [1, 2]
@@ -45,6 +47,24 @@ def test_rl_samples_groups_and_trains_with_a_kl_penalty(tmp_path: Path, engine) 
     for row in rows:
         assert 0.0 <= row["train/reward"] <= 1.0 and math.isfinite(row["kl_policy_base"])
         assert row["train/tokens"] > 0  # 2 prompts x 3 samples of prompt + sampled tokens
+
+
+@grader("test_async_only_always_right")
+class _AsyncOnlyGrader(Grader):
+    """A model-free grader that implements only `grade()` (as a model-graded one does), no `check()`."""
+
+    async def grade(self, item: GradeInput) -> Verdict:
+        return Verdict(correct=bool(item.target))
+
+
+def test_rl_rewards_come_from_any_grader_not_only_rule_graders(tmp_path: Path, engine) -> None:
+    project = make_project(tmp_path, task="rl", rl={"group_size": 2, "groups_per_batch": 2, "max_tokens": 4}, **SHORT)
+    write_jsonl(project / "data" / "train.jsonl", [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)])
+    spec = spec_from_project(load_project(project))
+    spec = spec.model_copy(update={"rl": spec.rl.model_copy(update={"grader": "test_async_only_always_right"})})
+    rows = _train_rows(train(project, spec, base_url=engine.base_url))
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["train/reward"] == 1.0 for r in rows)  # every target is non-empty: all correct
 
 
 def test_prompt_distillation_labels_with_the_teacher_prompt_once(tmp_path: Path, engine) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from tinker_chief.cli.main import cli
 from tests.training.conftest import make_project, only_run, read_jsonl
+from tinker_chief.cli.main import cli
 
 LONG = {"schedule": {"batch_size": 4, "epochs": 2}, "checkpoints": {"every_steps": 3},
         "inline_evals": {"nll_every_steps": 0}}  # 12 steps: a kill after the first checkpoint lands mid-run
@@ -46,7 +46,8 @@ def _rows(project: Path, name: str) -> list[dict]:
 
 def _adapter(engine, tinker_path: str) -> dict:
     run, _, name = tinker_path.removeprefix("tinker://").partition("/sampler_weights/")
-    return load_file(str(Path(engine.state_dir) / "runs" / run / "sampler_weights" / name / "adapter_model.safetensors"))
+    weights = Path(engine.state_dir) / "runs" / run / "sampler_weights" / name / "adapter_model.safetensors"
+    return load_file(str(weights))
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, engine) -> None:
@@ -76,7 +77,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, engine)
         assert mine["train/tokens"] == ref["train/tokens"]  # the same batch at the same step
     final = read_jsonl(run / "checkpoints.jsonl")[-1]
     assert final["final"] and final["step"] == TOTAL
-    got, want = _adapter(engine, final["sampler_path"]), _adapter(engine, read_jsonl(only_run(reference) / "checkpoints.jsonl")[-1]["sampler_path"])
+    reference_path = read_jsonl(only_run(reference) / "checkpoints.jsonl")[-1]["sampler_path"]
+    got, want = _adapter(engine, final["sampler_path"]), _adapter(engine, reference_path)
     assert got.keys() == want.keys() and len(got) > 0
     for key in want:
         assert (got[key] - want[key]).abs().max().item() < 1e-6, key

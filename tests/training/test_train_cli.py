@@ -10,9 +10,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from tests.training.conftest import make_project, only_run, read_jsonl, write_jsonl
 from tinker_chief.cli.main import cli
 from tinker_chief.registry import Registry
-from tests.training.conftest import make_project, only_run, read_jsonl, write_jsonl
 
 
 def _train(*args: str) -> object:

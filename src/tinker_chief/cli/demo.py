@@ -50,7 +50,7 @@ def _plan(console: Console, demo: Any) -> None:
 def _evaluate(console: Console, project: Any, model: str, connection: Any, label: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tinker_chief.cli.eval import print_suite, RichSuiteProgress
+    from tinker_chief.cli.eval import RichSuiteProgress, print_suite
     from tinker_chief.evals.runner import run_suite
     from tinker_chief.registry import Registry
 
@@ -60,7 +60,8 @@ def _evaluate(console: Console, project: Any, model: str, connection: Any, label
                            registry=registry, progress=RichSuiteProgress(bars))
     print_suite(result)
     if result.failed:
-        console.print(f"[yellow]{label}: {len(result.failed)} task(s) failed; the gate will see missing evidence[/yellow]")
+        console.print(f"[yellow]{label}: {len(result.failed)} task(s) failed; "
+                      "the gate will see missing evidence[/yellow]")
     return result
 
 
@@ -102,7 +103,8 @@ def _paper_trail(project: Any) -> tuple[Path, Path]:
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Train this many steps instead of the plan's (for a quicker look).")
 @click.option("--base-model", default=None,
-              help="Another catalog model (e.g. tiny-random-llama for a smoke run) [default: SmolLM2-135M-Instruct-Q4_1].")
+              help="Another catalog model (e.g. tiny-random-llama for a smoke run) "
+                   "[default: SmolLM2-135M-Instruct-Q4_1].")
 def demo_command(directory: Path, steps: int | None, base_model: str | None) -> None:
     """The whole workflow on the embedded SmolLM2, on CPU, in a few minutes.
 

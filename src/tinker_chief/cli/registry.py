@@ -160,7 +160,8 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     facts = {"base model": record.base_model, "backend": record.backend, "tinker path": record.tinker_path,
              "recipe": record.recipe, "parent": record.parent_ref, "config hash": record.config_hash,
              "LoRA": (f"rank {record.lora.rank}, mlp={record.lora.train_mlp}, attn={record.lora.train_attn}, "
-                      f"unembed={record.lora.train_unembed}") if record.lora else None, "optimizer": record.optimizer or None,
+                      f"unembed={record.lora.train_unembed}") if record.lora else None,
+             "optimizer": record.optimizer or None,
              "data": f"{record.data.examples} examples, {record.data.tokens} tokens, "
                      f"{len(record.data.files)} file(s)", "created": record.created_at}
     for key, value in facts.items():

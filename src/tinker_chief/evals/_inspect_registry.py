@@ -16,7 +16,7 @@ def tinker():  # noqa: ANN201 - Inspect's registry convention
     return TinkerModelAPI
 
 
-from tinker_chief.evals.inspect_tasks import jsonl_task  # noqa: E402,F401  (registers the @task)
 from tinker_chief.evals.benchmarks import register_offline_tasks  # noqa: E402
+from tinker_chief.evals.inspect_tasks import jsonl_task  # noqa: E402,F401  (registers the @task)
 
 register_offline_tasks()

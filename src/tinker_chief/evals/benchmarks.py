@@ -105,7 +105,8 @@ def _gsm8k_task(path: Path) -> Task:
                 scorer=match(numeric=True), name="gsm8k", version=f"{BUILDER_VERSION}@{file_version(path)}")
 
 
-def _code_task(name: str, record_to_sample: Callable[[dict[str, Any]], Sample], template: str) -> Callable[[Path], Task]:
+def _code_task(name: str, record_to_sample: Callable[[dict[str, Any]], Sample],
+               template: str) -> Callable[[Path], Task]:
     def build(path: Path) -> Task:
         return Task(dataset=json_dataset(str(path), record_to_sample), solver=[prompt_template(template), generate()],
                     scorer=sandboxed_tests(name), name=name, version=f"{BUILDER_VERSION}@{file_version(path)}")

@@ -12,6 +12,7 @@ random key (found through the launcher, same user only); then `$TINKER_API_KEY`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -64,10 +65,8 @@ class Connection:
     def close(self) -> None:
         if self._service_client is not None:
             # Ends the SDK session first, so it stops heartbeating into an engine we stop next.
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort; the engine may be gone already
                 self._service_client.close("success").result(timeout=10)
-            except Exception:  # noqa: BLE001 - closing is best effort; the engine may be gone already
-                pass
             self._service_client = None
         if self.started_engine is not None:
             self.started_engine.stop()

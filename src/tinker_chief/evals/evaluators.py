@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
 from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
@@ -33,14 +33,15 @@ from tinker_chief.evals.stats import Interval, bootstrap
 def conversations_to_data(conversations: list[list[dict[str, str]]], model_name: str,
                           max_length: int | None = None) -> tuple[list[Any], Any]:
     """Render chats into datums weighted on assistant tokens (token-sum, not per-example mean)."""
-    from tinker_cookbook.renderers import TrainOnWhat
+    from tinker_cookbook.renderers import Message, TrainOnWhat
     from tinker_cookbook.supervised.data import conversation_to_datum
 
     from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
     tokenizer = load_tokenizer(model_name)
     renderer = get_renderer(renderer_name_for(model_name), tokenizer)
-    data = [conversation_to_datum(c, renderer, max_length, TrainOnWhat.ALL_ASSISTANT_MESSAGES, reduction="none")
+    data = [conversation_to_datum(cast(list[Message], c), renderer, max_length, TrainOnWhat.ALL_ASSISTANT_MESSAGES,
+                                  reduction="none")
             for c in conversations]
     return data, tokenizer
 

@@ -5,7 +5,8 @@
 rendered with the model's cookbook renderer by `ModelSampler`; temperature, max tokens, top_p,
 stop sequences, seed, num_choices, logprobs and top_logprobs (where the backend supports them)
 are honoured. Inspect calls `generate` once per sample, concurrently up to `max_connections`
-(default 16, `-M concurrency=N`); the requests are in flight together, and the engine batches them. Backend: Inspect's `--model-base-url URL`
+(default 16, `-M concurrency=N`); the requests are in flight together, and the engine batches
+them. Backend: Inspect's `--model-base-url URL`
 (and `-M engine_api_key=...` where an engine checks keys), else `connection.connect()` (env,
 Tinker's cloud with `TINKER_API_KEY`, or a local engine started once per process).
 """

@@ -26,6 +26,7 @@ Inspect's built-in `local` sandbox has none of this (see reference/inspect-ai-of
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import posixpath
@@ -225,10 +226,8 @@ def _run(argv: list[str], limits: SandboxLimits, *, pass_fds: tuple[int, ...],
             next_check = now + _POLL_S
         if timed_out or out_of_memory:
             # The whole session: bwrap, its PID-namespace init, and everything the code forked.
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it exited just now by itself
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # it exited just now by itself
             grace = time.monotonic() + _KILL_GRACE_S
             while output.pump(grace - time.monotonic()) and time.monotonic() < grace:
                 pass

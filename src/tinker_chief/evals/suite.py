@@ -78,7 +78,7 @@ class EvalTask(BaseModel):
     headline_metric: str = Field("accuracy", description="The metric compared across models.")
 
     @model_validator(mode="after")
-    def _check_kind_fields(self) -> "EvalTask":
+    def _check_kind_fields(self) -> EvalTask:
         if self.kind == "inspect" and not self.inspect_task:
             raise ValueError(f"task `{self.name}`: kind=inspect needs `inspect_task`")
         if self.kind in ("jsonl", "nll") and not self.data:
@@ -95,7 +95,7 @@ class EvalSuite(BaseModel):
     tasks: list[EvalTask]
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "EvalSuite":
+    def _unique_names(self) -> EvalSuite:
         names = [task.name for task in self.tasks]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -130,7 +130,8 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
 
     records, base = await _graded(task, context, cache, pending, runner, done)
     return _outcome(task, records, base, _accuracy_metrics(records), len(done),
-                    {"grader": task.grader, "judge_model": task.judge_model or context.model, "generation": asdict(settings)})
+                    {"grader": task.grader, "judge_model": task.judge_model or context.model,
+                     "generation": asdict(settings)})
 
 
 async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
@@ -175,8 +176,13 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     option probabilities so a resumed run's cached questions count the same; the registry
     therefore pairs them with its bootstrap, which tests the Brier headline itself.
     """
-    from tinker_chief.evals.calibration import calibration_intervals, calibration_metrics, load_questions, \
-        run_calibration, scored_from_records
+    from tinker_chief.evals.calibration import (
+        calibration_intervals,
+        calibration_metrics,
+        load_questions,
+        run_calibration,
+        scored_from_records,
+    )
 
     questions = load_questions(_data_path(task, context) if task.data else None)[: task.settings.limit]
     done = {k: v for k, v in cache.finished_records().items() if k in {q.id for q in questions}}

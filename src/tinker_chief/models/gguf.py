@@ -38,10 +38,10 @@ def convert_embedded_gguf(output_dir: Path) -> None:
     gguf = embedded_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # torch types unknown Module attributes as Tensor | Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.is_quantized = False
+    model.is_quantized = False  # type: ignore[assignment]  # (same)
     eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
     for config in (model.config, model.generation_config):
         config.eos_token_id = eos_id

@@ -22,8 +22,11 @@ def _ensure_registered() -> None:
     from tinker_cookbook import renderers
     from tinker_cookbook.renderers.qwen3 import Qwen3InstructRenderer
 
+    def chatml(tokenizer: Any, image_processor: Any = None) -> Qwen3InstructRenderer:
+        return Qwen3InstructRenderer(tokenizer)
+
     if not renderers.is_renderer_registered(CHATML):
-        renderers.register_renderer(CHATML, lambda tokenizer, image_processor=None: Qwen3InstructRenderer(tokenizer))
+        renderers.register_renderer(CHATML, chatml)
     _registered = True
 
 

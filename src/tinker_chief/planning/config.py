@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSuite
@@ -64,7 +65,7 @@ class LoraConfig(_Section):
     train_unembed: bool = Field(True, description="Adapt the unembedding (LM head).")
 
     @model_validator(mode="after")
-    def _some_target(self) -> "LoraConfig":
+    def _some_target(self) -> LoraConfig:
         if not (self.train_mlp or self.train_attn or self.train_unembed):
             raise ValueError("at least one of train_mlp, train_attn, train_unembed must be true")
         return self
@@ -91,7 +92,7 @@ class ScheduleConfig(_Section):
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
 
     @model_validator(mode="after")
-    def _epochs_or_steps(self) -> "ScheduleConfig":
+    def _epochs_or_steps(self) -> ScheduleConfig:
         if self.epochs is None and self.steps is None:
             raise ValueError("set epochs or steps (or both)")
         return self
@@ -123,11 +124,13 @@ class DPOConfig(_Section):
 
 class DistillConfig(_Section):
     teacher_model: str | None = Field(None, description="Teacher model; defaults to the base model.")
-    teacher_prompt: str | None = Field(None, description="System prompt given to the teacher only (prompt distillation).")
+    teacher_prompt: str | None = Field(None,
+                                       description="System prompt given to the teacher only (prompt distillation).")
 
 
 class BackendConfig(_Section):
-    kind: Literal["local", "tinker"] = Field("local", description="local engine, or Tinker's cloud (needs TINKER_API_KEY).")
+    kind: Literal["local", "tinker"] = Field("local",
+                                             description="local engine, or Tinker's cloud (needs TINKER_API_KEY).")
     base_url: str | None = Field(None, description="Service URL override; the local engine's URL when kind=local.")
 
 
@@ -217,7 +220,7 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def _expected(error: dict[str, Any]) -> str:
+def _expected(error: ErrorDetails) -> str:
     kind = error.get("type", "")
     if kind == "missing":
         return "a value (the key is missing)"

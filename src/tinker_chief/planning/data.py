@@ -14,7 +14,7 @@ dicts (`ChatMessage`) because that is what cookbook renderers take.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypedDict
@@ -136,7 +136,7 @@ def parse_rl_prompt(line: JsonlLine) -> RLPrompt:
     return RLPrompt(require_str(line, "prompt"), require_str(line, "answer"), _where(line))
 
 
-_PARSERS = {
+_PARSERS: dict[DataFormat, Callable[[JsonlLine], Record]] = {
     "conversations": parse_conversation,
     "prompt_answer": parse_prompt_answer,
     "preferences": parse_preference,
@@ -178,25 +178,26 @@ def detect_format(path: str | Path) -> DataFormat:
 
 
 def read_conversations(path: str | Path) -> list[Conversation]:
-    return [r for r in read_records(path, "conversations")]  # type: ignore[misc]
+    return [r for r in read_records(path, "conversations") if isinstance(r, Conversation)]
 
 
 def read_prompt_answers(path: str | Path) -> list[PromptAnswer]:
-    return [r for r in read_records(path, "prompt_answer")]  # type: ignore[misc]
+    return [r for r in read_records(path, "prompt_answer") if isinstance(r, PromptAnswer)]
 
 
 def read_preferences(path: str | Path) -> list[Preference]:
-    return [r for r in read_records(path, "preferences")]  # type: ignore[misc]
+    return [r for r in read_records(path, "preferences") if isinstance(r, Preference)]
 
 
 def read_rl_prompts(path: str | Path) -> list[RLPrompt]:
-    return [r for r in read_records(path, "rl_prompts")]  # type: ignore[misc]
+    return [r for r in read_records(path, "rl_prompts") if isinstance(r, RLPrompt)]
 
 
 def read_sft_conversations(path: str | Path) -> list[Conversation]:
     """Supervised data as conversations: conversation files as-is, prompt/answer lines converted."""
     records = read_records(path, ("conversations", "prompt_answer"))
-    return [r.to_conversation() if isinstance(r, PromptAnswer) else r for r in records]  # type: ignore[union-attr]
+    return [r.to_conversation() if isinstance(r, PromptAnswer) else r
+            for r in records if isinstance(r, (PromptAnswer, Conversation))]
 
 
 def as_conversations(records: list[Record]) -> list[Conversation]:

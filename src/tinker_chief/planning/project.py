@@ -106,7 +106,7 @@ def write_product_file(project: Project, records: list[Record]) -> str | None:
 def _initial_config(name: str, use_case: str, task: str, base_model: str, renderer: str, train: str,
                     val: str, nll_data: str | None, product: str | None) -> ProjectConfig:
     return ProjectConfig(
-        name=name, base_model=base_model, renderer=renderer, task=task, use_case=use_case,  # type: ignore[arg-type]
+        name=name, base_model=base_model, renderer=renderer, task=task, use_case=use_case,
         data=DataConfig(train=train, val=val),
         optimizer=OptimizerConfig(learning_rate=FALLBACK_LR), schedule=ScheduleConfig(batch_size=8),
         eval_suite=build_eval_suite(use_case, name=f"{name}-{use_case}", nll_data=nll_data, product_data=product))

@@ -85,10 +85,13 @@ def _description(model: type[BaseModel] | None, name: str) -> str | None:
 
 def _submodel(model: type[BaseModel] | None, name: str) -> type[BaseModel] | None:
     """The pydantic class of a nested field, for its descriptions (None when untyped)."""
-    nested = {(EvalSuite, "tasks"): EvalTask, (EvalTask, "settings"): EvalSettings}
+    if model is None:
+        return None
+    nested: dict[tuple[type[BaseModel], str], type[BaseModel]] = {
+        (EvalSuite, "tasks"): EvalTask, (EvalTask, "settings"): EvalSettings}
     if (model, name) in nested:
         return nested[(model, name)]
-    if model is None or name not in model.model_fields:
+    if name not in model.model_fields:
         return None
     annotation = model.model_fields[name].annotation
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None

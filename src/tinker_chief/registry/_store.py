@@ -19,7 +19,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class Registry:
     def __init__(self, db: sqlite3.Connection, path: Path, clock: Clock | None = None) -> None:
         self._db = db
         self.path = path
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._stamp: str | None = None
 
     @classmethod
@@ -127,7 +127,7 @@ class Registry:
     def _stamp_of(moment: datetime) -> str:
         if moment.tzinfo is None:
             raise RegistryError(f"timestamp {moment.isoformat()} has no timezone; pass an aware datetime")
-        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -18,7 +18,8 @@ from tinker_chief.reports.collect import ReportData, TaskResult, is_calibration,
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
 th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}.none{color:#888;font-style:italic}
 .prod{color:#0a0;font-weight:bold}.staging{color:#06c}.retired{color:#999}
 """
@@ -55,6 +56,11 @@ def _headline(result: TaskResult) -> str | None:
     return next(iter(result.metrics), None)
 
 
+def _headline_value(result: TaskResult) -> str:
+    name = _headline(result)
+    return _fmt(result.metrics[name]) if name else ""
+
+
 def _metric_table(results: list[TaskResult]) -> str:
     rows = []
     for r in results:
@@ -77,8 +83,8 @@ def _eval_section(data: ReportData) -> str:
         return '<p class="none">No eval results recorded yet (run `chief eval`).</p>'
     bars = charts.comparison_bars(general, _headline, "eval comparison (headline metric, 95% CI)")
     summary = _table(["model", "task", "headline", "value [95% CI]", "suite version"],
-                     [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _fmt(r.metrics[_headline(r)])
-                       if _headline(r) else "", _e(r.suite_version)] for r in general], "evals")
+                     [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _headline_value(r), _e(r.suite_version)]
+                      for r in general], "evals")
     return _img(bars, "eval comparison", "") + summary
 
 

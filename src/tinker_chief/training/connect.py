@@ -63,14 +63,14 @@ def check_reachable(base_url: str, timeout: float = 3.0) -> None:
         raise EngineError(f"cannot reach the training backend at {base_url}: {exc.strerror or exc}") from None
 
 
-def check_model_served(backend: "Backend", base_model: str, where: str) -> None:
+def check_model_served(backend: Backend, base_model: str, where: str) -> None:
     """Refuse a plan whose base model the backend does not serve, listing what it does serve."""
     import tinker
 
     try:
         rest = tinker.RestClient(base_url=backend.base_url, api_key=backend.api_key)
         capabilities = rest.get_server_capabilities().result()
-        models = [m.model_name for m in capabilities.supported_models]
+        models = [m.model_name for m in capabilities.supported_models if m.model_name]
     except Exception as exc:  # the SDK raises its own hierarchy; the message is what matters
         raise EngineError(f"{where}: could not list the served models: {exc}") from None
     wanted = base_model.lower()

@@ -16,7 +16,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,7 @@ class Observer(Protocol):
     def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
     def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...
     def on_checkpoint(self, record: CheckpointRecord) -> None: ...
-    def on_end(self, result: "TrainResult") -> None: ...
+    def on_end(self, result: TrainResult) -> None: ...
 
 
 class CheckpointSink(Protocol):
@@ -84,7 +84,7 @@ class _StopRequest:
         self.requested = True
 
     @contextmanager
-    def installed(self) -> Iterator["_StopRequest"]:
+    def installed(self) -> Iterator[_StopRequest]:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -100,7 +100,7 @@ class Trainer:
     """Runs one `TrainSpec` with a `StepRunner` against an SDK `ServiceClient`."""
 
     def __init__(self, spec: TrainSpec, service: Any, runner: StepRunner, log: RunLog,
-                 evaluators: list[EvaluatorBuilder] = (), infrequent: list[EvaluatorBuilder] = (),
+                 evaluators: Sequence[EvaluatorBuilder] = (), infrequent: Sequence[EvaluatorBuilder] = (),
                  sink: CheckpointSink | None = None, observer: Observer | None = None) -> None:
         self.spec, self.service, self.runner, self.log = spec, service, runner, log
         self.evaluators, self.infrequent = list(evaluators), list(infrequent)

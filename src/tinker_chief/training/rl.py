@@ -17,6 +17,7 @@ from typing import Any
 
 import tinker
 
+from tinker_chief.evals.graders.base import GradeInput, Verdict
 from tinker_chief.training.data import Problem
 from tinker_chief.training.spec import RLSettings
 
@@ -56,11 +57,20 @@ class RLSteps:
     def __len__(self) -> int:
         return len(self.problems)
 
-    def _reward(self, tokens: list[int], answer: str) -> float:
+    def _text(self, tokens: list[int]) -> str:
         message, _ = self.renderer.parse_response(tokens)
         content = message.get("content")
-        text = content if isinstance(content, str) else ""
-        return 1.0 if self.grader.check(text, answer).correct else 0.0
+        return content if isinstance(content, str) else ""
+
+    def _rewards(self, problem: Problem, sequences: list[Any]) -> list[float]:
+        """1.0 per correct answer. Through `grade()`, the contract every grader keeps (not only rule graders)."""
+        question = next((m["content"] for m in reversed(problem.prompt) if m.get("role") == "user"), "")
+        items = [GradeInput(str(question), self._text(list(s.tokens)), problem.answer) for s in sequences]
+
+        async def grade_all() -> list[Verdict]:
+            return list(await asyncio.gather(*(self.grader.grade(item) for item in items)))
+
+        return [1.0 if verdict.correct else 0.0 for verdict in asyncio.run(grade_all())]
 
     def _rollouts(self, sampler: Any, problems: list[Problem], step: int) -> list[tuple[Any, list[Any]]]:
         prompts = [self.renderer.build_generation_prompt(p.prompt) for p in problems]
@@ -85,7 +95,7 @@ class RLSteps:
         data: list[tinker.Datum] = []
         rewards_all: list[float] = []
         for problem, (prompt, sequences) in zip(problems, self._rollouts(sampler, problems, step), strict=True):
-            rewards = [self._reward(list(s.tokens), problem.answer) for s in sequences]
+            rewards = self._rewards(problem, sequences)
             mean = sum(rewards) / len(rewards)
             rewards_all += rewards
             for seq, reward in zip(sequences, rewards, strict=True):

@@ -89,7 +89,7 @@ class TrainSpec(BaseModel):
     distill: DistillSettings | None = None
 
     @model_validator(mode="after")
-    def _recipe_fields(self) -> "TrainSpec":
+    def _recipe_fields(self) -> TrainSpec:
         if self.recipe == "distill" and self.distill is None:
             raise ValueError("task `distill` needs [distill] `teacher_prompt` (the prompt the student learns without)")
         return self

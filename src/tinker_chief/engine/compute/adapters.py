@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -162,7 +162,7 @@ class AdapterHost:
 
     def load_state_dict(self, slot: str, state: dict[str, torch.Tensor]) -> None:
         result = set_peft_model_state_dict(self.peft, state, adapter_name=slot)
-        missing = [key for key in result.missing_keys if f".{slot}." in f"{key}." and "lora_" in key]
+        missing = [key for key in getattr(result, "missing_keys", []) if f".{slot}." in f"{key}." and "lora_" in key]
         unexpected = list(getattr(result, "unexpected_keys", []))
         if missing or unexpected:
             raise InvalidRequestError(
@@ -171,7 +171,7 @@ class AdapterHost:
 
     def config(self, slot: str) -> LoraConfig:
         assert self.peft is not None
-        return self.peft.peft_config[slot]
+        return cast(LoraConfig, self.peft.peft_config[slot])  # slots are only ever made from a LoraConfig
 
     def remove(self, slot: str) -> None:
         if self.peft is not None and slot in self.peft.peft_config:

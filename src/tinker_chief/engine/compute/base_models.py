@@ -72,7 +72,7 @@ def load_frozen_causal_lm(local_dir: Path, device: str, compute_dtype: torch.dty
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32, local_files_only=True)
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]  # transformers types `.to` through a wrapper that takes the model
     model.requires_grad_(False)
     use_grouped_decode_attention(model)
     if compute_dtype is not None:

@@ -28,16 +28,21 @@ MIN_ROOM = 32  # spare positions reserved on first use: a short generation never
 class GrowingLayer(DynamicLayer):
     """One layer's keys and values in preallocated buffers; `keys`/`values` are views of them."""
 
+    _key_buffer: torch.Tensor
+    _value_buffer: torch.Tensor
+
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         super().lazy_initialization(key_states, value_states)
-        self._key_buffer = self._value_buffer = None
+        # Empty buffers (room 0): the first update allocates real ones.
+        self._key_buffer = key_states.new_empty((*key_states.shape[:-2], 0, key_states.shape[-1]))
+        self._value_buffer = value_states.new_empty((*value_states.shape[:-2], 0, value_states.shape[-1]))
         self._length = 0
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         end = self._length + key_states.shape[-2]
-        if self._key_buffer is None or end > self._key_buffer.shape[-2]:
+        if end > self._key_buffer.shape[-2]:
             self._reallocate(key_states, value_states, room=max(end, MIN_ROOM) * 2)
         self._key_buffer[..., self._length:end, :] = key_states
         self._value_buffer[..., self._length:end, :] = value_states
@@ -49,8 +54,8 @@ class GrowingLayer(DynamicLayer):
         keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]), dtype=dtype)
         values = value_states.new_empty((*value_states.shape[:-2], room, value_states.shape[-1]), dtype=dtype)
         if self._length:
-            keys[..., :self._length, :] = self.keys
-            values[..., :self._length, :] = self.values
+            keys[..., :self._length, :] = self._key_buffer[..., :self._length, :]
+            values[..., :self._length, :] = self._value_buffer[..., :self._length, :]
         self._key_buffer, self._value_buffer = keys, values
 
     def _set_length(self, length: int) -> None:

@@ -39,8 +39,13 @@ def _number(config: Config, key: str, default: float | None) -> float:
         raise InvalidRequestError(f"loss_fn_config[{key!r}] must be a number, got {value!r}") from None
 
 
-def _threshold(inputs: Tensors, config: Config, key: str, default: float) -> torch.Tensor | float:
-    return inputs[key] if key in inputs else _number(config, key, default)
+def _threshold(inputs: Tensors, config: Config, key: str, default: float) -> torch.Tensor:
+    # Always a tensor: torch.clamp refuses a number for one bound and a tensor for the other,
+    # which is what a request with only one per-token threshold would give.
+    if key in inputs:
+        return inputs[key]
+    like = inputs["logprobs"]
+    return torch.tensor(_number(config, key, default), dtype=like.dtype, device=like.device)
 
 
 def _ratio(lp: torch.Tensor, inputs: Tensors) -> torch.Tensor:

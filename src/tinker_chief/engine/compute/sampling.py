@@ -91,7 +91,7 @@ class SamplingService:
     def load(self, directory: Path) -> str:
         resolved = str(directory.resolve())
         key = self._by_path.get(resolved)
-        if key in self._adapters:
+        if key is not None and key in self._adapters:
             self._adapters.move_to_end(key)
             return key
         files = checkpoint_io.read_adapter(directory, with_optimizer=False)
@@ -102,11 +102,12 @@ class SamplingService:
     def _evict(self) -> None:
         while len(self._adapters) > MAX_ADAPTER_SAMPLERS:
             key, ref = next(iter(self._adapters.items()))
-            host = self._resolve(ref.base_name)[1]
+            slot, host = ref.slot, self._resolve(ref.base_name)[1]
+            assert slot is not None  # add_adapter gives every cached adapter its slot
             if key not in self._by_path.values():  # a snapshot: nowhere else to load it back from
-                self._spilled.put(key, ref.base_name, copy.deepcopy(host.config(ref.slot)), host.state_dict(ref.slot))
+                self._spilled.put(key, ref.base_name, copy.deepcopy(host.config(slot)), host.state_dict(slot))
             del self._adapters[key]  # only once its weights are safe
-            host.remove(ref.slot)
+            host.remove(slot)
             self._by_path = {path: k for path, k in self._by_path.items() if k != key}
 
     def _lookup(self, key: str) -> tuple[LoadedBase, AdapterHost, str | None]:
@@ -185,7 +186,8 @@ class SamplingService:
         scores: dict[int, PromptScores] = {}
         for i, request, _ in scored:
             if len(request.prompt) < 2:  # nothing to score: the first token has no context
-                scores[i] = ([None] if request.prompt_logprobs else None, [None] if request.topk_prompt_logprobs else None)
+                scores[i] = ([None] if request.prompt_logprobs else None,
+                             [None] if request.topk_prompt_logprobs else None)
         scored = [item for item in scored if len(item[1].prompt) >= 2]
         if not scored:
             return scores

@@ -39,7 +39,6 @@ from tinker_chief.engine.compute.losses import OPTIONAL_INPUTS, loss_def
 from tinker_chief.engine.compute.optimizer import AdapterOptimizer
 from tinker_chief.engine.compute.sampling import SamplerRef, SamplingService
 
-
 LIVE_PREFIX = "inflight:"  # sampler keys that follow a training model's adapter
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from tinker.proto import tinker_public_pb2 as pb
+from tinker.types import EncodedTextChunk
 from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
 from tinker_chief.engine.backend import (
@@ -152,10 +153,10 @@ def _tensor(where: str, tensor: pb.Tensor) -> np.ndarray:
 def _dense_from_csr(csr: pb.SparseCsr, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
     if len(shape) != 2:
         raise ValueError("sparse tensors must be 2-D")
-    values = np.frombuffer(csr.values, dtype=dtype)
+    values: np.ndarray = np.frombuffer(csr.values, dtype=dtype)
     crow = np.frombuffer(csr.crow_indices, dtype=np.int64)
     cols = np.frombuffer(csr.col_indices, dtype=np.int64)
-    dense = np.zeros(shape, dtype=dtype)
+    dense: np.ndarray = np.zeros(shape, dtype=dtype)
     for row in range(shape[0]):
         lo, hi = int(crow[row]), int(crow[row + 1])
         dense[row, cols[lo:hi]] = values[lo:hi]
@@ -194,9 +195,9 @@ def sampling_settings(request: WireSampleRequest, eos_tokens: tuple[int, ...]) -
     elif stop is not None:
         items = list(stop)
         if all(isinstance(s, str) for s in items):
-            strings = tuple(items)
+            strings = tuple(s for s in items if isinstance(s, str))
         elif all(isinstance(s, int) and not isinstance(s, bool) for s in items):
-            tokens = tuple(dict.fromkeys([*items, *eos_tokens])) if items else ()
+            tokens = tuple(dict.fromkeys([*(s for s in items if isinstance(s, int)), *eos_tokens])) if items else ()
         else:
             raise InvalidRequestError("asample: sampling_params.stop must be a string, a list of strings "
                                       "or a list of token ids, not a mix")
@@ -264,7 +265,7 @@ def _check_budget(request: WireSampleRequest, prompt_length: int, max_tokens: in
 def prompt_tokens(request: WireSampleRequest) -> tuple[int, ...]:
     tokens: list[int] = []
     for chunk in request.prompt.chunks:
-        if getattr(chunk, "type", None) != "encoded_text":
+        if not isinstance(chunk, EncodedTextChunk):
             raise UnsupportedError(f"asample: prompt chunks of type {getattr(chunk, 'type', '?')!r} (images, audio)")
         tokens.extend(int(t) for t in chunk.tokens)
     _check(bool(tokens), "asample: prompt is empty (expected at least one token)")

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -53,7 +53,7 @@ class SignedDownloads:
                             f"{quote(file.name, safe='')}?expires={expires}&signature="
                             f"{self._signature(run_id, name, file.name, expires)}")
                 for file in sorted(directory.iterdir()) if file.is_file()}
-        return ExternalWeightsUrlsResponse(urls=urls, expires=datetime.fromtimestamp(expires, timezone.utc)
+        return ExternalWeightsUrlsResponse(urls=urls, expires=datetime.fromtimestamp(expires, UTC)
                                            ).model_dump(mode="json")
 
     def file(self, run_id: str, name: str, filename: str, expires: str, signature: str) -> Path:
@@ -63,7 +63,7 @@ class SignedDownloads:
             raise DownloadLinkError("this download URL was not issued by this engine (or the engine restarted "
                                     "since); ask for new ones with get_external_weights_urls")
         if int(expires) <= self.clock():
-            raise DownloadLinkError(f"this download URL expired at {datetime.fromtimestamp(int(expires), timezone.utc)}"
+            raise DownloadLinkError(f"this download URL expired at {datetime.fromtimestamp(int(expires), UTC)}"
                                     "; ask for new ones with get_external_weights_urls")
         _, directory = self.store.resolve(f"tinker://{run_id}/external_weights/{name}")
         path = directory / filename

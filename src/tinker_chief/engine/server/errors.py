@@ -84,7 +84,9 @@ def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
     try:
         text = repr(value)
     except ValueError:  # an int past Python's 4300-digit str() limit
-        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"  # type: ignore[union-attr]
+        if not isinstance(value, int):
+            raise
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     if len(text) <= limit:
         return text
     length = f" ({len(value)} characters)" if isinstance(value, (str, bytes)) else ""

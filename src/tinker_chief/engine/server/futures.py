@@ -22,11 +22,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
 
 from tinker_chief.engine.server.errors import ErrorCategory, GoneError, NotFoundError, shown
 
-Payload = Union[bytes, dict]
+Payload = bytes | dict
 
 _KEEP_AFTER_RETRIEVAL_S = 600.0
 RESULT_TTL_S = 900.0  # a finished result nobody retrieved is dropped this long after it completed

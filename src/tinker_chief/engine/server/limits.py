@@ -109,7 +109,7 @@ class _BoundedReceive:
         remaining = self._deadline - asyncio.get_running_loop().time()
         try:
             message = await asyncio.wait_for(self._receive(), timeout=max(remaining, 0.0))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeoutError(
                 f"the request body did not arrive within {self._timeout:g} seconds "
                 f"({self._received} bytes received); the engine closes requests that stall") from None
@@ -165,7 +165,7 @@ class GuardedH11Protocol(H11Protocol):
     read_timeout_s: float = READ_TIMEOUT_S
     _head_deadline: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_head_deadline()
 

@@ -1,8 +1,9 @@
 """REST listings for `tinker.RestClient`: capabilities, training runs, checkpoints, weights info.
 
 Built from the on-disk store, so everything saved before an engine restart is listed after
-it; expired checkpoints are left out, the others carry their `expires_at`. Response shapes are the SDK's pydantic models (`TrainingRun`, `Checkpoint`, `Cursor`, ...)
-dumped to JSON, so they validate on the client by construction.
+it; expired checkpoints are left out, the others carry their `expires_at`. Response shapes are
+the SDK's pydantic models (`TrainingRun`, `Checkpoint`, `Cursor`, ...) dumped to JSON, so they
+validate on the client by construction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def capabilities(models: list[tuple[str, int | None]]) -> dict:
 
 def checkpoint_json(record: CheckpointRecord) -> dict:
     return Checkpoint(checkpoint_id=record.checkpoint_id,
-                      checkpoint_type=CHECKPOINT_TYPE[record.kind],  # type: ignore[arg-type]
+                      checkpoint_type=CHECKPOINT_TYPE[record.kind],
                       time=record.created, tinker_path=record.tinker_path,
                       size_bytes=record.size_bytes, user_metadata=record.user_metadata,
                       expires_at=record.expires_at).model_dump(mode="json")

@@ -72,13 +72,13 @@ class SamplingService:
         self.engine.sessions.touch(sampling_session_id.split(":", 1)[0])  # a sign of life of its session
         return state
 
-    def _reloader(self, state: SamplerState):
+    def _reloader(self, state: SamplerState, model_path: str):
         """Compute-thread hook: the backend keeps a bounded cache of adapters, so a checkpoint's
         sampler may have been evicted; `load_sampler` returns the cached key or loads it again.
         The sampler held the checkpoint since before it expired, so expiry does not stop it."""
         def refresh(request: SampleRequest) -> SampleRequest:
             try:
-                _, directory = self.engine.store.resolve(state.model_path, allow_expired=True)
+                _, directory = self.engine.store.resolve(model_path, allow_expired=True)
                 state.sampler_key = self.engine.backend.load_sampler(directory)
             finally:
                 state.release()  # a one-off sample's lease (sessions released theirs already)
@@ -99,7 +99,7 @@ class SamplingService:
         request_id = self.engine.futures.create("sample")
         self.engine.scheduler.submit_sample(
             request_id, backend_request, lambda result: codec.encode_sample(result, request),
-            refresh=self._reloader(state) if state.model_path else None)
+            refresh=self._reloader(state, state.model_path) if state.model_path else None)
         return {"request_id": request_id,
                 "sample_sequence_ids": [f"{request_id}:{i}" for i in range(request.num_samples)]}
 

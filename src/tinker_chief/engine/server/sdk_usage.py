@@ -39,7 +39,7 @@ class SdkUsage:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts = {"sdk_versions": Counter(), "sdk_methods": Counter()}
+        self._counts: dict[str, Counter[str]] = {"sdk_versions": Counter(), "sdk_methods": Counter()}
 
     def record(self, version: str | None, method: str | None) -> None:
         with self._lock:

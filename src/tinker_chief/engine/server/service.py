@@ -312,9 +312,10 @@ class EngineService:
 
     def save_weights_for_sampler(self, request: SaveWeightsForSamplerRequest) -> str:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
-            if request.sampling_session_seq_id is not None:
+            seq_id = request.sampling_session_seq_id
+            if seq_id is not None:
                 # Ephemeral: no checkpoint, so no ttl_seconds or user_metadata to keep (the SDK sends none).
-                return lambda: self._ephemeral_sampler(model, request.sampling_session_seq_id, request.kind)
+                return lambda: self._ephemeral_sampler(model, seq_id, request.kind)
             ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights_for_sampler: ttl_seconds")
             name = validate_name(_name_or(request.path, "sampler", self._auto_names))
 
@@ -370,8 +371,9 @@ class EngineService:
     def _load_weights(self, request: LoadWeightsRequest) -> str:
         if request.weights_access_token:
             raise UnsupportedError("load_weights with weights_access_token (checkpoints of other accounts)")
-        if getattr(request.optimizer_config, "type", "adamw") != "adamw":
-            raise UnsupportedError(f"load_weights: optimizer {request.optimizer_config.type!r} (only adamw)")
+        optimizer = getattr(request.optimizer_config, "type", "adamw")
+        if optimizer != "adamw":
+            raise UnsupportedError(f"load_weights: optimizer {optimizer!r} (only adamw)")
         if request.session_id is None:
             return self._load_into_existing(request)
         self.require_session(request.session_id)
@@ -449,10 +451,9 @@ class _SkipOnError:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:  # never suppresses the error
         if exc_type is not None:
             self.scheduler.skip(self.model_id, self.seq_id)
-        return False
 
 
 def _lora_spec(request: CreateModelRequest) -> LoraSpec:

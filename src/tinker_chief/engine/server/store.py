@@ -37,7 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -61,11 +61,11 @@ Clock = Callable[[], float]  # seconds since the epoch, like time.time
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
 def _timestamp(value: str) -> float:
@@ -269,7 +269,8 @@ class CheckpointStore:
                 f"checkpoint {tinker_path} expired at {stone.get('expired_at')} and was deleted at "
                 f"{stone.get('deleted_at')} (its ttl_seconds ran out)")
         if not (self._run_dir(run_id) / "run.json").is_file():
-            return NotFoundError(f"unknown checkpoint {tinker_path}: there is no training run {run_id!r} on this engine")
+            return NotFoundError(f"unknown checkpoint {tinker_path}: "
+                                 f"there is no training run {run_id!r} on this engine")
         known = [c.tinker_path for c in self.list_checkpoints(run_id)]
         listing = ", ".join(known) if known else "none"
         return NotFoundError(f"unknown checkpoint {tinker_path}: checkpoints of run {run_id!r} are: {listing}")
@@ -304,13 +305,13 @@ class CheckpointStore:
 
     # -- expiry ------------------------------------------------------------------------------
 
-    def set_ttl(self, run_id: str, checkpoint_id: str, ttl_seconds: int | None) -> CheckpointRecord:
-        """Expire the checkpoint `ttl_seconds` from now, or never (None)."""
-        ttl_seconds = validate_ttl(ttl_seconds)
+    def set_ttl(self, run_id: str, checkpoint_id: str, ttl_seconds: object) -> CheckpointRecord:
+        """Expire the checkpoint `ttl_seconds` from now, or never (None); a bad value is refused."""
+        ttl = validate_ttl(ttl_seconds)
         kind, _, name = checkpoint_id.partition("/")
         with self._lock:
             record, directory = self.resolve(f"tinker://{run_id}/{kind}/{name}")
-            record.expires_at = None if ttl_seconds is None else iso(self.clock() + ttl_seconds)
+            record.expires_at = None if ttl is None else iso(self.clock() + ttl)
             _write_json(directory.parent / f"{record.name}{_META_SUFFIX}", asdict(record))
         return record
 

@@ -17,8 +17,13 @@ from importlib import resources
 from pathlib import Path
 
 from tinker_chief.errors import ChiefError
-from tinker_chief.evals.calibration.metrics import ScoredQuestion, calibration_intervals, calibration_metrics, \
-    reliability_bins, scalar_metrics
+from tinker_chief.evals.calibration.metrics import (
+    ScoredQuestion,
+    calibration_intervals,
+    calibration_metrics,
+    reliability_bins,
+    scalar_metrics,
+)
 from tinker_chief.evals.records import SampleRecord
 from tinker_chief.evals.sampling import ModelSampler
 from tinker_chief.jsonl import read_jsonl_objects, require_str

@@ -125,4 +125,4 @@ def make_grader(spec: str, *, judge: TextGenerator | None = None) -> Grader:
 
 def _load_builtins() -> None:
     # Importing the family modules runs their @grader decorators.
-    from tinker_chief.evals.graders import choice, judge, json_field, numeric, text  # noqa: F401
+    from tinker_chief.evals.graders import choice, json_field, judge, numeric, text  # noqa: F401
