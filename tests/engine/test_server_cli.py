@@ -38,7 +38,7 @@ def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_p
             model_id = raw_model(raw)
             big = [sft_datum([3 + i % 250 for i in range(1000)])] * 4
             ids = [raw.post("/forward_backward", content=fb_body(model_id, seq, big)).json()["request_id"]
-                   for seq in range(1, 9)]
+                   for seq in range(1, 49)]  # far more than 0.5 s of work on any CPU: the last is still queued
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 last = pool.submit(raw.post, "/retrieve_future", json={"request_id": ids[-1]})
                 time.sleep(0.5)
