@@ -7,15 +7,31 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def run_chief(*args: str, cwd: Path | None = None, wrap: list[str] | None = None,
-              timeout: float = 600) -> subprocess.CompletedProcess:
-    """`wrap` prefixes the command (e.g. bwrap for a read-only view); the terminal is wide enough
-    that rich wraps no line a test looks for."""
+def run_chief(*args: str, cwd: Path | None = None, wrap: list[str] | None = None, timeout: float = 600,
+              env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """`wrap` prefixes the command (e.g. bwrap for a read-only view); `env` adds variables to this
+    process's environment (None removes one); the terminal is wide enough that rich wraps no line
+    a test looks for."""
+    environment = {**os.environ, "TINKER_TELEMETRY": "0", "COLUMNS": "400", **(env or {})}
     return subprocess.run([*(wrap or []), sys.executable, "-m", "tinker_chief.cli.main", *args],
                           capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "TINKER_TELEMETRY": "0", "COLUMNS": "400"})
+                          env={name: value for name, value in environment.items() if value is not None})
+
+
+def chief_in_process(capsys: Any, *args: str) -> tuple[object, str, str]:
+    """`chief ARGS` through its real entry point in this process: (exit code, stdout, stderr)."""
+    from tinker_chief.cli.main import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, pattern: str | None = None) -> None:

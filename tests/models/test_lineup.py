@@ -7,19 +7,10 @@ import json
 import pytest
 from tinker_cookbook import hyperparam_utils, model_info
 
-from tinker_chief.cli.main import main
 from tinker_chief.errors import ModelNotFoundError
 from tinker_chief.models import CloudOnlyModelError, LocalModelDirs, lineup, materialize_model, resolve_model
 
-
-def _chief(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from cli_support import chief_in_process as chief
 
 
 def test_lineup_is_every_model_the_cookbook_knows():
@@ -31,7 +22,7 @@ def test_lineup_is_every_model_the_cookbook_knows():
 
 
 def test_chief_models_json(capsys):
-    code, out, _ = _chief(capsys, "models", "--json")
+    code, out, _ = chief(capsys, "models", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)["models"]}
     assert set(lineup.cookbook_lineup()) | {"SmolLM2-135M-Instruct-Q4_1", "tiny-random-llama"} == set(rows)
@@ -45,7 +36,7 @@ def test_chief_models_json(capsys):
 
 
 def test_chief_models_table(capsys):
-    code, out, _ = _chief(capsys, "models")
+    code, out, _ = chief(capsys, "models")
     assert code == 0
     assert "Qwen/Qwen3-8B" in out and "Tinker's cloud" in out and "958,464 / 1,769,472 / 156,032" in out
     assert "cloud only" in out and "embedded" in out
@@ -54,7 +45,7 @@ def test_chief_models_table(capsys):
 def test_bad_names_list_near_matches(capsys, tmp_path):
     with pytest.raises(ModelNotFoundError, match=r"did you mean Qwen/Qwen3-8B"):
         resolve_model("qwen/qwen3-8")
-    code, _, err = _chief(capsys, "init", str(tmp_path / "p"), "--use-case", "chat", "--base-model", "Llama-3.1-8B",
+    code, _, err = chief(capsys, "init", str(tmp_path / "p"), "--use-case", "chat", "--base-model", "Llama-3.1-8B",
                           "--train", str(tmp_path / "none.jsonl"))
     assert code == 1 and "unknown model Llama-3.1-8B" in err and "meta-llama/Llama-3.1-8B" in err
     assert len(err.strip().splitlines()) == 1

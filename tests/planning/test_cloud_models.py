@@ -20,6 +20,7 @@ from tinker_chief.planning.project import init_project
 from tinker_chief.planning.tokens import PROXY_ERROR_BOUND, PROXY_TOKENIZER_MODEL
 
 from .conftest import secret_rows, write_jsonl
+from cli_support import run_chief
 
 QWEN3_8B = "Qwen/Qwen3-8B"
 # The real Qwen/Qwen3-8B config.json values (hub revision of 2025-04), written by the stand-in test.
@@ -76,24 +77,23 @@ def test_qwen3_8b_numbers_are_the_issue_s(cloud_project):
     assert plan.renderer == "qwen3"
 
 
-def _env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra}
+def _env(**extra: str | None) -> dict[str, str | None]:
+    return {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra}
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+def _init_and_plan_qwen3_8b(tmp_path: Path, env: dict[str, str | None]) -> dict:
+    """`chief init` + `chief plan` of a Qwen3-8B project in a fresh interpreter; plan.json."""
+    train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
+    made = run_chief("init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train",
+                     str(train), env=env)
+    assert made.returncode == 0, made.stderr
+    planned = run_chief("plan", str(tmp_path / "q8"), env=env)
+    assert planned.returncode == 0, planned.stderr
+    return json.loads((tmp_path / "q8" / "plan.json").read_text())
 
 
 def test_init_and_plan_offline_with_the_proxy_tokenizer(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
-    env = _env(HF_HUB_CACHE=str(tmp_path / "empty-hub"))
-    made = _cli("init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train),
-                env=env)
-    assert made.returncode == 0, made.stderr
-    planned = _cli("plan", str(tmp_path / "q8"), env=env)
-    assert planned.returncode == 0, planned.stderr
-    plan = json.loads((tmp_path / "q8" / "plan.json").read_text())
+    plan = _init_and_plan_qwen3_8b(tmp_path, _env(HF_HUB_CACHE=str(tmp_path / "empty-hub")))
     tokenizer = plan["data"]["tokenizer"]
     assert tokenizer["source"] == "proxy" and tokenizer["estimate"] is True
     assert tokenizer["name"].startswith(PROXY_TOKENIZER_MODEL) and tokenizer["error_bound"] == PROXY_ERROR_BOUND
@@ -120,14 +120,7 @@ def _stand_in_hub(hub: Path) -> None:
 
 def test_init_and_plan_offline_with_the_model_tokenizer_in_the_hf_cache(tmp_path):
     _stand_in_hub(tmp_path / "hub")
-    train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
-    env = _env(HF_HUB_CACHE=str(tmp_path / "hub"))
-    made = _cli("init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train),
-                env=env)
-    assert made.returncode == 0, made.stderr
-    planned = _cli("plan", str(tmp_path / "q8"), env=env)
-    assert planned.returncode == 0, planned.stderr
-    plan = json.loads((tmp_path / "q8" / "plan.json").read_text())
+    plan = _init_and_plan_qwen3_8b(tmp_path, _env(HF_HUB_CACHE=str(tmp_path / "hub")))
     assert plan["data"]["tokenizer"] == {"source": "local HF cache", "name": QWEN3_8B, "estimate": False,
                                          "error_bound": None, "bound_rule": None, "could_flip_rank": None}
     assert "renderer `qwen3`" in plan["data"]["rule"]  # its own renderer, not the proxy's
@@ -147,7 +140,7 @@ def test_lineup_model_without_a_cookbook_count_uses_its_cached_config(tmp_path):
               "print(shape.per_rank(), shape.source)")
     # A fresh interpreter: huggingface_hub reads HF_HUB_CACHE once, at import.
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         env=_env(HF_HUB_CACHE=str(tmp_path / "hub")))
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")})
     assert out.returncode == 0, out.stderr
     per_rank, source = out.stdout.strip().split(" ", 1)
     assert source.startswith("computed from the model's config.json")
@@ -162,12 +155,10 @@ def test_load_tokenizer_of_a_cloud_model_offline_names_the_model():
 def test_chief_train_on_the_local_engine_refuses_a_cloud_model(tmp_path):
     """Never a silent switch to Tinker's cloud: the local backend says where the model runs."""
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
-    env = _env(HF_HUB_CACHE=str(tmp_path / "empty-hub"))
-    env.pop("TINKER_API_KEY", None)
-    assert _cli("init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train),
-                env=env).returncode == 0
-    trained = subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", "train", "--backend", "local"],
-                             capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path / "q8")
+    env = _env(HF_HUB_CACHE=str(tmp_path / "empty-hub"), TINKER_API_KEY=None)
+    assert run_chief("init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train",
+                     str(train), env=env).returncode == 0
+    trained = run_chief("train", "--backend", "local", env=env, cwd=tmp_path / "q8")
     assert trained.returncode == 1
     assert trained.stderr.strip() == ("Error: model Qwen/Qwen3-8B runs on Tinker's cloud only: there are no local "
                                       "weights for it; train it there with `chief train --backend tinker`, or put its "

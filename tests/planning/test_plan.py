@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tinker_chief.cli.main import main
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.planning import load_project
 from tinker_chief.planning.plan import make_plan
 from tinker_chief.planning.project import init_project
 
 from .conftest import secret_rows, write_jsonl
+from cli_support import chief_in_process as chief
 
 GOLDEN = Path(__file__).parent / "golden" / "plan_tiny_chat.json"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -92,19 +92,10 @@ def test_rl_and_dpo_projects(tmp_path):
     assert dpo.data.sequences_rendered == 2 * dpo.data.examples
 
 
-def _chief(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
 
 def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     root = tmp_path / "proj"
-    code, out, _ = _chief(capsys, "init", str(root), "--use-case", "code", "--base-model", "tiny-random-llama",
+    code, out, _ = chief(capsys, "init", str(root), "--use-case", "code", "--base-model", "tiny-random-llama",
                           "--train", str(train_file), "--val", str(val_file))
     assert code == 0 and "Created" in out
     script = root / "scripts" / "run_inspect_evals.sh"
@@ -112,16 +103,16 @@ def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert "run_task humaneval tinker_chief/humaneval" in script.read_text()
 
-    code, _, err = _chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
+    code, _, err = chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
                           "--train", str(train_file))
     assert code == 1 and "a project already exists here; pass --force" in err
     assert load_project(root).config.use_case == "code"  # untouched
-    code, _, _ = _chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
+    code, _, _ = chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
                         "--train", str(train_file), "--force")
     assert code == 0 and load_project(root).config.use_case == "chat"
     assert (root / "data" / "val.jsonl").exists()  # no --val: held out from --train
 
-    code, out, _ = _chief(capsys, "plan", str(root))
+    code, out, _ = chief(capsys, "plan", str(root))
     assert code == 0 and "Wrote" in out
     plan = json.loads((root / "plan.json").read_text())
     assert plan["capacity"]["recommended_rank"]["value"] == 32
@@ -132,7 +123,7 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
     root = tmp_path / "proj"
     init_project(root, use_case="chat", base_model="tiny-random-llama", train=train_file)
     (root / "data" / "train.jsonl").unlink()
-    code, _, err = _chief(capsys, "plan", str(root))
+    code, _, err = chief(capsys, "plan", str(root))
     assert code == 1 and "train.jsonl: file not found" in err
 
     broken = tmp_path / "broken-model"
@@ -141,12 +132,12 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
     text = (root / "chief.toml").read_text().replace('base_model = "tiny-random-llama"', f'base_model = "{broken}"')
     (root / "chief.toml").write_text(text)
     write_jsonl(root / "data" / "train.jsonl", secret_rows(10))
-    code, _, err = _chief(capsys, "plan", str(root))
+    code, _, err = chief(capsys, "plan", str(root))
     assert code == 1 and "cannot make a plan" in err and "unreadable" in err
 
-    code, _, err = _chief(capsys, "plan", str(tmp_path / "nowhere"))
+    code, _, err = chief(capsys, "plan", str(tmp_path / "nowhere"))
     assert code == 1 and "chief.toml: not found" in err
-    code, _, err = _chief(capsys, "init", str(tmp_path / "x"), "--use-case", "chat", "--base-model", "no-such-model",
+    code, _, err = chief(capsys, "init", str(tmp_path / "x"), "--use-case", "chat", "--base-model", "no-such-model",
                           "--train", str(train_file))
     assert code == 1 and "unknown model no-such-model" in err
 
