@@ -26,7 +26,7 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tinker_chief.engine.server.errors import error_body
+from tinker_chief.engine.server.errors import error_body, shown
 from tinker_chief.errors import ConfigurationError
 
 LOCAL_CLIENT_KEY = "tml-local"
@@ -179,6 +179,6 @@ class BrowserGuardMiddleware:
                     "header); the engine serves API clients such as the tinker SDK only")
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
         if host and not self._any_host and host != self._bind and not is_loopback(host):
-            return (f"refused: the Host header names {host[:100]!r}, not this engine's address "
+            return (f"refused: the Host header names {shown(host, 100)}, not this engine's address "
                     f"({self._bind}); connect to the engine by its address (this blocks DNS rebinding)")
         return None
