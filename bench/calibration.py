@@ -40,12 +40,13 @@ def questions(n: int) -> list[MCQuestion]:
 
 
 def score(dtype: str, model: str, items: list[MCQuestion], concurrency: int, state: Path):
+    from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.engine.server.launcher import start_engine
-    from tinker_chief.evals.connection import Connection
     from tinker_chief.evals.sampling import ModelSampler
 
     with start_engine(state_dir=state / dtype, dtype=dtype) as handle, \
-            Connection(handle.base_url, handle.api_key_for_clients) as connection:
+            open_connection(choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients) \
+            as connection:
         service = connection.service_client()
 
         async def run():

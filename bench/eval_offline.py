@@ -49,14 +49,14 @@ def write_samples(path: Path, n: int, fewshot: int) -> None:
 
 def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, dtype: str,
               out: Path) -> tuple[float, list[str], dict]:
+    from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.engine.server.launcher import engine_stats, start_engine
-    from tinker_chief.evals.connection import Connection
     from tinker_chief.evals.offline import OfflineConfig, run_offline_async
     from tinker_chief.evals.sampling import GenerationSettings
 
     settings = GenerationSettings(max_tokens=max_tokens, temperature=0.0)
     with start_engine(state_dir=out / "engine", dtype=dtype) as handle:
-        connection = Connection(handle.base_url, handle.api_key_for_clients)
+        connection = open_connection(choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients)
 
         def stats() -> dict:
             return engine_stats(handle.base_url, handle.api_key_for_clients) or {}

@@ -12,6 +12,7 @@ wrong path cannot exhaust memory. A UTF-8 byte-order mark (Windows editors) is a
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import re
 import tomllib
@@ -23,6 +24,16 @@ from tinker_chief.errors import ChiefError, ConfigurationError, DataError
 MIB = 1 << 20
 MAX_DOCUMENT_BYTES = 64 * MIB  # chief.toml, plan.json, run.json: small files; anything bigger is a wrong path
 _TOML_AT = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
+def sha256_file(path: Path) -> str:
+    """The file's full sha256 hex digest, read in 1 MiB blocks: the one content hash of data
+    files (the registry's per-file `sha256`, a run's `data_hash`, eval data versions)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(MIB), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _where(path: Path, line: int | None) -> str:

@@ -1,10 +1,11 @@
 """eval-offline against Tinker's cloud.
 
-The first test runs only with TINKER_API_KEY (never in CI here). Tinker's cloud cannot exist on
-this machine, so the second test fakes it, and only it: a local engine that checks API keys
-stands in for the cloud, and the SDK's default base URL (where a ServiceClient without
-`base_url` goes) is pointed at it. Everything chief does is real: backend resolution from
-TINKER_API_KEY alone, the SDK, sampling, grading, and writing results without the key.
+The first test (marked `cloud`) runs only with the developer's TINKER_API_KEY (never in CI
+here). Tinker's cloud cannot exist on this machine, so the second test fakes it, and only it: a
+local engine that checks API keys stands in for the cloud, and the SDK's default base URL
+(where a ServiceClient without `base_url` goes) is pointed at it. Everything chief does is real:
+backend resolution from TINKER_API_KEY alone, the SDK, sampling, grading, and writing results
+without the key.
 """
 
 from __future__ import annotations
@@ -18,49 +19,32 @@ from tinker_chief.evals.offline import OfflineConfig, run_offline
 from tinker_chief.evals.sampling import GenerationSettings
 
 TINY = "tiny-random-llama"
-FAKE_CLOUD_KEY = "tml-fake-cloud-secret-4f1d2c"
 
 
-def test_eval_offline_on_tinker_cloud(qa_file, tmp_path, monkeypatch):
-    if not os.environ.get("TINKER_API_KEY"):
-        pytest.skip("needs TINKER_API_KEY")
-    monkeypatch.delenv("CHIEF_ENGINE_URL", raising=False)
-    monkeypatch.delenv("TINKER_BASE_URL", raising=False)
+@pytest.mark.cloud
+def test_eval_offline_on_tinker_cloud(qa_file, tmp_path):
     model = os.environ.get("CHIEF_CLOUD_TEST_MODEL", "Qwen/Qwen3-8B")
     result = run_offline(OfflineConfig(model=model, data=qa_file, grader="numeric",
                                        settings=GenerationSettings(max_tokens=32), output_dir=tmp_path / "o"))
-    assert result.metrics["backend"] == "tinker-cloud" and result.metrics["total"] == 5
-
-
-@pytest.fixture(scope="module")
-def fake_cloud(tmp_path_factory):
-    """A key-checking local engine in the role of Tinker's cloud (see the module docstring)."""
-    from tinker_chief.engine.server.launcher import start_engine
-
-    handle = start_engine(state_dir=tmp_path_factory.mktemp("fake-cloud"), api_key=FAKE_CLOUD_KEY)
-    yield handle
-    handle.stop()
+    assert result.metrics["backend"] == "tinker" and result.metrics["total"] == 5
 
 
 @pytest.fixture
-def cloud_env(fake_cloud, monkeypatch):
-    import tinker.lib.base_url
-
-    monkeypatch.delenv("CHIEF_ENGINE_URL", raising=False)
-    monkeypatch.delenv("TINKER_BASE_URL", raising=False)
-    monkeypatch.setattr(tinker.lib.base_url, "DEFAULT_BASE_URL", fake_cloud.base_url)
-    monkeypatch.setenv("TINKER_API_KEY", FAKE_CLOUD_KEY)
+def cloud_env(cloud_default_url, monkeypatch):
+    """TINKER_API_KEY is the fake cloud's key; returns it."""
+    monkeypatch.setenv("TINKER_API_KEY", cloud_default_url.api_key_for_clients)
+    return cloud_default_url.api_key_for_clients
 
 
 def test_eval_offline_resolves_the_cloud_from_the_api_key_and_never_writes_it(cloud_env, qa_file, tmp_path):
     out = tmp_path / "o"
     result = run_offline(OfflineConfig(model=TINY, data=qa_file, grader="numeric",
                                        settings=GenerationSettings(max_tokens=8), output_dir=out))
-    assert result.metrics["backend"] == "tinker-cloud" and result.metrics["engine_precision"] is None
+    assert result.metrics["backend"] == "tinker" and result.metrics["engine_precision"] is None
     assert result.metrics["total"] == 5 and result.metrics["errors"] == 0
     assert len(result.records_path.read_text().splitlines()) == 5
     written = json.dumps(result.as_json()) + "".join(p.read_text() for p in out.rglob("*") if p.is_file())
-    assert FAKE_CLOUD_KEY not in written
+    assert cloud_env not in written
 
 
 def test_a_wrong_cloud_key_is_one_clear_error_without_the_key(cloud_env, qa_file, tmp_path, monkeypatch):
@@ -72,5 +56,5 @@ def test_a_wrong_cloud_key_is_one_clear_error_without_the_key(cloud_env, qa_file
         run_offline(OfflineConfig(model=TINY, data=qa_file, grader="numeric",
                                   settings=GenerationSettings(max_tokens=8), output_dir=tmp_path / "o"))
     message = str(caught.value)
-    assert wrong not in message and FAKE_CLOUD_KEY not in message
+    assert wrong not in message and cloud_env not in message
     assert "rejected the API key" in message and "TINKER_API_KEY" in message and "401" in message, message

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.training.conftest import make_project, only_run, read_jsonl, write_jsonl
+from tests.training.conftest import make_project, only_run
 from tinker_chief.cli.main import cli
 from tinker_chief.registry import Registry
+
+from jsonl_support import read_jsonl, write_jsonl
 
 
 def _train(*args: str) -> object:
@@ -59,7 +61,7 @@ def test_missing_key_for_cloud_is_refused_before_anything_starts(tmp_path: Path,
 def test_unreachable_backend_is_a_clear_error(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     result = _train("--project", str(project), "--base-url", "http://127.0.0.1:9")
-    assert "cannot reach the training backend at http://127.0.0.1:9" in str(result.exception)
+    assert "cannot reach the backend at http://127.0.0.1:9 (from --base-url)" in str(result.exception)
     assert not (project / ".chief" / "runs").exists()
 
 
@@ -79,12 +81,12 @@ def test_bad_line_in_data_names_file_line_and_field(tmp_path: Path, engine) -> N
 
 
 def test_model_the_backend_does_not_serve_is_refused(engine) -> None:
+    from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.errors import ConfigurationError
-    from tinker_chief.training.connect import Backend, check_model_served
 
-    backend = Backend(None, "local", engine.base_url, engine.api_key_for_clients)
+    connection = open_connection(choose_backend(base_url=engine.base_url), api_key=engine.api_key_for_clients)
     try:
-        check_model_served(backend, "no-such-model", "the engine")
+        connection.check_serves("no-such-model")
     except ConfigurationError as exc:
         assert "no-such-model" in str(exc) and "tiny-random-llama" in str(exc).lower()
     else:

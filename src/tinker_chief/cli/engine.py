@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from tinker_chief.paths import ENGINE_STATE
+
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 DTYPES = click.Choice(["auto", "float32", "bfloat16"])
 STATE_DIR_HELP = "Where runs and checkpoints live (default: .chief/engine in the current directory)."
@@ -21,7 +23,7 @@ def engine_group() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; anything but loopback needs --api-key.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".chief") / "engine",
+@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE,
               help=STATE_DIR_HELP)
 @click.option("--device", type=DEVICES, default="auto", show_default=True, help="cuda when present, else cpu.")
 @click.option("--dtype", type=DTYPES, default="auto", show_default=True,
@@ -61,7 +63,7 @@ def serve_command(host: str, port: int, state_dir: Path, device: str, dtype: str
 @click.argument("tinker_path")
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--merged", is_flag=True, help="Merge into the base model (a plain Hugging Face model directory).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".chief") / "engine",
+@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE,
               help=STATE_DIR_HELP)
 def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Path) -> None:
     """Write TINKER_PATH (tinker://<run>/<weights|sampler_weights>/<name>) to OUT_DIR.

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from tinker_chief.cli.options import backend_options
+
 
 def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
@@ -47,13 +49,12 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
               help="Requests in flight at once.")
 @click.option("--output", type=click.Path(path_type=Path),
               help="Directory for samples.jsonl and summary.json [default: .chief/eval-offline/<model>__<data>].")
-@click.option("--base-url", help="Engine or Tinker URL [default: $CHIEF_ENGINE_URL, $TINKER_BASE_URL, "
-                                 "Tinker's cloud if $TINKER_API_KEY, else a local engine].")
+@backend_options
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 def eval_offline_command(model_path: str | None, base_model: str | None, data: Path, grader: str,
                          judge_model: str | None, max_tokens: int, temperature: float, seed: int,
-                         limit: int | None, concurrency: int, output: Path | None, base_url: str | None,
-                         as_json: bool) -> None:
+                         limit: int | None, concurrency: int, output: Path | None, backend: str | None,
+                         base_url: str | None, as_json: bool) -> None:
     """Grade one model on one JSONL file; per-sample records go to a JSONL file.
 
     \b
@@ -62,6 +63,7 @@ def eval_offline_command(model_path: str | None, base_model: str | None, data: P
       chief eval-offline --model-path tinker://run-1/sampler_weights/final --data math.jsonl \\
           --grader numeric --max-tokens 512 --json
     """
+    from tinker_chief.connection import choose_backend
     from tinker_chief.errors import ConfigurationError
     from tinker_chief.evals.offline import OfflineConfig, run_offline
     from tinker_chief.evals.sampling import GenerationSettings
@@ -75,7 +77,7 @@ def eval_offline_command(model_path: str | None, base_model: str | None, data: P
         settings=GenerationSettings(max_tokens=max_tokens, temperature=temperature, seed=seed),
         limit=limit, concurrency=concurrency, output_dir=output,
     )
-    result = run_offline(config, base_url=base_url)
+    result = run_offline(config, choose_backend(backend, base_url))
     _emit(result.as_json(), as_json, f"eval-offline: {config.model} on {data}")
 
 
@@ -131,15 +133,17 @@ def print_suite(result: Any) -> None:
               help="Project directory (with chief.toml).")
 @click.option("--task", "tasks", multiple=True, help="Run only this task (repeatable).")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--base-url", help="Engine or Tinker URL (default as for eval-offline).")
+@backend_options
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: tuple[str, ...], concurrency: int,
-                 base_url: str | None, no_record: bool, as_json: bool) -> None:
+                 backend: str | None, base_url: str | None, no_record: bool, as_json: bool) -> None:
     """Run the project's eval suite on MODEL and record every result in the registry.
 
     MODEL is a registry ref (name, name:vN), a tinker:// path or a base model name. An
     interrupted run resumes: finished samples are cached under .chief/eval-cache.
+    The backend is chosen as for `chief train` (flags, environment, the project's
+    [backend], TINKER_API_KEY, a local engine), so a project evaluates where it trains.
     Exits 1 if any task failed (the others still run and are recorded).
 
     \b
@@ -149,9 +153,10 @@ def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: t
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.errors import ConfigurationError
-    from tinker_chief.evals.connection import connect
     from tinker_chief.evals.runner import run_suite
+    from tinker_chief.paths import ProjectPaths
     from tinker_chief.planning import load_project
     from tinker_chief.registry import Registry
 
@@ -164,8 +169,10 @@ def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: t
     from rich.console import Console
 
     try:
-        with connect(base_url, state_dir=project.root / ".chief" / "engine",
-                     models=[project.config.base_model, model]) as connection, \
+        section = project.config.backend
+        choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
+        with open_connection(choice, state_dir=ProjectPaths(project.root).engine_state,
+                             models=[project.config.base_model, model]) as connection, \
                 Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
             result = run_suite(suite, model, connection, project_dir=project.root, registry=registry,
                                tasks=list(tasks) or None, progress=RichSuiteProgress(bars), concurrency=concurrency)

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from tinker_chief.cli.options import backend_options
+
 
 class RichProgress:
     """A `training.Observer` drawing a rich progress bar on `console`."""
@@ -61,15 +63,15 @@ class RichProgress:
 @click.command(name="train")
 @click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Project directory (holds chief.toml).")
-@click.option("--backend", type=click.Choice(["local", "tinker"]), default=None,
-              help="local engine (default without TINKER_API_KEY) or Tinker's cloud (needs TINKER_API_KEY).")
-@click.option("--base-url", default=None, help="Talk to an already running engine or service at this URL.")
+@backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
 def train_command(project_dir: Path, backend: str | None, base_url: str | None, resume: bool) -> None:
     """Run the project's plan through the Tinker SDK.
 
-    Without --base-url and TINKER_API_KEY a local engine is started (state in
-    .chief/engine) and stopped afterwards. Every checkpoint is registered in the
+    Where it runs: --backend/--base-url, else $CHIEF_ENGINE_URL / $TINKER_BASE_URL,
+    else the project's [backend], else Tinker's cloud when TINKER_API_KEY is set,
+    else a local engine started for the run (state in .chief/engine) and stopped
+    afterwards; `chief eval` chooses the same way. Every checkpoint is registered in the
     project's registry; the final one is the run's candidate. Ctrl-C saves a
     checkpoint and exits; `chief train --resume` continues exactly where it stopped.
 

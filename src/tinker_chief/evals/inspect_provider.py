@@ -7,8 +7,9 @@ stop sequences, seed, num_choices, logprobs and top_logprobs (where the backend 
 are honoured. Inspect calls `generate` once per sample, concurrently up to `max_connections`
 (default 16, `-M concurrency=N`); the requests are in flight together, and the engine batches
 them. Backend: Inspect's `--model-base-url URL`
-(and `-M engine_api_key=...` where an engine checks keys), else `connection.connect()` (env,
-Tinker's cloud with `TINKER_API_KEY`, or a local engine started once per process).
+(and `-M engine_api_key=...` where an engine checks keys), else the precedence every chief
+command uses (`tinker_chief.connection`: environment, Tinker's cloud with `TINKER_API_KEY`, or
+a local engine started once per process).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
+from tinker_chief.connection import Connection, choose_backend, open_connection
 from tinker_chief.errors import EvalError
-from tinker_chief.evals.connection import Connection, connect
 from tinker_chief.evals.sampling import Generation, GenerationSettings, ModelSampler
 
 DEFAULT_MAX_TOKENS = 512
@@ -45,7 +46,7 @@ def _shared_connection(base_url: str | None, api_key: str | None, model_name: st
     one) per process, closed at exit."""
     key = (base_url, api_key)
     if key not in _connections:
-        _connections[key] = connect(base_url, api_key, models=[model_name])
+        _connections[key] = open_connection(choose_backend(base_url=base_url), api_key=api_key, models=[model_name])
         atexit.register(_connections[key].close)
     return _connections[key]
 

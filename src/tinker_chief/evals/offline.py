@@ -16,13 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinker_chief.connection import BackendChoice, Connection, choose_backend, open_connection
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.connection import Connection, connect
 from tinker_chief.evals.data import load_samples
 from tinker_chief.evals.graders import make_grader
 from tinker_chief.evals.records import SampleRecord, summarize, write_records
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
+from tinker_chief.evals.usage import TokenUsage
+from tinker_chief.paths import EVAL_OFFLINE
 
 
 @dataclass
@@ -58,17 +60,18 @@ class OfflineResult:
 
 def default_output_dir(model: str, data: Path) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.replace("tinker://", ""))[-60:]
-    return Path(".chief") / "eval-offline" / f"{slug}__{data.stem}"
+    return EVAL_OFFLINE / f"{slug}__{data.stem}"
 
 
 async def run_offline_async(config: OfflineConfig, connection: Connection) -> OfflineResult:
     samples = load_samples(config.data, config.limit)
     service = connection.service_client()
-    sampler = await ModelSampler.create(service, config.model, config.concurrency)
+    usage = TokenUsage()
+    sampler = await ModelSampler.create(service, config.model, config.concurrency, usage)
     judge = None
     if config.judge_model:
         judge = sampler if config.judge_model == config.model else await ModelSampler.create(
-            service, config.judge_model, config.concurrency)
+            service, config.judge_model, config.concurrency, usage)
     grader = make_grader(config.grader, judge=judge)
     started = time.perf_counter()
     records = await grade_samples(sampler, samples, grader, config.settings)
@@ -84,20 +87,23 @@ async def run_offline_async(config: OfflineConfig, connection: Connection) -> Of
         "grader": config.grader,
         "judge_model": config.judge_model,
         "settings": asdict(config.settings),
-        "backend": connection.backend,
+        "backend": connection.kind,
         "engine_precision": connection.engine_precision,
         "samples_per_s": round(len(records) / elapsed, 3) if elapsed > 0 else None,
+        "tokens": usage.since((0, 0)),  # prompts prefilled and tokens sampled, the judge's included
     }
     (output / "summary.json").write_text(json.dumps(metrics, indent=2, default=str))
     return OfflineResult(metrics, records, records_path, elapsed)
 
 
-def run_offline(config: OfflineConfig, base_url: str | None = None, api_key: str | None = None,
+def run_offline(config: OfflineConfig, choice: BackendChoice | None = None, api_key: str | None = None,
                 state_dir: Path | None = None) -> OfflineResult:
-    """Validate the data first (no engine start for a bad file), then connect and run."""
+    """Validate the data first (no engine start for a bad file), then connect and run. `choice`:
+    where to go (default: `choose_backend()`, the environment's choice)."""
     load_samples(config.data, config.limit)
     make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(config.grader)
-    with connect(base_url, api_key, state_dir, models=[config.model, config.judge_model or ""]) as connection:
+    with open_connection(choice or choose_backend(), state_dir=state_dir, api_key=api_key,
+                         models=[config.model, config.judge_model or ""]) as connection:
         return asyncio.run(run_offline_async(config, connection))
 
 

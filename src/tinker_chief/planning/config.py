@@ -1,8 +1,8 @@
 """`chief.toml`: the project file's schema, loading and validation.
 
 `ProjectConfig` is the single source of truth a project's training, evals and registry read;
-`chief init` writes it (via `planning.toml_writer`, with a comment on every section) and
-`load_project` reads it back, turning pydantic's errors into messages that name the file, the
+`chief init` writes it (`planning.toml_writer.save_project`, with a comment on every section)
+and `load_project` reads it back, turning pydantic's errors into messages that name the file, the
 dotted field and what was expected. Every field is concrete (init fills the planner's
 recommendations in), so training never has to re-plan to know its settings.
 """
@@ -19,7 +19,8 @@ from pydantic_core import ErrorDetails
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSuite
 from tinker_chief.files import read_toml
-from tinker_chief.registry.rules import GateRules
+from tinker_chief.paths import REGISTRY
+from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
 CONFIG_FILENAME = "chief.toml"
 SCHEMA_VERSION = 1
@@ -129,9 +130,10 @@ class DistillConfig(_Section):
 
 
 class BackendConfig(_Section):
-    kind: Literal["local", "tinker"] = Field("local",
-                                             description="local engine, or Tinker's cloud (needs TINKER_API_KEY).")
-    base_url: str | None = Field(None, description="Service URL override; the local engine's URL when kind=local.")
+    kind: Literal["local", "tinker"] | None = Field(
+        None, description="local (chief's engine) or tinker (Tinker's cloud, needs TINKER_API_KEY); unset: Tinker's "
+        "cloud when TINKER_API_KEY is set, else a local engine. Flags and $CHIEF_ENGINE_URL/$TINKER_BASE_URL win.")
+    base_url: str | None = Field(None, description="URL of a running engine (kind local) or of Tinker's service.")
 
 
 class EstimatesConfig(_Section):
@@ -154,7 +156,7 @@ class ProjectConfig(BaseModel):
     task: Task = Field("sl", description="sl | rl | dpo | distill.")
     use_case: UseCase = Field("chat", description="chat | code | math | agent (chooses the eval template).")
     seed: int = Field(0, description="Seed for shuffling and sampling.")
-    registry: str = Field(".chief/registry.db", description="Model registry (SQLite), relative to the project.")
+    registry: str = Field(str(REGISTRY), description="Model registry (SQLite), relative to the project.")
     data: DataConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
     optimizer: OptimizerConfig
@@ -179,6 +181,10 @@ class ProjectConfig(BaseModel):
     def gate_dict(self) -> dict[str, Any]:
         """The gate rules as plain data."""
         return self.gate.model_dump(mode="json")
+
+    def suite_requirement(self) -> SuiteRequirement:
+        """The agreed eval suite as the promotion gate reads it (with `gate`, what `promote` judges by)."""
+        return SuiteRequirement.from_suite(self.eval_suite)
 
 
 @dataclass(frozen=True)
@@ -261,20 +267,3 @@ def load_project(directory: str | Path) -> Project:
         raise ConfigurationError(f"{config_path}: not found; create a project with `chief init`")
     return Project(root=config_path.parent.resolve(), config=parse_config(read_toml(config_path), config_path))
 
-
-def save_project(project_or_root: Project | str | Path, config: ProjectConfig | None = None) -> Path:
-    """Write a documented `chief.toml`; returns its path. The write is atomic (temp file + rename)."""
-    from tinker_chief.planning.toml_writer import dump_config
-
-    if isinstance(project_or_root, Project):
-        root, config = project_or_root.root, config or project_or_root.config
-    else:
-        root = Path(project_or_root)
-    if config is None:
-        raise ConfigurationError("save_project needs a config")
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / CONFIG_FILENAME
-    staging = target.with_suffix(".toml.tmp")
-    staging.write_text(dump_config(config), encoding="utf-8")
-    staging.replace(target)
-    return target

@@ -1,22 +1,26 @@
-"""Training orchestration: `chief train`.
+"""Training orchestration: `chief train`, `chief sweep`, `chief select`.
 
 Runs a project's plan through the `tinker` SDK on the local engine or Tinker's cloud:
 supervised chat SFT, prompt distillation, RL with verifiable rewards and DPO; inline
 evaluators; periodic checkpoints registered with lineage; exact resume after a crash.
-Imports `planning` (the project and plan), `evals` (inline evaluators) and `registry`.
+Imports `planning` (the project and plan), `evals` (inline evaluators), `registry`, and
+`connection` (where the backend is: the one precedence every command shares).
 
 Public API:
-    train(project_dir, spec, *, backend=None, base_url=None, resume=False, sink_factory=None,
-          observer=None) -> TrainResult                                    (training.session)
-    train_project(project, *, backend=None, base_url=None, resume=False, observer=None)
-          -> TrainResult   (spec from chief.toml, checkpoints registered)  (training.session)
+    train(project_dir, spec, *, backend=None, base_url=None, connection=None, resume=False,
+          sink_factory=None, observer=None, stop=None) -> TrainResult      (training.session)
+          (resume: True for the latest unfinished run, or a run id; stop: a shared StopRequest)
+    train_project(project, *, backend=None, base_url=None, connection=None, resume=False,
+          observer=None) -> TrainResult (spec from chief.toml, checkpoints registered)
     TrainSpec, spec_from_project(project) -> TrainSpec                    (training.spec/.project)
-    open_backend(project_dir, backend, base_url, base_model) -> ctx[Backend] (training.connect)
     RunLog (run dirs, metrics.jsonl, checkpoints.jsonl), CheckpointRecord   (training.runlog)
     write_secret_code_skill(directory, n_train, n_heldout, seed)           (training.synthetic)
+    start_sweep(project, lr_multipliers=, ranks=, batch_sizes=) / resume_sweep(project, sweep_id)
+          -> Sweep; run_sweep(project, sweep, connection, parallel=, display=)  (training.sweep)
+    select(project, connection, *, sweep_id=None, run_id=None, shortlist=3, task=None)
+          -> SelectionResult, marked in the registry                       (training.selection)
 """
 
-from tinker_chief.training.connect import Backend, open_backend
 from tinker_chief.training.loop import Observer, TrainResult
 from tinker_chief.training.project import RegistrySink, spec_from_project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
@@ -25,14 +29,12 @@ from tinker_chief.training.spec import TrainSpec
 from tinker_chief.training.synthetic import secret_code, write_secret_code_skill
 
 __all__ = [
-    "Backend",
     "CheckpointRecord",
     "Observer",
     "RegistrySink",
     "RunLog",
     "TrainResult",
     "TrainSpec",
-    "open_backend",
     "secret_code",
     "spec_from_project",
     "train",

@@ -4,8 +4,12 @@ Layout (`<project>/.chief/runs/<run_id>/`) and file formats are a contract that 
 and `--resume` read:
 
 - `metrics.jsonl`: one object per line, `{"step": int, ...}`. Train rows carry `train/loss`
-  (mean NLL per trained token, or the recipe's loss), `train/tokens`, `train/tokens_per_s`,
-  `lr`; eval rows carry `val/nll`, `val/accuracy` etc. `step` counts optimizer steps done.
+  (mean NLL per trained token, or the recipe's loss), `train/tokens` (tokens in the batch's
+  datums), `prefill/tokens` and `sample/tokens` (what the step's samplers prefilled and sampled:
+  RL rollouts, DPO reference log-probs, the KL base), `time/step_s`, `train/tokens_per_s`, `lr`;
+  eval rows carry `val/nll`, `val/accuracy` etc. with their own `prefill/tokens`,
+  `sample/tokens` and `time/eval_s`; distillation's teacher labelling is a step-0 row of
+  `prefill/tokens` and `sample/tokens`. `step` counts optimizer steps done.
 - `checkpoints.jsonl`: append-only, one `CheckpointRecord` per save, written only after both
   `save_state` and `save_weights_for_sampler` returned; the last line is where resume starts.
 - `run.json`: run id, status (`running`, `interrupted`, `finished`), totals.
@@ -25,8 +29,11 @@ from typing import Any
 
 from tinker_chief.errors import TrainingError
 from tinker_chief.files import read_json
+from tinker_chief.paths import RUNS
 
-RUNS_DIR = Path(".chief") / "runs"
+RUNS_DIR = RUNS  # relative to the project (tinker_chief.paths)
+# metrics.jsonl keys whose sum is what a run spent (see `RunLog.usage`).
+USAGE_KEYS = ("train/tokens", "prefill/tokens", "sample/tokens", "time/step_s", "time/eval_s")
 
 
 @dataclass(frozen=True)
@@ -78,10 +85,13 @@ class RunLog:
         runs.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         run_dir, n = runs / f"run-{stamp}", 1
-        while run_dir.exists():
-            n += 1
-            run_dir = runs / f"run-{stamp}-{n}"
-        run_dir.mkdir()
+        while True:  # mkdir claims the name atomically: a sweep's runs start in the same second
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                run_dir = runs / f"run-{stamp}-{n}"
         log = cls(run_dir)
         _atomic_write_json(run_dir / "spec.json", spec_json)
         log.write_status("running", **meta)
@@ -121,6 +131,17 @@ class RunLog:
 
     def metrics(self) -> list[dict[str, Any]]:
         return _read_lines(self.metrics_path)
+
+    def usage(self, up_to_step: int) -> dict[str, float]:
+        """What the run spent up to `up_to_step`: tokens trained, prefilled and sampled, machine seconds
+        (training steps plus inline evals), summed over metrics.jsonl's rows."""
+        totals = dict.fromkeys(USAGE_KEYS, 0.0)
+        for row in self.metrics():
+            if isinstance(row.get("step"), int) and row["step"] <= up_to_step:
+                for key in USAGE_KEYS:
+                    value = row.get(key)
+                    totals[key] += value if isinstance(value, (int, float)) else 0.0
+        return totals
 
     def truncate_metrics_after(self, step: int) -> None:
         """On resume, drop rows logged after the checkpoint we restart from (they are redone)."""

@@ -14,16 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinker_chief.connection import (
+    BackendChoice,
+    Connection,
+    choose_backend,
+    open_connection,
+    refuse_cloud_only_here,
+)
 from tinker_chief.errors import TrainingError
+from tinker_chief.evals.usage import TokenUsage, metered
+from tinker_chief.paths import ProjectPaths
 from tinker_chief.training import data as d
-from tinker_chief.training.connect import Backend, open_backend
 from tinker_chief.training.inline_evals import (
     EvaluatorBuilder,
     accuracy_evaluator_builder,
     generate_answers,
     nll_evaluator_builder,
 )
-from tinker_chief.training.loop import CheckpointSink, Observer, Trainer, TrainResult
+from tinker_chief.training.loop import CheckpointSink, Observer, StopRequest, Trainer, TrainResult
 from tinker_chief.training.rl import RLSteps
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.spec import TrainSpec, data_hash
@@ -86,10 +94,11 @@ def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
         prepared.val_problems = d.problems_from_conversations(d.read_sft(project_dir / spec.sampled_eval_data))
 
 
-def _distilled_data(prepared: Prepared, backend: Backend, log: RunLog) -> list[Any]:
+def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usage: TokenUsage) -> list[Any]:
     """Label the inputs with the teacher (base model + teacher prompt) once; cache in the run dir.
 
-    The cache makes a resumed run train on exactly the labels the interrupted run drew.
+    The cache makes a resumed run train on exactly the labels the interrupted run drew. The
+    teacher's prefilled and sampled tokens are logged as a step-0 row of metrics.jsonl.
     """
     spec, renderer = prepared.spec, prepared.renderer
     assert spec.distill is not None  # guaranteed by TrainSpec's validator
@@ -99,8 +108,10 @@ def _distilled_data(prepared: Prepared, backend: Backend, log: RunLog) -> list[A
     else:
         teacher_model = spec.distill.teacher_model or spec.base_model
         prompts = [d.user_turn(x, spec.distill.teacher_prompt) for x in prepared.train_items]
-        labels = generate_answers(backend.sampling_client(base_model=teacher_model), teacher_model, renderer,
-                                  prompts, spec.distill.max_tokens, spec.distill.temperature)
+        before = usage.counts()
+        labels = generate_answers(metered(connection.sampling_client(base_model=teacher_model), usage),
+                                  teacher_model, renderer, prompts, spec.distill.max_tokens, spec.distill.temperature)
+        log.log_metrics(0, usage.since(before))
         rows = [d.user_turn(x) + [{"role": "assistant", "content": y}]
                 for x, y in zip(prepared.train_items, labels, strict=True) if y.strip()]
         if not rows:
@@ -110,16 +121,20 @@ def _distilled_data(prepared: Prepared, backend: Backend, log: RunLog) -> list[A
     return d.conversations_to_data(conversations, renderer, spec.max_length, spec.train_on_what)
 
 
-def build_runner(prepared: Prepared, backend: Backend, log: RunLog) -> StepRunner:
-    spec = prepared.spec
+def build_runner(prepared: Prepared, connection: Connection, log: RunLog,
+                 usage: TokenUsage | None = None) -> StepRunner:
+    """The recipe's step runner; its samplers (teacher, reference, base, rollouts) count into `usage`."""
+    spec, usage = prepared.spec, usage or TokenUsage()
     if spec.recipe == "sl":
         return SupervisedSteps(prepared.train_items)
     if spec.recipe == "distill":
-        return SupervisedSteps(_distilled_data(prepared, backend, log))
+        return SupervisedSteps(_distilled_data(prepared, connection, log, usage))
     if spec.recipe == "dpo":
-        return DPOSteps(prepared.train_items, backend.sampling_client(base_model=spec.base_model), spec.dpo_beta)
-    base = backend.sampling_client(base_model=spec.base_model) if spec.rl.kl_penalty_coef > 0 else None
-    return RLSteps(prepared.train_items, prepared.renderer, spec.rl, spec.seed, base)
+        reference = metered(connection.sampling_client(base_model=spec.base_model), usage)
+        return DPOSteps(prepared.train_items, reference, spec.dpo_beta)
+    base = metered(connection.sampling_client(base_model=spec.base_model), usage) \
+        if spec.rl.kl_penalty_coef > 0 else None
+    return RLSteps(prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage)
 
 
 def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list[EvaluatorBuilder]]:
@@ -135,10 +150,15 @@ def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list
     return frequent, infrequent
 
 
-def _resume_log(project_dir: Path, spec: TrainSpec) -> RunLog:
-    log = RunLog.latest(project_dir)
+def _resume_log(project_dir: Path, spec: TrainSpec, resume: bool | str = True) -> RunLog:
+    """The run to continue: `resume` names it (a sweep resumes each of its runs), or True: the latest."""
+    if isinstance(resume, str):
+        run_dir = ProjectPaths(project_dir).runs / resume
+        log = RunLog(run_dir) if (run_dir / "run.json").exists() else None
+    else:
+        log = RunLog.latest(project_dir)
     if log is None:
-        raise TrainingError(f"--resume: no training run under {project_dir / '.chief' / 'runs'} to resume")
+        raise TrainingError(f"--resume: no training run under {ProjectPaths(project_dir).runs} to resume")
     status = log.status().get("status")
     if status == "finished":
         raise TrainingError(f"--resume: the latest run {log.run_id} already finished; start a new run without --resume")
@@ -152,44 +172,65 @@ def _resume_log(project_dir: Path, spec: TrainSpec) -> RunLog:
 
 
 def train(project_dir: Path, spec: TrainSpec, *, backend: str | None = None, base_url: str | None = None,
-          resume: bool = False, sink_factory: Any = None, observer: Observer | None = None) -> TrainResult:
-    """Run (or resume) `spec` for the project; `sink_factory(log, prepared, backend) -> CheckpointSink`."""
-    project_dir = Path(project_dir)
-    _refuse_cloud_model_here(spec.base_model, backend, base_url)
-    log = _resume_log(project_dir, spec) if resume else None
-    prepared = prepare(spec, project_dir)
-    with open_backend(project_dir, backend, base_url, spec.base_model) as opened:
-        if log is None:
-            log = RunLog.create(project_dir, spec.model_dump(mode="json"),
-                                {"backend": opened.kind, "config_hash": spec.config_hash(),
-                                 "data_hash": prepared.data_hash})
-        checkpoint = log.last_checkpoint() if resume else None
-        if resume and checkpoint is None:
-            log.truncate_metrics_after(-1)  # killed before its first checkpoint: start over in place
-        runner = build_runner(prepared, opened, log)
-        frequent, infrequent = evaluator_builders(prepared)
-        sink: CheckpointSink | None = sink_factory(log, prepared, opened) if sink_factory else None
-        trainer = Trainer(spec, opened.service, runner, log, frequent, infrequent, sink, observer)
-        return trainer.run(checkpoint)
+          connection: Connection | None = None, resume: bool | str = False, sink_factory: Any = None,
+          observer: Observer | None = None, stop: StopRequest | None = None) -> TrainResult:
+    """Run (or resume) `spec` for the project; `sink_factory(log, prepared, connection) -> CheckpointSink`.
+
+    `resume`: True continues the latest unfinished run, a run id that run. `stop`: a Ctrl-C handler
+    shared with other runs in other threads (a sweep's), instead of one installed by this run.
+
+    The backend: an already open `connection` (left open), else `backend`/`base_url` through the
+    one precedence of `tinker_chief.connection` (flags, environment, `$TINKER_API_KEY`, local)."""
+    choice = None if connection is not None else choose_backend(backend, base_url)
+    return _train(Path(project_dir), spec, choice, connection, resume, sink_factory, observer, stop)
 
 
-def _refuse_cloud_model_here(base_model: str, backend: str | None, base_url: str | None) -> None:
-    """A model without local weights on the engine started here: say so, never switch backend."""
-    from tinker_chief.models import cloud_only_message, resolve_model
-    from tinker_chief.training.connect import resolve_backend_kind
-
-    if base_url is None and resolve_backend_kind(backend, base_url) == "local" \
-            and resolve_model(base_model).source == "cloud":
-        raise TrainingError(cloud_only_message(base_model))
-
-
-def train_project(project: Any, *, backend: str | None = None, base_url: str | None = None, resume: bool = False,
+def train_project(project: Any, *, backend: str | None = None, base_url: str | None = None,
+                  connection: Connection | None = None, resume: bool = False,
                   observer: Observer | None = None) -> TrainResult:
-    """`chief train`: the project's plan, its backend settings as defaults, checkpoints registered."""
+    """`chief train`: the project's plan, checkpoints registered. The backend as `train`'s, with the
+    project's `[backend]` section in the precedence (after flags and environment)."""
     from tinker_chief.training.project import registry_sink_factory, spec_from_project
 
-    config = project.config
-    backend = backend or (config.backend.kind if config.backend.kind == "tinker" else None)
-    base_url = base_url or config.backend.base_url
-    return train(project.root, spec_from_project(project), backend=backend, base_url=base_url, resume=resume,
-                 sink_factory=registry_sink_factory(project), observer=observer)
+    section, choice = project.config.backend, None
+    if connection is None:
+        choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
+    return _train(project.root, spec_from_project(project), choice, connection, resume,
+                  registry_sink_factory(project), observer)
+
+
+def _train(project_dir: Path, spec: TrainSpec, choice: BackendChoice | None, connection: Connection | None,
+           resume: bool | str, sink_factory: Any, observer: Observer | None,
+           stop: StopRequest | None = None) -> TrainResult:
+    """Checks that need no backend first (cloud-only model here, --resume, the data), then connect
+    (unless given a connection) and run."""
+    if choice is not None:
+        refuse_cloud_only_here(choice, [spec.base_model])  # before reading data with its tokenizer
+    log = _resume_log(project_dir, spec, resume) if resume else None
+    prepared = prepare(spec, project_dir)
+    if connection is not None:
+        return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop)
+    assert choice is not None
+    with open_connection(choice, state_dir=ProjectPaths(project_dir).engine_state,
+                         models=[spec.base_model]) as opened:
+        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop)
+
+
+def _run(connection: Connection, prepared: Prepared, project_dir: Path, log: RunLog | None, resume: bool | str,
+         sink_factory: Any, observer: Observer | None, stop: StopRequest | None = None) -> TrainResult:
+    spec = prepared.spec
+    connection.check_serves(spec.base_model)
+    if log is None:
+        log = RunLog.create(project_dir, spec.model_dump(mode="json"),
+                            {"backend": connection.kind, "config_hash": spec.config_hash(),
+                             "data_hash": prepared.data_hash})
+    checkpoint = log.last_checkpoint() if resume else None
+    if resume and checkpoint is None:
+        log.truncate_metrics_after(-1)  # killed before its first checkpoint: start over in place
+    usage = TokenUsage()
+    runner = build_runner(prepared, connection, log, usage)
+    frequent, infrequent = evaluator_builders(prepared)
+    sink: CheckpointSink | None = sink_factory(log, prepared, connection) if sink_factory else None
+    trainer = Trainer(spec, connection.service_client(), runner, log, frequent, infrequent, sink, observer, usage,
+                      stop=stop)
+    return trainer.run(checkpoint)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinker_chief.engine.server.store import CheckpointStore
+from tinker_chief.paths import ENGINE_STATE
 
-DEFAULT_STATE_DIR = Path(".chief") / "engine"
+DEFAULT_STATE_DIR = ENGINE_STATE  # tinker_chief.paths
 
 
 def export_checkpoint(tinker_path: str, out_dir: Path, *, merged: bool = False,

@@ -1,0 +1,23 @@
+"""Options several commands share, so their flags and help read the same everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BACKEND_HELP = ("local: chief's engine, started here (state in .chief/engine) unless --base-url names a "
+                "running one; tinker: Tinker's cloud (needs TINKER_API_KEY). Without flags: "
+                "$CHIEF_ENGINE_URL / $TINKER_BASE_URL, then the project's [backend], then Tinker's cloud "
+                "if TINKER_API_KEY is set, else a local engine.")
+
+
+def backend_options(function: F) -> F:
+    """`--backend` and `--base-url`, resolved by `tinker_chief.connection.choose_backend`."""
+    function = click.option("--base-url", default=None,
+                            help="Talk to an engine (or Tinker's service) already running at this URL.")(function)
+    return click.option("--backend", type=click.Choice(["local", "tinker"]), default=None,
+                        help=BACKEND_HELP)(function)

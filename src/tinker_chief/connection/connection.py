@@ -1,0 +1,157 @@
+"""An open SDK connection to the chosen backend, and the checks made before any work starts."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tinker_chief.connection.choice import LOCAL_API_KEY, BackendChoice, BackendKind, api_key_for
+from tinker_chief.errors import ConfigurationError, EngineError
+from tinker_chief.paths import ENGINE_STATE
+
+
+@dataclass
+class Connection:
+    """A connected backend. `close()` ends the SDK session, and stops the engine only if this
+    connection started it."""
+
+    choice: BackendChoice
+    base_url: str | None
+    api_key: str = field(repr=False)
+    started_engine: Any | None = field(default=None, repr=False)
+    _service_client: Any | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> BackendKind:
+        return self.choice.kind
+
+    @property
+    def where(self) -> str:
+        if self.started_engine is not None:
+            return f"the local engine at {self.base_url}"
+        return self.choice.describe()
+
+    @cached_property
+    def engine_precision(self) -> str | None:
+        """The precision a chief engine computes in ("float32", "bfloat16-autocast"), recorded with
+        eval results; None for Tinker's cloud or an engine that does not say."""
+        if self.kind == "tinker" or self.base_url is None:
+            return None
+        from tinker_chief.engine.server.launcher import engine_stats
+
+        return (engine_stats(self.base_url, self.api_key) or {}).get("precision")
+
+    def service_client(self) -> Any:
+        """The `tinker.ServiceClient`, created once per connection."""
+        if self._service_client is None:
+            import tinker
+
+            kwargs: dict[str, Any] = {"api_key": self.api_key}
+            if self.base_url is not None:
+                kwargs["base_url"] = self.base_url
+            self._service_client = tinker.ServiceClient(**kwargs)
+        return self._service_client
+
+    def sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> Any:
+        return self.service_client().create_sampling_client(model_path=model_path, base_model=base_model).result()
+
+    def check_serves(self, base_model: str) -> None:
+        """Refuse a base model the backend does not serve, listing what it does serve."""
+        import tinker
+
+        try:
+            rest = tinker.RestClient(base_url=self.base_url, api_key=self.api_key)
+            capabilities = rest.get_server_capabilities().result()
+            models = [m.model_name for m in capabilities.supported_models if m.model_name]
+        except Exception as exc:  # the SDK raises its own hierarchy; the message is what matters
+            raise EngineError(f"{self.where}: could not list the served models: {exc}") from None
+        wanted = base_model.lower()
+        if models and not any(m.lower() == wanted for m in models):
+            raise ConfigurationError(
+                f"the base model {base_model!r} is not served by {self.where}; available: {', '.join(models)}"
+            )
+
+    def close(self) -> None:
+        if self._service_client is not None:
+            # Ends the SDK session first, so it stops heartbeating into an engine we stop next.
+            with contextlib.suppress(Exception):  # closing is best effort; the engine may be gone already
+                self._service_client.close("success").result(timeout=10)
+            self._service_client = None
+        if self.started_engine is not None:
+            self.started_engine.stop()
+            self.started_engine = None
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_reachable(base_url: str, decided_by: str, timeout: float = 3.0) -> None:
+    """Fail fast with a clear sentence instead of letting the SDK retry a dead URL for minutes."""
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigurationError(f"{decided_by}: expected a URL http(s)://host:port, got {base_url!r}")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise EngineError(f"cannot reach the backend at {base_url} (from {decided_by}): "
+                          f"{exc.strerror or exc}") from None
+
+
+def open_connection(choice: BackendChoice, *, state_dir: Path | None = None, models: Iterable[str] = (),
+                    api_key: str | None = None, engine_options: dict[str, Any] | None = None) -> Connection:
+    """Connect as `choice` says. An engine started here keeps its state in `state_dir` (default:
+    `.chief/engine` of the current directory) and may serve the local model directories among
+    `models`. A missing key or an unreachable URL fails here, before any work starts."""
+    key = api_key_for(choice, api_key)
+    refuse_cloud_only_here(choice, models)
+    if choice.base_url is not None:
+        check_reachable(choice.base_url, choice.decided_by)
+    if not choice.starts_engine:
+        return Connection(choice, choice.base_url, key or LOCAL_API_KEY)
+    handle = _start_engine(Path(state_dir) if state_dir is not None else Path.cwd() / ENGINE_STATE,
+                           models, engine_options or {})
+    return Connection(choice, handle.base_url, handle.api_key_for_clients, handle)
+
+
+def refuse_cloud_only_here(choice: BackendChoice, models: Iterable[str]) -> None:
+    """A model with no local weights (Tinker's lineup, a hub id) is never sent to an engine started
+    here: one error saying where it runs, before the engine starts, never a silent switch."""
+    if not choice.starts_engine:
+        return
+    from tinker_chief.errors import ModelNotFoundError
+    from tinker_chief.models import cloud_only_message, resolve_model
+
+    for name in models:
+        if not name or name.startswith("tinker://"):
+            continue
+        try:
+            cloud = resolve_model(name).source == "cloud"
+        except ModelNotFoundError:
+            continue  # the engine names what it serves instead
+        if cloud:
+            raise ConfigurationError(cloud_only_message(name))
+
+
+def _start_engine(state_dir: Path, models: Iterable[str], engine_options: dict[str, Any]) -> Any:
+    try:
+        from tinker_chief.engine.server.launcher import start_engine
+    except ImportError as exc:
+        raise EngineError(
+            "no backend: set TINKER_API_KEY for Tinker's cloud, pass --base-url, or install the local "
+            f"engine (its launcher could not be imported: {exc})"
+        ) from None
+    from tinker_chief.models import local_model_dirs
+
+    options = {"allow_model_dirs": local_model_dirs(m for m in models if m), **engine_options}
+    return start_engine(state_dir=state_dir, **options)
