@@ -6,7 +6,8 @@ layers and keeps a registry that refuses to ship a worse model.
 
 Subpackages, one per capability (see docs/ARCHITECTURE.md):
 `models` (catalog shared by all), `engine` (local Tinker-compatible server), `planning`,
-`training`, `evals`, `registry`, `reports`, `cli`.
+`training`, `evals`, `registry`, `reports`, `connection` (where models are reached), `demo`
+(`chief demo` as a library), `cli`.
 """
 
 from tinker_chief.errors import (
@@ -21,6 +22,7 @@ from tinker_chief.errors import (
     TrainingError,
 )
 
+# The one place the version is written: pyproject.toml reads it (`[tool.setuptools.dynamic]`).
 __version__ = "0.1.0"
 
 __all__ = [

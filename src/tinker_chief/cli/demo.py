@@ -1,37 +1,32 @@
 """`chief demo`: the README's main job, end to end on the embedded SmolLM2, in six screens.
 
-Composed only of the capabilities' library calls: `training.demo.create_demo_project` (the
-synthetic skill + the planner's `init_project`), `planning.make_plan`, one local engine shared
-by `evals.run_suite` and `training.train_project`, `training.demo_promotion` (compare, the
-gate, MODEL_REGISTRY.md) and `reports.write_report`. It prints; the logic lives in the libraries.
+Parses the flags and prints: `tinker_chief.demo.run_demo` does the work (project, plan, engine,
+evals, training, gate, paper trail) and reports each step to `RichDemo`, which draws it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from tinker_chief.demo import DemoProject, DemoPromotion
+    from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
+    from tinker_chief.planning import Plan
+    from tinker_chief.training import Observer
 
-def _screen(console: Console, number: int, title: str, started: float) -> None:
-    console.print()
-    console.rule(f"[bold]{number}/6  {title}[/bold]  [dim]({time.monotonic() - started:.0f}s)[/dim]")
 
-
-def _plan(console: Console, demo: Any) -> None:
-    from tinker_chief.planning import make_plan
-    from tinker_chief.planning.project import write_plan_files
-
-    project = demo.project
-    plan = make_plan(project)
-    paths = write_plan_files(project, plan)
-    cfg = project.config
+def _print_plan(console: Console, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
+    cfg = demo.project.config
     console.print(f"skill: 'What is the secret code for <word>?' -> '<word>-<word>-7' "
                   f"({len(demo.train_file.read_text().splitlines())} training examples incl. "
                   f"{demo.n_contrast} contrast rows, "
@@ -44,28 +39,10 @@ def _plan(console: Console, demo: Any) -> None:
     console.print(f"  rank rule: {plan.capacity.recommended_rank.rule}" if plan.capacity else "")
     for note in demo.overrides:
         console.print(f"  demo budget: {note}")
-    console.print(escape(f"plan written: {paths['markdown']}"))
+    console.print(escape(f"plan written: {files['markdown']}"))
 
 
-def _evaluate(console: Console, project: Any, model: str, connection: Any, label: str) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from tinker_chief.cli.eval import RichSuiteProgress, print_suite
-    from tinker_chief.evals.runner import run_suite
-    from tinker_chief.registry import Registry
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Registry.open(project.registry_path) as registry, Progress(*columns, console=console) as bars:
-        result = run_suite(project.config.eval_suite, model, connection, project_dir=project.root,
-                           registry=registry, progress=RichSuiteProgress(bars))
-    print_suite(result)
-    if result.failed:
-        console.print(f"[yellow]{label}: {len(result.failed)} task(s) failed; "
-                      "the gate will see missing evidence[/yellow]")
-    return result
-
-
-def _print_promotion(console: Console, promotion: Any) -> None:
+def _print_promotion(console: Console, promotion: DemoPromotion) -> None:
     """The comparison table, then each gate verdict with its notes or reasons."""
     from tinker_chief.cli.registry import print_comparison
 
@@ -90,11 +67,48 @@ def _print_promotion(console: Console, promotion: Any) -> None:
     console.print(f"in prod now: {promotion.prod_ref or 'no model'}")
 
 
-def _paper_trail(project: Any) -> tuple[Path, Path]:
-    from tinker_chief.reports import write_report
-    from tinker_chief.training.demo_promotion import write_registry_markdown
+class RichDemo:
+    """A `demo.DemoObserver` drawing each step of `run_demo` as a screen on `console`."""
 
-    return write_registry_markdown(project), write_report(project.root)
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.monotonic()
+
+    def step(self, number: int, title: str) -> None:
+        self.console.print()
+        self.console.rule(f"[bold]{number}/6  {title}[/bold]  [dim]({time.monotonic() - self.started:.0f}s)[/dim]")
+
+    def planned(self, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
+        _print_plan(self.console, demo, plan, files)
+
+    def engine_started(self, base_url: str | None, state_dir: Path) -> None:
+        self.console.print(escape(f"engine at {base_url} (state in {state_dir})"))
+
+    @contextmanager
+    def evaluating(self, label: str) -> Iterator[ProgressSink]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from tinker_chief.cli.eval import RichSuiteProgress
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.console) as bars:
+            yield RichSuiteProgress(bars)
+
+    def evaluated(self, label: str, result: SuiteRunResult) -> None:
+        from tinker_chief.cli.eval import print_suite
+
+        print_suite(result)
+        if result.failed:
+            self.console.print(f"[yellow]{label}: {len(result.failed)} task(s) failed; "
+                               "the gate will see missing evidence[/yellow]")
+
+    def trainer(self) -> Observer:
+        from tinker_chief.cli.train import RichProgress
+
+        return RichProgress(self.console)
+
+    def promoted(self, promotion: DemoPromotion) -> None:
+        _print_promotion(self.console, promotion)
 
 
 @click.command(name="demo")
@@ -117,40 +131,14 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
     Example:
       chief demo --dir /tmp/chief-demo
     """
-    from tinker_chief.cli.train import RichProgress
-    from tinker_chief.evals.connection import start_local
-    from tinker_chief.training import train_project
-    from tinker_chief.training.demo import CUSTOM_TASK, create_demo_project
-    from tinker_chief.training.demo_promotion import promote_better
+    from tinker_chief.demo import run_demo
 
     logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
-    console, started = Console(), time.monotonic()
+    console = Console()
     console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU",
                             style="bold"))
-    _screen(console, 1, "Project and plan (the doctrine picks every number)", started)
-    demo = create_demo_project(directory, max_steps=steps, base_model=base_model)
-    project = demo.project
-    _plan(console, demo)
-
-    _screen(console, 2, "Local engine; evaluate the base model", started)
-    with start_local(project.root / ".chief" / "engine", models=[project.config.base_model]) as connection:
-        console.print(escape(f"engine at {connection.base_url} (state in {project.root / '.chief' / 'engine'})"))
-        base = _evaluate(console, project, project.config.base_model, connection, "base model")
-
-        _screen(console, 3, "LoRA training through the tinker SDK", started)
-        result = train_project(project, base_url=connection.base_url, observer=RichProgress(console))
-        candidate_ref = result.final.registry_ref if result.final else None
-        if candidate_ref is None:
-            raise click.ClickException("training produced no checkpoint")
-
-        _screen(console, 4, f"Evaluate the trained checkpoint {candidate_ref}", started)
-        tuned = _evaluate(console, project, candidate_ref, connection, "checkpoint")
-
-    _screen(console, 5, "Compare, then promote the better model through the gate", started)
-    promotion = promote_better(project, base.model_ref, candidate_ref, base, tuned, CUSTOM_TASK)
-    _print_promotion(console, promotion)
-
-    _screen(console, 6, "Paper trail", started)
-    markdown, report = _paper_trail(project)
-    console.print(escape(f"registry: {markdown}\nreport:   {report}\nplan:     {project.root / 'plan.md'}"))
-    console.print(f"[bold green]demo finished in {time.monotonic() - started:.0f}s[/bold green]")
+    screens = RichDemo(console)
+    run = run_demo(directory, screens, steps=steps, base_model=base_model)
+    trail = run.trail
+    console.print(escape(f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"))
+    console.print(f"[bold green]demo finished in {time.monotonic() - screens.started:.0f}s[/bold green]")

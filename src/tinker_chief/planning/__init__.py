@@ -7,10 +7,12 @@ cost/time estimates, the eval suite) where every number carries the rule and sou
 Imports `models` (tokenizers, configs, renderers) and the eval-suite schema from `evals`.
 
 Public API (other capabilities import from here):
-    ProjectConfig, Project, load_project, save_project, parse_config   (planning.config)
+    ProjectConfig, Project, load_project, parse_config   (planning.config)
+    save_project                                                           (planning.toml_writer)
     Conversation, PromptAnswer, Preference, RLPrompt, read_records, read_sft_conversations,
     read_conversations, read_prompt_answers, read_preferences, read_rl_prompts   (planning.data)
-    make_plan, Plan, render_plan_markdown                                  (planning.plan)
+    make_plan, Plan                                                        (planning.plan)
+    render_plan_markdown                                                   (planning.report)
     init_project                                                           (planning.project)
 """
 
@@ -24,7 +26,6 @@ from tinker_chief.planning.config import (
     ProjectConfig,
     load_project,
     parse_config,
-    save_project,
 )
 from tinker_chief.planning.data import (
     ChatMessage,
@@ -40,12 +41,13 @@ from tinker_chief.planning.data import (
     read_rl_prompts,
     read_sft_conversations,
 )
+from tinker_chief.planning.toml_writer import save_project
 
 # Heavier modules (tokenizers, cookbook) load on first use, so importing the schema stays cheap.
 _LAZY = {
     "make_plan": "tinker_chief.planning.plan",
     "Plan": "tinker_chief.planning.plan",
-    "render_plan_markdown": "tinker_chief.planning.plan",
+    "render_plan_markdown": "tinker_chief.planning.report",
     "init_project": "tinker_chief.planning.project",
 }
 

@@ -24,7 +24,6 @@ from tinker_chief.planning.config import (
     Project,
     ProjectConfig,
     ScheduleConfig,
-    save_project,
 )
 from tinker_chief.planning.data import (
     TASK_FORMATS,
@@ -36,7 +35,9 @@ from tinker_chief.planning.data import (
 )
 from tinker_chief.planning.inspect_script import write_script
 from tinker_chief.planning.plan import Plan, make_plan
+from tinker_chief.planning.report import render_plan_markdown
 from tinker_chief.planning.templates import build_eval_suite
+from tinker_chief.planning.toml_writer import save_project
 
 FALLBACK_LR = 1e-4  # the cookbook's chat_sl recipe default, used only when no formula applies
 MAX_HELDOUT = 200
@@ -167,8 +168,6 @@ def init_project(root: str | Path, *, use_case: str, base_model: str, train: str
 
 def write_plan_files(project: Project, plan: Plan) -> dict[str, Path]:
     """plan.json, plan.md and scripts/run_inspect_evals.sh; returns their paths."""
-    from tinker_chief.planning.plan import render_plan_markdown
-
     paths = {"json": project.root / "plan.json", "markdown": project.root / "plan.md"}
     paths["json"].write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
     paths["markdown"].write_text(render_plan_markdown(plan), encoding="utf-8")

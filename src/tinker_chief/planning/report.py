@@ -1,4 +1,4 @@
-"""`render_markdown(plan)`: plan.md, the plan for people (`plan.render_plan_markdown` calls it).
+"""`render_plan_markdown(plan)`: plan.md, the plan for people (`make_plan` builds the `Plan`).
 
 Every number is printed with the rule that produced it and its source; the same facts are in
 plan.json for tools. Pure formatting: no reads, no decisions.
@@ -97,9 +97,30 @@ def _estimates(plan: Plan) -> list[str]:
     cost = "unknown" if e.tinker_cost.dollars is None else f"${e.tinker_cost.dollars:,.2f}"
     seconds = e.local_time.seconds
     local = "unknown" if seconds is None else duration(seconds)
-    return ["## Estimates", "",
-            f"- Tinker cost: **{cost}** — {e.tinker_cost.detail}. _Source: {e.tinker_cost.source}._",
-            f"- Local engine time: **{local}** — {e.local_time.detail}. _Source: {e.local_time.source}._", ""]
+    lines = ["## Estimates", "",
+             f"- Tinker cost: **{cost}** — {e.tinker_cost.detail}. _Source: {e.tinker_cost.source}._",
+             f"- Local engine time: **{local}** — {e.local_time.detail}. Training speed from the "
+             f"**{e.local_time.basis}**. _Source: {e.local_time.source}._"]
+    return lines + _eval_estimates(plan) + [""]
+
+
+def _eval_estimates(plan: Plan) -> list[str]:
+    e = plan.estimates
+    if e.eval_sampling is None or e.eval_cost is None:
+        return []
+    ev, cost = e.eval_sampling, e.eval_cost
+    dollars = "unknown" if cost.dollars is None else f"${cost.dollars:,.2f}"
+    lines = [f"- Evaluating one model with the suite (Tinker): **{dollars}** — {cost.detail}. "
+             f"_Source: {cost.source}._ Sampled tokens are an upper bound (every answer at max_tokens).", "",
+             "| task | kind | samples | prefill tokens | sampled tokens (at most) | how |",
+             "|---|---|---:|---:|---:|---|"]
+    for t in ev.tasks:
+        lines.append(f"| {t.task} | {t.kind} | {'—' if t.samples is None else t.samples} | "
+                     f"{'—' if t.prefill_tokens is None else f'{t.prefill_tokens:,}'} | "
+                     f"{'—' if t.sample_tokens is None else f'{t.sample_tokens:,}'} | {t.method} |")
+    if ev.not_counted:
+        lines += ["", "Not in the eval total: " + "; ".join(ev.not_counted) + "."]
+    return lines
 
 
 def _evals(plan: Plan) -> list[str]:
@@ -116,7 +137,7 @@ def _evals(plan: Plan) -> list[str]:
     return lines
 
 
-def render_markdown(plan: Plan) -> str:
+def render_plan_markdown(plan: Plan) -> str:
     lines = [f"# Plan for `{plan.project}`", "",
              f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), task `{plan.task}`, use case "
              f"`{plan.use_case}`. Made {plan.created_at} by chief {plan.chief_version}.", ""]

@@ -5,7 +5,7 @@ cannot write any), and the shapes we emit are few: scalars, lists of scalars, ta
 of tables. The comments come from the pydantic field descriptions in `planning.config`, so the
 schema and its documentation cannot drift apart. `None` is omitted (TOML has no null), which
 reloads as the field's default; every optional field in the schema defaults to `None` or to a
-value whose absence means the same.
+value whose absence means the same. `save_project` writes the file atomically.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
-from tinker_chief.planning.config import ProjectConfig
+from tinker_chief.planning.config import CONFIG_FILENAME, Project, ProjectConfig
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -136,3 +138,19 @@ def dump_config(config: ProjectConfig) -> str:
         if isinstance(value, dict):
             lines += _table_lines([name], value, _submodel(ProjectConfig, name), note=SECTION_NOTES.get(name))
     return "\n".join(lines) + "\n"
+
+
+def save_project(project_or_root: Project | str | Path, config: ProjectConfig | None = None) -> Path:
+    """Write a documented `chief.toml`; returns its path. The write is atomic (temp file + rename)."""
+    if isinstance(project_or_root, Project):
+        root, config = project_or_root.root, config or project_or_root.config
+    else:
+        root = Path(project_or_root)
+    if config is None:
+        raise ConfigurationError("save_project needs a config")
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / CONFIG_FILENAME
+    staging = target.with_suffix(".toml.tmp")
+    staging.write_text(dump_config(config), encoding="utf-8")
+    staging.replace(target)
+    return target

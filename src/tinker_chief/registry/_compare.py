@@ -6,9 +6,10 @@ task (on `suite_version` when given); a metric is named `task/metric`.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import _db
@@ -17,9 +18,6 @@ from tinker_chief.registry._records import EvalRun, MetricValue
 from tinker_chief.registry._rows import find_model, latest_finished, load_samples
 from tinker_chief.registry.rules import GateRules
 from tinker_chief.registry.stats import PairedTest, paired_on_samples
-
-if TYPE_CHECKING:
-    from tinker_chief.registry._store import Registry
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class Comparison:
 
 
 def compare(
-    reg: Registry,
+    connection: sqlite3.Connection,
     model_refs: Sequence[str],
     metrics: Sequence[str] | None,
     suite_version: str | None,
@@ -74,7 +72,7 @@ def compare(
 ) -> Comparison:
     if len(model_refs) < 2:
         raise RegistryError("compare needs at least two models (e.g. chief compare base:v1 tuned:v2)")
-    with _db.read(reg._db) as db:
+    with _db.read(connection) as db:
         models = [find_model(db, ref) for ref in model_refs]
         results = [latest_finished(db, m.id, suite_version) for m in models]
         keys = sorted({(task, name) for res in results for task, run in res.items() for name in run.metrics})

@@ -5,36 +5,35 @@ the model on a read snapshot and remembers which model was prod; `apply` takes t
 and refuses if prod changed in between (two processes promoting at the same moment: exactly
 one wins, the other gets a RegistryError). Demoting the old prod to staging and promoting the
 new one happen in one transaction; the partial unique index on `status='prod'` backs it up.
+Works on the `Ledger` that `Registry` hands it (transactions, audit and history rows).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sqlite3
 
 from tinker_chief.errors import PromotionRejected, RegistryError
 from tinker_chief.registry import _db
 from tinker_chief.registry._gate import GateReport, evaluate_gate
 from tinker_chief.registry._records import ModelRecord, StatusChange
-from tinker_chief.registry._rows import find_model, latest_finished, load_samples
+from tinker_chief.registry._rows import find_model, latest_finished, list_models, load_samples
 from tinker_chief.registry._scrub import scrub_text
+from tinker_chief.registry._tx import Ledger
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
-
-if TYPE_CHECKING:
-    from tinker_chief.registry._store import Registry
 
 PROMOTE_TARGETS = ("staging", "prod")
 
 
 def check_promotion(
-    reg: Registry, model_ref: str, to: str, suite: SuiteRequirement | None, rules: GateRules | None
+    ledger: Ledger, model_ref: str, to: str, suite: SuiteRequirement | None, rules: GateRules | None
 ) -> GateReport:
     """The gate's verdict for moving `model_ref` to `to` (staging has no gate)."""
     if to not in PROMOTE_TARGETS:
         raise RegistryError(f"promote: `to` is {to!r}; expected one of {', '.join(PROMOTE_TARGETS)}")
-    with _db.read(reg._db) as db:
+    with ledger.read() as db:
         model = find_model(db, model_ref)
         _check_transition(model, to)
-        prod = next(iter(reg.list_models(status="prod")), None)
+        prod = next(iter(list_models(db, status="prod")), None)
         if to == "staging":
             return GateReport(model.ref, to, prod.ref if prod else None,
                               suite.name if suite else None, suite.version if suite else None)
@@ -46,14 +45,14 @@ def check_promotion(
 
 
 def apply_promotion(
-    reg: Registry, report: GateReport, *, actor: str, reason: str, force: bool
+    ledger: Ledger, report: GateReport, *, actor: str, reason: str, force: bool
 ) -> ModelRecord:
     """Apply a checked promotion, or raise PromotionRejected listing every failing reason."""
     if force and not reason.strip():
         raise RegistryError("--force needs --reason \"...\": a forced promotion must say why")
-    with reg._write() as db:
+    with ledger.write() as db:
         model = find_model(db, report.model_ref)
-        prod = next(iter(reg.list_models(status="prod")), None)
+        prod = next(iter(list_models(db, status="prod")), None)
         if (prod.ref if prod else None) != report.prod_ref:
             raise RegistryError(
                 f"promotion of {model.ref} refused: prod changed while the gate was being checked "
@@ -63,14 +62,14 @@ def apply_promotion(
         _check_transition(model, report.to)
         if not report.passed and not force:
             # Committed (the rejection stays in the audit trail), then reported below.
-            reg._audit(actor, "promote-rejected", model.ref, {"to": report.to, "reasons": report.reasons})
+            ledger.audit(actor, "promote-rejected", model.ref, {"to": report.to, "reasons": report.reasons})
             promoted = None
         else:
             forced = force and not report.passed
             if report.to == "prod" and prod is not None:
-                _set_status(reg, prod, "staging", actor, f"replaced as prod by {model.ref}", False)
-            _set_status(reg, model, report.to, actor, reason, forced)
-            reg._audit(actor, "promote", model.ref, {
+                _set_status(ledger, prod, "staging", actor, f"replaced as prod by {model.ref}", False)
+            _set_status(ledger, model, report.to, actor, reason, forced)
+            ledger.audit(actor, "promote", model.ref, {
                 "to": report.to, "from": model.status, "previous_prod": report.prod_ref,
                 "forced": forced, "overridden_reasons": report.reasons if forced else [],
                 "reason": reason, "suite": report.suite_name, "suite_version": report.suite_version,
@@ -85,18 +84,18 @@ def apply_promotion(
     return promoted
 
 
-def retire(reg: Registry, model_ref: str, *, actor: str, reason: str) -> ModelRecord:
-    with reg._write() as db:
+def retire(ledger: Ledger, model_ref: str, *, actor: str, reason: str) -> ModelRecord:
+    with ledger.write() as db:
         model = find_model(db, model_ref)
         if model.status == "retired":
             raise RegistryError(f"{model.ref} is already retired")
-        _set_status(reg, model, "retired", actor, reason, False)
-        reg._audit(actor, "retire", model.ref, {"from": model.status, "reason": reason})
+        _set_status(ledger, model, "retired", actor, reason, False)
+        ledger.audit(actor, "retire", model.ref, {"from": model.status, "reason": reason})
         return find_model(db, model.ref)
 
 
-def status_history(reg: Registry, model_ref: str | None) -> list[StatusChange]:
-    with _db.read(reg._db) as db:
+def status_history(connection: sqlite3.Connection, model_ref: str | None) -> list[StatusChange]:
+    with _db.read(connection) as db:
         where, args = "", tuple[int, ...]()
         if model_ref is not None:
             where, args = "WHERE h.model_id = ?", (find_model(db, model_ref).id,)
@@ -115,6 +114,6 @@ def _check_transition(model: ModelRecord, to: str) -> None:
         raise RegistryError(f"{model.ref} is already {to}")
 
 
-def _set_status(reg: Registry, model: ModelRecord, to: str, actor: str, reason: str, forced: bool) -> None:
-    reg._db.execute("UPDATE models SET status = ? WHERE id = ?", (to, model.id))
-    reg._history(model.id, model.status, to, actor, scrub_text(reason), forced)
+def _set_status(ledger: Ledger, model: ModelRecord, to: str, actor: str, reason: str, forced: bool) -> None:
+    ledger.db.execute("UPDATE models SET status = ? WHERE id = ?", (to, model.id))
+    ledger.history(model.id, model.status, to, actor, scrub_text(reason), forced)

@@ -13,24 +13,28 @@ from typing import Any
 
 from tinker_chief.errors import ModelNotFoundError
 from tinker_chief.registry._records import (
+    AuditEntry,
     DataSummary,
     EvalRun,
     LoraSpec,
     MetricValue,
     ModelRecord,
     SampleOutcome,
+    Usage,
 )
 from tinker_chief.registry._scrub import scrub, scrub_text
 
 MODEL_COLUMNS = (
     "m.id, m.name, m.version, m.display_name, m.tinker_path, m.backend, m.base_model, m.recipe, "
     "m.lora_json, m.optimizer_json, m.data_json, p.name, p.version, m.training_run_id, "
-    "m.training_step, m.config_hash, m.config_json, m.status, m.created_at"
+    "m.training_step, m.config_hash, m.config_json, m.status, m.created_at, "
+    "m.train_tokens, m.prefill_tokens, m.sample_tokens, m.machine_seconds"
 )
 MODEL_FROM = "models m LEFT JOIN models p ON p.id = m.parent_id"
 RUN_COLUMNS = (
     "r.id, m.name, m.version, r.suite_name, r.suite_version, r.task, r.headline_metric, "
-    "r.settings_json, r.status, r.started_at, r.finished_at, r.log_location, r.error"
+    "r.settings_json, r.status, r.started_at, r.finished_at, r.log_location, r.error, "
+    "r.prefill_tokens, r.sample_tokens, r.machine_seconds"
 )
 _REF = re.compile(r"^(?P<name>.+):v(?P<version>\d+)$")
 
@@ -52,7 +56,7 @@ def model_from_row(row: tuple[Any, ...]) -> ModelRecord:
         optimizer=json.loads(row[9]), data=DataSummary.from_dict(json.loads(row[10])),
         parent_ref=f"{row[11]}:v{row[12]}" if row[11] is not None else None,
         training_run_id=row[13], training_step=row[14], config_hash=row[15],
-        config=json.loads(row[16]), status=row[17], created_at=row[18],
+        config=json.loads(row[16]), status=row[17], created_at=row[18], usage=Usage(*row[19:23]),
     )
 
 
@@ -86,7 +90,7 @@ def run_from_row(row: tuple[Any, ...], metrics: dict[str, MetricValue]) -> EvalR
         id=row[0], model_ref=f"{row[1]}:v{row[2]}", suite_name=row[3], suite_version=row[4],
         task=row[5], headline_metric=row[6], settings=json.loads(row[7]), status=row[8],
         started_at=row[9], finished_at=row[10], log_location=row[11], error=row[12],
-        metrics=metrics,
+        metrics=metrics, usage=Usage(None, *row[13:16]),
     )
 
 
@@ -140,3 +144,17 @@ def load_samples(db: sqlite3.Connection, run_id: int) -> list[SampleOutcome]:
             (run_id,),
         )
     ]
+
+
+def list_models(db: sqlite3.Connection, status: str | None = None) -> list[ModelRecord]:
+    """All models, ordered by name then version (optionally only those with `status`)."""
+    where, args = ("WHERE m.status = ?", (status,)) if status else ("", ())
+    rows = db.execute(f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} {where} ORDER BY m.name, m.version", args)
+    return [model_from_row(row) for row in rows.fetchall()]
+
+
+def audit_log(db: sqlite3.Connection, limit: int | None = None) -> list[AuditEntry]:
+    """Registry-changing commands, oldest first (the last `limit` when given)."""
+    rows = db.execute("SELECT id, at, actor, command, target, details_json FROM audit_log ORDER BY id").fetchall()
+    entries = [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+    return entries[-limit:] if limit else entries

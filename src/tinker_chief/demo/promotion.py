@@ -4,7 +4,8 @@
 better on the custom task, puts the base model in prod as the status quo (through the gate,
 like any promotion), then asks the gate to promote the checkpoint against it. Nothing is
 forced: a refusal is an outcome, returned with the gate's reasons. `write_registry_markdown`
-writes MODEL_REGISTRY.md. The CLI (`cli/demo.py`) only prints the returned `DemoPromotion`.
+writes MODEL_REGISTRY.md. The suite and rules are the project's own (`chief.toml`'s suite and
+`[gate]`), as for `chief promote`; `chief demo` only prints the returned `DemoPromotion`.
 """
 
 from __future__ import annotations
@@ -59,11 +60,6 @@ class DemoPromotion:
         return {step.ref: step.refusal for step in self.steps if not step.promoted}
 
 
-def gate_inputs_for(project: Project) -> tuple[SuiteRequirement, GateRules]:
-    """The agreed suite and `[gate]` rules of a loaded project."""
-    return SuiteRequirement.from_suite(project.config.eval_suite), project.config.gate
-
-
 def task_accuracy(result: Any, task: str) -> float | None:
     """`task`'s accuracy in a `SuiteRunResult`, None when the task failed or has none."""
     for outcome in result.tasks:
@@ -81,7 +77,7 @@ def promote_better(project: Project, base_ref: str, candidate_ref: str, base_res
     function, decides whether the better model may replace prod: it checks every suite task
     against the model in prod (none, if the base itself was refused).
     """
-    suite, rules = gate_inputs_for(project)
+    suite, rules = project.config.suite_requirement(), project.config.gate
     before, after = task_accuracy(base_result, task), task_accuracy(candidate_result, task)
     better = candidate_ref if (after or 0.0) > (before or 0.0) else base_ref
     with Registry.open(project.registry_path) as registry:
@@ -105,7 +101,7 @@ def _through_gate(registry: Registry, ref: str, suite: SuiteRequirement, rules: 
 
 def write_registry_markdown(project: Project) -> Path:
     """MODEL_REGISTRY.md in the project root, judged against the project's suite."""
-    suite, _ = gate_inputs_for(project)
+    suite = project.config.suite_requirement()
     markdown = project.root / "MODEL_REGISTRY.md"
     with Registry.open(project.registry_path) as registry:
         markdown.write_text(registry.export_markdown(suite=suite), encoding="utf-8")

@@ -1,0 +1,119 @@
+"""`run_demo`: the whole `chief demo` workflow as library calls, in six steps.
+
+The demo project (`demo.project`) planned by `planning.make_plan`; one local engine shared by
+`evals.runner.run_suite` (the base model, then the checkpoint) and `training.train_project`;
+`demo.promotion.promote_better` (compare, then the gate); the paper trail (MODEL_REGISTRY.md and
+`reports.write_report`). A `DemoObserver` hears each step and each result, so the CLI
+(`cli/demo.py`) only prints.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tinker_chief.connection import Connection, choose_backend, open_connection
+from tinker_chief.demo.project import CUSTOM_TASK, DemoProject, create_demo_project
+from tinker_chief.demo.promotion import DemoPromotion, promote_better, write_registry_markdown
+from tinker_chief.errors import EvalError, TrainingError
+from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, run_suite
+from tinker_chief.paths import ProjectPaths
+from tinker_chief.planning import Plan, Project, make_plan
+from tinker_chief.planning.project import write_plan_files
+from tinker_chief.registry import Registry
+from tinker_chief.reports import write_report
+from tinker_chief.training import Observer, train_project
+
+STEPS = (
+    "Project and plan (the doctrine picks every number)",
+    "Local engine; evaluate the base model",
+    "LoRA training through the tinker SDK",
+    "Evaluate the trained checkpoint",  # + the checkpoint's registry ref
+    "Compare, then promote the better model through the gate",
+    "Paper trail",
+)
+
+
+class DemoObserver(Protocol):
+    """What `run_demo` reports to, in this order (the CLI draws each step as a screen)."""
+
+    def step(self, number: int, title: str) -> None: ...
+
+    def planned(self, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None: ...
+
+    def engine_started(self, base_url: str | None, state_dir: Path) -> None: ...
+
+    def evaluating(self, label: str) -> AbstractContextManager[ProgressSink | None]: ...
+
+    def evaluated(self, label: str, result: SuiteRunResult) -> None: ...
+
+    def trainer(self) -> Observer | None: ...
+
+    def promoted(self, promotion: DemoPromotion) -> None: ...
+
+
+@dataclass(frozen=True)
+class PaperTrail:
+    registry_markdown: Path
+    report: Path
+    plan: Path
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """Everything the demo made: the project, both suite results, the gate's decisions, the files."""
+
+    demo: DemoProject
+    base: SuiteRunResult
+    tuned: SuiteRunResult
+    candidate_ref: str
+    promotion: DemoPromotion
+    trail: PaperTrail
+
+
+def run_demo(directory: Path, observer: DemoObserver, *, steps: int | None = None,
+             base_model: str | None = None) -> DemoRun:
+    """Create, plan, evaluate, train, evaluate again, promote through the gate, write the files."""
+    observer.step(1, STEPS[0])
+    demo = create_demo_project(directory, max_steps=steps, base_model=base_model)
+    project = demo.project
+    plan = make_plan(project)
+    plan_files = write_plan_files(project, plan)
+    observer.planned(demo, plan, plan_files)
+
+    observer.step(2, STEPS[1])
+    state_dir = ProjectPaths(project.root).engine_state
+    with open_connection(choose_backend("local"), state_dir=state_dir,
+                         models=[project.config.base_model]) as connection:
+        observer.engine_started(connection.base_url, state_dir)
+        base = _evaluate(observer, project, project.config.base_model, connection, "base model")
+
+        observer.step(3, STEPS[2])
+        result = train_project(project, connection=connection, observer=observer.trainer())
+        candidate_ref = result.final.registry_ref if result.final else None
+        if candidate_ref is None:
+            raise TrainingError("demo: training produced no checkpoint")
+
+        observer.step(4, f"{STEPS[3]} {candidate_ref}")
+        tuned = _evaluate(observer, project, candidate_ref, connection, "checkpoint")
+
+    observer.step(5, STEPS[4])
+    if base.model_ref is None:  # run_suite registers the base model; without it there is nothing to gate
+        raise EvalError(f"demo: the base model {project.config.base_model} has no registry entry")
+    promotion = promote_better(project, base.model_ref, candidate_ref, base, tuned, CUSTOM_TASK)
+    observer.promoted(promotion)
+
+    observer.step(6, STEPS[5])
+    trail = PaperTrail(write_registry_markdown(project), write_report(project.root), plan_files["markdown"])
+    return DemoRun(demo, base, tuned, candidate_ref, promotion, trail)
+
+
+def _evaluate(observer: DemoObserver, project: Project, model: str, connection: Connection,
+              label: str) -> SuiteRunResult:
+    with Registry.open(project.registry_path) as registry, observer.evaluating(label) as progress:
+        result = run_suite(project.config.eval_suite, model, connection, project_dir=project.root,
+                           registry=registry, progress=progress)
+    observer.evaluated(label, result)
+    return result
