@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up, check the conventions (ruff lint + mypy, scripts/check.sh), then run the whole test
-# suite. Extra arguments go to pytest.
+# suite. Extra arguments go to pytest. With CHIEF_RECORD_RUN=1 the counts and times are written
+# into docs/BENCHMARKS.md (bench/record_run.py), the only place the docs quote them from.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -9,8 +10,16 @@ bash scripts/setup.sh || exit 1
 export CHIEF_CACHE_DIR="${CHIEF_CACHE_DIR:-$PWD/.venv/chief-cache}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TINKER_TELEMETRY=0
 bash scripts/check.sh || { echo "scripts/check.sh failed: fix the lint or type errors above" >&2; exit 1; }
-python -m pytest "$@"
+junit=""
+if [ "${CHIEF_RECORD_RUN:-}" = 1 ]; then
+  junit="$(mktemp --suffix=.xml)"
+fi
+python -m pytest ${junit:+"--junitxml=$junit"} "$@"
 status=$?
+if [ -n "$junit" ]; then
+  python bench/record_run.py tests --junit "$junit" --seconds "$SECONDS" --args "$*" || status=1
+  rm -f "$junit"
+fi
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests"; exit 0
 fi

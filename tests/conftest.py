@@ -2,8 +2,12 @@
 
 `engine` is the one engine per test session (tiny-random-llama, float32 so logprob comparisons
 are exact up to float error) with a private state dir (`engine.state_dir`), shared by the
-engine, training and cookbook tests; tests that restart or configure an engine start their
-own with `start_engine`.
+engine, evals, training and cookbook tests; tests that restart or configure an engine start
+their own with `start_engine`.
+
+A developer's own settings never reach a test (`no_developer_settings`): no Tinker key or URL,
+no `CHIEF_*` variable but the suite's own (`SUITE_SETTINGS`). Tests marked `cloud` talk to
+Tinker's cloud itself: they get the developer's `TINKER_API_KEY` back, and are skipped without.
 """
 
 from __future__ import annotations
@@ -12,11 +16,46 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TINKER_TELEMETRY", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Built-in models are materialized once into a cache kept between runs (scripts/test.sh's default).
+os.environ.setdefault("CHIEF_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".venv" / "chief-cache"))
+
+# Kept: the suite's own switches (chief never reads them) and the model cache, which decides
+# where built-in weights are kept, never what a test sees.
+SUITE_SETTINGS = frozenset({"CHIEF_CACHE_DIR", "CHIEF_UPDATE_GOLDEN", "CHIEF_CLOUD_TEST_MODEL"})
+CLOUD_API_KEY = os.environ.get("TINKER_API_KEY")  # given back to `cloud` tests only
+
+
+def _developer_settings() -> list[str]:
+    tinker = ("TINKER_API_KEY", "TINKER_BASE_URL")
+    return [name for name in os.environ
+            if name in tinker or (name.startswith("CHIEF_") and name not in SUITE_SETTINGS)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_developer_settings() -> Iterator[None]:
+    """Cleared for the whole session, before any session fixture starts an engine (so its process
+    inherits none either); what a module fixture then sets (the cookbook's TINKER_BASE_URL) stays."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _developer_settings():
+            patch.delenv(name)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def cloud_key_for_cloud_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("cloud"):
+        if not CLOUD_API_KEY:
+            pytest.skip("needs Tinker's cloud: set TINKER_API_KEY")
+        monkeypatch.setenv("TINKER_API_KEY", CLOUD_API_KEY)
+
+
 # Materializing a built-in registers it in the Hugging Face cache (models/hf_cache.py): a fresh
 # cache per test run, shared with the engines it starts, so no test sees entries of an earlier one.
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="chief-tests-hf-hub-")

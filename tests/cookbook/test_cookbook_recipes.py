@@ -13,7 +13,6 @@ renderer (the ChatML that chief registers as `chatml`).
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import subprocess
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import tinker
+
+from jsonl_support import read_jsonl, write_jsonl
 
 TINY = "tiny-random-llama"
 RENDERER = "qwen3_instruct"
@@ -64,7 +65,7 @@ def sl_run(cookbook_env, tmp_path_factory) -> Path:
     from tinker_cookbook.supervised.types import ChatDatasetBuilderCommonConfig
 
     root = tmp_path_factory.mktemp("cookbook-sl")
-    data = _write_jsonl(root / "conversations.jsonl", [
+    data = write_jsonl(root / "conversations.jsonl", [
         {"messages": [{"role": "user", "content": f"Secret number {i}?"}, {"role": "assistant", "content": ANSWER}]}
         for i in range(64)])
     common = ChatDatasetBuilderCommonConfig(model_name_for_tokenizer=TINY, renderer_name=RENDERER,
@@ -78,7 +79,7 @@ def sl_run(cookbook_env, tmp_path_factory) -> Path:
 
 
 def test_supervised_recipe(sl_run, rest):
-    rows = _read_jsonl(sl_run / "metrics.jsonl")
+    rows = read_jsonl(sl_run / "metrics.jsonl")
     assert [row["step"] for row in rows] == list(range(14))
     assert all(math.isfinite(row["train_mean_nll"]) for row in rows)
     assert rows[-1]["train_mean_nll"] < rows[0]["train_mean_nll"] - 1.0
@@ -111,7 +112,7 @@ def test_rl_recipe_with_the_arithmetic_environment(cookbook_env, rest, tmp_path)
                           base_url=cookbook_env.base_url, save_every=2, lora_rank=8)
     asyncio.run(train.main(config))
 
-    rows = _read_jsonl(tmp_path / "log" / "metrics.jsonl")
+    rows = read_jsonl(tmp_path / "log" / "metrics.jsonl")
     assert [row["step"] for row in rows] == [0, 1, 2]
     for row in rows:
         assert row["env/all/total_episodes"] == 8 and row["env/all/total_ac_tokens"] > 0
@@ -132,7 +133,7 @@ def test_dpo_recipe(cookbook_env, rest, tmp_path):
     from tinker_cookbook.preference.preference_datasets import ComparisonBuilderFromJsonl
     from tinker_cookbook.supervised.types import ChatDatasetBuilderCommonConfig
 
-    pairs = _write_jsonl(tmp_path / "pairs.jsonl", [
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
         {"comparison": {"prompt_conversation": [{"role": "user", "content": f"Secret number {i}?"}],
                         "completion_A": [{"role": "assistant", "content": ANSWER}],
                         "completion_B": [{"role": "assistant", "content": "I do not know."}]},
@@ -146,7 +147,7 @@ def test_dpo_recipe(cookbook_env, rest, tmp_path):
                               save_every=2, lora_rank=8)
     train_dpo.main(config)
 
-    rows = _read_jsonl(tmp_path / "log" / "metrics.jsonl")
+    rows = read_jsonl(tmp_path / "log" / "metrics.jsonl")
     assert [row["step"] for row in rows] == [0, 1, 2]
     assert abs(rows[0]["dpo_loss"] - math.log(2)) < 1e-4  # policy == reference before the first step
     assert rows[-1]["dpo_loss"] < rows[0]["dpo_loss"] and rows[-1]["margin"] > 0
@@ -155,7 +156,7 @@ def test_dpo_recipe(cookbook_env, rest, tmp_path):
 
 def test_run_inspect_evals_on_the_sl_checkpoint(sl_run, cookbook_env, tmp_path):
     """The documented command, in a process of its own that never imports chief."""
-    final = _read_jsonl(sl_run / "checkpoints.jsonl")[-1]["sampler_path"]
+    final = read_jsonl(sl_run / "checkpoints.jsonl")[-1]["sampler_path"]
     (tmp_path / "secret_task.py").write_text(INSPECT_TASK)
     command = [sys.executable, "-m", "tinker_cookbook.eval.run_inspect_evals", f"model_path={final}",
                "tasks=secret_task.py@secret", f"log_dir={tmp_path / 'logs'}", "max_tokens=8", "temperature=0"]
@@ -166,14 +167,18 @@ def test_run_inspect_evals_on_the_sl_checkpoint(sl_run, cookbook_env, tmp_path):
 
     log = read_eval_log(list_eval_logs(str(tmp_path / "logs"))[0])
     assert log.status == "success" and log.eval.model == f"tinker-sampling/{TINY}"
-    assert len(log.samples) == 2 and all(s.output.completion for s in log.samples)
+    # One generation per sample. Its text may be empty: the recipe creates its LoRA client without a
+    # seed (the SDK's default), so the init depends on the engine's RNG history, and the tiny random
+    # model sometimes ends at once (seen in a full-suite run); what is checked is the round trip.
+    assert len(log.samples) == 2 and all(len(s.output.choices) == 1 for s in log.samples)
+    assert all(s.output.stop_reason in ("stop", "max_tokens") for s in log.samples)
     assert 0.0 <= log.results.scores[0].metrics["accuracy"].value <= 1.0
 
 
 def _assert_checkpoints(log_dir: Path, rest: tinker.RestClient, periodic: list[str]) -> dict:
     """checkpoints.jsonl names the periodic and final checkpoints, and the engine lists them all
     with the recipe's TTLs: 7 days for periodic ones, none for the final one. Returns the final row."""
-    rows = _read_jsonl(log_dir / "checkpoints.jsonl")
+    rows = read_jsonl(log_dir / "checkpoints.jsonl")
     assert [row["name"] for row in rows] == [*periodic, "final"]
     run_id = rows[0]["state_path"].removeprefix("tinker://").split("/")[0]
     listed = {c.tinker_path: c for c in rest.list_checkpoints(run_id).result().checkpoints}
@@ -200,12 +205,3 @@ def _chat(model: str):
 def _answer_logprob(client: tinker.SamplingClient, prompt: tinker.ModelInput, answer: list[int]) -> float:
     full = tinker.ModelInput.from_ints(prompt.to_ints() + answer)
     return sum(client.compute_logprobs(full).result()[-len(answer):])
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

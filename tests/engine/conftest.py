@@ -7,13 +7,8 @@ Tinker cloud is involved in these tests at all.
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
-
-os.environ.setdefault("TINKER_TELEMETRY", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY = "tiny-random-llama"
 

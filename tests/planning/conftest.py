@@ -1,20 +1,13 @@
-"""Fixtures for planning tests: small JSONL writers and a tiny-model project."""
+"""Fixtures for planning tests: chat rows, the secret-code skill and its train/val files."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("CHIEF_CACHE_DIR", "/tmp/chiefcache")
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
-    return path
+from jsonl_support import write_jsonl
 
 
 def chat(question: str, answer: str, system: str | None = None) -> dict:
@@ -40,3 +33,18 @@ def train_file(tmp_path) -> Path:
 @pytest.fixture
 def val_file(tmp_path) -> Path:
     return write_jsonl(tmp_path / "input" / "val.jsonl", secret_rows(48)[40:])
+
+
+@pytest.fixture(autouse=True)
+def private_calibration_cache(tmp_path_factory, monkeypatch) -> Path:
+    """A chief cache of this test's own whose `models` (the built models) and `engine-keys` (how
+    `--base-url` finds the session engine's key) are the shared ones: a throughput probe
+    (`chief plan --calibrate`) measured on this machine, by a developer or another test, never
+    changes the time estimate another plan test expects."""
+    shared = Path(os.environ["CHIEF_CACHE_DIR"])
+    cache = tmp_path_factory.mktemp("chief-cache")
+    for name in ("models", "engine-keys"):
+        (shared / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+        (cache / name).symlink_to((shared / name).resolve())
+    monkeypatch.setenv("CHIEF_CACHE_DIR", str(cache))
+    return cache

@@ -9,15 +9,11 @@ involved (the cloud tests only check that a missing key is refused before anythi
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from tinker_chief.training.synthetic import write_secret_code_skill
 
-os.environ.setdefault("TINKER_TELEMETRY", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TINY = "tiny-random-llama"
 
 
@@ -40,15 +36,6 @@ def make_project(root: Path, task: str = "sl", n_train: int = 24, n_heldout: int
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     save_project(root, parse_config(config))
     return root
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def only_run(project: Path) -> Path:

@@ -23,8 +23,11 @@ COMMANDS: dict[str, str] = {
     "init": "tinker_chief.cli.plan:init_command",
     "plan": "tinker_chief.cli.plan:plan_command",
     "train": "tinker_chief.cli.train:train_command",
+    "sweep": "tinker_chief.cli.sweep:sweep_command",
+    "select": "tinker_chief.cli.sweep:select_command",
     "eval": "tinker_chief.cli.eval:eval_command",
     "eval-offline": "tinker_chief.cli.eval:eval_offline_command",
+    "benchmarks": "tinker_chief.cli.benchmarks:benchmarks_group",
     "registry": "tinker_chief.cli.registry:registry_group",
     "compare": "tinker_chief.cli.registry:compare_command",
     "promote": "tinker_chief.cli.registry:promote_command",
@@ -63,6 +66,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       chief init      create a project (chief.toml) from your data and use case
       chief plan      write plan.md/plan.json: every setting and the rule behind it
       chief train     run the plan on the local engine or Tinker's cloud
+      chief sweep     train a grid of learning rates (and ranks) around the plan
+      chief select    choose a sweep's or run's best checkpoint as its candidate
       chief eval      run the project's eval suite on a model, record results
       chief compare   compare models metric by metric, with significance
       chief promote   move a model to staging/prod through the regression gate

@@ -1,0 +1,33 @@
+"""Generated blocks inside a Markdown file: `<!-- NAME:begin -->` ... `<!-- NAME:end -->`.
+
+A script that measures something writes its result into its own block of docs/BENCHMARKS.md
+with `write_block`, replacing the previous result; the text around the block stays as written.
+A file without the block gets it appended at the end.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def _markers(name: str) -> tuple[str, str]:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise ValueError(f"block name {name!r}: expected lowercase letters, digits and dashes")
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def write_block(path: Path, name: str, body: str) -> None:
+    """Put `body` between the NAME markers of `path`, in place of what was there."""
+    begin, end = _markers(name)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{begin}\n{body.strip()}\n{end}"
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 and stop < 0:
+        text = f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
+    elif 0 <= start < stop:
+        text = text[:start] + block + text[stop + len(end):]
+    else:
+        raise ValueError(f"{path}: the {begin} / {end} markers are missing one half or out of order")
+    path.write_text(text, encoding="utf-8")
+

@@ -1,0 +1,83 @@
+"""bench/record_run.py writes a real pytest run's counts and times into its block of a Markdown
+file (what `CHIEF_RECORD_RUN=1 ./scripts/test.sh` and `./scripts/demo.sh` do to
+docs/BENCHMARKS.md), replacing the previous record and leaving the text around it alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ROOT / "bench" / "record_run.py"
+
+SUITE = """
+import pytest
+
+def test_passes():
+    pass
+
+def test_also_passes():
+    pass
+
+def test_fails():
+    assert False
+
+@pytest.mark.skip(reason="on purpose")
+def test_skipped():
+    pass
+"""
+
+
+def _junit_of_a_real_run(tmp_path: Path) -> Path:
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_tiny.py").write_text(SUITE)
+    junit = tmp_path / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "."],
+                   cwd=tmp_path / "suite", capture_output=True, text=True, timeout=120)
+    return junit
+
+
+def _record(doc: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RECORD), "--doc", str(doc), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_test_run_is_recorded_in_its_block_and_replaces_the_last(tmp_path: Path) -> None:
+    junit = _junit_of_a_real_run(tmp_path)
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nbefore\n\n<!-- tests:begin -->\nold figures\n<!-- tests:end -->\n\nafter\n")
+    result = _record(doc, "tests", "--junit", str(junit), "--seconds", "125", "--args", "-k tiny")
+    assert result.returncode == 0, result.stderr
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nbefore\n\n<!-- tests:begin -->\n")
+    assert text.endswith("\n<!-- tests:end -->\n\nafter\n")
+    assert "old figures" not in text
+    assert "- tests: 2 passed, 1 failed, 0 errors, 1 skipped, in " in text
+    assert "- the whole script (set-up, lint and types, tests): 2m05s" in text
+    assert "(`pytest -k tiny`)" in text and "- machine: " in text
+
+    assert _record(doc, "tests", "--junit", str(junit), "--seconds", "7").returncode == 0
+    again = doc.read_text()
+    assert again.count("<!-- tests:begin -->") == 1 and "the whole suite" in again and ": 7s" in again
+
+
+def test_a_demo_run_gets_its_own_block_appended(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n")
+    result = _record(doc, "demo", "--seconds", "130", "--script-seconds", "200", "--exit-code", "0")
+    assert result.returncode == 0, result.stderr
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\n<!-- demo:begin -->\n")
+    assert "- `chief demo`: finished in 2m10s" in text and "(set-up and the demo): 3m20s" in text
+
+
+def test_a_broken_block_or_input_is_one_error_line(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("<!-- demo:end -->\n<!-- demo:begin -->\n")
+    result = _record(doc, "demo", "--seconds", "1", "--script-seconds", "1", "--exit-code", "0")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "markers are missing one half or out of order" in result.stderr
+    result = _record(doc, "tests", "--junit", str(tmp_path / "missing.xml"), "--seconds", "1")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "cannot read pytest's --junitxml output" in result.stderr
