@@ -62,6 +62,13 @@ def gemm_flops_per_s(dtype: torch.dtype, device: str, size: int = 1024, repeats:
 @contextlib.contextmanager
 def sdk_engine(dtype: str, device: str = "auto") -> Iterator[object]:
     """A real engine subprocess and a tinker.ServiceClient connected to it."""
+    with engine_and_sdk(dtype, device) as (_, client):
+        yield client
+
+
+@contextlib.contextmanager
+def engine_and_sdk(dtype: str, device: str = "auto") -> Iterator[tuple[object, object]]:
+    """`sdk_engine`, also handing out the engine's launcher handle (its URL and API key)."""
     import tinker
 
     from tinker_chief.engine.server.launcher import start_engine
@@ -70,7 +77,7 @@ def sdk_engine(dtype: str, device: str = "auto") -> Iterator[object]:
         handle = start_engine(state_dir=Path(state), device=device, dtype=dtype)
         client = tinker.ServiceClient(base_url=handle.base_url, api_key=handle.api_key_for_clients)
         try:
-            yield client
+            yield handle, client
         finally:
             client.close("success").result()  # stops the SDK's heartbeat thread before the engine goes
             handle.stop()

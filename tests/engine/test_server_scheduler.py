@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tinker_chief.engine.server import scheduler as scheduler_module
+from tinker_chief.engine.server.errors import InvalidRequestError
 from tinker_chief.engine.server.futures import FutureError, FutureTable
 
 
@@ -141,3 +142,82 @@ def test_a_failed_batch_retries_each_job_with_its_sampler_resolved_again(parts):
     assert len(resolutions) == 2  # once for the batch, once more for the retry alone
     assert len(_result(futures, ids[0])["tokens"]) == 2
     assert len(_result(futures, ids[1])["tokens"]) == 2
+
+
+def _shared(order: list, item: str, key: str = "base", tokens: int = 1, fail: str = ""):
+    """Shareable work recording each call's items (the real shared forward is tested in
+    test_compute_shared_forward; here only grouping and order are at stake)."""
+    def run_many(items: list[str]) -> list:
+        order.append(tuple(items))
+        return [InvalidRequestError(f"{i} is bad") if i == fail else {"item": i} for i in items]
+    return scheduler_module.Shareable(key, tokens, item, run_many)
+
+
+def _hold(scheduler) -> threading.Event:
+    """Keep the compute thread busy until the returned event is set."""
+    started, release = threading.Event(), threading.Event()
+
+    def busy() -> dict:
+        started.set()
+        release.wait(30)
+        return {}
+
+    scheduler.submit("", busy)
+    assert started.wait(10)
+    return release
+
+
+def test_shareable_heads_of_different_models_leave_as_one_call_after_the_plain_ones(parts):
+    scheduler, futures = parts
+    order: list = []
+    release = _hold(scheduler)
+    queued = [("a", 1, _shared(order, "a1")), ("a", 2, _recording(order, "a-optim")),
+              ("a", 3, _shared(order, "a3")), ("b", 1, _shared(order, "b1")),
+              ("c", 1, _recording(order, "c-save")), ("c", 2, _shared(order, "c2")),
+              ("d", 1, _shared(order, "d1", key="another base"))]
+    ids = {}
+    for model, seq, work in queued:
+        ids[model, seq] = futures.create("t")
+        scheduler.submit_ordered(model, seq, ids[model, seq], work)
+    release.set()
+    assert _result(futures, ids["d", 1]) == {"item": "d1"}
+    # c's plain head first; then every model's shareable head of one key in one call (a's
+    # second one waits behind its optim step); then the rest, alone.
+    assert order == ["c-save", ("a1", "b1", "c2"), "a-optim", ("a3",), ("d1",)]
+    assert _result(futures, ids["b", 1]) == {"item": "b1"} and _result(futures, ids["a", 3]) == {"item": "a3"}
+    assert scheduler.stats["shared_calls"] == 1 and scheduler.stats["largest_shared_call"] == 3
+
+
+def test_a_shared_call_stays_within_its_token_budget_and_one_items_error_fails_only_it(parts, monkeypatch):
+    monkeypatch.setattr(scheduler_module, "MAX_SHARED_TOKENS", 5)
+    scheduler, futures = parts
+    order: list = []
+    release = _hold(scheduler)
+    ids = {}
+    for model in ("a", "b", "c"):
+        ids[model] = futures.create("t")
+        scheduler.submit_ordered(model, 1, ids[model], _shared(order, model, tokens=2, fail="b"))
+    release.set()
+    assert _result(futures, ids["c"]) == {"item": "c"}
+    assert order == [("a", "b"), ("c",)]
+    failed = _result(futures, ids["b"])
+    assert isinstance(failed, FutureError) and failed.message == "b is bad" and failed.status == 400
+    assert _result(futures, ids["a"]) == {"item": "a"}
+
+
+def test_models_of_a_shared_call_resubmitting_one_by_one_share_the_next_call_too(parts, monkeypatch):
+    """A sweep's clients get their results back together and resubmit one by one; the first
+    back waits for the others instead of running alone (and splitting the sweep in two)."""
+    monkeypatch.setattr(scheduler_module, "_RESUBMIT_GAP_S", 2.0)  # generous: a loaded CI machine
+    monkeypatch.setattr(scheduler_module, "_MAX_GATHER_S", 20.0)
+    scheduler, futures = parts
+    order: list = []
+    release = _hold(scheduler)
+    for seq in (1, 2):
+        ids = {model: futures.create("t") for model in ("a", "b", "c")}
+        for model in ids:
+            scheduler.submit_ordered(model, seq, ids[model], _shared(order, f"{model}{seq}"))
+            time.sleep(0.1 if seq == 2 else 0)  # the second round trickles in
+        release.set()
+        assert all(_result(futures, request_id) for request_id in ids.values())
+    assert order == [("a1", "b1", "c1"), ("a2", "b2", "c2")]

@@ -84,6 +84,17 @@ class ForwardBackwardResult:
     metrics: dict[str, float]  # keys are "name:reduction", e.g. "loss:sum"
 
 
+@dataclass
+class ForwardBackwardCall:
+    """One client's `forward_backward` request, as `forward_backward_many` takes several."""
+
+    model_id: str
+    data: list[DatumArrays]
+    loss_fn: str
+    loss_fn_config: dict[str, float | str]
+    forward_only: bool
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     max_tokens: int
@@ -137,6 +148,10 @@ class ComputeBackend(Protocol):
         loss_fn_config: dict[str, float | str],
         forward_only: bool,
     ) -> ForwardBackwardResult: ...
+
+    def forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[ForwardBackwardResult | Exception]:
+        """Several clients' calls at once (sharing work where the backend can), each call's
+        outcome in order: its result, or the error that call alone would have raised."""
 
     def optim_step(self, model_id: str, params: AdamStep) -> dict[str, float]: ...
 

@@ -1,8 +1,9 @@
 """The report's figures, drawn with matplotlib (Agg) and returned as base64 PNG strings.
 
 Learning curves (train loss, validation NLL per run), eval comparison bars with confidence
-intervals per task, and the calibration reliability diagram. Each function returns `None`
-when there is nothing to draw, so the HTML can say so instead of showing an empty axis.
+intervals per task (one panel per metric, its better direction in the title), and the
+calibration reliability diagram. Each function returns `None` when there is nothing to draw,
+so the HTML can say so instead of showing an empty axis.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ matplotlib.use("Agg")  # headless: reports are written by CI and over SSH
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tinker_chief.reports.collect import RunCurves, TaskResult  # noqa: E402
+from tinker_chief.registry import GateRules  # noqa: E402
+from tinker_chief.reports.collect import RunCurves, SweepData, TaskResult  # noqa: E402
 
 
 def _png(fig: Any) -> str:
@@ -53,20 +55,50 @@ def _value(metric: Any) -> tuple[float, float | None, float | None]:
     return float(metric.value), getattr(metric, "ci_low", None), getattr(metric, "ci_high", None)
 
 
-def comparison_bars(results: list[TaskResult], metric_of: Any, title: str) -> str | None:
-    """Grouped bars: one group per task, one bar per model, error bars from the CIs."""
-    tasks = sorted({r.task for r in results})
-    models = sorted({r.model_ref for r in results})
-    cells = {}
+def comparison_bars(results: list[TaskResult], metric_of: Any, title: str,
+                    rules: GateRules | None = None) -> str | None:
+    """`comparison_figure` as a PNG."""
+    figure = comparison_figure(results, metric_of, title, rules)
+    return None if figure is None else _png(figure)
+
+
+def comparison_figure(results: list[TaskResult], metric_of: Any, title: str,
+                      rules: GateRules | None = None) -> Any | None:
+    """One small panel per metric (accuracy on 0-1 and an NLL in nats share no axis), titled
+    with the metric and which direction is better (the gate's `rules`); in each, one group of
+    bars per task, one bar per model, error bars from the CIs."""
+    cells: dict[str, dict[tuple[str, str], tuple[float, float | None, float | None]]] = {}
     for r in results:
         name = metric_of(r)
         if name and name in r.metrics:
-            cells[(r.task, r.model_ref)] = _value(r.metrics[name])
-    tasks = [t for t in tasks if any((t, m) in cells for m in models)]
-    if not tasks:
+            cells.setdefault(name, {})[(r.task, r.model_ref)] = _value(r.metrics[name])
+    if not cells:
         return None
+    models = sorted({r.model_ref for r in results})
+    metrics = sorted(cells)
+    tasks = {metric: sorted({task for task, _ in cells[metric]}) for metric in metrics}
+    widths = [len(tasks[metric]) for metric in metrics]
+    size = (max(6.0, sum(2.0 + 0.5 * w * len(models) for w in widths)), 3.8)
+    fig, axes = plt.subplots(1, len(metrics), figsize=size, width_ratios=widths, squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        _bars(ax, cells[metric], tasks[metric], models)
+        ax.set_title(f"{metric}\n{better_direction(metric, rules or GateRules())}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def better_direction(metric: str, rules: GateRules) -> str:
+    if rules.is_neutral(metric):
+        return "no better direction"
+    return "\u2191 higher is better" if rules.higher_is_better(metric) else "\u2193 lower is better"
+
+
+def _bars(ax: Any, cells: dict[tuple[str, str], tuple[float, float | None, float | None]], tasks: list[str],
+          models: list[str]) -> None:
     width = 0.8 / max(1, len(models))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks) * max(1, len(models)) / 2 + 3), 3.8))
     for i, model in enumerate(models):
         xs, ys, lows, highs = [], [], [], []
         for j, task in enumerate(tasks):
@@ -76,13 +108,8 @@ def comparison_bars(results: list[TaskResult], metric_of: Any, title: str) -> st
                 ys.append(value)
                 lows.append(value - low if low is not None else 0.0)
                 highs.append(high - value if high is not None else 0.0)
-        ax.bar(xs, ys, width, yerr=[lows, highs], capsize=3, label=model)
-    ax.set_xticks(range(len(tasks)), [f"{t}\n({metric_of(next(r for r in results if r.task == t)) or ''})"
-                                       for t in tasks], fontsize=8)
-    ax.set(title=title)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
-    return _png(fig)
+        ax.bar(xs, ys, width, yerr=[lows, highs], capsize=3, label=model, color=f"C{i}")
+    ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
 
 
 def reliability_diagram(tables: dict[str, list[dict[str, Any]]]) -> str | None:
@@ -96,6 +123,56 @@ def reliability_diagram(tables: dict[str, list[dict[str, Any]]]) -> str | None:
         filled = [b for b in table if b.get("count")]
         ax.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], marker="o", label=model)
     ax.set(title="reliability diagram", xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def sweep_lr_curves(sweep: SweepData) -> str | None:
+    """LoRA Without Regret's first plot for this project: final validation NLL (else final train
+    loss) against learning rate, one line per rank, with the plan's and get_lr's LR marked."""
+    use_nll = any(p.final_val_nll is not None for p in sweep.points)
+    metric = "final validation NLL" if use_nll else "final train loss"
+    by_rank: dict[int, list[tuple[float, float]]] = {}
+    for p in sweep.points:
+        value = p.final_val_nll if use_nll else p.final_loss
+        if p.status == "finished" and value is not None:
+            by_rank.setdefault(p.lora_rank, []).append((p.learning_rate, value))
+    if not by_rank:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for rank, points in sorted(by_rank.items()):
+        lrs, values = zip(*sorted(points), strict=True)
+        ax.plot(lrs, values, marker="o", label=f"rank {rank}")
+    for lr, label, style in ((sweep.planned_lr, "plan", "--"), (sweep.get_lr, "get_lr", ":")):
+        if lr:
+            ax.axvline(lr, color="gray", linestyle=style, linewidth=1, label=f"{label} {lr:.3g}")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on a narrow grid
+    ax.set(title=f"{metric} vs learning rate", xlabel="learning rate", ylabel=metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def sweep_rank_losses(sweep: SweepData) -> str | None:
+    """LoRA Without Regret's second plot: final train loss against rank, one line per learning
+    rate; None when the sweep tried a single rank."""
+    by_lr: dict[float, list[tuple[int, float]]] = {}
+    for p in sweep.points:
+        if p.status == "finished" and p.final_loss is not None:
+            by_lr.setdefault(p.learning_rate, []).append((p.lora_rank, p.final_loss))
+    if len({rank for points in by_lr.values() for rank, _ in points}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for lr, points in sorted(by_lr.items()):
+        ranks, losses = zip(*sorted(points), strict=True)
+        ax.plot(ranks, losses, marker="o", label=f"LR {lr:.3g}")
+    ax.set_xscale("log", base=2)
+    tried = sorted({rank for points in by_lr.values() for rank, _ in points})
+    ax.set_xticks(tried, [str(r) for r in tried])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set(title="final train loss vs LoRA rank", xlabel="rank", ylabel="final train loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _png(fig)

@@ -5,13 +5,15 @@ types: every `nn.Linear` under an attention block (train_attn) or an MLP/MoE blo
 3-D expert weight tensors of fused MoE layers (as PEFT `target_parameters`), and the output
 embedding (train_unembed). `AdapterHost` is one `peft.PeftModel` per base holding many named
 adapters (one per training client, plus sampler snapshots); only the active one takes part in a
-forward, so clients never see each other's weights. Adapter names are internal slot names
+forward, or, inside `per_row`, each client's on its own rows of a shared batch, so clients never
+see each other's weights. Adapter names are internal slot names
 ("s0", "s1", ...) because PEFT forbids dots and some ids the server uses contain them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import warnings
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ from typing import Any, cast
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import Linear as LoraLinear
+from peft.tuners.lora import LoraLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 from tinker_chief.engine.backend import InvalidRequestError, LoraSpec
@@ -149,6 +153,32 @@ class AdapterHost:
         with self.peft.disable_adapter():
             yield
 
+    def mixable(self, slot: str) -> bool:
+        """Whether `slot` can share a forward with other adapters (`per_row`): plain LoRA, and
+        only on linear layers (PEFT's wrappers of fused MoE expert weights are left out)."""
+        assert self.peft is not None
+        layers = [module for module in self.peft.modules() if isinstance(module, LoraLayer)]
+        return not self.config(slot).use_dora and all(isinstance(module, LoraLinear) for module in layers)
+
+    @contextlib.contextmanager
+    def per_row(self, spans: list[tuple[str, int]]) -> Iterator[RowAdapters]:
+        """Forwards inside run consecutive batch rows through their own adapters: `spans` is
+        (slot, rows) in batch order. Each LoRA layer runs its base layer once for all rows and
+        each adapter's A/B on its own rows only, so an adapter's gradient comes from its rows
+        alone. (PEFT's `adapter_names` does the same with index lists, whose backward is a
+        scatter-add: slower on CPU than running the adapters one after the other.)"""
+        assert self.peft is not None
+        rows = RowAdapters(spans)
+        layers = [module for module in self.peft.modules() if isinstance(module, LoraLinear)]
+        for module in layers:
+            # An instance attribute shadows the class's forward until deleted below.
+            module.forward = functools.partial(rows.forward, module)  # type: ignore[method-assign]
+        try:
+            yield rows
+        finally:
+            for module in layers:
+                del module.forward
+
     def parameters(self, slot: str) -> dict[str, torch.nn.Parameter]:
         """The adapter's trainable tensors by their PEFT name, in a stable order."""
         assert self.peft is not None
@@ -176,6 +206,37 @@ class AdapterHost:
     def remove(self, slot: str) -> None:
         if self.peft is not None and slot in self.peft.peft_config:
             self.peft.delete_adapter(slot)
+
+
+class RowAdapters:
+    """Which adapter each row of the next LoRA layer call uses: the spans over batch rows (the
+    decoder), or one slot for every row (`only`: one call's rows, e.g. its output projection)."""
+
+    def __init__(self, spans: list[tuple[str, int]]) -> None:
+        self.spans = spans
+        self._only: str | None = None
+
+    def only(self, slot: str | None) -> None:
+        self._only = slot
+
+    def forward(self, layer: LoraLinear, x: torch.Tensor) -> torch.Tensor:
+        """PEFT's `lora.Linear.forward` for plain LoRA, one adapter per span of rows."""
+        result = layer.base_layer(x)
+        if self._only is not None:
+            return _plus_lora(layer, self._only, x, result)
+        sizes = [rows for _, rows in self.spans]
+        pieces = [_plus_lora(layer, slot, part, out)
+                  for (slot, _), part, out in zip(self.spans, x.split(sizes), result.split(sizes), strict=True)]
+        return torch.cat(pieces)
+
+
+def _plus_lora(layer: LoraLinear, slot: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
+    if slot not in layer.lora_A:
+        return result
+    lora_a, lora_b = layer.lora_A[slot], layer.lora_B[slot]
+    weight = cast(torch.Tensor, lora_a.weight)  # PEFT types its ModuleDict entries as plain Modules
+    update = lora_b(lora_a(layer.lora_dropout[slot](x.to(weight.dtype)))) * layer.scaling[slot]
+    return result + update.to(result.dtype)
 
 
 @contextlib.contextmanager

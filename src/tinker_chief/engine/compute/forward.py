@@ -115,9 +115,13 @@ def target_logprobs(causal_lm: Any, tokens: torch.Tensor, targets: torch.Tensor,
     With `topk` > 0 also returns (values, ids) of the k most likely tokens at each real position,
     flattened in mask order; otherwise None.
     """
+    return score_hidden(causal_lm, decoder_hidden(causal_lm, tokens, precision), targets, mask, precision, topk)
+
+
+def decoder_hidden(causal_lm: Any, tokens: torch.Tensor, precision: Precision) -> torch.Tensor:
+    """The decoder's last hidden states [B, T, H] of right-padded `tokens` (plain causal mask)."""
     with precision.autocast():
-        hidden = decoder_of(causal_lm)(input_ids=tokens, use_cache=False).last_hidden_state
-    return _score_hidden(causal_lm, hidden, targets, mask, precision, topk)
+        return decoder_of(causal_lm)(input_ids=tokens, use_cache=False).last_hidden_state
 
 
 def prompt_scores(causal_lm: Any, prompts: torch.Tensor, lengths: list[int], precision: Precision,
@@ -125,19 +129,19 @@ def prompt_scores(causal_lm: Any, prompts: torch.Tensor, lengths: list[int], pre
     """Prompt logprobs of right-padded `prompts` [B, T] (as `target_logprobs` gives them for
     predicting prompt[1:] from prompt[:-1]) plus the fp32 logits after each whole prompt [B, V]:
     one forward both scores a prompt and picks the first token generated after it."""
-    with precision.autocast():
-        hidden = decoder_of(causal_lm)(input_ids=prompts, use_cache=False).last_hidden_state
+    hidden = decoder_hidden(causal_lm, prompts, precision)
     width = prompts.shape[1] - 1
     mask = (torch.arange(width, device=prompts.device)[None, :] <
             torch.tensor(lengths, device=prompts.device)[:, None] - 1).float()
-    logprobs, top = _score_hidden(causal_lm, hidden[:, :-1], prompts[:, 1:], mask, precision, topk)
+    logprobs, top = score_hidden(causal_lm, hidden[:, :-1], prompts[:, 1:], mask, precision, topk)
     last = hidden[torch.arange(len(lengths), device=prompts.device), torch.tensor(lengths, device=prompts.device) - 1]
     with precision.autocast():
         return logprobs, top, _project(causal_lm, last)
 
 
-def _score_hidden(causal_lm: Any, hidden: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                  precision: Precision, topk: int) -> tuple[torch.Tensor, Any]:
+def score_hidden(causal_lm: Any, hidden: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                 precision: Precision, topk: int = 0) -> tuple[torch.Tensor, Any]:
+    """`target_logprobs` from hidden states the decoder already computed."""
     real = mask.bool()
     flat_hidden, flat_targets = hidden[real], targets[real]
     pieces, tops = [], []

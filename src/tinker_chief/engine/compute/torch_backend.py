@@ -4,6 +4,8 @@ It keeps one frozen base per model name (`BasePool`), one `AdapterHost` (PEFT wr
 and per training client a `TrainingModel`: its adapter slot, LoRA spec and AdamW state.
 Gradients accumulate in the adapter's `.grad` across `forward_backward` calls until
 `optim_step`, which is how the SDK's chunked batches and `forward_backward_custom` work.
+`forward_backward_many` runs several clients' calls on one base as one decoder forward and one
+backward, each client's rows through its own adapter (concurrent clients of a sweep).
 Samplers are adapter slots too (snapshots of a training adapter, or adapters loaded from
 disk), named by opaque keys, or a training adapter's own slot (inflight samplers, which follow
 its weights); sampling is delegated to `sampling.SamplingService`.
@@ -12,17 +14,20 @@ its weights); sampling is delegated to `sampling.SamplingService`.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tinker_chief.engine.backend import (
     AdamStep,
     BaseModelInfo,
     ConflictError,
     DatumArrays,
+    ForwardBackwardCall,
     ForwardBackwardResult,
     InvalidRequestError,
     LoraSpec,
@@ -34,12 +39,21 @@ from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost, lora_config_for, slot_free_key
 from tinker_chief.engine.compute.base_models import BasePool, LoadedBase
 from tinker_chief.engine.compute.devices import choose_precision
-from tinker_chief.engine.compute.forward import pad_batch, target_logprobs
-from tinker_chief.engine.compute.losses import OPTIONAL_INPUTS, loss_def
+from tinker_chief.engine.compute.forward import (
+    PaddedBatch,
+    decoder_hidden,
+    pad_batch,
+    score_hidden,
+    target_logprobs,
+)
+from tinker_chief.engine.compute.losses import OPTIONAL_INPUTS, LossDef, loss_def
 from tinker_chief.engine.compute.optimizer import AdapterOptimizer
 from tinker_chief.engine.compute.sampling import SamplerRef, SamplingService
 
 LIVE_PREFIX = "inflight:"  # sampler keys that follow a training model's adapter
+log = logging.getLogger("tinker_chief.engine")
+_Scored = tuple[torch.Tensor, torch.Tensor] | Exception  # (logprobs, loss) of one call, or its error
+_Outcome = ForwardBackwardResult | Exception
 
 
 @dataclass
@@ -53,6 +67,26 @@ class TrainingModel:
     spec: LoraSpec
     optimizer: AdapterOptimizer
     key_of: dict[str, str]  # PEFT parameter name -> slot-free key (portable across slots)
+
+
+@dataclass
+class _Prepared:
+    """A validated `forward_backward` call: its model, loss and padded batch."""
+
+    call: ForwardBackwardCall
+    model: TrainingModel
+    definition: LossDef
+    batch: PaddedBatch
+
+
+def _grad_mode(forward_only: bool) -> contextlib.AbstractContextManager:
+    return torch.no_grad() if forward_only else contextlib.nullcontext()
+
+
+def _result(batch: PaddedBatch, logprobs: torch.Tensor, loss: torch.Tensor) -> ForwardBackwardResult:
+    values = logprobs.detach().to("cpu", torch.float32).numpy()
+    outputs = [{"logprobs": np.ascontiguousarray(values[row, :length])} for row, length in enumerate(batch.lengths)]
+    return ForwardBackwardResult(outputs=outputs, metrics={"loss:sum": float(loss.detach())})
 
 
 class TorchBackend:
@@ -119,22 +153,106 @@ class TorchBackend:
     # --- training -----------------------------------------------------------------------
     def forward_backward(self, model_id: str, data: list[DatumArrays], loss_fn: str,
                          loss_fn_config: dict[str, float | str], forward_only: bool) -> ForwardBackwardResult:
-        model = self._model(model_id)
-        definition = loss_def(loss_fn)
-        batch = pad_batch(data, definition.inputs, OPTIONAL_INPUTS, model.base.vocab_size,
+        call = self._prepare(ForwardBackwardCall(model_id, data, loss_fn, loss_fn_config, forward_only))
+        return self._run_alone(call)
+
+    def forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[ForwardBackwardResult | Exception]:
+        """Calls on one base (forward or training alike) share one decoder forward with per-row
+        adapters (`AdapterHost.per_row`); every other call runs alone. A call that fails its own
+        checks fails alone."""
+        outcomes: dict[int, _Outcome] = {}
+        groups: dict[tuple[int, bool], list[tuple[int, _Prepared]]] = {}
+        for index, call in enumerate(calls):
+            try:
+                prepared = self._prepare(call)
+            except Exception as exc:
+                outcomes[index] = exc
+                continue
+            model = prepared.model
+            # A call that cannot share gets a key of its own (negative: never a host's id).
+            key = (id(model.host), call.forward_only) if model.host.mixable(model.slot) else (-1 - index, False)
+            groups.setdefault(key, []).append((index, prepared))
+        for members in groups.values():
+            for (index, _), outcome in zip(members, self._run_group([p for _, p in members]), strict=True):
+                outcomes[index] = outcome
+        return [outcomes[index] for index in range(len(calls))]
+
+    def _prepare(self, call: ForwardBackwardCall) -> _Prepared:
+        model = self._model(call.model_id)
+        definition = loss_def(call.loss_fn)
+        batch = pad_batch(call.data, definition.inputs, OPTIONAL_INPUTS, model.base.vocab_size,
                           model.base.info.max_context_length, self.device)
+        return _Prepared(call, model, definition, batch)
+
+    def _run_alone(self, call: _Prepared) -> ForwardBackwardResult:
+        model, batch = call.model, call.batch
         model.host.activate(model.slot)
-        grad_mode = torch.no_grad() if forward_only else contextlib.nullcontext()
-        with grad_mode:
+        with _grad_mode(call.call.forward_only):
             logprobs, _ = target_logprobs(model.base.model, batch.tokens, batch.inputs["target_tokens"],
                                           batch.mask, self.precision)
-            loss = definition.fn(logprobs, batch.inputs, batch.mask, loss_fn_config or {})
-        if not forward_only:
+            loss = call.definition.fn(logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {})
+        if not call.call.forward_only:
             loss.backward()
-        values = logprobs.detach().to("cpu", torch.float32).numpy()
-        outputs = [{"logprobs": np.ascontiguousarray(values[row, :length])}
-                   for row, length in enumerate(batch.lengths)]
-        return ForwardBackwardResult(outputs=outputs, metrics={"loss:sum": float(loss.detach())})
+        return _result(batch, logprobs, loss)
+
+    def _run_group(self, group: list[_Prepared]) -> list[_Outcome]:
+        if len(group) > 1:
+            try:
+                scored = self._score_together(group)
+            except Exception:  # the shared forward itself (e.g. out of memory): no gradient was touched yet
+                log.warning("a shared forward of %d calls failed; running them one at a time", len(group),
+                            exc_info=True)
+            else:
+                return self._backward_together(group, scored)
+        outcomes: list[_Outcome] = []
+        for call in group:
+            try:
+                outcomes.append(self._run_alone(call))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _score_together(self, group: list[_Prepared]) -> list[_Scored]:
+        """One decoder forward over every call's rows (right-padded to the widest), then each
+        call's logprobs and loss from its own rows; a call whose loss fails gets its error."""
+        first = group[0].model
+        first.host.activate(first.slot)  # the others are made trainable here: per_row ignores the active one
+        forward_only = group[0].call.forward_only
+        if not forward_only:
+            for call in group:
+                for param in call.model.optimizer.params:
+                    param.requires_grad_(True)
+        width = max(call.batch.tokens.shape[1] for call in group)
+        tokens = torch.cat([F.pad(call.batch.tokens, (0, width - call.batch.tokens.shape[1])) for call in group])
+        spans = [(call.model.slot, len(call.batch.lengths)) for call in group]
+        scored: list[_Scored] = []
+        with _grad_mode(forward_only), first.host.per_row(spans) as rows:
+            hidden = decoder_hidden(first.base.model, tokens, self.precision)
+            start = 0
+            for call in group:
+                batch, count = call.batch, len(call.batch.lengths)
+                rows.only(call.model.slot)  # the output projection sees one call's positions at a time
+                try:
+                    logprobs, _ = score_hidden(first.base.model, hidden[start:start + count, :batch.tokens.shape[1]],
+                                               batch.inputs["target_tokens"], batch.mask, self.precision)
+                    loss = call.definition.fn(logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {})
+                    scored.append((logprobs, loss))
+                except Exception as exc:
+                    scored.append(exc)
+                start += count
+        return scored
+
+    def _backward_together(self, group: list[_Prepared], scored: list[_Scored]) -> list[_Outcome]:
+        """One backward of the summed losses: rows never mix in a decoder, so each adapter's
+        gradient is that of its own call's loss, accumulated into its own `.grad`."""
+        losses = [outcome[1] for outcome in scored if not isinstance(outcome, Exception)]
+        if losses and not group[0].call.forward_only:
+            try:
+                torch.stack(losses).sum().backward()
+            except Exception as exc:
+                return [exc for _ in group]
+        return [outcome if isinstance(outcome, Exception) else _result(call.batch, *outcome)
+                for call, outcome in zip(group, scored, strict=True)]
 
     def optim_step(self, model_id: str, params: AdamStep) -> dict[str, float]:
         return self._model(model_id).optimizer.step(params)

@@ -194,7 +194,8 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
     @app.get("/api/v1/engine_stats")
     async def engine_stats() -> dict:
         """Local-engine extra (not in the Tinker API): where and in which precision the engine
-        computes (evals record it: bf16 and fp32 scores differ), how sampling was batched, and
+        computes (evals record it: bf16 and fp32 scores differ), how sampling was batched and
+        training calls of concurrent clients shared (`shared_*`), and
         the finished results it holds (`results_*`: count and bytes; unretrieved ones expire)."""
         precision = getattr(engine.backend, "precision", None)
         where = {"device": precision.device, "precision": precision.name} if precision else {}

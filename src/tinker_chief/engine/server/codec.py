@@ -10,7 +10,6 @@ Every decoding error names the datum, field and what was expected.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from tinker.proto import tinker_public_pb2 as pb
@@ -19,6 +18,7 @@ from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
 from tinker_chief.engine.backend import (
     DatumArrays,
+    ForwardBackwardCall,
     ForwardBackwardResult,
     SampleRequest,
     SampleResult,
@@ -52,16 +52,6 @@ MAX_SEED = (1 << 64) - 1  # the SDK's protobuf SamplingParams.seed is a uint64
 _EMPTY_TOPK_LOGPROB = -99999.0
 
 
-@dataclass
-class ForwardBackwardCall:
-    model_id: str
-    seq_id: int | None
-    data: list[DatumArrays]
-    loss_fn: str
-    loss_fn_config: dict[str, float | str]
-    forward_only: bool
-
-
 # -- forward_backward --------------------------------------------------------------------------
 
 
@@ -91,7 +81,6 @@ def forward_backward_call(message: pb.ForwardBackwardRequest) -> ForwardBackward
     data = [_parse_datum(i, d, loss_fn) for i, d in enumerate(message.data)]
     return ForwardBackwardCall(
         model_id=message.model_id,
-        seq_id=message.seq_id or None,
         data=data,
         loss_fn=loss_fn,
         loss_fn_config=_loss_config(message),

@@ -8,6 +8,13 @@ request rejected before it reached the queue still consumes its `seq_id` (`skip`
 ones do not wait forever. Sample requests from all clients are drained together into one
 `backend.sample` call; if a batch fails on a bad request, each request is retried alone so
 one client's error does not fail the others.
+
+Training work that can share a call (`Shareable`: several clients' `forward_backward` on one
+base model, which the backend runs as one batched forward) is grouped the same way: each
+model's next job is its head; heads that cannot share run first, then the first shareable head
+leaves with every other head of the same key (other models only, so each model's order holds),
+after waiting briefly for the models of the last group to resubmit (a sweep's clients come
+back one by one as their results reach them).
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tinker_chief.engine.backend import ComputeBackend, SampleRequest, SampleResult
 from tinker_chief.engine.server.errors import status_of
@@ -34,12 +42,42 @@ _RESUBMIT_GAP_S = 0.05  # ... and no longer than this without one of them arrivi
 # A seq_id that never arrives (client died mid-submit, or a request rejected somewhere we could
 # not attribute to a model) must not stall the model forever: after this long, skip the gap.
 SEQ_GAP_TIMEOUT_S = 60.0
+# Padded tokens one shared training call may take (activations grow with it: about 0.5 MB per
+# token for SmolLM2-135M in bf16, so ~4 GB here); a single request larger than this runs alone.
+MAX_SHARED_TOKENS = 8192
+# On a CPU, less: sharing pays while the requests are small (4 clients x 64 tokens: 1.48x the
+# tokens/s of one client), but a shared call of 4 x 512 tokens ran at 0.83x and of 2 x 512 at
+# parity on the 2-core dev machine (docs/BENCHMARKS.md, bench/concurrent_clients.py).
+CPU_MAX_SHARED_TOKENS = 1024
+
+
+@dataclass
+class Shareable:
+    """Work that may run in one call together with other models' work of the same `key`."""
+
+    key: Hashable
+    tokens: int  # its share of the call's size, counted against MAX_SHARED_TOKENS (CPU: CPU_MAX_...)
+    item: Any
+    run_many: Callable[[list[Any]], list[Payload | Exception]]  # each item's payload or error, in order
+
+    def run_alone(self) -> Payload:
+        (outcome,) = self.run_many([self.item])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
 
 @dataclass
 class _Job:
     request_id: str
     run: Callable[[], Payload]
+    model_id: str | None = None
+    share: Shareable | None = None
+
+
+@dataclass
+class _Group:
+    jobs: list[_Job]
 
 
 @dataclass
@@ -73,7 +111,9 @@ class Scheduler:
         self._stopping = False
         self._prefer_samples = False
         self._expected_samples = 0  # requests likely to be queued soon: see _gather_samples
-        self.stats = {"sample_requests": 0, "sample_batches": 0, "largest_sample_batch": 0, "sample_compute_s": 0.0}
+        self._expected_shared: set[str] = set()  # models of the last shared group: see _take_ready
+        self.stats = {"sample_requests": 0, "sample_batches": 0, "largest_sample_batch": 0, "sample_compute_s": 0.0,
+                      "shared_calls": 0, "shared_requests": 0, "largest_shared_call": 0}
         self._thread = threading.Thread(target=self._loop, name="chief-compute", daemon=True)
         self._thread.start()
 
@@ -96,9 +136,13 @@ class Scheduler:
             return queue.seen.get(seq_id) if queue else None
 
     def submit_ordered(self, model_id: str, seq_id: int | None, request_id: str,
-                       run: Callable[[], Payload]) -> None:
-        """Run `run` after every earlier `seq_id` of `model_id`; None means 'in arrival order'."""
-        job = _Job(request_id, run)
+                       work: Callable[[], Payload] | Shareable) -> None:
+        """Run `work` after every earlier `seq_id` of `model_id`; None means 'in arrival order'.
+        `Shareable` work may run in one call with other models' (see the module docstring)."""
+        if isinstance(work, Shareable):
+            job = _Job(request_id, work.run_alone, model_id, work)
+        else:
+            job = _Job(request_id, work, model_id)
         with self._cond:
             queue = self._models.setdefault(model_id, _ModelQueue())
             if seq_id is None:
@@ -191,7 +235,7 @@ class Scheduler:
                 queue.waiting_since = None
                 self._release(queue)
 
-    def _next_work(self) -> _Job | list[_SampleJob] | None:
+    def _next_work(self) -> _Job | _Group | list[_SampleJob] | None:
         with self._cond:
             while not self._ready and not self._samples and not self._stopping:
                 self._cond.wait(timeout=SEQ_GAP_TIMEOUT_S / 4)
@@ -201,10 +245,55 @@ class Scheduler:
             take_samples = bool(self._samples) and (self._prefer_samples or not self._ready)
             self._prefer_samples = not take_samples
             if not take_samples:
-                return self._ready.popleft()
+                return self._take_ready()
             self._gather_samples()
             batch, self._samples = self._samples[:_MAX_SAMPLE_BATCH], self._samples[_MAX_SAMPLE_BATCH:]
             return batch
+
+    def _heads(self) -> list[_Job]:
+        """Each model's next job (jobs of no model are each their own head), in queue order."""
+        seen: set[str] = set()
+        heads = []
+        for job in self._ready:
+            if job.model_id is None or job.model_id not in seen:
+                heads.append(job)
+                if job.model_id is not None:
+                    seen.add(job.model_id)
+        return heads
+
+    def _take_ready(self) -> _Job | _Group | None:
+        """A head that cannot share; else the first shareable head with every other head of its
+        key (up to MAX_SHARED_TOKENS; CPU_MAX_SHARED_TOKENS on a CPU), once the models of the
+        last group have resubmitted, none arrived for `_RESUBMIT_GAP_S`, or `_MAX_GATHER_S`
+        passed. Holds `_cond`."""
+        deadline = time.monotonic() + _MAX_GATHER_S
+        while True:
+            heads = self._heads()
+            plain = next((job for job in heads if job.share is None), None)
+            if plain is not None:
+                self._ready.remove(plain)
+                return plain
+            missing = self._expected_shared - {job.model_id for job in heads}
+            left = deadline - time.monotonic()
+            if not missing or left <= 0 or self._stopping:
+                break
+            before = len(self._ready)
+            self._cond.wait(min(_RESUBMIT_GAP_S, left))
+            if len(self._ready) == before:
+                break  # nobody arrived within the gap: they are done or thinking
+        if not self._ready:  # `stop` emptied the queue while we waited
+            return None
+        first, *others = self._heads()
+        group, tokens = [first], first.share.tokens if first.share else 0
+        limit = MAX_SHARED_TOKENS if self._backend.device != "cpu" else min(MAX_SHARED_TOKENS, CPU_MAX_SHARED_TOKENS)
+        for job in others:
+            if job.share and first.share and job.share.key == first.share.key and tokens + job.share.tokens <= limit:
+                group.append(job)
+                tokens += job.share.tokens
+        for job in group:
+            self._ready.remove(job)
+        self._expected_shared = {job.model_id for job in group if job.model_id is not None}
+        return group[0] if len(group) == 1 else _Group(group)
 
     def _gather_samples(self) -> None:
         """Hold the batch while the clients served by the last batch are resubmitting: until
@@ -237,6 +326,8 @@ class Scheduler:
         while (work := self._next_work()) is not None:
             if isinstance(work, _Job):
                 self._run_job(work)
+            elif isinstance(work, _Group):
+                self._run_group(work.jobs)
             else:
                 self._run_samples(work)
 
@@ -248,6 +339,21 @@ class Scheduler:
             return
         if job.request_id:
             self._futures.complete(job.request_id, payload)
+
+    def _run_group(self, jobs: list[_Job]) -> None:
+        shares = [job.share for job in jobs if job.share is not None]
+        self.stats["shared_calls"] += 1
+        self.stats["shared_requests"] += len(jobs)
+        self.stats["largest_shared_call"] = max(self.stats["largest_shared_call"], len(jobs))
+        try:
+            outcomes = shares[0].run_many([share.item for share in shares])
+        except Exception as exc:
+            outcomes = [exc] * len(jobs)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                self._fail(job.request_id, outcome)
+            elif job.request_id:
+                self._futures.complete(job.request_id, outcome)
 
     def _run_samples(self, batch: list[_SampleJob]) -> None:
         batch = [job for job in batch if self._refreshed(job)]
@@ -290,7 +396,7 @@ class Scheduler:
     def _fail(self, request_id: str, exc: Exception) -> None:
         status = status_of(exc)
         if status >= 500:
-            log.error("request %s failed:\n%s", request_id, traceback.format_exc())
+            log.error("request %s failed:\n%s", request_id, "".join(traceback.format_exception(exc)))
             error = FutureError(f"internal engine error: {type(exc).__name__}: {exc}", "server", status)
         else:
             error = FutureError(str(exc), "user", status)

@@ -33,12 +33,12 @@ from tinker.types.save_weights_external_request import SaveWeightsExternalReques
 from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
 from tinker.types.save_weights_request import SaveWeightsRequest
 
-from tinker_chief.engine.backend import AdamStep, ComputeBackend, DatumArrays, LoraSpec
+from tinker_chief.engine.backend import AdamStep, ComputeBackend, DatumArrays, ForwardBackwardCall, LoraSpec
 from tinker_chief.engine.server import codec
 from tinker_chief.engine.server.basemodels import BaseInfo, BaseModelCatalog
 from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, UnsupportedError, shown
 from tinker_chief.engine.server.futures import FutureTable, Payload
-from tinker_chief.engine.server.scheduler import Scheduler
+from tinker_chief.engine.server.scheduler import Scheduler, Shareable
 from tinker_chief.engine.server.sdk_usage import SdkUsage
 from tinker_chief.engine.server.store import (
     CheckpointKind,
@@ -259,7 +259,7 @@ class EngineService:
     # -- training ----------------------------------------------------------------------------
 
     def _submit_ordered(self, model_id: str, seq_id: int | None, kind: str,
-                        prepare: Callable[[TrainingModel], Callable[[], Payload]]) -> str:
+                        prepare: Callable[[TrainingModel], Callable[[], Payload] | Shareable]) -> str:
         """Validate with `prepare` (which returns the work), then queue it in seq_id order."""
         model = self.model(model_id)
         if (known := self.scheduler.known_request(model.model_id, seq_id)) is not None:
@@ -273,19 +273,21 @@ class EngineService:
     def forward_backward(self, body: bytes) -> str:
         message = codec.decode_forward_backward(body)
 
-        def prepare(model: TrainingModel) -> Callable[[], bytes]:
+        def prepare(model: TrainingModel) -> Shareable:
             call = codec.forward_backward_call(message)
             if (info := self.catalog.cached(model.base_model)) is not None:
                 for index, datum in enumerate(call.data):
                     _check_datum(index, datum, info)
-
-            def run() -> bytes:
-                result = self.backend.forward_backward(model.model_id, call.data, call.loss_fn,
-                                                       call.loss_fn_config, call.forward_only)
-                return codec.encode_forward_backward(result)
-            return run
+            call.model_id = model.model_id
+            tokens = len(call.data) * max(len(datum.tokens) for datum in call.data)
+            # Clients on one base share a batched forward (scheduler.Shareable).
+            return Shareable((model.base_model, call.forward_only), tokens, call, self._forward_backward_many)
 
         return self._submit_ordered(message.model_id, message.seq_id or None, "forward_backward", prepare)
+
+    def _forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[Payload | Exception]:
+        return [outcome if isinstance(outcome, Exception) else codec.encode_forward_backward(outcome)
+                for outcome in self.backend.forward_backward_many(calls)]
 
     def optim_step(self, request: OptimStepRequest) -> str:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
