@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,22 +13,18 @@ import pytest
 from tinker_cookbook import hyperparam_utils
 from tinker_cookbook.exceptions import ConfigurationError as CookbookConfigurationError
 
-from tinker_chief.models import lineup, load_tokenizer, materialize_model, resolve_model
+from tinker_chief.models import lineup, load_tokenizer, resolve_model
+from tinker_chief.models.hub import HubFilesMissingError
 from tinker_chief.planning.plan import make_plan
 from tinker_chief.planning.project import init_project
 from tinker_chief.planning.tokens import PROXY_ERROR_BOUND, PROXY_TOKENIZER_MODEL
 
-from .conftest import secret_rows, write_jsonl
+from .conftest import secret_rows
 from cli_support import run_chief
+from hub_support import stand_in_files, write_cache_entry
+from jsonl_support import write_jsonl
 
 QWEN3_8B = "Qwen/Qwen3-8B"
-# The real Qwen/Qwen3-8B config.json values (hub revision of 2025-04), written by the stand-in test.
-QWEN3_8B_CONFIG = {
-    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 4096, "intermediate_size": 12288,
-    "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
-    "vocab_size": 151936, "max_position_embeddings": 40960, "tie_word_embeddings": False,
-    "bos_token_id": 151643, "eos_token_id": 151645, "rms_norm_eps": 1e-06, "rope_theta": 1000000,
-    "torch_dtype": "bfloat16", "hidden_act": "silu"}
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +102,7 @@ def test_init_and_plan_offline_with_the_proxy_tokenizer(tmp_path):
 def _stand_in_hub(hub: Path) -> None:
     """A hub-layout cache entry for Qwen/Qwen3-8B: its real config.json and a small tokenizer
     (the embedded SmolLM2's, which has the same ChatML markers), no weights."""
-    snapshot = hub / "models--Qwen--Qwen3-8B" / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    (snapshot / "config.json").write_text(json.dumps(QWEN3_8B_CONFIG))
-    source = materialize_model(PROXY_TOKENIZER_MODEL)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (source / name).is_file():
-            shutil.copy(source / name, snapshot / name)
-    (hub / "models--Qwen--Qwen3-8B" / "refs").mkdir()
-    (hub / "models--Qwen--Qwen3-8B" / "refs" / "main").write_text("0" * 40)
+    write_cache_entry(hub, QWEN3_8B, stand_in_files(PROXY_TOKENIZER_MODEL))
 
 
 def test_init_and_plan_offline_with_the_model_tokenizer_in_the_hf_cache(tmp_path):
@@ -135,8 +122,8 @@ def test_lineup_model_without_a_cookbook_count_uses_its_cached_config(tmp_path):
     script = ("from tinker_cookbook import hyperparam_utils as h; "
               f"del h._LORA_PARAMS_PER_RANK_BY_COMPONENT['{QWEN3_8B}']; "
               "from tinker_chief.planning.capacity import lora_shape; "
-              "from tinker_chief.planning.plan import _cached_config; "
-              f"shape = lora_shape('{QWEN3_8B}', load_config=lambda n: _cached_config(n)); "
+              "from tinker_chief.models import load_model_config; "
+              f"shape = lora_shape('{QWEN3_8B}', load_config=load_model_config); "
               "print(shape.per_rank(), shape.source)")
     # A fresh interpreter: huggingface_hub reads HF_HUB_CACHE once, at import.
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
@@ -147,8 +134,9 @@ def test_lineup_model_without_a_cookbook_count_uses_its_cached_config(tmp_path):
     assert int(per_rank) * 32 == 92_286_976  # the formula reproduces the cookbook's table
 
 
-def test_load_tokenizer_of_a_cloud_model_offline_names_the_model():
-    with pytest.raises(Exception, match="cannot load the tokenizer of Qwen/Qwen3-8B"):
+def test_load_tokenizer_of_a_cloud_model_offline_names_the_files_and_the_fetch_command():
+    with pytest.raises(HubFilesMissingError, match=r"^Qwen/Qwen3-8B: config.json, tokenizer_config.json, "
+                       r"tokenizer.json not in the local Hugging Face cache .* `chief models fetch Qwen/Qwen3-8B`"):
         load_tokenizer(QWEN3_8B)
 
 
@@ -160,7 +148,8 @@ def test_chief_train_on_the_local_engine_refuses_a_cloud_model(tmp_path):
                      str(train), env=env).returncode == 0
     trained = run_chief("train", "--backend", "local", env=env, cwd=tmp_path / "q8")
     assert trained.returncode == 1
-    assert trained.stderr.strip() == ("Error: model Qwen/Qwen3-8B runs on Tinker's cloud only: there are no local "
-                                      "weights for it; train it there with `chief train --backend tinker`, or put its "
-                                      "weights in a local directory and start the engine with `--allow-model-dir DIR`")
+    assert trained.stderr.strip() == (
+        "Error: model Qwen/Qwen3-8B runs on Tinker's cloud only: there are no local weights for it; train and evaluate "
+        "it there with `chief train --backend tinker` (and `chief eval` / `chief eval-offline --backend tinker`), with "
+        "TINKER_API_KEY set, or put its weights in a local directory and start the engine with `--allow-model-dir DIR`")
     assert not (tmp_path / "q8" / ".chief" / "engine").exists()  # no engine was started

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tinker_chief.errors import ConfigurationError, ModelNotFoundError
-from tinker_chief.models import hf_cache, lineup
+from tinker_chief.models import hf_cache, hub, lineup
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 TINY_MODEL = "tiny-random-llama"
@@ -133,9 +133,10 @@ def resolve_model(name: str, served: LocalModelDirs | None = None) -> ModelSpec:
         return local
     cached = _hub_cache_snapshot(name.strip())
     cloud = lineup.lineup_name(name)
-    # A lineup model counts as local only with its weights: a cache holding just its config and
-    # tokenizer (all planning needs) still leaves it on Tinker's cloud.
-    if cached is not None and (cloud is None or _has_weights(cached)):
+    # A model counts as local only with its weights: a cache holding just its config and
+    # tokenizer (all planning needs) still leaves it on Tinker's cloud. The engine keeps its own
+    # rule (any cached snapshot of a model outside the lineup): it serves no other hub id.
+    if cached is not None and (_has_weights(cached) or (served is not None and cloud is None)):
         return ModelSpec(name=name.strip(), source="hub-cache", description=f"{name} (local HF cache)",
                          local_dir=cached)
     if cloud is not None:
@@ -143,16 +144,22 @@ def resolve_model(name: str, served: LocalModelDirs | None = None) -> ModelSpec:
             raise CloudOnlyModelError(cloud_only_message(cloud))
         return ModelSpec(name=cloud, source="cloud", description=f"{cloud} (Tinker's cloud; no local weights)",
                          renderer=lineup.recommended_renderer(cloud) or "unknown")
+    if served is None and hub.is_repo_id(name.strip()):
+        # Any other hub id, planned from its config and tokenizer (hub.py: cached, or fetched when
+        # online); its weights never come here, so it too runs only on Tinker's cloud.
+        return ModelSpec(name=name.strip(), source="cloud", renderer="unknown",
+                         description=f"{name.strip()} (Hugging Face hub; no local weights)")
     raise ModelNotFoundError(_not_found_message(name, served))
 
 
 class CloudOnlyModelError(ModelNotFoundError):
-    """A lineup model asked of something that needs its weights here (the local engine)."""
+    """A model without local weights asked of something that needs them here (the local engine)."""
 
 
 def cloud_only_message(name: str) -> str:
-    return (f"model {name} runs on Tinker's cloud only: there are no local weights for it; train it there with "
-            "`chief train --backend tinker`, or put its weights in a local directory and start the engine with "
+    return (f"model {name} runs on Tinker's cloud only: there are no local weights for it; train and evaluate it "
+            "there with `chief train --backend tinker` (and `chief eval` / `chief eval-offline --backend tinker`), "
+            "with TINKER_API_KEY set, or put its weights in a local directory and start the engine with "
             "`--allow-model-dir DIR`")
 
 
@@ -200,8 +207,7 @@ def _options_message(name: str, served: LocalModelDirs | None) -> str:
                 "the engine's local Hugging Face cache")
     builtins = ", ".join(spec.name for spec in BUILTIN_MODELS.values())
     return (f"unknown model {name}: available models are {builtins} (also as {hf_cache.NAMESPACE}/<name>), "
-            "a model of Tinker's lineup, a local Hugging Face model directory, or a hub id already in the local "
-            "Hugging Face cache")
+            "a model of Tinker's lineup, a local Hugging Face model directory, or a Hugging Face hub id (org/name)")
 
 
 def _hub_cache_snapshot(repo_id: str) -> Path | None:
@@ -260,10 +266,16 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def model_files(name: str) -> Path:
+    """A directory with the model's config.json and tokenizer: the materialized model, or for a
+    cloud model its snapshot in the HF cache (`hub.hub_files`: fetched when online, never weights)."""
+    spec = resolve_model(name)
+    return hub.hub_files(spec.name).directory if spec.source == "cloud" else materialize_model(spec)
+
+
 def load_model_config(name: str) -> dict[str, Any]:
     """The model's `config.json` as a dict (materializes built-ins on first use)."""
-    directory = materialize_model(name)
-    with (directory / "config.json").open() as handle:
+    with (model_files(name) / "config.json").open() as handle:
         return json.load(handle)
 
 
@@ -284,12 +296,11 @@ def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     spec = resolve_model(name)
-    if spec.source == "cloud":  # tokenizer files only: from the HF cache, or fetched when online
-        try:
-            return AutoTokenizer.from_pretrained(spec.name)
-        except Exception as exc:  # offline with nothing cached, gated repo, ...
+    if spec.source == "cloud":
+        directory = model_files(spec.name)  # one error naming the missing files and the fetch command
+        try:  # by its hub id, from the cache, so the tokenizer's name is the model's (renderers read it)
+            return AutoTokenizer.from_pretrained(spec.name, local_files_only=True)
+        except Exception as exc:  # transformers raises many types for files it cannot read
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelNotFoundError(f"cannot load the tokenizer of {spec.name} (a cloud model): {first}; online it is "
-                                     f"fetched (tokenizer files only), offline run `hf download {spec.name} "
-                                     "tokenizer.json tokenizer_config.json` first") from None
+            raise ModelNotFoundError(f"cannot load the tokenizer of {spec.name} from {directory}: {first}") from None
     return AutoTokenizer.from_pretrained(str(materialize_model(spec)), local_files_only=True)

@@ -1,4 +1,4 @@
-"""Tinker's model lineup as the installed cookbook knows it, and the `chief models` listing.
+"""Tinker's model lineup as the installed cookbook knows it (`listing.py` builds `chief models`).
 
 The lineup is every model named in `tinker_cookbook.model_info` (renderers) or
 `tinker_cookbook.hyperparam_utils` (LoRA counts, hidden sizes): models that run on Tinker's
@@ -11,13 +11,8 @@ known hidden size, so it is asked only about lineup models, and any failure is r
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-# Names `chief models` uses for where a model runs.
-RUNS_ON = {"gguf": "embedded", "tiny": "embedded", "local": "local directory", "hub-cache": "local HF cache",
-           "cloud": "Tinker's cloud"}
 
 
 @cache
@@ -116,41 +111,3 @@ def recommended_renderer(name: str) -> str | None:
         return model_info.get_recommended_renderer_name(name)
     except Exception:  # unknown organization or version
         return None
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    """One row of `chief models`."""
-
-    name: str
-    runs_on: str
-    renderer: str | None
-    hidden_size: int | None
-    lora_per_rank: dict[str, int] | None  # attn / mlp / unembed at rank 1
-    lr_rule: str
-    weights_here: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _lr_rule(name: str) -> str:
-    lr = cookbook_lr(name)
-    return f"get_lr = {lr.value:.4g}" if lr.value is not None else (lr.reason or "unknown")
-
-
-def list_models() -> list[ModelRow]:
-    """The built-ins, then every lineup model (with its local weights when the HF cache has them)."""
-    from tinker_chief.models.catalog import list_builtin_models, resolve_model
-    from tinker_chief.models.renderers import renderer_name_for
-
-    rows = []
-    for spec in list_builtin_models():
-        rows.append(ModelRow(spec.name, RUNS_ON[spec.source], spec.renderer, None, None,
-                             "formula from config.json (see chief plan)", True))
-    for name in cookbook_lineup():
-        spec = resolve_model(name)
-        per_rank = cookbook_lora_per_rank(name)
-        rows.append(ModelRow(name, RUNS_ON[spec.source], renderer_name_for(name) if spec.local_dir else spec.renderer,
-                             cookbook_hidden_size(name), per_rank, _lr_rule(name), spec.local_dir is not None))
-    return rows

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinker_chief.errors import ConfigurationError
+
 CHATML = "chatml"
 _registered = False
 
@@ -31,8 +33,10 @@ def _ensure_registered() -> None:
 
 
 def renderer_name_for(model_name: str) -> str:
-    """The cookbook renderer name for a model: ChatML for our catalog, else the cookbook's guess."""
-    from tinker_chief.models.catalog import resolve_model
+    """The cookbook renderer name for a model: ChatML for our catalog and for a local model with a
+    ChatML template, else the cookbook's guess; a hub model the cookbook does not know gets ChatML
+    when its fetched chat template is ChatML (else a ConfigurationError)."""
+    from tinker_chief.models.catalog import model_files, resolve_model
 
     try:
         spec = resolve_model(model_name)
@@ -46,7 +50,16 @@ def renderer_name_for(model_name: str) -> str:
             return CHATML
     from tinker_cookbook import model_info
 
-    return model_info.get_recommended_renderer_name(model_name)
+    try:
+        return model_info.get_recommended_renderer_name(model_name)
+    except (KeyError, ValueError):  # the cookbook's ConfigurationError is a ValueError
+        if spec is None or spec.source != "cloud":
+            raise
+    template = _chat_template_of(model_files(spec.name))  # the hub model's config and tokenizer
+    if template and "<|im_start|>" in template:
+        return CHATML
+    raise ConfigurationError(f"no chat renderer for {spec.name}: the cookbook does not list it and its chat template "
+                             "is not ChatML (chief's `chatml` renderer); `chief models` lists the models it knows")
 
 
 def _chat_template_of(directory) -> str | None:
