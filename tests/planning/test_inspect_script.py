@@ -4,8 +4,8 @@
 `inspect` command is replaced (via the script's INSPECT variable) by a stand-in that runs a real,
 tiny Inspect eval (a fixed answer, no model call, no network, no Tinker) into the requested
 log directory, succeeding or erroring depending on the task name; the script must report the
-failure and exit 1. Benchmarks chief builds offline run as `tinker_chief/<name>`; one that needs
-`inspect-evals` and the network (not installed here) is skipped with a message.
+failure and exit 1. Inspect Evals tasks run unmodified as `inspect_evals/<name>`; code tasks get
+`--sandbox $CODE_SANDBOX`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tinker_chief.planning.project import init_project
 
-from .conftest import write_jsonl
+from jsonl_support import write_jsonl
 
 FAKE_INSPECT = r'''#!/usr/bin/env bash
 # Stand-in for `inspect`: records its arguments, then writes a real Inspect log with mockllm.
@@ -60,15 +60,17 @@ def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
     fake.write_text(FAKE_INSPECT)
     fake.chmod(0o755)
     env = {**os.environ, "INSPECT": str(fake), "PYTHON": sys.executable, "ARGS_LOG": str(tmp_path / "args.txt"),
-           "MODEL_PATH": "tinker://run-1/sampler_weights/final", "INSPECT_LOG_LEVEL": "warning"}
+           "MODEL_PATH": "tinker://run-1/sampler_weights/final", "INSPECT_LOG_LEVEL": "warning",
+           "CODE_SANDBOX": "chief"}
     result = subprocess.run([str(project.root / "scripts" / "run_inspect_evals.sh")], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "== humaneval: ok" in result.stdout
     assert "== mbpp: FAILED" in result.stderr and "failed tasks: mbpp" in result.stderr
-    assert "== apps: SKIPPED: needs the inspect-evals package" in result.stdout
+    assert "== apps: ok" in result.stdout
     calls = Path(tmp_path / "args.txt").read_text().splitlines()
-    assert calls[0].startswith("eval tinker_chief/humaneval --temperature 0.0 --max-tokens 512 --seed 0 --limit 100 "
-                               "--model tinker/tinker://run-1/sampler_weights/final --log-dir logs/inspect/humaneval/")
-    assert calls[1].startswith("eval tinker_chief/mbpp ")
-    assert len(calls) == 2
+    assert calls[0].startswith("eval inspect_evals/humaneval --temperature 0.0 --max-tokens 512 --seed 0 --limit 100 "
+                               "--sandbox chief --model tinker/tinker://run-1/sampler_weights/final "
+                               "--log-dir logs/inspect/humaneval/")
+    assert calls[1].startswith("eval inspect_evals/mbpp ") and calls[2].startswith("eval inspect_evals/apps ")
+    assert len(calls) == 3

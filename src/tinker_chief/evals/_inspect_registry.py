@@ -1,7 +1,7 @@
-"""Inspect AI entry point (`[project.entry-points.inspect_ai]`): the `tinker` provider and chief tasks.
+"""Inspect AI entry point (`[project.entry-points.inspect_ai]`): chief's provider, task and sandbox.
 
-Tasks: `tinker_chief/jsonl_task` (project JSONL) and `tinker_chief/<benchmark>` for each offline
-benchmark builder (gsm8k, mmlu_0_shot, arc_easy, arc_challenge, hellaswag, humaneval, mbpp).
+`tinker/<model>`: the model provider; `tinker_chief/jsonl_task`: a task over project JSONL;
+`chief`: the bubblewrap sandbox environment (`--sandbox chief`).
 
 Kept import-light: the provider class (SDK, renderers) loads only when `tinker/...` is used.
 """
@@ -16,7 +16,5 @@ def tinker():  # noqa: ANN201 - Inspect's registry convention
     return TinkerModelAPI
 
 
-from tinker_chief.evals.benchmarks import register_offline_tasks  # noqa: E402
+from tinker_chief.evals.inspect_sandbox import ChiefSandboxEnvironment  # noqa: E402,F401  (registers `chief`)
 from tinker_chief.evals.inspect_tasks import jsonl_task  # noqa: E402,F401  (registers the @task)
-
-register_offline_tasks()

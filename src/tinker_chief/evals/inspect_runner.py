@@ -8,6 +8,8 @@ planner's `scripts/run_inspect_evals.sh`). Results carry task name, version and 
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ class InspectResult:
     log_path: str
     scorer: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)  # prefill/tokens, sample/tokens from the log's usage
 
     def headline(self) -> tuple[str, float] | None:
         for name in ("accuracy", "mean"):
@@ -59,7 +62,16 @@ def result_from_log(log: Any) -> InspectResult:
                   "task_args": dict(log.eval.task_args or {}), "limit": log.eval.config.limit,
                   "epochs": log.eval.config.epochs,
                   "packages": dict(log.eval.packages or {})},
+        tokens=_tokens(log),
     )
+
+
+def _tokens(log: Any) -> dict[str, int]:
+    """Prompt (prefill) and completion (sample) tokens every model of the log reported."""
+    from tinker_chief.evals.usage import PREFILL_KEY, SAMPLE_KEY
+
+    usage = list((getattr(getattr(log, "stats", None), "model_usage", None) or {}).values())
+    return {PREFILL_KEY: sum(u.input_tokens for u in usage), SAMPLE_KEY: sum(u.output_tokens for u in usage)}
 
 
 def read_inspect_log(path: str | Path) -> InspectResult:
@@ -78,11 +90,12 @@ def run_inspect_task(task: Any, model: str, log_dir: str | Path, *, task_args: d
 
     import tinker_chief.evals._inspect_registry  # noqa: F401  (provider registered even without entry points)
 
-    logs = inspect_eval(
-        task, model=f"tinker/{model}", model_base_url=base_url, model_args=model_args or {}, task_args=task_args or {},
-        log_dir=str(log_dir), display="none", limit=limit, max_tokens=max_tokens, temperature=temperature,
-        seed=seed, sandbox=sandbox, model_roles=model_roles, log_format="eval",
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # tasks' loaders print progress; stdout may carry --json
+        logs = inspect_eval(
+            task, model=f"tinker/{model}", model_base_url=base_url, model_args=model_args or {},
+            task_args=task_args or {}, log_dir=str(log_dir), display="none", limit=limit, max_tokens=max_tokens,
+            temperature=temperature, seed=seed, sandbox=sandbox, model_roles=model_roles, log_format="eval",
+        )
     if not logs:
         raise EvalError(f"inspect produced no log for task {task!r}")
     return result_from_log(logs[0])

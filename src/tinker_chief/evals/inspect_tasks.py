@@ -9,7 +9,6 @@ on edited data are never mistaken for comparable ones.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from inspect_ai import Task, task
@@ -20,13 +19,14 @@ from inspect_ai.solver import generate
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.data import EvalSample, load_samples
+from tinker_chief.files import sha256_file
 
 SCORERS = {"exact": exact, "match": match, "includes": includes, "model_graded_qa": model_graded_qa}
 _MESSAGE_TYPES = {"system": ChatMessageSystem, "user": ChatMessageUser, "assistant": ChatMessageAssistant}
 
 
 def file_version(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return sha256_file(Path(path))[:12]
 
 
 def to_inspect_sample(sample: EvalSample) -> Sample:

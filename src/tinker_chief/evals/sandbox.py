@@ -21,7 +21,9 @@ together, in RAM), output (read incrementally, at most `max_output_bytes` kept p
 the rest discarded) and wall time. Per process: CPU seconds, file size, open files, no core.
 Not limited by the sandbox: kernel memory that is no process's (SysV shared memory, memfd
 files left unmapped) is outside the PSS sum; it lives at most until the timeout.
-Inspect's built-in `local` sandbox has none of this (see reference/inspect-ai-offline.md §5).
+Inspect's built-in `local` sandbox has none of this (see reference/inspect-ai-offline.md §5);
+`inspect_sandbox.py` offers this one to Inspect tasks. `run_python` runs a program, `run_command`
+any command (found through the sandbox's PATH, where `python` is chief's interpreter without the venv).
 """
 
 from __future__ import annotations
@@ -114,8 +116,9 @@ def _bwrap_argv(python_source: Path, files: dict[str, int], limits: SandboxLimit
     return argv
 
 
-def _prelude(limits: SandboxLimits, started_fd: int) -> str:
-    """Python run first inside the sandbox: set the rlimits, say "started", then become main.py.
+def _prelude(limits: SandboxLimits, started_fd: int, argv: list[str], env: dict[str, str], cwd: str) -> str:
+    """Python run first inside the sandbox: set the rlimits, say "started", then become `argv`
+    (resolved through the sandbox's PATH, with `env` added, in `cwd` under /sandbox).
 
     RLIMIT_NPROC is set here, after bwrap made the user namespace: the kernel counts processes
     per (user namespace, uid), so inside it the limit counts this sandbox's processes only."""
@@ -125,8 +128,9 @@ def _prelude(limits: SandboxLimits, started_fd: int) -> str:
                (resource.RLIMIT_NOFILE, limits.max_open_files, limits.max_open_files), (resource.RLIMIT_CORE, 0, 0)]
     return ("import os, resource, sys\n"
             f"for which, soft, hard in {rlimits!r}:\n    resource.setrlimit(which, (soft, hard))\n"
+            f"os.environ.update({env!r})\nos.makedirs({cwd!r}, exist_ok=True)\nos.chdir({cwd!r})\n"
             f"os.write({started_fd}, b'1')\nos.close({started_fd})\n"
-            "os.execv(sys.executable, [sys.executable, '-E', '-s', 'main.py'])\n")
+            f"os.execvp({argv[0]!r}, {argv!r})\n")
 
 
 def _become_nobody(python_root: Path) -> Callable[[], None]:
@@ -159,39 +163,62 @@ def _become_nobody(python_root: Path) -> Callable[[], None]:
     return apply
 
 
-def _sandbox_files(code: str, files: dict[str, str] | None) -> dict[str, int]:
+def _sandbox_files(files: dict[str, str | bytes]) -> dict[str, int]:
     """Each file's content in a memfd (bwrap copies it into the sandbox's tmpfs)."""
-    contents = {**(files or {}), "main.py": code}
-    for name in contents:
-        normal = posixpath.normpath(name)
-        if not name or posixpath.isabs(normal) or normal in (".", "..") or normal.startswith("../"):
+    for name in files:
+        if not _inside_workdir(name):
             raise EvalError(f"sandbox file name {name!r} escapes the sandbox directory")
     fds: dict[str, int] = {}
-    for name, text in contents.items():
+    for name, content in files.items():
         fd = fds[posixpath.normpath(name)] = os.memfd_create("chief-sandbox-file")
-        os.write(fd, text.encode())
+        os.write(fd, content.encode() if isinstance(content, str) else content)
         os.lseek(fd, 0, os.SEEK_SET)
     return fds
+
+
+def _inside_workdir(name: str) -> bool:
+    normal = posixpath.normpath(name)
+    return bool(name) and not posixpath.isabs(normal) and normal not in (".", "..") and not normal.startswith("../")
 
 
 def run_python(code: str, *, files: dict[str, str] | None = None, limits: SandboxLimits = SandboxLimits()
                ) -> SandboxResult:
     """Run `code` as `main.py` in a fresh sandbox directory; `files` are written beside it."""
     python = _python_root() / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    fds = _sandbox_files(code, files)
+    return run_command([str(python), "-E", "-s", "main.py"], files={**(files or {}), "main.py": code}, limits=limits)
+
+
+def run_command(argv: list[str], *, files: dict[str, str | bytes] | None = None,
+                limits: SandboxLimits = SandboxLimits(), stdin: str | bytes | None = None,
+                env: dict[str, str] | None = None, cwd: str = ".") -> SandboxResult:
+    """Run `argv` (argv[0] found through the sandbox's PATH, where `python` is the interpreter
+    chief runs on, without the venv) in a fresh sandbox directory holding `files`; `cwd` is
+    relative to that directory. Nothing the command writes outlives the call."""
+    if not argv:
+        raise EvalError("sandbox: empty command")
+    if not _inside_workdir(cwd) and posixpath.normpath(cwd) != ".":
+        raise EvalError(f"sandbox working directory {cwd!r} escapes the sandbox directory")
+    fds = _sandbox_files(files or {})
     started_r, started_w = os.pipe()
     os.set_blocking(started_r, False)
+    stdin_fd = None
+    if stdin is not None:
+        stdin_fd = os.memfd_create("chief-sandbox-stdin")
+        os.write(stdin_fd, stdin.encode() if isinstance(stdin, str) else stdin)
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
     try:
         python_source, preexec = _python_root(), None
         if os.geteuid() == 0:
             python_source, preexec = Path(_PYTHON_SOURCE), _become_nobody(_python_root())
-        argv = [*_bwrap_argv(python_source, fds, limits), str(python), "-E", "-s", "-c", _prelude(limits, started_w)]
-        result = _run(argv, limits, pass_fds=(started_w, *fds.values()), preexec=preexec)
+        python = _python_root() / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        prelude = _prelude(limits, started_w, argv, env or {}, posixpath.join(_WORKDIR, posixpath.normpath(cwd)))
+        bwrap = [*_bwrap_argv(python_source, fds, limits), str(python), "-E", "-s", "-c", prelude]
+        result = _run(bwrap, limits, pass_fds=(started_w, *fds.values()), preexec=preexec, stdin=stdin_fd)
         if not _read_started(started_r) and not (result.timed_out or result.out_of_memory):
             raise EvalError(f"the code sandbox could not start: {_last_line(result.stderr)}")
         return result
     finally:
-        for fd in (*fds.values(), started_r, started_w):
+        for fd in (*fds.values(), started_r, started_w, *([stdin_fd] if stdin_fd is not None else [])):
             os.close(fd)
 
 
@@ -208,9 +235,10 @@ def _last_line(text: str) -> str:
 
 
 def _run(argv: list[str], limits: SandboxLimits, *, pass_fds: tuple[int, ...],
-         preexec: Callable[[], None] | None) -> SandboxResult:
+         preexec: Callable[[], None] | None, stdin: int | None = None) -> SandboxResult:
     try:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL if stdin is None else stdin,
                                    pass_fds=pass_fds, preexec_fn=preexec, start_new_session=True)
     except subprocess.SubprocessError as error:  # preexec failed: no mount rights, though root
         raise EvalError(f"the code sandbox could not start: dropping root to uid {_NOBODY} failed ({error})") from None

@@ -6,10 +6,10 @@ recorded in chief.toml, and then checks each log's status, because `inspect eval
 even when a task errored. `MODEL_PATH=tinker://...` selects a checkpoint; without it the base
 model is evaluated.
 
-Benchmarks chief can build offline (`evals.suite.OFFLINE_BENCHMARKS`) run as
-`tinker_chief/<name>` on rows staged under `.chief/benchmarks/`; the others need the
-`inspect-evals` package and network access to their datasets, so the script skips them with a
-message saying so when `inspect_evals` is not importable, instead of failing the whole run.
+Inspect Evals tasks run unmodified (`inspect_evals/<name>`); their data comes from the hub, or
+offline from what `chief benchmarks stage` put in the Hugging Face cache. Tasks that run
+model-written code get `--sandbox $CODE_SANDBOX`: `docker` when a Docker daemon answers, else
+`chief` (chief's bubblewrap sandbox, which refuses to start without bubblewrap).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from tinker_chief.evals.suite import EvalTask, offline_inspect_task
+from tinker_chief.evals.suite import EvalTask
 from tinker_chief.planning.config import Project
 from tinker_chief.planning.templates import benchmark_for
 
@@ -30,7 +30,9 @@ _HEADER = """#!/usr/bin/env bash
 # Usage:  MODEL_PATH=tinker://<run>/sampler_weights/<name> scripts/run_inspect_evals.sh
 #         scripts/run_inspect_evals.sh            # evaluates the base model
 # Env:    LOG_DIR (default logs/inspect), INSPECT (default inspect), PYTHON (default python),
-#         INSPECT_ARGS (extra arguments for every `inspect eval`).
+#         INSPECT_ARGS (extra arguments for every `inspect eval`), CODE_SANDBOX (sandbox for
+#         tasks that run model-written code; default docker if its daemon answers, else chief).
+#         Offline: HF_HUB_OFFLINE=1 after `chief benchmarks stage` (see `chief benchmarks list`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +45,11 @@ LOG_DIR="${{LOG_DIR:-logs/inspect}}"
 INSPECT="${{INSPECT:-inspect}}"
 PYTHON="${{PYTHON:-python}}"
 FAILED=()
+# Tasks that run model-written code: Docker when its daemon answers, else chief's bubblewrap sandbox.
+if [ -z "${{CODE_SANDBOX:-}}" ]; then
+  CODE_SANDBOX=chief
+  if docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1; then CODE_SANDBOX=docker; fi
+fi
 
 # Inspect exits 0 even when a task fails, so read each log's status.
 check_log() {{
@@ -59,15 +66,6 @@ sys.exit(0 if log.status == "success" else 1)
 PY
 }}
 
-# Benchmarks without an offline builder need inspect-evals and network access to their data.
-run_online_task() {{
-  if ! "$PYTHON" -c "import inspect_evals" 2>/dev/null; then
-    echo "== $1: SKIPPED: needs the inspect-evals package and network access to its dataset"
-    return 0
-  fi
-  run_task "$@"
-}}
-
 run_task() {{
   local name="$1"; shift
   local dir="$LOG_DIR/$name/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -75,7 +73,7 @@ run_task() {{
   if "$INSPECT" eval "$@" --model "tinker/$TARGET" --log-dir "$dir" ${{INSPECT_ARGS:-}} && check_log "$dir"; then
     echo "== $name: ok"
   else
-    echo "== $name: FAILED (see $dir)" >&2
+    echo "== $name: FAILED (see $dir; offline, its data may need: chief benchmarks stage)" >&2
     FAILED+=("$name")
   fi
 }}
@@ -93,20 +91,21 @@ echo "all Inspect tasks succeeded; logs in $LOG_DIR"
 def _task_lines(project: Project, task: EvalTask) -> list[str]:
     bench = benchmark_for(project.config.use_case, task.name)
     settings = task.settings
-    offline = offline_inspect_task(task.inspect_task or "")
-    args = [offline or task.inspect_task or "", "--temperature", str(settings.temperature), "--max-tokens",
+    args = [task.inspect_task or "", "--temperature", str(settings.temperature), "--max-tokens",
             str(settings.max_tokens), "--seed", str(settings.seed)]
     if settings.limit:
         args += ["--limit", str(settings.limit)]
-    # chief's offline builders take only their staged data; Inspect Evals tasks take their own args.
-    for key, value in bench.task_args if bench and not offline else ():
+    for key, value in bench.task_args if bench else ():
         args += ["-T", f"{key}={value}"]
+    quoted = " ".join(shlex.quote(a) for a in [task.name, *args])
+    if bench and bench.runs_code:
+        quoted += ' --sandbox "$CODE_SANDBOX"'
     what = bench.measures if bench else task.description
     return ["", f"# {task.name}: {what}.",
             f"# {task.task_version or 'unversioned'}; shots={settings.shots}, "
             f"chain_of_thought={str(settings.chain_of_thought).lower()}, temperature={settings.temperature}, "
             f"max_tokens={settings.max_tokens}, limit={settings.limit}.",
-            ("run_task " if offline else "run_online_task ") + " ".join(shlex.quote(a) for a in [task.name, *args])]
+            f"run_task {quoted}"]
 
 
 def render_script(project: Project) -> str:

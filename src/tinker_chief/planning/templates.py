@@ -35,12 +35,13 @@ class Benchmark:
     measures: str
     settings: EvalSettings
     task_args: tuple[tuple[str, str], ...] = ()  # `-T key=value` arguments of the Inspect task
+    runs_code: bool = False  # its scorer runs model-written code in a sandbox (Docker, else chief's bwrap)
 
 
 def _bench(name: str, task: str, measures: str, *, max_tokens: int, shots: int = 0, cot: bool = False,
-           limit: int = 100, task_args: tuple[tuple[str, str], ...] = ()) -> Benchmark:
+           limit: int = 100, task_args: tuple[tuple[str, str], ...] = (), runs_code: bool = False) -> Benchmark:
     settings = EvalSettings(max_tokens=max_tokens, temperature=0.0, shots=shots, chain_of_thought=cot, limit=limit)
-    return Benchmark(name, task, measures, settings, task_args)
+    return Benchmark(name, task, measures, settings, task_args, runs_code)
 
 
 BENCHMARKS: dict[str, list[Benchmark]] = {
@@ -51,9 +52,12 @@ BENCHMARKS: dict[str, list[Benchmark]] = {
                shots=0, cot=True, task_args=(("fewshot", "0"),)),
     ],
     "code": [
-        _bench("humaneval", "inspect_evals/humaneval", "Python function synthesis, unit-test graded", max_tokens=512),
-        _bench("mbpp", "inspect_evals/mbpp", "basic Python programming problems, unit-test graded", max_tokens=512),
-        _bench("apps", "inspect_evals/apps", "competitive-programming problems (harder code)", max_tokens=1024),
+        _bench("humaneval", "inspect_evals/humaneval", "Python function synthesis, unit-test graded", max_tokens=512,
+               runs_code=True),
+        _bench("mbpp", "inspect_evals/mbpp", "basic Python programming problems, unit-test graded", max_tokens=512,
+               runs_code=True),
+        _bench("apps", "inspect_evals/apps", "competitive-programming problems (harder code)", max_tokens=1024,
+               runs_code=True),
     ],
     "math": [
         _bench("gsm8k", "inspect_evals/gsm8k", "grade-school math word problems", max_tokens=512, cot=True,
@@ -63,7 +67,8 @@ BENCHMARKS: dict[str, list[Benchmark]] = {
     "agent": [
         _bench("bfcl", "inspect_evals/bfcl", "function/tool calling accuracy", max_tokens=512),
         _bench("gaia", "inspect_evals/gaia", "multi-step assistant tasks with tools", max_tokens=1024, limit=20),
-        _bench("assistant_bench", "inspect_evals/assistant_bench", "realistic web-assistant tasks",
+        _bench("assistant_bench", "inspect_evals/assistant_bench_closed_book_zero_shot",
+               "realistic web-assistant tasks (closed book, zero-shot)",
                max_tokens=1024, limit=20),
     ],
 }

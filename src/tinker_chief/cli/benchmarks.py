@@ -1,0 +1,119 @@
+"""`chief benchmarks list` and `chief benchmarks stage`: the published tasks' data, online or staged.
+
+`list` shows, for every Inspect Evals task the use-case templates (and the project's suite)
+name, whether its data is available here and what to do if not. `stage` writes rows from a
+local file into the Hugging Face `datasets` cache at the revision the installed task pins
+(`evals/hub_data.py`), so the unmodified task runs offline.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.group(name="benchmarks")
+def benchmarks_group() -> None:
+    """Public benchmarks (Inspect Evals tasks): where their data is, and staging it offline."""
+
+
+def _template_tasks(project_dir: Path) -> list[tuple[str, int]]:
+    """(task ref, shots) of every template benchmark, then of the project's own suite."""
+    from tinker_chief.planning.templates import BENCHMARKS
+
+    seen: dict[str, int] = {}
+    for benches in BENCHMARKS.values():
+        for bench in benches:
+            seen.setdefault(bench.inspect_task, bench.settings.shots)
+    if (project_dir / "chief.toml").is_file():
+        from tinker_chief.planning import load_project
+
+        for task in load_project(project_dir).config.eval_suite.tasks:
+            if task.kind == "inspect" and (task.inspect_task or "").startswith("inspect_evals/"):
+                seen.setdefault(task.inspect_task or "", task.settings.shots)
+    return list(seen.items())
+
+
+def availability(ref: str, shots: int) -> dict[str, Any]:
+    from tinker_chief.errors import EvalError
+    from tinker_chief.evals.benchmarks import hub_offline, published_task_args, stage_hint
+    from tinker_chief.evals.hub_data import cached_split, task_data
+
+    try:
+        data = task_data(ref, published_task_args(ref, shots))
+    except EvalError as error:
+        return {"task": ref, "status": "unknown", "detail": str(error), "action": "fix the task name"}
+    if not data.loads:
+        return {"task": ref, "status": "not stageable", "detail": data.reason,
+                "action": "runs online only, with what the task fetches itself"}
+    splits, missing = [], []
+    for load in data.loads:
+        cached = cached_split(load)
+        if cached is None:
+            missing.append(load)
+            splits.append(f"{load.describe()}: not here")
+        else:
+            origin = f"staged from {Path(cached.staged_from).name}" if cached.staged_from else "hub cache"
+            splits.append(f"{load.describe()}: {cached.rows} rows, {origin}")
+    if not missing:
+        status, action = "staged", "-"
+    elif hub_offline():
+        status, action = "not available", stage_hint(data, missing[0])
+    else:
+        status, action = "online", "downloads from the hub on first run (offline: chief benchmarks stage)"
+    return {"task": ref, "status": status, "detail": "; ".join(splits), "action": action,
+            "splits": [load.as_json() for load in data.loads]}
+
+
+@benchmarks_group.command(name="list")
+@click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(path_type=Path),
+              help="Also list the tasks of this project's eval suite (if it has chief.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def list_command(project_dir: Path, as_json: bool) -> None:
+    """Each template benchmark: available (online / staged, with rows and revision) or not, and what to do."""
+    rows = [availability(ref, shots) for ref, shots in _template_tasks(project_dir)]
+    if as_json:
+        sys.stdout.write(json.dumps({"benchmarks": rows}) + "\n")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Inspect Evals benchmarks")
+    for column in ("task", "status", "data", "to do"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["task"], row["status"], escape(row["detail"] or ""), escape(row["action"]))
+    Console().print(table)
+
+
+@benchmarks_group.command(name="stage")
+@click.argument("task")
+@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
+              help="Rows in the hub dataset's schema: .jsonl, .json, .csv or .parquet (optionally .gz).")
+@click.option("--split", help="Which of the task's splits the rows are [default: the one it evaluates on].")
+@click.option("--fewshot", type=click.IntRange(min=0),
+              help="The task's `fewshot` argument, for tasks whose few-shot examples come from another split.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def stage_command(task: str, source: Path, split: str | None, fewshot: int | None, as_json: bool) -> None:
+    """Write FILE's rows into the Hugging Face datasets cache for TASK (e.g. humaneval), at the
+    revision the installed inspect_evals pins, so the unmodified task runs offline.
+
+    \b
+    Example:
+      chief benchmarks stage humaneval --from HumanEval.jsonl.gz
+    """
+    from tinker_chief.evals.hub_data import pick_load, stage, task_data
+
+    data = task_data(task, {"fewshot": fewshot} if fewshot is not None else {})
+    load = pick_load(data, split)
+    staged = stage(data, source, split)
+    result = {"task": data.task, **load.as_json(), "rows": staged.rows, "location": str(staged.location)}
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        click.echo(f"staged {staged.rows} rows for {data.task}: {load.describe()} -> {staged.location}")

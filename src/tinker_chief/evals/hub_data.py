@@ -1,0 +1,349 @@
+"""The data of published Inspect Evals tasks: which hub datasets they load, and staging them offline.
+
+Inspect Evals tasks load their rows with `datasets.load_dataset(path, name, data_dir, split,
+revision=<pinned commit>)`. `task_data()` finds those calls by building the installed task with
+`datasets.load_dataset` replaced by a recorder (nothing is downloaded), so the dataset path,
+configuration, split and revision always come from the installed `inspect_evals`, never from a
+table kept here. Tasks whose data comes from elsewhere (git clones, snapshots of gated repos,
+packages not on PyPI) record no loads and report why.
+
+`stage()` writes rows from a local JSONL, JSON, CSV or Parquet file (optionally gzipped) into
+the Hugging Face `datasets` cache in the layout `datasets` itself reads back offline
+(`<cache>/<ns>___<name>/<config id>/0.0.0/<revision>/`: Arrow file plus `dataset_info.json`),
+so the unmodified task runs with `HF_HUB_OFFLINE=1` (reference/inspect-ai-offline.md §4,
+recipe 2). Rows are checked first: every row has the first row's fields with values of the
+same kind, and the task's own record-to-sample function accepts it; otherwise `DataError`
+names the file, row and field. A `chief-staged.json` beside the Arrow file records the source
+file, its hash, the row count and the revision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import inspect as pyinspect
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from tinker_chief.errors import DataError, EvalError
+from tinker_chief.files import sha256_file
+
+STAMP = "chief-staged.json"
+_VERSION_DIR = "0.0.0"  # what datasets' own cache uses for hub datasets without a version
+
+
+@dataclass(frozen=True)
+class HubLoad:
+    """One `datasets.load_dataset` call a task makes (the pinned revision included)."""
+
+    path: str
+    name: str | None
+    data_dir: str | None
+    split: str
+    revision: str | None
+    record_to_sample: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def config_id(self) -> str:
+        import datasets
+
+        kwargs = {"data_dir": self.data_dir} if self.data_dir else {}
+        return str(datasets.BuilderConfig(self.name or "default").create_config_id(config_kwargs=kwargs))
+
+    def describe(self) -> str:
+        config = self.name or (f"data_dir={self.data_dir}" if self.data_dir else "default")
+        return f"{self.path} [{config}] split {self.split} @ {(self.revision or 'unpinned')[:12]}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "name": self.name, "data_dir": self.data_dir, "split": self.split,
+                "revision": self.revision}
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """What a published task loads; `loads` is empty and `reason` says why when it is not stageable."""
+
+    task: str
+    loads: tuple[HubLoad, ...]
+    reason: str | None = None
+
+
+def task_ref(task: str) -> str:
+    return task if "/" in task else f"inspect_evals/{task}"
+
+
+def task_data(task: str, task_args: dict[str, Any] | None = None) -> TaskData:
+    """The hub loads of the installed task `task` (e.g. `humaneval` or `inspect_evals/gsm8k`)."""
+    import datasets
+    import huggingface_hub
+    import inspect_ai.dataset
+    from inspect_ai._eval.registry import task_create
+
+    ref = task_ref(task)
+    loads: list[HubLoad] = []
+    fields: dict[int, Any] = {}
+    real_hf_dataset = inspect_ai.dataset.hf_dataset
+    signature = pyinspect.signature(datasets.load_dataset)
+
+    def hf_dataset(*args: Any, **kwargs: Any) -> Any:
+        fields[len(loads)] = kwargs.get("sample_fields")  # the loader call this wrapper is about to make
+        return real_hf_dataset(*args, **kwargs)
+
+    def record(*args: Any, **kwargs: Any) -> Any:
+        bound = dict(signature.bind_partial(*args, **kwargs).arguments)
+        loads.append(HubLoad(bound["path"], bound.get("name"), bound.get("data_dir"), str(bound.get("split")),
+                             bound.get("revision"), _sample_mapper(fields.get(len(loads)))))
+        empty = datasets.Dataset.from_list([])
+        empty.save_to_disk = lambda *_a, **_k: None  # keep Inspect's cache clean
+        return empty
+
+    def no_snapshot(*_args: Any, **_kwargs: Any) -> Any:
+        raise EvalError("downloads a hub snapshot (not a `datasets` split chief can stage)")
+
+    reason = None
+    with mock.patch.object(datasets, "load_dataset", record), \
+            mock.patch.object(inspect_ai.dataset, "hf_dataset", hf_dataset), \
+            mock.patch.object(huggingface_hub, "snapshot_download", no_snapshot), \
+            mock.patch.object(huggingface_hub, "hf_hub_download", no_snapshot), \
+            contextlib.redirect_stdout(io.StringIO()):
+        try:
+            task_create(ref, **(task_args or {}))
+        except Exception as error:  # noqa: BLE001 - any failure of an unmodified task is its answer here
+            reason = _first_line(error)
+    if not loads:
+        return TaskData(ref, (), reason or "loads no Hugging Face dataset")
+    return TaskData(ref, tuple(loads))
+
+
+def _sample_mapper(sample_fields: Any) -> Callable[[dict[str, Any]], Any] | None:
+    if sample_fields is None:
+        return None
+    from inspect_ai.dataset._util import record_to_sample_fn
+
+    mapper: Callable[[dict[str, Any]], Any] = record_to_sample_fn(sample_fields)
+    return mapper
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()[:300]
+
+
+# -- the cache -------------------------------------------------------------------------------
+
+
+def datasets_cache() -> Path:
+    import datasets.config
+
+    return Path(os.path.expanduser(str(datasets.config.HF_DATASETS_CACHE)))
+
+
+def _dataset_dir(load: HubLoad) -> Path:
+    from datasets.naming import camelcase_to_snakecase
+
+    parts = load.path.split("/")
+    parts[-1] = camelcase_to_snakecase(parts[-1])
+    return datasets_cache() / "___".join(parts) / load.config_id
+
+
+def _arrow_prefix(load: HubLoad) -> str:
+    from datasets.naming import camelcase_to_snakecase
+
+    return f"{camelcase_to_snakecase(load.path.split('/')[-1])}-{load.split}"
+
+
+@dataclass(frozen=True)
+class CachedSplit:
+    rows: int
+    revision: str | None  # the staged revision; None for a copy `datasets` downloaded itself
+    staged_from: str | None
+    location: Path
+
+
+def cached_split(load: HubLoad) -> CachedSplit | None:
+    """The newest cached copy of `load`'s split (what `datasets` reads offline), if any."""
+    candidates = [d for d in _dataset_dir(load).glob("*/*")
+                  if (d / "dataset_info.json").is_file() and any(d.glob(_arrow_prefix(load) + "*"))]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda d: d.stat().st_mtime)
+    info = json.loads((newest / "dataset_info.json").read_text(encoding="utf-8"))
+    rows = int((info.get("splits") or {}).get(load.split, {}).get("num_examples", 0))
+    stamp = newest / STAMP
+    staged = json.loads(stamp.read_text(encoding="utf-8")).get(load.split) if stamp.is_file() else None
+    return CachedSplit(rows, staged["revision"] if staged else None, staged["source"] if staged else None, newest)
+
+
+# -- staging ---------------------------------------------------------------------------------
+
+
+def pick_load(data: TaskData, split: str | None) -> HubLoad:
+    """The load a staged file fills: `split` if given, else the last (the task's evaluation data)."""
+    if not data.loads:
+        raise EvalError(f"`{data.task}` cannot be staged: {data.reason}")
+    if split is None:
+        return data.loads[-1]
+    matches = [load for load in data.loads if load.split == split]
+    if not matches:
+        raise EvalError(f"`{data.task}` loads no split `{split}`; it loads "
+                        f"{', '.join(load.describe() for load in data.loads)}")
+    return matches[-1]
+
+
+def stage(data: TaskData, source: Path, split: str | None = None) -> CachedSplit:
+    """Check `source`'s rows and write them into the datasets cache for `data`'s split."""
+    load = pick_load(data, split)
+    rows = read_rows(source)
+    check_rows(rows, source, load)
+    target = _dataset_dir(load) / _VERSION_DIR / (load.revision or "unpinned")
+    _write_split(rows, target, load)
+    stamp = target / STAMP
+    stamps = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
+    stamps[load.split] = {"source": str(source.resolve()), "sha256": sha256_file(source), "rows": len(rows),
+                          "revision": load.revision, "task": data.task, **load.as_json()}
+    stamp.write_text(json.dumps(stamps, indent=2) + "\n", encoding="utf-8")
+    os.utime(target)  # `datasets` reads the newest copy of a configuration
+    found = cached_split(load)
+    assert found is not None
+    return found
+
+
+def _write_split(rows: list[dict[str, Any]], target: Path, load: HubLoad) -> None:
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    table = datasets.Dataset.from_list(rows)
+    info_path = target / "dataset_info.json"
+    info = datasets.DatasetInfo.from_directory(str(target)) if info_path.is_file() else datasets.DatasetInfo()
+    others = [name for name in (info.splits or {}) if name != load.split]
+    if others and info.features is not None and set(info.features) != set(table.features):
+        raise DataError(f"{load.describe()}: columns {sorted(table.features)} differ from those of the staged "
+                        f"split(s) {', '.join(others)} of this configuration ({sorted(info.features)})")
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target, suffix=".tmp", delete=False) as handle:
+        temporary = Path(handle.name)
+    writer = ArrowWriter(features=table.features, path=str(temporary))
+    writer.write_table(table.data.table)
+    examples, size = writer.finalize()
+    writer.close()
+    for old in target.glob(_arrow_prefix(load) + "*.arrow"):
+        old.unlink()
+    temporary.replace(target / f"{_arrow_prefix(load)}.arrow")
+    info.features = table.features
+    info.config_name = load.config_id
+    info.dataset_name = load.path.split("/")[-1]
+    splits = info.splits or datasets.SplitDict(dataset_name=info.dataset_name)
+    splits[load.split] = datasets.SplitInfo(name=load.split, num_bytes=size, num_examples=examples,
+                                            dataset_name=info.dataset_name)
+    info.splits = splits
+    info.write_to_directory(str(target))
+
+
+def read_rows(source: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL, JSON (a list of objects), CSV or Parquet file; `.gz` is decompressed."""
+    if not source.is_file():
+        raise DataError(f"{source}: no such file")
+    suffixes = [s.lower() for s in source.suffixes]
+    kind = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    if kind == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows: list[dict[str, Any]] = pq.read_table(source).to_pylist()
+    elif kind == ".csv":
+        import pyarrow.csv as pcsv
+
+        rows = pcsv.read_csv(source).to_pylist()  # column types inferred, as the hub's CSV loader does
+    elif kind in (".jsonl", ".json"):
+        rows = list(_json_rows(source, kind))
+    else:
+        raise DataError(f"{source}: expected a .jsonl, .json, .csv or .parquet file (optionally .gz)")
+    if not rows:
+        raise DataError(f"{source}: no rows")
+    return rows
+
+
+def _json_rows(source: Path, kind: str) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if source.suffix.lower() == ".gz" else open
+    with opener(source, "rt", encoding="utf-8") as handle:
+        text = handle.read()
+    if kind == ".json":
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{source}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        if not isinstance(whole, list):
+            raise DataError(f"{source}: expected a JSON list of row objects, got {type(whole).__name__}")
+        for number, row in enumerate(whole, start=1):
+            yield _object(row, source, number)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{source} row {number}: not valid JSON ({error.msg})") from None
+        yield _object(row, source, number)
+
+
+def _object(row: Any, source: Path, number: int) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise DataError(f"{source} row {number}: expected an object with the dataset's fields, "
+                        f"got {type(row).__name__}")
+    return row
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__
+
+
+def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
+    """Every row has the first row's fields with values of the same kind (nulls allowed), and
+    the task's record-to-sample accepts it."""
+    kinds = {name: _kind(value) for name, value in rows[0].items()}
+    for number, row in enumerate(rows, start=1):
+        missing = [name for name in kinds if name not in row]
+        if missing:
+            raise DataError(f"{source} row {number}: field `{missing[0]}` is missing (the first row has "
+                            f"{', '.join(kinds)})")
+        extra = [name for name in row if name not in kinds]
+        if extra:
+            raise DataError(f"{source} row {number}: field `{extra[0]}` is not in the first row")
+        for name, value in row.items():
+            kind = _kind(value)
+            if kinds[name] == "null":
+                kinds[name] = kind
+            elif kind not in ("null", kinds[name]):
+                raise DataError(f"{source} row {number}: field `{name}` is a {kind}, expected a {kinds[name]} "
+                                "as in the rows before")
+        _check_mapping(row, number, source, load)
+
+
+def _check_mapping(row: dict[str, Any], number: int, source: Path, load: HubLoad) -> None:
+    if load.record_to_sample is None:
+        return
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            load.record_to_sample(row)
+    except KeyError as error:
+        raise DataError(f"{source} row {number}: field `{error.args[0]}` is missing; {load.path} rows have it"
+                        ) from None
+    except Exception as error:  # noqa: BLE001 - the task's own mapping rejected the row
+        raise DataError(f"{source} row {number}: {load.path}'s task cannot read this row "
+                        f"({_first_line(error)})") from None
