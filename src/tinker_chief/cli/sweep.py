@@ -1,0 +1,228 @@
+"""`chief sweep` and `chief select` (thin: parse, call `training.sweep` / `training.selection`, print).
+
+`SweepDisplay` draws one live table row per run of the sweep: step/total, train loss, the latest
+validation NLL and the run's status; the runs' threads update it through one observer each.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from tinker_chief.cli.options import backend_options
+
+
+def _number_list(kind: type, example: str) -> Any:
+    """A click callback parsing "a,b,c" into numbers of `kind`, with a one-line error."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Any]:
+        if not value:
+            return []
+        try:
+            return [kind(item) for item in value.split(",") if item.strip()]
+        except ValueError:
+            what = "whole numbers" if kind is int else "numbers"
+            raise click.BadParameter(f"expected comma-separated {what} like {example}, got {value!r}") from None
+
+    return parse
+
+
+class SweepDisplay:
+    """A rich live table, one row per sweep point, fed by per-point observers from many threads."""
+
+    def __init__(self, console: Console, sweep: Any) -> None:
+        self.console, self.sweep = console, sweep
+        self.rows: dict[str, dict[str, str]] = {
+            p.name: {"run": p.run_id or "-", "step": f"{p.steps_done}/{p.total_steps or '?'}", "loss": "-",
+                     "nll": "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}", "status": p.status}
+            for p in sweep.points}
+        self.lock = threading.Lock()
+        self.live = Live(console=console, refresh_per_second=4, get_renderable=self.table)
+
+    def table(self) -> Table:
+        table = Table(title=f"sweep {self.sweep.sweep_id}")
+        for column in ("point", "LR", "rank", "batch", "run", "step", "loss", "val NLL", "status"):
+            table.add_column(column, justify="left" if column in ("point", "run", "status") else "right")
+        with self.lock:
+            for p in self.sweep.points:
+                row = self.rows[p.name]
+                table.add_row(p.name, f"{p.learning_rate:.3g}", str(p.lora_rank), str(p.batch_size), row["run"],
+                              row["step"], row["loss"], row["nll"], escape(p.status))
+        return table
+
+    def set(self, name: str, **values: str) -> None:
+        with self.lock:
+            self.rows[name].update(values)
+
+    def observer(self, point: Any) -> _PointRow:
+        return _PointRow(self, point.name)
+
+
+class _PointRow:
+    """A `training.Observer` for one point: writes into its row of the display."""
+
+    def __init__(self, display: SweepDisplay, name: str) -> None:
+        self.display, self.name, self.total = display, name, 0
+
+    def on_start(self, run_id: str, start_step: int, total_steps: int) -> None:
+        self.total = total_steps
+        self.display.set(self.name, run=run_id, step=f"{start_step}/{total_steps}")
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.display.set(self.name, step=f"{step}/{self.total}", loss=f"{metrics.get('train/loss', float('nan')):.4f}")
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        if "val/nll" in metrics:
+            self.display.set(self.name, nll=f"{metrics['val/nll']:.4f}")
+
+    def on_checkpoint(self, record: Any) -> None: ...
+
+    def on_end(self, result: Any) -> None: ...
+
+
+@click.command(name="sweep")
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Project directory (holds chief.toml).")
+@click.option("--lr-multipliers", callback=_number_list(float, "0.25,0.5,1,2,4"), default=None,
+              help="Multiples of the plan's learning rate [default: 0.25,0.5,1,2,4].")
+@click.option("--ranks", callback=_number_list(int, "8,32"), default=None,
+              help="LoRA ranks [default: the plan's].")
+@click.option("--batch-sizes", callback=_number_list(int, "8,16"), default=None,
+              help="Batch sizes [default: the plan's].")
+@click.option("--parallel", type=click.IntRange(min=1), default=None,
+              help="Runs training at once [default: all of them].")
+@backend_options
+@click.option("--resume", is_flag=True, help="Continue the latest (or --sweep) interrupted sweep.")
+@click.option("--sweep", "sweep_id", default=None, help="With --resume: the sweep to continue.")
+def sweep_command(project_dir: Path, lr_multipliers: list[float], ranks: list[int], batch_sizes: list[int],
+                  parallel: int | None, backend: str | None, base_url: str | None, resume: bool,
+                  sweep_id: str | None) -> None:
+    """Train a grid around the plan: learning rates x ranks (x batch sizes), concurrently.
+
+    Each point is a normal `chief train` run on one backend (on the local engine the runs
+    share one base model): inline evals, every checkpoint registered with its
+    hyperparameters and the sweep's id. Ctrl-C stops every run at a checkpoint;
+    `chief sweep --resume` continues the sweep, skipping finished points. The summary
+    says where the best learning rate fell relative to the plan's and get_lr's, per rank.
+    Next: `chief select` picks the sweep's candidate.
+
+    \b
+    Examples:
+      chief sweep
+      chief sweep --lr-multipliers 0.5,1,2 --ranks 8,32
+      chief sweep --resume
+    """
+    from tinker_chief.connection import choose_backend, open_connection
+    from tinker_chief.paths import ProjectPaths
+    from tinker_chief.planning import load_project
+    from tinker_chief.training.sweep import DEFAULT_LR_MULTIPLIERS, resume_sweep, run_sweep, start_sweep, summarize
+
+    if sweep_id is not None and not resume:
+        raise click.UsageError("--sweep ID goes with --resume (a new sweep gets a new id)")
+    if resume and (lr_multipliers or ranks or batch_sizes):
+        raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
+    console = Console()
+    project = load_project(project_dir)
+    sweep = resume_sweep(project, sweep_id) if resume else start_sweep(
+        project, lr_multipliers=lr_multipliers or DEFAULT_LR_MULTIPLIERS, ranks=ranks, batch_sizes=batch_sizes)
+    console.print(escape(f"sweep {sweep.sweep_id}: {len(sweep.points)} runs around the plan's LR "
+                         f"{sweep.planned_lr:.3g}, rank {sweep.planned_rank}"
+                         + (" (resuming)" if resume else "")))
+    section = project.config.backend
+    choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
+    display = SweepDisplay(console, sweep)
+    with open_connection(choice, state_dir=ProjectPaths(project.root).engine_state,
+                         models=[project.config.base_model]) as connection, display.live:
+        run_sweep(project, sweep, connection, parallel=parallel, display=display.observer)
+    console.line()  # the live table leaves the cursor at its last line
+    for point in sweep.points:
+        if point.error:
+            console.print(f"[red]{escape(point.name)} failed[/red]: {escape(point.error)}")
+    for line in summarize(sweep)["lines"]:
+        console.print(escape(line))
+    console.print(escape(f"{sweep.status}: {sweep.dir / 'sweep.json'}"))
+    if sweep.status == "interrupted":
+        console.print("[yellow]interrupted; continue with `chief sweep --resume`[/yellow]")
+    elif sweep.status == "finished":
+        console.print(escape(f"next: chief select --sweep {sweep.sweep_id}"))
+    else:
+        raise SystemExit(1)
+
+
+@click.command(name="select")
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Project directory (holds chief.toml).")
+@click.option("--sweep", "sweep_id", default=None, help="Choose among this sweep's runs.")
+@click.option("--run", "run_id", default=None, help="Choose among this training run's checkpoints.")
+@click.option("--shortlist", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Candidates (best validation NLL first) that get the full eval suite.")
+@click.option("--task", default=None, help="The suite task whose headline metric decides [default: the first "
+              "product task].")
+@backend_options
+def select_command(project_dir: Path, sweep_id: str | None, run_id: str | None, shortlist: int, task: str | None,
+                   backend: str | None, base_url: str | None) -> None:
+    """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the shortlist.
+
+    Without --sweep/--run: the latest run's sweep, or the latest run. The best by the
+    headline metric wins, with a paired test against the runner-up; a tie (no significant
+    difference) goes to the cheaper model (smaller rank, then fewer steps). The choice is
+    marked in the registry as the candidate of the sweep or run; it is not promoted
+    (`chief promote` and its gate decide that). Suite results are recorded as `chief eval` does.
+
+    \b
+    Examples:
+      chief select
+      chief select --sweep sweep-20261204-021500 --shortlist 2
+      chief select --run run-20261204-021500
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tinker_chief.cli.eval import RichSuiteProgress
+    from tinker_chief.connection import choose_backend, open_connection
+    from tinker_chief.paths import ProjectPaths
+    from tinker_chief.planning import load_project
+    from tinker_chief.training.selection import plan_selection, run_selection
+
+    if sweep_id and run_id:
+        raise click.UsageError("give one of --sweep ID or --run ID, not both")
+    console = Console()
+    project = load_project(project_dir)
+    plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
+    section = project.config.backend
+    choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
+
+    def progress(candidate: Any) -> RichSuiteProgress:
+        bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
+        return RichSuiteProgress(bars)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with open_connection(choice, state_dir=ProjectPaths(project.root).engine_state,
+                         models=[project.config.base_model]) as connection, \
+            Progress(*columns, console=Console(stderr=True)) as bars:
+        result = run_selection(project, plan, connection, progress)
+    _print_selection(console, result)
+
+
+def _print_selection(console: Console, result: Any) -> None:
+    metric = f"{result.task}/{result.metric}" if result.metric else "headline"
+    table = Table(title=f"candidates of {result.scope}")
+    for column in ("model", "point", "val NLL", metric, ""):
+        table.add_column(column)
+    shortlisted = {c.ref for c in result.shortlist}
+    for c in result.candidates:
+        mark = "chosen" if c.ref == result.chosen.ref else ("shortlist" if c.ref in shortlisted else "")
+        table.add_row(escape(c.ref), escape(c.label), "-" if c.val_nll is None else f"{c.val_nll:.4f}",
+                      "-" if c.headline is None else f"{c.headline:.4g}", mark)
+    console.print(table)
+    for failure in result.failed_tasks:
+        console.print(f"[yellow]eval failed[/yellow]: {escape(failure)}")
+    console.print(escape(f"chosen: {result.chosen.ref} ({result.chosen.label}): {result.reason}"))
+    console.print(escape(f"marked as the candidate of {result.scope} in the registry; not promoted "
+                         f"(`chief promote {result.chosen.ref} --to prod` runs the gate)"))

@@ -1,0 +1,393 @@
+"""`chief sweep`: a grid of training runs around the plan, run concurrently on one backend.
+
+The grid multiplies the plan's learning rate (default 1/4x..4x, the LoRA Without Regret sweep),
+crosses it with LoRA ranks (default the plan's) and optionally batch sizes. Every point is a
+normal `train()` run in its own thread against the one open connection (on the local engine the
+runs share one frozen base model; on Tinker's cloud they run in parallel): its own run directory,
+inline evals, checkpoints registered with their hyperparameters and lineage, plus the sweep's id
+and point under `sweep` in each registry version's config.
+
+State lives in `<project>/.chief/sweeps/<sweep_id>/sweep.json`: the grid, the run each point
+trains in, its status and final numbers, and a summary of where the best learning rate fell
+relative to the plan's (and to `get_lr`'s, from plan.json) per rank. One Ctrl-C stops every run
+at a checkpoint; `--resume` skips finished points, resumes the interrupted runs where they
+stopped and starts those that never began. `chief report` reads the file as it is documented
+here, without importing this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
+from tinker_chief.files import read_json
+from tinker_chief.paths import ProjectPaths
+from tinker_chief.training.loop import Observer, StopRequest, TrainResult
+from tinker_chief.training.project import registry_sink_factory, spec_from_project
+from tinker_chief.training.runlog import CheckpointRecord, RunLog
+from tinker_chief.training.session import prepare, train
+from tinker_chief.training.spec import TrainSpec
+
+DEFAULT_LR_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
+SWEEP_FILE = "sweep.json"
+# Best validation NLLs of two ranks within 2% of each other: rank did not change the result
+# (LoRA Without Regret: ranks reach about the same loss, each at its own best LR).
+RANK_EFFECT = 0.02
+FINAL_LOSS_TAIL = 0.1  # "final loss": mean train loss over the last 10% of steps (at least one)
+
+
+@dataclass
+class SweepPoint:
+    """One grid point and the run that trains it."""
+
+    name: str  # e.g. "lr0.5x-r16"
+    lr_multiplier: float
+    learning_rate: float
+    lora_rank: int
+    batch_size: int
+    run_id: str | None = None
+    status: str = "pending"  # pending, running, interrupted, finished, failed
+    error: str | None = None
+    steps_done: int = 0
+    total_steps: int | None = None
+    final_val_nll: float | None = None
+    final_loss: float | None = None
+    candidate: str | None = None  # registry ref of the run's last checkpoint
+
+
+@dataclass
+class Sweep:
+    """A sweep directory's state; `save()` rewrites sweep.json atomically."""
+
+    sweep_id: str
+    dir: Path
+    config_hash: str  # of the plan's spec the grid was built around
+    planned_lr: float
+    planned_rank: int
+    planned_batch_size: int
+    get_lr: float | None  # plan.json's get_lr recommendation, when the plan was written
+    points: list[SweepPoint]
+    status: str = "running"
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sweep_id": self.sweep_id, "status": self.status, "config_hash": self.config_hash,
+                "planned": {"learning_rate": self.planned_lr, "lora_rank": self.planned_rank,
+                            "batch_size": self.planned_batch_size, "get_lr": self.get_lr},
+                "points": [asdict(p) for p in self.points], "summary": summarize(self)}
+
+    def save(self) -> None:
+        with self._lock:
+            path = self.dir / SWEEP_FILE
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+
+    def update(self, point: SweepPoint, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(point, key, value)
+        self.save()
+
+    @classmethod
+    def load(cls, sweep_dir: Path) -> Sweep:
+        path = sweep_dir / SWEEP_FILE
+        raw = read_json(path, error=TrainingError)
+        try:
+            planned = raw["planned"]
+            known = {f.name for f in fields(SweepPoint)}
+            points = [SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]]
+            return cls(raw["sweep_id"], sweep_dir, raw["config_hash"], planned["learning_rate"],
+                       planned["lora_rank"], planned["batch_size"], planned.get("get_lr"), points,
+                       raw.get("status", "running"))
+        except (KeyError, TypeError) as exc:
+            raise TrainingError(f"{path}: not a chief sweep file (missing or bad field {exc})") from None
+
+
+def sweep_dirs(project_dir: Path) -> list[Path]:
+    """The project's sweep directories, oldest first."""
+    root = ProjectPaths(project_dir).sweeps
+    dirs = [d for d in root.iterdir() if (d / SWEEP_FILE).exists()] if root.is_dir() else []
+    return sorted(dirs, key=lambda d: (d / SWEEP_FILE).stat().st_mtime)
+
+
+def load_sweep(project_dir: Path, sweep_id: str | None = None) -> Sweep:
+    """The sweep named `sweep_id`, else the latest; a one-line error when there is none."""
+    if sweep_id is not None:
+        path = ProjectPaths(project_dir).sweeps / sweep_id
+        if not (path / SWEEP_FILE).exists():
+            known = ", ".join(d.name for d in sweep_dirs(project_dir)) or "none"
+            raise TrainingError(f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})")
+        return Sweep.load(path)
+    dirs = sweep_dirs(project_dir)
+    if not dirs:
+        raise TrainingError(f"no sweep under {ProjectPaths(project_dir).sweeps}; run `chief sweep` first")
+    return Sweep.load(dirs[-1])
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def _positive(values: Sequence[float], flag: str) -> list[float]:
+    bad = [v for v in values if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0)]
+    if bad:
+        raise ConfigurationError(f"{flag}: expected positive numbers, got {bad[0]!r}")
+    return list(dict.fromkeys(values))  # drop repeats, keep the order given
+
+
+def grid(spec: TrainSpec, lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
+         ranks: Sequence[int] = (), batch_sizes: Sequence[int] = ()) -> list[SweepPoint]:
+    """The points around `spec` (the plan's run): LR multipliers x ranks x batch sizes."""
+    multipliers = _positive(lr_multipliers, "--lr-multipliers")
+    rank_list = [int(r) for r in _positive(ranks, "--ranks")] or [spec.lora_rank]
+    batches = [int(b) for b in _positive(batch_sizes, "--batch-sizes")] or [spec.batch_size]
+    points = []
+    for batch in batches:
+        for rank in rank_list:
+            for m in multipliers:
+                name = f"lr{m:g}x-r{rank}" + (f"-b{batch}" if len(batches) > 1 else "")
+                points.append(SweepPoint(name, m, spec.learning_rate * m, rank, batch))
+    return points
+
+
+def point_spec(spec: TrainSpec, point: SweepPoint) -> TrainSpec:
+    """The plan's spec with the point's learning rate, rank and batch size (validated)."""
+    return TrainSpec.model_validate({**spec.model_dump(), "learning_rate": point.learning_rate,
+                                     "lora_rank": point.lora_rank, "batch_size": point.batch_size})
+
+
+def planned_get_lr(project_dir: Path) -> float | None:
+    """`get_lr`'s value as the plan recorded it (plan.json), or None without a plan."""
+    path = project_dir / "plan.json"
+    if not path.exists():
+        return None
+    plan = read_json(path, error=TrainingError)
+    value = ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value") if isinstance(plan, dict) \
+        else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def create_sweep(project_dir: Path, spec: TrainSpec, points: list[SweepPoint]) -> Sweep:
+    root = ProjectPaths(project_dir).sweeps
+    root.mkdir(parents=True, exist_ok=True)
+    stamp, n = time.strftime("%Y%m%d-%H%M%S", time.gmtime()), 1
+    sweep_dir = root / f"sweep-{stamp}"
+    while True:
+        try:
+            sweep_dir.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            sweep_dir = root / f"sweep-{stamp}-{n}"
+    sweep = Sweep(sweep_dir.name, sweep_dir, spec.config_hash(), spec.learning_rate, spec.lora_rank,
+                  spec.batch_size, planned_get_lr(project_dir), points)
+    sweep.save()
+    return sweep
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def run_results(run_dir: Path) -> tuple[float | None, float | None]:
+    """(final validation NLL, final train loss) of a run, from its metrics.jsonl."""
+    rows = RunLog(run_dir).metrics()
+    nll = [r["val/nll"] for r in rows if isinstance(r.get("val/nll"), (int, float))]
+    losses = [r["train/loss"] for r in rows if isinstance(r.get("train/loss"), (int, float))]
+    tail = losses[-max(1, round(len(losses) * FINAL_LOSS_TAIL)):] if losses else []
+    return (nll[-1] if nll else None), (sum(tail) / len(tail) if tail else None)
+
+
+def _score(point: SweepPoint) -> float | None:
+    """What ranks points: validation NLL, else (no validation data) the final train loss."""
+    return point.final_val_nll if point.final_val_nll is not None else point.final_loss
+
+
+def summarize(sweep: Sweep) -> dict[str, Any]:
+    """Where the best LR fell per rank (vs the plan's and get_lr's), and whether rank mattered."""
+    done = [p for p in sweep.points if p.status == "finished" and _score(p) is not None]
+    by_rank: dict[int, list[SweepPoint]] = {}
+    for p in done:
+        by_rank.setdefault(p.lora_rank, []).append(p)
+    per_rank: list[dict[str, Any]] = []
+    best_values: list[float] = []
+    for rank, points in sorted(by_rank.items()):
+        best = min(points, key=lambda p: (_score(p) or 0.0, p.learning_rate))
+        best_values.append(_score(best) or 0.0)
+        per_rank.append({
+            "lora_rank": rank, "best_point": best.name, "best_lr": best.learning_rate,
+            "metric": "val/nll" if best.final_val_nll is not None else "train/loss", "best_value": _score(best),
+            "ratio_to_plan": best.learning_rate / sweep.planned_lr,
+            "ratio_to_get_lr": best.learning_rate / sweep.get_lr if sweep.get_lr else None,
+            "at_grid_edge": best.learning_rate in (min(p.learning_rate for p in points),
+                                                   max(p.learning_rate for p in points)) and len(points) > 1,
+        })
+    summary: dict[str, Any] = {"per_rank": per_rank, "finished_points": len(done), "points": len(sweep.points)}
+    if len(per_rank) > 1:
+        spread = (max(best_values) - min(best_values)) / max(min(best_values), 1e-12)
+        summary["rank_spread"] = spread
+        summary["rank_changed_result"] = spread > RANK_EFFECT
+    summary["lines"] = summary_lines(summary, sweep)
+    return summary
+
+
+def summary_lines(summary: dict[str, Any], sweep: Sweep) -> list[str]:
+    """The summary in words, as `chief sweep`, `chief plan` and the report print it."""
+    lines = []
+    for r in summary["per_rank"]:
+        where = f"{r['ratio_to_plan']:g}x the plan's {sweep.planned_lr:.3g}"
+        if r["ratio_to_get_lr"] is not None:
+            where += f", {r['ratio_to_get_lr']:.3g}x get_lr's {sweep.get_lr:.3g}"
+        edge = " (at the edge of the grid: the best may lie beyond it)" if r["at_grid_edge"] else ""
+        lines.append(f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), "
+                     f"{r['metric']} {r['best_value']:.4f}{edge}")
+    if "rank_changed_result" in summary:
+        verdict = "yes" if summary["rank_changed_result"] else "no"
+        lines.append(f"rank changed the result: {verdict} (best values differ by {summary['rank_spread']:.1%}; "
+                     f"threshold {RANK_EFFECT:.0%})")
+    if summary["finished_points"] < summary["points"]:
+        lines.append(f"{summary['finished_points']} of {summary['points']} points finished")
+    return lines
+
+
+# ----------------------------------------------------------------------------- running
+
+
+class _PointObserver:
+    """Records the run id and progress of one point in sweep.json, and forwards to the display."""
+
+    def __init__(self, sweep: Sweep, point: SweepPoint, display: Observer | None) -> None:
+        self.sweep, self.point, self.display = sweep, point, display
+
+    def on_start(self, run_id: str, start_step: int, total_steps: int) -> None:
+        self.sweep.update(self.point, run_id=run_id, status="running", steps_done=start_step,
+                          total_steps=total_steps, error=None)
+        if self.display:
+            self.display.on_start(run_id, start_step, total_steps)
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.point.steps_done = step
+        if self.display:
+            self.display.on_step(step, metrics)
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        if self.display:
+            self.display.on_eval(step, metrics)
+
+    def on_checkpoint(self, record: CheckpointRecord) -> None:
+        self.sweep.save()  # the point's progress, so far, survives a crash
+        if self.display:
+            self.display.on_checkpoint(record)
+
+    def on_end(self, result: TrainResult) -> None:
+        if self.display:
+            self.display.on_end(result)
+
+
+def _run_status(project_dir: Path, point: SweepPoint) -> dict[str, Any] | None:
+    """run.json of the point's run, when it has one (None: the point never started a run)."""
+    if point.run_id is None:
+        return None
+    log = RunLog(ProjectPaths(project_dir).runs / point.run_id)
+    return log.status() if (log.dir / "run.json").exists() else None
+
+
+def _record_finished(sweep: Sweep, point: SweepPoint, run_dir: Path, status: dict[str, Any]) -> None:
+    nll, loss = run_results(run_dir)
+    sweep.update(point, status=status.get("status", "finished"), steps_done=status.get("steps_done", 0),
+                 total_steps=status.get("total_steps"), final_val_nll=nll, final_loss=loss,
+                 candidate=status.get("candidate"))
+
+
+def _train_point(project: Any, spec: TrainSpec, sweep: Sweep, point: SweepPoint, connection: Any,
+                 stop: StopRequest, display: Observer | None) -> None:
+    tag = {"sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}}
+    status = _run_status(project.root, point)
+    if status is not None and status.get("status") == "finished":  # finished before the sweep noted it
+        _record_finished(sweep, point, ProjectPaths(project.root).runs / str(point.run_id), status)
+        return
+    try:
+        result = train(project.root, point_spec(spec, point), connection=connection,
+                       resume=point.run_id if status is not None and point.run_id else False,
+                       sink_factory=registry_sink_factory(project, tag),
+                       observer=_PointObserver(sweep, point, display), stop=stop)
+    except Exception as exc:  # a bad point, or an SDK or engine failure, ends this run only; the others go on
+        sweep.update(point, status="failed", error=str(exc) if isinstance(exc, ChiefError)
+                     else f"{type(exc).__name__}: {exc}")
+        return
+    sweep.update(point, run_id=result.run_id)
+    _record_finished(sweep, point, result.run_dir, RunLog(result.run_dir).status())
+
+
+def start_sweep(project: Any, *, lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
+                ranks: Sequence[int] = (), batch_sizes: Sequence[int] = ()) -> Sweep:
+    """A new sweep around the project's plan (validated: nothing runs yet)."""
+    spec = spec_from_project(project)
+    points = grid(spec, lr_multipliers, ranks, batch_sizes)
+    prepare(spec, project.root)  # a data error is one line now, not one per thread later
+    return create_sweep(project.root, spec, points)
+
+
+def resume_sweep(project: Any, sweep_id: str | None = None) -> Sweep:
+    """The sweep to continue (named, else the latest), refused if finished or the plan changed."""
+    sweep = load_sweep(project.root, sweep_id)
+    if sweep.status == "finished":
+        raise TrainingError(f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume")
+    current = spec_from_project(project).config_hash()
+    if current != sweep.config_hash:
+        raise TrainingError(f"--resume: sweep {sweep.sweep_id} was started with a different plan (config "
+                            f"{sweep.config_hash} vs {current}); re-plan back or start a new sweep without --resume")
+    return sweep
+
+
+def run_sweep(project: Any, sweep: Sweep, connection: Any, *, parallel: int | None = None,
+              display: Callable[[SweepPoint], Observer | None] | None = None) -> Sweep:
+    """Train every unfinished point of `sweep`, `parallel` at a time (default: all at once), each in
+    its own thread on `connection`. Ctrl-C stops them all at a checkpoint; the sweep is then
+    `interrupted` and `resume_sweep` + `run_sweep` continue it."""
+    spec = spec_from_project(project)
+    todo = [p for p in sweep.points if p.status != "finished"]
+    if parallel is not None and parallel < 1:
+        raise ConfigurationError(f"--parallel: expected a positive number, got {parallel}")
+    width = min(parallel or len(todo), len(todo)) or 1
+    connection.service_client()  # created once here, then shared by every thread
+    sweep.status = "running"
+    sweep.save()
+    stop, queue, lock = StopRequest(), list(todo), threading.Lock()
+
+    def worker() -> None:
+        while not stop.requested:
+            with lock:
+                if not queue:
+                    return
+                point = queue.pop(0)
+            _train_point(project, spec, sweep, point, connection, stop, display(point) if display else None)
+
+    # Daemon threads: a second Ctrl-C aborts the main thread, and the process, at once.
+    threads = [threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)]
+    with stop.installed():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)  # short joins so the main thread keeps taking signals
+    statuses = {p.status for p in sweep.points}
+    sweep.status = ("finished" if statuses == {"finished"} else
+                    "interrupted" if stop.requested or statuses & {"interrupted", "pending", "running"} else "failed")
+    sweep.save()
+    return sweep
+
+
+def latest_summary_lines(project_dir: Path) -> list[str]:
+    """`chief plan`'s view of the latest sweep: its id and where the best LR fell; [] without one."""
+    dirs = sweep_dirs(project_dir)
+    if not dirs:
+        return []
+    sweep = Sweep.load(dirs[-1])
+    return [f"sweep {sweep.sweep_id} ({sweep.status}):", *summarize(sweep)["lines"]]
