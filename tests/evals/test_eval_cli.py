@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from cli_support import run_chief as chief
-from evals_support import write_jsonl
+from jsonl_support import write_jsonl
 
 TINY = "tiny-random-llama"
 

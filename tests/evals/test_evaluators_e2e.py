@@ -14,7 +14,7 @@ from tinker_chief.evals.evaluators import (
 )
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 
-from evals_support import write_jsonl
+from jsonl_support import write_jsonl
 
 TINY = "tiny-random-llama"
 

@@ -13,7 +13,7 @@ import json
 from tinker_chief.registry import Registry
 
 from cli_support import run_chief as chief
-from evals_support import write_jsonl
+from jsonl_support import write_jsonl
 
 TINY = "tiny-random-llama"
 

@@ -11,7 +11,7 @@ from tinker_chief.evals.runner import run_suite
 from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
 from tinker_chief.registry import Registry
 
-from evals_support import write_jsonl
+from jsonl_support import write_jsonl
 
 TINY = "tiny-random-llama"
 
@@ -53,7 +53,8 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         first = run_suite(suite, TINY, connection, project_dir=tmp_path, registry=registry)
         by_name = {t.task: t for t in first.tasks}
         # The benchmark has no staged data: reported as a failure, the rest still ran.
-        assert [t.task for t in first.failed] == ["gsm8k"] and "stage rows" in by_name["gsm8k"].error
+        assert [t.task for t in first.failed] == ["gsm8k"]
+        assert "run `chief benchmarks stage gsm8k --from FILE`" in by_name["gsm8k"].error
         assert by_name["val_nll"].metrics["nll"]["value"] > 0 and by_name["val_nll"].metrics["bpb"]["value"] > 0
         assert by_name["product"].metrics["accuracy"]["n"] + by_name["product"].metrics["unscored"]["value"] == 6
         assert by_name["safety"].ran_samples == 5  # limit=1 per category: harmful, 3 jailbreaks, benign

@@ -17,7 +17,8 @@ from tinker_chief.planning.data import (
     read_sft_conversations,
 )
 
-from .conftest import chat, write_jsonl
+from .conftest import chat
+from jsonl_support import write_jsonl
 
 
 def test_conversations_parse(tmp_path):

@@ -15,8 +15,9 @@ from tinker_chief.planning import load_project
 from tinker_chief.planning.plan import make_plan
 from tinker_chief.planning.project import init_project
 
-from .conftest import secret_rows, write_jsonl
+from .conftest import secret_rows
 from cli_support import chief_in_process as chief
+from jsonl_support import write_jsonl
 
 GOLDEN = Path(__file__).parent / "golden" / "plan_tiny_chat.json"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -101,7 +102,7 @@ def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     script = root / "scripts" / "run_inspect_evals.sh"
     assert os.access(script, os.X_OK)
     subprocess.run(["bash", "-n", str(script)], check=True)
-    assert "run_task humaneval tinker_chief/humaneval" in script.read_text()
+    assert "run_task humaneval inspect_evals/humaneval" in script.read_text()
 
     code, _, err = chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
                           "--train", str(train_file))
@@ -159,4 +160,4 @@ def test_plan_markdown_states_rules_and_sources(tmp_path):
                     "## Batch size, steps and schedule", "## Estimates", "## Eval suite"):
         assert heading in text
     assert "| 512 |" in text and "_Source: LoRA Without Regret" in text
-    assert "no Tinker price for tiny-random-llama" in text
+    assert "no known price for tiny-random-llama" in text

@@ -194,10 +194,69 @@ def test_old_schema_is_migrated_forward(tmp_path):
     db.execute("COMMIT")
     db.close()
     with Registry.open(path, create=False) as reg:
-        assert reg.schema_version == len(MIGRATIONS) == 2
+        assert reg.schema_version == len(MIGRATIONS)
         assert [m.ref for m in reg.list_models()] == ["old:v1", "old:v2"]
     with sqlite3.connect(path) as raw, pytest.raises(sqlite3.IntegrityError):  # the new unique index is in force
         raw.execute("UPDATE models SET tinker_path = 'tinker://x/1'")
+
+
+def _schema_2_registry(path, extra_sql: str = ""):
+    """A registry file as the previous release wrote it (m001 + m002): one model with one eval run."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    db.execute("CREATE TABLE _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for name, step in MIGRATIONS[:2]:
+        step(db)
+        db.execute("INSERT INTO _chief_migrations VALUES (?, 'then')", (name,))
+    db.execute("INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
+               "created_at) VALUES ('old', 1, 'old', 'tinker', 'Qwen/Qwen3-8B', 'sl', 'tinker://x/1', 'then')")
+    db.execute("INSERT INTO eval_runs (model_id, suite_name, suite_version, task, status, started_at) "
+               "VALUES (1, 's', 'v1', 'qa', 'finished', 'then')")
+    db.execute("INSERT INTO metrics (run_id, name, value) VALUES (1, 'accuracy', 0.5)")
+    if extra_sql:
+        db.execute(extra_sql)
+    db.execute("COMMIT")
+    db.close()
+
+
+def test_schema_2_gains_usage_columns_and_keeps_its_rows(tmp_path):
+    from tinker_chief.registry import Usage
+
+    path = tmp_path / "old.db"
+    _schema_2_registry(path)
+    with Registry.open(path, create=False) as reg:
+        old = reg.get_model("old:v1")
+        assert old.tinker_path == "tinker://x/1" and old.usage == Usage() and not old.usage.recorded
+        run = reg.latest_results("old:v1")["qa"]
+        assert run.metrics["accuracy"].value == 0.5 and run.usage == Usage()
+        made = Usage(train_tokens=1200, prefill_tokens=300, sample_tokens=90, machine_seconds=4.5)
+        new = reg.register_model("old", base_model="Qwen/Qwen3-8B", backend="tinker", usage=made)
+        evaluated = reg.record_eval(new.ref, suite_name="s", suite_version="v1", task="qa",
+                                    metrics=[MetricValue("accuracy", 0.75)],
+                                    usage=Usage(prefill_tokens=40, sample_tokens=12, machine_seconds=1.0))
+    with Registry.open(path, create=False) as reg:  # a fresh read: the values are in the file
+        assert reg.get_model(new.ref).usage == made
+        assert reg.eval_runs(new.ref)[0].usage == evaluated.usage == Usage(None, 40, 12, 1.0)
+        assert reg.get_model(new.ref).to_dict()["usage"]["train_tokens"] == 1200
+    with pytest.raises(RegistryError, match="usage.train_tokens` is set on an eval run"), \
+            Registry.open(path) as reg:
+        reg.record_eval("old:v1", suite_name="s", suite_version="v1", task="qa", metrics=[],
+                        usage=Usage(train_tokens=1))
+    with pytest.raises(RegistryError, match=r"usage.sample_tokens` is -1"), Registry.open(path) as reg:
+        reg.register_model("old", base_model="b", usage=Usage(sample_tokens=-1))
+
+
+def test_usage_migration_is_one_transaction(tmp_path):
+    """A file whose eval_runs already has a `machine_seconds` column makes m003's last statement fail:
+    none of its columns stay behind and the file stays at schema 2, its rows intact."""
+    path = tmp_path / "old.db"
+    _schema_2_registry(path, "ALTER TABLE eval_runs ADD COLUMN machine_seconds REAL")
+    with pytest.raises(RegistryError, match="duplicate column name: machine_seconds; nothing was written"):
+        Registry.open(path)
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM _chief_migrations").fetchone()[0] == 2
+        columns = {row[1] for row in raw.execute("PRAGMA table_info(models)")}
+        assert "train_tokens" not in columns and raw.execute("SELECT count(*) FROM models").fetchone()[0] == 1
 
 
 def test_migration_refused_by_existing_data_changes_nothing(tmp_path):

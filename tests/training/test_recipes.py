@@ -7,10 +7,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tests.training.conftest import make_project, read_jsonl, write_jsonl
+from tests.training.conftest import make_project
 from tinker_chief.evals.graders.base import GradeInput, Grader, Verdict, grader
 from tinker_chief.planning import load_project
 from tinker_chief.training import spec_from_project, train, train_project
+
+from jsonl_support import read_jsonl, write_jsonl
 
 SHORT = {"schedule": {"batch_size": 4, "steps": 2}, "checkpoints": {"every_steps": 0},
          "inline_evals": {"nll_every_steps": 0}, "data": {"val": None}}

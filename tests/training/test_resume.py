@@ -15,8 +15,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from tests.training.conftest import make_project, only_run, read_jsonl
+from tests.training.conftest import make_project, only_run
 from tinker_chief.cli.main import cli
+
+from jsonl_support import read_jsonl
 
 LONG = {"schedule": {"batch_size": 4, "epochs": 2}, "checkpoints": {"every_steps": 3},
         "inline_evals": {"nll_every_steps": 0}}  # 12 steps: a kill after the first checkpoint lands mid-run

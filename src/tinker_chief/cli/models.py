@@ -4,36 +4,77 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
 
-@click.command("models")
+@click.group("models", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def models_command(as_json: bool) -> None:
+@click.pass_context
+def models_command(ctx: click.Context, as_json: bool) -> None:
     """List every model chief can plan and train: the built-ins and Tinker's lineup.
 
     Each row says where the model runs (embedded, a local directory, the local HF cache or
     Tinker's cloud), its renderer, hidden size, LoRA parameters per unit of rank
     (attention / MLP / unembedding), the learning-rate rule and whether its weights are here.
+    Any other hub id (org/name) works too, planned from its config.json and tokenizer; `chief
+    models fetch ID` puts those in the local Hugging Face cache for offline use.
     """
-    from tinker_chief.models.lineup import list_models
+    if ctx.invoked_subcommand is not None:
+        return
+    from tinker_chief.models.listing import list_models
+    from tinker_chief.planning.estimates import price_of
 
     rows = list_models()
+    prices = {row.name: price_of(row.name) for row in rows}  # $/M tokens from the dated price table, or None
     if as_json:
-        sys.stdout.write(json.dumps({"models": [row.as_dict() for row in rows]}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"models": [{**row.as_dict(), "price": prices[row.name]} for row in rows]},
+                                    indent=2) + "\n")
         return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Models ({len(rows)})")
-    for column in ("model", "runs on", "renderer", "hidden", "LoRA/rank attn / mlp / unembed", "LR rule", "weights"):
+    dated = next((p for p in prices.values() if p), None)
+    price_column = f"$/M train / sample / prefill ({dated['as_of']})" if dated else "$/M train / sample / prefill"
+    for column in ("model", "runs on", "renderer", "hidden", "LoRA/rank attn / mlp / unembed", "LR rule",
+                   price_column, "weights"):
         table.add_column(column, overflow="fold")
     for row in rows:
         lora = " / ".join(f"{row.lora_per_rank[k]:,}" for k in ("attn", "mlp", "unembed")) if row.lora_per_rank \
             else "from config.json"
         table.add_row(escape(row.name), escape(row.runs_on), escape(row.renderer or "—"),
                       f"{row.hidden_size:,}" if row.hidden_size else "—", lora, escape(row.lr_rule),
-                      "here" if row.weights_here else "cloud only")
+                      _price(prices[row.name]), "here" if row.weights_here else "cloud only")
     Console(width=200).print(table)
+
+
+def _price(price: dict[str, Any] | None) -> str:
+    if price is None:
+        return "no known price"
+    return " / ".join("—" if price[k] is None else f"{price[k]:g}" for k in ("train", "sample", "prefill"))
+
+
+@models_command.command("fetch")
+@click.argument("model")
+def fetch_command(model: str) -> None:
+    """Download a hub model's config.json and tokenizer files (never its weights).
+
+    They go into the local Hugging Face cache, from which `chief init` and `chief plan` read
+    them offline. Any hub id (org/name) works, Tinker's lineup included; it asks the hub again
+    even when the files are cached, so a changed tokenizer is refreshed.
+
+    \b
+    Example:
+      chief models fetch Qwen/Qwen3-8B
+    """
+    from tinker_chief.errors import ConfigurationError
+    from tinker_chief.models import hub, lineup
+
+    name = lineup.lineup_name(model) or model.strip()
+    if not hub.is_repo_id(name):
+        raise ConfigurationError(f"chief models fetch {model}: expected a Hugging Face hub id (org/name)")
+    files = hub.fetch(name, progress=lambda line: click.echo(line, err=True))
+    click.echo(f"{name}: {len(files.names)} files ({', '.join(files.names)}) in {files.directory}")

@@ -11,7 +11,8 @@ import click
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--use-case", type=click.Choice(["chat", "code", "math", "agent"]), required=True,
               help="Chooses the eval-suite template.")
-@click.option("--base-model", required=True, help="Catalog name, local HF model directory or cached hub id.")
+@click.option("--base-model", required=True,
+              help="Catalog name, a model of Tinker's lineup, local HF model directory or hub id (org/name).")
 @click.option("--train", "train", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Training JSONL.")
 @click.option("--val", "val", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -41,7 +42,10 @@ def init_command(directory: Path, use_case: str, base_model: str, train: Path, v
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--allow-attention-only", is_flag=True,
               help="Plan attention-only LoRA anyway (it underperforms MLP+attention).")
-def plan_command(directory: Path, allow_attention_only: bool) -> None:
+@click.option("--calibrate", is_flag=True,
+              help="First measure the local engine's training speed for the model on this machine (a short "
+                   "probe that starts an engine; cached per machine and model).")
+def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool) -> None:
     """Write plan.md and plan.json: every recommendation with its rule and source."""
     from rich.console import Console
     from rich.markup import escape
@@ -50,8 +54,14 @@ def plan_command(directory: Path, allow_attention_only: bool) -> None:
     from tinker_chief.planning.plan import make_plan
     from tinker_chief.planning.project import write_plan_files
     from tinker_chief.planning.report import duration
+    from tinker_chief.training.sweep import latest_summary_lines
 
     project = load_project(directory)
+    if calibrate:
+        from tinker_chief.training.calibrate import probe_throughput
+
+        measured = probe_throughput(project)
+        click.echo(f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})")
     plan = make_plan(project, allow_attention_only=allow_attention_only)
     paths = write_plan_files(project, plan)
     console = Console()
@@ -66,10 +76,15 @@ def plan_command(directory: Path, allow_attention_only: bool) -> None:
     console.print(f"  learning rate {plan.learning_rate.configured:g}"
                   + (f" (recommended {rec.value:.3g})" if rec else ""))
     console.print(f"  batch {s.configured_batch_size}, {s.total_steps:,} steps, {s.lr_schedule} schedule")
-    cost = plan.estimates.tinker_cost.dollars
-    seconds = plan.estimates.local_time.seconds
-    console.print(f"  estimates: Tinker {'unknown' if cost is None else f'${cost:,.2f}'}, local "
-                  f"{'unknown' if seconds is None else duration(seconds)}")
+    e = plan.estimates
+    cost, seconds = e.tinker_cost.dollars, e.local_time.seconds
+    eval_cost = e.eval_cost.dollars if e.eval_cost else None
+    tinker = f"no known price for {escape(plan.base_model)}" if cost is None else \
+        f"${cost:,.2f} to train, " + ("?" if eval_cost is None else f"${eval_cost:,.2f}") + " per eval of the suite"
+    console.print(f"  estimates: Tinker {tinker}; local {'unknown' if seconds is None else duration(seconds)} "
+                  f"(speed from the {e.local_time.basis})", highlight=False)
     for warning in plan.warnings:
         console.print(f"  [yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    for line in latest_summary_lines(project.root):  # was the planner right? (after `chief sweep`)
+        console.print(escape(f"  {line}"), highlight=False)
     console.print(escape(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}"))

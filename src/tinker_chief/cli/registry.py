@@ -59,10 +59,22 @@ def _open(registry_path: Path | None, project_dir: Path, *, read_only: bool = Tr
 def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
     """(SuiteRequirement | None, GateRules) from the project's chief.toml."""
     from tinker_chief.registry import GateRules
-    from tinker_chief.training.demo_promotion import gate_inputs_for
 
     project = _load_project(project_dir)
-    return (None, GateRules()) if project is None else gate_inputs_for(project)
+    return (None, GateRules()) if project is None else (project.config.suite_requirement(), project.config.gate)
+
+
+def _cost_lines(record: Any, evaluated: Any, eval_runs: int, project_dir: Path) -> tuple[str, str]:
+    """What the version cost to make and to evaluate (all its eval runs), in words, at the project's
+    price table."""
+    from tinker_chief.planning.estimates import spent
+
+    project = _load_project(project_dir)
+    prices = project.path(project.config.estimates.prices_file) \
+        if project and project.config.estimates.prices_file else None
+    evaluate = f"{eval_runs} eval run(s): " + spent(record.base_model, record.backend, evaluated, prices) \
+        if eval_runs else "not evaluated yet"
+    return spent(record.base_model, record.backend, record.usage, prices), evaluate
 
 
 def _print_json(value: Any) -> None:
@@ -145,13 +157,19 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     Example:
       chief registry show support-bot:v2 --json
     """
+    from tinker_chief.registry import Usage
+
     with _open(registry_path, project_dir) as reg:
         record = reg.get_model(model)
         results = reg.latest_results(record.ref)
         history = reg.status_history(record.ref)
+        runs = reg.eval_runs(record.ref)
+    evaluated = Usage.total([r.usage for r in runs])
+    cost = _cost_lines(record, evaluated, len(runs), project_dir)
     if as_json:
         _print_json({"model": record.to_dict(), "results": {t: r.to_dict() for t, r in results.items()},
-                     "status_history": [h.to_dict() for h in history]})
+                     "status_history": [h.to_dict() for h in history],
+                     "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()}})
         return
     from rich.table import Table
 
@@ -163,7 +181,8 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
                       f"unembed={record.lora.train_unembed}") if record.lora else None,
              "optimizer": record.optimizer or None,
              "data": f"{record.data.examples} examples, {record.data.tokens} tokens, "
-                     f"{len(record.data.files)} file(s)", "created": record.created_at}
+                     f"{len(record.data.files)} file(s)", "created": record.created_at,
+             "cost to make": cost[0], "cost to evaluate": cost[1]}
     for key, value in facts.items():
         console.print(f"  {key}: {_plain(value if value is not None else '—')}")
     table = Table(title="Latest finished evals")

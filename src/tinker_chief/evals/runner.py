@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, EvalError, ModelNotFoundError
 from tinker_chief.evals.cache import TaskCache
-from tinker_chief.evals.connection import Connection
 from tinker_chief.evals.suite import EvalSuite, EvalTask
 from tinker_chief.evals.tasks import TaskContext, TaskOutcome, run_task
+from tinker_chief.paths import ProjectPaths
 
 
 class ProgressSink(Protocol):
@@ -114,7 +115,7 @@ def run_suite(suite: EvalSuite, model: str, connection: Connection, *, project_d
     progress = progress or _Silent()
     resolved = resolve_model(model, registry)
     result = SuiteRunResult(model, resolved.ref, suite.name, suite.version)
-    cache_root = project_dir / ".chief" / "eval-cache"
+    cache_root = ProjectPaths(project_dir).eval_cache
     context = TaskContext(resolved.target, connection, project_dir, concurrency, progress)
     for task in chosen:
         cache = TaskCache(cache_root, resolved.target, suite.version, task.name)
@@ -182,11 +183,12 @@ def _record(registry: Any, result: SuiteRunResult, suite: EvalSuite, task: EvalT
             connection: Connection, cache: TaskCache) -> int | None:
     if outcome.run_id is not None:
         return outcome.run_id  # recorded by an earlier, interrupted invocation
-    from tinker_chief.registry import MetricValue, SampleOutcome
+    from tinker_chief.evals.usage import PREFILL_KEY, SAMPLE_KEY
+    from tinker_chief.registry import MetricValue, SampleOutcome, Usage
 
     if result.model_ref is None:
-        backend = "tinker" if connection.backend == "tinker-cloud" else "local"
-        result.model_ref = register_unknown(registry, result.model, outcome.base_model or result.model, backend)
+        result.model_ref = register_unknown(registry, result.model, outcome.base_model or result.model,
+                                            connection.kind)
     metrics = [MetricValue(name, m["value"], m.get("ci_low"), m.get("ci_high"), m.get("n"))
                for name, m in outcome.metrics.items()]
     samples = [SampleOutcome(sid, score, passed=(score == 1.0) if outcome.binary else None)
@@ -195,7 +197,9 @@ def _record(registry: Any, result: SuiteRunResult, suite: EvalSuite, task: EvalT
         result.model_ref, suite_name=suite.name, suite_version=suite.version, task=task.name, metrics=metrics,
         samples=samples, settings={**outcome.settings, "engine_precision": connection.engine_precision,
                                    "task": task.model_dump(mode="json")},
-        headline_metric=task.headline_metric, log_location=outcome.log_location)
+        headline_metric=task.headline_metric, log_location=outcome.log_location,
+        usage=Usage(prefill_tokens=outcome.tokens.get(PREFILL_KEY), sample_tokens=outcome.tokens.get(SAMPLE_KEY),
+                    machine_seconds=outcome.seconds))
     payload = outcome.as_json()
     payload["run_id"] = run.id
     cache.mark_done(payload)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinker_chief.errors import EngineError, EvalError, ModelNotFoundError
+from tinker_chief.evals.usage import TokenUsage, metered
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ class ModelSampler:
     """A model reachable through the tinker SDK, with its renderer and a concurrency bound."""
 
     def __init__(self, sampling_client: Any, base_model: str, tokenizer: Any, renderer: Any,
-                 concurrency: int = 16, model: str | None = None) -> None:
-        self.client = sampling_client
+                 concurrency: int = 16, model: str | None = None, usage: TokenUsage | None = None) -> None:
+        self.usage = usage or TokenUsage()  # every prompt prefilled and token sampled through this handle
+        self.client = metered(sampling_client, self.usage)
         self.base_model = base_model
         self.model = model or base_model
         self.tokenizer = tokenizer
@@ -68,7 +70,8 @@ class ModelSampler:
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
 
     @classmethod
-    async def create(cls, service_client: Any, model: str, concurrency: int = 16) -> ModelSampler:
+    async def create(cls, service_client: Any, model: str, concurrency: int = 16,
+                     usage: TokenUsage | None = None) -> ModelSampler:
         """Open a sampling client for a `tinker://` path or base model name."""
         from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
@@ -79,7 +82,7 @@ class ModelSampler:
             raise _open_error(model, exc) from None
         tokenizer = load_tokenizer(base_model)
         renderer = get_renderer(renderer_name_for(base_model), tokenizer)
-        return cls(client, base_model, tokenizer, renderer, concurrency, model)
+        return cls(client, base_model, tokenizer, renderer, concurrency, model, usage)
 
     def _sampling_params(self, settings: GenerationSettings) -> Any:
         import tinker

@@ -14,26 +14,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Inspect Evals benchmarks chief can run offline from rows staged in the hub dataset's schema
-# (built by `evals/benchmarks.py`): inspect_evals task name -> file stem under .chief/benchmarks/.
-# Kept here, import-light, so the planner can name the offline task without importing Inspect.
-OFFLINE_BENCHMARKS: dict[str, str] = {
-    "gsm8k": "gsm8k",
-    "mmlu_0_shot": "mmlu",
-    "arc_easy": "arc_easy",
-    "arc_challenge": "arc_challenge",
-    "hellaswag": "hellaswag",
-    "humaneval": "humaneval",
-    "mbpp": "mbpp",
-}
-
-
-def offline_inspect_task(inspect_task: str) -> str | None:
-    """`tinker_chief/<name>` when chief has an offline builder for `inspect_evals/<name>`, else None."""
-    name = inspect_task.removeprefix("inspect_evals/")
-    return f"tinker_chief/{name}" if name in OFFLINE_BENCHMARKS else None
-
-
 EvalLayer = Literal["training", "benchmark", "product", "safety", "calibration"]
 EvalKind = Literal["nll", "jsonl", "inspect", "safety", "calibration"]
 
@@ -112,3 +92,19 @@ class EvalSuite(BaseModel):
             if task.name == name:
                 return task
         raise KeyError(name)
+
+
+def builtin_requests(task: EvalTask, data: str | None = None) -> list[tuple[list[dict[str, str]], int]] | None:
+    """What a `safety` or `calibration` task sends, for the planner's cost estimate (it reads no
+    evals internals): (chat, options) per item after `limit`. options = 0: one sampled answer
+    (safety); n > 0: the chat scored once per answer letter with `compute_logprobs` (calibration).
+    `data`: the calibration questions file (None: the shipped set). None for other kinds."""
+    if task.kind == "safety":
+        from tinker_chief.evals.safety import limit_per_category, safety_prompts
+
+        return [(p.as_sample().messages, 0) for p in limit_per_category(safety_prompts(), task.settings.limit)]
+    if task.kind == "calibration":
+        from tinker_chief.evals.calibration import load_questions
+
+        return [(q.messages(), len(q.choices)) for q in load_questions(data)[: task.settings.limit]]
+    return None

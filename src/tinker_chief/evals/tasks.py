@@ -11,20 +11,24 @@ reasoning before a final answer line.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinker_chief.connection import Connection
 from tinker_chief.errors import ConfigurationError, EvalError
 from tinker_chief.evals.cache import TaskCache
-from tinker_chief.evals.connection import Connection
 from tinker_chief.evals.data import EvalSample, load_samples
 from tinker_chief.evals.graders import grader_needs_judge, make_grader
 from tinker_chief.evals.records import SampleRecord, outcomes_by_id, summarize
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
 from tinker_chief.evals.suite import EvalTask
+from tinker_chief.evals.usage import TokenUsage
+from tinker_chief.paths import ProjectPaths
 
 COT_INSTRUCTION = "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
 
@@ -36,6 +40,7 @@ class TaskContext:
     project_dir: Path
     concurrency: int
     progress: Any
+    usage: TokenUsage = field(default_factory=TokenUsage)  # every sampler of one task counts here
 
 
 @dataclass
@@ -53,6 +58,8 @@ class TaskOutcome:
     error: str | None = None
     run_id: int | None = None
     reused_task: bool = False
+    tokens: dict[str, int] = field(default_factory=dict)  # prefill/tokens, sample/tokens this task used
+    seconds: float | None = None  # wall time of the invocation that ran it
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +86,7 @@ def _data_path(task: EvalTask, context: TaskContext) -> Path:
 
 async def _open(context: TaskContext, model: str | None = None) -> ModelSampler:
     return await ModelSampler.create(context.connection.service_client(), model or context.model,
-                                     context.concurrency)
+                                     context.concurrency, context.usage)
 
 
 def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSample]:
@@ -135,10 +142,10 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
 
 
 async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
-    from tinker_chief.evals.safety import RefusalJudge, safety_metrics, safety_prompts
+    from tinker_chief.evals.safety import RefusalJudge, limit_per_category, safety_metrics, safety_prompts
     from tinker_chief.evals.safety.suite import run_safety
 
-    prompts = _limit_per_category(safety_prompts(), task.settings.limit)
+    prompts = limit_per_category(safety_prompts(), task.settings.limit)
     judge = RefusalJudge(await _open(context, task.judge_model)) if task.judge_model else None
     settings = generation_settings(task)
     done = {k: v for k, v in cache.finished_records().items() if k in {p.id for p in prompts}}
@@ -153,20 +160,6 @@ async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) ->
     metrics["unscored"] = metric(raw["unscored"])
     return _outcome(task, records, base, metrics, len(done),
                     {"refusal_judge": task.judge_model or "rules", "generation": asdict(settings)})
-
-
-def _limit_per_category(prompts: list[Any], limit: int | None) -> list[Any]:
-    """`limit` applies per category (harmful, each jailbreak, benign) so every metric keeps data."""
-    if not limit:
-        return prompts
-    counts: dict[tuple[str, str], int] = {}
-    kept = []
-    for prompt in prompts:
-        key = (prompt.category, prompt.pattern)
-        counts[key] = counts.get(key, 0) + 1
-        if counts[key] <= limit:
-            kept.append(prompt)
-    return kept
 
 
 async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
@@ -248,31 +241,43 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
     from tinker_chief.evals.inspect_runner import run_inspect_task
 
     context.progress.start(task.name, 1, 0)
-    resolved, task_args, sandbox = inspect_task_for(task, context.project_dir)
+    resolved = inspect_task_for(task, context.project_dir)
     conn = context.connection
     model_args = {"engine_api_key": conn.api_key} if conn.base_url else {}
     s = task.settings
-    result = run_inspect_task(resolved, context.model, context.project_dir / ".chief" / "inspect-logs",
+    # A Task built from the registry already holds its arguments; a name takes them here.
+    task_args = resolved.task_args if isinstance(resolved.task, str) else {}
+    result = run_inspect_task(resolved.task, context.model, ProjectPaths(context.project_dir).inspect_logs,
                               task_args=task_args, model_args=model_args, limit=s.limit, max_tokens=s.max_tokens,
-                              temperature=s.temperature, seed=s.seed, sandbox=sandbox, base_url=conn.base_url)
+                              temperature=s.temperature, seed=s.seed, sandbox=resolved.sandbox,
+                              base_url=conn.base_url)
     context.progress.advance(task.name)
     headline = result.headline()
     metrics = {name: metric(value, n=len(result.samples)) for name, value in result.metrics.items()}
     if headline and headline[0] != "accuracy" and "accuracy" not in metrics:
         metrics["accuracy"] = metrics[headline[0]]
     return TaskOutcome(task.name, task.kind, metrics, result.samples,
-                       {"inspect_task": result.task, "task_version": result.task_version, **result.settings},
+                       {"inspect_task": result.task, "task_version": result.task_version, **result.settings,
+                        **({"dataset": resolved.dataset, "sandbox": resolved.sandbox} if resolved.dataset else {})},
                        log_location=result.log_path, binary=all(v in (0.0, 1.0) for v in result.samples.values()),
-                       ran_samples=len(result.samples))
+                       ran_samples=len(result.samples), tokens=result.tokens)
 
 
 _ASYNC_KINDS = {"jsonl": _run_jsonl, "safety": _run_safety, "calibration": _run_calibration, "nll": _run_nll}
 
 
 def run_task(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
+    """Run one task, with the tokens its samplers prefilled and sampled and its wall time."""
+    context = dataclasses.replace(context, usage=TokenUsage())
+    started = time.perf_counter()
     if task.kind == "inspect":
-        return _run_inspect(task, context)
-    runner = _ASYNC_KINDS.get(task.kind)
-    if runner is None:
-        raise EvalError(f"task `{task.name}`: unknown kind `{task.kind}`")
-    return asyncio.run(runner(task, context, cache))
+        outcome = _run_inspect(task, context)
+    else:
+        runner = _ASYNC_KINDS.get(task.kind)
+        if runner is None:
+            raise EvalError(f"task `{task.name}`: unknown kind `{task.kind}`")
+        outcome = asyncio.run(runner(task, context, cache))
+    if not outcome.tokens:
+        outcome.tokens = context.usage.since((0, 0))
+    outcome.seconds = round(time.perf_counter() - started, 3)
+    return outcome

@@ -1,9 +1,11 @@
 """Cost and time estimates: Tinker dollars from a price table, local hours from measured speed.
 
 Both tables ship as TOML beside this module (`prices.toml`, date-stamped; `throughput.toml`,
-measured on this project's machine) and can be replaced per project through chief.toml's
+measured on this project's build machine) and can be replaced per project through chief.toml's
 `[estimates]`. A model missing from a table gets no number and a sentence saying so: the
-plan never invents a price or a speed.
+plan never invents a price or a speed. The local training speed is calibrated on the machine
+that plans when it can be (`planning.calibration`: the project's last run here, else a probe);
+the estimate's `basis` says which was used. `spent` states what a recorded run or eval cost.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.files import read_toml
+from tinker_chief.planning.calibration import Measured
 
 _HERE = Path(__file__).parent
 PRICES_FILE = _HERE / "prices.toml"
@@ -41,6 +44,7 @@ class TimeEstimate(BaseModel):
     seconds: float | None
     detail: str
     source: str
+    basis: str = "table"  # chief.toml | last run | probe | table: where the training speed came from
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -60,6 +64,19 @@ def _rate(table: dict[str, Any], path: Path, model: str, key: str) -> float | No
     return float(value)
 
 
+def price_of(model: str, prices_file: Path | None = None) -> dict[str, Any] | None:
+    """`model`'s Tinker prices in $/M tokens (train, sample, prefill) with the table's date and
+    source, or None when the table has no price for it."""
+    path = prices_file or PRICES_FILE
+    table = _read_toml(path, "price table")
+    train = _rate(table, path, model, "train")
+    if train is None:
+        return None
+    return {"train": train, "sample": _rate(table, path, model, "sample"),
+            "prefill": _rate(table, path, model, "prefill"), "as_of": str(table.get("as_of", "undated")),
+            "source": f"{path.name} ({table.get('source', 'no source given')})"}
+
+
 def tinker_cost(model: str, work: TokenWork, prices_file: Path | None = None, today: date | None = None
                 ) -> CostEstimate:
     path = prices_file or PRICES_FILE
@@ -69,13 +86,15 @@ def tinker_cost(model: str, work: TokenWork, prices_file: Path | None = None, to
     train = _rate(table, path, model, "train")
     if train is None:
         return CostEstimate(dollars=None, source=source,
-                            detail=f"no Tinker price for {model} in {path.name}; add one to estimate cost")
+                            detail=f"no known price for {model} in {path.name} (as of {as_of}); add one "
+                                   "([estimates] prices_file) to estimate cost")
     sample = _rate(table, path, model, "sample") or 0.0
     prefill = _rate(table, path, model, "prefill") or 0.0
     dollars = (work.train_tokens * train + work.sample_tokens * sample + work.prefill_tokens * prefill) / 1e6
-    detail = (f"{work.train_tokens:,} train tokens x ${train}/M"
-              + (f" + {work.sample_tokens:,} sampled x ${sample}/M" if work.sample_tokens else "")
-              + (f" + {work.prefill_tokens:,} prefill x ${prefill}/M" if work.prefill_tokens else ""))
+    parts = [f"{count:,} {what} x ${rate}/M" for count, what, rate in
+             ((work.train_tokens, "train tokens", train), (work.sample_tokens, "sampled", sample),
+              (work.prefill_tokens, "prefill", prefill)) if count]
+    detail = " + ".join(parts) or "no tokens"
     try:
         age = ((today or date.today()) - date.fromisoformat(as_of)).days
     except ValueError:
@@ -86,28 +105,39 @@ def tinker_cost(model: str, work: TokenWork, prices_file: Path | None = None, to
 
 
 def local_time(model: str, work: TokenWork, *, train_tps: float | None = None, sample_tps: float | None = None,
-               throughput_file: Path | None = None) -> TimeEstimate:
+               throughput_file: Path | None = None, measured_here: Measured | None = None) -> TimeEstimate:
+    """Seconds on the local engine. Training speed: chief.toml's override, else `measured_here`
+    (this machine's last run or probe), else the shipped table measured on another machine."""
     path = throughput_file or THROUGHPUT_FILE
     table = _read_toml(path, "throughput table")
     measured = f"{path.name} (measured {table.get('measured', '?')} on {table.get('machine', '?')}; " \
-               f"{table.get('source', '')})"
-    train_rate = train_tps or _rate(table, path, model, "train")
-    source = "chief.toml [estimates]" if train_tps else measured
+               f"{table.get('source', '')}; not this machine: `chief plan --calibrate` measures it)"
+    basis, source, train_rate = "table", measured, _rate(table, path, model, "train")
+    if measured_here is not None:
+        basis, source, train_rate = measured_here.basis, measured_here.source, measured_here.train_tokens_per_s
+    if train_tps:
+        basis, source, train_rate = "chief.toml", "chief.toml [estimates]", train_tps
     if train_rate is None:
-        return TimeEstimate(seconds=None, source=measured,
-                            detail=f"no measured local training throughput for {model}; set "
-                                   "[estimates] local_train_tokens_per_s in chief.toml")
+        return TimeEstimate(seconds=None, source=measured, basis="table",
+                            detail=f"no measured local training throughput for {model}; run `chief plan "
+                                   "--calibrate` or set [estimates] local_train_tokens_per_s in chief.toml")
     seconds = work.train_tokens / train_rate
-    detail = f"{work.train_tokens:,} train tokens / {train_rate:,.0f} tok/s"
+    detail = f"{work.train_tokens:,} train tokens / {train_rate:,.0f} tok/s ({basis})"
     conditions = table.get("models", {}).get(model, {}).get("conditions")
-    if conditions and not train_tps:
+    if conditions and basis == "table":
         detail += f" (measured with {conditions})"
     if work.sample_tokens:
         sample_rate = sample_tps or _rate(table, path, model, "sample")
         if sample_rate is None:
-            return TimeEstimate(seconds=None, source=source,
+            return TimeEstimate(seconds=None, source=source, basis=basis,
                                 detail=f"no measured local sampling throughput for {model}; set "
                                        "[estimates] local_sample_tokens_per_s in chief.toml")
         seconds += work.sample_tokens / sample_rate
         detail += f" + {work.sample_tokens:,} sampled tokens / {sample_rate:,.0f} tok/s"
-    return TimeEstimate(seconds=round(seconds, 1), detail=detail, source=source)
+    return TimeEstimate(seconds=round(seconds, 1), detail=detail, source=source, basis=basis)
+
+
+def spent(base_model: str, backend: str, usage: Any, prices_file: Path | None = None) -> str:
+    """What a recorded run or eval cost, in words (a registry `Usage`), at the price table's rates."""
+    table = (prices_file or PRICES_FILE).name
+    return usage.describe(backend, price_of(base_model, prices_file), f"no known price for {base_model} in {table}")

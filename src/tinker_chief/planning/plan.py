@@ -17,9 +17,10 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from tinker_chief import __version__
-from tinker_chief.errors import ChiefError, ConfigurationError, DataError
+from tinker_chief.errors import ChiefError, ConfigurationError, DataError, ModelNotFoundError
 from tinker_chief.planning import capacity as cap
 from tinker_chief.planning import hyperparams as hp
+from tinker_chief.planning.calibration import calibrated
 from tinker_chief.planning.config import Project
 from tinker_chief.planning.data import (
     TASK_FORMATS,
@@ -30,7 +31,15 @@ from tinker_chief.planning.data import (
     format_of_record,
     read_records,
 )
-from tinker_chief.planning.estimates import CostEstimate, TimeEstimate, TokenWork, local_time, tinker_cost
+from tinker_chief.planning.estimates import (
+    CostEstimate,
+    TimeEstimate,
+    TokenWork,
+    local_time,
+    price_of,
+    tinker_cost,
+)
+from tinker_chief.planning.eval_cost import EvalSamplingEstimate, estimate_eval_sampling
 from tinker_chief.planning.templates import LAYER_PURPOSE
 from tinker_chief.planning.tokens import TokenCounts, count_tokens
 
@@ -137,6 +146,10 @@ class Estimates(BaseModel):
     work: TokenWork
     tinker_cost: CostEstimate
     local_time: TimeEstimate
+    eval_sampling: EvalSamplingEstimate | None = Field(None, description="One `chief eval` of the suite, per task")
+    eval_cost: CostEstimate | None = Field(None, description="Tinker cost of that eval (prefill + sample)")
+    prices: dict[str, Any] | None = Field(None, description="The base model's Tinker $/M tokens (train, sample, "
+                                          "prefill) with the table's date and source; None: no known price")
 
 
 class Plan(BaseModel):
@@ -234,41 +247,28 @@ def _load_model(project: Project) -> tuple[Any, dict[str, Any] | None, Tokenizer
 
 
 def _load_cloud_model(project: Project) -> tuple[Any, dict[str, Any] | None, TokenizerSummary, str]:
-    """A lineup model without local weights: its own tokenizer from the HF cache (or the hub when
-    online), else the documented proxy, whose counts are estimates within PROXY_ERROR_BOUND."""
-    from tinker_chief.models import get_renderer, load_tokenizer
+    """A model without local weights (Tinker's lineup, or any hub id): its config and own tokenizer
+    from the HF cache, or fetched from the hub when online (`models.hub`, never weights). Without
+    them a lineup model is still planned from the cookbook's numbers, its tokens counted by the
+    documented proxy (estimates within PROXY_ERROR_BOUND); any other model has no numbers without
+    its files, so their error (naming them and `chief models fetch`) stands."""
+    from tinker_chief.models import get_renderer, hub, lineup, load_model_config, load_tokenizer
     from tinker_chief.planning import tokens
 
     name = project.config.base_model
-    config = _cached_config(name)
     try:
-        tokenizer = load_tokenizer(name)
-    except ChiefError:
-        tokenizer = None
-    if tokenizer is not None:
-        source = "local HF cache" if _in_hf_cache(name, "tokenizer_config.json") else "hub"
-        return (get_renderer(project.config.renderer, tokenizer), config,
-                TokenizerSummary(source=source, name=name, estimate=False), project.config.renderer)
-    proxy = load_tokenizer(tokens.PROXY_TOKENIZER_MODEL)
-    proxy_name = f"{tokens.PROXY_TOKENIZER_MODEL} (renderer {tokens.PROXY_RENDERER})"
-    summary = TokenizerSummary(source="proxy", name=proxy_name, estimate=True, error_bound=tokens.PROXY_ERROR_BOUND,
-                               bound_rule=tokens.PROXY_BOUND_RULE)
-    return get_renderer(tokens.PROXY_RENDERER, proxy), config, summary, tokens.PROXY_RENDERER
-
-
-def _in_hf_cache(repo_id: str, filename: str) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, filename)
-    return found if isinstance(found, str) else None
-
-
-def _cached_config(name: str) -> dict[str, Any] | None:
-    """A cloud model's config.json from the local HF cache, when there (the cookbook needs none)."""
-    import json
-
-    path = _in_hf_cache(name, "config.json")
-    return json.loads(Path(path).read_text()) if path else None
+        fetched = hub.hub_files(name).fetched
+        config, tokenizer = load_model_config(name), load_tokenizer(name)
+    except ModelNotFoundError:
+        if lineup.lineup_name(name) is None:
+            raise
+        proxy = load_tokenizer(tokens.PROXY_TOKENIZER_MODEL)
+        proxy_name = f"{tokens.PROXY_TOKENIZER_MODEL} (renderer {tokens.PROXY_RENDERER})"
+        summary = TokenizerSummary(source="proxy", name=proxy_name, estimate=True,
+                                   error_bound=tokens.PROXY_ERROR_BOUND, bound_rule=tokens.PROXY_BOUND_RULE)
+        return get_renderer(tokens.PROXY_RENDERER, proxy), None, summary, tokens.PROXY_RENDERER
+    summary = TokenizerSummary(source="hub" if fetched else "local HF cache", name=name, estimate=False)
+    return get_renderer(project.config.renderer, tokenizer), config, summary, project.config.renderer
 
 
 def _flip_check(tokenizer: TokenizerSummary, project: Project, config: dict[str, Any] | None,
@@ -288,8 +288,7 @@ def _require_config(project: Project, config: dict[str, Any] | None) -> dict[str
     if config is None:
         name = project.config.base_model
         raise ConfigurationError(f"cannot plan {name}: the cookbook has no LoRA counts for it and its config.json "
-                                 f"is not in the local Hugging Face cache (fetch it with `hf download {name} "
-                                 "config.json`)")
+                                 f"is not in the local Hugging Face cache (fetch it with `chief models fetch {name}`)")
     return config
 
 
@@ -358,11 +357,13 @@ def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[st
 def _work(project: Project, data: DataSummary, schedule: ScheduleSummary) -> TokenWork:
     cfg = project.config
     if cfg.task == "rl":
-        rollouts = schedule.total_steps * cfg.rl.groups_per_batch * cfg.rl.group_size
+        requests = schedule.total_steps * cfg.rl.groups_per_batch  # one sample request per problem
+        rollouts = requests * cfg.rl.group_size
         prompt = int(data.lengths.mean)
         sampled = rollouts * cfg.rl.max_tokens
+        # A request's prompt is prefilled once for its whole group (what training records, too).
         return TokenWork(train_tokens=rollouts * (prompt + cfg.rl.max_tokens), sample_tokens=sampled,
-                         prefill_tokens=rollouts * prompt)
+                         prefill_tokens=requests * prompt)
     mean_tokens = data.total_tokens / max(1, data.sequences_rendered)
     per_step = cfg.schedule.batch_size * (2 if cfg.task == "dpo" else 1) * mean_tokens
     return TokenWork(train_tokens=int(per_step * schedule.total_steps))
@@ -398,19 +399,25 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
                 else "does not change the recommended rank")
         warnings.append(f"token counts are estimates: {cfg.base_model}'s tokenizer is not on this machine, so "
                         f"{data.tokenizer.name} counted them (error bound +/-{data.tokenizer.error_bound:.0%}, which "
-                        f"{flip}); put the tokenizer in the HF cache (`hf download {cfg.base_model} tokenizer.json "
-                        "tokenizer_config.json`) for exact counts")
+                        f"{flip}); put the tokenizer in the HF cache (`chief models fetch {cfg.base_model}`) "
+                        "for exact counts")
     capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.task != "rl" else 0)
     examples = len(keep) // (2 if cfg.task == "dpo" else 1)
     schedule, sched_warnings = _schedule(project, examples)
     lr, lr_warnings = _learning_rate(project, model_config, schedule.total_steps)
     work = _work(project, data, schedule)
+    prices = project.path(cfg.estimates.prices_file) if cfg.estimates.prices_file else None
+    evals = estimate_eval_sampling(cfg.eval_suite, project.root, renderer)
     estimates = Estimates(
         work=work,
-        tinker_cost=tinker_cost(cfg.base_model, work, project.path(cfg.estimates.prices_file)
-                                if cfg.estimates.prices_file else None, today=today),
+        tinker_cost=tinker_cost(cfg.base_model, work, prices, today=today),
         local_time=local_time(cfg.base_model, work, train_tps=cfg.estimates.local_train_tokens_per_s,
-                              sample_tps=cfg.estimates.local_sample_tokens_per_s))
+                              sample_tps=cfg.estimates.local_sample_tokens_per_s,
+                              measured_here=calibrated(project.root, cfg.base_model)),
+        eval_sampling=evals,
+        eval_cost=tinker_cost(cfg.base_model, TokenWork(train_tokens=0, prefill_tokens=evals.prefill_tokens,
+                                                        sample_tokens=evals.sample_tokens), prices, today=today),
+        prices=price_of(cfg.base_model, prices))
     if data.over_max_length:
         warnings.append(data.truncation_effect)
     return Plan(
@@ -420,9 +427,3 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
         estimates=estimates, eval_suite=_eval_plan(project),
         warnings=warnings + cap_warnings + sched_warnings + lr_warnings)
 
-
-def render_plan_markdown(plan: Plan) -> str:
-    """plan.md for a plan (formatting lives in `planning.report`)."""
-    from tinker_chief.planning.report import render_markdown
-
-    return render_markdown(plan)

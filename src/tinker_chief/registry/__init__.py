@@ -26,7 +26,9 @@ from tinker_chief.registry._records import (
     MetricValue,
     ModelRecord,
     SampleOutcome,
+    Selection,
     StatusChange,
+    Usage,
 )
 from tinker_chief.registry._scrub import scrub
 from tinker_chief.registry._store import DEFAULT_PATH, Registry, default_path
@@ -50,9 +52,11 @@ __all__ = [
     "PairedTest",
     "Registry",
     "SampleOutcome",
+    "Selection",
     "StatusChange",
     "SuiteRequirement",
     "TaskRequirement",
+    "Usage",
     "default_path",
     "mcnemar",
     "paired_bootstrap",

@@ -127,3 +127,43 @@ def m002_unique_tinker_path(db: sqlite3.Connection) -> None:
         CREATE UNIQUE INDEX models_tinker_path ON models(tinker_path) WHERE tinker_path IS NOT NULL
         """,
     )
+
+
+@migration
+def m003_usage(db: sqlite3.Connection) -> None:
+    # What a version cost to make and an eval run to run: tokens trained, prefilled and sampled
+    # (what Tinker bills) and machine seconds (the local engine's cost). NULL: not recorded
+    # (rows written before this migration, or by a writer that did not count).
+    _run_script(
+        db,
+        """
+        ALTER TABLE models ADD COLUMN train_tokens INTEGER;
+        ALTER TABLE models ADD COLUMN prefill_tokens INTEGER;
+        ALTER TABLE models ADD COLUMN sample_tokens INTEGER;
+        ALTER TABLE models ADD COLUMN machine_seconds REAL;
+        ALTER TABLE eval_runs ADD COLUMN prefill_tokens INTEGER;
+        ALTER TABLE eval_runs ADD COLUMN sample_tokens INTEGER;
+        ALTER TABLE eval_runs ADD COLUMN machine_seconds REAL
+        """,
+    )
+
+
+@migration
+def m004_selections(db: sqlite3.Connection) -> None:
+    # `chief select`'s verdicts: which model it chose as the candidate of a sweep or a training
+    # run (the scope), by which metric and test. A mark, not a status: promotion stays with the gate.
+    _run_script(
+        db,
+        """
+        CREATE TABLE selections (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,
+            model_id INTEGER NOT NULL REFERENCES models(id),
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            details_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX selections_scope ON selections(scope)
+        """,
+    )

@@ -68,6 +68,50 @@ class DataSummary(_AsDict):
 
 
 @dataclass(frozen=True)
+class Usage(_AsDict):
+    """What a model version took to make, or an eval run to run: tokens through forward_backward
+    (`train_tokens`), prompts prefilled and tokens sampled (what Tinker bills), and the machine
+    seconds it ran (the local engine's cost). None: not recorded."""
+
+    train_tokens: int | None = None
+    prefill_tokens: int | None = None
+    sample_tokens: int | None = None
+    machine_seconds: float | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return any(v is not None for v in dataclasses.astuple(self))
+
+    @classmethod
+    def total(cls, usages: list[Usage]) -> Usage:
+        """The sum of several (an eval's runs); a field none of them recorded stays None."""
+        def add(name: str) -> Any:
+            values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
+            return sum(values) if values else None
+
+        return cls(*(add(f.name) for f in dataclasses.fields(cls)))
+
+    def describe(self, backend: str, price: dict[str, Any] | None = None, no_price: str = "no known price") -> str:
+        """In words: the tokens, then on Tinker's cloud the dollars at `price` ($/M tokens for
+        `train`, `sample`, `prefill`, with `as_of` and `source`) or `no_price`; on the local engine
+        the machine time (there is no bill)."""
+        if not self.recorded:
+            return "not recorded (made before chief recorded usage)"
+        counts = {"train": self.train_tokens or 0, "prefill": self.prefill_tokens or 0,
+                  "sample": self.sample_tokens or 0}
+        text = (f"{counts['train']:,} tokens trained, " if self.train_tokens is not None else "") + \
+            f"{counts['prefill']:,} prefilled, {counts['sample']:,} sampled"
+        if backend == "tinker":
+            if price is None:
+                return f"{text}; {no_price}"
+            dollars = sum(counts[k] * (price.get(k) or 0.0) for k in counts) / 1e6
+            return f"{text}; ${dollars:,.4f} at {price.get('source')} prices as of {price.get('as_of')}"
+        seconds = "machine time not recorded" if self.machine_seconds is None else \
+            f"{self.machine_seconds:,.1f} s of machine time"
+        return f"{text}; {seconds} on the local engine (no Tinker bill)"
+
+
+@dataclass(frozen=True)
 class ModelRecord(_AsDict):
     """One registered checkpoint. `ref` ("name:vN") is how every command names it."""
 
@@ -89,6 +133,7 @@ class ModelRecord(_AsDict):
     config: dict[str, Any]
     status: str
     created_at: str
+    usage: Usage = field(default_factory=Usage)
 
     @property
     def ref(self) -> str:
@@ -150,6 +195,7 @@ class EvalRun(_AsDict):
     log_location: str | None
     error: str | None
     metrics: dict[str, MetricValue] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
 
     def metric(self, name: str) -> MetricValue | None:
         return self.metrics.get(name)
@@ -162,6 +208,7 @@ class EvalRun(_AsDict):
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["metrics"] = {name: metric.to_dict() for name, metric in self.metrics.items()}
+        out["usage"] = self.usage.to_dict()
         return out
 
 
@@ -187,4 +234,17 @@ class AuditEntry(_AsDict):
     actor: str
     command: str
     target: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Selection(_AsDict):
+    """`chief select`'s choice of the candidate of a scope (`sweep:<id>` or `run:<id>`)."""
+
+    id: int
+    scope: str
+    model_ref: str
+    at: str
+    actor: str
+    reason: str
     details: dict[str, Any]

@@ -3,7 +3,9 @@
 Every public method that changes the file runs in ONE `BEGIN IMMEDIATE` transaction that also
 writes its audit-log row, so a crash leaves either the whole change or none of it. Governance
 (promote/retire) lives in `_governance.py`, comparison in `_compare.py`, export in `_export.py`;
-`Registry` exposes them as methods so callers need a single object.
+`Registry` exposes them as methods so callers need a single object. They get its `Ledger`
+(`_tx.py`: connection, clock, transactions, audit and history rows) or just the connection,
+never the `Registry`, so none of them imports this module.
 
     reg = Registry.open(".chief/registry.db")
     model = reg.register_model("support-bot", base_model="SmolLM2-135M-Instruct-Q4_1", ...)
@@ -17,14 +19,15 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import RegistryError
-from tinker_chief.registry import _compare, _db, _export, _governance
+from tinker_chief.paths import REGISTRY
+from tinker_chief.registry import _compare, _db, _export, _governance, _rows
 from tinker_chief.registry._compare import Comparison
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
@@ -35,30 +38,30 @@ from tinker_chief.registry._records import (
     MetricValue,
     ModelRecord,
     SampleOutcome,
+    Selection,
     StatusChange,
+    Usage,
 )
 from tinker_chief.registry._rows import (
-    MODEL_COLUMNS,
-    MODEL_FROM,
     dumps,
     find_model,
     latest_finished,
     load_samples,
-    model_from_row,
     query_runs,
 )
 from tinker_chief.registry._scrub import scrub_optional, scrub_text
+from tinker_chief.registry._tx import Clock, Ledger, stamp_of
 from tinker_chief.registry._validate import (
     check_model_fields,
     check_outcomes,
     check_run_status,
+    check_usage,
     data_dict,
     lora_dict,
 )
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
-DEFAULT_PATH = Path(".chief") / "registry.db"
-Clock = Callable[[], datetime]
+DEFAULT_PATH = REGISTRY  # relative to the project (tinker_chief.paths)
 
 
 def default_path() -> Path:
@@ -86,8 +89,7 @@ class Registry:
     def __init__(self, db: sqlite3.Connection, path: Path, clock: Clock | None = None) -> None:
         self._db = db
         self.path = path
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._stamp: str | None = None
+        self._ledger = Ledger(db, clock)
 
     @classmethod
     def open(
@@ -119,25 +121,11 @@ class Registry:
 
     def now(self) -> str:
         """UTC timestamp; inside a write, the transaction's one timestamp for all its rows."""
-        if self._stamp is not None:
-            return self._stamp
-        return self._stamp_of(self._clock())
+        return self._ledger.now()
 
-    @staticmethod
-    def _stamp_of(moment: datetime) -> str:
-        if moment.tzinfo is None:
-            raise RegistryError(f"timestamp {moment.isoformat()} has no timezone; pass an aware datetime")
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction whose rows (model, history, audit) share one timestamp."""
-        with _db.write(self._db) as db:
-            self._stamp = self.now()
-            try:
-                yield db
-            finally:
-                self._stamp = None
+        return self._ledger.write()
 
     # ----------------------------------------------------------------------------- models
 
@@ -158,13 +146,14 @@ class Registry:
         training_step: int | None = None,
         config: dict[str, Any] | None = None,
         config_hash: str | None = None,
+        usage: Usage | None = None,
         actor: str | None = None,
     ) -> ModelRecord:
         """Record a new version of model `name` (version = previous + 1) as a candidate.
 
         `optimizer` holds the optimizer and schedule (e.g. {"name": "adamw", "lr": 2e-4,
         "schedule": "linear"}); `config` is the full training config. Both are scrubbed of
-        secrets. `parent` is a model ref (lineage).
+        secrets. `parent` is a model ref (lineage). `usage`: what making it took (tokens, seconds).
         """
         check_model_fields(name, backend, recipe, tinker_path)
         lora_fields, data_fields = lora_dict(lora), data_dict(data)
@@ -181,16 +170,17 @@ class Registry:
             model_id = db.execute(
                 "INSERT INTO models (name, version, display_name, tinker_path, backend, base_model, "
                 "recipe, lora_json, optimizer_json, data_json, parent_id, training_run_id, "
-                "training_step, config_hash, config_json, status, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'candidate',?)",
+                "training_step, config_hash, config_json, status, created_at, train_tokens, prefill_tokens, "
+                "sample_tokens, machine_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'candidate',?,?,?,?,?)",
                 (name, version, scrub_text(display_name or f"{name} v{version}"), tinker_path, backend,
                  base_model, recipe, dumps(lora_fields) if lora_fields is not None else None,
                  dumps(optimizer or {}), dumps(data_fields), parent_id,
-                 scrub_optional(training_run_id), training_step, config_hash, config_json, self.now()),
+                 scrub_optional(training_run_id), training_step, config_hash, config_json, self.now(),
+                 *check_usage(usage)),
             ).lastrowid
             assert model_id is not None  # an INSERT always sets lastrowid
-            self._history(model_id, None, "candidate", actor, "registered", False)
-            self._audit(actor, "register", f"{name}:v{version}",
+            self._ledger.history(model_id, None, "candidate", actor, "registered", False)
+            self._ledger.audit(actor, "register", f"{name}:v{version}",
                         {"base_model": base_model, "recipe": recipe, "backend": backend})
             return find_model(db, f"{name}:v{version}")
 
@@ -201,12 +191,8 @@ class Registry:
 
     def list_models(self, *, status: str | None = None) -> list[ModelRecord]:
         """All models, ordered by name then version (optionally only those with `status`)."""
-        where, args = ("WHERE m.status = ?", (status,)) if status else ("", ())
         with _db.read(self._db) as db:
-            rows = db.execute(
-                f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} {where} ORDER BY m.name, m.version", args
-            ).fetchall()
-        return [model_from_row(row) for row in rows]
+            return _rows.list_models(db, status)
 
     def prod_model(self) -> ModelRecord | None:
         models = self.list_models(status="prod")
@@ -230,7 +216,7 @@ class Registry:
         with self._write() as db:
             run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
                                       headline_metric, log_location, None)
-            self._audit(actor or default_actor(), "eval-start", find_model(db, model_ref).ref,
+            self._ledger.audit(actor or default_actor(), "eval-start", find_model(db, model_ref).ref,
                         {"run_id": run_id, "suite": suite_name, "suite_version": suite_version, "task": task})
             return run_id
 
@@ -257,7 +243,7 @@ class Registry:
             run = query_runs(db, "r.id = ?", (run_id,))[0]
             check_outcomes(run.task, metrics, samples)
             self._complete_run(db, run_id, metrics, samples, status, error, log_location)
-            self._audit(actor or default_actor(), "eval-finish", run.model_ref,
+            self._ledger.audit(actor or default_actor(), "eval-finish", run.model_ref,
                         {"run_id": run_id, "task": run.task, "status": status})
             return query_runs(db, "r.id = ?", (run_id,))[0]
 
@@ -276,11 +262,13 @@ class Registry:
         status: str = "finished",
         error: str | None = None,
         started_at: datetime | None = None,
+        usage: Usage | None = None,
         actor: str | None = None,
     ) -> EvalRun:
         """Record a whole eval run (run, metrics, samples, audit) in one transaction.
 
-        `started_at` is when the eval began (default: now, like `finished_at`).
+        `started_at` is when the eval began (default: now, like `finished_at`); `usage` the tokens
+        it prefilled and sampled and its machine seconds (`train_tokens` must be None).
         """
         check_run_status(status)
         metrics, samples = list(metrics), list(samples)
@@ -289,8 +277,12 @@ class Registry:
             run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
                                       headline_metric, log_location, started_at)
             self._complete_run(db, run_id, metrics, samples, status, error, None)
+            if usage is not None:
+                _train, prefill, sample, seconds = check_usage(usage, eval_run=True)
+                db.execute("UPDATE eval_runs SET prefill_tokens = ?, sample_tokens = ?, machine_seconds = ? "
+                           "WHERE id = ?", (prefill, sample, seconds, run_id))
             run = query_runs(db, "r.id = ?", (run_id,))[0]
-            self._audit(actor or default_actor(), "eval", run.model_ref,
+            self._ledger.audit(actor or default_actor(), "eval", run.model_ref,
                         {"run_id": run_id, "suite": suite_name, "suite_version": suite_version,
                          "task": task, "status": status})
             return run
@@ -324,7 +316,7 @@ class Registry:
         rules: GateRules | None = None,
     ) -> GateReport:
         """Judge a promotion without changing anything (what `promote` would decide)."""
-        return _governance.check_promotion(self, model_ref, to, suite, rules)
+        return _governance.check_promotion(self._ledger, model_ref, to, suite, rules)
 
     def promote(
         self,
@@ -349,16 +341,42 @@ class Registry:
         self, report: GateReport, *, actor: str | None = None, reason: str = "", force: bool = False
     ) -> ModelRecord:
         """Apply a `check_promotion` verdict; refuses if prod changed since the check."""
-        return _governance.apply_promotion(self, report, actor=actor or default_actor(),
+        return _governance.apply_promotion(self._ledger, report, actor=actor or default_actor(),
                                            reason=reason, force=force)
 
     def retire(self, model_ref: str, *, actor: str | None = None, reason: str = "") -> ModelRecord:
         """Mark a model retired (any status; a retired prod leaves the project without prod)."""
-        return _governance.retire(self, model_ref, actor=actor or default_actor(), reason=reason)
+        return _governance.retire(self._ledger, model_ref, actor=actor or default_actor(), reason=reason)
 
     def status_history(self, model_ref: str | None = None) -> list[StatusChange]:
         """Status changes, oldest first (of one model when `model_ref` is given)."""
-        return _governance.status_history(self, model_ref)
+        return _governance.status_history(self._db, model_ref)
+
+    # ------------------------------------------------------------------------ selections
+
+    def mark_selected(self, model_ref: str, scope: str, *, reason: str = "", details: dict[str, Any] | None = None,
+                      actor: str | None = None) -> Selection:
+        """Record `model_ref` as the chosen candidate of `scope` (`sweep:<id>`, `run:<id>`); a later
+        mark of the same scope supersedes it. The model's status is unchanged: this is not promotion."""
+        if not isinstance(scope, str) or not scope.strip():
+            raise RegistryError(f"selection scope is {scope!r}; expected `sweep:<id>` or `run:<id>`")
+        actor = actor or default_actor()
+        with self._write() as db:
+            model = find_model(db, model_ref)
+            db.execute("INSERT INTO selections (scope, model_id, at, actor, reason, details_json) "
+                       "VALUES (?,?,?,?,?,?)",
+                       (scope, model.id, self.now(), scrub_text(actor), scrub_text(reason), dumps(details or {})))
+            self._ledger.audit(actor, "select", model.ref, {"scope": scope, "reason": scrub_text(reason)})
+        return self.selections(scope)[-1]
+
+    def selections(self, scope: str | None = None) -> list[Selection]:
+        """Selections, oldest first (of one scope when given); the last of a scope is its candidate."""
+        query = ("SELECT s.id, s.scope, m.name || ':v' || m.version, s.at, s.actor, s.reason, s.details_json "
+                 "FROM selections s JOIN models m ON m.id = s.model_id")
+        with _db.read(self._db) as db:
+            rows = (db.execute(query + " WHERE s.scope = ? ORDER BY s.id", (scope,)) if scope is not None
+                    else db.execute(query + " ORDER BY s.id")).fetchall()
+        return [Selection(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
 
     # ------------------------------------------------------------------ compare, export
 
@@ -371,15 +389,15 @@ class Registry:
         rules: GateRules | None = None,
     ) -> Comparison:
         """Models x metrics with deltas vs the first model, CIs, best per metric, paired tests."""
-        return _compare.compare(self, model_refs, metrics, suite_version, rules or GateRules())
+        return _compare.compare(self._db, model_refs, metrics, suite_version, rules or GateRules())
 
     def export_markdown(self, *, suite: SuiteRequirement | None = None) -> str:
         """`MODEL_REGISTRY.md`: deterministic text of every model, its evals and history."""
-        return _export.export_markdown(self, suite)
+        return _export.export_markdown(self._db, suite)
 
     def export_json(self, *, suite: SuiteRequirement | None = None) -> dict[str, Any]:
         """The registry as one JSON-able dict (same content as the markdown export)."""
-        return _export.export_json(self, suite)
+        return _export.export_json(self._db, suite)
 
     # ------------------------------------------------------------------------ internals
 
@@ -392,7 +410,7 @@ class Registry:
         for field, value in (("suite_name", suite_name), ("suite_version", suite_version), ("task", task)):
             if not isinstance(value, str) or not value:
                 raise RegistryError(f"eval run: `{field}` is {value!r}; expected a non-empty string")
-        started = self._stamp_of(started_at) if started_at else self.now()
+        started = stamp_of(started_at) if started_at else self.now()
         run_id = db.execute(
             "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, headline_metric, "
             "settings_json, status, started_at, log_location) VALUES (?,?,?,?,?,?, 'running', ?, ?)",
@@ -429,26 +447,8 @@ class Registry:
             (status, self.now(), scrub_optional(error), scrub_optional(log_location), run_id),
         )
 
-    def _history(self, model_id: int, from_status: str | None, to_status: str, actor: str,
-                 reason: str, forced: bool) -> None:
-        self._db.execute(
-            "INSERT INTO status_history (model_id, from_status, to_status, at, actor, reason, forced) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (model_id, from_status, to_status, self.now(), scrub_text(actor), scrub_text(reason), int(forced)),
-        )
-
-    def _audit(self, actor: str, command: str, target: str | None, details: dict[str, Any]) -> None:
-        self._db.execute(
-            "INSERT INTO audit_log (at, actor, command, target, details_json) VALUES (?,?,?,?,?)",
-            (self.now(), scrub_text(actor), command, target, dumps(details)),
-        )
-
     def audit_log(self, *, limit: int | None = None) -> list[AuditEntry]:
         """Registry-changing commands, oldest first (the last `limit` when given)."""
         with _db.read(self._db) as db:
-            rows = db.execute(
-                "SELECT id, at, actor, command, target, details_json FROM audit_log ORDER BY id"
-            ).fetchall()
-        entries = [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
-        return entries[-limit:] if limit else entries
+            return _rows.audit_log(db, limit)
 

@@ -21,6 +21,7 @@ from tinker_chief.registry._records import (
     LoraSpec,
     MetricValue,
     SampleOutcome,
+    Usage,
 )
 from tinker_chief.registry._scrub import scrub_text
 
@@ -71,6 +72,24 @@ def check_outcomes(task: str, metrics: list[MetricValue], samples: list[SampleOu
         if not _finite(sample.score):
             raise RegistryError(f"task `{task}` sample {scrub_text(repr(sample.sample_id))}: score is "
                                 f"{sample.score!r}; expected a finite number")
+
+
+def check_usage(usage: Usage | None, *, eval_run: bool = False) -> tuple[Any, ...]:
+    """(train_tokens, prefill_tokens, sample_tokens, machine_seconds): counts non-negative integers,
+    seconds a non-negative number, each or None; an eval run trains nothing."""
+    usage = usage or Usage()
+    if not isinstance(usage, Usage):
+        raise RegistryError(f"`usage` is {type(usage).__name__}; expected a registry Usage")
+    for name in ("train_tokens", "prefill_tokens", "sample_tokens"):
+        value = getattr(usage, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise RegistryError(f"`usage.{name}` is {value!r}; expected a non-negative integer or None")
+    seconds = usage.machine_seconds
+    if seconds is not None and not (_finite(seconds) and seconds >= 0):
+        raise RegistryError(f"`usage.machine_seconds` is {seconds!r}; expected a non-negative number or None")
+    if eval_run and usage.train_tokens is not None:
+        raise RegistryError("`usage.train_tokens` is set on an eval run; evals prefill and sample, never train")
+    return usage.train_tokens, usage.prefill_tokens, usage.sample_tokens, seconds
 
 
 def _finite(value: object) -> bool:

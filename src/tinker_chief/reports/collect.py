@@ -16,6 +16,7 @@ from typing import Any
 
 from tinker_chief.errors import ChiefError, ConfigurationError
 from tinker_chief.files import parse_json, read_json, read_toml
+from tinker_chief.paths import REGISTRY, ProjectPaths
 
 SAFETY_HINTS = ("safety", "refusal", "jailbreak", "harm")
 CALIBRATION_HINTS = ("calibration", "ece", "brier")
@@ -41,6 +42,31 @@ class TaskResult:
 
 
 @dataclass
+class SweepPointData:
+    name: str
+    learning_rate: float
+    lora_rank: int
+    batch_size: int
+    status: str
+    final_val_nll: float | None
+    final_loss: float | None
+    candidate: str | None
+
+
+@dataclass
+class SweepData:
+    """One `.chief/sweeps/<id>/sweep.json` (written by `chief sweep`) and its registry selection."""
+
+    sweep_id: str
+    status: str
+    planned_lr: float | None
+    get_lr: float | None
+    points: list[SweepPointData]
+    lines: list[str]  # the sweep's own summary: best LR per rank vs the plan's and get_lr's
+    selected: Any = None  # registry Selection of scope "sweep:<id>", the latest
+
+
+@dataclass
 class ReportData:
     project_dir: Path
     project_name: str
@@ -51,6 +77,9 @@ class ReportData:
     results: list[TaskResult]
     history: list[Any]  # registry StatusChange
     registry_path: Path | None
+    sweeps: list[SweepData] = field(default_factory=list)
+    selections: list[Any] = field(default_factory=list)  # registry Selection, oldest first
+    costs: dict[str, tuple[str, str]] = field(default_factory=dict)  # model ref -> (to make, to evaluate)
 
 
 def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -87,7 +116,7 @@ def _plan_rules(project_dir: Path) -> list[tuple[str, str, str]]:
 
 
 def _runs(project_dir: Path) -> list[RunCurves]:
-    runs_dir = project_dir / ".chief" / "runs"
+    runs_dir = ProjectPaths(project_dir).runs
     out = []
     for run_dir in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
         run_json = run_dir / "run.json"
@@ -103,6 +132,40 @@ def _runs(project_dir: Path) -> list[RunCurves]:
                 if key.startswith("val/") and key.endswith(("/nll", "/accuracy")) and _is_number(value):
                     curves.val.setdefault(key, []).append((int(step), float(value)))
         out.append(curves)
+    return out
+
+
+def _number_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _sweep(path: Path) -> SweepData | None:
+    """A sweep.json read by its documented format; one that is not a dict of points is skipped."""
+    raw = read_json(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("points"), list):
+        return None
+    planned, summary = raw.get("planned"), raw.get("summary")
+    planned, summary = (planned if isinstance(planned, dict) else {}), (summary if isinstance(summary, dict) else {})
+    points = [SweepPointData(str(p.get("name")), float(p["learning_rate"]), int(p.get("lora_rank", 0)),
+                             int(p.get("batch_size", 0)), str(p.get("status", "?")),
+                             _number_or_none(p.get("final_val_nll")), _number_or_none(p.get("final_loss")),
+                             p.get("candidate") if isinstance(p.get("candidate"), str) else None)
+              for p in raw["points"] if isinstance(p, dict) and _is_number(p.get("learning_rate"))]
+    lines = [str(line) for line in summary.get("lines", []) if isinstance(line, str)]
+    return SweepData(str(raw.get("sweep_id", path.parent.name)), str(raw.get("status", "?")),
+                     _number_or_none(planned.get("learning_rate")), _number_or_none(planned.get("get_lr")),
+                     points, lines)
+
+
+def _sweeps(project_dir: Path, selections: list[Any]) -> list[SweepData]:
+    root = ProjectPaths(project_dir).sweeps
+    out = []
+    for path in sorted(root.glob("*/sweep.json")) if root.is_dir() else []:
+        sweep = _sweep(path)
+        if sweep is not None:
+            marks = [s for s in selections if s.scope == f"sweep:{sweep.sweep_id}"]
+            sweep.selected = marks[-1] if marks else None
+            out.append(sweep)
     return out
 
 
@@ -131,21 +194,50 @@ def collect(project_dir: Path) -> ReportData:
     if not config_path.exists():
         raise ConfigurationError(f"{config_path}: not found; run `chief init` first or pass --project DIR")
     config = read_toml(config_path)
-    registry_path = project_dir / str(config.get("registry", ".chief/registry.db"))
-    models, results, history = [], [], []
+    registry_path = project_dir / str(config.get("registry", REGISTRY))
+    models, results, history, selections = [], [], [], []
+    costs: dict[str, tuple[str, str]] = {}
     if registry_path.exists():
         from tinker_chief.registry import Registry
 
         with Registry.open(registry_path, create=False, read_only=True) as registry:
             models = registry.list_models()
             history = registry.status_history()
+            selections = registry.selections()
+            costs = _costs(registry, models, _plan_prices(project_dir))
             for model in models:
                 for task, run in sorted(registry.latest_results(model.ref).items()):
                     results.append(TaskResult(model.ref, task, run.suite_version, run.headline_metric,
                                               dict(run.metrics), run.log_location, dict(run.settings or {})))
     return ReportData(project_dir, str(config.get("name", project_dir.name)), _plan_summary(config),
                       _plan_rules(project_dir), _runs(project_dir), models, results, history,
-                      registry_path if registry_path.exists() else None)
+                      registry_path if registry_path.exists() else None, _sweeps(project_dir, selections),
+                      selections, costs)
+
+
+def _plan_prices(project_dir: Path) -> tuple[str, dict[str, Any]] | None:
+    """(base model, its $/M prices) from plan.json's `estimates.prices`, when the plan has them."""
+    path = project_dir / "plan.json"
+    plan = read_json(path) if path.exists() else None
+    estimates = plan.get("estimates") if isinstance(plan, dict) else None
+    prices = estimates.get("prices") if isinstance(estimates, dict) else None
+    return (str(plan["base_model"]), prices) if isinstance(prices, dict) and isinstance(plan, dict) else None
+
+
+def _costs(registry: Any, models: list[Any], prices: tuple[str, dict[str, Any]] | None) -> dict[str, tuple[str, str]]:
+    """Per model: what making it and all its eval runs cost, priced (cloud) at plan.json's rates
+    when the version's base model is the plan's."""
+    from tinker_chief.registry import Usage
+
+    out = {}
+    for model in models:
+        price = prices[1] if prices and prices[0] == model.base_model else None
+        no_price = "no price for it in plan.json (run `chief plan`)"
+        runs = registry.eval_runs(model.ref)
+        evaluated = Usage.total([r.usage for r in runs]).describe(model.backend, price, no_price) if runs \
+            else "not evaluated yet"
+        out[model.ref] = (model.usage.describe(model.backend, price, no_price), evaluated)
+    return out
 
 
 def is_safety(task: str) -> bool:

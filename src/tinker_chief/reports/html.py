@@ -1,8 +1,9 @@
 """Rendering `ReportData` as one self-contained HTML file (inline CSS, base64 images).
 
-Every user-provided string goes through `html.escape`. Sections: plan, learning curves, eval
-comparison, calibration, safety, registry. A section without data says so in one sentence
-rather than disappearing, so a reader knows what was not measured.
+Every user-provided string goes through `html.escape`. Sections: plan, learning curves, sweeps
+(with `chief select`'s choice; only once `chief sweep` ran), eval comparison, calibration, safety,
+registry. A section without data says so in one sentence rather than disappearing, so a reader
+knows what was not measured.
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ def _registry_section(data: ReportData) -> str:
             for m in data.models]
     out = _table(["model", "status", "base", "recipe", "run", "step", "config", "tinker path", "created"], rows,
                  "registry")
+    if data.costs:
+        out += "<h3>Cost</h3>" + _table(
+            ["model", "backend", "to make", "to evaluate (all its eval runs)"],
+            [[_e(m.ref), _e(m.backend), _e(data.costs[m.ref][0]), _e(data.costs[m.ref][1])]
+             for m in data.models if m.ref in data.costs], "cost")
     if data.history:
         out += "<h3>Status history</h3>" + _table(
             ["model", "from", "to", "when", "by", "reason"],
@@ -122,11 +128,32 @@ def _registry_section(data: ReportData) -> str:
     return out
 
 
+def _sweep_section(data: ReportData) -> str:
+    out = []
+    for sweep in data.sweeps:
+        chosen = sweep.selected
+        picked = (f"<p>chief select chose <b>{_e(chosen.model_ref)}</b>: {_e(chosen.reason)}</p>" if chosen
+                  else '<p class="none">No candidate selected yet (`chief select --sweep ID`).</p>')
+        rows = [[_e(p.name), f"{p.learning_rate:.3g}", _e(p.lora_rank), _e(p.batch_size), _e(p.status),
+                 "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}",
+                 "-" if p.final_loss is None else f"{p.final_loss:.4f}", _e(p.candidate)] for p in sweep.points]
+        out.append(f"<h3>{_e(sweep.sweep_id)} ({_e(sweep.status)})</h3>"
+                   + "".join(f"<p>{_e(line)}</p>" for line in sweep.lines) + picked
+                   + _img(charts.sweep_lr_curves(sweep), "validation NLL vs learning rate per rank",
+                          "No finished points to draw.")
+                   + _img(charts.sweep_rank_losses(sweep), "final loss vs rank",
+                          "One rank in this sweep: no loss-vs-rank plot (`chief sweep --ranks 8,32`).")
+                   + _table(["point", "LR", "rank", "batch", "status", "final val NLL", "final loss", "model"],
+                            rows, "sweep"))
+    return "".join(out)
+
+
 def render(data: ReportData) -> str:
     sections = [
         ("Plan", _plan_section(data)),
         ("Learning curves", _img(charts.learning_curves(data.runs), "learning curves",
                                  "No training runs yet (run `chief train`).")),
+        *([("Sweeps", _sweep_section(data))] if data.sweeps else []),  # only a project that swept has one
         ("Eval comparison", _eval_section(data)),
         ("Calibration", _calibration_section(data)),
         ("Safety", _safety_section(data)),

@@ -25,6 +25,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import tinker
 
+from tinker_chief.evals.usage import TokenUsage, metered
+from tinker_chief.planning.calibration import machine_id
 from tinker_chief.training.inline_evals import EvaluatorBuilder, run_evaluators
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.spec import TrainSpec
@@ -70,10 +72,11 @@ def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[i
     return [int(i) for i in order[index * batch_size:(index + 1) * batch_size]]
 
 
-class _StopRequest:
+class StopRequest:
     """First Ctrl-C (or SIGTERM) asks the loop to checkpoint and stop after the current step; a
     second aborts. SIGTERM is included so a job scheduler's stop also leaves a resumable run and
-    lets `with` blocks stop the local engine this process started."""
+    lets `with` blocks stop the local engine this process started. A sweep installs one in the main
+    thread and hands it to each of its runs' threads (`Trainer(stop=...)`), so one Ctrl-C stops all."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -84,7 +87,7 @@ class _StopRequest:
         self.requested = True
 
     @contextmanager
-    def installed(self) -> Iterator[_StopRequest]:
+    def installed(self) -> Iterator[StopRequest]:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -101,8 +104,11 @@ class Trainer:
 
     def __init__(self, spec: TrainSpec, service: Any, runner: StepRunner, log: RunLog,
                  evaluators: Sequence[EvaluatorBuilder] = (), infrequent: Sequence[EvaluatorBuilder] = (),
-                 sink: CheckpointSink | None = None, observer: Observer | None = None) -> None:
+                 sink: CheckpointSink | None = None, observer: Observer | None = None,
+                 usage: TokenUsage | None = None, *, stop: StopRequest | None = None) -> None:
         self.spec, self.service, self.runner, self.log = spec, service, runner, log
+        self.stop = stop  # shared by a sweep's runs; else each run installs its own
+        self.usage = usage or TokenUsage()  # the recipe's samplers count into the same meter
         self.evaluators, self.infrequent = list(evaluators), list(infrequent)
         self.sink, self.observer = sink, observer
         self.total = total_steps(spec, len(runner))
@@ -136,7 +142,10 @@ class Trainer:
             builders += self.infrequent
         if not builders:
             return
-        metrics = run_evaluators(builders, client.save_weights_and_get_sampling_client().result())
+        before, started = self.usage.counts(), time.perf_counter()
+        metrics = run_evaluators(builders, metered(client.save_weights_and_get_sampling_client().result(),
+                                                   self.usage))
+        metrics.update({**self.usage.since(before), "time/eval_s": time.perf_counter() - started})
         self.log.log_metrics(done, metrics)
         if self.observer:
             self.observer.on_eval(done, metrics)
@@ -162,19 +171,21 @@ class Trainer:
         client = self._client(resume)
         if self.observer:
             self.observer.on_start(self.log.run_id, start, self.total)
-        self.log.write_status("running", total_steps=self.total)
+        # The machine a run's step times were measured on: `chief plan` calibrates from runs made here.
+        self.log.write_status("running", total_steps=self.total, machine=machine_id())
         if resume is None:
             self._evaluate(client, 0, initial=True)
         last = resume
         done = start
-        with _StopRequest().installed() as stop:
+        with (self.stop or StopRequest()).installed() as stop:
             for step in range(start, self.total):
-                started = time.perf_counter()
+                started, before = time.perf_counter(), self.usage.counts()
                 metrics = self.runner.run(client, batch_indices(len(self.runner), self.spec.batch_size,
                                                                 self.spec.seed, step), self._adam(step), step)
                 elapsed = time.perf_counter() - started
                 done = step + 1
-                metrics.update({"lr": self._adam(step).learning_rate, "time/step_s": elapsed,
+                metrics.update({**self.usage.since(before), "lr": self._adam(step).learning_rate,
+                                "time/step_s": elapsed,
                                 "train/tokens_per_s": metrics.get("train/tokens", 0) / max(elapsed, 1e-9)})
                 self.log.log_metrics(done, metrics)
                 if self.observer:

@@ -8,11 +8,11 @@ config hash, and each data file's sha256.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import ConfigurationError
+from tinker_chief.files import sha256_file
 from tinker_chief.planning import Project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.spec import DistillSettings, RLSettings, TrainSpec
@@ -56,32 +56,30 @@ def spec_from_project(project: Project) -> TrainSpec:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class RegistrySink:
-    """Registers each checkpoint as a new version of `name` (status `candidate`)."""
+    """Registers each checkpoint as a new version of `name` (status `candidate`); `extra_config`
+    (a sweep's id and grid point) is stored in each version's config next to the spec."""
 
     def __init__(self, registry_path: Path, name: str, spec: TrainSpec, project_dir: Path, log: RunLog,
-                 backend: str, examples: int) -> None:
+                 backend: str, examples: int, extra_config: dict[str, Any] | None = None) -> None:
         from tinker_chief.registry import DataFile, DataSummary
 
         self.registry_path, self.name, self.spec, self.log, self.backend = registry_path, name, spec, log, backend
+        self.extra_config = extra_config or {}
         files = tuple(DataFile(str(p.relative_to(project_dir)) if p.is_relative_to(project_dir) else str(p),
-                               _sha256(p), examples if i == 0 else None)
+                               sha256_file(p), examples if i == 0 else None)
                       for i, p in enumerate(spec.data_paths(project_dir)) if p.exists())
         self.data = DataSummary(files=files, examples=examples)
 
     def register(self, record: CheckpointRecord, final: bool) -> str | None:
-        from tinker_chief.registry import LoraSpec, Registry
+        from tinker_chief.registry import LoraSpec, Registry, Usage
 
         s = self.spec
-        config: dict[str, Any] = {**s.model_dump(mode="json"), "state_path": record.state_path,
+        spent = self.log.usage(record.step)
+        usage = Usage(train_tokens=int(spent["train/tokens"]), prefill_tokens=int(spent["prefill/tokens"]),
+                      sample_tokens=int(spent["sample/tokens"]),
+                      machine_seconds=round(spent["time/step_s"] + spent["time/eval_s"], 3))
+        config: dict[str, Any] = {**s.model_dump(mode="json"), **self.extra_config, "state_path": record.state_path,
                                   "engine_run_id": record.training_run_id, "final": final}
         with Registry.open(self.registry_path) as registry:
             model = registry.register_model(
@@ -91,16 +89,16 @@ class RegistrySink:
                 optimizer={"name": "adamw", "lr": s.learning_rate, "schedule": s.lr_schedule,
                            "warmup_steps": s.warmup_steps, "batch_size": s.batch_size},
                 data=self.data, training_run_id=self.log.run_id, training_step=record.step,
-                config=config, config_hash=s.config_hash(),
+                config=config, config_hash=s.config_hash(), usage=usage,
             )
         return model.ref
 
 
-def registry_sink_factory(project: Project) -> Any:
+def registry_sink_factory(project: Project, extra_config: dict[str, Any] | None = None) -> Any:
     """A `sink_factory` for `training.session.train` that registers into the project's registry."""
 
-    def factory(log: RunLog, prepared: Any, backend: Any) -> RegistrySink:
+    def factory(log: RunLog, prepared: Any, connection: Any) -> RegistrySink:
         return RegistrySink(project.registry_path, project.config.name, prepared.spec, project.root, log,
-                            backend.kind, len(prepared.train_items))
+                            connection.kind, len(prepared.train_items), extra_config)
 
     return factory

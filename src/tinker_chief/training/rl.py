@@ -18,6 +18,7 @@ from typing import Any
 import tinker
 
 from tinker_chief.evals.graders.base import GradeInput, Verdict
+from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.training.data import Problem
 from tinker_chief.training.spec import RLSettings
 
@@ -44,7 +45,7 @@ class RLSteps:
     """Group sampling, group-centred advantages, importance-sampling loss."""
 
     def __init__(self, problems: list[Problem], renderer: Any, settings: RLSettings, seed: int,
-                 base_sampler: Any | None = None) -> None:
+                 base_sampler: Any | None = None, usage: TokenUsage | None = None) -> None:
         from tinker_chief.evals.graders import make_grader
 
         self.problems = problems
@@ -53,6 +54,7 @@ class RLSteps:
         self.seed = seed
         self.base_sampler = base_sampler  # needed only with a KL penalty
         self.grader = make_grader(settings.grader)
+        self.usage = usage or TokenUsage()  # rollouts' prefilled and sampled tokens (the loop logs them)
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -91,7 +93,7 @@ class RLSteps:
 
     def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
         problems = [self.problems[i] for i in indices]
-        sampler = client.save_weights_and_get_sampling_client().result()
+        sampler = metered(client.save_weights_and_get_sampling_client().result(), self.usage)
         data: list[tinker.Datum] = []
         rewards_all: list[float] = []
         for problem, (prompt, sequences) in zip(problems, self._rollouts(sampler, problems, step), strict=True):

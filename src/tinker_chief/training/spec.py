@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tinker_chief.files import sha256_file
 from tinker_chief.planning.config import Task as Recipe
 from tinker_chief.planning.config import TrainOnWhatName as TrainOnWhat
 
@@ -104,11 +105,6 @@ class TrainSpec(BaseModel):
 
 
 def data_hash(paths: list[Path]) -> str:
-    """Short content hash over the data files, in order (the registry's `data_hash`)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
+    """Short hash over the data files' names and contents, in order (a run's `data_hash`)."""
+    listing = "".join(f"{path.name}\0{sha256_file(path)}\n" for path in paths)
+    return hashlib.sha256(listing.encode()).hexdigest()[:12]

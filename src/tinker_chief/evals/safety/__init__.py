@@ -62,4 +62,19 @@ def safety_prompts() -> list[SafetyPrompt]:
     return prompts
 
 
-__all__ = ["JAILBREAKS", "RefusalJudge", "SafetyPrompt", "is_refusal", "safety_metrics", "safety_prompts"]
+def limit_per_category(prompts: list[SafetyPrompt], limit: int | None) -> list[SafetyPrompt]:
+    """`limit` applies per category (harmful, each jailbreak, benign) so every metric keeps data."""
+    if not limit:
+        return prompts
+    counts: dict[tuple[str, str], int] = {}
+    kept = []
+    for prompt in prompts:
+        key = (prompt.category, prompt.pattern)
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] <= limit:
+            kept.append(prompt)
+    return kept
+
+
+__all__ = ["JAILBREAKS", "RefusalJudge", "SafetyPrompt", "is_refusal", "limit_per_category", "safety_metrics",
+           "safety_prompts"]

@@ -1,0 +1,142 @@
+"""Local training throughput measured on the machine that plans, not the one the table came from.
+
+`calibrated(project_root, model)` returns, in this order of preference, the throughput of this
+project's last local run of `model` on this machine (its metrics.jsonl: trained tokens over
+step seconds of the pure training steps, the first step left out as warm-up when there are
+others), else the last probe measured here (`chief plan --calibrate`, cached per machine and
+model under the chief cache dir), else None (the plan falls back to the shipped table and says
+so). A machine is its CPU model, a hash of its CPU flags and its core count: a run or probe
+from another machine is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tinker_chief.errors import ChiefError
+from tinker_chief.files import read_json
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A training throughput measured on this machine, and where it came from."""
+
+    train_tokens_per_s: float
+    basis: str  # "last run" | "probe"
+    source: str
+
+
+def _cpuinfo() -> tuple[str, str]:
+    """(CPU model name, its flags) from /proc/cpuinfo; the platform's processor name elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine(), ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields.get("model name", platform.machine()), fields.get("flags", fields.get("Features", ""))
+
+
+def machine() -> dict[str, Any]:
+    """This machine as calibration keys it: CPU model, CPU-flags hash, core count, and their id."""
+    cpu, flags = _cpuinfo()
+    facts: dict[str, Any] = {"cpu": cpu, "flags": hashlib.sha256(" ".join(sorted(flags.split())).encode())
+                             .hexdigest()[:12], "cores": os.cpu_count() or 1}
+    facts["id"] = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+    return facts
+
+
+def machine_id() -> str:
+    return str(machine()["id"])
+
+
+def _run_throughput(run_dir: Path) -> float | None:
+    """Trained tokens per second over the run's pure training steps (no sampling in the step)."""
+    rows = []
+    for raw in (run_dir / "metrics.jsonl").read_bytes().splitlines() if (run_dir / "metrics.jsonl").exists() else []:
+        try:
+            row = json.loads(raw)
+        except ValueError:
+            continue  # a torn line from a crash mid-write
+        if isinstance(row, dict) and "train/loss" in row and not row.get("prefill/tokens") \
+                and not row.get("sample/tokens") and row.get("time/step_s", 0) > 0:
+            rows.append(row)
+    rows = rows[1:] if len(rows) > 1 else rows  # the first step pays for warm-up
+    seconds = sum(float(r["time/step_s"]) for r in rows)
+    tokens = sum(float(r.get("train/tokens", 0)) for r in rows)
+    return tokens / seconds if seconds > 0 and tokens > 0 else None
+
+
+def last_run(project_root: Path, model: str, machine_key: str) -> Measured | None:
+    """The newest local run of `model` in this project made on this machine, as a throughput."""
+    runs = project_root / ".chief" / "runs"
+    dirs = [d for d in runs.iterdir() if (d / "run.json").is_file()] if runs.is_dir() else []
+    for run_dir in sorted(dirs, key=lambda d: (d / "run.json").stat().st_mtime, reverse=True):
+        try:
+            status, spec = read_json(run_dir / "run.json"), read_json(run_dir / "spec.json")
+        except ChiefError:  # an unreadable run is simply not evidence
+            continue
+        if not isinstance(status, dict) or not isinstance(spec, dict):
+            continue
+        if status.get("machine") != machine_key or status.get("backend") != "local" \
+                or spec.get("base_model") != model:
+            continue
+        rate = _run_throughput(run_dir)
+        if rate is not None:
+            return Measured(round(rate, 1), "last run", f"run {run_dir.name} of this project on this machine "
+                                                         f"({machine()['cpu']}, {machine()['cores']} cores)")
+    return None
+
+
+def probe_cache(machine_key: str) -> Path:
+    """Where this machine's probes are kept: `<chief cache>/throughput/<machine id>.json`."""
+    from tinker_chief.models.catalog import cache_dir
+
+    return cache_dir().parent / "throughput" / f"{machine_key}.json"
+
+
+def cached_probe(model: str, machine_key: str) -> Measured | None:
+    path = probe_cache(machine_key)
+    try:
+        table = read_json(path) if path.is_file() else {}
+    except ChiefError:  # a damaged cache is re-measured, not trusted
+        return None
+    entry = table.get(model) if isinstance(table, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("train_tokens_per_s"), (int, float)):
+        return None
+    return Measured(float(entry["train_tokens_per_s"]), "probe",
+                    f"probe measured {entry.get('measured_at', '?')} on this machine ({entry.get('cpu', '?')}, "
+                    f"{entry.get('cores', '?')} cores; {entry.get('conditions', '')}), cached in {path}")
+
+
+def save_probe(model: str, tokens_per_s: float, conditions: str) -> Path:
+    """Record a probe's throughput for `model` on this machine (other models' entries kept)."""
+    facts = machine()
+    path = probe_cache(str(facts["id"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        table = read_json(path) if path.is_file() else {}
+    except ChiefError:
+        table = {}
+    table = table if isinstance(table, dict) else {}
+    table[model] = {"train_tokens_per_s": round(tokens_per_s, 1), "conditions": conditions, "cpu": facts["cpu"],
+                    "cores": facts["cores"], "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def calibrated(project_root: Path, model: str) -> Measured | None:
+    """This machine's measured training throughput for `model`: the last run here, else a probe."""
+    key = machine_id()
+    return last_run(project_root, model, key) or cached_probe(model, key)
