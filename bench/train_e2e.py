@@ -54,11 +54,11 @@ def rate(times: list[float]) -> float:
 def raw_loop(service, spec: TrainSpec, data: list) -> float:
     import tinker
 
-    client = service.create_lora_training_client(base_model=spec.base_model, rank=spec.lora_rank, seed=spec.seed,
-                                                 train_unembed=spec.train_unembed).result()
-    adam = tinker.AdamParams(learning_rate=spec.learning_rate)
+    client = service.create_lora_training_client(base_model=spec.base_model, rank=spec.lora.rank, seed=spec.seed,
+                                                 train_unembed=spec.lora.train_unembed).result()
+    adam = tinker.AdamParams(learning_rate=spec.optimizer.learning_rate)
     times = []
-    for step in range(spec.max_steps or 0):
+    for step in range(spec.schedule.steps or 0):
         batch = [data[i] for i in batch_indices(len(data), spec.batch_size, spec.seed, step)]
         fb = client.forward_backward(batch, "cross_entropy")
         opt = client.optim_step(adam)
@@ -93,15 +93,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         project = Path(tmp)
         write_secret_code_skill(project / "data", 200, 50)
-        spec = TrainSpec(base_model=args.model, train_data="data/train.jsonl", batch_size=8, lora_rank=16,
-                         max_steps=args.steps, save_every=0, eval_every=0, max_length=64)
+        spec = TrainSpec.model_validate({
+            "base_model": args.model, "data": {"train": "data/train.jsonl", "max_length": 64},
+            "lora": {"rank": 16, "train_unembed": False}, "optimizer": {"learning_rate": 5e-4},
+            "schedule": {"batch_size": 8, "steps": args.steps}, "checkpoints": {"every_steps": 0},
+            "inline_evals": {"nll_every_steps": 0}})
         data = prepare(spec, project).train_items
         tokens_per_step = statistics.mean(
             sum(data[i].model_input.length for i in batch_indices(len(data), 8, spec.seed, s))
             for s in range(args.steps))
         with start_engine(state_dir=project / "engine", dtype=args.dtype) as engine:
             service = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
-            raw_loop(service, spec.model_copy(update={"max_steps": 2}), data)  # warm-up: load the base model
+            warm_up = spec.model_copy(update={"schedule": spec.schedule.model_copy(update={"steps": 2})})
+            raw_loop(service, warm_up, data)  # warm-up: load the base model
             raw, chief, outside = [], [], []
             for _ in range(args.rounds):
                 raw.append(raw_loop(service, spec, data))

@@ -22,6 +22,7 @@ from typing import Any
 
 from tinker_chief.errors import ChiefError
 from tinker_chief.files import read_json
+from tinker_chief.paths import ProjectPaths
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _run_throughput(run_dir: Path) -> float | None:
 
 def last_run(project_root: Path, model: str, machine_key: str) -> Measured | None:
     """The newest local run of `model` in this project made on this machine, as a throughput."""
-    runs = project_root / ".chief" / "runs"
+    runs = ProjectPaths(project_root).runs
     dirs = [d for d in runs.iterdir() if (d / "run.json").is_file()] if runs.is_dir() else []
     for run_dir in sorted(dirs, key=lambda d: (d / "run.json").stat().st_mtime, reverse=True):
         try:

@@ -117,6 +117,9 @@ class RLConfig(_Section):
     max_tokens: int = Field(64, ge=1, description="Most tokens sampled per answer.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature for rollouts.")
     kl_penalty_coef: float = Field(0.0, ge=0, description="KL penalty against the base model; 0 disables.")
+    loss_fn: Literal["importance_sampling", "ppo", "cispo"] = Field(
+        "importance_sampling", description="The SDK loss the rollouts train with.")
+    grader: str = Field("normalized_exact", description="Reward: an evals grader spec (1.0 if correct).")
 
 
 class DPOConfig(_Section):
@@ -127,6 +130,8 @@ class DistillConfig(_Section):
     teacher_model: str | None = Field(None, description="Teacher model; defaults to the base model.")
     teacher_prompt: str | None = Field(None,
                                        description="System prompt given to the teacher only (prompt distillation).")
+    max_tokens: int = Field(64, ge=1, description="Most tokens of each teacher answer.")
+    temperature: float = Field(0.0, ge=0, description="Teacher sampling temperature (0: greedy labels).")
 
 
 class BackendConfig(_Section):

@@ -60,8 +60,8 @@ class TrainResult:
 
 
 def total_steps(spec: TrainSpec, n_items: int) -> int:
-    steps = math.ceil(n_items / spec.batch_size) * spec.num_epochs
-    return min(steps, spec.max_steps) if spec.max_steps else steps
+    steps = math.ceil(n_items / spec.batch_size) * (spec.schedule.epochs or 1)
+    return min(steps, spec.schedule.steps) if spec.schedule.steps else steps
 
 
 def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[int]:
@@ -118,27 +118,27 @@ class Trainer:
             return self.service.create_training_client_from_state_with_optimizer(resume.state_path).result()
         s = self.spec
         return self.service.create_lora_training_client(
-            base_model=s.base_model, rank=s.lora_rank, seed=s.seed,
-            train_mlp=s.train_mlp, train_attn=s.train_attn, train_unembed=s.train_unembed).result()
+            base_model=s.base_model, rank=s.lora.rank, seed=s.seed,
+            train_mlp=s.lora.train_mlp, train_attn=s.lora.train_attn, train_unembed=s.lora.train_unembed).result()
 
     def _adam(self, step: int) -> tinker.AdamParams:
         from tinker_cookbook.utils.lr_scheduling import compute_schedule_lr_multiplier
 
         s = self.spec
-        warm = min(s.warmup_steps, self.total - 1)
+        warm = min(s.schedule.warmup_steps, self.total - 1)
         # Linear warmup (the cookbook's schedules have none), then its decay over the remaining steps.
         factor = ((step + 1) / warm if step < warm
-                  else compute_schedule_lr_multiplier(s.lr_schedule, step - warm, self.total - warm))
-        lr = s.learning_rate * factor
-        return tinker.AdamParams(learning_rate=lr, beta1=s.adam_beta1, beta2=s.adam_beta2, eps=s.adam_eps,
-                                 weight_decay=s.weight_decay, grad_clip_norm=s.grad_clip_norm)
+                  else compute_schedule_lr_multiplier(s.schedule.lr_schedule, step - warm, self.total - warm))
+        lr, o = s.optimizer.learning_rate * factor, s.optimizer
+        return tinker.AdamParams(learning_rate=lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps,
+                                 weight_decay=o.weight_decay, grad_clip_norm=o.grad_clip_norm)
 
     def _due(self, every: int, done: int) -> bool:
         return every > 0 and (done % every == 0 or done == self.total)
 
     def _evaluate(self, client: Any, done: int, initial: bool = False) -> None:
-        builders = list(self.evaluators) if initial or self._due(self.spec.eval_every, done) else []
-        if self.infrequent and (initial or self._due(self.spec.infrequent_eval_every, done)):
+        builders = list(self.evaluators) if initial or self._due(self.spec.inline_evals.nll_every_steps, done) else []
+        if self.infrequent and (initial or self._due(self.spec.inline_evals.sampled_every_steps, done)):
             builders += self.infrequent
         if not builders:
             return
@@ -191,7 +191,7 @@ class Trainer:
                 if self.observer:
                     self.observer.on_step(done, metrics)
                 finished = done == self.total
-                if stop.requested or finished or self._due(self.spec.save_every, done):
+                if stop.requested or finished or self._due(self.spec.checkpoints.every_steps, done):
                     last = self._checkpoint(client, done, final=finished)
                 self._evaluate(client, done)
                 if stop.requested and not finished:

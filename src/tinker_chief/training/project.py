@@ -15,19 +15,18 @@ from tinker_chief.errors import ConfigurationError
 from tinker_chief.files import sha256_file
 from tinker_chief.planning import Project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
-from tinker_chief.training.spec import DistillSettings, RLSettings, TrainSpec
+from tinker_chief.training.spec import TrainSpec
 
 
 def spec_from_project(project: Project) -> TrainSpec:
+    """The project's run: its chief.toml sections as they are, with the sampled inline eval's data
+    resolved from the suite task it names. Config mistakes name the file and field."""
     c = project.config
-    distill = None
-    if c.task == "distill":
-        if not c.distill.teacher_prompt:
-            raise ConfigurationError(
-                f"{project.config_path}: field \"distill.teacher_prompt\": expected the teacher's system prompt "
-                "(task = \"distill\" trains the student to answer as the teacher does with it)"
-            )
-        distill = DistillSettings(teacher_prompt=c.distill.teacher_prompt, teacher_model=c.distill.teacher_model)
+    if c.task == "distill" and not c.distill.teacher_prompt:
+        raise ConfigurationError(
+            f"{project.config_path}: field \"distill.teacher_prompt\": expected the teacher's system prompt "
+            "(task = \"distill\" trains the student to answer as the teacher does with it)"
+        )
     sampled_data = None
     if c.inline_evals.sampled_task:
         try:
@@ -37,23 +36,7 @@ def spec_from_project(project: Project) -> TrainSpec:
                 f"{project.config_path}: field \"inline_evals.sampled_task\": expected a task of the eval suite "
                 f"({', '.join(t.name for t in c.eval_suite.tasks)}), got {c.inline_evals.sampled_task!r}"
             ) from None
-    return TrainSpec(
-        recipe=c.task, base_model=c.base_model, renderer=c.renderer,
-        train_data=c.data.train, val_data=c.data.val, max_length=c.data.max_length,
-        truncation=c.data.truncation, train_on_what=c.data.train_on_what,
-        lora_rank=c.lora.rank, train_mlp=c.lora.train_mlp, train_attn=c.lora.train_attn,
-        train_unembed=c.lora.train_unembed,
-        learning_rate=c.optimizer.learning_rate, adam_beta1=c.optimizer.beta1, adam_beta2=c.optimizer.beta2,
-        adam_eps=c.optimizer.eps, weight_decay=c.optimizer.weight_decay, grad_clip_norm=c.optimizer.grad_clip_norm,
-        batch_size=c.rl.groups_per_batch if c.task == "rl" else c.schedule.batch_size,
-        num_epochs=c.schedule.epochs or 1, max_steps=c.schedule.steps,
-        lr_schedule=c.schedule.lr_schedule, warmup_steps=c.schedule.warmup_steps, seed=c.seed,
-        save_every=c.checkpoints.every_steps, eval_every=c.inline_evals.nll_every_steps,
-        infrequent_eval_every=c.inline_evals.sampled_every_steps, sampled_eval_data=sampled_data,
-        rl=RLSettings(group_size=c.rl.group_size, max_tokens=c.rl.max_tokens, temperature=c.rl.temperature,
-                      kl_penalty_coef=c.rl.kl_penalty_coef),
-        dpo_beta=c.dpo.beta, distill=distill,
-    )
+    return TrainSpec.from_config(c, sampled_eval_data=sampled_data)
 
 
 class RegistrySink:
@@ -85,9 +68,9 @@ class RegistrySink:
             model = registry.register_model(
                 self.name, base_model=s.base_model, backend=self.backend, recipe=s.recipe,
                 tinker_path=record.sampler_path, display_name=f"{self.name} {self.log.run_id} step {record.step}",
-                lora=LoraSpec(s.lora_rank, s.train_mlp, s.train_attn, s.train_unembed),
-                optimizer={"name": "adamw", "lr": s.learning_rate, "schedule": s.lr_schedule,
-                           "warmup_steps": s.warmup_steps, "batch_size": s.batch_size},
+                lora=LoraSpec(s.lora.rank, s.lora.train_mlp, s.lora.train_attn, s.lora.train_unembed),
+                optimizer={"name": "adamw", "lr": s.optimizer.learning_rate, "schedule": s.schedule.lr_schedule,
+                           "warmup_steps": s.schedule.warmup_steps, "batch_size": s.batch_size},
                 data=self.data, training_run_id=self.log.run_id, training_step=record.step,
                 config=config, config_hash=s.config_hash(), usage=usage,
             )

@@ -19,8 +19,8 @@ import tinker
 
 from tinker_chief.evals.graders.base import GradeInput, Verdict
 from tinker_chief.evals.usage import TokenUsage, metered
+from tinker_chief.planning.config import RLConfig
 from tinker_chief.training.data import Problem
-from tinker_chief.training.spec import RLSettings
 
 
 def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: float) -> tinker.Datum:
@@ -44,7 +44,7 @@ def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: flo
 class RLSteps:
     """Group sampling, group-centred advantages, importance-sampling loss."""
 
-    def __init__(self, problems: list[Problem], renderer: Any, settings: RLSettings, seed: int,
+    def __init__(self, problems: list[Problem], renderer: Any, settings: RLConfig, seed: int,
                  base_sampler: Any | None = None, usage: TokenUsage | None = None) -> None:
         from tinker_chief.evals.graders import make_grader
 

@@ -28,6 +28,7 @@ from tinker_chief.paths import ProjectPaths
 from tinker_chief.registry import Registry
 from tinker_chief.registry.stats import paired_on_samples
 from tinker_chief.training.runlog import RunLog
+from tinker_chief.training.spec import TrainSpec, stored_spec
 from tinker_chief.training.sweep import Sweep, load_sweep, run_results, sweep_dirs
 
 DEFAULT_SHORTLIST = 3
@@ -78,8 +79,8 @@ class SelectionResult:
 # ----------------------------------------------------------------------------- candidates
 
 
-def _spec_of(run_dir: Path) -> dict[str, Any]:
-    return RunLog(run_dir).spec_json()
+def _spec_of(run_dir: Path) -> TrainSpec:
+    return stored_spec(RunLog(run_dir).spec_json(), run_dir)
 
 
 def sweep_candidates(project_dir: Path, sweep: Sweep) -> list[Candidate]:
@@ -100,8 +101,8 @@ def run_candidates(project_dir: Path, run_id: str) -> list[Candidate]:
     log = RunLog(run_dir)
     spec = _spec_of(run_dir)
     nll_at = {r["step"]: r["val/nll"] for r in log.metrics() if isinstance(r.get("val/nll"), (int, float))}
-    out = [Candidate(c.registry_ref, f"step {c.step}", run_id, c.step, int(spec["lora_rank"]),
-                     float(spec["learning_rate"]), nll_at.get(c.step))
+    out = [Candidate(c.registry_ref, f"step {c.step}", run_id, c.step, spec.lora.rank,
+                     spec.optimizer.learning_rate, nll_at.get(c.step))
            for c in log.checkpoints() if c.registry_ref is not None and c.step > 0]
     if out and all(c.val_nll is None for c in out):  # no validation NLL at any checkpoint step
         out[-1].val_nll = run_results(run_dir)[1]  # the last one's final train loss, the one number there is

@@ -34,7 +34,7 @@ from tinker_chief.training.inline_evals import (
 from tinker_chief.training.loop import CheckpointSink, Observer, StopRequest, Trainer, TrainResult
 from tinker_chief.training.rl import RLSteps
 from tinker_chief.training.runlog import RunLog
-from tinker_chief.training.spec import TrainSpec, data_hash
+from tinker_chief.training.spec import TrainSpec, data_hash, stored_spec
 from tinker_chief.training.steps import DPOSteps, StepRunner, SupervisedSteps
 
 
@@ -59,22 +59,22 @@ def _renderer(spec: TrainSpec) -> Any:
 def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
     """Read and validate the spec's data files; raises `DataError` naming file, line and field."""
     renderer = _renderer(spec)
-    train_path = project_dir / spec.train_data
+    train_path = project_dir / spec.data.train
     prepared = Prepared(spec, renderer, [], data_hash=data_hash([p for p in spec.data_paths(project_dir)
                                                                  if p.exists()]))
     if spec.recipe == "sl":
-        prepared.train_items = d.conversations_to_data(d.read_sft(train_path), renderer, spec.max_length,
-                                                       spec.train_on_what, spec.truncation == "drop")
+        prepared.train_items = d.conversations_to_data(d.read_sft(train_path), renderer, spec.data.max_length,
+                                                       spec.data.train_on_what, spec.data.truncation == "drop")
     elif spec.recipe == "distill":
         prepared.train_items = d.read_distill_inputs(train_path)
     elif spec.recipe == "rl":
         prepared.train_items = d.read_problems(train_path)
     else:
-        prepared.train_items = d.preference_data(d.read_preferences(train_path), renderer, spec.max_length)
+        prepared.train_items = d.preference_data(d.read_preferences(train_path), renderer, spec.data.max_length)
     if not prepared.train_items:
         raise TrainingError(f"{train_path}: no training examples")
-    if spec.val_data:
-        _prepare_val(prepared, project_dir, project_dir / spec.val_data)
+    if spec.data.val:
+        _prepare_val(prepared, project_dir, project_dir / spec.data.val)
     return prepared
 
 
@@ -84,11 +84,11 @@ def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
         prepared.val_problems = d.read_problems(path)
         return
     if spec.recipe == "dpo":
-        prepared.val_data = d.preference_data(d.read_preferences(path), prepared.renderer, spec.max_length)[0::2]
+        prepared.val_data = d.preference_data(d.read_preferences(path), prepared.renderer, spec.data.max_length)[0::2]
         return
     conversations = d.read_sft(path)
-    prepared.val_data = d.conversations_to_data(conversations, prepared.renderer, spec.max_length,
-                                                spec.train_on_what, reduction="none")
+    prepared.val_data = d.conversations_to_data(conversations, prepared.renderer, spec.data.max_length,
+                                                spec.data.train_on_what, reduction="none")
     prepared.val_problems = d.problems_from_conversations(conversations)
     if spec.sampled_eval_data:
         prepared.val_problems = d.problems_from_conversations(d.read_sft(project_dir / spec.sampled_eval_data))
@@ -101,7 +101,6 @@ def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usa
     teacher's prefilled and sampled tokens are logged as a step-0 row of metrics.jsonl.
     """
     spec, renderer = prepared.spec, prepared.renderer
-    assert spec.distill is not None  # guaranteed by TrainSpec's validator
     cache = log.dir / "distilled.jsonl"
     if cache.exists():
         conversations = d.read_sft(cache)
@@ -118,7 +117,7 @@ def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usa
             raise TrainingError("prompt distillation: the teacher produced no usable labels")
         cache.write_text("".join(json.dumps({"messages": c}) + "\n" for c in rows))
         conversations = d.read_sft(cache)
-    return d.conversations_to_data(conversations, renderer, spec.max_length, spec.train_on_what)
+    return d.conversations_to_data(conversations, renderer, spec.data.max_length, spec.data.train_on_what)
 
 
 def build_runner(prepared: Prepared, connection: Connection, log: RunLog,
@@ -131,7 +130,7 @@ def build_runner(prepared: Prepared, connection: Connection, log: RunLog,
         return SupervisedSteps(_distilled_data(prepared, connection, log, usage))
     if spec.recipe == "dpo":
         reference = metered(connection.sampling_client(base_model=spec.base_model), usage)
-        return DPOSteps(prepared.train_items, reference, spec.dpo_beta)
+        return DPOSteps(prepared.train_items, reference, spec.dpo.beta)
     base = metered(connection.sampling_client(base_model=spec.base_model), usage) \
         if spec.rl.kl_penalty_coef > 0 else None
     return RLSteps(prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage)
@@ -142,8 +141,8 @@ def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list
     spec = prepared.spec
     frequent = [nll_evaluator_builder(prepared.val_data)] if prepared.val_data else []
     infrequent: list[EvaluatorBuilder] = []
-    if prepared.val_problems and spec.infrequent_eval_every > 0:
-        problems = prepared.val_problems[: spec.infrequent_eval_limit]
+    if prepared.val_problems and spec.inline_evals.sampled_every_steps > 0:
+        problems = prepared.val_problems[: spec.sampled_eval_limit]
         max_tokens = spec.rl.max_tokens if spec.recipe == "rl" else 64
         infrequent.append(accuracy_evaluator_builder(problems, spec.base_model, spec.sampled_eval_grader,
                                                      max_tokens))
@@ -162,7 +161,7 @@ def _resume_log(project_dir: Path, spec: TrainSpec, resume: bool | str = True) -
     status = log.status().get("status")
     if status == "finished":
         raise TrainingError(f"--resume: the latest run {log.run_id} already finished; start a new run without --resume")
-    stored = TrainSpec.model_validate(log.spec_json())
+    stored = stored_spec(log.spec_json(), log.dir)
     if stored.config_hash() != spec.config_hash():
         raise TrainingError(
             f"--resume: run {log.run_id} was started with a different plan (config {stored.config_hash()} vs "

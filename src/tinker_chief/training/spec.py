@@ -1,9 +1,12 @@
 """`TrainSpec`: everything one training run needs, in one validated, hashable object.
 
-The planner decides these values (and records the rule behind each in the plan); `chief
-train` turns the project's plan into a `TrainSpec` (`training.project.spec_from_project`)
-and the loop only ever reads this object. Its canonical JSON hash is the run's config hash
-in the registry's lineage, so two runs with the same hash trained the same recipe.
+The training settings are the sections of `chief.toml` themselves (`[data]`, `[lora]`,
+`[optimizer]`, `[schedule]`, `[checkpoints]`, `[inline_evals]`, `[rl]`, `[dpo]`, `[distill]`,
+from `planning.config`), not copies under other names: `TrainSpec.from_config` takes them as
+the planner wrote them, and a library caller who builds a spec by hand gets the doctrine's
+defaults (rank 32, unembedding adapted, grad clip 1.0, max length 2048, ...) because they are
+the same classes. The loop only ever reads this object. Its canonical JSON hash is the run's
+config hash in the registry's lineage, so two runs with the same hash trained the same recipe.
 """
 
 from __future__ import annotations
@@ -11,39 +14,30 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tinker_chief.errors import TrainingError
 from tinker_chief.files import sha256_file
+from tinker_chief.planning.config import (
+    CheckpointConfig,
+    DataConfig,
+    DistillConfig,
+    DPOConfig,
+    InlineEvalConfig,
+    LoraConfig,
+    OptimizerConfig,
+    RLConfig,
+    ScheduleConfig,
+)
 from tinker_chief.planning.config import Task as Recipe
-from tinker_chief.planning.config import TrainOnWhatName as TrainOnWhat
 
-LRSchedule = Literal["linear", "cosine", "constant"]
+if TYPE_CHECKING:
+    from tinker_chief.planning.config import ProjectConfig
 
-
-class RLSettings(BaseModel):
-    """RL with verifiable rewards: group sampling and group-centred advantages."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    group_size: int = Field(4, ge=1, description="Samples per prompt; advantages are centred per group.")
-    max_tokens: int = Field(32, ge=1, description="Most new tokens per rollout.")
-    temperature: float = Field(1.0, gt=0.0)
-    kl_penalty_coef: float = Field(0.0, ge=0.0, description="0 disables the KL penalty to the base model.")
-    loss_fn: Literal["importance_sampling", "ppo", "cispo"] = "importance_sampling"
-    grader: str = Field("normalized_exact", description="Reward: an evals grader spec (1.0 if correct).")
-
-
-class DistillSettings(BaseModel):
-    """Prompt distillation: the teacher sees `teacher_prompt`, the student does not."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    teacher_prompt: str = Field(..., min_length=1)
-    teacher_model: str | None = Field(None, description="Defaults to the base model.")
-    max_tokens: int = Field(64, ge=1)
-    temperature: float = Field(0.0, ge=0.0)
+# The chief.toml sections a run is made of, in the order they appear there.
+SECTIONS = ("data", "lora", "optimizer", "schedule", "checkpoints", "inline_evals", "rl", "dpo", "distill")
 
 
 class TrainSpec(BaseModel):
@@ -54,46 +48,47 @@ class TrainSpec(BaseModel):
     recipe: Recipe = "sl"
     base_model: str
     renderer: str | None = Field(None, description="Cookbook renderer name; default from the model catalog.")
-    train_data: str
-    val_data: str | None = None
-
-    lora_rank: int = Field(16, ge=1)
-    train_mlp: bool = True
-    train_attn: bool = True
-    train_unembed: bool = False
-    learning_rate: float = Field(5e-4, gt=0.0)
-    lr_schedule: LRSchedule = "linear"
-    warmup_steps: int = Field(0, ge=0)
-    batch_size: int = Field(8, ge=1)
-    num_epochs: int = Field(1, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-    max_length: int | None = Field(512, ge=8)
-    truncation: Literal["truncate", "drop"] = "truncate"
-    train_on_what: TrainOnWhat = "all_assistant_messages"
     seed: int = 0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-    adam_eps: float = 1e-8
-    weight_decay: float = 0.0
-    grad_clip_norm: float = 0.0
-
-    save_every: int = Field(20, ge=0, description="Checkpoint every N steps (0: only the final one).")
-    eval_every: int = Field(10, ge=0, description="Frequent inline eval (validation NLL) every N steps.")
-    infrequent_eval_every: int = Field(0, ge=0, description="Sampled accuracy every N steps (0: off).")
-    infrequent_eval_limit: int = Field(32, ge=1, description="Held-out examples the sampled eval uses.")
-    sampled_eval_data: str | None = Field(None, description="JSONL of {input, output} for the sampled eval "
-                                          "(default: the validation data).")
+    data: DataConfig
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    optimizer: OptimizerConfig
+    schedule: ScheduleConfig
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    inline_evals: InlineEvalConfig = Field(default_factory=InlineEvalConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    # The sampled inline eval's data and grader: those of the suite task `[inline_evals] sampled_task`
+    # names (resolved by `from_config`), else the validation data graded by normalized exact match.
+    sampled_eval_data: str | None = None
     sampled_eval_grader: str = "normalized_exact"
-
-    rl: RLSettings = Field(default_factory=RLSettings)
-    dpo_beta: float = Field(0.1, gt=0.0)
-    distill: DistillSettings | None = None
+    sampled_eval_limit: int = Field(32, ge=1, description="Held-out examples the sampled eval uses.")
 
     @model_validator(mode="after")
     def _recipe_fields(self) -> TrainSpec:
-        if self.recipe == "distill" and self.distill is None:
+        if self.recipe == "distill" and not self.distill.teacher_prompt:
             raise ValueError("task `distill` needs [distill] `teacher_prompt` (the prompt the student learns without)")
         return self
+
+    @classmethod
+    def from_config(cls, config: ProjectConfig, **resolved: Any) -> TrainSpec:
+        """The run `config` (a whole chief.toml) describes; `resolved`: the sampled eval's fields."""
+        sections = {name: getattr(config, name) for name in SECTIONS}
+        return cls(recipe=config.task, base_model=config.base_model, renderer=config.renderer, seed=config.seed,
+                   **sections, **resolved)
+
+    @property
+    def batch_size(self) -> int:
+        """Examples per optimizer step: prompts (groups) for RL, examples otherwise."""
+        return self.rl.groups_per_batch if self.recipe == "rl" else self.schedule.batch_size
+
+    def with_hyperparameters(self, *, learning_rate: float, rank: int, batch_size: int) -> TrainSpec:
+        """This spec at another grid point (a sweep's): LR, LoRA rank and batch size replaced."""
+        batch = {"rl": {**self.rl.model_dump(), "groups_per_batch": batch_size}} if self.recipe == "rl" \
+            else {"schedule": {**self.schedule.model_dump(), "batch_size": batch_size}}
+        return TrainSpec.model_validate({**self.model_dump(), **batch,
+                                         "optimizer": {**self.optimizer.model_dump(), "learning_rate": learning_rate},
+                                         "lora": {**self.lora.model_dump(), "rank": rank}})
 
     def config_hash(self) -> str:
         """Short hash of every result-affecting field (the registry's `config_hash`)."""
@@ -101,7 +96,19 @@ class TrainSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def data_paths(self, project_dir: Path) -> list[Path]:
-        return [project_dir / p for p in (self.train_data, self.val_data, self.sampled_eval_data) if p]
+        return [project_dir / p for p in (self.data.train, self.data.val, self.sampled_eval_data) if p]
+
+
+def stored_spec(raw: Any, run_dir: Path) -> TrainSpec:
+    """A run's recorded spec (spec.json) as a `TrainSpec`; one this chief cannot read (written by
+    an older version, or edited) is a `TrainingError` naming the file, never a traceback."""
+    try:
+        return TrainSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise TrainingError(f"{run_dir / 'spec.json'}: field {where!r}: {first['msg']} (a run started by an "
+                            "older chief cannot be resumed or selected from; start a new run)") from None
 
 
 def data_hash(paths: list[Path]) -> str:

@@ -146,21 +146,21 @@ def grid(spec: TrainSpec, lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIE
          ranks: Sequence[int] = (), batch_sizes: Sequence[int] = ()) -> list[SweepPoint]:
     """The points around `spec` (the plan's run): LR multipliers x ranks x batch sizes."""
     multipliers = _positive(lr_multipliers, "--lr-multipliers")
-    rank_list = [int(r) for r in _positive(ranks, "--ranks")] or [spec.lora_rank]
+    rank_list = [int(r) for r in _positive(ranks, "--ranks")] or [spec.lora.rank]
     batches = [int(b) for b in _positive(batch_sizes, "--batch-sizes")] or [spec.batch_size]
     points = []
     for batch in batches:
         for rank in rank_list:
             for m in multipliers:
                 name = f"lr{m:g}x-r{rank}" + (f"-b{batch}" if len(batches) > 1 else "")
-                points.append(SweepPoint(name, m, spec.learning_rate * m, rank, batch))
+                points.append(SweepPoint(name, m, spec.optimizer.learning_rate * m, rank, batch))
     return points
 
 
 def point_spec(spec: TrainSpec, point: SweepPoint) -> TrainSpec:
     """The plan's spec with the point's learning rate, rank and batch size (validated)."""
-    return TrainSpec.model_validate({**spec.model_dump(), "learning_rate": point.learning_rate,
-                                     "lora_rank": point.lora_rank, "batch_size": point.batch_size})
+    return spec.with_hyperparameters(learning_rate=point.learning_rate, rank=point.lora_rank,
+                                     batch_size=point.batch_size)
 
 
 def planned_get_lr(project_dir: Path) -> float | None:
@@ -186,7 +186,7 @@ def create_sweep(project_dir: Path, spec: TrainSpec, points: list[SweepPoint]) -
         except FileExistsError:
             n += 1
             sweep_dir = root / f"sweep-{stamp}-{n}"
-    sweep = Sweep(sweep_dir.name, sweep_dir, spec.config_hash(), spec.learning_rate, spec.lora_rank,
+    sweep = Sweep(sweep_dir.name, sweep_dir, spec.config_hash(), spec.optimizer.learning_rate, spec.lora.rank,
                   spec.batch_size, planned_get_lr(project_dir), points)
     sweep.save()
     return sweep
