@@ -57,6 +57,28 @@ def test_list_show_and_export(project):
     assert [m["ref"] for m in json.loads(as_json.stdout)["models"]] == ["bot:v1", "bot:v2", "stale:v1"]
 
 
+def test_show_names_chief_selects_choices(project):
+    project_dir, _ = project
+    with Registry.open(project_dir / "state" / "reg.db") as reg:
+        first = reg.mark_selected("bot:v1", "run:r1", reason="only one", actor="chief select")
+        reg.mark_selected("bot:v2", "run:r1", reason="qa 0.7 beats 0.4 [p<0.01]")
+        second = reg.mark_selected("bot:v2", "sweep:s9", reason="best of the sweep")
+    shown = invoke("registry", "show", "bot:v2", "--json")
+    assert shown.returncode == 0, shown.stderr
+    marks = json.loads(shown.stdout)["selections"]
+    assert [(m["scope"], m["model_ref"], m["current"]) for m in marks] == [("run:r1", "bot:v2", True),
+                                                                           ("sweep:s9", "bot:v2", True)]
+    assert marks[0]["reason"] == "qa 0.7 beats 0.4 [p<0.01]"
+    text = " ".join(invoke("registry", "show", "bot:v2").stdout.split())  # rich wraps long lines
+    assert "selected by chief select for run:r1 on" in text and ": qa 0.7 beats 0.4 [p<0.01]" in text
+    assert f"selected by chief select for sweep:s9 on {second.at}: best of the sweep" in text
+    old = " ".join(invoke("registry", "show", "bot:v1").stdout.split())
+    assert (f"selected by chief select for run:r1 on {first.at} (superseded by a later selection): only one"
+            in old)
+    assert json.loads(invoke("registry", "show", "stale", "--json").stdout)["selections"] == []
+    assert "selected by" not in invoke("registry", "show", "stale").stdout
+
+
 def test_promote_gate_refusal_force_and_retire(project):
     project_dir, suite = project
     refused = invoke("promote", "bot:v2", "--to", "prod")

@@ -82,6 +82,28 @@ def test_export_markdown_matches_golden_and_is_deterministic(tmp_path):
     assert text == GOLDEN.read_text(), "export changed; if intended, rerun with CHIEF_UPDATE_GOLDEN=1"
 
 
+def test_export_marks_chief_selects_choices(tmp_path):
+    with build_golden_registry(tmp_path / "r.db") as reg:
+        golden = GOLDEN.read_text().splitlines()
+        old = reg.mark_selected("support-bot:v1", "sweep:s1", reason="first pick", actor="alice")
+        new = reg.mark_selected("support-bot:v2", "sweep:s1", reason="qa 0.7 vs 0.4 <b>", actor="alice")
+        lines = reg.export_markdown(suite=SUITE).splitlines()
+        doc = reg.export_json(suite=SUITE)
+    changed = [line for line in lines if line not in golden]
+    assert changed == [
+        "| `support-bot:v2` | staging, selected | SmolLM2-135M-Instruct-Q4_1 | sl | 2026-11-25T00:00:01Z "
+        "| 0.7 | 0.96 |",
+        "### Selected by `chief select`",
+        f"- sweep:s1 on {old.at} by alice (superseded by a later selection): first pick",
+        "### Selected by `chief select`",
+        f"- sweep:s1 on {new.at} by alice: qa 0.7 vs 0.4 &lt;b&gt;",
+    ]
+    assert lines.index(changed[2]) < lines.index("## support-bot:v2") < lines.index(changed[4])
+    other, base, tuned = doc["models"]
+    assert other["selections"] == [] and [s["current"] for s in base["selections"]] == [False]
+    assert tuned["selections"][0]["scope"] == "sweep:s1" and tuned["selections"][0]["model_ref"] == "support-bot:v2"
+
+
 def test_export_json_has_the_same_content(tmp_path):
     with build_golden_registry(tmp_path / "r.db") as reg:
         doc = reg.export_json(suite=SUITE)

@@ -164,11 +164,13 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         results = reg.latest_results(record.ref)
         history = reg.status_history(record.ref)
         runs = reg.eval_runs(record.ref)
+        marks = reg.selections(model_ref=record.ref)
     evaluated = Usage.total([r.usage for r in runs])
     cost = _cost_lines(record, evaluated, len(runs), project_dir)
     if as_json:
         _print_json({"model": record.to_dict(), "results": {t: r.to_dict() for t, r in results.items()},
                      "status_history": [h.to_dict() for h in history],
+                     "selections": [s.to_dict() for s in marks],
                      "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()}})
         return
     from rich.table import Table
@@ -200,6 +202,10 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     for change in history:
         console.print(f"  {change.at} {change.from_status or '—'} → {change.to_status} by {_plain(change.actor)}"
                       f"{' (forced)' if change.forced else ''}: {_plain(change.reason)}")
+    for mark in marks:
+        later = "" if mark.current else " (superseded by a later selection)"
+        console.print(f"  selected by chief select for {_plain(mark.scope)} on {mark.at}{later}: "
+                      f"{_plain(mark.reason)}")
 
 
 @registry_group.command(name="audit")

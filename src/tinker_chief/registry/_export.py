@@ -3,7 +3,8 @@
 Deterministic: models by name then version, tasks and metrics sorted, no file paths or export
 time, so regenerating an unchanged registry gives identical bytes (the golden test checks it).
 The markdown is one table of all models (status and headline metrics) and then a section per
-model: base and LoRA config, data summary, eval results, status history, forced promotions.
+model: base and LoRA config, data summary, eval results, status history, `chief select`'s marks
+(only when there are any; the table's status then reads "candidate, selected"), forced promotions.
 Both exports are built from `export_json`, so they can never disagree. Stored text in the
 markdown is HTML-escaped (`<`, `>`, `&`), so a `--reason` can never inject markup into a rendered page.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from tinker_chief.registry import _db
 from tinker_chief.registry._governance import status_history
 from tinker_chief.registry._records import not_scored_in
-from tinker_chief.registry._rows import audit_log, latest_finished_all, list_models
+from tinker_chief.registry._rows import audit_log, latest_finished_all, list_models, selections
 from tinker_chief.registry.rules import SuiteRequirement
 
 
@@ -32,6 +33,9 @@ def export_json(connection: sqlite3.Connection, suite: SuiteRequirement | None) 
                 forced.setdefault(e.target, []).append(
                     {"at": e.at, "actor": e.actor, "to": e.details.get("to"), "reason": e.details.get("reason"),
                      "overridden_reasons": e.details.get("overridden_reasons", [])})
+        selected: dict[str, list[dict[str, Any]]] = {}
+        for mark in selections(db):
+            selected.setdefault(mark.model_ref, []).append(mark.to_dict())
         models = []
         all_results = latest_finished_all(db, suite.version if suite else None)
         for model in list_models(db):
@@ -42,6 +46,7 @@ def export_json(connection: sqlite3.Connection, suite: SuiteRequirement | None) 
                 entry["missing_tasks"] = [t for t in suite.task_names() if t not in results]
             entry["status_history"] = history.get(model.ref, [])
             entry["forced_promotions"] = forced.get(model.ref, [])
+            entry["selections"] = selected.get(model.ref, [])
             models.append(entry)
     return {
         "schema_version": _db.schema_version(db),
@@ -99,7 +104,8 @@ def _summary_table(doc: dict[str, Any]) -> list[str]:
             task, metric = key.split("/", 1)
             run = m["results"].get(task)
             values.append(run["metrics"].get(metric, {}).get("value") if run else None)
-        rows.append([f"`{m['ref']}`", m["status"], m["base_model"], m["recipe"], m["created_at"], *values])
+        rows.append([f"`{m['ref']}`", m["status"] + _selected_note(m), m["base_model"], m["recipe"], m["created_at"],
+                     *values])
     return ["## All models", ""] + _table(["model", "status", "base model", "recipe", "created", *columns], rows)
 
 
@@ -123,6 +129,7 @@ def _model_section(m: dict[str, Any]) -> list[str]:
         ["at", "from", "to", "actor", "reason", "forced"],
         [[h["at"], h["from_status"], h["to_status"], h["actor"], h["reason"], "yes" if h["forced"] else ""]
          for h in m["status_history"]])
+    lines += _selections_section(m)
     if m["forced_promotions"]:
         lines += ["### Forced promotions", ""]
         for f in m["forced_promotions"]:
@@ -130,6 +137,22 @@ def _model_section(m: dict[str, Any]) -> list[str]:
             lines += [f"  - overridden: {_cell(r)}" for r in f["overridden_reasons"]]
         lines.append("")
     return lines
+
+
+def _selected_note(m: dict[str, Any]) -> str:
+    """", selected" when `chief select` chose this version as some scope's current candidate."""
+    return ", selected" if any(s["current"] for s in m["selections"]) else ""
+
+
+def _selections_section(m: dict[str, Any]) -> list[str]:
+    # Only when there are marks, so a registry without selections renders as it always did.
+    if not m["selections"]:
+        return []
+    lines = ["### Selected by `chief select`", ""]
+    for s in m["selections"]:
+        later = "" if s["current"] else " (superseded by a later selection)"
+        lines.append(f"- {_cell(s['scope'])} on {s['at']} by {_cell(s['actor'])}{later}: {_cell(s['reason'])}")
+    return lines + [""]
 
 
 def _data_section(data: dict[str, Any]) -> list[str]:

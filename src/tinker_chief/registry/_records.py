@@ -248,3 +248,4 @@ class Selection(_AsDict):
     actor: str
     reason: str
     details: dict[str, Any]
+    current: bool = True  # the scope's latest mark (its candidate); False once a later mark superseded it

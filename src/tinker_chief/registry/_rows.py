@@ -20,6 +20,7 @@ from tinker_chief.registry._records import (
     MetricValue,
     ModelRecord,
     SampleOutcome,
+    Selection,
     Usage,
 )
 from tinker_chief.registry._scrub import scrub, scrub_text
@@ -151,6 +152,20 @@ def list_models(db: sqlite3.Connection, status: str | None = None) -> list[Model
     where, args = ("WHERE m.status = ?", (status,)) if status else ("", ())
     rows = db.execute(f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} {where} ORDER BY m.name, m.version", args)
     return [model_from_row(row) for row in rows.fetchall()]
+
+
+def selections(db: sqlite3.Connection, scope: str | None = None, model_id: int | None = None) -> list[Selection]:
+    """`chief select`'s marks, oldest first (of one scope and/or one model when given); each says
+    whether it is still its scope's candidate (the scope's last mark)."""
+    where = [c for c, v in (("s.scope = ?", scope), ("s.model_id = ?", model_id)) if v is not None]
+    rows = db.execute(
+        "SELECT s.id, s.scope, m.name || ':v' || m.version, s.at, s.actor, s.reason, s.details_json, "
+        "s.id = (SELECT max(t.id) FROM selections t WHERE t.scope = s.scope) "
+        "FROM selections s JOIN models m ON m.id = s.model_id "
+        + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY s.id",
+        tuple(v for v in (scope, model_id) if v is not None),
+    ).fetchall()
+    return [Selection(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7])) for r in rows]
 
 
 def audit_log(db: sqlite3.Connection, limit: int | None = None) -> list[AuditEntry]:

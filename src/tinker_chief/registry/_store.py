@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -369,14 +368,12 @@ class Registry:
             self._ledger.audit(actor, "select", model.ref, {"scope": scope, "reason": scrub_text(reason)})
         return self.selections(scope)[-1]
 
-    def selections(self, scope: str | None = None) -> list[Selection]:
-        """Selections, oldest first (of one scope when given); the last of a scope is its candidate."""
-        query = ("SELECT s.id, s.scope, m.name || ':v' || m.version, s.at, s.actor, s.reason, s.details_json "
-                 "FROM selections s JOIN models m ON m.id = s.model_id")
+    def selections(self, scope: str | None = None, *, model_ref: str | None = None) -> list[Selection]:
+        """Selections, oldest first (of one scope and/or one model when given); the last of a scope
+        is its candidate (`current`)."""
         with _db.read(self._db) as db:
-            rows = (db.execute(query + " WHERE s.scope = ? ORDER BY s.id", (scope,)) if scope is not None
-                    else db.execute(query + " ORDER BY s.id")).fetchall()
-        return [Selection(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+            model_id = find_model(db, model_ref).id if model_ref is not None else None
+            return _rows.selections(db, scope, model_id)
 
     # ------------------------------------------------------------------ compare, export
 
