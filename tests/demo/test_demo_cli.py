@@ -3,19 +3,37 @@
 Runs the command through click's CliRunner with 2 training steps (about 40 s on 2 cores) and
 checks what the README promises: both models in the registry's SQLite file with a finished
 eval of every suite task, MODEL_REGISTRY.md and report.html written, the gate's verdict shown.
+The suite includes the published HumanEval on 5 problems, staged into a private datasets cache
+and recorded with its task version and dataset revision (skipped, with a note, without bwrap).
 """
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 
+import pytest
 from click.testing import CliRunner
 
 from tinker_chief.cli.main import cli
+from tinker_chief.demo.project import HUMANEVAL_LIMIT
+from tinker_chief.evals.hub_data import task_data
 from tinker_chief.planning import load_project
+from tinker_chief.registry import Registry
 
 
-def test_demo_on_the_tiny_model(tmp_path):
+@pytest.fixture
+def datasets_cache(tmp_path, monkeypatch):
+    """The demo stages HumanEval into the datasets cache the environment names: a private one here."""
+    import datasets.config
+
+    cache = tmp_path / "hf-datasets"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)  # read once, at import
+    return cache
+
+
+def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     directory = tmp_path / "demo"
     result = CliRunner().invoke(cli, ["demo", "--base-model", "tiny-random-llama", "--steps", "2",
                                       "--dir", str(directory)])
@@ -25,7 +43,9 @@ def test_demo_on_the_tiny_model(tmp_path):
 
     project = load_project(directory)
     suite = project.config.eval_suite
-    assert {t.name for t in suite.tasks} == {"val_nll", "secret_code", "safety", "calibration"}
+    has_bwrap = shutil.which("bwrap") is not None
+    assert {t.name for t in suite.tasks} == {"val_nll", "secret_code", "safety", "calibration"} | \
+        ({"humaneval"} if has_bwrap else set())
     with sqlite3.connect(project.registry_path) as db:
         models = dict(db.execute("SELECT id, recipe FROM models").fetchall())
         finished = db.execute("SELECT model_id, task FROM eval_runs WHERE status = 'finished' AND suite_version = ?",
@@ -37,3 +57,20 @@ def test_demo_on_the_tiny_model(tmp_path):
     assert outcomes > 0
     assert "base/tiny-random-llama:v1" in (directory / "MODEL_REGISTRY.md").read_text()
     assert (directory / "report.html").stat().st_size > 0
+    if has_bwrap:
+        _assert_humaneval_slice_recorded(project, datasets_cache, (directory / "report.html").read_text())
+    else:
+        assert "skipped `inspect_evals/humaneval`" in result.output
+
+
+def _assert_humaneval_slice_recorded(project, cache, report):
+    (load,) = task_data("humaneval").loads  # the revision the installed inspect_evals pins
+    assert any((cache / "openai___openai_humaneval").rglob("chief-staged.json"))  # staged here, not elsewhere
+    with Registry.open(project.registry_path) as registry:
+        for model in registry.list_models():
+            run = registry.latest_results(model.ref, project.config.eval_suite.version)["humaneval"]
+            assert run.metrics["accuracy"].n == HUMANEVAL_LIMIT
+            assert run.settings["inspect_task"] == "inspect_evals/humaneval" and run.settings["task_version"]
+            (split,) = run.settings["dataset"]
+            assert (split["revision"], split["origin"], split["rows"]) == (load.revision, "staged", 164)
+    assert load.revision in report

@@ -92,6 +92,27 @@ def test_report_has_every_section_with_images_and_tables(tmp_path: Path) -> None
     assert len(tables) == 2 and all(t == tables[0] for t in tables) and len(tables[0]) == 5
 
 
+def test_report_shows_the_task_version_and_dataset_revision_of_published_benchmarks(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    revision = "7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544"
+    # the settings `chief eval` records for an `inspect_evals/...` suite task (evals/tasks.py)
+    dataset = [{"path": "openai/openai_humaneval", "name": None, "data_dir": None, "split": "test",
+                "revision": revision, "origin": "staged", "rows": 164, "staged_from": "/data/HumanEval.jsonl.gz"}]
+    with Registry.open(project / ".chief" / "registry.db") as registry:
+        registry.record_eval("demo:v2", suite_name="demo-suite", suite_version="v1", task="humaneval",
+                             metrics=[MetricValue("accuracy", 0.2, n=5)], headline_metric="accuracy",
+                             settings={"inspect_task": "inspect_evals/humaneval", "task_version": "3",
+                                       "dataset": dataset, "sandbox": "chief"})
+    result = CliRunner().invoke(cli, ["report", "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    page = (project / "report.html").read_text()
+    table = page.split('<table class="benchmarks">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1])
+    assert [re.findall(r"<td>(.*?)</td>", row) for row in rows] == [[
+        "demo:v2", "humaneval", "inspect_evals/humaneval", "3",
+        f"openai/openai_humaneval [default] test @ {revision} (staged, 164 rows)"]]
+
+
 def test_report_without_runs_or_registry_says_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "chief.toml").write_text(CHIEF_TOML)
     result = CliRunner().invoke(cli, ["report", "--project", str(tmp_path)])

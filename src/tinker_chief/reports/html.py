@@ -2,7 +2,8 @@
 
 Every user-provided string goes through `html.escape`. Sections: plan, learning curves, sweeps
 (with `chief select`'s choice; only once `chief sweep` ran), eval comparison, calibration, safety,
-registry. A section without data says so in one sentence rather than disappearing, so a reader
+registry; the eval comparison lists, for published benchmarks, the task version and dataset
+revision that ran. A section without data says so in one sentence rather than disappearing, so a reader
 knows what was not measured.
 """
 
@@ -14,7 +15,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from tinker_chief.reports import charts
-from tinker_chief.reports.collect import ReportData, TaskResult, is_calibration, is_safety, reliability_table
+from tinker_chief.reports.collect import (
+    ReportData,
+    TaskResult,
+    dataset_splits,
+    is_calibration,
+    is_safety,
+    reliability_table,
+)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -86,7 +94,25 @@ def _eval_section(data: ReportData) -> str:
     summary = _table(["model", "task", "headline", "value [95% CI]", "suite version"],
                      [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _headline_value(r), _e(r.suite_version)]
                       for r in general], "evals")
-    return _img(bars, "eval comparison", "") + summary
+    return _img(bars, "eval comparison", "") + summary + _benchmark_versions(general)
+
+
+def _split_cell(split: dict[str, Any]) -> str:
+    config = split.get("name") or split.get("data_dir") or "default"
+    rows = f", {split['rows']} rows" if split.get("rows") is not None else ""
+    return _e(f"{split.get('path')} [{config}] {split.get('split')} @ {split.get('revision') or 'unpinned'} "
+              f"({split.get('origin')}{rows})")
+
+
+def _benchmark_versions(results: list[TaskResult]) -> str:
+    """Which version of each published benchmark ran, on which dataset revision (doctrine layer 2)."""
+    published = [r for r in results if dataset_splits(r)]
+    if not published:
+        return ""
+    rows = [[_e(r.model_ref), _e(r.task), _e(r.settings.get("inspect_task")), _e(r.settings.get("task_version")),
+             "<br>".join(_split_cell(split) for split in dataset_splits(r))] for r in published]
+    return "<h3>Published benchmarks: task and dataset versions</h3>" + _table(
+        ["model", "task", "inspect task", "task version", "dataset @ revision"], rows, "benchmarks")
 
 
 def _calibration_section(data: ReportData) -> str:
