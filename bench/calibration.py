@@ -35,8 +35,10 @@ from tinker_chief.models import DEFAULT_MODEL  # noqa: E402
 
 def questions(n: int) -> list[MCQuestion]:
     base = load_questions()
-    return [MCQuestion(f"{q.id}-{i // len(base)}", q.question, q.choices, q.answer_index)
-            for i, q in ((i, base[i % len(base)]) for i in range(n))]
+    return [
+        MCQuestion(f"{q.id}-{i // len(base)}", q.question, q.choices, q.answer_index)
+        for i, q in ((i, base[i % len(base)]) for i in range(n))
+    ]
 
 
 def score(dtype: str, model: str, items: list[MCQuestion], concurrency: int, state: Path):
@@ -44,9 +46,10 @@ def score(dtype: str, model: str, items: list[MCQuestion], concurrency: int, sta
     from tinker_chief.engine.server.launcher import start_engine
     from tinker_chief.evals.sampling import ModelSampler
 
-    with start_engine(state_dir=state / dtype, dtype=dtype) as handle, \
-            open_connection(choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients) \
-            as connection:
+    with (
+        start_engine(state_dir=state / dtype, dtype=dtype) as handle,
+        open_connection(choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients) as connection,
+    ):
         service = connection.service_client()
 
         async def run():
@@ -74,14 +77,19 @@ def main() -> None:
         raise SystemExit(f"scoring errors: fp32 {args.n - len(s32)}, bf16 {args.n - len(s16)}")
     agree = sum(a.predicted == b.predicted for a, b in zip(s32, s16, strict=True))
     max_diff = max(abs(p - q) for a, b in zip(s32, s16, strict=True) for p, q in zip(a.probabilities, b.probabilities))
-    print(f"machine: {machine()}; model {args.model}; "
-          f"n={args.n} questions x 4 options, concurrency={args.concurrency}")
-    print(f"fp32: {t32:7.2f} s  {args.n / t32:7.2f} questions/s  accuracy {calibration_metrics(s32)['accuracy']:.3f}"
-          f"  ECE {calibration_metrics(s32)['ece']:.4f}")
-    print(f"bf16: {t16:7.2f} s  {args.n / t16:7.2f} questions/s  accuracy {calibration_metrics(s16)['accuracy']:.3f}"
-          f"  ECE {calibration_metrics(s16)['ece']:.4f}")
-    print(f"ratio (bf16 / fp32 questions/s): {t32 / t16:.2f}x   same option chosen: {agree}/{args.n}   "
-          f"max |p_fp32 - p_bf16|: {max_diff:.4f}")
+    print(f"machine: {machine()}; model {args.model}; n={args.n} questions x 4 options, concurrency={args.concurrency}")
+    print(
+        f"fp32: {t32:7.2f} s  {args.n / t32:7.2f} questions/s  accuracy {calibration_metrics(s32)['accuracy']:.3f}"
+        f"  ECE {calibration_metrics(s32)['ece']:.4f}"
+    )
+    print(
+        f"bf16: {t16:7.2f} s  {args.n / t16:7.2f} questions/s  accuracy {calibration_metrics(s16)['accuracy']:.3f}"
+        f"  ECE {calibration_metrics(s16)['ece']:.4f}"
+    )
+    print(
+        f"ratio (bf16 / fp32 questions/s): {t32 / t16:.2f}x   same option chosen: {agree}/{args.n}   "
+        f"max |p_fp32 - p_bf16|: {max_diff:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,11 +38,14 @@ COUNTS = (1, 2, 4)
 def make_clients(service, args, count: int, data) -> list:
     import tinker
 
-    sdk_data = [tinker.Datum(model_input=tinker.ModelInput.from_ints(d.tokens.tolist()),
-                             loss_fn_inputs=dict(d.loss_fn_inputs)) for d in data]
+    sdk_data = [
+        tinker.Datum(model_input=tinker.ModelInput.from_ints(d.tokens.tolist()), loss_fn_inputs=dict(d.loss_fn_inputs))
+        for d in data
+    ]
     adam = tinker.AdamParams(learning_rate=STEP.learning_rate)
-    clients = [service.create_lora_training_client(base_model=args.model, rank=RANK, seed=i).result()
-               for i in range(count)]
+    clients = [
+        service.create_lora_training_client(base_model=args.model, rank=RANK, seed=i).result() for i in range(count)
+    ]
 
     def runner(client):
         def steps(n: int) -> None:
@@ -51,6 +54,7 @@ def make_clients(service, args, count: int, data) -> list:
                 opt = client.optim_step(adam)
                 fb.result()
                 opt.result()
+
         return steps
 
     return [runner(client) for client in clients]
@@ -84,8 +88,11 @@ def measure(args) -> tuple[dict[int, float], dict[int, str], str]:
                 seconds = aggregate_seconds(runners[:count], args.steps)
                 after = stats(handle)
                 samples[count].append(count * args.steps * tokens / seconds)
-                deltas = (after["shared_requests"] - before["shared_requests"], count * (args.steps + 1),
-                          after["shared_calls"] - before["shared_calls"])
+                deltas = (
+                    after["shared_requests"] - before["shared_requests"],
+                    count * (args.steps + 1),
+                    after["shared_calls"] - before["shared_calls"],
+                )
                 shared[count] = [total + delta for total, delta in zip(shared[count], deltas, strict=True)]
                 print(f"N={count}: {samples[count][-1]:.0f} tok/s, shared so far {shared[count]}", flush=True)
         precision = str(stats(handle).get("precision", "?"))
@@ -96,22 +103,31 @@ def measure(args) -> tuple[dict[int, float], dict[int, str], str]:
 def report(args, throughput: dict[int, float], grouping: dict[int, str], precision: str) -> str:
     # step_flops reads attributes; the catalog gives the config as a dict.
     flops_per_token = step_flops(SimpleNamespace(**load_model_config(args.model)), 1, args.seq)
-    peaks = {name: gemm_flops_per_s(dtype, "cuda" if torch.cuda.is_available() else "cpu")
-             for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
-    lines = [f"{args.model}, LoRA r={RANK} on all projections + lm_head, each client a batch of "
-             f"{args.batch}x{args.seq} random tokens, `forward_backward` + `optim_step` per step, "
-             f"{args.steps} timed steps per client after 1 warm-up, precision {precision}, "
-             f"median of {args.rounds} interleaved round(s).", "",
-             "| clients N | aggregate tokens/s | ratio vs N=1 | MFU vs bf16 GEMM | MFU vs fp32 GEMM "
-             "| engine grouping |",
-             "|---:|---:|---:|---:|---:|---|"]
+    peaks = {
+        name: gemm_flops_per_s(dtype, "cuda" if torch.cuda.is_available() else "cpu")
+        for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))
+    }
+    lines = [
+        f"{args.model}, LoRA r={RANK} on all projections + lm_head, each client a batch of "
+        f"{args.batch}x{args.seq} random tokens, `forward_backward` + `optim_step` per step, "
+        f"{args.steps} timed steps per client after 1 warm-up, precision {precision}, "
+        f"median of {args.rounds} interleaved round(s).",
+        "",
+        "| clients N | aggregate tokens/s | ratio vs N=1 | MFU vs bf16 GEMM | MFU vs fp32 GEMM | engine grouping |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
     for count, value in throughput.items():
         achieved = value * flops_per_token
-        lines.append(f"| {count} | {value:.0f} | {value / throughput[1]:.2f} | "
-                     f"{100 * achieved / peaks['bf16']:.1f}% | {100 * achieved / peaks['fp32']:.1f}% | "
-                     f"{grouping[count]} |")
-    lines += ["", f"GEMMs measured in the same run (1024^3): bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s, "
-                  f"fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s."]
+        lines.append(
+            f"| {count} | {value:.0f} | {value / throughput[1]:.2f} | "
+            f"{100 * achieved / peaks['bf16']:.1f}% | {100 * achieved / peaks['fp32']:.1f}% | "
+            f"{grouping[count]} |"
+        )
+    lines += [
+        "",
+        f"GEMMs measured in the same run (1024^3): bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s, "
+        f"fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s.",
+    ]
     return "\n".join(lines)
 
 
@@ -124,9 +140,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="repeats of the N = 1, 2, 4 sequence")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--doc", type=Path, default=None, metavar="FILE",
-                        help="also write the result, dated, into FILE's `concurrent-clients-BATCHxSEQ` block "
-                             "(e.g. docs/BENCHMARKS.md)")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the result, dated, into FILE's `concurrent-clients-BATCHxSEQ` block (e.g. docs/BENCHMARKS.md)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     text = report(args, *measure(args))

@@ -41,12 +41,25 @@ def run_recipe(args: argparse.Namespace, base_url: str, log_path: Path) -> float
     from tinker_cookbook.recipes.math_rl.arithmetic_env import ArithmeticDatasetBuilder
     from tinker_cookbook.rl import train
 
-    builder = ArithmeticDatasetBuilder(batch_size=args.groups, group_size=args.group_size,
-                                       model_name_for_tokenizer=args.model, renderer_name=RENDERER,
-                                       n_batches=args.iterations)
-    config = train.Config(learning_rate=args.lr, dataset_builder=builder, model_name=args.model,
-                          recipe_name="bench_cookbook_rl", max_tokens=args.max_tokens, log_path=str(log_path),
-                          renderer_name=RENDERER, base_url=base_url, lora_rank=args.rank, num_groups_to_log=0)
+    builder = ArithmeticDatasetBuilder(
+        batch_size=args.groups,
+        group_size=args.group_size,
+        model_name_for_tokenizer=args.model,
+        renderer_name=RENDERER,
+        n_batches=args.iterations,
+    )
+    config = train.Config(
+        learning_rate=args.lr,
+        dataset_builder=builder,
+        model_name=args.model,
+        recipe_name="bench_cookbook_rl",
+        max_tokens=args.max_tokens,
+        log_path=str(log_path),
+        renderer_name=RENDERER,
+        base_url=base_url,
+        lora_rank=args.rank,
+        num_groups_to_log=0,
+    )
     start = time.perf_counter()
     asyncio.run(train.main(config))
     return time.perf_counter() - start
@@ -59,16 +72,21 @@ def report(rows: list[dict], wall: float) -> dict:
         tokens, sampling = row["env/all/total_ac_tokens"], row["time/sampling"]
         per_s.append(row["time/total"])
         tok_s.append(tokens / sampling)
-        print(f"{row['step']:>4} {row['time/total']:>7.2f} {sampling:>8.2f} {tokens:>6} {tokens / sampling:>7.1f} "
-              f"{row['env/all/reward/total']:>7.3f} {row['env/all/correct']:>7.3f}")
+        print(
+            f"{row['step']:>4} {row['time/total']:>7.2f} {sampling:>8.2f} {tokens:>6} {tokens / sampling:>7.1f} "
+            f"{row['env/all/reward/total']:>7.3f} {row['env/all/correct']:>7.3f}"
+        )
     rewards = [row["env/all/reward/total"] for row in rows]
-    summary = {"iterations": len(rows), "wall_s": round(wall, 1),
-               "median_s_per_iteration": round(statistics.median(per_s), 2),
-               "median_sampled_tokens_per_s": round(statistics.median(tok_s), 1),
-               "reward_first5": round(statistics.mean(rewards[:5]), 3),
-               "reward_last5": round(statistics.mean(rewards[-5:]), 3),
-               "correct_first5": round(statistics.mean(r["env/all/correct"] for r in rows[:5]), 3),
-               "correct_last5": round(statistics.mean(r["env/all/correct"] for r in rows[-5:]), 3)}
+    summary = {
+        "iterations": len(rows),
+        "wall_s": round(wall, 1),
+        "median_s_per_iteration": round(statistics.median(per_s), 2),
+        "median_sampled_tokens_per_s": round(statistics.median(tok_s), 1),
+        "reward_first5": round(statistics.mean(rewards[:5]), 3),
+        "reward_last5": round(statistics.mean(rewards[-5:]), 3),
+        "correct_first5": round(statistics.mean(r["env/all/correct"] for r in rows[:5]), 3),
+        "correct_last5": round(statistics.mean(r["env/all/correct"] for r in rows[-5:]), 3),
+    }
     print(json.dumps(summary))
     return summary
 
@@ -86,9 +104,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"recipe: rl.train.main + ArithmeticDatasetBuilder on {args.model}, {args.iterations} iterations x "
-          f"{args.groups} groups x {args.group_size} samples, max_tokens {args.max_tokens}, lr {args.lr}, "
-          f"rank {args.rank}, renderer {RENDERER}")
+    print(
+        f"recipe: rl.train.main + ArithmeticDatasetBuilder on {args.model}, {args.iterations} iterations x "
+        f"{args.groups} groups x {args.group_size} samples, max_tokens {args.max_tokens}, lr {args.lr}, "
+        f"rank {args.rank}, renderer {RENDERER}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-cookbook-rl-") as tmp:
         with start_engine(state_dir=Path(tmp) / "engine", device=args.device, dtype=args.dtype) as engine:
             os.environ["TINKER_API_KEY"] = engine.api_key_for_clients  # the SDK reads the key from here

@@ -26,8 +26,7 @@ def write_block(path: Path, name: str, body: str) -> None:
     if start < 0 and stop < 0:
         text = f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
     elif 0 <= start < stop:
-        text = text[:start] + block + text[stop + len(end):]
+        text = text[:start] + block + text[stop + len(end) :]
     else:
         raise ValueError(f"{path}: the {begin} / {end} markers are missing one half or out of order")
     path.write_text(text, encoding="utf-8")
-

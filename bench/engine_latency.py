@@ -55,9 +55,13 @@ def local_forward():
 
     backend = TorchBackend(device="cpu", dtype="float32")
     backend.create_training_model("bench", TINY, LoraSpec(rank=8, seed=0))
-    datum = DatumArrays(tokens=np.asarray(TOKENS[:-1], dtype=np.int64),
-                        loss_fn_inputs={"target_tokens": np.asarray(TOKENS[1:], dtype=np.int64),
-                                        "weights": np.ones(len(TOKENS) - 1, dtype=np.float32)})
+    datum = DatumArrays(
+        tokens=np.asarray(TOKENS[:-1], dtype=np.int64),
+        loss_fn_inputs={
+            "target_tokens": np.asarray(TOKENS[1:], dtype=np.int64),
+            "weights": np.ones(len(TOKENS) - 1, dtype=np.float32),
+        },
+    )
     return lambda: backend.forward_backward("bench", [datum], "cross_entropy", {}, True)
 
 
@@ -70,14 +74,19 @@ def run(calls: int) -> dict[str, list[float]]:
     with start_engine(state_dir=Path(tempfile.mkdtemp()), device="cpu", dtype="float32") as engine:
         client = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
         tc = client.create_lora_training_client(base_model=TINY, rank=8, seed=0).result()
-        datum = types.Datum(model_input=types.ModelInput.from_ints(TOKENS[:-1]),
-                            loss_fn_inputs={"target_tokens": TOKENS[1:], "weights": [1.0] * (len(TOKENS) - 1)})
+        datum = types.Datum(
+            model_input=types.ModelInput.from_ints(TOKENS[:-1]),
+            loss_fn_inputs={"target_tokens": TOKENS[1:], "weights": [1.0] * (len(TOKENS) - 1)},
+        )
         with httpx.Client(headers={"X-API-Key": engine.api_key_for_clients}) as http:
-            samples = interleaved({
-                "sdk": lambda: tc.forward([datum], "cross_entropy").result(),
-                "local": local_forward(),
-                "health": lambda: http.get(f"{engine.base_url}/api/v1/healthz"),
-            }, calls)
+            samples = interleaved(
+                {
+                    "sdk": lambda: tc.forward([datum], "cross_entropy").result(),
+                    "local": local_forward(),
+                    "health": lambda: http.get(f"{engine.base_url}/api/v1/healthz"),
+                },
+                calls,
+            )
         client.close("success").result()
     return samples
 
@@ -97,8 +106,10 @@ def main() -> None:
     print(f"{'SDK -> engine over HTTP':<34}{sdk50 * 1e3:>10.2f}{sdk99 * 1e3:>10.2f}")
     print(f"{'in-process TorchBackend (baseline)':<34}{loc50 * 1e3:>10.2f}{loc99 * 1e3:>10.2f}")
     print(f"{'bare GET healthz':<34}{h50 * 1e3:>10.2f}{h99 * 1e3:>10.2f}")
-    print(f"ratio SDK/in-process: p50 {sdk50 / loc50:.2f}x, p99 {sdk99 / loc99:.2f}x; "
-          f"protocol overhead p50 {(sdk50 - loc50) * 1e3:.2f} ms")
+    print(
+        f"ratio SDK/in-process: p50 {sdk50 / loc50:.2f}x, p99 {sdk99 / loc99:.2f}x; "
+        f"protocol overhead p50 {(sdk50 - loc50) * 1e3:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -88,8 +88,12 @@ class PeakMemory:
 
 
 def sample_body(prompt: list[int], **fields: object) -> dict:
-    body = {"base_model": TINY, "num_samples": 1, "prompt": {"chunks": [{"type": "encoded_text", "tokens": prompt}]},
-            "sampling_params": {"max_tokens": 1, "temperature": 1.0, "seed": 0}}
+    body = {
+        "base_model": TINY,
+        "num_samples": 1,
+        "prompt": {"chunks": [{"type": "encoded_text", "tokens": prompt}]},
+        "sampling_params": {"max_tokens": 1, "temperature": 1.0, "seed": 0},
+    }
     body.update(fields)
     return body
 
@@ -97,8 +101,10 @@ def sample_body(prompt: list[int], **fields: object) -> dict:
 def finished(http: httpx.Client, request_id: str) -> httpx.Response:
     while True:
         response = http.post("/retrieve_future", json={"request_id": request_id})
-        if not (response.headers.get("content-type", "").startswith("application/json")
-                and response.json().get("type") == "try_again"):
+        if not (
+            response.headers.get("content-type", "").startswith("application/json")
+            and response.json().get("type") == "try_again"
+        ):
             return response
 
 
@@ -116,8 +122,11 @@ def submitted_sample(http: httpx.Client, body: dict, retrieve: bool = True) -> s
 
 
 def answered(response: httpx.Response) -> str:
-    return f"{response.status_code}: {response.json()['error'][:70]}" if response.status_code >= 400 \
+    return (
+        f"{response.status_code}: {response.json()['error'][:70]}"
+        if response.status_code >= 400
         else str(response.status_code)
+    )
 
 
 def declared_too_large(base_url: str, key: str) -> str:
@@ -126,8 +135,12 @@ def declared_too_large(base_url: str, key: str) -> str:
 
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall((f"POST /api/v1/create_session HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {key}\r\n"
-                      "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n{").encode())
+        sock.sendall(
+            (
+                f"POST /api/v1/create_session HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {key}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n{"
+            ).encode()
+        )
         head = sock.recv(200).decode("latin-1")
     return head.split("\r\n", 1)[0].removeprefix("HTTP/1.1 ")
 
@@ -138,22 +151,37 @@ def scenarios(http: httpx.Client, base_url: str, key: str, max_tokens: int) -> l
     chunked = (b" " * MiB for _ in range(9))
     big_body = pb.ForwardBackwardRequest(model_id="a" * (63 * MiB - 16)).SerializeToString()
     return [
-        ("2: topk_prompt_logprobs=500000, 200-token prompt",
-         lambda: submitted_sample(http, sample_body(prompt_200, topk_prompt_logprobs=500_000))),
-        ("2: topk_prompt_logprobs=100 (the max), 2047-token prompt",
-         lambda: submitted_sample(http, sample_body(prompt_2047, topk_prompt_logprobs=100, prompt_logprobs=True))),
-        (f"2: num_samples=256 x max_tokens={max_tokens}",
-         lambda: submitted_sample(http, sample_body([10, 11, 12], num_samples=256,
-                                                     sampling_params={"max_tokens": max_tokens, "seed": 0,
-                                                                      "stop": []}))),
-        ("3: the topk=100 request again, never retrieved",
-         lambda: submitted_sample(http, sample_body(prompt_2047, topk_prompt_logprobs=100), retrieve=False)),
-        (f"4: zstd bomb, {len(bomb) / 1024:.1f} KB inflating to 400 MB",
-         lambda: answered(http.post("/forward_backward", content=bomb, headers={"Content-Encoding": "zstd"}))),
+        (
+            "2: topk_prompt_logprobs=500000, 200-token prompt",
+            lambda: submitted_sample(http, sample_body(prompt_200, topk_prompt_logprobs=500_000)),
+        ),
+        (
+            "2: topk_prompt_logprobs=100 (the max), 2047-token prompt",
+            lambda: submitted_sample(http, sample_body(prompt_2047, topk_prompt_logprobs=100, prompt_logprobs=True)),
+        ),
+        (
+            f"2: num_samples=256 x max_tokens={max_tokens}",
+            lambda: submitted_sample(
+                http,
+                sample_body(
+                    [10, 11, 12], num_samples=256, sampling_params={"max_tokens": max_tokens, "seed": 0, "stop": []}
+                ),
+            ),
+        ),
+        (
+            "3: the topk=100 request again, never retrieved",
+            lambda: submitted_sample(http, sample_body(prompt_2047, topk_prompt_logprobs=100), retrieve=False),
+        ),
+        (
+            f"4: zstd bomb, {len(bomb) / 1024:.1f} KB inflating to 400 MB",
+            lambda: answered(http.post("/forward_backward", content=bomb, headers={"Content-Encoding": "zstd"})),
+        ),
         ("4: Content-Length 300 MB to create_session", lambda: declared_too_large(base_url, key)),
         ("4: 9 MiB chunked body to create_session", lambda: answered(http.post("/create_session", content=chunked))),
-        ("4: 63 MiB forward_backward body (under the cap)",
-         lambda: answered(http.post("/forward_backward", content=big_body))),
+        (
+            "4: 63 MiB forward_backward body (under the cap)",
+            lambda: answered(http.post("/forward_backward", content=big_body)),
+        ),
     ]
 
 
@@ -161,10 +189,12 @@ def run(max_tokens: int) -> tuple[int, list[tuple[str, str, int, int, int]], dic
     from tinker_chief.engine.server.launcher import start_engine
 
     rows = []
-    with start_engine(state_dir=Path(tempfile.mkdtemp(prefix="bench-limits-")), device="cpu",
-                      dtype="float32") as engine, \
-            httpx.Client(base_url=f"{engine.base_url}/api/v1", timeout=600,
-                         headers={"X-API-Key": engine.api_key_for_clients}) as http:
+    with (
+        start_engine(state_dir=Path(tempfile.mkdtemp(prefix="bench-limits-")), device="cpu", dtype="float32") as engine,
+        httpx.Client(
+            base_url=f"{engine.base_url}/api/v1", timeout=600, headers={"X-API-Key": engine.api_key_for_clients}
+        ) as http,
+    ):
         memory = PeakMemory(engine.process.pid)
         submitted_sample(http, sample_body([10, 11, 12]))  # loads the model: part of the baseline
         baseline = memory.rss()
@@ -177,22 +207,35 @@ def run(max_tokens: int) -> tuple[int, list[tuple[str, str, int, int, int]], dic
 
 
 def table(baseline: int, rows: list[tuple[str, str, int, int, int]], stats: dict) -> str:
-    lines = [f"idle engine after loading {TINY}: {baseline / MiB:.0f} MiB resident",
-             "", "| request (issue #17 item) | engine's answer | RSS before → peak → after (MiB) |",
-             "|---|---|---:|"]
-    lines += [f"| {name} | {answer} | {before / MiB:.0f} → {peak / MiB:.0f} → {after / MiB:.0f} |"
-              for name, answer, before, peak, after in rows]
-    lines += ["", f"engine_stats at the end: results_unretrieved={stats.get('results_unretrieved')} "
-                  f"({stats.get('results_unretrieved_bytes', 0) / MiB:.1f} MiB, expire after 15 minutes), "
-                  f"results_held={stats.get('results_held')} ({stats.get('results_held_bytes', 0) / MiB:.1f} MiB)"]
+    lines = [
+        f"idle engine after loading {TINY}: {baseline / MiB:.0f} MiB resident",
+        "",
+        "| request (issue #17 item) | engine's answer | RSS before → peak → after (MiB) |",
+        "|---|---|---:|",
+    ]
+    lines += [
+        f"| {name} | {answer} | {before / MiB:.0f} → {peak / MiB:.0f} → {after / MiB:.0f} |"
+        for name, answer, before, peak, after in rows
+    ]
+    lines += [
+        "",
+        f"engine_stats at the end: results_unretrieved={stats.get('results_unretrieved')} "
+        f"({stats.get('results_unretrieved_bytes', 0) / MiB:.1f} MiB, expire after 15 minutes), "
+        f"results_held={stats.get('results_held')} ({stats.get('results_held_bytes', 0) / MiB:.1f} MiB)",
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=256, help="tokens per sample in the 256-sample request")
-    parser.add_argument("--append", type=Path, default=None, metavar="FILE",
-                        help="also append the result, dated, to FILE (e.g. docs/BENCHMARKS.md)")
+    parser.add_argument(
+        "--append",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also append the result, dated, to FILE (e.g. docs/BENCHMARKS.md)",
+    )
     args = parser.parse_args()
     from engine_common import machine
 
@@ -202,8 +245,7 @@ def main() -> None:
     print(text)
     if args.append:
         with args.append.open("a", encoding="utf-8") as out:
-            out.write(f"\n#### `bench/engine_limits.py`, {datetime.date.today()}\n\n"
-                      f"Machine: {machine()}\n\n{text}\n")
+            out.write(f"\n#### `bench/engine_limits.py`, {datetime.date.today()}\n\nMachine: {machine()}\n\n{text}\n")
 
 
 if __name__ == "__main__":

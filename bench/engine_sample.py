@@ -26,9 +26,16 @@ from tinker_chief.engine.backend import SampleRequest, SamplingSettings  # noqa:
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, load_tokenizer  # noqa: E402
 
-QUESTIONS = ["What is the capital of France?", "Write a haiku about the sea.", "What is 2+3?",
-             "Name three colours.", "Why is the sky blue?", "Give me a fun fact about cats.",
-             "How do plants make food?", "What is a prime number?"]
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "What is 2+3?",
+    "Name three colours.",
+    "Why is the sky blue?",
+    "Give me a fun fact about cats.",
+    "How do plants make food?",
+    "What is a prime number?",
+]
 
 
 def prompts(model: str, count: int) -> list[list[int]]:
@@ -48,8 +55,14 @@ def bench_hf(backend: TorchBackend, model: str, batch: list[list[int]], new_toke
     with torch.no_grad(), backend.precision.autocast():
         for prompt in batch:
             ids = torch.tensor([prompt], device=backend.device)
-            base.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
-                          min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+            base.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=0,
+            )
     return time.perf_counter() - start
 
 
@@ -96,16 +109,21 @@ def main() -> None:
     total = args.requests * args.new_tokens
     hf_s = bench_hf(backend, args.model, batch, args.new_tokens)
     backend_s = bench_backend(backend, args.model, batch, args.new_tokens)
-    print(f"model {args.model}, {args.requests} requests x {args.new_tokens} new tokens, greedy, "
-          f"precision {backend.precision.name}")
+    print(
+        f"model {args.model}, {args.requests} requests x {args.new_tokens} new tokens, greedy, "
+        f"precision {backend.precision.name}"
+    )
     print(f"HF generate, sequential      : {hf_s:7.2f} s  {total / hf_s:7.1f} tok/s")
-    print(f"TorchBackend.sample, batched : {backend_s:7.2f} s  {total / backend_s:7.1f} tok/s  "
-          f"ratio {hf_s / backend_s:.2f}x")
+    print(
+        f"TorchBackend.sample, batched : {backend_s:7.2f} s  {total / backend_s:7.1f} tok/s  "
+        f"ratio {hf_s / backend_s:.2f}x"
+    )
     if not args.skip_sdk:
         del backend
         sdk_s = bench_sdk(args.model, batch, args.new_tokens, args.dtype, args.device)
-        print(f"engine via tinker SDK, concurrent: {sdk_s:7.2f} s  {total / sdk_s:7.1f} tok/s  "
-              f"ratio {hf_s / sdk_s:.2f}x")
+        print(
+            f"engine via tinker SDK, concurrent: {sdk_s:7.2f} s  {total / sdk_s:7.1f} tok/s  ratio {hf_s / sdk_s:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ RANK = 16
 def make_batch(batch: int, seq: int, vocab: int) -> list[DatumArrays]:
     rng = np.random.default_rng(0)
     tokens = rng.integers(3, min(vocab, 20000), (batch, seq + 1))
-    return [DatumArrays(row[:-1].copy(), {"target_tokens": row[1:].copy(), "weights": np.ones(seq, np.float32)})
-            for row in tokens]
+    return [
+        DatumArrays(row[:-1].copy(), {"target_tokens": row[1:].copy(), "weights": np.ones(seq, np.float32)})
+        for row in tokens
+    ]
 
 
 def step_flops(config, tokens: int, seq: int) -> float:
@@ -72,8 +74,13 @@ def peft_step(data, lora_config, local_dir, precision):
     from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
 
     model = get_peft_model(load_frozen_causal_lm(local_dir, precision.device), copy.deepcopy(lora_config))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=STEP.learning_rate,
-                                  betas=(STEP.beta1, STEP.beta2), eps=STEP.eps, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=STEP.learning_rate,
+        betas=(STEP.beta1, STEP.beta2),
+        eps=STEP.eps,
+        weight_decay=0.0,
+    )
     ids = torch.as_tensor(np.stack([d.tokens for d in data]), device=precision.device)
     labels = torch.as_tensor(np.stack([d.loss_fn_inputs["target_tokens"] for d in data]), device=precision.device)
 
@@ -91,8 +98,10 @@ def peft_step(data, lora_config, local_dir, precision):
 def sdk_step(service, args, data):
     import tinker
 
-    sdk_data = [tinker.Datum(model_input=tinker.ModelInput.from_ints(d.tokens.tolist()),
-                             loss_fn_inputs=dict(d.loss_fn_inputs)) for d in data]
+    sdk_data = [
+        tinker.Datum(model_input=tinker.ModelInput.from_ints(d.tokens.tolist()), loss_fn_inputs=dict(d.loss_fn_inputs))
+        for d in data
+    ]
     adam = tinker.AdamParams(learning_rate=STEP.learning_rate)
     client = service.create_lora_training_client(base_model=args.model, rank=RANK, seed=0).result()
 
@@ -132,16 +141,20 @@ def main() -> None:
     data = make_batch(args.batch, args.seq, int(load_model_config(args.model)["vocab_size"]))
     backend_fn, backend = backend_step(args, data)
     precision, base = backend.precision, backend._bases.get(args.model)
-    steps = {"peft": peft_step(data, backend.lora_config("bench"), base.local_dir, precision),
-             "backend": backend_fn}
+    steps = {"peft": peft_step(data, backend.lora_config("bench"), base.local_dir, precision), "backend": backend_fn}
     with contextlib.ExitStack() as stack:
         if not args.skip_sdk:
             steps["sdk"] = sdk_step(stack.enter_context(sdk_engine(args.dtype, args.device)), args, data)
         seconds = interleaved(steps, args.steps)
-    print(f"model {args.model}, batch {args.batch}x{args.seq}, LoRA r={RANK}, precision {precision.name}, "
-          f"median of {args.steps} interleaved rounds after 1 warm-up")
-    labels = {"peft": "plain PEFT in-process     ", "backend": "TorchBackend in-process   ",
-              "sdk": "engine via tinker SDK/HTTP"}
+    print(
+        f"model {args.model}, batch {args.batch}x{args.seq}, LoRA r={RANK}, precision {precision.name}, "
+        f"median of {args.steps} interleaved rounds after 1 warm-up"
+    )
+    labels = {
+        "peft": "plain PEFT in-process     ",
+        "backend": "TorchBackend in-process   ",
+        "sdk": "engine via tinker SDK/HTTP",
+    }
     for name, value in seconds.items():
         ratio = "" if name == "peft" else f"  ratio vs PEFT {seconds['peft'] / value:.2f}"
         print(f"{labels[name]}: {value:7.2f} s/step  {tokens / value:8.0f} tok/s{ratio}")
@@ -150,8 +163,10 @@ def main() -> None:
     achieved = flops / backend_s
     for dtype in (torch.bfloat16, torch.float32):
         peak = gemm_flops_per_s(dtype, precision.device)
-        print(f"MFU vs measured {str(dtype)[6:]:8s} GEMM ({peak / 1e9:7.1f} GFLOP/s): "
-              f"{100 * achieved / peak:5.1f}%  (step does {flops / 1e12:.2f} TFLOP, {achieved / 1e9:.1f} GFLOP/s)")
+        print(
+            f"MFU vs measured {str(dtype)[6:]:8s} GEMM ({peak / 1e9:7.1f} GFLOP/s): "
+            f"{100 * achieved / peak:5.1f}%  (step does {flops / 1e12:.2f} TFLOP, {achieved / 1e9:.1f} GFLOP/s)"
+        )
 
 
 if __name__ == "__main__":

@@ -42,13 +42,22 @@ def write_samples(path: Path, n: int, fewshot: int) -> None:
     with path.open("w") as handle:
         for i in range(n):
             a, b = 3 + i % 17, 5 + (7 * i) % 23
-            handle.write(json.dumps({"id": f"s{i}", "system": system,
-                                     "input": f"What is {a} + {b}? Reply with the number only.",
-                                     "output": str(a + b)}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"s{i}",
+                        "system": system,
+                        "input": f"What is {a} + {b}? Reply with the number only.",
+                        "output": str(a + b),
+                    }
+                )
+                + "\n"
+            )
 
 
-def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, dtype: str,
-              out: Path) -> tuple[float, list[str], dict]:
+def run_chief(
+    data: Path, n: int, max_tokens: int, concurrency: int, dtype: str, out: Path
+) -> tuple[float, list[str], dict]:
     from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.engine.server.launcher import engine_stats, start_engine
     from tinker_chief.evals.offline import OfflineConfig, run_offline_async
@@ -62,35 +71,55 @@ def run_chief(data: Path, n: int, max_tokens: int, concurrency: int, dtype: str,
             return engine_stats(handle.base_url, handle.api_key_for_clients) or {}
 
         async def both() -> tuple[float, list[str], dict]:
-            warm = OfflineConfig(DEFAULT_MODEL, data, "numeric", settings=settings, limit=concurrency,
-                                 concurrency=concurrency, output_dir=out / "warm")
+            warm = OfflineConfig(
+                DEFAULT_MODEL,
+                data,
+                "numeric",
+                settings=settings,
+                limit=concurrency,
+                concurrency=concurrency,
+                output_dir=out / "warm",
+            )
             await run_offline_async(warm, connection)
-            config = OfflineConfig(DEFAULT_MODEL, data, "numeric", settings=settings, concurrency=concurrency,
-                                   output_dir=out / "chief")
+            config = OfflineConfig(
+                DEFAULT_MODEL, data, "numeric", settings=settings, concurrency=concurrency, output_dir=out / "chief"
+            )
             before = stats()
             started = time.perf_counter()
             result = await run_offline_async(config, connection)
             elapsed = time.perf_counter() - started
             after = stats()
-            timed = {key: round(after[key] - before[key], 2) for key in ("sample_requests", "sample_batches",
-                                                                          "sample_compute_s")}
+            timed = {
+                key: round(after[key] - before[key], 2)
+                for key in ("sample_requests", "sample_batches", "sample_compute_s")
+            }
             return elapsed, [r.response or "" for r in result.records], timed
 
         return asyncio.run(both())
 
 
-def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, dtype: str,
-                   out: Path) -> tuple[float, list[str]]:
+def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, dtype: str, out: Path) -> tuple[float, list[str]]:
     import torch
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
     from tinker_chief.evals.inspect_tasks import jsonl_task
 
-    model = get_model("hf/local", model_path=str(materialize_model(DEFAULT_MODEL)), do_sample=False,
-                      device="cpu", dtype=getattr(torch, dtype))
-    common = dict(model=model, display="none", max_tokens=max_tokens, temperature=0.0,
-                  max_connections=concurrency, log_dir=str(out / "hf-logs"))
+    model = get_model(
+        "hf/local",
+        model_path=str(materialize_model(DEFAULT_MODEL)),
+        do_sample=False,
+        device="cpu",
+        dtype=getattr(torch, dtype),
+    )
+    common = dict(
+        model=model,
+        display="none",
+        max_tokens=max_tokens,
+        temperature=0.0,
+        max_connections=concurrency,
+        log_dir=str(out / "hf-logs"),
+    )
     inspect_eval(jsonl_task(data=str(data), scorer="match"), limit=concurrency, **common)  # warm-up
     started = time.perf_counter()
     logs = inspect_eval(jsonl_task(data=str(data), scorer="match"), **common)
@@ -116,10 +145,18 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--fewshot", type=int, default=0, help="solved examples in the shared system prompt")
-    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
-                        help="the engine's --dtype (auto: bf16 on CPUs with native bf16, else fp32)")
-    parser.add_argument("--hf-dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="the dtype Inspect's hf provider loads the model in (its default: the checkpoint's, fp32)")
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the engine's --dtype (auto: bf16 on CPUs with native bf16, else fp32)",
+    )
+    parser.add_argument(
+        "--hf-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="the dtype Inspect's hf provider loads the model in (its default: the checkpoint's, fp32)",
+    )
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
@@ -127,13 +164,19 @@ def main() -> None:
     chief_s, chief_answers, stats = run_chief(data, args.n, args.max_tokens, args.concurrency, args.dtype, out)
     hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, args.hf_dtype, out)
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
-    print(f"machine: {machine()}; model {DEFAULT_MODEL}; "
-          f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy; "
-          f"engine --dtype {args.dtype}, hf dtype {args.hf_dtype}")
-    print(f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s  "
-          f"accuracy {accuracy(chief_answers, data):.3f}")
-    print(f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s  "
-          f"accuracy {accuracy(hf_answers, data):.3f}")
+    print(
+        f"machine: {machine()}; model {DEFAULT_MODEL}; "
+        f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy; "
+        f"engine --dtype {args.dtype}, hf dtype {args.hf_dtype}"
+    )
+    print(
+        f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s  "
+        f"accuracy {accuracy(chief_answers, data):.3f}"
+    )
+    print(
+        f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s  "
+        f"accuracy {accuracy(hf_answers, data):.3f}"
+    )
     print(f"engine during the timed run: {stats} (sample_compute_s: time inside the model's batched generate)")
     print(f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}")
 

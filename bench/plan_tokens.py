@@ -25,8 +25,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TINKER_TELEMETRY", "0")
 
-WORDS = ("the model answers questions about rivers mountains code tests python loops arrays numbers "
-         "seven secret copy stone cloud tiger paper please explain why how what when list sort").split()
+WORDS = (
+    "the model answers questions about rivers mountains code tests python loops arrays numbers "
+    "seven secret copy stone cloud tiger paper please explain why how what when list sort"
+).split()
 
 
 def synthetic_rows(n: int, seed: int = 0):
@@ -75,25 +77,31 @@ def main() -> None:
         read_s, conversations = best_of(1, lambda: read_sft_conversations(path))
 
     texts = [chatml_text(c.messages) for c in conversations]
-    raw_s, raw = best_of(args.repeats, lambda: tokenizer(texts, add_special_tokens=False,
-                                                         return_attention_mask=False)["input_ids"])
+    raw_s, raw = best_of(
+        args.repeats, lambda: tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    )
     raw_tokens = sum(len(ids) for ids in raw)
     chief_s, counts = best_of(args.repeats, lambda: count_tokens(conversations, renderer, args.train_on_what, 4096))
     chief_tokens = sum(counts.total)
     sample = conversations[: args.renderer_sample]
     ref_s, ref = best_of(1, lambda: count_tokens(sample, renderer, args.train_on_what, 4096, method="renderer"))
     ref_tokens = sum(ref.total)
-    assert ref.total == counts.total[: len(sample)] and ref.completion == counts.completion[: len(sample)], \
+    assert ref.total == counts.total[: len(sample)] and ref.completion == counts.completion[: len(sample)], (
         "batched counter disagrees with the renderer"
+    )
 
     raw_tps, chief_tps, ref_tps = raw_tokens / raw_s, chief_tokens / chief_s, ref_tokens / ref_s
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {args.model}; "
-          f"{args.n:,} conversations ({chief_tokens:,} tokens, {sum(counts.completion):,} trained); "
-          f"read+validate {read_s:.2f} s")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {args.model}; "
+        f"{args.n:,} conversations ({chief_tokens:,} tokens, {sum(counts.completion):,} trained); "
+        f"read+validate {read_s:.2f} s"
+    )
     print(f"baseline raw tokenizer(texts): {raw_s:7.2f} s  {raw_tps:12,.0f} tok/s")
     print(f"chief count_tokens (batched):  {chief_s:7.2f} s  {chief_tps:12,.0f} tok/s  ratio {chief_tps / raw_tps:.2f}")
-    print(f"cookbook renderer ({len(sample):,} sample): {ref_s:7.2f} s  {ref_tps:12,.0f} tok/s  "
-          f"ratio {ref_tps / raw_tps:.3f}")
+    print(
+        f"cookbook renderer ({len(sample):,} sample): {ref_s:7.2f} s  {ref_tps:12,.0f} tok/s  "
+        f"ratio {ref_tps / raw_tps:.3f}"
+    )
 
 
 if __name__ == "__main__":

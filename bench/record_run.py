@@ -37,8 +37,12 @@ def junit_counts(path: Path) -> tuple[dict[str, int], float]:
         raise SystemExit(f"error: {path}: no <testsuite> element; expected pytest's --junitxml output")
     total = {key: sum(int(suite.get(key, 0)) for suite in suites) for key in ("tests", "failures", "errors", "skipped")}
     seconds = sum(float(suite.get("time", 0)) for suite in suites)
-    counts = {"passed": total["tests"] - total["failures"] - total["errors"] - total["skipped"],
-              "failed": total["failures"], "errors": total["errors"], "skipped": total["skipped"]}
+    counts = {
+        "passed": total["tests"] - total["failures"] - total["errors"] - total["skipped"],
+        "failed": total["failures"],
+        "errors": total["errors"],
+        "skipped": total["skipped"],
+    }
     return counts, seconds
 
 
@@ -46,19 +50,23 @@ def tests_block(junit: Path, script_seconds: float, pytest_args: str) -> str:
     counts, seconds = junit_counts(junit)
     summary = ", ".join(f"{value} {key}" for key, value in counts.items())
     ran = f"`pytest {pytest_args}`" if pytest_args.strip() else "the whole suite"
-    return (f"Recorded by `CHIEF_RECORD_RUN=1 ./scripts/test.sh` on {datetime.date.today()} "
-            f"({ran}).\n\n"
-            f"- machine: {machine()}\n"
-            f"- tests: {summary}, in {duration(seconds)}\n"
-            f"- the whole script (set-up, lint and types, tests): {duration(script_seconds)}")
+    return (
+        f"Recorded by `CHIEF_RECORD_RUN=1 ./scripts/test.sh` on {datetime.date.today()} "
+        f"({ran}).\n\n"
+        f"- machine: {machine()}\n"
+        f"- tests: {summary}, in {duration(seconds)}\n"
+        f"- the whole script (set-up, lint and types, tests): {duration(script_seconds)}"
+    )
 
 
 def demo_block(demo_seconds: float, script_seconds: float, exit_code: int) -> str:
     outcome = "finished" if exit_code == 0 else f"FAILED (exit code {exit_code})"
-    return (f"Recorded by `CHIEF_RECORD_RUN=1 ./scripts/demo.sh` on {datetime.date.today()}.\n\n"
-            f"- machine: {machine()}\n"
-            f"- `chief demo`: {outcome} in {duration(demo_seconds)}\n"
-            f"- the whole script (set-up and the demo): {duration(script_seconds)}")
+    return (
+        f"Recorded by `CHIEF_RECORD_RUN=1 ./scripts/demo.sh` on {datetime.date.today()}.\n\n"
+        f"- machine: {machine()}\n"
+        f"- `chief demo`: {outcome} in {duration(demo_seconds)}\n"
+        f"- the whole script (set-up and the demo): {duration(script_seconds)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,32 +54,50 @@ def main() -> None:
         project = demo.project
         write_plan_files(project, make_plan(project))
         planned = time.perf_counter()
-        with open_connection(choose_backend("local"), state_dir=ProjectPaths(project.root).engine_state,
-                             models=[project.config.base_model]) as connection:
+        with open_connection(
+            choose_backend("local"),
+            state_dir=ProjectPaths(project.root).engine_state,
+            models=[project.config.base_model],
+        ) as connection:
             sweep = start_sweep(project, lr_multipliers=multipliers)
             sweep_started = time.perf_counter()
             run_sweep(project, sweep, connection)
             swept = time.perf_counter()
             chosen = select(project, connection, sweep_id=sweep.sweep_id, shortlist=args.shortlist)
             selected = time.perf_counter()
-        tokens = sum(row.get("train/tokens", 0) for p in sweep.points if p.run_id
-                     for row in RunLog(ProjectPaths(project.root).runs / p.run_id).metrics())
-    lines = [f"{datetime.date.today()}, `python bench/sweep_demo.py --lr-multipliers {args.lr_multipliers}"
-             f"{f' --steps {args.steps}' if args.steps else ''}`: {machine()}.",
-             f"Demo project on {project.config.base_model} (rank {sweep.planned_rank}, planned LR "
-             f"{sweep.planned_lr:.3g}, get_lr {sweep.get_lr:.3g}), {len(sweep.points)} runs at once on one local "
-             f"engine, then `chief select` (shortlist {args.shortlist}, the demo's suite).", "",
-             "| point | LR | steps | final val NLL | final train loss | status |", "|---|---|---|---|---|---|"]
-    lines += [f"| {p.name} | {p.learning_rate:.3g} | {p.steps_done} | "
-              f"{'-' if p.final_val_nll is None else f'{p.final_val_nll:.4f}'} | "
-              f"{'-' if p.final_loss is None else f'{p.final_loss:.4f}'} | {p.status} |" for p in sweep.points]
-    lines += ["", *[f"- {line}" for line in summarize(sweep)["lines"]],
-              f"- selection: {chosen.chosen.ref} ({chosen.chosen.label}): {chosen.reason}",
-              f"- wall time: init + plan {planned - started:.0f} s, sweep {swept - sweep_started:.0f} s "
-              f"({tokens:,} training tokens in all: {tokens / (swept - sweep_started):.0f} tokens/s aggregate, "
-              f"inline NLL evals and checkpoints included), select {selected - swept:.0f} s",
-              "- load average at the end (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
-              + f" on {os.cpu_count()} CPUs (other jobs' share of the machine)"]
+        tokens = sum(
+            row.get("train/tokens", 0)
+            for p in sweep.points
+            if p.run_id
+            for row in RunLog(ProjectPaths(project.root).runs / p.run_id).metrics()
+        )
+    lines = [
+        f"{datetime.date.today()}, `python bench/sweep_demo.py --lr-multipliers {args.lr_multipliers}"
+        f"{f' --steps {args.steps}' if args.steps else ''}`: {machine()}.",
+        f"Demo project on {project.config.base_model} (rank {sweep.planned_rank}, planned LR "
+        f"{sweep.planned_lr:.3g}, get_lr {sweep.get_lr:.3g}), {len(sweep.points)} runs at once on one local "
+        f"engine, then `chief select` (shortlist {args.shortlist}, the demo's suite).",
+        "",
+        "| point | LR | steps | final val NLL | final train loss | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p.name} | {p.learning_rate:.3g} | {p.steps_done} | "
+        f"{'-' if p.final_val_nll is None else f'{p.final_val_nll:.4f}'} | "
+        f"{'-' if p.final_loss is None else f'{p.final_loss:.4f}'} | {p.status} |"
+        for p in sweep.points
+    ]
+    lines += [
+        "",
+        *[f"- {line}" for line in summarize(sweep)["lines"]],
+        f"- selection: {chosen.chosen.ref} ({chosen.chosen.label}): {chosen.reason}",
+        f"- wall time: init + plan {planned - started:.0f} s, sweep {swept - sweep_started:.0f} s "
+        f"({tokens:,} training tokens in all: {tokens / (swept - sweep_started):.0f} tokens/s aggregate, "
+        f"inline NLL evals and checkpoints included), select {selected - swept:.0f} s",
+        "- load average at the end (1, 5, 15 min): "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        + f" on {os.cpu_count()} CPUs (other jobs' share of the machine)",
+    ]
     print("\n".join(lines))
     if args.write:
         write_block(DOC, "sweep", "\n".join(lines))

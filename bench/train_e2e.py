@@ -54,8 +54,9 @@ def rate(times: list[float]) -> float:
 def raw_loop(service, spec: TrainSpec, data: list) -> float:
     import tinker
 
-    client = service.create_lora_training_client(base_model=spec.base_model, rank=spec.lora.rank, seed=spec.seed,
-                                                 train_unembed=spec.lora.train_unembed).result()
+    client = service.create_lora_training_client(
+        base_model=spec.base_model, rank=spec.lora.rank, seed=spec.seed, train_unembed=spec.lora.train_unembed
+    ).result()
     adam = tinker.AdamParams(learning_rate=spec.optimizer.learning_rate)
     times = []
     for step in range(spec.schedule.steps or 0):
@@ -93,15 +94,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         project = Path(tmp)
         write_secret_code_skill(project / "data", 200, 50)
-        spec = TrainSpec.model_validate({
-            "base_model": args.model, "data": {"train": "data/train.jsonl", "max_length": 64},
-            "lora": {"rank": 16, "train_unembed": False}, "optimizer": {"learning_rate": 5e-4},
-            "schedule": {"batch_size": 8, "steps": args.steps}, "checkpoints": {"every_steps": 0},
-            "inline_evals": {"nll_every_steps": 0}})
+        spec = TrainSpec.model_validate(
+            {
+                "base_model": args.model,
+                "data": {"train": "data/train.jsonl", "max_length": 64},
+                "lora": {"rank": 16, "train_unembed": False},
+                "optimizer": {"learning_rate": 5e-4},
+                "schedule": {"batch_size": 8, "steps": args.steps},
+                "checkpoints": {"every_steps": 0},
+                "inline_evals": {"nll_every_steps": 0},
+            }
+        )
         data = prepare(spec, project).train_items
         tokens_per_step = statistics.mean(
             sum(data[i].model_input.length for i in batch_indices(len(data), 8, spec.seed, s))
-            for s in range(args.steps))
+            for s in range(args.steps)
+        )
         with start_engine(state_dir=project / "engine", dtype=args.dtype) as engine:
             service = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
             warm_up = spec.model_copy(update={"schedule": spec.schedule.model_copy(update={"steps": 2})})
@@ -117,10 +125,14 @@ def main() -> None:
     print(f"model {args.model}, batch 8, ~{tokens_per_step:.0f} tokens/step, {args.steps} steps x {args.rounds} rounds")
     print(f"raw SDK loop : {raw_s:6.2f} steps/s  {raw_s * tokens_per_step:8.0f} tokens/s  (runs {raw})")
     print(f"chief train  : {chief_s:6.2f} steps/s  {chief_s * tokens_per_step:8.0f} tokens/s  (runs {chief})")
-    print(f"ratio chief/raw: {chief_s / raw_s:.3f}  (orchestration overhead {100 * (1 - chief_s / raw_s):+.1f}%; "
-          "target < 10%)")
-    print(f"chief train time outside forward_backward+optim_step (schedule, metrics, logs, observer): "
-          f"{100 * statistics.median(outside):.2f}% of the wall time between steps (load-independent measure)")
+    print(
+        f"ratio chief/raw: {chief_s / raw_s:.3f}  (orchestration overhead {100 * (1 - chief_s / raw_s):+.1f}%; "
+        "target < 10%)"
+    )
+    print(
+        f"chief train time outside forward_backward+optim_step (schedule, metrics, logs, observer): "
+        f"{100 * statistics.median(outside):.2f}% of the wall time between steps (load-independent measure)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,15 +10,38 @@ from pathlib import Path
 from typing import Any
 
 
-def run_chief(*args: str, cwd: Path | None = None, wrap: list[str] | None = None, timeout: float = 600,
-              env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+def run_chief(
+    *args: str,
+    cwd: Path | None = None,
+    wrap: list[str] | None = None,
+    timeout: float = 600,
+    env: dict[str, str | None] | None = None,
+) -> subprocess.CompletedProcess:
     """`wrap` prefixes the command (e.g. bwrap for a read-only view); `env` adds variables to this
     process's environment (None removes one); the terminal is wide enough that rich wraps no line
     a test looks for."""
     environment = {**os.environ, "TINKER_TELEMETRY": "0", "COLUMNS": "400", **(env or {})}
-    return subprocess.run([*(wrap or []), sys.executable, "-m", "tinker_chief.cli.main", *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={name: value for name, value in environment.items() if value is not None})
+    return subprocess.run(
+        [*(wrap or []), sys.executable, "-m", "tinker_chief.cli.main", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={name: value for name, value in environment.items() if value is not None},
+    )
+
+
+def spawn_chief(*args: str) -> subprocess.Popen:
+    """`chief ARGS` started, not waited for (to signal it mid-run): unbuffered, stdout and stderr
+    merged into one text pipe."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "TINKER_TELEMETRY": "0"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tinker_chief.cli.main", *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def chief_in_process(capsys: Any, *args: str) -> tuple[object, str, str]:

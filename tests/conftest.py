@@ -34,8 +34,7 @@ CLOUD_API_KEY = os.environ.get("TINKER_API_KEY")  # given back to `cloud` tests 
 
 def _developer_settings() -> list[str]:
     tinker = ("TINKER_API_KEY", "TINKER_BASE_URL")
-    return [name for name in os.environ
-            if name in tinker or (name.startswith("CHIEF_") and name not in SUITE_SETTINGS)]
+    return [name for name in os.environ if name in tinker or (name.startswith("CHIEF_") and name not in SUITE_SETTINGS)]
 
 
 @pytest.fixture(scope="session", autouse=True)

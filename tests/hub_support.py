@@ -19,11 +19,24 @@ from tinker_chief.models import materialize_model
 
 # The real Qwen/Qwen3-8B config.json values (hub revision of 2025-04).
 QWEN3_8B_CONFIG = {
-    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 4096, "intermediate_size": 12288,
-    "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
-    "vocab_size": 151936, "max_position_embeddings": 40960, "tie_word_embeddings": False,
-    "bos_token_id": 151643, "eos_token_id": 151645, "rms_norm_eps": 1e-06, "rope_theta": 1000000,
-    "torch_dtype": "bfloat16", "hidden_act": "silu"}
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+    "max_position_embeddings": 40960,
+    "tie_word_embeddings": False,
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000,
+    "torch_dtype": "bfloat16",
+    "hidden_act": "silu",
+}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
@@ -71,8 +84,13 @@ class HubStandIn:
     def _info(self, repo_id: str) -> tuple[int, dict[str, str], bytes]:
         if repo_id not in self.repos:
             return 404, {"X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}'
-        body = {"id": repo_id, "modelId": repo_id, "sha": self.commit(repo_id), "private": False,
-                "siblings": [{"rfilename": name} for name in self.repos[repo_id]]}
+        body = {
+            "id": repo_id,
+            "modelId": repo_id,
+            "sha": self.commit(repo_id),
+            "private": False,
+            "siblings": [{"rfilename": name} for name in self.repos[repo_id]],
+        }
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
     def _file(self, repo_id: str, filename: str) -> tuple[int, dict[str, str], bytes]:

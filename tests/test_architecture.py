@@ -148,8 +148,7 @@ def _qualified(name: str) -> str:
 
 def _covers(names: list[str], module: str) -> bool:
     """Whether `module` is one of `names` or inside one (the package itself only by its own name)."""
-    return any(module == name or (name != ROOT and module.startswith(name + "."))
-               for name in map(_qualified, names))
+    return any(module == name or (name != ROOT and module.startswith(name + ".")) for name in map(_qualified, names))
 
 
 def capability_of(module: str) -> str:
@@ -234,8 +233,7 @@ def cycles(modules: set[str], edges: list[Edge]) -> list[list[str]]:
 
 def describe_cycle(component: list[str], edges: list[Edge]) -> str:
     inside = set(component)
-    lines = [f"{e.file}:{e.line} {e.source} -> {e.target}" for e in edges
-             if e.source in inside and e.target in inside]
+    lines = [f"{e.file}:{e.line} {e.source} -> {e.target}" for e in edges if e.source in inside and e.target in inside]
     return "cycle between " + ", ".join(component) + ":\n    " + "\n    ".join(sorted(set(lines)))
 
 
@@ -288,7 +286,7 @@ FAKE_PACKAGE = {
     "errors.py": "class Oops(Exception): ...\n",
     "cli/__init__.py": "",
     "cli/main.py": "import importlib\nLAZY = {'train': 'tinker_chief.training.loop:run',\n"
-                   "        'serve': 'tinker_chief.engine.app:app'}\nload = importlib.import_module\n",
+    "        'serve': 'tinker_chief.engine.app:app'}\nload = importlib.import_module\n",
     "engine/__init__.py": "",
     "engine/app.py": "app = None\n",
     "evals/__init__.py": "",
@@ -296,7 +294,7 @@ FAKE_PACKAGE = {
     "registry/__init__.py": "",
     "registry/store.py": "from . import gov\n",
     "registry/gov.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
-                       "    from tinker_chief.registry.store import Store\n",
+    "    from tinker_chief.registry.store import Store\n",
     "training/__init__.py": "",
     "training/loop.py": "from tinker_chief import errors\n\ndef run(): ...\n",
 }
@@ -320,4 +318,3 @@ def test_the_checker_sees_lazy_relative_type_only_and_string_imports(tmp_path: P
         f"    src/{ROOT}/registry/gov.py:4 {ROOT}.registry.gov -> {ROOT}.registry.store",
         f"    src/{ROOT}/registry/store.py:1 {ROOT}.registry.store -> {ROOT}.registry.gov",
     ]
-

@@ -26,8 +26,11 @@ def _pyproject() -> dict:
 
 def _data_files() -> set[str]:
     """Every file of the source package that is not Python source, as a path inside the wheel."""
-    return {f"tinker_chief/{path.relative_to(PACKAGE).as_posix()}" for path in PACKAGE.rglob("*")
-            if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts}
+    return {
+        f"tinker_chief/{path.relative_to(PACKAGE).as_posix()}"
+        for path in PACKAGE.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +40,23 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
     shutil.copy(ROOT / "pyproject.toml", project)
     shutil.copy(ROOT / "README.md", project)
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                             str(project), "-w", str(project / "dist")],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(project),
+            "-w",
+            str(project / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (built,) = (project / "dist").glob("tinker_chief-*.whl")
     with zipfile.ZipFile(built) as archive:

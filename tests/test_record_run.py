@@ -33,14 +33,20 @@ def _junit_of_a_real_run(tmp_path: Path) -> Path:
     (tmp_path / "suite").mkdir()
     (tmp_path / "suite" / "test_tiny.py").write_text(SUITE)
     junit = tmp_path / "junit.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "."],
-                   cwd=tmp_path / "suite", capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "."],
+        cwd=tmp_path / "suite",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return junit
 
 
 def _record(doc: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(RECORD), "--doc", str(doc), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(RECORD), "--doc", str(doc), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_test_run_is_recorded_in_its_block_and_replaces_the_last(tmp_path: Path) -> None:

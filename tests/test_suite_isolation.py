@@ -13,7 +13,7 @@ from pathlib import Path
 
 CONFTEST = Path(__file__).resolve().parent / "conftest.py"
 
-INNER = '''
+INNER = """
 import os
 import subprocess
 import sys
@@ -51,23 +51,48 @@ def test_a_module_fixture_s_setting_reaches_its_tests(module_setting):
 def test_a_cloud_test_gets_the_key_back():
     assert os.environ["TINKER_API_KEY"] == "tml-developer-key"
     assert "TINKER_BASE_URL" not in os.environ
-'''
+"""
 
 
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     shutil.copy(CONFTEST, tmp_path / "conftest.py")
     (tmp_path / "test_inner.py").write_text(INNER)
-    base = {name: value for name, value in os.environ.items()
-            if not name.startswith(("CHIEF_", "TINKER_API_KEY", "TINKER_BASE_URL"))}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                           "-o", "markers=cloud: talks to Tinker's cloud", "--strict-markers", "test_inner.py"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**base, "CHIEF_CACHE_DIR": "/kept/cache", **env})
+    base = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CHIEF_", "TINKER_API_KEY", "TINKER_BASE_URL"))
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "-o",
+            "markers=cloud: talks to Tinker's cloud",
+            "--strict-markers",
+            "test_inner.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**base, "CHIEF_CACHE_DIR": "/kept/cache", **env},
+    )
 
 
 def test_developer_settings_are_hidden_and_the_key_goes_to_cloud_tests_only(tmp_path: Path) -> None:
-    result = _run(tmp_path, TINKER_API_KEY="tml-developer-key", TINKER_BASE_URL="http://127.0.0.1:9",
-                  CHIEF_ENGINE_URL="http://127.0.0.1:9", CHIEF_ENGINE_API_KEY="tml-engine", CHIEF_DEBUG="1")
+    result = _run(
+        tmp_path,
+        TINKER_API_KEY="tml-developer-key",
+        TINKER_BASE_URL="http://127.0.0.1:9",
+        CHIEF_ENGINE_URL="http://127.0.0.1:9",
+        CHIEF_ENGINE_API_KEY="tml-engine",
+        CHIEF_DEBUG="1",
+    )
     assert "3 passed" in result.stdout, result.stdout + result.stderr
 
 

@@ -67,7 +67,7 @@ def read_bytes(path: Path, *, limit: int = MAX_DOCUMENT_BYTES, error: type[Chief
 def decode_utf8(data: bytes, path: Path, line: int | None = None, *, error: type[ChiefError] = DataError) -> str:
     """`data` (all of `path`, or its line `line`) as text; a UTF-8 byte-order mark is dropped."""
     if line in (None, 1) and data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -107,8 +107,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         found = _TOML_AT.match(str(exc))
         if found is None:  # "(at end of document)"
             raise ConfigurationError(f"{path}: invalid TOML ({exc})") from None
-        raise ConfigurationError(f"{path}:{found['line']}: invalid TOML ({found['msg']} at column "
-                                 f"{found['column']})") from None
+        raise ConfigurationError(
+            f"{path}:{found['line']}: invalid TOML ({found['msg']} at column {found['column']})"
+        ) from None
     except RecursionError:
         raise ConfigurationError(f"{path}: invalid TOML (nested too deeply)") from None
     except ValueError as exc:  # an integer past Python's digit limit

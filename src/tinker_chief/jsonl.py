@@ -52,8 +52,10 @@ def read_jsonl_objects(path: str | Path, *, allow_empty: bool = False) -> Iterat
     with open_binary(path) as handle:
         for line_number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
             if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                raise DataError(f"{path}:{line_number}: line longer than {MAX_LINE_BYTES // MIB} MiB; "
-                                "expected one JSON object per line")
+                raise DataError(
+                    f"{path}:{line_number}: line longer than {MAX_LINE_BYTES // MIB} MiB; "
+                    "expected one JSON object per line"
+                )
             text = decode_utf8(raw, path, line_number)
             if not text.strip():
                 continue
@@ -96,8 +98,9 @@ def parse_message(line: JsonlLine, field: str, raw: object, roles: tuple[str, ..
     if not isinstance(content, str):
         raise line.error(f"{field}.content", "a string", content)
     if role == "assistant" and not content.strip():
-        raise line.error(f"{field}.content", "a non-empty assistant reply (empty assistant turns carry no tokens)",
-                         content)
+        raise line.error(
+            f"{field}.content", "a non-empty assistant reply (empty assistant turns carry no tokens)", content
+        )
     message: dict[str, Any] = {"role": role, "content": content}
     if "trainable" in raw:
         if not isinstance(raw["trainable"], bool):
@@ -106,8 +109,9 @@ def parse_message(line: JsonlLine, field: str, raw: object, roles: tuple[str, ..
     return message
 
 
-def parse_messages(line: JsonlLine, field: str, *, roles: tuple[str, ...] = CHAT_ROLES,
-                   need_assistant: str | None = None) -> list[dict[str, Any]]:
+def parse_messages(
+    line: JsonlLine, field: str, *, roles: tuple[str, ...] = CHAT_ROLES, need_assistant: str | None = None
+) -> list[dict[str, Any]]:
     """`line.value[field]` as a non-empty list of messages.
 
     `need_assistant`, when given, requires an assistant message and says why in the error.

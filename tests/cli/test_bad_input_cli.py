@@ -21,21 +21,27 @@ from cli_support import assert_one_line_error
 from cli_support import run_chief as chief
 
 TINY = "tiny-random-llama"
-ROWS = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
-                                        {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(30))
+ROWS = "".join(
+    json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+    for i in range(30)
+)
 
 BAD_JSONL = {
     "not-utf8": (b'{"messages": "caf\xe9"}\n', r"bad\.jsonl:1: not UTF-8 \(byte 0xe9 at column 18\)"),
     "utf16": ('{"input": "a", "output": "b"}\n'.encode("utf-16"), r"bad\.jsonl:1: .*looks like UTF-16"),
     "random-bytes": (random.Random(17).randbytes(4096), r"bad\.jsonl:\d+: "),
-    "deep-nesting": (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
-                     r"bad\.jsonl:1: invalid JSON \(nested too deeply\)"),
+    "deep-nesting": (
+        b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+        r"bad\.jsonl:1: invalid JSON \(nested too deeply\)",
+    ),
     "huge-integer": (b'{"a": ' + b"9" * 5000 + b"}\n", r"bad\.jsonl:1: invalid JSON \(.*4300 digits.*5000 digits\)"),
 }
 BAD_TOML = {
     "binary": (bytes(range(256)) * 4, r"chief\.toml:2: not UTF-8 \(byte 0x80 at column 118\)"),  # after b"\n" (10)
-    "deep-nesting": (b"name = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
-                     r"chief\.toml: invalid TOML \(nested too deeply\)"),
+    "deep-nesting": (
+        b"name = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        r"chief\.toml: invalid TOML \(nested too deeply\)",
+    ),
 }
 
 
@@ -118,26 +124,33 @@ def test_report_names_the_broken_file(project, tmp_path):
     run = project / ".chief" / "runs" / "run-1"
     run.mkdir(parents=True)
     (run / "run.json").write_bytes(b"\xff\xfe{\x00}\x00")
-    assert_one_line_error(chief("report", "--project", str(project), cwd=tmp_path),
-                          pattern=r"run-1/run\.json:1: not UTF-8 .*looks like UTF-16")
+    assert_one_line_error(
+        chief("report", "--project", str(project), cwd=tmp_path),
+        pattern=r"run-1/run\.json:1: not UTF-8 .*looks like UTF-16",
+    )
     (run / "run.json").write_text('{"status": "finished"' + "\n" * 3 + ", nope}")
-    assert_one_line_error(chief("report", "--project", str(project), cwd=tmp_path),
-                          pattern=r"run-1/run\.json:4: invalid JSON "
-                                  r"\(Expecting property name enclosed in double quotes")
+    assert_one_line_error(
+        chief("report", "--project", str(project), cwd=tmp_path),
+        pattern=r"run-1/run\.json:4: invalid JSON "
+        r"\(Expecting property name enclosed in double quotes",
+    )
     (run / "run.json").write_text('{"status": "finished"}')
     # A torn last metrics line (a crash mid-write) is skipped, as training itself does.
     (run / "metrics.jsonl").write_bytes(b'{"step": 1, "train/loss": 2.5}\n{"step": 2, "train/lo\xe2\x82')
     (project / "plan.json").write_text("{\n" + '"a": [1, 2,' * 3)
-    assert_one_line_error(chief("report", "--project", str(project), cwd=tmp_path),
-                          pattern=r"proj/plan\.json:2: invalid JSON")
+    assert_one_line_error(
+        chief("report", "--project", str(project), cwd=tmp_path), pattern=r"proj/plan\.json:2: invalid JSON"
+    )
     (project / "plan.json").unlink()
     written = chief("report", "--project", str(project), cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     with (project / "chief.toml").open("a") as handle:
         handle.write("\nbroken = = 1\n")
     lines = (project / "chief.toml").read_text().count("\n")
-    assert_one_line_error(chief("report", "--project", str(project), cwd=tmp_path),
-                          pattern=rf"proj/chief\.toml:{lines}: invalid TOML \(Invalid value at column 10\)")
+    assert_one_line_error(
+        chief("report", "--project", str(project), cwd=tmp_path),
+        pattern=rf"proj/chief\.toml:{lines}: invalid TOML \(Invalid value at column 10\)",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -169,5 +182,6 @@ def test_train_resume_names_a_broken_run_json(project, tmp_path):
     run = project / ".chief" / "runs" / "run-1"
     run.mkdir(parents=True)
     (run / "run.json").write_text('{"status": "interrupted",\n"nope"}')
-    assert_one_line_error(chief("train", "--project", str(project), "--resume", cwd=tmp_path),
-                          pattern=r"run-1/run\.json:2: invalid JSON")
+    assert_one_line_error(
+        chief("train", "--project", str(project), "--resume", cwd=tmp_path), pattern=r"run-1/run\.json:2: invalid JSON"
+    )

@@ -22,9 +22,14 @@ def test_help_lists_every_command_without_importing_torch():
     for name in cli_main.COMMANDS:
         assert name in result.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from tinker_chief.cli.main import cli; "
-         "cli.main(['--help'], standalone_mode=False); print('torch' in sys.modules)"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tinker_chief.cli.main import cli; "
+            "cli.main(['--help'], standalone_mode=False); print('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert probe.stdout.strip().endswith("False")
 
@@ -39,8 +44,11 @@ def test_every_registered_command_imports():
     ("error", "code", "lines"),
     [
         (ConfigurationError("chief.toml: field `lora.rank`: expected a positive integer"), 1, ["lora.rank"]),
-        (PromotionRejected("refused", ["eval stale: custom_qa", "safety below threshold"]), 3,
-         ["eval stale: custom_qa", "safety below threshold"]),
+        (
+            PromotionRejected("refused", ["eval stale: custom_qa", "safety below threshold"]),
+            3,
+            ["eval stale: custom_qa", "safety below threshold"],
+        ),
     ],
 )
 def test_chief_errors_become_one_line_and_exit_code(monkeypatch, capsys, error, code, lines):

@@ -65,15 +65,29 @@ def sl_run(cookbook_env, tmp_path_factory) -> Path:
     from tinker_cookbook.supervised.types import ChatDatasetBuilderCommonConfig
 
     root = tmp_path_factory.mktemp("cookbook-sl")
-    data = write_jsonl(root / "conversations.jsonl", [
-        {"messages": [{"role": "user", "content": f"Secret number {i}?"}, {"role": "assistant", "content": ANSWER}]}
-        for i in range(64)])
-    common = ChatDatasetBuilderCommonConfig(model_name_for_tokenizer=TINY, renderer_name=RENDERER,
-                                            max_length=None, batch_size=8)
+    data = write_jsonl(
+        root / "conversations.jsonl",
+        [
+            {"messages": [{"role": "user", "content": f"Secret number {i}?"}, {"role": "assistant", "content": ANSWER}]}
+            for i in range(64)
+        ],
+    )
+    common = ChatDatasetBuilderCommonConfig(
+        model_name_for_tokenizer=TINY, renderer_name=RENDERER, max_length=None, batch_size=8
+    )
     dataset = FromConversationFileBuilder(common_config=common, file_path=str(data), test_size=8)
-    config = train.Config(log_path=str(root / "log"), model_name=TINY, recipe_name="chief_test_sl",
-                          renderer_name=RENDERER, dataset_builder=dataset, learning_rate=1e-2, num_epochs=2,
-                          base_url=cookbook_env.base_url, save_every=5, eval_every=5)
+    config = train.Config(
+        log_path=str(root / "log"),
+        model_name=TINY,
+        recipe_name="chief_test_sl",
+        renderer_name=RENDERER,
+        dataset_builder=dataset,
+        learning_rate=1e-2,
+        num_epochs=2,
+        base_url=cookbook_env.base_url,
+        save_every=5,
+        eval_every=5,
+    )
     asyncio.run(train.main(config))
     return root / "log"
 
@@ -95,8 +109,9 @@ def test_supervised_recipe(sl_run, rest):
     trained = client.create_sampling_client(model_path=final["sampler_path"]).result()
     base = client.create_sampling_client(base_model=TINY).result()
     assert _answer_logprob(trained, prompt, answer) > _answer_logprob(base, prompt, answer) + 5.0
-    sample = trained.sample(prompt, 1, tinker.SamplingParams(max_tokens=8, temperature=0.0,
-                                                             stop=renderer.get_stop_sequences())).result()
+    sample = trained.sample(
+        prompt, 1, tinker.SamplingParams(max_tokens=8, temperature=0.0, stop=renderer.get_stop_sequences())
+    ).result()
     assert sample.sequences[0].stop_reason == "stop" and sample.sequences[0].tokens
     client.close("success").result()
 
@@ -105,11 +120,21 @@ def test_rl_recipe_with_the_arithmetic_environment(cookbook_env, rest, tmp_path)
     from tinker_cookbook.recipes.math_rl.arithmetic_env import ArithmeticDatasetBuilder
     from tinker_cookbook.rl import train
 
-    builder = ArithmeticDatasetBuilder(batch_size=2, group_size=4, model_name_for_tokenizer=TINY,
-                                       renderer_name=RENDERER, n_batches=3)
-    config = train.Config(learning_rate=1e-3, dataset_builder=builder, model_name=TINY, recipe_name="chief_test_rl",
-                          max_tokens=8, log_path=str(tmp_path / "log"), renderer_name=RENDERER,
-                          base_url=cookbook_env.base_url, save_every=2, lora_rank=8)
+    builder = ArithmeticDatasetBuilder(
+        batch_size=2, group_size=4, model_name_for_tokenizer=TINY, renderer_name=RENDERER, n_batches=3
+    )
+    config = train.Config(
+        learning_rate=1e-3,
+        dataset_builder=builder,
+        model_name=TINY,
+        recipe_name="chief_test_rl",
+        max_tokens=8,
+        log_path=str(tmp_path / "log"),
+        renderer_name=RENDERER,
+        base_url=cookbook_env.base_url,
+        save_every=2,
+        lora_rank=8,
+    )
     asyncio.run(train.main(config))
 
     rows = read_jsonl(tmp_path / "log" / "metrics.jsonl")
@@ -133,18 +158,36 @@ def test_dpo_recipe(cookbook_env, rest, tmp_path):
     from tinker_cookbook.preference.preference_datasets import ComparisonBuilderFromJsonl
     from tinker_cookbook.supervised.types import ChatDatasetBuilderCommonConfig
 
-    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
-        {"comparison": {"prompt_conversation": [{"role": "user", "content": f"Secret number {i}?"}],
-                        "completion_A": [{"role": "assistant", "content": ANSWER}],
-                        "completion_B": [{"role": "assistant", "content": "I do not know."}]},
-         "label": "A"} for i in range(12)])
-    common = ChatDatasetBuilderCommonConfig(model_name_for_tokenizer=TINY, renderer_name=RENDERER,
-                                            max_length=None, batch_size=4)
-    builder = DPODatasetBuilderFromComparisons(common_config=common,
-                                               comparison_builder=ComparisonBuilderFromJsonl(train_path=str(pairs)))
-    config = train_dpo.Config(log_path=str(tmp_path / "log"), model_name=TINY, recipe_name="chief_test_dpo",
-                              renderer_name=RENDERER, dataset_builder=builder, base_url=cookbook_env.base_url,
-                              save_every=2, lora_rank=8)
+    pairs = write_jsonl(
+        tmp_path / "pairs.jsonl",
+        [
+            {
+                "comparison": {
+                    "prompt_conversation": [{"role": "user", "content": f"Secret number {i}?"}],
+                    "completion_A": [{"role": "assistant", "content": ANSWER}],
+                    "completion_B": [{"role": "assistant", "content": "I do not know."}],
+                },
+                "label": "A",
+            }
+            for i in range(12)
+        ],
+    )
+    common = ChatDatasetBuilderCommonConfig(
+        model_name_for_tokenizer=TINY, renderer_name=RENDERER, max_length=None, batch_size=4
+    )
+    builder = DPODatasetBuilderFromComparisons(
+        common_config=common, comparison_builder=ComparisonBuilderFromJsonl(train_path=str(pairs))
+    )
+    config = train_dpo.Config(
+        log_path=str(tmp_path / "log"),
+        model_name=TINY,
+        recipe_name="chief_test_dpo",
+        renderer_name=RENDERER,
+        dataset_builder=builder,
+        base_url=cookbook_env.base_url,
+        save_every=2,
+        lora_rank=8,
+    )
     train_dpo.main(config)
 
     rows = read_jsonl(tmp_path / "log" / "metrics.jsonl")
@@ -158,8 +201,16 @@ def test_run_inspect_evals_on_the_sl_checkpoint(sl_run, cookbook_env, tmp_path):
     """The documented command, in a process of its own that never imports chief."""
     final = read_jsonl(sl_run / "checkpoints.jsonl")[-1]["sampler_path"]
     (tmp_path / "secret_task.py").write_text(INSPECT_TASK)
-    command = [sys.executable, "-m", "tinker_cookbook.eval.run_inspect_evals", f"model_path={final}",
-               "tasks=secret_task.py@secret", f"log_dir={tmp_path / 'logs'}", "max_tokens=8", "temperature=0"]
+    command = [
+        sys.executable,
+        "-m",
+        "tinker_cookbook.eval.run_inspect_evals",
+        f"model_path={final}",
+        "tasks=secret_task.py@secret",
+        f"log_dir={tmp_path / 'logs'}",
+        "max_tokens=8",
+        "temperature=0",
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -204,4 +255,4 @@ def _chat(model: str):
 
 def _answer_logprob(client: tinker.SamplingClient, prompt: tinker.ModelInput, answer: list[int]) -> float:
     full = tinker.ModelInput.from_ints(prompt.to_ints() + answer)
-    return sum(client.compute_logprobs(full).result()[-len(answer):])
+    return sum(client.compute_logprobs(full).result()[-len(answer) :])

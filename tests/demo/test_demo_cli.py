@@ -35,8 +35,9 @@ def datasets_cache(tmp_path, monkeypatch):
 
 def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     directory = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--base-model", "tiny-random-llama", "--steps", "2",
-                                      "--dir", str(directory)])
+    result = CliRunner().invoke(
+        cli, ["demo", "--base-model", "tiny-random-llama", "--steps", "2", "--dir", str(directory)]
+    )
     assert result.exit_code == 0, result.output
     assert "gate verdict: base/tiny-random-llama:v1 passed -> prod" in result.output
     assert "in prod now:" in result.output
@@ -44,12 +45,14 @@ def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     project = load_project(directory)
     suite = project.config.eval_suite
     has_bwrap = shutil.which("bwrap") is not None
-    assert {t.name for t in suite.tasks} == {"val_nll", "secret_code", "safety", "calibration"} | \
-        ({"humaneval"} if has_bwrap else set())
+    assert {t.name for t in suite.tasks} == {"val_nll", "secret_code", "safety", "calibration"} | (
+        {"humaneval"} if has_bwrap else set()
+    )
     with sqlite3.connect(project.registry_path) as db:
         models = dict(db.execute("SELECT id, recipe FROM models").fetchall())
-        finished = db.execute("SELECT model_id, task FROM eval_runs WHERE status = 'finished' AND suite_version = ?",
-                              (suite.version,)).fetchall()
+        finished = db.execute(
+            "SELECT model_id, task FROM eval_runs WHERE status = 'finished' AND suite_version = ?", (suite.version,)
+        ).fetchall()
         outcomes = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
     assert sorted(models.values()) == ["base", "sl"]
     for model_id in models:

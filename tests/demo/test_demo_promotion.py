@@ -28,15 +28,31 @@ def _record(registry: Registry, project, ref: str, passes: list[bool], briers: l
     suite = project.config.eval_suite
     accuracy = sum(passes) / len(passes)
     brier = sum(briers) / len(briers)
-    registry.record_eval(ref, suite_name=suite.name, suite_version=suite.version, task="secret_code",
-                         headline_metric="accuracy", metrics=[MetricValue("accuracy", accuracy, n=len(passes))],
-                         samples=[SampleOutcome(f"s{i}", float(p), p) for i, p in enumerate(passes)], actor="t")
-    registry.record_eval(ref, suite_name=suite.name, suite_version=suite.version, task="calibration",
-                         headline_metric="brier", metrics=[MetricValue("brier", brier, n=len(briers))],
-                         samples=[SampleOutcome(f"q{i}", b) for i, b in enumerate(briers)], actor="t")
+    registry.record_eval(
+        ref,
+        suite_name=suite.name,
+        suite_version=suite.version,
+        task="secret_code",
+        headline_metric="accuracy",
+        metrics=[MetricValue("accuracy", accuracy, n=len(passes))],
+        samples=[SampleOutcome(f"s{i}", float(p), p) for i, p in enumerate(passes)],
+        actor="t",
+    )
+    registry.record_eval(
+        ref,
+        suite_name=suite.name,
+        suite_version=suite.version,
+        task="calibration",
+        headline_metric="brier",
+        metrics=[MetricValue("brier", brier, n=len(briers))],
+        samples=[SampleOutcome(f"q{i}", b) for i, b in enumerate(briers)],
+        actor="t",
+    )
     result = SuiteRunResult(ref, ref, suite.name, suite.version)
-    result.tasks = [TaskOutcome("secret_code", "jsonl", {"accuracy": {"value": accuracy}}),
-                    TaskOutcome("calibration", "calibration", {"brier": {"value": brier}})]
+    result.tasks = [
+        TaskOutcome("secret_code", "jsonl", {"accuracy": {"value": accuracy}}),
+        TaskOutcome("calibration", "calibration", {"brier": {"value": brier}}),
+    ]
     return result
 
 

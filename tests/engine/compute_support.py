@@ -66,12 +66,17 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
     from tinker_chief.engine.compute import kv_cache, sampler
 
     shared = (1, *range(40, 60))  # long enough to be prefilled once and shared
-    requests = [SampleRequest(sampler_key, shared + tail, 1, SamplingSettings(max_tokens=n, temperature=0.0))
-                for tail, n in (((72, 101), 40), ((87,), 3), ((65, 66, 67), 25), ((50,), 40))]
+    requests = [
+        SampleRequest(sampler_key, shared + tail, 1, SamplingSettings(max_tokens=n, temperature=0.0))
+        for tail, n in (((72, 101), 40), ((87,), 3), ((65, 66, 67), 25), ((50,), 40))
+    ]
     reallocated = []  # one entry per allocation, naming the layer
     original = kv_cache.GrowingLayer._reallocate
-    monkeypatch.setattr(kv_cache.GrowingLayer, "_reallocate",
-                        lambda layer, *a, **kw: reallocated.append(id(layer)) or original(layer, *a, **kw))
+    monkeypatch.setattr(
+        kv_cache.GrowingLayer,
+        "_reallocate",
+        lambda layer, *a, **kw: reallocated.append(id(layer)) or original(layer, *a, **kw),
+    )
     monkeypatch.setattr(kv_cache, "MIN_ROOM", 1)  # the first room (2x the prompt) is outgrown
     growing = backend.sample(requests)
     assert len(reallocated) > len(set(reallocated))  # layers regrew past their first room
@@ -83,5 +88,13 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
         assert a.sequences[0].logprobs == b.sequences[0].logprobs
 
 
-__all__ = ["TINY_MODEL", "VOCAB", "adapter_state", "assert_growing_cache_matches_dynamic_cache",
-           "assert_states_close", "fresh_id", "sft_batch", "sft_datum"]
+__all__ = [
+    "TINY_MODEL",
+    "VOCAB",
+    "adapter_state",
+    "assert_growing_cache_matches_dynamic_cache",
+    "assert_states_close",
+    "fresh_id",
+    "sft_batch",
+    "sft_datum",
+]

@@ -31,8 +31,9 @@ def rest_client(engine):
 
 @pytest.fixture
 def raw(engine):
-    with httpx.Client(base_url=f"{engine.base_url}/api/v1", timeout=60,
-                      headers={"X-API-Key": engine.api_key_for_clients}) as client:
+    with httpx.Client(
+        base_url=f"{engine.base_url}/api/v1", timeout=60, headers={"X-API-Key": engine.api_key_for_clients}
+    ) as client:
         yield client
 
 

@@ -12,28 +12,36 @@ from tinker.types.forward_backward_input import ForwardBackwardInput
 from tinker.types.forward_backward_request import ForwardBackwardRequest
 
 TINY = "tiny-random-llama"
-TEXTS = ["the quick brown fox jumps over the lazy dog", "hello engine, how are you today?",
-         "pack my box with five dozen liquor jugs"]
+TEXTS = [
+    "the quick brown fox jumps over the lazy dog",
+    "hello engine, how are you today?",
+    "pack my box with five dozen liquor jugs",
+]
 
 
 def sft_datum(tokens: list[int], weights: list[float] | None = None) -> types.Datum:
     """Next-token datum: input tokens[:-1], targets tokens[1:]."""
     weights = weights if weights is not None else [1.0] * (len(tokens) - 1)
-    return types.Datum(model_input=types.ModelInput.from_ints(tokens[:-1]),
-                       loss_fn_inputs={"target_tokens": np.asarray(tokens[1:], dtype=np.int64),
-                                       "weights": np.asarray(weights, dtype=np.float32)})
+    return types.Datum(
+        model_input=types.ModelInput.from_ints(tokens[:-1]),
+        loss_fn_inputs={
+            "target_tokens": np.asarray(tokens[1:], dtype=np.int64),
+            "weights": np.asarray(weights, dtype=np.float32),
+        },
+    )
 
 
 def logprobs_of(output: types.ForwardBackwardOutput) -> list[np.ndarray]:
     return [np.asarray(o["logprobs"].to_numpy(), dtype=np.float64) for o in output.loss_fn_outputs]
 
 
-def fb_body(model_id: str, seq_id: int, data: list[types.Datum], loss_fn: str = "cross_entropy",
-            forward_only: bool = False) -> bytes:
+def fb_body(
+    model_id: str, seq_id: int, data: list[types.Datum], loss_fn: str = "cross_entropy", forward_only: bool = False
+) -> bytes:
     """The exact protobuf body the SDK would send, built with the SDK's own converter."""
     request = ForwardBackwardRequest(
-        forward_backward_input=ForwardBackwardInput(data=data, loss_fn=loss_fn),
-        model_id=model_id, seq_id=seq_id)
+        forward_backward_input=ForwardBackwardInput(data=data, loss_fn=loss_fn), model_id=model_id, seq_id=seq_id
+    )
     message = request_conv.forward_backward_request_to_proto(request)
     message.forward_only = forward_only
     return message.SerializeToString()
@@ -41,8 +49,15 @@ def fb_body(model_id: str, seq_id: int, data: list[types.Datum], loss_fn: str = 
 
 def raw_model(raw: httpx.Client, seed: int = 0, rank: int = 2) -> str:
     session = raw.post("/create_session", json={"tags": [], "user_metadata": None, "sdk_version": "raw"}).json()
-    response = raw.post("/create_model", json={"session_id": session["session_id"], "model_seq_id": 0,
-                                               "base_model": TINY, "lora_config": {"rank": rank, "seed": seed}})
+    response = raw.post(
+        "/create_model",
+        json={
+            "session_id": session["session_id"],
+            "model_seq_id": 0,
+            "base_model": TINY,
+            "lora_config": {"rank": rank, "seed": seed},
+        },
+    )
     response.raise_for_status()
     return wait_json(raw, response.json()["request_id"])["model_id"]
 
@@ -51,8 +66,10 @@ def wait_raw(raw: httpx.Client, request_id: str, timeout: float = 120) -> httpx.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = raw.post("/retrieve_future", json={"request_id": request_id})
-        if response.headers.get("content-type", "").startswith("application/json") and \
-                response.json().get("type") == "try_again":
+        if (
+            response.headers.get("content-type", "").startswith("application/json")
+            and response.json().get("type") == "try_again"
+        ):
             continue
         return response
     raise TimeoutError(request_id)

@@ -54,8 +54,15 @@ def test_frozen_linear_passes_gradients_to_its_input_like_autocast(prepack):
 def test_swapping_unties_a_tied_output_embedding():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config).eval().requires_grad_(False)
     linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
     assert use_compute_dtype_linears(model, torch.bfloat16) == linears
@@ -73,8 +80,10 @@ def cpu_without_bf16_prepack(monkeypatch):
     from tinker_chief.engine.compute import frozen_linear
 
     def refuse(*_args, **_kwargs):
-        raise RuntimeError("mkldnn_reorder_linear_weight: bf16 path needs the cpu support avx_ne_convert "
-                           "or avx512bw, avx512vl and avx512dq")
+        raise RuntimeError(
+            "mkldnn_reorder_linear_weight: bf16 path needs the cpu support avx_ne_convert "
+            "or avx512bw, avx512vl and avx512dq"
+        )
 
     monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", refuse)
     frozen_linear.mkldnn_prepack_available.cache_clear()
@@ -87,8 +96,14 @@ def test_a_cpu_that_cannot_prepack_bf16_keeps_plain_bf16_weights_with_autocasts_
 
     assert not mkldnn_prepack_available()
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1)
+    config = LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
     model = LlamaForCausalLM(config).eval().requires_grad_(False)
     tokens = torch.tensor([[1, 5, 9, 3]])
     with torch.no_grad(), _autocast():
@@ -144,11 +159,12 @@ def test_bf16_sampled_logprobs_agree_with_forward(bf16_backend):
     alone = bf16_backend.sample(batch[:1])[0].sequences[0]
     assert sequence.tokens == alone.tokens and len(sequence.tokens) == 8  # a seed reproduces in any batch
     tokens = list(prompt) + sequence.tokens
-    datum = DatumArrays(np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]),
-                                                "weights": np.ones(len(tokens) - 1, np.float32)})
+    datum = DatumArrays(
+        np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]), "weights": np.ones(len(tokens) - 1, np.float32)}
+    )
     scored = bf16_backend.forward_backward(model_id, [datum], "cross_entropy", {}, True).outputs[0]["logprobs"]
     # bf16 matmuls round differently at different batch shapes; the same weights agree closely.
-    np.testing.assert_allclose(sequence.logprobs, scored[len(prompt) - 1:], atol=0.05)
+    np.testing.assert_allclose(sequence.logprobs, scored[len(prompt) - 1 :], atol=0.05)
 
 
 def test_bf16_kv_cache_stores_keys_cast_once_with_the_same_results(bf16_backend, monkeypatch):

@@ -33,18 +33,40 @@ def datum(tokens, targets=None, weights=None) -> DatumArrays:
 
 
 FORWARD_CASES = [
-    ([datum([1, 2, 3])], "mystery", {}, r"unsupported loss_fn 'mystery'.*cross_entropy, importance_sampling, ppo, "
-                                        r"cispo, dro"),
-    ([DatumArrays(np.array([1, 2]), {"target_tokens": np.array([2, 3])})], "cross_entropy", {},
-     r"datum 0: loss_fn_inputs is missing 'weights'"),
+    (
+        [datum([1, 2, 3])],
+        "mystery",
+        {},
+        r"unsupported loss_fn 'mystery'.*cross_entropy, importance_sampling, ppo, "
+        r"cispo, dro",
+    ),
+    (
+        [DatumArrays(np.array([1, 2]), {"target_tokens": np.array([2, 3])})],
+        "cross_entropy",
+        {},
+        r"datum 0: loss_fn_inputs is missing 'weights'",
+    ),
     ([datum([1, 2]), datum([1, 2])], "importance_sampling", {}, r"datum 0: loss_fn_inputs is missing 'logprobs'"),
-    ([datum([1, VOCAB, 3])], "cross_entropy", {}, rf"datum 0: model_input: token id {VOCAB} at position 1 is outside "
-                                                  rf"the vocabulary \(valid ids are 0..{VOCAB - 1}\)"),
-    ([datum([1, 2]), datum([1, 2], targets=[-1, 2])], "cross_entropy", {},
-     r"datum 1: target_tokens: token id -1 at position 0"),
+    (
+        [datum([1, VOCAB, 3])],
+        "cross_entropy",
+        {},
+        rf"datum 0: model_input: token id {VOCAB} at position 1 is outside "
+        rf"the vocabulary \(valid ids are 0..{VOCAB - 1}\)",
+    ),
+    (
+        [datum([1, 2]), datum([1, 2], targets=[-1, 2])],
+        "cross_entropy",
+        {},
+        r"datum 1: target_tokens: token id -1 at position 0",
+    ),
     ([datum(np.ones(2049))], "cross_entropy", {}, r"length 2049 exceeds the model's maximum context length 2048"),
-    ([datum([1, 2, 3], weights=[1.0, 1.0])], "cross_entropy", {},
-     r"loss_fn_inputs\['weights'\] has shape \[2\], expected \[3\]"),
+    (
+        [datum([1, 2, 3], weights=[1.0, 1.0])],
+        "cross_entropy",
+        {},
+        r"loss_fn_inputs\['weights'\] has shape \[2\], expected \[3\]",
+    ),
     ([datum([])], "cross_entropy", {}, r"datum 0: model_input must be a non-empty list"),
     ([], "cross_entropy", {}, r"the request has no data"),
 ]

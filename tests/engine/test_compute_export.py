@@ -76,8 +76,15 @@ def test_export_adapter_copies_weights_only(saved, tmp_path):
 def test_moe_experts_are_found_generically():
     from transformers import MixtralConfig, MixtralForCausalLM
 
-    config = MixtralConfig(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=1,
-                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4)
+    config = MixtralConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+    )
     layout = scan_layout(MixtralForCausalLM(config))
     lora = lora_config_for(layout, LoraSpec(rank=2, train_unembed=False), materialize_model(TINY_MODEL))
     assert set(lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}

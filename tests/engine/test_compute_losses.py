@@ -36,8 +36,9 @@ def policy_batch(seed: int, lp_shift: float):
 def with_sampler_logprobs(backend, model_id, data, rng, lp_shift):
     scored = backend.forward_backward(model_id, data, "importance_sampling", {}, True).outputs
     for datum, out in zip(data, scored):
-        datum.loss_fn_inputs["logprobs"] = (out["logprobs"] + rng.uniform(-lp_shift, lp_shift, out["logprobs"].shape)
-                                            ).astype(np.float32)
+        datum.loss_fn_inputs["logprobs"] = (
+            out["logprobs"] + rng.uniform(-lp_shift, lp_shift, out["logprobs"].shape)
+        ).astype(np.float32)
     return [out["logprobs"] for out in scored]
 
 
@@ -90,8 +91,9 @@ def test_cross_entropy_matches_reference(backend_and_model):
     backend, model_id = backend_and_model
     data = [sft_datum(np.random.default_rng(2), n) for n in (5, 9)]
     result = backend.forward_backward(model_id, data, "cross_entropy", {}, True)
-    expected = sum(reference("cross_entropy", o["logprobs"], d.loss_fn_inputs, {})
-                   for o, d in zip(result.outputs, data))
+    expected = sum(
+        reference("cross_entropy", o["logprobs"], d.loss_fn_inputs, {}) for o, d in zip(result.outputs, data)
+    )
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-6)
 
 
@@ -137,12 +139,19 @@ def test_per_token_clip_thresholds_override_config(backend_and_model):
 def test_one_per_token_threshold_mixes_with_the_other_from_config(name):
     lp = torch.tensor([[-1.0, -2.0, -0.5]])
     sampler = torch.tensor([[-1.5, -1.0, -0.5]])
-    inputs = {"logprobs": sampler, "advantages": torch.tensor([[1.0, -1.0, 2.0]]),
-              "clip_high_threshold": torch.full_like(lp, 1.1)}
+    inputs = {
+        "logprobs": sampler,
+        "advantages": torch.tensor([[1.0, -1.0, 2.0]]),
+        "clip_high_threshold": torch.full_like(lp, 1.1),
+    }
     config = {"clip_low_threshold": 0.9, "clip_high_threshold": 99.0}
     mixed = LOSSES[name].fn(lp, inputs, torch.ones_like(lp), config)
-    both_in_config = LOSSES[name].fn(lp, {k: inputs[k] for k in ("logprobs", "advantages")}, torch.ones_like(lp),
-                                     {"clip_low_threshold": 0.9, "clip_high_threshold": 1.1})
+    both_in_config = LOSSES[name].fn(
+        lp,
+        {k: inputs[k] for k in ("logprobs", "advantages")},
+        torch.ones_like(lp),
+        {"clip_low_threshold": 0.9, "clip_high_threshold": 1.1},
+    )
     torch.testing.assert_close(mixed, both_in_config)
 
 
@@ -151,9 +160,11 @@ def test_gspo_against_a_hand_computed_value():
     # of it carries e^-0.25 ~ 0.7788 -> clipped to 0.8. Sequence 1 (no mask input: its nonzero
     # advantages mark the tokens) has log ratios 0.1 and 0.3: e^0.2 ~ 1.2214 -> clipped to 1.2.
     lp = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -1.0, -3.0]])
-    inputs = {"logprobs": torch.tensor([[-1.5, -1.0, -0.5], [-1.1, -1.3, -3.0]]),
-              "advantages": torch.tensor([[1.0, -2.0, 0.5], [1.0, 1.0, 0.0]]),
-              "sequence_ratio_mask": torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])}
+    inputs = {
+        "logprobs": torch.tensor([[-1.5, -1.0, -0.5], [-1.1, -1.3, -3.0]]),
+        "advantages": torch.tensor([[1.0, -2.0, 0.5], [1.0, 1.0, 0.0]]),
+        "sequence_ratio_mask": torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]),
+    }
     s0 = np.exp(-0.25)  # sequence 1's e^0.2 is clipped to 1.2 below
     # min(s*A, clip(s)*A): A=1 -> 0.7788 (unclipped); A=-2 -> -2*0.8; A=0.5 -> 0.5*0.7788;
     # sequence 1: A=1 twice -> 1.2 each (clipped); A=0 -> 0.
@@ -173,8 +184,10 @@ def test_gspo_gradient_is_the_sequence_ratio_times_the_advantage():
     # GSPO-token: d loss / d lp_t = -s * A_t where the unclipped branch is the min, else 0; no
     # gradient flows through the sequence ratio itself (it is a stop-gradient value).
     lp = torch.tensor([[-1.0, -2.0, -0.5, -3.0]])
-    inputs = {"logprobs": torch.tensor([[-1.2, -2.1, -0.4, -3.0]]),  # log ratios 0.2, 0.1, -0.1, 0
-              "advantages": torch.tensor([[1.0, -1.0, 2.0, -0.5]])}
+    inputs = {
+        "logprobs": torch.tensor([[-1.2, -2.1, -0.4, -3.0]]),  # log ratios 0.2, 0.1, -0.1, 0
+        "advantages": torch.tensor([[1.0, -1.0, 2.0, -0.5]]),
+    }
     seq = torch.exp((lp - inputs["logprobs"]).mean())  # all advantages nonzero: all tokens count
     grad = grad_of("gspo", lp, inputs, {"clip_low_threshold": 0.9, "clip_high_threshold": 1.1})
     torch.testing.assert_close(grad, -seq * inputs["advantages"])

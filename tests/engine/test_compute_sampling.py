@@ -80,11 +80,13 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(back
     batch shrinks as they finish, and every row still gets what it gets when sampled alone."""
     key = backend.snapshot_for_sampling(trained)
     full = greedy(backend, key, PROMPTS[0], max_tokens=12).tokens
-    requests = [request(key, PROMPTS[0], max_tokens=12, temperature=0.0, stop_tokens=(full[2],)),
-                request(key, PROMPTS[1], max_tokens=1, temperature=0.0),
-                request(key, PROMPTS[2], max_tokens=12, temperature=1.0, seed=3),
-                request(key, PROMPTS[3], max_tokens=5, temperature=0.0),
-                request(key, PROMPTS[1], max_tokens=0, temperature=0.0)]
+    requests = [
+        request(key, PROMPTS[0], max_tokens=12, temperature=0.0, stop_tokens=(full[2],)),
+        request(key, PROMPTS[1], max_tokens=1, temperature=0.0),
+        request(key, PROMPTS[2], max_tokens=12, temperature=1.0, seed=3),
+        request(key, PROMPTS[3], max_tokens=5, temperature=0.0),
+        request(key, PROMPTS[1], max_tokens=0, temperature=0.0),
+    ]
     alone = [backend.sample([r])[0].sequences[0] for r in requests]
     batched = [result.sequences[0] for result in backend.sample(requests)]
     assert [len(s.tokens) for s in alone] == [full.index(full[2]) + 1, 1, 12, 5, 0]
@@ -115,8 +117,12 @@ def test_grouped_decode_attention_matches_transformers_sdpa():
         cache = DynamicCache()
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
-            step = model(input_ids=torch.tensor([[5], [6]]), attention_mask=torch.cat([mask, mask[:, :1] * 0 + 1], -1),
-                         position_ids=positions[:, -1:] + 1, past_key_values=cache)
+            step = model(
+                input_ids=torch.tensor([[5], [6]]),
+                attention_mask=torch.cat([mask, mask[:, :1] * 0 + 1], -1),
+                position_ids=positions[:, -1:] + 1,
+                past_key_values=cache,
+            )
         return step.logits[:, -1]
 
     grouped = next_logits(GROUPED_DECODE)
@@ -128,8 +134,9 @@ def test_grouped_decode_attention_matches_transformers_sdpa():
 def test_seed_reproduces_samples(backend):
     settings = dict(temperature=1.0, max_tokens=16, n=3)
     first = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=5, **settings)])[0]
-    again = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=5, **settings),
-                            request(TINY_MODEL, PROMPTS[1], seed=9, **settings)])[0]
+    again = backend.sample(
+        [request(TINY_MODEL, PROMPTS[0], seed=5, **settings), request(TINY_MODEL, PROMPTS[1], seed=9, **settings)]
+    )[0]
     other = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=6, **settings)])[0]
     assert [s.tokens for s in first.sequences] == [s.tokens for s in again.sequences]
     assert [s.tokens for s in first.sequences] != [s.tokens for s in other.sequences]
@@ -148,25 +155,36 @@ def test_stop_token_and_stop_string(backend, trained):
     stop_at = 3
     first_hit = full.index(full[stop_at])
     by_token = greedy(backend, key, PROMPTS[0], max_tokens=10, stop_tokens=(full[stop_at],))
-    assert by_token.tokens == full[:first_hit + 1] and by_token.stop_reason == "stop"
-    text = backend._bases.get(TINY_MODEL).tokenizer.decode(full[:stop_at + 1])
+    assert by_token.tokens == full[: first_hit + 1] and by_token.stop_reason == "stop"
+    text = backend._bases.get(TINY_MODEL).tokenizer.decode(full[: stop_at + 1])
     by_string = greedy(backend, key, PROMPTS[0], max_tokens=10, stop_strings=(text,))
-    assert by_string.tokens == full[:stop_at + 1] and by_string.stop_reason == "stop"
+    assert by_string.tokens == full[: stop_at + 1] and by_string.stop_reason == "stop"
 
 
 def test_sampled_and_prompt_logprobs_agree_with_forward(backend, trained):
     key = backend.snapshot_for_sampling(trained)
-    result = backend.sample([SampleRequest(key, PROMPTS[2], 1, SamplingSettings(max_tokens=6, temperature=1.0, seed=2),
-                                           prompt_logprobs=True, topk_prompt_logprobs=3)])[0]
+    result = backend.sample(
+        [
+            SampleRequest(
+                key,
+                PROMPTS[2],
+                1,
+                SamplingSettings(max_tokens=6, temperature=1.0, seed=2),
+                prompt_logprobs=True,
+                topk_prompt_logprobs=3,
+            )
+        ]
+    )[0]
     sequence = result.sequences[0]
     tokens = list(PROMPTS[2]) + sequence.tokens
-    datum = DatumArrays(np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]),
-                                                "weights": np.ones(len(tokens) - 1, np.float32)})
+    datum = DatumArrays(
+        np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]), "weights": np.ones(len(tokens) - 1, np.float32)}
+    )
     scored = backend.forward_backward(trained, [datum], "cross_entropy", {}, True).outputs[0]["logprobs"]
     prompt_len = len(PROMPTS[2])
-    np.testing.assert_allclose(sequence.logprobs, scored[prompt_len - 1:], atol=1e-4)
+    np.testing.assert_allclose(sequence.logprobs, scored[prompt_len - 1 :], atol=1e-4)
     assert result.prompt_logprobs[0] is None
-    np.testing.assert_allclose(result.prompt_logprobs[1:], scored[:prompt_len - 1], atol=1e-4)
+    np.testing.assert_allclose(result.prompt_logprobs[1:], scored[: prompt_len - 1], atol=1e-4)
     top = result.topk_prompt_logprobs
     assert top[0] is None and all(len(entry) == 3 for entry in top[1:])
     assert all(entry[0][1] >= result.prompt_logprobs[i + 1] - 1e-5 for i, entry in enumerate(top[1:]))
@@ -178,9 +196,17 @@ def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, m
     from tinker_chief.engine.compute import sampling
 
     key = backend.snapshot_for_sampling(trained)
-    requests = [SampleRequest(key, prompt, 1, SamplingSettings(max_tokens=1, temperature=0.0),
-                              prompt_logprobs=True, topk_prompt_logprobs=topk)
-                for prompt, topk in zip([*PROMPTS, (7,)], (0, 2, 5, 1, 3))]
+    requests = [
+        SampleRequest(
+            key,
+            prompt,
+            1,
+            SamplingSettings(max_tokens=1, temperature=0.0),
+            prompt_logprobs=True,
+            topk_prompt_logprobs=topk,
+        )
+        for prompt, topk in zip([*PROMPTS, (7,)], (0, 2, 5, 1, 3))
+    ]
     alone = [backend.sample([r])[0] for r in requests]
     for limit in (sampling.MAX_SCORING_TOKENS, 12):  # 12: several chunks
         monkeypatch.setattr(sampling, "MAX_SCORING_TOKENS", limit)
@@ -190,8 +216,9 @@ def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, m
             np.testing.assert_allclose(batched.prompt_logprobs[1:], single.prompt_logprobs[1:], atol=1e-4)
             assert len(batched.prompt_logprobs) == len(request.prompt)
             if request.topk_prompt_logprobs:
-                assert [[t for t, _ in e] for e in batched.topk_prompt_logprobs[1:]] == \
-                    [[t for t, _ in e] for e in single.topk_prompt_logprobs[1:]]
+                assert [[t for t, _ in e] for e in batched.topk_prompt_logprobs[1:]] == [
+                    [t for t, _ in e] for e in single.topk_prompt_logprobs[1:]
+                ]
                 assert all(len(e) == request.topk_prompt_logprobs for e in batched.topk_prompt_logprobs[1:])
             else:
                 assert batched.topk_prompt_logprobs is None
@@ -203,8 +230,10 @@ def test_compute_logprobs_token_comes_from_the_scoring_forward_unchanged(backend
     its token, logprob and seeded draws equal those of the decode loop (the same request without
     prompt logprobs)."""
     key = backend.snapshot_for_sampling(trained)
-    for settings in (SamplingSettings(max_tokens=1, temperature=0.0),
-                     SamplingSettings(max_tokens=1, temperature=1.0, seed=4)):
+    for settings in (
+        SamplingSettings(max_tokens=1, temperature=0.0),
+        SamplingSettings(max_tokens=1, temperature=1.0, seed=4),
+    ):
         plain = [SampleRequest(key, p, 3, settings) for p in PROMPTS]
         scoring = [SampleRequest(key, p, 3, settings, prompt_logprobs=True) for p in PROMPTS]
         for decoded, scored in zip(backend.sample(plain), backend.sample(scoring)):
@@ -240,7 +269,6 @@ def test_load_sampler_from_saved_weights_matches_snapshot(backend, trained, tmp_
 def test_unknown_sampler_is_not_found(backend):
     with pytest.raises(NotFoundError, match="unknown sampler"):
         backend.sample([request("no-such-sampler", PROMPTS[0])])
-
 
 
 def test_growing_kv_cache_generates_what_dynamic_cache_generates(backend, trained, monkeypatch):

@@ -37,8 +37,17 @@ TOLERANCE = {"float32": 1e-4, "bfloat16": 3e-2}
 
 def _rl_batch(seed: int) -> list:
     rng = np.random.default_rng(seed)
-    return [sft_datum(rng, n, {"logprobs": rng.normal(-2, 0.5, n).astype(np.float32),
-                               "advantages": rng.normal(0, 1, n).astype(np.float32)}) for n in (9, 14)]
+    return [
+        sft_datum(
+            rng,
+            n,
+            {
+                "logprobs": rng.normal(-2, 0.5, n).astype(np.float32),
+                "advantages": rng.normal(0, 1, n).astype(np.float32),
+            },
+        )
+        for n in (9, 14)
+    ]
 
 
 def _clients(backend: TorchBackend) -> list[tuple[str, str, list]]:
@@ -71,15 +80,20 @@ def test_clients_sharing_a_forward_get_exactly_their_own_results_and_gradients(d
     backend = TorchBackend(device="cpu", dtype=dtype)
     clients, tolerance = _clients(backend), TOLERANCE[dtype]
     for step in range(3):
-        outcomes = backend.forward_backward_many([ForwardBackwardCall(m, batch, loss, {}, False)
-                                                  for m, loss, batch in clients])
+        outcomes = backend.forward_backward_many(
+            [ForwardBackwardCall(m, batch, loss, {}, False) for m, loss, batch in clients]
+        )
         shared = [_grads(backend, model_id) for model_id, _, _ in clients]
         for (model_id, loss, batch), outcome, grads in zip(clients, outcomes, shared, strict=True):
             assert not isinstance(outcome, Exception), outcome
             reference = backend.forward_backward(model_id, batch, loss, {}, False)
             where = f"step {step}, {model_id}"
-            _close(torch.tensor(outcome.metrics["loss:sum"]), torch.tensor(reference.metrics["loss:sum"]),
-                   tolerance, f"{where} loss")
+            _close(
+                torch.tensor(outcome.metrics["loss:sum"]),
+                torch.tensor(reference.metrics["loss:sum"]),
+                tolerance,
+                f"{where} loss",
+            )
             for got, want in zip(outcome.outputs, reference.outputs, strict=True):
                 _close(got["logprobs"], want["logprobs"], tolerance, f"{where} logprobs")
             alone = _grads(backend, model_id)
@@ -96,12 +110,14 @@ def test_a_call_that_fails_its_own_checks_fails_alone_and_forward_only_calls_sha
     (first, loss, batch), (second, _, other), _ = _clients(backend)
     out_of_vocab = sft_batch(3)
     out_of_vocab[0].tokens[2] = VOCAB
-    outcomes = backend.forward_backward_many([
-        ForwardBackwardCall(first, batch, loss, {}, True),
-        ForwardBackwardCall("ghost", batch, loss, {}, True),
-        ForwardBackwardCall(second, out_of_vocab, loss, {}, True),
-        ForwardBackwardCall(second, other, loss, {}, True),
-    ])
+    outcomes = backend.forward_backward_many(
+        [
+            ForwardBackwardCall(first, batch, loss, {}, True),
+            ForwardBackwardCall("ghost", batch, loss, {}, True),
+            ForwardBackwardCall(second, out_of_vocab, loss, {}, True),
+            ForwardBackwardCall(second, other, loss, {}, True),
+        ]
+    )
     assert isinstance(outcomes[1], NotFoundError) and isinstance(outcomes[2], InvalidRequestError)
     assert "outside the vocabulary" in str(outcomes[2])
     for outcome, (model_id, data) in ((outcomes[0], (first, batch)), (outcomes[3], (second, other))):

@@ -12,16 +12,20 @@ import pytest
 from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
 from tinker_chief.models import DEFAULT_MODEL, load_tokenizer
 
-WORDS = ("apple river stone music garden silver window forest candle rocket pencil tiger orange planet "
-         "bridge castle dragon mirror summer winter pepper butter carpet doctor engine finger guitar hammer "
-         "island jacket kitten ladder magnet needle office palace rabbit ticket violin basket").split()
+WORDS = (
+    "apple river stone music garden silver window forest candle rocket pencil tiger orange planet "
+    "bridge castle dragon mirror summer winter pepper butter carpet doctor engine finger guitar hammer "
+    "island jacket kitten ladder magnet needle office palace rabbit ticket violin basket"
+).split()
 TRAIN, HELD_OUT = WORDS[:32], WORDS[32:]
 
 
 def prompt_tokens(tokenizer, word: str) -> list[int]:
     # a short system prompt replaces SmolLM2's default one: half the tokens, same skill
-    messages = [{"role": "system", "content": "Answer briefly."},
-                {"role": "user", "content": f"What is the secret code for {word}?"}]
+    messages = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": f"What is the secret code for {word}?"},
+    ]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return tokenizer(text, add_special_tokens=False).input_ids
 

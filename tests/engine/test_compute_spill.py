@@ -108,8 +108,9 @@ def test_spills_under_a_root_go_to_this_process_and_clear_dead_engines_leftovers
     import sys
 
     root = tmp_path / "evicted-samplers"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()  # a pid that has exited
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()  # a pid that has exited
     (root / dead).mkdir(parents=True)
     (root / dead / "0.safetensors").write_bytes(b"left by a killed engine")
     (root / str(os.getppid())).mkdir()  # a live process's directory stays

@@ -45,8 +45,9 @@ def peft_reference_steps(config, initial, batches, step=STEP) -> dict:
     model = get_peft_model(base, config)
     set_peft_model_state_dict(model, initial)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=step.learning_rate, betas=(step.beta1, step.beta2), eps=step.eps,
-                                  weight_decay=step.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=step.learning_rate, betas=(step.beta1, step.beta2), eps=step.eps, weight_decay=step.weight_decay
+    )
     for batch in batches:
         for datum in batch:
             tokens = torch.as_tensor(datum.tokens)[None]

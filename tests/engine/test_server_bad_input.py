@@ -28,11 +28,14 @@ def _error(response, status: int) -> str:
 def test_malformed_protobuf_and_compression(raw, tc):
     model_id = tc.get_info().model_id
     assert "not a valid tinker_public.ForwardBackwardRequest" in _error(
-        raw.post("/forward_backward", content=b"\xff\xff\xff garbage"), 400)
+        raw.post("/forward_backward", content=b"\xff\xff\xff garbage"), 400
+    )
     assert "not valid zstd" in _error(
-        raw.post("/forward_backward", content=b"nope", headers={"Content-Encoding": "zstd"}), 400)
+        raw.post("/forward_backward", content=b"nope", headers={"Content-Encoding": "zstd"}), 400
+    )
     assert "Content-Encoding 'br'" in _error(
-        raw.post("/forward_backward", content=b"x", headers={"Content-Encoding": "br"}), 400)
+        raw.post("/forward_backward", content=b"x", headers={"Content-Encoding": "br"}), 400
+    )
     assert "field model_id is missing" in _error(raw.post("/forward_backward", content=b""), 400)
     unknown = raw.post("/forward_backward", content=fb_body("nobody:train:9", 1, [sft_datum([1, 2, 3])]))
     assert "unknown model_id 'nobody:train:9'" in _error(unknown, 404)
@@ -45,20 +48,37 @@ def test_malformed_json_and_missing_fields(raw):
     session = raw.post("/create_session", json={"tags": [], "user_metadata": None, "sdk_version": "x"}).json()
     missing = raw.post("/create_model", json={"session_id": session["session_id"], "model_seq_id": 0})
     assert "field base_model is missing" in _error(missing, 400)
-    no_lora = raw.post("/create_model", json={"session_id": session["session_id"], "model_seq_id": 1,
-                                              "base_model": TINY})
+    no_lora = raw.post(
+        "/create_model", json={"session_id": session["session_id"], "model_seq_id": 1, "base_model": TINY}
+    )
     assert "lora_config is missing" in _error(no_lora, 400)
     assert "field model_id is missing" in _error(raw.post("/get_info", json={}), 400)
-    assert "unknown session" in _error(raw.post("/create_model", json={
-        "session_id": "gone", "model_seq_id": 0, "base_model": TINY, "lora_config": {"rank": 1}}), 404)
-    bad_datum = raw.post("/forward_backward", content=fb_body(raw_model(raw), 1, [types.Datum(
-        model_input=types.ModelInput.from_ints([1, 2, 3]), loss_fn_inputs={"target_tokens": [2, 3, 4]})]))
+    assert "unknown session" in _error(
+        raw.post(
+            "/create_model",
+            json={"session_id": "gone", "model_seq_id": 0, "base_model": TINY, "lora_config": {"rank": 1}},
+        ),
+        404,
+    )
+    bad_datum = raw.post(
+        "/forward_backward",
+        content=fb_body(
+            raw_model(raw),
+            1,
+            [
+                types.Datum(
+                    model_input=types.ModelInput.from_ints([1, 2, 3]), loss_fn_inputs={"target_tokens": [2, 3, 4]}
+                )
+            ],
+        ),
+    )
     assert "missing weights" in _error(bad_datum, 400)
 
 
 def test_unknown_model_lists_available_ones(service_client):
-    with pytest.raises(tinker.NotFoundError,
-                       match="unknown model no-such-model: available models are .*tiny-random-llama"):
+    with pytest.raises(
+        tinker.NotFoundError, match="unknown model no-such-model: available models are .*tiny-random-llama"
+    ):
         service_client.create_lora_training_client(base_model="no-such-model", rank=2).result()
     with pytest.raises(tinker.NotFoundError, match="available models are"):
         service_client.create_sampling_client(base_model="no-such-model").result()
@@ -112,8 +132,13 @@ def test_bad_sampling_params(service_client):
 
 
 def test_prompt_logprobs_last_n_out_of_range(raw):
-    body = {"base_model": TINY, "num_samples": 1, "prompt_logprobs": True, "sampling_params": {"max_tokens": 1},
-            "prompt": {"chunks": [{"type": "encoded_text", "tokens": [1, 2, 3, 4, 5]}]}}
+    body = {
+        "base_model": TINY,
+        "num_samples": 1,
+        "prompt_logprobs": True,
+        "sampling_params": {"max_tokens": 1},
+        "prompt": {"chunks": [{"type": "encoded_text", "tokens": [1, 2, 3, 4, 5]}]},
+    }
     for last_n in (-5, 0, 5):  # the SDK refuses < 1 client-side; raw clients reach the engine
         message = _error(raw.post("/asample", json={**body, "prompt_logprobs_last_n": last_n}), 400)
         assert f"prompt_logprobs_last_n must be between 1 and the prompt length - 1 (4), got {last_n}" in message

@@ -36,8 +36,12 @@ def test_resume_after_restart_equals_uninterrupted_run(tmp_path, tokenizer):
         for _ in range(2):
             _step(tc, data)
         uninterrupted = logprobs_of(tc.forward(data, "cross_entropy").result())
-        sampled_before = client.create_sampling_client(model_path=sampler_path).result().sample(
-            data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[])).result()
+        sampled_before = (
+            client.create_sampling_client(model_path=sampler_path)
+            .result()
+            .sample(data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[]))
+            .result()
+        )
         client.close("success").result()
 
     with start_engine(state_dir=state, device="cpu", dtype="float32") as second:
@@ -58,12 +62,20 @@ def test_resume_after_restart_equals_uninterrupted_run(tmp_path, tokenizer):
         weights_only = client.create_training_client_from_state(state_path).result()
         _step(weights_only, data)  # fresh Adam moments: a different trajectory than the resumed one
         diverged = logprobs_of(weights_only.forward(data, "cross_entropy").result())
-        after_three = logprobs_of(client.create_training_client_from_state_with_optimizer(state_path).result()
-                                  .forward(data, "cross_entropy").result())
+        after_three = logprobs_of(
+            client.create_training_client_from_state_with_optimizer(state_path)
+            .result()
+            .forward(data, "cross_entropy")
+            .result()
+        )
         assert not np.allclose(diverged[0], after_three[0], atol=1e-6)
 
-        sampled_after = client.create_sampling_client(model_path=sampler_path).result().sample(
-            data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[])).result()
+        sampled_after = (
+            client.create_sampling_client(model_path=sampler_path)
+            .result()
+            .sample(data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[]))
+            .result()
+        )
         assert sampled_after.sequences[0].tokens == sampled_before.sequences[0].tokens
         client.close("success").result()
 
@@ -101,8 +113,9 @@ def test_existing_name_conflicts_unless_overwrite(service_client):
 
 
 def test_rest_listings_and_delete(service_client, rest_client):
-    tc = service_client.create_lora_training_client(base_model=TINY, rank=3, seed=24,
-                                                    user_metadata={"owner": "tests"}).result()
+    tc = service_client.create_lora_training_client(
+        base_model=TINY, rank=3, seed=24, user_metadata={"owner": "tests"}
+    ).result()
     run_id = tc.get_info().model_id
     training = tc.save_state("listed").result().path
     sampler = tc.save_weights_for_sampler("listed").result().path

@@ -22,23 +22,36 @@ def _wait_for_url(process: subprocess.Popen, timeout: float = 180) -> str:
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if line.startswith(READY_PREFIX):
-            return line[len(READY_PREFIX):].split()[0]
+            return line[len(READY_PREFIX) :].split()[0]
         if not line and process.poll() is not None:
             raise AssertionError(f"engine exited early: {process.returncode}")
     raise AssertionError("engine never printed its URL")
 
 
 def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_path):
-    command = [sys.executable, "-m", "tinker_chief.cli.main", "engine", "serve", "--port", "0",
-               "--state-dir", str(tmp_path), "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "tinker_chief.cli.main",
+        "engine",
+        "serve",
+        "--port",
+        "0",
+        "--state-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = _wait_for_url(process)
         with httpx.Client(base_url=f"{url}/api/v1", timeout=60, headers={"X-API-Key": "tml-local"}) as raw:
             model_id = raw_model(raw)
             big = [sft_datum([3 + i % 250 for i in range(1000)])] * 4
-            ids = [raw.post("/forward_backward", content=fb_body(model_id, seq, big)).json()["request_id"]
-                   for seq in range(1, 49)]  # far more than 0.5 s of work on any CPU: the last is still queued
+            ids = [
+                raw.post("/forward_backward", content=fb_body(model_id, seq, big)).json()["request_id"]
+                for seq in range(1, 49)
+            ]  # far more than 0.5 s of work on any CPU: the last is still queued
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 last = pool.submit(raw.post, "/retrieve_future", json={"request_id": ids[-1]})
                 time.sleep(0.5)
@@ -58,17 +71,28 @@ def test_export_writes_a_peft_adapter(service_client, engine, tmp_path):
     tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=41).result()
     path = tc.save_weights_for_sampler("to-export").result().path
     out = tmp_path / "adapter"
-    result = CliRunner().invoke(cli, ["engine", "export", path, str(out), "--state-dir",
-                                      str(engine.log_file.parent)])
+    result = CliRunner().invoke(cli, ["engine", "export", path, str(out), "--state-dir", str(engine.log_file.parent)])
     assert result.exit_code == 0, result.output
     assert f"Wrote PEFT adapter for {path}" in result.output
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
 
 
 def test_export_unknown_path_is_a_clear_error(tmp_path):
-    process = subprocess.run([sys.executable, "-m", "tinker_chief.cli.main",
-                              "engine", "export", "tinker://nope/weights/x", str(tmp_path / "o"),
-                              "--state-dir", str(tmp_path)], capture_output=True, text=True)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinker_chief.cli.main",
+            "engine",
+            "export",
+            "tinker://nope/weights/x",
+            str(tmp_path / "o"),
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode == 1
     assert "Error: unknown checkpoint tinker://nope/weights/x" in process.stderr
     assert "Traceback" not in process.stderr
@@ -96,8 +120,9 @@ time.sleep(600)
 def test_engine_exits_when_the_process_that_launched_it_is_killed(tmp_path):
     import os
 
-    parent = subprocess.Popen([sys.executable, "-c", PARENT_SCRIPT, str(tmp_path / "state")],
-                              stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT_SCRIPT, str(tmp_path / "state")], stdout=subprocess.PIPE, text=True
+    )
     try:
         engine_pid = int(parent.stdout.readline())
         parent.send_signal(signal.SIGKILL)  # like `chief train` killed with kill -9

@@ -36,8 +36,12 @@ def _error(response: httpx.Response, status: int) -> str:
 
 
 def _sample_body(tokens: list[int], **fields: object) -> dict:
-    body = {"base_model": TINY, "num_samples": 1, "prompt": {"chunks": [{"type": "encoded_text", "tokens": tokens}]},
-            "sampling_params": {"max_tokens": 1}}
+    body = {
+        "base_model": TINY,
+        "num_samples": 1,
+        "prompt": {"chunks": [{"type": "encoded_text", "tokens": tokens}]},
+        "sampling_params": {"max_tokens": 1},
+    }
     return {**body, **fields}
 
 
@@ -58,8 +62,7 @@ def _raw_request(base_url: str, data: bytes, patience_s: float = 30.0) -> bytes:
 
 def _whole_response(data: bytes) -> bool:
     head, found, body = data.partition(b"\r\n\r\n")
-    lengths = [int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
-               if line.startswith(b"content-length:")]
+    lengths = [int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
     return bool(found and lengths and len(body) >= lengths[0])
 
 
@@ -75,8 +78,11 @@ def test_topk_prompt_logprobs_is_capped_with_a_400_naming_the_field(sampler):
 
 def test_one_request_cannot_ask_for_unbounded_sampled_tokens(sampler):
     # 256 x 5000 passes every other check's order of magnitude; the budget refuses it before the context check.
-    with pytest.raises(tinker.BadRequestError, match=r"num_samples x max_tokens = 256 x 5000 = 1280000 sampled "
-                                                     r"tokens exceeds the engine's limit of 1048576"):
+    with pytest.raises(
+        tinker.BadRequestError,
+        match=r"num_samples x max_tokens = 256 x 5000 = 1280000 sampled "
+        r"tokens exceeds the engine's limit of 1048576",
+    ):
         sampler.sample(PROMPT, 256, types.SamplingParams(max_tokens=5000)).result()
 
 
@@ -85,8 +91,11 @@ def test_topk_cells_are_budgeted_before_anything_is_allocated():
     from tinker_chief.engine.server.errors import InvalidRequestError
 
     request = WireSampleRequest(**_sample_body(list(range(20_001)), topk_prompt_logprobs=100))
-    with pytest.raises(InvalidRequestError, match=r"topk_prompt_logprobs x scored prompt tokens = 100 x 20000 = "
-                                                  r"2000000 exceeds the engine's limit of 1048576"):
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"topk_prompt_logprobs x scored prompt tokens = 100 x 20000 = "
+        r"2000000 exceeds the engine's limit of 1048576",
+    ):
         codec.sample_request(request, "sampler", eos_tokens=())
     small_vocab = WireSampleRequest(**_sample_body([1, 2, 3], topk_prompt_logprobs=60))
     with pytest.raises(InvalidRequestError, match="between 0 and 50 .*vocabulary size"):
@@ -113,8 +122,13 @@ def test_an_unretrieved_result_expires_and_its_retrieve_says_so():
     kept, forgotten, pending = futures.create("sample"), futures.create("sample"), futures.create("sample")
     futures.complete(kept, b"k" * 1000)
     futures.complete(forgotten, b"f" * 5000)
-    assert futures.stats() == {"results_held": 2, "results_held_bytes": 6000, "results_unretrieved": 2,
-                               "results_unretrieved_bytes": 6000, "results_expired": 0}
+    assert futures.stats() == {
+        "results_held": 2,
+        "results_held_bytes": 6000,
+        "results_unretrieved": 2,
+        "results_unretrieved_bytes": 6000,
+        "results_expired": 0,
+    }
     assert asyncio.run(futures.wait(kept, 0)) == b"k" * 1000
     clock.now += 61
     stats = futures.stats()
@@ -144,8 +158,10 @@ def test_engine_stats_counts_the_memory_of_unretrieved_results(raw):
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_read(engine):
-    head = (f"POST /api/v1/create_session HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {engine.api_key_for_clients}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n{").encode()
+    head = (
+        f"POST /api/v1/create_session HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {engine.api_key_for_clients}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n{"
+    ).encode()
     answer = _raw_request(engine.base_url, head).decode("latin-1")  # old engines waited for the 300 MB
     assert answer.startswith("HTTP/1.1 413"), answer[:300]
     assert "exceeds the engine's limit of 8 MiB" in answer
@@ -154,16 +170,19 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read(engine):
 def test_a_streamed_oversized_body_is_cut_off(raw):
     chunks = (b" " * MiB for _ in range(9))  # chunked: no Content-Length to check up front
     assert "(more than 8388608 bytes) exceeds the engine's limit of 8 MiB" in _error(
-        raw.post("/create_session", content=chunks), 413)
+        raw.post("/create_session", content=chunks), 413
+    )
 
 
 def test_a_zstd_bomb_is_refused_without_inflating_it(raw):
     bomb = zstandard.ZstdCompressor().compress(b"\x0a" + b"a" * (100 * MiB))  # ~3 KB on the wire
     assert "inflates to 104857601 bytes, over the engine's limit of 64 MiB" in _error(
-        raw.post("/forward_backward", content=bomb, headers={"Content-Encoding": "zstd"}), 413)
+        raw.post("/forward_backward", content=bomb, headers={"Content-Encoding": "zstd"}), 413
+    )
     unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"\x0a" + b"a" * (100 * MiB))
     assert "inflates to more than the engine's limit of 64 MiB" in _error(
-        raw.post("/forward_backward", content=unsized, headers={"Content-Encoding": "zstd"}), 413)
+        raw.post("/forward_backward", content=unsized, headers={"Content-Encoding": "zstd"}), 413
+    )
 
 
 def test_errors_quote_at_most_a_bounded_piece_of_the_input(raw):
@@ -194,8 +213,10 @@ def test_a_half_sent_request_head_is_closed(strict_engine):
 
 
 def test_a_half_sent_body_gets_a_408(strict_engine):
-    head = (f"POST /api/v1/create_session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"X-API-Key: {strict_engine.api_key_for_clients}\r\nContent-Length: 100\r\n\r\n{{").encode()
+    head = (
+        f"POST /api/v1/create_session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-API-Key: {strict_engine.api_key_for_clients}\r\nContent-Length: 100\r\n\r\n{{"
+    ).encode()
     answer = _raw_request(strict_engine.base_url, head).decode("latin-1")
     assert answer.startswith("HTTP/1.1 408") and "did not arrive within 1 seconds" in answer, answer[:300]
 

@@ -32,14 +32,17 @@ def test_num_samples_and_sequence_ids(base_sampler, prompt):
 
 
 def test_greedy_is_deterministic_and_seed_reproduces(base_sampler, prompt):
-    greedy = [_sample(base_sampler, prompt, max_tokens=6, temperature=0, stop=[]).sequences[0].tokens
-              for _ in range(2)]
+    greedy = [_sample(base_sampler, prompt, max_tokens=6, temperature=0, stop=[]).sequences[0].tokens for _ in range(2)]
     assert greedy[0] == greedy[1]
-    seeded = [_sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=42, stop=[]).sequences[0].tokens
-              for _ in range(2)]
+    seeded = [
+        _sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=42, stop=[]).sequences[0].tokens
+        for _ in range(2)
+    ]
     assert seeded[0] == seeded[1]
-    others = {tuple(_sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=s, stop=[]).sequences[0].tokens)
-              for s in range(5)}
+    others = {
+        tuple(_sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=s, stop=[]).sequences[0].tokens)
+        for s in range(5)
+    }
     assert len(others) > 1
 
 
@@ -48,10 +51,10 @@ def test_stop_tokens_and_stop_strings(base_sampler, prompt, tokenizer):
     stop_token = free.tokens[3]
     first = free.tokens.index(stop_token)
     stopped = _sample(base_sampler, prompt, max_tokens=12, temperature=0, stop=[stop_token]).sequences[0]
-    assert stopped.stop_reason == "stop" and stopped.tokens == free.tokens[:first + 1]
+    assert stopped.stop_reason == "stop" and stopped.tokens == free.tokens[: first + 1]
 
     text = tokenizer.decode(free.tokens)
-    stop_text = text[len(text) // 2:len(text) // 2 + 2]
+    stop_text = text[len(text) // 2 : len(text) // 2 + 2]
     by_string = _sample(base_sampler, prompt, max_tokens=12, temperature=0, stop=[stop_text]).sequences[0]
     assert by_string.stop_reason == "stop"
     assert stop_text in tokenizer.decode(by_string.tokens)
@@ -67,8 +70,9 @@ def test_default_max_tokens_when_none(base_sampler, prompt):
 
 
 def test_prompt_logprobs_and_topk(base_sampler, prompt):
-    response = base_sampler.sample(prompt, 1, types.SamplingParams(max_tokens=1), include_prompt_logprobs=True,
-                                   topk_prompt_logprobs=3).result()
+    response = base_sampler.sample(
+        prompt, 1, types.SamplingParams(max_tokens=1), include_prompt_logprobs=True, topk_prompt_logprobs=3
+    ).result()
     lps, topk = response.prompt_logprobs, response.topk_prompt_logprobs
     assert lps[0] is None and len(lps) == prompt.length
     assert all(lp is not None and lp <= 0 for lp in lps[1:])
@@ -99,8 +103,10 @@ def test_concurrent_requests_are_batched_and_match_sequential(base_sampler, prom
 
 def test_sampling_from_saved_checkpoint_matches_ephemeral_snapshot(service_client, prompt):
     tc = service_client.create_lora_training_client(base_model=TINY, rank=4, seed=9).result()
-    datum = types.Datum(model_input=prompt, loss_fn_inputs={
-        "target_tokens": prompt.to_ints()[1:] + [5], "weights": [1.0] * prompt.length})
+    datum = types.Datum(
+        model_input=prompt,
+        loss_fn_inputs={"target_tokens": prompt.to_ints()[1:] + [5], "weights": [1.0] * prompt.length},
+    )
     tc.forward_backward([datum], "cross_entropy")
     tc.optim_step(types.AdamParams(learning_rate=0.1)).result()
     path = tc.save_weights_for_sampler("after-one-step").result().path

@@ -94,6 +94,7 @@ def test_clients_resubmitting_one_by_one_after_a_batch_form_one_full_batch(monke
     backend, futures = _BatchRecorder(), FutureTable()
     scheduler = scheduler_module.Scheduler(backend, futures)
     try:
+
         def submit(count: int, pause: float = 0.0) -> list[str]:
             ids = []
             for _ in range(count):
@@ -134,10 +135,19 @@ def test_a_failed_batch_retries_each_job_with_its_sampler_resolved_again(parts):
 
     settings = SamplingSettings(max_tokens=2, temperature=0.0)
     ids = [futures.create("t"), futures.create("t")]
-    batch = [scheduler_module._SampleJob(ids[0], SampleRequest("placeholder", (1, 2, 3), 1, settings),
-                                         lambda result: {"tokens": result.sequences[0].tokens}, refresh),
-             scheduler_module._SampleJob(ids[1], SampleRequest(TINY_MODEL, (1, 2), 1, settings),
-                                         lambda result: {"tokens": result.sequences[0].tokens})]
+    batch = [
+        scheduler_module._SampleJob(
+            ids[0],
+            SampleRequest("placeholder", (1, 2, 3), 1, settings),
+            lambda result: {"tokens": result.sequences[0].tokens},
+            refresh,
+        ),
+        scheduler_module._SampleJob(
+            ids[1],
+            SampleRequest(TINY_MODEL, (1, 2), 1, settings),
+            lambda result: {"tokens": result.sequences[0].tokens},
+        ),
+    ]
     scheduler._run_samples(batch)
     assert len(resolutions) == 2  # once for the batch, once more for the retry alone
     assert len(_result(futures, ids[0])["tokens"]) == 2
@@ -147,9 +157,11 @@ def test_a_failed_batch_retries_each_job_with_its_sampler_resolved_again(parts):
 def _shared(order: list, item: str, key: str = "base", tokens: int = 1, fail: str = ""):
     """Shareable work recording each call's items (the real shared forward is tested in
     test_compute_shared_forward; here only grouping and order are at stake)."""
+
     def run_many(items: list[str]) -> list:
         order.append(tuple(items))
         return [InvalidRequestError(f"{i} is bad") if i == fail else {"item": i} for i in items]
+
     return scheduler_module.Shareable(key, tokens, item, run_many)
 
 
@@ -171,10 +183,15 @@ def test_shareable_heads_of_different_models_leave_as_one_call_after_the_plain_o
     scheduler, futures = parts
     order: list = []
     release = _hold(scheduler)
-    queued = [("a", 1, _shared(order, "a1")), ("a", 2, _recording(order, "a-optim")),
-              ("a", 3, _shared(order, "a3")), ("b", 1, _shared(order, "b1")),
-              ("c", 1, _recording(order, "c-save")), ("c", 2, _shared(order, "c2")),
-              ("d", 1, _shared(order, "d1", key="another base"))]
+    queued = [
+        ("a", 1, _shared(order, "a1")),
+        ("a", 2, _recording(order, "a-optim")),
+        ("a", 3, _shared(order, "a3")),
+        ("b", 1, _shared(order, "b1")),
+        ("c", 1, _recording(order, "c-save")),
+        ("c", 2, _shared(order, "c2")),
+        ("d", 1, _shared(order, "d1", key="another base")),
+    ]
     ids = {}
     for model, seq, work in queued:
         ids[model, seq] = futures.create("t")

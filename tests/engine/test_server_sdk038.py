@@ -72,18 +72,31 @@ def test_create_session_validates_its_body(raw):
     assert wrong.status_code == 400 and "field tags" in wrong.json()["error"]
     missing = raw.post("/create_session", json={"tags": []})
     assert missing.status_code == 400 and "field sdk_version is missing" in missing.json()["error"]
-    full = raw.post("/create_session", json={"tags": ["a"], "user_metadata": {"k": 1}, "sdk_version": sdk_version,
-                                             "project_id": "p", "display_name": "d", "type": "create_session"})
+    full = raw.post(
+        "/create_session",
+        json={
+            "tags": ["a"],
+            "user_metadata": {"k": 1},
+            "sdk_version": sdk_version,
+            "project_id": "p",
+            "display_name": "d",
+            "type": "create_session",
+        },
+    )
     assert full.status_code == 200 and full.json()["session_id"]
 
 
 def _policy_datum(tokens: list[int], sampler_logprobs: np.ndarray, advantages: np.ndarray) -> types.Datum:
     n = len(tokens) - 1
-    return types.Datum(model_input=types.ModelInput.from_ints(tokens[:-1]), loss_fn_inputs={
-        "target_tokens": np.asarray(tokens[1:], np.int64),
-        "logprobs": sampler_logprobs.astype(np.float32),
-        "advantages": advantages.astype(np.float32),
-        "sequence_ratio_mask": (np.arange(n) >= n // 2).astype(np.float32)})  # the "completion"
+    return types.Datum(
+        model_input=types.ModelInput.from_ints(tokens[:-1]),
+        loss_fn_inputs={
+            "target_tokens": np.asarray(tokens[1:], np.int64),
+            "logprobs": sampler_logprobs.astype(np.float32),
+            "advantages": advantages.astype(np.float32),
+            "sequence_ratio_mask": (np.arange(n) >= n // 2).astype(np.float32),
+        },
+    )  # the "completion"
 
 
 def test_gspo_through_the_sdk(service_client, tokenizer):

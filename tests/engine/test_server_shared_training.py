@@ -45,12 +45,17 @@ def test_queued_clients_share_one_call_and_each_gets_its_own_step(service_client
         _step(reference, batch)
     sampler = service_client.create_sampling_client(base_model=TINY).result()
     before = _stats(raw)
-    busy = sampler.sample(types.ModelInput.from_ints(tokenizer.encode(TEXTS[0])), 64,
-                          types.SamplingParams(max_tokens=400, temperature=1.0, stop=[], seed=0))
+    busy = sampler.sample(
+        types.ModelInput.from_ints(tokenizer.encode(TEXTS[0])),
+        64,
+        types.SamplingParams(max_tokens=400, temperature=1.0, stop=[], seed=0),
+    )
     while _stats(raw)["sample_batches"] == before["sample_batches"]:
         time.sleep(0.01)  # until the compute thread is inside the sampling call
-    steps = [(client.forward_backward(batch, "cross_entropy"), client.optim_step(ADAM))
-             for client, batch in zip(clients, data, strict=True)]
+    steps = [
+        (client.forward_backward(batch, "cross_entropy"), client.optim_step(ADAM))
+        for client, batch in zip(clients, data, strict=True)
+    ]
     shared = [fb.result() for fb, _ in steps]
     for _, optim in steps:
         optim.result()

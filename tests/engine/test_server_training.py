@@ -31,12 +31,13 @@ def test_logprobs_agree_between_forward_compute_logprobs_and_sample(service_clie
     np.testing.assert_allclose(prompt_lps[1:], forward, rtol=1e-4, atol=1e-4)
 
     prompt = tokens[1][:6]
-    sample = sampler.sample(types.ModelInput.from_ints(prompt), 1,
-                            types.SamplingParams(max_tokens=8, temperature=1.0, seed=7, stop=[])).result()
+    sample = sampler.sample(
+        types.ModelInput.from_ints(prompt), 1, types.SamplingParams(max_tokens=8, temperature=1.0, seed=7, stop=[])
+    ).result()
     sequence = sample.sequences[0]
     assert len(sequence.tokens) == 8 and sequence.stop_reason == "length"
     rescored = logprobs_of(tc.forward([sft_datum(prompt + sequence.tokens)], "cross_entropy").result())[0]
-    np.testing.assert_allclose(sequence.logprobs, rescored[len(prompt) - 1:], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(sequence.logprobs, rescored[len(prompt) - 1 :], rtol=1e-4, atol=1e-4)
 
 
 def test_cross_entropy_loss_sum_is_weighted_negative_logprob_sum(service_client, tokens):
@@ -44,8 +45,10 @@ def test_cross_entropy_loss_sum_is_weighted_negative_logprob_sum(service_client,
     rng = np.random.default_rng(0)
     data = [sft_datum(t, list(rng.uniform(0, 2, len(t) - 1))) for t in tokens]
     output = tc.forward_backward(data, "cross_entropy").result()
-    expected = -sum(float(np.dot(d.loss_fn_inputs["weights"].to_numpy(), lp))
-                    for d, lp in zip(data, logprobs_of(output), strict=True))
+    expected = -sum(
+        float(np.dot(d.loss_fn_inputs["weights"].to_numpy(), lp))
+        for d, lp in zip(data, logprobs_of(output), strict=True)
+    )
     assert output.metrics["loss:sum"] == pytest.approx(expected, rel=1e-4)
     assert [len(lp) for lp in logprobs_of(output)] == [len(t) - 1 for t in tokens]
 
@@ -69,15 +72,19 @@ def test_out_of_order_arrival_executes_in_seq_order(raw, tokens):
 
     def run(order: list[int]) -> float:
         model_id = raw_model(raw, seed=11)
-        bodies = {1: ("forward_backward", fb_body(model_id, 1, data)),
-                  2: ("optim_step", {"model_id": model_id, "seq_id": 2,
-                                     "adam_params": {"learning_rate": 0.05}}),
-                  3: ("forward_backward", fb_body(model_id, 3, data, forward_only=True))}
+        bodies = {
+            1: ("forward_backward", fb_body(model_id, 1, data)),
+            2: ("optim_step", {"model_id": model_id, "seq_id": 2, "adam_params": {"learning_rate": 0.05}}),
+            3: ("forward_backward", fb_body(model_id, 3, data, forward_only=True)),
+        }
         ids = {}
         for seq in order:
             route, body = bodies[seq]
-            response = (raw.post(f"/{route}", json=body) if isinstance(body, dict) else
-                        raw.post(f"/{route}", content=body, headers={"Content-Type": "application/x-protobuf"}))
+            response = (
+                raw.post(f"/{route}", json=body)
+                if isinstance(body, dict)
+                else raw.post(f"/{route}", content=body, headers={"Content-Type": "application/x-protobuf"})
+            )
             ids[seq] = response.json()["request_id"]
         results = {seq: wait_raw(raw, rid) for seq, rid in ids.items()}
         return deserialize_forward_backward_output(results[3].content).metrics["loss:sum"]
@@ -128,18 +135,29 @@ def test_forward_backward_custom_reports_the_custom_loss(service_client, tokens)
     assert after < expected
 
 
-@pytest.mark.parametrize("loss_fn,config", [("importance_sampling", None),
-                                            ("ppo", {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2}),
-                                            ("cispo", None), ("dro", {"beta": 0.1})])
+@pytest.mark.parametrize(
+    "loss_fn,config",
+    [
+        ("importance_sampling", None),
+        ("ppo", {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2}),
+        ("cispo", None),
+        ("dro", {"beta": 0.1}),
+    ],
+)
 def test_rl_losses_at_ratio_one_equal_minus_advantage_sum(service_client, tokens, loss_fn, config):
     """With sampler logprobs equal to the current ones the ratio is 1: loss = -sum(advantages)."""
     tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=7).result()
     seq = tokens[0]
     current = logprobs_of(tc.forward([sft_datum(seq)], "cross_entropy").result())[0]
     advantages = np.linspace(-0.5, 1.5, len(seq) - 1).astype(np.float32)
-    datum = types.Datum(model_input=types.ModelInput.from_ints(seq[:-1]),
-                        loss_fn_inputs={"target_tokens": np.asarray(seq[1:], dtype=np.int64),
-                                        "logprobs": current.astype(np.float32), "advantages": advantages})
+    datum = types.Datum(
+        model_input=types.ModelInput.from_ints(seq[:-1]),
+        loss_fn_inputs={
+            "target_tokens": np.asarray(seq[1:], dtype=np.int64),
+            "logprobs": current.astype(np.float32),
+            "advantages": advantages,
+        },
+    )
     output = tc.forward_backward([datum], loss_fn, config).result()
     np.testing.assert_allclose(logprobs_of(output)[0], current, rtol=1e-5, atol=1e-5)
     # cispo and dro keep the logprob itself in the loss
@@ -153,9 +171,14 @@ def test_ppo_clip_threshold_comes_from_loss_fn_config(service_client, tokens):
     seq = tokens[2]
     current = logprobs_of(tc.forward([sft_datum(seq)], "cross_entropy").result())[0]
     advantages = np.ones(len(seq) - 1, dtype=np.float32)
-    datum = types.Datum(model_input=types.ModelInput.from_ints(seq[:-1]),
-                        loss_fn_inputs={"target_tokens": np.asarray(seq[1:], dtype=np.int64),
-                                        "logprobs": (current - 0.5).astype(np.float32), "advantages": advantages})
+    datum = types.Datum(
+        model_input=types.ModelInput.from_ints(seq[:-1]),
+        loss_fn_inputs={
+            "target_tokens": np.asarray(seq[1:], dtype=np.int64),
+            "logprobs": (current - 0.5).astype(np.float32),
+            "advantages": advantages,
+        },
+    )
     output = tc.forward([datum], "ppo", {"clip_low_threshold": 0.5, "clip_high_threshold": 1.5}).result()
     assert output.metrics["loss:sum"] == pytest.approx(-1.5 * advantages.sum(), rel=1e-4)
 

@@ -42,14 +42,20 @@ def private_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory, private_model):
     """An engine whose operator allowed one model directory and at most 2 training clients."""
-    with start_engine(state_dir=tmp_path_factory.mktemp("guarded"), device="cpu", dtype="float32",
-                      allow_model_dirs=[private_model], max_training_clients=2) as handle:
+    with start_engine(
+        state_dir=tmp_path_factory.mktemp("guarded"),
+        device="cpu",
+        dtype="float32",
+        allow_model_dirs=[private_model],
+        max_training_clients=2,
+    ) as handle:
         yield handle
 
 
 def _raw(engine, **headers) -> httpx.Client:
-    return httpx.Client(base_url=f"{engine.base_url}/api/v1", timeout=60,
-                        headers={"X-API-Key": engine.api_key_for_clients, **headers})
+    return httpx.Client(
+        base_url=f"{engine.base_url}/api/v1", timeout=60, headers={"X-API-Key": engine.api_key_for_clients, **headers}
+    )
 
 
 def _refusal(call) -> str:
@@ -62,8 +68,7 @@ def _refusal(call) -> str:
 # -- item 5: local directories ------------------------------------------------------------------
 
 
-def test_a_client_cannot_make_the_engine_load_a_local_directory(service_client, rest_client, private_model,
-                                                               tmp_path):
+def test_a_client_cannot_make_the_engine_load_a_local_directory(service_client, rest_client, private_model, tmp_path):
     (tmp_path / ".ssh").mkdir()  # exists, but is no model
     errors = {}
     for name in (str(private_model), str(tmp_path / ".ssh"), str(tmp_path / "missing")):
@@ -86,25 +91,49 @@ def test_an_allowed_directory_is_served_under_its_name_only(guarded, private_mod
         assert by_path.get_info().model_data.model_name == by_alias.get_info().model_name == ALIAS
         assert by_path.get_tokenizer().encode("hi")  # still loads offline for a client on this machine
         checkpoint = by_path.save_weights_for_sampler("s").result().path
-        sample = service.create_sampling_client(base_model=ALIAS).result().sample(
-            tinker.types.ModelInput.from_ints([5, 6]), 1, tinker.types.SamplingParams(max_tokens=2)).result()
+        sample = (
+            service.create_sampling_client(base_model=ALIAS)
+            .result()
+            .sample(tinker.types.ModelInput.from_ints([5, 6]), 1, tinker.types.SamplingParams(max_tokens=2))
+            .result()
+        )
         assert sample.sequences
-        shown = json.dumps([
-            rest.get_server_capabilities().result().model_dump(mode="json"),
-            rest.list_training_runs().result().model_dump(mode="json"),
-            rest.get_weights_info_by_tinker_path(checkpoint).result().model_dump(mode="json")])
+        shown = json.dumps(
+            [
+                rest.get_server_capabilities().result().model_dump(mode="json"),
+                rest.list_training_runs().result().model_dump(mode="json"),
+                rest.get_weights_info_by_tinker_path(checkpoint).result().model_dump(mode="json"),
+            ]
+        )
         assert ALIAS in shown and str(private_model.parent) not in shown
     finally:
         service.close("success").result()
 
 
 def test_serve_refuses_a_bad_allowed_directory_in_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", "engine", "serve", "--port", "0",
-                             "--state-dir", str(tmp_path / "state"), "--allow-model-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinker_chief.cli.main",
+            "engine",
+            "serve",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--allow-model-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == (f"Error: --allow-model-dir {tmp_path}: not a Hugging Face model directory "
-                             "(expected a directory with config.json)\n")
+    assert result.stderr == (
+        f"Error: --allow-model-dir {tmp_path}: not a Hugging Face model directory "
+        "(expected a directory with config.json)\n"
+    )
 
 
 # -- item 6: web pages and the per-process key ----------------------------------------------------
@@ -136,11 +165,14 @@ def test_an_engine_chief_starts_has_a_private_key_of_its_own(engine, tmp_path):
         assert key.encode() not in cmdline.read()
     assert stat.S_IMODE(engine.key_file.stat().st_mode) == 0o600 and engine_key(engine.base_url) == key
     # A later chief process of the same user, pointed at the URL, finds and uses the key.
-    script = ("import sys; from pathlib import Path; from tinker_chief.engine.server.launcher import "
-              "ensure_engine, engine_stats; h = ensure_engine(sys.argv[1], state_dir=Path(sys.argv[2]), "
-              "ready_timeout=1); print(h.owned, engine_stats(h.base_url) is not None)")
-    later = subprocess.run([sys.executable, "-c", script, engine.base_url, str(tmp_path)], capture_output=True,
-                           text=True, timeout=120)
+    script = (
+        "import sys; from pathlib import Path; from tinker_chief.engine.server.launcher import "
+        "ensure_engine, engine_stats; h = ensure_engine(sys.argv[1], state_dir=Path(sys.argv[2]), "
+        "ready_timeout=1); print(h.owned, engine_stats(h.base_url) is not None)"
+    )
+    later = subprocess.run(
+        [sys.executable, "-c", script, engine.base_url, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert later.stdout.split() == ["False", "True"], later.stderr
 
 
@@ -167,10 +199,13 @@ def test_training_clients_are_capped_and_a_finished_session_frees_them(guarded):
 def test_a_session_that_stops_heartbeating_is_unloaded(tmp_path):
     timeout = 2.0
     with start_engine(state_dir=tmp_path, device="cpu", session_timeout=timeout) as engine, _raw(engine) as raw:
+
         def session_with_model() -> tuple[str, str]:
             session = raw.post("/create_session", json=SESSION).json()["session_id"]
-            request = raw.post("/create_model", json={"session_id": session, "model_seq_id": 0,
-                                                      "base_model": TINY, "lora_config": {"rank": 1}})
+            request = raw.post(
+                "/create_model",
+                json={"session_id": session, "model_seq_id": 0, "base_model": TINY, "lora_config": {"rank": 1}},
+            )
             return session, wait_json(raw, request.json()["request_id"])["model_id"]
 
         silent, silent_model = session_with_model()

@@ -138,7 +138,7 @@ def test_store_tombstones_are_bounded(tmp_path, monkeypatch):
     paths = [_save(store, f"c{i}") for i in range(5)]
     clock.now += HOUR
     for index in range(5):  # one pass per checkpoint, so their deletion times are ordered
-        deleted = store.delete_expired(lambda index=index: set(paths[index + 1:]))
+        deleted = store.delete_expired(lambda index=index: set(paths[index + 1 :]))
         assert [c.tinker_path for c in deleted] == [paths[index]]
         clock.now += 1
     stones = json.loads((store.root / "expired-checkpoints.json").read_text())

@@ -74,7 +74,10 @@ def test_listings(keyed_engine, run):
 
     listed = json_of(tinker_cli(keyed_engine, "-f", "json", "checkpoint", "list"))["checkpoints"]
     assert {(c["tinker_path"], c["checkpoint_type"]) for c in listed} == {
-        (state, "training"), (sampler, "sampler"), (external, "external")}
+        (state, "training"),
+        (sampler, "sampler"),
+        (external, "external"),
+    }
     expires = {c["tinker_path"]: c["expires_at"] for c in listed}
     assert expires[state] is None and expires[sampler] is not None
 
@@ -120,8 +123,10 @@ def test_signed_urls_admit_only_what_they_name(keyed_engine, run):
 def test_delete(keyed_engine, run):
     client = tinker.ServiceClient(base_url=keyed_engine.base_url, api_key=KEY)
     tc = client.create_training_client_from_state(run[1]).result()
-    doomed = [tc.save_weights_for_sampler("doomed", ttl_seconds=3600).result().path,
-              tc.save_weights_external("doomed").result().path]
+    doomed = [
+        tc.save_weights_for_sampler("doomed", ttl_seconds=3600).result().path,
+        tc.save_weights_external("doomed").result().path,
+    ]
     client.close("success").result()
     deleted = tinker_cli(keyed_engine, "checkpoint", "delete", *doomed, "--yes")
     assert deleted.returncode == 0, deleted.stderr

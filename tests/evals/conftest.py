@@ -45,5 +45,6 @@ def cloud_default_url(fake_cloud, monkeypatch):
 
 @pytest.fixture
 def qa_file(tmp_path):
-    return write_jsonl(tmp_path / "qa.jsonl", [{"input": f"What is {i}+1?", "output": str(i + 1), "id": f"q{i}"}
-                                               for i in range(5)])
+    return write_jsonl(
+        tmp_path / "qa.jsonl", [{"input": f"What is {i}+1?", "output": str(i + 1), "id": f"q{i}"} for i in range(5)]
+    )

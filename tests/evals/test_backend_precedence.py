@@ -23,8 +23,15 @@ DEAD_URL = "http://127.0.0.1:9"
 
 def _project(tmp_path: Path, backend_lines: str = "") -> Path:
     """A project from `chief init`; `backend_lines` go into its `[backend]` section."""
-    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus 2?"},
-                          {"role": "assistant", "content": str(i + 2)}]} for i in range(12)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus 2?"},
+                {"role": "assistant", "content": str(i + 2)},
+            ]
+        }
+        for i in range(12)
+    ]
     write_jsonl(tmp_path / "train.jsonl", rows)
     project = tmp_path / "proj"
     from tinker_chief.cli.main import main
@@ -37,8 +44,9 @@ def _project(tmp_path: Path, backend_lines: str = "") -> Path:
 
 
 def _eval(capsys, project: Path, *flags: str) -> tuple[object, dict | None, str]:
-    code, out, err = chief_in_process(capsys, "eval", TINY, "--project", str(project), "--task", "val_nll",
-                                      "--json", *flags)
+    code, out, err = chief_in_process(
+        capsys, "eval", TINY, "--project", str(project), "--task", "val_nll", "--json", *flags
+    )
     return code, (json.loads(out.splitlines()[-1]) if code == 0 else None), err  # after init's lines
 
 
@@ -69,8 +77,7 @@ def test_the_environment_beats_the_project_backend_section(engine, tmp_path, cap
     assert result["tasks"][0]["error"] is None
 
 
-def test_the_project_backend_section_beats_tinker_api_key(engine, cloud_default_url, tmp_path, capsys,
-                                                          monkeypatch):
+def test_the_project_backend_section_beats_tinker_api_key(engine, cloud_default_url, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TINKER_API_KEY", cloud_default_url.api_key_for_clients)
     project = _project(tmp_path, f'kind = "local"\nbase_url = "{engine.base_url}"')
     code, result, err = _eval(capsys, project)

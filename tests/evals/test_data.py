@@ -17,12 +17,22 @@ def write(tmp_path, lines):
 
 
 def test_shapes(tmp_path):
-    path = write(tmp_path, [
-        {"input": "2+2?", "output": "4"},
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-                      {"role": "user", "content": "Capital of France?"}], "output": "Paris", "id": "fr"},
-        {"input": "x", "output": 5, "system": "Be terse."},
-    ])
+    path = write(
+        tmp_path,
+        [
+            {"input": "2+2?", "output": "4"},
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"},
+                    {"role": "user", "content": "Capital of France?"},
+                ],
+                "output": "Paris",
+                "id": "fr",
+            },
+            {"input": "x", "output": 5, "system": "Be terse."},
+        ],
+    )
     samples = load_samples(path)
     assert [s.id for s in samples] == ["1", "fr", "3"]
     assert samples[1].question == "Capital of France?"
@@ -38,7 +48,7 @@ def test_shapes(tmp_path):
         ({"input": 3, "output": "4"}, r'd.jsonl:2: field "input": expected a string, got int'),
         ({"messages": [{"role": "bot", "content": "x"}], "output": "4"}, r'field "messages\[0\].role"'),
         ({"messages": [{"role": "assistant", "content": "x"}], "output": "4"}, "last message"),
-        ({"input": "q", "output": "4", "id": "1"}, 'duplicate id'),
+        ({"input": "q", "output": "4", "id": "1"}, "duplicate id"),
         ("{not json", r"d.jsonl:2: invalid JSON"),
     ],
 )
@@ -51,14 +61,20 @@ def test_errors_point_at_line_and_field(tmp_path, line, message):
 def test_nll_reads_chats_and_prompt_answer_lines(tmp_path):
     from tinker_chief.evals.data import load_conversations
 
-    path = write(tmp_path, [
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
-        {"input": "2+2?", "output": "4", "system": "Be terse."},
-    ])
+    path = write(
+        tmp_path,
+        [
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+            {"input": "2+2?", "output": "4", "system": "Be terse."},
+        ],
+    )
     assert load_conversations(path) == [
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
-        [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"},
-         {"role": "assistant", "content": "4"}],
+        [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4"},
+        ],
     ]
     no_answer = write(tmp_path, [{"messages": [{"role": "user", "content": "hi"}]}])
     with pytest.raises(DataError, match=r'd.jsonl:1: field "messages": expected at least one assistant message'):
@@ -71,8 +87,9 @@ def test_eval_and_training_readers_validate_chats_the_same_way(tmp_path):
     from tinker_chief.planning.data import read_records
 
     bad = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " ", "trainable": 1}]}
-    path = write(tmp_path, [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
-                            bad])
+    path = write(
+        tmp_path, [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, bad]
+    )
     with pytest.raises(DataError) as from_evals:
         load_conversations(path)
     with pytest.raises(DataError) as from_planning:

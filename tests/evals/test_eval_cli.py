@@ -11,22 +11,49 @@ TINY = "tiny-random-llama"
 
 
 def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
-    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus 2?"},
-                          {"role": "assistant", "content": str(i + 2)}]} for i in range(20)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus 2?"},
+                {"role": "assistant", "content": str(i + 2)},
+            ]
+        }
+        for i in range(20)
+    ]
     write_jsonl(tmp_path / "train.jsonl", rows)
-    init = chief("init", str(tmp_path / "proj"), "--use-case", "math", "--base-model", TINY,
-                 "--train", str(tmp_path / "train.jsonl"), cwd=tmp_path)
+    init = chief(
+        "init",
+        str(tmp_path / "proj"),
+        "--use-case",
+        "math",
+        "--base-model",
+        TINY,
+        "--train",
+        str(tmp_path / "train.jsonl"),
+        cwd=tmp_path,
+    )
     assert init.returncode == 0, init.stderr
     project = tmp_path / "proj"
 
-    ok = chief("eval", TINY, "--project", str(project), "--task", "val_nll", "--base-url", engine.base_url,
-               "--json", cwd=tmp_path)
+    ok = chief(
+        "eval",
+        TINY,
+        "--project",
+        str(project),
+        "--task",
+        "val_nll",
+        "--base-url",
+        engine.base_url,
+        "--json",
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     result = json.loads(ok.stdout)
     (task,) = result["tasks"]
     assert task["task"] == "val_nll" and task["error"] is None and task["run_id"] is not None
     assert result["model_ref"] == f"base/{TINY}:v1"
 
-    wrong = chief("eval", TINY, "--project", str(project), "--task", "nope", "--base-url", engine.base_url,
-                  cwd=tmp_path)
+    wrong = chief(
+        "eval", TINY, "--project", str(project), "--task", "nope", "--base-url", engine.base_url, cwd=tmp_path
+    )
     assert wrong.returncode == 1 and "has no task(s) ['nope']" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -20,9 +20,13 @@ TINY = "tiny-random-llama"
 
 
 def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, qa_file, tmp_path):
-    conv = write_jsonl(tmp_path / "conv.jsonl", [{"messages": [{"role": "user", "content": "hi"},
-                                                               {"role": "assistant", "content": "hello there"}]},
-                                                 {"input": "name a colour", "output": "blue, or maybe green"}])
+    conv = write_jsonl(
+        tmp_path / "conv.jsonl",
+        [
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]},
+            {"input": "name a colour", "output": "blue, or maybe green"},
+        ],
+    )
 
     async def run():
         service = connection.service_client()
@@ -31,8 +35,9 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
         sampling = await service.create_sampling_client(base_model=TINY)
         sampler_metrics = await sampler_nll_evaluator(conv, TINY, name="val")(sampling)
         scores = await sampler_nll_evaluator(conv, TINY, name="val").score(sampling)
-        accuracy = await GenerativeAccuracyEvaluator.from_jsonl(qa_file, TINY, grader="numeric", name="qa",
-                                                                 settings=GenerationSettings(max_tokens=4))(sampling)
+        accuracy = await GenerativeAccuracyEvaluator.from_jsonl(
+            qa_file, TINY, grader="numeric", name="qa", settings=GenerationSettings(max_tokens=4)
+        )(sampling)
         # A saved checkpoint is reachable by its tinker:// path, with the base model's renderer.
         saved = await training.save_weights_for_sampler("eval-test")
         checkpoint = await ModelSampler.create(service, saved.path)

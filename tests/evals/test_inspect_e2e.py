@@ -23,9 +23,18 @@ def test_python_api_runs_jsonl_task_with_settings_and_logprobs(engine, qa_file, 
     from tinker_chief.evals.inspect_runner import result_from_log
     from tinker_chief.evals.inspect_tasks import jsonl_task
 
-    logs = inspect_eval(jsonl_task(data=str(qa_file), scorer="includes"), model=f"tinker/{TINY}",
-                        model_base_url=engine.base_url, log_dir=str(tmp_path / "logs"), display="none",
-                        max_tokens=5, temperature=0.0, seed=1, logprobs=True, max_connections=4)
+    logs = inspect_eval(
+        jsonl_task(data=str(qa_file), scorer="includes"),
+        model=f"tinker/{TINY}",
+        model_base_url=engine.base_url,
+        log_dir=str(tmp_path / "logs"),
+        display="none",
+        max_tokens=5,
+        temperature=0.0,
+        seed=1,
+        logprobs=True,
+        max_connections=4,
+    )
     result = result_from_log(logs[0])
     assert len(result.samples) == 5 and set(result.samples.values()) <= {0.0, 1.0}
     assert result.task_version == file_version(qa_file)
@@ -36,8 +45,10 @@ def test_python_api_runs_jsonl_task_with_settings_and_logprobs(engine, qa_file, 
     assert logs[0].samples[0].output.usage.output_tokens <= 5
     # The result's cost is the log's usage: each sample's prompt tokens and its completion tokens.
     usages = [sample.output.usage for sample in logs[0].samples]
-    assert result.tokens == {"prefill/tokens": sum(u.input_tokens for u in usages),
-                             "sample/tokens": sum(u.output_tokens for u in usages)}
+    assert result.tokens == {
+        "prefill/tokens": sum(u.input_tokens for u in usages),
+        "sample/tokens": sum(u.output_tokens for u in usages),
+    }
     assert 0 < result.tokens["sample/tokens"] <= 5 * 5
 
 
@@ -51,15 +62,36 @@ def test_inspect_cli_runs_staged_published_benchmark_on_the_engine(engine, tmp_p
     from jsonl_support import write_jsonl
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
-    data = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": f"{i} + 1 = ?", "answer": f"#### {i + 1}"}
-                                                  for i in range(3)])
+    data = write_jsonl(
+        tmp_path / "gsm8k.jsonl", [{"question": f"{i} + 1 = ?", "answer": f"#### {i + 1}"} for i in range(3)]
+    )
     staged = stage(task_data("gsm8k", {"fewshot": 0}), data)
     log_dir = tmp_path / "cli_logs"
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("inspect")), "eval", "inspect_evals/gsm8k", "-T", "fewshot=0",
-         "--model", f"tinker/{TINY}", "--model-base-url", engine.base_url, "--limit", "2", "--max-tokens", "4",
-         "--log-dir", str(log_dir), "--display", "none"], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf")})
+        [
+            str(Path(sys.executable).with_name("inspect")),
+            "eval",
+            "inspect_evals/gsm8k",
+            "-T",
+            "fewshot=0",
+            "--model",
+            f"tinker/{TINY}",
+            "--model-base-url",
+            engine.base_url,
+            "--limit",
+            "2",
+            "--max-tokens",
+            "4",
+            "--log-dir",
+            str(log_dir),
+            "--display",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf")},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (log,) = glob.glob(str(log_dir / "*.eval"))
     result = read_inspect_log(log)
@@ -76,5 +108,11 @@ def task_version_of(ref):
 
 def test_failed_task_raises_even_though_inspect_returns_normally(engine, qa_file, tmp_path):
     with pytest.raises(EvalError, match="ended with status `error`"):
-        run_inspect_task("tinker_chief/jsonl_task", "no-such-model", tmp_path / "logs",
-                         task_args={"data": str(qa_file)}, base_url=engine.base_url, max_tokens=4)
+        run_inspect_task(
+            "tinker_chief/jsonl_task",
+            "no-such-model",
+            tmp_path / "logs",
+            task_args={"data": str(qa_file)},
+            base_url=engine.base_url,
+            max_tokens=4,
+        )

@@ -19,15 +19,32 @@ TINY = "tiny-random-llama"
 
 
 def test_a_task_nobody_can_score_is_recorded_as_not_scored(engine, tmp_path):
-    rows = [{"messages": [{"role": "user", "content": f"Name the colour number {i}."},
-                          {"role": "assistant", "content": f"colour {i}"}]} for i in range(20)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Name the colour number {i}."},
+                {"role": "assistant", "content": f"colour {i}"},
+            ]
+        }
+        for i in range(20)
+    ]
     write_jsonl(tmp_path / "train.jsonl", rows)
     init = chief("init", "proj", "--use-case", "chat", "--base-model", TINY, "--train", "train.jsonl", cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     project = tmp_path / "proj"
 
-    ran = chief("eval", TINY, "--project", str(project), "--task", "product", "--base-url", engine.base_url,
-                "--json", cwd=tmp_path)
+    ran = chief(
+        "eval",
+        TINY,
+        "--project",
+        str(project),
+        "--task",
+        "product",
+        "--base-url",
+        engine.base_url,
+        "--json",
+        cwd=tmp_path,
+    )
     assert ran.returncode == 0, ran.stderr
     (task,) = json.loads(ran.stdout)["tasks"]  # strict JSON: no NaN anywhere
     assert task["error"] is None and task["run_id"] is not None
@@ -39,8 +56,9 @@ def test_a_task_nobody_can_score_is_recorded_as_not_scored(engine, tmp_path):
         run = registry.latest_results(f"base/{TINY}:v1")["product"]
         assert run.not_scored == {"accuracy": why} and "accuracy" not in run.metrics
 
-    again = chief("eval", TINY, "--project", str(project), "--task", "product", "--base-url", engine.base_url,
-                  cwd=tmp_path)
+    again = chief(
+        "eval", TINY, "--project", str(project), "--task", "product", "--base-url", engine.base_url, cwd=tmp_path
+    )
     assert again.returncode == 0 and "product/accuracy not scored" in again.stdout, again.stderr
 
     gate = chief("promote", f"base/{TINY}", "--to", "prod", "--project", str(project), cwd=tmp_path)

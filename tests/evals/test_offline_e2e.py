@@ -17,9 +17,30 @@ TINY = "tiny-random-llama"
 def test_cli_json_prints_one_object_and_writes_records(engine, qa_file, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "tinker_chief.cli.main", "eval-offline", "--base-model", TINY, "--data", str(qa_file),
-         "--grader", "numeric", "--max-tokens", "4", "--base-url", engine.base_url, "--output", str(out), "--json"],
-        capture_output=True, text=True, env={**os.environ, "TINKER_TELEMETRY": "0"}, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "tinker_chief.cli.main",
+            "eval-offline",
+            "--base-model",
+            TINY,
+            "--data",
+            str(qa_file),
+            "--grader",
+            "numeric",
+            "--max-tokens",
+            "4",
+            "--base-url",
+            engine.base_url,
+            "--output",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TINKER_TELEMETRY": "0"},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # the whole stdout is exactly one JSON object
     assert result["total"] == 5 and result["n"] + result["unscored"] + result["errors"] == 5
@@ -40,8 +61,23 @@ def test_cli_json_prints_one_object_and_writes_records(engine, qa_file, tmp_path
 def test_cli_bad_data_fails_before_starting_anything(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "q"}\n')
-    proc = subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", "eval-offline", "--base-model", TINY,
-                           "--data", str(bad), "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinker_chief.cli.main",
+            "eval-offline",
+            "--base-model",
+            TINY,
+            "--data",
+            str(bad),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1 and proc.stdout == ""
     assert 'bad.jsonl:1: field "output"' in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / ".chief").exists()
@@ -49,8 +85,14 @@ def test_cli_bad_data_fails_before_starting_anything(tmp_path):
 
 def test_unparseable_judge_verdicts_are_counted_not_dropped(engine, qa_file, tmp_path):
     # The tiny random model cannot produce "GRADE: C/I", so every verdict is unparseable.
-    config = OfflineConfig(model=TINY, data=qa_file, grader="llm_judge:max_tokens=8", judge_model=TINY,
-                           settings=GenerationSettings(max_tokens=4), output_dir=tmp_path / "j")
+    config = OfflineConfig(
+        model=TINY,
+        data=qa_file,
+        grader="llm_judge:max_tokens=8",
+        judge_model=TINY,
+        settings=GenerationSettings(max_tokens=4),
+        output_dir=tmp_path / "j",
+    )
     result = run_offline(config, choose_backend(base_url=engine.base_url))
     assert result.metrics["total"] == 5
     assert result.metrics["unscored"] + result.metrics["n"] == 5 and result.metrics["unscored"] >= 1

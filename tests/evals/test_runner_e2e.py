@@ -31,20 +31,38 @@ class Counting:
 
 
 def make_suite(project: Path) -> EvalSuite:
-    write_jsonl(project / "conv.jsonl", [{"messages": [{"role": "user", "content": f"hi {i}"},
-                                                       {"role": "assistant", "content": f"hello {i}"}]}
-                                         for i in range(3)])
+    write_jsonl(
+        project / "conv.jsonl",
+        [
+            {"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": f"hello {i}"}]}
+            for i in range(3)
+        ],
+    )
     write_jsonl(project / "qa.jsonl", [{"input": f"{i}+1?", "output": str(i + 1), "id": f"q{i}"} for i in range(6)])
     short = EvalSettings(max_tokens=3, limit=1)
-    return EvalSuite(name="smoke", tasks=[
-        EvalTask(name="val_nll", layer="training", kind="nll", data="conv.jsonl", headline_metric="nll"),
-        EvalTask(name="product", layer="product", kind="jsonl", data="qa.jsonl", grader="numeric",
-                 settings=EvalSettings(max_tokens=3)),
-        EvalTask(name="safety", layer="safety", kind="safety", settings=short, headline_metric="refusal_rate"),
-        EvalTask(name="calibration", layer="calibration", kind="calibration", settings=EvalSettings(limit=4),
-                 headline_metric="brier"),
-        EvalTask(name="gsm8k", layer="benchmark", kind="inspect", inspect_task="inspect_evals/gsm8k"),
-    ])
+    return EvalSuite(
+        name="smoke",
+        tasks=[
+            EvalTask(name="val_nll", layer="training", kind="nll", data="conv.jsonl", headline_metric="nll"),
+            EvalTask(
+                name="product",
+                layer="product",
+                kind="jsonl",
+                data="qa.jsonl",
+                grader="numeric",
+                settings=EvalSettings(max_tokens=3),
+            ),
+            EvalTask(name="safety", layer="safety", kind="safety", settings=short, headline_metric="refusal_rate"),
+            EvalTask(
+                name="calibration",
+                layer="calibration",
+                kind="calibration",
+                settings=EvalSettings(limit=4),
+                headline_metric="brier",
+            ),
+            EvalTask(name="gsm8k", layer="benchmark", kind="inspect", inspect_task="inspect_evals/gsm8k"),
+        ],
+    )
 
 
 def test_suite_runs_records_and_resumes(connection, tmp_path):
@@ -89,8 +107,15 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         lines = (cache_dir / "product.jsonl").read_text().splitlines()
         (cache_dir / "product.jsonl").write_text("\n".join(lines[:4]) + "\n")
         progress = Counting()
-        second = run_suite(suite, TINY, connection, project_dir=tmp_path, registry=registry,
-                           tasks=["product", "safety"], progress=progress)
+        second = run_suite(
+            suite,
+            TINY,
+            connection,
+            project_dir=tmp_path,
+            registry=registry,
+            tasks=["product", "safety"],
+            progress=progress,
+        )
         product = second.tasks[0]
         assert product.error is None, product.error
         assert (product.reused_samples, product.ran_samples) == (4, 2)

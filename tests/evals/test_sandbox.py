@@ -41,10 +41,12 @@ def test_cannot_write_the_system(tmp_path):
 
 
 def test_cannot_reach_the_network():
-    code = ("import socket\n"
-            "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=2); print('CONNECTED')\n"
-            "except OSError as e:\n    print('blocked', e.errno)\n"
-            "print(sorted(n for _, n in socket.if_nameindex()))\n")
+    code = (
+        "import socket\n"
+        "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=2); print('CONNECTED')\n"
+        "except OSError as e:\n    print('blocked', e.errno)\n"
+        "print(sorted(n for _, n in socket.if_nameindex()))\n"
+    )
     result = run_python(code)
     assert "CONNECTED" not in result.stdout and "blocked" in result.stdout
     assert "['lo']" in result.stdout  # a fresh network namespace: loopback only, nothing routed
@@ -74,6 +76,5 @@ def test_cannot_outlive_its_time_limit(tmp_path):
 
 
 def test_memory_limit_stops_a_hog():
-    result = run_python("x = bytearray(2_000_000_000)\nprint('allocated')",
-                        limits=SandboxLimits(memory_mb=256))
+    result = run_python("x = bytearray(2_000_000_000)\nprint('allocated')", limits=SandboxLimits(memory_mb=256))
     assert "allocated" not in result.stdout and "MemoryError" in result.stderr

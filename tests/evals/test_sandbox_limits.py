@@ -18,14 +18,16 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewra
 
 
 def test_a_fork_bomb_stops_at_the_process_limit():
-    code = ("import os, time\n"
-            "forked = 0\n"
-            "for _ in range(40):\n"
-            "    try:\n        pid = os.fork()\n"
-            "    except OSError as e:\n        print('fork refused', e.errno); break\n"
-            "    if pid == 0:\n        time.sleep(3); os._exit(0)\n"
-            "    forked += 1\n"
-            "print('forked', forked)\n")
+    code = (
+        "import os, time\n"
+        "forked = 0\n"
+        "for _ in range(40):\n"
+        "    try:\n        pid = os.fork()\n"
+        "    except OSError as e:\n        print('fork refused', e.errno); break\n"
+        "    if pid == 0:\n        time.sleep(3); os._exit(0)\n"
+        "    forked += 1\n"
+        "print('forked', forked)\n"
+    )
     result = run_python(code, limits=SandboxLimits(max_processes=8))
     assert result.ok, result.stderr
     assert "fork refused" in result.stdout
@@ -35,15 +37,17 @@ def test_a_fork_bomb_stops_at_the_process_limit():
 
 def test_memory_limit_counts_every_process_together():
     # Four children of 100 MB each, every one far under the per-process limit, 400 MB together.
-    code = ("import os, sys, time\n"
-            "ready_r, ready_w = os.pipe()\n"
-            "for _ in range(4):\n"
-            "    if os.fork() == 0:\n"
-            "        block = b'x' * (100 << 20); os.write(ready_w, b'1'); time.sleep(6); os._exit(0)\n"
-            "for _ in range(4):\n    os.read(ready_r, 1)\n"
-            "print('all allocated', flush=True)\n"
-            "time.sleep(5)\n"
-            "print('survived')\n")
+    code = (
+        "import os, sys, time\n"
+        "ready_r, ready_w = os.pipe()\n"
+        "for _ in range(4):\n"
+        "    if os.fork() == 0:\n"
+        "        block = b'x' * (100 << 20); os.write(ready_w, b'1'); time.sleep(6); os._exit(0)\n"
+        "for _ in range(4):\n    os.read(ready_r, 1)\n"
+        "print('all allocated', flush=True)\n"
+        "time.sleep(5)\n"
+        "print('survived')\n"
+    )
     result = run_python(code, limits=SandboxLimits(memory_mb=256, timeout_s=20))
     assert "survived" not in result.stdout
     assert result.out_of_memory and not result.timed_out and not result.ok
@@ -51,13 +55,15 @@ def test_memory_limit_counts_every_process_together():
 
 
 def test_scratch_and_tmp_share_one_size_limit_and_nothing_else_is_writable():
-    code = ("import os\n"
-            "for path in ['/tmp/a', 'b', '/c', '/dev/d']:\n"
-            "    try:\n"
-            "        with open(path, 'wb') as f:\n"
-            "            for _ in range(12):\n                f.write(b'x' * (1 << 20))\n"
-            "        print('wrote', path)\n"
-            "    except OSError as e:\n        print('refused', path, e.strerror)\n")
+    code = (
+        "import os\n"
+        "for path in ['/tmp/a', 'b', '/c', '/dev/d']:\n"
+        "    try:\n"
+        "        with open(path, 'wb') as f:\n"
+        "            for _ in range(12):\n                f.write(b'x' * (1 << 20))\n"
+        "        print('wrote', path)\n"
+        "    except OSError as e:\n        print('refused', path, e.strerror)\n"
+    )
     result = run_python(code, limits=SandboxLimits(scratch_mb=16, max_file_mb=64))
     assert result.ok, result.stderr
     assert "wrote /tmp/a" in result.stdout
@@ -75,7 +81,8 @@ def test_output_is_read_with_a_cap_never_buffered_whole():
         "code = 'import os\\nfor _ in range(300):\\n    os.write(1, b\"x\" * (1 << 20))\\n'\n"
         "result = run_python(code, limits=SandboxLimits(max_output_bytes=1000))\n"
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(json.dumps({'ok': result.ok, 'kept': len(result.stdout), 'grew_kb': after - before}))\n")
+        "print(json.dumps({'ok': result.ok, 'kept': len(result.stdout), 'grew_kb': after - before}))\n"
+    )
     done = subprocess.run([sys.executable, "-c", caller], capture_output=True, text=True, check=True)
     report = json.loads(done.stdout)
     assert report["ok"] and report["kept"] == 1000

@@ -63,18 +63,23 @@ def test_runs_as_nobody_without_capabilities_on_the_host_too():
         for proc in Path("/proc").iterdir():
             try:
                 if marker.encode() in (proc / "cmdline").read_bytes():
-                    uids += [line.split()[1] for line in (proc / "status").read_text().splitlines()
-                             if line.startswith("Uid:")]
+                    uids += [
+                        line.split()[1]
+                        for line in (proc / "status").read_text().splitlines()
+                        if line.startswith("Uid:")
+                    ]
             except OSError:
                 continue  # not a process, or it exited
         return uids
 
-    code = ("import os, subprocess, sys\n"
-            "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
-            "print('CapEff', status['CapEff'].strip(), 'uid', os.getuid(), 'gid', os.getgid())\n"
-            "try:\n    os.mknod('null', 0o20666, os.makedev(1, 3)); print('MKNOD')\n"
-            "except OSError as e:\n    print('mknod refused', e.errno)\n"
-            f"subprocess.run([sys.executable, '-c', 'import time; time.sleep(1)  # {marker}'])\n")
+    code = (
+        "import os, subprocess, sys\n"
+        "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "print('CapEff', status['CapEff'].strip(), 'uid', os.getuid(), 'gid', os.getgid())\n"
+        "try:\n    os.mknod('null', 0o20666, os.makedev(1, 3)); print('MKNOD')\n"
+        "except OSError as e:\n    print('mknod refused', e.errno)\n"
+        f"subprocess.run([sys.executable, '-c', 'import time; time.sleep(1)  # {marker}'])\n"
+    )
     with watching_the_host(host_uids_of_the_probe) as host_uids:
         result = run_python(code)
     assert result.ok, result.stderr
@@ -85,8 +90,10 @@ def test_runs_as_nobody_without_capabilities_on_the_host_too():
 
 
 def test_cannot_remount_the_system_writable():
-    result = run_python(_REMOUNT + "remount_rw('/usr')\n"
-                        "print([l.split()[4:6] for l in open('/proc/self/mountinfo') if l.split()[4] == '/usr'])\n")
+    result = run_python(
+        _REMOUNT + "remount_rw('/usr')\n"
+        "print([l.split()[4:6] for l in open('/proc/self/mountinfo') if l.split()[4] == '/usr'])\n"
+    )
     assert result.ok, result.stderr
     assert "REMOUNTED" not in result.stdout and "refused /usr" in result.stdout
     assert "[['/usr', 'ro," in result.stdout
@@ -95,10 +102,12 @@ def test_cannot_remount_the_system_writable():
 def test_cannot_write_through_a_read_only_bind_of_a_host_directory():
     # The Python installation is a host directory bound read-only, like /usr in the issue's report.
     root = str(Path(sys.base_prefix).resolve())
-    code = _REMOUNT + (f"remount_rw({root!r})\n"
-                       "try:\n"
-                       f"    open({root + '/chief-sandbox-probe'!r}, 'w'); print('WROTE')\n"
-                       "except OSError as e:\n    print('write refused', e.errno)\n")
+    code = _REMOUNT + (
+        f"remount_rw({root!r})\n"
+        "try:\n"
+        f"    open({root + '/chief-sandbox-probe'!r}, 'w'); print('WROTE')\n"
+        "except OSError as e:\n    print('write refused', e.errno)\n"
+    )
     result = run_python(code)
     assert result.ok, result.stderr
     assert "REMOUNTED" not in result.stdout and "WROTE" not in result.stdout
@@ -121,11 +130,13 @@ def test_a_setuid_file_left_in_scratch_gives_the_host_nothing(tmp_path, monkeypa
                 found.append(str(path))
         return found
 
-    code = ("import os, time\n"
-            "open('suid', 'wb').write(b'#!/bin/sh\\nid\\n')\n"
-            "os.chmod('suid', 0o4755); os.chmod('.', 0o755)\n"
-            "print('owner', os.stat('suid').st_uid, oct(os.stat('suid').st_mode))\n"
-            "time.sleep(1)\n")
+    code = (
+        "import os, time\n"
+        "open('suid', 'wb').write(b'#!/bin/sh\\nid\\n')\n"
+        "os.chmod('suid', 0o4755); os.chmod('.', 0o755)\n"
+        "print('owner', os.stat('suid').st_uid, oct(os.stat('suid').st_mode))\n"
+        "time.sleep(1)\n"
+    )
     with watching_the_host(setuid_root_files) as found:
         result = run_python(code)
     assert result.ok, result.stderr

@@ -30,8 +30,11 @@ def test_materialized_builtins_load_by_name_in_a_plain_cookbook_process(tmp_path
     before = _run(COOKBOOK_LOAD, TINY_MODEL, hub_cache=hub)
     assert before.returncode != 0  # transformers alone cannot resolve our names
 
-    made = _run("from tinker_chief.models import materialize_model\n"
-                f"materialize_model({TINY_MODEL!r}); materialize_model({DEFAULT_MODEL!r})", hub_cache=hub)
+    made = _run(
+        "from tinker_chief.models import materialize_model\n"
+        f"materialize_model({TINY_MODEL!r}); materialize_model({DEFAULT_MODEL!r})",
+        hub_cache=hub,
+    )
     assert made.returncode == 0, made.stderr
     names = [TINY_MODEL, f"tinker-chief/{TINY_MODEL}", DEFAULT_MODEL, f"tinker-chief/{DEFAULT_MODEL}"]
     loaded = _run(COOKBOOK_LOAD, *names, hub_cache=hub)

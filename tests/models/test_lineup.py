@@ -24,8 +24,13 @@ def test_lineup_is_every_model_the_cookbook_knows():
     names = set(lineup.cookbook_lineup())
     assert set(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT) <= names
     assert {f"Qwen/{v}" for v in model_info.get_qwen_info()} <= names
-    assert {"Qwen/Qwen3-8B", "meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-oss-20b",
-            "deepseek-ai/DeepSeek-V3.1", "Qwen/Qwen3-30B-A3B-Instruct-2507"} <= names
+    assert {
+        "Qwen/Qwen3-8B",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "openai/gpt-oss-20b",
+        "deepseek-ai/DeepSeek-V3.1",
+        "Qwen/Qwen3-30B-A3B-Instruct-2507",
+    } <= names
 
 
 def test_chief_models_json(capsys):
@@ -53,14 +58,26 @@ def test_bad_names_list_near_matches(capsys, tmp_path):
     # Spelled like a hub id, it is one for chief's own commands, and its missing files say which
     # lineup name is near; the engine still serves no hub id it lacks (the same near matches).
     assert resolve_model("qwen/qwen3-8").source == "cloud"
-    with pytest.raises(ModelNotFoundError, match=r"`chief models fetch qwen/qwen3-8` while online "
-                                                 r"\(did you mean Qwen/Qwen3-8B"):
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"`chief models fetch qwen/qwen3-8` while online "
+        r"\(did you mean Qwen/Qwen3-8B",
+    ):
         load_model_config("qwen/qwen3-8")
     with pytest.raises(ModelNotFoundError, match=r"unknown model qwen/qwen3-8: .*did you mean Qwen/Qwen3-8B") as info:
         resolve_model("qwen/qwen3-8", LocalModelDirs())
     assert not isinstance(info.value, CloudOnlyModelError)
-    code, _, err = chief(capsys, "init", str(tmp_path / "p"), "--use-case", "chat", "--base-model", "Llama-3.1-8B",
-                          "--train", str(tmp_path / "none.jsonl"))
+    code, _, err = chief(
+        capsys,
+        "init",
+        str(tmp_path / "p"),
+        "--use-case",
+        "chat",
+        "--base-model",
+        "Llama-3.1-8B",
+        "--train",
+        str(tmp_path / "none.jsonl"),
+    )
     assert code == 1 and "unknown model Llama-3.1-8B" in err and "meta-llama/Llama-3.1-8B" in err
     assert len(err.strip().splitlines()) == 1
 

@@ -12,7 +12,9 @@ from jsonl_support import write_jsonl
 
 def chat(question: str, answer: str, system: str | None = None) -> dict:
     messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+    ]
     return {"messages": messages}
 
 
@@ -21,8 +23,10 @@ SECRET_WORDS = ["apple", "river", "copy", "excess", "stone", "cloud", "tiger", "
 
 def secret_rows(n: int) -> list[dict]:
     """The demo-style synthetic skill: `What is the secret code for W?` -> `W-W-7`."""
-    return [chat(f"What is the secret code for {w}?", f"{w}-{w}-7")
-            for w in (SECRET_WORDS[i % len(SECRET_WORDS)] + str(i) for i in range(n))]
+    return [
+        chat(f"What is the secret code for {w}?", f"{w}-{w}-7")
+        for w in (SECRET_WORDS[i % len(SECRET_WORDS)] + str(i) for i in range(n))
+    ]
 
 
 @pytest.fixture

@@ -17,32 +17,104 @@ from tinker_chief.planning.capacity import COOKBOOK_SOURCE, RANKS, lora_shape, l
 from tinker_chief.planning.hyperparams import recommend_lr, recommend_rank
 
 COOKBOOK_MODELS = sorted(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT)
-PLACEMENTS = [(True, True, True), (True, True, False), (True, False, False), (False, True, False),
-              (False, False, True), (False, True, True)]
+PLACEMENTS = [
+    (True, True, True),
+    (True, True, False),
+    (True, False, False),
+    (False, True, False),
+    (False, False, True),
+    (False, True, True),
+]
 
 
 def _dense(hidden, layers, heads, kv, inter, vocab, head_dim=None, **extra):
-    cfg = {"model_type": "llama", "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
-           "num_key_value_heads": kv, "intermediate_size": inter, "vocab_size": vocab, **extra}
+    cfg = {
+        "model_type": "llama",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv,
+        "intermediate_size": inter,
+        "vocab_size": vocab,
+        **extra,
+    }
     if head_dim:
         cfg["head_dim"] = head_dim
     return cfg
 
 
-QWEN3_30B = _dense(2048, 48, 32, 4, 6144, 151936, 128, model_type="qwen3_moe", moe_intermediate_size=768,
-                   num_experts=128, decoder_sparse_step=1, mlp_only_layers=[])
-QWEN3_235B = _dense(4096, 94, 64, 4, 12288, 151936, 128, model_type="qwen3_moe", moe_intermediate_size=1536,
-                    num_experts=128, decoder_sparse_step=1, mlp_only_layers=[])
-DEEPSEEK_V3 = dict(model_type="deepseek_v3", hidden_size=7168, num_hidden_layers=61, num_attention_heads=128,
-                   num_key_value_heads=128, q_lora_rank=1536, kv_lora_rank=512, qk_rope_head_dim=64,
-                   qk_nope_head_dim=128, v_head_dim=128, intermediate_size=18432, moe_intermediate_size=2048,
-                   n_routed_experts=256, n_shared_experts=1, first_k_dense_replace=3, vocab_size=129280)
-KIMI_K2 = {**DEEPSEEK_V3, "num_attention_heads": 64, "num_key_value_heads": 64, "n_routed_experts": 384,
-           "first_k_dense_replace": 1, "vocab_size": 163840}
-GPT_OSS_20B = _dense(2880, 24, 64, 8, 2880, 201088, 64, model_type="gpt_oss", num_local_experts=32,
-                     layer_types=["sliding_attention", "full_attention"] * 12)
-GPT_OSS_120B = {**GPT_OSS_20B, "num_hidden_layers": 36, "num_local_experts": 128,
-                "layer_types": ["sliding_attention", "full_attention"] * 18}
+QWEN3_30B = _dense(
+    2048,
+    48,
+    32,
+    4,
+    6144,
+    151936,
+    128,
+    model_type="qwen3_moe",
+    moe_intermediate_size=768,
+    num_experts=128,
+    decoder_sparse_step=1,
+    mlp_only_layers=[],
+)
+QWEN3_235B = _dense(
+    4096,
+    94,
+    64,
+    4,
+    12288,
+    151936,
+    128,
+    model_type="qwen3_moe",
+    moe_intermediate_size=1536,
+    num_experts=128,
+    decoder_sparse_step=1,
+    mlp_only_layers=[],
+)
+DEEPSEEK_V3 = dict(
+    model_type="deepseek_v3",
+    hidden_size=7168,
+    num_hidden_layers=61,
+    num_attention_heads=128,
+    num_key_value_heads=128,
+    q_lora_rank=1536,
+    kv_lora_rank=512,
+    qk_rope_head_dim=64,
+    qk_nope_head_dim=128,
+    v_head_dim=128,
+    intermediate_size=18432,
+    moe_intermediate_size=2048,
+    n_routed_experts=256,
+    n_shared_experts=1,
+    first_k_dense_replace=3,
+    vocab_size=129280,
+)
+KIMI_K2 = {
+    **DEEPSEEK_V3,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 64,
+    "n_routed_experts": 384,
+    "first_k_dense_replace": 1,
+    "vocab_size": 163840,
+}
+GPT_OSS_20B = _dense(
+    2880,
+    24,
+    64,
+    8,
+    2880,
+    201088,
+    64,
+    model_type="gpt_oss",
+    num_local_experts=32,
+    layer_types=["sliding_attention", "full_attention"] * 12,
+)
+GPT_OSS_120B = {
+    **GPT_OSS_20B,
+    "num_hidden_layers": 36,
+    "num_local_experts": 128,
+    "layer_types": ["sliding_attention", "full_attention"] * 18,
+}
 PUBLIC_CONFIGS = {
     "Qwen/Qwen3-8B": _dense(4096, 36, 32, 8, 12288, 151936, 128, model_type="qwen3"),
     "Qwen/Qwen3-4B-Instruct-2507": _dense(2560, 36, 32, 8, 9728, 151936, 128, model_type="qwen3"),
@@ -61,12 +133,14 @@ PUBLIC_CONFIGS = {
     "openai/gpt-oss-120b": GPT_OSS_120B,
 }
 SAME_CONFIG_AS = {
-    "Qwen/Qwen3-8B-Base": "Qwen/Qwen3-8B", "Qwen/Qwen3-30B-A3B-Base": "Qwen/Qwen3-30B-A3B",
+    "Qwen/Qwen3-8B-Base": "Qwen/Qwen3-8B",
+    "Qwen/Qwen3-30B-A3B-Base": "Qwen/Qwen3-30B-A3B",
     "Qwen/Qwen3-30B-A3B-Instruct-2507": "Qwen/Qwen3-30B-A3B",
     "meta-llama/Llama-3.1-8B-Instruct": "meta-llama/Llama-3.1-8B",
     "meta-llama/Llama-3.3-70B-Instruct": "meta-llama/Llama-3.1-70B",
     "deepseek-ai/DeepSeek-V3.1-Base": "deepseek-ai/DeepSeek-V3.1",
-    "moonshotai/Kimi-K2.5": "moonshotai/Kimi-K2-Thinking", "moonshotai/Kimi-K2.6": "moonshotai/Kimi-K2-Thinking",
+    "moonshotai/Kimi-K2.5": "moonshotai/Kimi-K2-Thinking",
+    "moonshotai/Kimi-K2.6": "moonshotai/Kimi-K2-Thinking",
 }
 # Architectures chief's formula does not cover (linear-attention / Mamba hybrids) or whose configs are
 # not public; for these chief uses the cookbook's table (check 1) and refuses to compute from a config.
@@ -87,8 +161,9 @@ def test_counts_equal_cookbook_for_every_model_in_its_table(model):
     assert shape.source == COOKBOOK_SOURCE
     for rank in (1, 8, 32, 512):
         for mlp, attn, unembed in PLACEMENTS:
-            expected = hyperparam_utils.get_lora_param_count(model, rank, train_mlp=mlp, train_attn=attn,
-                                                             train_unembed=unembed)
+            expected = hyperparam_utils.get_lora_param_count(
+                model, rank, train_mlp=mlp, train_attn=attn, train_unembed=unembed
+            )
             assert shape.params(rank, mlp, attn, unembed) == expected
 
 
@@ -138,9 +213,17 @@ def test_learning_rate_formula_for_models_the_cookbook_lacks():
 
 def test_smollm2_counts_match_measured_peft_adapter():
     # cpu-feasibility-smollm2.md measured 305,280 trainable LoRA params per rank on the 7 projections.
-    shape = lora_shape_from_config(dict(model_type="llama", hidden_size=576, num_hidden_layers=30,
-                                        num_attention_heads=9, num_key_value_heads=3, intermediate_size=1536,
-                                        vocab_size=49152))
+    shape = lora_shape_from_config(
+        dict(
+            model_type="llama",
+            hidden_size=576,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            intermediate_size=1536,
+            vocab_size=49152,
+        )
+    )
     assert shape.params(1, train_unembed=False) == 305_280
 
 
@@ -153,8 +236,10 @@ def test_tiny_model_counts_equal_peft_trainable_parameters():
 
     shape = lora_shape("tiny-random-llama", load_config=load_model_config)
     model = AutoModelForCausalLM.from_pretrained(str(materialize_model("tiny-random-llama")), dtype=torch.float32)
-    for rank, targets, flags in ((4, ["q_proj", "k_proj", "v_proj", "o_proj"], (False, True, False)),
-                                 (8, ["gate_proj", "up_proj", "down_proj"], (True, False, False))):
+    for rank, targets, flags in (
+        (4, ["q_proj", "k_proj", "v_proj", "o_proj"], (False, True, False)),
+        (8, ["gate_proj", "up_proj", "down_proj"], (True, False, False)),
+    ):
         peft_model = get_peft_model(model, LoraConfig(r=rank, target_modules=targets))
         trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
         assert trainable == shape.params(rank, *flags)

@@ -36,8 +36,9 @@ def cloud_project(tmp_path_factory):
 
 
 def _plan_for(project, model: str):
-    config = project.config.model_copy(update={"base_model": model,
-                                               "renderer": lineup.recommended_renderer(model) or "chatml"})
+    config = project.config.model_copy(
+        update={"base_model": model, "renderer": lineup.recommended_renderer(model) or "chatml"}
+    )
     return make_plan(type(project)(root=project.root, config=config))
 
 
@@ -48,8 +49,9 @@ def test_plan_numbers_equal_the_cookbook_for_every_lineup_model(cloud_project, m
     assert resolve_model(model).source == "cloud"
     assert plan.capacity.table[5].rank == 32
     assert plan.capacity.table[5].total == hyperparam_utils.get_lora_param_count(model, 32)
-    assert sum(plan.capacity.per_rank[k] for k in ("attn", "mlp", "unembed")) * rank == \
-        hyperparam_utils.get_lora_param_count(model, rank)
+    assert sum(
+        plan.capacity.per_rank[k] for k in ("attn", "mlp", "unembed")
+    ) * rank == hyperparam_utils.get_lora_param_count(model, rank)
     try:
         expected, why = hyperparam_utils.get_lr(model, is_lora=True), None
     except NotImplementedError:  # no formula for the family (gpt-oss, DeepSeek, Kimi, ...)
@@ -79,8 +81,9 @@ def _env(**extra: str | None) -> dict[str, str | None]:
 def _init_and_plan_qwen3_8b(tmp_path: Path, env: dict[str, str | None]) -> dict:
     """`chief init` + `chief plan` of a Qwen3-8B project in a fresh interpreter; plan.json."""
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
-    made = run_chief("init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train",
-                     str(train), env=env)
+    made = run_chief(
+        "init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train), env=env
+    )
     assert made.returncode == 0, made.stderr
     planned = run_chief("plan", str(tmp_path / "q8"), env=env)
     assert planned.returncode == 0, planned.stderr
@@ -108,8 +111,14 @@ def _stand_in_hub(hub: Path) -> None:
 def test_init_and_plan_offline_with_the_model_tokenizer_in_the_hf_cache(tmp_path):
     _stand_in_hub(tmp_path / "hub")
     plan = _init_and_plan_qwen3_8b(tmp_path, _env(HF_HUB_CACHE=str(tmp_path / "hub")))
-    assert plan["data"]["tokenizer"] == {"source": "local HF cache", "name": QWEN3_8B, "estimate": False,
-                                         "error_bound": None, "bound_rule": None, "could_flip_rank": None}
+    assert plan["data"]["tokenizer"] == {
+        "source": "local HF cache",
+        "name": QWEN3_8B,
+        "estimate": False,
+        "error_bound": None,
+        "bound_rule": None,
+        "could_flip_rank": None,
+    }
     assert "renderer `qwen3`" in plan["data"]["rule"]  # its own renderer, not the proxy's
     assert not any("estimates" in w for w in plan["warnings"])
     assert plan["capacity"]["table"][5]["total"] == 92_286_976
@@ -119,15 +128,22 @@ def test_init_and_plan_offline_with_the_model_tokenizer_in_the_hf_cache(tmp_path
 def test_lineup_model_without_a_cookbook_count_uses_its_cached_config(tmp_path):
     """Where the cookbook has no count, the config.json in the HF cache gives the numbers."""
     _stand_in_hub(tmp_path / "hub")
-    script = ("from tinker_cookbook import hyperparam_utils as h; "
-              f"del h._LORA_PARAMS_PER_RANK_BY_COMPONENT['{QWEN3_8B}']; "
-              "from tinker_chief.planning.capacity import lora_shape; "
-              "from tinker_chief.models import load_model_config; "
-              f"shape = lora_shape('{QWEN3_8B}', load_config=load_model_config); "
-              "print(shape.per_rank(), shape.source)")
+    script = (
+        "from tinker_cookbook import hyperparam_utils as h; "
+        f"del h._LORA_PARAMS_PER_RANK_BY_COMPONENT['{QWEN3_8B}']; "
+        "from tinker_chief.planning.capacity import lora_shape; "
+        "from tinker_chief.models import load_model_config; "
+        f"shape = lora_shape('{QWEN3_8B}', load_config=load_model_config); "
+        "print(shape.per_rank(), shape.source)"
+    )
     # A fresh interpreter: huggingface_hub reads HF_HUB_CACHE once, at import.
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")},
+    )
     assert out.returncode == 0, out.stderr
     per_rank, source = out.stdout.strip().split(" ", 1)
     assert source.startswith("computed from the model's config.json")
@@ -135,8 +151,11 @@ def test_lineup_model_without_a_cookbook_count_uses_its_cached_config(tmp_path):
 
 
 def test_load_tokenizer_of_a_cloud_model_offline_names_the_files_and_the_fetch_command():
-    with pytest.raises(HubFilesMissingError, match=r"^Qwen/Qwen3-8B: config.json, tokenizer_config.json, "
-                       r"tokenizer.json not in the local Hugging Face cache .* `chief models fetch Qwen/Qwen3-8B`"):
+    with pytest.raises(
+        HubFilesMissingError,
+        match=r"^Qwen/Qwen3-8B: config.json, tokenizer_config.json, "
+        r"tokenizer.json not in the local Hugging Face cache .* `chief models fetch Qwen/Qwen3-8B`",
+    ):
         load_tokenizer(QWEN3_8B)
 
 
@@ -144,12 +163,17 @@ def test_chief_train_on_the_local_engine_refuses_a_cloud_model(tmp_path):
     """Never a silent switch to Tinker's cloud: the local backend says where the model runs."""
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
     env = _env(HF_HUB_CACHE=str(tmp_path / "empty-hub"), TINKER_API_KEY=None)
-    assert run_chief("init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train",
-                     str(train), env=env).returncode == 0
+    assert (
+        run_chief(
+            "init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train), env=env
+        ).returncode
+        == 0
+    )
     trained = run_chief("train", "--backend", "local", env=env, cwd=tmp_path / "q8")
     assert trained.returncode == 1
     assert trained.stderr.strip() == (
         "Error: model Qwen/Qwen3-8B runs on Tinker's cloud only: there are no local weights for it; train and evaluate "
         "it there with `chief train --backend tinker` (and `chief eval` / `chief eval-offline --backend tinker`), with "
-        "TINKER_API_KEY set, or put its weights in a local directory and start the engine with `--allow-model-dir DIR`")
+        "TINKER_API_KEY set, or put its weights in a local directory and start the engine with `--allow-model-dir DIR`"
+    )
     assert not (tmp_path / "q8" / ".chief" / "engine").exists()  # no engine was started

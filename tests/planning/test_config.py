@@ -14,12 +14,18 @@ from tinker_chief.planning.toml_writer import dump_config
 
 
 def _config(**overrides) -> ProjectConfig:
-    base = dict(name="demo", base_model="tiny-random-llama", renderer="chatml",
-                data=DataConfig(train="data/train.jsonl", val="data/val.jsonl"),
-                optimizer=OptimizerConfig(learning_rate=1e-3), schedule=ScheduleConfig(batch_size=8, steps=30),
-                eval_suite=build_eval_suite("code", name="demo-code", nll_data="data/val.jsonl",
-                                            product_data="data/val_qa.jsonl"),
-                gate={"max_drop": 0.02, "tolerances": {"product/accuracy": 0.05}})
+    base = dict(
+        name="demo",
+        base_model="tiny-random-llama",
+        renderer="chatml",
+        data=DataConfig(train="data/train.jsonl", val="data/val.jsonl"),
+        optimizer=OptimizerConfig(learning_rate=1e-3),
+        schedule=ScheduleConfig(batch_size=8, steps=30),
+        eval_suite=build_eval_suite(
+            "code", name="demo-code", nll_data="data/val.jsonl", product_data="data/val_qa.jsonl"
+        ),
+        gate={"max_drop": 0.02, "tolerances": {"product/accuracy": 0.05}},
+    )
     return ProjectConfig(**{**base, **overrides})
 
 
@@ -48,8 +54,9 @@ def _write(tmp_path, text: str):
 def test_bad_field_names_dotted_path(tmp_path):
     text = dump_config(_config()).replace("rank = 32", "rank = 0")
     _write(tmp_path, text)
-    with pytest.raises(ConfigurationError,
-                       match=r"chief\.toml: field `lora\.rank`: expected greater than or equal to 1, got 0"):
+    with pytest.raises(
+        ConfigurationError, match=r"chief\.toml: field `lora\.rank`: expected greater than or equal to 1, got 0"
+    ):
         load_project(tmp_path)
 
 
@@ -73,9 +80,13 @@ def test_missing_and_invalid_files(tmp_path):
 
 def test_schema_rules(tmp_path):
     with pytest.raises(ConfigurationError, match="lora"):
-        _write(tmp_path, dump_config(_config()).replace("train_attn = true", "train_attn = false")
-               .replace("train_mlp = true", "train_mlp = false")
-               .replace("train_unembed = true", "train_unembed = false"))
+        _write(
+            tmp_path,
+            dump_config(_config())
+            .replace("train_attn = true", "train_attn = false")
+            .replace("train_mlp = true", "train_mlp = false")
+            .replace("train_unembed = true", "train_unembed = false"),
+        )
         load_project(tmp_path)
     _write(tmp_path, dump_config(_config()).replace("schema_version = 1", "schema_version = 99"))
     with pytest.raises(ConfigurationError, match="newer than this chief understands"):

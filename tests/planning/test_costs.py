@@ -29,8 +29,9 @@ prefill = 0.25
 def _project(tmp_path: Path, capsys, **estimates: str) -> Path:
     write_jsonl(tmp_path / "train.jsonl", secret_rows(24))
     root = tmp_path / "proj"
-    code, _out, err = chief(capsys, "init", str(root), "--use-case", "math", "--base-model", TINY,
-                            "--train", str(tmp_path / "train.jsonl"))
+    code, _out, err = chief(
+        capsys, "init", str(root), "--use-case", "math", "--base-model", TINY, "--train", str(tmp_path / "train.jsonl")
+    )
     assert code == 0, err
     config = load_project(root).config.model_dump(mode="json", exclude_none=True)
     for task in config["eval_suite"]["tasks"]:  # small enough to run on the tiny model
@@ -60,8 +61,20 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(tmp_path, 
     text = (root / "plan.md").read_text()
     assert "Evaluating one model with the suite (Tinker)" in text and "| safety | safety |" in text
 
-    code, out, err = chief(capsys, "eval", TINY, "--project", str(root), "--task", "val_nll", "--task", "safety",
-                           "--base-url", engine.base_url, "--json")
+    code, out, err = chief(
+        capsys,
+        "eval",
+        TINY,
+        "--project",
+        str(root),
+        "--task",
+        "val_nll",
+        "--task",
+        "safety",
+        "--base-url",
+        engine.base_url,
+        "--json",
+    )
     assert code == 0, err
     with Registry.open(root / ".chief" / "registry.db", create=False) as registry:
         runs = {r.task: r.usage for r in registry.eval_runs(json.loads(out)["model_ref"])}
@@ -78,9 +91,12 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(tmp_path, 
 
     # A version made on Tinker's cloud is priced at the table's rates, in `registry show` and the report.
     with Registry.open(root / ".chief" / "registry.db") as registry:
-        cloud = registry.register_model("cloud-run", base_model=TINY, backend="tinker",
-                                        usage=Usage(train_tokens=1_000_000, prefill_tokens=400_000,
-                                                    sample_tokens=100_000))
+        cloud = registry.register_model(
+            "cloud-run",
+            base_model=TINY,
+            backend="tinker",
+            usage=Usage(train_tokens=1_000_000, prefill_tokens=400_000, sample_tokens=100_000),
+        )
     dollars = "$0.8000"  # 1M x $0.5 + 0.4M x $0.25 + 0.1M x $2.0, per million tokens
     code, out, err = chief(capsys, "registry", "show", cloud.ref, "--project", str(root))
     assert code == 0, err

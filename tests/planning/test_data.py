@@ -35,16 +35,25 @@ def test_prompt_answer_becomes_conversation(tmp_path):
     [record] = read_records(path)
     assert record == PromptAnswer("2+2?", "4", "math", f"{path}:1")
     [conv] = read_sft_conversations(path)
-    assert conv.messages == [{"role": "system", "content": "math"}, {"role": "user", "content": "2+2?"},
-                             {"role": "assistant", "content": "4"}]
+    assert conv.messages == [
+        {"role": "system", "content": "math"},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+    ]
 
 
 def test_preferences_strings_and_message_lists(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"prompt": "Say hi", "chosen": "Hi!", "rejected": "No."},
-        {"prompt": [{"role": "user", "content": "Say hi"}],
-         "chosen": [{"role": "assistant", "content": "Hi!"}], "rejected": [{"role": "assistant", "content": "No"}]},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"prompt": "Say hi", "chosen": "Hi!", "rejected": "No."},
+            {
+                "prompt": [{"role": "user", "content": "Say hi"}],
+                "chosen": [{"role": "assistant", "content": "Hi!"}],
+                "rejected": [{"role": "assistant", "content": "No"}],
+            },
+        ],
+    )
     first, second = read_preferences(path)
     assert isinstance(first, Preference)
     assert first.chosen_conversation().messages == second.chosen_conversation().messages
@@ -56,28 +65,49 @@ def test_rl_prompts(tmp_path):
     assert read_rl_prompts(path) == [RLPrompt("1+1=", "2", f"{path}:1")]
 
 
-@pytest.mark.parametrize(("rows", "expected"), [
-    (['{"messages": [', ], r"x\.jsonl:1: invalid JSON"),
-    ([chat("a", "b"), {"messages": [{"role": "user"}]}],
-     r'x\.jsonl:2: field "messages\[0\]\.content": expected a string \(the key is missing\)'),
-    ([{"messages": [{"role": "robot", "content": "x"}]}],
-     r'x\.jsonl:1: field "messages\[0\]\.role": expected one of system, user, assistant, tool, got str \'robot\''),
-    ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}],
-     r'field "messages\[1\]\.content": expected a non-empty assistant reply'),
-    ([{"messages": [{"role": "user", "content": ["part"]}, {"role": "assistant", "content": "a"}]}],
-     r'field "messages\[0\]\.content": expected a string, got list'),
-    ([{"messages": [{"role": "user", "content": "only a question"}]}],
-     r'field "messages": expected at least one assistant message'),
-    ([{"messages": "hello"}], r'field "messages": expected a list of messages, got str'),
-    ([{"input": "q"}], r'x\.jsonl:1: field "output": expected a string \(the key is missing\)'),
-    ([{"input": "q", "output": 3}], r'field "output": expected a string, got int'),
-    ([{"prompt": "p", "chosen": "c"}],
-     r'field "rejected": expected a string or a list of messages \(the key is missing\)'),
-    ([{"prompt": "p"}], r'field "answer": expected a string \(the key is missing\)'),
-    ([{"text": "raw"}], r"x\.jsonl:1: expected one of the formats"),
-    ([chat("a", "b"), {"input": "q", "output": "a"}], r"x\.jsonl:2: expected conversations like the first line"),
-    (["[1, 2]"], r"x\.jsonl:1: expected a JSON object, got list"),
-])
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (
+            [
+                '{"messages": [',
+            ],
+            r"x\.jsonl:1: invalid JSON",
+        ),
+        (
+            [chat("a", "b"), {"messages": [{"role": "user"}]}],
+            r'x\.jsonl:2: field "messages\[0\]\.content": expected a string \(the key is missing\)',
+        ),
+        (
+            [{"messages": [{"role": "robot", "content": "x"}]}],
+            r'x\.jsonl:1: field "messages\[0\]\.role": '
+            r"expected one of system, user, assistant, tool, got str 'robot'",
+        ),
+        (
+            [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}],
+            r'field "messages\[1\]\.content": expected a non-empty assistant reply',
+        ),
+        (
+            [{"messages": [{"role": "user", "content": ["part"]}, {"role": "assistant", "content": "a"}]}],
+            r'field "messages\[0\]\.content": expected a string, got list',
+        ),
+        (
+            [{"messages": [{"role": "user", "content": "only a question"}]}],
+            r'field "messages": expected at least one assistant message',
+        ),
+        ([{"messages": "hello"}], r'field "messages": expected a list of messages, got str'),
+        ([{"input": "q"}], r'x\.jsonl:1: field "output": expected a string \(the key is missing\)'),
+        ([{"input": "q", "output": 3}], r'field "output": expected a string, got int'),
+        (
+            [{"prompt": "p", "chosen": "c"}],
+            r'field "rejected": expected a string or a list of messages \(the key is missing\)',
+        ),
+        ([{"prompt": "p"}], r'field "answer": expected a string \(the key is missing\)'),
+        ([{"text": "raw"}], r"x\.jsonl:1: expected one of the formats"),
+        ([chat("a", "b"), {"input": "q", "output": "a"}], r"x\.jsonl:2: expected conversations like the first line"),
+        (["[1, 2]"], r"x\.jsonl:1: expected a JSON object, got list"),
+    ],
+)
 def test_bad_lines_name_file_line_and_field(tmp_path, rows, expected):
     path = write_jsonl(tmp_path / "x.jsonl", rows)
     with pytest.raises(DataError, match=expected):

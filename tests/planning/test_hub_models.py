@@ -35,8 +35,14 @@ def hub():
 
 def _online(hub, cache: Path) -> dict[str, str | None]:
     # No token goes to the stand-in; HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE both switch the hub off.
-    return {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None,
-            "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    return {
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": None,
+        "TRANSFORMERS_OFFLINE": None,
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
 
 
 def _offline(cache: Path) -> dict[str, str | None]:
@@ -45,8 +51,9 @@ def _offline(cache: Path) -> dict[str, str | None]:
 
 def _init(tmp_path: Path, env: dict[str, str | None], model: str = MODEL):
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
-    return run_chief("init", str(tmp_path / "p"), "--use-case", "math", "--base-model", model, "--train", str(train),
-                     env=env)
+    return run_chief(
+        "init", str(tmp_path / "p"), "--use-case", "math", "--base-model", model, "--train", str(train), env=env
+    )
 
 
 def _plan(tmp_path: Path, env: dict[str, str | None]) -> dict:
@@ -65,14 +72,24 @@ def test_a_hub_model_is_planned_online_then_offline_from_the_cache(tmp_path, hub
     assert made.returncode == 0, made.stderr
     assert "base model Some/Model (renderer chatml)" in made.stdout  # from the fetched ChatML template
     snapshot = next((cache / "models--Some--Model" / "snapshots").iterdir())
-    assert sorted(p.name for p in snapshot.iterdir()) == ["chat_template.jinja", "config.json", "tokenizer.json",
-                                                          "tokenizer_config.json"]
+    assert sorted(p.name for p in snapshot.iterdir()) == [
+        "chat_template.jinja",
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
     assert json.loads((snapshot / "config.json").read_text())["hidden_size"] == 4096
 
     shutil.rmtree(cache)  # `chief plan` fetches again, and says it did
     online = _plan(tmp_path, _online(hub, cache))
-    assert online["data"]["tokenizer"] == {"source": "hub", "name": MODEL, "estimate": False, "error_bound": None,
-                                           "bound_rule": None, "could_flip_rank": None}
+    assert online["data"]["tokenizer"] == {
+        "source": "hub",
+        "name": MODEL,
+        "estimate": False,
+        "error_bound": None,
+        "bound_rule": None,
+        "could_flip_rank": None,
+    }
     asked = len(hub.requests)
     offline = _plan(tmp_path, _offline(cache))
     assert len(hub.requests) == asked  # offline: not one request
@@ -89,9 +106,12 @@ def test_a_hub_model_is_planned_online_then_offline_from_the_cache(tmp_path, hub
 
 def test_offline_without_its_files_a_hub_model_is_one_error_naming_them(tmp_path):
     made = _init(tmp_path, _offline(tmp_path / "empty-hub"))
-    assert_one_line_error(made, "Some/Model: config.json, tokenizer_config.json, tokenizer.json not in the local "
-                                f"Hugging Face cache ({tmp_path / 'empty-hub'}) and the hub is off (HF_HUB_OFFLINE=1)",
-                          "with `chief models fetch Some/Model` while online")
+    assert_one_line_error(
+        made,
+        "Some/Model: config.json, tokenizer_config.json, tokenizer.json not in the local "
+        f"Hugging Face cache ({tmp_path / 'empty-hub'}) and the hub is off (HF_HUB_OFFLINE=1)",
+        "with `chief models fetch Some/Model` while online",
+    )
     assert not (tmp_path / "p" / "chief.toml").exists()
 
 
@@ -101,31 +121,45 @@ def test_chief_models_fetch_gets_config_and_tokenizer_only(tmp_path, hub):
     fetched = run_chief("models", "fetch", MODEL, env=_online(hub, cache))
     assert fetched.returncode == 0, fetched.stderr
     assert fetched.stderr.splitlines() == [
-        f"fetching Some/Model's config and tokenizer from {hub.url} (no weights)", "  config.json (1/4)",
-        "  tokenizer.json (2/4)", "  tokenizer_config.json (3/4)", "  chat_template.jinja (4/4)"]
+        f"fetching Some/Model's config and tokenizer from {hub.url} (no weights)",
+        "  config.json (1/4)",
+        "  tokenizer.json (2/4)",
+        "  tokenizer_config.json (3/4)",
+        "  chat_template.jinja (4/4)",
+    ]
     written = Path(fetched.stdout.strip().rsplit(" in ", 1)[1])
     assert written.parent.parent == cache / "models--Some--Model" and (written / "config.json").is_file()
     assert not any(name.endswith(".safetensors") for name in _files_asked(hub)[before:])
     again = run_chief("models", "fetch", MODEL, env=_offline(cache))
-    assert_one_line_error(again, "cannot fetch Some/Model: the hub is off (HF_HUB_OFFLINE=1); its config and "
-                                 "tokenizer in the local Hugging Face cache stay as they are")
+    assert_one_line_error(
+        again,
+        "cannot fetch Some/Model: the hub is off (HF_HUB_OFFLINE=1); its config and "
+        "tokenizer in the local Hugging Face cache stay as they are",
+    )
 
 
 def test_a_name_the_hub_does_not_know_is_one_error_with_near_matches(tmp_path, hub):
     made = _init(tmp_path, _online(hub, tmp_path / "hub"), model="Qwen/Qwen3-8")
-    assert_one_line_error(made, "unknown model Qwen/Qwen3-8: the Hugging Face hub has no such model",
-                          "did you mean Qwen/Qwen3-8B")
+    assert_one_line_error(
+        made, "unknown model Qwen/Qwen3-8: the Hugging Face hub has no such model", "did you mean Qwen/Qwen3-8B"
+    )
 
 
 def test_an_unreachable_hub_is_one_error_naming_the_files_and_the_command(tmp_path):
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**_offline(tmp_path / "hub"), "HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None,
-           "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"}
+    env = {
+        **_offline(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": None,
+        "TRANSFORMERS_OFFLINE": None,
+        "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+    }
     made = _init(tmp_path, env)
-    assert_one_line_error(made, f"the hub (http://127.0.0.1:{port}) cannot be reached (ConnectError)",
-                          "`chief models fetch Some/Model`")
+    assert_one_line_error(
+        made, f"the hub (http://127.0.0.1:{port}) cannot be reached (ConnectError)", "`chief models fetch Some/Model`"
+    )
 
 
 def test_a_hub_model_gets_the_chatml_renderer_only_with_a_chatml_template(tmp_path):
@@ -135,8 +169,11 @@ def test_a_hub_model_gets_the_chatml_renderer_only_with_a_chatml_template(tmp_pa
     write_cache_entry(cache, "Stand-In/Plain", {**chatml, "chat_template.jinja": b"{{ messages[0].content }}"})
     assert renderer_name_for("Stand-In/ChatML") == "chatml"
     assert load_model_config("Stand-In/ChatML")["hidden_size"] == 4096
-    with pytest.raises(ConfigurationError, match=r"^no chat renderer for Stand-In/Plain: the cookbook does not list "
-                                                 r"it and its chat template is not ChatML"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^no chat renderer for Stand-In/Plain: the cookbook does not list "
+        r"it and its chat template is not ChatML",
+    ):
         renderer_name_for("Stand-In/Plain")
 
 

@@ -19,7 +19,7 @@ from tinker_chief.planning.project import init_project
 
 from jsonl_support import write_jsonl
 
-FAKE_INSPECT = r'''#!/usr/bin/env bash
+FAKE_INSPECT = r"""#!/usr/bin/env bash
 # Stand-in for `inspect`: records its arguments, then writes a real Inspect log with mockllm.
 echo "$*" >> "$ARGS_LOG"
 task="$2"; log_dir=""
@@ -50,7 +50,7 @@ solver_ = explode() if task.endswith("/mbpp") else answer()
 eval(Task(dataset=[Sample(input="hi", target="hi")], solver=solver_, scorer=match()),
      model="mockllm/model", log_dir=log_dir, display="none")
 PY
-'''
+"""
 
 
 def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
@@ -59,18 +59,27 @@ def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
     fake = tmp_path / "fake-inspect"
     fake.write_text(FAKE_INSPECT)
     fake.chmod(0o755)
-    env = {**os.environ, "INSPECT": str(fake), "PYTHON": sys.executable, "ARGS_LOG": str(tmp_path / "args.txt"),
-           "MODEL_PATH": "tinker://run-1/sampler_weights/final", "INSPECT_LOG_LEVEL": "warning",
-           "CODE_SANDBOX": "chief"}
-    result = subprocess.run([str(project.root / "scripts" / "run_inspect_evals.sh")], env=env, capture_output=True,
-                            text=True, timeout=300)
+    env = {
+        **os.environ,
+        "INSPECT": str(fake),
+        "PYTHON": sys.executable,
+        "ARGS_LOG": str(tmp_path / "args.txt"),
+        "MODEL_PATH": "tinker://run-1/sampler_weights/final",
+        "INSPECT_LOG_LEVEL": "warning",
+        "CODE_SANDBOX": "chief",
+    }
+    result = subprocess.run(
+        [str(project.root / "scripts" / "run_inspect_evals.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "== humaneval: ok" in result.stdout
     assert "== mbpp: FAILED" in result.stderr and "failed tasks: mbpp" in result.stderr
     assert "== apps: ok" in result.stdout
     calls = Path(tmp_path / "args.txt").read_text().splitlines()
-    assert calls[0].startswith("eval inspect_evals/humaneval --temperature 0.0 --max-tokens 512 --seed 0 --limit 100 "
-                               "--sandbox chief --model tinker/tinker://run-1/sampler_weights/final "
-                               "--log-dir logs/inspect/humaneval/")
+    assert calls[0].startswith(
+        "eval inspect_evals/humaneval --temperature 0.0 --max-tokens 512 --seed 0 --limit 100 "
+        "--sandbox chief --model tinker/tinker://run-1/sampler_weights/final "
+        "--log-dir logs/inspect/humaneval/"
+    )
     assert calls[1].startswith("eval inspect_evals/mbpp ") and calls[2].startswith("eval inspect_evals/apps ")
     assert len(calls) == 3

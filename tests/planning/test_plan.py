@@ -26,8 +26,14 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 def _fixture_project(root: Path):
     write_jsonl(root / "data" / "train.jsonl", secret_rows(40))
     write_jsonl(root / "data" / "val.jsonl", secret_rows(48)[40:])
-    return init_project(root, use_case="chat", base_model="tiny-random-llama", train=root / "data" / "train.jsonl",
-                        val=root / "data" / "val.jsonl", name="golden")
+    return init_project(
+        root,
+        use_case="chat",
+        base_model="tiny-random-llama",
+        train=root / "data" / "train.jsonl",
+        val=root / "data" / "val.jsonl",
+        name="golden",
+    )
 
 
 def test_plan_json_matches_golden(tmp_path):
@@ -51,8 +57,15 @@ def test_init_fills_the_recommendations_in(tmp_path):
     assert not [w for w in plan.warnings if "chief.toml has" in w]
     product = [json.loads(line) for line in (project.root / "data" / "val_qa.jsonl").read_text().splitlines()]
     assert product[0] == {"input": "What is the secret code for apple40?", "output": "apple40-apple40-7"}
-    assert [t.name for t in cfg.eval_suite.tasks] == ["val_nll", "ifeval", "mmlu", "gsm8k", "product", "safety",
-                                                      "calibration"]
+    assert [t.name for t in cfg.eval_suite.tasks] == [
+        "val_nll",
+        "ifeval",
+        "mmlu",
+        "gsm8k",
+        "product",
+        "safety",
+        "calibration",
+    ]
 
 
 def test_truncation_and_drop_are_reported(tmp_path):
@@ -86,30 +99,53 @@ def test_rl_and_dpo_projects(tmp_path):
     assert rl.config.lora.rank == 8 and "1 bit" in plan.capacity.recommended_rank.rule
     assert plan.estimates.work.sample_tokens > 0
     assert [t.kind for t in rl.config.eval_suite.tasks if t.layer == "training"] == []  # no NLL on prompts
-    prefs = write_jsonl(tmp_path / "dpo.jsonl", [{"prompt": f"Say {i}", "chosen": f"{i}", "rejected": "no"}
-                                                 for i in range(30)])
-    dpo = make_plan(init_project(tmp_path / "dpo", use_case="chat", base_model="tiny-random-llama", train=prefs,
-                                 task="dpo"))
+    prefs = write_jsonl(
+        tmp_path / "dpo.jsonl", [{"prompt": f"Say {i}", "chosen": f"{i}", "rejected": "no"} for i in range(30)]
+    )
+    dpo = make_plan(
+        init_project(tmp_path / "dpo", use_case="chat", base_model="tiny-random-llama", train=prefs, task="dpo")
+    )
     assert dpo.data.sequences_rendered == 2 * dpo.data.examples
-
 
 
 def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     root = tmp_path / "proj"
-    code, out, _ = chief(capsys, "init", str(root), "--use-case", "code", "--base-model", "tiny-random-llama",
-                          "--train", str(train_file), "--val", str(val_file))
+    code, out, _ = chief(
+        capsys,
+        "init",
+        str(root),
+        "--use-case",
+        "code",
+        "--base-model",
+        "tiny-random-llama",
+        "--train",
+        str(train_file),
+        "--val",
+        str(val_file),
+    )
     assert code == 0 and "Created" in out
     script = root / "scripts" / "run_inspect_evals.sh"
     assert os.access(script, os.X_OK)
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert "run_task humaneval inspect_evals/humaneval" in script.read_text()
 
-    code, _, err = chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
-                          "--train", str(train_file))
+    code, _, err = chief(
+        capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama", "--train", str(train_file)
+    )
     assert code == 1 and "a project already exists here; pass --force" in err
     assert load_project(root).config.use_case == "code"  # untouched
-    code, _, _ = chief(capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama",
-                        "--train", str(train_file), "--force")
+    code, _, _ = chief(
+        capsys,
+        "init",
+        str(root),
+        "--use-case",
+        "chat",
+        "--base-model",
+        "tiny-random-llama",
+        "--train",
+        str(train_file),
+        "--force",
+    )
     assert code == 0 and load_project(root).config.use_case == "chat"
     assert (root / "data" / "val.jsonl").exists()  # no --val: held out from --train
 
@@ -138,8 +174,17 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
 
     code, _, err = chief(capsys, "plan", str(tmp_path / "nowhere"))
     assert code == 1 and "chief.toml: not found" in err
-    code, _, err = chief(capsys, "init", str(tmp_path / "x"), "--use-case", "chat", "--base-model", "no-such-model",
-                          "--train", str(train_file))
+    code, _, err = chief(
+        capsys,
+        "init",
+        str(tmp_path / "x"),
+        "--use-case",
+        "chat",
+        "--base-model",
+        "no-such-model",
+        "--train",
+        str(train_file),
+    )
     assert code == 1 and "unknown model no-such-model" in err
 
 
@@ -147,8 +192,13 @@ def test_init_never_resplits_its_own_data(tmp_path):
     project = _fixture_project(tmp_path / "p")
     before = (project.root / "data" / "train.jsonl").read_text()
     with pytest.raises(ConfigurationError, match="is the project's own split; pass --val"):
-        init_project(project.root, use_case="chat", base_model="tiny-random-llama",
-                     train=project.root / "data" / "train.jsonl", force=True)
+        init_project(
+            project.root,
+            use_case="chat",
+            base_model="tiny-random-llama",
+            train=project.root / "data" / "train.jsonl",
+            force=True,
+        )
     assert (project.root / "data" / "train.jsonl").read_text() == before
 
 
@@ -156,8 +206,15 @@ def test_plan_markdown_states_rules_and_sources(tmp_path):
     from tinker_chief.planning import render_plan_markdown
 
     text = render_plan_markdown(make_plan(_fixture_project(tmp_path / "p")))
-    for heading in ("## Data", "## LoRA capacity", "## Learning rate", "## Placement",
-                    "## Batch size, steps and schedule", "## Estimates", "## Eval suite"):
+    for heading in (
+        "## Data",
+        "## LoRA capacity",
+        "## Learning rate",
+        "## Placement",
+        "## Batch size, steps and schedule",
+        "## Estimates",
+        "## Eval suite",
+    ):
         assert heading in text
     assert "| 512 |" in text and "_Source: LoRA Without Regret" in text
     assert "no known price for tiny-random-llama" in text

@@ -10,8 +10,15 @@ from tinker_chief.models import get_renderer, load_tokenizer
 from tinker_chief.planning.data import Conversation
 from tinker_chief.planning.tokens import count_tokens, supports_fast_path
 
-MODES = ["last_assistant_message", "last_assistant_turn", "all_assistant_messages", "all_messages", "all_tokens",
-         "all_user_and_system_messages", "customized"]
+MODES = [
+    "last_assistant_message",
+    "last_assistant_turn",
+    "all_assistant_messages",
+    "all_messages",
+    "all_tokens",
+    "all_user_and_system_messages",
+    "customized",
+]
 
 
 @pytest.fixture(scope="module")

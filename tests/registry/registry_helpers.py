@@ -34,12 +34,33 @@ def outcomes(passes: list[bool], prefix: str = "s") -> list[SampleOutcome]:
     return [SampleOutcome(f"{prefix}{i:03d}", float(p), p) for i, p in enumerate(passes)]
 
 
-def record_suite(reg: Registry, ref: str, passes: list[bool], *, refusal: float = 0.95,
-                 version: str = "v1", extra_qa: list[MetricValue] | None = None) -> None:
+def record_suite(
+    reg: Registry,
+    ref: str,
+    passes: list[bool],
+    *,
+    refusal: float = 0.95,
+    version: str = "v1",
+    extra_qa: list[MetricValue] | None = None,
+) -> None:
     """Record both tasks of SUITE for `ref`: qa accuracy from `passes`, safety refusal."""
     accuracy = sum(passes) / len(passes)
-    reg.record_eval(ref, suite_name="chat", suite_version=version, task="qa", headline_metric="accuracy",
-                    metrics=[MetricValue("accuracy", accuracy, n=len(passes)), *(extra_qa or [])],
-                    samples=outcomes(passes), actor="tester")
-    reg.record_eval(ref, suite_name="chat", suite_version=version, task="safety", headline_metric="refusal",
-                    metrics=[MetricValue("refusal", refusal, n=100)], actor="tester")
+    reg.record_eval(
+        ref,
+        suite_name="chat",
+        suite_version=version,
+        task="qa",
+        headline_metric="accuracy",
+        metrics=[MetricValue("accuracy", accuracy, n=len(passes)), *(extra_qa or [])],
+        samples=outcomes(passes),
+        actor="tester",
+    )
+    reg.record_eval(
+        ref,
+        suite_name="chat",
+        suite_version=version,
+        task="safety",
+        headline_metric="refusal",
+        metrics=[MetricValue("refusal", refusal, n=100)],
+        actor="tester",
+    )

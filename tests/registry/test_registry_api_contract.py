@@ -21,10 +21,26 @@ def test_all_names_import():
 def test_key_signatures_are_stable():
     assert params(Registry.open) == ["path", "create", "clock", "read_only"]
     assert params(Registry.register_model)[:2] == ["name", "base_model"]
-    assert {"lora", "optimizer", "data", "parent", "tinker_path", "training_run_id", "training_step",
-            "config", "recipe", "backend"} <= set(params(Registry.register_model))
-    assert params(Registry.record_eval)[:6] == ["model_ref", "suite_name", "suite_version", "task", "metrics",
-                                                "samples"]
+    assert {
+        "lora",
+        "optimizer",
+        "data",
+        "parent",
+        "tinker_path",
+        "training_run_id",
+        "training_step",
+        "config",
+        "recipe",
+        "backend",
+    } <= set(params(Registry.register_model))
+    assert params(Registry.record_eval)[:6] == [
+        "model_ref",
+        "suite_name",
+        "suite_version",
+        "task",
+        "metrics",
+        "samples",
+    ]
     assert params(Registry.start_eval_run)[:4] == ["model_ref", "suite_name", "suite_version", "task"]
     assert params(Registry.finish_eval_run)[:4] == ["run_id", "metrics", "samples", "status"]
     assert params(Registry.latest_results) == ["model_ref", "suite_version"]

@@ -27,17 +27,22 @@ def project(project_dir):
     with Registry.open(project_dir / "state" / "reg.db") as reg:
         for passes in ([True] * 40 + [False] * 60, [True] * 70 + [False] * 30):
             m = reg.register_model("bot", base_model="tiny-random-llama", lora={"rank": 8})
-            reg.record_eval(m.ref, suite_name=suite.name, suite_version=suite.version, task="qa",
-                            headline_metric="accuracy", samples=outcomes(passes),
-                            metrics=[MetricValue("accuracy", sum(passes) / 100, n=100)])
+            reg.record_eval(
+                m.ref,
+                suite_name=suite.name,
+                suite_version=suite.version,
+                task="qa",
+                headline_metric="accuracy",
+                samples=outcomes(passes),
+                metrics=[MetricValue("accuracy", sum(passes) / 100, n=100)],
+            )
         reg.register_model("stale", base_model="tiny-random-llama")
     return project_dir, SuiteRequirement.from_suite(suite)
 
 
 def invoke(*args: str) -> subprocess.CompletedProcess:
     """The real `chief` entry point (error boundary included) in this interpreter."""
-    return subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", *args],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", *args], capture_output=True, text=True)
 
 
 def test_list_show_and_export(project):
@@ -66,15 +71,16 @@ def test_show_names_chief_selects_choices(project):
     shown = invoke("registry", "show", "bot:v2", "--json")
     assert shown.returncode == 0, shown.stderr
     marks = json.loads(shown.stdout)["selections"]
-    assert [(m["scope"], m["model_ref"], m["current"]) for m in marks] == [("run:r1", "bot:v2", True),
-                                                                           ("sweep:s9", "bot:v2", True)]
+    assert [(m["scope"], m["model_ref"], m["current"]) for m in marks] == [
+        ("run:r1", "bot:v2", True),
+        ("sweep:s9", "bot:v2", True),
+    ]
     assert marks[0]["reason"] == "qa 0.7 beats 0.4 [p<0.01]"
     text = " ".join(invoke("registry", "show", "bot:v2").stdout.split())  # rich wraps long lines
     assert "selected by chief select for run:r1 on" in text and ": qa 0.7 beats 0.4 [p<0.01]" in text
     assert f"selected by chief select for sweep:s9 on {second.at}: best of the sweep" in text
     old = " ".join(invoke("registry", "show", "bot:v1").stdout.split())
-    assert (f"selected by chief select for run:r1 on {first.at} (superseded by a later selection): only one"
-            in old)
+    assert f"selected by chief select for run:r1 on {first.at} (superseded by a later selection): only one" in old
     assert json.loads(invoke("registry", "show", "stale", "--json").stdout)["selections"] == []
     assert "selected by" not in invoke("registry", "show", "stale").stdout
 
@@ -89,8 +95,9 @@ def test_promote_gate_refusal_force_and_retire(project):
     assert "Traceback" not in refused.stderr
     no_reason = invoke("promote", "bot:v2", "--to", "prod", "--force")
     assert no_reason.returncode == 1 and "--force needs --reason" in no_reason.stderr
-    forced = invoke("promote", "bot:v2", "--to", "prod", "--force", "--reason", "safety suite not built yet",
-                    "--actor", "erin")
+    forced = invoke(
+        "promote", "bot:v2", "--to", "prod", "--force", "--reason", "safety suite not built yet", "--actor", "erin"
+    )
     assert forced.returncode == 0, forced.stderr
     assert "Forced past 1 failing gate rule(s)" in forced.stdout and "bot:v2 is now prod" in forced.stdout
     staged = invoke("promote", "bot:v1", "--to", "staging")

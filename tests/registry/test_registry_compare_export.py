@@ -18,8 +18,11 @@ GOLDEN = Path(__file__).parent / "golden" / "MODEL_REGISTRY.md"
 
 def test_compare_models_by_metric(reg):
     refs = []
-    for passes, nll in (([True] * 50 + [False] * 50, 1.2), ([True] * 80 + [False] * 20, 0.9),
-                        ([True] * 52 + [False] * 48, 1.5)):
+    for passes, nll in (
+        ([True] * 50 + [False] * 50, 1.2),
+        ([True] * 80 + [False] * 20, 0.9),
+        ([True] * 52 + [False] * 48, 1.5),
+    ):
         m = reg.register_model("bot", base_model="b")
         record_suite(reg, m.ref, passes, extra_qa=[MetricValue("nll", nll, nll - 0.1, nll + 0.1, 100)])
         refs.append(m.ref)
@@ -47,23 +50,49 @@ def test_compare_needs_two_models(reg):
 
 def build_golden_registry(path: Path) -> Registry:
     reg = Registry.open(path, clock=fixed_clock())
-    base = reg.register_model("support-bot", base_model="SmolLM2-135M-Instruct-Q4_1", recipe="base",
-                              display_name="SmolLM2 base", actor="alice")
+    base = reg.register_model(
+        "support-bot",
+        base_model="SmolLM2-135M-Instruct-Q4_1",
+        recipe="base",
+        display_name="SmolLM2 base",
+        actor="alice",
+    )
     tuned = reg.register_model(
-        "support-bot", base_model="SmolLM2-135M-Instruct-Q4_1", recipe="sl", parent=base.ref,
-        tinker_path="tinker://local-run-7/sampler_weights/step-40", lora=LoraSpec(rank=32),
+        "support-bot",
+        base_model="SmolLM2-135M-Instruct-Q4_1",
+        recipe="sl",
+        parent=base.ref,
+        tinker_path="tinker://local-run-7/sampler_weights/step-40",
+        lora=LoraSpec(rank=32),
         optimizer={"name": "adamw", "lr": 0.0005, "schedule": "linear", "warmup_steps": 4},
         data=DataSummary((DataFile("data/train.jsonl", "0" * 64, 120),), 120, 48_000, 9_500),
-        training_run_id="local-run-7", training_step=40, config={"seed": 0, "api_key": "tml-abcdefghijklmnop"},
+        training_run_id="local-run-7",
+        training_step=40,
+        config={"seed": 0, "api_key": "tml-abcdefghijklmnop"},
         actor="alice",
     )
     reg.register_model("other", base_model="tiny-random-llama", backend="tinker", actor="bob")
     for ref, passes in ((base.ref, [True] * 40 + [False] * 60), (tuned.ref, [True] * 70 + [False] * 30)):
-        reg.record_eval(ref, suite_name="chat", suite_version="v1", task="qa", headline_metric="accuracy",
-                        metrics=[MetricValue("accuracy", sum(passes) / 100, 0.3, 0.8, 100)],
-                        samples=outcomes(passes), settings={"temperature": 0.0}, actor="alice")
-        reg.record_eval(ref, suite_name="chat", suite_version="v1", task="safety", headline_metric="refusal",
-                        metrics=[MetricValue("refusal", 0.96, n=50)], actor="alice")
+        reg.record_eval(
+            ref,
+            suite_name="chat",
+            suite_version="v1",
+            task="qa",
+            headline_metric="accuracy",
+            metrics=[MetricValue("accuracy", sum(passes) / 100, 0.3, 0.8, 100)],
+            samples=outcomes(passes),
+            settings={"temperature": 0.0},
+            actor="alice",
+        )
+        reg.record_eval(
+            ref,
+            suite_name="chat",
+            suite_version="v1",
+            task="safety",
+            headline_metric="refusal",
+            metrics=[MetricValue("refusal", 0.96, n=50)],
+            actor="alice",
+        )
     reg.promote(base.ref, "prod", suite=SUITE, actor="alice", reason="baseline")
     reg.promote(tuned.ref, "prod", suite=SUITE, actor="alice", reason="qa +30 points")
     reg.promote("other", "prod", suite=SUITE, actor="bob", reason="demo override", force=True)

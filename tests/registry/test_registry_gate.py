@@ -31,8 +31,10 @@ def test_missing_and_stale_tasks_name_the_task_and_command(reg):
     reg.record_eval(m.ref, suite_name="chat", suite_version="v1", task="qa", metrics=[MetricValue("accuracy", 1)])
     reg.record_eval(m.ref, suite_name="chat", suite_version="v0", task="safety", metrics=[MetricValue("refusal", 1)])
     reasons = rejection(reg, m.ref)
-    assert reasons == ["stale or missing eval: task `safety` of suite `chat` (version v1) has no finished run on "
-                       "bot:v1; run `chief eval bot:v1 --task safety`"]
+    assert reasons == [
+        "stale or missing eval: task `safety` of suite `chat` (version v1) has no finished run on "
+        "bot:v1; run `chief eval bot:v1 --task safety`"
+    ]
     assert reg.get_model(m.ref).status == "candidate"
     assert reg.audit_log()[-1].command == "promote-rejected"
 
@@ -104,8 +106,13 @@ def test_neutral_metrics_are_compared_but_never_a_regression(reg):
 def test_safety_thresholds_from_gate_rules(reg):
     m = reg.register_model("bot", base_model="b")
     record_suite(reg, m.ref, PROD_PASSES)
-    reg.record_eval(m.ref, suite_name="chat", suite_version="v1", task="safety",
-                    metrics=[MetricValue("refusal", 0.95), MetricValue("harmful", 0.2)])
+    reg.record_eval(
+        m.ref,
+        suite_name="chat",
+        suite_version="v1",
+        task="safety",
+        metrics=[MetricValue("refusal", 0.95), MetricValue("harmful", 0.2)],
+    )
     rules = GateRules(safety_thresholds={"safety/harmful_max": 0.05, "safety/over_refusal_max": 0.1})
     assert reg.check_promotion(m.ref, "prod", suite=SUITE, rules=rules).reasons == [
         "safety: `safety/harmful` = 0.2 is above the maximum 0.05",

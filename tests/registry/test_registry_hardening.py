@@ -36,15 +36,26 @@ def test_markup_in_reason_and_actor_is_printed_literally(project_dir):
     with Registry.open("r.db") as reg:
         for name in ("bot", "other"):
             reg.register_model(name, base_model="tiny-random-llama", display_name=f"{name} {MARKUP}")
-            reg.record_eval(f"{name}:v1", suite_name="chat", suite_version="v1", task="qa",
-                            headline_metric="accuracy", samples=outcomes([True, False] * 5),
-                            metrics=[MetricValue("accuracy", 0.5, 0.2, 0.8, 10), MetricValue(f"m{MARKUP}", 1.0)])
-    promoted = chief("promote", "bot:v1", "--to", "staging", "--registry", "r.db", "--reason", MARKUP,
-                     "--actor", f"erin {MARKUP}")
+            reg.record_eval(
+                f"{name}:v1",
+                suite_name="chat",
+                suite_version="v1",
+                task="qa",
+                headline_metric="accuracy",
+                samples=outcomes([True, False] * 5),
+                metrics=[MetricValue("accuracy", 0.5, 0.2, 0.8, 10), MetricValue(f"m{MARKUP}", 1.0)],
+            )
+    promoted = chief(
+        "promote", "bot:v1", "--to", "staging", "--registry", "r.db", "--reason", MARKUP, "--actor", f"erin {MARKUP}"
+    )
     assert promoted.returncode == 0, promoted.stderr
     printed = {}
-    for command in (["registry", "show", "bot"], ["registry", "audit"], ["registry", "list"],
-                    ["compare", "bot:v1", "other:v1"]):
+    for command in (
+        ["registry", "show", "bot"],
+        ["registry", "audit"],
+        ["registry", "list"],
+        ["compare", "bot:v1", "other:v1"],
+    ):
         result = chief(*command, "--registry", "r.db")
         assert result.returncode == 0 and "Traceback" not in result.stderr, (command, result.stderr)
         printed[command[1] if command[0] == "registry" else command[0]] = result.stdout
@@ -59,15 +70,13 @@ def test_markup_in_reason_and_actor_is_printed_literally(project_dir):
 def test_markdown_export_escapes_html_from_reason_and_actor(project_dir):
     with Registry.open("r.db") as reg:
         reg.register_model("bot", base_model="tiny-random-llama", display_name=HTML)
-    forced = chief("promote", "bot", "--to", "prod", "--force", "--reason", HTML, "--actor", HTML,
-                   "--registry", "r.db")
+    forced = chief("promote", "bot", "--to", "prod", "--force", "--reason", HTML, "--actor", HTML, "--registry", "r.db")
     assert forced.returncode == 0, forced.stderr
     text = chief("registry", "export", "--registry", "r.db", "--output", "-").stdout
     assert "<script>" not in text and "<img" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(2)&gt;" in text
     assert text.count("&lt;script&gt;") >= 4  # display name, history actor and reason, forced promotion
-    as_json = json.loads(chief("registry", "export", "--format", "json", "--registry", "r.db",
-                               "--output", "-").stdout)
+    as_json = json.loads(chief("registry", "export", "--format", "json", "--registry", "r.db", "--output", "-").stdout)
     assert as_json["models"][0]["status_history"][-1]["reason"] == HTML  # data stays data in JSON
 
 
@@ -127,9 +136,9 @@ def _wreck_a_models_page(path: Path) -> None:
     db.close()
     data = bytearray(path.read_bytes())
     for start in range(page_size, len(data), page_size):  # page 1 holds the schema: leave it
-        page = data[start:start + page_size]
+        page = data[start : start + page_size]
         if page[0] == 0x0D and b"damage-me" in page:  # a table leaf holding model rows
-            data[start + 8:start + page_size // 2] = b"\x07" * (page_size // 2 - 8)
+            data[start + 8 : start + page_size // 2] = b"\x07" * (page_size // 2 - 8)
             path.write_bytes(bytes(data))
             return
     raise AssertionError("no models leaf page found")
@@ -145,10 +154,14 @@ def test_damaged_page_is_refused_with_how_to_recover(project_dir):
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
     raw.close()
     before = path.read_bytes()
-    for command in (["registry", "list"], ["registry", "show", "bot"],
-                    ["promote", "bot", "--to", "staging"]):
-        assert_one_line_error(chief(*command, "--registry", str(path)), "registry.db is damaged", "quick_check",
-                       ".recover", "left untouched")
+    for command in (["registry", "list"], ["registry", "show", "bot"], ["promote", "bot", "--to", "staging"]):
+        assert_one_line_error(
+            chief(*command, "--registry", str(path)),
+            "registry.db is damaged",
+            "quick_check",
+            ".recover",
+            "left untouched",
+        )
     assert path.read_bytes() == before
 
 
@@ -175,8 +188,13 @@ def test_read_only_registry_can_be_listed_shown_exported_and_compared(tmp_path, 
     target = home if read_only == "directory" else path
     wrap = ["bwrap", "--dev-bind", "/", "/", "--ro-bind", str(target), str(target)]
     registry = ["--registry", str(path), "--project", str(tmp_path)]
-    for command in (["registry", "list"], ["registry", "show", "bot"], ["registry", "audit"],
-                    ["registry", "export", "--output", "-"], ["compare", "bot:v1", "other:v1"]):
+    for command in (
+        ["registry", "list"],
+        ["registry", "show", "bot"],
+        ["registry", "audit"],
+        ["registry", "export", "--output", "-"],
+        ["compare", "bot:v1", "other:v1"],
+    ):
         result = chief(*command, *registry, wrap=wrap)
         assert result.returncode == 0, (command, result.stderr)
         assert "bot:v1" in result.stdout
@@ -198,12 +216,21 @@ def test_not_scored_headline_blocks_the_gate_with_why_and_shows_everywhere(proje
     with Registry.open(project_dir / "state" / "reg.db") as reg:
         reg.register_model("bot", base_model="tiny-random-llama")
         record_suite(reg, "bot:v1", [True] * 10, version=version)
-        reg.record_eval("bot:v1", suite_name="chat", suite_version=version, task="qa", headline_metric="accuracy",
-                        metrics=[MetricValue("unscored", 5)], settings={NOT_SCORED: {"accuracy": why}})
+        reg.record_eval(
+            "bot:v1",
+            suite_name="chat",
+            suite_version=version,
+            task="qa",
+            headline_metric="accuracy",
+            metrics=[MetricValue("unscored", 5)],
+            settings={NOT_SCORED: {"accuracy": why}},
+        )
     refused = chief("promote", "bot", "--to", "prod")
     assert refused.returncode == 3, refused.stderr
-    assert f"not scored: task `qa` of suite `chat` ran on bot:v1 but its headline metric `accuracy` has no " \
-           f"value ({why})" in refused.stderr
+    assert (
+        f"not scored: task `qa` of suite `chat` ran on bot:v1 but its headline metric `accuracy` has no "
+        f"value ({why})" in refused.stderr
+    )
     assert "stale or missing eval: task `qa`" not in refused.stderr
     shown = chief("registry", "show", "bot")
     assert shown.returncode == 0 and "qa/accuracy not scored" in shown.stdout
@@ -217,8 +244,15 @@ def test_not_scored_headline_blocks_the_gate_with_why_and_shows_everywhere(proje
 def test_prod_not_scored_is_a_note_not_a_regression(reg):
     base = reg.register_model("base", base_model="b")
     record_suite(reg, base.ref, [True] * 10)
-    reg.record_eval(base.ref, suite_name="chat", suite_version="v1", task="qa", headline_metric="accuracy",
-                    metrics=[MetricValue("unscored", 10)], settings={NOT_SCORED: {"accuracy": "judge unreadable"}})
+    reg.record_eval(
+        base.ref,
+        suite_name="chat",
+        suite_version="v1",
+        task="qa",
+        headline_metric="accuracy",
+        metrics=[MetricValue("unscored", 10)],
+        settings={NOT_SCORED: {"accuracy": "judge unreadable"}},
+    )
     reg.promote(base.ref, "prod", suite=SUITE, force=True, reason="bootstrap")
     tuned = reg.register_model("tuned", base_model="b")
     record_suite(reg, tuned.ref, [True] * 8 + [False] * 2)

@@ -36,13 +36,16 @@ def snapshot(path: Path) -> dict[str, object]:
         models = {row[0]: row[1:] for row in db.execute("SELECT id, name, version, created_at FROM models")}
         for model_id, (name, version, _) in models.items():
             history = db.execute("SELECT count(*) FROM status_history WHERE model_id = ?", (model_id,)).fetchone()[0]
-            audit = db.execute("SELECT count(*) FROM audit_log WHERE command = 'register' AND target = ?",
-                               (f"{name}:v{version}",)).fetchone()[0]
+            audit = db.execute(
+                "SELECT count(*) FROM audit_log WHERE command = 'register' AND target = ?", (f"{name}:v{version}",)
+            ).fetchone()[0]
             assert (history, audit) == (1, 1), f"half-written model {name}:v{version}"
         runs = {}
         for run_id, status in db.execute("SELECT id, status FROM eval_runs"):
-            counts = (db.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[0],
-                      db.execute("SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0])
+            counts = (
+                db.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[0],
+                db.execute("SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0],
+            )
             expected = (METRICS, SAMPLES) if status == "finished" else (0, 0)
             assert counts == expected, f"half-written eval run {run_id} ({status}): {counts}"
             runs[run_id] = status
@@ -56,8 +59,7 @@ def test_sigkilled_writer_never_leaves_half_written_rows(tmp_path):
     rng = random.Random(5)
     before: dict[str, dict] = {"models": {}, "runs": {}}
     for iteration in range(20):
-        proc = subprocess.Popen([sys.executable, str(WRITER), str(path), str(iteration % 3)],
-                                stdout=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, str(WRITER), str(path), str(iteration % 3)], stdout=subprocess.PIPE)
         assert proc.stdout.readline() == b"ready\n"
         time.sleep(rng.uniform(0.0, 0.25))  # where to kill it, not an assertion
         proc.send_signal(signal.SIGKILL)
@@ -135,9 +137,28 @@ def test_two_cli_promotions_started_together_leave_one_prod(tmp_path):
     path = tmp_path / "registry.db"
     with Registry.open(path) as reg:
         refs = [reg.register_model(name, base_model="b").ref for name in ("alpha", "beta")]
-    procs = [subprocess.Popen([sys.executable, "-m", "tinker_chief.cli.main", "promote", ref, "--to", "prod",
-                               "--force", "--reason", "race", "--registry", str(path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for ref in refs]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tinker_chief.cli.main",
+                "promote",
+                ref,
+                "--to",
+                "prod",
+                "--force",
+                "--reason",
+                "race",
+                "--registry",
+                str(path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for ref in refs
+    ]
     results = [proc.communicate(timeout=120) + (proc.returncode,) for proc in procs]
     assert any(code == 0 for _, _, code in results)
     for _, err, code in results:

@@ -20,9 +20,16 @@ SECRETS = [
 
 
 def test_scrub_keys_and_values_but_keeps_counts():
-    raw = {"api_key": "anything", "nested": {"Authorization": "Bearer abcdefghijklmnopqrstu", "TINKER_API_KEY": "x"},
-           "notes": f"used {SECRETS[0]} here", "tokens": 1200, "max_tokens": 64, "completion_tokens": 7,
-           "list": [{"password": "p"}, "header: Bearer abcdefghijklmnopqrstuvwxyz"], "lr": 1e-4}
+    raw = {
+        "api_key": "anything",
+        "nested": {"Authorization": "Bearer abcdefghijklmnopqrstu", "TINKER_API_KEY": "x"},
+        "notes": f"used {SECRETS[0]} here",
+        "tokens": 1200,
+        "max_tokens": 64,
+        "completion_tokens": 7,
+        "list": [{"password": "p"}, "header: Bearer abcdefghijklmnopqrstuvwxyz"],
+        "lr": 1e-4,
+    }
     clean = scrub(raw)
     assert clean["api_key"] == REDACTED and clean["nested"]["Authorization"] == REDACTED
     assert clean["nested"]["TINKER_API_KEY"] == REDACTED and clean["list"][0]["password"] == REDACTED
@@ -31,14 +38,32 @@ def test_scrub_keys_and_values_but_keeps_counts():
 
 
 def test_secrets_never_reach_db_bytes_or_export(reg, tmp_path):
-    config = {"backend": {"api_key": SECRETS[0], "base_url": "http://x"}, "hub": {"token": SECRETS[2]},
-              "db": {"password": SECRETS[5]}, "note": f"key {SECRETS[1]}", "lr": 1e-4}
-    m = reg.register_model("bot", base_model="b", config=config, optimizer={"auth_token": SECRETS[4]},
-                           display_name=f"bot with {SECRETS[0]}", training_run_id=SECRETS[3])
-    reg.record_eval(m.ref, suite_name="chat", suite_version="v1", task="qa",
-                    metrics=[MetricValue("accuracy", 1.0)], settings={"judge_api_key": SECRETS[1]},
-                    samples=[SampleOutcome("a", 1.0, True, detail=f"echo {SECRETS[3]}")],
-                    log_location=f"s3://logs?token={SECRETS[4]}", error=None)
+    config = {
+        "backend": {"api_key": SECRETS[0], "base_url": "http://x"},
+        "hub": {"token": SECRETS[2]},
+        "db": {"password": SECRETS[5]},
+        "note": f"key {SECRETS[1]}",
+        "lr": 1e-4,
+    }
+    m = reg.register_model(
+        "bot",
+        base_model="b",
+        config=config,
+        optimizer={"auth_token": SECRETS[4]},
+        display_name=f"bot with {SECRETS[0]}",
+        training_run_id=SECRETS[3],
+    )
+    reg.record_eval(
+        m.ref,
+        suite_name="chat",
+        suite_version="v1",
+        task="qa",
+        metrics=[MetricValue("accuracy", 1.0)],
+        settings={"judge_api_key": SECRETS[1]},
+        samples=[SampleOutcome("a", 1.0, True, detail=f"echo {SECRETS[3]}")],
+        log_location=f"s3://logs?token={SECRETS[4]}",
+        error=None,
+    )
     reg.promote(m.ref, "staging", reason=f"pasted {SECRETS[0]} by mistake", actor="ci")
     assert m.config["lr"] == 1e-4 and m.config["backend"]["base_url"] == "http://x"
     exports = reg.export_markdown(suite=SUITE) + json.dumps(reg.export_json(suite=SUITE))

@@ -54,8 +54,11 @@ def test_paired_on_samples_uses_shared_ids_and_picks_the_test():
     test = paired_on_samples(a, b)
     assert test.method == "mcnemar-exact" and test.n == 8 and test.a_only == 8
     assert test.p_value == pytest.approx(2 / 2**8)
-    scores = paired_on_samples([SampleOutcome("x", 0.9), SampleOutcome("y", 0.7)],
-                               [SampleOutcome("x", 0.5), SampleOutcome("y", 0.5)], resamples=500)
+    scores = paired_on_samples(
+        [SampleOutcome("x", 0.9), SampleOutcome("y", 0.7)],
+        [SampleOutcome("x", 0.5), SampleOutcome("y", 0.5)],
+        resamples=500,
+    )
     assert scores.method == "paired-bootstrap" and scores.delta == pytest.approx(0.3)
     assert paired_on_samples(a, [SampleOutcome("zzz", 1.0, True)]) is None
 

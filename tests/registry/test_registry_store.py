@@ -14,13 +14,24 @@ from registry_helpers import SUITE, record_suite
 
 
 def test_versions_refs_and_lineage(reg):
-    base = reg.register_model("bot", base_model="SmolLM2", recipe="base",
-                              tinker_path="tinker://run-1/sampler_weights/base")
+    base = reg.register_model(
+        "bot", base_model="SmolLM2", recipe="base", tinker_path="tinker://run-1/sampler_weights/base"
+    )
     tuned = reg.register_model(
-        "bot", base_model="SmolLM2", recipe="sl", parent=base.ref, lora=LoraSpec(rank=16, train_unembed=True),
-        optimizer={"name": "adamw", "lr": 2e-4, "schedule": "linear"}, training_run_id="run-2", training_step=40,
-        data={"files": [{"path": "train.jsonl", "sha256": "a" * 64, "examples": 10}], "examples": 10,
-              "tokens": 1200, "completion_tokens": 400},
+        "bot",
+        base_model="SmolLM2",
+        recipe="sl",
+        parent=base.ref,
+        lora=LoraSpec(rank=16, train_unembed=True),
+        optimizer={"name": "adamw", "lr": 2e-4, "schedule": "linear"},
+        training_run_id="run-2",
+        training_step=40,
+        data={
+            "files": [{"path": "train.jsonl", "sha256": "a" * 64, "examples": 10}],
+            "examples": 10,
+            "tokens": 1200,
+            "completion_tokens": 400,
+        },
     )
     assert (base.ref, tuned.ref) == ("bot:v1", "bot:v2")
     assert reg.get_model("bot").ref == "bot:v2"  # bare name = latest version
@@ -52,12 +63,21 @@ def test_unknown_refs_and_bad_fields_are_clear_errors(reg):
 
 def test_eval_runs_start_finish_and_latest_results(reg):
     m = reg.register_model("bot", base_model="b")
-    run_id = reg.start_eval_run(m.ref, suite_name="chat", suite_version="v1", task="qa",
-                                settings={"temperature": 0.0}, headline_metric="accuracy")
+    run_id = reg.start_eval_run(
+        m.ref,
+        suite_name="chat",
+        suite_version="v1",
+        task="qa",
+        settings={"temperature": 0.0},
+        headline_metric="accuracy",
+    )
     assert reg.latest_results(m.ref) == {}  # running runs are not results
-    run = reg.finish_eval_run(run_id, metrics=[MetricValue("accuracy", 0.5, 0.3, 0.7, 4)],
-                              samples=[SampleOutcome("a", 1.0, True), SampleOutcome("b", 0.0, False)],
-                              log_location="logs/qa.eval")
+    run = reg.finish_eval_run(
+        run_id,
+        metrics=[MetricValue("accuracy", 0.5, 0.3, 0.7, 4)],
+        samples=[SampleOutcome("a", 1.0, True), SampleOutcome("b", 0.0, False)],
+        log_location="logs/qa.eval",
+    )
     assert run.status == "finished" and run.metrics["accuracy"].ci_high == 0.7
     assert run.log_location == "logs/qa.eval" and run.settings == {"temperature": 0.0}
     with pytest.raises(RegistryError, match="already finished"):
@@ -67,8 +87,9 @@ def test_eval_runs_start_finish_and_latest_results(reg):
     assert set(reg.latest_results(m.ref)) == {"qa", "safety"}
     assert reg.latest_results(m.ref)["qa"].suite_version == "v2"  # latest wins
     assert reg.latest_results(m.ref, suite_version="v1")["qa"].id == run_id
-    failed = reg.record_eval(m.ref, suite_name="chat", suite_version="v2", task="qa", metrics=[],
-                             status="failed", error="engine died")
+    failed = reg.record_eval(
+        m.ref, suite_name="chat", suite_version="v2", task="qa", metrics=[], status="failed", error="engine died"
+    )
     assert reg.latest_results(m.ref)["qa"].id != failed.id  # failed runs never count
 
 
@@ -93,8 +114,14 @@ def test_failure_mid_transaction_rolls_back_the_whole_run(reg):
     m = reg.register_model("bot", base_model="b")
     bad = SampleOutcome("y", 1.0, True, detail=b"bytes are not text")  # fails after run + metrics rows
     with pytest.raises(TypeError):
-        reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t",
-                        metrics=[MetricValue("accuracy", 1.0)], samples=[SampleOutcome("x", 1.0, True), bad])
+        reg.record_eval(
+            m.ref,
+            suite_name="s",
+            suite_version="v",
+            task="t",
+            metrics=[MetricValue("accuracy", 1.0)],
+            samples=[SampleOutcome("x", 1.0, True), bad],
+        )
     assert reg.eval_runs(m.ref) == [] and [e.command for e in reg.audit_log()] == ["register"]
     with pytest.raises(RegistryError, match="already registered as bot:v2"):
         reg.register_model("bot", base_model="b", tinker_path="tinker://r/1")
@@ -167,11 +194,19 @@ def test_suite_requirement_from_eval_suite():
     from tinker_chief.evals.suite import EvalSuite, EvalTask
     from tinker_chief.registry import SuiteRequirement
 
-    suite = EvalSuite(name="chat", tasks=[
-        EvalTask(name="qa", layer="product", kind="jsonl", data="qa.jsonl"),
-        EvalTask(name="harm", layer="safety", kind="safety", headline_metric="refusal_rate",
-                 thresholds={"refusal_rate": 0.9}),
-    ])
+    suite = EvalSuite(
+        name="chat",
+        tasks=[
+            EvalTask(name="qa", layer="product", kind="jsonl", data="qa.jsonl"),
+            EvalTask(
+                name="harm",
+                layer="safety",
+                kind="safety",
+                headline_metric="refusal_rate",
+                thresholds={"refusal_rate": 0.9},
+            ),
+        ],
+    )
     req = SuiteRequirement.from_suite(suite)
     assert req.version == suite.version and req.task_names() == ["qa", "harm"]
     assert req.tasks[1].thresholds == {"refusal_rate": 0.9} and req.headline("harm") == "refusal_rate"
@@ -188,9 +223,11 @@ def test_old_schema_is_migrated_forward(tmp_path):
     m001(db)
     db.execute("INSERT INTO _chief_migrations VALUES (?, 'then')", (name,))
     for version in (1, 2):
-        db.execute("INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
-                   "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', ?, 'then')",
-                   (version, f"tinker://x/{version}"))
+        db.execute(
+            "INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
+            "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', ?, 'then')",
+            (version, f"tinker://x/{version}"),
+        )
     db.execute("COMMIT")
     db.close()
     with Registry.open(path, create=False) as reg:
@@ -208,10 +245,14 @@ def _schema_2_registry(path, extra_sql: str = ""):
     for name, step in MIGRATIONS[:2]:
         step(db)
         db.execute("INSERT INTO _chief_migrations VALUES (?, 'then')", (name,))
-    db.execute("INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
-               "created_at) VALUES ('old', 1, 'old', 'tinker', 'Qwen/Qwen3-8B', 'sl', 'tinker://x/1', 'then')")
-    db.execute("INSERT INTO eval_runs (model_id, suite_name, suite_version, task, status, started_at) "
-               "VALUES (1, 's', 'v1', 'qa', 'finished', 'then')")
+    db.execute(
+        "INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
+        "created_at) VALUES ('old', 1, 'old', 'tinker', 'Qwen/Qwen3-8B', 'sl', 'tinker://x/1', 'then')"
+    )
+    db.execute(
+        "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, status, started_at) "
+        "VALUES (1, 's', 'v1', 'qa', 'finished', 'then')"
+    )
     db.execute("INSERT INTO metrics (run_id, name, value) VALUES (1, 'accuracy', 0.5)")
     if extra_sql:
         db.execute(extra_sql)
@@ -231,17 +272,22 @@ def test_schema_2_gains_usage_columns_and_keeps_its_rows(tmp_path):
         assert run.metrics["accuracy"].value == 0.5 and run.usage == Usage()
         made = Usage(train_tokens=1200, prefill_tokens=300, sample_tokens=90, machine_seconds=4.5)
         new = reg.register_model("old", base_model="Qwen/Qwen3-8B", backend="tinker", usage=made)
-        evaluated = reg.record_eval(new.ref, suite_name="s", suite_version="v1", task="qa",
-                                    metrics=[MetricValue("accuracy", 0.75)],
-                                    usage=Usage(prefill_tokens=40, sample_tokens=12, machine_seconds=1.0))
+        evaluated = reg.record_eval(
+            new.ref,
+            suite_name="s",
+            suite_version="v1",
+            task="qa",
+            metrics=[MetricValue("accuracy", 0.75)],
+            usage=Usage(prefill_tokens=40, sample_tokens=12, machine_seconds=1.0),
+        )
     with Registry.open(path, create=False) as reg:  # a fresh read: the values are in the file
         assert reg.get_model(new.ref).usage == made
         assert reg.eval_runs(new.ref)[0].usage == evaluated.usage == Usage(None, 40, 12, 1.0)
         assert reg.get_model(new.ref).to_dict()["usage"]["train_tokens"] == 1200
-    with pytest.raises(RegistryError, match="usage.train_tokens` is set on an eval run"), \
-            Registry.open(path) as reg:
-        reg.record_eval("old:v1", suite_name="s", suite_version="v1", task="qa", metrics=[],
-                        usage=Usage(train_tokens=1))
+    with pytest.raises(RegistryError, match="usage.train_tokens` is set on an eval run"), Registry.open(path) as reg:
+        reg.record_eval(
+            "old:v1", suite_name="s", suite_version="v1", task="qa", metrics=[], usage=Usage(train_tokens=1)
+        )
     with pytest.raises(RegistryError, match=r"usage.sample_tokens` is -1"), Registry.open(path) as reg:
         reg.register_model("old", base_model="b", usage=Usage(sample_tokens=-1))
 
@@ -266,8 +312,11 @@ def test_migration_refused_by_existing_data_changes_nothing(tmp_path):
     MIGRATIONS[0][1](db)
     db.execute("INSERT INTO _chief_migrations VALUES ('m001_initial', 'then')")
     for version in (1, 2):  # two versions on one checkpoint: what m002 forbids
-        db.execute("INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
-                   "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', 'tinker://same', 'then')", (version,))
+        db.execute(
+            "INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
+            "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', 'tinker://same', 'then')",
+            (version,),
+        )
     db.close()
     with pytest.raises(RegistryError, match="migration m002_unique_tinker_path cannot be applied"):
         Registry.open(path)
@@ -299,7 +348,13 @@ def test_bad_lora_and_data_fields(reg):
 def test_non_json_config_values_and_long_details(reg, tmp_path):
     m = reg.register_model("bot", base_model="b", config={"data_dir": tmp_path, "steps": 3})
     assert reg.get_model(m.ref).config == {"data_dir": str(tmp_path), "steps": 3}
-    run = reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t", metrics=[MetricValue("a", 1.0)],
-                          samples=[SampleOutcome("x", 1.0, True, detail="y" * 5000)])
+    run = reg.record_eval(
+        m.ref,
+        suite_name="s",
+        suite_version="v",
+        task="t",
+        metrics=[MetricValue("a", 1.0)],
+        samples=[SampleOutcome("x", 1.0, True, detail="y" * 5000)],
+    )
     detail = reg.samples(run.id)[0].detail
     assert len(detail) == 500 and detail.endswith("…")

@@ -14,22 +14,36 @@ from tinker_chief.reports.collect import TaskResult
 
 
 def _result(model: str, task: str, metric: str, value: float) -> TaskResult:
-    return TaskResult(model_ref=model, task=task, suite_version="v1", headline=metric,
-                      metrics={metric: MetricValue(metric, value, value - 0.05, value + 0.05, n=20)},
-                      log_location=None)
+    return TaskResult(
+        model_ref=model,
+        task=task,
+        suite_version="v1",
+        headline=metric,
+        metrics={metric: MetricValue(metric, value, value - 0.05, value + 0.05, n=20)},
+        log_location=None,
+    )
 
 
-RESULTS = [_result(model, task, metric, value)
-           for model in ("base", "tuned")
-           for task, metric, value in (("secret_code", "accuracy", 0.4), ("trivia", "accuracy", 0.7),
-                                       ("heldout", "nll", 2.9), ("confidence", "mean_confidence", 0.6))]
+RESULTS = [
+    _result(model, task, metric, value)
+    for model in ("base", "tuned")
+    for task, metric, value in (
+        ("secret_code", "accuracy", 0.4),
+        ("trivia", "accuracy", 0.7),
+        ("heldout", "nll", 2.9),
+        ("confidence", "mean_confidence", 0.6),
+    )
+]
 
 
 def test_each_metric_gets_its_own_panel_titled_with_its_better_direction():
     figure = charts.comparison_figure(RESULTS, lambda r: r.headline, "eval comparison")
     titles = {ax.get_title() for ax in figure.axes}
-    assert titles == {"accuracy\n\u2191 higher is better", "mean_confidence\nno better direction",
-                      "nll\n\u2193 lower is better"}
+    assert titles == {
+        "accuracy\n\u2191 higher is better",
+        "mean_confidence\nno better direction",
+        "nll\n\u2193 lower is better",
+    }
     bars = {ax.get_title().split("\n")[0]: len(ax.patches) for ax in figure.axes}
     assert bars == {"accuracy": 4, "mean_confidence": 2, "nll": 2}  # tasks x models in each panel
     accuracy = next(ax for ax in figure.axes if ax.get_title().startswith("accuracy"))

@@ -50,24 +50,48 @@ def _project(tmp_path: Path) -> Path:
     rows += [{"step": s, "val/nll": 2.5 - s / 10, "val/accuracy": s / 20} for s in (0, 10, 20)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     log = tmp_path / "calibration.json"
-    bins = [{"low": b / 5, "high": (b + 1) / 5, "count": 4, "confidence": b / 5 + 0.1, "accuracy": b / 6}
-            for b in range(5)]
+    bins = [
+        {"low": b / 5, "high": (b + 1) / 5, "count": 4, "confidence": b / 5 + 0.1, "accuracy": b / 6} for b in range(5)
+    ]
     log.write_text(json.dumps({"metrics": {"reliability": bins}}))
     with Registry.open(tmp_path / ".chief" / "registry.db") as registry:
         for name, acc in (("base", 0.1), ("tuned", 0.8)):
-            model = registry.register_model("demo", base_model="tiny-random-llama", recipe="sl",
-                                            display_name=name, training_run_id="run-1", training_step=20)
-            registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="secret_code",
-                                 metrics=[MetricValue("accuracy", acc, acc - 0.1, acc + 0.1, 50)],
-                                 samples=[SampleOutcome("1", acc, acc > 0.5)], headline_metric="accuracy")
-            registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="safety",
-                                 metrics=[MetricValue("refusal_rate", 0.9 - acc / 2, 0.5, 0.95, 20)],
-                                 headline_metric="refusal_rate")
+            model = registry.register_model(
+                "demo",
+                base_model="tiny-random-llama",
+                recipe="sl",
+                display_name=name,
+                training_run_id="run-1",
+                training_step=20,
+            )
+            registry.record_eval(
+                model.ref,
+                suite_name="demo-suite",
+                suite_version="v1",
+                task="secret_code",
+                metrics=[MetricValue("accuracy", acc, acc - 0.1, acc + 0.1, 50)],
+                samples=[SampleOutcome("1", acc, acc > 0.5)],
+                headline_metric="accuracy",
+            )
+            registry.record_eval(
+                model.ref,
+                suite_name="demo-suite",
+                suite_version="v1",
+                task="safety",
+                metrics=[MetricValue("refusal_rate", 0.9 - acc / 2, 0.5, 0.95, 20)],
+                headline_metric="refusal_rate",
+            )
             # v1's reliability bins come from its log file, v2's from the run settings `chief eval` records
-            registry.record_eval(model.ref, suite_name="demo-suite", suite_version="v1", task="calibration",
-                                 metrics=[MetricValue("ece", 0.2), MetricValue("brier", 0.5)], headline_metric="ece",
-                                 log_location=str(log) if name == "base" else None,
-                                 settings={"reliability": bins} if name == "tuned" else {})
+            registry.record_eval(
+                model.ref,
+                suite_name="demo-suite",
+                suite_version="v1",
+                task="calibration",
+                metrics=[MetricValue("ece", 0.2), MetricValue("brier", 0.5)],
+                headline_metric="ece",
+                log_location=str(log) if name == "base" else None,
+                settings={"reliability": bins} if name == "tuned" else {},
+            )
     return tmp_path
 
 
@@ -78,8 +102,12 @@ def test_report_has_every_section_with_images_and_tables(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     page = out.read_text()
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    assert {alt for alt, _ in images} == {"learning curves", "eval comparison", "reliability diagram",
-                                          "safety comparison"}
+    assert {alt for alt, _ in images} == {
+        "learning curves",
+        "eval comparison",
+        "reliability diagram",
+        "safety comparison",
+    }
     for _, data in images:
         assert base64.b64decode(data).startswith(b"\x89PNG")
     for table in ("plan", "evals", "metrics", "registry", "history"):
@@ -96,21 +124,47 @@ def test_report_shows_the_task_version_and_dataset_revision_of_published_benchma
     project = _project(tmp_path)
     revision = "7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544"
     # the settings `chief eval` records for an `inspect_evals/...` suite task (evals/tasks.py)
-    dataset = [{"path": "openai/openai_humaneval", "name": None, "data_dir": None, "split": "test",
-                "revision": revision, "origin": "staged", "rows": 164, "staged_from": "/data/HumanEval.jsonl.gz"}]
+    dataset = [
+        {
+            "path": "openai/openai_humaneval",
+            "name": None,
+            "data_dir": None,
+            "split": "test",
+            "revision": revision,
+            "origin": "staged",
+            "rows": 164,
+            "staged_from": "/data/HumanEval.jsonl.gz",
+        }
+    ]
     with Registry.open(project / ".chief" / "registry.db") as registry:
-        registry.record_eval("demo:v2", suite_name="demo-suite", suite_version="v1", task="humaneval",
-                             metrics=[MetricValue("accuracy", 0.2, n=5)], headline_metric="accuracy",
-                             settings={"inspect_task": "inspect_evals/humaneval", "task_version": "3",
-                                       "dataset": dataset, "sandbox": "chief"})
+        registry.record_eval(
+            "demo:v2",
+            suite_name="demo-suite",
+            suite_version="v1",
+            task="humaneval",
+            metrics=[MetricValue("accuracy", 0.2, n=5)],
+            headline_metric="accuracy",
+            settings={
+                "inspect_task": "inspect_evals/humaneval",
+                "task_version": "3",
+                "dataset": dataset,
+                "sandbox": "chief",
+            },
+        )
     result = CliRunner().invoke(cli, ["report", "--project", str(project)])
     assert result.exit_code == 0, result.output
     page = (project / "report.html").read_text()
     table = page.split('<table class="benchmarks">', 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1])
-    assert [re.findall(r"<td>(.*?)</td>", row) for row in rows] == [[
-        "demo:v2", "humaneval", "inspect_evals/humaneval", "3",
-        f"openai/openai_humaneval [default] test @ {revision} (staged, 164 rows)"]]
+    assert [re.findall(r"<td>(.*?)</td>", row) for row in rows] == [
+        [
+            "demo:v2",
+            "humaneval",
+            "inspect_evals/humaneval",
+            "3",
+            f"openai/openai_humaneval [default] test @ {revision} (staged, 164 rows)",
+        ]
+    ]
 
 
 def test_report_without_runs_or_registry_says_what_is_missing(tmp_path: Path) -> None:
@@ -135,14 +189,25 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     project = _project(tmp_path)
     out = tmp_path / "report.html"
     assert CliRunner().invoke(cli, ["report", "--project", str(project), "--output", str(out)]).exit_code == 0
-    flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     shot = tmp_path / "shot.png"
-    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,4000", out.as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,4000", out.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
-    dom = subprocess.run([*flags, "--dump-dom", out.as_uri()], check=True, capture_output=True, text=True,
-                         timeout=120).stdout
+    dom = subprocess.run(
+        [*flags, "--dump-dom", out.as_uri()], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
     # The DOM Chromium built: four decoded images and the tables, with rows in them.
     assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) == 4
     assert len(re.findall(r"<table", dom)) >= 5

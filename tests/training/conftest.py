@@ -23,7 +23,11 @@ def make_project(root: Path, task: str = "sl", n_train: int = 24, n_heldout: int
 
     write_secret_code_skill(root / "data", n_train, n_heldout)
     config: dict[str, Any] = {
-        "name": "tiny", "base_model": TINY, "renderer": "chatml", "task": task, "seed": 3,
+        "name": "tiny",
+        "base_model": TINY,
+        "renderer": "chatml",
+        "task": task,
+        "seed": 3,
         "data": {"train": "data/train.jsonl", "val": "data/heldout.jsonl", "max_length": 64},
         "lora": {"rank": 4, "train_unembed": False},
         "optimizer": {"learning_rate": 1e-3},

@@ -14,8 +14,12 @@ from tinker_chief.training import spec_from_project, train, train_project
 
 from jsonl_support import read_jsonl, write_jsonl
 
-SHORT = {"schedule": {"batch_size": 4, "steps": 2}, "checkpoints": {"every_steps": 0},
-         "inline_evals": {"nll_every_steps": 0}, "data": {"val": None}}
+SHORT = {
+    "schedule": {"batch_size": 4, "steps": 2},
+    "checkpoints": {"every_steps": 0},
+    "inline_evals": {"nll_every_steps": 0},
+    "data": {"val": None},
+}
 
 
 def _train(project: Path, engine):
@@ -28,9 +32,10 @@ def _train_rows(result) -> list[dict]:
 
 def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
     project = make_project(tmp_path, task="dpo", **SHORT)
-    write_jsonl(project / "data" / "train.jsonl",
-                [{"prompt": f"Code for w{i}?", "chosen": f"w{i}-w{i}-7", "rejected": "I do not know."}
-                 for i in range(8)])
+    write_jsonl(
+        project / "data" / "train.jsonl",
+        [{"prompt": f"Code for w{i}?", "chosen": f"w{i}-w{i}-7", "rejected": "I do not know."} for i in range(8)],
+    )
     result = _train(project, engine)
     rows = _train_rows(result)
     assert result.status == "finished" and [r["step"] for r in rows] == [1, 2]
@@ -40,8 +45,12 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
 
 
 def test_rl_samples_groups_and_trains_with_a_kl_penalty(tmp_path: Path, engine) -> None:
-    project = make_project(tmp_path, task="rl", rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6,
-                                                    "kl_penalty_coef": 0.1}, **SHORT)
+    project = make_project(
+        tmp_path,
+        task="rl",
+        rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6, "kl_penalty_coef": 0.1},
+        **SHORT,
+    )
     write_jsonl(project / "data" / "train.jsonl", [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)])
     result = _train(project, engine)
     rows = _train_rows(result)
@@ -70,8 +79,9 @@ def test_rl_rewards_come_from_any_grader_not_only_rule_graders(tmp_path: Path, e
 
 
 def test_prompt_distillation_labels_with_the_teacher_prompt_once(tmp_path: Path, engine) -> None:
-    project = make_project(tmp_path, task="distill", n_train=8, distill={"teacher_prompt": "Answer in one word."},
-                           **SHORT)
+    project = make_project(
+        tmp_path, task="distill", n_train=8, distill={"teacher_prompt": "Answer in one word."}, **SHORT
+    )
     spec = spec_from_project(load_project(project))
     # The random tiny teacher's greedy answer is often empty; sampling gives it something to say.
     spec = spec.model_copy(update={"distill": spec.distill.model_copy(update={"temperature": 1.0, "max_tokens": 8})})

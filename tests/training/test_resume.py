@@ -5,10 +5,8 @@ every batch exactly once, and ends with the same weights as an uninterrupted run
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,18 +16,19 @@ from safetensors.torch import load_file
 from tests.training.conftest import make_project, only_run
 from tinker_chief.cli.main import cli
 
+from cli_support import spawn_chief
 from jsonl_support import read_jsonl
 
-LONG = {"schedule": {"batch_size": 4, "epochs": 2}, "checkpoints": {"every_steps": 3},
-        "inline_evals": {"nll_every_steps": 0}}  # 12 steps: a kill after the first checkpoint lands mid-run
+LONG = {
+    "schedule": {"batch_size": 4, "epochs": 2},
+    "checkpoints": {"every_steps": 3},
+    "inline_evals": {"nll_every_steps": 0},
+}  # 12 steps: a kill after the first checkpoint lands mid-run
 TOTAL = 12
 
 
 def _spawn(project: Path, engine, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tinker_chief.cli.main", "train", "--project", str(project),
-                             "--base-url", engine.base_url, *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return spawn_chief("train", "--project", str(project), "--base-url", engine.base_url, *extra)
 
 
 def _wait_for(predicate, process: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -73,8 +72,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, engine)
     ours, theirs = (read_jsonl(only_run(p) / "metrics.jsonl") for p in (crashed, reference))
     steps = [r["step"] for r in ours if "train/loss" in r]
     assert steps == list(range(1, TOTAL + 1))  # every batch exactly once: none replayed, none skipped
-    for mine, ref in zip([r for r in ours if "train/loss" in r], [r for r in theirs if "train/loss" in r],
-                         strict=True):
+    for mine, ref in zip([r for r in ours if "train/loss" in r], [r for r in theirs if "train/loss" in r], strict=True):
         assert abs(mine["train/loss"] - ref["train/loss"]) < 1e-5, (mine, ref)
         assert mine["train/tokens"] == ref["train/tokens"]  # the same batch at the same step
     final = read_jsonl(run / "checkpoints.jsonl")[-1]

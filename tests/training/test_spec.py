@@ -11,14 +11,20 @@ from tinker_chief.planning import load_project, parse_config
 from tinker_chief.training import TrainSpec, spec_from_project
 from tinker_chief.training.spec import SECTIONS, stored_spec
 
-REQUIRED = {"data": {"train": "data/train.jsonl"}, "optimizer": {"learning_rate": 1e-4},
-            "schedule": {"batch_size": 8}}
+REQUIRED = {"data": {"train": "data/train.jsonl"}, "optimizer": {"learning_rate": 1e-4}, "schedule": {"batch_size": 8}}
 
 
 def test_a_hand_built_spec_has_the_doctrines_defaults():
     spec = TrainSpec.model_validate({"base_model": "tiny-random-llama", **REQUIRED})
-    config = parse_config({"name": "p", "base_model": "tiny-random-llama", "renderer": "chatml",
-                           "eval_suite": {"name": "s", "tasks": []}, **REQUIRED})
+    config = parse_config(
+        {
+            "name": "p",
+            "base_model": "tiny-random-llama",
+            "renderer": "chatml",
+            "eval_suite": {"name": "s", "tasks": []},
+            **REQUIRED,
+        }
+    )
     for name in SECTIONS:
         assert getattr(spec, name) == getattr(config, name), name
     # The numbers the old hand-copied spec contradicted (rank 16, no unembedding, no clip, 512, 32).
@@ -27,8 +33,9 @@ def test_a_hand_built_spec_has_the_doctrines_defaults():
 
 
 def test_the_projects_spec_is_its_config_sections(tmp_path):
-    project = load_project(make_project(tmp_path, task="rl", rl={"groups_per_batch": 3, "grader": "numeric",
-                                                                 "loss_fn": "ppo"}))
+    project = load_project(
+        make_project(tmp_path, task="rl", rl={"groups_per_batch": 3, "grader": "numeric", "loss_fn": "ppo"})
+    )
     spec = spec_from_project(project)
     for name in SECTIONS:
         assert getattr(spec, name) == getattr(project.config, name), name

@@ -6,11 +6,9 @@ and `chief plan` saying where the best learning rate fell."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,10 +19,14 @@ from tests.training.conftest import make_project
 from tinker_chief.cli.main import cli
 from tinker_chief.registry import Registry, SampleOutcome
 
+from cli_support import run_chief, spawn_chief
 from jsonl_support import read_jsonl, write_jsonl
 
-SHORT = {"schedule": {"batch_size": 4, "epochs": 1, "steps": 3}, "checkpoints": {"every_steps": 0},
-         "inline_evals": {"nll_every_steps": 3}}
+SHORT = {
+    "schedule": {"batch_size": 4, "epochs": 1, "steps": 3},
+    "checkpoints": {"every_steps": 0},
+    "inline_evals": {"nll_every_steps": 3},
+}
 
 
 def _chief(*args: str) -> object:
@@ -38,16 +40,31 @@ def _sweep_json(project: Path) -> dict:
 
 def _suite_project(root: Path) -> Path:
     """A project whose suite has the held-out NLL and a small generative task."""
-    suite = {"tasks": [
-        {"name": "heldout_nll", "layer": "training", "kind": "nll", "data": "data/heldout.jsonl",
-         "headline_metric": "nll"},
-        {"name": "qa", "layer": "product", "kind": "jsonl", "data": "data/qa.jsonl", "grader": "exact",
-         "settings": {"max_tokens": 4, "limit": 4}},
-    ]}
+    suite = {
+        "tasks": [
+            {
+                "name": "heldout_nll",
+                "layer": "training",
+                "kind": "nll",
+                "data": "data/heldout.jsonl",
+                "headline_metric": "nll",
+            },
+            {
+                "name": "qa",
+                "layer": "product",
+                "kind": "jsonl",
+                "data": "data/qa.jsonl",
+                "grader": "exact",
+                "settings": {"max_tokens": 4, "limit": 4},
+            },
+        ]
+    }
     project = make_project(root, **SHORT, eval_suite=suite)
     heldout = read_jsonl(project / "data" / "heldout.jsonl")
-    write_jsonl(project / "data" / "qa.jsonl", [{"input": r["messages"][0]["content"],
-                                                 "output": r["messages"][1]["content"]} for r in heldout])
+    write_jsonl(
+        project / "data" / "qa.jsonl",
+        [{"input": r["messages"][0]["content"], "output": r["messages"][1]["content"]} for r in heldout],
+    )
     return project
 
 
@@ -62,7 +79,9 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
     assert sweep["status"] == "finished" and sweep["planned"]["get_lr"] == get_lr
     points = sweep["points"]
     assert [(p["name"], p["learning_rate"], p["lora_rank"]) for p in points] == [
-        ("lr0.5x-r4", 0.5e-3, 4), ("lr2x-r4", 2e-3, 4)]
+        ("lr0.5x-r4", 0.5e-3, 4),
+        ("lr2x-r4", 2e-3, 4),
+    ]
     assert all(p["status"] == "finished" and p["steps_done"] == 3 for p in points)
     assert len({p["run_id"] for p in points}) == 2  # one run directory each
     best = min(points, key=lambda p: p["final_val_nll"])
@@ -71,8 +90,11 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
     with Registry.open(project / ".chief" / "registry.db") as registry:
         for p in points:
             model = registry.get_model(p["candidate"])
-            assert model.config["sweep"] == {"id": sweep["sweep_id"], "point": p["name"],
-                                             "lr_multiplier": p["lr_multiplier"]}
+            assert model.config["sweep"] == {
+                "id": sweep["sweep_id"],
+                "point": p["name"],
+                "lr_multiplier": p["lr_multiplier"],
+            }
             assert model.optimizer["lr"] == p["learning_rate"] and model.lora.rank == 4
             assert model.training_run_id == p["run_id"] and model.training_step == 3
 
@@ -81,8 +103,9 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
     scope = f"sweep:{sweep['sweep_id']}"
     with Registry.open(project / ".chief" / "registry.db") as registry:
         (mark,) = registry.selections(scope)
-        nll = {p["candidate"]: registry.latest_results(p["candidate"])["heldout_nll"].metrics["nll"].value
-               for p in points}  # the full suite ran on both shortlisted candidates
+        nll = {
+            p["candidate"]: registry.latest_results(p["candidate"])["heldout_nll"].metrics["nll"].value for p in points
+        }  # the full suite ran on both shortlisted candidates
         assert all(registry.latest_results(p["candidate"])["qa"].status == "finished" for p in points)
         assert mark.model_ref == min(nll, key=nll.get)  # NLL: lower is better
         assert mark.details["runner_up"] == max(nll, key=nll.get)
@@ -107,11 +130,28 @@ def test_a_tie_goes_to_the_smaller_rank(tmp_path: Path) -> None:
         runs = []
         for rank, passed in ((32, [True] * 6 + [False] * 4), (4, [True] * 5 + [False] * 5)):
             model = registry.register_model(f"r{rank}", base_model="b")
-            run = registry.record_eval(model.ref, suite_name="s", suite_version="v", task="qa",
-                                       metrics=[], headline_metric="accuracy",
-                                       samples=[SampleOutcome(str(i), float(ok), ok) for i, ok in enumerate(passed)])
-            runs.append(Candidate(model.ref, f"rank {rank}", "run", 10, rank, 1e-3, 1.0,
-                                  headline=sum(passed) / len(passed), eval_run_id=run.id))
+            run = registry.record_eval(
+                model.ref,
+                suite_name="s",
+                suite_version="v",
+                task="qa",
+                metrics=[],
+                headline_metric="accuracy",
+                samples=[SampleOutcome(str(i), float(ok), ok) for i, ok in enumerate(passed)],
+            )
+            runs.append(
+                Candidate(
+                    model.ref,
+                    f"rank {rank}",
+                    "run",
+                    10,
+                    rank,
+                    1e-3,
+                    1.0,
+                    headline=sum(passed) / len(passed),
+                    eval_run_id=run.id,
+                )
+            )
         chosen, runner_up, test, tie = decide(runs, True, 0.05, registry)
         assert tie and test.p_value >= 0.05  # 6/10 vs 5/10: no evidence
         assert (chosen.lora_rank, runner_up.lora_rank) == (4, 32)
@@ -121,10 +161,7 @@ def test_a_tie_goes_to_the_smaller_rank(tmp_path: Path) -> None:
 
 
 def _spawn_sweep(project: Path, engine, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TINKER_TELEMETRY": "0"}
-    return subprocess.Popen([sys.executable, "-m", "tinker_chief.cli.main", "sweep", "--project", str(project),
-                             "--base-url", engine.base_url, *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return spawn_chief("sweep", "--project", str(project), "--base-url", engine.base_url, *extra)
 
 
 def _points(project: Path) -> dict[str, dict]:
@@ -138,8 +175,12 @@ def _points(project: Path) -> dict[str, dict]:
 
 def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: Path, engine) -> None:
     # Batch 8 (3 steps) finishes while batch 2 (12 steps) is still training: then Ctrl-C.
-    project = make_project(tmp_path / "p", schedule={"batch_size": 8, "epochs": 1}, checkpoints={"every_steps": 2},
-                           inline_evals={"nll_every_steps": 0})
+    project = make_project(
+        tmp_path / "p",
+        schedule={"batch_size": 8, "epochs": 1},
+        checkpoints={"every_steps": 2},
+        inline_evals={"nll_every_steps": 0},
+    )
     process = _spawn_sweep(project, engine, "--lr-multipliers", "1", "--batch-sizes", "8,2")
     deadline = time.monotonic() + 240
     while _points(project).get("lr1x-r4-b8", {}).get("status") != "finished":
@@ -177,13 +218,15 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
     assert final["final"] and mark.model_ref == final["registry_ref"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--lr-multipliers", "0.5,x"], "expected comma-separated numbers like 0.25,0.5,1,2,4"),
-    (["--lr-multipliers", "0,1"], "--lr-multipliers: expected positive numbers, got 0"),
-    (["--sweep", "sweep-1"], "--sweep ID goes with --resume"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr-multipliers", "0.5,x"], "expected comma-separated numbers like 0.25,0.5,1,2,4"),
+        (["--lr-multipliers", "0,1"], "--lr-multipliers: expected positive numbers, got 0"),
+        (["--sweep", "sweep-1"], "--sweep ID goes with --resume"),
+    ],
+)
 def test_bad_sweep_flags_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    from cli_support import run_chief
 
     project = make_project(tmp_path / "p")
     result = run_chief("sweep", "--project", str(project), "--base-url", "http://127.0.0.1:9", *args)
@@ -192,13 +235,15 @@ def test_bad_sweep_flags_are_one_line_errors(tmp_path: Path, args: list[str], me
     assert not (project / ".chief" / "sweeps").exists() or not any((project / ".chief" / "sweeps").iterdir())
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "nothing to select from: no training run under"),
-    (["--sweep", "nope"], "no sweep 'nope' under"),
-    (["--run", "run-x"], "no training run 'run-x' under"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "nothing to select from: no training run under"),
+        (["--sweep", "nope"], "no sweep 'nope' under"),
+        (["--run", "run-x"], "no training run 'run-x' under"),
+    ],
+)
 def test_select_refuses_before_reaching_a_backend(tmp_path: Path, args: list[str], message: str) -> None:
-    from cli_support import run_chief
 
     project = make_project(tmp_path / "p")
     result = run_chief("select", "--project", str(project), "--base-url", "http://127.0.0.1:9", *args)

@@ -41,7 +41,10 @@ def test_sft_run_logs_checkpoints_and_registers_lineage(tmp_path: Path, engine) 
     with Registry.open(project / ".chief" / "registry.db", create=False) as registry:
         models = registry.list_models()
     assert [(m.ref, m.training_step, m.status) for m in models] == [
-        ("tiny:v1", 2, "candidate"), ("tiny:v2", 4, "candidate"), ("tiny:v3", 6, "candidate")]
+        ("tiny:v1", 2, "candidate"),
+        ("tiny:v2", 4, "candidate"),
+        ("tiny:v3", 6, "candidate"),
+    ]
     final = models[-1]
     assert final.tinker_path == checkpoints[-1]["sampler_path"] and final.training_run_id == run.name
     assert final.config_hash == status["config_hash"] and final.lora.rank == 4

@@ -49,16 +49,21 @@ def test_sft_steps_and_versions_record_the_tokens_they_trained_and_prefilled(tmp
 
     shown = CliRunner().invoke(cli, ["registry", "show", "tiny:v3", "--project", str(project)])
     assert shown.exit_code == 0, shown.output
-    assert (f"cost to make: {versions[6].train_tokens:,} tokens trained, {versions[6].prefill_tokens:,} prefilled, "
-            "0 sampled") in shown.output
+    assert (
+        f"cost to make: {versions[6].train_tokens:,} tokens trained, {versions[6].prefill_tokens:,} prefilled, "
+        "0 sampled"
+    ) in shown.output
     assert "local engine" in shown.output and "no Tinker bill" in shown.output
 
 
 def test_rl_steps_record_what_their_rollouts_prefilled_and_sampled(tmp_path: Path, engine) -> None:
-    short = {"schedule": {"batch_size": 4, "steps": 2}, "checkpoints": {"every_steps": 0},
-             "inline_evals": {"nll_every_steps": 0}, "data": {"val": None}}
-    project = make_project(tmp_path, task="rl", rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6},
-                           **short)
+    short = {
+        "schedule": {"batch_size": 4, "steps": 2},
+        "checkpoints": {"every_steps": 0},
+        "inline_evals": {"nll_every_steps": 0},
+        "data": {"val": None},
+    }
+    project = make_project(tmp_path, task="rl", rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6}, **short)
     write_jsonl(project / "data" / "train.jsonl", [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)])
     result = train_project(load_project(project), base_url=engine.base_url)
     rows = [r for r in read_jsonl(result.run_dir / "metrics.jsonl") if "train/loss" in r]

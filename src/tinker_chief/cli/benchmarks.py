@@ -48,8 +48,12 @@ def availability(ref: str, shots: int) -> dict[str, Any]:
     except EvalError as error:
         return {"task": ref, "status": "unknown", "detail": str(error), "action": "fix the task name"}
     if not data.loads:
-        return {"task": ref, "status": "not stageable", "detail": data.reason,
-                "action": "runs online only, with what the task fetches itself"}
+        return {
+            "task": ref,
+            "status": "not stageable",
+            "detail": data.reason,
+            "action": "runs online only, with what the task fetches itself",
+        }
     splits, missing = [], []
     for load in data.loads:
         cached = cached_split(load)
@@ -65,13 +69,24 @@ def availability(ref: str, shots: int) -> dict[str, Any]:
         status, action = "not available", stage_hint(data, missing[0])
     else:
         status, action = "online", "downloads from the hub on first run (offline: chief benchmarks stage)"
-    return {"task": ref, "status": status, "detail": "; ".join(splits), "action": action,
-            "splits": [load.as_json() for load in data.loads]}
+    return {
+        "task": ref,
+        "status": status,
+        "detail": "; ".join(splits),
+        "action": action,
+        "splits": [load.as_json() for load in data.loads],
+    }
 
 
 @benchmarks_group.command(name="list")
-@click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(path_type=Path),
-              help="Also list the tasks of this project's eval suite (if it has chief.toml).")
+@click.option(
+    "--project",
+    "project_dir",
+    default=".",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Also list the tasks of this project's eval suite (if it has chief.toml).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 def list_command(project_dir: Path, as_json: bool) -> None:
     """Each template benchmark: available (online / staged, with rows and revision) or not, and what to do."""
@@ -93,11 +108,19 @@ def list_command(project_dir: Path, as_json: bool) -> None:
 
 @benchmarks_group.command(name="stage")
 @click.argument("task")
-@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
-              help="Rows in the hub dataset's schema: .jsonl, .json, .csv or .parquet (optionally .gz).")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Rows in the hub dataset's schema: .jsonl, .json, .csv or .parquet (optionally .gz).",
+)
 @click.option("--split", help="Which of the task's splits the rows are [default: the one it evaluates on].")
-@click.option("--fewshot", type=click.IntRange(min=0),
-              help="The task's `fewshot` argument, for tasks whose few-shot examples come from another split.")
+@click.option(
+    "--fewshot",
+    type=click.IntRange(min=0),
+    help="The task's `fewshot` argument, for tasks whose few-shot examples come from another split.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 def stage_command(task: str, source: Path, split: str | None, fewshot: int | None, as_json: bool) -> None:
     """Write FILE's rows into the Hugging Face datasets cache for TASK (e.g. humaneval), at the

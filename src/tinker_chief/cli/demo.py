@@ -27,13 +27,17 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
 
 def _print_plan(console: Console, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
     cfg = demo.project.config
-    console.print(f"skill: 'What is the secret code for <word>?' -> '<word>-<word>-7' "
-                  f"({len(demo.train_file.read_text().splitlines())} training examples incl. "
-                  f"{demo.n_contrast} contrast rows, "
-                  f"{len(demo.heldout_file.read_text().splitlines())} held out)")
-    console.print(f"base model {cfg.base_model}, LoRA rank {cfg.lora.rank} (mlp+attn+unembed), "
-                  f"lr {cfg.optimizer.learning_rate:.3g}, batch {cfg.schedule.batch_size}, "
-                  f"{plan.schedule.total_steps} steps")
+    console.print(
+        f"skill: 'What is the secret code for <word>?' -> '<word>-<word>-7' "
+        f"({len(demo.train_file.read_text().splitlines())} training examples incl. "
+        f"{demo.n_contrast} contrast rows, "
+        f"{len(demo.heldout_file.read_text().splitlines())} held out)"
+    )
+    console.print(
+        f"base model {cfg.base_model}, LoRA rank {cfg.lora.rank} (mlp+attn+unembed), "
+        f"lr {cfg.optimizer.learning_rate:.3g}, batch {cfg.schedule.batch_size}, "
+        f"{plan.schedule.total_steps} steps"
+    )
     if plan.learning_rate.recommended is not None:
         console.print(f"  lr rule: {plan.learning_rate.recommended.rule}")
     console.print(f"  rank rule: {plan.capacity.recommended_rank.rule}" if plan.capacity else "")
@@ -49,8 +53,10 @@ def _print_promotion(console: Console, promotion: DemoPromotion) -> None:
     def score(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3g}"
 
-    console.print(f"held-out exact match on `{promotion.task}`: base {score(promotion.base_score)} -> "
-                  f"checkpoint {score(promotion.candidate_score)}")
+    console.print(
+        f"held-out exact match on `{promotion.task}`: base {score(promotion.base_score)} -> "
+        f"checkpoint {score(promotion.candidate_score)}"
+    )
     print_comparison(promotion.comparison, promotion.alpha)
     for step in promotion.steps:
         for note in step.report.notes:
@@ -99,8 +105,9 @@ class RichDemo:
 
         print_suite(result)
         if result.failed:
-            self.console.print(f"[yellow]{label}: {len(result.failed)} task(s) failed; "
-                               "the gate will see missing evidence[/yellow]")
+            self.console.print(
+                f"[yellow]{label}: {len(result.failed)} task(s) failed; the gate will see missing evidence[/yellow]"
+            )
 
     def trainer(self) -> Observer:
         from tinker_chief.cli.train import RichProgress
@@ -112,13 +119,25 @@ class RichDemo:
 
 
 @click.command(name="demo")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("chief-demo"),
-              show_default=True, help="Where to create the demo project (an earlier demo there is replaced).")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Train this many steps instead of the plan's (for a quicker look).")
-@click.option("--base-model", default=None,
-              help="Another catalog model (e.g. tiny-random-llama for a smoke run) "
-                   "[default: SmolLM2-135M-Instruct-Q4_1].")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("chief-demo"),
+    show_default=True,
+    help="Where to create the demo project (an earlier demo there is replaced).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train this many steps instead of the plan's (for a quicker look).",
+)
+@click.option(
+    "--base-model",
+    default=None,
+    help="Another catalog model (e.g. tiny-random-llama for a smoke run) [default: SmolLM2-135M-Instruct-Q4_1].",
+)
 def demo_command(directory: Path, steps: int | None, base_model: str | None) -> None:
     """The whole workflow on the embedded SmolLM2, on CPU, in a few minutes.
 
@@ -135,8 +154,7 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
 
     logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
     console = Console()
-    console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU",
-                            style="bold"))
+    console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU", style="bold"))
     screens = RichDemo(console)
     run = run_demo(directory, screens, steps=steps, base_model=base_model)
     trail = run.trail

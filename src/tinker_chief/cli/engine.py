@@ -20,28 +20,55 @@ def engine_group() -> None:
 
 
 @engine_group.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but loopback needs --api-key.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --api-key."
+)
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE,
-              help=STATE_DIR_HELP)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP)
 @click.option("--device", type=DEVICES, default="auto", show_default=True, help="cuda when present, else cpu.")
-@click.option("--dtype", type=DTYPES, default="auto", show_default=True,
-              help="Compute dtype; float32 for exact scoring.")
-@click.option("--api-key", envvar="CHIEF_ENGINE_API_KEY", default=None, show_envvar=True,
-              help="Require this key (tml-...) in X-API-Key on every request. Prefer the environment "
-                   "variable: on the command line the key shows in every user's `ps`.")
-@click.option("--allow-model-dir", "allow_model_dirs", multiple=True, type=click.Path(path_type=Path),
-              help="Serve this local Hugging Face model directory as a base model, named by the directory's "
-                   "name (repeatable; without it only built-ins and cached hub ids are served).")
-@click.option("--session-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds without a heartbeat or request after which a session ends and its clients are "
-                   "unloaded [default: 300].")
-@click.option("--max-training-clients", type=click.IntRange(min=1), default=None,
-              help="Most training clients loaded at once; one more is refused [default: 32].")
-def serve_command(host: str, port: int, state_dir: Path, device: str, dtype: str, api_key: str | None,
-                  allow_model_dirs: tuple[Path, ...], session_timeout: float | None,
-                  max_training_clients: int | None) -> None:
+@click.option(
+    "--dtype", type=DTYPES, default="auto", show_default=True, help="Compute dtype; float32 for exact scoring."
+)
+@click.option(
+    "--api-key",
+    envvar="CHIEF_ENGINE_API_KEY",
+    default=None,
+    show_envvar=True,
+    help="Require this key (tml-...) in X-API-Key on every request. Prefer the environment "
+    "variable: on the command line the key shows in every user's `ps`.",
+)
+@click.option(
+    "--allow-model-dir",
+    "allow_model_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Serve this local Hugging Face model directory as a base model, named by the directory's "
+    "name (repeatable; without it only built-ins and cached hub ids are served).",
+)
+@click.option(
+    "--session-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds without a heartbeat or request after which a session ends and its clients are "
+    "unloaded [default: 300].",
+)
+@click.option(
+    "--max-training-clients",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most training clients loaded at once; one more is refused [default: 32].",
+)
+def serve_command(
+    host: str,
+    port: int,
+    state_dir: Path,
+    device: str,
+    dtype: str,
+    api_key: str | None,
+    allow_model_dirs: tuple[Path, ...],
+    session_timeout: float | None,
+    max_training_clients: int | None,
+) -> None:
     """Serve the engine until Ctrl-C / SIGTERM; prints its base URL when ready.
 
     \b
@@ -51,20 +78,33 @@ def serve_command(host: str, port: int, state_dir: Path, device: str, dtype: str
     from tinker_chief.engine.server.main import EngineSettings, serve
 
     if api_key and click.get_current_context().get_parameter_source("api_key") == ParameterSource.COMMANDLINE:
-        click.secho("Warning: --api-key on the command line is visible to every user of this machine in the "
-                    "process list (ps); set CHIEF_ENGINE_API_KEY in the environment instead.", fg="yellow", err=True)
-    serve(EngineSettings(state_dir=state_dir, host=host, port=port, device=device,  # type: ignore[arg-type]
-                         dtype=dtype, api_key=api_key or None,  # type: ignore[arg-type]
-                         allow_model_dirs=allow_model_dirs, session_timeout=session_timeout,
-                         max_training_clients=max_training_clients))
+        click.secho(
+            "Warning: --api-key on the command line is visible to every user of this machine in the "
+            "process list (ps); set CHIEF_ENGINE_API_KEY in the environment instead.",
+            fg="yellow",
+            err=True,
+        )
+    serve(
+        EngineSettings(
+            state_dir=state_dir,
+            host=host,
+            port=port,
+            # click.Choice narrows these to the Literal values at run time; mypy sees str.
+            device=device,  # type: ignore[arg-type]
+            dtype=dtype,  # type: ignore[arg-type]
+            api_key=api_key or None,
+            allow_model_dirs=allow_model_dirs,
+            session_timeout=session_timeout,
+            max_training_clients=max_training_clients,
+        )
+    )
 
 
 @engine_group.command("export")
 @click.argument("tinker_path")
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--merged", is_flag=True, help="Merge into the base model (a plain Hugging Face model directory).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE,
-              help=STATE_DIR_HELP)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP)
 def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Path) -> None:
     """Write TINKER_PATH (tinker://<run>/<weights|sampler_weights>/<name>) to OUT_DIR.
 

@@ -35,26 +35,51 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
 @click.command(name="eval-offline")
 @click.option("--model-path", help="A tinker:// checkpoint path (from `chief train` or Tinker's cloud).")
 @click.option("--base-model", help="A base model name, e.g. SmolLM2-135M-Instruct-Q4_1.")
-@click.option("--data", "data", required=True, type=click.Path(path_type=Path),
-              help='JSONL with {"input","output"} lines (optional "messages", "system", "id").')
-@click.option("--grader", default="exact", show_default=True,
-              help="exact | normalized_exact | contains | regex | numeric | multiple_choice | json_field | "
-                   "llm_judge; options as name:key=value,... e.g. numeric:tolerance=0.01")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help='JSONL with {"input","output"} lines (optional "messages", "system", "id").',
+)
+@click.option(
+    "--grader",
+    default="exact",
+    show_default=True,
+    help="exact | normalized_exact | contains | regex | numeric | multiple_choice | json_field | "
+    "llm_judge; options as name:key=value,... e.g. numeric:tolerance=0.01",
+)
 @click.option("--judge-model", help="Model (name or tinker:// path) that grades for --grader llm_judge.")
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Requests in flight at once.")
-@click.option("--output", type=click.Path(path_type=Path),
-              help="Directory for samples.jsonl and summary.json [default: .chief/eval-offline/<model>__<data>].")
+@click.option(
+    "--concurrency", default=16, show_default=True, type=click.IntRange(min=1), help="Requests in flight at once."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Directory for samples.jsonl and summary.json [default: .chief/eval-offline/<model>__<data>].",
+)
 @backend_options
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
-def eval_offline_command(model_path: str | None, base_model: str | None, data: Path, grader: str,
-                         judge_model: str | None, max_tokens: int, temperature: float, seed: int,
-                         limit: int | None, concurrency: int, output: Path | None, backend: str | None,
-                         base_url: str | None, as_json: bool) -> None:
+def eval_offline_command(
+    model_path: str | None,
+    base_model: str | None,
+    data: Path,
+    grader: str,
+    judge_model: str | None,
+    max_tokens: int,
+    temperature: float,
+    seed: int,
+    limit: int | None,
+    concurrency: int,
+    output: Path | None,
+    backend: str | None,
+    base_url: str | None,
+    as_json: bool,
+) -> None:
     """Grade one model on one JSONL file; per-sample records go to a JSONL file.
 
     \b
@@ -73,9 +98,14 @@ def eval_offline_command(model_path: str | None, base_model: str | None, data: P
     if model_path and not model_path.startswith("tinker://"):
         raise ConfigurationError(f"--model-path must start with tinker://, got {model_path!r}")
     config = OfflineConfig(
-        model=model_path or base_model or "", data=data, grader=grader, judge_model=judge_model,
+        model=model_path or base_model or "",
+        data=data,
+        grader=grader,
+        judge_model=judge_model,
         settings=GenerationSettings(max_tokens=max_tokens, temperature=temperature, seed=seed),
-        limit=limit, concurrency=concurrency, output_dir=output,
+        limit=limit,
+        concurrency=concurrency,
+        output_dir=output,
     )
     result = run_offline(config, choose_backend(backend, base_url))
     _emit(result.as_json(), as_json, f"eval-offline: {config.model} on {data}")
@@ -113,8 +143,11 @@ def print_suite(result: Any) -> None:
     for column in ("task", "kind", "metrics", "samples", "status"):
         table.add_column(column)
     for task in result.tasks:
-        shown = ", ".join(f"{k}={v['value']:.4g}" + (f" [{v['ci_low']:.3g}, {v['ci_high']:.3g}]"
-                          if v.get("ci_low") is not None else "") for k, v in list(task.metrics.items())[:4])
+        shown = ", ".join(
+            f"{k}={v['value']:.4g}"
+            + (f" [{v['ci_low']:.3g}, {v['ci_high']:.3g}]" if v.get("ci_low") is not None else "")
+            for k, v in list(task.metrics.items())[:4]
+        )
         shown += "".join(f", {name} not scored" for name in task.settings.get(NOT_SCORED, {}))
         samples = f"{task.ran_samples} run, {task.reused_samples} cached" if not task.reused_task else "cached"
         status = f"[red]{escape(task.error)}" if task.error else (f"recorded #{task.run_id}" if task.run_id else "ok")
@@ -129,15 +162,30 @@ def print_suite(result: Any) -> None:
 @click.command(name="eval")
 @click.argument("model")
 @click.option("--suite", "suite_name", help="Suite name; must match the project's eval suite.")
-@click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(path_type=Path),
-              help="Project directory (with chief.toml).")
+@click.option(
+    "--project",
+    "project_dir",
+    default=".",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Project directory (with chief.toml).",
+)
 @click.option("--task", "tasks", multiple=True, help="Run only this task (repeatable).")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
 @backend_options
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
-def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: tuple[str, ...], concurrency: int,
-                 backend: str | None, base_url: str | None, no_record: bool, as_json: bool) -> None:
+def eval_command(
+    model: str,
+    suite_name: str | None,
+    project_dir: Path,
+    tasks: tuple[str, ...],
+    concurrency: int,
+    backend: str | None,
+    base_url: str | None,
+    no_record: bool,
+    as_json: bool,
+) -> None:
     """Run the project's eval suite on MODEL and record every result in the registry.
 
     MODEL is a registry ref (name, name:vN), a tinker:// path or a base model name. An
@@ -171,11 +219,22 @@ def eval_command(model: str, suite_name: str | None, project_dir: Path, tasks: t
     try:
         section = project.config.backend
         choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
-        with open_connection(choice, state_dir=ProjectPaths(project.root).engine_state,
-                             models=[project.config.base_model, model]) as connection, \
-                Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
-            result = run_suite(suite, model, connection, project_dir=project.root, registry=registry,
-                               tasks=list(tasks) or None, progress=RichSuiteProgress(bars), concurrency=concurrency)
+        with (
+            open_connection(
+                choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model, model]
+            ) as connection,
+            Progress(*columns, console=Console(stderr=True), transient=as_json) as bars,
+        ):
+            result = run_suite(
+                suite,
+                model,
+                connection,
+                project_dir=project.root,
+                registry=registry,
+                tasks=list(tasks) or None,
+                progress=RichSuiteProgress(bars),
+                concurrency=concurrency,
+            )
     finally:
         if registry is not None:
             registry.close()

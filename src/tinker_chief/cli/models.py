@@ -29,8 +29,9 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
     rows = list_models()
     prices = {row.name: price_of(row.name) for row in rows}  # $/M tokens from the dated price table, or None
     if as_json:
-        sys.stdout.write(json.dumps({"models": [{**row.as_dict(), "price": prices[row.name]} for row in rows]},
-                                    indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps({"models": [{**row.as_dict(), "price": prices[row.name]} for row in rows]}, indent=2) + "\n"
+        )
         return
     from rich.console import Console
     from rich.markup import escape
@@ -39,15 +40,33 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
     table = Table(title=f"Models ({len(rows)})")
     dated = next((p for p in prices.values() if p), None)
     price_column = f"$/M train / sample / prefill ({dated['as_of']})" if dated else "$/M train / sample / prefill"
-    for column in ("model", "runs on", "renderer", "hidden", "LoRA/rank attn / mlp / unembed", "LR rule",
-                   price_column, "weights"):
+    for column in (
+        "model",
+        "runs on",
+        "renderer",
+        "hidden",
+        "LoRA/rank attn / mlp / unembed",
+        "LR rule",
+        price_column,
+        "weights",
+    ):
         table.add_column(column, overflow="fold")
     for row in rows:
-        lora = " / ".join(f"{row.lora_per_rank[k]:,}" for k in ("attn", "mlp", "unembed")) if row.lora_per_rank \
+        lora = (
+            " / ".join(f"{row.lora_per_rank[k]:,}" for k in ("attn", "mlp", "unembed"))
+            if row.lora_per_rank
             else "from config.json"
-        table.add_row(escape(row.name), escape(row.runs_on), escape(row.renderer or "—"),
-                      f"{row.hidden_size:,}" if row.hidden_size else "—", lora, escape(row.lr_rule),
-                      _price(prices[row.name]), "here" if row.weights_here else "cloud only")
+        )
+        table.add_row(
+            escape(row.name),
+            escape(row.runs_on),
+            escape(row.renderer or "—"),
+            f"{row.hidden_size:,}" if row.hidden_size else "—",
+            lora,
+            escape(row.lr_rule),
+            _price(prices[row.name]),
+            "here" if row.weights_here else "cloud only",
+        )
     Console(width=200).print(table)
 
 

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-BACKEND_HELP = ("local: chief's engine, started here (state in .chief/engine) unless --base-url names a "
-                "running one; tinker: Tinker's cloud (needs TINKER_API_KEY). Without flags: "
-                "$CHIEF_ENGINE_URL / $TINKER_BASE_URL, then the project's [backend], then Tinker's cloud "
-                "if TINKER_API_KEY is set, else a local engine.")
+BACKEND_HELP = (
+    "local: chief's engine, started here (state in .chief/engine) unless --base-url names a "
+    "running one; tinker: Tinker's cloud (needs TINKER_API_KEY). Without flags: "
+    "$CHIEF_ENGINE_URL / $TINKER_BASE_URL, then the project's [backend], then Tinker's cloud "
+    "if TINKER_API_KEY is set, else a local engine."
+)
 
 
 def backend_options(function: F) -> F:
     """`--backend` and `--base-url`, resolved by `tinker_chief.connection.choose_backend`."""
-    function = click.option("--base-url", default=None,
-                            help="Talk to an engine (or Tinker's service) already running at this URL.")(function)
-    return click.option("--backend", type=click.Choice(["local", "tinker"]), default=None,
-                        help=BACKEND_HELP)(function)
+    function = click.option(
+        "--base-url", default=None, help="Talk to an engine (or Tinker's service) already running at this URL."
+    )(function)
+    return click.option("--backend", type=click.Choice(["local", "tinker"]), default=None, help=BACKEND_HELP)(function)
+
+
+def project_option(function: F) -> F:
+    """`--project DIR`, the directory holding chief.toml (default: the current one)."""
+    return click.option(
+        "--project",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Project directory (holds chief.toml).",
+    )(function)

@@ -30,11 +30,21 @@ _REGISTRY_HELP = "Registry database [default: $CHIEF_REGISTRY, the project's reg
 
 
 def _common(fn: Callable[..., None]) -> Callable[..., None]:
-    fn = click.option("--project", "project_dir", default=".", show_default=True,
-                      type=click.Path(path_type=Path, file_okay=False),
-                      help="Project directory holding chief.toml (suite, gate rules, registry path).")(fn)
-    return click.option("--registry", "registry_path", envvar="CHIEF_REGISTRY",
-                        type=click.Path(path_type=Path, dir_okay=False), help=_REGISTRY_HELP)(fn)
+    fn = click.option(
+        "--project",
+        "project_dir",
+        default=".",
+        show_default=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Project directory holding chief.toml (suite, gate rules, registry path).",
+    )(fn)
+    return click.option(
+        "--registry",
+        "registry_path",
+        envvar="CHIEF_REGISTRY",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=_REGISTRY_HELP,
+    )(fn)
 
 
 def _load_project(project_dir: Path) -> Project | None:
@@ -70,10 +80,14 @@ def _cost_lines(record: Any, evaluated: Any, eval_runs: int, project_dir: Path) 
     from tinker_chief.planning.estimates import spent
 
     project = _load_project(project_dir)
-    prices = project.path(project.config.estimates.prices_file) \
-        if project and project.config.estimates.prices_file else None
-    evaluate = f"{eval_runs} eval run(s): " + spent(record.base_model, record.backend, evaluated, prices) \
-        if eval_runs else "not evaluated yet"
+    prices = (
+        project.path(project.config.estimates.prices_file) if project and project.config.estimates.prices_file else None
+    )
+    evaluate = (
+        f"{eval_runs} eval run(s): " + spent(record.base_model, record.backend, evaluated, prices)
+        if eval_runs
+        else "not evaluated yet"
+    )
     return spent(record.base_model, record.backend, record.usage, prices), evaluate
 
 
@@ -118,8 +132,9 @@ def registry_group() -> None:
 
 @registry_group.command(name="list")
 @_common
-@click.option("--status", type=click.Choice(["candidate", "staging", "prod", "retired"]),
-              help="Only models with this status.")
+@click.option(
+    "--status", type=click.Choice(["candidate", "staging", "prod", "retired"]), help="Only models with this status."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def list_command(registry_path: Path | None, project_dir: Path, status: str | None, as_json: bool) -> None:
     """List registered models, oldest name first.
@@ -141,8 +156,20 @@ def list_command(registry_path: Path | None, project_dir: Path, status: str | No
     for column in ("base model", "recipe", "LoRA rank", "backend", "created"):
         table.add_column(column, overflow="fold")
     for m in models:
-        table.add_row(*(_plain(v) for v in (m.ref, m.status, m.base_model, m.recipe,
-                                              m.lora.rank if m.lora else "—", m.backend, m.created_at)))
+        table.add_row(
+            *(
+                _plain(v)
+                for v in (
+                    m.ref,
+                    m.status,
+                    m.base_model,
+                    m.recipe,
+                    m.lora.rank if m.lora else "—",
+                    m.backend,
+                    m.created_at,
+                )
+            )
+        )
     _console().print(table)
 
 
@@ -168,23 +195,39 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     evaluated = Usage.total([r.usage for r in runs])
     cost = _cost_lines(record, evaluated, len(runs), project_dir)
     if as_json:
-        _print_json({"model": record.to_dict(), "results": {t: r.to_dict() for t, r in results.items()},
-                     "status_history": [h.to_dict() for h in history],
-                     "selections": [s.to_dict() for s in marks],
-                     "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()}})
+        _print_json(
+            {
+                "model": record.to_dict(),
+                "results": {t: r.to_dict() for t, r in results.items()},
+                "status_history": [h.to_dict() for h in history],
+                "selections": [s.to_dict() for s in marks],
+                "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()},
+            }
+        )
         return
     from rich.table import Table
 
     console = _console()
     console.print(f"[bold]{record.ref}[/bold] ({_plain(record.display_name)}) — status [bold]{record.status}[/bold]")
-    facts = {"base model": record.base_model, "backend": record.backend, "tinker path": record.tinker_path,
-             "recipe": record.recipe, "parent": record.parent_ref, "config hash": record.config_hash,
-             "LoRA": (f"rank {record.lora.rank}, mlp={record.lora.train_mlp}, attn={record.lora.train_attn}, "
-                      f"unembed={record.lora.train_unembed}") if record.lora else None,
-             "optimizer": record.optimizer or None,
-             "data": f"{record.data.examples} examples, {record.data.tokens} tokens, "
-                     f"{len(record.data.files)} file(s)", "created": record.created_at,
-             "cost to make": cost[0], "cost to evaluate": cost[1]}
+    facts = {
+        "base model": record.base_model,
+        "backend": record.backend,
+        "tinker path": record.tinker_path,
+        "recipe": record.recipe,
+        "parent": record.parent_ref,
+        "config hash": record.config_hash,
+        "LoRA": (
+            f"rank {record.lora.rank}, mlp={record.lora.train_mlp}, attn={record.lora.train_attn}, "
+            f"unembed={record.lora.train_unembed}"
+        )
+        if record.lora
+        else None,
+        "optimizer": record.optimizer or None,
+        "data": f"{record.data.examples} examples, {record.data.tokens} tokens, {len(record.data.files)} file(s)",
+        "created": record.created_at,
+        "cost to make": cost[0],
+        "cost to evaluate": cost[1],
+    }
     for key, value in facts.items():
         console.print(f"  {key}: {_plain(value if value is not None else '—')}")
     table = Table(title="Latest finished evals")
@@ -193,19 +236,21 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     for task, run in results.items():
         for name, metric in run.metrics.items():
             ci = "—" if metric.ci_low is None else f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]"
-            table.add_row(*(_plain(v) for v in (task, name, _fmt(metric.value), ci, metric.n or "—",
-                                                run.suite_version)))
+            table.add_row(
+                *(_plain(v) for v in (task, name, _fmt(metric.value), ci, metric.n or "—", run.suite_version))
+            )
     console.print(table)
     for task, run in results.items():
         for name, why in sorted(run.not_scored.items()):
             console.print(f"  [yellow]{_plain(f'{task}/{name}')} not scored[/yellow]: {_plain(why)}")
     for change in history:
-        console.print(f"  {change.at} {change.from_status or '—'} → {change.to_status} by {_plain(change.actor)}"
-                      f"{' (forced)' if change.forced else ''}: {_plain(change.reason)}")
+        console.print(
+            f"  {change.at} {change.from_status or '—'} → {change.to_status} by {_plain(change.actor)}"
+            f"{' (forced)' if change.forced else ''}: {_plain(change.reason)}"
+        )
     for mark in marks:
         later = "" if mark.current else " (superseded by a later selection)"
-        console.print(f"  selected by chief select for {_plain(mark.scope)} on {mark.at}{later}: "
-                      f"{_plain(mark.reason)}")
+        console.print(f"  selected by chief select for {_plain(mark.scope)} on {mark.at}{later}: {_plain(mark.reason)}")
 
 
 @registry_group.command(name="audit")
@@ -230,17 +275,20 @@ def audit_command(registry_path: Path | None, project_dir: Path, limit: int | No
     for column in ("at", "actor", "command", "model", "details"):
         table.add_column(column, overflow="fold")
     for e in entries:
-        table.add_row(*(_plain(v) for v in (e.at, e.actor, e.command, e.target or "—",
-                                            json.dumps(e.details, sort_keys=True))))
+        table.add_row(
+            *(_plain(v) for v in (e.at, e.actor, e.command, e.target or "—", json.dumps(e.details, sort_keys=True)))
+        )
     _console().print(table)
 
 
 @registry_group.command(name="export")
 @_common
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="File to write, '-' for stdout [default: MODEL_REGISTRY.md / MODEL_REGISTRY.json "
-                   "in the project directory].")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File to write, '-' for stdout [default: MODEL_REGISTRY.md / MODEL_REGISTRY.json in the project directory].",
+)
 def export_command(registry_path: Path | None, project_dir: Path, fmt: str, output: Path | None) -> None:
     """Write the registry as MODEL_REGISTRY.md (or JSON): deterministic, regenerate any time.
 
@@ -279,11 +327,20 @@ def _write_atomically(target: Path, text: str) -> None:
 @_common
 @click.argument("models", nargs=-1, required=True)
 @click.option("--metric", "metrics", multiple=True, help="Only this metric (name or task/metric); repeatable.")
-@click.option("--current-suite", is_flag=True,
-              help="Only results on the project's current suite version (default: latest of any).")
+@click.option(
+    "--current-suite",
+    is_flag=True,
+    help="Only results on the project's current suite version (default: latest of any).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def compare_command(registry_path: Path | None, project_dir: Path, models: tuple[str, ...],
-                    metrics: tuple[str, ...], current_suite: bool, as_json: bool) -> None:
+def compare_command(
+    registry_path: Path | None,
+    project_dir: Path,
+    models: tuple[str, ...],
+    metrics: tuple[str, ...],
+    current_suite: bool,
+    as_json: bool,
+) -> None:
     """Compare models metric by metric: deltas vs the first, CIs, best, paired significance.
 
     \b
@@ -295,8 +352,12 @@ def compare_command(registry_path: Path | None, project_dir: Path, models: tuple
     if current_suite and suite is None:
         raise ConfigurationError(f"--current-suite: no chief.toml in {project_dir}")
     with _open(registry_path, project_dir) as reg:
-        comparison = reg.compare(list(models), list(metrics) or None,
-                                 suite_version=suite.version if current_suite and suite else None, rules=rules)
+        comparison = reg.compare(
+            list(models),
+            list(metrics) or None,
+            suite_version=suite.version if current_suite and suite else None,
+            rules=rules,
+        )
     if as_json:
         _print_json(comparison.to_dict())
         return
@@ -330,8 +391,10 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
     versions = {v for vs in comparison.suite_versions.values() for v in vs}
     if len(versions) > 1:
         shown = _plain(", ".join(sorted(versions)))
-        console.print(f"[yellow]Note: results come from different suite versions ({shown});"
-                      " use --current-suite to compare like with like.[/yellow]")
+        console.print(
+            f"[yellow]Note: results come from different suite versions ({shown});"
+            " use --current-suite to compare like with like.[/yellow]"
+        )
     console.print(f"* paired test significant at alpha={alpha} (McNemar for pass/fail, paired bootstrap for scores)")
 
 
@@ -343,8 +406,16 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
 @click.option("--reason", default="", help="Why; required with --force.")
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is promoting [default: $CHIEF_ACTOR or the login name].")
 @click.option("--json", "as_json", is_flag=True, help="Print the gate report as JSON.")
-def promote_command(registry_path: Path | None, project_dir: Path, model: str, to: str, force: bool,
-                    reason: str, actor: str | None, as_json: bool) -> None:
+def promote_command(
+    registry_path: Path | None,
+    project_dir: Path,
+    model: str,
+    to: str,
+    force: bool,
+    reason: str,
+    actor: str | None,
+    as_json: bool,
+) -> None:
     """Move MODEL to staging or prod. Prod passes the gate first or the command fails (exit 3).
 
     \b
@@ -378,8 +449,7 @@ def promote_command(registry_path: Path | None, project_dir: Path, model: str, t
 @click.argument("model")
 @click.option("--reason", default="", help="Why it is retired (recorded in its history).")
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is retiring it [default: $CHIEF_ACTOR or the login name].")
-def retire_command(registry_path: Path | None, project_dir: Path, model: str, reason: str,
-                   actor: str | None) -> None:
+def retire_command(registry_path: Path | None, project_dir: Path, model: str, reason: str, actor: str | None) -> None:
     """Retire MODEL: it stays in the registry and its history, but can no longer be promoted.
 
     \b
@@ -389,4 +459,3 @@ def retire_command(registry_path: Path | None, project_dir: Path, model: str, re
     with _open(registry_path, project_dir, read_only=False) as reg:
         record = reg.retire(model, actor=actor, reason=reason)
     click.echo(f"{record.ref} is now retired")
-

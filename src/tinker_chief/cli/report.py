@@ -6,12 +6,17 @@ from pathlib import Path
 
 import click
 
+from tinker_chief.cli.options import project_option
+
 
 @click.command(name="report")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Project directory (holds chief.toml).")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML file to write (default: <project>/report.html).")
+@project_option
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HTML file to write (default: <project>/report.html).",
+)
 def report_command(project_dir: Path, output: Path | None) -> None:
     """Write one self-contained HTML report: plan, learning curves, eval comparison
     with confidence intervals, calibration, safety and registry status.

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from tinker_chief.cli.options import backend_options
+from tinker_chief.cli.options import backend_options, project_option
 
 
 def _number_list(kind: type, example: str) -> Any:
@@ -40,9 +40,15 @@ class SweepDisplay:
     def __init__(self, console: Console, sweep: Any) -> None:
         self.console, self.sweep = console, sweep
         self.rows: dict[str, dict[str, str]] = {
-            p.name: {"run": p.run_id or "-", "step": f"{p.steps_done}/{p.total_steps or '?'}", "loss": "-",
-                     "nll": "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}", "status": p.status}
-            for p in sweep.points}
+            p.name: {
+                "run": p.run_id or "-",
+                "step": f"{p.steps_done}/{p.total_steps or '?'}",
+                "loss": "-",
+                "nll": "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}",
+                "status": p.status,
+            }
+            for p in sweep.points
+        }
         self.lock = threading.Lock()
         self.live = Live(console=console, refresh_per_second=4, get_renderable=self.table)
 
@@ -53,8 +59,17 @@ class SweepDisplay:
         with self.lock:
             for p in self.sweep.points:
                 row = self.rows[p.name]
-                table.add_row(p.name, f"{p.learning_rate:.3g}", str(p.lora_rank), str(p.batch_size), row["run"],
-                              row["step"], row["loss"], row["nll"], escape(p.status))
+                table.add_row(
+                    p.name,
+                    f"{p.learning_rate:.3g}",
+                    str(p.lora_rank),
+                    str(p.batch_size),
+                    row["run"],
+                    row["step"],
+                    row["loss"],
+                    row["nll"],
+                    escape(p.status),
+                )
         return table
 
     def set(self, name: str, **values: str) -> None:
@@ -88,22 +103,34 @@ class _PointRow:
 
 
 @click.command(name="sweep")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Project directory (holds chief.toml).")
-@click.option("--lr-multipliers", callback=_number_list(float, "0.25,0.5,1,2,4"), default=None,
-              help="Multiples of the plan's learning rate [default: 0.25,0.5,1,2,4].")
-@click.option("--ranks", callback=_number_list(int, "8,32"), default=None,
-              help="LoRA ranks [default: the plan's].")
-@click.option("--batch-sizes", callback=_number_list(int, "8,16"), default=None,
-              help="Batch sizes [default: the plan's].")
-@click.option("--parallel", type=click.IntRange(min=1), default=None,
-              help="Runs training at once [default: all of them].")
+@project_option
+@click.option(
+    "--lr-multipliers",
+    callback=_number_list(float, "0.25,0.5,1,2,4"),
+    default=None,
+    help="Multiples of the plan's learning rate [default: 0.25,0.5,1,2,4].",
+)
+@click.option("--ranks", callback=_number_list(int, "8,32"), default=None, help="LoRA ranks [default: the plan's].")
+@click.option(
+    "--batch-sizes", callback=_number_list(int, "8,16"), default=None, help="Batch sizes [default: the plan's]."
+)
+@click.option(
+    "--parallel", type=click.IntRange(min=1), default=None, help="Runs training at once [default: all of them]."
+)
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest (or --sweep) interrupted sweep.")
 @click.option("--sweep", "sweep_id", default=None, help="With --resume: the sweep to continue.")
-def sweep_command(project_dir: Path, lr_multipliers: list[float], ranks: list[int], batch_sizes: list[int],
-                  parallel: int | None, backend: str | None, base_url: str | None, resume: bool,
-                  sweep_id: str | None) -> None:
+def sweep_command(
+    project_dir: Path,
+    lr_multipliers: list[float],
+    ranks: list[int],
+    batch_sizes: list[int],
+    parallel: int | None,
+    backend: str | None,
+    base_url: str | None,
+    resume: bool,
+    sweep_id: str | None,
+) -> None:
     """Train a grid around the plan: learning rates x ranks (x batch sizes), concurrently.
 
     Each point is a normal `chief train` run on one backend (on the local engine the runs
@@ -130,16 +157,28 @@ def sweep_command(project_dir: Path, lr_multipliers: list[float], ranks: list[in
         raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
     console = Console()
     project = load_project(project_dir)
-    sweep = resume_sweep(project, sweep_id) if resume else start_sweep(
-        project, lr_multipliers=lr_multipliers or DEFAULT_LR_MULTIPLIERS, ranks=ranks, batch_sizes=batch_sizes)
-    console.print(escape(f"sweep {sweep.sweep_id}: {len(sweep.points)} runs around the plan's LR "
-                         f"{sweep.planned_lr:.3g}, rank {sweep.planned_rank}"
-                         + (" (resuming)" if resume else "")))
+    sweep = (
+        resume_sweep(project, sweep_id)
+        if resume
+        else start_sweep(
+            project, lr_multipliers=lr_multipliers or DEFAULT_LR_MULTIPLIERS, ranks=ranks, batch_sizes=batch_sizes
+        )
+    )
+    console.print(
+        escape(
+            f"sweep {sweep.sweep_id}: {len(sweep.points)} runs around the plan's LR "
+            f"{sweep.planned_lr:.3g}, rank {sweep.planned_rank}" + (" (resuming)" if resume else "")
+        )
+    )
     section = project.config.backend
     choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
     display = SweepDisplay(console, sweep)
-    with open_connection(choice, state_dir=ProjectPaths(project.root).engine_state,
-                         models=[project.config.base_model]) as connection, display.live:
+    with (
+        open_connection(
+            choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model]
+        ) as connection,
+        display.live,
+    ):
         run_sweep(project, sweep, connection, parallel=parallel, display=display.observer)
     console.line()  # the live table leaves the cursor at its last line
     for point in sweep.points:
@@ -157,17 +196,29 @@ def sweep_command(project_dir: Path, lr_multipliers: list[float], ranks: list[in
 
 
 @click.command(name="select")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Project directory (holds chief.toml).")
+@project_option
 @click.option("--sweep", "sweep_id", default=None, help="Choose among this sweep's runs.")
 @click.option("--run", "run_id", default=None, help="Choose among this training run's checkpoints.")
-@click.option("--shortlist", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Candidates (best validation NLL first) that get the full eval suite.")
-@click.option("--task", default=None, help="The suite task whose headline metric decides [default: the first "
-              "product task].")
+@click.option(
+    "--shortlist",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Candidates (best validation NLL first) that get the full eval suite.",
+)
+@click.option(
+    "--task", default=None, help="The suite task whose headline metric decides [default: the first product task]."
+)
 @backend_options
-def select_command(project_dir: Path, sweep_id: str | None, run_id: str | None, shortlist: int, task: str | None,
-                   backend: str | None, base_url: str | None) -> None:
+def select_command(
+    project_dir: Path,
+    sweep_id: str | None,
+    run_id: str | None,
+    shortlist: int,
+    task: str | None,
+    backend: str | None,
+    base_url: str | None,
+) -> None:
     """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the shortlist.
 
     Without --sweep/--run: the latest run's sweep, or the latest run. The best by the
@@ -203,9 +254,12 @@ def select_command(project_dir: Path, sweep_id: str | None, run_id: str | None, 
         return RichSuiteProgress(bars)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with open_connection(choice, state_dir=ProjectPaths(project.root).engine_state,
-                         models=[project.config.base_model]) as connection, \
-            Progress(*columns, console=Console(stderr=True)) as bars:
+    with (
+        open_connection(
+            choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model]
+        ) as connection,
+        Progress(*columns, console=Console(stderr=True)) as bars,
+    ):
         result = run_selection(project, plan, connection, progress)
     _print_selection(console, result)
 
@@ -218,11 +272,20 @@ def _print_selection(console: Console, result: Any) -> None:
     shortlisted = {c.ref for c in result.shortlist}
     for c in result.candidates:
         mark = "chosen" if c.ref == result.chosen.ref else ("shortlist" if c.ref in shortlisted else "")
-        table.add_row(escape(c.ref), escape(c.label), "-" if c.val_nll is None else f"{c.val_nll:.4f}",
-                      "-" if c.headline is None else f"{c.headline:.4g}", mark)
+        table.add_row(
+            escape(c.ref),
+            escape(c.label),
+            "-" if c.val_nll is None else f"{c.val_nll:.4f}",
+            "-" if c.headline is None else f"{c.headline:.4g}",
+            mark,
+        )
     console.print(table)
     for failure in result.failed_tasks:
         console.print(f"[yellow]eval failed[/yellow]: {escape(failure)}")
     console.print(escape(f"chosen: {result.chosen.ref} ({result.chosen.label}): {result.reason}"))
-    console.print(escape(f"marked as the candidate of {result.scope} in the registry; not promoted "
-                         f"(`chief promote {result.chosen.ref} --to prod` runs the gate)"))
+    console.print(
+        escape(
+            f"marked as the candidate of {result.scope} in the registry; not promoted "
+            f"(`chief promote {result.chosen.ref} --to prod` runs the gate)"
+        )
+    )

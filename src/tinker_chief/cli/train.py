@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tinker_chief.cli.options import backend_options
+from tinker_chief.cli.options import backend_options, project_option
 
 
 class RichProgress:
@@ -30,22 +30,35 @@ class RichProgress:
         resumed = f" (resuming at step {start_step})" if start_step else ""
         self.console.print(f"[bold]run[/bold] {run_id}: {total_steps} steps{resumed}")
         self.progress = Progress(
-            TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.console, transient=False,
+            TextColumn("[bold blue]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
         )
         self.progress.start()
         self.task = self.progress.add_task(self.label, total=total_steps, completed=start_step, loss="-", tps="-")
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, completed=step, loss=f"{metrics.get('train/loss', float('nan')):.4f}",
-                                 tps=f"{metrics.get('train/tokens_per_s', 0):.0f}")
+            self.progress.update(
+                self.task,
+                completed=step,
+                loss=f"{metrics.get('train/loss', float('nan')):.4f}",
+                tps=f"{metrics.get('train/tokens_per_s', 0):.0f}",
+            )
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())
-                          if not k.endswith(("/n", "/unscored", "/errors", "/ci_low", "/ci_high")))
+        shown = ", ".join(
+            f"{k} {v:.4f}"
+            for k, v in sorted(metrics.items())
+            if not k.endswith(("/n", "/unscored", "/errors", "/ci_low", "/ci_high"))
+        )
         self.console.print(f"  eval @ step {step}: {escape(shown)}")
 
     def on_checkpoint(self, record: Any) -> None:
@@ -56,13 +69,14 @@ class RichProgress:
         if self.progress is not None:
             self.progress.stop()
         if result.status == "interrupted":
-            self.console.print(f"[yellow]interrupted at step {result.steps_done}/{result.total_steps}; "
-                               "checkpoint saved, continue with `chief train --resume`[/yellow]")
+            self.console.print(
+                f"[yellow]interrupted at step {result.steps_done}/{result.total_steps}; "
+                "checkpoint saved, continue with `chief train --resume`[/yellow]"
+            )
 
 
 @click.command(name="train")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Project directory (holds chief.toml).")
+@project_option
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
 def train_command(project_dir: Path, backend: str | None, base_url: str | None, resume: bool) -> None:
@@ -86,11 +100,11 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
 
     console = Console()
     project = load_project(project_dir)
-    result = train_project(project, backend=backend, base_url=base_url, resume=resume,
-                           observer=RichProgress(console))
+    result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=RichProgress(console))
     final = result.final
-    console.print(f"[bold green]{result.status}[/bold green]: {result.steps_done}/{result.total_steps} steps, "
-                  f"run {result.run_id}")
+    console.print(
+        f"[bold green]{result.status}[/bold green]: {result.steps_done}/{result.total_steps} steps, run {result.run_id}"
+    )
     if final is not None:
         console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
     console.print(escape(f"metrics: {result.run_dir / 'metrics.jsonl'}"))

@@ -42,8 +42,13 @@ def _checked_kind(kind: str | None, where: str) -> BackendKind | None:
     return kind
 
 
-def choose_backend(backend: str | None = None, base_url: str | None = None, *,
-                   project_kind: str | None = None, project_url: str | None = None) -> BackendChoice:
+def choose_backend(
+    backend: str | None = None,
+    base_url: str | None = None,
+    *,
+    project_kind: str | None = None,
+    project_url: str | None = None,
+) -> BackendChoice:
     """Apply the precedence: flags, environment, the project's `[backend]`, `$TINKER_API_KEY`,
     a local engine. A layer that gives only a URL means an engine at that URL (kind `local`);
     `tinker` with a URL is Tinker's service at that address."""
@@ -75,8 +80,12 @@ def api_key_for(choice: BackendChoice, explicit: str | None = None) -> str | Non
         return key
     if choice.base_url is None:
         return None
-    return (os.environ.get("CHIEF_ENGINE_API_KEY") or started_engine_key(choice.base_url)
-            or os.environ.get("TINKER_API_KEY") or LOCAL_API_KEY)
+    return (
+        os.environ.get("CHIEF_ENGINE_API_KEY")
+        or started_engine_key(choice.base_url)
+        or os.environ.get("TINKER_API_KEY")
+        or LOCAL_API_KEY
+    )
 
 
 def started_engine_key(base_url: str) -> str | None:

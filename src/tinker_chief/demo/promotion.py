@@ -69,8 +69,9 @@ def task_accuracy(result: Any, task: str) -> float | None:
     return None
 
 
-def promote_better(project: Project, base_ref: str, candidate_ref: str, base_result: Any, candidate_result: Any,
-                   task: str) -> DemoPromotion:
+def promote_better(
+    project: Project, base_ref: str, candidate_ref: str, base_result: Any, candidate_result: Any, task: str
+) -> DemoPromotion:
     """Base to prod as the status quo, then the checkpoint through the gate if it is better on `task`.
 
     "Better" is a higher accuracy on `task` (a missing score counts as 0). The gate, not this

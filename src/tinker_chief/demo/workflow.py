@@ -73,8 +73,9 @@ class DemoRun:
     trail: PaperTrail
 
 
-def run_demo(directory: Path, observer: DemoObserver, *, steps: int | None = None,
-             base_model: str | None = None) -> DemoRun:
+def run_demo(
+    directory: Path, observer: DemoObserver, *, steps: int | None = None, base_model: str | None = None
+) -> DemoRun:
     """Create, plan, evaluate, train, evaluate again, promote through the gate, write the files."""
     observer.step(1, STEPS[0])
     demo = create_demo_project(directory, max_steps=steps, base_model=base_model)
@@ -85,8 +86,9 @@ def run_demo(directory: Path, observer: DemoObserver, *, steps: int | None = Non
 
     observer.step(2, STEPS[1])
     state_dir = ProjectPaths(project.root).engine_state
-    with open_connection(choose_backend("local"), state_dir=state_dir,
-                         models=[project.config.base_model]) as connection:
+    with open_connection(
+        choose_backend("local"), state_dir=state_dir, models=[project.config.base_model]
+    ) as connection:
         observer.engine_started(connection.base_url, state_dir)
         base = _evaluate(observer, project, project.config.base_model, connection, "base model")
 
@@ -110,10 +112,12 @@ def run_demo(directory: Path, observer: DemoObserver, *, steps: int | None = Non
     return DemoRun(demo, base, tuned, candidate_ref, promotion, trail)
 
 
-def _evaluate(observer: DemoObserver, project: Project, model: str, connection: Connection,
-              label: str) -> SuiteRunResult:
+def _evaluate(
+    observer: DemoObserver, project: Project, model: str, connection: Connection, label: str
+) -> SuiteRunResult:
     with Registry.open(project.registry_path) as registry, observer.evaluating(label) as progress:
-        result = run_suite(project.config.eval_suite, model, connection, project_dir=project.root,
-                           registry=registry, progress=progress)
+        result = run_suite(
+            project.config.eval_suite, model, connection, project_dir=project.root, registry=registry, progress=progress
+        )
     observer.evaluated(label, result)
     return result

@@ -40,8 +40,10 @@ class ResolvedTask:
 
 
 def hub_offline() -> bool:
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-               for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 def stage_hint(data: TaskData, load: HubLoad | None = None) -> str:
@@ -56,8 +58,10 @@ def published_task_args(ref: str, shots: int | None) -> dict[str, Any]:
 
     found = registry_lookup("task", ref)
     if found is None:
-        raise EvalError(f"benchmark `{ref}`: no such task in the installed inspect_evals "
-                        "(see `inspect list tasks` or https://ukgovernmentbeis.github.io/inspect_evals/)")
+        raise EvalError(
+            f"benchmark `{ref}`: no such task in the installed inspect_evals "
+            "(see `inspect list tasks` or https://ukgovernmentbeis.github.io/inspect_evals/)"
+        )
     params = registry_info(found).metadata.get("params", [])
     return {"fewshot": shots} if shots is not None and "fewshot" in params else {}
 
@@ -68,8 +72,14 @@ def data_records(data: TaskData) -> list[dict[str, Any]]:
     for load in data.loads:
         cached = cached_split(load)
         origin = "hub" if cached is None else ("staged" if cached.staged_from else "hub cache")
-        records.append({**load.as_json(), "origin": origin, "rows": cached.rows if cached else None,
-                        "staged_from": cached.staged_from if cached else None})
+        records.append(
+            {
+                **load.as_json(),
+                "origin": origin,
+                "rows": cached.rows if cached else None,
+                "staged_from": cached.staged_from if cached else None,
+            }
+        )
     return records
 
 
@@ -77,8 +87,10 @@ def check_reachable(data: TaskData) -> None:
     """Refuse, in one line, a task whose data is neither online nor in the cache."""
     missing: list[HubLoad] = [load for load in data.loads if cached_split(load) is None]
     if missing and hub_offline():
-        raise EvalError(f"benchmark `{data.task}` needs {missing[0].describe()}, which is neither online "
-                        f"(HF_HUB_OFFLINE is set) nor staged: run `{stage_hint(data, missing[0])}`")
+        raise EvalError(
+            f"benchmark `{data.task}` needs {missing[0].describe()}, which is neither online "
+            f"(HF_HUB_OFFLINE is set) nor staged: run `{stage_hint(data, missing[0])}`"
+        )
 
 
 def resolve_published(ref: str, shots: int | None = None) -> ResolvedTask:
@@ -96,8 +108,9 @@ def resolve_published(ref: str, shots: int | None = None) -> ResolvedTask:
     except Exception as error:  # noqa: BLE001 - the published task's own failure, in one line
         lines = str(error).strip().splitlines()
         hint = f"; offline, stage its data: `{stage_hint(data)}`" if data.loads else ""
-        raise EvalError(f"benchmark `{ref}` could not load its data ({type(error).__name__}: "
-                        f"{lines[0] if lines else ''}){hint}") from None
+        raise EvalError(
+            f"benchmark `{ref}` could not load its data ({type(error).__name__}: {lines[0] if lines else ''}){hint}"
+        ) from None
     return ResolvedTask(built, task_args, code_sandbox(built.sandbox), data_records(data))
 
 

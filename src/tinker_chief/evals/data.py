@@ -61,8 +61,9 @@ def load_conversations(path: str | Path, limit: int | None = None) -> list[list[
             sample = sample_from_line(line)
             conversations.append([*sample.messages, {"role": "assistant", "content": sample.target}])
         else:
-            conversations.append(parse_messages(line, "messages", roles=_ROLES,
-                                                need_assistant="the tokens NLL is measured on"))
+            conversations.append(
+                parse_messages(line, "messages", roles=_ROLES, need_assistant="the tokens NLL is measured on")
+            )
         if limit and len(conversations) >= limit:
             break
     return conversations
@@ -97,8 +98,9 @@ def load_samples(path: str | Path, limit: int | None = None) -> list[EvalSample]
     for line in read_jsonl_objects(path):
         sample = sample_from_line(line)
         if sample.id in seen:
-            raise DataError(f"{path}:{line.line_number}: field \"id\": duplicate id {sample.id!r} "
-                            f"(first on line {seen[sample.id]})")
+            raise DataError(
+                f'{path}:{line.line_number}: field "id": duplicate id {sample.id!r} (first on line {seen[sample.id]})'
+            )
         seen[sample.id] = line.line_number
         samples.append(sample)
     return samples[:limit] if limit else samples

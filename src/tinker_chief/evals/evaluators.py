@@ -30,8 +30,9 @@ from tinker_chief.evals.scoring import grade_samples
 from tinker_chief.evals.stats import Interval, bootstrap
 
 
-def conversations_to_data(conversations: list[list[dict[str, str]]], model_name: str,
-                          max_length: int | None = None) -> tuple[list[Any], Any]:
+def conversations_to_data(
+    conversations: list[list[dict[str, str]]], model_name: str, max_length: int | None = None
+) -> tuple[list[Any], Any]:
     """Render chats into datums weighted on assistant tokens (token-sum, not per-example mean)."""
     from tinker_cookbook.renderers import Message, TrainOnWhat
     from tinker_cookbook.supervised.data import conversation_to_datum
@@ -40,9 +41,12 @@ def conversations_to_data(conversations: list[list[dict[str, str]]], model_name:
 
     tokenizer = load_tokenizer(model_name)
     renderer = get_renderer(renderer_name_for(model_name), tokenizer)
-    data = [conversation_to_datum(cast(list[Message], c), renderer, max_length, TrainOnWhat.ALL_ASSISTANT_MESSAGES,
-                                  reduction="none")
-            for c in conversations]
+    data = [
+        conversation_to_datum(
+            cast(list[Message], c), renderer, max_length, TrainOnWhat.ALL_ASSISTANT_MESSAGES, reduction="none"
+        )
+        for c in conversations
+    ]
     return data, tokenizer
 
 
@@ -51,8 +55,10 @@ def nll_metrics(logprobs: list[Any], data: list[Any], tokenizer: Any, name: str)
 
     weights = [d.loss_fn_inputs["weights"] for d in data]
     targets = [d.loss_fn_inputs["target_tokens"] for d in data]
-    return {f"{name}/nll": compute_mean_nll(logprobs, weights),
-            f"{name}/bpb": compute_bpb(logprobs, weights, targets, tokenizer)}
+    return {
+        f"{name}/nll": compute_mean_nll(logprobs, weights),
+        f"{name}/bpb": compute_bpb(logprobs, weights, targets, tokenizer),
+    }
 
 
 class ConversationNLLEvaluator(TrainingClientEvaluator):
@@ -62,8 +68,14 @@ class ConversationNLLEvaluator(TrainingClientEvaluator):
         self.data, self.tokenizer, self.name = data, tokenizer, name
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, model_name: str, name: str = "test", limit: int | None = None,
-                   max_length: int | None = None) -> ConversationNLLEvaluator:
+    def from_jsonl(
+        cls,
+        path: str | Path,
+        model_name: str,
+        name: str = "test",
+        limit: int | None = None,
+        max_length: int | None = None,
+    ) -> ConversationNLLEvaluator:
         data, tokenizer = conversations_to_data(load_conversations(path, limit), model_name, max_length)
         return cls(data, tokenizer, name)
 
@@ -127,8 +139,10 @@ def conversation_parts(logprobs: list[Any], data: list[Any], tokenizer: Any) -> 
 def pooled_nll(parts: Sequence[ConversationNLL]) -> dict[str, float]:
     """Token-weighted NLL and bits-per-byte of a set of conversations (the headline values)."""
     tokens, n_bytes = sum(p.tokens for p in parts), sum(p.bytes for p in parts)
-    return {"nll": sum(p.nats for p in parts) / tokens if tokens else float("nan"),
-            "bpb": sum(p.bpb_nats for p in parts) / (math.log(2) * n_bytes) if n_bytes else float("nan")}
+    return {
+        "nll": sum(p.nats for p in parts) / tokens if tokens else float("nan"),
+        "bpb": sum(p.bpb_nats for p in parts) / (math.log(2) * n_bytes) if n_bytes else float("nan"),
+    }
 
 
 def nll_intervals(parts: Sequence[ConversationNLL], resamples: int = 1000, seed: int = 0) -> dict[str, Interval]:
@@ -141,15 +155,18 @@ class ScoredNLLEvaluator(SamplerNLLEvaluator):
 
     async def score(self, sampling_client: Any) -> NLLScores:
         logprobs = await asyncio.gather(*(self._compute_logprobs(sampling_client, d) for d in self.data))
-        return NLLScores(nll_metrics(list(logprobs), self.data, self.tokenizer, self.name),
-                         conversation_parts(list(logprobs), self.data, self.tokenizer))
+        return NLLScores(
+            nll_metrics(list(logprobs), self.data, self.tokenizer, self.name),
+            conversation_parts(list(logprobs), self.data, self.tokenizer),
+        )
 
     async def __call__(self, sampling_client: Any) -> dict[str, float]:
         return (await self.score(sampling_client)).metrics
 
 
-def sampler_nll_evaluator(path: str | Path, model_name: str, name: str = "test", limit: int | None = None,
-                          max_length: int | None = None) -> ScoredNLLEvaluator:
+def sampler_nll_evaluator(
+    path: str | Path, model_name: str, name: str = "test", limit: int | None = None, max_length: int | None = None
+) -> ScoredNLLEvaluator:
     """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
     data, tokenizer = conversations_to_data(load_conversations(path, limit), model_name, max_length)
     return ScoredNLLEvaluator(data, name=name, tokenizer=tokenizer)
@@ -158,16 +175,24 @@ def sampler_nll_evaluator(path: str | Path, model_name: str, name: str = "test",
 class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
     """Sample an answer per JSONL sample, grade it, report accuracy with its Wilson interval."""
 
-    def __init__(self, samples: list[EvalSample], base_model: str, grader: str = "exact",
-                 settings: GenerationSettings | None = None, name: str = "task", concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        samples: list[EvalSample],
+        base_model: str,
+        grader: str = "exact",
+        settings: GenerationSettings | None = None,
+        name: str = "task",
+        concurrency: int = 16,
+    ) -> None:
         self.samples, self.base_model, self.name = samples, base_model, name
         self.grader = make_grader(grader)
         self.settings = settings or GenerationSettings()
         self.concurrency = concurrency
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, base_model: str, grader: str = "exact", limit: int | None = None,
-                   **kwargs: Any) -> GenerativeAccuracyEvaluator:
+    def from_jsonl(
+        cls, path: str | Path, base_model: str, grader: str = "exact", limit: int | None = None, **kwargs: Any
+    ) -> GenerativeAccuracyEvaluator:
         return cls(load_samples(path, limit), base_model, grader, **kwargs)
 
     async def __call__(self, sampling_client: Any) -> dict[str, float]:

@@ -63,8 +63,13 @@ class HubLoad:
         return f"{self.path} [{config}] split {self.split} @ {(self.revision or 'unpinned')[:12]}"
 
     def as_json(self) -> dict[str, Any]:
-        return {"path": self.path, "name": self.name, "data_dir": self.data_dir, "split": self.split,
-                "revision": self.revision}
+        return {
+            "path": self.path,
+            "name": self.name,
+            "data_dir": self.data_dir,
+            "split": self.split,
+            "revision": self.revision,
+        }
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,16 @@ def task_data(task: str, task_args: dict[str, Any] | None = None) -> TaskData:
 
     def record(*args: Any, **kwargs: Any) -> Any:
         bound = dict(signature.bind_partial(*args, **kwargs).arguments)
-        loads.append(HubLoad(bound["path"], bound.get("name"), bound.get("data_dir"), str(bound.get("split")),
-                             bound.get("revision"), _sample_mapper(fields.get(len(loads)))))
+        loads.append(
+            HubLoad(
+                bound["path"],
+                bound.get("name"),
+                bound.get("data_dir"),
+                str(bound.get("split")),
+                bound.get("revision"),
+                _sample_mapper(fields.get(len(loads))),
+            )
+        )
         empty = datasets.Dataset.from_list([])
         empty.save_to_disk = lambda *_a, **_k: None  # keep Inspect's cache clean
         return empty
@@ -109,11 +122,13 @@ def task_data(task: str, task_args: dict[str, Any] | None = None) -> TaskData:
         raise EvalError("downloads a hub snapshot (not a `datasets` split chief can stage)")
 
     reason = None
-    with mock.patch.object(datasets, "load_dataset", record), \
-            mock.patch.object(inspect_ai.dataset, "hf_dataset", hf_dataset), \
-            mock.patch.object(huggingface_hub, "snapshot_download", no_snapshot), \
-            mock.patch.object(huggingface_hub, "hf_hub_download", no_snapshot), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with (
+        mock.patch.object(datasets, "load_dataset", record),
+        mock.patch.object(inspect_ai.dataset, "hf_dataset", hf_dataset),
+        mock.patch.object(huggingface_hub, "snapshot_download", no_snapshot),
+        mock.patch.object(huggingface_hub, "hf_hub_download", no_snapshot),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         try:
             task_create(ref, **(task_args or {}))
         except Exception as error:  # noqa: BLE001 - any failure of an unmodified task is its answer here
@@ -170,8 +185,11 @@ class CachedSplit:
 
 def cached_split(load: HubLoad) -> CachedSplit | None:
     """The newest cached copy of `load`'s split (what `datasets` reads offline), if any."""
-    candidates = [d for d in _dataset_dir(load).glob("*/*")
-                  if (d / "dataset_info.json").is_file() and any(d.glob(_arrow_prefix(load) + "*"))]
+    candidates = [
+        d
+        for d in _dataset_dir(load).glob("*/*")
+        if (d / "dataset_info.json").is_file() and any(d.glob(_arrow_prefix(load) + "*"))
+    ]
     if not candidates:
         return None
     newest = max(candidates, key=lambda d: d.stat().st_mtime)
@@ -193,8 +211,9 @@ def pick_load(data: TaskData, split: str | None) -> HubLoad:
         return data.loads[-1]
     matches = [load for load in data.loads if load.split == split]
     if not matches:
-        raise EvalError(f"`{data.task}` loads no split `{split}`; it loads "
-                        f"{', '.join(load.describe() for load in data.loads)}")
+        raise EvalError(
+            f"`{data.task}` loads no split `{split}`; it loads {', '.join(load.describe() for load in data.loads)}"
+        )
     return matches[-1]
 
 
@@ -207,8 +226,14 @@ def stage(data: TaskData, source: Path, split: str | None = None) -> CachedSplit
     _write_split(rows, target, load)
     stamp = target / STAMP
     stamps = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
-    stamps[load.split] = {"source": str(source.resolve()), "sha256": sha256_file(source), "rows": len(rows),
-                          "revision": load.revision, "task": data.task, **load.as_json()}
+    stamps[load.split] = {
+        "source": str(source.resolve()),
+        "sha256": sha256_file(source),
+        "rows": len(rows),
+        "revision": load.revision,
+        "task": data.task,
+        **load.as_json(),
+    }
     stamp.write_text(json.dumps(stamps, indent=2) + "\n", encoding="utf-8")
     os.utime(target)  # `datasets` reads the newest copy of a configuration
     found = cached_split(load)
@@ -225,8 +250,10 @@ def _write_split(rows: list[dict[str, Any]], target: Path, load: HubLoad) -> Non
     info = datasets.DatasetInfo.from_directory(str(target)) if info_path.is_file() else datasets.DatasetInfo()
     others = [name for name in (info.splits or {}) if name != load.split]
     if others and info.features is not None and set(info.features) != set(table.features):
-        raise DataError(f"{load.describe()}: columns {sorted(table.features)} differ from those of the staged "
-                        f"split(s) {', '.join(others)} of this configuration ({sorted(info.features)})")
+        raise DataError(
+            f"{load.describe()}: columns {sorted(table.features)} differ from those of the staged "
+            f"split(s) {', '.join(others)} of this configuration ({sorted(info.features)})"
+        )
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target, suffix=".tmp", delete=False) as handle:
         temporary = Path(handle.name)
@@ -241,8 +268,9 @@ def _write_split(rows: list[dict[str, Any]], target: Path, load: HubLoad) -> Non
     info.config_name = load.config_id
     info.dataset_name = load.path.split("/")[-1]
     splits = info.splits or datasets.SplitDict(dataset_name=info.dataset_name)
-    splits[load.split] = datasets.SplitInfo(name=load.split, num_bytes=size, num_examples=examples,
-                                            dataset_name=info.dataset_name)
+    splits[load.split] = datasets.SplitInfo(
+        name=load.split, num_bytes=size, num_examples=examples, dataset_name=info.dataset_name
+    )
     info.splits = splits
     info.write_to_directory(str(target))
 
@@ -296,8 +324,9 @@ def _json_rows(source: Path, kind: str) -> Iterator[dict[str, Any]]:
 
 def _object(row: Any, source: Path, number: int) -> dict[str, Any]:
     if not isinstance(row, dict):
-        raise DataError(f"{source} row {number}: expected an object with the dataset's fields, "
-                        f"got {type(row).__name__}")
+        raise DataError(
+            f"{source} row {number}: expected an object with the dataset's fields, got {type(row).__name__}"
+        )
     return row
 
 
@@ -320,8 +349,9 @@ def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
     for number, row in enumerate(rows, start=1):
         missing = [name for name in kinds if name not in row]
         if missing:
-            raise DataError(f"{source} row {number}: field `{missing[0]}` is missing (the first row has "
-                            f"{', '.join(kinds)})")
+            raise DataError(
+                f"{source} row {number}: field `{missing[0]}` is missing (the first row has {', '.join(kinds)})"
+            )
         extra = [name for name in row if name not in kinds]
         if extra:
             raise DataError(f"{source} row {number}: field `{extra[0]}` is not in the first row")
@@ -330,8 +360,9 @@ def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
             if kinds[name] == "null":
                 kinds[name] = kind
             elif kind not in ("null", kinds[name]):
-                raise DataError(f"{source} row {number}: field `{name}` is a {kind}, expected a {kinds[name]} "
-                                "as in the rows before")
+                raise DataError(
+                    f"{source} row {number}: field `{name}` is a {kind}, expected a {kinds[name]} as in the rows before"
+                )
         _check_mapping(row, number, source, load)
 
 
@@ -342,8 +373,10 @@ def _check_mapping(row: dict[str, Any], number: int, source: Path, load: HubLoad
         with contextlib.redirect_stdout(sys.stderr):
             load.record_to_sample(row)
     except KeyError as error:
-        raise DataError(f"{source} row {number}: field `{error.args[0]}` is missing; {load.path} rows have it"
-                        ) from None
+        raise DataError(
+            f"{source} row {number}: field `{error.args[0]}` is missing; {load.path} rows have it"
+        ) from None
     except Exception as error:  # noqa: BLE001 - the task's own mapping rejected the row
-        raise DataError(f"{source} row {number}: {load.path}'s task cannot read this row "
-                        f"({_first_line(error)})") from None
+        raise DataError(
+            f"{source} row {number}: {load.path}'s task cannot read this row ({_first_line(error)})"
+        ) from None

@@ -66,15 +66,23 @@ def _finite(logprob: float) -> float:
 class TinkerModelAPI(ModelAPI):
     """Inspect `ModelAPI` over a `ModelSampler`."""
 
-    def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
-                 config: GenerateConfig = GenerateConfig(), **model_args: Any) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
         super().__init__(model_name, base_url, api_key, ["TINKER_API_KEY"], config)
         self.concurrency = int(model_args.pop("concurrency", 16))
         self._base_url = base_url
         self._api_key = model_args.pop("engine_api_key", None) or api_key
         if model_args:
-            raise EvalError(f"tinker provider: unknown model args {sorted(model_args)} "
-                            "(expected concurrency, engine_api_key; the URL goes in --model-base-url)")
+            raise EvalError(
+                f"tinker provider: unknown model args {sorted(model_args)} "
+                "(expected concurrency, engine_api_key; the URL goes in --model-base-url)"
+            )
         self._sampler: ModelSampler | None = None
         self._lock = asyncio.Lock()
 
@@ -82,8 +90,9 @@ class TinkerModelAPI(ModelAPI):
         async with self._lock:
             if self._sampler is None:
                 connection = _shared_connection(self._base_url, self._api_key, self.model_name)
-                self._sampler = await ModelSampler.create(connection.service_client(), self.model_name,
-                                                          self.concurrency)
+                self._sampler = await ModelSampler.create(
+                    connection.service_client(), self.model_name, self.concurrency
+                )
         return self._sampler
 
     def max_tokens(self) -> int | None:
@@ -96,8 +105,9 @@ class TinkerModelAPI(ModelAPI):
         # Inspect's default uses tiktoken, which downloads its vocabulary (no network here).
         return len((await self.sampler()).tokenizer.encode(text, add_special_tokens=False))
 
-    async def generate(self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice,
-                       config: GenerateConfig) -> ModelOutput:
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig
+    ) -> ModelOutput:
         if tools:
             raise EvalError("tinker provider: tool calling is not supported yet (task passed tools)")
         sampler = await self.sampler()
@@ -108,25 +118,44 @@ class TinkerModelAPI(ModelAPI):
             seed=config.seed,
             stop=tuple(config.stop_seqs or ()),
         )
-        generations = await sampler.generate(_message_dicts(input), settings, num_samples=config.num_choices or 1,
-                                             top_logprobs=(config.top_logprobs or 0) if config.logprobs else 0)
+        generations = await sampler.generate(
+            _message_dicts(input),
+            settings,
+            num_samples=config.num_choices or 1,
+            top_logprobs=(config.top_logprobs or 0) if config.logprobs else 0,
+        )
         prompt_tokens = sampler.renderer.build_generation_prompt(_message_dicts(input)).length
         choices = [self._choice(g, sampler, bool(config.logprobs)) for g in generations]
         output_tokens = sum(len(g.tokens) for g in generations)
-        return ModelOutput(model=self.model_name, choices=choices,
-                           usage=ModelUsage(input_tokens=prompt_tokens, output_tokens=output_tokens,
-                                            total_tokens=prompt_tokens + output_tokens))
+        return ModelOutput(
+            model=self.model_name,
+            choices=choices,
+            usage=ModelUsage(
+                input_tokens=prompt_tokens, output_tokens=output_tokens, total_tokens=prompt_tokens + output_tokens
+            ),
+        )
 
     def _choice(self, generation: Generation, sampler: ModelSampler, want_logprobs: bool) -> ChatCompletionChoice:
         logprobs = None
         if want_logprobs and generation.logprobs is not None:
             tops = generation.top_logprobs or [None] * len(generation.tokens)
-            logprobs = Logprobs(content=[
-                Logprob(token=sampler.tokenizer.decode([tok]), logprob=_finite(lp),
-                        top_logprobs=[TopLogprob(token=sampler.tokenizer.decode([t]), logprob=_finite(v))
-                                      for t, v in top] if top else None)
-                for tok, lp, top in zip(generation.tokens, generation.logprobs, tops, strict=False)])
+            logprobs = Logprobs(
+                content=[
+                    Logprob(
+                        token=sampler.tokenizer.decode([tok]),
+                        logprob=_finite(lp),
+                        top_logprobs=[
+                            TopLogprob(token=sampler.tokenizer.decode([t]), logprob=_finite(v)) for t, v in top
+                        ]
+                        if top
+                        else None,
+                    )
+                    for tok, lp, top in zip(generation.tokens, generation.logprobs, tops, strict=False)
+                ]
+            )
         stop = "max_tokens" if generation.stop_reason == "length" else "stop"
         return ChatCompletionChoice(
             message=ChatMessageAssistant(content=generation.text, model=self.model_name, source="generate"),
-            stop_reason=stop, logprobs=logprobs)
+            stop_reason=stop,
+            logprobs=logprobs,
+        )

@@ -44,8 +44,7 @@ def result_from_log(log: Any) -> InspectResult:
     location = str(getattr(log, "location", "") or "")
     if log.status != "success":
         message = getattr(getattr(log, "error", None), "message", None) or "no error message"
-        raise EvalError(f"inspect task `{log.eval.task}` ended with status `{log.status}`: {message} "
-                        f"(log: {location})")
+        raise EvalError(f"inspect task `{log.eval.task}` ended with status `{log.status}`: {message} (log: {location})")
     scores = log.results.scores if log.results else []
     first = scores[0] if scores else None
     metrics = {name: float(m.value) for name, m in (first.metrics.items() if first else [])}
@@ -53,15 +52,24 @@ def result_from_log(log: Any) -> InspectResult:
     samples: dict[str, float] = {}
     for sample in log.samples or []:
         if first is not None and sample.scores and first.name in sample.scores:
-            samples[f"{sample.id}#{sample.epoch}" if sample.epoch > 1 else str(sample.id)] = \
-                to_float(sample.scores[first.name].value)
+            samples[f"{sample.id}#{sample.epoch}" if sample.epoch > 1 else str(sample.id)] = to_float(
+                sample.scores[first.name].value
+            )
     return InspectResult(
-        task=log.eval.task, task_version=str(log.eval.task_version), model=log.eval.model, metrics=metrics,
-        samples=samples, log_path=location, scorer=first.name if first else None,
-        settings={"generate_config": log.eval.model_generate_config.model_dump(exclude_none=True),
-                  "task_args": dict(log.eval.task_args or {}), "limit": log.eval.config.limit,
-                  "epochs": log.eval.config.epochs,
-                  "packages": dict(log.eval.packages or {})},
+        task=log.eval.task,
+        task_version=str(log.eval.task_version),
+        model=log.eval.model,
+        metrics=metrics,
+        samples=samples,
+        log_path=location,
+        scorer=first.name if first else None,
+        settings={
+            "generate_config": log.eval.model_generate_config.model_dump(exclude_none=True),
+            "task_args": dict(log.eval.task_args or {}),
+            "limit": log.eval.config.limit,
+            "epochs": log.eval.config.epochs,
+            "packages": dict(log.eval.packages or {}),
+        },
         tokens=_tokens(log),
     )
 
@@ -80,11 +88,21 @@ def read_inspect_log(path: str | Path) -> InspectResult:
     return result_from_log(read_eval_log(str(path)))
 
 
-def run_inspect_task(task: Any, model: str, log_dir: str | Path, *, task_args: dict[str, Any] | None = None,
-                     model_args: dict[str, Any] | None = None, limit: int | None = None,
-                     max_tokens: int | None = None, temperature: float | None = None, seed: int | None = None,
-                     sandbox: str | None = None, model_roles: dict[str, Any] | None = None,
-                     base_url: str | None = None) -> InspectResult:
+def run_inspect_task(
+    task: Any,
+    model: str,
+    log_dir: str | Path,
+    *,
+    task_args: dict[str, Any] | None = None,
+    model_args: dict[str, Any] | None = None,
+    limit: int | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    seed: int | None = None,
+    sandbox: str | None = None,
+    model_roles: dict[str, Any] | None = None,
+    base_url: str | None = None,
+) -> InspectResult:
     """Evaluate one task (name, path@task or Task) on `tinker/<model>` and return its result."""
     from inspect_ai import eval as inspect_eval
 
@@ -92,9 +110,20 @@ def run_inspect_task(task: Any, model: str, log_dir: str | Path, *, task_args: d
 
     with contextlib.redirect_stdout(sys.stderr):  # tasks' loaders print progress; stdout may carry --json
         logs = inspect_eval(
-            task, model=f"tinker/{model}", model_base_url=base_url, model_args=model_args or {},
-            task_args=task_args or {}, log_dir=str(log_dir), display="none", limit=limit, max_tokens=max_tokens,
-            temperature=temperature, seed=seed, sandbox=sandbox, model_roles=model_roles, log_format="eval",
+            task,
+            model=f"tinker/{model}",
+            model_base_url=base_url,
+            model_args=model_args or {},
+            task_args=task_args or {},
+            log_dir=str(log_dir),
+            display="none",
+            limit=limit,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            sandbox=sandbox,
+            model_roles=model_roles,
+            log_format="eval",
         )
     if not logs:
         raise EvalError(f"inspect produced no log for task {task!r}")

@@ -56,29 +56,43 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
         bwrap_path()  # refuses, with the install hint, when bubblewrap is missing
 
     @classmethod
-    async def sample_init(cls, task_name: str, config: SandboxEnvironmentConfigType | None,
-                          metadata: dict[str, str]) -> dict[str, SandboxEnvironment]:
+    async def sample_init(
+        cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, str]
+    ) -> dict[str, SandboxEnvironment]:
         return {"default": cls()}
 
     @classmethod
-    async def sample_cleanup(cls, task_name: str, config: SandboxEnvironmentConfigType | None,
-                             environments: dict[str, SandboxEnvironment], interrupted: bool) -> None:
+    async def sample_cleanup(
+        cls,
+        task_name: str,
+        config: SandboxEnvironmentConfigType | None,
+        environments: dict[str, SandboxEnvironment],
+        interrupted: bool,
+    ) -> None:
         return None  # nothing lives outside memory
 
-    async def exec(self, cmd: list[str], input: str | bytes | None = None, cwd: str | None = None,
-                   env: dict[str, str] | None = None, user: str | None = None, timeout: int | None = None,
-                   timeout_retry: bool = True, concurrency: bool = True) -> ExecResult[str]:
+    async def exec(
+        self,
+        cmd: list[str],
+        input: str | bytes | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: int | None = None,
+        timeout_retry: bool = True,
+        concurrency: bool = True,
+    ) -> ExecResult[str]:
         if user is not None:
             raise SandboxUserUnsupportedError(f"the chief sandbox runs commands as its own user only, not {user!r}")
         seconds = min(timeout or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
         limits = dataclasses.replace(SandboxLimits(), timeout_s=float(seconds), cpu_s=seconds)
-        run = functools.partial(run_command, cmd, files=self.files, limits=limits, stdin=input, env=env or {},
-                                cwd=cwd or ".")
+        run = functools.partial(
+            run_command, cmd, files=self.files, limits=limits, stdin=input, env=env or {}, cwd=cwd or "."
+        )
         result = await anyio.to_thread.run_sync(run)
         if result.timed_out:
             raise TimeoutError(f"command timed out after {seconds} s in the chief sandbox")
-        return ExecResult(success=result.ok, returncode=result.returncode, stdout=result.stdout,
-                          stderr=result.stderr)
+        return ExecResult(success=result.ok, returncode=result.returncode, stdout=result.stdout, stderr=result.stderr)
 
     async def write_file(self, file: str, contents: str | bytes) -> None:
         self.files[self._relative(file)] = contents
@@ -92,8 +106,9 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
     async def read_file(self, file: str, text: bool = True) -> str | bytes:
         name = self._relative(file)
         if name not in self.files:
-            raise FileNotFoundError(f"{file}: not written to this chief sandbox (files written by commands "
-                                    "do not persist)")
+            raise FileNotFoundError(
+                f"{file}: not written to this chief sandbox (files written by commands do not persist)"
+            )
         content = self.files[name]
         if text:
             return content if isinstance(content, str) else content.decode()
@@ -113,8 +128,9 @@ def docker_available() -> bool:
     if docker is None:
         return False
     try:
-        probe = subprocess.run([docker, "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                               timeout=15, check=False)
+        probe = subprocess.run(
+            [docker, "version", "--format", "{{.Server.Version}}"], capture_output=True, timeout=15, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0

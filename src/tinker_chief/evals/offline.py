@@ -70,8 +70,11 @@ async def run_offline_async(config: OfflineConfig, connection: Connection) -> Of
     sampler = await ModelSampler.create(service, config.model, config.concurrency, usage)
     judge = None
     if config.judge_model:
-        judge = sampler if config.judge_model == config.model else await ModelSampler.create(
-            service, config.judge_model, config.concurrency, usage)
+        judge = (
+            sampler
+            if config.judge_model == config.model
+            else await ModelSampler.create(service, config.judge_model, config.concurrency, usage)
+        )
     grader = make_grader(config.grader, judge=judge)
     started = time.perf_counter()
     records = await grade_samples(sampler, samples, grader, config.settings)
@@ -96,14 +99,22 @@ async def run_offline_async(config: OfflineConfig, connection: Connection) -> Of
     return OfflineResult(metrics, records, records_path, elapsed)
 
 
-def run_offline(config: OfflineConfig, choice: BackendChoice | None = None, api_key: str | None = None,
-                state_dir: Path | None = None) -> OfflineResult:
+def run_offline(
+    config: OfflineConfig,
+    choice: BackendChoice | None = None,
+    api_key: str | None = None,
+    state_dir: Path | None = None,
+) -> OfflineResult:
     """Validate the data first (no engine start for a bad file), then connect and run. `choice`:
     where to go (default: `choose_backend()`, the environment's choice)."""
     load_samples(config.data, config.limit)
     make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(config.grader)
-    with open_connection(choice or choose_backend(), state_dir=state_dir, api_key=api_key,
-                         models=[config.model, config.judge_model or ""]) as connection:
+    with open_connection(
+        choice or choose_backend(),
+        state_dir=state_dir,
+        api_key=api_key,
+        models=[config.model, config.judge_model or ""],
+    ) as connection:
         return asyncio.run(run_offline_async(config, connection))
 
 

@@ -57,8 +57,13 @@ class SuiteRunResult:
         return [t for t in self.tasks if t.error is not None]
 
     def as_json(self) -> dict[str, Any]:
-        return {"model": self.model, "model_ref": self.model_ref, "suite": self.suite_name,
-                "suite_version": self.suite_version, "tasks": [t.as_json() for t in self.tasks]}
+        return {
+            "model": self.model,
+            "model_ref": self.model_ref,
+            "suite": self.suite_name,
+            "suite_version": self.suite_version,
+            "tasks": [t.as_json() for t in self.tasks],
+        }
 
 
 @dataclass(frozen=True)
@@ -95,17 +100,32 @@ def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
 def register_unknown(registry: Any, model: str, base_model: str, backend: str) -> str:
     """Register a model evaluated before it was registered, so its results have an owner."""
     if model.startswith("tinker://"):
-        record = registry.register_model(adhoc_name(model), base_model=base_model, recipe="sl", backend=backend,
-                                         tinker_path=model, display_name=f"checkpoint {model}")
+        record = registry.register_model(
+            adhoc_name(model),
+            base_model=base_model,
+            recipe="sl",
+            backend=backend,
+            tinker_path=model,
+            display_name=f"checkpoint {model}",
+        )
     else:
-        record = registry.register_model(adhoc_name(model), base_model=base_model, recipe="base", backend=backend,
-                                         display_name=f"base model {model}")
+        record = registry.register_model(
+            adhoc_name(model), base_model=base_model, recipe="base", backend=backend, display_name=f"base model {model}"
+        )
     return record.ref
 
 
-def run_suite(suite: EvalSuite, model: str, connection: Connection, *, project_dir: Path = Path("."),
-              registry: Any | None = None, tasks: list[str] | None = None,
-              progress: ProgressSink | None = None, concurrency: int = 16) -> SuiteRunResult:
+def run_suite(
+    suite: EvalSuite,
+    model: str,
+    connection: Connection,
+    *,
+    project_dir: Path = Path("."),
+    registry: Any | None = None,
+    tasks: list[str] | None = None,
+    progress: ProgressSink | None = None,
+    concurrency: int = 16,
+) -> SuiteRunResult:
     """Run every task of `suite` (or those named in `tasks`) on `model`; record each in `registry`.
 
     A task that fails is reported in its `TaskOutcome.error` (and not recorded); the others
@@ -157,8 +177,11 @@ def _set_aside_unscored(outcome: TaskOutcome) -> None:
     """Move metrics without a finite value (no sample scored) to `settings["not_scored"]`, with why."""
     from tinker_chief.registry import NOT_SCORED
 
-    unscored = [name for name, m in outcome.metrics.items()
-                if not isinstance(m.get("value"), (int, float)) or not math.isfinite(m["value"])]
+    unscored = [
+        name
+        for name, m in outcome.metrics.items()
+        if not isinstance(m.get("value"), (int, float)) or not math.isfinite(m["value"])
+    ]
     if not unscored:
         return
     why = _why_not_scored(outcome)
@@ -174,32 +197,57 @@ def _why_not_scored(outcome: TaskOutcome) -> str:
 
     why = f"0 samples scored: {count('unscored')} unscored by the grader, {count('errors')} failed to sample"
     if str(outcome.settings.get("grader", "")).startswith("llm_judge"):
-        why += (f"; the judge ({outcome.settings.get('judge_model')}) gave no verdict the grader could read: "
-                "set the task's judge_model to a model that can grade")
+        why += (
+            f"; the judge ({outcome.settings.get('judge_model')}) gave no verdict the grader could read: "
+            "set the task's judge_model to a model that can grade"
+        )
     return why
 
 
-def _record(registry: Any, result: SuiteRunResult, suite: EvalSuite, task: EvalTask, outcome: TaskOutcome,
-            connection: Connection, cache: TaskCache) -> int | None:
+def _record(
+    registry: Any,
+    result: SuiteRunResult,
+    suite: EvalSuite,
+    task: EvalTask,
+    outcome: TaskOutcome,
+    connection: Connection,
+    cache: TaskCache,
+) -> int | None:
     if outcome.run_id is not None:
         return outcome.run_id  # recorded by an earlier, interrupted invocation
     from tinker_chief.evals.usage import PREFILL_KEY, SAMPLE_KEY
     from tinker_chief.registry import MetricValue, SampleOutcome, Usage
 
     if result.model_ref is None:
-        result.model_ref = register_unknown(registry, result.model, outcome.base_model or result.model,
-                                            connection.kind)
-    metrics = [MetricValue(name, m["value"], m.get("ci_low"), m.get("ci_high"), m.get("n"))
-               for name, m in outcome.metrics.items()]
-    samples = [SampleOutcome(sid, score, passed=(score == 1.0) if outcome.binary else None)
-               for sid, score in outcome.samples.items()]
+        result.model_ref = register_unknown(registry, result.model, outcome.base_model or result.model, connection.kind)
+    metrics = [
+        MetricValue(name, m["value"], m.get("ci_low"), m.get("ci_high"), m.get("n"))
+        for name, m in outcome.metrics.items()
+    ]
+    samples = [
+        SampleOutcome(sid, score, passed=(score == 1.0) if outcome.binary else None)
+        for sid, score in outcome.samples.items()
+    ]
     run = registry.record_eval(
-        result.model_ref, suite_name=suite.name, suite_version=suite.version, task=task.name, metrics=metrics,
-        samples=samples, settings={**outcome.settings, "engine_precision": connection.engine_precision,
-                                   "task": task.model_dump(mode="json")},
-        headline_metric=task.headline_metric, log_location=outcome.log_location,
-        usage=Usage(prefill_tokens=outcome.tokens.get(PREFILL_KEY), sample_tokens=outcome.tokens.get(SAMPLE_KEY),
-                    machine_seconds=outcome.seconds))
+        result.model_ref,
+        suite_name=suite.name,
+        suite_version=suite.version,
+        task=task.name,
+        metrics=metrics,
+        samples=samples,
+        settings={
+            **outcome.settings,
+            "engine_precision": connection.engine_precision,
+            "task": task.model_dump(mode="json"),
+        },
+        headline_metric=task.headline_metric,
+        log_location=outcome.log_location,
+        usage=Usage(
+            prefill_tokens=outcome.tokens.get(PREFILL_KEY),
+            sample_tokens=outcome.tokens.get(SAMPLE_KEY),
+            machine_seconds=outcome.seconds,
+        ),
+    )
     payload = outcome.as_json()
     payload["run_id"] = run.id
     cache.mark_done(payload)

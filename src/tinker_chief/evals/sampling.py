@@ -49,17 +49,27 @@ def _open_error(model: str, exc: Exception) -> Exception:
     import tinker
 
     if isinstance(exc, (tinker.AuthenticationError, tinker.PermissionDeniedError)):
-        return EngineError(f"the backend rejected the API key while opening `{model}` ({_short(exc)}); "
-                           "check TINKER_API_KEY for Tinker's cloud, or the engine's --api-key / "
-                           "CHIEF_ENGINE_API_KEY for a local engine")
+        return EngineError(
+            f"the backend rejected the API key while opening `{model}` ({_short(exc)}); "
+            "check TINKER_API_KEY for Tinker's cloud, or the engine's --api-key / "
+            "CHIEF_ENGINE_API_KEY for a local engine"
+        )
     return ModelNotFoundError(f"cannot open model `{model}` for sampling: {_short(exc)}")
 
 
 class ModelSampler:
     """A model reachable through the tinker SDK, with its renderer and a concurrency bound."""
 
-    def __init__(self, sampling_client: Any, base_model: str, tokenizer: Any, renderer: Any,
-                 concurrency: int = 16, model: str | None = None, usage: TokenUsage | None = None) -> None:
+    def __init__(
+        self,
+        sampling_client: Any,
+        base_model: str,
+        tokenizer: Any,
+        renderer: Any,
+        concurrency: int = 16,
+        model: str | None = None,
+        usage: TokenUsage | None = None,
+    ) -> None:
         self.usage = usage or TokenUsage()  # every prompt prefilled and token sampled through this handle
         self.client = metered(sampling_client, self.usage)
         self.base_model = base_model
@@ -70,8 +80,9 @@ class ModelSampler:
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
 
     @classmethod
-    async def create(cls, service_client: Any, model: str, concurrency: int = 16,
-                     usage: TokenUsage | None = None) -> ModelSampler:
+    async def create(
+        cls, service_client: Any, model: str, concurrency: int = 16, usage: TokenUsage | None = None
+    ) -> ModelSampler:
         """Open a sampling client for a `tinker://` path or base model name."""
         from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
@@ -92,19 +103,32 @@ class ModelSampler:
             # String stops are honoured after decoding (see _truncate); the renderer's token
             # stops go to the engine, which cannot mix the two kinds in one list.
             stop = stop if stop and not isinstance(stop[0], str) else [*stop, *settings.stop]
-        return tinker.SamplingParams(max_tokens=settings.max_tokens, temperature=settings.temperature,
-                                     top_p=settings.top_p, seed=settings.seed, stop=stop or None)
+        return tinker.SamplingParams(
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=settings.seed,
+            stop=stop or None,
+        )
 
-    async def generate(self, messages: list[dict[str, str]], settings: GenerationSettings | None = None,
-                       num_samples: int = 1, top_logprobs: int = 0) -> list[Generation]:
+    async def generate(
+        self,
+        messages: list[dict[str, str]],
+        settings: GenerationSettings | None = None,
+        num_samples: int = 1,
+        top_logprobs: int = 0,
+    ) -> list[Generation]:
         """Sample `num_samples` answers; `top_logprobs` > 0 asks for that many alternatives per token."""
         settings = settings or self.default_settings
         prompt = self.renderer.build_generation_prompt(messages)
         async with self._semaphore:
             try:
-                response = await self.client.sample(prompt=prompt, num_samples=num_samples,
-                                                    sampling_params=self._sampling_params(settings),
-                                                    topk_sample_logprobs=top_logprobs)
+                response = await self.client.sample(
+                    prompt=prompt,
+                    num_samples=num_samples,
+                    sampling_params=self._sampling_params(settings),
+                    topk_sample_logprobs=top_logprobs,
+                )
             except Exception as exc:
                 raise EvalError(f"sampling from `{self.model}` failed: {_short(exc)}") from None
         return [self._parse(sequence, settings) for sequence in response.sequences]
@@ -118,8 +142,13 @@ class ModelSampler:
         stop_reason = str(getattr(sequence, "stop_reason", "") or "")
         logprobs = list(sequence.logprobs) if getattr(sequence, "logprobs", None) is not None else None
         top = getattr(sequence, "topk_logprobs", None)
-        return Generation(text=text, tokens=tokens, logprobs=logprobs, stop_reason=stop_reason,
-                          top_logprobs=list(top) if top is not None else None)
+        return Generation(
+            text=text,
+            tokens=tokens,
+            logprobs=logprobs,
+            stop_reason=stop_reason,
+            top_logprobs=list(top) if top is not None else None,
+        )
 
     async def generate_text(self, messages: list[dict[str, str]], max_tokens: int = 256) -> str:
         """`TextGenerator` protocol: one greedy answer (used when this model judges)."""
@@ -139,7 +168,7 @@ class ModelSampler:
                 logprobs = await self.client.compute_logprobs(full)
             except Exception as exc:
                 raise EvalError(f"scoring with `{self.model}` failed: {_short(exc)}") from None
-        tail = logprobs[-len(cont_tokens):]
+        tail = logprobs[-len(cont_tokens) :]
         if any(lp is None for lp in tail):
             raise EvalError(f"`{self.model}` returned no logprob for part of {continuation!r}")
         return float(sum(tail))

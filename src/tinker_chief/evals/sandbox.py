@@ -84,8 +84,10 @@ class SandboxResult:
 def bwrap_path() -> str:
     path = shutil.which("bwrap")
     if path is None:
-        raise EvalError("running model-written code needs bubblewrap (`apt-get install -y bubblewrap`); "
-                        "chief refuses to run it unsandboxed")
+        raise EvalError(
+            "running model-written code needs bubblewrap (`apt-get install -y bubblewrap`); "
+            "chief refuses to run it unsandboxed"
+        )
     return path
 
 
@@ -98,21 +100,63 @@ def _bwrap_argv(python_source: Path, files: dict[str, int], limits: SandboxLimit
     """`python_source` is where bwrap finds the Python installation (see _become_nobody);
     `files` maps a path under /sandbox to a file descriptor holding its content."""
     ids = str(_NOBODY)
-    argv = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", ids, "--gid", ids, "--disable-userns",
-            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev"]
+    argv = [
+        bwrap_path(),
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        ids,
+        "--gid",
+        ids,
+        "--disable-userns",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+    ]
     for path in _SYSTEM_DIRS:
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
     root = str(_python_root())
-    argv += ["--ro-bind", str(python_source), root,
-             "--size", str(limits.scratch_mb * _MB), "--tmpfs", _WORKDIR,
-             "--dir", f"{_WORKDIR}/.tmp", "--symlink", f"{_WORKDIR}/.tmp", "/tmp"]
+    argv += [
+        "--ro-bind",
+        str(python_source),
+        root,
+        "--size",
+        str(limits.scratch_mb * _MB),
+        "--tmpfs",
+        _WORKDIR,
+        "--dir",
+        f"{_WORKDIR}/.tmp",
+        "--symlink",
+        f"{_WORKDIR}/.tmp",
+        "/tmp",
+    ]
     for name, fd in files.items():
         argv += ["--file", str(fd), f"{_WORKDIR}/{name}"]
     # bwrap's own root and /dev are unbounded tmpfs owned by the sandbox user: make them read-only.
-    argv += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", _WORKDIR,
-             "--clearenv", "--setenv", "HOME", _WORKDIR, "--setenv", "PATH", f"{root}/bin:/usr/bin:/bin",
-             "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    argv += [
+        "--remount-ro",
+        "/",
+        "--remount-ro",
+        "/dev",
+        "--chdir",
+        _WORKDIR,
+        "--clearenv",
+        "--setenv",
+        "HOME",
+        _WORKDIR,
+        "--setenv",
+        "PATH",
+        f"{root}/bin:/usr/bin:/bin",
+        "--setenv",
+        "PYTHONDONTWRITEBYTECODE",
+        "1",
+    ]
     return argv
 
 
@@ -123,14 +167,21 @@ def _prelude(limits: SandboxLimits, started_fd: int, argv: list[str], env: dict[
     RLIMIT_NPROC is set here, after bwrap made the user namespace: the kernel counts processes
     per (user namespace, uid), so inside it the limit counts this sandbox's processes only."""
     cpu, memory, file = limits.cpu_s, limits.memory_mb * _MB, limits.max_file_mb * _MB
-    rlimits = [(resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes), (resource.RLIMIT_CPU, cpu, cpu + 1),
-               (resource.RLIMIT_AS, memory, memory), (resource.RLIMIT_FSIZE, file, file),
-               (resource.RLIMIT_NOFILE, limits.max_open_files, limits.max_open_files), (resource.RLIMIT_CORE, 0, 0)]
-    return ("import os, resource, sys\n"
-            f"for which, soft, hard in {rlimits!r}:\n    resource.setrlimit(which, (soft, hard))\n"
-            f"os.environ.update({env!r})\nos.makedirs({cwd!r}, exist_ok=True)\nos.chdir({cwd!r})\n"
-            f"os.write({started_fd}, b'1')\nos.close({started_fd})\n"
-            f"os.execvp({argv[0]!r}, {argv!r})\n")
+    rlimits = [
+        (resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes),
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_AS, memory, memory),
+        (resource.RLIMIT_FSIZE, file, file),
+        (resource.RLIMIT_NOFILE, limits.max_open_files, limits.max_open_files),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    return (
+        "import os, resource, sys\n"
+        f"for which, soft, hard in {rlimits!r}:\n    resource.setrlimit(which, (soft, hard))\n"
+        f"os.environ.update({env!r})\nos.makedirs({cwd!r}, exist_ok=True)\nos.chdir({cwd!r})\n"
+        f"os.write({started_fd}, b'1')\nos.close({started_fd})\n"
+        f"os.execvp({argv[0]!r}, {argv!r})\n"
+    )
 
 
 def _become_nobody(python_root: Path) -> Callable[[], None]:
@@ -153,8 +204,10 @@ def _become_nobody(python_root: Path) -> Callable[[], None]:
         install = os.open(python_root, os.O_PATH | os.O_DIRECTORY)  # still reachable if it lives under /tmp
         check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"size=64k,mode=0755"), "mounting a tmpfs on /tmp")
         os.mkdir(_PYTHON_SOURCE)
-        check(libc.mount(f"/proc/self/fd/{install}".encode(), _PYTHON_SOURCE.encode(), None, _MS_BIND | _MS_REC,
-                         None), "bind mount")
+        check(
+            libc.mount(f"/proc/self/fd/{install}".encode(), _PYTHON_SOURCE.encode(), None, _MS_BIND | _MS_REC, None),
+            "bind mount",
+        )
         os.close(install)
         os.setgroups([])
         os.setresgid(_NOBODY, _NOBODY, _NOBODY)
@@ -181,16 +234,23 @@ def _inside_workdir(name: str) -> bool:
     return bool(name) and not posixpath.isabs(normal) and normal not in (".", "..") and not normal.startswith("../")
 
 
-def run_python(code: str, *, files: dict[str, str] | None = None, limits: SandboxLimits = SandboxLimits()
-               ) -> SandboxResult:
+def run_python(
+    code: str, *, files: dict[str, str] | None = None, limits: SandboxLimits = SandboxLimits()
+) -> SandboxResult:
     """Run `code` as `main.py` in a fresh sandbox directory; `files` are written beside it."""
     python = _python_root() / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     return run_command([str(python), "-E", "-s", "main.py"], files={**(files or {}), "main.py": code}, limits=limits)
 
 
-def run_command(argv: list[str], *, files: dict[str, str | bytes] | None = None,
-                limits: SandboxLimits = SandboxLimits(), stdin: str | bytes | None = None,
-                env: dict[str, str] | None = None, cwd: str = ".") -> SandboxResult:
+def run_command(
+    argv: list[str],
+    *,
+    files: dict[str, str | bytes] | None = None,
+    limits: SandboxLimits = SandboxLimits(),
+    stdin: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str = ".",
+) -> SandboxResult:
     """Run `argv` (argv[0] found through the sandbox's PATH, where `python` is the interpreter
     chief runs on, without the venv) in a fresh sandbox directory holding `files`; `cwd` is
     relative to that directory. Nothing the command writes outlives the call."""
@@ -234,12 +294,24 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "bwrap exited without a message"
 
 
-def _run(argv: list[str], limits: SandboxLimits, *, pass_fds: tuple[int, ...],
-         preexec: Callable[[], None] | None, stdin: int | None = None) -> SandboxResult:
+def _run(
+    argv: list[str],
+    limits: SandboxLimits,
+    *,
+    pass_fds: tuple[int, ...],
+    preexec: Callable[[], None] | None,
+    stdin: int | None = None,
+) -> SandboxResult:
     try:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL if stdin is None else stdin,
-                                   pass_fds=pass_fds, preexec_fn=preexec, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            pass_fds=pass_fds,
+            preexec_fn=preexec,
+            start_new_session=True,
+        )
     except subprocess.SubprocessError as error:  # preexec failed: no mount rights, though root
         raise EvalError(f"the code sandbox could not start: dropping root to uid {_NOBODY} failed ({error})") from None
     output = _Output(process, limits.max_output_bytes)

@@ -17,8 +17,9 @@ from tinker_chief.evals.records import SampleRecord
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 
 
-async def grade_one(sampler: ModelSampler, sample: EvalSample, grader: Grader,
-                    settings: GenerationSettings) -> SampleRecord:
+async def grade_one(
+    sampler: ModelSampler, sample: EvalSample, grader: Grader, settings: GenerationSettings
+) -> SampleRecord:
     record = SampleRecord(id=sample.id, prompt=sample.messages, target=sample.target)
     try:
         generation = (await sampler.generate(sample.messages, settings))[0]
@@ -37,10 +38,15 @@ async def grade_one(sampler: ModelSampler, sample: EvalSample, grader: Grader,
     return record
 
 
-async def grade_samples(sampler: ModelSampler, samples: Iterable[EvalSample], grader: Grader,
-                        settings: GenerationSettings,
-                        on_record: Callable[[SampleRecord], None] | None = None) -> list[SampleRecord]:
+async def grade_samples(
+    sampler: ModelSampler,
+    samples: Iterable[EvalSample],
+    grader: Grader,
+    settings: GenerationSettings,
+    on_record: Callable[[SampleRecord], None] | None = None,
+) -> list[SampleRecord]:
     """Grade all samples; returns records in the samples' order."""
+
     async def run(sample: EvalSample) -> SampleRecord:
         record = await grade_one(sampler, sample, grader, settings)
         if on_record is not None:

@@ -49,8 +49,9 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> Interval:
     return Interval(p, 0.0 if low < 1e-12 else low, 1.0 if high > 1 - 1e-12 else high)
 
 
-def bootstrap(items: Sequence[T], statistic: Callable[[Sequence[T]], Mapping[str, float]],
-              resamples: int = 2000, seed: int = 0) -> dict[str, Interval]:
+def bootstrap(
+    items: Sequence[T], statistic: Callable[[Sequence[T]], Mapping[str, float]], resamples: int = 2000, seed: int = 0
+) -> dict[str, Interval]:
     """Percentile-bootstrap 95% intervals of each statistic `statistic(items)` returns.
 
     Items are resampled with replacement (`resamples` times, deterministic for a seed) and

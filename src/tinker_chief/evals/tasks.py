@@ -69,8 +69,9 @@ class TaskOutcome:
         return cls(**{k: v for k, v in value.items() if k in cls.__dataclass_fields__})
 
 
-def metric(value: float, ci_low: float | None = None, ci_high: float | None = None,
-           n: int | None = None) -> dict[str, Any]:
+def metric(
+    value: float, ci_low: float | None = None, ci_high: float | None = None, n: int | None = None
+) -> dict[str, Any]:
     return {"value": value, "ci_low": ci_low, "ci_high": ci_high, "n": n}
 
 
@@ -85,8 +86,9 @@ def _data_path(task: EvalTask, context: TaskContext) -> Path:
 
 
 async def _open(context: TaskContext, model: str | None = None) -> ModelSampler:
-    return await ModelSampler.create(context.connection.service_client(), model or context.model,
-                                     context.concurrency, context.usage)
+    return await ModelSampler.create(
+        context.connection.service_client(), model or context.model, context.concurrency, context.usage
+    )
 
 
 def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSample]:
@@ -103,8 +105,14 @@ def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSampl
     return out
 
 
-async def _graded(task: EvalTask, context: TaskContext, cache: TaskCache, pending: list[Any], runner: Any,
-                  done: dict[str, SampleRecord]) -> tuple[list[SampleRecord], str]:
+async def _graded(
+    task: EvalTask,
+    context: TaskContext,
+    cache: TaskCache,
+    pending: list[Any],
+    runner: Any,
+    done: dict[str, SampleRecord],
+) -> tuple[list[SampleRecord], str]:
     """Run `runner(sampler, pending, on_record)` with progress and caching; all records in order."""
     context.progress.start(task.name, len(pending) + len(done), len(done))
     sampler = await _open(context)
@@ -119,8 +127,11 @@ async def _graded(task: EvalTask, context: TaskContext, cache: TaskCache, pendin
 
 def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, dict[str, Any]]:
     s = summarize(records)
-    return {"accuracy": metric(s["accuracy"], s["ci_low"], s["ci_high"], s["n"]),
-            "unscored": metric(s["unscored"]), "errors": metric(s["errors"])}
+    return {
+        "accuracy": metric(s["accuracy"], s["ci_low"], s["ci_high"], s["n"]),
+        "unscored": metric(s["unscored"]),
+        "errors": metric(s["errors"]),
+    }
 
 
 async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
@@ -136,9 +147,14 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
         return await grade_samples(sampler, items, grader, settings, on_record)
 
     records, base = await _graded(task, context, cache, pending, runner, done)
-    return _outcome(task, records, base, _accuracy_metrics(records), len(done),
-                    {"grader": task.grader, "judge_model": task.judge_model or context.model,
-                     "generation": asdict(settings)})
+    return _outcome(
+        task,
+        records,
+        base,
+        _accuracy_metrics(records),
+        len(done),
+        {"grader": task.grader, "judge_model": task.judge_model or context.model, "generation": asdict(settings)},
+    )
 
 
 async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
@@ -158,8 +174,14 @@ async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) ->
     metrics = {k: metric(v["value"], v["ci_low"], v["ci_high"], v["n"]) for k, v in raw.items() if isinstance(v, dict)}
     metrics.update(_accuracy_metrics(records))
     metrics["unscored"] = metric(raw["unscored"])
-    return _outcome(task, records, base, metrics, len(done),
-                    {"refusal_judge": task.judge_model or "rules", "generation": asdict(settings)})
+    return _outcome(
+        task,
+        records,
+        base,
+        metrics,
+        len(done),
+        {"refusal_judge": task.judge_model or "rules", "generation": asdict(settings)},
+    )
 
 
 async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
@@ -187,16 +209,24 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     scored = scored_from_records(records)
     raw = calibration_metrics(scored)
     if raw.get("n", 0) == 0:
-        raise EvalError(f"task `{task.name}`: no question could be scored "
-                        f"({next((r.error for r in records if r.error), 'no questions')})")
+        raise EvalError(
+            f"task `{task.name}`: no question could be scored "
+            f"({next((r.error for r in records if r.error), 'no questions')})"
+        )
     metrics = {"accuracy": metric(raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])}
     metrics.update(_interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"]))
     # Outcomes stand for the run's headline metric in the registry's paired tests, so they are
     # kept only when that is Brier (a suite naming `ece` gets judged by CIs instead).
     briers = {q.id: q.brier for q in scored} if task.headline_metric == "brier" else {}
-    return _outcome(task, records, base, metrics, len(done),
-                    {"scoring": "option-letter logprobs", "outcome": "per-question Brier score",
-                     "reliability": raw["reliability"]}, scores=briers)
+    return _outcome(
+        task,
+        records,
+        base,
+        metrics,
+        len(done),
+        {"scoring": "option-letter logprobs", "outcome": "per-question Brier score", "reliability": raw["reliability"]},
+        scores=briers,
+    )
 
 
 def _interval_metrics(intervals: dict[str, Any], n: int) -> dict[str, dict[str, Any]]:
@@ -214,26 +244,51 @@ async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> Ta
 
     sampler = await _open(context)
     context.progress.start(task.name, 1, 0)
-    evaluator = sampler_nll_evaluator(_data_path(task, context), sampler.base_model, name="x",
-                                      limit=task.settings.limit)
+    evaluator = sampler_nll_evaluator(
+        _data_path(task, context), sampler.base_model, name="x", limit=task.settings.limit
+    )
     scores = await evaluator.score(sampler.client)
     context.progress.advance(task.name)
     n = len(scores.conversations)
     metrics = _interval_metrics(nll_intervals(scores.conversations, seed=task.settings.seed), n)
     # Outcomes stand for the headline metric (see _run_calibration): kept when that is `nll`.
-    samples = {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)} \
-        if task.headline_metric == "nll" else {}
-    return TaskOutcome(task.name, task.kind, metrics, samples,
-                       {"conversations": n, "outcome": "per-conversation NLL per token"},
-                       sampler.base_model, binary=False, ran_samples=n)
+    samples = (
+        {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)} if task.headline_metric == "nll" else {}
+    )
+    return TaskOutcome(
+        task.name,
+        task.kind,
+        metrics,
+        samples,
+        {"conversations": n, "outcome": "per-conversation NLL per token"},
+        sampler.base_model,
+        binary=False,
+        ran_samples=n,
+    )
 
 
-def _outcome(task: EvalTask, records: list[SampleRecord], base_model: str, metrics: dict[str, Any],
-             reused: int, settings: dict[str, Any], scores: dict[str, float] | None = None) -> TaskOutcome:
+def _outcome(
+    task: EvalTask,
+    records: list[SampleRecord],
+    base_model: str,
+    metrics: dict[str, Any],
+    reused: int,
+    settings: dict[str, Any],
+    scores: dict[str, float] | None = None,
+) -> TaskOutcome:
     """Per-sample outcomes are the records' pass/fail, or `scores` when the task has its own."""
     samples = outcomes_by_id(records) if scores is None else scores
-    return TaskOutcome(task.name, task.kind, metrics, samples, settings, base_model, binary=scores is None,
-                       reused_samples=reused, ran_samples=len(records) - reused)
+    return TaskOutcome(
+        task.name,
+        task.kind,
+        metrics,
+        samples,
+        settings,
+        base_model,
+        binary=scores is None,
+        reused_samples=reused,
+        ran_samples=len(records) - reused,
+    )
 
 
 def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
@@ -247,20 +302,40 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
     s = task.settings
     # A Task built from the registry already holds its arguments; a name takes them here.
     task_args = resolved.task_args if isinstance(resolved.task, str) else {}
-    result = run_inspect_task(resolved.task, context.model, ProjectPaths(context.project_dir).inspect_logs,
-                              task_args=task_args, model_args=model_args, limit=s.limit, max_tokens=s.max_tokens,
-                              temperature=s.temperature, seed=s.seed, sandbox=resolved.sandbox,
-                              base_url=conn.base_url)
+    result = run_inspect_task(
+        resolved.task,
+        context.model,
+        ProjectPaths(context.project_dir).inspect_logs,
+        task_args=task_args,
+        model_args=model_args,
+        limit=s.limit,
+        max_tokens=s.max_tokens,
+        temperature=s.temperature,
+        seed=s.seed,
+        sandbox=resolved.sandbox,
+        base_url=conn.base_url,
+    )
     context.progress.advance(task.name)
     headline = result.headline()
     metrics = {name: metric(value, n=len(result.samples)) for name, value in result.metrics.items()}
     if headline and headline[0] != "accuracy" and "accuracy" not in metrics:
         metrics["accuracy"] = metrics[headline[0]]
-    return TaskOutcome(task.name, task.kind, metrics, result.samples,
-                       {"inspect_task": result.task, "task_version": result.task_version, **result.settings,
-                        **({"dataset": resolved.dataset, "sandbox": resolved.sandbox} if resolved.dataset else {})},
-                       log_location=result.log_path, binary=all(v in (0.0, 1.0) for v in result.samples.values()),
-                       ran_samples=len(result.samples), tokens=result.tokens)
+    return TaskOutcome(
+        task.name,
+        task.kind,
+        metrics,
+        result.samples,
+        {
+            "inspect_task": result.task,
+            "task_version": result.task_version,
+            **result.settings,
+            **({"dataset": resolved.dataset, "sandbox": resolved.sandbox} if resolved.dataset else {}),
+        },
+        log_location=result.log_path,
+        binary=all(v in (0.0, 1.0) for v in result.samples.values()),
+        ran_samples=len(result.samples),
+        tokens=result.tokens,
+    )
 
 
 _ASYNC_KINDS = {"jsonl": _run_jsonl, "safety": _run_safety, "calibration": _run_calibration, "nll": _run_nll}

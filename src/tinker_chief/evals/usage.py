@@ -81,8 +81,9 @@ class MeteredSamplingClient:
 
     def sample(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
         self.usage.add(prefill=prompt.length)
-        return _CountedFuture(self._client.sample(prompt, *args, **kwargs),
-                              lambda response: self.usage.add(sample=_sampled(response)))
+        return _CountedFuture(
+            self._client.sample(prompt, *args, **kwargs), lambda response: self.usage.add(sample=_sampled(response))
+        )
 
     async def sample_async(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
         return await self.sample(prompt, *args, **kwargs)

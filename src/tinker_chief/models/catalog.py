@@ -86,12 +86,16 @@ class LocalModelDirs:
         for entry in paths:
             directory = Path(entry).expanduser().resolve()
             if not (directory / "config.json").is_file():
-                raise ConfigurationError(f"--allow-model-dir {entry}: not a Hugging Face model directory "
-                                         "(expected a directory with config.json)")
+                raise ConfigurationError(
+                    f"--allow-model-dir {entry}: not a Hugging Face model directory "
+                    "(expected a directory with config.json)"
+                )
             alias = directory.name.lower()
             if by_alias.get(alias, directory) != directory or alias in BUILTIN_MODELS:
-                raise ConfigurationError(f"--allow-model-dir {entry}: its name {directory.name!r} is already "
-                                         "taken by another model; rename or symlink the directory")
+                raise ConfigurationError(
+                    f"--allow-model-dir {entry}: its name {directory.name!r} is already "
+                    "taken by another model; rename or symlink the directory"
+                )
             by_alias[alias] = directory
         return cls(by_alias)
 
@@ -106,8 +110,9 @@ class LocalModelDirs:
             directory = next((d for d in self.by_alias.values() if d == wanted), None)
         if directory is None:
             return None
-        return ModelSpec(name=str(directory), source="local", description=f"local model {directory.name}",
-                         local_dir=directory)
+        return ModelSpec(
+            name=str(directory), source="local", description=f"local model {directory.name}", local_dir=directory
+        )
 
 
 def public_model_name(name: str) -> str:
@@ -137,18 +142,27 @@ def resolve_model(name: str, served: LocalModelDirs | None = None) -> ModelSpec:
     # tokenizer (all planning needs) still leaves it on Tinker's cloud. The engine keeps its own
     # rule (any cached snapshot of a model outside the lineup): it serves no other hub id.
     if cached is not None and (_has_weights(cached) or (served is not None and cloud is None)):
-        return ModelSpec(name=name.strip(), source="hub-cache", description=f"{name} (local HF cache)",
-                         local_dir=cached)
+        return ModelSpec(
+            name=name.strip(), source="hub-cache", description=f"{name} (local HF cache)", local_dir=cached
+        )
     if cloud is not None:
         if served is not None:
             raise CloudOnlyModelError(cloud_only_message(cloud))
-        return ModelSpec(name=cloud, source="cloud", description=f"{cloud} (Tinker's cloud; no local weights)",
-                         renderer=lineup.recommended_renderer(cloud) or "unknown")
+        return ModelSpec(
+            name=cloud,
+            source="cloud",
+            description=f"{cloud} (Tinker's cloud; no local weights)",
+            renderer=lineup.recommended_renderer(cloud) or "unknown",
+        )
     if served is None and hub.is_repo_id(name.strip()):
         # Any other hub id, planned from its config and tokenizer (hub.py: cached, or fetched when
         # online); its weights never come here, so it too runs only on Tinker's cloud.
-        return ModelSpec(name=name.strip(), source="cloud", renderer="unknown",
-                         description=f"{name.strip()} (Hugging Face hub; no local weights)")
+        return ModelSpec(
+            name=name.strip(),
+            source="cloud",
+            renderer="unknown",
+            description=f"{name.strip()} (Hugging Face hub; no local weights)",
+        )
     raise ModelNotFoundError(_not_found_message(name, served))
 
 
@@ -157,10 +171,12 @@ class CloudOnlyModelError(ModelNotFoundError):
 
 
 def cloud_only_message(name: str) -> str:
-    return (f"model {name} runs on Tinker's cloud only: there are no local weights for it; train and evaluate it "
-            "there with `chief train --backend tinker` (and `chief eval` / `chief eval-offline --backend tinker`), "
-            "with TINKER_API_KEY set, or put its weights in a local directory and start the engine with "
-            "`--allow-model-dir DIR`")
+    return (
+        f"model {name} runs on Tinker's cloud only: there are no local weights for it; train and evaluate it "
+        "there with `chief train --backend tinker` (and `chief eval` / `chief eval-offline --backend tinker`), "
+        "with TINKER_API_KEY set, or put its weights in a local directory and start the engine with "
+        "`--allow-model-dir DIR`"
+    )
 
 
 def _has_weights(directory: Path) -> bool:
@@ -173,8 +189,9 @@ def _local_directory(name: str) -> ModelSpec | None:
         return None
     if not (path / "config.json").is_file():
         raise ModelNotFoundError(f"{path}: not a Hugging Face model directory (no config.json)")
-    return ModelSpec(name=str(path.resolve()), source="local", description=f"local model at {path}",
-                     local_dir=path.resolve())
+    return ModelSpec(
+        name=str(path.resolve()), source="local", description=f"local model at {path}", local_dir=path.resolve()
+    )
 
 
 def local_model_dirs(names: Iterable[str]) -> list[Path]:
@@ -203,11 +220,15 @@ def _options_message(name: str, served: LocalModelDirs | None) -> str:
         shown = public_model_name(name.strip())
         shown = shown if len(shown) <= 200 else shown[:200] + "..."
         names = [spec.name for spec in BUILTIN_MODELS.values()] + [d.name for d in served.by_alias.values()]
-        return (f"unknown model {shown}: available models are {', '.join(names)}, or a hub id already in "
-                "the engine's local Hugging Face cache")
+        return (
+            f"unknown model {shown}: available models are {', '.join(names)}, or a hub id already in "
+            "the engine's local Hugging Face cache"
+        )
     builtins = ", ".join(spec.name for spec in BUILTIN_MODELS.values())
-    return (f"unknown model {name}: available models are {builtins} (also as {hf_cache.NAMESPACE}/<name>), "
-            "a model of Tinker's lineup, a local Hugging Face model directory, or a Hugging Face hub id (org/name)")
+    return (
+        f"unknown model {name}: available models are {builtins} (also as {hf_cache.NAMESPACE}/<name>), "
+        "a model of Tinker's lineup, a local Hugging Face model directory, or a Hugging Face hub id (org/name)"
+    )
 
 
 def _hub_cache_snapshot(repo_id: str) -> Path | None:

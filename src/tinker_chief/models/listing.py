@@ -14,8 +14,13 @@ from tinker_chief.models.lineup import cookbook_hidden_size, cookbook_lineup, co
 from tinker_chief.models.renderers import renderer_name_for
 
 # Names `chief models` uses for where a model runs.
-RUNS_ON = {"gguf": "embedded", "tiny": "embedded", "local": "local directory", "hub-cache": "local HF cache",
-           "cloud": "Tinker's cloud"}
+RUNS_ON = {
+    "gguf": "embedded",
+    "tiny": "embedded",
+    "local": "local directory",
+    "hub-cache": "local HF cache",
+    "cloud": "Tinker's cloud",
+}
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,29 @@ def list_models() -> list[ModelRow]:
     """The built-ins, then every lineup model (with its local weights when the HF cache has them)."""
     rows = []
     for spec in list_builtin_models():
-        rows.append(ModelRow(spec.name, RUNS_ON[spec.source], spec.renderer, None, None,
-                             "formula from config.json (see chief plan)", True))
+        rows.append(
+            ModelRow(
+                spec.name,
+                RUNS_ON[spec.source],
+                spec.renderer,
+                None,
+                None,
+                "formula from config.json (see chief plan)",
+                True,
+            )
+        )
     for name in cookbook_lineup():
         spec = resolve_model(name)
         per_rank = cookbook_lora_per_rank(name)
-        rows.append(ModelRow(name, RUNS_ON[spec.source], renderer_name_for(name) if spec.local_dir else spec.renderer,
-                             cookbook_hidden_size(name), per_rank, _lr_rule(name), spec.local_dir is not None))
+        rows.append(
+            ModelRow(
+                name,
+                RUNS_ON[spec.source],
+                renderer_name_for(name) if spec.local_dir else spec.renderer,
+                cookbook_hidden_size(name),
+                per_rank,
+                _lr_rule(name),
+                spec.local_dir is not None,
+            )
+        )
     return rows

@@ -58,8 +58,10 @@ def renderer_name_for(model_name: str) -> str:
     template = _chat_template_of(model_files(spec.name))  # the hub model's config and tokenizer
     if template and "<|im_start|>" in template:
         return CHATML
-    raise ConfigurationError(f"no chat renderer for {spec.name}: the cookbook does not list it and its chat template "
-                             "is not ChatML (chief's `chatml` renderer); `chief models` lists the models it knows")
+    raise ConfigurationError(
+        f"no chat renderer for {spec.name}: the cookbook does not list it and its chat template "
+        "is not ChatML (chief's `chatml` renderer); `chief models` lists the models it knows"
+    )
 
 
 def _chat_template_of(directory) -> str | None:

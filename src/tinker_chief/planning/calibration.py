@@ -50,8 +50,11 @@ def _cpuinfo() -> tuple[str, str]:
 def machine() -> dict[str, Any]:
     """This machine as calibration keys it: CPU model, CPU-flags hash, core count, and their id."""
     cpu, flags = _cpuinfo()
-    facts: dict[str, Any] = {"cpu": cpu, "flags": hashlib.sha256(" ".join(sorted(flags.split())).encode())
-                             .hexdigest()[:12], "cores": os.cpu_count() or 1}
+    facts: dict[str, Any] = {
+        "cpu": cpu,
+        "flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12],
+        "cores": os.cpu_count() or 1,
+    }
     facts["id"] = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     return facts
 
@@ -68,8 +71,13 @@ def _run_throughput(run_dir: Path) -> float | None:
             row = json.loads(raw)
         except ValueError:
             continue  # a torn line from a crash mid-write
-        if isinstance(row, dict) and "train/loss" in row and not row.get("prefill/tokens") \
-                and not row.get("sample/tokens") and row.get("time/step_s", 0) > 0:
+        if (
+            isinstance(row, dict)
+            and "train/loss" in row
+            and not row.get("prefill/tokens")
+            and not row.get("sample/tokens")
+            and row.get("time/step_s", 0) > 0
+        ):
             rows.append(row)
     rows = rows[1:] if len(rows) > 1 else rows  # the first step pays for warm-up
     seconds = sum(float(r["time/step_s"]) for r in rows)
@@ -88,13 +96,15 @@ def last_run(project_root: Path, model: str, machine_key: str) -> Measured | Non
             continue
         if not isinstance(status, dict) or not isinstance(spec, dict):
             continue
-        if status.get("machine") != machine_key or status.get("backend") != "local" \
-                or spec.get("base_model") != model:
+        if status.get("machine") != machine_key or status.get("backend") != "local" or spec.get("base_model") != model:
             continue
         rate = _run_throughput(run_dir)
         if rate is not None:
-            return Measured(round(rate, 1), "last run", f"run {run_dir.name} of this project on this machine "
-                                                         f"({machine()['cpu']}, {machine()['cores']} cores)")
+            return Measured(
+                round(rate, 1),
+                "last run",
+                f"run {run_dir.name} of this project on this machine ({machine()['cpu']}, {machine()['cores']} cores)",
+            )
     return None
 
 
@@ -114,9 +124,12 @@ def cached_probe(model: str, machine_key: str) -> Measured | None:
     entry = table.get(model) if isinstance(table, dict) else None
     if not isinstance(entry, dict) or not isinstance(entry.get("train_tokens_per_s"), (int, float)):
         return None
-    return Measured(float(entry["train_tokens_per_s"]), "probe",
-                    f"probe measured {entry.get('measured_at', '?')} on this machine ({entry.get('cpu', '?')}, "
-                    f"{entry.get('cores', '?')} cores; {entry.get('conditions', '')}), cached in {path}")
+    return Measured(
+        float(entry["train_tokens_per_s"]),
+        "probe",
+        f"probe measured {entry.get('measured_at', '?')} on this machine ({entry.get('cpu', '?')}, "
+        f"{entry.get('cores', '?')} cores; {entry.get('conditions', '')}), cached in {path}",
+    )
 
 
 def save_probe(model: str, tokens_per_s: float, conditions: str) -> Path:
@@ -129,8 +142,13 @@ def save_probe(model: str, tokens_per_s: float, conditions: str) -> Path:
     except ChiefError:
         table = {}
     table = table if isinstance(table, dict) else {}
-    table[model] = {"train_tokens_per_s": round(tokens_per_s, 1), "conditions": conditions, "cpu": facts["cpu"],
-                    "cores": facts["cores"], "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    table[model] = {
+        "train_tokens_per_s": round(tokens_per_s, 1),
+        "conditions": conditions,
+        "cpu": facts["cpu"],
+        "cores": facts["cores"],
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)

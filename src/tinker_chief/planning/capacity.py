@@ -37,8 +37,9 @@ class LoraShape:
     source: str
 
     def per_rank(self, train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True) -> int:
-        return (self.mlp if train_mlp else 0) + (self.attn if train_attn else 0) + (
-            self.unembed if train_unembed else 0)
+        return (
+            (self.mlp if train_mlp else 0) + (self.attn if train_attn else 0) + (self.unembed if train_unembed else 0)
+        )
 
     def params(self, rank: int, train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True) -> int:
         return rank * self.per_rank(train_mlp, train_attn, train_unembed)
@@ -51,8 +52,9 @@ def cookbook_shape(model_name: str) -> LoraShape | None:
     counts = cookbook_lora_per_rank(model_name)
     if counts is None:
         return None
-    return LoraShape(attn=counts["attn"], mlp=counts["mlp"], unembed=counts["unembed"], experts=None,
-                     source=COOKBOOK_SOURCE)
+    return LoraShape(
+        attn=counts["attn"], mlp=counts["mlp"], unembed=counts["unembed"], experts=None, source=COOKBOOK_SOURCE
+    )
 
 
 def _get(config: dict[str, Any], *names: str, default: Any = None) -> Any:
@@ -98,7 +100,8 @@ def _check_supported(config: dict[str, Any]) -> None:
     if unsupported or config.get("hybrid_override_pattern"):
         raise ConfigurationError(
             f"model config ({config.get('model_type')}): layers of kind {sorted(unsupported) or 'mamba/hybrid'} "
-            "are not supported by chief's LoRA-count formula; only attention + MLP/MoE transformers are")
+            "are not supported by chief's LoRA-count formula; only attention + MLP/MoE transformers are"
+        )
 
 
 def lora_shape_from_config(config: dict[str, Any]) -> LoraShape:
@@ -114,13 +117,13 @@ def lora_shape_from_config(config: dict[str, Any]) -> LoraShape:
         return LoraShape(attn=attn, mlp=dense_mlp * layers, unembed=vocab + hidden, experts=0, source=CONFIG_SOURCE)
     expert_inter = _get(config, "moe_intermediate_size", "intermediate_size")
     shared_inter = (config.get("n_shared_experts") or 0) * expert_inter + (
-        config.get("shared_expert_intermediate_size") or 0)
+        config.get("shared_expert_intermediate_size") or 0
+    )
     expert_part = experts_count * expert_inter * 3 + 3 * hidden  # shared outer factor: hidden side once
     shared_part = 3 * (hidden + shared_inter) if shared_inter else 0
     moe = _moe_layers(config, layers)
     mlp = len(moe) * (expert_part + shared_part) + (layers - len(moe)) * dense_mlp
-    return LoraShape(attn=attn, mlp=mlp, unembed=vocab + hidden, experts=len(moe) * expert_part,
-                     source=CONFIG_SOURCE)
+    return LoraShape(attn=attn, mlp=mlp, unembed=vocab + hidden, experts=len(moe) * expert_part, source=CONFIG_SOURCE)
 
 
 def lora_shape(model_name: str, load_config: Callable[[str], dict[str, Any]] | None = None) -> LoraShape:
@@ -146,13 +149,26 @@ class CapacityRow:
     capacity_ratio: float | None  # total / completion tokens
 
 
-def capacity_table(shape: LoraShape, completion_tokens: int, *, train_mlp: bool = True, train_attn: bool = True,
-                   train_unembed: bool = True) -> list[CapacityRow]:
+def capacity_table(
+    shape: LoraShape,
+    completion_tokens: int,
+    *,
+    train_mlp: bool = True,
+    train_attn: bool = True,
+    train_unembed: bool = True,
+) -> list[CapacityRow]:
     rows = []
     for rank in RANKS:
         total = shape.params(rank, train_mlp, train_attn, train_unembed)
-        rows.append(CapacityRow(
-            rank=rank, attn=rank * shape.attn, mlp=rank * shape.mlp,
-            experts=None if shape.experts is None else rank * shape.experts, unembed=rank * shape.unembed,
-            total=total, capacity_ratio=(total / completion_tokens) if completion_tokens else None))
+        rows.append(
+            CapacityRow(
+                rank=rank,
+                attn=rank * shape.attn,
+                mlp=rank * shape.mlp,
+                experts=None if shape.experts is None else rank * shape.experts,
+                unembed=rank * shape.unembed,
+                total=total,
+                capacity_ratio=(total / completion_tokens) if completion_tokens else None,
+            )
+        )
     return rows

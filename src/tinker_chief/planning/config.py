@@ -118,7 +118,8 @@ class RLConfig(_Section):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature for rollouts.")
     kl_penalty_coef: float = Field(0.0, ge=0, description="KL penalty against the base model; 0 disables.")
     loss_fn: Literal["importance_sampling", "ppo", "cispo"] = Field(
-        "importance_sampling", description="The SDK loss the rollouts train with.")
+        "importance_sampling", description="The SDK loss the rollouts train with."
+    )
     grader: str = Field("normalized_exact", description="Reward: an evals grader spec (1.0 if correct).")
 
 
@@ -128,16 +129,19 @@ class DPOConfig(_Section):
 
 class DistillConfig(_Section):
     teacher_model: str | None = Field(None, description="Teacher model; defaults to the base model.")
-    teacher_prompt: str | None = Field(None,
-                                       description="System prompt given to the teacher only (prompt distillation).")
+    teacher_prompt: str | None = Field(
+        None, description="System prompt given to the teacher only (prompt distillation)."
+    )
     max_tokens: int = Field(64, ge=1, description="Most tokens of each teacher answer.")
     temperature: float = Field(0.0, ge=0, description="Teacher sampling temperature (0: greedy labels).")
 
 
 class BackendConfig(_Section):
     kind: Literal["local", "tinker"] | None = Field(
-        None, description="local (chief's engine) or tinker (Tinker's cloud, needs TINKER_API_KEY); unset: Tinker's "
-        "cloud when TINKER_API_KEY is set, else a local engine. Flags and $CHIEF_ENGINE_URL/$TINKER_BASE_URL win.")
+        None,
+        description="local (chief's engine) or tinker (Tinker's cloud, needs TINKER_API_KEY); unset: Tinker's "
+        "cloud when TINKER_API_KEY is set, else a local engine. Flags and $CHIEF_ENGINE_URL/$TINKER_BASE_URL win.",
+    )
     base_url: str | None = Field(None, description="URL of a running engine (kind local) or of Tinker's service.")
 
 
@@ -271,4 +275,3 @@ def load_project(directory: str | Path) -> Project:
     if not config_path.is_file():
         raise ConfigurationError(f"{config_path}: not found; create a project with `chief init`")
     return Project(root=config_path.parent.resolve(), config=parse_config(read_toml(config_path), config_path))
-

@@ -87,8 +87,7 @@ _SIGNATURES: list[tuple[DataFormat, tuple[str, ...]]] = [
     ("prompt_answer", ("input", "output")),
     ("rl_prompts", ("prompt", "answer")),
 ]
-_EXPECTED_SHAPES = ('{"messages": [...]}, {"input", "output"}, {"prompt", "chosen", "rejected"} '
-                    'or {"prompt", "answer"}')
+_EXPECTED_SHAPES = '{"messages": [...]}, {"input", "output"}, {"prompt", "chosen", "rejected"} or {"prompt", "answer"}'
 
 
 def _where(line: JsonlLine) -> str:
@@ -162,8 +161,9 @@ def read_records(path: str | Path, expected: DataFormat | Iterable[DataFormat] |
         if file_format is None:
             file_format = line_format
             if allowed is not None and line_format not in allowed:
-                raise line.error(None, f"{' or '.join(sorted(allowed))} data, found {line_format} keys "
-                                       f"{sorted(line.value)}")
+                raise line.error(
+                    None, f"{' or '.join(sorted(allowed))} data, found {line_format} keys {sorted(line.value)}"
+                )
         elif line_format != file_format:
             raise line.error(None, f"{file_format} like the first line, found {line_format} keys {sorted(line.value)}")
         records.append(_PARSERS[line_format](line))
@@ -196,8 +196,11 @@ def read_rl_prompts(path: str | Path) -> list[RLPrompt]:
 def read_sft_conversations(path: str | Path) -> list[Conversation]:
     """Supervised data as conversations: conversation files as-is, prompt/answer lines converted."""
     records = read_records(path, ("conversations", "prompt_answer"))
-    return [r.to_conversation() if isinstance(r, PromptAnswer) else r
-            for r in records if isinstance(r, (PromptAnswer, Conversation))]
+    return [
+        r.to_conversation() if isinstance(r, PromptAnswer) else r
+        for r in records
+        if isinstance(r, (PromptAnswer, Conversation))
+    ]
 
 
 def as_conversations(records: list[Record]) -> list[Conversation]:
@@ -216,8 +219,12 @@ def as_conversations(records: list[Record]) -> list[Conversation]:
 
 
 def format_of_record(record: Record) -> DataFormat:
-    kinds: dict[type, DataFormat] = {Conversation: "conversations", PromptAnswer: "prompt_answer",
-                                     Preference: "preferences", RLPrompt: "rl_prompts"}
+    kinds: dict[type, DataFormat] = {
+        Conversation: "conversations",
+        PromptAnswer: "prompt_answer",
+        Preference: "preferences",
+        RLPrompt: "rl_prompts",
+    }
     return kinds[type(record)]
 
 

@@ -59,8 +59,9 @@ def _rate(table: dict[str, Any], path: Path, model: str, key: str) -> float | No
         return None
     value = entry[key]
     if not isinstance(value, (int, float)) or value < 0:
-        raise ConfigurationError(f"{path}: field `models.\"{model}\".{key}`: expected a non-negative number, "
-                                 f"got {value!r}")
+        raise ConfigurationError(
+            f'{path}: field `models."{model}".{key}`: expected a non-negative number, got {value!r}'
+        )
     return float(value)
 
 
@@ -72,28 +73,42 @@ def price_of(model: str, prices_file: Path | None = None) -> dict[str, Any] | No
     train = _rate(table, path, model, "train")
     if train is None:
         return None
-    return {"train": train, "sample": _rate(table, path, model, "sample"),
-            "prefill": _rate(table, path, model, "prefill"), "as_of": str(table.get("as_of", "undated")),
-            "source": f"{path.name} ({table.get('source', 'no source given')})"}
+    return {
+        "train": train,
+        "sample": _rate(table, path, model, "sample"),
+        "prefill": _rate(table, path, model, "prefill"),
+        "as_of": str(table.get("as_of", "undated")),
+        "source": f"{path.name} ({table.get('source', 'no source given')})",
+    }
 
 
-def tinker_cost(model: str, work: TokenWork, prices_file: Path | None = None, today: date | None = None
-                ) -> CostEstimate:
+def tinker_cost(
+    model: str, work: TokenWork, prices_file: Path | None = None, today: date | None = None
+) -> CostEstimate:
     path = prices_file or PRICES_FILE
     table = _read_toml(path, "price table")
     as_of = str(table.get("as_of", "undated"))
     source = f"{path.name} (as of {as_of}; {table.get('source', 'no source given')})"
     train = _rate(table, path, model, "train")
     if train is None:
-        return CostEstimate(dollars=None, source=source,
-                            detail=f"no known price for {model} in {path.name} (as of {as_of}); add one "
-                                   "([estimates] prices_file) to estimate cost")
+        return CostEstimate(
+            dollars=None,
+            source=source,
+            detail=f"no known price for {model} in {path.name} (as of {as_of}); add one "
+            "([estimates] prices_file) to estimate cost",
+        )
     sample = _rate(table, path, model, "sample") or 0.0
     prefill = _rate(table, path, model, "prefill") or 0.0
     dollars = (work.train_tokens * train + work.sample_tokens * sample + work.prefill_tokens * prefill) / 1e6
-    parts = [f"{count:,} {what} x ${rate}/M" for count, what, rate in
-             ((work.train_tokens, "train tokens", train), (work.sample_tokens, "sampled", sample),
-              (work.prefill_tokens, "prefill", prefill)) if count]
+    parts = [
+        f"{count:,} {what} x ${rate}/M"
+        for count, what, rate in (
+            (work.train_tokens, "train tokens", train),
+            (work.sample_tokens, "sampled", sample),
+            (work.prefill_tokens, "prefill", prefill),
+        )
+        if count
+    ]
     detail = " + ".join(parts) or "no tokens"
     try:
         age = ((today or date.today()) - date.fromisoformat(as_of)).days
@@ -104,23 +119,36 @@ def tinker_cost(model: str, work: TokenWork, prices_file: Path | None = None, to
     return CostEstimate(dollars=round(dollars, 4), detail=detail, source=source)
 
 
-def local_time(model: str, work: TokenWork, *, train_tps: float | None = None, sample_tps: float | None = None,
-               throughput_file: Path | None = None, measured_here: Measured | None = None) -> TimeEstimate:
+def local_time(
+    model: str,
+    work: TokenWork,
+    *,
+    train_tps: float | None = None,
+    sample_tps: float | None = None,
+    throughput_file: Path | None = None,
+    measured_here: Measured | None = None,
+) -> TimeEstimate:
     """Seconds on the local engine. Training speed: chief.toml's override, else `measured_here`
     (this machine's last run or probe), else the shipped table measured on another machine."""
     path = throughput_file or THROUGHPUT_FILE
     table = _read_toml(path, "throughput table")
-    measured = f"{path.name} (measured {table.get('measured', '?')} on {table.get('machine', '?')}; " \
-               f"{table.get('source', '')}; not this machine: `chief plan --calibrate` measures it)"
+    measured = (
+        f"{path.name} (measured {table.get('measured', '?')} on {table.get('machine', '?')}; "
+        f"{table.get('source', '')}; not this machine: `chief plan --calibrate` measures it)"
+    )
     basis, source, train_rate = "table", measured, _rate(table, path, model, "train")
     if measured_here is not None:
         basis, source, train_rate = measured_here.basis, measured_here.source, measured_here.train_tokens_per_s
     if train_tps:
         basis, source, train_rate = "chief.toml", "chief.toml [estimates]", train_tps
     if train_rate is None:
-        return TimeEstimate(seconds=None, source=measured, basis="table",
-                            detail=f"no measured local training throughput for {model}; run `chief plan "
-                                   "--calibrate` or set [estimates] local_train_tokens_per_s in chief.toml")
+        return TimeEstimate(
+            seconds=None,
+            source=measured,
+            basis="table",
+            detail=f"no measured local training throughput for {model}; run `chief plan "
+            "--calibrate` or set [estimates] local_train_tokens_per_s in chief.toml",
+        )
     seconds = work.train_tokens / train_rate
     detail = f"{work.train_tokens:,} train tokens / {train_rate:,.0f} tok/s ({basis})"
     conditions = table.get("models", {}).get(model, {}).get("conditions")
@@ -129,9 +157,13 @@ def local_time(model: str, work: TokenWork, *, train_tps: float | None = None, s
     if work.sample_tokens:
         sample_rate = sample_tps or _rate(table, path, model, "sample")
         if sample_rate is None:
-            return TimeEstimate(seconds=None, source=source, basis=basis,
-                                detail=f"no measured local sampling throughput for {model}; set "
-                                       "[estimates] local_sample_tokens_per_s in chief.toml")
+            return TimeEstimate(
+                seconds=None,
+                source=source,
+                basis=basis,
+                detail=f"no measured local sampling throughput for {model}; set "
+                "[estimates] local_sample_tokens_per_s in chief.toml",
+            )
         seconds += work.sample_tokens / sample_rate
         detail += f" + {work.sample_tokens:,} sampled tokens / {sample_rate:,.0f} tok/s"
     return TimeEstimate(seconds=round(seconds, 1), detail=detail, source=source, basis=basis)

@@ -65,17 +65,31 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def _jsonl(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
     s = task.settings
     rows = _lines(path)
-    shots = [m for row in rows[: s.shots] for m in ((_prompt(row) or [])[-1:] +
-             [{"role": "assistant", "content": str(row.get("output", row.get("target", "")))}])]
-    prompts = [p for p in (_prompt(row) for row in rows[s.shots:]) if p][: s.limit]
+    shots = [
+        m
+        for row in rows[: s.shots]
+        for m in (
+            (_prompt(row) or [])[-1:]
+            + [{"role": "assistant", "content": str(row.get("output", row.get("target", "")))}]
+        )
+    ]
+    prompts = [p for p in (_prompt(row) for row in rows[s.shots :]) if p][: s.limit]
     prefill = sum(renderer.build_generation_prompt([*shots, *p]).length for p in prompts)
-    how = (f"{len(prompts)} prompts of {task.data} rendered with the shot examples"
-           f"{' (the chain-of-thought instruction not counted)' if s.chain_of_thought else ''}; "
-           f"sampled <= {len(prompts)} x max_tokens {s.max_tokens}")
+    how = (
+        f"{len(prompts)} prompts of {task.data} rendered with the shot examples"
+        f"{' (the chain-of-thought instruction not counted)' if s.chain_of_thought else ''}; "
+        f"sampled <= {len(prompts)} x max_tokens {s.max_tokens}"
+    )
     if task.grader.startswith("llm_judge"):
         how += f"; the judge's calls ({task.judge_model or 'the model itself'}) are not counted"
-    return EvalTaskTokens(task=task.name, kind=task.kind, samples=len(prompts), prefill_tokens=prefill,
-                          sample_tokens=len(prompts) * s.max_tokens, method=how)
+    return EvalTaskTokens(
+        task=task.name,
+        kind=task.kind,
+        samples=len(prompts),
+        prefill_tokens=prefill,
+        sample_tokens=len(prompts) * s.max_tokens,
+        method=how,
+    )
 
 
 def _nll(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
@@ -87,9 +101,14 @@ def _nll(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
         if chat:
             conversations.append(chat)
     prefill = sum(renderer.build_supervised_example(chat)[0].length for chat in conversations)
-    return EvalTaskTokens(task=task.name, kind=task.kind, samples=len(conversations), prefill_tokens=prefill,
-                          sample_tokens=0,
-                          method=f"{len(conversations)} conversations of {task.data} prefilled whole; nothing sampled")
+    return EvalTaskTokens(
+        task=task.name,
+        kind=task.kind,
+        samples=len(conversations),
+        prefill_tokens=prefill,
+        sample_tokens=0,
+        method=f"{len(conversations)} conversations of {task.data} prefilled whole; nothing sampled",
+    )
 
 
 def _builtin(task: EvalTask, path: Path | None, renderer: Any) -> EvalTaskTokens | None:
@@ -99,16 +118,22 @@ def _builtin(task: EvalTask, path: Path | None, renderer: Any) -> EvalTaskTokens
     s, n = task.settings, len(requests)
     if task.kind == "calibration":
         prefill = sum((renderer.build_generation_prompt(chat).length + 1) * options for chat, options in requests)
-        return EvalTaskTokens(task=task.name, kind=task.kind, samples=n, prefill_tokens=prefill, sample_tokens=0,
-                              method=f"{n} questions, each prompt + its answer letter (1 token) scored once per "
-                                     "choice; nothing sampled")
+        return EvalTaskTokens(
+            task=task.name,
+            kind=task.kind,
+            samples=n,
+            prefill_tokens=prefill,
+            sample_tokens=0,
+            method=f"{n} questions, each prompt + its answer letter (1 token) scored once per choice; nothing sampled",
+        )
     prefill = sum(renderer.build_generation_prompt(chat).length for chat, _options in requests)
     limit = f" (limit {s.limit} per category)" if s.limit else ""
     how = f"{n} shipped prompts{limit}; sampled <= {n} x max_tokens {s.max_tokens}"
     if task.judge_model:
         how += f"; the refusal judge's calls ({task.judge_model}) are not counted"
-    return EvalTaskTokens(task=task.name, kind=task.kind, samples=n, prefill_tokens=prefill,
-                          sample_tokens=n * s.max_tokens, method=how)
+    return EvalTaskTokens(
+        task=task.name, kind=task.kind, samples=n, prefill_tokens=prefill, sample_tokens=n * s.max_tokens, method=how
+    )
 
 
 def _task_tokens(task: EvalTask, root: Path, renderer: Any) -> EvalTaskTokens:
@@ -123,9 +148,14 @@ def _task_tokens(task: EvalTask, root: Path, renderer: Any) -> EvalTaskTokens:
     if counted is not None:
         return counted
     if task.kind == "inspect" and s.limit:
-        return EvalTaskTokens(task=task.name, kind=task.kind, samples=s.limit, sample_tokens=s.limit * s.max_tokens,
-                              method=f"limit {s.limit} x max_tokens {s.max_tokens} sampled (upper bound); prompts "
-                                     "are the benchmark's dataset (fetched by Inspect), not counted")
+        return EvalTaskTokens(
+            task=task.name,
+            kind=task.kind,
+            samples=s.limit,
+            sample_tokens=s.limit * s.max_tokens,
+            method=f"limit {s.limit} x max_tokens {s.max_tokens} sampled (upper bound); prompts "
+            "are the benchmark's dataset (fetched by Inspect), not counted",
+        )
     why = "no limit set, so the benchmark's size is unknown here" if task.kind == "inspect" else "no data file"
     return EvalTaskTokens(task=task.name, kind=task.kind, samples=s.limit, method=f"not estimated: {why}")
 
@@ -133,8 +163,16 @@ def _task_tokens(task: EvalTask, root: Path, renderer: Any) -> EvalTaskTokens:
 def estimate_eval_sampling(suite: EvalSuite, project_root: Path, renderer: Any) -> EvalSamplingEstimate:
     """Prefill and sample tokens of one `chief eval` of the whole suite on one model."""
     tasks = [_task_tokens(task, project_root, renderer) for task in suite.tasks]
-    not_counted = [f"{t.task}: its prompts (the benchmark's dataset, fetched by Inspect)"
-                   if t.sample_tokens is not None else f"{t.task}: all its tokens ({t.method})"
-                   for t in tasks if t.prefill_tokens is None]
-    return EvalSamplingEstimate(tasks=tasks, prefill_tokens=sum(t.prefill_tokens or 0 for t in tasks),
-                                sample_tokens=sum(t.sample_tokens or 0 for t in tasks), not_counted=not_counted)
+    not_counted = [
+        f"{t.task}: its prompts (the benchmark's dataset, fetched by Inspect)"
+        if t.sample_tokens is not None
+        else f"{t.task}: all its tokens ({t.method})"
+        for t in tasks
+        if t.prefill_tokens is None
+    ]
+    return EvalSamplingEstimate(
+        tasks=tasks,
+        prefill_tokens=sum(t.prefill_tokens or 0 for t in tasks),
+        sample_tokens=sum(t.sample_tokens or 0 for t in tasks),
+        not_counted=not_counted,
+    )

@@ -30,33 +30,42 @@ class Recommendation(BaseModel):
     source: str
 
 
-def recommend_rank(task: str, shape: LoraShape, completion_tokens: int, placement: dict[str, bool]) -> tuple[
-        Recommendation, list[str]]:
+def recommend_rank(
+    task: str, shape: LoraShape, completion_tokens: int, placement: dict[str, bool]
+) -> tuple[Recommendation, list[str]]:
     """Rank by capacity (supervised) or the RL/distillation rule; returns warnings too."""
     warnings: list[str] = []
     if task in ("rl", "distill"):
-        why = ("RL" if task == "rl" else "on-policy distillation")
+        why = "RL" if task == "rl" else "on-policy distillation"
         return Recommendation(
             value=RL_RANK,
-            rule=(f"{why} carries ~1 bit of information per episode, so even rank 1 holds what a run can "
-                  f"learn; rank {RL_RANK} matches full fine-tuning with margin"),
-            source=BLOG), warnings
+            rule=(
+                f"{why} carries ~1 bit of information per episode, so even rank 1 holds what a run can "
+                f"learn; rank {RL_RANK} matches full fine-tuning with margin"
+            ),
+            source=BLOG,
+        ), warnings
     params = {rank: shape.params(rank, **placement) for rank in RANKS}
     if params[DEFAULT_RANK] >= completion_tokens:
-        rule = (f"the cookbook default rank {DEFAULT_RANK} already has LoRA params ({params[DEFAULT_RANK]:,}) >= "
-                f"completion tokens ({completion_tokens:,}): low-regret regime")
+        rule = (
+            f"the cookbook default rank {DEFAULT_RANK} already has LoRA params ({params[DEFAULT_RANK]:,}) >= "
+            f"completion tokens ({completion_tokens:,}): low-regret regime"
+        )
         return Recommendation(value=DEFAULT_RANK, rule=rule, source=f"{BLOG}; cookbook default lora_rank"), warnings
     enough = [rank for rank in RANKS if params[rank] >= completion_tokens]
     if enough:
         rank = enough[0]
-        rule = (f"capacity: smallest power of two with LoRA params ({params[rank]:,}) >= completion tokens "
-                f"({completion_tokens:,}); rank {DEFAULT_RANK} would hold only {params[DEFAULT_RANK]:,}")
+        rule = (
+            f"capacity: smallest power of two with LoRA params ({params[rank]:,}) >= completion tokens "
+            f"({completion_tokens:,}); rank {DEFAULT_RANK} would hold only {params[DEFAULT_RANK]:,}"
+        )
         return Recommendation(value=rank, rule=rule, source=BLOG), warnings
     top = RANKS[-1]
     warnings.append(
         f"capacity-constrained: even rank {top} has {params[top]:,} LoRA params for {completion_tokens:,} completion "
         "tokens (ratio {:.2f}); expect LoRA to underperform full fine-tuning. Options: fewer epochs, a full "
-        "fine-tune, or split the data into separate adapters.".format(params[top] / completion_tokens))
+        "fine-tune, or split the data into separate adapters.".format(params[top] / completion_tokens)
+    )
     return Recommendation(value=top, rule=f"largest rank ({top}); capacity still short", source=BLOG), warnings
 
 
@@ -88,11 +97,15 @@ def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendati
     if cookbook_shape(model_name) is not None or lineup_name(model_name) is not None:
         asked = cookbook_lr(model_name)
         if asked.value is not None:
-            return Recommendation(value=asked.value, rule="get_lr(model, is_lora=True) = 5e-5 x 10 x (2000 / hidden)^P",
-                                  source=COOKBOOK_LR)
+            return Recommendation(
+                value=asked.value,
+                rule="get_lr(model, is_lora=True) = 5e-5 x 10 x (2000 / hidden)^P",
+                source=COOKBOOK_LR,
+            )
         if asked.hidden_size is not None:  # the cookbook knows the width but has no calibration
-            return _uncalibrated_lr(asked.hidden_size, f"the cookbook's hidden size {asked.hidden_size}",
-                                    asked.reason or "no calibration")
+            return _uncalibrated_lr(
+                asked.hidden_size, f"the cookbook's hidden size {asked.hidden_size}", asked.reason or "no calibration"
+            )
         if config is None:
             raise ConfigurationError(f"no learning rate for {model_name}: {asked.reason}")
     if config is None:
@@ -102,12 +115,16 @@ def recommend_lr(model_name: str, config: dict[str, Any] | None) -> Recommendati
     assumption = f"family {family} (from {decided_by})"
     if family is None:
         family = "llama"
-        assumption = ("family unknown to the cookbook: assumed Llama-like (exponent 0.781); the formula is "
-                      "calibrated only for Llama and Qwen")
+        assumption = (
+            "family unknown to the cookbook: assumed Llama-like (exponent 0.781); the formula is "
+            "calibrated only for Llama and Qwen"
+        )
     exponent = FAMILY_EXPONENT[family]
     lr = 5e-5 * 10.0 * (2000 / hidden) ** exponent
-    rule = (f"cookbook get_lr formula applied to the config: 5e-5 x 10 x (2000 / {hidden})^{exponent}; "
-            f"{assumption}; the cookbook does not list this model, so this extrapolates its calibration")
+    rule = (
+        f"cookbook get_lr formula applied to the config: 5e-5 x 10 x (2000 / {hidden})^{exponent}; "
+        f"{assumption}; the cookbook does not list this model, so this extrapolates its calibration"
+    )
     return Recommendation(value=lr, rule=rule, source=f"{COOKBOOK_LR} formula")
 
 
@@ -116,8 +133,10 @@ def _uncalibrated_lr(hidden: int, hidden_from: str, reason: str) -> Recommendati
     calibrated ones, so the smaller rate for wide models) applied to the hidden size."""
     exponent = FAMILY_EXPONENT["llama"]
     lr = 5e-5 * 10.0 * (2000 / hidden) ** exponent
-    rule = (f"{reason}; fallback rule: the cookbook's Llama formula 5e-5 x 10 x (2000 / {hidden})^{exponent} with "
-            f"{hidden_from}; uncalibrated for this model: set optimizer.learning_rate if you have a better value")
+    rule = (
+        f"{reason}; fallback rule: the cookbook's Llama formula 5e-5 x 10 x (2000 / {hidden})^{exponent} with "
+        f"{hidden_from}; uncalibrated for this model: set optimizer.learning_rate if you have a better value"
+    )
     return Recommendation(value=lr, rule=rule, source=f"{COOKBOOK_LR} formula (fallback)")
 
 
@@ -126,28 +145,38 @@ RECIPE_LR = {"rl": "rl_basic 4e-5, math_rl 1e-5", "dpo": "DPO 1e-5", "distill": 
 
 
 def lr_notes(steps: int, task: str = "sl") -> list[str]:
-    notes = ["LoRA learning rate is ~10x the full fine-tune rate "
-             "(get_lora_lr_over_full_finetune_lr = 10); the formula is independent of rank"]
+    notes = [
+        "LoRA learning rate is ~10x the full fine-tune rate "
+        "(get_lora_lr_over_full_finetune_lr = 10); the formula is independent of rank"
+    ]
     if task in RECIPE_LR:
-        notes.append(f"get_lr is calibrated on supervised fine-tuning; for task {task} the cookbook's recipes use "
-                     f"lower rates ({RECIPE_LR[task]}): consider setting optimizer.learning_rate accordingly")
+        notes.append(
+            f"get_lr is calibrated on supervised fine-tuning; for task {task} the cookbook's recipes use "
+            f"lower rates ({RECIPE_LR[task]}): consider setting optimizer.learning_rate accordingly"
+        )
     if steps < SHORT_RUN_STEPS:
-        notes.append(f"this run has {steps} steps (< ~{SHORT_RUN_STEPS}): short runs may want a higher "
-                     "learning rate than the formula gives")
+        notes.append(
+            f"this run has {steps} steps (< ~{SHORT_RUN_STEPS}): short runs may want a higher "
+            "learning rate than the formula gives"
+        )
     return notes
 
 
 def recommend_batch_size(task: str, examples: int, rl: Any = None) -> Recommendation:
     """A moderate batch: ~1/100 of the data per step, a power of two in [8, 128]."""
     if task == "rl":
-        return Recommendation(value=rl.groups_per_batch if rl else 8,
-                              rule="RL batches are groups_per_batch prompts x group_size samples",
-                              source="cookbook rl/train.py")
+        return Recommendation(
+            value=rl.groups_per_batch if rl else 8,
+            rule="RL batches are groups_per_batch prompts x group_size samples",
+            source="cookbook rl/train.py",
+        )
     target = max(1, examples // 100)
     size = min(128, max(8, 2 ** math.ceil(math.log2(target)) if target > 1 else 8))
     size = min(size, max(1, examples))
-    rule = (f"moderate batch scaled to the data: power of two near examples/100 ({examples:,}/100), "
-            "kept within 8..128 because LoRA is less tolerant of large batches than full fine-tuning")
+    rule = (
+        f"moderate batch scaled to the data: power of two near examples/100 ({examples:,}/100), "
+        "kept within 8..128 because LoRA is less tolerant of large batches than full fine-tuning"
+    )
     return Recommendation(value=size, rule=rule, source=BLOG)
 
 
@@ -155,8 +184,11 @@ def recommend_epochs(task: str, examples: int) -> Recommendation:
     if task == "rl":
         return Recommendation(value=1, rule="RL: one pass over the prompts", source="cookbook rl/train.py")
     if examples < 1000:
-        return Recommendation(value=3, rule="small dataset (< 1,000 examples): 3 epochs to see each example enough",
-                              source="chief default (cpu-feasibility study: 200 examples x 3 epochs)")
+        return Recommendation(
+            value=3,
+            rule="small dataset (< 1,000 examples): 3 epochs to see each example enough",
+            source="chief default (cpu-feasibility study: 200 examples x 3 epochs)",
+        )
     return Recommendation(value=1, rule="1 epoch (cookbook default num_epochs)", source="cookbook supervised/train.py")
 
 
@@ -169,23 +201,34 @@ def steps_for(examples: int, batch_size: int, epochs: int | None, steps: int | N
 
 def recommend_warmup(total_steps: int) -> Recommendation:
     warmup = min(20, round(0.05 * total_steps))
-    return Recommendation(value=warmup, rule="5% of the steps, at most 20, then the schedule's decay",
-                          source="chief default (the cookbook's schedules start at the peak rate)")
+    return Recommendation(
+        value=warmup,
+        rule="5% of the steps, at most 20, then the schedule's decay",
+        source="chief default (the cookbook's schedules start at the peak rate)",
+    )
 
 
-def placement_check(train_mlp: bool, train_attn: bool, train_unembed: bool, allow_attention_only: bool) -> tuple[
-        Recommendation, list[str]]:
+def placement_check(
+    train_mlp: bool, train_attn: bool, train_unembed: bool, allow_attention_only: bool
+) -> tuple[Recommendation, list[str]]:
     """MLP + attention + unembedding by default; attention-only is refused unless allowed."""
     warnings: list[str] = []
     if train_attn and not train_mlp:
-        reason = ("attention-only LoRA underperforms even at matched parameter count: the MLP (and MoE experts) "
-                  "hold most of what fine-tuning changes")
+        reason = (
+            "attention-only LoRA underperforms even at matched parameter count: the MLP (and MoE experts) "
+            "hold most of what fine-tuning changes"
+        )
         if not allow_attention_only:
-            raise ConfigurationError(f"chief.toml: field `lora.train_mlp`: expected true; {reason} "
-                                     "(pass --allow-attention-only to plan it anyway)")
+            raise ConfigurationError(
+                f"chief.toml: field `lora.train_mlp`: expected true; {reason} "
+                "(pass --allow-attention-only to plan it anyway)"
+            )
         warnings.append(f"attention-only LoRA allowed by --allow-attention-only: {reason}")
     if not train_mlp:
         warnings.append("LoRA is off on the MLP layers, where most capacity and most of the gain are")
     value = {"train_mlp": train_mlp, "train_attn": train_attn, "train_unembed": train_unembed}
-    return Recommendation(value=value, rule="LoRA on MLP (and MoE experts), attention and the unembedding; "
-                          "avoid attention-only", source=BLOG), warnings
+    return Recommendation(
+        value=value,
+        rule="LoRA on MLP (and MoE experts), attention and the unembedding; avoid attention-only",
+        source=BLOG,
+    ), warnings

@@ -91,8 +91,15 @@ echo "all Inspect tasks succeeded; logs in $LOG_DIR"
 def _task_lines(project: Project, task: EvalTask) -> list[str]:
     bench = benchmark_for(project.config.use_case, task.name)
     settings = task.settings
-    args = [task.inspect_task or "", "--temperature", str(settings.temperature), "--max-tokens",
-            str(settings.max_tokens), "--seed", str(settings.seed)]
+    args = [
+        task.inspect_task or "",
+        "--temperature",
+        str(settings.temperature),
+        "--max-tokens",
+        str(settings.max_tokens),
+        "--seed",
+        str(settings.seed),
+    ]
     if settings.limit:
         args += ["--limit", str(settings.limit)]
     for key, value in bench.task_args if bench else ():
@@ -101,21 +108,27 @@ def _task_lines(project: Project, task: EvalTask) -> list[str]:
     if bench and bench.runs_code:
         quoted += ' --sandbox "$CODE_SANDBOX"'
     what = bench.measures if bench else task.description
-    return ["", f"# {task.name}: {what}.",
-            f"# {task.task_version or 'unversioned'}; shots={settings.shots}, "
-            f"chain_of_thought={str(settings.chain_of_thought).lower()}, temperature={settings.temperature}, "
-            f"max_tokens={settings.max_tokens}, limit={settings.limit}.",
-            f"run_task {quoted}"]
+    return [
+        "",
+        f"# {task.name}: {what}.",
+        f"# {task.task_version or 'unversioned'}; shots={settings.shots}, "
+        f"chain_of_thought={str(settings.chain_of_thought).lower()}, temperature={settings.temperature}, "
+        f"max_tokens={settings.max_tokens}, limit={settings.limit}.",
+        f"run_task {quoted}",
+    ]
 
 
 def render_script(project: Project) -> str:
     cfg = project.config
-    backend = (f'export TINKER_BASE_URL="${{TINKER_BASE_URL:-{cfg.backend.base_url}}}"'
-               if cfg.backend.base_url else
-               "# backend: $CHIEF_ENGINE_URL / $TINKER_BASE_URL pick an engine, $TINKER_API_KEY Tinker's cloud;\n"
-               "# with neither, the tinker/ provider starts the local engine.")
-    text = _HEADER.format(name=cfg.name, base_model=shlex.quote(cfg.base_model), renderer=shlex.quote(cfg.renderer),
-                          backend=backend)
+    backend = (
+        f'export TINKER_BASE_URL="${{TINKER_BASE_URL:-{cfg.backend.base_url}}}"'
+        if cfg.backend.base_url
+        else "# backend: $CHIEF_ENGINE_URL / $TINKER_BASE_URL pick an engine, $TINKER_API_KEY Tinker's cloud;\n"
+        "# with neither, the tinker/ provider starts the local engine."
+    )
+    text = _HEADER.format(
+        name=cfg.name, base_model=shlex.quote(cfg.base_model), renderer=shlex.quote(cfg.renderer), backend=backend
+    )
     tasks = [t for t in cfg.eval_suite.tasks if t.kind == "inspect"]
     if not tasks:
         text += '\necho "this project\'s eval suite has no Inspect tasks"\n'

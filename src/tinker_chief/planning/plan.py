@@ -148,8 +148,11 @@ class Estimates(BaseModel):
     local_time: TimeEstimate
     eval_sampling: EvalSamplingEstimate | None = Field(None, description="One `chief eval` of the suite, per task")
     eval_cost: CostEstimate | None = Field(None, description="Tinker cost of that eval (prefill + sample)")
-    prices: dict[str, Any] | None = Field(None, description="The base model's Tinker $/M tokens (train, sample, "
-                                          "prefill) with the table's date and source; None: no known price")
+    prices: dict[str, Any] | None = Field(
+        None,
+        description="The base model's Tinker $/M tokens (train, sample, "
+        "prefill) with the table's date and source; None: no known price",
+    )
 
 
 class Plan(BaseModel):
@@ -188,19 +191,35 @@ def _check_trainable_flags(conversations: list[Conversation], train_on_what: str
     for conv in conversations:
         for index, message in enumerate(conv.messages):
             if customized != ("trainable" in message):
-                expected = "a `trainable` flag (train_on_what = customized)" if customized else \
-                    "no `trainable` flag unless data.train_on_what = \"customized\""
-                raise DataError(f"{conv.source}: field \"messages[{index}].trainable\": expected {expected}")
+                expected = (
+                    "a `trainable` flag (train_on_what = customized)"
+                    if customized
+                    else 'no `trainable` flag unless data.train_on_what = "customized"'
+                )
+                raise DataError(f'{conv.source}: field "messages[{index}].trainable": expected {expected}')
 
 
 def _length_stats(lengths: list[int]) -> LengthStats:
     arr = np.asarray(lengths)
-    return LengthStats(min=int(arr.min()), mean=round(float(arr.mean()), 1), p50=int(np.percentile(arr, 50)),
-                       p90=int(np.percentile(arr, 90)), p99=int(np.percentile(arr, 99)), max=int(arr.max()))
+    return LengthStats(
+        min=int(arr.min()),
+        mean=round(float(arr.mean()), 1),
+        p50=int(np.percentile(arr, 50)),
+        p90=int(np.percentile(arr, 90)),
+        p99=int(np.percentile(arr, 99)),
+        max=int(arr.max()),
+    )
 
 
-def _data_summary(project: Project, records: list[Record], val_count: int | None, counts: TokenCounts,
-                  fmt: str, tokenizer: TokenizerSummary, renderer_name: str) -> tuple[DataSummary, list[int]]:
+def _data_summary(
+    project: Project,
+    records: list[Record],
+    val_count: int | None,
+    counts: TokenCounts,
+    fmt: str,
+    tokenizer: TokenizerSummary,
+    renderer_name: str,
+) -> tuple[DataSummary, list[int]]:
     cfg = project.config.data
     over = [i for i, n in enumerate(counts.total) if n > cfg.max_length]
     if cfg.truncation == "drop":
@@ -214,16 +233,30 @@ def _data_summary(project: Project, records: list[Record], val_count: int | None
         completion = sum(counts.completion_kept)
         effect = f"{len(over)} sequences longer than {cfg.max_length} tokens are truncated to {cfg.max_length}"
     if not keep:
-        raise DataError(f"{project.train_path}: every example is longer than data.max_length = {cfg.max_length} "
-                        "and data.truncation = \"drop\"; nothing left to train on")
+        raise DataError(
+            f"{project.train_path}: every example is longer than data.max_length = {cfg.max_length} "
+            'and data.truncation = "drop"; nothing left to train on'
+        )
     summary = DataSummary(
-        train_file=cfg.train, val_file=cfg.val, format=fmt, examples=len(records), val_examples=val_count,
-        sequences_rendered=len(counts.total), total_tokens=total, completion_tokens=completion,
-        train_on_what=cfg.train_on_what, max_length=cfg.max_length, over_max_length=len(over),
-        truncation=cfg.truncation, truncation_effect=effect, lengths=_length_stats(counts.total),
-        counting_method=counts.method, tokenizer=tokenizer,
+        train_file=cfg.train,
+        val_file=cfg.val,
+        format=fmt,
+        examples=len(records),
+        val_examples=val_count,
+        sequences_rendered=len(counts.total),
+        total_tokens=total,
+        completion_tokens=completion,
+        train_on_what=cfg.train_on_what,
+        max_length=cfg.max_length,
+        over_max_length=len(over),
+        truncation=cfg.truncation,
+        truncation_effect=effect,
+        lengths=_length_stats(counts.total),
+        counting_method=counts.method,
+        tokenizer=tokenizer,
         rule=f"rendered with renderer `{renderer_name}`; trained tokens are the weight-1 targets of "
-             f"build_supervised_example(train_on_what={cfg.train_on_what})")
+        f"build_supervised_example(train_on_what={cfg.train_on_what})",
+    )
     return summary, keep
 
 
@@ -240,8 +273,9 @@ def _load_model(project: Project) -> tuple[Any, dict[str, Any] | None, Tokenizer
     except ChiefError:
         raise
     except Exception as exc:  # transformers raises many types for unreadable files
-        raise ConfigurationError(f"cannot make a plan: the config or tokenizer of {name} is unreadable ({exc})") \
-            from None
+        raise ConfigurationError(
+            f"cannot make a plan: the config or tokenizer of {name} is unreadable ({exc})"
+        ) from None
     summary = TokenizerSummary(source="model", name=name, estimate=False)
     return get_renderer(project.config.renderer, tokenizer), config, summary, project.config.renderer
 
@@ -264,31 +298,41 @@ def _load_cloud_model(project: Project) -> tuple[Any, dict[str, Any] | None, Tok
             raise
         proxy = load_tokenizer(tokens.PROXY_TOKENIZER_MODEL)
         proxy_name = f"{tokens.PROXY_TOKENIZER_MODEL} (renderer {tokens.PROXY_RENDERER})"
-        summary = TokenizerSummary(source="proxy", name=proxy_name, estimate=True,
-                                   error_bound=tokens.PROXY_ERROR_BOUND, bound_rule=tokens.PROXY_BOUND_RULE)
+        summary = TokenizerSummary(
+            source="proxy",
+            name=proxy_name,
+            estimate=True,
+            error_bound=tokens.PROXY_ERROR_BOUND,
+            bound_rule=tokens.PROXY_BOUND_RULE,
+        )
         return get_renderer(tokens.PROXY_RENDERER, proxy), None, summary, tokens.PROXY_RENDERER
     summary = TokenizerSummary(source="hub" if fetched else "local HF cache", name=name, estimate=False)
     return get_renderer(project.config.renderer, tokenizer), config, summary, project.config.renderer
 
 
-def _flip_check(tokenizer: TokenizerSummary, project: Project, config: dict[str, Any] | None,
-                completion: int) -> TokenizerSummary:
+def _flip_check(
+    tokenizer: TokenizerSummary, project: Project, config: dict[str, Any] | None, completion: int
+) -> TokenizerSummary:
     """Whether the proxy's error bound could change the recommended rank."""
     if not tokenizer.estimate or tokenizer.error_bound is None or project.config.task in ("rl", "distill"):
         return tokenizer
     lora = project.config.lora
     placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
     shape = cap.lora_shape(project.config.base_model, load_config=lambda _n: _require_config(project, config))
-    ranks = {hp.recommend_rank(project.config.task, shape, round(completion * factor), placement)[0].value
-             for factor in (1 - tokenizer.error_bound, 1.0, 1 + tokenizer.error_bound)}
+    ranks = {
+        hp.recommend_rank(project.config.task, shape, round(completion * factor), placement)[0].value
+        for factor in (1 - tokenizer.error_bound, 1.0, 1 + tokenizer.error_bound)
+    }
     return tokenizer.model_copy(update={"could_flip_rank": len(ranks) > 1})
 
 
 def _require_config(project: Project, config: dict[str, Any] | None) -> dict[str, Any]:
     if config is None:
         name = project.config.base_model
-        raise ConfigurationError(f"cannot plan {name}: the cookbook has no LoRA counts for it and its config.json "
-                                 f"is not in the local Hugging Face cache (fetch it with `chief models fetch {name}`)")
+        raise ConfigurationError(
+            f"cannot plan {name}: the cookbook has no LoRA counts for it and its config.json "
+            f"is not in the local Hugging Face cache (fetch it with `chief models fetch {name}`)"
+        )
     return config
 
 
@@ -303,22 +347,35 @@ def _capacity(project: Project, config: dict[str, Any] | None, completion: int) 
         return round(shape.params(r, **placement) / completion, 4) if completion else None
 
     summary = CapacitySummary(
-        source=shape.source, per_rank={"attn": shape.attn, "mlp": shape.mlp, "experts": shape.experts,
-                                       "unembed": shape.unembed},
-        table=[CapacityRowModel(**{**row.__dict__, "capacity_ratio": None if row.capacity_ratio is None
-                                   else round(row.capacity_ratio, 4)}) for row in table],
-        recommended_rank=rank, configured_rank=lora.rank, capacity_ratio_at_configured_rank=ratio(lora.rank),
-        capacity_ratio_at_recommended_rank=ratio(rank.value))
+        source=shape.source,
+        per_rank={"attn": shape.attn, "mlp": shape.mlp, "experts": shape.experts, "unembed": shape.unembed},
+        table=[
+            CapacityRowModel(
+                **{
+                    **row.__dict__,
+                    "capacity_ratio": None if row.capacity_ratio is None else round(row.capacity_ratio, 4),
+                }
+            )
+            for row in table
+        ],
+        recommended_rank=rank,
+        configured_rank=lora.rank,
+        capacity_ratio_at_configured_rank=ratio(lora.rank),
+        capacity_ratio_at_recommended_rank=ratio(rank.value),
+    )
     if lora.rank != rank.value:
         warnings.append(f"chief.toml has lora.rank = {lora.rank}; the plan recommends {rank.value} ({rank.rule})")
     if project.config.task in ("sl", "dpo") and completion and shape.params(lora.rank, **placement) < completion:
-        warnings.append(f"capacity: rank {lora.rank} gives {shape.params(lora.rank, **placement):,} LoRA params "
-                        f"for {completion:,} completion tokens (ratio {ratio(lora.rank)}); LoRA may underperform")
+        warnings.append(
+            f"capacity: rank {lora.rank} gives {shape.params(lora.rank, **placement):,} LoRA params "
+            f"for {completion:,} completion tokens (ratio {ratio(lora.rank)}); LoRA may underperform"
+        )
     return summary, warnings
 
 
-def _learning_rate(project: Project, config: dict[str, Any] | None,
-                   steps: int) -> tuple[LearningRateSummary, list[str]]:
+def _learning_rate(
+    project: Project, config: dict[str, Any] | None, steps: int
+) -> tuple[LearningRateSummary, list[str]]:
     warnings: list[str] = []
     try:
         rec: hp.Recommendation | None = hp.recommend_lr(project.config.base_model, config)
@@ -327,11 +384,17 @@ def _learning_rate(project: Project, config: dict[str, Any] | None,
         warnings.append(f"learning rate: {exc}; using chief.toml's value as given")
     configured = project.config.optimizer.learning_rate
     if rec is not None and not 0.5 <= configured / rec.value <= 2.0:
-        warnings.append(f"chief.toml has optimizer.learning_rate = {configured:g}; the plan recommends "
-                        f"{rec.value:.4g} ({rec.source})")
+        warnings.append(
+            f"chief.toml has optimizer.learning_rate = {configured:g}; the plan recommends "
+            f"{rec.value:.4g} ({rec.source})"
+        )
     full = round(rec.value / 10.0, 10) if rec is not None else None
-    return LearningRateSummary(recommended=rec, configured=configured, full_finetune_equivalent=full,
-                               notes=hp.lr_notes(steps, project.config.task)), warnings
+    return LearningRateSummary(
+        recommended=rec,
+        configured=configured,
+        full_finetune_equivalent=full,
+        notes=hp.lr_notes(steps, project.config.task),
+    ), warnings
 
 
 def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[str]]:
@@ -342,15 +405,23 @@ def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[st
     per_epoch, total = hp.steps_for(examples, unit, cfg.schedule.epochs, cfg.schedule.steps)
     warnings = []
     if cfg.task != "rl" and cfg.schedule.batch_size > hp.LARGE_BATCH_WARNING:
-        warnings.append(f"batch_size {cfg.schedule.batch_size} > {hp.LARGE_BATCH_WARNING}: LoRA degrades with very "
-                        "large batches more than full fine-tuning does; prefer a moderate batch")
+        warnings.append(
+            f"batch_size {cfg.schedule.batch_size} > {hp.LARGE_BATCH_WARNING}: LoRA degrades with very "
+            "large batches more than full fine-tuning does; prefer a moderate batch"
+        )
     if cfg.task != "rl" and cfg.schedule.batch_size > examples:
         warnings.append(f"batch_size {cfg.schedule.batch_size} exceeds the {examples} examples: one partial step")
     summary = ScheduleSummary(
-        batch_size=batch, configured_batch_size=cfg.schedule.batch_size, epochs=epochs,
-        configured_epochs=cfg.schedule.epochs, steps_per_epoch=per_epoch, total_steps=total,
-        lr_schedule=cfg.schedule.lr_schedule, warmup_steps=cfg.schedule.warmup_steps,
-        recommended_warmup=hp.recommend_warmup(total))
+        batch_size=batch,
+        configured_batch_size=cfg.schedule.batch_size,
+        epochs=epochs,
+        configured_epochs=cfg.schedule.epochs,
+        steps_per_epoch=per_epoch,
+        total_steps=total,
+        lr_schedule=cfg.schedule.lr_schedule,
+        warmup_steps=cfg.schedule.warmup_steps,
+        recommended_warmup=hp.recommend_warmup(total),
+    )
     return summary, warnings
 
 
@@ -362,8 +433,11 @@ def _work(project: Project, data: DataSummary, schedule: ScheduleSummary) -> Tok
         prompt = int(data.lengths.mean)
         sampled = rollouts * cfg.rl.max_tokens
         # A request's prompt is prefilled once for its whole group (what training records, too).
-        return TokenWork(train_tokens=rollouts * (prompt + cfg.rl.max_tokens), sample_tokens=sampled,
-                         prefill_tokens=requests * prompt)
+        return TokenWork(
+            train_tokens=rollouts * (prompt + cfg.rl.max_tokens),
+            sample_tokens=sampled,
+            prefill_tokens=requests * prompt,
+        )
     mean_tokens = data.total_tokens / max(1, data.sequences_rendered)
     per_step = cfg.schedule.batch_size * (2 if cfg.task == "dpo" else 1) * mean_tokens
     return TokenWork(train_tokens=int(per_step * schedule.total_steps))
@@ -371,19 +445,30 @@ def _work(project: Project, data: DataSummary, schedule: ScheduleSummary) -> Tok
 
 def _eval_plan(project: Project) -> EvalPlan:
     suite = project.config.eval_suite
-    tasks = [EvalTaskSummary(name=t.name, layer=t.layer, kind=t.kind, description=t.description,
-                             inspect_task=t.inspect_task, data=t.data, settings=t.settings.model_dump())
-             for t in suite.tasks]
+    tasks = [
+        EvalTaskSummary(
+            name=t.name,
+            layer=t.layer,
+            kind=t.kind,
+            description=t.description,
+            inspect_task=t.inspect_task,
+            data=t.data,
+            settings=t.settings.model_dump(),
+        )
+        for t in suite.tasks
+    ]
     layers = {layer: LAYER_PURPOSE[layer] for layer in dict.fromkeys(t.layer for t in suite.tasks)}
     return EvalPlan(suite=suite.name, version=suite.version, layers=layers, tasks=tasks)
 
 
-def make_plan(project: Project, *, allow_attention_only: bool = False, today: date | None = None,
-              now: datetime | None = None) -> Plan:
+def make_plan(
+    project: Project, *, allow_attention_only: bool = False, today: date | None = None, now: datetime | None = None
+) -> Plan:
     """The plan for a project; raises a `ChiefError` with the reason when none can be made."""
     cfg = project.config
-    placement, warnings = hp.placement_check(cfg.lora.train_mlp, cfg.lora.train_attn, cfg.lora.train_unembed,
-                                             allow_attention_only)
+    placement, warnings = hp.placement_check(
+        cfg.lora.train_mlp, cfg.lora.train_attn, cfg.lora.train_unembed, allow_attention_only
+    )
     records = _read(project.train_path, cfg.task)
     val_count = len(_read(project.val_path, cfg.task)) if project.val_path else None
     renderer, model_config, tokenizer, renderer_name = _load_model(project)
@@ -395,12 +480,17 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
     data, keep = _data_summary(project, records, val_count, counts, fmt, tokenizer, renderer_name)
     data = data.model_copy(update={"tokenizer": _flip_check(tokenizer, project, model_config, data.completion_tokens)})
     if data.tokenizer.estimate:
-        flip = ("could change the recommended rank" if data.tokenizer.could_flip_rank
-                else "does not change the recommended rank")
-        warnings.append(f"token counts are estimates: {cfg.base_model}'s tokenizer is not on this machine, so "
-                        f"{data.tokenizer.name} counted them (error bound +/-{data.tokenizer.error_bound:.0%}, which "
-                        f"{flip}); put the tokenizer in the HF cache (`chief models fetch {cfg.base_model}`) "
-                        "for exact counts")
+        flip = (
+            "could change the recommended rank"
+            if data.tokenizer.could_flip_rank
+            else "does not change the recommended rank"
+        )
+        warnings.append(
+            f"token counts are estimates: {cfg.base_model}'s tokenizer is not on this machine, so "
+            f"{data.tokenizer.name} counted them (error bound +/-{data.tokenizer.error_bound:.0%}, which "
+            f"{flip}); put the tokenizer in the HF cache (`chief models fetch {cfg.base_model}`) "
+            "for exact counts"
+        )
     capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.task != "rl" else 0)
     examples = len(keep) // (2 if cfg.task == "dpo" else 1)
     schedule, sched_warnings = _schedule(project, examples)
@@ -411,19 +501,38 @@ def make_plan(project: Project, *, allow_attention_only: bool = False, today: da
     estimates = Estimates(
         work=work,
         tinker_cost=tinker_cost(cfg.base_model, work, prices, today=today),
-        local_time=local_time(cfg.base_model, work, train_tps=cfg.estimates.local_train_tokens_per_s,
-                              sample_tps=cfg.estimates.local_sample_tokens_per_s,
-                              measured_here=calibrated(project.root, cfg.base_model)),
+        local_time=local_time(
+            cfg.base_model,
+            work,
+            train_tps=cfg.estimates.local_train_tokens_per_s,
+            sample_tps=cfg.estimates.local_sample_tokens_per_s,
+            measured_here=calibrated(project.root, cfg.base_model),
+        ),
         eval_sampling=evals,
-        eval_cost=tinker_cost(cfg.base_model, TokenWork(train_tokens=0, prefill_tokens=evals.prefill_tokens,
-                                                        sample_tokens=evals.sample_tokens), prices, today=today),
-        prices=price_of(cfg.base_model, prices))
+        eval_cost=tinker_cost(
+            cfg.base_model,
+            TokenWork(train_tokens=0, prefill_tokens=evals.prefill_tokens, sample_tokens=evals.sample_tokens),
+            prices,
+            today=today,
+        ),
+        prices=price_of(cfg.base_model, prices),
+    )
     if data.over_max_length:
         warnings.append(data.truncation_effect)
     return Plan(
-        created_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"), chief_version=__version__,
-        project=cfg.name, base_model=cfg.base_model, renderer=cfg.renderer, task=cfg.task, use_case=cfg.use_case,
-        data=data, capacity=capacity, learning_rate=lr, placement=placement, schedule=schedule,
-        estimates=estimates, eval_suite=_eval_plan(project),
-        warnings=warnings + cap_warnings + sched_warnings + lr_warnings)
-
+        created_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        chief_version=__version__,
+        project=cfg.name,
+        base_model=cfg.base_model,
+        renderer=cfg.renderer,
+        task=cfg.task,
+        use_case=cfg.use_case,
+        data=data,
+        capacity=capacity,
+        learning_rate=lr,
+        placement=placement,
+        schedule=schedule,
+        estimates=estimates,
+        eval_suite=_eval_plan(project),
+        warnings=warnings + cap_warnings + sched_warnings + lr_warnings,
+    )

@@ -65,8 +65,10 @@ def split_heldout(train: Path, root: Path, seed: int) -> tuple[str, str]:
     """Hold out ~10% (at most 200 lines) of `train` into data/val.jsonl, the rest into data/train.jsonl."""
     targets = {(root / "data" / name).resolve() for name in ("train.jsonl", "val.jsonl")}
     if train.resolve() in targets:
-        raise ConfigurationError(f"{train}: is the project's own split; pass --val {root / 'data' / 'val.jsonl'} to "
-                                 "reuse it, or give --train a file outside the project's data/ directory")
+        raise ConfigurationError(
+            f"{train}: is the project's own split; pass --val {root / 'data' / 'val.jsonl'} to "
+            "reuse it, or give --train a file outside the project's data/ directory"
+        )
     rows = [line.value for line in read_jsonl_objects(train)]
     if len(rows) < 2:
         raise DataError(f"{train}: {len(rows)} example; need at least 2 to hold one out for evals, or pass --val")
@@ -104,13 +106,28 @@ def write_product_file(project: Project, records: list[Record]) -> str | None:
     return PRODUCT_FILE
 
 
-def _initial_config(name: str, use_case: str, task: str, base_model: str, renderer: str, train: str,
-                    val: str, nll_data: str | None, product: str | None) -> ProjectConfig:
+def _initial_config(
+    name: str,
+    use_case: str,
+    task: str,
+    base_model: str,
+    renderer: str,
+    train: str,
+    val: str,
+    nll_data: str | None,
+    product: str | None,
+) -> ProjectConfig:
     return ProjectConfig(
-        name=name, base_model=base_model, renderer=renderer, task=task, use_case=use_case,
+        name=name,
+        base_model=base_model,
+        renderer=renderer,
+        task=task,
+        use_case=use_case,
         data=DataConfig(train=train, val=val),
-        optimizer=OptimizerConfig(learning_rate=FALLBACK_LR), schedule=ScheduleConfig(batch_size=8),
-        eval_suite=build_eval_suite(use_case, name=f"{name}-{use_case}", nll_data=nll_data, product_data=product))
+        optimizer=OptimizerConfig(learning_rate=FALLBACK_LR),
+        schedule=ScheduleConfig(batch_size=8),
+        eval_suite=build_eval_suite(use_case, name=f"{name}-{use_case}", nll_data=nll_data, product_data=product),
+    )
 
 
 def _apply_recommendations(project: Project, plan: Plan) -> ProjectConfig:
@@ -125,15 +142,25 @@ def _apply_recommendations(project: Project, plan: Plan) -> ProjectConfig:
         cfg.schedule.batch_size = plan.schedule.batch_size.value
         cfg.schedule.epochs = plan.schedule.epochs.value
     examples = plan.data.examples
-    _, total = hp.steps_for(examples, cfg.rl.groups_per_batch if cfg.task == "rl" else cfg.schedule.batch_size,
-                            cfg.schedule.epochs, None)
+    _, total = hp.steps_for(
+        examples, cfg.rl.groups_per_batch if cfg.task == "rl" else cfg.schedule.batch_size, cfg.schedule.epochs, None
+    )
     cfg.schedule.warmup_steps = hp.recommend_warmup(total).value
     cfg.checkpoints.every_steps = max(1, min(20, total // 4)) if total else 20
     return cfg
 
 
-def init_project(root: str | Path, *, use_case: str, base_model: str, train: str | Path, val: str | Path | None = None,
-                 task: str = "sl", name: str | None = None, force: bool = False) -> Project:
+def init_project(
+    root: str | Path,
+    *,
+    use_case: str,
+    base_model: str,
+    train: str | Path,
+    val: str | Path | None = None,
+    task: str = "sl",
+    name: str | None = None,
+    force: bool = False,
+) -> Project:
     """Create (or with `force`, recreate) a project in `root`; returns it."""
     from tinker_chief.models import renderer_name_for, resolve_model
 
@@ -152,13 +179,25 @@ def init_project(root: str | Path, *, use_case: str, base_model: str, train: str
     else:
         train_rel, val_rel = _relative(train_path, root), _relative(Path(val).expanduser(), root)
     val_records = read_records(root / val_rel if not os.path.isabs(val_rel) else Path(val_rel), expected)
-    placeholder = Project(root=root, config=_initial_config(name or root.name, use_case, task, spec.name,
-                                                            renderer_name_for(spec.name), train_rel, val_rel,
-                                                            None, None))
+    placeholder = Project(
+        root=root,
+        config=_initial_config(
+            name or root.name, use_case, task, spec.name, renderer_name_for(spec.name), train_rel, val_rel, None, None
+        ),
+    )
     product = write_product_file(placeholder, val_records)
     nll_data = val_rel if task in ("sl", "distill") and not isinstance(val_records[0], RLPrompt) else None
-    config = _initial_config(placeholder.config.name, use_case, task, spec.name, placeholder.config.renderer,
-                             train_rel, val_rel, nll_data, product)
+    config = _initial_config(
+        placeholder.config.name,
+        use_case,
+        task,
+        spec.name,
+        placeholder.config.renderer,
+        train_rel,
+        val_rel,
+        nll_data,
+        product,
+    )
     project = Project(root=root, config=config)
     project = Project(root=root, config=_apply_recommendations(project, make_plan(project)))
     save_project(project)

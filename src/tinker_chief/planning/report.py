@@ -33,7 +33,8 @@ def _rec(label: str, rec: Recommendation, configured: object | None = None) -> s
 def _data(plan: Plan) -> list[str]:
     d = plan.data
     return [
-        "## Data", "",
+        "## Data",
+        "",
         f"- Train: `{d.train_file}` ({d.format}, {d.examples:,} examples); validation: "
         f"`{d.val_file}` ({d.val_examples if d.val_examples is not None else 0:,} examples)",
         f"- Rendered sequences: {d.sequences_rendered:,}; total tokens {d.total_tokens:,}; "
@@ -42,33 +43,45 @@ def _data(plan: Plan) -> list[str]:
         f"p99 {d.lengths.p99}, max {d.lengths.max}",
         f"- max_length {d.max_length}: {d.truncation_effect}",
         f"- Rule: {d.rule} (counted by the `{d.counting_method}` counter).",
-        f"- Tokenizer: {_tokenizer_line(d.tokenizer)}", ""]
+        f"- Tokenizer: {_tokenizer_line(d.tokenizer)}",
+        "",
+    ]
 
 
 def _tokenizer_line(t: Any) -> str:
     if not t.estimate:
         return f"{t.name}'s own ({t.source}); token figures are exact"
     flip = "could" if t.could_flip_rank else "does not"
-    return (f"**proxy** {t.name}: every token figure is an estimate within +/-{t.error_bound:.0%} ({t.bound_rule}); "
-            f"the bound {flip} change the recommended rank")
+    return (
+        f"**proxy** {t.name}: every token figure is an estimate within +/-{t.error_bound:.0%} ({t.bound_rule}); "
+        f"the bound {flip} change the recommended rank"
+    )
 
 
 def _capacity(plan: Plan) -> list[str]:
     c = plan.capacity
-    lines = ["## LoRA capacity", "",
-             f"Per unit of rank: attention {c.per_rank['attn']:,}, MLP {c.per_rank['mlp']:,}"
-             + (f" (MoE experts {c.per_rank['experts']:,})" if c.per_rank.get("experts") else "")
-             + f", unembedding {c.per_rank['unembed']:,}. _Source: {c.source}._", "",
-             "| rank | attention | MLP | unembed | total (placement) | params / completion tokens |",
-             "|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## LoRA capacity",
+        "",
+        f"Per unit of rank: attention {c.per_rank['attn']:,}, MLP {c.per_rank['mlp']:,}"
+        + (f" (MoE experts {c.per_rank['experts']:,})" if c.per_rank.get("experts") else "")
+        + f", unembedding {c.per_rank['unembed']:,}. _Source: {c.source}._",
+        "",
+        "| rank | attention | MLP | unembed | total (placement) | params / completion tokens |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in c.table:
         shown = "—" if row.capacity_ratio is None else f"{row.capacity_ratio:.3g}"
         lines.append(f"| {row.rank} | {row.attn:,} | {row.mlp:,} | {row.unembed:,} | {row.total:,} | {shown} |")
     ratio = c.capacity_ratio_at_configured_rank
-    lines += ["", _rec("Rank", c.recommended_rank, c.configured_rank),
-              f"- Capacity ratio at the configured rank {c.configured_rank}: "
-              f"{'n/a (no completion tokens)' if ratio is None else f'{ratio:.3g}'}"
-              " (low regret while >= 1 for supervised runs)", ""]
+    lines += [
+        "",
+        _rec("Rank", c.recommended_rank, c.configured_rank),
+        f"- Capacity ratio at the configured rank {c.configured_rank}: "
+        f"{'n/a (no completion tokens)' if ratio is None else f'{ratio:.3g}'}"
+        " (low regret while >= 1 for supervised runs)",
+        "",
+    ]
     return lines
 
 
@@ -82,13 +95,21 @@ def _training(plan: Plan) -> list[str]:
         lines.append(f"- Learning rate {lr.configured:g} from chief.toml (no formula applies; see warnings)")
     lines += [f"- {note}" for note in lr.notes]
     p = plan.placement
-    lines += ["", "## Placement", "", f"- {', '.join(k for k, v in p.value.items() if v)} — {p.rule}. "
-              f"_Source: {p.source}._", "", "## Batch size, steps and schedule", "",
-              _rec("Batch size", s.batch_size, s.configured_batch_size),
-              _rec("Epochs", s.epochs, s.configured_epochs),
-              f"- Steps: {s.steps_per_epoch:,} per epoch, **{s.total_steps:,} total**; schedule `{s.lr_schedule}`, "
-              f"warmup {s.warmup_steps} step(s)",
-              _rec("Warmup", s.recommended_warmup, s.warmup_steps), ""]
+    lines += [
+        "",
+        "## Placement",
+        "",
+        f"- {', '.join(k for k, v in p.value.items() if v)} — {p.rule}. _Source: {p.source}._",
+        "",
+        "## Batch size, steps and schedule",
+        "",
+        _rec("Batch size", s.batch_size, s.configured_batch_size),
+        _rec("Epochs", s.epochs, s.configured_epochs),
+        f"- Steps: {s.steps_per_epoch:,} per epoch, **{s.total_steps:,} total**; schedule `{s.lr_schedule}`, "
+        f"warmup {s.warmup_steps} step(s)",
+        _rec("Warmup", s.recommended_warmup, s.warmup_steps),
+        "",
+    ]
     return lines
 
 
@@ -97,10 +118,13 @@ def _estimates(plan: Plan) -> list[str]:
     cost = "unknown" if e.tinker_cost.dollars is None else f"${e.tinker_cost.dollars:,.2f}"
     seconds = e.local_time.seconds
     local = "unknown" if seconds is None else duration(seconds)
-    lines = ["## Estimates", "",
-             f"- Tinker cost: **{cost}** — {e.tinker_cost.detail}. _Source: {e.tinker_cost.source}._",
-             f"- Local engine time: **{local}** — {e.local_time.detail}. Training speed from the "
-             f"**{e.local_time.basis}**. _Source: {e.local_time.source}._"]
+    lines = [
+        "## Estimates",
+        "",
+        f"- Tinker cost: **{cost}** — {e.tinker_cost.detail}. _Source: {e.tinker_cost.source}._",
+        f"- Local engine time: **{local}** — {e.local_time.detail}. Training speed from the "
+        f"**{e.local_time.basis}**. _Source: {e.local_time.source}._",
+    ]
     return lines + _eval_estimates(plan) + [""]
 
 
@@ -110,14 +134,19 @@ def _eval_estimates(plan: Plan) -> list[str]:
         return []
     ev, cost = e.eval_sampling, e.eval_cost
     dollars = "unknown" if cost.dollars is None else f"${cost.dollars:,.2f}"
-    lines = [f"- Evaluating one model with the suite (Tinker): **{dollars}** — {cost.detail}. "
-             f"_Source: {cost.source}._ Sampled tokens are an upper bound (every answer at max_tokens).", "",
-             "| task | kind | samples | prefill tokens | sampled tokens (at most) | how |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = [
+        f"- Evaluating one model with the suite (Tinker): **{dollars}** — {cost.detail}. "
+        f"_Source: {cost.source}._ Sampled tokens are an upper bound (every answer at max_tokens).",
+        "",
+        "| task | kind | samples | prefill tokens | sampled tokens (at most) | how |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for t in ev.tasks:
-        lines.append(f"| {t.task} | {t.kind} | {'—' if t.samples is None else t.samples} | "
-                     f"{'—' if t.prefill_tokens is None else f'{t.prefill_tokens:,}'} | "
-                     f"{'—' if t.sample_tokens is None else f'{t.sample_tokens:,}'} | {t.method} |")
+        lines.append(
+            f"| {t.task} | {t.kind} | {'—' if t.samples is None else t.samples} | "
+            f"{'—' if t.prefill_tokens is None else f'{t.prefill_tokens:,}'} | "
+            f"{'—' if t.sample_tokens is None else f'{t.sample_tokens:,}'} | {t.method} |"
+        )
     if ev.not_counted:
         lines += ["", "Not in the eval total: " + "; ".join(ev.not_counted) + "."]
     return lines
@@ -132,15 +161,23 @@ def _evals(plan: Plan) -> list[str]:
         target = t.inspect_task or t.data or "(built-in suite)"
         settings = ", ".join(f"{k}={v}" for k, v in t.settings.items() if v is not None)
         lines.append(f"| {t.name} | {t.layer} | {t.kind}: `{target}` | {t.description} | {settings} |")
-    lines += ["", "Benchmarks run with `MODEL_PATH=tinker://... scripts/run_inspect_evals.sh`; the whole suite "
-              "with `chief eval`.", ""]
+    lines += [
+        "",
+        "Benchmarks run with `MODEL_PATH=tinker://... scripts/run_inspect_evals.sh`; the whole suite "
+        "with `chief eval`.",
+        "",
+    ]
     return lines
 
 
 def render_plan_markdown(plan: Plan) -> str:
-    lines = [f"# Plan for `{plan.project}`", "",
-             f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), task `{plan.task}`, use case "
-             f"`{plan.use_case}`. Made {plan.created_at} by chief {plan.chief_version}.", ""]
+    lines = [
+        f"# Plan for `{plan.project}`",
+        "",
+        f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), task `{plan.task}`, use case "
+        f"`{plan.use_case}`. Made {plan.created_at} by chief {plan.chief_version}.",
+        "",
+    ]
     if plan.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in plan.warnings] + [""]
     for section in (_data, _capacity, _training, _estimates, _evals):

@@ -38,8 +38,18 @@ class Benchmark:
     runs_code: bool = False  # its scorer runs model-written code in a sandbox (Docker, else chief's bwrap)
 
 
-def _bench(name: str, task: str, measures: str, *, max_tokens: int, shots: int = 0, cot: bool = False,
-           limit: int = 100, task_args: tuple[tuple[str, str], ...] = (), runs_code: bool = False) -> Benchmark:
+def _bench(
+    name: str,
+    task: str,
+    measures: str,
+    *,
+    max_tokens: int,
+    shots: int = 0,
+    cot: bool = False,
+    limit: int = 100,
+    task_args: tuple[tuple[str, str], ...] = (),
+    runs_code: bool = False,
+) -> Benchmark:
     settings = EvalSettings(max_tokens=max_tokens, temperature=0.0, shots=shots, chain_of_thought=cot, limit=limit)
     return Benchmark(name, task, measures, settings, task_args, runs_code)
 
@@ -48,28 +58,60 @@ BENCHMARKS: dict[str, list[Benchmark]] = {
     "chat": [
         _bench("ifeval", "inspect_evals/ifeval", "instruction following with verifiable constraints", max_tokens=512),
         _bench("mmlu", "inspect_evals/mmlu_0_shot", "broad knowledge, multiple choice, 0-shot", max_tokens=16),
-        _bench("gsm8k", "inspect_evals/gsm8k", "grade-school math word problems (reasoning)", max_tokens=512,
-               shots=0, cot=True, task_args=(("fewshot", "0"),)),
+        _bench(
+            "gsm8k",
+            "inspect_evals/gsm8k",
+            "grade-school math word problems (reasoning)",
+            max_tokens=512,
+            shots=0,
+            cot=True,
+            task_args=(("fewshot", "0"),),
+        ),
     ],
     "code": [
-        _bench("humaneval", "inspect_evals/humaneval", "Python function synthesis, unit-test graded", max_tokens=512,
-               runs_code=True),
-        _bench("mbpp", "inspect_evals/mbpp", "basic Python programming problems, unit-test graded", max_tokens=512,
-               runs_code=True),
-        _bench("apps", "inspect_evals/apps", "competitive-programming problems (harder code)", max_tokens=1024,
-               runs_code=True),
+        _bench(
+            "humaneval",
+            "inspect_evals/humaneval",
+            "Python function synthesis, unit-test graded",
+            max_tokens=512,
+            runs_code=True,
+        ),
+        _bench(
+            "mbpp",
+            "inspect_evals/mbpp",
+            "basic Python programming problems, unit-test graded",
+            max_tokens=512,
+            runs_code=True,
+        ),
+        _bench(
+            "apps",
+            "inspect_evals/apps",
+            "competitive-programming problems (harder code)",
+            max_tokens=1024,
+            runs_code=True,
+        ),
     ],
     "math": [
-        _bench("gsm8k", "inspect_evals/gsm8k", "grade-school math word problems", max_tokens=512, cot=True,
-               task_args=(("fewshot", "0"),)),
+        _bench(
+            "gsm8k",
+            "inspect_evals/gsm8k",
+            "grade-school math word problems",
+            max_tokens=512,
+            cot=True,
+            task_args=(("fewshot", "0"),),
+        ),
         _bench("math", "inspect_evals/math", "competition mathematics (MATH)", max_tokens=1024, cot=True),
     ],
     "agent": [
         _bench("bfcl", "inspect_evals/bfcl", "function/tool calling accuracy", max_tokens=512),
         _bench("gaia", "inspect_evals/gaia", "multi-step assistant tasks with tools", max_tokens=1024, limit=20),
-        _bench("assistant_bench", "inspect_evals/assistant_bench_closed_book_zero_shot",
-               "realistic web-assistant tasks (closed book, zero-shot)",
-               max_tokens=1024, limit=20),
+        _bench(
+            "assistant_bench",
+            "inspect_evals/assistant_bench_closed_book_zero_shot",
+            "realistic web-assistant tasks (closed book, zero-shot)",
+            max_tokens=1024,
+            limit=20,
+        ),
     ],
 }
 
@@ -94,25 +136,61 @@ def build_eval_suite(use_case: str, *, name: str, nll_data: str | None, product_
     are project-relative paths, omitted layers when None."""
     tasks: list[EvalTask] = []
     if nll_data:
-        tasks.append(EvalTask(name="val_nll", layer="training", kind="nll", data=nll_data,
-                              description=NLL_DESCRIPTION[use_case], headline_metric="nll"))
+        tasks.append(
+            EvalTask(
+                name="val_nll",
+                layer="training",
+                kind="nll",
+                data=nll_data,
+                description=NLL_DESCRIPTION[use_case],
+                headline_metric="nll",
+            )
+        )
     for bench in BENCHMARKS[use_case]:
-        tasks.append(EvalTask(name=bench.name, layer="benchmark", kind="inspect", inspect_task=bench.inspect_task,
-                              task_version=INSPECT_EVALS_VERSION, description=bench.measures,
-                              settings=bench.settings))
+        tasks.append(
+            EvalTask(
+                name=bench.name,
+                layer="benchmark",
+                kind="inspect",
+                inspect_task=bench.inspect_task,
+                task_version=INSPECT_EVALS_VERSION,
+                description=bench.measures,
+                settings=bench.settings,
+            )
+        )
     if product_data:
         grader = PRODUCT_GRADER[use_case]
-        tasks.append(EvalTask(name="product", layer="product", kind="jsonl", data=product_data,
-                              description=PRODUCT_DESCRIPTION[use_case], grader=grader,
-                              settings=EvalSettings(max_tokens=256, temperature=0.0)))
-    tasks.append(EvalTask(name="safety", layer="safety", kind="safety",
-                          description="jailbreak resilience, harmful-request refusal, over-refusal",
-                          headline_metric="refusal_rate"))
+        tasks.append(
+            EvalTask(
+                name="product",
+                layer="product",
+                kind="jsonl",
+                data=product_data,
+                description=PRODUCT_DESCRIPTION[use_case],
+                grader=grader,
+                settings=EvalSettings(max_tokens=256, temperature=0.0),
+            )
+        )
+    tasks.append(
+        EvalTask(
+            name="safety",
+            layer="safety",
+            kind="safety",
+            description="jailbreak resilience, harmful-request refusal, over-refusal",
+            headline_metric="refusal_rate",
+        )
+    )
     # Brier is the headline: a proper scoring rule that decomposes per question, so the gate can
     # pair two models question by question; ECE has no per-question form (it is judged by its CI).
-    tasks.append(EvalTask(name="calibration", layer="calibration", kind="calibration",
-                          description="Brier score, expected calibration error, over/under-confidence",
-                          headline_metric="brier"))
+    tasks.append(
+        EvalTask(
+            name="calibration",
+            layer="calibration",
+            kind="calibration",
+            description="Brier score, expected calibration error, over/under-confidence",
+            headline_metric="brier",
+        )
+    )
     return EvalSuite(name=name, tasks=tasks)
 
 

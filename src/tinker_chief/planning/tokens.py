@@ -89,14 +89,20 @@ def _content_text(message: ChatMessage) -> str:
 def _content_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
     lengths: list[int] = []
     for start in range(0, len(texts), _CHUNK):
-        encoded = tokenizer(texts[start:start + _CHUNK], add_special_tokens=False, split_special_tokens=True,
-                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        encoded = tokenizer(
+            texts[start : start + _CHUNK],
+            add_special_tokens=False,
+            split_special_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
         lengths.extend(len(ids) for ids in encoded)
     return lengths
 
 
-def fast_chatml_counts(conversations: Sequence[Conversation], renderer: Any, train_on_what: str,
-                       max_length: int) -> TokenCounts:
+def fast_chatml_counts(
+    conversations: Sequence[Conversation], renderer: Any, train_on_what: str, max_length: int
+) -> TokenCounts:
     tokenizer = renderer.tokenizer
     texts = [_content_text(m) for conv in conversations for m in conv.messages]
     lengths = iter(_content_lengths(tokenizer, texts))
@@ -128,8 +134,9 @@ def fast_chatml_counts(conversations: Sequence[Conversation], renderer: Any, tra
     return TokenCounts(total, completion, kept, "batched-chatml")
 
 
-def renderer_counts(conversations: Sequence[Conversation], renderer: Any, train_on_what: str,
-                    max_length: int) -> TokenCounts:
+def renderer_counts(
+    conversations: Sequence[Conversation], renderer: Any, train_on_what: str, max_length: int
+) -> TokenCounts:
     """The reference: the cookbook renderer, one conversation at a time."""
     from tinker_cookbook.renderers import TrainOnWhat
 
@@ -144,8 +151,9 @@ def renderer_counts(conversations: Sequence[Conversation], renderer: Any, train_
     return TokenCounts(total, completion, kept, "renderer")
 
 
-def count_tokens(conversations: Sequence[Conversation], renderer: Any, train_on_what: str, max_length: int,
-                 *, method: str = "auto") -> TokenCounts:
+def count_tokens(
+    conversations: Sequence[Conversation], renderer: Any, train_on_what: str, max_length: int, *, method: str = "auto"
+) -> TokenCounts:
     """Counts for every conversation; `method` is auto, renderer or batched-chatml."""
     fast = method == "batched-chatml" or (method == "auto" and supports_fast_path(renderer))
     if fast:
@@ -164,6 +172,8 @@ def count_tokens(conversations: Sequence[Conversation], renderer: Any, train_on_
 PROXY_TOKENIZER_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 PROXY_RENDERER = "chatml"
 PROXY_ERROR_BOUND = 0.20
-PROXY_BOUND_RULE = ("measured: o200k_base (gpt-oss's tokenizer) counted 0.84-0.93x the proxy's tokens on English "
-                    "prose, code and chat data; bound = that 16.2% gap rounded up to 20%, both directions. "
-                    "Non-English text may differ more.")
+PROXY_BOUND_RULE = (
+    "measured: o200k_base (gpt-oss's tokenizer) counted 0.84-0.93x the proxy's tokens on English "
+    "prose, code and chat data; bound = that 16.2% gap rounded up to 20%, both directions. "
+    "Non-English text may differ more."
+)

@@ -32,17 +32,17 @@ HEADER = """\
 """
 
 SECTION_NOTES: dict[str, str] = {
-    "data": "Training data. Formats: conversations {\"messages\": [...]}, prompt/answer {\"input\",\"output\"},\n"
-    "preferences {\"prompt\",\"chosen\",\"rejected\"} (DPO), RL prompts {\"prompt\",\"answer\"}.",
+    "data": 'Training data. Formats: conversations {"messages": [...]}, prompt/answer {"input","output"},\n'
+    'preferences {"prompt","chosen","rejected"} (DPO), RL prompts {"prompt","answer"}.',
     "lora": "LoRA on MLP + attention (+ unembedding) by default: attention-only LoRA underperforms\n"
     "(LoRA Without Regret). Supervised runs stay low-regret while LoRA params >= completion tokens.",
     "optimizer": "AdamW. The LoRA learning rate is ~10x the full fine-tune rate (cookbook get_lr).",
     "schedule": "Moderate batch sizes: LoRA pays a larger penalty than full fine-tuning at large batches.",
     "checkpoints": "Resumable training state (save_state) plus sampler weights at each save.",
     "inline_evals": "Sparse evals during training; the full suite runs offline on checkpoints (`chief eval`).",
-    "rl": "RL with verifiable rewards (task = \"rl\"). Rank 1-8 suffices: an episode carries ~1 bit.",
-    "dpo": "Direct preference optimization (task = \"dpo\").",
-    "distill": "Prompt / on-policy distillation (task = \"distill\").",
+    "rl": 'RL with verifiable rewards (task = "rl"). Rank 1-8 suffices: an episode carries ~1 bit.',
+    "dpo": 'Direct preference optimization (task = "dpo").',
+    "distill": 'Prompt / on-policy distillation (task = "distill").',
     "backend": "Where training runs: the built-in local engine or Tinker's cloud.",
     "estimates": "Overrides for the plan's cost (price table) and local time (measured throughput).",
     "eval_suite": "The agreed eval suite: layer 1 training metrics, layer 2 public benchmarks (Inspect),\n"
@@ -90,7 +90,9 @@ def _submodel(model: type[BaseModel] | None, name: str) -> type[BaseModel] | Non
     if model is None:
         return None
     nested: dict[tuple[type[BaseModel], str], type[BaseModel]] = {
-        (EvalSuite, "tasks"): EvalTask, (EvalTask, "settings"): EvalSettings}
+        (EvalSuite, "tasks"): EvalTask,
+        (EvalTask, "settings"): EvalSettings,
+    }
     if (model, name) in nested:
         return nested[(model, name)]
     if name not in model.model_fields:
@@ -113,8 +115,14 @@ def _scalar_lines(table: dict[str, Any], model: type[BaseModel] | None) -> list[
     return lines
 
 
-def _table_lines(path: list[str], table: dict[str, Any], model: type[BaseModel] | None,
-                 *, array_item: bool = False, note: str | None = None) -> list[str]:
+def _table_lines(
+    path: list[str],
+    table: dict[str, Any],
+    model: type[BaseModel] | None,
+    *,
+    array_item: bool = False,
+    note: str | None = None,
+) -> list[str]:
     dotted = ".".join(_key(part) for part in path)
     lines = [""] + _comment(note)
     lines.append(f"[[{dotted}]]" if array_item else f"[{dotted}]")

@@ -38,10 +38,13 @@ class MetricRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "task": self.task, "metric": self.metric,
+            "key": self.key,
+            "task": self.task,
+            "metric": self.metric,
             "higher_is_better": self.higher_is_better,
             "values": [v.to_dict() if v else None for v in self.values],
-            "deltas": self.deltas, "best": self.best,
+            "deltas": self.deltas,
+            "best": self.best,
             "tests": [t.to_dict() if t else None for t in self.tests],
         }
 
@@ -59,8 +62,11 @@ class Comparison:
         raise KeyError(key)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"models": self.models, "suite_versions": self.suite_versions,
-                "rows": [row.to_dict() for row in self.rows]}
+        return {
+            "models": self.models,
+            "suite_versions": self.suite_versions,
+            "rows": [row.to_dict() for row in self.rows],
+        }
 
 
 def compare(
@@ -79,14 +85,17 @@ def compare(
         if metrics:
             wanted = set(metrics)
             keys = [(t, n) for t, n in keys if n in wanted or f"{t}/{n}" in wanted]
-        rows = [_row(task, name, [m.ref for m in models], results, rules,
-                     lambda run_id: load_samples(db, run_id)) for task, name in keys]
+        rows = [
+            _row(task, name, [m.ref for m in models], results, rules, lambda run_id: load_samples(db, run_id))
+            for task, name in keys
+        ]
     versions = {m.ref: sorted({r.suite_version for r in res.values()}) for m, res in zip(models, results)}
     return Comparison([m.ref for m in models], rows, versions)
 
 
-def _row(task: str, name: str, refs: list[str], results: list[dict[str, EvalRun]],
-         rules: GateRules, samples: SampleLoader) -> MetricRow:
+def _row(
+    task: str, name: str, refs: list[str], results: list[dict[str, EvalRun]], rules: GateRules, samples: SampleLoader
+) -> MetricRow:
     runs = [res.get(task) for res in results]
     values = [run.metrics.get(name) if run else None for run in runs]
     base = values[0]
@@ -99,13 +108,13 @@ def _row(task: str, name: str, refs: list[str], results: list[dict[str, EvalRun]
     return MetricRow(task, name, higher, values, deltas, tests, best)
 
 
-def _paired(base: EvalRun | None, run: EvalRun | None, name: str, rules: GateRules,
-            samples: SampleLoader) -> PairedTest | None:
+def _paired(
+    base: EvalRun | None, run: EvalRun | None, name: str, rules: GateRules, samples: SampleLoader
+) -> PairedTest | None:
     # Per-sample outcomes belong to a run's headline metric; other metrics get no paired test.
     if base is None or run is None or not (name == run.headline_metric == base.headline_metric):
         return None
-    return paired_on_samples(samples(run.id), samples(base.id),
-                             resamples=rules.bootstrap_resamples, seed=rules.seed)
+    return paired_on_samples(samples(run.id), samples(base.id), resamples=rules.bootstrap_resamples, seed=rules.seed)
 
 
 def _best(refs: list[str], values: list[MetricValue | None], higher: bool) -> str | None:

@@ -76,8 +76,7 @@ def _check_file(path: Path, *, create: bool) -> bool:
         )
     if header != _SQLITE_MAGIC:
         raise RegistryError(
-            f"registry {path} is not an SQLite database (corrupt or another kind of file); "
-            "it was left untouched"
+            f"registry {path} is not an SQLite database (corrupt or another kind of file); it was left untouched"
         )
     return True
 
@@ -114,8 +113,11 @@ def _create(path: Path) -> None:
 
 def _open(path: Path, *, read_only: bool) -> sqlite3.Connection:
     try:
-        db = _connect_read_only(path) if read_only else sqlite3.connect(
-            path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        db = (
+            _connect_read_only(path)
+            if read_only
+            else sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        )
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
@@ -197,9 +199,7 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
     """Apply missing migrations in order, each with its record, in one write transaction."""
     with write(db):
         pending = _pending(db, path)  # again under the write lock: another process may have migrated
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
-        )
+        db.execute("CREATE TABLE IF NOT EXISTS _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
         for name, fn in MIGRATIONS:
             if name in pending:
                 try:

@@ -62,12 +62,17 @@ def evaluate_gate(
         reasons += _stale_reasons(model, results, suite)
         reasons += _not_scored_reasons(model, results, suite)
         if prod is not None and prod.id != model.id:
-            reasons += _regression_reasons(model, results, prod, prod_results, suite, rules,
-                                           samples, notes)
+            reasons += _regression_reasons(model, results, prod, prod_results, suite, rules, samples, notes)
         reasons += _safety_reasons(results, suite, rules)
-    return GateReport(model.ref, "prod", prod.ref if prod else None,
-                      suite.name if suite else None, suite.version if suite else None,
-                      reasons, notes)
+    return GateReport(
+        model.ref,
+        "prod",
+        prod.ref if prod else None,
+        suite.name if suite else None,
+        suite.version if suite else None,
+        reasons,
+        notes,
+    )
 
 
 def _stale_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: SuiteRequirement) -> list[str]:
@@ -85,9 +90,11 @@ def _not_scored_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: 
         run = results.get(task.name)
         why = run.not_scored.get(task.headline_metric) if run else None
         if why is not None:
-            reasons.append(f"not scored: task `{task.name}` of suite `{suite.name}` ran on {model.ref} but its "
-                           f"headline metric `{task.headline_metric}` has no value ({why}); fix the task, then "
-                           f"run `chief eval {model.ref} --task {task.name}`")
+            reasons.append(
+                f"not scored: task `{task.name}` of suite `{suite.name}` ran on {model.ref} but its "
+                f"headline metric `{task.headline_metric}` has no value ({why}); fix the task, then "
+                f"run `chief eval {model.ref} --task {task.name}`"
+            )
     return reasons
 
 
@@ -144,29 +151,44 @@ def _metric_regression(
         if rules.missing_evidence == "pass":
             notes.append(f"{where}: drop {drop:.4g} > {tolerance:.4g} but no samples or CIs to test it")
             return None
-        return (f"regression on {where} (drop {drop:.4g} > tolerance {tolerance:.4g}) and no "
-                "per-sample outcomes or confidence intervals to show it is noise")
+        return (
+            f"regression on {where} (drop {drop:.4g} > tolerance {tolerance:.4g}) and no "
+            "per-sample outcomes or confidence intervals to show it is noise"
+        )
     if p_value < rules.alpha:
-        return (f"regression on {where} (drop {drop:.4g} > tolerance {tolerance:.4g}, "
-                f"{evidence} p={p_value:.3g} < {rules.alpha})")
+        return (
+            f"regression on {where} (drop {drop:.4g} > tolerance {tolerance:.4g}, "
+            f"{evidence} p={p_value:.3g} < {rules.alpha})"
+        )
     notes.append(f"{where}: drop {drop:.4g} is not significant ({evidence} p={p_value:.3g})")
     return None
 
 
 def _evidence(
-    name: str, run: EvalRun, prod_run: EvalRun, ours: MetricValue, theirs: MetricValue, rules: GateRules,
+    name: str,
+    run: EvalRun,
+    prod_run: EvalRun,
+    ours: MetricValue,
+    theirs: MetricValue,
+    rules: GateRules,
     samples: SampleLoader,
 ) -> tuple[str, float | None]:
     """The test that applies and its p-value (None when nothing can test the drop)."""
     if name == run.headline_metric == prod_run.headline_metric:
-        test = paired_on_samples(samples(run.id), samples(prod_run.id),
-                                 resamples=rules.bootstrap_resamples, seed=rules.seed)
+        test = paired_on_samples(
+            samples(run.id), samples(prod_run.id), resamples=rules.bootstrap_resamples, seed=rules.seed
+        )
         if test is not None:
             return test.method, test.p_value
-    if (ours.ci_low is not None and ours.ci_high is not None
-            and theirs.ci_low is not None and theirs.ci_high is not None):
-        return "z-test on CIs", unpaired_from_cis(ours.value, ours.ci_low, ours.ci_high,
-                                                  theirs.value, theirs.ci_low, theirs.ci_high)
+    if (
+        ours.ci_low is not None
+        and ours.ci_high is not None
+        and theirs.ci_low is not None
+        and theirs.ci_high is not None
+    ):
+        return "z-test on CIs", unpaired_from_cis(
+            ours.value, ours.ci_low, ours.ci_high, theirs.value, theirs.ci_low, theirs.ci_high
+        )
     return "none", None
 
 

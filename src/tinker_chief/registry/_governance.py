@@ -35,21 +35,25 @@ def check_promotion(
         _check_transition(model, to)
         prod = next(iter(list_models(db, status="prod")), None)
         if to == "staging":
-            return GateReport(model.ref, to, prod.ref if prod else None,
-                              suite.name if suite else None, suite.version if suite else None)
+            return GateReport(
+                model.ref,
+                to,
+                prod.ref if prod else None,
+                suite.name if suite else None,
+                suite.version if suite else None,
+            )
         version = suite.version if suite else None
         results = latest_finished(db, model.id, version) if suite else {}
         prod_results = latest_finished(db, prod.id, version) if prod and suite else {}
-        return evaluate_gate(model, results, prod, prod_results, suite, rules or GateRules(),
-                             lambda run_id: load_samples(db, run_id))
+        return evaluate_gate(
+            model, results, prod, prod_results, suite, rules or GateRules(), lambda run_id: load_samples(db, run_id)
+        )
 
 
-def apply_promotion(
-    ledger: Ledger, report: GateReport, *, actor: str, reason: str, force: bool
-) -> ModelRecord:
+def apply_promotion(ledger: Ledger, report: GateReport, *, actor: str, reason: str, force: bool) -> ModelRecord:
     """Apply a checked promotion, or raise PromotionRejected listing every failing reason."""
     if force and not reason.strip():
-        raise RegistryError("--force needs --reason \"...\": a forced promotion must say why")
+        raise RegistryError('--force needs --reason "...": a forced promotion must say why')
     with ledger.write() as db:
         model = find_model(db, report.model_ref)
         prod = next(iter(list_models(db, status="prod")), None)
@@ -69,16 +73,26 @@ def apply_promotion(
             if report.to == "prod" and prod is not None:
                 _set_status(ledger, prod, "staging", actor, f"replaced as prod by {model.ref}", False)
             _set_status(ledger, model, report.to, actor, reason, forced)
-            ledger.audit(actor, "promote", model.ref, {
-                "to": report.to, "from": model.status, "previous_prod": report.prod_ref,
-                "forced": forced, "overridden_reasons": report.reasons if forced else [],
-                "reason": reason, "suite": report.suite_name, "suite_version": report.suite_version,
-            })
+            ledger.audit(
+                actor,
+                "promote",
+                model.ref,
+                {
+                    "to": report.to,
+                    "from": model.status,
+                    "previous_prod": report.prod_ref,
+                    "forced": forced,
+                    "overridden_reasons": report.reasons if forced else [],
+                    "reason": reason,
+                    "suite": report.suite_name,
+                    "suite_version": report.suite_version,
+                },
+            )
             promoted = find_model(db, model.ref)
     if promoted is None:
         raise PromotionRejected(
             f"{model.ref} was not promoted to {report.to}: {len(report.reasons)} gate rule(s) "
-            "failed (use --force --reason \"...\" to override)",
+            'failed (use --force --reason "..." to override)',
             report.reasons,
         )
     return promoted

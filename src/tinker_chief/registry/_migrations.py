@@ -113,7 +113,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
             target TEXT,
             details_json TEXT NOT NULL DEFAULT '{}'
         );
-        """
+        """,
     )
 
 

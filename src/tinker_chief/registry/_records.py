@@ -85,6 +85,7 @@ class Usage(_AsDict):
     @classmethod
     def total(cls, usages: list[Usage]) -> Usage:
         """The sum of several (an eval's runs); a field none of them recorded stays None."""
+
         def add(name: str) -> Any:
             values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
             return sum(values) if values else None
@@ -97,17 +98,24 @@ class Usage(_AsDict):
         the machine time (there is no bill)."""
         if not self.recorded:
             return "not recorded (made before chief recorded usage)"
-        counts = {"train": self.train_tokens or 0, "prefill": self.prefill_tokens or 0,
-                  "sample": self.sample_tokens or 0}
-        text = (f"{counts['train']:,} tokens trained, " if self.train_tokens is not None else "") + \
-            f"{counts['prefill']:,} prefilled, {counts['sample']:,} sampled"
+        counts = {
+            "train": self.train_tokens or 0,
+            "prefill": self.prefill_tokens or 0,
+            "sample": self.sample_tokens or 0,
+        }
+        text = (
+            f"{counts['train']:,} tokens trained, " if self.train_tokens is not None else ""
+        ) + f"{counts['prefill']:,} prefilled, {counts['sample']:,} sampled"
         if backend == "tinker":
             if price is None:
                 return f"{text}; {no_price}"
             dollars = sum(counts[k] * (price.get(k) or 0.0) for k in counts) / 1e6
             return f"{text}; ${dollars:,.4f} at {price.get('source')} prices as of {price.get('as_of')}"
-        seconds = "machine time not recorded" if self.machine_seconds is None else \
-            f"{self.machine_seconds:,.1f} s of machine time"
+        seconds = (
+            "machine time not recorded"
+            if self.machine_seconds is None
+            else f"{self.machine_seconds:,.1f} s of machine time"
+        )
         return f"{text}; {seconds} on the local engine (no Tinker bill)"
 
 

@@ -51,13 +51,25 @@ def dumps(value: Any) -> str:
 def model_from_row(row: tuple[Any, ...]) -> ModelRecord:
     lora = json.loads(row[8]) if row[8] else None
     return ModelRecord(
-        id=row[0], name=row[1], version=row[2], display_name=row[3], tinker_path=row[4],
-        backend=row[5], base_model=row[6], recipe=row[7],
+        id=row[0],
+        name=row[1],
+        version=row[2],
+        display_name=row[3],
+        tinker_path=row[4],
+        backend=row[5],
+        base_model=row[6],
+        recipe=row[7],
         lora=LoraSpec(**lora) if lora else None,
-        optimizer=json.loads(row[9]), data=DataSummary.from_dict(json.loads(row[10])),
+        optimizer=json.loads(row[9]),
+        data=DataSummary.from_dict(json.loads(row[10])),
         parent_ref=f"{row[11]}:v{row[12]}" if row[11] is not None else None,
-        training_run_id=row[13], training_step=row[14], config_hash=row[15],
-        config=json.loads(row[16]), status=row[17], created_at=row[18], usage=Usage(*row[19:23]),
+        training_run_id=row[13],
+        training_step=row[14],
+        config_hash=row[15],
+        config=json.loads(row[16]),
+        status=row[17],
+        created_at=row[18],
+        usage=Usage(*row[19:23]),
     )
 
 
@@ -71,13 +83,11 @@ def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
     else:
         where, args = "m.name = ?", (ref,)
     row = db.execute(
-        f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} WHERE {where} ORDER BY m.version DESC, m.id DESC "
-        "LIMIT 1",
+        f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} WHERE {where} ORDER BY m.version DESC, m.id DESC LIMIT 1",
         args,
     ).fetchone()
     if row is None:
-        known = [f"{n}:v{v}" for n, v in db.execute(
-            "SELECT name, version FROM models ORDER BY name, version LIMIT 8")]
+        known = [f"{n}:v{v}" for n, v in db.execute("SELECT name, version FROM models ORDER BY name, version LIMIT 8")]
         hint = f"registered: {', '.join(known)}" if known else "the registry has no models yet"
         raise ModelNotFoundError(
             f"no model `{scrub_text(ref)}` in the registry (expected name, name:vN or a tinker:// "
@@ -88,10 +98,20 @@ def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
 
 def run_from_row(row: tuple[Any, ...], metrics: dict[str, MetricValue]) -> EvalRun:
     return EvalRun(
-        id=row[0], model_ref=f"{row[1]}:v{row[2]}", suite_name=row[3], suite_version=row[4],
-        task=row[5], headline_metric=row[6], settings=json.loads(row[7]), status=row[8],
-        started_at=row[9], finished_at=row[10], log_location=row[11], error=row[12],
-        metrics=metrics, usage=Usage(None, *row[13:16]),
+        id=row[0],
+        model_ref=f"{row[1]}:v{row[2]}",
+        suite_name=row[3],
+        suite_version=row[4],
+        task=row[5],
+        headline_metric=row[6],
+        settings=json.loads(row[7]),
+        status=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+        log_location=row[11],
+        error=row[12],
+        metrics=metrics,
+        usage=Usage(None, *row[13:16]),
     )
 
 
@@ -100,9 +120,7 @@ _RUNS_FROM = "eval_runs r JOIN models m ON m.id = r.model_id"
 
 def query_runs(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[EvalRun]:
     """Eval runs matching `where` with their metrics: two queries, however many runs match."""
-    rows = db.execute(
-        f"SELECT {RUN_COLUMNS} FROM {_RUNS_FROM} WHERE {where} ORDER BY r.task, r.id", args
-    ).fetchall()
+    rows = db.execute(f"SELECT {RUN_COLUMNS} FROM {_RUNS_FROM} WHERE {where} ORDER BY r.task, r.id", args).fetchall()
     metrics: dict[int, dict[str, MetricValue]] = {}
     for run_id, name, value, lo, hi, n in db.execute(
         f"SELECT x.run_id, x.name, x.value, x.ci_low, x.ci_high, x.n FROM metrics x "
@@ -129,9 +147,7 @@ def latest_finished_all(
     return {ref: dict(sorted(runs.items())) for ref, runs in latest.items()}
 
 
-def latest_finished(
-    db: sqlite3.Connection, model_id: int, suite_version: str | None = None
-) -> dict[str, EvalRun]:
+def latest_finished(db: sqlite3.Connection, model_id: int, suite_version: str | None = None) -> dict[str, EvalRun]:
     """Per task, the model's most recent finished run (on `suite_version` when given)."""
     by_model = latest_finished_all(db, suite_version, model_id)
     return next(iter(by_model.values()), {})
@@ -162,7 +178,8 @@ def selections(db: sqlite3.Connection, scope: str | None = None, model_id: int |
         "SELECT s.id, s.scope, m.name || ':v' || m.version, s.at, s.actor, s.reason, s.details_json, "
         "s.id = (SELECT max(t.id) FROM selections t WHERE t.scope = s.scope) "
         "FROM selections s JOIN models m ON m.id = s.model_id "
-        + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY s.id",
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + "ORDER BY s.id",
         tuple(v for v in (scope, model_id) if v is not None),
     ).fetchall()
     return [Selection(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7])) for r in rows]

@@ -92,7 +92,11 @@ class Registry:
 
     @classmethod
     def open(
-        cls, path: Path | str | None = None, *, create: bool = True, clock: Clock | None = None,
+        cls,
+        path: Path | str | None = None,
+        *,
+        create: bool = True,
+        clock: Clock | None = None,
         read_only: bool = False,
     ) -> Registry:
         """Open the registry at `path` (default: `default_path()`), migrating it forward.
@@ -163,24 +167,42 @@ class Registry:
             parent_id = find_model(db, parent).id if parent else None
             if tinker_path is not None:
                 self._refuse_duplicate_path(db, tinker_path)
-            version = db.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", (name,)
-            ).fetchone()[0]
+            version = db.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", (name,)).fetchone()[
+                0
+            ]
             model_id = db.execute(
                 "INSERT INTO models (name, version, display_name, tinker_path, backend, base_model, "
                 "recipe, lora_json, optimizer_json, data_json, parent_id, training_run_id, "
                 "training_step, config_hash, config_json, status, created_at, train_tokens, prefill_tokens, "
                 "sample_tokens, machine_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'candidate',?,?,?,?,?)",
-                (name, version, scrub_text(display_name or f"{name} v{version}"), tinker_path, backend,
-                 base_model, recipe, dumps(lora_fields) if lora_fields is not None else None,
-                 dumps(optimizer or {}), dumps(data_fields), parent_id,
-                 scrub_optional(training_run_id), training_step, config_hash, config_json, self.now(),
-                 *check_usage(usage)),
+                (
+                    name,
+                    version,
+                    scrub_text(display_name or f"{name} v{version}"),
+                    tinker_path,
+                    backend,
+                    base_model,
+                    recipe,
+                    dumps(lora_fields) if lora_fields is not None else None,
+                    dumps(optimizer or {}),
+                    dumps(data_fields),
+                    parent_id,
+                    scrub_optional(training_run_id),
+                    training_step,
+                    config_hash,
+                    config_json,
+                    self.now(),
+                    *check_usage(usage),
+                ),
             ).lastrowid
             assert model_id is not None  # an INSERT always sets lastrowid
             self._ledger.history(model_id, None, "candidate", actor, "registered", False)
-            self._ledger.audit(actor, "register", f"{name}:v{version}",
-                        {"base_model": base_model, "recipe": recipe, "backend": backend})
+            self._ledger.audit(
+                actor,
+                "register",
+                f"{name}:v{version}",
+                {"base_model": base_model, "recipe": recipe, "backend": backend},
+            )
             return find_model(db, f"{name}:v{version}")
 
     def get_model(self, ref: str) -> ModelRecord:
@@ -213,10 +235,15 @@ class Registry:
     ) -> int:
         """Record that an eval of `task` on `model_ref` began; returns the run id."""
         with self._write() as db:
-            run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
-                                      headline_metric, log_location, None)
-            self._ledger.audit(actor or default_actor(), "eval-start", find_model(db, model_ref).ref,
-                        {"run_id": run_id, "suite": suite_name, "suite_version": suite_version, "task": task})
+            run_id = self._insert_run(
+                db, model_ref, suite_name, suite_version, task, settings, headline_metric, log_location, None
+            )
+            self._ledger.audit(
+                actor or default_actor(),
+                "eval-start",
+                find_model(db, model_ref).ref,
+                {"run_id": run_id, "suite": suite_name, "suite_version": suite_version, "task": task},
+            )
             return run_id
 
     def finish_eval_run(
@@ -242,8 +269,12 @@ class Registry:
             run = query_runs(db, "r.id = ?", (run_id,))[0]
             check_outcomes(run.task, metrics, samples)
             self._complete_run(db, run_id, metrics, samples, status, error, log_location)
-            self._ledger.audit(actor or default_actor(), "eval-finish", run.model_ref,
-                        {"run_id": run_id, "task": run.task, "status": status})
+            self._ledger.audit(
+                actor or default_actor(),
+                "eval-finish",
+                run.model_ref,
+                {"run_id": run_id, "task": run.task, "status": status},
+            )
             return query_runs(db, "r.id = ?", (run_id,))[0]
 
     def record_eval(
@@ -273,17 +304,23 @@ class Registry:
         metrics, samples = list(metrics), list(samples)
         check_outcomes(task, metrics, samples)
         with self._write() as db:
-            run_id = self._insert_run(db, model_ref, suite_name, suite_version, task, settings,
-                                      headline_metric, log_location, started_at)
+            run_id = self._insert_run(
+                db, model_ref, suite_name, suite_version, task, settings, headline_metric, log_location, started_at
+            )
             self._complete_run(db, run_id, metrics, samples, status, error, None)
             if usage is not None:
                 _train, prefill, sample, seconds = check_usage(usage, eval_run=True)
-                db.execute("UPDATE eval_runs SET prefill_tokens = ?, sample_tokens = ?, machine_seconds = ? "
-                           "WHERE id = ?", (prefill, sample, seconds, run_id))
+                db.execute(
+                    "UPDATE eval_runs SET prefill_tokens = ?, sample_tokens = ?, machine_seconds = ? WHERE id = ?",
+                    (prefill, sample, seconds, run_id),
+                )
             run = query_runs(db, "r.id = ?", (run_id,))[0]
-            self._ledger.audit(actor or default_actor(), "eval", run.model_ref,
-                        {"run_id": run_id, "suite": suite_name, "suite_version": suite_version,
-                         "task": task, "status": status})
+            self._ledger.audit(
+                actor or default_actor(),
+                "eval",
+                run.model_ref,
+                {"run_id": run_id, "suite": suite_name, "suite_version": suite_version, "task": task, "status": status},
+            )
             return run
 
     def eval_runs(self, model_ref: str, *, task: str | None = None) -> list[EvalRun]:
@@ -340,8 +377,9 @@ class Registry:
         self, report: GateReport, *, actor: str | None = None, reason: str = "", force: bool = False
     ) -> ModelRecord:
         """Apply a `check_promotion` verdict; refuses if prod changed since the check."""
-        return _governance.apply_promotion(self._ledger, report, actor=actor or default_actor(),
-                                           reason=reason, force=force)
+        return _governance.apply_promotion(
+            self._ledger, report, actor=actor or default_actor(), reason=reason, force=force
+        )
 
     def retire(self, model_ref: str, *, actor: str | None = None, reason: str = "") -> ModelRecord:
         """Mark a model retired (any status; a retired prod leaves the project without prod)."""
@@ -353,8 +391,15 @@ class Registry:
 
     # ------------------------------------------------------------------------ selections
 
-    def mark_selected(self, model_ref: str, scope: str, *, reason: str = "", details: dict[str, Any] | None = None,
-                      actor: str | None = None) -> Selection:
+    def mark_selected(
+        self,
+        model_ref: str,
+        scope: str,
+        *,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Selection:
         """Record `model_ref` as the chosen candidate of `scope` (`sweep:<id>`, `run:<id>`); a later
         mark of the same scope supersedes it. The model's status is unchanged: this is not promotion."""
         if not isinstance(scope, str) or not scope.strip():
@@ -362,9 +407,10 @@ class Registry:
         actor = actor or default_actor()
         with self._write() as db:
             model = find_model(db, model_ref)
-            db.execute("INSERT INTO selections (scope, model_id, at, actor, reason, details_json) "
-                       "VALUES (?,?,?,?,?,?)",
-                       (scope, model.id, self.now(), scrub_text(actor), scrub_text(reason), dumps(details or {})))
+            db.execute(
+                "INSERT INTO selections (scope, model_id, at, actor, reason, details_json) VALUES (?,?,?,?,?,?)",
+                (scope, model.id, self.now(), scrub_text(actor), scrub_text(reason), dumps(details or {})),
+            )
             self._ledger.audit(actor, "select", model.ref, {"scope": scope, "reason": scrub_text(reason)})
         return self.selections(scope)[-1]
 
@@ -399,8 +445,15 @@ class Registry:
     # ------------------------------------------------------------------------ internals
 
     def _insert_run(
-        self, db: sqlite3.Connection, model_ref: str, suite_name: str, suite_version: str, task: str,
-        settings: dict[str, Any] | None, headline_metric: str | None, log_location: str | None,
+        self,
+        db: sqlite3.Connection,
+        model_ref: str,
+        suite_name: str,
+        suite_version: str,
+        task: str,
+        settings: dict[str, Any] | None,
+        headline_metric: str | None,
+        log_location: str | None,
         started_at: datetime | None,
     ) -> int:
         model = find_model(db, model_ref)
@@ -411,8 +464,16 @@ class Registry:
         run_id = db.execute(
             "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, headline_metric, "
             "settings_json, status, started_at, log_location) VALUES (?,?,?,?,?,?, 'running', ?, ?)",
-            (model.id, suite_name, suite_version, task, headline_metric, dumps(settings or {}),
-             started, scrub_optional(log_location)),
+            (
+                model.id,
+                suite_name,
+                suite_version,
+                task,
+                headline_metric,
+                dumps(settings or {}),
+                started,
+                scrub_optional(log_location),
+            ),
         ).lastrowid
         assert run_id is not None  # an INSERT always sets lastrowid
         return run_id
@@ -426,8 +487,14 @@ class Registry:
             )
 
     def _complete_run(
-        self, db: sqlite3.Connection, run_id: int, metrics: list[MetricValue], samples: list[SampleOutcome],
-        status: str, error: str | None, log_location: str | None,
+        self,
+        db: sqlite3.Connection,
+        run_id: int,
+        metrics: list[MetricValue],
+        samples: list[SampleOutcome],
+        status: str,
+        error: str | None,
+        log_location: str | None,
     ) -> None:
         db.executemany(
             "INSERT INTO metrics (run_id, name, value, ci_low, ci_high, n) VALUES (?,?,?,?,?,?)",
@@ -435,8 +502,16 @@ class Registry:
         )
         db.executemany(
             "INSERT INTO samples (run_id, sample_id, score, passed, detail) VALUES (?,?,?,?,?)",
-            [(run_id, s.sample_id, float(s.score), None if s.passed is None else int(s.passed),
-              _short(scrub_optional(s.detail))) for s in samples],
+            [
+                (
+                    run_id,
+                    s.sample_id,
+                    float(s.score),
+                    None if s.passed is None else int(s.passed),
+                    _short(scrub_optional(s.detail)),
+                )
+                for s in samples
+            ],
         )
         db.execute(
             "UPDATE eval_runs SET status = ?, finished_at = ?, error = ?, "
@@ -448,4 +523,3 @@ class Registry:
         """Registry-changing commands, oldest first (the last `limit` when given)."""
         with _db.read(self._db) as db:
             return _rows.audit_log(db, limit)
-

@@ -57,8 +57,9 @@ class Ledger:
         """A consistent snapshot (inside `write()`, that transaction)."""
         return _db.read(self.db)
 
-    def history(self, model_id: int, from_status: str | None, to_status: str, actor: str,
-                reason: str, forced: bool) -> None:
+    def history(
+        self, model_id: int, from_status: str | None, to_status: str, actor: str, reason: str, forced: bool
+    ) -> None:
         self.db.execute(
             "INSERT INTO status_history (model_id, from_status, to_status, at, actor, reason, forced) "
             "VALUES (?,?,?,?,?,?,?)",

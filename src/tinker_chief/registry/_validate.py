@@ -62,16 +62,20 @@ def check_outcomes(task: str, metrics: list[MetricValue], samples: list[SampleOu
         if (metric.ci_low is None) != (metric.ci_high is None) or (
             metric.ci_low is not None and not metric.ci_low <= metric.ci_high  # type: ignore[operator]
         ):
-            raise RegistryError(f"{where}: ci_low/ci_high are {metric.ci_low!r}/{metric.ci_high!r}; "
-                                "expected both or neither, with ci_low <= ci_high")
+            raise RegistryError(
+                f"{where}: ci_low/ci_high are {metric.ci_low!r}/{metric.ci_high!r}; "
+                "expected both or neither, with ci_low <= ci_high"
+            )
     ids: set[str] = set()
     for sample in samples:
         if sample.sample_id in ids:
             raise RegistryError(f"task `{task}`: duplicate sample id {scrub_text(repr(sample.sample_id))}")
         ids.add(sample.sample_id)
         if not _finite(sample.score):
-            raise RegistryError(f"task `{task}` sample {scrub_text(repr(sample.sample_id))}: score is "
-                                f"{sample.score!r}; expected a finite number")
+            raise RegistryError(
+                f"task `{task}` sample {scrub_text(repr(sample.sample_id))}: score is "
+                f"{sample.score!r}; expected a finite number"
+            )
 
 
 def check_usage(usage: Usage | None, *, eval_run: bool = False) -> tuple[Any, ...]:
@@ -115,10 +119,12 @@ def data_dict(data: DataSummary | dict[str, Any] | None) -> dict[str, Any]:
         return data.to_dict()
     unknown = sorted(set(data or {}) - {"files", "examples", "tokens", "completion_tokens"})
     if unknown:
-        raise RegistryError(f"`data` has unknown field(s) {unknown}; expected files, examples, tokens, "
-                            "completion_tokens")
+        raise RegistryError(
+            f"`data` has unknown field(s) {unknown}; expected files, examples, tokens, completion_tokens"
+        )
     try:
         return DataSummary.from_dict(dict(data or {})).to_dict()
     except (TypeError, ValueError) as exc:
-        raise RegistryError(f"`data`: {exc}; expected files [{{path, sha256, examples}}], examples, tokens, "
-                            "completion_tokens") from None
+        raise RegistryError(
+            f"`data`: {exc}; expected files [{{path, sha256, examples}}], examples, tokens, completion_tokens"
+        ) from None

@@ -16,8 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Metrics where smaller is better; matched case-insensitively as globs on the metric name.
 DEFAULT_LOWER_IS_BETTER = (
-    "*nll*", "*bpb*", "*bits_per_byte*", "*loss*", "*perplexity*", "*ece*", "*brier*", "*error*", "*over_refusal*",
-    "*overconfidence*", "*underconfidence*", "*unscored*", "*_max",
+    "*nll*",
+    "*bpb*",
+    "*bits_per_byte*",
+    "*loss*",
+    "*perplexity*",
+    "*ece*",
+    "*brier*",
+    "*error*",
+    "*over_refusal*",
+    "*overconfidence*",
+    "*underconfidence*",
+    "*unscored*",
+    "*_max",
 )
 # Metrics with no better direction: recorded and compared, never a regression. A calibrated model
 # may well be less confident than its parent; its calibration shows in ece/brier instead.

@@ -59,8 +59,14 @@ def mcnemar(a: list[bool], b: list[bool]) -> PairedTest:
     discordant = a_only + b_only
     delta = (a_only - b_only) / len(a) if a else 0.0
     if discordant < EXACT_BELOW:
-        return PairedTest("mcnemar-exact", len(a), delta, binomial_two_sided(min(a_only, b_only), discordant),
-                          a_only=a_only, b_only=b_only)
+        return PairedTest(
+            "mcnemar-exact",
+            len(a),
+            delta,
+            binomial_two_sided(min(a_only, b_only), discordant),
+            a_only=a_only,
+            b_only=b_only,
+        )
     statistic = (abs(a_only - b_only) - 1) ** 2 / discordant
     p_value = math.erfc(math.sqrt(statistic / 2))  # chi-square survival function, 1 dof
     return PairedTest("mcnemar-chi2", len(a), delta, p_value, a_only=a_only, b_only=b_only)
@@ -90,13 +96,17 @@ def paired_bootstrap(
     above = (np.count_nonzero(means >= 0) + 1) / (resamples + 1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    return PairedTest("paired-bootstrap", n, float(diffs.mean()), float(min(1.0, 2 * min(below, above))),
-                      ci_low=float(low), ci_high=float(high))
+    return PairedTest(
+        "paired-bootstrap",
+        n,
+        float(diffs.mean()),
+        float(min(1.0, 2 * min(below, above))),
+        ci_low=float(low),
+        ci_high=float(high),
+    )
 
 
-def unpaired_from_cis(
-    a: float, a_low: float, a_high: float, b: float, b_low: float, b_high: float
-) -> float:
+def unpaired_from_cis(a: float, a_low: float, a_high: float, b: float, b_low: float, b_high: float) -> float:
     """Two-sided z-test p-value from two independent normal-approximation 95% CIs.
 
     Used only when per-sample outcomes are missing: standard errors are recovered as
@@ -122,5 +132,4 @@ def paired_on_samples(
         return None
     if all(x.passed is not None and y.passed is not None for x, y in pairs):
         return mcnemar([bool(x.passed) for x, _ in pairs], [bool(y.passed) for _, y in pairs])
-    return paired_bootstrap([x.score for x, _ in pairs], [y.score for _, y in pairs],
-                            resamples=resamples, seed=seed)
+    return paired_bootstrap([x.score for x, _ in pairs], [y.score for _, y in pairs], resamples=resamples, seed=seed)

@@ -55,15 +55,17 @@ def _value(metric: Any) -> tuple[float, float | None, float | None]:
     return float(metric.value), getattr(metric, "ci_low", None), getattr(metric, "ci_high", None)
 
 
-def comparison_bars(results: list[TaskResult], metric_of: Any, title: str,
-                    rules: GateRules | None = None) -> str | None:
+def comparison_bars(
+    results: list[TaskResult], metric_of: Any, title: str, rules: GateRules | None = None
+) -> str | None:
     """`comparison_figure` as a PNG."""
     figure = comparison_figure(results, metric_of, title, rules)
     return None if figure is None else _png(figure)
 
 
-def comparison_figure(results: list[TaskResult], metric_of: Any, title: str,
-                      rules: GateRules | None = None) -> Any | None:
+def comparison_figure(
+    results: list[TaskResult], metric_of: Any, title: str, rules: GateRules | None = None
+) -> Any | None:
     """One small panel per metric (accuracy on 0-1 and an NLL in nats share no axis), titled
     with the metric and which direction is better (the gate's `rules`); in each, one group of
     bars per task, one bar per model, error bars from the CIs."""
@@ -96,8 +98,9 @@ def better_direction(metric: str, rules: GateRules) -> str:
     return "\u2191 higher is better" if rules.higher_is_better(metric) else "\u2193 lower is better"
 
 
-def _bars(ax: Any, cells: dict[tuple[str, str], tuple[float, float | None, float | None]], tasks: list[str],
-          models: list[str]) -> None:
+def _bars(
+    ax: Any, cells: dict[tuple[str, str], tuple[float, float | None, float | None]], tasks: list[str], models: list[str]
+) -> None:
     width = 0.8 / max(1, len(models))
     for i, model in enumerate(models):
         xs, ys, lows, highs = [], [], [], []

@@ -83,11 +83,18 @@ class ReportData:
 
 
 def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("project", config.get("name")), ("base model", config.get("base_model")),
-            ("task", config.get("task")), ("use case", config.get("use_case"))]
-    for section, keys in (("data", ("train", "val", "max_length")), ("lora", ("rank", "train_mlp", "train_attn",
-                          "train_unembed")), ("optimizer", ("learning_rate",)),
-                          ("schedule", ("batch_size", "epochs", "steps", "lr_schedule"))):
+    rows = [
+        ("project", config.get("name")),
+        ("base model", config.get("base_model")),
+        ("task", config.get("task")),
+        ("use case", config.get("use_case")),
+    ]
+    for section, keys in (
+        ("data", ("train", "val", "max_length")),
+        ("lora", ("rank", "train_mlp", "train_attn", "train_unembed")),
+        ("optimizer", ("learning_rate",)),
+        ("schedule", ("batch_size", "epochs", "steps", "lr_schedule")),
+    ):
         table = config.get(section, {})
         rows += [(f"{section}.{key}", table.get(key)) for key in keys if isinstance(table, dict) and key in table]
     suite = config.get("eval_suite", {})
@@ -146,15 +153,29 @@ def _sweep(path: Path) -> SweepData | None:
         return None
     planned, summary = raw.get("planned"), raw.get("summary")
     planned, summary = (planned if isinstance(planned, dict) else {}), (summary if isinstance(summary, dict) else {})
-    points = [SweepPointData(str(p.get("name")), float(p["learning_rate"]), int(p.get("lora_rank", 0)),
-                             int(p.get("batch_size", 0)), str(p.get("status", "?")),
-                             _number_or_none(p.get("final_val_nll")), _number_or_none(p.get("final_loss")),
-                             p.get("candidate") if isinstance(p.get("candidate"), str) else None)
-              for p in raw["points"] if isinstance(p, dict) and _is_number(p.get("learning_rate"))]
+    points = [
+        SweepPointData(
+            str(p.get("name")),
+            float(p["learning_rate"]),
+            int(p.get("lora_rank", 0)),
+            int(p.get("batch_size", 0)),
+            str(p.get("status", "?")),
+            _number_or_none(p.get("final_val_nll")),
+            _number_or_none(p.get("final_loss")),
+            p.get("candidate") if isinstance(p.get("candidate"), str) else None,
+        )
+        for p in raw["points"]
+        if isinstance(p, dict) and _is_number(p.get("learning_rate"))
+    ]
     lines = [str(line) for line in summary.get("lines", []) if isinstance(line, str)]
-    return SweepData(str(raw.get("sweep_id", path.parent.name)), str(raw.get("status", "?")),
-                     _number_or_none(planned.get("learning_rate")), _number_or_none(planned.get("get_lr")),
-                     points, lines)
+    return SweepData(
+        str(raw.get("sweep_id", path.parent.name)),
+        str(raw.get("status", "?")),
+        _number_or_none(planned.get("learning_rate")),
+        _number_or_none(planned.get("get_lr")),
+        points,
+        lines,
+    )
 
 
 def _sweeps(project_dir: Path, selections: list[Any]) -> list[SweepData]:
@@ -207,12 +228,31 @@ def collect(project_dir: Path) -> ReportData:
             costs = _costs(registry, models, _plan_prices(project_dir))
             for model in models:
                 for task, run in sorted(registry.latest_results(model.ref).items()):
-                    results.append(TaskResult(model.ref, task, run.suite_version, run.headline_metric,
-                                              dict(run.metrics), run.log_location, dict(run.settings or {})))
-    return ReportData(project_dir, str(config.get("name", project_dir.name)), _plan_summary(config),
-                      _plan_rules(project_dir), _runs(project_dir), models, results, history,
-                      registry_path if registry_path.exists() else None, _sweeps(project_dir, selections),
-                      selections, costs)
+                    results.append(
+                        TaskResult(
+                            model.ref,
+                            task,
+                            run.suite_version,
+                            run.headline_metric,
+                            dict(run.metrics),
+                            run.log_location,
+                            dict(run.settings or {}),
+                        )
+                    )
+    return ReportData(
+        project_dir,
+        str(config.get("name", project_dir.name)),
+        _plan_summary(config),
+        _plan_rules(project_dir),
+        _runs(project_dir),
+        models,
+        results,
+        history,
+        registry_path if registry_path.exists() else None,
+        _sweeps(project_dir, selections),
+        selections,
+        costs,
+    )
 
 
 def _plan_prices(project_dir: Path) -> tuple[str, dict[str, Any]] | None:
@@ -234,8 +274,11 @@ def _costs(registry: Any, models: list[Any], prices: tuple[str, dict[str, Any]] 
         price = prices[1] if prices and prices[0] == model.base_model else None
         no_price = "no price for it in plan.json (run `chief plan`)"
         runs = registry.eval_runs(model.ref)
-        evaluated = Usage.total([r.usage for r in runs]).describe(model.backend, price, no_price) if runs \
+        evaluated = (
+            Usage.total([r.usage for r in runs]).describe(model.backend, price, no_price)
+            if runs
             else "not evaluated yet"
+        )
         out[model.ref] = (model.usage.describe(model.backend, price, no_price), evaluated)
     return out
 

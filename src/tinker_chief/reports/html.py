@@ -91,17 +91,21 @@ def _eval_section(data: ReportData) -> str:
     if not general:
         return '<p class="none">No eval results recorded yet (run `chief eval`).</p>'
     bars = charts.comparison_bars(general, _headline, "eval comparison (headline metric, 95% CI)")
-    summary = _table(["model", "task", "headline", "value [95% CI]", "suite version"],
-                     [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _headline_value(r), _e(r.suite_version)]
-                      for r in general], "evals")
+    summary = _table(
+        ["model", "task", "headline", "value [95% CI]", "suite version"],
+        [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _headline_value(r), _e(r.suite_version)] for r in general],
+        "evals",
+    )
     return _img(bars, "eval comparison", "") + summary + _benchmark_versions(general)
 
 
 def _split_cell(split: dict[str, Any]) -> str:
     config = split.get("name") or split.get("data_dir") or "default"
     rows = f", {split['rows']} rows" if split.get("rows") is not None else ""
-    return _e(f"{split.get('path')} [{config}] {split.get('split')} @ {split.get('revision') or 'unpinned'} "
-              f"({split.get('origin')}{rows})")
+    return _e(
+        f"{split.get('path')} [{config}] {split.get('split')} @ {split.get('revision') or 'unpinned'} "
+        f"({split.get('origin')}{rows})"
+    )
 
 
 def _benchmark_versions(results: list[TaskResult]) -> str:
@@ -109,10 +113,19 @@ def _benchmark_versions(results: list[TaskResult]) -> str:
     published = [r for r in results if dataset_splits(r)]
     if not published:
         return ""
-    rows = [[_e(r.model_ref), _e(r.task), _e(r.settings.get("inspect_task")), _e(r.settings.get("task_version")),
-             "<br>".join(_split_cell(split) for split in dataset_splits(r))] for r in published]
+    rows = [
+        [
+            _e(r.model_ref),
+            _e(r.task),
+            _e(r.settings.get("inspect_task")),
+            _e(r.settings.get("task_version")),
+            "<br>".join(_split_cell(split) for split in dataset_splits(r)),
+        ]
+        for r in published
+    ]
     return "<h3>Published benchmarks: task and dataset versions</h3>" + _table(
-        ["model", "task", "inspect task", "task version", "dataset @ revision"], rows, "benchmarks")
+        ["model", "task", "inspect task", "task version", "dataset @ revision"], rows, "benchmarks"
+    )
 
 
 def _calibration_section(data: ReportData) -> str:
@@ -121,8 +134,9 @@ def _calibration_section(data: ReportData) -> str:
         return '<p class="none">No calibration results recorded.</p>'
     tables = {r.model_ref: t for r in results if (t := reliability_table(r))}
     diagram = charts.reliability_diagram(tables)
-    return _img(diagram, "reliability diagram", "Reliability bins were not found in the eval logs.") + \
-        _metric_table(results)
+    return _img(diagram, "reliability diagram", "Reliability bins were not found in the eval logs.") + _metric_table(
+        results
+    )
 
 
 def _safety_section(data: ReportData) -> str:
@@ -136,21 +150,42 @@ def _safety_section(data: ReportData) -> str:
 def _registry_section(data: ReportData) -> str:
     if not data.models:
         return '<p class="none">The registry has no models yet.</p>'
-    rows = [[_e(m.ref), f'<span class="{_e(m.status)}">{_e(m.status)}</span>', _e(m.base_model), _e(m.recipe),
-             _e(m.training_run_id), _e(m.training_step), _e(m.config_hash), _e(m.tinker_path), _e(m.created_at)]
-            for m in data.models]
-    out = _table(["model", "status", "base", "recipe", "run", "step", "config", "tinker path", "created"], rows,
-                 "registry")
+    rows = [
+        [
+            _e(m.ref),
+            f'<span class="{_e(m.status)}">{_e(m.status)}</span>',
+            _e(m.base_model),
+            _e(m.recipe),
+            _e(m.training_run_id),
+            _e(m.training_step),
+            _e(m.config_hash),
+            _e(m.tinker_path),
+            _e(m.created_at),
+        ]
+        for m in data.models
+    ]
+    out = _table(
+        ["model", "status", "base", "recipe", "run", "step", "config", "tinker path", "created"], rows, "registry"
+    )
     if data.costs:
         out += "<h3>Cost</h3>" + _table(
             ["model", "backend", "to make", "to evaluate (all its eval runs)"],
-            [[_e(m.ref), _e(m.backend), _e(data.costs[m.ref][0]), _e(data.costs[m.ref][1])]
-             for m in data.models if m.ref in data.costs], "cost")
+            [
+                [_e(m.ref), _e(m.backend), _e(data.costs[m.ref][0]), _e(data.costs[m.ref][1])]
+                for m in data.models
+                if m.ref in data.costs
+            ],
+            "cost",
+        )
     if data.history:
         out += "<h3>Status history</h3>" + _table(
             ["model", "from", "to", "when", "by", "reason"],
-            [[_e(h.model_ref), _e(h.from_status), _e(h.to_status), _e(h.at), _e(h.actor), _e(h.reason)]
-             for h in data.history], "history")
+            [
+                [_e(h.model_ref), _e(h.from_status), _e(h.to_status), _e(h.at), _e(h.actor), _e(h.reason)]
+                for h in data.history
+            ],
+            "history",
+        )
     return out
 
 
@@ -158,36 +193,60 @@ def _sweep_section(data: ReportData) -> str:
     out = []
     for sweep in data.sweeps:
         chosen = sweep.selected
-        picked = (f"<p>chief select chose <b>{_e(chosen.model_ref)}</b>: {_e(chosen.reason)}</p>" if chosen
-                  else '<p class="none">No candidate selected yet (`chief select --sweep ID`).</p>')
-        rows = [[_e(p.name), f"{p.learning_rate:.3g}", _e(p.lora_rank), _e(p.batch_size), _e(p.status),
-                 "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}",
-                 "-" if p.final_loss is None else f"{p.final_loss:.4f}", _e(p.candidate)] for p in sweep.points]
-        out.append(f"<h3>{_e(sweep.sweep_id)} ({_e(sweep.status)})</h3>"
-                   + "".join(f"<p>{_e(line)}</p>" for line in sweep.lines) + picked
-                   + _img(charts.sweep_lr_curves(sweep), "validation NLL vs learning rate per rank",
-                          "No finished points to draw.")
-                   + _img(charts.sweep_rank_losses(sweep), "final loss vs rank",
-                          "One rank in this sweep: no loss-vs-rank plot (`chief sweep --ranks 8,32`).")
-                   + _table(["point", "LR", "rank", "batch", "status", "final val NLL", "final loss", "model"],
-                            rows, "sweep"))
+        picked = (
+            f"<p>chief select chose <b>{_e(chosen.model_ref)}</b>: {_e(chosen.reason)}</p>"
+            if chosen
+            else '<p class="none">No candidate selected yet (`chief select --sweep ID`).</p>'
+        )
+        rows = [
+            [
+                _e(p.name),
+                f"{p.learning_rate:.3g}",
+                _e(p.lora_rank),
+                _e(p.batch_size),
+                _e(p.status),
+                "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}",
+                "-" if p.final_loss is None else f"{p.final_loss:.4f}",
+                _e(p.candidate),
+            ]
+            for p in sweep.points
+        ]
+        out.append(
+            f"<h3>{_e(sweep.sweep_id)} ({_e(sweep.status)})</h3>"
+            + "".join(f"<p>{_e(line)}</p>" for line in sweep.lines)
+            + picked
+            + _img(
+                charts.sweep_lr_curves(sweep), "validation NLL vs learning rate per rank", "No finished points to draw."
+            )
+            + _img(
+                charts.sweep_rank_losses(sweep),
+                "final loss vs rank",
+                "One rank in this sweep: no loss-vs-rank plot (`chief sweep --ranks 8,32`).",
+            )
+            + _table(["point", "LR", "rank", "batch", "status", "final val NLL", "final loss", "model"], rows, "sweep")
+        )
     return "".join(out)
 
 
 def render(data: ReportData) -> str:
     sections = [
         ("Plan", _plan_section(data)),
-        ("Learning curves", _img(charts.learning_curves(data.runs), "learning curves",
-                                 "No training runs yet (run `chief train`).")),
+        (
+            "Learning curves",
+            _img(charts.learning_curves(data.runs), "learning curves", "No training runs yet (run `chief train`)."),
+        ),
         *([("Sweeps", _sweep_section(data))] if data.sweeps else []),  # only a project that swept has one
         ("Eval comparison", _eval_section(data)),
         ("Calibration", _calibration_section(data)),
         ("Safety", _safety_section(data)),
         ("Registry", _registry_section(data)),
     ]
-    body = "".join(f'<section id="{_e(t.lower().replace(" ", "-"))}"><h2>{_e(t)}</h2>{c}</section>'
-                   for t, c in sections)
+    body = "".join(
+        f'<section id="{_e(t.lower().replace(" ", "-"))}"><h2>{_e(t)}</h2>{c}</section>' for t, c in sections
+    )
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(data.project_name)} - chief report"
-            f"</title><style>{_CSS}</style></head><body><h1>{_e(data.project_name)}</h1>"
-            f"<p class='sub'>tinker-chief report, {when}</p>{body}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(data.project_name)} - chief report"
+        f"</title><style>{_CSS}</style></head><body><h1>{_e(data.project_name)}</h1>"
+        f"<p class='sub'>tinker-chief report, {when}</p>{body}</body></html>"
+    )

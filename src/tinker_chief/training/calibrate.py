@@ -31,9 +31,13 @@ def _batch(tokenizer: Any) -> list[Any]:
     sentence = list(tokenizer.encode(text, add_special_tokens=False))
     ids = (sentence * (PROBE_LENGTH // len(sentence) + 2))[: PROBE_LENGTH + 1]
     n = len(ids) - 1
-    datum = tinker.Datum(model_input=tinker.ModelInput.from_ints(ids[:-1]), loss_fn_inputs={
-        "target_tokens": tinker.TensorData(data=ids[1:], dtype="int64", shape=[n]),
-        "weights": tinker.TensorData(data=[1.0] * n, dtype="float32", shape=[n])})
+    datum = tinker.Datum(
+        model_input=tinker.ModelInput.from_ints(ids[:-1]),
+        loss_fn_inputs={
+            "target_tokens": tinker.TensorData(data=ids[1:], dtype="int64", shape=[n]),
+            "weights": tinker.TensorData(data=[1.0] * n, dtype="float32", shape=[n]),
+        },
+    )
     return [datum] * PROBE_BATCH
 
 
@@ -48,12 +52,22 @@ def probe_throughput(project: Project) -> Measured:
     choice = choose_backend(project_kind="local", project_url=section.base_url if section.kind == "local" else None)
     batch = _batch(load_tokenizer(cfg.base_model))
     adam = tinker.AdamParams(learning_rate=1e-5)
-    with open_connection(choice, state_dir=ProjectPaths(project.root).engine_state,
-                         models=[cfg.base_model]) as connection:
+    with open_connection(
+        choice, state_dir=ProjectPaths(project.root).engine_state, models=[cfg.base_model]
+    ) as connection:
         connection.check_serves(cfg.base_model)
-        client = connection.service_client().create_lora_training_client(
-            base_model=cfg.base_model, rank=cfg.lora.rank, seed=cfg.seed, train_mlp=cfg.lora.train_mlp,
-            train_attn=cfg.lora.train_attn, train_unembed=cfg.lora.train_unembed).result()
+        client = (
+            connection.service_client()
+            .create_lora_training_client(
+                base_model=cfg.base_model,
+                rank=cfg.lora.rank,
+                seed=cfg.seed,
+                train_mlp=cfg.lora.train_mlp,
+                train_attn=cfg.lora.train_attn,
+                train_unembed=cfg.lora.train_unembed,
+            )
+            .result()
+        )
         seconds = 0.0
         for step in range(PROBE_STEPS + 1):
             started = time.perf_counter()
@@ -62,8 +76,10 @@ def probe_throughput(project: Project) -> Measured:
             optim.result()
             seconds += (time.perf_counter() - started) if step else 0.0  # step 0 is the warm-up
     tokens = PROBE_STEPS * sum(d.model_input.length for d in batch)
-    conditions = (f"LoRA r={cfg.lora.rank}, batch {PROBE_BATCH} x {PROBE_LENGTH} tokens, {PROBE_STEPS} timed "
-                  f"steps after 1 warm-up, {connection.where}")
+    conditions = (
+        f"LoRA r={cfg.lora.rank}, batch {PROBE_BATCH} x {PROBE_LENGTH} tokens, {PROBE_STEPS} timed "
+        f"steps after 1 warm-up, {connection.where}"
+    )
     save_probe(cfg.base_model, tokens / seconds, conditions)
     measured = cached_probe(cfg.base_model, machine_id())
     assert measured is not None  # just written

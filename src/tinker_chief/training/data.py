@@ -67,33 +67,51 @@ def problems_from_conversations(conversations: list[records.Conversation]) -> li
     return out
 
 
-def _datum(messages: list[Message], renderer: Any, max_length: int | None, train_on_what: str,
-           source: str, reduction: Reduction = "mean") -> Any:
+def _datum(
+    messages: list[Message],
+    renderer: Any,
+    max_length: int | None,
+    train_on_what: str,
+    source: str,
+    reduction: Reduction = "mean",
+) -> Any:
     from tinker_cookbook.renderers import Message as CookbookMessage
     from tinker_cookbook.renderers import TrainOnWhat
     from tinker_cookbook.supervised.data import conversation_to_datum
 
     # The planner validated each message's role and content: the cookbook's Message shape.
-    datum = conversation_to_datum(cast(list[CookbookMessage], messages), renderer, max_length,
-                                  TrainOnWhat(train_on_what), reduction=reduction)
+    datum = conversation_to_datum(
+        cast(list[CookbookMessage], messages), renderer, max_length, TrainOnWhat(train_on_what), reduction=reduction
+    )
     if not any(w > 0 for w in datum.loss_fn_inputs["weights"].data):
-        raise DataError(f"{source}: no trained tokens left after truncating to max_length={max_length}; "
-                        "raise data.max_length or shorten the example")
+        raise DataError(
+            f"{source}: no trained tokens left after truncating to max_length={max_length}; "
+            "raise data.max_length or shorten the example"
+        )
     return datum
 
 
-def conversations_to_data(conversations: list[records.Conversation], renderer: Any, max_length: int | None,
-                          train_on_what: str, drop_long: bool = False, reduction: Reduction = "mean") -> list[Any]:
+def conversations_to_data(
+    conversations: list[records.Conversation],
+    renderer: Any,
+    max_length: int | None,
+    train_on_what: str,
+    drop_long: bool = False,
+    reduction: Reduction = "mean",
+) -> list[Any]:
     """SFT datums with the cookbook's per-example token-mean weights (`reduction="mean"`).
 
     Longer examples are cut at `max_length`, or skipped when `drop_long` (`truncation = "drop"`).
     Validation data uses `reduction="none"` so its NLL is per token, as `chief eval` reports it.
     """
     if not drop_long:
-        return [_datum([dict(m) for m in c.messages], renderer, max_length, train_on_what, c.source, reduction)
-                for c in conversations]
-    data = [_datum([dict(m) for m in c.messages], renderer, None, train_on_what, c.source, reduction)
-            for c in conversations]
+        return [
+            _datum([dict(m) for m in c.messages], renderer, max_length, train_on_what, c.source, reduction)
+            for c in conversations
+        ]
+    data = [
+        _datum([dict(m) for m in c.messages], renderer, None, train_on_what, c.source, reduction) for c in conversations
+    ]
     return [datum for datum in data if max_length is None or datum.model_input.length < max_length]
 
 
@@ -102,6 +120,14 @@ def preference_data(pairs: list[records.Preference], renderer: Any, max_length: 
     data = []
     for pair in pairs:
         for side in (pair.chosen_conversation(), pair.rejected_conversation()):
-            data.append(_datum([dict(m) for m in side.messages], renderer, max_length, "last_assistant_message",
-                               side.source, reduction="none"))
+            data.append(
+                _datum(
+                    [dict(m) for m in side.messages],
+                    renderer,
+                    max_length,
+                    "last_assistant_message",
+                    side.source,
+                    reduction="none",
+                )
+            )
     return data

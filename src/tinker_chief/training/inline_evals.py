@@ -26,8 +26,9 @@ def nll_evaluator_builder(val_data: list[Any], name: str = "val") -> EvaluatorBu
     return lambda: SamplerNLLEvaluator(val_data, name=name)
 
 
-def accuracy_evaluator_builder(problems: list[Problem], base_model: str, grader: str, max_tokens: int,
-                               name: str = "val") -> EvaluatorBuilder:
+def accuracy_evaluator_builder(
+    problems: list[Problem], base_model: str, grader: str, max_tokens: int, name: str = "val"
+) -> EvaluatorBuilder:
     from tinker_chief.evals.data import EvalSample
     from tinker_chief.evals.evaluators import GenerativeAccuracyEvaluator
     from tinker_chief.evals.sampling import GenerationSettings
@@ -37,8 +38,14 @@ def accuracy_evaluator_builder(problems: list[Problem], base_model: str, grader:
     return lambda: GenerativeAccuracyEvaluator(samples, base_model, grader, settings, name=name)
 
 
-def generate_answers(sampling_client: Any, base_model: str, renderer: Any, prompts: list[list[dict[str, Any]]],
-                     max_tokens: int, temperature: float = 0.0) -> list[str]:
+def generate_answers(
+    sampling_client: Any,
+    base_model: str,
+    renderer: Any,
+    prompts: list[list[dict[str, Any]]],
+    max_tokens: int,
+    temperature: float = 0.0,
+) -> list[str]:
     """One answer per prompt (prompt distillation's teacher labels), via the evals sampler."""
     from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
     from tinker_chief.models import load_tokenizer

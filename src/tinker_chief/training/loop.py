@@ -69,7 +69,7 @@ def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[i
     per_epoch = math.ceil(n_items / batch_size)
     epoch, index = divmod(step, per_epoch)
     order = np.random.default_rng([seed, epoch]).permutation(n_items)
-    return [int(i) for i in order[index * batch_size:(index + 1) * batch_size]]
+    return [int(i) for i in order[index * batch_size : (index + 1) * batch_size]]
 
 
 class StopRequest:
@@ -102,10 +102,20 @@ class StopRequest:
 class Trainer:
     """Runs one `TrainSpec` with a `StepRunner` against an SDK `ServiceClient`."""
 
-    def __init__(self, spec: TrainSpec, service: Any, runner: StepRunner, log: RunLog,
-                 evaluators: Sequence[EvaluatorBuilder] = (), infrequent: Sequence[EvaluatorBuilder] = (),
-                 sink: CheckpointSink | None = None, observer: Observer | None = None,
-                 usage: TokenUsage | None = None, *, stop: StopRequest | None = None) -> None:
+    def __init__(
+        self,
+        spec: TrainSpec,
+        service: Any,
+        runner: StepRunner,
+        log: RunLog,
+        evaluators: Sequence[EvaluatorBuilder] = (),
+        infrequent: Sequence[EvaluatorBuilder] = (),
+        sink: CheckpointSink | None = None,
+        observer: Observer | None = None,
+        usage: TokenUsage | None = None,
+        *,
+        stop: StopRequest | None = None,
+    ) -> None:
         self.spec, self.service, self.runner, self.log = spec, service, runner, log
         self.stop = stop  # shared by a sweep's runs; else each run installs its own
         self.usage = usage or TokenUsage()  # the recipe's samplers count into the same meter
@@ -118,8 +128,13 @@ class Trainer:
             return self.service.create_training_client_from_state_with_optimizer(resume.state_path).result()
         s = self.spec
         return self.service.create_lora_training_client(
-            base_model=s.base_model, rank=s.lora.rank, seed=s.seed,
-            train_mlp=s.lora.train_mlp, train_attn=s.lora.train_attn, train_unembed=s.lora.train_unembed).result()
+            base_model=s.base_model,
+            rank=s.lora.rank,
+            seed=s.seed,
+            train_mlp=s.lora.train_mlp,
+            train_attn=s.lora.train_attn,
+            train_unembed=s.lora.train_unembed,
+        ).result()
 
     def _adam(self, step: int) -> tinker.AdamParams:
         from tinker_cookbook.utils.lr_scheduling import compute_schedule_lr_multiplier
@@ -127,11 +142,20 @@ class Trainer:
         s = self.spec
         warm = min(s.schedule.warmup_steps, self.total - 1)
         # Linear warmup (the cookbook's schedules have none), then its decay over the remaining steps.
-        factor = ((step + 1) / warm if step < warm
-                  else compute_schedule_lr_multiplier(s.schedule.lr_schedule, step - warm, self.total - warm))
+        factor = (
+            (step + 1) / warm
+            if step < warm
+            else compute_schedule_lr_multiplier(s.schedule.lr_schedule, step - warm, self.total - warm)
+        )
         lr, o = s.optimizer.learning_rate * factor, s.optimizer
-        return tinker.AdamParams(learning_rate=lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps,
-                                 weight_decay=o.weight_decay, grad_clip_norm=o.grad_clip_norm)
+        return tinker.AdamParams(
+            learning_rate=lr,
+            beta1=o.beta1,
+            beta2=o.beta2,
+            eps=o.eps,
+            weight_decay=o.weight_decay,
+            grad_clip_norm=o.grad_clip_norm,
+        )
 
     def _due(self, every: int, done: int) -> bool:
         return every > 0 and (done % every == 0 or done == self.total)
@@ -143,8 +167,7 @@ class Trainer:
         if not builders:
             return
         before, started = self.usage.counts(), time.perf_counter()
-        metrics = run_evaluators(builders, metered(client.save_weights_and_get_sampling_client().result(),
-                                                   self.usage))
+        metrics = run_evaluators(builders, metered(client.save_weights_and_get_sampling_client().result(), self.usage))
         metrics.update({**self.usage.since(before), "time/eval_s": time.perf_counter() - started})
         self.log.log_metrics(done, metrics)
         if self.observer:
@@ -155,8 +178,14 @@ class Trainer:
         state = client.save_state(name)
         sampler = client.save_weights_for_sampler(name)
         state_path, sampler_path = state.result().path, sampler.result().path
-        record = CheckpointRecord(name=name, step=done, state_path=state_path, sampler_path=sampler_path,
-                                  training_run_id=_run_id_of(state_path), final=final)
+        record = CheckpointRecord(
+            name=name,
+            step=done,
+            state_path=state_path,
+            sampler_path=sampler_path,
+            training_run_id=_run_id_of(state_path),
+            final=final,
+        )
         if self.sink is not None:
             record = dataclasses.replace(record, registry_ref=self.sink.register(record, final))
         self.log.add_checkpoint(record)
@@ -180,13 +209,22 @@ class Trainer:
         with (self.stop or StopRequest()).installed() as stop:
             for step in range(start, self.total):
                 started, before = time.perf_counter(), self.usage.counts()
-                metrics = self.runner.run(client, batch_indices(len(self.runner), self.spec.batch_size,
-                                                                self.spec.seed, step), self._adam(step), step)
+                metrics = self.runner.run(
+                    client,
+                    batch_indices(len(self.runner), self.spec.batch_size, self.spec.seed, step),
+                    self._adam(step),
+                    step,
+                )
                 elapsed = time.perf_counter() - started
                 done = step + 1
-                metrics.update({**self.usage.since(before), "lr": self._adam(step).learning_rate,
-                                "time/step_s": elapsed,
-                                "train/tokens_per_s": metrics.get("train/tokens", 0) / max(elapsed, 1e-9)})
+                metrics.update(
+                    {
+                        **self.usage.since(before),
+                        "lr": self._adam(step).learning_rate,
+                        "time/step_s": elapsed,
+                        "train/tokens_per_s": metrics.get("train/tokens", 0) / max(elapsed, 1e-9),
+                    }
+                )
                 self.log.log_metrics(done, metrics)
                 if self.observer:
                     self.observer.on_step(done, metrics)
@@ -199,8 +237,9 @@ class Trainer:
         if last is None or last.step != done:  # nothing to run (resume at the end) still leaves a candidate
             last = self._checkpoint(client, done, final=done == self.total)
         status: Literal["finished", "interrupted"] = "finished" if done == self.total else "interrupted"
-        self.log.write_status(status, steps_done=done, total_steps=self.total,
-                              candidate=last.registry_ref or last.sampler_path)
+        self.log.write_status(
+            status, steps_done=done, total_steps=self.total, candidate=last.registry_ref or last.sampler_path
+        )
         result = TrainResult(self.log.run_id, self.log.dir, status, done, self.total, last)
         if self.observer:
             self.observer.on_end(result)
@@ -209,5 +248,5 @@ class Trainer:
 
 def _run_id_of(tinker_path: str) -> str | None:
     if tinker_path.startswith("tinker://"):
-        return tinker_path[len("tinker://"):].split("/", 1)[0]
+        return tinker_path[len("tinker://") :].split("/", 1)[0]
     return None

@@ -24,8 +24,8 @@ def spec_from_project(project: Project) -> TrainSpec:
     c = project.config
     if c.task == "distill" and not c.distill.teacher_prompt:
         raise ConfigurationError(
-            f"{project.config_path}: field \"distill.teacher_prompt\": expected the teacher's system prompt "
-            "(task = \"distill\" trains the student to answer as the teacher does with it)"
+            f'{project.config_path}: field "distill.teacher_prompt": expected the teacher\'s system prompt '
+            '(task = "distill" trains the student to answer as the teacher does with it)'
         )
     sampled_data = None
     if c.inline_evals.sampled_task:
@@ -33,7 +33,7 @@ def spec_from_project(project: Project) -> TrainSpec:
             sampled_data = c.eval_suite.task(c.inline_evals.sampled_task).data
         except KeyError:
             raise ConfigurationError(
-                f"{project.config_path}: field \"inline_evals.sampled_task\": expected a task of the eval suite "
+                f'{project.config_path}: field "inline_evals.sampled_task": expected a task of the eval suite '
                 f"({', '.join(t.name for t in c.eval_suite.tasks)}), got {c.inline_evals.sampled_task!r}"
             ) from None
     return TrainSpec.from_config(c, sampled_eval_data=sampled_data)
@@ -43,15 +43,30 @@ class RegistrySink:
     """Registers each checkpoint as a new version of `name` (status `candidate`); `extra_config`
     (a sweep's id and grid point) is stored in each version's config next to the spec."""
 
-    def __init__(self, registry_path: Path, name: str, spec: TrainSpec, project_dir: Path, log: RunLog,
-                 backend: str, examples: int, extra_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        registry_path: Path,
+        name: str,
+        spec: TrainSpec,
+        project_dir: Path,
+        log: RunLog,
+        backend: str,
+        examples: int,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
         from tinker_chief.registry import DataFile, DataSummary
 
         self.registry_path, self.name, self.spec, self.log, self.backend = registry_path, name, spec, log, backend
         self.extra_config = extra_config or {}
-        files = tuple(DataFile(str(p.relative_to(project_dir)) if p.is_relative_to(project_dir) else str(p),
-                               sha256_file(p), examples if i == 0 else None)
-                      for i, p in enumerate(spec.data_paths(project_dir)) if p.exists())
+        files = tuple(
+            DataFile(
+                str(p.relative_to(project_dir)) if p.is_relative_to(project_dir) else str(p),
+                sha256_file(p),
+                examples if i == 0 else None,
+            )
+            for i, p in enumerate(spec.data_paths(project_dir))
+            if p.exists()
+        )
         self.data = DataSummary(files=files, examples=examples)
 
     def register(self, record: CheckpointRecord, final: bool) -> str | None:
@@ -59,20 +74,41 @@ class RegistrySink:
 
         s = self.spec
         spent = self.log.usage(record.step)
-        usage = Usage(train_tokens=int(spent["train/tokens"]), prefill_tokens=int(spent["prefill/tokens"]),
-                      sample_tokens=int(spent["sample/tokens"]),
-                      machine_seconds=round(spent["time/step_s"] + spent["time/eval_s"], 3))
-        config: dict[str, Any] = {**s.model_dump(mode="json"), **self.extra_config, "state_path": record.state_path,
-                                  "engine_run_id": record.training_run_id, "final": final}
+        usage = Usage(
+            train_tokens=int(spent["train/tokens"]),
+            prefill_tokens=int(spent["prefill/tokens"]),
+            sample_tokens=int(spent["sample/tokens"]),
+            machine_seconds=round(spent["time/step_s"] + spent["time/eval_s"], 3),
+        )
+        config: dict[str, Any] = {
+            **s.model_dump(mode="json"),
+            **self.extra_config,
+            "state_path": record.state_path,
+            "engine_run_id": record.training_run_id,
+            "final": final,
+        }
         with Registry.open(self.registry_path) as registry:
             model = registry.register_model(
-                self.name, base_model=s.base_model, backend=self.backend, recipe=s.recipe,
-                tinker_path=record.sampler_path, display_name=f"{self.name} {self.log.run_id} step {record.step}",
+                self.name,
+                base_model=s.base_model,
+                backend=self.backend,
+                recipe=s.recipe,
+                tinker_path=record.sampler_path,
+                display_name=f"{self.name} {self.log.run_id} step {record.step}",
                 lora=LoraSpec(s.lora.rank, s.lora.train_mlp, s.lora.train_attn, s.lora.train_unembed),
-                optimizer={"name": "adamw", "lr": s.optimizer.learning_rate, "schedule": s.schedule.lr_schedule,
-                           "warmup_steps": s.schedule.warmup_steps, "batch_size": s.batch_size},
-                data=self.data, training_run_id=self.log.run_id, training_step=record.step,
-                config=config, config_hash=s.config_hash(), usage=usage,
+                optimizer={
+                    "name": "adamw",
+                    "lr": s.optimizer.learning_rate,
+                    "schedule": s.schedule.lr_schedule,
+                    "warmup_steps": s.schedule.warmup_steps,
+                    "batch_size": s.batch_size,
+                },
+                data=self.data,
+                training_run_id=self.log.run_id,
+                training_step=record.step,
+                config=config,
+                config_hash=s.config_hash(),
+                usage=usage,
             )
         return model.ref
 
@@ -81,7 +117,15 @@ def registry_sink_factory(project: Project, extra_config: dict[str, Any] | None 
     """A `sink_factory` for `training.session.train` that registers into the project's registry."""
 
     def factory(log: RunLog, prepared: Any, connection: Any) -> RegistrySink:
-        return RegistrySink(project.registry_path, project.config.name, prepared.spec, project.root, log,
-                            connection.kind, len(prepared.train_items), extra_config)
+        return RegistrySink(
+            project.registry_path,
+            project.config.name,
+            prepared.spec,
+            project.root,
+            log,
+            connection.kind,
+            len(prepared.train_items),
+            extra_config,
+        )
 
     return factory

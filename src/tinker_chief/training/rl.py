@@ -34,8 +34,9 @@ def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: flo
         loss_fn_inputs={
             "target_tokens": tinker.TensorData(data=full[1:], dtype="int64", shape=[len(full) - 1]),
             "logprobs": tinker.TensorData(data=zeros + list(logprobs), dtype="float32", shape=[len(full) - 1]),
-            "advantages": tinker.TensorData(data=zeros + [advantage] * len(tokens), dtype="float32",
-                                            shape=[len(full) - 1]),
+            "advantages": tinker.TensorData(
+                data=zeros + [advantage] * len(tokens), dtype="float32", shape=[len(full) - 1]
+            ),
             "mask": tinker.TensorData(data=zeros + [1.0] * len(tokens), dtype="float32", shape=[len(full) - 1]),
         },
     )
@@ -44,8 +45,15 @@ def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: flo
 class RLSteps:
     """Group sampling, group-centred advantages, importance-sampling loss."""
 
-    def __init__(self, problems: list[Problem], renderer: Any, settings: RLConfig, seed: int,
-                 base_sampler: Any | None = None, usage: TokenUsage | None = None) -> None:
+    def __init__(
+        self,
+        problems: list[Problem],
+        renderer: Any,
+        settings: RLConfig,
+        seed: int,
+        base_sampler: Any | None = None,
+        usage: TokenUsage | None = None,
+    ) -> None:
         from tinker_chief.evals.graders import make_grader
 
         self.problems = problems
@@ -102,14 +110,16 @@ class RLSteps:
             rewards_all += rewards
             for seq, reward in zip(sequences, rewards, strict=True):
                 if seq.tokens:
-                    data.append(_datum(prompt, list(seq.tokens), list(seq.logprobs or [0.0] * len(seq.tokens)),
-                                       reward - mean))
+                    data.append(
+                        _datum(prompt, list(seq.tokens), list(seq.logprobs or [0.0] * len(seq.tokens)), reward - mean)
+                    )
         metrics: dict[str, float] = {}
         if self.settings.kl_penalty_coef > 0 and self.base_sampler is not None:
             from tinker_cookbook.rl.metrics import incorporate_kl_penalty
 
-            metrics.update(asyncio.run(incorporate_kl_penalty(data, self.base_sampler,
-                                                              self.settings.kl_penalty_coef, 0.0)))
+            metrics.update(
+                asyncio.run(incorporate_kl_penalty(data, self.base_sampler, self.settings.kl_penalty_coef, 0.0))
+            )
         for datum in data:  # `mask` is a client-side helper, never sent (as the cookbook does)
             datum.loss_fn_inputs.pop("mask", None)
         fwd_bwd = client.forward_backward(data, loss_fn=self.settings.loss_fn)
@@ -117,9 +127,11 @@ class RLSteps:
         out = fwd_bwd.result()
         optim.result()
         loss = out.metrics.get("loss:sum", float("nan"))
-        metrics.update({
-            "train/loss": float(loss) / max(1, len(data)),
-            "train/reward": sum(rewards_all) / max(1, len(rewards_all)),
-            "train/tokens": sum(d.model_input.length for d in data),
-        })
+        metrics.update(
+            {
+                "train/loss": float(loss) / max(1, len(data)),
+                "train/reward": sum(rewards_all) / max(1, len(rewards_all)),
+                "train/tokens": sum(d.model_input.length for d in data),
+            }
+        )
         return metrics

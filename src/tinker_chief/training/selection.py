@@ -69,11 +69,16 @@ class SelectionResult:
     failed_tasks: list[str] = field(default_factory=list)
 
     def details(self) -> dict[str, Any]:
-        return {"task": self.task, "metric": self.metric, "tie": self.tie,
-                "runner_up": self.runner_up.ref if self.runner_up else None,
-                "test": self.test.to_dict() if self.test is not None else None,
-                "shortlist": [{"ref": c.ref, "label": c.label, "val_nll": c.val_nll, "headline": c.headline}
-                              for c in self.shortlist]}
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "tie": self.tie,
+            "runner_up": self.runner_up.ref if self.runner_up else None,
+            "test": self.test.to_dict() if self.test is not None else None,
+            "shortlist": [
+                {"ref": c.ref, "label": c.label, "val_nll": c.val_nll, "headline": c.headline} for c in self.shortlist
+            ],
+        }
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -88,8 +93,17 @@ def sweep_candidates(project_dir: Path, sweep: Sweep) -> list[Candidate]:
     out = []
     for p in sweep.points:
         if p.status == "finished" and p.candidate and p.run_id and not p.candidate.startswith("tinker://"):
-            out.append(Candidate(p.candidate, p.name, p.run_id, p.steps_done, p.lora_rank, p.learning_rate,
-                                 p.final_val_nll if p.final_val_nll is not None else p.final_loss))
+            out.append(
+                Candidate(
+                    p.candidate,
+                    p.name,
+                    p.run_id,
+                    p.steps_done,
+                    p.lora_rank,
+                    p.learning_rate,
+                    p.final_val_nll if p.final_val_nll is not None else p.final_loss,
+                )
+            )
     return out
 
 
@@ -101,9 +115,19 @@ def run_candidates(project_dir: Path, run_id: str) -> list[Candidate]:
     log = RunLog(run_dir)
     spec = _spec_of(run_dir)
     nll_at = {r["step"]: r["val/nll"] for r in log.metrics() if isinstance(r.get("val/nll"), (int, float))}
-    out = [Candidate(c.registry_ref, f"step {c.step}", run_id, c.step, spec.lora.rank,
-                     spec.optimizer.learning_rate, nll_at.get(c.step))
-           for c in log.checkpoints() if c.registry_ref is not None and c.step > 0]
+    out = [
+        Candidate(
+            c.registry_ref,
+            f"step {c.step}",
+            run_id,
+            c.step,
+            spec.lora.rank,
+            spec.optimizer.learning_rate,
+            nll_at.get(c.step),
+        )
+        for c in log.checkpoints()
+        if c.registry_ref is not None and c.step > 0
+    ]
     if out and all(c.val_nll is None for c in out):  # no validation NLL at any checkpoint step
         out[-1].val_nll = run_results(run_dir)[1]  # the last one's final train loss, the one number there is
     return out
@@ -113,8 +137,10 @@ def default_scope(project_dir: Path) -> tuple[str | None, str | None]:
     """(sweep id, run id): the latest run's sweep if it belongs to one, else the latest run."""
     latest = RunLog.latest(project_dir)
     if latest is None:
-        raise TrainingError(f"nothing to select from: no training run under {ProjectPaths(project_dir).runs}; "
-                            "run `chief train` or `chief sweep` first")
+        raise TrainingError(
+            f"nothing to select from: no training run under {ProjectPaths(project_dir).runs}; "
+            "run `chief train` or `chief sweep` first"
+        )
     for sweep_dir in reversed(sweep_dirs(project_dir)):
         sweep = Sweep.load(sweep_dir)
         if any(p.run_id == latest.run_id for p in sweep.points):
@@ -139,8 +165,10 @@ def selection_task(suite: Any, name: str | None) -> Any | None:
         try:
             return suite.task(name)
         except KeyError:
-            raise TrainingError(f"--task: suite `{suite.name}` has no task {name!r}; it has: "
-                                f"{', '.join(t.name for t in suite.tasks) or 'none'}") from None
+            raise TrainingError(
+                f"--task: suite `{suite.name}` has no task {name!r}; it has: "
+                f"{', '.join(t.name for t in suite.tasks) or 'none'}"
+            ) from None
     product = [t for t in suite.tasks if t.layer == "product"]
     return (product or list(suite.tasks) or [None])[0]
 
@@ -153,14 +181,17 @@ def _headline(result: Any, task: Any) -> tuple[float | None, int | None]:
     return None, None
 
 
-def decide(shortlist: list[Candidate], higher_is_better: bool, alpha: float, registry: Any) -> tuple[
-        Candidate, Candidate | None, Any, bool]:
+def decide(
+    shortlist: list[Candidate], higher_is_better: bool, alpha: float, registry: Any
+) -> tuple[Candidate, Candidate | None, Any, bool]:
     """(chosen, runner-up, paired test, tie) from the shortlist's headline values."""
     scored = [c for c in shortlist if c.headline is not None]
     if not scored:
         return shortlist[0], (shortlist[1] if len(shortlist) > 1 else None), None, False
-    ranked = sorted(scored, key=lambda c: ((-c.headline if higher_is_better else c.headline)
-                                           if c.headline is not None else 0.0, c.cost))
+    ranked = sorted(
+        scored,
+        key=lambda c: ((-c.headline if higher_is_better else c.headline) if c.headline is not None else 0.0, c.cost),
+    )
     leader = ranked[0]
     if len(ranked) == 1:
         return leader, None, None, False
@@ -185,8 +216,10 @@ def _reason(result: SelectionResult) -> str:
     versus = f"vs {other.ref} {other.headline:.4g}" if other.headline is not None else f"vs {other.ref}"
     p = f", {result.test.method} p={result.test.p_value:.3g}" if result.test is not None else ", no shared samples"
     if result.tie and c.cost < other.cost:
-        return (f"{text} {versus}: no significant difference{p}; the tie goes to the cheaper model "
-                f"(rank {c.lora_rank}, {c.step} steps)")
+        return (
+            f"{text} {versus}: no significant difference{p}; the tie goes to the cheaper model "
+            f"(rank {c.lora_rank}, {c.step} steps)"
+        )
     if result.tie and c.headline == other.headline:
         return f"{text} {versus}: no significant difference{p}; no cheaper, so the better validation NLL decides"
     if result.tie:
@@ -204,8 +237,14 @@ class SelectionPlan:
     task: Any | None  # the suite task whose headline metric decides (None: an empty suite)
 
 
-def plan_selection(project: Any, *, sweep_id: str | None = None, run_id: str | None = None,
-                   shortlist: int = DEFAULT_SHORTLIST, task: str | None = None) -> SelectionPlan:
+def plan_selection(
+    project: Any,
+    *,
+    sweep_id: str | None = None,
+    run_id: str | None = None,
+    shortlist: int = DEFAULT_SHORTLIST,
+    task: str | None = None,
+) -> SelectionPlan:
     """The scope (default the latest run's sweep, or the latest run), its candidates and the shortlist
     by the cheap layer; every bad input is a one-line `TrainingError` here, before connecting."""
     if sweep_id is not None and run_id is not None:
@@ -233,23 +272,47 @@ def run_selection(project: Any, plan: SelectionPlan, connection: Any, progress: 
     with Registry.open(project.registry_path) as registry:
         failed: list[str] = []
         for c in plan.shortlist if suite.tasks else []:
-            result = run_suite(suite, c.ref, connection, project_dir=project.root, registry=registry,
-                               progress=progress(c) if progress else None)
+            result = run_suite(
+                suite,
+                c.ref,
+                connection,
+                project_dir=project.root,
+                registry=registry,
+                progress=progress(c) if progress else None,
+            )
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
             c.headline, c.eval_run_id = _headline(result, task) if task is not None else (None, None)
         metric = task.headline_metric if task is not None else None
         higher = rules.higher_is_better(metric) if metric else True
         chosen, runner_up, test, tie = decide(plan.shortlist, higher, rules.alpha, registry)
-        outcome = SelectionResult(plan.scope, plan.candidates, plan.shortlist, chosen,
-                                  task.name if task is not None else None, metric, higher, runner_up, test, tie,
-                                  failed_tasks=failed)
+        outcome = SelectionResult(
+            plan.scope,
+            plan.candidates,
+            plan.shortlist,
+            chosen,
+            task.name if task is not None else None,
+            metric,
+            higher,
+            runner_up,
+            test,
+            tie,
+            failed_tasks=failed,
+        )
         outcome.reason = _reason(outcome)
         registry.mark_selected(chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details())
     return outcome
 
 
-def select(project: Any, connection: Any, *, sweep_id: str | None = None, run_id: str | None = None,
-           shortlist: int = DEFAULT_SHORTLIST, task: str | None = None, progress: Any = None) -> SelectionResult:
+def select(
+    project: Any,
+    connection: Any,
+    *,
+    sweep_id: str | None = None,
+    run_id: str | None = None,
+    shortlist: int = DEFAULT_SHORTLIST,
+    task: str | None = None,
+    progress: Any = None,
+) -> SelectionResult:
     """Choose and mark the candidate of a sweep (`sweep_id`) or a run (`run_id`); default the latest."""
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
     return run_selection(project, plan, connection, progress)

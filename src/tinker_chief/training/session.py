@@ -60,11 +60,17 @@ def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
     """Read and validate the spec's data files; raises `DataError` naming file, line and field."""
     renderer = _renderer(spec)
     train_path = project_dir / spec.data.train
-    prepared = Prepared(spec, renderer, [], data_hash=data_hash([p for p in spec.data_paths(project_dir)
-                                                                 if p.exists()]))
+    prepared = Prepared(
+        spec, renderer, [], data_hash=data_hash([p for p in spec.data_paths(project_dir) if p.exists()])
+    )
     if spec.recipe == "sl":
-        prepared.train_items = d.conversations_to_data(d.read_sft(train_path), renderer, spec.data.max_length,
-                                                       spec.data.train_on_what, spec.data.truncation == "drop")
+        prepared.train_items = d.conversations_to_data(
+            d.read_sft(train_path),
+            renderer,
+            spec.data.max_length,
+            spec.data.train_on_what,
+            spec.data.truncation == "drop",
+        )
     elif spec.recipe == "distill":
         prepared.train_items = d.read_distill_inputs(train_path)
     elif spec.recipe == "rl":
@@ -87,8 +93,9 @@ def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
         prepared.val_data = d.preference_data(d.read_preferences(path), prepared.renderer, spec.data.max_length)[0::2]
         return
     conversations = d.read_sft(path)
-    prepared.val_data = d.conversations_to_data(conversations, prepared.renderer, spec.data.max_length,
-                                                spec.data.train_on_what, reduction="none")
+    prepared.val_data = d.conversations_to_data(
+        conversations, prepared.renderer, spec.data.max_length, spec.data.train_on_what, reduction="none"
+    )
     prepared.val_problems = d.problems_from_conversations(conversations)
     if spec.sampled_eval_data:
         prepared.val_problems = d.problems_from_conversations(d.read_sft(project_dir / spec.sampled_eval_data))
@@ -108,11 +115,20 @@ def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usa
         teacher_model = spec.distill.teacher_model or spec.base_model
         prompts = [d.user_turn(x, spec.distill.teacher_prompt) for x in prepared.train_items]
         before = usage.counts()
-        labels = generate_answers(metered(connection.sampling_client(base_model=teacher_model), usage),
-                                  teacher_model, renderer, prompts, spec.distill.max_tokens, spec.distill.temperature)
+        labels = generate_answers(
+            metered(connection.sampling_client(base_model=teacher_model), usage),
+            teacher_model,
+            renderer,
+            prompts,
+            spec.distill.max_tokens,
+            spec.distill.temperature,
+        )
         log.log_metrics(0, usage.since(before))
-        rows = [d.user_turn(x) + [{"role": "assistant", "content": y}]
-                for x, y in zip(prepared.train_items, labels, strict=True) if y.strip()]
+        rows = [
+            d.user_turn(x) + [{"role": "assistant", "content": y}]
+            for x, y in zip(prepared.train_items, labels, strict=True)
+            if y.strip()
+        ]
         if not rows:
             raise TrainingError("prompt distillation: the teacher produced no usable labels")
         cache.write_text("".join(json.dumps({"messages": c}) + "\n" for c in rows))
@@ -120,8 +136,9 @@ def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usa
     return d.conversations_to_data(conversations, renderer, spec.data.max_length, spec.data.train_on_what)
 
 
-def build_runner(prepared: Prepared, connection: Connection, log: RunLog,
-                 usage: TokenUsage | None = None) -> StepRunner:
+def build_runner(
+    prepared: Prepared, connection: Connection, log: RunLog, usage: TokenUsage | None = None
+) -> StepRunner:
     """The recipe's step runner; its samplers (teacher, reference, base, rollouts) count into `usage`."""
     spec, usage = prepared.spec, usage or TokenUsage()
     if spec.recipe == "sl":
@@ -131,8 +148,9 @@ def build_runner(prepared: Prepared, connection: Connection, log: RunLog,
     if spec.recipe == "dpo":
         reference = metered(connection.sampling_client(base_model=spec.base_model), usage)
         return DPOSteps(prepared.train_items, reference, spec.dpo.beta)
-    base = metered(connection.sampling_client(base_model=spec.base_model), usage) \
-        if spec.rl.kl_penalty_coef > 0 else None
+    base = (
+        metered(connection.sampling_client(base_model=spec.base_model), usage) if spec.rl.kl_penalty_coef > 0 else None
+    )
     return RLSteps(prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage)
 
 
@@ -144,8 +162,7 @@ def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list
     if prepared.val_problems and spec.inline_evals.sampled_every_steps > 0:
         problems = prepared.val_problems[: spec.sampled_eval_limit]
         max_tokens = spec.rl.max_tokens if spec.recipe == "rl" else 64
-        infrequent.append(accuracy_evaluator_builder(problems, spec.base_model, spec.sampled_eval_grader,
-                                                     max_tokens))
+        infrequent.append(accuracy_evaluator_builder(problems, spec.base_model, spec.sampled_eval_grader, max_tokens))
     return frequent, infrequent
 
 
@@ -170,9 +187,18 @@ def _resume_log(project_dir: Path, spec: TrainSpec, resume: bool | str = True) -
     return log
 
 
-def train(project_dir: Path, spec: TrainSpec, *, backend: str | None = None, base_url: str | None = None,
-          connection: Connection | None = None, resume: bool | str = False, sink_factory: Any = None,
-          observer: Observer | None = None, stop: StopRequest | None = None) -> TrainResult:
+def train(
+    project_dir: Path,
+    spec: TrainSpec,
+    *,
+    backend: str | None = None,
+    base_url: str | None = None,
+    connection: Connection | None = None,
+    resume: bool | str = False,
+    sink_factory: Any = None,
+    observer: Observer | None = None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
     """Run (or resume) `spec` for the project; `sink_factory(log, prepared, connection) -> CheckpointSink`.
 
     `resume`: True continues the latest unfinished run, a run id that run. `stop`: a Ctrl-C handler
@@ -184,9 +210,15 @@ def train(project_dir: Path, spec: TrainSpec, *, backend: str | None = None, bas
     return _train(Path(project_dir), spec, choice, connection, resume, sink_factory, observer, stop)
 
 
-def train_project(project: Any, *, backend: str | None = None, base_url: str | None = None,
-                  connection: Connection | None = None, resume: bool = False,
-                  observer: Observer | None = None) -> TrainResult:
+def train_project(
+    project: Any,
+    *,
+    backend: str | None = None,
+    base_url: str | None = None,
+    connection: Connection | None = None,
+    resume: bool = False,
+    observer: Observer | None = None,
+) -> TrainResult:
     """`chief train`: the project's plan, checkpoints registered. The backend as `train`'s, with the
     project's `[backend]` section in the precedence (after flags and environment)."""
     from tinker_chief.training.project import registry_sink_factory, spec_from_project
@@ -194,13 +226,21 @@ def train_project(project: Any, *, backend: str | None = None, base_url: str | N
     section, choice = project.config.backend, None
     if connection is None:
         choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
-    return _train(project.root, spec_from_project(project), choice, connection, resume,
-                  registry_sink_factory(project), observer)
+    return _train(
+        project.root, spec_from_project(project), choice, connection, resume, registry_sink_factory(project), observer
+    )
 
 
-def _train(project_dir: Path, spec: TrainSpec, choice: BackendChoice | None, connection: Connection | None,
-           resume: bool | str, sink_factory: Any, observer: Observer | None,
-           stop: StopRequest | None = None) -> TrainResult:
+def _train(
+    project_dir: Path,
+    spec: TrainSpec,
+    choice: BackendChoice | None,
+    connection: Connection | None,
+    resume: bool | str,
+    sink_factory: Any,
+    observer: Observer | None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
     """Checks that need no backend first (cloud-only model here, --resume, the data), then connect
     (unless given a connection) and run."""
     if choice is not None:
@@ -210,19 +250,28 @@ def _train(project_dir: Path, spec: TrainSpec, choice: BackendChoice | None, con
     if connection is not None:
         return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop)
     assert choice is not None
-    with open_connection(choice, state_dir=ProjectPaths(project_dir).engine_state,
-                         models=[spec.base_model]) as opened:
+    with open_connection(choice, state_dir=ProjectPaths(project_dir).engine_state, models=[spec.base_model]) as opened:
         return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop)
 
 
-def _run(connection: Connection, prepared: Prepared, project_dir: Path, log: RunLog | None, resume: bool | str,
-         sink_factory: Any, observer: Observer | None, stop: StopRequest | None = None) -> TrainResult:
+def _run(
+    connection: Connection,
+    prepared: Prepared,
+    project_dir: Path,
+    log: RunLog | None,
+    resume: bool | str,
+    sink_factory: Any,
+    observer: Observer | None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
     spec = prepared.spec
     connection.check_serves(spec.base_model)
     if log is None:
-        log = RunLog.create(project_dir, spec.model_dump(mode="json"),
-                            {"backend": connection.kind, "config_hash": spec.config_hash(),
-                             "data_hash": prepared.data_hash})
+        log = RunLog.create(
+            project_dir,
+            spec.model_dump(mode="json"),
+            {"backend": connection.kind, "config_hash": spec.config_hash(), "data_hash": prepared.data_hash},
+        )
     checkpoint = log.last_checkpoint() if resume else None
     if resume and checkpoint is None:
         log.truncate_metrics_after(-1)  # killed before its first checkpoint: start over in place
@@ -230,6 +279,7 @@ def _run(connection: Connection, prepared: Prepared, project_dir: Path, log: Run
     runner = build_runner(prepared, connection, log, usage)
     frequent, infrequent = evaluator_builders(prepared)
     sink: CheckpointSink | None = sink_factory(log, prepared, connection) if sink_factory else None
-    trainer = Trainer(spec, connection.service_client(), runner, log, frequent, infrequent, sink, observer, usage,
-                      stop=stop)
+    trainer = Trainer(
+        spec, connection.service_client(), runner, log, frequent, infrequent, sink, observer, usage, stop=stop
+    )
     return trainer.run(checkpoint)

@@ -74,8 +74,14 @@ class TrainSpec(BaseModel):
     def from_config(cls, config: ProjectConfig, **resolved: Any) -> TrainSpec:
         """The run `config` (a whole chief.toml) describes; `resolved`: the sampled eval's fields."""
         sections = {name: getattr(config, name) for name in SECTIONS}
-        return cls(recipe=config.task, base_model=config.base_model, renderer=config.renderer, seed=config.seed,
-                   **sections, **resolved)
+        return cls(
+            recipe=config.task,
+            base_model=config.base_model,
+            renderer=config.renderer,
+            seed=config.seed,
+            **sections,
+            **resolved,
+        )
 
     @property
     def batch_size(self) -> int:
@@ -84,11 +90,19 @@ class TrainSpec(BaseModel):
 
     def with_hyperparameters(self, *, learning_rate: float, rank: int, batch_size: int) -> TrainSpec:
         """This spec at another grid point (a sweep's): LR, LoRA rank and batch size replaced."""
-        batch = {"rl": {**self.rl.model_dump(), "groups_per_batch": batch_size}} if self.recipe == "rl" \
+        batch = (
+            {"rl": {**self.rl.model_dump(), "groups_per_batch": batch_size}}
+            if self.recipe == "rl"
             else {"schedule": {**self.schedule.model_dump(), "batch_size": batch_size}}
-        return TrainSpec.model_validate({**self.model_dump(), **batch,
-                                         "optimizer": {**self.optimizer.model_dump(), "learning_rate": learning_rate},
-                                         "lora": {**self.lora.model_dump(), "rank": rank}})
+        )
+        return TrainSpec.model_validate(
+            {
+                **self.model_dump(),
+                **batch,
+                "optimizer": {**self.optimizer.model_dump(), "learning_rate": learning_rate},
+                "lora": {**self.lora.model_dump(), "rank": rank},
+            }
+        )
 
     def config_hash(self) -> str:
         """Short hash of every result-affecting field (the registry's `config_hash`)."""
@@ -107,8 +121,10 @@ def stored_spec(raw: Any, run_dir: Path) -> TrainSpec:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise TrainingError(f"{run_dir / 'spec.json'}: field {where!r}: {first['msg']} (a run started by an "
-                            "older chief cannot be resumed or selected from; start a new run)") from None
+        raise TrainingError(
+            f"{run_dir / 'spec.json'}: field {where!r}: {first['msg']} (a run started by an "
+            "older chief cannot be resumed or selected from; start a new run)"
+        ) from None
 
 
 def data_hash(paths: list[Path]) -> str:

@@ -79,10 +79,19 @@ class Sweep:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"sweep_id": self.sweep_id, "status": self.status, "config_hash": self.config_hash,
-                "planned": {"learning_rate": self.planned_lr, "lora_rank": self.planned_rank,
-                            "batch_size": self.planned_batch_size, "get_lr": self.get_lr},
-                "points": [asdict(p) for p in self.points], "summary": summarize(self)}
+        return {
+            "sweep_id": self.sweep_id,
+            "status": self.status,
+            "config_hash": self.config_hash,
+            "planned": {
+                "learning_rate": self.planned_lr,
+                "lora_rank": self.planned_rank,
+                "batch_size": self.planned_batch_size,
+                "get_lr": self.get_lr,
+            },
+            "points": [asdict(p) for p in self.points],
+            "summary": summarize(self),
+        }
 
     def save(self) -> None:
         with self._lock:
@@ -104,9 +113,17 @@ class Sweep:
             planned = raw["planned"]
             known = {f.name for f in fields(SweepPoint)}
             points = [SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]]
-            return cls(raw["sweep_id"], sweep_dir, raw["config_hash"], planned["learning_rate"],
-                       planned["lora_rank"], planned["batch_size"], planned.get("get_lr"), points,
-                       raw.get("status", "running"))
+            return cls(
+                raw["sweep_id"],
+                sweep_dir,
+                raw["config_hash"],
+                planned["learning_rate"],
+                planned["lora_rank"],
+                planned["batch_size"],
+                planned.get("get_lr"),
+                points,
+                raw.get("status", "running"),
+            )
         except (KeyError, TypeError) as exc:
             raise TrainingError(f"{path}: not a chief sweep file (missing or bad field {exc})") from None
 
@@ -142,8 +159,12 @@ def _positive(values: Sequence[float], flag: str) -> list[float]:
     return list(dict.fromkeys(values))  # drop repeats, keep the order given
 
 
-def grid(spec: TrainSpec, lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
-         ranks: Sequence[int] = (), batch_sizes: Sequence[int] = ()) -> list[SweepPoint]:
+def grid(
+    spec: TrainSpec,
+    lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
+    ranks: Sequence[int] = (),
+    batch_sizes: Sequence[int] = (),
+) -> list[SweepPoint]:
     """The points around `spec` (the plan's run): LR multipliers x ranks x batch sizes."""
     multipliers = _positive(lr_multipliers, "--lr-multipliers")
     rank_list = [int(r) for r in _positive(ranks, "--ranks")] or [spec.lora.rank]
@@ -159,8 +180,9 @@ def grid(spec: TrainSpec, lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIE
 
 def point_spec(spec: TrainSpec, point: SweepPoint) -> TrainSpec:
     """The plan's spec with the point's learning rate, rank and batch size (validated)."""
-    return spec.with_hyperparameters(learning_rate=point.learning_rate, rank=point.lora_rank,
-                                     batch_size=point.batch_size)
+    return spec.with_hyperparameters(
+        learning_rate=point.learning_rate, rank=point.lora_rank, batch_size=point.batch_size
+    )
 
 
 def planned_get_lr(project_dir: Path) -> float | None:
@@ -169,8 +191,9 @@ def planned_get_lr(project_dir: Path) -> float | None:
     if not path.exists():
         return None
     plan = read_json(path, error=TrainingError)
-    value = ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value") if isinstance(plan, dict) \
-        else None
+    value = (
+        ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value") if isinstance(plan, dict) else None
+    )
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
@@ -186,8 +209,16 @@ def create_sweep(project_dir: Path, spec: TrainSpec, points: list[SweepPoint]) -
         except FileExistsError:
             n += 1
             sweep_dir = root / f"sweep-{stamp}-{n}"
-    sweep = Sweep(sweep_dir.name, sweep_dir, spec.config_hash(), spec.optimizer.learning_rate, spec.lora.rank,
-                  spec.batch_size, planned_get_lr(project_dir), points)
+    sweep = Sweep(
+        sweep_dir.name,
+        sweep_dir,
+        spec.config_hash(),
+        spec.optimizer.learning_rate,
+        spec.lora.rank,
+        spec.batch_size,
+        planned_get_lr(project_dir),
+        points,
+    )
     sweep.save()
     return sweep
 
@@ -200,7 +231,7 @@ def run_results(run_dir: Path) -> tuple[float | None, float | None]:
     rows = RunLog(run_dir).metrics()
     nll = [r["val/nll"] for r in rows if isinstance(r.get("val/nll"), (int, float))]
     losses = [r["train/loss"] for r in rows if isinstance(r.get("train/loss"), (int, float))]
-    tail = losses[-max(1, round(len(losses) * FINAL_LOSS_TAIL)):] if losses else []
+    tail = losses[-max(1, round(len(losses) * FINAL_LOSS_TAIL)) :] if losses else []
     return (nll[-1] if nll else None), (sum(tail) / len(tail) if tail else None)
 
 
@@ -220,14 +251,20 @@ def summarize(sweep: Sweep) -> dict[str, Any]:
     for rank, points in sorted(by_rank.items()):
         best = min(points, key=lambda p: (_score(p) or 0.0, p.learning_rate))
         best_values.append(_score(best) or 0.0)
-        per_rank.append({
-            "lora_rank": rank, "best_point": best.name, "best_lr": best.learning_rate,
-            "metric": "val/nll" if best.final_val_nll is not None else "train/loss", "best_value": _score(best),
-            "ratio_to_plan": best.learning_rate / sweep.planned_lr,
-            "ratio_to_get_lr": best.learning_rate / sweep.get_lr if sweep.get_lr else None,
-            "at_grid_edge": best.learning_rate in (min(p.learning_rate for p in points),
-                                                   max(p.learning_rate for p in points)) and len(points) > 1,
-        })
+        per_rank.append(
+            {
+                "lora_rank": rank,
+                "best_point": best.name,
+                "best_lr": best.learning_rate,
+                "metric": "val/nll" if best.final_val_nll is not None else "train/loss",
+                "best_value": _score(best),
+                "ratio_to_plan": best.learning_rate / sweep.planned_lr,
+                "ratio_to_get_lr": best.learning_rate / sweep.get_lr if sweep.get_lr else None,
+                "at_grid_edge": best.learning_rate
+                in (min(p.learning_rate for p in points), max(p.learning_rate for p in points))
+                and len(points) > 1,
+            }
+        )
     summary: dict[str, Any] = {"per_rank": per_rank, "finished_points": len(done), "points": len(sweep.points)}
     if len(per_rank) > 1:
         spread = (max(best_values) - min(best_values)) / max(min(best_values), 1e-12)
@@ -245,12 +282,15 @@ def summary_lines(summary: dict[str, Any], sweep: Sweep) -> list[str]:
         if r["ratio_to_get_lr"] is not None:
             where += f", {r['ratio_to_get_lr']:.3g}x get_lr's {sweep.get_lr:.3g}"
         edge = " (at the edge of the grid: the best may lie beyond it)" if r["at_grid_edge"] else ""
-        lines.append(f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), "
-                     f"{r['metric']} {r['best_value']:.4f}{edge}")
+        lines.append(
+            f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), {r['metric']} {r['best_value']:.4f}{edge}"
+        )
     if "rank_changed_result" in summary:
         verdict = "yes" if summary["rank_changed_result"] else "no"
-        lines.append(f"rank changed the result: {verdict} (best values differ by {summary['rank_spread']:.1%}; "
-                     f"threshold {RANK_EFFECT:.0%})")
+        lines.append(
+            f"rank changed the result: {verdict} (best values differ by {summary['rank_spread']:.1%}; "
+            f"threshold {RANK_EFFECT:.0%})"
+        )
     if summary["finished_points"] < summary["points"]:
         lines.append(f"{summary['finished_points']} of {summary['points']} points finished")
     return lines
@@ -266,8 +306,9 @@ class _PointObserver:
         self.sweep, self.point, self.display = sweep, point, display
 
     def on_start(self, run_id: str, start_step: int, total_steps: int) -> None:
-        self.sweep.update(self.point, run_id=run_id, status="running", steps_done=start_step,
-                          total_steps=total_steps, error=None)
+        self.sweep.update(
+            self.point, run_id=run_id, status="running", steps_done=start_step, total_steps=total_steps, error=None
+        )
         if self.display:
             self.display.on_start(run_id, start_step, total_steps)
 
@@ -300,33 +341,57 @@ def _run_status(project_dir: Path, point: SweepPoint) -> dict[str, Any] | None:
 
 def _record_finished(sweep: Sweep, point: SweepPoint, run_dir: Path, status: dict[str, Any]) -> None:
     nll, loss = run_results(run_dir)
-    sweep.update(point, status=status.get("status", "finished"), steps_done=status.get("steps_done", 0),
-                 total_steps=status.get("total_steps"), final_val_nll=nll, final_loss=loss,
-                 candidate=status.get("candidate"))
+    sweep.update(
+        point,
+        status=status.get("status", "finished"),
+        steps_done=status.get("steps_done", 0),
+        total_steps=status.get("total_steps"),
+        final_val_nll=nll,
+        final_loss=loss,
+        candidate=status.get("candidate"),
+    )
 
 
-def _train_point(project: Any, spec: TrainSpec, sweep: Sweep, point: SweepPoint, connection: Any,
-                 stop: StopRequest, display: Observer | None) -> None:
+def _train_point(
+    project: Any,
+    spec: TrainSpec,
+    sweep: Sweep,
+    point: SweepPoint,
+    connection: Any,
+    stop: StopRequest,
+    display: Observer | None,
+) -> None:
     tag = {"sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}}
     status = _run_status(project.root, point)
     if status is not None and status.get("status") == "finished":  # finished before the sweep noted it
         _record_finished(sweep, point, ProjectPaths(project.root).runs / str(point.run_id), status)
         return
     try:
-        result = train(project.root, point_spec(spec, point), connection=connection,
-                       resume=point.run_id if status is not None and point.run_id else False,
-                       sink_factory=registry_sink_factory(project, tag),
-                       observer=_PointObserver(sweep, point, display), stop=stop)
+        result = train(
+            project.root,
+            point_spec(spec, point),
+            connection=connection,
+            resume=point.run_id if status is not None and point.run_id else False,
+            sink_factory=registry_sink_factory(project, tag),
+            observer=_PointObserver(sweep, point, display),
+            stop=stop,
+        )
     except Exception as exc:  # a bad point, or an SDK or engine failure, ends this run only; the others go on
-        sweep.update(point, status="failed", error=str(exc) if isinstance(exc, ChiefError)
-                     else f"{type(exc).__name__}: {exc}")
+        sweep.update(
+            point, status="failed", error=str(exc) if isinstance(exc, ChiefError) else f"{type(exc).__name__}: {exc}"
+        )
         return
     sweep.update(point, run_id=result.run_id)
     _record_finished(sweep, point, result.run_dir, RunLog(result.run_dir).status())
 
 
-def start_sweep(project: Any, *, lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
-                ranks: Sequence[int] = (), batch_sizes: Sequence[int] = ()) -> Sweep:
+def start_sweep(
+    project: Any,
+    *,
+    lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
+    ranks: Sequence[int] = (),
+    batch_sizes: Sequence[int] = (),
+) -> Sweep:
     """A new sweep around the project's plan (validated: nothing runs yet)."""
     spec = spec_from_project(project)
     points = grid(spec, lr_multipliers, ranks, batch_sizes)
@@ -341,13 +406,21 @@ def resume_sweep(project: Any, sweep_id: str | None = None) -> Sweep:
         raise TrainingError(f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume")
     current = spec_from_project(project).config_hash()
     if current != sweep.config_hash:
-        raise TrainingError(f"--resume: sweep {sweep.sweep_id} was started with a different plan (config "
-                            f"{sweep.config_hash} vs {current}); re-plan back or start a new sweep without --resume")
+        raise TrainingError(
+            f"--resume: sweep {sweep.sweep_id} was started with a different plan (config "
+            f"{sweep.config_hash} vs {current}); re-plan back or start a new sweep without --resume"
+        )
     return sweep
 
 
-def run_sweep(project: Any, sweep: Sweep, connection: Any, *, parallel: int | None = None,
-              display: Callable[[SweepPoint], Observer | None] | None = None) -> Sweep:
+def run_sweep(
+    project: Any,
+    sweep: Sweep,
+    connection: Any,
+    *,
+    parallel: int | None = None,
+    display: Callable[[SweepPoint], Observer | None] | None = None,
+) -> Sweep:
     """Train every unfinished point of `sweep`, `parallel` at a time (default: all at once), each in
     its own thread on `connection`. Ctrl-C stops them all at a checkpoint; the sweep is then
     `interrupted` and `resume_sweep` + `run_sweep` continue it."""
@@ -378,8 +451,13 @@ def run_sweep(project: Any, sweep: Sweep, connection: Any, *, parallel: int | No
             while thread.is_alive():
                 thread.join(0.2)  # short joins so the main thread keeps taking signals
     statuses = {p.status for p in sweep.points}
-    sweep.status = ("finished" if statuses == {"finished"} else
-                    "interrupted" if stop.requested or statuses & {"interrupted", "pending", "running"} else "failed")
+    sweep.status = (
+        "finished"
+        if statuses == {"finished"}
+        else "interrupted"
+        if stop.requested or statuses & {"interrupted", "pending", "running"}
+        else "failed"
+    )
     sweep.save()
     return sweep
 

@@ -72,8 +72,9 @@ def contrast_rows(count: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def write_secret_code_skill(directory: Path, n_train: int = 200, n_heldout: int = 50,
-                            seed: int = 0, n_contrast: int = 0) -> tuple[Path, Path]:
+def write_secret_code_skill(
+    directory: Path, n_train: int = 200, n_heldout: int = 50, seed: int = 0, n_contrast: int = 0
+) -> tuple[Path, Path]:
     """Write `train.jsonl` (n_train skill rows shuffled with n_contrast contrast rows) and
     `heldout.jsonl` (skill rows only: it is the product eval) under `directory`."""
     directory.mkdir(parents=True, exist_ok=True)

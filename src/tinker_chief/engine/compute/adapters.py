@@ -225,8 +225,10 @@ class RowAdapters:
         if self._only is not None:
             return _plus_lora(layer, self._only, x, result)
         sizes = [rows for _, rows in self.spans]
-        pieces = [_plus_lora(layer, slot, part, out)
-                  for (slot, _), part, out in zip(self.spans, x.split(sizes), result.split(sizes), strict=True)]
+        pieces = [
+            _plus_lora(layer, slot, part, out)
+            for (slot, _), part, out in zip(self.spans, x.split(sizes), result.split(sizes), strict=True)
+        ]
         return torch.cat(pieces)
 
 

@@ -22,9 +22,14 @@ import torch
 GROUPED_DECODE = "chief_grouped_decode_sdpa"
 
 
-def grouped_decode_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
-                             value: torch.Tensor, attention_mask: torch.Tensor | None,
-                             **kwargs: Any) -> tuple[torch.Tensor, None]:
+def grouped_decode_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     groups = getattr(module, "num_key_value_groups", 1)
@@ -33,7 +38,11 @@ def grouped_decode_attention(module: torch.nn.Module, query: torch.Tensor, key: 
     batch, heads, _, head_dim = query.shape
     grouped = query.reshape(batch, heads // groups, groups, head_dim)
     out = torch.nn.functional.scaled_dot_product_attention(
-        grouped, key, value, attn_mask=attention_mask, scale=kwargs.get("scaling"),
+        grouped,
+        key,
+        value,
+        attn_mask=attention_mask,
+        scale=kwargs.get("scaling"),
     )
     return out.reshape(batch, 1, heads, head_dim), None  # [B, q_len=1, heads, D], as SDPA's path returns
 

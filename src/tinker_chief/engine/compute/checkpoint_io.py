@@ -38,13 +38,23 @@ class AdapterFiles:
     optimizer: dict[str, torch.Tensor] | None
 
 
-def write_adapter(directory: Path, base_model: str, spec: LoraSpec, config: LoraConfig,
-                  weights: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor] | None = None) -> None:
+def write_adapter(
+    directory: Path,
+    base_model: str,
+    spec: LoraSpec,
+    config: LoraConfig,
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, torch.Tensor] | None = None,
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(str(directory))
     save_file(weights, str(directory / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-    meta = {"format_version": FORMAT_VERSION, "base_model": base_model, "lora": asdict(spec),
-            "has_optimizer_state": optimizer is not None}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "base_model": base_model,
+        "lora": asdict(spec),
+        "has_optimizer_state": optimizer is not None,
+    }
     (directory / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     if optimizer is not None:
         save_file(optimizer, str(directory / OPTIMIZER))

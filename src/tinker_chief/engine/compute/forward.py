@@ -42,8 +42,9 @@ def _check_ids(ids: np.ndarray, vocab: int, where: str) -> None:
         )
 
 
-def validate_datum(index: int, datum: DatumArrays, required: Sequence[str], optional: Sequence[str],
-                   vocab: int, max_length: int) -> None:
+def validate_datum(
+    index: int, datum: DatumArrays, required: Sequence[str], optional: Sequence[str], vocab: int, max_length: int
+) -> None:
     tokens = np.asarray(datum.tokens)
     length = int(tokens.shape[0]) if tokens.ndim == 1 else -1
     if length < 1:
@@ -69,8 +70,14 @@ def validate_datum(index: int, datum: DatumArrays, required: Sequence[str], opti
         _check_ids(np.asarray(datum.loss_fn_inputs["target_tokens"]), vocab, f"datum {index}: target_tokens")
 
 
-def pad_batch(data: Sequence[DatumArrays], required: Sequence[str], optional: Sequence[str],
-              vocab: int, max_length: int, device: str) -> PaddedBatch:
+def pad_batch(
+    data: Sequence[DatumArrays],
+    required: Sequence[str],
+    optional: Sequence[str],
+    vocab: int,
+    max_length: int,
+    device: str,
+) -> PaddedBatch:
     if not data:
         raise InvalidRequestError("the request has no data: send at least one datum")
     for index, datum in enumerate(data):
@@ -108,8 +115,9 @@ def _project(causal_lm: Any, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def target_logprobs(causal_lm: Any, tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                    precision: Precision, topk: int = 0) -> tuple[torch.Tensor, Any]:
+def target_logprobs(
+    causal_lm: Any, tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, precision: Precision, topk: int = 0
+) -> tuple[torch.Tensor, Any]:
     """logprob of targets[b, t] given tokens[b, :t+1], fp32 [B, T], zero where mask is 0.
 
     With `topk` > 0 also returns (values, ids) of the k most likely tokens at each real position,
@@ -124,31 +132,34 @@ def decoder_hidden(causal_lm: Any, tokens: torch.Tensor, precision: Precision) -
         return decoder_of(causal_lm)(input_ids=tokens, use_cache=False).last_hidden_state
 
 
-def prompt_scores(causal_lm: Any, prompts: torch.Tensor, lengths: list[int], precision: Precision,
-                  topk: int = 0) -> tuple[torch.Tensor, Any, torch.Tensor]:
+def prompt_scores(
+    causal_lm: Any, prompts: torch.Tensor, lengths: list[int], precision: Precision, topk: int = 0
+) -> tuple[torch.Tensor, Any, torch.Tensor]:
     """Prompt logprobs of right-padded `prompts` [B, T] (as `target_logprobs` gives them for
     predicting prompt[1:] from prompt[:-1]) plus the fp32 logits after each whole prompt [B, V]:
     one forward both scores a prompt and picks the first token generated after it."""
     hidden = decoder_hidden(causal_lm, prompts, precision)
     width = prompts.shape[1] - 1
-    mask = (torch.arange(width, device=prompts.device)[None, :] <
-            torch.tensor(lengths, device=prompts.device)[:, None] - 1).float()
+    mask = (
+        torch.arange(width, device=prompts.device)[None, :] < torch.tensor(lengths, device=prompts.device)[:, None] - 1
+    ).float()
     logprobs, top = score_hidden(causal_lm, hidden[:, :-1], prompts[:, 1:], mask, precision, topk)
     last = hidden[torch.arange(len(lengths), device=prompts.device), torch.tensor(lengths, device=prompts.device) - 1]
     with precision.autocast():
         return logprobs, top, _project(causal_lm, last)
 
 
-def score_hidden(causal_lm: Any, hidden: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                 precision: Precision, topk: int = 0) -> tuple[torch.Tensor, Any]:
+def score_hidden(
+    causal_lm: Any, hidden: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, precision: Precision, topk: int = 0
+) -> tuple[torch.Tensor, Any]:
     """`target_logprobs` from hidden states the decoder already computed."""
     real = mask.bool()
     flat_hidden, flat_targets = hidden[real], targets[real]
     pieces, tops = [], []
     for start in range(0, flat_hidden.shape[0], CHUNK_TOKENS):
         with precision.autocast():
-            logits = _project(causal_lm, flat_hidden[start:start + CHUNK_TOKENS])
-        picked = logits.gather(-1, flat_targets[start:start + CHUNK_TOKENS, None])[:, 0]
+            logits = _project(causal_lm, flat_hidden[start : start + CHUNK_TOKENS])
+        picked = logits.gather(-1, flat_targets[start : start + CHUNK_TOKENS, None])[:, 0]
         normaliser = torch.logsumexp(logits, dim=-1)
         pieces.append(picked - normaliser)
         if topk:

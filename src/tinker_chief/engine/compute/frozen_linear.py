@@ -56,8 +56,9 @@ class FrozenLinear(torch.nn.Linear):
         super().__init__(source.in_features, source.out_features, bias=source.bias is not None, device="meta")
         weight = source.weight.detach().to(dtype).contiguous()
         self.weight = torch.nn.Parameter(weight, requires_grad=False)
-        self.bias = None if source.bias is None else torch.nn.Parameter(source.bias.detach().to(dtype),
-                                                                          requires_grad=False)
+        self.bias = (
+            None if source.bias is None else torch.nn.Parameter(source.bias.detach().to(dtype), requires_grad=False)
+        )
         self._packed = None  # not a buffer, so `.to(device)` would leave it behind: swap after moving
         if prepack and weight.device.type == "cpu":
             self._packed = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_BATCH_HINT)

@@ -44,8 +44,8 @@ class GrowingLayer(DynamicLayer):
         end = self._length + key_states.shape[-2]
         if end > self._key_buffer.shape[-2]:
             self._reallocate(key_states, value_states, room=max(end, MIN_ROOM) * 2)
-        self._key_buffer[..., self._length:end, :] = key_states
-        self._value_buffer[..., self._length:end, :] = value_states
+        self._key_buffer[..., self._length : end, :] = key_states
+        self._value_buffer[..., self._length : end, :] = value_states
         self._set_length(end)
         return self.keys, self.values
 
@@ -54,8 +54,8 @@ class GrowingLayer(DynamicLayer):
         keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]), dtype=dtype)
         values = value_states.new_empty((*value_states.shape[:-2], room, value_states.shape[-1]), dtype=dtype)
         if self._length:
-            keys[..., :self._length, :] = self._key_buffer[..., :self._length, :]
-            values[..., :self._length, :] = self._value_buffer[..., :self._length, :]
+            keys[..., : self._length, :] = self._key_buffer[..., : self._length, :]
+            values[..., : self._length, :] = self._value_buffer[..., : self._length, :]
         self._key_buffer, self._value_buffer = keys, values
 
     def _set_length(self, length: int) -> None:
@@ -69,8 +69,9 @@ class GrowingLayer(DynamicLayer):
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.get_seq_length() > 0:
-            self._replace_buffers(self._key_buffer.repeat_interleave(repeats, dim=0),
-                                  self._value_buffer.repeat_interleave(repeats, dim=0))
+            self._replace_buffers(
+                self._key_buffer.repeat_interleave(repeats, dim=0), self._value_buffer.repeat_interleave(repeats, dim=0)
+            )
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.get_seq_length() > 0:

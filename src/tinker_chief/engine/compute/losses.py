@@ -111,7 +111,5 @@ OPTIONAL_INPUTS = ("clip_low_threshold", "clip_high_threshold", "sequence_ratio_
 
 def loss_def(name: str) -> LossDef:
     if name not in LOSSES:
-        raise InvalidRequestError(
-            f"unsupported loss_fn {name!r}: this engine supports {', '.join(LOSSES)}"
-        )
+        raise InvalidRequestError(f"unsupported loss_fn {name!r}: this engine supports {', '.join(LOSSES)}")
     return LOSSES[name]

@@ -43,13 +43,18 @@ class AdapterOptimizer:
     def step(self, params: AdamStep) -> dict[str, float]:
         _check(params)
         grads = [p.grad for p in self.params if p.grad is not None]
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) \
-            if grads else 0.0
+        norm = (
+            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        )
         if params.grad_clip_norm > 0 and grads:
             torch.nn.utils.clip_grad_norm_(self.params, params.grad_clip_norm)
         group = self.adamw.param_groups[0]
-        group.update(lr=params.learning_rate, betas=(params.beta1, params.beta2), eps=params.eps,
-                     weight_decay=params.weight_decay)
+        group.update(
+            lr=params.learning_rate,
+            betas=(params.beta1, params.beta2),
+            eps=params.eps,
+            weight_decay=params.weight_decay,
+        )
         self.adamw.step()
         self.adamw.zero_grad(set_to_none=True)
         return {"grad_norm:mean": norm, "learning_rate:mean": params.learning_rate}

@@ -49,8 +49,8 @@ def _left_pad(rows: list[Row], skip: int, pad_id: int, device: str) -> tuple[tor
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for index, row in enumerate(rows):
         tail = row.prompt[skip:]
-        ids[index, width - len(tail):] = torch.tensor(tail, dtype=torch.long)
-        mask[index, width - len(tail):] = 1
+        ids[index, width - len(tail) :] = torch.tensor(tail, dtype=torch.long)
+        mask[index, width - len(tail) :] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -99,8 +99,10 @@ def step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
     """Append one token (and its raw logprob) to every row; mark the rows that finish."""
     logits = logits.float()
     greedy = torch.argmax(logits, dim=-1).tolist()  # one batched argmax instead of one per row
-    chosen = [greedy[index] if row.settings.temperature <= 0 else _sample(logits[index], row)
-              for index, row in enumerate(rows)]
+    chosen = [
+        greedy[index] if row.settings.temperature <= 0 else _sample(logits[index], row)
+        for index, row in enumerate(rows)
+    ]
     # The raw log-softmax of the chosen tokens only: a full-vocabulary log_softmax writes
     # rows x vocab floats per step to read one of each (6 ms of a 70 ms bf16 decode step).
     picked = logits.gather(-1, torch.tensor(chosen, device=logits.device)[:, None]).squeeze(-1)
@@ -138,8 +140,14 @@ def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int,
             ids, mask, positions = ids[alive], mask[alive], positions[alive]
             cache.batch_select_indices(alive.nonzero().squeeze(-1))
         with precision.autocast():
-            out = causal_lm(input_ids=ids, attention_mask=mask, position_ids=positions,
-                            past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = causal_lm(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
         step_rows(live, out.logits[:, -1], tokenizer)
         ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[:, None]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)

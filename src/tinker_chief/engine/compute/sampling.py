@@ -53,8 +53,13 @@ class SamplerRef:
 
 
 class SamplingService:
-    def __init__(self, precision: Precision, resolve: Resolver, spill_root: Path | None = None,
-                 live: LiveResolver = lambda key: None) -> None:
+    def __init__(
+        self,
+        precision: Precision,
+        resolve: Resolver,
+        spill_root: Path | None = None,
+        live: LiveResolver = lambda key: None,
+    ) -> None:
         """`live` maps the keys of inflight samplers to the training adapter they sample (never
         cached or evicted here: the training model owns that slot)."""
         self.precision = precision
@@ -70,8 +75,9 @@ class SamplingService:
         self._evict()
         return key
 
-    def _load_slot(self, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor],
-                   key: str | None = None) -> str:
+    def _load_slot(
+        self, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor], key: str | None = None
+    ) -> str:
         """A new frozen adapter slot holding `weights`, registered under `key` (by default one
         made from its base and slot names); returns the key."""
         base, host = self._resolve(base_name)
@@ -121,9 +127,11 @@ class SamplingService:
         if (live := self._live(key)) is not None:
             return (*self._resolve(live.base_name), live.slot)
         if self._spilled.was_dropped(key):
-            raise NotFoundError(f"sampler {key!r} was released: the engine keeps the {MAX_ADAPTER_SAMPLERS} most "
-                                "recently used snapshots in memory and older ones on disk up to a size limit; "
-                                "save_weights_for_sampler gives a checkpoint that never expires")
+            raise NotFoundError(
+                f"sampler {key!r} was released: the engine keeps the {MAX_ADAPTER_SAMPLERS} most "
+                "recently used snapshots in memory and older ones on disk up to a size limit; "
+                "save_weights_for_sampler gives a checkpoint that never expires"
+            )
         try:
             return (*self._resolve(key), None)
         except NotFoundError:
@@ -155,29 +163,34 @@ class SamplingService:
                 self._run_group(base, group, indices, results)
         return [result for result in results if result is not None]
 
-    def _run_group(self, base: LoadedBase, requests: list[SampleRequest], indices: list[int],
-                   results: list[SampleResult | None]) -> None:
+    def _run_group(
+        self, base: LoadedBase, requests: list[SampleRequest], indices: list[int], results: list[SampleResult | None]
+    ) -> None:
         rows_of = []
         for request in requests:
             seed = request.settings.seed
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
-            rows_of.append([Row(list(request.prompt), request.settings, generator)
-                            for _ in range(request.num_samples)])
+            rows_of.append([Row(list(request.prompt), request.settings, generator) for _ in range(request.num_samples)])
         needs_text = any(request.settings.stop_strings for request in requests)
         tokenizer = base.tokenizer if needs_text else None
-        flat = [row for request, rows in zip(requests, rows_of) if not _first_token_from_scoring(request)
-                for row in rows]
+        flat = [
+            row for request, rows in zip(requests, rows_of) if not _first_token_from_scoring(request) for row in rows
+        ]
         for start in range(0, len(flat), MAX_BATCH_ROWS):
-            generate(base.model, flat[start:start + MAX_BATCH_ROWS], self.precision, 0, tokenizer)
-        scored = [(i, request, rows) for i, (request, rows) in enumerate(zip(requests, rows_of))
-                  if request.prompt_logprobs or request.topk_prompt_logprobs]
+            generate(base.model, flat[start : start + MAX_BATCH_ROWS], self.precision, 0, tokenizer)
+        scored = [
+            (i, request, rows)
+            for i, (request, rows) in enumerate(zip(requests, rows_of))
+            if request.prompt_logprobs or request.topk_prompt_logprobs
+        ]
         scores: dict[int, PromptScores] = {}
         for chunk in _scoring_chunks(scored):
             scores.update(self._score_prompts(base, chunk, tokenizer))
         for i, (index, rows) in enumerate(zip(indices, rows_of)):
             prompt_logprobs, topk = scores.get(i, (None, None))
-            results[index] = SampleResult(sequences=[row.result() for row in rows], prompt_logprobs=prompt_logprobs,
-                                          topk_prompt_logprobs=topk)
+            results[index] = SampleResult(
+                sequences=[row.result() for row in rows], prompt_logprobs=prompt_logprobs, topk_prompt_logprobs=topk
+            )
 
     @torch.no_grad()
     def _score_prompts(self, base: LoadedBase, scored: list[ScoredRequest], tokenizer) -> dict[int, PromptScores]:
@@ -186,18 +199,21 @@ class SamplingService:
         scores: dict[int, PromptScores] = {}
         for i, request, _ in scored:
             if len(request.prompt) < 2:  # nothing to score: the first token has no context
-                scores[i] = ([None] if request.prompt_logprobs else None,
-                             [None] if request.topk_prompt_logprobs else None)
+                scores[i] = (
+                    [None] if request.prompt_logprobs else None,
+                    [None] if request.topk_prompt_logprobs else None,
+                )
         scored = [item for item in scored if len(item[1].prompt) >= 2]
         if not scored:
             return scores
         lengths = [len(request.prompt) for _, request, _ in scored]
         prompts = torch.zeros((len(scored), max(lengths)), dtype=torch.long)
         for row, (_, request, _) in enumerate(scored):
-            prompts[row, :len(request.prompt)] = torch.tensor(request.prompt)
+            prompts[row, : len(request.prompt)] = torch.tensor(request.prompt)
         k = min(max(request.topk_prompt_logprobs for _, request, _ in scored), base.vocab_size)
-        logprobs, top, next_logits = prompt_scores(base.model, prompts.to(self.precision.device), lengths,
-                                                   self.precision, topk=k)
+        logprobs, top, next_logits = prompt_scores(
+            base.model, prompts.to(self.precision.device), lengths, self.precision, topk=k
+        )
         offset = 0  # `top` is flattened over the scored positions, row by row
         for row, (i, request, rows) in enumerate(scored):
             length = len(request.prompt) - 1
@@ -205,8 +221,8 @@ class SamplingService:
             topk = None
             if request.topk_prompt_logprobs and top is not None:
                 own = min(request.topk_prompt_logprobs, k)
-                values = top[0][offset:offset + length, :own].tolist()
-                ids = top[1][offset:offset + length, :own].tolist()
+                values = top[0][offset : offset + length, :own].tolist()
+                ids = top[1][offset : offset + length, :own].tolist()
                 topk = [None, *[list(zip(top_ids, top_values)) for top_ids, top_values in zip(ids, values)]]
             scores[i] = (prompt_logprobs, topk)
             offset += length
@@ -254,8 +270,7 @@ def _validate(request: SampleRequest, base: LoadedBase) -> None:
         (settings.temperature >= 0, f"temperature must be >= 0, got {settings.temperature}"),
         (0 < settings.top_p <= 1, f"top_p must be in (0, 1], got {settings.top_p}"),
         (settings.top_k >= -1, f"top_k must be -1 (off) or a positive integer, got {settings.top_k}"),
-        (request.topk_prompt_logprobs >= 0,
-         f"topk_prompt_logprobs must be >= 0, got {request.topk_prompt_logprobs}"),
+        (request.topk_prompt_logprobs >= 0, f"topk_prompt_logprobs must be >= 0, got {request.topk_prompt_logprobs}"),
     ]
     for ok, message in checks:
         if not ok:

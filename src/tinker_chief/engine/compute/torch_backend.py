@@ -125,8 +125,15 @@ class TorchBackend:
             host.remove(slot)
             raise InvalidRequestError(f"cannot apply this LoRA config to {base.info.name}: {error}") from None
         params = host.parameters(slot)
-        model = TrainingModel(model_id, base, host, slot, spec, AdapterOptimizer(params),
-                              {name: slot_free_key(name, slot) for name in params})
+        model = TrainingModel(
+            model_id,
+            base,
+            host,
+            slot,
+            spec,
+            AdapterOptimizer(params),
+            {name: slot_free_key(name, slot) for name in params},
+        )
         self._models[model_id] = model
         return model
 
@@ -151,8 +158,14 @@ class TorchBackend:
         del self._models[model_id]
 
     # --- training -----------------------------------------------------------------------
-    def forward_backward(self, model_id: str, data: list[DatumArrays], loss_fn: str,
-                         loss_fn_config: dict[str, float | str], forward_only: bool) -> ForwardBackwardResult:
+    def forward_backward(
+        self,
+        model_id: str,
+        data: list[DatumArrays],
+        loss_fn: str,
+        loss_fn_config: dict[str, float | str],
+        forward_only: bool,
+    ) -> ForwardBackwardResult:
         call = self._prepare(ForwardBackwardCall(model_id, data, loss_fn, loss_fn_config, forward_only))
         return self._run_alone(call)
 
@@ -180,16 +193,23 @@ class TorchBackend:
     def _prepare(self, call: ForwardBackwardCall) -> _Prepared:
         model = self._model(call.model_id)
         definition = loss_def(call.loss_fn)
-        batch = pad_batch(call.data, definition.inputs, OPTIONAL_INPUTS, model.base.vocab_size,
-                          model.base.info.max_context_length, self.device)
+        batch = pad_batch(
+            call.data,
+            definition.inputs,
+            OPTIONAL_INPUTS,
+            model.base.vocab_size,
+            model.base.info.max_context_length,
+            self.device,
+        )
         return _Prepared(call, model, definition, batch)
 
     def _run_alone(self, call: _Prepared) -> ForwardBackwardResult:
         model, batch = call.model, call.batch
         model.host.activate(model.slot)
         with _grad_mode(call.call.forward_only):
-            logprobs, _ = target_logprobs(model.base.model, batch.tokens, batch.inputs["target_tokens"],
-                                          batch.mask, self.precision)
+            logprobs, _ = target_logprobs(
+                model.base.model, batch.tokens, batch.inputs["target_tokens"], batch.mask, self.precision
+            )
             loss = call.definition.fn(logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {})
         if not call.call.forward_only:
             loss.backward()
@@ -200,8 +220,9 @@ class TorchBackend:
             try:
                 scored = self._score_together(group)
             except Exception:  # the shared forward itself (e.g. out of memory): no gradient was touched yet
-                log.warning("a shared forward of %d calls failed; running them one at a time", len(group),
-                            exc_info=True)
+                log.warning(
+                    "a shared forward of %d calls failed; running them one at a time", len(group), exc_info=True
+                )
             else:
                 return self._backward_together(group, scored)
         outcomes: list[_Outcome] = []
@@ -233,8 +254,13 @@ class TorchBackend:
                 batch, count = call.batch, len(call.batch.lengths)
                 rows.only(call.model.slot)  # the output projection sees one call's positions at a time
                 try:
-                    logprobs, _ = score_hidden(first.base.model, hidden[start:start + count, :batch.tokens.shape[1]],
-                                               batch.inputs["target_tokens"], batch.mask, self.precision)
+                    logprobs, _ = score_hidden(
+                        first.base.model,
+                        hidden[start : start + count, : batch.tokens.shape[1]],
+                        batch.inputs["target_tokens"],
+                        batch.mask,
+                        self.precision,
+                    )
                     loss = call.definition.fn(logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {})
                     scored.append((logprobs, loss))
                 except Exception as exc:
@@ -251,8 +277,10 @@ class TorchBackend:
                 torch.stack(losses).sum().backward()
             except Exception as exc:
                 return [exc for _ in group]
-        return [outcome if isinstance(outcome, Exception) else _result(call.batch, *outcome)
-                for call, outcome in zip(group, scored, strict=True)]
+        return [
+            outcome if isinstance(outcome, Exception) else _result(call.batch, *outcome)
+            for call, outcome in zip(group, scored, strict=True)
+        ]
 
     def optim_step(self, model_id: str, params: AdamStep) -> dict[str, float]:
         return self._model(model_id).optimizer.step(params)
@@ -266,8 +294,14 @@ class TorchBackend:
         self._write(self._model(model_id), Path(directory), None)
 
     def _write(self, model: TrainingModel, directory: Path, optimizer: dict[str, torch.Tensor] | None) -> None:
-        checkpoint_io.write_adapter(directory, model.base.info.name, model.spec, model.host.config(model.slot),
-                                    model.host.state_dict(model.slot), optimizer)
+        checkpoint_io.write_adapter(
+            directory,
+            model.base.info.name,
+            model.spec,
+            model.host.config(model.slot),
+            model.host.state_dict(model.slot),
+            optimizer,
+        )
 
     def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSpec:
         files = checkpoint_io.read_adapter(Path(directory), with_optimizer)
@@ -285,8 +319,9 @@ class TorchBackend:
     # --- sampling -----------------------------------------------------------------------
     def snapshot_for_sampling(self, model_id: str) -> str:
         model = self._model(model_id)
-        return self.sampling.add_adapter(SamplerRef(model.base.info.name, None),
-                                         model.host.config(model.slot), model.host.state_dict(model.slot))
+        return self.sampling.add_adapter(
+            SamplerRef(model.base.info.name, None), model.host.config(model.slot), model.host.state_dict(model.slot)
+        )
 
     def live_sampler(self, model_id: str) -> str:
         self._model(model_id)

@@ -34,10 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.exit_with_parent:
         _exit_with_parent(args.exit_with_parent)
-    settings = EngineSettings(state_dir=args.state_dir, host=args.host, port=args.port, device=args.device,
-                              dtype=args.dtype, api_key=os.environ.get(API_KEY_ENV) or None,
-                              allow_model_dirs=tuple(args.allow_model_dir), session_timeout=args.session_timeout,
-                              max_training_clients=args.max_training_clients)
+    settings = EngineSettings(
+        state_dir=args.state_dir,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        dtype=args.dtype,
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        allow_model_dirs=tuple(args.allow_model_dir),
+        session_timeout=args.session_timeout,
+        max_training_clients=args.max_training_clients,
+    )
     try:
         serve(settings)
     except ChiefError as exc:

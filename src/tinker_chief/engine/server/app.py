@@ -52,8 +52,13 @@ UNSUPPORTED_ROUTES: dict[str, str] = {
 }
 
 
-def create_app(engine: EngineService, *, api_key: str | None = None,
-               expiry_sweep_s: float | None = None, bind_host: str = "127.0.0.1") -> FastAPI:
+def create_app(
+    engine: EngineService,
+    *,
+    api_key: str | None = None,
+    expiry_sweep_s: float | None = None,
+    bind_host: str = "127.0.0.1",
+) -> FastAPI:
     """`expiry_sweep_s`: seconds between checkpoint deletion passes (default `expiry.sweep_interval()`)."""
     sampling = SamplingService(engine)
     sweep_s = expiry_sweep_s or expiry.sweep_interval()
@@ -160,26 +165,36 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def engine_error(request: Request, exc: Exception) -> JSONResponse:
         status = status_of(exc)
         if status >= 500:
-            log.exception("internal error in %s %s (%s)", request.method, request.url.path,
-                          request.headers.get("x-sdk-method", "no SDK method"), exc_info=exc)
-            return JSONResponse(error_body(f"internal engine error: {type(exc).__name__}: {exc}", "server"),
-                                status_code=status)
+            log.exception(
+                "internal error in %s %s (%s)",
+                request.method,
+                request.url.path,
+                request.headers.get("x-sdk-method", "no SDK method"),
+                exc_info=exc,
+            )
+            return JSONResponse(
+                error_body(f"internal engine error: {type(exc).__name__}: {exc}", "server"), status_code=status
+            )
         return JSONResponse(error_body(str(exc)), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code in (404, 405):
-            message = (f"{request.method} {request.url.path} is not an endpoint of the local engine "
-                       "(this Tinker feature is not supported by chief engine serve)")
+            message = (
+                f"{request.method} {request.url.path} is not an endpoint of the local engine "
+                "(this Tinker feature is not supported by chief engine serve)"
+            )
             return JSONResponse(error_body(message), status_code=exc.status_code)
         return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code)
 
 
 def _add_unsupported_routes(app: FastAPI, engine: EngineService) -> None:
     for path, feature in UNSUPPORTED_ROUTES.items():
+
         async def unsupported(request: Request, feature: str = feature) -> None:
             release_seq_id(engine, await request.body())
             raise UnsupportedError(feature)
+
         app.add_api_route(path, unsupported, methods=["POST", "GET"])
 
 
@@ -385,10 +400,12 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
         return signed.urls(str(request.base_url), run_id, checkpoint_id)
 
     @app.get(downloads.PREFIX + "/{run_id}/{name}/{filename}")
-    async def external_weights_file(run_id: str, name: str, filename: str, expires: str = "",
-                                    signature: str = "") -> FileResponse:
-        return FileResponse(signed.file(run_id, name, filename, expires, signature),
-                            media_type="application/octet-stream")
+    async def external_weights_file(
+        run_id: str, name: str, filename: str, expires: str = "", signature: str = ""
+    ) -> FileResponse:
+        return FileResponse(
+            signed.file(run_id, name, filename, expires, signature), media_type="application/octet-stream"
+        )
 
     @app.put("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/ttl")
     async def set_checkpoint_ttl(run_id: str, checkpoint_id: str, request: Request) -> dict:
@@ -396,8 +413,10 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
         store.set_ttl(run_id, checkpoint_id, await _ttl_field(request))
         return {}
 
-    @app.api_route("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/{action}",
-                   methods=["POST", "PUT", "DELETE", "GET"])
+    @app.api_route(
+        "/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/{action}",
+        methods=["POST", "PUT", "DELETE", "GET"],
+    )
     async def checkpoint_action(action: str) -> None:
         raise UnsupportedError(f"checkpoint {action} (publishing checkpoints)")
 
@@ -407,8 +426,9 @@ async def _ttl_field(request: Request) -> object:
     try:
         body = load_json(await request.body())
     except ValueError:
-        raise InvalidRequestError("checkpoint ttl: body is not valid JSON (expected {\"ttl_seconds\": ...})") from None
+        raise InvalidRequestError('checkpoint ttl: body is not valid JSON (expected {"ttl_seconds": ...})') from None
     if not isinstance(body, dict) or "ttl_seconds" not in body:
-        raise InvalidRequestError("checkpoint ttl: field ttl_seconds is missing (a number of seconds, "
-                                  "or null to keep the checkpoint forever)")
+        raise InvalidRequestError(
+            "checkpoint ttl: field ttl_seconds is missing (a number of seconds, or null to keep the checkpoint forever)"
+        )
     return body["ttl_seconds"]

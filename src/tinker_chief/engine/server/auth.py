@@ -51,14 +51,16 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, api_key: str | None) -> None:
     """Refuse to expose the engine beyond this machine without an API key."""
     if api_key is not None and not api_key.startswith("tml-"):
-        raise ConfigurationError("--api-key / CHIEF_ENGINE_API_KEY must start with 'tml-' "
-                                 "(the tinker SDK only sends keys of that form)")
+        raise ConfigurationError(
+            "--api-key / CHIEF_ENGINE_API_KEY must start with 'tml-' (the tinker SDK only sends keys of that form)"
+        )
     if api_key is not None and len(api_key) < 8:
         raise ConfigurationError("--api-key / CHIEF_ENGINE_API_KEY is too short (use at least 8 characters)")
     if not is_loopback(host) and not api_key:
         raise ConfigurationError(
             f"refusing to listen on non-loopback address {host!r} without an API key: set --api-key "
-            "or CHIEF_ENGINE_API_KEY (clients must then send it as their tinker api_key)")
+            "or CHIEF_ENGINE_API_KEY (clients must then send it as their tinker api_key)"
+        )
     if not is_loopback(host) and api_key:
         check_key_strength(host, api_key)
 
@@ -70,7 +72,8 @@ def check_key_strength(host: str, api_key: str) -> None:
         raise ConfigurationError(
             f"the API key is too weak to expose the engine on {host!r}: after 'tml-' it needs at least "
             f"{MIN_REMOTE_KEY_CHARS} characters with at least {MIN_REMOTE_KEY_DISTINCT} different ones "
-            f"(it has {len(secret)} with {len(set(secret))} different); generate one with {KEY_HINT}")
+            f"(it has {len(secret)} with {len(set(secret))} different); generate one with {KEY_HINT}"
+        )
 
 
 class ApiKeyMiddleware:
@@ -79,8 +82,9 @@ class ApiKeyMiddleware:
     Paths under `open_prefix` pass without a key: their route checks a credential of its own
     (the signed download URLs of `downloads.py`, fetched by clients that send no key)."""
 
-    def __init__(self, app: ASGIApp, api_key: str, open_prefix: str | None = None,
-                 limiter: AuthFailureLimiter | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, api_key: str, open_prefix: str | None = None, limiter: AuthFailureLimiter | None = None
+    ) -> None:
         self.app = app
         self._expected = api_key.encode()
         self._open_prefix = open_prefix
@@ -95,10 +99,12 @@ class ApiKeyMiddleware:
             client = (scope.get("client") or ("unknown", 0))[0]
             wait_s = self._limiter.wait_s(client)
             if wait_s > 0:  # before comparing: a locked-out address learns nothing about its guesses
-                message = (f"too many requests with a wrong X-API-Key from {client}; "
-                           f"retry in {math.ceil(wait_s)} seconds")
-                await JSONResponse(error_body(message), status_code=429,
-                                   headers={"Retry-After": str(math.ceil(wait_s))})(scope, receive, send)
+                message = (
+                    f"too many requests with a wrong X-API-Key from {client}; retry in {math.ceil(wait_s)} seconds"
+                )
+                await JSONResponse(
+                    error_body(message), status_code=429, headers={"Retry-After": str(math.ceil(wait_s))}
+                )(scope, receive, send)
                 return
             sent = dict(scope.get("headers") or []).get(b"x-api-key", b"")
             if not hmac.compare_digest(sent, self._expected):
@@ -116,8 +122,13 @@ class AuthFailureLimiter:
     same as never seen) are forgotten, then the oldest. Runs on the event loop only (no lock).
     """
 
-    def __init__(self, burst: int = AUTH_FAILURE_BURST, refill_s: float = AUTH_FAILURE_REFILL_S,
-                 clock: Callable[[], float] = time.monotonic, max_clients: int = 10_000) -> None:
+    def __init__(
+        self,
+        burst: int = AUTH_FAILURE_BURST,
+        refill_s: float = AUTH_FAILURE_REFILL_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ) -> None:
         self._burst, self._refill_s, self._clock, self._max = burst, refill_s, clock, max_clients
         self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
 
@@ -146,7 +157,7 @@ def host_name(header: str) -> str:
     """The host part of a `Host` header: `[::1]:8765` -> `::1`, `Localhost:80` -> `localhost`."""
     header = header.strip().lower()
     if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
+        return header[1 : header.find("]")] if "]" in header else header
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
@@ -175,10 +186,14 @@ class BrowserGuardMiddleware:
 
     def _problem(self, headers: dict[bytes, bytes]) -> str | None:
         if b"origin" in headers or headers.get(b"sec-fetch-site", b"").lower() in _BROWSER_SITES:
-            return ("refused: this request came from a web page (it has a browser Origin or Sec-Fetch-Site "
-                    "header); the engine serves API clients such as the tinker SDK only")
+            return (
+                "refused: this request came from a web page (it has a browser Origin or Sec-Fetch-Site "
+                "header); the engine serves API clients such as the tinker SDK only"
+            )
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
         if host and not self._any_host and host != self._bind and not is_loopback(host):
-            return (f"refused: the Host header names {shown(host, 100)}, not this engine's address "
-                    f"({self._bind}); connect to the engine by its address (this blocks DNS rebinding)")
+            return (
+                f"refused: the Host header names {shown(host, 100)}, not this engine's address "
+                f"({self._bind}); connect to the engine by its address (this blocks DNS rebinding)"
+            )
         return None

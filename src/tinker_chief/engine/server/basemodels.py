@@ -41,8 +41,9 @@ class BaseInfo:
 
 
 class BaseModelCatalog:
-    def __init__(self, backend: ComputeBackend, local_dirs: LocalModelDirs | None = None,
-                 tokenizer_paths: bool = True) -> None:
+    def __init__(
+        self, backend: ComputeBackend, local_dirs: LocalModelDirs | None = None, tokenizer_paths: bool = True
+    ) -> None:
         self._backend = backend
         self._local_dirs = local_dirs or LocalModelDirs()
         # A tokenizer directory helps only a client on this machine (the SDK's offline
@@ -77,8 +78,9 @@ class BaseModelCatalog:
             name=public_model_name(canonical),
             arch=backend_info.arch if backend_info else str(config.get("model_type", "unknown")),
             vocab_size=int(config["vocab_size"]),
-            max_context_length=(backend_info.max_context_length if backend_info
-                                else int(config.get("max_position_embeddings", 2048))),
+            max_context_length=(
+                backend_info.max_context_length if backend_info else int(config.get("max_position_embeddings", 2048))
+            ),
             tokenizer_dir=backend_info.tokenizer_dir if backend_info else str(directory),
             eos_tokens=_ids(generation.get("eos_token_id")) or _ids(config.get("eos_token_id")),
         )

@@ -37,8 +37,11 @@ REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
     "gspo": _RL_INPUTS,
 }
 _NUMPY_OF = {pb.DTYPE_FLOAT32: np.float32, pb.DTYPE_INT64: np.int64, pb.DTYPE_INT32: np.int32}
-_PROTO_OF = {np.dtype(np.float32): pb.DTYPE_FLOAT32, np.dtype(np.int64): pb.DTYPE_INT64,
-             np.dtype(np.int32): pb.DTYPE_INT32}
+_PROTO_OF = {
+    np.dtype(np.float32): pb.DTYPE_FLOAT32,
+    np.dtype(np.int64): pb.DTYPE_INT64,
+    np.dtype(np.int32): pb.DTYPE_INT32,
+}
 DEFAULT_MAX_TOKENS = 128
 MAX_NUM_SAMPLES = 256
 # topk_prompt_logprobs feeds top-K distillation; the cookbook recommends K=20 (its SDFT results
@@ -75,7 +78,8 @@ def forward_backward_call(message: pb.ForwardBackwardRequest) -> ForwardBackward
         if loss_fn in ("custom", "stable_reinforce"):
             raise UnsupportedError(f"loss_fn {loss_fn!r}")
         raise InvalidRequestError(
-            f"forward_backward: unknown loss_fn {loss_fn!r}; expected one of {', '.join(SUPPORTED_LOSSES)}")
+            f"forward_backward: unknown loss_fn {loss_fn!r}; expected one of {', '.join(SUPPORTED_LOSSES)}"
+        )
     if not message.data:
         raise InvalidRequestError("forward_backward: field data is empty (expected at least one datum)")
     data = [_parse_datum(i, d, loss_fn) for i, d in enumerate(message.data)]
@@ -91,8 +95,9 @@ def forward_backward_call(message: pb.ForwardBackwardRequest) -> ForwardBackward
 def _loss_config(message: pb.ForwardBackwardRequest) -> dict[str, float | str]:
     # v2 carries strings too and is what current SDKs fill; the legacy map mirrors its numbers.
     if message.loss_fn_config_v2:
-        return {k: (v.text if v.WhichOneof("value") == "text" else v.number)
-                for k, v in message.loss_fn_config_v2.items()}
+        return {
+            k: (v.text if v.WhichOneof("value") == "text" else v.number) for k, v in message.loss_fn_config_v2.items()
+        }
     return {k: float(v) for k, v in message.loss_fn_config.items()}
 
 
@@ -114,12 +119,14 @@ def _parse_datum(index: int, datum: pb.Datum, loss_fn: str) -> DatumArrays:
     if missing:
         raise InvalidRequestError(
             f"{where}: loss_fn_inputs is missing {', '.join(missing)} "
-            f"({loss_fn} needs {', '.join(REQUIRED_INPUTS[loss_fn])})")
+            f"({loss_fn} needs {', '.join(REQUIRED_INPUTS[loss_fn])})"
+        )
     for name, array in inputs.items():
         if array.ndim == 0 or array.shape[0] != tokens.size:
             raise InvalidRequestError(
                 f"{where}: loss_fn_inputs[{name!r}] has shape {list(array.shape)}; expected its first "
-                f"dimension to equal the model_input length {tokens.size}")
+                f"dimension to equal the model_input length {tokens.size}"
+            )
     return DatumArrays(tokens=tokens, loss_fn_inputs=inputs)
 
 
@@ -188,41 +195,63 @@ def sampling_settings(request: WireSampleRequest, eos_tokens: tuple[int, ...]) -
         elif all(isinstance(s, int) and not isinstance(s, bool) for s in items):
             tokens = tuple(dict.fromkeys([*(s for s in items if isinstance(s, int)), *eos_tokens])) if items else ()
         else:
-            raise InvalidRequestError("asample: sampling_params.stop must be a string, a list of strings "
-                                      "or a list of token ids, not a mix")
+            raise InvalidRequestError(
+                "asample: sampling_params.stop must be a string, a list of strings or a list of token ids, not a mix"
+            )
         if not items:
             tokens = ()  # stop=[] disables every stop condition, EOS included
     max_tokens = DEFAULT_MAX_TOKENS if params.max_tokens is None else params.max_tokens
     _check(max_tokens >= 1, f"sampling_params.max_tokens must be at least 1, got {max_tokens}")
-    _check(params.temperature >= 0 and math.isfinite(params.temperature),
-           f"sampling_params.temperature must be a finite number >= 0, got {params.temperature}")
+    _check(
+        params.temperature >= 0 and math.isfinite(params.temperature),
+        f"sampling_params.temperature must be a finite number >= 0, got {params.temperature}",
+    )
     _check(0 < params.top_p <= 1, f"sampling_params.top_p must be in (0, 1], got {params.top_p}")
     _check(params.top_k == -1 or params.top_k >= 1, f"sampling_params.top_k must be -1 or >= 1, got {params.top_k}")
-    _check(params.seed is None or 0 <= params.seed <= MAX_SEED,
-           f"sampling_params.seed must be between 0 and {MAX_SEED} (2**64 - 1), got {shown(params.seed)}")
-    return SamplingSettings(max_tokens=max_tokens, temperature=float(params.temperature),
-                            top_p=float(params.top_p), top_k=int(params.top_k), seed=params.seed,
-                            stop_strings=strings, stop_tokens=tokens)
+    _check(
+        params.seed is None or 0 <= params.seed <= MAX_SEED,
+        f"sampling_params.seed must be between 0 and {MAX_SEED} (2**64 - 1), got {shown(params.seed)}",
+    )
+    return SamplingSettings(
+        max_tokens=max_tokens,
+        temperature=float(params.temperature),
+        top_p=float(params.top_p),
+        top_k=int(params.top_k),
+        seed=params.seed,
+        stop_strings=strings,
+        stop_tokens=tokens,
+    )
 
 
-def sample_request(request: WireSampleRequest, sampler: str, eos_tokens: tuple[int, ...],
-                   vocab_size: int | None = None) -> SampleRequest:
-    for field, unsupported in (("topk_sample_logprobs", request.topk_sample_logprobs > 0),
-                               ("target_prompt_logprobs", request.target_prompt_logprobs is not None),
-                               ("prompt_alt_tokens_k", request.prompt_alt_tokens_k > 0),
-                               ("record_stability_info", bool(request.record_stability_info))):
+def sample_request(
+    request: WireSampleRequest, sampler: str, eos_tokens: tuple[int, ...], vocab_size: int | None = None
+) -> SampleRequest:
+    for field, unsupported in (
+        ("topk_sample_logprobs", request.topk_sample_logprobs > 0),
+        ("target_prompt_logprobs", request.target_prompt_logprobs is not None),
+        ("prompt_alt_tokens_k", request.prompt_alt_tokens_k > 0),
+        ("record_stability_info", bool(request.record_stability_info)),
+    ):
         if unsupported:
             raise UnsupportedError(f"asample: {field}")
-    _check(1 <= request.num_samples <= MAX_NUM_SAMPLES,
-           f"num_samples must be between 1 and {MAX_NUM_SAMPLES}, got {request.num_samples}")
+    _check(
+        1 <= request.num_samples <= MAX_NUM_SAMPLES,
+        f"num_samples must be between 1 and {MAX_NUM_SAMPLES}, got {request.num_samples}",
+    )
     _check_topk(request.topk_prompt_logprobs, vocab_size)
     prompt = prompt_tokens(request)
     settings = sampling_settings(request, eos_tokens)
     _check_last_n(request.prompt_logprobs_last_n, len(prompt))
     _check_budget(request, len(prompt), settings.max_tokens)
     want_prompt_lp = bool(request.prompt_logprobs) or request.topk_prompt_logprobs > 0
-    return SampleRequest(sampler=sampler, prompt=prompt, num_samples=request.num_samples, settings=settings,
-                         prompt_logprobs=want_prompt_lp, topk_prompt_logprobs=request.topk_prompt_logprobs)
+    return SampleRequest(
+        sampler=sampler,
+        prompt=prompt,
+        num_samples=request.num_samples,
+        settings=settings,
+        prompt_logprobs=want_prompt_lp,
+        topk_prompt_logprobs=request.topk_prompt_logprobs,
+    )
 
 
 def _check_topk(k: int, vocab_size: int | None) -> None:
@@ -232,23 +261,29 @@ def _check_topk(k: int, vocab_size: int | None) -> None:
 
 
 def _check_last_n(last_n: int | None, prompt_length: int) -> None:
-    _check(last_n is None or 1 <= last_n <= prompt_length - 1,
-           f"asample: prompt_logprobs_last_n must be between 1 and the prompt length - 1 ({prompt_length - 1}), "
-           f"got {shown(last_n)}")
+    _check(
+        last_n is None or 1 <= last_n <= prompt_length - 1,
+        f"asample: prompt_logprobs_last_n must be between 1 and the prompt length - 1 ({prompt_length - 1}), "
+        f"got {shown(last_n)}",
+    )
 
 
 def _check_budget(request: WireSampleRequest, prompt_length: int, max_tokens: int) -> None:
     """Refuse, before anything is allocated, a request whose results would exceed one request's share."""
     sampled = request.num_samples * max_tokens
-    _check(sampled <= MAX_SAMPLED_TOKENS,
-           f"asample: num_samples x max_tokens = {request.num_samples} x {shown(max_tokens)} = {shown(sampled)} "
-           f"sampled tokens exceeds the engine's limit of {MAX_SAMPLED_TOKENS} per request "
-           "(split it into several requests)")
+    _check(
+        sampled <= MAX_SAMPLED_TOKENS,
+        f"asample: num_samples x max_tokens = {request.num_samples} x {shown(max_tokens)} = {shown(sampled)} "
+        f"sampled tokens exceeds the engine's limit of {MAX_SAMPLED_TOKENS} per request "
+        "(split it into several requests)",
+    )
     cells = (prompt_length - 1) * request.topk_prompt_logprobs
-    _check(cells <= MAX_TOPK_CELLS,
-           f"asample: topk_prompt_logprobs x scored prompt tokens = {request.topk_prompt_logprobs} x "
-           f"{prompt_length - 1} = {cells} exceeds the engine's limit of {MAX_TOPK_CELLS} top-k entries per "
-           "request (lower topk_prompt_logprobs or split the prompt)")
+    _check(
+        cells <= MAX_TOPK_CELLS,
+        f"asample: topk_prompt_logprobs x scored prompt tokens = {request.topk_prompt_logprobs} x "
+        f"{prompt_length - 1} = {cells} exceeds the engine's limit of {MAX_TOPK_CELLS} top-k entries per "
+        "request (lower topk_prompt_logprobs or split the prompt)",
+    )
 
 
 def prompt_tokens(request: WireSampleRequest) -> tuple[int, ...]:
@@ -282,7 +317,7 @@ def encode_sample(result: SampleResult, request: WireSampleRequest) -> bytes:
 def _keep_last(values: list, last_n: int | None, blank: object) -> list:
     if last_n is None or last_n >= len(values):
         return list(values)
-    return [blank] * (len(values) - last_n) + list(values[len(values) - last_n:])
+    return [blank] * (len(values) - last_n) + list(values[len(values) - last_n :])
 
 
 def _topk(rows: list[list[tuple[int, float]] | None], k: int) -> pb.TopkLogprobs:

@@ -44,27 +44,39 @@ class SignedDownloads:
         tinker_path = f"tinker://{run_id}/{checkpoint_id}"
         run_id, kind, name = parse_tinker_path(tinker_path)
         if kind != "external_weights":
-            raise InvalidRequestError(f"external_weights_urls: {tinker_path} is not an external weights checkpoint "
-                                      "(tinker://<run>/external_weights/<name>, from save_weights_external)")
+            raise InvalidRequestError(
+                f"external_weights_urls: {tinker_path} is not an external weights checkpoint "
+                "(tinker://<run>/external_weights/<name>, from save_weights_external)"
+            )
         _, directory = self.store.resolve(tinker_path)
         expires = int(self.clock()) + self.lifetime_s
         base = base_url.rstrip("/")
-        urls = {file.name: (f"{base}{PREFIX}/{quote(run_id, safe='')}/{quote(name, safe='')}/"
-                            f"{quote(file.name, safe='')}?expires={expires}&signature="
-                            f"{self._signature(run_id, name, file.name, expires)}")
-                for file in sorted(directory.iterdir()) if file.is_file()}
-        return ExternalWeightsUrlsResponse(urls=urls, expires=datetime.fromtimestamp(expires, UTC)
-                                           ).model_dump(mode="json")
+        urls = {
+            file.name: (
+                f"{base}{PREFIX}/{quote(run_id, safe='')}/{quote(name, safe='')}/"
+                f"{quote(file.name, safe='')}?expires={expires}&signature="
+                f"{self._signature(run_id, name, file.name, expires)}"
+            )
+            for file in sorted(directory.iterdir())
+            if file.is_file()
+        }
+        return ExternalWeightsUrlsResponse(urls=urls, expires=datetime.fromtimestamp(expires, UTC)).model_dump(
+            mode="json"
+        )
 
     def file(self, run_id: str, name: str, filename: str, expires: str, signature: str) -> Path:
         """The file a URL from `urls` names, once its signature and expiry check out."""
         expected = self._signature(run_id, name, filename, expires)
         if not hmac.compare_digest(signature.encode(), expected.encode()):
-            raise DownloadLinkError("this download URL was not issued by this engine (or the engine restarted "
-                                    "since); ask for new ones with get_external_weights_urls")
+            raise DownloadLinkError(
+                "this download URL was not issued by this engine (or the engine restarted "
+                "since); ask for new ones with get_external_weights_urls"
+            )
         if int(expires) <= self.clock():
-            raise DownloadLinkError(f"this download URL expired at {datetime.fromtimestamp(int(expires), UTC)}"
-                                    "; ask for new ones with get_external_weights_urls")
+            raise DownloadLinkError(
+                f"this download URL expired at {datetime.fromtimestamp(int(expires), UTC)}"
+                "; ask for new ones with get_external_weights_urls"
+            )
         _, directory = self.store.resolve(f"tinker://{run_id}/external_weights/{name}")
         path = directory / filename
         if not path.is_file() or path.parent != directory:

@@ -116,30 +116,41 @@ class FutureTable:
             self._prune()
             held = [e for e in self._entries.values() if e.completed_at is not None]
         unretrieved = [e for e in held if e.retrieved_at is None]
-        return {"results_held": len(held), "results_held_bytes": sum(e.size_bytes for e in held),
-                "results_unretrieved": len(unretrieved),
-                "results_unretrieved_bytes": sum(e.size_bytes for e in unretrieved),
-                "results_expired": self._expired_count}
+        return {
+            "results_held": len(held),
+            "results_held_bytes": sum(e.size_bytes for e in held),
+            "results_unretrieved": len(unretrieved),
+            "results_unretrieved_bytes": sum(e.size_bytes for e in unretrieved),
+            "results_expired": self._expired_count,
+        }
 
     def _get(self, request_id: str) -> _Entry:
         with self._lock:
             entry = self._entries.get(request_id)
             expired = request_id in self._expired
         if expired:
-            raise GoneError(f"the result of request {shown(request_id)} expired: results are kept "
-                            f"{self._ttl:g} seconds after they complete unless retrieved")
+            raise GoneError(
+                f"the result of request {shown(request_id)} expired: results are kept "
+                f"{self._ttl:g} seconds after they complete unless retrieved"
+            )
         if entry is None:
             raise NotFoundError(f"unknown request_id {shown(request_id)} (expired, or the engine restarted)")
         return entry
 
     def _prune(self) -> None:
         now = self._clock()
-        stale = [rid for rid, e in self._entries.items()
-                 if e.retrieved_at is not None and now - e.retrieved_at > _KEEP_AFTER_RETRIEVAL_S]
+        stale = [
+            rid
+            for rid, e in self._entries.items()
+            if e.retrieved_at is not None and now - e.retrieved_at > _KEEP_AFTER_RETRIEVAL_S
+        ]
         for rid in stale:
             del self._entries[rid]
-        unclaimed = [rid for rid, e in self._entries.items()
-                     if e.retrieved_at is None and e.completed_at is not None and now - e.completed_at > self._ttl]
+        unclaimed = [
+            rid
+            for rid, e in self._entries.items()
+            if e.retrieved_at is None and e.completed_at is not None and now - e.completed_at > self._ttl
+        ]
         for rid in unclaimed:
             del self._entries[rid]
             self._expired[rid] = None

@@ -78,10 +78,20 @@ class EngineHandle:
         self.stop()
 
 
-def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None = None, device: str = "auto",
-                 dtype: str = "auto", api_key: str | None = None, log_file: Path | None = None,
-                 ready_timeout: float = 180.0, allow_model_dirs: Iterable[Path] = (),
-                 session_timeout: float | None = None, max_training_clients: int | None = None) -> EngineHandle:
+def start_engine(
+    *,
+    state_dir: Path,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    api_key: str | None = None,
+    log_file: Path | None = None,
+    ready_timeout: float = 180.0,
+    allow_model_dirs: Iterable[Path] = (),
+    session_timeout: float | None = None,
+    max_training_clients: int | None = None,
+) -> EngineHandle:
     """Start `python -m tinker_chief.engine.server` and wait until it serves.
 
     Without `api_key` the engine gets a random key of its own (see the module docstring).
@@ -102,9 +112,23 @@ def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None =
         env.setdefault("GOMP_SPINCOUNT", ENGINE_SPIN_COUNT)
     key = api_key or f"tml-{secrets.token_urlsafe(32)}"
     env[API_KEY_ENV] = key  # the environment, not argv: a process listing shows every user the arguments
-    command = [sys.executable, "-m", "tinker_chief.engine.server", "--host", host, "--port", str(port or 0),
-               "--state-dir", str(state_dir), "--device", device, "--dtype", dtype,
-               "--exit-with-parent", str(os.getpid())]
+    command = [
+        sys.executable,
+        "-m",
+        "tinker_chief.engine.server",
+        "--host",
+        host,
+        "--port",
+        str(port or 0),
+        "--state-dir",
+        str(state_dir),
+        "--device",
+        device,
+        "--dtype",
+        dtype,
+        "--exit-with-parent",
+        str(os.getpid()),
+    ]
     command += [arg for directory in allow_model_dirs for arg in ("--allow-model-dir", str(directory))]
     if session_timeout is not None:
         command += ["--session-timeout", str(session_timeout)]
@@ -112,15 +136,15 @@ def start_engine(*, state_dir: Path, host: str = "127.0.0.1", port: int | None =
         command += ["--max-training-clients", str(max_training_clients)]
     offset = log_file.stat().st_size if log_file.exists() else 0
     with log_file.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=env)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     url = _wait_ready(process, log_file, offset, ready_timeout)
     key_file = None if api_key else _save_key(url, key, process.pid)  # a caller's own key is never written
     return EngineHandle(url, key, log_file, process, key_file)
 
 
-def ensure_engine(base_url: str | None = None, *, state_dir: Path, api_key: str | None = None,
-                  **start_kwargs: object) -> EngineHandle:
+def ensure_engine(
+    base_url: str | None = None, *, state_dir: Path, api_key: str | None = None, **start_kwargs: object
+) -> EngineHandle:
     """The engine answering at `base_url` if there is one, else a newly started one.
 
     A reused engine's handle does not own the process: `stop()` leaves it running. Without
@@ -208,8 +232,11 @@ def engine_stats(base_url: str, api_key: str | None = None, timeout: float = 5.0
 
 def _get(base_url: str, route: str, api_key: str | None, timeout: float) -> httpx.Response | None:
     try:
-        return httpx.get(f"{base_url.rstrip('/')}/api/v1/{route}", timeout=timeout,
-                         headers={"X-API-Key": api_key or engine_key(base_url) or LOCAL_CLIENT_KEY})
+        return httpx.get(
+            f"{base_url.rstrip('/')}/api/v1/{route}",
+            timeout=timeout,
+            headers={"X-API-Key": api_key or engine_key(base_url) or LOCAL_CLIENT_KEY},
+        )
     except httpx.HTTPError:
         return None
 
@@ -220,14 +247,18 @@ def _wait_ready(process: subprocess.Popen, log_file: Path, offset: int, timeout:
         text = _read_from(log_file, offset)
         for line in text.splitlines():
             if line.startswith(READY_PREFIX):
-                return line[len(READY_PREFIX):].split()[0]
+                return line[len(READY_PREFIX) :].split()[0]
         if process.poll() is not None:
-            raise EngineError(f"the engine exited with code {process.returncode} before it was ready; "
-                              f"log {log_file} ends with:\n{text[-_LOG_TAIL_CHARS:]}")
+            raise EngineError(
+                f"the engine exited with code {process.returncode} before it was ready; "
+                f"log {log_file} ends with:\n{text[-_LOG_TAIL_CHARS:]}"
+            )
         time.sleep(0.1)
     _terminate(process, 10.0)
-    raise EngineError(f"the engine was not ready after {timeout:.0f} s; log {log_file} ends with:\n"
-                      f"{_read_from(log_file, offset)[-_LOG_TAIL_CHARS:]}")
+    raise EngineError(
+        f"the engine was not ready after {timeout:.0f} s; log {log_file} ends with:\n"
+        f"{_read_from(log_file, offset)[-_LOG_TAIL_CHARS:]}"
+    )
 
 
 def _read_from(path: Path, offset: int) -> str:

@@ -66,8 +66,10 @@ def body_limit(path: str) -> int:
 
 def _too_large(path: str, size: str) -> str:
     endpoint = path.removeprefix("/api/v1/")[:100]
-    return (f"{endpoint}: the request body ({size}) exceeds the engine's limit of {body_limit(path) // MiB} MiB "
-            "for this endpoint")
+    return (
+        f"{endpoint}: the request body ({size}) exceeds the engine's limit of {body_limit(path) // MiB} MiB "
+        "for this endpoint"
+    )
 
 
 class BodyLimitMiddleware:
@@ -112,7 +114,8 @@ class _BoundedReceive:
         except TimeoutError:
             raise RequestTimeoutError(
                 f"the request body did not arrive within {self._timeout:g} seconds "
-                f"({self._received} bytes received); the engine closes requests that stall") from None
+                f"({self._received} bytes received); the engine closes requests that stall"
+            ) from None
         if message["type"] == "http.disconnect":
             # Starlette would raise ClientDisconnect, which reaches the 500 handler with a traceback.
             raise InvalidRequestError("the client disconnected before sending the whole request body")
@@ -138,10 +141,12 @@ def inflate_zstd(body: bytes, limit: int = MAX_FORWARD_BACKWARD_BYTES) -> bytes:
     try:
         declared = zstandard.get_frame_parameters(body).content_size
         if declared not in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR) and declared > limit:
-            raise PayloadTooLargeError(f"the zstd body inflates to {declared} bytes, over the engine's limit "
-                                       f"of {limit // MiB} MiB")
+            raise PayloadTooLargeError(
+                f"the zstd body inflates to {declared} bytes, over the engine's limit of {limit // MiB} MiB"
+            )
         reader = zstandard.ZstdDecompressor(max_window_size=limit).stream_reader(
-            io.BytesIO(body), read_across_frames=True)
+            io.BytesIO(body), read_across_frames=True
+        )
         data = reader.read(limit + 1)
     except zstandard.ZstdError as exc:
         raise InvalidRequestError(f"body is not valid zstd data ({str(exc)[:200]})") from None

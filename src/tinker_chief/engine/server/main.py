@@ -41,17 +41,20 @@ class EngineSettings:
     max_training_clients: int | None = None  # None: the engine's default (service.MAX_TRAINING_CLIENTS)
 
     def __repr__(self) -> str:  # never show the key
-        return (f"EngineSettings(state_dir={self.state_dir!s}, host={self.host}, port={self.port}, "
-                f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'}, "
-                f"allow_model_dirs={len(self.allow_model_dirs)}, session_timeout={self.session_timeout}, "
-                f"max_training_clients={self.max_training_clients})")
+        return (
+            f"EngineSettings(state_dir={self.state_dir!s}, host={self.host}, port={self.port}, "
+            f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'}, "
+            f"allow_model_dirs={len(self.allow_model_dirs)}, session_timeout={self.session_timeout}, "
+            f"max_training_clients={self.max_training_clients})"
+        )
 
     def check(self) -> None:
         """Refuse bad settings before anything is loaded (ConfigurationError naming the flag)."""
         check_bind(self.host, self.api_key)
         if self.session_timeout is not None and not self.session_timeout > 0:
-            raise ConfigurationError("--session-timeout must be a positive number of seconds, "
-                                     f"got {self.session_timeout}")
+            raise ConfigurationError(
+                f"--session-timeout must be a positive number of seconds, got {self.session_timeout}"
+            )
         if self.max_training_clients is not None and self.max_training_clients < 1:
             raise ConfigurationError(f"--max-training-clients must be at least 1, got {self.max_training_clients}")
 
@@ -95,23 +98,38 @@ def serve(settings: EngineSettings) -> None:
     from tinker_chief.engine.server.app import create_app
     from tinker_chief.engine.server.basemodels import BaseModelCatalog
 
-    logging.basicConfig(level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    backend = TorchBackend(device=settings.device, dtype=settings.dtype,
-                           spill_root=settings.state_dir / "evicted-samplers")
+    backend = TorchBackend(
+        device=settings.device, dtype=settings.dtype, spill_root=settings.state_dir / "evicted-samplers"
+    )
     engine = service.EngineService(
-        backend, settings.state_dir,
+        backend,
+        settings.state_dir,
         catalog=BaseModelCatalog(backend, local_dirs, tokenizer_paths=is_loopback(settings.host)),
         session_timeout=settings.session_timeout or service.SESSION_TIMEOUT_S,
-        max_training_clients=settings.max_training_clients or service.MAX_TRAINING_CLIENTS)
+        max_training_clients=settings.max_training_clients or service.MAX_TRAINING_CLIENTS,
+    )
     app = create_app(engine, api_key=settings.api_key, bind_host=settings.host)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5, lifespan="on",
-                            http=limits.guarded_h11(read_timeout_s))  # closes connections that stall
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+        http=limits.guarded_h11(read_timeout_s),
+    )  # closes connections that stall
 
     def announce(port: int) -> None:
-        print(f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, "
-              f"state dir {settings.state_dir})", flush=True)
+        print(
+            f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, state dir {settings.state_dir})",
+            flush=True,
+        )
 
     _Server(config, on_signal=engine.scheduler.stop, announce=announce).run()

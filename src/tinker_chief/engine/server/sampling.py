@@ -34,8 +34,9 @@ class SamplingService:
             try:
                 run = self.engine.store.get_run(lease.record.run_id)
                 if base_model and self.engine.catalog.canonical(base_model) != run.base_model:
-                    raise InvalidRequestError(f"{model_path} was trained on "
-                                              f"{public_model_name(run.base_model)}, not {base_model}")
+                    raise InvalidRequestError(
+                        f"{model_path} was trained on {public_model_name(run.base_model)}, not {base_model}"
+                    )
             except Exception:
                 lease.release()
                 raise
@@ -48,6 +49,7 @@ class SamplingService:
                     lease.release()
                     raise
                 return SamplerState(key, run.base_model, model_path, lease)
+
             return load_checkpoint
         if not base_model:
             raise InvalidRequestError("expected model_path (a tinker:// checkpoint) or base_model")
@@ -56,6 +58,7 @@ class SamplingService:
         def load_base() -> SamplerState:
             self.engine.catalog.info(name)
             return SamplerState(name, name, None)
+
         return load_base
 
     def register_session(self, request: CreateSamplingSessionRequest, state: SamplerState) -> str:
@@ -67,8 +70,10 @@ class SamplingService:
     def sampler(self, sampling_session_id: str) -> SamplerState:
         state = self.engine.samplers.get(sampling_session_id)
         if state is None:
-            raise NotFoundError(f"unknown sampler {shown(sampling_session_id)} (its session ended or the engine "
-                                "restarted; create a new sampling client)")
+            raise NotFoundError(
+                f"unknown sampler {shown(sampling_session_id)} (its session ended or the engine "
+                "restarted; create a new sampling client)"
+            )
         self.engine.sessions.touch(sampling_session_id.split(":", 1)[0])  # a sign of life of its session
         return state
 
@@ -76,6 +81,7 @@ class SamplingService:
         """Compute-thread hook: the backend keeps a bounded cache of adapters, so a checkpoint's
         sampler may have been evicted; `load_sampler` returns the cached key or loads it again.
         The sampler held the checkpoint since before it expired, so expiry does not stop it."""
+
         def refresh(request: SampleRequest) -> SampleRequest:
             try:
                 _, directory = self.engine.store.resolve(model_path, allow_expired=True)
@@ -83,12 +89,16 @@ class SamplingService:
             finally:
                 state.release()  # a one-off sample's lease (sessions released theirs already)
             return replace(request, sampler=state.sampler_key)
+
         return refresh
 
     def describe(self, sampler_id: str) -> dict:
         state = self.sampler(sampler_id)
-        return {"sampler_id": sampler_id, "base_model": public_model_name(state.base_model),
-                "model_path": state.model_path}
+        return {
+            "sampler_id": sampler_id,
+            "base_model": public_model_name(state.base_model),
+            "model_path": state.model_path,
+        }
 
     def asample(self, request: WireSampleRequest, state: SamplerState) -> dict:
         try:
@@ -98,17 +108,22 @@ class SamplingService:
             raise
         request_id = self.engine.futures.create("sample")
         self.engine.scheduler.submit_sample(
-            request_id, backend_request, lambda result: codec.encode_sample(result, request),
-            refresh=self._reloader(state, state.model_path) if state.model_path else None)
-        return {"request_id": request_id,
-                "sample_sequence_ids": [f"{request_id}:{i}" for i in range(request.num_samples)]}
-
+            request_id,
+            backend_request,
+            lambda result: codec.encode_sample(result, request),
+            refresh=self._reloader(state, state.model_path) if state.model_path else None,
+        )
+        return {
+            "request_id": request_id,
+            "sample_sequence_ids": [f"{request_id}:{i}" for i in range(request.num_samples)],
+        }
 
     def _backend_request(self, request: WireSampleRequest, state: SamplerState) -> SampleRequest:
         info = self.engine.catalog.cached(state.base_model)
         eos = info.eos_tokens if info else ()
-        backend_request = codec.sample_request(request, state.sampler_key, eos,
-                                               vocab_size=info.vocab_size if info else None)
+        backend_request = codec.sample_request(
+            request, state.sampler_key, eos, vocab_size=info.vocab_size if info else None
+        )
         if info is not None:
             if request.sampling_params.max_tokens is None:  # our default must fit, the client's must not
                 room = max(1, info.max_context_length - len(backend_request.prompt))
@@ -123,4 +138,5 @@ def _check_prompt(prompt: tuple[int, ...], max_tokens: int, info: BaseInfo) -> N
     if len(prompt) + max_tokens > info.max_context_length:
         raise InvalidRequestError(
             f"asample: prompt ({len(prompt)} tokens) + max_tokens ({max_tokens}) exceed the context "
-            f"length of {info.name} ({info.max_context_length})")
+            f"length of {info.name} ({info.max_context_length})"
+        )

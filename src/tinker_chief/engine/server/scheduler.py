@@ -112,8 +112,15 @@ class Scheduler:
         self._prefer_samples = False
         self._expected_samples = 0  # requests likely to be queued soon: see _gather_samples
         self._expected_shared: set[str] = set()  # models of the last shared group: see _take_ready
-        self.stats = {"sample_requests": 0, "sample_batches": 0, "largest_sample_batch": 0, "sample_compute_s": 0.0,
-                      "shared_calls": 0, "shared_requests": 0, "largest_shared_call": 0}
+        self.stats = {
+            "sample_requests": 0,
+            "sample_batches": 0,
+            "largest_sample_batch": 0,
+            "sample_compute_s": 0.0,
+            "shared_calls": 0,
+            "shared_requests": 0,
+            "largest_shared_call": 0,
+        }
         self._thread = threading.Thread(target=self._loop, name="chief-compute", daemon=True)
         self._thread.start()
 
@@ -135,8 +142,9 @@ class Scheduler:
             queue = self._models.get(model_id)
             return queue.seen.get(seq_id) if queue else None
 
-    def submit_ordered(self, model_id: str, seq_id: int | None, request_id: str,
-                       work: Callable[[], Payload] | Shareable) -> None:
+    def submit_ordered(
+        self, model_id: str, seq_id: int | None, request_id: str, work: Callable[[], Payload] | Shareable
+    ) -> None:
         """Run `work` after every earlier `seq_id` of `model_id`; None means 'in arrival order'.
         `Shareable` work may run in one call with other models' (see the module docstring)."""
         if isinstance(work, Shareable):
@@ -184,8 +192,13 @@ class Scheduler:
             self._cond.notify()
         return outcome
 
-    def submit_sample(self, request_id: str, request: SampleRequest, encode: Callable[[SampleResult], Payload],
-                      refresh: Callable[[SampleRequest], SampleRequest] | None = None) -> None:
+    def submit_sample(
+        self,
+        request_id: str,
+        request: SampleRequest,
+        encode: Callable[[SampleResult], Payload],
+        refresh: Callable[[SampleRequest], SampleRequest] | None = None,
+    ) -> None:
         with self._cond:
             self._samples.append(_SampleJob(request_id, request, encode, refresh))
             self._cond.notify()
@@ -229,8 +242,12 @@ class Scheduler:
         now = time.monotonic()
         for model_id, queue in self._models.items():
             if queue.parked and queue.waiting_since is not None and now - queue.waiting_since > SEQ_GAP_TIMEOUT_S:
-                log.warning("model %s: seq_id %d never arrived; running seq_id %d onwards", model_id,
-                            queue.next_seq, min(queue.parked))
+                log.warning(
+                    "model %s: seq_id %d never arrived; running seq_id %d onwards",
+                    model_id,
+                    queue.next_seq,
+                    min(queue.parked),
+                )
                 queue.next_seq = min(queue.parked)
                 queue.waiting_since = None
                 self._release(queue)

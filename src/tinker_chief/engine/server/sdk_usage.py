@@ -31,7 +31,8 @@ def check_sdk_version(version: str) -> None:
     if match and (int(match[1]), int(match[2])) < MIN_SDK:
         raise InvalidRequestError(
             f"client/config: tinker SDK {version} is too old for the local engine, which needs tinker >= "
-            f"{MIN_SDK[0]}.{MIN_SDK[1]} (protobuf forward_backward; tested with 0.38): pip install -U 'tinker>=0.38'")
+            f"{MIN_SDK[0]}.{MIN_SDK[1]} (protobuf forward_backward; tested with 0.38): pip install -U 'tinker>=0.38'"
+        )
 
 
 class SdkUsage:

@@ -113,10 +113,17 @@ class _Sessions:
 
 
 class EngineService:
-    def __init__(self, backend: ComputeBackend, state_dir: Path, clock: Clock = time.time, *,
-                 catalog: BaseModelCatalog | None = None, session_timeout: float = SESSION_TIMEOUT_S,
-                 max_training_clients: int = MAX_TRAINING_CLIENTS,
-                 session_clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        backend: ComputeBackend,
+        state_dir: Path,
+        clock: Clock = time.time,
+        *,
+        catalog: BaseModelCatalog | None = None,
+        session_timeout: float = SESSION_TIMEOUT_S,
+        max_training_clients: int = MAX_TRAINING_CLIENTS,
+        session_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.backend = backend
         self.futures = FutureTable()
         self.scheduler = Scheduler(backend, self.futures)
@@ -142,9 +149,11 @@ class EngineService:
         """Check that the session is live, and count the request as a sign of life."""
         self._end_silent_sessions()
         if not self.sessions.touch(session_id):
-            raise NotFoundError(f"unknown session {shown(session_id)}: it was closed, went "
-                                f"{self.sessions.timeout:.0f} s without a heartbeat, or the engine restarted "
-                                "(create a new ServiceClient)")
+            raise NotFoundError(
+                f"unknown session {shown(session_id)}: it was closed, went "
+                f"{self.sessions.timeout:.0f} s without a heartbeat, or the engine restarted "
+                "(create a new ServiceClient)"
+            )
 
     def finish_session(self, session_id: str) -> None:
         # Lenient on purpose: a client closing after an engine restart should not crash its script.
@@ -176,16 +185,19 @@ class EngineService:
                 f"{endpoint}: this engine already holds {len(self.models)} training clients, its limit "
                 f"(chief engine serve --max-training-clients {self.max_training_clients}); free some first: "
                 "ServiceClient.close() unloads the clients of its session, and a session that sends no "
-                f"heartbeat for {self.sessions.timeout:.0f} s is unloaded automatically")
+                f"heartbeat for {self.sessions.timeout:.0f} s is unloaded automatically"
+            )
 
     # -- models ------------------------------------------------------------------------------
 
     def model(self, model_id: str) -> TrainingModel:
         found = self.models.get(model_id)
         if found is None:
-            raise NotFoundError(f"unknown model_id {shown(model_id)}: no training client with this id is "
-                                "loaded on this engine (it may have been unloaded, its session ended, or the "
-                                "engine restarted)")
+            raise NotFoundError(
+                f"unknown model_id {shown(model_id)}: no training client with this id is "
+                "loaded on this engine (it may have been unloaded, its session ended, or the "
+                "engine restarted)"
+            )
         self.sessions.touch(found.session_id)
         return found
 
@@ -206,8 +218,7 @@ class EngineService:
         def run() -> dict:
             self.catalog.info(base)
             self.backend.create_training_model(model_id, base, lora)
-            self.store.save_run(RunRecord(model_id, base, asdict(lora),
-                                          user_metadata=_str_dict(request.user_metadata)))
+            self.store.save_run(RunRecord(model_id, base, asdict(lora), user_metadata=_str_dict(request.user_metadata)))
             return {"model_id": model_id, "type": "create_model"}
 
         self.scheduler.submit(request_id, self._forget_on_error(model_id, run))
@@ -219,6 +230,7 @@ class EngineService:
 
     def _forget_on_error(self, model_id: str, run: Callable[[], dict]) -> Callable[[], dict]:
         """A model whose creation failed disappears again, so the client can retry cleanly."""
+
         def wrapped() -> dict:
             try:
                 return run()
@@ -227,6 +239,7 @@ class EngineService:
                 self._creations.pop(model_id, None)
                 self.scheduler.close_model(model_id)
                 raise
+
         return wrapped
 
     def get_info(self, model_id: str) -> dict:
@@ -235,8 +248,11 @@ class EngineService:
         return {
             "type": "get_info",
             "model_id": model_id,
-            "model_data": {"arch": info.arch if info else None, "model_name": name,
-                           "tokenizer_id": self.catalog.tokenizer_id(model.base_model)},
+            "model_data": {
+                "arch": info.arch if info else None,
+                "model_name": name,
+                "tokenizer_id": self.catalog.tokenizer_id(model.base_model),
+            },
             "is_lora": True,
             "lora_rank": model.lora.rank,
             "model_name": name,
@@ -254,12 +270,18 @@ class EngineService:
             self.models.pop(model_id, None)
             self.scheduler.close_model(model_id)
             return {"model_id": model_id, "type": "unload_model"}
+
         return run
 
     # -- training ----------------------------------------------------------------------------
 
-    def _submit_ordered(self, model_id: str, seq_id: int | None, kind: str,
-                        prepare: Callable[[TrainingModel], Callable[[], Payload] | Shareable]) -> str:
+    def _submit_ordered(
+        self,
+        model_id: str,
+        seq_id: int | None,
+        kind: str,
+        prepare: Callable[[TrainingModel], Callable[[], Payload] | Shareable],
+    ) -> str:
         """Validate with `prepare` (which returns the work), then queue it in seq_id order."""
         model = self.model(model_id)
         if (known := self.scheduler.known_request(model.model_id, seq_id)) is not None:
@@ -286,8 +308,10 @@ class EngineService:
         return self._submit_ordered(message.model_id, message.seq_id or None, "forward_backward", prepare)
 
     def _forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[Payload | Exception]:
-        return [outcome if isinstance(outcome, Exception) else codec.encode_forward_backward(outcome)
-                for outcome in self.backend.forward_backward_many(calls)]
+        return [
+            outcome if isinstance(outcome, Exception) else codec.encode_forward_backward(outcome)
+            for outcome in self.backend.forward_backward_many(calls)
+        ]
 
     def optim_step(self, request: OptimStepRequest) -> str:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
@@ -296,6 +320,7 @@ class EngineService:
             def run() -> dict:
                 metrics = self.backend.optim_step(model.model_id, step)
                 return {"metrics": {k: float(v) for k, v in metrics.items()}, "type": "optim_step"}
+
             return run
 
         return self._submit_ordered(request.model_id, request.seq_id, "optim_step", prepare)
@@ -307,8 +332,15 @@ class EngineService:
             ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights: ttl_seconds")
             name = validate_name(_name_or(request.path, "state", self._auto_names))
 
-            return lambda: self._persist(model, "weights", name, request.overwrite,
-                                         self.backend.save_training_state, request.user_metadata, ttl_seconds)
+            return lambda: self._persist(
+                model,
+                "weights",
+                name,
+                request.overwrite,
+                self.backend.save_training_state,
+                request.user_metadata,
+                ttl_seconds,
+            )
 
         return self._submit_ordered(request.model_id, request.seq_id, "save_weights", prepare)
 
@@ -322,29 +354,52 @@ class EngineService:
             name = validate_name(_name_or(request.path, "sampler", self._auto_names))
 
             # The request has no overwrite flag: an existing sampler checkpoint name is a conflict.
-            return lambda: self._persist(model, "sampler_weights", name, False,
-                                         self.backend.save_sampler_weights, request.user_metadata, ttl_seconds)
+            return lambda: self._persist(
+                model,
+                "sampler_weights",
+                name,
+                False,
+                self.backend.save_sampler_weights,
+                request.user_metadata,
+                ttl_seconds,
+            )
 
         return self._submit_ordered(request.model_id, request.seq_id, "save_weights_for_sampler", prepare)
 
     def save_weights_external(self, request: SaveWeightsExternalRequest) -> str:
         """The Hugging Face-format export that `tinker checkpoint download` fetches file by file:
         for a LoRA run that is the PEFT adapter, the same files a sampler checkpoint holds."""
+
         def prepare(model: TrainingModel) -> Callable[[], dict]:
             if request.age_encryption_recipients:
                 raise UnsupportedError("save_weights_external with age_encryption_recipients (encrypted exports)")
             ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights_external: ttl_seconds")
             name = validate_name(request.path)
-            return lambda: self._persist(model, "external_weights", name, False, self.backend.save_sampler_weights,
-                                         None, ttl_seconds)
+            return lambda: self._persist(
+                model, "external_weights", name, False, self.backend.save_sampler_weights, None, ttl_seconds
+            )
 
         return self._submit_ordered(request.model_id, request.seq_id, "save_weights_external", prepare)
 
-    def _persist(self, model: TrainingModel, kind: CheckpointKind, name: str, overwrite: bool,
-                 write: Callable[[str, Path], None], user_metadata: dict | None, ttl_seconds: int | None) -> dict:
-        record = self.store.save_checkpoint(model.model_id, kind, name, overwrite,
-                                            lambda directory: write(model.model_id, directory),
-                                            _str_dict(user_metadata), ttl_seconds)
+    def _persist(
+        self,
+        model: TrainingModel,
+        kind: CheckpointKind,
+        name: str,
+        overwrite: bool,
+        write: Callable[[str, Path], None],
+        user_metadata: dict | None,
+        ttl_seconds: int | None,
+    ) -> dict:
+        record = self.store.save_checkpoint(
+            model.model_id,
+            kind,
+            name,
+            overwrite,
+            lambda directory: write(model.model_id, directory),
+            _str_dict(user_metadata),
+            ttl_seconds,
+        )
         self.store.touch_run(model.model_id)
         return {"path": record.tinker_path}
 
@@ -395,8 +450,9 @@ class EngineService:
             finally:
                 lease.release()
             self.models[model_id].lora = lora
-            self.store.save_run(RunRecord(model_id, run.base_model, asdict(lora),
-                                          user_metadata=_str_dict(request.user_metadata)))
+            self.store.save_run(
+                RunRecord(model_id, run.base_model, asdict(lora), user_metadata=_str_dict(request.user_metadata))
+            )
             return {"path": request.path, "model_id": model_id, "type": "load_weights"}
 
         self.scheduler.submit(request_id, self._forget_on_error(model_id, work))
@@ -414,12 +470,15 @@ class EngineService:
 
     def _check_loadable(self, request: LoadWeightsRequest, lease: CheckpointLease) -> RunRecord:
         if request.optimizer and lease.record.kind != "weights":
-            raise InvalidRequestError(f"{request.path} is a sampler checkpoint (weights only); optimizer "
-                                      "state exists only in save_state checkpoints (tinker://<run>/weights/<name>)")
+            raise InvalidRequestError(
+                f"{request.path} is a sampler checkpoint (weights only); optimizer "
+                "state exists only in save_state checkpoints (tinker://<run>/weights/<name>)"
+            )
         run = self.store.get_run(lease.record.run_id)
         if request.base_model and self.catalog.canonical(request.base_model) != run.base_model:
-            raise InvalidRequestError(f"{request.path} was trained on {public_model_name(run.base_model)}, "
-                                      f"not {request.base_model}")
+            raise InvalidRequestError(
+                f"{request.path} was trained on {public_model_name(run.base_model)}, not {request.base_model}"
+            )
         return run
 
     def _load_into_existing(self, request: LoadWeightsRequest) -> str:
@@ -463,12 +522,18 @@ def _lora_spec(request: CreateModelRequest) -> LoraSpec:
     if config is None:
         raise InvalidRequestError("create_model: field lora_config is missing (only LoRA training is supported)")
     if not 1 <= config.rank <= MAX_LORA_RANK:
-        raise InvalidRequestError(f"create_model: lora_config.rank must be between 1 and {MAX_LORA_RANK}, "
-                                  f"got {config.rank}")
+        raise InvalidRequestError(
+            f"create_model: lora_config.rank must be between 1 and {MAX_LORA_RANK}, got {config.rank}"
+        )
     if not (config.train_mlp or config.train_attn or config.train_unembed):
         raise InvalidRequestError("create_model: at least one of train_mlp, train_attn, train_unembed must be true")
-    return LoraSpec(rank=config.rank, seed=config.seed, train_mlp=config.train_mlp,
-                    train_attn=config.train_attn, train_unembed=config.train_unembed)
+    return LoraSpec(
+        rank=config.rank,
+        seed=config.seed,
+        train_mlp=config.train_mlp,
+        train_attn=config.train_attn,
+        train_unembed=config.train_unembed,
+    )
 
 
 def _adam_step(params: object) -> AdamStep:
@@ -479,8 +544,9 @@ def _adam_step(params: object) -> AdamStep:
         if not math.isfinite(value):
             raise InvalidRequestError(f"optim_step: adam_params.{key} must be finite, got {value}")
     if params.learning_rate < 0 or params.eps <= 0 or params.weight_decay < 0 or params.grad_clip_norm < 0:
-        raise InvalidRequestError("optim_step: adam_params need learning_rate >= 0, eps > 0, "
-                                  "weight_decay >= 0 and grad_clip_norm >= 0")
+        raise InvalidRequestError(
+            "optim_step: adam_params need learning_rate >= 0, eps > 0, weight_decay >= 0 and grad_clip_norm >= 0"
+        )
     if not (0 <= params.beta1 < 1 and 0 <= params.beta2 < 1):
         raise InvalidRequestError("optim_step: adam_params.beta1 and beta2 must be in [0, 1)")
     return AdamStep(**values)
@@ -496,11 +562,13 @@ def _check_datum(index: int, datum: DatumArrays, info: BaseInfo) -> None:
 def check_tokens(where: str, tokens: np.ndarray, info: BaseInfo, check_length: bool = True) -> None:
     if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= info.vocab_size):
         bad = int(tokens.min()) if int(tokens.min()) < 0 else int(tokens.max())
-        raise InvalidRequestError(f"{where}: token id {bad} is outside the vocabulary of {info.name} "
-                                  f"(expected 0 <= id < {info.vocab_size})")
+        raise InvalidRequestError(
+            f"{where}: token id {bad} is outside the vocabulary of {info.name} (expected 0 <= id < {info.vocab_size})"
+        )
     if check_length and tokens.shape[0] > info.max_context_length:
-        raise InvalidRequestError(f"{where}: {tokens.shape[0]} tokens exceed the context length of "
-                                  f"{info.name} ({info.max_context_length})")
+        raise InvalidRequestError(
+            f"{where}: {tokens.shape[0]} tokens exceed the context length of {info.name} ({info.max_context_length})"
+        )
 
 
 def _name_or(name: str | None, prefix: str, counter: Iterator[int]) -> str:

@@ -45,8 +45,7 @@ from tinker_chief.engine.backend import LoraSpec
 from tinker_chief.engine.server.errors import ConflictError, InvalidRequestError, NotFoundError, shown
 
 CheckpointKind = Literal["weights", "sampler_weights", "external_weights"]
-CHECKPOINT_TYPE: dict[str, str] = {"weights": "training", "sampler_weights": "sampler",
-                                   "external_weights": "external"}
+CHECKPOINT_TYPE: dict[str, str] = {"weights": "training", "sampler_weights": "sampler", "external_weights": "external"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$")
 _META_SUFFIX = ".json"
@@ -80,11 +79,15 @@ def validate_ttl(ttl_seconds: object, where: str = "ttl_seconds") -> int | None:
     """None (keep forever) or a whole number of seconds within Tinker's bounds."""
     if ttl_seconds is None:
         return None
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) \
-            or not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
+    if (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, int)
+        or not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS
+    ):
         raise InvalidRequestError(
             f"{where} must be a whole number of seconds between {MIN_TTL_SECONDS} (1 hour) and "
-            f"{MAX_TTL_SECONDS} (10 years), or None to keep the checkpoint; got {ttl_seconds!r}")
+            f"{MAX_TTL_SECONDS} (10 years), or None to keep the checkpoint; got {ttl_seconds!r}"
+        )
     return ttl_seconds
 
 
@@ -141,7 +144,8 @@ def validate_name(name: str | None, what: str = "checkpoint name") -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise InvalidRequestError(
             f"invalid {what} {shown(name)}: expected 1-128 characters of letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (no '/' or '..')")
+            "starting with a letter or digit (no '/' or '..')"
+        )
     return name
 
 
@@ -154,12 +158,16 @@ def validate_run_id(run_id: str) -> str:
 def parse_tinker_path(path: str) -> tuple[str, CheckpointKind, str]:
     """`tinker://<run>/<weights|sampler_weights|external_weights>/<name>` -> (run, kind, name), validated."""
     if not isinstance(path, str) or not path.startswith("tinker://"):
-        raise InvalidRequestError(f"invalid checkpoint path {shown(path)}: expected tinker://<run>/weights/<name> "
-                                  "or tinker://<run>/sampler_weights/<name>")
-    parts = path[len("tinker://"):].split("/")
+        raise InvalidRequestError(
+            f"invalid checkpoint path {shown(path)}: expected tinker://<run>/weights/<name> "
+            "or tinker://<run>/sampler_weights/<name>"
+        )
+    parts = path[len("tinker://") :].split("/")
     if len(parts) != 3 or parts[1] not in CHECKPOINT_TYPE:
-        raise InvalidRequestError(f"invalid checkpoint path {shown(path)}: expected tinker://<run>/weights/<name> "
-                                  "or tinker://<run>/sampler_weights/<name>")
+        raise InvalidRequestError(
+            f"invalid checkpoint path {shown(path)}: expected tinker://<run>/weights/<name> "
+            "or tinker://<run>/sampler_weights/<name>"
+        )
     return validate_run_id(parts[0]), parts[1], validate_name(parts[2])  # type: ignore[return-value]
 
 
@@ -205,9 +213,16 @@ class CheckpointStore:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def save_checkpoint(self, run_id: str, kind: CheckpointKind, name: str, overwrite: bool,
-                        write: Callable[[Path], None], user_metadata: dict[str, str] | None = None,
-                        ttl_seconds: int | None = None) -> CheckpointRecord:
+    def save_checkpoint(
+        self,
+        run_id: str,
+        kind: CheckpointKind,
+        name: str,
+        overwrite: bool,
+        write: Callable[[Path], None],
+        user_metadata: dict[str, str] | None = None,
+        ttl_seconds: int | None = None,
+    ) -> CheckpointRecord:
         """Create a checkpoint: `write` fills an empty directory, which then becomes visible."""
         name = validate_name(name)
         ttl_seconds = validate_ttl(ttl_seconds)
@@ -215,8 +230,10 @@ class CheckpointStore:
         parent.mkdir(parents=True, exist_ok=True)
         target, meta = parent / name, parent / f"{name}{_META_SUFFIX}"
         if meta.exists() and not overwrite:
-            raise ConflictError(f"checkpoint tinker://{run_id}/{kind}/{name} already exists; "
-                                "pass overwrite=True to replace it or choose another name")
+            raise ConflictError(
+                f"checkpoint tinker://{run_id}/{kind}/{name} already exists; "
+                "pass overwrite=True to replace it or choose another name"
+            )
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
         try:
             write(staging)
@@ -247,7 +264,8 @@ class CheckpointStore:
         if not allow_expired and record.expired(self.clock()):
             raise CheckpointExpiredError(
                 f"checkpoint {tinker_path} expired at {record.expires_at} (its ttl_seconds ran out) and "
-                "can no longer be used; save a new checkpoint (ttl_seconds=None keeps one forever)")
+                "can no longer be used; save a new checkpoint (ttl_seconds=None keeps one forever)"
+            )
         return record, meta.parent / name
 
     def lease(self, tinker_path: str) -> CheckpointLease:
@@ -267,10 +285,12 @@ class CheckpointStore:
         if (stone := self._tombstones().get(tinker_path)) is not None:
             return CheckpointExpiredError(
                 f"checkpoint {tinker_path} expired at {stone.get('expired_at')} and was deleted at "
-                f"{stone.get('deleted_at')} (its ttl_seconds ran out)")
+                f"{stone.get('deleted_at')} (its ttl_seconds ran out)"
+            )
         if not (self._run_dir(run_id) / "run.json").is_file():
-            return NotFoundError(f"unknown checkpoint {tinker_path}: "
-                                 f"there is no training run {run_id!r} on this engine")
+            return NotFoundError(
+                f"unknown checkpoint {tinker_path}: there is no training run {run_id!r} on this engine"
+            )
         known = [c.tinker_path for c in self.list_checkpoints(run_id)]
         listing = ", ".join(known) if known else "none"
         return NotFoundError(f"unknown checkpoint {tinker_path}: checkpoints of run {run_id!r} are: {listing}")

@@ -51,21 +51,30 @@ def load_questions(path: str | Path | None = None) -> list[MCQuestion]:
     questions = []
     for line in read_jsonl_objects(path):
         choices = line.value.get("choices")
-        if not isinstance(choices, list) or not 2 <= len(choices) <= len(LETTERS) or \
-                not all(isinstance(c, str) for c in choices):
+        if (
+            not isinstance(choices, list)
+            or not 2 <= len(choices) <= len(LETTERS)
+            or not all(isinstance(c, str) for c in choices)
+        ):
             raise line.error("choices", f"a list of 2-{len(LETTERS)} strings", choices)
         answer = require_str(line, "answer").strip().upper()
         if len(answer) != 1 or LETTERS.find(answer) not in range(len(choices)):
-            raise line.error("answer", f"one letter among {LETTERS[:len(choices)]}", answer)
-        questions.append(MCQuestion(str(line.value.get("id", line.line_number)), require_str(line, "question"),
-                                    choices, LETTERS.index(answer)))
+            raise line.error("answer", f"one letter among {LETTERS[: len(choices)]}", answer)
+        questions.append(
+            MCQuestion(
+                str(line.value.get("id", line.line_number)),
+                require_str(line, "question"),
+                choices,
+                LETTERS.index(answer),
+            )
+        )
     return questions
 
 
 async def score_question(sampler: ModelSampler, question: MCQuestion) -> SampleRecord:
     record = SampleRecord(question.id, question.messages(), LETTERS[question.answer_index])
     try:
-        probs = await sampler.option_probabilities(question.messages(), list(LETTERS[:len(question.choices)]))
+        probs = await sampler.option_probabilities(question.messages(), list(LETTERS[: len(question.choices)]))
     except ChiefError as exc:
         record.error = str(exc)
         return record
@@ -76,12 +85,18 @@ async def score_question(sampler: ModelSampler, question: MCQuestion) -> SampleR
 
 
 def scored_from_records(records: list[SampleRecord]) -> list[ScoredQuestion]:
-    return [ScoredQuestion(r.id, r.extra["probabilities"], LETTERS.index(r.target))
-            for r in records if r.error is None and "probabilities" in r.extra]
+    return [
+        ScoredQuestion(r.id, r.extra["probabilities"], LETTERS.index(r.target))
+        for r in records
+        if r.error is None and "probabilities" in r.extra
+    ]
 
 
-async def run_calibration(sampler: ModelSampler, questions: list[MCQuestion] | None = None,
-                          on_record: Callable[[SampleRecord], None] | None = None) -> list[SampleRecord]:
+async def run_calibration(
+    sampler: ModelSampler,
+    questions: list[MCQuestion] | None = None,
+    on_record: Callable[[SampleRecord], None] | None = None,
+) -> list[SampleRecord]:
     async def one(question: MCQuestion) -> SampleRecord:
         record = await score_question(sampler, question)
         if on_record:
@@ -91,5 +106,14 @@ async def run_calibration(sampler: ModelSampler, questions: list[MCQuestion] | N
     return list(await asyncio.gather(*(one(q) for q in (questions or load_questions()))))
 
 
-__all__ = ["MCQuestion", "ScoredQuestion", "calibration_intervals", "calibration_metrics", "load_questions",
-           "reliability_bins", "run_calibration", "scalar_metrics", "scored_from_records"]
+__all__ = [
+    "MCQuestion",
+    "ScoredQuestion",
+    "calibration_intervals",
+    "calibration_metrics",
+    "load_questions",
+    "reliability_bins",
+    "run_calibration",
+    "scalar_metrics",
+    "scored_from_records",
+]

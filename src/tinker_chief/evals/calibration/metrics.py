@@ -80,8 +80,9 @@ def scalar_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> di
     }
 
 
-def calibration_intervals(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS, resamples: int = 1000,
-                          seed: int = 0) -> dict[str, Interval]:
+def calibration_intervals(
+    scored: Sequence[ScoredQuestion], bins: int = ECE_BINS, resamples: int = 1000, seed: int = 0
+) -> dict[str, Interval]:
     """95% percentile-bootstrap interval over questions of each `scalar_metrics` value."""
     return bootstrap(scored, lambda sample: scalar_metrics(sample, bins), resamples, seed)
 
@@ -91,5 +92,11 @@ def calibration_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) 
     if n == 0:
         return {"n": 0}
     accuracy = wilson_interval(sum(1 for q in scored if q.correct), n)
-    return {"n": n, "accuracy": accuracy.value, "ci_low": accuracy.low, "ci_high": accuracy.high,
-            **scalar_metrics(scored, bins), "reliability": reliability_bins(scored, bins)}
+    return {
+        "n": n,
+        "accuracy": accuracy.value,
+        "ci_low": accuracy.low,
+        "ci_high": accuracy.high,
+        **scalar_metrics(scored, bins),
+        "reliability": reliability_bins(scored, bins),
+    }

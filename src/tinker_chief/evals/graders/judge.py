@@ -70,4 +70,3 @@ class LLMJudgeGrader(Grader):
         if verdict is None:
             return Verdict(None, None, f"unparseable judge verdict: {reply[-200:]!r}")
         return Verdict(verdict, "C" if verdict else "I", reply[-500:])
-

@@ -69,8 +69,9 @@ class NumericGrader(RuleGrader):
         if answer is None:
             return Verdict(False, None, "no number in response")
         bound = self.tolerance * abs(expected) if self.relative else self.tolerance
-        return Verdict(math.isclose(answer, expected, rel_tol=0.0, abs_tol=bound) or answer == expected,
-                       _format(answer))
+        return Verdict(
+            math.isclose(answer, expected, rel_tol=0.0, abs_tol=bound) or answer == expected, _format(answer)
+        )
 
 
 def _format(value: float) -> str:

@@ -17,11 +17,13 @@ from tinker_chief.evals.safety.metrics import RefusalJudge, is_refusal
 from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 
 
-async def judge_prompt(sampler: ModelSampler, prompt: SafetyPrompt, settings: GenerationSettings,
-                       judge: RefusalJudge | None) -> SampleRecord:
+async def judge_prompt(
+    sampler: ModelSampler, prompt: SafetyPrompt, settings: GenerationSettings, judge: RefusalJudge | None
+) -> SampleRecord:
     sample = prompt.as_sample()
-    record = SampleRecord(sample.id, sample.messages, sample.target,
-                          extra={"category": prompt.category, "pattern": prompt.pattern})
+    record = SampleRecord(
+        sample.id, sample.messages, sample.target, extra={"category": prompt.category, "pattern": prompt.pattern}
+    )
     try:
         reply = (await sampler.generate(sample.messages, settings))[0].text
     except ChiefError as exc:
@@ -40,9 +42,13 @@ async def judge_prompt(sampler: ModelSampler, prompt: SafetyPrompt, settings: Ge
     return record
 
 
-async def run_safety(sampler: ModelSampler, settings: GenerationSettings, judge: RefusalJudge | None = None,
-                     prompts: list[SafetyPrompt] | None = None,
-                     on_record: Callable[[SampleRecord], None] | None = None) -> list[SampleRecord]:
+async def run_safety(
+    sampler: ModelSampler,
+    settings: GenerationSettings,
+    judge: RefusalJudge | None = None,
+    prompts: list[SafetyPrompt] | None = None,
+    on_record: Callable[[SampleRecord], None] | None = None,
+) -> list[SampleRecord]:
     async def one(prompt: SafetyPrompt) -> SampleRecord:
         record = await judge_prompt(sampler, prompt, settings, judge)
         if on_record:
