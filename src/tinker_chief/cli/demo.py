@@ -7,6 +7,7 @@ evals, training, gate, paper trail) and reports each step to `RichDemo`, which d
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,6 +151,10 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
     Example:
       chief demo --dir /tmp/chief-demo
     """
+    # Everything the demo uses is on this machine (the embedded model, HumanEval staged from the
+    # installed package), so it runs offline: `datasets` then reads the staged copy at once instead
+    # of retrying an unreachable hub. Set before the hub libraries are imported (they read it once).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tinker_chief.demo import run_demo
 
     logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
