@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# `chief` as a user runs it: the real entry point, in a process of its own.
+CHIEF_COMMAND = [sys.executable, "-m", "tinker_chief.cli.main"]
+
 
 def run_chief(
     *args: str,
@@ -22,7 +25,7 @@ def run_chief(
     a test looks for."""
     environment = {**os.environ, "TINKER_TELEMETRY": "0", "COLUMNS": "400", **(env or {})}
     return subprocess.run(
-        [*(wrap or []), sys.executable, "-m", "tinker_chief.cli.main", *args],
+        [*(wrap or []), *CHIEF_COMMAND, *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -36,7 +39,7 @@ def spawn_chief(*args: str) -> subprocess.Popen:
     merged into one text pipe."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", "TINKER_TELEMETRY": "0"}
     return subprocess.Popen(
-        [sys.executable, "-m", "tinker_chief.cli.main", *args],
+        [*CHIEF_COMMAND, *args],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

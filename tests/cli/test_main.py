@@ -11,9 +11,11 @@ import pytest
 from tinker_chief.cli import main as cli_main
 from tinker_chief.errors import ConfigurationError, PromotionRejected
 
+from cli_support import CHIEF_COMMAND
+
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", *argv], capture_output=True, text=True)
+    return subprocess.run([*CHIEF_COMMAND, *argv], capture_output=True, text=True)
 
 
 def test_help_lists_every_command_without_importing_torch():

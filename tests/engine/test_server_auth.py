@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import httpx
 import pytest
 import tinker
 
+from cli_support import CHIEF_COMMAND
 from server_support import TINY
 
 KEY = "tml-test-key-0123456789-abcdefghijklmnopqrstuv"  # strong enough for a non-loopback bind
@@ -19,9 +19,7 @@ def test_non_loopback_host_without_key_is_refused(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CHIEF_ENGINE_API_KEY"}
     served = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "tinker_chief.cli.main",
+            *CHIEF_COMMAND,
             "engine",
             "serve",
             "--host",
@@ -76,9 +74,7 @@ def test_a_weak_key_cannot_expose_the_engine():
 def test_api_key_on_the_command_line_warns_that_ps_shows_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CHIEF_ENGINE_API_KEY"}
     command = [
-        sys.executable,
-        "-m",
-        "tinker_chief.cli.main",
+        *CHIEF_COMMAND,
         "engine",
         "serve",
         "--host",

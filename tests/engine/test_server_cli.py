@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from tinker_chief.cli.main import cli
 from tinker_chief.engine.server.main import READY_PREFIX
 
+from cli_support import CHIEF_COMMAND
 from server_support import TINY, fb_body, raw_model, sft_datum
 
 
@@ -30,9 +31,7 @@ def _wait_for_url(process: subprocess.Popen, timeout: float = 180) -> str:
 
 def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_path):
     command = [
-        sys.executable,
-        "-m",
-        "tinker_chief.cli.main",
+        *CHIEF_COMMAND,
         "engine",
         "serve",
         "--port",
@@ -80,9 +79,7 @@ def test_export_writes_a_peft_adapter(service_client, engine, tmp_path):
 def test_export_unknown_path_is_a_clear_error(tmp_path):
     process = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "tinker_chief.cli.main",
+            *CHIEF_COMMAND,
             "engine",
             "export",
             "tinker://nope/weights/x",

@@ -25,6 +25,7 @@ from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY
 from tinker_chief.engine.server.launcher import engine_key, start_engine
 from tinker_chief.models import materialize_model
 
+from cli_support import CHIEF_COMMAND
 from server_support import TINY, wait_json
 
 ALIAS = "private_model"
@@ -113,9 +114,7 @@ def test_an_allowed_directory_is_served_under_its_name_only(guarded, private_mod
 def test_serve_refuses_a_bad_allowed_directory_in_one_line(tmp_path):
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "tinker_chief.cli.main",
+            *CHIEF_COMMAND,
             "engine",
             "serve",
             "--port",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 from tinker_chief.connection import choose_backend
 from tinker_chief.evals.offline import OfflineConfig, run_offline
 from tinker_chief.evals.sampling import GenerationSettings
+
+from cli_support import CHIEF_COMMAND
 
 TINY = "tiny-random-llama"
 
@@ -18,9 +19,7 @@ def test_cli_json_prints_one_object_and_writes_records(engine, qa_file, tmp_path
     out = tmp_path / "out"
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "tinker_chief.cli.main",
+            *CHIEF_COMMAND,
             "eval-offline",
             "--base-model",
             TINY,
@@ -63,9 +62,7 @@ def test_cli_bad_data_fails_before_starting_anything(tmp_path):
     bad.write_text('{"input": "q"}\n')
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "tinker_chief.cli.main",
+            *CHIEF_COMMAND,
             "eval-offline",
             "--base-model",
             TINY,

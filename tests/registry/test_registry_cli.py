@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tinker_chief.registry import MetricValue, Registry, SuiteRequirement
 
+from cli_support import CHIEF_COMMAND
 from registry_helpers import outcomes
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -42,7 +42,7 @@ def project(project_dir):
 
 def invoke(*args: str) -> subprocess.CompletedProcess:
     """The real `chief` entry point (error boundary included) in this interpreter."""
-    return subprocess.run([sys.executable, "-m", "tinker_chief.cli.main", *args], capture_output=True, text=True)
+    return subprocess.run([*CHIEF_COMMAND, *args], capture_output=True, text=True)
 
 
 def test_list_show_and_export(project):

@@ -19,6 +19,7 @@ import pytest
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import Registry
 
+from cli_support import CHIEF_COMMAND
 from registry_helpers import SUITE, record_suite
 
 WRITER = Path(__file__).with_name("registry_writer.py")
@@ -140,9 +141,7 @@ def test_two_cli_promotions_started_together_leave_one_prod(tmp_path):
     procs = [
         subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "tinker_chief.cli.main",
+                *CHIEF_COMMAND,
                 "promote",
                 ref,
                 "--to",
