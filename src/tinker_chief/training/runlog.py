@@ -29,9 +29,8 @@ from typing import Any
 
 from tinker_chief.errors import TrainingError
 from tinker_chief.files import read_json
-from tinker_chief.paths import RUNS
+from tinker_chief.paths import ProjectPaths
 
-RUNS_DIR = RUNS  # relative to the project (tinker_chief.paths)
 # metrics.jsonl keys whose sum is what a run spent (see `RunLog.usage`).
 USAGE_KEYS = ("train/tokens", "prefill/tokens", "sample/tokens", "time/step_s", "time/eval_s")
 
@@ -81,7 +80,7 @@ class RunLog:
 
     @classmethod
     def create(cls, project_dir: Path, spec_json: dict[str, Any], meta: dict[str, Any]) -> RunLog:
-        runs = project_dir / RUNS_DIR
+        runs = ProjectPaths(project_dir).runs
         runs.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         run_dir, n = runs / f"run-{stamp}", 1
@@ -99,7 +98,7 @@ class RunLog:
 
     @classmethod
     def latest(cls, project_dir: Path) -> RunLog | None:
-        runs = project_dir / RUNS_DIR
+        runs = ProjectPaths(project_dir).runs
         if not runs.is_dir():
             return None
         dirs = sorted((d for d in runs.iterdir() if (d / "run.json").exists()), key=lambda d: d.stat().st_mtime)

@@ -12,12 +12,8 @@ from pathlib import Path
 from tinker_chief.engine.server.store import CheckpointStore
 from tinker_chief.paths import ENGINE_STATE
 
-DEFAULT_STATE_DIR = ENGINE_STATE  # tinker_chief.paths
 
-
-def export_checkpoint(
-    tinker_path: str, out_dir: Path, *, merged: bool = False, state_dir: Path = DEFAULT_STATE_DIR
-) -> Path:
+def export_checkpoint(tinker_path: str, out_dir: Path, *, merged: bool = False, state_dir: Path = ENGINE_STATE) -> Path:
     """Write the checkpoint to `out_dir` (must be absent or empty); returns `out_dir`."""
     store = CheckpointStore(Path(state_dir))
     record, directory = store.resolve(tinker_path)  # before importing torch: bad paths fail fast
