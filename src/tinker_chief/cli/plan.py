@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from tinker_chief.planning import Project
 
 
 @click.command(name="init")
@@ -72,7 +76,14 @@ def init_command(
     help="First measure the local engine's training speed for the model on this machine (a short "
     "probe that starts an engine; cached per machine and model).",
 )
-def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool) -> None:
+@click.option(
+    "--probe-rewards",
+    is_flag=True,
+    help="RL projects: first sample a few prompts x group_size rollouts of the base model, grade "
+    "them with the project's reward and show whether groups carry a learning signal (on the "
+    "backend `chief train` would use).",
+)
+def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, probe_rewards: bool) -> None:
     """Write plan.md and plan.json: every recommendation with its rule and source."""
     from rich.console import Console
     from rich.markup import escape
@@ -89,6 +100,8 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool) -
 
         measured = probe_throughput(project)
         click.echo(f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})")
+    if probe_rewards:
+        _print_reward_probe(project)
     plan = make_plan(project, allow_attention_only=allow_attention_only)
     paths = write_plan_files(project, plan)
     console = Console()
@@ -128,3 +141,18 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool) -
     for line in latest_summary_lines(project.root):  # was the planner right? (after `chief sweep`)
         console.print(escape(f"  {line}"), highlight=False)
     console.print(escape(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}"))
+
+
+def _print_reward_probe(project: Project) -> None:
+    from tinker_chief.training.reward_probe import probe_rewards
+
+    probe = probe_rewards(project)
+    click.echo(
+        f"Reward probe ({probe.prompts} prompts x {probe.group_size} rollouts of the base model, "
+        f"grader {probe.grader}): mean reward {probe.mean_reward:.2f}, "
+        f"{probe.groups_with_signal:.0%} of groups with signal, {probe.truncated:.0%} cut at max_tokens"
+    )
+    for answer, reward in probe.examples:
+        click.echo(f"  reward {reward:g}: {answer[:100]!r}")
+    if probe.problem:
+        click.echo(f"  warning: {probe.problem}")

@@ -95,6 +95,7 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
       chief train --project myproj --resume
       TINKER_API_KEY=... chief train --backend tinker
     """
+    from tinker_chief.errors import TrainingError
     from tinker_chief.planning import load_project
     from tinker_chief.training import train_project
 
@@ -102,9 +103,16 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
     project = load_project(project_dir)
     result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=RichProgress(console))
     final = result.final
+    color = "green" if result.status == "finished" else "yellow"
     console.print(
-        f"[bold green]{result.status}[/bold green]: {result.steps_done}/{result.total_steps} steps, run {result.run_id}"
+        f"[bold {color}]{result.status}[/bold {color}]: {result.steps_done}/{result.total_steps} steps, "
+        f"run {result.run_id}"
     )
     if final is not None:
         console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
     console.print(escape(f"metrics: {result.run_dir / 'metrics.jsonl'}"))
+    for warning in result.warnings:
+        if warning != result.reason:
+            console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    if result.reason:
+        raise TrainingError(result.reason)

@@ -120,7 +120,24 @@ class RLConfig(_Section):
     loss_fn: Literal["importance_sampling", "ppo", "cispo"] = Field(
         "importance_sampling", description="The SDK loss the rollouts train with."
     )
-    grader: str = Field("normalized_exact", description="Reward: an evals grader spec (1.0 if correct).")
+    grader: str = Field(
+        "normalized_exact",
+        description="Reward: an evals grader spec (1.0 if correct); `chief init` picks it from the "
+        "answers (numbers: numeric, letters: multiple_choice, short text: normalized_exact, free "
+        "text: llm_judge).",
+    )
+    judge_model: str | None = Field(None, description="Judge for an llm_judge reward; unset: the base model judges.")
+    signal_check_steps: int = Field(
+        2,
+        ge=0,
+        description="Steps after which a run whose groups all had equal rewards (no learning "
+        "signal) is checked; 0 disables the check.",
+    )
+    on_zero_signal: Literal["stop", "warn"] = Field(
+        "stop",
+        description="What a run with no signal after signal_check_steps does: stop (resumable "
+        "with --resume) or warn and go on.",
+    )
 
 
 class DPOConfig(_Section):

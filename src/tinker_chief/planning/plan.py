@@ -27,6 +27,7 @@ from tinker_chief.planning.data import (
     Conversation,
     Preference,
     Record,
+    RLPrompt,
     as_conversations,
     format_of_record,
     read_records,
@@ -40,6 +41,7 @@ from tinker_chief.planning.estimates import (
     tinker_cost,
 )
 from tinker_chief.planning.eval_cost import EvalSamplingEstimate, estimate_eval_sampling
+from tinker_chief.planning.rewards import RewardSummary, reward_summary
 from tinker_chief.planning.templates import LAYER_PURPOSE
 from tinker_chief.planning.tokens import TokenCounts, count_tokens
 
@@ -172,6 +174,7 @@ class Plan(BaseModel):
     estimates: Estimates
     eval_suite: EvalPlan
     warnings: list[str]
+    reward: RewardSummary | None = Field(None, description="RL only: the reward grader and why")
 
 
 def _read(path: Path, task: str) -> list[Record]:
@@ -495,6 +498,11 @@ def make_plan(
     examples = len(keep) // (2 if cfg.task == "dpo" else 1)
     schedule, sched_warnings = _schedule(project, examples)
     lr, lr_warnings = _learning_rate(project, model_config, schedule.total_steps)
+    reward, reward_warnings = (
+        reward_summary([r.answer for r in records if isinstance(r, RLPrompt)], cfg.rl.grader)
+        if cfg.task == "rl"
+        else (None, [])
+    )
     work = _work(project, data, schedule)
     prices = project.path(cfg.estimates.prices_file) if cfg.estimates.prices_file else None
     evals = estimate_eval_sampling(cfg.eval_suite, project.root, renderer)
@@ -534,5 +542,6 @@ def make_plan(
         schedule=schedule,
         estimates=estimates,
         eval_suite=_eval_plan(project),
-        warnings=warnings + cap_warnings + sched_warnings + lr_warnings,
+        warnings=warnings + cap_warnings + sched_warnings + lr_warnings + reward_warnings,
+        reward=reward,
     )

@@ -138,6 +138,12 @@ def _apply_recommendations(project: Project, plan: Plan) -> ProjectConfig:
         cfg.optimizer.learning_rate = float(f"{plan.learning_rate.recommended.value:.3g}")
     if cfg.task == "rl":
         cfg.schedule.epochs = 1
+        if plan.reward is not None:
+            # The held-out answers are graded the way the rollouts are rewarded.
+            cfg.rl.grader = plan.reward.recommended.value
+            for task in cfg.eval_suite.tasks:
+                if task.layer == "product":
+                    task.grader = plan.reward.recommended.value
     else:
         cfg.schedule.batch_size = plan.schedule.batch_size.value
         cfg.schedule.epochs = plan.schedule.epochs.value

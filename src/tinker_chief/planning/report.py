@@ -110,7 +110,23 @@ def _training(plan: Plan) -> list[str]:
         _rec("Warmup", s.recommended_warmup, s.warmup_steps),
         "",
     ]
-    return lines
+    return lines + _reward(plan)
+
+
+def _reward(plan: Plan) -> list[str]:
+    r = plan.reward
+    if r is None:
+        return []
+    return [
+        "## Reward",
+        "",
+        _rec("Grader", r.recommended, r.configured),
+        f"- Alternative: {r.alternative}.",
+        "- RL learns only where a group's rewards differ: `chief train` stops after "
+        "`[rl] signal_check_steps` steps without any such group and says why "
+        "(`chief plan --probe-rewards` checks the base model's rewards before training).",
+        "",
+    ]
 
 
 def _estimates(plan: Plan) -> list[str]:

@@ -53,10 +53,13 @@ class CheckpointSink(Protocol):
 class TrainResult:
     run_id: str
     run_dir: Path
-    status: Literal["finished", "interrupted"]
+    status: Literal["finished", "interrupted", "stopped"]
     steps_done: int
     total_steps: int
     final: CheckpointRecord | None  # the run's candidate (last checkpoint saved)
+    # Why the recipe stopped the run ("stopped"), and what it warned about while going on.
+    reason: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def total_steps(spec: TrainSpec, n_items: int) -> int:
@@ -206,6 +209,8 @@ class Trainer:
             self._evaluate(client, 0, initial=True)
         last = resume
         done = start
+        reason: str | None = None
+        warnings: list[str] = []
         with (self.stop or StopRequest()).installed() as stop:
             for step in range(start, self.total):
                 started, before = time.perf_counter(), self.usage.counts()
@@ -229,18 +234,30 @@ class Trainer:
                 if self.observer:
                     self.observer.on_step(done, metrics)
                 finished = done == self.total
-                if stop.requested or finished or self._due(self.spec.checkpoints.every_steps, done):
+                concern = self.runner.concern()
+                if concern is not None:
+                    warnings.append(concern.message)
+                    reason = concern.message if concern.stop and not finished else None
+                halt = (stop.requested or reason is not None) and not finished
+                if halt or finished or self._due(self.spec.checkpoints.every_steps, done):
                     last = self._checkpoint(client, done, final=finished)
                 self._evaluate(client, done)
-                if stop.requested and not finished:
+                if halt:
                     break
         if last is None or last.step != done:  # nothing to run (resume at the end) still leaves a candidate
             last = self._checkpoint(client, done, final=done == self.total)
-        status: Literal["finished", "interrupted"] = "finished" if done == self.total else "interrupted"
-        self.log.write_status(
-            status, steps_done=done, total_steps=self.total, candidate=last.registry_ref or last.sampler_path
+        status: Literal["finished", "interrupted", "stopped"] = (
+            "finished" if done == self.total else "stopped" if reason else "interrupted"
         )
-        result = TrainResult(self.log.run_id, self.log.dir, status, done, self.total, last)
+        self.log.write_status(
+            status,
+            steps_done=done,
+            total_steps=self.total,
+            candidate=last.registry_ref or last.sampler_path,
+            reason=reason,
+            warnings=warnings,
+        )
+        result = TrainResult(self.log.run_id, self.log.dir, status, done, self.total, last, reason, tuple(warnings))
         if self.observer:
             self.observer.on_end(result)
         return result

@@ -13,14 +13,16 @@ samples exactly what an uninterrupted run would have.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import tinker
 
-from tinker_chief.evals.graders.base import GradeInput, Verdict
+from tinker_chief.evals.graders.base import GradeInput, TextGenerator, Verdict
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.planning.config import RLConfig
 from tinker_chief.training.data import Problem
+from tinker_chief.training.steps import Concern
 
 
 def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: float) -> tinker.Datum:
@@ -53,6 +55,7 @@ class RLSteps:
         seed: int,
         base_sampler: Any | None = None,
         usage: TokenUsage | None = None,
+        judge: TextGenerator | None = None,
     ) -> None:
         from tinker_chief.evals.graders import make_grader
 
@@ -61,8 +64,9 @@ class RLSteps:
         self.settings = settings
         self.seed = seed
         self.base_sampler = base_sampler  # needed only with a KL penalty
-        self.grader = make_grader(settings.grader)
+        self.grader = make_grader(settings.grader, judge=judge)
         self.usage = usage or TokenUsage()  # rollouts' prefilled and sampled tokens (the loop logs them)
+        self.signal = SignalCheck(settings)
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -99,13 +103,25 @@ class RLSteps:
         ]
         return [(prompt, future.result().sequences) for prompt, future in zip(prompts, futures, strict=True)]
 
+    def rollouts(self, sampler: Any, problems: list[Problem], step: int) -> list[Group]:
+        """Sample and grade one group per problem (training steps and `chief plan --probe-rewards`)."""
+        return [
+            Group(prompt, sequences, self._rewards(problem, sequences), self._text(list(sequences[0].tokens)))
+            for problem, (prompt, sequences) in zip(problems, self._rollouts(sampler, problems, step), strict=True)
+        ]
+
+    def concern(self) -> Concern | None:
+        reason = self.signal.take_reason()
+        return Concern(reason, stop=self.settings.on_zero_signal == "stop") if reason else None
+
     def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
         problems = [self.problems[i] for i in indices]
         sampler = metered(client.save_weights_and_get_sampling_client().result(), self.usage)
         data: list[tinker.Datum] = []
         rewards_all: list[float] = []
-        for problem, (prompt, sequences) in zip(problems, self._rollouts(sampler, problems, step), strict=True):
-            rewards = self._rewards(problem, sequences)
+        groups = self.rollouts(sampler, problems, step)
+        for group in groups:
+            prompt, sequences, rewards = group.prompt, group.sequences, group.rewards
             mean = sum(rewards) / len(rewards)
             rewards_all += rewards
             for seq, reward in zip(sequences, rewards, strict=True):
@@ -132,6 +148,88 @@ class RLSteps:
                 "train/loss": float(loss) / max(1, len(data)),
                 "train/reward": sum(rewards_all) / max(1, len(rewards_all)),
                 "train/tokens": sum(d.model_input.length for d in data),
+                **signal_metrics(groups, self.settings.max_tokens),
             }
         )
+        self.signal.observe(step, groups)
         return metrics
+
+
+@dataclass(frozen=True)
+class Group:
+    """One problem's rollouts: the prompt, the sampled sequences, their rewards, a sample answer."""
+
+    prompt: Any
+    sequences: list[Any]
+    rewards: list[float]
+    example: str
+
+    @property
+    def has_signal(self) -> bool:
+        """Rewards that differ within the group give non-zero advantages; equal ones teach nothing."""
+        return len(set(self.rewards)) > 1
+
+
+def signal_metrics(groups: list[Group], max_tokens: int) -> dict[str, float]:
+    """Share of groups with a learning signal, and of rollouts cut off at max_tokens."""
+    rollouts = [s for g in groups for s in g.sequences]
+    cut = sum(1 for s in rollouts if len(s.tokens) >= max_tokens)
+    return {
+        "train/groups_with_signal": sum(g.has_signal for g in groups) / max(1, len(groups)),
+        "train/truncated_fraction": cut / max(1, len(rollouts)),
+    }
+
+
+def zero_signal_message(groups: list[Group], settings: RLConfig) -> str:
+    """That no group carried a signal, and the likely causes with their fixes (one paragraph)."""
+    rewards = [r for g in groups for r in g.rewards]
+    mean = sum(rewards) / max(1, len(rewards))
+    cut = signal_metrics(groups, settings.max_tokens)["train/truncated_fraction"]
+    example = next((g.example for g in groups if g.example.strip()), "")
+    causes = []
+    if mean == 0.0:
+        causes.append(
+            f"the grader `{settings.grader}` never said correct (e.g. it scored "
+            f"{example[:80]!r} as wrong): a looser grader (numeric for numbers, contains for "
+            "phrases) or a prompt that asks for the bare answer"
+        )
+    elif mean == 1.0:
+        causes.append("every answer was already correct: the task is too easy for RL to teach")
+    if cut >= 0.5:
+        causes.append(f"{cut:.0%} of the answers hit max_tokens = {settings.max_tokens}: raise it")
+    if settings.temperature < 0.3:
+        causes.append(f"temperature {settings.temperature:g} makes a group's answers alike: use ~1.0")
+    if not causes:
+        causes.append("the rewards were equal within every group: more rollouts per group help")
+    return (
+        f"no learning signal: all {len(groups)} groups had equal rewards (mean reward {mean:.2f}), "
+        "so every advantage is zero and RL learns nothing. Likely: " + "; ".join(causes) + "."
+    )
+
+
+class SignalCheck:
+    """Watches the first `signal_check_steps` steps of a run for groups whose rewards differ."""
+
+    def __init__(self, settings: RLConfig) -> None:
+        self.settings = settings
+        self.groups: list[Group] = []
+        self.steps = 0
+        self.reason: str | None = None
+
+    def observe(self, step: int, groups: list[Group]) -> None:
+        limit = self.settings.signal_check_steps
+        if step >= limit:  # a resumed run past the window is not checked again
+            return
+        self.groups += groups
+        self.steps += 1
+        if step == limit - 1 and not any(g.has_signal for g in self.groups):
+            self.reason = (
+                f"after {self.steps} step(s), {zero_signal_message(self.groups, self.settings)} "
+                "Fix chief.toml's [rl] and train afresh, or go on with `chief train --resume` "
+                '(or [rl] on_zero_signal = "warn").'
+            )
+
+    def take_reason(self) -> str | None:
+        """The zero-signal finding, once."""
+        reason, self.reason = self.reason, None
+        return reason

@@ -22,6 +22,7 @@ from tinker_chief.connection import (
     refuse_cloud_only_here,
 )
 from tinker_chief.errors import TrainingError
+from tinker_chief.evals.graders.base import TextGenerator
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.training import data as d
@@ -151,7 +152,23 @@ def build_runner(
     base = (
         metered(connection.sampling_client(base_model=spec.base_model), usage) if spec.rl.kl_penalty_coef > 0 else None
     )
-    return RLSteps(prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage)
+    return RLSteps(
+        prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage, reward_judge(spec, connection, usage)
+    )
+
+
+def reward_judge(spec: TrainSpec, connection: Connection, usage: TokenUsage) -> TextGenerator | None:
+    """The judge of an `llm_judge` reward: `[rl] judge_model`, else the base model itself."""
+    from tinker_chief.evals.graders.registry import grader_needs_judge
+    from tinker_chief.evals.sampling import ModelSampler
+    from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
+
+    if not grader_needs_judge(spec.rl.grader):
+        return None
+    model = spec.rl.judge_model or spec.base_model
+    tokenizer = load_tokenizer(model)
+    client = metered(connection.sampling_client(base_model=model), usage)
+    return ModelSampler(client, model, tokenizer, get_renderer(renderer_name_for(model), tokenizer))
 
 
 def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list[EvaluatorBuilder]]:

@@ -12,17 +12,36 @@ keeps the same reference). RL lives in `training.rl`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 
+@dataclass(frozen=True)
+class Concern:
+    """What a recipe found that more steps cannot fix (RL without signal): stop, or warn and go on."""
+
+    message: str
+    stop: bool
+
+
 class StepRunner(Protocol):
-    """A recipe's training step; `run` returns metrics for `metrics.jsonl`."""
+    """A recipe's training step; `run` returns metrics for `metrics.jsonl`; `concern` is asked
+    after each step."""
 
     def __len__(self) -> int: ...
 
     def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]: ...
+
+    def concern(self) -> Concern | None: ...
+
+
+class _NoConcerns:
+    """Supervised recipes learn from every batch: nothing to watch for."""
+
+    def concern(self) -> Concern | None:
+        return None
 
 
 def _submit_and_wait(client: Any, batch: list[Any], adam: Any, **loss: Any) -> Any:
@@ -38,7 +57,7 @@ def batch_tokens(batch: list[Any]) -> int:
     return int(sum(datum.model_input.length for datum in batch))
 
 
-class SupervisedSteps:
+class SupervisedSteps(_NoConcerns):
     """Chat SFT and prompt distillation: cross-entropy on the renderer's trained tokens."""
 
     def __init__(self, data: list[Any]) -> None:
@@ -57,7 +76,7 @@ class SupervisedSteps:
         return {"train/loss": compute_mean_nll(logprobs, weights), "train/tokens": batch_tokens(batch)}
 
 
-class DPOSteps:
+class DPOSteps(_NoConcerns):
     """DPO on interleaved (chosen, rejected) datums, the cookbook's loss and metrics."""
 
     def __init__(self, data: list[Any], reference: Any, beta: float) -> None:

@@ -54,7 +54,7 @@ class SweepPoint:
     lora_rank: int
     batch_size: int
     run_id: str | None = None
-    status: str = "pending"  # pending, running, interrupted, finished, failed
+    status: str = "pending"  # pending, running, interrupted, stopped, finished, failed
     error: str | None = None
     steps_done: int = 0
     total_steps: int | None = None
@@ -455,7 +455,7 @@ def run_sweep(
         "finished"
         if statuses == {"finished"}
         else "interrupted"
-        if stop.requested or statuses & {"interrupted", "pending", "running"}
+        if stop.requested or statuses & {"interrupted", "stopped", "pending", "running"}
         else "failed"
     )
     sweep.save()
