@@ -54,6 +54,30 @@ def test_memory_limit_counts_every_process_together():
     assert "more than 256 MB together" in result.stderr
 
 
+def test_memory_that_no_process_holds_cannot_be_made():
+    # SysV shared memory, semaphores and message queues, and memfds, live in the kernel, outside
+    # every process's PSS (a memfd or segment nobody maps): the sandbox refuses to create them.
+    code = (
+        "import ctypes, errno, os, platform\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]\n"
+        "def report(name, result):\n"
+        "    print(name, 'made' if result >= 0 else errno.errorcode[ctypes.get_errno()])\n"
+        "report('shmget', libc.shmget(0, 64 << 20, 0o1600))\n"
+        "report('semget', libc.semget(0, 8, 0o1600))\n"
+        "report('msgget', libc.msgget(0, 0o1600))\n"
+        "try:\n    os.memfd_create('hoard'); print('memfd_create made')\n"
+        "except OSError as e:\n    print('memfd_create', errno.errorcode[e.errno])\n"
+        "if platform.machine() == 'x86_64':  # the x32 ABI numbers the same calls apart\n"
+        "    report('x32 memfd_create', libc.syscall(0x40000000 | 319, b'hoard', 0))\n"
+    )
+    result = run_python(code)
+    assert result.ok, result.stderr
+    for call in ("shmget", "semget", "msgget", "memfd_create"):
+        assert f"{call} EPERM" in result.stdout, result.stdout
+    assert "made" not in result.stdout
+
+
 def test_scratch_and_tmp_share_one_size_limit_and_nothing_else_is_writable():
     code = (
         "import os\n"

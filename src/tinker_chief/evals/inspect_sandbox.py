@@ -10,7 +10,10 @@ read-only system, its own PID namespace, memory/CPU/process/output limits, the w
 tree killed at the timeout; the timeout is the caller's, at most `MAX_TIMEOUT_S`). Files given
 to `write_file` are kept per sample and copied into every `exec`; what a command writes inside
 the sandbox does not outlive that command (enough for unit-test scorers such as HumanEval's,
-MBPP's and APPS's, which run one `python -c` per sample). Only the default user is supported.
+MBPP's and APPS's, which run one `python -c` per sample). A name no file in the sandbox can
+have (empty, `.`, a NUL byte, a directory of written files, ...) is refused by `write_file` with
+the error a file system would raise, and the sample's later commands still run. Only the default
+user is supported.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import functools
 import posixpath
 import shutil
 import subprocess
+from collections.abc import Iterable
 from typing import Any, Literal, overload
 
 import anyio
@@ -32,7 +36,13 @@ from inspect_ai.util import (
 )
 
 from tinker_chief.errors import EvalError
-from tinker_chief.evals.sandbox import SandboxLimits, bwrap_path, run_command
+from tinker_chief.evals.sandbox import (
+    SandboxFileNameError,
+    SandboxLimits,
+    bwrap_path,
+    run_command,
+    sandbox_file_name,
+)
 
 SANDBOX_NAME = "chief"
 MAX_TIMEOUT_S = 60
@@ -95,7 +105,9 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
         return ExecResult(success=result.ok, returncode=result.returncode, stdout=result.stdout, stderr=result.stderr)
 
     async def write_file(self, file: str, contents: str | bytes) -> None:
-        self.files[self._relative(file)] = contents
+        name = self._relative(file, others=self.files)
+        # Encoded now: text that is not UTF-8 fails here, not in every later command.
+        self.files[name] = contents.encode() if isinstance(contents, str) else contents
 
     @overload
     async def read_file(self, file: str, text: Literal[True] = True) -> str: ...
@@ -115,11 +127,13 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
         return content.encode() if isinstance(content, str) else content
 
     @staticmethod
-    def _relative(file: str) -> str:
-        name = posixpath.normpath(file.removeprefix("/sandbox/"))
-        if posixpath.isabs(name) or name.startswith(".."):
-            raise PermissionError(f"{file}: outside the chief sandbox's directory (/sandbox)")
-        return name
+    def _relative(file: str, others: Iterable[str] = ()) -> str:
+        """`file`, absolute or relative to /sandbox, as a name in `files`."""
+        name = posixpath.relpath(file, "/sandbox") if posixpath.isabs(file) else file
+        try:
+            return sandbox_file_name(name, others)
+        except SandboxFileNameError as error:
+            raise error.like(f"chief sandbox: {file!r} {error.why}") from None
 
 
 def docker_available() -> bool:

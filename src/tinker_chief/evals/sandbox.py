@@ -11,7 +11,10 @@ What it sees: a read-only view of the system directories the interpreter needs a
 Python installation (nothing from /work, /root or /home besides that), a size-limited tmpfs
 at /sandbox (the cwd, holding `main.py` and the caller's files, copied in) which also backs
 /tmp, nothing else writable, no network (an empty network namespace), its own PID namespace
-(killing the sandbox kills every process it spawned) and a cleared environment (no API keys).
+(killing the sandbox kills every process it spawned; its /proc shows only its own processes) and
+no environment from chief: bwrap itself starts with an empty one, because its helper, PID 1 in
+the sandbox, keeps what bwrap started with where the code can read it (/proc/1/environ), and
+`--clearenv` only cleans the command's. A file name bwrap would fail on is refused up front.
 
 Limits, for the sandbox as a whole: processes (RLIMIT_NPROC, which the kernel counts per
 user namespace, so per sandbox: a fork bomb stops at `max_processes`), memory (every process
@@ -19,8 +22,10 @@ together, measured as PSS every 50 ms; the sandbox is killed past `memory_mb`; e
 also has an RLIMIT_AS of `memory_mb`), scratch space (`scratch_mb` for /sandbox and /tmp
 together, in RAM), output (read incrementally, at most `max_output_bytes` kept per stream,
 the rest discarded) and wall time. Per process: CPU seconds, file size, open files, no core.
-Not limited by the sandbox: kernel memory that is no process's (SysV shared memory, memfd
-files left unmapped) is outside the PSS sum; it lives at most until the timeout.
+Memory that would belong to no process, and so escape the PSS sum, cannot be made: a seccomp
+filter refuses SysV shared memory, semaphores and message queues, memfd_create and memfd_secret
+(EPERM), and every system call of another ABI (x32, 32-bit). Still outside the sum: the
+scratch tmpfs (`scratch_mb`) and kernel socket and pipe buffers (see docs/EVALS.md).
 Inspect's built-in `local` sandbox has none of this (see reference/inspect-ai-offline.md §5);
 `inspect_sandbox.py` offers this one to Inspect tasks. `run_python` runs a program, `run_command`
 any command (found through the sandbox's PATH, where `python` is chief's interpreter without the venv).
@@ -31,15 +36,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import posixpath
 import resource
 import selectors
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +55,24 @@ from tinker_chief.errors import EvalError
 _SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/alternatives", "/etc/ld.so.cache")
 _NOBODY = 65534  # the conventional unprivileged uid and gid
 _WORKDIR = "/sandbox"
+_TMP_DIR = ".tmp"  # under _WORKDIR: the directory /tmp links to
+_NAME_MAX = 255  # bytes in one path component (Linux)
 _MB = 1024 * 1024
 _POLL_S = 0.05  # how often the memory watchdog measures the sandbox
 _KILL_GRACE_S = 2.0  # after a kill, how long to drain output the pipes still hold
 # <linux/sched.h>, <sys/mount.h>: enough of unshare(2) and mount(2) for _become_nobody.
 _CLONE_NEWNS, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
 _PYTHON_SOURCE = "/tmp/chief-python"  # root only: where bwrap, run as nobody, finds the install
+# Per machine: the seccomp audit arch, then the calls that make memory no process holds:
+# shmget, semget, msgget, memfd_create, memfd_secret (<asm/unistd*.h>, <linux/audit.h>).
+_MEMORY_OUTSIDE_PROCESSES = {
+    "x86_64": (0xC000003E, (29, 64, 68, 319, 447)),
+    "aarch64": (0xC00000B7, (194, 190, 186, 279, 447)),
+}
+_X32_SYSCALL_BIT = 0x40000000  # x86_64's x32 ABI: its numbers of the same calls, refused wholesale
+# <linux/filter.h>, <linux/seccomp.h>: classic BPF over struct seccomp_data (nr at 0, arch at 4).
+_BPF_LOAD, _BPF_JEQ, _BPF_JGE, _BPF_RETURN = 0x20, 0x15, 0x35, 0x06
+_SECCOMP_ALLOW, _SECCOMP_EPERM = 0x7FFF0000, 0x00050000 | 1
 
 
 @dataclass(frozen=True)
@@ -96,9 +115,15 @@ def _python_root() -> Path:
     return Path(sys.base_prefix).resolve()
 
 
-def _bwrap_argv(python_source: Path, files: dict[str, int], limits: SandboxLimits) -> list[str]:
+def _bwrap_argv(
+    python_source: Path,
+    files: dict[str, int],
+    limits: SandboxLimits,
+    seccomp: int | None,
+) -> list[str]:
     """`python_source` is where bwrap finds the Python installation (see _become_nobody);
-    `files` maps a path under /sandbox to a file descriptor holding its content."""
+    `files` maps a path under /sandbox to a file descriptor holding its content; `seccomp` is
+    a file descriptor holding the filter (see _seccomp_filter)."""
     ids = str(_NOBODY)
     argv = [
         bwrap_path(),
@@ -131,13 +156,15 @@ def _bwrap_argv(python_source: Path, files: dict[str, int], limits: SandboxLimit
         "--tmpfs",
         _WORKDIR,
         "--dir",
-        f"{_WORKDIR}/.tmp",
+        f"{_WORKDIR}/{_TMP_DIR}",
         "--symlink",
-        f"{_WORKDIR}/.tmp",
+        f"{_WORKDIR}/{_TMP_DIR}",
         "/tmp",
     ]
     for name, fd in files.items():
         argv += ["--file", str(fd), f"{_WORKDIR}/{name}"]
+    if seccomp is not None:
+        argv += ["--seccomp", str(seccomp)]
     # bwrap's own root and /dev are unbounded tmpfs owned by the sandbox user: make them read-only.
     argv += [
         "--remount-ro",
@@ -216,22 +243,100 @@ def _become_nobody(python_root: Path) -> Callable[[], None]:
     return apply
 
 
+def _seccomp_filter() -> bytes | None:
+    """bwrap's `--seccomp` program: EPERM for the calls in _MEMORY_OUTSIDE_PROCESSES and for
+    any call of another ABI, everything else allowed. None on a machine without a table."""
+    known = _MEMORY_OUTSIDE_PROCESSES.get(platform.machine())
+    if known is None or struct.calcsize("P") != 8:
+        return None
+    arch, refused = known
+
+    def op(code: int, k: int, jump_if_true: int = 0) -> bytes:
+        return struct.pack("=HBBI", code, jump_if_true, 0, k)
+
+    # Jumps count instructions skipped; each lands on the final `return EPERM`.
+    program = [
+        op(_BPF_LOAD, 4),
+        op(_BPF_JEQ, arch, jump_if_true=1),
+        op(_BPF_RETURN, _SECCOMP_EPERM),
+        op(_BPF_LOAD, 0),
+        op(_BPF_JGE, _X32_SYSCALL_BIT, jump_if_true=len(refused) + 1),
+        *(op(_BPF_JEQ, number, jump_if_true=len(refused) - i) for i, number in enumerate(refused)),
+        op(_BPF_RETURN, _SECCOMP_ALLOW),
+        op(_BPF_RETURN, _SECCOMP_EPERM),
+    ]
+    return b"".join(program)
+
+
+_SECCOMP_FILTER = _seccomp_filter()
+
+
+def _memfd(content: str | bytes, name: str) -> int:
+    """A file descriptor holding `content`, read from its start (bwrap and stdin read it)."""
+    fd = os.memfd_create(name)
+    os.write(fd, content.encode() if isinstance(content, str) else content)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+class SandboxFileNameError(EvalError):
+    """A name no file under /sandbox can have. `like` is the error a file system would raise
+    (ValueError for a NUL byte, as `open` does), for callers that speak in those."""
+
+    def __init__(self, name: str, why: str, like: type[Exception]) -> None:
+        super().__init__(f"sandbox file name {name!r} {why}")
+        self.why, self.like = why, like
+
+
+def sandbox_file_name(name: str, others: Iterable[str] = ()) -> str:
+    """`name` as a file's path relative to /sandbox, normalized, beside the files `others`
+    (normalized names). Refused (SandboxFileNameError) where bwrap would fail to create it,
+    which would stop every command given that file from starting."""
+    normal = posixpath.normpath(name)
+    problem = _file_name_problem(name, normal, others)
+    if problem is not None:
+        raise SandboxFileNameError(name, *problem)
+    return normal
+
+
+def _file_name_problem(
+    name: str,
+    normal: str,
+    others: Iterable[str],
+) -> tuple[str, type[Exception]] | None:
+    if "\0" in name:
+        return "holds a NUL byte (embedded null byte)", ValueError
+    if _escapes_workdir(normal):
+        return "is outside the sandbox directory", PermissionError
+    if normal == ".":
+        return "is the sandbox directory itself", IsADirectoryError
+    if normal == _TMP_DIR:
+        return "is the directory behind /tmp", IsADirectoryError
+    try:
+        parts = [os.fsencode(part) for part in normal.split("/")]
+    except UnicodeEncodeError:
+        return "is not valid text for a file name", ValueError
+    if any(len(part) > _NAME_MAX for part in parts):
+        return f"has a part longer than {_NAME_MAX} bytes", PermissionError
+    for other in others:
+        if other.startswith(normal + "/"):
+            return f"is a directory: it holds {other}", IsADirectoryError
+        if normal.startswith(other + "/"):
+            return f"is inside {other}, which is a file, not a directory", PermissionError
+    return None
+
+
+def _escapes_workdir(name: str) -> bool:
+    normal = posixpath.normpath(name)
+    return posixpath.isabs(normal) or normal == ".." or normal.startswith("../")
+
+
 def _sandbox_files(files: dict[str, str | bytes]) -> dict[str, int]:
     """Each file's content in a memfd (bwrap copies it into the sandbox's tmpfs)."""
+    names: list[str] = []
     for name in files:
-        if not _inside_workdir(name):
-            raise EvalError(f"sandbox file name {name!r} escapes the sandbox directory")
-    fds: dict[str, int] = {}
-    for name, content in files.items():
-        fd = fds[posixpath.normpath(name)] = os.memfd_create("chief-sandbox-file")
-        os.write(fd, content.encode() if isinstance(content, str) else content)
-        os.lseek(fd, 0, os.SEEK_SET)
-    return fds
-
-
-def _inside_workdir(name: str) -> bool:
-    normal = posixpath.normpath(name)
-    return bool(name) and not posixpath.isabs(normal) and normal not in (".", "..") and not normal.startswith("../")
+        names.append(sandbox_file_name(name, names))
+    return {normal: _memfd(files[name], "chief-sandbox-file") for normal, name in zip(names, files)}
 
 
 def run_python(
@@ -256,29 +361,29 @@ def run_command(
     relative to that directory. Nothing the command writes outlives the call."""
     if not argv:
         raise EvalError("sandbox: empty command")
-    if not _inside_workdir(cwd) and posixpath.normpath(cwd) != ".":
+    if _escapes_workdir(cwd):
         raise EvalError(f"sandbox working directory {cwd!r} escapes the sandbox directory")
     fds = _sandbox_files(files or {})
     started_r, started_w = os.pipe()
     os.set_blocking(started_r, False)
-    stdin_fd = None
-    if stdin is not None:
-        stdin_fd = os.memfd_create("chief-sandbox-stdin")
-        os.write(stdin_fd, stdin.encode() if isinstance(stdin, str) else stdin)
-        os.lseek(stdin_fd, 0, os.SEEK_SET)
+    stdin_fd = None if stdin is None else _memfd(stdin, "chief-sandbox-stdin")
+    seccomp = None if _SECCOMP_FILTER is None else _memfd(_SECCOMP_FILTER, "chief-sandbox-seccomp")
+    extra_fds = [fd for fd in (stdin_fd, seccomp) if fd is not None]
     try:
         python_source, preexec = _python_root(), None
         if os.geteuid() == 0:
             python_source, preexec = Path(_PYTHON_SOURCE), _become_nobody(_python_root())
         python = _python_root() / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
         prelude = _prelude(limits, started_w, argv, env or {}, posixpath.join(_WORKDIR, posixpath.normpath(cwd)))
-        bwrap = [*_bwrap_argv(python_source, fds, limits), str(python), "-E", "-s", "-c", prelude]
-        result = _run(bwrap, limits, pass_fds=(started_w, *fds.values()), preexec=preexec, stdin=stdin_fd)
+        sandbox = _bwrap_argv(python_source, fds, limits, seccomp)
+        bwrap = [*sandbox, str(python), "-E", "-s", "-c", prelude]
+        passed = (started_w, *fds.values(), *([] if seccomp is None else [seccomp]))
+        result = _run(bwrap, limits, pass_fds=passed, preexec=preexec, stdin=stdin_fd)
         if not _read_started(started_r) and not (result.timed_out or result.out_of_memory):
             raise EvalError(f"the code sandbox could not start: {_last_line(result.stderr)}")
         return result
     finally:
-        for fd in (*fds.values(), started_r, started_w, *([stdin_fd] if stdin_fd is not None else [])):
+        for fd in (*fds.values(), started_r, started_w, *extra_fds):
             os.close(fd)
 
 
@@ -311,6 +416,7 @@ def _run(
             pass_fds=pass_fds,
             preexec_fn=preexec,
             start_new_session=True,
+            env={},  # bwrap's PID-1 helper keeps its environment readable to the code: give it none
         )
     except subprocess.SubprocessError as error:  # preexec failed: no mount rights, though root
         raise EvalError(f"the code sandbox could not start: dropping root to uid {_NOBODY} failed ({error})") from None
