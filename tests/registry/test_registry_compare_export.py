@@ -21,7 +21,7 @@ from tinker_chief.registry import (
     TaskRequirement,
 )
 
-from registry_helpers import SUITE, fixed_clock, outcomes, record_suite
+from registry_helpers import SUITE, fixed_clock, outcomes, record_first_task, record_suite
 
 GOLDEN = Path(__file__).parent / "golden" / "MODEL_REGISTRY.md"
 
@@ -213,19 +213,9 @@ def test_export_markdown_renders_stored_text_as_text(tmp_path):
             display_name=f"d{HOSTILE}",
             optimizer={f"k{HOSTILE}": HOSTILE},
         )
-        reg.record_eval(
-            model.ref,
-            suite_name=suite.name,
-            suite_version=suite.version,
-            task=task,
-            headline_metric=metric,
-            metrics=[MetricValue(metric, 0.5, 0.4, 0.6, 10)],
-            settings={
-                "inspect_task": HOSTILE,
-                "task_version": f"3{HOSTILE}",
-                "dataset": [{"path": HOSTILE}],
-            },
-        )
+        dataset = [{"path": HOSTILE}]
+        settings = {"inspect_task": HOSTILE, "task_version": f"3{HOSTILE}", "dataset": dataset}
+        record_first_task(reg, model.ref, suite, 0.5, ci=(0.4, 0.6), settings=settings)
         reg.promote(model.ref, "staging", reason=f"r{HOSTILE}", actor=f"a{HOSTILE}")
         reg.mark_selected(model.ref, f"sweep:{HOSTILE}", reason=HOSTILE, actor=HOSTILE)
         text = reg.export_markdown(suite=suite)
