@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from tinker_chief.registry import (
+    EvalRun,
     MetricValue,
     Registry,
     SampleOutcome,
@@ -32,6 +33,28 @@ def fixed_clock():
 
 def outcomes(passes: list[bool], prefix: str = "s") -> list[SampleOutcome]:
     return [SampleOutcome(f"{prefix}{i:03d}", float(p), p) for i, p in enumerate(passes)]
+
+
+def record_first_task(
+    reg: Registry,
+    ref: str,
+    suite: SuiteRequirement,
+    value: float,
+    ci: tuple[float, float] | None = None,
+    **kwargs,
+) -> EvalRun:
+    """Record the first task of `suite` for `ref`: its headline metric at `value` (with `ci`)."""
+    task = suite.tasks[0]
+    low, high = ci or (None, None)
+    return reg.record_eval(
+        ref,
+        suite_name=suite.name,
+        suite_version=suite.version,
+        task=task.name,
+        headline_metric=task.headline_metric,
+        metrics=[MetricValue(task.headline_metric, value, low, high, n=10)],
+        **kwargs,
+    )
 
 
 def record_suite(

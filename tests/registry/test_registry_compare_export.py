@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 from tinker_chief.errors import RegistryError
-from tinker_chief.registry import DataFile, DataSummary, LoraSpec, MetricValue, Registry
+from tinker_chief.registry import (
+    DataFile,
+    DataSummary,
+    LoraSpec,
+    MetricValue,
+    Registry,
+    SuiteRequirement,
+    TaskRequirement,
+)
 
-from registry_helpers import SUITE, fixed_clock, outcomes, record_suite
+from registry_helpers import SUITE, fixed_clock, outcomes, record_first_task, record_suite
 
 GOLDEN = Path(__file__).parent / "golden" / "MODEL_REGISTRY.md"
 
@@ -144,3 +154,84 @@ def test_export_json_has_the_same_content(tmp_path):
     assert base["status"] == "retired" and tuned["status"] == "staging"
     assert tuned["config"]["api_key"] == "[REDACTED]" and tuned["lora"]["rank"] == 32
     assert tuned["results"]["qa"]["metrics"]["accuracy"]["value"] == 0.7
+
+
+# Markup a name could carry into a rendered MODEL_REGISTRY.md: raw HTML, a Markdown image, a
+# backtick run (ends a code span), a pipe (ends a table cell) and line breaks (start a new block).
+HOSTILE = "<img src=x onerror=alert(1)>![t](http://t.invalid/p.png)`` `|\n<script>s()</script>\r\n#"
+# Without a pipe, text in a code span stays in one: only its backticks can end it early.
+BACKTICKS = "`` `<img src=x onerror=alert(1)>`"
+
+
+class _Rendered(HTMLParser):
+    """What a browser would build from the rendered page: elements, attributes, tables, text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.tables: list[list[int]] = []  # per table, the number of cells of each row
+        self.text: list[str] = []
+        self.code: list[str] = []  # the text of each code span
+        self._in_code = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+        self._in_code = tag == "code"
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append(0)
+        elif tag in ("td", "th"):
+            self.tables[-1][-1] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_code = False
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_code:
+            self.code.append(data)
+
+
+def test_export_markdown_renders_stored_text_as_text(tmp_path):
+    """Every stored string (suite, task, metric, version, display name, reason, optimizer key)
+    shows literally in the rendered page and adds no element, attribute or table column."""
+    task, metric = f"qa{HOSTILE}", f"acc{HOSTILE}"
+    suite = SuiteRequirement(
+        name=f"chat{BACKTICKS}",
+        version=f"v1{HOSTILE}",
+        tasks=[
+            TaskRequirement(name=task, headline_metric=metric),
+            TaskRequirement(name=f"missing{HOSTILE}"),
+            TaskRequirement(name=f"{BACKTICKS}missing"),
+        ],
+    )
+    with Registry.open(tmp_path / "r.db", clock=fixed_clock()) as reg:
+        model = reg.register_model(
+            "bot",
+            base_model=f"b{HOSTILE}",
+            display_name=f"d{HOSTILE}",
+            optimizer={f"k{HOSTILE}": HOSTILE},
+        )
+        dataset = [{"path": HOSTILE}]
+        settings = {"inspect_task": HOSTILE, "task_version": f"3{HOSTILE}", "dataset": dataset}
+        record_first_task(reg, model.ref, suite, 0.5, ci=(0.4, 0.6), settings=settings)
+        reg.promote(model.ref, "staging", reason=f"r{HOSTILE}", actor=f"a{HOSTILE}")
+        reg.mark_selected(model.ref, f"sweep:{HOSTILE}", reason=HOSTILE, actor=HOSTILE)
+        text = reg.export_markdown(suite=suite)
+    page = _Rendered()
+    page.feed(MarkdownIt("commonmark").enable("table").render(text))
+    markdown_tags = {"h1", "h2", "h3", "p", "code", "strong", "ul", "li"}
+    table_tags = {"table", "thead", "tbody", "tr", "th", "td"}
+    assert {tag for tag, _ in page.tags} <= markdown_tags | table_tags
+    assert [attrs for _, attrs in page.tags if attrs] == []
+    assert len(page.tables) == 3  # all models, eval results, status history
+    for rows in page.tables:
+        assert len(set(rows)) == 1, rows  # every row has the header's number of cells
+    assert page.tables[0][0] == 5 + 3  # model, status, base, recipe, created + one per suite task
+    for code in (suite.name, f"{BACKTICKS}missing", f"chief eval bot:v1 --task {BACKTICKS}missing"):
+        assert code in page.code  # each a whole code span, its backticks included
+    shown = "".join(page.text)
+    names = (suite.name, suite.version, task, metric, f"{task}/{metric}")
+    for stored in (*names, f"3{HOSTILE}", f"d{HOSTILE}", f"r{HOSTILE}", f"k{HOSTILE}", HOSTILE):
+        assert stored.replace("\r\n", " ").replace("\n", " ") in shown, stored  # line breaks: spaces

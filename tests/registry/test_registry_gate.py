@@ -151,7 +151,7 @@ def test_force_needs_a_reason_and_is_recorded(reg, prod):
     assert entry.details["forced"] and len(entry.details["overridden_reasons"]) == 2
     text = reg.export_markdown(suite=SUITE)
     assert "### Forced promotions" in text and "by dave to prod: hotfix; evals tonight" in text
-    assert "overridden: stale or missing eval: task `qa`" in text
+    assert "overridden: stale or missing eval: task \\`qa\\`" in text  # stored text: no code span
 
 
 def test_staging_has_no_gate_but_transitions_are_checked(reg, prod):

@@ -6,6 +6,7 @@ No timing assertions: random sleeps only choose where a writer is killed.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import signal
 import sqlite3
@@ -166,3 +167,76 @@ def test_two_cli_promotions_started_together_leave_one_prod(tmp_path):
             assert code == 1 and err.startswith("Error: promotion of") and "prod changed" in err
     with Registry.open(path) as reg:
         assert len(reg.list_models(status="prod")) == 1
+
+
+# A builder of a new registry stopped where the file is built: under its temporary name, with
+# SQLite's -wal and -shm beside it, before it is linked into place.
+STOPPED_BUILDER = """
+import sys
+from pathlib import Path
+from tinker_chief.registry import _db
+
+migrate = _db.migrate
+def migrate_then_wait(db, path):
+    migrate(db, path)
+    db.execute("CREATE TABLE IF NOT EXISTS pending (x)")  # leaves the WAL with frames in it
+    print(path, flush=True)
+    sys.stdin.read()
+_db.migrate = migrate_then_wait
+_db.connect(Path(sys.argv[1]), create=True)
+"""
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if ".new" in p.name)
+
+
+def _dead_pid() -> int:
+    command = [sys.executable, "-c", "import os; print(os.getpid())"]
+    return int(subprocess.run(command, capture_output=True, check=True).stdout)
+
+
+def test_an_open_removes_what_a_killed_builder_left_and_keeps_a_live_builders_files(tmp_path):
+    """Only the builder's lock keeps its files (its pid runs but the file looks old); once the
+    builder is SIGKILLed, the next open removes them, and what an unlocking builder left."""
+    path = tmp_path / "registry.db"
+    command = [sys.executable, "-c", STOPPED_BUILDER, str(path)]
+    builder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        staging = Path(builder.stdout.readline().decode().strip())
+        building = [staging.name, f"{staging.name}-shm", f"{staging.name}-wal"]
+        os.utime(staging, (0, 0))  # older than STAGING_GRACE_S: kept for its lock alone
+        with Registry.open(path) as reg:
+            reg.register_model("bot", base_model="b")
+        assert _leftovers(tmp_path) == building
+    finally:
+        builder.send_signal(signal.SIGKILL)
+        builder.wait()
+        builder.stdin.close()
+        builder.stdout.close()
+    dead = _dead_pid()
+    old_chief = f".registry.db.{dead}-0123abcd.new"  # a builder from before builders locked
+    (tmp_path / old_chief).write_bytes(b"")
+    (tmp_path / f"{old_chief}-journal").write_bytes(b"")
+    (tmp_path / f".registry.db.{dead}-89abcdef.new-wal").write_bytes(b"")  # its staging file gone
+    not_ours = [".registry.db.x.new", f".other.db.{dead}-0123abcd.new", f"registry.db.{dead}-1.new"]
+    for name in not_ours:
+        (tmp_path / name).write_bytes(b"keep")
+    with Registry.open(path) as reg:
+        assert [m.ref for m in reg.list_models()] == ["bot:v1"]
+    assert _leftovers(tmp_path) == sorted(not_ours)
+
+
+def test_an_unlocked_staging_file_of_a_running_pid_is_kept_until_it_is_old(tmp_path):
+    """A builder that does not lock (an older chief) is alive while its pid runs; a pid reused
+    by another process would keep its file only for STAGING_GRACE_S."""
+    path = tmp_path / "registry.db"
+    staging = tmp_path / f".registry.db.{os.getpid()}-0123abcd.new"
+    staging.write_bytes(b"")
+    Registry.open(path).close()
+    assert staging.exists()
+    os.utime(staging, (0, 0))
+    Registry.open(path, read_only=True).close()  # a read-only open removes nothing
+    assert staging.exists()
+    Registry.open(path).close()
+    assert not staging.exists()

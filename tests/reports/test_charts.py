@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 
+from matplotlib.text import Text
+
 from tinker_chief.registry import GateRules, MetricValue
 from tinker_chief.reports import charts
 from tinker_chief.reports.collect import TaskResult
@@ -61,3 +63,17 @@ def test_the_chart_is_a_png_and_nothing_to_draw_is_none():
     png = charts.comparison_bars(RESULTS, lambda r: r.headline, "eval comparison")
     assert png is not None and base64.b64decode(png).startswith(b"\x89PNG")
     assert charts.comparison_bars(RESULTS, lambda r: None, "eval comparison") is None
+
+
+def test_names_with_dollar_signs_are_drawn_as_typed_not_as_mathtext():
+    """`$\\frac$` is invalid mathtext (drawing it raised) and `$x^2$` would be typeset: both are
+    names, shown as typed in the titles, tick labels and legend of a figure drawn later."""
+    results = [_result(model, "t$\\frac$", "acc$x^2$", 0.5) for model in ("m$a$", "m$b$")]
+    figure = charts.comparison_figure(results, lambda r: r.headline, "$eval$")
+    figure.canvas.draw()  # outside the chart function: texts keep what they were made with
+    texts = [text for text in figure.findobj(Text) if text.get_text()]  # titles, ticks, legend
+    shown = {text.get_text().split("\n")[0] for text in texts}
+    assert {"$eval$", "acc$x^2$", "t$\\frac$", "m$a$", "m$b$"} <= shown
+    assert not any(text.get_parse_math() for text in texts)
+    png = charts.comparison_bars(results, lambda r: r.headline, "$eval$")
+    assert png is not None and base64.b64decode(png).startswith(b"\x89PNG")

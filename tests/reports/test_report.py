@@ -167,6 +167,32 @@ def test_report_shows_the_task_version_and_dataset_revision_of_published_benchma
     ]
 
 
+def test_report_draws_names_with_dollar_signs_as_typed(tmp_path: Path) -> None:
+    """Matplotlib reads `$...$` as mathtext: `$\\frac$` made `chief report` fail; a run, task or
+    metric name is shown as typed, in the charts and in the tables."""
+    project = _project(tmp_path)
+    run = project / ".chief" / "runs" / "run-$\\frac$"
+    run.mkdir()
+    row = {"step": 1, "train/loss": 1.0, "val/nll": 2.0}
+    (run / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    task, metric = "qa-$\\frac$", "acc-$x_{$"
+    with Registry.open(project / ".chief" / "registry.db") as registry:
+        for ref in ("demo:v1", "demo:v2"):
+            registry.record_eval(
+                ref,
+                suite_name="demo-suite",
+                suite_version="v1",
+                task=task,
+                metrics=[MetricValue(metric, 0.5, 0.4, 0.6, 10)],
+                headline_metric=metric,
+            )
+    result = CliRunner().invoke(cli, ["report", "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    page = (project / "report.html").read_text()
+    assert f"<td>demo:v2</td><td>{task}</td><td>{metric}</td>" in page
+    assert '<img alt="learning curves"' in page and '<img alt="eval comparison"' in page
+
+
 def test_report_without_runs_or_registry_says_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "chief.toml").write_text(CHIEF_TOML)
     result = CliRunner().invoke(cli, ["report", "--project", str(tmp_path)])

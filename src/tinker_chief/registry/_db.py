@@ -4,7 +4,8 @@
 empty (0-byte) file, a file that is not SQLite, a SQLite file that is not a chief registry, a
 damaged one (`PRAGMA quick_check`, about 1 ms per MB) and a registry written by a newer schema:
 every check runs before anything could write. A new registry is built under a temporary name
-and linked into place, so a registry file of ours is never empty or half-made. `read_only`
+and linked into place, so a registry file of ours is never empty or half-made; a writable open
+removes the temporary files a killed builder left (`_remove_abandoned_staging`). `read_only`
 opens the file `mode=ro`, so listing works where the file or its directory cannot be written.
 Connections run in autocommit mode so that `write()` can open `BEGIN IMMEDIATE` itself: the
 write lock is taken up front, so two processes never both read-then-write stale state, and
@@ -13,9 +14,13 @@ write lock is taken up front, so two processes never both read-then-write stale 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +30,10 @@ from tinker_chief.registry._migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+# Building a registry takes milliseconds: a staging file this old is not being built, even when
+# the pid in its name runs (a reused pid, or a builder from before builders locked their file).
+STAGING_GRACE_S = 600.0
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:
@@ -33,6 +42,8 @@ def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Con
     With `read_only` nothing is written: the connection is `mode=ro` (its writes fail). A
     registry at an older schema is first migrated through a writable open, once.
     """
+    if not read_only:
+        _remove_abandoned_staging(path)
     if not _check_file(path, create=create):
         _create(path)
     if read_only:
@@ -90,7 +101,10 @@ def _create(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RegistryError(f"cannot create the registry's directory {path.parent}: {exc.strerror}") from exc
-    staging = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+    try:
+        staging, lock = _new_staging(path)
+    except OSError as exc:
+        raise RegistryError(f"cannot create registry {path}: {exc}") from exc
     try:
         db = sqlite3.connect(staging, isolation_level=None)
         try:
@@ -108,7 +122,98 @@ def _create(path: Path) -> None:
     except (OSError, sqlite3.Error) as exc:
         raise RegistryError(f"cannot create registry {path}: {exc}") from exc
     finally:
-        staging.unlink(missing_ok=True)
+        try:
+            staging.unlink(missing_ok=True)
+        finally:
+            os.close(lock)  # only now: while it is locked, no other process removes it
+
+
+def _staging_pattern(path: Path) -> re.Pattern[str]:
+    """`.registry.db.<pid>-<8 hex>.new`, where `_create` builds `path`, and SQLite's side files."""
+    staging = rf"\.{re.escape(path.name)}\.(?P<pid>\d+)-[0-9a-f]{{8}}\.new"
+    return re.compile(rf"(?P<staging>{staging})(?P<side>-\w+)?")
+
+
+def _new_staging(path: Path) -> tuple[Path, int]:
+    """A new, empty staging file for `path` and a descriptor holding an flock on it.
+
+    The kernel drops the lock when this process dies, however it dies: that is how a later open
+    tells an abandoned staging file from one being built (`_remove_abandoned_staging`).
+    """
+    for _ in range(3):
+        staging = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+        lock = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:  # no locks on this filesystem: build unlocked (its files are then kept)
+            return staging, lock
+        if _same_file(lock, staging):  # not removed between creating and locking it
+            return staging, lock
+        os.close(lock)
+    raise RegistryError(f"cannot create registry {path}: its temporary file kept being removed")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove_abandoned_staging(path: Path) -> None:
+    """Remove the staging files (and their SQLite `-wal`/`-shm`/`-journal`) of builders of
+    `path` that were killed; never one another process is building.
+
+    A staging file is abandoned when no process holds its flock (the builder does until it has
+    removed it) and, for files from builders that did not lock, when the pid in its name no
+    longer runs or it is older than `STAGING_GRACE_S`. Best effort: whatever cannot be checked
+    or removed is left as it was.
+    """
+    pattern = _staging_pattern(path)
+    try:
+        found = [m for e in path.parent.iterdir() if (m := pattern.fullmatch(e.name)) is not None]
+    except OSError:
+        return
+    for match in found:
+        if match["side"] is None:
+            _remove_if_abandoned(path.parent / match["staging"], int(match["pid"]))
+    for match in found:  # side files whose staging file is gone (SQLite makes them after it)
+        if match["side"] in _SQLITE_SIDE_FILES and not (path.parent / match["staging"]).exists():
+            with contextlib.suppress(OSError):
+                (path.parent / match[0]).unlink(missing_ok=True)
+
+
+def _remove_if_abandoned(staging: Path, pid: int) -> None:
+    try:
+        fd = os.open(staging, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return  # already gone, or not a file of ours
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its builder is alive
+        if _pid_running(pid) and time.time() - os.fstat(fd).st_mtime < STAGING_GRACE_S:
+            return  # unlocked, but maybe a builder that does not lock: not yet abandoned
+        if _same_file(fd, staging):  # we hold the lock: no builder can still be using it
+            for side in _SQLITE_SIDE_FILES:
+                Path(f"{staging}{side}").unlink(missing_ok=True)
+            staging.unlink()
+    except OSError:
+        return  # locked by its builder, or no locks here: keep it
+    finally:
+        os.close(fd)
+
+
+def _pid_running(pid: int) -> bool:
+    if not 0 < pid < 2**31:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as another user
+        return True
+    return True
 
 
 def _open(path: Path, *, read_only: bool) -> sqlite3.Connection:

@@ -5,13 +5,20 @@ time, so regenerating an unchanged registry gives identical bytes (the golden te
 The markdown is one table of all models (status and headline metrics) and then a section per
 model: base and LoRA config, data summary, eval results, status history, `chief select`'s marks
 (only when there are any; the table's status then reads "candidate, selected"), forced promotions.
-Both exports are built from `export_json`, so they can never disagree. Stored text in the
-markdown is HTML-escaped (`<`, `>`, `&`), so a `--reason` can never inject markup into a rendered page.
+Both exports are built from `export_json`, so they can never disagree.
+
+Every stored string (a model ref, a suite, task or metric name, a `--reason`, a path) reaches the
+markdown through `_text` or `_code` and nothing else, so no stored text can add markup to the
+rendered page: `_text` HTML-escapes `<`, `>` and `&`, backslash-escapes Markdown's inline syntax
+(code spans, links and images, emphasis), writes `|` as `&#124;` (a table keeps its columns in
+every GFM renderer) and turns line breaks into spaces (no stored text can start a new block);
+`_code` makes a code span whose fence is longer than any backtick run in the text.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import sqlite3
 from typing import Any
 
@@ -83,28 +90,61 @@ def export_markdown(connection: sqlite3.Connection, suite: SuiteRequirement | No
         "",
     ]
     if suite:
-        lines += [f"Agreed eval suite: `{suite.name}` version `{suite.version}` ({', '.join(suite.task_names())}).", ""]
+        tasks = ", ".join(_text(t) for t in suite.task_names())
+        agreed = f"{_code(suite.name)} version {_code(suite.version)} ({tasks})"
+        lines += [f"Agreed eval suite: {agreed}.", ""]
     prod = [m["ref"] for m in doc["models"] if m["status"] == "prod"]
-    lines += [f"Production model: **{prod[0]}**." if prod else "No model is in production.", ""]
+    lines += [f"Production model: **{_text(prod[0])}**." if prod else "No model is in production."]
+    lines += [""]
     lines += _summary_table(doc)
     for model in doc["models"]:
         lines += _model_section(model)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _cell(value: Any) -> str:
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Markdown's inline syntax: `\` (it would escape what follows), code spans, links and images,
+# emphasis and strikethrough. A `_` between two letters or digits opens no emphasis, so
+# `Q4_1` and `warmup_steps` stay readable in the raw file.
+_INLINE_SYNTAX = re.compile(r"[\\`*\[\]~]|(?<![^\W_])_|_(?![^\W_])")
+
+
+def _text(value: Any) -> str:
+    """Stored text as Markdown that shows it and renders nothing of it (no HTML, no links, no
+    emphasis, no table cell boundary, no new block); None as a dash, a float to 4 digits."""
     if value is None:
         return "—"
     if isinstance(value, float):
         return f"{value:.4g}"
-    # Stored text (a --reason, an actor, a display name) is shown, never rendered: Markdown
-    # viewers pass raw HTML through, so `<script>` in a reason must arrive as text.
-    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
+    # Markdown viewers pass raw HTML through, so `<img onerror=...>` in a name must arrive as text.
+    text = html.escape(_LINE_BREAK.sub(" ", str(value)), quote=False)
+    return _INLINE_SYNTAX.sub(lambda m: "\\" + m.group(), text).replace("|", "&#124;")
+
+
+def _code(value: Any) -> str:
+    """Stored text as a code span. Its content is never rendered (HTML inside is literal), but a
+    backtick would end it: the fence is one backtick longer than the longest run in the text.
+    A `|` would end a table cell even inside a code span, so such text is shown by `_text`."""
+    text = _LINE_BREAK.sub(" ", str(value))
+    if "|" in text or not text.strip():
+        return _text(text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    # A space on each side keeps a leading or trailing backtick from joining the fence;
+    # CommonMark strips exactly one from each side again.
+    pad = " " if text[0] in "` " or text[-1] in "` " else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+class _Markdown(str):
+    """A table cell written as Markdown here (a code span, a CI of two numbers), not stored text:
+    `_table` does not escape it again."""
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    out = ["| " + " | ".join(_text(h) for h in header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = (v if isinstance(v, _Markdown) else _text(v) for v in row)
+        out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 
 
@@ -118,13 +158,21 @@ def _summary_table(doc: dict[str, Any]) -> list[str]:
             run = m["results"].get(task)
             values.append(run["metrics"].get(metric, {}).get("value") if run else None)
         rows.append(
-            [f"`{m['ref']}`", m["status"] + _selected_note(m), m["base_model"], m["recipe"], m["created_at"], *values]
+            [
+                _Markdown(_code(m["ref"])),
+                m["status"] + _selected_note(m),
+                m["base_model"],
+                m["recipe"],
+                m["created_at"],
+                *values,
+            ]
         )
     return ["## All models", ""] + _table(["model", "status", "base model", "recipe", "created", *columns], rows)
 
 
 def _model_section(m: dict[str, Any]) -> list[str]:
-    lines = [f"## {m['ref']}", "", f"**{_cell(m['display_name'])}** — status **{m['status']}**", ""]
+    title = f"**{_text(m['display_name'])}** — status **{_text(m['status'])}**"
+    lines = [f"## {_text(m['ref'])}", "", title, ""]
     facts = [
         ("base model", m["base_model"]),
         ("backend", m["backend"]),
@@ -136,18 +184,19 @@ def _model_section(m: dict[str, Any]) -> list[str]:
         ("config hash", m["config_hash"]),
         ("created", m["created_at"]),
     ]
-    lines += [f"- {k}: {_cell(v)}" for k, v in facts] + [""]
+    lines += [f"- {k}: {_text(v)}" for k, v in facts] + [""]
     lora = m["lora"]
     lines += ["### LoRA and optimizer", ""]
     lines += [
-        f"- LoRA: rank {lora['rank']}, train_mlp={lora['train_mlp']}, train_attn={lora['train_attn']}, "
-        f"train_unembed={lora['train_unembed']}"
+        f"- LoRA: rank {_text(lora['rank'])}, train_mlp={_text(lora['train_mlp'])}, "
+        f"train_attn={_text(lora['train_attn'])}, train_unembed={_text(lora['train_unembed'])}"
         if lora
         else "- LoRA: none (base model)"
         if m["recipe"] == "base"
         else "- LoRA: not recorded"
     ]
-    lines += ["- optimizer: " + (", ".join(f"{k}={_cell(v)}" for k, v in sorted(m["optimizer"].items())) or "—"), ""]
+    optimizer = ", ".join(f"{_text(k)}={_text(v)}" for k, v in sorted(m["optimizer"].items()))
+    lines += ["- optimizer: " + (optimizer or "—"), ""]
     lines += _data_section(m["data"])
     lines += _results_section(m)
     lines += ["### Status history", ""] + _table(
@@ -161,8 +210,9 @@ def _model_section(m: dict[str, Any]) -> list[str]:
     if m["forced_promotions"]:
         lines += ["### Forced promotions", ""]
         for f in m["forced_promotions"]:
-            lines.append(f"- {f['at']} by {_cell(f['actor'])} to {f['to']}: {_cell(f['reason'])}")
-            lines += [f"  - overridden: {_cell(r)}" for r in f["overridden_reasons"]]
+            by = f"{_text(f['at'])} by {_text(f['actor'])} to {_text(f['to'])}"
+            lines.append(f"- {by}: {_text(f['reason'])}")
+            lines += [f"  - overridden: {_text(r)}" for r in f["overridden_reasons"]]
         lines.append("")
     return lines
 
@@ -179,15 +229,16 @@ def _selections_section(m: dict[str, Any]) -> list[str]:
     lines = ["### Selected by `chief select`", ""]
     for s in m["selections"]:
         later = "" if s["current"] else " (superseded by a later selection)"
-        lines.append(f"- {_cell(s['scope'])} on {s['at']} by {_cell(s['actor'])}{later}: {_cell(s['reason'])}")
+        by = f"{_text(s['scope'])} on {_text(s['at'])} by {_text(s['actor'])}{later}"
+        lines.append(f"- {by}: {_text(s['reason'])}")
     return lines + [""]
 
 
 def _data_section(data: dict[str, Any]) -> list[str]:
     lines = ["### Training data", ""]
     totals = (
-        f"examples {_cell(data['examples'])}, tokens {_cell(data['tokens'])}, "
-        f"completion tokens {_cell(data['completion_tokens'])}"
+        f"examples {_text(data['examples'])}, tokens {_text(data['tokens'])}, "
+        f"completion tokens {_text(data['completion_tokens'])}"
     )
     if not data["files"]:
         return lines + [f"- no data files recorded; {totals}", ""]
@@ -208,25 +259,27 @@ def _benchmark_versions(task: str, settings: dict[str, Any]) -> list[str]:
         for d in settings["dataset"]
     )
     return [
-        f"- `{task}`: {_cell(settings.get('inspect_task'))} version {_cell(settings.get('task_version'))}; "
-        f"data {_cell(data)}"
+        f"- {_code(task)}: {_text(settings.get('inspect_task'))} "
+        f"version {_text(settings.get('task_version'))}; data {_text(data)}"
     ]
 
 
 def _results_section(m: dict[str, Any]) -> list[str]:
     lines = ["### Eval results", ""]
     for task in m.get("missing_tasks", []):
-        lines.append(f"- `{task}`: missing or stale on the agreed suite — run `chief eval {m['ref']} --task {task}`")
+        command = _code(f"chief eval {m['ref']} --task {task}")
+        lines.append(f"- {_code(task)}: missing or stale on the agreed suite — run {command}")
     for task, run in m["results"].items():
         lines += [
-            f"- `{task}/{name}`: not scored — {_cell(why)}"
+            f"- {_code(f'{task}/{name}')}: not scored — {_text(why)}"
             for name, why in sorted(not_scored_in(run["settings"]).items())
         ]
         lines += _benchmark_versions(task, run["settings"])
     rows = []
     for task, run in m["results"].items():
         for name, metric in run["metrics"].items():
-            ci = None if metric["ci_low"] is None else f"[{metric['ci_low']:.4g}, {metric['ci_high']:.4g}]"
+            low, high = metric["ci_low"], metric["ci_high"]
+            ci = None if low is None else _Markdown(f"[{low:.4g}, {high:.4g}]")
             rows.append([task, name, metric["value"], ci, metric["n"], run["suite_version"], run["finished_at"]])
     if rows:
         lines += [""] if lines[-1] != "" else []

@@ -77,7 +77,7 @@ def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
     """Resolve "name:vN", "name" (its latest version) or a `tinker://` path to a model."""
     args: tuple[object, ...]
     if ref.startswith("tinker://"):
-        where, args = "m.tinker_path = ?", (ref,)
+        where, args = "m.tinker_path = ?", (scrub_text(ref),)  # stored scrubbed: compared so
     elif (match := _REF.match(ref)) is not None:
         where, args = "m.name = ? AND m.version = ?", (match["name"], int(match["version"]))
     else:
@@ -139,8 +139,8 @@ def latest_finished_all(
     where, args = "r.status = 'finished'", list[object]()
     if model_id is not None:
         where, args = where + " AND r.model_id = ?", [*args, model_id]
-    if suite_version is not None:
-        where, args = where + " AND r.suite_version = ?", [*args, suite_version]
+    if suite_version is not None:  # stored scrubbed: compared the same way
+        where, args = where + " AND r.suite_version = ?", [*args, scrub_text(suite_version)]
     latest: dict[str, dict[str, EvalRun]] = {}
     for run in query_runs(db, where, tuple(args)):  # by task then id: later runs replace earlier
         latest.setdefault(run.model_ref, {})[run.task] = run
@@ -173,6 +173,7 @@ def list_models(db: sqlite3.Connection, status: str | None = None) -> list[Model
 def selections(db: sqlite3.Connection, scope: str | None = None, model_id: int | None = None) -> list[Selection]:
     """`chief select`'s marks, oldest first (of one scope and/or one model when given); each says
     whether it is still its scope's candidate (the scope's last mark)."""
+    scope = None if scope is None else scrub_text(scope)  # stored scrubbed: compared the same way
     where = [c for c, v in (("s.scope = ?", scope), ("s.model_id = ?", model_id)) if v is not None]
     rows = db.execute(
         "SELECT s.id, s.scope, m.name || ':v' || m.version, s.at, s.actor, s.reason, s.details_json, "

@@ -20,6 +20,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from tinker_chief.registry._rows import (
     load_samples,
     query_runs,
 )
-from tinker_chief.registry._scrub import scrub_optional, scrub_text
+from tinker_chief.registry._scrub import scrub, scrub_optional, scrub_text
 from tinker_chief.registry._tx import Clock, Ledger, stamp_of
 from tinker_chief.registry._validate import (
     check_model_fields,
@@ -73,6 +74,17 @@ MAX_DETAIL_CHARS = 500  # per-sample details are hints for humans, not transcrip
 
 def _short(text: str | None) -> str | None:
     return text if text is None or len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
+
+
+def _scrubbed_outcomes(
+    metrics: Iterable[MetricValue], samples: Iterable[SampleOutcome]
+) -> tuple[list[MetricValue], list[SampleOutcome]]:
+    """Metric names and sample ids as they are stored (key-looking text redacted), so the
+    uniqueness checks see what is written."""
+    return (
+        [replace(m, name=scrub(m.name)) for m in metrics],
+        [replace(s, sample_id=scrub(s.sample_id)) for s in samples],
+    )
 
 
 def default_actor() -> str:
@@ -162,6 +174,10 @@ class Registry:
         lora_fields, data_fields = lora_dict(lora), data_dict(data)
         config_json = dumps(config or {})
         config_hash = config_hash or (hashlib.sha256(config_json.encode()).hexdigest()[:16] if config else None)
+        # Free text the caller supplies is stored scrubbed (a key pasted into a field stays out of
+        # the file); lookups by tinker path scrub the same way, so the model is still found by it.
+        tinker_path, base_model = scrub_optional(tinker_path), scrub(base_model)
+        config_hash = scrub(config_hash)
         actor = actor or default_actor()
         with self._write() as db:
             parent_id = find_model(db, parent).id if parent else None
@@ -259,7 +275,7 @@ class Registry:
     ) -> EvalRun:
         """Close a running eval with its metrics and per-sample outcomes, all in one transaction."""
         check_run_status(status)
-        metrics, samples = list(metrics), list(samples)
+        metrics, samples = _scrubbed_outcomes(metrics, samples)
         with self._write() as db:
             row = db.execute("SELECT status FROM eval_runs WHERE id = ?", (int(run_id),)).fetchone()
             if row is None:
@@ -301,8 +317,8 @@ class Registry:
         it prefilled and sampled and its machine seconds (`train_tokens` must be None).
         """
         check_run_status(status)
-        metrics, samples = list(metrics), list(samples)
-        check_outcomes(task, metrics, samples)
+        metrics, samples = _scrubbed_outcomes(metrics, samples)
+        check_outcomes(scrub(task), metrics, samples)
         with self._write() as db:
             run_id = self._insert_run(
                 db, model_ref, suite_name, suite_version, task, settings, headline_metric, log_location, started_at
@@ -329,7 +345,7 @@ class Registry:
             model = find_model(db, model_ref)
             if task is None:
                 return query_runs(db, "r.model_id = ?", (model.id,))
-            return query_runs(db, "r.model_id = ? AND r.task = ?", (model.id, task))
+            return query_runs(db, "r.model_id = ? AND r.task = ?", (model.id, scrub_text(task)))
 
     def latest_results(self, model_ref: str, suite_version: str | None = None) -> dict[str, EvalRun]:
         """Per task, the model's latest finished run (only on `suite_version` when given)."""
@@ -352,7 +368,8 @@ class Registry:
         rules: GateRules | None = None,
     ) -> GateReport:
         """Judge a promotion without changing anything (what `promote` would decide)."""
-        return _governance.check_promotion(self._ledger, model_ref, to, suite, rules)
+        stored = suite.as_stored() if suite else None
+        return _governance.check_promotion(self._ledger, model_ref, to, stored, rules)
 
     def promote(
         self,
@@ -409,7 +426,14 @@ class Registry:
             model = find_model(db, model_ref)
             db.execute(
                 "INSERT INTO selections (scope, model_id, at, actor, reason, details_json) VALUES (?,?,?,?,?,?)",
-                (scope, model.id, self.now(), scrub_text(actor), scrub_text(reason), dumps(details or {})),
+                (
+                    scrub_text(scope),
+                    model.id,
+                    self.now(),
+                    scrub_text(actor),
+                    scrub_text(reason),
+                    dumps(details or {}),
+                ),
             )
             self._ledger.audit(actor, "select", model.ref, {"scope": scope, "reason": scrub_text(reason)})
         return self.selections(scope)[-1]
@@ -436,11 +460,11 @@ class Registry:
 
     def export_markdown(self, *, suite: SuiteRequirement | None = None) -> str:
         """`MODEL_REGISTRY.md`: deterministic text of every model, its evals and history."""
-        return _export.export_markdown(self._db, suite)
+        return _export.export_markdown(self._db, suite.as_stored() if suite else None)
 
     def export_json(self, *, suite: SuiteRequirement | None = None) -> dict[str, Any]:
         """The registry as one JSON-able dict (same content as the markdown export)."""
-        return _export.export_json(self._db, suite)
+        return _export.export_json(self._db, suite.as_stored() if suite else None)
 
     # ------------------------------------------------------------------------ internals
 
@@ -461,6 +485,8 @@ class Registry:
             if not isinstance(value, str) or not value:
                 raise RegistryError(f"eval run: `{field}` is {value!r}; expected a non-empty string")
         started = stamp_of(started_at) if started_at else self.now()
+        suite_name, suite_version = scrub_text(suite_name), scrub_text(suite_version)
+        task = scrub_text(task)
         run_id = db.execute(
             "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, headline_metric, "
             "settings_json, status, started_at, log_location) VALUES (?,?,?,?,?,?, 'running', ?, ?)",
@@ -469,7 +495,7 @@ class Registry:
                 suite_name,
                 suite_version,
                 task,
-                headline_metric,
+                scrub(headline_metric),
                 dumps(settings or {}),
                 started,
                 scrub_optional(log_location),

@@ -4,13 +4,18 @@ Learning curves (train loss, validation NLL per run), eval comparison bars with 
 intervals per task (one panel per metric, its better direction in the title), and the
 calibration reliability diagram. Each function returns `None` when there is nothing to draw,
 so the HTML can say so instead of showing an empty axis.
+
+Every label (run ids, model refs, task and metric names) is drawn as plain text: a name with
+`$...$` in it is shown as typed, never parsed as mathtext or LaTeX (which could fail the report).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import matplotlib
 
@@ -21,6 +26,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tinker_chief.registry import GateRules  # noqa: E402
 from tinker_chief.reports.collect import RunCurves, SweepData, TaskResult  # noqa: E402
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _plain_text(draw: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a chart function with its labels as plain text (see the module docstring). A text
+    reads these settings when it is made, so the figure is built and its PNG drawn under them."""
+
+    @functools.wraps(draw)
+    def plain(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return draw(*args, **kwargs)
+
+    return plain
+
 
 def _png(fig: Any) -> str:
     buffer = io.BytesIO()
@@ -29,6 +49,7 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+@_plain_text
 def learning_curves(runs: list[RunCurves]) -> str | None:
     runs = [r for r in runs if r.train or r.val]
     if not runs:
@@ -55,6 +76,7 @@ def _value(metric: Any) -> tuple[float, float | None, float | None]:
     return float(metric.value), getattr(metric, "ci_low", None), getattr(metric, "ci_high", None)
 
 
+@_plain_text
 def comparison_bars(
     results: list[TaskResult], metric_of: Any, title: str, rules: GateRules | None = None
 ) -> str | None:
@@ -63,6 +85,7 @@ def comparison_bars(
     return None if figure is None else _png(figure)
 
 
+@_plain_text
 def comparison_figure(
     results: list[TaskResult], metric_of: Any, title: str, rules: GateRules | None = None
 ) -> Any | None:
@@ -115,6 +138,7 @@ def _bars(
     ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
 
 
+@_plain_text
 def reliability_diagram(tables: dict[str, list[dict[str, Any]]]) -> str | None:
     """Accuracy vs confidence per bin, one line per model, with the diagonal of perfect calibration."""
     tables = {k: v for k, v in tables.items() if any(b.get("count") for b in v)}
@@ -131,6 +155,7 @@ def reliability_diagram(tables: dict[str, list[dict[str, Any]]]) -> str | None:
     return _png(fig)
 
 
+@_plain_text
 def sweep_lr_curves(sweep: SweepData) -> str | None:
     """LoRA Without Regret's first plot for this project: final validation NLL (else final train
     loss) against learning rate, one line per rank, with the plan's and get_lr's LR marked."""
@@ -158,6 +183,7 @@ def sweep_lr_curves(sweep: SweepData) -> str | None:
     return _png(fig)
 
 
+@_plain_text
 def sweep_rank_losses(sweep: SweepData) -> str | None:
     """LoRA Without Regret's second plot: final train loss against rank, one line per learning
     rate; None when the sweep tried a single rank."""
