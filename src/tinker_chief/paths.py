@@ -10,6 +10,7 @@ shared leaf: it imports nothing of ours.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,19 @@ EVAL_CACHE = CHIEF_DIR / "eval-cache"
 EVAL_OFFLINE = CHIEF_DIR / "eval-offline"
 INSPECT_LOGS = CHIEF_DIR / "inspect-logs"
 BENCHMARKS = CHIEF_DIR / "benchmarks"
+
+
+REGISTRY_ENV = "CHIEF_REGISTRY"
+
+
+def registry_file(root: Path, configured: str | Path | None = None) -> Path:
+    """The project's registry database, by the one precedence every command uses:
+    `$CHIEF_REGISTRY`, else chief.toml's `registry` (relative to the project), else
+    `.chief/registry.db`. A `--registry PATH` flag, where a command has one, wins over all three."""
+    chosen = os.environ.get(REGISTRY_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    return root / (configured if configured is not None else REGISTRY)
 
 
 @dataclass(frozen=True)

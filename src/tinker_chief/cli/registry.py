@@ -58,11 +58,12 @@ def _load_project(project_dir: Path) -> Project | None:
 
 def _open(registry_path: Path | None, project_dir: Path, *, read_only: bool = True) -> Registry:
     """The registry, never created here; opened read-only unless the command changes it."""
-    from tinker_chief.registry import DEFAULT_PATH, Registry
+    from tinker_chief.paths import registry_file
+    from tinker_chief.registry import Registry
 
     if registry_path is None:
         project = _load_project(project_dir)
-        registry_path = project.registry_path if project else project_dir / DEFAULT_PATH
+        registry_path = project.registry_path if project else registry_file(project_dir)
     return Registry.open(registry_path, create=False, read_only=read_only)
 
 

@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.suite import EvalSuite
 from tinker_chief.files import read_toml
-from tinker_chief.paths import REGISTRY
+from tinker_chief.paths import REGISTRY, registry_file
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
 CONFIG_FILENAME = "chief.toml"
@@ -239,7 +239,7 @@ class Project:
 
     @property
     def registry_path(self) -> Path:
-        return self.path(self.config.registry)
+        return registry_file(self.root, self.config.registry)
 
 
 def _format_location(loc: tuple[Any, ...]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import RegistryError
-from tinker_chief.paths import REGISTRY
+from tinker_chief.paths import REGISTRY, registry_file
 from tinker_chief.registry import _compare, _db, _export, _governance, _rows
 from tinker_chief.registry._compare import Comparison
 from tinker_chief.registry._gate import GateReport
@@ -65,8 +64,8 @@ DEFAULT_PATH = REGISTRY  # relative to the project (tinker_chief.paths)
 
 
 def default_path() -> Path:
-    """`CHIEF_REGISTRY` if set, else `.chief/registry.db` in the current project."""
-    return Path(os.environ.get("CHIEF_REGISTRY") or DEFAULT_PATH)
+    """`CHIEF_REGISTRY` if set, else `.chief/registry.db` in the current directory."""
+    return registry_file(Path("."))
 
 
 MAX_DETAIL_CHARS = 500  # per-sample details are hints for humans, not transcripts

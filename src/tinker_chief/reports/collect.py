@@ -16,7 +16,7 @@ from typing import Any
 
 from tinker_chief.errors import ChiefError, ConfigurationError
 from tinker_chief.files import parse_json, read_json, read_toml
-from tinker_chief.paths import REGISTRY, ProjectPaths
+from tinker_chief.paths import REGISTRY, ProjectPaths, registry_file
 
 SAFETY_HINTS = ("safety", "refusal", "jailbreak", "harm")
 CALIBRATION_HINTS = ("calibration", "ece", "brier")
@@ -215,7 +215,7 @@ def collect(project_dir: Path) -> ReportData:
     if not config_path.exists():
         raise ConfigurationError(f"{config_path}: not found; run `chief init` first or pass --project DIR")
     config = read_toml(config_path)
-    registry_path = project_dir / str(config.get("registry", REGISTRY))
+    registry_path = registry_file(project_dir, str(config.get("registry", REGISTRY)))
     models, results, history, selections = [], [], [], []
     costs: dict[str, tuple[str, str]] = {}
     if registry_path.exists():
