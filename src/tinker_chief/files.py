@@ -7,21 +7,30 @@ and `parse_json`). Whatever the bytes — binary, UTF-16, an endless `/dev/zero`
 100,000 deep, a 5,000-digit number — the caller gets a `ChiefError` that reads
 `<file>:<line>: <what>`, never a traceback. Reads are capped (`MAX_DOCUMENT_BYTES`), so a
 wrong path cannot exhaust memory. A UTF-8 byte-order mark (Windows editors) is accepted.
+Data files that may be gzipped (`open_capped`) are decompressed as a stream with a cap on the
+bytes it yields, so a small gzip bomb is refused after `limit` bytes, and a file that is not
+gzip or is truncated is a one-line error too.
 """
 
 from __future__ import annotations
 
 import codecs
+import gzip
 import hashlib
 import json
 import re
 import tomllib
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from tinker_chief.errors import ChiefError, ConfigurationError, DataError
 
 MIB = 1 << 20
+# A data file whose rows are all held in memory (`chief benchmarks stage`), counted decompressed:
+# a small gzip bomb is refused at this size instead of exhausting memory.
+MAX_DATA_MIB = 256
 MAX_DOCUMENT_BYTES = 64 * MIB  # chief.toml, plan.json, run.json: small files; anything bigger is a wrong path
 _TOML_AT = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
 
@@ -62,6 +71,70 @@ def read_bytes(path: Path, *, limit: int = MAX_DOCUMENT_BYTES, error: type[Chief
     if len(data) > limit:
         raise error(f"{path}: larger than {limit // MIB} MiB; expected a small text file")
     return data
+
+
+class CappedReader:
+    """The bytes of a file, gunzipped when its name ends in `.gz`, at most `limit` of them: past
+    the cap, and on data that is not gzip or ends early, `error` names the file in one line."""
+
+    def __init__(self, path: Path, limit: int, error: type[ChiefError], hint: str) -> None:
+        self.path, self.limit, self.error, self.hint, self.count = path, limit, error, hint, 0
+        self.gzipped = path.suffix.lower() == ".gz"
+        self._file = open_binary(path, error=error)
+        self._stream: gzip.GzipFile | BinaryIO = (
+            gzip.GzipFile(fileobj=self._file, mode="rb") if self.gzipped else self._file
+        )
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes; all that is left (within the cap) when `size` is negative."""
+        if size >= 0:
+            return self._take(self._stream.read, size)
+        chunks = list(iter(lambda: self._take(self._stream.read, MIB), b""))
+        return b"".join(chunks)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._take(self._stream.readline, size)
+
+    def _take(self, read: Callable[[int], bytes], size: int) -> bytes:
+        room = self.limit - self.count + 1  # one byte past the cap tells "too big" from "exactly"
+        try:
+            data = read(room if size < 0 else min(size, room))
+        except gzip.BadGzipFile:
+            raise self.error(f"{self.path}: not gzip data (the name ends in .gz)") from None
+        except EOFError:
+            ended = "truncated: the gzip data ends before its end marker"
+            raise self.error(f"{self.path}: {ended}") from None
+        except zlib.error as exc:
+            raise self.error(f"{self.path}: corrupt gzip data ({exc})") from None
+        except OSError as exc:
+            raise self.error(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        self.count += len(data)
+        if self.count > self.limit:
+            limit = f"{self.limit // MIB} MiB" + (" once decompressed" if self.gzipped else "")
+            raise self.error(f"{self.path}: more than {limit}{self.hint}")
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+        self._file.close()
+
+    def __enter__(self) -> CappedReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def open_capped(
+    path: Path,
+    limit: int,
+    *,
+    error: type[ChiefError] = DataError,
+    hint: str = "",
+) -> CappedReader:
+    """`path` (gunzipped if it ends in `.gz`) as a stream of at most `limit` bytes; `hint` ends
+    the too-big error (e.g. how to raise the cap)."""
+    return CappedReader(path, limit, error, hint)
 
 
 def decode_utf8(data: bytes, path: Path, line: int | None = None, *, error: type[ChiefError] = DataError) -> str:

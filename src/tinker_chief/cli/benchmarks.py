@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from tinker_chief.files import MAX_DATA_MIB, MIB
+
 
 @click.group(name="benchmarks")
 def benchmarks_group() -> None:
@@ -121,8 +123,22 @@ def list_command(project_dir: Path, as_json: bool) -> None:
     type=click.IntRange(min=0),
     help="The task's `fewshot` argument, for tasks whose few-shot examples come from another split.",
 )
+@click.option(
+    "--max-mib",
+    type=click.IntRange(min=1),
+    default=MAX_DATA_MIB,
+    show_default=True,
+    help="Refuse a file of more MiB than this, once decompressed (its rows are checked in memory).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
-def stage_command(task: str, source: Path, split: str | None, fewshot: int | None, as_json: bool) -> None:
+def stage_command(
+    task: str,
+    source: Path,
+    split: str | None,
+    fewshot: int | None,
+    max_mib: int,
+    as_json: bool,
+) -> None:
     """Write FILE's rows into the Hugging Face datasets cache for TASK (e.g. humaneval), at the
     revision the installed inspect_evals pins, so the unmodified task runs offline.
 
@@ -130,11 +146,12 @@ def stage_command(task: str, source: Path, split: str | None, fewshot: int | Non
     Example:
       chief benchmarks stage humaneval --from HumanEval.jsonl.gz
     """
-    from tinker_chief.evals.hub_data import pick_load, stage, task_data
+    from tinker_chief.evals.hub_data import pick_load, read_rows, stage, task_data
 
+    rows = read_rows(source, max_mib * MIB)  # a bad file is refused before the task is built
     data = task_data(task, {"fewshot": fewshot} if fewshot is not None else {})
     load = pick_load(data, split)
-    staged = stage(data, source, split)
+    staged = stage(data, source, split, rows)
     result = {"task": data.task, **load.as_json(), "rows": staged.rows, "location": str(staged.location)}
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")

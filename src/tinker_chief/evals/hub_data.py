@@ -11,7 +11,9 @@ packages not on PyPI) record no loads and report why.
 the Hugging Face `datasets` cache in the layout `datasets` itself reads back offline
 (`<cache>/<ns>___<name>/<config id>/0.0.0/<revision>/`: Arrow file plus `dataset_info.json`),
 so the unmodified task runs with `HF_HUB_OFFLINE=1` (reference/inspect-ai-offline.md §4,
-recipe 2). Rows are checked first: every row has the first row's fields with values of the
+recipe 2). The file is read as `files.py` reads any user file (`read_rows`): at most
+`MAX_DATA_MIB` decompressed (gzip is a capped stream), UTF-8 checked, one-line errors. Rows are
+checked next: every row has the first row's fields with values of the
 same kind, and the task's own record-to-sample function accepts it; otherwise `DataError`
 names the file, row and field. A `chief-staged.json` beside the Arrow file records the source
 file, its hash, the row count and the revision.
@@ -20,23 +22,26 @@ file, its hash, the row count and the revision.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import inspect as pyinspect
 import io
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from tinker_chief.errors import DataError, EvalError
-from tinker_chief.files import sha256_file
+from tinker_chief.files import MAX_DATA_MIB, MIB, decode_utf8, open_capped, parse_json, sha256_file
+from tinker_chief.jsonl import jsonl_objects
 
 STAMP = "chief-staged.json"
+# Rows nested deeper than this are refused: Arrow and `datasets` fail at about 60 levels, and no
+# benchmark's rows come near it.
+MAX_NESTING = 32
 _VERSION_DIR = "0.0.0"  # what datasets' own cache uses for hub datasets without a version
 
 
@@ -217,13 +222,17 @@ def pick_load(data: TaskData, split: str | None) -> HubLoad:
     return matches[-1]
 
 
-def stage(data: TaskData, source: Path, split: str | None = None) -> CachedSplit:
-    """Check `source`'s rows and write them into the datasets cache for `data`'s split."""
+def stage(
+    data: TaskData, source: Path, split: str | None = None, rows: list[dict[str, Any]] | None = None
+) -> CachedSplit:
+    """Check `source`'s rows (`rows`, when already read by `read_rows`) and write them into the
+    datasets cache for `data`'s split. Nothing is written unless every row is accepted."""
     load = pick_load(data, split)
-    rows = read_rows(source)
+    rows = read_rows(source) if rows is None else rows
     check_rows(rows, source, load)
+    table = _table(rows, source)
     target = _dataset_dir(load) / _VERSION_DIR / (load.revision or "unpinned")
-    _write_split(rows, target, load)
+    _write_split(table, target, load)
     stamp = target / STAMP
     stamps = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
     stamps[load.split] = {
@@ -241,11 +250,23 @@ def stage(data: TaskData, source: Path, split: str | None = None) -> CachedSplit
     return found
 
 
-def _write_split(rows: list[dict[str, Any]], target: Path, load: HubLoad) -> None:
+def _table(rows: list[dict[str, Any]], source: Path) -> Any:
+    """The rows as a `datasets.Dataset`, or `DataError` when Arrow cannot store them (e.g. a list
+    mixing numbers and strings, an integer past 64 bits)."""
+    import datasets
+    import pyarrow as pa
+
+    try:
+        return datasets.Dataset.from_list(rows)
+    except (pa.ArrowException, OverflowError, RecursionError, TypeError, ValueError) as error:
+        why = _first_line(error)
+        raise DataError(f"{source}: the rows cannot be stored as a dataset ({why})") from None
+
+
+def _write_split(table: Any, target: Path, load: HubLoad) -> None:
     import datasets
     from datasets.arrow_writer import ArrowWriter
 
-    table = datasets.Dataset.from_list(rows)
     info_path = target / "dataset_info.json"
     info = datasets.DatasetInfo.from_directory(str(target)) if info_path.is_file() else datasets.DatasetInfo()
     others = [name for name in (info.splits or {}) if name != load.split]
@@ -275,59 +296,91 @@ def _write_split(rows: list[dict[str, Any]], target: Path, load: HubLoad) -> Non
     info.write_to_directory(str(target))
 
 
-def read_rows(source: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL, JSON (a list of objects), CSV or Parquet file; `.gz` is decompressed."""
-    if not source.is_file():
-        raise DataError(f"{source}: no such file")
+def source_kind(source: Path) -> str:
+    """`.jsonl`, `.json`, `.csv` or `.parquet`: what `source` holds (under an optional `.gz`)."""
     suffixes = [s.lower() for s in source.suffixes]
     kind = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    if kind == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows: list[dict[str, Any]] = pq.read_table(source).to_pylist()
-    elif kind == ".csv":
-        import pyarrow.csv as pcsv
-
-        rows = pcsv.read_csv(source).to_pylist()  # column types inferred, as the hub's CSV loader does
-    elif kind in (".jsonl", ".json"):
-        rows = list(_json_rows(source, kind))
-    else:
+    if kind not in (".jsonl", ".json", ".csv", ".parquet"):
         raise DataError(f"{source}: expected a .jsonl, .json, .csv or .parquet file (optionally .gz)")
+    return kind
+
+
+def read_rows(source: Path, max_bytes: int = MAX_DATA_MIB * MIB) -> list[dict[str, Any]]:
+    """Rows of a JSONL, JSON (a list of objects), CSV or Parquet file; `.gz` is decompressed as a
+    stream. At most `max_bytes` are read (decompressed; for Parquet, also its columns' size once
+    uncompressed): past that, and for text that is not UTF-8 or not the format its name says,
+    `DataError` names the file (and line)."""
+    kind = source_kind(source)
+    hint = " (the limit for a staged file; raise it with --max-mib if the file is that big)"
+    with open_capped(source, max_bytes, hint=hint) as stream:
+        if kind == ".jsonl":
+            rows = [line.value for line in jsonl_objects(stream, source, allow_empty=True)]
+        elif kind == ".json":
+            rows = _json_list(parse_json(decode_utf8(stream.read(), source), source), source)
+        elif kind == ".csv":
+            rows = _csv_rows(stream.read(), source)
+        else:
+            rows = _parquet_rows(stream.read(), source, max_bytes, hint)
     if not rows:
         raise DataError(f"{source}: no rows")
     return rows
 
 
-def _json_rows(source: Path, kind: str) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if source.suffix.lower() == ".gz" else open
-    with opener(source, "rt", encoding="utf-8") as handle:
-        text = handle.read()
-    if kind == ".json":
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{source}: not valid JSON ({error.msg} at line {error.lineno})") from None
-        if not isinstance(whole, list):
-            raise DataError(f"{source}: expected a JSON list of row objects, got {type(whole).__name__}")
-        for number, row in enumerate(whole, start=1):
-            yield _object(row, source, number)
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{source} row {number}: not valid JSON ({error.msg})") from None
-        yield _object(row, source, number)
+def _json_list(whole: Any, source: Path) -> list[dict[str, Any]]:
+    if not isinstance(whole, list):
+        got = type(whole).__name__
+        raise DataError(f"{source}: expected a JSON list of row objects, got {got}")
+    for number, row in enumerate(whole, start=1):
+        if not isinstance(row, dict):
+            expected = "expected an object with the dataset's fields"
+            raise DataError(f"{source} row {number}: {expected}, got {type(row).__name__}")
+    return whole
 
 
-def _object(row: Any, source: Path, number: int) -> dict[str, Any]:
-    if not isinstance(row, dict):
-        raise DataError(
-            f"{source} row {number}: expected an object with the dataset's fields, got {type(row).__name__}"
+def _csv_rows(data: bytes, source: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    decode_utf8(data, source)  # a file:line error for binary or UTF-16 text, before pyarrow's own
+    bad_rows: list[Any] = []
+
+    def refuse(row: Any) -> str:
+        bad_rows.append(row)
+        return "error"
+
+    try:  # column types inferred, as the hub's CSV loader does; one thread, so rows are numbered
+        table = pcsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(use_threads=False),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=refuse),
         )
-    return row
+        return list(table.to_pylist())
+    except pa.ArrowException as error:
+        if bad_rows and bad_rows[0].number is not None:
+            row = bad_rows[0]
+            raise DataError(
+                f"{source}:{row.number}: expected {row.expected_columns} columns as in the header, "
+                f"got {row.actual_columns}"
+            ) from None
+        why = _first_line(error)
+        raise DataError(f"{source}: not a CSV table pyarrow can read ({why})") from None
+
+
+def _parquet_rows(data: bytes, source: Path, max_bytes: int, hint: str) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        metadata = parquet.metadata
+        size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if size > max_bytes:  # Parquet compresses its columns: a small file can hold gigabytes
+            limit = f"{max_bytes // MIB} MiB"
+            raise DataError(f"{source}: more than {limit} of columns uncompressed{hint}")
+        return list(parquet.read().to_pylist())
+    except (pa.ArrowException, OSError) as error:
+        why = _first_line(error)
+        raise DataError(f"{source}: not a Parquet file pyarrow can read ({why})") from None
 
 
 def _kind(value: Any) -> str:
@@ -340,6 +393,17 @@ def _kind(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "list" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether lists and objects in `value` nest more than `levels` deep (stops looking there)."""
+    if isinstance(value, dict):
+        children = list(value.values())
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    return levels == 0 or any(_deeper_than(child, levels - 1) for child in children)
 
 
 def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
@@ -356,6 +420,9 @@ def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
         if extra:
             raise DataError(f"{source} row {number}: field `{extra[0]}` is not in the first row")
         for name, value in row.items():
+            if _deeper_than(value, MAX_NESTING):
+                deep = f"is nested more than {MAX_NESTING} levels deep"
+                raise DataError(f"{source} row {number}: field `{name}` {deep}")
             kind = _kind(value)
             if kinds[name] == "null":
                 kinds[name] = kind

@@ -51,7 +51,8 @@ class Prepared:
     data_hash: str = ""
 
 
-def _renderer(spec: TrainSpec) -> Any:
+def load_renderer(spec: TrainSpec) -> Any:
+    """The spec's renderer on its base model's tokenizer (loading them imports `transformers`)."""
     from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
     return get_renderer(spec.renderer or renderer_name_for(spec.base_model), load_tokenizer(spec.base_model))
@@ -59,7 +60,7 @@ def _renderer(spec: TrainSpec) -> Any:
 
 def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
     """Read and validate the spec's data files; raises `DataError` naming file, line and field."""
-    renderer = _renderer(spec)
+    renderer = load_renderer(spec)
     train_path = project_dir / spec.data.train
     prepared = Prepared(
         spec, renderer, [], data_hash=data_hash([p for p in spec.data_paths(project_dir) if p.exists()])

@@ -33,7 +33,7 @@ from tinker_chief.paths import ProjectPaths
 from tinker_chief.training.loop import Observer, StopRequest, TrainResult
 from tinker_chief.training.project import registry_sink_factory, spec_from_project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
-from tinker_chief.training.session import prepare, train
+from tinker_chief.training.session import load_renderer, prepare, train
 from tinker_chief.training.spec import TrainSpec
 
 DEFAULT_LR_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -430,6 +430,10 @@ def run_sweep(
         raise ConfigurationError(f"--parallel: expected a positive number, got {parallel}")
     width = min(parallel or len(todo), len(todo)) or 1
     connection.service_client()  # created once here, then shared by every thread
+    # `transformers`' lazy module is not thread-safe on first import: points importing it at once
+    # fail with "cannot import name 'AutoTokenizer'". Loading the tokenizer and renderer here makes
+    # this thread the first importer, whether the sweep is new or resumed in a fresh process.
+    load_renderer(spec)
     sweep.status = "running"
     sweep.save()
     stop, queue, lock = StopRequest(), list(todo), threading.Lock()
