@@ -38,6 +38,8 @@ QWEN3_8B_CONFIG = {
     "torch_dtype": "bfloat16",
     "hidden_act": "silu",
 }
+Address = tuple[str, int]
+ANY_PORT: Address = ("127.0.0.1", 0)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
@@ -134,7 +136,7 @@ def hub_stand_in(repos: dict[str, dict[str, bytes]]) -> Iterator[HubStandIn]:
 
 
 @contextmanager
-def serving(handler: type[BaseHTTPRequestHandler], address: tuple[str, int] = ("127.0.0.1", 0)) -> Iterator[str]:
+def serving(handler: type[BaseHTTPRequestHandler], address: Address = ANY_PORT) -> Iterator[str]:
     """`handler` answering at `address` (IPv4 or IPv6) in a thread for the block's duration;
     yields the server's base URL."""
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

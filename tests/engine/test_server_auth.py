@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -25,7 +25,7 @@ from tinker_chief.engine.server.launcher import engine_key, start_engine
 from tinker_chief.models import cache_dir
 
 from cli_support import CHIEF_COMMAND, assert_one_line_error, run_chief
-from hub_support import serving
+from hub_support import Address, serving
 from jsonl_support import write_jsonl
 from server_support import TINY, wait_for_url
 
@@ -35,7 +35,8 @@ KEY = "tml-test-key-0123456789-abcdefghijklmnopqrstuv"  # strong enough for a no
 @pytest.fixture(scope="module")
 def on_all_interfaces(tmp_path_factory):
     """An engine bound to 0.0.0.0 (so with a key), as clients on other hosts reach it."""
-    with start_engine(state_dir=tmp_path_factory.mktemp("all"), host="0.0.0.0", api_key=KEY, device="cpu") as engine:
+    state = tmp_path_factory.mktemp("all")
+    with start_engine(state_dir=state, host="0.0.0.0", api_key=KEY, device="cpu") as engine:
         engine.local_url = engine.base_url.replace("0.0.0.0", "127.0.0.1")
         yield engine
 
@@ -133,7 +134,8 @@ def test_keyed_engine_on_all_interfaces_requires_the_key(on_all_interfaces):
             base_model=TINY, rank=1
         ).result()
     client = tinker.ServiceClient(base_url=url, api_key=KEY)
-    assert client.create_lora_training_client(base_model=TINY, rank=1).result().get_info().lora_rank == 1
+    training = client.create_lora_training_client(base_model=TINY, rank=1).result()
+    assert training.get_info().lora_rank == 1
     client.close("success").result()
     assert KEY not in engine.log_file.read_text()
 
@@ -151,22 +153,30 @@ def test_a_client_on_another_host_gets_a_tokenizer_id_but_no_path(on_all_interfa
         client.close("success").result()
 
 
-# -- the key of an engine chief started -------------------------------------------------------------
+# -- the key of an engine chief started ------------------------------------------------------
+
+
+Answer = Callable[[str], tuple[int, dict]]  # a request's path -> (status, JSON body)
+
+
+def not_found(path: str) -> tuple[int, dict]:
+    return 404, {"error": f"{path}: not here"}
 
 
 @dataclass
 class RecordingServer:
-    """A plain HTTP server that records every request's headers and answers `answer(path)`."""
+    """What a stand-in HTTP server was sent: the headers of every request."""
 
     url: str
     headers: list[dict[str, str]] = field(default_factory=list)
 
     def saw(self, secret: str) -> bool:
-        return any(secret in f"{name}: {value}" for seen in self.headers for name, value in seen.items())
+        seen = [f"{name}: {value}" for request in self.headers for name, value in request.items()]
+        return any(secret in header for header in seen)
 
 
 @contextmanager
-def recording_server(address: tuple[str, int], answer=lambda path: (404, {"error": "no"})) -> Iterator[RecordingServer]:
+def recording_server(address: Address, answer: Answer = not_found) -> Iterator[RecordingServer]:
     """A `RecordingServer` at `address` whose reply to a request for `path` is `answer(path)`."""
     headers: list[dict[str, str]] = []
 
@@ -211,7 +221,7 @@ def _eval_offline(tmp_path: Path, base_url: str) -> subprocess.CompletedProcess:
     )
 
 
-def _squat(port: int) -> tuple[str, int]:
+def _squat(port: int) -> Address:
     """Another loopback address on `port` that this test may listen on: ::1, else 127.0.0.2."""
     for host, family in (("::1", socket.AF_INET6), ("127.0.0.2", socket.AF_INET)):
         try:
@@ -253,17 +263,16 @@ def test_a_server_that_cannot_prove_the_key_does_not_get_it(tmp_path):
             result = _eval_offline(tmp_path, server.url)
         finally:
             key_file.unlink()
-        assert_one_line_error(
-            result, f"the server at {server.url} is not the engine chief started there", "the key was not sent"
-        )
+        refusal = f"the server at {server.url} is not the engine chief started there"
+        assert_one_line_error(result, refusal, "the key was not sent")
         assert asked == ["/api/v1/engine_proof"]  # asked for the proof, and nothing after it
         assert not server.saw(planted) and planted not in result.stdout + result.stderr
 
 
-def test_a_key_directory_another_user_could_write_is_refused_in_one_line(tmp_path, monkeypatch, caplog):
+def test_a_key_directory_others_could_write_is_refused_in_one_line(tmp_path, monkeypatch, caplog):
     if os.getuid() != 0:
         pytest.skip("giving the directory to another user needs root")
-    monkeypatch.setenv("CHIEF_CACHE_DIR", str(tmp_path / "cache"))  # a key directory of this test's own
+    monkeypatch.setenv("CHIEF_CACHE_DIR", str(tmp_path / "cache"))  # a key directory of its own
     keys = cache_dir().parent / "engine-keys"
     keys.mkdir(mode=0o700, parents=True)
     os.chown(keys, 65534, 65534)
@@ -272,10 +281,12 @@ def test_a_key_directory_another_user_could_write_is_refused_in_one_line(tmp_pat
         key = engine.api_key_for_clients
         assert engine.key_file is None and not list(keys.iterdir())  # not saved there
         assert [r.getMessage() for r in caplog.records] == [
-            f"not using {keys} for the keys of the engines chief starts: it belongs to another user "
-            "(uid 65534); remove it (chief recreates it) or pass the key in CHIEF_ENGINE_API_KEY"
+            f"not using {keys} for the keys of the engines chief starts: it belongs to another "
+            "user (uid 65534); remove it (chief recreates it) or pass the key in "
+            "CHIEF_ENGINE_API_KEY"
         ]
-        assert httpx.get(f"{engine.base_url}/api/v1/healthz", headers={"X-API-Key": key}).status_code == 200
+        healthz = f"{engine.base_url}/api/v1/healthz"
+        assert httpx.get(healthz, headers={"X-API-Key": key}).status_code == 200
 
         os.chown(keys, os.getuid(), os.getgid())  # a key file of this user's, for this engine
         launcher._save_key(engine.base_url, key, engine.process.pid)
@@ -296,27 +307,34 @@ def test_a_key_directory_another_user_could_write_is_refused_in_one_line(tmp_pat
 
 
 def test_forwarded_addresses_count_only_from_the_configured_proxy(tmp_path):
-    serve = [*CHIEF_COMMAND, "engine", "serve", "--port", "0", "--state-dir", str(tmp_path), "--device", "cpu"]
+    serve = [*CHIEF_COMMAND, "engine", "serve", "--port", "0", "--state-dir", str(tmp_path)]
     bad = subprocess.run(
-        [*serve, "--forwarded-allow-ips", "127.0.0.1,proxy.example"], capture_output=True, text=True, timeout=120
+        [*serve, "--forwarded-allow-ips", "127.0.0.1,proxy.example"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert_one_line_error(bad, "--forwarded-allow-ips: 'proxy.example' is not an IP address or network")
-    env = {**os.environ, "CHIEF_ENGINE_API_KEY": KEY}
-    proxied = [*serve, "--forwarded-allow-ips", "127.0.0.1"]
-    process = subprocess.Popen(proxied, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert_one_line_error(bad, "--forwarded-allow-ips: 'proxy.example' is not an IP address")
+    process = subprocess.Popen(
+        [*serve, "--device", "cpu", "--forwarded-allow-ips", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CHIEF_ENGINE_API_KEY": KEY},
+    )
     try:
         url = f"{wait_for_url(process)}/api/v1/healthz"
         with httpx.Client(timeout=30) as client:
-            guesses = [
-                client.get(url, headers={"X-API-Key": "tml-guess", "X-Forwarded-For": "10.9.9.9"}).status_code
-                for _ in range(11)
-            ]
-            assert guesses == [401] * 10 + [429]
+
+            def status(key: str, *forwarded_for: str) -> int:
+                forwarded = {"X-Forwarded-For": forwarded_for[0]} if forwarded_for else {}
+                return client.get(url, headers={"X-API-Key": key, **forwarded}).status_code
+
+            assert [status("tml-guess", "10.9.9.9") for _ in range(11)] == [401] * 10 + [429]
             locked = client.get(url, headers={"X-API-Key": KEY, "X-Forwarded-For": "10.9.9.9"})
             assert locked.status_code == 429 and "from 10.9.9.9" in locked.json()["error"]
             # The proxy's other clients, and the proxy itself, are not locked out.
-            assert client.get(url, headers={"X-API-Key": KEY, "X-Forwarded-For": "10.8.8.8"}).status_code == 200
-            assert client.get(url, headers={"X-API-Key": KEY}).status_code == 200
+            assert status(KEY, "10.8.8.8") == 200 and status(KEY) == 200
     finally:
         process.terminate()
         process.wait(timeout=60)

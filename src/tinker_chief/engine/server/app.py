@@ -31,7 +31,12 @@ from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerR
 from tinker.types.save_weights_request import SaveWeightsRequest
 
 from tinker_chief.engine.server import downloads, expiry, limits, listing
-from tinker_chief.engine.server.auth import PROOF_PATH, BrowserGuardMiddleware, engine_proof, is_proof_nonce
+from tinker_chief.engine.server.auth import (
+    PROOF_PATH,
+    BrowserGuardMiddleware,
+    engine_proof,
+    is_proof_nonce,
+)
 from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, error_body, shown, status_of
 from tinker_chief.engine.server.futures import PRUNE_INTERVAL_S, FutureError, FutureTable
 from tinker_chief.engine.server.sampling import SamplingService
@@ -206,7 +211,7 @@ def _add_proof_route(app: FastAPI, api_key: str) -> None:
         its key file that this is the engine holding it (auth.py), before it sends the key."""
         nonce = await json_field(request, "nonce")
         if not is_proof_nonce(nonce):
-            raise InvalidRequestError("engine_proof: field nonce must be 64 lowercase hexadecimal characters")
+            raise InvalidRequestError("engine_proof: field nonce must be 64 lowercase hex digits")
         return {"proof": engine_proof(api_key, nonce)}
 
 

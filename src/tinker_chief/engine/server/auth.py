@@ -112,7 +112,9 @@ class ApiKeyMiddleware:
         self._limiter = limiter or AuthFailureLimiter()
 
     def _is_open(self, path: str) -> bool:
-        return path == PROOF_PATH or (self._open_prefix is not None and path.startswith(self._open_prefix))
+        if path == PROOF_PATH:
+            return True
+        return self._open_prefix is not None and path.startswith(self._open_prefix)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -184,9 +184,9 @@ def engine_key(base_url: str) -> str | None:
         return None  # nothing listens: no engine to send the key to
     if not proven:
         raise EngineError(
-            f"the server at {base_url} is not the engine chief started there: it could not prove it "
-            "holds that engine's key, so the key was not sent (another program may have taken the "
-            "address; check what listens there)"
+            f"the server at {base_url} is not the engine chief started there: it could not "
+            "prove it holds that engine's key, so the key was not sent (another program may "
+            "have taken the address; check what listens there)"
         )
     return key
 
@@ -195,7 +195,8 @@ def _proves_key(base_url: str, key: str) -> bool | None:
     """Whether the server at `base_url` answers the key proof for `key`; None if nothing listens."""
     nonce = secrets.token_hex(32)
     try:
-        response = httpx.post(f"{base_url.rstrip('/')}{PROOF_PATH}", json={"nonce": nonce}, timeout=_PROOF_TIMEOUT_S)
+        url = f"{base_url.rstrip('/')}{PROOF_PATH}"
+        response = httpx.post(url, json={"nonce": nonce}, timeout=_PROOF_TIMEOUT_S)
         proof = response.json().get("proof") if response.is_success else None
     except httpx.ConnectError:
         return None

@@ -76,7 +76,7 @@ class EngineSettings:
             except ValueError:
                 raise ConfigurationError(
                     f"--forwarded-allow-ips: {entry[:100]!r} is not an IP address or network "
-                    "(expected the proxy's addresses, comma-separated, e.g. 10.0.0.5 or 10.0.0.0/24)"
+                    "(expected the proxies' addresses, comma-separated, e.g. 10.0.0.5,10.1.0.0/16)"
                 ) from None
         return entries
 
@@ -131,13 +131,14 @@ def serve(settings: EngineSettings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    local_clients_only = settings.serves_only_this_machine
     backend = TorchBackend(
         device=settings.device, dtype=settings.dtype, spill_root=settings.state_dir / "evicted-samplers"
     )
     engine = service.EngineService(
         backend,
         settings.state_dir,
-        catalog=BaseModelCatalog(backend, local_dirs, tokenizer_paths=settings.serves_only_this_machine),
+        catalog=BaseModelCatalog(backend, local_dirs, tokenizer_paths=local_clients_only),
         session_timeout=settings.session_timeout or service.SESSION_TIMEOUT_S,
         max_training_clients=settings.max_training_clients or service.MAX_TRAINING_CLIENTS,
     )
