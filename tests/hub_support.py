@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ QWEN3_8B_CONFIG = {
     "torch_dtype": "bfloat16",
     "hidden_act": "silu",
 }
+Address = tuple[str, int]
+ANY_PORT: Address = ("127.0.0.1", 0)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
@@ -127,12 +130,23 @@ def hub_stand_in(repos: dict[str, dict[str, bytes]]) -> Iterator[HubStandIn]:
         def log_message(self, format: str, *args: object) -> None:  # quiet: `requests` is the log
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(Handler) as url:
+        hub.url = url
+        yield hub
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], address: Address = ANY_PORT) -> Iterator[str]:
+    """`handler` answering at `address` (IPv4 or IPv6) in a thread for the block's duration;
+    yields the server's base URL."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family})
+    server = server_class(address, handler)
+    host = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield hub
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import httpx
@@ -10,6 +11,8 @@ from tinker import types
 from tinker.proto import request_conv
 from tinker.types.forward_backward_input import ForwardBackwardInput
 from tinker.types.forward_backward_request import ForwardBackwardRequest
+
+from tinker_chief.engine.server.main import READY_PREFIX
 
 TINY = "tiny-random-llama"
 TEXTS = [
@@ -79,3 +82,15 @@ def wait_json(raw: httpx.Client, request_id: str) -> dict:
     body = wait_raw(raw, request_id).json()
     assert "error" not in body, body
     return body
+
+
+def wait_for_url(process: subprocess.Popen, timeout: float = 180) -> str:
+    """The base URL a `chief engine serve` process (stdout piped, as text) announces when ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith(READY_PREFIX):
+            return line[len(READY_PREFIX) :].split()[0]
+        if not line and process.poll() is not None:
+            raise AssertionError(f"engine exited early: {process.returncode}")
+    raise AssertionError("engine never printed its URL")

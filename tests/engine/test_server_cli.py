@@ -12,21 +12,9 @@ import httpx
 from click.testing import CliRunner
 
 from tinker_chief.cli.main import cli
-from tinker_chief.engine.server.main import READY_PREFIX
 
 from cli_support import CHIEF_COMMAND
-from server_support import TINY, fb_body, raw_model, sft_datum
-
-
-def _wait_for_url(process: subprocess.Popen, timeout: float = 180) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line.startswith(READY_PREFIX):
-            return line[len(READY_PREFIX) :].split()[0]
-        if not line and process.poll() is not None:
-            raise AssertionError(f"engine exited early: {process.returncode}")
-    raise AssertionError("engine never printed its URL")
+from server_support import TINY, fb_body, raw_model, sft_datum, wait_for_url
 
 
 def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_path):
@@ -43,7 +31,7 @@ def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_p
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        url = _wait_for_url(process)
+        url = wait_for_url(process)
         with httpx.Client(base_url=f"{url}/api/v1", timeout=60, headers={"X-API-Key": "tml-local"}) as raw:
             model_id = raw_model(raw)
             big = [sft_datum([3 + i % 250 for i in range(1000)])] * 4

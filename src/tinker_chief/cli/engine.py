@@ -58,6 +58,14 @@ def engine_group() -> None:
     default=None,
     help="Most training clients loaded at once; one more is refused [default: 32].",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    metavar="IPS",
+    help="Comma-separated addresses or networks of the reverse proxies in front of the engine: "
+    "only their X-Forwarded-For header names a client's address (wrong-key rate limiting counts "
+    "by it) [default: none, the connection's own address counts].",
+)
 def serve_command(
     host: str,
     port: int,
@@ -68,6 +76,7 @@ def serve_command(
     allow_model_dirs: tuple[Path, ...],
     session_timeout: float | None,
     max_training_clients: int | None,
+    forwarded_allow_ips: str | None,
 ) -> None:
     """Serve the engine until Ctrl-C / SIGTERM; prints its base URL when ready.
 
@@ -96,6 +105,7 @@ def serve_command(
             allow_model_dirs=allow_model_dirs,
             session_timeout=session_timeout,
             max_training_clients=max_training_clients,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
     )
 

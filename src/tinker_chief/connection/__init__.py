@@ -13,8 +13,9 @@ one backend evaluates on the same one. Precedence, first that says anything wins
 Two backend names: `local` (chief's engine, started here or running at a URL) and `tinker`
 (Tinker's cloud). One key rule (`api_key_for`): an explicit key; for Tinker's cloud
 `$TINKER_API_KEY` (required); for an engine at a URL `$CHIEF_ENGINE_API_KEY`, else the key of
-the engine chief itself started there (same user only), else `$TINKER_API_KEY`; an engine
-started here hands its own random key. Everything goes through the `tinker` SDK; the only
+the engine chief itself started at exactly that loopback address (same user only, and only once
+the server there proved it holds the key), else `$TINKER_API_KEY`; an engine started here hands
+its own random key. Everything goes through the `tinker` SDK; the only
 engine code imported is its launcher.
 """
 

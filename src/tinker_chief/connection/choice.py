@@ -89,7 +89,8 @@ def api_key_for(choice: BackendChoice, explicit: str | None = None) -> str | Non
 
 
 def started_engine_key(base_url: str) -> str | None:
-    """The key of the engine chief started at `base_url` (this user's, still running), else None."""
+    """The key of the engine chief started at exactly `base_url` (this user's, still running,
+    proven by the server there), else None; EngineError if a server there cannot prove it."""
     try:
         from tinker_chief.engine.server.launcher import engine_key
     except ImportError:  # no local engine installed: nothing chief started

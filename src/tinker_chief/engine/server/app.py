@@ -31,7 +31,12 @@ from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerR
 from tinker.types.save_weights_request import SaveWeightsRequest
 
 from tinker_chief.engine.server import downloads, expiry, limits, listing
-from tinker_chief.engine.server.auth import BrowserGuardMiddleware
+from tinker_chief.engine.server.auth import (
+    PROOF_PATH,
+    BrowserGuardMiddleware,
+    engine_proof,
+    is_proof_nonce,
+)
 from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, error_body, shown, status_of
 from tinker_chief.engine.server.futures import PRUNE_INTERVAL_S, FutureError, FutureTable
 from tinker_chief.engine.server.sampling import SamplingService
@@ -81,6 +86,7 @@ def create_app(
 
         # Signed download URLs carry their own credential (downloads.py), as on Tinker's cloud.
         app.add_middleware(ApiKeyMiddleware, api_key=api_key, open_prefix=downloads.PREFIX + "/")
+        _add_proof_route(app, api_key)
     app.add_middleware(BrowserGuardMiddleware, bind_host=bind_host)  # outermost: a web page gets 403, not 401
     _install_error_handlers(app)
     _add_unsupported_routes(app, engine)
@@ -196,6 +202,17 @@ def _add_unsupported_routes(app: FastAPI, engine: EngineService) -> None:
             raise UnsupportedError(feature)
 
         app.add_api_route(path, unsupported, methods=["POST", "GET"])
+
+
+def _add_proof_route(app: FastAPI, api_key: str) -> None:
+    @app.post(PROOF_PATH)
+    async def proof(request: Request) -> dict:
+        """Local-engine extra, open without a key: shows a client that found this engine's key in
+        its key file that this is the engine holding it (auth.py), before it sends the key."""
+        nonce = await json_field(request, "nonce")
+        if not is_proof_nonce(nonce):
+            raise InvalidRequestError("engine_proof: field nonce must be 64 lowercase hex digits")
+        return {"proof": engine_proof(api_key, nonce)}
 
 
 # -- sessions and futures ----------------------------------------------------------------------

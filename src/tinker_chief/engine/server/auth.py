@@ -5,8 +5,15 @@ request must carry it in `X-API-Key` (compared in constant time) or gets a 401. 
 look like a Tinker key (`tml-...`) because the SDK refuses to send anything else; for a
 non-loopback bind it must also be hard to guess (`check_key_strength`). Wrong keys are rate
 limited per client address (`AuthFailureLimiter`): after a burst of 401s the address gets 429
-for every request, key checked or not, until its budget refills. The key is never logged or
-echoed in errors.
+for every request, key checked or not, until its budget refills. The client address is the
+peer of the connection: `X-Forwarded-For` counts only from the proxies named with
+`--forwarded-allow-ips` (main.py), so no client picks its own address. The key is never logged
+or echoed in errors.
+
+A keyed engine also answers `POST /api/v1/engine_proof {"nonce": ...}` without a key: an HMAC
+of the nonce under its key (`engine_proof`). A chief process that found an engine's key in a
+key file (launcher.py) asks for one before it sends the key anywhere, so a server that is not
+that engine never receives it; the answer reveals nothing that helps guess the key.
 
 Web pages are refused whatever the key (`BrowserGuardMiddleware`): a request whose `Host` is
 not an address of this engine (a DNS-rebinding page) or that carries a browser's `Origin` or
@@ -17,6 +24,7 @@ curl) send none of these, so they are unaffected.
 from __future__ import annotations
 
 import collections
+import hashlib
 import hmac
 import ipaddress
 import math
@@ -37,6 +45,9 @@ MIN_REMOTE_KEY_DISTINCT = 12  # different characters: refuses "tml-aaaa...", "tm
 KEY_HINT = "python -c \"import secrets; print('tml-' + secrets.token_urlsafe(32))\""
 AUTH_FAILURE_BURST = 10  # wrong-key requests a client address may make in a row ...
 AUTH_FAILURE_REFILL_S = 6.0  # ... then one more per this many seconds (10 a minute)
+PROOF_PATH = "/api/v1/engine_proof"
+PROOF_NONCE_HEX_CHARS = 64  # a nonce of 32 random bytes, hex-encoded
+_PROOF_CONTEXT = b"chief engine proof of key\0"  # this HMAC means nothing anywhere else
 
 
 def is_loopback(host: str) -> bool:
@@ -76,11 +87,21 @@ def check_key_strength(host: str, api_key: str) -> None:
         )
 
 
+def engine_proof(api_key: str, nonce: str) -> str:
+    """What the engine holding `api_key` answers to `nonce` (hex HMAC-SHA256 under the key)."""
+    return hmac.new(api_key.encode(), _PROOF_CONTEXT + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def is_proof_nonce(nonce: str) -> bool:
+    return len(nonce) == PROOF_NONCE_HEX_CHARS and all(c in "0123456789abcdef" for c in nonce)
+
+
 class ApiKeyMiddleware:
     """ASGI middleware: 401 unless the request's X-API-Key equals the configured key.
 
     Paths under `open_prefix` pass without a key: their route checks a credential of its own
-    (the signed download URLs of `downloads.py`, fetched by clients that send no key)."""
+    (the signed download URLs of `downloads.py`, fetched by clients that send no key); so does
+    the key proof (`PROOF_PATH`), which a client asks for before it sends any key."""
 
     def __init__(
         self, app: ASGIApp, api_key: str, open_prefix: str | None = None, limiter: AuthFailureLimiter | None = None
@@ -90,12 +111,16 @@ class ApiKeyMiddleware:
         self._open_prefix = open_prefix
         self._limiter = limiter or AuthFailureLimiter()
 
+    def _is_open(self, path: str) -> bool:
+        if path == PROOF_PATH:
+            return True
+        return self._open_prefix is not None and path.startswith(self._open_prefix)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_open = self._open_prefix is not None and scope["path"].startswith(self._open_prefix)
-        if not is_open:
+        if not self._is_open(scope["path"]):
             client = (scope.get("client") or ("unknown", 0))[0]
             wait_s = self._limiter.wait_s(client)
             if wait_s > 0:  # before comparing: a locked-out address learns nothing about its guesses

@@ -1,7 +1,9 @@
 """What the server must know about a base model to validate requests before queuing them.
 
-Vocabulary size, context length, EOS ids (the default stop condition) and the local tokenizer
-directory (returned as `tokenizer_id` so the SDK's `get_tokenizer()` works offline). Facts
+Vocabulary size, context length, EOS ids (the default stop condition) and the tokenizer id
+`get_info` returns for the SDK's `get_tokenizer()`: the local tokenizer directory when every
+client runs on this machine (it loads offline), else a name a client elsewhere loads it by
+(never a path of this machine). Facts
 come from the backend's `BaseModelInfo` when it lists the model, else from the catalog's
 `config.json`; they are computed once per model on the compute thread (materializing a
 built-in model may convert it the first time).
@@ -22,12 +24,14 @@ from pathlib import Path
 
 from tinker_chief.engine.backend import ComputeBackend
 from tinker_chief.models import (
+    BUILTIN_MODELS,
     LocalModelDirs,
     list_builtin_models,
     materialize_model,
     public_model_name,
     resolve_model,
 )
+from tinker_chief.models.hf_cache import hub_ids
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class BaseInfo:
     vocab_size: int
     max_context_length: int
     tokenizer_dir: str
+    tokenizer_name: str  # what a client on another machine loads the tokenizer by
     eos_tokens: tuple[int, ...]
 
 
@@ -47,7 +52,7 @@ class BaseModelCatalog:
         self._backend = backend
         self._local_dirs = local_dirs or LocalModelDirs()
         # A tokenizer directory helps only a client on this machine (the SDK's offline
-        # get_tokenizer); an engine reachable from elsewhere does not tell other hosts its paths.
+        # get_tokenizer); an engine reachable from elsewhere names the tokenizer instead.
         self._tokenizer_paths = tokenizer_paths
         self._infos: dict[str, BaseInfo] = {}
         self._lock = threading.Lock()
@@ -57,9 +62,12 @@ class BaseModelCatalog:
         return resolve_model(name, self._local_dirs).name
 
     def tokenizer_id(self, name: str) -> str | None:
-        """`get_info`'s tokenizer_id: the local tokenizer directory, for loopback clients only."""
+        """`get_info`'s tokenizer_id: the local tokenizer directory for an engine only this machine
+        reaches, else the tokenizer's name (`tokenizer_name`)."""
         info = self.cached(name)
-        return info.tokenizer_dir if info and self._tokenizer_paths else None
+        if info is None:
+            return None
+        return info.tokenizer_dir if self._tokenizer_paths else info.tokenizer_name
 
     def cached(self, name: str) -> BaseInfo | None:
         with self._lock:
@@ -82,6 +90,7 @@ class BaseModelCatalog:
                 backend_info.max_context_length if backend_info else int(config.get("max_position_embeddings", 2048))
             ),
             tokenizer_dir=backend_info.tokenizer_dir if backend_info else str(directory),
+            tokenizer_name=_tokenizer_name(canonical),
             eos_tokens=_ids(generation.get("eos_token_id")) or _ids(config.get("eos_token_id")),
         )
         with self._lock:
@@ -97,6 +106,15 @@ class BaseModelCatalog:
             for loaded in self._infos.values():
                 names[loaded.name] = loaded.max_context_length
         return list(names.items())
+
+
+def _tokenizer_name(canonical: str) -> str:
+    """A built-in's id in the Hugging Face cache (`tinker-chief/<name>`: any chief install that
+    materialized it has it), a hub id itself, an allowed directory's name (the client needs a
+    tokenizer by that name)."""
+    if canonical.lower() in BUILTIN_MODELS:
+        return hub_ids(canonical)[0]
+    return public_model_name(canonical)
 
 
 def _read_json(path: Path) -> dict:

@@ -11,18 +11,28 @@ with the tail of its log. `ensure_engine` reuses an engine already answering at 
 
 Unless given one, a started engine gets a random key of its own (`tml-` + 32 random bytes),
 passed to it in its environment (never on its command line) and handed to clients as
-`api_key_for_clients`, so no other user or web page can drive it. While the engine runs, the
-key is also kept in a file only this user can read (`<cache>/engine-keys/<port>`, mode 0600,
-removed when it stops), so a later `chief` process of the same user that is pointed at the
-engine's URL finds it (`engine_key`). Local model directories an engine may serve are passed
-as `allow_model_dirs` (the launcher's callers list the ones their project names).
+`api_key_for_clients`, so no other user or web page can drive it. While an engine bound to a
+loopback address runs, its key is also kept in a file only this user can read
+(`<cache>/engine-keys/<address>_<port>`, mode 0600, in a directory only this user may write,
+removed when it stops), so a later `chief` process of the same user finds it (`engine_key`).
+
+The file is found only for a URL naming that exact address and port (not `localhost`, not
+another loopback address on the same port: another user may listen there), and the key is sent
+only after the server at the URL proved it holds it (auth.PROOF_PATH): nothing else that
+answers at the URL, such as a program that took the address after the engine died, gets it.
+Local model directories an engine may serve are passed as `allow_model_dirs` (the launcher's
+callers list the ones their project names).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+import logging
 import os
 import secrets
+import stat
 import subprocess
 import sys
 import tempfile
@@ -35,12 +45,15 @@ from urllib.parse import urlparse
 
 import httpx
 
-from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY, is_loopback
+from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY, PROOF_PATH, engine_proof
 from tinker_chief.engine.server.main import API_KEY_ENV, READY_PREFIX
 from tinker_chief.errors import EngineError
 from tinker_chief.models import cache_dir
 
+log = logging.getLogger(__name__)
+
 _LOG_TAIL_CHARS = 3000
+_PROOF_TIMEOUT_S = 10.0
 ENGINE_SPIN_COUNT = "10000"  # libgomp spin iterations before a worker thread sleeps (its default: 300000)
 
 
@@ -157,28 +170,106 @@ def ensure_engine(
 
 
 def engine_key(base_url: str) -> str | None:
-    """The key of a running engine that chief started at this loopback URL, readable only by the
-    user who started it; None for any other URL (then the caller's key, or none, applies)."""
-    path = _key_file(base_url)
+    """The key of a running engine that chief started at exactly this loopback address, found
+    in this user's key file, once the server there proved it holds it; None where no such file
+    applies or nothing answers at the URL (then the caller's key, or none, applies).
+
+    Raises EngineError when something that is not that engine answers there: it must not get
+    the key, and talking to it without one would only hide the problem."""
+    key = _saved_key(base_url)
+    if key is None:
+        return None
+    proven = _proves_key(base_url, key)
+    if proven is None:
+        return None  # nothing listens: no engine to send the key to
+    if not proven:
+        raise EngineError(
+            f"the server at {base_url} is not the engine chief started there: it could not "
+            "prove it holds that engine's key, so the key was not sent (another program may "
+            "have taken the address; check what listens there)"
+        )
+    return key
+
+
+def _proves_key(base_url: str, key: str) -> bool | None:
+    """Whether the server at `base_url` answers the key proof for `key`; None if nothing listens."""
+    nonce = secrets.token_hex(32)
     try:
-        if path is None or not _private(path):
+        url = f"{base_url.rstrip('/')}{PROOF_PATH}"
+        response = httpx.post(url, json={"nonce": nonce}, timeout=_PROOF_TIMEOUT_S)
+        proof = response.json().get("proof") if response.is_success else None
+    except httpx.ConnectError:
+        return None
+    except (httpx.HTTPError, ValueError, AttributeError):  # no answer, or not JSON with a proof
+        return False
+    return isinstance(proof, str) and hmac.compare_digest(proof, engine_proof(key, nonce))
+
+
+def _saved_key(base_url: str) -> str | None:
+    address = _loopback_address(base_url)
+    directory = _key_dir() if address else None
+    if address is None or directory is None:
+        return None
+    path = directory / _key_file_name(address)
+    try:
+        if not _private(path):
             return None
         saved = json.loads(path.read_text())
+        recorded = (str(saved["host"]), int(saved["port"]))
         pid, key = int(saved["pid"]), str(saved["key"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return key if _alive(pid) else None  # a file left by an engine that was killed is stale
+    if recorded != address or not _alive(pid):  # a file left by an engine that was killed is stale
+        return None
+    return key
 
 
-def _key_file(base_url: str) -> Path | None:
+def _loopback_address(base_url: str) -> tuple[str, int] | None:
+    """(address, port) of a URL naming a loopback IP address literally; None for anything else,
+    `localhost` included (it may resolve to an address another user listens on)."""
     try:
         parsed = urlparse(base_url)
         port = parsed.port
+        address = ipaddress.ip_address(parsed.hostname or "")
     except ValueError:
         return None
-    if not parsed.hostname or not is_loopback(parsed.hostname) or port is None:
+    if not address.is_loopback or port is None:
         return None
-    return cache_dir().parent / "engine-keys" / str(port)
+    return address.compressed, port
+
+
+def _key_file_name(address: tuple[str, int]) -> str:
+    return f"{address[0]}_{address[1]}"
+
+
+def _key_dir(create: bool = False) -> Path | None:
+    """`<cache>/engine-keys` if it is a directory of this user that no one else may write to;
+    else None, said in one line (another user could replace or plant the key files there)."""
+    directory = cache_dir().parent / "engine-keys"
+    try:
+        if create:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = directory.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("not keeping engine keys in %s: %s", directory, exc.strerror or exc)
+        return None
+    if not stat.S_ISDIR(status.st_mode):
+        problem = "it is not a directory"
+    elif status.st_uid != os.getuid():
+        problem = f"it belongs to another user (uid {status.st_uid})"
+    elif status.st_mode & 0o022:
+        problem = f"other users may write to it (mode {stat.S_IMODE(status.st_mode):o})"
+    else:
+        return directory
+    log.warning(
+        "not using %s for the keys of the engines chief starts: %s; remove it (chief recreates it) "
+        "or pass the key in CHIEF_ENGINE_API_KEY",
+        directory,
+        problem,
+    )
+    return None
 
 
 def _private(path: Path) -> bool:
@@ -189,19 +280,18 @@ def _private(path: Path) -> bool:
 
 def _save_key(base_url: str, key: str, pid: int) -> Path | None:
     """Best effort: without the file only other processes' discovery of the key is lost."""
-    path = _key_file(base_url)
-    if path is None:
+    address = _loopback_address(base_url)
+    directory = _key_dir(create=True) if address else None
+    if address is None or directory is None:
         return None
+    path = directory / _key_file_name(address)
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if path.parent.stat().st_uid != os.getuid():
-            return None
-        os.chmod(path.parent, 0o700)
-        handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".key.")  # mkstemp creates it 0600
+        handle, staging = tempfile.mkstemp(dir=directory, prefix=".key.")  # mkstemp creates it 0600
         with os.fdopen(handle, "w") as out:
-            json.dump({"pid": pid, "key": key}, out)
+            json.dump({"host": address[0], "port": address[1], "pid": pid, "key": key}, out)
         os.replace(staging, path)
-    except OSError:
+    except OSError as exc:
+        log.warning("could not save the engine's key in %s: %s", directory, exc.strerror or exc)
         return None
     return path
 

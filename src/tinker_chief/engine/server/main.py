@@ -5,10 +5,16 @@ and `chief engine serve` call. It prints one line `chief engine listening on <ba
 the socket accepts connections (the launcher waits for exactly that line). On SIGINT/SIGTERM
 it stops taking new work, fails queued futures with "the engine is shutting down", lets the
 request on the compute thread finish, and exits.
+
+A request's client address (what the wrong-key limiter counts by) is the connection's peer.
+uvicorn would take it from `X-Forwarded-For` when the peer is 127.0.0.1, so any local client
+could pose as any address; the engine trusts that header only from the proxies named in
+`forwarded_allow_ips` (`--forwarded-allow-ips`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -39,13 +45,15 @@ class EngineSettings:
     allow_model_dirs: tuple[Path, ...] = ()  # local model directories clients may use as base models
     session_timeout: float | None = None  # None: the engine's default (service.SESSION_TIMEOUT_S)
     max_training_clients: int | None = None  # None: the engine's default (service.MAX_TRAINING_CLIENTS)
+    forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-For is trusted; None: none
 
     def __repr__(self) -> str:  # never show the key
         return (
             f"EngineSettings(state_dir={self.state_dir!s}, host={self.host}, port={self.port}, "
             f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'}, "
             f"allow_model_dirs={len(self.allow_model_dirs)}, session_timeout={self.session_timeout}, "
-            f"max_training_clients={self.max_training_clients})"
+            f"max_training_clients={self.max_training_clients}, "
+            f"forwarded_allow_ips={self.forwarded_allow_ips})"
         )
 
     def check(self) -> None:
@@ -57,6 +65,25 @@ class EngineSettings:
             )
         if self.max_training_clients is not None and self.max_training_clients < 1:
             raise ConfigurationError(f"--max-training-clients must be at least 1, got {self.max_training_clients}")
+        self.trusted_proxies()
+
+    def trusted_proxies(self) -> list[str]:
+        """`--forwarded-allow-ips` as uvicorn's list, each entry an IP address or network."""
+        entries = [e.strip() for e in (self.forwarded_allow_ips or "").split(",") if e.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"--forwarded-allow-ips: {entry[:100]!r} is not an IP address or network "
+                    "(expected the proxies' addresses, comma-separated, e.g. 10.0.0.5,10.1.0.0/16)"
+                ) from None
+        return entries
+
+    @property
+    def serves_only_this_machine(self) -> bool:
+        """Loopback bind and no proxy in front: every client runs on this machine."""
+        return is_loopback(self.host) and not self.trusted_proxies()
 
 
 def base_url(host: str, port: int) -> str:
@@ -104,17 +131,19 @@ def serve(settings: EngineSettings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    local_clients_only = settings.serves_only_this_machine
     backend = TorchBackend(
         device=settings.device, dtype=settings.dtype, spill_root=settings.state_dir / "evicted-samplers"
     )
     engine = service.EngineService(
         backend,
         settings.state_dir,
-        catalog=BaseModelCatalog(backend, local_dirs, tokenizer_paths=is_loopback(settings.host)),
+        catalog=BaseModelCatalog(backend, local_dirs, tokenizer_paths=local_clients_only),
         session_timeout=settings.session_timeout or service.SESSION_TIMEOUT_S,
         max_training_clients=settings.max_training_clients or service.MAX_TRAINING_CLIENTS,
     )
     app = create_app(engine, api_key=settings.api_key, bind_host=settings.host)
+    proxies = settings.trusted_proxies()
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -123,8 +152,10 @@ def serve(settings: EngineSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
         lifespan="on",
-        http=limits.guarded_h11(read_timeout_s),
-    )  # closes connections that stall
+        http=limits.guarded_h11(read_timeout_s),  # closes connections that stall
+        proxy_headers=bool(proxies),  # uvicorn's default trusts X-Forwarded-For from 127.0.0.1
+        forwarded_allow_ips=proxies or None,
+    )
 
     def announce(port: int) -> None:
         print(
