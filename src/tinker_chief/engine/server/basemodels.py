@@ -15,14 +15,13 @@ do (`CloudOnlyModelError`, raised by `resolve_model`).
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from tinker_chief.engine.backend import ComputeBackend
 from tinker_chief.models import (
     LocalModelDirs,
+    hf_files,
     list_builtin_models,
     materialize_model,
     public_model_name,
@@ -71,8 +70,8 @@ class BaseModelCatalog:
         if (known := self.cached(canonical)) is not None:
             return known
         directory = materialize_model(canonical)
-        config = _read_json(directory / "config.json")
-        generation = _read_json(directory / "generation_config.json")
+        config = hf_files.read_object(directory, hf_files.CONFIG) or {}
+        generation = hf_files.read_object(directory, "generation_config.json") or {}
         backend_info = next((b for b in self._backend.base_models() if b.name == canonical), None)
         info = BaseInfo(
             name=public_model_name(canonical),
@@ -97,10 +96,6 @@ class BaseModelCatalog:
             for loaded in self._infos.values():
                 names[loaded.name] = loaded.max_context_length
         return list(names.items())
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _ids(value: object) -> tuple[int, ...]:
