@@ -159,6 +159,13 @@ def test_a_hub_that_drips_is_stopped_at_the_deadline(tmp_path):
     _assert_nothing_written(tmp_path, before)
 
 
+def test_a_deadline_that_is_no_number_of_seconds_is_one_error_line(tmp_path):
+    with hub_stand_in({MODEL: _files()}) as hub:
+        fetched = _fetch(tmp_path, hub, env={"CHIEF_HUB_TIMEOUT": "soon"})
+    assert_one_line_error(fetched, "CHIEF_HUB_TIMEOUT='soon': expected a positive number of seconds")
+    assert hub.requests == []
+
+
 @pytest.mark.parametrize("command", ["fetch", "init"])
 def test_a_model_s_own_code_is_refused_without_trust_remote_code(tmp_path, command):
     with hub_stand_in({MODEL: _custom_code_files()}) as hub:

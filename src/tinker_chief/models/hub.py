@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
-from tinker_chief.errors import ConfigurationError, DataError, ModelNotFoundError
+from tinker_chief.errors import DataError, ModelNotFoundError
 from tinker_chief.files import MIB, json_object
 from tinker_chief.models import hf_files
+from tinker_chief.settings import positive_seconds
 
 if TYPE_CHECKING:
     import httpx
@@ -176,17 +177,7 @@ def fetch(
 
 def fetch_timeout() -> float:
     """Seconds a whole fetch may take: `CHIEF_HUB_TIMEOUT`, else `DEFAULT_FETCH_TIMEOUT_S`."""
-    raw = os.environ.get(FETCH_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_FETCH_TIMEOUT_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        shown = f"{FETCH_TIMEOUT_ENV}={raw[:40]!r}"
-        raise ConfigurationError(f"{shown}: expected seconds, a positive number")
-    return seconds
+    return positive_seconds(FETCH_TIMEOUT_ENV, DEFAULT_FETCH_TIMEOUT_S)
 
 
 def missing(found: Collection[str]) -> list[str]:
