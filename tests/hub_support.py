@@ -1,7 +1,10 @@
 """Stand-ins for the Hugging Face hub, so no test reaches the internet: a hub-layout entry in a
-temporary HF cache, and a local HTTP server answering the calls huggingface_hub makes to fetch
-files (`GET /api/models/<id>` for the file list, `HEAD`/`GET /<id>/resolve/<rev>/<file>` with the
-headers `hf_hub_download` checks: X-Repo-Commit, ETag, Content-Length)."""
+temporary HF cache, and a local HTTP server answering the calls made to fetch files
+(`GET /api/models/<id>` for the file list, `HEAD`/`GET /<id>/resolve/<rev>/<file>` with the
+headers a hub sends: X-Repo-Commit, ETag, Content-Length).
+
+The server can be made hostile (`HubStandIn`'s `etag`, `repo_commit`, `drip_s`, `send_length`)
+so a test sees what chief does with a hub that lies about names, sizes or never finishes."""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tinker_chief.models import materialize_model
@@ -40,7 +45,12 @@ QWEN3_8B_CONFIG = {
 }
 Address = tuple[str, int]
 ANY_PORT: Address = ("127.0.0.1", 0)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
 
 
 def stand_in_files(tokenizer_model: str, config: dict | None = None) -> dict[str, bytes]:
@@ -66,11 +76,20 @@ def write_cache_entry(hub: Path, repo_id: str, files: dict[str, bytes]) -> Path:
 @dataclass
 class HubStandIn:
     """A local hub serving `repos` (repo id -> file name -> content); `requests` keeps every
-    "METHOD path" it was sent."""
+    "METHOD path" it was sent.
+
+    Hostile settings: `etag` replaces every file's ETag and `repo_commit` its X-Repo-Commit (e.g.
+    a path that climbs out of the cache); `drip_s` sends every body one byte per `drip_s`
+    seconds; `send_length=False` sends no Content-Length (the body ends when the connection
+    closes), so only what is read can tell its size."""
 
     repos: dict[str, dict[str, bytes]]
     url: str = ""
     requests: list[str] = field(default_factory=list)
+    etag: str | None = None
+    repo_commit: str | None = None
+    drip_s: float = 0.0
+    send_length: bool = True
 
     def commit(self, repo_id: str) -> str:
         return hashlib.sha1(repo_id.encode()).hexdigest()
@@ -101,25 +120,47 @@ class HubStandIn:
         if files is None:
             return 404, {"X-Error-Code": "RepoNotFound"}, b"{}"
         if filename not in files:
-            return 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": self.commit(repo_id)}, b"{}"
+            return (
+                404,
+                {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": self.commit(repo_id)},
+                b"{}",
+            )
         content = files[filename]
-        return 200, {"X-Repo-Commit": self.commit(repo_id), "ETag": f'"{hashlib.sha1(content).hexdigest()}"'}, content
+        headers = {
+            "X-Repo-Commit": self.repo_commit or self.commit(repo_id),
+            "ETag": f'"{self.etag or hashlib.sha1(content).hexdigest()}"',
+        }
+        return 200, headers, content
 
 
 @contextmanager
-def hub_stand_in(repos: dict[str, dict[str, bytes]]) -> Iterator[HubStandIn]:
-    """`HubStandIn` listening on 127.0.0.1 in a thread, for the block's duration."""
-    hub = HubStandIn(repos)
+def hub_stand_in(repos: dict[str, dict[str, bytes]], **hostile: Any) -> Iterator[HubStandIn]:
+    """`HubStandIn` (with `hostile` settings) listening on 127.0.0.1 in a thread, for the block's
+    duration."""
+    hub = HubStandIn(repos, **hostile)
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, with_body: bool) -> None:
             status, headers, body = hub.answer(self.command, self.path)
             self.send_response(status)
-            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            length = {"Content-Length": str(len(body))} if hub.send_length else {}
+            for name, value in {**headers, **length}.items():
                 self.send_header(name, value)
             self.end_headers()
             if with_body:
-                self.wfile.write(body)
+                self._send(body)
+
+        def _send(self, body: bytes) -> None:
+            try:
+                if not hub.drip_s:
+                    self.wfile.write(body)
+                    return
+                for index in range(len(body)):
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(hub.drip_s)
+            except OSError:  # the client gave up (what a test of a slow hub expects)
+                pass
 
         def do_GET(self) -> None:  # noqa: N802 (the name http.server dispatches to)
             self._reply(with_body=True)
@@ -150,3 +191,21 @@ def serving(handler: type[BaseHTTPRequestHandler], address: Address = ANY_PORT) 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def online_env(hub: HubStandIn, cache: Path, home: Path | None = None) -> dict[str, str | None]:
+    """`run_chief`'s environment for fetching from `hub` into `cache`: the hub on, no token sent
+    to it (HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE both switch it off), and with `home` a HOME of
+    the test's own, so whatever lands outside the cache is where the test can see it."""
+    env: dict[str, str | None] = {
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": None,
+        "TRANSFORMERS_OFFLINE": None,
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env.update({"HOME": str(home), "HF_HOME": str(home / ".cache" / "huggingface")})
+    return env

@@ -2,14 +2,16 @@
 
 Every file `chief` reads that a person (or a crash) may have broken goes through here:
 `chief.toml` (`read_toml`), JSON documents such as `plan.json` and a run's `run.json`
-(`read_json`), and each line of a JSONL file (`jsonl.read_jsonl_objects`, via `decode_utf8`
-and `parse_json`). Whatever the bytes — binary, UTF-16, an endless `/dev/zero`, JSON nested
-100,000 deep, a 5,000-digit number — the caller gets a `ChiefError` that reads
-`<file>:<line>: <what>`, never a traceback. Reads are capped (`MAX_DOCUMENT_BYTES`), so a
-wrong path cannot exhaust memory. A UTF-8 byte-order mark (Windows editors) is accepted.
-Data files that may be gzipped (`open_capped`) are decompressed as a stream with a cap on the
-bytes it yields, so a small gzip bomb is refused after `limit` bytes, and a file that is not
-gzip or is truncated is a one-line error too.
+(`read_json`, `read_json_object`), a model's config and tokenizer files (`models/hf_files.py`,
+also on bytes fetched from a hub, named by their URL), and each line of a JSONL file
+(`jsonl.read_jsonl_objects`, via `decode_utf8` and `parse_json`). Whatever the bytes — binary,
+UTF-16, an endless `/dev/zero`, JSON nested 100,000 deep, a 5,000-digit number — the caller
+gets a `ChiefError` that reads `<file>:<line>: <what>`, never a traceback. Reads are capped
+(`MAX_DOCUMENT_BYTES`, or the caller's `limit`), so a wrong path cannot exhaust memory. A
+UTF-8 byte-order mark (Windows editors) is accepted. Data files that may be gzipped
+(`open_capped`) are decompressed as a stream with a cap on the bytes it yields, so a small gzip
+bomb is refused after `limit` bytes, and a file that is not gzip or is truncated is a one-line
+error too.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _where(path: Path, line: int | None) -> str:
+def _where(path: Path | str, line: int | None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
@@ -137,8 +139,15 @@ def open_capped(
     return CappedReader(path, limit, error, hint)
 
 
-def decode_utf8(data: bytes, path: Path, line: int | None = None, *, error: type[ChiefError] = DataError) -> str:
-    """`data` (all of `path`, or its line `line`) as text; a UTF-8 byte-order mark is dropped."""
+def decode_utf8(
+    data: bytes,
+    path: Path | str,
+    line: int | None = None,
+    *,
+    error: type[ChiefError] = DataError,
+) -> str:
+    """`data` (all of `path`, or its line `line`) as text; a UTF-8 byte-order mark is dropped.
+    `path` only names the data in errors (a file, or the URL it came from)."""
     if line in (None, 1) and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     try:
@@ -151,7 +160,13 @@ def decode_utf8(data: bytes, path: Path, line: int | None = None, *, error: type
         raise error(f"{path}:{at}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}){hint}") from None
 
 
-def parse_json(text: str, path: Path, line: int | None = None, *, error: type[ChiefError] = DataError) -> Any:
+def parse_json(
+    text: str,
+    path: Path | str,
+    line: int | None = None,
+    *,
+    error: type[ChiefError] = DataError,
+) -> Any:
     """`text` (all of `path`, or its line `line`) as JSON, or `error` naming the file and line."""
     try:
         return json.loads(text)
@@ -164,10 +179,49 @@ def parse_json(text: str, path: Path, line: int | None = None, *, error: type[Ch
         raise error(f"{_where(path, line)}: invalid JSON ({str(exc).split(';')[0]})") from None
 
 
-def read_json(path: str | Path, *, error: type[ChiefError] = DataError) -> Any:
-    """A whole JSON document (`plan.json`, `run.json`)."""
+def read_json(
+    path: str | Path,
+    *,
+    limit: int = MAX_DOCUMENT_BYTES,
+    error: type[ChiefError] = DataError,
+) -> Any:
+    """A whole JSON document (`plan.json`, `run.json`), at most `limit` bytes."""
     path = Path(path)
-    return parse_json(decode_utf8(read_bytes(path, error=error), path, error=error), path, error=error)
+    text = decode_utf8(read_bytes(path, limit=limit, error=error), path, error=error)
+    return parse_json(text, path, error=error)
+
+
+def json_object(
+    data: bytes,
+    path: Path | str,
+    *,
+    error: type[ChiefError] = DataError,
+) -> dict[str, Any]:
+    """`data` (all of `path`) as a JSON object, or `error` saying what it is instead."""
+    value = parse_json(decode_utf8(data, path, error=error), path, error=error)
+    if not isinstance(value, dict):
+        raise error(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_json_object(
+    path: str | Path, *, limit: int = MAX_DOCUMENT_BYTES, error: type[ChiefError] = DataError
+) -> dict[str, Any]:
+    """A whole JSON document that must be an object (a model's `config.json`), at most `limit`
+    bytes."""
+    path = Path(path)
+    return json_object(read_bytes(path, limit=limit, error=error), path, error=error)
+
+
+def read_text(
+    path: str | Path,
+    *,
+    limit: int = MAX_DOCUMENT_BYTES,
+    error: type[ChiefError] = DataError,
+) -> str:
+    """A whole UTF-8 text file (a chat template), at most `limit` bytes."""
+    path = Path(path)
+    return decode_utf8(read_bytes(path, limit=limit, error=error), path, error=error)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tinker_chief.models import TINY_MODEL, load_model_config, renderer_name_for
 
 from .conftest import secret_rows
 from cli_support import assert_one_line_error, chief_in_process, run_chief
-from hub_support import hub_stand_in, stand_in_files, write_cache_entry
+from hub_support import hub_stand_in, online_env, stand_in_files, write_cache_entry
 from jsonl_support import write_jsonl
 
 MODEL = "Some/Model"  # not in Tinker's lineup: every number comes from its own files
@@ -31,18 +31,6 @@ def hub():
     files = {**stand_in_files(TINY_MODEL), "model.safetensors": b"weights"}
     with hub_stand_in({MODEL: files}) as stand_in:
         yield stand_in
-
-
-def _online(hub, cache: Path) -> dict[str, str | None]:
-    # No token goes to the stand-in; HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE both switch the hub off.
-    return {
-        "HF_ENDPOINT": hub.url,
-        "HF_HUB_CACHE": str(cache),
-        "HF_HUB_OFFLINE": None,
-        "TRANSFORMERS_OFFLINE": None,
-        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-    }
 
 
 def _offline(cache: Path) -> dict[str, str | None]:
@@ -68,7 +56,7 @@ def _files_asked(hub) -> list[str]:
 
 def test_a_hub_model_is_planned_online_then_offline_from_the_cache(tmp_path, hub):
     cache = tmp_path / "hub"
-    made = _init(tmp_path, _online(hub, cache))
+    made = _init(tmp_path, online_env(hub, cache))
     assert made.returncode == 0, made.stderr
     assert "base model Some/Model (renderer chatml)" in made.stdout  # from the fetched ChatML template
     snapshot = next((cache / "models--Some--Model" / "snapshots").iterdir())
@@ -81,7 +69,7 @@ def test_a_hub_model_is_planned_online_then_offline_from_the_cache(tmp_path, hub
     assert json.loads((snapshot / "config.json").read_text())["hidden_size"] == 4096
 
     shutil.rmtree(cache)  # `chief plan` fetches again, and says it did
-    online = _plan(tmp_path, _online(hub, cache))
+    online = _plan(tmp_path, online_env(hub, cache))
     assert online["data"]["tokenizer"] == {
         "source": "hub",
         "name": MODEL,
@@ -118,7 +106,7 @@ def test_offline_without_its_files_a_hub_model_is_one_error_naming_them(tmp_path
 def test_chief_models_fetch_gets_config_and_tokenizer_only(tmp_path, hub):
     cache = tmp_path / "hub"
     before = len(hub.requests)
-    fetched = run_chief("models", "fetch", MODEL, env=_online(hub, cache))
+    fetched = run_chief("models", "fetch", MODEL, env=online_env(hub, cache))
     assert fetched.returncode == 0, fetched.stderr
     assert fetched.stderr.splitlines() == [
         f"fetching Some/Model's config and tokenizer from {hub.url} (no weights)",
@@ -139,7 +127,7 @@ def test_chief_models_fetch_gets_config_and_tokenizer_only(tmp_path, hub):
 
 
 def test_a_name_the_hub_does_not_know_is_one_error_with_near_matches(tmp_path, hub):
-    made = _init(tmp_path, _online(hub, tmp_path / "hub"), model="Qwen/Qwen3-8")
+    made = _init(tmp_path, online_env(hub, tmp_path / "hub"), model="Qwen/Qwen3-8")
     assert_one_line_error(
         made, "unknown model Qwen/Qwen3-8: the Hugging Face hub has no such model", "did you mean Qwen/Qwen3-8B"
     )

@@ -170,7 +170,8 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
     (root / "chief.toml").write_text(text)
     write_jsonl(root / "data" / "train.jsonl", secret_rows(10))
     code, _, err = chief(capsys, "plan", str(root))
-    assert code == 1 and "cannot make a plan" in err and "unreadable" in err
+    expected = "invalid JSON (Expecting property name enclosed in double quotes at column 2)"
+    assert code == 1 and err == f"Error: {broken / 'config.json'}:1: {expected}\n"
 
     code, _, err = chief(capsys, "plan", str(tmp_path / "nowhere"))
     assert code == 1 and "chief.toml: not found" in err

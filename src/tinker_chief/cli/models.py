@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from tinker_chief.cli.options import trust_remote_code_option
+
 
 @click.group("models", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
@@ -78,12 +80,15 @@ def _price(price: dict[str, Any] | None) -> str:
 
 @models_command.command("fetch")
 @click.argument("model")
-def fetch_command(model: str) -> None:
+@trust_remote_code_option
+def fetch_command(model: str, trust_remote_code: bool) -> None:
     """Download a hub model's config.json and tokenizer files (never its weights).
 
     They go into the local Hugging Face cache, from which `chief init` and `chief plan` read
     them offline. Any hub id (org/name) works, Tinker's lineup included; it asks the hub again
-    even when the files are cached, so a changed tokenizer is refreshed.
+    even when the files are cached, so a changed tokenizer is refreshed. Nothing is written
+    unless every file passes chief's checks (sizes, names, content) within CHIEF_HUB_TIMEOUT
+    seconds (default 120).
 
     \b
     Example:
@@ -95,5 +100,9 @@ def fetch_command(model: str) -> None:
     name = lineup.lineup_name(model) or model.strip()
     if not hub.is_repo_id(name):
         raise ConfigurationError(f"chief models fetch {model}: expected a Hugging Face hub id (org/name)")
-    files = hub.fetch(name, progress=lambda line: click.echo(line, err=True))
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    files = hub.fetch(name, progress=progress, trust_remote_code=trust_remote_code)
     click.echo(f"{name}: {len(files.names)} files ({', '.join(files.names)}) in {files.directory}")

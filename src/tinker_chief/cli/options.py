@@ -36,3 +36,14 @@ def project_option(function: F) -> F:
         show_default=True,
         help="Project directory (holds chief.toml).",
     )(function)
+
+
+def trust_remote_code_option(function: F) -> F:
+    """`--trust-remote-code`: the base model's own Python code may run (refused without it)."""
+    return click.option(
+        "--trust-remote-code",
+        is_flag=True,
+        help="Let the model's own Python code (an auto_map in its tokenizer_config.json or "
+        "config.json) be fetched and run when its tokenizer is loaded; without it such a model "
+        "is refused. Read that code first.",
+    )(function)

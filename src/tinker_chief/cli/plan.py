@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tinker_chief.cli.options import trust_remote_code_option
+
 if TYPE_CHECKING:
     from tinker_chief.planning import Project
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 @click.option("--task", type=click.Choice(["sl", "rl", "dpo", "distill"]), default="sl", show_default=True)
 @click.option("--name", default=None, help="Project name (default: the directory name).")
 @click.option("--force", is_flag=True, help="Overwrite an existing chief.toml.")
+@trust_remote_code_option
 def init_command(
     directory: Path,
     use_case: str,
@@ -46,12 +49,24 @@ def init_command(
     task: str,
     name: str | None,
     force: bool,
+    trust_remote_code: bool,
 ) -> None:
-    """Create a project: chief.toml, the use case's eval suite and scripts/run_inspect_evals.sh."""
+    """Create a project: chief.toml, the use case's eval suite and scripts/run_inspect_evals.sh.
+
+    With --trust-remote-code, chief.toml records it and `chief plan` runs the model's code too.
+    """
     from tinker_chief.planning.project import init_project
 
     project = init_project(
-        directory, use_case=use_case, base_model=base_model, train=train, val=val, task=task, name=name, force=force
+        directory,
+        use_case=use_case,
+        base_model=base_model,
+        train=train,
+        val=val,
+        task=task,
+        name=name,
+        force=force,
+        trust_remote_code=trust_remote_code,
     )
     cfg = project.config
     click.echo(f"Created {project.config_path}")

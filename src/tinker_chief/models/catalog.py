@@ -11,7 +11,6 @@ directory only if its operator listed it (`LocalModelDirs`), shows clients only 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tinker_chief.errors import ConfigurationError, ModelNotFoundError
-from tinker_chief.models import hf_cache, hub, lineup
+from tinker_chief.models import hf_cache, hf_files, hub, lineup
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 TINY_MODEL = "tiny-random-llama"
@@ -287,17 +286,20 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def model_files(name: str) -> Path:
+def model_files(name: str, *, trust_remote_code: bool = False) -> Path:
     """A directory with the model's config.json and tokenizer: the materialized model, or for a
-    cloud model its snapshot in the HF cache (`hub.hub_files`: fetched when online, never weights)."""
+    cloud model its snapshot in the HF cache (`hub.hub_files`: fetched when online, never weights;
+    a model whose tokenizer or config is its own code is fetched only with `trust_remote_code`)."""
     spec = resolve_model(name)
-    return hub.hub_files(spec.name).directory if spec.source == "cloud" else materialize_model(spec)
+    if spec.source == "cloud":
+        return hub.hub_files(spec.name, trust_remote_code=trust_remote_code).directory
+    return materialize_model(spec)
 
 
-def load_model_config(name: str) -> dict[str, Any]:
-    """The model's `config.json` as a dict (materializes built-ins on first use)."""
-    with (model_files(name) / "config.json").open() as handle:
-        return json.load(handle)
+def load_model_config(name: str, *, trust_remote_code: bool = False) -> dict[str, Any]:
+    """The model's `config.json` as a dict (materializes built-ins on first use); a broken file is
+    one error naming it (`hf_files`)."""
+    return hf_files.read_config(model_files(name, trust_remote_code=trust_remote_code))
 
 
 def text_config(config: Any) -> Any:
@@ -312,16 +314,26 @@ def mark_embeddings_untied(config: Any) -> None:
         part.tie_word_embeddings = False
 
 
-def load_tokenizer(name: str) -> Any:
-    """A `transformers` tokenizer for the model, loaded from local files only."""
+def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
+    """A `transformers` tokenizer for the model, loaded from local files only.
+
+    Its files are checked first (`hf_files.check_tokenizer_files`: one error naming a broken
+    one); a model whose tokenizer is its own Python code is refused (`CustomCodeRefused`) unless
+    `trust_remote_code`, and transformers is always told which, so it never asks on the terminal.
+    """
     from transformers import AutoTokenizer
 
     spec = resolve_model(name)
-    if spec.source == "cloud":
-        directory = model_files(spec.name)  # one error naming the missing files and the fetch command
-        try:  # by its hub id, from the cache, so the tokenizer's name is the model's (renderers read it)
-            return AutoTokenizer.from_pretrained(spec.name, local_files_only=True)
-        except Exception as exc:  # transformers raises many types for files it cannot read
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelNotFoundError(f"cannot load the tokenizer of {spec.name} from {directory}: {first}") from None
-    return AutoTokenizer.from_pretrained(str(materialize_model(spec)), local_files_only=True)
+    # A cloud model: one error naming the missing files and the fetch command.
+    directory = model_files(spec.name, trust_remote_code=trust_remote_code)
+    hf_files.check_tokenizer_files(directory)
+    runs_code = hf_files.refuse_custom_code(spec.name, directory, trust_remote_code)
+    # A cloud model by its hub id, from the cache, so the tokenizer's name is the model's
+    # (renderers read it).
+    source = spec.name if spec.source == "cloud" else str(directory)
+    try:
+        return AutoTokenizer.from_pretrained(source, **hf_files.offline(runs_code))
+    except Exception as exc:  # transformers raises many types for files it cannot read
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cannot = f"cannot load the tokenizer of {spec.name} from {directory}"
+        raise ModelNotFoundError(f"{cannot}: {first}") from None

@@ -32,11 +32,13 @@ def _ensure_registered() -> None:
     _registered = True
 
 
-def renderer_name_for(model_name: str) -> str:
+def renderer_name_for(model_name: str, *, trust_remote_code: bool = False) -> str:
     """The cookbook renderer name for a model: ChatML for our catalog and for a local model with a
     ChatML template, else the cookbook's guess; a hub model the cookbook does not know gets ChatML
-    when its fetched chat template is ChatML (else a ConfigurationError)."""
+    when its fetched chat template is ChatML (else a ConfigurationError). `trust_remote_code`
+    lets a fetch take a model whose tokenizer is its own code (no code runs here)."""
     from tinker_chief.models.catalog import model_files, resolve_model
+    from tinker_chief.models.hf_files import chat_template
 
     try:
         spec = resolve_model(model_name)
@@ -45,7 +47,7 @@ def renderer_name_for(model_name: str) -> str:
     if spec is not None and spec.source in ("gguf", "tiny"):
         return spec.renderer
     if spec is not None and spec.local_dir is not None:
-        template = _chat_template_of(spec.local_dir)
+        template = chat_template(spec.local_dir)
         if template and "<|im_start|>" in template:
             return CHATML
     from tinker_cookbook import model_info
@@ -55,27 +57,14 @@ def renderer_name_for(model_name: str) -> str:
     except (KeyError, ValueError):  # the cookbook's ConfigurationError is a ValueError
         if spec is None or spec.source != "cloud":
             raise
-    template = _chat_template_of(model_files(spec.name))  # the hub model's config and tokenizer
+    fetched_or_cached = model_files(spec.name, trust_remote_code=trust_remote_code)
+    template = chat_template(fetched_or_cached)
     if template and "<|im_start|>" in template:
         return CHATML
     raise ConfigurationError(
         f"no chat renderer for {spec.name}: the cookbook does not list it and its chat template "
         "is not ChatML (chief's `chatml` renderer); `chief models` lists the models it knows"
     )
-
-
-def _chat_template_of(directory) -> str | None:
-    import json
-    from pathlib import Path
-
-    directory = Path(directory)
-    jinja = directory / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    config = directory / "tokenizer_config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("chat_template")
-    return None
 
 
 def get_renderer(renderer_name: str, tokenizer: Any) -> Any:

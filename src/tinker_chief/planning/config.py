@@ -179,6 +179,11 @@ class ProjectConfig(BaseModel):
     name: str = Field(..., min_length=1, description="Project name (used in the registry).")
     base_model: str = Field(..., min_length=1, description="Base model name (catalog name, local dir or hub id).")
     renderer: str = Field(..., min_length=1, description="Cookbook renderer name for the chat format.")
+    trust_remote_code: bool = Field(
+        False,
+        description="Run the base model's own Python code (an auto_map in its tokenizer or config) "
+        "when loading it; `chief init --trust-remote-code` sets it.",
+    )
     task: Task = Field("sl", description="sl | rl | dpo | distill.")
     use_case: UseCase = Field("chat", description="chat | code | math | agent (chooses the eval template).")
     seed: int = Field(0, description="Seed for shuffling and sampling.")

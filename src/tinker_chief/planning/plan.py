@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -263,27 +263,44 @@ def _data_summary(
     return summary, keep
 
 
-def _load_model(project: Project) -> tuple[Any, dict[str, Any] | None, TokenizerSummary, str]:
-    """(renderer, config or None, which tokenizer, renderer name) for counting and the doctrine."""
+class PlanningModel(NamedTuple):
+    """What a plan needs of the base model: the renderer that counts tokens, its config (None
+    for a lineup model planned by the proxy), which tokenizer counted, and the renderer's name."""
+
+    renderer: Any
+    config: dict[str, Any] | None
+    tokenizer: TokenizerSummary
+    renderer_name: str
+
+
+def load_planning_model(
+    base_model: str,
+    renderer: str,
+    *,
+    trust_remote_code: bool = False,
+) -> PlanningModel:
+    """The base model's config and tokenizer, as `make_plan` uses them; any unreadable file is one
+    error (`chief init` calls this before it writes anything). `trust_remote_code`: the model's
+    own code may run (else a model whose tokenizer is code is refused)."""
     from tinker_chief.models import get_renderer, load_model_config, load_tokenizer, resolve_model
 
-    name = project.config.base_model
-    if resolve_model(name).source == "cloud":
-        return _load_cloud_model(project)
+    if resolve_model(base_model).source == "cloud":
+        return _load_cloud_model(base_model, renderer, trust_remote_code)
     try:
-        config = load_model_config(name)
-        tokenizer = load_tokenizer(name)
+        config = load_model_config(base_model)
+        tokenizer = load_tokenizer(base_model, trust_remote_code=trust_remote_code)
     except ChiefError:
         raise
     except Exception as exc:  # transformers raises many types for unreadable files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigurationError(
-            f"cannot make a plan: the config or tokenizer of {name} is unreadable ({exc})"
+            f"cannot make a plan: the config or tokenizer of {base_model} is unreadable ({first})"
         ) from None
-    summary = TokenizerSummary(source="model", name=name, estimate=False)
-    return get_renderer(project.config.renderer, tokenizer), config, summary, project.config.renderer
+    summary = TokenizerSummary(source="model", name=base_model, estimate=False)
+    return PlanningModel(get_renderer(renderer, tokenizer), config, summary, renderer)
 
 
-def _load_cloud_model(project: Project) -> tuple[Any, dict[str, Any] | None, TokenizerSummary, str]:
+def _load_cloud_model(name: str, renderer: str, trust_remote_code: bool) -> PlanningModel:
     """A model without local weights (Tinker's lineup, or any hub id): its config and own tokenizer
     from the HF cache, or fetched from the hub when online (`models.hub`, never weights). Without
     them a lineup model is still planned from the cookbook's numbers, its tokens counted by the
@@ -292,10 +309,10 @@ def _load_cloud_model(project: Project) -> tuple[Any, dict[str, Any] | None, Tok
     from tinker_chief.models import get_renderer, hub, lineup, load_model_config, load_tokenizer
     from tinker_chief.planning import tokens
 
-    name = project.config.base_model
     try:
-        fetched = hub.hub_files(name).fetched
-        config, tokenizer = load_model_config(name), load_tokenizer(name)
+        fetched = hub.hub_files(name, trust_remote_code=trust_remote_code).fetched
+        config = load_model_config(name)
+        tokenizer = load_tokenizer(name, trust_remote_code=trust_remote_code)
     except ModelNotFoundError:
         if lineup.lineup_name(name) is None:
             raise
@@ -308,9 +325,10 @@ def _load_cloud_model(project: Project) -> tuple[Any, dict[str, Any] | None, Tok
             error_bound=tokens.PROXY_ERROR_BOUND,
             bound_rule=tokens.PROXY_BOUND_RULE,
         )
-        return get_renderer(tokens.PROXY_RENDERER, proxy), None, summary, tokens.PROXY_RENDERER
+        proxy_renderer = get_renderer(tokens.PROXY_RENDERER, proxy)
+        return PlanningModel(proxy_renderer, None, summary, tokens.PROXY_RENDERER)
     summary = TokenizerSummary(source="hub" if fetched else "local HF cache", name=name, estimate=False)
-    return get_renderer(project.config.renderer, tokenizer), config, summary, project.config.renderer
+    return PlanningModel(get_renderer(renderer, tokenizer), config, summary, renderer)
 
 
 def _flip_check(
@@ -465,16 +483,25 @@ def _eval_plan(project: Project) -> EvalPlan:
 
 
 def make_plan(
-    project: Project, *, allow_attention_only: bool = False, today: date | None = None, now: datetime | None = None
+    project: Project,
+    *,
+    allow_attention_only: bool = False,
+    today: date | None = None,
+    now: datetime | None = None,
+    model: PlanningModel | None = None,
 ) -> Plan:
-    """The plan for a project; raises a `ChiefError` with the reason when none can be made."""
+    """The plan for a project; raises a `ChiefError` with the reason when none can be made.
+    `model`: the base model already loaded (`load_planning_model`), else it is loaded here."""
     cfg = project.config
     placement, warnings = hp.placement_check(
         cfg.lora.train_mlp, cfg.lora.train_attn, cfg.lora.train_unembed, allow_attention_only
     )
     records = _read(project.train_path, cfg.task)
     val_count = len(_read(project.val_path, cfg.task)) if project.val_path else None
-    renderer, model_config, tokenizer, renderer_name = _load_model(project)
+    if model is None:
+        trusted = cfg.trust_remote_code
+        model = load_planning_model(cfg.base_model, cfg.renderer, trust_remote_code=trusted)
+    renderer, model_config, tokenizer, renderer_name = model
     sequences = _sequences(records, cfg.task)
     if cfg.task != "rl":
         _check_trainable_flags(sequences, cfg.data.train_on_what)

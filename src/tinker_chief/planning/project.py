@@ -34,7 +34,7 @@ from tinker_chief.planning.data import (
     read_records,
 )
 from tinker_chief.planning.inspect_script import write_script
-from tinker_chief.planning.plan import Plan, make_plan
+from tinker_chief.planning.plan import Plan, load_planning_model, make_plan
 from tinker_chief.planning.report import render_plan_markdown
 from tinker_chief.planning.templates import build_eval_suite
 from tinker_chief.planning.toml_writer import save_project
@@ -116,11 +116,14 @@ def _initial_config(
     val: str,
     nll_data: str | None,
     product: str | None,
+    *,
+    trust_remote_code: bool = False,
 ) -> ProjectConfig:
     return ProjectConfig(
         name=name,
         base_model=base_model,
         renderer=renderer,
+        trust_remote_code=trust_remote_code,
         task=task,
         use_case=use_case,
         data=DataConfig(train=train, val=val),
@@ -166,8 +169,12 @@ def init_project(
     task: str = "sl",
     name: str | None = None,
     force: bool = False,
+    trust_remote_code: bool = False,
 ) -> Project:
-    """Create (or with `force`, recreate) a project in `root`; returns it."""
+    """Create (or with `force`, recreate) a project in `root`; returns it. The data and the base
+    model's files are read (and fetched) before anything is written, so a failure leaves no
+    project behind. `trust_remote_code`: the base model's own code may run (chief.toml records
+    it)."""
     from tinker_chief.models import renderer_name_for, resolve_model
 
     root = Path(root).expanduser().resolve()
@@ -179,33 +186,34 @@ def init_project(
     read_records(train_path, expected)  # validate before writing anything
     if val is not None:
         read_records(Path(val).expanduser(), expected)
+    renderer = renderer_name_for(spec.name, trust_remote_code=trust_remote_code)
+    model = load_planning_model(spec.name, renderer, trust_remote_code=trust_remote_code)
     root.mkdir(parents=True, exist_ok=True)
     if val is None:
         train_rel, val_rel = split_heldout(train_path, root, seed=0)
     else:
         train_rel, val_rel = _relative(train_path, root), _relative(Path(val).expanduser(), root)
     val_records = read_records(root / val_rel if not os.path.isabs(val_rel) else Path(val_rel), expected)
-    placeholder = Project(
-        root=root,
-        config=_initial_config(
-            name or root.name, use_case, task, spec.name, renderer_name_for(spec.name), train_rel, val_rel, None, None
-        ),
-    )
-    product = write_product_file(placeholder, val_records)
+
+    def initial(nll_data: str | None, product: str | None) -> ProjectConfig:
+        return _initial_config(
+            name or root.name,
+            use_case,
+            task,
+            spec.name,
+            renderer,
+            train_rel,
+            val_rel,
+            nll_data,
+            product,
+            trust_remote_code=trust_remote_code,
+        )
+
+    product = write_product_file(Project(root=root, config=initial(None, None)), val_records)
     nll_data = val_rel if task in ("sl", "distill") and not isinstance(val_records[0], RLPrompt) else None
-    config = _initial_config(
-        placeholder.config.name,
-        use_case,
-        task,
-        spec.name,
-        placeholder.config.renderer,
-        train_rel,
-        val_rel,
-        nll_data,
-        product,
-    )
-    project = Project(root=root, config=config)
-    project = Project(root=root, config=_apply_recommendations(project, make_plan(project)))
+    project = Project(root=root, config=initial(nll_data, product))
+    recommended = _apply_recommendations(project, make_plan(project, model=model))
+    project = Project(root=root, config=recommended)
     save_project(project)
     write_script(project)
     return project

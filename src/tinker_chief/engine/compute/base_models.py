@@ -20,7 +20,13 @@ from tinker_chief.engine.compute.attention import use_grouped_decode_attention
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.frozen_linear import use_compute_dtype_linears
 from tinker_chief.errors import ModelNotFoundError
-from tinker_chief.models import list_builtin_models, materialize_model, resolve_model, text_config
+from tinker_chief.models import (
+    hf_files,
+    list_builtin_models,
+    materialize_model,
+    resolve_model,
+    text_config,
+)
 
 
 @dataclass
@@ -39,7 +45,8 @@ class LoadedBase:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.local_dir), local_files_only=True)
+            directory = str(self.local_dir)
+            self._tokenizer = AutoTokenizer.from_pretrained(directory, **hf_files.offline())
         return self._tokenizer
 
 
@@ -54,7 +61,7 @@ def canonical_name(name: str) -> str:
 def model_info(name: str, local_dir: Path) -> BaseModelInfo:
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(local_dir), local_files_only=True)
+    config = AutoConfig.from_pretrained(str(local_dir), **hf_files.offline())  # runs no model code
     language = text_config(config)
     return BaseModelInfo(
         name=name,
@@ -71,7 +78,8 @@ def load_frozen_causal_lm(local_dir: Path, device: str, compute_dtype: torch.dty
     re-casting every weight on every call)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32, local_files_only=True)
+    load = AutoModelForCausalLM.from_pretrained
+    model = load(str(local_dir), dtype=torch.float32, **hf_files.offline())  # runs no model code
     model.to(device).eval()  # type: ignore[arg-type]  # transformers types `.to` through a wrapper that takes the model
     model.requires_grad_(False)
     use_grouped_decode_attention(model)

@@ -17,7 +17,7 @@ import torch
 from tinker_chief.engine.backend import InvalidRequestError
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.base_models import canonical_name, load_frozen_causal_lm
-from tinker_chief.models import mark_embeddings_untied, materialize_model
+from tinker_chief.models import hf_files, mark_embeddings_untied, materialize_model
 
 _ADAPTER_FILES = (checkpoint_io.ADAPTER_CONFIG, checkpoint_io.ADAPTER_WEIGHTS, checkpoint_io.META)
 
@@ -66,4 +66,5 @@ def export_merged(adapter_dir: Path, base_model: str, out_dir: Path) -> None:
         _untie_output_embedding(model)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir))
-    AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True).save_pretrained(str(out_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir), **hf_files.offline())
+    tokenizer.save_pretrained(str(out_dir))

@@ -17,15 +17,14 @@ do (`CloudOnlyModelError`, raised by `resolve_model`).
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from tinker_chief.engine.backend import ComputeBackend
 from tinker_chief.models import (
     BUILTIN_MODELS,
     LocalModelDirs,
+    hf_files,
     list_builtin_models,
     materialize_model,
     public_model_name,
@@ -79,8 +78,8 @@ class BaseModelCatalog:
         if (known := self.cached(canonical)) is not None:
             return known
         directory = materialize_model(canonical)
-        config = _read_json(directory / "config.json")
-        generation = _read_json(directory / "generation_config.json")
+        config = hf_files.read_object(directory, hf_files.CONFIG) or {}
+        generation = hf_files.read_object(directory, "generation_config.json") or {}
         backend_info = next((b for b in self._backend.base_models() if b.name == canonical), None)
         info = BaseInfo(
             name=public_model_name(canonical),
@@ -115,10 +114,6 @@ def _tokenizer_name(canonical: str) -> str:
     if canonical.lower() in BUILTIN_MODELS:
         return hub_ids(canonical)[0]
     return public_model_name(canonical)
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _ids(value: object) -> tuple[int, ...]:

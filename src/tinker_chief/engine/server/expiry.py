@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
 from typing import TYPE_CHECKING
 
-from tinker_chief.errors import ConfigurationError
+from tinker_chief.settings import positive_seconds
 
 if TYPE_CHECKING:
     from tinker_chief.engine.server.service import EngineService
@@ -37,16 +35,7 @@ SWEEP_INTERVAL_ENV = "CHIEF_ENGINE_EXPIRY_SWEEP_S"
 
 def sweep_interval() -> float:
     """`SWEEP_INTERVAL_S`, or the positive number of seconds in `CHIEF_ENGINE_EXPIRY_SWEEP_S`."""
-    raw = os.environ.get(SWEEP_INTERVAL_ENV, "").strip()
-    if not raw:
-        return SWEEP_INTERVAL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{SWEEP_INTERVAL_ENV}={raw!r}: expected a positive number of seconds")
-    return value
+    return positive_seconds(SWEEP_INTERVAL_ENV, SWEEP_INTERVAL_S)
 
 
 def sweep(engine: EngineService) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 
 import zstandard
 from starlette.responses import JSONResponse
@@ -36,7 +35,7 @@ from tinker_chief.engine.server.errors import (
     RequestTimeoutError,
     error_body,
 )
-from tinker_chief.errors import ConfigurationError
+from tinker_chief.settings import positive_seconds
 
 MiB = 1024 * 1024
 MAX_BODY_BYTES = 8 * MiB
@@ -48,16 +47,7 @@ _FORWARD_BACKWARD_PATH = "/api/v1/forward_backward"
 
 def read_timeout() -> float:
     """Seconds a client has for a request head, and again for its body (`CHIEF_ENGINE_READ_TIMEOUT`)."""
-    raw = os.environ.get(READ_TIMEOUT_ENV)
-    if raw is None or not raw.strip():
-        return READ_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ConfigurationError(f"{READ_TIMEOUT_ENV}={raw[:50]!r}: expected a positive number of seconds")
-    return value
+    return positive_seconds(READ_TIMEOUT_ENV, READ_TIMEOUT_S)
 
 
 def body_limit(path: str) -> int:
