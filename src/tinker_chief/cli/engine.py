@@ -58,6 +58,14 @@ def engine_group() -> None:
     default=None,
     help="Most training clients loaded at once; one more is refused [default: 32].",
 )
+@click.option(
+    "--sampling-memory-gib",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="GiB of KV cache sampling may hold at once: requests that do not fit beside each other "
+    "wait their turn, and a single sample longer than this is refused [default: half the GPU "
+    "memory (CUDA) or RAM free when the engine starts].",
+)
 def serve_command(
     host: str,
     port: int,
@@ -68,6 +76,7 @@ def serve_command(
     allow_model_dirs: tuple[Path, ...],
     session_timeout: float | None,
     max_training_clients: int | None,
+    sampling_memory_gib: float | None,
 ) -> None:
     """Serve the engine until Ctrl-C / SIGTERM; prints its base URL when ready.
 
@@ -96,6 +105,7 @@ def serve_command(
             allow_model_dirs=allow_model_dirs,
             session_timeout=session_timeout,
             max_training_clients=max_training_clients,
+            sampling_memory_gib=sampling_memory_gib,
         )
     )
 

@@ -1,6 +1,7 @@
 """What the server must know about a base model to validate requests before queuing them.
 
-Vocabulary size, context length, EOS ids (the default stop condition) and the local tokenizer
+Vocabulary size, context length, EOS ids (the default stop condition), the KV-cache bytes one
+sampled position takes (what sampling memory is budgeted by) and the local tokenizer
 directory (returned as `tokenizer_id` so the SDK's `get_tokenizer()` works offline). Facts
 come from the backend's `BaseModelInfo` when it lists the model, else from the catalog's
 `config.json`; they are computed once per model on the compute thread (materializing a
@@ -38,6 +39,7 @@ class BaseInfo:
     max_context_length: int
     tokenizer_dir: str
     eos_tokens: tuple[int, ...]
+    kv_bytes_per_token: int
 
 
 class BaseModelCatalog:
@@ -83,6 +85,7 @@ class BaseModelCatalog:
             ),
             tokenizer_dir=backend_info.tokenizer_dir if backend_info else str(directory),
             eos_tokens=_ids(generation.get("eos_token_id")) or _ids(config.get("eos_token_id")),
+            kv_bytes_per_token=self._backend.kv_bytes_per_token(canonical),
         )
         with self._lock:
             self._infos[canonical] = info

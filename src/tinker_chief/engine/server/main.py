@@ -24,6 +24,7 @@ from tinker_chief.errors import ConfigurationError
 
 READY_PREFIX = "chief engine listening on "
 API_KEY_ENV = "CHIEF_ENGINE_API_KEY"
+GiB = 1 << 30
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16"]
 
@@ -39,13 +40,15 @@ class EngineSettings:
     allow_model_dirs: tuple[Path, ...] = ()  # local model directories clients may use as base models
     session_timeout: float | None = None  # None: the engine's default (service.SESSION_TIMEOUT_S)
     max_training_clients: int | None = None  # None: the engine's default (service.MAX_TRAINING_CLIENTS)
+    sampling_memory_gib: float | None = None  # None: half the memory free at start (devices.py)
 
     def __repr__(self) -> str:  # never show the key
         return (
             f"EngineSettings(state_dir={self.state_dir!s}, host={self.host}, port={self.port}, "
             f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'}, "
             f"allow_model_dirs={len(self.allow_model_dirs)}, session_timeout={self.session_timeout}, "
-            f"max_training_clients={self.max_training_clients})"
+            f"max_training_clients={self.max_training_clients}, "
+            f"sampling_memory_gib={self.sampling_memory_gib})"
         )
 
     def check(self) -> None:
@@ -57,6 +60,16 @@ class EngineSettings:
             )
         if self.max_training_clients is not None and self.max_training_clients < 1:
             raise ConfigurationError(f"--max-training-clients must be at least 1, got {self.max_training_clients}")
+        gib = self.sampling_memory_gib
+        if gib is not None and not 0 < gib < float("inf"):
+            raise ConfigurationError(f"--sampling-memory-gib must be a positive number, got {gib}")
+
+    @property
+    def sampling_memory(self) -> int | None:
+        """`sampling_memory_gib` in bytes (None: the backend's default)."""
+        if self.sampling_memory_gib is None:
+            return None
+        return max(1, int(self.sampling_memory_gib * GiB))
 
 
 def base_url(host: str, port: int) -> str:
@@ -93,6 +106,7 @@ def serve(settings: EngineSettings) -> None:
     read_timeout_s = limits.read_timeout()  # a bad CHIEF_ENGINE_READ_TIMEOUT fails before torch loads
 
     local_dirs = LocalModelDirs.allow(settings.allow_model_dirs)  # a bad entry fails before torch loads
+    from tinker_chief.engine.backend import size_text
     from tinker_chief.engine.compute import TorchBackend
     from tinker_chief.engine.server import service
     from tinker_chief.engine.server.app import create_app
@@ -105,7 +119,10 @@ def serve(settings: EngineSettings) -> None:
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     backend = TorchBackend(
-        device=settings.device, dtype=settings.dtype, spill_root=settings.state_dir / "evicted-samplers"
+        device=settings.device,
+        dtype=settings.dtype,
+        spill_root=settings.state_dir / "evicted-samplers",
+        sampling_memory=settings.sampling_memory,
     )
     engine = service.EngineService(
         backend,
@@ -128,7 +145,8 @@ def serve(settings: EngineSettings) -> None:
 
     def announce(port: int) -> None:
         print(
-            f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, state dir {settings.state_dir})",
+            f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, state dir "
+            f"{settings.state_dir}, sampling memory {size_text(backend.sampling_memory)})",
             flush=True,
         )
 
