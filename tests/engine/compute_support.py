@@ -80,7 +80,16 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
     monkeypatch.setattr(kv_cache, "MIN_ROOM", 1)  # the first room (2x the prompt) is outgrown
     growing = backend.sample(requests)
     assert len(reallocated) > len(set(reallocated))  # layers regrew past their first room
-    monkeypatch.setattr(sampler, "GrowingKVCache", DynamicCache)
+
+    class ConcatenatingCache(DynamicCache):
+        """transformers' own cache, in the sampler's place (it reports no buffers of its own)."""
+
+        nbytes = 0
+
+        def __init__(self, max_length: int | None = None) -> None:
+            super().__init__()
+
+    monkeypatch.setattr(sampler, "GrowingKVCache", ConcatenatingCache)
     dynamic = backend.sample(requests)
     assert [len(r.sequences[0].tokens) for r in growing] == [40, 3, 25, 40]
     for a, b in zip(growing, dynamic):

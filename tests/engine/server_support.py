@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import time
 
@@ -94,3 +96,41 @@ def wait_for_url(process: subprocess.Popen, timeout: float = 180) -> str:
         if not line and process.poll() is not None:
             raise AssertionError(f"engine exited early: {process.returncode}")
     raise AssertionError("engine never printed its URL")
+
+
+def whole_response(data: bytes) -> bool:
+    """True once `data` holds a response head and all the body its Content-Length announces."""
+    head, found, body = data.partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    lengths = [int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:")]
+    return bool(found and lengths and len(body) >= lengths[0])
+
+
+def raw_http(engine, method: str, route: str, body: object | None = None) -> bytes:
+    """One HTTP/1.1 request to the engine's `/api/v1/<route>` as bytes, keep-alive, with its key."""
+    content = b"" if body is None else json.dumps(body).encode()
+    host = engine.base_url.removeprefix("http://")
+    head = (
+        f"{method} /api/v1/{route} HTTP/1.1\r\nHost: {host}\r\n"
+        f"X-API-Key: {engine.api_key_for_clients}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(content)}\r\n\r\n"
+    )
+    return head.encode() + content
+
+
+def responses_on_one_connection(engine, requests: list[bytes], timeout: float = 60.0) -> list:
+    """Send each request on one socket once the previous response has arrived; each response's
+    bytes (b"" for every request after the engine closed the connection)."""
+    host, port = engine.base_url.removeprefix("http://").rsplit(":", 1)
+    responses = []
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        for request in requests:
+            received = b""
+            try:
+                sock.sendall(request)
+                while not whole_response(received) and (chunk := sock.recv(65536)):
+                    received += chunk
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            responses.append(received)
+    return responses

@@ -106,7 +106,8 @@ def test_model_lifecycle_errors(backend_and_model):
         backend.create_training_model(fresh_id(), TINY_MODEL, LoraSpec(rank=0))
     with pytest.raises(InvalidRequestError, match="at least one of train_mlp and train_attn"):
         backend.create_training_model(fresh_id(), TINY_MODEL, LoraSpec(rank=2, train_mlp=False, train_attn=False))
-    with pytest.raises(InvalidRequestError, match=r"adam_params.learning_rate = -1.0 is out of range"):
+    out_of_range = r"adam_params.learning_rate must be between 0 and 1, got -1.0"
+    with pytest.raises(InvalidRequestError, match=out_of_range):
         backend.optim_step(model_id, AdamStep(learning_rate=-1.0))
 
 

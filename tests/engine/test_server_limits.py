@@ -10,6 +10,7 @@ for the 15-minute TTL. Waits are bounded by a socket timeout, never asserted on.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import httpx
@@ -19,7 +20,7 @@ import zstandard
 from tinker import types
 from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
-from server_support import TINY, wait_raw
+from server_support import TINY, wait_raw, whole_response
 
 MiB = 1024 * 1024
 PROMPT = types.ModelInput.from_ints([1, 2, 3, 4, 5])
@@ -53,17 +54,11 @@ def _raw_request(base_url: str, data: bytes, patience_s: float = 30.0) -> bytes:
         sock.sendall(data)
         received = b""
         try:
-            while not _whole_response(received) and (chunk := sock.recv(65536)):
+            while not whole_response(received) and (chunk := sock.recv(65536)):
                 received += chunk
         except TimeoutError:
             return received + b"<still open>"
     return received
-
-
-def _whole_response(data: bytes) -> bool:
-    head, found, body = data.partition(b"\r\n\r\n")
-    lengths = [int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
-    return bool(found and lengths and len(body) >= lengths[0])
 
 
 # -- item 2: top-k and what one request may make the engine hold ---------------------------------
@@ -100,6 +95,61 @@ def test_topk_cells_are_budgeted_before_anything_is_allocated():
     small_vocab = WireSampleRequest(**_sample_body([1, 2, 3], topk_prompt_logprobs=60))
     with pytest.raises(InvalidRequestError, match="between 0 and 50 .*vocabulary size"):
         codec.sample_request(small_vocab, "sampler", eos_tokens=(), vocab_size=50)
+
+
+# -- sampling memory: the KV cache one decode loop may hold --------------------------------------
+
+# tiny-random-llama in fp32: 2 layers x 2 KV heads x 16 dims x (key + value) x 4 bytes per token.
+KV_BYTES_PER_TOKEN = 512
+SAMPLING_MEMORY = 128 * KV_BYTES_PER_TOKEN  # 64 KiB: one sample of 128 tokens, or 4 of 25
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory):
+    """An engine whose sampling may hold 64 KiB of KV cache at once."""
+    from tinker_chief.engine.server.launcher import start_engine
+
+    with start_engine(
+        state_dir=tmp_path_factory.mktemp("budgeted"),
+        device="cpu",
+        dtype="float32",
+        sampling_memory_gib=SAMPLING_MEMORY / 2**30,
+    ) as handle:
+        client = tinker.ServiceClient(base_url=handle.base_url, api_key=handle.api_key_for_clients)
+        handle.sampler = client.create_sampling_client(base_model=TINY).result()
+        yield handle
+        client.close("success").result()
+
+
+def test_a_sample_longer_than_the_sampling_memory_is_refused_saying_what_fits(budgeted):
+    refusal = (
+        "asample: one sample of prompt (5 tokens) + max_tokens (200) needs 102.5 KiB of KV cache "
+        "(512 bytes per token), more than this engine's sampling memory of 64.0 KiB: at most 128 "
+        "tokens per sample fit (max_tokens 123 with this prompt); chief engine serve "
+        "--sampling-memory-gib sets that memory"
+    )
+    with pytest.raises(tinker.BadRequestError, match=re.escape(refusal)):
+        budgeted.sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=200)).result()
+    exactly = types.SamplingParams(max_tokens=123, temperature=0.0, stop=[])
+    assert len(budgeted.sampler.sample(PROMPT, 1, exactly).result().sequences[0].tokens) == 123
+
+
+def test_concurrent_samples_take_turns_within_the_sampling_memory(budgeted):
+    """Six requests of 4 samples x 25 tokens each fit the budget alone, no two together: sent at
+    once, they all complete, with the samples each gives alone (seeded), and no decode loop's KV
+    cache ever held more than the budget."""
+    from tinker_chief.engine.server.launcher import engine_stats
+
+    params = types.SamplingParams(max_tokens=20, temperature=1.0, seed=7, stop=[])
+    prompts = [types.ModelInput.from_ints([1, 2, 3, 4, k]) for k in range(5, 11)]
+    alone = [budgeted.sampler.sample(prompt, 4, params).result() for prompt in prompts]
+    together = [budgeted.sampler.sample(prompt, 4, params) for prompt in prompts]
+    for one, other in zip(alone, (future.result() for future in together), strict=True):
+        assert [s.tokens for s in one.sequences] == [s.tokens for s in other.sequences]
+    stats = engine_stats(budgeted.base_url, budgeted.api_key_for_clients)
+    assert stats is not None and stats["sampling_memory_bytes"] == SAMPLING_MEMORY
+    assert 0 < stats["sampling_kv_peak_bytes"] <= SAMPLING_MEMORY
+    assert stats["sampling_decode_loops"] >= 2 * len(prompts)  # one loop each: no two fit together
 
 
 # -- item 3: results nobody retrieves ----------------------------------------------------------

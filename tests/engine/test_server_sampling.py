@@ -146,3 +146,40 @@ def test_ephemeral_sampler_survives_eviction_from_the_backend_cache(service_clie
         latest = tc.save_weights_and_get_sampling_client().result()
     assert latest.compute_logprobs(prompt).result()[1:] != pytest.approx(expected[1:], abs=1e-4)
     assert first.compute_logprobs(prompt).result()[1:] == pytest.approx(expected[1:], abs=1e-6)
+
+
+def test_a_checkpoint_saved_again_under_its_name_is_sampled_with_its_new_weights(
+    service_client,
+    rest_client,
+    prompt,
+):
+    """The engine caches loaded checkpoints by path; a checkpoint saved again under the same name
+    (deleted and saved anew, or save_state with overwrite) must be sampled with the new weights,
+    by new sampling clients and by those created before it changed."""
+    tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=12).result()
+    datum = sft_datum(prompt.to_ints() + [5])
+
+    def train_then_logprobs() -> list[float]:
+        tc.forward_backward([datum], "cross_entropy")
+        tc.optim_step(types.AdamParams(learning_rate=0.1)).result()
+        snapshot = tc.save_weights_and_get_sampling_client().result()
+        return snapshot.compute_logprobs(prompt).result()[1:]
+
+    first = train_then_logprobs()
+    sampler_path = tc.save_weights_for_sampler("same-name").result().path
+    state_path = tc.save_state("same-state").result().path
+    paths = (sampler_path, state_path)
+    loading = {path: service_client.create_sampling_client(model_path=path) for path in paths}
+    before = {path: future.result() for path, future in loading.items()}
+    for old in before.values():
+        assert old.compute_logprobs(prompt).result()[1:] == pytest.approx(first, abs=1e-5)
+
+    second = train_then_logprobs()
+    assert second != pytest.approx(first, abs=1e-4)
+    rest_client.delete_checkpoint_from_tinker_path(sampler_path).result()
+    assert tc.save_weights_for_sampler("same-name").result().path == sampler_path
+    assert tc.save_state("same-state", overwrite=True).result().path == state_path
+    for path, old in before.items():
+        new = service_client.create_sampling_client(model_path=path).result()
+        assert new.compute_logprobs(prompt).result()[1:] == pytest.approx(second, abs=1e-5), path
+        assert old.compute_logprobs(prompt).result()[1:] == pytest.approx(second, abs=1e-5), path

@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -26,7 +27,7 @@ from tinker_chief.engine.server.launcher import engine_key, start_engine
 from tinker_chief.models import materialize_model
 
 from cli_support import CHIEF_COMMAND
-from server_support import TINY, wait_json
+from server_support import TINY, fb_body, sft_datum, wait_json, wait_raw
 
 ALIAS = "private_model"
 SESSION = {"tags": [], "user_metadata": None, "sdk_version": "raw"}
@@ -219,3 +220,37 @@ def test_a_session_that_stops_heartbeating_is_unloaded(tmp_path):
         assert raw.post("/get_info", json={"model_id": alive_model}).status_code == 200
         key_file = engine.key_file
     assert not key_file.exists()  # the key leaves with the engine
+
+
+def test_a_silent_session_is_reaped_and_its_parked_requests_fail(tmp_path):
+    """With no other request arriving, a session that stops heartbeating is still ended: its
+    training client is unloaded, and a request of it parked behind a seq_id that never came
+    fails with a sentence saying why, instead of leaving its client polling forever."""
+    engine = start_engine(state_dir=tmp_path, device="cpu", dtype="float32", session_timeout=1.0)
+    with engine, _raw(engine) as raw, _raw(engine) as beating:
+        session = raw.post("/create_session", json=SESSION).json()["session_id"]
+        fall_silent = threading.Event()  # until set, the session heartbeats, however slow the load
+
+        def heartbeat() -> None:
+            while not fall_silent.wait(0.2):
+                beating.post("/session_heartbeat", json={"session_id": session})
+
+        heartbeats = threading.Thread(target=heartbeat)
+        heartbeats.start()
+        try:
+            model = {"model_seq_id": 0, "base_model": TINY, "lora_config": {"rank": 1}}
+            created = raw.post("/create_model", json={"session_id": session, **model})
+            model_id = wait_json(raw, created.json()["request_id"])["model_id"]
+            # seq_id 2 waits for a seq_id 1 that never comes (its client died mid-submit).
+            body = fb_body(model_id, 2, [sft_datum([1, 2, 3])])
+            parked = raw.post("/forward_backward", content=body)
+        finally:
+            fall_silent.set()
+            heartbeats.join()
+        # Silence now: only polls, none of which ends a silent session by itself.
+        answer = wait_raw(raw, parked.json()["request_id"]).json()
+        assert answer.get("error") == (
+            f"model {model_id} was unloaded (its session sent no heartbeat for 1 s) before this "
+            "request ran (it was waiting for an earlier seq_id)"
+        )
+        assert raw.post("/get_info", json={"model_id": model_id}).status_code == 404

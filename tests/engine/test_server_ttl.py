@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,6 +252,38 @@ def test_checkpoints_that_expired_while_down_are_deleted_at_start(tmp_path):
             client.create_training_client_from_state(old_state).result()
         with pytest.raises(tinker.NotFoundError, match="expired at"):
             rest.get_weights_info_by_tinker_path(old_state).result()
+        client.close("success").result()
+
+
+def test_what_a_killed_engine_left_half_deleted_is_removed_at_the_next_start(tmp_path):
+    """A deletion pass renames an expired checkpoint to `.<name>.expired-*`, then deletes its
+    files; an engine killed in between (or mid-save, mid-delete) leaves such directories behind.
+    The next engine removes them before it serves, and keeps every committed checkpoint."""
+    from tinker_chief.engine.server.launcher import start_engine
+
+    state = tmp_path / "state"
+    with start_engine(state_dir=state, device="cpu", dtype="float32") as first:
+        client = _client(first)
+        tc = client.create_lora_training_client(base_model=TINY, rank=2, seed=35).result()
+        kept = tc.save_weights_for_sampler("kept").result().path
+        client.close("success").result()
+    folder = _dir_of(kept, state).parent
+    leftovers = [
+        folder / ".gone.expired-0badc0de",  # renamed away by a pass, files not yet deleted
+        folder / ".saving.k2j4h5g6",  # the staging directory of a save that never finished
+        folder / "uncommitted",  # a directory whose metadata (the commit marker) was never written
+    ]
+    for directory in leftovers:
+        shutil.copytree(_dir_of(kept, state), directory)
+    (folder / ".kept.json.1234.5678.tmp").write_text("{")  # a metadata file half written
+
+    with start_engine(state_dir=state, device="cpu", dtype="float32") as second:
+        assert sorted(entry.name for entry in folder.iterdir()) == ["kept", "kept.json"]
+        client, run_id = _client(second), kept.removeprefix("tinker://").split("/")[0]
+        assert set(_checkpoints(_rest(second), run_id)) == {kept}
+        sampler = client.create_sampling_client(model_path=kept).result()
+        sampled = sampler.sample(types.ModelInput.from_ints([1, 2, 3]), 1, GREEDY).result()
+        assert len(sampled.sequences) == 1
         client.close("success").result()
 
 

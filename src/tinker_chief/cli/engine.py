@@ -66,6 +66,14 @@ def engine_group() -> None:
     "only their X-Forwarded-For header names a client's address (wrong-key rate limiting counts "
     "by it) [default: none, the connection's own address counts].",
 )
+@click.option(
+    "--sampling-memory-gib",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="GiB of KV cache sampling may hold at once: requests that do not fit beside each other "
+    "wait their turn, and a single sample longer than this is refused [default: half the GPU "
+    "memory (CUDA) or RAM free when the engine starts].",
+)
 def serve_command(
     host: str,
     port: int,
@@ -77,6 +85,7 @@ def serve_command(
     session_timeout: float | None,
     max_training_clients: int | None,
     forwarded_allow_ips: str | None,
+    sampling_memory_gib: float | None,
 ) -> None:
     """Serve the engine until Ctrl-C / SIGTERM; prints its base URL when ready.
 
@@ -106,6 +115,7 @@ def serve_command(
             session_timeout=session_timeout,
             max_training_clients=max_training_clients,
             forwarded_allow_ips=forwarded_allow_ips,
+            sampling_memory_gib=sampling_memory_gib,
         )
     )
 

@@ -12,6 +12,8 @@ raised as `InvalidRequestError`/`NotFoundError` with a sentence the server forwa
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -47,6 +49,37 @@ class BaseModelInfo:
     arch: str  # e.g. "llama"
 
 
+def size_text(size: int) -> str:
+    """Bytes for a person: 24.0 GiB, 512.0 KiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def check_kv_cache_fits(
+    prompt_length: int,
+    max_tokens: int,
+    bytes_per_token: int,
+    budget: int,
+) -> None:
+    """Refuse a sample whose KV cache alone would exceed `budget` bytes (the engine's sampling
+    memory), saying how many tokens per sample fit. Several samples that do not fit together
+    run one after another, so only a single sample can be too large."""
+    tokens = prompt_length + max_tokens
+    if tokens * bytes_per_token <= budget:
+        return
+    fit = budget // bytes_per_token
+    room = fit - prompt_length
+    advice = f"max_tokens {room} with this prompt" if room > 0 else "a shorter prompt"
+    raise InvalidRequestError(
+        f"one sample of prompt ({prompt_length} tokens) + max_tokens ({max_tokens}) needs "
+        f"{size_text(tokens * bytes_per_token)} of KV cache ({size_text(bytes_per_token)} "
+        f"per token), more than this engine's sampling memory of {size_text(budget)}: "
+        f"at most {fit} tokens per sample fit ({advice})"
+    )
+
+
 @dataclass(frozen=True)
 class LoraSpec:
     rank: int
@@ -65,6 +98,27 @@ class AdamStep:
     eps: float = 1e-12
     weight_decay: float = 0.0
     grad_clip_norm: float = 0.0  # 0 disables clipping
+
+
+# A LoRA learning rate is ~1e-4..1e-3 (the cookbook's rule); past 1 an Adam step moves every
+# weight by about the learning rate itself, so a larger one is a typo, never a setting.
+MAX_LEARNING_RATE = 1.0
+_ADAM_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "learning_rate": (lambda v: 0 <= v <= MAX_LEARNING_RATE, "between 0 and 1"),
+    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "eps": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "weight_decay": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "grad_clip_norm": (lambda v: v >= 0, "a finite number >= 0 (0 turns clipping off)"),
+}
+
+
+def check_adam_step(step: AdamStep) -> None:
+    """Raise InvalidRequestError naming the first hyperparameter out of range, and its range."""
+    for name, (allowed, described) in _ADAM_RANGES.items():
+        value = getattr(step, name)
+        if not (math.isfinite(value) and allowed(value)):
+            raise InvalidRequestError(f"adam_params.{name} must be {described}, got {value!r}")
 
 
 @dataclass
@@ -135,8 +189,12 @@ class ComputeBackend(Protocol):
     """What the server needs from the model side."""
 
     device: str
+    sampling_memory: int  # bytes of KV cache sampling may hold at once (`check_kv_cache_fits`)
 
     def base_models(self) -> list[BaseModelInfo]: ...
+
+    def kv_bytes_per_token(self, base_model: str) -> int:
+        """KV-cache bytes one position of one sampled sequence takes on this base model."""
 
     def create_training_model(self, model_id: str, base_model: str, lora: LoraSpec) -> None: ...
 

@@ -58,10 +58,15 @@ def canonical_name(name: str) -> str:
         raise NotFoundError(str(error)) from None
 
 
-def model_info(name: str, local_dir: Path) -> BaseModelInfo:
+def model_config(local_dir: Path) -> Any:
+    """The model's `transformers` config (no weights are read)."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(local_dir), **hf_files.offline())  # runs no model code
+    return AutoConfig.from_pretrained(str(local_dir), **hf_files.offline())  # runs no model code
+
+
+def model_info(name: str, local_dir: Path) -> BaseModelInfo:
+    config = model_config(local_dir)
     language = text_config(config)
     return BaseModelInfo(
         name=name,
@@ -134,6 +139,13 @@ class BasePool:
             vocab = int(model.get_output_embeddings().weight.shape[0])
             self._loaded[canonical] = LoadedBase(model_info(canonical, local_dir), model, local_dir, vocab)
         return self._loaded[canonical]
+
+    def config(self, name: str) -> Any:
+        """A base model's config: the loaded model's, else read from its directory."""
+        canonical = canonical_name(name)
+        if canonical in self._loaded:
+            return self._loaded[canonical].model.config
+        return model_config(materialize_model(resolve_model(canonical)))
 
     def infos(self) -> list[BaseModelInfo]:
         """Built-in models (materialized on first call) plus any other loaded base."""

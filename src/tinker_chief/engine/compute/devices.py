@@ -10,6 +10,7 @@ autocast is a speed-up; on CPUs without it bf16 is emulated and slower, so `auto
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,6 +37,39 @@ class Precision:
     @property
     def name(self) -> str:
         return "float32" if self.autocast_dtype is None else "bfloat16-autocast"
+
+    @property
+    def kv_dtype(self) -> torch.dtype:
+        """What the sampler's KV cache stores (`kv_cache`: the autocast dtype, else fp32)."""
+        return self.autocast_dtype or torch.float32
+
+
+# Of the memory free at start; the rest is for weights, adapters and activations.
+SAMPLING_MEMORY_SHARE = 0.5
+
+
+def default_sampling_memory(device: str) -> int:
+    """Bytes of KV cache the sampler may hold at once unless told: half the device memory free
+    when the engine starts (GPU memory on CUDA, else the RAM the kernel calls available)."""
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+    else:
+        free = _available_ram()
+    return int(free * SAMPLING_MEMORY_SHARE)
+
+
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # no /proc (not Linux): free pages where the system says, else all of them
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @lru_cache(maxsize=1)

@@ -14,13 +14,23 @@ Under autocast the buffers hold the autocast dtype: attention (SDPA, or matmuls 
 attention) casts keys and values to it anyway, so storing them cast once gives the same bits
 and saves re-casting the whole cache in every layer on every step (keys come out of the
 rotary embedding in fp32 even when the projections ran in bf16).
+
+A cache told its `max_length` (the sampler knows it: the widest prompt plus the largest
+`max_tokens` of its rows) never grows its room past it, so a decode loop of `rows` sequences
+holds at most `rows x max_length x kv_bytes_per_token(...)` bytes of buffers: the number the
+sampler packs its loops by (`sampling.py`) and the server refuses requests by.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
+
+from tinker_chief.models import text_config
 
 MIN_ROOM = 32  # spare positions reserved on first use: a short generation never regrows
 
@@ -30,6 +40,10 @@ class GrowingLayer(DynamicLayer):
 
     _key_buffer: torch.Tensor
     _value_buffer: torch.Tensor
+
+    def __init__(self, max_length: int | None = None) -> None:
+        super().__init__()
+        self.max_length = max_length  # room never grows past it
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         super().lazy_initialization(key_states, value_states)
@@ -43,7 +57,10 @@ class GrowingLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
         end = self._length + key_states.shape[-2]
         if end > self._key_buffer.shape[-2]:
-            self._reallocate(key_states, value_states, room=max(end, MIN_ROOM) * 2)
+            room = max(end, MIN_ROOM) * 2
+            if self.max_length is not None:
+                room = max(end, min(room, self.max_length))
+            self._reallocate(key_states, value_states, room=room)
         self._key_buffer[..., self._length : end, :] = key_states
         self._value_buffer[..., self._length : end, :] = value_states
         self._set_length(end)
@@ -82,6 +99,13 @@ class GrowingLayer(DynamicLayer):
 
     crop = reorder_cache = offload = prefetch = _unsupported
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes its buffers hold, spare room included."""
+        if not self.is_initialized:
+            return 0
+        return self._key_buffer.nbytes + self._value_buffer.nbytes
+
 
 def _storage_dtype(states: torch.Tensor) -> torch.dtype:
     device_type = states.device.type
@@ -91,7 +115,25 @@ def _storage_dtype(states: torch.Tensor) -> torch.dtype:
 
 
 class GrowingKVCache(DynamicCache):
-    """A `DynamicCache` whose layers are `GrowingLayer`s, created as the model first writes them."""
+    """A `DynamicCache` whose layers are `GrowingLayer`s, created as the model first writes them;
+    with `max_length`, no layer makes room for more positions than that."""
 
-    def __init__(self) -> None:
-        Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
+    def __init__(self, max_length: int | None = None) -> None:
+        # Cache calls this with no arguments for each new layer.
+        new_layer = functools.partial(GrowingLayer, max_length)
+        Cache.__init__(self, layer_class_to_replicate=new_layer)  # type: ignore[arg-type]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes every layer's buffers hold now."""
+        return sum(layer.nbytes for layer in self.layers if isinstance(layer, GrowingLayer))
+
+
+def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+    """Bytes one position of one sequence takes in the KV cache: a key and a value of every
+    KV head in every layer (an upper bound for models whose layers keep fewer positions)."""
+    language = text_config(config)
+    heads = int(language.num_attention_heads)
+    kv_heads = int(getattr(language, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(language, "head_dim", None) or language.hidden_size // heads)
+    return int(language.num_hidden_layers) * kv_heads * head_dim * 2 * dtype.itemsize

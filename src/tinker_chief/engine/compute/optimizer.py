@@ -8,28 +8,11 @@ loads into a fresh adapter slot and continuing is bit-for-bit an uninterrupted r
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from tinker_chief.engine.backend import AdamStep, InvalidRequestError
+from tinker_chief.engine.backend import AdamStep, InvalidRequestError, check_adam_step
 
 _STATE_FIELDS = ("step", "exp_avg", "exp_avg_sq")
-
-
-def _check(params: AdamStep) -> None:
-    checks = {
-        "learning_rate": params.learning_rate >= 0,
-        "beta1": 0 <= params.beta1 < 1,
-        "beta2": 0 <= params.beta2 < 1,
-        "eps": params.eps >= 0,
-        "weight_decay": params.weight_decay >= 0,
-        "grad_clip_norm": params.grad_clip_norm >= 0,
-    }
-    for name, ok in checks.items():
-        value = getattr(params, name)
-        if not ok or not math.isfinite(value):
-            raise InvalidRequestError(f"adam_params.{name} = {value!r} is out of range")
 
 
 class AdapterOptimizer:
@@ -41,7 +24,7 @@ class AdapterOptimizer:
         self.adamw = torch.optim.AdamW(self.params, lr=0.0, foreach=False)
 
     def step(self, params: AdamStep) -> dict[str, float]:
-        _check(params)
+        check_adam_step(params)
         grads = [p.grad for p in self.params if p.grad is not None]
         norm = (
             float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0

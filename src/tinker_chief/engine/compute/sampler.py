@@ -77,6 +77,7 @@ def _filter(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
         ordered, order = torch.sort(scaled, descending=True)
         cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
         drop = cumulative - torch.softmax(ordered, dim=-1) >= settings.top_p  # keep the token crossing p
+        drop[..., 0] = False  # and the likeliest: a top_p that is 0 in fp32 dropped them all
         scaled = scaled.scatter(-1, order, ordered.masked_fill(drop, float("-inf")))
     return scaled
 
@@ -116,11 +117,25 @@ def step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
             row.stop_reason = "length"
 
 
+def cache_length(rows: list[Row]) -> int:
+    """Positions the KV cache of a decode loop over `rows` may reach: the prompts are left-padded
+    to the widest, then every row decodes up to the largest `max_tokens`."""
+    return max(len(row.prompt) for row in rows) + max(row.settings.max_tokens for row in rows)
+
+
 @torch.no_grad()
-def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int, tokenizer: Any) -> None:
-    """Fill in every row's tokens, logprobs and stop_reason."""
+def generate(
+    causal_lm: Any,
+    rows: list[Row],
+    precision: Precision,
+    pad_id: int,
+    tokenizer: Any,
+) -> int:
+    """Fill in every row's tokens, logprobs and stop_reason; return the most bytes the loop's KV
+    cache held (at most `len(rows) x cache_length(rows)` positions)."""
     device = precision.device
-    cache = GrowingKVCache()
+    cache = GrowingKVCache(max_length=cache_length(rows))
+    peak = 0
     shared = shared_prefix_length(rows)
     if shared:
         _prefill_shared_prefix(causal_lm, rows[0].prompt[:shared], len(rows), cache, precision)
@@ -134,7 +149,7 @@ def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int,
     while True:
         alive = torch.tensor([row.stop_reason is None for row in live], device=device)
         if not bool(alive.any()):
-            return
+            return peak
         if not bool(alive.all()):  # finished rows leave the batch: later steps cost only live rows
             live = [row for row in live if row.stop_reason is None]
             ids, mask, positions = ids[alive], mask[alive], positions[alive]
@@ -148,6 +163,7 @@ def generate(causal_lm: Any, rows: list[Row], precision: Precision, pad_id: int,
                 use_cache=True,
                 logits_to_keep=1,
             )
+        peak = max(peak, cache.nbytes)  # buffers only grow in a forward; leaving rows shrink them
         step_rows(live, out.logits[:, -1], tokenizer)
         ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[:, None]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)

@@ -14,11 +14,22 @@ training's `forward`, so the two agree, batched over the group's requests (`comp
 on four answer options of a question is four requests in one forward). A one-token request that
 asks for prompt logprobs (what `compute_logprobs` sends) draws its token from the logits that
 forward ends with and skips the decode loop.
+
+KV-cache memory is budgeted: at most `kv_budget` bytes (the engine's sampling memory) at once.
+One decode loop runs at a time, so a group's rows are packed into consecutive loops whose
+cache (rows x (widest prompt + largest max_tokens) x `kv_bytes_per_token`) fits the budget:
+requests that do not fit beside each other wait for the next loop. A request's rows stay
+together in one loop unless they alone exceed it (or `MAX_BATCH_ROWS`); then they run in chunks
+fixed by the request and the budget, never by what else is queued, so a seed gives the same
+samples whatever runs beside it. A single sample longer than the budget is refused. A
+directory adapter is cached by its path and that directory's identity (inode and times), so a
+checkpoint saved again under the same name is loaded afresh and its old slot freed.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,17 +38,24 @@ from pathlib import Path
 import torch
 from peft import LoraConfig
 
-from tinker_chief.engine.backend import InvalidRequestError, NotFoundError, SampleRequest, SampleResult
+from tinker_chief.engine.backend import (
+    InvalidRequestError,
+    NotFoundError,
+    SampleRequest,
+    SampleResult,
+    check_kv_cache_fits,
+)
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost
 from tinker_chief.engine.compute.base_models import LoadedBase
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.forward import prompt_scores
-from tinker_chief.engine.compute.sampler import Row, generate, step_rows
+from tinker_chief.engine.compute.kv_cache import kv_bytes_per_token
+from tinker_chief.engine.compute.sampler import Row, cache_length, generate, step_rows
 from tinker_chief.engine.compute.spill import SpillStore
 
 MAX_ADAPTER_SAMPLERS = 32
-MAX_BATCH_ROWS = 64  # rows per decode loop: bounds the KV cache of one group
+MAX_BATCH_ROWS = 64  # rows per decode loop (its KV cache is also bounded by the budget)
 MAX_SCORING_TOKENS = 16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
 
 Resolver = Callable[[str], tuple[LoadedBase, AdapterHost]]
@@ -59,15 +77,20 @@ class SamplingService:
         resolve: Resolver,
         spill_root: Path | None = None,
         live: LiveResolver = lambda key: None,
+        *,
+        kv_budget: int,
     ) -> None:
         """`live` maps the keys of inflight samplers to the training adapter they sample (never
-        cached or evicted here: the training model owns that slot)."""
+        cached or evicted here: the training model owns that slot). `kv_budget`: bytes of KV
+        cache one decode loop may hold."""
         self.precision = precision
+        self.kv_budget = kv_budget
         self._resolve = resolve
         self._live = live
         self._adapters: OrderedDict[str, SamplerRef] = OrderedDict()
-        self._by_path: dict[str, str] = {}
+        self._by_path: dict[str, tuple[tuple[int, ...], str]] = {}  # path -> (its identity, key)
         self._spilled = SpillStore(root=spill_root)
+        self.stats = {"sampling_decode_loops": 0, "sampling_kv_peak_bytes": 0}
 
     def add_adapter(self, ref: SamplerRef, config: LoraConfig, weights: dict[str, torch.Tensor]) -> str:
         """Load `weights` into a new frozen slot on `ref.base_name`; return its key."""
@@ -96,25 +119,36 @@ class SamplingService:
 
     def load(self, directory: Path) -> str:
         resolved = str(directory.resolve())
-        key = self._by_path.get(resolved)
-        if key is not None and key in self._adapters:
-            self._adapters.move_to_end(key)
-            return key
+        identity = _identity(directory)
+        cached = self._by_path.get(resolved)
+        if cached is not None and cached[1] in self._adapters:
+            if cached[0] == identity:
+                self._adapters.move_to_end(cached[1])
+                return cached[1]
+            self._drop(cached[1])  # the directory was saved again: its old weights are stale
         files = checkpoint_io.read_adapter(directory, with_optimizer=False)
         key = self.add_adapter(SamplerRef(files.base_model, None), files.config, files.weights)
-        self._by_path[resolved] = key
+        self._by_path[resolved] = (identity, key)
         return key
+
+    def _from_directory(self, key: str) -> bool:
+        return any(k == key for _, k in self._by_path.values())
 
     def _evict(self) -> None:
         while len(self._adapters) > MAX_ADAPTER_SAMPLERS:
             key, ref = next(iter(self._adapters.items()))
             slot, host = ref.slot, self._resolve(ref.base_name)[1]
             assert slot is not None  # add_adapter gives every cached adapter its slot
-            if key not in self._by_path.values():  # a snapshot: nowhere else to load it back from
+            if not self._from_directory(key):  # a snapshot: nowhere else to load it back from
                 self._spilled.put(key, ref.base_name, copy.deepcopy(host.config(slot)), host.state_dict(slot))
-            del self._adapters[key]  # only once its weights are safe
-            host.remove(slot)
-            self._by_path = {path: k for path, k in self._by_path.items() if k != key}
+            self._drop(key)  # only once its weights are safe
+
+    def _drop(self, key: str) -> None:
+        """Free a cached adapter's slot and forget it (a directory adapter loads again on use)."""
+        ref = self._adapters.pop(key)
+        assert ref.slot is not None
+        self._resolve(ref.base_name)[1].remove(ref.slot)
+        self._by_path = {path: entry for path, entry in self._by_path.items() if entry[1] != key}
 
     def _lookup(self, key: str) -> tuple[LoadedBase, AdapterHost, str | None]:
         if key in self._spilled and (spilled := self._spilled.read(key)) is not None:
@@ -152,6 +186,9 @@ class SamplingService:
         for key, indices in groups.items():  # refuse a bad batch before computing any of it
             for index in indices:
                 _validate(requests[index], resolved[key][0])
+                request, kv_bytes = requests[index], self._kv_bytes(resolved[key][0])
+                max_tokens = request.settings.max_tokens
+                check_kv_cache_fits(len(request.prompt), max_tokens, kv_bytes, self.kv_budget)
         for key, indices in groups.items():
             base, host, slot = resolved[key]
             group = [requests[i] for i in indices]
@@ -173,11 +210,11 @@ class SamplingService:
             rows_of.append([Row(list(request.prompt), request.settings, generator) for _ in range(request.num_samples)])
         needs_text = any(request.settings.stop_strings for request in requests)
         tokenizer = base.tokenizer if needs_text else None
-        flat = [
-            row for request, rows in zip(requests, rows_of) if not _first_token_from_scoring(request) for row in rows
-        ]
-        for start in range(0, len(flat), MAX_BATCH_ROWS):
-            generate(base.model, flat[start : start + MAX_BATCH_ROWS], self.precision, 0, tokenizer)
+        decoded = [rows for r, rows in zip(requests, rows_of) if not _first_token_from_scoring(r)]
+        for loop in self._decode_loops(decoded, self._kv_bytes(base)):
+            peak = generate(base.model, loop, self.precision, 0, tokenizer)
+            self.stats["sampling_decode_loops"] += 1
+            self.stats["sampling_kv_peak_bytes"] = max(self.stats["sampling_kv_peak_bytes"], peak)
         scored = [
             (i, request, rows)
             for i, (request, rows) in enumerate(zip(requests, rows_of))
@@ -191,6 +228,31 @@ class SamplingService:
             results[index] = SampleResult(
                 sequences=[row.result() for row in rows], prompt_logprobs=prompt_logprobs, topk_prompt_logprobs=topk
             )
+
+    def _kv_bytes(self, base: LoadedBase) -> int:
+        return kv_bytes_per_token(base.model.config, self.precision.kv_dtype)
+
+    def _decode_loops(self, rows_of: list[list[Row]], bytes_per_token: int) -> list[list[Row]]:
+        """Rows packed, in order, into decode loops of at most `MAX_BATCH_ROWS` rows whose KV
+        cache fits the budget; each request's rows in one loop, or in chunks of its own
+        (module docstring)."""
+
+        def rows_within_budget(rows: list[Row]) -> int:
+            return self.kv_budget // (cache_length(rows) * bytes_per_token)
+
+        loops: list[list[Row]] = []
+        for rows in rows_of:
+            if not rows:
+                continue
+            per_loop = max(1, min(MAX_BATCH_ROWS, rows_within_budget(rows[:1])))
+            for start in range(0, len(rows), per_loop):
+                chunk = rows[start : start + per_loop]
+                joined = loops[-1] + chunk if loops else []
+                if joined and len(joined) <= min(MAX_BATCH_ROWS, rows_within_budget(joined)):
+                    loops[-1] = joined
+                else:
+                    loops.append(list(chunk))
+        return loops
 
     @torch.no_grad()
     def _score_prompts(self, base: LoadedBase, scored: list[ScoredRequest], tokenizer) -> dict[int, PromptScores]:
@@ -247,6 +309,13 @@ def _scoring_chunks(scored: list[ScoredRequest]) -> list[list[ScoredRequest]]:
         else:
             chunks.append([item])
     return chunks
+
+
+def _identity(directory: Path) -> tuple[int, ...]:
+    """What changes when a checkpoint directory is saved again (a new directory is renamed into
+    place) while its path stays: its inode and times."""
+    status = os.stat(directory)
+    return (status.st_ino, status.st_mtime_ns, status.st_ctime_ns)
 
 
 def _validate(request: SampleRequest, base: LoadedBase) -> None:

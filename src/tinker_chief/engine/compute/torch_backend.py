@@ -38,7 +38,7 @@ from tinker_chief.engine.backend import (
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost, lora_config_for, slot_free_key
 from tinker_chief.engine.compute.base_models import BasePool, LoadedBase
-from tinker_chief.engine.compute.devices import choose_precision
+from tinker_chief.engine.compute.devices import choose_precision, default_sampling_memory
 from tinker_chief.engine.compute.forward import (
     PaddedBatch,
     decoder_hidden,
@@ -46,6 +46,7 @@ from tinker_chief.engine.compute.forward import (
     score_hidden,
     target_logprobs,
 )
+from tinker_chief.engine.compute.kv_cache import kv_bytes_per_token
 from tinker_chief.engine.compute.losses import OPTIONAL_INPUTS, LossDef, loss_def
 from tinker_chief.engine.compute.optimizer import AdapterOptimizer
 from tinker_chief.engine.compute.sampling import SamplerRef, SamplingService
@@ -92,18 +93,36 @@ def _result(batch: PaddedBatch, logprobs: torch.Tensor, loss: torch.Tensor) -> F
 class TorchBackend:
     """LoRA training, scoring and sampling for the local engine (single worker thread)."""
 
-    def __init__(self, device: str = "auto", dtype: str = "auto", spill_root: Path | None = None) -> None:
-        """`spill_root`: where evicted sampler snapshots go (default: a private temp directory)."""
+    def __init__(
+        self,
+        device: str = "auto",
+        dtype: str = "auto",
+        spill_root: Path | None = None,
+        sampling_memory: int | None = None,
+    ) -> None:
+        """`spill_root`: where evicted sampler snapshots go (default: a private temp directory).
+        `sampling_memory`: bytes of KV cache sampling may hold at once (default: half the device
+        memory free now, `devices.default_sampling_memory`)."""
         self.precision = choose_precision(device, dtype)
         self.device = self.precision.device
+        self.sampling_memory = sampling_memory or default_sampling_memory(self.device)
         self._bases = BasePool(self.precision)
         self._hosts: dict[str, AdapterHost] = {}
         self._models: dict[str, TrainingModel] = {}
-        self.sampling = SamplingService(self.precision, self._base_and_host, spill_root, live=self._live_ref)
+        self.sampling = SamplingService(
+            self.precision,
+            self._base_and_host,
+            spill_root,
+            live=self._live_ref,
+            kv_budget=self.sampling_memory,
+        )
 
     # --- models -------------------------------------------------------------------------
     def base_models(self) -> list[BaseModelInfo]:
         return self._bases.infos()
+
+    def kv_bytes_per_token(self, base_model: str) -> int:
+        return kv_bytes_per_token(self._bases.config(base_model), self.precision.kv_dtype)
 
     def _base_and_host(self, name: str) -> tuple[LoadedBase, AdapterHost]:
         base = self._bases.get(name)

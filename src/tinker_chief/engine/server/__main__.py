@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-timeout", type=float, default=None, metavar="SECONDS")
     parser.add_argument("--max-training-clients", type=int, default=None, metavar="N")
     parser.add_argument("--forwarded-allow-ips", default=None, metavar="IPS")
+    parser.add_argument("--sampling-memory-gib", type=float, default=None, metavar="GIB")
     parser.add_argument("--exit-with-parent", type=int, default=None, metavar="PID")
     args = parser.parse_args(argv)
     if args.exit_with_parent:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         session_timeout=args.session_timeout,
         max_training_clients=args.max_training_clients,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        sampling_memory_gib=args.sampling_memory_gib,
     )
     try:
         serve(settings)

@@ -19,6 +19,7 @@ import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tinker.types.create_model_request import CreateModelRequest
 from tinker.types.create_sampling_session_request import CreateSamplingSessionRequest
 from tinker.types.create_session_request import CreateSessionRequest
@@ -41,7 +42,7 @@ from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedEr
 from tinker_chief.engine.server.futures import PRUNE_INTERVAL_S, FutureError, FutureTable
 from tinker_chief.engine.server.sampling import SamplingService
 from tinker_chief.engine.server.sdk_usage import SdkUsageMiddleware, check_sdk_version
-from tinker_chief.engine.server.service import EngineService
+from tinker_chief.engine.server.service import EngineService, reap_interval
 from tinker_chief.errors import ChiefError
 
 log = logging.getLogger("tinker_chief.engine")
@@ -70,16 +71,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await expiry.sweep_now(engine)  # checkpoints that expired while the engine was down
+        await expiry.start(engine)  # a killed engine's leftovers, checkpoints expired meanwhile
         sweeps = asyncio.create_task(expiry.sweep_every(engine, sweep_s))
         prunes = asyncio.create_task(_prune_every(engine.futures, PRUNE_INTERVAL_S))
+        reaper = asyncio.create_task(_reap_every(engine, reap_interval(engine.sessions.timeout)))
         yield
         sweeps.cancel()
         prunes.cancel()
+        reaper.cancel()
         await asyncio.to_thread(engine.scheduler.stop)
 
     app = FastAPI(title="chief engine", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(SdkUsageMiddleware, usage=engine.sdk_usage)  # innermost: counts admitted requests only
+    app.add_middleware(InternalErrorMiddleware)  # innermost: a 500 keeps the connection open
+    app.add_middleware(SdkUsageMiddleware, usage=engine.sdk_usage)  # counts admitted requests only
     app.add_middleware(limits.BodyLimitMiddleware, read_timeout_s=limits.read_timeout())  # after auth
     if api_key:
         from tinker_chief.engine.server.auth import ApiKeyMiddleware
@@ -163,25 +167,57 @@ def future_response(request_id: str, **extra: object) -> dict:
     return {"request_id": request_id, **extra}
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    # ChiefError (request problems) is handled in the app; a bare Exception handler would run
-    # in Starlette's outermost middleware, which re-raises after answering.
-    @app.exception_handler(ChiefError)
-    @app.exception_handler(Exception)
-    async def engine_error(request: Request, exc: Exception) -> JSONResponse:
-        status = status_of(exc)
-        if status >= 500:
-            log.exception(
-                "internal error in %s %s (%s)",
-                request.method,
-                request.url.path,
-                request.headers.get("x-sdk-method", "no SDK method"),
-                exc_info=exc,
-            )
-            return JSONResponse(
-                error_body(f"internal engine error: {type(exc).__name__}: {exc}", "server"), status_code=status
-            )
+def _error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The SDK's error body: a request problem's sentence, or a logged 500 for an engine fault."""
+    status = status_of(exc)
+    if status < 500:
         return JSONResponse(error_body(str(exc)), status_code=status)
+    log.exception(
+        "internal error in %s %s (%s)",
+        request.method,
+        request.url.path,
+        request.headers.get("x-sdk-method", "no SDK method"),
+        exc_info=exc,
+    )
+    message = f"internal engine error: {type(exc).__name__}: {exc}"
+    return JSONResponse(error_body(message, "server"), status_code=status)
+
+
+class InternalErrorMiddleware:
+    """ASGI middleware: an unexpected exception becomes the SDK's 500 body here, and stops here.
+
+    Starlette runs a handler for `Exception` in its outermost middleware, which re-raises after
+    answering; uvicorn then closes the connection, so the client's next request on the same
+    keep-alive connection was reset. Answered here, the connection stays usable. An error after
+    the response started cannot be answered any more and still closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            await _error_response(Request(scope), exc)(scope, receive, send)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ChiefError)
+    async def engine_error(request: Request, exc: Exception) -> JSONResponse:
+        return _error_response(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -226,12 +262,21 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
     @app.get("/api/v1/engine_stats")
     async def engine_stats() -> dict:
         """Local-engine extra (not in the Tinker API): where and in which precision the engine
-        computes (evals record it: bf16 and fp32 scores differ), how sampling was batched and
-        training calls of concurrent clients shared (`shared_*`), and
+        computes (evals record it: bf16 and fp32 scores differ), how sampling was batched, its
+        KV-cache budget and the most one decode loop held (`sampling_*`), how training calls of
+        concurrent clients were shared (`shared_*`), and
         the finished results it holds (`results_*`: count and bytes; unretrieved ones expire)."""
         precision = getattr(engine.backend, "precision", None)
         where = {"device": precision.device, "precision": precision.name} if precision else {}
-        return {**where, **engine.scheduler.stats, **engine.sdk_usage.stats(), **engine.futures.stats()}
+        sampling = getattr(getattr(engine.backend, "sampling", None), "stats", {})
+        return {
+            **where,
+            "sampling_memory_bytes": engine.backend.sampling_memory,
+            **sampling,
+            **engine.scheduler.stats,
+            **engine.sdk_usage.stats(),
+            **engine.futures.stats(),
+        }
 
     @app.post("/api/v1/client/config")
     async def client_config(request: Request) -> dict:
@@ -347,6 +392,17 @@ async def _prune_every(futures: FutureTable, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
         futures.prune()
+
+
+async def _reap_every(engine: EngineService, interval_s: float) -> None:
+    """End silent sessions even while no request arrives to trigger it (their clients hold memory,
+    and their parked requests wait for an answer)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            engine.end_silent_sessions()
+        except Exception:
+            log.exception("ending silent sessions failed; retrying in %g s", interval_s)
 
 
 # -- sampling ----------------------------------------------------------------------------------

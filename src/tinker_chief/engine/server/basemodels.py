@@ -1,9 +1,10 @@
 """What the server must know about a base model to validate requests before queuing them.
 
-Vocabulary size, context length, EOS ids (the default stop condition) and the tokenizer id
-`get_info` returns for the SDK's `get_tokenizer()`: the local tokenizer directory when every
-client runs on this machine (it loads offline), else a name a client elsewhere loads it by
-(never a path of this machine). Facts
+Vocabulary size, context length, EOS ids (the default stop condition), the KV-cache bytes one
+sampled position takes (what sampling memory is budgeted by) and the tokenizer id `get_info`
+returns for the SDK's `get_tokenizer()`: the local tokenizer directory when every client runs on
+this machine (it loads offline), else a name a client elsewhere loads it by (never a path of this
+machine). Facts
 come from the backend's `BaseModelInfo` when it lists the model, else from the catalog's
 `config.json`; they are computed once per model on the compute thread (materializing a
 built-in model may convert it the first time).
@@ -42,6 +43,7 @@ class BaseInfo:
     tokenizer_dir: str
     tokenizer_name: str  # what a client on another machine loads the tokenizer by
     eos_tokens: tuple[int, ...]
+    kv_bytes_per_token: int
 
 
 class BaseModelCatalog:
@@ -91,6 +93,7 @@ class BaseModelCatalog:
             tokenizer_dir=backend_info.tokenizer_dir if backend_info else str(directory),
             tokenizer_name=_tokenizer_name(canonical),
             eos_tokens=_ids(generation.get("eos_token_id")) or _ids(config.get("eos_token_id")),
+            kv_bytes_per_token=self._backend.kv_bytes_per_token(canonical),
         )
         with self._lock:
             self._infos[canonical] = info

@@ -52,6 +52,11 @@ MAX_TOPK_PROMPT_LOGPROBS = 100
 MAX_SAMPLED_TOKENS = 1 << 20
 MAX_TOPK_CELLS = 1 << 20
 MAX_SEED = (1 << 64) - 1  # the SDK's protobuf SamplingParams.seed is a uint64
+# Sampling runs on fp32 logits: a positive temperature below 1e-6 is greedy in all but name
+# (1e-300 overflowed the scaled logits to inf), and so is a top_p below 1e-6 (1e-300 rounds to 0
+# in fp32, which dropped every token); above 100 every token is about equally likely.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-6, 100.0
+MIN_TOP_P = 1e-6
 _EMPTY_TOPK_LOGPROB = -99999.0
 
 
@@ -203,10 +208,14 @@ def sampling_settings(request: WireSampleRequest, eos_tokens: tuple[int, ...]) -
     max_tokens = DEFAULT_MAX_TOKENS if params.max_tokens is None else params.max_tokens
     _check(max_tokens >= 1, f"sampling_params.max_tokens must be at least 1, got {max_tokens}")
     _check(
-        params.temperature >= 0 and math.isfinite(params.temperature),
-        f"sampling_params.temperature must be a finite number >= 0, got {params.temperature}",
+        params.temperature == 0 or MIN_TEMPERATURE <= params.temperature <= MAX_TEMPERATURE,
+        "sampling_params.temperature must be 0 (greedy) or in "
+        f"[{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], got {params.temperature}",
     )
-    _check(0 < params.top_p <= 1, f"sampling_params.top_p must be in (0, 1], got {params.top_p}")
+    _check(
+        MIN_TOP_P <= params.top_p <= 1,
+        f"sampling_params.top_p must be in [{MIN_TOP_P:g}, 1], got {params.top_p}",
+    )
     _check(params.top_k == -1 or params.top_k >= 1, f"sampling_params.top_k must be -1 or >= 1, got {params.top_k}")
     _check(
         params.seed is None or 0 <= params.seed <= MAX_SEED,
@@ -241,6 +250,8 @@ def sample_request(
     _check_topk(request.topk_prompt_logprobs, vocab_size)
     prompt = prompt_tokens(request)
     settings = sampling_settings(request, eos_tokens)
+    if vocab_size is not None:
+        _check_stop_tokens(settings.stop_tokens, vocab_size)
     _check_last_n(request.prompt_logprobs_last_n, len(prompt))
     _check_budget(request, len(prompt), settings.max_tokens)
     want_prompt_lp = bool(request.prompt_logprobs) or request.topk_prompt_logprobs > 0
@@ -258,6 +269,15 @@ def _check_topk(k: int, vocab_size: int | None) -> None:
     limit = min(MAX_TOPK_PROMPT_LOGPROBS, vocab_size or MAX_TOPK_PROMPT_LOGPROBS)
     why = "the engine's maximum" + (" and the vocabulary size" if limit < MAX_TOPK_PROMPT_LOGPROBS else "")
     _check(0 <= k <= limit, f"asample: topk_prompt_logprobs must be between 0 and {limit} ({why}), got {shown(k)}")
+
+
+def _check_stop_tokens(tokens: tuple[int, ...], vocab_size: int) -> None:
+    bad = next((token for token in tokens if not 0 <= token < vocab_size), None)
+    _check(
+        bad is None,
+        f"asample: sampling_params.stop: token id {shown(bad)} is outside the vocabulary "
+        f"(expected 0 <= id < {vocab_size})",
+    )
 
 
 def _check_last_n(last_n: int | None, prompt_length: int) -> None:

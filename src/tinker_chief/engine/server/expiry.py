@@ -10,6 +10,8 @@ store checks on every read), and the next pass deletes its files unless it is in
   engine's memory and reloaded from the checkpoint's directory on the next sample.
 
 A deleted checkpoint leaves a tombstone, so later requests still hear when it expired.
+A pass renames a checkpoint away (`.<name>.expired-*`) before deleting its files; if the engine
+is killed in between, the next engine's `start` removes the leftover before it serves.
 The pass runs once before the engine serves its first request and then every
 `SWEEP_INTERVAL_S` seconds (TTLs are at least an hour, so files outlive their expiry by about
 a minute, or until their last user lets go); `CHIEF_ENGINE_EXPIRY_SWEEP_S` overrides the
@@ -44,6 +46,17 @@ def sweep(engine: EngineService) -> int:
     for record in deleted:
         log.info("deleted expired checkpoint %s (expired at %s)", record.tinker_path, record.expires_at)
     return len(deleted)
+
+
+async def start(engine: EngineService) -> None:
+    """Before the engine serves: finish the deletions (and saves) a killed engine left half done,
+    then one pass for the checkpoints that expired while it was down."""
+    try:
+        for path in await asyncio.to_thread(engine.store.remove_leftovers):
+            log.info("removed %s, left by an engine that stopped mid-way", path)
+    except Exception:
+        log.exception("removing a stopped engine's leftovers failed; they stay till the next start")
+    await sweep_now(engine)
 
 
 async def sweep_now(engine: EngineService) -> None:

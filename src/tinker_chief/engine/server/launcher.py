@@ -104,6 +104,7 @@ def start_engine(
     allow_model_dirs: Iterable[Path] = (),
     session_timeout: float | None = None,
     max_training_clients: int | None = None,
+    sampling_memory_gib: float | None = None,
 ) -> EngineHandle:
     """Start `python -m tinker_chief.engine.server` and wait until it serves.
 
@@ -147,6 +148,8 @@ def start_engine(
         command += ["--session-timeout", str(session_timeout)]
     if max_training_clients is not None:
         command += ["--max-training-clients", str(max_training_clients)]
+    if sampling_memory_gib is not None:
+        command += ["--sampling-memory-gib", repr(sampling_memory_gib)]
     offset = log_file.stat().st_size if log_file.exists() else 0
     with log_file.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)

@@ -30,6 +30,7 @@ from tinker_chief.errors import ConfigurationError
 
 READY_PREFIX = "chief engine listening on "
 API_KEY_ENV = "CHIEF_ENGINE_API_KEY"
+GiB = 1 << 30
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16"]
 
@@ -46,6 +47,7 @@ class EngineSettings:
     session_timeout: float | None = None  # None: the engine's default (service.SESSION_TIMEOUT_S)
     max_training_clients: int | None = None  # None: the engine's default (service.MAX_TRAINING_CLIENTS)
     forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-For is trusted; None: none
+    sampling_memory_gib: float | None = None  # None: half the memory free at start (devices.py)
 
     def __repr__(self) -> str:  # never show the key
         return (
@@ -53,7 +55,8 @@ class EngineSettings:
             f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'}, "
             f"allow_model_dirs={len(self.allow_model_dirs)}, session_timeout={self.session_timeout}, "
             f"max_training_clients={self.max_training_clients}, "
-            f"forwarded_allow_ips={self.forwarded_allow_ips})"
+            f"forwarded_allow_ips={self.forwarded_allow_ips}, "
+            f"sampling_memory_gib={self.sampling_memory_gib})"
         )
 
     def check(self) -> None:
@@ -66,6 +69,9 @@ class EngineSettings:
         if self.max_training_clients is not None and self.max_training_clients < 1:
             raise ConfigurationError(f"--max-training-clients must be at least 1, got {self.max_training_clients}")
         self.trusted_proxies()
+        gib = self.sampling_memory_gib
+        if gib is not None and not 0 < gib < float("inf"):
+            raise ConfigurationError(f"--sampling-memory-gib must be a positive number, got {gib}")
 
     def trusted_proxies(self) -> list[str]:
         """`--forwarded-allow-ips` as uvicorn's list, each entry an IP address or network."""
@@ -84,6 +90,13 @@ class EngineSettings:
     def serves_only_this_machine(self) -> bool:
         """Loopback bind and no proxy in front: every client runs on this machine."""
         return is_loopback(self.host) and not self.trusted_proxies()
+
+    @property
+    def sampling_memory(self) -> int | None:
+        """`sampling_memory_gib` in bytes (None: the backend's default)."""
+        if self.sampling_memory_gib is None:
+            return None
+        return max(1, int(self.sampling_memory_gib * GiB))
 
 
 def base_url(host: str, port: int) -> str:
@@ -120,6 +133,7 @@ def serve(settings: EngineSettings) -> None:
     read_timeout_s = limits.read_timeout()  # a bad CHIEF_ENGINE_READ_TIMEOUT fails before torch loads
 
     local_dirs = LocalModelDirs.allow(settings.allow_model_dirs)  # a bad entry fails before torch loads
+    from tinker_chief.engine.backend import size_text
     from tinker_chief.engine.compute import TorchBackend
     from tinker_chief.engine.server import service
     from tinker_chief.engine.server.app import create_app
@@ -133,7 +147,10 @@ def serve(settings: EngineSettings) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     local_clients_only = settings.serves_only_this_machine
     backend = TorchBackend(
-        device=settings.device, dtype=settings.dtype, spill_root=settings.state_dir / "evicted-samplers"
+        device=settings.device,
+        dtype=settings.dtype,
+        spill_root=settings.state_dir / "evicted-samplers",
+        sampling_memory=settings.sampling_memory,
     )
     engine = service.EngineService(
         backend,
@@ -159,7 +176,8 @@ def serve(settings: EngineSettings) -> None:
 
     def announce(port: int) -> None:
         print(
-            f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, state dir {settings.state_dir})",
+            f"{READY_PREFIX}{base_url(settings.host, port)} (device {backend.device}, state dir "
+            f"{settings.state_dir}, sampling memory {size_text(backend.sampling_memory)})",
             flush=True,
         )
 

@@ -4,18 +4,18 @@ A sampling session points at a sampler key of the backend: a base model name, a 
 checkpoint loaded with `backend.load_sampler`, or an in-memory snapshot made by
 `save_weights_and_get_sampling_client`. `asample` answers at once with a future that carries
 one `sample_sequence_id` per requested sample (SDK >= 0.26 asserts on it); the scheduler
-batches concurrent requests into one backend call.
+batches concurrent requests into one backend call. A sample longer than the engine's sampling
+memory holds (prompt + max_tokens positions of KV cache) is refused here, before it is queued.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 from tinker.types.create_sampling_session_request import CreateSamplingSessionRequest
 from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
-from tinker_chief.engine.backend import SampleRequest
+from tinker_chief.engine.backend import SampleRequest, check_kv_cache_fits
 from tinker_chief.engine.server import codec
 from tinker_chief.engine.server.basemodels import BaseInfo
 from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, shown
@@ -130,11 +130,20 @@ class SamplingService:
                 settings = replace(backend_request.settings, max_tokens=min(backend_request.settings.max_tokens, room))
                 backend_request = replace(backend_request, settings=settings)
             _check_prompt(backend_request.prompt, backend_request.settings.max_tokens, info)
+            self._check_kv_cache(backend_request, info)
         return backend_request
+
+    def _check_kv_cache(self, request: SampleRequest, info: BaseInfo) -> None:
+        budget, max_tokens = self.engine.backend.sampling_memory, request.settings.max_tokens
+        try:
+            check_kv_cache_fits(len(request.prompt), max_tokens, info.kv_bytes_per_token, budget)
+        except InvalidRequestError as exc:
+            flag = "chief engine serve --sampling-memory-gib sets that memory"
+            raise InvalidRequestError(f"asample: {exc}; {flag}") from None
 
 
 def _check_prompt(prompt: tuple[int, ...], max_tokens: int, info: BaseInfo) -> None:
-    check_tokens("asample: prompt", np.asarray(prompt, dtype=np.int64), info)
+    check_tokens("asample: prompt", prompt, info)
     if len(prompt) + max_tokens > info.max_context_length:
         raise InvalidRequestError(
             f"asample: prompt ({len(prompt)} tokens) + max_tokens ({max_tokens}) exceed the context "

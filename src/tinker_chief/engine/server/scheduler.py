@@ -130,9 +130,15 @@ class Scheduler:
         with self._cond:
             self._models.setdefault(model_id, _ModelQueue(next_seq=next_seq))
 
-    def close_model(self, model_id: str) -> None:
+    def close_model(self, model_id: str, why: str) -> None:
+        """Forget the model's sequence; requests parked in it (waiting for an earlier seq_id) will
+        never run, so they fail now with `why` instead of leaving their clients polling forever."""
         with self._cond:
-            self._models.pop(model_id, None)
+            queue = self._models.pop(model_id, None)
+        parked = [job for job in queue.parked.values() if job is not None] if queue else []
+        for job in parked:
+            message = f"{why} before this request ran (it was waiting for an earlier seq_id)"
+            self._futures.fail(job.request_id, FutureError(message, "user", 410))
 
     def known_request(self, model_id: str, seq_id: int | None) -> str | None:
         """The request id already issued for this (model, seq_id): an SDK retry, not new work."""

@@ -9,18 +9,19 @@ id doubles as its training run id in `tinker://` paths. Sampling lives in `sampl
 
 Clients that share the engine share its memory, so a session's training and sampling clients
 are unloaded when it finishes (`ServiceClient.close()`) or goes `session_timeout` seconds
-without a heartbeat or a request naming it, and at most `max_training_clients` training
+without a heartbeat or a request naming it (the app's reaper looks every `reap_interval()`
+seconds, so this happens even when no other request arrives; requests of its models still
+waiting for an earlier seq_id then fail, saying why), and at most `max_training_clients` training
 clients are loaded at once (each holds a LoRA adapter, its gradients and AdamW moments).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,14 @@ from tinker.types.save_weights_external_request import SaveWeightsExternalReques
 from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
 from tinker.types.save_weights_request import SaveWeightsRequest
 
-from tinker_chief.engine.backend import AdamStep, ComputeBackend, DatumArrays, ForwardBackwardCall, LoraSpec
+from tinker_chief.engine.backend import (
+    AdamStep,
+    ComputeBackend,
+    DatumArrays,
+    ForwardBackwardCall,
+    LoraSpec,
+    check_adam_step,
+)
 from tinker_chief.engine.server import codec
 from tinker_chief.engine.server.basemodels import BaseInfo, BaseModelCatalog
 from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, UnsupportedError, shown
@@ -54,6 +62,12 @@ from tinker_chief.models import public_model_name
 MAX_LORA_RANK = 1024
 SESSION_TIMEOUT_S = 300.0  # the SDK heartbeats every 10 s: 5 silent minutes mean the client is gone
 MAX_TRAINING_CLIENTS = 32  # as many as the sampler cache holds adapters
+MAX_REAP_INTERVAL_S = 10.0
+
+
+def reap_interval(session_timeout: float) -> float:
+    """How often the reaper looks for silent sessions: a quarter of the timeout, at most 10 s."""
+    return min(session_timeout / 4, MAX_REAP_INTERVAL_S)
 
 
 @dataclass
@@ -140,14 +154,14 @@ class EngineService:
     # -- sessions ----------------------------------------------------------------------------
 
     def create_session(self) -> str:
-        self._end_silent_sessions()
+        self.end_silent_sessions()
         session_id = uuid.uuid4().hex[:12]
         self.sessions.add(session_id)
         return session_id
 
     def require_session(self, session_id: str) -> None:
         """Check that the session is live, and count the request as a sign of life."""
-        self._end_silent_sessions()
+        self.end_silent_sessions()
         if not self.sessions.touch(session_id):
             raise NotFoundError(
                 f"unknown session {shown(session_id)}: it was closed, went "
@@ -158,14 +172,18 @@ class EngineService:
     def finish_session(self, session_id: str) -> None:
         # Lenient on purpose: a client closing after an engine restart should not crash its script.
         if self.sessions.remove(session_id):
-            self._unload_session(session_id)
+            self._unload_session(session_id, "its session was closed")
 
-    def _end_silent_sessions(self) -> None:
+    def end_silent_sessions(self) -> None:
+        """End the sessions silent for longer than the timeout (the app's reaper calls this
+        periodically; requests that check sessions do too)."""
         for session_id in self.sessions.pop_silent():
-            self._unload_session(session_id)
+            silence = f"its session sent no heartbeat for {self.sessions.timeout:g} s"
+            self._unload_session(session_id, silence)
 
-    def _unload_session(self, session_id: str) -> None:
-        """Forget the session's clients now; free their memory on the compute thread."""
+    def _unload_session(self, session_id: str, why: str) -> None:
+        """Forget the session's clients now; free their memory on the compute thread after the
+        work queued for them; requests parked for a seq_id that never came fail, saying `why`."""
         # Snapshots (tuple() copies in one step): the compute thread may drop a failed model meanwhile.
         models = [m for m, model in tuple(self.models.items()) if model.session_id == session_id]
         for model_id in models:
@@ -177,7 +195,7 @@ class EngineService:
             if (state := self.samplers.pop(key, None)) is not None:
                 state.release()
         for model_id in models:  # after the work already queued for the model (its creation included)
-            self.scheduler.submit("", self._unloader(model_id))
+            self.scheduler.submit("", self._unloader(model_id, why))
 
     def _check_capacity(self, endpoint: str) -> None:
         if len(self.models) >= self.max_training_clients:
@@ -234,10 +252,10 @@ class EngineService:
         def wrapped() -> dict:
             try:
                 return run()
-            except Exception:
+            except Exception as exc:
                 self.models.pop(model_id, None)
                 self._creations.pop(model_id, None)
-                self.scheduler.close_model(model_id)
+                self.scheduler.close_model(model_id, f"creating model {model_id} failed ({exc})")
                 raise
 
         return wrapped
@@ -261,14 +279,16 @@ class EngineService:
     def unload_model(self, model_id: str) -> str:
         self.model(model_id)
         request_id = self.futures.create("unload_model")
-        self.scheduler.submit(request_id, self._unloader(model_id))
+        self.scheduler.submit(request_id, self._unloader(model_id, "the client unloaded it"))
         return request_id
 
-    def _unloader(self, model_id: str) -> Callable[[], dict]:
+    def _unloader(self, model_id: str, why: str) -> Callable[[], dict]:
         def run() -> dict:
-            self.backend.unload_model(model_id)
-            self.models.pop(model_id, None)
-            self.scheduler.close_model(model_id)
+            try:
+                self.backend.unload_model(model_id)
+            finally:  # even if the backend never had it (a failed creation): its sequence ends here
+                self.models.pop(model_id, None)
+                self.scheduler.close_model(model_id, f"model {model_id} was unloaded ({why})")
             return {"model_id": model_id, "type": "unload_model"}
 
         return run
@@ -539,17 +559,12 @@ def _lora_spec(request: CreateModelRequest) -> LoraSpec:
 def _adam_step(params: object) -> AdamStep:
     if not isinstance(params, AdamParams):
         raise UnsupportedError(f"optimizer step {getattr(params, 'type', type(params).__name__)!r} (only Adam)")
-    values = params.model_dump()
-    for key, value in values.items():
-        if not math.isfinite(value):
-            raise InvalidRequestError(f"optim_step: adam_params.{key} must be finite, got {value}")
-    if params.learning_rate < 0 or params.eps <= 0 or params.weight_decay < 0 or params.grad_clip_norm < 0:
-        raise InvalidRequestError(
-            "optim_step: adam_params need learning_rate >= 0, eps > 0, weight_decay >= 0 and grad_clip_norm >= 0"
-        )
-    if not (0 <= params.beta1 < 1 and 0 <= params.beta2 < 1):
-        raise InvalidRequestError("optim_step: adam_params.beta1 and beta2 must be in [0, 1)")
-    return AdamStep(**values)
+    step = AdamStep(**params.model_dump())
+    try:
+        check_adam_step(step)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"optim_step: {exc}") from None
+    return step
 
 
 def _check_datum(index: int, datum: DatumArrays, info: BaseInfo) -> None:
@@ -559,16 +574,29 @@ def _check_datum(index: int, datum: DatumArrays, info: BaseInfo) -> None:
         check_tokens(where + ".loss_fn_inputs['target_tokens']", targets, info, check_length=False)
 
 
-def check_tokens(where: str, tokens: np.ndarray, info: BaseInfo, check_length: bool = True) -> None:
-    if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= info.vocab_size):
-        bad = int(tokens.min()) if int(tokens.min()) < 0 else int(tokens.max())
-        raise InvalidRequestError(
-            f"{where}: token id {bad} is outside the vocabulary of {info.name} (expected 0 <= id < {info.vocab_size})"
-        )
-    if check_length and tokens.shape[0] > info.max_context_length:
-        raise InvalidRequestError(
-            f"{where}: {tokens.shape[0]} tokens exceed the context length of {info.name} ({info.max_context_length})"
-        )
+def check_tokens(
+    where: str,
+    tokens: np.ndarray | Sequence[int],
+    info: BaseInfo,
+    check_length: bool = True,
+) -> None:
+    """Token ids in [0, vocab) and, unless told otherwise, no more of them than the context holds.
+    A client's list is checked before it becomes an array: an id past int64 is out of range, not
+    an OverflowError."""
+    if len(tokens):
+        if isinstance(tokens, np.ndarray):
+            low, high = int(tokens.min()), int(tokens.max())
+        else:
+            low, high = min(tokens), max(tokens)
+        if low < 0 or high >= info.vocab_size:
+            raise InvalidRequestError(
+                f"{where}: token id {shown(low if low < 0 else high)} is outside the vocabulary of "
+                f"{info.name} (expected 0 <= id < {info.vocab_size})"
+            )
+    limit = info.max_context_length
+    if check_length and len(tokens) > limit:
+        too_long = f"{len(tokens)} tokens exceed the context length of {info.name} ({limit})"
+        raise InvalidRequestError(f"{where}: {too_long}")
 
 
 def _name_or(name: str | None, prefix: str, counter: Iterator[int]) -> str:

@@ -21,7 +21,9 @@ the checkpoint is expired: listings leave it out and requests naming it fail wit
 see `expiry.py`) removes expired checkpoints that are not in use: not leased by a request in
 flight (`lease`) and not named by the caller's `in_use` set (samplers loaded from them). A
 bounded list of tombstones keeps "expired at ..." answerable after the files are gone. The
-clock is injectable so tests can move time without sleeping.
+clock is injectable so tests can move time without sleeping. An engine killed mid-way (during a
+deletion pass, a save or a delete) leaves hidden or uncommitted directories behind;
+`remove_leftovers` removes them when the next engine starts.
 """
 
 from __future__ import annotations
@@ -363,6 +365,30 @@ class CheckpointStore:
         os.rename(directory, hidden)
         return [hidden]
 
+    def remove_leftovers(self) -> list[Path]:
+        """Finish what a killed engine left half done in the checkpoint folders; returns the paths.
+
+        Every hidden entry there is a leftover (checkpoint names never start with '.'): a
+        checkpoint the deletion pass renamed away (`.<name>.expired-*`), the staging directory of
+        a save that never finished, a half-written metadata file. So is a directory without its
+        metadata file, the commit marker (a save that never committed, a deletion that never
+        finished). Call it only before the engine serves: a running engine's saves stage there.
+        """
+        removed = []
+        for run in (self.root / "runs").iterdir():
+            for kind in CHECKPOINT_TYPE:
+                folder = run / kind
+                if not folder.is_dir():
+                    continue
+                for entry in folder.iterdir():
+                    hidden = entry.name.startswith(".")
+                    committed = (folder / f"{entry.name}{_META_SUFFIX}").exists()
+                    uncommitted = entry.is_dir() and not committed
+                    if hidden or uncommitted:
+                        _remove(entry)
+                        removed.append(entry)
+        return removed
+
     def _tombstones(self) -> dict[str, dict[str, str]]:
         try:
             stones = json.loads((self.root / _TOMBSTONES).read_text())
@@ -388,6 +414,13 @@ def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _size(directory: Path) -> int:
