@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+
 
 def _markers(name: str) -> tuple[str, str]:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
@@ -30,3 +32,11 @@ def write_block(path: Path, name: str, body: str) -> None:
     else:
         raise ValueError(f"{path}: the {begin} / {end} markers are missing one half or out of order")
     path.write_text(text, encoding="utf-8")
+
+
+def publish(lines: list[str], name: str, write: bool) -> None:
+    """Print a benchmark's result and, with `write` (its `--write`), put it into BENCHMARKS.md."""
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        write_block(BENCHMARKS, name, text)

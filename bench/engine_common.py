@@ -30,6 +30,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def load_average() -> str:
+    """The machine's load at the end of a run, as a benchmark's result line says it."""
+    loads = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"load average at the end (1, 5, 15 min): {loads} on {os.cpu_count()} CPUs (other jobs)"
+
+
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall seconds of `fn` after `warmup` untimed calls."""
     for _ in range(warmup):

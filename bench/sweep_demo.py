@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from doc_blocks import write_block  # noqa: E402
-from engine_common import machine  # noqa: E402
-
-DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+from doc_blocks import publish  # noqa: E402
+from engine_common import load_average, machine  # noqa: E402
 
 
 def main() -> None:
@@ -94,13 +91,9 @@ def main() -> None:
         f"- wall time: init + plan {planned - started:.0f} s, sweep {swept - sweep_started:.0f} s "
         f"({tokens:,} training tokens in all: {tokens / (swept - sweep_started):.0f} tokens/s aggregate, "
         f"inline NLL evals and checkpoints included), select {selected - swept:.0f} s",
-        "- load average at the end (1, 5, 15 min): "
-        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        + f" on {os.cpu_count()} CPUs (other jobs' share of the machine)",
+        f"- {load_average()}",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_block(DOC, "sweep", "\n".join(lines))
+    publish(lines, "sweep", args.write)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`chief sweep` and `chief select` (thin: parse, call `training.sweep` / `training.selection`, print).
 
 `SweepDisplay` draws one live table row per run of the sweep: step/total, train loss, the latest
-validation NLL and the run's status; the runs' threads update it through one observer each.
+validation NLL (an RL sweep: the step's mean reward) and the run's status; the runs' threads
+update it through one observer each.
 """
 
 from __future__ import annotations
@@ -34,17 +35,21 @@ def _number_list(kind: type, example: str) -> Any:
     return parse
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 class SweepDisplay:
     """A rich live table, one row per sweep point, fed by per-point observers from many threads."""
 
-    def __init__(self, console: Console, sweep: Any) -> None:
-        self.console, self.sweep = console, sweep
+    def __init__(self, console: Console, sweep: Any, rl: bool = False) -> None:
+        self.console, self.sweep, self.rl = console, sweep, rl
         self.rows: dict[str, dict[str, str]] = {
             p.name: {
                 "run": p.run_id or "-",
                 "step": f"{p.steps_done}/{p.total_steps or '?'}",
                 "loss": "-",
-                "nll": "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}",
+                "score": _number(p.final_reward if rl else p.final_val_nll),
                 "status": p.status,
             }
             for p in sweep.points
@@ -54,7 +59,8 @@ class SweepDisplay:
 
     def table(self) -> Table:
         table = Table(title=f"sweep {self.sweep.sweep_id}")
-        for column in ("point", "LR", "rank", "batch", "run", "step", "loss", "val NLL", "status"):
+        score = "reward" if self.rl else "val NLL"
+        for column in ("point", "LR", "rank", "batch", "run", "step", "loss", score, "status"):
             table.add_column(column, justify="left" if column in ("point", "run", "status") else "right")
         with self.lock:
             for p in self.sweep.points:
@@ -67,7 +73,7 @@ class SweepDisplay:
                     row["run"],
                     row["step"],
                     row["loss"],
-                    row["nll"],
+                    row["score"],
                     escape(p.status),
                 )
         return table
@@ -92,10 +98,12 @@ class _PointRow:
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         self.display.set(self.name, step=f"{step}/{self.total}", loss=f"{metrics.get('train/loss', float('nan')):.4f}")
+        if self.display.rl and "train/reward" in metrics:
+            self.display.set(self.name, score=f"{metrics['train/reward']:.4f}")
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
-        if "val/nll" in metrics:
-            self.display.set(self.name, nll=f"{metrics['val/nll']:.4f}")
+        if not self.display.rl and "val/nll" in metrics:
+            self.display.set(self.name, score=f"{metrics['val/nll']:.4f}")
 
     def on_checkpoint(self, record: Any) -> None: ...
 
@@ -137,7 +145,8 @@ def sweep_command(
     share one base model): inline evals, every checkpoint registered with its
     hyperparameters and the sweep's id. Ctrl-C stops every run at a checkpoint;
     `chief sweep --resume` continues the sweep, skipping finished points. The summary
-    says where the best learning rate fell relative to the plan's and get_lr's, per rank.
+    says where the best learning rate fell relative to the plan's and get_lr's, per rank,
+    by the final validation NLL (an RL project: the final reward, higher is better).
     Next: `chief select` picks the sweep's candidate.
 
     \b
@@ -172,7 +181,7 @@ def sweep_command(
     )
     section = project.config.backend
     choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
-    display = SweepDisplay(console, sweep)
+    display = SweepDisplay(console, sweep, rl=project.config.task == "rl")
     with (
         open_connection(
             choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model]
@@ -204,10 +213,12 @@ def sweep_command(
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Candidates (best validation NLL first) that get the full eval suite.",
+    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full eval suite.",
 )
 @click.option(
-    "--task", default=None, help="The suite task whose headline metric decides [default: the first product task]."
+    "--task",
+    default=None,
+    help="The suite task whose headline metric decides [default: the first product task; RL: the held-out reward].",
 )
 @backend_options
 def select_command(
@@ -226,6 +237,10 @@ def select_command(
     difference) goes to the cheaper model (smaller rank, then fewer steps). The choice is
     marked in the registry as the candidate of the sweep or run; it is not promoted
     (`chief promote` and its gate decide that). Suite results are recorded as `chief eval` does.
+
+    An RL project is chosen by reward, not NLL: each candidate's greedy answers to the
+    held-out prompts ([data] val), graded by [rl] grader, shortlist and (without --task)
+    decide, with McNemar on the same prompts against the runner-up.
 
     \b
     Examples:
@@ -246,6 +261,9 @@ def select_command(
     console = Console()
     project = load_project(project_dir)
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
+    if plan.heldout is not None:
+        prompts, n = len(plan.heldout.val_problems), len(plan.candidates)
+        console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
     section = project.config.backend
     choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
 
@@ -265,21 +283,24 @@ def select_command(
 
 
 def _print_selection(console: Console, result: Any) -> None:
+    cheap = ("train reward", "held-out reward") if result.rl else ("val NLL",)
+    # An RL choice by held-out reward has no other headline to show.
     metric = f"{result.task}/{result.metric}" if result.metric else "headline"
+    by_heldout = result.rl and result.heldout is not None and result.task == "heldout"
     table = Table(title=f"candidates of {result.scope}")
-    for column in ("model", "point", "val NLL", metric, ""):
+    for column in ("model", "point", *cheap, *([] if by_heldout else [metric]), ""):
         table.add_column(column)
     shortlisted = {c.ref for c in result.shortlist}
     for c in result.candidates:
         mark = "chosen" if c.ref == result.chosen.ref else ("shortlist" if c.ref in shortlisted else "")
-        table.add_row(
-            escape(c.ref),
-            escape(c.label),
-            "-" if c.val_nll is None else f"{c.val_nll:.4f}",
-            "-" if c.headline is None else f"{c.headline:.4g}",
-            mark,
-        )
+        values = (c.train_reward, c.heldout_reward) if result.rl else (c.val_nll,)
+        headline = [] if by_heldout else ["-" if c.headline is None else f"{c.headline:.4g}"]
+        table.add_row(escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark)
     console.print(table)
+    if result.heldout is not None:
+        h = result.heldout
+        how = f"{h['answers']} answers to {h['prompts']} held-out prompts, grader {h['grader']}"
+        console.print(escape(f"held-out reward: {how}"))
     for failure in result.failed_tasks:
         console.print(f"[yellow]eval failed[/yellow]: {escape(failure)}")
     console.print(escape(f"chosen: {result.chosen.ref} ({result.chosen.label}): {result.reason}"))

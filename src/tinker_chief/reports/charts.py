@@ -1,8 +1,9 @@
 """The report's figures, drawn with matplotlib (Agg) and returned as base64 PNG strings.
 
-Learning curves (train loss, validation NLL per run), eval comparison bars with confidence
-intervals per task (one panel per metric, its better direction in the title), and the
-calibration reliability diagram. Each function returns `None` when there is nothing to draw,
+Learning curves (train loss, validation NLL and, for RL runs, the mean reward per run), eval
+comparison bars with confidence intervals per task (one panel per metric, its better direction in
+the title), the sweep's metric against learning rate and rank, and the calibration reliability
+diagram. Each function returns `None` when there is nothing to draw,
 so the HTML can say so instead of showing an empty axis.
 
 Every label (run ids, model refs, task and metric names) is drawn as plain text: a name with
@@ -24,7 +25,12 @@ matplotlib.use("Agg")  # headless: reports are written by CI and over SSH
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tinker_chief.registry import GateRules  # noqa: E402
-from tinker_chief.reports.collect import RunCurves, SweepData, TaskResult  # noqa: E402
+from tinker_chief.reports.collect import (  # noqa: E402
+    RunCurves,
+    SweepData,
+    SweepPointData,
+    TaskResult,
+)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -51,10 +57,21 @@ def _png(fig: Any) -> str:
 
 @_plain_text
 def learning_curves(runs: list[RunCurves]) -> str | None:
-    runs = [r for r in runs if r.train or r.val]
+    """`learning_curves_figure` as a PNG."""
+    figure = learning_curves_figure(runs)
+    return None if figure is None else _png(figure)
+
+
+@_plain_text
+def learning_curves_figure(runs: list[RunCurves]) -> Any | None:
+    """Train loss and validation NLL per run; when any run logged rewards (RL), a third panel
+    with each RL run's mean reward per step: an RL run's loss says little about its learning."""
+    runs = [r for r in runs if r.train or r.val or r.reward]
     if not runs:
         return None
-    fig, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    rewarded = [r for r in runs if r.reward]
+    fig, axes = plt.subplots(1, 3 if rewarded else 2, figsize=(15 if rewarded else 11, 3.8))
+    train_ax, val_ax = axes[0], axes[1]
     for run in runs:
         if run.train:
             steps, values = zip(*run.train, strict=True)
@@ -65,11 +82,17 @@ def learning_curves(runs: list[RunCurves]) -> str | None:
                 val_ax.plot(steps, values, marker="o", label=f"{run.run_id} {key}")
     train_ax.set(title="train loss", xlabel="step", ylabel="loss")
     val_ax.set(title="validation NLL", xlabel="step", ylabel="nats / token")
-    for ax in (train_ax, val_ax):
+    if rewarded:
+        reward_ax = axes[2]
+        for run in rewarded:
+            steps, values = zip(*run.reward, strict=True)
+            reward_ax.plot(steps, values, label=run.run_id, linewidth=1.2)
+        reward_ax.set(title="RL reward", xlabel="step", ylabel="mean reward (train/reward)")
+    for ax in axes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    return _png(fig)
+    return fig
 
 
 def _value(metric: Any) -> tuple[float, float | None, float | None]:
@@ -155,15 +178,24 @@ def reliability_diagram(tables: dict[str, list[dict[str, Any]]]) -> str | None:
     return _png(fig)
 
 
+def sweep_metric(sweep: SweepData) -> tuple[str, Callable[[SweepPointData], float | None]]:
+    """What a sweep's charts show: the final reward (RL), else the final validation NLL, else the
+    final train loss, as `chief sweep` ranks the points."""
+    if any(p.final_reward is not None for p in sweep.points):
+        return "final reward", lambda p: p.final_reward
+    if any(p.final_val_nll is not None for p in sweep.points):
+        return "final validation NLL", lambda p: p.final_val_nll
+    return "final train loss", lambda p: p.final_loss
+
+
 @_plain_text
 def sweep_lr_curves(sweep: SweepData) -> str | None:
-    """LoRA Without Regret's first plot for this project: final validation NLL (else final train
-    loss) against learning rate, one line per rank, with the plan's and get_lr's LR marked."""
-    use_nll = any(p.final_val_nll is not None for p in sweep.points)
-    metric = "final validation NLL" if use_nll else "final train loss"
+    """LoRA Without Regret's first plot for this project: the sweep's metric (`sweep_metric`)
+    against learning rate, one line per rank, with the plan's and get_lr's LR marked."""
+    metric, value_of = sweep_metric(sweep)
     by_rank: dict[int, list[tuple[float, float]]] = {}
     for p in sweep.points:
-        value = p.final_val_nll if use_nll else p.final_loss
+        value = value_of(p)
         if p.status == "finished" and value is not None:
             by_rank.setdefault(p.lora_rank, []).append((p.learning_rate, value))
     if not by_rank:
@@ -185,23 +217,26 @@ def sweep_lr_curves(sweep: SweepData) -> str | None:
 
 @_plain_text
 def sweep_rank_losses(sweep: SweepData) -> str | None:
-    """LoRA Without Regret's second plot: final train loss against rank, one line per learning
-    rate; None when the sweep tried a single rank."""
+    """LoRA Without Regret's second plot: final train loss (an RL sweep: final reward) against
+    rank, one line per learning rate; None when the sweep tried a single rank."""
+    rl = any(p.final_reward is not None for p in sweep.points)
+    metric = "final reward" if rl else "final train loss"
     by_lr: dict[float, list[tuple[int, float]]] = {}
     for p in sweep.points:
-        if p.status == "finished" and p.final_loss is not None:
-            by_lr.setdefault(p.learning_rate, []).append((p.lora_rank, p.final_loss))
+        value = p.final_reward if rl else p.final_loss
+        if p.status == "finished" and value is not None:
+            by_lr.setdefault(p.learning_rate, []).append((p.lora_rank, value))
     if len({rank for points in by_lr.values() for rank, _ in points}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for lr, points in sorted(by_lr.items()):
-        ranks, losses = zip(*sorted(points), strict=True)
-        ax.plot(ranks, losses, marker="o", label=f"LR {lr:.3g}")
+        ranks, values = zip(*sorted(points), strict=True)
+        ax.plot(ranks, values, marker="o", label=f"LR {lr:.3g}")
     ax.set_xscale("log", base=2)
     tried = sorted({rank for points in by_lr.values() for rank, _ in points})
     ax.set_xticks(tried, [str(r) for r in tried])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set(title="final train loss vs LoRA rank", xlabel="rank", ylabel="final train loss")
+    ax.set(title=f"{metric} vs LoRA rank", xlabel="rank", ylabel=metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _png(fig)

@@ -28,6 +28,7 @@ class RunCurves:
     status: str
     train: list[tuple[int, float]] = field(default_factory=list)  # (step, train/loss)
     val: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # metric -> (step, value)
+    reward: list[tuple[int, float]] = field(default_factory=list)  # (step, train/reward): RL runs
 
 
 @dataclass
@@ -51,6 +52,7 @@ class SweepPointData:
     final_val_nll: float | None
     final_loss: float | None
     candidate: str | None
+    final_reward: float | None = None  # RL: mean train/reward of the last steps
 
 
 @dataclass
@@ -135,6 +137,8 @@ def _runs(project_dir: Path) -> list[RunCurves]:
                 continue
             if _is_number(row.get("train/loss")):
                 curves.train.append((int(step), float(row["train/loss"])))
+            if _is_number(row.get("train/reward")):
+                curves.reward.append((int(step), float(row["train/reward"])))
             for key, value in row.items():
                 if key.startswith("val/") and key.endswith(("/nll", "/accuracy")) and _is_number(value):
                     curves.val.setdefault(key, []).append((int(step), float(value)))
@@ -163,6 +167,7 @@ def _sweep(path: Path) -> SweepData | None:
             _number_or_none(p.get("final_val_nll")),
             _number_or_none(p.get("final_loss")),
             p.get("candidate") if isinstance(p.get("candidate"), str) else None,
+            _number_or_none(p.get("final_reward")),
         )
         for p in raw["points"]
         if isinstance(p, dict) and _is_number(p.get("learning_rate"))

@@ -59,6 +59,10 @@ def _fmt(metric: Any) -> str:
     return _e(text)
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _headline(result: TaskResult) -> str | None:
     if result.headline and result.headline in result.metrics:
         return result.headline
@@ -198,6 +202,7 @@ def _sweep_section(data: ReportData) -> str:
             if chosen
             else '<p class="none">No candidate selected yet (`chief select --sweep ID`).</p>'
         )
+        rl = any(p.final_reward is not None for p in sweep.points)
         rows = [
             [
                 _e(p.name),
@@ -205,25 +210,27 @@ def _sweep_section(data: ReportData) -> str:
                 _e(p.lora_rank),
                 _e(p.batch_size),
                 _e(p.status),
-                "-" if p.final_val_nll is None else f"{p.final_val_nll:.4f}",
-                "-" if p.final_loss is None else f"{p.final_loss:.4f}",
+                *([_number(p.final_reward)] if rl else []),
+                _number(p.final_val_nll),
+                _number(p.final_loss),
                 _e(p.candidate),
             ]
             for p in sweep.points
         ]
+        lr_alt = "final reward" if rl else "validation NLL"
+        no_points = "No finished points to draw."
+        headers = ["point", "LR", "rank", "batch", "status", *(["final reward"] if rl else [])]
         out.append(
             f"<h3>{_e(sweep.sweep_id)} ({_e(sweep.status)})</h3>"
             + "".join(f"<p>{_e(line)}</p>" for line in sweep.lines)
             + picked
-            + _img(
-                charts.sweep_lr_curves(sweep), "validation NLL vs learning rate per rank", "No finished points to draw."
-            )
+            + _img(charts.sweep_lr_curves(sweep), f"{lr_alt} vs learning rate per rank", no_points)
             + _img(
                 charts.sweep_rank_losses(sweep),
-                "final loss vs rank",
+                "final reward vs rank" if rl else "final loss vs rank",
                 "One rank in this sweep: no loss-vs-rank plot (`chief sweep --ranks 8,32`).",
             )
-            + _table(["point", "LR", "rank", "batch", "status", "final val NLL", "final loss", "model"], rows, "sweep")
+            + _table([*headers, "final val NLL", "final loss", "model"], rows, "sweep")
         )
     return "".join(out)
 

@@ -1,24 +1,32 @@
-"""`chief plan --probe-rewards`: the base model's rewards on a few prompts, before any training.
+"""The RL reward measured outside training: `chief plan --probe-rewards` on the base model, and the
+held-out reward `chief select` ranks RL checkpoints by.
 
 RL learns only where the rollouts of one prompt earn different rewards. A dry sample of
 `prompts` problems x `group_size` rollouts of the base model, graded by the project's reward,
 shows the reward distribution and whether groups carry signal, in seconds, where a run would
 find out after its first steps (`training.rl.SignalCheck`). Rollouts and grading are the RL
 recipe's own (`RLSteps.rollouts`), on the backend `chief train` would use.
+
+The held-out reward (`HeldOutReward`) is the same grading of one greedy answer (temperature 0,
+`[rl] max_tokens`) per held-out prompt (`data.val`): deterministic, so two checkpoints answer the
+same prompts and compare prompt by prompt (McNemar) in `chief select`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tinker_chief.connection import choose_backend, open_connection, refuse_cloud_only_here
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.planning import Project
+from tinker_chief.training.data import Problem
 from tinker_chief.training.project import spec_from_project
 from tinker_chief.training.rl import RLSteps, signal_metrics, zero_signal_message
-from tinker_chief.training.session import prepare, reward_judge
+from tinker_chief.training.session import Prepared, prepare, reward_judge
+from tinker_chief.training.spec import TrainSpec
 
 PROBE_PROMPTS = 8
 
@@ -73,3 +81,26 @@ def probe_rewards(
         examples=[(g.example, g.rewards[0]) for g in groups[:3]],
         problem=None if any(g.has_signal for g in groups) else zero_signal_message(groups, spec.rl),
     )
+
+
+class HeldOutReward:
+    """The project's reward of a model's greedy answers to the held-out prompts (`data.val`)."""
+
+    def __init__(self, prepared: Prepared, connection: Any, usage: TokenUsage | None = None):
+        spec: TrainSpec = prepared.spec
+        self.problems: list[Problem] = prepared.val_problems
+        self.usage = usage = usage or TokenUsage()
+        greedy = spec.rl.model_copy(update={"group_size": 1, "temperature": 0.0})
+        judge = reward_judge(spec, connection, usage)
+        self.steps = RLSteps(self.problems, prepared.renderer, greedy, spec.seed, None, usage, judge)
+        self.connection = connection
+        self.grader = spec.rl.grader
+        self.base_model = spec.base_model
+
+    def __call__(self, model_path: str | None) -> list[float]:
+        """Each held-out prompt's reward (1.0 correct, 0.0 not), in the data's order, of the
+        checkpoint at `model_path` (a sampler's tinker:// path), or of the base model (None)."""
+        base = None if model_path else self.base_model
+        client = self.connection.sampling_client(model_path=model_path, base_model=base)
+        sampler = metered(client, self.usage)
+        return [group.rewards[0] for group in self.steps.rollouts(sampler, self.problems, step=0)]

@@ -13,11 +13,18 @@ The doctrine's offline comparison, done for the user:
    a tie goes to the cheaper model: the smaller LoRA rank, then the fewer training steps;
 5. the registry records the choice as the scope's selection (`Registry.mark_selected`), which is
    not a promotion: `chief promote` and its gate still decide what serves.
+
+An RL project has no validation NLL, and its train loss says nothing about whether it learned:
+there every candidate's reward on the held-out prompts (`data.val`; greedy answers graded by the
+project's `[rl] grader`, `reward_probe.HeldOutReward`) is both the shortlist and, unless `--task`
+names a suite task, the decision, with McNemar on the same prompts against the runner-up. Without
+held-out prompts the final train reward the run logged (mean of the last steps) shortlists, and
+the suite task decides as above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +32,17 @@ from typing import Any
 from tinker_chief.errors import TrainingError
 from tinker_chief.evals.runner import run_suite
 from tinker_chief.paths import ProjectPaths
-from tinker_chief.registry import Registry
+from tinker_chief.registry import Registry, SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
+from tinker_chief.training.project import spec_from_project
+from tinker_chief.training.reward_probe import HeldOutReward
 from tinker_chief.training.runlog import RunLog
+from tinker_chief.training.session import prepare
 from tinker_chief.training.spec import TrainSpec, stored_spec
-from tinker_chief.training.sweep import Sweep, load_sweep, run_results, sweep_dirs
+from tinker_chief.training.sweep import Sweep, load_sweep, run_results, sweep_dirs, tail_mean
 
 DEFAULT_SHORTLIST = 3
+HELDOUT = ("heldout", "reward")  # the (task, metric) an RL selection by held-out reward is named by
 
 
 @dataclass
@@ -47,6 +58,9 @@ class Candidate:
     val_nll: float | None  # logged at this step (final train loss where there is no validation data)
     headline: float | None = None  # the selection task's headline metric, for the shortlist
     eval_run_id: int | None = None
+    train_reward: float | None = None  # RL: mean train/reward of the last steps up to this one
+    heldout_reward: float | None = None  # RL: mean reward of greedy answers to the held-out prompts
+    heldout_samples: list[SampleOutcome] | None = None  # per held-out prompt, for the paired test
 
     @property
     def cost(self) -> tuple[int, int]:
@@ -67,6 +81,8 @@ class SelectionResult:
     tie: bool = False
     reason: str = ""
     failed_tasks: list[str] = field(default_factory=list)
+    rl: bool = False
+    heldout: dict[str, Any] | None = None  # RL: prompts, grader, each candidate's held-out reward
 
     def details(self) -> dict[str, Any]:
         return {
@@ -76,9 +92,16 @@ class SelectionResult:
             "runner_up": self.runner_up.ref if self.runner_up else None,
             "test": self.test.to_dict() if self.test is not None else None,
             "shortlist": [
-                {"ref": c.ref, "label": c.label, "val_nll": c.val_nll, "headline": c.headline} for c in self.shortlist
+                {"ref": c.ref, "label": c.label, **self._cheap(c), "headline": c.headline} for c in self.shortlist
             ],
+            **({"heldout": self.heldout} if self.heldout is not None else {}),
         }
+
+    def _cheap(self, c: Candidate) -> dict[str, float | None]:
+        """What the cheap layer knew of `c`: its rewards (RL), else its validation NLL."""
+        if self.rl:
+            return {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward}
+        return {"val_nll": c.val_nll}
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -88,8 +111,9 @@ def _spec_of(run_dir: Path) -> TrainSpec:
     return stored_spec(RunLog(run_dir).spec_json(), run_dir)
 
 
-def sweep_candidates(project_dir: Path, sweep: Sweep) -> list[Candidate]:
-    """Each finished point's last checkpoint (the run's candidate)."""
+def sweep_candidates(project_dir: Path, sweep: Sweep, rl: bool = False) -> list[Candidate]:
+    """Each finished point's last checkpoint (the run's candidate); `rl`: with its final reward,
+    and no NLL (an RL run has no validation NLL, and its train loss does not rank anything)."""
     out = []
     for p in sweep.points:
         if p.status == "finished" and p.candidate and p.run_id and not p.candidate.startswith("tinker://"):
@@ -101,14 +125,16 @@ def sweep_candidates(project_dir: Path, sweep: Sweep) -> list[Candidate]:
                     p.steps_done,
                     p.lora_rank,
                     p.learning_rate,
-                    p.final_val_nll if p.final_val_nll is not None else p.final_loss,
+                    None if rl else p.final_loss if p.final_val_nll is None else p.final_val_nll,
+                    train_reward=p.final_reward if rl else None,
                 )
             )
     return out
 
 
-def run_candidates(project_dir: Path, run_id: str) -> list[Candidate]:
-    """Each registered checkpoint of the run, with the validation NLL logged at its step."""
+def run_candidates(project_dir: Path, run_id: str, rl: bool = False) -> list[Candidate]:
+    """Each registered checkpoint of the run, with the validation NLL logged at its step (`rl`: the
+    mean train reward of the last steps up to it instead)."""
     run_dir = ProjectPaths(project_dir).runs / run_id
     if not (run_dir / "run.json").exists():
         raise TrainingError(f"no training run {run_id!r} under {ProjectPaths(project_dir).runs}")
@@ -128,8 +154,13 @@ def run_candidates(project_dir: Path, run_id: str) -> list[Candidate]:
         for c in log.checkpoints()
         if c.registry_ref is not None and c.step > 0
     ]
-    if out and all(c.val_nll is None for c in out):  # no validation NLL at any checkpoint step
-        out[-1].val_nll = run_results(run_dir)[1]  # the last one's final train loss, the one number there is
+    if rl:
+        rows = [r for r in log.metrics() if isinstance(r.get("train/reward"), (int, float))]
+        for c in out:
+            c.val_nll = None
+            c.train_reward = tail_mean([r["train/reward"] for r in rows if r["step"] <= c.step])
+    elif out and all(c.val_nll is None for c in out):  # no validation NLL at any checkpoint step
+        out[-1].val_nll = run_results(run_dir).loss  # its final train loss, the one number there is
     return out
 
 
@@ -151,9 +182,24 @@ def default_scope(project_dir: Path) -> tuple[str | None, str | None]:
 def shortlist_by_nll(candidates: Sequence[Candidate], size: int) -> list[Candidate]:
     """The `size` best by the cheap layer (cheaper first among equals); candidates it has no value
     for come after, the most trained first."""
-    valued = sorted((c for c in candidates if c.val_nll is not None), key=lambda c: (c.val_nll or 0.0, c.cost))
-    rest = sorted((c for c in candidates if c.val_nll is None), key=lambda c: -c.step)
-    return (valued + rest)[:size]
+    return best_first(candidates, lambda c: c.val_nll, higher_is_better=False)[:size]
+
+
+def best_first(
+    candidates: Sequence[Candidate],
+    value: Callable[[Candidate], float | None],
+    *,
+    higher_is_better: bool,
+) -> list[Candidate]:
+    """Candidates by `value`, best first (cheaper first among equals); those without one come
+    after, the most trained first."""
+    sign = -1.0 if higher_is_better else 1.0
+    valued = sorted(
+        (c for c in candidates if value(c) is not None),
+        key=lambda c: (sign * (value(c) or 0.0), c.cost),
+    )
+    rest = sorted((c for c in candidates if value(c) is None), key=lambda c: -c.step)
+    return valued + rest
 
 
 # ----------------------------------------------------------------------------- selection
@@ -182,9 +228,14 @@ def _headline(result: Any, task: Any) -> tuple[float | None, int | None]:
 
 
 def decide(
-    shortlist: list[Candidate], higher_is_better: bool, alpha: float, registry: Any
+    shortlist: list[Candidate],
+    higher_is_better: bool,
+    alpha: float,
+    registry: Any,
+    samples_of: Callable[[Candidate], list[SampleOutcome] | None] | None = None,
 ) -> tuple[Candidate, Candidate | None, Any, bool]:
-    """(chosen, runner-up, paired test, tie) from the shortlist's headline values."""
+    """(chosen, runner-up, paired test, tie) from the shortlist's headline values; the paired test
+    is on `samples_of` each (default: the samples of its eval run in the registry)."""
     scored = [c for c in shortlist if c.headline is not None]
     if not scored:
         return shortlist[0], (shortlist[1] if len(shortlist) > 1 else None), None, False
@@ -196,9 +247,12 @@ def decide(
     if len(ranked) == 1:
         return leader, None, None, False
     runner_up = ranked[1]
-    test = None
-    if leader.eval_run_id is not None and runner_up.eval_run_id is not None:
-        test = paired_on_samples(registry.samples(leader.eval_run_id), registry.samples(runner_up.eval_run_id))
+
+    def recorded(c: Candidate) -> list[SampleOutcome] | None:
+        return registry.samples(c.eval_run_id) if c.eval_run_id is not None else None
+
+    ours, theirs = (samples_of or recorded)(leader), (samples_of or recorded)(runner_up)
+    test = paired_on_samples(ours, theirs) if ours is not None and theirs is not None else None
     tie = test is None or not test.significant(alpha)
     if tie and runner_up.cost < leader.cost:
         return runner_up, leader, test, True
@@ -208,6 +262,8 @@ def decide(
 def _reason(result: SelectionResult) -> str:
     c = result.chosen
     if result.metric is None or c.headline is None:
+        if c.train_reward is not None:
+            return f"best final train reward ({c.train_reward:.4g}; no held-out prompts)"
         return f"best validation NLL ({c.val_nll})" if c.val_nll is not None else "the only candidate"
     text = f"{result.task}/{result.metric} {c.headline:.4g}"
     other = result.runner_up
@@ -221,7 +277,9 @@ def _reason(result: SelectionResult) -> str:
             f"(rank {c.lora_rank}, {c.step} steps)"
         )
     if result.tie and c.headline == other.headline:
-        return f"{text} {versus}: no significant difference{p}; no cheaper, so the better validation NLL decides"
+        cheap = "held-out reward" if result.rl else "validation NLL"
+        same = f"{text} {versus}: no significant difference{p}"
+        return f"{same}; no cheaper, so the better {cheap} decides"
     if result.tie:
         return f"{text} {versus}: ahead, but not significantly{p}; the runner-up is no cheaper"
     return f"{text} {versus}: significantly better{p}"
@@ -234,7 +292,15 @@ class SelectionPlan:
     scope: str
     candidates: list[Candidate]
     shortlist: list[Candidate]
-    task: Any | None  # the suite task whose headline metric decides (None: an empty suite)
+    task: Any | None  # the suite task whose headline decides (None: an empty suite, RL by reward)
+    rl: bool = False
+    heldout: Any = None  # RL with held-out prompts: the `Prepared` data they are read from
+    size: int = DEFAULT_SHORTLIST
+
+    @property
+    def by_heldout_reward(self) -> bool:
+        """The held-out reward decides: an RL project with held-out prompts and no `--task`."""
+        return self.heldout is not None and self.task is None
 
 
 def plan_selection(
@@ -253,23 +319,52 @@ def plan_selection(
         raise TrainingError(f"--shortlist: expected a positive number, got {shortlist}")
     if sweep_id is None and run_id is None:
         sweep_id, run_id = default_scope(project.root)
+    rl = project.config.task == "rl"
     if sweep_id is not None:
         sweep = load_sweep(project.root, sweep_id)
-        scope, candidates = f"sweep:{sweep.sweep_id}", sweep_candidates(project.root, sweep)
+        scope, candidates = f"sweep:{sweep.sweep_id}", sweep_candidates(project.root, sweep, rl)
     else:
         assert run_id is not None
-        scope, candidates = f"run:{run_id}", run_candidates(project.root, run_id)
+        scope, candidates = f"run:{run_id}", run_candidates(project.root, run_id, rl)
     if not candidates:
         raise TrainingError(f"{scope}: no finished, registered checkpoint to select from")
-    chosen_task = selection_task(project.config.eval_suite, task)
-    ordered = sorted(candidates, key=lambda c: (c.val_nll is None, c.val_nll or 0.0))
-    return SelectionPlan(scope, ordered, shortlist_by_nll(candidates, shortlist), chosen_task)
+    if not rl:
+        chosen_task = selection_task(project.config.eval_suite, task)
+        ordered = sorted(candidates, key=lambda c: (c.val_nll is None, c.val_nll or 0.0))
+        by_nll = shortlist_by_nll(candidates, shortlist)
+        return SelectionPlan(scope, ordered, by_nll, chosen_task, size=shortlist)
+    prepared = prepare(spec_from_project(project), project.root)  # a data error is one line, here
+    heldout = prepared if prepared.val_problems else None
+    decides_by_task = task is not None or heldout is None
+    chosen_task = selection_task(project.config.eval_suite, task) if decides_by_task else None
+    # Ordered by the logged train reward until the held-out reward is measured (`run_selection`).
+    ordered = best_first(candidates, lambda c: c.train_reward, higher_is_better=True)
+    return SelectionPlan(scope, ordered, ordered[:shortlist], chosen_task, True, heldout, shortlist)
+
+
+def measure_heldout(plan: SelectionPlan, connection: Any, registry: Any) -> dict[str, Any]:
+    """Every candidate's held-out reward (greedy answers, the project's grader); reorders the plan's
+    candidates and shortlist by it. Returns what the selection records about it."""
+    measure = HeldOutReward(plan.heldout, connection)
+    for c in plan.candidates:
+        rewards = measure(registry.get_model(c.ref).tinker_path)
+        c.heldout_reward = sum(rewards) / max(1, len(rewards))
+        c.heldout_samples = [SampleOutcome(str(i), r, r >= 1.0) for i, r in enumerate(rewards)]
+    plan.candidates = best_first(plan.candidates, lambda c: c.heldout_reward, higher_is_better=True)
+    plan.shortlist = plan.candidates[: plan.size]
+    return {
+        "prompts": len(measure.problems),
+        "grader": measure.grader,
+        "answers": "greedy",
+        "rewards": {c.ref: c.heldout_reward for c in plan.candidates},
+    }
 
 
 def run_selection(project: Any, plan: SelectionPlan, connection: Any, progress: Any = None) -> SelectionResult:
     """The full suite on the shortlist (recorded), the decision, and its mark in the registry."""
     suite, rules, task = project.config.eval_suite, project.config.gate, plan.task
     with Registry.open(project.registry_path) as registry:
+        heldout = measure_heldout(plan, connection, registry) if plan.heldout is not None else None
         failed: list[str] = []
         for c in plan.shortlist if suite.tasks else []:
             result = run_suite(
@@ -282,21 +377,29 @@ def run_selection(project: Any, plan: SelectionPlan, connection: Any, progress: 
             )
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
             c.headline, c.eval_run_id = _headline(result, task) if task is not None else (None, None)
-        metric = task.headline_metric if task is not None else None
+        task_name, metric = (task.name, task.headline_metric) if task is not None else (None, None)
         higher = rules.higher_is_better(metric) if metric else True
-        chosen, runner_up, test, tie = decide(plan.shortlist, higher, rules.alpha, registry)
+        samples_of = None
+        if plan.by_heldout_reward:
+            (task_name, metric), higher = HELDOUT, True
+            for c in plan.shortlist:
+                c.headline = c.heldout_reward
+            samples_of = lambda c: c.heldout_samples  # noqa: E731
+        chosen, runner_up, test, tie = decide(plan.shortlist, higher, rules.alpha, registry, samples_of)
         outcome = SelectionResult(
             plan.scope,
             plan.candidates,
             plan.shortlist,
             chosen,
-            task.name if task is not None else None,
+            task_name,
             metric,
             higher,
             runner_up,
             test,
             tie,
             failed_tasks=failed,
+            rl=plan.rl,
+            heldout=heldout,
         )
         outcome.reason = _reason(outcome)
         registry.mark_selected(chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details())

@@ -9,10 +9,11 @@ and point under `sweep` in each registry version's config.
 
 State lives in `<project>/.chief/sweeps/<sweep_id>/sweep.json`: the grid, the run each point
 trains in, its status and final numbers, and a summary of where the best learning rate fell
-relative to the plan's (and to `get_lr`'s, from plan.json) per rank. One Ctrl-C stops every run
-at a checkpoint; `--resume` skips finished points, resumes the interrupted runs where they
-stopped and starts those that never began. `chief report` reads the file as it is documented
-here, without importing this module.
+relative to the plan's (and to `get_lr`'s, from plan.json) per rank: by the final reward
+for RL (higher is better), else the final validation NLL, else the final train loss. One
+Ctrl-C stops every run at a checkpoint; `--resume` skips finished points, resumes the
+interrupted runs where they stopped and starts those that never began. `chief report` reads
+the file as it is documented here, without importing this module.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
 from tinker_chief.files import read_json
@@ -38,10 +39,11 @@ from tinker_chief.training.spec import TrainSpec
 
 DEFAULT_LR_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
 SWEEP_FILE = "sweep.json"
-# Best validation NLLs of two ranks within 2% of each other: rank did not change the result
-# (LoRA Without Regret: ranks reach about the same loss, each at its own best LR).
+# Best values (NLL, loss or reward) of two ranks within 2% of each other: rank did not change the
+# result (LoRA Without Regret: ranks reach about the same loss, each at its own best LR).
 RANK_EFFECT = 0.02
-FINAL_LOSS_TAIL = 0.1  # "final loss": mean train loss over the last 10% of steps (at least one)
+# "final loss" and "final reward": the mean over the last 10% of steps (at least one).
+FINAL_LOSS_TAIL = 0.1
 
 
 @dataclass
@@ -60,6 +62,7 @@ class SweepPoint:
     total_steps: int | None = None
     final_val_nll: float | None = None
     final_loss: float | None = None
+    final_reward: float | None = None  # RL: mean train/reward over the last steps (as final_loss)
     candidate: str | None = None  # registry ref of the run's last checkpoint
 
 
@@ -226,18 +229,58 @@ def create_sweep(project_dir: Path, spec: TrainSpec, points: list[SweepPoint]) -
 # ----------------------------------------------------------------------------- results
 
 
-def run_results(run_dir: Path) -> tuple[float | None, float | None]:
-    """(final validation NLL, final train loss) of a run, from its metrics.jsonl."""
+class RunResults(NamedTuple):
+    """A run's final numbers from its metrics.jsonl (None: the run logged no such metric)."""
+
+    val_nll: float | None  # the last validation NLL
+    loss: float | None  # mean train loss over the tail (the last FINAL_LOSS_TAIL of steps)
+    reward: float | None  # mean train/reward over the same tail (RL runs)
+
+
+def tail_mean(values: list[float]) -> float | None:
+    """The mean of the last FINAL_LOSS_TAIL of `values` (at least one); None for none."""
+    tail = values[-max(1, round(len(values) * FINAL_LOSS_TAIL)) :]
+    return sum(tail) / len(tail) if tail else None
+
+
+def run_results(run_dir: Path) -> RunResults:
+    """A run's final validation NLL, train loss and reward, from its metrics.jsonl."""
     rows = RunLog(run_dir).metrics()
-    nll = [r["val/nll"] for r in rows if isinstance(r.get("val/nll"), (int, float))]
-    losses = [r["train/loss"] for r in rows if isinstance(r.get("train/loss"), (int, float))]
-    tail = losses[-max(1, round(len(losses) * FINAL_LOSS_TAIL)) :] if losses else []
-    return (nll[-1] if nll else None), (sum(tail) / len(tail) if tail else None)
+
+    def series(key: str) -> list[float]:
+        return [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+
+    nll = series("val/nll")
+    last_nll = nll[-1] if nll else None
+    return RunResults(last_nll, tail_mean(series("train/loss")), tail_mean(series("train/reward")))
 
 
-def _score(point: SweepPoint) -> float | None:
-    """What ranks points: validation NLL, else (no validation data) the final train loss."""
-    return point.final_val_nll if point.final_val_nll is not None else point.final_loss
+# What ranks a sweep's points, first present wins: RL's reward (higher is better), else the
+# validation NLL, else (no validation data) the final train loss (lower is better for both).
+HIGHER_IS_BETTER = {"train/reward": True, "val/nll": False, "train/loss": False}
+METRIC_WORDS = {
+    "train/reward": "final reward (mean of the last steps)",
+    "val/nll": "final validation NLL",
+    "train/loss": "final train loss (mean of the last steps)",
+}
+
+
+def _score(point: SweepPoint) -> tuple[str, float] | None:
+    """(metric, value) the point is ranked by; None when it has none of them."""
+    for metric, value in (
+        ("train/reward", point.final_reward),
+        ("val/nll", point.final_val_nll),
+        ("train/loss", point.final_loss),
+    ):
+        if value is not None:
+            return metric, value
+    return None
+
+
+def _better_first(point: SweepPoint) -> float:
+    """A sort key: the best point by its metric first (rewards descending, losses ascending)."""
+    metric, value = _score(point) or ("train/loss", math.inf)
+    return -value if HIGHER_IS_BETTER[metric] else value
 
 
 def summarize(sweep: Sweep) -> dict[str, Any]:
@@ -249,15 +292,17 @@ def summarize(sweep: Sweep) -> dict[str, Any]:
     per_rank: list[dict[str, Any]] = []
     best_values: list[float] = []
     for rank, points in sorted(by_rank.items()):
-        best = min(points, key=lambda p: (_score(p) or 0.0, p.learning_rate))
-        best_values.append(_score(best) or 0.0)
+        best = min(points, key=lambda p: (_better_first(p), p.learning_rate))
+        metric, value = _score(best) or ("train/loss", math.nan)
+        best_values.append(value)
         per_rank.append(
             {
                 "lora_rank": rank,
                 "best_point": best.name,
                 "best_lr": best.learning_rate,
-                "metric": "val/nll" if best.final_val_nll is not None else "train/loss",
-                "best_value": _score(best),
+                "metric": metric,
+                "higher_is_better": HIGHER_IS_BETTER[metric],
+                "best_value": value,
                 "ratio_to_plan": best.learning_rate / sweep.planned_lr,
                 "ratio_to_get_lr": best.learning_rate / sweep.get_lr if sweep.get_lr else None,
                 "at_grid_edge": best.learning_rate
@@ -266,8 +311,13 @@ def summarize(sweep: Sweep) -> dict[str, Any]:
             }
         )
     summary: dict[str, Any] = {"per_rank": per_rank, "finished_points": len(done), "points": len(sweep.points)}
+    if per_rank:
+        summary["metric"] = per_rank[0]["metric"]
+        summary["higher_is_better"] = per_rank[0]["higher_is_better"]
     if len(per_rank) > 1:
-        spread = (max(best_values) - min(best_values)) / max(min(best_values), 1e-12)
+        # Relative to the best rank's value (a loss's minimum, a reward's maximum).
+        top = max(best_values) if summary["higher_is_better"] else min(best_values)
+        spread = (max(best_values) - min(best_values)) / max(abs(top), 1e-12)
         summary["rank_spread"] = spread
         summary["rank_changed_result"] = spread > RANK_EFFECT
     summary["lines"] = summary_lines(summary, sweep)
@@ -277,6 +327,9 @@ def summarize(sweep: Sweep) -> dict[str, Any]:
 def summary_lines(summary: dict[str, Any], sweep: Sweep) -> list[str]:
     """The summary in words, as `chief sweep`, `chief plan` and the report print it."""
     lines = []
+    if "metric" in summary:
+        metric, better = summary["metric"], "higher" if summary["higher_is_better"] else "lower"
+        lines.append(f"ranked by {METRIC_WORDS[metric]} ({metric}; {better} is better)")
     for r in summary["per_rank"]:
         where = f"{r['ratio_to_plan']:g}x the plan's {sweep.planned_lr:.3g}"
         if r["ratio_to_get_lr"] is not None:
@@ -340,14 +393,15 @@ def _run_status(project_dir: Path, point: SweepPoint) -> dict[str, Any] | None:
 
 
 def _record_finished(sweep: Sweep, point: SweepPoint, run_dir: Path, status: dict[str, Any]) -> None:
-    nll, loss = run_results(run_dir)
+    results = run_results(run_dir)
     sweep.update(
         point,
         status=status.get("status", "finished"),
         steps_done=status.get("steps_done", 0),
         total_steps=status.get("total_steps"),
-        final_val_nll=nll,
-        final_loss=loss,
+        final_val_nll=results.val_nll,
+        final_loss=results.loss,
+        final_reward=results.reward,
         candidate=status.get("candidate"),
     )
 
