@@ -36,3 +36,17 @@ def project_option(function: F) -> F:
         show_default=True,
         help="Project directory (holds chief.toml).",
     )(function)
+
+
+def precision_label(backend_kind: str | None, engine_precision: str | None) -> str:
+    """The precision a run's numbers were computed in, as the summaries print it."""
+    if backend_kind == "tinker":
+        return "Tinker's cloud"
+    return engine_precision or "unknown (the engine did not say)"
+
+
+def throughput_text(tokens: float, seconds: float, what: str) -> str:
+    """`1,234 tok/s (4,096 <what> in 3.3 s)`, or why there is no rate."""
+    if seconds <= 0 or tokens <= 0:
+        return f"no {what} timed"
+    return f"{tokens / seconds:,.0f} tok/s ({tokens:,.0f} {what} in {seconds:.1f} s)"
