@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # bf16 matmuls in hardware: AVX512-BF16, AMX-BF16
+
 
 @dataclass(frozen=True)
 class CpuInfo:
@@ -18,9 +20,13 @@ class CpuInfo:
     flags: frozenset[str]
 
     @property
+    def bf16_flags(self) -> list[str]:
+        return [flag for flag in BF16_FLAGS if flag in self.flags]
+
+    @property
     def native_bf16(self) -> bool:
         """True when the CPU executes bf16 matmuls in hardware (AVX512-BF16 or AMX-BF16)."""
-        return bool({"amx_bf16", "avx512_bf16"} & self.flags)
+        return bool(self.bf16_flags)
 
 
 @lru_cache(maxsize=1)

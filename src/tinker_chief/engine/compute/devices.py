@@ -44,7 +44,7 @@ GemmShape = tuple[int, int, int]  # (rows, in features, out features): rows x in
 GemmTimer = Callable[[Sequence[GemmShape]], Mapping[str, float]]
 
 PROBE_TOKENS = 256  # rows per GEMM: enough for the GEMM kernels' throughput, few enough to be quick
-MAX_PROBE_FLOPS = 1e9  # per GEMM: fewer rows for wide models, so the probe stays under a second
+MAX_PROBE_FLOPS = 4e9  # per GEMM: fewer rows (down to 64) for wide models, so a probe stays ~1 s
 PROBE_SECONDS = 0.2  # timed rounds stop after this much time (warm-up not counted) ...
 PROBE_ROUNDS = (3, 50)  # ... but never fewer or more rounds than these
 DEFAULT_HIDDEN, DEFAULT_INTERMEDIATE = 576, 1536  # SmolLM2-135M, the default model: no model known
@@ -60,7 +60,7 @@ def model_gemm_shapes(config: Mapping[str, Any] | None = None) -> tuple[GemmShap
     hidden = int(text.get("hidden_size") or DEFAULT_HIDDEN)
     fallback = DEFAULT_INTERMEDIATE if config is None else 4 * hidden
     intermediate = int(text.get("intermediate_size") or fallback)
-    tokens = max(16, min(PROBE_TOKENS, int(MAX_PROBE_FLOPS / (2 * hidden * intermediate))))
+    tokens = max(64, min(PROBE_TOKENS, int(MAX_PROBE_FLOPS / (2 * hidden * intermediate))))
     return (tokens, hidden, intermediate), (tokens, intermediate, hidden), (tokens, hidden, hidden)
 
 
