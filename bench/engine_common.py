@@ -1,6 +1,8 @@
 """Shared pieces of the engine benchmarks (bench/engine_train.py, bench/engine_sample.py).
 
-Timing helpers, the machine description printed with every result, and the context manager
+Timing helpers, the machine description printed with every result (with the CPU's native bf16
+flags: they decide whether the engine's `auto` may pick bf16), both precisions' GEMM peaks and
+model-FLOPs utilisation against the faster one (the machine's best), and the context manager
 that starts a real `chief engine serve` subprocess through the server's launcher and connects
 the unmodified tinker SDK to it.
 """
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -18,16 +19,18 @@ from pathlib import Path
 
 import torch
 
+from tinker_chief.cpuinfo import cpu_info
+from tinker_chief.engine.compute.devices import PROBED, time_gemms
+
+PEAK_SHAPE = (1024, 1024, 1024)  # large enough to reach a CPU's GEMM peak
+
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_info()
+    native = f"native bf16: {', '.join(cpu.bf16_flags)}" if cpu.native_bf16 else "no native bf16"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    torch_part = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{cpu.model} ({native}), {os.cpu_count()} CPUs, {gpu}, {torch_part}"
 
 
 def load_average() -> str:
@@ -63,6 +66,27 @@ def gemm_flops_per_s(dtype: torch.dtype, device: str, size: int = 1024, repeats:
             torch.cuda.synchronize()
 
     return 2 * size**3 / timed(run, repeats)
+
+
+def gemm_peaks(device: str) -> dict[str, float]:
+    """FLOP/s of a 1024^3 matmul in float32 and in bfloat16, measured now: MFU's denominators.
+
+    On a CPU both are timed interleaved (the engine's own probe, `devices.time_gemms`), so load
+    from other processes hits them alike; bf16 on a CPU without native bf16 is emulated and slow.
+    """
+    if device == "cpu":
+        return {name: rate * 1e9 for name, rate in time_gemms([PEAK_SHAPE], seconds=1.0).items()}
+    return {name: gemm_flops_per_s(getattr(torch, name), device) for name in PROBED}
+
+
+def mfu_text(achieved: float, peaks: dict[str, float]) -> str:
+    """Model-FLOPs utilisation against the faster GEMM (the machine's best), naming both."""
+    best, other = sorted(peaks, key=peaks.__getitem__, reverse=True)
+    return (
+        f"MFU {100 * achieved / peaks[best]:.1f}% of the faster GEMM, {best} "
+        f"({peaks[best] / 1e9:.1f} GFLOP/s; {other} {peaks[other] / 1e9:.1f} GFLOP/s, "
+        f"both measured in this run at {'x'.join(map(str, PEAK_SHAPE))})"
+    )
 
 
 @contextlib.contextmanager

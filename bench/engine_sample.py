@@ -6,7 +6,10 @@ chat prompts on the same model and precision, greedy:
   - engine: 16 `SamplingClient.sample` futures submitted at once through the tinker SDK to a
     real engine subprocess (which batches them into one decode loop), no stop sequences.
 Also measured in process: one `TorchBackend.sample` call with the 16 requests (no HTTP).
-Prints aggregate new tokens/s for each and the ratio engine/baseline.
+Prints aggregate new tokens/s for each and the ratio engine/baseline, and the precision all
+sides ran in with why (`--dtype auto`: the faster of bf16 and fp32 by the engine's GEMM probe,
+whose GFLOP/s of both it prints; the HF baseline runs under the same autocast, so it too gets
+the machine's faster precision).
 
 Usage: python bench/engine_sample.py [--model NAME] [--requests 16] [--new-tokens 64] [--dtype auto]
 """
@@ -111,7 +114,7 @@ def main() -> None:
     backend_s = bench_backend(backend, args.model, batch, args.new_tokens)
     print(
         f"model {args.model}, {args.requests} requests x {args.new_tokens} new tokens, greedy, "
-        f"precision {backend.precision.name}"
+        f"precision {backend.precision.name} ({backend.precision.basis})"
     )
     print(f"HF generate, sequential      : {hf_s:7.2f} s  {total / hf_s:7.1f} tok/s")
     print(

@@ -1,34 +1,50 @@
 """Training throughput: the engine through the tinker SDK vs the same LoRA step in plain PEFT.
 
-All three run in this one invocation on the same model, batch, LoRA config and precision:
-  1. baseline: plain PEFT + torch.optim.AdamW in process (`model(input_ids, labels=...)`),
-  2. TorchBackend in process (the compute side alone),
-  3. the engine subprocess driven by the unmodified tinker SDK over HTTP.
-It prints tokens/s for each, the ratio SDK/baseline, and model-FLOPs utilisation of the
-backend step against a bf16 (and an fp32) GEMM measured in the same run.
-MFU counts the matmul FLOPs a frozen-base LoRA step must do: forward 2N + backward through
-activations 2N per token (no base weight gradients), N = matmul parameters incl. the output
-projection, plus attention (QK^T and AV, forward and backward).
+All run in this one invocation on the same model, batch and LoRA config, interleaved:
+  1. baseline: plain PEFT + torch.optim.AdamW in process (`model(input_ids).logits` +
+     cross-entropy), once in fp32 and once under bf16 autocast: the faster of the two is this
+     machine's best textbook loop, and the ratios are against it,
+  2. TorchBackend in process (the compute side alone), in the engine's precision (`--dtype`;
+     `auto` = the faster of bf16 and fp32 by the engine's GEMM probe),
+  3. the engine subprocess driven by the unmodified tinker SDK over HTTP, same `--dtype`.
+It prints tokens/s for each, the ratios against the faster PEFT loop, and model-FLOPs
+utilisation of the backend and SDK steps against the faster of a bf16 and an fp32 GEMM
+measured in the same run. MFU counts the matmul FLOPs a frozen-base LoRA step must do:
+forward 2N + backward through activations 2N per token (no base weight gradients), N = matmul
+parameters incl. the output projection, plus attention (QK^T and AV, forward and backward).
 
-Usage: python bench/engine_train.py [--model NAME] [--batch 8] [--seq 256] [--steps 3] [--dtype auto]
+Usage: python bench/engine_train.py [--model NAME] [--batch 8] [--seq 256] [--steps 3]
+                                    [--dtype auto] [--doc docs/BENCHMARKS.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import os
 import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
+from tinker_chief.engine.server.launcher import ENGINE_SPIN_COUNT
+
+# The in-process sides spin at OpenMP barriers as briefly as the engine the launcher starts
+# (set before torch loads libgomp): with libgomp's long default spin they ran 3x slower than
+# the same backend in the engine subprocess while other jobs shared the cores.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", ENGINE_SPIN_COUNT)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_common import gemm_flops_per_s, machine, sdk_engine, timed  # noqa: E402
+from doc_blocks import write_block  # noqa: E402
+from engine_common import gemm_peaks, machine, mfu_text, sdk_engine, timed  # noqa: E402
 from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec  # noqa: E402
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
+from tinker_chief.engine.compute.devices import Precision  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, load_model_config  # noqa: E402
 
 STEP = AdamStep(learning_rate=1e-4)
@@ -66,7 +82,8 @@ def backend_step(args, data):
 
 
 def peft_step(data, lora_config, local_dir, precision):
-    """The baseline: the textbook PEFT training step, same LoRA targets, same autocast."""
+    """The baseline: the textbook PEFT training step, same LoRA targets, under `precision`'s
+    autocast (fp32 base weights, cast by autocast on every call)."""
     import copy
 
     from peft import get_peft_model
@@ -125,6 +142,41 @@ def interleaved(steps: dict[str, Callable[[], None]], rounds: int) -> dict[str, 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+LABELS = {
+    "peft-float32": "baseline: plain PEFT + torch AdamW, fp32",
+    "peft-bfloat16": "baseline: plain PEFT + torch AdamW, bf16 autocast (fp32 base weights)",
+    "backend": "`TorchBackend` in process (no HTTP)",
+    "sdk": "engine subprocess through the unmodified tinker SDK (protobuf over HTTP)",
+}
+
+
+def report(args, precision: Precision, seconds: dict[str, float], config, loads: list[float]):
+    """The result as Markdown: the sides' speeds against the faster PEFT loop, and MFU."""
+    tokens = args.batch * args.seq
+    best = min(("peft-float32", "peft-bfloat16"), key=seconds.__getitem__)
+    lines = [
+        f"{args.model}, LoRA r={RANK} on all projections + lm_head, AdamW, batch "
+        f"{args.batch}x{args.seq} random tokens, median of {args.steps} interleaved round(s) after "
+        f"1 warm-up; load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end; "
+        f"GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT', 'unset')} for all sides. Engine "
+        f"precision (`--dtype {args.dtype}`): {precision.name} ({precision.basis}).",
+        "",
+        f"| side | s/step | tokens/s | ratio vs the faster PEFT loop ({best.split('-')[1]}) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, value in seconds.items():
+        ratio = seconds[best] / value
+        lines.append(f"| {LABELS[name]} | {value:.2f} | {tokens / value:.0f} | {ratio:.2f} |")
+    flops = step_flops(config, tokens, args.seq)
+    peaks = gemm_peaks(precision.device)
+    lines.append("")
+    for name in ("backend", "sdk"):
+        if name in seconds:
+            mfu = mfu_text(flops / seconds[name], peaks)
+            lines.append(f"- {name} step ({flops / 1e12:.2f} TFLOP): {mfu}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -134,39 +186,36 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--skip-sdk", action="store_true", help="measure only the in-process sides")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the result, dated, into FILE's `engine-train` block (docs/BENCHMARKS.md)",
+    )
     args = parser.parse_args()
 
-    tokens = args.batch * args.seq
     print(f"machine: {machine()}")
+    loads = [os.getloadavg()[0]]
     data = make_batch(args.batch, args.seq, int(load_model_config(args.model)["vocab_size"]))
-    backend_fn, backend = backend_step(args, data)
+    backend_fn, backend = backend_step(args, data)  # loading the base settles `auto`
     precision, base = backend.precision, backend._bases.get(args.model)
-    steps = {"peft": peft_step(data, backend.lora_config("bench"), base.local_dir, precision), "backend": backend_fn}
+    lora = backend.lora_config("bench")
+    steps = {
+        f"peft-{name}": peft_step(data, lora, base.local_dir, Precision(precision.device, dtype))
+        for name, dtype in (("float32", None), ("bfloat16", torch.bfloat16))
+    }
+    steps["backend"] = backend_fn
     with contextlib.ExitStack() as stack:
         if not args.skip_sdk:
             steps["sdk"] = sdk_step(stack.enter_context(sdk_engine(args.dtype, args.device)), args, data)
         seconds = interleaved(steps, args.steps)
-    print(
-        f"model {args.model}, batch {args.batch}x{args.seq}, LoRA r={RANK}, precision {precision.name}, "
-        f"median of {args.steps} interleaved rounds after 1 warm-up"
-    )
-    labels = {
-        "peft": "plain PEFT in-process     ",
-        "backend": "TorchBackend in-process   ",
-        "sdk": "engine via tinker SDK/HTTP",
-    }
-    for name, value in seconds.items():
-        ratio = "" if name == "peft" else f"  ratio vs PEFT {seconds['peft'] / value:.2f}"
-        print(f"{labels[name]}: {value:7.2f} s/step  {tokens / value:8.0f} tok/s{ratio}")
-    config, backend_s = base.model.config, seconds["backend"]
-    flops = step_flops(config, tokens, args.seq)
-    achieved = flops / backend_s
-    for dtype in (torch.bfloat16, torch.float32):
-        peak = gemm_flops_per_s(dtype, precision.device)
-        print(
-            f"MFU vs measured {str(dtype)[6:]:8s} GEMM ({peak / 1e9:7.1f} GFLOP/s): "
-            f"{100 * achieved / peak:5.1f}%  (step does {flops / 1e12:.2f} TFLOP, {achieved / 1e9:.1f} GFLOP/s)"
-        )
+    loads.append(os.getloadavg()[0])
+    text = report(args, precision, seconds, base.model.config, loads)
+    print(text)
+    if args.doc:
+        header = f"`bench/engine_train.py`, {datetime.date.today()}, machine: {machine()}"
+        write_block(args.doc, "engine-train", f"{header}\n\n{text}")
 
 
 if __name__ == "__main__":

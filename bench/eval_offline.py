@@ -5,12 +5,13 @@ Both sides evaluate SmolLM2-135M-Instruct on the same N arithmetic questions, gr
 max_connections is its hf batch size). Both are warmed up first (engine started and model
 loaded; hf model loaded and memoized), then timed end to end: prompts in, graded results out.
 Prints samples/s and accuracy for each, the ratio (target >= 2x) and how often the two gave the
-same answer. `--dtype`/`--hf-dtype` choose each side's precision: the defaults compare what each
-tool does out of the box (chief's `auto` is bf16 on CPUs with native bf16, Inspect's hf loads the
-checkpoint's fp32); equal values compare like with like.
+same answer. `--dtype`/`--hf-dtype` choose each side's precision. By default both run in this
+machine's faster one: chief's `auto` picks bf16 or fp32 by its GEMM probe (printed, with both
+GFLOP/s), and `--hf-dtype auto` loads Inspect's hf model in the precision the engine chose;
+`--hf-dtype float32` is what Inspect does out of the box (the checkpoint's fp32).
 
     python bench/eval_offline.py [--n 200] [--max-tokens 16] [--concurrency 32] [--fewshot 0]
-                                 [--dtype auto|float32|bfloat16] [--hf-dtype float32|bfloat16]
+                                 [--dtype auto|float32|bfloat16] [--hf-dtype auto|float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ def run_chief(
             result = await run_offline_async(config, connection)
             elapsed = time.perf_counter() - started
             after = stats()
-            timed = {
+            timed: dict = {
                 key: round(after[key] - before[key], 2)
                 for key in ("sample_requests", "sample_batches", "sample_compute_s")
             }
+            precision = ("precision", "precision_basis", "gemm_gflops")
+            timed.update({key: after[key] for key in precision if key in after})
             return elapsed, [r.response or "" for r in result.records], timed
 
         return asyncio.run(both())
@@ -149,19 +152,22 @@ def main() -> None:
         "--dtype",
         choices=("auto", "float32", "bfloat16"),
         default="auto",
-        help="the engine's --dtype (auto: bf16 on CPUs with native bf16, else fp32)",
+        help="the engine's --dtype (auto: the faster of bf16 and fp32 here, by its GEMM probe)",
     )
     parser.add_argument(
         "--hf-dtype",
-        choices=("float32", "bfloat16"),
-        default="float32",
-        help="the dtype Inspect's hf provider loads the model in (its default: the checkpoint's, fp32)",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the dtype Inspect's hf provider loads the model in (auto: the one the engine chose; "
+        "Inspect's own default is the checkpoint's fp32)",
     )
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
     write_samples(data, args.n, args.fewshot)
     chief_s, chief_answers, stats = run_chief(data, args.n, args.max_tokens, args.concurrency, args.dtype, out)
+    if args.hf_dtype == "auto":  # the engine's choice: bf16 under autocast, or fp32
+        args.hf_dtype = "bfloat16" if stats.get("precision") == "bfloat16-autocast" else "float32"
     hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, args.hf_dtype, out)
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
     print(

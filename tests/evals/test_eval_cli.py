@@ -52,6 +52,14 @@ def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
     (task,) = result["tasks"]
     assert task["task"] == "val_nll" and task["error"] is None and task["run_id"] is not None
     assert result["model_ref"] == f"base/{TINY}:v1"
+    # The summary's speed (prompt + sampled tokens of the tasks run now) and the engine's precision.
+    assert result["precision"] == "float32" and result["tokens_per_s"] > 0
+    assert result["tokens_per_s"] == round(sum(task["tokens"].values()) / task["seconds"], 1)
+
+    where = ("--project", str(project), "--base-url", engine.base_url)
+    cached = chief("eval", TINY, "--task", "val_nll", *where)
+    assert cached.returncode == 0, cached.stderr
+    assert "speed: no prompt + sampled tokens timed; precision: float32\n" in cached.stdout
 
     wrong = chief(
         "eval", TINY, "--project", str(project), "--task", "nope", "--base-url", engine.base_url, cwd=tmp_path

@@ -118,14 +118,18 @@ def test_a_model_without_a_known_price_says_so(tmp_path, capsys):
 def test_local_time_is_calibrated_on_this_machine(tmp_path, capsys, engine, monkeypatch, private_calibration_cache):
     cache = private_calibration_cache
     root = _project(tmp_path, capsys)
-    assert _plan(root, capsys)["estimates"]["local_time"]["basis"] == "table"
+    table = _plan(root, capsys)["estimates"]["local_time"]
+    assert table["basis"] == "table" and "tok/s (table, float32)" in table["detail"]
 
     # A probe, when asked for: measured on the engine, cached for this machine and model.
     monkeypatch.setenv("CHIEF_ENGINE_URL", engine.base_url)
     probed = _plan(root, capsys, "--calibrate")["estimates"]["local_time"]
     probe_file = cache / "throughput" / f"{machine_id()}.json"
     rate = json.loads(probe_file.read_text())[TINY]["train_tokens_per_s"]
-    assert probed["basis"] == "probe" and f"/ {rate:,.0f} tok/s (probe)" in probed["detail"]
+    # Measured in the precision the engine computed in (the session engine's float32), and says so.
+    assert json.loads(probe_file.read_text())[TINY]["precision"] == "float32"
+    assert probed["basis"] == "probe"
+    assert f"/ {rate:,.0f} tok/s (probe, float32)" in probed["detail"]
     assert _plan(root, capsys)["estimates"]["local_time"]["basis"] == "probe"  # cached: no probe this time
 
     # The project's own last run on this machine beats the probe.
@@ -136,5 +140,5 @@ def test_local_time_is_calibrated_on_this_machine(tmp_path, capsys, engine, monk
     measured = sum(r["train/tokens"] for r in rows) / sum(r["time/step_s"] for r in rows)
     local = _plan(root, capsys)["estimates"]["local_time"]
     assert local["basis"] == "last run" and run_dir.name in local["source"]
-    shown = re.search(r"/ ([\d,]+) tok/s \(last run\)", local["detail"])
+    shown = re.search(r"/ ([\d,]+) tok/s \(last run, float32\)", local["detail"])
     assert shown is not None and abs(int(shown[1].replace(",", "")) - measured) <= 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -32,11 +33,20 @@ def test_sft_run_logs_checkpoints_and_registers_lineage(tmp_path: Path, engine) 
     train_rows = [r for r in rows if "train/loss" in r]
     assert [r["step"] for r in train_rows] == [1, 2, 3, 4, 5, 6]
     assert all(math.isfinite(r["train/loss"]) and r["train/tokens"] > 0 for r in train_rows)
+    # The summary: trained tokens over step time, and the precision the engine computed in.
+    tokens = sum(r["train/tokens"] for r in train_rows)
+    seconds = sum(r["time/step_s"] for r in train_rows)
+    line = r"speed: ([\d,]+) tok/s \(([\d,]+) train tokens in [\d.]+ s\); precision: float32\n"
+    speed = re.search(line, result.output)
+    assert speed is not None, result.output
+    rate, counted = (int(group.replace(",", "")) for group in speed.groups())
+    assert counted == tokens and abs(rate - tokens / seconds) <= 1
     assert [r["step"] for r in rows if "val/nll" in r] == [0, 3, 6]  # baseline, schedule, final
     checkpoints = read_jsonl(run / "checkpoints.jsonl")
     assert [c["step"] for c in checkpoints] == [2, 4, 6] and checkpoints[-1]["final"]
     status = json.loads((run / "run.json").read_text())
     assert status["status"] == "finished" and status["candidate"] == "tiny:v3"
+    assert status["engine_precision"] == "float32"  # the session engine's, as its stats say
 
     with Registry.open(project / ".chief" / "registry.db", create=False) as registry:
         models = registry.list_models()

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from tinker_chief.cli.options import backend_options
+from tinker_chief.cli.options import backend_options, precision_label, throughput_text
 
 
 def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
@@ -159,6 +159,13 @@ def print_suite(result: Any) -> None:
             console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(why)}")
 
 
+def suite_throughput(result: Any) -> tuple[float, float]:
+    """Prompt + sampled tokens, and seconds, of the tasks this invocation ran (cached ones took no
+    time here)."""
+    ran = [task for task in result.tasks if not task.reused_task and task.seconds]
+    return sum(sum(task.tokens.values()) for task in ran), sum(task.seconds for task in ran)
+
+
 @click.command(name="eval")
 @click.argument("model")
 @click.option("--suite", "suite_name", help="Suite name; must match the project's eval suite.")
@@ -215,6 +222,7 @@ def eval_command(
     registry = None if no_record else Registry.open(project.registry_path)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     from rich.console import Console
+    from rich.markup import escape
 
     try:
         section = project.config.backend
@@ -235,12 +243,18 @@ def eval_command(
                 progress=RichSuiteProgress(bars),
                 concurrency=concurrency,
             )
+            precision = precision_label(connection.kind, connection.engine_precision)
     finally:
         if registry is not None:
             registry.close()
+    tokens, seconds = suite_throughput(result)
     if as_json:
-        sys.stdout.write(json.dumps(result.as_json(), default=str) + "\n")
+        rate = round(tokens / seconds, 1) if tokens and seconds else None
+        summary = {**result.as_json(), "tokens_per_s": rate, "precision": precision}
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
     else:
         print_suite(result)
+        speed = throughput_text(tokens, seconds, "prompt + sampled tokens")
+        Console().print(escape(f"speed: {speed}; precision: {precision}"), soft_wrap=True)
     if result.failed:
         raise SystemExit(1)

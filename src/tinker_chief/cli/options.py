@@ -47,3 +47,17 @@ def trust_remote_code_option(function: F) -> F:
         "config.json) be fetched and run when its tokenizer is loaded; without it such a model "
         "is refused. Read that code first.",
     )(function)
+
+
+def precision_label(backend_kind: str | None, engine_precision: str | None) -> str:
+    """The precision a run's numbers were computed in, as the summaries print it."""
+    if backend_kind == "tinker":
+        return "Tinker's cloud"
+    return engine_precision or "unknown (the engine did not say)"
+
+
+def throughput_text(tokens: float, seconds: float, what: str) -> str:
+    """`1,234 tok/s (4,096 <what> in 3.3 s)`, or why there is no rate."""
+    if seconds <= 0 or tokens <= 0:
+        return f"no {what} timed"
+    return f"{tokens / seconds:,.0f} tok/s ({tokens:,.0f} {what} in {seconds:.1f} s)"

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from tinker_chief.cli import options
 from tinker_chief.cli.options import backend_options, project_option
 
 
@@ -110,9 +111,24 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
     )
     if final is not None:
         console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
+    console.print(escape(speed_line(result.run_dir)), soft_wrap=True)  # one line, for scripts too
     console.print(escape(f"metrics: {result.run_dir / 'metrics.jsonl'}"))
     for warning in result.warnings:
         if warning != result.reason:
             console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     if result.reason:
         raise TrainingError(result.reason)
+
+
+def speed_line(run_dir: Path) -> str:
+    """The run's trained tokens per second of step time, and the precision its steps ran in."""
+    from tinker_chief.training import RunLog
+
+    log = RunLog(run_dir)
+    steps = [row for row in log.metrics() if "train/tokens" in row and "time/step_s" in row]
+    tokens = sum(float(row["train/tokens"]) for row in steps)
+    seconds = sum(float(row["time/step_s"]) for row in steps)
+    status = log.status()
+    precision = options.precision_label(status.get("backend"), status.get("engine_precision"))
+    speed = options.throughput_text(tokens, seconds, "train tokens")
+    return f"speed: {speed}; precision: {precision}"

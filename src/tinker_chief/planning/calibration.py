@@ -6,7 +6,9 @@ step seconds of the pure training steps, the first step left out as warm-up when
 others), else the last probe measured here (`chief plan --calibrate`, cached per machine and
 model under the chief cache dir), else None (the plan falls back to the shipped table and says
 so). A machine is its CPU model, a hash of its CPU flags and its core count: a run or probe
-from another machine is never used.
+from another machine is never used. Each measurement keeps the precision the engine computed
+in (its `engine_stats`: `auto` is bf16 or fp32, whichever its GEMM probe found faster here),
+and the estimate says it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tinker_chief.cpuinfo import cpu_info
 from tinker_chief.errors import ChiefError
 from tinker_chief.files import read_json
 from tinker_chief.paths import ProjectPaths
@@ -32,27 +34,15 @@ class Measured:
     train_tokens_per_s: float
     basis: str  # "last run" | "probe"
     source: str
-
-
-def _cpuinfo() -> tuple[str, str]:
-    """(CPU model name, its flags) from /proc/cpuinfo; the platform's processor name elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine(), ""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return fields.get("model name", platform.machine()), fields.get("flags", fields.get("Features", ""))
+    precision: str | None = None  # the engine's, e.g. "bfloat16-autocast"; None: not recorded
 
 
 def machine() -> dict[str, Any]:
     """This machine as calibration keys it: CPU model, CPU-flags hash, core count, and their id."""
-    cpu, flags = _cpuinfo()
+    cpu = cpu_info()
     facts: dict[str, Any] = {
-        "cpu": cpu,
-        "flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12],
+        "cpu": cpu.model,
+        "flags": hashlib.sha256(" ".join(sorted(cpu.flags)).encode()).hexdigest()[:12],
         "cores": os.cpu_count() or 1,
     }
     facts["id"] = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
@@ -104,6 +94,7 @@ def last_run(project_root: Path, model: str, machine_key: str) -> Measured | Non
                 round(rate, 1),
                 "last run",
                 f"run {run_dir.name} of this project on this machine ({machine()['cpu']}, {machine()['cores']} cores)",
+                status.get("engine_precision"),
             )
     return None
 
@@ -129,10 +120,16 @@ def cached_probe(model: str, machine_key: str) -> Measured | None:
         "probe",
         f"probe measured {entry.get('measured_at', '?')} on this machine ({entry.get('cpu', '?')}, "
         f"{entry.get('cores', '?')} cores; {entry.get('conditions', '')}), cached in {path}",
+        entry.get("precision"),
     )
 
 
-def save_probe(model: str, tokens_per_s: float, conditions: str) -> Path:
+def save_probe(
+    model: str,
+    tokens_per_s: float,
+    conditions: str,
+    precision: str | None = None,
+) -> Path:
     """Record a probe's throughput for `model` on this machine (other models' entries kept)."""
     facts = machine()
     path = probe_cache(str(facts["id"]))
@@ -145,6 +142,7 @@ def save_probe(model: str, tokens_per_s: float, conditions: str) -> Path:
     table[model] = {
         "train_tokens_per_s": round(tokens_per_s, 1),
         "conditions": conditions,
+        "precision": precision,
         "cpu": facts["cpu"],
         "cores": facts["cores"],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

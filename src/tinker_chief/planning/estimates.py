@@ -137,10 +137,13 @@ def local_time(
         f"{table.get('source', '')}; not this machine: `chief plan --calibrate` measures it)"
     )
     basis, source, train_rate = "table", measured, _rate(table, path, model, "train")
+    precision = table.get("models", {}).get(model, {}).get("precision")
     if measured_here is not None:
         basis, source, train_rate = measured_here.basis, measured_here.source, measured_here.train_tokens_per_s
+        precision = measured_here.precision
     if train_tps:
         basis, source, train_rate = "chief.toml", "chief.toml [estimates]", train_tps
+        precision = None
     if train_rate is None:
         return TimeEstimate(
             seconds=None,
@@ -150,7 +153,9 @@ def local_time(
             "--calibrate` or set [estimates] local_train_tokens_per_s in chief.toml",
         )
     seconds = work.train_tokens / train_rate
-    detail = f"{work.train_tokens:,} train tokens / {train_rate:,.0f} tok/s ({basis})"
+    # The precision the speed was measured in: the engine's choice on that machine (bf16 or fp32).
+    measured_in = f", {precision}" if precision else ""
+    detail = f"{work.train_tokens:,} train tokens / {train_rate:,.0f} tok/s ({basis}{measured_in})"
     conditions = table.get("models", {}).get(model, {}).get("conditions")
     if conditions and basis == "table":
         detail += f" (measured with {conditions})"

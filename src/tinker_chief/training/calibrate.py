@@ -75,12 +75,13 @@ def probe_throughput(project: Project) -> Measured:
             fwd_bwd.result()
             optim.result()
             seconds += (time.perf_counter() - started) if step else 0.0  # step 0 is the warm-up
+        precision = connection.engine_precision  # asked while the engine runs, after it chose
     tokens = PROBE_STEPS * sum(d.model_input.length for d in batch)
     conditions = (
         f"LoRA r={cfg.lora.rank}, batch {PROBE_BATCH} x {PROBE_LENGTH} tokens, {PROBE_STEPS} timed "
         f"steps after 1 warm-up, {connection.where}"
     )
-    save_probe(cfg.base_model, tokens / seconds, conditions)
+    save_probe(cfg.base_model, tokens / seconds, conditions, precision)
     measured = cached_probe(cfg.base_model, machine_id())
     assert measured is not None  # just written
     return measured

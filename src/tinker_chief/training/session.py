@@ -300,4 +300,8 @@ def _run(
     trainer = Trainer(
         spec, connection.service_client(), runner, log, frequent, infrequent, sink, observer, usage, stop=stop
     )
-    return trainer.run(checkpoint)
+    result = trainer.run(checkpoint)
+    # Asked once the steps ran (a local engine decides `auto` when it loads the base) and while an
+    # engine this connection started still runs: the summary says which precision the steps ran in.
+    log.write_status(result.status, engine_precision=connection.engine_precision)
+    return result

@@ -1,33 +1,218 @@
 """Device and precision choice for the compute backend.
 
 `auto` picks CUDA when present, else CPU. Precision is a `Precision` value: LoRA weights and
-optimizer state are always fp32 (master weights); the frozen base runs under bf16 autocast when
-the hardware does bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX), because that is where
-autocast is a speed-up; on CPUs without it bf16 is emulated and slower, so `auto` stays fp32.
-`float32` forces exact fp32 everywhere (for scoring that must be reproducible).
+optimizer state are always fp32 (master weights); the frozen base runs either in fp32 or under
+bf16 autocast (with bf16 base linears, `frozen_linear.py`). `float32` forces exact fp32
+everywhere (for scoring that must be reproducible); `bfloat16` forces bf16.
+
+`auto` on a CPU picks the faster of the two, measured: CPU flags do not predict it (a Xeon with
+AVX512-BF16 but no AMX ran bf16 GEMMs at half its fp32 speed, the same flags on an AMD EPYC run
+them 2-4x faster). A short GEMM probe at the model's own shapes (`model_gemm_shapes`) times both
+dtypes interleaved, a fraction of a second, and the result is cached on disk
+(`<chief cache>/precision/`) keyed by everything that changes the answer: torch version, CPU
+model and flags, thread count and shapes. A CPU without native bf16 (AVX512-BF16 or AMX) never
+probes and never picks bf16: emulated bf16 is always slower. On CUDA `auto` is bf16 where the
+device supports it, else fp32 (no probe; the engine has no fp16 path).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
 import os
-from dataclasses import dataclass
-from functools import lru_cache
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from tinker_chief.cpuinfo import CpuInfo, cpu_info
 from tinker_chief.engine.backend import InvalidRequestError
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
+PROBED = ("float32", "bfloat16")
+GemmShape = tuple[int, int, int]  # (rows, in features, out features): rows x in @ in x out
+# The probe's timing function: measured GFLOP/s per probed dtype name over a shape set.
+GemmTimer = Callable[[Sequence[GemmShape]], Mapping[str, float]]
+
+PROBE_TOKENS = 256  # rows per GEMM: enough for the GEMM kernels' throughput, few enough to be quick
+MAX_PROBE_FLOPS = 4e9  # per GEMM: fewer rows (down to 64) for wide models, so a probe stays ~1 s
+PROBE_SECONDS = 0.2  # timed rounds stop after this much time (warm-up not counted) ...
+PROBE_ROUNDS = (3, 50)  # ... but never fewer or more rounds than these
+DEFAULT_HIDDEN, DEFAULT_INTERMEDIATE = 576, 1536  # SmolLM2-135M, the default model: no model known
+
+log = logging.getLogger("tinker_chief.engine")
+
+
+def model_gemm_shapes(config: Mapping[str, Any] | None = None) -> tuple[GemmShape, ...]:
+    """The decoder's projection GEMMs of a model's `config.json` (the default model's without
+    one): tokens x hidden @ hidden x intermediate (MLP up/gate), intermediate x hidden (MLP down,
+    and the backward through up/gate), hidden x hidden (attention projections)."""
+    text = (config or {}).get("text_config") or config or {}
+    hidden = int(text.get("hidden_size") or DEFAULT_HIDDEN)
+    fallback = DEFAULT_INTERMEDIATE if config is None else 4 * hidden
+    intermediate = int(text.get("intermediate_size") or fallback)
+    tokens = max(64, min(PROBE_TOKENS, int(MAX_PROBE_FLOPS / (2 * hidden * intermediate))))
+    return (tokens, hidden, intermediate), (tokens, intermediate, hidden), (tokens, hidden, hidden)
+
+
+DEFAULT_SHAPES = model_gemm_shapes()
+
+
+def time_gemms(shapes: Sequence[GemmShape], seconds: float = PROBE_SECONDS) -> dict[str, float]:
+    """GFLOP/s of fp32 and of bf16 `F.linear` over `shapes` on the CPU (what the frozen base's
+    linears run), timed interleaved: each round runs every shape in one dtype, then in the other,
+    alternating which goes first, so load from other processes hits both alike; the median round
+    counts."""
+    flops = sum(2 * rows * fan_in * fan_out for rows, fan_in, fan_out in shapes)
+    generator = torch.Generator().manual_seed(0)
+    operands = {
+        name: [
+            (
+                torch.randn(rows, fan_in, generator=generator).to(getattr(torch, name)),
+                torch.randn(fan_out, fan_in, generator=generator).to(getattr(torch, name)),
+            )
+            for rows, fan_in, fan_out in shapes
+        ]
+        for name in PROBED
+    }
+
+    def one_pass(name: str) -> float:
+        started = time.perf_counter()
+        for x, weight in operands[name]:
+            F.linear(x, weight)
+        return time.perf_counter() - started
+
+    with torch.no_grad():
+        for name in PROBED:  # oneDNN builds its kernels on the first call of a shape
+            one_pass(name)
+        rounds: dict[str, list[float]] = {name: [] for name in PROBED}
+        least, most = PROBE_ROUNDS
+        deadline = time.perf_counter() + seconds
+        for count in range(most):
+            if count >= least and time.perf_counter() > deadline:
+                break
+            for name in PROBED if count % 2 == 0 else PROBED[::-1]:
+                rounds[name].append(one_pass(name))
+    return {name: flops / statistics.median(times) / 1e9 for name, times in rounds.items()}
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """What a probe's result depends on besides the shapes: its cache key."""
+
+    cpu: CpuInfo
+    torch_version: str
+    threads: int
+
+    @classmethod
+    def here(cls) -> MachineFacts:
+        return cls(cpu_info(), torch.__version__, torch.get_num_threads())
+
+    def probe_key(self, shapes: Sequence[GemmShape]) -> dict[str, Any]:
+        flags = hashlib.sha256(" ".join(sorted(self.cpu.flags)).encode()).hexdigest()[:16]
+        return {
+            "torch": self.torch_version,
+            "cpu": self.cpu.model,
+            "cpu_flags": flags,
+            "threads": self.threads,
+            "shapes": [list(shape) for shape in shapes],
+        }
+
+
+@dataclass(frozen=True)
+class GemmProbe:
+    """Both precisions' GEMM throughput at one shape set on this machine."""
+
+    gflops: Mapping[str, float] = field(hash=False)  # "float32" / "bfloat16" -> GFLOP/s
+    shapes: tuple[GemmShape, ...]
+    cache_file: Path | None
+    reused: bool  # read from the cache rather than measured now
+
+    @property
+    def faster(self) -> str:
+        """The dtype with the higher throughput; fp32 (exact) on a tie."""
+        return "bfloat16" if self.gflops["bfloat16"] > self.gflops["float32"] else "float32"
+
+    def describe(self) -> str:
+        shapes = ", ".join("x".join(map(str, shape)) for shape in self.shapes)
+        how = f"cached in {self.cache_file}" if self.reused else "measured now"
+        return (
+            f"GEMM probe at {shapes}: bf16 {self.gflops['bfloat16']:.1f} GFLOP/s, "
+            f"fp32 {self.gflops['float32']:.1f} GFLOP/s ({how})"
+        )
+
+
+def default_probe_cache() -> Path:
+    """`<chief cache>/precision`, beside the converted models (`$CHIEF_CACHE_DIR`)."""
+    from tinker_chief.models import cache_dir
+
+    return cache_dir().parent / "precision"
+
+
+def probe_gemms(
+    shapes: Sequence[GemmShape],
+    *,
+    machine: MachineFacts | None = None,
+    measure: GemmTimer = time_gemms,
+    cache_root: Path | None = None,
+) -> GemmProbe:
+    """The cached probe for this machine and `shapes`, else a new measurement, then cached."""
+    machine = machine or MachineFacts.here()
+    shapes = tuple((int(rows), int(fan_in), int(fan_out)) for rows, fan_in, fan_out in shapes)
+    key = machine.probe_key(shapes)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = (cache_root or default_probe_cache()) / f"{digest}.json"
+    cached = _read_probe(path, key)
+    if cached is not None:
+        return GemmProbe(cached, shapes, path, reused=True)
+    measured = measure(shapes)
+    gflops = {name: float(measured[name]) for name in PROBED}
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
+    entry = {"key": key, "gflops": gflops, "measured_at": measured_at}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(json.dumps(entry, indent=2) + "\n")
+        os.replace(staging, path)
+    except OSError as error:  # a read-only cache only costs the next engine another probe
+        log.warning("could not cache the precision probe in %s: %s", path, error)
+        return GemmProbe(gflops, shapes, None, reused=False)
+    return GemmProbe(gflops, shapes, path, reused=False)
+
+
+def _read_probe(path: Path, key: dict[str, Any]) -> dict[str, float] | None:
+    """The cached GFLOP/s for exactly `key`; None when absent, damaged or another key's."""
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    gflops = entry.get("gflops") if isinstance(entry, dict) and entry.get("key") == key else None
+    if not isinstance(gflops, dict) or not all(isinstance(gflops.get(n), float) for n in PROBED):
+        return None
+    return {name: float(gflops[name]) for name in PROBED}
 
 
 @dataclass(frozen=True)
 class Precision:
-    """Where the model runs and which dtype autocast uses (None: plain fp32)."""
+    """Where the model runs and which dtype autocast uses (None: plain fp32), and why.
+
+    `pending`: `auto` on a CPU that needs the probe, before any model is known; the backend
+    settles it (`choose_precision` with the model's shapes) before it loads the first base."""
 
     device: str
     autocast_dtype: torch.dtype | None
+    basis: str = ""
+    probe: GemmProbe | None = None
+    pending: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -36,12 +221,23 @@ class Precision:
 
     @property
     def name(self) -> str:
+        if self.pending:
+            return "auto (chosen when the first base model loads)"
         return "float32" if self.autocast_dtype is None else "bfloat16-autocast"
 
     @property
     def kv_dtype(self) -> torch.dtype:
         """What the sampler's KV cache stores (`kv_cache`: the autocast dtype, else fp32)."""
         return self.autocast_dtype or torch.float32
+
+    def stats(self) -> dict[str, Any]:
+        """What `engine_stats` reports: device, precision, why, and the probe's GFLOP/s."""
+        stats: dict[str, Any] = {"device": self.device, "precision": self.name}
+        stats["precision_basis"] = self.basis
+        if self.probe is not None:
+            gflops = self.probe.gflops
+            stats["gemm_gflops"] = {name: round(rate, 1) for name, rate in gflops.items()}
+        return stats
 
 
 # Of the memory free at start; the rest is for weights, adapters and activations.
@@ -72,19 +268,21 @@ def _available_ram() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU executes bf16 matmuls in hardware (AVX512-BF16 or AMX-BF16)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        flags = ""
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+def choose_precision(
+    device: str = "auto",
+    dtype: str = "auto",
+    shapes: Sequence[GemmShape] | None = DEFAULT_SHAPES,
+    *,
+    machine: MachineFacts | None = None,
+    measure: GemmTimer = time_gemms,
+    cache_root: Path | None = None,
+) -> Precision:
+    """Resolve the user's `--device`/`--dtype` into a concrete `Precision`.
 
-
-def choose_precision(device: str = "auto", dtype: str = "auto") -> Precision:
-    """Resolve the user's `--device`/`--dtype` into a concrete `Precision`."""
+    `auto` on a CPU with native bf16 runs (or reads from the cache) the GEMM probe at `shapes`;
+    `shapes=None` means the model is not known yet, and then that case returns a pending
+    `Precision`. `machine`, `measure` and `cache_root` replace this machine's facts, the timing
+    function and the cache directory (tests)."""
     if device not in DEVICES:
         raise InvalidRequestError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if dtype not in DTYPES:
@@ -93,9 +291,19 @@ def choose_precision(device: str = "auto", dtype: str = "auto") -> Precision:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise InvalidRequestError("device 'cuda' was requested but no CUDA device is available")
-    if dtype == "float32":
-        return Precision(device, None)
-    if dtype == "bfloat16":
-        return Precision(device, torch.bfloat16)
-    native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16()
-    return Precision(device, torch.bfloat16 if native else None)
+    if dtype != "auto":
+        forced = torch.bfloat16 if dtype == "bfloat16" else None
+        return Precision(device, forced, f"--dtype {dtype}")
+    if device == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return Precision(device, torch.bfloat16, "auto: CUDA with bf16 support")
+        return Precision(device, None, "auto: CUDA without bf16 support")
+    machine = machine or MachineFacts.here()
+    if not machine.cpu.native_bf16:
+        return Precision(device, None, "auto: no native bf16 on this CPU (emulated bf16 is slower)")
+    if shapes is None:
+        why = "auto: a GEMM probe at the first base model's shapes"
+        return Precision(device, None, why, pending=True)
+    probe = probe_gemms(shapes, machine=machine, measure=measure, cache_root=cache_root)
+    chosen = torch.bfloat16 if probe.faster == "bfloat16" else None
+    return Precision(device, chosen, f"auto: {probe.describe()}", probe)

@@ -37,8 +37,8 @@ from tinker_chief.engine.backend import (
 )
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost, lora_config_for, slot_free_key
-from tinker_chief.engine.compute.base_models import BasePool, LoadedBase
-from tinker_chief.engine.compute.devices import choose_precision, default_sampling_memory
+from tinker_chief.engine.compute.base_models import BasePool, LoadedBase, canonical_name
+from tinker_chief.engine.compute.devices import choose_precision, default_sampling_memory, model_gemm_shapes
 from tinker_chief.engine.compute.forward import (
     PaddedBatch,
     decoder_hidden,
@@ -50,6 +50,8 @@ from tinker_chief.engine.compute.kv_cache import kv_bytes_per_token
 from tinker_chief.engine.compute.losses import OPTIONAL_INPUTS, LossDef, loss_def
 from tinker_chief.engine.compute.optimizer import AdapterOptimizer
 from tinker_chief.engine.compute.sampling import SamplerRef, SamplingService
+from tinker_chief.files import read_json
+from tinker_chief.models import materialize_model, resolve_model
 
 LIVE_PREFIX = "inflight:"  # sampler keys that follow a training model's adapter
 log = logging.getLogger("tinker_chief.engine")
@@ -102,8 +104,10 @@ class TorchBackend:
     ) -> None:
         """`spill_root`: where evicted sampler snapshots go (default: a private temp directory).
         `sampling_memory`: bytes of KV cache sampling may hold at once (default: half the device
-        memory free now, `devices.default_sampling_memory`)."""
-        self.precision = choose_precision(device, dtype)
+        memory free now, `devices.default_sampling_memory`). `dtype="auto"` on a CPU is decided
+        when the first base model loads (`_settle_precision`)."""
+        self.precision = choose_precision(device, dtype, shapes=None)
+        log.info("precision: %s (%s)", self.precision.name, self.precision.basis)
         self.device = self.precision.device
         self.sampling_memory = sampling_memory or default_sampling_memory(self.device)
         self._bases = BasePool(self.precision)
@@ -125,10 +129,21 @@ class TorchBackend:
         return kv_bytes_per_token(self._bases.config(base_model), self.precision.kv_dtype)
 
     def _base_and_host(self, name: str) -> tuple[LoadedBase, AdapterHost]:
+        if self.precision.pending:
+            self._settle_precision(name)
         base = self._bases.get(name)
         if base.info.name not in self._hosts:
             self._hosts[base.info.name] = AdapterHost(base.model)
         return base, self._hosts[base.info.name]
+
+    def _settle_precision(self, name: str) -> None:
+        """`auto`: bf16 or fp32, whichever the GEMM probe at this model's shapes finds faster,
+        before its weights load in that dtype; the engine's one precision from then on (a later
+        base of other shapes computes in it too)."""
+        config = read_json(materialize_model(resolve_model(canonical_name(name))) / "config.json")
+        precision = choose_precision(self.precision.device, "auto", model_gemm_shapes(config))
+        self.precision = self._bases.precision = self.sampling.precision = precision
+        log.info("precision: %s (%s)", precision.name, precision.basis)
 
     def create_training_model(self, model_id: str, base_model: str, lora: LoraSpec) -> None:
         base, host = self._base_and_host(base_model)

@@ -262,12 +262,13 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
     @app.get("/api/v1/engine_stats")
     async def engine_stats() -> dict:
         """Local-engine extra (not in the Tinker API): where and in which precision the engine
-        computes (evals record it: bf16 and fp32 scores differ), how sampling was batched, its
-        KV-cache budget and the most one decode loop held (`sampling_*`), how training calls of
+        computes (evals record it: bf16 and fp32 scores differ), why (`precision_basis`, with the
+        GEMM probe's `gemm_gflops` per dtype when `auto` measured them), how sampling was batched,
+        its KV-cache budget and the most one decode loop held (`sampling_*`), how training calls of
         concurrent clients were shared (`shared_*`), and
         the finished results it holds (`results_*`: count and bytes; unretrieved ones expire)."""
         precision = getattr(engine.backend, "precision", None)
-        where = {"device": precision.device, "precision": precision.name} if precision else {}
+        where = precision.stats() if precision else {}
         sampling = getattr(getattr(engine.backend, "sampling", None), "stats", {})
         return {
             **where,

@@ -1,0 +1,178 @@
+"""`--dtype auto` by measurement: a GEMM probe at the model's shapes picks the faster of bf16 and
+fp32 on this machine, cached on disk per torch version, CPU, threads and shapes; a CPU without
+native bf16 never probes; `--dtype` overrides. The probe's timing function is injected where a
+test needs a known winner, and a real engine reports the choice and the numbers in its stats."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+import tinker
+
+from tinker_chief.cpuinfo import CpuInfo
+from tinker_chief.engine.compute.devices import (
+    MachineFacts,
+    choose_precision,
+    model_gemm_shapes,
+)
+from tinker_chief.models import TINY_MODEL, load_model_config
+
+NATIVE = MachineFacts(CpuInfo("Test CPU", frozenset({"avx512f", "avx512_bf16"})), "2.13.0+cpu", 2)
+EMULATED = MachineFacts(CpuInfo("Test CPU", frozenset({"avx2", "fma"})), "2.13.0+cpu", 2)
+SHAPES = model_gemm_shapes({"hidden_size": 64, "intermediate_size": 128})
+
+
+class Timer:
+    """A probe timing function with fixed answers, counting its calls."""
+
+    def __init__(self, float32: float, bfloat16: float) -> None:
+        self.rates = {"float32": float32, "bfloat16": bfloat16}
+        self.calls = 0
+
+    def __call__(self, shapes):
+        self.calls += 1
+        return self.rates
+
+
+def _choose(timer: Timer, cache: Path, machine: MachineFacts = NATIVE, dtype="auto", shapes=SHAPES):
+    return choose_precision("cpu", dtype, shapes, machine=machine, measure=timer, cache_root=cache)
+
+
+@pytest.mark.parametrize(
+    ("float32", "bfloat16", "expected"),
+    [(230.0, 175.0, "float32"), (100.0, 400.0, "bfloat16-autocast"), (200.0, 200.0, "float32")],
+)
+def test_auto_picks_the_faster_precision(tmp_path, float32, bfloat16, expected):
+    timer = Timer(float32, bfloat16)
+    precision = _choose(timer, tmp_path)
+    assert precision.name == expected and timer.calls == 1
+    stats = precision.stats()
+    assert stats["gemm_gflops"] == {"float32": float32, "bfloat16": bfloat16}
+    assert f"bf16 {bfloat16:.1f} GFLOP/s, fp32 {float32:.1f} GFLOP/s" in stats["precision_basis"]
+    assert "256x64x128, 256x128x64, 256x64x64" in stats["precision_basis"]  # the model's shapes
+
+
+def test_a_cpu_without_native_bf16_never_probes_nor_picks_bf16(tmp_path):
+    timer = Timer(1.0, 1000.0)  # bf16 "faster": it must not even be asked
+    precision = _choose(timer, tmp_path, machine=EMULATED)
+    assert precision.name == "float32" and precision.probe is None and timer.calls == 0
+    assert "no native bf16" in precision.basis and "gemm_gflops" not in precision.stats()
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing cached
+    unknown_model = _choose(timer, tmp_path, machine=EMULATED, shapes=None)
+    assert not unknown_model.pending and unknown_model.name == "float32"
+
+
+def test_the_cached_probe_is_reused_until_its_key_changes(tmp_path):
+    first = _choose(Timer(100.0, 300.0), tmp_path)
+    assert first.name == "bfloat16-autocast" and not first.probe.reused
+    (cache_file,) = tmp_path.iterdir()
+    assert json.loads(cache_file.read_text())["gflops"] == {"float32": 100.0, "bfloat16": 300.0}
+
+    again = Timer(300.0, 100.0)  # a new measurement would flip the choice
+    reused = _choose(again, tmp_path)
+    assert again.calls == 0 and reused.name == "bfloat16-autocast" and reused.probe.reused
+    assert str(cache_file) in reused.basis
+
+    changes = [
+        dataclasses.replace(NATIVE, torch_version="2.14.0+cpu"),
+        dataclasses.replace(NATIVE, cpu=CpuInfo("Other CPU", NATIVE.cpu.flags)),
+        dataclasses.replace(NATIVE, cpu=CpuInfo("Test CPU", NATIVE.cpu.flags | {"amx_bf16"})),
+        dataclasses.replace(NATIVE, threads=1),
+    ]
+    for machine in changes:
+        timer = Timer(300.0, 100.0)
+        precision = _choose(timer, tmp_path, machine=machine)
+        assert precision.name == "float32" and timer.calls == 1, machine
+    other_shapes = Timer(300.0, 100.0)
+    assert _choose(other_shapes, tmp_path, shapes=model_gemm_shapes()).name == "float32"
+    assert other_shapes.calls == 1
+    assert len(list(tmp_path.iterdir())) == 1 + len(changes) + 1  # one entry per key
+
+
+def test_a_damaged_cache_entry_is_measured_again(tmp_path):
+    _choose(Timer(100.0, 300.0), tmp_path)
+    (cache_file,) = tmp_path.iterdir()
+    cache_file.write_text('{"key": ')
+    timer = Timer(300.0, 100.0)
+    assert _choose(timer, tmp_path).name == "float32" and timer.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [("float32", "float32"), ("bfloat16", "bfloat16-autocast")],
+)
+def test_dtype_overrides_the_probe(tmp_path, dtype, expected):
+    # The measurement favours the other side: the flag must win without it being asked.
+    timer = Timer(100.0, 300.0) if dtype == "float32" else Timer(300.0, 100.0)
+    for machine in (NATIVE, EMULATED):
+        precision = _choose(timer, tmp_path, machine=machine, dtype=dtype)
+        assert precision.name == expected and precision.basis == f"--dtype {dtype}"
+    assert timer.calls == 0 and not list(tmp_path.iterdir())
+
+
+def test_an_unknown_model_defers_the_probe_on_a_native_bf16_cpu(tmp_path):
+    timer = Timer(100.0, 300.0)
+    pending = _choose(timer, tmp_path, shapes=None)
+    assert pending.pending and timer.calls == 0 and pending.name.startswith("auto")
+
+
+def test_a_real_probe_returns_a_valid_choice_and_writes_the_cache(tmp_path):
+    here = MachineFacts.here()
+    # Forced to probe on any CPU (an emulated bf16 is slow, but these shapes are small).
+    native = CpuInfo(here.cpu.model, here.cpu.flags | {"avx512_bf16"})
+    forced = dataclasses.replace(here, cpu=native)
+    precision = choose_precision("cpu", "auto", SHAPES, machine=forced, cache_root=tmp_path)
+    gflops = precision.stats()["gemm_gflops"]
+    assert set(gflops) == {"float32", "bfloat16"} and all(value > 0 for value in gflops.values())
+    faster = "bfloat16-autocast" if gflops["bfloat16"] > gflops["float32"] else "float32"
+    assert precision.name == faster
+    (cache_file,) = tmp_path.iterdir()
+    entry = json.loads(cache_file.read_text())
+    assert entry["key"] == forced.probe_key(SHAPES) and entry["key"]["torch"] == here.torch_version
+
+
+def test_the_engine_reports_its_choice_at_the_served_models_shapes(tmp_path, monkeypatch):
+    """A real engine with `--dtype auto`: until a base loads the choice is pending; then its stats
+    carry the precision, why, and (on a CPU with native bf16) both GFLOP/s at the tiny model's
+    shapes, which its log and the probe cache hold too."""
+    from tinker_chief.cpuinfo import cpu_info
+    from tinker_chief.engine.server.launcher import engine_stats, start_engine
+
+    shared = Path(os.environ["CHIEF_CACHE_DIR"])
+    cache = tmp_path / "cache"
+    for name in ("models", "engine-keys"):  # the built models, and where the engine's key goes
+        (shared / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+        cache.mkdir(exist_ok=True)
+        (cache / name).symlink_to((shared / name).resolve())
+    monkeypatch.setenv("CHIEF_CACHE_DIR", str(cache))
+    with start_engine(state_dir=tmp_path / "state", device="cpu", dtype="auto") as handle:
+        native = cpu_info().native_bf16
+        before = engine_stats(handle.base_url, handle.api_key_for_clients)
+        assert before is not None
+        assert before["precision"].startswith("auto" if native else "float32")
+        service = tinker.ServiceClient(base_url=handle.base_url, api_key=handle.api_key_for_clients)
+        try:
+            sampler = service.create_sampling_client(base_model=TINY_MODEL).result()
+            params = tinker.SamplingParams(max_tokens=1, temperature=0.0)
+            sampler.sample(tinker.ModelInput.from_ints([3, 4, 5]), 1, params).result()
+        finally:
+            service.close("success").result()
+        after = engine_stats(handle.base_url, handle.api_key_for_clients)
+        log = handle.log_file.read_text()
+    assert after is not None
+    if not native:
+        assert after["precision"] == "float32" and "gemm_gflops" not in after
+        assert "no native bf16" in after["precision_basis"]
+        return
+    gflops = after["gemm_gflops"]
+    faster = "bfloat16-autocast" if gflops["bfloat16"] > gflops["float32"] else "float32"
+    assert after["precision"] == faster
+    tiny_shapes = model_gemm_shapes(load_model_config(TINY_MODEL))
+    shapes = ", ".join("x".join(map(str, shape)) for shape in tiny_shapes)
+    assert f"GEMM probe at {shapes}" in after["precision_basis"]
+    assert f"precision: {faster} (auto: GEMM probe at {shapes}" in log
+    assert len(list((cache / "precision").iterdir())) == 1
