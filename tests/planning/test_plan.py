@@ -97,6 +97,7 @@ def test_rl_and_dpo_projects(tmp_path):
     rl = init_project(tmp_path / "rl", use_case="math", base_model="tiny-random-llama", train=rl_train, task="rl")
     plan = make_plan(rl)
     assert rl.config.lora.rank == 8 and "1 bit" in plan.capacity.recommended_rank.rule
+    assert "docs/BENCHMARKS.md, 'RL at low LoRA rank'" in plan.capacity.recommended_rank.source
     assert plan.estimates.work.sample_tokens > 0
     assert [t.kind for t in rl.config.eval_suite.tasks if t.layer == "training"] == []  # no NLL on prompts
     prefs = write_jsonl(

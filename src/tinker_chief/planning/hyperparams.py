@@ -19,6 +19,9 @@ BLOG = "LoRA Without Regret (thinkingmachines.ai/blog/lora)"
 COOKBOOK_LR = "tinker_cookbook.hyperparam_utils.get_lr (cookbook 0.5.8)"
 DEFAULT_RANK = 32  # the cookbook's default lora_rank (supervised/train.py Config)
 RL_RANK = 8
+# Our own measurement of the RL rank rule: reward curves at rank 1, 8 and 32 (and rank 1 with
+# twice the steps) on one arithmetic task, written by bench/rl_rank.py.
+RL_RANK_MEASURED = "docs/BENCHMARKS.md, 'RL at low LoRA rank' (bench/rl_rank.py)"
 FAMILY_EXPONENT = {"llama": 0.781, "qwen": 0.0775}  # get_lr's exponents
 LARGE_BATCH_WARNING = 256  # sequences per step above which the plan warns (LoRA degrades at large batch)
 SHORT_RUN_STEPS = 100
@@ -43,7 +46,7 @@ def recommend_rank(
                 f"{why} carries ~1 bit of information per episode, so even rank 1 holds what a run can "
                 f"learn; rank {RL_RANK} matches full fine-tuning with margin"
             ),
-            source=BLOG,
+            source=f"{BLOG}; measured here: {RL_RANK_MEASURED}" if task == "rl" else BLOG,
         ), warnings
     params = {rank: shape.params(rank, **placement) for rank in RANKS}
     if params[DEFAULT_RANK] >= completion_tokens:
