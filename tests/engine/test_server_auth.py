@@ -269,6 +269,21 @@ def test_a_server_that_cannot_prove_the_key_does_not_get_it(tmp_path):
         assert not server.saw(planted) and planted not in result.stdout + result.stderr
 
 
+def test_a_key_directory_linked_by_its_user_is_judged_by_what_it_names(tmp_path, monkeypatch):
+    """A link to a shared key directory (as the planning tests make) is used when the directory it
+    names is safe, and refused when that directory is not the user's."""
+    monkeypatch.setenv("CHIEF_CACHE_DIR", str(tmp_path / "cache"))
+    shared = tmp_path / "shared-keys"
+    shared.mkdir(mode=0o700)
+    link = cache_dir().parent / "engine-keys"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(shared)
+    assert launcher._key_dir() == link
+    if os.getuid() == 0:
+        os.chown(shared, 65534, 65534)
+        assert launcher._key_dir() is None
+
+
 def test_a_key_directory_others_could_write_is_refused_in_one_line(tmp_path, monkeypatch, caplog):
     if os.getuid() != 0:
         pytest.skip("giving the directory to another user needs root")

@@ -253,6 +253,9 @@ def _key_dir(create: bool = False) -> Path | None:
         if create:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         status = directory.lstat()
+        if stat.S_ISLNK(status.st_mode) and status.st_uid == os.getuid():
+            # A link this user made (say to a shared cache): the directory it names is judged.
+            status = directory.stat()
     except FileNotFoundError:
         return None
     except OSError as exc:
