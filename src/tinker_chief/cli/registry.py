@@ -58,13 +58,10 @@ def _load_project(project_dir: Path) -> Project | None:
 
 def _open(registry_path: Path | None, project_dir: Path, *, read_only: bool = True) -> Registry:
     """The registry, never created here; opened read-only unless the command changes it."""
-    from tinker_chief.paths import registry_file
     from tinker_chief.registry import Registry
+    from tinker_chief.workspace import registry_location
 
-    if registry_path is None:
-        project = _load_project(project_dir)
-        registry_path = project.registry_path if project else registry_file(project_dir)
-    return Registry.open(registry_path, create=False, read_only=read_only)
+    return Registry.open(registry_location(project_dir, registry_path), create=False, read_only=read_only)
 
 
 def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
