@@ -257,6 +257,13 @@ def test_no_import_cycles_between_modules(graph: tuple[set[str], list[Edge]]) ->
     assert not found, "\n".join(describe_cycle(c, edges) for c in found)
 
 
+def test_nothing_below_the_workflows_imports_them(graph: tuple[set[str], list[Edge]]) -> None:
+    """A workflow composes capabilities; a capability that imported one would compose itself."""
+    _, edges = graph
+    importers = {capability_of(e.source) for e in edges if _covers(["workflows"], e.target)}
+    assert importers <= {"cli", "workflows"}, f"{ROOT}.workflows is imported by {sorted(importers)}"
+
+
 def test_only_chief_demo_imports_the_demo(graph: tuple[set[str], list[Edge]]) -> None:
     """Production commands (`promote`, `compare`, `registry export`) take nothing from the demo."""
     _, edges = graph
@@ -272,8 +279,9 @@ FAKE_RULES = """# Architecture
 ## Import rules
 
 ```
-cli      -> training (to train, test, and so on)
-evals    -> registry
+cli       -> workflows, training (to train, test, and so on)
+workflows -> training
+evals     -> registry
 training -> (nothing of ours)
 registry -> (nothing of ours)
 engine   -> (nothing of ours)
@@ -297,6 +305,9 @@ FAKE_PACKAGE = {
     "    from tinker_chief.registry.store import Store\n",
     "training/__init__.py": "",
     "training/loop.py": "from tinker_chief import errors\n\ndef run(): ...\n",
+    "training/back.py": "def back():\n    from tinker_chief.workflows.go import again\n",
+    "workflows/__init__.py": "",
+    "workflows/go.py": "from tinker_chief.training.loop import run\n\ndef again(): ...\n",
 }
 
 
@@ -309,8 +320,9 @@ def test_the_checker_sees_lazy_relative_type_only_and_string_imports(tmp_path: P
     modules, edges = import_edges(package)
 
     assert violations(edges, parse_rules(FAKE_RULES)) == [
-        f"src/{ROOT}/cli/main.py:3 imports {ROOT}.engine.app (rule: cli -> training)",
+        f"src/{ROOT}/cli/main.py:3 imports {ROOT}.engine.app (rule: cli -> workflows, training)",
         f"src/{ROOT}/evals/run.py:2 imports {ROOT}.training.loop (rule: evals -> registry)",
+        f"src/{ROOT}/training/back.py:2 imports {ROOT}.workflows.go (rule: training -> (nothing))",
     ]
     found = cycles(modules, edges)
     assert found == [[f"{ROOT}.registry.gov", f"{ROOT}.registry.store"]]

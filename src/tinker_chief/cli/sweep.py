@@ -1,4 +1,4 @@
-"""`chief sweep` and `chief select` (thin: parse, call `training.sweep` / `training.selection`, print).
+"""`chief sweep` and `chief select`: parse, call `training.sweep` / `workflows.selection`, print.
 
 `SweepDisplay` draws one live table row per run of the sweep: step/total, train loss, the latest
 validation NLL (an RL sweep: the step's mean reward) and the run's status; the runs' threads
@@ -251,34 +251,25 @@ def select_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tinker_chief.cli.eval import RichSuiteProgress
-    from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.paths import ProjectPaths
-    from tinker_chief.planning import load_project
-    from tinker_chief.training.selection import plan_selection, run_selection
+    from tinker_chief.workflows.selection import plan_selection, run_selection
+    from tinker_chief.workspace import Workspace
 
     if sweep_id and run_id:
         raise click.UsageError("give one of --sweep ID or --run ID, not both")
     console = Console()
-    project = load_project(project_dir)
+    project = Workspace.open(project_dir)
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
     if plan.heldout is not None:
         prompts, n = len(plan.heldout.val_problems), len(plan.candidates)
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
-    section = project.config.backend
-    choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
 
     def progress(candidate: Any) -> RichSuiteProgress:
         bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
         return RichSuiteProgress(bars)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with (
-        open_connection(
-            choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model]
-        ) as connection,
-        Progress(*columns, console=Console(stderr=True)) as bars,
-    ):
-        result = run_selection(project, plan, connection, progress)
+    with Progress(*columns, console=Console(stderr=True)) as bars:
+        result = run_selection(project, plan, progress=progress, backend=backend, base_url=base_url)
     _print_selection(console, result)
 
 

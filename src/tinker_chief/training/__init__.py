@@ -1,4 +1,4 @@
-"""Training orchestration: `chief train`, `chief sweep`, `chief select`.
+"""Training orchestration: `chief train`, `chief sweep`.
 
 Runs a project's plan through the `tinker` SDK on the local engine or Tinker's cloud:
 supervised chat SFT, prompt distillation, RL with verifiable rewards and DPO; inline
@@ -17,8 +17,7 @@ Public API:
     write_secret_code_skill(directory, n_train, n_heldout, seed)           (training.synthetic)
     start_sweep(project, lr_multipliers=, ranks=, batch_sizes=) / resume_sweep(project, sweep_id)
           -> Sweep; run_sweep(project, sweep, connection, parallel=, display=)  (training.sweep)
-    select(project, connection, *, sweep_id=None, run_id=None, shortlist=3, task=None)
-          -> SelectionResult, marked in the registry                       (training.selection)
+`chief select` is a workflow above training (`tinker_chief.workflows.selection`).
 """
 
 from tinker_chief.training.loop import Observer, TrainResult

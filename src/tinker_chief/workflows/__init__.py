@@ -1,0 +1,10 @@
+"""Workflows: what a command does across capabilities, above them all.
+
+`training` is the loop, `evals` the eval engine, `planning` the doctrine; a workflow composes
+them for one project (a `workspace.Workspace`) on one connection, and the CLI parses, calls it
+and prints. Nothing below imports a workflow. Each module is imported by its own path (this
+package imports none of them, so `chief --help` stays fast):
+
+    selection   `chief select`: a sweep's or a run's candidate, cheap evidence first, the suite
+                on the shortlist, a paired test, the choice marked in the registry
+"""
