@@ -31,8 +31,8 @@ def main() -> None:
     from tinker_chief.planning import make_plan
     from tinker_chief.planning.project import write_plan_files
     from tinker_chief.runfiles import RunFiles
-    from tinker_chief.training.sweep import run_sweep, start_sweep, summarize
     from tinker_chief.workflows.selection import select
+    from tinker_chief.workflows.sweep import run_sweep, start_sweep, summarize
     from tinker_chief.workspace import Workspace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -107,7 +107,7 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, p
     from tinker_chief.planning.plan import make_plan
     from tinker_chief.planning.project import write_plan_files
     from tinker_chief.planning.report import duration
-    from tinker_chief.training.sweep import latest_summary_lines
+    from tinker_chief.workflows.sweep import latest_summary_lines
 
     project = load_project(directory)
     if calibrate:

@@ -1,4 +1,4 @@
-"""Training orchestration: `chief train`, `chief sweep`.
+"""Training: `chief train`, the loop every run goes through.
 
 Runs a project's plan through the `tinker` SDK on the local engine or Tinker's cloud:
 supervised chat SFT, prompt distillation, RL with verifiable rewards and DPO; inline
@@ -15,9 +15,8 @@ Public API:
     TrainSpec, spec_from_project(project) -> TrainSpec                    (training.spec/.project)
     RunLog (run dirs, metrics.jsonl, checkpoints.jsonl), CheckpointRecord   (training.runlog)
     write_secret_code_skill(directory, n_train, n_heldout, seed)           (training.synthetic)
-    start_sweep(project, lr_multipliers=, ranks=, batch_sizes=) / resume_sweep(project, sweep_id)
-          -> Sweep; run_sweep(project, sweep, connection, parallel=, display=)  (training.sweep)
-`chief select` is a workflow above training (`tinker_chief.workflows.selection`).
+`chief sweep` and `chief select` are workflows above training (`tinker_chief.workflows.sweep`,
+`tinker_chief.workflows.selection`).
 """
 
 from tinker_chief.training.loop import Observer, TrainResult

@@ -5,6 +5,8 @@ them for one project (a `workspace.Workspace`) on one connection, and the CLI pa
 and prints. Nothing below imports a workflow. Each module is imported by its own path (this
 package imports none of them, so `chief --help` stays fast):
 
+    sweep       `chief sweep`: a grid of training runs around the plan, concurrently on one
+                connection, and where the best learning rate fell (`chief plan` shows it)
     selection   `chief select`: a sweep's or a run's candidate, cheap evidence first, the suite
                 on the shortlist, a paired test, the choice marked in the registry
 """

@@ -40,7 +40,7 @@ from tinker_chief.training.reward_probe import HeldOutReward
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
 from tinker_chief.training.spec import TrainSpec, stored_spec
-from tinker_chief.training.sweep import Sweep, load_sweep, run_results, sweep_dirs, tail_mean
+from tinker_chief.workflows.sweep import Sweep, load_sweep, run_results, sweep_dirs, tail_mean
 from tinker_chief.workspace import Workspace
 
 DEFAULT_SHORTLIST = 3
