@@ -36,10 +36,10 @@ from tinker_chief.paths import ProjectPaths
 from tinker_chief.registry import SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
 from tinker_chief.training.project import spec_from_project
-from tinker_chief.training.reward_probe import HeldOutReward
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
 from tinker_chief.training.spec import TrainSpec, stored_spec
+from tinker_chief.workflows.reward_probe import HeldOutReward
 from tinker_chief.workflows.sweep import Sweep, load_sweep, run_results, sweep_dirs, tail_mean
 from tinker_chief.workspace import Workspace
 
