@@ -111,7 +111,7 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, p
 
     project = Workspace.open(directory)
     if calibrate:
-        from tinker_chief.training.calibrate import probe_throughput
+        from tinker_chief.workflows.calibrate import probe_throughput
 
         measured = probe_throughput(project)
         click.echo(f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})")
