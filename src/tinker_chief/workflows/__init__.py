@@ -7,6 +7,7 @@ package imports none of them, so `chief --help` stays fast):
 
     sweep       `chief sweep`: a grid of training runs around the plan, concurrently on one
                 connection, and where the best learning rate fell (`chief plan` shows it)
+    evaluation  `chief eval`: the project's suite on one model, on its backend, recorded
     calibrate   `chief plan --calibrate`: the local engine's training speed measured here
     reward_probe  `chief plan --probe-rewards`: a dry sample of the base model's RL rewards; the
                 held-out reward `chief select` ranks RL checkpoints by
