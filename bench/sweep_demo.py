@@ -27,13 +27,12 @@ from engine_common import load_average, machine  # noqa: E402
 
 
 def main() -> None:
-    from tinker_chief.demo.project import create_demo_project
     from tinker_chief.planning import make_plan
     from tinker_chief.planning.project import write_plan_files
     from tinker_chief.runfiles import RunFiles
+    from tinker_chief.workflows.demo.project import create_demo_project
     from tinker_chief.workflows.selection import select
     from tinker_chief.workflows.sweep import run_sweep, start_sweep, summarize
-    from tinker_chief.workspace import Workspace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="Base model (default: the demo's).")
@@ -47,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         started = time.perf_counter()
         demo = create_demo_project(Path(tmp) / "demo", max_steps=args.steps, base_model=args.model)
-        project = Workspace.of(demo.project)
+        project = demo.project
         write_plan_files(project, make_plan(project))
         planned = time.perf_counter()
         with project.connect(project.backend_choice("local")) as connection:
