@@ -10,6 +10,7 @@ module that calls `import_module`, every string naming one of our modules (`"pkg
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,33 @@ def test_only_chief_demo_imports_the_demo(graph: tuple[set[str], list[Edge]]) ->
     importers = {e.source for e in edges if _covers([demo], e.target)}
     importers = {source for source in importers if not _covers([demo], source)}
     assert importers == {f"{ROOT}.cli.demo"}, f"{ROOT}.{demo} is imported by {sorted(importers)}"
+
+
+def _named_modules(doc: str) -> dict[str, list[str]]:
+    """Package directory (`training`, or "" for the shared leaves) -> the `*.py` names (globs
+    allowed) its row of the capability table, or the shared-leaves paragraph, gives."""
+    named: dict[str, list[str]] = {}
+    for package, owns in re.findall(r"^\| [^|]+ \| `(\w+)/` \| (.*) \|$", doc, re.M):
+        named[package] = re.findall(r"`([\w*]+\.py)`", owns)
+    shared = re.search(r"^Shared leaf modules:(.*?)\n\n", doc, re.S | re.M)
+    assert shared, f"{DOC}: no paragraph starting `Shared leaf modules:`"
+    named[""] = re.findall(r"`([\w*]+\.py)`", shared.group(1))
+    return named
+
+
+def test_the_architecture_doc_names_every_module() -> None:
+    """Each module is named in its package's row of the table (a shared leaf in its paragraph)."""
+    named = _named_modules(DOC.read_text(encoding="utf-8"))
+    unnamed = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_DIR)
+        if path.name == "__init__.py":
+            continue
+        package = relative.parts[0] if len(relative.parts) > 1 else ""
+        if not any(fnmatch.fnmatch(path.name, name) for name in named.get(package, [])):
+            where = f"in the row of `{package}/`" if package else "a shared leaf"
+            unnamed.append(f"{relative} ({where})")
+    assert not unnamed, f"modules {DOC.name} does not name:\n" + "\n".join(unnamed)
 
 
 # ------------------------------------------------------------------------------ the checker itself
