@@ -90,8 +90,8 @@ def main() -> None:
     from tinker_chief.models import DEFAULT_MODEL
     from tinker_chief.training import train_project
     from tinker_chief.training.project import spec_from_project
-    from tinker_chief.training.reward_probe import HeldOutReward
     from tinker_chief.training.session import prepare
+    from tinker_chief.workflows.reward_probe import HeldOutReward
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)

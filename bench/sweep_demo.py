@@ -27,14 +27,12 @@ from engine_common import load_average, machine  # noqa: E402
 
 
 def main() -> None:
-    from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.demo.project import create_demo_project
-    from tinker_chief.paths import ProjectPaths
     from tinker_chief.planning import make_plan
     from tinker_chief.planning.project import write_plan_files
-    from tinker_chief.training.runlog import RunLog
-    from tinker_chief.training.selection import select
-    from tinker_chief.training.sweep import run_sweep, start_sweep, summarize
+    from tinker_chief.runfiles import RunFiles
+    from tinker_chief.workflows.demo.project import create_demo_project
+    from tinker_chief.workflows.selection import select
+    from tinker_chief.workflows.sweep import run_sweep, start_sweep, summarize
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="Base model (default: the demo's).")
@@ -51,11 +49,7 @@ def main() -> None:
         project = demo.project
         write_plan_files(project, make_plan(project))
         planned = time.perf_counter()
-        with open_connection(
-            choose_backend("local"),
-            state_dir=ProjectPaths(project.root).engine_state,
-            models=[project.config.base_model],
-        ) as connection:
+        with project.connect(project.backend_choice("local")) as connection:
             sweep = start_sweep(project, lr_multipliers=multipliers)
             sweep_started = time.perf_counter()
             run_sweep(project, sweep, connection)
@@ -66,7 +60,7 @@ def main() -> None:
             row.get("train/tokens", 0)
             for p in sweep.points
             if p.run_id
-            for row in RunLog(ProjectPaths(project.root).runs / p.run_id).metrics()
+            for row in RunFiles(project.paths.run(p.run_id).dir).metrics()
         )
     lines = [
         f"{datetime.date.today()}, `python bench/sweep_demo.py --lr-multipliers {args.lr_multipliers}"

@@ -10,6 +10,7 @@ module that calls `import_module`, every string naming one of our modules (`"pkg
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,12 +258,48 @@ def test_no_import_cycles_between_modules(graph: tuple[set[str], list[Edge]]) ->
     assert not found, "\n".join(describe_cycle(c, edges) for c in found)
 
 
-def test_only_chief_demo_imports_the_demo(graph: tuple[set[str], list[Edge]]) -> None:
-    """Production commands (`promote`, `compare`, `registry export`) take nothing from the demo."""
+def test_nothing_below_the_workflows_imports_them(graph: tuple[set[str], list[Edge]]) -> None:
+    """A workflow composes capabilities; a capability that imported one would compose itself."""
     _, edges = graph
-    demo = f"{ROOT}.demo"
-    importers = {e.source for e in edges if _covers(["demo"], e.target) and not _covers(["demo"], e.source)}
-    assert importers == {f"{ROOT}.cli.demo"}, f"{demo} is imported by {sorted(importers)}"
+    importers = {capability_of(e.source) for e in edges if _covers(["workflows"], e.target)}
+    assert importers <= {"cli", "workflows"}, f"{ROOT}.workflows is imported by {sorted(importers)}"
+
+
+def test_only_chief_demo_imports_the_demo(graph: tuple[set[str], list[Edge]]) -> None:
+    """Production commands (`promote`, `compare`, `registry export`) and the other workflows
+    take nothing from the demo."""
+    _, edges = graph
+    demo = "workflows.demo"
+    importers = {e.source for e in edges if _covers([demo], e.target)}
+    importers = {source for source in importers if not _covers([demo], source)}
+    assert importers == {f"{ROOT}.cli.demo"}, f"{ROOT}.{demo} is imported by {sorted(importers)}"
+
+
+def _named_modules(doc: str) -> dict[str, list[str]]:
+    """Package directory (`training`, or "" for the shared leaves) -> the `*.py` names (globs
+    allowed) its row of the capability table, or the shared-leaves paragraph, gives."""
+    named: dict[str, list[str]] = {}
+    for package, owns in re.findall(r"^\| [^|]+ \| `(\w+)/` \| (.*) \|$", doc, re.M):
+        named[package] = re.findall(r"`([\w*]+\.py)`", owns)
+    shared = re.search(r"^Shared leaf modules:(.*?)\n\n", doc, re.S | re.M)
+    assert shared, f"{DOC}: no paragraph starting `Shared leaf modules:`"
+    named[""] = re.findall(r"`([\w*]+\.py)`", shared.group(1))
+    return named
+
+
+def test_the_architecture_doc_names_every_module() -> None:
+    """Each module is named in its package's row of the table (a shared leaf in its paragraph)."""
+    named = _named_modules(DOC.read_text(encoding="utf-8"))
+    unnamed = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_DIR)
+        if path.name == "__init__.py":
+            continue
+        package = relative.parts[0] if len(relative.parts) > 1 else ""
+        if not any(fnmatch.fnmatch(path.name, name) for name in named.get(package, [])):
+            where = f"in the row of `{package}/`" if package else "a shared leaf"
+            unnamed.append(f"{relative} ({where})")
+    assert not unnamed, f"modules {DOC.name} does not name:\n" + "\n".join(unnamed)
 
 
 # ------------------------------------------------------------------------------ the checker itself
@@ -272,8 +309,9 @@ FAKE_RULES = """# Architecture
 ## Import rules
 
 ```
-cli      -> training (to train, test, and so on)
-evals    -> registry
+cli       -> workflows, training (to train, test, and so on)
+workflows -> training
+evals     -> registry
 training -> (nothing of ours)
 registry -> (nothing of ours)
 engine   -> (nothing of ours)
@@ -297,6 +335,9 @@ FAKE_PACKAGE = {
     "    from tinker_chief.registry.store import Store\n",
     "training/__init__.py": "",
     "training/loop.py": "from tinker_chief import errors\n\ndef run(): ...\n",
+    "training/back.py": "def back():\n    from tinker_chief.workflows.go import again\n",
+    "workflows/__init__.py": "",
+    "workflows/go.py": "from tinker_chief.training.loop import run\n\ndef again(): ...\n",
 }
 
 
@@ -309,8 +350,9 @@ def test_the_checker_sees_lazy_relative_type_only_and_string_imports(tmp_path: P
     modules, edges = import_edges(package)
 
     assert violations(edges, parse_rules(FAKE_RULES)) == [
-        f"src/{ROOT}/cli/main.py:3 imports {ROOT}.engine.app (rule: cli -> training)",
+        f"src/{ROOT}/cli/main.py:3 imports {ROOT}.engine.app (rule: cli -> workflows, training)",
         f"src/{ROOT}/evals/run.py:2 imports {ROOT}.training.loop (rule: evals -> registry)",
+        f"src/{ROOT}/training/back.py:2 imports {ROOT}.workflows.go (rule: training -> (nothing))",
     ]
     found = cycles(modules, edges)
     assert found == [[f"{ROOT}.registry.gov", f"{ROOT}.registry.store"]]

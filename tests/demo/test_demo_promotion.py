@@ -7,11 +7,11 @@ through the registry's API, as `chief eval` records them; no engine is needed (f
 from __future__ import annotations
 
 from tests.training.conftest import make_project
-from tinker_chief.demo.promotion import promote_better
 from tinker_chief.evals.runner import SuiteRunResult
 from tinker_chief.evals.tasks import TaskOutcome
-from tinker_chief.planning import load_project
 from tinker_chief.registry import MetricValue, Registry, SampleOutcome
+from tinker_chief.workflows.demo.promotion import promote_better
+from tinker_chief.workspace import Workspace
 
 TASKS = [
     {"name": "secret_code", "layer": "product", "kind": "jsonl", "data": "data/heldout.jsonl", "grader": "exact"},
@@ -20,7 +20,7 @@ TASKS = [
 
 
 def _project(tmp_path):
-    return load_project(make_project(tmp_path, eval_suite={"name": "demo-suite", "tasks": TASKS}))
+    return Workspace.open(make_project(tmp_path, eval_suite={"name": "demo-suite", "tasks": TASKS}))
 
 
 def _record(registry: Registry, project, ref: str, passes: list[bool], briers: list[float]) -> SuiteRunResult:

@@ -25,10 +25,10 @@ from tinker_chief.registry import Registry
 from tinker_chief.reports import charts
 from tinker_chief.reports.collect import collect
 from tinker_chief.training.project import spec_from_project
-from tinker_chief.training.reward_probe import HeldOutReward
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
-from tinker_chief.training.sweep import Sweep, SweepPoint, run_results, summarize
+from tinker_chief.workflows.reward_probe import HeldOutReward
+from tinker_chief.workflows.sweep import Sweep, SweepPoint, run_results, summarize
 
 from jsonl_support import write_jsonl
 

@@ -125,7 +125,7 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
 
 
 def test_a_tie_goes_to_the_smaller_rank(tmp_path: Path) -> None:
-    from tinker_chief.training.selection import Candidate, decide
+    from tinker_chief.workflows.selection import Candidate, decide
 
     with Registry.open(tmp_path / "registry.db") as registry:
         runs = []

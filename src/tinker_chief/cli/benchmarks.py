@@ -32,9 +32,9 @@ def _template_tasks(project_dir: Path) -> list[tuple[str, int]]:
         for bench in benches:
             seen.setdefault(bench.inspect_task, bench.settings.shots)
     if (project_dir / "chief.toml").is_file():
-        from tinker_chief.planning import load_project
+        from tinker_chief.workspace import Workspace
 
-        for task in load_project(project_dir).config.eval_suite.tasks:
+        for task in Workspace.open(project_dir).config.eval_suite.tasks:
             if task.kind == "inspect" and (task.inspect_task or "").startswith("inspect_evals/"):
                 seen.setdefault(task.inspect_task or "", task.settings.shots)
     return list(seen.items())

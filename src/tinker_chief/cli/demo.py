@@ -1,7 +1,8 @@
 """`chief demo`: the README's main job, end to end on the embedded SmolLM2, in six screens.
 
-Parses the flags and prints: `tinker_chief.demo.run_demo` does the work (project, plan, engine,
-evals, training, gate, paper trail) and reports each step to `RichDemo`, which draws it.
+Parses the flags and prints: `tinker_chief.workflows.demo.run_demo` does the work (project,
+plan, engine, evals, training, gate, paper trail) and reports each step to `RichDemo`, which
+draws it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from rich.markup import escape
 from rich.panel import Panel
 
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
-    from tinker_chief.demo import DemoProject, DemoPromotion
     from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
     from tinker_chief.planning import Plan
     from tinker_chief.training import Observer
+    from tinker_chief.workflows.demo import DemoProject, DemoPromotion
 
 
 def _print_plan(console: Console, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
@@ -155,7 +156,7 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
     # installed package), so it runs offline: `datasets` then reads the staged copy at once instead
     # of retrying an unreachable hub. Set before the hub libraries are imported (they read it once).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tinker_chief.demo import run_demo
+    from tinker_chief.workflows.demo import run_demo
 
     logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
     console = Console()

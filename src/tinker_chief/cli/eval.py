@@ -1,4 +1,4 @@
-"""`chief eval` and `chief eval-offline`: parse flags, call `tinker_chief.evals`, print results.
+"""`chief eval` and `chief eval-offline`: parse flags, call the workflow or `evals`, print results.
 
 `--json` prints exactly one JSON object on stdout and nothing else (progress and notes go to
 stderr), so scripts and CI can parse it.
@@ -206,47 +206,29 @@ def eval_command(
       chief eval SmolLM2-135M-Instruct-Q4_1
       chief eval my-bot:v2 --task product --task safety
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.errors import ConfigurationError
-    from tinker_chief.evals.runner import run_suite
-    from tinker_chief.paths import ProjectPaths
-    from tinker_chief.planning import load_project
-    from tinker_chief.registry import Registry
-
-    project = load_project(project_dir)
-    suite = project.config.eval_suite
-    if suite_name and suite_name != suite.name:
-        raise ConfigurationError(f"{project.config_path}: the project's suite is `{suite.name}`, not `{suite_name}`")
-    registry = None if no_record else Registry.open(project.registry_path)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     from rich.console import Console
     from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    try:
-        section = project.config.backend
-        choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
-        with (
-            open_connection(
-                choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model, model]
-            ) as connection,
-            Progress(*columns, console=Console(stderr=True), transient=as_json) as bars,
-        ):
-            result = run_suite(
-                suite,
-                model,
-                connection,
-                project_dir=project.root,
-                registry=registry,
-                tasks=list(tasks) or None,
-                progress=RichSuiteProgress(bars),
-                concurrency=concurrency,
-            )
-            precision = precision_label(connection.kind, connection.engine_precision)
-    finally:
-        if registry is not None:
-            registry.close()
+    from tinker_chief.workflows.evaluation import evaluate_model
+    from tinker_chief.workspace import Workspace
+
+    project = Workspace.open(project_dir)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
+        evaluation = evaluate_model(
+            project,
+            model,
+            suite_name=suite_name,
+            tasks=tasks,
+            concurrency=concurrency,
+            record=not no_record,
+            progress=RichSuiteProgress(bars),
+            backend=backend,
+            base_url=base_url,
+        )
+    result = evaluation.result
+    precision = precision_label(evaluation.backend, evaluation.engine_precision)
     tokens, seconds = suite_throughput(result)
     if as_json:
         rate = round(tokens / seconds, 1) if tokens and seconds else None

@@ -10,7 +10,7 @@ import click
 from tinker_chief.cli.options import trust_remote_code_option
 
 if TYPE_CHECKING:
-    from tinker_chief.planning import Project
+    from tinker_chief.workspace import Workspace
 
 
 @click.command(name="init")
@@ -103,15 +103,15 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, p
     from rich.console import Console
     from rich.markup import escape
 
-    from tinker_chief.planning import load_project
     from tinker_chief.planning.plan import make_plan
     from tinker_chief.planning.project import write_plan_files
     from tinker_chief.planning.report import duration
-    from tinker_chief.training.sweep import latest_summary_lines
+    from tinker_chief.workflows.sweep import latest_summary_lines
+    from tinker_chief.workspace import Workspace
 
-    project = load_project(directory)
+    project = Workspace.open(directory)
     if calibrate:
-        from tinker_chief.training.calibrate import probe_throughput
+        from tinker_chief.workflows.calibrate import probe_throughput
 
         measured = probe_throughput(project)
         click.echo(f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})")
@@ -158,8 +158,8 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, p
     console.print(escape(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}"))
 
 
-def _print_reward_probe(project: Project) -> None:
-    from tinker_chief.training.reward_probe import probe_rewards
+def _print_reward_probe(project: Workspace) -> None:
+    from tinker_chief.workflows.reward_probe import probe_rewards
 
     probe = probe_rewards(project)
     click.echo(

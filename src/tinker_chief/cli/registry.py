@@ -3,8 +3,8 @@
 Thin: parse flags, open the registry through `tinker_chief.registry.Registry`, call it, print
 with rich (or one JSON object on stdout with `--json`). The registry file is `--registry PATH`,
 else `$CHIEF_REGISTRY`, else the `registry` of the project's `chief.toml` (`--project DIR`,
-default `.`), else `.chief/registry.db`. The agreed suite and `[gate]` rules for `promote` come
-from that `chief.toml` via `tinker_chief.planning.load_project`.
+default `.`), else `.chief/registry.db` (`tinker_chief.workspace.registry_location`). The agreed
+suite and `[gate]` rules for `promote` come from that `chief.toml`, opened as a `Workspace`.
 """
 
 from __future__ import annotations
@@ -51,20 +51,17 @@ def _load_project(project_dir: Path) -> Project | None:
     """The project's config when `chief.toml` exists there, else None (registry-only use)."""
     if not (project_dir / "chief.toml").is_file():
         return None
-    from tinker_chief.planning import load_project
+    from tinker_chief.workspace import Workspace
 
-    return load_project(project_dir)
+    return Workspace.open(project_dir)
 
 
 def _open(registry_path: Path | None, project_dir: Path, *, read_only: bool = True) -> Registry:
     """The registry, never created here; opened read-only unless the command changes it."""
-    from tinker_chief.paths import registry_file
     from tinker_chief.registry import Registry
+    from tinker_chief.workspace import registry_location
 
-    if registry_path is None:
-        project = _load_project(project_dir)
-        registry_path = project.registry_path if project else registry_file(project_dir)
-    return Registry.open(registry_path, create=False, read_only=read_only)
+    return Registry.open(registry_location(project_dir, registry_path), create=False, read_only=read_only)
 
 
 def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:

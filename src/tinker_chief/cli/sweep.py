@@ -1,4 +1,4 @@
-"""`chief sweep` and `chief select` (thin: parse, call `training.sweep` / `training.selection`, print).
+"""`chief sweep` and `chief select`: parse, call `workflows.sweep` / `workflows.selection`, print.
 
 `SweepDisplay` draws one live table row per run of the sweep: step/total, train loss, the latest
 validation NLL (an RL sweep: the step's mean reward) and the run's status; the runs' threads
@@ -155,17 +155,21 @@ def sweep_command(
       chief sweep --lr-multipliers 0.5,1,2 --ranks 8,32
       chief sweep --resume
     """
-    from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.paths import ProjectPaths
-    from tinker_chief.planning import load_project
-    from tinker_chief.training.sweep import DEFAULT_LR_MULTIPLIERS, resume_sweep, run_sweep, start_sweep, summarize
+    from tinker_chief.workflows.sweep import (
+        DEFAULT_LR_MULTIPLIERS,
+        resume_sweep,
+        run_sweep,
+        start_sweep,
+        summarize,
+    )
+    from tinker_chief.workspace import Workspace
 
     if sweep_id is not None and not resume:
         raise click.UsageError("--sweep ID goes with --resume (a new sweep gets a new id)")
     if resume and (lr_multipliers or ranks or batch_sizes):
         raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
     console = Console()
-    project = load_project(project_dir)
+    project = Workspace.open(project_dir)
     sweep = (
         resume_sweep(project, sweep_id)
         if resume
@@ -179,23 +183,23 @@ def sweep_command(
             f"{sweep.planned_lr:.3g}, rank {sweep.planned_rank}" + (" (resuming)" if resume else "")
         )
     )
-    section = project.config.backend
-    choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
     display = SweepDisplay(console, sweep, rl=project.config.task == "rl")
-    with (
-        open_connection(
-            choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model]
-        ) as connection,
-        display.live,
-    ):
-        run_sweep(project, sweep, connection, parallel=parallel, display=display.observer)
+    with display.live:
+        run_sweep(
+            project,
+            sweep,
+            parallel=parallel,
+            display=display.observer,
+            backend=backend,
+            base_url=base_url,
+        )
     console.line()  # the live table leaves the cursor at its last line
     for point in sweep.points:
         if point.error:
             console.print(f"[red]{escape(point.name)} failed[/red]: {escape(point.error)}")
     for line in summarize(sweep)["lines"]:
         console.print(escape(line))
-    console.print(escape(f"{sweep.status}: {sweep.dir / 'sweep.json'}"))
+    console.print(escape(f"{sweep.status}: {sweep.path}"))
     if sweep.status == "interrupted":
         console.print("[yellow]interrupted; continue with `chief sweep --resume`[/yellow]")
     elif sweep.status == "finished":
@@ -251,34 +255,25 @@ def select_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tinker_chief.cli.eval import RichSuiteProgress
-    from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.paths import ProjectPaths
-    from tinker_chief.planning import load_project
-    from tinker_chief.training.selection import plan_selection, run_selection
+    from tinker_chief.workflows.selection import plan_selection, run_selection
+    from tinker_chief.workspace import Workspace
 
     if sweep_id and run_id:
         raise click.UsageError("give one of --sweep ID or --run ID, not both")
     console = Console()
-    project = load_project(project_dir)
+    project = Workspace.open(project_dir)
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
     if plan.heldout is not None:
         prompts, n = len(plan.heldout.val_problems), len(plan.candidates)
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
-    section = project.config.backend
-    choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
 
     def progress(candidate: Any) -> RichSuiteProgress:
         bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
         return RichSuiteProgress(bars)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with (
-        open_connection(
-            choice, state_dir=ProjectPaths(project.root).engine_state, models=[project.config.base_model]
-        ) as connection,
-        Progress(*columns, console=Console(stderr=True)) as bars,
-    ):
-        result = run_selection(project, plan, connection, progress)
+    with Progress(*columns, console=Console(stderr=True)) as bars:
+        result = run_selection(project, plan, progress=progress, backend=backend, base_url=base_url)
     _print_selection(console, result)
 
 

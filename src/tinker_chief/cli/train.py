@@ -97,11 +97,12 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
       TINKER_API_KEY=... chief train --backend tinker
     """
     from tinker_chief.errors import TrainingError
-    from tinker_chief.planning import load_project
+    from tinker_chief.paths import RunPaths
     from tinker_chief.training import train_project
+    from tinker_chief.workspace import Workspace
 
     console = Console()
-    project = load_project(project_dir)
+    project = Workspace.open(project_dir)
     result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=RichProgress(console))
     final = result.final
     color = "green" if result.status == "finished" else "yellow"
@@ -112,7 +113,7 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
     if final is not None:
         console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
     console.print(escape(speed_line(result.run_dir)), soft_wrap=True)  # one line, for scripts too
-    console.print(escape(f"metrics: {result.run_dir / 'metrics.jsonl'}"))
+    console.print(escape(f"metrics: {RunPaths(result.run_dir).metrics}"))
     for warning in result.warnings:
         if warning != result.reason:
             console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)

@@ -25,6 +25,7 @@ from tinker_chief.cpuinfo import cpu_info
 from tinker_chief.errors import ChiefError
 from tinker_chief.files import read_json
 from tinker_chief.paths import ProjectPaths
+from tinker_chief.runfiles import RunFiles, run_dirs
 
 
 @dataclass(frozen=True)
@@ -53,22 +54,16 @@ def machine_id() -> str:
     return str(machine()["id"])
 
 
-def _run_throughput(run_dir: Path) -> float | None:
+def _run_throughput(run: RunFiles) -> float | None:
     """Trained tokens per second over the run's pure training steps (no sampling in the step)."""
-    rows = []
-    for raw in (run_dir / "metrics.jsonl").read_bytes().splitlines() if (run_dir / "metrics.jsonl").exists() else []:
-        try:
-            row = json.loads(raw)
-        except ValueError:
-            continue  # a torn line from a crash mid-write
-        if (
-            isinstance(row, dict)
-            and "train/loss" in row
-            and not row.get("prefill/tokens")
-            and not row.get("sample/tokens")
-            and row.get("time/step_s", 0) > 0
-        ):
-            rows.append(row)
+    rows = [
+        row
+        for row in run.metrics()
+        if "train/loss" in row
+        and not row.get("prefill/tokens")
+        and not row.get("sample/tokens")
+        and row.get("time/step_s", 0) > 0
+    ]
     rows = rows[1:] if len(rows) > 1 else rows  # the first step pays for warm-up
     seconds = sum(float(r["time/step_s"]) for r in rows)
     tokens = sum(float(r.get("train/tokens", 0)) for r in rows)
@@ -77,23 +72,20 @@ def _run_throughput(run_dir: Path) -> float | None:
 
 def last_run(project_root: Path, model: str, machine_key: str) -> Measured | None:
     """The newest local run of `model` in this project made on this machine, as a throughput."""
-    runs = ProjectPaths(project_root).runs
-    dirs = [d for d in runs.iterdir() if (d / "run.json").is_file()] if runs.is_dir() else []
-    for run_dir in sorted(dirs, key=lambda d: (d / "run.json").stat().st_mtime, reverse=True):
+    for run_dir in reversed(run_dirs(ProjectPaths(project_root).runs)):
+        run = RunFiles(run_dir)
         try:
-            status, spec = read_json(run_dir / "run.json"), read_json(run_dir / "spec.json")
+            status, spec = run.status(), run.spec()
         except ChiefError:  # an unreadable run is simply not evidence
-            continue
-        if not isinstance(status, dict) or not isinstance(spec, dict):
             continue
         if status.get("machine") != machine_key or status.get("backend") != "local" or spec.get("base_model") != model:
             continue
-        rate = _run_throughput(run_dir)
+        rate = _run_throughput(run)
         if rate is not None:
             return Measured(
                 round(rate, 1),
                 "last run",
-                f"run {run_dir.name} of this project on this machine ({machine()['cpu']}, {machine()['cores']} cores)",
+                f"run {run.run_id} of this project on this machine ({machine()['cpu']}, {machine()['cores']} cores)",
                 status.get("engine_precision"),
             )
     return None

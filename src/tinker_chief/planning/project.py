@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tinker_chief.errors import ConfigurationError, DataError
 from tinker_chief.jsonl import read_jsonl_objects
+from tinker_chief.paths import ProjectPaths
 from tinker_chief.planning import hyperparams as hp
 from tinker_chief.planning.config import (
     CONFIG_FILENAME,
@@ -221,7 +222,7 @@ def init_project(
 
 def write_plan_files(project: Project, plan: Plan) -> dict[str, Path]:
     """plan.json, plan.md and scripts/run_inspect_evals.sh; returns their paths."""
-    paths = {"json": project.root / "plan.json", "markdown": project.root / "plan.md"}
+    paths = {"json": ProjectPaths(project.root).plan_json, "markdown": project.root / "plan.md"}
     paths["json"].write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
     paths["markdown"].write_text(render_plan_markdown(plan), encoding="utf-8")
     paths["script"] = write_script(project)

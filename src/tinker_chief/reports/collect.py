@@ -1,10 +1,11 @@
 """Gathering what a report shows: the project's plan, its runs' metrics, and the registry.
 
-Reads files only by their documented formats (`chief.toml`, `plan.json`, each run's
-`metrics.jsonl` and `run.json` under `.chief/runs/`) and the registry through its public API,
-so reports import no other capability. A broken `chief.toml`, `plan.json` or `run.json` is a
-one-line error naming the file (through `tinker_chief.files`); a torn `metrics.jsonl` line is
-skipped, as training itself does. Everything is collected into plain dataclasses that
+Reads files only by their documented formats (`chief.toml`, `plan.json`, each sweep's
+`sweep.json`) and the registry through its public API; each run's `metrics.jsonl` and `run.json`
+under `.chief/runs/` through the shared run-file reader (`tinker_chief.runfiles`, the one
+training reads them with), so reports import no other capability. A broken `chief.toml`,
+`plan.json` or `run.json` is a one-line error naming the file (through `tinker_chief.files`);
+a torn `metrics.jsonl` line is skipped, as training itself does. Everything is collected into plain dataclasses that
 `reports.charts` and `reports.html` render.
 """
 
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import ChiefError, ConfigurationError
-from tinker_chief.files import parse_json, read_json, read_toml
-from tinker_chief.paths import REGISTRY, ProjectPaths, registry_file
+from tinker_chief.files import read_json, read_toml
+from tinker_chief.paths import REGISTRY, SWEEP_STATE, ProjectPaths, registry_file
+from tinker_chief.runfiles import RunFiles
 
 SAFETY_HINTS = ("safety", "refusal", "jailbreak", "harm")
 CALIBRATION_HINTS = ("calibration", "ece", "brier")
@@ -109,7 +111,7 @@ def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _plan_rules(project_dir: Path) -> list[tuple[str, str, str]]:
     """`plan.json` recommendations, read defensively: any list of {setting|name, value, rule|why}."""
-    path = project_dir / "plan.json"
+    path = ProjectPaths(project_dir).plan_json
     if not path.exists():
         return []
     plan = read_json(path)
@@ -128,10 +130,9 @@ def _runs(project_dir: Path) -> list[RunCurves]:
     runs_dir = ProjectPaths(project_dir).runs
     out = []
     for run_dir in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-        run_json = run_dir / "run.json"
-        meta = read_json(run_json) if run_json.exists() else {}
-        curves = RunCurves(run_dir.name, str(meta.get("status", "?")) if isinstance(meta, dict) else "?")
-        for row in _metric_rows(run_dir / "metrics.jsonl"):
+        run = RunFiles(run_dir)
+        curves = RunCurves(run_dir.name, str(run.status().get("status", "?")))
+        for row in run.metrics():
             step = row.get("step", 0)
             if not _is_number(step):
                 continue
@@ -186,7 +187,7 @@ def _sweep(path: Path) -> SweepData | None:
 def _sweeps(project_dir: Path, selections: list[Any]) -> list[SweepData]:
     root = ProjectPaths(project_dir).sweeps
     out = []
-    for path in sorted(root.glob("*/sweep.json")) if root.is_dir() else []:
+    for path in sorted(root.glob(f"*/{SWEEP_STATE}")) if root.is_dir() else []:
         sweep = _sweep(path)
         if sweep is not None:
             marks = [s for s in selections if s.scope == f"sweep:{sweep.sweep_id}"]
@@ -197,21 +198,6 @@ def _sweeps(project_dir: Path, selections: list[Any]) -> list[SweepData]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _metric_rows(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a run's metrics.jsonl; a line torn by a crash mid-write is skipped."""
-    if not path.exists():
-        return []
-    rows = []
-    for number, raw in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), start=1):
-        try:
-            row = parse_json(raw, path, number)
-        except ChiefError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def collect(project_dir: Path) -> ReportData:
@@ -262,7 +248,7 @@ def collect(project_dir: Path) -> ReportData:
 
 def _plan_prices(project_dir: Path) -> tuple[str, dict[str, Any]] | None:
     """(base model, its $/M prices) from plan.json's `estimates.prices`, when the plan has them."""
-    path = project_dir / "plan.json"
+    path = ProjectPaths(project_dir).plan_json
     plan = read_json(path) if path.exists() else None
     estimates = plan.get("estimates") if isinstance(plan, dict) else None
     prices = estimates.get("prices") if isinstance(estimates, dict) else None

@@ -1,24 +1,24 @@
-"""Training orchestration: `chief train`, `chief sweep`, `chief select`.
+"""Training: `chief train`, the loop every run goes through.
 
 Runs a project's plan through the `tinker` SDK on the local engine or Tinker's cloud:
 supervised chat SFT, prompt distillation, RL with verifiable rewards and DPO; inline
 evaluators; periodic checkpoints registered with lineage; exact resume after a crash.
-Imports `planning` (the project and plan), `evals` (inline evaluators), `registry`, and
-`connection` (where the backend is: the one precedence every command shares).
+Imports `planning` (the project and plan), `evals` (inline evaluators), `registry`,
+`connection` (where the backend is: the one precedence every command shares) and `workspace`
+(`train_project` applies the project's `[backend]` and registry as every command does).
 
 Public API:
     train(project_dir, spec, *, backend=None, base_url=None, connection=None, resume=False,
           sink_factory=None, observer=None, stop=None) -> TrainResult      (training.session)
           (resume: True for the latest unfinished run, or a run id; stop: a shared StopRequest)
     train_project(project, *, backend=None, base_url=None, connection=None, resume=False,
-          observer=None) -> TrainResult (spec from chief.toml, checkpoints registered)
+          observer=None) -> TrainResult (spec from chief.toml, checkpoints registered;
+          project: a Workspace, or a loaded Project opened as one)
     TrainSpec, spec_from_project(project) -> TrainSpec                    (training.spec/.project)
-    RunLog (run dirs, metrics.jsonl, checkpoints.jsonl), CheckpointRecord   (training.runlog)
+    RunLog (a run dir written; read by tinker_chief.runfiles), CheckpointRecord (training.runlog)
     write_secret_code_skill(directory, n_train, n_heldout, seed)           (training.synthetic)
-    start_sweep(project, lr_multipliers=, ranks=, batch_sizes=) / resume_sweep(project, sweep_id)
-          -> Sweep; run_sweep(project, sweep, connection, parallel=, display=)  (training.sweep)
-    select(project, connection, *, sweep_id=None, run_id=None, shortlist=3, task=None)
-          -> SelectionResult, marked in the registry                       (training.selection)
+`chief sweep`, `chief select`, `chief plan --calibrate` and `--probe-rewards` are workflows above
+training (`tinker_chief.workflows`).
 """
 
 from tinker_chief.training.loop import Observer, TrainResult

@@ -1,21 +1,9 @@
-"""A run's directory: `spec.json`, `metrics.jsonl`, `checkpoints.jsonl`, `run.json`.
+"""A run's directory written: `spec.json`, `metrics.jsonl`, `checkpoints.jsonl`, `run.json`.
 
-Layout (`<project>/.chief/runs/<run_id>/`) and file formats are a contract that `chief report`
-and `--resume` read:
-
-- `metrics.jsonl`: one object per line, `{"step": int, ...}`. Train rows carry `train/loss`
-  (mean NLL per trained token, or the recipe's loss), `train/tokens` (tokens in the batch's
-  datums), `prefill/tokens` and `sample/tokens` (what the step's samplers prefilled and sampled:
-  RL rollouts, DPO reference log-probs, the KL base), `time/step_s`, `train/tokens_per_s`, `lr`;
-  eval rows carry `val/nll`, `val/accuracy` etc. with their own `prefill/tokens`,
-  `sample/tokens` and `time/eval_s`; distillation's teacher labelling is a step-0 row of
-  `prefill/tokens` and `sample/tokens`. `step` counts optimizer steps done.
-- `checkpoints.jsonl`: append-only, one `CheckpointRecord` per save, written only after both
-  `save_state` and `save_weights_for_sampler` returned; the last line is where resume starts.
-- `run.json`: run id, status (`running`, `interrupted`, `finished`), totals.
-
-Every write is one `write` of a whole line (append) or an atomic rename (JSON), so a
-SIGKILL never leaves a half-written record behind.
+The layout and formats are documented with their reader, `tinker_chief.runfiles` (a shared
+leaf, so `chief report` and the planner read runs without importing training); `RunLog` adds
+the writes. Every write is one `write` of a whole line (append) or an atomic rename (JSON), so
+a SIGKILL never leaves a half-written record behind.
 """
 
 from __future__ import annotations
@@ -28,11 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import TrainingError
-from tinker_chief.files import read_json
 from tinker_chief.paths import ProjectPaths
-
-# metrics.jsonl keys whose sum is what a run spent (see `RunLog.usage`).
-USAGE_KEYS = ("train/tokens", "prefill/tokens", "sample/tokens", "time/step_s", "time/eval_s")
+from tinker_chief.runfiles import RunFiles, run_dirs
 
 
 @dataclass(frozen=True)
@@ -59,24 +44,11 @@ def _append_line(path: Path, value: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            rows.append(json.loads(raw))
-        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting or numbers
-            continue  # a torn last line from a crash mid-write: it never counted
-    return rows
-
-
-class RunLog:
-    """Reads and writes one run directory."""
+class RunLog(RunFiles):
+    """Reads and writes one run directory; a broken file is a `TrainingError`."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.dir = run_dir
-        self.run_id = run_dir.name
+        super().__init__(run_dir, error=TrainingError)
 
     @classmethod
     def create(cls, project_dir: Path, spec_json: dict[str, Any], meta: dict[str, Any]) -> RunLog:
@@ -92,71 +64,45 @@ class RunLog:
                 n += 1
                 run_dir = runs / f"run-{stamp}-{n}"
         log = cls(run_dir)
-        _atomic_write_json(run_dir / "spec.json", spec_json)
+        _atomic_write_json(log.paths.spec, spec_json)
         log.write_status("running", **meta)
         return log
 
     @classmethod
     def latest(cls, project_dir: Path) -> RunLog | None:
-        runs = ProjectPaths(project_dir).runs
-        if not runs.is_dir():
-            return None
-        dirs = sorted((d for d in runs.iterdir() if (d / "run.json").exists()), key=lambda d: d.stat().st_mtime)
+        dirs = run_dirs(ProjectPaths(project_dir).runs)
         return cls(dirs[-1]) if dirs else None
 
     # -- run.json --------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        path = self.dir / "run.json"
-        return read_json(path, error=TrainingError) if path.exists() else {}
-
     def write_status(self, status: str, **fields: Any) -> None:
         current = self.status()
         current.update(fields, run_id=self.run_id, status=status, updated_at=time.time())
-        _atomic_write_json(self.dir / "run.json", current)
+        _atomic_write_json(self.paths.status, current)
 
     def spec_json(self) -> dict[str, Any]:
-        path = self.dir / "spec.json"
-        if not path.exists():
+        if not self.paths.spec.exists():
             raise TrainingError(f"{self.dir}: spec.json is missing; this run cannot be resumed")
-        return read_json(path, error=TrainingError)
+        return self.spec()
 
     # -- metrics.jsonl ---------------------------------------------------------------------
-    @property
-    def metrics_path(self) -> Path:
-        return self.dir / "metrics.jsonl"
-
     def log_metrics(self, step: int, metrics: dict[str, Any]) -> None:
-        _append_line(self.metrics_path, {"step": step, **metrics})
-
-    def metrics(self) -> list[dict[str, Any]]:
-        return _read_lines(self.metrics_path)
-
-    def usage(self, up_to_step: int) -> dict[str, float]:
-        """What the run spent up to `up_to_step`: tokens trained, prefilled and sampled, machine seconds
-        (training steps plus inline evals), summed over metrics.jsonl's rows."""
-        totals = dict.fromkeys(USAGE_KEYS, 0.0)
-        for row in self.metrics():
-            if isinstance(row.get("step"), int) and row["step"] <= up_to_step:
-                for key in USAGE_KEYS:
-                    value = row.get(key)
-                    totals[key] += value if isinstance(value, (int, float)) else 0.0
-        return totals
+        _append_line(self.paths.metrics, {"step": step, **metrics})
 
     def truncate_metrics_after(self, step: int) -> None:
         """On resume, drop rows logged after the checkpoint we restart from (they are redone)."""
         rows = self.metrics()
         kept = [r for r in rows if r.get("step", 0) <= step]
         if len(kept) != len(rows):
-            tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+            tmp = self.paths.metrics.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-            os.replace(tmp, self.metrics_path)
+            os.replace(tmp, self.paths.metrics)
 
     # -- checkpoints.jsonl -----------------------------------------------------------------
     def add_checkpoint(self, record: CheckpointRecord) -> None:
-        _append_line(self.dir / "checkpoints.jsonl", asdict(record))
+        _append_line(self.paths.checkpoints, asdict(record))
 
     def checkpoints(self) -> list[CheckpointRecord]:
-        return [CheckpointRecord(**row) for row in _read_lines(self.dir / "checkpoints.jsonl")]
+        return [CheckpointRecord(**row) for row in self.checkpoint_rows()]
 
     def last_checkpoint(self) -> CheckpointRecord | None:
         records = self.checkpoints()

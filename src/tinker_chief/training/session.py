@@ -14,17 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinker_chief.connection import (
-    BackendChoice,
-    Connection,
-    choose_backend,
-    open_connection,
-    refuse_cloud_only_here,
-)
+from tinker_chief.connection import BackendChoice, Connection, choose_backend, refuse_cloud_only_here
 from tinker_chief.errors import TrainingError
 from tinker_chief.evals.graders.base import TextGenerator
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.paths import ProjectPaths
+from tinker_chief.planning import Project
 from tinker_chief.training import data as d
 from tinker_chief.training.inline_evals import (
     EvaluatorBuilder,
@@ -37,6 +32,7 @@ from tinker_chief.training.rl import RLSteps
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.spec import TrainSpec, data_hash, stored_spec
 from tinker_chief.training.steps import DPOSteps, StepRunner, SupervisedSteps
+from tinker_chief.workspace import Workspace, connect_at
 
 
 @dataclass
@@ -110,7 +106,7 @@ def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usa
     teacher's prefilled and sampled tokens are logged as a step-0 row of metrics.jsonl.
     """
     spec, renderer = prepared.spec, prepared.renderer
-    cache = log.dir / "distilled.jsonl"
+    cache = log.paths.distilled
     if cache.exists():
         conversations = d.read_sft(cache)
     else:
@@ -187,8 +183,8 @@ def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list
 def _resume_log(project_dir: Path, spec: TrainSpec, resume: bool | str = True) -> RunLog:
     """The run to continue: `resume` names it (a sweep resumes each of its runs), or True: the latest."""
     if isinstance(resume, str):
-        run_dir = ProjectPaths(project_dir).runs / resume
-        log = RunLog(run_dir) if (run_dir / "run.json").exists() else None
+        named = RunLog(ProjectPaths(project_dir).runs / resume)
+        log = named if named.exists() else None
     else:
         log = RunLog.latest(project_dir)
     if log is None:
@@ -229,7 +225,7 @@ def train(
 
 
 def train_project(
-    project: Any,
+    project: Project,
     *,
     backend: str | None = None,
     base_url: str | None = None,
@@ -237,16 +233,15 @@ def train_project(
     resume: bool = False,
     observer: Observer | None = None,
 ) -> TrainResult:
-    """`chief train`: the project's plan, checkpoints registered. The backend as `train`'s, with the
-    project's `[backend]` section in the precedence (after flags and environment)."""
+    """`chief train`: the project's plan, checkpoints registered in its registry. The backend as
+    `train`'s, with the project's `[backend]` section in the precedence (after flags and
+    environment): `project` is opened as a `Workspace` (it may be one already)."""
     from tinker_chief.training.project import registry_sink_factory, spec_from_project
 
-    section, choice = project.config.backend, None
-    if connection is None:
-        choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
-    return _train(
-        project.root, spec_from_project(project), choice, connection, resume, registry_sink_factory(project), observer
-    )
+    workspace = Workspace.of(project)
+    choice = None if connection is not None else workspace.backend_choice(backend, base_url)
+    sinks = registry_sink_factory(workspace)
+    return _train(workspace.root, spec_from_project(workspace), choice, connection, resume, sinks, observer)
 
 
 def _train(
@@ -268,7 +263,7 @@ def _train(
     if connection is not None:
         return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop)
     assert choice is not None
-    with open_connection(choice, state_dir=ProjectPaths(project_dir).engine_state, models=[spec.base_model]) as opened:
+    with connect_at(project_dir, choice, [spec.base_model]) as opened:
         return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop)
 
 

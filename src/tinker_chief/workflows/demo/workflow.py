@@ -1,10 +1,10 @@
 """`run_demo`: the whole `chief demo` workflow as library calls, in six steps.
 
 The demo project (`demo.project`) planned by `planning.make_plan`; one local engine shared by
-`evals.runner.run_suite` (the base model, then the checkpoint) and `training.train_project`;
-`demo.promotion.promote_better` (compare, then the gate); the paper trail (MODEL_REGISTRY.md and
-`reports.write_report`). A `DemoObserver` hears each step and each result, so the CLI
-(`cli/demo.py`) only prints.
+`workflows.evaluation.evaluate_model` (the base model, then the checkpoint) and
+`training.train_project`; `demo.promotion.promote_better` (compare, then the gate); the paper
+trail (MODEL_REGISTRY.md and `reports.write_report`). A `DemoObserver` hears each step and each
+result, so the CLI (`cli/demo.py`) only prints.
 """
 
 from __future__ import annotations
@@ -14,17 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tinker_chief.connection import Connection, choose_backend, open_connection
-from tinker_chief.demo.project import CUSTOM_TASK, DemoProject, create_demo_project
-from tinker_chief.demo.promotion import DemoPromotion, promote_better, write_registry_markdown
+from tinker_chief.connection import Connection
 from tinker_chief.errors import EvalError, TrainingError
-from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, run_suite
-from tinker_chief.paths import ProjectPaths
-from tinker_chief.planning import Plan, Project, make_plan
+from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
+from tinker_chief.planning import Plan, make_plan
 from tinker_chief.planning.project import write_plan_files
-from tinker_chief.registry import Registry
 from tinker_chief.reports import write_report
 from tinker_chief.training import Observer, train_project
+from tinker_chief.workflows.demo.project import CUSTOM_TASK, DemoProject, create_demo_project
+from tinker_chief.workflows.demo.promotion import (
+    DemoPromotion,
+    promote_better,
+    write_registry_markdown,
+)
+from tinker_chief.workflows.evaluation import evaluate_model
+from tinker_chief.workspace import Workspace
 
 STEPS = (
     "Project and plan (the doctrine picks every number)",
@@ -85,11 +89,8 @@ def run_demo(
     observer.planned(demo, plan, plan_files)
 
     observer.step(2, STEPS[1])
-    state_dir = ProjectPaths(project.root).engine_state
-    with open_connection(
-        choose_backend("local"), state_dir=state_dir, models=[project.config.base_model]
-    ) as connection:
-        observer.engine_started(connection.base_url, state_dir)
+    with project.connect(project.backend_choice("local")) as connection:
+        observer.engine_started(connection.base_url, project.paths.engine_state)
         base = _evaluate(observer, project, project.config.base_model, connection, "base model")
 
         observer.step(3, STEPS[2])
@@ -113,11 +114,9 @@ def run_demo(
 
 
 def _evaluate(
-    observer: DemoObserver, project: Project, model: str, connection: Connection, label: str
+    observer: DemoObserver, project: Workspace, model: str, connection: Connection, label: str
 ) -> SuiteRunResult:
-    with Registry.open(project.registry_path) as registry, observer.evaluating(label) as progress:
-        result = run_suite(
-            project.config.eval_suite, model, connection, project_dir=project.root, registry=registry, progress=progress
-        )
+    with observer.evaluating(label) as progress:
+        result = evaluate_model(project, model, connection=connection, progress=progress).result
     observer.evaluated(label, result)
     return result

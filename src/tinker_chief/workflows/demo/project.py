@@ -19,8 +19,9 @@ from pathlib import Path
 
 from tinker_chief.errors import ChiefError, ConfigurationError
 from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
-from tinker_chief.planning import Project, ProjectConfig, save_project
+from tinker_chief.planning import ProjectConfig, save_project
 from tinker_chief.training.synthetic import write_secret_code_skill
+from tinker_chief.workspace import Workspace
 
 DEMO_TASKS = ("nll", "jsonl", "safety", "calibration")  # eval kinds the demo keeps
 CUSTOM_TASK = "secret_code"
@@ -31,7 +32,7 @@ DEMO_NAME = "secret-code"
 
 @dataclass
 class DemoProject:
-    project: Project
+    project: Workspace
     train_file: Path
     heldout_file: Path
     n_contrast: int = 0
@@ -199,6 +200,6 @@ def create_demo_project(
     if max_steps is not None:
         config.schedule.steps = max_steps
         overrides.append(f"schedule: {max_steps} steps (--steps)")
-    project = Project(project.root, config)
+    project = Workspace(project.root, config)
     save_project(project)
     return DemoProject(project, train_file, heldout_file, n_contrast, overrides)

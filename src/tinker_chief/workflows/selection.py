@@ -29,17 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinker_chief.connection import Connection
 from tinker_chief.errors import TrainingError
 from tinker_chief.evals.runner import run_suite
 from tinker_chief.paths import ProjectPaths
-from tinker_chief.registry import Registry, SampleOutcome
+from tinker_chief.registry import SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
 from tinker_chief.training.project import spec_from_project
-from tinker_chief.training.reward_probe import HeldOutReward
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
 from tinker_chief.training.spec import TrainSpec, stored_spec
-from tinker_chief.training.sweep import Sweep, load_sweep, run_results, sweep_dirs, tail_mean
+from tinker_chief.workflows.reward_probe import HeldOutReward
+from tinker_chief.workflows.sweep import Sweep, load_sweep, run_results, sweep_dirs, tail_mean
+from tinker_chief.workspace import Workspace
 
 DEFAULT_SHORTLIST = 3
 HELDOUT = ("heldout", "reward")  # the (task, metric) an RL selection by held-out reward is named by
@@ -135,10 +137,10 @@ def sweep_candidates(project_dir: Path, sweep: Sweep, rl: bool = False) -> list[
 def run_candidates(project_dir: Path, run_id: str, rl: bool = False) -> list[Candidate]:
     """Each registered checkpoint of the run, with the validation NLL logged at its step (`rl`: the
     mean train reward of the last steps up to it instead)."""
-    run_dir = ProjectPaths(project_dir).runs / run_id
-    if not (run_dir / "run.json").exists():
+    log = RunLog(ProjectPaths(project_dir).runs / run_id)
+    if not log.exists():
         raise TrainingError(f"no training run {run_id!r} under {ProjectPaths(project_dir).runs}")
-    log = RunLog(run_dir)
+    run_dir = log.dir
     spec = _spec_of(run_dir)
     nll_at = {r["step"]: r["val/nll"] for r in log.metrics() if isinstance(r.get("val/nll"), (int, float))}
     out = [
@@ -304,7 +306,7 @@ class SelectionPlan:
 
 
 def plan_selection(
-    project: Any,
+    project: Workspace,
     *,
     sweep_id: str | None = None,
     run_id: str | None = None,
@@ -360,10 +362,29 @@ def measure_heldout(plan: SelectionPlan, connection: Any, registry: Any) -> dict
     }
 
 
-def run_selection(project: Any, plan: SelectionPlan, connection: Any, progress: Any = None) -> SelectionResult:
-    """The full suite on the shortlist (recorded), the decision, and its mark in the registry."""
+def run_selection(
+    project: Workspace,
+    plan: SelectionPlan,
+    connection: Connection | None = None,
+    progress: Any = None,
+    *,
+    backend: str | None = None,
+    base_url: str | None = None,
+) -> SelectionResult:
+    """The full suite on the shortlist (recorded), the decision, and its mark in the registry; on
+    `connection`, else on the project's backend (`backend`/`base_url` in its precedence)."""
+    with project.connected(connection, backend=backend, base_url=base_url) as connected:
+        return _run_selection(project, plan, connected, progress)
+
+
+def _run_selection(
+    project: Workspace,
+    plan: SelectionPlan,
+    connection: Connection,
+    progress: Any,
+) -> SelectionResult:
     suite, rules, task = project.config.eval_suite, project.config.gate, plan.task
-    with Registry.open(project.registry_path) as registry:
+    with project.open_registry() as registry:
         heldout = measure_heldout(plan, connection, registry) if plan.heldout is not None else None
         failed: list[str] = []
         for c in plan.shortlist if suite.tasks else []:
@@ -407,8 +428,8 @@ def run_selection(project: Any, plan: SelectionPlan, connection: Any, progress: 
 
 
 def select(
-    project: Any,
-    connection: Any,
+    project: Workspace,
+    connection: Connection | None = None,
     *,
     sweep_id: str | None = None,
     run_id: str | None = None,
@@ -416,6 +437,7 @@ def select(
     task: str | None = None,
     progress: Any = None,
 ) -> SelectionResult:
-    """Choose and mark the candidate of a sweep (`sweep_id`) or a run (`run_id`); default the latest."""
+    """Choose and mark the candidate of a sweep (`sweep_id`) or a run (`run_id`); default the
+    latest. On `connection`, else on the project's own backend."""
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
     return run_selection(project, plan, connection, progress)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tinker_chief.connection import choose_backend, open_connection
-from tinker_chief.paths import ProjectPaths
-from tinker_chief.planning import Project
 from tinker_chief.planning.calibration import Measured, cached_probe, machine_id, save_probe
+from tinker_chief.workspace import Workspace
 
 PROBE_STEPS = 3
 PROBE_BATCH = 8
@@ -41,20 +39,16 @@ def _batch(tokenizer: Any) -> list[Any]:
     return [datum] * PROBE_BATCH
 
 
-def probe_throughput(project: Project) -> Measured:
+def probe_throughput(project: Workspace) -> Measured:
     """Measure, cache and return the local engine's training tokens/s for the project's model here."""
     import tinker
 
     from tinker_chief.models import load_tokenizer
 
     cfg = project.config
-    section = cfg.backend
-    choice = choose_backend(project_kind="local", project_url=section.base_url if section.kind == "local" else None)
     batch = _batch(load_tokenizer(cfg.base_model))
     adam = tinker.AdamParams(learning_rate=1e-5)
-    with open_connection(
-        choice, state_dir=ProjectPaths(project.root).engine_state, models=[cfg.base_model]
-    ) as connection:
+    with project.connect(project.local_engine_choice()) as connection:
         connection.check_serves(cfg.base_model)
         client = (
             connection.service_client()

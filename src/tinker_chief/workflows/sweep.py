@@ -28,17 +28,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
 from tinker_chief.files import read_json
-from tinker_chief.paths import ProjectPaths
+from tinker_chief.paths import ProjectPaths, SweepPaths
 from tinker_chief.training.loop import Observer, StopRequest, TrainResult
 from tinker_chief.training.project import registry_sink_factory, spec_from_project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.session import load_renderer, prepare, train
 from tinker_chief.training.spec import TrainSpec
+from tinker_chief.workspace import Workspace
 
 DEFAULT_LR_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
-SWEEP_FILE = "sweep.json"
 # Best values (NLL, loss or reward) of two ranks within 2% of each other: rank did not change the
 # result (LoRA Without Regret: ranks reach about the same loss, each at its own best LR).
 RANK_EFFECT = 0.02
@@ -96,9 +97,14 @@ class Sweep:
             "summary": summarize(self),
         }
 
+    @property
+    def path(self) -> Path:
+        """This sweep's `sweep.json`."""
+        return SweepPaths(self.dir).state
+
     def save(self) -> None:
         with self._lock:
-            path = self.dir / SWEEP_FILE
+            path = self.path
             tmp = path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
             os.replace(tmp, path)
@@ -110,7 +116,7 @@ class Sweep:
 
     @classmethod
     def load(cls, sweep_dir: Path) -> Sweep:
-        path = sweep_dir / SWEEP_FILE
+        path = SweepPaths(sweep_dir).state
         raw = read_json(path, error=TrainingError)
         try:
             planned = raw["planned"]
@@ -134,15 +140,15 @@ class Sweep:
 def sweep_dirs(project_dir: Path) -> list[Path]:
     """The project's sweep directories, oldest first."""
     root = ProjectPaths(project_dir).sweeps
-    dirs = [d for d in root.iterdir() if (d / SWEEP_FILE).exists()] if root.is_dir() else []
-    return sorted(dirs, key=lambda d: (d / SWEEP_FILE).stat().st_mtime)
+    dirs = [d for d in root.iterdir() if SweepPaths(d).state.exists()] if root.is_dir() else []
+    return sorted(dirs, key=lambda d: SweepPaths(d).state.stat().st_mtime)
 
 
 def load_sweep(project_dir: Path, sweep_id: str | None = None) -> Sweep:
     """The sweep named `sweep_id`, else the latest; a one-line error when there is none."""
     if sweep_id is not None:
         path = ProjectPaths(project_dir).sweeps / sweep_id
-        if not (path / SWEEP_FILE).exists():
+        if not SweepPaths(path).state.exists():
             known = ", ".join(d.name for d in sweep_dirs(project_dir)) or "none"
             raise TrainingError(f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})")
         return Sweep.load(path)
@@ -190,7 +196,7 @@ def point_spec(spec: TrainSpec, point: SweepPoint) -> TrainSpec:
 
 def planned_get_lr(project_dir: Path) -> float | None:
     """`get_lr`'s value as the plan recorded it (plan.json), or None without a plan."""
-    path = project_dir / "plan.json"
+    path = ProjectPaths(project_dir).plan_json
     if not path.exists():
         return None
     plan = read_json(path, error=TrainingError)
@@ -389,7 +395,7 @@ def _run_status(project_dir: Path, point: SweepPoint) -> dict[str, Any] | None:
     if point.run_id is None:
         return None
     log = RunLog(ProjectPaths(project_dir).runs / point.run_id)
-    return log.status() if (log.dir / "run.json").exists() else None
+    return log.status() if log.exists() else None
 
 
 def _record_finished(sweep: Sweep, point: SweepPoint, run_dir: Path, status: dict[str, Any]) -> None:
@@ -407,11 +413,11 @@ def _record_finished(sweep: Sweep, point: SweepPoint, run_dir: Path, status: dic
 
 
 def _train_point(
-    project: Any,
+    project: Workspace,
     spec: TrainSpec,
     sweep: Sweep,
     point: SweepPoint,
-    connection: Any,
+    connection: Connection,
     stop: StopRequest,
     display: Observer | None,
 ) -> None:
@@ -440,7 +446,7 @@ def _train_point(
 
 
 def start_sweep(
-    project: Any,
+    project: Workspace,
     *,
     lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
     ranks: Sequence[int] = (),
@@ -453,7 +459,7 @@ def start_sweep(
     return create_sweep(project.root, spec, points)
 
 
-def resume_sweep(project: Any, sweep_id: str | None = None) -> Sweep:
+def resume_sweep(project: Workspace, sweep_id: str | None = None) -> Sweep:
     """The sweep to continue (named, else the latest), refused if finished or the plan changed."""
     sweep = load_sweep(project.root, sweep_id)
     if sweep.status == "finished":
@@ -468,20 +474,34 @@ def resume_sweep(project: Any, sweep_id: str | None = None) -> Sweep:
 
 
 def run_sweep(
-    project: Any,
+    project: Workspace,
     sweep: Sweep,
-    connection: Any,
+    connection: Connection | None = None,
     *,
     parallel: int | None = None,
     display: Callable[[SweepPoint], Observer | None] | None = None,
+    backend: str | None = None,
+    base_url: str | None = None,
 ) -> Sweep:
     """Train every unfinished point of `sweep`, `parallel` at a time (default: all at once), each in
-    its own thread on `connection`. Ctrl-C stops them all at a checkpoint; the sweep is then
+    its own thread on `connection` (else on one connection to the project's backend, `backend` and
+    `base_url` in its precedence). Ctrl-C stops them all at a checkpoint; the sweep is then
     `interrupted` and `resume_sweep` + `run_sweep` continue it."""
-    spec = spec_from_project(project)
-    todo = [p for p in sweep.points if p.status != "finished"]
     if parallel is not None and parallel < 1:
         raise ConfigurationError(f"--parallel: expected a positive number, got {parallel}")
+    with project.connected(connection, backend=backend, base_url=base_url) as connected:
+        return _run_points(project, sweep, connected, parallel, display)
+
+
+def _run_points(
+    project: Workspace,
+    sweep: Sweep,
+    connection: Connection,
+    parallel: int | None,
+    display: Callable[[SweepPoint], Observer | None] | None,
+) -> Sweep:
+    spec = spec_from_project(project)
+    todo = [p for p in sweep.points if p.status != "finished"]
     width = min(parallel or len(todo), len(todo)) or 1
     connection.service_client()  # created once here, then shared by every thread
     # `transformers`' lazy module is not thread-safe on first import: points importing it at once

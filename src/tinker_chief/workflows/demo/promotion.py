@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import PromotionRejected
-from tinker_chief.planning import Project
 from tinker_chief.registry import Comparison, GateReport, GateRules, Registry, SuiteRequirement
+from tinker_chief.workspace import Workspace
 
 STATUS_QUO = "the base model is the status quo"
 
@@ -70,7 +70,12 @@ def task_accuracy(result: Any, task: str) -> float | None:
 
 
 def promote_better(
-    project: Project, base_ref: str, candidate_ref: str, base_result: Any, candidate_result: Any, task: str
+    project: Workspace,
+    base_ref: str,
+    candidate_ref: str,
+    base_result: Any,
+    candidate_result: Any,
+    task: str,
 ) -> DemoPromotion:
     """Base to prod as the status quo, then the checkpoint through the gate if it is better on `task`.
 
@@ -81,7 +86,7 @@ def promote_better(
     suite, rules = project.config.suite_requirement(), project.config.gate
     before, after = task_accuracy(base_result, task), task_accuracy(candidate_result, task)
     better = candidate_ref if (after or 0.0) > (before or 0.0) else base_ref
-    with Registry.open(project.registry_path) as registry:
+    with project.open_registry() as registry:
         comparison = registry.compare([base_ref, candidate_ref], suite_version=suite.version, rules=rules)
         steps = [_through_gate(registry, base_ref, suite, rules, STATUS_QUO)]
         if better == candidate_ref:  # judged against the base in prod, or alone if the base was refused
@@ -100,10 +105,10 @@ def _through_gate(registry: Registry, ref: str, suite: SuiteRequirement, rules: 
     return GateStep(ref, why, report, True)
 
 
-def write_registry_markdown(project: Project) -> Path:
+def write_registry_markdown(project: Workspace) -> Path:
     """MODEL_REGISTRY.md in the project root, judged against the project's suite."""
     suite = project.config.suite_requirement()
     markdown = project.root / "MODEL_REGISTRY.md"
-    with Registry.open(project.registry_path) as registry:
+    with project.open_registry() as registry:
         markdown.write_text(registry.export_markdown(suite=suite), encoding="utf-8")
     return markdown

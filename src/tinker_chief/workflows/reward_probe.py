@@ -17,16 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tinker_chief.connection import choose_backend, open_connection, refuse_cloud_only_here
+from tinker_chief.connection import refuse_cloud_only_here
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.usage import TokenUsage, metered
-from tinker_chief.paths import ProjectPaths
-from tinker_chief.planning import Project
 from tinker_chief.training.data import Problem
 from tinker_chief.training.project import spec_from_project
 from tinker_chief.training.rl import RLSteps, signal_metrics, zero_signal_message
 from tinker_chief.training.session import Prepared, prepare, reward_judge
 from tinker_chief.training.spec import TrainSpec
+from tinker_chief.workspace import Workspace
 
 PROBE_PROMPTS = 8
 
@@ -44,7 +43,7 @@ class RewardProbe:
 
 
 def probe_rewards(
-    project: Project,
+    project: Workspace,
     *,
     prompts: int = PROBE_PROMPTS,
     backend: str | None = None,
@@ -56,14 +55,12 @@ def probe_rewards(
         raise ConfigurationError(
             f"--probe-rewards: {project.config_path} trains task {spec.recipe!r}; rewards belong to task 'rl'"
         )
-    section = project.config.backend
-    choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
+    choice = project.backend_choice(backend, base_url)
     refuse_cloud_only_here(choice, [spec.base_model])
     prepared = prepare(spec, project.root)
     problems = prepared.train_items[:prompts]
     usage = TokenUsage()
-    state = ProjectPaths(project.root).engine_state
-    with open_connection(choice, state_dir=state, models=[spec.base_model]) as connection:
+    with project.connect(choice) as connection:
         connection.check_serves(spec.base_model)
         judge = reward_judge(spec, connection, usage)
         steps = RLSteps(problems, prepared.renderer, spec.rl, spec.seed, None, usage, judge)
