@@ -1,4 +1,4 @@
-"""Peak memory of a real engine under the requests of issue #17 items 2, 3 and 4.
+"""Peak memory of a real engine under the requests the engine's per-request limits are for.
 
 Starts `chief engine serve` (tiny-random-llama, float32, CPU) through the launcher and sends,
 with raw httpx, the requests that used to blow the engine up: an unbounded
@@ -210,7 +210,7 @@ def table(baseline: int, rows: list[tuple[str, str, int, int, int]], stats: dict
     lines = [
         f"idle engine after loading {TINY}: {baseline / MiB:.0f} MiB resident",
         "",
-        "| request (issue #17 item) | engine's answer | RSS before → peak → after (MiB) |",
+        "| request | engine's answer | RSS before → peak → after (MiB) |",
         "|---|---|---:|",
     ]
     lines += [

@@ -1,5 +1,5 @@
 """Broken input files give one `Error: <file>:<line>: <what>` line and a non-zero exit, never a
-traceback (issue 17 item 11), through the real `chief` entry point.
+traceback, through the real `chief` entry point.
 
 JSONL that is not UTF-8, UTF-16, random bytes, nested 100,000 deep, holding a 5,000-digit
 number, or endless (`/dev/zero`) in `init`, `plan` and `eval-offline`; a binary or too deeply

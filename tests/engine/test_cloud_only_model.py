@@ -1,4 +1,4 @@
-"""The local engine, asked for a model that runs only on Tinker's cloud, says so (issue 13)."""
+"""The local engine, asked for a model that runs only on Tinker's cloud, says so."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine's resource limits (issue #17 items 2, 3, 4, 12): top-k and per-request budgets,
+"""The engine's resource limits: top-k and per-request budgets,
 expiry of results nobody retrieves, body and zstd caps, bounded error echoes, read deadlines
 and 401 rate limiting.
 

@@ -1,4 +1,4 @@
-"""The engine's trust boundary (issue 17, items 5, 6, 8), probed as a hostile client would.
+"""The engine's trust boundary, probed as a hostile client would.
 
 Local model directories are served only when the operator allows them, under their name and
 never their path; web pages (foreign `Host`, browser `Origin`) are refused; an engine chief

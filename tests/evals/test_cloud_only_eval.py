@@ -1,5 +1,5 @@
 """`chief eval` and `chief eval-offline` of a model that runs only on Tinker's cloud, with no
-TINKER_API_KEY (issue 13): one line saying where the model runs and how to get there, before any
+TINKER_API_KEY: one line saying where the model runs and how to get there, before any
 engine starts, never a traceback or a table of failed tasks."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A suite task whose every answer is unscored (issue 17 item 13), through `chief eval` on the
+"""A suite task whose every answer is unscored, through `chief eval` on the
 real engine: the chat template's `product` task grades with `llm_judge`, and with no
 `judge_model` the tiny random model judges itself and never writes a readable verdict.
 

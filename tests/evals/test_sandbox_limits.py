@@ -1,4 +1,4 @@
-"""The code sandbox's limits hold for the sandbox as a whole, not per process (issue 17 item 7).
+"""The code sandbox's limits hold for the sandbox as a whole, not per process.
 
 Runs the real bubblewrap sandbox. Sizes are small (at most a few hundred MB, briefly).
 """

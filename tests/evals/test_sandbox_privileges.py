@@ -1,4 +1,4 @@
-"""The code sandbox gives model code no privileges, even when chief runs as root (issue 17 item 1).
+"""The code sandbox gives model code no privileges, even when chief runs as root.
 
 Each test is one attack a sample could make; they run the real bubblewrap sandbox. An attack
 that would touch the host if it succeeded only reports success and stops there.

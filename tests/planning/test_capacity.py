@@ -190,7 +190,7 @@ def test_learning_rate_equals_get_lr(model):
         expected = hyperparam_utils.get_lr(model, is_lora=True)
     except Exception:  # NotImplementedError or the cookbook's "Unknown model"
         expected = None
-    if expected is None:  # issue 13: a stated fallback rule, never a crash
+    if expected is None:  # a stated fallback rule, never a crash
         fallback = recommend_lr(model, None)
         assert "fallback rule" in fallback.rule and fallback.source.endswith("(fallback)")
     else:

@@ -1,4 +1,4 @@
-"""Any hub id is a base model to plan (issue 13, item 3): online its config.json and tokenizer
+"""Any hub id is a base model to plan: online its config.json and tokenizer
 are fetched (never weights) into the HF cache, offline they are read from it, and without them
 the error names the files and `chief models fetch`. The hub is a local stand-in (hub_support)."""
 

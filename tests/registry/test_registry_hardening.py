@@ -1,4 +1,4 @@
-"""Registry edge cases through the real `chief` entry point (issue 17 items 9, 10 and 13).
+"""Registry edge cases through the real `chief` entry point.
 
 Stored text with rich markup or HTML, empty/foreign/damaged/read-only registry files, and a
 task whose headline metric no sample could score: each is a real SQLite file and a real

@@ -1,4 +1,4 @@
-"""The training spec is chief.toml's sections themselves (issue 15 item 2): a library caller who
+"""The training spec is chief.toml's sections themselves: a library caller who
 builds a `TrainSpec` by hand gets the doctrine's defaults, and `chief train` copies nothing."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The promotion gate: every reason a model may not become prod, all listed at once.
 
-Three rules (issue 5): (1) every task of the agreed suite has a finished eval of this exact
+Three rules: (1) every task of the agreed suite has a finished eval of this exact
 model on the current suite version, whose headline metric was scored (a run where no sample
 could be scored is evidence of nothing: it blocks, saying why, rather than reading "missing");
 (2) no metric is worse than the current prod model's beyond its tolerance *with* statistical
