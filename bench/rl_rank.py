@@ -64,7 +64,7 @@ def make_point(root: Path, data: Path, model: str, rank: int, steps: int) -> Any
         base_model=model,
         train=data / "train.jsonl",
         val=data / "heldout.jsonl",
-        task="rl",
+        recipe="rl",
         name=f"rank{rank}-{steps}steps",
     )
     config = project.config
@@ -162,7 +162,7 @@ def main() -> None:
         f"{datetime.date.today()}, `python bench/rl_rank.py --ranks {args.ranks} --steps {args.steps}"
         f" --long-rank {args.long_rank}`: {machine()}.",
         f'{args.model}, {TRAIN_PROMPTS} prompts "What is a + b? Reply with only the number." (digits '
-        f"1-9; {HELDOUT_PROMPTS} more held out), `chief init --task rl` settings: LR "
+        f"1-9; {HELDOUT_PROMPTS} more held out), `chief init --recipe rl` settings: LR "
         f"{first.optimizer.learning_rate:g}, {first.rl.groups_per_batch} groups x {first.rl.group_size} "
         f"rollouts a step, temperature {first.rl.temperature:g}, grader `{first.rl.grader}`, "
         f"{first.rl.loss_fn}; max_tokens {MAX_TOKENS}, seed {first.seed} for every point; all points at "

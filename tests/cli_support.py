@@ -34,15 +34,15 @@ def run_chief(
     )
 
 
-def spawn_chief(*args: str) -> subprocess.Popen:
+def spawn_chief(*args: str, apart: bool = False) -> subprocess.Popen:
     """`chief ARGS` started, not waited for (to signal it mid-run): unbuffered, stdout and stderr
-    merged into one text pipe."""
+    merged into one text pipe, or with `apart` in two (to read `--json`'s stdout alone)."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", "TINKER_TELEMETRY": "0"}
     return subprocess.Popen(
         [*CHIEF_COMMAND, *args],
         env=environment,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE if apart else subprocess.STDOUT,
         text=True,
     )
 

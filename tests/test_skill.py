@@ -1,5 +1,6 @@
 """SKILL.md stays true to the CLI: frontmatter, and every `chief ...` command it names exists
-and its arguments and flags parse (click introspection, nothing is run)."""
+and its arguments and flags parse in their current spelling (click introspection, nothing is
+run)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,11 @@ def test_every_command_exists_and_its_flags_parse(command: str) -> None:
         assert sub is not None, f"`{command}`: no command `{name}`"
         group = sub
     if args:
-        group.make_context(group.name, list(args))  # raises on unknown flags, bad choices, missing args
+        ctx = group.make_context(group.name, list(args))  # raises on unknown flags, bad choices, missing args
+        # An old spelling still parses for one release (`options.old_spelling`), but the skill
+        # teaches the current one.
+        old = {name: value for name, value in ctx.params.items() if name.startswith("old_") and value is not None}
+        assert not old, f"`{command}` uses an old spelling: {old}"
     # a bare mention in prose (`chief eval`) only has to name a real command
 
 

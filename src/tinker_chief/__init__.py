@@ -19,8 +19,10 @@ from tinker_chief.errors import (
     ModelNotFoundError,
     PromotionRejected,
     RegistryError,
+    RunStopped,
     TrainingError,
 )
+from tinker_chief.exit_codes import ExitCode
 
 # The one place the version is written: pyproject.toml reads it (`[tool.setuptools.dynamic]`).
 __version__ = "0.1.0"
@@ -31,9 +33,11 @@ __all__ = [
     "DataError",
     "EngineError",
     "EvalError",
+    "ExitCode",
     "ModelNotFoundError",
     "PromotionRejected",
     "RegistryError",
+    "RunStopped",
     "TrainingError",
     "__version__",
 ]

@@ -1,19 +1,22 @@
 """The exception hierarchy every capability raises.
 
 `ChiefError` is the root: the CLI turns any `ChiefError` into a one-line `Error: ...` and a
-non-zero exit, never a traceback. Each category also inherits the stdlib class it stands in
-for (a bad config is a `ValueError`, a missing model a `LookupError`), so callers that catch
-the stdlib class keep working. Messages must name the file, line, field and what was expected
-whenever the error is about user input, and must never contain secrets.
+non-zero exit (its `exit_code`, from the one table in `exit_codes.py`), never a traceback. Each
+category also inherits the stdlib class it stands in for (a bad config is a `ValueError`, a
+missing model a `LookupError`), so callers that catch the stdlib class keep working. Messages
+must name the file, line, field and what was expected whenever the error is about user input,
+and must never contain secrets.
 """
 
 from __future__ import annotations
+
+from tinker_chief.exit_codes import ExitCode
 
 
 class ChiefError(Exception):
     """Root of every error `chief` reports to a user."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.ERROR
 
 
 class ConfigurationError(ChiefError, ValueError):
@@ -36,6 +39,13 @@ class TrainingError(ChiefError, RuntimeError):
     """A training run cannot start or continue."""
 
 
+class RunStopped(TrainingError):
+    """The recipe stopped a run by its own rule (RL: no learning signal); it saved a checkpoint
+    and `--resume` continues it, so scripts get their own exit code rather than an error's."""
+
+    exit_code = ExitCode.STOPPED
+
+
 class EvalError(ChiefError, RuntimeError):
     """An evaluation could not be run or read back."""
 
@@ -47,7 +57,7 @@ class RegistryError(ChiefError, RuntimeError):
 class PromotionRejected(RegistryError):
     """The promotion gate refused a model; `reasons` lists every failing rule."""
 
-    exit_code = 3
+    exit_code = ExitCode.GATE_REFUSED
 
     def __init__(self, message: str, reasons: list[str] | None = None) -> None:
         super().__init__(message)
@@ -55,3 +65,9 @@ class PromotionRejected(RegistryError):
 
     def __reduce__(self):  # keep picklable across process pools
         return (type(self), (self.args[0], self.reasons))
+
+
+class ChiefDeprecation(FutureWarning):
+    """An old spelling chief still reads (a renamed `chief.toml` key or flag), until the next
+    release; the CLI prints it as one `Note: ...` line on stderr. A `FutureWarning`, the category
+    Python shows to end users by default."""

@@ -50,7 +50,9 @@ def made_project(tmp_path_factory) -> Path:
     """One `chief init` project (the tiny model's tokenizer loads once for the module)."""
     root = tmp_path_factory.mktemp("made")
     (root / "train.jsonl").write_text(ROWS)
-    created = chief("init", "proj", "--use-case", "chat", "--base-model", TINY, "--train", "train.jsonl", cwd=root)
+    created = chief(
+        "init", "-p", "proj", "--use-case", "chat", "--base-model", TINY, "--train", "train.jsonl", cwd=root
+    )
     assert created.returncode == 0, created.stderr
     return root / "proj"
 
@@ -64,10 +66,10 @@ def project(made_project, tmp_path) -> Path:
 
 def _jsonl_command(command: str, bad: Path, project: Path) -> list[str]:
     if command == "init":
-        return ["init", "new", "--use-case", "chat", "--base-model", TINY, "--train", str(bad)]
+        return ["init", "-p", "new", "--use-case", "chat", "--base-model", TINY, "--train", str(bad)]
     if command == "plan":
         shutil.copy(bad, project / "data" / "train.jsonl")
-        return ["plan", str(project)]
+        return ["plan", "-p", str(project)]
     return ["eval-offline", "--base-model", TINY, "--data", str(bad)]
 
 
@@ -89,7 +91,7 @@ def test_endless_input_is_cut_off(command, project, tmp_path):
 
 
 PROJECT_COMMANDS = {
-    "plan": ["plan", "{p}"],
+    "plan": ["plan", "-p", "{p}"],
     "train": ["train", "--project", "{p}"],
     "eval": ["eval", TINY, "--project", "{p}"],
     "registry list": ["registry", "list", "--project", "{p}"],
@@ -115,8 +117,8 @@ def test_broken_chief_toml_in_every_command(command, kind, tmp_path):
 def test_demo_refuses_a_directory_with_a_binary_chief_toml(tmp_path):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "chief.toml").write_bytes(BAD_TOML["binary"][0])
-    result = chief("demo", "--dir", "demo", cwd=tmp_path)
-    assert_one_line_error(result, pattern=r"--dir \S*demo: exists and is not a chief demo project")
+    result = chief("demo", "-p", "demo", cwd=tmp_path)
+    assert_one_line_error(result, pattern=r"--project \S*demo: exists and is not a chief demo project")
     assert (tmp_path / "demo" / "chief.toml").read_bytes() == BAD_TOML["binary"][0]
 
 

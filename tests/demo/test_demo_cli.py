@@ -36,7 +36,7 @@ def datasets_cache(tmp_path, monkeypatch):
 def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     directory = tmp_path / "demo"
     result = CliRunner().invoke(
-        cli, ["demo", "--base-model", "tiny-random-llama", "--steps", "2", "--dir", str(directory)]
+        cli, ["demo", "--base-model", "tiny-random-llama", "--steps", "2", "-p", str(directory)]
     )
     assert result.exit_code == 0, result.output
     assert "gate verdict: base/tiny-random-llama:v1 passed -> prod" in result.output

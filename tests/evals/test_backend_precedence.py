@@ -36,7 +36,7 @@ def _project(tmp_path: Path, backend_lines: str = "") -> Path:
     project = tmp_path / "proj"
     from tinker_chief.cli.main import main
 
-    main(["init", str(project), "--use-case", "math", "--base-model", TINY, "--train", str(tmp_path / "train.jsonl")])
+    main(["init", "-p", str(project), "--use-case", "math", "-m", TINY, "--train", str(tmp_path / "train.jsonl")])
     if backend_lines:
         toml = project / "chief.toml"
         toml.write_text(toml.read_text().replace("[backend]\n", f"[backend]\n{backend_lines}\n", 1))

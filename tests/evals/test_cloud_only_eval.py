@@ -31,7 +31,7 @@ def test_eval_of_a_cloud_model_project_without_a_key_says_where_it_runs(tmp_path
     train.write_text("".join(json.dumps(row) + "\n" for row in rows))
     env = {**NO_BACKEND, "HF_HUB_CACHE": str(tmp_path / "empty-hub")}  # planned with the proxy tokenizer
     made = run_chief(
-        "init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train), env=env
+        "init", "-p", str(tmp_path / "q8"), "--use-case", "math", "-m", QWEN3_8B, "--train", str(train), env=env
     )
     assert made.returncode == 0, made.stderr
     result = run_chief("eval", QWEN3_8B, "--no-record", cwd=tmp_path / "q8", env=env)

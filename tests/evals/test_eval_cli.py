@@ -1,8 +1,11 @@
-"""`chief eval` on a project created by `chief init`, against the real engine (tiny model)."""
+"""`chief eval` on a project created by `chief init`, against the real engine (tiny model): the
+JSON summary, the cache, and the exit codes (1 for an unknown task, 4 when a task failed)."""
 
 from __future__ import annotations
 
 import json
+
+from tinker_chief.exit_codes import ExitCode
 
 from cli_support import run_chief as chief
 from jsonl_support import write_jsonl
@@ -23,6 +26,7 @@ def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
     write_jsonl(tmp_path / "train.jsonl", rows)
     init = chief(
         "init",
+        "-p",
         str(tmp_path / "proj"),
         "--use-case",
         "math",
@@ -65,3 +69,9 @@ def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
         "eval", TINY, "--project", str(project), "--task", "nope", "--base-url", engine.base_url, cwd=tmp_path
     )
     assert wrong.returncode == 1 and "has no task(s) ['nope']" in wrong.stderr and "Traceback" not in wrong.stderr
+
+    (project / "data" / "val_qa.jsonl").unlink()  # the product task's data: that task fails
+    partial = chief("eval", TINY, "--task", "val_nll", "--task", "product", "--json", *where, cwd=tmp_path)
+    assert partial.returncode == ExitCode.TASKS_FAILED, partial.stderr  # not an error's 1: the rest ran
+    outcomes = {task["task"]: task for task in json.loads(partial.stdout)["tasks"]}
+    assert outcomes["val_nll"]["error"] is None and "val_qa.jsonl" in outcomes["product"]["error"]

@@ -29,7 +29,9 @@ def test_a_task_nobody_can_score_is_recorded_as_not_scored(engine, tmp_path):
         for i in range(20)
     ]
     write_jsonl(tmp_path / "train.jsonl", rows)
-    init = chief("init", "proj", "--use-case", "chat", "--base-model", TINY, "--train", "train.jsonl", cwd=tmp_path)
+    init = chief(
+        "init", "-p", "proj", "--use-case", "chat", "--base-model", TINY, "--train", "train.jsonl", cwd=tmp_path
+    )
     assert init.returncode == 0, init.stderr
     project = tmp_path / "proj"
 

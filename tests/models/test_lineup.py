@@ -70,6 +70,7 @@ def test_bad_names_list_near_matches(capsys, tmp_path):
     code, _, err = chief(
         capsys,
         "init",
+        "-p",
         str(tmp_path / "p"),
         "--use-case",
         "chat",

@@ -82,10 +82,10 @@ def _init_and_plan_qwen3_8b(tmp_path: Path, env: dict[str, str | None]) -> dict:
     """`chief init` + `chief plan` of a Qwen3-8B project in a fresh interpreter; plan.json."""
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
     made = run_chief(
-        "init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train), env=env
+        "init", "-p", str(tmp_path / "q8"), "--use-case", "math", "-m", QWEN3_8B, "--train", str(train), env=env
     )
     assert made.returncode == 0, made.stderr
-    planned = run_chief("plan", str(tmp_path / "q8"), env=env)
+    planned = run_chief("plan", "-p", str(tmp_path / "q8"), env=env)
     assert planned.returncode == 0, planned.stderr
     return json.loads((tmp_path / "q8" / "plan.json").read_text())
 
@@ -165,7 +165,7 @@ def test_chief_train_on_the_local_engine_refuses_a_cloud_model(tmp_path):
     env = _env(HF_HUB_CACHE=str(tmp_path / "empty-hub"), TINKER_API_KEY=None)
     assert (
         run_chief(
-            "init", str(tmp_path / "q8"), "--use-case", "math", "--base-model", QWEN3_8B, "--train", str(train), env=env
+            "init", "-p", str(tmp_path / "q8"), "--use-case", "math", "-m", QWEN3_8B, "--train", str(train), env=env
         ).returncode
         == 0
     )

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from tinker_chief.errors import ConfigurationError
+from tinker_chief.errors import ChiefDeprecation, ConfigurationError
 from tinker_chief.planning import load_project, save_project
 from tinker_chief.planning.config import DataConfig, OptimizerConfig, ProjectConfig, ScheduleConfig
 from tinker_chief.planning.templates import build_eval_suite
@@ -30,7 +30,7 @@ def _config(**overrides) -> ProjectConfig:
 
 
 def test_round_trip_keeps_every_value_and_documents_sections(tmp_path):
-    config = _config(task="dpo", use_case="code")
+    config = _config(recipe="dpo", use_case="code")
     path = save_project(tmp_path, config)
     text = path.read_text()
     assert "# Peak learning rate." in text and "[[eval_suite.tasks]]" in text
@@ -88,9 +88,27 @@ def test_schema_rules(tmp_path):
             .replace("train_unembed = true", "train_unembed = false"),
         )
         load_project(tmp_path)
-    _write(tmp_path, dump_config(_config()).replace("schema_version = 1", "schema_version = 99"))
+    _write(tmp_path, dump_config(_config()).replace("schema_version = 2", "schema_version = 99"))
     with pytest.raises(ConfigurationError, match="newer than this chief understands"):
         load_project(tmp_path)
     _write(tmp_path, dump_config(_config()).replace("[gate]", "[gate]\nmax_dorp = 1"))
     with pytest.raises(ConfigurationError, match=r"field `gate\.max_dorp`"):
+        load_project(tmp_path)
+
+
+def test_the_old_task_key_is_read_as_recipe_with_a_note_and_saved_as_recipe(tmp_path):
+    # A chief.toml written before `recipe` (schema 1) names the training recipe `task`.
+    old = dump_config(_config(recipe="dpo")).replace('recipe = "dpo"', 'task = "dpo"')
+    _write(tmp_path, old.replace("schema_version = 2", "schema_version = 1"))
+    with pytest.warns(ChiefDeprecation, match=r'chief\.toml: `task = "dpo"` is the old name of `recipe`'):
+        project = load_project(tmp_path)
+    assert project.config.recipe == "dpo"
+    text = save_project(project).read_text()
+    assert 'recipe = "dpo"' in text and "\ntask = " not in text
+    assert "schema_version = 2" in text
+
+
+def test_task_beside_recipe_is_refused(tmp_path):
+    _write(tmp_path, dump_config(_config()).replace('recipe = "sl"', 'recipe = "sl"\ntask = "rl"'))
+    with pytest.raises(ConfigurationError, match=r"field `task`: expected no such key beside `recipe`"):
         load_project(tmp_path)

@@ -30,7 +30,7 @@ def _project(tmp_path: Path, capsys, **estimates: str) -> Path:
     write_jsonl(tmp_path / "train.jsonl", secret_rows(24))
     root = tmp_path / "proj"
     code, _out, err = chief(
-        capsys, "init", str(root), "--use-case", "math", "--base-model", TINY, "--train", str(tmp_path / "train.jsonl")
+        capsys, "init", "-p", str(root), "--use-case", "math", "-m", TINY, "--train", str(tmp_path / "train.jsonl")
     )
     assert code == 0, err
     config = load_project(root).config.model_dump(mode="json", exclude_none=True)
@@ -42,7 +42,7 @@ def _project(tmp_path: Path, capsys, **estimates: str) -> Path:
 
 
 def _plan(root: Path, capsys, *flags: str) -> dict:
-    code, out, err = chief(capsys, "plan", str(root), *flags)
+    code, out, err = chief(capsys, "plan", "-p", str(root), *flags)
     assert code == 0, err + out
     return json.loads((root / "plan.json").read_text())
 

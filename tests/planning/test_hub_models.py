@@ -40,12 +40,12 @@ def _offline(cache: Path) -> dict[str, str | None]:
 def _init(tmp_path: Path, env: dict[str, str | None], model: str = MODEL):
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
     return run_chief(
-        "init", str(tmp_path / "p"), "--use-case", "math", "--base-model", model, "--train", str(train), env=env
+        "init", "-p", str(tmp_path / "p"), "--use-case", "math", "--base-model", model, "--train", str(train), env=env
     )
 
 
 def _plan(tmp_path: Path, env: dict[str, str | None]) -> dict:
-    planned = run_chief("plan", str(tmp_path / "p"), env=env)
+    planned = run_chief("plan", "-p", str(tmp_path / "p"), env=env)
     assert planned.returncode == 0, planned.stderr
     return json.loads((tmp_path / "p" / "plan.json").read_text())
 

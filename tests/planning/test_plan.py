@@ -94,7 +94,7 @@ def test_attention_only_is_refused_unless_allowed(tmp_path):
 
 def test_rl_and_dpo_projects(tmp_path):
     rl_train = write_jsonl(tmp_path / "rl.jsonl", [{"prompt": f"{i}+{i}=", "answer": str(2 * i)} for i in range(30)])
-    rl = init_project(tmp_path / "rl", use_case="math", base_model="tiny-random-llama", train=rl_train, task="rl")
+    rl = init_project(tmp_path / "rl", use_case="math", base_model="tiny-random-llama", train=rl_train, recipe="rl")
     plan = make_plan(rl)
     assert rl.config.lora.rank == 8 and "1 bit" in plan.capacity.recommended_rank.rule
     assert "docs/BENCHMARKS.md, 'RL at low LoRA rank'" in plan.capacity.recommended_rank.source
@@ -104,7 +104,7 @@ def test_rl_and_dpo_projects(tmp_path):
         tmp_path / "dpo.jsonl", [{"prompt": f"Say {i}", "chosen": f"{i}", "rejected": "no"} for i in range(30)]
     )
     dpo = make_plan(
-        init_project(tmp_path / "dpo", use_case="chat", base_model="tiny-random-llama", train=prefs, task="dpo")
+        init_project(tmp_path / "dpo", use_case="chat", base_model="tiny-random-llama", train=prefs, recipe="dpo")
     )
     assert dpo.data.sequences_rendered == 2 * dpo.data.examples
 
@@ -114,6 +114,7 @@ def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     code, out, _ = chief(
         capsys,
         "init",
+        "-p",
         str(root),
         "--use-case",
         "code",
@@ -130,27 +131,15 @@ def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert "run_task humaneval inspect_evals/humaneval" in script.read_text()
 
-    code, _, err = chief(
-        capsys, "init", str(root), "--use-case", "chat", "--base-model", "tiny-random-llama", "--train", str(train_file)
-    )
+    again = ["init", "-p", str(root), "--use-case", "chat", "-m", "tiny-random-llama", "--train", str(train_file)]
+    code, _, err = chief(capsys, *again)
     assert code == 1 and "a project already exists here; pass --force" in err
     assert load_project(root).config.use_case == "code"  # untouched
-    code, _, _ = chief(
-        capsys,
-        "init",
-        str(root),
-        "--use-case",
-        "chat",
-        "--base-model",
-        "tiny-random-llama",
-        "--train",
-        str(train_file),
-        "--force",
-    )
+    code, _, _ = chief(capsys, *again, "--force")
     assert code == 0 and load_project(root).config.use_case == "chat"
     assert (root / "data" / "val.jsonl").exists()  # no --val: held out from --train
 
-    code, out, _ = chief(capsys, "plan", str(root))
+    code, out, _ = chief(capsys, "plan", "-p", str(root))
     assert code == 0 and "Wrote" in out
     plan = json.loads((root / "plan.json").read_text())
     assert plan["capacity"]["recommended_rank"]["value"] == 32
@@ -161,7 +150,7 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
     root = tmp_path / "proj"
     init_project(root, use_case="chat", base_model="tiny-random-llama", train=train_file)
     (root / "data" / "train.jsonl").unlink()
-    code, _, err = chief(capsys, "plan", str(root))
+    code, _, err = chief(capsys, "plan", "-p", str(root))
     assert code == 1 and "train.jsonl: file not found" in err
 
     broken = tmp_path / "broken-model"
@@ -170,15 +159,16 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
     text = (root / "chief.toml").read_text().replace('base_model = "tiny-random-llama"', f'base_model = "{broken}"')
     (root / "chief.toml").write_text(text)
     write_jsonl(root / "data" / "train.jsonl", secret_rows(10))
-    code, _, err = chief(capsys, "plan", str(root))
+    code, _, err = chief(capsys, "plan", "-p", str(root))
     expected = "invalid JSON (Expecting property name enclosed in double quotes at column 2)"
     assert code == 1 and err == f"Error: {broken / 'config.json'}:1: {expected}\n"
 
-    code, _, err = chief(capsys, "plan", str(tmp_path / "nowhere"))
+    code, _, err = chief(capsys, "plan", "-p", str(tmp_path / "nowhere"))
     assert code == 1 and "chief.toml: not found" in err
     code, _, err = chief(
         capsys,
         "init",
+        "-p",
         str(tmp_path / "x"),
         "--use-case",
         "chat",

@@ -20,7 +20,7 @@ CHIEF_TOML = """
 name = "demo"
 base_model = "tiny-random-llama"
 renderer = "chatml"
-task = "sl"
+recipe = "sl"
 [data]
 train = "data/train.jsonl"
 val = "data/heldout.jsonl"

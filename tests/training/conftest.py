@@ -17,8 +17,8 @@ from tinker_chief.training.synthetic import write_secret_code_skill
 TINY = "tiny-random-llama"
 
 
-def make_project(root: Path, task: str = "sl", n_train: int = 24, n_heldout: int = 8, **sections: Any) -> Path:
-    """A tiny project on tiny-random-llama with the secret-code skill (or `data` for other tasks)."""
+def make_project(root: Path, recipe: str = "sl", n_train: int = 24, n_heldout: int = 8, **sections: Any) -> Path:
+    """A tiny project on tiny-random-llama with the secret-code skill (or `data` for other recipes)."""
     from tinker_chief.planning import parse_config, save_project
 
     write_secret_code_skill(root / "data", n_train, n_heldout)
@@ -26,7 +26,7 @@ def make_project(root: Path, task: str = "sl", n_train: int = 24, n_heldout: int
         "name": "tiny",
         "base_model": TINY,
         "renderer": "chatml",
-        "task": task,
+        "recipe": recipe,
         "seed": 3,
         "data": {"train": "data/train.jsonl", "val": "data/heldout.jsonl", "max_length": 64},
         "lora": {"rank": 4, "train_unembed": False},

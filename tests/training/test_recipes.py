@@ -31,7 +31,7 @@ def _train_rows(result) -> list[dict]:
 
 
 def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
-    project = make_project(tmp_path, task="dpo", **SHORT)
+    project = make_project(tmp_path, recipe="dpo", **SHORT)
     write_jsonl(
         project / "data" / "train.jsonl",
         [{"prompt": f"Code for w{i}?", "chosen": f"w{i}-w{i}-7", "rejected": "I do not know."} for i in range(8)],
@@ -47,7 +47,7 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
 def test_rl_samples_groups_and_trains_with_a_kl_penalty(tmp_path: Path, engine) -> None:
     project = make_project(
         tmp_path,
-        task="rl",
+        recipe="rl",
         rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6, "kl_penalty_coef": 0.1},
         **SHORT,
     )
@@ -69,7 +69,7 @@ class _AsyncOnlyGrader(Grader):
 
 
 def test_rl_rewards_come_from_any_grader_not_only_rule_graders(tmp_path: Path, engine) -> None:
-    project = make_project(tmp_path, task="rl", rl={"group_size": 2, "groups_per_batch": 2, "max_tokens": 4}, **SHORT)
+    project = make_project(tmp_path, recipe="rl", rl={"group_size": 2, "groups_per_batch": 2, "max_tokens": 4}, **SHORT)
     write_jsonl(project / "data" / "train.jsonl", [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)])
     spec = spec_from_project(load_project(project))
     spec = spec.model_copy(update={"rl": spec.rl.model_copy(update={"grader": "test_async_only_always_right"})})
@@ -80,7 +80,7 @@ def test_rl_rewards_come_from_any_grader_not_only_rule_graders(tmp_path: Path, e
 
 def test_prompt_distillation_labels_with_the_teacher_prompt_once(tmp_path: Path, engine) -> None:
     project = make_project(
-        tmp_path, task="distill", n_train=8, distill={"teacher_prompt": "Answer in one word."}, **SHORT
+        tmp_path, recipe="distill", n_train=8, distill={"teacher_prompt": "Answer in one word."}, **SHORT
     )
     spec = spec_from_project(load_project(project))
     # The random tiny teacher's greedy answer is often empty; sampling gives it something to say.

@@ -1,6 +1,7 @@
 """Crash and interrupt: `chief train` killed with SIGKILL resumes from its last checkpoint, runs
 every batch exactly once, and ends with the same weights as an uninterrupted run; Ctrl-C
-(SIGINT) saves a checkpoint and exits cleanly. Real subprocesses, real signals, real engine."""
+(SIGINT) saves a checkpoint and exits 130, and `--resume` finishes the run. Real subprocesses,
+real signals, real engine."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from safetensors.torch import load_file
 
 from tests.training.conftest import make_project, only_run
 from tinker_chief.cli.main import cli
+from tinker_chief.exit_codes import ExitCode
 
-from cli_support import spawn_chief
+from cli_support import run_chief, spawn_chief
 from jsonl_support import read_jsonl
 
 LONG = {
@@ -27,8 +29,8 @@ LONG = {
 TOTAL = 12
 
 
-def _spawn(project: Path, engine, *extra: str) -> subprocess.Popen:
-    return spawn_chief("train", "--project", str(project), "--base-url", engine.base_url, *extra)
+def _spawn(project: Path, engine, *extra: str, apart: bool = False) -> subprocess.Popen:
+    return spawn_chief("train", "--project", str(project), "--base-url", engine.base_url, *extra, apart=apart)
 
 
 def _wait_for(predicate, process: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -84,15 +86,29 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, engine)
         assert (got[key] - want[key]).abs().max().item() < 1e-6, key
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path, engine) -> None:
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(tmp_path: Path, engine) -> None:
     project = make_project(tmp_path, **LONG)
-    process = _spawn(project, engine)
+    process = _spawn(project, engine, "--json", apart=True)
     _wait_for(lambda: any("train/loss" in r for r in _rows(project, "metrics.jsonl")), process)
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, output
-    assert "chief train --resume" in output
+    output, errors = process.communicate(timeout=120)
+    # 130, not 0: `chief train && chief eval ...` must not go on with a half-trained model.
+    assert process.returncode == ExitCode.INTERRUPTED, errors
+    assert "chief train --resume" in errors  # the progress and the hint go to stderr with --json
     run = only_run(project)
     status = json.loads((run / "run.json").read_text())
     last = read_jsonl(run / "checkpoints.jsonl")[-1]
     assert status["status"] == "interrupted" and last["step"] == status["steps_done"] < TOTAL
+    stopped = json.loads(output)  # stdout is the one object and nothing else
+    assert (stopped["status"], stopped["run_id"]) == ("interrupted", run.name)
+    assert (stopped["steps_done"], stopped["total_steps"]) == (status["steps_done"], TOTAL)
+
+    resumed = run_chief("train", "-p", str(project), "--base-url", engine.base_url, "--resume", "--json")
+    assert resumed.returncode == ExitCode.OK, resumed.stderr
+    finished = json.loads(resumed.stdout)
+    final = read_jsonl(run / "checkpoints.jsonl")[-1]
+    assert (finished["status"], finished["run_id"], finished["steps_done"]) == ("finished", run.name, TOTAL)
+    assert finished["candidate"] == final["registry_ref"] and finished["sampler_path"] == final["sampler_path"]
+    assert finished["tokens_per_s"] > 0 and finished["precision"] == "float32"
+    steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "train/loss" in r]
+    assert steps == list(range(1, TOTAL + 1))  # continued where Ctrl-C stopped it

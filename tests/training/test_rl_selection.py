@@ -64,7 +64,7 @@ class _AsRecorded(Grader):
 def _rl_project(root: Path) -> Path:
     project = make_project(
         root,
-        task="rl",
+        recipe="rl",
         rl={"group_size": 4, "groups_per_batch": 4, "max_tokens": 6, "grader": "test_even_length"},
         schedule={"steps": 3},
         checkpoints={"every_steps": 0},

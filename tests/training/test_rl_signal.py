@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.conftest import make_project
+from tinker_chief.exit_codes import ExitCode
 from tinker_chief.planning import load_project
 from tinker_chief.planning.rewards import recommend_grader
 from tinker_chief.training import train_project
@@ -46,7 +47,7 @@ def test_init_writes_the_numeric_reward_for_number_answers_and_the_plan_says_why
     write_jsonl(tmp_path / "problems.jsonl", ARITHMETIC)
     project = tmp_path / "rlp"
     made = run_chief(
-        "init", str(project), "--use-case", "math", "--task", "rl", "--base-model", "tiny-random-llama",
+        "init", "-p", str(project), "--use-case", "math", "--recipe", "rl", "-m", "tiny-random-llama",
         "--train", str(tmp_path / "problems.jsonl"),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -54,7 +55,7 @@ def test_init_writes_the_numeric_reward_for_number_answers_and_the_plan_says_why
     assert config["rl"]["grader"] == "numeric"
     product = [t for t in config["eval_suite"]["tasks"] if t["layer"] == "product"]
     assert [t["grader"] for t in product] == ["numeric"]  # held-out answers graded like the reward
-    planned = run_chief("plan", str(project))
+    planned = run_chief("plan", "-p", str(project))
     assert planned.returncode == 0, planned.stderr
     markdown = (project / "plan.md").read_text()
     assert "**Grader: numeric** (recommended)" in markdown and "answers are numbers" in markdown
@@ -62,9 +63,9 @@ def test_init_writes_the_numeric_reward_for_number_answers_and_the_plan_says_why
 
 
 def test_plan_warns_when_the_configured_reward_does_not_fit_the_answers(tmp_path: Path) -> None:
-    project = make_project(tmp_path, task="rl", rl={"grader": "exact"}, data={"val": None})
+    project = make_project(tmp_path, recipe="rl", rl={"grader": "exact"}, data={"val": None})
     write_jsonl(project / "data" / "train.jsonl", ARITHMETIC)
-    planned = run_chief("plan", str(project))
+    planned = run_chief("plan", "-p", str(project))
     assert planned.returncode == 0, planned.stderr
     assert "[rl] grader is 'exact' but the answers suggest 'numeric'" in planned.stdout
 
@@ -72,7 +73,7 @@ def test_plan_warns_when_the_configured_reward_does_not_fit_the_answers(tmp_path
 def _never_matching_project(tmp_path: Path, **rl: object) -> Path:
     project = make_project(
         tmp_path,
-        task="rl",
+        recipe="rl",
         rl={"group_size": 2, "groups_per_batch": 2, "max_tokens": 4, "grader": "exact", **rl},
         schedule={"steps": 4},
         checkpoints={"every_steps": 0},
@@ -86,7 +87,7 @@ def _never_matching_project(tmp_path: Path, **rl: object) -> Path:
 def test_a_run_without_learning_signal_stops_after_the_check_and_resumes_when_told(tmp_path: Path, engine) -> None:
     project = _never_matching_project(tmp_path)
     stopped = run_chief("train", "--project", str(project), "--base-url", engine.base_url)
-    assert stopped.returncode == 1
+    assert stopped.returncode == ExitCode.STOPPED  # not an error's 1: a script can tell them apart
     errors = [line for line in stopped.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "after 2 step(s), no learning signal" in errors[0], stopped.stderr
     assert "grader `exact` never said correct" in errors[0] and "Traceback" not in stopped.stderr
@@ -109,7 +110,7 @@ def test_on_zero_signal_warn_goes_on_and_reports_the_warning(tmp_path: Path, eng
 
 def test_probe_rewards_samples_the_base_model_and_flags_a_grader_that_never_matches(tmp_path: Path, engine) -> None:
     project = _never_matching_project(tmp_path)
-    probed = run_chief("plan", str(project), "--probe-rewards", env={"CHIEF_ENGINE_URL": engine.base_url})
+    probed = run_chief("plan", "-p", str(project), "--probe-rewards", env={"CHIEF_ENGINE_URL": engine.base_url})
     assert probed.returncode == 0, probed.stderr
     assert "Reward probe (8 prompts x 2 rollouts of the base model, grader exact): mean reward 0.00" in probed.stdout
     assert "0% of groups with signal" in probed.stdout and "warning: no learning signal" in probed.stdout

@@ -34,7 +34,7 @@ def test_a_hand_built_spec_has_the_doctrines_defaults():
 
 def test_the_projects_spec_is_its_config_sections(tmp_path):
     project = load_project(
-        make_project(tmp_path, task="rl", rl={"groups_per_batch": 3, "grader": "numeric", "loss_fn": "ppo"})
+        make_project(tmp_path, recipe="rl", rl={"groups_per_batch": 3, "grader": "numeric", "loss_fn": "ppo"})
     )
     spec = spec_from_project(project)
     for name in SECTIONS:

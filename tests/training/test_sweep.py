@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from tests.training.conftest import make_project
 from tinker_chief.cli.main import cli
+from tinker_chief.exit_codes import ExitCode
 from tinker_chief.registry import Registry, SampleOutcome
 
 from cli_support import run_chief, spawn_chief
@@ -71,7 +72,7 @@ def _suite_project(root: Path) -> Path:
 
 def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
     project = _suite_project(tmp_path / "p")
-    assert (planned := _chief("plan", str(project))).exit_code == 0, planned.output
+    assert (planned := _chief("plan", "-p", str(project))).exit_code == 0, planned.output
     get_lr = json.loads((project / "plan.json").read_text())["learning_rate"]["recommended"]["value"]
 
     result = _chief("sweep", "--project", str(project), "--base-url", engine.base_url, "--lr-multipliers", "0.5,2")
@@ -113,7 +114,7 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
         assert registry.get_model(mark.model_ref).status == "candidate"  # marked, not promoted
     assert f"chosen: {mark.model_ref}" in selected.output
 
-    replanned = _chief("plan", str(project))
+    replanned = _chief("plan", "-p", str(project))
     assert replanned.exit_code == 0, replanned.output
     assert f"sweep {sweep['sweep_id']} (finished):" in replanned.output
     assert f"x get_lr's {get_lr:.3g}" in replanned.output
@@ -161,8 +162,8 @@ def test_a_tie_goes_to_the_smaller_rank(tmp_path: Path) -> None:
         assert tie and test is None and chosen.lora_rank == 4  # no shared samples: no evidence either
 
 
-def _spawn_sweep(project: Path, engine, *extra: str) -> subprocess.Popen:
-    return spawn_chief("sweep", "--project", str(project), "--base-url", engine.base_url, *extra)
+def _spawn_sweep(project: Path, engine, *extra: str, apart: bool = False) -> subprocess.Popen:
+    return spawn_chief("sweep", "--project", str(project), "--base-url", engine.base_url, *extra, apart=apart)
 
 
 def _points(project: Path) -> dict[str, dict]:
@@ -191,20 +192,23 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
         checkpoints={"every_steps": 2},
         inline_evals={"nll_every_steps": 0},
     )
-    process = _spawn_sweep(project, engine, "--lr-multipliers", "1", "--batch-sizes", "8,2")
+    process = _spawn_sweep(project, engine, "--lr-multipliers", "1", "--batch-sizes", "8,2", "--json", apart=True)
     _wait_for_points(project, process, lambda points: points.get("lr1x-r4-b8", {}).get("status") == "finished")
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, output
-    assert "continue with `chief sweep --resume`" in output
+    output, errors = process.communicate(timeout=120)
+    assert process.returncode == ExitCode.INTERRUPTED, errors  # so `chief sweep && chief select` stops
+    interrupted = json.loads(output)  # stdout: the one object; the live table went to stderr
+    assert interrupted["status"] == "interrupted" and interrupted["file"].endswith("sweep.json")
     points = _points(project)
+    assert {p["name"]: p["status"] for p in interrupted["points"]} == {n: p["status"] for n, p in points.items()}
     short, long = points["lr1x-r4-b8"], points["lr1x-r4-b2"]
     assert long["status"] == "interrupted" and 0 < long["steps_done"] < long["total_steps"]
     runs = project / ".chief" / "runs"
     short_metrics = (runs / short["run_id"] / "metrics.jsonl").read_bytes()
 
-    resumed = _chief("sweep", "--project", str(project), "--base-url", engine.base_url, "--resume")
+    resumed = _chief("sweep", "-p", str(project), "--base-url", engine.base_url, "--resume", "--json")
     assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["status"] == "finished"
     points = _points(project)
     assert {p["status"] for p in points.values()} == {"finished"}
     assert sorted(d.name for d in runs.iterdir()) == sorted([short["run_id"], long["run_id"]])  # no new run
@@ -216,12 +220,15 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
     assert again.exit_code != 0 and "already finished" in str(again.exception or again.output)
 
     # One run's checkpoints, without validation data or a suite: the final train loss decides.
-    picked = _chief("select", "--project", str(project), "--base-url", engine.base_url, "--run", long["run_id"])
+    picked = _chief("select", "-p", str(project), "--base-url", engine.base_url, "--run", long["run_id"], "--json")
     assert picked.exit_code == 0, picked.output
     final = read_jsonl(runs / long["run_id"] / "checkpoints.jsonl")[-1]
     with Registry.open(project / ".chief" / "registry.db") as registry:
         (mark,) = registry.selections(f"run:{long['run_id']}")
     assert final["final"] and mark.model_ref == final["registry_ref"]
+    choice = json.loads(picked.stdout)  # the one object: the choice and its evidence
+    assert (choice["scope"], choice["chosen"]) == (f"run:{long['run_id']}", mark.model_ref)
+    assert mark.model_ref in [c["ref"] for c in choice["candidates"]] and choice["failed_tasks"] == []
 
 
 def test_a_killed_sweep_resumes_every_point_in_one_go(tmp_path: Path, engine) -> None:

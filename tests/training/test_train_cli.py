@@ -79,7 +79,7 @@ def test_unreachable_backend_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_plan_that_does_not_match_the_data_fails_naming_file_and_line(tmp_path: Path, engine) -> None:
-    project = make_project(tmp_path, task="dpo")  # DPO plan, but the data is prompt/answer pairs
+    project = make_project(tmp_path, recipe="dpo")  # DPO plan, but the data is prompt/answer pairs
     result = _train("--project", str(project), "--base-url", engine.base_url)
     message = str(result.exception)
     assert "train.jsonl:1" in message and "preferences" in message

@@ -63,7 +63,7 @@ def test_rl_steps_record_what_their_rollouts_prefilled_and_sampled(tmp_path: Pat
         "inline_evals": {"nll_every_steps": 0},
         "data": {"val": None},
     }
-    project = make_project(tmp_path, task="rl", rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6}, **short)
+    project = make_project(tmp_path, recipe="rl", rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6}, **short)
     write_jsonl(project / "data" / "train.jsonl", [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)])
     result = train_project(load_project(project), base_url=engine.base_url)
     rows = [r for r in read_jsonl(result.run_dir / "metrics.jsonl") if "train/loss" in r]

@@ -8,13 +8,12 @@ local file into the Hugging Face `datasets` cache at the revision the installed 
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tinker_chief.cli.options import json_option, print_json, project_option
 from tinker_chief.files import MAX_DATA_MIB, MIB
 
 
@@ -81,20 +80,16 @@ def availability(ref: str, shots: int) -> dict[str, Any]:
 
 
 @benchmarks_group.command(name="list")
-@click.option(
-    "--project",
-    "project_dir",
-    default=".",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Also list the tasks of this project's eval suite (if it has chief.toml).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@project_option
+@json_option
 def list_command(project_dir: Path, as_json: bool) -> None:
-    """Each template benchmark: available (online / staged, with rows and revision) or not, and what to do."""
+    """Each template benchmark: available (online / staged, with rows and revision) or not, and what to do.
+
+    The project's own suite tasks are listed too when the project directory has a chief.toml.
+    """
     rows = [availability(ref, shots) for ref, shots in _template_tasks(project_dir)]
     if as_json:
-        sys.stdout.write(json.dumps({"benchmarks": rows}) + "\n")
+        print_json({"benchmarks": rows})
         return
     from rich.console import Console
     from rich.markup import escape
@@ -130,7 +125,7 @@ def list_command(project_dir: Path, as_json: bool) -> None:
     show_default=True,
     help="Refuse a file of more MiB than this, once decompressed (its rows are checked in memory).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@json_option
 def stage_command(
     task: str,
     source: Path,
@@ -154,6 +149,6 @@ def stage_command(
     staged = stage(data, source, split, rows)
     result = {"task": data.task, **load.as_json(), "rows": staged.rows, "location": str(staged.location)}
     if as_json:
-        sys.stdout.write(json.dumps(result) + "\n")
+        print_json(result)
     else:
         click.echo(f"staged {staged.rows} rows for {data.task}: {load.describe()} -> {staged.location}")

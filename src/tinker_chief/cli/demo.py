@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from tinker_chief.cli.options import new_project_option, old_spelling
+
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
     from tinker_chief.planning import Plan
@@ -121,14 +123,7 @@ class RichDemo:
 
 
 @click.command(name="demo")
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("chief-demo"),
-    show_default=True,
-    help="Where to create the demo project (an earlier demo there is replaced).",
-)
+@new_project_option(Path("chief-demo"), "Where to create the demo project (an earlier demo there is replaced).")
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
@@ -136,11 +131,13 @@ class RichDemo:
     help="Train this many steps instead of the plan's (for a quicker look).",
 )
 @click.option(
+    "-m",
     "--base-model",
     default=None,
     help="Another catalog model (e.g. tiny-random-llama for a smoke run) [default: SmolLM2-135M-Instruct-Q4_1].",
 )
-def demo_command(directory: Path, steps: int | None, base_model: str | None) -> None:
+@old_spelling("--dir", "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path))
+def demo_command(project_dir: Path, steps: int | None, base_model: str | None) -> None:
     """The whole workflow on the embedded SmolLM2, on CPU, in a few minutes.
 
     Creates a project with a synthetic skill, plans it, evaluates the base model,
@@ -150,7 +147,7 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
 
     \b
     Example:
-      chief demo --dir /tmp/chief-demo
+      chief demo -p /tmp/chief-demo
     """
     # Everything the demo uses is on this machine (the embedded model, HumanEval staged from the
     # installed package), so it runs offline: `datasets` then reads the staged copy at once instead
@@ -162,7 +159,7 @@ def demo_command(directory: Path, steps: int | None, base_model: str | None) -> 
     console = Console()
     console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU", style="bold"))
     screens = RichDemo(console)
-    run = run_demo(directory, screens, steps=steps, base_model=base_model)
+    run = run_demo(project_dir, screens, steps=steps, base_model=base_model)
     trail = run.trail
     console.print(escape(f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"))
     console.print(f"[bold green]demo finished in {time.monotonic() - screens.started:.0f}s[/bold green]")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from tinker_chief.cli.options import json_option, print_json
 from tinker_chief.paths import ENGINE_STATE
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
@@ -131,7 +132,8 @@ def serve_command(
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--merged", is_flag=True, help="Merge into the base model (a plain Hugging Face model directory).")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP)
-def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Path) -> None:
+@json_option
+def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Path, as_json: bool) -> None:
     """Write TINKER_PATH (tinker://<run>/<weights|sampler_weights>/<name>) to OUT_DIR.
 
     Without --merged: a PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
@@ -140,4 +142,7 @@ def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Pat
 
     written = export_checkpoint(tinker_path, out_dir, merged=merged, state_dir=state_dir)
     kind = "merged Hugging Face model" if merged else "PEFT adapter"
+    if as_json:
+        print_json({"tinker_path": tinker_path, "kind": "merged" if merged else "adapter", "directory": str(written)})
+        return
     click.echo(f"Wrote {kind} for {tinker_path} to {written}")

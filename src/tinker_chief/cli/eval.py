@@ -6,19 +6,25 @@ stderr), so scripts and CI can parse it.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tinker_chief.cli.options import backend_options, precision_label, throughput_text
+from tinker_chief.cli.options import (
+    backend_options,
+    json_option,
+    precision_label,
+    print_json,
+    project_option,
+    throughput_text,
+)
+from tinker_chief.exit_codes import ExitCode
 
 
 def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        print_json(result)
         return
     from rich.console import Console
     from rich.markup import escape
@@ -34,7 +40,7 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
 
 @click.command(name="eval-offline")
 @click.option("--model-path", help="A tinker:// checkpoint path (from `chief train` or Tinker's cloud).")
-@click.option("--base-model", help="A base model name, e.g. SmolLM2-135M-Instruct-Q4_1.")
+@click.option("-m", "--base-model", help="A base model name, e.g. SmolLM2-135M-Instruct-Q4_1.")
 @click.option(
     "--data",
     "data",
@@ -58,12 +64,13 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
     "--concurrency", default=16, show_default=True, type=click.IntRange(min=1), help="Requests in flight at once."
 )
 @click.option(
+    "-o",
     "--output",
     type=click.Path(path_type=Path),
     help="Directory for samples.jsonl and summary.json [default: .chief/eval-offline/<model>__<data>].",
 )
 @backend_options
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@json_option
 def eval_offline_command(
     model_path: str | None,
     base_model: str | None,
@@ -169,19 +176,12 @@ def suite_throughput(result: Any) -> tuple[float, float]:
 @click.command(name="eval")
 @click.argument("model")
 @click.option("--suite", "suite_name", help="Suite name; must match the project's eval suite.")
-@click.option(
-    "--project",
-    "project_dir",
-    default=".",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Project directory (with chief.toml).",
-)
-@click.option("--task", "tasks", multiple=True, help="Run only this task (repeatable).")
+@project_option
+@click.option("--task", "tasks", multiple=True, help="Run only this suite task (repeatable).")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
 @backend_options
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@json_option
 def eval_command(
     model: str,
     suite_name: str | None,
@@ -199,7 +199,7 @@ def eval_command(
     interrupted run resumes: finished samples are cached under .chief/eval-cache.
     The backend is chosen as for `chief train` (flags, environment, the project's
     [backend], TINKER_API_KEY, a local engine), so a project evaluates where it trains.
-    Exits 1 if any task failed (the others still run and are recorded).
+    Exits 4 if any task failed (the others still run and are recorded).
 
     \b
     Examples:
@@ -232,11 +232,10 @@ def eval_command(
     tokens, seconds = suite_throughput(result)
     if as_json:
         rate = round(tokens / seconds, 1) if tokens and seconds else None
-        summary = {**result.as_json(), "tokens_per_s": rate, "precision": precision}
-        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        print_json({**result.as_json(), "tokens_per_s": rate, "precision": precision})
     else:
         print_suite(result)
         speed = throughput_text(tokens, seconds, "prompt + sampled tokens")
         Console().print(escape(f"speed: {speed}; precision: {precision}"), soft_wrap=True)
     if result.failed:
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.TASKS_FAILED)

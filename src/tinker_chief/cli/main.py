@@ -1,7 +1,9 @@
 """Entry point of the `chief` command: a lazily loaded click group and the error boundary.
 
 Every `ChiefError` raised by the library becomes `Error: <message>` on stderr and its exit
-code, never a traceback (`--debug` shows one). Ctrl-C exits 130.
+code, never a traceback (`--debug` shows one); a usage error exits 2 and Ctrl-C 130 (the table:
+`tinker_chief.exit_codes`). An old spelling the library still reads (`ChiefDeprecation`) is one
+`Note: ...` line on stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 import click
 
 from tinker_chief import __version__
-from tinker_chief.errors import ChiefError
+from tinker_chief.cli.options import note
+from tinker_chief.errors import ChiefDeprecation, ChiefError
+from tinker_chief.exit_codes import ExitCode
 
 # name -> "module:attribute"; the order here is the order `chief --help` lists them in.
 COMMANDS: dict[str, str] = {
@@ -80,20 +84,32 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+_default_show_warning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """`ChiefDeprecation` as one `Note: ...` line; every other warning as Python shows it."""
+    if issubclass(category, ChiefDeprecation):
+        note(str(message))
+    else:
+        _default_show_warning(message, category, *args, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in (argv or sys.argv[1:]) or bool(os.environ.get("CHIEF_DEBUG"))
     if not debug:
         # The cookbook's NLL evaluator calls an SDK method the SDK marks deprecated; users
         # cannot act on that, so it stays out of their terminal (--debug shows it).
         warnings.filterwarnings("ignore", category=FutureWarning, module="tinker_cookbook")
+    warnings.showwarning = _show_warning
     try:
         return cli.main(args=argv, prog_name="chief", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

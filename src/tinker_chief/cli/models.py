@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 import click
 
-from tinker_chief.cli.options import trust_remote_code_option
+from tinker_chief.cli.options import json_option, print_json, trust_remote_code_option
 
 
 @click.group("models", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@json_option
 @click.pass_context
 def models_command(ctx: click.Context, as_json: bool) -> None:
     """List every model chief can plan and train: the built-ins and Tinker's lineup.
@@ -31,9 +29,7 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
     rows = list_models()
     prices = {row.name: price_of(row.name) for row in rows}  # $/M tokens from the dated price table, or None
     if as_json:
-        sys.stdout.write(
-            json.dumps({"models": [{**row.as_dict(), "price": prices[row.name]} for row in rows]}, indent=2) + "\n"
-        )
+        print_json({"models": [{**row.as_dict(), "price": prices[row.name]} for row in rows]}, indent=2)
         return
     from rich.console import Console
     from rich.markup import escape
@@ -81,7 +77,8 @@ def _price(price: dict[str, Any] | None) -> str:
 @models_command.command("fetch")
 @click.argument("model")
 @trust_remote_code_option
-def fetch_command(model: str, trust_remote_code: bool) -> None:
+@json_option
+def fetch_command(model: str, trust_remote_code: bool, as_json: bool) -> None:
     """Download a hub model's config.json and tokenizer files (never its weights).
 
     They go into the local Hugging Face cache, from which `chief init` and `chief plan` read
@@ -105,4 +102,7 @@ def fetch_command(model: str, trust_remote_code: bool) -> None:
         click.echo(line, err=True)
 
     files = hub.fetch(name, progress=progress, trust_remote_code=trust_remote_code)
+    if as_json:
+        print_json({"model": name, "files": list(files.names), "directory": str(files.directory)})
+        return
     click.echo(f"{name}: {len(files.names)} files ({', '.join(files.names)}) in {files.directory}")

@@ -1,12 +1,21 @@
-"""Options several commands share, so their flags and help read the same everywhere."""
+"""Options several commands share, so their flags and help read the same everywhere.
+
+The convention they make (docs/CLI.md, `cli/convention.py`): `-p/--project DIR` wherever a
+command works in a project, `--json` for one JSON object on stdout, `-m` for `--base-model`,
+`-o` for `--output`; an old spelling is read for one more release with a note (`old_spelling`).
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,16 +35,81 @@ def backend_options(function: F) -> F:
     return click.option("--backend", type=click.Choice(["local", "tinker"]), default=None, help=BACKEND_HELP)(function)
 
 
+PROJECT_HELP = "Project directory (holds chief.toml)."
+JSON_HELP = "Print exactly one JSON object on stdout (progress and notes go to stderr)."
+
+
 def project_option(function: F) -> F:
-    """`--project DIR`, the directory holding chief.toml (default: the current one)."""
+    """`-p/--project DIR`, the directory holding chief.toml (default: the current one)."""
+    return new_project_option(Path("."), PROJECT_HELP)(function)
+
+
+def new_project_option(default: Path, help_text: str) -> Callable[[F], F]:
+    """`-p/--project DIR` for a command that creates the project there (`init`, `demo`)."""
     return click.option(
+        "-p",
         "--project",
         "project_dir",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("."),
+        default=default,
         show_default=True,
-        help="Project directory (holds chief.toml).",
-    )(function)
+        help=help_text,
+    )
+
+
+def json_option(function: F) -> F:
+    """`--json`: the command's result as one JSON object on stdout, and nothing else there."""
+    return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(function)
+
+
+def print_json(value: Any, indent: int | None = None, sort_keys: bool = False) -> None:
+    """The one JSON object `--json` prints (paths and dates as strings)."""
+    sys.stdout.write(json.dumps(value, indent=indent, sort_keys=sort_keys, default=str) + "\n")
+
+
+def note(text: str) -> None:
+    """One `Note: ...` line on stderr (never stdout, which `--json` keeps for its object)."""
+    click.echo(f"Note: {text}", err=True)
+
+
+class _UnlistedArgument(click.Argument):
+    """A positional kept for old scripts: parsed, but shown nowhere in `--help`."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
+def old_spelling(old: str, new: str, dest: str, type: Any = None) -> Callable[[F], F]:
+    """Accept `old`, the spelling of `new` before this release, until the next one: its value
+    goes to the parameter `dest`, with a note on stderr. `old` without dashes is a positional
+    (`chief init DIR`), else a hidden option (`chief init --task rl`); giving both is a usage
+    error. Hidden from `--help`, so the reference shows only the current spelling."""
+    legacy, is_option = f"old_{dest}", old.startswith("-")
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(legacy)
+            if value is not None:
+                ctx = click.get_current_context()
+                if ctx.get_parameter_source(dest) == ParameterSource.COMMANDLINE:
+                    what = old if is_option else "the positional directory"
+                    raise click.UsageError(f"give {new} only ({what} is its old spelling)")
+                spelled = f"{old} {value}" if is_option else str(value)
+                note(
+                    f"`{ctx.command_path} {spelled}` is deprecated and goes in the next release; "
+                    f"use `{ctx.command_path} {new} {value}`"
+                )
+                kwargs[dest] = value
+            return function(*args, **kwargs)
+
+        if is_option:
+            parameter = click.option(old, legacy, type=type, default=None, hidden=True)
+        else:
+            parameter = click.argument(legacy, cls=_UnlistedArgument, type=type, required=False)
+        return parameter(wrapper)  # type: ignore[return-value]
+
+    return decorate
 
 
 def trust_remote_code_option(function: F) -> F:

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from tinker_chief.cli.options import trust_remote_code_option
+from tinker_chief.cli.options import (
+    json_option,
+    new_project_option,
+    old_spelling,
+    print_json,
+    project_option,
+    trust_remote_code_option,
+)
 
 if TYPE_CHECKING:
     from tinker_chief.workspace import Workspace
 
 
+RECIPES = click.Choice(["sl", "rl", "dpo", "distill"])
+DIRECTORY = click.Path(file_okay=False, path_type=Path)
+
+
 @click.command(name="init")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@new_project_option(Path("."), "The project directory to create (chief.toml, data/, scripts/).")
 @click.option(
     "--use-case",
     type=click.Choice(["chat", "code", "math", "agent"]),
@@ -22,6 +34,7 @@ if TYPE_CHECKING:
     help="Chooses the eval-suite template.",
 )
 @click.option(
+    "-m",
     "--base-model",
     required=True,
     help="Catalog name, a model of Tinker's lineup, local HF model directory or hub id (org/name).",
@@ -36,52 +49,71 @@ if TYPE_CHECKING:
     default=None,
     help="Held-out JSONL; without it ~10% of --train is held out into data/.",
 )
-@click.option("--task", type=click.Choice(["sl", "rl", "dpo", "distill"]), default="sl", show_default=True)
+@click.option(
+    "--recipe",
+    type=RECIPES,
+    default="sl",
+    show_default=True,
+    help="The training recipe: supervised (sl), RL with verifiable rewards (rl), preferences "
+    "(dpo) or prompt distillation (distill).",
+)
 @click.option("--name", default=None, help="Project name (default: the directory name).")
 @click.option("--force", is_flag=True, help="Overwrite an existing chief.toml.")
 @trust_remote_code_option
+@json_option
+@old_spelling("DIRECTORY", "--project", "project_dir", type=DIRECTORY)
+@old_spelling("--task", "--recipe", "recipe", type=RECIPES)
 def init_command(
-    directory: Path,
+    project_dir: Path,
     use_case: str,
     base_model: str,
     train: Path,
     val: Path | None,
-    task: str,
+    recipe: str,
     name: str | None,
     force: bool,
     trust_remote_code: bool,
+    as_json: bool,
 ) -> None:
     """Create a project: chief.toml, the use case's eval suite and scripts/run_inspect_evals.sh.
 
     With --trust-remote-code, chief.toml records it and `chief plan` runs the model's code too.
+
+    \b
+    Example:
+      chief init -p bot --use-case chat -m SmolLM2-135M-Instruct-Q4_1 \\
+          --train train.jsonl --recipe sl
     """
     from tinker_chief.planning.project import init_project
 
     project = init_project(
-        directory,
+        project_dir,
         use_case=use_case,
         base_model=base_model,
         train=train,
         val=val,
-        task=task,
+        recipe=recipe,
         name=name,
         force=force,
         trust_remote_code=trust_remote_code,
     )
     cfg = project.config
+    if as_json:
+        print_json({"created": str(project.config_path), "config": cfg.model_dump(mode="json")})
+        return
     click.echo(f"Created {project.config_path}")
-    click.echo(f"  base model {cfg.base_model} (renderer {cfg.renderer}), task {cfg.task}, use case {cfg.use_case}")
+    click.echo(f"  base model {cfg.base_model} (renderer {cfg.renderer}), recipe {cfg.recipe}, use case {cfg.use_case}")
     click.echo(f"  data: train {cfg.data.train}, val {cfg.data.val}")
     click.echo(
         f"  LoRA rank {cfg.lora.rank}, learning rate {cfg.optimizer.learning_rate:g}, "
         f"batch {cfg.schedule.batch_size}, epochs {cfg.schedule.epochs}"
     )
     click.echo(f"  eval suite {cfg.eval_suite.name} ({len(cfg.eval_suite.tasks)} tasks), scripts/run_inspect_evals.sh")
-    click.echo("Next: chief plan" + ("" if str(directory) == "." else f" {directory}"))
+    click.echo("Next: chief plan" + ("" if str(project_dir) == "." else f" -p {project_dir}"))
 
 
 @click.command(name="plan")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@project_option
 @click.option(
     "--allow-attention-only", is_flag=True, help="Plan attention-only LoRA anyway (it underperforms MLP+attention)."
 )
@@ -98,8 +130,18 @@ def init_command(
     "them with the project's reward and show whether groups carry a learning signal (on the "
     "backend `chief train` would use).",
 )
-def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, probe_rewards: bool) -> None:
-    """Write plan.md and plan.json: every recommendation with its rule and source."""
+@json_option
+@old_spelling("DIRECTORY", "--project", "project_dir", type=DIRECTORY)
+def plan_command(
+    project_dir: Path, allow_attention_only: bool, calibrate: bool, probe_rewards: bool, as_json: bool
+) -> None:
+    """Write plan.md and plan.json: every recommendation with its rule and source.
+
+    \b
+    Examples:
+      chief plan -p bot
+      chief plan -p bot --probe-rewards --json
+    """
     from rich.console import Console
     from rich.markup import escape
 
@@ -109,20 +151,26 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, p
     from tinker_chief.workflows.sweep import latest_summary_lines
     from tinker_chief.workspace import Workspace
 
-    project = Workspace.open(directory)
+    project = Workspace.open(project_dir)
+    found: dict[str, Any] = {}
     if calibrate:
         from tinker_chief.workflows.calibrate import probe_throughput
 
         measured = probe_throughput(project)
-        click.echo(f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})")
+        found["calibration"] = dataclasses.asdict(measured)
+        click.echo(f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})", err=as_json)
     if probe_rewards:
-        _print_reward_probe(project)
+        found["reward_probe"] = _print_reward_probe(project, err=as_json)
     plan = make_plan(project, allow_attention_only=allow_attention_only)
     paths = write_plan_files(project, plan)
+    if as_json:
+        files = {kind: str(path) for kind, path in paths.items()}
+        print_json({"plan": plan.model_dump(mode="json"), "files": files, **found})
+        return
     console = Console()
     d, c, s = plan.data, plan.capacity, plan.schedule
     console.print(
-        f"[bold]Plan for {escape(plan.project)}[/bold]: {escape(plan.base_model)}, task {plan.task}, "
+        f"[bold]Plan for {escape(plan.project)}[/bold]: {escape(plan.base_model)}, recipe {plan.recipe}, "
         f"use case {plan.use_case}"
     )
     console.print(f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, {d.completion_tokens:,} trained")
@@ -158,16 +206,19 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, p
     console.print(escape(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}"))
 
 
-def _print_reward_probe(project: Workspace) -> None:
+def _print_reward_probe(project: Workspace, err: bool) -> dict[str, Any]:
+    """Probe the base model's RL rewards, print what it found (on stderr with `err`), return it."""
     from tinker_chief.workflows.reward_probe import probe_rewards
 
     probe = probe_rewards(project)
     click.echo(
         f"Reward probe ({probe.prompts} prompts x {probe.group_size} rollouts of the base model, "
         f"grader {probe.grader}): mean reward {probe.mean_reward:.2f}, "
-        f"{probe.groups_with_signal:.0%} of groups with signal, {probe.truncated:.0%} cut at max_tokens"
+        f"{probe.groups_with_signal:.0%} of groups with signal, {probe.truncated:.0%} cut at max_tokens",
+        err=err,
     )
     for answer, reward in probe.examples:
-        click.echo(f"  reward {reward:g}: {answer[:100]!r}")
+        click.echo(f"  reward {reward:g}: {answer[:100]!r}", err=err)
     if probe.problem:
-        click.echo(f"  warning: {probe.problem}")
+        click.echo(f"  warning: {probe.problem}", err=err)
+    return dataclasses.asdict(probe)

@@ -2,7 +2,7 @@
 
 Thin: parse flags, open the registry through `tinker_chief.registry.Registry`, call it, print
 with rich (or one JSON object on stdout with `--json`). The registry file is `--registry PATH`,
-else `$CHIEF_REGISTRY`, else the `registry` of the project's `chief.toml` (`--project DIR`,
+else `$CHIEF_REGISTRY`, else the `registry` of the project's `chief.toml` (`-p/--project DIR`,
 default `.`), else `.chief/registry.db` (`tinker_chief.workspace.registry_location`). The agreed
 suite and `[gate]` rules for `promote` come from that `chief.toml`, opened as a `Workspace`.
 """
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tinker_chief.cli.options import json_option, print_json, project_option
 from tinker_chief.errors import ConfigurationError
 
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
@@ -30,14 +31,9 @@ _REGISTRY_HELP = "Registry database [default: $CHIEF_REGISTRY, the project's reg
 
 
 def _common(fn: Callable[..., None]) -> Callable[..., None]:
-    fn = click.option(
-        "--project",
-        "project_dir",
-        default=".",
-        show_default=True,
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Project directory holding chief.toml (suite, gate rules, registry path).",
-    )(fn)
+    """`-p/--project` (the suite, gate rules and registry path come from its chief.toml) and
+    `--registry`."""
+    fn = project_option(fn)
     return click.option(
         "--registry",
         "registry_path",
@@ -90,7 +86,7 @@ def _cost_lines(record: Any, evaluated: Any, eval_runs: int, project_dir: Path) 
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    print_json(value, indent=2, sort_keys=True)
 
 
 def _console() -> Console:
@@ -133,7 +129,7 @@ def registry_group() -> None:
 @click.option(
     "--status", type=click.Choice(["candidate", "staging", "prod", "retired"]), help="Only models with this status."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@json_option
 def list_command(registry_path: Path | None, project_dir: Path, status: str | None, as_json: bool) -> None:
     """List registered models, oldest name first.
 
@@ -174,7 +170,7 @@ def list_command(registry_path: Path | None, project_dir: Path, status: str | No
 @registry_group.command(name="show")
 @_common
 @click.argument("model")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def show_command(registry_path: Path | None, project_dir: Path, model: str, as_json: bool) -> None:
     """Show one model (name, name:vN or tinker:// path): config, latest evals, history.
 
@@ -254,7 +250,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
 @registry_group.command(name="audit")
 @_common
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N entries.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def audit_command(registry_path: Path | None, project_dir: Path, limit: int | None, as_json: bool) -> None:
     """Show the audit log: every registry-changing command, who ran it and when.
 
@@ -283,6 +279,7 @@ def audit_command(registry_path: Path | None, project_dir: Path, limit: int | No
 @_common
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option(
+    "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     help="File to write, '-' for stdout [default: MODEL_REGISTRY.md / MODEL_REGISTRY.json in the project directory].",
@@ -330,7 +327,7 @@ def _write_atomically(target: Path, text: str) -> None:
     is_flag=True,
     help="Only results on the project's current suite version (default: latest of any).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def compare_command(
     registry_path: Path | None,
     project_dir: Path,
@@ -403,7 +400,7 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
 @click.option("--force", is_flag=True, help="Override a failing gate (needs --reason; recorded in the audit log).")
 @click.option("--reason", default="", help="Why; required with --force.")
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is promoting [default: $CHIEF_ACTOR or the login name].")
-@click.option("--json", "as_json", is_flag=True, help="Print the gate report as JSON.")
+@json_option
 def promote_command(
     registry_path: Path | None,
     project_dir: Path,
@@ -447,7 +444,10 @@ def promote_command(
 @click.argument("model")
 @click.option("--reason", default="", help="Why it is retired (recorded in its history).")
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is retiring it [default: $CHIEF_ACTOR or the login name].")
-def retire_command(registry_path: Path | None, project_dir: Path, model: str, reason: str, actor: str | None) -> None:
+@json_option
+def retire_command(
+    registry_path: Path | None, project_dir: Path, model: str, reason: str, actor: str | None, as_json: bool
+) -> None:
     """Retire MODEL: it stays in the registry and its history, but can no longer be promoted.
 
     \b
@@ -456,4 +456,7 @@ def retire_command(registry_path: Path | None, project_dir: Path, model: str, re
     """
     with _open(registry_path, project_dir, read_only=False) as reg:
         record = reg.retire(model, actor=actor, reason=reason)
+    if as_json:
+        _print_json({"model": record.to_dict()})
+        return
     click.echo(f"{record.ref} is now retired")

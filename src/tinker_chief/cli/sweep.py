@@ -17,7 +17,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from tinker_chief.cli.options import backend_options, project_option
+from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
+from tinker_chief.exit_codes import ExitCode
 
 
 def _number_list(kind: type, example: str) -> Any:
@@ -128,6 +129,7 @@ class _PointRow:
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest (or --sweep) interrupted sweep.")
 @click.option("--sweep", "sweep_id", default=None, help="With --resume: the sweep to continue.")
+@json_option
 def sweep_command(
     project_dir: Path,
     lr_multipliers: list[float],
@@ -138,13 +140,15 @@ def sweep_command(
     base_url: str | None,
     resume: bool,
     sweep_id: str | None,
+    as_json: bool,
 ) -> None:
     """Train a grid around the plan: learning rates x ranks (x batch sizes), concurrently.
 
     Each point is a normal `chief train` run on one backend (on the local engine the runs
     share one base model): inline evals, every checkpoint registered with its
-    hyperparameters and the sweep's id. Ctrl-C stops every run at a checkpoint;
-    `chief sweep --resume` continues the sweep, skipping finished points. The summary
+    hyperparameters and the sweep's id. Ctrl-C stops every run at a checkpoint and
+    exits 130; `chief sweep --resume` continues the sweep, skipping finished points. A
+    point that fails exits 4 once the others are done. The summary
     says where the best learning rate fell relative to the plan's and get_lr's, per rank,
     by the final validation NLL (an RL project: the final reward, higher is better).
     Next: `chief select` picks the sweep's candidate.
@@ -153,22 +157,16 @@ def sweep_command(
     Examples:
       chief sweep
       chief sweep --lr-multipliers 0.5,1,2 --ranks 8,32
-      chief sweep --resume
+      chief sweep --resume --json
     """
-    from tinker_chief.workflows.sweep import (
-        DEFAULT_LR_MULTIPLIERS,
-        resume_sweep,
-        run_sweep,
-        start_sweep,
-        summarize,
-    )
+    from tinker_chief.workflows.sweep import DEFAULT_LR_MULTIPLIERS, resume_sweep, run_sweep, start_sweep
     from tinker_chief.workspace import Workspace
 
     if sweep_id is not None and not resume:
         raise click.UsageError("--sweep ID goes with --resume (a new sweep gets a new id)")
     if resume and (lr_multipliers or ranks or batch_sizes):
         raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
-    console = Console()
+    console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     sweep = (
         resume_sweep(project, sweep_id)
@@ -183,7 +181,7 @@ def sweep_command(
             f"{sweep.planned_lr:.3g}, rank {sweep.planned_rank}" + (" (resuming)" if resume else "")
         )
     )
-    display = SweepDisplay(console, sweep, rl=project.config.task == "rl")
+    display = SweepDisplay(console, sweep, rl=project.config.recipe == "rl")
     with display.live:
         run_sweep(
             project,
@@ -194,6 +192,18 @@ def sweep_command(
             base_url=base_url,
         )
     console.line()  # the live table leaves the cursor at its last line
+    if as_json:
+        print_json({**sweep.to_json(), "file": str(sweep.path)})
+    else:
+        _print_sweep(console, sweep)
+    code = sweep_exit_code(sweep)
+    if code != ExitCode.OK:
+        raise SystemExit(code)
+
+
+def _print_sweep(console: Console, sweep: Any) -> None:
+    from tinker_chief.workflows.sweep import summarize
+
     for point in sweep.points:
         if point.error:
             console.print(f"[red]{escape(point.name)} failed[/red]: {escape(point.error)}")
@@ -204,8 +214,19 @@ def sweep_command(
         console.print("[yellow]interrupted; continue with `chief sweep --resume`[/yellow]")
     elif sweep.status == "finished":
         console.print(escape(f"next: chief select --sweep {sweep.sweep_id}"))
-    else:
-        raise SystemExit(1)
+
+
+def sweep_exit_code(sweep: Any) -> ExitCode:
+    """A sweep's outcome as the exit-code table says: Ctrl-C (a point left unfinished) first,
+    then a point that errored, then one the recipe stopped (RL: no learning signal)."""
+    statuses = {point.status for point in sweep.points}
+    if statuses & {"interrupted", "pending", "running"}:
+        return ExitCode.INTERRUPTED
+    if "failed" in statuses:
+        return ExitCode.TASKS_FAILED
+    if "stopped" in statuses:
+        return ExitCode.STOPPED
+    return ExitCode.OK
 
 
 @click.command(name="select")
@@ -225,6 +246,7 @@ def sweep_command(
     help="The suite task whose headline metric decides [default: the first product task; RL: the held-out reward].",
 )
 @backend_options
+@json_option
 def select_command(
     project_dir: Path,
     sweep_id: str | None,
@@ -233,6 +255,7 @@ def select_command(
     task: str | None,
     backend: str | None,
     base_url: str | None,
+    as_json: bool,
 ) -> None:
     """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the shortlist.
 
@@ -240,7 +263,8 @@ def select_command(
     headline metric wins, with a paired test against the runner-up; a tie (no significant
     difference) goes to the cheaper model (smaller rank, then fewer steps). The choice is
     marked in the registry as the candidate of the sweep or run; it is not promoted
-    (`chief promote` and its gate decide that). Suite results are recorded as `chief eval` does.
+    (`chief promote` and its gate decide that). Suite results are recorded as `chief eval` does;
+    a suite task that fails on a candidate exits 4 after the choice is made.
 
     An RL project is chosen by reward, not NLL: each candidate's greedy answers to the
     held-out prompts ([data] val), graded by [rl] grader, shortlist and (without --task)
@@ -250,7 +274,7 @@ def select_command(
     Examples:
       chief select
       chief select --sweep sweep-20261204-021500 --shortlist 2
-      chief select --run run-20261204-021500
+      chief select --run run-20261204-021500 --json
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -260,7 +284,7 @@ def select_command(
 
     if sweep_id and run_id:
         raise click.UsageError("give one of --sweep ID or --run ID, not both")
-    console = Console()
+    console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
     if plan.heldout is not None:
@@ -274,7 +298,40 @@ def select_command(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as bars:
         result = run_selection(project, plan, progress=progress, backend=backend, base_url=base_url)
-    _print_selection(console, result)
+    if as_json:
+        print_json(_selection_json(result))
+    else:
+        _print_selection(console, result)
+    if result.failed_tasks:
+        raise SystemExit(ExitCode.TASKS_FAILED)
+
+
+def _selection_json(result: Any) -> dict[str, Any]:
+    """`chief select --json`: the choice, its evidence (as the registry records it) and every
+    candidate with what the cheap layer knew of it."""
+
+    def candidate(c: Any) -> dict[str, Any]:
+        cheap = {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward} if result.rl else {}
+        return {
+            "ref": c.ref,
+            "label": c.label,
+            "run_id": c.run_id,
+            "step": c.step,
+            "lora_rank": c.lora_rank,
+            "learning_rate": c.learning_rate,
+            "val_nll": c.val_nll,
+            **cheap,
+            "headline": c.headline,
+        }
+
+    return {
+        "scope": result.scope,
+        "chosen": result.chosen.ref,
+        "reason": result.reason,
+        **result.details(),
+        "candidates": [candidate(c) for c in result.candidates],
+        "failed_tasks": result.failed_tasks,
+    }
 
 
 def _print_selection(console: Console, result: Any) -> None:

@@ -6,6 +6,7 @@ progress bar with step/total, loss, tokens/s and ETA, plus one line per eval and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tinker_chief.cli import options
-from tinker_chief.cli.options import backend_options, project_option
+from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
+from tinker_chief.exit_codes import ExitCode
 
 
 class RichProgress:
@@ -80,7 +82,8 @@ class RichProgress:
 @project_option
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
-def train_command(project_dir: Path, backend: str | None, base_url: str | None, resume: bool) -> None:
+@json_option
+def train_command(project_dir: Path, backend: str | None, base_url: str | None, resume: bool, as_json: bool) -> None:
     """Run the project's plan through the Tinker SDK.
 
     Where it runs: --backend/--base-url, else $CHIEF_ENGINE_URL / $TINKER_BASE_URL,
@@ -88,48 +91,88 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
     else a local engine started for the run (state in .chief/engine) and stopped
     afterwards; `chief eval` chooses the same way. Every checkpoint is registered in the
     project's registry; the final one is the run's candidate. Ctrl-C saves a
-    checkpoint and exits; `chief train --resume` continues exactly where it stopped.
+    checkpoint and exits 130; `chief train --resume` continues exactly where it stopped.
+    A run the recipe stops (RL without a learning signal) exits 5 (see docs/CLI.md).
 
     \b
     Examples:
       chief train
-      chief train --project myproj --resume
-      TINKER_API_KEY=... chief train --backend tinker
+      chief train -p myproj --resume
+      TINKER_API_KEY=... chief train --backend tinker --json
     """
-    from tinker_chief.errors import TrainingError
+    from tinker_chief.errors import RunStopped
     from tinker_chief.paths import RunPaths
     from tinker_chief.training import train_project
     from tinker_chief.workspace import Workspace
 
-    console = Console()
+    console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=RichProgress(console))
     final = result.final
-    color = "green" if result.status == "finished" else "yellow"
-    console.print(
-        f"[bold {color}]{result.status}[/bold {color}]: {result.steps_done}/{result.total_steps} steps, "
-        f"run {result.run_id}"
-    )
-    if final is not None:
-        console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
-    console.print(escape(speed_line(result.run_dir)), soft_wrap=True)  # one line, for scripts too
-    console.print(escape(f"metrics: {RunPaths(result.run_dir).metrics}"))
-    for warning in result.warnings:
-        if warning != result.reason:
-            console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
-    if result.reason:
-        raise TrainingError(result.reason)
+    speed = run_speed(result.run_dir)
+    if as_json:
+        print_json(
+            {
+                "run_id": result.run_id,
+                "status": result.status,
+                "steps_done": result.steps_done,
+                "total_steps": result.total_steps,
+                "candidate": final.registry_ref if final else None,
+                "sampler_path": final.sampler_path if final else None,
+                "run_dir": str(result.run_dir),
+                "metrics": str(RunPaths(result.run_dir).metrics),
+                "tokens_per_s": speed.tokens_per_s,
+                "precision": speed.precision,
+                "reason": result.reason,
+                "warnings": list(result.warnings),
+            }
+        )
+    else:
+        color = "green" if result.status == "finished" else "yellow"
+        console.print(
+            f"[bold {color}]{result.status}[/bold {color}]: {result.steps_done}/{result.total_steps} steps, "
+            f"run {result.run_id}"
+        )
+        if final is not None:
+            console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
+        console.print(escape(speed.line()), soft_wrap=True)  # one line, for scripts too
+        console.print(escape(f"metrics: {RunPaths(result.run_dir).metrics}"))
+        for warning in result.warnings:
+            if warning != result.reason:
+                console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    if result.status == "stopped":
+        raise RunStopped(result.reason or "the recipe stopped the run")
+    if result.status == "interrupted":
+        raise SystemExit(ExitCode.INTERRUPTED)
 
 
-def speed_line(run_dir: Path) -> str:
-    """The run's trained tokens per second of step time, and the precision its steps ran in."""
+@dataclass(frozen=True)
+class RunSpeed:
+    """A run's trained tokens and step time, and the precision its steps ran in."""
+
+    tokens: float
+    seconds: float
+    precision: str
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return round(self.tokens / self.seconds, 1) if self.tokens > 0 and self.seconds > 0 else None
+
+    def line(self) -> str:
+        return (
+            f"speed: {options.throughput_text(self.tokens, self.seconds, 'train tokens')}; precision: {self.precision}"
+        )
+
+
+def run_speed(run_dir: Path) -> RunSpeed:
+    """The speed of the run in `run_dir`, from its metrics and status files."""
     from tinker_chief.training import RunLog
 
     log = RunLog(run_dir)
     steps = [row for row in log.metrics() if "train/tokens" in row and "time/step_s" in row]
-    tokens = sum(float(row["train/tokens"]) for row in steps)
-    seconds = sum(float(row["time/step_s"]) for row in steps)
     status = log.status()
-    precision = options.precision_label(status.get("backend"), status.get("engine_precision"))
-    speed = options.throughput_text(tokens, seconds, "train tokens")
-    return f"speed: {speed}; precision: {precision}"
+    return RunSpeed(
+        tokens=sum(float(row["train/tokens"]) for row in steps),
+        seconds=sum(float(row["time/step_s"]) for row in steps),
+        precision=options.precision_label(status.get("backend"), status.get("engine_precision")),
+    )

@@ -9,6 +9,8 @@ recommendations in), so training never has to re-plan to know its settings.
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,16 +18,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from tinker_chief.errors import ConfigurationError
+from tinker_chief.errors import ChiefDeprecation, ConfigurationError
 from tinker_chief.evals.suite import EvalSuite
 from tinker_chief.files import read_toml
 from tinker_chief.paths import REGISTRY, registry_file
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
 CONFIG_FILENAME = "chief.toml"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `task` renamed `recipe` (schema 1 files are read, see `_migrate`)
 
-Task = Literal["sl", "rl", "dpo", "distill"]
+Recipe = Literal["sl", "rl", "dpo", "distill"]
 UseCase = Literal["chat", "code", "math", "agent"]
 # The cookbook's `TrainOnWhat` values (tinker_cookbook.renderers.TrainOnWhat, 0.5.8).
 TrainOnWhatName = Literal[
@@ -184,7 +186,7 @@ class ProjectConfig(BaseModel):
         description="Run the base model's own Python code (an auto_map in its tokenizer or config) "
         "when loading it; `chief init --trust-remote-code` sets it.",
     )
-    task: Task = Field("sl", description="sl | rl | dpo | distill.")
+    recipe: Recipe = Field("sl", description="The training recipe: sl | rl | dpo | distill.")
     use_case: UseCase = Field("chat", description="chat | code | math | agent (chooses the eval template).")
     seed: int = Field(0, description="Seed for shuffling and sampling.")
     registry: str = Field(str(REGISTRY), description="Model registry (SQLite), relative to the project.")
@@ -282,10 +284,35 @@ def config_errors(error: ValidationError, source: Path | str) -> ConfigurationEr
     return exc
 
 
+def _migrate(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
+    """The table at the current schema: the keys older chiefs wrote under their current names,
+    with a note each, so `save_project` writes the file anew.
+
+    `task` named the training recipe until `--task` came to mean an eval task everywhere; it is
+    read as `recipe` until the next release.
+    """
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        data = {**data, "schema_version": SCHEMA_VERSION}
+    if "task" not in data:
+        return data
+    if "recipe" in data:
+        raise ConfigurationError(
+            f"{source}: field `task`: expected no such key beside `recipe` (`task` is its old name; remove it)"
+        )
+    warnings.warn(
+        f"{source}: `task = {json.dumps(data['task'])}` is the old name of `recipe`; rename the key "
+        "(`task` is read until the next release)",
+        ChiefDeprecation,
+        stacklevel=3,
+    )
+    return {("recipe" if key == "task" else key): value for key, value in data.items()}
+
+
 def parse_config(data: dict[str, Any], source: Path | str = CONFIG_FILENAME) -> ProjectConfig:
-    """Validate a parsed `chief.toml` table."""
+    """Validate a parsed `chief.toml` table (old key names read with a `ChiefDeprecation` note)."""
     try:
-        return ProjectConfig.model_validate(data)
+        return ProjectConfig.model_validate(_migrate(data, source))
     except ValidationError as exc:
         raise config_errors(exc, source) from None
 

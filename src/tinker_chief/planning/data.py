@@ -228,8 +228,8 @@ def format_of_record(record: Record) -> DataFormat:
     return kinds[type(record)]
 
 
-# Which formats each task trains on.
-TASK_FORMATS: dict[str, tuple[DataFormat, ...]] = {
+# Which formats each recipe trains on.
+RECIPE_FORMATS: dict[str, tuple[DataFormat, ...]] = {
     "sl": ("conversations", "prompt_answer"),
     "distill": ("conversations", "prompt_answer", "rl_prompts"),
     "dpo": ("preferences",),

@@ -34,19 +34,19 @@ class Recommendation(BaseModel):
 
 
 def recommend_rank(
-    task: str, shape: LoraShape, completion_tokens: int, placement: dict[str, bool]
+    recipe: str, shape: LoraShape, completion_tokens: int, placement: dict[str, bool]
 ) -> tuple[Recommendation, list[str]]:
     """Rank by capacity (supervised) or the RL/distillation rule; returns warnings too."""
     warnings: list[str] = []
-    if task in ("rl", "distill"):
-        why = "RL" if task == "rl" else "on-policy distillation"
+    if recipe in ("rl", "distill"):
+        why = "RL" if recipe == "rl" else "on-policy distillation"
         return Recommendation(
             value=RL_RANK,
             rule=(
                 f"{why} carries ~1 bit of information per episode, so even rank 1 holds what a run can "
                 f"learn; rank {RL_RANK} matches full fine-tuning with margin"
             ),
-            source=f"{BLOG}; measured here: {RL_RANK_MEASURED}" if task == "rl" else BLOG,
+            source=f"{BLOG}; measured here: {RL_RANK_MEASURED}" if recipe == "rl" else BLOG,
         ), warnings
     params = {rank: shape.params(rank, **placement) for rank in RANKS}
     if params[DEFAULT_RANK] >= completion_tokens:
@@ -147,15 +147,15 @@ def _uncalibrated_lr(hidden: int, hidden_from: str, reason: str) -> Recommendati
 RECIPE_LR = {"rl": "rl_basic 4e-5, math_rl 1e-5", "dpo": "DPO 1e-5", "distill": "on-policy / prompt distillation 1e-4"}
 
 
-def lr_notes(steps: int, task: str = "sl") -> list[str]:
+def lr_notes(steps: int, recipe: str = "sl") -> list[str]:
     notes = [
         "LoRA learning rate is ~10x the full fine-tune rate "
         "(get_lora_lr_over_full_finetune_lr = 10); the formula is independent of rank"
     ]
-    if task in RECIPE_LR:
+    if recipe in RECIPE_LR:
         notes.append(
-            f"get_lr is calibrated on supervised fine-tuning; for task {task} the cookbook's recipes use "
-            f"lower rates ({RECIPE_LR[task]}): consider setting optimizer.learning_rate accordingly"
+            f"get_lr is calibrated on supervised fine-tuning; for recipe {recipe} the cookbook's recipes use "
+            f"lower rates ({RECIPE_LR[recipe]}): consider setting optimizer.learning_rate accordingly"
         )
     if steps < SHORT_RUN_STEPS:
         notes.append(
@@ -165,9 +165,9 @@ def lr_notes(steps: int, task: str = "sl") -> list[str]:
     return notes
 
 
-def recommend_batch_size(task: str, examples: int, rl: Any = None) -> Recommendation:
+def recommend_batch_size(recipe: str, examples: int, rl: Any = None) -> Recommendation:
     """A moderate batch: ~1/100 of the data per step, a power of two in [8, 128]."""
-    if task == "rl":
+    if recipe == "rl":
         return Recommendation(
             value=rl.groups_per_batch if rl else 8,
             rule="RL batches are groups_per_batch prompts x group_size samples",
@@ -183,8 +183,8 @@ def recommend_batch_size(task: str, examples: int, rl: Any = None) -> Recommenda
     return Recommendation(value=size, rule=rule, source=BLOG)
 
 
-def recommend_epochs(task: str, examples: int) -> Recommendation:
-    if task == "rl":
+def recommend_epochs(recipe: str, examples: int) -> Recommendation:
+    if recipe == "rl":
         return Recommendation(value=1, rule="RL: one pass over the prompts", source="cookbook rl/train.py")
     if examples < 1000:
         return Recommendation(

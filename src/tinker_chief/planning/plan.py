@@ -23,7 +23,7 @@ from tinker_chief.planning import hyperparams as hp
 from tinker_chief.planning.calibration import calibrated
 from tinker_chief.planning.config import Project
 from tinker_chief.planning.data import (
-    TASK_FORMATS,
+    RECIPE_FORMATS,
     Conversation,
     Preference,
     Record,
@@ -45,7 +45,7 @@ from tinker_chief.planning.rewards import RewardSummary, reward_summary
 from tinker_chief.planning.templates import LAYER_PURPOSE
 from tinker_chief.planning.tokens import TokenCounts, count_tokens
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2  # 2: `task` renamed `recipe`
 
 
 class LengthStats(BaseModel):
@@ -164,7 +164,7 @@ class Plan(BaseModel):
     project: str
     base_model: str
     renderer: str
-    task: str
+    recipe: str
     use_case: str
     data: DataSummary
     capacity: CapacitySummary
@@ -177,12 +177,12 @@ class Plan(BaseModel):
     reward: RewardSummary | None = Field(None, description="RL only: the reward grader and why")
 
 
-def _read(path: Path, task: str) -> list[Record]:
-    return read_records(path, TASK_FORMATS[task])
+def _read(path: Path, recipe: str) -> list[Record]:
+    return read_records(path, RECIPE_FORMATS[recipe])
 
 
-def _sequences(records: list[Record], task: str) -> list[Conversation]:
-    if task == "dpo":
+def _sequences(records: list[Record], recipe: str) -> list[Conversation]:
+    if recipe == "dpo":
         pairs = [r for r in records if isinstance(r, Preference)]
         return [c for p in pairs for c in (p.chosen_conversation(), p.rejected_conversation())]
     return as_conversations(records)
@@ -335,13 +335,13 @@ def _flip_check(
     tokenizer: TokenizerSummary, project: Project, config: dict[str, Any] | None, completion: int
 ) -> TokenizerSummary:
     """Whether the proxy's error bound could change the recommended rank."""
-    if not tokenizer.estimate or tokenizer.error_bound is None or project.config.task in ("rl", "distill"):
+    if not tokenizer.estimate or tokenizer.error_bound is None or project.config.recipe in ("rl", "distill"):
         return tokenizer
     lora = project.config.lora
     placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
     shape = cap.lora_shape(project.config.base_model, load_config=lambda _n: _require_config(project, config))
     ranks = {
-        hp.recommend_rank(project.config.task, shape, round(completion * factor), placement)[0].value
+        hp.recommend_rank(project.config.recipe, shape, round(completion * factor), placement)[0].value
         for factor in (1 - tokenizer.error_bound, 1.0, 1 + tokenizer.error_bound)
     }
     return tokenizer.model_copy(update={"could_flip_rank": len(ranks) > 1})
@@ -361,7 +361,7 @@ def _capacity(project: Project, config: dict[str, Any] | None, completion: int) 
     lora = project.config.lora
     placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
     shape = cap.lora_shape(project.config.base_model, load_config=lambda _name: _require_config(project, config))
-    rank, warnings = hp.recommend_rank(project.config.task, shape, completion, placement)
+    rank, warnings = hp.recommend_rank(project.config.recipe, shape, completion, placement)
     table = cap.capacity_table(shape, completion, **placement)
 
     def ratio(r: int) -> float | None:
@@ -386,7 +386,7 @@ def _capacity(project: Project, config: dict[str, Any] | None, completion: int) 
     )
     if lora.rank != rank.value:
         warnings.append(f"chief.toml has lora.rank = {lora.rank}; the plan recommends {rank.value} ({rank.rule})")
-    if project.config.task in ("sl", "dpo") and completion and shape.params(lora.rank, **placement) < completion:
+    if project.config.recipe in ("sl", "dpo") and completion and shape.params(lora.rank, **placement) < completion:
         warnings.append(
             f"capacity: rank {lora.rank} gives {shape.params(lora.rank, **placement):,} LoRA params "
             f"for {completion:,} completion tokens (ratio {ratio(lora.rank)}); LoRA may underperform"
@@ -414,23 +414,23 @@ def _learning_rate(
         recommended=rec,
         configured=configured,
         full_finetune_equivalent=full,
-        notes=hp.lr_notes(steps, project.config.task),
+        notes=hp.lr_notes(steps, project.config.recipe),
     ), warnings
 
 
 def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[str]]:
     cfg = project.config
-    batch = hp.recommend_batch_size(cfg.task, examples, cfg.rl)
-    epochs = hp.recommend_epochs(cfg.task, examples)
-    unit = cfg.rl.groups_per_batch if cfg.task == "rl" else cfg.schedule.batch_size
+    batch = hp.recommend_batch_size(cfg.recipe, examples, cfg.rl)
+    epochs = hp.recommend_epochs(cfg.recipe, examples)
+    unit = cfg.rl.groups_per_batch if cfg.recipe == "rl" else cfg.schedule.batch_size
     per_epoch, total = hp.steps_for(examples, unit, cfg.schedule.epochs, cfg.schedule.steps)
     warnings = []
-    if cfg.task != "rl" and cfg.schedule.batch_size > hp.LARGE_BATCH_WARNING:
+    if cfg.recipe != "rl" and cfg.schedule.batch_size > hp.LARGE_BATCH_WARNING:
         warnings.append(
             f"batch_size {cfg.schedule.batch_size} > {hp.LARGE_BATCH_WARNING}: LoRA degrades with very "
             "large batches more than full fine-tuning does; prefer a moderate batch"
         )
-    if cfg.task != "rl" and cfg.schedule.batch_size > examples:
+    if cfg.recipe != "rl" and cfg.schedule.batch_size > examples:
         warnings.append(f"batch_size {cfg.schedule.batch_size} exceeds the {examples} examples: one partial step")
     summary = ScheduleSummary(
         batch_size=batch,
@@ -448,7 +448,7 @@ def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[st
 
 def _work(project: Project, data: DataSummary, schedule: ScheduleSummary) -> TokenWork:
     cfg = project.config
-    if cfg.task == "rl":
+    if cfg.recipe == "rl":
         requests = schedule.total_steps * cfg.rl.groups_per_batch  # one sample request per problem
         rollouts = requests * cfg.rl.group_size
         prompt = int(data.lengths.mean)
@@ -460,7 +460,7 @@ def _work(project: Project, data: DataSummary, schedule: ScheduleSummary) -> Tok
             prefill_tokens=requests * prompt,
         )
     mean_tokens = data.total_tokens / max(1, data.sequences_rendered)
-    per_step = cfg.schedule.batch_size * (2 if cfg.task == "dpo" else 1) * mean_tokens
+    per_step = cfg.schedule.batch_size * (2 if cfg.recipe == "dpo" else 1) * mean_tokens
     return TokenWork(train_tokens=int(per_step * schedule.total_steps))
 
 
@@ -496,14 +496,14 @@ def make_plan(
     placement, warnings = hp.placement_check(
         cfg.lora.train_mlp, cfg.lora.train_attn, cfg.lora.train_unembed, allow_attention_only
     )
-    records = _read(project.train_path, cfg.task)
-    val_count = len(_read(project.val_path, cfg.task)) if project.val_path else None
+    records = _read(project.train_path, cfg.recipe)
+    val_count = len(_read(project.val_path, cfg.recipe)) if project.val_path else None
     if model is None:
         trusted = cfg.trust_remote_code
         model = load_planning_model(cfg.base_model, cfg.renderer, trust_remote_code=trusted)
     renderer, model_config, tokenizer, renderer_name = model
-    sequences = _sequences(records, cfg.task)
-    if cfg.task != "rl":
+    sequences = _sequences(records, cfg.recipe)
+    if cfg.recipe != "rl":
         _check_trainable_flags(sequences, cfg.data.train_on_what)
     counts = count_tokens(sequences, renderer, cfg.data.train_on_what, cfg.data.max_length)
     fmt = format_of_record(records[0])
@@ -521,13 +521,13 @@ def make_plan(
             f"{flip}); put the tokenizer in the HF cache (`chief models fetch {cfg.base_model}`) "
             "for exact counts"
         )
-    capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.task != "rl" else 0)
-    examples = len(keep) // (2 if cfg.task == "dpo" else 1)
+    capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.recipe != "rl" else 0)
+    examples = len(keep) // (2 if cfg.recipe == "dpo" else 1)
     schedule, sched_warnings = _schedule(project, examples)
     lr, lr_warnings = _learning_rate(project, model_config, schedule.total_steps)
     reward, reward_warnings = (
         reward_summary([r.answer for r in records if isinstance(r, RLPrompt)], cfg.rl.grader)
-        if cfg.task == "rl"
+        if cfg.recipe == "rl"
         else (None, [])
     )
     work = _work(project, data, schedule)
@@ -560,7 +560,7 @@ def make_plan(
         project=cfg.name,
         base_model=cfg.base_model,
         renderer=cfg.renderer,
-        task=cfg.task,
+        recipe=cfg.recipe,
         use_case=cfg.use_case,
         data=data,
         capacity=capacity,

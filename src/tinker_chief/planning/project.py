@@ -1,6 +1,6 @@
 """Creating a project (`chief init`) and writing a plan's files (`chief plan`).
 
-`init_project` validates the data for the task, holds out a validation split when none is
+`init_project` validates the data for the recipe, holds out a validation split when none is
 given (written under `data/`, so training and evals never see the same lines), writes the
 product-eval file in the `{"input","output"}` shape the offline evals read, fills chief.toml
 with the planner's recommendations, and generates `scripts/run_inspect_evals.sh`.
@@ -27,7 +27,7 @@ from tinker_chief.planning.config import (
     ScheduleConfig,
 )
 from tinker_chief.planning.data import (
-    TASK_FORMATS,
+    RECIPE_FORMATS,
     Preference,
     PromptAnswer,
     Record,
@@ -110,7 +110,7 @@ def write_product_file(project: Project, records: list[Record]) -> str | None:
 def _initial_config(
     name: str,
     use_case: str,
-    task: str,
+    recipe: str,
     base_model: str,
     renderer: str,
     train: str,
@@ -125,7 +125,7 @@ def _initial_config(
         base_model=base_model,
         renderer=renderer,
         trust_remote_code=trust_remote_code,
-        task=task,
+        recipe=recipe,
         use_case=use_case,
         data=DataConfig(train=train, val=val),
         optimizer=OptimizerConfig(learning_rate=FALLBACK_LR),
@@ -140,7 +140,7 @@ def _apply_recommendations(project: Project, plan: Plan) -> ProjectConfig:
     cfg.lora.rank = plan.capacity.recommended_rank.value
     if plan.learning_rate.recommended is not None:
         cfg.optimizer.learning_rate = float(f"{plan.learning_rate.recommended.value:.3g}")
-    if cfg.task == "rl":
+    if cfg.recipe == "rl":
         cfg.schedule.epochs = 1
         if plan.reward is not None:
             # The held-out answers are graded the way the rollouts are rewarded.
@@ -153,7 +153,7 @@ def _apply_recommendations(project: Project, plan: Plan) -> ProjectConfig:
         cfg.schedule.epochs = plan.schedule.epochs.value
     examples = plan.data.examples
     _, total = hp.steps_for(
-        examples, cfg.rl.groups_per_batch if cfg.task == "rl" else cfg.schedule.batch_size, cfg.schedule.epochs, None
+        examples, cfg.rl.groups_per_batch if cfg.recipe == "rl" else cfg.schedule.batch_size, cfg.schedule.epochs, None
     )
     cfg.schedule.warmup_steps = hp.recommend_warmup(total).value
     cfg.checkpoints.every_steps = max(1, min(20, total // 4)) if total else 20
@@ -167,7 +167,7 @@ def init_project(
     base_model: str,
     train: str | Path,
     val: str | Path | None = None,
-    task: str = "sl",
+    recipe: str = "sl",
     name: str | None = None,
     force: bool = False,
     trust_remote_code: bool = False,
@@ -183,7 +183,7 @@ def init_project(
         raise ConfigurationError(f"{root / CONFIG_FILENAME}: a project already exists here; pass --force to overwrite")
     spec = resolve_model(base_model)
     train_path = Path(train).expanduser()
-    expected = TASK_FORMATS[task]
+    expected = RECIPE_FORMATS[recipe]
     read_records(train_path, expected)  # validate before writing anything
     if val is not None:
         read_records(Path(val).expanduser(), expected)
@@ -200,7 +200,7 @@ def init_project(
         return _initial_config(
             name or root.name,
             use_case,
-            task,
+            recipe,
             spec.name,
             renderer,
             train_rel,
@@ -211,7 +211,7 @@ def init_project(
         )
 
     product = write_product_file(Project(root=root, config=initial(None, None)), val_records)
-    nll_data = val_rel if task in ("sl", "distill") and not isinstance(val_records[0], RLPrompt) else None
+    nll_data = val_rel if recipe in ("sl", "distill") and not isinstance(val_records[0], RLPrompt) else None
     project = Project(root=root, config=initial(nll_data, product))
     recommended = _apply_recommendations(project, make_plan(project, model=model))
     project = Project(root=root, config=recommended)

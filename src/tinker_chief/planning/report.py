@@ -190,7 +190,7 @@ def render_plan_markdown(plan: Plan) -> str:
     lines = [
         f"# Plan for `{plan.project}`",
         "",
-        f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), task `{plan.task}`, use case "
+        f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), recipe `{plan.recipe}`, use case "
         f"`{plan.use_case}`. Made {plan.created_at} by chief {plan.chief_version}.",
         "",
     ]

@@ -40,9 +40,9 @@ SECTION_NOTES: dict[str, str] = {
     "schedule": "Moderate batch sizes: LoRA pays a larger penalty than full fine-tuning at large batches.",
     "checkpoints": "Resumable training state (save_state) plus sampler weights at each save.",
     "inline_evals": "Sparse evals during training; the full suite runs offline on checkpoints (`chief eval`).",
-    "rl": 'RL with verifiable rewards (task = "rl"). Rank 1-8 suffices: an episode carries ~1 bit.',
-    "dpo": 'Direct preference optimization (task = "dpo").',
-    "distill": 'Prompt / on-policy distillation (task = "distill").',
+    "rl": 'RL with verifiable rewards (recipe = "rl"). Rank 1-8 suffices: an episode carries ~1 bit.',
+    "dpo": 'Direct preference optimization (recipe = "dpo").',
+    "distill": 'Prompt / on-policy distillation (recipe = "distill").',
     "backend": "Where training runs: the built-in local engine or Tinker's cloud.",
     "estimates": "Overrides for the plan's cost (price table) and local time (measured throughput).",
     "eval_suite": "The agreed eval suite: layer 1 training metrics, layer 2 public benchmarks (Inspect),\n"

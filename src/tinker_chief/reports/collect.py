@@ -90,7 +90,7 @@ def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("project", config.get("name")),
         ("base model", config.get("base_model")),
-        ("task", config.get("task")),
+        ("recipe", config.get("recipe", config.get("task"))),  # `task`: its old name
         ("use case", config.get("use_case")),
     ]
     for section, keys in (

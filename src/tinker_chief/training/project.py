@@ -22,10 +22,10 @@ def spec_from_project(project: Project) -> TrainSpec:
     """The project's run: its chief.toml sections as they are, with the sampled inline eval's data
     resolved from the suite task it names. Config mistakes name the file and field."""
     c = project.config
-    if c.task == "distill" and not c.distill.teacher_prompt:
+    if c.recipe == "distill" and not c.distill.teacher_prompt:
         raise ConfigurationError(
             f'{project.config_path}: field "distill.teacher_prompt": expected the teacher\'s system prompt '
-            '(task = "distill" trains the student to answer as the teacher does with it)'
+            '(recipe = "distill" trains the student to answer as the teacher does with it)'
         )
     sampled_data = None
     if c.inline_evals.sampled_task:

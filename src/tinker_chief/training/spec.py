@@ -28,10 +28,10 @@ from tinker_chief.planning.config import (
     InlineEvalConfig,
     LoraConfig,
     OptimizerConfig,
+    Recipe,
     RLConfig,
     ScheduleConfig,
 )
-from tinker_chief.planning.config import Task as Recipe
 
 if TYPE_CHECKING:
     from tinker_chief.planning.config import ProjectConfig
@@ -67,7 +67,9 @@ class TrainSpec(BaseModel):
     @model_validator(mode="after")
     def _recipe_fields(self) -> TrainSpec:
         if self.recipe == "distill" and not self.distill.teacher_prompt:
-            raise ValueError("task `distill` needs [distill] `teacher_prompt` (the prompt the student learns without)")
+            raise ValueError(
+                "recipe `distill` needs [distill] `teacher_prompt` (the prompt the student learns without)"
+            )
         return self
 
     @classmethod
@@ -75,7 +77,7 @@ class TrainSpec(BaseModel):
         """The run `config` (a whole chief.toml) describes; `resolved`: the sampled eval's fields."""
         sections = {name: getattr(config, name) for name in SECTIONS}
         return cls(
-            recipe=config.task,
+            recipe=config.recipe,
             base_model=config.base_model,
             renderer=config.renderer,
             seed=config.seed,

@@ -321,7 +321,7 @@ def plan_selection(
         raise TrainingError(f"--shortlist: expected a positive number, got {shortlist}")
     if sweep_id is None and run_id is None:
         sweep_id, run_id = default_scope(project.root)
-    rl = project.config.task == "rl"
+    rl = project.config.recipe == "rl"
     if sweep_id is not None:
         sweep = load_sweep(project.root, sweep_id)
         scope, candidates = f"sweep:{sweep.sweep_id}", sweep_candidates(project.root, sweep, rl)

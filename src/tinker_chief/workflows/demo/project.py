@@ -162,7 +162,7 @@ def _clear_previous_demo(directory: Path) -> None:
         is_demo = False
     if not is_demo:
         raise ConfigurationError(
-            f"--dir {directory}: exists and is not a chief demo project; choose an empty or new directory"
+            f"--project {directory}: exists and is not a chief demo project; choose an empty or new directory"
         )
     shutil.rmtree(directory)
 
@@ -189,7 +189,7 @@ def create_demo_project(
         base_model=base_model or DEFAULT_MODEL,
         train=train_file,
         val=heldout_file,
-        task="sl",
+        recipe="sl",
         name=DEMO_NAME,
     )
     config = project.config.model_copy(deep=True)
