@@ -99,7 +99,7 @@ def serve_command(
     Connect with:
       tinker.ServiceClient(base_url="http://127.0.0.1:8765", api_key="tml-local")
     """
-    from tinker_chief.engine.server.main import EngineSettings, serve
+    from tinker_chief.engine.server.serve import EngineSettings, serve
 
     if api_key and click.get_current_context().get_parameter_source("api_key") == ParameterSource.COMMANDLINE:
         click.secho(
@@ -136,7 +136,7 @@ def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Pat
 
     Without --merged: a PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
     """
-    from tinker_chief.engine.server.export import export_checkpoint
+    from tinker_chief.engine.server.checkpoint_export import export_checkpoint
 
     written = export_checkpoint(tinker_path, out_dir, merged=merged, state_dir=state_dir)
     kind = "merged Hugging Face model" if merged else "PEFT adapter"

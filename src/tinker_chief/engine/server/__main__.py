@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from tinker_chief.engine.server.main import API_KEY_ENV, EngineSettings, serve
+from tinker_chief.engine.server.serve import API_KEY_ENV, EngineSettings, serve
 from tinker_chief.errors import ChiefError
 
 

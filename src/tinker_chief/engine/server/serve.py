@@ -137,7 +137,7 @@ def serve(settings: EngineSettings) -> None:
     from tinker_chief.engine.compute import TorchBackend
     from tinker_chief.engine.server import service
     from tinker_chief.engine.server.app import create_app
-    from tinker_chief.engine.server.basemodels import BaseModelCatalog
+    from tinker_chief.engine.server.base_model_facts import BaseModelCatalog
 
     logging.basicConfig(
         level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"),
