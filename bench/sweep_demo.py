@@ -31,7 +31,7 @@ def main() -> None:
     from tinker_chief.demo.project import create_demo_project
     from tinker_chief.paths import ProjectPaths
     from tinker_chief.planning import make_plan
-    from tinker_chief.planning.project import write_plan_files
+    from tinker_chief.planning.project_files import write_plan_files
     from tinker_chief.training.runlog import RunLog
     from tinker_chief.training.selection import select
     from tinker_chief.training.sweep import run_sweep, start_sweep, summarize

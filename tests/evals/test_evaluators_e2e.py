@@ -12,7 +12,7 @@ from tinker_chief.evals.evaluators import (
     pooled_nll,
     sampler_nll_evaluator,
 )
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 
 from jsonl_support import write_jsonl
 

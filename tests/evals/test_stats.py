@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from tinker_chief.evals.intervals import bootstrap_mean, wilson_interval
 from tinker_chief.evals.records import SampleRecord, summarize
-from tinker_chief.evals.stats import bootstrap_mean, wilson_interval
 
 
 def test_wilson_matches_reference_values():

@@ -55,7 +55,7 @@ def init_command(
 
     With --trust-remote-code, chief.toml records it and `chief plan` runs the model's code too.
     """
-    from tinker_chief.planning.project import init_project
+    from tinker_chief.planning.project_files import init_project
 
     project = init_project(
         directory,
@@ -104,9 +104,9 @@ def plan_command(directory: Path, allow_attention_only: bool, calibrate: bool, p
     from rich.markup import escape
 
     from tinker_chief.planning import load_project
-    from tinker_chief.planning.plan import make_plan
-    from tinker_chief.planning.project import write_plan_files
-    from tinker_chief.planning.report import duration
+    from tinker_chief.planning.plan_markdown import duration
+    from tinker_chief.planning.planner import make_plan
+    from tinker_chief.planning.project_files import write_plan_files
     from tinker_chief.training.sweep import latest_summary_lines
 
     project = load_project(directory)

@@ -21,7 +21,7 @@ from tinker_chief.errors import EvalError, TrainingError
 from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, run_suite
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.planning import Plan, Project, make_plan
-from tinker_chief.planning.project import write_plan_files
+from tinker_chief.planning.project_files import write_plan_files
 from tinker_chief.registry import Registry
 from tinker_chief.reports import write_report
 from tinker_chief.training import Observer, train_project

@@ -22,12 +22,12 @@ from typing import Any, cast
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
 from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
 
-from tinker_chief.evals.data import EvalSample, load_conversations, load_samples
+from tinker_chief.evals.eval_samples import EvalSample, load_conversations, load_samples
 from tinker_chief.evals.graders import make_grader
+from tinker_chief.evals.intervals import Interval, bootstrap
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import summarize
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
-from tinker_chief.evals.stats import Interval, bootstrap
 
 
 def conversations_to_data(

@@ -1,6 +1,6 @@
 """Training data per recipe: the planner's typed records turned into `tinker.Datum`s.
 
-Reading and validating the JSONL is `tinker_chief.planning.data`'s job (every bad line is
+Reading and validating the JSONL is `tinker_chief.planning.data_formats`'s job (every bad line is
 reported as `file:line: field "x": expected ...` before training starts); this module only
 renders. Chat examples become datums with the cookbook's `conversation_to_datum` (its
 renderer decides which tokens are trained), so what we train is what the cookbook's own SFT
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from tinker_chief.errors import DataError
-from tinker_chief.planning import data as records
+from tinker_chief.planning import data_formats as records
 
 Message = dict[str, Any]
 Reduction = Literal["none", "mean"]
