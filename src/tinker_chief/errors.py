@@ -4,16 +4,26 @@
 non-zero exit, never a traceback. Each category also inherits the stdlib class it stands in
 for (a bad config is a `ValueError`, a missing model a `LookupError`), so callers that catch
 the stdlib class keep working. Messages must name the file, line, field and what was expected
-whenever the error is about user input, and must never contain secrets.
+whenever the error is about user input, and must never contain secrets. An error that is
+several findings at once (every invalid field of a config, every failing gate rule) carries
+them as `reasons`, which the CLI lists under its one line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class ChiefError(Exception):
-    """Root of every error `chief` reports to a user."""
+    """Root of every error `chief` reports to a user; `reasons` lists its findings, if several."""
 
     exit_code: int = 1
+
+    def __init__(self, *args: object, reasons: Iterable[str] = ()) -> None:
+        super().__init__(*args)
+        # An attribute, not an argument, so pickling (process pools) keeps it: Exception
+        # pickles `args` and the instance's `__dict__`.
+        self.reasons = list(reasons)
 
 
 class ConfigurationError(ChiefError, ValueError):
@@ -49,9 +59,5 @@ class PromotionRejected(RegistryError):
 
     exit_code = 3
 
-    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.reasons = list(reasons or [])
-
-    def __reduce__(self):  # keep picklable across process pools
-        return (type(self), (self.args[0], self.reasons))
+    def __init__(self, message: str, reasons: Iterable[str] = ()) -> None:
+        super().__init__(message, reasons=reasons)
