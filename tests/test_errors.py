@@ -18,7 +18,7 @@ def test_every_chief_error_has_reasons_even_without_any(error):
 @pytest.mark.parametrize(
     "error",
     [
-        ConfigurationError("chief.toml: 2 invalid fields", reasons=["field `a`: x", "field `b`: y"]),
+        ConfigurationError("chief.toml: 2 invalid fields", reasons=["field `a`", "field `b`"]),
         PromotionRejected("refused", ["regression on `qa/accuracy`", "safety below the minimum"]),
     ],
 )

@@ -78,7 +78,12 @@ def test_held_out_nll_data_is_what_training_renders_for_validation(tmp_path):
                     {"role": "assistant", "content": "hello once more"},
                 ]
             },
-            {"messages": [{"role": "user", "content": "name a colour"}, {"role": "assistant", "content": "blue"}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "name a colour"},
+                    {"role": "assistant", "content": "blue"},
+                ]
+            },
         ],
     )
     held_out, tokenizer = nll_data(load_conversations(chats), TINY, max_length=64)
@@ -88,10 +93,9 @@ def test_held_out_nll_data_is_what_training_renders_for_validation(tmp_path):
     )
 
     def rendered(data):
-        return [
-            (d.model_input.to_ints(), d.loss_fn_inputs["target_tokens"].data, d.loss_fn_inputs["weights"].data)
-            for d in data
-        ]
+        inputs = [d.loss_fn_inputs for d in data]
+        tokens = [d.model_input.to_ints() for d in data]
+        return [(t, i["target_tokens"].data, i["weights"].data) for t, i in zip(tokens, inputs)]
 
     assert rendered(held_out) == rendered(validation)
     first_weights = rendered(held_out)[0][2]

@@ -95,4 +95,5 @@ def conversation_datum(
 
     # Callers pass validated {"role", "content"} messages: the cookbook's Message shape.
     chat = cast(list[Message], [dict(m) for m in messages])
-    return conversation_to_datum(chat, renderer, max_length, TrainOnWhat(train_on_what), reduction=reduction)
+    trained = TrainOnWhat(train_on_what)
+    return conversation_to_datum(chat, renderer, max_length, trained, reduction=reduction)

@@ -82,7 +82,12 @@ def mcnemar(a: list[bool], b: list[bool]) -> PairedTest:
     return PairedTest("mcnemar-chi2", len(a), delta, p_value, a_only=a_only, b_only=b_only)
 
 
-def bootstrap_draws(n: int, statistic: Callable[[np.ndarray], npt.ArrayLike], resamples: int, seed: int) -> np.ndarray:
+def bootstrap_draws(
+    n: int,
+    statistic: Callable[[np.ndarray], npt.ArrayLike],
+    resamples: int,
+    seed: int,
+) -> np.ndarray:
     """`statistic` on `resamples` bootstrap resamples of `n` items, from one seeded stream.
 
     `statistic` gets a (k, n) matrix of item indices drawn with replacement, one resample per
@@ -100,7 +105,10 @@ def bootstrap_draws(n: int, statistic: Callable[[np.ndarray], npt.ArrayLike], re
     return np.concatenate(parts)
 
 
-def percentile_interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(
+    draws: np.ndarray,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
     """The percentile interval of bootstrap `draws` (per column when there are several)."""
     import numpy as np
 

@@ -13,10 +13,12 @@ import click
 from tinker_chief.engine.server.command import serve_command
 from tinker_chief.errors import ChiefError
 
+PROG = "python -m tinker_chief.engine.server"
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        code = serve_command.main(args=argv, prog_name="python -m tinker_chief.engine.server", standalone_mode=False)
+        code = serve_command.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

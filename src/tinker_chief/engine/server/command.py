@@ -1,4 +1,4 @@
-"""The engine's command line, defined once: `chief engine serve` and `python -m tinker_chief.engine.server`.
+"""The engine's one command line: `chief engine serve` and `python -m tinker_chief.engine.server`.
 
 `serve_command` is the click command both run: the CLI mounts it in its `engine` group (cli may
 import engine, engine may not import cli), and `__main__.py` runs it as the process the launcher
@@ -30,7 +30,10 @@ STATE_DIR_HELP = "Where runs and checkpoints live (default: .chief/engine in the
 
 @click.command("serve")
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --api-key."
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback needs --api-key.",
 )
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP)
