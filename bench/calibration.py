@@ -44,7 +44,7 @@ def questions(n: int) -> list[MCQuestion]:
 def score(dtype: str, model: str, items: list[MCQuestion], concurrency: int, state: Path):
     from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.engine.server.launcher import start_engine
-    from tinker_chief.evals.sampling import ModelSampler
+    from tinker_chief.evals.model_sampler import ModelSampler
 
     with (
         start_engine(state_dir=state / dtype, dtype=dtype) as handle,

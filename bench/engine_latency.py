@@ -50,11 +50,11 @@ def interleaved(fns: dict[str, object], calls: int, warmup: int = 10) -> dict[st
 
 
 def local_forward():
-    from tinker_chief.engine.backend import DatumArrays, LoraSpec
+    from tinker_chief.engine.backend import DatumArrays, LoraSettings
     from tinker_chief.engine.compute import TorchBackend
 
     backend = TorchBackend(device="cpu", dtype="float32")
-    backend.create_training_model("bench", TINY, LoraSpec(rank=8, seed=0))
+    backend.create_training_model("bench", TINY, LoraSettings(rank=8, seed=0))
     datum = DatumArrays(
         tokens=np.asarray(TOKENS[:-1], dtype=np.int64),
         loss_fn_inputs={

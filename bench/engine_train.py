@@ -42,7 +42,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from doc_blocks import write_block  # noqa: E402
 from engine_common import gemm_peaks, machine, mfu_text, sdk_engine, timed  # noqa: E402
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec  # noqa: E402
+from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings  # noqa: E402
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
 from tinker_chief.engine.compute.devices import Precision  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, load_model_config  # noqa: E402
@@ -72,7 +72,7 @@ def step_flops(config, tokens: int, seq: int) -> float:
 
 def backend_step(args, data):
     backend = TorchBackend(device=args.device, dtype=args.dtype)
-    backend.create_training_model("bench", args.model, LoraSpec(rank=RANK, seed=0))
+    backend.create_training_model("bench", args.model, LoraSettings(rank=RANK, seed=0))
 
     def step() -> None:
         backend.forward_backward("bench", data, "cross_entropy", {}, forward_only=False)
@@ -88,7 +88,7 @@ def peft_step(data, lora_config, local_dir, precision):
 
     from peft import get_peft_model
 
-    from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
+    from tinker_chief.engine.compute.base_pool import load_frozen_causal_lm
 
     model = get_peft_model(load_frozen_causal_lm(local_dir, precision.device), copy.deepcopy(lora_config))
     optimizer = torch.optim.AdamW(

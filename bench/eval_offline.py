@@ -61,8 +61,8 @@ def run_chief(
 ) -> tuple[float, list[str], dict]:
     from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.engine.server.launcher import engine_stats, start_engine
+    from tinker_chief.evals.model_sampler import GenerationSettings
     from tinker_chief.evals.offline import OfflineConfig, run_offline_async
-    from tinker_chief.evals.sampling import GenerationSettings
 
     settings = GenerationSettings(max_tokens=max_tokens, temperature=0.0)
     with start_engine(state_dir=out / "engine", dtype=dtype) as handle:

@@ -1,7 +1,7 @@
 """Benchmark: completion-token counting for `chief plan` vs a raw batched tokenizer call.
 
 Writes a synthetic JSONL of N conversations (default 100,000), reads it with
-`tinker_chief.planning.data`, then in the same run times
+`tinker_chief.planning.data_formats`, then in the same run times
   - baseline: one batched `tokenizer(texts)` over each conversation's full ChatML text
     (what counting with the bare fast tokenizer costs; it cannot tell trained tokens apart),
   - chief: `planning.tokens.count_tokens` (batched ChatML counter: total + trained tokens),
@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
-    from tinker_chief.planning.data import read_sft_conversations
+    from tinker_chief.planning.data_formats import read_sft_conversations
     from tinker_chief.planning.tokens import count_tokens
 
     tokenizer = load_tokenizer(args.model)

@@ -4,7 +4,7 @@
 learns) and "trade lower rank for more steps". One arithmetic task (200 prompts such as "What is
 3 + 4? Reply with only the number.", made here, plus 40 held-out ones drawn the same way: with
 81 possible sums most of them also occur in training), one project per point
-made by `chief init` (`planning.project.init_project`: the plan's learning rate, the numeric
+made by `chief init` (`planning.project_files.init_project`: the plan's learning rate, the numeric
 grader, every other setting as init writes it) with only the rank, the steps and `[rl]
 max_tokens` changed; each point trains with `training.train_project` against one local engine
 started once, all points at once on it (they share its one base model). Same seed everywhere, so
@@ -56,7 +56,7 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
 
 def make_point(root: Path, data: Path, model: str, rank: int, steps: int) -> Any:
     from tinker_chief.planning import save_project
-    from tinker_chief.planning.project import init_project
+    from tinker_chief.planning.project_files import init_project
 
     project = init_project(
         root,

@@ -28,7 +28,7 @@ from engine_common import load_average, machine  # noqa: E402
 
 def main() -> None:
     from tinker_chief.planning import make_plan
-    from tinker_chief.planning.project import write_plan_files
+    from tinker_chief.planning.project_files import write_plan_files
     from tinker_chief.runfiles import RunFiles
     from tinker_chief.workflows.demo.project import create_demo_project
     from tinker_chief.workflows.selection import select

@@ -5,18 +5,28 @@ non-zero exit (its `exit_code`, from the one table in `exit_codes.py`), never a 
 category also inherits the stdlib class it stands in for (a bad config is a `ValueError`, a
 missing model a `LookupError`), so callers that catch the stdlib class keep working. Messages
 must name the file, line, field and what was expected whenever the error is about user input,
-and must never contain secrets.
+and must never contain secrets. An error that is several findings at once (every invalid field
+of a config, every failing gate rule) carries them as `reasons`, which the CLI lists under its
+one line.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from tinker_chief.exit_codes import ExitCode
 
 
 class ChiefError(Exception):
-    """Root of every error `chief` reports to a user."""
+    """Root of every error `chief` reports to a user; `reasons` lists its findings, if several."""
 
     exit_code: int = ExitCode.ERROR
+
+    def __init__(self, *args: object, reasons: Iterable[str] = ()) -> None:
+        super().__init__(*args)
+        # An attribute, not an argument, so pickling (process pools) keeps it: Exception
+        # pickles `args` and the instance's `__dict__`.
+        self.reasons = list(reasons)
 
 
 class ConfigurationError(ChiefError, ValueError):
@@ -59,12 +69,8 @@ class PromotionRejected(RegistryError):
 
     exit_code = ExitCode.GATE_REFUSED
 
-    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.reasons = list(reasons or [])
-
-    def __reduce__(self):  # keep picklable across process pools
-        return (type(self), (self.args[0], self.reasons))
+    def __init__(self, message: str, reasons: Iterable[str] = ()) -> None:
+        super().__init__(message, reasons=reasons)
 
 
 class ChiefDeprecation(FutureWarning):

@@ -21,12 +21,12 @@ def fresh_id(prefix: str = "m") -> str:
 
 def backend_with_model(rank: int) -> tuple[Any, str]:
     """An fp32 CPU backend with one fresh LoRA training model (seed 0) on the tiny model."""
-    from tinker_chief.engine.backend import LoraSpec
+    from tinker_chief.engine.backend import LoraSettings
     from tinker_chief.engine.compute import TorchBackend
 
     backend = TorchBackend(device="cpu", dtype="float32")
     model_id = fresh_id()
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=rank, seed=0))
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=rank, seed=0))
     return backend, model_id
 
 
@@ -63,7 +63,7 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
     from transformers import DynamicCache
 
     from tinker_chief.engine.backend import SampleRequest, SamplingSettings
-    from tinker_chief.engine.compute import kv_cache, sampler
+    from tinker_chief.engine.compute import generation, kv_cache
 
     shared = (1, *range(40, 60))  # long enough to be prefilled once and shared
     requests = [
@@ -89,7 +89,7 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
         def __init__(self, max_length: int | None = None) -> None:
             super().__init__()
 
-    monkeypatch.setattr(sampler, "GrowingKVCache", ConcatenatingCache)
+    monkeypatch.setattr(generation, "GrowingKVCache", ConcatenatingCache)
     dynamic = backend.sample(requests)
     assert [len(r.sequences[0].tokens) for r in growing] == [40, 3, 25, 40]
     for a, b in zip(growing, dynamic):

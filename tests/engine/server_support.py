@@ -14,7 +14,7 @@ from tinker.proto import request_conv
 from tinker.types.forward_backward_input import ForwardBackwardInput
 from tinker.types.forward_backward_request import ForwardBackwardRequest
 
-from tinker_chief.engine.server.main import READY_PREFIX
+from tinker_chief.engine.server.serve import READY_PREFIX
 
 TINY = "tiny-random-llama"
 TEXTS = [

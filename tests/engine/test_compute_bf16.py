@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings, SampleRequest, SamplingSettings
 from tinker_chief.engine.compute import TorchBackend
 from tinker_chief.engine.compute.frozen_linear import FrozenLinear, mkldnn_prepack_available, use_compute_dtype_linears
 
@@ -122,7 +122,7 @@ def bf16_backend() -> TorchBackend:
 
 def test_bf16_backend_keeps_base_linears_in_bf16_and_lora_in_fp32(bf16_backend):
     model_id = fresh_id("bf16")
-    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=0, train_unembed=True))
+    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=0, train_unembed=True))
     base = bf16_backend._bases.get(TINY_MODEL).model
     frozen = [m for m in base.modules() if isinstance(m, FrozenLinear)]
     assert frozen and all(m.weight.dtype == torch.bfloat16 for m in frozen)
@@ -135,7 +135,7 @@ def test_bf16_backend_keeps_base_linears_in_bf16_and_lora_in_fp32(bf16_backend):
 
 def test_bf16_backend_learns_a_batch(bf16_backend):
     model_id = fresh_id("bf16")
-    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=8, seed=0, train_unembed=True))
+    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=8, seed=0, train_unembed=True))
     batch = sft_batch(5)
     losses = []
     for _ in range(8):
@@ -148,7 +148,7 @@ def test_bf16_backend_learns_a_batch(bf16_backend):
 
 def test_bf16_sampled_logprobs_agree_with_forward(bf16_backend):
     model_id = fresh_id("bf16")
-    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=3))
+    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=3))
     bf16_backend.forward_backward(model_id, sft_batch(1), "cross_entropy", {}, False)
     bf16_backend.optim_step(model_id, AdamStep(learning_rate=0.05))
     key = bf16_backend.snapshot_for_sampling(model_id)

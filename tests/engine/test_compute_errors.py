@@ -11,7 +11,7 @@ from tinker_chief.engine.backend import (
     ConflictError,
     DatumArrays,
     InvalidRequestError,
-    LoraSpec,
+    LoraSettings,
     NotFoundError,
     SampleRequest,
     SamplingSettings,
@@ -99,13 +99,13 @@ def test_model_lifecycle_errors(backend_and_model):
     with pytest.raises(NotFoundError, match="unknown model_id 'ghost'"):
         backend.forward_backward("ghost", sft_batch(0), "cross_entropy", {}, True)
     with pytest.raises(ConflictError, match="already exists"):
-        backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=2))
+        backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=2))
     with pytest.raises(NotFoundError, match=r"unknown model no-such-model: available models are .*tiny-random-llama"):
-        backend.create_training_model(fresh_id(), "no-such-model", LoraSpec(rank=2))
+        backend.create_training_model(fresh_id(), "no-such-model", LoraSettings(rank=2))
     with pytest.raises(InvalidRequestError, match="rank must be a positive integer"):
-        backend.create_training_model(fresh_id(), TINY_MODEL, LoraSpec(rank=0))
+        backend.create_training_model(fresh_id(), TINY_MODEL, LoraSettings(rank=0))
     with pytest.raises(InvalidRequestError, match="at least one of train_mlp and train_attn"):
-        backend.create_training_model(fresh_id(), TINY_MODEL, LoraSpec(rank=2, train_mlp=False, train_attn=False))
+        backend.create_training_model(fresh_id(), TINY_MODEL, LoraSettings(rank=2, train_mlp=False, train_attn=False))
     out_of_range = r"adam_params.learning_rate must be between 0 and 1, got -1.0"
     with pytest.raises(InvalidRequestError, match=out_of_range):
         backend.optim_step(model_id, AdamStep(learning_rate=-1.0))

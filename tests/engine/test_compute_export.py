@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from tinker_chief.engine.backend import AdamStep, InvalidRequestError, LoraSpec
+from tinker_chief.engine.backend import AdamStep, InvalidRequestError, LoraSettings
 from tinker_chief.engine.compute import TorchBackend, export_adapter, export_merged
 from tinker_chief.engine.compute.adapters import lora_config_for, scan_layout
-from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
+from tinker_chief.engine.compute.base_pool import load_frozen_causal_lm
 from tinker_chief.models import materialize_model
 
 from compute_support import TINY_MODEL, fresh_id, sft_batch
@@ -23,7 +23,7 @@ def saved(tmp_path_factory):
     """An adapter (with unembedding LoRA) trained a few steps, saved, plus its scores on a batch."""
     backend = TorchBackend(device="cpu", dtype="float32")
     model_id = fresh_id("export")
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=2, train_unembed=True))
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=2, train_unembed=True))
     for seed in range(3):
         backend.forward_backward(model_id, sft_batch(seed), "cross_entropy", {}, False)
         backend.optim_step(model_id, AdamStep(learning_rate=0.05))
@@ -86,8 +86,8 @@ def test_moe_experts_are_found_generically():
         num_local_experts=4,
     )
     layout = scan_layout(MixtralForCausalLM(config))
-    lora = lora_config_for(layout, LoraSpec(rank=2, train_unembed=False), materialize_model(TINY_MODEL))
+    lora = lora_config_for(layout, LoraSettings(rank=2, train_unembed=False), materialize_model(TINY_MODEL))
     assert set(lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
     assert set(lora.target_parameters) == {"experts.gate_up_proj", "experts.down_proj"}  # router excluded
-    attn_only = lora_config_for(layout, LoraSpec(rank=2, train_mlp=False), materialize_model(TINY_MODEL))
+    attn_only = lora_config_for(layout, LoraSettings(rank=2, train_mlp=False), materialize_model(TINY_MODEL))
     assert not attn_only.target_parameters and "lm_head" in attn_only.target_modules

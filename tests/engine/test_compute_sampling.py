@@ -8,7 +8,7 @@ import pytest
 from tinker_chief.engine.backend import (
     AdamStep,
     DatumArrays,
-    LoraSpec,
+    LoraSettings,
     NotFoundError,
     SampleRequest,
     SamplingSettings,
@@ -29,7 +29,7 @@ def backend() -> TorchBackend:
 def trained(backend) -> str:
     """A sampler key for an adapter trained a few steps (so it differs from the base)."""
     model_id = fresh_id("sampled")
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=1))
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=1))
     for seed in range(3):
         backend.forward_backward(model_id, sft_batch(seed), "cross_entropy", {}, False)
         backend.optim_step(model_id, AdamStep(learning_rate=0.05))
@@ -57,7 +57,7 @@ def test_greedy_is_deterministic_and_batching_does_not_change_it(backend, traine
 def test_shared_prompt_prefix_is_prefilled_once_with_the_same_results(backend, trained):
     """Prompts with a common system-prompt-like prefix (and n copies of one prompt) take the
     shared-prefix path, and give the same tokens and logprobs as each prompt sampled alone."""
-    from tinker_chief.engine.compute.sampler import MIN_SHARED_PREFIX, Row, shared_prefix_length
+    from tinker_chief.engine.compute.generation import MIN_SHARED_PREFIX, Row, shared_prefix_length
 
     key = backend.snapshot_for_sampling(trained)
     prefix = tuple(range(40, 40 + MIN_SHARED_PREFIX + 4))
@@ -102,7 +102,7 @@ def test_grouped_decode_attention_matches_transformers_sdpa():
     from transformers import DynamicCache
 
     from tinker_chief.engine.compute.attention import GROUPED_DECODE
-    from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
+    from tinker_chief.engine.compute.base_pool import load_frozen_causal_lm
     from tinker_chief.models import materialize_model, resolve_model
 
     model = load_frozen_causal_lm(materialize_model(resolve_model(TINY_MODEL)), "cpu")
@@ -193,7 +193,7 @@ def test_sampled_and_prompt_logprobs_agree_with_forward(backend, trained):
 def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, monkeypatch):
     """Scoring requests of different lengths and top-k go through one padded forward (or several,
     when they exceed MAX_SCORING_TOKENS) and give what each request gives alone."""
-    from tinker_chief.engine.compute import sampling
+    from tinker_chief.engine.compute import sampler_pool
 
     key = backend.snapshot_for_sampling(trained)
     requests = [
@@ -208,8 +208,8 @@ def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, m
         for prompt, topk in zip([*PROMPTS, (7,)], (0, 2, 5, 1, 3))
     ]
     alone = [backend.sample([r])[0] for r in requests]
-    for limit in (sampling.MAX_SCORING_TOKENS, 12):  # 12: several chunks
-        monkeypatch.setattr(sampling, "MAX_SCORING_TOKENS", limit)
+    for limit in (sampler_pool.MAX_SCORING_TOKENS, 12):  # 12: several chunks
+        monkeypatch.setattr(sampler_pool, "MAX_SCORING_TOKENS", limit)
         together = backend.sample(requests)
         for single, batched, request in zip(alone, together, requests):
             assert batched.prompt_logprobs[0] is None
@@ -245,7 +245,7 @@ def test_compute_logprobs_token_comes_from_the_scoring_forward_unchanged(backend
 
 def test_snapshot_is_frozen_and_base_is_untouched(backend):
     model_id = fresh_id("snap")
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=3))
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=3))
     base_before = greedy(backend, TINY_MODEL, PROMPTS[1]).logprobs
     backend.forward_backward(model_id, sft_batch(4), "cross_entropy", {}, False)
     backend.optim_step(model_id, AdamStep(learning_rate=0.1))
@@ -281,17 +281,17 @@ def test_evicted_snapshots_of_two_bases_come_back_in_one_batch(monkeypatch, tmp_
     samples all eight, more than the cache holds, and each gives exactly what it gave before."""
     import shutil
 
-    from tinker_chief.engine.compute import sampling
+    from tinker_chief.engine.compute import sampler_pool
     from tinker_chief.models import materialize_model
 
-    monkeypatch.setattr(sampling, "MAX_ADAPTER_SAMPLERS", 2)
+    monkeypatch.setattr(sampler_pool, "MAX_ADAPTER_SAMPLERS", 2)
     twin = tmp_path / "tiny-twin"  # a second base: the same weights from a local directory
     shutil.copytree(materialize_model(TINY_MODEL), twin)
     backend = TorchBackend(device="cpu", dtype="float32")
     keys, before = [], []
     for base in (TINY_MODEL, str(twin)):
         model_id = fresh_id("spill")
-        backend.create_training_model(model_id, base, LoraSpec(rank=4, seed=len(keys)))
+        backend.create_training_model(model_id, base, LoraSettings(rank=4, seed=len(keys)))
         for seed in range(4):
             backend.forward_backward(model_id, sft_batch(seed + len(keys)), "cross_entropy", {}, False)
             backend.optim_step(model_id, AdamStep(learning_rate=0.05))

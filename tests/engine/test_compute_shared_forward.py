@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinker_chief.engine.backend import AdamStep, ForwardBackwardCall, InvalidRequestError, LoraSpec, NotFoundError
+from tinker_chief.engine.backend import AdamStep, ForwardBackwardCall, InvalidRequestError, LoraSettings, NotFoundError
 from tinker_chief.engine.compute import TorchBackend
 
 from compute_support import TINY_MODEL, VOCAB, fresh_id, sft_batch, sft_datum
@@ -22,9 +22,9 @@ STEP = AdamStep(learning_rate=0.02)
 # Different ranks and targets, losses and batch shapes (the second is wider than the others,
 # so the shared batch pads the rest).
 CLIENTS = [
-    (LoraSpec(rank=4, seed=1), "cross_entropy", sft_batch(11)),
-    (LoraSpec(rank=8, seed=2, train_unembed=False), "cross_entropy", sft_batch(12, lengths=(25, 3))),
-    (LoraSpec(rank=2, seed=3, train_attn=False), "importance_sampling", None),
+    (LoraSettings(rank=4, seed=1), "cross_entropy", sft_batch(11)),
+    (LoraSettings(rank=8, seed=2, train_unembed=False), "cross_entropy", sft_batch(12, lengths=(25, 3))),
+    (LoraSettings(rank=2, seed=3, train_attn=False), "importance_sampling", None),
 ]
 # Tolerances, relative to each tensor's norm. float32: the same arithmetic over a differently
 # shaped batch, where GEMM blocking may change the summation order (measured ~1e-6). bfloat16:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings, SampleRequest, SamplingSettings
 from tinker_chief.models import DEFAULT_MODEL, load_tokenizer
 
 WORDS = (
@@ -54,7 +54,7 @@ def test_twenty_sft_steps_teach_the_copy_skill():
 
     backend = TorchBackend()
     tokenizer = load_tokenizer(DEFAULT_MODEL)
-    backend.create_training_model("smol", DEFAULT_MODEL, LoraSpec(rank=16, seed=0))
+    backend.create_training_model("smol", DEFAULT_MODEL, LoraSettings(rank=16, seed=0))
     held_out = [sft_datum(tokenizer, w) for w in HELD_OUT]
 
     def held_out_loss() -> float:

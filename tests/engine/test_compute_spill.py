@@ -7,7 +7,7 @@ import pytest
 import torch
 from peft import LoraConfig
 
-from tinker_chief.engine.backend import AdamStep, LoraSpec, NotFoundError, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import AdamStep, LoraSettings, NotFoundError, SampleRequest, SamplingSettings
 from tinker_chief.engine.compute import TorchBackend, spill
 from tinker_chief.engine.compute.spill import SpillStore
 
@@ -61,7 +61,7 @@ def test_unwritable_and_vanished_spills_count_as_dropped(monkeypatch):
 
 def _snapshots(backend: TorchBackend, count: int) -> list[str]:
     model_id = fresh_id("spill")
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=0))
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=0))
     keys = []
     for seed in range(count):
         backend.forward_backward(model_id, sft_batch(seed), "cross_entropy", {}, False)
@@ -77,9 +77,9 @@ def _sample(backend: TorchBackend, key: str):
 
 @pytest.mark.parametrize("cause", ["over the budget", "disk full"])
 def test_a_snapshot_that_could_not_be_kept_is_reported_released_and_others_still_sample(cause, monkeypatch):
-    from tinker_chief.engine.compute import sampling
+    from tinker_chief.engine.compute import sampler_pool
 
-    monkeypatch.setattr(sampling, "MAX_ADAPTER_SAMPLERS", 1)
+    monkeypatch.setattr(sampler_pool, "MAX_ADAPTER_SAMPLERS", 1)
     if cause == "over the budget":
         monkeypatch.setattr(spill, "MAX_SPILL_BYTES", 1)  # keeps only the newest spill
     else:
@@ -97,7 +97,7 @@ def test_sampler_slots_stay_frozen_after_sampling():
     backend = TorchBackend(device="cpu", dtype="float32")
     key = _snapshots(backend, 1)[0]
     _sample(backend, key)
-    ref = backend.sampling._adapters[key]
+    ref = backend.samplers._adapters[key]
     host = backend._base_and_host(ref.base_name)[1]
     assert not any(p.requires_grad for p in host.parameters(ref.slot).values())
 

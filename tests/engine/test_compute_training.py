@@ -12,9 +12,9 @@ import torch
 from peft import get_peft_model
 from peft.utils import set_peft_model_state_dict
 
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSpec, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings, SampleRequest, SamplingSettings
 from tinker_chief.engine.compute import TorchBackend
-from tinker_chief.engine.compute.base_models import load_frozen_causal_lm
+from tinker_chief.engine.compute.base_pool import load_frozen_causal_lm
 from tinker_chief.models import materialize_model
 
 from compute_support import TINY_MODEL, adapter_state, assert_states_close, fresh_id, sft_batch
@@ -29,7 +29,7 @@ def backend() -> TorchBackend:
 
 def new_model(backend, seed=0, **spec) -> str:
     model_id = fresh_id()
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=4, seed=seed, **spec))
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=seed, **spec))
     return model_id
 
 
@@ -138,7 +138,7 @@ def test_save_load_continue_equals_uninterrupted(backend, tmp_path):
     backend.save_training_state(saved, tmp_path / "state")
     resumed, weights_only = fresh_id("resumed"), fresh_id("weights-only")
     spec = backend.load_training_state(resumed, tmp_path / "state", with_optimizer=True)
-    assert spec == LoraSpec(rank=4, seed=21)
+    assert spec == LoraSettings(rank=4, seed=21)
     backend.load_training_state(weights_only, tmp_path / "state", with_optimizer=False)
     train(backend, resumed, batches[2:])
     train(backend, weights_only, batches[2:])
@@ -154,7 +154,7 @@ def test_save_load_continue_equals_uninterrupted(backend, tmp_path):
 def test_unload_frees_the_model_id(backend):
     model_id = new_model(backend)
     backend.unload_model(model_id)
-    backend.create_training_model(model_id, TINY_MODEL, LoraSpec(rank=2))
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=2))
     assert backend.forward_backward(model_id, sft_batch(8), "cross_entropy", {}, True).metrics["loss:sum"] > 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,33 @@ def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_p
             process.kill()
     output = process.stdout.read()
     assert "Traceback" not in output
+
+
+ENGINE_MODULE = [sys.executable, "-m", "tinker_chief.engine.server"]
+
+
+def _flags(help_text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text))
+
+
+def test_the_engine_process_takes_exactly_the_flags_of_chief_engine_serve(tmp_path):
+    """The launcher's `python -m tinker_chief.engine.server` and `chief engine serve` are one
+    command: the same flags, and the same refusal of a bad value, before anything loads."""
+    served = subprocess.run([*CHIEF_COMMAND, "engine", "serve", "--help"], capture_output=True, text=True)
+    process = subprocess.run([*ENGINE_MODULE, "--help"], capture_output=True, text=True)
+    assert served.returncode == process.returncode == 0, served.stderr + process.stderr
+    assert "--sampling-memory-gib" in _flags(served.stdout)
+    assert _flags(process.stdout) == _flags(served.stdout)
+    bad = ["--state-dir", str(tmp_path), "--session-timeout", "0"]
+    refusals = [
+        subprocess.run([*command, *bad], capture_output=True, text=True, timeout=120)
+        for command in ([*CHIEF_COMMAND, "engine", "serve"], ENGINE_MODULE)
+    ]
+    for refused in refusals:
+        assert refused.returncode == 2, refused.stderr
+        assert "Invalid value for '--session-timeout'" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert not list(tmp_path.iterdir())  # refused before the state directory was touched
 
 
 def test_export_writes_a_peft_adapter(service_client, engine, tmp_path):

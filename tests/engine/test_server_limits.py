@@ -83,7 +83,7 @@ def test_one_request_cannot_ask_for_unbounded_sampled_tokens(sampler):
 
 def test_topk_cells_are_budgeted_before_anything_is_allocated():
     from tinker_chief.engine.server import codec
-    from tinker_chief.engine.server.errors import InvalidRequestError
+    from tinker_chief.engine.server.http_errors import InvalidRequestError
 
     request = WireSampleRequest(**_sample_body(list(range(20_001)), topk_prompt_logprobs=100))
     with pytest.raises(
@@ -164,8 +164,8 @@ class _Clock:
 
 
 def test_an_unretrieved_result_expires_and_its_retrieve_says_so():
-    from tinker_chief.engine.server.errors import GoneError
     from tinker_chief.engine.server.futures import FutureTable
+    from tinker_chief.engine.server.http_errors import GoneError
 
     clock = _Clock()
     futures = FutureTable(result_ttl_s=60, clock=clock)

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from tinker_chief.engine.server import scheduler as scheduler_module
-from tinker_chief.engine.server.errors import InvalidRequestError
 from tinker_chief.engine.server.futures import FutureError, FutureTable
+from tinker_chief.engine.server.http_errors import InvalidRequestError
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import tinker
 from tinker import types
 
 from tinker_chief.engine.server import store as store_module
-from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError
+from tinker_chief.engine.server.http_errors import InvalidRequestError, NotFoundError
 from tinker_chief.engine.server.store import CheckpointExpiredError, CheckpointStore, RunRecord
 
 from server_support import TINY

@@ -23,9 +23,9 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, get_model, modelapi
 
 from tinker_chief.errors import DataError, EvalError
-from tinker_chief.evals.benchmarks import resolve_published
 from tinker_chief.evals.hub_data import stage, task_data
 from tinker_chief.evals.inspect_runner import result_from_log
+from tinker_chief.evals.published_tasks import resolve_published
 
 from cli_support import assert_one_line_error, run_chief
 from jsonl_support import write_jsonl

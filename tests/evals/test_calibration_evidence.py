@@ -13,7 +13,7 @@ import pytest
 
 from tinker_chief.evals.calibration import ScoredQuestion, calibration_intervals, calibration_metrics
 from tinker_chief.evals.evaluators import ConversationNLL, nll_intervals, pooled_nll
-from tinker_chief.evals.stats import bootstrap, bootstrap_mean
+from tinker_chief.evals.intervals import bootstrap, bootstrap_mean
 from tinker_chief.registry import GateRules, MetricValue, Registry, SampleOutcome, SuiteRequirement, TaskRequirement
 
 SUITE = SuiteRequirement(name="gov", version="v1", tasks=[TaskRequirement(name="calibration", headline_metric="brier")])

@@ -15,8 +15,8 @@ import os
 
 import pytest
 
+from tinker_chief.evals.model_sampler import GenerationSettings
 from tinker_chief.evals.offline import OfflineConfig, run_offline
-from tinker_chief.evals.sampling import GenerationSettings
 
 TINY = "tiny-random-llama"
 

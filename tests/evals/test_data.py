@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tinker_chief.errors import DataError
-from tinker_chief.evals.data import load_samples
+from tinker_chief.evals.eval_samples import load_samples
 
 
 def write(tmp_path, lines):
@@ -59,7 +59,7 @@ def test_errors_point_at_line_and_field(tmp_path, line, message):
 
 
 def test_nll_reads_chats_and_prompt_answer_lines(tmp_path):
-    from tinker_chief.evals.data import load_conversations
+    from tinker_chief.evals.eval_samples import load_conversations
 
     path = write(
         tmp_path,
@@ -83,8 +83,8 @@ def test_nll_reads_chats_and_prompt_answer_lines(tmp_path):
 
 def test_eval_and_training_readers_validate_chats_the_same_way(tmp_path):
     """One validator (tinker_chief.jsonl.parse_messages) behind both: same file, same error."""
-    from tinker_chief.evals.data import load_conversations
-    from tinker_chief.planning.data import read_records
+    from tinker_chief.evals.eval_samples import load_conversations
+    from tinker_chief.planning.data_formats import read_records
 
     bad = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " ", "trainable": 1}]}
     path = write(

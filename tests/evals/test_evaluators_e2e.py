@@ -12,7 +12,7 @@ from tinker_chief.evals.evaluators import (
     pooled_nll,
     sampler_nll_evaluator,
 )
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 
 from jsonl_support import write_jsonl
 
@@ -56,3 +56,47 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
     assert forward_metrics["val/nll"] == pytest.approx(sampler_metrics["val/nll"], rel=1e-3)
     assert accuracy["qa/n"] + accuracy["qa/unscored"] + accuracy["qa/errors"] == 5
     assert set(accuracy) >= {"qa/accuracy", "qa/ci_low", "qa/ci_high"}
+
+
+def test_held_out_nll_data_is_what_training_renders_for_validation(tmp_path):
+    """Evals' held-out NLL and training's validation loss render a chat one way
+    (`models.conversation_datum`): the same tokens, targets and weights for the same file."""
+    from tinker_chief.evals.eval_samples import load_conversations
+    from tinker_chief.evals.evaluators import nll_data
+    from tinker_chief.models import get_renderer, renderer_name_for
+    from tinker_chief.training import data as training_data
+
+    chats = write_jsonl(
+        tmp_path / "chats.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "hello there"},
+                    {"role": "user", "content": "and again?"},
+                    {"role": "assistant", "content": "hello once more"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "name a colour"},
+                    {"role": "assistant", "content": "blue"},
+                ]
+            },
+        ],
+    )
+    held_out, tokenizer = nll_data(load_conversations(chats), TINY, max_length=64)
+    renderer = get_renderer(renderer_name_for(TINY), tokenizer)
+    validation = training_data.conversations_to_data(
+        training_data.read_sft(chats), renderer, 64, "all_assistant_messages", reduction="none"
+    )
+
+    def rendered(data):
+        inputs = [d.loss_fn_inputs for d in data]
+        tokens = [d.model_input.to_ints() for d in data]
+        return [(t, i["target_tokens"].data, i["weights"].data) for t, i in zip(tokens, inputs)]
+
+    assert rendered(held_out) == rendered(validation)
+    first_weights = rendered(held_out)[0][2]
+    assert 0 < sum(first_weights) < len(first_weights)  # assistant tokens only, both turns

@@ -7,8 +7,8 @@ import os
 import subprocess
 
 from tinker_chief.connection import choose_backend
+from tinker_chief.evals.model_sampler import GenerationSettings
 from tinker_chief.evals.offline import OfflineConfig, run_offline
-from tinker_chief.evals.sampling import GenerationSettings
 
 from cli_support import CHIEF_COMMAND
 

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
+from tinker_chief.evals.intervals import bootstrap_mean, wilson_interval
 from tinker_chief.evals.records import SampleRecord, summarize
-from tinker_chief.evals.stats import bootstrap_mean, wilson_interval
+from tinker_chief.registry import paired_bootstrap
 
 
 def test_wilson_matches_reference_values():
@@ -33,6 +34,18 @@ def test_bootstrap_is_deterministic_and_brackets_the_mean():
     assert a == b
     assert a.low < a.value < a.high
     assert bootstrap_mean([2.0]).low == 2.0
+
+
+def test_eval_intervals_and_the_paired_test_share_one_bootstrap():
+    """An eval's bootstrap interval of a mean is the registry's paired bootstrap against zeros:
+    the same resamples and the same percentiles, so the two can never disagree on noise."""
+    values = [((7 * i) % 11) / 10 for i in range(40)]
+    for seed in (0, 5):
+        alone = bootstrap_mean(values, resamples=500, seed=seed)
+        paired = paired_bootstrap(values, [0.0] * len(values), resamples=500, seed=seed)
+        assert alone.value == pytest.approx(paired.delta)
+        assert alone.low == pytest.approx(paired.ci_low)
+        assert alone.high == pytest.approx(paired.ci_high)
 
 
 def test_summary_counts_unscored_and_errors_separately():

@@ -15,8 +15,8 @@ from tinker_cookbook.exceptions import ConfigurationError as CookbookConfigurati
 
 from tinker_chief.models import lineup, load_tokenizer, resolve_model
 from tinker_chief.models.hub import HubFilesMissingError
-from tinker_chief.planning.plan import make_plan
-from tinker_chief.planning.project import init_project
+from tinker_chief.planning.planner import make_plan
+from tinker_chief.planning.project_files import init_project
 from tinker_chief.planning.tokens import PROXY_ERROR_BOUND, PROXY_TOKENIZER_MODEL
 
 from .conftest import secret_rows

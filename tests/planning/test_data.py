@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tinker_chief.errors import DataError
-from tinker_chief.planning.data import (
+from tinker_chief.planning.data_formats import (
     Conversation,
     Preference,
     PromptAnswer,

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tinker_chief.planning.project import init_project
+from tinker_chief.planning.project_files import init_project
 
 from jsonl_support import write_jsonl
 

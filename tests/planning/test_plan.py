@@ -12,8 +12,8 @@ import pytest
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.planning import load_project
-from tinker_chief.planning.plan import make_plan
-from tinker_chief.planning.project import init_project
+from tinker_chief.planning.planner import make_plan
+from tinker_chief.planning.project_files import init_project
 
 from .conftest import secret_rows
 from cli_support import chief_in_process as chief

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tinker_chief.models import get_renderer, load_tokenizer
-from tinker_chief.planning.data import Conversation
+from tinker_chief.planning.data_formats import Conversation
 from tinker_chief.planning.tokens import count_tokens, supports_fast_path
 
 MODES = [

@@ -41,8 +41,8 @@ def _template_tasks(project_dir: Path) -> list[tuple[str, int]]:
 
 def availability(ref: str, shots: int) -> dict[str, Any]:
     from tinker_chief.errors import EvalError
-    from tinker_chief.evals.benchmarks import hub_offline, published_task_args, stage_hint
     from tinker_chief.evals.hub_data import cached_split, task_data
+    from tinker_chief.evals.published_tasks import hub_offline, published_task_args, stage_hint
 
     try:
         data = task_data(ref, published_task_args(ref, shots))

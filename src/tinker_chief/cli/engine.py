@@ -1,18 +1,18 @@
-"""`chief engine serve` and `chief engine export`: thin wrappers over `engine.server`."""
+"""`chief engine serve` and `chief engine export`: thin wrappers over `engine.server`.
+
+`serve` is the engine's own command (`engine.server.command`), the one `python -m
+tinker_chief.engine.server` runs too, so the two share every flag.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from tinker_chief.cli.options import json_option, print_json
+from tinker_chief.engine.server.command import STATE_DIR_HELP, serve_command
 from tinker_chief.paths import ENGINE_STATE
-
-DEVICES = click.Choice(["auto", "cpu", "cuda"])
-DTYPES = click.Choice(["auto", "float32", "bfloat16"])
-STATE_DIR_HELP = "Where runs and checkpoints live (default: .chief/engine in the current directory)."
 
 
 @click.group(name="engine")
@@ -20,111 +20,7 @@ def engine_group() -> None:
     """The local Tinker-compatible engine (LoRA training and sampling on this machine)."""
 
 
-@engine_group.command("serve")
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --api-key."
-)
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP)
-@click.option("--device", type=DEVICES, default="auto", show_default=True, help="cuda when present, else cpu.")
-@click.option(
-    "--dtype",
-    type=DTYPES,
-    default="auto",
-    show_default=True,
-    help="Compute dtype. auto: on a CPU the faster of bfloat16 and float32 here, by a cached "
-    "GEMM probe (never bfloat16 without native bf16); on CUDA bfloat16 where supported. "
-    "float32 for exact scoring.",
-)
-@click.option(
-    "--api-key",
-    envvar="CHIEF_ENGINE_API_KEY",
-    default=None,
-    show_envvar=True,
-    help="Require this key (tml-...) in X-API-Key on every request. Prefer the environment "
-    "variable: on the command line the key shows in every user's `ps`.",
-)
-@click.option(
-    "--allow-model-dir",
-    "allow_model_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Serve this local Hugging Face model directory as a base model, named by the directory's "
-    "name (repeatable; without it only built-ins and cached hub ids are served).",
-)
-@click.option(
-    "--session-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Seconds without a heartbeat or request after which a session ends and its clients are "
-    "unloaded [default: 300].",
-)
-@click.option(
-    "--max-training-clients",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Most training clients loaded at once; one more is refused [default: 32].",
-)
-@click.option(
-    "--forwarded-allow-ips",
-    default=None,
-    metavar="IPS",
-    help="Comma-separated addresses or networks of the reverse proxies in front of the engine: "
-    "only their X-Forwarded-For header names a client's address (wrong-key rate limiting counts "
-    "by it) [default: none, the connection's own address counts].",
-)
-@click.option(
-    "--sampling-memory-gib",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="GiB of KV cache sampling may hold at once: requests that do not fit beside each other "
-    "wait their turn, and a single sample longer than this is refused [default: half the GPU "
-    "memory (CUDA) or RAM free when the engine starts].",
-)
-def serve_command(
-    host: str,
-    port: int,
-    state_dir: Path,
-    device: str,
-    dtype: str,
-    api_key: str | None,
-    allow_model_dirs: tuple[Path, ...],
-    session_timeout: float | None,
-    max_training_clients: int | None,
-    forwarded_allow_ips: str | None,
-    sampling_memory_gib: float | None,
-) -> None:
-    """Serve the engine until Ctrl-C / SIGTERM; prints its base URL when ready.
-
-    \b
-    Connect with:
-      tinker.ServiceClient(base_url="http://127.0.0.1:8765", api_key="tml-local")
-    """
-    from tinker_chief.engine.server.main import EngineSettings, serve
-
-    if api_key and click.get_current_context().get_parameter_source("api_key") == ParameterSource.COMMANDLINE:
-        click.secho(
-            "Warning: --api-key on the command line is visible to every user of this machine in the "
-            "process list (ps); set CHIEF_ENGINE_API_KEY in the environment instead.",
-            fg="yellow",
-            err=True,
-        )
-    serve(
-        EngineSettings(
-            state_dir=state_dir,
-            host=host,
-            port=port,
-            # click.Choice narrows these to the Literal values at run time; mypy sees str.
-            device=device,  # type: ignore[arg-type]
-            dtype=dtype,  # type: ignore[arg-type]
-            api_key=api_key or None,
-            allow_model_dirs=allow_model_dirs,
-            session_timeout=session_timeout,
-            max_training_clients=max_training_clients,
-            forwarded_allow_ips=forwarded_allow_ips,
-            sampling_memory_gib=sampling_memory_gib,
-        )
-    )
+engine_group.add_command(serve_command)
 
 
 @engine_group.command("export")
@@ -138,7 +34,7 @@ def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Pat
 
     Without --merged: a PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
     """
-    from tinker_chief.engine.server.export import export_checkpoint
+    from tinker_chief.engine.server.checkpoint_export import export_checkpoint
 
     written = export_checkpoint(tinker_path, out_dir, merged=merged, state_dir=state_dir)
     kind = "merged Hugging Face model" if merged else "PEFT adapter"

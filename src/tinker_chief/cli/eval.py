@@ -97,8 +97,8 @@ def eval_offline_command(
     """
     from tinker_chief.connection import choose_backend
     from tinker_chief.errors import ConfigurationError
+    from tinker_chief.evals.model_sampler import GenerationSettings
     from tinker_chief.evals.offline import OfflineConfig, run_offline
-    from tinker_chief.evals.sampling import GenerationSettings
 
     if bool(model_path) == bool(base_model):
         raise ConfigurationError("give exactly one of --model-path tinker://... or --base-model NAME")

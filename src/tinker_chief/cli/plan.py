@@ -84,7 +84,7 @@ def init_command(
       chief init -p bot --use-case chat -m SmolLM2-135M-Instruct-Q4_1 \\
           --train train.jsonl --recipe sl
     """
-    from tinker_chief.planning.project import init_project
+    from tinker_chief.planning.project_files import init_project
 
     project = init_project(
         project_dir,
@@ -145,9 +145,9 @@ def plan_command(
     from rich.console import Console
     from rich.markup import escape
 
-    from tinker_chief.planning.plan import make_plan
-    from tinker_chief.planning.project import write_plan_files
-    from tinker_chief.planning.report import duration
+    from tinker_chief.planning.plan_markdown import duration
+    from tinker_chief.planning.planner import make_plan
+    from tinker_chief.planning.project_files import write_plan_files
     from tinker_chief.workflows.sweep import latest_summary_lines
     from tinker_chief.workspace import Workspace
 

@@ -81,7 +81,7 @@ def check_kv_cache_fits(
 
 
 @dataclass(frozen=True)
-class LoraSpec:
+class LoraSettings:
     rank: int
     seed: int | None = None
     train_mlp: bool = True
@@ -196,7 +196,7 @@ class ComputeBackend(Protocol):
     def kv_bytes_per_token(self, base_model: str) -> int:
         """KV-cache bytes one position of one sampled sequence takes on this base model."""
 
-    def create_training_model(self, model_id: str, base_model: str, lora: LoraSpec) -> None: ...
+    def create_training_model(self, model_id: str, base_model: str, lora: LoraSettings) -> None: ...
 
     def forward_backward(
         self,
@@ -216,7 +216,7 @@ class ComputeBackend(Protocol):
     def save_training_state(self, model_id: str, directory: Path) -> None:
         """Write a PEFT adapter directory plus optimizer state into `directory` (exists, empty)."""
 
-    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSpec:
+    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSettings:
         """Create `model_id` from a saved training state; returns its LoRA spec."""
 
     def save_sampler_weights(self, model_id: str, directory: Path) -> None:

@@ -17,36 +17,29 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
 from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
 
-from tinker_chief.evals.data import EvalSample, load_conversations, load_samples
+from tinker_chief.evals.eval_samples import EvalSample, load_conversations, load_samples
 from tinker_chief.evals.graders import make_grader
+from tinker_chief.evals.intervals import Interval, bootstrap
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import summarize
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
-from tinker_chief.evals.stats import Interval, bootstrap
 
 
-def conversations_to_data(
+def nll_data(
     conversations: list[list[dict[str, str]]], model_name: str, max_length: int | None = None
 ) -> tuple[list[Any], Any]:
-    """Render chats into datums weighted on assistant tokens (token-sum, not per-example mean)."""
-    from tinker_cookbook.renderers import Message, TrainOnWhat
-    from tinker_cookbook.supervised.data import conversation_to_datum
-
-    from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
+    """Chats as datums weighted on assistant tokens (token-sum, not per-example mean), and the
+    model's tokenizer (bits per byte needs it)."""
+    from tinker_chief.models import conversation_datum, get_renderer, load_tokenizer, renderer_name_for
 
     tokenizer = load_tokenizer(model_name)
     renderer = get_renderer(renderer_name_for(model_name), tokenizer)
-    data = [
-        conversation_to_datum(
-            cast(list[Message], c), renderer, max_length, TrainOnWhat.ALL_ASSISTANT_MESSAGES, reduction="none"
-        )
-        for c in conversations
-    ]
+    data = [conversation_datum(c, renderer, max_length, "all_assistant_messages", "none") for c in conversations]
     return data, tokenizer
 
 
@@ -76,7 +69,7 @@ class ConversationNLLEvaluator(TrainingClientEvaluator):
         limit: int | None = None,
         max_length: int | None = None,
     ) -> ConversationNLLEvaluator:
-        data, tokenizer = conversations_to_data(load_conversations(path, limit), model_name, max_length)
+        data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
         return cls(data, tokenizer, name)
 
     async def __call__(self, training_client: Any) -> dict[str, float]:
@@ -168,7 +161,7 @@ def sampler_nll_evaluator(
     path: str | Path, model_name: str, name: str = "test", limit: int | None = None, max_length: int | None = None
 ) -> ScoredNLLEvaluator:
     """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
-    data, tokenizer = conversations_to_data(load_conversations(path, limit), model_name, max_length)
+    data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
     return ScoredNLLEvaluator(data, name=name, tokenizer=tokenizer)
 
 

@@ -35,7 +35,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from tinker_chief.connection import Connection, choose_backend, open_connection
 from tinker_chief.errors import EvalError
-from tinker_chief.evals.sampling import Generation, GenerationSettings, ModelSampler
+from tinker_chief.evals.model_sampler import Generation, GenerationSettings, ModelSampler
 
 DEFAULT_MAX_TOKENS = 512
 _connections: dict[tuple[str | None, str | None], Connection] = {}

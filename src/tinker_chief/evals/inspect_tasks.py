@@ -1,7 +1,7 @@
 """Inspect tasks built from project JSONL files (`tinker_chief/jsonl_task`).
 
 `inspect eval tinker_chief/jsonl_task -T data=qa.jsonl -T scorer=includes --model tinker/<m>`.
-Lines use the same schema as `chief eval-offline` (`data.py`). Scorers are Inspect's own:
+Lines use the same schema as `chief eval-offline` (`eval_samples.py`). Scorers are Inspect's own:
 `exact`, `match`, `includes`, `model_graded_qa` (the judge is Inspect's `grader` model role,
 e.g. `--model-role grader=tinker/<judge>`). The task version is a hash of the file, so results
 on edited data are never mistaken for comparable ones.
@@ -18,7 +18,7 @@ from inspect_ai.scorer import Scorer, exact, includes, match, model_graded_qa
 from inspect_ai.solver import generate
 
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.data import EvalSample, load_samples
+from tinker_chief.evals.eval_samples import EvalSample, load_samples
 from tinker_chief.files import sha256_file
 
 SCORERS = {"exact": exact, "match": match, "includes": includes, "model_graded_qa": model_graded_qa}

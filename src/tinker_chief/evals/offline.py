@@ -1,6 +1,6 @@
 """`chief eval-offline`: grade one model on one JSONL file and write per-sample records.
 
-Reads `{"input","output"}` lines (see `data.py`), renders each with the model's renderer,
+Reads `{"input","output"}` lines (see `eval_samples.py`), renders each with the model's renderer,
 samples concurrently through the tinker SDK, grades, and returns a compact metrics dict
 (accuracy, n, 95% Wilson interval, unscored, errors) plus the settings that produced it.
 Records go to `<output>/samples.jsonl`, the summary to `<output>/summary.json`.
@@ -18,10 +18,10 @@ from typing import Any
 
 from tinker_chief.connection import BackendChoice, Connection, choose_backend, open_connection
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.data import load_samples
+from tinker_chief.evals.eval_samples import load_samples
 from tinker_chief.evals.graders import make_grader
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import SampleRecord, summarize, write_records
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
 from tinker_chief.evals.usage import TokenUsage
 from tinker_chief.paths import EVAL_OFFLINE

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinker_chief.evals.stats import wilson_interval
+from tinker_chief.evals.intervals import wilson_interval
 
 
 @dataclass

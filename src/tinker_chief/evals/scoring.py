@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Callable, Iterable
 
 from tinker_chief.errors import ChiefError
-from tinker_chief.evals.data import EvalSample
+from tinker_chief.evals.eval_samples import EvalSample
 from tinker_chief.evals.graders import GradeInput, Grader
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import SampleRecord
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 
 
 async def grade_one(

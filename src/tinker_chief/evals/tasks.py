@@ -21,10 +21,10 @@ from typing import Any
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ConfigurationError, EvalError
 from tinker_chief.evals.cache import TaskCache
-from tinker_chief.evals.data import EvalSample, load_samples
+from tinker_chief.evals.eval_samples import EvalSample, load_samples
 from tinker_chief.evals.graders import grader_needs_judge, make_grader
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import SampleRecord, outcomes_by_id, summarize
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
 from tinker_chief.evals.scoring import grade_samples
 from tinker_chief.evals.suite import EvalTask
 from tinker_chief.evals.usage import TokenUsage
@@ -159,7 +159,7 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
 
 async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
     from tinker_chief.evals.safety import RefusalJudge, limit_per_category, safety_metrics, safety_prompts
-    from tinker_chief.evals.safety.suite import run_safety
+    from tinker_chief.evals.safety.run import run_safety
 
     prompts = limit_per_category(safety_prompts(), task.settings.limit)
     judge = RefusalJudge(await _open(context, task.judge_model)) if task.judge_model else None
@@ -292,8 +292,8 @@ def _outcome(
 
 
 def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
-    from tinker_chief.evals.benchmarks import inspect_task_for
     from tinker_chief.evals.inspect_runner import run_inspect_task
+    from tinker_chief.evals.published_tasks import inspect_task_for
 
     context.progress.start(task.name, 1, 0)
     resolved = inspect_task_for(task, context.project_dir)

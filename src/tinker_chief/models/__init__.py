@@ -32,7 +32,7 @@ from tinker_chief.models.catalog import (
     resolve_model,
     text_config,
 )
-from tinker_chief.models.renderers import get_renderer, renderer_name_for
+from tinker_chief.models.renderers import conversation_datum, get_renderer, renderer_name_for
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -43,6 +43,7 @@ __all__ = [
     "ModelSpec",
     "cache_dir",
     "cloud_only_message",
+    "conversation_datum",
     "get_renderer",
     "list_builtin_models",
     "load_model_config",

@@ -5,11 +5,16 @@ tiny-random-llama use. Its `Qwen3InstructRenderer` emits exactly ChatML
 (`<|im_start|>role\\ncontent<|im_end|>\\n`, no thinking block) and knows the assistant/EOS
 boundaries the cookbook's supervised and RL code depend on, so we register it under the name
 `chatml` rather than writing a renderer of our own.
+
+`conversation_datum` renders a chat into the `tinker.Datum` the SDK trains or scores: the one
+place both training (SFT, DPO, validation NLL) and evals (held-out NLL) do it, since evals may
+not import training and both may import models.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, cast
 
 from tinker_chief.errors import ConfigurationError
 
@@ -73,3 +78,22 @@ def get_renderer(renderer_name: str, tokenizer: Any) -> Any:
     from tinker_cookbook import renderers
 
     return renderers.get_renderer(renderer_name, tokenizer)
+
+
+def conversation_datum(
+    messages: Sequence[Mapping[str, Any]],
+    renderer: Any,
+    max_length: int | None,
+    train_on_what: str,
+    reduction: Literal["none", "mean"],
+) -> Any:
+    """A chat as a `tinker.Datum` by the cookbook's `conversation_to_datum`: weights on the
+    tokens `train_on_what` names (a `TrainOnWhat` value), cut at `max_length` tokens, summed per
+    token (`reduction="none"`) or averaged per example (`"mean"`)."""
+    from tinker_cookbook.renderers import Message, TrainOnWhat
+    from tinker_cookbook.supervised.data import conversation_to_datum
+
+    # Callers pass validated {"role", "content"} messages: the cookbook's Message shape.
+    chat = cast(list[Message], [dict(m) for m in messages])
+    trained = TrainOnWhat(train_on_what)
+    return conversation_to_datum(chat, renderer, max_length, trained, reduction=reduction)

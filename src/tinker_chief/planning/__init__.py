@@ -10,10 +10,10 @@ Public API (other capabilities import from here):
     ProjectConfig, Project, load_project, parse_config   (planning.config)
     save_project                                                           (planning.toml_writer)
     Conversation, PromptAnswer, Preference, RLPrompt, read_records, read_sft_conversations,
-    read_conversations, read_prompt_answers, read_preferences, read_rl_prompts   (planning.data)
-    make_plan, Plan                                                        (planning.plan)
-    render_plan_markdown                                                   (planning.report)
-    init_project                                                           (planning.project)
+    read_conversations, read_prompt_answers, read_preferences, read_rl_prompts   (planning.data_formats)
+    make_plan, Plan                                                        (planning.planner)
+    render_plan_markdown                                                   (planning.plan_markdown)
+    init_project                                                           (planning.project_files)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tinker_chief.planning.config import (
     load_project,
     parse_config,
 )
-from tinker_chief.planning.data import (
+from tinker_chief.planning.data_formats import (
     ChatMessage,
     Conversation,
     Preference,
@@ -45,10 +45,10 @@ from tinker_chief.planning.toml_writer import save_project
 
 # Heavier modules (tokenizers, cookbook) load on first use, so importing the schema stays cheap.
 _LAZY = {
-    "make_plan": "tinker_chief.planning.plan",
-    "Plan": "tinker_chief.planning.plan",
-    "render_plan_markdown": "tinker_chief.planning.report",
-    "init_project": "tinker_chief.planning.project",
+    "make_plan": "tinker_chief.planning.planner",
+    "Plan": "tinker_chief.planning.planner",
+    "render_plan_markdown": "tinker_chief.planning.plan_markdown",
+    "init_project": "tinker_chief.planning.project_files",
 }
 
 

@@ -279,9 +279,7 @@ def config_errors(error: ValidationError, source: Path | str) -> ConfigurationEr
         reasons.append(f"field `{field}`: expected {_expected(item)}{got_text}")
     count = len(reasons)
     message = f"{source}: {reasons[0]}" if count == 1 else f"{source}: {count} invalid fields"
-    exc = ConfigurationError(message)
-    exc.reasons = reasons if count > 1 else []  # type: ignore[attr-defined]
-    return exc
+    return ConfigurationError(message, reasons=reasons if count > 1 else ())
 
 
 def _migrate(data: dict[str, Any], source: Path | str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tinker_chief.planning.data import ChatMessage, Conversation
+from tinker_chief.planning.data_formats import ChatMessage, Conversation
 
 _CHUNK = 8192  # texts per tokenizer call: bounds memory on large files without slowing the batch
 

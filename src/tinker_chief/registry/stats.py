@@ -8,15 +8,25 @@
   take the mean difference; the CI is the percentile interval and the two-sided p-value is
   twice the smaller tail mass at zero (Efron & Tibshirani 1993; Koehn 2004 for MT/NLP evals).
 Both work on the sample ids the two runs share; `compare` and the gate use them.
+
+The bootstrap itself (`bootstrap_draws`: seeded resamples of item indices, `percentile_interval`)
+is the one every interval of chief uses: `paired_bootstrap` here and the eval results' intervals
+(`evals.intervals.bootstrap`). It lives here because the registry may import nothing of ours
+and evals may import the registry.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tinker_chief.registry._records import SampleOutcome
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 EXACT_BELOW = 25
 
@@ -72,11 +82,46 @@ def mcnemar(a: list[bool], b: list[bool]) -> PairedTest:
     return PairedTest("mcnemar-chi2", len(a), delta, p_value, a_only=a_only, b_only=b_only)
 
 
+def bootstrap_draws(
+    n: int,
+    statistic: Callable[[np.ndarray], npt.ArrayLike],
+    resamples: int,
+    seed: int,
+) -> np.ndarray:
+    """`statistic` on `resamples` bootstrap resamples of `n` items, from one seeded stream.
+
+    `statistic` gets a (k, n) matrix of item indices drawn with replacement, one resample per
+    row, and returns k values (or a (k, m) array: m statistics of each resample). Rows come in
+    chunks of about 2M indices, so 10k resamples of a large task never allocate one huge matrix.
+    """
+    import numpy as np  # only here: keeps `chief registry list` from paying numpy's import
+
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 2_000_000 // n)
+    parts = []
+    for start in range(0, resamples, chunk):
+        rows = min(resamples, start + chunk) - start
+        parts.append(np.asarray(statistic(rng.integers(0, n, size=(rows, n))), dtype=float))
+    return np.concatenate(parts)
+
+
+def percentile_interval(
+    draws: np.ndarray,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile interval of bootstrap `draws` (per column when there are several)."""
+    import numpy as np
+
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail], axis=0)
+    return low, high
+
+
 def paired_bootstrap(
     a: list[float], b: list[float], *, resamples: int = 10_000, seed: int = 0, confidence: float = 0.95
 ) -> PairedTest:
     """Paired bootstrap of mean(a - b): percentile CI and two-sided p-value at zero."""
-    import numpy as np  # only here: keeps `chief registry list` from paying numpy's import
+    import numpy as np
 
     if len(a) != len(b):
         raise ValueError("paired_bootstrap needs paired scores of equal length")
@@ -84,18 +129,11 @@ def paired_bootstrap(
     n = len(diffs)
     if n == 0:
         return PairedTest("paired-bootstrap", 0, 0.0, 1.0)
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    # Chunked so 10k resamples of a large task never allocate one huge index matrix.
-    chunk = max(1, 2_000_000 // n)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        means[start:stop] = diffs[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    means = bootstrap_draws(n, lambda rows: diffs[rows].mean(axis=1), resamples, seed)
     # Add-one smoothing: a finite bootstrap never proves p = 0.
     below = (np.count_nonzero(means <= 0) + 1) / (resamples + 1)
     above = (np.count_nonzero(means >= 0) + 1) / (resamples + 1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
+    low, high = percentile_interval(means, confidence)
     return PairedTest(
         "paired-bootstrap",
         n,

@@ -1,20 +1,21 @@
 """Training data per recipe: the planner's typed records turned into `tinker.Datum`s.
 
-Reading and validating the JSONL is `tinker_chief.planning.data`'s job (every bad line is
+Reading and validating the JSONL is `tinker_chief.planning.data_formats`'s job (every bad line is
 reported as `file:line: field "x": expected ...` before training starts); this module only
 renders. Chat examples become datums with the cookbook's `conversation_to_datum` (its
-renderer decides which tokens are trained), so what we train is what the cookbook's own SFT
-and DPO recipes would train.
+renderer decides which tokens are trained; `models.conversation_datum`, which evals share), so
+what we train is what the cookbook's own SFT and DPO recipes would train.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from tinker_chief.errors import DataError
-from tinker_chief.planning import data as records
+from tinker_chief.models import conversation_datum
+from tinker_chief.planning import data_formats as records
 
 Message = dict[str, Any]
 Reduction = Literal["none", "mean"]
@@ -75,14 +76,7 @@ def _datum(
     source: str,
     reduction: Reduction = "mean",
 ) -> Any:
-    from tinker_cookbook.renderers import Message as CookbookMessage
-    from tinker_cookbook.renderers import TrainOnWhat
-    from tinker_cookbook.supervised.data import conversation_to_datum
-
-    # The planner validated each message's role and content: the cookbook's Message shape.
-    datum = conversation_to_datum(
-        cast(list[CookbookMessage], messages), renderer, max_length, TrainOnWhat(train_on_what), reduction=reduction
-    )
+    datum = conversation_datum(messages, renderer, max_length, train_on_what, reduction)
     if not any(w > 0 for w in datum.loss_fn_inputs["weights"].data):
         raise DataError(
             f"{source}: no trained tokens left after truncating to max_length={max_length}; "

@@ -29,9 +29,9 @@ def nll_evaluator_builder(val_data: list[Any], name: str = "val") -> EvaluatorBu
 def accuracy_evaluator_builder(
     problems: list[Problem], base_model: str, grader: str, max_tokens: int, name: str = "val"
 ) -> EvaluatorBuilder:
-    from tinker_chief.evals.data import EvalSample
+    from tinker_chief.evals.eval_samples import EvalSample
     from tinker_chief.evals.evaluators import GenerativeAccuracyEvaluator
-    from tinker_chief.evals.sampling import GenerationSettings
+    from tinker_chief.evals.model_sampler import GenerationSettings
 
     samples = [EvalSample(str(i), [dict(m) for m in p.prompt], p.answer) for i, p in enumerate(problems)]
     settings = GenerationSettings(max_tokens=max_tokens)
@@ -47,7 +47,7 @@ def generate_answers(
     temperature: float = 0.0,
 ) -> list[str]:
     """One answer per prompt (prompt distillation's teacher labels), via the evals sampler."""
-    from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
+    from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
     from tinker_chief.models import load_tokenizer
 
     sampler = ModelSampler(sampling_client, base_model, load_tokenizer(base_model), renderer)

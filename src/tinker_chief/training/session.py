@@ -156,8 +156,8 @@ def build_runner(
 
 def reward_judge(spec: TrainSpec, connection: Connection, usage: TokenUsage) -> TextGenerator | None:
     """The judge of an `llm_judge` reward: `[rl] judge_model`, else the base model itself."""
-    from tinker_chief.evals.graders.registry import grader_needs_judge
-    from tinker_chief.evals.sampling import ModelSampler
+    from tinker_chief.evals.graders.factory import grader_needs_judge
+    from tinker_chief.evals.model_sampler import ModelSampler
     from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
     if not grader_needs_judge(spec.rl.grader):

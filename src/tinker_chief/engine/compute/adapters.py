@@ -27,7 +27,7 @@ from peft.tuners.lora import Linear as LoraLinear
 from peft.tuners.lora import LoraLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
-from tinker_chief.engine.backend import InvalidRequestError, LoraSpec
+from tinker_chief.engine.backend import InvalidRequestError, LoraSettings
 from tinker_chief.models import text_config
 
 _ATTN_HINTS = ("attn", "attention")
@@ -80,7 +80,7 @@ def scan_layout(model: Any) -> LoraLayout:
     return LoraLayout(tuple(linears), output_name, tuple(sorted(experts)))
 
 
-def lora_config_for(layout: LoraLayout, spec: LoraSpec, base_dir: Path) -> LoraConfig:
+def lora_config_for(layout: LoraLayout, spec: LoraSettings, base_dir: Path) -> LoraConfig:
     """A PEFT LoraConfig targeting what `spec` asks for on this particular model."""
     if spec.rank < 1:
         raise InvalidRequestError(f"LoRA rank must be a positive integer, got {spec.rank}")

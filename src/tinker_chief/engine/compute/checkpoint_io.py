@@ -18,7 +18,7 @@ import torch
 from peft import LoraConfig
 from safetensors.torch import load_file, save_file
 
-from tinker_chief.engine.backend import InvalidRequestError, LoraSpec, NotFoundError
+from tinker_chief.engine.backend import InvalidRequestError, LoraSettings, NotFoundError
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -32,7 +32,7 @@ class AdapterFiles:
     """A saved adapter read back from disk."""
 
     base_model: str
-    spec: LoraSpec
+    spec: LoraSettings
     config: LoraConfig
     weights: dict[str, torch.Tensor]
     optimizer: dict[str, torch.Tensor] | None
@@ -41,7 +41,7 @@ class AdapterFiles:
 def write_adapter(
     directory: Path,
     base_model: str,
-    spec: LoraSpec,
+    spec: LoraSettings,
     config: LoraConfig,
     weights: dict[str, torch.Tensor],
     optimizer: dict[str, torch.Tensor] | None = None,
@@ -76,18 +76,18 @@ def read_adapter(directory: Path, with_optimizer: bool) -> AdapterFiles:
     return AdapterFiles(base_model, spec, config, load_file(str(directory / ADAPTER_WEIGHTS)), optimizer)
 
 
-def _read_meta(directory: Path, config: LoraConfig) -> tuple[str, LoraSpec]:
+def _read_meta(directory: Path, config: LoraConfig) -> tuple[str, LoraSettings]:
     """Our metadata if present; otherwise infer from a plain PEFT adapter's config."""
     path = directory / META
     if path.is_file():
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
-            return str(meta["base_model"]), LoraSpec(**meta["lora"])
+            return str(meta["base_model"]), LoraSettings(**meta["lora"])
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidRequestError(f"{path}: unreadable checkpoint metadata ({error})") from None
     # A foreign PEFT adapter: its config's target_modules are what gets loaded; the spec's
     # train_* flags are only informational here, so the defaults stand in for them.
-    spec = LoraSpec(rank=int(config.r), alpha=int(config.lora_alpha))
+    spec = LoraSettings(rank=int(config.r), alpha=int(config.lora_alpha))
     if not config.base_model_name_or_path:
         raise InvalidRequestError(f"{directory / ADAPTER_CONFIG}: base_model_name_or_path is not set")
     return str(config.base_model_name_or_path), spec

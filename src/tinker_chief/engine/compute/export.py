@@ -16,7 +16,7 @@ import torch
 
 from tinker_chief.engine.backend import InvalidRequestError
 from tinker_chief.engine.compute import checkpoint_io
-from tinker_chief.engine.compute.base_models import canonical_name, load_frozen_causal_lm
+from tinker_chief.engine.compute.base_pool import canonical_name, load_frozen_causal_lm
 from tinker_chief.models import hf_files, mark_embeddings_untied, materialize_model
 
 _ADAPTER_FILES = (checkpoint_io.ADAPTER_CONFIG, checkpoint_io.ADAPTER_WEIGHTS, checkpoint_io.META)

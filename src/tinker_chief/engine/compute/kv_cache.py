@@ -18,7 +18,7 @@ rotary embedding in fp32 even when the projections ran in bf16).
 A cache told its `max_length` (the sampler knows it: the widest prompt plus the largest
 `max_tokens` of its rows) never grows its room past it, so a decode loop of `rows` sequences
 holds at most `rows x max_length x kv_bytes_per_token(...)` bytes of buffers: the number the
-sampler packs its loops by (`sampling.py`) and the server refuses requests by.
+sampler pool packs its loops by (`sampler_pool.py`) and the server refuses requests by.
 """
 
 from __future__ import annotations

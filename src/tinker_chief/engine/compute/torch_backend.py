@@ -1,14 +1,14 @@
 """`TorchBackend`: the `ComputeBackend` the engine server drives, built on PyTorch + PEFT.
 
 It keeps one frozen base per model name (`BasePool`), one `AdapterHost` (PEFT wrapper) per base,
-and per training client a `TrainingModel`: its adapter slot, LoRA spec and AdamW state.
+and per training client a `TrainingAdapter`: its adapter slot, LoRA spec and AdamW state.
 Gradients accumulate in the adapter's `.grad` across `forward_backward` calls until
 `optim_step`, which is how the SDK's chunked batches and `forward_backward_custom` work.
 `forward_backward_many` runs several clients' calls on one base as one decoder forward and one
 backward, each client's rows through its own adapter (concurrent clients of a sweep).
 Samplers are adapter slots too (snapshots of a training adapter, or adapters loaded from
 disk), named by opaque keys, or a training adapter's own slot (inflight samplers, which follow
-its weights); sampling is delegated to `sampling.SamplingService`.
+its weights); sampling is delegated to `sampler_pool.SamplerPool`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from tinker_chief.engine.backend import (
     ForwardBackwardCall,
     ForwardBackwardResult,
     InvalidRequestError,
-    LoraSpec,
+    LoraSettings,
     NotFoundError,
     SampleRequest,
     SampleResult,
 )
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost, lora_config_for, slot_free_key
-from tinker_chief.engine.compute.base_models import BasePool, LoadedBase, canonical_name
+from tinker_chief.engine.compute.base_pool import BasePool, LoadedBase, canonical_name
 from tinker_chief.engine.compute.devices import choose_precision, default_sampling_memory, model_gemm_shapes
 from tinker_chief.engine.compute.forward import (
     PaddedBatch,
@@ -49,7 +49,7 @@ from tinker_chief.engine.compute.forward import (
 from tinker_chief.engine.compute.kv_cache import kv_bytes_per_token
 from tinker_chief.engine.compute.losses import OPTIONAL_INPUTS, LossDef, loss_def
 from tinker_chief.engine.compute.optimizer import AdapterOptimizer
-from tinker_chief.engine.compute.sampling import SamplerRef, SamplingService
+from tinker_chief.engine.compute.sampler_pool import SamplerPool, SamplerRef
 from tinker_chief.files import read_json
 from tinker_chief.models import materialize_model, resolve_model
 
@@ -60,14 +60,14 @@ _Outcome = ForwardBackwardResult | Exception
 
 
 @dataclass
-class TrainingModel:
+class TrainingAdapter:
     """One training client's adapter on a shared base."""
 
     model_id: str
     base: LoadedBase
     host: AdapterHost
     slot: str
-    spec: LoraSpec
+    spec: LoraSettings
     optimizer: AdapterOptimizer
     key_of: dict[str, str]  # PEFT parameter name -> slot-free key (portable across slots)
 
@@ -77,7 +77,7 @@ class _Prepared:
     """A validated `forward_backward` call: its model, loss and padded batch."""
 
     call: ForwardBackwardCall
-    model: TrainingModel
+    model: TrainingAdapter
     definition: LossDef
     batch: PaddedBatch
 
@@ -112,8 +112,8 @@ class TorchBackend:
         self.sampling_memory = sampling_memory or default_sampling_memory(self.device)
         self._bases = BasePool(self.precision)
         self._hosts: dict[str, AdapterHost] = {}
-        self._models: dict[str, TrainingModel] = {}
-        self.sampling = SamplingService(
+        self._models: dict[str, TrainingAdapter] = {}
+        self.samplers = SamplerPool(
             self.precision,
             self._base_and_host,
             spill_root,
@@ -142,14 +142,16 @@ class TorchBackend:
         base of other shapes computes in it too)."""
         config = read_json(materialize_model(resolve_model(canonical_name(name))) / "config.json")
         precision = choose_precision(self.precision.device, "auto", model_gemm_shapes(config))
-        self.precision = self._bases.precision = self.sampling.precision = precision
+        self.precision = self._bases.precision = self.samplers.precision = precision
         log.info("precision: %s (%s)", precision.name, precision.basis)
 
-    def create_training_model(self, model_id: str, base_model: str, lora: LoraSpec) -> None:
+    def create_training_model(self, model_id: str, base_model: str, lora: LoraSettings) -> None:
         base, host = self._base_and_host(base_model)
         self._create(model_id, base, host, lora, lora_config_for(host.layout, lora, base.local_dir))
 
-    def _create(self, model_id: str, base: LoadedBase, host: AdapterHost, spec: LoraSpec, config) -> TrainingModel:
+    def _create(
+        self, model_id: str, base: LoadedBase, host: AdapterHost, spec: LoraSettings, config
+    ) -> TrainingAdapter:
         if model_id in self._models:
             raise ConflictError(f"model {model_id!r} already exists")
         slot = host.new_slot()
@@ -159,7 +161,7 @@ class TorchBackend:
             host.remove(slot)
             raise InvalidRequestError(f"cannot apply this LoRA config to {base.info.name}: {error}") from None
         params = host.parameters(slot)
-        model = TrainingModel(
+        model = TrainingAdapter(
             model_id,
             base,
             host,
@@ -171,7 +173,7 @@ class TorchBackend:
         self._models[model_id] = model
         return model
 
-    def _model(self, model_id: str) -> TrainingModel:
+    def _model(self, model_id: str) -> TrainingAdapter:
         if model_id not in self._models:
             raise NotFoundError(f"unknown model_id {model_id!r}: create a training client first")
         return self._models[model_id]
@@ -327,7 +329,7 @@ class TorchBackend:
     def save_sampler_weights(self, model_id: str, directory: Path) -> None:
         self._write(self._model(model_id), Path(directory), None)
 
-    def _write(self, model: TrainingModel, directory: Path, optimizer: dict[str, torch.Tensor] | None) -> None:
+    def _write(self, model: TrainingAdapter, directory: Path, optimizer: dict[str, torch.Tensor] | None) -> None:
         checkpoint_io.write_adapter(
             directory,
             model.base.info.name,
@@ -337,7 +339,7 @@ class TorchBackend:
             optimizer,
         )
 
-    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSpec:
+    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSettings:
         files = checkpoint_io.read_adapter(Path(directory), with_optimizer)
         base, host = self._base_and_host(files.base_model)
         model = self._create(model_id, base, host, files.spec, files.config)
@@ -353,7 +355,7 @@ class TorchBackend:
     # --- sampling -----------------------------------------------------------------------
     def snapshot_for_sampling(self, model_id: str) -> str:
         model = self._model(model_id)
-        return self.sampling.add_adapter(
+        return self.samplers.add_adapter(
             SamplerRef(model.base.info.name, None), model.host.config(model.slot), model.host.state_dict(model.slot)
         )
 
@@ -372,7 +374,7 @@ class TorchBackend:
         return SamplerRef(model.base.info.name, model.slot)
 
     def load_sampler(self, directory: Path) -> str:
-        return self.sampling.load(Path(directory))
+        return self.samplers.load(Path(directory))
 
     def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
-        return self.sampling.sample(requests)
+        return self.samplers.sample(requests)

@@ -1,7 +1,7 @@
 """FastAPI routes: the `/api/v1/...` surface of SDK 0.38, mapped onto the engine services.
 
 Routes only parse (with the SDK's own pydantic request types, so the field names cannot
-drift), call `EngineService`/`SamplingService`, and shape the answer. Every error becomes the
+drift), call `EngineService`/`SamplingSessions`, and shape the answer. Every error becomes the
 SDK's error body with a 4xx (request problems) or 5xx (engine faults) status. Results of
 `ForwardBackwardOutput` and `SampleResponse` futures go out as protobuf, which SDK >= 0.25
 requires. Features the local engine lacks answer 400 with a sentence saying so.
@@ -31,16 +31,16 @@ from tinker.types.save_weights_external_request import SaveWeightsExternalReques
 from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
 from tinker.types.save_weights_request import SaveWeightsRequest
 
-from tinker_chief.engine.server import downloads, expiry, limits, listing
+from tinker_chief.engine.server import downloads, expiry, limits, rest_listings
 from tinker_chief.engine.server.auth import (
     PROOF_PATH,
     BrowserGuardMiddleware,
     engine_proof,
     is_proof_nonce,
 )
-from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, error_body, shown, status_of
 from tinker_chief.engine.server.futures import PRUNE_INTERVAL_S, FutureError, FutureTable
-from tinker_chief.engine.server.sampling import SamplingService
+from tinker_chief.engine.server.http_errors import InvalidRequestError, UnsupportedError, error_body, shown, status_of
+from tinker_chief.engine.server.sampling_sessions import SamplingSessions
 from tinker_chief.engine.server.sdk_usage import SdkUsageMiddleware, check_sdk_version
 from tinker_chief.engine.server.service import EngineService, reap_interval
 from tinker_chief.errors import ChiefError
@@ -66,7 +66,7 @@ def create_app(
     bind_host: str = "127.0.0.1",
 ) -> FastAPI:
     """`expiry_sweep_s`: seconds between checkpoint deletion passes (default `expiry.sweep_interval()`)."""
-    sampling = SamplingService(engine)
+    sampling = SamplingSessions(engine)
     sweep_s = expiry_sweep_s or expiry.sweep_interval()
 
     @asynccontextmanager
@@ -269,7 +269,7 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
         the finished results it holds (`results_*`: count and bytes; unretrieved ones expire)."""
         precision = getattr(engine.backend, "precision", None)
         where = precision.stats() if precision else {}
-        sampling = getattr(getattr(engine.backend, "sampling", None), "stats", {})
+        sampling = getattr(getattr(engine.backend, "samplers", None), "stats", {})
         return {
             **where,
             "sampling_memory_bytes": engine.backend.sampling_memory,
@@ -409,7 +409,7 @@ async def _reap_every(engine: EngineService, interval_s: float) -> None:
 # -- sampling ----------------------------------------------------------------------------------
 
 
-def _add_sampling_routes(app: FastAPI, engine: EngineService, sampling: SamplingService) -> None:
+def _add_sampling_routes(app: FastAPI, engine: EngineService, sampling: SamplingSessions) -> None:
     @app.post("/api/v1/create_sampling_session")
     async def create_sampling_session(request: Request) -> dict:
         req = await parse(request, CreateSamplingSessionRequest)
@@ -440,23 +440,23 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
 
     @app.get("/api/v1/get_server_capabilities")
     async def capabilities() -> dict:
-        return listing.capabilities(await on_compute(engine, engine.catalog.listing))
+        return rest_listings.capabilities(await on_compute(engine, engine.catalog.listing))
 
     @app.get("/api/v1/training_runs")
     async def training_runs(limit: int = 20, offset: int = 0) -> dict:
-        return listing.training_runs(store, max(limit, 0), max(offset, 0))
+        return rest_listings.training_runs(store, max(limit, 0), max(offset, 0))
 
     @app.get("/api/v1/training_runs/{run_id}")
     async def training_run(run_id: str) -> dict:
-        return listing.training_run_json(store, store.get_run(run_id))
+        return rest_listings.training_run_json(store, store.get_run(run_id))
 
     @app.get("/api/v1/training_runs/{run_id}/checkpoints")
     async def run_checkpoints(run_id: str) -> dict:
-        return listing.run_checkpoints(store, run_id)
+        return rest_listings.run_checkpoints(store, run_id)
 
     @app.get("/api/v1/checkpoints")
     async def user_checkpoints(limit: int = 100, offset: int = 0) -> dict:
-        return listing.user_checkpoints(store, max(limit, 0), max(offset, 0))
+        return rest_listings.user_checkpoints(store, max(limit, 0), max(offset, 0))
 
     @app.delete("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}")
     async def delete_checkpoint(run_id: str, checkpoint_id: str) -> dict:
@@ -467,7 +467,7 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
 
     @app.post("/api/v1/weights_info")
     async def weights_info(request: Request) -> dict:
-        return listing.weights_info(store, await json_field(request, "tinker_path"))
+        return rest_listings.weights_info(store, await json_field(request, "tinker_path"))
 
     @app.get("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/external_weights_urls")
     async def external_weights_urls(run_id: str, checkpoint_id: str, request: Request) -> dict:

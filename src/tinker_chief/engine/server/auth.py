@@ -7,7 +7,7 @@ non-loopback bind it must also be hard to guess (`check_key_strength`). Wrong ke
 limited per client address (`AuthFailureLimiter`): after a burst of 401s the address gets 429
 for every request, key checked or not, until its budget refills. The client address is the
 peer of the connection: `X-Forwarded-For` counts only from the proxies named with
-`--forwarded-allow-ips` (main.py), so no client picks its own address. The key is never logged
+`--forwarded-allow-ips` (serve.py), so no client picks its own address. The key is never logged
 or echoed in errors.
 
 A keyed engine also answers `POST /api/v1/engine_proof {"nonce": ...}` without a key: an HMAC
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tinker_chief.engine.server.errors import error_body, shown
+from tinker_chief.engine.server.http_errors import error_body, shown
 from tinker_chief.errors import ConfigurationError
 
 LOCAL_CLIENT_KEY = "tml-local"

@@ -24,7 +24,7 @@ from tinker_chief.engine.backend import (
     SampleResult,
     SamplingSettings,
 )
-from tinker_chief.engine.server.errors import InvalidRequestError, UnsupportedError, shown
+from tinker_chief.engine.server.http_errors import InvalidRequestError, UnsupportedError, shown
 
 SUPPORTED_LOSSES = ("cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo")
 _RL_INPUTS = ("target_tokens", "logprobs", "advantages")

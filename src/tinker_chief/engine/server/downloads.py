@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from tinker.types.external_weights_urls_response import ExternalWeightsUrlsResponse
 
-from tinker_chief.engine.server.errors import InvalidRequestError
+from tinker_chief.engine.server.http_errors import InvalidRequestError
 from tinker_chief.engine.server.store import CheckpointStore, Clock, parse_tinker_path
 from tinker_chief.errors import EngineError
 

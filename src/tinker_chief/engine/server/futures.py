@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tinker_chief.engine.server.errors import ErrorCategory, GoneError, NotFoundError, shown
+from tinker_chief.engine.server.http_errors import ErrorCategory, GoneError, NotFoundError, shown
 
 Payload = bytes | dict
 

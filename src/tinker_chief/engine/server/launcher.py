@@ -46,7 +46,8 @@ from urllib.parse import urlparse
 import httpx
 
 from tinker_chief.engine.server.auth import LOCAL_CLIENT_KEY, PROOF_PATH, engine_proof
-from tinker_chief.engine.server.main import API_KEY_ENV, READY_PREFIX
+from tinker_chief.engine.server.command import API_KEY_ENV
+from tinker_chief.engine.server.serve import READY_PREFIX
 from tinker_chief.errors import EngineError
 from tinker_chief.models import cache_dir
 

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from tinker_chief.engine.server.errors import (
+from tinker_chief.engine.server.http_errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     RequestTimeoutError,

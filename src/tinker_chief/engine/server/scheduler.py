@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinker_chief.engine.backend import ComputeBackend, SampleRequest, SampleResult
-from tinker_chief.engine.server.errors import status_of
 from tinker_chief.engine.server.futures import FutureError, FutureTable, Payload
+from tinker_chief.engine.server.http_errors import status_of
 
 log = logging.getLogger("tinker_chief.engine")
 

@@ -17,7 +17,7 @@ import re
 import threading
 from collections import Counter
 
-from tinker_chief.engine.server.errors import InvalidRequestError
+from tinker_chief.engine.server.http_errors import InvalidRequestError
 
 MIN_SDK = (0, 25)  # protobuf forward_backward became mandatory in tinker 0.25
 MAX_KEYS = 200

@@ -5,7 +5,7 @@ vocabulary, sequences over the context length, bad names, unknown `tinker://` pa
 client gets a 4xx with a specific sentence; the work itself is handed to the scheduler and
 its result lands in the future table. Model ids follow the SDK's own convention
 `<session>:train:<model_seq_id>` (0.38 derives it client-side for `load_weights`), and a model
-id doubles as its training run id in `tinker://` paths. Sampling lives in `sampling.py`.
+id doubles as its training run id in `tinker://` paths. Sampling lives in `sampling_sessions.py`.
 
 Clients that share the engine share its memory, so a session's training and sampling clients
 are unloaded when it finishes (`ServiceClient.close()`) or goes `session_timeout` seconds
@@ -39,13 +39,13 @@ from tinker_chief.engine.backend import (
     ComputeBackend,
     DatumArrays,
     ForwardBackwardCall,
-    LoraSpec,
+    LoraSettings,
     check_adam_step,
 )
 from tinker_chief.engine.server import codec
-from tinker_chief.engine.server.basemodels import BaseInfo, BaseModelCatalog
-from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, UnsupportedError, shown
+from tinker_chief.engine.server.base_model_facts import BaseInfo, BaseModelCatalog
 from tinker_chief.engine.server.futures import FutureTable, Payload
+from tinker_chief.engine.server.http_errors import InvalidRequestError, NotFoundError, UnsupportedError, shown
 from tinker_chief.engine.server.scheduler import Scheduler, Shareable
 from tinker_chief.engine.server.sdk_usage import SdkUsage
 from tinker_chief.engine.server.store import (
@@ -75,7 +75,7 @@ class TrainingModel:
     model_id: str
     session_id: str
     base_model: str
-    lora: LoraSpec
+    lora: LoraSettings
 
 
 @dataclass
@@ -225,7 +225,7 @@ class EngineService:
         if model_id in self._creations:
             return self._creations[model_id]
         base = self.catalog.canonical(request.base_model)
-        lora = _lora_spec(request)
+        lora = _lora_settings(request)
         if getattr(request.optimizer_config, "type", "adamw") != "adamw":
             raise UnsupportedError(f"optimizer {request.optimizer_config.type!r} (only adamw)")
         self._check_capacity("create_model")
@@ -461,7 +461,7 @@ class EngineService:
         lease, run = self._lease_loadable(request)
         request_id = self.futures.create("load_weights")
         self._creations[model_id] = request_id
-        self._register(TrainingModel(model_id, request.session_id, run.base_model, run.lora_spec()))
+        self._register(TrainingModel(model_id, request.session_id, run.base_model, run.lora_settings()))
 
         def work() -> dict:
             try:
@@ -537,7 +537,7 @@ class _SkipOnError:
             self.scheduler.skip(self.model_id, self.seq_id)
 
 
-def _lora_spec(request: CreateModelRequest) -> LoraSpec:
+def _lora_settings(request: CreateModelRequest) -> LoraSettings:
     config = request.lora_config
     if config is None:
         raise InvalidRequestError("create_model: field lora_config is missing (only LoRA training is supported)")
@@ -547,7 +547,7 @@ def _lora_spec(request: CreateModelRequest) -> LoraSpec:
         )
     if not (config.train_mlp or config.train_attn or config.train_unembed):
         raise InvalidRequestError("create_model: at least one of train_mlp, train_attn, train_unembed must be true")
-    return LoraSpec(
+    return LoraSettings(
         rank=config.rank,
         seed=config.seed,
         train_mlp=config.train_mlp,

@@ -43,8 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from tinker_chief.engine.backend import LoraSpec
-from tinker_chief.engine.server.errors import ConflictError, InvalidRequestError, NotFoundError, shown
+from tinker_chief.engine.backend import LoraSettings
+from tinker_chief.engine.server.http_errors import ConflictError, InvalidRequestError, NotFoundError, shown
 
 CheckpointKind = Literal["weights", "sampler_weights", "external_weights"]
 CHECKPOINT_TYPE: dict[str, str] = {"weights": "training", "sampler_weights": "sampler", "external_weights": "external"}
@@ -97,17 +97,17 @@ def validate_ttl(ttl_seconds: object, where: str = "ttl_seconds") -> int | None:
 class RunRecord:
     run_id: str
     base_model: str
-    lora: dict  # LoraSpec fields
+    lora: dict  # LoraSettings fields
     created: str = field(default_factory=now_iso)
     last_request_time: str = field(default_factory=now_iso)
     user_metadata: dict[str, str] | None = None
 
-    def lora_spec(self) -> LoraSpec:
-        return LoraSpec(**self.lora)
+    def lora_settings(self) -> LoraSettings:
+        return LoraSettings(**self.lora)
 
 
 @dataclass
-class CheckpointRecord:
+class StoredCheckpoint:
     run_id: str
     kind: CheckpointKind
     name: str
@@ -131,7 +131,7 @@ class CheckpointRecord:
 class CheckpointLease:
     """A request's hold on a checkpoint it will read: the deletion pass skips it until released."""
 
-    def __init__(self, record: CheckpointRecord, directory: Path, release: Callable[[], None]) -> None:
+    def __init__(self, record: StoredCheckpoint, directory: Path, release: Callable[[], None]) -> None:
         self.record, self.directory = record, directory
         self._release: Callable[[], None] | None = release
 
@@ -224,7 +224,7 @@ class CheckpointStore:
         write: Callable[[Path], None],
         user_metadata: dict[str, str] | None = None,
         ttl_seconds: int | None = None,
-    ) -> CheckpointRecord:
+    ) -> StoredCheckpoint:
         """Create a checkpoint: `write` fills an empty directory, which then becomes visible."""
         name = validate_name(name)
         ttl_seconds = validate_ttl(ttl_seconds)
@@ -246,7 +246,7 @@ class CheckpointStore:
                 os.rename(staging, target)
                 now = self.clock()
                 expires_at = None if ttl_seconds is None else iso(now + ttl_seconds)
-                record = CheckpointRecord(run_id, kind, name, iso(now), _size(target), user_metadata, expires_at)
+                record = StoredCheckpoint(run_id, kind, name, iso(now), _size(target), user_metadata, expires_at)
                 _write_json(meta, asdict(record))
                 self._forget_tombstone(record.tinker_path)
         finally:
@@ -254,13 +254,13 @@ class CheckpointStore:
                 shutil.rmtree(staging, ignore_errors=True)
         return record
 
-    def resolve(self, tinker_path: str, *, allow_expired: bool = False) -> tuple[CheckpointRecord, Path]:
+    def resolve(self, tinker_path: str, *, allow_expired: bool = False) -> tuple[StoredCheckpoint, Path]:
         """The checkpoint's record and directory. An expired one raises `CheckpointExpiredError`
         unless `allow_expired` (a user that already held it, e.g. a sampler reloading its adapter)."""
         run_id, kind, name = parse_tinker_path(tinker_path)
         meta = self._run_dir(run_id) / kind / f"{name}{_META_SUFFIX}"
         try:
-            record = CheckpointRecord(**json.loads(meta.read_text()))
+            record = StoredCheckpoint(**json.loads(meta.read_text()))
         except FileNotFoundError:
             raise self._missing(tinker_path, run_id) from None
         if not allow_expired and record.expired(self.clock()):
@@ -297,24 +297,24 @@ class CheckpointStore:
         listing = ", ".join(known) if known else "none"
         return NotFoundError(f"unknown checkpoint {tinker_path}: checkpoints of run {run_id!r} are: {listing}")
 
-    def _records(self, run_id: str) -> list[CheckpointRecord]:
+    def _records(self, run_id: str) -> list[StoredCheckpoint]:
         """Every committed checkpoint of the run, expired ones included."""
         directory = self._run_dir(run_id)
         records = []
         for kind in CHECKPOINT_TYPE:
             for meta in (directory / kind).glob(f"*{_META_SUFFIX}"):
                 try:
-                    records.append(CheckpointRecord(**json.loads(meta.read_text())))
+                    records.append(StoredCheckpoint(**json.loads(meta.read_text())))
                 except (OSError, ValueError, TypeError):
                     continue
         return sorted(records, key=lambda c: c.created)
 
-    def list_checkpoints(self, run_id: str) -> list[CheckpointRecord]:
+    def list_checkpoints(self, run_id: str) -> list[StoredCheckpoint]:
         """The run's usable checkpoints (expired ones are gone to clients even before deletion)."""
         now = self.clock()
         return [c for c in self._records(run_id) if not c.expired(now)]
 
-    def list_all_checkpoints(self) -> list[CheckpointRecord]:
+    def list_all_checkpoints(self) -> list[StoredCheckpoint]:
         records = [c for run in self.list_runs() for c in self.list_checkpoints(run.run_id)]
         return sorted(records, key=lambda c: c.created, reverse=True)
 
@@ -327,7 +327,7 @@ class CheckpointStore:
 
     # -- expiry ------------------------------------------------------------------------------
 
-    def set_ttl(self, run_id: str, checkpoint_id: str, ttl_seconds: object) -> CheckpointRecord:
+    def set_ttl(self, run_id: str, checkpoint_id: str, ttl_seconds: object) -> StoredCheckpoint:
         """Expire the checkpoint `ttl_seconds` from now, or never (None); a bad value is refused."""
         ttl = validate_ttl(ttl_seconds)
         kind, _, name = checkpoint_id.partition("/")
@@ -337,7 +337,7 @@ class CheckpointStore:
             _write_json(directory.parent / f"{record.name}{_META_SUFFIX}", asdict(record))
         return record
 
-    def delete_expired(self, in_use: Callable[[], Collection[str]] = frozenset) -> list[CheckpointRecord]:
+    def delete_expired(self, in_use: Callable[[], Collection[str]] = frozenset) -> list[StoredCheckpoint]:
         """The deletion pass: remove every expired checkpoint that no lease holds and whose
         tinker path is not in `in_use()`; returns what it deleted. `in_use` is read under the
         lock, so a user that registers before releasing its lease is never missed."""
@@ -356,7 +356,7 @@ class CheckpointStore:
             shutil.rmtree(directory, ignore_errors=True)
         return deleted
 
-    def _unlink(self, record: CheckpointRecord) -> list[Path]:
+    def _unlink(self, record: StoredCheckpoint) -> list[Path]:
         directory = self._run_dir(record.run_id) / record.kind / record.name
         (directory.parent / f"{record.name}{_META_SUFFIX}").unlink(missing_ok=True)
         if not directory.exists():
@@ -396,7 +396,7 @@ class CheckpointStore:
             return {}
         return stones if isinstance(stones, dict) else {}
 
-    def _add_tombstones(self, records: list[CheckpointRecord], now: float) -> None:
+    def _add_tombstones(self, records: list[StoredCheckpoint], now: float) -> None:
         stones = self._tombstones()
         for record in records:
             stones[record.tinker_path] = {"expired_at": str(record.expires_at), "deleted_at": iso(now)}

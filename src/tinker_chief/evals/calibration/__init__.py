@@ -24,8 +24,8 @@ from tinker_chief.evals.calibration.metrics import (
     reliability_bins,
     scalar_metrics,
 )
+from tinker_chief.evals.model_sampler import ModelSampler
 from tinker_chief.evals.records import SampleRecord
-from tinker_chief.evals.sampling import ModelSampler
 from tinker_chief.jsonl import read_jsonl_objects, require_str
 
 LETTERS = "ABCDEFGHIJ"

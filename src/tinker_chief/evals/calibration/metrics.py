@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from tinker_chief.evals.stats import Interval, bootstrap, wilson_interval
+from tinker_chief.evals.intervals import Interval, bootstrap, wilson_interval
 
 ECE_BINS = 15
 

@@ -4,7 +4,7 @@ A grader turns (question, response, target) into a `Verdict`. Rule graders are p
 synchronous underneath; the LLM judge samples a model, so the common interface is async.
 `Verdict.correct is None` means the grader could not decide (e.g. a judge reply without a
 parseable `GRADE:`); such samples are counted and reported as `unscored`, never silently
-counted as wrong or dropped. A leaf: the grader families import it, and `registry.py` (which
+counted as wrong or dropped. A leaf: the grader families import it, and `factory.py` (which
 imports the families) builds graders by name.
 """
 
@@ -64,7 +64,7 @@ class RuleGrader(Grader):
 
 
 GraderFactory = Callable[..., Grader]
-# Filled by `@grader` as each family module is imported; read by `registry.py`.
+# Filled by `@grader` as each family module is imported; read by `factory.py`.
 GRADERS: dict[str, GraderFactory] = {}
 
 

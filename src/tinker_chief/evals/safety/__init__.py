@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
-from tinker_chief.evals.data import EvalSample
-from tinker_chief.evals.safety.metrics import RefusalJudge, is_refusal, safety_metrics
+from tinker_chief.evals.eval_samples import EvalSample
+from tinker_chief.evals.safety.refusals import RefusalJudge, is_refusal, safety_metrics
 from tinker_chief.jsonl import read_jsonl_objects, require_str
 
 Category = Literal["harmful", "jailbreak", "benign"]

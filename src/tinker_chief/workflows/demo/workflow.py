@@ -18,7 +18,7 @@ from tinker_chief.connection import Connection
 from tinker_chief.errors import EvalError, TrainingError
 from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
 from tinker_chief.planning import Plan, make_plan
-from tinker_chief.planning.project import write_plan_files
+from tinker_chief.planning.project_files import write_plan_files
 from tinker_chief.reports import write_report
 from tinker_chief.training import Observer, train_project
 from tinker_chief.workflows.demo.project import CUSTOM_TASK, DemoProject, create_demo_project

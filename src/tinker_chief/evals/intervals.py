@@ -4,17 +4,22 @@ Proportions (accuracy, refusal rate) get Wilson score intervals, which stay insi
 behave at small n and near 0 or 1 where the normal approximation does not. Any other statistic
 of a set of items (a mean score, token-weighted NLL, ECE or Brier over questions) gets a
 percentile bootstrap over the items (`bootstrap`) with a fixed seed, so the same outcomes always
-give the same interval. Per-sample outcomes are recorded by sample id; paired tests between two
-models (McNemar, paired bootstrap) are the registry's (`registry.stats`).
+give the same interval; its resampling and percentiles are the registry's (`registry.stats`),
+the same code as the paired bootstrap between two models. Per-sample outcomes are recorded by
+sample id; paired tests between two models (McNemar, paired bootstrap) are the registry's.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from tinker_chief.registry.stats import bootstrap_draws, percentile_interval
+
+if TYPE_CHECKING:
+    import numpy as np
 
 T = TypeVar("T")
 
@@ -65,18 +70,17 @@ def bootstrap(
     point = dict(statistic(items))
     if len(items) == 1:
         return {name: Interval(value, value, value) for name, value in point.items()}
-    rng = random.Random(seed)
-    draws: dict[str, list[float]] = {name: [] for name in point}
-    for _ in range(resamples):
-        for name, value in statistic(rng.choices(items, k=len(items))).items():
-            draws[name].append(value)
-    out = {}
-    for name, value in point.items():
-        ordered = sorted(draws[name])
-        low = ordered[int(0.025 * (resamples - 1))]
-        high = ordered[int(math.ceil(0.975 * (resamples - 1)))]
-        out[name] = Interval(value, min(low, value), max(high, value))
-    return out
+    names = list(point)
+
+    def of_resamples(rows: np.ndarray) -> list[list[float]]:
+        values = (statistic([items[i] for i in row]) for row in rows.tolist())
+        return [[value[name] for name in names] for value in values]
+
+    lows, highs = percentile_interval(bootstrap_draws(len(items), of_resamples, resamples, seed))
+    return {
+        name: Interval(point[name], min(float(low), point[name]), max(float(high), point[name]))
+        for name, low, high in zip(names, lows, highs, strict=True)
+    }
 
 
 def bootstrap_mean(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> Interval:

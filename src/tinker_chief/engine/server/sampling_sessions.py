@@ -17,13 +17,13 @@ from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
 from tinker_chief.engine.backend import SampleRequest, check_kv_cache_fits
 from tinker_chief.engine.server import codec
-from tinker_chief.engine.server.basemodels import BaseInfo
-from tinker_chief.engine.server.errors import InvalidRequestError, NotFoundError, shown
+from tinker_chief.engine.server.base_model_facts import BaseInfo
+from tinker_chief.engine.server.http_errors import InvalidRequestError, NotFoundError, shown
 from tinker_chief.engine.server.service import EngineService, SamplerState, check_tokens
 from tinker_chief.models import public_model_name
 
 
-class SamplingService:
+class SamplingSessions:
     def __init__(self, engine: EngineService) -> None:
         self.engine = engine
 

@@ -26,7 +26,7 @@ from tinker_chief.planning.config import (
     ProjectConfig,
     ScheduleConfig,
 )
-from tinker_chief.planning.data import (
+from tinker_chief.planning.data_formats import (
     RECIPE_FORMATS,
     Preference,
     PromptAnswer,
@@ -35,8 +35,8 @@ from tinker_chief.planning.data import (
     read_records,
 )
 from tinker_chief.planning.inspect_script import write_script
-from tinker_chief.planning.plan import Plan, load_planning_model, make_plan
-from tinker_chief.planning.report import render_plan_markdown
+from tinker_chief.planning.plan_markdown import render_plan_markdown
+from tinker_chief.planning.planner import Plan, load_planning_model, make_plan
 from tinker_chief.planning.templates import build_eval_suite
 from tinker_chief.planning.toml_writer import save_project
 

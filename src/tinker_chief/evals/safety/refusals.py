@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from tinker_chief.evals.graders.base import TextGenerator
+from tinker_chief.evals.intervals import wilson_interval
 from tinker_chief.evals.records import SampleRecord
-from tinker_chief.evals.stats import wilson_interval
 
 _REFUSAL = re.compile(
     r"\b(i\s*(?:can(?:no|')t|cannot|won't|will not|am not able to|'m not able to|am unable to|'m unable to|"

@@ -9,7 +9,7 @@ disk and is loaded back under the same key when a client samples from it again (
 directory adapter is reloaded from its directory by the server). Eviction waits until a batch
 is done, so restoring snapshots for a batch never evicts another sampler the same batch uses.
 `sample` validates every request, groups them by key and runs each group through
-one batched `sampler.generate` call; prompt logprobs come from the same forward code as
+one batched `generation.generate` call; prompt logprobs come from the same forward code as
 training's `forward`, so the two agree, batched over the group's requests (`compute_logprobs`
 on four answer options of a question is four requests in one forward). A one-token request that
 asks for prompt logprobs (what `compute_logprobs` sends) draws its token from the logits that
@@ -47,11 +47,11 @@ from tinker_chief.engine.backend import (
 )
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost
-from tinker_chief.engine.compute.base_models import LoadedBase
+from tinker_chief.engine.compute.base_pool import LoadedBase
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.forward import prompt_scores
+from tinker_chief.engine.compute.generation import Row, cache_length, generate, step_rows
 from tinker_chief.engine.compute.kv_cache import kv_bytes_per_token
-from tinker_chief.engine.compute.sampler import Row, cache_length, generate, step_rows
 from tinker_chief.engine.compute.spill import SpillStore
 
 MAX_ADAPTER_SAMPLERS = 32
@@ -70,7 +70,7 @@ class SamplerRef:
     slot: str | None  # None: the plain base model
 
 
-class SamplingService:
+class SamplerPool:
     def __init__(
         self,
         precision: Precision,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from tinker.types import Checkpoint, Cursor, TrainingRun
 from tinker.types.weights_info_response import WeightsInfoResponse
 
-from tinker_chief.engine.server.store import CHECKPOINT_TYPE, CheckpointRecord, CheckpointStore, RunRecord
+from tinker_chief.engine.server.store import CHECKPOINT_TYPE, CheckpointStore, RunRecord, StoredCheckpoint
 from tinker_chief.models import public_model_name
 
 OWNER = "local"
@@ -26,7 +26,7 @@ def capabilities(models: list[tuple[str, int | None]]) -> dict:
     }
 
 
-def checkpoint_json(record: CheckpointRecord) -> dict:
+def checkpoint_json(record: StoredCheckpoint) -> dict:
     return Checkpoint(
         checkpoint_id=record.checkpoint_id,
         checkpoint_type=CHECKPOINT_TYPE[record.kind],
@@ -79,7 +79,7 @@ def user_checkpoints(store: CheckpointStore, limit: int, offset: int) -> dict:
 def weights_info(store: CheckpointStore, tinker_path: str) -> dict:
     record, _ = store.resolve(tinker_path)
     run = store.get_run(record.run_id)
-    lora = run.lora_spec()
+    lora = run.lora_settings()
     return WeightsInfoResponse(
         base_model=public_model_name(run.base_model),
         is_lora=True,

@@ -1,8 +1,8 @@
 """`make_plan(project) -> Plan`: data + base model + use case -> a plan with reasons.
 
-Reads the project's data with `planning.data`, renders it with the model's renderer
+Reads the project's data with `planning.data_formats`, renders it with the model's renderer
 (`planning.tokens`), and applies the doctrine (`planning.hyperparams`, `planning.capacity`,
-`planning.estimates`). The `Plan` (pydantic) is what `plan.json` holds; `planning.report`
+`planning.estimates`). The `Plan` (pydantic) is what `plan.json` holds; `planning.plan_markdown`
 renders it as plan.md. Settings come from chief.toml; where they differ from the
 recommendation the plan says so in `warnings` rather than overriding the user.
 """
@@ -22,7 +22,7 @@ from tinker_chief.planning import capacity as cap
 from tinker_chief.planning import hyperparams as hp
 from tinker_chief.planning.calibration import calibrated
 from tinker_chief.planning.config import Project
-from tinker_chief.planning.data import (
+from tinker_chief.planning.data_formats import (
     RECIPE_FORMATS,
     Conversation,
     Preference,
@@ -68,7 +68,7 @@ class TokenizerSummary(BaseModel):
     could_flip_rank: bool | None = Field(None, description="whether the bound could change the recommended rank")
 
 
-class DataSummary(BaseModel):
+class DataProfile(BaseModel):
     train_file: str
     val_file: str | None
     format: str
@@ -166,7 +166,7 @@ class Plan(BaseModel):
     renderer: str
     recipe: str
     use_case: str
-    data: DataSummary
+    data: DataProfile
     capacity: CapacitySummary
     learning_rate: LearningRateSummary
     placement: hp.Recommendation
@@ -222,7 +222,7 @@ def _data_summary(
     fmt: str,
     tokenizer: TokenizerSummary,
     renderer_name: str,
-) -> tuple[DataSummary, list[int]]:
+) -> tuple[DataProfile, list[int]]:
     cfg = project.config.data
     over = [i for i, n in enumerate(counts.total) if n > cfg.max_length]
     if cfg.truncation == "drop":
@@ -240,7 +240,7 @@ def _data_summary(
             f"{project.train_path}: every example is longer than data.max_length = {cfg.max_length} "
             'and data.truncation = "drop"; nothing left to train on'
         )
-    summary = DataSummary(
+    summary = DataProfile(
         train_file=cfg.train,
         val_file=cfg.val,
         format=fmt,
@@ -446,7 +446,7 @@ def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[st
     return summary, warnings
 
 
-def _work(project: Project, data: DataSummary, schedule: ScheduleSummary) -> TokenWork:
+def _work(project: Project, data: DataProfile, schedule: ScheduleSummary) -> TokenWork:
     cfg = project.config
     if cfg.recipe == "rl":
         requests = schedule.total_steps * cfg.rl.groups_per_batch  # one sample request per problem

@@ -1,10 +1,10 @@
 """Run the engine in this process: build the backend, the app, and serve until a signal.
 
-`serve(settings)` is what both `python -m tinker_chief.engine.server` (used by the launcher)
-and `chief engine serve` call. It prints one line `chief engine listening on <base_url>` once
-the socket accepts connections (the launcher waits for exactly that line). On SIGINT/SIGTERM
-it stops taking new work, fails queued futures with "the engine is shutting down", lets the
-request on the compute thread finish, and exits.
+`serve(settings)` is what the engine's command (`command.serve_command`) calls, run by both
+`python -m tinker_chief.engine.server` (the launcher's) and `chief engine serve`. It prints one
+line `chief engine listening on <base_url>` once the socket accepts connections (the launcher
+waits for exactly that line). On SIGINT/SIGTERM it stops taking new work, fails queued futures
+with "the engine is shutting down", lets the request on the compute thread finish, and exits.
 
 A request's client address (what the wrong-key limiter counts by) is the connection's peer.
 uvicorn would take it from `X-Forwarded-For` when the peer is 127.0.0.1, so any local client
@@ -29,7 +29,6 @@ from tinker_chief.engine.server.auth import check_bind, is_loopback
 from tinker_chief.errors import ConfigurationError
 
 READY_PREFIX = "chief engine listening on "
-API_KEY_ENV = "CHIEF_ENGINE_API_KEY"
 GiB = 1 << 30
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16"]
@@ -137,7 +136,7 @@ def serve(settings: EngineSettings) -> None:
     from tinker_chief.engine.compute import TorchBackend
     from tinker_chief.engine.server import service
     from tinker_chief.engine.server.app import create_app
-    from tinker_chief.engine.server.basemodels import BaseModelCatalog
+    from tinker_chief.engine.server.base_model_facts import BaseModelCatalog
 
     logging.basicConfig(
         level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinker_chief.planning.hyperparams import Recommendation
-from tinker_chief.planning.plan import Plan
+from tinker_chief.planning.planner import Plan
 
 
 def _same(configured: object, recommended: object) -> bool:

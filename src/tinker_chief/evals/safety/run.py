@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Callable
 
 from tinker_chief.errors import ChiefError
+from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import SampleRecord
 from tinker_chief.evals.safety import SafetyPrompt, safety_prompts
-from tinker_chief.evals.safety.metrics import RefusalJudge, is_refusal
-from tinker_chief.evals.sampling import GenerationSettings, ModelSampler
+from tinker_chief.evals.safety.refusals import RefusalJudge, is_refusal
 
 
 async def judge_prompt(

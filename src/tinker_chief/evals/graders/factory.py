@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.graders import choice, json_field, numeric, text
+from tinker_chief.evals.graders import json_field, multiple_choice, numeric, text
 from tinker_chief.evals.graders import judge as llm_judge
 from tinker_chief.evals.graders.base import GRADERS, Grader, TextGenerator
 
 # The built-in families; importing them registered their graders in `GRADERS`.
-BUILTIN_FAMILIES = (choice, json_field, llm_judge, numeric, text)
+BUILTIN_FAMILIES = (json_field, llm_judge, multiple_choice, numeric, text)
 
 
 def grader_names() -> list[str]:
