@@ -8,6 +8,8 @@ import click
 
 from tinker_chief.cli.options import project_option
 
+DIFF_SITE = "playground"  # the diffs' static site, beside the report
+
 
 @click.command(name="report")
 @project_option
@@ -21,12 +23,24 @@ def report_command(project_dir: Path, output: Path | None) -> None:
     """Write one self-contained HTML report: plan, learning curves, eval comparison
     with confidence intervals, calibration, safety and registry status.
 
+    Beside it, playground/ holds the per-sample eval diffs (as `chief playground --export`
+    writes them); the eval comparison links to them.
+
     \b
     Examples:
       chief report
       chief report --project myproj --output /tmp/myproj.html
     """
+    from tinker_chief.errors import ChiefError
+    from tinker_chief.playground import export_site, load_context
     from tinker_chief.reports import write_report
 
-    path = write_report(project_dir, output)
+    target = output if output is not None else project_dir / "report.html"
+    try:
+        export_site(load_context(project_dir), target.parent / DIFF_SITE)
+        diff_site: str | None = DIFF_SITE
+    except ChiefError as exc:  # the report itself still gets written, without the links
+        click.echo(f"warning: no per-sample diffs beside the report: {exc}", err=True)
+        diff_site = None
+    path = write_report(project_dir, output, diff_site=diff_site)
     click.echo(f"report written: {path}")
