@@ -37,8 +37,8 @@ def main() -> None:
     question = load_samples(context.project.path(task.data or ""))[0].messages[-1]["content"]
     section = context.backend_section()
     choice = choose_backend(project_kind=section["kind"], project_url=section["url"])
-    engine_state = context.paths.engine_state
-    with open_connection(choice, state_dir=engine_state, models=[context.base_model or ""]) as connection:
+    models = [context.base_model or ""]
+    with open_connection(choice, state_dir=context.paths.engine_state, models=models) as connection:
         server = PlaygroundServer(PlaygroundState(context, connection, stream_tokens=8))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -314,6 +314,10 @@
       "data-testid": "edit-continue",
       text: label,
       onclick: () => {
+        if (state.busy) {
+          banner("wait until the answers are in, then edit");
+          return;
+        }
         if (turn.role === "user") {
           state.turns = state.turns.slice(0, index);
           ask(area.value);
