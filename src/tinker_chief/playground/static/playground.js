@@ -686,7 +686,9 @@
     const box = el("div", {}, el("div", { class: `verdict ${verdict.startsWith("✓") ? "right" : verdict.startsWith("✗") ? "wrong" : ""}`, text: verdict }));
     if (view.response !== undefined && view.response !== null) box.append(el("div", { class: "pre", text: view.response }));
     if (view.error) box.append(el("div", { class: "error", text: view.error }));
-    const grader = [view.answer !== null && view.answer !== undefined ? `graded answer: ${view.answer}` : null, view.explanation || null].filter(Boolean).join(" — ");
+    // The grader's reading of the answer, where it is not simply the answer itself.
+    const extracted = view.answer !== null && view.answer !== undefined && view.answer.trim() !== (view.response || "").trim();
+    const grader = [extracted ? `graded answer: ${view.answer}` : null, view.explanation || null].filter(Boolean).join(" — ");
     if (grader) box.append(el("div", { class: "muted small-note", text: grader }));
     return box;
   }
