@@ -36,11 +36,13 @@ def report_command(project_dir: Path, output: Path | None) -> None:
     from tinker_chief.reports import write_report
 
     target = output if output is not None else project_dir / "report.html"
+    problem: ChiefError | None = None
     try:
         export_site(load_context(project_dir), target.parent / DIFF_SITE)
         diff_site: str | None = DIFF_SITE
     except ChiefError as exc:  # the report itself still gets written, without the links
-        click.echo(f"warning: no per-sample diffs beside the report: {exc}", err=True)
-        diff_site = None
-    path = write_report(project_dir, output, diff_site=diff_site)
+        problem, diff_site = exc, None
+    path = write_report(project_dir, output, diff_site=diff_site)  # a broken project: its one error
+    if problem is not None:
+        click.echo(f"warning: no per-sample diffs beside the report: {problem}", err=True)
     click.echo(f"report written: {path}")
