@@ -101,6 +101,8 @@ PROJECT_COMMANDS = {
     "promote": ["promote", "bot", "--to", "prod", "--project", "{p}"],
     "retire": ["retire", "bot", "--project", "{p}"],
     "report": ["report", "--project", "{p}"],
+    "playground": ["playground", "--project", "{p}", "--no-browser"],
+    "playground --export": ["playground", "--project", "{p}", "--export", "site"],
 }
 
 

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "promote": "tinker_chief.cli.registry:promote_command",
     "retire": "tinker_chief.cli.registry:retire_command",
     "report": "tinker_chief.cli.report:report_command",
+    "playground": "tinker_chief.cli.playground:playground_command",
     "engine": "tinker_chief.cli.engine:engine_group",
     "demo": "tinker_chief.cli.demo:demo_command",
 }
@@ -76,6 +77,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       chief compare   compare models metric by metric, with significance
       chief promote   move a model to staging/prod through the regression gate
       chief report    an HTML report of curves, evals and registry status
+      chief playground  chat with models side by side, read eval diffs (browser)
 
     \b
     Try it end to end:  chief demo

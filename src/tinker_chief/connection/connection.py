@@ -61,16 +61,20 @@ class Connection:
     def sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> Any:
         return self.service_client().create_sampling_client(model_path=model_path, base_model=base_model).result()
 
-    def check_serves(self, base_model: str) -> None:
-        """Refuse a base model the backend does not serve, listing what it does serve."""
+    def served_models(self) -> list[str]:
+        """The base models the backend serves, as its capabilities list them."""
         import tinker
 
         try:
             rest = tinker.RestClient(base_url=self.base_url, api_key=self.api_key)
             capabilities = rest.get_server_capabilities().result()
-            models = [m.model_name for m in capabilities.supported_models if m.model_name]
         except Exception as exc:  # the SDK raises its own hierarchy; the message is what matters
             raise EngineError(f"{self.where}: could not list the served models: {exc}") from None
+        return [m.model_name for m in capabilities.supported_models if m.model_name]
+
+    def check_serves(self, base_model: str) -> None:
+        """Refuse a base model the backend does not serve, listing what it does serve."""
+        models = self.served_models()
         wanted = base_model.lower()
         if models and not any(m.lower() == wanted for m in models):
             raise ConfigurationError(

@@ -37,6 +37,11 @@ class InspectResult:
         return next(iter(self.metrics.items()), None)
 
 
+def sample_key(sample: Any) -> str:
+    """The id an Inspect sample's outcome is recorded under (`id#epoch` past the first epoch)."""
+    return f"{sample.id}#{sample.epoch}" if sample.epoch > 1 else str(sample.id)
+
+
 def result_from_log(log: Any) -> InspectResult:
     """Metrics and per-sample outcomes of a finished log; `EvalError` unless status is success."""
     from inspect_ai.scorer import value_to_float
@@ -52,9 +57,7 @@ def result_from_log(log: Any) -> InspectResult:
     samples: dict[str, float] = {}
     for sample in log.samples or []:
         if first is not None and sample.scores and first.name in sample.scores:
-            samples[f"{sample.id}#{sample.epoch}" if sample.epoch > 1 else str(sample.id)] = to_float(
-                sample.scores[first.name].value
-            )
+            samples[sample_key(sample)] = to_float(sample.scores[first.name].value)
     return InspectResult(
         task=log.eval.task,
         task_version=str(log.eval.task_version),

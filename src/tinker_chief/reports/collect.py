@@ -84,6 +84,7 @@ class ReportData:
     sweeps: list[SweepData] = field(default_factory=list)
     selections: list[Any] = field(default_factory=list)  # registry Selection, oldest first
     costs: dict[str, tuple[str, str]] = field(default_factory=dict)  # model ref -> (to make, to evaluate)
+    diff_site: str | None = None  # the playground's static export, relative to the report
 
 
 def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:

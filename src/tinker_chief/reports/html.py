@@ -1,7 +1,8 @@
 """Rendering `ReportData` as one self-contained HTML file (inline CSS, base64 images).
 
 Every user-provided string goes through `html.escape`. Sections: plan, learning curves, sweeps
-(with `chief select`'s choice; only once `chief sweep` ran), eval comparison, calibration, safety,
+(with `chief select`'s choice; only once `chief sweep` ran), eval comparison (linking each pair of
+versions to its per-sample diff when the playground's export lies beside it), calibration, safety,
 registry; the eval comparison lists, for published benchmarks, the task version and dataset
 revision that ran. A section without data says so in one sentence rather than disappearing, so a reader
 knows what was not measured.
@@ -13,6 +14,7 @@ import html
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from tinker_chief.reports import charts
 from tinker_chief.reports.collect import (
@@ -100,7 +102,31 @@ def _eval_section(data: ReportData) -> str:
         [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _headline_value(r), _e(r.suite_version)] for r in general],
         "evals",
     )
-    return _img(bars, "eval comparison", "") + summary + _benchmark_versions(general)
+    links = _diff_links(data)
+    return _img(bars, "eval comparison", "") + summary + links + _benchmark_versions(general)
+
+
+def _diff_links(data: ReportData) -> str:
+    """Per task, each version against the first evaluated on it, opened in the playground's
+    static export (the sample-by-sample diff under the same paired test)."""
+    if data.diff_site is None:
+        return ""
+    by_task: dict[str, list[str]] = {}
+    for result in data.results:
+        by_task.setdefault(result.task, []).append(result.model_ref)
+    items = []
+    for task, refs in by_task.items():
+        for ref in refs[1:]:
+            query = urlencode({"task": task, "a": refs[0], "b": ref})
+            href = f"{data.diff_site}/index.html#diff?{query}"
+            items.append(f'<li><a href="{_e(href)}">{_e(task)}: {_e(ref)} against {_e(refs[0])}</a></li>')
+    if not items:
+        return ""
+    return (
+        "<h3>Per-sample diffs</h3><p>Which samples each version fixed or broke, with both answers "
+        "and the paired test (live, with chat: <code>chief playground</code>).</p>"
+        f"<ul class='diffs'>{''.join(items)}</ul>"
+    )
 
 
 def _split_cell(split: dict[str, Any]) -> str:
