@@ -210,7 +210,7 @@ def eval_command(
 
     from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.errors import ConfigurationError
-    from tinker_chief.evals.runner import run_suite
+    from tinker_chief.evals.runner import resolve_model, run_suite
     from tinker_chief.paths import ProjectPaths
     from tinker_chief.planning import load_project
     from tinker_chief.registry import Registry
@@ -225,6 +225,8 @@ def eval_command(
     from rich.markup import escape
 
     try:
+        if registry is not None:
+            resolve_model(model, registry)  # a version whose weights are gone is refused before connecting
         section = project.config.backend
         choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
         with (

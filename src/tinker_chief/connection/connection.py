@@ -58,16 +58,25 @@ class Connection:
             self._service_client = tinker.ServiceClient(**kwargs)
         return self._service_client
 
+    def rest_client(self) -> Any:
+        """A `tinker.RestClient` on this backend (listings, checkpoint TTLs and deletion)."""
+        import tinker
+
+        return tinker.RestClient(base_url=self.base_url, api_key=self.api_key)
+
+    def admin_client(self) -> Any:
+        """A `tinker.AdminClient` on this backend (billing usage; on the cloud it needs a role)."""
+        import tinker
+
+        return tinker.AdminClient(base_url=self.base_url, api_key=self.api_key)
+
     def sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> Any:
         return self.service_client().create_sampling_client(model_path=model_path, base_model=base_model).result()
 
     def check_serves(self, base_model: str) -> None:
         """Refuse a base model the backend does not serve, listing what it does serve."""
-        import tinker
-
         try:
-            rest = tinker.RestClient(base_url=self.base_url, api_key=self.api_key)
-            capabilities = rest.get_server_capabilities().result()
+            capabilities = self.rest_client().get_server_capabilities().result()
             models = [m.model_name for m in capabilities.supported_models if m.model_name]
         except Exception as exc:  # the SDK raises its own hierarchy; the message is what matters
             raise EngineError(f"{self.where}: could not list the served models: {exc}") from None

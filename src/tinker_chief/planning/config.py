@@ -101,6 +101,13 @@ class ScheduleConfig(_Section):
 
 class CheckpointConfig(_Section):
     every_steps: int = Field(20, ge=0, description="Save a resumable checkpoint every N steps; 0 only at the end.")
+    ttl_days: int = Field(
+        7,
+        ge=0,
+        le=3652,
+        description="Days a new checkpoint's weights are kept unless promoted (Tinker's default, 7); "
+        "promotion to staging/prod keeps them, retiring starts the clock again; 0 keeps all forever.",
+    )
 
 
 class InlineEvalConfig(_Section):

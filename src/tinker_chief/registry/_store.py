@@ -26,7 +26,7 @@ from typing import Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.paths import REGISTRY, registry_file
-from tinker_chief.registry import _compare, _db, _export, _governance, _rows
+from tinker_chief.registry import _compare, _db, _export, _governance, _rows, _spend
 from tinker_chief.registry._compare import Comparison
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
@@ -49,6 +49,7 @@ from tinker_chief.registry._rows import (
     query_runs,
 )
 from tinker_chief.registry._scrub import scrub, scrub_optional, scrub_text
+from tinker_chief.registry._spend import Deletable, SessionRow, Weights
 from tinker_chief.registry._tx import Clock, Ledger, stamp_of
 from tinker_chief.registry._validate import (
     check_model_fields,
@@ -443,6 +444,62 @@ class Registry:
         with _db.read(self._db) as db:
             model_id = find_model(db, model_ref).id if model_ref is not None else None
             return _rows.selections(db, scope, model_id)
+
+    # ----------------------------------------------------- weights and spend (_spend.py)
+
+    def weights(self, model_ref: str) -> Weights | None:
+        """Where the version's weights stand (expiry, deletion); None: nothing recorded."""
+        with _db.read(self._db) as db:
+            return _spend.weights_of(db, find_model(db, model_ref))
+
+    def set_weights_expiry(
+        self, model_ref: str, expires_at: datetime | None, *, actor: str | None = None, reason: str = ""
+    ) -> Weights:
+        """Record when the version's weights expire on the backend (None: kept for good)."""
+        stamp = stamp_of(expires_at) if expires_at is not None else None
+        return _spend.set_expiry(self._ledger, model_ref, stamp, actor or default_actor(), reason)
+
+    def mark_weights_deleted(
+        self, model_ref: str, size_bytes: int | None, *, actor: str | None = None, reason: str = ""
+    ) -> Weights:
+        """Record that the version's weights were deleted (or found gone) now."""
+        return _spend.mark_deleted(self._ledger, model_ref, size_bytes, actor or default_actor(), reason)
+
+    def protected_models(self) -> dict[str, str]:
+        """Refs whose weights are kept, with why: prod, staging and their ancestors."""
+        with _db.read(self._db) as db:
+            return _spend.protected(db)
+
+    def gc_candidates(self) -> list[Deletable]:
+        """Versions whose weights `chief registry gc` deletes now, each with why."""
+        with _db.read(self._db) as db:
+            return _spend.deletable(db, self.now())
+
+    def lineage(self, model_ref: str) -> list[ModelRecord]:
+        """The versions `model_ref` was trained from, nearest first."""
+        with _db.read(self._db) as db:
+            return _spend.ancestors(db, find_model(db, model_ref))
+
+    def record_session(self, session_id: str, *, backend: str, command: str, scope: str) -> None:
+        """Remember an SDK session a command opened and what it worked for (`run:<id>`, `eval:<ids>`)."""
+        _spend.record_session(self._ledger, session_id, backend, command, scope)
+
+    def sessions(self, scope: str | None = None) -> list[SessionRow]:
+        with _db.read(self._db) as db:
+            return _spend.session_rows(db, scope)
+
+    def record_billed(self, session_id: str, usage: dict[str, tuple[float, float | None]]) -> None:
+        """What the billing API reported for a session: kind -> (quantity, dollars or None)."""
+        _spend.record_billed(self._ledger, session_id, usage)
+
+    def billed(self, session_ids: list[str]) -> dict[str, dict[str, tuple[float, float | None]]]:
+        with _db.read(self._db) as db:
+            return _spend.billed_rows(db, session_ids)
+
+    def spent(self, since: str | None = None) -> dict[str, Usage]:
+        """Chief's own count of the project's usage by base model (training runs and eval runs)."""
+        with _db.read(self._db) as db:
+            return _spend.spent_by_base_model(db, since)
 
     # ------------------------------------------------------------------ compare, export
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import threading
 import time
@@ -178,8 +179,10 @@ class Trainer:
 
     def _checkpoint(self, client: Any, done: int, final: bool) -> CheckpointRecord:
         name = f"step-{done:06d}"
-        state = client.save_state(name)
-        sampler = client.save_weights_for_sampler(name)
+        # New checkpoints expire unless the registry keeps them (promotion clears the TTL).
+        ttl = self.spec.checkpoints.ttl_days * 86400 or None
+        state = client.save_state(name, ttl_seconds=ttl)
+        sampler = client.save_weights_for_sampler(name, ttl_seconds=ttl)
         state_path, sampler_path = state.result().path, sampler.result().path
         record = CheckpointRecord(
             name=name,
@@ -204,7 +207,7 @@ class Trainer:
         if self.observer:
             self.observer.on_start(self.log.run_id, start, self.total)
         # The machine a run's step times were measured on: `chief plan` calibrates from runs made here.
-        self.log.write_status("running", total_steps=self.total, machine=machine_id())
+        self.log.write_status("running", total_steps=self.total, machine=machine_id(), pid=os.getpid())
         if resume is None:
             self._evaluate(client, 0, initial=True)
         last = resume

@@ -8,6 +8,7 @@ config hash, and each data file's sha256.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,9 @@ class RegistrySink:
                 config_hash=s.config_hash(),
                 usage=usage,
             )
+            if s.checkpoints.ttl_days:  # the TTL the loop saved the checkpoint with
+                expires = datetime.now(UTC) + timedelta(days=s.checkpoints.ttl_days)
+                registry.set_weights_expiry(model.ref, expires, reason="new checkpoint ([checkpoints] ttl_days)")
         return model.ref
 
 

@@ -50,7 +50,8 @@ BILLING_FILE = "billing.db"
 COUNTED_KINDS = ("training", "sampling_prefill", "sampling_sample", "checkpoint")
 _HOUR_EXAMPLE = "an RFC 3339 time on a UTC hour, e.g. 2026-07-13T00:00:00Z"
 
-_INSERT_STORED = "INSERT INTO stored (tinker_path, session_id, base_model, size_bytes, created) VALUES (?, ?, ?, ?, ?)"
+_INSERT_STORED = """INSERT INTO stored (tinker_path, session_id, base_model, size_bytes, created)
+    VALUES (?, ?, ?, ?, ?)"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
     hour INTEGER NOT NULL,
@@ -103,9 +104,7 @@ class BillingLedger:
     def __init__(self, state_dir: Path, clock: Clock = time.time) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            Path(state_dir) / BILLING_FILE, check_same_thread=False, isolation_level=None
-        )
+        self._db = sqlite3.connect(Path(state_dir) / BILLING_FILE, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
@@ -118,14 +117,8 @@ class BillingLedger:
 
     # -- counting ------------------------------------------------------------------------------
 
-    def record_session(
-        self, session_id: str, project_id: str | None, user_metadata: dict | None
-    ) -> None:
-        metadata = (
-            None
-            if user_metadata is None
-            else json.dumps({str(k): str(v) for k, v in user_metadata.items()})
-        )
+    def record_session(self, session_id: str, project_id: str | None, user_metadata: dict | None) -> None:
+        metadata = None if user_metadata is None else json.dumps({str(k): str(v) for k, v in user_metadata.items()})
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
@@ -187,10 +180,7 @@ class BillingLedger:
         existed (from their save time), close the ones whose files are gone."""
         on_disk = {record.tinker_path: record for record in records}
         with self._lock:
-            live = {
-                row[0]
-                for row in self._db.execute("SELECT tinker_path FROM stored WHERE deleted IS NULL")
-            }
+            live = {row[0] for row in self._db.execute("SELECT tinker_path FROM stored WHERE deleted IS NULL")}
             now = self.clock()
             self._db.executemany(
                 "UPDATE stored SET deleted = ? WHERE tinker_path = ? AND deleted IS NULL",
@@ -221,7 +211,8 @@ class BillingLedger:
         )
         with self._lock:
             counted = self._db.execute(
-                "SELECT hour, session_id, base_model, kind, cached, quantity FROM usage WHERE hour >= ? AND hour < ?",
+                """SELECT hour, session_id, base_model, kind, cached, quantity FROM usage
+                   WHERE hour >= ? AND hour < ?""",
                 (first, end),
             ).fetchall()
             stored = self._db.execute(
@@ -229,12 +220,9 @@ class BillingLedger:
                 "WHERE created < ? AND (deleted IS NULL OR deleted > ?)",
                 (end * HOUR_S, first * HOUR_S),
             ).fetchall()
-            sessions = dict(
-                self._db.execute("SELECT session_id, project_id FROM sessions").fetchall()
-            )
+            sessions = dict(self._db.execute("SELECT session_id, project_id FROM sessions").fetchall())
         rows = [
-            (hour, session, base, _event_info(kind, cached, qty))
-            for hour, session, base, kind, cached, qty in counted
+            (hour, session, base, _event_info(kind, cached, qty)) for hour, session, base, kind, cached, qty in counted
         ]
         rows += self._storage_rows(stored, first, end)
         rows.sort(key=lambda row: (row[0], -_quantity(row[3])))
@@ -252,9 +240,7 @@ class BillingLedger:
         named = sorted({event.session_id for event in events if event.session_id})
         response = types.BillingUsageResponse(
             data=events,
-            sessions={
-                sid: types.BillingUsageSession(user_metadata=self._metadata(sid)) for sid in named
-            },
+            sessions={sid: types.BillingUsageSession(user_metadata=self._metadata(sid)) for sid in named},
         )
         return response.model_dump(mode="json")
 
@@ -263,9 +249,7 @@ class BillingLedger:
         hours: dict[tuple[int, str, str], float] = defaultdict(float)
         for session, base, size, created, deleted in stored:
             until = min(deleted if deleted is not None else now, now)
-            for hour in range(
-                max(first, int(created // HOUR_S)), min(end, math.ceil(until / HOUR_S))
-            ):
+            for hour in range(max(first, int(created // HOUR_S)), min(end, math.ceil(until / HOUR_S))):
                 overlap = min(until, (hour + 1) * HOUR_S) - max(created, hour * HOUR_S)
                 if overlap > 0:
                     hours[(hour, session, base)] += size / GB * overlap / HOUR_S
@@ -283,9 +267,7 @@ class BillingLedger:
 
     def project_of(self, session_id: str) -> str | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT project_id FROM sessions WHERE session_id = ?", (session_id,)
-            ).fetchone()
+            row = self._db.execute("SELECT project_id FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
         return row[0] if row else None
 
     def current_storage(self, records: Iterable[Any], project_id: str | None) -> dict[str, Any]:
@@ -317,9 +299,7 @@ def _event_info(kind: str, cached: int, quantity: int) -> Any:
 
 
 def _quantity(info: Any) -> float:
-    return float(
-        getattr(info, "token_count", None) or getattr(info, "count", None) or info.gigabyte_hours
-    )
+    return float(getattr(info, "token_count", None) or getattr(info, "count", None) or info.gigabyte_hours)
 
 
 def usage_window(params: dict[str, str], now: float) -> tuple[datetime, datetime]:
@@ -328,9 +308,7 @@ def usage_window(params: dict[str, str], now: float) -> tuple[datetime, datetime
     where = "billing/usage/events"
     for name in ("starting_on", "ending_before"):
         if not params.get(name):
-            raise InvalidRequestError(
-                f"{where}: query parameter {name} is missing ({_HOUR_EXAMPLE})"
-            )
+            raise InvalidRequestError(f"{where}: query parameter {name} is missing ({_HOUR_EXAMPLE})")
     try:
         request = types.GetBillingUsageRequest.model_validate(
             {"starting_on": params["starting_on"], "ending_before": params["ending_before"]}
@@ -341,9 +319,7 @@ def usage_window(params: dict[str, str], now: float) -> tuple[datetime, datetime
     start, end = (_utc(request.starting_on), _utc(request.ending_before))
     for name, moment in (("starting_on", start), ("ending_before", end)):
         if moment.minute or moment.second or moment.microsecond:
-            raise InvalidRequestError(
-                f"{where}: {name} {moment.isoformat()} is not on a UTC hour ({_HOUR_EXAMPLE})"
-            )
+            raise InvalidRequestError(f"{where}: {name} {moment.isoformat()} is not on a UTC hour ({_HOUR_EXAMPLE})")
     if start.timestamp() > now:
         raise InvalidRequestError(f"{where}: starting_on {start.isoformat()} is in the future")
     if not start < end <= start + MAX_WINDOW:

@@ -1,0 +1,8 @@
+"""Money and checkpoints: what the work costs, what it may cost, and how long weights are kept.
+
+- `lifecycle`: TTLs that follow registry status (promotion keeps weights, retiring lets them
+  expire) and `chief registry gc`, through the SDK's checkpoint REST calls.
+
+Imports `registry` (where spend, sessions and weights are recorded), `connection` (the SDK
+clients of the backend a command used) and `planning` (the dated price table).
+"""
