@@ -75,3 +75,52 @@ def print_gc(report: Any, console: Console) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(note)}")
     for item in report.failed:
         console.print(f"[red]not deleted:[/red] {escape(item.ref)}: {escape(item.outcome)}")
+
+
+def max_usd_option(function: Any) -> Any:
+    """`--max-usd AMOUNT`: this command's dollar budget, replacing `[budget] max_usd`."""
+    import click
+
+    return click.option(
+        "--max-usd",
+        default=None,
+        metavar="AMOUNT",
+        help="Dollar budget for the project's spend (replaces [budget] max_usd): refuse to "
+        "start past it, and stop training at a checkpoint before crossing it (exit code 5).",
+    )(function)
+
+
+def training_guard(project: Any, max_usd: str | None, resume: bool) -> Any:
+    """The budget a `chief train` runs under (None: no budget); refuses one that would cross it."""
+    from tinker_chief.spend.budget import Budget, start_training
+    from tinker_chief.training import RunLog
+
+    budget = Budget.of(project, max_usd)
+    if not budget.set:
+        return None
+    run_id, fraction = None, 1.0
+    if resume and (log := RunLog.latest(project.root)) is not None:
+        last, total = log.last_checkpoint(), log.status().get("total_steps")
+        run_id = log.run_id
+        if last is not None and isinstance(total, int) and total > 0:
+            fraction = max(0.0, 1 - last.step / total)
+    return start_training(project, budget, run_id, fraction)
+
+
+def refuse_over_budget(project: Any, max_usd: str | None, command: str, estimate_of: Any) -> None:
+    """Refuse `command` up front when its estimate (`estimate_of(pricer)`) crosses the budget."""
+    from tinker_chief.spend.budget import Budget, check_command
+
+    budget = Budget.of(project, max_usd)
+    if budget.set:
+        check_command(project, budget, command, estimate_of, [project.config.base_model])
+
+
+def budget_stopped(result: Any) -> Exception:
+    """The error a run the budget stopped exits with (code 5), saying how to go on."""
+    from tinker_chief.spend.budget import RAISE_HINT, BudgetExceeded
+
+    return BudgetExceeded(
+        f"{result.reason}; stopped at step {result.steps_done}/{result.total_steps} with a "
+        f"checkpoint: {RAISE_HINT}, then continue with `chief train --resume`"
+    )

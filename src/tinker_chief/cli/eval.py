@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from tinker_chief.cli.cost import max_usd_option, refuse_over_budget
 from tinker_chief.cli.options import backend_options, precision_label, throughput_text
 
 
@@ -182,6 +183,7 @@ def suite_throughput(result: Any) -> tuple[float, float]:
 @backend_options
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@max_usd_option
 def eval_command(
     model: str,
     suite_name: str | None,
@@ -192,6 +194,7 @@ def eval_command(
     base_url: str | None,
     no_record: bool,
     as_json: bool,
+    max_usd: str | None,
 ) -> None:
     """Run the project's eval suite on MODEL and record every result in the registry.
 
@@ -214,11 +217,13 @@ def eval_command(
     from tinker_chief.paths import ProjectPaths
     from tinker_chief.planning import load_project
     from tinker_chief.registry import Registry
+    from tinker_chief.spend.budget import eval_estimate
 
     project = load_project(project_dir)
     suite = project.config.eval_suite
     if suite_name and suite_name != suite.name:
         raise ConfigurationError(f"{project.config_path}: the project's suite is `{suite.name}`, not `{suite_name}`")
+    refuse_over_budget(project, max_usd, "chief eval", lambda pricer: eval_estimate(project, pricer))
     registry = None if no_record else Registry.open(project.registry_path)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     from rich.console import Console

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tinker_chief.cli import options
+from tinker_chief.cli.cost import budget_stopped, max_usd_option, training_guard
 from tinker_chief.cli.options import backend_options, project_option
 
 
@@ -69,6 +70,10 @@ class RichProgress:
     def on_end(self, result: Any) -> None:
         if self.progress is not None:
             self.progress.stop()
+        if result.status == "budget":
+            self.console.print(
+                f"[yellow]budget reached at step {result.steps_done}/{result.total_steps}; checkpoint saved[/yellow]"
+            )
         if result.status == "interrupted":
             self.console.print(
                 f"[yellow]interrupted at step {result.steps_done}/{result.total_steps}; "
@@ -80,7 +85,10 @@ class RichProgress:
 @project_option
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
-def train_command(project_dir: Path, backend: str | None, base_url: str | None, resume: bool) -> None:
+@max_usd_option
+def train_command(
+    project_dir: Path, backend: str | None, base_url: str | None, resume: bool, max_usd: str | None
+) -> None:
     """Run the project's plan through the Tinker SDK.
 
     Where it runs: --backend/--base-url, else $CHIEF_ENGINE_URL / $TINKER_BASE_URL,
@@ -102,7 +110,9 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
 
     console = Console()
     project = load_project(project_dir)
-    result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=RichProgress(console))
+    guard = training_guard(project, max_usd, resume)  # refuses a run that would cross the budget
+    observer = RichProgress(console)
+    result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=observer, guard=guard)
     final = result.final
     color = "green" if result.status == "finished" else "yellow"
     console.print(
@@ -116,6 +126,8 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
     for warning in result.warnings:
         if warning != result.reason:
             console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    if result.status == "budget":
+        raise budget_stopped(result)
     if result.reason:
         raise TrainingError(result.reason)
 

@@ -177,6 +177,17 @@ class EstimatesConfig(_Section):
     local_sample_tokens_per_s: float | None = Field(None, gt=0, description="Measured local sampling throughput.")
 
 
+class BudgetConfig(_Section):
+    """What the project may spend, counted in tokens and priced at the price table (docs/COST.md)."""
+
+    max_usd: float | None = Field(
+        None, ge=0, description="US dollars of work (at the price table) the project may use; unset: no limit."
+    )
+    max_tokens: int | None = Field(
+        None, ge=0, description="Tokens (trained + prefilled + sampled) the project may use; unset: no limit."
+    )
+
+
 class ProjectConfig(BaseModel):
     """The whole of `chief.toml`."""
 
@@ -206,6 +217,7 @@ class ProjectConfig(BaseModel):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
     estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     eval_suite: EvalSuite
     gate: GateRules = Field(default_factory=GateRules, description="Promotion-gate rules.")
 

@@ -231,19 +231,22 @@ def billed_rows(db: sqlite3.Connection, session_ids: list[str]) -> dict[str, dic
     return found
 
 
-def spent_by_base_model(db: sqlite3.Connection, since: str | None = None) -> dict[str, Usage]:
+def spent_by_base_model(
+    db: sqlite3.Connection, since: str | None = None, exclude_run: str | None = None
+) -> dict[str, Usage]:
     """What the project's work used, by base model, from chief's own counts: each training run's
     latest registered checkpoint (its usage is cumulative) plus every eval run; `since` keeps the
-    work recorded from that UTC time on."""
+    work recorded from that UTC time on; `exclude_run` leaves one training run out."""
     totals: dict[str, list[Usage]] = {}
     at = since or ""
     runs = db.execute(
         """SELECT m.base_model, m.train_tokens, m.prefill_tokens, m.sample_tokens, m.machine_seconds
            FROM models m
-           WHERE m.training_run_id IS NOT NULL AND m.created_at >= ? AND m.training_step = (
+           WHERE m.training_run_id IS NOT NULL AND m.created_at >= ? AND m.training_run_id != ?
+           AND m.training_step = (
                SELECT max(o.training_step) FROM models o WHERE o.training_run_id = m.training_run_id
            )""",
-        (at,),
+        (at, exclude_run or ""),
     ).fetchall()
     evals = db.execute(
         "SELECT m.base_model, NULL, r.prefill_tokens, r.sample_tokens, r.machine_seconds "

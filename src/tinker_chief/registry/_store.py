@@ -496,10 +496,10 @@ class Registry:
         with _db.read(self._db) as db:
             return _spend.billed_rows(db, session_ids)
 
-    def spent(self, since: str | None = None) -> dict[str, Usage]:
+    def spent(self, since: str | None = None, exclude_run: str | None = None) -> dict[str, Usage]:
         """Chief's own count of the project's usage by base model (training runs and eval runs)."""
         with _db.read(self._db) as db:
-            return _spend.spent_by_base_model(db, since)
+            return _spend.spent_by_base_model(db, since, exclude_run)
 
     # ------------------------------------------------------------------ compare, export
 

@@ -2,6 +2,8 @@
 
 - `lifecycle`: TTLs that follow registry status (promotion keeps weights, retiring lets them
   expire) and `chief registry gc`, through the SDK's checkpoint REST calls.
+- `budget`: `[budget] max_usd` / `max_tokens`: spent to date, commands refused up front, the
+  guard that stops a training run at a checkpoint (exit code 5).
 
 Imports `registry` (where spend, sessions and weights are recorded), `connection` (the SDK
 clients of the backend a command used) and `planning` (the dated price table).

@@ -32,7 +32,7 @@ from tinker_chief.training.inline_evals import (
     generate_answers,
     nll_evaluator_builder,
 )
-from tinker_chief.training.loop import CheckpointSink, Observer, StopRequest, Trainer, TrainResult
+from tinker_chief.training.loop import CheckpointSink, Observer, SpendGuard, StopRequest, Trainer, TrainResult
 from tinker_chief.training.rl import RLSteps
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.spec import TrainSpec, data_hash, stored_spec
@@ -236,17 +236,18 @@ def train_project(
     connection: Connection | None = None,
     resume: bool = False,
     observer: Observer | None = None,
+    guard: SpendGuard | None = None,
 ) -> TrainResult:
     """`chief train`: the project's plan, checkpoints registered. The backend as `train`'s, with the
-    project's `[backend]` section in the precedence (after flags and environment)."""
+    project's `[backend]` section in the precedence (after flags and environment). `guard`: the
+    budget the loop asks after every step."""
     from tinker_chief.training.project import registry_sink_factory, spec_from_project
 
     section, choice = project.config.backend, None
     if connection is None:
         choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
-    return _train(
-        project.root, spec_from_project(project), choice, connection, resume, registry_sink_factory(project), observer
-    )
+    sinks = registry_sink_factory(project)
+    return _train(project.root, spec_from_project(project), choice, connection, resume, sinks, observer, None, guard)
 
 
 def _train(
@@ -258,6 +259,7 @@ def _train(
     sink_factory: Any,
     observer: Observer | None,
     stop: StopRequest | None = None,
+    guard: SpendGuard | None = None,
 ) -> TrainResult:
     """Checks that need no backend first (cloud-only model here, --resume, the data), then connect
     (unless given a connection) and run."""
@@ -266,10 +268,10 @@ def _train(
     log = _resume_log(project_dir, spec, resume) if resume else None
     prepared = prepare(spec, project_dir)
     if connection is not None:
-        return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop)
+        return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop, guard)
     assert choice is not None
     with open_connection(choice, state_dir=ProjectPaths(project_dir).engine_state, models=[spec.base_model]) as opened:
-        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop)
+        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop, guard)
 
 
 def _run(
@@ -281,6 +283,7 @@ def _run(
     sink_factory: Any,
     observer: Observer | None,
     stop: StopRequest | None = None,
+    guard: SpendGuard | None = None,
 ) -> TrainResult:
     spec = prepared.spec
     connection.check_serves(spec.base_model)
@@ -297,9 +300,8 @@ def _run(
     runner = build_runner(prepared, connection, log, usage)
     frequent, infrequent = evaluator_builders(prepared)
     sink: CheckpointSink | None = sink_factory(log, prepared, connection) if sink_factory else None
-    trainer = Trainer(
-        spec, connection.service_client(), runner, log, frequent, infrequent, sink, observer, usage, stop=stop
-    )
+    service = connection.service_client()
+    trainer = Trainer(spec, service, runner, log, frequent, infrequent, sink, observer, usage, stop=stop, guard=guard)
     result = trainer.run(checkpoint)
     # Asked once the steps ran (a local engine decides `auto` when it loads the base) and while an
     # engine this connection started still runs: the summary says which precision the steps ran in.
