@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from tinker_chief.cli.cost import max_usd_option, refuse_over_budget
+from tinker_chief.cli.cost import max_usd_option, note_eval_session, refuse_over_budget
 from tinker_chief.cli.options import backend_options, precision_label, throughput_text
 
 
@@ -250,6 +250,7 @@ def eval_command(
                 progress=RichSuiteProgress(bars),
                 concurrency=concurrency,
             )
+            note_eval_session(registry, connection, result)
             precision = precision_label(connection.kind, connection.engine_precision)
     finally:
         if registry is not None:

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "compare": "tinker_chief.cli.registry:compare_command",
     "promote": "tinker_chief.cli.registry:promote_command",
     "retire": "tinker_chief.cli.registry:retire_command",
+    "cost": "tinker_chief.cli.cost:cost_command",
     "report": "tinker_chief.cli.report:report_command",
     "engine": "tinker_chief.cli.engine:engine_group",
     "demo": "tinker_chief.cli.demo:demo_command",

@@ -186,7 +186,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     Example:
       chief registry show support-bot:v2 --json
     """
-    from tinker_chief.registry import Usage
+    from tinker_chief.registry import Usage, describe_billed
 
     with _open(registry_path, project_dir) as reg:
         record = reg.get_model(model)
@@ -195,6 +195,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         runs = reg.eval_runs(record.ref)
         marks = reg.selections(model_ref=record.ref)
         weights = reg.weights(record.ref)
+        billed = reg.billed_for(f"run:{record.training_run_id}") if record.training_run_id else None
     evaluated = Usage.total([r.usage for r in runs])
     cost = _cost_lines(record, evaluated, len(runs), project_dir)
     if as_json:
@@ -205,6 +206,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
                 "status_history": [h.to_dict() for h in history],
                 "selections": [s.to_dict() for s in marks],
                 "weights": weights.to_dict() if weights else None,
+                "billed_run": billed,
                 "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()},
             }
         )
@@ -232,6 +234,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         "cost to make": cost[0],
         "cost to evaluate": cost[1],
         "weights": weights.describe().removeprefix("weights ") if weights else None,
+        "training run billed": describe_billed(billed) if record.training_run_id else None,
     }
     for key, value in facts.items():
         console.print(f"  {key}: {_plain(value if value is not None else '—')}")

@@ -26,7 +26,7 @@ from tinker_chief.registry import _db
 from tinker_chief.registry._governance import status_history
 from tinker_chief.registry._records import not_scored_in
 from tinker_chief.registry._rows import audit_log, latest_finished_all, list_models, selections
-from tinker_chief.registry._spend import Weights, all_weights
+from tinker_chief.registry._spend import Weights, all_weights, billed_summary, describe_billed
 from tinker_chief.registry.rules import SuiteRequirement
 
 
@@ -64,6 +64,9 @@ def export_json(connection: sqlite3.Connection, suite: SuiteRequirement | None) 
             entry["selections"] = selected.get(model.ref, [])
             if model.ref in weights:  # only versions whose weights have a lifecycle yet
                 entry["weights"] = weights[model.ref].to_dict()
+            billed = billed_summary(db, f"run:{model.training_run_id}") if model.training_run_id else None
+            if billed is not None:  # only runs whose bill `chief cost` has read
+                entry["billed_run"] = billed
             models.append(entry)
     return {
         "schema_version": _db.schema_version(db),
@@ -191,6 +194,8 @@ def _model_section(m: dict[str, Any]) -> list[str]:
     lines += [f"- {k}: {_text(v)}" for k, v in facts]
     if "weights" in m:
         lines.append(f"- weights: {_text(Weights(**m['weights']).describe().removeprefix('weights '))}")
+    if "billed_run" in m:
+        lines.append(f"- training run billed: {_text(describe_billed(m['billed_run']))}")
     lines += [""]
     lora = m["lora"]
     lines += ["### LoRA and optimizer", ""]

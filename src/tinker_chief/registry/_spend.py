@@ -210,6 +210,32 @@ def session_rows(db: sqlite3.Connection, scope: str | None = None) -> list[Sessi
     return [SessionRow(*row) for row in rows]
 
 
+def record_run_usage(ledger: Ledger, run_id: str, base_model: str, usage: Usage) -> None:
+    """A training run's whole count so far (replaces the previous one)."""
+    counts = [usage.train_tokens or 0, usage.prefill_tokens or 0, usage.sample_tokens or 0]
+    with ledger.write() as db:
+        db.execute(
+            """INSERT OR REPLACE INTO run_usage (run_id, base_model, train_tokens, prefill_tokens,
+               sample_tokens, machine_seconds, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (
+                scrub_text(run_id),
+                scrub_text(base_model),
+                *counts,
+                usage.machine_seconds or 0.0,
+                ledger.now(),
+            ),
+        )
+
+
+def run_usage(db: sqlite3.Connection, run_id: str) -> Usage | None:
+    row = db.execute(
+        """SELECT train_tokens, prefill_tokens, sample_tokens, machine_seconds
+           FROM run_usage WHERE run_id = ?""",
+        (scrub_text(run_id),),
+    ).fetchone()
+    return Usage(*row) if row else None
+
+
 def record_billed(ledger: Ledger, session_id: str, usage: dict[str, tuple[float, float | None]]) -> None:
     """Replace what the billing API said `session_id` used: kind -> (quantity, dollars or None)."""
     with ledger.write() as db:
@@ -231,18 +257,50 @@ def billed_rows(db: sqlite3.Connection, session_ids: list[str]) -> dict[str, dic
     return found
 
 
+def billed_summary(db: sqlite3.Connection, scope: str) -> dict[str, float] | None:
+    """What was billed for `scope`'s sessions (as last read by `chief cost`), summed by kind, the
+    prefill cache folded in; None when nothing was read for them."""
+    rows = db.execute(
+        """SELECT b.kind, sum(b.quantity)
+           FROM billed b JOIN sessions s ON s.session_id = b.session_id
+           WHERE s.scope = ? GROUP BY b.kind""",
+        (scrub_text(scope),),
+    ).fetchall()
+    if not rows:
+        return None
+    kinds = dict(rows)
+    kinds["sampling_prefill"] = kinds.get("sampling_prefill", 0.0) + kinds.pop("sampling_prefill_cached", 0.0)
+    return kinds
+
+
+def describe_billed(kinds: dict[str, float] | None) -> str:
+    if kinds is None:
+        return "not read yet (`chief cost` reads the billing API)"
+    train, prefill, sample = (int(kinds.get(k, 0)) for k in ("training", "sampling_prefill", "sampling_sample"))
+    kinds_text = f"{train:,} trained, {prefill:,} prefilled, {sample:,} sampled"
+    return f"{train + prefill + sample:,} tokens billed ({kinds_text})"
+
+
 def spent_by_base_model(
     db: sqlite3.Connection, since: str | None = None, exclude_run: str | None = None
 ) -> dict[str, Usage]:
     """What the project's work used, by base model, from chief's own counts: each training run's
-    latest registered checkpoint (its usage is cumulative) plus every eval run; `since` keeps the
-    work recorded from that UTC time on; `exclude_run` leaves one training run out."""
+    whole count (`run_usage`; for a run from before it, its latest checkpoint's cumulative usage)
+    plus every eval run; `since` keeps the work recorded from that UTC time on; `exclude_run`
+    leaves one training run out."""
     totals: dict[str, list[Usage]] = {}
     at = since or ""
+    # A run's whole count where it was recorded, else its latest checkpoint's (runs from before).
     runs = db.execute(
+        """SELECT base_model, train_tokens, prefill_tokens, sample_tokens, machine_seconds
+           FROM run_usage WHERE updated_at >= ? AND run_id != ?""",
+        (at, exclude_run or ""),
+    ).fetchall()
+    runs += db.execute(
         """SELECT m.base_model, m.train_tokens, m.prefill_tokens, m.sample_tokens, m.machine_seconds
            FROM models m
            WHERE m.training_run_id IS NOT NULL AND m.created_at >= ? AND m.training_run_id != ?
+           AND m.training_run_id NOT IN (SELECT run_id FROM run_usage)
            AND m.training_step = (
                SELECT max(o.training_step) FROM models o WHERE o.training_run_id = m.training_run_id
            )""",

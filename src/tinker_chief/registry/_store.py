@@ -347,6 +347,13 @@ class Registry:
                 return query_runs(db, "r.model_id = ?", (model.id,))
             return query_runs(db, "r.model_id = ? AND r.task = ?", (model.id, scrub_text(task)))
 
+    def eval_runs_by_id(self, run_ids: Sequence[int]) -> list[EvalRun]:
+        """The eval runs with these ids (any model), by id."""
+        ids = [int(i) for i in run_ids]
+        with _db.read(self._db) as db:
+            found = query_runs(db, f"r.id IN ({', '.join('?' for _ in ids)})", tuple(ids)) if ids else []
+        return sorted(found, key=lambda run: run.id)
+
     def latest_results(self, model_ref: str, suite_version: str | None = None) -> dict[str, EvalRun]:
         """Per task, the model's latest finished run (only on `suite_version` when given)."""
         with _db.read(self._db) as db:
@@ -487,6 +494,19 @@ class Registry:
     def sessions(self, scope: str | None = None) -> list[SessionRow]:
         with _db.read(self._db) as db:
             return _spend.session_rows(db, scope)
+
+    def record_run_usage(self, run_id: str, base_model: str, usage: Usage) -> None:
+        """A training run's whole count so far (its last inline eval comes after its last checkpoint)."""
+        _spend.record_run_usage(self._ledger, run_id, base_model, usage)
+
+    def run_usage(self, run_id: str) -> Usage | None:
+        with _db.read(self._db) as db:
+            return _spend.run_usage(db, run_id)
+
+    def billed_for(self, scope: str) -> dict[str, float] | None:
+        """What the backend billed a scope's sessions (`run:<id>`), as `chief cost` last read it."""
+        with _db.read(self._db) as db:
+            return _spend.billed_summary(db, scope)
 
     def record_billed(self, session_id: str, usage: dict[str, tuple[float, float | None]]) -> None:
         """What the billing API reported for a session: kind -> (quantity, dollars or None)."""

@@ -20,6 +20,7 @@ from tinker_chief.connection import (
     choose_backend,
     open_connection,
     refuse_cloud_only_here,
+    session_id_of,
 )
 from tinker_chief.errors import TrainingError
 from tinker_chief.evals.graders.base import TextGenerator
@@ -271,7 +272,19 @@ def _train(
         return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop, guard)
     assert choice is not None
     with open_connection(choice, state_dir=ProjectPaths(project_dir).engine_state, models=[spec.base_model]) as opened:
-        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop, guard)
+        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop, guard, shared=False)
+
+
+def _note_run(log: RunLog, sink: Any, connection: Connection, sessions: list[str | None]) -> None:
+    """Remember the SDK sessions the run used (run.json `sessions`) and, through the sink, its
+    whole count and sessions in the registry, so `chief cost` can set the bill beside the count."""
+    found = [s for s in sessions if s]
+    known = log.status().get("sessions") or []
+    if found:
+        merged = [*known, *(s for s in found if s not in known)]
+        log.write_status(log.status().get("status", "running"), sessions=merged)
+    if sink is not None and hasattr(sink, "record_run"):
+        sink.record_run(found, connection.kind)
 
 
 def _run(
@@ -284,7 +297,10 @@ def _run(
     observer: Observer | None,
     stop: StopRequest | None = None,
     guard: SpendGuard | None = None,
+    shared: bool = True,
 ) -> TrainResult:
+    """`shared`: the connection serves other work too (a sweep's other runs), so its own session
+    is not this run's."""
     spec = prepared.spec
     connection.check_serves(spec.base_model)
     if log is None:
@@ -300,9 +316,14 @@ def _run(
     runner = build_runner(prepared, connection, log, usage)
     frequent, infrequent = evaluator_builders(prepared)
     sink: CheckpointSink | None = sink_factory(log, prepared, connection) if sink_factory else None
-    service = connection.service_client()
+    # The run's training and inline evals in an SDK session of their own: billing reports it apart.
+    service = connection.run_client({"chief_scope": f"run:{log.run_id}"})
     trainer = Trainer(spec, service, runner, log, frequent, infrequent, sink, observer, usage, stop=stop, guard=guard)
-    result = trainer.run(checkpoint)
+    try:
+        result = trainer.run(checkpoint)
+    finally:
+        _note_run(log, sink, connection, [session_id_of(service), *([] if shared else [connection.session_id()])])
+        connection.close_run_client(service)
     # Asked once the steps ran (a local engine decides `auto` when it loads the base) and while an
     # engine this connection started still runs: the summary says which precision the steps ran in.
     log.write_status(result.status, engine_precision=connection.engine_precision)
