@@ -34,7 +34,9 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.STOPPED: "`chief train` / `chief sweep`: the recipe stopped a run on its own rule "
     "(RL: no learning signal after `[rl] signal_check_steps`); a checkpoint was saved and "
     "`--resume` continues once the cause is fixed",
-    ExitCode.BUDGET_STOPPED: "reserved: a run stopped at its spending budget (not built yet)",
+    ExitCode.BUDGET_STOPPED: "the budget (`[budget]` in chief.toml, `--max-usd`): `chief train`, "
+    "`sweep`, `eval` and `select` refused to start over it, or `chief train` stopped at a "
+    "checkpoint before crossing it; raise the budget, then `--resume`",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C (or SIGTERM); `chief train` and `chief sweep` "
     "first save a checkpoint, and `--resume` continues",
 }

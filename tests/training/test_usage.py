@@ -32,17 +32,18 @@ def test_sft_steps_and_versions_record_the_tokens_they_trained_and_prefilled(tmp
         batch = batch_indices(len(datums), spec.batch_size, spec.seed, row["step"] - 1)
         assert row["train/tokens"] == sum(datums[i].model_input.length for i in batch)
         assert row["prefill/tokens"] == 0 and row["sample/tokens"] == 0
-    # Validation NLL prefills each held-out datum's whole sequence (its input plus the last target).
-    val_prefill = sum(d.model_input.length + 1 for d in prepared.val_data)
+    # Validation NLL prefills each held-out datum's whole sequence (its input plus the last target)
+    # and samples one token per sequence (compute_logprobs is a sample of max_tokens=1).
+    val_prefill, val_sample = sum(d.model_input.length + 1 for d in prepared.val_data), len(prepared.val_data)
     eval_rows = [r for r in rows if "val/nll" in r]
-    assert [(r["prefill/tokens"], r["sample/tokens"]) for r in eval_rows] == [(val_prefill, 0)] * 3
+    assert [(r["prefill/tokens"], r["sample/tokens"]) for r in eval_rows] == [(val_prefill, val_sample)] * 3
     assert all(r["time/eval_s"] > 0 for r in eval_rows)
 
     with Registry.open(project / ".chief" / "registry.db", create=False) as registry:
         versions = {m.training_step: m.usage for m in registry.list_models()}
     # A version costs what the run spent up to its checkpoint: steps 1-2 and the baseline eval for v1.
     assert versions[2].train_tokens == sum(r["train/tokens"] for r in train_rows[:2])
-    assert versions[2].prefill_tokens == val_prefill and versions[2].sample_tokens == 0
+    assert versions[2].prefill_tokens == val_prefill and versions[2].sample_tokens == val_sample
     assert versions[6].train_tokens == sum(r["train/tokens"] for r in train_rows)
     assert versions[6].prefill_tokens == 2 * val_prefill  # the step-6 eval runs after the final checkpoint
     assert versions[6].machine_seconds >= versions[2].machine_seconds > 0
@@ -51,7 +52,7 @@ def test_sft_steps_and_versions_record_the_tokens_they_trained_and_prefilled(tmp
     assert shown.exit_code == 0, shown.output
     assert (
         f"cost to make: {versions[6].train_tokens:,} tokens trained, {versions[6].prefill_tokens:,} prefilled, "
-        "0 sampled"
+        f"{versions[6].sample_tokens:,} sampled"
     ) in shown.output
     assert "local engine" in shown.output and "no Tinker bill" in shown.output
 

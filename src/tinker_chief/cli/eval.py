@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from tinker_chief.cli.cost import max_usd_option, refuse_over_budget
 from tinker_chief.cli.options import (
     backend_options,
     json_option,
@@ -182,6 +183,7 @@ def suite_throughput(result: Any) -> tuple[float, float]:
 @backend_options
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
 @json_option
+@max_usd_option
 def eval_command(
     model: str,
     suite_name: str | None,
@@ -192,6 +194,7 @@ def eval_command(
     base_url: str | None,
     no_record: bool,
     as_json: bool,
+    max_usd: str | None,
 ) -> None:
     """Run the project's eval suite on MODEL and record every result in the registry.
 
@@ -210,10 +213,12 @@ def eval_command(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tinker_chief.spend.budget import eval_estimate
     from tinker_chief.workflows.evaluation import evaluate_model
     from tinker_chief.workspace import Workspace
 
     project = Workspace.open(project_dir)
+    refuse_over_budget(project, max_usd, "chief eval", lambda pricer: eval_estimate(project, pricer))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
         evaluation = evaluate_model(

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "compare": "tinker_chief.cli.registry:compare_command",
     "promote": "tinker_chief.cli.registry:promote_command",
     "retire": "tinker_chief.cli.registry:retire_command",
+    "cost": "tinker_chief.cli.cost:cost_command",
     "report": "tinker_chief.cli.report:report_command",
     "playground": "tinker_chief.cli.playground:playground_command",
     "engine": "tinker_chief.cli.engine:engine_group",

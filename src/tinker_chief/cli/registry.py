@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tinker_chief.cli.options import json_option, print_json, project_option
+from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
 from tinker_chief.errors import ConfigurationError
+from tinker_chief.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from rich.console import Console
@@ -178,7 +179,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     Example:
       chief registry show support-bot:v2 --json
     """
-    from tinker_chief.registry import Usage
+    from tinker_chief.registry import Usage, describe_billed
 
     with _open(registry_path, project_dir) as reg:
         record = reg.get_model(model)
@@ -186,6 +187,8 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         history = reg.status_history(record.ref)
         runs = reg.eval_runs(record.ref)
         marks = reg.selections(model_ref=record.ref)
+        weights = reg.weights(record.ref)
+        billed = reg.billed_for(f"run:{record.training_run_id}") if record.training_run_id else None
     evaluated = Usage.total([r.usage for r in runs])
     cost = _cost_lines(record, evaluated, len(runs), project_dir)
     if as_json:
@@ -195,6 +198,8 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
                 "results": {t: r.to_dict() for t, r in results.items()},
                 "status_history": [h.to_dict() for h in history],
                 "selections": [s.to_dict() for s in marks],
+                "weights": weights.to_dict() if weights else None,
+                "billed_run": billed,
                 "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()},
             }
         )
@@ -221,6 +226,8 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         "created": record.created_at,
         "cost to make": cost[0],
         "cost to evaluate": cost[1],
+        "weights": weights.describe().removeprefix("weights ") if weights else None,
+        "training run billed": describe_billed(billed) if record.training_run_id else None,
     }
     for key, value in facts.items():
         console.print(f"  {key}: {_plain(value if value is not None else '—')}")
@@ -353,10 +360,14 @@ def compare_command(
             suite_version=suite.version if current_suite and suite else None,
             rules=rules,
         )
+        weights = [(ref, reg.weights(ref)) for ref in comparison.models]
     if as_json:
         _print_json(comparison.to_dict())
         return
     print_comparison(comparison, rules.alpha)
+    for ref, kept in weights:
+        if kept is not None and kept.deleted_at:
+            _console().print(f"  note: {_plain(ref)}: {_plain(kept.describe())}; its results above stay valid")
 
 
 def print_comparison(comparison: Comparison, alpha: float) -> None:
@@ -401,6 +412,7 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
 @click.option("--reason", default="", help="Why; required with --force.")
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is promoting [default: $CHIEF_ACTOR or the login name].")
 @json_option
+@backend_options
 def promote_command(
     registry_path: Path | None,
     project_dir: Path,
@@ -410,6 +422,8 @@ def promote_command(
     reason: str,
     actor: str | None,
     as_json: bool,
+    backend: str | None,
+    base_url: str | None,
 ) -> None:
     """Move MODEL to staging or prod. Prod passes the gate first or the command fails (exit 3).
 
@@ -425,6 +439,8 @@ def promote_command(
     with _open(registry_path, project_dir, read_only=False) as reg:
         report = reg.check_promotion(model, to, suite=suite, rules=rules)
         record = reg.apply_promotion(report, actor=actor, reason=reason, force=force)
+        problems = _follow_status(reg, record.ref, project_dir, backend, base_url)
+    _warn(problems)
     if as_json:
         _print_json({"model": record.to_dict(), "gate": report.to_dict()})
         return
@@ -445,10 +461,21 @@ def promote_command(
 @click.option("--reason", default="", help="Why it is retired (recorded in its history).")
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is retiring it [default: $CHIEF_ACTOR or the login name].")
 @json_option
+@backend_options
 def retire_command(
-    registry_path: Path | None, project_dir: Path, model: str, reason: str, actor: str | None, as_json: bool
+    registry_path: Path | None,
+    project_dir: Path,
+    model: str,
+    reason: str,
+    actor: str | None,
+    as_json: bool,
+    backend: str | None,
+    base_url: str | None,
 ) -> None:
     """Retire MODEL: it stays in the registry and its history, but can no longer be promoted.
+
+    Its weights expire again ([checkpoints] ttl_days from now) unless a prod or staging
+    version was trained from it; `chief registry gc` deletes them sooner.
 
     \b
     Example:
@@ -456,7 +483,77 @@ def retire_command(
     """
     with _open(registry_path, project_dir, read_only=False) as reg:
         record = reg.retire(model, actor=actor, reason=reason)
+        problems = _follow_status(reg, record.ref, project_dir, backend, base_url)
     if as_json:
+        _warn(problems)
         _print_json({"model": record.to_dict()})
         return
     click.echo(f"{record.ref} is now retired")
+    _warn(problems)
+
+
+def _follow_status(reg: Registry, ref: str, project_dir: Path, backend: str | None, base_url: str | None) -> list[str]:
+    """Make the backend's checkpoint TTLs follow `ref`'s new status (the project's backend, reached
+    only when a TTL changes); returns what could not be done, one line each."""
+    project = _load_project(project_dir)
+    if project is None:
+        return []  # no chief.toml: no backend or ttl_days to go by
+    from tinker_chief.cli.cost import ProjectBackend
+    from tinker_chief.spend.lifecycle import after_status_change
+
+    with ProjectBackend(project, backend, base_url) as reached:
+        return after_status_change(reg, reached.rest, ref, project.config.checkpoints.ttl_days)
+
+
+def _warn(problems: list[str]) -> None:
+    for problem in problems:
+        click.secho(f"warning: {problem}; `chief registry gc` retries", fg="yellow", err=True)
+
+
+@registry_group.command(name="gc")
+@_common
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted and the storage it would free.")
+@click.option("--actor", envvar="CHIEF_ACTOR", help="Who runs it [default: $CHIEF_ACTOR or the login name].")
+@json_option
+@backend_options
+def gc_command(
+    registry_path: Path | None,
+    project_dir: Path,
+    dry_run: bool,
+    actor: str | None,
+    as_json: bool,
+    backend: str | None,
+    base_url: str | None,
+) -> None:
+    """Delete the weights of retired versions, unchosen sweep points and expired candidates.
+
+    Never prod, staging or the versions they were trained from (their TTLs are cleared
+    first). Prints the bytes and the monthly storage cost freed (where the backend states a
+    storage rate); the registry records each deletion. Refused while a run is training.
+
+    \b
+    Examples:
+      chief registry gc --dry-run
+      chief registry gc
+    """
+    from tinker_chief.cli.cost import ProjectBackend, print_gc
+    from tinker_chief.errors import TrainingError
+    from tinker_chief.spend.lifecycle import collect
+    from tinker_chief.training import RunLog
+
+    project = _load_project(project_dir)
+    if project is None:
+        raise ConfigurationError(f"chief registry gc: no chief.toml in {project_dir} (it names the backend)")
+    if active := RunLog.active(project.root):
+        raise TrainingError(
+            f"chief registry gc: run {', '.join(active)} is training; run gc when it has finished "
+            "(its checkpoints may still be needed to resume)"
+        )
+    with _open(registry_path, project_dir, read_only=dry_run) as reg, ProjectBackend(project, backend, base_url) as b:
+        report = collect(reg, b.rest(), b.admin(), dry_run=dry_run, actor=actor)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        print_gc(report, _console())
+    if report.failed:
+        raise SystemExit(ExitCode.ERROR)

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from tinker_chief.cli.cost import max_usd_option, refuse_over_budget
 from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
 from tinker_chief.exit_codes import ExitCode
 
@@ -130,6 +131,7 @@ class _PointRow:
 @click.option("--resume", is_flag=True, help="Continue the latest (or --sweep) interrupted sweep.")
 @click.option("--sweep", "sweep_id", default=None, help="With --resume: the sweep to continue.")
 @json_option
+@max_usd_option
 def sweep_command(
     project_dir: Path,
     lr_multipliers: list[float],
@@ -141,6 +143,7 @@ def sweep_command(
     resume: bool,
     sweep_id: str | None,
     as_json: bool,
+    max_usd: str | None,
 ) -> None:
     """Train a grid around the plan: learning rates x ranks (x batch sizes), concurrently.
 
@@ -168,6 +171,12 @@ def sweep_command(
         raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
+    if not resume:  # every point is one run of about the plan's tokens
+        from tinker_chief.spend.budget import training_estimate
+
+        points = len(lr_multipliers or DEFAULT_LR_MULTIPLIERS) * len(ranks or [0]) * len(batch_sizes or [0])
+        estimate = lambda pricer: training_estimate(project, pricer).scaled(points)  # noqa: E731
+        refuse_over_budget(project, max_usd, f"chief sweep ({points} runs)", estimate)
     sweep = (
         resume_sweep(project, sweep_id)
         if resume
@@ -247,6 +256,7 @@ def sweep_exit_code(sweep: Any) -> ExitCode:
 )
 @backend_options
 @json_option
+@max_usd_option
 def select_command(
     project_dir: Path,
     sweep_id: str | None,
@@ -256,6 +266,7 @@ def select_command(
     backend: str | None,
     base_url: str | None,
     as_json: bool,
+    max_usd: str | None,
 ) -> None:
     """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the shortlist.
 
@@ -287,6 +298,11 @@ def select_command(
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
+    from tinker_chief.spend.budget import eval_estimate
+
+    evaluated = min(shortlist, len(plan.candidates))  # the full suite runs on the shortlist
+    estimate = lambda pricer: eval_estimate(project, pricer, evaluated)  # noqa: E731
+    refuse_over_budget(project, max_usd, f"chief select (the suite on {evaluated} candidates)", estimate)
     if plan.heldout is not None:
         prompts, n = len(plan.heldout.val_problems), len(plan.candidates)
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))

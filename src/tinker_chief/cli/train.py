@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tinker_chief.cli import options
+from tinker_chief.cli.cost import budget_stopped, max_usd_option, training_guard
 from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
 from tinker_chief.exit_codes import ExitCode
 
@@ -71,6 +72,10 @@ class RichProgress:
     def on_end(self, result: Any) -> None:
         if self.progress is not None:
             self.progress.stop()
+        if result.status == "budget":
+            self.console.print(
+                f"[yellow]budget reached at step {result.steps_done}/{result.total_steps}; checkpoint saved[/yellow]"
+            )
         if result.status == "interrupted":
             self.console.print(
                 f"[yellow]interrupted at step {result.steps_done}/{result.total_steps}; "
@@ -83,7 +88,15 @@ class RichProgress:
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
 @json_option
-def train_command(project_dir: Path, backend: str | None, base_url: str | None, resume: bool, as_json: bool) -> None:
+@max_usd_option
+def train_command(
+    project_dir: Path,
+    backend: str | None,
+    base_url: str | None,
+    resume: bool,
+    as_json: bool,
+    max_usd: str | None,
+) -> None:
     """Run the project's plan through the Tinker SDK.
 
     Where it runs: --backend/--base-url, else $CHIEF_ENGINE_URL / $TINKER_BASE_URL,
@@ -107,7 +120,9 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
 
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
-    result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=RichProgress(console))
+    guard = training_guard(project, max_usd, resume)  # refuses a run that would cross the budget
+    observer = RichProgress(console)
+    result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=observer, guard=guard)
     final = result.final
     speed = run_speed(result.run_dir)
     if as_json:
@@ -140,6 +155,8 @@ def train_command(project_dir: Path, backend: str | None, base_url: str | None, 
         for warning in result.warnings:
             if warning != result.reason:
                 console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    if result.status == "budget":
+        raise budget_stopped(result)
     if result.status == "stopped":
         raise RunStopped(result.reason or "the recipe stopped the run")
     if result.status == "interrupted":

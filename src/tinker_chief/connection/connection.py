@@ -26,6 +26,7 @@ class Connection:
     api_key: str = field(repr=False)
     started_engine: Any | None = field(default=None, repr=False)
     _service_client: Any | None = field(default=None, repr=False)
+    _run_clients: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def kind(self) -> BackendKind:
@@ -58,16 +59,47 @@ class Connection:
             self._service_client = tinker.ServiceClient(**kwargs)
         return self._service_client
 
+    def run_client(self, user_metadata: dict[str, str]) -> Any:
+        """A `tinker.ServiceClient` of its own, so one training run's work is one SDK session that
+        billing reports apart from the command's other work (`session_id_of`); `close_run_client`
+        ends it, `close()` any left open."""
+        import tinker
+
+        kwargs: dict[str, Any] = {"api_key": self.api_key, "user_metadata": user_metadata}
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+        client = tinker.ServiceClient(**kwargs)
+        self._run_clients.append(client)
+        return client
+
+    def close_run_client(self, client: Any) -> None:
+        if client in self._run_clients:
+            self._run_clients.remove(client)
+            _close_quietly(client)
+
+    def session_id(self) -> str | None:
+        """The SDK session of the connection's own service client, once it opened one."""
+        return session_id_of(self._service_client) if self._service_client is not None else None
+
+    def rest_client(self) -> Any:
+        """A `tinker.RestClient` on this backend (listings, checkpoint TTLs and deletion)."""
+        import tinker
+
+        return tinker.RestClient(base_url=self.base_url, api_key=self.api_key)
+
+    def admin_client(self) -> Any:
+        """A `tinker.AdminClient` on this backend (billing usage; on the cloud it needs a role)."""
+        import tinker
+
+        return tinker.AdminClient(base_url=self.base_url, api_key=self.api_key)
+
     def sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> Any:
         return self.service_client().create_sampling_client(model_path=model_path, base_model=base_model).result()
 
     def served_models(self) -> list[str]:
         """The base models the backend serves, as its capabilities list them."""
-        import tinker
-
         try:
-            rest = tinker.RestClient(base_url=self.base_url, api_key=self.api_key)
-            capabilities = rest.get_server_capabilities().result()
+            capabilities = self.rest_client().get_server_capabilities().result()
         except Exception as exc:  # the SDK raises its own hierarchy; the message is what matters
             raise EngineError(f"{self.where}: could not list the served models: {exc}") from None
         return [m.model_name for m in capabilities.supported_models if m.model_name]
@@ -82,11 +114,10 @@ class Connection:
             )
 
     def close(self) -> None:
-        if self._service_client is not None:
-            # Ends the SDK session first, so it stops heartbeating into an engine we stop next.
-            with contextlib.suppress(Exception):  # closing is best effort; the engine may be gone already
-                self._service_client.close("success").result(timeout=10)
-            self._service_client = None
+        for client in [*self._run_clients, *([self._service_client] if self._service_client else [])]:
+            # Ends the SDK sessions first, so they stop heartbeating into an engine we stop next.
+            _close_quietly(client)
+        self._run_clients, self._service_client = [], None
         if self.started_engine is not None:
             self.started_engine.stop()
             self.started_engine = None
@@ -96,6 +127,18 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_quietly(client: Any) -> None:
+    with contextlib.suppress(Exception):  # closing is best effort; the engine may be gone already
+        client.close("success").result(timeout=10)
+
+
+def session_id_of(client: Any) -> str | None:
+    """The SDK session a `ServiceClient` opened, None before its first request opened one (asking
+    the public `holder` then would open a session just to name it)."""
+    holder = getattr(client, "_session_holder", None)
+    return getattr(holder, "_session_id", None) if holder is not None else None
 
 
 def check_reachable(base_url: str, decided_by: str, timeout: float = 3.0) -> None:

@@ -93,8 +93,19 @@ def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
             except ModelNotFoundError:
                 continue
             if ref == model or (record.tinker_path or record.base_model) == model:
+                _refuse_deleted_weights(registry, record.ref)
                 return ResolvedModel(record.tinker_path or record.base_model, record.ref)
     return ResolvedModel(model, None)
+
+
+def _refuse_deleted_weights(registry: Any, ref: str) -> None:
+    """A version whose weights `chief registry gc` deleted cannot be sampled: say so up front."""
+    weights = registry.weights(ref)
+    if weights is not None and weights.deleted_at:
+        raise EvalError(
+            f"{ref}: {weights.describe()} (chief registry gc); its recorded results stay in the "
+            "registry, but it can no longer be evaluated"
+        )
 
 
 def register_unknown(registry: Any, model: str, base_model: str, backend: str) -> str:

@@ -3,8 +3,9 @@
 `metered(client, usage)` wraps an SDK `SamplingClient` so that every request through it adds to
 a `TokenUsage`: a `sample` request prefills its prompt once (whatever `num_samples`) and samples
 every token of every returned sequence; a `compute_logprobs` request prefills the whole
-sequence it scores. Counts are what the sampler saw, taken from the requests and responses, so
-they hold for the local engine and Tinker's cloud alike. Training (RL rollouts, DPO reference
+sequence it scores and samples one token (the SDK sends it as a sample of `max_tokens=1`).
+Counts are what the sampler saw, taken from the requests and responses, so they hold for the
+local engine and Tinker's cloud alike. Training (RL rollouts, DPO reference
 log-probs, inline evals, distillation's teacher) and `chief eval` meter through this one wrapper.
 """
 
@@ -89,7 +90,8 @@ class MeteredSamplingClient:
         return await self.sample(prompt, *args, **kwargs)
 
     def compute_logprobs(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
-        self.usage.add(prefill=prompt.length)
+        # The SDK sends it as a sample with max_tokens=1: the server samples (and bills) one token.
+        self.usage.add(prefill=prompt.length, sample=1)
         return self._client.compute_logprobs(prompt, *args, **kwargs)
 
     async def compute_logprobs_async(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:

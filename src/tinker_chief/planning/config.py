@@ -103,6 +103,13 @@ class ScheduleConfig(_Section):
 
 class CheckpointConfig(_Section):
     every_steps: int = Field(20, ge=0, description="Save a resumable checkpoint every N steps; 0 only at the end.")
+    ttl_days: int = Field(
+        7,
+        ge=0,
+        le=3652,
+        description="Days a new checkpoint's weights are kept unless promoted (Tinker's default, 7); "
+        "promotion to staging/prod keeps them, retiring starts the clock again; 0 keeps all forever.",
+    )
 
 
 class InlineEvalConfig(_Section):
@@ -172,6 +179,17 @@ class EstimatesConfig(_Section):
     local_sample_tokens_per_s: float | None = Field(None, gt=0, description="Measured local sampling throughput.")
 
 
+class BudgetConfig(_Section):
+    """What the project may spend, counted in tokens and priced at the price table (docs/COST.md)."""
+
+    max_usd: float | None = Field(
+        None, ge=0, description="US dollars of work (at the price table) the project may use; unset: no limit."
+    )
+    max_tokens: int | None = Field(
+        None, ge=0, description="Tokens (trained + prefilled + sampled) the project may use; unset: no limit."
+    )
+
+
 class ProjectConfig(BaseModel):
     """The whole of `chief.toml`."""
 
@@ -201,6 +219,7 @@ class ProjectConfig(BaseModel):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
     estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     eval_suite: EvalSuite
     gate: GateRules = Field(default_factory=GateRules, description="Promotion-gate rules.")
 

@@ -5,13 +5,14 @@ counts with (so prompts are the tokens `chief eval` sends):
 - `jsonl`: the samples after `shots` (each prompt carries the shot examples) up to `limit`;
   prefill = each rendered prompt once, sample <= samples x `max_tokens` (an upper bound: an
   answer may stop early).
-- `nll`: each held-out conversation prefilled whole (`compute_logprobs`); nothing sampled.
+- `nll`: each held-out conversation prefilled whole (`compute_logprobs`, which samples one
+  token: the SDK sends it as a sample of `max_tokens=1`).
 - `inspect`: `limit` samples x `max_tokens` sampled (upper bound); the benchmark's prompts are
   Inspect's dataset, not on this machine, so their prefill is not counted and the task says so.
 - `safety`: each shipped prompt (after the per-category `limit`) prefilled once, sample <= each x
   `max_tokens`.
 - `calibration`: each question scored by `compute_logprobs` once per answer letter, so prefill =
-  (prompt + 1 letter token) x choices; nothing sampled.
+  (prompt + 1 letter token) x choices, and one sampled token per choice.
 A judge model's calls (LLM-judge graders, a safety refusal judge) are not counted; the plan
 says which tasks have one. Nothing here samples or needs a backend.
 """
@@ -106,8 +107,8 @@ def _nll(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
         kind=task.kind,
         samples=len(conversations),
         prefill_tokens=prefill,
-        sample_tokens=0,
-        method=f"{len(conversations)} conversations of {task.data} prefilled whole; nothing sampled",
+        sample_tokens=len(conversations),
+        method=f"{len(conversations)} conversations of {task.data} prefilled whole, one token sampled each",
     )
 
 
@@ -123,8 +124,9 @@ def _builtin(task: EvalTask, path: Path | None, renderer: Any) -> EvalTaskTokens
             kind=task.kind,
             samples=n,
             prefill_tokens=prefill,
-            sample_tokens=0,
-            method=f"{n} questions, each prompt + its answer letter (1 token) scored once per choice; nothing sampled",
+            sample_tokens=sum(options for _chat, options in requests),
+            method=f"{n} questions, each prompt + its answer letter (1 token) scored once per choice, "
+            "one token sampled each time",
         )
     prefill = sum(renderer.build_generation_prompt(chat).length for chat, _options in requests)
     limit = f" (limit {s.limit} per category)" if s.limit else ""

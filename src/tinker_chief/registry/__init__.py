@@ -31,6 +31,7 @@ from tinker_chief.registry._records import (
     Usage,
 )
 from tinker_chief.registry._scrub import scrub
+from tinker_chief.registry._spend import Deletable, SessionRow, Weights, describe_billed, weight_paths
 from tinker_chief.registry._store import DEFAULT_PATH, Registry, default_path
 from tinker_chief.registry.rules import GateRules, SuiteRequirement, TaskRequirement
 from tinker_chief.registry.stats import PairedTest, mcnemar, paired_bootstrap
@@ -42,6 +43,7 @@ __all__ = [
     "Comparison",
     "DataFile",
     "DataSummary",
+    "Deletable",
     "EvalRun",
     "GateReport",
     "GateRules",
@@ -52,13 +54,17 @@ __all__ = [
     "PairedTest",
     "Registry",
     "SampleOutcome",
+    "SessionRow",
     "Selection",
     "StatusChange",
     "SuiteRequirement",
     "TaskRequirement",
     "Usage",
+    "Weights",
     "default_path",
+    "describe_billed",
     "mcnemar",
     "paired_bootstrap",
     "scrub",
+    "weight_paths",
 ]

@@ -26,6 +26,7 @@ from tinker_chief.registry import _db
 from tinker_chief.registry._governance import status_history
 from tinker_chief.registry._records import not_scored_in
 from tinker_chief.registry._rows import audit_log, latest_finished_all, list_models, selections
+from tinker_chief.registry._spend import Weights, all_weights, billed_summary, describe_billed
 from tinker_chief.registry.rules import SuiteRequirement
 
 
@@ -51,6 +52,7 @@ def export_json(connection: sqlite3.Connection, suite: SuiteRequirement | None) 
             selected.setdefault(mark.model_ref, []).append(mark.to_dict())
         models = []
         all_results = latest_finished_all(db, suite.version if suite else None)
+        weights = all_weights(db)
         for model in list_models(db):
             results = all_results.get(model.ref, {})
             entry = model.to_dict()
@@ -60,6 +62,11 @@ def export_json(connection: sqlite3.Connection, suite: SuiteRequirement | None) 
             entry["status_history"] = history.get(model.ref, [])
             entry["forced_promotions"] = forced.get(model.ref, [])
             entry["selections"] = selected.get(model.ref, [])
+            if model.ref in weights:  # only versions whose weights have a lifecycle yet
+                entry["weights"] = weights[model.ref].to_dict()
+            billed = billed_summary(db, f"run:{model.training_run_id}") if model.training_run_id else None
+            if billed is not None:  # only runs whose bill `chief cost` has read
+                entry["billed_run"] = billed
             models.append(entry)
     return {
         "schema_version": _db.schema_version(db),
@@ -184,7 +191,12 @@ def _model_section(m: dict[str, Any]) -> list[str]:
         ("config hash", m["config_hash"]),
         ("created", m["created_at"]),
     ]
-    lines += [f"- {k}: {_text(v)}" for k, v in facts] + [""]
+    lines += [f"- {k}: {_text(v)}" for k, v in facts]
+    if "weights" in m:
+        lines.append(f"- weights: {_text(Weights(**m['weights']).describe().removeprefix('weights '))}")
+    if "billed_run" in m:
+        lines.append(f"- training run billed: {_text(describe_billed(m['billed_run']))}")
+    lines += [""]
     lora = m["lora"]
     lines += ["### LoRA and optimizer", ""]
     lines += [

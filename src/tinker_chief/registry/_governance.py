@@ -18,6 +18,7 @@ from tinker_chief.registry._gate import GateReport, evaluate_gate
 from tinker_chief.registry._records import ModelRecord, StatusChange
 from tinker_chief.registry._rows import find_model, latest_finished, list_models, load_samples
 from tinker_chief.registry._scrub import scrub_text
+from tinker_chief.registry._spend import weights_of
 from tinker_chief.registry._tx import Ledger
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
@@ -33,6 +34,9 @@ def check_promotion(
     with ledger.read() as db:
         model = find_model(db, model_ref)
         _check_transition(model, to)
+        weights = weights_of(db, model)
+        if weights is not None and weights.deleted_at:
+            raise RegistryError(f"{model.ref} cannot be promoted: its {weights.describe()} (chief registry gc)")
         prod = next(iter(list_models(db, status="prod")), None)
         if to == "staging":
             return GateReport(

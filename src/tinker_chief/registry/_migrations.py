@@ -167,3 +167,51 @@ def m004_selections(db: sqlite3.Connection) -> None:
         CREATE INDEX selections_scope ON selections(scope)
         """,
     )
+
+
+@migration
+def m005_spend_and_weights(db: sqlite3.Connection) -> None:
+    # Money and checkpoints. `weights`: when a version's weights expire on the backend (NULL: kept)
+    # and when chief deleted them (`chief registry gc`), one row per version that has had either.
+    # `sessions`: the SDK sessions chief's commands opened, and what they worked for (`run:<id>`,
+    # `eval:<ids>`), so billed usage can be attributed. `run_usage`: a training run's whole count so
+    # far (its versions' usage stops at their checkpoint; the run's last inline eval comes after).
+    # `billed`: what the backend's billing API reported for a session, by usage kind, as last read
+    # (NULL dollars: the backend priced none).
+    _run_script(
+        db,
+        """
+        CREATE TABLE weights (
+            model_id INTEGER PRIMARY KEY REFERENCES models(id),
+            expires_at TEXT,
+            deleted_at TEXT,
+            deleted_bytes INTEGER,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE sessions (
+            session_id TEXT PRIMARY KEY,
+            backend TEXT NOT NULL,
+            command TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            started_at TEXT NOT NULL
+        );
+        CREATE INDEX sessions_scope ON sessions(scope);
+        CREATE TABLE run_usage (
+            run_id TEXT PRIMARY KEY,
+            base_model TEXT NOT NULL,
+            train_tokens INTEGER NOT NULL,
+            prefill_tokens INTEGER NOT NULL,
+            sample_tokens INTEGER NOT NULL,
+            machine_seconds REAL NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE billed (
+            session_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            quantity REAL NOT NULL,
+            dollars REAL,
+            read_at TEXT NOT NULL,
+            PRIMARY KEY (session_id, kind)
+        ) WITHOUT ROWID
+        """,
+    )

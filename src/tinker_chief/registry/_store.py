@@ -26,7 +26,7 @@ from typing import Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.paths import REGISTRY, registry_file
-from tinker_chief.registry import _compare, _db, _export, _governance, _rows
+from tinker_chief.registry import _compare, _db, _export, _governance, _rows, _spend
 from tinker_chief.registry._compare import Comparison
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
@@ -49,6 +49,7 @@ from tinker_chief.registry._rows import (
     query_runs,
 )
 from tinker_chief.registry._scrub import scrub, scrub_optional, scrub_text
+from tinker_chief.registry._spend import Deletable, SessionRow, Weights
 from tinker_chief.registry._tx import Clock, Ledger, stamp_of
 from tinker_chief.registry._validate import (
     check_model_fields,
@@ -346,6 +347,13 @@ class Registry:
                 return query_runs(db, "r.model_id = ?", (model.id,))
             return query_runs(db, "r.model_id = ? AND r.task = ?", (model.id, scrub_text(task)))
 
+    def eval_runs_by_id(self, run_ids: Sequence[int]) -> list[EvalRun]:
+        """The eval runs with these ids (any model), by id."""
+        ids = [int(i) for i in run_ids]
+        with _db.read(self._db) as db:
+            found = query_runs(db, f"r.id IN ({', '.join('?' for _ in ids)})", tuple(ids)) if ids else []
+        return sorted(found, key=lambda run: run.id)
+
     def latest_results(self, model_ref: str, suite_version: str | None = None) -> dict[str, EvalRun]:
         """Per task, the model's latest finished run (only on `suite_version` when given)."""
         with _db.read(self._db) as db:
@@ -443,6 +451,75 @@ class Registry:
         with _db.read(self._db) as db:
             model_id = find_model(db, model_ref).id if model_ref is not None else None
             return _rows.selections(db, scope, model_id)
+
+    # ----------------------------------------------------- weights and spend (_spend.py)
+
+    def weights(self, model_ref: str) -> Weights | None:
+        """Where the version's weights stand (expiry, deletion); None: nothing recorded."""
+        with _db.read(self._db) as db:
+            return _spend.weights_of(db, find_model(db, model_ref))
+
+    def set_weights_expiry(
+        self, model_ref: str, expires_at: datetime | None, *, actor: str | None = None, reason: str = ""
+    ) -> Weights:
+        """Record when the version's weights expire on the backend (None: kept for good)."""
+        stamp = stamp_of(expires_at) if expires_at is not None else None
+        return _spend.set_expiry(self._ledger, model_ref, stamp, actor or default_actor(), reason)
+
+    def mark_weights_deleted(
+        self, model_ref: str, size_bytes: int | None, *, actor: str | None = None, reason: str = ""
+    ) -> Weights:
+        """Record that the version's weights were deleted (or found gone) now."""
+        return _spend.mark_deleted(self._ledger, model_ref, size_bytes, actor or default_actor(), reason)
+
+    def protected_models(self) -> dict[str, str]:
+        """Refs whose weights are kept, with why: prod, staging and their ancestors."""
+        with _db.read(self._db) as db:
+            return _spend.protected(db)
+
+    def gc_candidates(self) -> list[Deletable]:
+        """Versions whose weights `chief registry gc` deletes now, each with why."""
+        with _db.read(self._db) as db:
+            return _spend.deletable(db, self.now())
+
+    def lineage(self, model_ref: str) -> list[ModelRecord]:
+        """The versions `model_ref` was trained from, nearest first."""
+        with _db.read(self._db) as db:
+            return _spend.ancestors(db, find_model(db, model_ref))
+
+    def record_session(self, session_id: str, *, backend: str, command: str, scope: str) -> None:
+        """Remember an SDK session a command opened and what it worked for (`run:<id>`, `eval:<ids>`)."""
+        _spend.record_session(self._ledger, session_id, backend, command, scope)
+
+    def sessions(self, scope: str | None = None) -> list[SessionRow]:
+        with _db.read(self._db) as db:
+            return _spend.session_rows(db, scope)
+
+    def record_run_usage(self, run_id: str, base_model: str, usage: Usage) -> None:
+        """A training run's whole count so far (its last inline eval comes after its last checkpoint)."""
+        _spend.record_run_usage(self._ledger, run_id, base_model, usage)
+
+    def run_usage(self, run_id: str) -> Usage | None:
+        with _db.read(self._db) as db:
+            return _spend.run_usage(db, run_id)
+
+    def billed_for(self, scope: str) -> dict[str, float] | None:
+        """What the backend billed a scope's sessions (`run:<id>`), as `chief cost` last read it."""
+        with _db.read(self._db) as db:
+            return _spend.billed_summary(db, scope)
+
+    def record_billed(self, session_id: str, usage: dict[str, tuple[float, float | None]]) -> None:
+        """What the billing API reported for a session: kind -> (quantity, dollars or None)."""
+        _spend.record_billed(self._ledger, session_id, usage)
+
+    def billed(self, session_ids: list[str]) -> dict[str, dict[str, tuple[float, float | None]]]:
+        with _db.read(self._db) as db:
+            return _spend.billed_rows(db, session_ids)
+
+    def spent(self, since: str | None = None, exclude_run: str | None = None) -> dict[str, Usage]:
+        """Chief's own count of the project's usage by base model (training runs and eval runs)."""
+        with _db.read(self._db) as db:
+            return _spend.spent_by_base_model(db, since, exclude_run)
 
     # ------------------------------------------------------------------ compare, export
 

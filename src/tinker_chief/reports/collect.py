@@ -83,7 +83,8 @@ class ReportData:
     registry_path: Path | None
     sweeps: list[SweepData] = field(default_factory=list)
     selections: list[Any] = field(default_factory=list)  # registry Selection, oldest first
-    costs: dict[str, tuple[str, str]] = field(default_factory=dict)  # model ref -> (to make, to evaluate)
+    # model ref -> (to make, to evaluate, what its training run was billed)
+    costs: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     diff_site: str | None = None  # the playground's static export, relative to the report
 
 
@@ -209,7 +210,7 @@ def collect(project_dir: Path) -> ReportData:
     config = read_toml(config_path)
     registry_path = registry_file(project_dir, str(config.get("registry", REGISTRY)))
     models, results, history, selections = [], [], [], []
-    costs: dict[str, tuple[str, str]] = {}
+    costs: dict[str, tuple[str, str, str]] = {}
     if registry_path.exists():
         from tinker_chief.registry import Registry
 
@@ -256,10 +257,12 @@ def _plan_prices(project_dir: Path) -> tuple[str, dict[str, Any]] | None:
     return (str(plan["base_model"]), prices) if isinstance(prices, dict) and isinstance(plan, dict) else None
 
 
-def _costs(registry: Any, models: list[Any], prices: tuple[str, dict[str, Any]] | None) -> dict[str, tuple[str, str]]:
+def _costs(
+    registry: Any, models: list[Any], prices: tuple[str, dict[str, Any]] | None
+) -> dict[str, tuple[str, str, str]]:
     """Per model: what making it and all its eval runs cost, priced (cloud) at plan.json's rates
     when the version's base model is the plan's."""
-    from tinker_chief.registry import Usage
+    from tinker_chief.registry import Usage, describe_billed
 
     out = {}
     for model in models:
@@ -271,7 +274,8 @@ def _costs(registry: Any, models: list[Any], prices: tuple[str, dict[str, Any]] 
             if runs
             else "not evaluated yet"
         )
-        out[model.ref] = (model.usage.describe(model.backend, price, no_price), evaluated)
+        billed = describe_billed(registry.billed_for(f"run:{model.training_run_id}")) if model.training_run_id else "—"
+        out[model.ref] = (model.usage.describe(model.backend, price, no_price), evaluated, billed)
     return out
 
 

@@ -199,9 +199,9 @@ def _registry_section(data: ReportData) -> str:
     )
     if data.costs:
         out += "<h3>Cost</h3>" + _table(
-            ["model", "backend", "to make", "to evaluate (all its eval runs)"],
+            ["model", "backend", "to make", "to evaluate (all its eval runs)", "its training run, billed"],
             [
-                [_e(m.ref), _e(m.backend), _e(data.costs[m.ref][0]), _e(data.costs[m.ref][1])]
+                [_e(m.ref), _e(m.backend), *(_e(text) for text in data.costs[m.ref])]
                 for m in data.models
                 if m.ref in data.costs
             ],

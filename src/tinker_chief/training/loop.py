@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import threading
 import time
@@ -43,6 +44,13 @@ class Observer(Protocol):
     def on_end(self, result: TrainResult) -> None: ...
 
 
+class SpendGuard(Protocol):
+    """Asked after each step (a budget, `spend.budget.RunGuard`): why to stop before the next
+    step, given the run's usage so far and the last step's (metrics.jsonl's `*/tokens` keys)."""
+
+    def check(self, run_usage: dict[str, float], step_usage: dict[str, float]) -> str | None: ...
+
+
 class CheckpointSink(Protocol):
     """Where checkpoints are registered (the registry); returns the registry's ref."""
 
@@ -53,7 +61,7 @@ class CheckpointSink(Protocol):
 class TrainResult:
     run_id: str
     run_dir: Path
-    status: Literal["finished", "interrupted", "stopped"]
+    status: Literal["finished", "interrupted", "stopped", "budget"]
     steps_done: int
     total_steps: int
     final: CheckpointRecord | None  # the run's candidate (last checkpoint saved)
@@ -118,9 +126,11 @@ class Trainer:
         usage: TokenUsage | None = None,
         *,
         stop: StopRequest | None = None,
+        guard: SpendGuard | None = None,
     ) -> None:
         self.spec, self.service, self.runner, self.log = spec, service, runner, log
         self.stop = stop  # shared by a sweep's runs; else each run installs its own
+        self.guard = guard
         self.usage = usage or TokenUsage()  # the recipe's samplers count into the same meter
         self.evaluators, self.infrequent = list(evaluators), list(infrequent)
         self.sink, self.observer = sink, observer
@@ -178,8 +188,10 @@ class Trainer:
 
     def _checkpoint(self, client: Any, done: int, final: bool) -> CheckpointRecord:
         name = f"step-{done:06d}"
-        state = client.save_state(name)
-        sampler = client.save_weights_for_sampler(name)
+        # New checkpoints expire unless the registry keeps them (promotion clears the TTL).
+        ttl = self.spec.checkpoints.ttl_days * 86400 or None
+        state = client.save_state(name, ttl_seconds=ttl)
+        sampler = client.save_weights_for_sampler(name, ttl_seconds=ttl)
         state_path, sampler_path = state.result().path, sampler.result().path
         record = CheckpointRecord(
             name=name,
@@ -204,12 +216,13 @@ class Trainer:
         if self.observer:
             self.observer.on_start(self.log.run_id, start, self.total)
         # The machine a run's step times were measured on: `chief plan` calibrates from runs made here.
-        self.log.write_status("running", total_steps=self.total, machine=machine_id())
+        self.log.write_status("running", total_steps=self.total, machine=machine_id(), pid=os.getpid())
         if resume is None:
             self._evaluate(client, 0, initial=True)
         last = resume
         done = start
         reason: str | None = None
+        over_budget: str | None = None  # why the budget stopped the run
         warnings: list[str] = []
         with (self.stop or StopRequest()).installed() as stop:
             for step in range(start, self.total):
@@ -238,7 +251,9 @@ class Trainer:
                 if concern is not None:
                     warnings.append(concern.message)
                     reason = concern.message if concern.stop and not finished else None
-                halt = (stop.requested or reason is not None) and not finished
+                if self.guard is not None and not finished and reason is None:
+                    over_budget = self.guard.check(self.log.usage(done), metrics)
+                halt = (stop.requested or reason is not None or over_budget is not None) and not finished
                 if halt or finished or self._due(self.spec.checkpoints.every_steps, done):
                     last = self._checkpoint(client, done, final=finished)
                 self._evaluate(client, done)
@@ -246,9 +261,10 @@ class Trainer:
                     break
         if last is None or last.step != done:  # nothing to run (resume at the end) still leaves a candidate
             last = self._checkpoint(client, done, final=done == self.total)
-        status: Literal["finished", "interrupted", "stopped"] = (
-            "finished" if done == self.total else "stopped" if reason else "interrupted"
+        status: Literal["finished", "interrupted", "stopped", "budget"] = (
+            "finished" if done == self.total else "stopped" if reason else "budget" if over_budget else "interrupted"
         )
+        reason = reason or over_budget
         self.log.write_status(
             status,
             steps_done=done,

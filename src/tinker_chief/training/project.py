@@ -8,6 +8,7 @@ config hash, and each data file's sha256.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +70,22 @@ class RegistrySink:
         )
         self.data = DataSummary(files=files, examples=examples)
 
-    def register(self, record: CheckpointRecord, final: bool) -> str | None:
-        from tinker_chief.registry import LoraSpec, Registry, Usage
+    def _usage(self, up_to_step: int) -> Any:
+        from tinker_chief.registry import Usage
 
-        s = self.spec
-        spent = self.log.usage(record.step)
-        usage = Usage(
+        spent = self.log.usage(up_to_step)
+        return Usage(
             train_tokens=int(spent["train/tokens"]),
             prefill_tokens=int(spent["prefill/tokens"]),
             sample_tokens=int(spent["sample/tokens"]),
             machine_seconds=round(spent["time/step_s"] + spent["time/eval_s"], 3),
         )
+
+    def register(self, record: CheckpointRecord, final: bool) -> str | None:
+        from tinker_chief.registry import LoraSpec, Registry
+
+        s = self.spec
+        usage = self._usage(record.step)
         config: dict[str, Any] = {
             **s.model_dump(mode="json"),
             **self.extra_config,
@@ -110,7 +116,21 @@ class RegistrySink:
                 config_hash=s.config_hash(),
                 usage=usage,
             )
+            registry.record_run_usage(self.log.run_id, s.base_model, usage)
+            if s.checkpoints.ttl_days:  # the TTL the loop saved the checkpoint with
+                expires = datetime.now(UTC) + timedelta(days=s.checkpoints.ttl_days)
+                registry.set_weights_expiry(model.ref, expires, reason="new checkpoint ([checkpoints] ttl_days)")
         return model.ref
+
+    def record_run(self, session_ids: list[str], backend: str) -> None:
+        """At the end of the run (however it ended): its whole count, and the SDK sessions it used,
+        attributed to it (`run:<run id>`) for `chief cost`."""
+        from tinker_chief.registry import Registry
+
+        with Registry.open(self.registry_path) as registry:
+            registry.record_run_usage(self.log.run_id, self.spec.base_model, self._usage(2**62))
+            for session_id in session_ids:
+                registry.record_session(session_id, backend=backend, command="train", scope=f"run:{self.log.run_id}")
 
 
 def registry_sink_factory(project: Project, extra_config: dict[str, Any] | None = None) -> Any:

@@ -65,13 +65,35 @@ class RunLog(RunFiles):
                 run_dir = runs / f"run-{stamp}-{n}"
         log = cls(run_dir)
         _atomic_write_json(log.paths.spec, spec_json)
-        log.write_status("running", **meta)
+        log.write_status("running", pid=os.getpid(), **meta)
         return log
 
     @classmethod
     def latest(cls, project_dir: Path) -> RunLog | None:
         dirs = run_dirs(ProjectPaths(project_dir).runs)
         return cls(dirs[-1]) if dirs else None
+
+    def is_active(self) -> bool:
+        """Training right now: `running`, and the process that said so (on this machine) is alive."""
+        status = self.status()
+        pid = status.get("pid")
+        if status.get("status") != "running" or not isinstance(pid, int):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False  # killed mid-run: resumable, not training
+        except PermissionError:
+            return True  # alive, another user's process
+        return True
+
+    @classmethod
+    def active(cls, project_dir: Path) -> list[str]:
+        """The ids of the project's runs training right now (`is_active`)."""
+        runs = ProjectPaths(project_dir).runs
+        if not runs.is_dir():
+            return []
+        return sorted(d.name for d in runs.iterdir() if (d / "run.json").exists() and cls(d).is_active())
 
     # -- run.json --------------------------------------------------------------------------
     def write_status(self, status: str, **fields: Any) -> None:

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinker_chief.connection import BackendChoice, Connection, choose_backend, refuse_cloud_only_here
+from tinker_chief.connection import (
+    BackendChoice,
+    Connection,
+    choose_backend,
+    refuse_cloud_only_here,
+    session_id_of,
+)
 from tinker_chief.errors import TrainingError
 from tinker_chief.evals.graders.base import TextGenerator
 from tinker_chief.evals.usage import TokenUsage, metered
@@ -27,7 +33,7 @@ from tinker_chief.training.inline_evals import (
     generate_answers,
     nll_evaluator_builder,
 )
-from tinker_chief.training.loop import CheckpointSink, Observer, StopRequest, Trainer, TrainResult
+from tinker_chief.training.loop import CheckpointSink, Observer, SpendGuard, StopRequest, Trainer, TrainResult
 from tinker_chief.training.rl import RLSteps
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.spec import TrainSpec, data_hash, stored_spec
@@ -232,16 +238,20 @@ def train_project(
     connection: Connection | None = None,
     resume: bool = False,
     observer: Observer | None = None,
+    guard: SpendGuard | None = None,
 ) -> TrainResult:
     """`chief train`: the project's plan, checkpoints registered in its registry. The backend as
     `train`'s, with the project's `[backend]` section in the precedence (after flags and
-    environment): `project` is opened as a `Workspace` (it may be one already)."""
+    environment): `project` is opened as a `Workspace` (it may be one already). `guard`: the
+    budget the loop asks after every step."""
     from tinker_chief.training.project import registry_sink_factory, spec_from_project
 
     workspace = Workspace.of(project)
     choice = None if connection is not None else workspace.backend_choice(backend, base_url)
     sinks = registry_sink_factory(workspace)
-    return _train(workspace.root, spec_from_project(workspace), choice, connection, resume, sinks, observer)
+    return _train(
+        workspace.root, spec_from_project(workspace), choice, connection, resume, sinks, observer, None, guard
+    )
 
 
 def _train(
@@ -253,6 +263,7 @@ def _train(
     sink_factory: Any,
     observer: Observer | None,
     stop: StopRequest | None = None,
+    guard: SpendGuard | None = None,
 ) -> TrainResult:
     """Checks that need no backend first (cloud-only model here, --resume, the data), then connect
     (unless given a connection) and run."""
@@ -261,10 +272,22 @@ def _train(
     log = _resume_log(project_dir, spec, resume) if resume else None
     prepared = prepare(spec, project_dir)
     if connection is not None:
-        return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop)
+        return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop, guard)
     assert choice is not None
     with connect_at(project_dir, choice, [spec.base_model]) as opened:
-        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop)
+        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop, guard, shared=False)
+
+
+def _note_run(log: RunLog, sink: Any, connection: Connection, sessions: list[str | None]) -> None:
+    """Remember the SDK sessions the run used (run.json `sessions`) and, through the sink, its
+    whole count and sessions in the registry, so `chief cost` can set the bill beside the count."""
+    found = [s for s in sessions if s]
+    known = log.status().get("sessions") or []
+    if found:
+        merged = [*known, *(s for s in found if s not in known)]
+        log.write_status(log.status().get("status", "running"), sessions=merged)
+    if sink is not None and hasattr(sink, "record_run"):
+        sink.record_run(found, connection.kind)
 
 
 def _run(
@@ -276,7 +299,11 @@ def _run(
     sink_factory: Any,
     observer: Observer | None,
     stop: StopRequest | None = None,
+    guard: SpendGuard | None = None,
+    shared: bool = True,
 ) -> TrainResult:
+    """`shared`: the connection serves other work too (a sweep's other runs), so its own session
+    is not this run's."""
     spec = prepared.spec
     connection.check_serves(spec.base_model)
     if log is None:
@@ -292,10 +319,14 @@ def _run(
     runner = build_runner(prepared, connection, log, usage)
     frequent, infrequent = evaluator_builders(prepared)
     sink: CheckpointSink | None = sink_factory(log, prepared, connection) if sink_factory else None
-    trainer = Trainer(
-        spec, connection.service_client(), runner, log, frequent, infrequent, sink, observer, usage, stop=stop
-    )
-    result = trainer.run(checkpoint)
+    # The run's training and inline evals in an SDK session of their own: billing reports it apart.
+    service = connection.run_client({"chief_scope": f"run:{log.run_id}"})
+    trainer = Trainer(spec, service, runner, log, frequent, infrequent, sink, observer, usage, stop=stop, guard=guard)
+    try:
+        result = trainer.run(checkpoint)
+    finally:
+        _note_run(log, sink, connection, [session_id_of(service), *([] if shared else [connection.session_id()])])
+        connection.close_run_client(service)
     # Asked once the steps ran (a local engine decides `auto` when it loads the base) and while an
     # engine this connection started still runs: the summary says which precision the steps ran in.
     log.write_status(result.status, engine_precision=connection.engine_precision)

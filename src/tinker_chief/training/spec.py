@@ -107,8 +107,10 @@ class TrainSpec(BaseModel):
         )
 
     def config_hash(self) -> str:
-        """Short hash of every result-affecting field (the registry's `config_hash`)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Short hash of every result-affecting field (the registry's `config_hash`). How long
+        checkpoints are kept is not one: changing it never blocks `--resume`."""
+        fields = self.model_dump(mode="json", exclude={"checkpoints": {"ttl_days"}})
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def data_paths(self, project_dir: Path) -> list[Path]:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from tinker_chief.connection import BackendKind, Connection
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, run_suite
+from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, resolve_model, run_suite
+from tinker_chief.spend.billing import note_eval_session
 from tinker_chief.workspace import Workspace
 
 
@@ -53,6 +54,8 @@ def evaluate_model(
         raise ConfigurationError(f"{project.config_path}: {expected}")
     registry = project.open_registry() if record else None
     try:
+        if registry is not None:
+            resolve_model(model, registry)  # a version whose weights are gone is refused before connecting
         opened = project.connected(connection, backend=backend, base_url=base_url, models=[model])
         with opened as connected:
             result = run_suite(
@@ -65,6 +68,7 @@ def evaluate_model(
                 progress=progress,
                 concurrency=concurrency,
             )
+            note_eval_session(registry, connected, result)  # `chief cost` sets the bill beside the count
             # Asked while an engine this connection started still runs (it is gone after).
             return Evaluation(result, connected.kind, connected.engine_precision)
     finally:

@@ -31,7 +31,7 @@ from tinker.types.save_weights_external_request import SaveWeightsExternalReques
 from tinker.types.save_weights_for_sampler_request import SaveWeightsForSamplerRequest
 from tinker.types.save_weights_request import SaveWeightsRequest
 
-from tinker_chief.engine.server import downloads, expiry, limits, rest_listings
+from tinker_chief.engine.server import billing_ledger, downloads, expiry, limits, rest_listings
 from tinker_chief.engine.server.auth import (
     PROOF_PATH,
     BrowserGuardMiddleware,
@@ -98,6 +98,7 @@ def create_app(
     _add_training_routes(app, engine)
     _add_sampling_routes(app, engine, sampling)
     _add_rest_routes(app, engine)
+    _add_billing_routes(app, engine)
     return app
 
 
@@ -293,8 +294,9 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
 
     @app.post("/api/v1/create_session")
     async def create_session(request: Request) -> dict:
-        await parse(request, CreateSessionRequest)  # tags, metadata, project: accepted, not used
-        return {"type": "create_session", "session_id": engine.create_session()}
+        req = await parse(request, CreateSessionRequest)  # tags: accepted, not used
+        session_id = engine.create_session(req.project_id, req.user_metadata)  # billing reports these
+        return {"type": "create_session", "session_id": session_id}
 
     @app.post("/api/v1/session_heartbeat")
     async def heartbeat(request: Request) -> dict:
@@ -493,6 +495,21 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
     )
     async def checkpoint_action(action: str) -> None:
         raise UnsupportedError(f"checkpoint {action} (publishing checkpoints)")
+
+
+def _add_billing_routes(app: FastAPI, engine: EngineService) -> None:
+    """AdminClient's billing methods, answered from the engine's own counters (billing_ledger.py)."""
+
+    @app.get("/api/v1/billing/usage/events")
+    async def billing_usage(request: Request) -> dict:
+        start, end = billing_ledger.usage_window(dict(request.query_params), engine.store.clock())
+        return await asyncio.to_thread(engine.billing.usage_events, start, end)
+
+    @app.get("/api/v1/billing/usage/checkpoints/current")
+    async def checkpoint_storage(project_id: str | None = None) -> dict:
+        return await asyncio.to_thread(
+            lambda: engine.billing.current_storage(engine.store.list_all_checkpoints(), project_id)
+        )
 
 
 async def _ttl_field(request: Request) -> object:

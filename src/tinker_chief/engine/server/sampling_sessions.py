@@ -15,7 +15,7 @@ from dataclasses import replace
 from tinker.types.create_sampling_session_request import CreateSamplingSessionRequest
 from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
-from tinker_chief.engine.backend import SampleRequest, check_kv_cache_fits
+from tinker_chief.engine.backend import SampleRequest, SampleResult, check_kv_cache_fits
 from tinker_chief.engine.server import codec
 from tinker_chief.engine.server.base_model_facts import BaseInfo
 from tinker_chief.engine.server.http_errors import InvalidRequestError, NotFoundError, shown
@@ -110,13 +110,22 @@ class SamplingSessions:
         self.engine.scheduler.submit_sample(
             request_id,
             backend_request,
-            lambda result: codec.encode_sample(result, request),
+            lambda result: self._billed(result, request, state, len(backend_request.prompt)),
             refresh=self._reloader(state, state.model_path) if state.model_path else None,
         )
         return {
             "request_id": request_id,
             "sample_sequence_ids": [f"{request_id}:{i}" for i in range(request.num_samples)],
         }
+
+    def _billed(self, result: SampleResult, request: WireSampleRequest, state: SamplerState, prompt: int) -> bytes:
+        """The sample's answer, its prefilled and sampled tokens counted for its session."""
+        session = (request.sampling_session_id or "").split(":", 1)[0] or None
+        base = public_model_name(state.base_model)
+        billing = self.engine.billing
+        billing.add("sampling_prefill", session, base, prompt)
+        billing.add("sampling_sample", session, base, sum(len(seq.tokens) for seq in result.sequences))
+        return codec.encode_sample(result, request)
 
     def _backend_request(self, request: WireSampleRequest, state: SamplerState) -> SampleRequest:
         info = self.engine.catalog.cached(state.base_model)

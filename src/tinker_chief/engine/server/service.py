@@ -44,6 +44,7 @@ from tinker_chief.engine.backend import (
 )
 from tinker_chief.engine.server import codec
 from tinker_chief.engine.server.base_model_facts import BaseInfo, BaseModelCatalog
+from tinker_chief.engine.server.billing_ledger import BillingLedger, session_of_run
 from tinker_chief.engine.server.futures import FutureTable, Payload
 from tinker_chief.engine.server.http_errors import InvalidRequestError, NotFoundError, UnsupportedError, shown
 from tinker_chief.engine.server.scheduler import Scheduler, Shareable
@@ -150,13 +151,17 @@ class EngineService:
         self.max_training_clients = max_training_clients
         self._creations: dict[str, str] = {}  # model_id -> request id (SDK retries)
         self._auto_names = itertools.count(1)
+        self.billing = BillingLedger(state_dir, clock)
+        self.store.on_delete = self.billing.checkpoints_deleted
+        self.billing.adopt(self.store.all_records(), self._base_of_run)
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def create_session(self) -> str:
+    def create_session(self, project_id: str | None = None, user_metadata: dict | None = None) -> str:
         self.end_silent_sessions()
         session_id = uuid.uuid4().hex[:12]
         self.sessions.add(session_id)
+        self.billing.record_session(session_id, project_id, user_metadata)
         return session_id
 
     def require_session(self, session_id: str) -> None:
@@ -328,10 +333,25 @@ class EngineService:
         return self._submit_ordered(message.model_id, message.seq_id or None, "forward_backward", prepare)
 
     def _forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[Payload | Exception]:
+        outcomes = self.backend.forward_backward_many(calls)
+        for call, outcome in zip(calls, outcomes, strict=True):
+            if not isinstance(outcome, Exception):  # billed: the work that was done
+                tokens = sum(len(datum.tokens) for datum in call.data)
+                self.billing.add("training", session_of_run(call.model_id), self._base_of_run(call.model_id), tokens)
         return [
             outcome if isinstance(outcome, Exception) else codec.encode_forward_backward(outcome)
-            for outcome in self.backend.forward_backward_many(calls)
+            for outcome in outcomes
         ]
+
+    def _base_of_run(self, run_id: str) -> str | None:
+        """The public name of a training run's base model (what billing events name)."""
+        model = self.models.get(run_id)
+        if model is not None:
+            return public_model_name(model.base_model)
+        try:
+            return public_model_name(self.store.get_run(run_id).base_model)
+        except Exception:  # a run whose record is gone: its usage is still counted
+            return None
 
     def optim_step(self, request: OptimStepRequest) -> str:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
@@ -421,6 +441,7 @@ class EngineService:
             ttl_seconds,
         )
         self.store.touch_run(model.model_id)
+        self.billing.checkpoint_saved(record, public_model_name(model.base_model))
         return {"path": record.tinker_path}
 
     def _ephemeral_sampler(self, model: TrainingModel, sampling_session_seq_id: int, kind: str) -> dict:

@@ -9,6 +9,7 @@ Layout::
     <state_dir>/runs/<run_id>/external_weights/<name>/      save_weights_external: PEFT adapter (downloads)
 
     <state_dir>/expired-checkpoints.json                    tombstones of deleted expired checkpoints
+    <state_dir>/billing.db                                  usage counters (billing.py)
 
 A checkpoint directory is filled in a hidden staging directory and renamed into place; its
 metadata JSON is written last and is the commit marker, so a crash never lists a half-written
@@ -182,6 +183,8 @@ class CheckpointStore:
         # lock orders them, and the commit points of saves, deletions and TTL changes.
         self._lock = threading.RLock()
         self._leases: Counter[str] = Counter()
+        # Told the tinker paths of deleted checkpoints and when (the billing ledger stops their storage).
+        self.on_delete: Callable[[list[str], float], None] = lambda paths, at: None
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -314,6 +317,10 @@ class CheckpointStore:
         now = self.clock()
         return [c for c in self._records(run_id) if not c.expired(now)]
 
+    def all_records(self) -> list[StoredCheckpoint]:
+        """Every committed checkpoint on disk, expired ones included."""
+        return [c for run in self.list_runs() for c in self._records(run.run_id)]
+
     def list_all_checkpoints(self) -> list[StoredCheckpoint]:
         records = [c for run in self.list_runs() for c in self.list_checkpoints(run.run_id)]
         return sorted(records, key=lambda c: c.created, reverse=True)
@@ -323,6 +330,7 @@ class CheckpointStore:
         with self._lock:
             record, directory = self.resolve(f"tinker://{run_id}/{kind}/{name}")
             (directory.parent / f"{record.name}{_META_SUFFIX}").unlink()
+            self.on_delete([record.tinker_path], self.clock())
         shutil.rmtree(directory, ignore_errors=True)
 
     # -- expiry ------------------------------------------------------------------------------
@@ -352,6 +360,7 @@ class CheckpointStore:
                         deleted.append(record)
             if deleted:
                 self._add_tombstones(deleted, now)
+                self.on_delete([record.tinker_path for record in deleted], now)
         for directory in trash:  # renamed away under the lock: a new save of the name is safe
             shutil.rmtree(directory, ignore_errors=True)
         return deleted

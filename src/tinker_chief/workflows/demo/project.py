@@ -144,7 +144,9 @@ def _narrow_skill_schedule(config: ProjectConfig, n_contrast: int) -> list[str]:
         )
         config.schedule.epochs = 1
     config.checkpoints.every_steps = 10
-    notes.append("checkpoints: every 10 steps (each one is saved and registered)")
+    # The demo promotes through the library, not `chief promote`, so no TTL would be cleared.
+    config.checkpoints.ttl_days = 0
+    notes.append("checkpoints: every 10 steps (each one is saved and registered, and kept)")
     return notes
 
 
