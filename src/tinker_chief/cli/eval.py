@@ -214,11 +214,12 @@ def eval_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tinker_chief.spend.budget import eval_estimate
-    from tinker_chief.workflows.evaluation import evaluate_model
+    from tinker_chief.workflows.evaluation import check_evaluable, evaluate_model
     from tinker_chief.workspace import Workspace
 
     project = Workspace.open(project_dir)
     refuse_over_budget(project, max_usd, "chief eval", lambda pricer: eval_estimate(project, pricer))
+    check_evaluable(project, model)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
         evaluation = evaluate_model(

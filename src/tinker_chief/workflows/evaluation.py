@@ -32,6 +32,15 @@ class Evaluation:
     engine_precision: str | None  # e.g. "float32"; None: Tinker's cloud, or the engine did not say
 
 
+def check_evaluable(project: Workspace, model: str) -> None:
+    """Refuse, before any progress display or connection, a registry version whose weights
+    are gone (`chief registry gc`): one line saying when and why."""
+    if not project.registry_path.exists():
+        return
+    with project.open_registry(create=False, read_only=True) as registry:
+        resolve_model(model, registry)
+
+
 def evaluate_model(
     project: Workspace,
     model: str,
