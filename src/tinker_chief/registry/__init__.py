@@ -15,6 +15,8 @@ imports no other capability of tinker-chief.
 """
 
 from tinker_chief.registry._compare import Comparison, MetricRow
+from tinker_chief.registry._export import _code as markdown_code
+from tinker_chief.registry._export import _text as markdown_text
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
     NOT_SCORED,
@@ -22,6 +24,7 @@ from tinker_chief.registry._records import (
     DataFile,
     DataSummary,
     EvalRun,
+    Export,
     LoraSpec,
     MetricValue,
     ModelRecord,
@@ -43,6 +46,7 @@ __all__ = [
     "DataFile",
     "DataSummary",
     "EvalRun",
+    "Export",
     "GateReport",
     "GateRules",
     "LoraSpec",
@@ -58,6 +62,8 @@ __all__ = [
     "TaskRequirement",
     "Usage",
     "default_path",
+    "markdown_code",
+    "markdown_text",
     "mcnemar",
     "paired_bootstrap",
     "scrub",

@@ -82,6 +82,7 @@ class ReportData:
     sweeps: list[SweepData] = field(default_factory=list)
     selections: list[Any] = field(default_factory=list)  # registry Selection, oldest first
     costs: dict[str, tuple[str, str]] = field(default_factory=dict)  # model ref -> (to make, to evaluate)
+    exports: list[Any] = field(default_factory=list)  # registry Export: `chief export` / `chief publish`
 
 
 def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -221,7 +222,7 @@ def collect(project_dir: Path) -> ReportData:
         raise ConfigurationError(f"{config_path}: not found; run `chief init` first or pass --project DIR")
     config = read_toml(config_path)
     registry_path = registry_file(project_dir, str(config.get("registry", REGISTRY)))
-    models, results, history, selections = [], [], [], []
+    models, results, history, selections, exports = [], [], [], [], []
     costs: dict[str, tuple[str, str]] = {}
     if registry_path.exists():
         from tinker_chief.registry import Registry
@@ -230,6 +231,7 @@ def collect(project_dir: Path) -> ReportData:
             models = registry.list_models()
             history = registry.status_history()
             selections = registry.selections()
+            exports = registry.exports()
             costs = _costs(registry, models, _plan_prices(project_dir))
             for model in models:
                 for task, run in sorted(registry.latest_results(model.ref).items()):
@@ -257,6 +259,7 @@ def collect(project_dir: Path) -> ReportData:
         _sweeps(project_dir, selections),
         selections,
         costs,
+        exports,
     )
 
 
