@@ -1,4 +1,4 @@
-"""`chief engine serve` and `chief engine export`: thin wrappers over `engine.server`."""
+"""`chief engine serve`: a thin wrapper over `engine.server` (exports are `chief export`)."""
 
 from __future__ import annotations
 
@@ -124,20 +124,3 @@ def serve_command(
             sampling_memory_gib=sampling_memory_gib,
         )
     )
-
-
-@engine_group.command("export")
-@click.argument("tinker_path")
-@click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--merged", is_flag=True, help="Merge into the base model (a plain Hugging Face model directory).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP)
-def export_command(tinker_path: str, out_dir: Path, merged: bool, state_dir: Path) -> None:
-    """Write TINKER_PATH (tinker://<run>/<weights|sampler_weights>/<name>) to OUT_DIR.
-
-    Without --merged: a PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
-    """
-    from tinker_chief.engine.server.export import export_checkpoint
-
-    written = export_checkpoint(tinker_path, out_dir, merged=merged, state_dir=state_dir)
-    kind = "merged Hugging Face model" if merged else "PEFT adapter"
-    click.echo(f"Wrote {kind} for {tinker_path} to {written}")

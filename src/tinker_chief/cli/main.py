@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "promote": "tinker_chief.cli.registry:promote_command",
     "retire": "tinker_chief.cli.registry:retire_command",
     "report": "tinker_chief.cli.report:report_command",
+    "export": "tinker_chief.cli.publish:export_command",
+    "publish": "tinker_chief.cli.publish:publish_command",
     "engine": "tinker_chief.cli.engine:engine_group",
     "demo": "tinker_chief.cli.demo:demo_command",
 }
@@ -72,6 +74,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       chief compare   compare models metric by metric, with significance
       chief promote   move a model to staging/prod through the regression gate
       chief report    an HTML report of curves, evals and registry status
+      chief export    a version as a verified PEFT adapter (or merged model) with its card
+      chief publish   push that export to the Hugging Face hub
 
     \b
     Try it end to end:  chief demo
