@@ -62,7 +62,7 @@ def facts(tmp_path: Path) -> card.CardFacts:
                 "llama",
             ),
             export_format="adapter",
-            roundtrip=RoundTrip(1e-6, 1e-3, "float32", 0.5, 4, 100, "fixed prompts"),
+            roundtrip=RoundTrip(1e-6, 1e-3, 1e-7, 1e-3, "float32", 0.5, 4, 100, "fixed prompts"),
             digests={"adapter_model.safetensors": "0" * 64},
             project_name="p",
             use_case="math",

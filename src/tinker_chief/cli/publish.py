@@ -55,7 +55,8 @@ def _check_line(result: Any) -> str:
     rt, peft = result.roundtrip, " + PEFT" if result.format == "adapter" else ""
     return (
         f"round-trip check passed: plain transformers{peft} match the serving backend within "
-        f"{rt.max_abs_diff:.3g} (tolerance {rt.tolerance:g}, {rt.precision}) "
+        f"{rt.max_abs_diff:.3g}, mean {rt.mean_abs_diff:.3g} (tolerance {rt.tolerance:g}, mean "
+        f"{rt.mean_tolerance:g}, {rt.precision}) "
         f"on {rt.canaries} canary prompt(s); differs from the base by {rt.adapter_effect:.3g}"
     )
 

@@ -427,9 +427,9 @@ def _verification_section(facts: CardFacts) -> list[str]:
         "in a separate process, this export reproduces the serving backend's next-token "
         f"log-probs on {rt.canaries} canary "
         f"prompt(s) ({rt.tokens} tokens; {text(rt.canary_source)}) within {rt.max_abs_diff:.3g} "
-        f"(tolerance {rt.tolerance:g}, {text(rt.precision)}), and differs from the base model "
-        "by up to "
-        f"{rt.adapter_effect:.3g}."
+        f"per token, {rt.mean_abs_diff:.3g} on average (tolerances {rt.tolerance:g} and "
+        f"{rt.mean_tolerance:g} for {text(rt.precision)}), and differs from the base model by up "
+        f"to {rt.adapter_effect:.3g}."
     )
     lines += [""] + [f"- {code(name)}: sha256 {code(digest)}" for name, digest in facts.digests.items()]
     return lines + [""]

@@ -244,6 +244,8 @@ def _details(built: _Built) -> dict[str, Any]:
     return {
         "base_model": built.base.hub_id,
         "precision": rt.precision,
+        "mean_abs_diff": rt.mean_abs_diff,
+        "mean_tolerance": rt.mean_tolerance,
         "adapter_effect": rt.adapter_effect,
         "canaries": rt.canaries,
         "canary_tokens": rt.tokens,

@@ -6,12 +6,14 @@ rendered with the project's renderer and cut to `MAX_CANARY_TOKENS`. The serving
 them through the SDK (`compute_logprobs` on the version's sampler weights: what its evals sampled
 from); `_load_check.py` scores them from the export directory. Two rules:
 
-- match: the largest difference per token is at most the tolerance for the precision the backend
-  computed in: `FP32_TOLERANCE` for a float32 engine, `BF16_TOLERANCE` for bfloat16 (Tinker's
-  cloud is taken to be bfloat16). Both sides of a float32 check compute the same float32 math
-  with different kernels (SmolLM2-135M: up to 1.6e-5 apart); bfloat16 keeps 8 bits of mantissa,
-  and a bfloat16 engine's log-probs of SmolLM2-135M were up to 0.17 from float32's on 36-92
-  token prompts, so the bfloat16 bound is about three times that.
+- match: the largest difference per token, and the mean one, are at most the tolerances for the
+  precision the backend computed in: `FP32_TOLERANCE` (both) for a float32 engine,
+  `BF16_TOLERANCE` and `BF16_MEAN_TOLERANCE` for bfloat16 (Tinker's cloud is taken to be
+  bfloat16). Both sides of a float32 check compute the same float32 math with different kernels
+  (SmolLM2-135M: up to 1.6e-5 apart). bfloat16 keeps 8 bits of mantissa: the demo's SmolLM2
+  adapter served by a bfloat16 engine was up to 0.36 (mean 0.04) from float32 on its 26-token
+  canaries, while the adapter itself moved them by up to 11.5 (mean 2.75); the bfloat16 bounds
+  are about three times the noise, far below such an effect.
 - effect: the export differs from the base model by more than `MIN_ADAPTER_EFFECT` somewhere
   (both scored in the same float32 process), so an adapter that is not applied (missing, zeroed,
   or ignored by the loader) fails even where bfloat16's tolerance would hide it.
@@ -33,7 +35,8 @@ from typing import Any
 from tinker_chief.errors import ExportError
 
 FP32_TOLERANCE = 1e-3
-BF16_TOLERANCE = 0.5
+BF16_TOLERANCE = 1.0
+BF16_MEAN_TOLERANCE = 0.1
 MIN_ADAPTER_EFFECT = 1e-4
 MAX_CANARIES = 4
 MAX_CANARY_TOKENS = 128
@@ -61,6 +64,8 @@ class RoundTrip:
 
     max_abs_diff: float
     tolerance: float
+    mean_abs_diff: float
+    mean_tolerance: float
     precision: str
     adapter_effect: float
     canaries: int
@@ -71,12 +76,14 @@ class RoundTrip:
         return asdict(self)
 
 
-def tolerance_for(precision: str | None) -> tuple[float, str]:
-    """(tolerance, precision as stated): float32 engines are held to `FP32_TOLERANCE`, anything
-    else (bfloat16, Tinker's cloud, an engine that does not say) to `BF16_TOLERANCE`."""
+def tolerance_for(precision: str | None) -> tuple[float, float, str]:
+    """(max tolerance, mean tolerance, precision as stated): float32 engines are held to
+    `FP32_TOLERANCE`, anything else (bfloat16, Tinker's cloud, an engine that does not say) to
+    the bfloat16 bounds."""
     if precision == "float32":
-        return FP32_TOLERANCE, "float32"
-    return BF16_TOLERANCE, precision or "bfloat16 (Tinker's cloud or an engine that did not say)"
+        return FP32_TOLERANCE, FP32_TOLERANCE, "float32"
+    stated = precision or "bfloat16 (Tinker's cloud or an engine that did not say)"
+    return BF16_TOLERANCE, BF16_MEAN_TOLERANCE, stated
 
 
 def canary_prompts(project: Any, renderer: Any) -> Canaries:
@@ -128,8 +135,9 @@ def check_export(
     """Load `directory` in a separate process and hold it to the rules above; `base` is what the
     merged check loads as the base model (an adapter names its own). Raises `ExportError`."""
     loaded = _load_in_subprocess(directory, export_format, base, canaries, what)
-    tolerance, stated = tolerance_for(precision)
+    tolerance, mean_tolerance, stated = tolerance_for(precision)
     diff = _max_abs_diff(loaded["logprobs"], served)
+    mean = _mean_abs_diff(loaded["logprobs"], served)
     effect = _max_abs_diff(loaded["logprobs"], loaded["base_logprobs"])
     tied = [w for w in loaded["warnings"] if "tie_word_embeddings" in w or "tied layer" in w]
     failed = f"round-trip check failed for {what}"
@@ -137,11 +145,11 @@ def check_export(
         raise ExportError(f"{failed}: loading it warned about tied embeddings ({tied[0][:160]})")
     if not loaded["chat_template"]:
         raise ExportError(f"{failed}: its tokenizer loads without a chat template")
-    if not diff <= tolerance:
+    if not (diff <= tolerance and mean <= mean_tolerance):
         raise ExportError(
-            f"{failed}: plain transformers+PEFT give next-token log-probs up to {diff:.3g} away "
-            f"from the serving backend's (tolerance {tolerance:g} for {stated}) on {len(served)} "
-            "canary prompt(s)"
+            f"{failed}: plain transformers+PEFT give next-token log-probs up to {diff:.3g} (mean "
+            f"{mean:.3g}) away from the serving backend's (tolerance {tolerance:g}, mean "
+            f"{mean_tolerance:g} for {stated}) on {len(served)} canary prompt(s)"
         )
     if not effect > MIN_ADAPTER_EFFECT:
         raise ExportError(
@@ -150,13 +158,18 @@ def check_export(
             f"{MIN_ADAPTER_EFFECT:g}): the adapter is not applied"
         )
     tokens = sum(len(row) for row in served)
-    return RoundTrip(diff, tolerance, stated, effect, len(served), tokens, canaries.source)
+    return RoundTrip(diff, tolerance, mean, mean_tolerance, stated, effect, len(served), tokens, canaries.source)
 
 
 def _max_abs_diff(left: list[list[float]], right: list[list[float]]) -> float:
     if len(left) != len(right) or any(len(a) != len(b) for a, b in zip(left, right)):
         return float("inf")
     return max((abs(a - b) for row_a, row_b in zip(left, right) for a, b in zip(row_a, row_b)), default=0.0)
+
+
+def _mean_abs_diff(left: list[list[float]], right: list[list[float]]) -> float:
+    pairs = [(a, b) for row_a, row_b in zip(left, right) for a, b in zip(row_a, row_b)]
+    return sum(abs(a - b) for a, b in pairs) / len(pairs) if pairs else 0.0
 
 
 def _load_in_subprocess(
