@@ -1,13 +1,19 @@
 """Stand-ins for the Hugging Face hub, so no test reaches the internet: a hub-layout entry in a
 temporary HF cache, and a local HTTP server answering the calls made to fetch files
-(`GET /api/models/<id>` for the file list, `HEAD`/`GET /<id>/resolve/<rev>/<file>` with the
-headers a hub sends: X-Repo-Commit, ETag, Content-Length).
+(`GET /api/models/<id>[/revision/<rev>]` for the file list and commit, `HEAD`/`GET
+/<id>/resolve/<rev>/<file>` with the headers a hub sends: X-Repo-Commit, ETag, Content-Length)
+and the calls `huggingface_hub` makes to publish (`POST /api/repos/create`, `POST
+/api/validate-yaml`, `POST /api/models/<id>/preupload/<rev>` answering "regular" for every file,
+`POST /api/models/<id>/commit/<rev>` with its NDJSON body, `GET /api/models/<id>/tree/<rev>`).
 
 The server can be made hostile (`HubStandIn`'s `etag`, `repo_commit`, `drip_s`, `send_length`)
-so a test sees what chief does with a hub that lies about names, sizes or never finishes."""
+so a test sees what chief does with a hub that lies about names, sizes or never finishes, or
+refusing (`token`: writes without that bearer token get 401; `refuse`: every write gets that
+status)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
@@ -90,13 +96,25 @@ class HubStandIn:
     repo_commit: str | None = None
     drip_s: float = 0.0
     send_length: bool = True
+    token: str | None = None
+    refuse: int | None = None
+    private: dict[str, bool] = field(default_factory=dict)  # repo id -> created private
+    # repo id -> its commits, oldest first
+    commits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def commit(self, repo_id: str) -> str:
-        return hashlib.sha1(repo_id.encode()).hexdigest()
+        made = self.commits.get(repo_id)
+        return made[-1]["oid"] if made else hashlib.sha1(repo_id.encode()).hexdigest()
 
-    def answer(self, method: str, raw_path: str) -> tuple[int, dict[str, str], bytes]:
+    def answer(
+        self, method: str, raw_path: str, headers: Any = None, body: bytes = b""
+    ) -> tuple[int, dict[str, str], bytes]:
         self.requests.append(f"{method} {raw_path}")
         path = unquote(urlsplit(raw_path).path).strip("/").split("/")
+        if method == "POST":
+            return self._write(path, headers or {}, body)
+        if path[:2] == ["api", "models"] and len(path) >= 5 and path[4] == "tree":
+            return self._tree("/".join(path[2:4]))
         if path[:2] == ["api", "models"] and len(path) >= 4:
             return self._info("/".join(path[2:4]))
         if len(path) >= 5 and path[2] == "resolve":
@@ -114,6 +132,75 @@ class HubStandIn:
             "siblings": [{"rfilename": name} for name in self.repos[repo_id]],
         }
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def _write(self, path: list[str], headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self.refuse is not None:
+            return self.refuse, {}, json.dumps({"error": "the stand-in refuses writes"}).encode()
+        if self.token is not None and headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, b'{"error": "Invalid credentials in Authorization header"}'
+        if path == ["api", "repos", "create"]:
+            return self._create(json.loads(body))
+        if path == ["api", "validate-yaml"]:
+            return 200, {"Content-Type": "application/json"}, b'{"errors": [], "warnings": []}'
+        repo_id = "/".join(path[2:4])
+        if path[:2] != ["api", "models"] or len(path) < 6 or repo_id not in self.repos:
+            return 404, {"X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}'
+        if path[4] == "preupload":
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
+                for f in json.loads(body)["files"]
+            ]
+            return 200, {"Content-Type": "application/json"}, json.dumps({"files": files}).encode()
+        if path[4] == "commit":
+            return self._commit(repo_id, body)
+        return 404, {}, b"{}"
+
+    def _create(self, request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        repo_id = f"{request['organization']}/{request['name']}"
+        if repo_id in self.repos:
+            url = f"{self.url}/{repo_id}"
+            conflict = {"error": "You already created this model repo", "url": url}
+            return 409, {}, json.dumps(conflict).encode()
+        self.repos[repo_id] = {}
+        visibility = request.get("visibility", "private" if request.get("private") else "public")
+        self.private[repo_id] = visibility == "private"
+        answer = json.dumps({"url": f"{self.url}/{repo_id}"}).encode()
+        return 200, {"Content-Type": "application/json"}, answer
+
+    def _commit(self, repo_id: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Apply one NDJSON commit (header, base64 `file` lines, `deletedFile` lines)."""
+        files = dict(self.repos[repo_id])
+        header: dict[str, Any] = {}
+        for line in body.splitlines():
+            item = json.loads(line)
+            value = item["value"]
+            if item["key"] == "header":
+                header = value
+            elif item["key"] == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif item["key"] in ("deletedFile", "deletedFolder"):
+                files.pop(value["path"], None)
+            else:
+                refusal = {"error": f"the stand-in takes no {item['key']}"}
+                return 422, {}, json.dumps(refusal).encode()
+        digest = hashlib.sha1(self.commit(repo_id).encode())
+        for name, content in sorted(files.items()):
+            digest.update(name.encode() + b"\0" + content)
+        oid = digest.hexdigest()
+        self.repos[repo_id] = files
+        made = {"oid": oid, "summary": header.get("summary"), "files": files}
+        self.commits.setdefault(repo_id, []).append(made)
+        answer = {"commitUrl": f"{self.url}/{repo_id}/commit/{oid}", "commitOid": oid}
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
+    def _tree(self, repo_id: str) -> tuple[int, dict[str, str], bytes]:
+        if repo_id not in self.repos:
+            return 404, {"X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}'
+        entries = [
+            {"type": "file", "path": name, "size": len(content), "oid": hashlib.sha1(content).hexdigest()}
+            for name, content in sorted(self.repos[repo_id].items())
+        ]
+        return 200, {"Content-Type": "application/json"}, json.dumps(entries).encode()
 
     def _file(self, repo_id: str, filename: str) -> tuple[int, dict[str, str], bytes]:
         files = self.repos.get(repo_id)
@@ -140,8 +227,8 @@ def hub_stand_in(repos: dict[str, dict[str, bytes]], **hostile: Any) -> Iterator
     hub = HubStandIn(repos, **hostile)
 
     class Handler(BaseHTTPRequestHandler):
-        def _reply(self, with_body: bool) -> None:
-            status, headers, body = hub.answer(self.command, self.path)
+        def _reply(self, with_body: bool, request_body: bytes = b"") -> None:
+            status, headers, body = hub.answer(self.command, self.path, self.headers, request_body)
             self.send_response(status)
             length = {"Content-Length": str(len(body))} if hub.send_length else {}
             for name, value in {**headers, **length}.items():
@@ -167,6 +254,10 @@ def hub_stand_in(repos: dict[str, dict[str, bytes]], **hostile: Any) -> Iterator
 
         def do_HEAD(self) -> None:  # noqa: N802
             self._reply(with_body=False)
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            self._reply(with_body=True, request_body=self.rfile.read(length))
 
         def log_message(self, format: str, *args: object) -> None:  # quiet: `requests` is the log
             pass

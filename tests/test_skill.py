@@ -31,7 +31,7 @@ def test_frontmatter_has_name_and_description() -> None:
 
 def test_skill_names_the_whole_workflow_in_order() -> None:
     names = [shlex.split(c)[1] for c in _commands()]
-    order = ["demo", "init", "plan", "eval", "train", "compare", "promote", "registry", "report"]
+    order = ["demo", "init", "plan", "eval", "train", "compare", "promote", "export", "publish", "registry", "report"]
     positions = [names.index(n) for n in order]
     assert positions == sorted(positions)
 

@@ -64,6 +64,10 @@ class RegistryError(ChiefError, RuntimeError):
     """The model registry is missing, corrupt, too new, or refused a change."""
 
 
+class ExportError(ChiefError, RuntimeError):
+    """A version could not be exported, verified or published (`chief export`, `chief publish`)."""
+
+
 class PromotionRejected(RegistryError):
     """The promotion gate refused a model; `reasons` lists every failing rule."""
 

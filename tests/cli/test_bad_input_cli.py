@@ -4,14 +4,14 @@ traceback, through the real `chief` entry point.
 JSONL that is not UTF-8, UTF-16, random bytes, nested 100,000 deep, holding a 5,000-digit
 number, or endless (`/dev/zero`) in `init`, `plan` and `eval-offline`; a binary or too deeply
 nested `chief.toml` in every command that reads one; a corrupt `run.json` or `plan.json` or an
-invalid `chief.toml` in `chief report`; `chief engine export` into a path that is not a directory.
+invalid `chief.toml` in `chief report` (`chief export --dir` into a path that is not a directory:
+tests/publish).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 import shutil
 from pathlib import Path
 
@@ -103,6 +103,8 @@ PROJECT_COMMANDS = {
     "report": ["report", "--project", "{p}"],
     "playground": ["playground", "--project", "{p}", "--no-browser"],
     "playground --export": ["playground", "--project", "{p}", "--export", "site"],
+    "export": ["export", "bot", "--project", "{p}"],
+    "publish": ["publish", "bot", "--repo", "org/bot", "--project", "{p}"],
 }
 
 
@@ -155,31 +157,6 @@ def test_report_names_the_broken_file(project, tmp_path):
         chief("report", "--project", str(project), cwd=tmp_path),
         pattern=rf"proj/chief\.toml:{lines}: invalid TOML \(Invalid value at column 10\)",
     )
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[str, Path]:
-    """A real saved adapter in a real engine's state directory."""
-    import tinker
-
-    from tinker_chief.engine.server.launcher import start_engine
-
-    state = tmp_path_factory.mktemp("engine-state")
-    with start_engine(state_dir=state, device="cpu") as engine:
-        client = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
-        training = client.create_lora_training_client(base_model=TINY, rank=2).result()
-        path = training.save_weights_for_sampler("to-export").result().path
-    return path, state
-
-
-@pytest.mark.parametrize("out", ["/dev/null", "{tmp}/file.txt/sub"])
-def test_engine_export_into_a_non_directory_is_one_line_error(checkpoint, tmp_path, out):
-    path, state = checkpoint
-    (tmp_path / "file.txt").write_text("not a directory")
-    target = out.format(tmp=tmp_path)
-    result = chief("engine", "export", path, target, "--state-dir", str(state), cwd=tmp_path)
-    assert_one_line_error(result, pattern=re.escape(target) + r": (exists and is not a directory|cannot create)")
-    assert (tmp_path / "file.txt").read_text() == "not a directory"
 
 
 def test_train_resume_names_a_broken_run_json(project, tmp_path):

@@ -2,7 +2,8 @@
 
 Runs the command through click's CliRunner with 2 training steps (about 40 s on 2 cores) and
 checks what the README promises: both models in the registry's SQLite file with a finished
-eval of every suite task, MODEL_REGISTRY.md and report.html written, the gate's verdict shown.
+eval of every suite task, MODEL_REGISTRY.md and report.html written, the gate's verdict shown,
+and the promoted checkpoint exported (when the gate let it through).
 The suite includes the published HumanEval on 5 problems, staged into a private datasets cache
 and recorded with its task version and dataset revision (skipped, with a note, without bwrap).
 """
@@ -60,6 +61,13 @@ def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     assert outcomes > 0
     assert "base/tiny-random-llama:v1" in (directory / "MODEL_REGISTRY.md").read_text()
     assert (directory / "report.html").stat().st_size > 0
+    with sqlite3.connect(project.registry_path) as db:
+        (prod,) = db.execute("SELECT recipe FROM models WHERE status = 'prod'").fetchone()
+    if prod == "sl":  # the checkpoint won: the demo ends with its verified export
+        assert (directory / "export" / "adapter_model.safetensors").is_file()
+        assert "round trip with plain transformers + PEFT" in result.output
+    else:
+        assert "the checkpoint is not in prod, so there is nothing to export" in result.output
     if has_bwrap:
         _assert_humaneval_slice_recorded(project, datasets_cache, (directory / "report.html").read_text())
     else:

@@ -1,4 +1,4 @@
-"""`chief engine serve` and `chief engine export` as a user runs them."""
+"""`chief engine serve` as a user runs it (exports are `chief export`: tests/publish)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ import sys
 import time
 
 import httpx
-from click.testing import CliRunner
-
-from tinker_chief.cli.main import cli
 
 from cli_support import CHIEF_COMMAND
-from server_support import TINY, fb_body, raw_model, sft_datum, wait_for_url
+from server_support import fb_body, raw_model, sft_datum, wait_for_url
 
 
 def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_path):
@@ -80,35 +77,6 @@ def test_the_engine_process_takes_exactly_the_flags_of_chief_engine_serve(tmp_pa
         assert "Invalid value for '--session-timeout'" in refused.stderr
         assert "Traceback" not in refused.stderr
     assert not list(tmp_path.iterdir())  # refused before the state directory was touched
-
-
-def test_export_writes_a_peft_adapter(service_client, engine, tmp_path):
-    tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=41).result()
-    path = tc.save_weights_for_sampler("to-export").result().path
-    out = tmp_path / "adapter"
-    result = CliRunner().invoke(cli, ["engine", "export", path, str(out), "--state-dir", str(engine.log_file.parent)])
-    assert result.exit_code == 0, result.output
-    assert f"Wrote PEFT adapter for {path}" in result.output
-    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
-
-
-def test_export_unknown_path_is_a_clear_error(tmp_path):
-    process = subprocess.run(
-        [
-            *CHIEF_COMMAND,
-            "engine",
-            "export",
-            "tinker://nope/weights/x",
-            str(tmp_path / "o"),
-            "--state-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert process.returncode == 1
-    assert "Error: unknown checkpoint tinker://nope/weights/x" in process.stderr
-    assert "Traceback" not in process.stderr
 
 
 def test_ensure_engine_reuses_a_running_engine_without_owning_it(engine, tmp_path):

@@ -16,7 +16,6 @@ NO_PROJECT: dict[str, str] = {
     "chief eval-offline": "grades a model on one JSONL file (`--data`), outside any suite",
     "chief benchmarks stage": "fills the `datasets` cache",
     "chief engine serve": "an engine serves any project; its state is `--state-dir`",
-    "chief engine export": "reads a checkpoint from the engine's `--state-dir`",
 }
 
 # Commands without `--json`, and why; every other command prints one JSON object with it.

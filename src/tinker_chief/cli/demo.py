@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
     from tinker_chief.planning import Plan
     from tinker_chief.training import Observer
-    from tinker_chief.workflows.demo import DemoProject, DemoPromotion
+    from tinker_chief.workflows.demo import DemoProject, DemoPromotion, DemoRun
 
 
 def _print_plan(console: Console, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
@@ -75,6 +75,27 @@ def _print_promotion(console: Console, promotion: DemoPromotion) -> None:
     if promotion.better_ref == promotion.base_ref:
         console.print(f"the checkpoint is not better on `{promotion.task}`, so it was not put to the gate")
     console.print(f"in prod now: {promotion.prod_ref or 'no model'}")
+
+
+def _export_prod(console: Console, run: DemoRun) -> None:
+    """The demo's last act: the checkpoint the gate put in prod, exported as a PEFT adapter
+    directory and checked by a round trip (`chief export`; nothing is pushed)."""
+    if run.promotion.prod_ref != run.candidate_ref:
+        console.print(
+            f"export: the checkpoint is not in prod, so there is nothing to export "
+            f"(`chief export {run.candidate_ref}` exports any version)"
+        )
+        return
+    from tinker_chief.publish import export_model
+
+    done = export_model(run.demo.project, run.candidate_ref, out_dir=run.demo.project.root / "export", backend="local")
+    check = done.roundtrip
+    console.print(
+        escape(
+            f"export:   {done.directory} (PEFT adapter + model card); round trip with plain "
+            f"transformers + PEFT within {check.max_abs_diff:.2g} of the engine (tolerance {check.tolerance:g})"
+        )
+    )
 
 
 class RichDemo:
@@ -142,8 +163,8 @@ def demo_command(project_dir: Path, steps: int | None, base_model: str | None) -
 
     Creates a project with a synthetic skill, plans it, evaluates the base model,
     LoRA-trains on the local engine, evaluates the checkpoint, records both in the
-    registry, promotes the better one through the gate, and writes MODEL_REGISTRY.md
-    and report.html.
+    registry, promotes the better one through the gate, writes MODEL_REGISTRY.md
+    and report.html, and exports a promoted checkpoint (verified, not pushed).
 
     \b
     Example:
@@ -162,4 +183,5 @@ def demo_command(project_dir: Path, steps: int | None, base_model: str | None) -
     run = run_demo(project_dir, screens, steps=steps, base_model=base_model)
     trail = run.trail
     console.print(escape(f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"))
+    _export_prod(console, run)
     console.print(f"[bold green]demo finished in {time.monotonic() - screens.started:.0f}s[/bold green]")

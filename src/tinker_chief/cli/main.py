@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "cost": "tinker_chief.cli.cost:cost_command",
     "report": "tinker_chief.cli.report:report_command",
     "playground": "tinker_chief.cli.playground:playground_command",
+    "export": "tinker_chief.cli.publish:export_command",
+    "publish": "tinker_chief.cli.publish:publish_command",
     "engine": "tinker_chief.cli.engine:engine_group",
     "demo": "tinker_chief.cli.demo:demo_command",
 }
@@ -79,6 +81,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       chief promote   move a model to staging/prod through the regression gate
       chief report    an HTML report of curves, evals and registry status
       chief playground  chat with models side by side, read eval diffs (browser)
+      chief export    a version as a verified PEFT adapter (or merged model) with its card
+      chief publish   push that export to the Hugging Face hub
 
     \b
     Try it end to end:  chief demo

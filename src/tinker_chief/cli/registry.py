@@ -189,6 +189,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         marks = reg.selections(model_ref=record.ref)
         weights = reg.weights(record.ref)
         billed = reg.billed_for(f"run:{record.training_run_id}") if record.training_run_id else None
+        exported = reg.exports(record.ref)
     evaluated = Usage.total([r.usage for r in runs])
     cost = _cost_lines(record, evaluated, len(runs), project_dir)
     if as_json:
@@ -200,6 +201,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
                 "selections": [s.to_dict() for s in marks],
                 "weights": weights.to_dict() if weights else None,
                 "billed_run": billed,
+                "exports": [e.to_dict() for e in exported],
                 "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()},
             }
         )
@@ -252,6 +254,12 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
     for mark in marks:
         later = "" if mark.current else " (superseded by a later selection)"
         console.print(f"  selected by chief select for {_plain(mark.scope)} on {mark.at}{later}: {_plain(mark.reason)}")
+    for e in exported:
+        where = e.location if e.target == "dir" else f"{e.location} commit {e.commit_sha} {e.url}"
+        verb = "exported" if e.target == "dir" else "published"
+        console.print(
+            f"  {verb} ({e.format}) on {e.at} to {_plain(where)}; round-trip max abs diff {e.max_abs_diff:.2g}"
+        )
 
 
 @registry_group.command(name="audit")

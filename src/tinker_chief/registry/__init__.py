@@ -15,6 +15,8 @@ imports no other capability of tinker-chief.
 """
 
 from tinker_chief.registry._compare import Comparison, MetricRow
+from tinker_chief.registry._export import _code as markdown_code
+from tinker_chief.registry._export import _text as markdown_text
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
     NOT_SCORED,
@@ -22,6 +24,7 @@ from tinker_chief.registry._records import (
     DataFile,
     DataSummary,
     EvalRun,
+    Export,
     LoraSpec,
     MetricValue,
     ModelRecord,
@@ -45,6 +48,7 @@ __all__ = [
     "DataSummary",
     "Deletable",
     "EvalRun",
+    "Export",
     "GateReport",
     "GateRules",
     "LoraSpec",
@@ -63,6 +67,8 @@ __all__ = [
     "Weights",
     "default_path",
     "describe_billed",
+    "markdown_code",
+    "markdown_text",
     "mcnemar",
     "paired_bootstrap",
     "scrub",

@@ -25,7 +25,7 @@ from typing import Any
 from tinker_chief.registry import _db
 from tinker_chief.registry._governance import status_history
 from tinker_chief.registry._records import not_scored_in
-from tinker_chief.registry._rows import audit_log, latest_finished_all, list_models, selections
+from tinker_chief.registry._rows import audit_log, exports, latest_finished_all, list_models, selections
 from tinker_chief.registry._spend import Weights, all_weights, billed_summary, describe_billed
 from tinker_chief.registry.rules import SuiteRequirement
 
@@ -50,6 +50,9 @@ def export_json(connection: sqlite3.Connection, suite: SuiteRequirement | None) 
         selected: dict[str, list[dict[str, Any]]] = {}
         for mark in selections(db):
             selected.setdefault(mark.model_ref, []).append(mark.to_dict())
+        exported: dict[str, list[dict[str, Any]]] = {}
+        for made in exports(db):
+            exported.setdefault(made.model_ref, []).append(made.to_dict())
         models = []
         all_results = latest_finished_all(db, suite.version if suite else None)
         weights = all_weights(db)
@@ -67,6 +70,7 @@ def export_json(connection: sqlite3.Connection, suite: SuiteRequirement | None) 
             billed = billed_summary(db, f"run:{model.training_run_id}") if model.training_run_id else None
             if billed is not None:  # only runs whose bill `chief cost` has read
                 entry["billed_run"] = billed
+            entry["exports"] = exported.get(model.ref, [])
             models.append(entry)
     return {
         "schema_version": _db.schema_version(db),
@@ -219,6 +223,7 @@ def _model_section(m: dict[str, Any]) -> list[str]:
         ],
     )
     lines += _selections_section(m)
+    lines += _exports_section(m)
     if m["forced_promotions"]:
         lines += ["### Forced promotions", ""]
         for f in m["forced_promotions"]:
@@ -244,6 +249,29 @@ def _selections_section(m: dict[str, Any]) -> list[str]:
         by = f"{_text(s['scope'])} on {_text(s['at'])} by {_text(s['actor'])}{later}"
         lines.append(f"- {by}: {_text(s['reason'])}")
     return lines + [""]
+
+
+def _exports_section(m: dict[str, Any]) -> list[str]:
+    """`chief export` / `chief publish` rows, only when there are any (a registry without exports
+    renders as it always did); a publication links its hub commit."""
+    if not m["exports"]:
+        return []
+    rows = []
+    for e in m["exports"]:
+        where = e["location"] if e["target"] == "dir" else f"hub {e['location']}"
+        link = _commit_link(e["commit_sha"], e["url"])
+        rows.append([e["at"], e["format"], where, link, _Markdown(f"{e['max_abs_diff']:.2g}"), e["actor"]])
+    header = ["at", "format", "where", "commit", "round-trip max abs diff", "actor"]
+    return ["### Exports and publications", ""] + _table(header, rows)
+
+
+def _commit_link(commit: str | None, url: str | None) -> Any:
+    """A hub commit as a link to its http(s) URL, percent-encoding what could leave the link's
+    angle brackets; another scheme (a hostile hub's `javascript:`) is shown as text only."""
+    if not commit or not url or not url.startswith(("https://", "http://")):
+        return commit if not url else f"{commit} ({url})"
+    target = re.sub(r"[\s<>]", lambda m: f"%{ord(m.group()):02X}", url)
+    return _Markdown(f"[{_text(commit[:12])}](<{target}>)")
 
 
 def _data_section(data: dict[str, Any]) -> list[str]:

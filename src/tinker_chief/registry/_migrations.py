@@ -215,3 +215,32 @@ def m005_spend_and_weights(db: sqlite3.Connection) -> None:
         ) WITHOUT ROWID
         """,
     )
+
+
+@migration
+def m006_exports(db: sqlite3.Connection) -> None:
+    # `chief export` / `chief publish`: each verified export of a version, to a directory or a hub
+    # repository. `weights_json` maps each weight file to its sha256; `max_abs_diff` is the
+    # round-trip check's largest next-token log-prob difference from the serving backend, within
+    # `tolerance`. A hub row also names the commit and its URL.
+    _run_script(
+        db,
+        """
+        CREATE TABLE exports (
+            id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models(id),
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            format TEXT NOT NULL CHECK (format IN ('adapter', 'merged')),
+            target TEXT NOT NULL CHECK (target IN ('dir', 'hub')),
+            location TEXT NOT NULL,
+            commit_sha TEXT,
+            url TEXT,
+            weights_json TEXT NOT NULL,
+            max_abs_diff REAL NOT NULL,
+            tolerance REAL NOT NULL,
+            details_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX exports_model ON exports(model_id)
+        """,
+    )

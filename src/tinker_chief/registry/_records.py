@@ -257,3 +257,31 @@ class Selection(_AsDict):
     reason: str
     details: dict[str, Any]
     current: bool = True  # the scope's latest mark (its candidate); False once a later mark superseded it
+
+
+EXPORT_FORMATS: tuple[str, ...] = ("adapter", "merged")
+EXPORT_TARGETS: tuple[str, ...] = ("dir", "hub")
+
+
+@dataclass(frozen=True)
+class Export(_AsDict):
+    """One verified export of a version (`chief export`, `chief publish`): a PEFT adapter or a
+    merged model, written to a directory (`target` "dir", `location` its path) or pushed to a hub
+    repository (`target` "hub", `location` the repo id, with the commit and its URL).
+
+    `weights` maps each weight file to its sha256; `max_abs_diff` is the round-trip check's
+    largest next-token log-prob difference from the serving backend, at most `tolerance`."""
+
+    id: int
+    model_ref: str
+    at: str
+    actor: str
+    format: str
+    target: str
+    location: str
+    commit_sha: str | None
+    url: str | None
+    weights: dict[str, str]
+    max_abs_diff: float
+    tolerance: float
+    details: dict[str, Any]

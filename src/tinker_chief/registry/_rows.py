@@ -16,6 +16,7 @@ from tinker_chief.registry._records import (
     AuditEntry,
     DataSummary,
     EvalRun,
+    Export,
     LoraSpec,
     MetricValue,
     ModelRecord,
@@ -191,3 +192,32 @@ def audit_log(db: sqlite3.Connection, limit: int | None = None) -> list[AuditEnt
     rows = db.execute("SELECT id, at, actor, command, target, details_json FROM audit_log ORDER BY id").fetchall()
     entries = [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
     return entries[-limit:] if limit else entries
+
+
+def exports(db: sqlite3.Connection, model_id: int | None = None) -> list[Export]:
+    """`chief export` / `chief publish` rows, oldest first (of one model when given)."""
+    where, args = ("WHERE e.model_id = ? ", (model_id,)) if model_id is not None else ("", ())
+    rows = db.execute(
+        "SELECT e.id, m.name || ':v' || m.version, e.at, e.actor, e.format, e.target, e.location, "
+        "e.commit_sha, e.url, e.weights_json, e.max_abs_diff, e.tolerance, e.details_json "
+        f"FROM exports e JOIN models m ON m.id = e.model_id {where}ORDER BY e.id",
+        args,
+    ).fetchall()
+    return [
+        Export(
+            id=r[0],
+            model_ref=r[1],
+            at=r[2],
+            actor=r[3],
+            format=r[4],
+            target=r[5],
+            location=r[6],
+            commit_sha=r[7],
+            url=r[8],
+            weights=json.loads(r[9]),
+            max_abs_diff=r[10],
+            tolerance=r[11],
+            details=json.loads(r[12]),
+        )
+        for r in rows
+    ]

@@ -33,6 +33,7 @@ from tinker_chief.registry._records import (
     AuditEntry,
     DataSummary,
     EvalRun,
+    Export,
     LoraSpec,
     MetricValue,
     ModelRecord,
@@ -52,6 +53,7 @@ from tinker_chief.registry._scrub import scrub, scrub_optional, scrub_text
 from tinker_chief.registry._spend import Deletable, SessionRow, Weights
 from tinker_chief.registry._tx import Clock, Ledger, stamp_of
 from tinker_chief.registry._validate import (
+    check_export,
     check_model_fields,
     check_outcomes,
     check_run_status,
@@ -520,6 +522,61 @@ class Registry:
         """Chief's own count of the project's usage by base model (training runs and eval runs)."""
         with _db.read(self._db) as db:
             return _spend.spent_by_base_model(db, since, exclude_run)
+
+    # --------------------------------------------------------------------------- exports
+
+    def record_export(
+        self,
+        model_ref: str,
+        *,
+        format: str,
+        target: str,
+        location: str,
+        weights: dict[str, str],
+        max_abs_diff: float,
+        tolerance: float,
+        commit_sha: str | None = None,
+        url: str | None = None,
+        details: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Export:
+        """Record a verified export of `model_ref` (`chief export`: `target` "dir", `location` the
+        directory; `chief publish`: "hub", the repo id, with `commit_sha` and `url`) and its audit
+        row, in one transaction. `weights`: file name -> sha256; `max_abs_diff` the round-trip
+        check's result, at most `tolerance`."""
+        check_export(format, target, location, weights, max_abs_diff, tolerance)
+        actor = actor or default_actor()
+        command = "publish" if target == "hub" else "export"
+        with self._write() as db:
+            model = find_model(db, model_ref)
+            db.execute(
+                "INSERT INTO exports (model_id, at, actor, format, target, location, commit_sha, url, "
+                "weights_json, max_abs_diff, tolerance, details_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    model.id,
+                    self.now(),
+                    scrub_text(actor),
+                    format,
+                    target,
+                    scrub_text(location),
+                    scrub_optional(commit_sha),
+                    scrub_optional(url),
+                    dumps(weights),
+                    float(max_abs_diff),
+                    float(tolerance),
+                    dumps(details or {}),
+                ),
+            )
+            audit = {"format": format, "location": location, "max_abs_diff": max_abs_diff}
+            audit.update({"commit": commit_sha, "url": url} if target == "hub" else {})
+            self._ledger.audit(actor, command, model.ref, {**audit, **(details or {})})
+        return self.exports(model.ref)[-1]
+
+    def exports(self, model_ref: str | None = None) -> list[Export]:
+        """Recorded exports and publications, oldest first (of one model when given)."""
+        with _db.read(self._db) as db:
+            model_id = find_model(db, model_ref).id if model_ref is not None else None
+            return _rows.exports(db, model_id)
 
     # ------------------------------------------------------------------ compare, export
 

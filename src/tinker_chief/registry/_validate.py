@@ -15,6 +15,8 @@ from typing import Any
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry._records import (
     BACKENDS,
+    EXPORT_FORMATS,
+    EXPORT_TARGETS,
     RECIPES,
     RUN_STATUSES,
     DataSummary,
@@ -128,3 +130,20 @@ def data_dict(data: DataSummary | dict[str, Any] | None) -> dict[str, Any]:
         raise RegistryError(
             f"`data`: {exc}; expected files [{{path, sha256, examples}}], examples, tokens, completion_tokens"
         ) from None
+
+
+def check_export(
+    format: str, target: str, location: str, weights: dict[str, str], max_abs_diff: float, tolerance: float
+) -> None:
+    """An export row: known format and target, a location, file -> sha256 hex, finite numbers."""
+    check_choice("format", format, EXPORT_FORMATS)
+    check_choice("target", target, EXPORT_TARGETS)
+    if not isinstance(location, str) or not location:
+        raise RegistryError(f"`location` is {scrub_text(repr(location))}; expected a directory or a repo id")
+    if not weights or not all(
+        isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for k, v in weights.items()
+    ):
+        raise RegistryError("`weights` must map each weight file to its sha256 (64 hex digits)")
+    for field, value in (("max_abs_diff", max_abs_diff), ("tolerance", tolerance)):
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise RegistryError(f"`{field}` is {value!r}; expected a finite number >= 0")

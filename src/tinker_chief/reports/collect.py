@@ -86,6 +86,7 @@ class ReportData:
     # model ref -> (to make, to evaluate, what its training run was billed)
     costs: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     diff_site: str | None = None  # the playground's static export, relative to the report
+    exports: list[Any] = field(default_factory=list)  # registry Export: `chief export` / `chief publish`
 
 
 def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -209,7 +210,7 @@ def collect(project_dir: Path) -> ReportData:
         raise ConfigurationError(f"{config_path}: not found; run `chief init` first or pass --project DIR")
     config = read_toml(config_path)
     registry_path = registry_file(project_dir, str(config.get("registry", REGISTRY)))
-    models, results, history, selections = [], [], [], []
+    models, results, history, selections, exports = [], [], [], [], []
     costs: dict[str, tuple[str, str, str]] = {}
     if registry_path.exists():
         from tinker_chief.registry import Registry
@@ -218,6 +219,7 @@ def collect(project_dir: Path) -> ReportData:
             models = registry.list_models()
             history = registry.status_history()
             selections = registry.selections()
+            exports = registry.exports()
             costs = _costs(registry, models, _plan_prices(project_dir))
             for model in models:
                 for task, run in sorted(registry.latest_results(model.ref).items()):
@@ -245,6 +247,7 @@ def collect(project_dir: Path) -> ReportData:
         _sweeps(project_dir, selections),
         selections,
         costs,
+        exports=exports,
     )
 
 

@@ -40,6 +40,13 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _link(url: str, label: str) -> str:
+    """An http(s) link (a hub's commit URL); any other scheme is shown as text, never followed."""
+    if not url.startswith(("https://", "http://")):
+        return _e(f"{label} ({url})")
+    return f'<a href="{_e(url)}">{_e(label)}</a>'
+
+
 def _table(headers: list[str], rows: Iterable[Iterable[Any]], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
@@ -206,6 +213,22 @@ def _registry_section(data: ReportData) -> str:
                 if m.ref in data.costs
             ],
             "cost",
+        )
+    if data.exports:
+        out += "<h3>Exports and publications</h3>" + _table(
+            ["model", "when", "format", "where", "commit", "round-trip max abs diff"],
+            [
+                [
+                    _e(e.model_ref),
+                    _e(e.at),
+                    _e(e.format),
+                    _e(e.location if e.target == "dir" else f"hub {e.location}"),
+                    _link(e.url, e.commit_sha[:12]) if e.url and e.commit_sha else _e(e.commit_sha),
+                    _e(f"{e.max_abs_diff:.2g}"),
+                ]
+                for e in data.exports
+            ],
+            "exports",
         )
     if data.history:
         out += "<h3>Status history</h3>" + _table(

@@ -3,7 +3,7 @@
 `TorchBackend(device="auto", dtype="auto")` implements `engine.backend.ComputeBackend`; the
 server (`engine/server/`) drives it from one worker thread. `export_merged` and
 `export_adapter` turn a saved adapter directory into a merged Hugging Face model or a clean
-PEFT adapter directory (used by `chief engine export`).
+PEFT adapter directory (in-process: tests, benchmarks).
 """
 
 from tinker_chief.engine.compute.export import export_adapter, export_merged

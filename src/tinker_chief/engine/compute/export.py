@@ -1,10 +1,9 @@
 """Export a saved adapter: as a clean PEFT adapter directory, or merged into its base model.
 
-`export_merged` loads a fresh fp32 copy of the base, applies the adapter with
-`peft.PeftModel.from_pretrained` and `merge_and_unload`, and saves a plain Hugging Face model
-directory (weights, config, tokenizer) that `AutoModelForCausalLM` loads without PEFT. When the
-adapter trains the output embedding of a model with tied embeddings, the output embedding is
-untied first: merging into the shared matrix would otherwise also change the input embeddings.
+`export_merged` is `models.merge.merge_adapter` (fp32, tied output embeddings untied before the
+merge) on a checkpoint directory of the engine's own: a plain Hugging Face model directory
+(weights, config, tokenizer) that `AutoModelForCausalLM` loads without PEFT. In-process use only
+(tests, benchmarks); users export registry versions with `chief export`.
 """
 
 from __future__ import annotations
@@ -12,12 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import torch
-
 from tinker_chief.engine.backend import InvalidRequestError
 from tinker_chief.engine.compute import checkpoint_io
-from tinker_chief.engine.compute.base_pool import canonical_name, load_frozen_causal_lm
-from tinker_chief.models import hf_files, mark_embeddings_untied, materialize_model
+from tinker_chief.engine.compute.base_pool import canonical_name
+from tinker_chief.models import materialize_model
+from tinker_chief.models.merge import merge_adapter
 
 _ADAPTER_FILES = (checkpoint_io.ADAPTER_CONFIG, checkpoint_io.ADAPTER_WEIGHTS, checkpoint_io.META)
 
@@ -43,28 +41,9 @@ def export_adapter(adapter_dir: Path, out_dir: Path) -> None:
             shutil.copy2(adapter_dir / name, out_dir / name)
 
 
-def _untie_output_embedding(model) -> None:
-    output = model.get_output_embeddings()
-    if output.weight is model.get_input_embeddings().weight:
-        output.weight = torch.nn.Parameter(output.weight.detach().clone(), requires_grad=False)
-    mark_embeddings_untied(model.config)
-
-
 def export_merged(adapter_dir: Path, base_model: str, out_dir: Path) -> None:
     """Write a Hugging Face model directory with the adapter merged into `base_model`."""
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
-    files = checkpoint_io.read_adapter(adapter_dir, with_optimizer=False)
+    checkpoint_io.read_adapter(adapter_dir, with_optimizer=False)  # validates it is an adapter
     _prepare_out(out_dir)  # before the slow load: a bad OUT_DIR fails at once
-    base_dir = materialize_model(canonical_name(base_model))
-    model = load_frozen_causal_lm(base_dir, "cpu")
-    targets = files.config.target_modules or []
-    output_name = next(name for name, module in model.named_modules() if module is model.get_output_embeddings())
-    if output_name in targets or any(str(t).endswith(output_name) for t in targets):
-        _untie_output_embedding(model)
-    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    merged.save_pretrained(str(out_dir))
-    tokenizer = AutoTokenizer.from_pretrained(str(base_dir), **hf_files.offline())
-    tokenizer.save_pretrained(str(out_dir))
+    merge_adapter(materialize_model(canonical_name(base_model)), adapter_dir, out_dir)
