@@ -1,7 +1,7 @@
 """Money and checkpoints on the command line: `chief cost`, budgets' flags, gc's report.
 
-`ProjectBackend` connects to the project's backend (flags, environment, `[backend]`, as `chief
-train` chooses) only when a command must reach it: promoting a version whose weights expire,
+`ProjectBackend` connects to the project's backend (`Workspace.backend_choice`, as `chief train`
+chooses) only when a command must reach it: promoting a version whose weights expire,
 retiring one, `chief registry gc`, `chief cost`. A local engine started for it stops again.
 """
 
@@ -26,15 +26,11 @@ class ProjectBackend:
 
     def connection(self) -> Any:
         if self._connection is None:
-            from tinker_chief.connection import choose_backend, open_connection
-            from tinker_chief.paths import ProjectPaths
+            from tinker_chief.workspace import Workspace, connect_at
 
-            section = self.project.config.backend
-            choice = choose_backend(
-                self.backend, self.base_url, project_kind=section.kind, project_url=section.base_url
-            )
-            state = ProjectPaths(self.project.root).engine_state
-            self._connection = open_connection(choice, state_dir=state)
+            workspace = Workspace.of(self.project)
+            choice = workspace.backend_choice(self.backend, self.base_url)
+            self._connection = connect_at(workspace.root, choice, [])  # no model to check: REST only
         return self._connection
 
     def rest(self) -> Any:
