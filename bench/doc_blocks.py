@@ -19,6 +19,14 @@ def _markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
+def read_block(path: Path, name: str) -> str | None:
+    """The text between the NAME markers of `path`, or None where the file or block is missing."""
+    begin, end = _markers(name)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    start, stop = text.find(begin), text.find(end)
+    return text[start + len(begin) : stop].strip() if 0 <= start < stop else None
+
+
 def write_block(path: Path, name: str, body: str) -> None:
     """Put `body` between the NAME markers of `path`, in place of what was there."""
     begin, end = _markers(name)

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine, sdk_engine  # noqa: E402
+from goals import record  # noqa: E402
 from tinker_chief.engine.backend import SampleRequest, SamplingSettings  # noqa: E402
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, load_tokenizer  # noqa: E402
@@ -103,6 +104,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--skip-sdk", action="store_true")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also record the SDK ratio as this CPU kind's `sample` goal row in FILE (bench/goals.py)",
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -127,6 +135,9 @@ def main() -> None:
         print(
             f"engine via tinker SDK, concurrent: {sdk_s:7.2f} s  {total / sdk_s:7.1f} tok/s  ratio {hf_s / sdk_s:.2f}x"
         )
+        if args.doc:
+            how = f"`bench/engine_sample.py --requests {args.requests} --new-tokens {args.new_tokens}`"
+            print(record("sample", hf_s / sdk_s, how, args.doc))
 
 
 if __name__ == "__main__":

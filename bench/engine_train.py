@@ -42,6 +42,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from doc_blocks import write_block  # noqa: E402
 from engine_common import gemm_peaks, machine, mfu_text, sdk_engine, timed  # noqa: E402
+from goals import record  # noqa: E402
 from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings  # noqa: E402
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
 from tinker_chief.engine.compute.devices import Precision  # noqa: E402
@@ -216,6 +217,10 @@ def main() -> None:
     if args.doc:
         header = f"`bench/engine_train.py`, {datetime.date.today()}, machine: {machine()}"
         write_block(args.doc, "engine-train", f"{header}\n\n{text}")
+        if "sdk" in seconds:
+            best = min(seconds["peft-float32"], seconds["peft-bfloat16"])
+            how = f"`bench/engine_train.py --batch {args.batch} --seq {args.seq} --dtype {args.dtype}`"
+            print(record("train", best / seconds["sdk"], how, args.doc))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ os.environ.setdefault("TINKER_TELEMETRY", "0")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine  # noqa: E402
+from goals import record  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, materialize_model  # noqa: E402
 
 
@@ -161,6 +162,13 @@ def main() -> None:
         help="the dtype Inspect's hf provider loads the model in (auto: the one the engine chose; "
         "Inspect's own default is the checkpoint's fp32)",
     )
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also record the ratio as this CPU kind's `eval-offline` goal row in FILE (bench/goals.py)",
+    )
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
@@ -185,6 +193,12 @@ def main() -> None:
     )
     print(f"engine during the timed run: {stats} (sample_compute_s: time inside the model's batched generate)")
     print(f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}")
+    if args.doc:
+        how = (
+            f"`bench/eval_offline.py --n {args.n} --concurrency {args.concurrency}`, both sides "
+            f"{args.hf_dtype}"
+        )
+        print(record("eval-offline", hf_s / chief_s, how, args.doc))
 
 
 if __name__ == "__main__":

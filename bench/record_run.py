@@ -17,6 +17,7 @@ from pathlib import Path
 
 from doc_blocks import write_block
 from engine_common import machine
+from goals import record
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 
@@ -88,6 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         body = demo_block(args.seconds, args.script_seconds, args.exit_code)
     try:
         write_block(args.doc, args.run, body)
+        if args.run == "tests":
+            _, seconds = junit_counts(args.junit)
+            command = " ".join(["./scripts/test.sh", *args.args.split()])
+            print(record("tests", seconds, f"`{command}`", args.doc))
+        elif args.exit_code == 0:  # a failed demo has no time to compare with the goal
+            print(record("demo", args.seconds, "`./scripts/demo.sh`", args.doc))
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     print(f"recorded the {args.run} run in {args.doc}")

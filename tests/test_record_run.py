@@ -57,7 +57,7 @@ def test_a_test_run_is_recorded_in_its_block_and_replaces_the_last(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nbefore\n\n<!-- tests:begin -->\n")
-    assert text.endswith("\n<!-- tests:end -->\n\nafter\n")
+    assert "\n<!-- tests:end -->\n\nafter\n" in text
     assert "old figures" not in text
     assert "- tests: 2 passed, 1 failed, 0 errors, 1 skipped, in " in text
     assert "- the whole script (set-up, lint and types, tests): 2m05s" in text
@@ -87,3 +87,29 @@ def test_a_broken_block_or_input_is_one_error_line(tmp_path: Path) -> None:
     result = _record(doc, "tests", "--junit", str(tmp_path / "missing.xml"), "--seconds", "1")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "cannot read pytest's --junitxml output" in result.stderr
+
+
+def test_each_run_records_its_speed_goal_row_per_cpu_kind(tmp_path: Path) -> None:
+    """The goal table keeps one row per (CPU kind, goal): a new run replaces this kind's row and
+    keeps the rows other machine kinds recorded."""
+    other = "| Some Other CPU; no AVX-512; no native bf16; no AMX; 2 CPUs | `chief demo` after set-up"
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text(
+        "# Benchmarks\n\n<!-- speed-goals:begin -->\n"
+        f"{other} | < 3 min | 5m00s | **no** | 2026-01-01 | abc1234 | `./scripts/demo.sh` |\n"
+        "<!-- speed-goals:end -->\n"
+    )
+    result = _record(doc, "demo", "--seconds", "150", "--script-seconds", "300", "--exit-code", "0")
+    assert result.returncode == 0, result.stderr
+    failed = _record(doc, "demo", "--seconds", "10", "--script-seconds", "20", "--exit-code", "1")
+    assert failed.returncode == 0, failed.stderr
+    junit = _junit_of_a_real_run(tmp_path)
+    assert _record(doc, "tests", "--junit", str(junit), "--seconds", "9").returncode == 0
+
+    block = doc.read_text().split("<!-- speed-goals:begin -->")[1].split("<!-- speed-goals:end -->")[0]
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "CPU kind" not in line]
+    assert sum(row.startswith(other) for row in rows) == 1, "another machine kind's row is kept"
+    ours = [row for row in rows if "`chief demo` after set-up" in row and not row.startswith(other)]
+    assert len(ours) == 1 and "| 2m30s | yes |" in ours[0], "the latest successful demo replaced ours"
+    suite = [row for row in rows if "the test suite" in row]
+    assert len(suite) == 1 and "| < 12 min |" in suite[0] and "| yes |" in suite[0]
