@@ -19,20 +19,26 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import ChiefError, EvalError
-from tinker_chief.evals import GenerationSettings
 from tinker_chief.playground.picker import ModelChoice
+
+if TYPE_CHECKING:
+    from tinker_cookbook.renderers import Message
+    from transformers import PreTrainedTokenizerBase
+
+    from tinker_chief.connection import Connection
+    from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 
 TOP_ALTERNATIVES = 5
 MAX_MODELS = 4
 MAX_SAMPLES = 8
 _SEED_CHUNK_STRIDE = 1_000_003  # a prime: chunk seeds of different samples never coincide
 
-Event = dict[str, Any]
+Event = dict[str, object]  # one JSON object of the NDJSON stream the page reads
 Emit = Callable[[Event], Awaitable[None]]
 
 
@@ -40,14 +46,16 @@ Emit = Callable[[Event], Awaitable[None]]
 class OpenModel:
     """A model opened for sampling: its `ModelSampler` and the renderer name its prompts use."""
 
-    sampler: Any
+    sampler: ModelSampler
     renderer: str
 
 
 class ModelHandles:
     """One open model per target, opened on first use through the playground's connection."""
 
-    def __init__(self, connection: Any, project_base: str | None, project_renderer: str | None) -> None:
+    def __init__(
+        self, connection: Connection, project_base: str | None, project_renderer: str | None
+    ) -> None:
         self.connection = connection
         self.project_base = project_base
         self.project_renderer = project_renderer
@@ -78,34 +86,40 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-def _finite(value: Any) -> float | None:
+def _finite(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def token_views(
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     ids: list[int],
-    logprobs: list[Any] | None = None,
-    top: list[Any] | None = None,
-) -> list[dict[str, Any]]:
+    logprobs: Sequence[float | None] | None = None,
+    top: Sequence[Sequence[tuple[int, float]] | None] | None = None,
+) -> list[dict[str, object]]:
     """Each token as the page shows it: id, text, log-probability, top alternatives."""
     views = []
     for i, token in enumerate(ids):
-        view: dict[str, Any] = {"id": token, "text": tokenizer.decode([token])}
+        view: dict[str, object] = {"id": token, "text": tokenizer.decode([token])}
         if logprobs is not None:
             view["logprob"] = _finite(logprobs[i] if i < len(logprobs) else None)
-        if top is not None and i < len(top) and top[i]:
-            view["top"] = [{"id": t, "text": tokenizer.decode([t]), "logprob": _finite(lp)} for t, lp in top[i]]
+        alternatives = top[i] if top is not None and i < len(top) else None
+        if alternatives:
+            view["top"] = [
+                {"id": t, "text": tokenizer.decode([t]), "logprob": _finite(lp)}
+                for t, lp in alternatives
+            ]
         views.append(view)
     return views
 
 
-def prompt_ids(model: OpenModel, messages: list[dict[str, str]]) -> list[int]:
+def prompt_ids(model: OpenModel, messages: list[Message]) -> list[int]:
     """Exactly the tokens sent for `messages`: the renderer's generation prompt."""
     return list(model.sampler.renderer.build_generation_prompt(messages).to_ints())
 
 
-async def score_tokens(model: OpenModel, ids: list[int]) -> tuple[list[Any], list[Any]]:
+async def score_tokens(
+    model: OpenModel, ids: list[int]
+) -> tuple[list[float | None], list[list[tuple[int, float]] | None]]:
     """Per-token log-probabilities (None for the first) and top alternatives of `ids`."""
     if len(ids) < 2:
         return [None] * len(ids), [None] * len(ids)
@@ -188,13 +202,15 @@ async def sample_answer(
         "sample": sample,
         "text": get_text_content(message),
         "stop_reason": stop_reason,
-        "tokens": token_views(sampler.tokenizer, tokens, logprobs[len(prompt) :], top[len(prompt) :]),
+        "tokens": token_views(
+            sampler.tokenizer, tokens, logprobs[len(prompt) :], top[len(prompt) :]
+        ),
     }
 
 
 async def chat_events(
     handles: ModelHandles,
-    chats: list[tuple[ModelChoice, list[dict[str, str]]]],
+    chats: list[tuple[ModelChoice, list[Message]]],
     settings: GenerationSettings,
     samples: int,
     chunk: int,
@@ -204,7 +220,7 @@ async def chat_events(
     A failing model reports its error; the others go on."""
     queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
-    async def one_model(choice: ModelChoice, messages: list[dict[str, str]]) -> None:
+    async def one_model(choice: ModelChoice, messages: list[Message]) -> None:
         async def emit(event: Event) -> None:
             await queue.put({"model": choice.ref, **event})
 
@@ -246,7 +262,9 @@ async def chat_events(
         runner.cancel()  # the page went away: stop sampling for it
 
 
-async def scored_prompt(handles: ModelHandles, choice: ModelChoice, messages: list[dict[str, str]], nll: bool) -> Event:
+async def scored_prompt(
+    handles: ModelHandles, choice: ModelChoice, messages: list[Message], nll: bool
+) -> Event:
     """The tokens `messages` render to for `choice` and, with `nll`, each one's log-probability
     and the mean negative log-likelihood per scored token."""
     model = await handles.open(choice)

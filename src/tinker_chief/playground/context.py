@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.paths import ProjectPaths, registry_file
 
@@ -66,9 +66,11 @@ class PlaygroundContext:
                     targets.append(str(task.data))
         return targets
 
-    def backend_section(self) -> dict[str, Any]:
+    def backend_section(self) -> dict[str, str | None]:
         section = self.project.config.backend if self.project else None
-        return {"kind": section.kind, "url": section.base_url} if section else {"kind": None, "url": None}
+        if section is None:
+            return {"kind": None, "url": None}
+        return {"kind": section.kind, "url": section.base_url}
 
 
 def load_context(project_dir: Path) -> PlaygroundContext:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.eval_samples import sample_from_line
@@ -22,15 +21,19 @@ from tinker_chief.jsonl import JsonlLine, read_jsonl_objects
 from tinker_chief.playground.context import SAVED_FILE, PlaygroundContext
 
 
-def conversation_row(system: str, messages: list[dict[str, str]], model: str) -> dict[str, Any]:
+def conversation_row(system: str, messages: list[dict[str, str]], model: str) -> dict[str, object]:
     """The eval row of a chat ending in an assistant turn (see the module docstring)."""
     if not messages or messages[-1]["role"] != "assistant":
-        raise ConfigurationError("a saved conversation must end with an answer (the row's `output`)")
+        raise ConfigurationError(
+            "a saved conversation must end with an answer (the row's `output`)"
+        )
     prompt, output = messages[:-1], messages[-1]["content"]
     if not prompt or prompt[-1]["role"] != "user":
-        raise ConfigurationError("the answer being saved must follow a user turn (the row's question)")
+        raise ConfigurationError(
+            "the answer being saved must follow a user turn (the row's question)"
+        )
     if len(prompt) == 1:
-        row: dict[str, Any] = {"input": prompt[0]["content"], "output": output}
+        row: dict[str, object] = {"input": prompt[0]["content"], "output": output}
         if system:
             row["system"] = system
     else:
@@ -61,14 +64,16 @@ def save_conversation(
     system: str,
     messages: list[dict[str, str]],
     model: str,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Append the chat's row to `target` (one of `context.save_targets()`); `saved` is False
     when the same row is already there."""
     relative, path = _target_path(context, target)
     row = conversation_row(system, messages, model)
     sample_from_line(JsonlLine(path, 0, row))  # reads back as an eval sample, or says why not
     exists = path.is_file() and path.stat().st_size > 0
-    if exists and any(line.value.get("id") == row["id"] for line in read_jsonl_objects(path, allow_empty=True)):
+    if exists and any(
+        line.value.get("id") == row["id"] for line in read_jsonl_objects(path, allow_empty=True)
+    ):
         return {"path": relative, "id": row["id"], "row": row, "saved": False}
     text = json.dumps(row, ensure_ascii=False) + "\n"
     if exists and not _ends_with_newline(path):
@@ -85,7 +90,7 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) == b"\n"
 
 
-def saved_conversations(context: PlaygroundContext) -> list[dict[str, Any]]:
+def saved_conversations(context: PlaygroundContext) -> list[dict[str, object]]:
     """The rows of the playground's own file, in order (none when it does not exist yet)."""
     path = context.root / SAVED_FILE
     if not path.is_file():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from tinker_chief.errors import EvalError
 from tinker_chief.playground.context import PlaygroundContext
@@ -26,6 +26,9 @@ from tinker_chief.playground.sample_records import (
     offline_results,
     registry_run_records,
 )
+
+if TYPE_CHECKING:
+    from tinker_chief.registry import EvalRun, PairedTest, Registry, SampleOutcome
 
 CATEGORIES = (
     "fixed",
@@ -52,9 +55,26 @@ _PASS_CATEGORY = {
 }
 
 
-def diff_catalog(context: PlaygroundContext, registry: Any | None) -> list[dict[str, Any]]:
+class DiffVersion(TypedDict):
+    """One side a task can be diffed on: a registry version or an eval-offline output."""
+
+    ref: str
+    label: str
+    status: str | None
+    trained: bool
+
+
+class DiffTask(TypedDict):
+    """A task of the diff catalog and the versions that ran it."""
+
+    name: str
+    kind: str  # "registry" or "offline"
+    versions: list[DiffVersion]
+
+
+def diff_catalog(context: PlaygroundContext, registry: Registry | None) -> list[DiffTask]:
     """Every task that can be diffed and the versions (or eval-offline outputs) that ran it."""
-    tasks: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, DiffTask] = {}
     if registry is not None:
         for model in registry.list_models():
             for task in registry.latest_results(model.ref):
@@ -62,26 +82,32 @@ def diff_catalog(context: PlaygroundContext, registry: Any | None) -> list[dict[
                 trained = model.tinker_path is not None
                 entry["versions"].append(_version(model.ref, model.status, model.status, trained))
     for result in offline_results(context.paths):
-        entry = tasks.setdefault(result.task, {"name": result.task, "kind": "offline", "versions": []})
+        entry = tasks.setdefault(
+            result.task, {"name": result.task, "kind": "offline", "versions": []}
+        )
         trained = result.model.startswith("tinker://")
         entry["versions"].append(_version(result.name, result.model, None, trained))
     return list(tasks.values())
 
 
-def _version(ref: str, detail: str, status: str | None, trained: bool) -> dict[str, Any]:
+def _version(ref: str, detail: str, status: str | None, trained: bool) -> DiffVersion:
     return {"ref": ref, "label": f"{ref} ({detail})", "status": status, "trained": trained}
 
 
-def build_diff(context: PlaygroundContext, registry: Any | None, task: str, a: str, b: str) -> dict[str, Any]:
+def build_diff(
+    context: PlaygroundContext, registry: Registry | None, task: str, a: str, b: str
+) -> dict[str, object]:
     """The diff of `b` against `a` on `task` (see the module docstring)."""
     if task.startswith(OFFLINE_PREFIX):
         return _offline_diff(context, task, a, b)
     if registry is None:
-        raise NothingToDiff(f"no registry at {context.registry_path}: nothing was evaluated in this project yet")
+        raise NothingToDiff(
+            f"no registry at {context.registry_path}: nothing was evaluated in this project yet"
+        )
     return _registry_diff(context, registry, task, a, b)
 
 
-def _run_of(registry: Any, ref: str, task: str) -> Any:
+def _run_of(registry: Registry, ref: str, task: str) -> EvalRun:
     runs = registry.latest_results(ref)  # an unknown ref is a ModelNotFoundError naming it
     if task not in runs:
         have = ", ".join(sorted(runs)) or "none"
@@ -89,17 +115,19 @@ def _run_of(registry: Any, ref: str, task: str) -> Any:
     return runs[task]
 
 
-def _registry_diff(context: PlaygroundContext, registry: Any, task: str, a: str, b: str) -> dict[str, Any]:
+def _registry_diff(
+    context: PlaygroundContext, registry: Registry, task: str, a: str, b: str
+) -> dict[str, object]:
     runs = [_run_of(registry, ref, task) for ref in (a, b)]
     models = [registry.get_model(ref) for ref in (a, b)]
     headline = runs[1].headline_metric or runs[0].headline_metric
-    test = None
+    test: PairedTest | None = None
     if headline:
         rows = registry.compare([a, b], [f"{task}/{headline}"], rules=context.rules).rows
         test = rows[0].tests[1] if rows else None  # B against A, as `chief compare A B` tests it
     outcomes = [{s.sample_id: s for s in registry.samples(run.id)} for run in runs]
     records = [registry_run_records(context.paths, model, run) for model, run in zip(models, runs)]
-    sides = [
+    sides: list[dict[str, object]] = [
         {
             "ref": model.ref,
             "status": model.status,
@@ -116,10 +144,12 @@ def _registry_diff(context: PlaygroundContext, registry: Any, task: str, a: str,
             f"{runs[1].suite_version}): only the samples both have are paired"
         )
     higher = context.rules.higher_is_better(headline) if headline else True
-    return _assemble(task, "registry", headline, higher, sides, outcomes, records, test, context, notes)
+    return _assemble(
+        task, "registry", headline, higher, sides, outcomes, records, test, context, notes
+    )
 
 
-def _offline_diff(context: PlaygroundContext, task: str, a: str, b: str) -> dict[str, Any]:
+def _offline_diff(context: PlaygroundContext, task: str, a: str, b: str) -> dict[str, object]:
     from tinker_chief.registry import SampleOutcome
     from tinker_chief.registry.stats import paired_on_samples
 
@@ -128,7 +158,8 @@ def _offline_diff(context: PlaygroundContext, task: str, a: str, b: str) -> dict
         if ref not in results:
             have = ", ".join(sorted(results)) or "none"
             raise NothingToDiff(
-                f"no eval-offline output `{ref}` on {task.removeprefix(OFFLINE_PREFIX)} (there are: {have})"
+                f"no eval-offline output `{ref}` on {task.removeprefix(OFFLINE_PREFIX)} "
+                f"(there are: {have})"
             )
     records = [offline_records(results[ref]) for ref in (a, b)]
     outcomes = [
@@ -146,10 +177,14 @@ def _offline_diff(context: PlaygroundContext, task: str, a: str, b: str) -> dict
         resamples=rules.bootstrap_resamples,
         seed=rules.seed,
     )
-    sides = []
+    sides: list[dict[str, object]] = []
     for ref, outcome in zip((a, b), outcomes):
         passed = sum(1 for o in outcome.values() if o.passed)
-        value = {"name": "accuracy", "value": passed / len(outcome), "n": len(outcome)} if outcome else None
+        value = (
+            {"name": "accuracy", "value": passed / len(outcome), "n": len(outcome)}
+            if outcome
+            else None
+        )
         sides.append(
             {
                 "ref": ref,
@@ -162,12 +197,15 @@ def _offline_diff(context: PlaygroundContext, task: str, a: str, b: str) -> dict
     return _assemble(task, "offline", "accuracy", True, sides, outcomes, records, test, context, [])
 
 
-def _natural(sample_id: str) -> list[Any]:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", sample_id)]
+def _natural(sample_id: str) -> list[tuple[int, int, str]]:
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", sample_id)
+    ]
 
 
-def category(a: Any | None, b: Any | None, higher_is_better: bool) -> str:
-    """B against A for one sample's outcomes (`SampleOutcome` or None)."""
+def category(a: SampleOutcome | None, b: SampleOutcome | None, higher_is_better: bool) -> str:
+    """B against A for one sample's outcomes (None: the side has no outcome for it)."""
     if a is None or b is None:
         return "unpaired"
     if a.passed is not None and b.passed is not None:
@@ -182,13 +220,13 @@ def _assemble(
     kind: str,
     headline: str | None,
     higher: bool,
-    sides: list[dict[str, Any]],
-    outcomes: list[dict[str, Any]],
+    sides: list[dict[str, object]],
+    outcomes: list[dict[str, SampleOutcome]],
     records: list[RunRecords],
-    test: Any,
+    test: PairedTest | None,
     context: PlaygroundContext,
     notes: list[str],
-) -> dict[str, Any]:
+) -> dict[str, object]:
     for side, side_records in zip(sides, records):
         side["records"] = side_records.source
         if side_records.missing:
@@ -201,12 +239,16 @@ def _assemble(
         views = []
         for outcome, detail in zip((o.get(sample_id) for o in outcomes), details):
             view = detail.to_json() if detail is not None else {}
-            view.update(score=outcome.score if outcome else None, passed=outcome.passed if outcome else None)
+            view.update(
+                score=outcome.score if outcome else None, passed=outcome.passed if outcome else None
+            )
             views.append(view)
         samples.append(
             {
                 "id": sample_id,
-                "category": category(outcomes[0].get(sample_id), outcomes[1].get(sample_id), higher),
+                "category": category(
+                    outcomes[0].get(sample_id), outcomes[1].get(sample_id), higher
+                ),
                 "prompt": shown.prompt if shown else [],
                 "target": shown.target if shown else None,
                 "a": views[0],
@@ -228,7 +270,7 @@ def _assemble(
     }
 
 
-def _test_json(test: Any, context: PlaygroundContext) -> dict[str, Any] | None:
+def _test_json(test: PairedTest | None, context: PlaygroundContext) -> dict[str, object] | None:
     """The paired test of B against A: `fixed`/`broken` are McNemar's discordant counts."""
     if test is None:
         return None

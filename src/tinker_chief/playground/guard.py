@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -31,7 +27,9 @@ class BodyTooLarge(Exception):
     """Raised into the app when a streamed body passes the cap (the app answers 413)."""
 
 
-def refusal(status: int, message: str, *, api: bool) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def refusal(
+    status: int, message: str, *, api: bool
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and body of a refused request: JSON for the API, text for pages."""
     if api:
         body = json.dumps({"error": message}).encode()
@@ -58,7 +56,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         api = str(scope.get("path", "")).startswith("/api/")
         problem = self._check(scope, headers)
         if problem is not None:
@@ -69,7 +69,9 @@ class Guard:
             await _answer(send, *refusal(413, self._too_large(), api=api))
             return
         from_query = self._query_token(scope) is not None
-        await self.app(scope, self._capped(receive), self._with_cookie(send) if from_query else send)
+        await self.app(
+            scope, self._capped(receive), self._with_cookie(send) if from_query else send
+        )
 
     def _check(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host = headers.get("host", "")
@@ -81,7 +83,8 @@ class Guard:
         origin = headers.get("origin")
         if origin is not None and origin not in self.origins:
             return 403, (
-                f"refused: a cross-origin request from {origin!r}; only this playground's own page may call it"
+                f"refused: a cross-origin request from {origin!r}; "
+                "only this playground's own page may call it"
             )
         if not self._has_token(scope, headers):
             return 403, (

@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from tinker_chief.registry import Registry
 
 MAX_REF_CHARS = 1000
 _TINKER_PATH = re.compile(r"tinker://[^\s\x00-\x1f\x7f]+")
@@ -30,11 +33,11 @@ class ModelChoice:
     status: str | None = None
     headline: dict[str, float] = field(default_factory=dict)  # "task/metric" -> value
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
-def version_choices(registry: Any) -> list[ModelChoice]:
+def version_choices(registry: Registry) -> list[ModelChoice]:
     """Every registry version (by name, then version) with each evaluated task's headline metric."""
     choices = []
     for model in registry.list_models():
@@ -44,7 +47,9 @@ def version_choices(registry: Any) -> list[ModelChoice]:
             if run.headline_metric in run.metrics
         }
         target = model.tinker_path or model.base_model
-        choices.append(ModelChoice(model.ref, "version", target, model.base_model, model.status, headline))
+        choices.append(
+            ModelChoice(model.ref, "version", target, model.base_model, model.status, headline)
+        )
     return choices
 
 
@@ -55,7 +60,9 @@ def base_choices(served: Iterable[str], project_base: str | None) -> list[ModelC
     return [ModelChoice(name, "base", name, name) for name in names]
 
 
-def resolve_choice(ref: object, choices: Sequence[ModelChoice], registry: Any | None) -> ModelChoice:
+def resolve_choice(
+    ref: object, choices: Sequence[ModelChoice], registry: Registry | None
+) -> ModelChoice:
     """The choice `ref` names: one on offer, a `tinker://` path, or another name the registry
     resolves (`name` alone: its latest version); else `ModelNotFoundError` saying what fits."""
     if not isinstance(ref, str) or not ref.strip():
@@ -68,7 +75,9 @@ def resolve_choice(ref: object, choices: Sequence[ModelChoice], registry: Any | 
             return choice
     if ref.startswith("tinker://"):
         if not _TINKER_PATH.fullmatch(ref):
-            raise ModelNotFoundError(f"{shown!r} is not a tinker:// path (no spaces or control characters)")
+            raise ModelNotFoundError(
+                f"{shown!r} is not a tinker:// path (no spaces or control characters)"
+            )
         return ModelChoice(ref, "path", ref)
     if registry is not None:
         try:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import ChiefError
 from tinker_chief.evals.cache import TaskCache
 from tinker_chief.evals.records import SampleRecord, read_records
 from tinker_chief.files import read_json_object
 from tinker_chief.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from tinker_chief.registry import EvalRun, ModelRecord
 
 OFFLINE_PREFIX = "offline:"  # how an eval-offline data file is named among the diff's tasks
 
@@ -35,7 +38,7 @@ class SampleDetail:
     explanation: str = ""
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -50,7 +53,9 @@ class RunRecords:
 
 def from_record(record: SampleRecord) -> SampleDetail:
     return SampleDetail(
-        prompt=[{"role": str(m.get("role")), "content": str(m.get("content"))} for m in record.prompt],
+        prompt=[
+            {"role": str(m.get("role")), "content": str(m.get("content"))} for m in record.prompt
+        ],
         target=record.target,
         response=record.response,
         correct=record.correct,
@@ -65,20 +70,26 @@ def _from_file(path: Path) -> RunRecords:
     return RunRecords(records, str(path))
 
 
-def registry_run_records(paths: ProjectPaths, model: Any, run: Any) -> RunRecords:
-    """The records of registry eval run `run` of `model` (a `ModelRecord`)."""
+def registry_run_records(paths: ProjectPaths, model: ModelRecord, run: EvalRun) -> RunRecords:
+    """The records of registry eval run `run` of `model`."""
     if run.log_location:
         return inspect_records(run.log_location)
     if (run.settings.get("task") or {}).get("kind") == "nll":
-        return RunRecords(missing="an nll task keeps no per-sample text, only each conversation's NLL")
+        return RunRecords(
+            missing="an nll task keeps no per-sample text, only each conversation's NLL"
+        )
     # The key `chief eval` cached the run under: the sampled target and the suite version.
-    cache = TaskCache(paths.eval_cache, model.tinker_path or model.base_model, run.suite_version, run.task)
+    cache = TaskCache(
+        paths.eval_cache, model.tinker_path or model.base_model, run.suite_version, run.task
+    )
     if not cache.records_path.is_file():
-        return RunRecords(missing=f"no per-sample records at {cache.records_path} (was the eval cache cleared?)")
+        return RunRecords(
+            missing=f"no per-sample records at {cache.records_path} (was the eval cache cleared?)"
+        )
     return _from_file(cache.records_path)
 
 
-def _text(content: Any) -> str:
+def _text(content: object) -> str:
     return content if isinstance(content, str) else str(getattr(content, "text", content))
 
 
@@ -92,7 +103,9 @@ def inspect_records(location: str) -> RunRecords:
 
         log = read_eval_log(location)
     except Exception as exc:  # a moved, partial or foreign log: the diff goes on without text
-        return RunRecords(missing=f"cannot read the Inspect log {location}: {type(exc).__name__}: {exc}")
+        return RunRecords(
+            missing=f"cannot read the Inspect log {location}: {type(exc).__name__}: {exc}"
+        )
     scores = log.results.scores if log.results else []
     scorer = scores[0].name if scores else None
     to_float = value_to_float()
@@ -112,7 +125,9 @@ def inspect_records(location: str) -> RunRecords:
             response=sample.output.completion if sample.output else None,
             correct=None if value not in (0.0, 1.0) else value == 1.0,
             answer=None if score is None or score.answer is None else str(score.answer),
-            explanation="" if score is None or score.explanation is None else str(score.explanation),
+            explanation=""
+            if score is None or score.explanation is None
+            else str(score.explanation),
             error=sample.error.message if sample.error else None,
         )
     return RunRecords(details, location)

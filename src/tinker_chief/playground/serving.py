@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-from typing import Any
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.playground.web import PlaygroundState, make_app
@@ -30,12 +29,14 @@ class PlaygroundServer:
             self.sock.listen(64)
         except OSError as exc:
             self.sock.close()
-            raise ConfigurationError(f"--port {port}: cannot listen on {HOST}:{port} ({exc.strerror or exc})") from None
+            raise ConfigurationError(
+                f"--port {port}: cannot listen on {HOST}:{port} ({exc.strerror or exc})"
+            ) from None
         self.port = int(self.sock.getsockname()[1])
         self.token = secrets.token_urlsafe(24)
         app = make_app(state, token=self.token, port=self.port)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self._server: Any = uvicorn.Server(config)
+        self._server = uvicorn.Server(config)
 
     @property
     def url(self) -> str:

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.playground import conversations, diffs
@@ -25,6 +25,18 @@ MAX_VERSIONS = 12  # per task: 12 versions are 132 diffs; older ones are left ou
 DATA_FILE = "data.js"
 
 
+class ExportData(TypedDict):
+    """What `data.js` hands the static page (`window.CHIEF_EXPORT`)."""
+
+    mode: str
+    project: str
+    exported_at: str
+    tasks: list[diffs.DiffTask]
+    diffs: dict[str, dict[str, dict[str, dict[str, object]]]]  # task -> a -> b -> the diff
+    saved: list[dict[str, object]]
+    left_out: list[str]
+
+
 @dataclass(frozen=True)
 class ExportSummary:
     index: Path
@@ -33,9 +45,9 @@ class ExportSummary:
     left_out: list[str]
 
 
-def export_data(context: PlaygroundContext) -> dict[str, Any]:
+def export_data(context: PlaygroundContext) -> ExportData:
     """Everything the static page shows, as one JSON-able object."""
-    all_diffs: dict[str, dict[str, dict[str, Any]]] = {}
+    all_diffs: dict[str, dict[str, dict[str, dict[str, object]]]] = {}
     left_out = []
     registry = context.open_registry()
     try:
@@ -73,10 +85,14 @@ def export_site(context: PlaygroundContext, out_dir: Path) -> ExportSummary:
         for name in ASSETS:
             _write(out_dir / "static" / name, asset_text(name))
         _write(out_dir / DATA_FILE, f"window.CHIEF_EXPORT = {json.dumps(data)};\n")
-        page = asset_text("index.html").replace(EXPORT_DATA_MARK, f'<script src="{DATA_FILE}"></script>')
+        page = asset_text("index.html").replace(
+            EXPORT_DATA_MARK, f'<script src="{DATA_FILE}"></script>'
+        )
         _write(out_dir / "index.html", page)
     except OSError as exc:
-        raise ConfigurationError(f"--export {out_dir}: cannot write the site ({exc.strerror or exc})") from None
+        raise ConfigurationError(
+            f"--export {out_dir}: cannot write the site ({exc.strerror or exc})"
+        ) from None
     count = sum(len(by_b) for by_a in data["diffs"].values() for by_b in by_a.values())
     return ExportSummary(out_dir / "index.html", count, len(data["saved"]), data["left_out"])
 

@@ -22,9 +22,9 @@ import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,10 +36,20 @@ from tinker_chief.errors import (
     EvalError,
     ModelNotFoundError,
 )
-from tinker_chief.evals import GenerationSettings
+from tinker_chief.evals.model_sampler import GenerationSettings
 from tinker_chief.playground import chat, conversations, diffs, picker
 from tinker_chief.playground.context import PlaygroundContext
 from tinker_chief.playground.guard import BodyTooLarge, Guard
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from tinker_cookbook.renderers import Message
+
+    from tinker_chief.connection import Connection
+    from tinker_chief.registry import Registry
+
+    Handler = Callable[[Request], Awaitable[Response]]
 
 MAX_BODY_BYTES = 1 << 20  # a chat of a few long turns; a 10 MB paste is refused, not sampled
 MAX_TEXT_CHARS = 200_000
@@ -58,7 +68,11 @@ PAGE_HEADERS = {
 
 def asset_text(name: str) -> str:
     """A file of the page, as shipped in the package (`static/`)."""
-    return resources.files("tinker_chief.playground").joinpath("static", name).read_text(encoding="utf-8")
+    return (
+        resources.files("tinker_chief.playground")
+        .joinpath("static", name)
+        .read_text(encoding="utf-8")
+    )
 
 
 # ------------------------------------------------------------------------------ request bodies
@@ -114,7 +128,10 @@ def _validation_message(exc: ValidationError) -> str:
     return f"field `{where or '(body)'}`: {first.get('msg', 'invalid')}"
 
 
-def parse_body(raw: bytes, model: type[_Body]) -> Any:
+BodyT = TypeVar("BodyT", bound=_Body)
+
+
+def parse_body(raw: bytes, model: type[BodyT]) -> BodyT:
     try:
         value = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -127,10 +144,10 @@ def parse_body(raw: bytes, model: type[_Body]) -> Any:
         raise BadRequest(_validation_message(exc)) from None
 
 
-def _messages(system: str, turns: list[Turn], *, ends_with: str) -> list[dict[str, str]]:
+def _messages(system: str, turns: list[Turn], *, ends_with: str) -> list[Message]:
     if turns[-1].role != ends_with:
         raise BadRequest(f"field `messages`: the last turn must be the {ends_with}'s")
-    chat_turns = [{"role": t.role, "content": t.content} for t in turns]
+    chat_turns: list[Message] = [{"role": t.role, "content": t.content} for t in turns]
     return [{"role": "system", "content": system}, *chat_turns] if system else chat_turns
 
 
@@ -142,17 +159,17 @@ class PlaygroundState:
     """What the routes share: the project, the backend connection (None: no chat), open models."""
 
     context: PlaygroundContext
-    connection: Any | None
+    connection: Connection | None
     stream_tokens: int = 16
     handles: chat.ModelHandles | None = None
     served: list[str] | None = None
     served_problem: str | None = None
-    export: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.connection is not None:
-            self.handles = chat.ModelHandles(self.connection, self.context.base_model, self.context.renderer)
+            self.handles = chat.ModelHandles(
+                self.connection, self.context.base_model, self.context.renderer
+            )
 
     def served_models(self) -> list[str]:
         """The backend's base models, asked once (a failure is shown, not fatal)."""
@@ -165,13 +182,13 @@ class PlaygroundState:
                     self.served_problem = str(exc)
         return self.served
 
-    def choices(self, registry: Any | None) -> list[picker.ModelChoice]:
+    def choices(self, registry: Registry | None) -> list[picker.ModelChoice]:
         versions = picker.version_choices(registry) if registry is not None else []
         return [*versions, *picker.base_choices(self.served_models(), self.context.base_model)]
 
 
 @contextmanager
-def _registry(context: PlaygroundContext) -> Iterator[Any | None]:
+def _registry(context: PlaygroundContext) -> Iterator[Registry | None]:
     registry = context.open_registry()
     try:
         yield registry
@@ -192,23 +209,22 @@ def _status(exc: BaseException) -> int:
     return 500
 
 
-def error_response(exc: BaseException) -> Any:
+def error_response(exc: BaseException) -> JSONResponse:
     from starlette.responses import JSONResponse
 
     message = chat.describe(exc) if not isinstance(exc, BodyTooLarge) else str(exc)
     if _status(exc) == 500 and not isinstance(exc, ChiefError):
         message = f"internal error: {message}"
-    return JSONResponse({"error": message}, status_code=_status(exc), headers={"Cache-Control": "no-store"})
-
-
-Handler = Callable[[Any], Awaitable[Any]]
+    return JSONResponse(
+        {"error": message}, status_code=_status(exc), headers={"Cache-Control": "no-store"}
+    )
 
 
 def _api(handler: Handler) -> Handler:
     """Every error of `handler` as a one-line JSON answer."""
 
     @functools.wraps(handler)
-    async def guarded(request: Any) -> Any:
+    async def guarded(request: Request) -> Response:
         try:
             return await handler(request)
         except Exception as exc:  # the page gets one line, whatever went wrong
@@ -217,7 +233,9 @@ def _api(handler: Handler) -> Handler:
     return guarded
 
 
-def make_app(state: PlaygroundState, *, token: str, port: int, max_body: int = MAX_BODY_BYTES) -> Any:
+def make_app(
+    state: PlaygroundState, *, token: str, port: int, max_body: int = MAX_BODY_BYTES
+) -> Guard:
     """The ASGI app for `state`, behind the guard for `token` at 127.0.0.1:`port`."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -226,17 +244,19 @@ def make_app(state: PlaygroundState, *, token: str, port: int, max_body: int = M
 
     context = state.context
 
-    async def page(request: Any) -> Any:
-        return HTMLResponse(asset_text("index.html").replace(EXPORT_DATA_MARK, ""), headers=PAGE_HEADERS)
+    async def page(request: Request) -> Response:
+        return HTMLResponse(
+            asset_text("index.html").replace(EXPORT_DATA_MARK, ""), headers=PAGE_HEADERS
+        )
 
     @_api
-    async def static(request: Any) -> Any:
+    async def static(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ASSETS:
             raise ModelNotFoundError(f"no file {name!r} here")
         return Response(asset_text(name), media_type=ASSETS[name], headers=PAGE_HEADERS)
 
-    def _state() -> dict[str, Any]:
+    def _state() -> dict[str, object]:
         with _registry(context) as registry:
             choices = state.choices(registry)
             tasks = diffs.diff_catalog(context, registry)
@@ -253,7 +273,7 @@ def make_app(state: PlaygroundState, *, token: str, port: int, max_body: int = M
         }
 
     @_api
-    async def api_state(request: Any) -> Any:
+    async def api_state(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(_state))
 
     def _resolve(refs: list[str]) -> list[picker.ModelChoice]:
@@ -263,11 +283,13 @@ def make_app(state: PlaygroundState, *, token: str, port: int, max_body: int = M
 
     def _handles() -> chat.ModelHandles:
         if state.handles is None:
-            raise EngineError("this playground has no backend to sample from (it was started without one)")
+            raise EngineError(
+                "this playground has no backend to sample from (it was started without one)"
+            )
         return state.handles
 
     @_api
-    async def api_chat(request: Any) -> Any:
+    async def api_chat(request: Request) -> Response:
         body = parse_body(await request.body(), ChatBody)
         handles = _handles()
         refs = [item.model for item in body.chats]
@@ -287,13 +309,17 @@ def make_app(state: PlaygroundState, *, token: str, port: int, max_body: int = M
         )
 
         async def lines() -> AsyncIterator[bytes]:
-            async for event in chat.chat_events(handles, jobs, settings, body.samples, state.stream_tokens):
+            async for event in chat.chat_events(
+                handles, jobs, settings, body.samples, state.stream_tokens
+            ):
                 yield (json.dumps(event) + "\n").encode()
 
-        return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-store"})
+        return StreamingResponse(
+            lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-store"}
+        )
 
     @_api
-    async def api_prompt(request: Any) -> Any:
+    async def api_prompt(request: Request) -> Response:
         body = parse_body(await request.body(), PromptBody)
         handles = _handles()
         (choice,) = await run_in_threadpool(_resolve, [body.model])
@@ -301,20 +327,22 @@ def make_app(state: PlaygroundState, *, token: str, port: int, max_body: int = M
         return JSONResponse(await chat.scored_prompt(handles, choice, messages, body.nll))
 
     @_api
-    async def api_diff(request: Any) -> Any:
+    async def api_diff(request: Request) -> Response:
         query = request.query_params
         missing = [name for name in ("task", "a", "b") if not query.get(name)]
         if missing:
-            raise BadRequest(f"missing query parameter(s) {', '.join(missing)}: /api/diff?task=T&a=REF&b=REF")
+            raise BadRequest(
+                f"missing query parameter(s) {', '.join(missing)}: /api/diff?task=T&a=REF&b=REF"
+            )
 
-        def build() -> dict[str, Any]:
+        def build() -> dict[str, object]:
             with _registry(context) as registry:
                 return diffs.build_diff(context, registry, query["task"], query["a"], query["b"])
 
         return JSONResponse(await run_in_threadpool(build))
 
     @_api
-    async def api_save(request: Any) -> Any:
+    async def api_save(request: Request) -> Response:
         body = parse_body(await request.body(), SaveBody)
         messages = [{"role": t.role, "content": t.content} for t in body.messages]
         saved = await run_in_threadpool(
@@ -323,13 +351,15 @@ def make_app(state: PlaygroundState, *, token: str, port: int, max_body: int = M
         return JSONResponse(saved)
 
     @_api
-    async def api_saved(request: Any) -> Any:
-        return JSONResponse({"rows": await run_in_threadpool(conversations.saved_conversations, context)})
+    async def api_saved(request: Request) -> Response:
+        return JSONResponse(
+            {"rows": await run_in_threadpool(conversations.saved_conversations, context)}
+        )
 
-    async def not_found(request: Any, exc: Exception) -> Any:
+    async def not_found(request: Request, exc: Exception) -> Response:
         return error_response(ModelNotFoundError(f"no such page or API route: {request.url.path}"))
 
-    async def not_allowed(request: Any, exc: Exception) -> Any:
+    async def not_allowed(request: Request, exc: Exception) -> Response:
         message = f"{request.method} is not allowed on {request.url.path}"
         return JSONResponse({"error": message}, status_code=405)
 

@@ -5,8 +5,8 @@ from the backend that trained it through the SDK (`weights.py`), written as a st
 adapter directory or a merged Hugging Face model (`layout.py`, `models.merge`), verified by a
 round-trip check in a separate process that loads it with plain transformers + PEFT
 (`roundtrip.py`, `_load_check.py`), described by a Hugging Face model card with the registry's
-eval results (`card.py`), pushed to the hub in one commit (`hub.py`), and recorded in the
-registry with an audit row (`export.py`). It imports registry, models, connection, planning and
+eval results (`card.py`), pushed to the hub in one commit (`hub_push.py`), and recorded in the
+registry with an audit row (`exporting.py`). It imports registry, models, connection, planning and
 reports (the learning-curve chart); nothing imports it but the CLI.
 
     from tinker_chief.planning import load_project

@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
-def _logprobs(model: Any, prompts: list[list[int]]) -> list[list[float]]:
+def _logprobs(model: torch.nn.Module, prompts: list[list[int]]) -> list[list[float]]:
     import torch
 
     out = []

@@ -9,7 +9,7 @@ then the backend's scores of the canary prompts, the weights down through the SD
 directory beside the destination and renamed into place only once the check passed, so a failure
 leaves no directory behind; the registry row (and its audit row) is written last, in one
 transaction. `publish_model` builds the export in a temporary directory and pushes it in one
-commit (`publish.hub`).
+commit (`publish.hub_push`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import ConfigurationError, ExportError
 from tinker_chief.publish import card, hub_push, layout, roundtrip, weights
 from tinker_chief.registry import Export, ModelRecord, Registry
+
+if TYPE_CHECKING:
+    from tinker_chief.connection import Connection
+    from tinker_chief.planning import Project
 
 PUBLISHABLE = ("staging", "prod")
 
@@ -44,7 +48,7 @@ class ExportResult:
     directory: Path | None = None  # `chief export`
     pushed: hub_push.Pushed | None = None  # `chief publish`
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "model": self.record.ref,
             "format": self.format,
@@ -59,20 +63,22 @@ class ExportResult:
         }
 
 
-def default_dir(project: Any, record: ModelRecord, merged: bool) -> Path:
+def default_dir(project: Project, record: ModelRecord, merged: bool) -> Path:
     """`<project>/exports/<name>-v<N>` (`-merged` for a merged model)."""
-    return project.root / "exports" / f"{record.name}-v{record.version}{'-merged' if merged else ''}"
+    return (
+        project.root / "exports" / f"{record.name}-v{record.version}{'-merged' if merged else ''}"
+    )
 
 
 def export_model(
-    project: Any,
+    project: Project,
     model_ref: str,
     *,
     out_dir: Path | None = None,
     merged: bool = False,
     backend: str | None = None,
     base_url: str | None = None,
-    connection: Any = None,
+    connection: Connection | None = None,
     actor: str | None = None,
 ) -> ExportResult:
     """Export `model_ref` of `project` (a `planning.Project`) to `out_dir` (default `default_dir`),
@@ -104,11 +110,13 @@ def export_model(
             except BaseException:
                 shutil.rmtree(target, ignore_errors=True)  # not recorded: not kept
                 raise
-    return ExportResult(record, export_format, built.roundtrip, built.digests, built.base.hub_id, row, target)
+    return ExportResult(
+        record, export_format, built.roundtrip, built.digests, built.base.hub_id, row, target
+    )
 
 
 def publish_model(
-    project: Any,
+    project: Project,
     model_ref: str,
     repo: str,
     *,
@@ -118,7 +126,7 @@ def publish_model(
     reason: str = "",
     backend: str | None = None,
     base_url: str | None = None,
-    connection: Any = None,
+    connection: Connection | None = None,
     actor: str | None = None,
 ) -> ExportResult:
     """Export `model_ref` (verified, with its card) and push it to the hub repository `repo` in one
@@ -178,7 +186,9 @@ def publish_model(
             details=details,
             actor=actor,
         )
-    return ExportResult(record, export_format, built.roundtrip, built.digests, built.base.hub_id, row, pushed=pushed)
+    return ExportResult(
+        record, export_format, built.roundtrip, built.digests, built.base.hub_id, row, pushed=pushed
+    )
 
 
 # ------------------------------------------------------------------------------------ steps
@@ -192,10 +202,10 @@ class _Built:
 
 
 def _build(
-    project: Any,
+    project: Project,
     registry: Registry,
     record: ModelRecord,
-    connection: Any,
+    connection: Connection,
     out: Path,
     merged: bool,
     repo: str | None = None,
@@ -208,12 +218,13 @@ def _build(
         raise ExportError(
             f"cannot verify an export of {record.ref}: its base {base.name} has no weights on this "
             "machine (it runs on Tinker's cloud), and the round-trip check loads it; put its "
-            "weights in the Hugging "
-            f"Face cache (`hf download {base.name}`) and export again"
+            f"weights in the Hugging Face cache (`hf download {base.name}`) and export again"
         )
     assert record.tinker_path is not None  # weights.state_path_of passed: a trained version
     renderer_name = record.config.get("renderer") or project.config.renderer
-    canaries = roundtrip.canary_prompts(project, get_renderer(renderer_name, load_tokenizer(base.name)))
+    canaries = roundtrip.canary_prompts(
+        project, get_renderer(renderer_name, load_tokenizer(base.name))
+    )
     served = roundtrip.served_logprobs(connection, record.tinker_path, canaries)
     export_format = "merged" if merged else "adapter"
     with tempfile.TemporaryDirectory(prefix=".chief-download-", dir=out.parent) as scratch:
@@ -235,11 +246,13 @@ def _build(
         record.ref,
     )
     digests = layout.weight_digests(out)
-    card.write_card(out, card.gather(project, registry, record, base, export_format, checked, digests, repo))
+    card.write_card(
+        out, card.gather(project, registry, record, base, export_format, checked, digests, repo)
+    )
     return _Built(base, checked, digests)
 
 
-def _details(built: _Built) -> dict[str, Any]:
+def _details(built: _Built) -> dict[str, object]:
     rt = built.roundtrip
     return {
         "base_model": built.base.hub_id,
@@ -254,8 +267,12 @@ def _details(built: _Built) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _connected(
-    project: Any, record: ModelRecord, given: Any, backend: str | None, base_url: str | None
-) -> Iterator[Any]:
+    project: Project,
+    record: ModelRecord,
+    given: Connection | None,
+    backend: str | None,
+    base_url: str | None,
+) -> Iterator[Connection]:
     """The caller's connection, else one chosen as `chief eval` chooses (flags, environment, the
     project's [backend], TINKER_API_KEY, a local engine on the project's state), closed after."""
     if given is not None:
@@ -265,7 +282,9 @@ def _connected(
     from tinker_chief.paths import ProjectPaths
 
     section = project.config.backend
-    choice = choose_backend(backend, base_url, project_kind=section.kind, project_url=section.base_url)
+    choice = choose_backend(
+        backend, base_url, project_kind=section.kind, project_url=section.base_url
+    )
     state = ProjectPaths(project.root).engine_state
     with open_connection(choice, state_dir=state, models=[record.base_model]) as connection:
         yield connection
@@ -273,9 +292,13 @@ def _connected(
 
 def _check_destination(target: Path) -> None:
     if target.exists() and not target.is_dir():
-        raise ExportError(f"{target}: exists and is not a directory; expected a new or empty directory")
+        raise ExportError(
+            f"{target}: exists and is not a directory; expected a new or empty directory"
+        )
     if target.is_dir() and any(target.iterdir()):
-        raise ExportError(f"{target}: exists and is not empty; choose a new --dir (nothing was written)")
+        raise ExportError(
+            f"{target}: exists and is not empty; choose a new --dir (nothing was written)"
+        )
 
 
 @contextlib.contextmanager
@@ -289,7 +312,9 @@ def _staging(target: Path) -> Iterator[Path]:
         staging.mkdir()
     except OSError as exc:
         _remove_empty(made)
-        raise ExportError(f"{target}: cannot create the export directory ({exc.strerror or exc})") from None
+        raise ExportError(
+            f"{target}: cannot create the export directory ({exc.strerror or exc})"
+        ) from None
     try:
         yield staging
     except BaseException:
@@ -304,7 +329,9 @@ def _move_into_place(staging: Path, target: Path) -> None:
     try:
         os.rename(staging, target)
     except OSError as exc:
-        raise ExportError(f"{target}: cannot move the export into place ({exc.strerror or exc})") from None
+        raise ExportError(
+            f"{target}: cannot move the export into place ({exc.strerror or exc})"
+        ) from None
 
 
 def _remove_empty(directories: list[Path]) -> None:

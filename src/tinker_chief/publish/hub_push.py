@@ -14,9 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import ConfigurationError, ExportError
+
+if TYPE_CHECKING:
+    from huggingface_hub import CommitOperation
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _KEPT_REMOTE = frozenset({".gitattributes"})
@@ -35,8 +38,15 @@ class Pushed:
 
 def check_repo_id(repo: str) -> str:
     """`ORG/NAME` as the hub spells repository ids, or a one-line error."""
-    if not isinstance(repo, str) or not _REPO_ID.match(repo) or ".." in repo or repo.endswith((".git", ".")):
-        raise ConfigurationError(f"--repo {repo!r}: expected ORG/NAME (letters, digits, '-', '_', '.')")
+    if (
+        not isinstance(repo, str)
+        or not _REPO_ID.match(repo)
+        or ".." in repo
+        or repo.endswith((".git", "."))
+    ):
+        raise ConfigurationError(
+            f"--repo {repo!r}: expected ORG/NAME (letters, digits, '-', '_', '.')"
+        )
     return repo
 
 
@@ -47,12 +57,13 @@ def token_or_error() -> str:
     if constants.is_offline_mode():
         raise ExportError(
             "the Hugging Face hub is switched off here (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is "
-            "set); "
-            "publishing needs it: unset them for this command"
+            "set); publishing needs it: unset them for this command"
         )
     token = get_token()
     if not token:
-        raise ExportError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (it needs write access)")
+        raise ExportError(
+            "no Hugging Face token: set HF_TOKEN or run `hf auth login` (it needs write access)"
+        )
     return token
 
 
@@ -68,11 +79,15 @@ def push(folder: Path, repo: str, *, private: bool, message: str) -> Pushed:
         api.create_repo(repo, repo_type="model", private=private, exist_ok=True)
         local = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         stale = set(api.list_repo_files(repo, repo_type="model")) - set(local) - _KEPT_REMOTE
-        operations: list[Any] = [CommitOperationAdd(name, str(folder / name)) for name in local]
+        operations: list[CommitOperation] = [
+            CommitOperationAdd(name, str(folder / name)) for name in local
+        ]
         operations += [CommitOperationDelete(name) for name in sorted(stale)]
         info = api.create_commit(repo, operations, commit_message=message, repo_type="model")
     except Exception as exc:  # huggingface_hub's HTTP errors, httpx's network errors, bad metadata
-        raise ExportError(f"publishing to {repo} on {endpoint} failed: {_one_line(exc, token)}") from None
+        raise ExportError(
+            f"publishing to {repo} on {endpoint} failed: {_one_line(exc, token)}"
+        ) from None
     return Pushed(
         repo,
         str(info.oid),

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.errors import ExportError
 from tinker_chief.files import read_json_object, sha256_file
@@ -62,7 +62,9 @@ def resolve_base(name: str) -> BaseModel:
     else:
         hub_id = spec.name
     weights = materialize_model(spec) if spec.source != "cloud" else None
-    config = AutoConfig.from_pretrained(str(weights or model_files(spec.name)), **hf_files.offline())
+    config = AutoConfig.from_pretrained(
+        str(weights or model_files(spec.name)), **hf_files.offline()
+    )
     tied = bool(getattr(text_config(config), "tie_word_embeddings", False))
     return BaseModel(
         spec.name,
@@ -79,16 +81,19 @@ def write_adapter_dir(downloaded: Path, out: Path, base: BaseModel) -> None:
     if base.hub_id is None:
         raise ExportError(
             f"the base model is the local directory {base.name}, which has no hub id an adapter "
-            "could "
-            "name; export with --merged (a complete model)"
+            "could name; export with --merged (a complete model)"
         )
     for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
         if not (downloaded / name).is_file():
             sent = ", ".join(sorted(p.name for p in downloaded.iterdir())) or "nothing"
-            raise ExportError(f"the backend's export has no {name} (it sent {sent}); expected a PEFT adapter")
+            raise ExportError(
+                f"the backend's export has no {name} (it sent {sent}); expected a PEFT adapter"
+            )
     config = read_json_object(downloaded / ADAPTER_CONFIG, error=ExportError)
     if str(config.get("peft_type", "")).upper() != "LORA":
-        raise ExportError(f"{ADAPTER_CONFIG}: peft_type is {config.get('peft_type')!r}; expected LORA")
+        raise ExportError(
+            f"{ADAPTER_CONFIG}: peft_type is {config.get('peft_type')!r}; expected LORA"
+        )
     (out / ADAPTER_CONFIG).write_text(
         json.dumps(standard_config(config, base), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
@@ -96,7 +101,7 @@ def write_adapter_dir(downloaded: Path, out: Path, base: BaseModel) -> None:
     _save_tokenizer(base, out)
 
 
-def standard_config(config: dict[str, Any], base: BaseModel) -> dict[str, Any]:
+def standard_config(config: Mapping[str, object], base: BaseModel) -> dict[str, object]:
     """The backend's adapter config, naming the base by hub id; on tied embeddings a LoRA on the
     output embedding moves from `target_modules` to `target_parameters` (see the module doc)."""
     out = {**config, "base_model_name_or_path": base.hub_id, "inference_mode": True}
@@ -104,8 +109,14 @@ def standard_config(config: dict[str, Any], base: BaseModel) -> dict[str, Any]:
     if base.tied_embeddings and isinstance(targets, list):
         output = [t for t in targets if str(t).rsplit(".", 1)[-1] == "lm_head"]
         if output:
+            existing = out.get("target_parameters") or []
+            if not isinstance(existing, list):
+                raise ExportError(
+                    f"{ADAPTER_CONFIG}: target_parameters is {existing!r}; expected a list of "
+                    "parameter names"
+                )
             out["target_modules"] = [t for t in targets if t not in output]
-            out["target_parameters"] = sorted({*(out.get("target_parameters") or []), *(f"{t}.weight" for t in output)})
+            out["target_parameters"] = sorted({*existing, *(f"{t}.weight" for t in output)})
     return out
 
 

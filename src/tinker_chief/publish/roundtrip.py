@@ -30,9 +30,15 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from tinker_chief.errors import ExportError
+
+if TYPE_CHECKING:
+    from tinker_cookbook.renderers import Message, Renderer
+
+    from tinker_chief.connection import Connection
+    from tinker_chief.planning import Project
 
 FP32_TOLERANCE = 1e-3
 BF16_TOLERANCE = 1.0
@@ -58,6 +64,16 @@ class Canaries:
     source: str  # "validation data <file>" or "fixed prompts"
 
 
+class LoadCheck(TypedDict):
+    """What `_load_check.py` prints: log-probs from the export and from the base alone."""
+
+    logprobs: list[list[float]]
+    base_logprobs: list[list[float]]
+    warnings: list[str]
+    chat_template: bool
+    chief_imported: bool
+
+
 @dataclass(frozen=True)
 class RoundTrip:
     """A passed check: what it compared and by how much they differed."""
@@ -72,7 +88,7 @@ class RoundTrip:
     tokens: int
     canary_source: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -86,15 +102,18 @@ def tolerance_for(precision: str | None) -> tuple[float, float, str]:
     return BF16_TOLERANCE, BF16_MEAN_TOLERANCE, stated
 
 
-def canary_prompts(project: Any, renderer: Any) -> Canaries:
+def canary_prompts(project: Project, renderer: Renderer) -> Canaries:
     """The project's first validation conversations rendered as training renders them, else the
     fixed prompts as user turns."""
     from tinker_chief.planning.data_formats import as_conversations, read_records
 
     val = project.val_path
-    conversations = as_conversations(read_records(val))[:MAX_CANARIES] if val and val.is_file() else []
+    conversations = (
+        as_conversations(read_records(val))[:MAX_CANARIES] if val and val.is_file() else []
+    )
     if conversations:
-        chats = [list(c.messages) for c in conversations]
+        # Read and validated as string-content chats: the cookbook's Message shape.
+        chats = [cast("list[Message]", list(c.messages)) for c in conversations]
         source = f"the first {len(chats)} validation conversation(s) of {project.config.data.val}"
     else:
         chats = [[{"role": "user", "content": text}] for text in FIXED_PROMPTS]
@@ -109,7 +128,9 @@ def canary_prompts(project: Any, renderer: Any) -> Canaries:
     return Canaries([p for p in prompts if len(p) >= 2], source)
 
 
-def served_logprobs(connection: Any, tinker_path: str, canaries: Canaries) -> list[list[float]]:
+def served_logprobs(
+    connection: Connection, tinker_path: str, canaries: Canaries
+) -> list[list[float]]:
     """The serving backend's log-prob of each canary token after the first."""
     from tinker import types
 
@@ -119,7 +140,9 @@ def served_logprobs(connection: Any, tinker_path: str, canaries: Canaries) -> li
         scored = [f.result() for f in futures]
     except Exception as exc:  # the SDK's hierarchy; its message names what the server said
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"cannot score the canary prompts on {tinker_path} ({connection.where}): {text}") from None
+        raise ExportError(
+            f"cannot score the canary prompts on {tinker_path} ({connection.where}): {text}"
+        ) from None
     return [[float(v) for v in row[1:]] for row in scored]
 
 
@@ -154,17 +177,20 @@ def check_export(
     if not effect > MIN_ADAPTER_EFFECT:
         raise ExportError(
             f"{failed}: its log-probs equal the base model's (largest difference {effect:.3g}, "
-            "needs > "
-            f"{MIN_ADAPTER_EFFECT:g}): the adapter is not applied"
+            f"needs > {MIN_ADAPTER_EFFECT:g}): the adapter is not applied"
         )
     tokens = sum(len(row) for row in served)
-    return RoundTrip(diff, tolerance, mean, mean_tolerance, stated, effect, len(served), tokens, canaries.source)
+    return RoundTrip(
+        diff, tolerance, mean, mean_tolerance, stated, effect, len(served), tokens, canaries.source
+    )
 
 
 def _max_abs_diff(left: list[list[float]], right: list[list[float]]) -> float:
     if len(left) != len(right) or any(len(a) != len(b) for a, b in zip(left, right)):
         return float("inf")
-    return max((abs(a - b) for row_a, row_b in zip(left, right) for a, b in zip(row_a, row_b)), default=0.0)
+    return max(
+        (abs(a - b) for row_a, row_b in zip(left, right) for a, b in zip(row_a, row_b)), default=0.0
+    )
 
 
 def _mean_abs_diff(left: list[list[float]], right: list[list[float]]) -> float:
@@ -174,7 +200,7 @@ def _mean_abs_diff(left: list[list[float]], right: list[list[float]]) -> float:
 
 def _load_in_subprocess(
     directory: Path, export_format: str, base: str, canaries: Canaries, what: str
-) -> dict[str, Any]:
+) -> LoadCheck:
     request = {
         "dir": str(directory),
         "format": export_format,
@@ -194,15 +220,19 @@ def _load_in_subprocess(
             timeout=CHECK_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
-        raise ExportError(f"round-trip check of {what}: loading it took over {CHECK_TIMEOUT_S:.0f} s") from None
+        raise ExportError(
+            f"round-trip check of {what}: loading it took over {CHECK_TIMEOUT_S:.0f} s"
+        ) from None
     finally:
         os.unlink(handle.name)
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         last = lines[-1] if lines else f"exit code {done.returncode}"
-        raise ExportError(f"round-trip check failed for {what}: plain transformers+PEFT cannot load it: {last}")
+        raise ExportError(
+            f"round-trip check failed for {what}: plain transformers+PEFT cannot load it: {last}"
+        )
     try:
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result: LoadCheck = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise ExportError(f"round-trip check of {what}: the loader printed no result") from None
     return result

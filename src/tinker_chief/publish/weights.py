@@ -15,10 +15,13 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import ExportError
 from tinker_chief.registry import ModelRecord
+
+if TYPE_CHECKING:
+    from tinker_chief.connection import Connection
 
 EXPORT_TTL_S = 3600  # Tinker's shortest TTL: a temporary export left behind by a crash expires
 _DOWNLOAD_TIMEOUT_S = 60
@@ -42,16 +45,18 @@ def state_path_of(record: ModelRecord) -> str:
     )
 
 
-def download_adapter(connection: Any, record: ModelRecord, destination: Path) -> list[str]:
+def download_adapter(connection: Connection, record: ModelRecord, destination: Path) -> list[str]:
     """Write the version's adapter files into the existing, empty `destination`; returns their
-    names. Any failure is one `ExportError` line naming the checkpoint and the backend."""
+    names. A failure at any step is one `ExportError` line naming the checkpoint and the backend."""
     state = state_path_of(record)
     service = connection.service_client()
     try:
         training = service.create_training_client_from_state(
             state, user_metadata={"created_by": "chief export"}
         ).result()
-        export_path = training.save_weights_external("chief-export", ttl_seconds=EXPORT_TTL_S).result().path
+        export_path = (
+            training.save_weights_external("chief-export", ttl_seconds=EXPORT_TTL_S).result().path
+        )
     except Exception as exc:  # the SDK's own hierarchy: the server's words are what matter
         raise ExportError(
             f"{record.ref}: cannot load its weights {state} from {connection.where}: "
@@ -67,7 +72,9 @@ def download_adapter(connection: Any, record: ModelRecord, destination: Path) ->
     except ExportError:
         raise
     except Exception as exc:
-        raise ExportError(f"{record.ref}: cannot download {export_path}: {_first_line(exc)}") from None
+        raise ExportError(
+            f"{record.ref}: cannot download {export_path}: {_first_line(exc)}"
+        ) from None
     finally:
         with contextlib.suppress(Exception):  # best effort: its TTL removes it otherwise
             rest.delete_checkpoint_from_tinker_path(export_path).result()
