@@ -121,3 +121,23 @@ def test_engine_exits_when_the_process_that_launched_it_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_the_package_exports_the_launcher_without_loading_torch():
+    """`tinker_chief.engine.server` names its public API (the launcher and `chief engine serve`),
+    and importing it, as every command that may start an engine does, loads no torch."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tinker_chief.engine.server as server; "
+            "from tinker_chief.engine.server import launcher; "
+            "assert server.start_engine is launcher.start_engine; "
+            "print(sorted(server.__all__), 'torch' in sys.modules, 'transformers' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0, probe.stderr
+    listed = "['EngineHandle', 'engine_is_up', 'engine_key', 'engine_stats', 'ensure_engine', "
+    assert probe.stdout.strip() == listed + "'serve_command', 'start_engine'] False False"

@@ -46,3 +46,16 @@ def test_key_signatures_are_stable():
     assert params(Registry.latest_results) == ["model_ref", "suite_version"]
     assert params(Registry.promote)[:7] == ["model_ref", "to", "suite", "rules", "actor", "reason", "force"]
     assert params(Registry.compare)[:2] == ["model_refs", "metrics"]
+
+
+def test_mapping_forms_name_the_record_fields():
+    """The dict forms `register_model` accepts (`lora=`, `data=`) are exported, and name exactly
+    the fields of the records they stand for, so a field added to one cannot miss the other."""
+    from dataclasses import fields
+
+    def names(record: type) -> set[str]:
+        return {f.name for f in fields(record)}
+
+    assert set(registry.LoraFields.__annotations__) == names(registry.LoraSpec)
+    assert set(registry.DataFields.__annotations__) == names(registry.DataSummary)
+    assert set(registry.DataFileFields.__annotations__) == names(registry.DataFile)

@@ -26,7 +26,12 @@ from tinker_chief.connection.choice import (
     api_key_for,
     choose_backend,
 )
-from tinker_chief.connection.connection import Connection, open_connection, refuse_cloud_only_here, session_id_of
+from tinker_chief.connection.connection import (
+    Connection,
+    open_connection,
+    refuse_cloud_only_here,
+    session_id_of,
+)
 
 __all__ = [
     "LOCAL_API_KEY",

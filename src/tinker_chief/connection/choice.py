@@ -53,11 +53,21 @@ def choose_backend(
     a local engine. A layer that gives only a URL means an engine at that URL (kind `local`);
     `tinker` with a URL is Tinker's service at that address."""
     layers: list[tuple[str, BackendKind | None, str | None]] = [
-        ("--backend" if backend else "--base-url", _checked_kind(backend, "--backend"), base_url or None),
+        (
+            "--backend" if backend else "--base-url",
+            _checked_kind(backend, "--backend"),
+            base_url or None,
+        ),
     ]
     env_var = next((name for name in URL_ENV_VARS if os.environ.get(name)), None)
     layers.append((f"${env_var}", None, os.environ.get(env_var) if env_var else None))
-    layers.append(("[backend] in chief.toml", _checked_kind(project_kind, "[backend] kind"), project_url or None))
+    layers.append(
+        (
+            "[backend] in chief.toml",
+            _checked_kind(project_kind, "[backend] kind"),
+            project_url or None,
+        )
+    )
     layers.append(("$TINKER_API_KEY", "tinker" if os.environ.get("TINKER_API_KEY") else None, None))
     for decided_by, kind, url in layers:
         if kind is not None or url is not None:
@@ -74,8 +84,9 @@ def api_key_for(choice: BackendChoice, explicit: str | None = None) -> str | Non
         key = os.environ.get("TINKER_API_KEY")
         if not key:
             raise ConfigurationError(
-                f"Tinker's cloud (chosen by {choice.decided_by}) needs TINKER_API_KEY in the environment "
-                "(get one from the Tinker console); use --backend local for the built-in engine instead"
+                f"Tinker's cloud (chosen by {choice.decided_by}) needs TINKER_API_KEY in the "
+                "environment (get one from the Tinker console); use --backend local for the "
+                "built-in engine instead"
             )
         return key
     if choice.base_url is None:

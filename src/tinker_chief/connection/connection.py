@@ -8,12 +8,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import urlparse
 
 from tinker_chief.connection.choice import LOCAL_API_KEY, BackendChoice, BackendKind, api_key_for
 from tinker_chief.errors import ConfigurationError, EngineError
 from tinker_chief.paths import ENGINE_STATE
+
+if TYPE_CHECKING:
+    import tinker
+
+    from tinker_chief.engine.server.launcher import EngineHandle
+
+
+class EngineOptions(TypedDict, total=False):
+    """`start_engine`'s options a caller may set on an engine started here (its state directory
+    is `open_connection`'s `state_dir`)."""
+
+    host: str
+    port: int | None
+    device: str
+    dtype: str
+    api_key: str | None
+    log_file: Path | None
+    ready_timeout: float
+    allow_model_dirs: Iterable[Path]
+    session_timeout: float | None
+    max_training_clients: int | None
+    sampling_memory_gib: float | None
 
 
 @dataclass
@@ -24,9 +46,9 @@ class Connection:
     choice: BackendChoice
     base_url: str | None
     api_key: str = field(repr=False)
-    started_engine: Any | None = field(default=None, repr=False)
-    _service_client: Any | None = field(default=None, repr=False)
-    _run_clients: list[Any] = field(default_factory=list, repr=False)
+    started_engine: EngineHandle | None = field(default=None, repr=False)
+    _service_client: tinker.ServiceClient | None = field(default=None, repr=False)
+    _run_clients: list[tinker.ServiceClient] = field(default_factory=list, repr=False)
 
     @property
     def kind(self) -> BackendKind:
@@ -48,31 +70,29 @@ class Connection:
 
         return (engine_stats(self.base_url, self.api_key) or {}).get("precision")
 
-    def service_client(self) -> Any:
+    def service_client(self) -> tinker.ServiceClient:
         """The `tinker.ServiceClient`, created once per connection."""
         if self._service_client is None:
             import tinker
 
-            kwargs: dict[str, Any] = {"api_key": self.api_key}
-            if self.base_url is not None:
-                kwargs["base_url"] = self.base_url
-            self._service_client = tinker.ServiceClient(**kwargs)
+            self._service_client = tinker.ServiceClient(
+                api_key=self.api_key, base_url=self.base_url
+            )
         return self._service_client
 
-    def run_client(self, user_metadata: dict[str, str]) -> Any:
+    def run_client(self, user_metadata: dict[str, str]) -> tinker.ServiceClient:
         """A `tinker.ServiceClient` of its own, so one training run's work is one SDK session that
         billing reports apart from the command's other work (`session_id_of`); `close_run_client`
         ends it, `close()` any left open."""
         import tinker
 
-        kwargs: dict[str, Any] = {"api_key": self.api_key, "user_metadata": user_metadata}
-        if self.base_url is not None:
-            kwargs["base_url"] = self.base_url
-        client = tinker.ServiceClient(**kwargs)
+        client = tinker.ServiceClient(
+            api_key=self.api_key, base_url=self.base_url, user_metadata=user_metadata
+        )
         self._run_clients.append(client)
         return client
 
-    def close_run_client(self, client: Any) -> None:
+    def close_run_client(self, client: tinker.ServiceClient) -> None:
         if client in self._run_clients:
             self._run_clients.remove(client)
             _close_quietly(client)
@@ -81,20 +101,26 @@ class Connection:
         """The SDK session of the connection's own service client, once it opened one."""
         return session_id_of(self._service_client) if self._service_client is not None else None
 
-    def rest_client(self) -> Any:
+    def rest_client(self) -> tinker.RestClient:
         """A `tinker.RestClient` on this backend (listings, checkpoint TTLs and deletion)."""
         import tinker
 
         return tinker.RestClient(base_url=self.base_url, api_key=self.api_key)
 
-    def admin_client(self) -> Any:
+    def admin_client(self) -> tinker.AdminClient:
         """A `tinker.AdminClient` on this backend (billing usage; on the cloud it needs a role)."""
         import tinker
 
         return tinker.AdminClient(base_url=self.base_url, api_key=self.api_key)
 
-    def sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> Any:
-        return self.service_client().create_sampling_client(model_path=model_path, base_model=base_model).result()
+    def sampling_client(
+        self, model_path: str | None = None, base_model: str | None = None
+    ) -> tinker.SamplingClient:
+        return (
+            self.service_client()
+            .create_sampling_client(model_path=model_path, base_model=base_model)
+            .result()
+        )
 
     def served_models(self) -> list[str]:
         """The base models the backend serves, as its capabilities list them."""
@@ -110,11 +136,15 @@ class Connection:
         wanted = base_model.lower()
         if models and not any(m.lower() == wanted for m in models):
             raise ConfigurationError(
-                f"the base model {base_model!r} is not served by {self.where}; available: {', '.join(models)}"
+                f"the base model {base_model!r} is not served by {self.where}; "
+                f"available: {', '.join(models)}"
             )
 
     def close(self) -> None:
-        for client in [*self._run_clients, *([self._service_client] if self._service_client else [])]:
+        for client in [
+            *self._run_clients,
+            *([self._service_client] if self._service_client else []),
+        ]:
             # Ends the SDK sessions first, so they stop heartbeating into an engine we stop next.
             _close_quietly(client)
         self._run_clients, self._service_client = [], None
@@ -129,12 +159,12 @@ class Connection:
         self.close()
 
 
-def _close_quietly(client: Any) -> None:
+def _close_quietly(client: tinker.ServiceClient) -> None:
     with contextlib.suppress(Exception):  # closing is best effort; the engine may be gone already
         client.close("success").result(timeout=10)
 
 
-def session_id_of(client: Any) -> str | None:
+def session_id_of(client: tinker.ServiceClient) -> str | None:
     """The SDK session a `ServiceClient` opened, None before its first request opened one (asking
     the public `holder` then would open a session just to name it)."""
     holder = getattr(client, "_session_holder", None)
@@ -145,7 +175,9 @@ def check_reachable(base_url: str, decided_by: str, timeout: float = 3.0) -> Non
     """Fail fast with a clear sentence instead of letting the SDK retry a dead URL for minutes."""
     parsed = urlparse(base_url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigurationError(f"{decided_by}: expected a URL http(s)://host:port, got {base_url!r}")
+        raise ConfigurationError(
+            f"{decided_by}: expected a URL http(s)://host:port, got {base_url!r}"
+        )
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         with socket.create_connection((parsed.hostname, port), timeout=timeout):
@@ -162,7 +194,7 @@ def open_connection(
     state_dir: Path | None = None,
     models: Iterable[str] = (),
     api_key: str | None = None,
-    engine_options: dict[str, Any] | None = None,
+    engine_options: EngineOptions | None = None,
 ) -> Connection:
     """Connect as `choice` says. An engine started here keeps its state in `state_dir` (default:
     `.chief/engine` of the current directory) and may serve the local model directories among
@@ -174,7 +206,9 @@ def open_connection(
     if not choice.starts_engine:
         return Connection(choice, choice.base_url, key or LOCAL_API_KEY)
     handle = _start_engine(
-        Path(state_dir) if state_dir is not None else Path.cwd() / ENGINE_STATE, models, engine_options or {}
+        Path(state_dir) if state_dir is not None else Path.cwd() / ENGINE_STATE,
+        models,
+        engine_options or {},
     )
     return Connection(choice, handle.base_url, handle.api_key_for_clients, handle)
 
@@ -198,15 +232,20 @@ def refuse_cloud_only_here(choice: BackendChoice, models: Iterable[str]) -> None
             raise ConfigurationError(cloud_only_message(name))
 
 
-def _start_engine(state_dir: Path, models: Iterable[str], engine_options: dict[str, Any]) -> Any:
+def _start_engine(
+    state_dir: Path, models: Iterable[str], engine_options: EngineOptions
+) -> EngineHandle:
     try:
         from tinker_chief.engine.server.launcher import start_engine
     except ImportError as exc:
         raise EngineError(
-            "no backend: set TINKER_API_KEY for Tinker's cloud, pass --base-url, or install the local "
-            f"engine (its launcher could not be imported: {exc})"
+            "no backend: set TINKER_API_KEY for Tinker's cloud, pass --base-url, or install the "
+            f"local engine (its launcher could not be imported: {exc})"
         ) from None
     from tinker_chief.models import local_model_dirs
 
-    options = {"allow_model_dirs": local_model_dirs(m for m in models if m), **engine_options}
+    options: EngineOptions = {
+        "allow_model_dirs": local_model_dirs(m for m in models if m),
+        **engine_options,
+    }
     return start_engine(state_dir=state_dir, **options)

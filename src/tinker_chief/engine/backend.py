@@ -126,7 +126,8 @@ class DatumArrays:
     """One datum: input tokens and per-token loss inputs, all aligned with `tokens` (length N)."""
 
     tokens: np.ndarray  # int64 [N]
-    loss_fn_inputs: dict[str, np.ndarray]  # target_tokens int64[N], weights/logprobs/advantages float32[N]
+    # target_tokens int64[N], weights/logprobs/advantages float32[N].
+    loss_fn_inputs: dict[str, np.ndarray]
 
 
 LossFn = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo"]
@@ -157,7 +158,8 @@ class SamplingSettings:
     top_k: int = -1
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()
-    stop_tokens: tuple[int, ...] = ()  # EOS is included by the server unless the client sent stop=[]
+    # EOS is included by the server unless the client sent stop=[].
+    stop_tokens: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,9 @@ class ComputeBackend(Protocol):
         forward_only: bool,
     ) -> ForwardBackwardResult: ...
 
-    def forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[ForwardBackwardResult | Exception]:
+    def forward_backward_many(
+        self, calls: list[ForwardBackwardCall]
+    ) -> list[ForwardBackwardResult | Exception]:
         """Several clients' calls at once (sharing work where the backend can), each call's
         outcome in order: its result, or the error that call alone would have raised."""
 
@@ -216,7 +220,9 @@ class ComputeBackend(Protocol):
     def save_training_state(self, model_id: str, directory: Path) -> None:
         """Write a PEFT adapter directory plus optimizer state into `directory` (exists, empty)."""
 
-    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSettings:
+    def load_training_state(
+        self, model_id: str, directory: Path, with_optimizer: bool
+    ) -> LoraSettings:
         """Create `model_id` from a saved training state; returns its LoRA spec."""
 
     def save_sampler_weights(self, model_id: str, directory: Path) -> None:

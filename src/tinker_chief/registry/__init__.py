@@ -21,10 +21,13 @@ from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
     NOT_SCORED,
     AuditEntry,
+    DataFields,
     DataFile,
+    DataFileFields,
     DataSummary,
     EvalRun,
     Export,
+    LoraFields,
     LoraSpec,
     MetricValue,
     ModelRecord,
@@ -34,9 +37,15 @@ from tinker_chief.registry._records import (
     Usage,
 )
 from tinker_chief.registry._scrub import scrub
-from tinker_chief.registry._spend import Deletable, SessionRow, Weights, describe_billed, weight_paths
+from tinker_chief.registry._spend import (
+    Deletable,
+    SessionRow,
+    Weights,
+    describe_billed,
+    weight_paths,
+)
 from tinker_chief.registry._store import DEFAULT_PATH, Registry, default_path
-from tinker_chief.registry.rules import GateRules, SuiteRequirement, TaskRequirement
+from tinker_chief.registry.rules import GateRules, SuiteLike, SuiteRequirement, TaskRequirement
 from tinker_chief.registry.stats import PairedTest, mcnemar, paired_bootstrap
 
 __all__ = [
@@ -44,13 +53,16 @@ __all__ = [
     "NOT_SCORED",
     "AuditEntry",
     "Comparison",
+    "DataFields",
     "DataFile",
+    "DataFileFields",
     "DataSummary",
     "Deletable",
     "EvalRun",
     "Export",
     "GateReport",
     "GateRules",
+    "LoraFields",
     "LoraSpec",
     "MetricRow",
     "MetricValue",
@@ -58,9 +70,10 @@ __all__ = [
     "PairedTest",
     "Registry",
     "SampleOutcome",
-    "SessionRow",
     "Selection",
+    "SessionRow",
     "StatusChange",
+    "SuiteLike",
     "SuiteRequirement",
     "TaskRequirement",
     "Usage",

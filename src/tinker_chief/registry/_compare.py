@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import _db
@@ -36,7 +35,7 @@ class MetricRow:
     def key(self) -> str:
         return f"{self.task}/{self.metric}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "key": self.key,
             "task": self.task,
@@ -61,7 +60,7 @@ class Comparison:
                 return row
         raise KeyError(key)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "models": self.models,
             "suite_versions": self.suite_versions,
@@ -77,24 +76,42 @@ def compare(
     rules: GateRules,
 ) -> Comparison:
     if len(model_refs) < 2:
-        raise RegistryError("compare needs at least two models (e.g. chief compare base:v1 tuned:v2)")
+        raise RegistryError(
+            "compare needs at least two models (e.g. chief compare base:v1 tuned:v2)"
+        )
     with _db.read(connection) as db:
         models = [find_model(db, ref) for ref in model_refs]
         results = [latest_finished(db, m.id, suite_version) for m in models]
-        keys = sorted({(task, name) for res in results for task, run in res.items() for name in run.metrics})
+        keys = sorted(
+            {(task, name) for res in results for task, run in res.items() for name in run.metrics}
+        )
         if metrics:
             wanted = set(metrics)
             keys = [(t, n) for t, n in keys if n in wanted or f"{t}/{n}" in wanted]
         rows = [
-            _row(task, name, [m.ref for m in models], results, rules, lambda run_id: load_samples(db, run_id))
+            _row(
+                task,
+                name,
+                [m.ref for m in models],
+                results,
+                rules,
+                lambda run_id: load_samples(db, run_id),
+            )
             for task, name in keys
         ]
-    versions = {m.ref: sorted({r.suite_version for r in res.values()}) for m, res in zip(models, results)}
+    versions = {
+        m.ref: sorted({r.suite_version for r in res.values()}) for m, res in zip(models, results)
+    }
     return Comparison([m.ref for m in models], rows, versions)
 
 
 def _row(
-    task: str, name: str, refs: list[str], results: list[dict[str, EvalRun]], rules: GateRules, samples: SampleLoader
+    task: str,
+    name: str,
+    refs: list[str],
+    results: list[dict[str, EvalRun]],
+    rules: GateRules,
+    samples: SampleLoader,
 ) -> MetricRow:
     runs = [res.get(task) for res in results]
     values = [run.metrics.get(name) if run else None for run in runs]
@@ -114,7 +131,9 @@ def _paired(
     # Per-sample outcomes belong to a run's headline metric; other metrics get no paired test.
     if base is None or run is None or not (name == run.headline_metric == base.headline_metric):
         return None
-    return paired_on_samples(samples(run.id), samples(base.id), resamples=rules.bootstrap_resamples, seed=rules.seed)
+    return paired_on_samples(
+        samples(run.id), samples(base.id), resamples=rules.bootstrap_resamples, seed=rules.seed
+    )
 
 
 def _best(refs: list[str], values: list[MetricValue | None], higher: bool) -> str | None:

@@ -55,7 +55,8 @@ def connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Con
         db.close()
     db = _open(path, read_only=False)
     with _refusing(db, path):
-        pending = _inspect(db, path)  # identity, integrity and version first: a foreign file is never touched
+        # Identity, integrity and version first: a foreign file is never touched.
+        pending = _inspect(db, path)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
         if pending:
@@ -81,13 +82,14 @@ def _check_file(path: Path, *, create: bool) -> bool:
         raise RegistryError(f"cannot read registry {path}: {exc.strerror}") from None
     if not header:
         raise RegistryError(
-            f"registry {path} is empty (0 bytes): it was truncated or is not a registry (chief never "
-            "leaves one empty); it was left untouched. Restore it from a backup, or delete it to start "
-            "a new registry."
+            f"registry {path} is empty (0 bytes): it was truncated or is not a registry (chief "
+            "never leaves one empty); it was left untouched. Restore it from a backup, or delete "
+            "it to start a new registry."
         )
     if header != _SQLITE_MAGIC:
         raise RegistryError(
-            f"registry {path} is not an SQLite database (corrupt or another kind of file); it was left untouched"
+            f"registry {path} is not an SQLite database (corrupt or another kind of file); "
+            "it was left untouched"
         )
     return True
 
@@ -100,7 +102,9 @@ def _create(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RegistryError(f"cannot create the registry's directory {path.parent}: {exc.strerror}") from exc
+        raise RegistryError(
+            f"cannot create the registry's directory {path.parent}: {exc.strerror}"
+        ) from exc
     try:
         staging, lock = _new_staging(path)
     except OSError as exc:
@@ -232,7 +236,9 @@ def _open(path: Path, *, read_only: bool) -> sqlite3.Connection:
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     uri = path.resolve().as_uri()
-    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    db = sqlite3.connect(
+        f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
@@ -263,9 +269,10 @@ def _refusing(db: sqlite3.Connection, path: Path) -> Iterator[None]:
 
 def _damaged(path: Path, detail: str) -> RegistryError:
     return RegistryError(
-        f"registry {path} is damaged or not a readable SQLite database ({detail}); it was left untouched. "
-        f"Keep a copy, then restore it from a backup or recover what is readable (`sqlite3 {path} .recover "
-        "| sqlite3 recovered.db`), or point --registry / CHIEF_REGISTRY at another file."
+        f"registry {path} is damaged or not a readable SQLite database ({detail}); it was left "
+        "untouched. Keep a copy, then restore it from a backup or recover what is readable "
+        f"(`sqlite3 {path} .recover | sqlite3 recovered.db`), or point --registry / "
+        "CHIEF_REGISTRY at another file."
     )
 
 
@@ -273,7 +280,9 @@ def _inspect(db: sqlite3.Connection, path: Path) -> list[str]:
     """Check the file is an intact chief registry this code can read; its pending migrations."""
     problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
     if problems != ["ok"]:
-        lines = [line for p in problems for line in p.splitlines() if line and not line.startswith("***")]
+        lines = [
+            line for p in problems for line in p.splitlines() if line and not line.startswith("***")
+        ]
         raise _damaged(path, f"quick_check: {lines[0] if lines else problems[0]}")
     return _pending(db, path)
 
@@ -303,16 +312,20 @@ def _pending(db: sqlite3.Connection, path: Path) -> list[str]:
 def migrate(db: sqlite3.Connection, path: Path) -> None:
     """Apply missing migrations in order, each with its record, in one write transaction."""
     with write(db):
-        pending = _pending(db, path)  # again under the write lock: another process may have migrated
-        db.execute("CREATE TABLE IF NOT EXISTS _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        # Again under the write lock: another process may have migrated.
+        pending = _pending(db, path)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+        )
         for name, fn in MIGRATIONS:
             if name in pending:
                 try:
                     fn(db)
-                except sqlite3.IntegrityError as exc:  # data the new schema forbids: say so, change nothing
+                except sqlite3.IntegrityError as exc:
+                    # Data the new schema forbids: say so, change nothing.
                     raise RegistryError(
-                        f"registry {path}: migration {name} cannot be applied ({exc}); the file was "
-                        f"left at schema version {len(MIGRATIONS) - len(pending)}"
+                        f"registry {path}: migration {name} cannot be applied ({exc}); the file "
+                        f"was left at schema version {len(MIGRATIONS) - len(pending)}"
                     ) from exc
                 db.execute(
                     "INSERT INTO _chief_migrations (name, applied_at) VALUES (?, datetime('now'))",
@@ -330,7 +343,9 @@ def write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        raise RegistryError(f"registry is busy (another process holds the write lock): {exc}") from exc
+        raise RegistryError(
+            f"registry is busy (another process holds the write lock): {exc}"
+        ) from exc
     try:
         yield db
     except sqlite3.OperationalError as exc:  # a read-only file or directory, a full disk

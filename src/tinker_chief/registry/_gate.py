@@ -62,7 +62,9 @@ def evaluate_gate(
         reasons += _stale_reasons(model, results, suite)
         reasons += _not_scored_reasons(model, results, suite)
         if prod is not None and prod.id != model.id:
-            reasons += _regression_reasons(model, results, prod, prod_results, suite, rules, samples, notes)
+            reasons += _regression_reasons(
+                model, results, prod, prod_results, suite, rules, samples, notes
+            )
         reasons += _safety_reasons(results, suite, rules)
     return GateReport(
         model.ref,
@@ -75,7 +77,9 @@ def evaluate_gate(
     )
 
 
-def _stale_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: SuiteRequirement) -> list[str]:
+def _stale_reasons(
+    model: ModelRecord, results: dict[str, EvalRun], suite: SuiteRequirement
+) -> list[str]:
     return [
         f"stale or missing eval: task `{task}` of suite `{suite.name}` (version {suite.version}) "
         f"has no finished run on {model.ref}; run `chief eval {model.ref} --task {task}`"
@@ -84,16 +88,18 @@ def _stale_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: Suite
     ]
 
 
-def _not_scored_reasons(model: ModelRecord, results: dict[str, EvalRun], suite: SuiteRequirement) -> list[str]:
+def _not_scored_reasons(
+    model: ModelRecord, results: dict[str, EvalRun], suite: SuiteRequirement
+) -> list[str]:
     reasons = []
     for task in suite.tasks:
         run = results.get(task.name)
         why = run.not_scored.get(task.headline_metric) if run else None
         if why is not None:
             reasons.append(
-                f"not scored: task `{task.name}` of suite `{suite.name}` ran on {model.ref} but its "
-                f"headline metric `{task.headline_metric}` has no value ({why}); fix the task, then "
-                f"run `chief eval {model.ref} --task {task.name}`"
+                f"not scored: task `{task.name}` of suite `{suite.name}` ran on {model.ref} but "
+                f"its headline metric `{task.headline_metric}` has no value ({why}); fix the "
+                f"task, then run `chief eval {model.ref} --task {task.name}`"
             )
     return reasons
 
@@ -121,8 +127,14 @@ def _regression_reasons(
             )
             continue
         for name in sorted(set(run.metrics) & set(prod_run.not_scored)):
-            notes.append(f"`{task}/{name}`: prod {prod.ref} was not scored on it, so there is no regression to test")
-        for name in sorted(set(run.metrics) & set(prod_run.metrics) - {n for n in run.metrics if rules.is_neutral(n)}):
+            notes.append(
+                f"`{task}/{name}`: prod {prod.ref} was not scored on it, so there is no "
+                "regression to test"
+            )
+        for name in sorted(
+            set(run.metrics)
+            & set(prod_run.metrics) - {n for n in run.metrics if rules.is_neutral(n)}
+        ):
             reason = _metric_regression(task, name, run, prod_run, prod, rules, samples, notes)
             if reason:
                 reasons.append(reason)
@@ -149,7 +161,9 @@ def _metric_regression(
     where = f"`{task}/{name}`: {ours.value:.4g} vs prod {prod.ref} {theirs.value:.4g}"
     if p_value is None:
         if rules.missing_evidence == "pass":
-            notes.append(f"{where}: drop {drop:.4g} > {tolerance:.4g} but no samples or CIs to test it")
+            notes.append(
+                f"{where}: drop {drop:.4g} > {tolerance:.4g} but no samples or CIs to test it"
+            )
             return None
         return (
             f"regression on {where} (drop {drop:.4g} > tolerance {tolerance:.4g}) and no "
@@ -176,7 +190,10 @@ def _evidence(
     """The test that applies and its p-value (None when nothing can test the drop)."""
     if name == run.headline_metric == prod_run.headline_metric:
         test = paired_on_samples(
-            samples(run.id), samples(prod_run.id), resamples=rules.bootstrap_resamples, seed=rules.seed
+            samples(run.id),
+            samples(prod_run.id),
+            resamples=rules.bootstrap_resamples,
+            seed=rules.seed,
         )
         if test is not None:
             return test.method, test.p_value
@@ -192,19 +209,25 @@ def _evidence(
     return "none", None
 
 
-def thresholds_for(task: str, suite: SuiteRequirement, rules: GateRules, metrics: set[str]) -> dict[str, float]:
+def thresholds_for(
+    task: str, suite: SuiteRequirement, rules: GateRules, metrics: set[str]
+) -> dict[str, float]:
     """The thresholds that apply to `task`: its own, then `[gate] safety_thresholds`."""
     own = next((t.thresholds for t in suite.tasks if t.name == task), {})
     found = dict(own)
     for key, value in rules.safety_thresholds.items():
         if key.startswith(f"{task}/"):
             found[key.split("/", 1)[1]] = value
-        elif "/" not in key and (key in metrics or key.removesuffix("_max").removesuffix("_min") in metrics):
+        elif "/" not in key and (
+            key in metrics or key.removesuffix("_max").removesuffix("_min") in metrics
+        ):
             found[key] = value
     return found
 
 
-def _safety_reasons(results: dict[str, EvalRun], suite: SuiteRequirement, rules: GateRules) -> list[str]:
+def _safety_reasons(
+    results: dict[str, EvalRun], suite: SuiteRequirement, rules: GateRules
+) -> list[str]:
     reasons: list[str] = []
     for task, run in results.items():
         if task not in suite.task_names():
@@ -213,11 +236,17 @@ def _safety_reasons(results: dict[str, EvalRun], suite: SuiteRequirement, rules:
             metric, is_max = _threshold_target(key, run)
             value = run.metrics.get(metric)
             if value is None:
-                reasons.append(f"safety metric `{task}/{metric}` is missing (threshold {key} = {limit})")
+                reasons.append(
+                    f"safety metric `{task}/{metric}` is missing (threshold {key} = {limit})"
+                )
             elif is_max and value.value > limit:
-                reasons.append(f"safety: `{task}/{metric}` = {value.value:.4g} is above the maximum {limit}")
+                reasons.append(
+                    f"safety: `{task}/{metric}` = {value.value:.4g} is above the maximum {limit}"
+                )
             elif not is_max and value.value < limit:
-                reasons.append(f"safety: `{task}/{metric}` = {value.value:.4g} is below the minimum {limit}")
+                reasons.append(
+                    f"safety: `{task}/{metric}` = {value.value:.4g} is below the minimum {limit}"
+                )
     return reasons
 
 

@@ -30,13 +30,17 @@ def check_promotion(
 ) -> GateReport:
     """The gate's verdict for moving `model_ref` to `to` (staging has no gate)."""
     if to not in PROMOTE_TARGETS:
-        raise RegistryError(f"promote: `to` is {to!r}; expected one of {', '.join(PROMOTE_TARGETS)}")
+        raise RegistryError(
+            f"promote: `to` is {to!r}; expected one of {', '.join(PROMOTE_TARGETS)}"
+        )
     with ledger.read() as db:
         model = find_model(db, model_ref)
         _check_transition(model, to)
         weights = weights_of(db, model)
         if weights is not None and weights.deleted_at:
-            raise RegistryError(f"{model.ref} cannot be promoted: its {weights.describe()} (chief registry gc)")
+            raise RegistryError(
+                f"{model.ref} cannot be promoted: its {weights.describe()} (chief registry gc)"
+            )
         prod = next(iter(list_models(db, status="prod")), None)
         if to == "staging":
             return GateReport(
@@ -50,11 +54,19 @@ def check_promotion(
         results = latest_finished(db, model.id, version) if suite else {}
         prod_results = latest_finished(db, prod.id, version) if prod and suite else {}
         return evaluate_gate(
-            model, results, prod, prod_results, suite, rules or GateRules(), lambda run_id: load_samples(db, run_id)
+            model,
+            results,
+            prod,
+            prod_results,
+            suite,
+            rules or GateRules(),
+            lambda run_id: load_samples(db, run_id),
         )
 
 
-def apply_promotion(ledger: Ledger, report: GateReport, *, actor: str, reason: str, force: bool) -> ModelRecord:
+def apply_promotion(
+    ledger: Ledger, report: GateReport, *, actor: str, reason: str, force: bool
+) -> ModelRecord:
     """Apply a checked promotion, or raise PromotionRejected listing every failing reason."""
     if force and not reason.strip():
         raise RegistryError('--force needs --reason "...": a forced promotion must say why')
@@ -70,12 +82,16 @@ def apply_promotion(ledger: Ledger, report: GateReport, *, actor: str, reason: s
         _check_transition(model, report.to)
         if not report.passed and not force:
             # Committed (the rejection stays in the audit trail), then reported below.
-            ledger.audit(actor, "promote-rejected", model.ref, {"to": report.to, "reasons": report.reasons})
+            ledger.audit(
+                actor, "promote-rejected", model.ref, {"to": report.to, "reasons": report.reasons}
+            )
             promoted = None
         else:
             forced = force and not report.passed
             if report.to == "prod" and prod is not None:
-                _set_status(ledger, prod, "staging", actor, f"replaced as prod by {model.ref}", False)
+                _set_status(
+                    ledger, prod, "staging", actor, f"replaced as prod by {model.ref}", False
+                )
             _set_status(ledger, model, report.to, actor, reason, forced)
             ledger.audit(
                 actor,
@@ -118,8 +134,9 @@ def status_history(connection: sqlite3.Connection, model_ref: str | None) -> lis
         if model_ref is not None:
             where, args = "WHERE h.model_id = ?", (find_model(db, model_ref).id,)
         rows = db.execute(
-            "SELECT m.name, m.version, h.from_status, h.to_status, h.at, h.actor, h.reason, h.forced "
-            f"FROM status_history h JOIN models m ON m.id = h.model_id {where} ORDER BY h.id",
+            "SELECT m.name, m.version, h.from_status, h.to_status, h.at, h.actor, h.reason, "
+            "h.forced FROM status_history h JOIN models m ON m.id = h.model_id "
+            f"{where} ORDER BY h.id",
             args,
         ).fetchall()
     return [StatusChange(f"{r[0]}:v{r[1]}", r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
@@ -132,6 +149,8 @@ def _check_transition(model: ModelRecord, to: str) -> None:
         raise RegistryError(f"{model.ref} is already {to}")
 
 
-def _set_status(ledger: Ledger, model: ModelRecord, to: str, actor: str, reason: str, forced: bool) -> None:
+def _set_status(
+    ledger: Ledger, model: ModelRecord, to: str, actor: str, reason: str, forced: bool
+) -> None:
     ledger.db.execute("UPDATE models SET status = ? WHERE id = ?", (to, model.id))
     ledger.history(model.id, model.status, to, actor, scrub_text(reason), forced)

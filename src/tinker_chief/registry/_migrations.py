@@ -151,7 +151,8 @@ def m003_usage(db: sqlite3.Connection) -> None:
 @migration
 def m004_selections(db: sqlite3.Connection) -> None:
     # `chief select`'s verdicts: which model it chose as the candidate of a sweep or a training
-    # run (the scope), by which metric and test. A mark, not a status: promotion stays with the gate.
+    # run (the scope), by which metric and test. A mark, not a status: promotion stays with the
+    # gate.
     _run_script(
         db,
         """

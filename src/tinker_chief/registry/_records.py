@@ -9,8 +9,9 @@ Every record has `to_dict()` giving plain JSON types, used by `--json` output an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict, TypeVar
 
 Backend = Literal["local", "tinker"]
 Recipe = Literal["sl", "rl", "dpo", "distill", "base"]
@@ -29,7 +30,7 @@ NOT_SCORED = "not_scored"
 class _AsDict:
     """Mixin: `to_dict()` as plain JSON-able types (tuples become lists)."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
 
@@ -41,6 +42,32 @@ class LoraSpec(_AsDict):
     train_mlp: bool = True
     train_attn: bool = True
     train_unembed: bool = False
+
+
+class LoraFields(TypedDict, total=False):
+    """`LoraSpec` as a mapping (what `Registry.register_model` also accepts); `rank` is needed."""
+
+    rank: int
+    train_mlp: bool
+    train_attn: bool
+    train_unembed: bool
+
+
+class DataFileFields(TypedDict):
+    """`DataFile` as a mapping, as the registry stores it."""
+
+    path: str
+    sha256: str
+    examples: NotRequired[int | None]
+
+
+class DataFields(TypedDict, total=False):
+    """`DataSummary` as a mapping, as the registry stores it (and callers may hand it)."""
+
+    files: list[DataFileFields]
+    examples: int | None
+    tokens: int | None
+    completion_tokens: int | None
 
 
 @dataclass(frozen=True)
@@ -62,7 +89,7 @@ class DataSummary(_AsDict):
     completion_tokens: int | None = None
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> DataSummary:
+    def from_dict(cls, raw: DataFields) -> DataSummary:
         files = tuple(DataFile(**f) for f in raw.get("files", ()))
         return cls(files, raw.get("examples"), raw.get("tokens"), raw.get("completion_tokens"))
 
@@ -86,13 +113,19 @@ class Usage(_AsDict):
     def total(cls, usages: list[Usage]) -> Usage:
         """The sum of several (an eval's runs); a field none of them recorded stays None."""
 
-        def add(name: str) -> Any:
-            values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
-            return sum(values) if values else None
+        return cls(
+            train_tokens=_sum_recorded(u.train_tokens for u in usages),
+            prefill_tokens=_sum_recorded(u.prefill_tokens for u in usages),
+            sample_tokens=_sum_recorded(u.sample_tokens for u in usages),
+            machine_seconds=_sum_recorded(u.machine_seconds for u in usages),
+        )
 
-        return cls(*(add(f.name) for f in dataclasses.fields(cls)))
-
-    def describe(self, backend: str, price: dict[str, Any] | None = None, no_price: str = "no known price") -> str:
+    def describe(
+        self,
+        backend: str,
+        price: Mapping[str, object] | None = None,
+        no_price: str = "no known price",
+    ) -> str:
         """In words: the tokens, then on Tinker's cloud the dollars at `price` ($/M tokens for
         `train`, `sample`, `prefill`, with `as_of` and `source`) or `no_price`; on the local engine
         the machine time (there is no bill)."""
@@ -109,14 +142,29 @@ class Usage(_AsDict):
         if backend == "tinker":
             if price is None:
                 return f"{text}; {no_price}"
-            dollars = sum(counts[k] * (price.get(k) or 0.0) for k in counts) / 1e6
-            return f"{text}; ${dollars:,.4f} at {price.get('source')} prices as of {price.get('as_of')}"
+            dollars = sum(counts[k] * _rate(price.get(k)) for k in counts) / 1e6
+            prices = f"{price.get('source')} prices as of {price.get('as_of')}"
+            return f"{text}; ${dollars:,.4f} at {prices}"
         seconds = (
             "machine time not recorded"
             if self.machine_seconds is None
             else f"{self.machine_seconds:,.1f} s of machine time"
         )
         return f"{text}; {seconds} on the local engine (no Tinker bill)"
+
+
+_Count = TypeVar("_Count", int, float)
+
+
+def _sum_recorded(values: Iterable[_Count | None]) -> _Count | None:
+    """The sum of the recorded values; None when none was recorded."""
+    recorded = [v for v in values if v is not None]
+    return sum(recorded) if recorded else None
+
+
+def _rate(value: object) -> float:
+    """A price table's $/M tokens; a missing (or unset) rate costs nothing."""
+    return float(value) if isinstance(value, int | float) and value else 0.0
 
 
 @dataclass(frozen=True)
@@ -132,12 +180,14 @@ class ModelRecord(_AsDict):
     base_model: str
     recipe: str
     lora: LoraSpec | None
-    optimizer: dict[str, Any]
+    optimizer: dict[str, object]
     data: DataSummary
     parent_ref: str | None
     training_run_id: str | None
     training_step: int | None
     config_hash: str | None
+    # The training config as recorded, loosely typed: readers (publish) take nested settings
+    # straight from it.
     config: dict[str, Any]
     status: str
     created_at: str
@@ -147,7 +197,7 @@ class ModelRecord(_AsDict):
     def ref(self) -> str:
         return f"{self.name}:v{self.version}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         out = dataclasses.asdict(self)
         out["ref"] = self.ref
         return out
@@ -163,8 +213,14 @@ class MetricValue(_AsDict):
     ci_high: float | None = None
     n: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:  # explicit: asdict's deep copies dominate large exports
-        return {"name": self.name, "value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
+    def to_dict(self) -> dict[str, object]:  # explicit: asdict's deep copies dominate large exports
+        return {
+            "name": self.name,
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "n": self.n,
+        }
 
 
 @dataclass(frozen=True)
@@ -180,7 +236,7 @@ class SampleOutcome(_AsDict):
     detail: str | None = None
 
 
-def not_scored_in(settings: dict[str, Any]) -> dict[str, str]:
+def not_scored_in(settings: Mapping[str, object]) -> dict[str, str]:
     """An eval run's `settings[NOT_SCORED]`: metric name -> why it has no value."""
     value = settings.get(NOT_SCORED)
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
@@ -196,7 +252,7 @@ class EvalRun(_AsDict):
     suite_version: str
     task: str
     headline_metric: str | None
-    settings: dict[str, Any]
+    settings: dict[str, object]
     status: str
     started_at: str
     finished_at: str | None
@@ -210,10 +266,11 @@ class EvalRun(_AsDict):
 
     @property
     def not_scored(self) -> dict[str, str]:
-        """Metrics no sample could score, each with why (`settings["not_scored"]`); they have no value."""
+        """Metrics no sample could score, each with why (`settings["not_scored"]`); they have no
+        value."""
         return not_scored_in(self.settings)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["metrics"] = {name: metric.to_dict() for name, metric in self.metrics.items()}
         out["usage"] = self.usage.to_dict()
@@ -242,7 +299,7 @@ class AuditEntry(_AsDict):
     actor: str
     command: str
     target: str | None
-    details: dict[str, Any]
+    details: dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -255,8 +312,10 @@ class Selection(_AsDict):
     at: str
     actor: str
     reason: str
-    details: dict[str, Any]
-    current: bool = True  # the scope's latest mark (its candidate); False once a later mark superseded it
+    details: dict[str, object]
+    current: bool = (
+        True  # the scope's latest mark (its candidate); False once a later mark superseded it
+    )
 
 
 EXPORT_FORMATS: tuple[str, ...] = ("adapter", "merged")
@@ -284,4 +343,4 @@ class Export(_AsDict):
     weights: dict[str, str]
     max_abs_diff: float
     tolerance: float
-    details: dict[str, Any]
+    details: dict[str, object]

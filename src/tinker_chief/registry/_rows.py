@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from typing import Any
 
 from tinker_chief.errors import ModelNotFoundError
 from tinker_chief.registry._records import (
@@ -40,16 +39,64 @@ RUN_COLUMNS = (
 )
 _REF = re.compile(r"^(?P<name>.+):v(?P<version>\d+)$")
 
+# A row of MODEL_COLUMNS, as SQLite returns it.
+ModelRow = tuple[
+    int,  # m.id
+    str,  # m.name
+    int,  # m.version
+    str,  # m.display_name
+    str | None,  # m.tinker_path
+    str,  # m.backend
+    str,  # m.base_model
+    str,  # m.recipe
+    str | None,  # m.lora_json
+    str,  # m.optimizer_json
+    str,  # m.data_json
+    str | None,  # p.name (the parent's)
+    int | None,  # p.version
+    str | None,  # m.training_run_id
+    int | None,  # m.training_step
+    str | None,  # m.config_hash
+    str,  # m.config_json
+    str,  # m.status
+    str,  # m.created_at
+    int | None,  # m.train_tokens
+    int | None,  # m.prefill_tokens
+    int | None,  # m.sample_tokens
+    float | None,  # m.machine_seconds
+]
+# A row of RUN_COLUMNS, as SQLite returns it.
+RunRow = tuple[
+    int,  # r.id
+    str,  # m.name
+    int,  # m.version
+    str,  # r.suite_name
+    str,  # r.suite_version
+    str,  # r.task
+    str | None,  # r.headline_metric
+    str,  # r.settings_json
+    str,  # r.status
+    str,  # r.started_at
+    str | None,  # r.finished_at
+    str | None,  # r.log_location
+    str | None,  # r.error
+    int | None,  # r.prefill_tokens
+    int | None,  # r.sample_tokens
+    float | None,  # r.machine_seconds
+]
 
-def dumps(value: Any) -> str:
+
+def dumps(value: object) -> str:
     """Canonical, scrubbed JSON for a column: secrets never reach the file.
 
     Values JSON has no type for (paths, datetimes, enums) are stored as their `str()`.
     """
-    return json.dumps(scrub(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(
+        scrub(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
 
 
-def model_from_row(row: tuple[Any, ...]) -> ModelRecord:
+def model_from_row(row: ModelRow) -> ModelRecord:
     lora = json.loads(row[8]) if row[8] else None
     return ModelRecord(
         id=row[0],
@@ -84,11 +131,17 @@ def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
     else:
         where, args = "m.name = ?", (ref,)
     row = db.execute(
-        f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} WHERE {where} ORDER BY m.version DESC, m.id DESC LIMIT 1",
+        f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} WHERE {where} "
+        "ORDER BY m.version DESC, m.id DESC LIMIT 1",
         args,
     ).fetchone()
     if row is None:
-        known = [f"{n}:v{v}" for n, v in db.execute("SELECT name, version FROM models ORDER BY name, version LIMIT 8")]
+        known = [
+            f"{n}:v{v}"
+            for n, v in db.execute(
+                "SELECT name, version FROM models ORDER BY name, version LIMIT 8"
+            )
+        ]
         hint = f"registered: {', '.join(known)}" if known else "the registry has no models yet"
         raise ModelNotFoundError(
             f"no model `{scrub_text(ref)}` in the registry (expected name, name:vN or a tinker:// "
@@ -97,7 +150,7 @@ def find_model(db: sqlite3.Connection, ref: str) -> ModelRecord:
     return model_from_row(row)
 
 
-def run_from_row(row: tuple[Any, ...], metrics: dict[str, MetricValue]) -> EvalRun:
+def run_from_row(row: RunRow, metrics: dict[str, MetricValue]) -> EvalRun:
     return EvalRun(
         id=row[0],
         model_ref=f"{row[1]}:v{row[2]}",
@@ -119,9 +172,11 @@ def run_from_row(row: tuple[Any, ...], metrics: dict[str, MetricValue]) -> EvalR
 _RUNS_FROM = "eval_runs r JOIN models m ON m.id = r.model_id"
 
 
-def query_runs(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[EvalRun]:
+def query_runs(db: sqlite3.Connection, where: str, args: tuple[object, ...]) -> list[EvalRun]:
     """Eval runs matching `where` with their metrics: two queries, however many runs match."""
-    rows = db.execute(f"SELECT {RUN_COLUMNS} FROM {_RUNS_FROM} WHERE {where} ORDER BY r.task, r.id", args).fetchall()
+    rows = db.execute(
+        f"SELECT {RUN_COLUMNS} FROM {_RUNS_FROM} WHERE {where} ORDER BY r.task, r.id", args
+    ).fetchall()
     metrics: dict[int, dict[str, MetricValue]] = {}
     for run_id, name, value, lo, hi, n in db.execute(
         f"SELECT x.run_id, x.name, x.value, x.ci_low, x.ci_high, x.n FROM metrics x "
@@ -148,7 +203,9 @@ def latest_finished_all(
     return {ref: dict(sorted(runs.items())) for ref, runs in latest.items()}
 
 
-def latest_finished(db: sqlite3.Connection, model_id: int, suite_version: str | None = None) -> dict[str, EvalRun]:
+def latest_finished(
+    db: sqlite3.Connection, model_id: int, suite_version: str | None = None
+) -> dict[str, EvalRun]:
     """Per task, the model's most recent finished run (on `suite_version` when given)."""
     by_model = latest_finished_all(db, suite_version, model_id)
     return next(iter(by_model.values()), {})
@@ -158,7 +215,8 @@ def load_samples(db: sqlite3.Connection, run_id: int) -> list[SampleOutcome]:
     return [
         SampleOutcome(sid, score, None if passed is None else bool(passed), detail)
         for sid, score, passed, detail in db.execute(
-            "SELECT sample_id, score, passed, detail FROM samples WHERE run_id = ? ORDER BY sample_id",
+            "SELECT sample_id, score, passed, detail FROM samples WHERE run_id = ? "
+            "ORDER BY sample_id",
             (run_id,),
         )
     ]
@@ -167,29 +225,37 @@ def load_samples(db: sqlite3.Connection, run_id: int) -> list[SampleOutcome]:
 def list_models(db: sqlite3.Connection, status: str | None = None) -> list[ModelRecord]:
     """All models, ordered by name then version (optionally only those with `status`)."""
     where, args = ("WHERE m.status = ?", (status,)) if status else ("", ())
-    rows = db.execute(f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} {where} ORDER BY m.name, m.version", args)
+    rows = db.execute(
+        f"SELECT {MODEL_COLUMNS} FROM {MODEL_FROM} {where} ORDER BY m.name, m.version", args
+    )
     return [model_from_row(row) for row in rows.fetchall()]
 
 
-def selections(db: sqlite3.Connection, scope: str | None = None, model_id: int | None = None) -> list[Selection]:
+def selections(
+    db: sqlite3.Connection, scope: str | None = None, model_id: int | None = None
+) -> list[Selection]:
     """`chief select`'s marks, oldest first (of one scope and/or one model when given); each says
     whether it is still its scope's candidate (the scope's last mark)."""
     scope = None if scope is None else scrub_text(scope)  # stored scrubbed: compared the same way
     where = [c for c, v in (("s.scope = ?", scope), ("s.model_id = ?", model_id)) if v is not None]
     rows = db.execute(
-        "SELECT s.id, s.scope, m.name || ':v' || m.version, s.at, s.actor, s.reason, s.details_json, "
-        "s.id = (SELECT max(t.id) FROM selections t WHERE t.scope = s.scope) "
+        "SELECT s.id, s.scope, m.name || ':v' || m.version, s.at, s.actor, s.reason, "
+        "s.details_json, s.id = (SELECT max(t.id) FROM selections t WHERE t.scope = s.scope) "
         "FROM selections s JOIN models m ON m.id = s.model_id "
         + (f"WHERE {' AND '.join(where)} " if where else "")
         + "ORDER BY s.id",
         tuple(v for v in (scope, model_id) if v is not None),
     ).fetchall()
-    return [Selection(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7])) for r in rows]
+    return [
+        Selection(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), bool(r[7])) for r in rows
+    ]
 
 
 def audit_log(db: sqlite3.Connection, limit: int | None = None) -> list[AuditEntry]:
     """Registry-changing commands, oldest first (the last `limit` when given)."""
-    rows = db.execute("SELECT id, at, actor, command, target, details_json FROM audit_log ORDER BY id").fetchall()
+    rows = db.execute(
+        "SELECT id, at, actor, command, target, details_json FROM audit_log ORDER BY id"
+    ).fetchall()
     entries = [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
     return entries[-limit:] if limit else entries
 

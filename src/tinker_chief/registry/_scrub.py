@@ -10,7 +10,7 @@ Counts such as `tokens` or `max_tokens` are not credentials and are kept.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import overload
 
 REDACTED = "[REDACTED]"
 
@@ -46,7 +46,13 @@ def scrub_text(text: str) -> str:
     return _SECRET_VALUE.sub(REDACTED, text)
 
 
-def scrub(value: Any) -> Any:
+@overload
+def scrub(value: str) -> str: ...
+@overload
+def scrub(value: object) -> object: ...
+
+
+def scrub(value: object) -> object:
     """A copy of `value` (JSON-like) with credential keys and key-looking strings redacted."""
     if isinstance(value, dict):
         return {

@@ -18,8 +18,8 @@ weights expired), never a protected one. Works on the `Ledger` (`_tx.py`) like `
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from tinker_chief.registry._records import ModelRecord, Usage, _AsDict
 from tinker_chief.registry._rows import find_model, list_models, selections
@@ -78,7 +78,9 @@ def weight_paths(model: ModelRecord) -> list[str]:
     """The checkpoints a version's weights are: its sampler weights and the training state saved
     with them (what `--resume` and a child run start from)."""
     state = model.config.get("state_path")
-    return [p for p in (model.tinker_path, state) if isinstance(p, str) and p.startswith("tinker://")]
+    return [
+        p for p in (model.tinker_path, state) if isinstance(p, str) and p.startswith("tinker://")
+    ]
 
 
 # -- weights ------------------------------------------------------------------------------------
@@ -102,9 +104,9 @@ def all_weights(db: sqlite3.Connection) -> dict[str, Weights]:
 def _change(
     ledger: Ledger,
     model_ref: str,
-    fields: dict[str, Any],
+    fields: Mapping[str, str | int | None],
     command: str,
-    details: dict[str, Any],
+    details: Mapping[str, object],
     actor: str,
 ) -> Weights:
     """Upsert the version's `weights` row with `fields`, and its audit row, in one transaction."""
@@ -124,13 +126,17 @@ def _change(
     return found
 
 
-def set_expiry(ledger: Ledger, model_ref: str, expires_at: str | None, actor: str, reason: str) -> Weights:
+def set_expiry(
+    ledger: Ledger, model_ref: str, expires_at: str | None, actor: str, reason: str
+) -> Weights:
     """Record that the version's weights now expire at `expires_at` (None: kept)."""
     details = {"expires_at": expires_at, "reason": scrub_text(reason)}
     return _change(ledger, model_ref, {"expires_at": expires_at}, "weights-ttl", details, actor)
 
 
-def mark_deleted(ledger: Ledger, model_ref: str, size_bytes: int | None, actor: str, reason: str) -> Weights:
+def mark_deleted(
+    ledger: Ledger, model_ref: str, size_bytes: int | None, actor: str, reason: str
+) -> Weights:
     """Record that the version's weights are gone (deleted now by `gc`, or found expired)."""
     with ledger.read() as db:
         paths = weight_paths(find_model(db, model_ref))
@@ -184,7 +190,9 @@ def deletable(db: sqlite3.Connection, now: str) -> list[Deletable]:
         elif sweep and f"sweep:{sweep}" in chosen and chosen[f"sweep:{sweep}"] != model.ref:
             found.append(Deletable(model, f"not chosen by chief select for sweep {sweep}"))
         elif expiry and expiry.expires_at and expiry.expires_at <= now:
-            found.append(Deletable(model, f"candidate whose weights expired on {expiry.expires_at[:10]}"))
+            found.append(
+                Deletable(model, f"candidate whose weights expired on {expiry.expires_at[:10]}")
+            )
     return found
 
 
@@ -236,22 +244,31 @@ def run_usage(db: sqlite3.Connection, run_id: str) -> Usage | None:
     return Usage(*row) if row else None
 
 
-def record_billed(ledger: Ledger, session_id: str, usage: dict[str, tuple[float, float | None]]) -> None:
+def record_billed(
+    ledger: Ledger, session_id: str, usage: dict[str, tuple[float, float | None]]
+) -> None:
     """Replace what the billing API said `session_id` used: kind -> (quantity, dollars or None)."""
     with ledger.write() as db:
         db.execute("DELETE FROM billed WHERE session_id = ?", (session_id,))
         db.executemany(
             """INSERT INTO billed (session_id, kind, quantity, dollars, read_at)
                VALUES (?, ?, ?, ?, ?)""",
-            [(session_id, kind, float(q), d, ledger.now()) for kind, (q, d) in sorted(usage.items())],
+            [
+                (session_id, kind, float(q), d, ledger.now())
+                for kind, (q, d) in sorted(usage.items())
+            ],
         )
 
 
-def billed_rows(db: sqlite3.Connection, session_ids: list[str]) -> dict[str, dict[str, tuple[float, float | None]]]:
+def billed_rows(
+    db: sqlite3.Connection, session_ids: list[str]
+) -> dict[str, dict[str, tuple[float, float | None]]]:
     """session -> kind -> (quantity, dollars) for the sessions read so far."""
     found: dict[str, dict[str, tuple[float, float | None]]] = {}
     for sid in session_ids:
-        rows = db.execute("SELECT kind, quantity, dollars FROM billed WHERE session_id = ?", (sid,)).fetchall()
+        rows = db.execute(
+            "SELECT kind, quantity, dollars FROM billed WHERE session_id = ?", (sid,)
+        ).fetchall()
         if rows:
             found[sid] = {kind: (quantity, dollars) for kind, quantity, dollars in rows}
     return found
@@ -269,14 +286,18 @@ def billed_summary(db: sqlite3.Connection, scope: str) -> dict[str, float] | Non
     if not rows:
         return None
     kinds = dict(rows)
-    kinds["sampling_prefill"] = kinds.get("sampling_prefill", 0.0) + kinds.pop("sampling_prefill_cached", 0.0)
+    kinds["sampling_prefill"] = kinds.get("sampling_prefill", 0.0) + kinds.pop(
+        "sampling_prefill_cached", 0.0
+    )
     return kinds
 
 
 def describe_billed(kinds: dict[str, float] | None) -> str:
     if kinds is None:
         return "not read yet (`chief cost` reads the billing API)"
-    train, prefill, sample = (int(kinds.get(k, 0)) for k in ("training", "sampling_prefill", "sampling_sample"))
+    train, prefill, sample = (
+        int(kinds.get(k, 0)) for k in ("training", "sampling_prefill", "sampling_sample")
+    )
     kinds_text = f"{train:,} trained, {prefill:,} prefilled, {sample:,} sampled"
     return f"{train + prefill + sample:,} tokens billed ({kinds_text})"
 
@@ -316,7 +337,7 @@ def spent_by_base_model(
     return {base: Usage.total(usages) for base, usages in totals.items()}
 
 
-def summary(db: sqlite3.Connection, model: ModelRecord) -> dict[str, Any]:
+def summary(db: sqlite3.Connection, model: ModelRecord) -> dict[str, object]:
     """The weights facts `registry show` prints for one version."""
     weights = weights_of(db, model)
     return {"weights": weights.to_dict() if weights else None, "paths": weight_paths(model)}

@@ -9,7 +9,9 @@ never the `Registry`, so none of them imports this module.
 
     reg = Registry.open(".chief/registry.db")
     model = reg.register_model("support-bot", base_model="SmolLM2-135M-Instruct-Q4_1", ...)
-    reg.record_eval(model.ref, suite_name="chat", suite_version="3f2a...", task="gsm8k", metrics=[...])
+    reg.record_eval(
+        model.ref, suite_name="chat", suite_version="3f2a...", task="gsm8k", metrics=[...]
+    )
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ from __future__ import annotations
 import getpass
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.paths import REGISTRY, registry_file
@@ -31,9 +32,11 @@ from tinker_chief.registry._compare import Comparison
 from tinker_chief.registry._gate import GateReport
 from tinker_chief.registry._records import (
     AuditEntry,
+    DataFields,
     DataSummary,
     EvalRun,
     Export,
+    LoraFields,
     LoraSpec,
     MetricValue,
     ModelRecord,
@@ -75,7 +78,11 @@ MAX_DETAIL_CHARS = 500  # per-sample details are hints for humans, not transcrip
 
 
 def _short(text: str | None) -> str | None:
-    return text if text is None or len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
+    return (
+        text
+        if text is None or len(text) <= MAX_DETAIL_CHARS
+        else text[: MAX_DETAIL_CHARS - 1] + "…"
+    )
 
 
 def _scrubbed_outcomes(
@@ -155,13 +162,13 @@ class Registry:
         recipe: str = "sl",
         tinker_path: str | None = None,
         display_name: str | None = None,
-        lora: LoraSpec | dict[str, Any] | None = None,
-        optimizer: dict[str, Any] | None = None,
-        data: DataSummary | dict[str, Any] | None = None,
+        lora: LoraSpec | LoraFields | None = None,
+        optimizer: Mapping[str, object] | None = None,
+        data: DataSummary | DataFields | None = None,
         parent: str | None = None,
         training_run_id: str | None = None,
         training_step: int | None = None,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, object] | None = None,
         config_hash: str | None = None,
         usage: Usage | None = None,
         actor: str | None = None,
@@ -175,24 +182,27 @@ class Registry:
         check_model_fields(name, backend, recipe, tinker_path)
         lora_fields, data_fields = lora_dict(lora), data_dict(data)
         config_json = dumps(config or {})
-        config_hash = config_hash or (hashlib.sha256(config_json.encode()).hexdigest()[:16] if config else None)
+        config_hash = config_hash or (
+            hashlib.sha256(config_json.encode()).hexdigest()[:16] if config else None
+        )
         # Free text the caller supplies is stored scrubbed (a key pasted into a field stays out of
         # the file); lookups by tinker path scrub the same way, so the model is still found by it.
         tinker_path, base_model = scrub_optional(tinker_path), scrub(base_model)
-        config_hash = scrub(config_hash)
+        config_hash = scrub_optional(config_hash)
         actor = actor or default_actor()
         with self._write() as db:
             parent_id = find_model(db, parent).id if parent else None
             if tinker_path is not None:
                 self._refuse_duplicate_path(db, tinker_path)
-            version = db.execute("SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", (name,)).fetchone()[
-                0
-            ]
+            version = db.execute(
+                "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", (name,)
+            ).fetchone()[0]
             model_id = db.execute(
-                "INSERT INTO models (name, version, display_name, tinker_path, backend, base_model, "
-                "recipe, lora_json, optimizer_json, data_json, parent_id, training_run_id, "
-                "training_step, config_hash, config_json, status, created_at, train_tokens, prefill_tokens, "
-                "sample_tokens, machine_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'candidate',?,?,?,?,?)",
+                "INSERT INTO models (name, version, display_name, tinker_path, backend, "
+                "base_model, recipe, lora_json, optimizer_json, data_json, parent_id, "
+                "training_run_id, training_step, config_hash, config_json, status, created_at, "
+                "train_tokens, prefill_tokens, sample_tokens, machine_seconds) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'candidate',?,?,?,?,?)",
                 (
                     name,
                     version,
@@ -246,7 +256,7 @@ class Registry:
         suite_name: str,
         suite_version: str,
         task: str,
-        settings: dict[str, Any] | None = None,
+        settings: Mapping[str, object] | None = None,
         headline_metric: str | None = None,
         log_location: str | None = None,
         actor: str | None = None,
@@ -254,13 +264,26 @@ class Registry:
         """Record that an eval of `task` on `model_ref` began; returns the run id."""
         with self._write() as db:
             run_id = self._insert_run(
-                db, model_ref, suite_name, suite_version, task, settings, headline_metric, log_location, None
+                db,
+                model_ref,
+                suite_name,
+                suite_version,
+                task,
+                settings,
+                headline_metric,
+                log_location,
+                None,
             )
             self._ledger.audit(
                 actor or default_actor(),
                 "eval-start",
                 find_model(db, model_ref).ref,
-                {"run_id": run_id, "suite": suite_name, "suite_version": suite_version, "task": task},
+                {
+                    "run_id": run_id,
+                    "suite": suite_name,
+                    "suite_version": suite_version,
+                    "task": task,
+                },
             )
             return run_id
 
@@ -304,7 +327,7 @@ class Registry:
         task: str,
         metrics: Iterable[MetricValue],
         samples: Iterable[SampleOutcome] = (),
-        settings: dict[str, Any] | None = None,
+        settings: Mapping[str, object] | None = None,
         headline_metric: str | None = None,
         log_location: str | None = None,
         status: str = "finished",
@@ -323,13 +346,22 @@ class Registry:
         check_outcomes(scrub(task), metrics, samples)
         with self._write() as db:
             run_id = self._insert_run(
-                db, model_ref, suite_name, suite_version, task, settings, headline_metric, log_location, started_at
+                db,
+                model_ref,
+                suite_name,
+                suite_version,
+                task,
+                settings,
+                headline_metric,
+                log_location,
+                started_at,
             )
             self._complete_run(db, run_id, metrics, samples, status, error, None)
             if usage is not None:
                 _train, prefill, sample, seconds = check_usage(usage, eval_run=True)
                 db.execute(
-                    "UPDATE eval_runs SET prefill_tokens = ?, sample_tokens = ?, machine_seconds = ? WHERE id = ?",
+                    "UPDATE eval_runs SET prefill_tokens = ?, sample_tokens = ?, "
+                    "machine_seconds = ? WHERE id = ?",
                     (prefill, sample, seconds, run_id),
                 )
             run = query_runs(db, "r.id = ?", (run_id,))[0]
@@ -337,7 +369,13 @@ class Registry:
                 actor or default_actor(),
                 "eval",
                 run.model_ref,
-                {"run_id": run_id, "suite": suite_name, "suite_version": suite_version, "task": task, "status": status},
+                {
+                    "run_id": run_id,
+                    "suite": suite_name,
+                    "suite_version": suite_version,
+                    "task": task,
+                    "status": status,
+                },
             )
             return run
 
@@ -353,10 +391,16 @@ class Registry:
         """The eval runs with these ids (any model), by id."""
         ids = [int(i) for i in run_ids]
         with _db.read(self._db) as db:
-            found = query_runs(db, f"r.id IN ({', '.join('?' for _ in ids)})", tuple(ids)) if ids else []
+            found = (
+                query_runs(db, f"r.id IN ({', '.join('?' for _ in ids)})", tuple(ids))
+                if ids
+                else []
+            )
         return sorted(found, key=lambda run: run.id)
 
-    def latest_results(self, model_ref: str, suite_version: str | None = None) -> dict[str, EvalRun]:
+    def latest_results(
+        self, model_ref: str, suite_version: str | None = None
+    ) -> dict[str, EvalRun]:
         """Per task, the model's latest finished run (only on `suite_version` when given)."""
         with _db.read(self._db) as db:
             return latest_finished(db, find_model(db, model_ref).id, suite_version)
@@ -409,7 +453,9 @@ class Registry:
 
     def retire(self, model_ref: str, *, actor: str | None = None, reason: str = "") -> ModelRecord:
         """Mark a model retired (any status; a retired prod leaves the project without prod)."""
-        return _governance.retire(self._ledger, model_ref, actor=actor or default_actor(), reason=reason)
+        return _governance.retire(
+            self._ledger, model_ref, actor=actor or default_actor(), reason=reason
+        )
 
     def status_history(self, model_ref: str | None = None) -> list[StatusChange]:
         """Status changes, oldest first (of one model when `model_ref` is given)."""
@@ -423,18 +469,22 @@ class Registry:
         scope: str,
         *,
         reason: str = "",
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, object] | None = None,
         actor: str | None = None,
     ) -> Selection:
         """Record `model_ref` as the chosen candidate of `scope` (`sweep:<id>`, `run:<id>`); a later
-        mark of the same scope supersedes it. The model's status is unchanged: this is not promotion."""
+        mark of the same scope supersedes it. The model's status is unchanged: this is not
+        promotion."""
         if not isinstance(scope, str) or not scope.strip():
-            raise RegistryError(f"selection scope is {scope!r}; expected `sweep:<id>` or `run:<id>`")
+            raise RegistryError(
+                f"selection scope is {scope!r}; expected `sweep:<id>` or `run:<id>`"
+            )
         actor = actor or default_actor()
         with self._write() as db:
             model = find_model(db, model_ref)
             db.execute(
-                "INSERT INTO selections (scope, model_id, at, actor, reason, details_json) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO selections (scope, model_id, at, actor, reason, details_json) "
+                "VALUES (?,?,?,?,?,?)",
                 (
                     scrub_text(scope),
                     model.id,
@@ -444,10 +494,14 @@ class Registry:
                     dumps(details or {}),
                 ),
             )
-            self._ledger.audit(actor, "select", model.ref, {"scope": scope, "reason": scrub_text(reason)})
+            self._ledger.audit(
+                actor, "select", model.ref, {"scope": scope, "reason": scrub_text(reason)}
+            )
         return self.selections(scope)[-1]
 
-    def selections(self, scope: str | None = None, *, model_ref: str | None = None) -> list[Selection]:
+    def selections(
+        self, scope: str | None = None, *, model_ref: str | None = None
+    ) -> list[Selection]:
         """Selections, oldest first (of one scope and/or one model when given); the last of a scope
         is its candidate (`current`)."""
         with _db.read(self._db) as db:
@@ -462,7 +516,12 @@ class Registry:
             return _spend.weights_of(db, find_model(db, model_ref))
 
     def set_weights_expiry(
-        self, model_ref: str, expires_at: datetime | None, *, actor: str | None = None, reason: str = ""
+        self,
+        model_ref: str,
+        expires_at: datetime | None,
+        *,
+        actor: str | None = None,
+        reason: str = "",
     ) -> Weights:
         """Record when the version's weights expire on the backend (None: kept for good)."""
         stamp = stamp_of(expires_at) if expires_at is not None else None
@@ -472,7 +531,9 @@ class Registry:
         self, model_ref: str, size_bytes: int | None, *, actor: str | None = None, reason: str = ""
     ) -> Weights:
         """Record that the version's weights were deleted (or found gone) now."""
-        return _spend.mark_deleted(self._ledger, model_ref, size_bytes, actor or default_actor(), reason)
+        return _spend.mark_deleted(
+            self._ledger, model_ref, size_bytes, actor or default_actor(), reason
+        )
 
     def protected_models(self) -> dict[str, str]:
         """Refs whose weights are kept, with why: prod, staging and their ancestors."""
@@ -490,7 +551,8 @@ class Registry:
             return _spend.ancestors(db, find_model(db, model_ref))
 
     def record_session(self, session_id: str, *, backend: str, command: str, scope: str) -> None:
-        """Remember an SDK session a command opened and what it worked for (`run:<id>`, `eval:<ids>`)."""
+        """Remember an SDK session a command opened and what it worked for (`run:<id>`,
+        `eval:<ids>`)."""
         _spend.record_session(self._ledger, session_id, backend, command, scope)
 
     def sessions(self, scope: str | None = None) -> list[SessionRow]:
@@ -498,7 +560,8 @@ class Registry:
             return _spend.session_rows(db, scope)
 
     def record_run_usage(self, run_id: str, base_model: str, usage: Usage) -> None:
-        """A training run's whole count so far (its last inline eval comes after its last checkpoint)."""
+        """A training run's whole count so far (its last inline eval comes after its last
+        checkpoint)."""
         _spend.record_run_usage(self._ledger, run_id, base_model, usage)
 
     def run_usage(self, run_id: str) -> Usage | None:
@@ -537,7 +600,7 @@ class Registry:
         tolerance: float,
         commit_sha: str | None = None,
         url: str | None = None,
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, object] | None = None,
         actor: str | None = None,
     ) -> Export:
         """Record a verified export of `model_ref` (`chief export`: `target` "dir", `location` the
@@ -550,8 +613,9 @@ class Registry:
         with self._write() as db:
             model = find_model(db, model_ref)
             db.execute(
-                "INSERT INTO exports (model_id, at, actor, format, target, location, commit_sha, url, "
-                "weights_json, max_abs_diff, tolerance, details_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO exports (model_id, at, actor, format, target, location, commit_sha, "
+                "url, weights_json, max_abs_diff, tolerance, details_json) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     model.id,
                     self.now(),
@@ -595,7 +659,7 @@ class Registry:
         """`MODEL_REGISTRY.md`: deterministic text of every model, its evals and history."""
         return _export.export_markdown(self._db, suite.as_stored() if suite else None)
 
-    def export_json(self, *, suite: SuiteRequirement | None = None) -> dict[str, Any]:
+    def export_json(self, *, suite: SuiteRequirement | None = None) -> dict[str, object]:
         """The registry as one JSON-able dict (same content as the markdown export)."""
         return _export.export_json(self._db, suite.as_stored() if suite else None)
 
@@ -608,21 +672,28 @@ class Registry:
         suite_name: str,
         suite_version: str,
         task: str,
-        settings: dict[str, Any] | None,
+        settings: Mapping[str, object] | None,
         headline_metric: str | None,
         log_location: str | None,
         started_at: datetime | None,
     ) -> int:
         model = find_model(db, model_ref)
-        for field, value in (("suite_name", suite_name), ("suite_version", suite_version), ("task", task)):
+        for field, value in (
+            ("suite_name", suite_name),
+            ("suite_version", suite_version),
+            ("task", task),
+        ):
             if not isinstance(value, str) or not value:
-                raise RegistryError(f"eval run: `{field}` is {value!r}; expected a non-empty string")
+                raise RegistryError(
+                    f"eval run: `{field}` is {value!r}; expected a non-empty string"
+                )
         started = stamp_of(started_at) if started_at else self.now()
         suite_name, suite_version = scrub_text(suite_name), scrub_text(suite_version)
         task = scrub_text(task)
         run_id = db.execute(
             "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, headline_metric, "
-            "settings_json, status, started_at, log_location) VALUES (?,?,?,?,?,?, 'running', ?, ?)",
+            "settings_json, status, started_at, log_location) "
+            "VALUES (?,?,?,?,?,?, 'running', ?, ?)",
             (
                 model.id,
                 suite_name,
@@ -638,11 +709,14 @@ class Registry:
         return run_id
 
     def _refuse_duplicate_path(self, db: sqlite3.Connection, tinker_path: str) -> None:
-        row = db.execute("SELECT name, version FROM models WHERE tinker_path = ?", (tinker_path,)).fetchone()
+        row = db.execute(
+            "SELECT name, version FROM models WHERE tinker_path = ?", (tinker_path,)
+        ).fetchone()
         if row is not None:
             raise RegistryError(
                 f"{scrub_text(tinker_path)} is already registered as {row[0]}:v{row[1]}; "
-                "use that ref (get_model accepts the tinker:// path) instead of registering it again"
+                "use that ref (get_model accepts the tinker:// path) instead of registering it "
+                "again"
             )
 
     def _complete_run(

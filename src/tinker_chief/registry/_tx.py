@@ -9,10 +9,9 @@ way. Inside `write()`, every row (model, status history, audit log) carries one 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry import _db
@@ -25,12 +24,15 @@ Clock = Callable[[], datetime]
 def stamp_of(moment: datetime) -> str:
     """A timezone-aware moment as the registry's UTC timestamp text."""
     if moment.tzinfo is None:
-        raise RegistryError(f"timestamp {moment.isoformat()} has no timezone; pass an aware datetime")
+        raise RegistryError(
+            f"timestamp {moment.isoformat()} has no timezone; pass an aware datetime"
+        )
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Ledger:
-    """One open registry connection with its clock; `write()` is one `BEGIN IMMEDIATE` transaction."""
+    """One open registry connection with its clock; `write()` is one `BEGIN IMMEDIATE`
+    transaction."""
 
     def __init__(self, db: sqlite3.Connection, clock: Clock | None = None) -> None:
         self.db = db
@@ -58,15 +60,32 @@ class Ledger:
         return _db.read(self.db)
 
     def history(
-        self, model_id: int, from_status: str | None, to_status: str, actor: str, reason: str, forced: bool
+        self,
+        model_id: int,
+        from_status: str | None,
+        to_status: str,
+        actor: str,
+        reason: str,
+        forced: bool,
     ) -> None:
         self.db.execute(
-            "INSERT INTO status_history (model_id, from_status, to_status, at, actor, reason, forced) "
+            "INSERT INTO status_history "
+            "(model_id, from_status, to_status, at, actor, reason, forced) "
             "VALUES (?,?,?,?,?,?,?)",
-            (model_id, from_status, to_status, self.now(), scrub_text(actor), scrub_text(reason), int(forced)),
+            (
+                model_id,
+                from_status,
+                to_status,
+                self.now(),
+                scrub_text(actor),
+                scrub_text(reason),
+                int(forced),
+            ),
         )
 
-    def audit(self, actor: str, command: str, target: str | None, details: dict[str, Any]) -> None:
+    def audit(
+        self, actor: str, command: str, target: str | None, details: Mapping[str, object]
+    ) -> None:
         self.db.execute(
             "INSERT INTO audit_log (at, actor, command, target, details_json) VALUES (?,?,?,?,?)",
             (self.now(), scrub_text(actor), command, target, dumps(details)),

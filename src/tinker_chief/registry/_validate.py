@@ -10,7 +10,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
 
 from tinker_chief.errors import RegistryError
 from tinker_chief.registry._records import (
@@ -19,7 +18,9 @@ from tinker_chief.registry._records import (
     EXPORT_TARGETS,
     RECIPES,
     RUN_STATUSES,
+    DataFields,
     DataSummary,
+    LoraFields,
     LoraSpec,
     MetricValue,
     SampleOutcome,
@@ -28,12 +29,16 @@ from tinker_chief.registry._records import (
 from tinker_chief.registry._scrub import scrub_text
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
-_NAME_EXPECTED = "letters, digits, '_', '.', '-' or '/', starting with a letter or digit, at most 128 characters"
+_NAME_EXPECTED = (
+    "letters, digits, '_', '.', '-' or '/', starting with a letter or digit, at most 128 characters"
+)
 
 
 def check_choice(field: str, value: object, choices: Sequence[str]) -> None:
     if not isinstance(value, str) or value not in choices:
-        raise RegistryError(f"`{field}` is {scrub_text(repr(value))}; expected one of {', '.join(choices)}")
+        raise RegistryError(
+            f"`{field}` is {scrub_text(repr(value))}; expected one of {', '.join(choices)}"
+        )
 
 
 def check_model_fields(name: str, backend: str, recipe: str, tinker_path: str | None) -> None:
@@ -44,7 +49,9 @@ def check_model_fields(name: str, backend: str, recipe: str, tinker_path: str | 
     check_choice("backend", backend, BACKENDS)
     check_choice("recipe", recipe, RECIPES)
     if tinker_path is not None and not tinker_path.startswith("tinker://"):
-        raise RegistryError(f"`tinker_path` is {scrub_text(repr(tinker_path))}; expected a tinker:// path")
+        raise RegistryError(
+            f"`tinker_path` is {scrub_text(repr(tinker_path))}; expected a tinker:// path"
+        )
 
 
 def check_run_status(status: str) -> None:
@@ -71,7 +78,9 @@ def check_outcomes(task: str, metrics: list[MetricValue], samples: list[SampleOu
     ids: set[str] = set()
     for sample in samples:
         if sample.sample_id in ids:
-            raise RegistryError(f"task `{task}`: duplicate sample id {scrub_text(repr(sample.sample_id))}")
+            raise RegistryError(
+                f"task `{task}`: duplicate sample id {scrub_text(repr(sample.sample_id))}"
+            )
         ids.add(sample.sample_id)
         if not _finite(sample.score):
             raise RegistryError(
@@ -80,7 +89,9 @@ def check_outcomes(task: str, metrics: list[MetricValue], samples: list[SampleOu
             )
 
 
-def check_usage(usage: Usage | None, *, eval_run: bool = False) -> tuple[Any, ...]:
+def check_usage(
+    usage: Usage | None, *, eval_run: bool = False
+) -> tuple[int | None, int | None, int | None, float | None]:
     """(train_tokens, prefill_tokens, sample_tokens, machine_seconds): counts non-negative integers,
     seconds a non-negative number, each or None; an eval run trains nothing."""
     usage = usage or Usage()
@@ -88,13 +99,21 @@ def check_usage(usage: Usage | None, *, eval_run: bool = False) -> tuple[Any, ..
         raise RegistryError(f"`usage` is {type(usage).__name__}; expected a registry Usage")
     for name in ("train_tokens", "prefill_tokens", "sample_tokens"):
         value = getattr(usage, name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise RegistryError(f"`usage.{name}` is {value!r}; expected a non-negative integer or None")
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise RegistryError(
+                f"`usage.{name}` is {value!r}; expected a non-negative integer or None"
+            )
     seconds = usage.machine_seconds
     if seconds is not None and not (_finite(seconds) and seconds >= 0):
-        raise RegistryError(f"`usage.machine_seconds` is {seconds!r}; expected a non-negative number or None")
+        raise RegistryError(
+            f"`usage.machine_seconds` is {seconds!r}; expected a non-negative number or None"
+        )
     if eval_run and usage.train_tokens is not None:
-        raise RegistryError("`usage.train_tokens` is set on an eval run; evals prefill and sample, never train")
+        raise RegistryError(
+            "`usage.train_tokens` is set on an eval run; evals prefill and sample, never train"
+        )
     return usage.train_tokens, usage.prefill_tokens, usage.sample_tokens, seconds
 
 
@@ -102,46 +121,58 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def lora_dict(lora: LoraSpec | dict[str, Any] | None) -> dict[str, Any] | None:
+def lora_dict(lora: LoraSpec | LoraFields | None) -> dict[str, object] | None:
     """The LoRA spec as a dict, after checking its fields and rank."""
     if lora is None:
         return None
     try:
         spec = lora if isinstance(lora, LoraSpec) else LoraSpec(**lora)
     except TypeError as exc:
-        raise RegistryError(f"`lora`: {exc}; expected fields rank, train_mlp, train_attn, train_unembed") from None
+        raise RegistryError(
+            f"`lora`: {exc}; expected fields rank, train_mlp, train_attn, train_unembed"
+        ) from None
     if not isinstance(spec.rank, int) or isinstance(spec.rank, bool) or spec.rank < 1:
         raise RegistryError(f"`lora.rank` is {spec.rank!r}; expected a positive integer")
     return asdict(spec)
 
 
-def data_dict(data: DataSummary | dict[str, Any] | None) -> dict[str, Any]:
+def data_dict(data: DataSummary | DataFields | None) -> dict[str, object]:
     """The training-data summary as a dict, after checking it has the expected fields."""
     if isinstance(data, DataSummary):
         return data.to_dict()
     unknown = sorted(set(data or {}) - {"files", "examples", "tokens", "completion_tokens"})
     if unknown:
         raise RegistryError(
-            f"`data` has unknown field(s) {unknown}; expected files, examples, tokens, completion_tokens"
+            f"`data` has unknown field(s) {unknown}; expected files, examples, tokens, "
+            "completion_tokens"
         )
     try:
-        return DataSummary.from_dict(dict(data or {})).to_dict()
+        return DataSummary.from_dict(data or {}).to_dict()
     except (TypeError, ValueError) as exc:
         raise RegistryError(
-            f"`data`: {exc}; expected files [{{path, sha256, examples}}], examples, tokens, completion_tokens"
+            f"`data`: {exc}; expected files [{{path, sha256, examples}}], examples, tokens, "
+            "completion_tokens"
         ) from None
 
 
 def check_export(
-    format: str, target: str, location: str, weights: dict[str, str], max_abs_diff: float, tolerance: float
+    format: str,
+    target: str,
+    location: str,
+    weights: dict[str, str],
+    max_abs_diff: float,
+    tolerance: float,
 ) -> None:
     """An export row: known format and target, a location, file -> sha256 hex, finite numbers."""
     check_choice("format", format, EXPORT_FORMATS)
     check_choice("target", target, EXPORT_TARGETS)
     if not isinstance(location, str) or not location:
-        raise RegistryError(f"`location` is {scrub_text(repr(location))}; expected a directory or a repo id")
+        raise RegistryError(
+            f"`location` is {scrub_text(repr(location))}; expected a directory or a repo id"
+        )
     if not weights or not all(
-        isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for k, v in weights.items()
+        isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)
+        for k, v in weights.items()
     ):
         raise RegistryError("`weights` must map each weight file to its sha256 (64 hex digits)")
     for field, value in (("max_abs_diff", max_abs_diff), ("tolerance", tolerance)):

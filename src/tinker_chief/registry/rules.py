@@ -10,7 +10,8 @@ registry imports no other capability.
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,9 +43,13 @@ class GateRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level for a regression.")
+    alpha: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="Significance level for a regression."
+    )
     max_drop: float = Field(
-        default=0.01, ge=0.0, description="Largest tolerated drop of a metric vs prod (0.01 = 1 point on 0-1)."
+        default=0.01,
+        ge=0.0,
+        description="Largest tolerated drop of a metric vs prod (0.01 = 1 point on 0-1).",
     )
     tolerances: dict[str, float] = Field(
         default_factory=dict,
@@ -52,7 +57,9 @@ class GateRules(BaseModel):
     )
     safety_thresholds: dict[str, float] = Field(
         default_factory=dict,
-        description="Minimum value per `task/metric` (or `metric`); keys ending in `_max` are maxima.",
+        description=(
+            "Minimum value per `task/metric` (or `metric`); keys ending in `_max` are maxima."
+        ),
     )
     lower_is_better: list[str] = Field(
         default_factory=lambda: list(DEFAULT_LOWER_IS_BETTER),
@@ -60,14 +67,20 @@ class GateRules(BaseModel):
     )
     neutral: list[str] = Field(
         default_factory=lambda: list(DEFAULT_NEUTRAL),
-        description="Glob patterns of metric names with no better direction: never a regression, no `best`.",
+        description=(
+            "Glob patterns of metric names with no better direction: never a regression, no `best`."
+        ),
     )
     missing_evidence: Literal["fail", "pass"] = Field(
         default="fail",
         description="A drop beyond tolerance with no samples or CIs to test it: refuse or allow.",
     )
-    bootstrap_resamples: int = Field(default=10_000, ge=100, description="Paired bootstrap resamples.")
-    seed: int = Field(default=0, description="Bootstrap seed, so the gate's verdict is reproducible.")
+    bootstrap_resamples: int = Field(
+        default=10_000, ge=100, description="Paired bootstrap resamples."
+    )
+    seed: int = Field(
+        default=0, description="Bootstrap seed, so the gate's verdict is reproducible."
+    )
 
     def tolerance(self, task: str, metric: str) -> float:
         return self.tolerances.get(f"{task}/{metric}", self.tolerances.get(metric, self.max_drop))
@@ -96,6 +109,23 @@ class TaskRequirement(BaseModel):
     )
 
 
+class _TaskLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class SuiteLike(Protocol):
+    """What `SuiteRequirement.from_suite` reads: an `EvalSuite`, or anything with these (a task's
+    `headline_metric` and `thresholds` are read when it has them)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> object: ...
+    @property
+    def tasks(self) -> Sequence[_TaskLike]: ...
+
+
 class SuiteRequirement(BaseModel):
     """The suite every prod model must have finished, current-version results on."""
 
@@ -106,7 +136,7 @@ class SuiteRequirement(BaseModel):
     tasks: list[TaskRequirement]
 
     @classmethod
-    def from_suite(cls, suite: Any) -> SuiteRequirement:
+    def from_suite(cls, suite: SuiteLike) -> SuiteRequirement:
         """Build from an `EvalSuite` (or anything with `name`, `version`, `tasks`)."""
         tasks = [
             TaskRequirement(

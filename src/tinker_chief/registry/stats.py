@@ -118,7 +118,12 @@ def percentile_interval(
 
 
 def paired_bootstrap(
-    a: list[float], b: list[float], *, resamples: int = 10_000, seed: int = 0, confidence: float = 0.95
+    a: list[float],
+    b: list[float],
+    *,
+    resamples: int = 10_000,
+    seed: int = 0,
+    confidence: float = 0.95,
 ) -> PairedTest:
     """Paired bootstrap of mean(a - b): percentile CI and two-sided p-value at zero."""
     import numpy as np
@@ -144,7 +149,9 @@ def paired_bootstrap(
     )
 
 
-def unpaired_from_cis(a: float, a_low: float, a_high: float, b: float, b_low: float, b_high: float) -> float:
+def unpaired_from_cis(
+    a: float, a_low: float, a_high: float, b: float, b_low: float, b_high: float
+) -> float:
     """Two-sided z-test p-value from two independent normal-approximation 95% CIs.
 
     Used only when per-sample outcomes are missing: standard errors are recovered as
@@ -170,4 +177,6 @@ def paired_on_samples(
         return None
     if all(x.passed is not None and y.passed is not None for x, y in pairs):
         return mcnemar([bool(x.passed) for x, _ in pairs], [bool(y.passed) for _, y in pairs])
-    return paired_bootstrap([x.score for x, _ in pairs], [y.score for _, y in pairs], resamples=resamples, seed=seed)
+    return paired_bootstrap(
+        [x.score for x, _ in pairs], [y.score for _, y in pairs], resamples=resamples, seed=seed
+    )

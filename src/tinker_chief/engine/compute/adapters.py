@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -29,6 +29,9 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 from tinker_chief.engine.backend import InvalidRequestError, LoraSettings
 from tinker_chief.models import text_config
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 _ATTN_HINTS = ("attn", "attention")
 _MLP_HINTS = ("mlp", "feed_forward", "ffn", "experts", "moe")
@@ -46,9 +49,12 @@ def _block_kind(module_name: str) -> str | None:
     return None
 
 
-def _is_moe(model: Any) -> bool:
+def _is_moe(model: PreTrainedModel) -> bool:
     config = text_config(model.config)
-    return any(getattr(config, key, None) for key in ("num_experts", "num_local_experts", "n_routed_experts"))
+    return any(
+        getattr(config, key, None)
+        for key in ("num_experts", "num_local_experts", "n_routed_experts")
+    )
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class LoraLayout:
     expert_params: tuple[str, ...]  # fused 3-D MoE weights, as PEFT target_parameters suffixes
 
 
-def scan_layout(model: Any) -> LoraLayout:
+def scan_layout(model: PreTrainedModel) -> LoraLayout:
     output = model.get_output_embeddings()
     moe = _is_moe(model)
     linears, experts, output_name = [], set(), "lm_head"
@@ -98,7 +104,9 @@ def lora_config_for(layout: LoraLayout, spec: LoraSettings, base_dir: Path) -> L
         targets.append(layout.output_name)
     expert_params = list(layout.expert_params) if spec.train_mlp else []
     if not targets and not expert_params:
-        raise InvalidRequestError("this model has no layers that LoRA can adapt for the requested spec")
+        raise InvalidRequestError(
+            "this model has no layers that LoRA can adapt for the requested spec"
+        )
     return LoraConfig(
         r=spec.rank,
         lora_alpha=spec.alpha,
@@ -114,7 +122,7 @@ def lora_config_for(layout: LoraLayout, spec: LoraSettings, base_dir: Path) -> L
 class AdapterHost:
     """The PEFT wrapper of one base model, holding every adapter on it."""
 
-    def __init__(self, causal_lm: Any) -> None:
+    def __init__(self, causal_lm: PreTrainedModel) -> None:
         self.causal_lm = causal_lm  # PEFT injects its layers into this very object
         self.layout = scan_layout(causal_lm)
         self.peft: PeftModel | None = None
@@ -158,7 +166,9 @@ class AdapterHost:
         only on linear layers (PEFT's wrappers of fused MoE expert weights are left out)."""
         assert self.peft is not None
         layers = [module for module in self.peft.modules() if isinstance(module, LoraLayer)]
-        return not self.config(slot).use_dora and all(isinstance(module, LoraLinear) for module in layers)
+        return not self.config(slot).use_dora and all(
+            isinstance(module, LoraLinear) for module in layers
+        )
 
     @contextlib.contextmanager
     def per_row(self, spans: list[tuple[str, int]]) -> Iterator[RowAdapters]:
@@ -188,20 +198,28 @@ class AdapterHost:
     def state_dict(self, slot: str) -> dict[str, torch.Tensor]:
         """Standard PEFT adapter keys (no slot name), as saved in adapter_model.safetensors."""
         state = get_peft_model_state_dict(self.peft, adapter_name=slot, save_embedding_layers=False)
-        return {key: value.detach().to("cpu", torch.float32).clone() for key, value in state.items()}
+        return {
+            key: value.detach().to("cpu", torch.float32).clone() for key, value in state.items()
+        }
 
     def load_state_dict(self, slot: str, state: dict[str, torch.Tensor]) -> None:
         result = set_peft_model_state_dict(self.peft, state, adapter_name=slot)
-        missing = [key for key in getattr(result, "missing_keys", []) if f".{slot}." in f"{key}." and "lora_" in key]
+        missing = [
+            key
+            for key in getattr(result, "missing_keys", [])
+            if f".{slot}." in f"{key}." and "lora_" in key
+        ]
         unexpected = list(getattr(result, "unexpected_keys", []))
         if missing or unexpected:
             raise InvalidRequestError(
-                f"adapter weights do not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+                f"adapter weights do not fit this model: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}"
             )
 
     def config(self, slot: str) -> LoraConfig:
         assert self.peft is not None
-        return cast(LoraConfig, self.peft.peft_config[slot])  # slots are only ever made from a LoraConfig
+        # Slots are only ever made from a LoraConfig.
+        return cast(LoraConfig, self.peft.peft_config[slot])
 
     def remove(self, slot: str) -> None:
         if self.peft is not None and slot in self.peft.peft_config:
@@ -227,7 +245,9 @@ class RowAdapters:
         sizes = [rows for _, rows in self.spans]
         pieces = [
             _plus_lora(layer, slot, part, out)
-            for (slot, _), part, out in zip(self.spans, x.split(sizes), result.split(sizes), strict=True)
+            for (slot, _), part, out in zip(
+                self.spans, x.split(sizes), result.split(sizes), strict=True
+            )
         ]
         return torch.cat(pieces)
 

@@ -15,9 +15,12 @@ than one query position) go to transformers' own SDPA function unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 GROUPED_DECODE = "chief_grouped_decode_sdpa"
 
@@ -28,13 +31,26 @@ def grouped_decode_attention(
     key: torch.Tensor,
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
-    **kwargs: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: object,
 ) -> tuple[torch.Tensor, None]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     groups = getattr(module, "num_key_value_groups", 1)
-    if query.shape[2] != 1 or groups == 1 or kwargs.get("dropout", 0.0):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if query.shape[2] != 1 or groups == 1 or dropout:
+        return sdpa_attention_forward(
+            module,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=dropout,
+            scaling=scaling,
+            is_causal=is_causal,
+            **kwargs,
+        )
     batch, heads, _, head_dim = query.shape
     grouped = query.reshape(batch, heads // groups, groups, head_dim)
     out = torch.nn.functional.scaled_dot_product_attention(
@@ -42,12 +58,13 @@ def grouped_decode_attention(
         key,
         value,
         attn_mask=attention_mask,
-        scale=kwargs.get("scaling"),
+        scale=scaling,
     )
-    return out.reshape(batch, 1, heads, head_dim), None  # [B, q_len=1, heads, D], as SDPA's path returns
+    # [B, q_len=1, heads, D], as SDPA's path returns.
+    return out.reshape(batch, 1, heads, head_dim), None
 
 
-def use_grouped_decode_attention(model: Any) -> None:
+def use_grouped_decode_attention(model: PreTrainedModel) -> None:
     """Switch an SDPA model to `grouped_decode_attention` (other implementations are left alone)."""
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,19 +28,22 @@ from tinker_chief.models import (
     text_config,
 )
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
 
 @dataclass
 class LoadedBase:
     """A frozen causal LM plus what requests are validated against."""
 
     info: BaseModelInfo
-    model: Any  # transformers PreTrainedModel (causal LM); PEFT layers get injected in place
+    model: PreTrainedModel  # a causal LM; PEFT layers get injected in place
     local_dir: Path
     vocab_size: int
-    _tokenizer: Any = field(default=None, repr=False)
+    _tokenizer: PreTrainedTokenizerBase | None = field(default=None, repr=False)
 
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         """Loaded on first use: only stop-string checks need it."""
         if self._tokenizer is None:
             from transformers import AutoTokenizer
@@ -58,7 +61,7 @@ def canonical_name(name: str) -> str:
         raise NotFoundError(str(error)) from None
 
 
-def model_config(local_dir: Path) -> Any:
+def model_config(local_dir: Path) -> PretrainedConfig:
     """The model's `transformers` config (no weights are read)."""
     from transformers import AutoConfig
 
@@ -76,7 +79,9 @@ def model_info(name: str, local_dir: Path) -> BaseModelInfo:
     )
 
 
-def load_frozen_causal_lm(local_dir: Path, device: str, compute_dtype: torch.dtype | None = None) -> Any:
+def load_frozen_causal_lm(
+    local_dir: Path, device: str, compute_dtype: torch.dtype | None = None
+) -> PreTrainedModel:
     """Eval mode, no base gradients, decode attention that reads the KV cache without repeating
     it per query head, and fp32 weights; with a `compute_dtype` (the autocast dtype) the linear
     layers hold their weights in it (`frozen_linear`: the same bits autocast computes, without
@@ -112,13 +117,15 @@ class VocabProjection(torch.nn.Linear):
         return out.reshape(*x.shape[:-1], self.out_features)
 
 
-def _use_vocab_projection(model: Any) -> None:
+def _use_vocab_projection(model: PreTrainedModel) -> None:
     """Swap a plain Linear output embedding for `VocabProjection`, sharing its Parameter (tied
     input embeddings stay tied)."""
     old = model.get_output_embeddings()
     if type(old) is not torch.nn.Linear:
         return
-    new = VocabProjection(old.in_features, old.out_features, bias=old.bias is not None, device="meta")
+    new = VocabProjection(
+        old.in_features, old.out_features, bias=old.bias is not None, device="meta"
+    )
     new.weight, new.bias = old.weight, old.bias
     model.set_output_embeddings(new)
 
@@ -135,12 +142,16 @@ class BasePool:
         if canonical not in self._loaded:
             spec = resolve_model(canonical)
             local_dir = materialize_model(spec)
-            model = load_frozen_causal_lm(local_dir, self.precision.device, self.precision.autocast_dtype)
+            model = load_frozen_causal_lm(
+                local_dir, self.precision.device, self.precision.autocast_dtype
+            )
             vocab = int(model.get_output_embeddings().weight.shape[0])
-            self._loaded[canonical] = LoadedBase(model_info(canonical, local_dir), model, local_dir, vocab)
+            self._loaded[canonical] = LoadedBase(
+                model_info(canonical, local_dir), model, local_dir, vocab
+            )
         return self._loaded[canonical]
 
-    def config(self, name: str) -> Any:
+    def config(self, name: str) -> PretrainedConfig:
         """A base model's config: the loaded model's, else read from its directory."""
         canonical = canonical_name(name)
         if canonical in self._loaded:

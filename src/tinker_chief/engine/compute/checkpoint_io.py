@@ -71,9 +71,13 @@ def read_adapter(directory: Path, with_optimizer: bool) -> AdapterFiles:
     optimizer = None
     if with_optimizer:
         if not (directory / OPTIMIZER).is_file():
-            raise InvalidRequestError(f"{directory}: this checkpoint has no optimizer state (saved weights only)")
+            raise InvalidRequestError(
+                f"{directory}: this checkpoint has no optimizer state (saved weights only)"
+            )
         optimizer = load_file(str(directory / OPTIMIZER))
-    return AdapterFiles(base_model, spec, config, load_file(str(directory / ADAPTER_WEIGHTS)), optimizer)
+    return AdapterFiles(
+        base_model, spec, config, load_file(str(directory / ADAPTER_WEIGHTS)), optimizer
+    )
 
 
 def _read_meta(directory: Path, config: LoraConfig) -> tuple[str, LoraSettings]:
@@ -89,5 +93,7 @@ def _read_meta(directory: Path, config: LoraConfig) -> tuple[str, LoraSettings]:
     # train_* flags are only informational here, so the defaults stand in for them.
     spec = LoraSettings(rank=int(config.r), alpha=int(config.lora_alpha))
     if not config.base_model_name_or_path:
-        raise InvalidRequestError(f"{directory / ADAPTER_CONFIG}: base_model_name_or_path is not set")
+        raise InvalidRequestError(
+            f"{directory / ADAPTER_CONFIG}: base_model_name_or_path is not set"
+        )
     return str(config.base_model_name_or_path), spec

@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -52,16 +51,22 @@ DEFAULT_HIDDEN, DEFAULT_INTERMEDIATE = 576, 1536  # SmolLM2-135M, the default mo
 log = logging.getLogger("tinker_chief.engine")
 
 
-def model_gemm_shapes(config: Mapping[str, Any] | None = None) -> tuple[GemmShape, ...]:
+def model_gemm_shapes(config: Mapping[str, object] | None = None) -> tuple[GemmShape, ...]:
     """The decoder's projection GEMMs of a model's `config.json` (the default model's without
     one): tokens x hidden @ hidden x intermediate (MLP up/gate), intermediate x hidden (MLP down,
     and the backward through up/gate), hidden x hidden (attention projections)."""
-    text = (config or {}).get("text_config") or config or {}
-    hidden = int(text.get("hidden_size") or DEFAULT_HIDDEN)
+    nested = (config or {}).get("text_config")
+    text = nested if isinstance(nested, Mapping) and nested else config or {}
+    hidden = _size(text.get("hidden_size"), DEFAULT_HIDDEN)
     fallback = DEFAULT_INTERMEDIATE if config is None else 4 * hidden
-    intermediate = int(text.get("intermediate_size") or fallback)
+    intermediate = _size(text.get("intermediate_size"), fallback)
     tokens = max(64, min(PROBE_TOKENS, int(MAX_PROBE_FLOPS / (2 * hidden * intermediate))))
     return (tokens, hidden, intermediate), (tokens, intermediate, hidden), (tokens, hidden, hidden)
+
+
+def _size(value: object, default: int) -> int:
+    """A config's layer size; `default` where it has none."""
+    return int(value) if isinstance(value, int | float | str) and value else default
 
 
 DEFAULT_SHAPES = model_gemm_shapes()
@@ -117,7 +122,7 @@ class MachineFacts:
     def here(cls) -> MachineFacts:
         return cls(cpu_info(), torch.__version__, torch.get_num_threads())
 
-    def probe_key(self, shapes: Sequence[GemmShape]) -> dict[str, Any]:
+    def probe_key(self, shapes: Sequence[GemmShape]) -> dict[str, object]:
         flags = hashlib.sha256(" ".join(sorted(self.cpu.flags)).encode()).hexdigest()[:16]
         return {
             "torch": self.torch_version,
@@ -189,7 +194,7 @@ def probe_gemms(
     return GemmProbe(gflops, shapes, path, reused=False)
 
 
-def _read_probe(path: Path, key: dict[str, Any]) -> dict[str, float] | None:
+def _read_probe(path: Path, key: dict[str, object]) -> dict[str, float] | None:
     """The cached GFLOP/s for exactly `key`; None when absent, damaged or another key's."""
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
@@ -230,9 +235,9 @@ class Precision:
         """What the sampler's KV cache stores (`kv_cache`: the autocast dtype, else fp32)."""
         return self.autocast_dtype or torch.float32
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         """What `engine_stats` reports: device, precision, why, and the probe's GFLOP/s."""
-        stats: dict[str, Any] = {"device": self.device, "precision": self.name}
+        stats: dict[str, object] = {"device": self.device, "precision": self.name}
         stats["precision_basis"] = self.basis
         if self.probe is not None:
             gflops = self.probe.gflops

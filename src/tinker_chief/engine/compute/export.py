@@ -22,13 +22,17 @@ _ADAPTER_FILES = (checkpoint_io.ADAPTER_CONFIG, checkpoint_io.ADAPTER_WEIGHTS, c
 
 def _prepare_out(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidRequestError(f"{out_dir}: exists and is not a directory; expected a new or empty directory")
+        raise InvalidRequestError(
+            f"{out_dir}: exists and is not a directory; expected a new or empty directory"
+        )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InvalidRequestError(f"{out_dir}: output directory exists and is not empty")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a parent directory should be, no permission
-        raise InvalidRequestError(f"{out_dir}: cannot create the output directory ({exc.strerror})") from None
+        raise InvalidRequestError(
+            f"{out_dir}: cannot create the output directory ({exc.strerror})"
+        ) from None
 
 
 def export_adapter(adapter_dir: Path, out_dir: Path) -> None:

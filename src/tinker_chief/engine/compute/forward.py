@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from tinker_chief.engine.backend import DatumArrays, InvalidRequestError
 from tinker_chief.engine.compute.devices import Precision
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+# The k most likely tokens at each scored position: (log-probabilities, token ids), or None.
+TopK = tuple[torch.Tensor, torch.Tensor] | None
 
 CHUNK_TOKENS = 2048  # output-projection rows per chunk: bounds the fp32 logits buffer
 
@@ -43,7 +49,12 @@ def _check_ids(ids: np.ndarray, vocab: int, where: str) -> None:
 
 
 def validate_datum(
-    index: int, datum: DatumArrays, required: Sequence[str], optional: Sequence[str], vocab: int, max_length: int
+    index: int,
+    datum: DatumArrays,
+    required: Sequence[str],
+    optional: Sequence[str],
+    vocab: int,
+    max_length: int,
 ) -> None:
     tokens = np.asarray(datum.tokens)
     length = int(tokens.shape[0]) if tokens.ndim == 1 else -1
@@ -51,23 +62,29 @@ def validate_datum(
         raise InvalidRequestError(f"datum {index}: model_input must be a non-empty list of tokens")
     if length > max_length:
         raise InvalidRequestError(
-            f"datum {index}: length {length} exceeds the model's maximum context length {max_length}"
+            f"datum {index}: length {length} exceeds the model's maximum context length "
+            f"{max_length}"
         )
     _check_ids(tokens, vocab, f"datum {index}: model_input")
     for key in required:
         if key not in datum.loss_fn_inputs:
             raise InvalidRequestError(
-                f"datum {index}: loss_fn_inputs is missing {key!r} (this loss needs {', '.join(required)})"
+                f"datum {index}: loss_fn_inputs is missing {key!r} "
+                f"(this loss needs {', '.join(required)})"
             )
     for key in (*required, *[k for k in optional if k in datum.loss_fn_inputs]):
         values = np.asarray(datum.loss_fn_inputs[key])
         if values.shape != (length,):
             raise InvalidRequestError(
-                f"datum {index}: loss_fn_inputs[{key!r}] has shape {list(values.shape)}, expected [{length}] "
-                "(one value per input token)"
+                f"datum {index}: loss_fn_inputs[{key!r}] has shape {list(values.shape)}, "
+                f"expected [{length}] (one value per input token)"
             )
     if "target_tokens" in datum.loss_fn_inputs:
-        _check_ids(np.asarray(datum.loss_fn_inputs["target_tokens"]), vocab, f"datum {index}: target_tokens")
+        _check_ids(
+            np.asarray(datum.loss_fn_inputs["target_tokens"]),
+            vocab,
+            f"datum {index}: target_tokens",
+        )
 
 
 def pad_batch(
@@ -87,7 +104,10 @@ def pad_batch(
     keys = [*required, *[k for k in optional if all(k in d.loss_fn_inputs for d in data)]]
     tokens = np.zeros((len(data), width), dtype=np.int64)
     mask = np.zeros((len(data), width), dtype=np.float32)
-    arrays = {k: np.zeros((len(data), width), np.int64 if k == "target_tokens" else np.float32) for k in keys}
+    arrays = {
+        k: np.zeros((len(data), width), np.int64 if k == "target_tokens" else np.float32)
+        for k in keys
+    }
     for row, (datum, length) in enumerate(zip(data, lengths)):
         tokens[row, :length] = datum.tokens
         mask[row, :length] = 1.0
@@ -101,12 +121,12 @@ def pad_batch(
     )
 
 
-def decoder_of(causal_lm: Any) -> Any:
+def decoder_of(causal_lm: PreTrainedModel) -> torch.nn.Module:
     """The transformer body (everything before the output embedding)."""
     return getattr(causal_lm, causal_lm.base_model_prefix)
 
 
-def _project(causal_lm: Any, hidden: torch.Tensor) -> torch.Tensor:
+def _project(causal_lm: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
     """fp32 logits for a chunk of hidden states, with the model's logit soft-cap if it has one."""
     logits = causal_lm.get_output_embeddings()(hidden).float()
     cap = getattr(causal_lm.config, "final_logit_softcapping", None)
@@ -116,42 +136,64 @@ def _project(causal_lm: Any, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def target_logprobs(
-    causal_lm: Any, tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, precision: Precision, topk: int = 0
-) -> tuple[torch.Tensor, Any]:
+    causal_lm: PreTrainedModel,
+    tokens: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    precision: Precision,
+    topk: int = 0,
+) -> tuple[torch.Tensor, TopK]:
     """logprob of targets[b, t] given tokens[b, :t+1], fp32 [B, T], zero where mask is 0.
 
     With `topk` > 0 also returns (values, ids) of the k most likely tokens at each real position,
     flattened in mask order; otherwise None.
     """
-    return score_hidden(causal_lm, decoder_hidden(causal_lm, tokens, precision), targets, mask, precision, topk)
+    return score_hidden(
+        causal_lm, decoder_hidden(causal_lm, tokens, precision), targets, mask, precision, topk
+    )
 
 
-def decoder_hidden(causal_lm: Any, tokens: torch.Tensor, precision: Precision) -> torch.Tensor:
+def decoder_hidden(
+    causal_lm: PreTrainedModel, tokens: torch.Tensor, precision: Precision
+) -> torch.Tensor:
     """The decoder's last hidden states [B, T, H] of right-padded `tokens` (plain causal mask)."""
     with precision.autocast():
         return decoder_of(causal_lm)(input_ids=tokens, use_cache=False).last_hidden_state
 
 
 def prompt_scores(
-    causal_lm: Any, prompts: torch.Tensor, lengths: list[int], precision: Precision, topk: int = 0
-) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    causal_lm: PreTrainedModel,
+    prompts: torch.Tensor,
+    lengths: list[int],
+    precision: Precision,
+    topk: int = 0,
+) -> tuple[torch.Tensor, TopK, torch.Tensor]:
     """Prompt logprobs of right-padded `prompts` [B, T] (as `target_logprobs` gives them for
     predicting prompt[1:] from prompt[:-1]) plus the fp32 logits after each whole prompt [B, V]:
     one forward both scores a prompt and picks the first token generated after it."""
     hidden = decoder_hidden(causal_lm, prompts, precision)
     width = prompts.shape[1] - 1
     mask = (
-        torch.arange(width, device=prompts.device)[None, :] < torch.tensor(lengths, device=prompts.device)[:, None] - 1
+        torch.arange(width, device=prompts.device)[None, :]
+        < torch.tensor(lengths, device=prompts.device)[:, None] - 1
     ).float()
     logprobs, top = score_hidden(causal_lm, hidden[:, :-1], prompts[:, 1:], mask, precision, topk)
-    last = hidden[torch.arange(len(lengths), device=prompts.device), torch.tensor(lengths, device=prompts.device) - 1]
+    last = hidden[
+        torch.arange(len(lengths), device=prompts.device),
+        torch.tensor(lengths, device=prompts.device) - 1,
+    ]
     with precision.autocast():
         return logprobs, top, _project(causal_lm, last)
 
 
 def score_hidden(
-    causal_lm: Any, hidden: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, precision: Precision, topk: int = 0
-) -> tuple[torch.Tensor, Any]:
+    causal_lm: PreTrainedModel,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    precision: Precision,
+    topk: int = 0,
+) -> tuple[torch.Tensor, TopK]:
     """`target_logprobs` from hidden states the decoder already computed."""
     real = mask.bool()
     flat_hidden, flat_targets = hidden[real], targets[real]

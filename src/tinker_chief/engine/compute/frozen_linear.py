@@ -21,14 +21,19 @@ calls that build a graph for backward use `F.linear` on the plain weight. PEFT w
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from tinker_chief.models import mark_embeddings_untied
 
-_PACK_BATCH_HINT = 32  # oneDNN picks its blocking for this many rows; measured exact for 1..640 rows
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+_PACK_BATCH_HINT = (
+    32  # oneDNN picks its blocking for this many rows; measured exact for 1..640 rows
+)
 
 
 @functools.cache
@@ -40,10 +45,14 @@ def mkldnn_prepack_available() -> bool:
     once rather than from a list of CPU flags that PyTorch may change. Without it, `FrozenLinear`
     keeps plain bf16 weights, which give the same bits through `F.linear`.
     """
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+    if not (
+        torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    ):
         return False
     try:
-        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(8, 8, dtype=torch.bfloat16), _PACK_BATCH_HINT)
+        torch.ops.mkldnn._reorder_linear_weight(
+            torch.zeros(8, 8, dtype=torch.bfloat16), _PACK_BATCH_HINT
+        )
     except RuntimeError:
         return False
     return True
@@ -53,13 +62,19 @@ class FrozenLinear(torch.nn.Linear):
     """A Linear with a frozen weight in `dtype`; inputs are cast to it, outputs come out in it."""
 
     def __init__(self, source: torch.nn.Linear, dtype: torch.dtype, prepack: bool) -> None:
-        super().__init__(source.in_features, source.out_features, bias=source.bias is not None, device="meta")
+        super().__init__(
+            source.in_features, source.out_features, bias=source.bias is not None, device="meta"
+        )
         weight = source.weight.detach().to(dtype).contiguous()
         self.weight = torch.nn.Parameter(weight, requires_grad=False)
         self.bias = (
-            None if source.bias is None else torch.nn.Parameter(source.bias.detach().to(dtype), requires_grad=False)
+            None
+            if source.bias is None
+            else torch.nn.Parameter(source.bias.detach().to(dtype), requires_grad=False)
         )
-        self._packed = None  # not a buffer, so `.to(device)` would leave it behind: swap after moving
+        self._packed = (
+            None  # not a buffer, so `.to(device)` would leave it behind: swap after moving
+        )
         if prepack and weight.device.type == "cpu":
             self._packed = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_BATCH_HINT)
 
@@ -70,12 +85,14 @@ class FrozenLinear(torch.nn.Linear):
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
 
 
-def use_compute_dtype_linears(model: Any, dtype: torch.dtype) -> int:
+def use_compute_dtype_linears(model: PreTrainedModel, dtype: torch.dtype) -> int:
     """Replace every plain `nn.Linear` in `model` by a `FrozenLinear` in `dtype`; returns how
     many. Call before any adapter is injected (PEFT then wraps the frozen layers)."""
     prepack = dtype == torch.bfloat16 and mkldnn_prepack_available()
     # Plain Linears only: a subclass may have a forward of its own that a swap would lose.
-    swaps = [(name, module) for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+    swaps = [
+        (name, module) for name, module in model.named_modules() if type(module) is torch.nn.Linear
+    ]
     for name, module in swaps:
         parent_name, _, leaf = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -3,11 +3,12 @@
 `generate(causal_lm, rows, ...)` takes rows that share one set of weights (the backend groups
 requests by sampler key first), prefills the prompt prefix they all share once (a system
 prompt, few-shot examples, the n copies of a `num_samples=n` request), left-pads the rest of
-their prompts, runs one prefill and one decode loop for all of them (a row that finishes leaves the batch, so
-the rows still generating do not pay for it), and gives each row its own temperature / top-p / top-k, its own
-`torch.Generator` (so a seed reproduces the output whatever else is in the batch), its own
-stop tokens, stop strings and `max_tokens`. The logprob reported for a chosen token is the
-model's raw log-softmax (temperature 1), as Tinker reports it, so it agrees with `forward`.
+their prompts, runs one prefill and one decode loop for all of them (a row that finishes leaves
+the batch, so the rows still generating do not pay for it), and gives each row its own
+temperature / top-p / top-k, its own `torch.Generator` (so a seed reproduces the output whatever
+else is in the batch), its own stop tokens, stop strings and `max_tokens`. The logprob reported
+for a chosen token is the model's raw log-softmax (temperature 1), as Tinker reports it, so it
+agrees with `forward`.
 We write the loop instead of calling `model.generate` because HF's generate applies one
 `GenerationConfig` to the whole batch and returns processed (not raw) scores.
 """
@@ -16,13 +17,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from tinker_chief.engine.backend import SampledSequence, SamplingSettings
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.kv_cache import GrowingKVCache
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 MIN_SHARED_PREFIX = 8
 
@@ -39,10 +43,14 @@ class Row:
     stop_reason: Literal["stop", "length"] | None = None
 
     def result(self) -> SampledSequence:
-        return SampledSequence(tokens=self.tokens, logprobs=self.logprobs, stop_reason=self.stop_reason or "length")
+        return SampledSequence(
+            tokens=self.tokens, logprobs=self.logprobs, stop_reason=self.stop_reason or "length"
+        )
 
 
-def _left_pad(rows: list[Row], skip: int, pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_pad(
+    rows: list[Row], skip: int, pad_id: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Prompts after their first `skip` tokens, left-padded to one width, and their mask."""
     width = max(len(row.prompt) for row in rows) - skip
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -76,7 +84,8 @@ def _filter(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
     if settings.top_p < 1.0:
         ordered, order = torch.sort(scaled, descending=True)
         cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
-        drop = cumulative - torch.softmax(ordered, dim=-1) >= settings.top_p  # keep the token crossing p
+        # Keep the token crossing p.
+        drop = cumulative - torch.softmax(ordered, dim=-1) >= settings.top_p
         drop[..., 0] = False  # and the likeliest: a top_p that is 0 in fp32 dropped them all
         scaled = scaled.scatter(-1, order, ordered.masked_fill(drop, float("-inf")))
     return scaled
@@ -87,16 +96,19 @@ def _sample(logits: torch.Tensor, row: Row) -> int:
     return int(torch.multinomial(probs.cpu(), 1, generator=row.generator))
 
 
-def _stopped(row: Row, token: int, tokenizer: Any) -> bool:
+def _stopped(row: Row, token: int, tokenizer: PreTrainedTokenizerBase | None) -> bool:
     if token in row.settings.stop_tokens:
         return True
     if row.settings.stop_strings:
+        assert tokenizer is not None  # the sampler loads one whenever a request has stop strings
         text = tokenizer.decode(row.tokens, skip_special_tokens=False)
         return any(stop in text for stop in row.settings.stop_strings)
     return False
 
 
-def step_rows(rows: list[Row], logits: torch.Tensor, tokenizer: Any) -> None:
+def step_rows(
+    rows: list[Row], logits: torch.Tensor, tokenizer: PreTrainedTokenizerBase | None
+) -> None:
     """Append one token (and its raw logprob) to every row; mark the rows that finish."""
     logits = logits.float()
     greedy = torch.argmax(logits, dim=-1).tolist()  # one batched argmax instead of one per row
@@ -125,11 +137,11 @@ def cache_length(rows: list[Row]) -> int:
 
 @torch.no_grad()
 def generate(
-    causal_lm: Any,
+    causal_lm: PreTrainedModel,
     rows: list[Row],
     precision: Precision,
     pad_id: int,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase | None,
 ) -> int:
     """Fill in every row's tokens, logprobs and stop_reason; return the most bytes the loop's KV
     cache held (at most `len(rows) x cache_length(rows)` positions)."""
@@ -165,12 +177,20 @@ def generate(
             )
         peak = max(peak, cache.nbytes)  # buffers only grow in a forward; leaving rows shrink them
         step_rows(live, out.logits[:, -1], tokenizer)
-        ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[:, None]
+        ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[
+            :, None
+        ]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
         positions = positions[:, -1:] + 1
 
 
-def _prefill_shared_prefix(causal_lm: Any, prefix: list[int], batch: int, cache: Any, precision: Precision) -> None:
+def _prefill_shared_prefix(
+    causal_lm: PreTrainedModel,
+    prefix: list[int],
+    batch: int,
+    cache: GrowingKVCache,
+    precision: Precision,
+) -> None:
     """Run the common prefix once and copy its KV cache to every row (system prompts, few-shot
     examples and `num_samples` > 1 share it), so prefill costs one prefix plus the rows' tails."""
     ids = torch.tensor([prefix], dtype=torch.long, device=precision.device)

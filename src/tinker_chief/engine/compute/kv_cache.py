@@ -24,10 +24,9 @@ sampler pool packs its loops by (`sampler_pool.py`) and the server refuses reque
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, PretrainedConfig
 from transformers.cache_utils import Cache, DynamicLayer
 
 from tinker_chief.models import text_config
@@ -49,7 +48,9 @@ class GrowingLayer(DynamicLayer):
         super().lazy_initialization(key_states, value_states)
         # Empty buffers (room 0): the first update allocates real ones.
         self._key_buffer = key_states.new_empty((*key_states.shape[:-2], 0, key_states.shape[-1]))
-        self._value_buffer = value_states.new_empty((*value_states.shape[:-2], 0, value_states.shape[-1]))
+        self._value_buffer = value_states.new_empty(
+            (*value_states.shape[:-2], 0, value_states.shape[-1])
+        )
         self._length = 0
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
@@ -68,8 +69,12 @@ class GrowingLayer(DynamicLayer):
 
     def _reallocate(self, key_states: torch.Tensor, value_states: torch.Tensor, room: int) -> None:
         dtype = self.dtype = _storage_dtype(key_states)
-        keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]), dtype=dtype)
-        values = value_states.new_empty((*value_states.shape[:-2], room, value_states.shape[-1]), dtype=dtype)
+        keys = key_states.new_empty(
+            (*key_states.shape[:-2], room, key_states.shape[-1]), dtype=dtype
+        )
+        values = value_states.new_empty(
+            (*value_states.shape[:-2], room, value_states.shape[-1]), dtype=dtype
+        )
         if self._length:
             keys[..., : self._length, :] = self._key_buffer[..., : self._length, :]
             values[..., : self._length, :] = self._value_buffer[..., : self._length, :]
@@ -87,7 +92,8 @@ class GrowingLayer(DynamicLayer):
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.get_seq_length() > 0:
             self._replace_buffers(
-                self._key_buffer.repeat_interleave(repeats, dim=0), self._value_buffer.repeat_interleave(repeats, dim=0)
+                self._key_buffer.repeat_interleave(repeats, dim=0),
+                self._value_buffer.repeat_interleave(repeats, dim=0),
             )
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
@@ -95,7 +101,9 @@ class GrowingLayer(DynamicLayer):
             self._replace_buffers(self._key_buffer[indices, ...], self._value_buffer[indices, ...])
 
     def _unsupported(self, *args, **kwargs) -> None:
-        raise NotImplementedError("GrowingLayer serves chief's sampler only: no crop, beam reordering or offloading")
+        raise NotImplementedError(
+            "GrowingLayer serves chief's sampler only: no crop, beam reordering or offloading"
+        )
 
     crop = reorder_cache = offload = prefetch = _unsupported
 
@@ -129,7 +137,7 @@ class GrowingKVCache(DynamicCache):
         return sum(layer.nbytes for layer in self.layers if isinstance(layer, GrowingLayer))
 
 
-def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+def kv_bytes_per_token(config: PretrainedConfig, dtype: torch.dtype) -> int:
     """Bytes one position of one sequence takes in the KV cache: a key and a value of every
     KV head in every layer (an upper bound for models whose layers keep fewer positions)."""
     language = text_config(config)

@@ -36,7 +36,9 @@ def _number(config: Config, key: str, default: float | None) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise InvalidRequestError(f"loss_fn_config[{key!r}] must be a number, got {value!r}") from None
+        raise InvalidRequestError(
+            f"loss_fn_config[{key!r}] must be a number, got {value!r}"
+        ) from None
 
 
 def _threshold(inputs: Tensors, config: Config, key: str, default: float) -> torch.Tensor:
@@ -52,11 +54,15 @@ def _ratio(lp: torch.Tensor, inputs: Tensors) -> torch.Tensor:
     return torch.exp(lp - inputs["logprobs"])
 
 
-def cross_entropy(lp: torch.Tensor, inputs: Tensors, mask: torch.Tensor, config: Config) -> torch.Tensor:
+def cross_entropy(
+    lp: torch.Tensor, inputs: Tensors, mask: torch.Tensor, config: Config
+) -> torch.Tensor:
     return -(lp * inputs["weights"] * mask).sum()
 
 
-def importance_sampling(lp: torch.Tensor, inputs: Tensors, mask: torch.Tensor, config: Config) -> torch.Tensor:
+def importance_sampling(
+    lp: torch.Tensor, inputs: Tensors, mask: torch.Tensor, config: Config
+) -> torch.Tensor:
     return -(_ratio(lp, inputs) * inputs["advantages"] * mask).sum()
 
 
@@ -111,5 +117,7 @@ OPTIONAL_INPUTS = ("clip_low_threshold", "clip_high_threshold", "sequence_ratio_
 
 def loss_def(name: str) -> LossDef:
     if name not in LOSSES:
-        raise InvalidRequestError(f"unsupported loss_fn {name!r}: this engine supports {', '.join(LOSSES)}")
+        raise InvalidRequestError(
+            f"unsupported loss_fn {name!r}: this engine supports {', '.join(LOSSES)}"
+        )
     return LOSSES[name]

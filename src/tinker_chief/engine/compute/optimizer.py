@@ -27,7 +27,11 @@ class AdapterOptimizer:
         check_adam_step(params)
         grads = [p.grad for p in self.params if p.grad is not None]
         norm = (
-            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+            float(
+                torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            )
+            if grads
+            else 0.0
         )
         if params.grad_clip_norm > 0 and grads:
             torch.nn.utils.clip_grad_norm_(self.params, params.grad_clip_norm)
@@ -56,7 +60,11 @@ class AdapterOptimizer:
     def import_state(self, flat: dict[str, torch.Tensor], key_of: dict[str, str]) -> None:
         state: dict[int, dict[str, torch.Tensor]] = {}
         for index, name in enumerate(self.names):
-            entry = {f: flat[f"{key_of[name]}::{f}"] for f in _STATE_FIELDS if f"{key_of[name]}::{f}" in flat}
+            entry = {
+                f: flat[f"{key_of[name]}::{f}"]
+                for f in _STATE_FIELDS
+                if f"{key_of[name]}::{f}" in flat
+            }
             if entry and set(entry) != set(_STATE_FIELDS):
                 raise InvalidRequestError(f"optimizer state for {key_of[name]} is incomplete")
             if entry:

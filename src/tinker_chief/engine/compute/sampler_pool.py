@@ -56,7 +56,9 @@ from tinker_chief.engine.compute.spill import SpillStore
 
 MAX_ADAPTER_SAMPLERS = 32
 MAX_BATCH_ROWS = 64  # rows per decode loop (its KV cache is also bounded by the budget)
-MAX_SCORING_TOKENS = 16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
+MAX_SCORING_TOKENS = (
+    16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
+)
 
 Resolver = Callable[[str], tuple[LoadedBase, AdapterHost]]
 LiveResolver = Callable[[str], "SamplerRef | None"]  # a live key -> the training adapter it follows
@@ -92,14 +94,20 @@ class SamplerPool:
         self._spilled = SpillStore(root=spill_root)
         self.stats = {"sampling_decode_loops": 0, "sampling_kv_peak_bytes": 0}
 
-    def add_adapter(self, ref: SamplerRef, config: LoraConfig, weights: dict[str, torch.Tensor]) -> str:
+    def add_adapter(
+        self, ref: SamplerRef, config: LoraConfig, weights: dict[str, torch.Tensor]
+    ) -> str:
         """Load `weights` into a new frozen slot on `ref.base_name`; return its key."""
         key = self._load_slot(ref.base_name, config, weights)
         self._evict()
         return key
 
     def _load_slot(
-        self, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor], key: str | None = None
+        self,
+        base_name: str,
+        config: LoraConfig,
+        weights: dict[str, torch.Tensor],
+        key: str | None = None,
     ) -> str:
         """A new frozen adapter slot holding `weights`, registered under `key` (by default one
         made from its base and slot names); returns the key."""
@@ -140,7 +148,9 @@ class SamplerPool:
             slot, host = ref.slot, self._resolve(ref.base_name)[1]
             assert slot is not None  # add_adapter gives every cached adapter its slot
             if not self._from_directory(key):  # a snapshot: nowhere else to load it back from
-                self._spilled.put(key, ref.base_name, copy.deepcopy(host.config(slot)), host.state_dict(slot))
+                self._spilled.put(
+                    key, ref.base_name, copy.deepcopy(host.config(slot)), host.state_dict(slot)
+                )
             self._drop(key)  # only once its weights are safe
 
     def _drop(self, key: str) -> None:
@@ -169,7 +179,9 @@ class SamplerPool:
         try:
             return (*self._resolve(key), None)
         except NotFoundError:
-            raise NotFoundError(f"unknown sampler {key!r}: it was never created or has been released") from None
+            raise NotFoundError(
+                f"unknown sampler {key!r}: it was never created or has been released"
+            ) from None
 
     def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
         try:
@@ -201,13 +213,22 @@ class SamplerPool:
         return [result for result in results if result is not None]
 
     def _run_group(
-        self, base: LoadedBase, requests: list[SampleRequest], indices: list[int], results: list[SampleResult | None]
+        self,
+        base: LoadedBase,
+        requests: list[SampleRequest],
+        indices: list[int],
+        results: list[SampleResult | None],
     ) -> None:
         rows_of = []
         for request in requests:
             seed = request.settings.seed
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
-            rows_of.append([Row(list(request.prompt), request.settings, generator) for _ in range(request.num_samples)])
+            rows_of.append(
+                [
+                    Row(list(request.prompt), request.settings, generator)
+                    for _ in range(request.num_samples)
+                ]
+            )
         needs_text = any(request.settings.stop_strings for request in requests)
         tokenizer = base.tokenizer if needs_text else None
         decoded = [rows for r, rows in zip(requests, rows_of) if not _first_token_from_scoring(r)]
@@ -226,7 +247,9 @@ class SamplerPool:
         for i, (index, rows) in enumerate(zip(indices, rows_of)):
             prompt_logprobs, topk = scores.get(i, (None, None))
             results[index] = SampleResult(
-                sequences=[row.result() for row in rows], prompt_logprobs=prompt_logprobs, topk_prompt_logprobs=topk
+                sequences=[row.result() for row in rows],
+                prompt_logprobs=prompt_logprobs,
+                topk_prompt_logprobs=topk,
             )
 
     def _kv_bytes(self, base: LoadedBase) -> int:
@@ -255,7 +278,9 @@ class SamplerPool:
         return loops
 
     @torch.no_grad()
-    def _score_prompts(self, base: LoadedBase, scored: list[ScoredRequest], tokenizer) -> dict[int, PromptScores]:
+    def _score_prompts(
+        self, base: LoadedBase, scored: list[ScoredRequest], tokenizer
+    ) -> dict[int, PromptScores]:
         """Prompt logprobs (and top-k) of several requests from one right-padded forward; a
         one-token request (the SDK's `compute_logprobs`) also gets its token from that forward."""
         scores: dict[int, PromptScores] = {}
@@ -279,13 +304,18 @@ class SamplerPool:
         offset = 0  # `top` is flattened over the scored positions, row by row
         for row, (i, request, rows) in enumerate(scored):
             length = len(request.prompt) - 1
-            prompt_logprobs = [None, *logprobs[row, :length].tolist()] if request.prompt_logprobs else None
+            prompt_logprobs = (
+                [None, *logprobs[row, :length].tolist()] if request.prompt_logprobs else None
+            )
             topk = None
             if request.topk_prompt_logprobs and top is not None:
                 own = min(request.topk_prompt_logprobs, k)
                 values = top[0][offset : offset + length, :own].tolist()
                 ids = top[1][offset : offset + length, :own].tolist()
-                topk = [None, *[list(zip(top_ids, top_values)) for top_ids, top_values in zip(ids, values)]]
+                topk = [
+                    None,
+                    *[list(zip(top_ids, top_values)) for top_ids, top_values in zip(ids, values)],
+                ]
             scores[i] = (prompt_logprobs, topk)
             offset += length
             if _first_token_from_scoring(request):
@@ -301,9 +331,11 @@ def _first_token_from_scoring(request: SampleRequest) -> bool:
 
 
 def _scoring_chunks(scored: list[ScoredRequest]) -> list[list[ScoredRequest]]:
-    """Groups whose padded batch stays within `MAX_SCORING_TOKENS` (one oversize prompt goes alone)."""
+    """Groups whose padded batch stays within `MAX_SCORING_TOKENS` (one oversize prompt goes
+    alone)."""
     chunks: list[list[ScoredRequest]] = []
-    for item in sorted(scored, key=lambda item: len(item[1].prompt)):  # each item is its chunk's widest
+    # Each item is its chunk's widest.
+    for item in sorted(scored, key=lambda item: len(item[1].prompt)):
         if chunks and len(item[1].prompt) * (len(chunks[-1]) + 1) <= MAX_SCORING_TOKENS:
             chunks[-1].append(item)
         else:
@@ -325,21 +357,28 @@ def _validate(request: SampleRequest, base: LoadedBase) -> None:
     bad = [token for token in prompt if not 0 <= token < base.vocab_size]
     if bad:
         raise InvalidRequestError(
-            f"prompt token id {bad[0]} is outside the vocabulary (valid ids are 0..{base.vocab_size - 1})"
+            f"prompt token id {bad[0]} is outside the vocabulary "
+            f"(valid ids are 0..{base.vocab_size - 1})"
         )
     limit = base.info.max_context_length
     if len(prompt) + max(settings.max_tokens, 0) > limit:
         raise InvalidRequestError(
-            f"prompt length {len(prompt)} + max_tokens {settings.max_tokens} exceeds the model's maximum "
-            f"context length {limit}"
+            f"prompt length {len(prompt)} + max_tokens {settings.max_tokens} exceeds the model's "
+            f"maximum context length {limit}"
         )
     checks = [
         (request.num_samples >= 1, f"num_samples must be at least 1, got {request.num_samples}"),
         (settings.max_tokens >= 0, f"max_tokens must be >= 0, got {settings.max_tokens}"),
         (settings.temperature >= 0, f"temperature must be >= 0, got {settings.temperature}"),
         (0 < settings.top_p <= 1, f"top_p must be in (0, 1], got {settings.top_p}"),
-        (settings.top_k >= -1, f"top_k must be -1 (off) or a positive integer, got {settings.top_k}"),
-        (request.topk_prompt_logprobs >= 0, f"topk_prompt_logprobs must be >= 0, got {request.topk_prompt_logprobs}"),
+        (
+            settings.top_k >= -1,
+            f"top_k must be -1 (off) or a positive integer, got {settings.top_k}",
+        ),
+        (
+            request.topk_prompt_logprobs >= 0,
+            f"topk_prompt_logprobs must be >= 0, got {request.topk_prompt_logprobs}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -58,7 +58,9 @@ class SpillStore:
     def was_dropped(self, key: str) -> bool:
         return key in self._dropped
 
-    def put(self, key: str, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor]) -> None:
+    def put(
+        self, key: str, base_name: str, config: LoraConfig, weights: dict[str, torch.Tensor]
+    ) -> None:
         path = self._directory() / f"{next(self._names)}.safetensors"
         try:
             save_file(weights, str(path))
@@ -90,7 +92,9 @@ class SpillStore:
         self._dropped.add(key)
 
     def _drop_oldest_over_budget(self) -> None:
-        while len(self._entries) > 1 and sum(e.size for e in self._entries.values()) > self.max_bytes:
+        while (
+            len(self._entries) > 1 and sum(e.size for e in self._entries.values()) > self.max_bytes
+        ):
             self._drop(next(iter(self._entries)))
 
     def _directory(self) -> Path:

@@ -38,7 +38,11 @@ from tinker_chief.engine.backend import (
 from tinker_chief.engine.compute import checkpoint_io
 from tinker_chief.engine.compute.adapters import AdapterHost, lora_config_for, slot_free_key
 from tinker_chief.engine.compute.base_pool import BasePool, LoadedBase, canonical_name
-from tinker_chief.engine.compute.devices import choose_precision, default_sampling_memory, model_gemm_shapes
+from tinker_chief.engine.compute.devices import (
+    choose_precision,
+    default_sampling_memory,
+    model_gemm_shapes,
+)
 from tinker_chief.engine.compute.forward import (
     PaddedBatch,
     decoder_hidden,
@@ -55,7 +59,8 @@ from tinker_chief.models import materialize_model, resolve_model
 
 LIVE_PREFIX = "inflight:"  # sampler keys that follow a training model's adapter
 log = logging.getLogger("tinker_chief.engine")
-_Scored = tuple[torch.Tensor, torch.Tensor] | Exception  # (logprobs, loss) of one call, or its error
+# (logprobs, loss) of one call, or its error.
+_Scored = tuple[torch.Tensor, torch.Tensor] | Exception
 _Outcome = ForwardBackwardResult | Exception
 
 
@@ -86,9 +91,14 @@ def _grad_mode(forward_only: bool) -> contextlib.AbstractContextManager:
     return torch.no_grad() if forward_only else contextlib.nullcontext()
 
 
-def _result(batch: PaddedBatch, logprobs: torch.Tensor, loss: torch.Tensor) -> ForwardBackwardResult:
+def _result(
+    batch: PaddedBatch, logprobs: torch.Tensor, loss: torch.Tensor
+) -> ForwardBackwardResult:
     values = logprobs.detach().to("cpu", torch.float32).numpy()
-    outputs = [{"logprobs": np.ascontiguousarray(values[row, :length])} for row, length in enumerate(batch.lengths)]
+    outputs = [
+        {"logprobs": np.ascontiguousarray(values[row, :length])}
+        for row, length in enumerate(batch.lengths)
+    ]
     return ForwardBackwardResult(outputs=outputs, metrics={"loss:sum": float(loss.detach())})
 
 
@@ -159,7 +169,9 @@ class TorchBackend:
             host.add(slot, config, spec.seed)
         except ValueError as error:  # PEFT: targets that do not exist in this model
             host.remove(slot)
-            raise InvalidRequestError(f"cannot apply this LoRA config to {base.info.name}: {error}") from None
+            raise InvalidRequestError(
+                f"cannot apply this LoRA config to {base.info.name}: {error}"
+            ) from None
         params = host.parameters(slot)
         model = TrainingAdapter(
             model_id,
@@ -202,10 +214,14 @@ class TorchBackend:
         loss_fn_config: dict[str, float | str],
         forward_only: bool,
     ) -> ForwardBackwardResult:
-        call = self._prepare(ForwardBackwardCall(model_id, data, loss_fn, loss_fn_config, forward_only))
+        call = self._prepare(
+            ForwardBackwardCall(model_id, data, loss_fn, loss_fn_config, forward_only)
+        )
         return self._run_alone(call)
 
-    def forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[ForwardBackwardResult | Exception]:
+    def forward_backward_many(
+        self, calls: list[ForwardBackwardCall]
+    ) -> list[ForwardBackwardResult | Exception]:
         """Calls on one base (forward or training alike) share one decoder forward with per-row
         adapters (`AdapterHost.per_row`); every other call runs alone. A call that fails its own
         checks fails alone."""
@@ -219,10 +235,16 @@ class TorchBackend:
                 continue
             model = prepared.model
             # A call that cannot share gets a key of its own (negative: never a host's id).
-            key = (id(model.host), call.forward_only) if model.host.mixable(model.slot) else (-1 - index, False)
+            key = (
+                (id(model.host), call.forward_only)
+                if model.host.mixable(model.slot)
+                else (-1 - index, False)
+            )
             groups.setdefault(key, []).append((index, prepared))
         for members in groups.values():
-            for (index, _), outcome in zip(members, self._run_group([p for _, p in members]), strict=True):
+            for (index, _), outcome in zip(
+                members, self._run_group([p for _, p in members]), strict=True
+            ):
                 outcomes[index] = outcome
         return [outcomes[index] for index in range(len(calls))]
 
@@ -244,20 +266,29 @@ class TorchBackend:
         model.host.activate(model.slot)
         with _grad_mode(call.call.forward_only):
             logprobs, _ = target_logprobs(
-                model.base.model, batch.tokens, batch.inputs["target_tokens"], batch.mask, self.precision
+                model.base.model,
+                batch.tokens,
+                batch.inputs["target_tokens"],
+                batch.mask,
+                self.precision,
             )
-            loss = call.definition.fn(logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {})
+            loss = call.definition.fn(
+                logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {}
+            )
         if not call.call.forward_only:
             loss.backward()
         return _result(batch, logprobs, loss)
 
     def _run_group(self, group: list[_Prepared]) -> list[_Outcome]:
         if len(group) > 1:
+            # The shared forward itself (e.g. out of memory): no gradient was touched yet.
             try:
                 scored = self._score_together(group)
-            except Exception:  # the shared forward itself (e.g. out of memory): no gradient was touched yet
+            except Exception:
                 log.warning(
-                    "a shared forward of %d calls failed; running them one at a time", len(group), exc_info=True
+                    "a shared forward of %d calls failed; running them one at a time",
+                    len(group),
+                    exc_info=True,
                 )
             else:
                 return self._backward_together(group, scored)
@@ -273,14 +304,17 @@ class TorchBackend:
         """One decoder forward over every call's rows (right-padded to the widest), then each
         call's logprobs and loss from its own rows; a call whose loss fails gets its error."""
         first = group[0].model
-        first.host.activate(first.slot)  # the others are made trainable here: per_row ignores the active one
+        # The others are made trainable here: per_row ignores the active one.
+        first.host.activate(first.slot)
         forward_only = group[0].call.forward_only
         if not forward_only:
             for call in group:
                 for param in call.model.optimizer.params:
                     param.requires_grad_(True)
         width = max(call.batch.tokens.shape[1] for call in group)
-        tokens = torch.cat([F.pad(call.batch.tokens, (0, width - call.batch.tokens.shape[1])) for call in group])
+        tokens = torch.cat(
+            [F.pad(call.batch.tokens, (0, width - call.batch.tokens.shape[1])) for call in group]
+        )
         spans = [(call.model.slot, len(call.batch.lengths)) for call in group]
         scored: list[_Scored] = []
         with _grad_mode(forward_only), first.host.per_row(spans) as rows:
@@ -288,7 +322,8 @@ class TorchBackend:
             start = 0
             for call in group:
                 batch, count = call.batch, len(call.batch.lengths)
-                rows.only(call.model.slot)  # the output projection sees one call's positions at a time
+                # The output projection sees one call's positions at a time.
+                rows.only(call.model.slot)
                 try:
                     logprobs, _ = score_hidden(
                         first.base.model,
@@ -297,7 +332,9 @@ class TorchBackend:
                         batch.mask,
                         self.precision,
                     )
-                    loss = call.definition.fn(logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {})
+                    loss = call.definition.fn(
+                        logprobs, batch.inputs, batch.mask, call.call.loss_fn_config or {}
+                    )
                     scored.append((logprobs, loss))
                 except Exception as exc:
                     scored.append(exc)
@@ -329,7 +366,9 @@ class TorchBackend:
     def save_sampler_weights(self, model_id: str, directory: Path) -> None:
         self._write(self._model(model_id), Path(directory), None)
 
-    def _write(self, model: TrainingAdapter, directory: Path, optimizer: dict[str, torch.Tensor] | None) -> None:
+    def _write(
+        self, model: TrainingAdapter, directory: Path, optimizer: dict[str, torch.Tensor] | None
+    ) -> None:
         checkpoint_io.write_adapter(
             directory,
             model.base.info.name,
@@ -339,7 +378,9 @@ class TorchBackend:
             optimizer,
         )
 
-    def load_training_state(self, model_id: str, directory: Path, with_optimizer: bool) -> LoraSettings:
+    def load_training_state(
+        self, model_id: str, directory: Path, with_optimizer: bool
+    ) -> LoraSettings:
         files = checkpoint_io.read_adapter(Path(directory), with_optimizer)
         base, host = self._base_and_host(files.base_model)
         model = self._create(model_id, base, host, files.spec, files.config)
@@ -356,7 +397,9 @@ class TorchBackend:
     def snapshot_for_sampling(self, model_id: str) -> str:
         model = self._model(model_id)
         return self.samplers.add_adapter(
-            SamplerRef(model.base.info.name, None), model.host.config(model.slot), model.host.state_dict(model.slot)
+            SamplerRef(model.base.info.name, None),
+            model.host.config(model.slot),
+            model.host.state_dict(model.slot),
         )
 
     def live_sampler(self, model_id: str) -> str:

@@ -39,7 +39,13 @@ from tinker_chief.engine.server.auth import (
     is_proof_nonce,
 )
 from tinker_chief.engine.server.futures import PRUNE_INTERVAL_S, FutureError, FutureTable
-from tinker_chief.engine.server.http_errors import InvalidRequestError, UnsupportedError, error_body, shown, status_of
+from tinker_chief.engine.server.http_errors import (
+    InvalidRequestError,
+    UnsupportedError,
+    error_body,
+    shown,
+    status_of,
+)
 from tinker_chief.engine.server.sampling_sessions import SamplingSessions
 from tinker_chief.engine.server.sdk_usage import SdkUsageMiddleware, check_sdk_version
 from tinker_chief.engine.server.service import EngineService, reap_interval
@@ -50,7 +56,9 @@ Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 LONG_POLL_S = 30.0  # the SDK's own per-poll timeout is 45 s
 UNSUPPORTED_ROUTES: dict[str, str] = {
-    "/api/v1/create_custom_loss": "server-side custom losses (forward_backward_custom works client-side)",
+    "/api/v1/create_custom_loss": (
+        "server-side custom losses (forward_backward_custom works client-side)"
+    ),
     "/api/v1/copy_weights": "copy_weights",
     "/api/v1/auth/token": "JWT authentication",
     "/api/v1/retrieve_futures": "retrieve_futures",
@@ -65,7 +73,8 @@ def create_app(
     expiry_sweep_s: float | None = None,
     bind_host: str = "127.0.0.1",
 ) -> FastAPI:
-    """`expiry_sweep_s`: seconds between checkpoint deletion passes (default `expiry.sweep_interval()`)."""
+    """`expiry_sweep_s`: seconds between checkpoint deletion passes (default
+    `expiry.sweep_interval()`)."""
     sampling = SamplingSessions(engine)
     sweep_s = expiry_sweep_s or expiry.sweep_interval()
 
@@ -81,17 +90,21 @@ def create_app(
         reaper.cancel()
         await asyncio.to_thread(engine.scheduler.stop)
 
-    app = FastAPI(title="chief engine", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="chief engine", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.add_middleware(InternalErrorMiddleware)  # innermost: a 500 keeps the connection open
     app.add_middleware(SdkUsageMiddleware, usage=engine.sdk_usage)  # counts admitted requests only
-    app.add_middleware(limits.BodyLimitMiddleware, read_timeout_s=limits.read_timeout())  # after auth
+    # After auth.
+    app.add_middleware(limits.BodyLimitMiddleware, read_timeout_s=limits.read_timeout())
     if api_key:
         from tinker_chief.engine.server.auth import ApiKeyMiddleware
 
         # Signed download URLs carry their own credential (downloads.py), as on Tinker's cloud.
         app.add_middleware(ApiKeyMiddleware, api_key=api_key, open_prefix=downloads.PREFIX + "/")
         _add_proof_route(app, api_key)
-    app.add_middleware(BrowserGuardMiddleware, bind_host=bind_host)  # outermost: a web page gets 403, not 401
+    # Outermost: a web page gets 403, not 401.
+    app.add_middleware(BrowserGuardMiddleware, bind_host=bind_host)
     _install_error_handlers(app)
     _add_unsupported_routes(app, engine)
     _add_session_routes(app, engine)
@@ -129,14 +142,19 @@ def release_seq_id(engine: EngineService, body: bytes) -> None:
         data = load_json(body)
     except ValueError:
         return
-    if isinstance(data, dict) and isinstance(data.get("model_id"), str) and isinstance(data.get("seq_id"), int):
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("model_id"), str)
+        and isinstance(data.get("seq_id"), int)
+    ):
         engine.scheduler.skip(data["model_id"], data["seq_id"])
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:
     problems = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p)[:100] for p in error.get("loc", ())) or "body"  # a key may be the client's
+        # A key may be the client's.
+        where = ".".join(str(p)[:100] for p in error.get("loc", ())) or "body"
         if error.get("type") == "json_invalid":
             problems.append(f"body is not valid JSON ({error.get('msg')})")
         elif error.get("type") == "missing":
@@ -295,7 +313,8 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
     @app.post("/api/v1/create_session")
     async def create_session(request: Request) -> dict:
         req = await parse(request, CreateSessionRequest)  # tags: accepted, not used
-        session_id = engine.create_session(req.project_id, req.user_metadata)  # billing reports these
+        # Billing reports these.
+        session_id = engine.create_session(req.project_id, req.user_metadata)
         return {"type": "create_session", "session_id": session_id}
 
     @app.post("/api/v1/session_heartbeat")
@@ -318,7 +337,9 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
         req = await parse(request, FutureRetrieveRequest)
         result = await engine.futures.wait(req.request_id, LONG_POLL_S)
         if result is None:
-            return JSONResponse({"type": "try_again", "request_id": req.request_id, "queue_state": "active"})
+            return JSONResponse(
+                {"type": "try_again", "request_id": req.request_id, "queue_state": "active"}
+            )
         if isinstance(result, FutureError):
             return JSONResponse(error_body(result.message, result.category))
         if isinstance(result, bytes):
@@ -352,7 +373,9 @@ def _add_training_routes(app: FastAPI, engine: EngineService) -> None:
 
     @app.post("/api/v1/forward")
     async def forward_legacy() -> None:
-        raise UnsupportedError("the JSON /forward endpoint of SDKs older than 0.25 (upgrade tinker to 0.38)")
+        raise UnsupportedError(
+            "the JSON /forward endpoint of SDKs older than 0.25 (upgrade tinker to 0.38)"
+        )
 
     @app.post("/api/v1/optim_step")
     async def optim_step(request: Request) -> dict:
@@ -386,7 +409,9 @@ async def _raw_body(request: Request) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding != "zstd":
-        raise InvalidRequestError(f"unsupported Content-Encoding {shown(encoding)} (expected zstd or none)")
+        raise InvalidRequestError(
+            f"unsupported Content-Encoding {shown(encoding)} (expected zstd or none)"
+        )
     return limits.inflate_zstd(body)
 
 
@@ -417,7 +442,10 @@ def _add_sampling_routes(app: FastAPI, engine: EngineService, sampling: Sampling
         req = await parse(request, CreateSamplingSessionRequest)
         engine.require_session(req.session_id)
         state = await on_compute(engine, sampling.prepare_sampler(req.model_path, req.base_model))
-        return {"type": "create_sampling_session", "sampling_session_id": sampling.register_session(req, state)}
+        return {
+            "type": "create_sampling_session",
+            "sampling_session_id": sampling.register_session(req, state),
+        }
 
     @app.get("/api/v1/samplers/{sampler_id}")
     async def get_sampler(sampler_id: str) -> dict:
@@ -429,7 +457,9 @@ def _add_sampling_routes(app: FastAPI, engine: EngineService, sampling: Sampling
         if req.sampling_session_id is not None:
             state = sampling.sampler(req.sampling_session_id)
         else:
-            state = await on_compute(engine, sampling.prepare_sampler(req.model_path, req.base_model))
+            state = await on_compute(
+                engine, sampling.prepare_sampler(req.model_path, req.base_model)
+            )
         return sampling.asample(req, state)
 
 
@@ -471,7 +501,9 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
     async def weights_info(request: Request) -> dict:
         return rest_listings.weights_info(store, await json_field(request, "tinker_path"))
 
-    @app.get("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/external_weights_urls")
+    @app.get(
+        "/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/external_weights_urls"
+    )
     async def external_weights_urls(run_id: str, checkpoint_id: str, request: Request) -> dict:
         return signed.urls(str(request.base_url), run_id, checkpoint_id)
 
@@ -480,12 +512,14 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
         run_id: str, name: str, filename: str, expires: str = "", signature: str = ""
     ) -> FileResponse:
         return FileResponse(
-            signed.file(run_id, name, filename, expires, signature), media_type="application/octet-stream"
+            signed.file(run_id, name, filename, expires, signature),
+            media_type="application/octet-stream",
         )
 
     @app.put("/api/v1/training_runs/{run_id}/checkpoints/{checkpoint_id:path}/ttl")
     async def set_checkpoint_ttl(run_id: str, checkpoint_id: str, request: Request) -> dict:
-        """RestClient.set_checkpoint_ttl_from_tinker_path: {"ttl_seconds": int} or null to keep forever."""
+        """RestClient.set_checkpoint_ttl_from_tinker_path: {"ttl_seconds": int} or null to keep
+        forever."""
         store.set_ttl(run_id, checkpoint_id, await _ttl_field(request))
         return {}
 
@@ -498,7 +532,8 @@ def _add_rest_routes(app: FastAPI, engine: EngineService) -> None:
 
 
 def _add_billing_routes(app: FastAPI, engine: EngineService) -> None:
-    """AdminClient's billing methods, answered from the engine's own counters (billing_ledger.py)."""
+    """AdminClient's billing methods, answered from the engine's own counters
+    (billing_ledger.py)."""
 
     @app.get("/api/v1/billing/usage/events")
     async def billing_usage(request: Request) -> dict:
@@ -517,9 +552,12 @@ async def _ttl_field(request: Request) -> object:
     try:
         body = load_json(await request.body())
     except ValueError:
-        raise InvalidRequestError('checkpoint ttl: body is not valid JSON (expected {"ttl_seconds": ...})') from None
+        raise InvalidRequestError(
+            'checkpoint ttl: body is not valid JSON (expected {"ttl_seconds": ...})'
+        ) from None
     if not isinstance(body, dict) or "ttl_seconds" not in body:
         raise InvalidRequestError(
-            "checkpoint ttl: field ttl_seconds is missing (a number of seconds, or null to keep the checkpoint forever)"
+            "checkpoint ttl: field ttl_seconds is missing (a number of seconds, or null to keep "
+            "the checkpoint forever)"
         )
     return body["ttl_seconds"]

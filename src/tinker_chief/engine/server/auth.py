@@ -39,7 +39,11 @@ from tinker_chief.errors import ConfigurationError
 
 LOCAL_CLIENT_KEY = "tml-local"
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
-_BROWSER_SITES = (b"cross-site", b"same-site")  # Sec-Fetch-Site values of a request made by another page
+# Sec-Fetch-Site values of a request made by another page.
+_BROWSER_SITES = (
+    b"cross-site",
+    b"same-site",
+)
 MIN_REMOTE_KEY_CHARS = 32  # after "tml-": what `secrets.token_urlsafe(24)` gives (192 random bits)
 MIN_REMOTE_KEY_DISTINCT = 12  # different characters: refuses "tml-aaaa...", "tml-12341234..."
 KEY_HINT = "python -c \"import secrets; print('tml-' + secrets.token_urlsafe(32))\""
@@ -63,27 +67,32 @@ def check_bind(host: str, api_key: str | None) -> None:
     """Refuse to expose the engine beyond this machine without an API key."""
     if api_key is not None and not api_key.startswith("tml-"):
         raise ConfigurationError(
-            "--api-key / CHIEF_ENGINE_API_KEY must start with 'tml-' (the tinker SDK only sends keys of that form)"
+            "--api-key / CHIEF_ENGINE_API_KEY must start with 'tml-' (the tinker SDK only sends "
+            "keys of that form)"
         )
     if api_key is not None and len(api_key) < 8:
-        raise ConfigurationError("--api-key / CHIEF_ENGINE_API_KEY is too short (use at least 8 characters)")
+        raise ConfigurationError(
+            "--api-key / CHIEF_ENGINE_API_KEY is too short (use at least 8 characters)"
+        )
     if not is_loopback(host) and not api_key:
         raise ConfigurationError(
-            f"refusing to listen on non-loopback address {host!r} without an API key: set --api-key "
-            "or CHIEF_ENGINE_API_KEY (clients must then send it as their tinker api_key)"
+            f"refusing to listen on non-loopback address {host!r} without an API key: set "
+            "--api-key or CHIEF_ENGINE_API_KEY (clients must then send it as their tinker api_key)"
         )
     if not is_loopback(host) and api_key:
         check_key_strength(host, api_key)
 
 
 def check_key_strength(host: str, api_key: str) -> None:
-    """A key that guards a non-loopback address must resist guessing (the message never shows it)."""
+    """A key that guards a non-loopback address must resist guessing (the message never shows
+    it)."""
     secret = api_key.removeprefix("tml-")
     if len(secret) < MIN_REMOTE_KEY_CHARS or len(set(secret)) < MIN_REMOTE_KEY_DISTINCT:
         raise ConfigurationError(
-            f"the API key is too weak to expose the engine on {host!r}: after 'tml-' it needs at least "
-            f"{MIN_REMOTE_KEY_CHARS} characters with at least {MIN_REMOTE_KEY_DISTINCT} different ones "
-            f"(it has {len(secret)} with {len(set(secret))} different); generate one with {KEY_HINT}"
+            f"the API key is too weak to expose the engine on {host!r}: after 'tml-' it needs at "
+            f"least {MIN_REMOTE_KEY_CHARS} characters with at least {MIN_REMOTE_KEY_DISTINCT} "
+            f"different ones (it has {len(secret)} with {len(set(secret))} different); generate "
+            f"one with {KEY_HINT}"
         )
 
 
@@ -104,7 +113,11 @@ class ApiKeyMiddleware:
     the key proof (`PROOF_PATH`), which a client asks for before it sends any key."""
 
     def __init__(
-        self, app: ASGIApp, api_key: str, open_prefix: str | None = None, limiter: AuthFailureLimiter | None = None
+        self,
+        app: ASGIApp,
+        api_key: str,
+        open_prefix: str | None = None,
+        limiter: AuthFailureLimiter | None = None,
     ) -> None:
         self.app = app
         self._expected = api_key.encode()
@@ -123,25 +136,32 @@ class ApiKeyMiddleware:
         if not self._is_open(scope["path"]):
             client = (scope.get("client") or ("unknown", 0))[0]
             wait_s = self._limiter.wait_s(client)
-            if wait_s > 0:  # before comparing: a locked-out address learns nothing about its guesses
+            # Before comparing: a locked-out address learns nothing about its guesses.
+            if wait_s > 0:
                 message = (
-                    f"too many requests with a wrong X-API-Key from {client}; retry in {math.ceil(wait_s)} seconds"
+                    f"too many requests with a wrong X-API-Key from {client}; "
+                    f"retry in {math.ceil(wait_s)} seconds"
                 )
                 await JSONResponse(
-                    error_body(message), status_code=429, headers={"Retry-After": str(math.ceil(wait_s))}
+                    error_body(message),
+                    status_code=429,
+                    headers={"Retry-After": str(math.ceil(wait_s))},
                 )(scope, receive, send)
                 return
             sent = dict(scope.get("headers") or []).get(b"x-api-key", b"")
             if not hmac.compare_digest(sent, self._expected):
                 self._limiter.spend(client)
-                response = JSONResponse(error_body("missing or wrong X-API-Key for this engine"), status_code=401)
+                response = JSONResponse(
+                    error_body("missing or wrong X-API-Key for this engine"), status_code=401
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
 class AuthFailureLimiter:
-    """A token bucket per client address, spent by each 401: `burst` in a row, then one per `refill_s`.
+    """A token bucket per client address, spent by each 401: `burst` in a row, then one per
+    `refill_s`.
 
     The table is bounded: past `max_clients` addresses, those whose bucket is full again (the
     same as never seen) are forgotten, then the oldest. Runs on the event loop only (no lock).
@@ -212,8 +232,8 @@ class BrowserGuardMiddleware:
     def _problem(self, headers: dict[bytes, bytes]) -> str | None:
         if b"origin" in headers or headers.get(b"sec-fetch-site", b"").lower() in _BROWSER_SITES:
             return (
-                "refused: this request came from a web page (it has a browser Origin or Sec-Fetch-Site "
-                "header); the engine serves API clients such as the tinker SDK only"
+                "refused: this request came from a web page (it has a browser Origin or "
+                "Sec-Fetch-Site header); the engine serves API clients such as the tinker SDK only"
             )
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
         if host and not self._any_host and host != self._bind and not is_loopback(host):

@@ -48,7 +48,10 @@ class BaseInfo:
 
 class BaseModelCatalog:
     def __init__(
-        self, backend: ComputeBackend, local_dirs: LocalModelDirs | None = None, tokenizer_paths: bool = True
+        self,
+        backend: ComputeBackend,
+        local_dirs: LocalModelDirs | None = None,
+        tokenizer_paths: bool = True,
     ) -> None:
         self._backend = backend
         self._local_dirs = local_dirs or LocalModelDirs()
@@ -88,7 +91,9 @@ class BaseModelCatalog:
             arch=backend_info.arch if backend_info else str(config.get("model_type", "unknown")),
             vocab_size=int(config["vocab_size"]),
             max_context_length=(
-                backend_info.max_context_length if backend_info else int(config.get("max_position_embeddings", 2048))
+                backend_info.max_context_length
+                if backend_info
+                else int(config.get("max_position_embeddings", 2048))
             ),
             tokenizer_dir=backend_info.tokenizer_dir if backend_info else str(directory),
             tokenizer_name=_tokenizer_name(canonical),

@@ -35,12 +35,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pydantic
 from tinker import types
 
 from tinker_chief.engine.server.http_errors import InvalidRequestError
+from tinker_chief.engine.server.store import StoredCheckpoint
 
 Clock = Callable[[], float]
 GB = 1_000_000_000  # the storage billing unit
@@ -91,7 +91,7 @@ def _stamp(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _created(record: Any) -> float:
+def _created(record: StoredCheckpoint) -> float:
     try:
         return datetime.fromisoformat(record.created).timestamp()
     except (TypeError, ValueError):
@@ -104,7 +104,9 @@ class BillingLedger:
     def __init__(self, state_dir: Path, clock: Clock = time.time) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(Path(state_dir) / BILLING_FILE, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            Path(state_dir) / BILLING_FILE, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
@@ -117,8 +119,14 @@ class BillingLedger:
 
     # -- counting ------------------------------------------------------------------------------
 
-    def record_session(self, session_id: str, project_id: str | None, user_metadata: dict | None) -> None:
-        metadata = None if user_metadata is None else json.dumps({str(k): str(v) for k, v in user_metadata.items()})
+    def record_session(
+        self, session_id: str, project_id: str | None, user_metadata: dict | None
+    ) -> None:
+        metadata = (
+            None
+            if user_metadata is None
+            else json.dumps({str(k): str(v) for k, v in user_metadata.items()})
+        )
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
@@ -151,7 +159,7 @@ class BillingLedger:
                 ),
             )
 
-    def checkpoint_saved(self, record: Any, base_model: str | None) -> None:
+    def checkpoint_saved(self, record: StoredCheckpoint, base_model: str | None) -> None:
         """A persisted checkpoint: one checkpoint operation, and storage from now on (an overwritten
         checkpoint of the same path stops being stored now)."""
         session = session_of_run(record.run_id)
@@ -175,12 +183,17 @@ class BillingLedger:
                 [(when, path) for path in tinker_paths],
             )
 
-    def adopt(self, records: Iterable[Any], base_of: Callable[[str], str | None]) -> None:
+    def adopt(
+        self, records: Iterable[StoredCheckpoint], base_of: Callable[[str], str | None]
+    ) -> None:
         """Reconcile storage with the checkpoints on disk: count the ones saved before this ledger
         existed (from their save time), close the ones whose files are gone."""
         on_disk = {record.tinker_path: record for record in records}
         with self._lock:
-            live = {row[0] for row in self._db.execute("SELECT tinker_path FROM stored WHERE deleted IS NULL")}
+            live = {
+                row[0]
+                for row in self._db.execute("SELECT tinker_path FROM stored WHERE deleted IS NULL")
+            }
             now = self.clock()
             self._db.executemany(
                 "UPDATE stored SET deleted = ? WHERE tinker_path = ? AND deleted IS NULL",
@@ -203,7 +216,7 @@ class BillingLedger:
 
     # -- the billing API -----------------------------------------------------------------------
 
-    def usage_events(self, starting_on: datetime, ending_before: datetime) -> dict[str, Any]:
+    def usage_events(self, starting_on: datetime, ending_before: datetime) -> dict[str, object]:
         """`BillingUsageResponse` JSON for the hours in [starting_on, ending_before)."""
         first, end = (
             int(starting_on.timestamp()) // HOUR_S,
@@ -220,9 +233,12 @@ class BillingLedger:
                 "WHERE created < ? AND (deleted IS NULL OR deleted > ?)",
                 (end * HOUR_S, first * HOUR_S),
             ).fetchall()
-            sessions = dict(self._db.execute("SELECT session_id, project_id FROM sessions").fetchall())
+            sessions = dict(
+                self._db.execute("SELECT session_id, project_id FROM sessions").fetchall()
+            )
         rows = [
-            (hour, session, base, _event_info(kind, cached, qty)) for hour, session, base, kind, cached, qty in counted
+            (hour, session, base, _event_info(kind, cached, qty))
+            for hour, session, base, kind, cached, qty in counted
         ]
         rows += self._storage_rows(stored, first, end)
         rows.sort(key=lambda row: (row[0], -_quantity(row[3])))
@@ -240,7 +256,9 @@ class BillingLedger:
         named = sorted({event.session_id for event in events if event.session_id})
         response = types.BillingUsageResponse(
             data=events,
-            sessions={sid: types.BillingUsageSession(user_metadata=self._metadata(sid)) for sid in named},
+            sessions={
+                sid: types.BillingUsageSession(user_metadata=self._metadata(sid)) for sid in named
+            },
         )
         return response.model_dump(mode="json")
 
@@ -249,7 +267,9 @@ class BillingLedger:
         hours: dict[tuple[int, str, str], float] = defaultdict(float)
         for session, base, size, created, deleted in stored:
             until = min(deleted if deleted is not None else now, now)
-            for hour in range(max(first, int(created // HOUR_S)), min(end, math.ceil(until / HOUR_S))):
+            for hour in range(
+                max(first, int(created // HOUR_S)), min(end, math.ceil(until / HOUR_S))
+            ):
                 overlap = min(until, (hour + 1) * HOUR_S) - max(created, hour * HOUR_S)
                 if overlap > 0:
                     hours[(hour, session, base)] += size / GB * overlap / HOUR_S
@@ -267,10 +287,14 @@ class BillingLedger:
 
     def project_of(self, session_id: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT project_id FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT project_id FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
         return row[0] if row else None
 
-    def current_storage(self, records: Iterable[Any], project_id: str | None) -> dict[str, Any]:
+    def current_storage(
+        self, records: Iterable[StoredCheckpoint], project_id: str | None
+    ) -> dict[str, object]:
         """`CurrentCheckpointStorageUsageResponse` JSON: usable checkpoints on disk, by project."""
         groups: dict[str | None, list[int]] = defaultdict(list)
         for record in records:
@@ -288,7 +312,7 @@ class BillingLedger:
         return types.CurrentCheckpointStorageUsageResponse(data=items).model_dump(mode="json")
 
 
-def _event_info(kind: str, cached: int, quantity: int) -> Any:
+def _event_info(kind: str, cached: int, quantity: int) -> types.BillingEventInfo:
     if kind == "training":
         return types.TrainingBillingEvent(token_count=quantity)
     if kind == "sampling_prefill":
@@ -298,8 +322,10 @@ def _event_info(kind: str, cached: int, quantity: int) -> Any:
     return types.CheckpointBillingEvent(count=quantity)
 
 
-def _quantity(info: Any) -> float:
-    return float(getattr(info, "token_count", None) or getattr(info, "count", None) or info.gigabyte_hours)
+def _quantity(info: types.BillingEventInfo) -> float:
+    if isinstance(info, types.StorageBillingEvent):
+        return info.gigabyte_hours
+    return float(info.count if isinstance(info, types.CheckpointBillingEvent) else info.token_count)
 
 
 def usage_window(params: dict[str, str], now: float) -> tuple[datetime, datetime]:
@@ -308,7 +334,9 @@ def usage_window(params: dict[str, str], now: float) -> tuple[datetime, datetime
     where = "billing/usage/events"
     for name in ("starting_on", "ending_before"):
         if not params.get(name):
-            raise InvalidRequestError(f"{where}: query parameter {name} is missing ({_HOUR_EXAMPLE})")
+            raise InvalidRequestError(
+                f"{where}: query parameter {name} is missing ({_HOUR_EXAMPLE})"
+            )
     try:
         request = types.GetBillingUsageRequest.model_validate(
             {"starting_on": params["starting_on"], "ending_before": params["ending_before"]}
@@ -319,7 +347,9 @@ def usage_window(params: dict[str, str], now: float) -> tuple[datetime, datetime
     start, end = (_utc(request.starting_on), _utc(request.ending_before))
     for name, moment in (("starting_on", start), ("ending_before", end)):
         if moment.minute or moment.second or moment.microsecond:
-            raise InvalidRequestError(f"{where}: {name} {moment.isoformat()} is not on a UTC hour ({_HOUR_EXAMPLE})")
+            raise InvalidRequestError(
+                f"{where}: {name} {moment.isoformat()} is not on a UTC hour ({_HOUR_EXAMPLE})"
+            )
     if start.timestamp() > now:
         raise InvalidRequestError(f"{where}: starting_on {start.isoformat()} is in the future")
     if not start < end <= start + MAX_WINDOW:

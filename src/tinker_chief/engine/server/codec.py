@@ -70,7 +70,8 @@ def decode_forward_backward(body: bytes) -> pb.ForwardBackwardRequest:
         message.ParseFromString(body)
     except Exception as exc:  # protobuf raises DecodeError and friends
         raise InvalidRequestError(
-            f"forward_backward: body is not a valid tinker_public.ForwardBackwardRequest protobuf ({exc})"
+            "forward_backward: body is not a valid tinker_public.ForwardBackwardRequest protobuf "
+            f"({exc})"
         ) from None
     if not message.model_id:
         raise InvalidRequestError("forward_backward: field model_id is missing")
@@ -83,10 +84,13 @@ def forward_backward_call(message: pb.ForwardBackwardRequest) -> ForwardBackward
         if loss_fn in ("custom", "stable_reinforce"):
             raise UnsupportedError(f"loss_fn {loss_fn!r}")
         raise InvalidRequestError(
-            f"forward_backward: unknown loss_fn {loss_fn!r}; expected one of {', '.join(SUPPORTED_LOSSES)}"
+            f"forward_backward: unknown loss_fn {loss_fn!r}; "
+            f"expected one of {', '.join(SUPPORTED_LOSSES)}"
         )
     if not message.data:
-        raise InvalidRequestError("forward_backward: field data is empty (expected at least one datum)")
+        raise InvalidRequestError(
+            "forward_backward: field data is empty (expected at least one datum)"
+        )
     data = [_parse_datum(i, d, loss_fn) for i, d in enumerate(message.data)]
     return ForwardBackwardCall(
         model_id=message.model_id,
@@ -101,7 +105,8 @@ def _loss_config(message: pb.ForwardBackwardRequest) -> dict[str, float | str]:
     # v2 carries strings too and is what current SDKs fill; the legacy map mirrors its numbers.
     if message.loss_fn_config_v2:
         return {
-            k: (v.text if v.WhichOneof("value") == "text" else v.number) for k, v in message.loss_fn_config_v2.items()
+            k: (v.text if v.WhichOneof("value") == "text" else v.number)
+            for k, v in message.loss_fn_config_v2.items()
         }
     return {k: float(v) for k, v in message.loss_fn_config.items()}
 
@@ -114,12 +119,17 @@ def _parse_datum(index: int, datum: pb.Datum, loss_fn: str) -> DatumArrays:
         if kind != "encoded_text":
             raise UnsupportedError(f"{where}: model_input chunks of type {kind!r} (images, audio)")
         if len(chunk.encoded_text.tokens) % 4:
-            raise InvalidRequestError(f"{where}: encoded_text.tokens is not a whole number of int32 values")
+            raise InvalidRequestError(
+                f"{where}: encoded_text.tokens is not a whole number of int32 values"
+            )
         pieces.append(np.frombuffer(chunk.encoded_text.tokens, dtype="<i4"))
     tokens = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
     if tokens.size == 0:
         raise InvalidRequestError(f"{where}: model_input is empty (expected at least one token)")
-    inputs = {name: _tensor(f"{where}.loss_fn_inputs[{name!r}]", t) for name, t in datum.loss_fn_inputs.items()}
+    inputs = {
+        name: _tensor(f"{where}.loss_fn_inputs[{name!r}]", t)
+        for name, t in datum.loss_fn_inputs.items()
+    }
     missing = [k for k in REQUIRED_INPUTS[loss_fn] if k not in inputs]
     if missing:
         raise InvalidRequestError(
@@ -129,8 +139,8 @@ def _parse_datum(index: int, datum: pb.Datum, loss_fn: str) -> DatumArrays:
     for name, array in inputs.items():
         if array.ndim == 0 or array.shape[0] != tokens.size:
             raise InvalidRequestError(
-                f"{where}: loss_fn_inputs[{name!r}] has shape {list(array.shape)}; expected its first "
-                f"dimension to equal the model_input length {tokens.size}"
+                f"{where}: loss_fn_inputs[{name!r}] has shape {list(array.shape)}; expected its "
+                f"first dimension to equal the model_input length {tokens.size}"
             )
     return DatumArrays(tokens=tokens, loss_fn_inputs=inputs)
 
@@ -138,7 +148,9 @@ def _parse_datum(index: int, datum: pb.Datum, loss_fn: str) -> DatumArrays:
 def _tensor(where: str, tensor: pb.Tensor) -> np.ndarray:
     dtype = _NUMPY_OF.get(tensor.dtype)
     if dtype is None:
-        raise InvalidRequestError(f"{where}: unsupported dtype {tensor.dtype}; expected float32 or int64")
+        raise InvalidRequestError(
+            f"{where}: unsupported dtype {tensor.dtype}; expected float32 or int64"
+        )
     shape = tuple(int(s) for s in tensor.shape)
     try:
         if tensor.WhichOneof("encoding") == "sparse_csr":
@@ -147,7 +159,9 @@ def _tensor(where: str, tensor: pb.Tensor) -> np.ndarray:
             array = np.frombuffer(tensor.dense, dtype=dtype)
             array = array.reshape(shape) if shape else array
     except ValueError as exc:
-        raise InvalidRequestError(f"{where}: data does not match shape {list(shape)} ({exc})") from None
+        raise InvalidRequestError(
+            f"{where}: data does not match shape {list(shape)} ({exc})"
+        ) from None
     return array.astype(np.int64 if dtype != np.float32 else np.float32)
 
 
@@ -198,10 +212,15 @@ def sampling_settings(request: WireSampleRequest, eos_tokens: tuple[int, ...]) -
         if all(isinstance(s, str) for s in items):
             strings = tuple(s for s in items if isinstance(s, str))
         elif all(isinstance(s, int) and not isinstance(s, bool) for s in items):
-            tokens = tuple(dict.fromkeys([*(s for s in items if isinstance(s, int)), *eos_tokens])) if items else ()
+            tokens = (
+                tuple(dict.fromkeys([*(s for s in items if isinstance(s, int)), *eos_tokens]))
+                if items
+                else ()
+            )
         else:
             raise InvalidRequestError(
-                "asample: sampling_params.stop must be a string, a list of strings or a list of token ids, not a mix"
+                "asample: sampling_params.stop must be a string, a list of strings or a list of "
+                "token ids, not a mix"
             )
         if not items:
             tokens = ()  # stop=[] disables every stop condition, EOS included
@@ -216,10 +235,14 @@ def sampling_settings(request: WireSampleRequest, eos_tokens: tuple[int, ...]) -
         MIN_TOP_P <= params.top_p <= 1,
         f"sampling_params.top_p must be in [{MIN_TOP_P:g}, 1], got {params.top_p}",
     )
-    _check(params.top_k == -1 or params.top_k >= 1, f"sampling_params.top_k must be -1 or >= 1, got {params.top_k}")
+    _check(
+        params.top_k == -1 or params.top_k >= 1,
+        f"sampling_params.top_k must be -1 or >= 1, got {params.top_k}",
+    )
     _check(
         params.seed is None or 0 <= params.seed <= MAX_SEED,
-        f"sampling_params.seed must be between 0 and {MAX_SEED} (2**64 - 1), got {shown(params.seed)}",
+        f"sampling_params.seed must be between 0 and {MAX_SEED} (2**64 - 1), "
+        f"got {shown(params.seed)}",
     )
     return SamplingSettings(
         max_tokens=max_tokens,
@@ -233,7 +256,10 @@ def sampling_settings(request: WireSampleRequest, eos_tokens: tuple[int, ...]) -
 
 
 def sample_request(
-    request: WireSampleRequest, sampler: str, eos_tokens: tuple[int, ...], vocab_size: int | None = None
+    request: WireSampleRequest,
+    sampler: str,
+    eos_tokens: tuple[int, ...],
+    vocab_size: int | None = None,
 ) -> SampleRequest:
     for field, unsupported in (
         ("topk_sample_logprobs", request.topk_sample_logprobs > 0),
@@ -267,8 +293,13 @@ def sample_request(
 
 def _check_topk(k: int, vocab_size: int | None) -> None:
     limit = min(MAX_TOPK_PROMPT_LOGPROBS, vocab_size or MAX_TOPK_PROMPT_LOGPROBS)
-    why = "the engine's maximum" + (" and the vocabulary size" if limit < MAX_TOPK_PROMPT_LOGPROBS else "")
-    _check(0 <= k <= limit, f"asample: topk_prompt_logprobs must be between 0 and {limit} ({why}), got {shown(k)}")
+    why = "the engine's maximum" + (
+        " and the vocabulary size" if limit < MAX_TOPK_PROMPT_LOGPROBS else ""
+    )
+    _check(
+        0 <= k <= limit,
+        f"asample: topk_prompt_logprobs must be between 0 and {limit} ({why}), got {shown(k)}",
+    )
 
 
 def _check_stop_tokens(tokens: tuple[int, ...], vocab_size: int) -> None:
@@ -283,26 +314,28 @@ def _check_stop_tokens(tokens: tuple[int, ...], vocab_size: int) -> None:
 def _check_last_n(last_n: int | None, prompt_length: int) -> None:
     _check(
         last_n is None or 1 <= last_n <= prompt_length - 1,
-        f"asample: prompt_logprobs_last_n must be between 1 and the prompt length - 1 ({prompt_length - 1}), "
-        f"got {shown(last_n)}",
+        "asample: prompt_logprobs_last_n must be between 1 and the prompt length - 1 "
+        f"({prompt_length - 1}), got {shown(last_n)}",
     )
 
 
 def _check_budget(request: WireSampleRequest, prompt_length: int, max_tokens: int) -> None:
-    """Refuse, before anything is allocated, a request whose results would exceed one request's share."""
+    """Refuse, before anything is allocated, a request whose results would exceed one request's
+    share."""
     sampled = request.num_samples * max_tokens
     _check(
         sampled <= MAX_SAMPLED_TOKENS,
-        f"asample: num_samples x max_tokens = {request.num_samples} x {shown(max_tokens)} = {shown(sampled)} "
-        f"sampled tokens exceeds the engine's limit of {MAX_SAMPLED_TOKENS} per request "
+        f"asample: num_samples x max_tokens = {request.num_samples} x {shown(max_tokens)} = "
+        f"{shown(sampled)} sampled tokens exceeds the engine's limit of {MAX_SAMPLED_TOKENS} per "
+        "request "
         "(split it into several requests)",
     )
     cells = (prompt_length - 1) * request.topk_prompt_logprobs
     _check(
         cells <= MAX_TOPK_CELLS,
         f"asample: topk_prompt_logprobs x scored prompt tokens = {request.topk_prompt_logprobs} x "
-        f"{prompt_length - 1} = {cells} exceeds the engine's limit of {MAX_TOPK_CELLS} top-k entries per "
-        "request (lower topk_prompt_logprobs or split the prompt)",
+        f"{prompt_length - 1} = {cells} exceeds the engine's limit of {MAX_TOPK_CELLS} top-k "
+        "entries per request (lower topk_prompt_logprobs or split the prompt)",
     )
 
 
@@ -310,7 +343,9 @@ def prompt_tokens(request: WireSampleRequest) -> tuple[int, ...]:
     tokens: list[int] = []
     for chunk in request.prompt.chunks:
         if not isinstance(chunk, EncodedTextChunk):
-            raise UnsupportedError(f"asample: prompt chunks of type {getattr(chunk, 'type', '?')!r} (images, audio)")
+            raise UnsupportedError(
+                f"asample: prompt chunks of type {getattr(chunk, 'type', '?')!r} (images, audio)"
+            )
         tokens.extend(int(t) for t in chunk.tokens)
     _check(bool(tokens), "asample: prompt is empty (expected at least one token)")
     return tuple(tokens)
@@ -327,7 +362,9 @@ def encode_sample(result: SampleResult, request: WireSampleRequest) -> bytes:
     last_n = request.prompt_logprobs_last_n
     if request.prompt_logprobs and result.prompt_logprobs is not None:
         values = [math.nan if v is None else float(v) for v in result.prompt_logprobs]
-        response.prompt_logprobs = np.asarray(_keep_last(values, last_n, math.nan), dtype="<f4").tobytes()
+        response.prompt_logprobs = np.asarray(
+            _keep_last(values, last_n, math.nan), dtype="<f4"
+        ).tobytes()
     if request.topk_prompt_logprobs > 0 and result.topk_prompt_logprobs is not None:
         rows = _keep_last(result.topk_prompt_logprobs, last_n, None)
         response.topk_prompt_logprobs.CopyFrom(_topk(rows, request.topk_prompt_logprobs))

@@ -25,7 +25,9 @@ from tinker_chief.paths import ENGINE_STATE
 API_KEY_ENV = "CHIEF_ENGINE_API_KEY"
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 DTYPES = click.Choice(["auto", "float32", "bfloat16"])
-STATE_DIR_HELP = "Where runs and checkpoints live (default: .chief/engine in the current directory)."
+STATE_DIR_HELP = (
+    "Where runs and checkpoints live (default: .chief/engine in the current directory)."
+)
 
 
 @click.command("serve")
@@ -35,9 +37,15 @@ STATE_DIR_HELP = "Where runs and checkpoints live (default: .chief/engine in the
     show_default=True,
     help="Address to bind; anything but loopback needs --api-key.",
 )
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP)
-@click.option("--device", type=DEVICES, default="auto", show_default=True, help="cuda when present, else cpu.")
+@click.option(
+    "--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one)."
+)
+@click.option(
+    "--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP
+)
+@click.option(
+    "--device", type=DEVICES, default="auto", show_default=True, help="cuda when present, else cpu."
+)
 @click.option(
     "--dtype",
     type=DTYPES,
@@ -116,10 +124,14 @@ def serve_command(
     # Imported here: `chief engine export` and `--help` need neither uvicorn nor the app.
     from tinker_chief.engine.server.serve import EngineSettings, serve
 
-    if api_key and click.get_current_context().get_parameter_source("api_key") == ParameterSource.COMMANDLINE:
+    if (
+        api_key
+        and click.get_current_context().get_parameter_source("api_key")
+        == ParameterSource.COMMANDLINE
+    ):
         click.secho(
-            "Warning: --api-key on the command line is visible to every user of this machine in the "
-            "process list (ps); set CHIEF_ENGINE_API_KEY in the environment instead.",
+            "Warning: --api-key on the command line is visible to every user of this machine in "
+            "the process list (ps); set CHIEF_ENGINE_API_KEY in the environment instead.",
             fg="yellow",
             err=True,
         )
@@ -144,7 +156,8 @@ def serve_command(
 
 
 def _exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
-    """SIGTERM ourselves (the engine's clean shutdown path) once `parent_pid` is no longer our parent."""
+    """SIGTERM ourselves (the engine's clean shutdown path) once `parent_pid` is no longer our
+    parent."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:

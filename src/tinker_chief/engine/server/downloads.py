@@ -35,7 +35,9 @@ class DownloadLinkError(EngineError):
 
 
 class SignedDownloads:
-    def __init__(self, store: CheckpointStore, lifetime_s: int = URL_LIFETIME_S, clock: Clock = time.time) -> None:
+    def __init__(
+        self, store: CheckpointStore, lifetime_s: int = URL_LIFETIME_S, clock: Clock = time.time
+    ) -> None:
         self.store, self.lifetime_s, self.clock = store, lifetime_s, clock
         self._secret = secrets.token_bytes(32)
 
@@ -60,9 +62,9 @@ class SignedDownloads:
             for file in sorted(directory.iterdir())
             if file.is_file()
         }
-        return ExternalWeightsUrlsResponse(urls=urls, expires=datetime.fromtimestamp(expires, UTC)).model_dump(
-            mode="json"
-        )
+        return ExternalWeightsUrlsResponse(
+            urls=urls, expires=datetime.fromtimestamp(expires, UTC)
+        ).model_dump(mode="json")
 
     def file(self, run_id: str, name: str, filename: str, expires: str, signature: str) -> Path:
         """The file a URL from `urls` names, once its signature and expiry check out."""
@@ -80,7 +82,9 @@ class SignedDownloads:
         _, directory = self.store.resolve(f"tinker://{run_id}/external_weights/{name}")
         path = directory / filename
         if not path.is_file() or path.parent != directory:
-            raise InvalidRequestError(f"tinker://{run_id}/external_weights/{name} has no file {filename!r}")
+            raise InvalidRequestError(
+                f"tinker://{run_id}/external_weights/{name} has no file {filename!r}"
+            )
         return path
 
     def _signature(self, run_id: str, name: str, filename: str, expires: int | str) -> str:

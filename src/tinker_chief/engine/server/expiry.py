@@ -44,7 +44,9 @@ def sweep(engine: EngineService) -> int:
     """One deletion pass (blocking); returns how many checkpoints it deleted."""
     deleted = engine.store.delete_expired(engine.checkpoints_in_use)
     for record in deleted:
-        log.info("deleted expired checkpoint %s (expired at %s)", record.tinker_path, record.expires_at)
+        log.info(
+            "deleted expired checkpoint %s (expired at %s)", record.tinker_path, record.expires_at
+        )
     return len(deleted)
 
 

@@ -54,7 +54,9 @@ class FutureTable:
 
     `result_ttl_s` and `clock` exist for tests (a short TTL, a clock they advance)."""
 
-    def __init__(self, result_ttl_s: float = RESULT_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, result_ttl_s: float = RESULT_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._entries: dict[str, _Entry] = {}
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._expired_count = 0
@@ -111,7 +113,8 @@ class FutureTable:
             self._prune()
 
     def stats(self) -> dict[str, int]:
-        """Finished results held in memory (and those of them nobody retrieved yet), for engine_stats."""
+        """Finished results held in memory (and those of them nobody retrieved yet), for
+        engine_stats."""
         with self._lock:
             self._prune()
             held = [e for e in self._entries.values() if e.completed_at is not None]
@@ -134,7 +137,9 @@ class FutureTable:
                 f"{self._ttl:g} seconds after they complete unless retrieved"
             )
         if entry is None:
-            raise NotFoundError(f"unknown request_id {shown(request_id)} (expired, or the engine restarted)")
+            raise NotFoundError(
+                f"unknown request_id {shown(request_id)} (expired, or the engine restarted)"
+            )
         return entry
 
     def _prune(self) -> None:
@@ -149,7 +154,9 @@ class FutureTable:
         unclaimed = [
             rid
             for rid, e in self._entries.items()
-            if e.retrieved_at is None and e.completed_at is not None and now - e.completed_at > self._ttl
+            if e.retrieved_at is None
+            and e.completed_at is not None
+            and now - e.completed_at > self._ttl
         ]
         for rid in unclaimed:
             del self._entries[rid]
@@ -160,7 +167,8 @@ class FutureTable:
 
 
 def _size_of(result: Payload | FutureError) -> int:
-    """Bytes a finished result holds: exact for protobuf bytes, the JSON size for the small dicts."""
+    """Bytes a finished result holds: exact for protobuf bytes, the JSON size for the small
+    dicts."""
     if isinstance(result, bytes):
         return len(result)
     if isinstance(result, FutureError):

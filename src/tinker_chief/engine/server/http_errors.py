@@ -32,7 +32,9 @@ __all__ = [
 
 ErrorCategory = Literal["user", "server", "unknown"]
 MAX_SHOWN_CHARS = 200  # of one client-supplied value quoted in an error
-MAX_ERROR_CHARS = 2000  # of a whole error message (a backstop: a listing can be long, never unbounded)
+MAX_ERROR_CHARS = (
+    2000  # of a whole error message (a backstop: a listing can be long, never unbounded)
+)
 
 
 class UnsupportedError(InvalidRequestError):

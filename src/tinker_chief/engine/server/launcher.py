@@ -55,7 +55,9 @@ log = logging.getLogger(__name__)
 
 _LOG_TAIL_CHARS = 3000
 _PROOF_TIMEOUT_S = 10.0
-ENGINE_SPIN_COUNT = "10000"  # libgomp spin iterations before a worker thread sleeps (its default: 300000)
+ENGINE_SPIN_COUNT = (
+    "10000"  # libgomp spin iterations before a worker thread sleeps (its default: 300000)
+)
 
 
 @dataclass
@@ -69,7 +71,8 @@ class EngineHandle:
     key_file: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.process is not None:  # never leak an engine (or its key file) if the caller forgets stop()
+        # Never leak an engine (or its key file) if the caller forgets stop()
+        if self.process is not None:
             self._finalizer = weakref.finalize(self, _shut_down, self.process, 10.0, self.key_file)
 
     @property
@@ -126,7 +129,9 @@ def start_engine(
     if "OMP_WAIT_POLICY" not in env:
         env.setdefault("GOMP_SPINCOUNT", ENGINE_SPIN_COUNT)
     key = api_key or f"tml-{secrets.token_urlsafe(32)}"
-    env[API_KEY_ENV] = key  # the environment, not argv: a process listing shows every user the arguments
+    env[API_KEY_ENV] = (
+        key  # the environment, not argv: a process listing shows every user the arguments
+    )
     command = [
         sys.executable,
         "-m",
@@ -144,7 +149,9 @@ def start_engine(
         "--exit-with-parent",
         str(os.getpid()),
     ]
-    command += [arg for directory in allow_model_dirs for arg in ("--allow-model-dir", str(directory))]
+    command += [
+        arg for directory in allow_model_dirs for arg in ("--allow-model-dir", str(directory))
+    ]
     if session_timeout is not None:
         command += ["--session-timeout", str(session_timeout)]
     if max_training_clients is not None:
@@ -153,14 +160,21 @@ def start_engine(
         command += ["--sampling-memory-gib", repr(sampling_memory_gib)]
     offset = log_file.stat().st_size if log_file.exists() else 0
     with log_file.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     url = _wait_ready(process, log_file, offset, ready_timeout)
-    key_file = None if api_key else _save_key(url, key, process.pid)  # a caller's own key is never written
+    # A caller's own key is never written.
+    key_file = None if api_key else _save_key(url, key, process.pid)
     return EngineHandle(url, key, log_file, process, key_file)
 
 
 def ensure_engine(
-    base_url: str | None = None, *, state_dir: Path, api_key: str | None = None, **start_kwargs: object
+    base_url: str | None = None,
+    *,
+    state_dir: Path,
+    api_key: str | None = None,
+    **start_kwargs: object,
 ) -> EngineHandle:
     """The engine answering at `base_url` if there is one, else a newly started one.
 
@@ -304,9 +318,13 @@ def _save_key(base_url: str, key: str, pid: int) -> Path | None:
 
 
 def _alive(pid: int) -> bool:
+    # Gone, or another user's: not the engine that wrote it.
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):  # gone, or another user's: not the engine that wrote it
+    except (
+        ProcessLookupError,
+        PermissionError,
+    ):
         return False
     return True
 

@@ -46,7 +46,8 @@ _FORWARD_BACKWARD_PATH = "/api/v1/forward_backward"
 
 
 def read_timeout() -> float:
-    """Seconds a client has for a request head, and again for its body (`CHIEF_ENGINE_READ_TIMEOUT`)."""
+    """Seconds a client has for a request head, and again for its body
+    (`CHIEF_ENGINE_READ_TIMEOUT`)."""
     return positive_seconds(READ_TIMEOUT_ENV, READ_TIMEOUT_S)
 
 
@@ -57,8 +58,8 @@ def body_limit(path: str) -> int:
 def _too_large(path: str, size: str) -> str:
     endpoint = path.removeprefix("/api/v1/")[:100]
     return (
-        f"{endpoint}: the request body ({size}) exceeds the engine's limit of {body_limit(path) // MiB} MiB "
-        "for this endpoint"
+        f"{endpoint}: the request body ({size}) exceeds the engine's limit of "
+        f"{body_limit(path) // MiB} MiB for this endpoint"
     )
 
 
@@ -107,8 +108,11 @@ class _BoundedReceive:
                 f"({self._received} bytes received); the engine closes requests that stall"
             ) from None
         if message["type"] == "http.disconnect":
-            # Starlette would raise ClientDisconnect, which reaches the 500 handler with a traceback.
-            raise InvalidRequestError("the client disconnected before sending the whole request body")
+            # Starlette would raise ClientDisconnect, which reaches the 500 handler with a
+            # traceback.
+            raise InvalidRequestError(
+                "the client disconnected before sending the whole request body"
+            )
         self._received += len(message.get("body", b""))
         if self._received > self._limit:
             raise PayloadTooLargeError(_too_large(self._path, f"more than {self._limit} bytes"))
@@ -130,9 +134,13 @@ def inflate_zstd(body: bytes, limit: int = MAX_FORWARD_BACKWARD_BYTES) -> bytes:
     """Decompress a zstd body to at most `limit` bytes (413 beyond), reading it in bounded steps."""
     try:
         declared = zstandard.get_frame_parameters(body).content_size
-        if declared not in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR) and declared > limit:
+        if (
+            declared not in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR)
+            and declared > limit
+        ):
             raise PayloadTooLargeError(
-                f"the zstd body inflates to {declared} bytes, over the engine's limit of {limit // MiB} MiB"
+                f"the zstd body inflates to {declared} bytes, over the engine's limit of "
+                f"{limit // MiB} MiB"
             )
         reader = zstandard.ZstdDecompressor(max_window_size=limit).stream_reader(
             io.BytesIO(body), read_across_frames=True
@@ -141,9 +149,16 @@ def inflate_zstd(body: bytes, limit: int = MAX_FORWARD_BACKWARD_BYTES) -> bytes:
     except zstandard.ZstdError as exc:
         raise InvalidRequestError(f"body is not valid zstd data ({str(exc)[:200]})") from None
     if len(data) > limit:
-        raise PayloadTooLargeError(f"the zstd body inflates to more than the engine's limit of {limit // MiB} MiB")
-    if declared not in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR) and len(data) != declared:
-        raise InvalidRequestError(f"body is not valid zstd data (truncated: {len(data)} of {declared} bytes)")
+        raise PayloadTooLargeError(
+            f"the zstd body inflates to more than the engine's limit of {limit // MiB} MiB"
+        )
+    if (
+        declared not in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR)
+        and len(data) != declared
+    ):
+        raise InvalidRequestError(
+            f"body is not valid zstd data (truncated: {len(data)} of {declared} bytes)"
+        )
     return data
 
 

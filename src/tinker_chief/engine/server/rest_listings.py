@@ -11,7 +11,12 @@ from __future__ import annotations
 from tinker.types import Checkpoint, Cursor, TrainingRun
 from tinker.types.weights_info_response import WeightsInfoResponse
 
-from tinker_chief.engine.server.store import CHECKPOINT_TYPE, CheckpointStore, RunRecord, StoredCheckpoint
+from tinker_chief.engine.server.store import (
+    CHECKPOINT_TYPE,
+    CheckpointStore,
+    RunRecord,
+    StoredCheckpoint,
+)
 from tinker_chief.models import public_model_name
 
 OWNER = "local"
@@ -40,7 +45,10 @@ def checkpoint_json(record: StoredCheckpoint) -> dict:
 
 def training_run_json(store: CheckpointStore, run: RunRecord) -> dict:
     checkpoints = store.list_checkpoints(run.run_id)
-    last = {kind: next((c for c in reversed(checkpoints) if c.kind == kind), None) for kind in CHECKPOINT_TYPE}
+    last = {
+        kind: next((c for c in reversed(checkpoints) if c.kind == kind), None)
+        for kind in CHECKPOINT_TYPE
+    }
     return TrainingRun(
         training_run_id=run.run_id,
         base_model=public_model_name(run.base_model),
@@ -49,7 +57,9 @@ def training_run_json(store: CheckpointStore, run: RunRecord) -> dict:
         lora_rank=run.lora.get("rank"),
         last_request_time=run.last_request_time,
         last_checkpoint=checkpoint_json(last["weights"]) if last["weights"] else None,
-        last_sampler_checkpoint=checkpoint_json(last["sampler_weights"]) if last["sampler_weights"] else None,
+        last_sampler_checkpoint=checkpoint_json(last["sampler_weights"])
+        if last["sampler_weights"]
+        else None,
         user_metadata=run.user_metadata,
     ).model_dump(mode="json")
 

@@ -35,7 +35,8 @@ class SamplingSessions:
                 run = self.engine.store.get_run(lease.record.run_id)
                 if base_model and self.engine.catalog.canonical(base_model) != run.base_model:
                     raise InvalidRequestError(
-                        f"{model_path} was trained on {public_model_name(run.base_model)}, not {base_model}"
+                        f"{model_path} was trained on {public_model_name(run.base_model)}, "
+                        f"not {base_model}"
                     )
             except Exception:
                 lease.release()
@@ -74,7 +75,8 @@ class SamplingSessions:
                 f"unknown sampler {shown(sampling_session_id)} (its session ended or the engine "
                 "restarted; create a new sampling client)"
             )
-        self.engine.sessions.touch(sampling_session_id.split(":", 1)[0])  # a sign of life of its session
+        # A sign of life of its session.
+        self.engine.sessions.touch(sampling_session_id.split(":", 1)[0])
         return state
 
     def _reloader(self, state: SamplerState, model_path: str):
@@ -118,13 +120,17 @@ class SamplingSessions:
             "sample_sequence_ids": [f"{request_id}:{i}" for i in range(request.num_samples)],
         }
 
-    def _billed(self, result: SampleResult, request: WireSampleRequest, state: SamplerState, prompt: int) -> bytes:
+    def _billed(
+        self, result: SampleResult, request: WireSampleRequest, state: SamplerState, prompt: int
+    ) -> bytes:
         """The sample's answer, its prefilled and sampled tokens counted for its session."""
         session = (request.sampling_session_id or "").split(":", 1)[0] or None
         base = public_model_name(state.base_model)
         billing = self.engine.billing
         billing.add("sampling_prefill", session, base, prompt)
-        billing.add("sampling_sample", session, base, sum(len(seq.tokens) for seq in result.sequences))
+        billing.add(
+            "sampling_sample", session, base, sum(len(seq.tokens) for seq in result.sequences)
+        )
         return codec.encode_sample(result, request)
 
     def _backend_request(self, request: WireSampleRequest, state: SamplerState) -> SampleRequest:
@@ -134,9 +140,13 @@ class SamplingSessions:
             request, state.sampler_key, eos, vocab_size=info.vocab_size if info else None
         )
         if info is not None:
-            if request.sampling_params.max_tokens is None:  # our default must fit, the client's must not
+            # Our default must fit, the client's must not.
+            if request.sampling_params.max_tokens is None:
                 room = max(1, info.max_context_length - len(backend_request.prompt))
-                settings = replace(backend_request.settings, max_tokens=min(backend_request.settings.max_tokens, room))
+                settings = replace(
+                    backend_request.settings,
+                    max_tokens=min(backend_request.settings.max_tokens, room),
+                )
                 backend_request = replace(backend_request, settings=settings)
             _check_prompt(backend_request.prompt, backend_request.settings.max_tokens, info)
             self._check_kv_cache(backend_request, info)
@@ -155,6 +165,6 @@ def _check_prompt(prompt: tuple[int, ...], max_tokens: int, info: BaseInfo) -> N
     check_tokens("asample: prompt", prompt, info)
     if len(prompt) + max_tokens > info.max_context_length:
         raise InvalidRequestError(
-            f"asample: prompt ({len(prompt)} tokens) + max_tokens ({max_tokens}) exceed the context "
-            f"length of {info.name} ({info.max_context_length})"
+            f"asample: prompt ({len(prompt)} tokens) + max_tokens ({max_tokens}) exceed the "
+            f"context length of {info.name} ({info.max_context_length})"
         )

@@ -27,9 +27,13 @@ import time
 import traceback
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
 
-from tinker_chief.engine.backend import ComputeBackend, SampleRequest, SampleResult
+from tinker_chief.engine.backend import (
+    ComputeBackend,
+    ForwardBackwardCall,
+    SampleRequest,
+    SampleResult,
+)
 from tinker_chief.engine.server.futures import FutureError, FutureTable, Payload
 from tinker_chief.engine.server.http_errors import status_of
 
@@ -56,9 +60,12 @@ class Shareable:
     """Work that may run in one call together with other models' work of the same `key`."""
 
     key: Hashable
-    tokens: int  # its share of the call's size, counted against MAX_SHARED_TOKENS (CPU: CPU_MAX_...)
-    item: Any
-    run_many: Callable[[list[Any]], list[Payload | Exception]]  # each item's payload or error, in order
+    tokens: (
+        int  # its share of the call's size, counted against MAX_SHARED_TOKENS (CPU: CPU_MAX_...)
+    )
+    item: ForwardBackwardCall
+    # Runs the items of one shared call: each item's payload or error, in order.
+    run_many: Callable[[list[ForwardBackwardCall]], list[Payload | Exception]]
 
     def run_alone(self) -> Payload:
         (outcome,) = self.run_many([self.item])
@@ -149,7 +156,11 @@ class Scheduler:
             return queue.seen.get(seq_id) if queue else None
 
     def submit_ordered(
-        self, model_id: str, seq_id: int | None, request_id: str, work: Callable[[], Payload] | Shareable
+        self,
+        model_id: str,
+        seq_id: int | None,
+        request_id: str,
+        work: Callable[[], Payload] | Shareable,
     ) -> None:
         """Run `work` after every earlier `seq_id` of `model_id`; None means 'in arrival order'.
         `Shareable` work may run in one call with other models' (see the module docstring)."""
@@ -213,8 +224,12 @@ class Scheduler:
         """Fail everything queued at once, let the job in progress finish, end the thread."""
         with self._cond:
             self._stopping = True
-            dropped = [job.request_id for job in self._ready] + [job.request_id for job in self._samples]
-            dropped += [job.request_id for q in self._models.values() for job in q.parked.values() if job]
+            dropped = [job.request_id for job in self._ready] + [
+                job.request_id for job in self._samples
+            ]
+            dropped += [
+                job.request_id for q in self._models.values() for job in q.parked.values() if job
+            ]
             self._ready.clear()
             self._samples.clear()
             for queue in self._models.values():
@@ -247,7 +262,11 @@ class Scheduler:
     def _skip_stale_gaps(self) -> None:
         now = time.monotonic()
         for model_id, queue in self._models.items():
-            if queue.parked and queue.waiting_since is not None and now - queue.waiting_since > SEQ_GAP_TIMEOUT_S:
+            if (
+                queue.parked
+                and queue.waiting_since is not None
+                and now - queue.waiting_since > SEQ_GAP_TIMEOUT_S
+            ):
                 log.warning(
                     "model %s: seq_id %d never arrived; running seq_id %d onwards",
                     model_id,
@@ -270,7 +289,10 @@ class Scheduler:
             if not take_samples:
                 return self._take_ready()
             self._gather_samples()
-            batch, self._samples = self._samples[:_MAX_SAMPLE_BATCH], self._samples[_MAX_SAMPLE_BATCH:]
+            batch, self._samples = (
+                self._samples[:_MAX_SAMPLE_BATCH],
+                self._samples[_MAX_SAMPLE_BATCH:],
+            )
             return batch
 
     def _heads(self) -> list[_Job]:
@@ -308,9 +330,18 @@ class Scheduler:
             return None
         first, *others = self._heads()
         group, tokens = [first], first.share.tokens if first.share else 0
-        limit = MAX_SHARED_TOKENS if self._backend.device != "cpu" else min(MAX_SHARED_TOKENS, CPU_MAX_SHARED_TOKENS)
+        limit = (
+            MAX_SHARED_TOKENS
+            if self._backend.device != "cpu"
+            else min(MAX_SHARED_TOKENS, CPU_MAX_SHARED_TOKENS)
+        )
         for job in others:
-            if job.share and first.share and job.share.key == first.share.key and tokens + job.share.tokens <= limit:
+            if (
+                job.share
+                and first.share
+                and job.share.key == first.share.key
+                and tokens + job.share.tokens <= limit
+            ):
                 group.append(job)
                 tokens += job.share.tokens
         for job in group:
@@ -330,7 +361,9 @@ class Scheduler:
         never waits.
         """
         deadline = time.monotonic() + _MAX_GATHER_S
-        self._wait_while_arriving(min(self._expected_samples, _MAX_SAMPLE_BATCH), _RESUBMIT_GAP_S, deadline)
+        self._wait_while_arriving(
+            min(self._expected_samples, _MAX_SAMPLE_BATCH), _RESUBMIT_GAP_S, deadline
+        )
         # A burst (many clients submitting at once through the SDK) arrives a few ms apart; the
         # window slides with it, or the first batch would leave with the first two requests and
         # the rest wait a whole decode loop.
@@ -419,8 +452,12 @@ class Scheduler:
     def _fail(self, request_id: str, exc: Exception) -> None:
         status = status_of(exc)
         if status >= 500:
-            log.error("request %s failed:\n%s", request_id, "".join(traceback.format_exception(exc)))
-            error = FutureError(f"internal engine error: {type(exc).__name__}: {exc}", "server", status)
+            log.error(
+                "request %s failed:\n%s", request_id, "".join(traceback.format_exception(exc))
+            )
+            error = FutureError(
+                f"internal engine error: {type(exc).__name__}: {exc}", "server", status
+            )
         else:
             error = FutureError(str(exc), "user", status)
         if request_id:

@@ -30,8 +30,9 @@ def check_sdk_version(version: str) -> None:
     match = re.match(r"\s*(\d+)\.(\d+)", version)
     if match and (int(match[1]), int(match[2])) < MIN_SDK:
         raise InvalidRequestError(
-            f"client/config: tinker SDK {version} is too old for the local engine, which needs tinker >= "
-            f"{MIN_SDK[0]}.{MIN_SDK[1]} (protobuf forward_backward; tested with 0.38): pip install -U 'tinker>=0.38'"
+            f"client/config: tinker SDK {version} is too old for the local engine, which needs "
+            f"tinker >= {MIN_SDK[0]}.{MIN_SDK[1]} (protobuf forward_backward; tested with 0.38): "
+            "pip install -U 'tinker>=0.38'"
         )
 
 
@@ -40,7 +41,10 @@ class SdkUsage:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[str, Counter[str]] = {"sdk_versions": Counter(), "sdk_methods": Counter()}
+        self._counts: dict[str, Counter[str]] = {
+            "sdk_versions": Counter(),
+            "sdk_methods": Counter(),
+        }
 
     def record(self, version: str | None, method: str | None) -> None:
         with self._lock:

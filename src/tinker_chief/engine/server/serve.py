@@ -42,17 +42,22 @@ class EngineSettings:
     device: Device = "auto"
     dtype: DType = "auto"
     api_key: str | None = None
-    allow_model_dirs: tuple[Path, ...] = ()  # local model directories clients may use as base models
+    # Local model directories clients may use as base models.
+    allow_model_dirs: tuple[Path, ...] = ()
     session_timeout: float | None = None  # None: the engine's default (service.SESSION_TIMEOUT_S)
-    max_training_clients: int | None = None  # None: the engine's default (service.MAX_TRAINING_CLIENTS)
+    max_training_clients: int | None = (
+        None  # None: the engine's default (service.MAX_TRAINING_CLIENTS)
+    )
     forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-For is trusted; None: none
     sampling_memory_gib: float | None = None  # None: half the memory free at start (devices.py)
 
     def __repr__(self) -> str:  # never show the key
         return (
             f"EngineSettings(state_dir={self.state_dir!s}, host={self.host}, port={self.port}, "
-            f"device={self.device}, dtype={self.dtype}, api_key={'set' if self.api_key else 'none'}, "
-            f"allow_model_dirs={len(self.allow_model_dirs)}, session_timeout={self.session_timeout}, "
+            f"device={self.device}, dtype={self.dtype}, "
+            f"api_key={'set' if self.api_key else 'none'}, "
+            f"allow_model_dirs={len(self.allow_model_dirs)}, "
+            f"session_timeout={self.session_timeout}, "
             f"max_training_clients={self.max_training_clients}, "
             f"forwarded_allow_ips={self.forwarded_allow_ips}, "
             f"sampling_memory_gib={self.sampling_memory_gib})"
@@ -63,10 +68,13 @@ class EngineSettings:
         check_bind(self.host, self.api_key)
         if self.session_timeout is not None and not self.session_timeout > 0:
             raise ConfigurationError(
-                f"--session-timeout must be a positive number of seconds, got {self.session_timeout}"
+                "--session-timeout must be a positive number of seconds, "
+                f"got {self.session_timeout}"
             )
         if self.max_training_clients is not None and self.max_training_clients < 1:
-            raise ConfigurationError(f"--max-training-clients must be at least 1, got {self.max_training_clients}")
+            raise ConfigurationError(
+                f"--max-training-clients must be at least 1, got {self.max_training_clients}"
+            )
         self.trusted_proxies()
         gib = self.sampling_memory_gib
         if gib is not None and not 0 < gib < float("inf"):
@@ -129,9 +137,11 @@ def serve(settings: EngineSettings) -> None:
     from tinker_chief.engine.server import limits
     from tinker_chief.models import LocalModelDirs
 
-    read_timeout_s = limits.read_timeout()  # a bad CHIEF_ENGINE_READ_TIMEOUT fails before torch loads
+    # A bad CHIEF_ENGINE_READ_TIMEOUT fails before torch loads.
+    read_timeout_s = limits.read_timeout()
 
-    local_dirs = LocalModelDirs.allow(settings.allow_model_dirs)  # a bad entry fails before torch loads
+    # A bad entry fails before torch loads.
+    local_dirs = LocalModelDirs.allow(settings.allow_model_dirs)
     from tinker_chief.engine.backend import size_text
     from tinker_chief.engine.compute import TorchBackend
     from tinker_chief.engine.server import service

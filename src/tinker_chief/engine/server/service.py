@@ -46,7 +46,12 @@ from tinker_chief.engine.server import codec
 from tinker_chief.engine.server.base_model_facts import BaseInfo, BaseModelCatalog
 from tinker_chief.engine.server.billing_ledger import BillingLedger, session_of_run
 from tinker_chief.engine.server.futures import FutureTable, Payload
-from tinker_chief.engine.server.http_errors import InvalidRequestError, NotFoundError, UnsupportedError, shown
+from tinker_chief.engine.server.http_errors import (
+    InvalidRequestError,
+    NotFoundError,
+    UnsupportedError,
+    shown,
+)
 from tinker_chief.engine.server.scheduler import Scheduler, Shareable
 from tinker_chief.engine.server.sdk_usage import SdkUsage
 from tinker_chief.engine.server.store import (
@@ -157,7 +162,9 @@ class EngineService:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def create_session(self, project_id: str | None = None, user_metadata: dict | None = None) -> str:
+    def create_session(
+        self, project_id: str | None = None, user_metadata: dict | None = None
+    ) -> str:
         self.end_silent_sessions()
         session_id = uuid.uuid4().hex[:12]
         self.sessions.add(session_id)
@@ -189,7 +196,8 @@ class EngineService:
     def _unload_session(self, session_id: str, why: str) -> None:
         """Forget the session's clients now; free their memory on the compute thread after the
         work queued for them; requests parked for a seq_id that never came fail, saying `why`."""
-        # Snapshots (tuple() copies in one step): the compute thread may drop a failed model meanwhile.
+        # Snapshots (tuple() copies in one step): the compute thread may drop a failed model
+        # meanwhile.
         models = [m for m, model in tuple(self.models.items()) if model.session_id == session_id]
         for model_id in models:
             self.models.pop(model_id, None)
@@ -199,16 +207,18 @@ class EngineService:
             # Its adapter stays in the backend's bounded sampler cache until newer ones push it out.
             if (state := self.samplers.pop(key, None)) is not None:
                 state.release()
-        for model_id in models:  # after the work already queued for the model (its creation included)
+        # After the work already queued for the model (its creation included)
+        for model_id in models:
             self.scheduler.submit("", self._unloader(model_id, why))
 
     def _check_capacity(self, endpoint: str) -> None:
         if len(self.models) >= self.max_training_clients:
             raise InvalidRequestError(
-                f"{endpoint}: this engine already holds {len(self.models)} training clients, its limit "
-                f"(chief engine serve --max-training-clients {self.max_training_clients}); free some first: "
-                "ServiceClient.close() unloads the clients of its session, and a session that sends no "
-                f"heartbeat for {self.sessions.timeout:.0f} s is unloaded automatically"
+                f"{endpoint}: this engine already holds {len(self.models)} training clients, its "
+                f"limit (chief engine serve --max-training-clients {self.max_training_clients}); "
+                "free some first: ServiceClient.close() unloads the clients of its session, and a "
+                f"session that sends no heartbeat for {self.sessions.timeout:.0f} s is unloaded "
+                "automatically"
             )
 
     # -- models ------------------------------------------------------------------------------
@@ -241,7 +251,11 @@ class EngineService:
         def run() -> dict:
             self.catalog.info(base)
             self.backend.create_training_model(model_id, base, lora)
-            self.store.save_run(RunRecord(model_id, base, asdict(lora), user_metadata=_str_dict(request.user_metadata)))
+            self.store.save_run(
+                RunRecord(
+                    model_id, base, asdict(lora), user_metadata=_str_dict(request.user_metadata)
+                )
+            )
             return {"model_id": model_id, "type": "create_model"}
 
         self.scheduler.submit(request_id, self._forget_on_error(model_id, run))
@@ -328,16 +342,25 @@ class EngineService:
             call.model_id = model.model_id
             tokens = len(call.data) * max(len(datum.tokens) for datum in call.data)
             # Clients on one base share a batched forward (scheduler.Shareable).
-            return Shareable((model.base_model, call.forward_only), tokens, call, self._forward_backward_many)
+            return Shareable(
+                (model.base_model, call.forward_only), tokens, call, self._forward_backward_many
+            )
 
-        return self._submit_ordered(message.model_id, message.seq_id or None, "forward_backward", prepare)
+        return self._submit_ordered(
+            message.model_id, message.seq_id or None, "forward_backward", prepare
+        )
 
     def _forward_backward_many(self, calls: list[ForwardBackwardCall]) -> list[Payload | Exception]:
         outcomes = self.backend.forward_backward_many(calls)
         for call, outcome in zip(calls, outcomes, strict=True):
             if not isinstance(outcome, Exception):  # billed: the work that was done
                 tokens = sum(len(datum.tokens) for datum in call.data)
-                self.billing.add("training", session_of_run(call.model_id), self._base_of_run(call.model_id), tokens)
+                self.billing.add(
+                    "training",
+                    session_of_run(call.model_id),
+                    self._base_of_run(call.model_id),
+                    tokens,
+                )
         return [
             outcome if isinstance(outcome, Exception) else codec.encode_forward_backward(outcome)
             for outcome in outcomes
@@ -388,7 +411,8 @@ class EngineService:
         def prepare(model: TrainingModel) -> Callable[[], dict]:
             seq_id = request.sampling_session_seq_id
             if seq_id is not None:
-                # Ephemeral: no checkpoint, so no ttl_seconds or user_metadata to keep (the SDK sends none).
+                # Ephemeral: no checkpoint, so no ttl_seconds or user_metadata to keep (the SDK
+                # sends none).
                 return lambda: self._ephemeral_sampler(model, seq_id, request.kind)
             ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights_for_sampler: ttl_seconds")
             name = validate_name(_name_or(request.path, "sampler", self._auto_names))
@@ -404,7 +428,9 @@ class EngineService:
                 ttl_seconds,
             )
 
-        return self._submit_ordered(request.model_id, request.seq_id, "save_weights_for_sampler", prepare)
+        return self._submit_ordered(
+            request.model_id, request.seq_id, "save_weights_for_sampler", prepare
+        )
 
     def save_weights_external(self, request: SaveWeightsExternalRequest) -> str:
         """The Hugging Face-format export that `tinker checkpoint download` fetches file by file:
@@ -412,14 +438,24 @@ class EngineService:
 
         def prepare(model: TrainingModel) -> Callable[[], dict]:
             if request.age_encryption_recipients:
-                raise UnsupportedError("save_weights_external with age_encryption_recipients (encrypted exports)")
+                raise UnsupportedError(
+                    "save_weights_external with age_encryption_recipients (encrypted exports)"
+                )
             ttl_seconds = validate_ttl(request.ttl_seconds, "save_weights_external: ttl_seconds")
             name = validate_name(request.path)
             return lambda: self._persist(
-                model, "external_weights", name, False, self.backend.save_sampler_weights, None, ttl_seconds
+                model,
+                "external_weights",
+                name,
+                False,
+                self.backend.save_sampler_weights,
+                None,
+                ttl_seconds,
             )
 
-        return self._submit_ordered(request.model_id, request.seq_id, "save_weights_external", prepare)
+        return self._submit_ordered(
+            request.model_id, request.seq_id, "save_weights_external", prepare
+        )
 
     def _persist(
         self,
@@ -444,7 +480,9 @@ class EngineService:
         self.billing.checkpoint_saved(record, public_model_name(model.base_model))
         return {"path": record.tinker_path}
 
-    def _ephemeral_sampler(self, model: TrainingModel, sampling_session_seq_id: int, kind: str) -> dict:
+    def _ephemeral_sampler(
+        self, model: TrainingModel, sampling_session_seq_id: int, kind: str
+    ) -> dict:
         """save_weights_and_get_sampling_client: in memory, no path. `snapshot` copies the weights
         as they are now; `inflight` samples the training adapter itself, so it follows every
         later optim_step (the SDK's contract: the weights at this save or newer)."""
@@ -468,7 +506,9 @@ class EngineService:
 
     def _load_weights(self, request: LoadWeightsRequest) -> str:
         if request.weights_access_token:
-            raise UnsupportedError("load_weights with weights_access_token (checkpoints of other accounts)")
+            raise UnsupportedError(
+                "load_weights with weights_access_token (checkpoints of other accounts)"
+            )
         optimizer = getattr(request.optimizer_config, "type", "adamw")
         if optimizer != "adamw":
             raise UnsupportedError(f"load_weights: optimizer {optimizer!r} (only adamw)")
@@ -482,17 +522,26 @@ class EngineService:
         lease, run = self._lease_loadable(request)
         request_id = self.futures.create("load_weights")
         self._creations[model_id] = request_id
-        self._register(TrainingModel(model_id, request.session_id, run.base_model, run.lora_settings()))
+        self._register(
+            TrainingModel(model_id, request.session_id, run.base_model, run.lora_settings())
+        )
 
         def work() -> dict:
             try:
                 self.catalog.info(run.base_model)
-                lora = self.backend.load_training_state(model_id, lease.directory, request.optimizer)
+                lora = self.backend.load_training_state(
+                    model_id, lease.directory, request.optimizer
+                )
             finally:
                 lease.release()
             self.models[model_id].lora = lora
             self.store.save_run(
-                RunRecord(model_id, run.base_model, asdict(lora), user_metadata=_str_dict(request.user_metadata))
+                RunRecord(
+                    model_id,
+                    run.base_model,
+                    asdict(lora),
+                    user_metadata=_str_dict(request.user_metadata),
+                )
             )
             return {"path": request.path, "model_id": model_id, "type": "load_weights"}
 
@@ -518,13 +567,16 @@ class EngineService:
         run = self.store.get_run(lease.record.run_id)
         if request.base_model and self.catalog.canonical(request.base_model) != run.base_model:
             raise InvalidRequestError(
-                f"{request.path} was trained on {public_model_name(run.base_model)}, not {request.base_model}"
+                f"{request.path} was trained on {public_model_name(run.base_model)}, "
+                f"not {request.base_model}"
             )
         return run
 
     def _load_into_existing(self, request: LoadWeightsRequest) -> str:
         if request.model_id is None:
-            raise InvalidRequestError("load_weights: expected either session_id + model_seq_id or model_id")
+            raise InvalidRequestError(
+                "load_weights: expected either session_id + model_seq_id or model_id"
+            )
         model = self.model(request.model_id)
         lease, _ = self._lease_loadable(request)
         request_id = self.futures.create("load_weights")
@@ -532,7 +584,9 @@ class EngineService:
         def run() -> dict:
             try:
                 self.backend.unload_model(model.model_id)
-                model.lora = self.backend.load_training_state(model.model_id, lease.directory, request.optimizer)
+                model.lora = self.backend.load_training_state(
+                    model.model_id, lease.directory, request.optimizer
+                )
             finally:
                 lease.release()
             return {"path": request.path, "model_id": model.model_id, "type": "load_weights"}
@@ -561,13 +615,18 @@ class _SkipOnError:
 def _lora_settings(request: CreateModelRequest) -> LoraSettings:
     config = request.lora_config
     if config is None:
-        raise InvalidRequestError("create_model: field lora_config is missing (only LoRA training is supported)")
+        raise InvalidRequestError(
+            "create_model: field lora_config is missing (only LoRA training is supported)"
+        )
     if not 1 <= config.rank <= MAX_LORA_RANK:
         raise InvalidRequestError(
-            f"create_model: lora_config.rank must be between 1 and {MAX_LORA_RANK}, got {config.rank}"
+            f"create_model: lora_config.rank must be between 1 and {MAX_LORA_RANK}, "
+            f"got {config.rank}"
         )
     if not (config.train_mlp or config.train_attn or config.train_unembed):
-        raise InvalidRequestError("create_model: at least one of train_mlp, train_attn, train_unembed must be true")
+        raise InvalidRequestError(
+            "create_model: at least one of train_mlp, train_attn, train_unembed must be true"
+        )
     return LoraSettings(
         rank=config.rank,
         seed=config.seed,
@@ -579,7 +638,9 @@ def _lora_settings(request: CreateModelRequest) -> LoraSettings:
 
 def _adam_step(params: object) -> AdamStep:
     if not isinstance(params, AdamParams):
-        raise UnsupportedError(f"optimizer step {getattr(params, 'type', type(params).__name__)!r} (only Adam)")
+        raise UnsupportedError(
+            f"optimizer step {getattr(params, 'type', type(params).__name__)!r} (only Adam)"
+        )
     step = AdamStep(**params.model_dump())
     try:
         check_adam_step(step)

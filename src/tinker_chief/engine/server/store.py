@@ -2,14 +2,15 @@
 
 Layout::
 
-    <state_dir>/runs/<run_id>/run.json                      run metadata (base model, LoRA)
-    <state_dir>/runs/<run_id>/weights/<name>/               save_state: PEFT adapter + optimizer
-    <state_dir>/runs/<run_id>/weights/<name>.json           its metadata (written last)
-    <state_dir>/runs/<run_id>/sampler_weights/<name>/       save_weights_for_sampler: PEFT adapter
-    <state_dir>/runs/<run_id>/external_weights/<name>/      save_weights_external: PEFT adapter (downloads)
+    <state_dir>/runs/<run_id>/run.json                  run metadata (base model, LoRA)
+    <state_dir>/runs/<run_id>/weights/<name>/           save_state: PEFT adapter + optimizer
+    <state_dir>/runs/<run_id>/weights/<name>.json       its metadata (written last)
+    <state_dir>/runs/<run_id>/sampler_weights/<name>/   save_weights_for_sampler: PEFT adapter
+    <state_dir>/runs/<run_id>/external_weights/<name>/  save_weights_external: PEFT adapter
+                                                        (downloads)
 
-    <state_dir>/expired-checkpoints.json                    tombstones of deleted expired checkpoints
-    <state_dir>/billing.db                                  usage counters (billing.py)
+    <state_dir>/expired-checkpoints.json                tombstones of deleted expired checkpoints
+    <state_dir>/billing.db                              usage counters (billing.py)
 
 A checkpoint directory is filled in a hidden staging directory and renamed into place; its
 metadata JSON is written last and is the commit marker, so a crash never lists a half-written
@@ -45,10 +46,19 @@ from pathlib import Path
 from typing import Literal
 
 from tinker_chief.engine.backend import LoraSettings
-from tinker_chief.engine.server.http_errors import ConflictError, InvalidRequestError, NotFoundError, shown
+from tinker_chief.engine.server.http_errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    shown,
+)
 
 CheckpointKind = Literal["weights", "sampler_weights", "external_weights"]
-CHECKPOINT_TYPE: dict[str, str] = {"weights": "training", "sampler_weights": "sampler", "external_weights": "external"}
+CHECKPOINT_TYPE: dict[str, str] = {
+    "weights": "training",
+    "sampler_weights": "sampler",
+    "external_weights": "external",
+}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$")
 _META_SUFFIX = ".json"
@@ -132,7 +142,9 @@ class StoredCheckpoint:
 class CheckpointLease:
     """A request's hold on a checkpoint it will read: the deletion pass skips it until released."""
 
-    def __init__(self, record: StoredCheckpoint, directory: Path, release: Callable[[], None]) -> None:
+    def __init__(
+        self, record: StoredCheckpoint, directory: Path, release: Callable[[], None]
+    ) -> None:
         self.record, self.directory = record, directory
         self._release: Callable[[], None] | None = release
 
@@ -146,8 +158,8 @@ class CheckpointLease:
 def validate_name(name: str | None, what: str = "checkpoint name") -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise InvalidRequestError(
-            f"invalid {what} {shown(name)}: expected 1-128 characters of letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (no '/' or '..')"
+            f"invalid {what} {shown(name)}: expected 1-128 characters of letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit (no '/' or '..')"
         )
     return name
 
@@ -159,7 +171,8 @@ def validate_run_id(run_id: str) -> str:
 
 
 def parse_tinker_path(path: str) -> tuple[str, CheckpointKind, str]:
-    """`tinker://<run>/<weights|sampler_weights|external_weights>/<name>` -> (run, kind, name), validated."""
+    """`tinker://<run>/<weights|sampler_weights|external_weights>/<name>` -> (run, kind, name),
+    validated."""
     if not isinstance(path, str) or not path.startswith("tinker://"):
         raise InvalidRequestError(
             f"invalid checkpoint path {shown(path)}: expected tinker://<run>/weights/<name> "
@@ -183,7 +196,8 @@ class CheckpointStore:
         # lock orders them, and the commit points of saves, deletions and TTL changes.
         self._lock = threading.RLock()
         self._leases: Counter[str] = Counter()
-        # Told the tinker paths of deleted checkpoints and when (the billing ledger stops their storage).
+        # Told the tinker paths of deleted checkpoints and when (the billing ledger stops their
+        # storage).
         self.on_delete: Callable[[list[str], float], None] = lambda paths, at: None
 
     # -- runs --------------------------------------------------------------------------------
@@ -249,7 +263,9 @@ class CheckpointStore:
                 os.rename(staging, target)
                 now = self.clock()
                 expires_at = None if ttl_seconds is None else iso(now + ttl_seconds)
-                record = StoredCheckpoint(run_id, kind, name, iso(now), _size(target), user_metadata, expires_at)
+                record = StoredCheckpoint(
+                    run_id, kind, name, iso(now), _size(target), user_metadata, expires_at
+                )
                 _write_json(meta, asdict(record))
                 self._forget_tombstone(record.tinker_path)
         finally:
@@ -257,9 +273,12 @@ class CheckpointStore:
                 shutil.rmtree(staging, ignore_errors=True)
         return record
 
-    def resolve(self, tinker_path: str, *, allow_expired: bool = False) -> tuple[StoredCheckpoint, Path]:
+    def resolve(
+        self, tinker_path: str, *, allow_expired: bool = False
+    ) -> tuple[StoredCheckpoint, Path]:
         """The checkpoint's record and directory. An expired one raises `CheckpointExpiredError`
-        unless `allow_expired` (a user that already held it, e.g. a sampler reloading its adapter)."""
+        unless `allow_expired` (a user that already held it, e.g. a sampler reloading its
+        adapter)."""
         run_id, kind, name = parse_tinker_path(tinker_path)
         meta = self._run_dir(run_id) / kind / f"{name}{_META_SUFFIX}"
         try:
@@ -268,8 +287,9 @@ class CheckpointStore:
             raise self._missing(tinker_path, run_id) from None
         if not allow_expired and record.expired(self.clock()):
             raise CheckpointExpiredError(
-                f"checkpoint {tinker_path} expired at {record.expires_at} (its ttl_seconds ran out) and "
-                "can no longer be used; save a new checkpoint (ttl_seconds=None keeps one forever)"
+                f"checkpoint {tinker_path} expired at {record.expires_at} (its ttl_seconds ran "
+                "out) and can no longer be used; save a new checkpoint (ttl_seconds=None keeps "
+                "one forever)"
             )
         return record, meta.parent / name
 
@@ -294,11 +314,14 @@ class CheckpointStore:
             )
         if not (self._run_dir(run_id) / "run.json").is_file():
             return NotFoundError(
-                f"unknown checkpoint {tinker_path}: there is no training run {run_id!r} on this engine"
+                f"unknown checkpoint {tinker_path}: there is no training run {run_id!r} on this "
+                "engine"
             )
         known = [c.tinker_path for c in self.list_checkpoints(run_id)]
         listing = ", ".join(known) if known else "none"
-        return NotFoundError(f"unknown checkpoint {tinker_path}: checkpoints of run {run_id!r} are: {listing}")
+        return NotFoundError(
+            f"unknown checkpoint {tinker_path}: checkpoints of run {run_id!r} are: {listing}"
+        )
 
     def _records(self, run_id: str) -> list[StoredCheckpoint]:
         """Every committed checkpoint of the run, expired ones included."""
@@ -345,7 +368,9 @@ class CheckpointStore:
             _write_json(directory.parent / f"{record.name}{_META_SUFFIX}", asdict(record))
         return record
 
-    def delete_expired(self, in_use: Callable[[], Collection[str]] = frozenset) -> list[StoredCheckpoint]:
+    def delete_expired(
+        self, in_use: Callable[[], Collection[str]] = frozenset
+    ) -> list[StoredCheckpoint]:
         """The deletion pass: remove every expired checkpoint that no lease holds and whose
         tinker path is not in `in_use()`; returns what it deleted. `in_use` is read under the
         lock, so a user that registers before releasing its lease is never missed."""
@@ -408,8 +433,13 @@ class CheckpointStore:
     def _add_tombstones(self, records: list[StoredCheckpoint], now: float) -> None:
         stones = self._tombstones()
         for record in records:
-            stones[record.tinker_path] = {"expired_at": str(record.expires_at), "deleted_at": iso(now)}
-        newest = sorted(stones.items(), key=lambda item: str(item[1].get("deleted_at")))[-MAX_TOMBSTONES:]
+            stones[record.tinker_path] = {
+                "expired_at": str(record.expires_at),
+                "deleted_at": iso(now),
+            }
+        newest = sorted(stones.items(), key=lambda item: str(item[1].get("deleted_at")))[
+            -MAX_TOMBSTONES:
+        ]
         _write_json(self.root / _TOMBSTONES, dict(newest))
 
     def _forget_tombstone(self, tinker_path: str) -> None:
