@@ -74,7 +74,8 @@ def registry_run_records(paths: ProjectPaths, model: ModelRecord, run: EvalRun) 
     """The records of registry eval run `run` of `model`."""
     if run.log_location:
         return inspect_records(run.log_location)
-    if (run.settings.get("task") or {}).get("kind") == "nll":
+    task = run.settings.get("task")
+    if isinstance(task, dict) and task.get("kind") == "nll":
         return RunRecords(
             missing="an nll task keeps no per-sample text, only each conversation's NLL"
         )

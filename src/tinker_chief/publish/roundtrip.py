@@ -143,7 +143,8 @@ def served_logprobs(
         raise ExportError(
             f"cannot score the canary prompts on {tinker_path} ({connection.where}): {text}"
         ) from None
-    return [[float(v) for v in row[1:]] for row in scored]
+    # The first position has no log-prob (None); every later one is a float.
+    return [[float(v) for v in row[1:] if v is not None] for row in scored]
 
 
 def check_export(
