@@ -9,15 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
 
 from tests.tracking.conftest import Swept, chief, logged, tracked_project
 from tinker_chief.registry import ModelRecord, Registry
 
 from jsonl_support import read_jsonl
-
-pytest.importorskip("mlflow")
-from mlflow.entities import Run  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
 
 TRACKER = "mlflow"
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import trackio
+from trackio.sqlite_storage import SQLiteStorage
 
 from tests.tracking.conftest import Swept, chief, logged
 from tinker_chief.registry import Registry
-
-pytest.importorskip("trackio")
-import trackio  # noqa: E402
-from trackio.sqlite_storage import SQLiteStorage  # noqa: E402
 
 TRACKER = "trackio"
 PROJECT = f"tiny-{uuid.uuid4().hex[:8]}"  # the Trackio project, private to this module

@@ -13,8 +13,6 @@ from tests.tracking.conftest import Swept, chief, logged
 from tests.tracking.wandb_support import offline_runs
 from tinker_chief.registry import Registry
 
-pytest.importorskip("wandb")
-
 TRACKER = "wandb"
 
 
