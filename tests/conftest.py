@@ -6,8 +6,11 @@ engine, evals, training and cookbook tests; tests that restart or configure an e
 their own with `start_engine`.
 
 A developer's own settings never reach a test (`no_developer_settings`): no Tinker key or URL,
-no `CHIEF_*` variable but the suite's own (`SUITE_SETTINGS`). Tests marked `cloud` talk to
-Tinker's cloud itself: they get the developer's `TINKER_API_KEY` back, and are skipped without.
+no `CHIEF_*` variable but the suite's own (`SUITE_SETTINGS`), and no experiment tracker's
+(`MLFLOW_*`, `WANDB_*`, `TRACKIO_*`: a tracked test must never write to the team's server); the
+trackers' stores outside a project are private to the test run (`TRACKER_STORES`). Tests marked
+`cloud` talk to Tinker's cloud itself: they get the developer's `TINKER_API_KEY` back, and are
+skipped without.
 """
 
 from __future__ import annotations
@@ -30,11 +33,30 @@ os.environ.setdefault("CHIEF_CACHE_DIR", str(Path(__file__).resolve().parents[1]
 # where built-in weights are kept, never what a test sees.
 SUITE_SETTINGS = frozenset({"CHIEF_CACHE_DIR", "CHIEF_UPDATE_GOLDEN", "CHIEF_CLOUD_TEST_MODEL"})
 CLOUD_API_KEY = os.environ.get("TINKER_API_KEY")  # given back to `cloud` tests only
+TRACKERS = ("MLFLOW_", "WANDB_", "TRACKIO_")  # the experiment trackers' variables (`--track`)
+
+# Where the trackers keep what is not in a project: Trackio's store (read once, when trackio is
+# first imported, which the cookbook's ml_log does), W&B's config, cache and staging areas.
+_TRACKER_HOME = Path(tempfile.mkdtemp(prefix="chief-tests-trackers-"))
+atexit.register(shutil.rmtree, _TRACKER_HOME, ignore_errors=True)
+TRACKER_STORES = {
+    "TRACKIO_DIR": str(_TRACKER_HOME / "trackio"),
+    "WANDB_CONFIG_DIR": str(_TRACKER_HOME / "wandb-config"),
+    "WANDB_CACHE_DIR": str(_TRACKER_HOME / "wandb-cache"),
+    "WANDB_DATA_DIR": str(_TRACKER_HOME / "wandb-data"),
+}
+os.environ.update(TRACKER_STORES)
 
 
 def _developer_settings() -> list[str]:
     tinker = ("TINKER_API_KEY", "TINKER_BASE_URL")
-    return [name for name in os.environ if name in tinker or (name.startswith("CHIEF_") and name not in SUITE_SETTINGS)]
+    return [
+        name
+        for name in os.environ
+        if name in tinker
+        or (name.startswith("CHIEF_") and name not in SUITE_SETTINGS)
+        or (name.startswith(TRACKERS) and name not in TRACKER_STORES)
+    ]
 
 
 @pytest.fixture(scope="session", autouse=True)

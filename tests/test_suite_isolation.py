@@ -1,7 +1,8 @@
 """A developer's environment cannot change the suite's results: tests/conftest.py, run by a real
-pytest with a developer's Tinker key, URL and CHIEF_* settings exported, hides them from every
-test (and from what session fixtures start), keeps the suite's model cache, and gives the key
-back only to tests marked `cloud`."""
+pytest with a developer's Tinker key, URL, CHIEF_* settings and experiment-tracker settings
+exported, hides them from every test (and from what session fixtures start), keeps the suite's
+model cache, gives the trackers a private store, and gives the key back only to tests marked
+`cloud`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ import sys
 
 import pytest
 
-SEEN = ("TINKER_API_KEY", "TINKER_BASE_URL", "CHIEF_ENGINE_URL", "CHIEF_ENGINE_API_KEY", "CHIEF_DEBUG")
+SEEN = (
+    "TINKER_API_KEY",
+    "TINKER_BASE_URL",
+    "CHIEF_ENGINE_URL",
+    "CHIEF_ENGINE_API_KEY",
+    "CHIEF_DEBUG",
+    "MLFLOW_TRACKING_URI",
+    "WANDB_API_KEY",
+    "WANDB_PROJECT",
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +44,7 @@ def test_a_test_sees_none_of_the_developer_settings(child_env):
     assert [name for name in SEEN if name in os.environ] == []
     assert child_env == "[]"
     assert os.environ["CHIEF_CACHE_DIR"] == "/kept/cache"
+    assert os.environ["TRACKIO_DIR"] != "/developer/trackio"  # the run's private store instead
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +103,10 @@ def test_developer_settings_are_hidden_and_the_key_goes_to_cloud_tests_only(tmp_
         CHIEF_ENGINE_URL="http://127.0.0.1:9",
         CHIEF_ENGINE_API_KEY="tml-engine",
         CHIEF_DEBUG="1",
+        MLFLOW_TRACKING_URI="http://127.0.0.1:9",
+        WANDB_API_KEY="developer-wandb-key",
+        WANDB_PROJECT="team",
+        TRACKIO_DIR="/developer/trackio",
     )
     assert "3 passed" in result.stdout, result.stdout + result.stderr
 

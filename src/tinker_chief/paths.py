@@ -27,6 +27,7 @@ EVAL_CACHE = CHIEF_DIR / "eval-cache"
 EVAL_OFFLINE = CHIEF_DIR / "eval-offline"
 INSPECT_LOGS = CHIEF_DIR / "inspect-logs"
 BENCHMARKS = CHIEF_DIR / "benchmarks"
+TRACKING = CHIEF_DIR / "tracking"  # experiment trackers' local stores (`--track`)
 PLAN_JSON = "plan.json"  # `chief plan`'s machine-readable plan, in the project's root
 
 # The files of one run directory (`.chief/runs/<run_id>/`), documented in `tinker_chief.runfiles`.
@@ -37,6 +38,7 @@ RUN_CHECKPOINTS = "checkpoints.jsonl"
 RUN_DISTILLED = "distilled.jsonl"
 # The state of one sweep directory (`.chief/sweeps/<sweep_id>/`).
 SWEEP_STATE = "sweep.json"
+SWEEP_TRACKER = "tracker.json"
 
 
 REGISTRY_ENV = "CHIEF_REGISTRY"
@@ -103,6 +105,11 @@ class SweepPaths:
         """The grid, the run each point trains in, statuses and the summary."""
         return self.dir / SWEEP_STATE
 
+    @property
+    def tracker(self) -> Path:
+        """The sweep's group in each experiment tracker (`--track`), so `--resume` continues it."""
+        return self.dir / SWEEP_TRACKER
+
 
 @dataclass(frozen=True)
 class ProjectPaths:
@@ -157,3 +164,8 @@ class ProjectPaths:
     def benchmarks(self) -> Path:
         """Benchmark rows staged for offline use."""
         return self.root / BENCHMARKS
+
+    @property
+    def tracking(self) -> Path:
+        """Experiment trackers' local stores: MLflow's SQLite, W&B's offline runs (`--track`)."""
+        return self.root / TRACKING

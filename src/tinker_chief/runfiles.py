@@ -13,7 +13,9 @@ and `--resume` read:
   `prefill/tokens` and `sample/tokens`. `step` counts optimizer steps done.
 - `checkpoints.jsonl`: append-only, one checkpoint record per save, written only after both
   `save_state` and `save_weights_for_sampler` returned; the last line is where resume starts.
-- `run.json`: run id, status (`running`, `interrupted`, `finished`), totals.
+- `run.json`: run id, status (`running`, `interrupted`, `finished`), totals, and `trackers`:
+  the run's mirror in each experiment tracker (`--track`: `{backend: link}`), which every
+  registry version the run registers carries in its config too.
 - `spec.json`: the run's spec as it started.
 
 A line of a JSONL file that is not a JSON object (a line torn by a crash mid-write) is skipped,
@@ -35,6 +37,8 @@ from tinker_chief.paths import RunPaths
 
 # metrics.jsonl keys whose sum is what a run spent (see `RunFiles.usage`).
 USAGE_KEYS = ("train/tokens", "prefill/tokens", "sample/tokens", "time/step_s", "time/eval_s")
+# run.json's (and each registry version's config's) links to experiment-tracker runs.
+TRACKER_LINKS = "trackers"
 
 
 def json_object_lines(path: Path) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ eval of every suite task, MODEL_REGISTRY.md and report.html written, the gate's 
 and the promoted checkpoint exported (when the gate let it through).
 The suite includes the published HumanEval on 5 problems, staged into a private datasets cache
 and recorded with its task version and dataset revision (skipped, with a note, without bwrap).
+It runs with `--track mlflow` (one demo run for both: it is the suite's longest test), read back
+through `MlflowClient`: the training run, both suites' results and the gate's verdicts.
 """
 
 from __future__ import annotations
@@ -36,9 +38,8 @@ def datasets_cache(tmp_path, monkeypatch):
 
 def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     directory = tmp_path / "demo"
-    result = CliRunner().invoke(
-        cli, ["demo", "--base-model", "tiny-random-llama", "--steps", "2", "-p", str(directory)]
-    )
+    tiny = ("--base-model", "tiny-random-llama", "--steps", "2")
+    result = CliRunner().invoke(cli, ["demo", *tiny, "-p", str(directory), "--track", "mlflow"])
     assert result.exit_code == 0, result.output
     assert "gate verdict: base/tiny-random-llama:v1 passed -> prod" in result.output
     assert "in prod now:" in result.output
@@ -72,6 +73,39 @@ def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
         _assert_humaneval_slice_recorded(project, datasets_cache, (directory / "report.html").read_text())
     else:
         assert "skipped `inspect_evals/humaneval`" in result.output
+    _assert_tracked_in_mlflow(project, result.output)
+
+
+def _assert_tracked_in_mlflow(project, output):
+    """The run's loss curve and both suites' results in MLflow; the base model, which no chief run
+    made, in one run of its own with its evals and its gate verdict."""
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{project.root.resolve()}/.chief/tracking/mlflow.db"
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name(project.config.name)
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    with Registry.open(project.registry_path) as registry:
+        base = registry.get_model("base/tiny-random-llama")
+        checkpoint = registry.get_model(project.config.name)
+        base_results = registry.latest_results(base.ref)
+    (trained,) = [r for name, r in runs.items() if name.startswith("run-")]
+    history = client.get_metric_history(trained.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [1, 2]
+    assert checkpoint.config["trackers"]["mlflow"]["run_id"] == trained.info.run_id
+    assert any(key.startswith("eval/") for key in client.get_run(trained.info.run_id).data.metrics)
+    tags = client.get_run(trained.info.run_id).data.tags
+    if f"gate verdict: {checkpoint.ref}" in output:  # put to the gate only when it was better
+        assert tags["chief.gate"] in ("passed for prod", "refused for prod")
+    else:
+        assert "chief.gate" not in tags
+    own = client.get_run(runs[base.ref].info.run_id).data
+    for task, run in base_results.items():
+        for name, metric in run.metrics.items():
+            assert own.metrics[f"eval/{task}/{name}"] == pytest.approx(metric.value)
+    assert own.tags["chief.gate"] == "passed for prod"  # the status quo goes to prod first
+    assert own.tags["chief.status"] == base.status  # prod, or staging once the checkpoint won
+    assert len(runs) == 2  # the training run, and the base model's one run
 
 
 def _assert_humaneval_slice_recorded(project, cache, report):

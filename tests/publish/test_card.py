@@ -1,7 +1,8 @@
 """The model card of an export, from a real registry: `huggingface_hub.ModelCard` parses its front
 matter back with the eval results of a published benchmark (hub dataset, config, split and the
-revision `chief eval` recorded), `.eval_results/<task>.yaml` holds the hub's newer format, and
-stored text (a promotion's reason) cannot add markup to the card."""
+revision `chief eval` recorded), `.eval_results/<task>.yaml` holds the hub's newer format,
+stored text (a promotion's reason) cannot add markup to the card, and the version's
+experiment-tracker runs are named (linked when they are on the web; never a local path)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ GSM8K = {
 }
 
 
-def facts(tmp_path: Path) -> card.CardFacts:
+def facts(tmp_path: Path, config: dict[str, object] | None = None) -> card.CardFacts:
     with Registry.open(tmp_path / "registry.db") as registry:
         base = registry.register_model("base/tiny-random-llama", base_model="tiny-random-llama", recipe="base")
         model = registry.register_model(
             "bot",
             base_model="tiny-random-llama",
             tinker_path="tinker://run-1/sampler_weights/final",
+            config=config,
         )
         for ref, value in ((base.ref, 0.25), (model.ref, 0.5)):
             registry.record_eval(
@@ -111,3 +113,37 @@ def test_eval_results_files_name_the_hub_dataset_and_revision(tmp_path):
 def test_stored_text_cannot_add_markup(tmp_path):
     text = card.render(facts(tmp_path))
     assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt; \\*bold\\*" in text
+
+
+def test_the_card_names_the_versions_tracker_runs_and_links_only_web_pages(tmp_path):
+    trackers = {
+        "wandb": {
+            "backend": "wandb",
+            "run_id": "ab12cd",
+            "name": "lr1x-r4 run-1",
+            "url": "https://wandb.ai/team/bot/runs/ab12cd",
+            "project": "bot",
+        },
+        "mlflow": {
+            "backend": "mlflow",
+            "run_id": "9f00",
+            "name": "run-1",
+            "where": "sqlite:////home/someone/bot/.chief/tracking/mlflow.db",
+            "project": "1",
+        },
+        "trackio": {
+            "backend": "trackio",
+            "run_id": "77",
+            "name": "run-1",
+            "url": "https://example.org/x)(javascript:alert(1)",
+            "project": "bot",
+        },
+    }
+    lines = card.render(facts(tmp_path, {"trackers": trackers})).splitlines()
+    tracked = [line for line in lines if line.startswith("- experiment tracker: ")]
+    assert sorted(line.removeprefix("- experiment tracker: ") for line in tracked) == [
+        "[wandb run `lr1x-r4 run-1` (`ab12cd`)](https://wandb.ai/team/bot/runs/ab12cd)",
+        "mlflow run `run-1` (`9f00`) in experiment `1`",
+        "trackio run `run-1` (`77`) in project `bot`",
+    ]
+    assert "/home/someone" not in "\n".join(lines)

@@ -238,3 +238,26 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) == 4
     assert len(re.findall(r"<table", dom)) >= 5
     assert re.search(r"<td>demo:v1</td>", dom) and re.search(r"<td>demo:v2</td>", dom)
+
+
+def test_report_links_each_versions_experiment_tracker_run(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    web = "http://127.0.0.1:5000/#/experiments/1/runs/abc123"
+    run = {"name": "run-1"}
+    trackers = {
+        "mlflow": {**run, "backend": "mlflow", "run_id": "abc123", "url": web},
+        "trackio": {**run, "backend": "trackio", "run_id": "f00", "where": "/data/trackio"},
+        "wandb": {**run, "backend": "wandb", "run_id": "w1", "url": "javascript:alert(1)"},
+    }
+    config = {"trackers": trackers}
+    with Registry.open(project / ".chief" / "registry.db") as registry:
+        run_of = {"training_run_id": "run-1", "config": config}
+        registry.register_model("demo", base_model="tiny-random-llama", **run_of)
+    out = tmp_path / "report.html"
+    assert CliRunner().invoke(cli, ["report", "-p", str(project), "-o", str(out)]).exit_code == 0
+    page = out.read_text()
+    table = page[page.index('<table class="trackers">') :]
+    table = table[: table.index("</table>")]
+    assert f'<a href="{web}">{web}</a>' in table and "abc123" in table
+    assert "<td>/data/trackio</td>" in table and "f00" in table
+    assert "javascript:" not in table and "<td>w1</td>" in table  # no web page: not linked

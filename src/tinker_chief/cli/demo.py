@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from tinker_chief.cli.options import new_project_option, old_spelling
+from tinker_chief.cli.options import new_project_option, old_spelling, track_option, tracker_warning
 
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
@@ -158,17 +158,25 @@ class RichDemo:
     help="Another catalog model (e.g. tiny-random-llama for a smoke run) [default: SmolLM2-135M-Instruct-Q4_1].",
 )
 @old_spelling("--dir", "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path))
-def demo_command(project_dir: Path, steps: int | None, base_model: str | None) -> None:
+@track_option
+def demo_command(
+    project_dir: Path,
+    steps: int | None,
+    base_model: str | None,
+    track: str | None,
+) -> None:
     """The whole workflow on the embedded SmolLM2, on CPU, in a few minutes.
 
     Creates a project with a synthetic skill, plans it, evaluates the base model,
     LoRA-trains on the local engine, evaluates the checkpoint, records both in the
     registry, promotes the better one through the gate, writes MODEL_REGISTRY.md
     and report.html, and exports a promoted checkpoint (verified, not pushed).
+    With --track the training run, both evals and the gate's verdicts go to the tracker too.
 
     \b
-    Example:
+    Examples:
       chief demo -p /tmp/chief-demo
+      chief demo --track mlflow
     """
     # Everything the demo uses is on this machine (the embedded model, HumanEval staged from the
     # installed package), so it runs offline: `datasets` then reads the staged copy at once instead
@@ -180,7 +188,14 @@ def demo_command(project_dir: Path, steps: int | None, base_model: str | None) -
     console = Console()
     console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU", style="bold"))
     screens = RichDemo(console)
-    run = run_demo(project_dir, screens, steps=steps, base_model=base_model)
+    run = run_demo(
+        project_dir,
+        screens,
+        steps=steps,
+        base_model=base_model,
+        track=track,
+        warn=tracker_warning,
+    )
     trail = run.trail
     console.print(escape(f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"))
     _export_prod(console, run)

@@ -19,6 +19,8 @@ from tinker_chief.cli.options import (
     print_json,
     project_option,
     throughput_text,
+    track_option,
+    tracker_warning,
 )
 from tinker_chief.exit_codes import ExitCode
 
@@ -184,6 +186,7 @@ def suite_throughput(result: Any) -> tuple[float, float]:
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
 @json_option
 @max_usd_option
+@track_option
 def eval_command(
     model: str,
     suite_name: str | None,
@@ -195,6 +198,7 @@ def eval_command(
     no_record: bool,
     as_json: bool,
     max_usd: str | None,
+    track: str | None,
 ) -> None:
     """Run the project's eval suite on MODEL and record every result in the registry.
 
@@ -203,21 +207,26 @@ def eval_command(
     The backend is chosen as for `chief train` (flags, environment, the project's
     [backend], TINKER_API_KEY, a local engine), so a project evaluates where it trains.
     Exits 4 if any task failed (the others still run and are recorded).
+    With --track the recorded results join the version's experiment-tracker run (metrics at
+    its training step, a table); with --no-record nothing is recorded, so nothing is mirrored.
 
     \b
     Examples:
       chief eval SmolLM2-135M-Instruct-Q4_1
       chief eval my-bot:v2 --task product --task safety
+      chief eval my-bot:v2 --track mlflow
     """
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tinker_chief.spend.budget import eval_estimate
+    from tinker_chief.tracking.mirror import tracking_for
     from tinker_chief.workflows.evaluation import check_evaluable, evaluate_model
     from tinker_chief.workspace import Workspace
 
     project = Workspace.open(project_dir)
+    tracking = None if no_record else tracking_for(project, track, tracker_warning)
     refuse_over_budget(project, max_usd, "chief eval", lambda pricer: eval_estimate(project, pricer))
     check_evaluable(project, model)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -232,16 +241,22 @@ def eval_command(
             progress=RichSuiteProgress(bars),
             backend=backend,
             base_url=base_url,
+            tracking=tracking,
         )
     result = evaluation.result
+    tracked = evaluation.tracker
     precision = precision_label(evaluation.backend, evaluation.engine_precision)
     tokens, seconds = suite_throughput(result)
     if as_json:
         rate = round(tokens / seconds, 1) if tokens and seconds else None
-        print_json({**result.as_json(), "tokens_per_s": rate, "precision": precision})
+        tracker = tracked.to_json() if tracked else None
+        measured = {"tokens_per_s": rate, "precision": precision, "tracker": tracker}
+        print_json({**result.as_json(), **measured})
     else:
         print_suite(result)
         speed = throughput_text(tokens, seconds, "prompt + sampled tokens")
         Console().print(escape(f"speed: {speed}; precision: {precision}"), soft_wrap=True)
+        if tracked is not None:
+            Console().print(escape(f"tracker: {tracked.describe()}"), soft_wrap=True)
     if result.failed:
         raise SystemExit(ExitCode.TASKS_FAILED)

@@ -112,6 +112,27 @@ def old_spelling(old: str, new: str, dest: str, type: Any = None) -> Callable[[F
     return decorate
 
 
+# `planning.config.TRACKERS`, spelled here so `chief --help` does not load the schema.
+TRACK_CHOICES = ("none", "trackio", "wandb", "mlflow")
+
+
+def track_option(function: F) -> F:
+    """`--track NAME`: mirror what the command does into an experiment tracker."""
+    return click.option(
+        "--track",
+        type=click.Choice(TRACK_CHOICES),
+        metavar="NAME",
+        default=None,
+        help="Mirror runs, evals and verdicts into an experiment tracker: none, trackio, wandb "
+        "or mlflow [default: chief.toml's [tracking] backend, else none]. See docs/TRACKING.md.",
+    )(function)
+
+
+def tracker_warning(message: str) -> None:
+    """A tracker's one warning (it failed; the command goes on), on stderr: stdout is `--json`'s."""
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
 def trust_remote_code_option(function: F) -> F:
     """`--trust-remote-code`: the base model's own Python code may run (refused without it)."""
     return click.option(

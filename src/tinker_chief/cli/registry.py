@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
+from tinker_chief.cli.options import (
+    backend_options,
+    json_option,
+    print_json,
+    project_option,
+    track_option,
+    tracker_warning,
+)
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.exit_codes import ExitCode
 
@@ -27,6 +34,7 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
 
     from tinker_chief.planning import Project
     from tinker_chief.registry import Comparison, GateRules, Registry, SuiteRequirement
+    from tinker_chief.tracking.mirror import Tracking
 
 _REGISTRY_HELP = "Registry database [default: $CHIEF_REGISTRY, the project's registry, .chief/registry.db]."
 
@@ -51,6 +59,19 @@ def _load_project(project_dir: Path) -> Project | None:
     from tinker_chief.workspace import Workspace
 
     return Workspace.open(project_dir)
+
+
+def _tracking(project_dir: Path, track: str | None) -> Tracking | None:
+    """The project's tracker for a status change (`--track`, else chief.toml's [tracking])."""
+    from tinker_chief.tracking.mirror import tracking_for
+
+    project = _load_project(project_dir)
+    if project is not None:
+        return tracking_for(project, track, tracker_warning)
+    if track not in (None, "none"):
+        where = f"no chief.toml in {project_dir} to name the tracker's project"
+        raise ConfigurationError(f"--track {track}: {where}")
+    return None
 
 
 def _open(registry_path: Path | None, project_dir: Path, *, read_only: bool = True) -> Registry:
@@ -180,6 +201,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
       chief registry show support-bot:v2 --json
     """
     from tinker_chief.registry import Usage, describe_billed
+    from tinker_chief.tracking.contract import stored_links
 
     with _open(registry_path, project_dir) as reg:
         record = reg.get_model(model)
@@ -192,6 +214,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         exported = reg.exports(record.ref)
     evaluated = Usage.total([r.usage for r in runs])
     cost = _cost_lines(record, evaluated, len(runs), project_dir)
+    trackers = stored_links(record.config)
     if as_json:
         _print_json(
             {
@@ -230,6 +253,7 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         "cost to evaluate": cost[1],
         "weights": weights.describe().removeprefix("weights ") if weights else None,
         "training run billed": describe_billed(billed) if record.training_run_id else None,
+        "tracker": "; ".join(link.describe() for link in trackers.values()) or None,
     }
     for key, value in facts.items():
         console.print(f"  {key}: {_plain(value if value is not None else '—')}")
@@ -421,6 +445,7 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is promoting [default: $CHIEF_ACTOR or the login name].")
 @json_option
 @backend_options
+@track_option
 def promote_command(
     registry_path: Path | None,
     project_dir: Path,
@@ -432,8 +457,10 @@ def promote_command(
     as_json: bool,
     backend: str | None,
     base_url: str | None,
+    track: str | None,
 ) -> None:
     """Move MODEL to staging or prod. Prod passes the gate first or the command fails (exit 3).
+    With --track the gate's verdict and the new status are tagged on the version's tracker run.
 
     \b
     Gate: every suite task evaluated on this model at the current suite version; no metric
@@ -441,12 +468,28 @@ def promote_command(
       chief promote support-bot:v3 --to prod
       chief promote support-bot:v3 --to prod --force --reason "hotfix, evals re-run tonight"
     """
+    from tinker_chief.errors import PromotionRejected
+
     if force and not reason.strip():
         raise ConfigurationError('--force needs --reason "...": a forced promotion must say why')
     suite, rules = gate_inputs(project_dir)
+    tracking = _tracking(project_dir, track)
     with _open(registry_path, project_dir, read_only=False) as reg:
         report = reg.check_promotion(model, to, suite=suite, rules=rules)
-        record = reg.apply_promotion(report, actor=actor, reason=reason, force=force)
+        try:
+            record = reg.apply_promotion(report, actor=actor, reason=reason, force=force)
+        except PromotionRejected as refused:
+            if tracking is not None:
+                ref = report.model_ref
+                status = reg.get_model(ref).status
+                tracking.log_status(reg, ref, status, f"refused for {to}", refused.reasons)
+            raise
+        if tracking is not None:
+            verdict = f"forced to {to}" if report.reasons else f"passed for {to}"
+            tracking.log_status(reg, record.ref, record.status, verdict, report.reasons)
+            if to == "prod" and report.prod_ref:
+                moved = f"moved to staging: {record.ref} is prod"
+                tracking.log_status(reg, report.prod_ref, "staging", moved)
         problems = _follow_status(reg, record.ref, project_dir, backend, base_url)
     _warn(problems)
     if as_json:
@@ -470,6 +513,7 @@ def promote_command(
 @click.option("--actor", envvar="CHIEF_ACTOR", help="Who is retiring it [default: $CHIEF_ACTOR or the login name].")
 @json_option
 @backend_options
+@track_option
 def retire_command(
     registry_path: Path | None,
     project_dir: Path,
@@ -479,18 +523,24 @@ def retire_command(
     as_json: bool,
     backend: str | None,
     base_url: str | None,
+    track: str | None,
 ) -> None:
     """Retire MODEL: it stays in the registry and its history, but can no longer be promoted.
 
     Its weights expire again ([checkpoints] ttl_days from now) unless a prod or staging
-    version was trained from it; `chief registry gc` deletes them sooner.
+    version was trained from it; `chief registry gc` deletes them sooner. With --track the
+    new status is tagged on the version's tracker run.
 
     \b
     Example:
       chief retire support-bot:v1 --reason "superseded by v3"
     """
+    tracking = _tracking(project_dir, track)
     with _open(registry_path, project_dir, read_only=False) as reg:
         record = reg.retire(model, actor=actor, reason=reason)
+        if tracking is not None:
+            why = [reason] if reason else []
+            tracking.log_status(reg, record.ref, record.status, "retired", why)
         problems = _follow_status(reg, record.ref, project_dir, backend, base_url)
     if as_json:
         _warn(problems)

@@ -18,7 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from tinker_chief.cli.cost import max_usd_option, refuse_over_budget
-from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
+from tinker_chief.cli.options import (
+    backend_options,
+    json_option,
+    print_json,
+    project_option,
+    track_option,
+    tracker_warning,
+)
 from tinker_chief.exit_codes import ExitCode
 
 
@@ -132,6 +139,7 @@ class _PointRow:
 @click.option("--sweep", "sweep_id", default=None, help="With --resume: the sweep to continue.")
 @json_option
 @max_usd_option
+@track_option
 def sweep_command(
     project_dir: Path,
     lr_multipliers: list[float],
@@ -144,6 +152,7 @@ def sweep_command(
     sweep_id: str | None,
     as_json: bool,
     max_usd: str | None,
+    track: str | None,
 ) -> None:
     """Train a grid around the plan: learning rates x ranks (x batch sizes), concurrently.
 
@@ -154,14 +163,17 @@ def sweep_command(
     point that fails exits 4 once the others are done. The summary
     says where the best learning rate fell relative to the plan's and get_lr's, per rank,
     by the final validation NLL (an RL project: the final reward, higher is better).
-    Next: `chief select` picks the sweep's candidate.
+    Next: `chief select` picks the sweep's candidate. With --track the sweep is one group
+    in an experiment tracker (MLflow: a parent run with one child run per point).
 
     \b
     Examples:
       chief sweep
       chief sweep --lr-multipliers 0.5,1,2 --ranks 8,32
       chief sweep --resume --json
+      chief sweep --track mlflow
     """
+    from tinker_chief.tracking.mirror import tracking_for
     from tinker_chief.workflows.sweep import DEFAULT_LR_MULTIPLIERS, resume_sweep, run_sweep, start_sweep
     from tinker_chief.workspace import Workspace
 
@@ -171,6 +183,7 @@ def sweep_command(
         raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
+    tracking = tracking_for(project, track, tracker_warning)  # a missing tracker: one line, now
     if not resume:  # every point is one run of about the plan's tokens
         from tinker_chief.spend.budget import training_estimate
 
@@ -199,12 +212,17 @@ def sweep_command(
             display=display.observer,
             backend=backend,
             base_url=base_url,
+            tracking=tracking,
         )
     console.line()  # the live table leaves the cursor at its last line
+    group = tracking.group_of(sweep.dir)
     if as_json:
-        print_json({**sweep.to_json(), "file": str(sweep.path)})
+        tracker = group.to_json() if group else None
+        print_json({**sweep.to_json(), "file": str(sweep.path), "tracker": tracker})
     else:
         _print_sweep(console, sweep)
+        if group is not None:
+            console.print(escape(f"tracker: {group.describe()}"), soft_wrap=True)
     code = sweep_exit_code(sweep)
     if code != ExitCode.OK:
         raise SystemExit(code)
@@ -257,6 +275,7 @@ def sweep_exit_code(sweep: Any) -> ExitCode:
 @backend_options
 @json_option
 @max_usd_option
+@track_option
 def select_command(
     project_dir: Path,
     sweep_id: str | None,
@@ -267,6 +286,7 @@ def select_command(
     base_url: str | None,
     as_json: bool,
     max_usd: str | None,
+    track: str | None,
 ) -> None:
     """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the shortlist.
 
@@ -275,7 +295,8 @@ def select_command(
     difference) goes to the cheaper model (smaller rank, then fewer steps). The choice is
     marked in the registry as the candidate of the sweep or run; it is not promoted
     (`chief promote` and its gate decide that). Suite results are recorded as `chief eval` does;
-    a suite task that fails on a candidate exits 4 after the choice is made.
+    a suite task that fails on a candidate exits 4 after the choice is made. With --track the
+    results join each shortlisted version's tracker run, and the choice is tagged on the chosen's.
 
     An RL project is chosen by reward, not NLL: each candidate's greedy answers to the
     held-out prompts ([data] val), graded by [rl] grader, shortlist and (without --task)
@@ -290,6 +311,7 @@ def select_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tinker_chief.cli.eval import RichSuiteProgress
+    from tinker_chief.tracking.mirror import tracking_for
     from tinker_chief.workflows.selection import plan_selection, run_selection
     from tinker_chief.workspace import Workspace
 
@@ -297,6 +319,7 @@ def select_command(
         raise click.UsageError("give one of --sweep ID or --run ID, not both")
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
+    tracking = tracking_for(project, track, tracker_warning)
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
     from tinker_chief.spend.budget import eval_estimate
 
@@ -313,7 +336,14 @@ def select_command(
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as bars:
-        result = run_selection(project, plan, progress=progress, backend=backend, base_url=base_url)
+        result = run_selection(
+            project,
+            plan,
+            progress=progress,
+            backend=backend,
+            base_url=base_url,
+            tracking=tracking,
+        )
     if as_json:
         print_json(_selection_json(result))
     else:

@@ -17,7 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tinker_chief.cli import options
 from tinker_chief.cli.cost import budget_stopped, max_usd_option, training_guard
-from tinker_chief.cli.options import backend_options, json_option, print_json, project_option
+from tinker_chief.cli.options import (
+    backend_options,
+    json_option,
+    print_json,
+    project_option,
+    track_option,
+    tracker_warning,
+)
 from tinker_chief.exit_codes import ExitCode
 
 
@@ -89,6 +96,7 @@ class RichProgress:
 @click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
 @json_option
 @max_usd_option
+@track_option
 def train_command(
     project_dir: Path,
     backend: str | None,
@@ -96,6 +104,7 @@ def train_command(
     resume: bool,
     as_json: bool,
     max_usd: str | None,
+    track: str | None,
 ) -> None:
     """Run the project's plan through the Tinker SDK.
 
@@ -106,25 +115,31 @@ def train_command(
     project's registry; the final one is the run's candidate. Ctrl-C saves a
     checkpoint and exits 130; `chief train --resume` continues exactly where it stopped.
     A run the recipe stops (RL without a learning signal) exits 5 (see docs/CLI.md).
+    With --track the run is mirrored into an experiment tracker (--resume continues it there).
 
     \b
     Examples:
       chief train
       chief train -p myproj --resume
       TINKER_API_KEY=... chief train --backend tinker --json
+      chief train --track mlflow
     """
     from tinker_chief.errors import RunStopped
     from tinker_chief.paths import RunPaths
+    from tinker_chief.tracking.mirror import tracking_for
+    from tinker_chief.tracking.observer import fan_out
     from tinker_chief.training import train_project
     from tinker_chief.workspace import Workspace
 
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     guard = training_guard(project, max_usd, resume)  # refuses a run that would cross the budget
-    observer = RichProgress(console)
+    mirror = tracking_for(project, track, tracker_warning).run_observer(project.root)
+    observer = fan_out(RichProgress(console), mirror)
     result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=observer, guard=guard)
     final = result.final
     speed = run_speed(result.run_dir)
+    tracked = mirror.link if mirror is not None else None
     if as_json:
         print_json(
             {
@@ -140,6 +155,7 @@ def train_command(
                 "precision": speed.precision,
                 "reason": result.reason,
                 "warnings": list(result.warnings),
+                "tracker": tracked.to_json() if tracked else None,
             }
         )
     else:
@@ -152,6 +168,8 @@ def train_command(
             console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
         console.print(escape(speed.line()), soft_wrap=True)  # one line, for scripts too
         console.print(escape(f"metrics: {RunPaths(result.run_dir).metrics}"))
+        if tracked is not None:
+            console.print(escape(f"tracker: {tracked.describe()}"), soft_wrap=True)
         for warning in result.warnings:
             if warning != result.reason:
                 console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)

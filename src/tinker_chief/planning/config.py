@@ -190,6 +190,34 @@ class BudgetConfig(_Section):
     )
 
 
+TrackerName = Literal["none", "trackio", "wandb", "mlflow"]
+TRACKERS: tuple[TrackerName, ...] = ("none", "trackio", "wandb", "mlflow")
+
+
+class TrackingConfig(_Section):
+    """The experiment tracker runs, sweeps, evals and verdicts are mirrored to (`tracking`).
+    Unset fields fall back to the library's own environment variables, then local defaults."""
+
+    backend: TrackerName = Field(
+        "none",
+        description="none | trackio | wandb | mlflow; `--track NAME` wins. The tracker mirrors "
+        "the runs and the registry, which stay the record.",
+    )
+    project: str | None = Field(
+        None,
+        description="Trackio / W&B project; unset: $WANDB_PROJECT (W&B), else `name`.",
+    )
+    entity: str | None = Field(None, description="W&B entity (user or team); unset: $WANDB_ENTITY.")
+    experiment: str | None = Field(
+        None,
+        description="MLflow experiment; unset: $MLFLOW_EXPERIMENT_NAME, `project`, else `name`.",
+    )
+    uri: str | None = Field(
+        None,
+        description="MLflow URI; unset: $MLFLOW_TRACKING_URI, else SQLite in .chief/tracking.",
+    )
+
+
 class ProjectConfig(BaseModel):
     """The whole of `chief.toml`."""
 
@@ -227,6 +255,7 @@ class ProjectConfig(BaseModel):
     backend: BackendConfig = Field(default_factory=BackendConfig)
     estimates: EstimatesConfig = Field(default_factory=EstimatesConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval_suite: EvalSuite
     gate: GateRules = Field(default_factory=GateRules, description="Promotion-gate rules.")
 

@@ -46,6 +46,7 @@ SECTION_NOTES: dict[str, str] = {
     "backend": "Where training runs: the built-in local engine or Tinker's cloud.",
     "estimates": "Overrides for the plan's cost (price table) and local time (measured throughput).",
     "budget": "Spend limits: train, sweep, eval and select refuse to start past them, training stops at a checkpoint.",
+    "tracking": "Experiment tracker the runs, sweeps and evals are mirrored to (docs/TRACKING.md).",
     "eval_suite": "The agreed eval suite: layer 1 training metrics, layer 2 public benchmarks (Inspect),\n"
     "layer 3 product metrics on your data, plus safety and calibration. Its hash is the suite version\n"
     "the registry uses to detect stale results.",

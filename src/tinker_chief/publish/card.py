@@ -13,7 +13,8 @@ latest finished eval per suite task: dataset name, type (the hub id for a publis
 The body is for a person: what the model was trained to do, the data in numbers (rows, tokens,
 content hashes; never the data), base model and LoRA, every hyperparameter with the rule that
 chose it (plan.json), the learning curve, the full eval table beside the base model's numbers,
-the gate's verdict and status history, cost, lineage, the round-trip check, and how to load it.
+the gate's verdict and status history, cost, lineage (with the version's run in an experiment
+tracker, `--track`), the round-trip check, and how to load it.
 Every stored string reaches the Markdown through the registry's escapers.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tinker_chief.publish.roundtrip import RoundTrip
 from tinker_chief.registry import EvalRun, ModelRecord, Registry
 from tinker_chief.registry import markdown_code as code
 from tinker_chief.registry import markdown_text as text
+from tinker_chief.tracking.contract import RunLink, stored_links
 
 CURVE_FILE = "learning_curve.png"
 EVAL_RESULTS_DIR = ".eval_results"
@@ -416,7 +419,22 @@ def _lineage_section(facts: CardFacts) -> list[str]:
         f"- sweep {code(sweep.get('id'))}, point {code(sweep.get('point'))}" if sweep else "- sweep: none",
         f"- checkpoint {code(r.tinker_path or '—')} on the {text(r.backend)} backend",
     ]
+    trackers = stored_links(r.config).values()
+    lines += [f"- experiment tracker: {_tracker_run(link)}" for link in trackers]
     return lines + [""]
+
+
+# A web page of a tracker run that Markdown links as it is (no space, quote, bracket or paren).
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#@!$&*+,;=%]+")
+
+
+def _tracker_run(link: RunLink) -> str:
+    """The version's tracker run: linked when the tracker serves it on the web; a local store's
+    path is this machine's, so a published card names only the run and its project."""
+    run = f"{text(link.backend)} run {code(link.name)} ({code(link.run_id)})"
+    if link.web_url and _PLAIN_URL.fullmatch(link.web_url):
+        return f"[{run}]({link.web_url})"
+    return run + (f" in {link.container} {code(link.project)}" if link.project else "")
 
 
 def _verification_section(facts: CardFacts) -> list[str]:

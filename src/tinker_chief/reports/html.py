@@ -4,8 +4,9 @@ Every user-provided string goes through `html.escape`. Sections: plan, learning 
 (with `chief select`'s choice; only once `chief sweep` ran), eval comparison (linking each pair of
 versions to its per-sample diff when the playground's export lies beside it), calibration, safety,
 registry; the eval comparison lists, for published benchmarks, the task version and dataset
-revision that ran. A section without data says so in one sentence rather than disappearing, so a reader
-knows what was not measured.
+revision that ran, and the registry lists each version's run in an experiment tracker
+(`--track`), linked when the tracker serves it over http(s). A section without data says so in
+one sentence rather than disappearing, so a reader knows what was not measured.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tinker_chief.reports.collect import (
     is_safety,
     reliability_table,
 )
+from tinker_chief.tracking.contract import stored_links
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -204,6 +206,7 @@ def _registry_section(data: ReportData) -> str:
     out = _table(
         ["model", "status", "base", "recipe", "run", "step", "config", "tinker path", "created"], rows, "registry"
     )
+    out += _tracker_table(data)
     if data.costs:
         out += "<h3>Cost</h3>" + _table(
             ["model", "backend", "to make", "to evaluate (all its eval runs)", "its training run, billed"],
@@ -240,6 +243,26 @@ def _registry_section(data: ReportData) -> str:
             "history",
         )
     return out
+
+
+def _tracker_table(data: ReportData) -> str:
+    """Each version's run in an experiment tracker (`--track`; registry config `trackers`),
+    linked where the tracker has a web page for it."""
+    rows = [
+        [
+            _e(m.ref),
+            _e(link.backend),
+            _e(link.name),
+            _e(link.run_id),
+            _link(link.web_url, link.web_url) if link.web_url else _e(link.place()),
+        ]
+        for m in data.models
+        for link in stored_links(m.config).values()
+    ]
+    if not rows:
+        return ""
+    headers = ["model", "tracker", "run", "id", "where"]
+    return "<h3>Experiment trackers</h3>" + _table(headers, rows, "trackers")
 
 
 def _sweep_section(data: ReportData) -> str:

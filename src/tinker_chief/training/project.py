@@ -15,6 +15,7 @@ from typing import Any
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.files import sha256_file
 from tinker_chief.planning import Project
+from tinker_chief.runfiles import TRACKER_LINKS
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.spec import TrainSpec
 
@@ -93,6 +94,9 @@ class RegistrySink:
             "engine_run_id": record.training_run_id,
             "final": final,
         }
+        trackers = self.log.status().get(TRACKER_LINKS)
+        if trackers:  # the run's mirror in experiment trackers (`--track`), so evals can join it
+            config[TRACKER_LINKS] = trackers
         with Registry.open(self.registry_path) as registry:
             model = registry.register_model(
                 self.name,

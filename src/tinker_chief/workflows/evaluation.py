@@ -5,7 +5,8 @@ name), the backend the project's (`Workspace.backend_choice`: flags, environment
 `$TINKER_API_KEY`, a local engine in `.chief/engine`), so a project evaluates where it trains,
 and every finished task is recorded in the project's registry (`Workspace.open_registry`)
 unless `record` is off. `evals.runner.run_suite` runs the tasks; a failed task is reported in
-its outcome, the others still run.
+its outcome, the others still run. With a tracker (`--track`) the recorded results join the
+version's tracker run: the run that trained it, or one of its own for a base model.
 
     evaluation = evaluate_model(Workspace.open("my-project"), "my-bot:v2", tasks=["product"])
     evaluation.result.failed, evaluation.engine_precision
@@ -20,6 +21,8 @@ from tinker_chief.connection import BackendKind, Connection
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, resolve_model, run_suite
 from tinker_chief.spend.billing import note_eval_session
+from tinker_chief.tracking.contract import RunLink
+from tinker_chief.tracking.mirror import Tracking
 from tinker_chief.workspace import Workspace
 
 
@@ -30,6 +33,7 @@ class Evaluation:
     result: SuiteRunResult
     backend: BackendKind
     engine_precision: str | None  # e.g. "float32"; None: Tinker's cloud, or the engine did not say
+    tracker: RunLink | None = None  # the tracker run the results joined (`tracking`)
 
 
 def check_evaluable(project: Workspace, model: str) -> None:
@@ -53,10 +57,12 @@ def evaluate_model(
     connection: Connection | None = None,
     backend: str | None = None,
     base_url: str | None = None,
+    tracking: Tracking | None = None,
 ) -> Evaluation:
     """Run the project's suite (or its `tasks`) on `model`, a registry ref, a `tinker://` path or
     a base model name; on `connection`, else on the project's backend (`backend`, `base_url` in
-    its precedence), opened for the project's base model and `model`."""
+    its precedence), opened for the project's base model and `model`. `tracking`: the recorded
+    results mirrored into the version's experiment-tracker run."""
     suite = project.config.eval_suite
     if suite_name and suite_name != suite.name:
         expected = f"the project's suite is `{suite.name}`, not `{suite_name}`"
@@ -78,8 +84,11 @@ def evaluate_model(
                 concurrency=concurrency,
             )
             note_eval_session(registry, connected, result)  # `chief cost` sets the bill beside the count
+            tracked = None
+            if tracking is not None and registry is not None and result.model_ref is not None:
+                tracked = tracking.log_evals(registry, result.model_ref, result.suite_version)
             # Asked while an engine this connection started still runs (it is gone after).
-            return Evaluation(result, connected.kind, connected.engine_precision)
+            return Evaluation(result, connected.kind, connected.engine_precision, tracked)
     finally:
         if registry is not None:
             registry.close()

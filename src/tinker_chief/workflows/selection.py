@@ -12,7 +12,9 @@ The doctrine's offline comparison, done for the user:
    samples) against the runner-up. No significant difference at the gate's `alpha` is a tie, and
    a tie goes to the cheaper model: the smaller LoRA rank, then the fewer training steps;
 5. the registry records the choice as the scope's selection (`Registry.mark_selected`), which is
-   not a promotion: `chief promote` and its gate still decide what serves.
+   not a promotion: `chief promote` and its gate still decide what serves. With a tracker
+   (`--track`), each shortlisted version's suite results join its tracker run and the choice is
+   tagged on the chosen one's.
 
 An RL project has no validation NLL, and its train loss says nothing about whether it learned:
 there every candidate's reward on the held-out prompts (`data.val`; greedy answers graded by the
@@ -35,6 +37,7 @@ from tinker_chief.evals.runner import run_suite
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.registry import SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
+from tinker_chief.tracking.mirror import Tracking
 from tinker_chief.training.project import spec_from_project
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
@@ -370,11 +373,13 @@ def run_selection(
     *,
     backend: str | None = None,
     base_url: str | None = None,
+    tracking: Tracking | None = None,
 ) -> SelectionResult:
     """The full suite on the shortlist (recorded), the decision, and its mark in the registry; on
-    `connection`, else on the project's backend (`backend`/`base_url` in its precedence)."""
+    `connection`, else on the project's backend (`backend`/`base_url` in its precedence).
+    `tracking`: the suite results and the choice mirrored into an experiment tracker."""
     with project.connected(connection, backend=backend, base_url=base_url) as connected:
-        return _run_selection(project, plan, connected, progress)
+        return _run_selection(project, plan, connected, progress, tracking)
 
 
 def _run_selection(
@@ -382,6 +387,7 @@ def _run_selection(
     plan: SelectionPlan,
     connection: Connection,
     progress: Any,
+    tracking: Tracking | None,
 ) -> SelectionResult:
     suite, rules, task = project.config.eval_suite, project.config.gate, plan.task
     with project.open_registry() as registry:
@@ -397,6 +403,8 @@ def _run_selection(
                 progress=progress(c) if progress else None,
             )
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
+            if tracking is not None:
+                tracking.log_evals(registry, c.ref, result.suite_version)
             c.headline, c.eval_run_id = _headline(result, task) if task is not None else (None, None)
         task_name, metric = (task.name, task.headline_metric) if task is not None else (None, None)
         higher = rules.higher_is_better(metric) if metric else True
@@ -424,6 +432,8 @@ def _run_selection(
         )
         outcome.reason = _reason(outcome)
         registry.mark_selected(chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details())
+        if tracking is not None:
+            tracking.log_selection(registry, chosen.ref, plan.scope, outcome.reason)
     return outcome
 
 

@@ -13,7 +13,9 @@ relative to the plan's (and to `get_lr`'s, from plan.json) per rank: by the fina
 for RL (higher is better), else the final validation NLL, else the final train loss. One
 Ctrl-C stops every run at a checkpoint; `--resume` skips finished points, resumes the
 interrupted runs where they stopped and starts those that never began. `chief report` reads
-the file as it is documented here, without importing this module.
+the file as it is documented here, without importing this module. With a tracker (`--track`)
+the sweep is one group there (`tracking.observer.SweepTracker`: MLflow's parent run, a W&B or
+Trackio group) holding one tracker run per point, and its summary ends the group.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
 from tinker_chief.files import read_json
 from tinker_chief.paths import ProjectPaths, SweepPaths
+from tinker_chief.tracking.mirror import Tracking
+from tinker_chief.tracking.observer import fan_out
 from tinker_chief.training.loop import Observer, StopRequest, TrainResult
 from tinker_chief.training.project import registry_sink_factory, spec_from_project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
@@ -482,15 +486,28 @@ def run_sweep(
     display: Callable[[SweepPoint], Observer | None] | None = None,
     backend: str | None = None,
     base_url: str | None = None,
+    tracking: Tracking | None = None,
 ) -> Sweep:
     """Train every unfinished point of `sweep`, `parallel` at a time (default: all at once), each in
     its own thread on `connection` (else on one connection to the project's backend, `backend` and
     `base_url` in its precedence). Ctrl-C stops them all at a checkpoint; the sweep is then
-    `interrupted` and `resume_sweep` + `run_sweep` continue it."""
+    `interrupted` and `resume_sweep` + `run_sweep` continue it. `tracking`: the sweep as one group
+    in an experiment tracker, a run per point."""
     if parallel is not None and parallel < 1:
         raise ConfigurationError(f"--parallel: expected a positive number, got {parallel}")
-    with project.connected(connection, backend=backend, base_url=base_url) as connected:
-        return _run_points(project, sweep, connected, parallel, display)
+    group = tracking.sweep(project.root, sweep) if tracking is not None else None
+
+    def observer(point: SweepPoint) -> Observer | None:
+        shown = display(point) if display else None
+        return fan_out(shown, group.observer(point) if group is not None else None)
+
+    try:
+        with project.connected(connection, backend=backend, base_url=base_url) as connected:
+            _run_points(project, sweep, connected, parallel, observer)
+    finally:  # a sweep that could not run still ends its group (MLflow: the parent run, killed)
+        if group is not None:
+            group.finish(summarize(sweep)["lines"])
+    return sweep
 
 
 def _run_points(

@@ -4,7 +4,9 @@ The demo project (`demo.project`) planned by `planning.make_plan`; one local eng
 `workflows.evaluation.evaluate_model` (the base model, then the checkpoint) and
 `training.train_project`; `demo.promotion.promote_better` (compare, then the gate); the paper
 trail (MODEL_REGISTRY.md and `reports.write_report`). A `DemoObserver` hears each step and each
-result, so the CLI (`cli/demo.py`) only prints.
+result, so the CLI (`cli/demo.py`) only prints. With a tracker (`track`), the training run, both
+suite results and the gate's verdicts are mirrored into it, as `chief train`, `eval` and
+`promote --track` would.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
 from tinker_chief.planning import Plan, make_plan
 from tinker_chief.planning.project_files import write_plan_files
 from tinker_chief.reports import write_report
+from tinker_chief.tracking.failsafe import Warn
+from tinker_chief.tracking.mirror import Tracking, tracking_for
+from tinker_chief.tracking.observer import fan_out
+from tinker_chief.tracking.target import require_installed
 from tinker_chief.training import Observer, train_project
 from tinker_chief.workflows.demo.project import CUSTOM_TASK, DemoProject, create_demo_project
 from tinker_chief.workflows.demo.promotion import (
@@ -78,34 +84,47 @@ class DemoRun:
 
 
 def run_demo(
-    directory: Path, observer: DemoObserver, *, steps: int | None = None, base_model: str | None = None
+    directory: Path,
+    observer: DemoObserver,
+    *,
+    steps: int | None = None,
+    base_model: str | None = None,
+    track: str | None = None,
+    warn: Warn = print,
 ) -> DemoRun:
-    """Create, plan, evaluate, train, evaluate again, promote through the gate, write the files."""
+    """Create, plan, evaluate, train, evaluate again, promote through the gate, write the files.
+    `track`: an experiment tracker to mirror it into (`warn` hears its one warning if it fails)."""
+    require_installed(track or "none")  # one line now, not after the demo's first minutes
     observer.step(1, STEPS[0])
     demo = create_demo_project(directory, max_steps=steps, base_model=base_model)
     project = demo.project
     plan = make_plan(project)
     plan_files = write_plan_files(project, plan)
     observer.planned(demo, plan, plan_files)
+    tracking = tracking_for(project, track, warn)
 
     observer.step(2, STEPS[1])
     with project.connect(project.backend_choice("local")) as connection:
         observer.engine_started(connection.base_url, project.paths.engine_state)
-        base = _evaluate(observer, project, project.config.base_model, connection, "base model")
+        base_model = project.config.base_model
+        base = _evaluate(observer, project, base_model, connection, "base model", tracking)
 
         observer.step(3, STEPS[2])
-        result = train_project(project, connection=connection, observer=observer.trainer())
+        trainer = fan_out(observer.trainer(), tracking.run_observer(project.root))
+        result = train_project(project, connection=connection, observer=trainer)
         candidate_ref = result.final.registry_ref if result.final else None
         if candidate_ref is None:
             raise TrainingError("demo: training produced no checkpoint")
 
         observer.step(4, f"{STEPS[3]} {candidate_ref}")
-        tuned = _evaluate(observer, project, candidate_ref, connection, "checkpoint")
+        tuned = _evaluate(observer, project, candidate_ref, connection, "checkpoint", tracking)
 
     observer.step(5, STEPS[4])
     if base.model_ref is None:  # run_suite registers the base model; without it there is nothing to gate
         raise EvalError(f"demo: the base model {project.config.base_model} has no registry entry")
     promotion = promote_better(project, base.model_ref, candidate_ref, base, tuned, CUSTOM_TASK)
+    if tracking.on:
+        _track_verdicts(project, promotion, tracking)
     observer.promoted(promotion)
 
     observer.step(6, STEPS[5])
@@ -114,9 +133,29 @@ def run_demo(
 
 
 def _evaluate(
-    observer: DemoObserver, project: Workspace, model: str, connection: Connection, label: str
+    observer: DemoObserver,
+    project: Workspace,
+    model: str,
+    connection: Connection,
+    label: str,
+    tracking: Tracking,
 ) -> SuiteRunResult:
     with observer.evaluating(label) as progress:
-        result = evaluate_model(project, model, connection=connection, progress=progress).result
-    observer.evaluated(label, result)
-    return result
+        evaluation = evaluate_model(
+            project,
+            model,
+            connection=connection,
+            progress=progress,
+            tracking=tracking,
+        )
+    observer.evaluated(label, evaluation.result)
+    return evaluation.result
+
+
+def _track_verdicts(project: Workspace, promotion: DemoPromotion, tracking: Tracking) -> None:
+    """Each gate verdict and the status it left, on the version's tracker run."""
+    with project.open_registry() as registry:
+        for step in promotion.steps:
+            verdict = "passed for prod" if step.promoted else "refused for prod"
+            status = registry.get_model(step.ref).status
+            tracking.log_status(registry, step.ref, status, verdict, step.refusal)
