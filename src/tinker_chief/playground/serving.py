@@ -35,7 +35,11 @@ class PlaygroundServer:
         self.port = int(self.sock.getsockname()[1])
         self.token = secrets.token_urlsafe(24)
         app = make_app(state, token=self.token, port=self.port)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        # asyncio and h11 even where uvloop/httptools are installed (trackio pulls them in):
+        # the same server on every install, the one the tests exercise.
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, loop="asyncio", http="h11"
+        )
         self._server = uvicorn.Server(config)
 
     @property

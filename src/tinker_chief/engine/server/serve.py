@@ -179,6 +179,9 @@ def serve(settings: EngineSettings) -> None:
         timeout_graceful_shutdown=5,
         lifespan="on",
         http=limits.guarded_h11(read_timeout_s),  # closes connections that stall
+        # asyncio, not uvloop even where installed (trackio pulls it in): one event loop for
+        # every install, the one the tests exercise.
+        loop="asyncio",
         proxy_headers=bool(proxies),  # uvicorn's default trusts X-Forwarded-For from 127.0.0.1
         forwarded_allow_ips=proxies or None,
     )
