@@ -31,10 +31,11 @@ from typing import Any
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import TrainingError
-from tinker_chief.evals.runner import run_suite
+from tinker_chief.evals.runner import SuiteRunResult, run_suite
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.registry import SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
+from tinker_chief.spend.billing import note_eval_session
 from tinker_chief.training.project import spec_from_project
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
@@ -377,6 +378,31 @@ def run_selection(
         return _run_selection(project, plan, connected, progress)
 
 
+def _suite_on(
+    project: Workspace,
+    candidate: Candidate,
+    connection: Connection,
+    registry: Any,
+    progress: Any,
+) -> SuiteRunResult:
+    """The full suite on one candidate, in an SDK session of its own that is attributed to the
+    eval runs it records, so `chief cost` sets the bill beside chief's count."""
+    scoped = connection.scoped({"chief_scope": f"select:{candidate.ref}"})
+    try:
+        result = run_suite(
+            project.config.eval_suite,
+            candidate.ref,
+            scoped,
+            project_dir=project.root,
+            registry=registry,
+            progress=progress(candidate) if progress else None,
+        )
+        note_eval_session(registry, scoped, result, command="select")
+        return result
+    finally:
+        connection.close_run_client(scoped.service_client())
+
+
 def _run_selection(
     project: Workspace,
     plan: SelectionPlan,
@@ -388,14 +414,7 @@ def _run_selection(
         heldout = measure_heldout(plan, connection, registry) if plan.heldout is not None else None
         failed: list[str] = []
         for c in plan.shortlist if suite.tasks else []:
-            result = run_suite(
-                suite,
-                c.ref,
-                connection,
-                project_dir=project.root,
-                registry=registry,
-                progress=progress(c) if progress else None,
-            )
+            result = _suite_on(project, c, connection, registry, progress)
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
             c.headline, c.eval_run_id = _headline(result, task) if task is not None else (None, None)
         task_name, metric = (task.name, task.headline_metric) if task is not None else (None, None)
