@@ -154,11 +154,6 @@ def billed_tokens(
     return pricer.tokens(base_model, train, prefill, sample), "table"
 
 
-def _usage_tokens(pricer: Pricer, base_model: str, usage: Any) -> Tokens:
-    counts = (usage.train_tokens or 0, usage.prefill_tokens or 0, usage.sample_tokens or 0)
-    return pricer.tokens(base_model, *counts)
-
-
 def items(registry: Registry, pricer: Pricer, plan: Any | None) -> list[Item]:
     """Every training run and recorded `chief eval` of the registry, with its three numbers.
     `plan`: the planner's estimates (None: unknown)."""
@@ -179,7 +174,7 @@ def items(registry: Registry, pricer: Pricer, plan: Any | None) -> list[Item]:
                 last.base_model, work.train_tokens, work.prefill_tokens, work.sample_tokens
             )
         label = f"training run {run_id} (to {last.ref}, step {last.training_step})"
-        counted = _usage_tokens(pricer, last.base_model, registry.run_usage(run_id) or last.usage)
+        counted = pricer.usage(last.base_model, registry.run_usage(run_id) or last.usage)
         item = _item(
             registry, pricer, f"run:{run_id}", label, last.base_model, estimate, counted, sessions
         )
@@ -207,7 +202,7 @@ def _eval_item(
     base = registry.get_model(evals[0].model_ref).base_model
     counted = Tokens()
     for run in evals:
-        counted = counted + _usage_tokens(pricer, base, run.usage)
+        counted = counted + pricer.usage(base, run.usage)
     estimate = None
     if plan is not None and plan.eval_sampling is not None:
         tasks = {t.task: t for t in plan.eval_sampling.tasks}

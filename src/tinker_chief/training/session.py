@@ -247,16 +247,19 @@ def train(
     sink_factory: Any = None,
     observer: Observer | None = None,
     stop: StopRequest | None = None,
+    guard: SpendGuard | None = None,
 ) -> TrainResult:
     """Run (or resume) `spec` for the project; `sink_factory(log, prepared, connection) -> CheckpointSink`.
 
     `resume`: True continues the latest unfinished run, a run id that run. `stop`: a Ctrl-C handler
     shared with other runs in other threads (a sweep's), instead of one installed by this run.
+    `guard`: the budget the loop asks after every step (a sweep's points share one).
 
     The backend: an already open `connection` (left open), else `backend`/`base_url` through the
     one precedence of `tinker_chief.connection` (flags, environment, `$TINKER_API_KEY`, local)."""
     choice = None if connection is not None else choose_backend(backend, base_url)
-    return _train(Path(project_dir), spec, choice, connection, resume, sink_factory, observer, stop)
+    project = Path(project_dir)
+    return _train(project, spec, choice, connection, resume, sink_factory, observer, stop, guard)
 
 
 def train_project(

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 from tinker_chief.connection import BackendKind, Connection
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, resolve_model, run_suite
+from tinker_chief.evals.runner import (
+    ProgressSink,
+    SuiteRunResult,
+    TaskBudget,
+    resolve_model,
+    run_suite,
+)
 from tinker_chief.spend.billing import note_eval_session
 from tinker_chief.workspace import Workspace
 
@@ -53,10 +59,12 @@ def evaluate_model(
     connection: Connection | None = None,
     backend: str | None = None,
     base_url: str | None = None,
+    budget: TaskBudget | None = None,
 ) -> Evaluation:
     """Run the project's suite (or its `tasks`) on `model`, a registry ref, a `tinker://` path or
     a base model name; on `connection`, else on the project's backend (`backend`, `base_url` in
-    its precedence), opened for the project's base model and `model`."""
+    its precedence), opened for the project's base model and `model`. `budget`: asked before
+    each task (the result says when it stopped the suite)."""
     suite = project.config.eval_suite
     if suite_name and suite_name != suite.name:
         expected = f"the project's suite is `{suite.name}`, not `{suite_name}`"
@@ -76,6 +84,7 @@ def evaluate_model(
                 tasks=list(tasks) or None,
                 progress=progress,
                 concurrency=concurrency,
+                budget=budget,
             )
             note_eval_session(registry, connected, result)  # `chief cost` sets the bill beside the count
             # Asked while an engine this connection started still runs (it is gone after).

@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import TrainingError
-from tinker_chief.evals.runner import SuiteRunResult, run_suite
+from tinker_chief.evals.runner import SuiteRunResult, TaskBudget, run_suite
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.registry import SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
@@ -363,6 +363,13 @@ def measure_heldout(plan: SelectionPlan, connection: Any, registry: Any) -> dict
     }
 
 
+class SelectionBudget(TaskBudget, Protocol):
+    """The budget a selection's suites share (`spend.budget.EvalGuard`): asked before each task
+    of each candidate; `stopped` is the error a selection it stopped raises."""
+
+    def stopped(self, where: str, again: str) -> Exception: ...
+
+
 def run_selection(
     project: Workspace,
     plan: SelectionPlan,
@@ -371,11 +378,14 @@ def run_selection(
     *,
     backend: str | None = None,
     base_url: str | None = None,
+    budget: SelectionBudget | None = None,
 ) -> SelectionResult:
     """The full suite on the shortlist (recorded), the decision, and its mark in the registry; on
-    `connection`, else on the project's backend (`backend`/`base_url` in its precedence)."""
+    `connection`, else on the project's backend (`backend`/`base_url` in its precedence). When
+    `budget` stops a task, the selection raises its error: the finished tasks stay recorded and
+    nothing is chosen."""
     with project.connected(connection, backend=backend, base_url=base_url) as connected:
-        return _run_selection(project, plan, connected, progress)
+        return _run_selection(project, plan, connected, progress, budget)
 
 
 def _suite_on(
@@ -384,6 +394,7 @@ def _suite_on(
     connection: Connection,
     registry: Any,
     progress: Any,
+    budget: TaskBudget | None,
 ) -> SuiteRunResult:
     """The full suite on one candidate, in an SDK session of its own that is attributed to the
     eval runs it records, so `chief cost` sets the bill beside chief's count."""
@@ -396,6 +407,7 @@ def _suite_on(
             project_dir=project.root,
             registry=registry,
             progress=progress(candidate) if progress else None,
+            budget=budget,
         )
         note_eval_session(registry, scoped, result, command="select")
         return result
@@ -408,13 +420,17 @@ def _run_selection(
     plan: SelectionPlan,
     connection: Connection,
     progress: Any,
+    budget: SelectionBudget | None = None,
 ) -> SelectionResult:
     suite, rules, task = project.config.eval_suite, project.config.gate, plan.task
     with project.open_registry() as registry:
         heldout = measure_heldout(plan, connection, registry) if plan.heldout is not None else None
         failed: list[str] = []
-        for c in plan.shortlist if suite.tasks else []:
-            result = _suite_on(project, c, connection, registry, progress)
+        for number, c in enumerate(plan.shortlist if suite.tasks else [], 1):
+            result = _suite_on(project, c, connection, registry, progress, budget)
+            if budget is not None and result.stopped:
+                where = f"stopped at candidate {number} of {len(plan.shortlist)} ({c.ref})"
+                raise budget.stopped(f"{where}, nothing chosen", "run `chief select` again")
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
             c.headline, c.eval_run_id = _headline(result, task) if task is not None else (None, None)
         task_name, metric = (task.name, task.headline_metric) if task is not None else (None, None)

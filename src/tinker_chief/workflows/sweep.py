@@ -11,7 +11,8 @@ State lives in `<project>/.chief/sweeps/<sweep_id>/sweep.json`: the grid, the ru
 trains in, its status and final numbers, and a summary of where the best learning rate fell
 relative to the plan's (and to `get_lr`'s, from plan.json) per rank: by the final reward
 for RL (higher is better), else the final validation NLL, else the final train loss. One
-Ctrl-C stops every run at a checkpoint; `--resume` skips finished points, resumes the
+Ctrl-C stops every run at a checkpoint, and so does the budget (`spend.budget.BudgetGuard`,
+asked after every step of every point); `--resume` skips finished points, resumes the
 interrupted runs where they stopped and starts those that never began. `chief report` reads
 the file as it is documented here, without importing this module.
 """
@@ -32,6 +33,7 @@ from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
 from tinker_chief.files import read_json
 from tinker_chief.paths import ProjectPaths, SweepPaths
+from tinker_chief.spend.budget import BudgetGuard
 from tinker_chief.training.loop import Observer, StopRequest, TrainResult
 from tinker_chief.training.project import registry_sink_factory, spec_from_project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
@@ -57,7 +59,7 @@ class SweepPoint:
     lora_rank: int
     batch_size: int
     run_id: str | None = None
-    status: str = "pending"  # pending, running, interrupted, stopped, finished, failed
+    status: str = "pending"  # pending, running, interrupted, stopped, budget, finished, failed
     error: str | None = None
     steps_done: int = 0
     total_steps: int | None = None
@@ -420,6 +422,7 @@ def _train_point(
     connection: Connection,
     stop: StopRequest,
     display: Observer | None,
+    guard: BudgetGuard | None = None,
 ) -> None:
     tag = {"sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}}
     status = _run_status(project.root, point)
@@ -435,6 +438,7 @@ def _train_point(
             sink_factory=registry_sink_factory(project, tag),
             observer=_PointObserver(sweep, point, display),
             stop=stop,
+            guard=guard.for_run(point.name) if guard is not None else None,
         )
     except Exception as exc:  # a bad point, or an SDK or engine failure, ends this run only; the others go on
         sweep.update(
@@ -443,6 +447,17 @@ def _train_point(
         return
     sweep.update(point, run_id=result.run_id)
     _record_finished(sweep, point, result.run_dir, RunLog(result.run_dir).status())
+
+
+def planned_points(
+    project: Workspace,
+    *,
+    lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
+    ranks: Sequence[int] = (),
+    batch_sizes: Sequence[int] = (),
+) -> list[SweepPoint]:
+    """The points a new sweep around the project's plan would train (validated; nothing written)."""
+    return grid(spec_from_project(project), lr_multipliers, ranks, batch_sizes)
 
 
 def start_sweep(
@@ -482,15 +497,18 @@ def run_sweep(
     display: Callable[[SweepPoint], Observer | None] | None = None,
     backend: str | None = None,
     base_url: str | None = None,
+    guard: BudgetGuard | None = None,
 ) -> Sweep:
     """Train every unfinished point of `sweep`, `parallel` at a time (default: all at once), each in
     its own thread on `connection` (else on one connection to the project's backend, `backend` and
     `base_url` in its precedence). Ctrl-C stops them all at a checkpoint; the sweep is then
-    `interrupted` and `resume_sweep` + `run_sweep` continue it."""
+    `interrupted` and `resume_sweep` + `run_sweep` continue it. `guard`: the budget every point
+    asks after each step; when it stops them, each running point saves a checkpoint (status
+    `budget`), the points not started stay `pending` and the sweep is `budget`."""
     if parallel is not None and parallel < 1:
         raise ConfigurationError(f"--parallel: expected a positive number, got {parallel}")
     with project.connected(connection, backend=backend, base_url=base_url) as connected:
-        return _run_points(project, sweep, connected, parallel, display)
+        return _run_points(project, sweep, connected, parallel, display, guard)
 
 
 def _run_points(
@@ -499,6 +517,7 @@ def _run_points(
     connection: Connection,
     parallel: int | None,
     display: Callable[[SweepPoint], Observer | None] | None,
+    guard: BudgetGuard | None = None,
 ) -> Sweep:
     spec = spec_from_project(project)
     todo = [p for p in sweep.points if p.status != "finished"]
@@ -518,7 +537,14 @@ def _run_points(
                 if not queue:
                     return
                 point = queue.pop(0)
-            _train_point(project, spec, sweep, point, connection, stop, display(point) if display else None)
+            if guard is not None and not guard.start(point.name):
+                return  # the budget stopped the sweep: this point stays pending
+            try:
+                observer = display(point) if display else None
+                _train_point(project, spec, sweep, point, connection, stop, observer, guard)
+            finally:
+                if guard is not None:
+                    guard.ended(point.name)
 
     # Daemon threads: a second Ctrl-C aborts the main thread, and the process, at once.
     threads = [threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)]
@@ -529,9 +555,12 @@ def _run_points(
             while thread.is_alive():
                 thread.join(0.2)  # short joins so the main thread keeps taking signals
     statuses = {p.status for p in sweep.points}
+    by_budget = guard is not None and guard.reason is not None and not stop.requested
     sweep.status = (
         "finished"
         if statuses == {"finished"}
+        else "budget"
+        if by_budget
         else "interrupted"
         if stop.requested or statuses & {"interrupted", "stopped", "pending", "running"}
         else "failed"
