@@ -35,8 +35,9 @@ MEANINGS: dict[ExitCode, str] = {
     "(RL: no learning signal after `[rl] signal_check_steps`); a checkpoint was saved and "
     "`--resume` continues once the cause is fixed",
     ExitCode.BUDGET_STOPPED: "the budget (`[budget]` in chief.toml, `--max-usd`): `chief train`, "
-    "`sweep`, `eval` and `select` refused to start over it, or `chief train` stopped at a "
-    "checkpoint before crossing it; raise the budget, then `--resume`",
+    "`sweep`, `eval` and `select` refused to start over it, or stopped before crossing it "
+    "(training runs, a sweep's too, at a checkpoint; `eval` and `select` between suite tasks); "
+    "raise the budget, then `--resume` (`eval`, `select`: run it again)",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C (or SIGTERM); `chief train` and `chief sweep` "
     "first save a checkpoint, and `--resume` continues",
 }

@@ -30,7 +30,9 @@ class ProjectBackend:
 
             workspace = Workspace.of(self.project)
             choice = workspace.backend_choice(self.backend, self.base_url)
-            self._connection = connect_at(workspace.root, choice, [])  # no model to check: REST only
+            self._connection = connect_at(
+                workspace.root, choice, []
+            )  # no model to check: REST only
         return self._connection
 
     def rest(self) -> Any:
@@ -64,10 +66,19 @@ def print_gc(report: Any, console: Console) -> None:
     for column in ("model", "why", "bytes", "outcome"):
         table.add_column(column, overflow="fold")
     for item in report.items:
-        table.add_row(*(escape(str(v)) for v in (item.ref, item.why, megabytes(item.size_bytes), item.outcome)))
+        table.add_row(
+            *(
+                escape(str(v))
+                for v in (item.ref, item.why, megabytes(item.size_bytes), item.outcome)
+            )
+        )
     console.print(table)
     monthly = report.monthly_usd_freed
-    cost = f"${monthly:,.4f}/month" if monthly is not None else f"monthly cost unknown: {report.rate_note}"
+    cost = (
+        f"${monthly:,.4f}/month"
+        if monthly is not None
+        else f"monthly cost unknown: {report.rate_note}"
+    )
     console.print(escape(f"{verb} {megabytes(report.bytes_freed)} of checkpoints; storage {cost}"))
     kept = ", ".join(f"{ref} ({why})" for ref, why in sorted(report.protected.items())) or "none"
     console.print(escape(f"kept: {kept}"), soft_wrap=True)
@@ -84,44 +95,9 @@ def max_usd_option(function: Any) -> Any:
         default=None,
         metavar="AMOUNT",
         help="Dollar budget for the project's spend (replaces [budget] max_usd): refuse to "
-        "start past it, and stop training at a checkpoint before crossing it (exit code 5).",
+        "start past it, and stop before crossing it: training runs at a checkpoint, evals "
+        "between tasks (exit code 6).",
     )(function)
-
-
-def training_guard(project: Any, max_usd: str | None, resume: bool) -> Any:
-    """The budget a `chief train` runs under (None: no budget); refuses one that would cross it."""
-    from tinker_chief.spend.budget import Budget, start_training
-    from tinker_chief.training import RunLog
-
-    budget = Budget.of(project, max_usd)
-    if not budget.set:
-        return None
-    run_id, fraction = None, 1.0
-    if resume and (log := RunLog.latest(project.root)) is not None:
-        last, total = log.last_checkpoint(), log.status().get("total_steps")
-        run_id = log.run_id
-        if last is not None and isinstance(total, int) and total > 0:
-            fraction = max(0.0, 1 - last.step / total)
-    return start_training(project, budget, run_id, fraction)
-
-
-def refuse_over_budget(project: Any, max_usd: str | None, command: str, estimate_of: Any) -> None:
-    """Refuse `command` up front when its estimate (`estimate_of(pricer)`) crosses the budget."""
-    from tinker_chief.spend.budget import Budget, check_command
-
-    budget = Budget.of(project, max_usd)
-    if budget.set:
-        check_command(project, budget, command, estimate_of, [project.config.base_model])
-
-
-def budget_stopped(result: Any) -> Exception:
-    """The error a run the budget stopped exits with (code 5), saying how to go on."""
-    from tinker_chief.spend.budget import RAISE_HINT, BudgetExceeded
-
-    return BudgetExceeded(
-        f"{result.reason}; stopped at step {result.steps_done}/{result.total_steps} with a "
-        f"checkpoint: {RAISE_HINT}, then continue with `chief train --resume`"
-    )
 
 
 def _since(value: str | None) -> str | None:
@@ -138,7 +114,9 @@ def _since(value: str | None) -> str | None:
         raise ConfigurationError(f"--since: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
-def _chosen(found: list[Any], registry: Any, model: str | None, sweep: str | None, since: str | None) -> list[Any]:
+def _chosen(
+    found: list[Any], registry: Any, model: str | None, sweep: str | None, since: str | None
+) -> list[Any]:
     if model is not None:
         record = registry.get_model(model)
         found = [i for i in found if record.ref in i.models]
@@ -147,7 +125,9 @@ def _chosen(found: list[Any], registry: Any, model: str | None, sweep: str | Non
         if not found:
             from tinker_chief.errors import ConfigurationError
 
-            raise ConfigurationError(f"--sweep {sweep}: no training run of that sweep in the registry")
+            raise ConfigurationError(
+                f"--sweep {sweep}: no training run of that sweep in the registry"
+            )
     if since is not None:
         found = [i for i in found if i.at >= since]
     return found
@@ -165,8 +145,15 @@ def print_cost(found: list[Any], table_source: str, billing_note: str, console: 
         table.add_column(column, overflow="fold")
     for item in found:
         billed = _cell(item.billed, " (backend's $)" if item.billed_priced_by == "backend" else "")
-        delta = "—" if item.billed is None else f"{item.billed.total - item.counted.total:+,} tokens"
-        table.add_row(*(escape(v) for v in (item.label, _cell(item.estimate), _cell(item.counted), billed, delta)))
+        delta = (
+            "—" if item.billed is None else f"{item.billed.total - item.counted.total:+,} tokens"
+        )
+        table.add_row(
+            *(
+                escape(v)
+                for v in (item.label, _cell(item.estimate), _cell(item.counted), billed, delta)
+            )
+        )
     console.print(table)
     console.print(escape(f"dollars at {table_source}"), soft_wrap=True)
     console.print(escape(f"billing: {billing_note}"), soft_wrap=True)
@@ -194,7 +181,9 @@ def cost_report(
     with Registry.open(project.registry_path, create=False) as registry:
         if reach is not None:
             kind = reach.connection().kind
-            note = read_billed(registry, reach.admin(), [s for s in registry.sessions() if s.backend == kind])
+            note = read_billed(
+                registry, reach.admin(), [s for s in registry.sessions() if s.backend == kind]
+            )
         found = _chosen(items(registry, pricer, plan), registry, model, sweep, start)
     return {"items": found, "prices": pricer.table(), "billing": note}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from tinker_chief.cli.cost import max_usd_option, refuse_over_budget
+from tinker_chief.cli.cost import max_usd_option
 from tinker_chief.cli.options import (
     backend_options,
     json_option,
@@ -206,7 +206,9 @@ def eval_command(
     interrupted run resumes: finished samples are cached under .chief/eval-cache.
     The backend is chosen as for `chief train` (flags, environment, the project's
     [backend], TINKER_API_KEY, a local engine), so a project evaluates where it trains.
-    Exits 4 if any task failed (the others still run and are recorded).
+    Exits 4 if any task failed (the others still run and are recorded). A budget
+    ([budget], --max-usd) is checked before each task: one that would cross it is not
+    started, and the command exits 6 (the finished tasks are recorded).
     With --track the recorded results join the version's experiment-tracker run (metrics at
     its training step, a table); with --no-record nothing is recorded, so nothing is mirrored.
 
@@ -220,14 +222,14 @@ def eval_command(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tinker_chief.spend.budget import eval_estimate
+    from tinker_chief.spend.budget import eval_guard
     from tinker_chief.tracking.mirror import tracking_for
     from tinker_chief.workflows.evaluation import check_evaluable, evaluate_model
     from tinker_chief.workspace import Workspace
 
     project = Workspace.open(project_dir)
     tracking = None if no_record else tracking_for(project, track, tracker_warning)
-    refuse_over_budget(project, max_usd, "chief eval", lambda pricer: eval_estimate(project, pricer))
+    budget = eval_guard(project, max_usd, "chief eval")  # refuses a suite that would cross it
     check_evaluable(project, model)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
@@ -242,6 +244,7 @@ def eval_command(
             backend=backend,
             base_url=base_url,
             tracking=tracking,
+            budget=budget,
         )
     result = evaluation.result
     tracked = evaluation.tracker
@@ -258,5 +261,9 @@ def eval_command(
         Console().print(escape(f"speed: {speed}; precision: {precision}"), soft_wrap=True)
         if tracked is not None:
             Console().print(escape(f"tracker: {tracked.describe()}"), soft_wrap=True)
+    if budget is not None and result.stopped:
+        done, total = len(result.tasks), len(result.tasks) + len(result.not_run)
+        where = f"stopped after {done} of {total} tasks"
+        raise budget.stopped(where, f"run `chief eval {model}` again")
     if result.failed:
         raise SystemExit(ExitCode.TASKS_FAILED)

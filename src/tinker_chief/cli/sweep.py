@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from tinker_chief.cli.cost import max_usd_option, refuse_over_budget
+from tinker_chief.cli.cost import max_usd_option
 from tinker_chief.cli.options import (
     backend_options,
     json_option,
@@ -160,6 +160,9 @@ def sweep_command(
     share one base model): inline evals, every checkpoint registered with its
     hyperparameters and the sweep's id. Ctrl-C stops every run at a checkpoint and
     exits 130; `chief sweep --resume` continues the sweep, skipping finished points. A
+    budget ([budget], --max-usd) is checked after every step of every point: before
+    crossing it, each running point saves a checkpoint, the others stay pending, and the
+    sweep exits 6 (`--resume` once the budget is raised). A
     point that fails exits 4 once the others are done. The summary
     says where the best learning rate fell relative to the plan's and get_lr's, per rank,
     by the final validation NLL (an RL project: the final reward, higher is better).
@@ -173,8 +176,15 @@ def sweep_command(
       chief sweep --resume --json
       chief sweep --track mlflow
     """
+    from tinker_chief.spend.budget import sweep_guard, sweep_stopped
     from tinker_chief.tracking.mirror import tracking_for
-    from tinker_chief.workflows.sweep import DEFAULT_LR_MULTIPLIERS, resume_sweep, run_sweep, start_sweep
+    from tinker_chief.workflows.sweep import (
+        DEFAULT_LR_MULTIPLIERS,
+        planned_points,
+        resume_sweep,
+        run_sweep,
+        start_sweep,
+    )
     from tinker_chief.workspace import Workspace
 
     if sweep_id is not None and not resume:
@@ -184,19 +194,16 @@ def sweep_command(
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     tracking = tracking_for(project, track, tracker_warning)  # a missing tracker: one line, now
-    if not resume:  # every point is one run of about the plan's tokens
-        from tinker_chief.spend.budget import training_estimate
-
-        points = len(lr_multipliers or DEFAULT_LR_MULTIPLIERS) * len(ranks or [0]) * len(batch_sizes or [0])
-        estimate = lambda pricer: training_estimate(project, pricer).scaled(points)  # noqa: E731
-        refuse_over_budget(project, max_usd, f"chief sweep ({points} runs)", estimate)
-    sweep = (
-        resume_sweep(project, sweep_id)
-        if resume
-        else start_sweep(
-            project, lr_multipliers=lr_multipliers or DEFAULT_LR_MULTIPLIERS, ranks=ranks, batch_sizes=batch_sizes
-        )
+    multipliers = lr_multipliers or DEFAULT_LR_MULTIPLIERS
+    sizes = {"ranks": ranks, "batch_sizes": batch_sizes}
+    resumed = resume_sweep(project, sweep_id) if resume else None
+    points = (
+        resumed.points
+        if resumed
+        else planned_points(project, lr_multipliers=multipliers, **sizes)
     )
+    guard = sweep_guard(project, max_usd, points)  # refuses points that would cross the budget
+    sweep = resumed or start_sweep(project, lr_multipliers=multipliers, **sizes)
     console.print(
         escape(
             f"sweep {sweep.sweep_id}: {len(sweep.points)} runs around the plan's LR "
@@ -213,6 +220,7 @@ def sweep_command(
             backend=backend,
             base_url=base_url,
             tracking=tracking,
+            guard=guard,
         )
     console.line()  # the live table leaves the cursor at its last line
     group = tracking.group_of(sweep.dir)
@@ -223,6 +231,9 @@ def sweep_command(
         _print_sweep(console, sweep)
         if group is not None:
             console.print(escape(f"tracker: {group.describe()}"), soft_wrap=True)
+    if guard is not None and sweep.status == "budget":
+        statuses = [p.status for p in sweep.points]
+        raise sweep_stopped(project, guard, statuses.count("budget"), statuses.count("pending"))
     code = sweep_exit_code(sweep)
     if code != ExitCode.OK:
         raise SystemExit(code)
@@ -245,9 +256,14 @@ def _print_sweep(console: Console, sweep: Any) -> None:
 
 def sweep_exit_code(sweep: Any) -> ExitCode:
     """A sweep's outcome as the exit-code table says: Ctrl-C (a point left unfinished) first,
-    then a point that errored, then one the recipe stopped (RL: no learning signal)."""
+    then the budget, then a point that errored, then one the recipe stopped (RL: no learning
+    signal)."""
     statuses = {point.status for point in sweep.points}
-    if statuses & {"interrupted", "pending", "running"}:
+    if "interrupted" in statuses:
+        return ExitCode.INTERRUPTED
+    if sweep.status == "budget":
+        return ExitCode.BUDGET_STOPPED
+    if statuses & {"pending", "running"}:
         return ExitCode.INTERRUPTED
     if "failed" in statuses:
         return ExitCode.TASKS_FAILED
@@ -296,7 +312,11 @@ def select_command(
     marked in the registry as the candidate of the sweep or run; it is not promoted
     (`chief promote` and its gate decide that). Suite results are recorded as `chief eval` does;
     a suite task that fails on a candidate exits 4 after the choice is made. With --track the
-    results join each shortlisted version's tracker run, and the choice is tagged on the chosen's.
+    a suite task that fails on a candidate exits 4 after the choice is made. A budget
+    ([budget], --max-usd) is checked before each suite task of each candidate: one that
+    would cross it is not started, and the command exits 6 with nothing chosen.
+    With --track the results join each shortlisted version's tracker run, and the choice is
+    tagged on the chosen's.
 
     An RL project is chosen by reward, not NLL: each candidate's greedy answers to the
     held-out prompts ([data] val), graded by [rl] grader, shortlist and (without --task)
@@ -321,11 +341,11 @@ def select_command(
     project = Workspace.open(project_dir)
     tracking = tracking_for(project, track, tracker_warning)
     plan = plan_selection(project, sweep_id=sweep_id, run_id=run_id, shortlist=shortlist, task=task)
-    from tinker_chief.spend.budget import eval_estimate
+    from tinker_chief.spend.budget import eval_guard
 
-    evaluated = min(shortlist, len(plan.candidates))  # the full suite runs on the shortlist
-    estimate = lambda pricer: eval_estimate(project, pricer, evaluated)  # noqa: E731
-    refuse_over_budget(project, max_usd, f"chief select (the suite on {evaluated} candidates)", estimate)
+    evaluated = len(plan.shortlist)  # the full suite runs on the shortlist
+    command = f"chief select (the suite on {evaluated} candidates)"
+    budget = eval_guard(project, max_usd, command, evaluated)  # refuses one that would cross it
     if plan.heldout is not None:
         prompts, n = len(plan.heldout.val_problems), len(plan.candidates)
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
@@ -343,6 +363,7 @@ def select_command(
             backend=backend,
             base_url=base_url,
             tracking=tracking,
+            budget=budget,
         )
     if as_json:
         print_json(_selection_json(result))

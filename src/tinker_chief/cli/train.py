@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tinker_chief.cli import options
-from tinker_chief.cli.cost import budget_stopped, max_usd_option, training_guard
+from tinker_chief.cli.cost import max_usd_option
 from tinker_chief.cli.options import (
     backend_options,
     json_option,
@@ -126,6 +126,7 @@ def train_command(
     """
     from tinker_chief.errors import RunStopped
     from tinker_chief.paths import RunPaths
+    from tinker_chief.spend.budget import run_stopped, training_guard
     from tinker_chief.tracking.mirror import tracking_for
     from tinker_chief.tracking.observer import fan_out
     from tinker_chief.training import train_project
@@ -174,7 +175,7 @@ def train_command(
             if warning != result.reason:
                 console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     if result.status == "budget":
-        raise budget_stopped(result)
+        raise run_stopped(result.steps_done, result.total_steps, result.reason)
     if result.status == "stopped":
         raise RunStopped(result.reason or "the recipe stopped the run")
     if result.status == "interrupted":

@@ -92,6 +92,13 @@ class Connection:
         self._run_clients.append(client)
         return client
 
+    def scoped(self, user_metadata: dict[str, str]) -> Connection:
+        """This backend through a `run_client` of its own: what is done through the returned
+        connection (one candidate's suite in `chief select`) is one SDK session that billing
+        reports apart. `close_run_client(scoped.service_client())`, or `close()`, ends it."""
+        client = self.run_client(user_metadata)
+        return Connection(self.choice, self.base_url, self.api_key, _service_client=client)
+
     def close_run_client(self, client: tinker.ServiceClient) -> None:
         if client in self._run_clients:
             self._run_clients.remove(client)

@@ -36,6 +36,15 @@ class ProgressSink(Protocol):
     def finish(self, task: str, outcome: TaskOutcome) -> None: ...
 
 
+class TaskBudget(Protocol):
+    """Asked before each task that has to run (a budget, `spend.budget.EvalGuard`): why not to
+    start it, or None; told what each task that ran used (`prefill/tokens`, `sample/tokens`)."""
+
+    def check(self, task: str) -> str | None: ...
+
+    def add(self, tokens: dict[str, int]) -> None: ...
+
+
 class _Silent:
     def start(self, task: str, total: int, done: int) -> None: ...
 
@@ -51,6 +60,8 @@ class SuiteRunResult:
     suite_name: str
     suite_version: str
     tasks: list[TaskOutcome] = field(default_factory=list)
+    stopped: str | None = None  # why the budget stopped the suite before `not_run`
+    not_run: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[TaskOutcome]:
@@ -63,6 +74,8 @@ class SuiteRunResult:
             "suite": self.suite_name,
             "suite_version": self.suite_version,
             "tasks": [t.as_json() for t in self.tasks],
+            "stopped": self.stopped,
+            "not_run": self.not_run,
         }
 
 
@@ -136,11 +149,14 @@ def run_suite(
     tasks: list[str] | None = None,
     progress: ProgressSink | None = None,
     concurrency: int = 16,
+    budget: TaskBudget | None = None,
 ) -> SuiteRunResult:
     """Run every task of `suite` (or those named in `tasks`) on `model`; record each in `registry`.
 
     A task that fails is reported in its `TaskOutcome.error` (and not recorded); the others
-    still run. Raises `EvalError` for unknown task names before anything runs.
+    still run. Raises `EvalError` for unknown task names before anything runs. `budget` is asked
+    before each task that has to run: when it says stop, that task and the rest do not start
+    (`stopped`, `not_run`); each finished task was recorded whole as it finished.
     """
     chosen = _choose_tasks(suite, tasks)
     progress = progress or _Silent()
@@ -148,9 +164,14 @@ def run_suite(
     result = SuiteRunResult(model, resolved.ref, suite.name, suite.version)
     cache_root = ProjectPaths(project_dir).eval_cache
     context = TaskContext(resolved.target, connection, project_dir, concurrency, progress)
-    for task in chosen:
+    for index, task in enumerate(chosen):
         cache = TaskCache(cache_root, resolved.target, suite.version, task.name)
+        if budget is not None and cache.done() is None and (why := budget.check(task.name)):
+            result.stopped, result.not_run = why, [t.name for t in chosen[index:]]
+            break
         outcome = _run_cached(task, context, cache)
+        if budget is not None and not outcome.reused_task:
+            budget.add(outcome.tokens)
         if outcome.error is None:
             _set_aside_unscored(outcome)
         if outcome.error is None and registry is not None:

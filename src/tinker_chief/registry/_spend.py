@@ -18,7 +18,7 @@ weights expired), never a protected one. Works on the `Ledger` (`_tx.py`) like `
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from tinker_chief.registry._records import ModelRecord, Usage, _AsDict
@@ -303,29 +303,33 @@ def describe_billed(kinds: dict[str, float] | None) -> str:
 
 
 def spent_by_base_model(
-    db: sqlite3.Connection, since: str | None = None, exclude_run: str | None = None
+    db: sqlite3.Connection, since: str | None = None, exclude_runs: Collection[str] = ()
 ) -> dict[str, Usage]:
     """What the project's work used, by base model, from chief's own counts: each training run's
     whole count (`run_usage`; for a run from before it, its latest checkpoint's cumulative usage)
-    plus every eval run; `since` keeps the work recorded from that UTC time on; `exclude_run`
-    leaves one training run out."""
+    plus every eval run; `since` keeps the work recorded from that UTC time on; `exclude_runs`
+    leaves those training runs out (runs about to resume, which count themselves)."""
     totals: dict[str, list[Usage]] = {}
     at = since or ""
+    excluded = sorted(exclude_runs)
+    marks = ", ".join("?" * len(excluded))
     # A run's whole count where it was recorded, else its latest checkpoint's (runs from before).
     runs = db.execute(
-        """SELECT base_model, train_tokens, prefill_tokens, sample_tokens, machine_seconds
-           FROM run_usage WHERE updated_at >= ? AND run_id != ?""",
-        (at, exclude_run or ""),
+        f"""SELECT base_model, train_tokens, prefill_tokens, sample_tokens, machine_seconds
+           FROM run_usage WHERE updated_at >= ? AND run_id NOT IN ({marks})""",
+        (at, *excluded),
     ).fetchall()
     runs += db.execute(
-        """SELECT m.base_model, m.train_tokens, m.prefill_tokens, m.sample_tokens, m.machine_seconds
+        f"""SELECT m.base_model, m.train_tokens, m.prefill_tokens, m.sample_tokens,
+                  m.machine_seconds
            FROM models m
-           WHERE m.training_run_id IS NOT NULL AND m.created_at >= ? AND m.training_run_id != ?
+           WHERE m.training_run_id IS NOT NULL AND m.created_at >= ?
+           AND m.training_run_id NOT IN ({marks})
            AND m.training_run_id NOT IN (SELECT run_id FROM run_usage)
            AND m.training_step = (
                SELECT max(o.training_step) FROM models o WHERE o.training_run_id = m.training_run_id
            )""",
-        (at, exclude_run or ""),
+        (at, *excluded),
     ).fetchall()
     evals = db.execute(
         "SELECT m.base_model, NULL, r.prefill_tokens, r.sample_tokens, r.machine_seconds "

@@ -581,10 +581,11 @@ class Registry:
         with _db.read(self._db) as db:
             return _spend.billed_rows(db, session_ids)
 
-    def spent(self, since: str | None = None, exclude_run: str | None = None) -> dict[str, Usage]:
-        """Chief's own count of the project's usage by base model (training runs and eval runs)."""
+    def spent(self, since: str | None = None, exclude_runs: Iterable[str] = ()) -> dict[str, Usage]:
+        """Chief's own count of the project's usage by base model (training runs and eval runs),
+        without the training runs `exclude_runs`."""
         with _db.read(self._db) as db:
-            return _spend.spent_by_base_model(db, since, exclude_run)
+            return _spend.spent_by_base_model(db, since, set(exclude_runs))
 
     # --------------------------------------------------------------------------- exports
 

@@ -3,7 +3,8 @@
 - `lifecycle`: TTLs that follow registry status (promotion keeps weights, retiring lets them
   expire) and `chief registry gc`, through the SDK's checkpoint REST calls.
 - `budget`: `[budget] max_usd` / `max_tokens`: spent to date, commands refused up front, the
-  guard that stops a training run at a checkpoint (exit code 5).
+  guard that stops a training run or a sweep's runs at a checkpoint and the one that stops
+  `chief eval` / `chief select` between suite tasks (exit code 6).
 - `billing`: the backend's billing API read for the SDK sessions chief recorded, attributed to
   training runs and evals, and reconciled with the plan's estimate and chief's count (`chief cost`).
 

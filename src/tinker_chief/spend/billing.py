@@ -46,7 +46,9 @@ def _quantity(info: Any) -> float:
     return float(info.count if info.type == "checkpoint" else info.token_count)
 
 
-def read_billed(registry: Registry, admin: Any, sessions: list[SessionRow], now: datetime | None = None) -> str:
+def read_billed(
+    registry: Registry, admin: Any, sessions: list[SessionRow], now: datetime | None = None
+) -> str:
     """Store what the billing API says `sessions` used; returns one line on how that went."""
     if not sessions:
         return "no recorded sessions to look up"
@@ -59,7 +61,9 @@ def read_billed(registry: Registry, admin: Any, sessions: list[SessionRow], now:
             stop = min(end, start + MAX_WINDOW)
             for event in admin.get_billing_usage(start.isoformat(), stop.isoformat()).result().data:
                 if event.session_id in wanted:
-                    cell = found[event.session_id].setdefault(_kind(event.event_info), [0.0, 0.0, True])
+                    cell = found[event.session_id].setdefault(
+                        _kind(event.event_info), [0.0, 0.0, True]
+                    )
                     cell[0] += _quantity(event.event_info)
                     if event.estimated_cost_usd is None:
                         cell[2] = False
@@ -140,17 +144,14 @@ def billed_tokens(
             q, d = sums.get(kind, (0.0, 0.0))
             sums[kind] = (q + quantity, None if d is None or dollars is None else d + dollars)
     train = int(sums.get("training", (0, None))[0])
-    prefill = int(sum(sums.get(k, (0.0, None))[0] for k in ("sampling_prefill", "sampling_prefill_cached")))
+    prefill = int(
+        sum(sums.get(k, (0.0, None))[0] for k in ("sampling_prefill", "sampling_prefill_cached"))
+    )
     sample = int(sums.get("sampling_sample", (0, None))[0])
     priced = [dollars for kind, (_q, dollars) in sums.items() if kind in TOKEN_EVENTS]
     if priced and all(d is not None for d in priced):  # the backend priced every token event
         return Tokens(train, prefill, sample, float(sum(d or 0.0 for d in priced))), "backend"
     return pricer.tokens(base_model, train, prefill, sample), "table"
-
-
-def _usage_tokens(pricer: Pricer, base_model: str, usage: Any) -> Tokens:
-    counts = (usage.train_tokens or 0, usage.prefill_tokens or 0, usage.sample_tokens or 0)
-    return pricer.tokens(base_model, *counts)
 
 
 def items(registry: Registry, pricer: Pricer, plan: Any | None) -> list[Item]:
@@ -169,12 +170,15 @@ def items(registry: Registry, pricer: Pricer, plan: Any | None) -> list[Item]:
         estimate = None
         if plan is not None:
             work = plan.work
-            estimate = pricer.tokens(last.base_model, work.train_tokens, work.prefill_tokens, work.sample_tokens)
+            estimate = pricer.tokens(
+                last.base_model, work.train_tokens, work.prefill_tokens, work.sample_tokens
+            )
         label = f"training run {run_id} (to {last.ref}, step {last.training_step})"
-        counted = _usage_tokens(pricer, last.base_model, registry.run_usage(run_id) or last.usage)
-        item = _item(registry, pricer, f"run:{run_id}", label, last.base_model, estimate, counted, sessions)
-        tag = last.config.get("sweep")
-        item.sweep = tag.get("id") if isinstance(tag, dict) else None
+        counted = pricer.usage(last.base_model, registry.run_usage(run_id) or last.usage)
+        item = _item(
+            registry, pricer, f"run:{run_id}", label, last.base_model, estimate, counted, sessions
+        )
+        item.sweep = _sweep_of(last.config)
         item.models = [m.ref for m in versions]
         item.at = item.at or min(m.created_at for m in versions)
         found.append(item)
@@ -198,17 +202,28 @@ def _eval_item(
     base = registry.get_model(evals[0].model_ref).base_model
     counted = Tokens()
     for run in evals:
-        counted = counted + _usage_tokens(pricer, base, run.usage)
+        counted = counted + pricer.usage(base, run.usage)
     estimate = None
     if plan is not None and plan.eval_sampling is not None:
         tasks = {t.task: t for t in plan.eval_sampling.tasks}
         prefill = sum(tasks[r.task].prefill_tokens or 0 for r in evals if r.task in tasks)
         sample = sum(tasks[r.task].sample_tokens or 0 for r in evals if r.task in tasks)
         estimate = pricer.tokens(base, 0, prefill, sample)
-    label = f"chief eval of {evals[0].model_ref} ({', '.join(r.task for r in evals)})"
+    command = next((row.command for row in sessions.get(scope, [])), "eval")
+    what = "chief eval of" if command == "eval" else f"chief {command}: the suite on"
+    label = f"{what} {evals[0].model_ref} ({', '.join(r.task for r in evals)})"
     item = _item(registry, pricer, scope, label, base, estimate, counted, sessions)
     item.models = sorted({r.model_ref for r in evals})
+    # The evals of a sweep's points (`chief select`'s) belong to the sweep: `chief cost --sweep`.
+    sweeps = {_sweep_of(registry.get_model(ref).config) for ref in item.models}
+    item.sweep = sweeps.pop() if len(sweeps) == 1 else None
     return item
+
+
+def _sweep_of(config: dict[str, object]) -> str | None:
+    tag = config.get("sweep")
+    found = tag.get("id") if isinstance(tag, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _item(
@@ -230,8 +245,11 @@ def _item(
 
 def note_eval_session(registry: Any, connection: Any, result: Any, command: str = "eval") -> None:
     """Attribute the connection's SDK session to the eval runs this command recorded
-    (`eval:<ids>`), so `chief cost` can set the bill beside chief's count."""
-    ids = [str(task.run_id) for task in result.tasks if task.run_id]
+    (`eval:<ids>`), so `chief cost` can set the bill beside chief's count. A task reused whole
+    from an earlier invocation sampled nothing in this session: it stays with the earlier one."""
+    ids = [str(task.run_id) for task in result.tasks if task.run_id and not task.reused_task]
     session = connection.session_id()
     if registry is not None and ids and session:
-        registry.record_session(session, backend=connection.kind, command=command, scope="eval:" + ",".join(ids))
+        registry.record_session(
+            session, backend=connection.kind, command=command, scope="eval:" + ",".join(ids)
+        )

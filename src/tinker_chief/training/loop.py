@@ -45,10 +45,12 @@ class Observer(Protocol):
 
 
 class SpendGuard(Protocol):
-    """Asked after each step (a budget, `spend.budget.RunGuard`): why to stop before the next
-    step, given the run's usage so far and the last step's (metrics.jsonl's `*/tokens` keys)."""
+    """Asked after each step (a budget, `spend.budget.BudgetGuard`): why to stop before spending
+    more, given the run's usage so far and what it would use before it asks again: the next step
+    (as big as the last) and an inline eval due now (as big as the largest so far), both in
+    metrics.jsonl's `*/tokens` keys."""
 
-    def check(self, run_usage: dict[str, float], step_usage: dict[str, float]) -> str | None: ...
+    def check(self, run_usage: dict[str, float], upcoming: dict[str, float]) -> str | None: ...
 
 
 class CheckpointSink(Protocol):
@@ -135,6 +137,9 @@ class Trainer:
         self.evaluators, self.infrequent = list(evaluators), list(infrequent)
         self.sink, self.observer = sink, observer
         self.total = total_steps(spec, len(runner))
+        # The largest inline eval's tokens so far: what the next one may use (a budget asks).
+        evals = (_tokens(row) for row in log.metrics() if "time/eval_s" in row)
+        self.largest_eval = max(evals, key=_sum, default={})
 
     def _client(self, resume: CheckpointRecord | None) -> Any:
         if resume is not None:
@@ -173,15 +178,29 @@ class Trainer:
     def _due(self, every: int, done: int) -> bool:
         return every > 0 and (done % every == 0 or done == self.total)
 
-    def _evaluate(self, client: Any, done: int, initial: bool = False) -> None:
+    def _evaluators_due(self, done: int, initial: bool = False) -> list[EvaluatorBuilder]:
         builders = list(self.evaluators) if initial or self._due(self.spec.inline_evals.nll_every_steps, done) else []
         if self.infrequent and (initial or self._due(self.spec.inline_evals.sampled_every_steps, done)):
             builders += self.infrequent
+        return builders
+
+    def _upcoming(self, step_metrics: dict[str, float], done: int) -> dict[str, float]:
+        """What the run uses before the guard asks again: the next step, as big as the one just
+        done, and each inline eval due before then (at `done`, and after the last step, which
+        no check follows), as big as the largest so far."""
+        at = [done, self.total] if done + 1 == self.total else [done]
+        evals = sum(1 for step in at if self._evaluators_due(step))
+        step = _tokens(step_metrics)
+        return {key: step[key] + evals * self.largest_eval.get(key, 0.0) for key in TOKEN_KEYS}
+
+    def _evaluate(self, client: Any, done: int, initial: bool = False) -> None:
+        builders = self._evaluators_due(done, initial)
         if not builders:
             return
         before, started = self.usage.counts(), time.perf_counter()
         metrics = run_evaluators(builders, metered(client.save_weights_and_get_sampling_client().result(), self.usage))
         metrics.update({**self.usage.since(before), "time/eval_s": time.perf_counter() - started})
+        self.largest_eval = max(self.largest_eval, _tokens(metrics), key=_sum)
         self.log.log_metrics(done, metrics)
         if self.observer:
             self.observer.on_eval(done, metrics)
@@ -252,11 +271,13 @@ class Trainer:
                     warnings.append(concern.message)
                     reason = concern.message if concern.stop and not finished else None
                 if self.guard is not None and not finished and reason is None:
-                    over_budget = self.guard.check(self.log.usage(done), metrics)
+                    upcoming = self._upcoming(metrics, done)
+                    over_budget = self.guard.check(self.log.usage(done), upcoming)
                 halt = (stop.requested or reason is not None or over_budget is not None) and not finished
                 if halt or finished or self._due(self.spec.checkpoints.every_steps, done):
                     last = self._checkpoint(client, done, final=finished)
-                self._evaluate(client, done)
+                if over_budget is None:  # stopped by the budget, the run spends nothing more
+                    self._evaluate(client, done)
                 if halt:
                     break
         if last is None or last.step != done:  # nothing to run (resume at the end) still leaves a candidate
@@ -277,6 +298,18 @@ class Trainer:
         if self.observer:
             self.observer.on_end(result)
         return result
+
+
+TOKEN_KEYS = ("train/tokens", "prefill/tokens", "sample/tokens")
+
+
+def _tokens(metrics: dict[str, Any]) -> dict[str, float]:
+    """A metrics row's token counts (trained, prefilled, sampled)."""
+    return {key: float(metrics.get(key) or 0.0) for key in TOKEN_KEYS}
+
+
+def _sum(tokens: dict[str, float]) -> float:
+    return sum(tokens.values())
 
 
 def _run_id_of(tinker_path: str) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tinker_chief.connection import (
     BackendChoice,
@@ -39,6 +39,9 @@ from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.spec import TrainSpec, data_hash, stored_spec
 from tinker_chief.training.steps import DPOSteps, StepRunner, SupervisedSteps
 from tinker_chief.workspace import Workspace, connect_at
+
+if TYPE_CHECKING:
+    import tinker
 
 
 @dataclass
@@ -105,7 +108,9 @@ def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
         prepared.val_problems = d.problems_from_conversations(d.read_sft(project_dir / spec.sampled_eval_data))
 
 
-def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usage: TokenUsage) -> list[Any]:
+def _distilled_data(
+    prepared: Prepared, samplers: SamplerSource, log: RunLog, usage: TokenUsage
+) -> list[Any]:
     """Label the inputs with the teacher (base model + teacher prompt) once; cache in the run dir.
 
     The cache makes a resumed run train on exactly the labels the interrupted run drew. The
@@ -120,7 +125,7 @@ def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usa
         prompts = [d.user_turn(x, spec.distill.teacher_prompt) for x in prepared.train_items]
         before = usage.counts()
         labels = generate_answers(
-            metered(connection.sampling_client(base_model=teacher_model), usage),
+            metered(samplers.sampling_client(base_model=teacher_model), usage),
             teacher_model,
             renderer,
             prompts,
@@ -140,27 +145,51 @@ def _distilled_data(prepared: Prepared, connection: Connection, log: RunLog, usa
     return d.conversations_to_data(conversations, renderer, spec.data.max_length, spec.data.train_on_what)
 
 
+class SamplerSource(Protocol):
+    """Where the recipe's samplers come from: a `Connection`, or a run's own SDK session."""
+
+    def sampling_client(
+        self, model_path: str | None = None, base_model: str | None = None
+    ) -> tinker.SamplingClient: ...
+
+
+@dataclass(frozen=True)
+class RunSamplers:
+    """The samplers of a run's own SDK session (`Connection.run_client`): billing reports the
+    recipe's teacher, reference, base and judge with the run's training, so each point of a
+    sweep pays for its own samplers instead of the sweep's shared connection."""
+
+    service: tinker.ServiceClient
+
+    def sampling_client(
+        self, model_path: str | None = None, base_model: str | None = None
+    ) -> tinker.SamplingClient:
+        created = self.service.create_sampling_client(model_path=model_path, base_model=base_model)
+        return created.result()
+
+
 def build_runner(
-    prepared: Prepared, connection: Connection, log: RunLog, usage: TokenUsage | None = None
+    prepared: Prepared, samplers: SamplerSource, log: RunLog, usage: TokenUsage | None = None
 ) -> StepRunner:
     """The recipe's step runner; its samplers (teacher, reference, base, rollouts) count into `usage`."""
     spec, usage = prepared.spec, usage or TokenUsage()
     if spec.recipe == "sl":
         return SupervisedSteps(prepared.train_items)
     if spec.recipe == "distill":
-        return SupervisedSteps(_distilled_data(prepared, connection, log, usage))
+        return SupervisedSteps(_distilled_data(prepared, samplers, log, usage))
     if spec.recipe == "dpo":
-        reference = metered(connection.sampling_client(base_model=spec.base_model), usage)
+        reference = metered(samplers.sampling_client(base_model=spec.base_model), usage)
         return DPOSteps(prepared.train_items, reference, spec.dpo.beta)
-    base = (
-        metered(connection.sampling_client(base_model=spec.base_model), usage) if spec.rl.kl_penalty_coef > 0 else None
-    )
-    return RLSteps(
-        prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage, reward_judge(spec, connection, usage)
-    )
+    base = None
+    if spec.rl.kl_penalty_coef > 0:
+        base = metered(samplers.sampling_client(base_model=spec.base_model), usage)
+    judge = reward_judge(spec, samplers, usage)
+    return RLSteps(prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage, judge)
 
 
-def reward_judge(spec: TrainSpec, connection: Connection, usage: TokenUsage) -> TextGenerator | None:
+def reward_judge(
+    spec: TrainSpec, samplers: SamplerSource, usage: TokenUsage
+) -> TextGenerator | None:
     """The judge of an `llm_judge` reward: `[rl] judge_model`, else the base model itself."""
     from tinker_chief.evals.graders.factory import grader_needs_judge
     from tinker_chief.evals.model_sampler import ModelSampler
@@ -170,7 +199,7 @@ def reward_judge(spec: TrainSpec, connection: Connection, usage: TokenUsage) -> 
         return None
     model = spec.rl.judge_model or spec.base_model
     tokenizer = load_tokenizer(model)
-    client = metered(connection.sampling_client(base_model=model), usage)
+    client = metered(samplers.sampling_client(base_model=model), usage)
     return ModelSampler(client, model, tokenizer, get_renderer(renderer_name_for(model), tokenizer))
 
 
@@ -218,16 +247,19 @@ def train(
     sink_factory: Any = None,
     observer: Observer | None = None,
     stop: StopRequest | None = None,
+    guard: SpendGuard | None = None,
 ) -> TrainResult:
     """Run (or resume) `spec` for the project; `sink_factory(log, prepared, connection) -> CheckpointSink`.
 
     `resume`: True continues the latest unfinished run, a run id that run. `stop`: a Ctrl-C handler
     shared with other runs in other threads (a sweep's), instead of one installed by this run.
+    `guard`: the budget the loop asks after every step (a sweep's points share one).
 
     The backend: an already open `connection` (left open), else `backend`/`base_url` through the
     one precedence of `tinker_chief.connection` (flags, environment, `$TINKER_API_KEY`, local)."""
     choice = None if connection is not None else choose_backend(backend, base_url)
-    return _train(Path(project_dir), spec, choice, connection, resume, sink_factory, observer, stop)
+    project = Path(project_dir)
+    return _train(project, spec, choice, connection, resume, sink_factory, observer, stop, guard)
 
 
 def train_project(
@@ -316,13 +348,26 @@ def _run(
     if resume and checkpoint is None:
         log.truncate_metrics_after(-1)  # killed before its first checkpoint: start over in place
     usage = TokenUsage()
-    runner = build_runner(prepared, connection, log, usage)
     frequent, infrequent = evaluator_builders(prepared)
     sink: CheckpointSink | None = sink_factory(log, prepared, connection) if sink_factory else None
-    # The run's training and inline evals in an SDK session of their own: billing reports it apart.
+    # The run's training, inline evals and recipe samplers in an SDK session of their own:
+    # billing reports it apart.
     service = connection.run_client({"chief_scope": f"run:{log.run_id}"})
-    trainer = Trainer(spec, service, runner, log, frequent, infrequent, sink, observer, usage, stop=stop, guard=guard)
     try:
+        runner = build_runner(prepared, RunSamplers(service), log, usage)
+        trainer = Trainer(
+            spec,
+            service,
+            runner,
+            log,
+            frequent,
+            infrequent,
+            sink,
+            observer,
+            usage,
+            stop=stop,
+            guard=guard,
+        )
         result = trainer.run(checkpoint)
     finally:
         _note_run(log, sink, connection, [session_id_of(service), *([] if shared else [connection.session_id()])])

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from tinker_chief.connection import BackendKind, Connection
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, resolve_model, run_suite
+from tinker_chief.evals.runner import (
+    ProgressSink,
+    SuiteRunResult,
+    TaskBudget,
+    resolve_model,
+    run_suite,
+)
 from tinker_chief.spend.billing import note_eval_session
 from tinker_chief.tracking.contract import RunLink
 from tinker_chief.tracking.mirror import Tracking
@@ -58,11 +64,13 @@ def evaluate_model(
     backend: str | None = None,
     base_url: str | None = None,
     tracking: Tracking | None = None,
+    budget: TaskBudget | None = None,
 ) -> Evaluation:
     """Run the project's suite (or its `tasks`) on `model`, a registry ref, a `tinker://` path or
     a base model name; on `connection`, else on the project's backend (`backend`, `base_url` in
     its precedence), opened for the project's base model and `model`. `tracking`: the recorded
-    results mirrored into the version's experiment-tracker run."""
+    results mirrored into the version's experiment-tracker run. `budget`: asked before each
+    task (the result says when it stopped the suite)."""
     suite = project.config.eval_suite
     if suite_name and suite_name != suite.name:
         expected = f"the project's suite is `{suite.name}`, not `{suite_name}`"
@@ -82,6 +90,7 @@ def evaluate_model(
                 tasks=list(tasks) or None,
                 progress=progress,
                 concurrency=concurrency,
+                budget=budget,
             )
             note_eval_session(registry, connected, result)  # `chief cost` sets the bill beside the count
             tracked = None

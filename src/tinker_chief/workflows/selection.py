@@ -29,14 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import TrainingError
-from tinker_chief.evals.runner import run_suite
+from tinker_chief.evals.runner import SuiteRunResult, TaskBudget, run_suite
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.registry import SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
+from tinker_chief.spend.billing import note_eval_session
 from tinker_chief.tracking.mirror import Tracking
 from tinker_chief.training.project import spec_from_project
 from tinker_chief.training.runlog import RunLog
@@ -365,6 +366,13 @@ def measure_heldout(plan: SelectionPlan, connection: Any, registry: Any) -> dict
     }
 
 
+class SelectionBudget(TaskBudget, Protocol):
+    """The budget a selection's suites share (`spend.budget.EvalGuard`): asked before each task
+    of each candidate; `stopped` is the error a selection it stopped raises."""
+
+    def stopped(self, where: str, again: str) -> Exception: ...
+
+
 def run_selection(
     project: Workspace,
     plan: SelectionPlan,
@@ -374,12 +382,42 @@ def run_selection(
     backend: str | None = None,
     base_url: str | None = None,
     tracking: Tracking | None = None,
+    budget: SelectionBudget | None = None,
 ) -> SelectionResult:
     """The full suite on the shortlist (recorded), the decision, and its mark in the registry; on
     `connection`, else on the project's backend (`backend`/`base_url` in its precedence).
-    `tracking`: the suite results and the choice mirrored into an experiment tracker."""
+    `tracking`: the suite results and the choice mirrored into an experiment tracker. When
+    `budget` stops a task, the selection raises its error: the finished tasks stay recorded and
+    nothing is chosen."""
     with project.connected(connection, backend=backend, base_url=base_url) as connected:
-        return _run_selection(project, plan, connected, progress, tracking)
+        return _run_selection(project, plan, connected, progress, tracking, budget)
+
+
+def _suite_on(
+    project: Workspace,
+    candidate: Candidate,
+    connection: Connection,
+    registry: Any,
+    progress: Any,
+    budget: TaskBudget | None,
+) -> SuiteRunResult:
+    """The full suite on one candidate, in an SDK session of its own that is attributed to the
+    eval runs it records, so `chief cost` sets the bill beside chief's count."""
+    scoped = connection.scoped({"chief_scope": f"select:{candidate.ref}"})
+    try:
+        result = run_suite(
+            project.config.eval_suite,
+            candidate.ref,
+            scoped,
+            project_dir=project.root,
+            registry=registry,
+            progress=progress(candidate) if progress else None,
+            budget=budget,
+        )
+        note_eval_session(registry, scoped, result, command="select")
+        return result
+    finally:
+        connection.close_run_client(scoped.service_client())
 
 
 def _run_selection(
@@ -388,20 +426,17 @@ def _run_selection(
     connection: Connection,
     progress: Any,
     tracking: Tracking | None,
+    budget: SelectionBudget | None = None,
 ) -> SelectionResult:
     suite, rules, task = project.config.eval_suite, project.config.gate, plan.task
     with project.open_registry() as registry:
         heldout = measure_heldout(plan, connection, registry) if plan.heldout is not None else None
         failed: list[str] = []
-        for c in plan.shortlist if suite.tasks else []:
-            result = run_suite(
-                suite,
-                c.ref,
-                connection,
-                project_dir=project.root,
-                registry=registry,
-                progress=progress(c) if progress else None,
-            )
+        for number, c in enumerate(plan.shortlist if suite.tasks else [], 1):
+            result = _suite_on(project, c, connection, registry, progress, budget)
+            if budget is not None and result.stopped:
+                where = f"stopped at candidate {number} of {len(plan.shortlist)} ({c.ref})"
+                raise budget.stopped(f"{where}, nothing chosen", "run `chief select` again")
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
             if tracking is not None:
                 tracking.log_evals(registry, c.ref, result.suite_version)

@@ -11,7 +11,8 @@ State lives in `<project>/.chief/sweeps/<sweep_id>/sweep.json`: the grid, the ru
 trains in, its status and final numbers, and a summary of where the best learning rate fell
 relative to the plan's (and to `get_lr`'s, from plan.json) per rank: by the final reward
 for RL (higher is better), else the final validation NLL, else the final train loss. One
-Ctrl-C stops every run at a checkpoint; `--resume` skips finished points, resumes the
+Ctrl-C stops every run at a checkpoint, and so does the budget (`spend.budget.BudgetGuard`,
+asked after every step of every point); `--resume` skips finished points, resumes the
 interrupted runs where they stopped and starts those that never began. `chief report` reads
 the file as it is documented here, without importing this module. With a tracker (`--track`)
 the sweep is one group there (`tracking.observer.SweepTracker`: MLflow's parent run, a W&B or
@@ -34,6 +35,7 @@ from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
 from tinker_chief.files import read_json
 from tinker_chief.paths import ProjectPaths, SweepPaths
+from tinker_chief.spend.budget import BudgetGuard
 from tinker_chief.tracking.mirror import Tracking
 from tinker_chief.tracking.observer import fan_out
 from tinker_chief.training.loop import Observer, StopRequest, TrainResult
@@ -61,7 +63,7 @@ class SweepPoint:
     lora_rank: int
     batch_size: int
     run_id: str | None = None
-    status: str = "pending"  # pending, running, interrupted, stopped, finished, failed
+    status: str = "pending"  # pending, running, interrupted, stopped, budget, finished, failed
     error: str | None = None
     steps_done: int = 0
     total_steps: int | None = None
@@ -424,6 +426,7 @@ def _train_point(
     connection: Connection,
     stop: StopRequest,
     display: Observer | None,
+    guard: BudgetGuard | None = None,
 ) -> None:
     tag = {"sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}}
     status = _run_status(project.root, point)
@@ -439,6 +442,7 @@ def _train_point(
             sink_factory=registry_sink_factory(project, tag),
             observer=_PointObserver(sweep, point, display),
             stop=stop,
+            guard=guard.for_run(point.name) if guard is not None else None,
         )
     except Exception as exc:  # a bad point, or an SDK or engine failure, ends this run only; the others go on
         sweep.update(
@@ -447,6 +451,17 @@ def _train_point(
         return
     sweep.update(point, run_id=result.run_id)
     _record_finished(sweep, point, result.run_dir, RunLog(result.run_dir).status())
+
+
+def planned_points(
+    project: Workspace,
+    *,
+    lr_multipliers: Sequence[float] = DEFAULT_LR_MULTIPLIERS,
+    ranks: Sequence[int] = (),
+    batch_sizes: Sequence[int] = (),
+) -> list[SweepPoint]:
+    """The points a new sweep around the project's plan would train (validated; nothing written)."""
+    return grid(spec_from_project(project), lr_multipliers, ranks, batch_sizes)
 
 
 def start_sweep(
@@ -487,12 +502,15 @@ def run_sweep(
     backend: str | None = None,
     base_url: str | None = None,
     tracking: Tracking | None = None,
+    guard: BudgetGuard | None = None,
 ) -> Sweep:
     """Train every unfinished point of `sweep`, `parallel` at a time (default: all at once), each in
     its own thread on `connection` (else on one connection to the project's backend, `backend` and
     `base_url` in its precedence). Ctrl-C stops them all at a checkpoint; the sweep is then
     `interrupted` and `resume_sweep` + `run_sweep` continue it. `tracking`: the sweep as one group
-    in an experiment tracker, a run per point."""
+    in an experiment tracker, a run per point. `guard`: the budget every point asks after each
+    step; when it stops them, each running point saves a checkpoint (status `budget`), the points
+    not started stay `pending` and the sweep is `budget`."""
     if parallel is not None and parallel < 1:
         raise ConfigurationError(f"--parallel: expected a positive number, got {parallel}")
     group = tracking.sweep(project.root, sweep) if tracking is not None else None
@@ -503,7 +521,7 @@ def run_sweep(
 
     try:
         with project.connected(connection, backend=backend, base_url=base_url) as connected:
-            _run_points(project, sweep, connected, parallel, observer)
+            _run_points(project, sweep, connected, parallel, observer, guard)
     finally:  # a sweep that could not run still ends its group (MLflow: the parent run, killed)
         if group is not None:
             group.finish(summarize(sweep)["lines"])
@@ -516,6 +534,7 @@ def _run_points(
     connection: Connection,
     parallel: int | None,
     display: Callable[[SweepPoint], Observer | None] | None,
+    guard: BudgetGuard | None = None,
 ) -> Sweep:
     spec = spec_from_project(project)
     todo = [p for p in sweep.points if p.status != "finished"]
@@ -535,7 +554,14 @@ def _run_points(
                 if not queue:
                     return
                 point = queue.pop(0)
-            _train_point(project, spec, sweep, point, connection, stop, display(point) if display else None)
+            if guard is not None and not guard.start(point.name):
+                return  # the budget stopped the sweep: this point stays pending
+            try:
+                observer = display(point) if display else None
+                _train_point(project, spec, sweep, point, connection, stop, observer, guard)
+            finally:
+                if guard is not None:
+                    guard.ended(point.name)
 
     # Daemon threads: a second Ctrl-C aborts the main thread, and the process, at once.
     threads = [threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)]
@@ -546,9 +572,12 @@ def _run_points(
             while thread.is_alive():
                 thread.join(0.2)  # short joins so the main thread keeps taking signals
     statuses = {p.status for p in sweep.points}
+    by_budget = guard is not None and guard.reason is not None and not stop.requested
     sweep.status = (
         "finished"
         if statuses == {"finished"}
+        else "budget"
+        if by_budget
         else "interrupted"
         if stop.requested or statuses & {"interrupted", "stopped", "pending", "running"}
         else "failed"
