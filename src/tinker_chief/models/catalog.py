@@ -17,10 +17,14 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from tinker_chief.errors import ConfigurationError, ModelNotFoundError
 from tinker_chief.models import hf_cache, hf_files, hub, lineup
+
+if TYPE_CHECKING:
+    from tinker_cookbook.tokenizer_utils import Tokenizer
+    from transformers import PretrainedConfig
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 TINY_MODEL = "tiny-random-llama"
@@ -300,25 +304,25 @@ def model_files(name: str, *, trust_remote_code: bool = False) -> Path:
     return materialize_model(spec)
 
 
-def load_model_config(name: str, *, trust_remote_code: bool = False) -> dict[str, Any]:
+def load_model_config(name: str, *, trust_remote_code: bool = False) -> dict[str, object]:
     """The model's `config.json` as a dict (materializes built-ins on first use); a broken file is
     one error naming it (`hf_files`)."""
     return hf_files.read_config(model_files(name, trust_remote_code=trust_remote_code))
 
 
-def text_config(config: Any) -> Any:
+def text_config(config: PretrainedConfig) -> PretrainedConfig:
     """The language model's part of a `transformers` config (multimodal configs nest it)."""
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
-def mark_embeddings_untied(config: Any) -> None:
+def mark_embeddings_untied(config: PretrainedConfig) -> None:
     """Record that the output embedding is its own tensor, in the config and its text part, so
     `tie_weights()` does not re-tie it to the input embedding."""
     for part in {id(c): c for c in (config, text_config(config))}.values():
         part.tie_word_embeddings = False
 
 
-def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
+def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Tokenizer:
     """A `transformers` tokenizer for the model, loaded from local files only.
 
     Its files are checked first (`hf_files.check_tokenizer_files`: one error naming a broken
@@ -336,8 +340,10 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
     # (renderers read it).
     source = spec.name if spec.source == "cloud" else str(directory)
     try:
-        return AutoTokenizer.from_pretrained(source, **hf_files.offline(runs_code))
+        tokenizer = AutoTokenizer.from_pretrained(source, **hf_files.offline(runs_code))
     except Exception as exc:  # transformers raises many types for files it cannot read
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         cannot = f"cannot load the tokenizer of {spec.name} from {directory}"
         raise ModelNotFoundError(f"{cannot}: {first}") from None
+    # The cookbook's renderers and losses take any `transformers` tokenizer as its `Tokenizer`.
+    return cast("Tokenizer", tokenizer)

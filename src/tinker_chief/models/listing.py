@@ -7,7 +7,6 @@ import it back.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from tinker_chief.models.catalog import list_builtin_models, resolve_model
 from tinker_chief.models.lineup import cookbook_hidden_size, cookbook_lineup, cookbook_lora_per_rank, cookbook_lr
@@ -35,7 +34,7 @@ class ModelRow:
     lr_rule: str
     weights_here: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
