@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.errors import DataError
 from tinker_chief.jsonl import JsonlLine, parse_messages, read_jsonl_objects, require_str
@@ -25,7 +24,7 @@ class EvalSample:
     id: str
     messages: list[dict[str, str]]
     target: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, object] = field(default_factory=dict)
 
     @property
     def question(self) -> str:

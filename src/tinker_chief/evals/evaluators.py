@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
 from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
@@ -29,10 +29,14 @@ from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import summarize
 from tinker_chief.evals.scoring import grade_samples
 
+if TYPE_CHECKING:
+    import tinker
+    from tinker_cookbook.tokenizer_utils import Tokenizer
+
 
 def nll_data(
     conversations: list[list[dict[str, str]]], model_name: str, max_length: int | None = None
-) -> tuple[list[Any], Any]:
+) -> tuple[list[tinker.Datum], Tokenizer]:
     """Chats as datums weighted on assistant tokens (token-sum, not per-example mean), and the
     model's tokenizer (bits per byte needs it)."""
     from tinker_chief.models import conversation_datum, get_renderer, load_tokenizer, renderer_name_for
@@ -43,7 +47,9 @@ def nll_data(
     return data, tokenizer
 
 
-def nll_metrics(logprobs: list[Any], data: list[Any], tokenizer: Any, name: str) -> dict[str, float]:
+def nll_metrics(
+    logprobs: list[tinker.TensorData], data: list[tinker.Datum], tokenizer: Tokenizer, name: str
+) -> dict[str, float]:
     from tinker_cookbook.supervised.common import compute_bpb, compute_mean_nll
 
     weights = [d.loss_fn_inputs["weights"] for d in data]
@@ -57,7 +63,7 @@ def nll_metrics(logprobs: list[Any], data: list[Any], tokenizer: Any, name: str)
 class ConversationNLLEvaluator(TrainingClientEvaluator):
     """NLL and bits-per-byte of held-out conversations under the training client's weights."""
 
-    def __init__(self, data: list[Any], tokenizer: Any, name: str = "test") -> None:
+    def __init__(self, data: list[tinker.Datum], tokenizer: Tokenizer, name: str = "test") -> None:
         self.data, self.tokenizer, self.name = data, tokenizer, name
 
     @classmethod
@@ -72,7 +78,7 @@ class ConversationNLLEvaluator(TrainingClientEvaluator):
         data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
         return cls(data, tokenizer, name)
 
-    async def __call__(self, training_client: Any) -> dict[str, float]:
+    async def __call__(self, training_client: tinker.TrainingClient) -> dict[str, float]:
         result = await training_client.forward(self.data, loss_fn="cross_entropy")
         logprobs = [output["logprobs"] for output in result.loss_fn_outputs]
         return nll_metrics(logprobs, self.data, self.tokenizer, self.name)
@@ -104,7 +110,12 @@ class NLLScores:
     conversations: list[ConversationNLL]
 
 
-def _bpb_parts(logprobs: Any, weights: Any, targets: Any, tokenizer: Any) -> tuple[float, int]:
+def _bpb_parts(
+    logprobs: tinker.TensorData,
+    weights: tinker.TensorData,
+    targets: tinker.TensorData,
+    tokenizer: Tokenizer,
+) -> tuple[float, int]:
     """Nats and UTF-8 bytes of the tokens `compute_bpb` counts, for one conversation.
 
     Uses the cookbook's own (private) mask and byte counter rather than a copy, so the pooled
@@ -119,7 +130,9 @@ def _bpb_parts(logprobs: Any, weights: Any, targets: Any, tokenizer: Any) -> tup
     return nats, _counted_byte_count(ids, counted, tokenizer)
 
 
-def conversation_parts(logprobs: list[Any], data: list[Any], tokenizer: Any) -> list[ConversationNLL]:
+def conversation_parts(
+    logprobs: list[tinker.TensorData], data: list[tinker.Datum], tokenizer: Tokenizer
+) -> list[ConversationNLL]:
     parts = []
     for index, (lp, datum) in enumerate(zip(logprobs, data, strict=True), start=1):
         weights, targets = datum.loss_fn_inputs["weights"], datum.loss_fn_inputs["target_tokens"]
@@ -146,14 +159,18 @@ def nll_intervals(parts: Sequence[ConversationNLL], resamples: int = 1000, seed:
 class ScoredNLLEvaluator(SamplerNLLEvaluator):
     """The cookbook's `SamplerNLLEvaluator`, also returning per-conversation parts (`score`)."""
 
-    async def score(self, sampling_client: Any) -> NLLScores:
+    def __init__(self, data: list[tinker.Datum], tokenizer: Tokenizer, name: str = "test") -> None:
+        super().__init__(data, name=name, tokenizer=tokenizer)
+        self.tokenizer: Tokenizer = tokenizer  # always given: bits per byte are part of the score
+
+    async def score(self, sampling_client: tinker.SamplingClient) -> NLLScores:
         logprobs = await asyncio.gather(*(self._compute_logprobs(sampling_client, d) for d in self.data))
         return NLLScores(
             nll_metrics(list(logprobs), self.data, self.tokenizer, self.name),
             conversation_parts(list(logprobs), self.data, self.tokenizer),
         )
 
-    async def __call__(self, sampling_client: Any) -> dict[str, float]:
+    async def __call__(self, sampling_client: tinker.SamplingClient) -> dict[str, float]:
         return (await self.score(sampling_client)).metrics
 
 
@@ -162,7 +179,15 @@ def sampler_nll_evaluator(
 ) -> ScoredNLLEvaluator:
     """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
     data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
-    return ScoredNLLEvaluator(data, name=name, tokenizer=tokenizer)
+    return ScoredNLLEvaluator(data, tokenizer, name=name)
+
+
+class AccuracyOptions(TypedDict, total=False):
+    """`GenerativeAccuracyEvaluator`'s optional settings, as `from_jsonl` passes them on."""
+
+    settings: GenerationSettings | None
+    name: str
+    concurrency: int
 
 
 class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
@@ -184,16 +209,28 @@ class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
 
     @classmethod
     def from_jsonl(
-        cls, path: str | Path, base_model: str, grader: str = "exact", limit: int | None = None, **kwargs: Any
+        cls,
+        path: str | Path,
+        base_model: str,
+        grader: str = "exact",
+        limit: int | None = None,
+        **options: Unpack[AccuracyOptions],
     ) -> GenerativeAccuracyEvaluator:
-        return cls(load_samples(path, limit), base_model, grader, **kwargs)
+        return cls(load_samples(path, limit), base_model, grader, **options)
 
-    async def __call__(self, sampling_client: Any) -> dict[str, float]:
+    async def __call__(self, sampling_client: tinker.SamplingClient) -> dict[str, float]:
         from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
         tokenizer = load_tokenizer(self.base_model)
         renderer = get_renderer(renderer_name_for(self.base_model), tokenizer)
         sampler = ModelSampler(sampling_client, self.base_model, tokenizer, renderer, self.concurrency)
-        summary = summarize(await grade_samples(sampler, self.samples, self.grader, self.settings))
-        keys = ("accuracy", "n", "ci_low", "ci_high", "unscored", "errors")
-        return {f"{self.name}/{key}": float(summary[key]) for key in keys}
+        s = summarize(await grade_samples(sampler, self.samples, self.grader, self.settings))
+        reported = {
+            "accuracy": s["accuracy"],
+            "n": s["n"],
+            "ci_low": s["ci_low"],
+            "ci_high": s["ci_high"],
+            "unscored": s["unscored"],
+            "errors": s["errors"],
+        }
+        return {f"{self.name}/{key}": float(value) for key, value in reported.items()}

@@ -36,6 +36,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from tinker_chief.connection import Connection, choose_backend, open_connection
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.model_sampler import Generation, GenerationSettings, ModelSampler
+from tinker_chief.models import cookbook_messages
 
 DEFAULT_MAX_TOKENS = 512
 _connections: dict[tuple[str | None, str | None], Connection] = {}
@@ -124,7 +125,8 @@ class TinkerModelAPI(ModelAPI):
             num_samples=config.num_choices or 1,
             top_logprobs=(config.top_logprobs or 0) if config.logprobs else 0,
         )
-        prompt_tokens = sampler.renderer.build_generation_prompt(_message_dicts(input)).length
+        prompt = sampler.renderer.build_generation_prompt(cookbook_messages(_message_dicts(input)))
+        prompt_tokens = prompt.length
         choices = [self._choice(g, sampler, bool(config.logprobs)) for g in generations]
         output_tokens = sum(len(g.tokens) for g in generations)
         return ModelOutput(

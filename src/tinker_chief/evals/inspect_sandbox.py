@@ -24,13 +24,14 @@ import posixpath
 import shutil
 import subprocess
 from collections.abc import Iterable
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 import anyio
 from inspect_ai.util import (
     ExecResult,
     SandboxEnvironment,
     SandboxEnvironmentConfigType,
+    SandboxEnvironmentType,
     SandboxUserUnsupportedError,
     sandboxenv,
 )
@@ -150,7 +151,7 @@ def docker_available() -> bool:
     return probe.returncode == 0
 
 
-def code_sandbox(requested: Any) -> str | None:
+def code_sandbox(requested: SandboxEnvironmentType | None) -> str | None:
     """The sandbox to run a task with: None keeps the task's own; a Docker sandbox becomes `chief`
     when no Docker daemon answers, refused (EvalError) when bubblewrap is missing too."""
     kind = requested if isinstance(requested, str) else getattr(requested, "type", None)

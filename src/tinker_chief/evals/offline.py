@@ -14,7 +14,6 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.connection import BackendChoice, Connection, choose_backend, open_connection
 from tinker_chief.errors import ConfigurationError
@@ -49,12 +48,12 @@ class OfflineConfig:
 
 @dataclass
 class OfflineResult:
-    metrics: dict[str, Any]
+    metrics: dict[str, object]
     records: list[SampleRecord]
     records_path: Path
     elapsed_s: float
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {**self.metrics, "records": str(self.records_path), "elapsed_s": round(self.elapsed_s, 3)}
 
 

@@ -20,11 +20,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.hub_data import HubLoad, TaskData, cached_split, task_data
 from tinker_chief.evals.suite import EvalTask
+
+if TYPE_CHECKING:
+    from inspect_ai import Task
 
 PUBLISHED_PREFIX = "inspect_evals/"
 
@@ -33,10 +36,10 @@ PUBLISHED_PREFIX = "inspect_evals/"
 class ResolvedTask:
     """What `inspect eval` runs for a suite task, and what to record about its data."""
 
-    task: Any  # a Task built by Inspect's registry, or a task name
-    task_args: dict[str, Any] = field(default_factory=dict)
+    task: str | Task  # a Task built by Inspect's registry, or a task name
+    task_args: dict[str, object] = field(default_factory=dict)
     sandbox: str | None = None
-    dataset: list[dict[str, Any]] = field(default_factory=list)
+    dataset: list[dict[str, object]] = field(default_factory=list)
 
 
 def hub_offline() -> bool:
@@ -52,7 +55,7 @@ def stage_hint(data: TaskData, load: HubLoad | None = None) -> str:
     return f"chief benchmarks stage {data.task.removeprefix(PUBLISHED_PREFIX)} --from FILE{split}"
 
 
-def published_task_args(ref: str, shots: int | None) -> dict[str, Any]:
+def published_task_args(ref: str, shots: int | None) -> dict[str, object]:
     """The suite's `shots` as the task's `fewshot` argument, where the task takes one."""
     from inspect_ai._util.registry import registry_info, registry_lookup
 
@@ -66,9 +69,9 @@ def published_task_args(ref: str, shots: int | None) -> dict[str, Any]:
     return {"fewshot": shots} if shots is not None and "fewshot" in params else {}
 
 
-def data_records(data: TaskData) -> list[dict[str, Any]]:
+def data_records(data: TaskData) -> list[dict[str, object]]:
     """Per hub split: revision and where the rows are (staged file, hub cache, or the hub)."""
-    records = []
+    records: list[dict[str, object]] = []
     for load in data.loads:
         cached = cached_split(load)
         origin = "hub" if cached is None else ("staged" if cached.staged_from else "hub cache")

@@ -16,24 +16,17 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, EvalError, ModelNotFoundError
 from tinker_chief.evals.cache import TaskCache
 from tinker_chief.evals.suite import EvalSuite, EvalTask
-from tinker_chief.evals.tasks import TaskContext, TaskOutcome, run_task
+from tinker_chief.evals.tasks import ProgressSink, TaskContext, TaskOutcome, run_task
 from tinker_chief.paths import ProjectPaths
 
-
-class ProgressSink(Protocol):
-    """What the runner reports progress to (the CLI draws rich progress bars)."""
-
-    def start(self, task: str, total: int, done: int) -> None: ...
-
-    def advance(self, task: str, n: int = 1) -> None: ...
-
-    def finish(self, task: str, outcome: TaskOutcome) -> None: ...
+if TYPE_CHECKING:
+    from tinker_chief.registry import Registry
 
 
 class _Silent:
@@ -56,7 +49,7 @@ class SuiteRunResult:
     def failed(self) -> list[TaskOutcome]:
         return [t for t in self.tasks if t.error is not None]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {
             "model": self.model,
             "model_ref": self.model_ref,
@@ -81,7 +74,7 @@ def adhoc_name(model: str) -> str:
     return ("base/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(model).name).strip("-"))[:120]
 
 
-def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
+def resolve_model(model: str, registry: Registry | None) -> ResolvedModel:
     """A registry ref (name, name:vN, tinker:// path), else a tinker:// path / base model name.
 
     A model evaluated before without being registered is found under its `adhoc_name`.
@@ -98,7 +91,7 @@ def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
     return ResolvedModel(model, None)
 
 
-def _refuse_deleted_weights(registry: Any, ref: str) -> None:
+def _refuse_deleted_weights(registry: Registry, ref: str) -> None:
     """A version whose weights `chief registry gc` deleted cannot be sampled: say so up front."""
     weights = registry.weights(ref)
     if weights is not None and weights.deleted_at:
@@ -108,7 +101,7 @@ def _refuse_deleted_weights(registry: Any, ref: str) -> None:
         )
 
 
-def register_unknown(registry: Any, model: str, base_model: str, backend: str) -> str:
+def register_unknown(registry: Registry, model: str, base_model: str, backend: str) -> str:
     """Register a model evaluated before it was registered, so its results have an owner."""
     if model.startswith("tinker://"):
         record = registry.register_model(
@@ -132,7 +125,7 @@ def run_suite(
     connection: Connection,
     *,
     project_dir: Path = Path("."),
-    registry: Any | None = None,
+    registry: Registry | None = None,
     tasks: list[str] | None = None,
     progress: ProgressSink | None = None,
     concurrency: int = 16,
@@ -198,7 +191,8 @@ def _set_aside_unscored(outcome: TaskOutcome) -> None:
     why = _why_not_scored(outcome)
     for name in unscored:
         del outcome.metrics[name]
-    outcome.settings[NOT_SCORED] = {**outcome.settings.get(NOT_SCORED, {}), **{n: why for n in unscored}}
+    earlier = outcome.settings.get(NOT_SCORED)
+    outcome.settings[NOT_SCORED] = {**(earlier if isinstance(earlier, dict) else {}), **{n: why for n in unscored}}
 
 
 def _why_not_scored(outcome: TaskOutcome) -> str:
@@ -216,7 +210,7 @@ def _why_not_scored(outcome: TaskOutcome) -> str:
 
 
 def _record(
-    registry: Any,
+    registry: Registry,
     result: SuiteRunResult,
     suite: EvalSuite,
     task: EvalTask,

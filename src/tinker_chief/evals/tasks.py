@@ -14,9 +14,10 @@ import asyncio
 import dataclasses
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ConfigurationError, EvalError
@@ -24,13 +25,26 @@ from tinker_chief.evals.cache import TaskCache
 from tinker_chief.evals.eval_samples import EvalSample, load_samples
 from tinker_chief.evals.graders import grader_needs_judge, make_grader
 from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
-from tinker_chief.evals.records import SampleRecord, outcomes_by_id, summarize
+from tinker_chief.evals.records import Metric, SampleRecord, outcomes_by_id, summarize
 from tinker_chief.evals.scoring import grade_samples
 from tinker_chief.evals.suite import EvalTask
 from tinker_chief.evals.usage import TokenUsage
 from tinker_chief.paths import ProjectPaths
 
+if TYPE_CHECKING:
+    from tinker_chief.evals.intervals import Interval
+
 COT_INSTRUCTION = "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
+
+
+class ProgressSink(Protocol):
+    """What the runner reports progress to (the CLI draws rich progress bars)."""
+
+    def start(self, task: str, total: int, done: int) -> None: ...
+
+    def advance(self, task: str, n: int = 1) -> None: ...
+
+    def finish(self, task: str, outcome: TaskOutcome) -> None: ...
 
 
 @dataclass
@@ -39,7 +53,7 @@ class TaskContext:
     connection: Connection
     project_dir: Path
     concurrency: int
-    progress: Any
+    progress: ProgressSink
     usage: TokenUsage = field(default_factory=TokenUsage)  # every sampler of one task counts here
 
 
@@ -47,9 +61,9 @@ class TaskContext:
 class TaskOutcome:
     task: str
     kind: str
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
     samples: dict[str, float] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
     base_model: str | None = None
     log_location: str | None = None
     binary: bool = True
@@ -61,17 +75,18 @@ class TaskOutcome:
     tokens: dict[str, int] = field(default_factory=dict)  # prefill/tokens, sample/tokens this task used
     seconds: float | None = None  # wall time of the invocation that ran it
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> TaskOutcome:
+        """An outcome from its JSON (`cache.py`'s done file; unchecked, as chief wrote it)."""
         return cls(**{k: v for k, v in value.items() if k in cls.__dataclass_fields__})
 
 
 def metric(
     value: float, ci_low: float | None = None, ci_high: float | None = None, n: int | None = None
-) -> dict[str, Any]:
+) -> Metric:
     return {"value": value, "ci_low": ci_low, "ci_high": ci_high, "n": n}
 
 
@@ -105,12 +120,16 @@ def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSampl
     return out
 
 
+Item = TypeVar("Item")
+RecordSink = Callable[[SampleRecord], None]
+
+
 async def _graded(
     task: EvalTask,
     context: TaskContext,
     cache: TaskCache,
-    pending: list[Any],
-    runner: Any,
+    pending: list[Item],
+    runner: Callable[[ModelSampler, list[Item], RecordSink], Awaitable[list[SampleRecord]]],
     done: dict[str, SampleRecord],
 ) -> tuple[list[SampleRecord], str]:
     """Run `runner(sampler, pending, on_record)` with progress and caching; all records in order."""
@@ -125,7 +144,7 @@ async def _graded(
     return [*done.values(), *fresh], sampler.base_model
 
 
-def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, dict[str, Any]]:
+def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, Metric]:
     s = summarize(records)
     return {
         "accuracy": metric(s["accuracy"], s["ci_low"], s["ci_high"], s["n"]),
@@ -143,7 +162,9 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
     done = {k: v for k, v in cache.finished_records().items() if k in {s.id for s in samples}}
     pending = [s for s in samples if s.id not in done]
 
-    async def runner(sampler, items, on_record):
+    async def runner(
+        sampler: ModelSampler, items: list[EvalSample], on_record: RecordSink
+    ) -> list[SampleRecord]:
         return await grade_samples(sampler, items, grader, settings, on_record)
 
     records, base = await _graded(task, context, cache, pending, runner, done)
@@ -158,7 +179,14 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
 
 
 async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
-    from tinker_chief.evals.safety import RefusalJudge, limit_per_category, safety_metrics, safety_prompts
+    from tinker_chief.evals.safety import (
+        RefusalJudge,
+        SafetyPrompt,
+        limit_per_category,
+        safety_metrics,
+        safety_prompts,
+        unscored_replies,
+    )
     from tinker_chief.evals.safety.run import run_safety
 
     prompts = limit_per_category(safety_prompts(), task.settings.limit)
@@ -166,14 +194,16 @@ async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) ->
     settings = generation_settings(task)
     done = {k: v for k, v in cache.finished_records().items() if k in {p.id for p in prompts}}
 
-    async def runner(sampler, items, on_record):
+    async def runner(
+        sampler: ModelSampler, items: list[SafetyPrompt], on_record: RecordSink
+    ) -> list[SampleRecord]:
         return await run_safety(sampler, settings, judge, items, on_record)
 
     records, base = await _graded(task, context, cache, [p for p in prompts if p.id not in done], runner, done)
     raw = safety_metrics(records)
     metrics = {k: metric(v["value"], v["ci_low"], v["ci_high"], v["n"]) for k, v in raw.items() if isinstance(v, dict)}
     metrics.update(_accuracy_metrics(records))
-    metrics["unscored"] = metric(raw["unscored"])
+    metrics["unscored"] = metric(unscored_replies(records))
     return _outcome(
         task,
         records,
@@ -192,6 +222,7 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     therefore pairs them with its bootstrap, which tests the Brier headline itself.
     """
     from tinker_chief.evals.calibration import (
+        MCQuestion,
         calibration_intervals,
         calibration_metrics,
         load_questions,
@@ -202,7 +233,9 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     questions = load_questions(_data_path(task, context) if task.data else None)[: task.settings.limit]
     done = {k: v for k, v in cache.finished_records().items() if k in {q.id for q in questions}}
 
-    async def runner(sampler, items, on_record):
+    async def runner(
+        sampler: ModelSampler, items: list[MCQuestion], on_record: RecordSink
+    ) -> list[SampleRecord]:
         return await run_calibration(sampler, items, on_record)
 
     records, base = await _graded(task, context, cache, [q for q in questions if q.id not in done], runner, done)
@@ -229,7 +262,7 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     )
 
 
-def _interval_metrics(intervals: dict[str, Any], n: int) -> dict[str, dict[str, Any]]:
+def _interval_metrics(intervals: dict[str, Interval], n: int) -> dict[str, Metric]:
     return {name: metric(i.value, i.low, i.high, n) for name, i in intervals.items()}
 
 
@@ -271,9 +304,9 @@ def _outcome(
     task: EvalTask,
     records: list[SampleRecord],
     base_model: str,
-    metrics: dict[str, Any],
+    metrics: dict[str, Metric],
     reused: int,
-    settings: dict[str, Any],
+    settings: dict[str, object],
     scores: dict[str, float] | None = None,
 ) -> TaskOutcome:
     """Per-sample outcomes are the records' pass/fail, or `scores` when the task has its own."""
@@ -298,7 +331,7 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
     context.progress.start(task.name, 1, 0)
     resolved = inspect_task_for(task, context.project_dir)
     conn = context.connection
-    model_args = {"engine_api_key": conn.api_key} if conn.base_url else {}
+    model_args: dict[str, object] = {"engine_api_key": conn.api_key} if conn.base_url else {}
     s = task.settings
     # A Task built from the registry already holds its arguments; a name takes them here.
     task_args = resolved.task_args if isinstance(resolved.task, str) else {}

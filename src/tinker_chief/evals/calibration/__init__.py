@@ -85,11 +85,12 @@ async def score_question(sampler: ModelSampler, question: MCQuestion) -> SampleR
 
 
 def scored_from_records(records: list[SampleRecord]) -> list[ScoredQuestion]:
-    return [
-        ScoredQuestion(r.id, r.extra["probabilities"], LETTERS.index(r.target))
-        for r in records
-        if r.error is None and "probabilities" in r.extra
-    ]
+    scored = []
+    for record in records:
+        probabilities = record.extra.get("probabilities")
+        if record.error is None and isinstance(probabilities, list):
+            scored.append(ScoredQuestion(record.id, probabilities, LETTERS.index(record.target)))
+    return scored
 
 
 async def run_calibration(

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Literal
 
 from tinker_chief.evals.eval_samples import EvalSample
-from tinker_chief.evals.safety.refusals import RefusalJudge, is_refusal, safety_metrics
+from tinker_chief.evals.safety.refusals import RefusalJudge, is_refusal, safety_metrics, unscored_replies
 from tinker_chief.jsonl import read_jsonl_objects, require_str
 
 Category = Literal["harmful", "jailbreak", "benign"]
@@ -94,4 +94,5 @@ __all__ = [
     "limit_per_category",
     "safety_metrics",
     "safety_prompts",
+    "unscored_replies",
 ]
