@@ -30,8 +30,13 @@ def trains_output_embedding(model: PreTrainedModel, config: PeftConfig) -> bool:
     name = next(n for n, module in model.named_modules() if module is output)
     modules = getattr(config, "target_modules", None)
     targets = [modules] if isinstance(modules, str) else list(modules or [])
-    targets += [str(p).removesuffix(".weight") for p in getattr(config, "target_parameters", None) or []]
-    return any(t == name or str(t).endswith(f".{name}") or str(t) == name.rsplit(".", 1)[-1] for t in targets)
+    targets += [
+        str(p).removesuffix(".weight") for p in getattr(config, "target_parameters", None) or []
+    ]
+    return any(
+        t == name or str(t).endswith(f".{name}") or str(t) == name.rsplit(".", 1)[-1]
+        for t in targets
+    )
 
 
 def untie_output_embedding(model: PreTrainedModel) -> None:
@@ -45,14 +50,18 @@ def untie_output_embedding(model: PreTrainedModel) -> None:
     mark_embeddings_untied(model.config)
 
 
-def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path, *, max_shard_size: str = "5GB") -> None:
+def merge_adapter(
+    base_dir: Path, adapter_dir: Path, out_dir: Path, *, max_shard_size: str = "5GB"
+) -> None:
     """Write `out_dir` (existing, empty): the base in `base_dir` with the adapter in `adapter_dir`
     merged in, as a Hugging Face model directory with the base's tokenizer."""
     import torch
     from peft import PeftConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32, **hf_files.offline())
+    model = AutoModelForCausalLM.from_pretrained(
+        str(base_dir), dtype=torch.float32, **hf_files.offline()
+    )
     model.eval().requires_grad_(False)
     if trains_output_embedding(model, PeftConfig.from_pretrained(str(adapter_dir))):
         untie_output_embedding(model)

@@ -35,7 +35,9 @@ def _ensure_registered() -> None:
     from tinker_cookbook import renderers
     from tinker_cookbook.renderers.qwen3 import Qwen3InstructRenderer
 
-    def chatml(tokenizer: Tokenizer, image_processor: ImageProcessor | None = None) -> Qwen3InstructRenderer:
+    def chatml(
+        tokenizer: Tokenizer, image_processor: ImageProcessor | None = None
+    ) -> Qwen3InstructRenderer:
         return Qwen3InstructRenderer(tokenizer)
 
     if not renderers.is_renderer_registered(CHATML):
