@@ -39,11 +39,19 @@ def nll_data(
 ) -> tuple[list[tinker.Datum], Tokenizer]:
     """Chats as datums weighted on assistant tokens (token-sum, not per-example mean), and the
     model's tokenizer (bits per byte needs it)."""
-    from tinker_chief.models import conversation_datum, get_renderer, load_tokenizer, renderer_name_for
+    from tinker_chief.models import (
+        conversation_datum,
+        get_renderer,
+        load_tokenizer,
+        renderer_name_for,
+    )
 
     tokenizer = load_tokenizer(model_name)
     renderer = get_renderer(renderer_name_for(model_name), tokenizer)
-    data = [conversation_datum(c, renderer, max_length, "all_assistant_messages", "none") for c in conversations]
+    data = [
+        conversation_datum(c, renderer, max_length, "all_assistant_messages", "none")
+        for c in conversations
+    ]
     return data, tokenizer
 
 
@@ -121,11 +129,18 @@ def _bpb_parts(
     Uses the cookbook's own (private) mask and byte counter rather than a copy, so the pooled
     ratio of these parts is `compute_bpb` exactly (tests/evals checks it).
     """
-    from tinker_cookbook.supervised.common import _counted_byte_count, _is_special_token, _special_token_ids
+    from tinker_cookbook.supervised.common import (
+        _counted_byte_count,
+        _is_special_token,
+        _special_token_ids,
+    )
 
     special = _special_token_ids(tokenizer)
     ids = [int(t) for t in targets.data]
-    counted = [w > 0 and not _is_special_token(t, tokenizer, special) for w, t in zip(weights.data, ids, strict=True)]
+    counted = [
+        w > 0 and not _is_special_token(t, tokenizer, special)
+        for w, t in zip(weights.data, ids, strict=True)
+    ]
     nats = -sum(float(lp) for lp, keep in zip(logprobs.data, counted, strict=True) if keep)
     return nats, _counted_byte_count(ids, counted, tokenizer)
 
@@ -147,11 +162,15 @@ def pooled_nll(parts: Sequence[ConversationNLL]) -> dict[str, float]:
     tokens, n_bytes = sum(p.tokens for p in parts), sum(p.bytes for p in parts)
     return {
         "nll": sum(p.nats for p in parts) / tokens if tokens else float("nan"),
-        "bpb": sum(p.bpb_nats for p in parts) / (math.log(2) * n_bytes) if n_bytes else float("nan"),
+        "bpb": sum(p.bpb_nats for p in parts) / (math.log(2) * n_bytes)
+        if n_bytes
+        else float("nan"),
     }
 
 
-def nll_intervals(parts: Sequence[ConversationNLL], resamples: int = 1000, seed: int = 0) -> dict[str, Interval]:
+def nll_intervals(
+    parts: Sequence[ConversationNLL], resamples: int = 1000, seed: int = 0
+) -> dict[str, Interval]:
     """95% bootstrap intervals of the pooled nll and bpb, resampling whole conversations."""
     return bootstrap(parts, pooled_nll, resamples, seed)
 
@@ -164,7 +183,9 @@ class ScoredNLLEvaluator(SamplerNLLEvaluator):
         self.tokenizer: Tokenizer = tokenizer  # always given: bits per byte are part of the score
 
     async def score(self, sampling_client: tinker.SamplingClient) -> NLLScores:
-        logprobs = await asyncio.gather(*(self._compute_logprobs(sampling_client, d) for d in self.data))
+        logprobs = await asyncio.gather(
+            *(self._compute_logprobs(sampling_client, d) for d in self.data)
+        )
         return NLLScores(
             nll_metrics(list(logprobs), self.data, self.tokenizer, self.name),
             conversation_parts(list(logprobs), self.data, self.tokenizer),
@@ -175,7 +196,11 @@ class ScoredNLLEvaluator(SamplerNLLEvaluator):
 
 
 def sampler_nll_evaluator(
-    path: str | Path, model_name: str, name: str = "test", limit: int | None = None, max_length: int | None = None
+    path: str | Path,
+    model_name: str,
+    name: str = "test",
+    limit: int | None = None,
+    max_length: int | None = None,
 ) -> ScoredNLLEvaluator:
     """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
     data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
@@ -223,7 +248,9 @@ class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
 
         tokenizer = load_tokenizer(self.base_model)
         renderer = get_renderer(renderer_name_for(self.base_model), tokenizer)
-        sampler = ModelSampler(sampling_client, self.base_model, tokenizer, renderer, self.concurrency)
+        sampler = ModelSampler(
+            sampling_client, self.base_model, tokenizer, renderer, self.concurrency
+        )
         s = summarize(await grade_samples(sampler, self.samples, self.grader, self.settings))
         reported = {
             "accuracy": s["accuracy"],

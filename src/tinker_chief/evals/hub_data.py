@@ -1,4 +1,4 @@
-"""The data of published Inspect Evals tasks: which hub datasets they load, and staging them offline.
+"""The data of published Inspect Evals tasks: the hub datasets they load, and staging them offline.
 
 Inspect Evals tasks load their rows with `datasets.load_dataset(path, name, data_dir, split,
 revision=<pinned commit>)`. `task_data()` finds those calls by building the installed task with
@@ -66,7 +66,9 @@ class HubLoad:
         import datasets
 
         kwargs = {"data_dir": self.data_dir} if self.data_dir else {}
-        return str(datasets.BuilderConfig(self.name or "default").create_config_id(config_kwargs=kwargs))
+        return str(
+            datasets.BuilderConfig(self.name or "default").create_config_id(config_kwargs=kwargs)
+        )
 
     def describe(self) -> str:
         config = self.name or (f"data_dir={self.data_dir}" if self.data_dir else "default")
@@ -84,7 +86,8 @@ class HubLoad:
 
 @dataclass(frozen=True)
 class TaskData:
-    """What a published task loads; `loads` is empty and `reason` says why when it is not stageable."""
+    """What a published task loads; `loads` is empty, and `reason` says why, when it is not
+    stageable."""
 
     task: str
     loads: tuple[HubLoad, ...]
@@ -207,15 +210,20 @@ def cached_split(load: HubLoad) -> CachedSplit | None:
     info = json.loads((newest / "dataset_info.json").read_text(encoding="utf-8"))
     rows = int((info.get("splits") or {}).get(load.split, {}).get("num_examples", 0))
     stamp = newest / STAMP
-    staged = json.loads(stamp.read_text(encoding="utf-8")).get(load.split) if stamp.is_file() else None
-    return CachedSplit(rows, staged["revision"] if staged else None, staged["source"] if staged else None, newest)
+    staged = (
+        json.loads(stamp.read_text(encoding="utf-8")).get(load.split) if stamp.is_file() else None
+    )
+    return CachedSplit(
+        rows, staged["revision"] if staged else None, staged["source"] if staged else None, newest
+    )
 
 
 # -- staging ---------------------------------------------------------------------------------
 
 
 def pick_load(data: TaskData, split: str | None) -> HubLoad:
-    """The load a staged file fills: `split` if given, else the last (the task's evaluation data)."""
+    """The load a staged file fills: `split` if given, else the last (the task's evaluation
+    data)."""
     if not data.loads:
         raise EvalError(f"`{data.task}` cannot be staged: {data.reason}")
     if split is None:
@@ -223,13 +231,17 @@ def pick_load(data: TaskData, split: str | None) -> HubLoad:
     matches = [load for load in data.loads if load.split == split]
     if not matches:
         raise EvalError(
-            f"`{data.task}` loads no split `{split}`; it loads {', '.join(load.describe() for load in data.loads)}"
+            f"`{data.task}` loads no split `{split}`; "
+            f"it loads {', '.join(load.describe() for load in data.loads)}"
         )
     return matches[-1]
 
 
 def stage(
-    data: TaskData, source: Path, split: str | None = None, rows: list[dict[str, object]] | None = None
+    data: TaskData,
+    source: Path,
+    split: str | None = None,
+    rows: list[dict[str, object]] | None = None,
 ) -> CachedSplit:
     """Check `source`'s rows (`rows`, when already read by `read_rows`) and write them into the
     datasets cache for `data`'s split. Nothing is written unless every row is accepted."""
@@ -274,7 +286,11 @@ def _write_split(table: datasets.Dataset, target: Path, load: HubLoad) -> None:
     from datasets.arrow_writer import ArrowWriter
 
     info_path = target / "dataset_info.json"
-    info = datasets.DatasetInfo.from_directory(str(target)) if info_path.is_file() else datasets.DatasetInfo()
+    info = (
+        datasets.DatasetInfo.from_directory(str(target))
+        if info_path.is_file()
+        else datasets.DatasetInfo()
+    )
     others = [name for name in (info.splits or {}) if name != load.split]
     if others and info.features is not None and set(info.features) != set(table.features):
         raise DataError(
@@ -305,9 +321,15 @@ def _write_split(table: datasets.Dataset, target: Path, load: HubLoad) -> None:
 def source_kind(source: Path) -> str:
     """`.jsonl`, `.json`, `.csv` or `.parquet`: what `source` holds (under an optional `.gz`)."""
     suffixes = [s.lower() for s in source.suffixes]
-    kind = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    kind = (
+        suffixes[-2]
+        if suffixes[-1:] == [".gz"] and len(suffixes) > 1
+        else (suffixes[-1] if suffixes else "")
+    )
     if kind not in (".jsonl", ".json", ".csv", ".parquet"):
-        raise DataError(f"{source}: expected a .jsonl, .json, .csv or .parquet file (optionally .gz)")
+        raise DataError(
+            f"{source}: expected a .jsonl, .json, .csv or .parquet file (optionally .gz)"
+        )
     return kind
 
 
@@ -398,7 +420,13 @@ def _kind(value: object) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
-    return "list" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__
+    return (
+        "list"
+        if isinstance(value, list)
+        else "object"
+        if isinstance(value, dict)
+        else type(value).__name__
+    )
 
 
 def _deeper_than(value: object, levels: int) -> bool:
@@ -420,7 +448,8 @@ def check_rows(rows: list[dict[str, object]], source: Path, load: HubLoad) -> No
         missing = [name for name in kinds if name not in row]
         if missing:
             raise DataError(
-                f"{source} row {number}: field `{missing[0]}` is missing (the first row has {', '.join(kinds)})"
+                f"{source} row {number}: field `{missing[0]}` is missing "
+                f"(the first row has {', '.join(kinds)})"
             )
         extra = [name for name in row if name not in kinds]
         if extra:
@@ -434,7 +463,8 @@ def check_rows(rows: list[dict[str, object]], source: Path, load: HubLoad) -> No
                 kinds[name] = kind
             elif kind not in ("null", kinds[name]):
                 raise DataError(
-                    f"{source} row {number}: field `{name}` is a {kind}, expected a {kinds[name]} as in the rows before"
+                    f"{source} row {number}: field `{name}` is a {kind}, "
+                    f"expected a {kinds[name]} as in the rows before"
                 )
         _check_mapping(row, number, source, load)
 

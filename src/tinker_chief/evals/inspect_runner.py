@@ -34,7 +34,8 @@ class InspectResult:
     log_path: str
     scorer: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
-    tokens: dict[str, int] = field(default_factory=dict)  # prefill/tokens, sample/tokens from the log's usage
+    # prefill/tokens, sample/tokens from the log's usage
+    tokens: dict[str, int] = field(default_factory=dict)
 
     def headline(self) -> tuple[str, float] | None:
         for name in ("accuracy", "mean"):
@@ -55,7 +56,10 @@ def result_from_log(log: EvalLog) -> InspectResult:
     location = str(getattr(log, "location", "") or "")
     if log.status != "success":
         message = getattr(getattr(log, "error", None), "message", None) or "no error message"
-        raise EvalError(f"inspect task `{log.eval.task}` ended with status `{log.status}`: {message} (log: {location})")
+        raise EvalError(
+            f"inspect task `{log.eval.task}` ended with status `{log.status}`: {message} "
+            f"(log: {location})"
+        )
     scores = log.results.scores if log.results else []
     first = scores[0] if scores else None
     metrics = {name: float(m.value) for name, m in (first.metrics.items() if first else [])}
@@ -88,7 +92,10 @@ def _tokens(log: EvalLog) -> dict[str, int]:
     from tinker_chief.evals.usage import PREFILL_KEY, SAMPLE_KEY
 
     usage = list((getattr(getattr(log, "stats", None), "model_usage", None) or {}).values())
-    return {PREFILL_KEY: sum(u.input_tokens for u in usage), SAMPLE_KEY: sum(u.output_tokens for u in usage)}
+    return {
+        PREFILL_KEY: sum(u.input_tokens for u in usage),
+        SAMPLE_KEY: sum(u.output_tokens for u in usage),
+    }
 
 
 def read_inspect_log(path: str | Path) -> InspectResult:
@@ -115,9 +122,11 @@ def run_inspect_task(
     """Evaluate one task (name, path@task or Task) on `tinker/<model>` and return its result."""
     from inspect_ai import eval as inspect_eval
 
-    import tinker_chief.evals._inspect_registry  # noqa: F401  (provider registered even without entry points)
+    # The provider is registered even without entry points.
+    import tinker_chief.evals._inspect_registry  # noqa: F401
 
-    with contextlib.redirect_stdout(sys.stderr):  # tasks' loaders print progress; stdout may carry --json
+    # Tasks' loaders print progress; stdout may carry --json.
+    with contextlib.redirect_stdout(sys.stderr):
         logs = inspect_eval(
             task,
             model=f"tinker/{model}",

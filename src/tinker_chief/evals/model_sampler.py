@@ -83,7 +83,8 @@ class ModelSampler:
         model: str | None = None,
         usage: TokenUsage | None = None,
     ) -> None:
-        self.usage = usage or TokenUsage()  # every prompt prefilled and token sampled through this handle
+        # every prompt prefilled and token sampled through this handle
+        self.usage = usage or TokenUsage()
         self.client = metered(sampling_client, self.usage)
         self.base_model = base_model
         self.model = model or base_model
@@ -136,7 +137,8 @@ class ModelSampler:
         num_samples: int = 1,
         top_logprobs: int = 0,
     ) -> list[Generation]:
-        """Sample `num_samples` answers; `top_logprobs` > 0 asks for that many alternatives per token."""
+        """Sample `num_samples` answers; `top_logprobs` > 0 asks for that many alternatives per
+        token."""
         settings = settings or self.default_settings
         prompt = self.renderer.build_generation_prompt(cookbook_messages(messages))
         async with self._semaphore:
@@ -172,7 +174,9 @@ class ModelSampler:
         """`TextGenerator` protocol: one greedy answer (used when this model judges)."""
         return (await self.generate(messages, GenerationSettings(max_tokens=max_tokens)))[0].text
 
-    async def continuation_logprob(self, messages: list[dict[str, str]], continuation: str) -> float:
+    async def continuation_logprob(
+        self, messages: list[dict[str, str]], continuation: str
+    ) -> float:
         """log P(continuation | rendered prompt), via `compute_logprobs` on prompt+continuation."""
         prompt_tokens = self.renderer.build_generation_prompt(cookbook_messages(messages)).to_ints()
         cont_tokens = self.tokenizer.encode(continuation, add_special_tokens=False)
@@ -191,7 +195,9 @@ class ModelSampler:
             raise EvalError(f"`{self.model}` returned no logprob for part of {continuation!r}")
         return float(sum(tail))
 
-    async def option_probabilities(self, messages: list[dict[str, str]], options: list[str]) -> list[float]:
+    async def option_probabilities(
+        self, messages: list[dict[str, str]], options: list[str]
+    ) -> list[float]:
         """Softmax over the options' continuation logprobs: the model's confidence in each."""
         scores = await asyncio.gather(*(self.continuation_logprob(messages, o) for o in options))
         top = max(scores)

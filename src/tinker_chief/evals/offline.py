@@ -54,7 +54,11 @@ class OfflineResult:
     elapsed_s: float
 
     def as_json(self) -> dict[str, object]:
-        return {**self.metrics, "records": str(self.records_path), "elapsed_s": round(self.elapsed_s, 3)}
+        return {
+            **self.metrics,
+            "records": str(self.records_path),
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
 
 
 def default_output_dir(model: str, data: Path) -> Path:
@@ -107,7 +111,9 @@ def run_offline(
     """Validate the data first (no engine start for a bad file), then connect and run. `choice`:
     where to go (default: `choose_backend()`, the environment's choice)."""
     load_samples(config.data, config.limit)
-    make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(config.grader)
+    make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(
+        config.grader
+    )
     with open_connection(
         choice or choose_backend(),
         state_dir=state_dir,
@@ -120,5 +126,7 @@ def run_offline(
 class _PlaceholderJudge:
     """Lets grader options be validated before any model is opened."""
 
-    async def generate_text(self, messages: list[dict[str, str]], max_tokens: int = 256) -> str:  # pragma: no cover
+    async def generate_text(
+        self, messages: list[dict[str, str]], max_tokens: int = 256
+    ) -> str:  # pragma: no cover
         raise NotImplementedError

@@ -51,7 +51,11 @@ def hub_offline() -> bool:
 
 def stage_hint(data: TaskData, load: HubLoad | None = None) -> str:
     """The command that stages `load` (default: the split the task evaluates on)."""
-    split = f" --split {load.split}" if load is not None and data.loads and load != data.loads[-1] else ""
+    split = (
+        f" --split {load.split}"
+        if load is not None and data.loads and load != data.loads[-1]
+        else ""
+    )
     return f"chief benchmarks stage {data.task.removeprefix(PUBLISHED_PREFIX)} --from FILE{split}"
 
 
@@ -106,13 +110,15 @@ def resolve_published(ref: str, shots: int | None = None) -> ResolvedTask:
     data = task_data(ref, task_args)
     check_reachable(data)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # `datasets` and Inspect print progress on stdout
+        # `datasets` and Inspect print progress on stdout
+        with contextlib.redirect_stdout(sys.stderr):
             built = task_create(ref, **task_args)
     except Exception as error:  # noqa: BLE001 - the published task's own failure, in one line
         lines = str(error).strip().splitlines()
         hint = f"; offline, stage its data: `{stage_hint(data)}`" if data.loads else ""
         raise EvalError(
-            f"benchmark `{ref}` could not load its data ({type(error).__name__}: {lines[0] if lines else ''}){hint}"
+            f"benchmark `{ref}` could not load its data "
+            f"({type(error).__name__}: {lines[0] if lines else ''}){hint}"
         ) from None
     return ResolvedTask(built, task_args, code_sandbox(built.sandbox), data_records(data))
 

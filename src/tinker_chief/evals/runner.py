@@ -70,7 +70,10 @@ class ResolvedModel:
 def adhoc_name(model: str) -> str:
     """The registry name under which an unregistered model's results are kept."""
     if model.startswith("tinker://"):
-        return ("checkpoint/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", model.removeprefix("tinker://")).strip("-"))[:120]
+        return (
+            "checkpoint/"
+            + re.sub(r"[^A-Za-z0-9_.\-]+", "-", model.removeprefix("tinker://")).strip("-")
+        )[:120]
     return ("base/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(model).name).strip("-"))[:120]
 
 
@@ -114,7 +117,11 @@ def register_unknown(registry: Registry, model: str, base_model: str, backend: s
         )
     else:
         record = registry.register_model(
-            adhoc_name(model), base_model=base_model, recipe="base", backend=backend, display_name=f"base model {model}"
+            adhoc_name(model),
+            base_model=base_model,
+            recipe="base",
+            backend=backend,
+            display_name=f"base model {model}",
         )
     return record.ref
 
@@ -159,7 +166,9 @@ def _choose_tasks(suite: EvalSuite, names: list[str] | None) -> list[EvalTask]:
     known = {t.name for t in suite.tasks}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise EvalError(f"suite `{suite.name}` has no task(s) {unknown}; it has: {', '.join(sorted(known))}")
+        raise EvalError(
+            f"suite `{suite.name}` has no task(s) {unknown}; it has: {', '.join(sorted(known))}"
+        )
     return [suite.task(n) for n in names]
 
 
@@ -178,7 +187,8 @@ def _run_cached(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskO
 
 
 def _set_aside_unscored(outcome: TaskOutcome) -> None:
-    """Move metrics without a finite value (no sample scored) to `settings["not_scored"]`, with why."""
+    """Move metrics without a finite value (no sample scored) to `settings["not_scored"]`, with
+    why."""
     from tinker_chief.registry import NOT_SCORED
 
     unscored = [
@@ -192,7 +202,10 @@ def _set_aside_unscored(outcome: TaskOutcome) -> None:
     for name in unscored:
         del outcome.metrics[name]
     earlier = outcome.settings.get(NOT_SCORED)
-    outcome.settings[NOT_SCORED] = {**(earlier if isinstance(earlier, dict) else {}), **{n: why for n in unscored}}
+    outcome.settings[NOT_SCORED] = {
+        **(earlier if isinstance(earlier, dict) else {}),
+        **{n: why for n in unscored},
+    }
 
 
 def _why_not_scored(outcome: TaskOutcome) -> str:
@@ -200,11 +213,14 @@ def _why_not_scored(outcome: TaskOutcome) -> str:
         value = outcome.metrics.get(name, {}).get("value")
         return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0
 
-    why = f"0 samples scored: {count('unscored')} unscored by the grader, {count('errors')} failed to sample"
+    why = (
+        f"0 samples scored: {count('unscored')} unscored by the grader, "
+        f"{count('errors')} failed to sample"
+    )
     if str(outcome.settings.get("grader", "")).startswith("llm_judge"):
         why += (
-            f"; the judge ({outcome.settings.get('judge_model')}) gave no verdict the grader could read: "
-            "set the task's judge_model to a model that can grade"
+            f"; the judge ({outcome.settings.get('judge_model')}) gave no verdict the grader "
+            "could read: set the task's judge_model to a model that can grade"
         )
     return why
 
@@ -224,7 +240,9 @@ def _record(
     from tinker_chief.registry import MetricValue, SampleOutcome, Usage
 
     if result.model_ref is None:
-        result.model_ref = register_unknown(registry, result.model, outcome.base_model or result.model, connection.kind)
+        result.model_ref = register_unknown(
+            registry, result.model, outcome.base_model or result.model, connection.kind
+        )
     metrics = [
         MetricValue(name, m["value"], m.get("ci_low"), m.get("ci_high"), m.get("n"))
         for name, m in outcome.metrics.items()

@@ -34,7 +34,9 @@ from tinker_chief.paths import ProjectPaths
 if TYPE_CHECKING:
     from tinker_chief.evals.intervals import Interval
 
-COT_INSTRUCTION = "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
+COT_INSTRUCTION = (
+    "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
+)
 
 
 class ProgressSink(Protocol):
@@ -72,7 +74,8 @@ class TaskOutcome:
     error: str | None = None
     run_id: int | None = None
     reused_task: bool = False
-    tokens: dict[str, int] = field(default_factory=dict)  # prefill/tokens, sample/tokens this task used
+    # prefill/tokens, sample/tokens this task used
+    tokens: dict[str, int] = field(default_factory=dict)
     seconds: float | None = None  # wall time of the invocation that ran it
 
     def as_json(self) -> dict[str, object]:
@@ -102,7 +105,10 @@ def _data_path(task: EvalTask, context: TaskContext) -> Path:
 
 async def _open(context: TaskContext, model: str | None = None) -> ModelSampler:
     return await ModelSampler.create(
-        context.connection.service_client(), model or context.model, context.concurrency, context.usage
+        context.connection.service_client(),
+        model or context.model,
+        context.concurrency,
+        context.usage,
     )
 
 
@@ -110,7 +116,11 @@ def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSampl
     shots, cot = task.settings.shots, task.settings.chain_of_thought
     if shots >= len(samples):
         raise ConfigurationError(f"task `{task.name}`: shots={shots} leaves no samples to score")
-    examples = [m for s in samples[:shots] for m in (*s.messages[-1:], {"role": "assistant", "content": s.target})]
+    examples = [
+        m
+        for s in samples[:shots]
+        for m in (*s.messages[-1:], {"role": "assistant", "content": s.target})
+    ]
     out = []
     for sample in samples[shots:]:
         messages = [*examples, *sample.messages]
@@ -156,7 +166,11 @@ def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, Metric]:
 async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
     samples = _with_prompting(load_samples(_data_path(task, context)), task)[: task.settings.limit]
     # Like Inspect's model_graded_qa without a grader role: no judge named, the model judges itself.
-    judge = await _open(context, task.judge_model or context.model) if grader_needs_judge(task.grader) else None
+    judge = (
+        await _open(context, task.judge_model or context.model)
+        if grader_needs_judge(task.grader)
+        else None
+    )
     grader = make_grader(task.grader, judge=judge)
     settings = generation_settings(task)
     done = {k: v for k, v in cache.finished_records().items() if k in {s.id for s in samples}}
@@ -174,7 +188,11 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
         base,
         _accuracy_metrics(records),
         len(done),
-        {"grader": task.grader, "judge_model": task.judge_model or context.model, "generation": asdict(settings)},
+        {
+            "grader": task.grader,
+            "judge_model": task.judge_model or context.model,
+            "generation": asdict(settings),
+        },
     )
 
 
@@ -199,9 +217,15 @@ async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) ->
     ) -> list[SampleRecord]:
         return await run_safety(sampler, settings, judge, items, on_record)
 
-    records, base = await _graded(task, context, cache, [p for p in prompts if p.id not in done], runner, done)
+    records, base = await _graded(
+        task, context, cache, [p for p in prompts if p.id not in done], runner, done
+    )
     raw = safety_metrics(records)
-    metrics = {k: metric(v["value"], v["ci_low"], v["ci_high"], v["n"]) for k, v in raw.items() if isinstance(v, dict)}
+    metrics = {
+        k: metric(v["value"], v["ci_low"], v["ci_high"], v["n"])
+        for k, v in raw.items()
+        if isinstance(v, dict)
+    }
     metrics.update(_accuracy_metrics(records))
     metrics["unscored"] = metric(unscored_replies(records))
     return _outcome(
@@ -230,7 +254,9 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
         scored_from_records,
     )
 
-    questions = load_questions(_data_path(task, context) if task.data else None)[: task.settings.limit]
+    questions = load_questions(_data_path(task, context) if task.data else None)[
+        : task.settings.limit
+    ]
     done = {k: v for k, v in cache.finished_records().items() if k in {q.id for q in questions}}
 
     async def runner(
@@ -238,7 +264,9 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     ) -> list[SampleRecord]:
         return await run_calibration(sampler, items, on_record)
 
-    records, base = await _graded(task, context, cache, [q for q in questions if q.id not in done], runner, done)
+    records, base = await _graded(
+        task, context, cache, [q for q in questions if q.id not in done], runner, done
+    )
     scored = scored_from_records(records)
     raw = calibration_metrics(scored)
     if raw.get("n", 0) == 0:
@@ -247,7 +275,9 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
             f"({next((r.error for r in records if r.error), 'no questions')})"
         )
     metrics = {"accuracy": metric(raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])}
-    metrics.update(_interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"]))
+    metrics.update(
+        _interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"])
+    )
     # Outcomes stand for the run's headline metric in the registry's paired tests, so they are
     # kept only when that is Brier (a suite naming `ece` gets judged by CIs instead).
     briers = {q.id: q.brier for q in scored} if task.headline_metric == "brier" else {}
@@ -257,7 +287,11 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
         base,
         metrics,
         len(done),
-        {"scoring": "option-letter logprobs", "outcome": "per-question Brier score", "reliability": raw["reliability"]},
+        {
+            "scoring": "option-letter logprobs",
+            "outcome": "per-question Brier score",
+            "reliability": raw["reliability"],
+        },
         scores=briers,
     )
 
@@ -286,7 +320,9 @@ async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> Ta
     metrics = _interval_metrics(nll_intervals(scores.conversations, seed=task.settings.seed), n)
     # Outcomes stand for the headline metric (see _run_calibration): kept when that is `nll`.
     samples = (
-        {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)} if task.headline_metric == "nll" else {}
+        {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)}
+        if task.headline_metric == "nll"
+        else {}
     )
     return TaskOutcome(
         task.name,
@@ -362,7 +398,11 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
             "inspect_task": result.task,
             "task_version": result.task_version,
             **result.settings,
-            **({"dataset": resolved.dataset, "sandbox": resolved.sandbox} if resolved.dataset else {}),
+            **(
+                {"dataset": resolved.dataset, "sandbox": resolved.sandbox}
+                if resolved.dataset
+                else {}
+            ),
         },
         log_location=result.log_path,
         binary=all(v in (0.0, 1.0) for v in result.samples.values()),
@@ -371,7 +411,12 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
     )
 
 
-_ASYNC_KINDS = {"jsonl": _run_jsonl, "safety": _run_safety, "calibration": _run_calibration, "nll": _run_nll}
+_ASYNC_KINDS = {
+    "jsonl": _run_jsonl,
+    "safety": _run_safety,
+    "calibration": _run_calibration,
+    "nll": _run_nll,
+}
 
 
 def run_task(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:

@@ -40,7 +40,9 @@ class MCQuestion:
 
     def messages(self) -> list[dict[str, str]]:
         options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(self.choices))
-        return [{"role": "user", "content": f"{self.question}\n{options}\nAnswer with the letter only."}]
+        return [
+            {"role": "user", "content": f"{self.question}\n{options}\nAnswer with the letter only."}
+        ]
 
 
 def load_questions(path: str | Path | None = None) -> list[MCQuestion]:
@@ -74,7 +76,9 @@ def load_questions(path: str | Path | None = None) -> list[MCQuestion]:
 async def score_question(sampler: ModelSampler, question: MCQuestion) -> SampleRecord:
     record = SampleRecord(question.id, question.messages(), LETTERS[question.answer_index])
     try:
-        probs = await sampler.option_probabilities(question.messages(), list(LETTERS[: len(question.choices)]))
+        probs = await sampler.option_probabilities(
+            question.messages(), list(LETTERS[: len(question.choices)])
+        )
     except ChiefError as exc:
         record.error = str(exc)
         return record

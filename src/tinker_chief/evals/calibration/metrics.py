@@ -45,7 +45,10 @@ class ScoredQuestion:
 
     @cached_property
     def brier(self) -> float:
-        return sum((p - (1.0 if i == self.answer_index else 0.0)) ** 2 for i, p in enumerate(self.probabilities))
+        return sum(
+            (p - (1.0 if i == self.answer_index else 0.0)) ** 2
+            for i, p in enumerate(self.probabilities)
+        )
 
 
 def _bin_of(confidence: float, bins: int) -> int:
@@ -78,7 +81,9 @@ class CalibrationMetrics(TypedDict, total=False):
     reliability: list[ReliabilityBin]
 
 
-def reliability_bins(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> list[ReliabilityBin]:
+def reliability_bins(
+    scored: Sequence[ScoredQuestion], bins: int = ECE_BINS
+) -> list[ReliabilityBin]:
     members: list[list[ScoredQuestion]] = [[] for _ in range(bins)]
     for question in scored:
         members[_bin_of(question.confidence, bins)].append(question)
@@ -95,7 +100,11 @@ def reliability_bins(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> 
 def scalar_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> dict[str, float]:
     """ece, brier, mean_confidence, overconfidence, underconfidence of a non-empty set."""
     n = len(scored)
-    gaps = [(e["count"] / n, e["confidence"] - e["accuracy"]) for e in reliability_bins(scored, bins) if e["count"]]
+    gaps = [
+        (e["count"] / n, e["confidence"] - e["accuracy"])
+        for e in reliability_bins(scored, bins)
+        if e["count"]
+    ]
     return {
         "ece": sum(w * abs(g) for w, g in gaps),
         "brier": sum(q.brier for q in scored) / n,
@@ -112,7 +121,9 @@ def calibration_intervals(
     return bootstrap(scored, lambda sample: scalar_metrics(sample, bins), resamples, seed)
 
 
-def calibration_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> CalibrationMetrics:
+def calibration_metrics(
+    scored: Sequence[ScoredQuestion], bins: int = ECE_BINS
+) -> CalibrationMetrics:
     n = len(scored)
     if n == 0:
         return {"n": 0}

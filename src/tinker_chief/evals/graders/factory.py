@@ -42,11 +42,15 @@ def make_grader(spec: str, *, judge: TextGenerator | None = None) -> Grader:
     name, options = parse_grader_spec(spec)
     factory = GRADERS.get(name)
     if factory is None:
-        raise ConfigurationError(f"unknown grader `{name}`; expected one of: {', '.join(sorted(GRADERS))}")
+        raise ConfigurationError(
+            f"unknown grader `{name}`; expected one of: {', '.join(sorted(GRADERS))}"
+        )
     kwargs: dict[str, object] = dict(options)
     if getattr(factory, "needs_judge", False):
         if judge is None:
-            raise ConfigurationError(f"grader `{name}` needs a judge model (--judge-model / judge_model)")
+            raise ConfigurationError(
+                f"grader `{name}` needs a judge model (--judge-model / judge_model)"
+            )
         kwargs["judge"] = judge
     try:
         built = factory(**kwargs)

@@ -36,7 +36,8 @@ def _lookup(obj: object, path: str) -> tuple[bool, object]:
 
 @grader("json_field")
 class JsonFieldGrader(RuleGrader):
-    """`response_json[field]` equals the target (JSON-decoded if it parses, else text-normalized)."""
+    """`response_json[field]` equals the target: JSON-decoded if it parses, else compared as
+    normalized text."""
 
     def __init__(self, field: str = "answer") -> None:
         self.field = field
