@@ -5,36 +5,66 @@ training loops, the Inspect AI model provider and tasks, the safety and calibrat
 the code-execution sandbox, and the statistics (Wilson and bootstrap intervals) every result
 carries. Reaches models only through the `tinker` SDK; records results in the `registry`.
 
-Names are imported lazily so `import tinker_chief.evals` stays light (no torch, no inspect_ai).
+Names are imported lazily so `import tinker_chief.evals` stays light (no torch, no inspect_ai);
+type checkers see them imported.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tinker_chief.evals.evaluators import (
+        ConversationNLLEvaluator,
+        GenerativeAccuracyEvaluator,
+        sampler_nll_evaluator,
+    )
+    from tinker_chief.evals.graders import make_grader
+    from tinker_chief.evals.intervals import bootstrap_mean, wilson_interval
+    from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
+    from tinker_chief.evals.offline import OfflineConfig, run_offline
+    from tinker_chief.evals.runner import SuiteRunResult, run_suite
+    from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
 
 _EXPORTS = {
+    "ConversationNLLEvaluator": "tinker_chief.evals.evaluators",
+    "EvalSettings": "tinker_chief.evals.suite",
     "EvalSuite": "tinker_chief.evals.suite",
     "EvalTask": "tinker_chief.evals.suite",
-    "EvalSettings": "tinker_chief.evals.suite",
-    "ConversationNLLEvaluator": "tinker_chief.evals.evaluators",
-    "GenerativeAccuracyEvaluator": "tinker_chief.evals.evaluators",
-    "sampler_nll_evaluator": "tinker_chief.evals.evaluators",
-    "make_grader": "tinker_chief.evals.graders",
     "GenerationSettings": "tinker_chief.evals.model_sampler",
+    "GenerativeAccuracyEvaluator": "tinker_chief.evals.evaluators",
     "ModelSampler": "tinker_chief.evals.model_sampler",
     "OfflineConfig": "tinker_chief.evals.offline",
-    "run_offline": "tinker_chief.evals.offline",
-    "wilson_interval": "tinker_chief.evals.intervals",
-    "bootstrap_mean": "tinker_chief.evals.intervals",
-    "run_suite": "tinker_chief.evals.runner",
     "SuiteRunResult": "tinker_chief.evals.runner",
+    "bootstrap_mean": "tinker_chief.evals.intervals",
+    "make_grader": "tinker_chief.evals.graders",
+    "run_offline": "tinker_chief.evals.offline",
+    "run_suite": "tinker_chief.evals.runner",
+    "sampler_nll_evaluator": "tinker_chief.evals.evaluators",
+    "wilson_interval": "tinker_chief.evals.intervals",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ConversationNLLEvaluator",
+    "EvalSettings",
+    "EvalSuite",
+    "EvalTask",
+    "GenerationSettings",
+    "GenerativeAccuracyEvaluator",
+    "ModelSampler",
+    "OfflineConfig",
+    "SuiteRunResult",
+    "bootstrap_mean",
+    "make_grader",
+    "run_offline",
+    "run_suite",
+    "sampler_nll_evaluator",
+    "wilson_interval",
+]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'tinker_chief.evals' has no attribute {name!r}")

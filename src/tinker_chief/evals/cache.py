@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.evals.records import SampleRecord, read_records
 
@@ -42,7 +42,7 @@ class TaskCache:
                 handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
                 handle.flush()
 
-    def done(self) -> dict[str, Any] | None:
+    def done(self) -> dict[str, object] | None:
         if not self.done_path.exists():
             return None
         try:
@@ -50,7 +50,7 @@ class TaskCache:
         except json.JSONDecodeError:
             return None
 
-    def mark_done(self, payload: dict[str, Any]) -> None:
+    def mark_done(self, payload: Mapping[str, object]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.done_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, indent=2, default=str))

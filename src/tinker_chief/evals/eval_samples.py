@@ -1,4 +1,4 @@
-"""Eval samples read from user JSONL: `{"input", "output"}` plus optional `messages`, `system`, `id`.
+"""Eval samples read from user JSONL: `{"input", "output"}`, optionally `messages`, `system`, `id`.
 
 `input` is the user turn (or `messages` a full chat prefix, whose last turn must be the
 user's), `output` the target the grader compares against, `system` an optional system prompt,
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.errors import DataError
 from tinker_chief.jsonl import JsonlLine, parse_messages, read_jsonl_objects, require_str
@@ -25,7 +24,7 @@ class EvalSample:
     id: str
     messages: list[dict[str, str]]
     target: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, object] = field(default_factory=dict)
 
     @property
     def question(self) -> str:
@@ -42,7 +41,9 @@ def _messages_of(line: JsonlLine) -> list[dict[str, str]]:
         return [{"role": "user", "content": require_str(line, "input")}]
     messages = read_messages(line)
     if messages[-1]["role"] != "user":
-        raise line.error("messages", "the last message to be the user's turn (the target is the answer)")
+        raise line.error(
+            "messages", "the last message to be the user's turn (the target is the answer)"
+        )
     return messages
 
 
@@ -59,10 +60,14 @@ def load_conversations(path: str | Path, limit: int | None = None) -> list[list[
     for line in read_jsonl_objects(path):
         if line.value.get("messages") is None and "input" in line.value:
             sample = sample_from_line(line)
-            conversations.append([*sample.messages, {"role": "assistant", "content": sample.target}])
+            conversations.append(
+                [*sample.messages, {"role": "assistant", "content": sample.target}]
+            )
         else:
             conversations.append(
-                parse_messages(line, "messages", roles=_ROLES, need_assistant="the tokens NLL is measured on")
+                parse_messages(
+                    line, "messages", roles=_ROLES, need_assistant="the tokens NLL is measured on"
+                )
             )
         if limit and len(conversations) >= limit:
             break
@@ -99,7 +104,8 @@ def load_samples(path: str | Path, limit: int | None = None) -> list[EvalSample]
         sample = sample_from_line(line)
         if sample.id in seen:
             raise DataError(
-                f'{path}:{line.line_number}: field "id": duplicate id {sample.id!r} (first on line {seen[sample.id]})'
+                f'{path}:{line.line_number}: field "id": duplicate id {sample.id!r} '
+                f"(first on line {seen[sample.id]})"
             )
         seen[sample.id] = line.line_number
         samples.append(sample)

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
 from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
@@ -29,21 +29,35 @@ from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import summarize
 from tinker_chief.evals.scoring import grade_samples
 
+if TYPE_CHECKING:
+    import tinker
+    from tinker_cookbook.tokenizer_utils import Tokenizer
+
 
 def nll_data(
     conversations: list[list[dict[str, str]]], model_name: str, max_length: int | None = None
-) -> tuple[list[Any], Any]:
+) -> tuple[list[tinker.Datum], Tokenizer]:
     """Chats as datums weighted on assistant tokens (token-sum, not per-example mean), and the
     model's tokenizer (bits per byte needs it)."""
-    from tinker_chief.models import conversation_datum, get_renderer, load_tokenizer, renderer_name_for
+    from tinker_chief.models import (
+        conversation_datum,
+        get_renderer,
+        load_tokenizer,
+        renderer_name_for,
+    )
 
     tokenizer = load_tokenizer(model_name)
     renderer = get_renderer(renderer_name_for(model_name), tokenizer)
-    data = [conversation_datum(c, renderer, max_length, "all_assistant_messages", "none") for c in conversations]
+    data = [
+        conversation_datum(c, renderer, max_length, "all_assistant_messages", "none")
+        for c in conversations
+    ]
     return data, tokenizer
 
 
-def nll_metrics(logprobs: list[Any], data: list[Any], tokenizer: Any, name: str) -> dict[str, float]:
+def nll_metrics(
+    logprobs: list[tinker.TensorData], data: list[tinker.Datum], tokenizer: Tokenizer, name: str
+) -> dict[str, float]:
     from tinker_cookbook.supervised.common import compute_bpb, compute_mean_nll
 
     weights = [d.loss_fn_inputs["weights"] for d in data]
@@ -57,7 +71,7 @@ def nll_metrics(logprobs: list[Any], data: list[Any], tokenizer: Any, name: str)
 class ConversationNLLEvaluator(TrainingClientEvaluator):
     """NLL and bits-per-byte of held-out conversations under the training client's weights."""
 
-    def __init__(self, data: list[Any], tokenizer: Any, name: str = "test") -> None:
+    def __init__(self, data: list[tinker.Datum], tokenizer: Tokenizer, name: str = "test") -> None:
         self.data, self.tokenizer, self.name = data, tokenizer, name
 
     @classmethod
@@ -72,7 +86,7 @@ class ConversationNLLEvaluator(TrainingClientEvaluator):
         data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
         return cls(data, tokenizer, name)
 
-    async def __call__(self, training_client: Any) -> dict[str, float]:
+    async def __call__(self, training_client: tinker.TrainingClient) -> dict[str, float]:
         result = await training_client.forward(self.data, loss_fn="cross_entropy")
         logprobs = [output["logprobs"] for output in result.loss_fn_outputs]
         return nll_metrics(logprobs, self.data, self.tokenizer, self.name)
@@ -104,22 +118,36 @@ class NLLScores:
     conversations: list[ConversationNLL]
 
 
-def _bpb_parts(logprobs: Any, weights: Any, targets: Any, tokenizer: Any) -> tuple[float, int]:
+def _bpb_parts(
+    logprobs: tinker.TensorData,
+    weights: tinker.TensorData,
+    targets: tinker.TensorData,
+    tokenizer: Tokenizer,
+) -> tuple[float, int]:
     """Nats and UTF-8 bytes of the tokens `compute_bpb` counts, for one conversation.
 
     Uses the cookbook's own (private) mask and byte counter rather than a copy, so the pooled
     ratio of these parts is `compute_bpb` exactly (tests/evals checks it).
     """
-    from tinker_cookbook.supervised.common import _counted_byte_count, _is_special_token, _special_token_ids
+    from tinker_cookbook.supervised.common import (
+        _counted_byte_count,
+        _is_special_token,
+        _special_token_ids,
+    )
 
     special = _special_token_ids(tokenizer)
     ids = [int(t) for t in targets.data]
-    counted = [w > 0 and not _is_special_token(t, tokenizer, special) for w, t in zip(weights.data, ids, strict=True)]
+    counted = [
+        w > 0 and not _is_special_token(t, tokenizer, special)
+        for w, t in zip(weights.data, ids, strict=True)
+    ]
     nats = -sum(float(lp) for lp, keep in zip(logprobs.data, counted, strict=True) if keep)
     return nats, _counted_byte_count(ids, counted, tokenizer)
 
 
-def conversation_parts(logprobs: list[Any], data: list[Any], tokenizer: Any) -> list[ConversationNLL]:
+def conversation_parts(
+    logprobs: list[tinker.TensorData], data: list[tinker.Datum], tokenizer: Tokenizer
+) -> list[ConversationNLL]:
     parts = []
     for index, (lp, datum) in enumerate(zip(logprobs, data, strict=True), start=1):
         weights, targets = datum.loss_fn_inputs["weights"], datum.loss_fn_inputs["target_tokens"]
@@ -134,11 +162,15 @@ def pooled_nll(parts: Sequence[ConversationNLL]) -> dict[str, float]:
     tokens, n_bytes = sum(p.tokens for p in parts), sum(p.bytes for p in parts)
     return {
         "nll": sum(p.nats for p in parts) / tokens if tokens else float("nan"),
-        "bpb": sum(p.bpb_nats for p in parts) / (math.log(2) * n_bytes) if n_bytes else float("nan"),
+        "bpb": sum(p.bpb_nats for p in parts) / (math.log(2) * n_bytes)
+        if n_bytes
+        else float("nan"),
     }
 
 
-def nll_intervals(parts: Sequence[ConversationNLL], resamples: int = 1000, seed: int = 0) -> dict[str, Interval]:
+def nll_intervals(
+    parts: Sequence[ConversationNLL], resamples: int = 1000, seed: int = 0
+) -> dict[str, Interval]:
     """95% bootstrap intervals of the pooled nll and bpb, resampling whole conversations."""
     return bootstrap(parts, pooled_nll, resamples, seed)
 
@@ -146,23 +178,41 @@ def nll_intervals(parts: Sequence[ConversationNLL], resamples: int = 1000, seed:
 class ScoredNLLEvaluator(SamplerNLLEvaluator):
     """The cookbook's `SamplerNLLEvaluator`, also returning per-conversation parts (`score`)."""
 
-    async def score(self, sampling_client: Any) -> NLLScores:
-        logprobs = await asyncio.gather(*(self._compute_logprobs(sampling_client, d) for d in self.data))
+    def __init__(self, data: list[tinker.Datum], tokenizer: Tokenizer, name: str = "test") -> None:
+        super().__init__(data, name=name, tokenizer=tokenizer)
+        self.tokenizer: Tokenizer = tokenizer  # always given: bits per byte are part of the score
+
+    async def score(self, sampling_client: tinker.SamplingClient) -> NLLScores:
+        logprobs = await asyncio.gather(
+            *(self._compute_logprobs(sampling_client, d) for d in self.data)
+        )
         return NLLScores(
             nll_metrics(list(logprobs), self.data, self.tokenizer, self.name),
             conversation_parts(list(logprobs), self.data, self.tokenizer),
         )
 
-    async def __call__(self, sampling_client: Any) -> dict[str, float]:
+    async def __call__(self, sampling_client: tinker.SamplingClient) -> dict[str, float]:
         return (await self.score(sampling_client)).metrics
 
 
 def sampler_nll_evaluator(
-    path: str | Path, model_name: str, name: str = "test", limit: int | None = None, max_length: int | None = None
+    path: str | Path,
+    model_name: str,
+    name: str = "test",
+    limit: int | None = None,
+    max_length: int | None = None,
 ) -> ScoredNLLEvaluator:
     """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
     data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
-    return ScoredNLLEvaluator(data, name=name, tokenizer=tokenizer)
+    return ScoredNLLEvaluator(data, tokenizer, name=name)
+
+
+class AccuracyOptions(TypedDict, total=False):
+    """`GenerativeAccuracyEvaluator`'s optional settings, as `from_jsonl` passes them on."""
+
+    settings: GenerationSettings | None
+    name: str
+    concurrency: int
 
 
 class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
@@ -184,16 +234,30 @@ class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
 
     @classmethod
     def from_jsonl(
-        cls, path: str | Path, base_model: str, grader: str = "exact", limit: int | None = None, **kwargs: Any
+        cls,
+        path: str | Path,
+        base_model: str,
+        grader: str = "exact",
+        limit: int | None = None,
+        **options: Unpack[AccuracyOptions],
     ) -> GenerativeAccuracyEvaluator:
-        return cls(load_samples(path, limit), base_model, grader, **kwargs)
+        return cls(load_samples(path, limit), base_model, grader, **options)
 
-    async def __call__(self, sampling_client: Any) -> dict[str, float]:
+    async def __call__(self, sampling_client: tinker.SamplingClient) -> dict[str, float]:
         from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
         tokenizer = load_tokenizer(self.base_model)
         renderer = get_renderer(renderer_name_for(self.base_model), tokenizer)
-        sampler = ModelSampler(sampling_client, self.base_model, tokenizer, renderer, self.concurrency)
-        summary = summarize(await grade_samples(sampler, self.samples, self.grader, self.settings))
-        keys = ("accuracy", "n", "ci_low", "ci_high", "unscored", "errors")
-        return {f"{self.name}/{key}": float(summary[key]) for key in keys}
+        sampler = ModelSampler(
+            sampling_client, self.base_model, tokenizer, renderer, self.concurrency
+        )
+        s = summarize(await grade_samples(sampler, self.samples, self.grader, self.settings))
+        reported = {
+            "accuracy": s["accuracy"],
+            "n": s["n"],
+            "ci_low": s["ci_low"],
+            "ci_high": s["ci_high"],
+            "unscored": s["unscored"],
+            "errors": s["errors"],
+        }
+        return {f"{self.name}/{key}": float(value) for key, value in reported.items()}

@@ -1,4 +1,4 @@
-"""The data of published Inspect Evals tasks: which hub datasets they load, and staging them offline.
+"""The data of published Inspect Evals tasks: the hub datasets they load, and staging them offline.
 
 Inspect Evals tasks load their rows with `datasets.load_dataset(path, name, data_dir, split,
 revision=<pinned commit>)`. `task_data()` finds those calls by building the installed task with
@@ -28,15 +28,20 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from unittest import mock
 
 from tinker_chief.errors import DataError, EvalError
 from tinker_chief.files import MAX_DATA_MIB, MIB, decode_utf8, open_capped, parse_json, sha256_file
 from tinker_chief.jsonl import jsonl_objects
+
+if TYPE_CHECKING:
+    import datasets
+    import pyarrow.csv as pcsv
+    from inspect_ai.dataset import FieldSpec, RecordToSample
 
 STAMP = "chief-staged.json"
 # Rows nested deeper than this are refused: Arrow and `datasets` fail at about 60 levels, and no
@@ -54,20 +59,22 @@ class HubLoad:
     data_dir: str | None
     split: str
     revision: str | None
-    record_to_sample: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False, repr=False)
+    record_to_sample: RecordToSample | None = field(default=None, compare=False, repr=False)
 
     @property
     def config_id(self) -> str:
         import datasets
 
         kwargs = {"data_dir": self.data_dir} if self.data_dir else {}
-        return str(datasets.BuilderConfig(self.name or "default").create_config_id(config_kwargs=kwargs))
+        return str(
+            datasets.BuilderConfig(self.name or "default").create_config_id(config_kwargs=kwargs)
+        )
 
     def describe(self) -> str:
         config = self.name or (f"data_dir={self.data_dir}" if self.data_dir else "default")
         return f"{self.path} [{config}] split {self.split} @ {(self.revision or 'unpinned')[:12]}"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, str | None]:
         return {
             "path": self.path,
             "name": self.name,
@@ -79,7 +86,8 @@ class HubLoad:
 
 @dataclass(frozen=True)
 class TaskData:
-    """What a published task loads; `loads` is empty and `reason` says why when it is not stageable."""
+    """What a published task loads; `loads` is empty, and `reason` says why, when it is not
+    stageable."""
 
     task: str
     loads: tuple[HubLoad, ...]
@@ -90,7 +98,7 @@ def task_ref(task: str) -> str:
     return task if "/" in task else f"inspect_evals/{task}"
 
 
-def task_data(task: str, task_args: dict[str, Any] | None = None) -> TaskData:
+def task_data(task: str, task_args: Mapping[str, object] | None = None) -> TaskData:
     """The hub loads of the installed task `task` (e.g. `humaneval` or `inspect_evals/gsm8k`)."""
     import datasets
     import huggingface_hub
@@ -99,15 +107,17 @@ def task_data(task: str, task_args: dict[str, Any] | None = None) -> TaskData:
 
     ref = task_ref(task)
     loads: list[HubLoad] = []
-    fields: dict[int, Any] = {}
+    fields: dict[int, FieldSpec | RecordToSample | None] = {}
     real_hf_dataset = inspect_ai.dataset.hf_dataset
     signature = pyinspect.signature(datasets.load_dataset)
 
-    def hf_dataset(*args: Any, **kwargs: Any) -> Any:
-        fields[len(loads)] = kwargs.get("sample_fields")  # the loader call this wrapper is about to make
+    # Inspect's own `hf_dataset`, taking whatever it takes, noting the `sample_fields` of the
+    # loader call it is about to make.
+    def hf_dataset(*args: Any, **kwargs: Any) -> inspect_ai.dataset.Dataset:
+        fields[len(loads)] = kwargs.get("sample_fields")
         return real_hf_dataset(*args, **kwargs)
 
-    def record(*args: Any, **kwargs: Any) -> Any:
+    def record(*args: object, **kwargs: object) -> datasets.Dataset:
         bound = dict(signature.bind_partial(*args, **kwargs).arguments)
         loads.append(
             HubLoad(
@@ -123,7 +133,7 @@ def task_data(task: str, task_args: dict[str, Any] | None = None) -> TaskData:
         empty.save_to_disk = lambda *_a, **_k: None  # keep Inspect's cache clean
         return empty
 
-    def no_snapshot(*_args: Any, **_kwargs: Any) -> Any:
+    def no_snapshot(*_args: object, **_kwargs: object) -> NoReturn:
         raise EvalError("downloads a hub snapshot (not a `datasets` split chief can stage)")
 
     reason = None
@@ -143,13 +153,12 @@ def task_data(task: str, task_args: dict[str, Any] | None = None) -> TaskData:
     return TaskData(ref, tuple(loads))
 
 
-def _sample_mapper(sample_fields: Any) -> Callable[[dict[str, Any]], Any] | None:
+def _sample_mapper(sample_fields: FieldSpec | RecordToSample | None) -> RecordToSample | None:
     if sample_fields is None:
         return None
     from inspect_ai.dataset._util import record_to_sample_fn
 
-    mapper: Callable[[dict[str, Any]], Any] = record_to_sample_fn(sample_fields)
-    return mapper
+    return record_to_sample_fn(sample_fields)
 
 
 def _first_line(error: BaseException) -> str:
@@ -201,15 +210,20 @@ def cached_split(load: HubLoad) -> CachedSplit | None:
     info = json.loads((newest / "dataset_info.json").read_text(encoding="utf-8"))
     rows = int((info.get("splits") or {}).get(load.split, {}).get("num_examples", 0))
     stamp = newest / STAMP
-    staged = json.loads(stamp.read_text(encoding="utf-8")).get(load.split) if stamp.is_file() else None
-    return CachedSplit(rows, staged["revision"] if staged else None, staged["source"] if staged else None, newest)
+    staged = (
+        json.loads(stamp.read_text(encoding="utf-8")).get(load.split) if stamp.is_file() else None
+    )
+    return CachedSplit(
+        rows, staged["revision"] if staged else None, staged["source"] if staged else None, newest
+    )
 
 
 # -- staging ---------------------------------------------------------------------------------
 
 
 def pick_load(data: TaskData, split: str | None) -> HubLoad:
-    """The load a staged file fills: `split` if given, else the last (the task's evaluation data)."""
+    """The load a staged file fills: `split` if given, else the last (the task's evaluation
+    data)."""
     if not data.loads:
         raise EvalError(f"`{data.task}` cannot be staged: {data.reason}")
     if split is None:
@@ -217,13 +231,17 @@ def pick_load(data: TaskData, split: str | None) -> HubLoad:
     matches = [load for load in data.loads if load.split == split]
     if not matches:
         raise EvalError(
-            f"`{data.task}` loads no split `{split}`; it loads {', '.join(load.describe() for load in data.loads)}"
+            f"`{data.task}` loads no split `{split}`; "
+            f"it loads {', '.join(load.describe() for load in data.loads)}"
         )
     return matches[-1]
 
 
 def stage(
-    data: TaskData, source: Path, split: str | None = None, rows: list[dict[str, Any]] | None = None
+    data: TaskData,
+    source: Path,
+    split: str | None = None,
+    rows: list[dict[str, object]] | None = None,
 ) -> CachedSplit:
     """Check `source`'s rows (`rows`, when already read by `read_rows`) and write them into the
     datasets cache for `data`'s split. Nothing is written unless every row is accepted."""
@@ -250,7 +268,7 @@ def stage(
     return found
 
 
-def _table(rows: list[dict[str, Any]], source: Path) -> Any:
+def _table(rows: list[dict[str, object]], source: Path) -> datasets.Dataset:
     """The rows as a `datasets.Dataset`, or `DataError` when Arrow cannot store them (e.g. a list
     mixing numbers and strings, an integer past 64 bits)."""
     import datasets
@@ -263,12 +281,16 @@ def _table(rows: list[dict[str, Any]], source: Path) -> Any:
         raise DataError(f"{source}: the rows cannot be stored as a dataset ({why})") from None
 
 
-def _write_split(table: Any, target: Path, load: HubLoad) -> None:
+def _write_split(table: datasets.Dataset, target: Path, load: HubLoad) -> None:
     import datasets
     from datasets.arrow_writer import ArrowWriter
 
     info_path = target / "dataset_info.json"
-    info = datasets.DatasetInfo.from_directory(str(target)) if info_path.is_file() else datasets.DatasetInfo()
+    info = (
+        datasets.DatasetInfo.from_directory(str(target))
+        if info_path.is_file()
+        else datasets.DatasetInfo()
+    )
     others = [name for name in (info.splits or {}) if name != load.split]
     if others and info.features is not None and set(info.features) != set(table.features):
         raise DataError(
@@ -299,13 +321,19 @@ def _write_split(table: Any, target: Path, load: HubLoad) -> None:
 def source_kind(source: Path) -> str:
     """`.jsonl`, `.json`, `.csv` or `.parquet`: what `source` holds (under an optional `.gz`)."""
     suffixes = [s.lower() for s in source.suffixes]
-    kind = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    kind = (
+        suffixes[-2]
+        if suffixes[-1:] == [".gz"] and len(suffixes) > 1
+        else (suffixes[-1] if suffixes else "")
+    )
     if kind not in (".jsonl", ".json", ".csv", ".parquet"):
-        raise DataError(f"{source}: expected a .jsonl, .json, .csv or .parquet file (optionally .gz)")
+        raise DataError(
+            f"{source}: expected a .jsonl, .json, .csv or .parquet file (optionally .gz)"
+        )
     return kind
 
 
-def read_rows(source: Path, max_bytes: int = MAX_DATA_MIB * MIB) -> list[dict[str, Any]]:
+def read_rows(source: Path, max_bytes: int = MAX_DATA_MIB * MIB) -> list[dict[str, object]]:
     """Rows of a JSONL, JSON (a list of objects), CSV or Parquet file; `.gz` is decompressed as a
     stream. At most `max_bytes` are read (decompressed; for Parquet, also its columns' size once
     uncompressed): past that, and for text that is not UTF-8 or not the format its name says,
@@ -326,7 +354,7 @@ def read_rows(source: Path, max_bytes: int = MAX_DATA_MIB * MIB) -> list[dict[st
     return rows
 
 
-def _json_list(whole: Any, source: Path) -> list[dict[str, Any]]:
+def _json_list(whole: object, source: Path) -> list[dict[str, object]]:
     if not isinstance(whole, list):
         got = type(whole).__name__
         raise DataError(f"{source}: expected a JSON list of row objects, got {got}")
@@ -337,14 +365,14 @@ def _json_list(whole: Any, source: Path) -> list[dict[str, Any]]:
     return whole
 
 
-def _csv_rows(data: bytes, source: Path) -> list[dict[str, Any]]:
+def _csv_rows(data: bytes, source: Path) -> list[dict[str, object]]:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     decode_utf8(data, source)  # a file:line error for binary or UTF-16 text, before pyarrow's own
-    bad_rows: list[Any] = []
+    bad_rows: list[pcsv.InvalidRow] = []
 
-    def refuse(row: Any) -> str:
+    def refuse(row: pcsv.InvalidRow) -> str:
         bad_rows.append(row)
         return "error"
 
@@ -366,7 +394,7 @@ def _csv_rows(data: bytes, source: Path) -> list[dict[str, Any]]:
         raise DataError(f"{source}: not a CSV table pyarrow can read ({why})") from None
 
 
-def _parquet_rows(data: bytes, source: Path, max_bytes: int, hint: str) -> list[dict[str, Any]]:
+def _parquet_rows(data: bytes, source: Path, max_bytes: int, hint: str) -> list[dict[str, object]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -383,7 +411,7 @@ def _parquet_rows(data: bytes, source: Path, max_bytes: int, hint: str) -> list[
         raise DataError(f"{source}: not a Parquet file pyarrow can read ({why})") from None
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -392,10 +420,16 @@ def _kind(value: Any) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
-    return "list" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__
+    return (
+        "list"
+        if isinstance(value, list)
+        else "object"
+        if isinstance(value, dict)
+        else type(value).__name__
+    )
 
 
-def _deeper_than(value: Any, levels: int) -> bool:
+def _deeper_than(value: object, levels: int) -> bool:
     """Whether lists and objects in `value` nest more than `levels` deep (stops looking there)."""
     if isinstance(value, dict):
         children = list(value.values())
@@ -406,7 +440,7 @@ def _deeper_than(value: Any, levels: int) -> bool:
     return levels == 0 or any(_deeper_than(child, levels - 1) for child in children)
 
 
-def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
+def check_rows(rows: list[dict[str, object]], source: Path, load: HubLoad) -> None:
     """Every row has the first row's fields with values of the same kind (nulls allowed), and
     the task's record-to-sample accepts it."""
     kinds = {name: _kind(value) for name, value in rows[0].items()}
@@ -414,7 +448,8 @@ def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
         missing = [name for name in kinds if name not in row]
         if missing:
             raise DataError(
-                f"{source} row {number}: field `{missing[0]}` is missing (the first row has {', '.join(kinds)})"
+                f"{source} row {number}: field `{missing[0]}` is missing "
+                f"(the first row has {', '.join(kinds)})"
             )
         extra = [name for name in row if name not in kinds]
         if extra:
@@ -428,12 +463,13 @@ def check_rows(rows: list[dict[str, Any]], source: Path, load: HubLoad) -> None:
                 kinds[name] = kind
             elif kind not in ("null", kinds[name]):
                 raise DataError(
-                    f"{source} row {number}: field `{name}` is a {kind}, expected a {kinds[name]} as in the rows before"
+                    f"{source} row {number}: field `{name}` is a {kind}, "
+                    f"expected a {kinds[name]} as in the rows before"
                 )
         _check_mapping(row, number, source, load)
 
 
-def _check_mapping(row: dict[str, Any], number: int, source: Path, load: HubLoad) -> None:
+def _check_mapping(row: dict[str, object], number: int, source: Path, load: HubLoad) -> None:
     if load.record_to_sample is None:
         return
     try:

@@ -36,6 +36,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from tinker_chief.connection import Connection, choose_backend, open_connection
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.model_sampler import Generation, GenerationSettings, ModelSampler
+from tinker_chief.models import cookbook_messages
 
 DEFAULT_MAX_TOKENS = 512
 _connections: dict[tuple[str | None, str | None], Connection] = {}
@@ -46,7 +47,9 @@ def _shared_connection(base_url: str | None, api_key: str | None, model_name: st
     one) per process, closed at exit."""
     key = (base_url, api_key)
     if key not in _connections:
-        _connections[key] = open_connection(choose_backend(base_url=base_url), api_key=api_key, models=[model_name])
+        _connections[key] = open_connection(
+            choose_backend(base_url=base_url), api_key=api_key, models=[model_name]
+        )
         atexit.register(_connections[key].close)
     return _connections[key]
 
@@ -106,10 +109,16 @@ class TinkerModelAPI(ModelAPI):
         return len((await self.sampler()).tokenizer.encode(text, add_special_tokens=False))
 
     async def generate(
-        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig
+        self,
+        input: list[ChatMessage],
+        tools: list[ToolInfo],
+        tool_choice: ToolChoice,
+        config: GenerateConfig,
     ) -> ModelOutput:
         if tools:
-            raise EvalError("tinker provider: tool calling is not supported yet (task passed tools)")
+            raise EvalError(
+                "tinker provider: tool calling is not supported yet (task passed tools)"
+            )
         sampler = await self.sampler()
         settings = GenerationSettings(
             max_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
@@ -124,18 +133,23 @@ class TinkerModelAPI(ModelAPI):
             num_samples=config.num_choices or 1,
             top_logprobs=(config.top_logprobs or 0) if config.logprobs else 0,
         )
-        prompt_tokens = sampler.renderer.build_generation_prompt(_message_dicts(input)).length
+        prompt = sampler.renderer.build_generation_prompt(cookbook_messages(_message_dicts(input)))
+        prompt_tokens = prompt.length
         choices = [self._choice(g, sampler, bool(config.logprobs)) for g in generations]
         output_tokens = sum(len(g.tokens) for g in generations)
         return ModelOutput(
             model=self.model_name,
             choices=choices,
             usage=ModelUsage(
-                input_tokens=prompt_tokens, output_tokens=output_tokens, total_tokens=prompt_tokens + output_tokens
+                input_tokens=prompt_tokens,
+                output_tokens=output_tokens,
+                total_tokens=prompt_tokens + output_tokens,
             ),
         )
 
-    def _choice(self, generation: Generation, sampler: ModelSampler, want_logprobs: bool) -> ChatCompletionChoice:
+    def _choice(
+        self, generation: Generation, sampler: ModelSampler, want_logprobs: bool
+    ) -> ChatCompletionChoice:
         logprobs = None
         if want_logprobs and generation.logprobs is not None:
             tops = generation.top_logprobs or [None] * len(generation.tokens)
@@ -145,17 +159,22 @@ class TinkerModelAPI(ModelAPI):
                         token=sampler.tokenizer.decode([tok]),
                         logprob=_finite(lp),
                         top_logprobs=[
-                            TopLogprob(token=sampler.tokenizer.decode([t]), logprob=_finite(v)) for t, v in top
+                            TopLogprob(token=sampler.tokenizer.decode([t]), logprob=_finite(v))
+                            for t, v in top
                         ]
                         if top
                         else None,
                     )
-                    for tok, lp, top in zip(generation.tokens, generation.logprobs, tops, strict=False)
+                    for tok, lp, top in zip(
+                        generation.tokens, generation.logprobs, tops, strict=False
+                    )
                 ]
             )
         stop = "max_tokens" if generation.stop_reason == "length" else "stop"
         return ChatCompletionChoice(
-            message=ChatMessageAssistant(content=generation.text, model=self.model_name, source="generate"),
+            message=ChatMessageAssistant(
+                content=generation.text, model=self.model_name, source="generate"
+            ),
             stop_reason=stop,
             logprobs=logprobs,
         )

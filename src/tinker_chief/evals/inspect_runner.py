@@ -12,9 +12,15 @@ import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import EvalError
+
+if TYPE_CHECKING:
+    from inspect_ai import Task
+    from inspect_ai.log import EvalLog
+    from inspect_ai.log import EvalSample as InspectSample
+    from inspect_ai.model import Model
 
 
 @dataclass
@@ -24,11 +30,12 @@ class InspectResult:
     model: str
     metrics: dict[str, float]
     samples: dict[str, float]
-    settings: dict[str, Any]
+    settings: dict[str, object]
     log_path: str
     scorer: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    tokens: dict[str, int] = field(default_factory=dict)  # prefill/tokens, sample/tokens from the log's usage
+    extra: dict[str, object] = field(default_factory=dict)
+    # prefill/tokens, sample/tokens from the log's usage
+    tokens: dict[str, int] = field(default_factory=dict)
 
     def headline(self) -> tuple[str, float] | None:
         for name in ("accuracy", "mean"):
@@ -37,19 +44,22 @@ class InspectResult:
         return next(iter(self.metrics.items()), None)
 
 
-def sample_key(sample: Any) -> str:
+def sample_key(sample: InspectSample) -> str:
     """The id an Inspect sample's outcome is recorded under (`id#epoch` past the first epoch)."""
     return f"{sample.id}#{sample.epoch}" if sample.epoch > 1 else str(sample.id)
 
 
-def result_from_log(log: Any) -> InspectResult:
+def result_from_log(log: EvalLog) -> InspectResult:
     """Metrics and per-sample outcomes of a finished log; `EvalError` unless status is success."""
     from inspect_ai.scorer import value_to_float
 
     location = str(getattr(log, "location", "") or "")
     if log.status != "success":
         message = getattr(getattr(log, "error", None), "message", None) or "no error message"
-        raise EvalError(f"inspect task `{log.eval.task}` ended with status `{log.status}`: {message} (log: {location})")
+        raise EvalError(
+            f"inspect task `{log.eval.task}` ended with status `{log.status}`: {message} "
+            f"(log: {location})"
+        )
     scores = log.results.scores if log.results else []
     first = scores[0] if scores else None
     metrics = {name: float(m.value) for name, m in (first.metrics.items() if first else [])}
@@ -77,12 +87,15 @@ def result_from_log(log: Any) -> InspectResult:
     )
 
 
-def _tokens(log: Any) -> dict[str, int]:
+def _tokens(log: EvalLog) -> dict[str, int]:
     """Prompt (prefill) and completion (sample) tokens every model of the log reported."""
     from tinker_chief.evals.usage import PREFILL_KEY, SAMPLE_KEY
 
     usage = list((getattr(getattr(log, "stats", None), "model_usage", None) or {}).values())
-    return {PREFILL_KEY: sum(u.input_tokens for u in usage), SAMPLE_KEY: sum(u.output_tokens for u in usage)}
+    return {
+        PREFILL_KEY: sum(u.input_tokens for u in usage),
+        SAMPLE_KEY: sum(u.output_tokens for u in usage),
+    }
 
 
 def read_inspect_log(path: str | Path) -> InspectResult:
@@ -92,26 +105,28 @@ def read_inspect_log(path: str | Path) -> InspectResult:
 
 
 def run_inspect_task(
-    task: Any,
+    task: str | Task,
     model: str,
     log_dir: str | Path,
     *,
-    task_args: dict[str, Any] | None = None,
-    model_args: dict[str, Any] | None = None,
+    task_args: dict[str, object] | None = None,
+    model_args: dict[str, object] | None = None,
     limit: int | None = None,
     max_tokens: int | None = None,
     temperature: float | None = None,
     seed: int | None = None,
     sandbox: str | None = None,
-    model_roles: dict[str, Any] | None = None,
+    model_roles: dict[str, str | Model] | None = None,
     base_url: str | None = None,
 ) -> InspectResult:
     """Evaluate one task (name, path@task or Task) on `tinker/<model>` and return its result."""
     from inspect_ai import eval as inspect_eval
 
-    import tinker_chief.evals._inspect_registry  # noqa: F401  (provider registered even without entry points)
+    # The provider is registered even without entry points.
+    import tinker_chief.evals._inspect_registry  # noqa: F401
 
-    with contextlib.redirect_stdout(sys.stderr):  # tasks' loaders print progress; stdout may carry --json
+    # Tasks' loaders print progress; stdout may carry --json.
+    with contextlib.redirect_stdout(sys.stderr):
         logs = inspect_eval(
             task,
             model=f"tinker/{model}",

@@ -24,13 +24,14 @@ import posixpath
 import shutil
 import subprocess
 from collections.abc import Iterable
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 import anyio
 from inspect_ai.util import (
     ExecResult,
     SandboxEnvironment,
     SandboxEnvironmentConfigType,
+    SandboxEnvironmentType,
     SandboxUserUnsupportedError,
     sandboxenv,
 )
@@ -93,16 +94,29 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
         concurrency: bool = True,
     ) -> ExecResult[str]:
         if user is not None:
-            raise SandboxUserUnsupportedError(f"the chief sandbox runs commands as its own user only, not {user!r}")
+            raise SandboxUserUnsupportedError(
+                f"the chief sandbox runs commands as its own user only, not {user!r}"
+            )
         seconds = min(timeout or DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S)
         limits = dataclasses.replace(SandboxLimits(), timeout_s=float(seconds), cpu_s=seconds)
         run = functools.partial(
-            run_command, cmd, files=self.files, limits=limits, stdin=input, env=env or {}, cwd=cwd or "."
+            run_command,
+            cmd,
+            files=self.files,
+            limits=limits,
+            stdin=input,
+            env=env or {},
+            cwd=cwd or ".",
         )
         result = await anyio.to_thread.run_sync(run)
         if result.timed_out:
             raise TimeoutError(f"command timed out after {seconds} s in the chief sandbox")
-        return ExecResult(success=result.ok, returncode=result.returncode, stdout=result.stdout, stderr=result.stderr)
+        return ExecResult(
+            success=result.ok,
+            returncode=result.returncode,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
 
     async def write_file(self, file: str, contents: str | bytes) -> None:
         name = self._relative(file, others=self.files)
@@ -119,7 +133,8 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
         name = self._relative(file)
         if name not in self.files:
             raise FileNotFoundError(
-                f"{file}: not written to this chief sandbox (files written by commands do not persist)"
+                f"{file}: not written to this chief sandbox "
+                "(files written by commands do not persist)"
             )
         content = self.files[name]
         if text:
@@ -143,14 +158,17 @@ def docker_available() -> bool:
         return False
     try:
         probe = subprocess.run(
-            [docker, "version", "--format", "{{.Server.Version}}"], capture_output=True, timeout=15, check=False
+            [docker, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            timeout=15,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
 
 
-def code_sandbox(requested: Any) -> str | None:
+def code_sandbox(requested: SandboxEnvironmentType | None) -> str | None:
     """The sandbox to run a task with: None keeps the task's own; a Docker sandbox becomes `chief`
     when no Docker daemon answers, refused (EvalError) when bubblewrap is missing too."""
     kind = requested if isinstance(requested, str) else getattr(requested, "type", None)
@@ -161,5 +179,7 @@ def code_sandbox(requested: Any) -> str | None:
     try:
         bwrap_path()
     except EvalError as error:
-        raise EvalError(f"this task runs model-written code and no Docker daemon answers; {error}") from None
+        raise EvalError(
+            f"this task runs model-written code and no Docker daemon answers; {error}"
+        ) from None
     return SANDBOX_NAME

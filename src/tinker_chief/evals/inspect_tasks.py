@@ -22,7 +22,11 @@ from tinker_chief.evals.eval_samples import EvalSample, load_samples
 from tinker_chief.files import sha256_file
 
 SCORERS = {"exact": exact, "match": match, "includes": includes, "model_graded_qa": model_graded_qa}
-_MESSAGE_TYPES = {"system": ChatMessageSystem, "user": ChatMessageUser, "assistant": ChatMessageAssistant}
+_MESSAGE_TYPES = {
+    "system": ChatMessageSystem,
+    "user": ChatMessageUser,
+    "assistant": ChatMessageAssistant,
+}
 
 
 def file_version(path: str | Path) -> str:
@@ -31,7 +35,9 @@ def file_version(path: str | Path) -> str:
 
 def to_inspect_sample(sample: EvalSample) -> Sample:
     messages = [_MESSAGE_TYPES[m["role"]](content=m["content"]) for m in sample.messages]
-    return Sample(id=sample.id, input=messages, target=sample.target, metadata=sample.metadata or None)
+    return Sample(
+        id=sample.id, input=messages, target=sample.target, metadata=sample.metadata or None
+    )
 
 
 def make_scorer(name: str) -> Scorer:
@@ -45,7 +51,9 @@ def jsonl_task(data: str, scorer: str = "includes", name: str | None = None) -> 
     """A generate-then-score task over a chief JSONL file."""
     samples = load_samples(data)
     return Task(
-        dataset=MemoryDataset([to_inspect_sample(s) for s in samples], name=name or Path(data).stem),
+        dataset=MemoryDataset(
+            [to_inspect_sample(s) for s in samples], name=name or Path(data).stem
+        ),
         solver=generate(),
         scorer=make_scorer(scorer),
         name=name or f"jsonl_{Path(data).stem}",

@@ -55,7 +55,10 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> Interval:
 
 
 def bootstrap(
-    items: Sequence[T], statistic: Callable[[Sequence[T]], Mapping[str, float]], resamples: int = 2000, seed: int = 0
+    items: Sequence[T],
+    statistic: Callable[[Sequence[T]], Mapping[str, float]],
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> dict[str, Interval]:
     """Percentile-bootstrap 95% intervals of each statistic `statistic(items)` returns.
 
@@ -93,4 +96,9 @@ def bootstrap_mean(values: Sequence[float], resamples: int = 2000, seed: int = 0
 def proportion_summary(outcomes: Sequence[bool]) -> dict[str, float]:
     """accuracy, n and the Wilson interval of a list of pass/fail outcomes."""
     interval = wilson_interval(sum(1 for o in outcomes if o), len(outcomes))
-    return {"accuracy": interval.value, "n": len(outcomes), "ci_low": interval.low, "ci_high": interval.high}
+    return {
+        "accuracy": interval.value,
+        "n": len(outcomes),
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+    }

@@ -11,10 +11,16 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from tinker_chief.errors import EngineError, EvalError, ModelNotFoundError
 from tinker_chief.evals.usage import TokenUsage, metered
+from tinker_chief.models import cookbook_messages
+
+if TYPE_CHECKING:
+    import tinker
+    from tinker_cookbook.renderers import Renderer
+    from tinker_cookbook.tokenizer_utils import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,14 @@ class Generation:
     top_logprobs: list[list[tuple[int, float]] | None] | None = None
 
 
-def model_reference(model: str) -> dict[str, str]:
+class ModelReference(TypedDict, total=False):
+    """`create_sampling_client`'s arguments naming the model: one of the two."""
+
+    model_path: str
+    base_model: str
+
+
+def model_reference(model: str) -> ModelReference:
     """`tinker://...` is a checkpoint path; anything else is a base model name."""
     if model.startswith("tinker://"):
         return {"model_path": model}
@@ -62,15 +75,16 @@ class ModelSampler:
 
     def __init__(
         self,
-        sampling_client: Any,
+        sampling_client: tinker.SamplingClient,
         base_model: str,
-        tokenizer: Any,
-        renderer: Any,
+        tokenizer: Tokenizer,
+        renderer: Renderer,
         concurrency: int = 16,
         model: str | None = None,
         usage: TokenUsage | None = None,
     ) -> None:
-        self.usage = usage or TokenUsage()  # every prompt prefilled and token sampled through this handle
+        # every prompt prefilled and token sampled through this handle
+        self.usage = usage or TokenUsage()
         self.client = metered(sampling_client, self.usage)
         self.base_model = base_model
         self.model = model or base_model
@@ -81,7 +95,11 @@ class ModelSampler:
 
     @classmethod
     async def create(
-        cls, service_client: Any, model: str, concurrency: int = 16, usage: TokenUsage | None = None
+        cls,
+        service_client: tinker.ServiceClient,
+        model: str,
+        concurrency: int = 16,
+        usage: TokenUsage | None = None,
     ) -> ModelSampler:
         """Open a sampling client for a `tinker://` path or base model name."""
         from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
@@ -95,14 +113,15 @@ class ModelSampler:
         renderer = get_renderer(renderer_name_for(base_model), tokenizer)
         return cls(client, base_model, tokenizer, renderer, concurrency, model, usage)
 
-    def _sampling_params(self, settings: GenerationSettings) -> Any:
+    def _sampling_params(self, settings: GenerationSettings) -> tinker.SamplingParams:
         import tinker
 
-        stop: list[Any] = list(self.renderer.get_stop_sequences())
-        if settings.stop:
-            # String stops are honoured after decoding (see _truncate); the renderer's token
-            # stops go to the engine, which cannot mix the two kinds in one list.
-            stop = stop if stop and not isinstance(stop[0], str) else [*stop, *settings.stop]
+        renderer_stops = self.renderer.get_stop_sequences()
+        token_stops = [s for s in renderer_stops if isinstance(s, int)]
+        # String stops are honoured after decoding (see _truncate); the renderer's token stops
+        # go to the engine, which cannot mix the two kinds in one list.
+        string_stops = [s for s in renderer_stops if isinstance(s, str)]
+        stop: list[int] | list[str] = token_stops or [*string_stops, *settings.stop]
         return tinker.SamplingParams(
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
@@ -118,9 +137,10 @@ class ModelSampler:
         num_samples: int = 1,
         top_logprobs: int = 0,
     ) -> list[Generation]:
-        """Sample `num_samples` answers; `top_logprobs` > 0 asks for that many alternatives per token."""
+        """Sample `num_samples` answers; `top_logprobs` > 0 asks for that many alternatives per
+        token."""
         settings = settings or self.default_settings
-        prompt = self.renderer.build_generation_prompt(messages)
+        prompt = self.renderer.build_generation_prompt(cookbook_messages(messages))
         async with self._semaphore:
             try:
                 response = await self.client.sample(
@@ -133,15 +153,15 @@ class ModelSampler:
                 raise EvalError(f"sampling from `{self.model}` failed: {_short(exc)}") from None
         return [self._parse(sequence, settings) for sequence in response.sequences]
 
-    def _parse(self, sequence: Any, settings: GenerationSettings) -> Generation:
+    def _parse(self, sequence: tinker.SampledSequence, settings: GenerationSettings) -> Generation:
         from tinker_cookbook.renderers import get_text_content
 
         tokens = list(sequence.tokens)
         message, _termination = self.renderer.parse_response(tokens)
         text = _truncate(get_text_content(message), settings.stop)
-        stop_reason = str(getattr(sequence, "stop_reason", "") or "")
-        logprobs = list(sequence.logprobs) if getattr(sequence, "logprobs", None) is not None else None
-        top = getattr(sequence, "topk_logprobs", None)
+        stop_reason = str(sequence.stop_reason or "")
+        logprobs = list(sequence.logprobs) if sequence.logprobs is not None else None
+        top = sequence.topk_logprobs
         return Generation(
             text=text,
             tokens=tokens,
@@ -154,9 +174,11 @@ class ModelSampler:
         """`TextGenerator` protocol: one greedy answer (used when this model judges)."""
         return (await self.generate(messages, GenerationSettings(max_tokens=max_tokens)))[0].text
 
-    async def continuation_logprob(self, messages: list[dict[str, str]], continuation: str) -> float:
+    async def continuation_logprob(
+        self, messages: list[dict[str, str]], continuation: str
+    ) -> float:
         """log P(continuation | rendered prompt), via `compute_logprobs` on prompt+continuation."""
-        prompt_tokens = self.renderer.build_generation_prompt(messages).to_ints()
+        prompt_tokens = self.renderer.build_generation_prompt(cookbook_messages(messages)).to_ints()
         cont_tokens = self.tokenizer.encode(continuation, add_special_tokens=False)
         if not cont_tokens:
             raise EvalError(f"continuation {continuation!r} encodes to no tokens")
@@ -173,7 +195,9 @@ class ModelSampler:
             raise EvalError(f"`{self.model}` returned no logprob for part of {continuation!r}")
         return float(sum(tail))
 
-    async def option_probabilities(self, messages: list[dict[str, str]], options: list[str]) -> list[float]:
+    async def option_probabilities(
+        self, messages: list[dict[str, str]], options: list[str]
+    ) -> list[float]:
         """Softmax over the options' continuation logprobs: the model's confidence in each."""
         scores = await asyncio.gather(*(self.continuation_logprob(messages, o) for o in options))
         top = max(scores)

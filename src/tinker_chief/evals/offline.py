@@ -14,7 +14,6 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tinker_chief.connection import BackendChoice, Connection, choose_backend, open_connection
 from tinker_chief.errors import ConfigurationError
@@ -49,13 +48,17 @@ class OfflineConfig:
 
 @dataclass
 class OfflineResult:
-    metrics: dict[str, Any]
+    metrics: dict[str, object]
     records: list[SampleRecord]
     records_path: Path
     elapsed_s: float
 
-    def as_json(self) -> dict[str, Any]:
-        return {**self.metrics, "records": str(self.records_path), "elapsed_s": round(self.elapsed_s, 3)}
+    def as_json(self) -> dict[str, object]:
+        return {
+            **self.metrics,
+            "records": str(self.records_path),
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
 
 
 def default_output_dir(model: str, data: Path) -> Path:
@@ -108,7 +111,9 @@ def run_offline(
     """Validate the data first (no engine start for a bad file), then connect and run. `choice`:
     where to go (default: `choose_backend()`, the environment's choice)."""
     load_samples(config.data, config.limit)
-    make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(config.grader)
+    make_grader(config.grader, judge=_PlaceholderJudge()) if config.judge_model else make_grader(
+        config.grader
+    )
     with open_connection(
         choice or choose_backend(),
         state_dir=state_dir,
@@ -121,5 +126,7 @@ def run_offline(
 class _PlaceholderJudge:
     """Lets grader options be validated before any model is opened."""
 
-    async def generate_text(self, messages: list[dict[str, str]], max_tokens: int = 256) -> str:  # pragma: no cover
+    async def generate_text(
+        self, messages: list[dict[str, str]], max_tokens: int = 256
+    ) -> str:  # pragma: no cover
         raise NotImplementedError

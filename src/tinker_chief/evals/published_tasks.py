@@ -20,11 +20,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.hub_data import HubLoad, TaskData, cached_split, task_data
 from tinker_chief.evals.suite import EvalTask
+
+if TYPE_CHECKING:
+    from inspect_ai import Task
 
 PUBLISHED_PREFIX = "inspect_evals/"
 
@@ -33,10 +36,10 @@ PUBLISHED_PREFIX = "inspect_evals/"
 class ResolvedTask:
     """What `inspect eval` runs for a suite task, and what to record about its data."""
 
-    task: Any  # a Task built by Inspect's registry, or a task name
-    task_args: dict[str, Any] = field(default_factory=dict)
+    task: str | Task  # a Task built by Inspect's registry, or a task name
+    task_args: dict[str, object] = field(default_factory=dict)
     sandbox: str | None = None
-    dataset: list[dict[str, Any]] = field(default_factory=list)
+    dataset: list[dict[str, object]] = field(default_factory=list)
 
 
 def hub_offline() -> bool:
@@ -48,11 +51,15 @@ def hub_offline() -> bool:
 
 def stage_hint(data: TaskData, load: HubLoad | None = None) -> str:
     """The command that stages `load` (default: the split the task evaluates on)."""
-    split = f" --split {load.split}" if load is not None and data.loads and load != data.loads[-1] else ""
+    split = (
+        f" --split {load.split}"
+        if load is not None and data.loads and load != data.loads[-1]
+        else ""
+    )
     return f"chief benchmarks stage {data.task.removeprefix(PUBLISHED_PREFIX)} --from FILE{split}"
 
 
-def published_task_args(ref: str, shots: int | None) -> dict[str, Any]:
+def published_task_args(ref: str, shots: int | None) -> dict[str, object]:
     """The suite's `shots` as the task's `fewshot` argument, where the task takes one."""
     from inspect_ai._util.registry import registry_info, registry_lookup
 
@@ -66,9 +73,9 @@ def published_task_args(ref: str, shots: int | None) -> dict[str, Any]:
     return {"fewshot": shots} if shots is not None and "fewshot" in params else {}
 
 
-def data_records(data: TaskData) -> list[dict[str, Any]]:
+def data_records(data: TaskData) -> list[dict[str, object]]:
     """Per hub split: revision and where the rows are (staged file, hub cache, or the hub)."""
-    records = []
+    records: list[dict[str, object]] = []
     for load in data.loads:
         cached = cached_split(load)
         origin = "hub" if cached is None else ("staged" if cached.staged_from else "hub cache")
@@ -103,13 +110,15 @@ def resolve_published(ref: str, shots: int | None = None) -> ResolvedTask:
     data = task_data(ref, task_args)
     check_reachable(data)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # `datasets` and Inspect print progress on stdout
+        # `datasets` and Inspect print progress on stdout
+        with contextlib.redirect_stdout(sys.stderr):
             built = task_create(ref, **task_args)
     except Exception as error:  # noqa: BLE001 - the published task's own failure, in one line
         lines = str(error).strip().splitlines()
         hint = f"; offline, stage its data: `{stage_hint(data)}`" if data.loads else ""
         raise EvalError(
-            f"benchmark `{ref}` could not load its data ({type(error).__name__}: {lines[0] if lines else ''}){hint}"
+            f"benchmark `{ref}` could not load its data "
+            f"({type(error).__name__}: {lines[0] if lines else ''}){hint}"
         ) from None
     return ResolvedTask(built, task_args, code_sandbox(built.sandbox), data_records(data))
 

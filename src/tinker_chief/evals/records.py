@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from tinker_chief.evals.intervals import wilson_interval
 
@@ -26,13 +26,14 @@ class SampleRecord:
     answer: str | None = None
     explanation: str = ""
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> SampleRecord:
+        """A record from its JSON line (unchecked: a line that does not fit raises `TypeError`)."""
         return cls(**{k: value[k] for k in cls.__dataclass_fields__ if k in value})
 
     @property
@@ -41,7 +42,30 @@ class SampleRecord:
         return None if self.correct is None else float(self.correct)
 
 
-def summarize(records: list[SampleRecord]) -> dict[str, Any]:
+class Metric(TypedDict, total=False):
+    """One recorded metric: its value, 95% interval and the samples behind it. Every key is
+    written; read back from a cache, a key may be missing (so `.get(name, {})` type-checks)."""
+
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int | None
+
+
+class Summary(TypedDict):
+    """What `summarize` computes from records (the keys `chief eval-offline` reports)."""
+
+    accuracy: float
+    n: int
+    correct: int
+    ci_low: float
+    ci_high: float
+    unscored: int
+    errors: int
+    total: int
+
+
+def summarize(records: list[SampleRecord]) -> Summary:
     """accuracy, n (scored), ci_low/ci_high (95% Wilson), unscored, errors, total."""
     scored = [r for r in records if r.correct is not None]
     correct = sum(1 for r in scored if r.correct)

@@ -16,24 +16,17 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, EvalError, ModelNotFoundError
 from tinker_chief.evals.cache import TaskCache
 from tinker_chief.evals.suite import EvalSuite, EvalTask
-from tinker_chief.evals.tasks import TaskContext, TaskOutcome, run_task
+from tinker_chief.evals.tasks import ProgressSink, TaskContext, TaskOutcome, run_task
 from tinker_chief.paths import ProjectPaths
 
-
-class ProgressSink(Protocol):
-    """What the runner reports progress to (the CLI draws rich progress bars)."""
-
-    def start(self, task: str, total: int, done: int) -> None: ...
-
-    def advance(self, task: str, n: int = 1) -> None: ...
-
-    def finish(self, task: str, outcome: TaskOutcome) -> None: ...
+if TYPE_CHECKING:
+    from tinker_chief.registry import Registry
 
 
 class TaskBudget(Protocol):
@@ -67,7 +60,7 @@ class SuiteRunResult:
     def failed(self) -> list[TaskOutcome]:
         return [t for t in self.tasks if t.error is not None]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {
             "model": self.model,
             "model_ref": self.model_ref,
@@ -90,11 +83,14 @@ class ResolvedModel:
 def adhoc_name(model: str) -> str:
     """The registry name under which an unregistered model's results are kept."""
     if model.startswith("tinker://"):
-        return ("checkpoint/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", model.removeprefix("tinker://")).strip("-"))[:120]
+        return (
+            "checkpoint/"
+            + re.sub(r"[^A-Za-z0-9_.\-]+", "-", model.removeprefix("tinker://")).strip("-")
+        )[:120]
     return ("base/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(model).name).strip("-"))[:120]
 
 
-def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
+def resolve_model(model: str, registry: Registry | None) -> ResolvedModel:
     """A registry ref (name, name:vN, tinker:// path), else a tinker:// path / base model name.
 
     A model evaluated before without being registered is found under its `adhoc_name`.
@@ -111,7 +107,7 @@ def resolve_model(model: str, registry: Any | None) -> ResolvedModel:
     return ResolvedModel(model, None)
 
 
-def _refuse_deleted_weights(registry: Any, ref: str) -> None:
+def _refuse_deleted_weights(registry: Registry, ref: str) -> None:
     """A version whose weights `chief registry gc` deleted cannot be sampled: say so up front."""
     weights = registry.weights(ref)
     if weights is not None and weights.deleted_at:
@@ -121,7 +117,7 @@ def _refuse_deleted_weights(registry: Any, ref: str) -> None:
         )
 
 
-def register_unknown(registry: Any, model: str, base_model: str, backend: str) -> str:
+def register_unknown(registry: Registry, model: str, base_model: str, backend: str) -> str:
     """Register a model evaluated before it was registered, so its results have an owner."""
     if model.startswith("tinker://"):
         record = registry.register_model(
@@ -134,7 +130,11 @@ def register_unknown(registry: Any, model: str, base_model: str, backend: str) -
         )
     else:
         record = registry.register_model(
-            adhoc_name(model), base_model=base_model, recipe="base", backend=backend, display_name=f"base model {model}"
+            adhoc_name(model),
+            base_model=base_model,
+            recipe="base",
+            backend=backend,
+            display_name=f"base model {model}",
         )
     return record.ref
 
@@ -145,7 +145,7 @@ def run_suite(
     connection: Connection,
     *,
     project_dir: Path = Path("."),
-    registry: Any | None = None,
+    registry: Registry | None = None,
     tasks: list[str] | None = None,
     progress: ProgressSink | None = None,
     concurrency: int = 16,
@@ -187,7 +187,9 @@ def _choose_tasks(suite: EvalSuite, names: list[str] | None) -> list[EvalTask]:
     known = {t.name for t in suite.tasks}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise EvalError(f"suite `{suite.name}` has no task(s) {unknown}; it has: {', '.join(sorted(known))}")
+        raise EvalError(
+            f"suite `{suite.name}` has no task(s) {unknown}; it has: {', '.join(sorted(known))}"
+        )
     return [suite.task(n) for n in names]
 
 
@@ -206,7 +208,8 @@ def _run_cached(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskO
 
 
 def _set_aside_unscored(outcome: TaskOutcome) -> None:
-    """Move metrics without a finite value (no sample scored) to `settings["not_scored"]`, with why."""
+    """Move metrics without a finite value (no sample scored) to `settings["not_scored"]`, with
+    why."""
     from tinker_chief.registry import NOT_SCORED
 
     unscored = [
@@ -219,7 +222,11 @@ def _set_aside_unscored(outcome: TaskOutcome) -> None:
     why = _why_not_scored(outcome)
     for name in unscored:
         del outcome.metrics[name]
-    outcome.settings[NOT_SCORED] = {**outcome.settings.get(NOT_SCORED, {}), **{n: why for n in unscored}}
+    earlier = outcome.settings.get(NOT_SCORED)
+    outcome.settings[NOT_SCORED] = {
+        **(earlier if isinstance(earlier, dict) else {}),
+        **{n: why for n in unscored},
+    }
 
 
 def _why_not_scored(outcome: TaskOutcome) -> str:
@@ -227,17 +234,20 @@ def _why_not_scored(outcome: TaskOutcome) -> str:
         value = outcome.metrics.get(name, {}).get("value")
         return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0
 
-    why = f"0 samples scored: {count('unscored')} unscored by the grader, {count('errors')} failed to sample"
+    why = (
+        f"0 samples scored: {count('unscored')} unscored by the grader, "
+        f"{count('errors')} failed to sample"
+    )
     if str(outcome.settings.get("grader", "")).startswith("llm_judge"):
         why += (
-            f"; the judge ({outcome.settings.get('judge_model')}) gave no verdict the grader could read: "
-            "set the task's judge_model to a model that can grade"
+            f"; the judge ({outcome.settings.get('judge_model')}) gave no verdict the grader "
+            "could read: set the task's judge_model to a model that can grade"
         )
     return why
 
 
 def _record(
-    registry: Any,
+    registry: Registry,
     result: SuiteRunResult,
     suite: EvalSuite,
     task: EvalTask,
@@ -251,7 +261,9 @@ def _record(
     from tinker_chief.registry import MetricValue, SampleOutcome, Usage
 
     if result.model_ref is None:
-        result.model_ref = register_unknown(registry, result.model, outcome.base_model or result.model, connection.kind)
+        result.model_ref = register_unknown(
+            registry, result.model, outcome.base_model or result.model, connection.kind
+        )
     metrics = [
         MetricValue(name, m["value"], m.get("ci_low"), m.get("ci_high"), m.get("n"))
         for name, m in outcome.metrics.items()

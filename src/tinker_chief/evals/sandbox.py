@@ -27,8 +27,9 @@ filter refuses SysV shared memory, semaphores and message queues, memfd_create a
 (EPERM), and every system call of another ABI (x32, 32-bit). Still outside the sum: the
 scratch tmpfs (`scratch_mb`) and kernel socket and pipe buffers (see docs/EVALS.md).
 Inspect's built-in `local` sandbox has none of this (see reference/inspect-ai-offline.md §5);
-`inspect_sandbox.py` offers this one to Inspect tasks. `run_python` runs a program, `run_command`
-any command (found through the sandbox's PATH, where `python` is chief's interpreter without the venv).
+`inspect_sandbox.py` offers this one to Inspect tasks. `run_python` runs a program,
+`run_command` any command (found through the sandbox's PATH, where `python` is chief's
+interpreter without the venv).
 """
 
 from __future__ import annotations
@@ -187,7 +188,9 @@ def _bwrap_argv(
     return argv
 
 
-def _prelude(limits: SandboxLimits, started_fd: int, argv: list[str], env: dict[str, str], cwd: str) -> str:
+def _prelude(
+    limits: SandboxLimits, started_fd: int, argv: list[str], env: dict[str, str], cwd: str
+) -> str:
     """Python run first inside the sandbox: set the rlimits, say "started", then become `argv`
     (resolved through the sandbox's PATH, with `env` added, in `cwd` under /sandbox).
 
@@ -228,11 +231,21 @@ def _become_nobody(python_root: Path) -> Callable[[], None]:
     def apply() -> None:
         check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making mounts private")
-        install = os.open(python_root, os.O_PATH | os.O_DIRECTORY)  # still reachable if it lives under /tmp
-        check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"size=64k,mode=0755"), "mounting a tmpfs on /tmp")
+        # still reachable if it lives under /tmp
+        install = os.open(python_root, os.O_PATH | os.O_DIRECTORY)
+        check(
+            libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"size=64k,mode=0755"),
+            "mounting a tmpfs on /tmp",
+        )
         os.mkdir(_PYTHON_SOURCE)
         check(
-            libc.mount(f"/proc/self/fd/{install}".encode(), _PYTHON_SOURCE.encode(), None, _MS_BIND | _MS_REC, None),
+            libc.mount(
+                f"/proc/self/fd/{install}".encode(),
+                _PYTHON_SOURCE.encode(),
+                None,
+                _MS_BIND | _MS_REC,
+                None,
+            ),
             "bind mount",
         )
         os.close(install)
@@ -344,7 +357,11 @@ def run_python(
 ) -> SandboxResult:
     """Run `code` as `main.py` in a fresh sandbox directory; `files` are written beside it."""
     python = _python_root() / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return run_command([str(python), "-E", "-s", "main.py"], files={**(files or {}), "main.py": code}, limits=limits)
+    return run_command(
+        [str(python), "-E", "-s", "main.py"],
+        files={**(files or {}), "main.py": code},
+        limits=limits,
+    )
 
 
 def run_command(
@@ -374,7 +391,9 @@ def run_command(
         if os.geteuid() == 0:
             python_source, preexec = Path(_PYTHON_SOURCE), _become_nobody(_python_root())
         python = _python_root() / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-        prelude = _prelude(limits, started_w, argv, env or {}, posixpath.join(_WORKDIR, posixpath.normpath(cwd)))
+        prelude = _prelude(
+            limits, started_w, argv, env or {}, posixpath.join(_WORKDIR, posixpath.normpath(cwd))
+        )
         sandbox = _bwrap_argv(python_source, fds, limits, seccomp)
         bwrap = [*sandbox, str(python), "-E", "-s", "-c", prelude]
         passed = (started_w, *fds.values(), *([] if seccomp is None else [seccomp]))
@@ -419,7 +438,9 @@ def _run(
             env={},  # bwrap's PID-1 helper keeps its environment readable to the code: give it none
         )
     except subprocess.SubprocessError as error:  # preexec failed: no mount rights, though root
-        raise EvalError(f"the code sandbox could not start: dropping root to uid {_NOBODY} failed ({error})") from None
+        raise EvalError(
+            f"the code sandbox could not start: dropping root to uid {_NOBODY} failed ({error})"
+        ) from None
     output = _Output(process, limits.max_output_bytes)
     deadline = time.monotonic() + limits.timeout_s
     next_check = 0.0
@@ -442,12 +463,16 @@ def _run(
     returncode = process.wait()
     stderr = output.kept["stderr"].decode(errors="replace")
     if out_of_memory:
-        stderr += f"\nchief sandbox: killed, its processes used more than {limits.memory_mb} MB together\n"
-    return SandboxResult(returncode, output.kept["stdout"].decode(errors="replace"), stderr, timed_out, out_of_memory)
+        used = f"its processes used more than {limits.memory_mb} MB together"
+        stderr += f"\nchief sandbox: killed, {used}\n"
+    return SandboxResult(
+        returncode, output.kept["stdout"].decode(errors="replace"), stderr, timed_out, out_of_memory
+    )
 
 
 class _Output:
-    """Reads stdout and stderr as they come, keeping at most `cap` bytes of each and discarding the rest."""
+    """Reads stdout and stderr as they come, keeping at most `cap` bytes of each and discarding
+    the rest."""
 
     def __init__(self, process: subprocess.Popen[bytes], cap: int) -> None:
         assert process.stdout is not None and process.stderr is not None
@@ -477,7 +502,8 @@ class _Output:
 
 
 def _tree_memory_bytes(pid: int) -> int:
-    """PSS of `pid` and all its descendants (orphans stay inside: they reparent to the sandbox's init)."""
+    """PSS of `pid` and all its descendants (orphans stay inside: they reparent to the sandbox's
+    init)."""
     total_kb, pending = 0, [pid]
     while pending:
         current = pending.pop()

@@ -34,7 +34,11 @@ async def grade_one(
     except ChiefError as exc:
         record.explanation = f"grader failed: {exc}"
         return record
-    record.correct, record.answer, record.explanation = verdict.correct, verdict.answer, verdict.explanation
+    record.correct, record.answer, record.explanation = (
+        verdict.correct,
+        verdict.answer,
+        verdict.explanation,
+    )
     return record
 
 

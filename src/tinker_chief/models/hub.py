@@ -395,18 +395,22 @@ def _unavailable_message(repo_id: str, reason: str) -> str:
     absent = missing(_cached(repo_id))
     if not absent:  # only `chief models fetch` asks the hub when the cache has everything
         return (
-            f"cannot fetch {repo_id}: {reason}; its config and tokenizer in the local Hugging Face cache stay "
-            "as they are"
+            f"cannot fetch {repo_id}: {reason}; "
+            "its config and tokenizer in the local Hugging Face cache stay as they are"
         )
     return (
-        f"{repo_id}: {', '.join(absent)} not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-        f"{reason}; fetch them (config and tokenizer only, no weights) with `{fetch_command(repo_id)}` "
-        f"while online{_did_you_mean(repo_id)}"
+        f"{repo_id}: {', '.join(absent)} not in the local Hugging Face cache "
+        f"({constants.HF_HUB_CACHE}) and {reason}; fetch them (config and tokenizer only, "
+        f"no weights) with `{fetch_command(repo_id)}` while online{_did_you_mean(repo_id)}"
     )
 
 
 def _did_you_mean(repo_id: str) -> str:
     from tinker_chief.models import lineup
 
-    close = [name for name in lineup.near_matches(repo_id, list(lineup.cookbook_lineup())) if name != repo_id]
+    close = [
+        name
+        for name in lineup.near_matches(repo_id, list(lineup.cookbook_lineup()))
+        if name != repo_id
+    ]
     return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -33,7 +33,8 @@ def cookbook_lineup() -> tuple[str, ...]:
     ):
         org = next(iter(getter().values())).organization
         names.update(f"{org}/{version}" for version in getter())
-    names.update(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT)  # the table get_lora_param_count reads
+    # the table get_lora_param_count reads
+    names.update(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT)
     return tuple(sorted(names))
 
 
@@ -46,7 +47,10 @@ def lineup_name(name: str) -> str | None:
 def near_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
     """Up to `n` candidates close to `name` (difflib), for 'did you mean' in errors."""
     lowered = {c.lower(): c for c in candidates}
-    return [lowered[m] for m in difflib.get_close_matches(name.strip().lower(), list(lowered), n=n, cutoff=0.6)]
+    return [
+        lowered[m]
+        for m in difflib.get_close_matches(name.strip().lower(), list(lowered), n=n, cutoff=0.6)
+    ]
 
 
 def cookbook_lora_per_rank(name: str) -> dict[str, int] | None:
@@ -55,13 +59,19 @@ def cookbook_lora_per_rank(name: str) -> dict[str, int] | None:
     from tinker_cookbook import hyperparam_utils
 
     def component(mlp: bool, attn: bool, unembed: bool) -> int:
-        return hyperparam_utils.get_lora_param_count(name, 1, train_mlp=mlp, train_attn=attn, train_unembed=unembed)
+        return hyperparam_utils.get_lora_param_count(
+            name, 1, train_mlp=mlp, train_attn=attn, train_unembed=unembed
+        )
 
     try:
         mlp = component(True, False, False)
     except Exception:  # the cookbook raises its own ConfigurationError for models not in its table
         return None
-    return {"attn": component(False, True, False), "mlp": mlp, "unembed": component(False, False, True)}
+    return {
+        "attn": component(False, True, False),
+        "mlp": mlp,
+        "unembed": component(False, False, True),
+    }
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,14 @@ import it back.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from tinker_chief.models.catalog import list_builtin_models, resolve_model
-from tinker_chief.models.lineup import cookbook_hidden_size, cookbook_lineup, cookbook_lora_per_rank, cookbook_lr
+from tinker_chief.models.lineup import (
+    cookbook_hidden_size,
+    cookbook_lineup,
+    cookbook_lora_per_rank,
+    cookbook_lr,
+)
 from tinker_chief.models.renderers import renderer_name_for
 
 # Names `chief models` uses for where a model runs.
@@ -35,7 +39,7 @@ class ModelRow:
     lr_rule: str
     weights_here: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -45,7 +49,8 @@ def _lr_rule(name: str) -> str:
 
 
 def list_models() -> list[ModelRow]:
-    """The built-ins, then every lineup model (with its local weights when the HF cache has them)."""
+    """The built-ins, then every lineup model (with its local weights when the HF cache has
+    them)."""
     rows = []
     for spec in list_builtin_models():
         rows.append(

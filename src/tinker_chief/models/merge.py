@@ -13,41 +13,55 @@ engine's in-process export and by `chief export --merged`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.models import hf_files
 from tinker_chief.models.catalog import mark_embeddings_untied
 
+if TYPE_CHECKING:
+    from peft import PeftConfig
+    from transformers import PreTrainedModel
 
-def trains_output_embedding(model: Any, config: Any) -> bool:
+
+def trains_output_embedding(model: PreTrainedModel, config: PeftConfig) -> bool:
     """Whether a PEFT LoRA config puts LoRA on the model's output embedding: as a module
     (`target_modules`) or as its weight (`target_parameters`)."""
     output = model.get_output_embeddings()
     name = next(n for n, module in model.named_modules() if module is output)
     modules = getattr(config, "target_modules", None)
     targets = [modules] if isinstance(modules, str) else list(modules or [])
-    targets += [str(p).removesuffix(".weight") for p in getattr(config, "target_parameters", None) or []]
-    return any(t == name or str(t).endswith(f".{name}") or str(t) == name.rsplit(".", 1)[-1] for t in targets)
+    targets += [
+        str(p).removesuffix(".weight") for p in getattr(config, "target_parameters", None) or []
+    ]
+    return any(
+        t == name or str(t).endswith(f".{name}") or str(t) == name.rsplit(".", 1)[-1]
+        for t in targets
+    )
 
 
-def untie_output_embedding(model: Any) -> None:
+def untie_output_embedding(model: PreTrainedModel) -> None:
     """Give a tied output embedding its own copy of the weight, and say so in the config."""
     import torch
 
     output = model.get_output_embeddings()
-    if output.weight is model.get_input_embeddings().weight:
-        output.weight = torch.nn.Parameter(output.weight.detach().clone(), requires_grad=False)
+    weight = output.get_parameter("weight")
+    if weight is model.get_input_embeddings().get_parameter("weight"):
+        output.weight = torch.nn.Parameter(weight.detach().clone(), requires_grad=False)
     mark_embeddings_untied(model.config)
 
 
-def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path, *, max_shard_size: str = "5GB") -> None:
+def merge_adapter(
+    base_dir: Path, adapter_dir: Path, out_dir: Path, *, max_shard_size: str = "5GB"
+) -> None:
     """Write `out_dir` (existing, empty): the base in `base_dir` with the adapter in `adapter_dir`
     merged in, as a Hugging Face model directory with the base's tokenizer."""
     import torch
     from peft import PeftConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32, **hf_files.offline())
+    model = AutoModelForCausalLM.from_pretrained(
+        str(base_dir), dtype=torch.float32, **hf_files.offline()
+    )
     model.eval().requires_grad_(False)
     if trains_output_embedding(model, PeftConfig.from_pretrained(str(adapter_dir))):
         untie_output_embedding(model)

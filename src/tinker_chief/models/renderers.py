@@ -14,9 +14,15 @@ not import training and both may import models.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from tinker_chief.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import tinker
+    from tinker_cookbook.image_processing_utils import ImageProcessor
+    from tinker_cookbook.renderers import Message, Renderer
+    from tinker_cookbook.tokenizer_utils import Tokenizer
 
 CHATML = "chatml"
 _registered = False
@@ -29,7 +35,9 @@ def _ensure_registered() -> None:
     from tinker_cookbook import renderers
     from tinker_cookbook.renderers.qwen3 import Qwen3InstructRenderer
 
-    def chatml(tokenizer: Any, image_processor: Any = None) -> Qwen3InstructRenderer:
+    def chatml(
+        tokenizer: Tokenizer, image_processor: ImageProcessor | None = None
+    ) -> Qwen3InstructRenderer:
         return Qwen3InstructRenderer(tokenizer)
 
     if not renderers.is_renderer_registered(CHATML):
@@ -72,7 +80,7 @@ def renderer_name_for(model_name: str, *, trust_remote_code: bool = False) -> st
     )
 
 
-def get_renderer(renderer_name: str, tokenizer: Any) -> Any:
+def get_renderer(renderer_name: str, tokenizer: Tokenizer) -> Renderer:
     """A cookbook `Renderer` by name (our `chatml` included)."""
     _ensure_registered()
     from tinker_cookbook import renderers
@@ -80,20 +88,25 @@ def get_renderer(renderer_name: str, tokenizer: Any) -> Any:
     return renderers.get_renderer(renderer_name, tokenizer)
 
 
+def cookbook_messages(messages: Sequence[Mapping[str, object]]) -> list[Message]:
+    """Chat messages as the cookbook's `Message`s, for its renderers (each a copy)."""
+    # Callers pass validated {"role", "content"[, "trainable"]} messages: the `Message` shape.
+    return cast("list[Message]", [dict(m) for m in messages])
+
+
 def conversation_datum(
-    messages: Sequence[Mapping[str, Any]],
-    renderer: Any,
+    messages: Sequence[Mapping[str, object]],
+    renderer: Renderer,
     max_length: int | None,
     train_on_what: str,
     reduction: Literal["none", "mean"],
-) -> Any:
+) -> tinker.Datum:
     """A chat as a `tinker.Datum` by the cookbook's `conversation_to_datum`: weights on the
     tokens `train_on_what` names (a `TrainOnWhat` value), cut at `max_length` tokens, summed per
     token (`reduction="none"`) or averaged per example (`"mean"`)."""
-    from tinker_cookbook.renderers import Message, TrainOnWhat
+    from tinker_cookbook.renderers import TrainOnWhat
     from tinker_cookbook.supervised.data import conversation_to_datum
 
-    # Callers pass validated {"role", "content"} messages: the cookbook's Message shape.
-    chat = cast(list[Message], [dict(m) for m in messages])
     trained = TrainOnWhat(train_on_what)
+    chat = cookbook_messages(messages)
     return conversation_to_datum(chat, renderer, max_length, trained, reduction=reduction)

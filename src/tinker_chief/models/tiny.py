@@ -73,7 +73,9 @@ def build_tiny_random_llama(output_dir: Path) -> None:
     finally:
         torch.random.set_rng_state(generator_state)
     model.generation_config = GenerationConfig(
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
     )
     model.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))

@@ -40,7 +40,9 @@ class MCQuestion:
 
     def messages(self) -> list[dict[str, str]]:
         options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(self.choices))
-        return [{"role": "user", "content": f"{self.question}\n{options}\nAnswer with the letter only."}]
+        return [
+            {"role": "user", "content": f"{self.question}\n{options}\nAnswer with the letter only."}
+        ]
 
 
 def load_questions(path: str | Path | None = None) -> list[MCQuestion]:
@@ -74,7 +76,9 @@ def load_questions(path: str | Path | None = None) -> list[MCQuestion]:
 async def score_question(sampler: ModelSampler, question: MCQuestion) -> SampleRecord:
     record = SampleRecord(question.id, question.messages(), LETTERS[question.answer_index])
     try:
-        probs = await sampler.option_probabilities(question.messages(), list(LETTERS[: len(question.choices)]))
+        probs = await sampler.option_probabilities(
+            question.messages(), list(LETTERS[: len(question.choices)])
+        )
     except ChiefError as exc:
         record.error = str(exc)
         return record
@@ -85,11 +89,12 @@ async def score_question(sampler: ModelSampler, question: MCQuestion) -> SampleR
 
 
 def scored_from_records(records: list[SampleRecord]) -> list[ScoredQuestion]:
-    return [
-        ScoredQuestion(r.id, r.extra["probabilities"], LETTERS.index(r.target))
-        for r in records
-        if r.error is None and "probabilities" in r.extra
-    ]
+    scored = []
+    for record in records:
+        probabilities = record.extra.get("probabilities")
+        if record.error is None and isinstance(probabilities, list):
+            scored.append(ScoredQuestion(record.id, probabilities, LETTERS.index(record.target)))
+    return scored
 
 
 async def run_calibration(

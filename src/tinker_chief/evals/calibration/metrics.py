@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import NotRequired, Required, TypedDict
 
 from tinker_chief.evals.intervals import Interval, bootstrap, wilson_interval
 
@@ -45,7 +45,10 @@ class ScoredQuestion:
 
     @cached_property
     def brier(self) -> float:
-        return sum((p - (1.0 if i == self.answer_index else 0.0)) ** 2 for i, p in enumerate(self.probabilities))
+        return sum(
+            (p - (1.0 if i == self.answer_index else 0.0)) ** 2
+            for i, p in enumerate(self.probabilities)
+        )
 
 
 def _bin_of(confidence: float, bins: int) -> int:
@@ -53,13 +56,40 @@ def _bin_of(confidence: float, bins: int) -> int:
     return min(bins - 1, max(0, math.ceil(confidence * bins) - 1))
 
 
-def reliability_bins(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> list[dict[str, Any]]:
+class ReliabilityBin(TypedDict):
+    """One bin of the reliability diagram; confidence and accuracy only where it has questions."""
+
+    low: float
+    high: float
+    count: int
+    confidence: NotRequired[float]
+    accuracy: NotRequired[float]
+
+
+class CalibrationMetrics(TypedDict, total=False):
+    """What `calibration_metrics` returns: only `n` (0) when nothing was scored."""
+
+    n: Required[int]
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    ece: float
+    brier: float
+    mean_confidence: float
+    overconfidence: float
+    underconfidence: float
+    reliability: list[ReliabilityBin]
+
+
+def reliability_bins(
+    scored: Sequence[ScoredQuestion], bins: int = ECE_BINS
+) -> list[ReliabilityBin]:
     members: list[list[ScoredQuestion]] = [[] for _ in range(bins)]
     for question in scored:
         members[_bin_of(question.confidence, bins)].append(question)
     table = []
     for b, group in enumerate(members):
-        entry: dict[str, Any] = {"low": b / bins, "high": (b + 1) / bins, "count": len(group)}
+        entry: ReliabilityBin = {"low": b / bins, "high": (b + 1) / bins, "count": len(group)}
         if group:
             entry["confidence"] = sum(q.confidence for q in group) / len(group)
             entry["accuracy"] = sum(1 for q in group if q.correct) / len(group)
@@ -70,7 +100,11 @@ def reliability_bins(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> 
 def scalar_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> dict[str, float]:
     """ece, brier, mean_confidence, overconfidence, underconfidence of a non-empty set."""
     n = len(scored)
-    gaps = [(e["count"] / n, e["confidence"] - e["accuracy"]) for e in reliability_bins(scored, bins) if e["count"]]
+    gaps = [
+        (e["count"] / n, e["confidence"] - e["accuracy"])
+        for e in reliability_bins(scored, bins)
+        if e["count"]
+    ]
     return {
         "ece": sum(w * abs(g) for w, g in gaps),
         "brier": sum(q.brier for q in scored) / n,
@@ -87,16 +121,23 @@ def calibration_intervals(
     return bootstrap(scored, lambda sample: scalar_metrics(sample, bins), resamples, seed)
 
 
-def calibration_metrics(scored: Sequence[ScoredQuestion], bins: int = ECE_BINS) -> dict[str, Any]:
+def calibration_metrics(
+    scored: Sequence[ScoredQuestion], bins: int = ECE_BINS
+) -> CalibrationMetrics:
     n = len(scored)
     if n == 0:
         return {"n": 0}
     accuracy = wilson_interval(sum(1 for q in scored if q.correct), n)
+    scalars = scalar_metrics(scored, bins)
     return {
         "n": n,
         "accuracy": accuracy.value,
         "ci_low": accuracy.low,
         "ci_high": accuracy.high,
-        **scalar_metrics(scored, bins),
+        "ece": scalars["ece"],
+        "brier": scalars["brier"],
+        "mean_confidence": scalars["mean_confidence"],
+        "overconfidence": scalars["overconfidence"],
+        "underconfidence": scalars["underconfidence"],
         "reliability": reliability_bins(scored, bins),
     }

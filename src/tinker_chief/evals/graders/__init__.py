@@ -5,8 +5,20 @@ Built-ins: `exact`, `normalized_exact`, `contains`, `regex`, `numeric`, `multipl
 new ones with `@grader("name")` on a `Grader` subclass.
 """
 
-from tinker_chief.evals.graders.base import GradeInput, Grader, RuleGrader, TextGenerator, Verdict, grader
-from tinker_chief.evals.graders.factory import grader_names, grader_needs_judge, make_grader, parse_grader_spec
+from tinker_chief.evals.graders.base import (
+    GradeInput,
+    Grader,
+    RuleGrader,
+    TextGenerator,
+    Verdict,
+    grader,
+)
+from tinker_chief.evals.graders.factory import (
+    grader_names,
+    grader_needs_judge,
+    make_grader,
+    parse_grader_spec,
+)
 
 __all__ = [
     "GradeInput",

@@ -7,8 +7,6 @@ once its module is imported. Specs like `numeric:tolerance=0.01` carry grader op
 
 from __future__ import annotations
 
-from typing import Any
-
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.graders import json_field, multiple_choice, numeric, text
 from tinker_chief.evals.graders import judge as llm_judge
@@ -44,11 +42,15 @@ def make_grader(spec: str, *, judge: TextGenerator | None = None) -> Grader:
     name, options = parse_grader_spec(spec)
     factory = GRADERS.get(name)
     if factory is None:
-        raise ConfigurationError(f"unknown grader `{name}`; expected one of: {', '.join(sorted(GRADERS))}")
-    kwargs: dict[str, Any] = dict(options)
+        raise ConfigurationError(
+            f"unknown grader `{name}`; expected one of: {', '.join(sorted(GRADERS))}"
+        )
+    kwargs: dict[str, object] = dict(options)
     if getattr(factory, "needs_judge", False):
         if judge is None:
-            raise ConfigurationError(f"grader `{name}` needs a judge model (--judge-model / judge_model)")
+            raise ConfigurationError(
+                f"grader `{name}` needs a judge model (--judge-model / judge_model)"
+            )
         kwargs["judge"] = judge
     try:
         built = factory(**kwargs)

@@ -7,13 +7,12 @@ in prose or code fences). Dotted paths reach into nested objects: `field=result.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from tinker_chief.evals.graders.base import RuleGrader, Verdict, grader
 from tinker_chief.evals.graders.text import normalize_text
 
 
-def find_json_object(text: str) -> dict[str, Any] | None:
+def find_json_object(text: str) -> dict[str, object] | None:
     decoder = json.JSONDecoder()
     for start, char in enumerate(text):
         if char != "{":
@@ -27,7 +26,7 @@ def find_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _lookup(obj: Any, path: str) -> tuple[bool, Any]:
+def _lookup(obj: object, path: str) -> tuple[bool, object]:
     for key in path.split("."):
         if not isinstance(obj, dict) or key not in obj:
             return False, None
@@ -37,7 +36,8 @@ def _lookup(obj: Any, path: str) -> tuple[bool, Any]:
 
 @grader("json_field")
 class JsonFieldGrader(RuleGrader):
-    """`response_json[field]` equals the target (JSON-decoded if it parses, else text-normalized)."""
+    """`response_json[field]` equals the target: JSON-decoded if it parses, else compared as
+    normalized text."""
 
     def __init__(self, field: str = "answer") -> None:
         self.field = field
@@ -50,7 +50,7 @@ class JsonFieldGrader(RuleGrader):
         if not found:
             return Verdict(False, None, f"field `{self.field}` missing")
         try:
-            expected: Any = json.loads(target)
+            expected: object = json.loads(target)
         except json.JSONDecodeError:
             expected = target
         if isinstance(value, str) and isinstance(expected, str):

@@ -54,7 +54,9 @@ class LLMJudgeGrader(Grader):
 
     needs_judge = True
 
-    def __init__(self, judge: TextGenerator, rubric: str = DEFAULT_RUBRIC, max_tokens: str = "256") -> None:
+    def __init__(
+        self, judge: TextGenerator, rubric: str = DEFAULT_RUBRIC, max_tokens: str = "256"
+    ) -> None:
         self.judge = judge
         self.rubric = rubric
         self.max_tokens = int(max_tokens)
@@ -65,7 +67,9 @@ class LLMJudgeGrader(Grader):
         prompt = JUDGE_TEMPLATE.format(
             question=item.question, answer=item.response, criterion=item.target, rubric=self.rubric
         )
-        reply = await self.judge.generate_text([{"role": "user", "content": prompt}], self.max_tokens)
+        reply = await self.judge.generate_text(
+            [{"role": "user", "content": prompt}], self.max_tokens
+        )
         verdict = parse_grade(reply)
         if verdict is None:
             return Verdict(None, None, f"unparseable judge verdict: {reply[-200:]!r}")

@@ -70,7 +70,8 @@ class NumericGrader(RuleGrader):
             return Verdict(False, None, "no number in response")
         bound = self.tolerance * abs(expected) if self.relative else self.tolerance
         return Verdict(
-            math.isclose(answer, expected, rel_tol=0.0, abs_tol=bound) or answer == expected, _format(answer)
+            math.isclose(answer, expected, rel_tol=0.0, abs_tol=bound) or answer == expected,
+            _format(answer),
         )
 
 

@@ -18,11 +18,17 @@ from tinker_chief.evals.safety.refusals import RefusalJudge, is_refusal
 
 
 async def judge_prompt(
-    sampler: ModelSampler, prompt: SafetyPrompt, settings: GenerationSettings, judge: RefusalJudge | None
+    sampler: ModelSampler,
+    prompt: SafetyPrompt,
+    settings: GenerationSettings,
+    judge: RefusalJudge | None,
 ) -> SampleRecord:
     sample = prompt.as_sample()
     record = SampleRecord(
-        sample.id, sample.messages, sample.target, extra={"category": prompt.category, "pattern": prompt.pattern}
+        sample.id,
+        sample.messages,
+        sample.target,
+        extra={"category": prompt.category, "pattern": prompt.pattern},
     )
     try:
         reply = (await sampler.generate(sample.messages, settings))[0].text
@@ -55,4 +61,8 @@ async def run_safety(
             on_record(record)
         return record
 
-    return list(await asyncio.gather(*(one(p) for p in (prompts if prompts is not None else safety_prompts()))))
+    return list(
+        await asyncio.gather(
+            *(one(p) for p in (prompts if prompts is not None else safety_prompts()))
+        )
+    )
