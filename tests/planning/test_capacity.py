@@ -184,6 +184,19 @@ def test_hybrid_architectures_are_refused():
         lora_shape_from_config({**PUBLIC_CONFIGS["Qwen/Qwen3-8B"], "layer_types": ["linear_attention"] * 36})
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("head_dim", "64"), ("num_key_value_heads", 8.0), ("num_experts", [128])],
+)
+def test_a_config_field_that_is_not_an_integer_is_named(field, value):
+    """A config.json value of the wrong type is one error naming the field, not a TypeError
+    (or a string repeated `heads` times) from the arithmetic."""
+    config = {**PUBLIC_CONFIGS["meta-llama/Llama-3.2-1B"], field: value}
+    with pytest.raises(ConfigurationError) as error:
+        lora_shape_from_config(config)
+    assert str(error.value) == f"model config: field `{field}`: expected an integer, got {value!r}"
+
+
 @pytest.mark.parametrize("model", COOKBOOK_MODELS)
 def test_learning_rate_equals_get_lr(model):
     try:

@@ -118,6 +118,15 @@ def test_a_model_without_a_known_price_says_so(tmp_path, capsys):
         assert "as of 2025-10-01" in cost["source"]
 
 
+def test_a_price_table_entry_that_is_not_a_table_is_one_error_line(tmp_path, capsys):
+    root = _project(tmp_path, capsys, prices_file="prices.toml")
+    (root / "prices.toml").write_text('as_of = "2026-01-15"\n[models]\n"tiny-random-llama" = 0.5\n')
+    code, out, err = chief(capsys, "plan", "-p", str(root))
+    table = root / "prices.toml"
+    assert (code, out) == (1, "")
+    assert err == f'Error: {table}: field `models."tiny-random-llama"`: expected a table, got 0.5\n'
+
+
 def test_local_time_is_calibrated_on_this_machine(tmp_path, capsys, engine, monkeypatch, private_calibration_cache):
     cache = private_calibration_cache
     root = _project(tmp_path, capsys)

@@ -193,6 +193,31 @@ def test_report_draws_names_with_dollar_signs_as_typed(tmp_path: Path) -> None:
     assert '<img alt="learning curves"' in page and '<img alt="eval comparison"' in page
 
 
+def test_report_draws_the_reliability_bins_it_can_read_and_skips_the_rest(tmp_path: Path) -> None:
+    """Recorded reliability bins are read defensively: a bin without confidence or accuracy, or an
+    entry that is not a bin, is left out of the diagram instead of failing the report."""
+    project = _project(tmp_path)
+    good = {"low": 0.6, "high": 0.8, "count": 5, "confidence": 0.7, "accuracy": 0.6}
+    with Registry.open(project / ".chief" / "registry.db") as registry:
+        registry.record_eval(
+            "demo:v2",
+            suite_name="demo-suite",
+            suite_version="v1",
+            task="calibration",
+            metrics=[MetricValue("ece", 0.1)],
+            headline_metric="ece",
+            settings={"reliability": [good, {"low": 0.0, "high": 0.2, "count": 3}, "not a bin"]},
+        )
+    result = CliRunner().invoke(cli, ["report", "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    assert '<img alt="reliability diagram"' in (project / "report.html").read_text()
+    from tinker_chief.reports.collect import collect, reliability_table
+
+    calibration = [r for r in collect(project).results if r.task == "calibration"]
+    tables = {r.model_ref: reliability_table(r) for r in calibration}
+    assert [(b.confidence, b.accuracy, b.count) for b in tables["demo:v2"] or []] == [(0.7, 0.6, 5)]
+
+
 def test_report_without_runs_or_registry_says_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "chief.toml").write_text(CHIEF_TOML)
     result = CliRunner().invoke(cli, ["report", "--project", str(tmp_path)])

@@ -4,21 +4,24 @@ Owns the project file `chief.toml` (schema, validation, defaults), reading and v
 user's training data, counting tokens with the model's renderer, and turning data + use case
 + base model into a plan (LoRA rank and capacity, learning rate, placement, batch and steps,
 cost/time estimates, the eval suite) where every number carries the rule and source behind it.
-Imports `models` (tokenizers, configs, renderers) and the eval-suite schema from `evals`.
+Imports `models` (tokenizers, configs, renderers), the eval-suite schema from `evals` and the
+`[gate]` rules from `registry.rules`.
 
 Public API (other capabilities import from here):
-    ProjectConfig, Project, load_project, parse_config   (planning.config)
-    save_project                                                           (planning.toml_writer)
-    Conversation, PromptAnswer, Preference, RLPrompt, read_records, read_sft_conversations,
-    read_conversations, read_prompt_answers, read_preferences, read_rl_prompts   (planning.data_formats)
-    make_plan, Plan                                                        (planning.planner)
-    render_plan_markdown                                                   (planning.plan_markdown)
-    init_project                                                           (planning.project_files)
+    CONFIG_FILENAME, ProjectConfig, Project, load_project, parse_config      (planning.config)
+    save_project                                                        (planning.toml_writer)
+    ChatMessage, Conversation, PromptAnswer, Preference, RLPrompt, detect_format, read_records,
+    read_sft_conversations, read_conversations, read_prompt_answers, read_preferences,
+    read_rl_prompts                                                    (planning.data_formats)
+    make_plan, Plan                                                         (planning.planner)
+    render_plan_markdown                                              (planning.plan_markdown)
+    init_project                                                      (planning.project_files)
+The last four load on first use (they import the tokenizers and the cookbook).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.planning.config import (
     CONFIG_FILENAME,
@@ -43,6 +46,11 @@ from tinker_chief.planning.data_formats import (
 )
 from tinker_chief.planning.toml_writer import save_project
 
+if TYPE_CHECKING:
+    from tinker_chief.planning.plan_markdown import render_plan_markdown
+    from tinker_chief.planning.planner import Plan, make_plan
+    from tinker_chief.planning.project_files import init_project
+
 # Heavier modules (tokenizers, cookbook) load on first use, so importing the schema stays cheap.
 _LAZY = {
     "make_plan": "tinker_chief.planning.planner",
@@ -52,7 +60,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 

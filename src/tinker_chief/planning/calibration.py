@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from tinker_chief.cpuinfo import cpu_info
 from tinker_chief.errors import ChiefError
@@ -38,20 +38,27 @@ class Measured:
     precision: str | None = None  # the engine's, e.g. "bfloat16-autocast"; None: not recorded
 
 
-def machine() -> dict[str, Any]:
+class Machine(TypedDict):
+    """This machine as calibration keys it."""
+
+    cpu: str  # the CPU model
+    flags: str  # a hash of the CPU flags
+    cores: int
+    id: str  # a hash of the three above
+
+
+def machine() -> Machine:
     """This machine as calibration keys it: CPU model, CPU-flags hash, core count, and their id."""
     cpu = cpu_info()
-    facts: dict[str, Any] = {
-        "cpu": cpu.model,
-        "flags": hashlib.sha256(" ".join(sorted(cpu.flags)).encode()).hexdigest()[:12],
-        "cores": os.cpu_count() or 1,
-    }
-    facts["id"] = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
-    return facts
+    flags = hashlib.sha256(" ".join(sorted(cpu.flags)).encode()).hexdigest()[:12]
+    cores = os.cpu_count() or 1
+    keyed = {"cpu": cpu.model, "flags": flags, "cores": cores}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+    return Machine(cpu=cpu.model, flags=flags, cores=cores, id=key)
 
 
 def machine_id() -> str:
-    return str(machine()["id"])
+    return machine()["id"]
 
 
 def _run_throughput(run: RunFiles) -> float | None:
@@ -78,14 +85,20 @@ def last_run(project_root: Path, model: str, machine_key: str) -> Measured | Non
             status, spec = run.status(), run.spec()
         except ChiefError:  # an unreadable run is simply not evidence
             continue
-        if status.get("machine") != machine_key or status.get("backend") != "local" or spec.get("base_model") != model:
+        if (
+            status.get("machine") != machine_key
+            or status.get("backend") != "local"
+            or spec.get("base_model") != model
+        ):
             continue
         rate = _run_throughput(run)
         if rate is not None:
+            here = machine()
             return Measured(
                 round(rate, 1),
                 "last run",
-                f"run {run.run_id} of this project on this machine ({machine()['cpu']}, {machine()['cores']} cores)",
+                f"run {run.run_id} of this project on this machine ({here['cpu']}, "
+                f"{here['cores']} cores)",
                 status.get("engine_precision"),
             )
     return None
@@ -124,7 +137,7 @@ def save_probe(
 ) -> Path:
     """Record a probe's throughput for `model` on this machine (other models' entries kept)."""
     facts = machine()
-    path = probe_cache(str(facts["id"]))
+    path = probe_cache(facts["id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         table = read_json(path) if path.is_file() else {}

@@ -15,14 +15,15 @@ the cookbook's table exactly for every architecture it supports (tests/planning 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from tinker_chief.errors import ConfigurationError
 
 RANKS = [2**k for k in range(10)]  # 1 .. 512
 COOKBOOK_SOURCE = "tinker_cookbook.hyperparam_utils.get_lora_param_count (cookbook 0.5.8 table)"
+# A Hugging Face `config.json` as parsed: its values are whatever the JSON holds.
+ModelConfig = Mapping[str, object]
 CONFIG_SOURCE = "computed from the model's config.json (Tinker's LoRA placement, shared-outer MoE)"
 
 
@@ -33,15 +34,22 @@ class LoraShape:
     attn: int
     mlp: int  # includes MoE experts
     unembed: int
-    experts: int | None  # the part of `mlp` in MoE experts (None: not known, e.g. from the cookbook table)
+    # The part of `mlp` in MoE experts (None: not known, e.g. from the cookbook table).
+    experts: int | None
     source: str
 
-    def per_rank(self, train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True) -> int:
+    def per_rank(
+        self, train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True
+    ) -> int:
         return (
-            (self.mlp if train_mlp else 0) + (self.attn if train_attn else 0) + (self.unembed if train_unembed else 0)
+            (self.mlp if train_mlp else 0)
+            + (self.attn if train_attn else 0)
+            + (self.unembed if train_unembed else 0)
         )
 
-    def params(self, rank: int, train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True) -> int:
+    def params(
+        self, rank: int, train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True
+    ) -> int:
         return rank * self.per_rank(train_mlp, train_attn, train_unembed)
 
 
@@ -53,80 +61,113 @@ def cookbook_shape(model_name: str) -> LoraShape | None:
     if counts is None:
         return None
     return LoraShape(
-        attn=counts["attn"], mlp=counts["mlp"], unembed=counts["unembed"], experts=None, source=COOKBOOK_SOURCE
+        attn=counts["attn"],
+        mlp=counts["mlp"],
+        unembed=counts["unembed"],
+        experts=None,
+        source=COOKBOOK_SOURCE,
     )
 
 
-def _get(config: dict[str, Any], *names: str, default: Any = None) -> Any:
+def text_part(config: ModelConfig) -> ModelConfig:
+    """The language model's part of a config (a multimodal config nests it as `text_config`)."""
+    text = config.get("text_config")
+    return text if isinstance(text, Mapping) and text else config
+
+
+def _optional_int(config: ModelConfig, *names: str) -> int | None:
+    """The first of `names` the config sets (not null), which must be an integer; else None."""
     for name in names:
-        if config.get(name) is not None:
-            return config[name]
-    return default
+        value = config.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int):
+            raise ConfigurationError(
+                f"model config: field `{name}`: expected an integer, got {value!r}"
+            )
+        return value
+    return None
 
 
-def _require(config: dict[str, Any], name: str) -> int:
-    value = config.get(name)
-    if not isinstance(value, int):
-        raise ConfigurationError(f"model config: field `{name}`: expected an integer, got {value!r}")
+def _int(config: ModelConfig, *names: str, default: int) -> int:
+    value = _optional_int(config, *names)
+    return default if value is None else value
+
+
+def _require(config: ModelConfig, name: str) -> int:
+    value = _optional_int(config, name)
+    if value is None:
+        raise ConfigurationError(f"model config: field `{name}`: expected an integer, got None")
     return value
 
 
-def _attention_per_layer(config: dict[str, Any], hidden: int) -> int:
+def _attention_per_layer(config: ModelConfig, hidden: int) -> int:
     heads = _require(config, "num_attention_heads")
     if config.get("kv_lora_rank"):  # multi-head latent attention (DeepSeek-V3, Kimi-K2)
         rope, nope = _require(config, "qk_rope_head_dim"), _require(config, "qk_nope_head_dim")
-        q_rank = config.get("q_lora_rank")
+        q_rank = _optional_int(config, "q_lora_rank")
         q = hidden + q_rank if q_rank else hidden + heads * (nope + rope)
         kv = hidden + _require(config, "kv_lora_rank") + rope
         return q + kv + heads * _require(config, "v_head_dim") + hidden
-    kv_heads = _get(config, "num_key_value_heads", default=heads)
-    head_dim = _get(config, "head_dim", default=hidden // heads)
+    kv_heads = _int(config, "num_key_value_heads", default=heads)
+    head_dim = _int(config, "head_dim", default=hidden // heads)
     q_dim, kv_dim = heads * head_dim, kv_heads * head_dim
     return (hidden + q_dim) + 2 * (hidden + kv_dim) + (q_dim + hidden)
 
 
-def _moe_layers(config: dict[str, Any], layers: int) -> set[int]:
+def _moe_layers(config: ModelConfig, layers: int) -> set[int]:
     """Indices of the layers whose MLP is a mixture of experts."""
-    if config.get("first_k_dense_replace") is not None:
-        return set(range(config["first_k_dense_replace"], layers))
-    dense_only = set(config.get("mlp_only_layers") or [])
-    step = config.get("decoder_sparse_step") or 1
+    first_sparse = _optional_int(config, "first_k_dense_replace")
+    if first_sparse is not None:
+        return set(range(first_sparse, layers))
+    dense = config.get("mlp_only_layers")
+    dense_only = set(dense) if isinstance(dense, list) else set()
+    step = _optional_int(config, "decoder_sparse_step") or 1
     return {i for i in range(layers) if i not in dense_only and (i + 1) % step == 0}
 
 
-def _check_supported(config: dict[str, Any]) -> None:
-    kinds = set(config.get("layer_types") or [])
+def _check_supported(config: ModelConfig) -> None:
+    layer_types = config.get("layer_types")
+    kinds = set(layer_types) if isinstance(layer_types, list) else set()
     unsupported = kinds - {"full_attention", "sliding_attention"}
     if unsupported or config.get("hybrid_override_pattern"):
         raise ConfigurationError(
-            f"model config ({config.get('model_type')}): layers of kind {sorted(unsupported) or 'mamba/hybrid'} "
-            "are not supported by chief's LoRA-count formula; only attention + MLP/MoE transformers are"
+            f"model config ({config.get('model_type')}): layers of kind "
+            f"{sorted(unsupported) or 'mamba/hybrid'} are not supported by chief's LoRA-count "
+            "formula; only attention + MLP/MoE transformers are"
         )
 
 
-def lora_shape_from_config(config: dict[str, Any]) -> LoraShape:
+def lora_shape_from_config(config: ModelConfig) -> LoraShape:
     """LoRA parameters per rank from a Hugging Face `config.json` dict."""
-    config = config.get("text_config") or config
+    config = text_part(config)
     _check_supported(config)
     hidden, layers = _require(config, "hidden_size"), _require(config, "num_hidden_layers")
     vocab = _require(config, "vocab_size")
     attn = _attention_per_layer(config, hidden) * layers
-    experts_count = _get(config, "num_experts", "num_local_experts", "n_routed_experts", default=0)
-    dense_mlp = 3 * (hidden + _require(config, "intermediate_size"))
+    count_fields = ("num_experts", "num_local_experts", "n_routed_experts")
+    experts_count = _int(config, *count_fields, default=0)
+    inter = _require(config, "intermediate_size")
+    dense_mlp = 3 * (hidden + inter)
     if not experts_count:
-        return LoraShape(attn=attn, mlp=dense_mlp * layers, unembed=vocab + hidden, experts=0, source=CONFIG_SOURCE)
-    expert_inter = _get(config, "moe_intermediate_size", "intermediate_size")
-    shared_inter = (config.get("n_shared_experts") or 0) * expert_inter + (
-        config.get("shared_expert_intermediate_size") or 0
+        mlp = dense_mlp * layers
+        return LoraShape(attn, mlp, vocab + hidden, experts=0, source=CONFIG_SOURCE)
+    expert_inter = _int(config, "moe_intermediate_size", default=inter)
+    shared_inter = (_optional_int(config, "n_shared_experts") or 0) * expert_inter + (
+        _optional_int(config, "shared_expert_intermediate_size") or 0
     )
-    expert_part = experts_count * expert_inter * 3 + 3 * hidden  # shared outer factor: hidden side once
+    # Shared outer factor: the hidden side is counted once per projection, not per expert.
+    expert_part = experts_count * expert_inter * 3 + 3 * hidden
     shared_part = 3 * (hidden + shared_inter) if shared_inter else 0
     moe = _moe_layers(config, layers)
     mlp = len(moe) * (expert_part + shared_part) + (layers - len(moe)) * dense_mlp
-    return LoraShape(attn=attn, mlp=mlp, unembed=vocab + hidden, experts=len(moe) * expert_part, source=CONFIG_SOURCE)
+    experts = len(moe) * expert_part
+    return LoraShape(attn, mlp, vocab + hidden, experts=experts, source=CONFIG_SOURCE)
 
 
-def lora_shape(model_name: str, load_config: Callable[[str], dict[str, Any]] | None = None) -> LoraShape:
+def lora_shape(
+    model_name: str, load_config: Callable[[str], ModelConfig] | None = None
+) -> LoraShape:
     """Counts for a model: the cookbook's table when it has the model, else from its config."""
     shape = cookbook_shape(model_name)
     if shape is not None:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 from tinker_chief.errors import DataError
-from tinker_chief.jsonl import CHAT_ROLES, JsonlLine, parse_messages, read_jsonl_objects, require_str
+from tinker_chief.jsonl import (
+    CHAT_ROLES,
+    JsonlLine,
+    parse_messages,
+    read_jsonl_objects,
+    require_str,
+)
 
 DataFormat = Literal["conversations", "prompt_answer", "preferences", "rl_prompts"]
 ROLES = CHAT_ROLES
@@ -48,8 +54,13 @@ class PromptAnswer:
     source: str
 
     def to_conversation(self) -> Conversation:
-        messages: list[ChatMessage] = [{"role": "system", "content": self.system}] if self.system else []
-        messages += [{"role": "user", "content": self.input}, {"role": "assistant", "content": self.output}]
+        messages: list[ChatMessage] = (
+            [{"role": "system", "content": self.system}] if self.system else []
+        )
+        messages += [
+            {"role": "user", "content": self.input},
+            {"role": "assistant", "content": self.output},
+        ]
         return Conversation(messages, self.source)
 
 
@@ -87,7 +98,10 @@ _SIGNATURES: list[tuple[DataFormat, tuple[str, ...]]] = [
     ("prompt_answer", ("input", "output")),
     ("rl_prompts", ("prompt", "answer")),
 ]
-_EXPECTED_SHAPES = '{"messages": [...]}, {"input", "output"}, {"prompt", "chosen", "rejected"} or {"prompt", "answer"}'
+_EXPECTED_SHAPES = (
+    '{"messages": [...]}, {"input", "output"}, {"prompt", "chosen", "rejected"} '
+    'or {"prompt", "answer"}'
+)
 
 
 def _where(line: JsonlLine) -> str:
@@ -112,14 +126,18 @@ def _turns(line: JsonlLine, field: str, role: str) -> list[ChatMessage]:
 
 
 def parse_conversation(line: JsonlLine) -> Conversation:
-    return Conversation(_messages(line, "messages", need_assistant="nothing to train on"), _where(line))
+    return Conversation(
+        _messages(line, "messages", need_assistant="nothing to train on"), _where(line)
+    )
 
 
 def parse_prompt_answer(line: JsonlLine) -> PromptAnswer:
     system = line.value.get("system")
     if system is not None and not isinstance(system, str):
         raise line.error("system", "a string", system)
-    return PromptAnswer(require_str(line, "input"), require_str(line, "output"), system or None, _where(line))
+    return PromptAnswer(
+        require_str(line, "input"), require_str(line, "output"), system or None, _where(line)
+    )
 
 
 def parse_preference(line: JsonlLine) -> Preference:
@@ -148,11 +166,16 @@ def format_of_line(line: JsonlLine) -> DataFormat:
     for name, keys in _SIGNATURES:
         if any(key in line.value for key in keys):
             return name
-    raise line.error(None, f"one of the formats {_EXPECTED_SHAPES}; found keys {sorted(line.value)}")
+    raise line.error(
+        None, f"one of the formats {_EXPECTED_SHAPES}; found keys {sorted(line.value)}"
+    )
 
 
-def read_records(path: str | Path, expected: DataFormat | Iterable[DataFormat] | None = None) -> list[Record]:
-    """Read every line of `path`; all lines must share one format (the first line's, or `expected`)."""
+def read_records(
+    path: str | Path, expected: DataFormat | Iterable[DataFormat] | None = None
+) -> list[Record]:
+    """Read every line of `path`; all lines must share one format (the first line's, or
+    `expected`)."""
     allowed = {expected} if isinstance(expected, str) else set(expected) if expected else None
     records: list[Record] = []
     file_format: DataFormat | None = None
@@ -161,11 +184,16 @@ def read_records(path: str | Path, expected: DataFormat | Iterable[DataFormat] |
         if file_format is None:
             file_format = line_format
             if allowed is not None and line_format not in allowed:
+                expected_formats = " or ".join(sorted(allowed))
                 raise line.error(
-                    None, f"{' or '.join(sorted(allowed))} data, found {line_format} keys {sorted(line.value)}"
+                    None,
+                    f"{expected_formats} data, found {line_format} keys {sorted(line.value)}",
                 )
         elif line_format != file_format:
-            raise line.error(None, f"{file_format} like the first line, found {line_format} keys {sorted(line.value)}")
+            raise line.error(
+                None,
+                f"{file_format} like the first line, found {line_format} keys {sorted(line.value)}",
+            )
         records.append(_PARSERS[line_format](line))
     return records
 
@@ -204,7 +232,8 @@ def read_sft_conversations(path: str | Path) -> list[Conversation]:
 
 
 def as_conversations(records: list[Record]) -> list[Conversation]:
-    """The conversations a planner renders for any format (preferences: the chosen side; RL: the prompt)."""
+    """The conversations a planner renders for any format (preferences: the chosen side; RL: the
+    prompt)."""
     out: list[Conversation] = []
     for record in records:
         if isinstance(record, Conversation):

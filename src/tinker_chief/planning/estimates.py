@@ -10,9 +10,10 @@ the estimate's `basis` says which was used. `spent` states what a recorded run o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from pydantic import BaseModel
 
@@ -24,6 +25,10 @@ _HERE = Path(__file__).parent
 PRICES_FILE = _HERE / "prices.toml"
 THROUGHPUT_FILE = _HERE / "throughput.toml"
 STALE_PRICE_DAYS = 180
+
+# A model's Tinker prices: `train`, `sample` and `prefill` in $/M tokens (None: no rate), with the
+# table's `as_of` date and `source`.
+Prices = dict[str, float | str | None]
 
 
 class TokenWork(BaseModel):
@@ -44,18 +49,32 @@ class TimeEstimate(BaseModel):
     seconds: float | None
     detail: str
     source: str
-    basis: str = "table"  # chief.toml | last run | probe | table: where the training speed came from
+    # Where the training speed came from: chief.toml | last run | probe | table.
+    basis: str = "table"
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
+def _read_toml(path: Path, what: str) -> dict[str, object]:
     if not path.is_file():
         raise ConfigurationError(f"{path}: {what} not found")
     return read_toml(path)
 
 
-def _rate(table: dict[str, Any], path: Path, model: str, key: str) -> float | None:
-    entry = table.get("models", {}).get(model)
-    if entry is None or key not in entry:
+def _model_entry(table: Mapping[str, object], path: Path, model: str) -> Mapping[str, object]:
+    """The table's `[models."<model>"]` (empty when it has none)."""
+    models = table.get("models", {})
+    if not isinstance(models, Mapping):
+        raise ConfigurationError(f"{path}: field `models`: expected a table, got {models!r}")
+    entry = models.get(model, {})
+    if not isinstance(entry, Mapping):
+        raise ConfigurationError(
+            f'{path}: field `models."{model}"`: expected a table, got {entry!r}'
+        )
+    return entry
+
+
+def _rate(table: Mapping[str, object], path: Path, model: str, key: str) -> float | None:
+    entry = _model_entry(table, path, model)
+    if key not in entry:
         return None
     value = entry[key]
     if not isinstance(value, (int, float)) or value < 0:
@@ -65,7 +84,7 @@ def _rate(table: dict[str, Any], path: Path, model: str, key: str) -> float | No
     return float(value)
 
 
-def price_of(model: str, prices_file: Path | None = None) -> dict[str, Any] | None:
+def price_of(model: str, prices_file: Path | None = None) -> Prices | None:
     """`model`'s Tinker prices in $/M tokens (train, sample, prefill) with the table's date and
     source, or None when the table has no price for it."""
     path = prices_file or PRICES_FILE
@@ -99,7 +118,9 @@ def tinker_cost(
         )
     sample = _rate(table, path, model, "sample") or 0.0
     prefill = _rate(table, path, model, "prefill") or 0.0
-    dollars = (work.train_tokens * train + work.sample_tokens * sample + work.prefill_tokens * prefill) / 1e6
+    dollars = (
+        work.train_tokens * train + work.sample_tokens * sample + work.prefill_tokens * prefill
+    ) / 1e6
     parts = [
         f"{count:,} {what} x ${rate}/M"
         for count, what, rate in (
@@ -137,9 +158,14 @@ def local_time(
         f"{table.get('source', '')}; not this machine: `chief plan --calibrate` measures it)"
     )
     basis, source, train_rate = "table", measured, _rate(table, path, model, "train")
-    precision = table.get("models", {}).get(model, {}).get("precision")
+    entry = _model_entry(table, path, model)
+    precision = entry.get("precision")
     if measured_here is not None:
-        basis, source, train_rate = measured_here.basis, measured_here.source, measured_here.train_tokens_per_s
+        basis, source, train_rate = (
+            measured_here.basis,
+            measured_here.source,
+            measured_here.train_tokens_per_s,
+        )
         precision = measured_here.precision
     if train_tps:
         basis, source, train_rate = "chief.toml", "chief.toml [estimates]", train_tps
@@ -156,7 +182,7 @@ def local_time(
     # The precision the speed was measured in: the engine's choice on that machine (bf16 or fp32).
     measured_in = f", {precision}" if precision else ""
     detail = f"{work.train_tokens:,} train tokens / {train_rate:,.0f} tok/s ({basis}{measured_in})"
-    conditions = table.get("models", {}).get(model, {}).get("conditions")
+    conditions = entry.get("conditions")
     if conditions and basis == "table":
         detail += f" (measured with {conditions})"
     if work.sample_tokens:
@@ -174,7 +200,18 @@ def local_time(
     return TimeEstimate(seconds=round(seconds, 1), detail=detail, source=source, basis=basis)
 
 
-def spent(base_model: str, backend: str, usage: Any, prices_file: Path | None = None) -> str:
-    """What a recorded run or eval cost, in words (a registry `Usage`), at the price table's rates."""
+class DescribedUsage(Protocol):
+    """What `spent` needs of a registry `Usage` (planning does not import the registry)."""
+
+    def describe(self, backend: str, price: Mapping[str, object] | None, no_price: str) -> str: ...
+
+
+def spent(
+    base_model: str, backend: str, usage: DescribedUsage, prices_file: Path | None = None
+) -> str:
+    """What a recorded run or eval cost, in words (a registry `Usage`), at the price table's
+    rates."""
     table = (prices_file or PRICES_FILE).name
-    return usage.describe(backend, price_of(base_model, prices_file), f"no known price for {base_model} in {table}")
+    return usage.describe(
+        backend, price_of(base_model, prices_file), f"no known price for {base_model} in {table}"
+    )

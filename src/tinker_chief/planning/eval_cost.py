@@ -19,14 +19,19 @@ says which tasks have one. Nothing here samples or needs a backend.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from tinker_chief.errors import ChiefError
 from tinker_chief.evals.suite import EvalSuite, EvalTask, builtin_requests
 from tinker_chief.jsonl import read_jsonl_objects
+from tinker_chief.planning.tokens import cookbook_chat
+
+if TYPE_CHECKING:
+    from tinker_cookbook.renderers import Message, Renderer
 
 
 class EvalTaskTokens(BaseModel):
@@ -44,26 +49,30 @@ class EvalSamplingEstimate(BaseModel):
     tasks: list[EvalTaskTokens]
     prefill_tokens: int
     sample_tokens: int
-    not_counted: list[str] = Field(default_factory=list, description="What the sums leave out, and why")
+    not_counted: list[str] = Field(
+        default_factory=list, description="What the sums leave out, and why"
+    )
 
 
-def _prompt(value: dict[str, Any]) -> list[dict[str, str]] | None:
-    """A jsonl eval line's chat as `chief eval` renders it (system first), or None when unreadable."""
+def _prompt(value: Mapping[str, object]) -> list[Message] | None:
+    """A jsonl eval line's chat as `chief eval` renders it (system first), or None when
+    unreadable."""
     messages = value.get("messages")
-    if messages is None and isinstance(value.get("input"), str):
-        messages = [{"role": "user", "content": value["input"]}]
+    prompt, system = value.get("input"), value.get("system")
+    if messages is None and isinstance(prompt, str):
+        messages = [{"role": "user", "content": prompt}]
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         return None
-    if isinstance(value.get("system"), str):
-        messages = [{"role": "system", "content": value["system"]}, *messages]
-    return messages
+    if isinstance(system, str):
+        messages = [{"role": "system", "content": system}, *messages]
+    return cookbook_chat(messages)
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
+def _lines(path: Path) -> list[dict[str, object]]:
     return [line.value for line in read_jsonl_objects(path) if isinstance(line.value, dict)]
 
 
-def _jsonl(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
+def _jsonl(task: EvalTask, path: Path, renderer: Renderer) -> EvalTaskTokens:
     s = task.settings
     rows = _lines(path)
     shots = [
@@ -93,12 +102,12 @@ def _jsonl(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
     )
 
 
-def _nll(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
+def _nll(task: EvalTask, path: Path, renderer: Renderer) -> EvalTaskTokens:
     conversations = []
     for row in _lines(path)[: task.settings.limit]:
-        chat = _prompt(row)
-        if chat is not None and row.get("messages") is None and isinstance(row.get("output"), str):
-            chat = [*chat, {"role": "assistant", "content": row["output"]}]
+        chat, output = _prompt(row), row.get("output")
+        if chat is not None and row.get("messages") is None and isinstance(output, str):
+            chat = [*chat, {"role": "assistant", "content": output}]
         if chat:
             conversations.append(chat)
     prefill = sum(renderer.build_supervised_example(chat)[0].length for chat in conversations)
@@ -108,45 +117,63 @@ def _nll(task: EvalTask, path: Path, renderer: Any) -> EvalTaskTokens:
         samples=len(conversations),
         prefill_tokens=prefill,
         sample_tokens=len(conversations),
-        method=f"{len(conversations)} conversations of {task.data} prefilled whole, one token sampled each",
+        method=f"{len(conversations)} conversations of {task.data} prefilled whole, one token "
+        "sampled each",
     )
 
 
-def _builtin(task: EvalTask, path: Path | None, renderer: Any) -> EvalTaskTokens | None:
+def _builtin(task: EvalTask, path: Path | None, renderer: Renderer) -> EvalTaskTokens | None:
     requests = builtin_requests(task, str(path) if path else None)
     if requests is None:
         return None
     s, n = task.settings, len(requests)
     if task.kind == "calibration":
-        prefill = sum((renderer.build_generation_prompt(chat).length + 1) * options for chat, options in requests)
+        prefill = sum(
+            (renderer.build_generation_prompt(cookbook_chat(chat)).length + 1) * options
+            for chat, options in requests
+        )
         return EvalTaskTokens(
             task=task.name,
             kind=task.kind,
             samples=n,
             prefill_tokens=prefill,
             sample_tokens=sum(options for _chat, options in requests),
-            method=f"{n} questions, each prompt + its answer letter (1 token) scored once per choice, "
-            "one token sampled each time",
+            method=f"{n} questions, each prompt + its answer letter (1 token) scored once per "
+            "choice, one token sampled each time",
         )
-    prefill = sum(renderer.build_generation_prompt(chat).length for chat, _options in requests)
+    prefill = sum(
+        renderer.build_generation_prompt(cookbook_chat(chat)).length for chat, _options in requests
+    )
     limit = f" (limit {s.limit} per category)" if s.limit else ""
     how = f"{n} shipped prompts{limit}; sampled <= {n} x max_tokens {s.max_tokens}"
     if task.judge_model:
         how += f"; the refusal judge's calls ({task.judge_model}) are not counted"
     return EvalTaskTokens(
-        task=task.name, kind=task.kind, samples=n, prefill_tokens=prefill, sample_tokens=n * s.max_tokens, method=how
+        task=task.name,
+        kind=task.kind,
+        samples=n,
+        prefill_tokens=prefill,
+        sample_tokens=n * s.max_tokens,
+        method=how,
     )
 
 
-def _task_tokens(task: EvalTask, root: Path, renderer: Any) -> EvalTaskTokens:
+def _task_tokens(task: EvalTask, root: Path, renderer: Renderer) -> EvalTaskTokens:
     s = task.settings
-    path = (Path(task.data) if Path(task.data).is_absolute() else root / task.data) if task.data else None
+    path = (
+        (Path(task.data) if Path(task.data).is_absolute() else root / task.data)
+        if task.data
+        else None
+    )
     try:
         if task.kind in ("jsonl", "nll") and path is not None:
             return (_jsonl if task.kind == "jsonl" else _nll)(task, path, renderer)
         counted = _builtin(task, path, renderer)
-    except ChiefError as exc:  # a data problem is `chief eval`'s to report; the plan says why it has no count
-        return EvalTaskTokens(task=task.name, kind=task.kind, samples=None, method=f"not estimated: {exc}")
+    except ChiefError as exc:
+        # A data problem is `chief eval`'s to report; the plan says why it has no count.
+        return EvalTaskTokens(
+            task=task.name, kind=task.kind, samples=None, method=f"not estimated: {exc}"
+        )
     if counted is not None:
         return counted
     if task.kind == "inspect" and s.limit:
@@ -158,11 +185,19 @@ def _task_tokens(task: EvalTask, root: Path, renderer: Any) -> EvalTaskTokens:
             method=f"limit {s.limit} x max_tokens {s.max_tokens} sampled (upper bound); prompts "
             "are the benchmark's dataset (fetched by Inspect), not counted",
         )
-    why = "no limit set, so the benchmark's size is unknown here" if task.kind == "inspect" else "no data file"
-    return EvalTaskTokens(task=task.name, kind=task.kind, samples=s.limit, method=f"not estimated: {why}")
+    why = (
+        "no limit set, so the benchmark's size is unknown here"
+        if task.kind == "inspect"
+        else "no data file"
+    )
+    return EvalTaskTokens(
+        task=task.name, kind=task.kind, samples=s.limit, method=f"not estimated: {why}"
+    )
 
 
-def estimate_eval_sampling(suite: EvalSuite, project_root: Path, renderer: Any) -> EvalSamplingEstimate:
+def estimate_eval_sampling(
+    suite: EvalSuite, project_root: Path, renderer: Renderer
+) -> EvalSamplingEstimate:
     """Prefill and sample tokens of one `chief eval` of the whole suite on one model."""
     tasks = [_task_tokens(task, project_root, renderer) for task in suite.tasks]
     not_counted = [

@@ -45,7 +45,8 @@ LOG_DIR="${{LOG_DIR:-logs/inspect}}"
 INSPECT="${{INSPECT:-inspect}}"
 PYTHON="${{PYTHON:-python}}"
 FAILED=()
-# Tasks that run model-written code: Docker when its daemon answers, else chief's bubblewrap sandbox.
+# Tasks that run model-written code: Docker when its daemon answers, else chief's bubblewrap
+# sandbox.
 if [ -z "${{CODE_SANDBOX:-}}" ]; then
   CODE_SANDBOX=chief
   if docker version --format '{{{{.Server.Version}}}}' >/dev/null 2>&1; then CODE_SANDBOX=docker; fi
@@ -70,7 +71,8 @@ run_task() {{
   local name="$1"; shift
   local dir="$LOG_DIR/$name/$(date -u +%Y%m%dT%H%M%SZ)"
   echo "== $name: inspect eval $* --model tinker/$TARGET"
-  if "$INSPECT" eval "$@" --model "tinker/$TARGET" --log-dir "$dir" ${{INSPECT_ARGS:-}} && check_log "$dir"; then
+  if "$INSPECT" eval "$@" --model "tinker/$TARGET" --log-dir "$dir" ${{INSPECT_ARGS:-}} \\
+      && check_log "$dir"; then
     echo "== $name: ok"
   else
     echo "== $name: FAILED (see $dir; offline, its data may need: chief benchmarks stage)" >&2
@@ -112,8 +114,9 @@ def _task_lines(project: Project, task: EvalTask) -> list[str]:
         "",
         f"# {task.name}: {what}.",
         f"# {task.task_version or 'unversioned'}; shots={settings.shots}, "
-        f"chain_of_thought={str(settings.chain_of_thought).lower()}, temperature={settings.temperature}, "
-        f"max_tokens={settings.max_tokens}, limit={settings.limit}.",
+        f"chain_of_thought={str(settings.chain_of_thought).lower()}, "
+        f"temperature={settings.temperature}, max_tokens={settings.max_tokens}, "
+        f"limit={settings.limit}.",
         f"run_task {quoted}",
     ]
 
@@ -123,11 +126,14 @@ def render_script(project: Project) -> str:
     backend = (
         f'export TINKER_BASE_URL="${{TINKER_BASE_URL:-{cfg.backend.base_url}}}"'
         if cfg.backend.base_url
-        else "# backend: $CHIEF_ENGINE_URL / $TINKER_BASE_URL pick an engine, $TINKER_API_KEY Tinker's cloud;\n"
-        "# with neither, the tinker/ provider starts the local engine."
+        else "# backend: $CHIEF_ENGINE_URL / $TINKER_BASE_URL pick an engine, $TINKER_API_KEY "
+        "Tinker's cloud;\n# with neither, the tinker/ provider starts the local engine."
     )
     text = _HEADER.format(
-        name=cfg.name, base_model=shlex.quote(cfg.base_model), renderer=shlex.quote(cfg.renderer), backend=backend
+        name=cfg.name,
+        base_model=shlex.quote(cfg.base_model),
+        renderer=shlex.quote(cfg.renderer),
+        backend=backend,
     )
     tasks = [t for t in cfg.eval_suite.tasks if t.kind == "inspect"]
     if not tasks:

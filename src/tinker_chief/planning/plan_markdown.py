@@ -6,15 +6,18 @@ plan.json for tools. Pure formatting: no reads, no decisions.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from tinker_chief.planning.hyperparams import Recommendation
-from tinker_chief.planning.planner import Plan
+from tinker_chief.planning.planner import Plan, TokenizerSummary
+
+_V = TypeVar("_V")
 
 
 def _same(configured: object, recommended: object) -> bool:
     if isinstance(configured, float) and isinstance(recommended, float):
-        return abs(configured - recommended) <= 0.01 * abs(recommended)  # chief.toml keeps 3 significant digits
+        # chief.toml keeps 3 significant digits
+        return abs(configured - recommended) <= 0.01 * abs(recommended)
     return configured == recommended
 
 
@@ -22,7 +25,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
 
 
-def _rec(label: str, rec: Recommendation, configured: object | None = None) -> str:
+def _rec(label: str, rec: Recommendation[_V], configured: object | None = None) -> str:
     value = f"{rec.value:.4g}" if isinstance(rec.value, float) else str(rec.value)
     line = f"- **{label}: {value}** (recommended) — {rec.rule}. _Source: {rec.source}._"
     if configured is not None and not _same(configured, rec.value):
@@ -38,9 +41,10 @@ def _data(plan: Plan) -> list[str]:
         f"- Train: `{d.train_file}` ({d.format}, {d.examples:,} examples); validation: "
         f"`{d.val_file}` ({d.val_examples if d.val_examples is not None else 0:,} examples)",
         f"- Rendered sequences: {d.sequences_rendered:,}; total tokens {d.total_tokens:,}; "
-        f"completion (trained) tokens **{d.completion_tokens:,}** for train_on_what = `{d.train_on_what}`",
-        f"- Length (tokens): min {d.lengths.min}, mean {d.lengths.mean}, p50 {d.lengths.p50}, p90 {d.lengths.p90}, "
-        f"p99 {d.lengths.p99}, max {d.lengths.max}",
+        f"completion (trained) tokens **{d.completion_tokens:,}** for train_on_what = "
+        f"`{d.train_on_what}`",
+        f"- Length (tokens): min {d.lengths.min}, mean {d.lengths.mean}, p50 {d.lengths.p50}, "
+        f"p90 {d.lengths.p90}, p99 {d.lengths.p99}, max {d.lengths.max}",
         f"- max_length {d.max_length}: {d.truncation_effect}",
         f"- Rule: {d.rule} (counted by the `{d.counting_method}` counter).",
         f"- Tokenizer: {_tokenizer_line(d.tokenizer)}",
@@ -48,13 +52,13 @@ def _data(plan: Plan) -> list[str]:
     ]
 
 
-def _tokenizer_line(t: Any) -> str:
+def _tokenizer_line(t: TokenizerSummary) -> str:
     if not t.estimate:
         return f"{t.name}'s own ({t.source}); token figures are exact"
     flip = "could" if t.could_flip_rank else "does not"
     return (
-        f"**proxy** {t.name}: every token figure is an estimate within +/-{t.error_bound:.0%} ({t.bound_rule}); "
-        f"the bound {flip} change the recommended rank"
+        f"**proxy** {t.name}: every token figure is an estimate within +/-{t.error_bound:.0%} "
+        f"({t.bound_rule}); the bound {flip} change the recommended rank"
     )
 
 
@@ -72,7 +76,10 @@ def _capacity(plan: Plan) -> list[str]:
     ]
     for row in c.table:
         shown = "—" if row.capacity_ratio is None else f"{row.capacity_ratio:.3g}"
-        lines.append(f"| {row.rank} | {row.attn:,} | {row.mlp:,} | {row.unembed:,} | {row.total:,} | {shown} |")
+        lines.append(
+            f"| {row.rank} | {row.attn:,} | {row.mlp:,} | {row.unembed:,} | {row.total:,} "
+            f"| {shown} |"
+        )
     ratio = c.capacity_ratio_at_configured_rank
     lines += [
         "",
@@ -92,7 +99,9 @@ def _training(plan: Plan) -> list[str]:
         lines.append(_rec("Learning rate", lr.recommended, lr.configured))
         lines.append(f"- Full fine-tune equivalent: {lr.full_finetune_equivalent:.3g}")
     else:
-        lines.append(f"- Learning rate {lr.configured:g} from chief.toml (no formula applies; see warnings)")
+        lines.append(
+            f"- Learning rate {lr.configured:g} from chief.toml (no formula applies; see warnings)"
+        )
     lines += [f"- {note}" for note in lr.notes]
     p = plan.placement
     lines += [
@@ -105,8 +114,8 @@ def _training(plan: Plan) -> list[str]:
         "",
         _rec("Batch size", s.batch_size, s.configured_batch_size),
         _rec("Epochs", s.epochs, s.configured_epochs),
-        f"- Steps: {s.steps_per_epoch:,} per epoch, **{s.total_steps:,} total**; schedule `{s.lr_schedule}`, "
-        f"warmup {s.warmup_steps} step(s)",
+        f"- Steps: {s.steps_per_epoch:,} per epoch, **{s.total_steps:,} total**; schedule "
+        f"`{s.lr_schedule}`, warmup {s.warmup_steps} step(s)",
         _rec("Warmup", s.recommended_warmup, s.warmup_steps),
         "",
     ]
@@ -176,11 +185,12 @@ def _evals(plan: Plan) -> list[str]:
     for t in ev.tasks:
         target = t.inspect_task or t.data or "(built-in suite)"
         settings = ", ".join(f"{k}={v}" for k, v in t.settings.items() if v is not None)
-        lines.append(f"| {t.name} | {t.layer} | {t.kind}: `{target}` | {t.description} | {settings} |")
+        what = f"{t.kind}: `{target}`"
+        lines.append(f"| {t.name} | {t.layer} | {what} | {t.description} | {settings} |")
     lines += [
         "",
-        "Benchmarks run with `MODEL_PATH=tinker://... scripts/run_inspect_evals.sh`; the whole suite "
-        "with `chief eval`.",
+        "Benchmarks run with `MODEL_PATH=tinker://... scripts/run_inspect_evals.sh`; the whole "
+        "suite with `chief eval`.",
         "",
     ]
     return lines
@@ -190,8 +200,8 @@ def render_plan_markdown(plan: Plan) -> str:
     lines = [
         f"# Plan for `{plan.project}`",
         "",
-        f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), recipe `{plan.recipe}`, use case "
-        f"`{plan.use_case}`. Made {plan.created_at} by chief {plan.chief_version}.",
+        f"Base model `{plan.base_model}` (renderer `{plan.renderer}`), recipe `{plan.recipe}`, "
+        f"use case `{plan.use_case}`. Made {plan.created_at} by chief {plan.chief_version}.",
         "",
     ]
     if plan.warnings:

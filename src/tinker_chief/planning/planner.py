@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -34,6 +34,7 @@ from tinker_chief.planning.data_formats import (
 )
 from tinker_chief.planning.estimates import (
     CostEstimate,
+    Prices,
     TimeEstimate,
     TokenWork,
     local_time,
@@ -44,6 +45,9 @@ from tinker_chief.planning.eval_cost import EvalSamplingEstimate, estimate_eval_
 from tinker_chief.planning.rewards import RewardSummary, reward_summary
 from tinker_chief.planning.templates import LAYER_PURPOSE
 from tinker_chief.planning.tokens import TokenCounts, count_tokens
+
+if TYPE_CHECKING:
+    from tinker_cookbook.renderers import Renderer
 
 PLAN_SCHEMA_VERSION = 2  # 2: `task` renamed `recipe`
 
@@ -63,9 +67,13 @@ class TokenizerSummary(BaseModel):
     source: str = Field(..., description="model (its own files), local HF cache, hub, or proxy")
     name: str
     estimate: bool
-    error_bound: float | None = Field(None, description="relative bound on every token figure when estimated")
+    error_bound: float | None = Field(
+        None, description="relative bound on every token figure when estimated"
+    )
     bound_rule: str | None = None
-    could_flip_rank: bool | None = Field(None, description="whether the bound could change the recommended rank")
+    could_flip_rank: bool | None = Field(
+        None, description="whether the bound could change the recommended rank"
+    )
 
 
 class DataProfile(BaseModel):
@@ -74,9 +82,15 @@ class DataProfile(BaseModel):
     format: str
     examples: int
     val_examples: int | None
-    sequences_rendered: int = Field(..., description="Rendered sequences (DPO renders chosen and rejected).")
-    total_tokens: int = Field(..., description="Rendered tokens of the examples kept, after truncation.")
-    completion_tokens: int = Field(..., description="Trained (weight>0) target tokens kept, after truncation.")
+    sequences_rendered: int = Field(
+        ..., description="Rendered sequences (DPO renders chosen and rejected)."
+    )
+    total_tokens: int = Field(
+        ..., description="Rendered tokens of the examples kept, after truncation."
+    )
+    completion_tokens: int = Field(
+        ..., description="Trained (weight>0) target tokens kept, after truncation."
+    )
     train_on_what: str
     max_length: int
     over_max_length: int
@@ -102,29 +116,29 @@ class CapacitySummary(BaseModel):
     source: str
     per_rank: dict[str, int | None]
     table: list[CapacityRowModel]
-    recommended_rank: hp.Recommendation
+    recommended_rank: hp.Recommendation[int]
     configured_rank: int
     capacity_ratio_at_configured_rank: float | None
     capacity_ratio_at_recommended_rank: float | None
 
 
 class LearningRateSummary(BaseModel):
-    recommended: hp.Recommendation | None
+    recommended: hp.Recommendation[float] | None
     configured: float
     full_finetune_equivalent: float | None
     notes: list[str]
 
 
 class ScheduleSummary(BaseModel):
-    batch_size: hp.Recommendation
+    batch_size: hp.Recommendation[int]
     configured_batch_size: int
-    epochs: hp.Recommendation
+    epochs: hp.Recommendation[int]
     configured_epochs: int | None
     steps_per_epoch: int
     total_steps: int
     lr_schedule: str
     warmup_steps: int
-    recommended_warmup: hp.Recommendation
+    recommended_warmup: hp.Recommendation[int]
 
 
 class EvalTaskSummary(BaseModel):
@@ -134,7 +148,7 @@ class EvalTaskSummary(BaseModel):
     description: str
     inspect_task: str | None
     data: str | None
-    settings: dict[str, Any]
+    settings: dict[str, object]
 
 
 class EvalPlan(BaseModel):
@@ -148,9 +162,13 @@ class Estimates(BaseModel):
     work: TokenWork
     tinker_cost: CostEstimate
     local_time: TimeEstimate
-    eval_sampling: EvalSamplingEstimate | None = Field(None, description="One `chief eval` of the suite, per task")
-    eval_cost: CostEstimate | None = Field(None, description="Tinker cost of that eval (prefill + sample)")
-    prices: dict[str, Any] | None = Field(
+    eval_sampling: EvalSamplingEstimate | None = Field(
+        None, description="One `chief eval` of the suite, per task"
+    )
+    eval_cost: CostEstimate | None = Field(
+        None, description="Tinker cost of that eval (prefill + sample)"
+    )
+    prices: Prices | None = Field(
         None,
         description="The base model's Tinker $/M tokens (train, sample, "
         "prefill) with the table's date and source; None: no known price",
@@ -169,7 +187,7 @@ class Plan(BaseModel):
     data: DataProfile
     capacity: CapacitySummary
     learning_rate: LearningRateSummary
-    placement: hp.Recommendation
+    placement: hp.Recommendation[dict[str, bool]]
     schedule: ScheduleSummary
     estimates: Estimates
     eval_suite: EvalPlan
@@ -199,7 +217,9 @@ def _check_trainable_flags(conversations: list[Conversation], train_on_what: str
                     if customized
                     else 'no `trainable` flag unless data.train_on_what = "customized"'
                 )
-                raise DataError(f'{conv.source}: field "messages[{index}].trainable": expected {expected}')
+                raise DataError(
+                    f'{conv.source}: field "messages[{index}].trainable": expected {expected}'
+                )
 
 
 def _length_stats(lengths: list[int]) -> LengthStats:
@@ -234,11 +254,14 @@ def _data_summary(
         keep = list(range(len(counts.total)))
         total = sum(min(n, cfg.max_length) for n in counts.total)
         completion = sum(counts.completion_kept)
-        effect = f"{len(over)} sequences longer than {cfg.max_length} tokens are truncated to {cfg.max_length}"
+        effect = (
+            f"{len(over)} sequences longer than {cfg.max_length} tokens are truncated to "
+            f"{cfg.max_length}"
+        )
     if not keep:
         raise DataError(
-            f"{project.train_path}: every example is longer than data.max_length = {cfg.max_length} "
-            'and data.truncation = "drop"; nothing left to train on'
+            f"{project.train_path}: every example is longer than data.max_length = "
+            f'{cfg.max_length} and data.truncation = "drop"; nothing left to train on'
         )
     summary = DataProfile(
         train_file=cfg.train,
@@ -257,8 +280,8 @@ def _data_summary(
         lengths=_length_stats(counts.total),
         counting_method=counts.method,
         tokenizer=tokenizer,
-        rule=f"rendered with renderer `{renderer_name}`; trained tokens are the weight-1 targets of "
-        f"build_supervised_example(train_on_what={cfg.train_on_what})",
+        rule=f"rendered with renderer `{renderer_name}`; trained tokens are the weight-1 targets "
+        f"of build_supervised_example(train_on_what={cfg.train_on_what})",
     )
     return summary, keep
 
@@ -267,8 +290,8 @@ class PlanningModel(NamedTuple):
     """What a plan needs of the base model: the renderer that counts tokens, its config (None
     for a lineup model planned by the proxy), which tokenizer counted, and the renderer's name."""
 
-    renderer: Any
-    config: dict[str, Any] | None
+    renderer: Renderer
+    config: cap.ModelConfig | None
     tokenizer: TokenizerSummary
     renderer_name: str
 
@@ -327,27 +350,48 @@ def _load_cloud_model(name: str, renderer: str, trust_remote_code: bool) -> Plan
         )
         proxy_renderer = get_renderer(tokens.PROXY_RENDERER, proxy)
         return PlanningModel(proxy_renderer, None, summary, tokens.PROXY_RENDERER)
-    summary = TokenizerSummary(source="hub" if fetched else "local HF cache", name=name, estimate=False)
+    summary = TokenizerSummary(
+        source="hub" if fetched else "local HF cache", name=name, estimate=False
+    )
     return PlanningModel(get_renderer(renderer, tokenizer), config, summary, renderer)
 
 
 def _flip_check(
-    tokenizer: TokenizerSummary, project: Project, config: dict[str, Any] | None, completion: int
+    tokenizer: TokenizerSummary, project: Project, config: cap.ModelConfig | None, completion: int
 ) -> TokenizerSummary:
     """Whether the proxy's error bound could change the recommended rank."""
-    if not tokenizer.estimate or tokenizer.error_bound is None or project.config.recipe in ("rl", "distill"):
+    if (
+        not tokenizer.estimate
+        or tokenizer.error_bound is None
+        or project.config.recipe in ("rl", "distill")
+    ):
         return tokenizer
-    lora = project.config.lora
-    placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
-    shape = cap.lora_shape(project.config.base_model, load_config=lambda _n: _require_config(project, config))
+    shape, placement = _shape_and_placement(project, config)
+    recipe, bound = project.config.recipe, tokenizer.error_bound
     ranks = {
-        hp.recommend_rank(project.config.recipe, shape, round(completion * factor), placement)[0].value
-        for factor in (1 - tokenizer.error_bound, 1.0, 1 + tokenizer.error_bound)
+        hp.recommend_rank(recipe, shape, round(completion * factor), placement)[0].value
+        for factor in (1 - bound, 1.0, 1 + bound)
     }
     return tokenizer.model_copy(update={"could_flip_rank": len(ranks) > 1})
 
 
-def _require_config(project: Project, config: dict[str, Any] | None) -> dict[str, Any]:
+def _shape_and_placement(
+    project: Project, config: cap.ModelConfig | None
+) -> tuple[cap.LoraShape, dict[str, bool]]:
+    """The base model's LoRA counts and the project's placement flags."""
+    lora = project.config.lora
+    placement = {
+        "train_mlp": lora.train_mlp,
+        "train_attn": lora.train_attn,
+        "train_unembed": lora.train_unembed,
+    }
+    shape = cap.lora_shape(
+        project.config.base_model, load_config=lambda _name: _require_config(project, config)
+    )
+    return shape, placement
+
+
+def _require_config(project: Project, config: cap.ModelConfig | None) -> cap.ModelConfig:
     if config is None:
         name = project.config.base_model
         raise ConfigurationError(
@@ -357,10 +401,11 @@ def _require_config(project: Project, config: dict[str, Any] | None) -> dict[str
     return config
 
 
-def _capacity(project: Project, config: dict[str, Any] | None, completion: int) -> tuple[CapacitySummary, list[str]]:
+def _capacity(
+    project: Project, config: cap.ModelConfig | None, completion: int
+) -> tuple[CapacitySummary, list[str]]:
     lora = project.config.lora
-    placement = {"train_mlp": lora.train_mlp, "train_attn": lora.train_attn, "train_unembed": lora.train_unembed}
-    shape = cap.lora_shape(project.config.base_model, load_config=lambda _name: _require_config(project, config))
+    shape, placement = _shape_and_placement(project, config)
     rank, warnings = hp.recommend_rank(project.config.recipe, shape, completion, placement)
     table = cap.capacity_table(shape, completion, **placement)
 
@@ -369,12 +414,19 @@ def _capacity(project: Project, config: dict[str, Any] | None, completion: int) 
 
     summary = CapacitySummary(
         source=shape.source,
-        per_rank={"attn": shape.attn, "mlp": shape.mlp, "experts": shape.experts, "unembed": shape.unembed},
+        per_rank={
+            "attn": shape.attn,
+            "mlp": shape.mlp,
+            "experts": shape.experts,
+            "unembed": shape.unembed,
+        },
         table=[
             CapacityRowModel(
                 **{
                     **row.__dict__,
-                    "capacity_ratio": None if row.capacity_ratio is None else round(row.capacity_ratio, 4),
+                    "capacity_ratio": None
+                    if row.capacity_ratio is None
+                    else round(row.capacity_ratio, 4),
                 }
             )
             for row in table
@@ -385,21 +437,27 @@ def _capacity(project: Project, config: dict[str, Any] | None, completion: int) 
         capacity_ratio_at_recommended_rank=ratio(rank.value),
     )
     if lora.rank != rank.value:
-        warnings.append(f"chief.toml has lora.rank = {lora.rank}; the plan recommends {rank.value} ({rank.rule})")
-    if project.config.recipe in ("sl", "dpo") and completion and shape.params(lora.rank, **placement) < completion:
+        recommends = f"the plan recommends {rank.value} ({rank.rule})"
+        warnings.append(f"chief.toml has lora.rank = {lora.rank}; {recommends}")
+    if (
+        project.config.recipe in ("sl", "dpo")
+        and completion
+        and shape.params(lora.rank, **placement) < completion
+    ):
         warnings.append(
-            f"capacity: rank {lora.rank} gives {shape.params(lora.rank, **placement):,} LoRA params "
-            f"for {completion:,} completion tokens (ratio {ratio(lora.rank)}); LoRA may underperform"
+            f"capacity: rank {lora.rank} gives {shape.params(lora.rank, **placement):,} LoRA "
+            f"params for {completion:,} completion tokens (ratio {ratio(lora.rank)}); LoRA may "
+            "underperform"
         )
     return summary, warnings
 
 
 def _learning_rate(
-    project: Project, config: dict[str, Any] | None, steps: int
+    project: Project, config: cap.ModelConfig | None, steps: int
 ) -> tuple[LearningRateSummary, list[str]]:
     warnings: list[str] = []
     try:
-        rec: hp.Recommendation | None = hp.recommend_lr(project.config.base_model, config)
+        rec: hp.Recommendation[float] | None = hp.recommend_lr(project.config.base_model, config)
     except ConfigurationError as exc:
         rec = None
         warnings.append(f"learning rate: {exc}; using chief.toml's value as given")
@@ -427,11 +485,14 @@ def _schedule(project: Project, examples: int) -> tuple[ScheduleSummary, list[st
     warnings = []
     if cfg.recipe != "rl" and cfg.schedule.batch_size > hp.LARGE_BATCH_WARNING:
         warnings.append(
-            f"batch_size {cfg.schedule.batch_size} > {hp.LARGE_BATCH_WARNING}: LoRA degrades with very "
-            "large batches more than full fine-tuning does; prefer a moderate batch"
+            f"batch_size {cfg.schedule.batch_size} > {hp.LARGE_BATCH_WARNING}: LoRA degrades "
+            "with very large batches more than full fine-tuning does; prefer a moderate batch"
         )
     if cfg.recipe != "rl" and cfg.schedule.batch_size > examples:
-        warnings.append(f"batch_size {cfg.schedule.batch_size} exceeds the {examples} examples: one partial step")
+        warnings.append(
+            f"batch_size {cfg.schedule.batch_size} exceeds the {examples} examples: one "
+            "partial step"
+        )
     summary = ScheduleSummary(
         batch_size=batch,
         configured_batch_size=cfg.schedule.batch_size,
@@ -508,7 +569,9 @@ def make_plan(
     counts = count_tokens(sequences, renderer, cfg.data.train_on_what, cfg.data.max_length)
     fmt = format_of_record(records[0])
     data, keep = _data_summary(project, records, val_count, counts, fmt, tokenizer, renderer_name)
-    data = data.model_copy(update={"tokenizer": _flip_check(tokenizer, project, model_config, data.completion_tokens)})
+    data = data.model_copy(
+        update={"tokenizer": _flip_check(tokenizer, project, model_config, data.completion_tokens)}
+    )
     if data.tokenizer.estimate:
         flip = (
             "could change the recommended rank"
@@ -517,11 +580,13 @@ def make_plan(
         )
         warnings.append(
             f"token counts are estimates: {cfg.base_model}'s tokenizer is not on this machine, so "
-            f"{data.tokenizer.name} counted them (error bound +/-{data.tokenizer.error_bound:.0%}, which "
-            f"{flip}); put the tokenizer in the HF cache (`chief models fetch {cfg.base_model}`) "
-            "for exact counts"
+            f"{data.tokenizer.name} counted them (error bound "
+            f"+/-{data.tokenizer.error_bound:.0%}, which {flip}); put the tokenizer in the HF "
+            f"cache (`chief models fetch {cfg.base_model}`) for exact counts"
         )
-    capacity, cap_warnings = _capacity(project, model_config, data.completion_tokens if cfg.recipe != "rl" else 0)
+    capacity, cap_warnings = _capacity(
+        project, model_config, data.completion_tokens if cfg.recipe != "rl" else 0
+    )
     examples = len(keep) // (2 if cfg.recipe == "dpo" else 1)
     schedule, sched_warnings = _schedule(project, examples)
     lr, lr_warnings = _learning_rate(project, model_config, schedule.total_steps)
@@ -546,7 +611,11 @@ def make_plan(
         eval_sampling=evals,
         eval_cost=tinker_cost(
             cfg.base_model,
-            TokenWork(train_tokens=0, prefill_tokens=evals.prefill_tokens, sample_tokens=evals.sample_tokens),
+            TokenWork(
+                train_tokens=0,
+                prefill_tokens=evals.prefill_tokens,
+                sample_tokens=evals.sample_tokens,
+            ),
             prices,
             today=today,
         ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tinker_chief.errors import ConfigurationError, DataError
@@ -53,7 +54,7 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def _write_jsonl(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(path.suffix + ".tmp")
     with staging.open("w", encoding="utf-8") as handle:
@@ -63,7 +64,8 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def split_heldout(train: Path, root: Path, seed: int) -> tuple[str, str]:
-    """Hold out ~10% (at most 200 lines) of `train` into data/val.jsonl, the rest into data/train.jsonl."""
+    """Hold out ~10% (at most 200 lines) of `train` into data/val.jsonl, the rest into
+    data/train.jsonl."""
     targets = {(root / "data" / name).resolve() for name in ("train.jsonl", "val.jsonl")}
     if train.resolve() in targets:
         raise ConfigurationError(
@@ -72,7 +74,10 @@ def split_heldout(train: Path, root: Path, seed: int) -> tuple[str, str]:
         )
     rows = [line.value for line in read_jsonl_objects(train)]
     if len(rows) < 2:
-        raise DataError(f"{train}: {len(rows)} example; need at least 2 to hold one out for evals, or pass --val")
+        raise DataError(
+            f"{train}: {len(rows)} example; need at least 2 to hold one out for evals, or pass "
+            "--val"
+        )
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     n_val = max(1, min(MAX_HELDOUT, len(rows) // 10))
@@ -83,13 +88,16 @@ def split_heldout(train: Path, root: Path, seed: int) -> tuple[str, str]:
 
 
 def product_row(record: Record) -> dict[str, str] | None:
-    """A held-out record as an eval sample `{"input","output"(,"system")}`, or None when it has no single answer."""
+    """A held-out record as an eval sample `{"input","output"(,"system")}`, or None when it has no
+    single answer."""
     if isinstance(record, PromptAnswer):
         row = {"input": record.input, "output": record.output}
         return {**row, "system": record.system} if record.system else row
     if isinstance(record, RLPrompt):
         return {"input": record.prompt, "output": record.answer}
-    messages = record.chosen_conversation().messages if isinstance(record, Preference) else record.messages
+    messages = (
+        record.chosen_conversation().messages if isinstance(record, Preference) else record.messages
+    )
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
     users = [m for m in messages[:last] if m["role"] == "user"]
     if last < 0 or not users:
@@ -130,7 +138,9 @@ def _initial_config(
         data=DataConfig(train=train, val=val),
         optimizer=OptimizerConfig(learning_rate=FALLBACK_LR),
         schedule=ScheduleConfig(batch_size=8),
-        eval_suite=build_eval_suite(use_case, name=f"{name}-{use_case}", nll_data=nll_data, product_data=product),
+        eval_suite=build_eval_suite(
+            use_case, name=f"{name}-{use_case}", nll_data=nll_data, product_data=product
+        ),
     )
 
 
@@ -153,7 +163,10 @@ def _apply_recommendations(project: Project, plan: Plan) -> ProjectConfig:
         cfg.schedule.epochs = plan.schedule.epochs.value
     examples = plan.data.examples
     _, total = hp.steps_for(
-        examples, cfg.rl.groups_per_batch if cfg.recipe == "rl" else cfg.schedule.batch_size, cfg.schedule.epochs, None
+        examples,
+        cfg.rl.groups_per_batch if cfg.recipe == "rl" else cfg.schedule.batch_size,
+        cfg.schedule.epochs,
+        None,
     )
     cfg.schedule.warmup_steps = hp.recommend_warmup(total).value
     cfg.checkpoints.every_steps = max(1, min(20, total // 4)) if total else 20
@@ -180,7 +193,9 @@ def init_project(
 
     root = Path(root).expanduser().resolve()
     if (root / CONFIG_FILENAME).exists() and not force:
-        raise ConfigurationError(f"{root / CONFIG_FILENAME}: a project already exists here; pass --force to overwrite")
+        raise ConfigurationError(
+            f"{root / CONFIG_FILENAME}: a project already exists here; pass --force to overwrite"
+        )
     spec = resolve_model(base_model)
     train_path = Path(train).expanduser()
     expected = RECIPE_FORMATS[recipe]
@@ -194,7 +209,9 @@ def init_project(
         train_rel, val_rel = split_heldout(train_path, root, seed=0)
     else:
         train_rel, val_rel = _relative(train_path, root), _relative(Path(val).expanduser(), root)
-    val_records = read_records(root / val_rel if not os.path.isabs(val_rel) else Path(val_rel), expected)
+    val_records = read_records(
+        root / val_rel if not os.path.isabs(val_rel) else Path(val_rel), expected
+    )
 
     def initial(nll_data: str | None, product: str | None) -> ProjectConfig:
         return _initial_config(
@@ -211,7 +228,11 @@ def init_project(
         )
 
     product = write_product_file(Project(root=root, config=initial(None, None)), val_records)
-    nll_data = val_rel if recipe in ("sl", "distill") and not isinstance(val_records[0], RLPrompt) else None
+    nll_data = (
+        val_rel
+        if recipe in ("sl", "distill") and not isinstance(val_records[0], RLPrompt)
+        else None
+    )
     project = Project(root=root, config=initial(nll_data, product))
     recommended = _apply_recommendations(project, make_plan(project, model=model))
     project = Project(root=root, config=recommended)

@@ -36,7 +36,8 @@ GRADER_OF_KIND = {
     "free": "llm_judge",
 }
 ALTERNATIVE_OF_KIND = {
-    "number": "normalized_exact (exact text; only if answers must be written exactly as in the data)",
+    "number": "normalized_exact (exact text; only if answers must be written exactly as in the "
+    "data)",
     "letter": "normalized_exact (if responses should be the bare letter)",
     "short": "contains (the answer anywhere in the response; looser, rewards padded answers)",
     "free": "contains or regex (cheaper than a judge when a key phrase decides correctness)",
@@ -44,7 +45,8 @@ ALTERNATIVE_OF_KIND = {
 WHY_OF_KIND = {
     "number": "answers are numbers: the last number of a response (or its \\boxed{} answer) is "
     "compared, so 'The answer is 7.' earns the reward",
-    "letter": "answers are option letters: the chosen letter is found in 'The answer is (B)' or a bare 'B'",
+    "letter": "answers are option letters: the chosen letter is found in 'The answer is (B)' or a "
+    "bare 'B'",
     "short": f"answers are short strings (at most {SHORT_WORDS} words): compared after "
     "normalizing case, punctuation and articles",
     "free": "answers are free text: no rule can match a sentence, an LLM judge decides",
@@ -62,13 +64,13 @@ def kind_of_answer(answer: str) -> str:
 class RewardSummary(BaseModel):
     """The plan's reward section (RL projects only)."""
 
-    recommended: Recommendation
+    recommended: Recommendation[str]
     configured: str
     alternative: str
     answer_kinds: dict[str, int]
 
 
-def recommend_grader(answers: Sequence[str]) -> tuple[Recommendation, str, dict[str, int]]:
+def recommend_grader(answers: Sequence[str]) -> tuple[Recommendation[str], str, dict[str, int]]:
     """The grader for these answers, the alternative worth knowing, and the count of each kind."""
     counts: dict[str, int] = {}
     for answer in answers:
@@ -78,9 +80,13 @@ def recommend_grader(answers: Sequence[str]) -> tuple[Recommendation, str, dict[
     top = max(counts, key=lambda k: counts[k]) if counts else "short"
     kind = top if counts.get(top, 0) / total >= MAJORITY else "short"
     share = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    rule = WHY_OF_KIND[kind] + ("" if kind == top else f"; no kind covers {MAJORITY:.0%} of the answers ({share})")
+    rule = WHY_OF_KIND[kind] + (
+        "" if kind == top else f"; no kind covers {MAJORITY:.0%} of the answers ({share})"
+    )
     return (
-        Recommendation(value=GRADER_OF_KIND[kind], rule=rule, source=f"{len(answers)} answers: {share}"),
+        Recommendation(
+            value=GRADER_OF_KIND[kind], rule=rule, source=f"{len(answers)} answers: {share}"
+        ),
         ALTERNATIVE_OF_KIND[kind],
         counts,
     )

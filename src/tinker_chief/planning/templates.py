@@ -18,11 +18,15 @@ from tinker_chief.evals.suite import EvalSettings, EvalSuite, EvalTask
 INSPECT_EVALS_VERSION = "inspect_evals 0.26.0"
 
 LAYER_PURPOSE: dict[str, str] = {
-    "training": "Layer 1, training-centric: NLL on held-out data; cheap, run inline and on every checkpoint.",
-    "benchmark": "Layer 2, public benchmarks through Inspect Evals: general capability and regressions.",
-    "product": "Layer 3, product metrics on your own data: does the model do the job it was trained for.",
+    "training": "Layer 1, training-centric: NLL on held-out data; cheap, run inline and on every "
+    "checkpoint.",
+    "benchmark": "Layer 2, public benchmarks through Inspect Evals: general capability and "
+    "regressions.",
+    "product": "Layer 3, product metrics on your own data: does the model do the job it was "
+    "trained for.",
     "safety": "Governance: jailbreak resilience, harmful-request refusal and over-refusal.",
-    "calibration": "Governance: calibration of stated confidence (ECE, Brier, over/under-confidence).",
+    "calibration": "Governance: calibration of stated confidence (ECE, Brier, "
+    "over/under-confidence).",
 }
 
 
@@ -35,7 +39,8 @@ class Benchmark:
     measures: str
     settings: EvalSettings
     task_args: tuple[tuple[str, str], ...] = ()  # `-T key=value` arguments of the Inspect task
-    runs_code: bool = False  # its scorer runs model-written code in a sandbox (Docker, else chief's bwrap)
+    # Its scorer runs model-written code in a sandbox (Docker, else chief's bwrap).
+    runs_code: bool = False
 
 
 def _bench(
@@ -50,14 +55,26 @@ def _bench(
     task_args: tuple[tuple[str, str], ...] = (),
     runs_code: bool = False,
 ) -> Benchmark:
-    settings = EvalSettings(max_tokens=max_tokens, temperature=0.0, shots=shots, chain_of_thought=cot, limit=limit)
+    settings = EvalSettings(
+        max_tokens=max_tokens, temperature=0.0, shots=shots, chain_of_thought=cot, limit=limit
+    )
     return Benchmark(name, task, measures, settings, task_args, runs_code)
 
 
 BENCHMARKS: dict[str, list[Benchmark]] = {
     "chat": [
-        _bench("ifeval", "inspect_evals/ifeval", "instruction following with verifiable constraints", max_tokens=512),
-        _bench("mmlu", "inspect_evals/mmlu_0_shot", "broad knowledge, multiple choice, 0-shot", max_tokens=16),
+        _bench(
+            "ifeval",
+            "inspect_evals/ifeval",
+            "instruction following with verifiable constraints",
+            max_tokens=512,
+        ),
+        _bench(
+            "mmlu",
+            "inspect_evals/mmlu_0_shot",
+            "broad knowledge, multiple choice, 0-shot",
+            max_tokens=16,
+        ),
         _bench(
             "gsm8k",
             "inspect_evals/gsm8k",
@@ -100,11 +117,23 @@ BENCHMARKS: dict[str, list[Benchmark]] = {
             cot=True,
             task_args=(("fewshot", "0"),),
         ),
-        _bench("math", "inspect_evals/math", "competition mathematics (MATH)", max_tokens=1024, cot=True),
+        _bench(
+            "math",
+            "inspect_evals/math",
+            "competition mathematics (MATH)",
+            max_tokens=1024,
+            cot=True,
+        ),
     ],
     "agent": [
         _bench("bfcl", "inspect_evals/bfcl", "function/tool calling accuracy", max_tokens=512),
-        _bench("gaia", "inspect_evals/gaia", "multi-step assistant tasks with tools", max_tokens=1024, limit=20),
+        _bench(
+            "gaia",
+            "inspect_evals/gaia",
+            "multi-step assistant tasks with tools",
+            max_tokens=1024,
+            limit=20,
+        ),
         _bench(
             "assistant_bench",
             "inspect_evals/assistant_bench_closed_book_zero_shot",
@@ -116,7 +145,12 @@ BENCHMARKS: dict[str, list[Benchmark]] = {
 }
 
 # Layer 3: how the user's own task is graded, and what the training layer's data is called.
-PRODUCT_GRADER = {"chat": "llm_judge", "code": "exact", "math": "numeric", "agent": "normalized_exact"}
+PRODUCT_GRADER = {
+    "chat": "llm_judge",
+    "code": "exact",
+    "math": "numeric",
+    "agent": "normalized_exact",
+}
 NLL_DESCRIPTION = {
     "chat": "NLL on held-out chats",
     "code": "NLL on held-out code-instruction pairs",
@@ -131,7 +165,9 @@ PRODUCT_DESCRIPTION = {
 }
 
 
-def build_eval_suite(use_case: str, *, name: str, nll_data: str | None, product_data: str | None) -> EvalSuite:
+def build_eval_suite(
+    use_case: str, *, name: str, nll_data: str | None, product_data: str | None
+) -> EvalSuite:
     """The suite for a use case; `nll_data` (conversations) and `product_data` ({"input","output"})
     are project-relative paths, omitted layers when None."""
     tasks: list[EvalTask] = []

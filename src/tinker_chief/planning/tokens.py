@@ -18,11 +18,15 @@ the reference path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from tinker_chief.planning.data_formats import ChatMessage, Conversation
+
+if TYPE_CHECKING:
+    from tinker_cookbook.renderers import Message, Renderer
+    from tinker_cookbook.tokenizer_utils import Tokenizer
 
 _CHUNK = 8192  # texts per tokenizer call: bounds memory on large files without slowing the batch
 
@@ -37,7 +41,9 @@ class TokenCounts:
     method: str  # "renderer" or "batched-chatml"
 
 
-def _is_trained(message: ChatMessage, idx: int, n: int, turn_start: int, train_on_what: str) -> bool:
+def _is_trained(
+    message: ChatMessage, idx: int, n: int, turn_start: int, train_on_what: str
+) -> bool:
     """The cookbook's `Renderer._output_is_trained`, for plain string messages."""
     role = message["role"]
     is_assistant = role == "assistant"
@@ -74,7 +80,14 @@ def _kept(segments: list[tuple[int, int]], max_length: int) -> int:
     return kept
 
 
-def supports_fast_path(renderer: Any) -> bool:
+def cookbook_chat(messages: Sequence[Mapping[str, object]]) -> list[Message]:
+    """Chat messages as the cookbook's renderers take them (a new list of the same dicts)."""
+    # Callers pass {"role", "content"[, "trainable"]} messages, the `Message` shape; a malformed
+    # one fails in the renderer, as it would in `chief eval` or `chief train`.
+    return cast("list[Message]", list(messages))
+
+
+def supports_fast_path(renderer: Renderer) -> bool:
     from tinker_cookbook.renderers.qwen3 import Qwen3InstructRenderer
 
     return type(renderer) is Qwen3InstructRenderer
@@ -86,7 +99,7 @@ def _content_text(message: ChatMessage) -> str:
     return message["content"]
 
 
-def _content_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+def _content_lengths(tokenizer: Tokenizer, texts: list[str]) -> list[int]:
     lengths: list[int] = []
     for start in range(0, len(texts), _CHUNK):
         encoded = tokenizer(
@@ -101,7 +114,7 @@ def _content_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
 
 
 def fast_chatml_counts(
-    conversations: Sequence[Conversation], renderer: Any, train_on_what: str, max_length: int
+    conversations: Sequence[Conversation], renderer: Renderer, train_on_what: str, max_length: int
 ) -> TokenCounts:
     tokenizer = renderer.tokenizer
     texts = [_content_text(m) for conv in conversations for m in conv.messages]
@@ -129,13 +142,15 @@ def fast_chatml_counts(
         trained_tokens = sum(s for s, w in segments if w)
         total.append(length)
         completion.append(trained_tokens)
-        # Position 0 is never a target (the datum is shifted by one), and only all_tokens weights it.
-        kept.append(trained_tokens - header_weight if length <= max_length else _kept(segments, max_length))
+        # Position 0 is never a target (the datum is shifted by one); only all_tokens weights it.
+        kept.append(
+            trained_tokens - header_weight if length <= max_length else _kept(segments, max_length)
+        )
     return TokenCounts(total, completion, kept, "batched-chatml")
 
 
 def renderer_counts(
-    conversations: Sequence[Conversation], renderer: Any, train_on_what: str, max_length: int
+    conversations: Sequence[Conversation], renderer: Renderer, train_on_what: str, max_length: int
 ) -> TokenCounts:
     """The reference: the cookbook renderer, one conversation at a time."""
     from tinker_cookbook.renderers import TrainOnWhat
@@ -143,7 +158,8 @@ def renderer_counts(
     mode = TrainOnWhat(train_on_what)
     total, completion, kept = [], [], []
     for conv in conversations:
-        model_input, weights = renderer.build_supervised_example(list(conv.messages), train_on_what=mode)
+        chat = cookbook_chat(conv.messages)
+        model_input, weights = renderer.build_supervised_example(chat, train_on_what=mode)
         trained = weights > 0
         total.append(model_input.length)
         completion.append(int(trained.sum()))
@@ -152,7 +168,12 @@ def renderer_counts(
 
 
 def count_tokens(
-    conversations: Sequence[Conversation], renderer: Any, train_on_what: str, max_length: int, *, method: str = "auto"
+    conversations: Sequence[Conversation],
+    renderer: Renderer,
+    train_on_what: str,
+    max_length: int,
+    *,
+    method: str = "auto",
 ) -> TokenCounts:
     """Counts for every conversation; `method` is auto, renderer or batched-chatml."""
     fast = method == "batched-chatml" or (method == "auto" and supports_fast_path(renderer))

@@ -16,7 +16,7 @@ import base64
 import functools
 import io
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import matplotlib
 
@@ -26,11 +26,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from tinker_chief.registry import GateRules  # noqa: E402
 from tinker_chief.reports.collect import (  # noqa: E402
+    ReliabilityBin,
     RunCurves,
     SweepData,
     SweepPointData,
     TaskResult,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from tinker_chief.registry import MetricValue
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -48,7 +55,7 @@ def _plain_text(draw: Callable[_P, _R]) -> Callable[_P, _R]:
     return plain
 
 
-def _png(fig: Any) -> str:
+def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -63,7 +70,7 @@ def learning_curves(runs: list[RunCurves]) -> str | None:
 
 
 @_plain_text
-def learning_curves_figure(runs: list[RunCurves]) -> Any | None:
+def learning_curves_figure(runs: list[RunCurves]) -> Figure | None:
     """Train loss and validation NLL per run; when any run logged rewards (RL), a third panel
     with each RL run's mean reward per step: an RL run's loss says little about its learning."""
     runs = [r for r in runs if r.train or r.val or r.reward]
@@ -95,13 +102,19 @@ def learning_curves_figure(runs: list[RunCurves]) -> Any | None:
     return fig
 
 
-def _value(metric: Any) -> tuple[float, float | None, float | None]:
-    return float(metric.value), getattr(metric, "ci_low", None), getattr(metric, "ci_high", None)
+# (value, low end, high end of its confidence interval): one bar with its error bar
+Bar = tuple[float, float | None, float | None]
+# The metric a chart shows for a result (None: none)
+MetricOf = Callable[[TaskResult], str | None]
+
+
+def _value(metric: MetricValue) -> Bar:
+    return float(metric.value), metric.ci_low, metric.ci_high
 
 
 @_plain_text
 def comparison_bars(
-    results: list[TaskResult], metric_of: Any, title: str, rules: GateRules | None = None
+    results: list[TaskResult], metric_of: MetricOf, title: str, rules: GateRules | None = None
 ) -> str | None:
     """`comparison_figure` as a PNG."""
     figure = comparison_figure(results, metric_of, title, rules)
@@ -110,12 +123,12 @@ def comparison_bars(
 
 @_plain_text
 def comparison_figure(
-    results: list[TaskResult], metric_of: Any, title: str, rules: GateRules | None = None
-) -> Any | None:
+    results: list[TaskResult], metric_of: MetricOf, title: str, rules: GateRules | None = None
+) -> Figure | None:
     """One small panel per metric (accuracy on 0-1 and an NLL in nats share no axis), titled
     with the metric and which direction is better (the gate's `rules`); in each, one group of
     bars per task, one bar per model, error bars from the CIs."""
-    cells: dict[str, dict[tuple[str, str], tuple[float, float | None, float | None]]] = {}
+    cells: dict[str, dict[tuple[str, str], Bar]] = {}
     for r in results:
         name = metric_of(r)
         if name and name in r.metrics:
@@ -144,9 +157,7 @@ def better_direction(metric: str, rules: GateRules) -> str:
     return "\u2191 higher is better" if rules.higher_is_better(metric) else "\u2193 lower is better"
 
 
-def _bars(
-    ax: Any, cells: dict[tuple[str, str], tuple[float, float | None, float | None]], tasks: list[str], models: list[str]
-) -> None:
+def _bars(ax: Axes, cells: dict[tuple[str, str], Bar], tasks: list[str], models: list[str]) -> None:
     width = 0.8 / max(1, len(models))
     for i, model in enumerate(models):
         xs, ys, lows, highs = [], [], [], []
@@ -162,17 +173,24 @@ def _bars(
 
 
 @_plain_text
-def reliability_diagram(tables: dict[str, list[dict[str, Any]]]) -> str | None:
-    """Accuracy vs confidence per bin, one line per model, with the diagonal of perfect calibration."""
-    tables = {k: v for k, v in tables.items() if any(b.get("count") for b in v)}
+def reliability_diagram(tables: dict[str, list[ReliabilityBin]]) -> str | None:
+    """Accuracy vs confidence per filled bin, one line per model, with the diagonal of perfect
+    calibration."""
+    tables = {k: v for k, v in tables.items() if v}
     if not tables:
         return None
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     for model, table in sorted(tables.items()):
-        filled = [b for b in table if b.get("count")]
-        ax.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], marker="o", label=model)
-    ax.set(title="reliability diagram", xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        confidence, accuracy = [b.confidence for b in table], [b.accuracy for b in table]
+        ax.plot(confidence, accuracy, marker="o", label=model)
+    ax.set(
+        title="reliability diagram",
+        xlabel="confidence",
+        ylabel="accuracy",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _png(fig)
@@ -208,7 +226,8 @@ def sweep_lr_curves(sweep: SweepData) -> str | None:
         if lr:
             ax.axvline(lr, color="gray", linestyle=style, linewidth=1, label=f"{label} {lr:.3g}")
     ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on a narrow grid
+    # Minor labels overlap on a narrow grid.
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set(title=f"{metric} vs learning rate", xlabel="learning rate", ylabel=metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -5,20 +5,31 @@ Reads files only by their documented formats (`chief.toml`, `plan.json`, each sw
 under `.chief/runs/` through the shared run-file reader (`tinker_chief.runfiles`, the one
 training reads them with), so reports import no other capability. A broken `chief.toml`,
 `plan.json` or `run.json` is a one-line error naming the file (through `tinker_chief.files`);
-a torn `metrics.jsonl` line is skipped, as training itself does. Everything is collected into plain dataclasses that
-`reports.charts` and `reports.html` render.
+a torn `metrics.jsonl` line is skipped, as training itself does. Everything is collected into
+plain dataclasses that `reports.charts` and `reports.html` render.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeGuard
 
 from tinker_chief.errors import ChiefError, ConfigurationError
 from tinker_chief.files import read_json, read_toml
 from tinker_chief.paths import REGISTRY, SWEEP_STATE, ProjectPaths, registry_file
 from tinker_chief.runfiles import RunFiles
+
+if TYPE_CHECKING:
+    from tinker_chief.registry import (
+        Export,
+        MetricValue,
+        ModelRecord,
+        Registry,
+        Selection,
+        StatusChange,
+    )
 
 SAFETY_HINTS = ("safety", "refusal", "jailbreak", "harm")
 CALIBRATION_HINTS = ("calibration", "ece", "brier")
@@ -39,9 +50,9 @@ class TaskResult:
     task: str
     suite_version: str
     headline: str | None
-    metrics: dict[str, Any]  # name -> MetricValue
+    metrics: dict[str, MetricValue]  # by name
     log_location: str | None
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,7 +78,7 @@ class SweepData:
     get_lr: float | None
     points: list[SweepPointData]
     lines: list[str]  # the sweep's own summary: best LR per rank vs the plan's and get_lr's
-    selected: Any = None  # registry Selection of scope "sweep:<id>", the latest
+    selected: Selection | None = None  # the latest of scope "sweep:<id>"
 
 
 @dataclass
@@ -77,19 +88,28 @@ class ReportData:
     plan: list[tuple[str, str]]  # (setting, value)
     plan_rules: list[tuple[str, str, str]]  # (setting, value, rule) from plan.json when present
     runs: list[RunCurves]
-    models: list[Any]  # registry ModelRecord
+    models: list[ModelRecord]
     results: list[TaskResult]
-    history: list[Any]  # registry StatusChange
+    history: list[StatusChange]
     registry_path: Path | None
     sweeps: list[SweepData] = field(default_factory=list)
-    selections: list[Any] = field(default_factory=list)  # registry Selection, oldest first
+    selections: list[Selection] = field(default_factory=list)  # oldest first
     # model ref -> (to make, to evaluate, what its training run was billed)
     costs: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     diff_site: str | None = None  # the playground's static export, relative to the report
-    exports: list[Any] = field(default_factory=list)  # registry Export: `chief export` / `chief publish`
+    exports: list[Export] = field(default_factory=list)  # `chief export` / `chief publish`
 
 
-def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One filled bin of a calibration run's reliability table."""
+
+    confidence: float  # the mean confidence of its questions
+    accuracy: float
+    count: int
+
+
+def _plan_summary(config: Mapping[str, object]) -> list[tuple[str, str]]:
     rows = [
         ("project", config.get("name")),
         ("base model", config.get("base_model")),
@@ -103,17 +123,26 @@ def _plan_summary(config: dict[str, Any]) -> list[tuple[str, str]]:
         ("schedule", ("batch_size", "epochs", "steps", "lr_schedule")),
     ):
         table = config.get(section, {})
-        rows += [(f"{section}.{key}", table.get(key)) for key in keys if isinstance(table, dict) and key in table]
+        rows += [
+            (f"{section}.{key}", table.get(key))
+            for key in keys
+            if isinstance(table, dict) and key in table
+        ]
     suite = config.get("eval_suite", {})
     if isinstance(suite, dict) and suite:
         tasks = suite.get("tasks", [])
-        names = [str(t.get("name", "?")) for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+        names = (
+            [str(t.get("name", "?")) for t in tasks if isinstance(t, dict)]
+            if isinstance(tasks, list)
+            else []
+        )
         rows.append(("eval suite", f"{suite.get('name')}: " + ", ".join(names)))
     return [(k, str(v)) for k, v in rows if v is not None]
 
 
 def _plan_rules(project_dir: Path) -> list[tuple[str, str, str]]:
-    """`plan.json` recommendations, read defensively: any list of {setting|name, value, rule|why}."""
+    """`plan.json` recommendations, read defensively: any list of {setting|name, value,
+    rule|why}."""
     path = ProjectPaths(project_dir).plan_json
     if not path.exists():
         return []
@@ -144,7 +173,11 @@ def _runs(project_dir: Path) -> list[RunCurves]:
             if _is_number(row.get("train/reward")):
                 curves.reward.append((int(step), float(row["train/reward"])))
             for key, value in row.items():
-                if key.startswith("val/") and key.endswith(("/nll", "/accuracy")) and _is_number(value):
+                if (
+                    key.startswith("val/")
+                    and key.endswith(("/nll", "/accuracy"))
+                    and _is_number(value)
+                ):
                     curves.val.setdefault(key, []).append((int(step), float(value)))
         out.append(curves)
     return out
@@ -160,7 +193,10 @@ def _sweep(path: Path) -> SweepData | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("points"), list):
         return None
     planned, summary = raw.get("planned"), raw.get("summary")
-    planned, summary = (planned if isinstance(planned, dict) else {}), (summary if isinstance(summary, dict) else {})
+    planned, summary = (
+        (planned if isinstance(planned, dict) else {}),
+        (summary if isinstance(summary, dict) else {}),
+    )
     points = [
         SweepPointData(
             str(p.get("name")),
@@ -187,7 +223,7 @@ def _sweep(path: Path) -> SweepData | None:
     )
 
 
-def _sweeps(project_dir: Path, selections: list[Any]) -> list[SweepData]:
+def _sweeps(project_dir: Path, selections: list[Selection]) -> list[SweepData]:
     root = ProjectPaths(project_dir).sweeps
     out = []
     for path in sorted(root.glob(f"*/{SWEEP_STATE}")) if root.is_dir() else []:
@@ -199,7 +235,7 @@ def _sweeps(project_dir: Path, selections: list[Any]) -> list[SweepData]:
     return out
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -207,7 +243,9 @@ def collect(project_dir: Path) -> ReportData:
     project_dir = Path(project_dir)
     config_path = project_dir / "chief.toml"
     if not config_path.exists():
-        raise ConfigurationError(f"{config_path}: not found; run `chief init` first or pass --project DIR")
+        raise ConfigurationError(
+            f"{config_path}: not found; run `chief init` first or pass --project DIR"
+        )
     config = read_toml(config_path)
     registry_path = registry_file(project_dir, str(config.get("registry", REGISTRY)))
     models, results, history, selections, exports = [], [], [], [], []
@@ -251,17 +289,23 @@ def collect(project_dir: Path) -> ReportData:
     )
 
 
-def _plan_prices(project_dir: Path) -> tuple[str, dict[str, Any]] | None:
+def _plan_prices(project_dir: Path) -> tuple[str, Mapping[str, object]] | None:
     """(base model, its $/M prices) from plan.json's `estimates.prices`, when the plan has them."""
     path = ProjectPaths(project_dir).plan_json
     plan = read_json(path) if path.exists() else None
     estimates = plan.get("estimates") if isinstance(plan, dict) else None
     prices = estimates.get("prices") if isinstance(estimates, dict) else None
-    return (str(plan["base_model"]), prices) if isinstance(prices, dict) and isinstance(plan, dict) else None
+    return (
+        (str(plan["base_model"]), prices)
+        if isinstance(prices, dict) and isinstance(plan, dict)
+        else None
+    )
 
 
 def _costs(
-    registry: Any, models: list[Any], prices: tuple[str, dict[str, Any]] | None
+    registry: Registry,
+    models: list[ModelRecord],
+    prices: tuple[str, Mapping[str, object]] | None,
 ) -> dict[str, tuple[str, str, str]]:
     """Per model: what making it and all its eval runs cost, priced (cloud) at plan.json's rates
     when the version's base model is the plan's."""
@@ -277,12 +321,16 @@ def _costs(
             if runs
             else "not evaluated yet"
         )
-        billed = describe_billed(registry.billed_for(f"run:{model.training_run_id}")) if model.training_run_id else "—"
+        billed = (
+            describe_billed(registry.billed_for(f"run:{model.training_run_id}"))
+            if model.training_run_id
+            else "—"
+        )
         out[model.ref] = (model.usage.describe(model.backend, price, no_price), evaluated, billed)
     return out
 
 
-def dataset_splits(result: TaskResult) -> list[dict[str, Any]]:
+def dataset_splits(result: TaskResult) -> list[dict[str, object]]:
     """The dataset splits a published benchmark run read (path, config, split, revision, origin,
     rows), as `chief eval` records them in the run's settings; empty for any other run."""
     splits = result.settings.get("dataset")
@@ -297,12 +345,12 @@ def is_calibration(task: str) -> bool:
     return any(h in task.lower() for h in CALIBRATION_HINTS)
 
 
-def reliability_table(result: TaskResult) -> list[dict[str, Any]] | None:
-    """The calibration run's reliability bins: recorded in the run's settings by `chief eval`,
-    else found in its log (a JSON object with `reliability`)."""
+def reliability_table(result: TaskResult) -> list[ReliabilityBin] | None:
+    """The calibration run's filled reliability bins: recorded in the run's settings by `chief
+    eval`, else found in its log (a JSON object with `reliability`)."""
     recorded = _find_reliability(result.settings)
     if recorded:
-        return recorded
+        return _filled_bins(recorded)
     if not result.log_location:
         return None
     path = Path(result.log_location)
@@ -314,14 +362,27 @@ def reliability_table(result: TaskResult) -> list[dict[str, Any]] | None:
             continue
         table = _find_reliability(value)
         if table:
-            return table
+            return _filled_bins(table)
     return None
 
 
-def _find_reliability(value: Any) -> list[dict[str, Any]] | None:
+def _filled_bins(table: list[object]) -> list[ReliabilityBin]:
+    """The bins with questions in them (a bin without has no confidence or accuracy)."""
+    bins = []
+    for row in table:
+        if not isinstance(row, dict):
+            continue
+        count, confidence, accuracy = row.get("count"), row.get("confidence"), row.get("accuracy")
+        if isinstance(count, int) and count > 0 and _is_number(confidence) and _is_number(accuracy):
+            bins.append(ReliabilityBin(float(confidence), float(accuracy), count))
+    return bins
+
+
+def _find_reliability(value: object) -> list[object] | None:
     if isinstance(value, dict):
-        if isinstance(value.get("reliability"), list):
-            return value["reliability"]
+        table = value.get("reliability")
+        if isinstance(table, list):
+            return table
         for inner in value.values():
             found = _find_reliability(inner)
             if found:
