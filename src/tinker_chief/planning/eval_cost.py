@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from tinker_chief.errors import ChiefError
 from tinker_chief.evals.suite import EvalSuite, EvalTask, builtin_requests
 from tinker_chief.jsonl import read_jsonl_objects
-from tinker_chief.planning.tokens import cookbook_chat
+from tinker_chief.models.renderers import cookbook_messages
 
 if TYPE_CHECKING:
     from tinker_cookbook.renderers import Message, Renderer
@@ -65,7 +65,7 @@ def _prompt(value: Mapping[str, object]) -> list[Message] | None:
         return None
     if isinstance(system, str):
         messages = [{"role": "system", "content": system}, *messages]
-    return cookbook_chat(messages)
+    return cookbook_messages(messages)
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
@@ -129,7 +129,7 @@ def _builtin(task: EvalTask, path: Path | None, renderer: Renderer) -> EvalTaskT
     s, n = task.settings, len(requests)
     if task.kind == "calibration":
         prefill = sum(
-            (renderer.build_generation_prompt(cookbook_chat(chat)).length + 1) * options
+            (renderer.build_generation_prompt(cookbook_messages(chat)).length + 1) * options
             for chat, options in requests
         )
         return EvalTaskTokens(
@@ -142,7 +142,7 @@ def _builtin(task: EvalTask, path: Path | None, renderer: Renderer) -> EvalTaskT
             "choice, one token sampled each time",
         )
     prefill = sum(
-        renderer.build_generation_prompt(cookbook_chat(chat)).length for chat, _options in requests
+        renderer.build_generation_prompt(cookbook_messages(chat)).length for chat, _options in requests
     )
     limit = f" (limit {s.limit} per category)" if s.limit else ""
     how = f"{n} shipped prompts{limit}; sampled <= {n} x max_tokens {s.max_tokens}"

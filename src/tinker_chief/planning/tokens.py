@@ -18,14 +18,15 @@ the reference path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
+from tinker_chief.models.renderers import cookbook_messages
 from tinker_chief.planning.data_formats import ChatMessage, Conversation
 
 if TYPE_CHECKING:
-    from tinker_cookbook.renderers import Message, Renderer
+    from tinker_cookbook.renderers import Renderer
     from tinker_cookbook.tokenizer_utils import Tokenizer
 
 _CHUNK = 8192  # texts per tokenizer call: bounds memory on large files without slowing the batch
@@ -78,13 +79,6 @@ def _kept(segments: list[tuple[int, int]], max_length: int) -> int:
         if position >= max_length:
             break
     return kept
-
-
-def cookbook_chat(messages: Sequence[Mapping[str, object]]) -> list[Message]:
-    """Chat messages as the cookbook's renderers take them (a new list of the same dicts)."""
-    # Callers pass {"role", "content"[, "trainable"]} messages, the `Message` shape; a malformed
-    # one fails in the renderer, as it would in `chief eval` or `chief train`.
-    return cast("list[Message]", list(messages))
 
 
 def supports_fast_path(renderer: Renderer) -> bool:
@@ -158,7 +152,7 @@ def renderer_counts(
     mode = TrainOnWhat(train_on_what)
     total, completion, kept = [], [], []
     for conv in conversations:
-        chat = cookbook_chat(conv.messages)
+        chat = cookbook_messages(conv.messages)
         model_input, weights = renderer.build_supervised_example(chat, train_on_what=mode)
         trained = weights > 0
         total.append(model_input.length)
