@@ -8,8 +8,9 @@ local file into the Hugging Face `datasets` cache at the revision the installed 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import click
 
@@ -39,7 +40,17 @@ def _template_tasks(project_dir: Path) -> list[tuple[str, int]]:
     return list(seen.items())
 
 
-def availability(ref: str, shots: int) -> dict[str, Any]:
+class Availability(TypedDict):
+    """One task's row of `chief benchmarks list`: whether its data is here and what to do."""
+
+    task: str
+    status: str
+    detail: str | None
+    action: str
+    splits: NotRequired[list[Mapping[str, object]]]
+
+
+def availability(ref: str, shots: int) -> Availability:
     from tinker_chief.errors import EvalError
     from tinker_chief.evals.hub_data import cached_split, task_data
     from tinker_chief.evals.published_tasks import hub_offline, published_task_args, stage_hint

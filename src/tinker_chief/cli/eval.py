@@ -6,8 +6,9 @@ stderr), so scripts and CI can parse it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,8 +25,14 @@ from tinker_chief.cli.options import (
 )
 from tinker_chief.exit_codes import ExitCode
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from rich.progress import Progress, TaskID
 
-def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
+    from tinker_chief.evals.runner import SuiteRunResult
+    from tinker_chief.evals.tasks import TaskOutcome
+
+
+def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
     if as_json:
         print_json(result)
         return
@@ -124,9 +131,9 @@ def eval_offline_command(
 class RichSuiteProgress:
     """`ProgressSink` drawing one rich progress bar per task on stderr."""
 
-    def __init__(self, progress: Any) -> None:
+    def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.ids: dict[str, Any] = {}
+        self.ids: dict[str, TaskID] = {}
 
     def start(self, task: str, total: int, done: int) -> None:
         self.ids[task] = self.progress.add_task(task, total=total, completed=done)
@@ -135,14 +142,14 @@ class RichSuiteProgress:
         if task in self.ids:
             self.progress.advance(self.ids[task], n)
 
-    def finish(self, task: str, outcome: Any) -> None:
+    def finish(self, task: str, outcome: TaskOutcome) -> None:
         if task not in self.ids:  # reused from an earlier run
             self.ids[task] = self.progress.add_task(f"{task} (cached)", total=1, completed=1)
         status = "[red]failed" if outcome.error else "[green]done"
         self.progress.update(self.ids[task], description=f"{task} {status}")
 
 
-def print_suite(result: Any) -> None:
+def print_suite(result: SuiteRunResult) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -169,11 +176,11 @@ def print_suite(result: Any) -> None:
             console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(why)}")
 
 
-def suite_throughput(result: Any) -> tuple[float, float]:
+def suite_throughput(result: SuiteRunResult) -> tuple[float, float]:
     """Prompt + sampled tokens, and seconds, of the tasks this invocation ran (cached ones took no
     time here)."""
-    ran = [task for task in result.tasks if not task.reused_task and task.seconds]
-    return sum(sum(task.tokens.values()) for task in ran), sum(task.seconds for task in ran)
+    ran = [(task, task.seconds) for task in result.tasks if not task.reused_task and task.seconds]
+    return sum(sum(task.tokens.values()) for task, _ in ran), sum(seconds for _, seconds in ran)
 
 
 @click.command(name="eval")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 import click
 
@@ -68,7 +68,7 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
     Console(width=200).print(table)
 
 
-def _price(price: dict[str, Any] | None) -> str:
+def _price(price: Mapping[str, object] | None) -> str:
     if price is None:
         return "no known price"
     return " / ".join("—" if price[k] is None else f"{price[k]:g}" for k in ("train", "sample", "prefill"))

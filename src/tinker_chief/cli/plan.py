@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -152,7 +152,7 @@ def plan_command(
     from tinker_chief.workspace import Workspace
 
     project = Workspace.open(project_dir)
-    found: dict[str, Any] = {}
+    found: dict[str, object] = {}
     if calibrate:
         from tinker_chief.workflows.calibrate import probe_throughput
 
@@ -206,7 +206,7 @@ def plan_command(
     console.print(escape(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}"))
 
 
-def _print_reward_probe(project: Workspace, err: bool) -> dict[str, Any]:
+def _print_reward_probe(project: Workspace, err: bool) -> dict[str, object]:
     """Probe the base model's RL rewards, print what it found (on stderr with `err`), return it."""
     from tinker_chief.workflows.reward_probe import probe_rewards
 

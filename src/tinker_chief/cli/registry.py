@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -33,7 +33,14 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from rich.console import Console
 
     from tinker_chief.planning import Project
-    from tinker_chief.registry import Comparison, GateRules, Registry, SuiteRequirement
+    from tinker_chief.registry import (
+        Comparison,
+        GateRules,
+        ModelRecord,
+        Registry,
+        SuiteRequirement,
+        Usage,
+    )
     from tinker_chief.tracking.mirror import Tracking
 
 _REGISTRY_HELP = "Registry database [default: $CHIEF_REGISTRY, the project's registry, .chief/registry.db]."
@@ -90,7 +97,7 @@ def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
     return (None, GateRules()) if project is None else (project.config.suite_requirement(), project.config.gate)
 
 
-def _cost_lines(record: Any, evaluated: Any, eval_runs: int, project_dir: Path) -> tuple[str, str]:
+def _cost_lines(record: ModelRecord, evaluated: Usage, eval_runs: int, project_dir: Path) -> tuple[str, str]:
     """What the version cost to make and to evaluate (all its eval runs), in words, at the project's
     price table."""
     from tinker_chief.planning.estimates import spent
@@ -107,7 +114,7 @@ def _cost_lines(record: Any, evaluated: Any, eval_runs: int, project_dir: Path) 
     return spent(record.base_model, record.backend, record.usage, prices), evaluate
 
 
-def _print_json(value: Any) -> None:
+def _print_json(value: object) -> None:
     print_json(value, indent=2, sort_keys=True)
 
 

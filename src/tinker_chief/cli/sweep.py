@@ -8,8 +8,9 @@ update it through one observer each.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from rich.console import Console
@@ -28,11 +29,20 @@ from tinker_chief.cli.options import (
 )
 from tinker_chief.exit_codes import ExitCode
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from tinker_chief.training import CheckpointRecord, TrainResult
+    from tinker_chief.workflows.selection import Candidate, SelectionResult
+    from tinker_chief.workflows.sweep import Sweep, SweepPoint
 
-def _number_list(kind: type, example: str) -> Any:
+Number = TypeVar("Number", int, float)
+
+
+def _number_list(
+    kind: type[Number], example: str
+) -> Callable[[click.Context, click.Parameter, str | None], list[Number]]:
     """A click callback parsing "a,b,c" into numbers of `kind`, with a one-line error."""
 
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Any]:
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Number]:
         if not value:
             return []
         try:
@@ -51,7 +61,7 @@ def _number(value: float | None) -> str:
 class SweepDisplay:
     """A rich live table, one row per sweep point, fed by per-point observers from many threads."""
 
-    def __init__(self, console: Console, sweep: Any, rl: bool = False) -> None:
+    def __init__(self, console: Console, sweep: Sweep, rl: bool = False) -> None:
         self.console, self.sweep, self.rl = console, sweep, rl
         self.rows: dict[str, dict[str, str]] = {
             p.name: {
@@ -91,7 +101,7 @@ class SweepDisplay:
         with self.lock:
             self.rows[name].update(values)
 
-    def observer(self, point: Any) -> _PointRow:
+    def observer(self, point: SweepPoint) -> _PointRow:
         return _PointRow(self, point.name)
 
 
@@ -114,9 +124,9 @@ class _PointRow:
         if not self.display.rl and "val/nll" in metrics:
             self.display.set(self.name, score=f"{metrics['val/nll']:.4f}")
 
-    def on_checkpoint(self, record: Any) -> None: ...
+    def on_checkpoint(self, record: CheckpointRecord) -> None: ...
 
-    def on_end(self, result: Any) -> None: ...
+    def on_end(self, result: TrainResult) -> None: ...
 
 
 @click.command(name="sweep")
@@ -239,7 +249,7 @@ def sweep_command(
         raise SystemExit(code)
 
 
-def _print_sweep(console: Console, sweep: Any) -> None:
+def _print_sweep(console: Console, sweep: Sweep) -> None:
     from tinker_chief.workflows.sweep import summarize
 
     for point in sweep.points:
@@ -254,7 +264,7 @@ def _print_sweep(console: Console, sweep: Any) -> None:
         console.print(escape(f"next: chief select --sweep {sweep.sweep_id}"))
 
 
-def sweep_exit_code(sweep: Any) -> ExitCode:
+def sweep_exit_code(sweep: Sweep) -> ExitCode:
     """A sweep's outcome as the exit-code table says: Ctrl-C (a point left unfinished) first,
     then the budget, then a point that errored, then one the recipe stopped (RL: no learning
     signal)."""
@@ -350,7 +360,7 @@ def select_command(
         prompts, n = len(plan.heldout.val_problems), len(plan.candidates)
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
 
-    def progress(candidate: Any) -> RichSuiteProgress:
+    def progress(candidate: Candidate) -> RichSuiteProgress:
         bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
         return RichSuiteProgress(bars)
 
@@ -373,11 +383,11 @@ def select_command(
         raise SystemExit(ExitCode.TASKS_FAILED)
 
 
-def _selection_json(result: Any) -> dict[str, Any]:
+def _selection_json(result: SelectionResult) -> dict[str, object]:
     """`chief select --json`: the choice, its evidence (as the registry records it) and every
     candidate with what the cheap layer knew of it."""
 
-    def candidate(c: Any) -> dict[str, Any]:
+    def candidate(c: Candidate) -> dict[str, object]:
         cheap = {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward} if result.rl else {}
         return {
             "ref": c.ref,
@@ -401,7 +411,7 @@ def _selection_json(result: Any) -> dict[str, Any]:
     }
 
 
-def _print_selection(console: Console, result: Any) -> None:
+def _print_selection(console: Console, result: SelectionResult) -> None:
     cheap = ("train reward", "held-out reward") if result.rl else ("val NLL",)
     # An RL choice by held-out reward has no other headline to show.
     metric = f"{result.task}/{result.metric}" if result.metric else "headline"

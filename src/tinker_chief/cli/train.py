@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from tinker_chief.cli import options
 from tinker_chief.cli.cost import max_usd_option
@@ -27,6 +35,9 @@ from tinker_chief.cli.options import (
 )
 from tinker_chief.exit_codes import ExitCode
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from tinker_chief.training import CheckpointRecord, TrainResult
+
 
 class RichProgress:
     """A `training.Observer` drawing a rich progress bar on `console`."""
@@ -35,7 +46,7 @@ class RichProgress:
         self.console = console
         self.label = label
         self.progress: Progress | None = None
-        self.task: Any = None
+        self.task: TaskID | None = None
 
     def on_start(self, run_id: str, start_step: int, total_steps: int) -> None:
         resumed = f" (resuming at step {start_step})" if start_step else ""
@@ -56,7 +67,7 @@ class RichProgress:
         self.task = self.progress.add_task(self.label, total=total_steps, completed=start_step, loss="-", tps="-")
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(
                 self.task,
                 completed=step,
@@ -72,11 +83,11 @@ class RichProgress:
         )
         self.console.print(f"  eval @ step {step}: {escape(shown)}")
 
-    def on_checkpoint(self, record: Any) -> None:
+    def on_checkpoint(self, record: CheckpointRecord) -> None:
         ref = f" -> registry {record.registry_ref}" if record.registry_ref else ""
         self.console.print(escape(f"  checkpoint @ step {record.step}: {record.sampler_path}{ref}"))
 
-    def on_end(self, result: Any) -> None:
+    def on_end(self, result: TrainResult) -> None:
         if self.progress is not None:
             self.progress.stop()
         if result.status == "budget":

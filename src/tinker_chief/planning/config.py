@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -266,7 +267,7 @@ class ProjectConfig(BaseModel):
             raise ValueError(f"schema {value} is newer than this chief understands ({SCHEMA_VERSION}); upgrade chief")
         return value
 
-    def gate_dict(self) -> dict[str, Any]:
+    def gate_dict(self) -> dict[str, object]:
         """The gate rules as plain data."""
         return self.gate.model_dump(mode="json")
 
@@ -304,7 +305,7 @@ class Project:
         return registry_file(self.root, self.config.registry)
 
 
-def _format_location(loc: tuple[Any, ...]) -> str:
+def _format_location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -337,7 +338,7 @@ def config_errors(error: ValidationError, source: Path | str) -> ConfigurationEr
     return ConfigurationError(message, reasons=reasons if count > 1 else ())
 
 
-def _migrate(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
+def _migrate(data: Mapping[str, object], source: Path | str) -> Mapping[str, object]:
     """The table at the current schema: the keys older chiefs wrote under their current names,
     with a note each, so `save_project` writes the file anew.
 
@@ -362,7 +363,7 @@ def _migrate(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
     return {("recipe" if key == "task" else key): value for key, value in data.items()}
 
 
-def parse_config(data: dict[str, Any], source: Path | str = CONFIG_FILENAME) -> ProjectConfig:
+def parse_config(data: Mapping[str, object], source: Path | str = CONFIG_FILENAME) -> ProjectConfig:
     """Validate a parsed `chief.toml` table (old key names read with a `ChiefDeprecation` note)."""
     try:
         return ProjectConfig.model_validate(_migrate(data, source))

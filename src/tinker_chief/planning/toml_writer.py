@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeGuard
 
 from pydantic import BaseModel
 
@@ -54,7 +55,7 @@ SECTION_NOTES: dict[str, str] = {
 }
 
 
-def format_value(value: Any) -> str:
+def format_value(value: object) -> str:
     """One TOML value (scalars and lists of scalars)."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -103,11 +104,11 @@ def _submodel(model: type[BaseModel] | None, name: str) -> type[BaseModel] | Non
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
-def _is_table_list(value: Any) -> bool:
+def _is_table_list(value: object) -> TypeGuard[list[dict[str, object]]]:
     return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
 
 
-def _scalar_lines(table: dict[str, Any], model: type[BaseModel] | None) -> list[str]:
+def _scalar_lines(table: Mapping[str, object], model: type[BaseModel] | None) -> list[str]:
     lines: list[str] = []
     for name, value in table.items():
         if isinstance(value, dict) or _is_table_list(value):
@@ -119,7 +120,7 @@ def _scalar_lines(table: dict[str, Any], model: type[BaseModel] | None) -> list[
 
 def _table_lines(
     path: list[str],
-    table: dict[str, Any],
+    table: Mapping[str, object],
     model: type[BaseModel] | None,
     *,
     array_item: bool = False,

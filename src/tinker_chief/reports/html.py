@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from tinker_chief.reports import charts
@@ -28,6 +28,9 @@ from tinker_chief.reports.collect import (
 )
 from tinker_chief.tracking.contract import stored_links
 
+if TYPE_CHECKING:
+    from tinker_chief.registry import MetricValue
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
@@ -38,7 +41,7 @@ th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}.none{color:#888;
 """
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
@@ -49,7 +52,7 @@ def _link(url: str, label: str) -> str:
     return f'<a href="{_e(url)}">{_e(label)}</a>'
 
 
-def _table(headers: list[str], rows: Iterable[Iterable[Any]], cls: str = "") -> str:
+def _table(headers: list[str], rows: Iterable[Iterable[object]], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -61,11 +64,11 @@ def _img(b64: str | None, alt: str, empty: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def _fmt(metric: Any) -> str:
+def _fmt(metric: MetricValue) -> str:
     text = f"{metric.value:.4g}"
-    if getattr(metric, "ci_low", None) is not None and getattr(metric, "ci_high", None) is not None:
+    if metric.ci_low is not None and metric.ci_high is not None:
         text += f" [{metric.ci_low:.3g}, {metric.ci_high:.3g}]"
-    if getattr(metric, "n", None):
+    if metric.n:
         text += f" (n={metric.n})"
     return _e(text)
 
@@ -138,7 +141,7 @@ def _diff_links(data: ReportData) -> str:
     )
 
 
-def _split_cell(split: dict[str, Any]) -> str:
+def _split_cell(split: Mapping[str, object]) -> str:
     config = split.get("name") or split.get("data_dir") or "default"
     rows = f", {split['rows']} rows" if split.get("rows") is not None else ""
     return _e(
