@@ -30,9 +30,13 @@ BACKEND_HELP = (
 def backend_options(function: F) -> F:
     """`--backend` and `--base-url`, resolved by `tinker_chief.connection.choose_backend`."""
     function = click.option(
-        "--base-url", default=None, help="Talk to an engine (or Tinker's service) already running at this URL."
+        "--base-url",
+        default=None,
+        help="Talk to an engine (or Tinker's service) already running at this URL.",
     )(function)
-    return click.option("--backend", type=click.Choice(["local", "tinker"]), default=None, help=BACKEND_HELP)(function)
+    return click.option(
+        "--backend", type=click.Choice(["local", "tinker"]), default=None, help=BACKEND_HELP
+    )(function)
 
 
 PROJECT_HELP = "Project directory (holds chief.toml)."

@@ -92,7 +92,9 @@ def export_command(
     from tinker_chief.publish import export_model
 
     project = load_project(project_dir)
-    result = export_model(project, model, out_dir=out_dir, merged=merged, backend=backend, base_url=base_url)
+    result = export_model(
+        project, model, out_dir=out_dir, merged=merged, backend=backend, base_url=base_url
+    )
     kind = "merged Hugging Face model" if merged else "PEFT adapter"
     lines = [
         f"exported {result.record.ref} as a {kind} to {result.directory}",
@@ -114,7 +116,9 @@ def export_command(
     help="Visibility of a repository created now (an existing one keeps its own).",
 )
 @_merged_option
-@click.option("--force", is_flag=True, help="Publish a candidate or retired version (needs --reason).")
+@click.option(
+    "--force", is_flag=True, help="Publish a candidate or retired version (needs --reason)."
+)
 @click.option("--reason", default="", help="Why it is forced; recorded in the audit log.")
 @project_option
 @backend_options

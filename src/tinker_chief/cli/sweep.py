@@ -49,7 +49,9 @@ def _number_list(
             return [kind(item) for item in value.split(",") if item.strip()]
         except ValueError:
             what = "whole numbers" if kind is int else "numbers"
-            raise click.BadParameter(f"expected comma-separated {what} like {example}, got {value!r}") from None
+            raise click.BadParameter(
+                f"expected comma-separated {what} like {example}, got {value!r}"
+            ) from None
 
     return parse
 
@@ -80,7 +82,9 @@ class SweepDisplay:
         table = Table(title=f"sweep {self.sweep.sweep_id}")
         score = "reward" if self.rl else "val NLL"
         for column in ("point", "LR", "rank", "batch", "run", "step", "loss", score, "status"):
-            table.add_column(column, justify="left" if column in ("point", "run", "status") else "right")
+            table.add_column(
+                column, justify="left" if column in ("point", "run", "status") else "right"
+            )
         with self.lock:
             for p in self.sweep.points:
                 row = self.rows[p.name]
@@ -116,7 +120,11 @@ class _PointRow:
         self.display.set(self.name, run=run_id, step=f"{start_step}/{total_steps}")
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        self.display.set(self.name, step=f"{step}/{self.total}", loss=f"{metrics.get('train/loss', float('nan')):.4f}")
+        self.display.set(
+            self.name,
+            step=f"{step}/{self.total}",
+            loss=f"{metrics.get('train/loss', float('nan')):.4f}",
+        )
         if self.display.rl and "train/reward" in metrics:
             self.display.set(self.name, score=f"{metrics['train/reward']:.4f}")
 
@@ -137,12 +145,23 @@ class _PointRow:
     default=None,
     help="Multiples of the plan's learning rate [default: 0.25,0.5,1,2,4].",
 )
-@click.option("--ranks", callback=_number_list(int, "8,32"), default=None, help="LoRA ranks [default: the plan's].")
 @click.option(
-    "--batch-sizes", callback=_number_list(int, "8,16"), default=None, help="Batch sizes [default: the plan's]."
+    "--ranks",
+    callback=_number_list(int, "8,32"),
+    default=None,
+    help="LoRA ranks [default: the plan's].",
 )
 @click.option(
-    "--parallel", type=click.IntRange(min=1), default=None, help="Runs training at once [default: all of them]."
+    "--batch-sizes",
+    callback=_number_list(int, "8,16"),
+    default=None,
+    help="Batch sizes [default: the plan's].",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs training at once [default: all of them].",
 )
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest (or --sweep) interrupted sweep.")
@@ -200,7 +219,9 @@ def sweep_command(
     if sweep_id is not None and not resume:
         raise click.UsageError("--sweep ID goes with --resume (a new sweep gets a new id)")
     if resume and (lr_multipliers or ranks or batch_sizes):
-        raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
+        raise click.UsageError(
+            "--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes"
+        )
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     tracking = tracking_for(project, track, tracker_warning)  # a missing tracker: one line, now
@@ -208,9 +229,7 @@ def sweep_command(
     sizes = {"ranks": ranks, "batch_sizes": batch_sizes}
     resumed = resume_sweep(project, sweep_id) if resume else None
     points = (
-        resumed.points
-        if resumed
-        else planned_points(project, lr_multipliers=multipliers, **sizes)
+        resumed.points if resumed else planned_points(project, lr_multipliers=multipliers, **sizes)
     )
     guard = sweep_guard(project, max_usd, points)  # refuses points that would cross the budget
     sweep = resumed or start_sweep(project, lr_multipliers=multipliers, **sizes)
@@ -291,12 +310,14 @@ def sweep_exit_code(sweep: Sweep) -> ExitCode:
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full eval suite.",
+    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full "
+    "eval suite.",
 )
 @click.option(
     "--task",
     default=None,
-    help="The suite task whose headline metric decides [default: the first product task; RL: the held-out reward].",
+    help="The suite task whose headline metric decides "
+    "[default: the first product task; RL: the held-out reward].",
 )
 @backend_options
 @json_option
@@ -314,7 +335,8 @@ def select_command(
     max_usd: str | None,
     track: str | None,
 ) -> None:
-    """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the shortlist.
+    """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the
+    shortlist.
 
     Without --sweep/--run: the latest run's sweep, or the latest run. The best by the
     headline metric wins, with a paired test against the runner-up; a tie (no significant
@@ -361,10 +383,17 @@ def select_command(
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
 
     def progress(candidate: Candidate) -> RichSuiteProgress:
-        bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
+        bars.console.print(
+            escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})")
+        )
         return RichSuiteProgress(bars)
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True)) as bars:
         result = run_selection(
             project,
@@ -388,7 +417,11 @@ def _selection_json(result: SelectionResult) -> dict[str, object]:
     candidate with what the cheap layer knew of it."""
 
     def candidate(c: Candidate) -> dict[str, object]:
-        cheap = {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward} if result.rl else {}
+        cheap = (
+            {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward}
+            if result.rl
+            else {}
+        )
         return {
             "ref": c.ref,
             "label": c.label,
@@ -421,10 +454,16 @@ def _print_selection(console: Console, result: SelectionResult) -> None:
         table.add_column(column)
     shortlisted = {c.ref for c in result.shortlist}
     for c in result.candidates:
-        mark = "chosen" if c.ref == result.chosen.ref else ("shortlist" if c.ref in shortlisted else "")
+        mark = (
+            "chosen"
+            if c.ref == result.chosen.ref
+            else ("shortlist" if c.ref in shortlisted else "")
+        )
         values = (c.train_reward, c.heldout_reward) if result.rl else (c.val_nll,)
         headline = [] if by_heldout else ["-" if c.headline is None else f"{c.headline:.4g}"]
-        table.add_row(escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark)
+        table.add_row(
+            escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark
+        )
     console.print(table)
     if result.heldout is not None:
         h = result.heldout

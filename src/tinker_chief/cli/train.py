@@ -64,7 +64,9 @@ class RichProgress:
             transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task(self.label, total=total_steps, completed=start_step, loss="-", tps="-")
+        self.task = self.progress.add_task(
+            self.label, total=total_steps, completed=start_step, loss="-", tps="-"
+        )
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if self.progress is not None and self.task is not None:
@@ -92,7 +94,8 @@ class RichProgress:
             self.progress.stop()
         if result.status == "budget":
             self.console.print(
-                f"[yellow]budget reached at step {result.steps_done}/{result.total_steps}; checkpoint saved[/yellow]"
+                f"[yellow]budget reached at step {result.steps_done}/{result.total_steps}; "
+                "checkpoint saved[/yellow]"
             )
         if result.status == "interrupted":
             self.console.print(
@@ -104,7 +107,9 @@ class RichProgress:
 @click.command(name="train")
 @project_option
 @backend_options
-@click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
+@click.option(
+    "--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint."
+)
 @json_option
 @max_usd_option
 @track_option
@@ -148,7 +153,9 @@ def train_command(
     guard = training_guard(project, max_usd, resume)  # refuses a run that would cross the budget
     mirror = tracking_for(project, track, tracker_warning).run_observer(project.root)
     observer = fan_out(RichProgress(console), mirror)
-    result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=observer, guard=guard)
+    result = train_project(
+        project, backend=backend, base_url=base_url, resume=resume, observer=observer, guard=guard
+    )
     final = result.final
     speed = run_speed(result.run_dir)
     tracked = mirror.link if mirror is not None else None
@@ -173,8 +180,8 @@ def train_command(
     else:
         color = "green" if result.status == "finished" else "yellow"
         console.print(
-            f"[bold {color}]{result.status}[/bold {color}]: {result.steps_done}/{result.total_steps} steps, "
-            f"run {result.run_id}"
+            f"[bold {color}]{result.status}[/bold {color}]: "
+            f"{result.steps_done}/{result.total_steps} steps, run {result.run_id}"
         )
         if final is not None:
             console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
@@ -203,12 +210,13 @@ class RunSpeed:
 
     @property
     def tokens_per_s(self) -> float | None:
-        return round(self.tokens / self.seconds, 1) if self.tokens > 0 and self.seconds > 0 else None
+        return (
+            round(self.tokens / self.seconds, 1) if self.tokens > 0 and self.seconds > 0 else None
+        )
 
     def line(self) -> str:
-        return (
-            f"speed: {options.throughput_text(self.tokens, self.seconds, 'train tokens')}; precision: {self.precision}"
-        )
+        speed = options.throughput_text(self.tokens, self.seconds, "train tokens")
+        return f"speed: {speed}; precision: {self.precision}"
 
 
 def run_speed(run_dir: Path) -> RunSpeed:

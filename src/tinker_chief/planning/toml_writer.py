@@ -33,24 +33,31 @@ HEADER = """\
 """
 
 SECTION_NOTES: dict[str, str] = {
-    "data": 'Training data. Formats: conversations {"messages": [...]}, prompt/answer {"input","output"},\n'
+    "data": 'Training data. Formats: conversations {"messages": [...]}, '
+    'prompt/answer {"input","output"},\n'
     'preferences {"prompt","chosen","rejected"} (DPO), RL prompts {"prompt","answer"}.',
-    "lora": "LoRA on MLP + attention (+ unembedding) by default: attention-only LoRA underperforms\n"
-    "(LoRA Without Regret). Supervised runs stay low-regret while LoRA params >= completion tokens.",
+    "lora": "LoRA on MLP + attention (+ unembedding) by default: attention-only LoRA "
+    "underperforms\n(LoRA Without Regret). Supervised runs stay low-regret while LoRA params >= "
+    "completion tokens.",
     "optimizer": "AdamW. The LoRA learning rate is ~10x the full fine-tune rate (cookbook get_lr).",
-    "schedule": "Moderate batch sizes: LoRA pays a larger penalty than full fine-tuning at large batches.",
+    "schedule": "Moderate batch sizes: LoRA pays a larger penalty than full fine-tuning at "
+    "large batches.",
     "checkpoints": "Resumable training state (save_state) plus sampler weights at each save.",
-    "inline_evals": "Sparse evals during training; the full suite runs offline on checkpoints (`chief eval`).",
-    "rl": 'RL with verifiable rewards (recipe = "rl"). Rank 1-8 suffices: an episode carries ~1 bit.',
+    "inline_evals": "Sparse evals during training; the full suite runs offline on checkpoints "
+    "(`chief eval`).",
+    "rl": 'RL with verifiable rewards (recipe = "rl"). Rank 1-8 suffices: an episode carries '
+    "~1 bit.",
     "dpo": 'Direct preference optimization (recipe = "dpo").',
     "distill": 'Prompt / on-policy distillation (recipe = "distill").',
     "backend": "Where training runs: the built-in local engine or Tinker's cloud.",
-    "estimates": "Overrides for the plan's cost (price table) and local time (measured throughput).",
-    "budget": "Spend limits: train, sweep, eval and select refuse to start past them, training stops at a checkpoint.",
+    "estimates": "Overrides for the plan's cost (price table) and local time "
+    "(measured throughput).",
+    "budget": "Spend limits: train, sweep, eval and select refuse to start past them, training "
+    "stops at a checkpoint.",
     "tracking": "Experiment tracker the runs, sweeps and evals are mirrored to (docs/TRACKING.md).",
-    "eval_suite": "The agreed eval suite: layer 1 training metrics, layer 2 public benchmarks (Inspect),\n"
-    "layer 3 product metrics on your data, plus safety and calibration. Its hash is the suite version\n"
-    "the registry uses to detect stale results.",
+    "eval_suite": "The agreed eval suite: layer 1 training metrics, layer 2 public benchmarks "
+    "(Inspect),\nlayer 3 product metrics on your data, plus safety and calibration. Its hash is "
+    "the suite version\nthe registry uses to detect stale results.",
     "gate": "Promotion-gate rules (see `chief promote`).",
 }
 
@@ -101,7 +108,9 @@ def _submodel(model: type[BaseModel] | None, name: str) -> type[BaseModel] | Non
     if name not in model.model_fields:
         return None
     annotation = model.model_fields[name].annotation
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return (
+        annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    )
 
 
 def _is_table_list(value: object) -> TypeGuard[list[dict[str, object]]]:
@@ -147,12 +156,17 @@ def dump_config(config: ProjectConfig) -> str:
     lines += [""] + _scalar_lines(data, ProjectConfig)
     for name, value in data.items():
         if isinstance(value, dict):
-            lines += _table_lines([name], value, _submodel(ProjectConfig, name), note=SECTION_NOTES.get(name))
+            lines += _table_lines(
+                [name], value, _submodel(ProjectConfig, name), note=SECTION_NOTES.get(name)
+            )
     return "\n".join(lines) + "\n"
 
 
-def save_project(project_or_root: Project | str | Path, config: ProjectConfig | None = None) -> Path:
-    """Write a documented `chief.toml`; returns its path. The write is atomic (temp file + rename)."""
+def save_project(
+    project_or_root: Project | str | Path, config: ProjectConfig | None = None
+) -> Path:
+    """Write a documented `chief.toml`; returns its path. The write is atomic (temp file +
+    rename)."""
     if isinstance(project_or_root, Project):
         root, config = project_or_root.root, config or project_or_root.config
     else:
