@@ -25,3 +25,23 @@ def test_every_chief_error_has_reasons_even_without_any(error):
 def test_reasons_survive_pickling(error):
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error) and str(copy) == str(error) and copy.reasons == error.reasons
+
+
+def test_the_package_exports_every_error_and_the_deprecation_warning():
+    """`tinker_chief` re-exports each exception and warning class of `errors`, so a library user
+    can catch any of them from the package itself."""
+    import inspect
+
+    import tinker_chief
+    from tinker_chief import errors
+
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value)
+        and issubclass(value, (ChiefError, Warning))
+        and value.__module__ == errors.__name__
+    }
+    assert defined <= set(tinker_chief.__all__)
+    assert all(getattr(tinker_chief, name) is getattr(errors, name) for name in defined)
+    assert tinker_chief.__all__ == sorted(tinker_chief.__all__)

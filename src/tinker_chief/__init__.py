@@ -4,18 +4,24 @@
 SDK (on Tinker's cloud or on the built-in local engine), evaluates every checkpoint in three
 layers and keeps a registry that refuses to ship a worse model.
 
-Subpackages, one per capability (see docs/ARCHITECTURE.md):
-`models` (catalog shared by all), `engine` (local Tinker-compatible server), `planning`,
-`training`, `evals`, `registry`, `reports`, `connection` (where models are reached), `demo`
-(`chief demo` as a library), `cli`.
+Subpackages, one per capability (see docs/ARCHITECTURE.md): `models` (the catalog shared by
+all), `engine` (the local Tinker-compatible server), `planning`, `training`, `evals`,
+`registry`, `connection` (where models are reached), `workspace` (the opened project),
+`workflows` (what a command does across capabilities, `chief demo` included), `spend`,
+`tracking`, `reports`, `playground`, `publish` and `cli`. This package re-exports only the
+shared leaves every part raises or exits with: the `ChiefError` hierarchy, the
+`ChiefDeprecation` warning and the `ExitCode` table (and `__version__`), so importing it loads
+no capability.
 """
 
 from tinker_chief.errors import (
+    ChiefDeprecation,
     ChiefError,
     ConfigurationError,
     DataError,
     EngineError,
     EvalError,
+    ExportError,
     ModelNotFoundError,
     PromotionRejected,
     RegistryError,
@@ -28,12 +34,14 @@ from tinker_chief.exit_codes import ExitCode
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChiefDeprecation",
     "ChiefError",
     "ConfigurationError",
     "DataError",
     "EngineError",
     "EvalError",
     "ExitCode",
+    "ExportError",
     "ModelNotFoundError",
     "PromotionRejected",
     "RegistryError",

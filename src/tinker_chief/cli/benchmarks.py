@@ -1,4 +1,5 @@
-"""`chief benchmarks list` and `chief benchmarks stage`: the published tasks' data, online or staged.
+"""`chief benchmarks list` and `chief benchmarks stage`: the published tasks' data, online or
+staged.
 
 `list` shows, for every Inspect Evals task the use-case templates (and the project's suite)
 name, whether its data is available here and what to do if not. `stage` writes rows from a
@@ -8,8 +9,9 @@ local file into the Hugging Face `datasets` cache at the revision the installed 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import click
 
@@ -39,7 +41,17 @@ def _template_tasks(project_dir: Path) -> list[tuple[str, int]]:
     return list(seen.items())
 
 
-def availability(ref: str, shots: int) -> dict[str, Any]:
+class Availability(TypedDict):
+    """One task's row of `chief benchmarks list`: whether its data is here and what to do."""
+
+    task: str
+    status: str
+    detail: str | None
+    action: str
+    splits: NotRequired[list[Mapping[str, object]]]
+
+
+def availability(ref: str, shots: int) -> Availability:
     from tinker_chief.errors import EvalError
     from tinker_chief.evals.hub_data import cached_split, task_data
     from tinker_chief.evals.published_tasks import hub_offline, published_task_args, stage_hint
@@ -47,7 +59,12 @@ def availability(ref: str, shots: int) -> dict[str, Any]:
     try:
         data = task_data(ref, published_task_args(ref, shots))
     except EvalError as error:
-        return {"task": ref, "status": "unknown", "detail": str(error), "action": "fix the task name"}
+        return {
+            "task": ref,
+            "status": "unknown",
+            "detail": str(error),
+            "action": "fix the task name",
+        }
     if not data.loads:
         return {
             "task": ref,
@@ -62,14 +79,21 @@ def availability(ref: str, shots: int) -> dict[str, Any]:
             missing.append(load)
             splits.append(f"{load.describe()}: not here")
         else:
-            origin = f"staged from {Path(cached.staged_from).name}" if cached.staged_from else "hub cache"
+            origin = (
+                f"staged from {Path(cached.staged_from).name}"
+                if cached.staged_from
+                else "hub cache"
+            )
             splits.append(f"{load.describe()}: {cached.rows} rows, {origin}")
     if not missing:
         status, action = "staged", "-"
     elif hub_offline():
         status, action = "not available", stage_hint(data, missing[0])
     else:
-        status, action = "online", "downloads from the hub on first run (offline: chief benchmarks stage)"
+        status, action = (
+            "online",
+            "downloads from the hub on first run (offline: chief benchmarks stage)",
+        )
     return {
         "task": ref,
         "status": status,
@@ -83,7 +107,8 @@ def availability(ref: str, shots: int) -> dict[str, Any]:
 @project_option
 @json_option
 def list_command(project_dir: Path, as_json: bool) -> None:
-    """Each template benchmark: available (online / staged, with rows and revision) or not, and what to do.
+    """Each template benchmark: available (online / staged, with rows and revision) or not, and
+    what to do.
 
     The project's own suite tasks are listed too when the project directory has a chief.toml.
     """
@@ -99,7 +124,9 @@ def list_command(project_dir: Path, as_json: bool) -> None:
     for column in ("task", "status", "data", "to do"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["task"], row["status"], escape(row["detail"] or ""), escape(row["action"]))
+        table.add_row(
+            row["task"], row["status"], escape(row["detail"] or ""), escape(row["action"])
+        )
     Console().print(table)
 
 
@@ -112,11 +139,14 @@ def list_command(project_dir: Path, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="Rows in the hub dataset's schema: .jsonl, .json, .csv or .parquet (optionally .gz).",
 )
-@click.option("--split", help="Which of the task's splits the rows are [default: the one it evaluates on].")
+@click.option(
+    "--split", help="Which of the task's splits the rows are [default: the one it evaluates on]."
+)
 @click.option(
     "--fewshot",
     type=click.IntRange(min=0),
-    help="The task's `fewshot` argument, for tasks whose few-shot examples come from another split.",
+    help="The task's `fewshot` argument, for tasks whose few-shot examples come from another "
+    "split.",
 )
 @click.option(
     "--max-mib",
@@ -147,8 +177,15 @@ def stage_command(
     data = task_data(task, {"fewshot": fewshot} if fewshot is not None else {})
     load = pick_load(data, split)
     staged = stage(data, source, split, rows)
-    result = {"task": data.task, **load.as_json(), "rows": staged.rows, "location": str(staged.location)}
+    result = {
+        "task": data.task,
+        **load.as_json(),
+        "rows": staged.rows,
+        "location": str(staged.location),
+    }
     if as_json:
         print_json(result)
     else:
-        click.echo(f"staged {staged.rows} rows for {data.task}: {load.describe()} -> {staged.location}")
+        click.echo(
+            f"staged {staged.rows} rows for {data.task}: {load.describe()} -> {staged.location}"
+        )

@@ -23,7 +23,9 @@ NO_JSON: dict[str, str] = {
     "chief engine serve": "a server: it runs until stopped",
     "chief demo": "a narrated tour for a person; what it leaves (registry, report) is the result",
     "chief registry export": "its result is a document: `--format json --output -` prints it",
-    "chief playground": "a web page for a person, served until stopped; `--export` writes it as files",
+    "chief playground": (
+        "a web page for a person, served until stopped; `--export` writes it as files"
+    ),
 }
 
 # A short flag means one long flag wherever it appears.

@@ -8,23 +8,33 @@ retiring one, `chief registry gc`, `chief cost`. A local engine started for it s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from tinker_chief.cli.options import backend_options, json_option, project_option
+from tinker_chief.cli.options import F, backend_options, json_option, project_option
+
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    import tinker
+
+    from tinker_chief.connection import Connection
+    from tinker_chief.planning import Project
+    from tinker_chief.registry import Registry
+    from tinker_chief.spend.billing import Item
+    from tinker_chief.spend.budget import Tokens
+    from tinker_chief.spend.lifecycle import GcReport
 
 
 class ProjectBackend:
     """The project's backend, connected on first use and closed on exit."""
 
-    def __init__(self, project: Any, backend: str | None, base_url: str | None) -> None:
+    def __init__(self, project: Project, backend: str | None, base_url: str | None) -> None:
         self.project, self.backend, self.base_url = project, backend, base_url
-        self._connection: Any = None
+        self._connection: Connection | None = None
 
-    def connection(self) -> Any:
+    def connection(self) -> Connection:
         if self._connection is None:
             from tinker_chief.workspace import Workspace, connect_at
 
@@ -35,10 +45,10 @@ class ProjectBackend:
             )  # no model to check: REST only
         return self._connection
 
-    def rest(self) -> Any:
+    def rest(self) -> tinker.RestClient:
         return self.connection().rest_client()
 
-    def admin(self) -> Any:
+    def admin(self) -> tinker.AdminClient:
         return self.connection().admin_client()
 
     def close(self) -> None:
@@ -57,7 +67,7 @@ def megabytes(size: int) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
-def print_gc(report: Any, console: Console) -> None:
+def print_gc(report: GcReport, console: Console) -> None:
     """`chief registry gc`'s report: what it deleted (or would), the bytes and money freed."""
     from rich.table import Table
 
@@ -88,7 +98,7 @@ def print_gc(report: Any, console: Console) -> None:
         console.print(f"[red]not deleted:[/red] {escape(item.ref)}: {escape(item.outcome)}")
 
 
-def max_usd_option(function: Any) -> Any:
+def max_usd_option(function: F) -> F:
     """`--max-usd AMOUNT`: this command's dollar budget, replacing `[budget] max_usd`."""
     return click.option(
         "--max-usd",
@@ -115,8 +125,8 @@ def _since(value: str | None) -> str | None:
 
 
 def _chosen(
-    found: list[Any], registry: Any, model: str | None, sweep: str | None, since: str | None
-) -> list[Any]:
+    found: list[Item], registry: Registry, model: str | None, sweep: str | None, since: str | None
+) -> list[Item]:
     if model is not None:
         record = registry.get_model(model)
         found = [i for i in found if record.ref in i.models]
@@ -133,11 +143,11 @@ def _chosen(
     return found
 
 
-def _cell(tokens: Any, note: str = "") -> str:
+def _cell(tokens: Tokens | None, note: str = "") -> str:
     return "—" if tokens is None else tokens.text() + note
 
 
-def print_cost(found: list[Any], table_source: str, billing_note: str, console: Console) -> None:
+def print_cost(found: list[Item], table_source: str, billing_note: str, console: Console) -> None:
     from rich.table import Table
 
     table = Table(title="Spend: the plan's estimate, chief's count, the backend's bill")
@@ -159,13 +169,21 @@ def print_cost(found: list[Any], table_source: str, billing_note: str, console: 
     console.print(escape(f"billing: {billing_note}"), soft_wrap=True)
 
 
+class CostReport(TypedDict):
+    """`chief cost`'s items, the price table they are priced at and how billing answered."""
+
+    items: list[Item]
+    prices: str
+    billing: str
+
+
 def cost_report(
-    project: Any,
+    project: Project,
     model: str | None,
     sweep: str | None,
     since: str | None,
     reach: ProjectBackend | None,
-) -> dict[str, Any]:
+) -> CostReport:
     """`chief cost`'s data: the items chosen, the price table, how the billing API answered."""
     from tinker_chief.errors import ChiefError
     from tinker_chief.registry import Registry
@@ -185,7 +203,7 @@ def cost_report(
                 registry, reach.admin(), [s for s in registry.sessions() if s.backend == kind]
             )
         found = _chosen(items(registry, pricer, plan), registry, model, sweep, start)
-    return {"items": found, "prices": pricer.table(), "billing": note}
+    return CostReport(items=found, prices=pricer.table(), billing=note)
 
 
 @click.command(name="cost")

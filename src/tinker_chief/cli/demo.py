@@ -67,13 +67,19 @@ def _print_promotion(console: Console, promotion: DemoPromotion) -> None:
             console.print(f"  gate note: {escape(note)}")
         if step.promoted:
             moved = f" ({step.report.prod_ref} moved to staging)" if step.report.prod_ref else ""
-            console.print(f"[green]gate verdict: {step.ref} passed -> prod{moved}[/green] ({step.why})")
+            console.print(
+                f"[green]gate verdict: {step.ref} passed -> prod{moved}[/green] ({step.why})"
+            )
         else:
-            console.print(f"[yellow]gate verdict: {step.ref} refused for prod[/yellow] ({step.why}):")
+            console.print(
+                f"[yellow]gate verdict: {step.ref} refused for prod[/yellow] ({step.why}):"
+            )
             for reason in step.refusal:
                 console.print(f"  - {escape(reason)}")
     if promotion.better_ref == promotion.base_ref:
-        console.print(f"the checkpoint is not better on `{promotion.task}`, so it was not put to the gate")
+        console.print(
+            f"the checkpoint is not better on `{promotion.task}`, so it was not put to the gate"
+        )
     console.print(f"in prod now: {promotion.prod_ref or 'no model'}")
 
 
@@ -88,12 +94,18 @@ def _export_prod(console: Console, run: DemoRun) -> None:
         return
     from tinker_chief.publish import export_model
 
-    done = export_model(run.demo.project, run.candidate_ref, out_dir=run.demo.project.root / "export", backend="local")
+    done = export_model(
+        run.demo.project,
+        run.candidate_ref,
+        out_dir=run.demo.project.root / "export",
+        backend="local",
+    )
     check = done.roundtrip
     console.print(
         escape(
             f"export:   {done.directory} (PEFT adapter + model card); round trip with plain "
-            f"transformers + PEFT within {check.max_abs_diff:.2g} of the engine (tolerance {check.tolerance:g})"
+            f"transformers + PEFT within {check.max_abs_diff:.2g} of the engine "
+            f"(tolerance {check.tolerance:g})"
         )
     )
 
@@ -107,7 +119,9 @@ class RichDemo:
 
     def step(self, number: int, title: str) -> None:
         self.console.print()
-        self.console.rule(f"[bold]{number}/6  {title}[/bold]  [dim]({time.monotonic() - self.started:.0f}s)[/dim]")
+        self.console.rule(
+            f"[bold]{number}/6  {title}[/bold]  [dim]({time.monotonic() - self.started:.0f}s)[/dim]"
+        )
 
     def planned(self, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
         _print_plan(self.console, demo, plan, files)
@@ -117,11 +131,22 @@ class RichDemo:
 
     @contextmanager
     def evaluating(self, label: str) -> Iterator[ProgressSink]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         from tinker_chief.cli.eval import RichSuiteProgress
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=self.console) as bars:
             yield RichSuiteProgress(bars)
 
@@ -131,7 +156,8 @@ class RichDemo:
         print_suite(result)
         if result.failed:
             self.console.print(
-                f"[yellow]{label}: {len(result.failed)} task(s) failed; the gate will see missing evidence[/yellow]"
+                f"[yellow]{label}: {len(result.failed)} task(s) failed; "
+                "the gate will see missing evidence[/yellow]"
             )
 
     def trainer(self) -> Observer:
@@ -144,7 +170,9 @@ class RichDemo:
 
 
 @click.command(name="demo")
-@new_project_option(Path("chief-demo"), "Where to create the demo project (an earlier demo there is replaced).")
+@new_project_option(
+    Path("chief-demo"), "Where to create the demo project (an earlier demo there is replaced)."
+)
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
@@ -155,7 +183,8 @@ class RichDemo:
     "-m",
     "--base-model",
     default=None,
-    help="Another catalog model (e.g. tiny-random-llama for a smoke run) [default: SmolLM2-135M-Instruct-Q4_1].",
+    help="Another catalog model (e.g. tiny-random-llama for a smoke run) "
+    "[default: SmolLM2-135M-Instruct-Q4_1].",
 )
 @old_spelling("--dir", "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path))
 @track_option
@@ -186,7 +215,11 @@ def demo_command(
 
     logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
     console = Console()
-    console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU", style="bold"))
+    console.print(
+        Panel.fit(
+            "tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU", style="bold"
+        )
+    )
     screens = RichDemo(console)
     run = run_demo(
         project_dir,
@@ -197,6 +230,12 @@ def demo_command(
         warn=tracker_warning,
     )
     trail = run.trail
-    console.print(escape(f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"))
+    console.print(
+        escape(
+            f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"
+        )
+    )
     _export_prod(console, run)
-    console.print(f"[bold green]demo finished in {time.monotonic() - screens.started:.0f}s[/bold green]")
+    console.print(
+        f"[bold green]demo finished in {time.monotonic() - screens.started:.0f}s[/bold green]"
+    )

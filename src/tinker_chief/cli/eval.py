@@ -6,8 +6,9 @@ stderr), so scripts and CI can parse it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,8 +25,14 @@ from tinker_chief.cli.options import (
 )
 from tinker_chief.exit_codes import ExitCode
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from rich.progress import Progress, TaskID
 
-def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
+    from tinker_chief.evals.runner import SuiteRunResult
+    from tinker_chief.evals.tasks import TaskOutcome
+
+
+def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
     if as_json:
         print_json(result)
         return
@@ -42,7 +49,9 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
 
 
 @click.command(name="eval-offline")
-@click.option("--model-path", help="A tinker:// checkpoint path (from `chief train` or Tinker's cloud).")
+@click.option(
+    "--model-path", help="A tinker:// checkpoint path (from `chief train` or Tinker's cloud)."
+)
 @click.option("-m", "--base-model", help="A base model name, e.g. SmolLM2-135M-Instruct-Q4_1.")
 @click.option(
     "--data",
@@ -58,19 +67,26 @@ def _emit(result: dict[str, Any], as_json: bool, title: str) -> None:
     help="exact | normalized_exact | contains | regex | numeric | multiple_choice | json_field | "
     "llm_judge; options as name:key=value,... e.g. numeric:tolerance=0.01",
 )
-@click.option("--judge-model", help="Model (name or tinker:// path) that grades for --grader llm_judge.")
+@click.option(
+    "--judge-model", help="Model (name or tinker:// path) that grades for --grader llm_judge."
+)
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
 @click.option(
-    "--concurrency", default=16, show_default=True, type=click.IntRange(min=1), help="Requests in flight at once."
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Requests in flight at once.",
 )
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Directory for samples.jsonl and summary.json [default: .chief/eval-offline/<model>__<data>].",
+    help="Directory for samples.jsonl and summary.json "
+    "[default: .chief/eval-offline/<model>__<data>].",
 )
 @backend_options
 @json_option
@@ -104,7 +120,9 @@ def eval_offline_command(
     from tinker_chief.evals.offline import OfflineConfig, run_offline
 
     if bool(model_path) == bool(base_model):
-        raise ConfigurationError("give exactly one of --model-path tinker://... or --base-model NAME")
+        raise ConfigurationError(
+            "give exactly one of --model-path tinker://... or --base-model NAME"
+        )
     if model_path and not model_path.startswith("tinker://"):
         raise ConfigurationError(f"--model-path must start with tinker://, got {model_path!r}")
     config = OfflineConfig(
@@ -124,9 +142,9 @@ def eval_offline_command(
 class RichSuiteProgress:
     """`ProgressSink` drawing one rich progress bar per task on stderr."""
 
-    def __init__(self, progress: Any) -> None:
+    def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.ids: dict[str, Any] = {}
+        self.ids: dict[str, TaskID] = {}
 
     def start(self, task: str, total: int, done: int) -> None:
         self.ids[task] = self.progress.add_task(task, total=total, completed=done)
@@ -135,21 +153,25 @@ class RichSuiteProgress:
         if task in self.ids:
             self.progress.advance(self.ids[task], n)
 
-    def finish(self, task: str, outcome: Any) -> None:
+    def finish(self, task: str, outcome: TaskOutcome) -> None:
         if task not in self.ids:  # reused from an earlier run
             self.ids[task] = self.progress.add_task(f"{task} (cached)", total=1, completed=1)
         status = "[red]failed" if outcome.error else "[green]done"
         self.progress.update(self.ids[task], description=f"{task} {status}")
 
 
-def print_suite(result: Any) -> None:
+def print_suite(result: SuiteRunResult) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from tinker_chief.registry import NOT_SCORED
 
-    table = Table(title=escape(f"{result.model} on suite {result.suite_name} (version {result.suite_version})"))
+    table = Table(
+        title=escape(
+            f"{result.model} on suite {result.suite_name} (version {result.suite_version})"
+        )
+    )
     for column in ("task", "kind", "metrics", "samples", "status"):
         table.add_column(column)
     for task in result.tasks:
@@ -159,8 +181,16 @@ def print_suite(result: Any) -> None:
             for k, v in list(task.metrics.items())[:4]
         )
         shown += "".join(f", {name} not scored" for name in task.settings.get(NOT_SCORED, {}))
-        samples = f"{task.ran_samples} run, {task.reused_samples} cached" if not task.reused_task else "cached"
-        status = f"[red]{escape(task.error)}" if task.error else (f"recorded #{task.run_id}" if task.run_id else "ok")
+        samples = (
+            f"{task.ran_samples} run, {task.reused_samples} cached"
+            if not task.reused_task
+            else "cached"
+        )
+        status = (
+            f"[red]{escape(task.error)}"
+            if task.error
+            else (f"recorded #{task.run_id}" if task.run_id else "ok")
+        )
         table.add_row(task.task, task.kind, escape(shown.removeprefix(", ")), samples, status)
     console = Console()
     console.print(table)
@@ -169,11 +199,11 @@ def print_suite(result: Any) -> None:
             console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(why)}")
 
 
-def suite_throughput(result: Any) -> tuple[float, float]:
+def suite_throughput(result: SuiteRunResult) -> tuple[float, float]:
     """Prompt + sampled tokens, and seconds, of the tasks this invocation ran (cached ones took no
     time here)."""
-    ran = [task for task in result.tasks if not task.reused_task and task.seconds]
-    return sum(sum(task.tokens.values()) for task in ran), sum(task.seconds for task in ran)
+    ran = [(task, task.seconds) for task in result.tasks if not task.reused_task and task.seconds]
+    return sum(sum(task.tokens.values()) for task, _ in ran), sum(seconds for _, seconds in ran)
 
 
 @click.command(name="eval")
@@ -231,7 +261,12 @@ def eval_command(
     tracking = None if no_record else tracking_for(project, track, tracker_warning)
     budget = eval_guard(project, max_usd, "chief eval")  # refuses a suite that would cross it
     check_evaluable(project, model)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=as_json) as bars:
         evaluation = evaluate_model(
             project,

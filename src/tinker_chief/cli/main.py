@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 import warnings
-from typing import Any
+from typing import TextIO
 
 import click
 
@@ -94,15 +94,22 @@ def cli(ctx: click.Context, debug: bool) -> None:
 _default_show_warning = warnings.showwarning
 
 
-def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     """`ChiefDeprecation` as one `Note: ...` line; every other warning as Python shows it."""
     if issubclass(category, ChiefDeprecation):
         note(str(message))
     else:
-        _default_show_warning(message, category, *args, **kwargs)
+        _default_show_warning(message, category, filename, lineno, file, line)
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> object:
     debug = "--debug" in (argv or sys.argv[1:]) or bool(os.environ.get("CHIEF_DEBUG"))
     if not debug:
         # The cookbook's NLL evaluator calls an SDK method the SDK marks deprecated; users

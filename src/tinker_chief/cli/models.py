@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 import click
 
@@ -27,9 +27,13 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
     from tinker_chief.planning.estimates import price_of
 
     rows = list_models()
-    prices = {row.name: price_of(row.name) for row in rows}  # $/M tokens from the dated price table, or None
+    prices = {
+        row.name: price_of(row.name) for row in rows
+    }  # $/M tokens from the dated price table, or None
     if as_json:
-        print_json({"models": [{**row.as_dict(), "price": prices[row.name]} for row in rows]}, indent=2)
+        print_json(
+            {"models": [{**row.as_dict(), "price": prices[row.name]} for row in rows]}, indent=2
+        )
         return
     from rich.console import Console
     from rich.markup import escape
@@ -37,7 +41,11 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
 
     table = Table(title=f"Models ({len(rows)})")
     dated = next((p for p in prices.values() if p), None)
-    price_column = f"$/M train / sample / prefill ({dated['as_of']})" if dated else "$/M train / sample / prefill"
+    price_column = (
+        f"$/M train / sample / prefill ({dated['as_of']})"
+        if dated
+        else "$/M train / sample / prefill"
+    )
     for column in (
         "model",
         "runs on",
@@ -68,10 +76,12 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
     Console(width=200).print(table)
 
 
-def _price(price: dict[str, Any] | None) -> str:
+def _price(price: Mapping[str, object] | None) -> str:
     if price is None:
         return "no known price"
-    return " / ".join("—" if price[k] is None else f"{price[k]:g}" for k in ("train", "sample", "prefill"))
+    return " / ".join(
+        "—" if price[k] is None else f"{price[k]:g}" for k in ("train", "sample", "prefill")
+    )
 
 
 @models_command.command("fetch")
@@ -96,7 +106,9 @@ def fetch_command(model: str, trust_remote_code: bool, as_json: bool) -> None:
 
     name = lineup.lineup_name(model) or model.strip()
     if not hub.is_repo_id(name):
-        raise ConfigurationError(f"chief models fetch {model}: expected a Hugging Face hub id (org/name)")
+        raise ConfigurationError(
+            f"chief models fetch {model}: expected a Hugging Face hub id (org/name)"
+        )
 
     def progress(line: str) -> None:
         click.echo(line, err=True)

@@ -12,12 +12,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 from click.core import ParameterSource
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., object])
 
 BACKEND_HELP = (
     "local: chief's engine, started here (state in .chief/engine) unless --base-url names a "
@@ -30,9 +30,13 @@ BACKEND_HELP = (
 def backend_options(function: F) -> F:
     """`--backend` and `--base-url`, resolved by `tinker_chief.connection.choose_backend`."""
     function = click.option(
-        "--base-url", default=None, help="Talk to an engine (or Tinker's service) already running at this URL."
+        "--base-url",
+        default=None,
+        help="Talk to an engine (or Tinker's service) already running at this URL.",
     )(function)
-    return click.option("--backend", type=click.Choice(["local", "tinker"]), default=None, help=BACKEND_HELP)(function)
+    return click.option(
+        "--backend", type=click.Choice(["local", "tinker"]), default=None, help=BACKEND_HELP
+    )(function)
 
 
 PROJECT_HELP = "Project directory (holds chief.toml)."
@@ -62,7 +66,7 @@ def json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(function)
 
 
-def print_json(value: Any, indent: int | None = None, sort_keys: bool = False) -> None:
+def print_json(value: object, indent: int | None = None, sort_keys: bool = False) -> None:
     """The one JSON object `--json` prints (paths and dates as strings)."""
     sys.stdout.write(json.dumps(value, indent=indent, sort_keys=sort_keys, default=str) + "\n")
 
@@ -79,7 +83,9 @@ class _UnlistedArgument(click.Argument):
         return []
 
 
-def old_spelling(old: str, new: str, dest: str, type: Any = None) -> Callable[[F], F]:
+def old_spelling(
+    old: str, new: str, dest: str, type: click.ParamType | None = None
+) -> Callable[[F], F]:
     """Accept `old`, the spelling of `new` before this release, until the next one: its value
     goes to the parameter `dest`, with a note on stderr. `old` without dashes is a positional
     (`chief init DIR`), else a hidden option (`chief init --task rl`); giving both is a usage
@@ -88,7 +94,7 @@ def old_spelling(old: str, new: str, dest: str, type: Any = None) -> Callable[[F
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: object, **kwargs: object) -> object:
             value = kwargs.pop(legacy)
             if value is not None:
                 ctx = click.get_current_context()

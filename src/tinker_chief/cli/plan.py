@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -40,7 +40,11 @@ DIRECTORY = click.Path(file_okay=False, path_type=Path)
     help="Catalog name, a model of Tinker's lineup, local HF model directory or hub id (org/name).",
 )
 @click.option(
-    "--train", "train", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Training JSONL."
+    "--train",
+    "train",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Training JSONL.",
 )
 @click.option(
     "--val",
@@ -102,20 +106,28 @@ def init_command(
         print_json({"created": str(project.config_path), "config": cfg.model_dump(mode="json")})
         return
     click.echo(f"Created {project.config_path}")
-    click.echo(f"  base model {cfg.base_model} (renderer {cfg.renderer}), recipe {cfg.recipe}, use case {cfg.use_case}")
+    click.echo(
+        f"  base model {cfg.base_model} (renderer {cfg.renderer}), recipe {cfg.recipe}, "
+        f"use case {cfg.use_case}"
+    )
     click.echo(f"  data: train {cfg.data.train}, val {cfg.data.val}")
     click.echo(
         f"  LoRA rank {cfg.lora.rank}, learning rate {cfg.optimizer.learning_rate:g}, "
         f"batch {cfg.schedule.batch_size}, epochs {cfg.schedule.epochs}"
     )
-    click.echo(f"  eval suite {cfg.eval_suite.name} ({len(cfg.eval_suite.tasks)} tasks), scripts/run_inspect_evals.sh")
+    click.echo(
+        f"  eval suite {cfg.eval_suite.name} ({len(cfg.eval_suite.tasks)} tasks), "
+        "scripts/run_inspect_evals.sh"
+    )
     click.echo("Next: chief plan" + ("" if str(project_dir) == "." else f" -p {project_dir}"))
 
 
 @click.command(name="plan")
 @project_option
 @click.option(
-    "--allow-attention-only", is_flag=True, help="Plan attention-only LoRA anyway (it underperforms MLP+attention)."
+    "--allow-attention-only",
+    is_flag=True,
+    help="Plan attention-only LoRA anyway (it underperforms MLP+attention).",
 )
 @click.option(
     "--calibrate",
@@ -133,7 +145,11 @@ def init_command(
 @json_option
 @old_spelling("DIRECTORY", "--project", "project_dir", type=DIRECTORY)
 def plan_command(
-    project_dir: Path, allow_attention_only: bool, calibrate: bool, probe_rewards: bool, as_json: bool
+    project_dir: Path,
+    allow_attention_only: bool,
+    calibrate: bool,
+    probe_rewards: bool,
+    as_json: bool,
 ) -> None:
     """Write plan.md and plan.json: every recommendation with its rule and source.
 
@@ -152,13 +168,16 @@ def plan_command(
     from tinker_chief.workspace import Workspace
 
     project = Workspace.open(project_dir)
-    found: dict[str, Any] = {}
+    found: dict[str, object] = {}
     if calibrate:
         from tinker_chief.workflows.calibrate import probe_throughput
 
         measured = probe_throughput(project)
         found["calibration"] = dataclasses.asdict(measured)
-        click.echo(f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})", err=as_json)
+        click.echo(
+            f"Calibrated: {measured.train_tokens_per_s:,.0f} trained tokens/s ({measured.source})",
+            err=as_json,
+        )
     if probe_rewards:
         found["reward_probe"] = _print_reward_probe(project, err=as_json)
     plan = make_plan(project, allow_attention_only=allow_attention_only)
@@ -170,10 +189,13 @@ def plan_command(
     console = Console()
     d, c, s = plan.data, plan.capacity, plan.schedule
     console.print(
-        f"[bold]Plan for {escape(plan.project)}[/bold]: {escape(plan.base_model)}, recipe {plan.recipe}, "
-        f"use case {plan.use_case}"
+        f"[bold]Plan for {escape(plan.project)}[/bold]: {escape(plan.base_model)}, "
+        f"recipe {plan.recipe}, use case {plan.use_case}"
     )
-    console.print(f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, {d.completion_tokens:,} trained")
+    console.print(
+        f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, "
+        f"{d.completion_tokens:,} trained"
+    )
     ratio = c.capacity_ratio_at_configured_rank
     console.print(
         f"  LoRA rank {c.configured_rank} (recommended {c.recommended_rank.value}), capacity ratio "
@@ -181,9 +203,12 @@ def plan_command(
     )
     rec = plan.learning_rate.recommended
     console.print(
-        f"  learning rate {plan.learning_rate.configured:g}" + (f" (recommended {rec.value:.3g})" if rec else "")
+        f"  learning rate {plan.learning_rate.configured:g}"
+        + (f" (recommended {rec.value:.3g})" if rec else "")
     )
-    console.print(f"  batch {s.configured_batch_size}, {s.total_steps:,} steps, {s.lr_schedule} schedule")
+    console.print(
+        f"  batch {s.configured_batch_size}, {s.total_steps:,} steps, {s.lr_schedule} schedule"
+    )
     e = plan.estimates
     cost, seconds = e.tinker_cost.dollars, e.local_time.seconds
     eval_cost = e.eval_cost.dollars if e.eval_cost else None
@@ -194,9 +219,9 @@ def plan_command(
         + ("?" if eval_cost is None else f"${eval_cost:,.2f}")
         + " per eval of the suite"
     )
+    local = "unknown" if seconds is None else duration(seconds)
     console.print(
-        f"  estimates: Tinker {tinker}; local {'unknown' if seconds is None else duration(seconds)} "
-        f"(speed from the {e.local_time.basis})",
+        f"  estimates: Tinker {tinker}; local {local} (speed from the {e.local_time.basis})",
         highlight=False,
     )
     for warning in plan.warnings:
@@ -206,7 +231,7 @@ def plan_command(
     console.print(escape(f"Wrote {paths['markdown']}, {paths['json']}, {paths['script']}"))
 
 
-def _print_reward_probe(project: Workspace, err: bool) -> dict[str, Any]:
+def _print_reward_probe(project: Workspace, err: bool) -> dict[str, object]:
     """Probe the base model's RL rewards, print what it found (on stderr with `err`), return it."""
     from tinker_chief.workflows.reward_probe import probe_rewards
 
@@ -214,7 +239,8 @@ def _print_reward_probe(project: Workspace, err: bool) -> dict[str, Any]:
     click.echo(
         f"Reward probe ({probe.prompts} prompts x {probe.group_size} rollouts of the base model, "
         f"grader {probe.grader}): mean reward {probe.mean_reward:.2f}, "
-        f"{probe.groups_with_signal:.0%} of groups with signal, {probe.truncated:.0%} cut at max_tokens",
+        f"{probe.groups_with_signal:.0%} of groups with signal, "
+        f"{probe.truncated:.0%} cut at max_tokens",
         err=err,
     )
     for answer, reward in probe.examples:

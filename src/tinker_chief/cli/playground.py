@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # imported when run, so `chief --help` stays fast
     "--export",
     "export_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write the eval diffs and saved conversations as a static site into DIR, then exit (no server, no backend).",
+    help="Write the eval diffs and saved conversations as a static site into DIR, then exit "
+    "(no server, no backend).",
 )
 @click.option(
     "--stream-tokens",
@@ -98,11 +99,15 @@ def _serve(
     from tinker_chief.playground import PlaygroundServer, PlaygroundState
 
     section = context.backend_section()
-    choice = choose_backend(backend, base_url, project_kind=section["kind"], project_url=section["url"])
+    choice = choose_backend(
+        backend, base_url, project_kind=section["kind"], project_url=section["url"]
+    )
     models = [context.base_model] if context.base_model else []
     if choice.starts_engine:
         click.echo("starting the local engine...", err=True)
-    with open_connection(choice, state_dir=ProjectPaths(project_dir).engine_state, models=models) as connection:
+    with open_connection(
+        choice, state_dir=ProjectPaths(project_dir).engine_state, models=models
+    ) as connection:
         server = PlaygroundServer(PlaygroundState(context, connection, stream_tokens), port)
         click.echo(f"chief playground for {context.name}: models on {connection.where}")
         click.echo(f"open {server.url}")

@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from tinker_chief.cli.options import backend_options, json_option, project_option
+from tinker_chief.cli.options import F, backend_options, json_option, project_option
+
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from tinker_chief.publish import ExportResult
 
 
-def _merged_option(function: Any) -> Any:
+def _merged_option(function: F) -> F:
     return click.option(
         "--merged",
         is_flag=True,
@@ -25,7 +28,7 @@ def _merged_option(function: Any) -> Any:
     )(function)
 
 
-def _print(result: Any, as_json: bool, lines: list[str]) -> None:
+def _print(result: ExportResult, as_json: bool, lines: list[str]) -> None:
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), sort_keys=True) + "\n")
         return
@@ -37,7 +40,7 @@ def _print(result: Any, as_json: bool, lines: list[str]) -> None:
         console.print(escape(line), soft_wrap=True)
 
 
-def _check_line(result: Any) -> str:
+def _check_line(result: ExportResult) -> str:
     rt, peft = result.roundtrip, " + PEFT" if result.format == "adapter" else ""
     return (
         f"round-trip check passed: plain transformers{peft} match the serving backend within "
@@ -89,7 +92,9 @@ def export_command(
     from tinker_chief.publish import export_model
 
     project = load_project(project_dir)
-    result = export_model(project, model, out_dir=out_dir, merged=merged, backend=backend, base_url=base_url)
+    result = export_model(
+        project, model, out_dir=out_dir, merged=merged, backend=backend, base_url=base_url
+    )
     kind = "merged Hugging Face model" if merged else "PEFT adapter"
     lines = [
         f"exported {result.record.ref} as a {kind} to {result.directory}",
@@ -111,7 +116,9 @@ def export_command(
     help="Visibility of a repository created now (an existing one keeps its own).",
 )
 @_merged_option
-@click.option("--force", is_flag=True, help="Publish a candidate or retired version (needs --reason).")
+@click.option(
+    "--force", is_flag=True, help="Publish a candidate or retired version (needs --reason)."
+)
 @click.option("--reason", default="", help="Why it is forced; recorded in the audit log.")
 @project_option
 @backend_options

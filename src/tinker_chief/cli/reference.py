@@ -42,7 +42,9 @@ def walk(command: click.Command, ctx: click.Context) -> Iterator[click.Context]:
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None and not sub.hidden:
-                yield from walk(sub, click.Context(sub, info_name=name, parent=ctx, **sub.context_settings))
+                yield from walk(
+                    sub, click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
+                )
 
 
 def render() -> str:
@@ -56,8 +58,12 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinker_chief.cli.reference", description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {DOC} (relative to the current directory)")
+    parser = argparse.ArgumentParser(
+        prog="python -m tinker_chief.cli.reference", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"write {DOC} (relative to the current directory)"
+    )
     args = parser.parse_args(argv)
     text = render()
     if args.write:

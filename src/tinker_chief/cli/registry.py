@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -33,10 +33,19 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from rich.console import Console
 
     from tinker_chief.planning import Project
-    from tinker_chief.registry import Comparison, GateRules, Registry, SuiteRequirement
+    from tinker_chief.registry import (
+        Comparison,
+        GateRules,
+        ModelRecord,
+        Registry,
+        SuiteRequirement,
+        Usage,
+    )
     from tinker_chief.tracking.mirror import Tracking
 
-_REGISTRY_HELP = "Registry database [default: $CHIEF_REGISTRY, the project's registry, .chief/registry.db]."
+_REGISTRY_HELP = (
+    "Registry database [default: $CHIEF_REGISTRY, the project's registry, .chief/registry.db]."
+)
 
 
 def _common(fn: Callable[..., None]) -> Callable[..., None]:
@@ -79,7 +88,9 @@ def _open(registry_path: Path | None, project_dir: Path, *, read_only: bool = Tr
     from tinker_chief.registry import Registry
     from tinker_chief.workspace import registry_location
 
-    return Registry.open(registry_location(project_dir, registry_path), create=False, read_only=read_only)
+    return Registry.open(
+        registry_location(project_dir, registry_path), create=False, read_only=read_only
+    )
 
 
 def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
@@ -87,17 +98,25 @@ def gate_inputs(project_dir: Path) -> tuple[SuiteRequirement | None, GateRules]:
     from tinker_chief.registry import GateRules
 
     project = _load_project(project_dir)
-    return (None, GateRules()) if project is None else (project.config.suite_requirement(), project.config.gate)
+    return (
+        (None, GateRules())
+        if project is None
+        else (project.config.suite_requirement(), project.config.gate)
+    )
 
 
-def _cost_lines(record: Any, evaluated: Any, eval_runs: int, project_dir: Path) -> tuple[str, str]:
+def _cost_lines(
+    record: ModelRecord, evaluated: Usage, eval_runs: int, project_dir: Path
+) -> tuple[str, str]:
     """What the version cost to make and to evaluate (all its eval runs), in words, at the project's
     price table."""
     from tinker_chief.planning.estimates import spent
 
     project = _load_project(project_dir)
     prices = (
-        project.path(project.config.estimates.prices_file) if project and project.config.estimates.prices_file else None
+        project.path(project.config.estimates.prices_file)
+        if project and project.config.estimates.prices_file
+        else None
     )
     evaluate = (
         f"{eval_runs} eval run(s): " + spent(record.base_model, record.backend, evaluated, prices)
@@ -107,7 +126,7 @@ def _cost_lines(record: Any, evaluated: Any, eval_runs: int, project_dir: Path) 
     return spent(record.base_model, record.backend, record.usage, prices), evaluate
 
 
-def _print_json(value: Any) -> None:
+def _print_json(value: object) -> None:
     print_json(value, indent=2, sort_keys=True)
 
 
@@ -149,10 +168,14 @@ def registry_group() -> None:
 @registry_group.command(name="list")
 @_common
 @click.option(
-    "--status", type=click.Choice(["candidate", "staging", "prod", "retired"]), help="Only models with this status."
+    "--status",
+    type=click.Choice(["candidate", "staging", "prod", "retired"]),
+    help="Only models with this status.",
 )
 @json_option
-def list_command(registry_path: Path | None, project_dir: Path, status: str | None, as_json: bool) -> None:
+def list_command(
+    registry_path: Path | None, project_dir: Path, status: str | None, as_json: bool
+) -> None:
     """List registered models, oldest name first.
 
     \b
@@ -225,14 +248,21 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
                 "weights": weights.to_dict() if weights else None,
                 "billed_run": billed,
                 "exports": [e.to_dict() for e in exported],
-                "cost": {"to_make": cost[0], "to_evaluate": cost[1], "eval_usage": evaluated.to_dict()},
+                "cost": {
+                    "to_make": cost[0],
+                    "to_evaluate": cost[1],
+                    "eval_usage": evaluated.to_dict(),
+                },
             }
         )
         return
     from rich.table import Table
 
     console = _console()
-    console.print(f"[bold]{record.ref}[/bold] ({_plain(record.display_name)}) — status [bold]{record.status}[/bold]")
+    console.print(
+        f"[bold]{record.ref}[/bold] ({_plain(record.display_name)}) — "
+        f"status [bold]{record.status}[/bold]"
+    )
     facts = {
         "base model": record.base_model,
         "backend": record.backend,
@@ -247,7 +277,8 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         if record.lora
         else None,
         "optimizer": record.optimizer or None,
-        "data": f"{record.data.examples} examples, {record.data.tokens} tokens, {len(record.data.files)} file(s)",
+        "data": f"{record.data.examples} examples, {record.data.tokens} tokens, "
+        f"{len(record.data.files)} file(s)",
         "created": record.created_at,
         "cost to make": cost[0],
         "cost to evaluate": cost[1],
@@ -262,27 +293,46 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
         table.add_column(column)
     for task, run in results.items():
         for name, metric in run.metrics.items():
-            ci = "—" if metric.ci_low is None else f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]"
+            ci = (
+                "—" if metric.ci_low is None else f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]"
+            )
             table.add_row(
-                *(_plain(v) for v in (task, name, _fmt(metric.value), ci, metric.n or "—", run.suite_version))
+                *(
+                    _plain(v)
+                    for v in (
+                        task,
+                        name,
+                        _fmt(metric.value),
+                        ci,
+                        metric.n or "—",
+                        run.suite_version,
+                    )
+                )
             )
     console.print(table)
     for task, run in results.items():
         for name, why in sorted(run.not_scored.items()):
-            console.print(f"  [yellow]{_plain(f'{task}/{name}')} not scored[/yellow]: {_plain(why)}")
+            console.print(
+                f"  [yellow]{_plain(f'{task}/{name}')} not scored[/yellow]: {_plain(why)}"
+            )
     for change in history:
         console.print(
-            f"  {change.at} {change.from_status or '—'} → {change.to_status} by {_plain(change.actor)}"
-            f"{' (forced)' if change.forced else ''}: {_plain(change.reason)}"
+            f"  {change.at} {change.from_status or '—'} → {change.to_status} "
+            f"by {_plain(change.actor)}{' (forced)' if change.forced else ''}: "
+            f"{_plain(change.reason)}"
         )
     for mark in marks:
         later = "" if mark.current else " (superseded by a later selection)"
-        console.print(f"  selected by chief select for {_plain(mark.scope)} on {mark.at}{later}: {_plain(mark.reason)}")
+        console.print(
+            f"  selected by chief select for {_plain(mark.scope)} on {mark.at}{later}: "
+            f"{_plain(mark.reason)}"
+        )
     for e in exported:
         where = e.location if e.target == "dir" else f"{e.location} commit {e.commit_sha} {e.url}"
         verb = "exported" if e.target == "dir" else "published"
         console.print(
-            f"  {verb} ({e.format}) on {e.at} to {_plain(where)}; round-trip max abs diff {e.max_abs_diff:.2g}"
+            f"  {verb} ({e.format}) on {e.at} to {_plain(where)}; "
+            f"round-trip max abs diff {e.max_abs_diff:.2g}"
         )
 
 
@@ -290,7 +340,9 @@ def show_command(registry_path: Path | None, project_dir: Path, model: str, as_j
 @_common
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N entries.")
 @json_option
-def audit_command(registry_path: Path | None, project_dir: Path, limit: int | None, as_json: bool) -> None:
+def audit_command(
+    registry_path: Path | None, project_dir: Path, limit: int | None, as_json: bool
+) -> None:
     """Show the audit log: every registry-changing command, who ran it and when.
 
     \b
@@ -309,7 +361,16 @@ def audit_command(registry_path: Path | None, project_dir: Path, limit: int | No
         table.add_column(column, overflow="fold")
     for e in entries:
         table.add_row(
-            *(_plain(v) for v in (e.at, e.actor, e.command, e.target or "—", json.dumps(e.details, sort_keys=True)))
+            *(
+                _plain(v)
+                for v in (
+                    e.at,
+                    e.actor,
+                    e.command,
+                    e.target or "—",
+                    json.dumps(e.details, sort_keys=True),
+                )
+            )
         )
     _console().print(table)
 
@@ -321,9 +382,12 @@ def audit_command(registry_path: Path | None, project_dir: Path, limit: int | No
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="File to write, '-' for stdout [default: MODEL_REGISTRY.md / MODEL_REGISTRY.json in the project directory].",
+    help="File to write, '-' for stdout "
+    "[default: MODEL_REGISTRY.md / MODEL_REGISTRY.json in the project directory].",
 )
-def export_command(registry_path: Path | None, project_dir: Path, fmt: str, output: Path | None) -> None:
+def export_command(
+    registry_path: Path | None, project_dir: Path, fmt: str, output: Path | None
+) -> None:
     """Write the registry as MODEL_REGISTRY.md (or JSON): deterministic, regenerate any time.
 
     \b
@@ -360,7 +424,9 @@ def _write_atomically(target: Path, text: str) -> None:
 @click.command(name="compare")
 @_common
 @click.argument("models", nargs=-1, required=True)
-@click.option("--metric", "metrics", multiple=True, help="Only this metric (name or task/metric); repeatable.")
+@click.option(
+    "--metric", "metrics", multiple=True, help="Only this metric (name or task/metric); repeatable."
+)
 @click.option(
     "--current-suite",
     is_flag=True,
@@ -399,7 +465,9 @@ def compare_command(
     print_comparison(comparison, rules.alpha)
     for ref, kept in weights:
         if kept is not None and kept.deleted_at:
-            _console().print(f"  note: {_plain(ref)}: {_plain(kept.describe())}; its results above stay valid")
+            _console().print(
+                f"  note: {_plain(ref)}: {_plain(kept.describe())}; its results above stay valid"
+            )
 
 
 def print_comparison(comparison: Comparison, alpha: float) -> None:
@@ -433,16 +501,27 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
             f"[yellow]Note: results come from different suite versions ({shown});"
             " use --current-suite to compare like with like.[/yellow]"
         )
-    console.print(f"* paired test significant at alpha={alpha} (McNemar for pass/fail, paired bootstrap for scores)")
+    console.print(
+        f"* paired test significant at alpha={alpha} "
+        "(McNemar for pass/fail, paired bootstrap for scores)"
+    )
 
 
 @click.command(name="promote")
 @_common
 @click.argument("model")
 @click.option("--to", "to", type=click.Choice(["staging", "prod"]), required=True)
-@click.option("--force", is_flag=True, help="Override a failing gate (needs --reason; recorded in the audit log).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Override a failing gate (needs --reason; recorded in the audit log).",
+)
 @click.option("--reason", default="", help="Why; required with --force.")
-@click.option("--actor", envvar="CHIEF_ACTOR", help="Who is promoting [default: $CHIEF_ACTOR or the login name].")
+@click.option(
+    "--actor",
+    envvar="CHIEF_ACTOR",
+    help="Who is promoting [default: $CHIEF_ACTOR or the login name].",
+)
 @json_option
 @backend_options
 @track_option
@@ -510,7 +589,11 @@ def promote_command(
 @_common
 @click.argument("model")
 @click.option("--reason", default="", help="Why it is retired (recorded in its history).")
-@click.option("--actor", envvar="CHIEF_ACTOR", help="Who is retiring it [default: $CHIEF_ACTOR or the login name].")
+@click.option(
+    "--actor",
+    envvar="CHIEF_ACTOR",
+    help="Who is retiring it [default: $CHIEF_ACTOR or the login name].",
+)
 @json_option
 @backend_options
 @track_option
@@ -550,7 +633,9 @@ def retire_command(
     _warn(problems)
 
 
-def _follow_status(reg: Registry, ref: str, project_dir: Path, backend: str | None, base_url: str | None) -> list[str]:
+def _follow_status(
+    reg: Registry, ref: str, project_dir: Path, backend: str | None, base_url: str | None
+) -> list[str]:
     """Make the backend's checkpoint TTLs follow `ref`'s new status (the project's backend, reached
     only when a TTL changes); returns what could not be done, one line each."""
     project = _load_project(project_dir)
@@ -570,8 +655,12 @@ def _warn(problems: list[str]) -> None:
 
 @registry_group.command(name="gc")
 @_common
-@click.option("--dry-run", is_flag=True, help="Only list what would be deleted and the storage it would free.")
-@click.option("--actor", envvar="CHIEF_ACTOR", help="Who runs it [default: $CHIEF_ACTOR or the login name].")
+@click.option(
+    "--dry-run", is_flag=True, help="Only list what would be deleted and the storage it would free."
+)
+@click.option(
+    "--actor", envvar="CHIEF_ACTOR", help="Who runs it [default: $CHIEF_ACTOR or the login name]."
+)
 @json_option
 @backend_options
 def gc_command(
@@ -601,13 +690,18 @@ def gc_command(
 
     project = _load_project(project_dir)
     if project is None:
-        raise ConfigurationError(f"chief registry gc: no chief.toml in {project_dir} (it names the backend)")
+        raise ConfigurationError(
+            f"chief registry gc: no chief.toml in {project_dir} (it names the backend)"
+        )
     if active := RunLog.active(project.root):
         raise TrainingError(
             f"chief registry gc: run {', '.join(active)} is training; run gc when it has finished "
             "(its checkpoints may still be needed to resume)"
         )
-    with _open(registry_path, project_dir, read_only=dry_run) as reg, ProjectBackend(project, backend, base_url) as b:
+    with (
+        _open(registry_path, project_dir, read_only=dry_run) as reg,
+        ProjectBackend(project, backend, base_url) as b,
+    ):
         report = collect(reg, b.rest(), b.admin(), dry_run=dry_run, actor=actor)
     if as_json:
         _print_json(report.to_dict())

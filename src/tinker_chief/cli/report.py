@@ -1,4 +1,5 @@
-"""`chief report`: write the project's HTML report (thin: parse, call `reports.write_report`, print)."""
+"""`chief report`: write the project's HTML report (thin: parse, call `reports.write_report`,
+print)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ update it through one observer each.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from rich.console import Console
@@ -28,18 +29,29 @@ from tinker_chief.cli.options import (
 )
 from tinker_chief.exit_codes import ExitCode
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from tinker_chief.training import CheckpointRecord, TrainResult
+    from tinker_chief.workflows.selection import Candidate, SelectionResult
+    from tinker_chief.workflows.sweep import Sweep, SweepPoint
 
-def _number_list(kind: type, example: str) -> Any:
+Number = TypeVar("Number", int, float)
+
+
+def _number_list(
+    kind: type[Number], example: str
+) -> Callable[[click.Context, click.Parameter, str | None], list[Number]]:
     """A click callback parsing "a,b,c" into numbers of `kind`, with a one-line error."""
 
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Any]:
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Number]:
         if not value:
             return []
         try:
             return [kind(item) for item in value.split(",") if item.strip()]
         except ValueError:
             what = "whole numbers" if kind is int else "numbers"
-            raise click.BadParameter(f"expected comma-separated {what} like {example}, got {value!r}") from None
+            raise click.BadParameter(
+                f"expected comma-separated {what} like {example}, got {value!r}"
+            ) from None
 
     return parse
 
@@ -51,7 +63,7 @@ def _number(value: float | None) -> str:
 class SweepDisplay:
     """A rich live table, one row per sweep point, fed by per-point observers from many threads."""
 
-    def __init__(self, console: Console, sweep: Any, rl: bool = False) -> None:
+    def __init__(self, console: Console, sweep: Sweep, rl: bool = False) -> None:
         self.console, self.sweep, self.rl = console, sweep, rl
         self.rows: dict[str, dict[str, str]] = {
             p.name: {
@@ -70,7 +82,9 @@ class SweepDisplay:
         table = Table(title=f"sweep {self.sweep.sweep_id}")
         score = "reward" if self.rl else "val NLL"
         for column in ("point", "LR", "rank", "batch", "run", "step", "loss", score, "status"):
-            table.add_column(column, justify="left" if column in ("point", "run", "status") else "right")
+            table.add_column(
+                column, justify="left" if column in ("point", "run", "status") else "right"
+            )
         with self.lock:
             for p in self.sweep.points:
                 row = self.rows[p.name]
@@ -91,7 +105,7 @@ class SweepDisplay:
         with self.lock:
             self.rows[name].update(values)
 
-    def observer(self, point: Any) -> _PointRow:
+    def observer(self, point: SweepPoint) -> _PointRow:
         return _PointRow(self, point.name)
 
 
@@ -106,7 +120,11 @@ class _PointRow:
         self.display.set(self.name, run=run_id, step=f"{start_step}/{total_steps}")
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        self.display.set(self.name, step=f"{step}/{self.total}", loss=f"{metrics.get('train/loss', float('nan')):.4f}")
+        self.display.set(
+            self.name,
+            step=f"{step}/{self.total}",
+            loss=f"{metrics.get('train/loss', float('nan')):.4f}",
+        )
         if self.display.rl and "train/reward" in metrics:
             self.display.set(self.name, score=f"{metrics['train/reward']:.4f}")
 
@@ -114,9 +132,9 @@ class _PointRow:
         if not self.display.rl and "val/nll" in metrics:
             self.display.set(self.name, score=f"{metrics['val/nll']:.4f}")
 
-    def on_checkpoint(self, record: Any) -> None: ...
+    def on_checkpoint(self, record: CheckpointRecord) -> None: ...
 
-    def on_end(self, result: Any) -> None: ...
+    def on_end(self, result: TrainResult) -> None: ...
 
 
 @click.command(name="sweep")
@@ -127,12 +145,23 @@ class _PointRow:
     default=None,
     help="Multiples of the plan's learning rate [default: 0.25,0.5,1,2,4].",
 )
-@click.option("--ranks", callback=_number_list(int, "8,32"), default=None, help="LoRA ranks [default: the plan's].")
 @click.option(
-    "--batch-sizes", callback=_number_list(int, "8,16"), default=None, help="Batch sizes [default: the plan's]."
+    "--ranks",
+    callback=_number_list(int, "8,32"),
+    default=None,
+    help="LoRA ranks [default: the plan's].",
 )
 @click.option(
-    "--parallel", type=click.IntRange(min=1), default=None, help="Runs training at once [default: all of them]."
+    "--batch-sizes",
+    callback=_number_list(int, "8,16"),
+    default=None,
+    help="Batch sizes [default: the plan's].",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs training at once [default: all of them].",
 )
 @backend_options
 @click.option("--resume", is_flag=True, help="Continue the latest (or --sweep) interrupted sweep.")
@@ -190,7 +219,9 @@ def sweep_command(
     if sweep_id is not None and not resume:
         raise click.UsageError("--sweep ID goes with --resume (a new sweep gets a new id)")
     if resume and (lr_multipliers or ranks or batch_sizes):
-        raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
+        raise click.UsageError(
+            "--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes"
+        )
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     tracking = tracking_for(project, track, tracker_warning)  # a missing tracker: one line, now
@@ -198,9 +229,7 @@ def sweep_command(
     sizes = {"ranks": ranks, "batch_sizes": batch_sizes}
     resumed = resume_sweep(project, sweep_id) if resume else None
     points = (
-        resumed.points
-        if resumed
-        else planned_points(project, lr_multipliers=multipliers, **sizes)
+        resumed.points if resumed else planned_points(project, lr_multipliers=multipliers, **sizes)
     )
     guard = sweep_guard(project, max_usd, points)  # refuses points that would cross the budget
     sweep = resumed or start_sweep(project, lr_multipliers=multipliers, **sizes)
@@ -239,7 +268,7 @@ def sweep_command(
         raise SystemExit(code)
 
 
-def _print_sweep(console: Console, sweep: Any) -> None:
+def _print_sweep(console: Console, sweep: Sweep) -> None:
     from tinker_chief.workflows.sweep import summarize
 
     for point in sweep.points:
@@ -254,7 +283,7 @@ def _print_sweep(console: Console, sweep: Any) -> None:
         console.print(escape(f"next: chief select --sweep {sweep.sweep_id}"))
 
 
-def sweep_exit_code(sweep: Any) -> ExitCode:
+def sweep_exit_code(sweep: Sweep) -> ExitCode:
     """A sweep's outcome as the exit-code table says: Ctrl-C (a point left unfinished) first,
     then the budget, then a point that errored, then one the recipe stopped (RL: no learning
     signal)."""
@@ -281,12 +310,14 @@ def sweep_exit_code(sweep: Any) -> ExitCode:
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full eval suite.",
+    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full "
+    "eval suite.",
 )
 @click.option(
     "--task",
     default=None,
-    help="The suite task whose headline metric decides [default: the first product task; RL: the held-out reward].",
+    help="The suite task whose headline metric decides "
+    "[default: the first product task; RL: the held-out reward].",
 )
 @backend_options
 @json_option
@@ -304,7 +335,8 @@ def select_command(
     max_usd: str | None,
     track: str | None,
 ) -> None:
-    """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the shortlist.
+    """Choose the candidate of a sweep or a run: validation NLL first, the full suite on the
+    shortlist.
 
     Without --sweep/--run: the latest run's sweep, or the latest run. The best by the
     headline metric wins, with a paired test against the runner-up; a tie (no significant
@@ -350,11 +382,18 @@ def select_command(
         prompts, n = len(plan.heldout.val_problems), len(plan.candidates)
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
 
-    def progress(candidate: Any) -> RichSuiteProgress:
-        bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
+    def progress(candidate: Candidate) -> RichSuiteProgress:
+        bars.console.print(
+            escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})")
+        )
         return RichSuiteProgress(bars)
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True)) as bars:
         result = run_selection(
             project,
@@ -373,12 +412,16 @@ def select_command(
         raise SystemExit(ExitCode.TASKS_FAILED)
 
 
-def _selection_json(result: Any) -> dict[str, Any]:
+def _selection_json(result: SelectionResult) -> dict[str, object]:
     """`chief select --json`: the choice, its evidence (as the registry records it) and every
     candidate with what the cheap layer knew of it."""
 
-    def candidate(c: Any) -> dict[str, Any]:
-        cheap = {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward} if result.rl else {}
+    def candidate(c: Candidate) -> dict[str, object]:
+        cheap = (
+            {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward}
+            if result.rl
+            else {}
+        )
         return {
             "ref": c.ref,
             "label": c.label,
@@ -401,7 +444,7 @@ def _selection_json(result: Any) -> dict[str, Any]:
     }
 
 
-def _print_selection(console: Console, result: Any) -> None:
+def _print_selection(console: Console, result: SelectionResult) -> None:
     cheap = ("train reward", "held-out reward") if result.rl else ("val NLL",)
     # An RL choice by held-out reward has no other headline to show.
     metric = f"{result.task}/{result.metric}" if result.metric else "headline"
@@ -411,10 +454,16 @@ def _print_selection(console: Console, result: Any) -> None:
         table.add_column(column)
     shortlisted = {c.ref for c in result.shortlist}
     for c in result.candidates:
-        mark = "chosen" if c.ref == result.chosen.ref else ("shortlist" if c.ref in shortlisted else "")
+        mark = (
+            "chosen"
+            if c.ref == result.chosen.ref
+            else ("shortlist" if c.ref in shortlisted else "")
+        )
         values = (c.train_reward, c.heldout_reward) if result.rl else (c.val_nll,)
         headline = [] if by_heldout else ["-" if c.headline is None else f"{c.headline:.4g}"]
-        table.add_row(escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark)
+        table.add_row(
+            escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark
+        )
     console.print(table)
     if result.heldout is not None:
         h = result.heldout

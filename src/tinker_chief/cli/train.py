@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from tinker_chief.cli import options
 from tinker_chief.cli.cost import max_usd_option
@@ -27,6 +35,9 @@ from tinker_chief.cli.options import (
 )
 from tinker_chief.exit_codes import ExitCode
 
+if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
+    from tinker_chief.training import CheckpointRecord, TrainResult
+
 
 class RichProgress:
     """A `training.Observer` drawing a rich progress bar on `console`."""
@@ -35,7 +46,7 @@ class RichProgress:
         self.console = console
         self.label = label
         self.progress: Progress | None = None
-        self.task: Any = None
+        self.task: TaskID | None = None
 
     def on_start(self, run_id: str, start_step: int, total_steps: int) -> None:
         resumed = f" (resuming at step {start_step})" if start_step else ""
@@ -53,10 +64,12 @@ class RichProgress:
             transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task(self.label, total=total_steps, completed=start_step, loss="-", tps="-")
+        self.task = self.progress.add_task(
+            self.label, total=total_steps, completed=start_step, loss="-", tps="-"
+        )
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(
                 self.task,
                 completed=step,
@@ -72,16 +85,17 @@ class RichProgress:
         )
         self.console.print(f"  eval @ step {step}: {escape(shown)}")
 
-    def on_checkpoint(self, record: Any) -> None:
+    def on_checkpoint(self, record: CheckpointRecord) -> None:
         ref = f" -> registry {record.registry_ref}" if record.registry_ref else ""
         self.console.print(escape(f"  checkpoint @ step {record.step}: {record.sampler_path}{ref}"))
 
-    def on_end(self, result: Any) -> None:
+    def on_end(self, result: TrainResult) -> None:
         if self.progress is not None:
             self.progress.stop()
         if result.status == "budget":
             self.console.print(
-                f"[yellow]budget reached at step {result.steps_done}/{result.total_steps}; checkpoint saved[/yellow]"
+                f"[yellow]budget reached at step {result.steps_done}/{result.total_steps}; "
+                "checkpoint saved[/yellow]"
             )
         if result.status == "interrupted":
             self.console.print(
@@ -93,7 +107,9 @@ class RichProgress:
 @click.command(name="train")
 @project_option
 @backend_options
-@click.option("--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint.")
+@click.option(
+    "--resume", is_flag=True, help="Continue the latest interrupted run from its last checkpoint."
+)
 @json_option
 @max_usd_option
 @track_option
@@ -137,7 +153,9 @@ def train_command(
     guard = training_guard(project, max_usd, resume)  # refuses a run that would cross the budget
     mirror = tracking_for(project, track, tracker_warning).run_observer(project.root)
     observer = fan_out(RichProgress(console), mirror)
-    result = train_project(project, backend=backend, base_url=base_url, resume=resume, observer=observer, guard=guard)
+    result = train_project(
+        project, backend=backend, base_url=base_url, resume=resume, observer=observer, guard=guard
+    )
     final = result.final
     speed = run_speed(result.run_dir)
     tracked = mirror.link if mirror is not None else None
@@ -162,8 +180,8 @@ def train_command(
     else:
         color = "green" if result.status == "finished" else "yellow"
         console.print(
-            f"[bold {color}]{result.status}[/bold {color}]: {result.steps_done}/{result.total_steps} steps, "
-            f"run {result.run_id}"
+            f"[bold {color}]{result.status}[/bold {color}]: "
+            f"{result.steps_done}/{result.total_steps} steps, run {result.run_id}"
         )
         if final is not None:
             console.print(escape(f"candidate: {final.registry_ref or '-'}  ({final.sampler_path})"))
@@ -192,12 +210,13 @@ class RunSpeed:
 
     @property
     def tokens_per_s(self) -> float | None:
-        return round(self.tokens / self.seconds, 1) if self.tokens > 0 and self.seconds > 0 else None
+        return (
+            round(self.tokens / self.seconds, 1) if self.tokens > 0 and self.seconds > 0 else None
+        )
 
     def line(self) -> str:
-        return (
-            f"speed: {options.throughput_text(self.tokens, self.seconds, 'train tokens')}; precision: {self.precision}"
-        )
+        speed = options.throughput_text(self.tokens, self.seconds, "train tokens")
+        return f"speed: {speed}; precision: {self.precision}"
 
 
 def run_speed(run_dir: Path) -> RunSpeed:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -48,10 +49,15 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Training data, relative to the project directory."""
 
-    train: str = Field(..., description="Training JSONL (conversations, prompt/answer, preferences or RL prompts).")
-    val: str | None = Field(None, description="Held-out JSONL of the same format; used for NLL and product evals.")
+    train: str = Field(
+        ..., description="Training JSONL (conversations, prompt/answer, preferences or RL prompts)."
+    )
+    val: str | None = Field(
+        None, description="Held-out JSONL of the same format; used for NLL and product evals."
+    )
     train_on_what: TrainOnWhatName = Field(
-        "all_assistant_messages", description="Which tokens carry loss (the cookbook's TrainOnWhat)."
+        "all_assistant_messages",
+        description="Which tokens carry loss (the cookbook's TrainOnWhat).",
     )
     max_length: int = Field(2048, ge=16, description="Longest rendered example in tokens.")
     truncation: Literal["truncate", "drop"] = Field(
@@ -89,9 +95,15 @@ class ScheduleConfig(_Section):
     """Batching and the learning-rate schedule."""
 
     batch_size: int = Field(..., ge=1, description="Examples (SL/DPO) per optimizer step.")
-    epochs: int | None = Field(1, ge=1, description="Passes over the training data (ignored when steps is set).")
-    steps: int | None = Field(None, ge=1, description="Total optimizer steps; when set it wins over epochs.")
-    lr_schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
+    epochs: int | None = Field(
+        1, ge=1, description="Passes over the training data (ignored when steps is set)."
+    )
+    steps: int | None = Field(
+        None, ge=1, description="Total optimizer steps; when set it wins over epochs."
+    )
+    lr_schedule: Literal["linear", "cosine", "constant"] = Field(
+        "linear", description="Decay after warmup."
+    )
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
 
     @model_validator(mode="after")
@@ -102,13 +114,16 @@ class ScheduleConfig(_Section):
 
 
 class CheckpointConfig(_Section):
-    every_steps: int = Field(20, ge=0, description="Save a resumable checkpoint every N steps; 0 only at the end.")
+    every_steps: int = Field(
+        20, ge=0, description="Save a resumable checkpoint every N steps; 0 only at the end."
+    )
     ttl_days: int = Field(
         7,
         ge=0,
         le=3652,
-        description="Days a new checkpoint's weights are kept unless promoted (Tinker's default, 7); "
-        "promotion to staging/prod keeps them, retiring starts the clock again; 0 keeps all forever.",
+        description="Days a new checkpoint's weights are kept unless promoted "
+        "(Tinker's default, 7); promotion to staging/prod keeps them, retiring starts the clock "
+        "again; 0 keeps all forever.",
     )
 
 
@@ -116,16 +131,24 @@ class InlineEvalConfig(_Section):
     """Sparse evals during training (doctrine 6)."""
 
     nll_every_steps: int = Field(10, ge=0, description="Validation NLL every N steps; 0 disables.")
-    sampled_every_steps: int = Field(0, ge=0, description="Small generative smoke test every N steps; 0 disables.")
-    sampled_task: str | None = Field(None, description="Name of the eval-suite task used for the smoke test.")
+    sampled_every_steps: int = Field(
+        0, ge=0, description="Small generative smoke test every N steps; 0 disables."
+    )
+    sampled_task: str | None = Field(
+        None, description="Name of the eval-suite task used for the smoke test."
+    )
 
 
 class RLConfig(_Section):
-    group_size: int = Field(4, ge=1, description="Samples per prompt (advantages are relative within a group).")
+    group_size: int = Field(
+        4, ge=1, description="Samples per prompt (advantages are relative within a group)."
+    )
     groups_per_batch: int = Field(8, ge=1, description="Prompts per optimizer step.")
     max_tokens: int = Field(64, ge=1, description="Most tokens sampled per answer.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature for rollouts.")
-    kl_penalty_coef: float = Field(0.0, ge=0, description="KL penalty against the base model; 0 disables.")
+    kl_penalty_coef: float = Field(
+        0.0, ge=0, description="KL penalty against the base model; 0 disables."
+    )
     loss_fn: Literal["importance_sampling", "ppo", "cispo"] = Field(
         "importance_sampling", description="The SDK loss the rollouts train with."
     )
@@ -135,7 +158,9 @@ class RLConfig(_Section):
         "answers (numbers: numeric, letters: multiple_choice, short text: normalized_exact, free "
         "text: llm_judge).",
     )
-    judge_model: str | None = Field(None, description="Judge for an llm_judge reward; unset: the base model judges.")
+    judge_model: str | None = Field(
+        None, description="Judge for an llm_judge reward; unset: the base model judges."
+    )
     signal_check_steps: int = Field(
         2,
         ge=0,
@@ -154,39 +179,57 @@ class DPOConfig(_Section):
 
 
 class DistillConfig(_Section):
-    teacher_model: str | None = Field(None, description="Teacher model; defaults to the base model.")
+    teacher_model: str | None = Field(
+        None, description="Teacher model; defaults to the base model."
+    )
     teacher_prompt: str | None = Field(
         None, description="System prompt given to the teacher only (prompt distillation)."
     )
     max_tokens: int = Field(64, ge=1, description="Most tokens of each teacher answer.")
-    temperature: float = Field(0.0, ge=0, description="Teacher sampling temperature (0: greedy labels).")
+    temperature: float = Field(
+        0.0, ge=0, description="Teacher sampling temperature (0: greedy labels)."
+    )
 
 
 class BackendConfig(_Section):
     kind: Literal["local", "tinker"] | None = Field(
         None,
-        description="local (chief's engine) or tinker (Tinker's cloud, needs TINKER_API_KEY); unset: Tinker's "
-        "cloud when TINKER_API_KEY is set, else a local engine. Flags and $CHIEF_ENGINE_URL/$TINKER_BASE_URL win.",
+        description="local (chief's engine) or tinker (Tinker's cloud, needs TINKER_API_KEY); "
+        "unset: Tinker's cloud when TINKER_API_KEY is set, else a local engine. Flags and "
+        "$CHIEF_ENGINE_URL/$TINKER_BASE_URL win.",
     )
-    base_url: str | None = Field(None, description="URL of a running engine (kind local) or of Tinker's service.")
+    base_url: str | None = Field(
+        None, description="URL of a running engine (kind local) or of Tinker's service."
+    )
 
 
 class EstimatesConfig(_Section):
     """Overrides for the plan's cost and time estimates."""
 
-    prices_file: str | None = Field(None, description="Price table (TOML) replacing the shipped one.")
-    local_train_tokens_per_s: float | None = Field(None, gt=0, description="Measured local training throughput.")
-    local_sample_tokens_per_s: float | None = Field(None, gt=0, description="Measured local sampling throughput.")
+    prices_file: str | None = Field(
+        None, description="Price table (TOML) replacing the shipped one."
+    )
+    local_train_tokens_per_s: float | None = Field(
+        None, gt=0, description="Measured local training throughput."
+    )
+    local_sample_tokens_per_s: float | None = Field(
+        None, gt=0, description="Measured local sampling throughput."
+    )
 
 
 class BudgetConfig(_Section):
-    """What the project may spend, counted in tokens and priced at the price table (docs/COST.md)."""
+    """What the project may spend, counted in tokens and priced at the price table
+    (docs/COST.md)."""
 
     max_usd: float | None = Field(
-        None, ge=0, description="US dollars of work (at the price table) the project may use; unset: no limit."
+        None,
+        ge=0,
+        description="US dollars of work (at the price table) the project may use; unset: no limit.",
     )
     max_tokens: int | None = Field(
-        None, ge=0, description="Tokens (trained + prefilled + sampled) the project may use; unset: no limit."
+        None,
+        ge=0,
+        description="Tokens (trained + prefilled + sampled) the project may use; unset: no limit.",
     )
 
 
@@ -225,15 +268,21 @@ class ProjectConfig(BaseModel):
 
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this file's schema.")
     name: str = Field(..., min_length=1, description="Project name (used in the registry).")
-    base_model: str = Field(..., min_length=1, description="Base model name (catalog name, local dir or hub id).")
-    renderer: str = Field(..., min_length=1, description="Cookbook renderer name for the chat format.")
+    base_model: str = Field(
+        ..., min_length=1, description="Base model name (catalog name, local dir or hub id)."
+    )
+    renderer: str = Field(
+        ..., min_length=1, description="Cookbook renderer name for the chat format."
+    )
     trust_remote_code: bool = Field(
         False,
         description="Run the base model's own Python code (an auto_map in its tokenizer or config) "
         "when loading it; `chief init --trust-remote-code` sets it.",
     )
     recipe: Recipe = Field("sl", description="The training recipe: sl | rl | dpo | distill.")
-    use_case: UseCase = Field("chat", description="chat | code | math | agent (chooses the eval template).")
+    use_case: UseCase = Field(
+        "chat", description="chat | code | math | agent (chooses the eval template)."
+    )
     seed: int = Field(0, description="Seed for shuffling and sampling.")
     license: str | None = Field(
         None,
@@ -242,7 +291,9 @@ class ProjectConfig(BaseModel):
         "(apache-2.0, mit, llama3.1, other, ...); written into model cards, and `chief publish` "
         "needs it.",
     )
-    registry: str = Field(str(REGISTRY), description="Model registry (SQLite), relative to the project.")
+    registry: str = Field(
+        str(REGISTRY), description="Model registry (SQLite), relative to the project."
+    )
     data: DataConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
     optimizer: OptimizerConfig
@@ -263,15 +314,19 @@ class ProjectConfig(BaseModel):
     @classmethod
     def _known_schema(cls, value: int) -> int:
         if value > SCHEMA_VERSION:
-            raise ValueError(f"schema {value} is newer than this chief understands ({SCHEMA_VERSION}); upgrade chief")
+            raise ValueError(
+                f"schema {value} is newer than this chief understands ({SCHEMA_VERSION}); "
+                "upgrade chief"
+            )
         return value
 
-    def gate_dict(self) -> dict[str, Any]:
+    def gate_dict(self) -> dict[str, object]:
         """The gate rules as plain data."""
         return self.gate.model_dump(mode="json")
 
     def suite_requirement(self) -> SuiteRequirement:
-        """The agreed eval suite as the promotion gate reads it (with `gate`, what `promote` judges by)."""
+        """The agreed eval suite as the promotion gate reads it (with `gate`, what `promote`
+        judges by)."""
         return SuiteRequirement.from_suite(self.eval_suite)
 
 
@@ -304,7 +359,7 @@ class Project:
         return registry_file(self.root, self.config.registry)
 
 
-def _format_location(loc: tuple[Any, ...]) -> str:
+def _format_location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -320,7 +375,9 @@ def _expected(error: ErrorDetails) -> str:
         return "a value (the key is missing)"
     if kind == "extra_forbidden":
         return "no such key (unknown setting; check the spelling)"
-    message = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Input should be ")
+    message = (
+        str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Input should be ")
+    )
     return message[:1].lower() + message[1:]
 
 
@@ -330,14 +387,16 @@ def config_errors(error: ValidationError, source: Path | str) -> ConfigurationEr
     for item in error.errors():
         field = _format_location(item.get("loc", ()))
         got = item.get("input")
-        got_text = "" if item.get("type") in ("missing",) or isinstance(got, dict) else f", got {got!r}"
+        got_text = (
+            "" if item.get("type") in ("missing",) or isinstance(got, dict) else f", got {got!r}"
+        )
         reasons.append(f"field `{field}`: expected {_expected(item)}{got_text}")
     count = len(reasons)
     message = f"{source}: {reasons[0]}" if count == 1 else f"{source}: {count} invalid fields"
     return ConfigurationError(message, reasons=reasons if count > 1 else ())
 
 
-def _migrate(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
+def _migrate(data: Mapping[str, object], source: Path | str) -> Mapping[str, object]:
     """The table at the current schema: the keys older chiefs wrote under their current names,
     with a note each, so `save_project` writes the file anew.
 
@@ -351,18 +410,19 @@ def _migrate(data: dict[str, Any], source: Path | str) -> dict[str, Any]:
         return data
     if "recipe" in data:
         raise ConfigurationError(
-            f"{source}: field `task`: expected no such key beside `recipe` (`task` is its old name; remove it)"
+            f"{source}: field `task`: expected no such key beside `recipe` "
+            "(`task` is its old name; remove it)"
         )
     warnings.warn(
-        f"{source}: `task = {json.dumps(data['task'])}` is the old name of `recipe`; rename the key "
-        "(`task` is read until the next release)",
+        f"{source}: `task = {json.dumps(data['task'])}` is the old name of `recipe`; "
+        "rename the key (`task` is read until the next release)",
         ChiefDeprecation,
         stacklevel=3,
     )
     return {("recipe" if key == "task" else key): value for key, value in data.items()}
 
 
-def parse_config(data: dict[str, Any], source: Path | str = CONFIG_FILENAME) -> ProjectConfig:
+def parse_config(data: Mapping[str, object], source: Path | str = CONFIG_FILENAME) -> ProjectConfig:
     """Validate a parsed `chief.toml` table (old key names read with a `ChiefDeprecation` note)."""
     try:
         return ProjectConfig.model_validate(_migrate(data, source))
@@ -376,4 +436,6 @@ def load_project(directory: str | Path) -> Project:
     config_path = path if path.name == CONFIG_FILENAME or path.is_file() else path / CONFIG_FILENAME
     if not config_path.is_file():
         raise ConfigurationError(f"{config_path}: not found; create a project with `chief init`")
-    return Project(root=config_path.parent.resolve(), config=parse_config(read_toml(config_path), config_path))
+    return Project(
+        root=config_path.parent.resolve(), config=parse_config(read_toml(config_path), config_path)
+    )

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeGuard
 
 from pydantic import BaseModel
 
@@ -32,29 +33,36 @@ HEADER = """\
 """
 
 SECTION_NOTES: dict[str, str] = {
-    "data": 'Training data. Formats: conversations {"messages": [...]}, prompt/answer {"input","output"},\n'
+    "data": 'Training data. Formats: conversations {"messages": [...]}, '
+    'prompt/answer {"input","output"},\n'
     'preferences {"prompt","chosen","rejected"} (DPO), RL prompts {"prompt","answer"}.',
-    "lora": "LoRA on MLP + attention (+ unembedding) by default: attention-only LoRA underperforms\n"
-    "(LoRA Without Regret). Supervised runs stay low-regret while LoRA params >= completion tokens.",
+    "lora": "LoRA on MLP + attention (+ unembedding) by default: attention-only LoRA "
+    "underperforms\n(LoRA Without Regret). Supervised runs stay low-regret while LoRA params >= "
+    "completion tokens.",
     "optimizer": "AdamW. The LoRA learning rate is ~10x the full fine-tune rate (cookbook get_lr).",
-    "schedule": "Moderate batch sizes: LoRA pays a larger penalty than full fine-tuning at large batches.",
+    "schedule": "Moderate batch sizes: LoRA pays a larger penalty than full fine-tuning at "
+    "large batches.",
     "checkpoints": "Resumable training state (save_state) plus sampler weights at each save.",
-    "inline_evals": "Sparse evals during training; the full suite runs offline on checkpoints (`chief eval`).",
-    "rl": 'RL with verifiable rewards (recipe = "rl"). Rank 1-8 suffices: an episode carries ~1 bit.',
+    "inline_evals": "Sparse evals during training; the full suite runs offline on checkpoints "
+    "(`chief eval`).",
+    "rl": 'RL with verifiable rewards (recipe = "rl"). Rank 1-8 suffices: an episode carries '
+    "~1 bit.",
     "dpo": 'Direct preference optimization (recipe = "dpo").',
     "distill": 'Prompt / on-policy distillation (recipe = "distill").',
     "backend": "Where training runs: the built-in local engine or Tinker's cloud.",
-    "estimates": "Overrides for the plan's cost (price table) and local time (measured throughput).",
-    "budget": "Spend limits: train, sweep, eval and select refuse to start past them, training stops at a checkpoint.",
+    "estimates": "Overrides for the plan's cost (price table) and local time "
+    "(measured throughput).",
+    "budget": "Spend limits: train, sweep, eval and select refuse to start past them, training "
+    "stops at a checkpoint.",
     "tracking": "Experiment tracker the runs, sweeps and evals are mirrored to (docs/TRACKING.md).",
-    "eval_suite": "The agreed eval suite: layer 1 training metrics, layer 2 public benchmarks (Inspect),\n"
-    "layer 3 product metrics on your data, plus safety and calibration. Its hash is the suite version\n"
-    "the registry uses to detect stale results.",
+    "eval_suite": "The agreed eval suite: layer 1 training metrics, layer 2 public benchmarks "
+    "(Inspect),\nlayer 3 product metrics on your data, plus safety and calibration. Its hash is "
+    "the suite version\nthe registry uses to detect stale results.",
     "gate": "Promotion-gate rules (see `chief promote`).",
 }
 
 
-def format_value(value: Any) -> str:
+def format_value(value: object) -> str:
     """One TOML value (scalars and lists of scalars)."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -100,14 +108,16 @@ def _submodel(model: type[BaseModel] | None, name: str) -> type[BaseModel] | Non
     if name not in model.model_fields:
         return None
     annotation = model.model_fields[name].annotation
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return (
+        annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    )
 
 
-def _is_table_list(value: Any) -> bool:
+def _is_table_list(value: object) -> TypeGuard[list[dict[str, object]]]:
     return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
 
 
-def _scalar_lines(table: dict[str, Any], model: type[BaseModel] | None) -> list[str]:
+def _scalar_lines(table: Mapping[str, object], model: type[BaseModel] | None) -> list[str]:
     lines: list[str] = []
     for name, value in table.items():
         if isinstance(value, dict) or _is_table_list(value):
@@ -119,7 +129,7 @@ def _scalar_lines(table: dict[str, Any], model: type[BaseModel] | None) -> list[
 
 def _table_lines(
     path: list[str],
-    table: dict[str, Any],
+    table: Mapping[str, object],
     model: type[BaseModel] | None,
     *,
     array_item: bool = False,
@@ -146,12 +156,17 @@ def dump_config(config: ProjectConfig) -> str:
     lines += [""] + _scalar_lines(data, ProjectConfig)
     for name, value in data.items():
         if isinstance(value, dict):
-            lines += _table_lines([name], value, _submodel(ProjectConfig, name), note=SECTION_NOTES.get(name))
+            lines += _table_lines(
+                [name], value, _submodel(ProjectConfig, name), note=SECTION_NOTES.get(name)
+            )
     return "\n".join(lines) + "\n"
 
 
-def save_project(project_or_root: Project | str | Path, config: ProjectConfig | None = None) -> Path:
-    """Write a documented `chief.toml`; returns its path. The write is atomic (temp file + rename)."""
+def save_project(
+    project_or_root: Project | str | Path, config: ProjectConfig | None = None
+) -> Path:
+    """Write a documented `chief.toml`; returns its path. The write is atomic (temp file +
+    rename)."""
     if isinstance(project_or_root, Project):
         root, config = project_or_root.root, config or project_or_root.config
     else:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from tinker_chief.reports import charts
@@ -28,9 +28,13 @@ from tinker_chief.reports.collect import (
 )
 from tinker_chief.tracking.contract import stored_links
 
+if TYPE_CHECKING:
+    from tinker_chief.registry import MetricValue
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
 th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}.none{color:#888;font-style:italic}
@@ -38,7 +42,7 @@ th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}.none{color:#888;
 """
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
@@ -49,7 +53,7 @@ def _link(url: str, label: str) -> str:
     return f'<a href="{_e(url)}">{_e(label)}</a>'
 
 
-def _table(headers: list[str], rows: Iterable[Iterable[Any]], cls: str = "") -> str:
+def _table(headers: list[str], rows: Iterable[Iterable[object]], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -61,11 +65,11 @@ def _img(b64: str | None, alt: str, empty: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def _fmt(metric: Any) -> str:
+def _fmt(metric: MetricValue) -> str:
     text = f"{metric.value:.4g}"
-    if getattr(metric, "ci_low", None) is not None and getattr(metric, "ci_high", None) is not None:
+    if metric.ci_low is not None and metric.ci_high is not None:
         text += f" [{metric.ci_low:.3g}, {metric.ci_high:.3g}]"
-    if getattr(metric, "n", None):
+    if metric.n:
         text += f" (n={metric.n})"
     return _e(text)
 
@@ -97,7 +101,11 @@ def _plan_section(data: ReportData) -> str:
     out = _table(["setting", "value"], [[_e(k), _e(v)] for k, v in data.plan], "plan")
     if data.plan_rules:
         out += "<h3>Recommendations and the rules behind them</h3>"
-        out += _table(["setting", "value", "rule"], [[_e(a), _e(b), _e(c)] for a, b, c in data.plan_rules], "rules")
+        out += _table(
+            ["setting", "value", "rule"],
+            [[_e(a), _e(b), _e(c)] for a, b, c in data.plan_rules],
+            "rules",
+        )
     return out
 
 
@@ -108,7 +116,10 @@ def _eval_section(data: ReportData) -> str:
     bars = charts.comparison_bars(general, _headline, "eval comparison (headline metric, 95% CI)")
     summary = _table(
         ["model", "task", "headline", "value [95% CI]", "suite version"],
-        [[_e(r.model_ref), _e(r.task), _e(_headline(r)), _headline_value(r), _e(r.suite_version)] for r in general],
+        [
+            [_e(r.model_ref), _e(r.task), _e(_headline(r)), _headline_value(r), _e(r.suite_version)]
+            for r in general
+        ],
         "evals",
     )
     links = _diff_links(data)
@@ -128,7 +139,9 @@ def _diff_links(data: ReportData) -> str:
         for ref in refs[1:]:
             query = urlencode({"task": task, "a": refs[0], "b": ref})
             href = f"{data.diff_site}/index.html#diff?{query}"
-            items.append(f'<li><a href="{_e(href)}">{_e(task)}: {_e(ref)} against {_e(refs[0])}</a></li>')
+            items.append(
+                f'<li><a href="{_e(href)}">{_e(task)}: {_e(ref)} against {_e(refs[0])}</a></li>'
+            )
     if not items:
         return ""
     return (
@@ -138,17 +151,18 @@ def _diff_links(data: ReportData) -> str:
     )
 
 
-def _split_cell(split: dict[str, Any]) -> str:
+def _split_cell(split: Mapping[str, object]) -> str:
     config = split.get("name") or split.get("data_dir") or "default"
     rows = f", {split['rows']} rows" if split.get("rows") is not None else ""
     return _e(
-        f"{split.get('path')} [{config}] {split.get('split')} @ {split.get('revision') or 'unpinned'} "
-        f"({split.get('origin')}{rows})"
+        f"{split.get('path')} [{config}] {split.get('split')} "
+        f"@ {split.get('revision') or 'unpinned'} ({split.get('origin')}{rows})"
     )
 
 
 def _benchmark_versions(results: list[TaskResult]) -> str:
-    """Which version of each published benchmark ran, on which dataset revision (doctrine layer 2)."""
+    """Which version of each published benchmark ran, on which dataset revision (doctrine
+    layer 2)."""
     published = [r for r in results if dataset_splits(r)]
     if not published:
         return ""
@@ -173,9 +187,9 @@ def _calibration_section(data: ReportData) -> str:
         return '<p class="none">No calibration results recorded.</p>'
     tables = {r.model_ref: t for r in results if (t := reliability_table(r))}
     diagram = charts.reliability_diagram(tables)
-    return _img(diagram, "reliability diagram", "Reliability bins were not found in the eval logs.") + _metric_table(
-        results
-    )
+    return _img(
+        diagram, "reliability diagram", "Reliability bins were not found in the eval logs."
+    ) + _metric_table(results)
 
 
 def _safety_section(data: ReportData) -> str:
@@ -204,12 +218,20 @@ def _registry_section(data: ReportData) -> str:
         for m in data.models
     ]
     out = _table(
-        ["model", "status", "base", "recipe", "run", "step", "config", "tinker path", "created"], rows, "registry"
+        ["model", "status", "base", "recipe", "run", "step", "config", "tinker path", "created"],
+        rows,
+        "registry",
     )
     out += _tracker_table(data)
     if data.costs:
         out += "<h3>Cost</h3>" + _table(
-            ["model", "backend", "to make", "to evaluate (all its eval runs)", "its training run, billed"],
+            [
+                "model",
+                "backend",
+                "to make",
+                "to evaluate (all its eval runs)",
+                "its training run, billed",
+            ],
             [
                 [_e(m.ref), _e(m.backend), *(_e(text) for text in data.costs[m.ref])]
                 for m in data.models
@@ -237,7 +259,14 @@ def _registry_section(data: ReportData) -> str:
         out += "<h3>Status history</h3>" + _table(
             ["model", "from", "to", "when", "by", "reason"],
             [
-                [_e(h.model_ref), _e(h.from_status), _e(h.to_status), _e(h.at), _e(h.actor), _e(h.reason)]
+                [
+                    _e(h.model_ref),
+                    _e(h.from_status),
+                    _e(h.to_status),
+                    _e(h.at),
+                    _e(h.actor),
+                    _e(h.reason),
+                ]
                 for h in data.history
             ],
             "history",
@@ -312,20 +341,28 @@ def render(data: ReportData) -> str:
         ("Plan", _plan_section(data)),
         (
             "Learning curves",
-            _img(charts.learning_curves(data.runs), "learning curves", "No training runs yet (run `chief train`)."),
+            _img(
+                charts.learning_curves(data.runs),
+                "learning curves",
+                "No training runs yet (run `chief train`).",
+            ),
         ),
-        *([("Sweeps", _sweep_section(data))] if data.sweeps else []),  # only a project that swept has one
+        *(
+            [("Sweeps", _sweep_section(data))] if data.sweeps else []
+        ),  # only a project that swept has one
         ("Eval comparison", _eval_section(data)),
         ("Calibration", _calibration_section(data)),
         ("Safety", _safety_section(data)),
         ("Registry", _registry_section(data)),
     ]
     body = "".join(
-        f'<section id="{_e(t.lower().replace(" ", "-"))}"><h2>{_e(t)}</h2>{c}</section>' for t, c in sections
+        f'<section id="{_e(t.lower().replace(" ", "-"))}"><h2>{_e(t)}</h2>{c}</section>'
+        for t, c in sections
     )
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(data.project_name)} - chief report"
-        f"</title><style>{_CSS}</style></head><body><h1>{_e(data.project_name)}</h1>"
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{_e(data.project_name)} - chief report</title>"
+        f"<style>{_CSS}</style></head><body><h1>{_e(data.project_name)}</h1>"
         f"<p class='sub'>tinker-chief report, {when}</p>{body}</body></html>"
     )
