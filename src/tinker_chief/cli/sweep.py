@@ -343,7 +343,6 @@ def select_command(
     difference) goes to the cheaper model (smaller rank, then fewer steps). The choice is
     marked in the registry as the candidate of the sweep or run; it is not promoted
     (`chief promote` and its gate decide that). Suite results are recorded as `chief eval` does;
-    a suite task that fails on a candidate exits 4 after the choice is made. With --track the
     a suite task that fails on a candidate exits 4 after the choice is made. A budget
     ([budget], --max-usd) is checked before each suite task of each candidate: one that
     would cross it is not started, and the command exits 6 with nothing chosen.
