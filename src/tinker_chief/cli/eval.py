@@ -180,7 +180,7 @@ def print_suite(result: SuiteRunResult) -> None:
             + (f" [{v['ci_low']:.3g}, {v['ci_high']:.3g}]" if v.get("ci_low") is not None else "")
             for k, v in list(task.metrics.items())[:4]
         )
-        shown += "".join(f", {name} not scored" for name in task.settings.get(NOT_SCORED, {}))
+        shown += "".join(f", {name} not scored" for name in _not_scored(task.settings))
         samples = (
             f"{task.ran_samples} run, {task.reused_samples} cached"
             if not task.reused_task
@@ -195,8 +195,14 @@ def print_suite(result: SuiteRunResult) -> None:
     console = Console()
     console.print(table)
     for task in result.tasks:
-        for name, why in task.settings.get(NOT_SCORED, {}).items():
+        for name, why in _not_scored(task.settings).items():
             console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(why)}")
+
+
+def _not_scored(settings: Mapping[str, object]) -> Mapping[str, object]:
+    """The metrics a task recorded as not scored, each with why (its settings' NOT_SCORED)."""
+    reasons = settings.get(NOT_SCORED)
+    return reasons if isinstance(reasons, Mapping) else {}
 
 
 def suite_throughput(result: SuiteRunResult) -> tuple[float, float]:
