@@ -165,7 +165,6 @@ def print_suite(result: SuiteRunResult) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from tinker_chief.registry import NOT_SCORED
 
     table = Table(
         title=escape(
@@ -201,6 +200,8 @@ def print_suite(result: SuiteRunResult) -> None:
 
 def _not_scored(settings: Mapping[str, object]) -> Mapping[str, object]:
     """The metrics a task recorded as not scored, each with why (its settings' NOT_SCORED)."""
+    from tinker_chief.registry import NOT_SCORED
+
     reasons = settings.get(NOT_SCORED)
     return reasons if isinstance(reasons, Mapping) else {}
 
