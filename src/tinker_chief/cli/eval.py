@@ -195,7 +195,7 @@ def print_suite(result: SuiteRunResult) -> None:
     console.print(table)
     for task in result.tasks:
         for name, why in _not_scored(task.settings).items():
-            console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(why)}")
+            console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(str(why))}")
 
 
 def _not_scored(settings: Mapping[str, object]) -> Mapping[str, object]:
