@@ -13,11 +13,49 @@ The tracker is a mirror, never the record: `.chief/runs` and the registry are co
 or not it works. Imports `training` (the observer seam, run directories), `planning` (the
 section, the price table), `registry` (a version's results and its link) and the shared leaves;
 the trackers' libraries are optional extras, imported only when one is asked for. This package
-imports none of its modules, so `contract.py` (the link `chief report` and the model card show)
-is read without the training loop; import each module by its path:
+imports none of its modules up front, so `contract.py` (the link `chief report` and the model
+card show) is read without the training loop; the names below are imported on first use:
 
-    from tinker_chief.tracking.mirror import tracking_for
-    from tinker_chief.tracking.observer import fan_out
+    from tinker_chief.tracking import fan_out, tracking_for
     tracking = tracking_for(project, "mlflow", warn=print)
     train_project(project, observer=fan_out(progress, tracking.run_observer(project.root)))
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tinker_chief.tracking.contract import RunLink, stored_links
+    from tinker_chief.tracking.failsafe import Warn
+    from tinker_chief.tracking.mirror import Tracking, tracking_for
+    from tinker_chief.tracking.observer import fan_out
+    from tinker_chief.tracking.target import require_installed
+
+_EXPORTS = {
+    "RunLink": "tinker_chief.tracking.contract",
+    "stored_links": "tinker_chief.tracking.contract",
+    "Warn": "tinker_chief.tracking.failsafe",
+    "Tracking": "tinker_chief.tracking.mirror",
+    "tracking_for": "tinker_chief.tracking.mirror",
+    "fan_out": "tinker_chief.tracking.observer",
+    "require_installed": "tinker_chief.tracking.target",
+}
+
+__all__ = [
+    "RunLink",
+    "Tracking",
+    "Warn",
+    "fan_out",
+    "require_installed",
+    "stored_links",
+    "tracking_for",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tinker_chief.tracking' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
