@@ -90,7 +90,7 @@ class RunFiles:
     def metrics(self) -> list[dict[str, Any]]:
         return json_object_lines(self.paths.metrics)
 
-    def checkpoint_rows(self) -> list[dict[str, Any]]:
+    def checkpoint_rows(self) -> list[JsonObject]:
         return json_object_lines(self.paths.checkpoints)
 
     def usage(self, up_to_step: int) -> dict[str, float]:
