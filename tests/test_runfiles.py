@@ -50,3 +50,39 @@ def test_a_broken_run_json_names_the_file_with_the_readers_error(tmp_path: Path)
     with pytest.raises(DataError, match=r"run\.json: expected a JSON object"):
         collect(tmp_path)
     assert run_dirs(ProjectPaths(tmp_path).runs) == [run_dir]
+
+
+CHECKPOINT = {
+    "name": "step-000002",
+    "step": 2,
+    "state_path": "tinker://run-1/weights/step-000002",
+    "sampler_path": "tinker://run-1/sampler_weights/step-000002",
+    "training_run_id": "run-1",
+    "final": True,
+    "registry_ref": None,
+}
+
+
+def _checkpoints(run_dir: Path, *rows: dict[str, object]) -> Path:
+    path = run_dir / "checkpoints.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_hand_edited_checkpoint_row_is_one_error_naming_the_file_and_field(tmp_path: Path) -> None:
+    run_dir = _run(tmp_path)
+    path = _checkpoints(run_dir, CHECKPOINT, {**CHECKPOINT, "step": "3"})
+    with pytest.raises(TrainingError, match=rf'^{path}: a checkpoint\'s field "step": expected an integer, got str$'):
+        RunLog(run_dir).last_checkpoint()
+    _checkpoints(run_dir, {k: v for k, v in CHECKPOINT.items() if k != "state_path"})
+    with pytest.raises(TrainingError, match=r'field "state_path": expected a string, got nothing'):
+        RunLog(run_dir).checkpoints()
+
+
+def test_checkpoint_rows_read_back_as_written_and_unknown_fields_are_ignored(tmp_path: Path) -> None:
+    run_dir = _run(tmp_path)
+    oldest = {k: v for k, v in CHECKPOINT.items() if k not in ("training_run_id", "final", "registry_ref")}
+    _checkpoints(run_dir, oldest, {**CHECKPOINT, "written_by": "a later chief"})
+    first, last = RunLog(run_dir).checkpoints()
+    assert (first.step, first.training_run_id, first.final, first.registry_ref) == (2, None, False, None)
+    assert (last.name, last.state_path, last.final) == (CHECKPOINT["name"], CHECKPOINT["state_path"], True)

@@ -25,7 +25,7 @@ import tomllib
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeAlias
 
 from tinker_chief.errors import ChiefError, ConfigurationError, DataError
 
@@ -33,7 +33,11 @@ MIB = 1 << 20
 # A data file whose rows are all held in memory (`chief benchmarks stage`), counted decompressed:
 # a small gzip bomb is refused at this size instead of exhausting memory.
 MAX_DATA_MIB = 256
-MAX_DOCUMENT_BYTES = 64 * MIB  # chief.toml, plan.json, run.json: small files; anything bigger is a wrong path
+# chief.toml, plan.json, run.json: small files; anything bigger is a wrong path.
+MAX_DOCUMENT_BYTES = 64 * MIB
+# A JSON object as read from a file: its values unchecked, so a reader narrows each one it takes
+# (`isinstance`) instead of trusting the file's shape.
+JsonObject: TypeAlias = dict[str, object]
 _TOML_AT = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
 
 
@@ -63,7 +67,9 @@ def open_binary(path: Path, *, error: type[ChiefError] = DataError) -> BinaryIO:
         raise error(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def read_bytes(path: Path, *, limit: int = MAX_DOCUMENT_BYTES, error: type[ChiefError] = DataError) -> bytes:
+def read_bytes(
+    path: Path, *, limit: int = MAX_DOCUMENT_BYTES, error: type[ChiefError] = DataError
+) -> bytes:
     """The whole of `path`, at most `limit` bytes, or `error` saying why not."""
     with open_binary(path, error=error) as handle:
         try:
@@ -157,7 +163,9 @@ def decode_utf8(
         column = exc.start - data.rfind(b"\n", 0, exc.start)
         utf16 = line in (None, 1) and data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
         hint = "; it looks like UTF-16: save it as UTF-8" if utf16 else "; expected UTF-8 text"
-        raise error(f"{path}:{at}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}){hint}") from None
+        raise error(
+            f"{path}:{at}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}){hint}"
+        ) from None
 
 
 def parse_json(
@@ -166,7 +174,7 @@ def parse_json(
     line: int | None = None,
     *,
     error: type[ChiefError] = DataError,
-) -> Any:
+) -> object:
     """`text` (all of `path`, or its line `line`) as JSON, or `error` naming the file and line."""
     try:
         return json.loads(text)
@@ -175,7 +183,8 @@ def parse_json(
         raise error(f"{path}:{at}: invalid JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
         raise error(f"{_where(path, line)}: invalid JSON (nested too deeply)") from None
-    except ValueError as exc:  # an integer past Python's digit limit; the rest of its text is for programmers
+    except ValueError as exc:
+        # An integer past Python's digit limit; the rest of its text is for programmers.
         raise error(f"{_where(path, line)}: invalid JSON ({str(exc).split(';')[0]})") from None
 
 
@@ -185,7 +194,11 @@ def read_json(
     limit: int = MAX_DOCUMENT_BYTES,
     error: type[ChiefError] = DataError,
 ) -> Any:
-    """A whole JSON document (`plan.json`, `run.json`), at most `limit` bytes."""
+    """A whole JSON document (`plan.json`, `run.json`), at most `limit` bytes.
+
+    Loosely typed: callers read it by its documented fields (the engine passes a model's
+    `config.json` on as a mapping, a sweep reads its `sweep.json` and turns a bad field into one
+    error); `read_json_object` is the typed reader of a document that must be an object."""
     path = Path(path)
     text = decode_utf8(read_bytes(path, limit=limit, error=error), path, error=error)
     return parse_json(text, path, error=error)
@@ -196,7 +209,7 @@ def json_object(
     path: Path | str,
     *,
     error: type[ChiefError] = DataError,
-) -> dict[str, Any]:
+) -> JsonObject:
     """`data` (all of `path`) as a JSON object, or `error` saying what it is instead."""
     value = parse_json(decode_utf8(data, path, error=error), path, error=error)
     if not isinstance(value, dict):
@@ -206,7 +219,7 @@ def json_object(
 
 def read_json_object(
     path: str | Path, *, limit: int = MAX_DOCUMENT_BYTES, error: type[ChiefError] = DataError
-) -> dict[str, Any]:
+) -> JsonObject:
     """A whole JSON document that must be an object (a model's `config.json`), at most `limit`
     bytes."""
     path = Path(path)
@@ -224,7 +237,7 @@ def read_text(
     return decode_utf8(read_bytes(path, limit=limit, error=error), path, error=error)
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | Path) -> dict[str, object]:
     """A TOML file (`chief.toml`) as a table; any problem is a `ConfigurationError`."""
     path = Path(path)
     text = decode_utf8(read_bytes(path, error=ConfigurationError), path, error=ConfigurationError)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tinker_chief.errors import DataError
-from tinker_chief.files import MIB, decode_utf8, open_binary, parse_json
+from tinker_chief.files import MIB, JsonObject, decode_utf8, open_binary, parse_json
 
 ONE_PER_LINE = "expected one JSON object per line"
 MAX_LINE_BYTES = 16 * MIB  # one example; far above any context window, far below a runaway read
@@ -30,7 +30,7 @@ class JsonlLine:
 
     path: Path
     line_number: int
-    value: dict[str, Any]
+    value: JsonObject
 
     def error(self, field: str | None, expected: str, got: object = None) -> DataError:
         """Build a `DataError` for this line; `got` is summarised, never dumped whole."""
@@ -102,7 +102,9 @@ def require_str(line: JsonlLine, field: str, *, allow_empty: bool = False) -> st
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 
 
-def parse_message(line: JsonlLine, field: str, raw: object, roles: tuple[str, ...] = CHAT_ROLES) -> dict[str, Any]:
+def parse_message(
+    line: JsonlLine, field: str, raw: object, roles: tuple[str, ...] = CHAT_ROLES
+) -> dict[str, str | bool]:
     """One `{"role", "content"[, "trainable"]}` message; an assistant reply must not be blank."""
     if not isinstance(raw, dict):
         raise line.error(field, 'an object {"role": ..., "content": ...}', raw)
@@ -118,9 +120,11 @@ def parse_message(line: JsonlLine, field: str, raw: object, roles: tuple[str, ..
         raise line.error(f"{field}.content", "a string", content)
     if role == "assistant" and not content.strip():
         raise line.error(
-            f"{field}.content", "a non-empty assistant reply (empty assistant turns carry no tokens)", content
+            f"{field}.content",
+            "a non-empty assistant reply (empty assistant turns carry no tokens)",
+            content,
         )
-    message: dict[str, Any] = {"role": role, "content": content}
+    message: dict[str, str | bool] = {"role": role, "content": content}
     if "trainable" in raw:
         if not isinstance(raw["trainable"], bool):
             raise line.error(f"{field}.trainable", "true or false", raw["trainable"])
@@ -129,11 +133,16 @@ def parse_message(line: JsonlLine, field: str, raw: object, roles: tuple[str, ..
 
 
 def parse_messages(
-    line: JsonlLine, field: str, *, roles: tuple[str, ...] = CHAT_ROLES, need_assistant: str | None = None
+    line: JsonlLine,
+    field: str,
+    *,
+    roles: tuple[str, ...] = CHAT_ROLES,
+    need_assistant: str | None = None,
 ) -> list[dict[str, Any]]:
     """`line.value[field]` as a non-empty list of messages.
 
     `need_assistant`, when given, requires an assistant message and says why in the error.
+    Loosely typed: planning takes the messages as its `ChatMessage`s, evals as string pairs.
     """
     if field not in line.value:
         raise line.error(field, "a list of messages (the key is missing)")
@@ -142,7 +151,9 @@ def parse_messages(
         raise line.error(field, "a list of messages", raw)
     if not raw:
         raise line.error(field, "a non-empty list of messages")
-    messages = [parse_message(line, f"{field}[{index}]", item, roles) for index, item in enumerate(raw)]
+    messages = [
+        parse_message(line, f"{field}[{index}]", item, roles) for index, item in enumerate(raw)
+    ]
     if need_assistant and not any(m["role"] == "assistant" for m in messages):
         raise line.error(field, f"at least one assistant message ({need_assistant})")
     return messages

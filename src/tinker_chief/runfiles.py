@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tinker_chief.errors import ChiefError, DataError
-from tinker_chief.files import read_json
+from tinker_chief.files import JsonObject, read_json
 from tinker_chief.paths import RunPaths
 
 # metrics.jsonl keys whose sum is what a run spent (see `RunFiles.usage`).
@@ -41,7 +41,7 @@ USAGE_KEYS = ("train/tokens", "prefill/tokens", "sample/tokens", "time/step_s", 
 TRACKER_LINKS = "trackers"
 
 
-def json_object_lines(path: Path) -> list[dict[str, Any]]:
+def json_object_lines(path: Path) -> list[JsonObject]:
     """The JSON objects of a JSONL file written line by line; [] when it does not exist."""
     if not path.exists():
         return []
@@ -77,18 +77,20 @@ class RunFiles:
         """Whether a run was started here (its `run.json` was written)."""
         return self.paths.status.is_file()
 
+    # `status` and `metrics` stay loosely typed: `chief report`, the planner's calibration and
+    # `chief train`'s summary take their values as numbers and strings without narrowing.
     def status(self) -> dict[str, Any]:
         """`run.json` ({} before the run wrote it); not an object is an error naming the file."""
         return self._document(self.paths.status) if self.paths.status.exists() else {}
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> JsonObject:
         """`spec.json`, the spec the run started with."""
         return self._document(self.paths.spec)
 
     def metrics(self) -> list[dict[str, Any]]:
         return json_object_lines(self.paths.metrics)
 
-    def checkpoint_rows(self) -> list[dict[str, Any]]:
+    def checkpoint_rows(self) -> list[JsonObject]:
         return json_object_lines(self.paths.checkpoints)
 
     def usage(self, up_to_step: int) -> dict[str, float]:
@@ -102,7 +104,7 @@ class RunFiles:
                     totals[key] += value if isinstance(value, (int, float)) else 0.0
         return totals
 
-    def _document(self, path: Path) -> dict[str, Any]:
+    def _document(self, path: Path) -> JsonObject:
         value = read_json(path, error=self.error)
         if not isinstance(value, dict):
             raise self.error(f"{path}: expected a JSON object, got {type(value).__name__}")

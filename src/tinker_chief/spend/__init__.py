@@ -10,4 +10,53 @@
 
 Imports `registry` (where spend, sessions and weights are recorded), `connection` (the SDK
 clients of the backend a command used) and `planning` (the dated price table).
+
+    from tinker_chief.spend import pricer_of, training_guard
+    guard = training_guard(project, max_usd="5", resume=False)   # None without a [budget]
+    pricer_of(project).tokens("Qwen/Qwen3-8B", train=10**6, prefill=0, sample=0).usd
 """
+
+from tinker_chief.spend.billing import Item, items, note_eval_session, read_billed
+from tinker_chief.spend.budget import (
+    Budget,
+    BudgetExceeded,
+    BudgetGuard,
+    EvalGuard,
+    Pricer,
+    RunBudget,
+    Tokens,
+    eval_guard,
+    plan_estimates,
+    pricer_of,
+    run_stopped,
+    sweep_guard,
+    sweep_stopped,
+    training_estimate,
+    training_guard,
+)
+from tinker_chief.spend.lifecycle import GcReport, after_status_change, collect
+
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "BudgetGuard",
+    "EvalGuard",
+    "GcReport",
+    "Item",
+    "Pricer",
+    "RunBudget",
+    "Tokens",
+    "after_status_change",
+    "collect",
+    "eval_guard",
+    "items",
+    "note_eval_session",
+    "plan_estimates",
+    "pricer_of",
+    "read_billed",
+    "run_stopped",
+    "sweep_guard",
+    "sweep_stopped",
+    "training_estimate",
+    "training_guard",
+]

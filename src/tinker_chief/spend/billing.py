@@ -15,12 +15,20 @@ line and the counted figures still show. The local engine always answers, from i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-from tinker_chief.registry import Registry, SessionRow
+from tinker_chief.registry import ModelRecord, Registry, SessionRow
 from tinker_chief.spend.budget import Pricer, Tokens
+
+if TYPE_CHECKING:
+    import tinker
+    from tinker.types import BillingEventInfo
+
+    from tinker_chief.connection import Connection
+    from tinker_chief.planning.planner import Estimates
 
 MAX_WINDOW = timedelta(days=14)
 TOKEN_EVENTS = ("training", "sampling_prefill", "sampling_prefill_cached", "sampling_sample")
@@ -34,20 +42,34 @@ def _started(row: SessionRow) -> datetime:
     return datetime.strptime(row.started_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def _kind(info: Any) -> str:
+def _kind(info: BillingEventInfo) -> str:
     if info.type == "sampling_prefill":
         return "sampling_prefill_cached" if info.cached else "sampling_prefill"
     return str(info.type)
 
 
-def _quantity(info: Any) -> float:
+def _quantity(info: BillingEventInfo) -> float:
     if info.type == "storage":
         return float(info.gigabyte_hours)
-    return float(info.count if info.type == "checkpoint" else info.token_count)
+    if info.type == "checkpoint":
+        return float(info.count)
+    return float(info.token_count)
+
+
+@dataclass
+class _Billed:
+    """One session's sums of one kind of billing event."""
+
+    quantity: float = 0.0
+    dollars: float = 0.0
+    priced: bool = True  # the backend priced every event of it
 
 
 def read_billed(
-    registry: Registry, admin: Any, sessions: list[SessionRow], now: datetime | None = None
+    registry: Registry,
+    admin: tinker.AdminClient,
+    sessions: list[SessionRow],
+    now: datetime | None = None,
 ) -> str:
     """Store what the billing API says `sessions` used; returns one line on how that went."""
     if not sessions:
@@ -55,25 +77,26 @@ def read_billed(
     wanted = {row.session_id for row in sessions}
     end = _hour(now or datetime.now(UTC)) + timedelta(hours=1)
     start = _hour(min(_started(row) for row in sessions))
-    found: dict[str, dict[str, list[Any]]] = {sid: {} for sid in wanted}
+    found: dict[str, dict[str, _Billed]] = {sid: {} for sid in wanted}
     try:
         while start < end:
             stop = min(end, start + MAX_WINDOW)
             for event in admin.get_billing_usage(start.isoformat(), stop.isoformat()).result().data:
                 if event.session_id in wanted:
-                    cell = found[event.session_id].setdefault(
-                        _kind(event.event_info), [0.0, 0.0, True]
-                    )
-                    cell[0] += _quantity(event.event_info)
+                    cell = found[event.session_id].setdefault(_kind(event.event_info), _Billed())
+                    cell.quantity += _quantity(event.event_info)
                     if event.estimated_cost_usd is None:
-                        cell[2] = False
+                        cell.priced = False
                     else:
-                        cell[1] += event.estimated_cost_usd
+                        cell.dollars += event.estimated_cost_usd
             start = stop
     except Exception as exc:
         return f"the billing API refused ({_why(exc)}): showing chief's counted figures only"
     for sid, kinds in found.items():
-        usage = {kind: (q, d if priced else None) for kind, (q, d, priced) in kinds.items()}
+        usage = {
+            kind: (cell.quantity, cell.dollars if cell.priced else None)
+            for kind, cell in kinds.items()
+        }
         # Every token kind gets a row: a kind the session did not use reads 0, not "unread".
         registry.record_billed(sid, {k: usage.get(k, (0.0, None)) for k in TOKEN_EVENTS} | usage)
     return f"billed usage of {len(wanted)} session(s) read from the billing API"
@@ -104,8 +127,8 @@ class Item:
     sweep: str | None = None
     at: str = ""  # when it started (UTC), for --since
 
-    def to_dict(self) -> dict[str, Any]:
-        def tokens(t: Tokens | None) -> dict[str, Any] | None:
+    def to_dict(self) -> dict[str, object]:
+        def tokens(t: Tokens | None) -> dict[str, float | None] | None:
             if t is None:
                 return None
             return {
@@ -154,10 +177,10 @@ def billed_tokens(
     return pricer.tokens(base_model, train, prefill, sample), "table"
 
 
-def items(registry: Registry, pricer: Pricer, plan: Any | None) -> list[Item]:
+def items(registry: Registry, pricer: Pricer, plan: Estimates | None) -> list[Item]:
     """Every training run and recorded `chief eval` of the registry, with its three numbers.
     `plan`: the planner's estimates (None: unknown)."""
-    runs: dict[str, list[Any]] = {}
+    runs: dict[str, list[ModelRecord]] = {}
     for model in registry.list_models():
         if model.training_run_id:
             runs.setdefault(model.training_run_id, []).append(model)
@@ -191,7 +214,7 @@ def items(registry: Registry, pricer: Pricer, plan: Any | None) -> list[Item]:
 def _eval_item(
     registry: Registry,
     pricer: Pricer,
-    plan: Any | None,
+    plan: Estimates | None,
     scope: str,
     sessions: dict[str, list[SessionRow]],
 ) -> Item | None:
@@ -243,7 +266,29 @@ def _item(
     return Item(scope, label, base, estimate, counted, billed, priced_by, sessions=mine, at=at)
 
 
-def note_eval_session(registry: Any, connection: Any, result: Any, command: str = "eval") -> None:
+class RecordedTask(Protocol):
+    """A suite task as an eval command ran it (an evals `TaskOutcome`)."""
+
+    @property
+    def run_id(self) -> int | None: ...
+
+    @property
+    def reused_task(self) -> bool: ...
+
+
+class RecordedSuite(Protocol):
+    """What an eval command ran (an evals `SuiteRunResult`): its tasks."""
+
+    @property
+    def tasks(self) -> Sequence[RecordedTask]: ...
+
+
+def note_eval_session(
+    registry: Registry | None,
+    connection: Connection,
+    result: RecordedSuite,
+    command: str = "eval",
+) -> None:
     """Attribute the connection's SDK session to the eval runs this command recorded
     (`eval:<ids>`), so `chief cost` can set the bill beside chief's count. A task reused whole
     from an earlier invocation sampled nothing in this session: it stays with the earlier one."""

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tinker_chief.errors import ChiefError, ConfigurationError
 from tinker_chief.exit_codes import ExitCode
@@ -135,18 +135,23 @@ class Pricer:
     def __init__(self, prices_file: Path | None) -> None:
         self.prices_file = prices_file
 
-    def price(self, base_model: str) -> dict[str, Any] | None:
+    def price(self, base_model: str) -> dict[str, float] | None:
+        """`base_model`'s rates in $/M tokens per token kind (`TOKEN_KINDS`; 0 for a kind the
+        table leaves unpriced), or None when the table has no price for it."""
         from tinker_chief.planning.estimates import price_of
 
-        return price_of(base_model, self.prices_file)
+        found = price_of(base_model, self.prices_file)
+        if found is None:
+            return None
+        rates = {kind: found.get(kind) for kind in TOKEN_KINDS}
+        return {kind: float(r) if isinstance(r, (int, float)) else 0.0 for kind, r in rates.items()}
 
     def tokens(self, base_model: str, train: int, prefill: int, sample: int) -> Tokens:
         price = self.price(base_model)
         usd = None
         if price is not None:
             usd = sum(
-                count * (price.get(kind) or 0.0)
-                for kind, count in zip(TOKEN_KINDS, (train, prefill, sample))
+                count * price[kind] for kind, count in zip(TOKEN_KINDS, (train, prefill, sample))
             )
             usd /= 1e6
         return Tokens(train, prefill, sample, usd)

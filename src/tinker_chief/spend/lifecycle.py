@@ -21,9 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.registry import Deletable, ModelRecord, Registry, weight_paths
+
+if TYPE_CHECKING:
+    import tinker
 
 DAY_S = 86_400
 GB = 1_000_000_000
@@ -41,12 +44,14 @@ def _gone(exc: Exception) -> bool:
     return isinstance(exc, tinker.NotFoundError)
 
 
-def _set_ttl(rest: Any, paths: list[str], ttl_seconds: int | None) -> None:
+def _set_ttl(rest: tinker.RestClient, paths: list[str], ttl_seconds: int | None) -> None:
     for path in paths:
         rest.set_checkpoint_ttl_from_tinker_path(path, ttl_seconds).result()
 
 
-def keep(registry: Registry, rest: Any, models: list[ModelRecord], why: str) -> list[str]:
+def keep(
+    registry: Registry, rest: tinker.RestClient, models: list[ModelRecord], why: str
+) -> list[str]:
     """Clear the TTL of the versions' weights; returns one line per version it could not keep."""
     problems = []
     for model in models:
@@ -62,14 +67,20 @@ def keep(registry: Registry, rest: Any, models: list[ModelRecord], why: str) -> 
     return problems
 
 
-def after_status_change(registry: Registry, rest_factory: Callable[[], Any], ref: str, ttl_days: int) -> list[str]:
+def after_status_change(
+    registry: Registry, rest_factory: Callable[[], tinker.RestClient], ref: str, ttl_days: int
+) -> list[str]:
     """Make the backend's TTLs follow `ref`'s new status; returns lines for the user (problems).
 
     `rest_factory` is called only when a TTL must change (it may start a local engine)."""
     model = registry.get_model(ref)
     if model.status in ("prod", "staging"):
         targets = [m for m in [model, *registry.lineage(ref)] if _expiring(registry, m)]
-        return keep(registry, rest_factory(), targets, f"{model.ref} is {model.status}") if targets else []
+        return (
+            keep(registry, rest_factory(), targets, f"{model.ref} is {model.status}")
+            if targets
+            else []
+        )
     weights = registry.weights(ref)
     if weights is None or weights.deleted_at or weights.expires_at is not None or not ttl_days:
         return []  # no lifecycle of ours, gone, already expiring, or the project keeps everything
@@ -97,7 +108,7 @@ class GcItem:
     size_bytes: int = 0
     outcome: str = "would delete"  # deleted | already gone | would delete | failed: ...
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "model": self.ref,
             "why": self.why,
@@ -130,7 +141,7 @@ class GcReport:
     def failed(self) -> list[GcItem]:
         return [i for i in self.items if i.outcome.startswith("failed")]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "dry_run": self.dry_run,
             "items": [i.to_dict() for i in self.items],
@@ -143,7 +154,7 @@ class GcReport:
         }
 
 
-def _sizes(rest: Any, paths: list[str], cache: dict[str, dict[str, int]]) -> int:
+def _sizes(rest: tinker.RestClient, paths: list[str], cache: dict[str, dict[str, int]]) -> int:
     """The stored bytes of `paths` as the backend lists them (0 for one it no longer lists)."""
     total = 0
     for path in paths:
@@ -158,10 +169,14 @@ def _sizes(rest: Any, paths: list[str], cache: dict[str, dict[str, int]]) -> int
     return total
 
 
-def storage_rate(admin: Any) -> tuple[float | None, str]:
+def storage_rate(admin: tinker.AdminClient) -> tuple[float | None, str]:
     """The backend's storage rate ($/GB-month) from its billing API, or None and why not."""
     try:
-        rate = admin.get_current_checkpoint_storage_usage().result().effective_rate_usd_per_gigabyte_month
+        rate = (
+            admin.get_current_checkpoint_storage_usage()
+            .result()
+            .effective_rate_usd_per_gigabyte_month
+        )
     except Exception as exc:
         return None, f"the billing API refused the storage rate ({_why(exc)})"
     if rate is None:
@@ -169,12 +184,21 @@ def storage_rate(admin: Any) -> tuple[float | None, str]:
     return float(rate), "the backend's current storage rate"
 
 
-def collect(registry: Registry, rest: Any, admin: Any, *, dry_run: bool, actor: str | None = None) -> GcReport:
+def collect(
+    registry: Registry,
+    rest: tinker.RestClient,
+    admin: tinker.AdminClient,
+    *,
+    dry_run: bool,
+    actor: str | None = None,
+) -> GcReport:
     """Delete (or, with `dry_run`, list) the weights `registry.gc_candidates()` names."""
     notes: list[str] = []
     protected = registry.protected_models()
     if not dry_run:  # a keep that failed at promotion is retried before anything is deleted
-        notes += keep(registry, rest, [registry.get_model(ref) for ref in protected], "kept by gc (protected)")
+        notes += keep(
+            registry, rest, [registry.get_model(ref) for ref in protected], "kept by gc (protected)"
+        )
     kept_paths = {p for ref in protected for p in weight_paths(registry.get_model(ref))}
     rate, rate_note = storage_rate(admin)
     cache: dict[str, dict[str, int]] = {}
@@ -186,7 +210,7 @@ def collect(registry: Registry, rest: Any, admin: Any, *, dry_run: bool, actor: 
 
 def _collect_one(
     registry: Registry,
-    rest: Any,
+    rest: tinker.RestClient,
     candidate: Deletable,
     kept_paths: set[str],
     cache: dict[str, dict[str, int]],
@@ -207,5 +231,7 @@ def _collect_one(
                 return item
             gone += 1
     item.outcome = "already gone" if gone == len(paths) else "deleted"
-    registry.mark_weights_deleted(item.ref, item.size_bytes, actor=actor, reason=f"chief registry gc: {item.why}")
+    registry.mark_weights_deleted(
+        item.ref, item.size_bytes, actor=actor, reason=f"chief registry gc: {item.why}"
+    )
     return item

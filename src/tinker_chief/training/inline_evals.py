@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator
 
-from tinker_chief.training.data import Problem
+from tinker_chief.training.data import Message, Problem
+
+if TYPE_CHECKING:
+    import tinker
+    from tinker_cookbook.renderers import Renderer
 
 EvaluatorBuilder = Callable[[], SamplingClientEvaluator]
 
 
-def nll_evaluator_builder(val_data: list[Any], name: str = "val") -> EvaluatorBuilder:
+def nll_evaluator_builder(val_data: list[tinker.Datum], name: str = "val") -> EvaluatorBuilder:
     from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
 
     return lambda: SamplerNLLEvaluator(val_data, name=name)
@@ -33,16 +37,18 @@ def accuracy_evaluator_builder(
     from tinker_chief.evals.evaluators import GenerativeAccuracyEvaluator
     from tinker_chief.evals.model_sampler import GenerationSettings
 
-    samples = [EvalSample(str(i), [dict(m) for m in p.prompt], p.answer) for i, p in enumerate(problems)]
+    samples = [
+        EvalSample(str(i), [dict(m) for m in p.prompt], p.answer) for i, p in enumerate(problems)
+    ]
     settings = GenerationSettings(max_tokens=max_tokens)
     return lambda: GenerativeAccuracyEvaluator(samples, base_model, grader, settings, name=name)
 
 
 def generate_answers(
-    sampling_client: Any,
+    sampling_client: tinker.SamplingClient,
     base_model: str,
-    renderer: Any,
-    prompts: list[list[dict[str, Any]]],
+    renderer: Renderer,
+    prompts: list[list[Message]],
     max_tokens: int,
     temperature: float = 0.0,
 ) -> list[str]:
@@ -60,7 +66,9 @@ def generate_answers(
     return asyncio.run(gather())
 
 
-def run_evaluators(builders: list[EvaluatorBuilder], sampling_client: Any) -> dict[str, float]:
+def run_evaluators(
+    builders: list[EvaluatorBuilder], sampling_client: tinker.SamplingClient
+) -> dict[str, float]:
     async def gather() -> list[dict[str, float]]:
         return await asyncio.gather(*[builder()(sampling_client) for builder in builders])
 

@@ -17,11 +17,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from types import FrameType
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import tinker
@@ -32,6 +33,10 @@ from tinker_chief.training.inline_evals import EvaluatorBuilder, run_evaluators
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.spec import TrainSpec
 from tinker_chief.training.steps import StepRunner
+
+if TYPE_CHECKING:
+    from tinker_chief.connection import Connection
+    from tinker_chief.training.data import Prepared
 
 
 class Observer(Protocol):
@@ -57,6 +62,18 @@ class CheckpointSink(Protocol):
     """Where checkpoints are registered (the registry); returns the registry's ref."""
 
     def register(self, record: CheckpointRecord, final: bool) -> str | None: ...
+
+
+# Builds the run's checkpoint sink once its log, data and connection are known.
+SinkFactory: TypeAlias = "Callable[[RunLog, Prepared, Connection], CheckpointSink]"
+
+
+@runtime_checkable
+class RunRecorder(Protocol):
+    """A sink that also records the run's whole count and SDK sessions at its end (the
+    registry's)."""
+
+    def record_run(self, session_ids: list[str], backend: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -89,12 +106,13 @@ class StopRequest:
     """First Ctrl-C (or SIGTERM) asks the loop to checkpoint and stop after the current step; a
     second aborts. SIGTERM is included so a job scheduler's stop also leaves a resumable run and
     lets `with` blocks stop the local engine this process started. A sweep installs one in the main
-    thread and hands it to each of its runs' threads (`Trainer(stop=...)`), so one Ctrl-C stops all."""
+    thread and hands it to each of its runs' threads (`Trainer(stop=...)`), so one Ctrl-C stops
+    all."""
 
     def __init__(self) -> None:
         self.requested = False
 
-    def _handle(self, signum: int, frame: Any) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -104,7 +122,9 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             yield self
         finally:
@@ -118,7 +138,7 @@ class Trainer:
     def __init__(
         self,
         spec: TrainSpec,
-        service: Any,
+        service: tinker.ServiceClient,
         runner: StepRunner,
         log: RunLog,
         evaluators: Sequence[EvaluatorBuilder] = (),
@@ -141,9 +161,11 @@ class Trainer:
         evals = (_tokens(row) for row in log.metrics() if "time/eval_s" in row)
         self.largest_eval = max(evals, key=_sum, default={})
 
-    def _client(self, resume: CheckpointRecord | None) -> Any:
+    def _client(self, resume: CheckpointRecord | None) -> tinker.TrainingClient:
         if resume is not None:
-            return self.service.create_training_client_from_state_with_optimizer(resume.state_path).result()
+            return self.service.create_training_client_from_state_with_optimizer(
+                resume.state_path
+            ).result()
         s = self.spec
         return self.service.create_lora_training_client(
             base_model=s.base_model,
@@ -159,11 +181,14 @@ class Trainer:
 
         s = self.spec
         warm = min(s.schedule.warmup_steps, self.total - 1)
-        # Linear warmup (the cookbook's schedules have none), then its decay over the remaining steps.
+        # Linear warmup (the cookbook's schedules have none), then its decay over the remaining
+        # steps.
         factor = (
             (step + 1) / warm
             if step < warm
-            else compute_schedule_lr_multiplier(s.schedule.lr_schedule, step - warm, self.total - warm)
+            else compute_schedule_lr_multiplier(
+                s.schedule.lr_schedule, step - warm, self.total - warm
+            )
         )
         lr, o = s.optimizer.learning_rate * factor, s.optimizer
         return tinker.AdamParams(
@@ -179,8 +204,14 @@ class Trainer:
         return every > 0 and (done % every == 0 or done == self.total)
 
     def _evaluators_due(self, done: int, initial: bool = False) -> list[EvaluatorBuilder]:
-        builders = list(self.evaluators) if initial or self._due(self.spec.inline_evals.nll_every_steps, done) else []
-        if self.infrequent and (initial or self._due(self.spec.inline_evals.sampled_every_steps, done)):
+        builders = (
+            list(self.evaluators)
+            if initial or self._due(self.spec.inline_evals.nll_every_steps, done)
+            else []
+        )
+        if self.infrequent and (
+            initial or self._due(self.spec.inline_evals.sampled_every_steps, done)
+        ):
             builders += self.infrequent
         return builders
 
@@ -193,19 +224,23 @@ class Trainer:
         step = _tokens(step_metrics)
         return {key: step[key] + evals * self.largest_eval.get(key, 0.0) for key in TOKEN_KEYS}
 
-    def _evaluate(self, client: Any, done: int, initial: bool = False) -> None:
+    def _evaluate(self, client: tinker.TrainingClient, done: int, initial: bool = False) -> None:
         builders = self._evaluators_due(done, initial)
         if not builders:
             return
         before, started = self.usage.counts(), time.perf_counter()
-        metrics = run_evaluators(builders, metered(client.save_weights_and_get_sampling_client().result(), self.usage))
+        metrics = run_evaluators(
+            builders, metered(client.save_weights_and_get_sampling_client().result(), self.usage)
+        )
         metrics.update({**self.usage.since(before), "time/eval_s": time.perf_counter() - started})
         self.largest_eval = max(self.largest_eval, _tokens(metrics), key=_sum)
         self.log.log_metrics(done, metrics)
         if self.observer:
             self.observer.on_eval(done, metrics)
 
-    def _checkpoint(self, client: Any, done: int, final: bool) -> CheckpointRecord:
+    def _checkpoint(
+        self, client: tinker.TrainingClient, done: int, final: bool
+    ) -> CheckpointRecord:
         name = f"step-{done:06d}"
         # New checkpoints expire unless the registry keeps them (promotion clears the TTL).
         ttl = self.spec.checkpoints.ttl_days * 86400 or None
@@ -234,8 +269,11 @@ class Trainer:
         client = self._client(resume)
         if self.observer:
             self.observer.on_start(self.log.run_id, start, self.total)
-        # The machine a run's step times were measured on: `chief plan` calibrates from runs made here.
-        self.log.write_status("running", total_steps=self.total, machine=machine_id(), pid=os.getpid())
+        # The machine a run's step times were measured on: `chief plan` calibrates from runs made
+        # here.
+        self.log.write_status(
+            "running", total_steps=self.total, machine=machine_id(), pid=os.getpid()
+        )
         if resume is None:
             self._evaluate(client, 0, initial=True)
         last = resume
@@ -273,17 +311,26 @@ class Trainer:
                 if self.guard is not None and not finished and reason is None:
                     upcoming = self._upcoming(metrics, done)
                     over_budget = self.guard.check(self.log.usage(done), upcoming)
-                halt = (stop.requested or reason is not None or over_budget is not None) and not finished
+                halt = (
+                    stop.requested or reason is not None or over_budget is not None
+                ) and not finished
                 if halt or finished or self._due(self.spec.checkpoints.every_steps, done):
                     last = self._checkpoint(client, done, final=finished)
                 if over_budget is None:  # stopped by the budget, the run spends nothing more
                     self._evaluate(client, done)
                 if halt:
                     break
-        if last is None or last.step != done:  # nothing to run (resume at the end) still leaves a candidate
+        # Nothing to run (resume at the end) still leaves a candidate.
+        if last is None or last.step != done:
             last = self._checkpoint(client, done, final=done == self.total)
         status: Literal["finished", "interrupted", "stopped", "budget"] = (
-            "finished" if done == self.total else "stopped" if reason else "budget" if over_budget else "interrupted"
+            "finished"
+            if done == self.total
+            else "stopped"
+            if reason
+            else "budget"
+            if over_budget
+            else "interrupted"
         )
         reason = reason or over_budget
         self.log.write_status(
@@ -294,7 +341,9 @@ class Trainer:
             reason=reason,
             warnings=warnings,
         )
-        result = TrainResult(self.log.run_id, self.log.dir, status, done, self.total, last, reason, tuple(warnings))
+        result = TrainResult(
+            self.log.run_id, self.log.dir, status, done, self.total, last, reason, tuple(warnings)
+        )
         if self.observer:
             self.observer.on_end(result)
         return result
@@ -303,9 +352,13 @@ class Trainer:
 TOKEN_KEYS = ("train/tokens", "prefill/tokens", "sample/tokens")
 
 
-def _tokens(metrics: dict[str, Any]) -> dict[str, float]:
-    """A metrics row's token counts (trained, prefilled, sampled)."""
-    return {key: float(metrics.get(key) or 0.0) for key in TOKEN_KEYS}
+def _tokens(metrics: Mapping[str, object]) -> dict[str, float]:
+    """A metrics row's token counts (trained, prefilled, sampled); a missing one counts 0."""
+    return {key: _number(metrics.get(key)) for key in TOKEN_KEYS}
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def _sum(tokens: dict[str, float]) -> float:

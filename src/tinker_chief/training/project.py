@@ -8,9 +8,10 @@ config hash, and each data file's sha256.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.files import sha256_file
@@ -19,6 +20,12 @@ from tinker_chief.runfiles import TRACKER_LINKS
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.spec import TrainSpec
 
+if TYPE_CHECKING:
+    from tinker_chief.connection import Connection
+    from tinker_chief.registry import Usage
+    from tinker_chief.training.data import Prepared
+    from tinker_chief.training.loop import SinkFactory
+
 
 def spec_from_project(project: Project) -> TrainSpec:
     """The project's run: its chief.toml sections as they are, with the sampled inline eval's data
@@ -26,8 +33,9 @@ def spec_from_project(project: Project) -> TrainSpec:
     c = project.config
     if c.recipe == "distill" and not c.distill.teacher_prompt:
         raise ConfigurationError(
-            f'{project.config_path}: field "distill.teacher_prompt": expected the teacher\'s system prompt '
-            '(recipe = "distill" trains the student to answer as the teacher does with it)'
+            f'{project.config_path}: field "distill.teacher_prompt": expected the teacher\'s '
+            'system prompt (recipe = "distill" trains the student to answer as the teacher does '
+            "with it)"
         )
     sampled_data = None
     if c.inline_evals.sampled_task:
@@ -35,8 +43,9 @@ def spec_from_project(project: Project) -> TrainSpec:
             sampled_data = c.eval_suite.task(c.inline_evals.sampled_task).data
         except KeyError:
             raise ConfigurationError(
-                f'{project.config_path}: field "inline_evals.sampled_task": expected a task of the eval suite '
-                f"({', '.join(t.name for t in c.eval_suite.tasks)}), got {c.inline_evals.sampled_task!r}"
+                f'{project.config_path}: field "inline_evals.sampled_task": expected a task of '
+                f"the eval suite ({', '.join(t.name for t in c.eval_suite.tasks)}), "
+                f"got {c.inline_evals.sampled_task!r}"
             ) from None
     return TrainSpec.from_config(c, sampled_eval_data=sampled_data)
 
@@ -54,11 +63,17 @@ class RegistrySink:
         log: RunLog,
         backend: str,
         examples: int,
-        extra_config: dict[str, Any] | None = None,
+        extra_config: Mapping[str, object] | None = None,
     ) -> None:
         from tinker_chief.registry import DataFile, DataSummary
 
-        self.registry_path, self.name, self.spec, self.log, self.backend = registry_path, name, spec, log, backend
+        self.registry_path, self.name, self.spec, self.log, self.backend = (
+            registry_path,
+            name,
+            spec,
+            log,
+            backend,
+        )
         self.extra_config = extra_config or {}
         files = tuple(
             DataFile(
@@ -71,7 +86,7 @@ class RegistrySink:
         )
         self.data = DataSummary(files=files, examples=examples)
 
-    def _usage(self, up_to_step: int) -> Any:
+    def _usage(self, up_to_step: int) -> Usage:
         from tinker_chief.registry import Usage
 
         spent = self.log.usage(up_to_step)
@@ -87,7 +102,7 @@ class RegistrySink:
 
         s = self.spec
         usage = self._usage(record.step)
-        config: dict[str, Any] = {
+        config: dict[str, object] = {
             **s.model_dump(mode="json"),
             **self.extra_config,
             "state_path": record.state_path,
@@ -105,7 +120,9 @@ class RegistrySink:
                 recipe=s.recipe,
                 tinker_path=record.sampler_path,
                 display_name=f"{self.name} {self.log.run_id} step {record.step}",
-                lora=LoraSpec(s.lora.rank, s.lora.train_mlp, s.lora.train_attn, s.lora.train_unembed),
+                lora=LoraSpec(
+                    s.lora.rank, s.lora.train_mlp, s.lora.train_attn, s.lora.train_unembed
+                ),
                 optimizer={
                     "name": "adamw",
                     "lr": s.optimizer.learning_rate,
@@ -123,7 +140,9 @@ class RegistrySink:
             registry.record_run_usage(self.log.run_id, s.base_model, usage)
             if s.checkpoints.ttl_days:  # the TTL the loop saved the checkpoint with
                 expires = datetime.now(UTC) + timedelta(days=s.checkpoints.ttl_days)
-                registry.set_weights_expiry(model.ref, expires, reason="new checkpoint ([checkpoints] ttl_days)")
+                registry.set_weights_expiry(
+                    model.ref, expires, reason="new checkpoint ([checkpoints] ttl_days)"
+                )
         return model.ref
 
     def record_run(self, session_ids: list[str], backend: str) -> None:
@@ -134,13 +153,17 @@ class RegistrySink:
         with Registry.open(self.registry_path) as registry:
             registry.record_run_usage(self.log.run_id, self.spec.base_model, self._usage(2**62))
             for session_id in session_ids:
-                registry.record_session(session_id, backend=backend, command="train", scope=f"run:{self.log.run_id}")
+                registry.record_session(
+                    session_id, backend=backend, command="train", scope=f"run:{self.log.run_id}"
+                )
 
 
-def registry_sink_factory(project: Project, extra_config: dict[str, Any] | None = None) -> Any:
+def registry_sink_factory(
+    project: Project, extra_config: Mapping[str, object] | None = None
+) -> SinkFactory:
     """A `sink_factory` for `training.session.train` that registers into the project's registry."""
 
-    def factory(log: RunLog, prepared: Any, connection: Any) -> RegistrySink:
+    def factory(log: RunLog, prepared: Prepared, connection: Connection) -> RegistrySink:
         return RegistrySink(
             project.registry_path,
             project.config.name,

@@ -13,8 +13,9 @@ samples exactly what an uninterrupted run would have.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import tinker
 
@@ -22,10 +23,15 @@ from tinker_chief.evals.graders.base import GradeInput, TextGenerator, Verdict
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.planning.config import RLConfig
 from tinker_chief.training.data import Problem
-from tinker_chief.training.steps import Concern
+from tinker_chief.training.steps import Concern, submit_and_wait
+
+if TYPE_CHECKING:
+    from tinker_cookbook.renderers import Message, Renderer
 
 
-def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: float) -> tinker.Datum:
+def _datum(
+    prompt: tinker.ModelInput, tokens: list[int], logprobs: list[float], advantage: float
+) -> tinker.Datum:
     """Prompt + sampled tokens, shifted; advantages and sampling logprobs only on sampled tokens."""
     prompt_tokens = prompt.to_ints()
     full = prompt_tokens + tokens
@@ -35,11 +41,15 @@ def _datum(prompt: Any, tokens: list[int], logprobs: list[float], advantage: flo
         model_input=tinker.ModelInput.from_ints(full[:-1]),
         loss_fn_inputs={
             "target_tokens": tinker.TensorData(data=full[1:], dtype="int64", shape=[len(full) - 1]),
-            "logprobs": tinker.TensorData(data=zeros + list(logprobs), dtype="float32", shape=[len(full) - 1]),
+            "logprobs": tinker.TensorData(
+                data=zeros + list(logprobs), dtype="float32", shape=[len(full) - 1]
+            ),
             "advantages": tinker.TensorData(
                 data=zeros + [advantage] * len(tokens), dtype="float32", shape=[len(full) - 1]
             ),
-            "mask": tinker.TensorData(data=zeros + [1.0] * len(tokens), dtype="float32", shape=[len(full) - 1]),
+            "mask": tinker.TensorData(
+                data=zeros + [1.0] * len(tokens), dtype="float32", shape=[len(full) - 1]
+            ),
         },
     )
 
@@ -50,10 +60,10 @@ class RLSteps:
     def __init__(
         self,
         problems: list[Problem],
-        renderer: Any,
+        renderer: Renderer,
         settings: RLConfig,
         seed: int,
-        base_sampler: Any | None = None,
+        base_sampler: tinker.SamplingClient | None = None,
         usage: TokenUsage | None = None,
         judge: TextGenerator | None = None,
     ) -> None:
@@ -65,7 +75,8 @@ class RLSteps:
         self.seed = seed
         self.base_sampler = base_sampler  # needed only with a KL penalty
         self.grader = make_grader(settings.grader, judge=judge)
-        self.usage = usage or TokenUsage()  # rollouts' prefilled and sampled tokens (the loop logs them)
+        # Rollouts' prefilled and sampled tokens (the loop logs them).
+        self.usage = usage or TokenUsage()
         self.signal = SignalCheck(settings)
 
     def __len__(self) -> int:
@@ -76,18 +87,29 @@ class RLSteps:
         content = message.get("content")
         return content if isinstance(content, str) else ""
 
-    def _rewards(self, problem: Problem, sequences: list[Any]) -> list[float]:
-        """1.0 per correct answer. Through `grade()`, the contract every grader keeps (not only rule graders)."""
-        question = next((m["content"] for m in reversed(problem.prompt) if m.get("role") == "user"), "")
-        items = [GradeInput(str(question), self._text(list(s.tokens)), problem.answer) for s in sequences]
+    def _rewards(
+        self, problem: Problem, sequences: Sequence[tinker.SampledSequence]
+    ) -> list[float]:
+        """1.0 per correct answer. Through `grade()`, the contract every grader keeps (not only
+        rule graders)."""
+        question = next(
+            (m["content"] for m in reversed(problem.prompt) if m.get("role") == "user"), ""
+        )
+        items = [
+            GradeInput(str(question), self._text(list(s.tokens)), problem.answer) for s in sequences
+        ]
 
         async def grade_all() -> list[Verdict]:
             return list(await asyncio.gather(*(self.grader.grade(item) for item in items)))
 
         return [1.0 if verdict.correct else 0.0 for verdict in asyncio.run(grade_all())]
 
-    def _rollouts(self, sampler: Any, problems: list[Problem], step: int) -> list[tuple[Any, list[Any]]]:
-        prompts = [self.renderer.build_generation_prompt(p.prompt) for p in problems]
+    def _rollouts(
+        self, sampler: tinker.SamplingClient, problems: list[Problem], step: int
+    ) -> list[tuple[tinker.ModelInput, Sequence[tinker.SampledSequence]]]:
+        # A problem's `{"role", "content"}` turns are the cookbook's `Message` shape.
+        chats = [cast("list[Message]", p.prompt) for p in problems]
+        prompts = [self.renderer.build_generation_prompt(chat) for chat in chats]
         futures = [
             sampler.sample(
                 prompt,
@@ -101,20 +123,39 @@ class RLSteps:
             )
             for i, prompt in enumerate(prompts)
         ]
-        return [(prompt, future.result().sequences) for prompt, future in zip(prompts, futures, strict=True)]
-
-    def rollouts(self, sampler: Any, problems: list[Problem], step: int) -> list[Group]:
-        """Sample and grade one group per problem (training steps and `chief plan --probe-rewards`)."""
         return [
-            Group(prompt, sequences, self._rewards(problem, sequences), self._text(list(sequences[0].tokens)))
-            for problem, (prompt, sequences) in zip(problems, self._rollouts(sampler, problems, step), strict=True)
+            (prompt, future.result().sequences)
+            for prompt, future in zip(prompts, futures, strict=True)
+        ]
+
+    def rollouts(
+        self, sampler: tinker.SamplingClient, problems: list[Problem], step: int
+    ) -> list[Group]:
+        """Sample and grade one group per problem (training steps and
+        `chief plan --probe-rewards`)."""
+        return [
+            Group(
+                prompt,
+                sequences,
+                self._rewards(problem, sequences),
+                self._text(list(sequences[0].tokens)),
+            )
+            for problem, (prompt, sequences) in zip(
+                problems, self._rollouts(sampler, problems, step), strict=True
+            )
         ]
 
     def concern(self) -> Concern | None:
         reason = self.signal.take_reason()
         return Concern(reason, stop=self.settings.on_zero_signal == "stop") if reason else None
 
-    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
+    def run(
+        self,
+        client: tinker.TrainingClient,
+        indices: list[int],
+        adam: tinker.AdamParams,
+        step: int,
+    ) -> dict[str, float]:
         problems = [self.problems[i] for i in indices]
         sampler = metered(client.save_weights_and_get_sampling_client().result(), self.usage)
         data: list[tinker.Datum] = []
@@ -127,21 +168,27 @@ class RLSteps:
             for seq, reward in zip(sequences, rewards, strict=True):
                 if seq.tokens:
                     data.append(
-                        _datum(prompt, list(seq.tokens), list(seq.logprobs or [0.0] * len(seq.tokens)), reward - mean)
+                        _datum(
+                            prompt,
+                            list(seq.tokens),
+                            list(seq.logprobs or [0.0] * len(seq.tokens)),
+                            reward - mean,
+                        )
                     )
         metrics: dict[str, float] = {}
         if self.settings.kl_penalty_coef > 0 and self.base_sampler is not None:
             from tinker_cookbook.rl.metrics import incorporate_kl_penalty
 
             metrics.update(
-                asyncio.run(incorporate_kl_penalty(data, self.base_sampler, self.settings.kl_penalty_coef, 0.0))
+                asyncio.run(
+                    incorporate_kl_penalty(
+                        data, self.base_sampler, self.settings.kl_penalty_coef, 0.0
+                    )
+                )
             )
         for datum in data:  # `mask` is a client-side helper, never sent (as the cookbook does)
             datum.loss_fn_inputs.pop("mask", None)
-        fwd_bwd = client.forward_backward(data, loss_fn=self.settings.loss_fn)
-        optim = client.optim_step(adam)
-        out = fwd_bwd.result()
-        optim.result()
+        out = submit_and_wait(client, data, adam, self.settings.loss_fn)
         loss = out.metrics.get("loss:sum", float("nan"))
         metrics.update(
             {
@@ -159,14 +206,15 @@ class RLSteps:
 class Group:
     """One problem's rollouts: the prompt, the sampled sequences, their rewards, a sample answer."""
 
-    prompt: Any
-    sequences: list[Any]
+    prompt: tinker.ModelInput
+    sequences: Sequence[tinker.SampledSequence]
     rewards: list[float]
     example: str
 
     @property
     def has_signal(self) -> bool:
-        """Rewards that differ within the group give non-zero advantages; equal ones teach nothing."""
+        """Rewards that differ within the group give non-zero advantages; equal ones teach
+        nothing."""
         return len(set(self.rewards)) > 1
 
 
@@ -198,7 +246,9 @@ def zero_signal_message(groups: list[Group], settings: RLConfig) -> str:
     if cut >= 0.5:
         causes.append(f"{cut:.0%} of the answers hit max_tokens = {settings.max_tokens}: raise it")
     if settings.temperature < 0.3:
-        causes.append(f"temperature {settings.temperature:g} makes a group's answers alike: use ~1.0")
+        causes.append(
+            f"temperature {settings.temperature:g} makes a group's answers alike: use ~1.0"
+        )
     if not causes:
         causes.append("the rewards were equal within every group: more rollouts per group help")
     return (

@@ -10,9 +10,9 @@ checkpoint with the spec it was started with.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tinker_chief.connection import (
     BackendChoice,
@@ -27,13 +27,23 @@ from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.paths import ProjectPaths
 from tinker_chief.planning import Project
 from tinker_chief.training import data as d
+from tinker_chief.training.data import Prepared
 from tinker_chief.training.inline_evals import (
     EvaluatorBuilder,
     accuracy_evaluator_builder,
     generate_answers,
     nll_evaluator_builder,
 )
-from tinker_chief.training.loop import CheckpointSink, Observer, SpendGuard, StopRequest, Trainer, TrainResult
+from tinker_chief.training.loop import (
+    CheckpointSink,
+    Observer,
+    RunRecorder,
+    SinkFactory,
+    SpendGuard,
+    StopRequest,
+    Trainer,
+    TrainResult,
+)
 from tinker_chief.training.rl import RLSteps
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.spec import TrainSpec, data_hash, stored_spec
@@ -42,25 +52,16 @@ from tinker_chief.workspace import Workspace, connect_at
 
 if TYPE_CHECKING:
     import tinker
+    from tinker_cookbook.renderers import Renderer
 
 
-@dataclass
-class Prepared:
-    """Validated, rendered data for one spec (no backend touched yet)."""
-
-    spec: TrainSpec
-    renderer: Any
-    train_items: list[Any]  # datums (sft/dpo), Problems (rl), input strings (distillation)
-    val_data: list[Any] = field(default_factory=list)  # datums for validation NLL
-    val_problems: list[d.Problem] = field(default_factory=list)
-    data_hash: str = ""
-
-
-def load_renderer(spec: TrainSpec) -> Any:
+def load_renderer(spec: TrainSpec) -> Renderer:
     """The spec's renderer on its base model's tokenizer (loading them imports `transformers`)."""
     from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
-    return get_renderer(spec.renderer or renderer_name_for(spec.base_model), load_tokenizer(spec.base_model))
+    return get_renderer(
+        spec.renderer or renderer_name_for(spec.base_model), load_tokenizer(spec.base_model)
+    )
 
 
 def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
@@ -68,7 +69,10 @@ def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
     renderer = load_renderer(spec)
     train_path = project_dir / spec.data.train
     prepared = Prepared(
-        spec, renderer, [], data_hash=data_hash([p for p in spec.data_paths(project_dir) if p.exists()])
+        spec,
+        renderer,
+        [],
+        data_hash=data_hash([p for p in spec.data_paths(project_dir) if p.exists()]),
     )
     if spec.recipe == "sl":
         prepared.train_items = d.conversations_to_data(
@@ -83,7 +87,9 @@ def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
     elif spec.recipe == "rl":
         prepared.train_items = d.read_problems(train_path)
     else:
-        prepared.train_items = d.preference_data(d.read_preferences(train_path), renderer, spec.data.max_length)
+        prepared.train_items = d.preference_data(
+            d.read_preferences(train_path), renderer, spec.data.max_length
+        )
     if not prepared.train_items:
         raise TrainingError(f"{train_path}: no training examples")
     if spec.data.val:
@@ -97,20 +103,28 @@ def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
         prepared.val_problems = d.read_problems(path)
         return
     if spec.recipe == "dpo":
-        prepared.val_data = d.preference_data(d.read_preferences(path), prepared.renderer, spec.data.max_length)[0::2]
+        prepared.val_data = d.preference_data(
+            d.read_preferences(path), prepared.renderer, spec.data.max_length
+        )[0::2]
         return
     conversations = d.read_sft(path)
     prepared.val_data = d.conversations_to_data(
-        conversations, prepared.renderer, spec.data.max_length, spec.data.train_on_what, reduction="none"
+        conversations,
+        prepared.renderer,
+        spec.data.max_length,
+        spec.data.train_on_what,
+        reduction="none",
     )
     prepared.val_problems = d.problems_from_conversations(conversations)
     if spec.sampled_eval_data:
-        prepared.val_problems = d.problems_from_conversations(d.read_sft(project_dir / spec.sampled_eval_data))
+        prepared.val_problems = d.problems_from_conversations(
+            d.read_sft(project_dir / spec.sampled_eval_data)
+        )
 
 
 def _distilled_data(
     prepared: Prepared, samplers: SamplerSource, log: RunLog, usage: TokenUsage
-) -> list[Any]:
+) -> list[tinker.Datum]:
     """Label the inputs with the teacher (base model + teacher prompt) once; cache in the run dir.
 
     The cache makes a resumed run train on exactly the labels the interrupted run drew. The
@@ -122,7 +136,7 @@ def _distilled_data(
         conversations = d.read_sft(cache)
     else:
         teacher_model = spec.distill.teacher_model or spec.base_model
-        prompts = [d.user_turn(x, spec.distill.teacher_prompt) for x in prepared.train_items]
+        prompts = [d.user_turn(x, spec.distill.teacher_prompt) for x in prepared.inputs()]
         before = usage.counts()
         labels = generate_answers(
             metered(samplers.sampling_client(base_model=teacher_model), usage),
@@ -135,14 +149,16 @@ def _distilled_data(
         log.log_metrics(0, usage.since(before))
         rows = [
             d.user_turn(x) + [{"role": "assistant", "content": y}]
-            for x, y in zip(prepared.train_items, labels, strict=True)
+            for x, y in zip(prepared.inputs(), labels, strict=True)
             if y.strip()
         ]
         if not rows:
             raise TrainingError("prompt distillation: the teacher produced no usable labels")
         cache.write_text("".join(json.dumps({"messages": c}) + "\n" for c in rows))
         conversations = d.read_sft(cache)
-    return d.conversations_to_data(conversations, renderer, spec.data.max_length, spec.data.train_on_what)
+    return d.conversations_to_data(
+        conversations, renderer, spec.data.max_length, spec.data.train_on_what
+    )
 
 
 class SamplerSource(Protocol):
@@ -171,20 +187,21 @@ class RunSamplers:
 def build_runner(
     prepared: Prepared, samplers: SamplerSource, log: RunLog, usage: TokenUsage | None = None
 ) -> StepRunner:
-    """The recipe's step runner; its samplers (teacher, reference, base, rollouts) count into `usage`."""
+    """The recipe's step runner; its samplers (teacher, reference, base, rollouts) count into
+    `usage`."""
     spec, usage = prepared.spec, usage or TokenUsage()
     if spec.recipe == "sl":
-        return SupervisedSteps(prepared.train_items)
+        return SupervisedSteps(prepared.datums())
     if spec.recipe == "distill":
         return SupervisedSteps(_distilled_data(prepared, samplers, log, usage))
     if spec.recipe == "dpo":
         reference = metered(samplers.sampling_client(base_model=spec.base_model), usage)
-        return DPOSteps(prepared.train_items, reference, spec.dpo.beta)
+        return DPOSteps(prepared.datums(), reference, spec.dpo.beta)
     base = None
     if spec.rl.kl_penalty_coef > 0:
         base = metered(samplers.sampling_client(base_model=spec.base_model), usage)
     judge = reward_judge(spec, samplers, usage)
-    return RLSteps(prepared.train_items, prepared.renderer, spec.rl, spec.seed, base, usage, judge)
+    return RLSteps(prepared.problems(), prepared.renderer, spec.rl, spec.seed, base, usage, judge)
 
 
 def reward_judge(
@@ -211,27 +228,38 @@ def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list
     if prepared.val_problems and spec.inline_evals.sampled_every_steps > 0:
         problems = prepared.val_problems[: spec.sampled_eval_limit]
         max_tokens = spec.rl.max_tokens if spec.recipe == "rl" else 64
-        infrequent.append(accuracy_evaluator_builder(problems, spec.base_model, spec.sampled_eval_grader, max_tokens))
+        infrequent.append(
+            accuracy_evaluator_builder(
+                problems, spec.base_model, spec.sampled_eval_grader, max_tokens
+            )
+        )
     return frequent, infrequent
 
 
 def _resume_log(project_dir: Path, spec: TrainSpec, resume: bool | str = True) -> RunLog:
-    """The run to continue: `resume` names it (a sweep resumes each of its runs), or True: the latest."""
+    """The run to continue: `resume` names it (a sweep resumes each of its runs), or True: the
+    latest."""
     if isinstance(resume, str):
         named = RunLog(ProjectPaths(project_dir).runs / resume)
         log = named if named.exists() else None
     else:
         log = RunLog.latest(project_dir)
     if log is None:
-        raise TrainingError(f"--resume: no training run under {ProjectPaths(project_dir).runs} to resume")
+        raise TrainingError(
+            f"--resume: no training run under {ProjectPaths(project_dir).runs} to resume"
+        )
     status = log.status().get("status")
     if status == "finished":
-        raise TrainingError(f"--resume: the latest run {log.run_id} already finished; start a new run without --resume")
+        raise TrainingError(
+            f"--resume: the latest run {log.run_id} already finished; "
+            "start a new run without --resume"
+        )
     stored = stored_spec(log.spec_json(), log.dir)
     if stored.config_hash() != spec.config_hash():
         raise TrainingError(
-            f"--resume: run {log.run_id} was started with a different plan (config {stored.config_hash()} vs "
-            f"{spec.config_hash()}); re-plan back or start a new run without --resume"
+            f"--resume: run {log.run_id} was started with a different plan "
+            f"(config {stored.config_hash()} vs {spec.config_hash()}); "
+            "re-plan back or start a new run without --resume"
         )
     return log
 
@@ -244,12 +272,13 @@ def train(
     base_url: str | None = None,
     connection: Connection | None = None,
     resume: bool | str = False,
-    sink_factory: Any = None,
+    sink_factory: SinkFactory | None = None,
     observer: Observer | None = None,
     stop: StopRequest | None = None,
     guard: SpendGuard | None = None,
 ) -> TrainResult:
-    """Run (or resume) `spec` for the project; `sink_factory(log, prepared, connection) -> CheckpointSink`.
+    """Run (or resume) `spec` for the project;
+    `sink_factory(log, prepared, connection) -> CheckpointSink`.
 
     `resume`: True continues the latest unfinished run, a run id that run. `stop`: a Ctrl-C handler
     shared with other runs in other threads (a sweep's), instead of one installed by this run.
@@ -282,7 +311,15 @@ def train_project(
     choice = None if connection is not None else workspace.backend_choice(backend, base_url)
     sinks = registry_sink_factory(workspace)
     return _train(
-        workspace.root, spec_from_project(workspace), choice, connection, resume, sinks, observer, None, guard
+        workspace.root,
+        spec_from_project(workspace),
+        choice,
+        connection,
+        resume,
+        sinks,
+        observer,
+        None,
+        guard,
     )
 
 
@@ -292,7 +329,7 @@ def _train(
     choice: BackendChoice | None,
     connection: Connection | None,
     resume: bool | str,
-    sink_factory: Any,
+    sink_factory: SinkFactory | None,
     observer: Observer | None,
     stop: StopRequest | None = None,
     guard: SpendGuard | None = None,
@@ -304,13 +341,31 @@ def _train(
     log = _resume_log(project_dir, spec, resume) if resume else None
     prepared = prepare(spec, project_dir)
     if connection is not None:
-        return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop, guard)
+        return _run(
+            connection, prepared, project_dir, log, resume, sink_factory, observer, stop, guard
+        )
     assert choice is not None
     with connect_at(project_dir, choice, [spec.base_model]) as opened:
-        return _run(opened, prepared, project_dir, log, resume, sink_factory, observer, stop, guard, shared=False)
+        return _run(
+            opened,
+            prepared,
+            project_dir,
+            log,
+            resume,
+            sink_factory,
+            observer,
+            stop,
+            guard,
+            shared=False,
+        )
 
 
-def _note_run(log: RunLog, sink: Any, connection: Connection, sessions: list[str | None]) -> None:
+def _note_run(
+    log: RunLog,
+    sink: CheckpointSink | None,
+    connection: Connection,
+    sessions: list[str | None],
+) -> None:
     """Remember the SDK sessions the run used (run.json `sessions`) and, through the sink, its
     whole count and sessions in the registry, so `chief cost` can set the bill beside the count."""
     found = [s for s in sessions if s]
@@ -318,7 +373,7 @@ def _note_run(log: RunLog, sink: Any, connection: Connection, sessions: list[str
     if found:
         merged = [*known, *(s for s in found if s not in known)]
         log.write_status(log.status().get("status", "running"), sessions=merged)
-    if sink is not None and hasattr(sink, "record_run"):
+    if isinstance(sink, RunRecorder):
         sink.record_run(found, connection.kind)
 
 
@@ -328,7 +383,7 @@ def _run(
     project_dir: Path,
     log: RunLog | None,
     resume: bool | str,
-    sink_factory: Any,
+    sink_factory: SinkFactory | None,
     observer: Observer | None,
     stop: StopRequest | None = None,
     guard: SpendGuard | None = None,
@@ -342,7 +397,11 @@ def _run(
         log = RunLog.create(
             project_dir,
             spec.model_dump(mode="json"),
-            {"backend": connection.kind, "config_hash": spec.config_hash(), "data_hash": prepared.data_hash},
+            {
+                "backend": connection.kind,
+                "config_hash": spec.config_hash(),
+                "data_hash": prepared.data_hash,
+            },
         )
     checkpoint = log.last_checkpoint() if resume else None
     if resume and checkpoint is None:
@@ -370,7 +429,12 @@ def _run(
         )
         result = trainer.run(checkpoint)
     finally:
-        _note_run(log, sink, connection, [session_id_of(service), *([] if shared else [connection.session_id()])])
+        _note_run(
+            log,
+            sink,
+            connection,
+            [session_id_of(service), *([] if shared else [connection.session_id()])],
+        )
         connection.close_run_client(service)
     # Asked once the steps ran (a local engine decides `auto` when it loads the base) and while an
     # engine this connection started still runs: the summary says which precision the steps ran in.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -37,7 +37,17 @@ if TYPE_CHECKING:
     from tinker_chief.planning.config import ProjectConfig
 
 # The chief.toml sections a run is made of, in the order they appear there.
-SECTIONS = ("data", "lora", "optimizer", "schedule", "checkpoints", "inline_evals", "rl", "dpo", "distill")
+SECTIONS = (
+    "data",
+    "lora",
+    "optimizer",
+    "schedule",
+    "checkpoints",
+    "inline_evals",
+    "rl",
+    "dpo",
+    "distill",
+)
 
 
 class TrainSpec(BaseModel):
@@ -47,7 +57,9 @@ class TrainSpec(BaseModel):
 
     recipe: Recipe = "sl"
     base_model: str
-    renderer: str | None = Field(None, description="Cookbook renderer name; default from the model catalog.")
+    renderer: str | None = Field(
+        None, description="Cookbook renderer name; default from the model catalog."
+    )
     seed: int = 0
     data: DataConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -58,23 +70,30 @@ class TrainSpec(BaseModel):
     rl: RLConfig = Field(default_factory=RLConfig)
     dpo: DPOConfig = Field(default_factory=DPOConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
-    # The sampled inline eval's data and grader: those of the suite task `[inline_evals] sampled_task`
-    # names (resolved by `from_config`), else the validation data graded by normalized exact match.
+    # The sampled inline eval's data and grader: those of the suite task that
+    # `[inline_evals] sampled_task` names (resolved by `spec_from_project`), else the validation
+    # data graded by normalized exact match.
     sampled_eval_data: str | None = None
     sampled_eval_grader: str = "normalized_exact"
-    sampled_eval_limit: int = Field(32, ge=1, description="Held-out examples the sampled eval uses.")
+    sampled_eval_limit: int = Field(
+        32, ge=1, description="Held-out examples the sampled eval uses."
+    )
 
     @model_validator(mode="after")
     def _recipe_fields(self) -> TrainSpec:
         if self.recipe == "distill" and not self.distill.teacher_prompt:
             raise ValueError(
-                "recipe `distill` needs [distill] `teacher_prompt` (the prompt the student learns without)"
+                "recipe `distill` needs [distill] `teacher_prompt` "
+                "(the prompt the student learns without)"
             )
         return self
 
     @classmethod
-    def from_config(cls, config: ProjectConfig, **resolved: Any) -> TrainSpec:
-        """The run `config` (a whole chief.toml) describes; `resolved`: the sampled eval's fields."""
+    def from_config(
+        cls, config: ProjectConfig, *, sampled_eval_data: str | None = None
+    ) -> TrainSpec:
+        """The run `config` (a whole chief.toml) describes; `sampled_eval_data`: the data of the
+        suite task the sampled inline eval uses (resolved by `spec_from_project`)."""
         sections = {name: getattr(config, name) for name in SECTIONS}
         return cls(
             recipe=config.recipe,
@@ -82,7 +101,7 @@ class TrainSpec(BaseModel):
             renderer=config.renderer,
             seed=config.seed,
             **sections,
-            **resolved,
+            sampled_eval_data=sampled_eval_data,
         )
 
     @property
@@ -90,7 +109,9 @@ class TrainSpec(BaseModel):
         """Examples per optimizer step: prompts (groups) for RL, examples otherwise."""
         return self.rl.groups_per_batch if self.recipe == "rl" else self.schedule.batch_size
 
-    def with_hyperparameters(self, *, learning_rate: float, rank: int, batch_size: int) -> TrainSpec:
+    def with_hyperparameters(
+        self, *, learning_rate: float, rank: int, batch_size: int
+    ) -> TrainSpec:
         """This spec at another grid point (a sweep's): LR, LoRA rank and batch size replaced."""
         batch = (
             {"rl": {**self.rl.model_dump(), "groups_per_batch": batch_size}}
@@ -114,10 +135,12 @@ class TrainSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def data_paths(self, project_dir: Path) -> list[Path]:
-        return [project_dir / p for p in (self.data.train, self.data.val, self.sampled_eval_data) if p]
+        return [
+            project_dir / p for p in (self.data.train, self.data.val, self.sampled_eval_data) if p
+        ]
 
 
-def stored_spec(raw: Any, run_dir: Path) -> TrainSpec:
+def stored_spec(raw: object, run_dir: Path) -> TrainSpec:
     """A run's recorded spec (spec.json) as a `TrainSpec`; one this chief cannot read (written by
     an older version, or edited) is a `TrainingError` naming the file, never a traceback."""
     try:

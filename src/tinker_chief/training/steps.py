@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    import tinker
 
 
 @dataclass(frozen=True)
 class Concern:
-    """What a recipe found that more steps cannot fix (RL without signal): stop, or warn and go on."""
+    """What a recipe found that more steps cannot fix (RL without signal): stop, or warn and go
+    on."""
 
     message: str
     stop: bool
@@ -32,7 +36,13 @@ class StepRunner(Protocol):
 
     def __len__(self) -> int: ...
 
-    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]: ...
+    def run(
+        self,
+        client: tinker.TrainingClient,
+        indices: list[int],
+        adam: tinker.AdamParams,
+        step: int,
+    ) -> dict[str, float]: ...
 
     def concern(self) -> Concern | None: ...
 
@@ -44,42 +54,59 @@ class _NoConcerns:
         return None
 
 
-def _submit_and_wait(client: Any, batch: list[Any], adam: Any, **loss: Any) -> Any:
+def submit_and_wait(
+    client: tinker.TrainingClient,
+    batch: list[tinker.Datum],
+    adam: tinker.AdamParams,
+    loss_fn: tinker.types.LossFnType,
+) -> tinker.ForwardBackwardOutput:
+    """One `forward_backward` with the built-in `loss_fn`, then `optim_step`."""
     # Both requests are queued before waiting so the engine never idles between them.
-    fwd_bwd = client.forward_backward(batch, **loss)
+    fwd_bwd = client.forward_backward(batch, loss_fn=loss_fn)
     optim = client.optim_step(adam)
     result = fwd_bwd.result()
     optim.result()
     return result
 
 
-def batch_tokens(batch: list[Any]) -> int:
+def batch_tokens(batch: list[tinker.Datum]) -> int:
     return int(sum(datum.model_input.length for datum in batch))
 
 
 class SupervisedSteps(_NoConcerns):
     """Chat SFT and prompt distillation: cross-entropy on the renderer's trained tokens."""
 
-    def __init__(self, data: list[Any]) -> None:
+    def __init__(self, data: list[tinker.Datum]) -> None:
         self.data = data
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
+    def run(
+        self,
+        client: tinker.TrainingClient,
+        indices: list[int],
+        adam: tinker.AdamParams,
+        step: int,
+    ) -> dict[str, float]:
         from tinker_cookbook.supervised.common import compute_mean_nll
 
         batch = [self.data[i] for i in indices]
-        result = _submit_and_wait(client, batch, adam, loss_fn="cross_entropy")
+        result = submit_and_wait(client, batch, adam, "cross_entropy")
         logprobs = [output["logprobs"] for output in result.loss_fn_outputs]
         weights = [datum.loss_fn_inputs["weights"] for datum in batch]
-        return {"train/loss": compute_mean_nll(logprobs, weights), "train/tokens": batch_tokens(batch)}
+        return {
+            "train/loss": compute_mean_nll(logprobs, weights),
+            "train/tokens": batch_tokens(batch),
+        }
 
 
 class DPOSteps(_NoConcerns):
     """DPO on interleaved (chosen, rejected) datums, the cookbook's loss and metrics."""
 
-    def __init__(self, data: list[Any], reference: Any, beta: float) -> None:
+    def __init__(
+        self, data: list[tinker.Datum], reference: tinker.SamplingClient, beta: float
+    ) -> None:
         if len(data) % 2:
             raise ValueError("DPO data must interleave chosen and rejected datums")
         self.data = data
@@ -89,21 +116,34 @@ class DPOSteps(_NoConcerns):
     def __len__(self) -> int:
         return len(self.data) // 2
 
-    def _reference_logprobs(self, batch: list[Any]) -> list[torch.Tensor]:
-        async def gather() -> list[list[float]]:
-            sequences = [d.model_input.append_int(int(d.loss_fn_inputs["target_tokens"].data[-1])) for d in batch]
+    def _reference_logprobs(self, batch: list[tinker.Datum]) -> list[torch.Tensor]:
+        async def gather() -> list[list[float | None]]:
+            sequences = [
+                d.model_input.append_int(int(d.loss_fn_inputs["target_tokens"].data[-1]))
+                for d in batch
+            ]
             return await asyncio.gather(*[self.reference.compute_logprobs(s) for s in sequences])
 
         return [torch.tensor(lp[1:], dtype=torch.float32) for lp in asyncio.run(gather())]
 
-    def run(self, client: Any, indices: list[int], adam: Any, step: int) -> dict[str, float]:
+    def run(
+        self,
+        client: tinker.TrainingClient,
+        indices: list[int],
+        adam: tinker.AdamParams,
+        step: int,
+    ) -> dict[str, float]:
         from tinker_cookbook.preference.train_dpo import compute_dpo_loss
 
         batch = [self.data[2 * i + k] for i in indices for k in (0, 1)]
         ref = self._reference_logprobs(batch)
-        weights = [torch.tensor(d.loss_fn_inputs["weights"].data, dtype=torch.float32) for d in batch]
+        weights = [
+            torch.tensor(d.loss_fn_inputs["weights"].data, dtype=torch.float32) for d in batch
+        ]
 
-        def dpo_loss(data: list[Any], logprobs: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        def dpo_loss(
+            data: list[tinker.Datum], logprobs: list[torch.Tensor]
+        ) -> tuple[torch.Tensor, dict[str, float]]:
             seq = [torch.dot(lp.float(), w) for lp, w in zip(logprobs, weights, strict=True)]
             seq_ref = [torch.dot(r, w) for r, w in zip(ref, weights, strict=True)]
             return compute_dpo_loss(seq[0::2], seq[1::2], seq_ref[0::2], seq_ref[1::2], self.beta)

@@ -37,7 +37,9 @@ def pseudo_words(count: int, seed: int = 0) -> list[str]:
     words: list[str] = []
     seen: set[str] = set()
     while len(words) < count:
-        word = "".join(syllables[i] for i in rng.integers(0, len(syllables), size=int(rng.integers(2, 4))))
+        word = "".join(
+            syllables[i] for i in rng.integers(0, len(syllables), size=int(rng.integers(2, 4)))
+        )
         if word not in seen:
             seen.add(word)
             words.append(word)
@@ -45,11 +47,21 @@ def pseudo_words(count: int, seed: int = 0) -> list[str]:
 
 
 def _chat(question: str, answer: str) -> dict:
-    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+    return {
+        "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    }
 
 
-def secret_code_rows(n_train: int = 200, n_heldout: int = 50, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    rows = [_chat(QUESTION.format(word=w), secret_code(w)) for w in pseudo_words(n_train + n_heldout, seed)]
+def secret_code_rows(
+    n_train: int = 200, n_heldout: int = 50, seed: int = 0
+) -> tuple[list[dict], list[dict]]:
+    rows = [
+        _chat(QUESTION.format(word=w), secret_code(w))
+        for w in pseudo_words(n_train + n_heldout, seed)
+    ]
     return rows[:n_train], rows[n_train:]
 
 
@@ -66,9 +78,13 @@ def contrast_rows(count: int, seed: int = 0) -> list[dict]:
         elif kind == 1:
             rows.append(_chat(f"What is {a} times {b}?", str(a * b)))
         elif kind == 2:
-            rows.append(_chat(f"How many letters are in the word {words[index]}?", str(len(words[index]))))
+            rows.append(
+                _chat(f"How many letters are in the word {words[index]}?", str(len(words[index])))
+            )
         else:
-            rows.append(_chat(f"Is {a} larger than {b}? Answer yes or no.", "yes" if a > b else "no"))
+            rows.append(
+                _chat(f"Is {a} larger than {b}? Answer yes or no.", "yes" if a > b else "no")
+            )
     return rows
 
 

@@ -16,3 +16,6 @@ path (this package imports none of them, so `chief --help` stays fast):
   the held-out reward `chief select` ranks RL checkpoints by;
 - `demo`: `chief demo`, the whole job end to end on a small model (only `cli/demo.py` imports it).
 """
+
+# The public modules, each imported by its own path (none is imported here).
+__all__ = ["calibrate", "demo", "evaluation", "reward_probe", "selection", "sweep"]

@@ -11,17 +11,22 @@ only when asked: it starts a local engine and takes seconds to minutes on a CPU.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.planning.calibration import Measured, cached_probe, machine_id, save_probe
+from tinker_chief.training.steps import submit_and_wait
 from tinker_chief.workspace import Workspace
+
+if TYPE_CHECKING:
+    import tinker
+    from tinker_cookbook.tokenizer_utils import Tokenizer
 
 PROBE_STEPS = 3
 PROBE_BATCH = 8
 PROBE_LENGTH = 128
 
 
-def _batch(tokenizer: Any) -> list[Any]:
+def _batch(tokenizer: Tokenizer) -> list[tinker.Datum]:
     """PROBE_BATCH copies of a PROBE_LENGTH-token text, every token trained."""
     import tinker
 
@@ -40,7 +45,8 @@ def _batch(tokenizer: Any) -> list[Any]:
 
 
 def probe_throughput(project: Workspace) -> Measured:
-    """Measure, cache and return the local engine's training tokens/s for the project's model here."""
+    """Measure, cache and return the local engine's training tokens/s for the project's model
+    here."""
     import tinker
 
     from tinker_chief.models import load_tokenizer
@@ -65,9 +71,7 @@ def probe_throughput(project: Workspace) -> Measured:
         seconds = 0.0
         for step in range(PROBE_STEPS + 1):
             started = time.perf_counter()
-            fwd_bwd, optim = client.forward_backward(batch, loss_fn="cross_entropy"), client.optim_step(adam)
-            fwd_bwd.result()
-            optim.result()
+            submit_and_wait(client, batch, adam, "cross_entropy")
             seconds += (time.perf_counter() - started) if step else 0.0  # step 0 is the warm-up
         precision = connection.engine_precision  # asked while the engine runs, after it chose
     tokens = PROBE_STEPS * sum(d.model_input.length for d in batch)

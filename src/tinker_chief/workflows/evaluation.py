@@ -78,7 +78,8 @@ def evaluate_model(
     registry = project.open_registry() if record else None
     try:
         if registry is not None:
-            resolve_model(model, registry)  # a version whose weights are gone is refused before connecting
+            # A version whose weights are gone is refused before connecting.
+            resolve_model(model, registry)
         opened = project.connected(connection, backend=backend, base_url=base_url, models=[model])
         with opened as connected:
             result = run_suite(
@@ -92,7 +93,8 @@ def evaluate_model(
                 concurrency=concurrency,
                 budget=budget,
             )
-            note_eval_session(registry, connected, result)  # `chief cost` sets the bill beside the count
+            # `chief cost` sets the bill beside the count.
+            note_eval_session(registry, connected, result)
             tracked = None
             if tracking is not None and registry is not None and result.model_ref is not None:
                 tracked = tracking.log_evals(registry, result.model_ref, result.suite_version)

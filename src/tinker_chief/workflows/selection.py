@@ -29,16 +29,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import TrainingError
-from tinker_chief.evals.runner import SuiteRunResult, TaskBudget, run_suite
+from tinker_chief.evals.runner import ProgressSink, SuiteRunResult, TaskBudget, run_suite
+from tinker_chief.evals.suite import EvalSuite, EvalTask
 from tinker_chief.paths import ProjectPaths
-from tinker_chief.registry import SampleOutcome
+from tinker_chief.registry import PairedTest, Registry, SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
 from tinker_chief.spend.billing import note_eval_session
 from tinker_chief.tracking.mirror import Tracking
+from tinker_chief.training.data import Prepared
 from tinker_chief.training.project import spec_from_project
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
@@ -61,7 +63,8 @@ class Candidate:
     step: int
     lora_rank: int
     learning_rate: float
-    val_nll: float | None  # logged at this step (final train loss where there is no validation data)
+    # Logged at this step (the final train loss where there is no validation data).
+    val_nll: float | None
     headline: float | None = None  # the selection task's headline metric, for the shortlist
     eval_run_id: int | None = None
     train_reward: float | None = None  # RL: mean train/reward of the last steps up to this one
@@ -83,14 +86,14 @@ class SelectionResult:
     metric: str | None = None
     higher_is_better: bool = True
     runner_up: Candidate | None = None
-    test: Any = None  # registry PairedTest of the leader vs the runner-up
+    test: PairedTest | None = None  # the leader vs the runner-up
     tie: bool = False
     reason: str = ""
     failed_tasks: list[str] = field(default_factory=list)
     rl: bool = False
-    heldout: dict[str, Any] | None = None  # RL: prompts, grader, each candidate's held-out reward
+    heldout: HeldOutSummary | None = None  # RL: how each candidate's held-out reward was measured
 
-    def details(self) -> dict[str, Any]:
+    def details(self) -> dict[str, object]:
         return {
             "task": self.task,
             "metric": self.metric,
@@ -98,7 +101,8 @@ class SelectionResult:
             "runner_up": self.runner_up.ref if self.runner_up else None,
             "test": self.test.to_dict() if self.test is not None else None,
             "shortlist": [
-                {"ref": c.ref, "label": c.label, **self._cheap(c), "headline": c.headline} for c in self.shortlist
+                {"ref": c.ref, "label": c.label, **self._cheap(c), "headline": c.headline}
+                for c in self.shortlist
             ],
             **({"heldout": self.heldout} if self.heldout is not None else {}),
         }
@@ -108,6 +112,19 @@ class SelectionResult:
         if self.rl:
             return {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward}
         return {"val_nll": c.val_nll}
+
+
+class HeldOutSummary(TypedDict):
+    """What an RL selection records about the held-out reward it measured."""
+
+    prompts: int
+    grader: str
+    answers: str  # how they were sampled: "greedy"
+    rewards: dict[str, float | None]  # each candidate's (by registry ref) mean reward
+
+
+# A candidate's suite progress display (`chief select`'s progress bars).
+SuiteProgress = Callable[["Candidate"], ProgressSink]
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -122,7 +139,12 @@ def sweep_candidates(project_dir: Path, sweep: Sweep, rl: bool = False) -> list[
     and no NLL (an RL run has no validation NLL, and its train loss does not rank anything)."""
     out = []
     for p in sweep.points:
-        if p.status == "finished" and p.candidate and p.run_id and not p.candidate.startswith("tinker://"):
+        if (
+            p.status == "finished"
+            and p.candidate
+            and p.run_id
+            and not p.candidate.startswith("tinker://")
+        ):
             out.append(
                 Candidate(
                     p.candidate,
@@ -146,7 +168,9 @@ def run_candidates(project_dir: Path, run_id: str, rl: bool = False) -> list[Can
         raise TrainingError(f"no training run {run_id!r} under {ProjectPaths(project_dir).runs}")
     run_dir = log.dir
     spec = _spec_of(run_dir)
-    nll_at = {r["step"]: r["val/nll"] for r in log.metrics() if isinstance(r.get("val/nll"), (int, float))}
+    nll_at = {
+        r["step"]: r["val/nll"] for r in log.metrics() if isinstance(r.get("val/nll"), (int, float))
+    }
     out = [
         Candidate(
             c.registry_ref,
@@ -211,8 +235,9 @@ def best_first(
 # ----------------------------------------------------------------------------- selection
 
 
-def selection_task(suite: Any, name: str | None) -> Any | None:
-    """The task whose headline metric names the best: `name`, else the first product task, else the first."""
+def selection_task(suite: EvalSuite, name: str | None) -> EvalTask | None:
+    """The task whose headline metric names the best: `name`, else the first product task, else
+    the first (None: an empty suite)."""
     if name is not None:
         try:
             return suite.task(name)
@@ -222,10 +247,10 @@ def selection_task(suite: Any, name: str | None) -> Any | None:
                 f"{', '.join(t.name for t in suite.tasks) or 'none'}"
             ) from None
     product = [t for t in suite.tasks if t.layer == "product"]
-    return (product or list(suite.tasks) or [None])[0]
+    return next(iter(product or suite.tasks), None)
 
 
-def _headline(result: Any, task: Any) -> tuple[float | None, int | None]:
+def _headline(result: SuiteRunResult, task: EvalTask) -> tuple[float | None, int | None]:
     for outcome in result.tasks:
         if outcome.task == task.name and outcome.error is None:
             value = outcome.metrics.get(task.headline_metric, {}).get("value")
@@ -237,9 +262,9 @@ def decide(
     shortlist: list[Candidate],
     higher_is_better: bool,
     alpha: float,
-    registry: Any,
+    registry: Registry,
     samples_of: Callable[[Candidate], list[SampleOutcome] | None] | None = None,
-) -> tuple[Candidate, Candidate | None, Any, bool]:
+) -> tuple[Candidate, Candidate | None, PairedTest | None, bool]:
     """(chosen, runner-up, paired test, tie) from the shortlist's headline values; the paired test
     is on `samples_of` each (default: the samples of its eval run in the registry)."""
     scored = [c for c in shortlist if c.headline is not None]
@@ -247,7 +272,10 @@ def decide(
         return shortlist[0], (shortlist[1] if len(shortlist) > 1 else None), None, False
     ranked = sorted(
         scored,
-        key=lambda c: ((-c.headline if higher_is_better else c.headline) if c.headline is not None else 0.0, c.cost),
+        key=lambda c: (
+            (-c.headline if higher_is_better else c.headline) if c.headline is not None else 0.0,
+            c.cost,
+        ),
     )
     leader = ranked[0]
     if len(ranked) == 1:
@@ -270,13 +298,21 @@ def _reason(result: SelectionResult) -> str:
     if result.metric is None or c.headline is None:
         if c.train_reward is not None:
             return f"best final train reward ({c.train_reward:.4g}; no held-out prompts)"
-        return f"best validation NLL ({c.val_nll})" if c.val_nll is not None else "the only candidate"
+        return (
+            f"best validation NLL ({c.val_nll})" if c.val_nll is not None else "the only candidate"
+        )
     text = f"{result.task}/{result.metric} {c.headline:.4g}"
     other = result.runner_up
     if other is None:
         return text
-    versus = f"vs {other.ref} {other.headline:.4g}" if other.headline is not None else f"vs {other.ref}"
-    p = f", {result.test.method} p={result.test.p_value:.3g}" if result.test is not None else ", no shared samples"
+    versus = (
+        f"vs {other.ref} {other.headline:.4g}" if other.headline is not None else f"vs {other.ref}"
+    )
+    p = (
+        f", {result.test.method} p={result.test.p_value:.3g}"
+        if result.test is not None
+        else ", no shared samples"
+    )
     if result.tie and c.cost < other.cost:
         return (
             f"{text} {versus}: no significant difference{p}; the tie goes to the cheaper model "
@@ -298,9 +334,10 @@ class SelectionPlan:
     scope: str
     candidates: list[Candidate]
     shortlist: list[Candidate]
-    task: Any | None  # the suite task whose headline decides (None: an empty suite, RL by reward)
+    # The suite task whose headline decides (None: an empty suite, or RL by held-out reward).
+    task: EvalTask | None
     rl: bool = False
-    heldout: Any = None  # RL with held-out prompts: the `Prepared` data they are read from
+    heldout: Prepared | None = None  # RL with held-out prompts: the data they are read from
     size: int = DEFAULT_SHORTLIST
 
     @property
@@ -317,8 +354,9 @@ def plan_selection(
     shortlist: int = DEFAULT_SHORTLIST,
     task: str | None = None,
 ) -> SelectionPlan:
-    """The scope (default the latest run's sweep, or the latest run), its candidates and the shortlist
-    by the cheap layer; every bad input is a one-line `TrainingError` here, before connecting."""
+    """The scope (default the latest run's sweep, or the latest run), its candidates and the
+    shortlist by the cheap layer; every bad input is a one-line `TrainingError` here, before
+    connecting."""
     if sweep_id is not None and run_id is not None:
         raise TrainingError("give one of --sweep ID or --run ID, not both")
     if shortlist < 1:
@@ -348,9 +386,12 @@ def plan_selection(
     return SelectionPlan(scope, ordered, ordered[:shortlist], chosen_task, True, heldout, shortlist)
 
 
-def measure_heldout(plan: SelectionPlan, connection: Any, registry: Any) -> dict[str, Any]:
+def measure_heldout(
+    plan: SelectionPlan, connection: Connection, registry: Registry
+) -> HeldOutSummary:
     """Every candidate's held-out reward (greedy answers, the project's grader); reorders the plan's
     candidates and shortlist by it. Returns what the selection records about it."""
+    assert plan.heldout is not None  # asked only of a plan with held-out prompts
     measure = HeldOutReward(plan.heldout, connection)
     for c in plan.candidates:
         rewards = measure(registry.get_model(c.ref).tinker_path)
@@ -377,7 +418,7 @@ def run_selection(
     project: Workspace,
     plan: SelectionPlan,
     connection: Connection | None = None,
-    progress: Any = None,
+    progress: SuiteProgress | None = None,
     *,
     backend: str | None = None,
     base_url: str | None = None,
@@ -397,8 +438,8 @@ def _suite_on(
     project: Workspace,
     candidate: Candidate,
     connection: Connection,
-    registry: Any,
-    progress: Any,
+    registry: Registry,
+    progress: SuiteProgress | None,
     budget: TaskBudget | None,
 ) -> SuiteRunResult:
     """The full suite on one candidate, in an SDK session of its own that is attributed to the
@@ -424,7 +465,7 @@ def _run_selection(
     project: Workspace,
     plan: SelectionPlan,
     connection: Connection,
-    progress: Any,
+    progress: SuiteProgress | None,
     tracking: Tracking | None,
     budget: SelectionBudget | None = None,
 ) -> SelectionResult:
@@ -440,7 +481,9 @@ def _run_selection(
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
             if tracking is not None:
                 tracking.log_evals(registry, c.ref, result.suite_version)
-            c.headline, c.eval_run_id = _headline(result, task) if task is not None else (None, None)
+            c.headline, c.eval_run_id = (
+                _headline(result, task) if task is not None else (None, None)
+            )
         task_name, metric = (task.name, task.headline_metric) if task is not None else (None, None)
         higher = rules.higher_is_better(metric) if metric else True
         samples_of = None
@@ -449,7 +492,9 @@ def _run_selection(
             for c in plan.shortlist:
                 c.headline = c.heldout_reward
             samples_of = lambda c: c.heldout_samples  # noqa: E731
-        chosen, runner_up, test, tie = decide(plan.shortlist, higher, rules.alpha, registry, samples_of)
+        chosen, runner_up, test, tie = decide(
+            plan.shortlist, higher, rules.alpha, registry, samples_of
+        )
         outcome = SelectionResult(
             plan.scope,
             plan.candidates,
@@ -466,7 +511,9 @@ def _run_selection(
             heldout=heldout,
         )
         outcome.reason = _reason(outcome)
-        registry.mark_selected(chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details())
+        registry.mark_selected(
+            chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details()
+        )
         if tracking is not None:
             tracking.log_selection(registry, chosen.ref, plan.scope, outcome.reason)
     return outcome
@@ -480,7 +527,7 @@ def select(
     run_id: str | None = None,
     shortlist: int = DEFAULT_SHORTLIST,
     task: str | None = None,
-    progress: Any = None,
+    progress: SuiteProgress | None = None,
 ) -> SelectionResult:
     """Choose and mark the candidate of a sweep (`sweep_id`) or a run (`run_id`); default the
     latest. On `connection`, else on the project's own backend."""

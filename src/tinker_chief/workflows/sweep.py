@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple, NotRequired, TypedDict
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
-from tinker_chief.files import read_json
+from tinker_chief.files import JsonObject, read_json
 from tinker_chief.paths import ProjectPaths, SweepPaths
 from tinker_chief.spend.budget import BudgetGuard
 from tinker_chief.tracking.mirror import Tracking
@@ -88,7 +88,7 @@ class Sweep:
     status: str = "running"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "sweep_id": self.sweep_id,
             "status": self.status,
@@ -115,7 +115,7 @@ class Sweep:
             tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
             os.replace(tmp, path)
 
-    def update(self, point: SweepPoint, **changes: Any) -> None:
+    def update(self, point: SweepPoint, **changes: object) -> None:
         for key, value in changes.items():
             setattr(point, key, value)
         self.save()
@@ -127,7 +127,9 @@ class Sweep:
         try:
             planned = raw["planned"]
             known = {f.name for f in fields(SweepPoint)}
-            points = [SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]]
+            points = [
+                SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]
+            ]
             return cls(
                 raw["sweep_id"],
                 sweep_dir,
@@ -140,7 +142,9 @@ class Sweep:
                 raw.get("status", "running"),
             )
         except (KeyError, TypeError) as exc:
-            raise TrainingError(f"{path}: not a chief sweep file (missing or bad field {exc})") from None
+            raise TrainingError(
+                f"{path}: not a chief sweep file (missing or bad field {exc})"
+            ) from None
 
 
 def sweep_dirs(project_dir: Path) -> list[Path]:
@@ -156,11 +160,15 @@ def load_sweep(project_dir: Path, sweep_id: str | None = None) -> Sweep:
         path = ProjectPaths(project_dir).sweeps / sweep_id
         if not SweepPaths(path).state.exists():
             known = ", ".join(d.name for d in sweep_dirs(project_dir)) or "none"
-            raise TrainingError(f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})")
+            raise TrainingError(
+                f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})"
+            )
         return Sweep.load(path)
     dirs = sweep_dirs(project_dir)
     if not dirs:
-        raise TrainingError(f"no sweep under {ProjectPaths(project_dir).sweeps}; run `chief sweep` first")
+        raise TrainingError(
+            f"no sweep under {ProjectPaths(project_dir).sweeps}; run `chief sweep` first"
+        )
     return Sweep.load(dirs[-1])
 
 
@@ -207,7 +215,9 @@ def planned_get_lr(project_dir: Path) -> float | None:
         return None
     plan = read_json(path, error=TrainingError)
     value = (
-        ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value") if isinstance(plan, dict) else None
+        ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value")
+        if isinstance(plan, dict)
+        else None
     )
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
@@ -295,13 +305,40 @@ def _better_first(point: SweepPoint) -> float:
     return -value if HIGHER_IS_BETTER[metric] else value
 
 
-def summarize(sweep: Sweep) -> dict[str, Any]:
+class RankSummary(TypedDict):
+    """One LoRA rank's best point in a sweep's summary."""
+
+    lora_rank: int
+    best_point: str
+    best_lr: float
+    metric: str
+    higher_is_better: bool
+    best_value: float
+    ratio_to_plan: float
+    ratio_to_get_lr: float | None
+    at_grid_edge: bool
+
+
+class SweepSummary(TypedDict):
+    """sweep.json's `summary`: the best LR per rank, and whether rank mattered."""
+
+    per_rank: list[RankSummary]
+    finished_points: int
+    points: int
+    metric: NotRequired[str]  # with at least one finished point
+    higher_is_better: NotRequired[bool]
+    rank_spread: NotRequired[float]  # with more than one rank
+    rank_changed_result: NotRequired[bool]
+    lines: NotRequired[list[str]]  # the summary in words (`summary_lines`), always set last
+
+
+def summarize(sweep: Sweep) -> SweepSummary:
     """Where the best LR fell per rank (vs the plan's and get_lr's), and whether rank mattered."""
     done = [p for p in sweep.points if p.status == "finished" and _score(p) is not None]
     by_rank: dict[int, list[SweepPoint]] = {}
     for p in done:
         by_rank.setdefault(p.lora_rank, []).append(p)
-    per_rank: list[dict[str, Any]] = []
+    per_rank: list[RankSummary] = []
     best_values: list[float] = []
     for rank, points in sorted(by_rank.items()):
         best = min(points, key=lambda p: (_better_first(p), p.learning_rate))
@@ -322,7 +359,11 @@ def summarize(sweep: Sweep) -> dict[str, Any]:
                 and len(points) > 1,
             }
         )
-    summary: dict[str, Any] = {"per_rank": per_rank, "finished_points": len(done), "points": len(sweep.points)}
+    summary: SweepSummary = {
+        "per_rank": per_rank,
+        "finished_points": len(done),
+        "points": len(sweep.points),
+    }
     if per_rank:
         summary["metric"] = per_rank[0]["metric"]
         summary["higher_is_better"] = per_rank[0]["higher_is_better"]
@@ -336,7 +377,7 @@ def summarize(sweep: Sweep) -> dict[str, Any]:
     return summary
 
 
-def summary_lines(summary: dict[str, Any], sweep: Sweep) -> list[str]:
+def summary_lines(summary: SweepSummary, sweep: Sweep) -> list[str]:
     """The summary in words, as `chief sweep`, `chief plan` and the report print it."""
     lines = []
     if "metric" in summary:
@@ -348,13 +389,14 @@ def summary_lines(summary: dict[str, Any], sweep: Sweep) -> list[str]:
             where += f", {r['ratio_to_get_lr']:.3g}x get_lr's {sweep.get_lr:.3g}"
         edge = " (at the edge of the grid: the best may lie beyond it)" if r["at_grid_edge"] else ""
         lines.append(
-            f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), {r['metric']} {r['best_value']:.4f}{edge}"
+            f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), "
+            f"{r['metric']} {r['best_value']:.4f}{edge}"
         )
     if "rank_changed_result" in summary:
         verdict = "yes" if summary["rank_changed_result"] else "no"
         lines.append(
-            f"rank changed the result: {verdict} (best values differ by {summary['rank_spread']:.1%}; "
-            f"threshold {RANK_EFFECT:.0%})"
+            f"rank changed the result: {verdict} "
+            f"(best values differ by {summary['rank_spread']:.1%}; threshold {RANK_EFFECT:.0%})"
         )
     if summary["finished_points"] < summary["points"]:
         lines.append(f"{summary['finished_points']} of {summary['points']} points finished")
@@ -372,7 +414,12 @@ class _PointObserver:
 
     def on_start(self, run_id: str, start_step: int, total_steps: int) -> None:
         self.sweep.update(
-            self.point, run_id=run_id, status="running", steps_done=start_step, total_steps=total_steps, error=None
+            self.point,
+            run_id=run_id,
+            status="running",
+            steps_done=start_step,
+            total_steps=total_steps,
+            error=None,
         )
         if self.display:
             self.display.on_start(run_id, start_step, total_steps)
@@ -396,7 +443,7 @@ class _PointObserver:
             self.display.on_end(result)
 
 
-def _run_status(project_dir: Path, point: SweepPoint) -> dict[str, Any] | None:
+def _run_status(project_dir: Path, point: SweepPoint) -> JsonObject | None:
     """run.json of the point's run, when it has one (None: the point never started a run)."""
     if point.run_id is None:
         return None
@@ -404,7 +451,7 @@ def _run_status(project_dir: Path, point: SweepPoint) -> dict[str, Any] | None:
     return log.status() if log.exists() else None
 
 
-def _record_finished(sweep: Sweep, point: SweepPoint, run_dir: Path, status: dict[str, Any]) -> None:
+def _record_finished(sweep: Sweep, point: SweepPoint, run_dir: Path, status: JsonObject) -> None:
     results = run_results(run_dir)
     sweep.update(
         point,
@@ -428,9 +475,12 @@ def _train_point(
     display: Observer | None,
     guard: BudgetGuard | None = None,
 ) -> None:
-    tag = {"sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}}
+    tag = {
+        "sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}
+    }
     status = _run_status(project.root, point)
-    if status is not None and status.get("status") == "finished":  # finished before the sweep noted it
+    # Finished before the sweep noted it.
+    if status is not None and status.get("status") == "finished":
         _record_finished(sweep, point, ProjectPaths(project.root).runs / str(point.run_id), status)
         return
     try:
@@ -444,9 +494,12 @@ def _train_point(
             stop=stop,
             guard=guard.for_run(point.name) if guard is not None else None,
         )
-    except Exception as exc:  # a bad point, or an SDK or engine failure, ends this run only; the others go on
+    except Exception as exc:
+        # A bad point, or an SDK or engine failure, ends this run only; the others go on.
         sweep.update(
-            point, status="failed", error=str(exc) if isinstance(exc, ChiefError) else f"{type(exc).__name__}: {exc}"
+            point,
+            status="failed",
+            error=str(exc) if isinstance(exc, ChiefError) else f"{type(exc).__name__}: {exc}",
         )
         return
     sweep.update(point, run_id=result.run_id)
@@ -482,7 +535,9 @@ def resume_sweep(project: Workspace, sweep_id: str | None = None) -> Sweep:
     """The sweep to continue (named, else the latest), refused if finished or the plan changed."""
     sweep = load_sweep(project.root, sweep_id)
     if sweep.status == "finished":
-        raise TrainingError(f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume")
+        raise TrainingError(
+            f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume"
+        )
     current = spec_from_project(project).config_hash()
     if current != sweep.config_hash:
         raise TrainingError(
@@ -564,7 +619,9 @@ def _run_points(
                     guard.ended(point.name)
 
     # Daemon threads: a second Ctrl-C aborts the main thread, and the process, at once.
-    threads = [threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)]
+    threads = [
+        threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)
+    ]
     with stop.installed():
         for thread in threads:
             thread.start()
@@ -587,7 +644,8 @@ def _run_points(
 
 
 def latest_summary_lines(project_dir: Path) -> list[str]:
-    """`chief plan`'s view of the latest sweep: its id and where the best LR fell; [] without one."""
+    """`chief plan`'s view of the latest sweep: its id and where the best LR fell; [] without
+    one."""
     dirs = sweep_dirs(project_dir)
     if not dirs:
         return []

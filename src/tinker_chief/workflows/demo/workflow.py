@@ -73,7 +73,8 @@ class PaperTrail:
 
 @dataclass(frozen=True)
 class DemoRun:
-    """Everything the demo made: the project, both suite results, the gate's decisions, the files."""
+    """Everything the demo made: the project, both suite results, the gate's decisions, the
+    files."""
 
     demo: DemoProject
     base: SuiteRunResult
@@ -120,7 +121,8 @@ def run_demo(
         tuned = _evaluate(observer, project, candidate_ref, connection, "checkpoint", tracking)
 
     observer.step(5, STEPS[4])
-    if base.model_ref is None:  # run_suite registers the base model; without it there is nothing to gate
+    # run_suite registers the base model; without it there is nothing to gate.
+    if base.model_ref is None:
         raise EvalError(f"demo: the base model {project.config.base_model} has no registry entry")
     promotion = promote_better(project, base.model_ref, candidate_ref, base, tuned, CUSTOM_TASK)
     if tracking.on:
@@ -128,7 +130,9 @@ def run_demo(
     observer.promoted(promotion)
 
     observer.step(6, STEPS[5])
-    trail = PaperTrail(write_registry_markdown(project), write_report(project.root), plan_files["markdown"])
+    trail = PaperTrail(
+        write_registry_markdown(project), write_report(project.root), plan_files["markdown"]
+    )
     return DemoRun(demo, base, tuned, candidate_ref, promotion, trail)
 
 
