@@ -165,7 +165,6 @@ def print_suite(result: SuiteRunResult) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-
     table = Table(
         title=escape(
             f"{result.model} on suite {result.suite_name} (version {result.suite_version})"
@@ -195,7 +194,9 @@ def print_suite(result: SuiteRunResult) -> None:
     console.print(table)
     for task in result.tasks:
         for name, why in _not_scored(task.settings).items():
-            console.print(f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(str(why))}")
+            console.print(
+                f"[yellow]{task.task}/{escape(name)} not scored[/yellow]: {escape(str(why))}"
+            )
 
 
 def _not_scored(settings: Mapping[str, object]) -> Mapping[str, object]:

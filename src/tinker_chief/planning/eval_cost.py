@@ -142,7 +142,8 @@ def _builtin(task: EvalTask, path: Path | None, renderer: Renderer) -> EvalTaskT
             "choice, one token sampled each time",
         )
     prefill = sum(
-        renderer.build_generation_prompt(cookbook_messages(chat)).length for chat, _options in requests
+        renderer.build_generation_prompt(cookbook_messages(chat)).length
+        for chat, _options in requests
     )
     limit = f" (limit {s.limit} per category)" if s.limit else ""
     how = f"{n} shipped prompts{limit}; sampled <= {n} x max_tokens {s.max_tokens}"

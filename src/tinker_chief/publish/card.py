@@ -86,7 +86,11 @@ def gather(
 
     config = project.config
     base_record = _base_record(registry, record)
-    audit = [e for e in registry.audit_log() if e.target == record.ref and e.command.startswith("promote")]
+    audit = [
+        e
+        for e in registry.audit_log()
+        if e.target == record.ref and e.command.startswith("promote")
+    ]
     prices = project.path(config.estimates.prices_file) if config.estimates.prices_file else None
     plan_path = project.root / "plan.json"
     return CardFacts(
@@ -157,13 +161,17 @@ def _hub_dataset(path: str) -> str:
 
 
 def _model_name(facts: CardFacts) -> str:
-    return facts.repo.split("/")[-1] if facts.repo else f"{facts.record.name}-v{facts.record.version}"
+    return (
+        facts.repo.split("/")[-1] if facts.repo else f"{facts.record.name}-v{facts.record.version}"
+    )
 
 
 def _dataset_of(run: EvalRun) -> dict[str, Any] | None:
     """The hub split a published benchmark run read, as `chief eval` recorded it."""
     splits = run.settings.get("dataset")
-    first = splits[0] if isinstance(splits, list) and splits and isinstance(splits[0], dict) else None
+    first = (
+        splits[0] if isinstance(splits, list) and splits and isinstance(splits[0], dict) else None
+    )
     return first if first and first.get("path") else None
 
 
@@ -211,7 +219,9 @@ def eval_result_files(facts: CardFacts) -> dict[str, str]:
         dataset = {"id": str(hub["path"]), "task_id": inspect_task.rsplit("/", 1)[-1]}
         if hub.get("revision"):
             dataset["revision"] = str(hub["revision"])
-        ci = "" if metric.ci_low is None else f", 95% CI [{metric.ci_low:.4g}, {metric.ci_high:.4g}]"
+        ci = (
+            "" if metric.ci_low is None else f", 95% CI [{metric.ci_low:.4g}, {metric.ci_high:.4g}]"
+        )
         entry = {
             "dataset": dataset,
             "value": float(metric.value),
@@ -248,7 +258,11 @@ def _body(facts: CardFacts) -> str:
 
 def _purpose(facts: CardFacts) -> str:
     r = facts.record
-    what = "A LoRA adapter" if facts.export_format == "adapter" else "A LoRA fine-tune merged into its base model"
+    what = (
+        "A LoRA adapter"
+        if facts.export_format == "adapter"
+        else "A LoRA fine-tune merged into its base model"
+    )
     recipe = RECIPES.get(r.recipe, r.recipe)
     origin = (
         f" (chief's `{facts.base.name}`, made from {text(facts.base.card_id)})"
@@ -271,7 +285,10 @@ def _data_section(facts: CardFacts) -> list[str]:
     completion = data.completion_tokens
     completion = completion if completion is not None else planned.get("completion_tokens")
     lines = ["## Training data", "", "Summarized; the data itself is not published.", ""]
-    lines += [f"- rows: {text(data.examples)}; tokens: {text(tokens)}; trained (completion) tokens: {text(completion)}"]
+    lines += [
+        f"- rows: {text(data.examples)}; tokens: {text(tokens)}; "
+        f"trained (completion) tokens: {text(completion)}"
+    ]
     lines += [f"- {code(f.path)}: sha256 {code(f.sha256)}" for f in data.files]
     return lines + [""]
 
@@ -324,7 +341,9 @@ def _training_section(facts: CardFacts) -> list[str]:
     lines += ["| setting | used | doctrine's value | rule that chose it |", "|---|---|---|---|"]
     for name, used, advice in rows:
         value = advice.get("value")
-        lines.append(f"| {name} | {text(used)} | {text(value)} | {text(advice.get('rule') or '—')} |")
+        lines.append(
+            f"| {name} | {text(used)} | {text(value)} | {text(advice.get('rule') or '—')} |"
+        )
     lines += [
         "",
         "Rules from the project's `plan.json` (LoRA Without Regret, the Tinker cookbook).",
@@ -394,7 +413,9 @@ def _gate_section(facts: CardFacts) -> list[str]:
             )
         else:
             reasons = "; ".join(str(r) for r in d.get("reasons", []))
-            lines.append(f"- {text(entry.at)}: the gate refused it for {text(d.get('to'))}: {text(reasons)}")
+            lines.append(
+                f"- {text(entry.at)}: the gate refused it for {text(d.get('to'))}: {text(reasons)}"
+            )
     if not facts.promotions:
         lines.append("- never put to the gate")
     lines += ["", "| at | from | to | by | reason |", "|---|---|---|---|---|"]
@@ -416,7 +437,9 @@ def _lineage_section(facts: CardFacts) -> list[str]:
         f"- training run {code(r.training_run_id or '—')}, step {text(r.training_step)}",
         f"- config hash {code(r.config_hash or '—')}",
         f"- parent {code(r.parent_ref) if r.parent_ref else '—'}",
-        f"- sweep {code(sweep.get('id'))}, point {code(sweep.get('point'))}" if sweep else "- sweep: none",
+        f"- sweep {code(sweep.get('id'))}, point {code(sweep.get('point'))}"
+        if sweep
+        else "- sweep: none",
         f"- checkpoint {code(r.tinker_path or '—')} on the {text(r.backend)} backend",
     ]
     trackers = stored_links(r.config).values()
@@ -449,7 +472,9 @@ def _verification_section(facts: CardFacts) -> list[str]:
         f"{rt.mean_tolerance:g} for {text(rt.precision)}), and differs from the base model by up "
         f"to {rt.adapter_effect:.3g}."
     )
-    lines += [""] + [f"- {code(name)}: sha256 {code(digest)}" for name, digest in facts.digests.items()]
+    lines += [""] + [
+        f"- {code(name)}: sha256 {code(digest)}" for name, digest in facts.digests.items()
+    ]
     return lines + [""]
 
 
@@ -506,7 +531,11 @@ def _usage_section(facts: CardFacts) -> list[str]:
 def _base_record(registry: Registry, record: ModelRecord) -> ModelRecord | None:
     """The registry's record of the version's base model (the one `chief eval BASE` made), the
     newest that has results."""
-    bases = [m for m in registry.list_models() if m.recipe == "base" and m.base_model == record.base_model]
+    bases = [
+        m
+        for m in registry.list_models()
+        if m.recipe == "base" and m.base_model == record.base_model
+    ]
     with_results = [m for m in bases if registry.latest_results(m.ref)]
     chosen = with_results or bases
     return chosen[-1] if chosen else None
