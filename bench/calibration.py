@@ -48,7 +48,9 @@ def score(dtype: str, model: str, items: list[MCQuestion], concurrency: int, sta
 
     with (
         start_engine(state_dir=state / dtype, dtype=dtype) as handle,
-        open_connection(choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients) as connection,
+        open_connection(
+            choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients
+        ) as connection,
     ):
         service = connection.service_client()
 
@@ -70,14 +72,23 @@ def main() -> None:
     args = parser.parse_args()
     items = questions(args.n)
     state = Path(tempfile.mkdtemp(prefix="chief-bench-cal-"))
-    results = {dtype: score(dtype, args.model, items, args.concurrency, state) for dtype in ("float32", "bfloat16")}
+    results = {
+        dtype: score(dtype, args.model, items, args.concurrency, state)
+        for dtype in ("float32", "bfloat16")
+    }
     (t32, r32), (t16, r16) = results["float32"], results["bfloat16"]
     s32, s16 = scored_from_records(r32), scored_from_records(r16)
     if len(s32) != args.n or len(s16) != args.n:
         raise SystemExit(f"scoring errors: fp32 {args.n - len(s32)}, bf16 {args.n - len(s16)}")
     agree = sum(a.predicted == b.predicted for a, b in zip(s32, s16, strict=True))
-    max_diff = max(abs(p - q) for a, b in zip(s32, s16, strict=True) for p, q in zip(a.probabilities, b.probabilities))
-    print(f"machine: {machine()}; model {args.model}; n={args.n} questions x 4 options, concurrency={args.concurrency}")
+    max_diff = max(
+        abs(p - q)
+        for a, b in zip(s32, s16, strict=True)
+        for p, q in zip(a.probabilities, b.probabilities)
+    )
+    print(
+        f"machine: {machine()}; model {args.model}; n={args.n} questions x 4 options, concurrency={args.concurrency}"
+    )
     print(
         f"fp32: {t32:7.2f} s  {args.n / t32:7.2f} questions/s  accuracy {calibration_metrics(s32)['accuracy']:.3f}"
         f"  ECE {calibration_metrics(s32)['ece']:.4f}"

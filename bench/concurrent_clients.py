@@ -39,12 +39,16 @@ def make_clients(service, args, count: int, data) -> list:
     import tinker
 
     sdk_data = [
-        tinker.Datum(model_input=tinker.ModelInput.from_ints(d.tokens.tolist()), loss_fn_inputs=dict(d.loss_fn_inputs))
+        tinker.Datum(
+            model_input=tinker.ModelInput.from_ints(d.tokens.tolist()),
+            loss_fn_inputs=dict(d.loss_fn_inputs),
+        )
         for d in data
     ]
     adam = tinker.AdamParams(learning_rate=STEP.learning_rate)
     clients = [
-        service.create_lora_training_client(base_model=args.model, rank=RANK, seed=i).result() for i in range(count)
+        service.create_lora_training_client(base_model=args.model, rank=RANK, seed=i).result()
+        for i in range(count)
     ]
 
     def runner(client):
@@ -93,10 +97,17 @@ def measure(args) -> tuple[dict[int, float], dict[int, str], str]:
                     count * (args.steps + 1),
                     after["shared_calls"] - before["shared_calls"],
                 )
-                shared[count] = [total + delta for total, delta in zip(shared[count], deltas, strict=True)]
-                print(f"N={count}: {samples[count][-1]:.0f} tok/s, shared so far {shared[count]}", flush=True)
+                shared[count] = [
+                    total + delta for total, delta in zip(shared[count], deltas, strict=True)
+                ]
+                print(
+                    f"N={count}: {samples[count][-1]:.0f} tok/s, shared so far {shared[count]}",
+                    flush=True,
+                )
         precision = str(stats(handle).get("precision", "?"))
-    grouping = {n: f"{s[0]} of {s[1]} `forward_backward` in {s[2]} shared calls" for n, s in shared.items()}
+    grouping = {
+        n: f"{s[0]} of {s[1]} `forward_backward` in {s[2]} shared calls" for n, s in shared.items()
+    }
     return {n: statistics.median(v) for n, v in samples.items()}, grouping, precision
 
 

@@ -66,7 +66,9 @@ def run_recipe(args: argparse.Namespace, base_url: str, log_path: Path) -> float
 
 
 def report(rows: list[dict], wall: float) -> dict:
-    print(f"{'iter':>4} {'s/iter':>7} {'sample s':>8} {'tokens':>6} {'tok/s':>7} {'reward':>7} {'correct':>7}")
+    print(
+        f"{'iter':>4} {'s/iter':>7} {'sample s':>8} {'tokens':>6} {'tok/s':>7} {'reward':>7} {'correct':>7}"
+    )
     per_s, tok_s = [], []
     for row in rows:
         tokens, sampling = row["env/all/total_ac_tokens"], row["time/sampling"]
@@ -110,12 +112,19 @@ def main() -> None:
         f"rank {args.rank}, renderer {RENDERER}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-cookbook-rl-") as tmp:
-        with start_engine(state_dir=Path(tmp) / "engine", device=args.device, dtype=args.dtype) as engine:
-            os.environ["TINKER_API_KEY"] = engine.api_key_for_clients  # the SDK reads the key from here
+        with start_engine(
+            state_dir=Path(tmp) / "engine", device=args.device, dtype=args.dtype
+        ) as engine:
+            os.environ["TINKER_API_KEY"] = (
+                engine.api_key_for_clients
+            )  # the SDK reads the key from here
             stats = engine_stats(engine.base_url, engine.api_key_for_clients) or {}
             print(f"engine: {stats.get('device', '?')} {stats.get('precision', '?')}")
             wall = run_recipe(args, engine.base_url, Path(tmp) / "log")
-        rows = [json.loads(line) for line in (Path(tmp) / "log" / "metrics.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line)
+            for line in (Path(tmp) / "log" / "metrics.jsonl").read_text().splitlines()
+        ]
     report([row for row in rows if "time/total" in row], wall)
 
 

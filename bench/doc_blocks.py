@@ -38,7 +38,9 @@ def write_block(path: Path, name: str, body: str) -> None:
     elif 0 <= start < stop:
         text = text[:start] + block + text[stop + len(end) :]
     else:
-        raise ValueError(f"{path}: the {begin} / {end} markers are missing one half or out of order")
+        raise ValueError(
+            f"{path}: the {begin} / {end} markers are missing one half or out of order"
+        )
     path.write_text(text, encoding="utf-8")
 
 

@@ -109,5 +109,7 @@ def engine_and_sdk(dtype: str, device: str = "auto") -> Iterator[tuple[object, o
         try:
             yield handle, client
         finally:
-            client.close("success").result()  # stops the SDK's heartbeat thread before the engine goes
+            client.close(
+                "success"
+            ).result()  # stops the SDK's heartbeat thread before the engine goes
             handle.stop()

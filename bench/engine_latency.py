@@ -32,7 +32,9 @@ TOKENS = list(range(10, 27))  # 17 tokens -> one datum of 16 positions
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return statistics.median(ordered), ordered[
+        min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))
+    ]
 
 
 def interleaved(fns: dict[str, object], calls: int, warmup: int = 10) -> dict[str, list[float]]:
@@ -99,9 +101,15 @@ def main() -> None:
 
     samples = run(args.calls)
     sdk, local, health = samples["sdk"], samples["local"], samples["health"]
-    (sdk50, sdk99), (loc50, loc99), (h50, h99) = percentiles(sdk), percentiles(local), percentiles(health)
+    (sdk50, sdk99), (loc50, loc99), (h50, h99) = (
+        percentiles(sdk),
+        percentiles(local),
+        percentiles(health),
+    )
     print(f"machine: {machine()}")
-    print(f"minimal forward on {TINY}, 1 datum x {len(TOKENS) - 1} tokens, {args.calls} calls each, interleaved")
+    print(
+        f"minimal forward on {TINY}, 1 datum x {len(TOKENS) - 1} tokens, {args.calls} calls each, interleaved"
+    )
     print(f"{'path':<34}{'p50 ms':>10}{'p99 ms':>10}")
     print(f"{'SDK -> engine over HTTP':<34}{sdk50 * 1e3:>10.2f}{sdk99 * 1e3:>10.2f}")
     print(f"{'in-process TorchBackend (baseline)':<34}{loc50 * 1e3:>10.2f}{loc99 * 1e3:>10.2f}")

@@ -145,8 +145,13 @@ def declared_too_large(base_url: str, key: str) -> str:
     return head.split("\r\n", 1)[0].removeprefix("HTTP/1.1 ")
 
 
-def scenarios(http: httpx.Client, base_url: str, key: str, max_tokens: int) -> list[tuple[str, object]]:
-    prompt_200, prompt_2047 = list(range(10, 210)), [10 + i % 240 for i in range(2047)]  # vocabulary: 259
+def scenarios(
+    http: httpx.Client, base_url: str, key: str, max_tokens: int
+) -> list[tuple[str, object]]:
+    prompt_200, prompt_2047 = (
+        list(range(10, 210)),
+        [10 + i % 240 for i in range(2047)],
+    )  # vocabulary: 259
     bomb = zstandard.ZstdCompressor().compress(b"\x0a\x80\x80\x80\xc0\x01" + b"a" * 400_000_000)
     chunked = (b" " * MiB for _ in range(9))
     big_body = pb.ForwardBackwardRequest(model_id="a" * (63 * MiB - 16)).SerializeToString()
@@ -157,27 +162,38 @@ def scenarios(http: httpx.Client, base_url: str, key: str, max_tokens: int) -> l
         ),
         (
             "2: topk_prompt_logprobs=100 (the max), 2047-token prompt",
-            lambda: submitted_sample(http, sample_body(prompt_2047, topk_prompt_logprobs=100, prompt_logprobs=True)),
+            lambda: submitted_sample(
+                http, sample_body(prompt_2047, topk_prompt_logprobs=100, prompt_logprobs=True)
+            ),
         ),
         (
             f"2: num_samples=256 x max_tokens={max_tokens}",
             lambda: submitted_sample(
                 http,
                 sample_body(
-                    [10, 11, 12], num_samples=256, sampling_params={"max_tokens": max_tokens, "seed": 0, "stop": []}
+                    [10, 11, 12],
+                    num_samples=256,
+                    sampling_params={"max_tokens": max_tokens, "seed": 0, "stop": []},
                 ),
             ),
         ),
         (
             "3: the topk=100 request again, never retrieved",
-            lambda: submitted_sample(http, sample_body(prompt_2047, topk_prompt_logprobs=100), retrieve=False),
+            lambda: submitted_sample(
+                http, sample_body(prompt_2047, topk_prompt_logprobs=100), retrieve=False
+            ),
         ),
         (
             f"4: zstd bomb, {len(bomb) / 1024:.1f} KB inflating to 400 MB",
-            lambda: answered(http.post("/forward_backward", content=bomb, headers={"Content-Encoding": "zstd"})),
+            lambda: answered(
+                http.post("/forward_backward", content=bomb, headers={"Content-Encoding": "zstd"})
+            ),
         ),
         ("4: Content-Length 300 MB to create_session", lambda: declared_too_large(base_url, key)),
-        ("4: 9 MiB chunked body to create_session", lambda: answered(http.post("/create_session", content=chunked))),
+        (
+            "4: 9 MiB chunked body to create_session",
+            lambda: answered(http.post("/create_session", content=chunked)),
+        ),
         (
             "4: 63 MiB forward_backward body (under the cap)",
             lambda: answered(http.post("/forward_backward", content=big_body)),
@@ -190,9 +206,13 @@ def run(max_tokens: int) -> tuple[int, list[tuple[str, str, int, int, int]], dic
 
     rows = []
     with (
-        start_engine(state_dir=Path(tempfile.mkdtemp(prefix="bench-limits-")), device="cpu", dtype="float32") as engine,
+        start_engine(
+            state_dir=Path(tempfile.mkdtemp(prefix="bench-limits-")), device="cpu", dtype="float32"
+        ) as engine,
         httpx.Client(
-            base_url=f"{engine.base_url}/api/v1", timeout=600, headers={"X-API-Key": engine.api_key_for_clients}
+            base_url=f"{engine.base_url}/api/v1",
+            timeout=600,
+            headers={"X-API-Key": engine.api_key_for_clients},
         ) as http,
     ):
         memory = PeakMemory(engine.process.pid)
@@ -228,7 +248,9 @@ def table(baseline: int, rows: list[tuple[str, str, int, int, int]], stats: dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-tokens", type=int, default=256, help="tokens per sample in the 256-sample request")
+    parser.add_argument(
+        "--max-tokens", type=int, default=256, help="tokens per sample in the 256-sample request"
+    )
     parser.add_argument(
         "--append",
         type=Path,
@@ -245,7 +267,9 @@ def main() -> None:
     print(text)
     if args.append:
         with args.append.open("a", encoding="utf-8") as out:
-            out.write(f"\n#### `bench/engine_limits.py`, {datetime.date.today()}\n\nMachine: {machine()}\n\n{text}\n")
+            out.write(
+                f"\n#### `bench/engine_limits.py`, {datetime.date.today()}\n\nMachine: {machine()}\n\n{text}\n"
+            )
 
 
 if __name__ == "__main__":

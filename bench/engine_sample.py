@@ -70,7 +70,9 @@ def bench_hf(backend: TorchBackend, model: str, batch: list[list[int]], new_toke
     return time.perf_counter() - start
 
 
-def bench_backend(backend: TorchBackend, model: str, batch: list[list[int]], new_tokens: int) -> float:
+def bench_backend(
+    backend: TorchBackend, model: str, batch: list[list[int]], new_tokens: int
+) -> float:
     settings = SamplingSettings(max_tokens=new_tokens, temperature=0.0)
     requests = [SampleRequest(model, tuple(p), 1, settings) for p in batch]
     start = time.perf_counter()
@@ -80,7 +82,9 @@ def bench_backend(backend: TorchBackend, model: str, batch: list[list[int]], new
     return elapsed
 
 
-def bench_sdk(model: str, batch: list[list[int]], new_tokens: int, dtype: str, device: str) -> float:
+def bench_sdk(
+    model: str, batch: list[list[int]], new_tokens: int, dtype: str, device: str
+) -> float:
     import tinker
 
     params = tinker.SamplingParams(max_tokens=new_tokens, temperature=0.0, stop=[])

@@ -56,7 +56,9 @@ def make_batch(batch: int, seq: int, vocab: int) -> list[DatumArrays]:
     rng = np.random.default_rng(0)
     tokens = rng.integers(3, min(vocab, 20000), (batch, seq + 1))
     return [
-        DatumArrays(row[:-1].copy(), {"target_tokens": row[1:].copy(), "weights": np.ones(seq, np.float32)})
+        DatumArrays(
+            row[:-1].copy(), {"target_tokens": row[1:].copy(), "weights": np.ones(seq, np.float32)}
+        )
         for row in tokens
     ]
 
@@ -67,7 +69,9 @@ def step_flops(config, tokens: int, seq: int) -> float:
     head_dim = getattr(config, "head_dim", None) or h // heads
     per_layer = h * heads * head_dim * 2 + h * kv * head_dim * 2 + 3 * h * config.intermediate_size
     matmul_params = layers * per_layer + h * config.vocab_size
-    attention = layers * 2 * 2 * seq * heads * head_dim  # QK^T + AV per token (causal halves; fwd counted full)
+    attention = (
+        layers * 2 * 2 * seq * heads * head_dim
+    )  # QK^T + AV per token (causal halves; fwd counted full)
     return tokens * (4 * matmul_params + 2 * attention)
 
 
@@ -91,7 +95,9 @@ def peft_step(data, lora_config, local_dir, precision):
 
     from tinker_chief.engine.compute.base_pool import load_frozen_causal_lm
 
-    model = get_peft_model(load_frozen_causal_lm(local_dir, precision.device), copy.deepcopy(lora_config))
+    model = get_peft_model(
+        load_frozen_causal_lm(local_dir, precision.device), copy.deepcopy(lora_config)
+    )
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
         lr=STEP.learning_rate,
@@ -100,12 +106,16 @@ def peft_step(data, lora_config, local_dir, precision):
         weight_decay=0.0,
     )
     ids = torch.as_tensor(np.stack([d.tokens for d in data]), device=precision.device)
-    labels = torch.as_tensor(np.stack([d.loss_fn_inputs["target_tokens"] for d in data]), device=precision.device)
+    labels = torch.as_tensor(
+        np.stack([d.loss_fn_inputs["target_tokens"] for d in data]), device=precision.device
+    )
 
     def step() -> None:
         with precision.autocast():
             logits = model(input_ids=ids).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="sum")
+        loss = torch.nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), reduction="sum"
+        )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -117,7 +127,10 @@ def sdk_step(service, args, data):
     import tinker
 
     sdk_data = [
-        tinker.Datum(model_input=tinker.ModelInput.from_ints(d.tokens.tolist()), loss_fn_inputs=dict(d.loss_fn_inputs))
+        tinker.Datum(
+            model_input=tinker.ModelInput.from_ints(d.tokens.tolist()),
+            loss_fn_inputs=dict(d.loss_fn_inputs),
+        )
         for d in data
     ]
     adam = tinker.AdamParams(learning_rate=STEP.learning_rate)
@@ -209,7 +222,9 @@ def main() -> None:
     steps["backend"] = backend_fn
     with contextlib.ExitStack() as stack:
         if not args.skip_sdk:
-            steps["sdk"] = sdk_step(stack.enter_context(sdk_engine(args.dtype, args.device)), args, data)
+            steps["sdk"] = sdk_step(
+                stack.enter_context(sdk_engine(args.dtype, args.device)), args, data
+            )
         seconds = interleaved(steps, args.steps)
     loads.append(os.getloadavg()[0])
     text = report(args, precision, seconds, base.model.config, loads)

@@ -39,7 +39,9 @@ def write_samples(path: Path, n: int, fewshot: int) -> None:
     examples, the shared preamble of most benchmark prompts (GSM8K, MMLU run few-shot)."""
     system = "You are a helpful assistant."  # explicit: SmolLM2's HF template would insert its own
     if fewshot:
-        shots = "\n".join(f"Q: What is {a} + {a + 4}? A: {2 * a + 4}" for a in range(11, 11 + fewshot))
+        shots = "\n".join(
+            f"Q: What is {a} + {a + 4}? A: {2 * a + 4}" for a in range(11, 11 + fewshot)
+        )
         system += f" Answer with the number only, as in these examples:\n{shots}"
     with path.open("w") as handle:
         for i in range(n):
@@ -67,7 +69,9 @@ def run_chief(
 
     settings = GenerationSettings(max_tokens=max_tokens, temperature=0.0)
     with start_engine(state_dir=out / "engine", dtype=dtype) as handle:
-        connection = open_connection(choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients)
+        connection = open_connection(
+            choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients
+        )
 
         def stats() -> dict:
             return engine_stats(handle.base_url, handle.api_key_for_clients) or {}
@@ -84,7 +88,12 @@ def run_chief(
             )
             await run_offline_async(warm, connection)
             config = OfflineConfig(
-                DEFAULT_MODEL, data, "numeric", settings=settings, concurrency=concurrency, output_dir=out / "chief"
+                DEFAULT_MODEL,
+                data,
+                "numeric",
+                settings=settings,
+                concurrency=concurrency,
+                output_dir=out / "chief",
             )
             before = stats()
             started = time.perf_counter()
@@ -102,7 +111,9 @@ def run_chief(
         return asyncio.run(both())
 
 
-def run_inspect_hf(data: Path, max_tokens: int, concurrency: int, dtype: str, out: Path) -> tuple[float, list[str]]:
+def run_inspect_hf(
+    data: Path, max_tokens: int, concurrency: int, dtype: str, out: Path
+) -> tuple[float, list[str]]:
     import torch
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
@@ -140,7 +151,9 @@ def accuracy(answers: list[str], data: Path) -> float:
 
     grader = make_grader("numeric")
     targets = [json.loads(line)["output"] for line in data.read_text().splitlines()]
-    return sum(bool(grader.check(a, t).correct) for a, t in zip(answers, targets, strict=True)) / len(targets)
+    return sum(
+        bool(grader.check(a, t).correct) for a, t in zip(answers, targets, strict=True)
+    ) / len(targets)
 
 
 def main() -> None:
@@ -148,7 +161,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--fewshot", type=int, default=0, help="solved examples in the shared system prompt")
+    parser.add_argument(
+        "--fewshot", type=int, default=0, help="solved examples in the shared system prompt"
+    )
     parser.add_argument(
         "--dtype",
         choices=("auto", "float32", "bfloat16"),
@@ -173,7 +188,9 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
     write_samples(data, args.n, args.fewshot)
-    chief_s, chief_answers, stats = run_chief(data, args.n, args.max_tokens, args.concurrency, args.dtype, out)
+    chief_s, chief_answers, stats = run_chief(
+        data, args.n, args.max_tokens, args.concurrency, args.dtype, out
+    )
     if args.hf_dtype == "auto":  # the engine's choice: bf16 under autocast, or fp32
         args.hf_dtype = "bfloat16" if stats.get("precision") == "bfloat16-autocast" else "float32"
     hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, args.hf_dtype, out)
@@ -191,8 +208,12 @@ def main() -> None:
         f"inspect hf/local (baseline):       {hf_s:7.2f} s  {args.n / hf_s:7.2f} samples/s  "
         f"accuracy {accuracy(hf_answers, data):.3f}"
     )
-    print(f"engine during the timed run: {stats} (sample_compute_s: time inside the model's batched generate)")
-    print(f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}")
+    print(
+        f"engine during the timed run: {stats} (sample_compute_s: time inside the model's batched generate)"
+    )
+    print(
+        f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}"
+    )
     if args.doc:
         how = (
             f"`bench/eval_offline.py --n {args.n} --concurrency {args.concurrency}`, both sides "

@@ -51,7 +51,9 @@ class Goal:
 
 GOALS = {
     "train": Goal("training through the SDK vs plain PEFT (its best precision)", ">= 1.0x", 1.0),
-    "sample": Goal("16 concurrent samples through the SDK vs sequential HF generate", ">= 10x", 10.0),
+    "sample": Goal(
+        "16 concurrent samples through the SDK vs sequential HF generate", ">= 10x", 10.0
+    ),
     "eval-offline": Goal("`chief eval-offline` vs Inspect's `hf`, like for like", ">= 3x", 3.0),
     "demo": Goal("`chief demo` after set-up", "< 3 min", at_most_s=180.0),
     "tests": Goal("the test suite (pytest's own time)", "< 12 min", at_most_s=720.0),
@@ -74,7 +76,9 @@ def cpu_kind() -> str:
 
 def commit() -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     return f"{head}+changes" if git("status", "--porcelain", "--untracked-files=no") else head
@@ -82,7 +86,9 @@ def commit() -> str:
 
 def _rows(doc: Path) -> list[list[str]]:
     body = read_block(doc, BLOCK) or ""
-    rows = [line.strip().strip("|").split(" | ") for line in body.splitlines() if line.startswith("| ")]
+    rows = [
+        line.strip().strip("|").split(" | ") for line in body.splitlines() if line.startswith("| ")
+    ]
     return [[cell.strip() for cell in row] for row in rows if row[0].strip() != "CPU kind"]
 
 
@@ -118,7 +124,9 @@ RUNS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", action="store_true", help="print the recorded table and stop")
-    parser.add_argument("--only", choices=sorted(RUNS), action="append", help="run only these goals")
+    parser.add_argument(
+        "--only", choices=sorted(RUNS), action="append", help="run only these goals"
+    )
     parser.add_argument("--doc", type=Path, default=BENCHMARKS)
     args = parser.parse_args()
     if not args.show:

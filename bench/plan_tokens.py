@@ -34,10 +34,18 @@ WORDS = (
 def synthetic_rows(n: int, seed: int = 0):
     rng = random.Random(seed)
     for _ in range(n):
-        messages = [{"role": "system", "content": "You are a helpful assistant."}] if rng.random() < 0.3 else []
+        messages = (
+            [{"role": "system", "content": "You are a helpful assistant."}]
+            if rng.random() < 0.3
+            else []
+        )
         for _turn in range(rng.choice((1, 1, 2))):
-            messages.append({"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(5, 30)))})
-            messages.append({"role": "assistant", "content": " ".join(rng.choices(WORDS, k=rng.randint(5, 60)))})
+            messages.append(
+                {"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(5, 30)))}
+            )
+            messages.append(
+                {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=rng.randint(5, 60)))}
+            )
         yield {"messages": messages}
 
 
@@ -78,17 +86,25 @@ def main() -> None:
 
     texts = [chatml_text(c.messages) for c in conversations]
     raw_s, raw = best_of(
-        args.repeats, lambda: tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        args.repeats,
+        lambda: tokenizer(texts, add_special_tokens=False, return_attention_mask=False)[
+            "input_ids"
+        ],
     )
     raw_tokens = sum(len(ids) for ids in raw)
-    chief_s, counts = best_of(args.repeats, lambda: count_tokens(conversations, renderer, args.train_on_what, 4096))
+    chief_s, counts = best_of(
+        args.repeats, lambda: count_tokens(conversations, renderer, args.train_on_what, 4096)
+    )
     chief_tokens = sum(counts.total)
     sample = conversations[: args.renderer_sample]
-    ref_s, ref = best_of(1, lambda: count_tokens(sample, renderer, args.train_on_what, 4096, method="renderer"))
-    ref_tokens = sum(ref.total)
-    assert ref.total == counts.total[: len(sample)] and ref.completion == counts.completion[: len(sample)], (
-        "batched counter disagrees with the renderer"
+    ref_s, ref = best_of(
+        1, lambda: count_tokens(sample, renderer, args.train_on_what, 4096, method="renderer")
     )
+    ref_tokens = sum(ref.total)
+    assert (
+        ref.total == counts.total[: len(sample)]
+        and ref.completion == counts.completion[: len(sample)]
+    ), "batched counter disagrees with the renderer"
 
     raw_tps, chief_tps, ref_tps = raw_tokens / raw_s, chief_tokens / chief_s, ref_tokens / ref_s
     print(
@@ -97,7 +113,9 @@ def main() -> None:
         f"read+validate {read_s:.2f} s"
     )
     print(f"baseline raw tokenizer(texts): {raw_s:7.2f} s  {raw_tps:12,.0f} tok/s")
-    print(f"chief count_tokens (batched):  {chief_s:7.2f} s  {chief_tps:12,.0f} tok/s  ratio {chief_tps / raw_tps:.2f}")
+    print(
+        f"chief count_tokens (batched):  {chief_s:7.2f} s  {chief_tps:12,.0f} tok/s  ratio {chief_tps / raw_tps:.2f}"
+    )
     print(
         f"cookbook renderer ({len(sample):,} sample): {ref_s:7.2f} s  {ref_tps:12,.0f} tok/s  "
         f"ratio {ref_tps / raw_tps:.3f}"

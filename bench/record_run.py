@@ -35,8 +35,13 @@ def junit_counts(path: Path) -> tuple[dict[str, int], float]:
         raise SystemExit(f"error: {path}: cannot read pytest's --junitxml output ({exc})") from None
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     if not suites:
-        raise SystemExit(f"error: {path}: no <testsuite> element; expected pytest's --junitxml output")
-    total = {key: sum(int(suite.get(key, 0)) for suite in suites) for key in ("tests", "failures", "errors", "skipped")}
+        raise SystemExit(
+            f"error: {path}: no <testsuite> element; expected pytest's --junitxml output"
+        )
+    total = {
+        key: sum(int(suite.get(key, 0)) for suite in suites)
+        for key in ("tests", "failures", "errors", "skipped")
+    }
     seconds = sum(float(suite.get("time", 0)) for suite in suites)
     counts = {
         "passed": total["tests"] - total["failures"] - total["errors"] - total["skipped"],
@@ -72,15 +77,21 @@ def demo_block(demo_seconds: float, script_seconds: float, exit_code: int) -> st
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to write (default: %(default)s)")
+    parser.add_argument(
+        "--doc", type=Path, default=DOC, help="the Markdown file to write (default: %(default)s)"
+    )
     runs = parser.add_subparsers(dest="run", required=True)
     tests = runs.add_parser("tests", help="a pytest run, from its --junitxml file")
     tests.add_argument("--junit", type=Path, required=True)
-    tests.add_argument("--seconds", type=float, required=True, help="wall seconds of the whole script")
+    tests.add_argument(
+        "--seconds", type=float, required=True, help="wall seconds of the whole script"
+    )
     tests.add_argument("--args", default="", help="the arguments pytest was given")
     demo = runs.add_parser("demo", help="a `chief demo` run")
     demo.add_argument("--seconds", type=float, required=True, help="wall seconds of `chief demo`")
-    demo.add_argument("--script-seconds", type=float, required=True, help="wall seconds of the whole script")
+    demo.add_argument(
+        "--script-seconds", type=float, required=True, help="wall seconds of the whole script"
+    )
     demo.add_argument("--exit-code", type=int, required=True)
     args = parser.parse_args(argv)
     if args.run == "tests":

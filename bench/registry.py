@@ -17,12 +17,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinker_chief.registry import MetricValue, Registry, SampleOutcome, SuiteRequirement, TaskRequirement
+from tinker_chief.registry import (
+    MetricValue,
+    Registry,
+    SampleOutcome,
+    SuiteRequirement,
+    TaskRequirement,
+)
 
 TASKS, METRICS_PER_TASK = 10, 10
 
 
-def eval_payload(model_index: int, task: int, samples: int) -> tuple[list[MetricValue], list[SampleOutcome]]:
+def eval_payload(
+    model_index: int, task: int, samples: int
+) -> tuple[list[MetricValue], list[SampleOutcome]]:
     """Deterministic metrics and outcomes; even tasks are pass/fail, odd ones scored."""
     metrics = [
         MetricValue(f"m{k}", ((model_index * 7 + task * 3 + k) % 100) / 100, 0.0, 1.0, samples)
@@ -31,7 +39,9 @@ def eval_payload(model_index: int, task: int, samples: int) -> tuple[list[Metric
     outcomes = []
     for s in range(samples):
         score = ((model_index * 31 + task * 17 + s * 13) % 97) / 96
-        outcomes.append(SampleOutcome(f"t{task}-s{s:04d}", score, score > 0.4 if task % 2 == 0 else None))
+        outcomes.append(
+            SampleOutcome(f"t{task}-s{s:04d}", score, score > 0.4 if task % 2 == 0 else None)
+        )
     return metrics, outcomes
 
 
@@ -84,9 +94,15 @@ def record_naive(path: Path, models: int, samples: int) -> float:
                 (model_id, f"task{task}"),
             ).lastrowid
             for m in metrics:
-                db.execute("INSERT INTO metrics VALUES (?,?,?,?,?,?)", (run_id, m.name, m.value, 0.0, 1.0, samples))
+                db.execute(
+                    "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
+                    (run_id, m.name, m.value, 0.0, 1.0, samples),
+                )
             for o in outcomes:
-                db.execute("INSERT INTO samples VALUES (?,?,?,?,NULL)", (run_id, o.sample_id, o.score, o.passed))
+                db.execute(
+                    "INSERT INTO samples VALUES (?,?,?,?,NULL)",
+                    (run_id, o.sample_id, o.score, o.passed),
+                )
     elapsed = time.perf_counter() - start
     db.close()
     return elapsed
@@ -101,9 +117,13 @@ def timed(fn):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
-    parser.add_argument("--samples", type=int, default=100, help="Per-sample outcomes per task (10 tasks).")
+    parser.add_argument(
+        "--samples", type=int, default=100, help="Per-sample outcomes per task (10 tasks)."
+    )
     parser.add_argument("--baseline-models", type=int, default=20)
-    parser.add_argument("--dir", type=Path, help="Where to put the databases [default: a temp dir].")
+    parser.add_argument(
+        "--dir", type=Path, help="Where to put the databases [default: a temp dir]."
+    )
     args = parser.parse_args()
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="chief-bench-registry-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +136,9 @@ def main() -> None:
     naive = record_naive(workdir / "naive.db", args.baseline_models, args.samples)
     refs = [m.ref for m in reg.list_models()]
     suite = SuiteRequirement(
-        name="bench", version="v1", tasks=[TaskRequirement(name=f"task{t}", headline_metric="m0") for t in range(TASKS)]
+        name="bench",
+        version="v1",
+        tasks=[TaskRequirement(name=f"task{t}", headline_metric="m0") for t in range(TASKS)],
     )
     comparison, t_compare = timed(lambda: reg.compare([refs[0], refs[-1]]))
     gate, t_gate = timed(lambda: reg.check_promotion(refs[-1], "prod", suite=suite))
@@ -133,7 +155,9 @@ def main() -> None:
         f"models={args.models} metrics/model={TASKS * METRICS_PER_TASK} samples/model={TASKS * args.samples} "
         f"rows~{rows:,}"
     )
-    print(f"record (one transaction per model/eval): {batched:.2f} s total, {per_model_batched * 1000:.1f} ms/model")
+    print(
+        f"record (one transaction per model/eval): {batched:.2f} s total, {per_model_batched * 1000:.1f} ms/model"
+    )
     print(
         f"baseline (one transaction per row, {args.baseline_models} models): "
         f"{per_model_naive * 1000:.1f} ms/model -> {per_model_naive / per_model_batched:.1f}x slower"

@@ -55,7 +55,10 @@ def raw_loop(service, spec: TrainSpec, data: list) -> float:
     import tinker
 
     client = service.create_lora_training_client(
-        base_model=spec.base_model, rank=spec.lora.rank, seed=spec.seed, train_unembed=spec.lora.train_unembed
+        base_model=spec.base_model,
+        rank=spec.lora.rank,
+        seed=spec.seed,
+        train_unembed=spec.lora.train_unembed,
     ).result()
     adam = tinker.AdamParams(learning_rate=spec.optimizer.learning_rate)
     times = []
@@ -74,7 +77,9 @@ def chief_loop(service, spec: TrainSpec, data: list, project: Path) -> tuple[flo
     clock = _Clock()
     log = RunLog.create(project, spec.model_dump(mode="json"), {})
     Trainer(spec, service, SupervisedSteps(data), log, observer=clock).run()
-    in_sdk = sum(row["time/step_s"] for row in log.metrics() if "time/step_s" in row and row["step"] > 1)
+    in_sdk = sum(
+        row["time/step_s"] for row in log.metrics() if "time/step_s" in row and row["step"] > 1
+    )
     wall = clock.times[-1] - clock.times[0]
     return rate(clock.times), max(0.0, 1 - in_sdk / wall)
 
@@ -111,8 +116,12 @@ def main() -> None:
             for s in range(args.steps)
         )
         with start_engine(state_dir=project / "engine", dtype=args.dtype) as engine:
-            service = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
-            warm_up = spec.model_copy(update={"schedule": spec.schedule.model_copy(update={"steps": 2})})
+            service = tinker.ServiceClient(
+                base_url=engine.base_url, api_key=engine.api_key_for_clients
+            )
+            warm_up = spec.model_copy(
+                update={"schedule": spec.schedule.model_copy(update={"steps": 2})}
+            )
             raw_loop(service, warm_up, data)  # warm-up: load the base model
             raw, chief, outside = [], [], []
             for _ in range(args.rounds):
@@ -122,9 +131,15 @@ def main() -> None:
                 outside.append(share)
     raw_s, chief_s = statistics.median(raw), statistics.median(chief)
     print(f"machine: {machine()}")
-    print(f"model {args.model}, batch 8, ~{tokens_per_step:.0f} tokens/step, {args.steps} steps x {args.rounds} rounds")
-    print(f"raw SDK loop : {raw_s:6.2f} steps/s  {raw_s * tokens_per_step:8.0f} tokens/s  (runs {raw})")
-    print(f"chief train  : {chief_s:6.2f} steps/s  {chief_s * tokens_per_step:8.0f} tokens/s  (runs {chief})")
+    print(
+        f"model {args.model}, batch 8, ~{tokens_per_step:.0f} tokens/step, {args.steps} steps x {args.rounds} rounds"
+    )
+    print(
+        f"raw SDK loop : {raw_s:6.2f} steps/s  {raw_s * tokens_per_step:8.0f} tokens/s  (runs {raw})"
+    )
+    print(
+        f"chief train  : {chief_s:6.2f} steps/s  {chief_s * tokens_per_step:8.0f} tokens/s  (runs {chief})"
+    )
     print(
         f"ratio chief/raw: {chief_s / raw_s:.3f}  (orchestration overhead {100 * (1 - chief_s / raw_s):+.1f}%; "
         "target < 10%)"
