@@ -12,14 +12,6 @@ import tinker_chief
 
 PACKAGE_DIR = Path(tinker_chief.__file__).parent
 
-# File names two modules still share, each waiting on a move under way elsewhere: `chief sweep`'s
-# grid leaves training/ for workflows/ and the demo's project leaves demo/. Remove an entry when
-# its pair is renamed; an entry no longer shared fails the test, so none outlives its reason.
-PENDING = {
-    "sweep.py": "cli/sweep.py (the command) and the sweep grid (training/, to workflows/)",
-    "project.py": "training/project.py (registry sink) and demo/project.py (to workflows/)",
-}
-
 
 def _relative(path: Path) -> str:
     return path.relative_to(PACKAGE_DIR).as_posix()
@@ -31,10 +23,7 @@ def test_no_two_modules_share_a_file_name():
         if path.name != "__init__.py":
             by_name[path.name].append(_relative(path))
     shared = {name: paths for name, paths in by_name.items() if len(paths) > 1}
-    unexpected = {name: paths for name, paths in shared.items() if name not in PENDING}
-    assert not unexpected, f"modules sharing a file name: {unexpected}"
-    resolved = sorted(set(PENDING) - set(shared))
-    assert not resolved, f"no longer shared, drop them from PENDING: {resolved}"
+    assert not shared, f"modules sharing a file name: {shared}"
 
 
 def test_no_two_top_level_classes_share_a_name():

@@ -22,7 +22,7 @@ from tinker_chief.cli.main import cli
 from tinker_chief.evals.hub_data import task_data
 from tinker_chief.planning import load_project
 from tinker_chief.registry import Registry
-from tinker_chief.workflows.demo.project import HUMANEVAL_LIMIT
+from tinker_chief.workflows.demo.scaffold import HUMANEVAL_LIMIT
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ from tinker_chief.planning import load_project, save_project
 from tinker_chief.registry import Registry
 from tinker_chief.reports import charts
 from tinker_chief.reports.collect import collect
-from tinker_chief.training.project import spec_from_project
+from tinker_chief.training.from_project import spec_from_project
 from tinker_chief.training.runlog import RunLog
 from tinker_chief.training.session import prepare
 from tinker_chief.workflows.reward_probe import HeldOutReward
-from tinker_chief.workflows.sweep import Sweep, SweepPoint, run_results, summarize
+from tinker_chief.workflows.sweeping import Sweep, SweepPoint, run_results, summarize
 
 from jsonl_support import write_jsonl
 

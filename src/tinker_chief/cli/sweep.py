@@ -1,4 +1,4 @@
-"""`chief sweep` and `chief select`: parse, call `workflows.sweep` / `workflows.selection`, print.
+"""`chief sweep` and `chief select`: parse, call `workflows.sweeping` / `workflows.selection`, print.
 
 `SweepDisplay` draws one live table row per run of the sweep: step/total, train loss, the latest
 validation NLL (an RL sweep: the step's mean reward) and the run's status; the runs' threads
@@ -32,7 +32,7 @@ from tinker_chief.exit_codes import ExitCode
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from tinker_chief.training import CheckpointRecord, TrainResult
     from tinker_chief.workflows.selection import Candidate, SelectionResult
-    from tinker_chief.workflows.sweep import Sweep, SweepPoint
+    from tinker_chief.workflows.sweeping import Sweep, SweepPoint
 
 Number = TypeVar("Number", int, float)
 
@@ -49,9 +49,7 @@ def _number_list(
             return [kind(item) for item in value.split(",") if item.strip()]
         except ValueError:
             what = "whole numbers" if kind is int else "numbers"
-            raise click.BadParameter(
-                f"expected comma-separated {what} like {example}, got {value!r}"
-            ) from None
+            raise click.BadParameter(f"expected comma-separated {what} like {example}, got {value!r}") from None
 
     return parse
 
@@ -82,9 +80,7 @@ class SweepDisplay:
         table = Table(title=f"sweep {self.sweep.sweep_id}")
         score = "reward" if self.rl else "val NLL"
         for column in ("point", "LR", "rank", "batch", "run", "step", "loss", score, "status"):
-            table.add_column(
-                column, justify="left" if column in ("point", "run", "status") else "right"
-            )
+            table.add_column(column, justify="left" if column in ("point", "run", "status") else "right")
         with self.lock:
             for p in self.sweep.points:
                 row = self.rows[p.name]
@@ -207,7 +203,7 @@ def sweep_command(
     """
     from tinker_chief.spend.budget import sweep_guard, sweep_stopped
     from tinker_chief.tracking.mirror import tracking_for
-    from tinker_chief.workflows.sweep import (
+    from tinker_chief.workflows.sweeping import (
         DEFAULT_LR_MULTIPLIERS,
         planned_points,
         resume_sweep,
@@ -219,18 +215,14 @@ def sweep_command(
     if sweep_id is not None and not resume:
         raise click.UsageError("--sweep ID goes with --resume (a new sweep gets a new id)")
     if resume and (lr_multipliers or ranks or batch_sizes):
-        raise click.UsageError(
-            "--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes"
-        )
+        raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     tracking = tracking_for(project, track, tracker_warning)  # a missing tracker: one line, now
     multipliers = lr_multipliers or DEFAULT_LR_MULTIPLIERS
     sizes = {"ranks": ranks, "batch_sizes": batch_sizes}
     resumed = resume_sweep(project, sweep_id) if resume else None
-    points = (
-        resumed.points if resumed else planned_points(project, lr_multipliers=multipliers, **sizes)
-    )
+    points = resumed.points if resumed else planned_points(project, lr_multipliers=multipliers, **sizes)
     guard = sweep_guard(project, max_usd, points)  # refuses points that would cross the budget
     sweep = resumed or start_sweep(project, lr_multipliers=multipliers, **sizes)
     console.print(
@@ -269,7 +261,7 @@ def sweep_command(
 
 
 def _print_sweep(console: Console, sweep: Sweep) -> None:
-    from tinker_chief.workflows.sweep import summarize
+    from tinker_chief.workflows.sweeping import summarize
 
     for point in sweep.points:
         if point.error:
@@ -310,14 +302,12 @@ def sweep_exit_code(sweep: Sweep) -> ExitCode:
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full "
-    "eval suite.",
+    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full eval suite.",
 )
 @click.option(
     "--task",
     default=None,
-    help="The suite task whose headline metric decides "
-    "[default: the first product task; RL: the held-out reward].",
+    help="The suite task whose headline metric decides [default: the first product task; RL: the held-out reward].",
 )
 @backend_options
 @json_option
@@ -382,9 +372,7 @@ def select_command(
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
 
     def progress(candidate: Candidate) -> RichSuiteProgress:
-        bars.console.print(
-            escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})")
-        )
+        bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
         return RichSuiteProgress(bars)
 
     columns = (
@@ -416,11 +404,7 @@ def _selection_json(result: SelectionResult) -> dict[str, object]:
     candidate with what the cheap layer knew of it."""
 
     def candidate(c: Candidate) -> dict[str, object]:
-        cheap = (
-            {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward}
-            if result.rl
-            else {}
-        )
+        cheap = {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward} if result.rl else {}
         return {
             "ref": c.ref,
             "label": c.label,
@@ -453,16 +437,10 @@ def _print_selection(console: Console, result: SelectionResult) -> None:
         table.add_column(column)
     shortlisted = {c.ref for c in result.shortlist}
     for c in result.candidates:
-        mark = (
-            "chosen"
-            if c.ref == result.chosen.ref
-            else ("shortlist" if c.ref in shortlisted else "")
-        )
+        mark = "chosen" if c.ref == result.chosen.ref else ("shortlist" if c.ref in shortlisted else "")
         values = (c.train_reward, c.heldout_reward) if result.rl else (c.val_nll,)
         headline = [] if by_heldout else ["-" if c.headline is None else f"{c.headline:.4g}"]
-        table.add_row(
-            escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark
-        )
+        table.add_row(escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark)
     console.print(table)
     if result.heldout is not None:
         h = result.heldout

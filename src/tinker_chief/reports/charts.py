@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from tinker_chief.registry import GateRules  # noqa: E402
 from tinker_chief.reports.collect import (  # noqa: E402
-    ReliabilityBin,
+    ReliabilityPoint,
     RunCurves,
     SweepData,
     SweepPointData,
@@ -173,7 +173,7 @@ def _bars(ax: Axes, cells: dict[tuple[str, str], Bar], tasks: list[str], models:
 
 
 @_plain_text
-def reliability_diagram(tables: dict[str, list[ReliabilityBin]]) -> str | None:
+def reliability_diagram(tables: dict[str, list[ReliabilityPoint]]) -> str | None:
     """Accuracy vs confidence per filled bin, one line per model, with the diagonal of perfect
     calibration."""
     tables = {k: v for k, v in tables.items() if v}

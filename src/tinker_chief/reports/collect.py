@@ -101,7 +101,7 @@ class ReportData:
 
 
 @dataclass(frozen=True)
-class ReliabilityBin:
+class ReliabilityPoint:
     """One filled bin of a calibration run's reliability table."""
 
     confidence: float  # the mean confidence of its questions
@@ -345,7 +345,7 @@ def is_calibration(task: str) -> bool:
     return any(h in task.lower() for h in CALIBRATION_HINTS)
 
 
-def reliability_table(result: TaskResult) -> list[ReliabilityBin] | None:
+def reliability_table(result: TaskResult) -> list[ReliabilityPoint] | None:
     """The calibration run's filled reliability bins: recorded in the run's settings by `chief
     eval`, else found in its log (a JSON object with `reliability`)."""
     recorded = _find_reliability(result.settings)
@@ -366,7 +366,7 @@ def reliability_table(result: TaskResult) -> list[ReliabilityBin] | None:
     return None
 
 
-def _filled_bins(table: list[object]) -> list[ReliabilityBin]:
+def _filled_bins(table: list[object]) -> list[ReliabilityPoint]:
     """The bins with questions in them (a bin without has no confidence or accuracy)."""
     bins = []
     for row in table:
@@ -374,7 +374,7 @@ def _filled_bins(table: list[object]) -> list[ReliabilityBin]:
             continue
         count, confidence, accuracy = row.get("count"), row.get("confidence"), row.get("accuracy")
         if isinstance(count, int) and count > 0 and _is_number(confidence) and _is_number(accuracy):
-            bins.append(ReliabilityBin(float(confidence), float(accuracy), count))
+            bins.append(ReliabilityPoint(float(confidence), float(accuracy), count))
     return bins
 
 

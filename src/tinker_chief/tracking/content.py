@@ -192,7 +192,7 @@ def eval_tags(runs: Iterable[EvalRun]) -> dict[str, str]:
 
 
 class SweepPointState(Protocol):
-    """What is logged of one sweep point (`workflows.sweep.SweepPoint`)."""
+    """What is logged of one sweep point (`workflows.sweeping.SweepPoint`)."""
 
     name: str
     lr_multiplier: float
@@ -207,7 +207,7 @@ class SweepPointState(Protocol):
 
 
 class SweepState(Protocol):
-    """What is logged of a sweep (`workflows.sweep.Sweep`), which sits above this package."""
+    """What is logged of a sweep (`workflows.sweeping.Sweep`), which sits above this package."""
 
     sweep_id: str
     dir: Path

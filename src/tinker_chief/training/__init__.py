@@ -21,8 +21,8 @@ Public API:
 training (`tinker_chief.workflows`).
 """
 
+from tinker_chief.training.from_project import RegistrySink, spec_from_project
 from tinker_chief.training.loop import Observer, TrainResult
-from tinker_chief.training.project import RegistrySink, spec_from_project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.session import train, train_project
 from tinker_chief.training.spec import TrainSpec

@@ -7,7 +7,7 @@ environment, `[backend]`). Nothing below imports a workflow. Each module is impo
 path (this package imports none of them, so `chief --help` stays fast):
 
 - `evaluation`: `chief eval`, the project's suite on one model, on its backend, recorded;
-- `sweep`: `chief sweep`, a grid of training runs around the plan, concurrently on one
+- `sweeping`: `chief sweep`, a grid of training runs around the plan, concurrently on one
   connection, and where the best learning rate fell (`chief plan` shows it);
 - `selection`: `chief select`, a sweep's or a run's candidate: cheap evidence first, the suite
   on the shortlist, a paired test, the choice marked in the registry;
@@ -18,4 +18,4 @@ path (this package imports none of them, so `chief --help` stays fast):
 """
 
 # The public modules, each imported by its own path (none is imported here).
-__all__ = ["calibrate", "demo", "evaluation", "reward_probe", "selection", "sweep"]
+__all__ = ["calibrate", "demo", "evaluation", "reward_probe", "selection", "sweeping"]

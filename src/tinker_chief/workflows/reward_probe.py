@@ -20,7 +20,7 @@ from tinker_chief.connection import Connection, refuse_cloud_only_here
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.training.data import Prepared, Problem
-from tinker_chief.training.project import spec_from_project
+from tinker_chief.training.from_project import spec_from_project
 from tinker_chief.training.rl import RLSteps, signal_metrics, zero_signal_message
 from tinker_chief.training.session import prepare, reward_judge
 from tinker_chief.training.spec import TrainSpec
@@ -52,8 +52,7 @@ def probe_rewards(
     spec = spec_from_project(project)
     if spec.recipe != "rl":
         raise ConfigurationError(
-            f"--probe-rewards: {project.config_path} trains task {spec.recipe!r}; "
-            "rewards belong to task 'rl'"
+            f"--probe-rewards: {project.config_path} trains task {spec.recipe!r}; rewards belong to task 'rl'"
         )
     choice = project.backend_choice(backend, base_url)
     refuse_cloud_only_here(choice, [spec.base_model])
@@ -83,17 +82,13 @@ def probe_rewards(
 class HeldOutReward:
     """The project's reward of a model's greedy answers to the held-out prompts (`data.val`)."""
 
-    def __init__(
-        self, prepared: Prepared, connection: Connection, usage: TokenUsage | None = None
-    ) -> None:
+    def __init__(self, prepared: Prepared, connection: Connection, usage: TokenUsage | None = None) -> None:
         spec: TrainSpec = prepared.spec
         self.problems: list[Problem] = prepared.val_problems
         self.usage = usage = usage or TokenUsage()
         greedy = spec.rl.model_copy(update={"group_size": 1, "temperature": 0.0})
         judge = reward_judge(spec, connection, usage)
-        self.steps = RLSteps(
-            self.problems, prepared.renderer, greedy, spec.seed, None, usage, judge
-        )
+        self.steps = RLSteps(self.problems, prepared.renderer, greedy, spec.seed, None, usage, judge)
         self.connection = connection
         self.grader = spec.rl.grader
         self.base_model = spec.base_model

@@ -1,6 +1,6 @@
 """`chief demo`: the README's main job, end to end on the embedded SmolLM2, as a library.
 
-Owns the demo project (`project.py`: the synthetic secret-code skill, initialised and planned by
+Owns the demo project (`scaffold.py`: the synthetic secret-code skill, initialised and planned by
 the planner, then narrowed to what a 2-core CPU runs in minutes), its compare-then-gate
 promotion (`promotion.py`) and the six-step workflow (`workflow.py`: plan, evaluate the base
 model, train, evaluate the checkpoint, promote through the gate, write the paper trail). It
@@ -14,17 +14,17 @@ what `run_demo` reports.
     run.promotion.prod_ref, run.trail.registry_markdown
 """
 
-from tinker_chief.workflows.demo.project import (
-    CUSTOM_TASK,
-    DEMO_NAME,
-    DemoProject,
-    create_demo_project,
-)
 from tinker_chief.workflows.demo.promotion import (
     DemoPromotion,
     GateStep,
     promote_better,
     write_registry_markdown,
+)
+from tinker_chief.workflows.demo.scaffold import (
+    CUSTOM_TASK,
+    DEMO_NAME,
+    DemoProject,
+    create_demo_project,
 )
 from tinker_chief.workflows.demo.workflow import (
     STEPS,

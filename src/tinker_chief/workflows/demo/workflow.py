@@ -1,6 +1,6 @@
 """`run_demo`: the whole `chief demo` workflow as library calls, in six steps.
 
-The demo project (`demo.project`) planned by `planning.make_plan`; one local engine shared by
+The demo project (`demo.scaffold`) planned by `planning.make_plan`; one local engine shared by
 `workflows.evaluation.evaluate_model` (the base model, then the checkpoint) and
 `training.train_project`; `demo.promotion.promote_better` (compare, then the gate); the paper
 trail (MODEL_REGISTRY.md and `reports.write_report`). A `DemoObserver` hears each step and each
@@ -27,12 +27,12 @@ from tinker_chief.tracking.mirror import Tracking, tracking_for
 from tinker_chief.tracking.observer import fan_out
 from tinker_chief.tracking.target import require_installed
 from tinker_chief.training import Observer, train_project
-from tinker_chief.workflows.demo.project import CUSTOM_TASK, DemoProject, create_demo_project
 from tinker_chief.workflows.demo.promotion import (
     DemoPromotion,
     promote_better,
     write_registry_markdown,
 )
+from tinker_chief.workflows.demo.scaffold import CUSTOM_TASK, DemoProject, create_demo_project
 from tinker_chief.workflows.evaluation import evaluate_model
 from tinker_chief.workspace import Workspace
 
@@ -130,9 +130,7 @@ def run_demo(
     observer.promoted(promotion)
 
     observer.step(6, STEPS[5])
-    trail = PaperTrail(
-        write_registry_markdown(project), write_report(project.root), plan_files["markdown"]
-    )
+    trail = PaperTrail(write_registry_markdown(project), write_report(project.root), plan_files["markdown"])
     return DemoRun(demo, base, tuned, candidate_ref, promotion, trail)
 
 

@@ -38,8 +38,8 @@ from tinker_chief.paths import ProjectPaths, SweepPaths
 from tinker_chief.spend.budget import BudgetGuard
 from tinker_chief.tracking.mirror import Tracking
 from tinker_chief.tracking.observer import fan_out
+from tinker_chief.training.from_project import registry_sink_factory, spec_from_project
 from tinker_chief.training.loop import Observer, StopRequest, TrainResult
-from tinker_chief.training.project import registry_sink_factory, spec_from_project
 from tinker_chief.training.runlog import CheckpointRecord, RunLog
 from tinker_chief.training.session import load_renderer, prepare, train
 from tinker_chief.training.spec import TrainSpec
@@ -127,9 +127,7 @@ class Sweep:
         try:
             planned = raw["planned"]
             known = {f.name for f in fields(SweepPoint)}
-            points = [
-                SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]
-            ]
+            points = [SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]]
             return cls(
                 raw["sweep_id"],
                 sweep_dir,
@@ -142,9 +140,7 @@ class Sweep:
                 raw.get("status", "running"),
             )
         except (KeyError, TypeError) as exc:
-            raise TrainingError(
-                f"{path}: not a chief sweep file (missing or bad field {exc})"
-            ) from None
+            raise TrainingError(f"{path}: not a chief sweep file (missing or bad field {exc})") from None
 
 
 def sweep_dirs(project_dir: Path) -> list[Path]:
@@ -160,15 +156,11 @@ def load_sweep(project_dir: Path, sweep_id: str | None = None) -> Sweep:
         path = ProjectPaths(project_dir).sweeps / sweep_id
         if not SweepPaths(path).state.exists():
             known = ", ".join(d.name for d in sweep_dirs(project_dir)) or "none"
-            raise TrainingError(
-                f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})"
-            )
+            raise TrainingError(f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})")
         return Sweep.load(path)
     dirs = sweep_dirs(project_dir)
     if not dirs:
-        raise TrainingError(
-            f"no sweep under {ProjectPaths(project_dir).sweeps}; run `chief sweep` first"
-        )
+        raise TrainingError(f"no sweep under {ProjectPaths(project_dir).sweeps}; run `chief sweep` first")
     return Sweep.load(dirs[-1])
 
 
@@ -215,9 +207,7 @@ def planned_get_lr(project_dir: Path) -> float | None:
         return None
     plan = read_json(path, error=TrainingError)
     value = (
-        ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value")
-        if isinstance(plan, dict)
-        else None
+        ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value") if isinstance(plan, dict) else None
     )
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
@@ -389,8 +379,7 @@ def summary_lines(summary: SweepSummary, sweep: Sweep) -> list[str]:
             where += f", {r['ratio_to_get_lr']:.3g}x get_lr's {sweep.get_lr:.3g}"
         edge = " (at the edge of the grid: the best may lie beyond it)" if r["at_grid_edge"] else ""
         lines.append(
-            f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), "
-            f"{r['metric']} {r['best_value']:.4f}{edge}"
+            f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), {r['metric']} {r['best_value']:.4f}{edge}"
         )
     if "rank_changed_result" in summary:
         verdict = "yes" if summary["rank_changed_result"] else "no"
@@ -475,9 +464,7 @@ def _train_point(
     display: Observer | None,
     guard: BudgetGuard | None = None,
 ) -> None:
-    tag = {
-        "sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}
-    }
+    tag = {"sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}}
     status = _run_status(project.root, point)
     # Finished before the sweep noted it.
     if status is not None and status.get("status") == "finished":
@@ -535,9 +522,7 @@ def resume_sweep(project: Workspace, sweep_id: str | None = None) -> Sweep:
     """The sweep to continue (named, else the latest), refused if finished or the plan changed."""
     sweep = load_sweep(project.root, sweep_id)
     if sweep.status == "finished":
-        raise TrainingError(
-            f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume"
-        )
+        raise TrainingError(f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume")
     current = spec_from_project(project).config_hash()
     if current != sweep.config_hash:
         raise TrainingError(
@@ -619,9 +604,7 @@ def _run_points(
                     guard.ended(point.name)
 
     # Daemon threads: a second Ctrl-C aborts the main thread, and the process, at once.
-    threads = [
-        threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)
-    ]
+    threads = [threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)]
     with stop.installed():
         for thread in threads:
             thread.start()
