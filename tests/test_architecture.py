@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import importlib
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,3 +362,19 @@ def test_the_checker_sees_lazy_relative_type_only_and_string_imports(tmp_path: P
         f"    src/{ROOT}/registry/gov.py:4 {ROOT}.registry.gov -> {ROOT}.registry.store",
         f"    src/{ROOT}/registry/store.py:1 {ROOT}.registry.store -> {ROOT}.registry.gov",
     ]
+
+
+def test_every_package_exports_through_a_curated_all() -> None:
+    """Each package's `__init__` says what it offers the others the same way: an `__all__` (ruff's
+    RUF022 keeps it sorted) whose every name resolves, lazily imported ones included, or an
+    empty one where the package's modules are imported by their own paths (cli, engine, workflows
+    list their modules)."""
+    packages = [ROOT] + sorted(f"{ROOT}.{p.parent.name}" for p in PACKAGE_DIR.glob("*/__init__.py"))
+    for name in packages:
+        package = importlib.import_module(name)
+        exported = getattr(package, "__all__", None)
+        assert isinstance(exported, list), f"{name}: no __all__ list"
+        for attribute in exported:
+            module = f"{name}.{attribute}"
+            found = hasattr(package, attribute) or importlib.util.find_spec(module) is not None
+            assert found, f"{name}.__all__ names {attribute!r}, which it does not have"
