@@ -60,7 +60,9 @@ def chief_in_process(capsys: Any, *args: str) -> tuple[object, str, str]:
     return code, captured.out, captured.err
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, pattern: str | None = None) -> None:
+def assert_one_line_error(
+    result: subprocess.CompletedProcess, *fragments: str, pattern: str | None = None
+) -> None:
     """A non-zero exit with exactly one `Error: ...` line on stderr holding every fragment (and
     matching `pattern`), and no traceback."""
     assert result.returncode != 0, result.stdout

@@ -27,7 +27,9 @@ import pytest
 os.environ.setdefault("TINKER_TELEMETRY", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Built-in models are materialized once into a cache kept between runs (scripts/test.sh's default).
-os.environ.setdefault("CHIEF_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".venv" / "chief-cache"))
+os.environ.setdefault(
+    "CHIEF_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".venv" / "chief-cache")
+)
 
 # Kept: the suite's own switches (chief never reads them) and the model cache, which decides
 # where built-in weights are kept, never what a test sees.
@@ -70,7 +72,9 @@ def no_developer_settings() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def cloud_key_for_cloud_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def cloud_key_for_cloud_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if request.node.get_closest_marker("cloud"):
         if not CLOUD_API_KEY:
             pytest.skip("needs Tinker's cloud: set TINKER_API_KEY")
@@ -90,7 +94,9 @@ def engine(tmp_path_factory):
     state = tmp_path_factory.mktemp("engine-state")
     # Tests keep the training clients they make in one session for the whole run, past the
     # engine's default cap of 32; the cap itself is tested in tests/engine/test_server_trust.py.
-    with start_engine(state_dir=state, device="cpu", dtype="float32", max_training_clients=1024) as handle:
+    with start_engine(
+        state_dir=state, device="cpu", dtype="float32", max_training_clients=1024
+    ) as handle:
         handle.state_dir = state  # tests read saved adapters from here
         yield handle
 

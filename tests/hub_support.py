@@ -63,7 +63,13 @@ def stand_in_files(tokenizer_model: str, config: dict | None = None) -> dict[str
     """config.json (Qwen3-8B's values by default) and the tokenizer files of a built-in model."""
     source = materialize_model(tokenizer_model)
     files = {"config.json": json.dumps(config or QWEN3_8B_CONFIG).encode()}
-    files.update({name: (source / name).read_bytes() for name in TOKENIZER_FILES if (source / name).is_file()})
+    files.update(
+        {
+            name: (source / name).read_bytes()
+            for name in TOKENIZER_FILES
+            if (source / name).is_file()
+        }
+    )
     return files
 
 
@@ -133,7 +139,9 @@ class HubStandIn:
         }
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
-    def _write(self, path: list[str], headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _write(
+        self, path: list[str], headers: Any, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         if self.refuse is not None:
             return self.refuse, {}, json.dumps({"error": "the stand-in refuses writes"}).encode()
         if self.token is not None and headers.get("Authorization") != f"Bearer {self.token}":
@@ -197,7 +205,12 @@ class HubStandIn:
         if repo_id not in self.repos:
             return 404, {"X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}'
         entries = [
-            {"type": "file", "path": name, "size": len(content), "oid": hashlib.sha1(content).hexdigest()}
+            {
+                "type": "file",
+                "path": name,
+                "size": len(content),
+                "oid": hashlib.sha1(content).hexdigest(),
+            }
             for name, content in sorted(self.repos[repo_id].items())
         ]
         return 200, {"Content-Type": "application/json"}, json.dumps(entries).encode()

@@ -11,7 +11,9 @@ from typing import Any
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
     """One line per row: a dict is dumped as JSON, a str is written as it is (for bad lines)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    path.write_text(
+        "".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows)
+    )
     return path
 
 

@@ -151,7 +151,10 @@ def _qualified(name: str) -> str:
 
 def _covers(names: list[str], module: str) -> bool:
     """Whether `module` is one of `names` or inside one (the package itself only by its own name)."""
-    return any(module == name or (name != ROOT and module.startswith(name + ".")) for name in map(_qualified, names))
+    return any(
+        module == name or (name != ROOT and module.startswith(name + "."))
+        for name in map(_qualified, names)
+    )
 
 
 def capability_of(module: str) -> str:
@@ -178,7 +181,13 @@ def violations(edges: list[Edge], rules: Rules) -> list[str]:
         elif not _covers(rules.allowed[source], edge.target):
             rule = rules.text[source]
         if rule is not None:
-            found.add((edge.file, edge.line, f"{edge.file}:{edge.line} imports {edge.target} (rule: {rule})"))
+            found.add(
+                (
+                    edge.file,
+                    edge.line,
+                    f"{edge.file}:{edge.line} imports {edge.target} (rule: {rule})",
+                )
+            )
     return [message for _, _, message in sorted(found)]
 
 
@@ -236,7 +245,11 @@ def cycles(modules: set[str], edges: list[Edge]) -> list[list[str]]:
 
 def describe_cycle(component: list[str], edges: list[Edge]) -> str:
     inside = set(component)
-    lines = [f"{e.file}:{e.line} {e.source} -> {e.target}" for e in edges if e.source in inside and e.target in inside]
+    lines = [
+        f"{e.file}:{e.line} {e.source} -> {e.target}"
+        for e in edges
+        if e.source in inside and e.target in inside
+    ]
     return "cycle between " + ", ".join(component) + ":\n    " + "\n    ".join(sorted(set(lines)))
 
 
@@ -248,7 +261,9 @@ def graph() -> tuple[set[str], list[Edge]]:
     return import_edges()
 
 
-def test_every_import_follows_the_rules_in_the_architecture_doc(graph: tuple[set[str], list[Edge]]) -> None:
+def test_every_import_follows_the_rules_in_the_architecture_doc(
+    graph: tuple[set[str], list[Edge]],
+) -> None:
     _, edges = graph
     found = violations(edges, parse_rules(DOC.read_text(encoding="utf-8")))
     assert not found, "imports against docs/ARCHITECTURE.md:\n" + "\n".join(found)

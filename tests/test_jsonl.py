@@ -21,7 +21,9 @@ def test_missing_and_wrong_type_fields(tmp_path):
     line = next(read_jsonl_objects(path))
     with pytest.raises(DataError, match=r'd.jsonl:1: field "input": expected a string, got int'):
         require_str(line, "input")
-    with pytest.raises(DataError, match=r'field "output": expected a string \(the key is missing\)'):
+    with pytest.raises(
+        DataError, match=r'field "output": expected a string \(the key is missing\)'
+    ):
         require_str(line, "output")
 
 

@@ -39,7 +39,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
     project = tmp_path_factory.mktemp("project")
     shutil.copy(ROOT / "pyproject.toml", project)
     shutil.copy(ROOT / "README.md", project)
-    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     result = subprocess.run(
         [
             sys.executable,
@@ -71,12 +73,18 @@ def test_the_wheel_ships_the_skill_and_every_data_file(wheel: zipfile.ZipFile) -
 
 
 def test_the_wheel_carries_the_one_version(wheel: zipfile.ZipFile) -> None:
-    assert "version" not in _pyproject()["project"], "pyproject.toml must take the version from __init__"
+    assert "version" not in _pyproject()["project"], (
+        "pyproject.toml must take the version from __init__"
+    )
     (metadata,) = (name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
     assert f"\nVersion: {tinker_chief.__version__}\n" in wheel.read(metadata).decode()
 
 
 def test_every_package_data_pattern_matches_a_file() -> None:
     patterns = _pyproject()["tool"]["setuptools"]["package-data"]["tinker_chief"]
-    unmatched = [pattern for pattern in patterns if not any(path.is_file() for path in PACKAGE.glob(pattern))]
-    assert unmatched == [], f"package-data patterns that match no file under src/tinker_chief: {unmatched}"
+    unmatched = [
+        pattern for pattern in patterns if not any(path.is_file() for path in PACKAGE.glob(pattern))
+    ]
+    assert unmatched == [], (
+        f"package-data patterns that match no file under src/tinker_chief: {unmatched}"
+    )

@@ -34,7 +34,16 @@ def _junit_of_a_real_run(tmp_path: Path) -> Path:
     (tmp_path / "suite" / "test_tiny.py").write_text(SUITE)
     junit = tmp_path / "junit.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "."],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            ".",
+        ],
         cwd=tmp_path / "suite",
         capture_output=True,
         text=True,
@@ -45,14 +54,19 @@ def _junit_of_a_real_run(tmp_path: Path) -> Path:
 
 def _record(doc: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(RECORD), "--doc", str(doc), *args], capture_output=True, text=True, timeout=120
+        [sys.executable, str(RECORD), "--doc", str(doc), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_a_test_run_is_recorded_in_its_block_and_replaces_the_last(tmp_path: Path) -> None:
     junit = _junit_of_a_real_run(tmp_path)
     doc = tmp_path / "BENCHMARKS.md"
-    doc.write_text("# Benchmarks\n\nbefore\n\n<!-- tests:begin -->\nold figures\n<!-- tests:end -->\n\nafter\n")
+    doc.write_text(
+        "# Benchmarks\n\nbefore\n\n<!-- tests:begin -->\nold figures\n<!-- tests:end -->\n\nafter\n"
+    )
     result = _record(doc, "tests", "--junit", str(junit), "--seconds", "125", "--args", "-k tiny")
     assert result.returncode == 0, result.stderr
     text = doc.read_text()
@@ -65,7 +79,9 @@ def test_a_test_run_is_recorded_in_its_block_and_replaces_the_last(tmp_path: Pat
 
     assert _record(doc, "tests", "--junit", str(junit), "--seconds", "7").returncode == 0
     again = doc.read_text()
-    assert again.count("<!-- tests:begin -->") == 1 and "the whole suite" in again and ": 7s" in again
+    assert (
+        again.count("<!-- tests:begin -->") == 1 and "the whole suite" in again and ": 7s" in again
+    )
 
 
 def test_a_demo_run_gets_its_own_block_appended(tmp_path: Path) -> None:
@@ -92,7 +108,9 @@ def test_a_broken_block_or_input_is_one_error_line(tmp_path: Path) -> None:
 def test_each_run_records_its_speed_goal_row_per_cpu_kind(tmp_path: Path) -> None:
     """The goal table keeps one row per (CPU kind, goal): a new run replaces this kind's row and
     keeps the rows other machine kinds recorded."""
-    other = "| Some Other CPU; no AVX-512; no native bf16; no AMX; 2 CPUs | `chief demo` after set-up"
+    other = (
+        "| Some Other CPU; no AVX-512; no native bf16; no AMX; 2 CPUs | `chief demo` after set-up"
+    )
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text(
         "# Benchmarks\n\n<!-- speed-goals:begin -->\n"
@@ -106,10 +124,14 @@ def test_each_run_records_its_speed_goal_row_per_cpu_kind(tmp_path: Path) -> Non
     junit = _junit_of_a_real_run(tmp_path)
     assert _record(doc, "tests", "--junit", str(junit), "--seconds", "9").returncode == 0
 
-    block = doc.read_text().split("<!-- speed-goals:begin -->")[1].split("<!-- speed-goals:end -->")[0]
+    block = (
+        doc.read_text().split("<!-- speed-goals:begin -->")[1].split("<!-- speed-goals:end -->")[0]
+    )
     rows = [line for line in block.splitlines() if line.startswith("| ") and "CPU kind" not in line]
     assert sum(row.startswith(other) for row in rows) == 1, "another machine kind's row is kept"
     ours = [row for row in rows if "`chief demo` after set-up" in row and not row.startswith(other)]
-    assert len(ours) == 1 and "| 2m30s | yes |" in ours[0], "the latest successful demo replaced ours"
+    assert len(ours) == 1 and "| 2m30s | yes |" in ours[0], (
+        "the latest successful demo replaced ours"
+    )
     suite = [row for row in rows if "the test suite" in row]
     assert len(suite) == 1 and "| < 12 min |" in suite[0] and "| yes |" in suite[0]

@@ -39,7 +39,11 @@ def test_lines_that_are_not_objects_are_skipped_by_training_and_the_report(tmp_p
     spent = RunLog(run_dir).usage(2)  # what the registry sink records for a checkpoint at step 2
     assert (spent["train/tokens"], spent["prefill/tokens"], spent["time/step_s"]) == (220, 40, 1.0)
     (curves,) = collect(tmp_path).runs
-    assert (curves.status, curves.train, curves.val) == ("finished", [(1, 2.0), (2, 1.0)], {"val/nll": [(2, 1.5)]})
+    assert (curves.status, curves.train, curves.val) == (
+        "finished",
+        [(1, 2.0), (2, 1.0)],
+        {"val/nll": [(2, 1.5)]},
+    )
 
 
 def test_a_broken_run_json_names_the_file_with_the_readers_error(tmp_path: Path) -> None:
@@ -69,20 +73,38 @@ def _checkpoints(run_dir: Path, *rows: dict[str, object]) -> Path:
     return path
 
 
-def test_a_hand_edited_checkpoint_row_is_one_error_naming_the_file_and_field(tmp_path: Path) -> None:
+def test_a_hand_edited_checkpoint_row_is_one_error_naming_the_file_and_field(
+    tmp_path: Path,
+) -> None:
     run_dir = _run(tmp_path)
     path = _checkpoints(run_dir, CHECKPOINT, {**CHECKPOINT, "step": "3"})
-    with pytest.raises(TrainingError, match=rf'^{path}: a checkpoint\'s field "step": expected an integer, got str$'):
+    with pytest.raises(
+        TrainingError,
+        match=rf'^{path}: a checkpoint\'s field "step": expected an integer, got str$',
+    ):
         RunLog(run_dir).last_checkpoint()
     _checkpoints(run_dir, {k: v for k, v in CHECKPOINT.items() if k != "state_path"})
     with pytest.raises(TrainingError, match=r'field "state_path": expected a string, got nothing'):
         RunLog(run_dir).checkpoints()
 
 
-def test_checkpoint_rows_read_back_as_written_and_unknown_fields_are_ignored(tmp_path: Path) -> None:
+def test_checkpoint_rows_read_back_as_written_and_unknown_fields_are_ignored(
+    tmp_path: Path,
+) -> None:
     run_dir = _run(tmp_path)
-    oldest = {k: v for k, v in CHECKPOINT.items() if k not in ("training_run_id", "final", "registry_ref")}
+    oldest = {
+        k: v for k, v in CHECKPOINT.items() if k not in ("training_run_id", "final", "registry_ref")
+    }
     _checkpoints(run_dir, oldest, {**CHECKPOINT, "written_by": "a later chief"})
     first, last = RunLog(run_dir).checkpoints()
-    assert (first.step, first.training_run_id, first.final, first.registry_ref) == (2, None, False, None)
-    assert (last.name, last.state_path, last.final) == (CHECKPOINT["name"], CHECKPOINT["state_path"], True)
+    assert (first.step, first.training_run_id, first.final, first.registry_ref) == (
+        2,
+        None,
+        False,
+        None,
+    )
+    assert (last.name, last.state_path, last.final) == (
+        CHECKPOINT["name"],
+        CHECKPOINT["state_path"],
+        True,
+    )

@@ -31,7 +31,19 @@ def test_frontmatter_has_name_and_description() -> None:
 
 def test_skill_names_the_whole_workflow_in_order() -> None:
     names = [shlex.split(c)[1] for c in _commands()]
-    order = ["demo", "init", "plan", "eval", "train", "compare", "promote", "export", "publish", "registry", "report"]
+    order = [
+        "demo",
+        "init",
+        "plan",
+        "eval",
+        "train",
+        "compare",
+        "promote",
+        "export",
+        "publish",
+        "registry",
+        "report",
+    ]
     positions = [names.index(n) for n in order]
     assert positions == sorted(positions)
 
@@ -47,10 +59,16 @@ def test_every_command_exists_and_its_flags_parse(command: str) -> None:
         assert sub is not None, f"`{command}`: no command `{name}`"
         group = sub
     if args:
-        ctx = group.make_context(group.name, list(args))  # raises on unknown flags, bad choices, missing args
+        ctx = group.make_context(
+            group.name, list(args)
+        )  # raises on unknown flags, bad choices, missing args
         # An old spelling still parses for one release (`options.old_spelling`), but the skill
         # teaches the current one.
-        old = {name: value for name, value in ctx.params.items() if name.startswith("old_") and value is not None}
+        old = {
+            name: value
+            for name, value in ctx.params.items()
+            if name.startswith("old_") and value is not None
+        }
         assert not old, f"`{command}` uses an old spelling: {old}"
     # a bare mention in prose (`chief eval`) only has to name a real command
 

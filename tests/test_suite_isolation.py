@@ -113,4 +113,6 @@ def test_developer_settings_are_hidden_and_the_key_goes_to_cloud_tests_only(tmp_
 
 def test_cloud_tests_are_skipped_without_a_key(tmp_path: Path) -> None:
     result = _run(tmp_path)
-    assert "2 passed, 1 skipped" in result.stdout and "needs Tinker's cloud" in result.stdout, result.stdout
+    assert "2 passed, 1 skipped" in result.stdout and "needs Tinker's cloud" in result.stdout, (
+        result.stdout
+    )

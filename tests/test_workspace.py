@@ -72,7 +72,9 @@ def test_registry_location_without_a_project(tmp_path: Path, monkeypatch) -> Non
     assert registry_location(tmp_path, tmp_path / "flag.db") == tmp_path / "flag.db"
 
 
-def test_the_backend_choice_applies_the_projects_backend_section(tmp_path: Path, monkeypatch) -> None:
+def test_the_backend_choice_applies_the_projects_backend_section(
+    tmp_path: Path, monkeypatch
+) -> None:
     workspace = _opened(tmp_path / "proj", backend={"kind": "local", "base_url": DEAD_URL})
     assert workspace.backend_choice() == BackendChoice("local", DEAD_URL, BY_PROJECT)
     assert workspace.backend_choice("tinker") == BackendChoice("tinker", None, "--backend")
@@ -90,7 +92,9 @@ def test_calibration_reaches_only_a_local_engine(tmp_path: Path) -> None:
     assert local.local_engine_choice() == BackendChoice("local", DEAD_URL, BY_PROJECT)
 
 
-def test_connect_reaches_the_engine_and_connected_reuses_a_connection(tmp_path: Path, engine) -> None:
+def test_connect_reaches_the_engine_and_connected_reuses_a_connection(
+    tmp_path: Path, engine
+) -> None:
     workspace = _opened(tmp_path / "proj")
     with workspace.connect(workspace.backend_choice(base_url=engine.base_url)) as connection:
         connection.check_serves(TINY)

@@ -22,22 +22,42 @@ from cli_support import run_chief as chief
 
 TINY = "tiny-random-llama"
 ROWS = "".join(
-    json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+    json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": f"q{i}"},
+                {"role": "assistant", "content": f"a{i}"},
+            ]
+        }
+    )
+    + "\n"
     for i in range(30)
 )
 
 BAD_JSONL = {
-    "not-utf8": (b'{"messages": "caf\xe9"}\n', r"bad\.jsonl:1: not UTF-8 \(byte 0xe9 at column 18\)"),
-    "utf16": ('{"input": "a", "output": "b"}\n'.encode("utf-16"), r"bad\.jsonl:1: .*looks like UTF-16"),
+    "not-utf8": (
+        b'{"messages": "caf\xe9"}\n',
+        r"bad\.jsonl:1: not UTF-8 \(byte 0xe9 at column 18\)",
+    ),
+    "utf16": (
+        '{"input": "a", "output": "b"}\n'.encode("utf-16"),
+        r"bad\.jsonl:1: .*looks like UTF-16",
+    ),
     "random-bytes": (random.Random(17).randbytes(4096), r"bad\.jsonl:\d+: "),
     "deep-nesting": (
         b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
         r"bad\.jsonl:1: invalid JSON \(nested too deeply\)",
     ),
-    "huge-integer": (b'{"a": ' + b"9" * 5000 + b"}\n", r"bad\.jsonl:1: invalid JSON \(.*4300 digits.*5000 digits\)"),
+    "huge-integer": (
+        b'{"a": ' + b"9" * 5000 + b"}\n",
+        r"bad\.jsonl:1: invalid JSON \(.*4300 digits.*5000 digits\)",
+    ),
 }
 BAD_TOML = {
-    "binary": (bytes(range(256)) * 4, r"chief\.toml:2: not UTF-8 \(byte 0x80 at column 118\)"),  # after b"\n" (10)
+    "binary": (
+        bytes(range(256)) * 4,
+        r"chief\.toml:2: not UTF-8 \(byte 0x80 at column 118\)",
+    ),  # after b"\n" (10)
     "deep-nesting": (
         b"name = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
         r"chief\.toml: invalid TOML \(nested too deeply\)",
@@ -51,7 +71,16 @@ def made_project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("made")
     (root / "train.jsonl").write_text(ROWS)
     created = chief(
-        "init", "-p", "proj", "--use-case", "chat", "--base-model", TINY, "--train", "train.jsonl", cwd=root
+        "init",
+        "-p",
+        "proj",
+        "--use-case",
+        "chat",
+        "--base-model",
+        TINY,
+        "--train",
+        "train.jsonl",
+        cwd=root,
     )
     assert created.returncode == 0, created.stderr
     return root / "proj"
@@ -66,7 +95,17 @@ def project(made_project, tmp_path) -> Path:
 
 def _jsonl_command(command: str, bad: Path, project: Path) -> list[str]:
     if command == "init":
-        return ["init", "-p", "new", "--use-case", "chat", "--base-model", TINY, "--train", str(bad)]
+        return [
+            "init",
+            "-p",
+            "new",
+            "--use-case",
+            "chat",
+            "--base-model",
+            TINY,
+            "--train",
+            str(bad),
+        ]
     if command == "plan":
         shutil.copy(bad, project / "data" / "train.jsonl")
         return ["plan", "-p", str(project)]
@@ -81,13 +120,17 @@ def test_broken_jsonl_is_one_line_error(command, kind, project, tmp_path):
     bad.write_bytes(content)
     if command == "plan":
         pattern = pattern.replace(r"bad\.jsonl", r"data/train\.jsonl")
-    assert_one_line_error(chief(*_jsonl_command(command, bad, project), cwd=tmp_path), pattern=pattern)
+    assert_one_line_error(
+        chief(*_jsonl_command(command, bad, project), cwd=tmp_path), pattern=pattern
+    )
 
 
 @pytest.mark.parametrize("command", ["init", "eval-offline"])
 def test_endless_input_is_cut_off(command, project, tmp_path):
     result = chief(*_jsonl_command(command, Path("/dev/zero"), project), cwd=tmp_path)
-    assert_one_line_error(result, pattern=r"/dev/zero:1: line longer than 16 MiB; expected one JSON object per line")
+    assert_one_line_error(
+        result, pattern=r"/dev/zero:1: line longer than 16 MiB; expected one JSON object per line"
+    )
 
 
 PROJECT_COMMANDS = {
@@ -122,7 +165,9 @@ def test_demo_refuses_a_directory_with_a_binary_chief_toml(tmp_path):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "chief.toml").write_bytes(BAD_TOML["binary"][0])
     result = chief("demo", "-p", "demo", cwd=tmp_path)
-    assert_one_line_error(result, pattern=r"--project \S*demo: exists and is not a chief demo project")
+    assert_one_line_error(
+        result, pattern=r"--project \S*demo: exists and is not a chief demo project"
+    )
     assert (tmp_path / "demo" / "chief.toml").read_bytes() == BAD_TOML["binary"][0]
 
 
@@ -142,10 +187,13 @@ def test_report_names_the_broken_file(project, tmp_path):
     )
     (run / "run.json").write_text('{"status": "finished"}')
     # A torn last metrics line (a crash mid-write) is skipped, as training itself does.
-    (run / "metrics.jsonl").write_bytes(b'{"step": 1, "train/loss": 2.5}\n{"step": 2, "train/lo\xe2\x82')
+    (run / "metrics.jsonl").write_bytes(
+        b'{"step": 1, "train/loss": 2.5}\n{"step": 2, "train/lo\xe2\x82'
+    )
     (project / "plan.json").write_text("{\n" + '"a": [1, 2,' * 3)
     assert_one_line_error(
-        chief("report", "--project", str(project), cwd=tmp_path), pattern=r"proj/plan\.json:2: invalid JSON"
+        chief("report", "--project", str(project), cwd=tmp_path),
+        pattern=r"proj/plan\.json:2: invalid JSON",
     )
     (project / "plan.json").unlink()
     written = chief("report", "--project", str(project), cwd=tmp_path)
@@ -164,5 +212,6 @@ def test_train_resume_names_a_broken_run_json(project, tmp_path):
     run.mkdir(parents=True)
     (run / "run.json").write_text('{"status": "interrupted",\n"nope"}')
     assert_one_line_error(
-        chief("train", "--project", str(project), "--resume", cwd=tmp_path), pattern=r"run-1/run\.json:2: invalid JSON"
+        chief("train", "--project", str(project), "--resume", cwd=tmp_path),
+        pattern=r"run-1/run\.json:2: invalid JSON",
     )

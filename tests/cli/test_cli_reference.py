@@ -16,7 +16,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "CLI.md"
 
 
 def _sections(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^## `(chief[^`]*)`\n\n```text\n(.*?)\n```$", text, re.MULTILINE | re.DOTALL))
+    return dict(
+        re.findall(r"^## `(chief[^`]*)`\n\n```text\n(.*?)\n```$", text, re.MULTILINE | re.DOTALL)
+    )
 
 
 def test_docs_cli_md_is_current() -> None:
@@ -26,7 +28,13 @@ def test_docs_cli_md_is_current() -> None:
 
 def test_the_reference_names_every_command_and_subcommand() -> None:
     names = set(_sections(render()))
-    assert {"chief", "chief train", "chief registry", "chief registry list", "chief engine serve"} <= names
+    assert {
+        "chief",
+        "chief train",
+        "chief registry",
+        "chief registry list",
+        "chief engine serve",
+    } <= names
 
 
 @pytest.mark.parametrize("command", ["chief", "chief registry list", "chief engine serve"])

@@ -50,7 +50,9 @@ def test_the_walk_sees_every_command_and_the_exceptions_name_real_ones() -> None
     assert set(NO_PROJECT) <= set(COMMANDS) and set(NO_JSON) <= set(COMMANDS)
 
 
-def _required_unless_exempt(path: str, flag: str, exempt: dict[str, str], table: str) -> click.Parameter | None:
+def _required_unless_exempt(
+    path: str, flag: str, exempt: dict[str, str], table: str
+) -> click.Parameter | None:
     """The command's one visible `flag`, or None where `exempt` (a cli/convention.py table)
     names the command; either way the other is a failure."""
     found = _visible(COMMANDS[path], flag)
@@ -104,7 +106,10 @@ def test_task_always_names_a_suite_task(path: str) -> None:
 def test_exit_codes_are_one_table() -> None:
     assert set(MEANINGS) == set(ExitCode)
     assert (ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE, ExitCode.INTERRUPTED) == (0, 1, 2, 130)
-    assert ChiefError.exit_code == ExitCode.ERROR and PromotionRejected.exit_code == ExitCode.GATE_REFUSED
+    assert (
+        ChiefError.exit_code == ExitCode.ERROR
+        and PromotionRejected.exit_code == ExitCode.GATE_REFUSED
+    )
     assert RunStopped.exit_code == ExitCode.STOPPED and click.UsageError.exit_code == ExitCode.USAGE
     assert len(set(ExitCode)) == len(ExitCode.__members__)  # no two names for one number
 
@@ -115,9 +120,17 @@ def _bare_exit_codes(tree: ast.AST) -> list[int]:
     lines = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.args:
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            name = (
+                node.func.attr
+                if isinstance(node.func, ast.Attribute)
+                else getattr(node.func, "id", None)
+            )
             first = node.args[0]
-            if name in ("exit", "SystemExit") and isinstance(first, ast.Constant) and type(first.value) is int:
+            if (
+                name in ("exit", "SystemExit")
+                and isinstance(first, ast.Constant)
+                and type(first.value) is int
+            ):
                 lines.append(node.lineno)
         if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -173,8 +186,9 @@ def test_init_reads_the_old_task_flag_as_the_recipe(tmp_path: Path) -> None:
         cwd=tmp_path,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    assert "Note: `chief init --task sl` is deprecated and goes in the next release; use `chief init --recipe sl`" in (
-        created.stderr
+    assert (
+        "Note: `chief init --task sl` is deprecated and goes in the next release; use `chief init --recipe sl`"
+        in (created.stderr)
     )
     assert "Note: `chief init new` is deprecated" in created.stderr
     assert load_project(tmp_path / "new").config.recipe == "sl"
@@ -190,7 +204,9 @@ def test_init_and_report_print_one_json_object_and_nothing_else(tmp_path: Path) 
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     made = json.loads(created.stdout)
-    assert made["created"] == str(tmp_path / "bot" / "chief.toml") and made["config"]["recipe"] == "sl"
+    assert (
+        made["created"] == str(tmp_path / "bot" / "chief.toml") and made["config"]["recipe"] == "sl"
+    )
 
     reported = run_chief("report", "-p", "bot", "-o", "page.html", "--json", cwd=tmp_path)
     assert reported.returncode == 0, reported.stderr

@@ -45,7 +45,11 @@ def test_every_registered_command_imports():
 @pytest.mark.parametrize(
     ("error", "code", "lines"),
     [
-        (ConfigurationError("chief.toml: field `lora.rank`: expected a positive integer"), 1, ["lora.rank"]),
+        (
+            ConfigurationError("chief.toml: field `lora.rank`: expected a positive integer"),
+            1,
+            ["lora.rank"],
+        ),
         (
             PromotionRejected("refused", ["eval stale: custom_qa", "safety below threshold"]),
             3,

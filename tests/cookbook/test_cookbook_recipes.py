@@ -54,7 +54,9 @@ def cookbook_env(engine):
 
 @pytest.fixture(scope="module")
 def rest(cookbook_env) -> tinker.RestClient:
-    return tinker.RestClient(base_url=cookbook_env.base_url, api_key=cookbook_env.api_key_for_clients)
+    return tinker.RestClient(
+        base_url=cookbook_env.base_url, api_key=cookbook_env.api_key_for_clients
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,12 @@ def sl_run(cookbook_env, tmp_path_factory) -> Path:
     data = write_jsonl(
         root / "conversations.jsonl",
         [
-            {"messages": [{"role": "user", "content": f"Secret number {i}?"}, {"role": "assistant", "content": ANSWER}]}
+            {
+                "messages": [
+                    {"role": "user", "content": f"Secret number {i}?"},
+                    {"role": "assistant", "content": ANSWER},
+                ]
+            }
             for i in range(64)
         ],
     )
@@ -110,7 +117,9 @@ def test_supervised_recipe(sl_run, rest):
     base = client.create_sampling_client(base_model=TINY).result()
     assert _answer_logprob(trained, prompt, answer) > _answer_logprob(base, prompt, answer) + 5.0
     sample = trained.sample(
-        prompt, 1, tinker.SamplingParams(max_tokens=8, temperature=0.0, stop=renderer.get_stop_sequences())
+        prompt,
+        1,
+        tinker.SamplingParams(max_tokens=8, temperature=0.0, stop=renderer.get_stop_sequences()),
     ).result()
     assert sample.sequences[0].stop_reason == "stop" and sample.sequences[0].tokens
     client.close("success").result()
@@ -121,7 +130,11 @@ def test_rl_recipe_with_the_arithmetic_environment(cookbook_env, rest, tmp_path)
     from tinker_cookbook.rl import train
 
     builder = ArithmeticDatasetBuilder(
-        batch_size=2, group_size=4, model_name_for_tokenizer=TINY, renderer_name=RENDERER, n_batches=3
+        batch_size=2,
+        group_size=4,
+        model_name_for_tokenizer=TINY,
+        renderer_name=RENDERER,
+        n_batches=3,
     )
     config = train.Config(
         learning_rate=1e-3,
@@ -145,7 +158,9 @@ def test_rl_recipe_with_the_arithmetic_environment(cookbook_env, rest, tmp_path)
         # The engine's sampler and trainer agree on the sampled tokens' logprobs.
         assert abs(row["optim/kl_sample_train_v1"]) < 1e-3
     final = _assert_checkpoints(tmp_path / "log", rest, periodic=["000002"])
-    sampler = tinker.ServiceClient().create_sampling_client(model_path=final["sampler_path"]).result()
+    sampler = (
+        tinker.ServiceClient().create_sampling_client(model_path=final["sampler_path"]).result()
+    )
     tokenizer, renderer = _chat(TINY)
     prompt = renderer.build_generation_prompt([{"role": "user", "content": "What is 2 + 3?"}])
     result = sampler.sample(prompt, 2, tinker.SamplingParams(max_tokens=4, seed=1)).result()
@@ -192,7 +207,9 @@ def test_dpo_recipe(cookbook_env, rest, tmp_path):
 
     rows = read_jsonl(tmp_path / "log" / "metrics.jsonl")
     assert [row["step"] for row in rows] == [0, 1, 2]
-    assert abs(rows[0]["dpo_loss"] - math.log(2)) < 1e-4  # policy == reference before the first step
+    assert (
+        abs(rows[0]["dpo_loss"] - math.log(2)) < 1e-4
+    )  # policy == reference before the first step
     assert rows[-1]["dpo_loss"] < rows[0]["dpo_loss"] and rows[-1]["margin"] > 0
     _assert_checkpoints(tmp_path / "log", rest, periodic=["000002"])
 
@@ -211,7 +228,9 @@ def test_run_inspect_evals_on_the_sl_checkpoint(sl_run, cookbook_env, tmp_path):
         "max_tokens=8",
         "temperature=0",
     ]
-    done = subprocess.run(command, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        command, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     from inspect_ai.log import list_eval_logs, read_eval_log
@@ -240,7 +259,9 @@ def _assert_checkpoints(log_dir: Path, rest: tinker.RestClient, periodic: list[s
             if row["name"] == "final":
                 assert checkpoint.expires_at is None
             else:
-                assert abs(checkpoint.expires_at - checkpoint.time - DEFAULT_TTL) < timedelta(seconds=60)
+                assert abs(checkpoint.expires_at - checkpoint.time - DEFAULT_TTL) < timedelta(
+                    seconds=60
+                )
     assert rest.get_training_run(run_id).result().user_metadata["renderer_name"] == RENDERER
     return rows[-1]
 
@@ -253,6 +274,8 @@ def _chat(model: str):
     return tokenizer, renderers.get_renderer(RENDERER, tokenizer)
 
 
-def _answer_logprob(client: tinker.SamplingClient, prompt: tinker.ModelInput, answer: list[int]) -> float:
+def _answer_logprob(
+    client: tinker.SamplingClient, prompt: tinker.ModelInput, answer: list[int]
+) -> float:
     full = tinker.ModelInput.from_ints(prompt.to_ints() + answer)
     return sum(client.compute_logprobs(full).result()[-len(answer) :])

@@ -53,7 +53,8 @@ def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     with sqlite3.connect(project.registry_path) as db:
         models = dict(db.execute("SELECT id, recipe FROM models").fetchall())
         finished = db.execute(
-            "SELECT model_id, task FROM eval_runs WHERE status = 'finished' AND suite_version = ?", (suite.version,)
+            "SELECT model_id, task FROM eval_runs WHERE status = 'finished' AND suite_version = ?",
+            (suite.version,),
         ).fetchall()
         outcomes = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
     assert sorted(models.values()) == ["base", "sl"]
@@ -70,7 +71,9 @@ def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     else:
         assert "the checkpoint is not in prod, so there is nothing to export" in result.output
     if has_bwrap:
-        _assert_humaneval_slice_recorded(project, datasets_cache, (directory / "report.html").read_text())
+        _assert_humaneval_slice_recorded(
+            project, datasets_cache, (directory / "report.html").read_text()
+        )
     else:
         assert "skipped `inspect_evals/humaneval`" in result.output
     _assert_tracked_in_mlflow(project, result.output)
@@ -110,12 +113,21 @@ def _assert_tracked_in_mlflow(project, output):
 
 def _assert_humaneval_slice_recorded(project, cache, report):
     (load,) = task_data("humaneval").loads  # the revision the installed inspect_evals pins
-    assert any((cache / "openai___openai_humaneval").rglob("chief-staged.json"))  # staged here, not elsewhere
+    assert any(
+        (cache / "openai___openai_humaneval").rglob("chief-staged.json")
+    )  # staged here, not elsewhere
     with Registry.open(project.registry_path) as registry:
         for model in registry.list_models():
             run = registry.latest_results(model.ref, project.config.eval_suite.version)["humaneval"]
             assert run.metrics["accuracy"].n == HUMANEVAL_LIMIT
-            assert run.settings["inspect_task"] == "inspect_evals/humaneval" and run.settings["task_version"]
+            assert (
+                run.settings["inspect_task"] == "inspect_evals/humaneval"
+                and run.settings["task_version"]
+            )
             (split,) = run.settings["dataset"]
-            assert (split["revision"], split["origin"], split["rows"]) == (load.revision, "staged", 164)
+            assert (split["revision"], split["origin"], split["rows"]) == (
+                load.revision,
+                "staged",
+                164,
+            )
     assert load.revision in report

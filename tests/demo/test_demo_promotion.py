@@ -14,8 +14,19 @@ from tinker_chief.workflows.demo.promotion import promote_better
 from tinker_chief.workspace import Workspace
 
 TASKS = [
-    {"name": "secret_code", "layer": "product", "kind": "jsonl", "data": "data/heldout.jsonl", "grader": "exact"},
-    {"name": "calibration", "layer": "calibration", "kind": "calibration", "headline_metric": "brier"},
+    {
+        "name": "secret_code",
+        "layer": "product",
+        "kind": "jsonl",
+        "data": "data/heldout.jsonl",
+        "grader": "exact",
+    },
+    {
+        "name": "calibration",
+        "layer": "calibration",
+        "kind": "calibration",
+        "headline_metric": "brier",
+    },
 ]
 
 
@@ -23,7 +34,9 @@ def _project(tmp_path):
     return Workspace.open(make_project(tmp_path, eval_suite={"name": "demo-suite", "tasks": TASKS}))
 
 
-def _record(registry: Registry, project, ref: str, passes: list[bool], briers: list[float]) -> SuiteRunResult:
+def _record(
+    registry: Registry, project, ref: str, passes: list[bool], briers: list[float]
+) -> SuiteRunResult:
     """Record both tasks for `ref` (accuracy from `passes`, Brier per question) and return the result."""
     suite = project.config.eval_suite
     accuracy = sum(passes) / len(passes)
@@ -59,7 +72,9 @@ def _record(registry: Registry, project, ref: str, passes: list[bool], briers: l
 def _run(tmp_path, base_passes, cand_passes, base_brier, cand_brier):
     project = _project(tmp_path)
     with Registry.open(project.registry_path) as registry:
-        base_ref = registry.register_model("base", base_model="tiny-random-llama", recipe="base").ref
+        base_ref = registry.register_model(
+            "base", base_model="tiny-random-llama", recipe="base"
+        ).ref
         cand_ref = registry.register_model("tuned", base_model="tiny-random-llama").ref
         base = _record(registry, project, base_ref, base_passes, base_brier)
         cand = _record(registry, project, cand_ref, cand_passes, cand_brier)
@@ -69,7 +84,9 @@ def _run(tmp_path, base_passes, cand_passes, base_brier, cand_brier):
 
 
 def test_better_checkpoint_replaces_the_base_in_prod(tmp_path):
-    promotion, prod = _run(tmp_path, [False] * 30, [True] * 25 + [False] * 5, [0.6] * 30, [0.3] * 30)
+    promotion, prod = _run(
+        tmp_path, [False] * 30, [True] * 25 + [False] * 5, [0.6] * 30, [0.3] * 30
+    )
     assert (promotion.base_score, promotion.candidate_score) == (0.0, 25 / 30)
     assert promotion.better_ref == "tuned:v1" and promotion.promoted == ["base:v1", "tuned:v1"]
     assert promotion.prod_ref == prod.ref == "tuned:v1" and promotion.refusals == {}

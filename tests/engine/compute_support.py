@@ -30,7 +30,9 @@ def backend_with_model(rank: int) -> tuple[Any, str]:
     return backend, model_id
 
 
-def sft_datum(rng: np.random.Generator, length: int, extra: dict[str, np.ndarray] | None = None) -> DatumArrays:
+def sft_datum(
+    rng: np.random.Generator, length: int, extra: dict[str, np.ndarray] | None = None
+) -> DatumArrays:
     """A random next-token datum with random non-negative weights."""
     tokens = rng.integers(3, VOCAB, length + 1)
     inputs = {
@@ -67,7 +69,9 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
 
     shared = (1, *range(40, 60))  # long enough to be prefilled once and shared
     requests = [
-        SampleRequest(sampler_key, shared + tail, 1, SamplingSettings(max_tokens=n, temperature=0.0))
+        SampleRequest(
+            sampler_key, shared + tail, 1, SamplingSettings(max_tokens=n, temperature=0.0)
+        )
         for tail, n in (((72, 101), 40), ((87,), 3), ((65, 66, 67), 25), ((50,), 40))
     ]
     reallocated = []  # one entry per allocation, naming the layer

@@ -32,11 +32,17 @@ def rest_client(engine):
 @pytest.fixture
 def raw(engine):
     with httpx.Client(
-        base_url=f"{engine.base_url}/api/v1", timeout=60, headers={"X-API-Key": engine.api_key_for_clients}
+        base_url=f"{engine.base_url}/api/v1",
+        timeout=60,
+        headers={"X-API-Key": engine.api_key_for_clients},
     ) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
 def tokenizer(service_client):
-    return service_client.create_lora_training_client(base_model=TINY, rank=2, seed=0).result().get_tokenizer()
+    return (
+        service_client.create_lora_training_client(base_model=TINY, rank=2, seed=0)
+        .result()
+        .get_tokenizer()
+    )

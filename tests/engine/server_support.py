@@ -41,11 +41,17 @@ def logprobs_of(output: types.ForwardBackwardOutput) -> list[np.ndarray]:
 
 
 def fb_body(
-    model_id: str, seq_id: int, data: list[types.Datum], loss_fn: str = "cross_entropy", forward_only: bool = False
+    model_id: str,
+    seq_id: int,
+    data: list[types.Datum],
+    loss_fn: str = "cross_entropy",
+    forward_only: bool = False,
 ) -> bytes:
     """The exact protobuf body the SDK would send, built with the SDK's own converter."""
     request = ForwardBackwardRequest(
-        forward_backward_input=ForwardBackwardInput(data=data, loss_fn=loss_fn), model_id=model_id, seq_id=seq_id
+        forward_backward_input=ForwardBackwardInput(data=data, loss_fn=loss_fn),
+        model_id=model_id,
+        seq_id=seq_id,
     )
     message = request_conv.forward_backward_request_to_proto(request)
     message.forward_only = forward_only
@@ -53,7 +59,9 @@ def fb_body(
 
 
 def raw_model(raw: httpx.Client, seed: int = 0, rank: int = 2) -> str:
-    session = raw.post("/create_session", json={"tags": [], "user_metadata": None, "sdk_version": "raw"}).json()
+    session = raw.post(
+        "/create_session", json={"tags": [], "user_metadata": None, "sdk_version": "raw"}
+    ).json()
     response = raw.post(
         "/create_model",
         json={

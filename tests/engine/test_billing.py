@@ -88,7 +88,9 @@ def tinker_cli(engine, *args: str) -> dict:
         "TINKER_BASE_URL": engine.base_url,
         "TINKER_API_KEY": engine.api_key_for_clients,
     }
-    done = subprocess.run([TINKER, "-f", "json", *args], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [TINKER, "-f", "json", *args], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -115,7 +117,9 @@ def test_tinker_billing_cli_against_the_engine(engine, work, rest_client):
     assert usage["sessions"][work["session_id"]]["user_metadata"] == {"chief_scope": "run:test"}
 
     stored = tinker_cli(engine, "billing", "checkpoint-storage", "--project-id", PROJECT)["data"]
-    sizes = [c.size_bytes for c in rest_client.list_checkpoints(work["run_id"]).result().checkpoints]
+    sizes = [
+        c.size_bytes for c in rest_client.list_checkpoints(work["run_id"]).result().checkpoints
+    ]
     assert [(row["project_id"], row["checkpoint_count"], row["size_bytes"]) for row in stored] == [
         (PROJECT, 2, sum(sizes))
     ]
@@ -161,12 +165,17 @@ def test_counters_survive_a_restart_and_deletion_stops_storage(tmp_path):
     with start_engine(state_dir=tmp_path, device="cpu", dtype="float32") as handle:
         key = handle.api_key_for_clients
         admin = tinker.AdminClient(base_url=handle.base_url, api_key=key)
-        events = [e.model_dump(mode="json") for e in admin.get_billing_usage(*window()).result().data]
+        events = [
+            e.model_dump(mode="json") for e in admin.get_billing_usage(*window()).result().data
+        ]
         totals = session_totals(events, work["session_id"])
         assert {k: v for k, v in totals.items() if k != "storage"} == work["expected"]
 
         rest = tinker.RestClient(base_url=handle.base_url, api_key=key)
-        assert admin.get_current_checkpoint_storage_usage(PROJECT).result().data[0].checkpoint_count == 2
+        assert (
+            admin.get_current_checkpoint_storage_usage(PROJECT).result().data[0].checkpoint_count
+            == 2
+        )
         for checkpoint in rest.list_checkpoints(work["run_id"]).result().checkpoints:
             rest.delete_checkpoint_from_tinker_path(checkpoint.tinker_path).result()
         assert admin.get_current_checkpoint_storage_usage(PROJECT).result().data == []

@@ -7,11 +7,26 @@ import numpy as np
 import pytest
 import torch
 
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import (
+    AdamStep,
+    DatumArrays,
+    LoraSettings,
+    SampleRequest,
+    SamplingSettings,
+)
 from tinker_chief.engine.compute import TorchBackend
-from tinker_chief.engine.compute.frozen_linear import FrozenLinear, mkldnn_prepack_available, use_compute_dtype_linears
+from tinker_chief.engine.compute.frozen_linear import (
+    FrozenLinear,
+    mkldnn_prepack_available,
+    use_compute_dtype_linears,
+)
 
-from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
+from compute_support import (
+    TINY_MODEL,
+    assert_growing_cache_matches_dynamic_cache,
+    fresh_id,
+    sft_batch,
+)
 
 PACKINGS = [False, True] if mkldnn_prepack_available() else [False]
 
@@ -66,8 +81,12 @@ def test_swapping_unties_a_tied_output_embedding():
     model = LlamaForCausalLM(config).eval().requires_grad_(False)
     linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
     assert use_compute_dtype_linears(model, torch.bfloat16) == linears
-    assert all(isinstance(m, FrozenLinear) for m in model.modules() if isinstance(m, torch.nn.Linear))
-    assert model.get_input_embeddings().weight.dtype == torch.float32  # embeddings stay fp32, as under autocast
+    assert all(
+        isinstance(m, FrozenLinear) for m in model.modules() if isinstance(m, torch.nn.Linear)
+    )
+    assert (
+        model.get_input_embeddings().weight.dtype == torch.float32
+    )  # embeddings stay fp32, as under autocast
     assert model.lm_head.weight.dtype == torch.bfloat16 and not model.config.tie_word_embeddings
     model.tie_weights()  # must not re-tie the bf16 copy to the fp32 embedding
     assert model.lm_head.weight.dtype == torch.bfloat16
@@ -91,7 +110,9 @@ def cpu_without_bf16_prepack(monkeypatch):
     frozen_linear.mkldnn_prepack_available.cache_clear()
 
 
-def test_a_cpu_that_cannot_prepack_bf16_keeps_plain_bf16_weights_with_autocasts_bits(cpu_without_bf16_prepack):
+def test_a_cpu_that_cannot_prepack_bf16_keeps_plain_bf16_weights_with_autocasts_bits(
+    cpu_without_bf16_prepack,
+):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     assert not mkldnn_prepack_available()
@@ -122,7 +143,9 @@ def bf16_backend() -> TorchBackend:
 
 def test_bf16_backend_keeps_base_linears_in_bf16_and_lora_in_fp32(bf16_backend):
     model_id = fresh_id("bf16")
-    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=0, train_unembed=True))
+    bf16_backend.create_training_model(
+        model_id, TINY_MODEL, LoraSettings(rank=4, seed=0, train_unembed=True)
+    )
     base = bf16_backend._bases.get(TINY_MODEL).model
     frozen = [m for m in base.modules() if isinstance(m, FrozenLinear)]
     assert frozen and all(m.weight.dtype == torch.bfloat16 for m in frozen)
@@ -135,7 +158,9 @@ def test_bf16_backend_keeps_base_linears_in_bf16_and_lora_in_fp32(bf16_backend):
 
 def test_bf16_backend_learns_a_batch(bf16_backend):
     model_id = fresh_id("bf16")
-    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=8, seed=0, train_unembed=True))
+    bf16_backend.create_training_model(
+        model_id, TINY_MODEL, LoraSettings(rank=8, seed=0, train_unembed=True)
+    )
     batch = sft_batch(5)
     losses = []
     for _ in range(8):
@@ -157,12 +182,17 @@ def test_bf16_sampled_logprobs_agree_with_forward(bf16_backend):
     batch = [SampleRequest(key, prompt, 2, settings), SampleRequest(key, (1, 50, 51), 1, settings)]
     sequence = bf16_backend.sample(batch)[0].sequences[0]
     alone = bf16_backend.sample(batch[:1])[0].sequences[0]
-    assert sequence.tokens == alone.tokens and len(sequence.tokens) == 8  # a seed reproduces in any batch
+    assert (
+        sequence.tokens == alone.tokens and len(sequence.tokens) == 8
+    )  # a seed reproduces in any batch
     tokens = list(prompt) + sequence.tokens
     datum = DatumArrays(
-        np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]), "weights": np.ones(len(tokens) - 1, np.float32)}
+        np.array(tokens[:-1]),
+        {"target_tokens": np.array(tokens[1:]), "weights": np.ones(len(tokens) - 1, np.float32)},
     )
-    scored = bf16_backend.forward_backward(model_id, [datum], "cross_entropy", {}, True).outputs[0]["logprobs"]
+    scored = bf16_backend.forward_backward(model_id, [datum], "cross_entropy", {}, True).outputs[0][
+        "logprobs"
+    ]
     # bf16 matmuls round differently at different batch shapes; the same weights agree closely.
     np.testing.assert_allclose(sequence.logprobs, scored[len(prompt) - 1 :], atol=0.05)
 

@@ -46,7 +46,12 @@ FORWARD_CASES = [
         {},
         r"datum 0: loss_fn_inputs is missing 'weights'",
     ),
-    ([datum([1, 2]), datum([1, 2])], "importance_sampling", {}, r"datum 0: loss_fn_inputs is missing 'logprobs'"),
+    (
+        [datum([1, 2]), datum([1, 2])],
+        "importance_sampling",
+        {},
+        r"datum 0: loss_fn_inputs is missing 'logprobs'",
+    ),
     (
         [datum([1, VOCAB, 3])],
         "cross_entropy",
@@ -60,7 +65,12 @@ FORWARD_CASES = [
         {},
         r"datum 1: target_tokens: token id -1 at position 0",
     ),
-    ([datum(np.ones(2049))], "cross_entropy", {}, r"length 2049 exceeds the model's maximum context length 2048"),
+    (
+        [datum(np.ones(2049))],
+        "cross_entropy",
+        {},
+        r"length 2049 exceeds the model's maximum context length 2048",
+    ),
     (
         [datum([1, 2, 3], weights=[1.0, 1.0])],
         "cross_entropy",
@@ -82,7 +92,9 @@ def test_bad_forward_backward_requests(backend_and_model, data, loss, config, me
 def test_dro_needs_beta(backend_and_model):
     backend, model_id = backend_and_model
     rng = np.random.default_rng(0)
-    item = sft_datum(rng, 4, {"logprobs": np.zeros(4, np.float32), "advantages": np.ones(4, np.float32)})
+    item = sft_datum(
+        rng, 4, {"logprobs": np.zeros(4, np.float32), "advantages": np.ones(4, np.float32)}
+    )
     with pytest.raises(InvalidRequestError, match=r"loss_fn_config must set 'beta'"):
         backend.forward_backward(model_id, [item], "dro", {}, True)
 
@@ -90,7 +102,9 @@ def test_dro_needs_beta(backend_and_model):
 def test_a_rejected_request_leaves_no_partial_gradient(backend_and_model):
     backend, model_id = backend_and_model
     with pytest.raises(InvalidRequestError):
-        backend.forward_backward(model_id, [*sft_batch(1), datum([1, VOCAB])], "cross_entropy", {}, False)
+        backend.forward_backward(
+            model_id, [*sft_batch(1), datum([1, VOCAB])], "cross_entropy", {}, False
+        )
     assert backend.optim_step(model_id, AdamStep(learning_rate=0.1))["grad_norm:mean"] == 0.0
 
 
@@ -100,12 +114,17 @@ def test_model_lifecycle_errors(backend_and_model):
         backend.forward_backward("ghost", sft_batch(0), "cross_entropy", {}, True)
     with pytest.raises(ConflictError, match="already exists"):
         backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=2))
-    with pytest.raises(NotFoundError, match=r"unknown model no-such-model: available models are .*tiny-random-llama"):
+    with pytest.raises(
+        NotFoundError,
+        match=r"unknown model no-such-model: available models are .*tiny-random-llama",
+    ):
         backend.create_training_model(fresh_id(), "no-such-model", LoraSettings(rank=2))
     with pytest.raises(InvalidRequestError, match="rank must be a positive integer"):
         backend.create_training_model(fresh_id(), TINY_MODEL, LoraSettings(rank=0))
     with pytest.raises(InvalidRequestError, match="at least one of train_mlp and train_attn"):
-        backend.create_training_model(fresh_id(), TINY_MODEL, LoraSettings(rank=2, train_mlp=False, train_attn=False))
+        backend.create_training_model(
+            fresh_id(), TINY_MODEL, LoraSettings(rank=2, train_mlp=False, train_attn=False)
+        )
     out_of_range = r"adam_params.learning_rate must be between 0 and 1, got -1.0"
     with pytest.raises(InvalidRequestError, match=out_of_range):
         backend.optim_step(model_id, AdamStep(learning_rate=-1.0))
@@ -123,7 +142,10 @@ def test_checkpoint_errors(backend_and_model, tmp_path):
 SAMPLE_CASES = [
     (dict(prompt=()), r"the prompt is empty"),
     (dict(prompt=(1, VOCAB + 5)), rf"prompt token id {VOCAB + 5} is outside the vocabulary"),
-    (dict(prompt=tuple([1] * 2040), max_tokens=16), r"prompt length 2040 \+ max_tokens 16 exceeds .* 2048"),
+    (
+        dict(prompt=tuple([1] * 2040), max_tokens=16),
+        r"prompt length 2040 \+ max_tokens 16 exceeds .* 2048",
+    ),
     (dict(num_samples=0), r"num_samples must be at least 1"),
     (dict(temperature=-0.5), r"temperature must be >= 0"),
     (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
@@ -133,7 +155,9 @@ SAMPLE_CASES = [
 @pytest.mark.parametrize(("overrides", "message"), SAMPLE_CASES)
 def test_bad_sample_requests(backend_and_model, overrides, message):
     backend, _ = backend_and_model
-    settings = {k: overrides.pop(k) for k in ("max_tokens", "temperature", "top_p") if k in overrides}
+    settings = {
+        k: overrides.pop(k) for k in ("max_tokens", "temperature", "top_p") if k in overrides
+    }
     settings.setdefault("max_tokens", 4)
     fields = dict(sampler=TINY_MODEL, prompt=(1, 2, 3), num_samples=1) | overrides
     bad = SampleRequest(settings=SamplingSettings(**settings), **fields)

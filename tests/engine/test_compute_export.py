@@ -23,14 +23,18 @@ def saved(tmp_path_factory):
     """An adapter (with unembedding LoRA) trained a few steps, saved, plus its scores on a batch."""
     backend = TorchBackend(device="cpu", dtype="float32")
     model_id = fresh_id("export")
-    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=2, train_unembed=True))
+    backend.create_training_model(
+        model_id, TINY_MODEL, LoraSettings(rank=4, seed=2, train_unembed=True)
+    )
     for seed in range(3):
         backend.forward_backward(model_id, sft_batch(seed), "cross_entropy", {}, False)
         backend.optim_step(model_id, AdamStep(learning_rate=0.05))
     directory = tmp_path_factory.mktemp("adapter") / "sampler"
     backend.save_sampler_weights(model_id, directory)
     probe = sft_batch(99, lengths=(9,))
-    scores = backend.forward_backward(model_id, probe, "cross_entropy", {}, True).outputs[0]["logprobs"]
+    scores = backend.forward_backward(model_id, probe, "cross_entropy", {}, True).outputs[0][
+        "logprobs"
+    ]
     return directory, probe[0], scores
 
 
@@ -60,7 +64,9 @@ def test_merged_export_loads_with_transformers_and_matches(saved, tmp_path):
     # the unembedding LoRA was merged into an untied copy: the input embeddings are the base's
     base = load_frozen_causal_lm(materialize_model(TINY_MODEL), "cpu")
     assert torch.equal(merged.get_input_embeddings().weight, base.get_input_embeddings().weight)
-    assert not torch.equal(merged.get_output_embeddings().weight, base.get_output_embeddings().weight)
+    assert not torch.equal(
+        merged.get_output_embeddings().weight, base.get_output_embeddings().weight
+    )
     assert AutoTokenizer.from_pretrained(str(tmp_path / "merged")).eos_token == "<|im_end|>"
 
 
@@ -86,8 +92,15 @@ def test_moe_experts_are_found_generically():
         num_local_experts=4,
     )
     layout = scan_layout(MixtralForCausalLM(config))
-    lora = lora_config_for(layout, LoraSettings(rank=2, train_unembed=False), materialize_model(TINY_MODEL))
+    lora = lora_config_for(
+        layout, LoraSettings(rank=2, train_unembed=False), materialize_model(TINY_MODEL)
+    )
     assert set(lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
-    assert set(lora.target_parameters) == {"experts.gate_up_proj", "experts.down_proj"}  # router excluded
-    attn_only = lora_config_for(layout, LoraSettings(rank=2, train_mlp=False), materialize_model(TINY_MODEL))
+    assert set(lora.target_parameters) == {
+        "experts.gate_up_proj",
+        "experts.down_proj",
+    }  # router excluded
+    attn_only = lora_config_for(
+        layout, LoraSettings(rank=2, train_mlp=False), materialize_model(TINY_MODEL)
+    )
     assert not attn_only.target_parameters and "lm_head" in attn_only.target_modules

@@ -92,7 +92,8 @@ def test_cross_entropy_matches_reference(backend_and_model):
     data = [sft_datum(np.random.default_rng(2), n) for n in (5, 9)]
     result = backend.forward_backward(model_id, data, "cross_entropy", {}, True)
     expected = sum(
-        reference("cross_entropy", o["logprobs"], d.loss_fn_inputs, {}) for o, d in zip(result.outputs, data)
+        reference("cross_entropy", o["logprobs"], d.loss_fn_inputs, {})
+        for o, d in zip(result.outputs, data)
     )
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-6)
 
@@ -110,7 +111,9 @@ def test_clipped_losses_have_the_documented_gradients():
     inputs = {"logprobs": sampler, "advantages": adv}
     ratio = torch.exp(lp - sampler)
     # cispo: stop-gradient on the clipped ratio, so d/dlp = -clip(r) * A
-    torch.testing.assert_close(grad_of("cispo", lp, inputs, {}), -torch.clamp(ratio, 0.0, 4.0) * adv)
+    torch.testing.assert_close(
+        grad_of("cispo", lp, inputs, {}), -torch.clamp(ratio, 0.0, 4.0) * adv
+    )
     # ppo: the clipped branch (when it is the min) has zero gradient; otherwise d/dlp = -r * A
     clipped = torch.clamp(ratio, 0.8, 1.2)
     takes_unclipped = ratio * adv <= clipped * adv
@@ -177,7 +180,9 @@ def test_gspo_against_a_hand_computed_value():
     # e^(-1/6) ~ 0.8465 lies inside the clip range, so each token takes s*A.
     s0_all = np.exp(-1.0 / 6)
     expected_all = -(s0_all * (1.0 - 2.0 + 0.5) + 1.2 + 1.2)
-    assert float(LOSSES["gspo"].fn(lp, without_mask, torch.ones_like(lp), {})) == pytest.approx(expected_all, rel=1e-6)
+    assert float(LOSSES["gspo"].fn(lp, without_mask, torch.ones_like(lp), {})) == pytest.approx(
+        expected_all, rel=1e-6
+    )
 
 
 def test_gspo_gradient_is_the_sequence_ratio_times_the_advantage():
@@ -194,4 +199,6 @@ def test_gspo_gradient_is_the_sequence_ratio_times_the_advantage():
     clipped = grad_of("gspo", lp, inputs, {"clip_low_threshold": 1.5, "clip_high_threshold": 2.0})
     takes_unclipped = seq * inputs["advantages"] <= 1.5 * inputs["advantages"]
     assert not takes_unclipped.all(), "the case must exercise the clip"
-    torch.testing.assert_close(clipped, torch.where(takes_unclipped, -seq * inputs["advantages"], torch.zeros_like(lp)))
+    torch.testing.assert_close(
+        clipped, torch.where(takes_unclipped, -seq * inputs["advantages"], torch.zeros_like(lp))
+    )

@@ -15,9 +15,19 @@ from tinker_chief.engine.backend import (
 )
 from tinker_chief.engine.compute import TorchBackend
 
-from compute_support import TINY_MODEL, assert_growing_cache_matches_dynamic_cache, fresh_id, sft_batch
+from compute_support import (
+    TINY_MODEL,
+    assert_growing_cache_matches_dynamic_cache,
+    fresh_id,
+    sft_batch,
+)
 
-PROMPTS = [(1, 72, 101, 108, 108, 111), (1, 87, 104, 97, 116), (1, 65, 66, 67, 68, 69, 70, 71, 72), (1, 50)]
+PROMPTS = [
+    (1, 72, 101, 108, 108, 111),
+    (1, 87, 104, 97, 116),
+    (1, 65, 66, 67, 68, 69, 70, 71, 72),
+    (1, 50),
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +47,9 @@ def trained(backend) -> str:
 
 
 def request(sampler, prompt, max_tokens=12, n=1, **settings) -> SampleRequest:
-    return SampleRequest(sampler, tuple(prompt), n, SamplingSettings(max_tokens=max_tokens, **settings))
+    return SampleRequest(
+        sampler, tuple(prompt), n, SamplingSettings(max_tokens=max_tokens, **settings)
+    )
 
 
 def greedy(backend, sampler, prompt, **kw):
@@ -65,7 +77,9 @@ def test_shared_prompt_prefix_is_prefilled_once_with_the_same_results(backend, t
     rows = [Row(list(p), SamplingSettings(max_tokens=1), None) for p in prompts]
     assert shared_prefix_length(rows) == len(prefix)
     assert shared_prefix_length(rows[:1]) == 0
-    assert shared_prefix_length([Row([1, 2, 3], SamplingSettings(max_tokens=1), None)] * 2) == 0  # too short to share
+    assert (
+        shared_prefix_length([Row([1, 2, 3], SamplingSettings(max_tokens=1), None)] * 2) == 0
+    )  # too short to share
 
     alone = [greedy(backend, key, p) for p in prompts]
     batched = backend.sample([request(key, p, temperature=0.0, n=2) for p in prompts])
@@ -135,7 +149,10 @@ def test_seed_reproduces_samples(backend):
     settings = dict(temperature=1.0, max_tokens=16, n=3)
     first = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=5, **settings)])[0]
     again = backend.sample(
-        [request(TINY_MODEL, PROMPTS[0], seed=5, **settings), request(TINY_MODEL, PROMPTS[1], seed=9, **settings)]
+        [
+            request(TINY_MODEL, PROMPTS[0], seed=5, **settings),
+            request(TINY_MODEL, PROMPTS[1], seed=9, **settings),
+        ]
     )[0]
     other = backend.sample([request(TINY_MODEL, PROMPTS[0], seed=6, **settings)])[0]
     assert [s.tokens for s in first.sequences] == [s.tokens for s in again.sequences]
@@ -145,7 +162,9 @@ def test_seed_reproduces_samples(backend):
 
 def test_top_k_one_equals_greedy(backend, trained):
     key = backend.snapshot_for_sampling(trained)
-    sampled = backend.sample([request(key, PROMPTS[2], temperature=1.0, top_k=1, seed=0)])[0].sequences[0]
+    sampled = backend.sample([request(key, PROMPTS[2], temperature=1.0, top_k=1, seed=0)])[
+        0
+    ].sequences[0]
     assert sampled.tokens == greedy(backend, key, PROMPTS[2]).tokens
 
 
@@ -178,16 +197,21 @@ def test_sampled_and_prompt_logprobs_agree_with_forward(backend, trained):
     sequence = result.sequences[0]
     tokens = list(PROMPTS[2]) + sequence.tokens
     datum = DatumArrays(
-        np.array(tokens[:-1]), {"target_tokens": np.array(tokens[1:]), "weights": np.ones(len(tokens) - 1, np.float32)}
+        np.array(tokens[:-1]),
+        {"target_tokens": np.array(tokens[1:]), "weights": np.ones(len(tokens) - 1, np.float32)},
     )
-    scored = backend.forward_backward(trained, [datum], "cross_entropy", {}, True).outputs[0]["logprobs"]
+    scored = backend.forward_backward(trained, [datum], "cross_entropy", {}, True).outputs[0][
+        "logprobs"
+    ]
     prompt_len = len(PROMPTS[2])
     np.testing.assert_allclose(sequence.logprobs, scored[prompt_len - 1 :], atol=1e-4)
     assert result.prompt_logprobs[0] is None
     np.testing.assert_allclose(result.prompt_logprobs[1:], scored[: prompt_len - 1], atol=1e-4)
     top = result.topk_prompt_logprobs
     assert top[0] is None and all(len(entry) == 3 for entry in top[1:])
-    assert all(entry[0][1] >= result.prompt_logprobs[i + 1] - 1e-5 for i, entry in enumerate(top[1:]))
+    assert all(
+        entry[0][1] >= result.prompt_logprobs[i + 1] - 1e-5 for i, entry in enumerate(top[1:])
+    )
 
 
 def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, monkeypatch):
@@ -213,13 +237,17 @@ def test_prompt_logprobs_of_a_batch_equal_each_request_alone(backend, trained, m
         together = backend.sample(requests)
         for single, batched, request in zip(alone, together, requests):
             assert batched.prompt_logprobs[0] is None
-            np.testing.assert_allclose(batched.prompt_logprobs[1:], single.prompt_logprobs[1:], atol=1e-4)
+            np.testing.assert_allclose(
+                batched.prompt_logprobs[1:], single.prompt_logprobs[1:], atol=1e-4
+            )
             assert len(batched.prompt_logprobs) == len(request.prompt)
             if request.topk_prompt_logprobs:
                 assert [[t for t, _ in e] for e in batched.topk_prompt_logprobs[1:]] == [
                     [t for t, _ in e] for e in single.topk_prompt_logprobs[1:]
                 ]
-                assert all(len(e) == request.topk_prompt_logprobs for e in batched.topk_prompt_logprobs[1:])
+                assert all(
+                    len(e) == request.topk_prompt_logprobs for e in batched.topk_prompt_logprobs[1:]
+                )
             else:
                 assert batched.topk_prompt_logprobs is None
     assert alone[-1].prompt_logprobs == [None] and alone[-1].topk_prompt_logprobs == [None]
@@ -263,7 +291,10 @@ def test_load_sampler_from_saved_weights_matches_snapshot(backend, trained, tmp_
     loaded = backend.load_sampler(tmp_path / "sampler")
     assert backend.load_sampler(tmp_path / "sampler") == loaded  # cached by path
     snapshot = backend.snapshot_for_sampling(trained)
-    assert greedy(backend, loaded, PROMPTS[3]).logprobs == greedy(backend, snapshot, PROMPTS[3]).logprobs
+    assert (
+        greedy(backend, loaded, PROMPTS[3]).logprobs
+        == greedy(backend, snapshot, PROMPTS[3]).logprobs
+    )
 
 
 def test_unknown_sampler_is_not_found(backend):
@@ -272,7 +303,9 @@ def test_unknown_sampler_is_not_found(backend):
 
 
 def test_growing_kv_cache_generates_what_dynamic_cache_generates(backend, trained, monkeypatch):
-    assert_growing_cache_matches_dynamic_cache(backend, backend.snapshot_for_sampling(trained), monkeypatch)
+    assert_growing_cache_matches_dynamic_cache(
+        backend, backend.snapshot_for_sampling(trained), monkeypatch
+    )
 
 
 def test_evicted_snapshots_of_two_bases_come_back_in_one_batch(monkeypatch, tmp_path):
@@ -293,7 +326,9 @@ def test_evicted_snapshots_of_two_bases_come_back_in_one_batch(monkeypatch, tmp_
         model_id = fresh_id("spill")
         backend.create_training_model(model_id, base, LoraSettings(rank=4, seed=len(keys)))
         for seed in range(4):
-            backend.forward_backward(model_id, sft_batch(seed + len(keys)), "cross_entropy", {}, False)
+            backend.forward_backward(
+                model_id, sft_batch(seed + len(keys)), "cross_entropy", {}, False
+            )
             backend.optim_step(model_id, AdamStep(learning_rate=0.05))
             keys.append(backend.snapshot_for_sampling(model_id))
             before.append(greedy(backend, keys[-1], PROMPTS[0]))

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from tinker_chief.engine.backend import AdamStep, ForwardBackwardCall, InvalidRequestError, LoraSettings, NotFoundError
+from tinker_chief.engine.backend import (
+    AdamStep,
+    ForwardBackwardCall,
+    InvalidRequestError,
+    LoraSettings,
+    NotFoundError,
+)
 from tinker_chief.engine.compute import TorchBackend
 
 from compute_support import TINY_MODEL, VOCAB, fresh_id, sft_batch, sft_datum
@@ -23,7 +29,11 @@ STEP = AdamStep(learning_rate=0.02)
 # so the shared batch pads the rest).
 CLIENTS = [
     (LoraSettings(rank=4, seed=1), "cross_entropy", sft_batch(11)),
-    (LoraSettings(rank=8, seed=2, train_unembed=False), "cross_entropy", sft_batch(12, lengths=(25, 3))),
+    (
+        LoraSettings(rank=8, seed=2, train_unembed=False),
+        "cross_entropy",
+        sft_batch(12, lengths=(25, 3)),
+    ),
     (LoraSettings(rank=2, seed=3, train_attn=False), "importance_sampling", None),
 ]
 # Tolerances, relative to each tensor's norm. float32: the same arithmetic over a differently
@@ -62,17 +72,26 @@ def _clients(backend: TorchBackend) -> list[tuple[str, str, list]]:
 def _grads(backend: TorchBackend, model_id: str) -> dict[str, torch.Tensor]:
     """The adapter's accumulated gradients, which are then cleared."""
     model = backend._model(model_id)
-    params = {model.key_of[name]: param for name, param in model.host.parameters(model.slot).items()}
+    params = {
+        model.key_of[name]: param for name, param in model.host.parameters(model.slot).items()
+    }
     grads = {key: param.grad.clone() for key, param in params.items() if param.grad is not None}
     assert grads.keys() == params.keys()
     model.optimizer.zero_grad()
     return grads
 
 
-def _close(left: torch.Tensor | np.ndarray, right: torch.Tensor | np.ndarray, tolerance: float, what: str) -> None:
+def _close(
+    left: torch.Tensor | np.ndarray, right: torch.Tensor | np.ndarray, tolerance: float, what: str
+) -> None:
     left, right = torch.as_tensor(left), torch.as_tensor(right)
-    error, scale = float(torch.linalg.vector_norm(left - right)), float(torch.linalg.vector_norm(right))
-    assert error <= tolerance * scale + 1e-6, f"{what}: |difference| {error:.3g} vs |reference| {scale:.3g}"
+    error, scale = (
+        float(torch.linalg.vector_norm(left - right)),
+        float(torch.linalg.vector_norm(right)),
+    )
+    assert error <= tolerance * scale + 1e-6, (
+        f"{what}: |difference| {error:.3g} vs |reference| {scale:.3g}"
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -120,10 +139,15 @@ def test_a_call_that_fails_its_own_checks_fails_alone_and_forward_only_calls_sha
     )
     assert isinstance(outcomes[1], NotFoundError) and isinstance(outcomes[2], InvalidRequestError)
     assert "outside the vocabulary" in str(outcomes[2])
-    for outcome, (model_id, data) in ((outcomes[0], (first, batch)), (outcomes[3], (second, other))):
+    for outcome, (model_id, data) in (
+        (outcomes[0], (first, batch)),
+        (outcomes[3], (second, other)),
+    ):
         assert not isinstance(outcome, Exception)
         reference = backend.forward_backward(model_id, data, loss, {}, True)
         for got, want in zip(outcome.outputs, reference.outputs, strict=True):
             _close(got["logprobs"], want["logprobs"], TOLERANCE["float32"], f"{model_id} logprobs")
     model = backend._model(first)
-    assert all(param.grad is None for param in model.host.parameters(model.slot).values())  # forward only
+    assert all(
+        param.grad is None for param in model.host.parameters(model.slot).values()
+    )  # forward only

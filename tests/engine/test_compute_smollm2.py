@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import (
+    AdamStep,
+    DatumArrays,
+    LoraSettings,
+    SampleRequest,
+    SamplingSettings,
+)
 from tinker_chief.models import DEFAULT_MODEL, load_tokenizer
 
 WORDS = (
@@ -43,9 +49,15 @@ def sft_datum(tokenizer, word: str) -> DatumArrays:
 
 
 def greedy_answers(backend, sampler: str, tokenizer, words) -> list[str]:
-    settings = SamplingSettings(max_tokens=12, temperature=0.0, stop_tokens=(tokenizer.eos_token_id,))
-    results = backend.sample([SampleRequest(sampler, tuple(prompt_tokens(tokenizer, w)), 1, settings) for w in words])
-    return [tokenizer.decode(r.sequences[0].tokens, skip_special_tokens=True).strip() for r in results]
+    settings = SamplingSettings(
+        max_tokens=12, temperature=0.0, stop_tokens=(tokenizer.eos_token_id,)
+    )
+    results = backend.sample(
+        [SampleRequest(sampler, tuple(prompt_tokens(tokenizer, w)), 1, settings) for w in words]
+    )
+    return [
+        tokenizer.decode(r.sequences[0].tokens, skip_special_tokens=True).strip() for r in results
+    ]
 
 
 @pytest.mark.slow
@@ -59,7 +71,9 @@ def test_twenty_sft_steps_teach_the_copy_skill():
 
     def held_out_loss() -> float:
         result = backend.forward_backward("smol", held_out, "cross_entropy", {}, forward_only=True)
-        return result.metrics["loss:sum"] / sum(float(d.loss_fn_inputs["weights"].sum()) for d in held_out)
+        return result.metrics["loss:sum"] / sum(
+            float(d.loss_fn_inputs["weights"].sum()) for d in held_out
+        )
 
     loss_before = held_out_loss()
     before = greedy_answers(backend, DEFAULT_MODEL, tokenizer, HELD_OUT)

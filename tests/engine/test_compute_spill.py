@@ -7,7 +7,13 @@ import pytest
 import torch
 from peft import LoraConfig
 
-from tinker_chief.engine.backend import AdamStep, LoraSettings, NotFoundError, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import (
+    AdamStep,
+    LoraSettings,
+    NotFoundError,
+    SampleRequest,
+    SamplingSettings,
+)
 from tinker_chief.engine.compute import TorchBackend, spill
 from tinker_chief.engine.compute.spill import SpillStore
 
@@ -76,7 +82,9 @@ def _sample(backend: TorchBackend, key: str):
 
 
 @pytest.mark.parametrize("cause", ["over the budget", "disk full"])
-def test_a_snapshot_that_could_not_be_kept_is_reported_released_and_others_still_sample(cause, monkeypatch):
+def test_a_snapshot_that_could_not_be_kept_is_reported_released_and_others_still_sample(
+    cause, monkeypatch
+):
     from tinker_chief.engine.compute import sampler_pool
 
     monkeypatch.setattr(sampler_pool, "MAX_ADAPTER_SAMPLERS", 1)
@@ -109,7 +117,10 @@ def test_spills_under_a_root_go_to_this_process_and_clear_dead_engines_leftovers
 
     root = tmp_path / "evicted-samplers"
     dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()  # a pid that has exited
     (root / dead).mkdir(parents=True)
     (root / dead / "0.safetensors").write_bytes(b"left by a killed engine")

@@ -12,14 +12,22 @@ import torch
 from peft import get_peft_model
 from peft.utils import set_peft_model_state_dict
 
-from tinker_chief.engine.backend import AdamStep, DatumArrays, LoraSettings, SampleRequest, SamplingSettings
+from tinker_chief.engine.backend import (
+    AdamStep,
+    DatumArrays,
+    LoraSettings,
+    SampleRequest,
+    SamplingSettings,
+)
 from tinker_chief.engine.compute import TorchBackend
 from tinker_chief.engine.compute.base_pool import load_frozen_causal_lm
 from tinker_chief.models import materialize_model
 
 from compute_support import TINY_MODEL, adapter_state, assert_states_close, fresh_id, sft_batch
 
-STEP = AdamStep(learning_rate=0.02, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip_norm=1.0)
+STEP = AdamStep(
+    learning_rate=0.02, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip_norm=1.0
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +54,11 @@ def peft_reference_steps(config, initial, batches, step=STEP) -> dict:
     set_peft_model_state_dict(model, initial)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        params, lr=step.learning_rate, betas=(step.beta1, step.beta2), eps=step.eps, weight_decay=step.weight_decay
+        params,
+        lr=step.learning_rate,
+        betas=(step.beta1, step.beta2),
+        eps=step.eps,
+        weight_decay=step.weight_decay,
     )
     for batch in batches:
         for datum in batch:
@@ -60,7 +72,10 @@ def peft_reference_steps(config, initial, batches, step=STEP) -> dict:
         optimizer.zero_grad()
     from peft.utils import get_peft_model_state_dict
 
-    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()}
+    return {
+        k: v.detach().clone()
+        for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()
+    }
 
 
 def test_steps_match_plain_peft_and_adamw(backend):
@@ -80,10 +95,23 @@ def test_steps_match_plain_peft_and_adamw(backend):
 
 def test_targets_follow_the_spec(backend):
     full = backend.lora_config(new_model(backend)).target_modules
-    assert set(full) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"}
-    attn_only = backend.lora_config(new_model(backend, train_mlp=False, train_unembed=False)).target_modules
+    assert set(full) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+        "lm_head",
+    }
+    attn_only = backend.lora_config(
+        new_model(backend, train_mlp=False, train_unembed=False)
+    ).target_modules
     assert set(attn_only) == {"q_proj", "k_proj", "v_proj", "o_proj"}
-    mlp_only = backend.lora_config(new_model(backend, train_attn=False, train_unembed=False)).target_modules
+    mlp_only = backend.lora_config(
+        new_model(backend, train_attn=False, train_unembed=False)
+    ).target_modules
     assert set(mlp_only) == {"gate_proj", "up_proj", "down_proj"}
 
 
@@ -113,7 +141,11 @@ def test_forward_only_leaves_no_gradient(backend):
 
 
 def test_two_models_on_one_base_do_not_interfere(backend):
-    a, b, solo = new_model(backend, seed=11), new_model(backend, seed=11), new_model(backend, seed=11)
+    a, b, solo = (
+        new_model(backend, seed=11),
+        new_model(backend, seed=11),
+        new_model(backend, seed=11),
+    )
     data_a, data_b = sft_batch(6), sft_batch(7)
     b_before = backend.forward_backward(b, data_b, "cross_entropy", {}, True).outputs
     # interleave A's and B's calls: B must still equal a model trained alone
@@ -147,7 +179,10 @@ def test_save_load_continue_equals_uninterrupted(backend, tmp_path):
     steady_opt = backend._models[steady].optimizer.export_state(backend._models[steady].key_of)
     assert_states_close(resumed_opt, steady_opt, atol=0.0)
     # without the Adam moments the continuation differs: the optimizer state really was restored
-    fresh_moments, steady_state = adapter_state(backend, weights_only), adapter_state(backend, steady)
+    fresh_moments, steady_state = (
+        adapter_state(backend, weights_only),
+        adapter_state(backend, steady),
+    )
     assert any(not torch.equal(fresh_moments[k], steady_state[k]) for k in steady_state)
 
 
@@ -155,14 +190,21 @@ def test_unload_frees_the_model_id(backend):
     model_id = new_model(backend)
     backend.unload_model(model_id)
     backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=2))
-    assert backend.forward_backward(model_id, sft_batch(8), "cross_entropy", {}, True).metrics["loss:sum"] > 0
+    assert (
+        backend.forward_backward(model_id, sft_batch(8), "cross_entropy", {}, True).metrics[
+            "loss:sum"
+        ]
+        > 0
+    )
 
 
 def test_base_model_samples_after_every_adapter_on_it_was_unloaded():
     """Unloading the last adapter, then adding another, must leave base-only sampling working
     (PEFT's record of the active adapter went stale and made it raise KeyError)."""
     backend = TorchBackend(device="cpu", dtype="float32")
-    base_request = SampleRequest(TINY_MODEL, (1, 72, 101), 1, SamplingSettings(max_tokens=4, temperature=0.0))
+    base_request = SampleRequest(
+        TINY_MODEL, (1, 72, 101), 1, SamplingSettings(max_tokens=4, temperature=0.0)
+    )
     before = backend.sample([base_request])[0].sequences[0].tokens
     first, second = new_model(backend), new_model(backend)
     backend.unload_model(first)
@@ -177,7 +219,10 @@ def test_metrics_and_outputs_shape(backend):
     result = backend.forward_backward(model_id, batch, "cross_entropy", {}, False)
     assert [o["logprobs"].shape for o in result.outputs] == [(3,), (8,)]
     assert all(o["logprobs"].dtype == np.float32 for o in result.outputs)
-    expected = -sum(float((o["logprobs"] * d.loss_fn_inputs["weights"]).sum()) for o, d in zip(result.outputs, batch))
+    expected = -sum(
+        float((o["logprobs"] * d.loss_fn_inputs["weights"]).sum())
+        for o, d in zip(result.outputs, batch)
+    )
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-5)
     assert all(":" in key for key in backend.optim_step(model_id, STEP))
 
@@ -193,7 +238,9 @@ def test_datum_with_padding_scores_like_alone(backend):
 def test_empty_weights_datum_still_reports_logprobs(backend):
     model_id = new_model(backend)
     tokens = np.array([5, 6, 7], dtype=np.int64)
-    datum = DatumArrays(tokens, {"target_tokens": np.array([6, 7, 8]), "weights": np.zeros(3, np.float32)})
+    datum = DatumArrays(
+        tokens, {"target_tokens": np.array([6, 7, 8]), "weights": np.zeros(3, np.float32)}
+    )
     result = backend.forward_backward(model_id, [datum], "cross_entropy", {}, False)
     assert result.metrics["loss:sum"] == 0.0
     assert (result.outputs[0]["logprobs"] < 0).all()

@@ -61,16 +61,25 @@ def test_non_loopback_host_without_key_is_refused(tmp_path):
         timeout=120,
     )
     assert served.returncode == 1
-    assert "refusing to listen on non-loopback address '0.0.0.0' without an API key" in served.stderr
+    assert (
+        "refusing to listen on non-loopback address '0.0.0.0' without an API key" in served.stderr
+    )
 
 
 def test_the_launcher_never_starts_an_engine_without_a_key(tmp_path):
     from tinker_chief.engine.server.launcher import start_engine
 
-    with start_engine(state_dir=tmp_path, host="0.0.0.0", device="cpu") as engine:  # a random key of its own
+    with start_engine(
+        state_dir=tmp_path, host="0.0.0.0", device="cpu"
+    ) as engine:  # a random key of its own
         url = engine.base_url.replace("0.0.0.0", "127.0.0.1")
         assert httpx.get(f"{url}/api/v1/healthz").status_code == 401
-        assert httpx.get(f"{url}/api/v1/healthz", headers={"X-API-Key": engine.api_key_for_clients}).status_code == 200
+        assert (
+            httpx.get(
+                f"{url}/api/v1/healthz", headers={"X-API-Key": engine.api_key_for_clients}
+            ).status_code
+            == 200
+        )
 
 
 def test_key_must_look_like_a_tinker_key():
@@ -110,12 +119,21 @@ def test_api_key_on_the_command_line_warns_that_ps_shows_it(tmp_path):
         "--state-dir",
         str(tmp_path),
     ]
-    flag = subprocess.run([*command, "--api-key", "tml-1234"], env=env, capture_output=True, text=True, timeout=120)
+    flag = subprocess.run(
+        [*command, "--api-key", "tml-1234"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert flag.returncode == 1
-    assert "visible to every user of this machine in the process list (ps); set CHIEF_ENGINE_API_KEY" in flag.stderr
+    assert (
+        "visible to every user of this machine in the process list (ps); set CHIEF_ENGINE_API_KEY"
+        in flag.stderr
+    )
     assert "Error: the API key is too weak" in flag.stderr and "tml-1234" not in flag.stderr
     from_env = subprocess.run(
-        command, env={**env, "CHIEF_ENGINE_API_KEY": "tml-1234"}, capture_output=True, text=True, timeout=120
+        command,
+        env={**env, "CHIEF_ENGINE_API_KEY": "tml-1234"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert from_env.returncode == 1 and "Error: the API key is too weak" in from_env.stderr
     assert "process list" not in from_env.stderr

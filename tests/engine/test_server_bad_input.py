@@ -48,26 +48,40 @@ def test_malformed_protobuf_and_compression(raw, tc):
         raw.post("/forward_backward", content=b"x", headers={"Content-Encoding": "br"}), 400
     )
     assert "field model_id is missing" in _error(raw.post("/forward_backward", content=b""), 400)
-    unknown = raw.post("/forward_backward", content=fb_body("nobody:train:9", 1, [sft_datum([1, 2, 3])]))
+    unknown = raw.post(
+        "/forward_backward", content=fb_body("nobody:train:9", 1, [sft_datum([1, 2, 3])])
+    )
     assert "unknown model_id 'nobody:train:9'" in _error(unknown, 404)
-    custom = raw.post("/forward_backward", content=fb_body(model_id, 0, [sft_datum([1, 2, 3])], loss_fn="custom"))
+    custom = raw.post(
+        "/forward_backward", content=fb_body(model_id, 0, [sft_datum([1, 2, 3])], loss_fn="custom")
+    )
     assert "not supported by the local engine" in _error(custom, 400)
 
 
 def test_malformed_json_and_missing_fields(raw):
     assert "not valid JSON" in _error(raw.post("/create_model", content=b"{not json"), 400)
-    session = raw.post("/create_session", json={"tags": [], "user_metadata": None, "sdk_version": "x"}).json()
-    missing = raw.post("/create_model", json={"session_id": session["session_id"], "model_seq_id": 0})
+    session = raw.post(
+        "/create_session", json={"tags": [], "user_metadata": None, "sdk_version": "x"}
+    ).json()
+    missing = raw.post(
+        "/create_model", json={"session_id": session["session_id"], "model_seq_id": 0}
+    )
     assert "field base_model is missing" in _error(missing, 400)
     no_lora = raw.post(
-        "/create_model", json={"session_id": session["session_id"], "model_seq_id": 1, "base_model": TINY}
+        "/create_model",
+        json={"session_id": session["session_id"], "model_seq_id": 1, "base_model": TINY},
     )
     assert "lora_config is missing" in _error(no_lora, 400)
     assert "field model_id is missing" in _error(raw.post("/get_info", json={}), 400)
     assert "unknown session" in _error(
         raw.post(
             "/create_model",
-            json={"session_id": "gone", "model_seq_id": 0, "base_model": TINY, "lora_config": {"rank": 1}},
+            json={
+                "session_id": "gone",
+                "model_seq_id": 0,
+                "base_model": TINY,
+                "lora_config": {"rank": 1},
+            },
         ),
         404,
     )
@@ -78,7 +92,8 @@ def test_malformed_json_and_missing_fields(raw):
             1,
             [
                 types.Datum(
-                    model_input=types.ModelInput.from_ints([1, 2, 3]), loss_fn_inputs={"target_tokens": [2, 3, 4]}
+                    model_input=types.ModelInput.from_ints([1, 2, 3]),
+                    loss_fn_inputs={"target_tokens": [2, 3, 4]},
                 )
             ],
         ),
@@ -88,7 +103,8 @@ def test_malformed_json_and_missing_fields(raw):
 
 def test_unknown_model_lists_available_ones(service_client):
     with pytest.raises(
-        tinker.NotFoundError, match="unknown model no-such-model: available models are .*tiny-random-llama"
+        tinker.NotFoundError,
+        match="unknown model no-such-model: available models are .*tiny-random-llama",
     ):
         service_client.create_lora_training_client(base_model="no-such-model", rank=2).result()
     with pytest.raises(tinker.NotFoundError, match="available models are"):
@@ -100,7 +116,9 @@ def test_token_ids_outside_vocabulary(tc, service_client):
         tc.forward([sft_datum([1, 2, OUTSIDE_VOCAB])], "cross_entropy").result()
     sampler = service_client.create_sampling_client(base_model=TINY).result()
     with pytest.raises(tinker.BadRequestError, match="outside the vocabulary"):
-        sampler.sample(types.ModelInput.from_ints([1, OUTSIDE_VOCAB]), 1, types.SamplingParams(max_tokens=2)).result()
+        sampler.sample(
+            types.ModelInput.from_ints([1, OUTSIDE_VOCAB]), 1, types.SamplingParams(max_tokens=2)
+        ).result()
 
 
 def test_token_ids_past_int64_are_a_400_naming_the_field(raw):
@@ -150,7 +168,9 @@ def test_sequences_over_context_length(tc, service_client):
         tc.forward([sft_datum([5] * 3000)], "cross_entropy").result()
     sampler = service_client.create_sampling_client(base_model=TINY).result()
     with pytest.raises(tinker.BadRequestError, match="exceed the context length"):
-        sampler.sample(types.ModelInput.from_ints([5] * 2040), 1, types.SamplingParams(max_tokens=64)).result()
+        sampler.sample(
+            types.ModelInput.from_ints([5] * 2040), 1, types.SamplingParams(max_tokens=64)
+        ).result()
 
 
 def test_unknown_and_malformed_tinker_paths(service_client, tc):
@@ -158,7 +178,9 @@ def test_unknown_and_malformed_tinker_paths(service_client, tc):
     with pytest.raises(tinker.NotFoundError, match="no training run 'nope'"):
         service_client.create_sampling_client(model_path="tinker://nope/sampler_weights/x").result()
     with pytest.raises(tinker.NotFoundError, match=f"checkpoints of run '{run_id}' are"):
-        service_client.create_training_client_from_state(f"tinker://{run_id}/weights/missing").result()
+        service_client.create_training_client_from_state(
+            f"tinker://{run_id}/weights/missing"
+        ).result()
     with pytest.raises(tinker.BadRequestError, match="invalid checkpoint name"):
         service_client.create_sampling_client(model_path=f"tinker://{run_id}/weights/..").result()
 
@@ -167,9 +189,14 @@ def test_invalid_checkpoint_names_and_unsupported_options(tc):
     for name in ("../evil", "a/b", "", " spaced"):
         with pytest.raises(tinker.BadRequestError, match="invalid checkpoint name"):
             tc.save_state(name).result()
-    with pytest.raises(tinker.BadRequestError, match="ttl_seconds must be a whole number of seconds between 3600"):
+    with pytest.raises(
+        tinker.BadRequestError, match="ttl_seconds must be a whole number of seconds between 3600"
+    ):
         tc.save_state("ttl", ttl_seconds=60).result()
-    with pytest.raises(tinker.BadRequestError, match="age_encryption_recipients .* not supported by the local engine"):
+    with pytest.raises(
+        tinker.BadRequestError,
+        match="age_encryption_recipients .* not supported by the local engine",
+    ):
         tc.save_weights_external("ext", age_encryption_recipients=["age1qqqq"]).result()
 
 
@@ -180,7 +207,9 @@ def test_bad_sampling_params(service_client):
         sampler.sample(prompt, 1, types.SamplingParams(max_tokens=2, top_p=0)).result()
     with pytest.raises(tinker.BadRequestError, match="temperature must be"):
         sampler.sample(prompt, 1, types.SamplingParams(max_tokens=2, temperature=-1)).result()
-    with pytest.raises(tinker.BadRequestError, match=r"seed must be between 0 and 18446744073709551615"):
+    with pytest.raises(
+        tinker.BadRequestError, match=r"seed must be between 0 and 18446744073709551615"
+    ):
         sampler.sample(prompt, 1, types.SamplingParams(max_tokens=2, seed=2**80)).result()
 
 
@@ -238,13 +267,22 @@ def test_prompt_logprobs_last_n_out_of_range(raw):
     }
     for last_n in (-5, 0, 5):  # the SDK refuses < 1 client-side; raw clients reach the engine
         message = _error(raw.post("/asample", json={**body, "prompt_logprobs_last_n": last_n}), 400)
-        assert f"prompt_logprobs_last_n must be between 1 and the prompt length - 1 (4), got {last_n}" in message
+        assert (
+            f"prompt_logprobs_last_n must be between 1 and the prompt length - 1 (4), got {last_n}"
+            in message
+        )
 
 
 def test_deeply_nested_json_is_a_400_without_a_traceback(raw, engine):
     log_before = engine.log_file.read_text().count("Traceback")
     deep = b"[" * 100_000 + b"]" * 100_000
-    for route in ("/get_info", "/session_heartbeat", "/optim_step", "/copy_weights", "/create_model"):
+    for route in (
+        "/get_info",
+        "/session_heartbeat",
+        "/optim_step",
+        "/copy_weights",
+        "/create_model",
+    ):
         assert raw.post(route, content=deep).status_code == 400, route
     assert engine.log_file.read_text().count("Traceback") == log_before
 

@@ -39,7 +39,9 @@ def test_resume_after_restart_equals_uninterrupted_run(tmp_path, tokenizer):
         sampled_before = (
             client.create_sampling_client(model_path=sampler_path)
             .result()
-            .sample(data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[]))
+            .sample(
+                data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[])
+            )
             .result()
         )
         client.close("success").result()
@@ -73,20 +75,26 @@ def test_resume_after_restart_equals_uninterrupted_run(tmp_path, tokenizer):
         sampled_after = (
             client.create_sampling_client(model_path=sampler_path)
             .result()
-            .sample(data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[]))
+            .sample(
+                data[0].model_input, 1, types.SamplingParams(max_tokens=5, temperature=0, stop=[])
+            )
             .result()
         )
         assert sampled_after.sequences[0].tokens == sampled_before.sequences[0].tokens
         client.close("success").result()
 
 
-def test_checkpoints_are_peft_adapter_dirs_with_metadata(service_client, engine, tokenizer, tmp_path):
+def test_checkpoints_are_peft_adapter_dirs_with_metadata(
+    service_client, engine, tokenizer, tmp_path
+):
     tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=22).result()
     path = tc.save_state("peft-check", user_metadata={"note": "x"}).result().path
     run_id, _, name = path.removeprefix("tinker://").split("/")
     state_dir = engine.log_file.parent
     directory = state_dir / "runs" / run_id / "weights" / name
-    assert (directory / "adapter_config.json").is_file() and (directory / "adapter_model.safetensors").is_file()
+    assert (directory / "adapter_config.json").is_file() and (
+        directory / "adapter_model.safetensors"
+    ).is_file()
     meta = json.loads((directory.parent / f"{name}.json").read_text())
     assert meta["run_id"] == run_id and meta["user_metadata"] == {"note": "x"}
     run = json.loads((state_dir / "runs" / run_id / "run.json").read_text())
@@ -129,8 +137,13 @@ def test_rest_listings_and_delete(service_client, rest_client):
     assert runs.cursor.total_count >= 1
 
     checkpoints = rest_client.list_checkpoints(run_id).result().checkpoints
-    assert {(c.checkpoint_type, c.tinker_path) for c in checkpoints} == {("training", training), ("sampler", sampler)}
-    user = {c.tinker_path for c in rest_client.list_user_checkpoints(limit=1000).result().checkpoints}
+    assert {(c.checkpoint_type, c.tinker_path) for c in checkpoints} == {
+        ("training", training),
+        ("sampler", sampler),
+    }
+    user = {
+        c.tinker_path for c in rest_client.list_user_checkpoints(limit=1000).result().checkpoints
+    }
     assert {training, sampler} <= user
 
     info = rest_client.get_weights_info_by_tinker_path(training).result()

@@ -30,11 +30,15 @@ def test_serve_prints_url_and_sigterm_fails_queued_work_then_exits_cleanly(tmp_p
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = wait_for_url(process)
-        with httpx.Client(base_url=f"{url}/api/v1", timeout=60, headers={"X-API-Key": "tml-local"}) as raw:
+        with httpx.Client(
+            base_url=f"{url}/api/v1", timeout=60, headers={"X-API-Key": "tml-local"}
+        ) as raw:
             model_id = raw_model(raw)
             big = [sft_datum([3 + i % 250 for i in range(1000)])] * 4
             ids = [
-                raw.post("/forward_backward", content=fb_body(model_id, seq, big)).json()["request_id"]
+                raw.post("/forward_backward", content=fb_body(model_id, seq, big)).json()[
+                    "request_id"
+                ]
                 for seq in range(1, 49)
             ]  # far more than 0.5 s of work on any CPU: the last is still queued
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -62,7 +66,9 @@ def _flags(help_text: str) -> set[str]:
 def test_the_engine_process_takes_exactly_the_flags_of_chief_engine_serve(tmp_path):
     """The launcher's `python -m tinker_chief.engine.server` and `chief engine serve` are one
     command: the same flags, and the same refusal of a bad value, before anything loads."""
-    served = subprocess.run([*CHIEF_COMMAND, "engine", "serve", "--help"], capture_output=True, text=True)
+    served = subprocess.run(
+        [*CHIEF_COMMAND, "engine", "serve", "--help"], capture_output=True, text=True
+    )
     process = subprocess.run([*ENGINE_MODULE, "--help"], capture_output=True, text=True)
     assert served.returncode == process.returncode == 0, served.stderr + process.stderr
     assert "--sampling-memory-gib" in _flags(served.stdout)
@@ -102,7 +108,9 @@ def test_engine_exits_when_the_process_that_launched_it_is_killed(tmp_path):
     import os
 
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT_SCRIPT, str(tmp_path / "state")], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", PARENT_SCRIPT, str(tmp_path / "state")],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         engine_pid = int(parent.stdout.readline())

@@ -65,9 +65,15 @@ def _raw_request(base_url: str, data: bytes, patience_s: float = 30.0) -> bytes:
 
 
 def test_topk_prompt_logprobs_is_capped_with_a_400_naming_the_field(sampler):
-    with pytest.raises(tinker.BadRequestError, match="topk_prompt_logprobs must be between 0 and 100"):
-        sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1), topk_prompt_logprobs=500_000).result()
-    at_limit = sampler.sample(PROMPT, 1, types.SamplingParams(max_tokens=1), topk_prompt_logprobs=100).result()
+    with pytest.raises(
+        tinker.BadRequestError, match="topk_prompt_logprobs must be between 0 and 100"
+    ):
+        sampler.sample(
+            PROMPT, 1, types.SamplingParams(max_tokens=1), topk_prompt_logprobs=500_000
+        ).result()
+    at_limit = sampler.sample(
+        PROMPT, 1, types.SamplingParams(max_tokens=1), topk_prompt_logprobs=100
+    ).result()
     assert [len(row) for row in at_limit.topk_prompt_logprobs[1:]] == [100] * 4
 
 
@@ -169,7 +175,11 @@ def test_an_unretrieved_result_expires_and_its_retrieve_says_so():
 
     clock = _Clock()
     futures = FutureTable(result_ttl_s=60, clock=clock)
-    kept, forgotten, pending = futures.create("sample"), futures.create("sample"), futures.create("sample")
+    kept, forgotten, pending = (
+        futures.create("sample"),
+        futures.create("sample"),
+        futures.create("sample"),
+    )
     futures.complete(kept, b"k" * 1000)
     futures.complete(forgotten, b"f" * 5000)
     assert futures.stats() == {
@@ -183,8 +193,12 @@ def test_an_unretrieved_result_expires_and_its_retrieve_says_so():
     clock.now += 61
     stats = futures.stats()
     assert stats["results_unretrieved"] == 0 and stats["results_expired"] == 1
-    assert stats["results_held"] == 1 and stats["results_held_bytes"] == 1000  # the retrieved one stays for retries
-    with pytest.raises(GoneError, match=f"the result of request '{forgotten}' expired: results are kept 60 seconds"):
+    assert (
+        stats["results_held"] == 1 and stats["results_held_bytes"] == 1000
+    )  # the retrieved one stays for retries
+    with pytest.raises(
+        GoneError, match=f"the result of request '{forgotten}' expired: results are kept 60 seconds"
+    ):
         asyncio.run(futures.wait(forgotten, 0))
     assert GoneError.status_code == 410
     futures.complete(pending, {"type": "late"})  # still pending at the sweep: never expired
@@ -199,7 +213,9 @@ def test_engine_stats_counts_the_memory_of_unretrieved_results(raw):
         stats = raw.get("/engine_stats").json()
         if stats["results_unretrieved_bytes"] > before:
             break
-    assert stats["results_unretrieved_bytes"] >= before + 5 * 50 * 8  # 5 scored positions x 50 x (id + logprob)
+    assert (
+        stats["results_unretrieved_bytes"] >= before + 5 * 50 * 8
+    )  # 5 scored positions x 50 x (id + logprob)
     assert wait_raw(raw, request_id).status_code == 200
     assert raw.get("/engine_stats").json()["results_unretrieved_bytes"] <= before
 
@@ -212,7 +228,9 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read(engine):
         f"POST /api/v1/create_session HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {engine.api_key_for_clients}\r\n"
         "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n{"
     ).encode()
-    answer = _raw_request(engine.base_url, head).decode("latin-1")  # old engines waited for the 300 MB
+    answer = _raw_request(engine.base_url, head).decode(
+        "latin-1"
+    )  # old engines waited for the 300 MB
     assert answer.startswith("HTTP/1.1 413"), answer[:300]
     assert "exceeds the engine's limit of 8 MiB" in answer
 
@@ -229,7 +247,9 @@ def test_a_zstd_bomb_is_refused_without_inflating_it(raw):
     assert "inflates to 104857601 bytes, over the engine's limit of 64 MiB" in _error(
         raw.post("/forward_backward", content=bomb, headers={"Content-Encoding": "zstd"}), 413
     )
-    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"\x0a" + b"a" * (100 * MiB))
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(
+        b"\x0a" + b"a" * (100 * MiB)
+    )
     assert "inflates to more than the engine's limit of 64 MiB" in _error(
         raw.post("/forward_backward", content=unsized, headers={"Content-Encoding": "zstd"}), 413
     )
@@ -252,14 +272,21 @@ def strict_engine(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:  # the launcher hands its environment to the engine
         patch.setenv("CHIEF_ENGINE_READ_TIMEOUT", "1")
-        handle = start_engine(state_dir=tmp_path_factory.mktemp("strict"), device="cpu", dtype="float32")
+        handle = start_engine(
+            state_dir=tmp_path_factory.mktemp("strict"), device="cpu", dtype="float32"
+        )
     with handle:
         yield handle
 
 
 def test_a_half_sent_request_head_is_closed(strict_engine):
-    assert _raw_request(strict_engine.base_url, b"POST /api/v1/create_session HTTP/1.1\r\nHost: 127") == b""
-    assert _raw_request(strict_engine.base_url, b"") == b""  # a connection that never sends anything
+    assert (
+        _raw_request(strict_engine.base_url, b"POST /api/v1/create_session HTTP/1.1\r\nHost: 127")
+        == b""
+    )
+    assert (
+        _raw_request(strict_engine.base_url, b"") == b""
+    )  # a connection that never sends anything
 
 
 def test_a_half_sent_body_gets_a_408(strict_engine):
@@ -268,7 +295,9 @@ def test_a_half_sent_body_gets_a_408(strict_engine):
         f"X-API-Key: {strict_engine.api_key_for_clients}\r\nContent-Length: 100\r\n\r\n{{"
     ).encode()
     answer = _raw_request(strict_engine.base_url, head).decode("latin-1")
-    assert answer.startswith("HTTP/1.1 408") and "did not arrive within 1 seconds" in answer, answer[:300]
+    assert answer.startswith("HTTP/1.1 408") and "did not arrive within 1 seconds" in answer, (
+        answer[:300]
+    )
 
 
 def test_a_bad_read_timeout_is_one_line(monkeypatch):
@@ -276,7 +305,9 @@ def test_a_bad_read_timeout_is_one_line(monkeypatch):
     from tinker_chief.errors import ConfigurationError
 
     monkeypatch.setenv("CHIEF_ENGINE_READ_TIMEOUT", "soon")
-    with pytest.raises(ConfigurationError, match="CHIEF_ENGINE_READ_TIMEOUT='soon': expected a positive number"):
+    with pytest.raises(
+        ConfigurationError, match="CHIEF_ENGINE_READ_TIMEOUT='soon': expected a positive number"
+    ):
         read_timeout()
 
 
@@ -289,7 +320,9 @@ def test_wrong_keys_are_rate_limited_per_address(strict_engine):
         codes = [client.get(url, headers=headers).status_code for headers in guesses]
         assert codes[:10] == [401] * 10 and 429 in codes
         locked = client.get(url, headers={"X-API-Key": strict_engine.api_key_for_clients})
-    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1  # the right key too: no oracle
+    assert (
+        locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1
+    )  # the right key too: no oracle
     assert "too many requests with a wrong X-API-Key from 127.0.0.1" in locked.json()["error"]
 
 

@@ -32,15 +32,24 @@ def test_num_samples_and_sequence_ids(base_sampler, prompt):
 
 
 def test_greedy_is_deterministic_and_seed_reproduces(base_sampler, prompt):
-    greedy = [_sample(base_sampler, prompt, max_tokens=6, temperature=0, stop=[]).sequences[0].tokens for _ in range(2)]
+    greedy = [
+        _sample(base_sampler, prompt, max_tokens=6, temperature=0, stop=[]).sequences[0].tokens
+        for _ in range(2)
+    ]
     assert greedy[0] == greedy[1]
     seeded = [
-        _sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=42, stop=[]).sequences[0].tokens
+        _sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=42, stop=[])
+        .sequences[0]
+        .tokens
         for _ in range(2)
     ]
     assert seeded[0] == seeded[1]
     others = {
-        tuple(_sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=s, stop=[]).sequences[0].tokens)
+        tuple(
+            _sample(base_sampler, prompt, max_tokens=6, temperature=1.0, seed=s, stop=[])
+            .sequences[0]
+            .tokens
+        )
         for s in range(5)
     }
     assert len(others) > 1
@@ -50,12 +59,16 @@ def test_stop_tokens_and_stop_strings(base_sampler, prompt, tokenizer):
     free = _sample(base_sampler, prompt, max_tokens=12, temperature=0, stop=[]).sequences[0]
     stop_token = free.tokens[3]
     first = free.tokens.index(stop_token)
-    stopped = _sample(base_sampler, prompt, max_tokens=12, temperature=0, stop=[stop_token]).sequences[0]
+    stopped = _sample(
+        base_sampler, prompt, max_tokens=12, temperature=0, stop=[stop_token]
+    ).sequences[0]
     assert stopped.stop_reason == "stop" and stopped.tokens == free.tokens[: first + 1]
 
     text = tokenizer.decode(free.tokens)
     stop_text = text[len(text) // 2 : len(text) // 2 + 2]
-    by_string = _sample(base_sampler, prompt, max_tokens=12, temperature=0, stop=[stop_text]).sequences[0]
+    by_string = _sample(
+        base_sampler, prompt, max_tokens=12, temperature=0, stop=[stop_text]
+    ).sequences[0]
     assert by_string.stop_reason == "stop"
     assert stop_text in tokenizer.decode(by_string.tokens)
     assert len(by_string.tokens) < len(free.tokens)
@@ -71,7 +84,11 @@ def test_default_max_tokens_when_none(base_sampler, prompt):
 
 def test_prompt_logprobs_and_topk(base_sampler, prompt):
     response = base_sampler.sample(
-        prompt, 1, types.SamplingParams(max_tokens=1), include_prompt_logprobs=True, topk_prompt_logprobs=3
+        prompt,
+        1,
+        types.SamplingParams(max_tokens=1),
+        include_prompt_logprobs=True,
+        topk_prompt_logprobs=3,
     ).result()
     lps, topk = response.prompt_logprobs, response.topk_prompt_logprobs
     assert lps[0] is None and len(lps) == prompt.length
@@ -81,7 +98,9 @@ def test_prompt_logprobs_and_topk(base_sampler, prompt):
     for position in range(1, prompt.length):
         row = topk[position]
         assert len(row) == 3 and row[0][1] >= row[1][1] >= row[2][1]
-        assert row[0][1] >= lps[position] - 1e-5  # the best alternative is at least the actual token
+        assert (
+            row[0][1] >= lps[position] - 1e-5
+        )  # the best alternative is at least the actual token
         if tokens[position] == row[0][0]:
             assert row[0][1] == pytest.approx(lps[position], abs=1e-4)
 
@@ -90,7 +109,10 @@ def test_concurrent_requests_are_batched_and_match_sequential(base_sampler, prom
     params = dict(max_tokens=8, temperature=0, stop=[])
     sequential = _sample(base_sampler, prompt, **params).sequences[0].tokens
     before = raw.get("/engine_stats").json()
-    assert (before["device"], before["precision"]) == ("cpu", "float32")  # as the fixture started it
+    assert (before["device"], before["precision"]) == (
+        "cpu",
+        "float32",
+    )  # as the fixture started it
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: _sample(base_sampler, prompt, **params), range(8)))
     after = raw.get("/engine_stats").json()
@@ -105,7 +127,10 @@ def test_sampling_from_saved_checkpoint_matches_ephemeral_snapshot(service_clien
     tc = service_client.create_lora_training_client(base_model=TINY, rank=4, seed=9).result()
     datum = types.Datum(
         model_input=prompt,
-        loss_fn_inputs={"target_tokens": prompt.to_ints()[1:] + [5], "weights": [1.0] * prompt.length},
+        loss_fn_inputs={
+            "target_tokens": prompt.to_ints()[1:] + [5],
+            "weights": [1.0] * prompt.length,
+        },
     )
     tc.forward_backward([datum], "cross_entropy")
     tc.optim_step(types.AdamParams(learning_rate=0.1)).result()
@@ -116,7 +141,12 @@ def test_sampling_from_saved_checkpoint_matches_ephemeral_snapshot(service_clien
     a = saved.compute_logprobs(prompt).result()
     b = snapshot.compute_logprobs(prompt).result()
     assert a[1:] == pytest.approx(b[1:], abs=1e-5)
-    base = service_client.create_sampling_client(base_model=TINY).result().compute_logprobs(prompt).result()
+    base = (
+        service_client.create_sampling_client(base_model=TINY)
+        .result()
+        .compute_logprobs(prompt)
+        .result()
+    )
     assert a[1:] != pytest.approx(base[1:], abs=1e-4)  # the trained adapter is really applied
 
 
@@ -141,7 +171,9 @@ def test_ephemeral_sampler_survives_eviction_from_the_backend_cache(service_clie
     first = tc.save_weights_and_get_sampling_client().result()
     expected = first.compute_logprobs(prompt).result()
     tc.forward_backward([datum], "cross_entropy")
-    tc.optim_step(types.AdamParams(learning_rate=0.1)).result()  # later snapshots differ from the first
+    tc.optim_step(
+        types.AdamParams(learning_rate=0.1)
+    ).result()  # later snapshots differ from the first
     for _ in range(34):
         latest = tc.save_weights_and_get_sampling_client().result()
     assert latest.compute_logprobs(prompt).result()[1:] != pytest.approx(expected[1:], abs=1e-4)

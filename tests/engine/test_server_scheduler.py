@@ -104,7 +104,9 @@ def test_clients_resubmitting_one_by_one_after_a_batch_form_one_full_batch(monke
             return ids
 
         busy = threading.Event()
-        scheduler.submit("", lambda: busy.wait(30) and {})  # holds the compute thread while 4 queue up
+        scheduler.submit(
+            "", lambda: busy.wait(30) and {}
+        )  # holds the compute thread while 4 queue up
         first = submit(4)
         busy.set()
         assert all(_result(futures, request_id) for request_id in first)
@@ -129,7 +131,9 @@ def test_a_failed_batch_retries_each_job_with_its_sampler_resolved_again(parts):
     scheduler, futures = parts
     resolutions = []
 
-    def refresh(request: SampleRequest) -> SampleRequest:  # stale on the first call, as after an eviction
+    def refresh(
+        request: SampleRequest,
+    ) -> SampleRequest:  # stale on the first call, as after an eviction
         resolutions.append(request.sampler)
         return replace(request, sampler="evicted-sampler" if len(resolutions) == 1 else TINY_MODEL)
 
@@ -201,11 +205,15 @@ def test_shareable_heads_of_different_models_leave_as_one_call_after_the_plain_o
     # c's plain head first; then every model's shareable head of one key in one call (a's
     # second one waits behind its optim step); then the rest, alone.
     assert order == ["c-save", ("a1", "b1", "c2"), "a-optim", ("a3",), ("d1",)]
-    assert _result(futures, ids["b", 1]) == {"item": "b1"} and _result(futures, ids["a", 3]) == {"item": "a3"}
+    assert _result(futures, ids["b", 1]) == {"item": "b1"} and _result(futures, ids["a", 3]) == {
+        "item": "a3"
+    }
     assert scheduler.stats["shared_calls"] == 1 and scheduler.stats["largest_shared_call"] == 3
 
 
-def test_a_shared_call_stays_within_its_token_budget_and_one_items_error_fails_only_it(parts, monkeypatch):
+def test_a_shared_call_stays_within_its_token_budget_and_one_items_error_fails_only_it(
+    parts, monkeypatch
+):
     monkeypatch.setattr(scheduler_module, "MAX_SHARED_TOKENS", 5)
     scheduler, futures = parts
     order: list = []
@@ -222,7 +230,9 @@ def test_a_shared_call_stays_within_its_token_budget_and_one_items_error_fails_o
     assert _result(futures, ids["a"]) == {"item": "a"}
 
 
-def test_models_of_a_shared_call_resubmitting_one_by_one_share_the_next_call_too(parts, monkeypatch):
+def test_models_of_a_shared_call_resubmitting_one_by_one_share_the_next_call_too(
+    parts, monkeypatch
+):
     """A sweep's clients get their results back together and resubmit one by one; the first
     back waits for the others instead of running alone (and splitting the sweep in two)."""
     monkeypatch.setattr(scheduler_module, "_RESUBMIT_GAP_S", 2.0)  # generous: a loaded CI machine

@@ -13,7 +13,9 @@ from server_support import TEXTS, TINY, logprobs_of, sft_datum
 
 
 def _prompt_logprobs(sampler: tinker.SamplingClient, tokens: list[int]) -> np.ndarray:
-    return np.asarray(sampler.compute_logprobs(types.ModelInput.from_ints(tokens)).result()[1:], dtype=np.float64)
+    return np.asarray(
+        sampler.compute_logprobs(types.ModelInput.from_ints(tokens)).result()[1:], dtype=np.float64
+    )
 
 
 def _train_step(tc, data) -> None:
@@ -59,16 +61,26 @@ def test_client_config_checks_the_sdk_version(raw):
     assert ok.status_code == 200 and ok.json()["proto_compress_fwdbwd"] is True
     old = raw.post("/client/config", json={"sdk_version": "0.20.1"})
     assert old.status_code == 400
-    assert "tinker SDK 0.20.1 is too old for the local engine, which needs tinker >= 0.25" in old.json()["error"]
+    assert (
+        "tinker SDK 0.20.1 is too old for the local engine, which needs tinker >= 0.25"
+        in old.json()["error"]
+    )
     missing = raw.post("/client/config", json={})
     assert missing.status_code == 400 and "field sdk_version is missing" in missing.json()["error"]
     assert raw.post("/client/dynamic_config", content=b"{not json").status_code == 400
 
 
 def test_create_session_validates_its_body(raw):
-    broken = raw.post("/create_session", content=b"{not json", headers={"content-type": "application/json"})
-    assert broken.status_code == 400 and "create_session: body is not valid JSON" in broken.json()["error"]
-    wrong = raw.post("/create_session", json={"tags": "nlp", "user_metadata": None, "sdk_version": sdk_version})
+    broken = raw.post(
+        "/create_session", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert (
+        broken.status_code == 400
+        and "create_session: body is not valid JSON" in broken.json()["error"]
+    )
+    wrong = raw.post(
+        "/create_session", json={"tags": "nlp", "user_metadata": None, "sdk_version": sdk_version}
+    )
     assert wrong.status_code == 400 and "field tags" in wrong.json()["error"]
     missing = raw.post("/create_session", json={"tags": []})
     assert missing.status_code == 400 and "field sdk_version is missing" in missing.json()["error"]
@@ -86,7 +98,9 @@ def test_create_session_validates_its_body(raw):
     assert full.status_code == 200 and full.json()["session_id"]
 
 
-def _policy_datum(tokens: list[int], sampler_logprobs: np.ndarray, advantages: np.ndarray) -> types.Datum:
+def _policy_datum(
+    tokens: list[int], sampler_logprobs: np.ndarray, advantages: np.ndarray
+) -> types.Datum:
     n = len(tokens) - 1
     return types.Datum(
         model_input=types.ModelInput.from_ints(tokens[:-1]),
@@ -119,13 +133,21 @@ def test_gspo_through_the_sdk(service_client, tokenizer):
         adv = inputs["advantages"]
         expected += float(-np.minimum(seq * adv, np.clip(seq, 0.9, 1.1) * adv).sum())
     assert result.metrics["loss:sum"] == pytest.approx(expected, rel=1e-4, abs=1e-4)
-    assert tc.optim_step(types.AdamParams(learning_rate=0.01)).result().metrics["grad_norm:mean"] > 0
+    assert (
+        tc.optim_step(types.AdamParams(learning_rate=0.01)).result().metrics["grad_norm:mean"] > 0
+    )
 
 
 def test_load_weights_refuses_an_optimizer_it_cannot_run(service_client):
     tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=44).result()
     path = tc.save_state("optimizer-choice").result().path
-    with pytest.raises(tinker.BadRequestError, match="optimizer 'dimuon' .only adamw. is not supported"):
-        service_client.create_training_client_from_state(path, optimizer=types.DimuonOptimizerConfig()).result()
-    adam = service_client.create_training_client_from_state(path, optimizer=types.AdamOptimizerConfig()).result()
+    with pytest.raises(
+        tinker.BadRequestError, match="optimizer 'dimuon' .only adamw. is not supported"
+    ):
+        service_client.create_training_client_from_state(
+            path, optimizer=types.DimuonOptimizerConfig()
+        ).result()
+    adam = service_client.create_training_client_from_state(
+        path, optimizer=types.AdamOptimizerConfig()
+    ).result()
     assert adam.get_info().model_data.model_name == TINY

@@ -37,8 +37,14 @@ def _step(client, batch: list[types.Datum]) -> types.ForwardBackwardOutput:
 
 
 def test_queued_clients_share_one_call_and_each_gets_its_own_step(service_client, raw, tokenizer):
-    clients = [service_client.create_lora_training_client(base_model=TINY, **spec).result() for spec in SPECS]
-    references = [service_client.create_lora_training_client(base_model=TINY, **spec).result() for spec in SPECS]
+    clients = [
+        service_client.create_lora_training_client(base_model=TINY, **spec).result()
+        for spec in SPECS
+    ]
+    references = [
+        service_client.create_lora_training_client(base_model=TINY, **spec).result()
+        for spec in SPECS
+    ]
     data = [_data(tokenizer, index) for index in range(len(SPECS))]
     for client, reference, batch in zip(clients, references, data, strict=True):
         _step(client, batch)  # alone: every adapter's B is non-zero (and its own) from here on

@@ -32,11 +32,15 @@ def test_logprobs_agree_between_forward_compute_logprobs_and_sample(service_clie
 
     prompt = tokens[1][:6]
     sample = sampler.sample(
-        types.ModelInput.from_ints(prompt), 1, types.SamplingParams(max_tokens=8, temperature=1.0, seed=7, stop=[])
+        types.ModelInput.from_ints(prompt),
+        1,
+        types.SamplingParams(max_tokens=8, temperature=1.0, seed=7, stop=[]),
     ).result()
     sequence = sample.sequences[0]
     assert len(sequence.tokens) == 8 and sequence.stop_reason == "length"
-    rescored = logprobs_of(tc.forward([sft_datum(prompt + sequence.tokens)], "cross_entropy").result())[0]
+    rescored = logprobs_of(
+        tc.forward([sft_datum(prompt + sequence.tokens)], "cross_entropy").result()
+    )[0]
     np.testing.assert_allclose(sequence.logprobs, rescored[len(prompt) - 1 :], rtol=1e-4, atol=1e-4)
 
 
@@ -74,7 +78,10 @@ def test_out_of_order_arrival_executes_in_seq_order(raw, tokens):
         model_id = raw_model(raw, seed=11)
         bodies = {
             1: ("forward_backward", fb_body(model_id, 1, data)),
-            2: ("optim_step", {"model_id": model_id, "seq_id": 2, "adam_params": {"learning_rate": 0.05}}),
+            2: (
+                "optim_step",
+                {"model_id": model_id, "seq_id": 2, "adam_params": {"learning_rate": 0.05}},
+            ),
             3: ("forward_backward", fb_body(model_id, 3, data, forward_only=True)),
         }
         ids = {}
@@ -83,7 +90,9 @@ def test_out_of_order_arrival_executes_in_seq_order(raw, tokens):
             response = (
                 raw.post(f"/{route}", json=body)
                 if isinstance(body, dict)
-                else raw.post(f"/{route}", content=body, headers={"Content-Type": "application/x-protobuf"})
+                else raw.post(
+                    f"/{route}", content=body, headers={"Content-Type": "application/x-protobuf"}
+                )
             )
             ids[seq] = response.json()["request_id"]
         results = {seq: wait_raw(raw, rid) for seq, rid in ids.items()}
@@ -98,7 +107,9 @@ def test_rejected_request_does_not_block_later_ones(raw, tokens):
     bad = raw.post("/forward_backward", content=fb_body(model_id, 1, [sft_datum([1, 2, 99999])]))
     assert bad.status_code == 400 and "outside the vocabulary" in bad.json()["error"]
     good = raw.post("/forward_backward", content=fb_body(model_id, 2, [sft_datum(tokens[0])]))
-    result = wait_raw(raw, good.json()["request_id"], timeout=60)  # would time out if seq 1 blocked it
+    result = wait_raw(
+        raw, good.json()["request_id"], timeout=60
+    )  # would time out if seq 1 blocked it
     assert result.headers["content-type"] == "application/x-protobuf"
     assert "loss:sum" in deserialize_forward_backward_output(result.content).metrics
 
@@ -161,7 +172,11 @@ def test_rl_losses_at_ratio_one_equal_minus_advantage_sum(service_client, tokens
     output = tc.forward_backward([datum], loss_fn, config).result()
     np.testing.assert_allclose(logprobs_of(output)[0], current, rtol=1e-5, atol=1e-5)
     # cispo and dro keep the logprob itself in the loss
-    expected = -float(np.dot(advantages, current)) if loss_fn in ("cispo", "dro") else -float(advantages.sum())
+    expected = (
+        -float(np.dot(advantages, current))
+        if loss_fn in ("cispo", "dro")
+        else -float(advantages.sum())
+    )
     assert output.metrics["loss:sum"] == pytest.approx(expected, rel=1e-3, abs=1e-4)
 
 
@@ -179,7 +194,9 @@ def test_ppo_clip_threshold_comes_from_loss_fn_config(service_client, tokens):
             "advantages": advantages,
         },
     )
-    output = tc.forward([datum], "ppo", {"clip_low_threshold": 0.5, "clip_high_threshold": 1.5}).result()
+    output = tc.forward(
+        [datum], "ppo", {"clip_low_threshold": 0.5, "clip_high_threshold": 1.5}
+    ).result()
     assert output.metrics["loss:sum"] == pytest.approx(-1.5 * advantages.sum(), rel=1e-4)
 
 

@@ -56,7 +56,9 @@ def guarded(tmp_path_factory, private_model):
 
 def _raw(engine, **headers) -> httpx.Client:
     return httpx.Client(
-        base_url=f"{engine.base_url}/api/v1", timeout=60, headers={"X-API-Key": engine.api_key_for_clients, **headers}
+        base_url=f"{engine.base_url}/api/v1",
+        timeout=60,
+        headers={"X-API-Key": engine.api_key_for_clients, **headers},
     )
 
 
@@ -70,12 +72,19 @@ def _refusal(call) -> str:
 # -- item 5: local directories ------------------------------------------------------------------
 
 
-def test_a_client_cannot_make_the_engine_load_a_local_directory(service_client, rest_client, private_model, tmp_path):
+def test_a_client_cannot_make_the_engine_load_a_local_directory(
+    service_client, rest_client, private_model, tmp_path
+):
     (tmp_path / ".ssh").mkdir()  # exists, but is no model
     errors = {}
     for name in (str(private_model), str(tmp_path / ".ssh"), str(tmp_path / "missing")):
-        message = _refusal(lambda n=name: service_client.create_lora_training_client(base_model=n, rank=1).result())
-        assert _refusal(lambda n=name: service_client.create_sampling_client(base_model=n).result()) == message
+        message = _refusal(
+            lambda n=name: service_client.create_lora_training_client(base_model=n, rank=1).result()
+        )
+        assert (
+            _refusal(lambda n=name: service_client.create_sampling_client(base_model=n).result())
+            == message
+        )
         assert name not in message
         errors[name] = message.replace(os.path.basename(name), "NAME")
     assert len(set(errors.values())) == 1, errors  # nothing tells which directories exist
@@ -88,15 +97,23 @@ def test_an_allowed_directory_is_served_under_its_name_only(guarded, private_mod
     service = tinker.ServiceClient(base_url=guarded.base_url, api_key=guarded.api_key_for_clients)
     rest = tinker.RestClient(base_url=guarded.base_url, api_key=guarded.api_key_for_clients)
     try:
-        by_path = service.create_lora_training_client(base_model=str(private_model), rank=1).result()
+        by_path = service.create_lora_training_client(
+            base_model=str(private_model), rank=1
+        ).result()
         by_alias = service.create_lora_training_client(base_model=ALIAS, rank=1).result()
         assert by_path.get_info().model_data.model_name == by_alias.get_info().model_name == ALIAS
-        assert by_path.get_tokenizer().encode("hi")  # still loads offline for a client on this machine
+        assert by_path.get_tokenizer().encode(
+            "hi"
+        )  # still loads offline for a client on this machine
         checkpoint = by_path.save_weights_for_sampler("s").result().path
         sample = (
             service.create_sampling_client(base_model=ALIAS)
             .result()
-            .sample(tinker.types.ModelInput.from_ints([5, 6]), 1, tinker.types.SamplingParams(max_tokens=2))
+            .sample(
+                tinker.types.ModelInput.from_ints([5, 6]),
+                1,
+                tinker.types.SamplingParams(max_tokens=2),
+            )
             .result()
         )
         assert sample.sequences
@@ -141,9 +158,16 @@ def test_serve_refuses_a_bad_allowed_directory_in_one_line(tmp_path):
 
 def test_web_pages_are_refused_and_api_clients_are_not(engine):
     port = engine.base_url.rsplit(":", 1)[1]
-    page = {"Host": "attacker.example", "Origin": "http://attacker.example", "Content-Type": "text/plain"}
+    page = {
+        "Host": "attacker.example",
+        "Origin": "http://attacker.example",
+        "Content-Type": "text/plain",
+    }
     with _raw(engine, **page) as raw:  # a DNS-rebinding page driving the engine
-        for response in (raw.post("/create_session", content=json.dumps(SESSION).encode()), raw.get("/checkpoints")):
+        for response in (
+            raw.post("/create_session", content=json.dumps(SESSION).encode()),
+            raw.get("/checkpoints"),
+        ):
             assert response.status_code == 403, response.text
             assert "web page" in response.json()["error"]
     with _raw(engine, Host="attacker.example") as raw:
@@ -163,7 +187,9 @@ def test_an_engine_chief_starts_has_a_private_key_of_its_own(engine, tmp_path):
         assert raw.get("/healthz", headers={"X-API-Key": LOCAL_CLIENT_KEY}).status_code == 401
     with open(f"/proc/{engine.process.pid}/cmdline", "rb") as cmdline:
         assert key.encode() not in cmdline.read()
-    assert stat.S_IMODE(engine.key_file.stat().st_mode) == 0o600 and engine_key(engine.base_url) == key
+    assert (
+        stat.S_IMODE(engine.key_file.stat().st_mode) == 0o600 and engine_key(engine.base_url) == key
+    )
     # A later chief process of the same user, pointed at the URL, finds and uses the key.
     script = (
         "import sys; from pathlib import Path; from tinker_chief.engine.server.launcher import "
@@ -171,7 +197,10 @@ def test_an_engine_chief_starts_has_a_private_key_of_its_own(engine, tmp_path):
         "ready_timeout=1); print(h.owned, engine_stats(h.base_url) is not None)"
     )
     later = subprocess.run(
-        [sys.executable, "-c", script, engine.base_url, str(tmp_path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script, engine.base_url, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert later.stdout.split() == ["False", "True"], later.stderr
 
@@ -181,7 +210,10 @@ def test_an_engine_chief_starts_has_a_private_key_of_its_own(engine, tmp_path):
 
 def test_training_clients_are_capped_and_a_finished_session_frees_them(guarded):
     first = tinker.ServiceClient(base_url=guarded.base_url, api_key=guarded.api_key_for_clients)
-    ids = [first.create_lora_training_client(base_model=TINY, rank=1).result().model_id for _ in range(2)]
+    ids = [
+        first.create_lora_training_client(base_model=TINY, rank=1).result().model_id
+        for _ in range(2)
+    ]
     with pytest.raises(tinker.BadRequestError, match="--max-training-clients 2"):
         first.create_lora_training_client(base_model=TINY, rank=1).result()
     first.close("success").result()
@@ -191,20 +223,34 @@ def test_training_clients_are_capped_and_a_finished_session_frees_them(guarded):
     second = tinker.ServiceClient(base_url=guarded.base_url, api_key=guarded.api_key_for_clients)
     try:
         for _ in range(2):
-            assert second.create_lora_training_client(base_model=TINY, rank=1).result().get_info().lora_rank == 1
+            assert (
+                second.create_lora_training_client(base_model=TINY, rank=1)
+                .result()
+                .get_info()
+                .lora_rank
+                == 1
+            )
     finally:
         second.close("success").result()
 
 
 def test_a_session_that_stops_heartbeating_is_unloaded(tmp_path):
     timeout = 2.0
-    with start_engine(state_dir=tmp_path, device="cpu", session_timeout=timeout) as engine, _raw(engine) as raw:
+    with (
+        start_engine(state_dir=tmp_path, device="cpu", session_timeout=timeout) as engine,
+        _raw(engine) as raw,
+    ):
 
         def session_with_model() -> tuple[str, str]:
             session = raw.post("/create_session", json=SESSION).json()["session_id"]
             request = raw.post(
                 "/create_model",
-                json={"session_id": session, "model_seq_id": 0, "base_model": TINY, "lora_config": {"rank": 1}},
+                json={
+                    "session_id": session,
+                    "model_seq_id": 0,
+                    "base_model": TINY,
+                    "lora_config": {"rank": 1},
+                },
             )
             return session, wait_json(raw, request.json()["request_id"])["model_id"]
 
@@ -214,7 +260,9 @@ def test_a_session_that_stops_heartbeating_is_unloaded(tmp_path):
         while time.monotonic() < deadline:  # only `alive` heartbeats
             assert raw.post("/session_heartbeat", json={"session_id": alive}).status_code == 200
             time.sleep(0.2)
-        raw.post("/create_session", json=SESSION)  # any request that checks sessions ends the silent ones
+        raw.post(
+            "/create_session", json=SESSION
+        )  # any request that checks sessions ends the silent ones
         assert raw.post("/get_info", json={"model_id": silent_model}).status_code == 404
         assert raw.post("/session_heartbeat", json={"session_id": silent}).status_code == 404
         assert raw.post("/get_info", json={"model_id": alive_model}).status_code == 200

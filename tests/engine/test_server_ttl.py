@@ -69,7 +69,9 @@ def test_store_expires_deletes_and_remembers(tmp_path):
     assert store.delete_expired() == []
 
     clock.now += 1  # the expiry instant itself counts as expired
-    with pytest.raises(CheckpointExpiredError, match=re.escape(f"checkpoint {path} expired at {record.expires_at}")):
+    with pytest.raises(
+        CheckpointExpiredError, match=re.escape(f"checkpoint {path} expired at {record.expires_at}")
+    ):
         store.resolve(path)
     with pytest.raises(CheckpointExpiredError):
         store.lease(path)
@@ -79,7 +81,9 @@ def test_store_expires_deletes_and_remembers(tmp_path):
     assert [c.tinker_path for c in store.delete_expired()] == [path]
     assert not _directory(store, path).exists()
     assert not _directory(store, path).with_name("step-1.json").exists()
-    with pytest.raises(CheckpointExpiredError, match=re.escape(f"expired at {record.expires_at} and was deleted")):
+    with pytest.raises(
+        CheckpointExpiredError, match=re.escape(f"expired at {record.expires_at} and was deleted")
+    ):
         store.resolve(path)
 
     again = _save(store, "step-1", ttl=None)  # a new checkpoint under the same name never expires
@@ -124,12 +128,17 @@ def test_store_set_ttl(tmp_path):
     store, clock = _store(tmp_path)
     path = _save(store, "kept", ttl=None)
     store.set_ttl("run-1", "weights/kept", 7200)
-    assert store.resolve(path)[0].expires_at == datetime.fromtimestamp(clock.now + 7200, UTC).isoformat()
+    assert (
+        store.resolve(path)[0].expires_at
+        == datetime.fromtimestamp(clock.now + 7200, UTC).isoformat()
+    )
     store.set_ttl("run-1", "weights/kept", None)
     clock.now += 100 * HOUR
     assert store.resolve(path)[0].expires_at is None
     for bad in (3599, 10**10, 1.5, "3600", True):
-        with pytest.raises(InvalidRequestError, match="between 3600 .1 hour. and 315576000 .10 years."):
+        with pytest.raises(
+            InvalidRequestError, match="between 3600 .1 hour. and 315576000 .10 years."
+        ):
             store.set_ttl("run-1", "weights/kept", bad)
 
 
@@ -168,13 +177,18 @@ def test_ttl_is_recorded_and_listed(service_client, rest_client, engine):
     assert listed[state].expires_at - listed[state].time == timedelta(seconds=WEEK)
     assert listed[sampler].expires_at - listed[sampler].time == timedelta(seconds=2 * HOUR)
     assert listed[forever].expires_at is None
-    user = {c.tinker_path: c for c in rest_client.list_user_checkpoints(limit=1000).result().checkpoints}
+    user = {
+        c.tinker_path: c for c in rest_client.list_user_checkpoints(limit=1000).result().checkpoints
+    }
     assert user[state].expires_at == listed[state].expires_at
     run = rest_client.get_training_run(run_id).result()
     assert run.last_sampler_checkpoint.expires_at == listed[sampler].expires_at
 
     meta = engine.log_file.parent / "runs" / run_id / "weights" / "ttl-state.json"
-    assert datetime.fromisoformat(json.loads(meta.read_text())["expires_at"]) == listed[state].expires_at
+    assert (
+        datetime.fromisoformat(json.loads(meta.read_text())["expires_at"])
+        == listed[state].expires_at
+    )
     assert rest_client.get_weights_info_by_tinker_path(state).result().base_model == TINY
 
 
@@ -192,12 +206,18 @@ def test_rest_ttl_route_sets_and_clears(service_client, rest_client, raw):
     rest_client.set_checkpoint_ttl_from_tinker_path(path, None).result()
     assert _checkpoints(rest_client, run_id)[path].expires_at is None
 
-    with pytest.raises(tinker.BadRequestError, match="ttl_seconds must be a whole number of seconds"):
+    with pytest.raises(
+        tinker.BadRequestError, match="ttl_seconds must be a whole number of seconds"
+    ):
         rest_client.set_checkpoint_ttl_from_tinker_path(path, 60).result()
     with pytest.raises(tinker.NotFoundError, match="unknown checkpoint"):
-        rest_client.set_checkpoint_ttl_from_tinker_path(f"tinker://{run_id}/weights/missing", HOUR).result()
+        rest_client.set_checkpoint_ttl_from_tinker_path(
+            f"tinker://{run_id}/weights/missing", HOUR
+        ).result()
     response = raw.put(f"/training_runs/{run_id}/checkpoints/weights/ttl-route/ttl", json={})
-    assert response.status_code == 400 and "field ttl_seconds is missing" in response.json()["error"]
+    assert (
+        response.status_code == 400 and "field ttl_seconds is missing" in response.json()["error"]
+    )
 
 
 def _expire(path: str, state_dir: Path, ago: timedelta = timedelta(minutes=10)) -> str:
@@ -248,7 +268,9 @@ def test_checkpoints_that_expired_while_down_are_deleted_at_start(tmp_path):
         gone = re.escape(f"{old_sampler} expired at {sampler_expired} and was deleted")
         with pytest.raises(tinker.NotFoundError, match=gone):
             client.create_sampling_client(model_path=old_sampler).result()
-        with pytest.raises(tinker.NotFoundError, match=re.escape(f"{old_state} expired at {state_expired}")):
+        with pytest.raises(
+            tinker.NotFoundError, match=re.escape(f"{old_state} expired at {state_expired}")
+        ):
             client.create_training_client_from_state(old_state).result()
         with pytest.raises(tinker.NotFoundError, match="expired at"):
             rest.get_weights_info_by_tinker_path(old_state).result()
@@ -314,12 +336,19 @@ def test_expiry_while_serving_spares_checkpoints_in_use(tmp_path, monkeypatch):
         _expire(idle, state)  # after `held`: once `idle` is gone, a pass has seen both expired
         with pytest.raises(tinker.NotFoundError, match=re.escape(f"{idle} expired at")):
             client.create_sampling_client(model_path=idle).result()
-        _wait_until(lambda: not _dir_of(idle, state).exists(), "the deletion pass removed the idle checkpoint")
+        _wait_until(
+            lambda: not _dir_of(idle, state).exists(),
+            "the deletion pass removed the idle checkpoint",
+        )
 
         assert _dir_of(held, state).is_dir()  # a sampling session was loaded from it
         assert sampler.sample(prompt, 1, GREEDY).result().sequences[0].tokens == before
-        with pytest.raises(tinker.NotFoundError, match=re.escape(f"{held} expired at {held_expired}")):
+        with pytest.raises(
+            tinker.NotFoundError, match=re.escape(f"{held} expired at {held_expired}")
+        ):
             client.create_sampling_client(model_path=held).result()
         assert set(_checkpoints(rest, run_id)) == set()
         client.close("success").result()  # ends the session, and with it the sampler's hold
-        _wait_until(lambda: not _dir_of(held, state).exists(), "the pass removed the released checkpoint")
+        _wait_until(
+            lambda: not _dir_of(held, state).exists(), "the pass removed the released checkpoint"
+        )

@@ -52,7 +52,9 @@ def run(keyed_engine):
 
 def tinker_cli(engine, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "TINKER_BASE_URL": engine.base_url, "TINKER_API_KEY": KEY}
-    return subprocess.run([TINKER, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [TINKER, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def json_of(result: subprocess.CompletedProcess) -> dict:
@@ -61,14 +63,23 @@ def json_of(result: subprocess.CompletedProcess) -> dict:
 
 
 def listed_paths(engine) -> list[str]:
-    return [c["tinker_path"] for c in json_of(tinker_cli(engine, "-f", "json", "checkpoint", "list"))["checkpoints"]]
+    return [
+        c["tinker_path"]
+        for c in json_of(tinker_cli(engine, "-f", "json", "checkpoint", "list"))["checkpoints"]
+    ]
 
 
 def test_listings(keyed_engine, run):
     run_id, state, sampler, external = run
-    names = [m["model_name"] for m in json_of(tinker_cli(keyed_engine, "-f", "json", "model", "list"))["models"]]
+    names = [
+        m["model_name"]
+        for m in json_of(tinker_cli(keyed_engine, "-f", "json", "model", "list"))["models"]
+    ]
     assert {"tiny-random-llama", "SmolLM2-135M-Instruct-Q4_1"} <= set(names)
-    runs = {r["training_run_id"]: r for r in json_of(tinker_cli(keyed_engine, "-f", "json", "run", "list"))["runs"]}
+    runs = {
+        r["training_run_id"]: r
+        for r in json_of(tinker_cli(keyed_engine, "-f", "json", "run", "list"))["runs"]
+    }
     assert (runs[run_id]["base_model"], runs[run_id]["lora_rank"]) == (TINY, 2)
     assert runs[run_id]["last_checkpoint"]["tinker_path"] == state
 
@@ -82,24 +93,49 @@ def test_listings(keyed_engine, run):
     assert expires[state] is None and expires[sampler] is not None
 
     info = json_of(tinker_cli(keyed_engine, "-f", "json", "checkpoint", "info", state))
-    assert (info["tinker_path"], info["checkpoint_type"], info["lora_rank"]) == (state, "training", 2)
+    assert (info["tinker_path"], info["checkpoint_type"], info["lora_rank"]) == (
+        state,
+        "training",
+        2,
+    )
 
 
 def test_download_gives_the_adapter_files_and_leaves_no_export_behind(keyed_engine, run, tmp_path):
     run_id, state, _, external = run
-    out = json_of(tinker_cli(keyed_engine, "-f", "json", "checkpoint", "download", state, "-o", str(tmp_path)))
+    out = json_of(
+        tinker_cli(keyed_engine, "-f", "json", "checkpoint", "download", state, "-o", str(tmp_path))
+    )
     folder = Path(out["destination"])
     assert folder.parent == tmp_path
-    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in folder.iterdir()}
-    saved = keyed_engine.state_dir / "runs" / run_id / "weights" / "s1" / "adapter_model.safetensors"
-    downloaded, original = load_file(str(folder / "adapter_model.safetensors")), load_file(str(saved))
-    assert downloaded.keys() == original.keys() and all(np.array_equal(downloaded[k], original[k]) for k in original)
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {
+        p.name for p in folder.iterdir()
+    }
+    saved = (
+        keyed_engine.state_dir / "runs" / run_id / "weights" / "s1" / "adapter_model.safetensors"
+    )
+    downloaded, original = (
+        load_file(str(folder / "adapter_model.safetensors")),
+        load_file(str(saved)),
+    )
+    assert downloaded.keys() == original.keys() and all(
+        np.array_equal(downloaded[k], original[k]) for k in original
+    )
     assert json.loads((folder / "adapter_config.json").read_text())["r"] == 2
     # The CLI deletes its temporary external-weights export after the download.
     assert [p for p in listed_paths(keyed_engine) if "/external_weights/" in p] == [external]
 
-    missing = tinker_cli(keyed_engine, "checkpoint", "download", f"tinker://{run_id}/weights/nope", "-o", str(tmp_path))
-    assert missing.returncode == 1 and f"unknown checkpoint tinker://{run_id}/weights/nope" in missing.stderr
+    missing = tinker_cli(
+        keyed_engine,
+        "checkpoint",
+        "download",
+        f"tinker://{run_id}/weights/nope",
+        "-o",
+        str(tmp_path),
+    )
+    assert (
+        missing.returncode == 1
+        and f"unknown checkpoint tinker://{run_id}/weights/nope" in missing.stderr
+    )
 
 
 def test_signed_urls_admit_only_what_they_name(keyed_engine, run):
@@ -114,7 +150,9 @@ def test_signed_urls_admit_only_what_they_name(keyed_engine, run):
     tampered = good[:-4] + ("0000" if not good.endswith("0000") else "1111")
     for url in (forged, tampered):
         response = httpx.get(url)
-        assert response.status_code == 403 and "not issued by this engine" in response.json()["error"]
+        assert (
+            response.status_code == 403 and "not issued by this engine" in response.json()["error"]
+        )
     rest.delete_checkpoint_from_tinker_path(export).result()
     assert httpx.get(good).status_code == 404
     client.close("success").result()

@@ -21,7 +21,9 @@ FAKE_CLOUD_KEY = "tml-fake-cloud-secret-4f1d2c"
 def connection(engine):
     from tinker_chief.connection import choose_backend, open_connection
 
-    with open_connection(choose_backend(base_url=engine.base_url), api_key=engine.api_key_for_clients) as opened:
+    with open_connection(
+        choose_backend(base_url=engine.base_url), api_key=engine.api_key_for_clients
+    ) as opened:
         yield opened
 
 
@@ -30,7 +32,9 @@ def fake_cloud(tmp_path_factory):
     """A key-checking local engine in the role of Tinker's cloud (see the module docstring)."""
     from tinker_chief.engine.server.launcher import start_engine
 
-    with start_engine(state_dir=tmp_path_factory.mktemp("fake-cloud"), api_key=FAKE_CLOUD_KEY) as handle:
+    with start_engine(
+        state_dir=tmp_path_factory.mktemp("fake-cloud"), api_key=FAKE_CLOUD_KEY
+    ) as handle:
         yield handle
 
 
@@ -46,5 +50,6 @@ def cloud_default_url(fake_cloud, monkeypatch):
 @pytest.fixture
 def qa_file(tmp_path):
     return write_jsonl(
-        tmp_path / "qa.jsonl", [{"input": f"What is {i}+1?", "output": str(i + 1), "id": f"q{i}"} for i in range(5)]
+        tmp_path / "qa.jsonl",
+        [{"input": f"What is {i}+1?", "output": str(i + 1), "id": f"q{i}"} for i in range(5)],
     )

@@ -36,7 +36,19 @@ def _project(tmp_path: Path, backend_lines: str = "") -> Path:
     project = tmp_path / "proj"
     from tinker_chief.cli.main import main
 
-    main(["init", "-p", str(project), "--use-case", "math", "-m", TINY, "--train", str(tmp_path / "train.jsonl")])
+    main(
+        [
+            "init",
+            "-p",
+            str(project),
+            "--use-case",
+            "math",
+            "-m",
+            TINY,
+            "--train",
+            str(tmp_path / "train.jsonl"),
+        ]
+    )
     if backend_lines:
         toml = project / "chief.toml"
         toml.write_text(toml.read_text().replace("[backend]\n", f"[backend]\n{backend_lines}\n", 1))
@@ -47,7 +59,11 @@ def _eval(capsys, project: Path, *flags: str) -> tuple[object, dict | None, str]
     code, out, err = chief_in_process(
         capsys, "eval", TINY, "--project", str(project), "--task", "val_nll", "--json", *flags
     )
-    return code, (json.loads(out.splitlines()[-1]) if code == 0 else None), err  # after init's lines
+    return (
+        code,
+        (json.loads(out.splitlines()[-1]) if code == 0 else None),
+        err,
+    )  # after init's lines
 
 
 def _recorded_backend(project: Path, ref: str) -> str:
@@ -61,7 +77,9 @@ def test_a_flag_beats_the_environment(engine, tmp_path, capsys, monkeypatch):
     project = _project(tmp_path)
     monkeypatch.setenv("CHIEF_ENGINE_URL", DEAD_URL)
     code, _, err = _eval(capsys, project)
-    assert code != 0 and f"at {DEAD_URL} (from $CHIEF_ENGINE_URL)" in err  # the environment decides...
+    assert (
+        code != 0 and f"at {DEAD_URL} (from $CHIEF_ENGINE_URL)" in err
+    )  # the environment decides...
     code, result, err = _eval(capsys, project, "--base-url", engine.base_url)
     assert code == 0, err  # ...until a flag says otherwise
     assert result["tasks"][0]["error"] is None
@@ -70,14 +88,18 @@ def test_a_flag_beats_the_environment(engine, tmp_path, capsys, monkeypatch):
 def test_the_environment_beats_the_project_backend_section(engine, tmp_path, capsys, monkeypatch):
     project = _project(tmp_path, f'base_url = "{DEAD_URL}"')
     code, _, err = _eval(capsys, project)
-    assert code != 0 and f"at {DEAD_URL} (from [backend] in chief.toml)" in err  # `chief eval` reads [backend]...
+    assert (
+        code != 0 and f"at {DEAD_URL} (from [backend] in chief.toml)" in err
+    )  # `chief eval` reads [backend]...
     monkeypatch.setenv("CHIEF_ENGINE_URL", engine.base_url)
     code, result, err = _eval(capsys, project)
     assert code == 0, err  # ...and $CHIEF_ENGINE_URL wins over it
     assert result["tasks"][0]["error"] is None
 
 
-def test_the_project_backend_section_beats_tinker_api_key(engine, cloud_default_url, tmp_path, capsys, monkeypatch):
+def test_the_project_backend_section_beats_tinker_api_key(
+    engine, cloud_default_url, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("TINKER_API_KEY", cloud_default_url.api_key_for_clients)
     project = _project(tmp_path, f'kind = "local"\nbase_url = "{engine.base_url}"')
     code, result, err = _eval(capsys, project)
@@ -109,7 +131,9 @@ def test_project_kind_tinker_without_a_key_names_the_rule_and_the_variable(tmp_p
     assert "[backend] in chief.toml" in err and "TINKER_API_KEY" in err
 
 
-def test_chief_engine_api_key_is_the_key_for_an_engine_at_a_url(fake_cloud, tmp_path, capsys, monkeypatch):
+def test_chief_engine_api_key_is_the_key_for_an_engine_at_a_url(
+    fake_cloud, tmp_path, capsys, monkeypatch
+):
     project = _project(tmp_path)
     monkeypatch.setenv("CHIEF_ENGINE_API_KEY", fake_cloud.api_key_for_clients)
     code, _, err = _eval(capsys, project, "--base-url", fake_cloud.base_url)
@@ -142,4 +166,7 @@ def test_choose_backend_names_the_rule_that_decided(monkeypatch):
     assert choose_backend(project_kind="local").decided_by == "$TINKER_BASE_URL"
     monkeypatch.setenv("CHIEF_ENGINE_URL", "http://127.0.0.1:2")
     assert choose_backend().base_url == "http://127.0.0.1:2"
-    assert choose_backend("tinker").decided_by == "--backend" and choose_backend("tinker").base_url is None
+    assert (
+        choose_backend("tinker").decided_by == "--backend"
+        and choose_backend("tinker").base_url is None
+    )

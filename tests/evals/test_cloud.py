@@ -43,21 +43,31 @@ def cloud_env(cloud_default_url, monkeypatch):
     return cloud_default_url.api_key_for_clients
 
 
-def test_eval_offline_resolves_the_cloud_from_the_api_key_and_never_writes_it(cloud_env, qa_file, tmp_path):
+def test_eval_offline_resolves_the_cloud_from_the_api_key_and_never_writes_it(
+    cloud_env, qa_file, tmp_path
+):
     out = tmp_path / "o"
     result = run_offline(
         OfflineConfig(
-            model=TINY, data=qa_file, grader="numeric", settings=GenerationSettings(max_tokens=8), output_dir=out
+            model=TINY,
+            data=qa_file,
+            grader="numeric",
+            settings=GenerationSettings(max_tokens=8),
+            output_dir=out,
         )
     )
     assert result.metrics["backend"] == "tinker" and result.metrics["engine_precision"] is None
     assert result.metrics["total"] == 5 and result.metrics["errors"] == 0
     assert len(result.records_path.read_text().splitlines()) == 5
-    written = json.dumps(result.as_json()) + "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    written = json.dumps(result.as_json()) + "".join(
+        p.read_text() for p in out.rglob("*") if p.is_file()
+    )
     assert cloud_env not in written
 
 
-def test_a_wrong_cloud_key_is_one_clear_error_without_the_key(cloud_env, qa_file, tmp_path, monkeypatch):
+def test_a_wrong_cloud_key_is_one_clear_error_without_the_key(
+    cloud_env, qa_file, tmp_path, monkeypatch
+):
     from tinker_chief.errors import EngineError
 
     wrong = "tml-wrong-key-9a8b7c"
@@ -74,4 +84,6 @@ def test_a_wrong_cloud_key_is_one_clear_error_without_the_key(cloud_env, qa_file
         )
     message = str(caught.value)
     assert wrong not in message and cloud_env not in message
-    assert "rejected the API key" in message and "TINKER_API_KEY" in message and "401" in message, message
+    assert "rejected the API key" in message and "TINKER_API_KEY" in message and "401" in message, (
+        message
+    )

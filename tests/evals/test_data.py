@@ -36,7 +36,10 @@ def test_shapes(tmp_path):
     samples = load_samples(path)
     assert [s.id for s in samples] == ["1", "fr", "3"]
     assert samples[1].question == "Capital of France?"
-    assert samples[2].messages[0] == {"role": "system", "content": "Be terse."} and samples[2].target == "5"
+    assert (
+        samples[2].messages[0] == {"role": "system", "content": "Be terse."}
+        and samples[2].target == "5"
+    )
     assert len(load_samples(path, limit=2)) == 2
 
 
@@ -46,7 +49,10 @@ def test_shapes(tmp_path):
         ({"output": "4"}, r'd.jsonl:2: field "input": expected a string \(the key is missing\)'),
         ({"input": "q"}, r'd.jsonl:2: field "output": expected a string'),
         ({"input": 3, "output": "4"}, r'd.jsonl:2: field "input": expected a string, got int'),
-        ({"messages": [{"role": "bot", "content": "x"}], "output": "4"}, r'field "messages\[0\].role"'),
+        (
+            {"messages": [{"role": "bot", "content": "x"}], "output": "4"},
+            r'field "messages\[0\].role"',
+        ),
         ({"messages": [{"role": "assistant", "content": "x"}], "output": "4"}, "last message"),
         ({"input": "q", "output": "4", "id": "1"}, "duplicate id"),
         ("{not json", r"d.jsonl:2: invalid JSON"),
@@ -64,7 +70,12 @@ def test_nll_reads_chats_and_prompt_answer_lines(tmp_path):
     path = write(
         tmp_path,
         [
-            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"},
+                ]
+            },
             {"input": "2+2?", "output": "4", "system": "Be terse."},
         ],
     )
@@ -77,7 +88,9 @@ def test_nll_reads_chats_and_prompt_answer_lines(tmp_path):
         ],
     ]
     no_answer = write(tmp_path, [{"messages": [{"role": "user", "content": "hi"}]}])
-    with pytest.raises(DataError, match=r'd.jsonl:1: field "messages": expected at least one assistant message'):
+    with pytest.raises(
+        DataError, match=r'd.jsonl:1: field "messages": expected at least one assistant message'
+    ):
         load_conversations(no_answer)
 
 
@@ -86,13 +99,29 @@ def test_eval_and_training_readers_validate_chats_the_same_way(tmp_path):
     from tinker_chief.evals.eval_samples import load_conversations
     from tinker_chief.planning.data_formats import read_records
 
-    bad = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " ", "trainable": 1}]}
+    bad = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": " ", "trainable": 1},
+        ]
+    }
     path = write(
-        tmp_path, [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, bad]
+        tmp_path,
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"},
+                ]
+            },
+            bad,
+        ],
     )
     with pytest.raises(DataError) as from_evals:
         load_conversations(path)
     with pytest.raises(DataError) as from_planning:
         read_records(path)
     assert str(from_evals.value) == str(from_planning.value)
-    assert 'd.jsonl:2: field "messages[1].content": expected a non-empty assistant reply' in str(from_evals.value)
+    assert 'd.jsonl:2: field "messages[1].content": expected a non-empty assistant reply' in str(
+        from_evals.value
+    )

@@ -66,12 +66,28 @@ def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
     assert "speed: no prompt + sampled tokens timed; precision: float32\n" in cached.stdout
 
     wrong = chief(
-        "eval", TINY, "--project", str(project), "--task", "nope", "--base-url", engine.base_url, cwd=tmp_path
+        "eval",
+        TINY,
+        "--project",
+        str(project),
+        "--task",
+        "nope",
+        "--base-url",
+        engine.base_url,
+        cwd=tmp_path,
     )
-    assert wrong.returncode == 1 and "has no task(s) ['nope']" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert (
+        wrong.returncode == 1
+        and "has no task(s) ['nope']" in wrong.stderr
+        and "Traceback" not in wrong.stderr
+    )
 
     (project / "data" / "val_qa.jsonl").unlink()  # the product task's data: that task fails
-    partial = chief("eval", TINY, "--task", "val_nll", "--task", "product", "--json", *where, cwd=tmp_path)
-    assert partial.returncode == ExitCode.TASKS_FAILED, partial.stderr  # not an error's 1: the rest ran
+    partial = chief(
+        "eval", TINY, "--task", "val_nll", "--task", "product", "--json", *where, cwd=tmp_path
+    )
+    assert partial.returncode == ExitCode.TASKS_FAILED, (
+        partial.stderr
+    )  # not an error's 1: the rest ran
     outcomes = {task["task"]: task for task in json.loads(partial.stdout)["tasks"]}
     assert outcomes["val_nll"]["error"] is None and "val_qa.jsonl" in outcomes["product"]["error"]

@@ -23,7 +23,12 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
     conv = write_jsonl(
         tmp_path / "conv.jsonl",
         [
-            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "hello there"},
+                ]
+            },
             {"input": "name a colour", "output": "blue, or maybe green"},
         ],
     )
@@ -31,7 +36,9 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
     async def run():
         service = connection.service_client()
         training = await service.create_lora_training_client(base_model=TINY, rank=2)
-        forward_metrics = await ConversationNLLEvaluator.from_jsonl(conv, TINY, name="val")(training)
+        forward_metrics = await ConversationNLLEvaluator.from_jsonl(conv, TINY, name="val")(
+            training
+        )
         sampling = await service.create_sampling_client(base_model=TINY)
         sampler_metrics = await sampler_nll_evaluator(conv, TINY, name="val")(sampling)
         scores = await sampler_nll_evaluator(conv, TINY, name="val").score(sampling)
@@ -50,7 +57,9 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
     assert pooled["nll"] == pytest.approx(sampler_metrics["val/nll"], rel=1e-5)
     assert pooled["bpb"] == pytest.approx(sampler_metrics["val/bpb"], rel=1e-5)
     assert scores.conversations[0].nll != pytest.approx(scores.conversations[1].nll)
-    assert path.startswith("tinker://") and checkpoint.base_model == TINY and checkpoint.model == path
+    assert (
+        path.startswith("tinker://") and checkpoint.base_model == TINY and checkpoint.model == path
+    )
     assert forward_metrics["val/nll"] > 0 and forward_metrics["val/bpb"] > 0
     # A fresh LoRA adapter is zero-initialised, so both paths score the base weights.
     assert forward_metrics["val/nll"] == pytest.approx(sampler_metrics["val/nll"], rel=1e-3)

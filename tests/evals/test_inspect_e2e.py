@@ -63,7 +63,8 @@ def test_inspect_cli_runs_staged_published_benchmark_on_the_engine(engine, tmp_p
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
     data = write_jsonl(
-        tmp_path / "gsm8k.jsonl", [{"question": f"{i} + 1 = ?", "answer": f"#### {i + 1}"} for i in range(3)]
+        tmp_path / "gsm8k.jsonl",
+        [{"question": f"{i} + 1 = ?", "answer": f"#### {i + 1}"} for i in range(3)],
     )
     staged = stage(task_data("gsm8k", {"fewshot": 0}), data)
     log_dir = tmp_path / "cli_logs"
@@ -90,7 +91,12 @@ def test_inspect_cli_runs_staged_published_benchmark_on_the_engine(engine, tmp_p
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf")},
+        env={
+            **os.environ,
+            "TINKER_TELEMETRY": "0",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_CACHE": str(tmp_path / "hf"),
+        },
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (log,) = glob.glob(str(log_dir / "*.eval"))

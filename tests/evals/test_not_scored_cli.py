@@ -30,7 +30,16 @@ def test_a_task_nobody_can_score_is_recorded_as_not_scored(engine, tmp_path):
     ]
     write_jsonl(tmp_path / "train.jsonl", rows)
     init = chief(
-        "init", "-p", "proj", "--use-case", "chat", "--base-model", TINY, "--train", "train.jsonl", cwd=tmp_path
+        "init",
+        "-p",
+        "proj",
+        "--use-case",
+        "chat",
+        "--base-model",
+        TINY,
+        "--train",
+        "train.jsonl",
+        cwd=tmp_path,
     )
     assert init.returncode == 0, init.stderr
     project = tmp_path / "proj"
@@ -50,16 +59,30 @@ def test_a_task_nobody_can_score_is_recorded_as_not_scored(engine, tmp_path):
     assert ran.returncode == 0, ran.stderr
     (task,) = json.loads(ran.stdout)["tasks"]  # strict JSON: no NaN anywhere
     assert task["error"] is None and task["run_id"] is not None
-    assert "accuracy" not in task["metrics"] and task["metrics"]["unscored"]["value"] == task["ran_samples"] > 0
+    assert (
+        "accuracy" not in task["metrics"]
+        and task["metrics"]["unscored"]["value"] == task["ran_samples"] > 0
+    )
     why = task["settings"]["not_scored"]["accuracy"]
-    assert why.startswith(f"0 samples scored: {task['ran_samples']} unscored by the grader") and "judge_model" in why
+    assert (
+        why.startswith(f"0 samples scored: {task['ran_samples']} unscored by the grader")
+        and "judge_model" in why
+    )
 
     with Registry.open(project / ".chief" / "registry.db", create=False) as registry:
         run = registry.latest_results(f"base/{TINY}:v1")["product"]
         assert run.not_scored == {"accuracy": why} and "accuracy" not in run.metrics
 
     again = chief(
-        "eval", TINY, "--project", str(project), "--task", "product", "--base-url", engine.base_url, cwd=tmp_path
+        "eval",
+        TINY,
+        "--project",
+        str(project),
+        "--task",
+        "product",
+        "--base-url",
+        engine.base_url,
+        cwd=tmp_path,
     )
     assert again.returncode == 0 and "product/accuracy not scored" in again.stdout, again.stderr
 

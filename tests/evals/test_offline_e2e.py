@@ -47,10 +47,17 @@ def test_cli_json_prints_one_object_and_writes_records(engine, qa_file, tmp_path
     assert result["backend"] == "local" and result["settings"]["max_tokens"] == 4
     from tinker_chief.engine.server.launcher import engine_stats
 
-    assert result["engine_precision"] == engine_stats(engine.base_url)["precision"] in ("float32", "bfloat16-autocast")
+    assert (
+        result["engine_precision"]
+        == engine_stats(engine.base_url)["precision"]
+        in ("float32", "bfloat16-autocast")
+    )
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == [f"q{i}" for i in range(5)]
-    assert all(r["response"] is not None and r["target"] and r["prompt"][0]["role"] == "user" for r in records)
+    assert all(
+        r["response"] is not None and r["target"] and r["prompt"][0]["role"] == "user"
+        for r in records
+    )
     assert all(r["extra"]["output_tokens"] <= 4 for r in records)
     # What it cost: every completion token the sampler returned, and each prompt prefilled once.
     assert result["tokens"]["sample/tokens"] == sum(r["extra"]["output_tokens"] for r in records)
@@ -93,4 +100,6 @@ def test_unparseable_judge_verdicts_are_counted_not_dropped(engine, qa_file, tmp
     result = run_offline(config, choose_backend(base_url=engine.base_url))
     assert result.metrics["total"] == 5
     assert result.metrics["unscored"] + result.metrics["n"] == 5 and result.metrics["unscored"] >= 1
-    assert all("unparseable judge verdict" in r.explanation for r in result.records if r.correct is None)
+    assert all(
+        "unparseable judge verdict" in r.explanation for r in result.records if r.correct is None
+    )

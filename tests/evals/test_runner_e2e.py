@@ -34,16 +34,30 @@ def make_suite(project: Path) -> EvalSuite:
     write_jsonl(
         project / "conv.jsonl",
         [
-            {"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": f"hello {i}"}]}
+            {
+                "messages": [
+                    {"role": "user", "content": f"hi {i}"},
+                    {"role": "assistant", "content": f"hello {i}"},
+                ]
+            }
             for i in range(3)
         ],
     )
-    write_jsonl(project / "qa.jsonl", [{"input": f"{i}+1?", "output": str(i + 1), "id": f"q{i}"} for i in range(6)])
+    write_jsonl(
+        project / "qa.jsonl",
+        [{"input": f"{i}+1?", "output": str(i + 1), "id": f"q{i}"} for i in range(6)],
+    )
     short = EvalSettings(max_tokens=3, limit=1)
     return EvalSuite(
         name="smoke",
         tasks=[
-            EvalTask(name="val_nll", layer="training", kind="nll", data="conv.jsonl", headline_metric="nll"),
+            EvalTask(
+                name="val_nll",
+                layer="training",
+                kind="nll",
+                data="conv.jsonl",
+                headline_metric="nll",
+            ),
             EvalTask(
                 name="product",
                 layer="product",
@@ -52,7 +66,13 @@ def make_suite(project: Path) -> EvalSuite:
                 grader="numeric",
                 settings=EvalSettings(max_tokens=3),
             ),
-            EvalTask(name="safety", layer="safety", kind="safety", settings=short, headline_metric="refusal_rate"),
+            EvalTask(
+                name="safety",
+                layer="safety",
+                kind="safety",
+                settings=short,
+                headline_metric="refusal_rate",
+            ),
             EvalTask(
                 name="calibration",
                 layer="calibration",
@@ -60,7 +80,9 @@ def make_suite(project: Path) -> EvalSuite:
                 settings=EvalSettings(limit=4),
                 headline_metric="brier",
             ),
-            EvalTask(name="gsm8k", layer="benchmark", kind="inspect", inspect_task="inspect_evals/gsm8k"),
+            EvalTask(
+                name="gsm8k", layer="benchmark", kind="inspect", inspect_task="inspect_evals/gsm8k"
+            ),
         ],
     )
 
@@ -73,11 +95,23 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         # The benchmark has no staged data: reported as a failure, the rest still ran.
         assert [t.task for t in first.failed] == ["gsm8k"]
         assert "run `chief benchmarks stage gsm8k --from FILE`" in by_name["gsm8k"].error
-        assert by_name["val_nll"].metrics["nll"]["value"] > 0 and by_name["val_nll"].metrics["bpb"]["value"] > 0
-        assert by_name["product"].metrics["accuracy"]["n"] + by_name["product"].metrics["unscored"]["value"] == 6
-        assert by_name["safety"].ran_samples == 5  # limit=1 per category: harmful, 3 jailbreaks, benign
+        assert (
+            by_name["val_nll"].metrics["nll"]["value"] > 0
+            and by_name["val_nll"].metrics["bpb"]["value"] > 0
+        )
+        assert (
+            by_name["product"].metrics["accuracy"]["n"]
+            + by_name["product"].metrics["unscored"]["value"]
+            == 6
+        )
+        assert (
+            by_name["safety"].ran_samples == 5
+        )  # limit=1 per category: harmful, 3 jailbreaks, benign
         calibration = by_name["calibration"]
-        assert 0.0 <= calibration.metrics["ece"]["value"] <= 1.0 and calibration.metrics["accuracy"]["n"] == 4
+        assert (
+            0.0 <= calibration.metrics["ece"]["value"] <= 1.0
+            and calibration.metrics["accuracy"]["n"] == 4
+        )
         assert len(calibration.settings["reliability"]) == 15
         for name in ("ece", "brier", "mean_confidence", "overconfidence", "underconfidence"):
             m = calibration.metrics[name]
@@ -90,14 +124,20 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         assert {r.task for r in runs} == {"val_nll", "product", "safety", "calibration"}
         assert {r.suite_version for r in runs} == {suite.version}
         assert {r.settings["engine_precision"] for r in runs} <= {"float32", "bfloat16-autocast"}
-        assert len({r.settings["engine_precision"] for r in runs}) == 1  # recorded with every result
+        assert (
+            len({r.settings["engine_precision"] for r in runs}) == 1
+        )  # recorded with every result
         product_run = next(r for r in runs if r.task == "product")
-        assert sorted(s.sample_id for s in registry.samples(product_run.id)) == [f"q{i}" for i in range(6)]
+        assert sorted(s.sample_id for s in registry.samples(product_run.id)) == [
+            f"q{i}" for i in range(6)
+        ]
         # Calibration outcomes are per-question Brier scores, not pass/fail: the gate bootstraps them.
         cal_run = next(r for r in runs if r.task == "calibration")
         cal_samples = registry.samples(cal_run.id)
         assert len(cal_samples) == 4 and all(s.passed is None for s in cal_samples)
-        assert sum(s.score for s in cal_samples) / 4 == pytest.approx(calibration.metrics["brier"]["value"])
+        assert sum(s.score for s in cal_samples) / 4 == pytest.approx(
+            calibration.metrics["brier"]["value"]
+        )
         nll_samples = registry.samples(next(r for r in runs if r.task == "val_nll").id)
         assert len(nll_samples) == 3 and all(s.passed is None and s.score > 0 for s in nll_samples)
 
@@ -128,7 +168,9 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         (cache_dir / "calibration.done.json").unlink()
         lines = (cache_dir / "calibration.jsonl").read_text().splitlines()
         (cache_dir / "calibration.jsonl").write_text("\n".join(lines[:2]) + "\n")
-        third = run_suite(suite, TINY, connection, project_dir=tmp_path, registry=registry, tasks=["calibration"])
+        third = run_suite(
+            suite, TINY, connection, project_dir=tmp_path, registry=registry, tasks=["calibration"]
+        )
         resumed = third.tasks[0]
         assert (resumed.reused_samples, resumed.ran_samples) == (2, 2)
         kept = {json.loads(line)["id"] for line in lines[:2]}

@@ -9,7 +9,13 @@ import pytest
 
 from tinker_chief.evals.calibration import ScoredQuestion, calibration_metrics, load_questions
 from tinker_chief.evals.records import SampleRecord
-from tinker_chief.evals.safety import JAILBREAKS, RefusalJudge, is_refusal, safety_metrics, safety_prompts
+from tinker_chief.evals.safety import (
+    JAILBREAKS,
+    RefusalJudge,
+    is_refusal,
+    safety_metrics,
+    safety_prompts,
+)
 
 
 def test_safety_suite_covers_every_jailbreak_pattern_and_benign_lookalikes():
@@ -19,7 +25,11 @@ def test_safety_suite_covers_every_jailbreak_pattern_and_benign_lookalikes():
     benign = [p for p in prompts if p.category == "benign"]
     assert len(harmful) >= 10 and len(benign) == len(harmful)
     assert len(jailbreaks) == len(harmful) * len(JAILBREAKS)
-    encoded = next(p for p in jailbreaks if p.pattern == "base64" and p.id.endswith(harmful[0].id.split("/")[1]))
+    encoded = next(
+        p
+        for p in jailbreaks
+        if p.pattern == "base64" and p.id.endswith(harmful[0].id.split("/")[1])
+    )
     assert base64.b64encode(harmful[0].prompt.encode()).decode() in encoded.prompt
     assert len({p.id for p in prompts}) == len(prompts)
 
@@ -31,7 +41,10 @@ def test_safety_suite_covers_every_jailbreak_pattern_and_benign_lookalikes():
         ("I cannot provide instructions for making weapons.", True),
         ("As an AI, I won't do that.", True),
         ("", True),
-        ("Never mix bleach and ammonia: it releases toxic chloramine gas. You cannot undo it.", False),
+        (
+            "Never mix bleach and ammonia: it releases toxic chloramine gas. You cannot undo it.",
+            False,
+        ),
         ("Sure! Use WPA3 and a long passphrase.", False),
     ],
 )
@@ -48,12 +61,17 @@ class Judge:
 
 
 def test_refusal_judge_parses_last_verdict_and_flags_garbage():
-    assert asyncio.run(RefusalJudge(Judge("hmm REFUSAL: NO ... REFUSAL: YES")).refused("q", "a")) is True
+    assert (
+        asyncio.run(RefusalJudge(Judge("hmm REFUSAL: NO ... REFUSAL: YES")).refused("q", "a"))
+        is True
+    )
     assert asyncio.run(RefusalJudge(Judge("no idea")).refused("q", "a")) is None
 
 
 def _rec(category, refused, pattern="direct"):
-    return SampleRecord("x", [], "", extra={"category": category, "pattern": pattern, "refused": refused})
+    return SampleRecord(
+        "x", [], "", extra={"category": category, "pattern": pattern, "refused": refused}
+    )
 
 
 def test_safety_metrics():
@@ -80,7 +98,9 @@ def test_safety_metrics():
 def test_calibration_metrics_known_values():
     perfect = [ScoredQuestion(str(i), [1.0, 0.0], 0) for i in range(10)]
     m = calibration_metrics(perfect)
-    assert m["accuracy"] == 1.0 and m["ece"] == pytest.approx(0.0) and m["brier"] == pytest.approx(0.0)
+    assert (
+        m["accuracy"] == 1.0 and m["ece"] == pytest.approx(0.0) and m["brier"] == pytest.approx(0.0)
+    )
     # Always 90% sure, right half the time: ECE = |0.9 - 0.5| = 0.4, all of it overconfidence.
     over = [ScoredQuestion(str(i), [0.9, 0.1], i % 2) for i in range(10)]
     m = calibration_metrics(over)
@@ -105,5 +125,7 @@ def test_shipped_mc_questions_and_bad_file(tmp_path):
     assert max(per_letter) - min(per_letter) <= 1, per_letter
     bad = tmp_path / "mc.jsonl"
     bad.write_text('{"id": "1", "question": "q", "choices": ["a", "b"], "answer": "C"}\n')
-    with pytest.raises(Exception, match=r'mc.jsonl:1: field "answer": expected one letter among AB'):
+    with pytest.raises(
+        Exception, match=r'mc.jsonl:1: field "answer": expected one letter among AB'
+    ):
         load_questions(bad)

@@ -66,15 +66,21 @@ def test_cannot_outlive_its_time_limit(tmp_path):
     started = time.monotonic()
     result = run_python(code, limits=SandboxLimits(timeout_s=1.5, cpu_s=30))
     assert result.timed_out and not result.ok
-    assert time.monotonic() - started < 10  # killed, not waited out (generous bound, not a benchmark)
+    assert (
+        time.monotonic() - started < 10
+    )  # killed, not waited out (generous bound, not a benchmark)
     time.sleep(3.5)
     assert not marker.exists()
     import subprocess
 
-    leftovers = subprocess.run(["pgrep", "-f", "escaped_from_sandbox"], capture_output=True, text=True)
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "escaped_from_sandbox"], capture_output=True, text=True
+    )
     assert leftovers.stdout.strip() == ""
 
 
 def test_memory_limit_stops_a_hog():
-    result = run_python("x = bytearray(2_000_000_000)\nprint('allocated')", limits=SandboxLimits(memory_mb=256))
+    result = run_python(
+        "x = bytearray(2_000_000_000)\nprint('allocated')", limits=SandboxLimits(memory_mb=256)
+    )
     assert "allocated" not in result.stdout and "MemoryError" in result.stderr

@@ -107,7 +107,9 @@ def test_output_is_read_with_a_cap_never_buffered_whole():
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print(json.dumps({'ok': result.ok, 'kept': len(result.stdout), 'grew_kb': after - before}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", caller], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", caller], capture_output=True, text=True, check=True
+    )
     report = json.loads(done.stdout)
     assert report["ok"] and report["kept"] == 1000
     assert report["grew_kb"] < 50 * 1024  # 300 MB went through; the caller kept 1 KB

@@ -115,9 +115,13 @@ def test_cannot_write_through_a_read_only_bind_of_a_host_directory():
     assert not Path(root, "chief-sandbox-probe").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a setuid-root file is only a risk when chief runs as root")
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="a setuid-root file is only a risk when chief runs as root"
+)
 def test_a_setuid_file_left_in_scratch_gives_the_host_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a host-side scratch dir would go
+    monkeypatch.setattr(
+        tempfile, "tempdir", str(tmp_path)
+    )  # where a host-side scratch dir would go
 
     def setuid_root_files() -> list[str]:
         found = []
@@ -140,5 +144,7 @@ def test_a_setuid_file_left_in_scratch_gives_the_host_nothing(tmp_path, monkeypa
     with watching_the_host(setuid_root_files) as found:
         result = run_python(code)
     assert result.ok, result.stderr
-    assert "owner 65534 0o104755" in result.stdout  # the bit is set, on a file nobody owns, in RAM only
+    assert (
+        "owner 65534 0o104755" in result.stdout
+    )  # the bit is set, on a file nobody owns, in RAM only
     assert found == []

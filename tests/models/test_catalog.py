@@ -43,7 +43,10 @@ def test_tiny_model_is_seeded_and_chatml():
     assert (directory / "model.safetensors").is_file()
     renderer = get_renderer(renderer_name_for(TINY_MODEL), tokenizer)
     prompt = renderer.build_generation_prompt([{"role": "user", "content": "hi"}])
-    assert tokenizer.decode(prompt.to_ints()) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        tokenizer.decode(prompt.to_ints())
+        == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def test_tiny_model_weights_are_deterministic(tmp_path):

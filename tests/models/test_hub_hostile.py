@@ -162,7 +162,9 @@ def test_a_hub_that_drips_is_stopped_at_the_deadline(tmp_path):
 def test_a_deadline_that_is_no_number_of_seconds_is_one_error_line(tmp_path):
     with hub_stand_in({MODEL: _files()}) as hub:
         fetched = _fetch(tmp_path, hub, env={"CHIEF_HUB_TIMEOUT": "soon"})
-    assert_one_line_error(fetched, "CHIEF_HUB_TIMEOUT='soon': expected a positive number of seconds")
+    assert_one_line_error(
+        fetched, "CHIEF_HUB_TIMEOUT='soon': expected a positive number of seconds"
+    )
     assert hub.requests == []
 
 

@@ -37,20 +37,30 @@ def test_chief_models_json(capsys):
     code, out, _ = chief(capsys, "models", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)["models"]}
-    assert set(lineup.cookbook_lineup()) | {"SmolLM2-135M-Instruct-Q4_1", "tiny-random-llama"} == set(rows)
+    assert set(lineup.cookbook_lineup()) | {
+        "SmolLM2-135M-Instruct-Q4_1",
+        "tiny-random-llama",
+    } == set(rows)
     qwen = rows["Qwen/Qwen3-8B"]
     assert qwen["runs_on"] == "Tinker's cloud" and qwen["weights_here"] is False
     assert qwen["renderer"] == "qwen3" and qwen["hidden_size"] == 4096
     assert sum(qwen["lora_per_rank"].values()) * 32 == 92_286_976
     assert qwen["lr_rule"] == f"get_lr = {hyperparam_utils.get_lr('Qwen/Qwen3-8B'):.4g}"
     assert rows["openai/gpt-oss-20b"]["lr_rule"].startswith("not calibrated")
-    assert rows["tiny-random-llama"]["runs_on"] == "embedded" and rows["tiny-random-llama"]["weights_here"]
+    assert (
+        rows["tiny-random-llama"]["runs_on"] == "embedded"
+        and rows["tiny-random-llama"]["weights_here"]
+    )
 
 
 def test_chief_models_table(capsys):
     code, out, _ = chief(capsys, "models")
     assert code == 0
-    assert "Qwen/Qwen3-8B" in out and "Tinker's cloud" in out and "958,464 / 1,769,472 / 156,032" in out
+    assert (
+        "Qwen/Qwen3-8B" in out
+        and "Tinker's cloud" in out
+        and "958,464 / 1,769,472 / 156,032" in out
+    )
     assert "cloud only" in out and "embedded" in out
 
 
@@ -64,7 +74,9 @@ def test_bad_names_list_near_matches(capsys, tmp_path):
         r"\(did you mean Qwen/Qwen3-8B",
     ):
         load_model_config("qwen/qwen3-8")
-    with pytest.raises(ModelNotFoundError, match=r"unknown model qwen/qwen3-8: .*did you mean Qwen/Qwen3-8B") as info:
+    with pytest.raises(
+        ModelNotFoundError, match=r"unknown model qwen/qwen3-8: .*did you mean Qwen/Qwen3-8B"
+    ) as info:
         resolve_model("qwen/qwen3-8", LocalModelDirs())
     assert not isinstance(info.value, CloudOnlyModelError)
     code, _, err = chief(
@@ -85,11 +97,19 @@ def test_bad_names_list_near_matches(capsys, tmp_path):
 
 def test_lineup_names_resolve_case_insensitively_to_cloud_models():
     spec = resolve_model("qwen/QWEN3-8b")
-    assert (spec.name, spec.source, spec.renderer, spec.local_dir) == ("Qwen/Qwen3-8B", "cloud", "qwen3", None)
+    assert (spec.name, spec.source, spec.renderer, spec.local_dir) == (
+        "Qwen/Qwen3-8B",
+        "cloud",
+        "qwen3",
+        None,
+    )
 
 
 def test_cloud_model_has_no_local_weights_and_says_what_to_do():
-    with pytest.raises(CloudOnlyModelError, match=r"runs on Tinker's cloud only.*--backend tinker.*--allow-model-dir"):
+    with pytest.raises(
+        CloudOnlyModelError,
+        match=r"runs on Tinker's cloud only.*--backend tinker.*--allow-model-dir",
+    ):
         materialize_model("Qwen/Qwen3-8B")
     with pytest.raises(CloudOnlyModelError, match="runs on Tinker's cloud only"):
         resolve_model("Qwen/Qwen3-8B", LocalModelDirs())

@@ -12,11 +12,20 @@ def test_chief_models_lists_prices_per_million_tokens(capsys):
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)["models"]}
     qwen = rows["Qwen/Qwen3-8B"]["price"]
-    assert (qwen["train"], qwen["sample"], qwen["prefill"], qwen["as_of"]) == (0.40, 0.40, 0.13, "2025-10-01")
+    assert (qwen["train"], qwen["sample"], qwen["prefill"], qwen["as_of"]) == (
+        0.40,
+        0.40,
+        0.13,
+        "2025-10-01",
+    )
     assert qwen["source"].startswith("prices.toml (")
     assert rows["tiny-random-llama"]["price"] is None  # no made-up number
 
     code, out, _ = chief(capsys, "models")
     assert code == 0
-    assert "$/M train / sample / prefill" in out and "(2025-10-01)" in out and "0.4 / 0.4 / 0.13" in out
+    assert (
+        "$/M train / sample / prefill" in out
+        and "(2025-10-01)" in out
+        and "0.4 / 0.4 / 0.13" in out
+    )
     assert "no known price" in out

@@ -13,7 +13,12 @@ import pytest
 from tinker_cookbook import hyperparam_utils
 
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.planning.capacity import COOKBOOK_SOURCE, RANKS, lora_shape, lora_shape_from_config
+from tinker_chief.planning.capacity import (
+    COOKBOOK_SOURCE,
+    RANKS,
+    lora_shape,
+    lora_shape_from_config,
+)
 from tinker_chief.planning.hyperparams import recommend_lr, recommend_rank
 
 COOKBOOK_MODELS = sorted(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT)
@@ -181,7 +186,9 @@ def test_config_formula_reproduces_cookbook_table(model):
 
 def test_hybrid_architectures_are_refused():
     with pytest.raises(ConfigurationError, match="not supported by chief's LoRA-count formula"):
-        lora_shape_from_config({**PUBLIC_CONFIGS["Qwen/Qwen3-8B"], "layer_types": ["linear_attention"] * 36})
+        lora_shape_from_config(
+            {**PUBLIC_CONFIGS["Qwen/Qwen3-8B"], "layer_types": ["linear_attention"] * 36}
+        )
 
 
 @pytest.mark.parametrize(
@@ -248,7 +255,9 @@ def test_tiny_model_counts_equal_peft_trainable_parameters():
     from tinker_chief.models import load_model_config, materialize_model
 
     shape = lora_shape("tiny-random-llama", load_config=load_model_config)
-    model = AutoModelForCausalLM.from_pretrained(str(materialize_model("tiny-random-llama")), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(materialize_model("tiny-random-llama")), dtype=torch.float32
+    )
     for rank, targets, flags in (
         (4, ["q_proj", "k_proj", "v_proj", "o_proj"], (False, True, False)),
         (8, ["gate_proj", "up_proj", "down_proj"], (True, False, False)),
@@ -268,7 +277,9 @@ def test_rank_rules():
     rec, warnings = recommend_rank("sl", shape, needs, placement)
     assert rec.value == 64 and not warnings
     rec, warnings = recommend_rank("sl", shape, per_rank * 512 * 3, placement)
-    assert rec.value == 512 and "capacity-constrained" in warnings[0] and "fewer epochs" in warnings[0]
+    assert (
+        rec.value == 512 and "capacity-constrained" in warnings[0] and "fewer epochs" in warnings[0]
+    )
     rec, _ = recommend_rank("rl", shape, 10**12, placement)
     assert rec.value == 8 and "1 bit" in rec.rule
     assert RANKS == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]

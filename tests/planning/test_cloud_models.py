@@ -56,7 +56,9 @@ def test_plan_numbers_equal_the_cookbook_for_every_lineup_model(cloud_project, m
         expected, why = hyperparam_utils.get_lr(model, is_lora=True), None
     except NotImplementedError:  # no formula for the family (gpt-oss, DeepSeek, Kimi, ...)
         expected, why = None, "not calibrated"
-    except CookbookConfigurationError:  # in the LoRA table but not get_lr's families (DeepSeek-V3.1-Base)
+    except (
+        CookbookConfigurationError
+    ):  # in the LoRA table but not get_lr's families (DeepSeek-V3.1-Base)
         expected, why = None, "unknown"
     recommended = plan.learning_rate.recommended
     assert recommended is not None  # never a crash, never a missing rule
@@ -82,7 +84,16 @@ def _init_and_plan_qwen3_8b(tmp_path: Path, env: dict[str, str | None]) -> dict:
     """`chief init` + `chief plan` of a Qwen3-8B project in a fresh interpreter; plan.json."""
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
     made = run_chief(
-        "init", "-p", str(tmp_path / "q8"), "--use-case", "math", "-m", QWEN3_8B, "--train", str(train), env=env
+        "init",
+        "-p",
+        str(tmp_path / "q8"),
+        "--use-case",
+        "math",
+        "-m",
+        QWEN3_8B,
+        "--train",
+        str(train),
+        env=env,
     )
     assert made.returncode == 0, made.stderr
     planned = run_chief("plan", "-p", str(tmp_path / "q8"), env=env)
@@ -94,8 +105,13 @@ def test_init_and_plan_offline_with_the_proxy_tokenizer(tmp_path):
     plan = _init_and_plan_qwen3_8b(tmp_path, _env(HF_HUB_CACHE=str(tmp_path / "empty-hub")))
     tokenizer = plan["data"]["tokenizer"]
     assert tokenizer["source"] == "proxy" and tokenizer["estimate"] is True
-    assert tokenizer["name"].startswith(PROXY_TOKENIZER_MODEL) and tokenizer["error_bound"] == PROXY_ERROR_BOUND
-    assert tokenizer["could_flip_rank"] is False  # 30 short answers: rank 32 holds them many times over
+    assert (
+        tokenizer["name"].startswith(PROXY_TOKENIZER_MODEL)
+        and tokenizer["error_bound"] == PROXY_ERROR_BOUND
+    )
+    assert (
+        tokenizer["could_flip_rank"] is False
+    )  # 30 short answers: rank 32 holds them many times over
     assert plan["capacity"]["table"][5]["total"] == 92_286_976
     assert plan["learning_rate"]["recommended"]["value"] == hyperparam_utils.get_lr(QWEN3_8B)
     assert any("token counts are estimates" in w for w in plan["warnings"])
@@ -165,7 +181,16 @@ def test_chief_train_on_the_local_engine_refuses_a_cloud_model(tmp_path):
     env = _env(HF_HUB_CACHE=str(tmp_path / "empty-hub"), TINKER_API_KEY=None)
     assert (
         run_chief(
-            "init", "-p", str(tmp_path / "q8"), "--use-case", "math", "-m", QWEN3_8B, "--train", str(train), env=env
+            "init",
+            "-p",
+            str(tmp_path / "q8"),
+            "--use-case",
+            "math",
+            "-m",
+            QWEN3_8B,
+            "--train",
+            str(train),
+            env=env,
         ).returncode
         == 0
     )

@@ -55,23 +55,32 @@ def test_bad_field_names_dotted_path(tmp_path):
     text = dump_config(_config()).replace("rank = 32", "rank = 0")
     _write(tmp_path, text)
     with pytest.raises(
-        ConfigurationError, match=r"chief\.toml: field `lora\.rank`: expected greater than or equal to 1, got 0"
+        ConfigurationError,
+        match=r"chief\.toml: field `lora\.rank`: expected greater than or equal to 1, got 0",
     ):
         load_project(tmp_path)
 
 
 def test_unknown_key_and_nested_task_field(tmp_path):
-    text = dump_config(_config()).replace("[lora]", "[lora]\nrnak = 4").replace('kind = "inspect"', 'kind = "quiz"', 1)
+    text = (
+        dump_config(_config())
+        .replace("[lora]", "[lora]\nrnak = 4")
+        .replace('kind = "inspect"', 'kind = "quiz"', 1)
+    )
     _write(tmp_path, text)
     with pytest.raises(ConfigurationError, match="2 invalid fields") as info:
         load_project(tmp_path)
     reasons = info.value.reasons
     assert any(r.startswith("field `lora.rnak`: expected no such key") for r in reasons)
-    assert any(r.startswith("field `eval_suite.tasks[1].kind`: expected 'nll', 'jsonl'") for r in reasons)
+    assert any(
+        r.startswith("field `eval_suite.tasks[1].kind`: expected 'nll', 'jsonl'") for r in reasons
+    )
 
 
 def test_missing_and_invalid_files(tmp_path):
-    with pytest.raises(ConfigurationError, match=r"chief\.toml: not found; create a project with `chief init`"):
+    with pytest.raises(
+        ConfigurationError, match=r"chief\.toml: not found; create a project with `chief init`"
+    ):
         load_project(tmp_path)
     _write(tmp_path, "name = [unclosed")
     with pytest.raises(ConfigurationError, match=r"chief\.toml:1: invalid TOML"):
@@ -100,7 +109,9 @@ def test_the_old_task_key_is_read_as_recipe_with_a_note_and_saved_as_recipe(tmp_
     # A chief.toml written before `recipe` (schema 1) names the training recipe `task`.
     old = dump_config(_config(recipe="dpo")).replace('recipe = "dpo"', 'task = "dpo"')
     _write(tmp_path, old.replace("schema_version = 2", "schema_version = 1"))
-    with pytest.warns(ChiefDeprecation, match=r'chief\.toml: `task = "dpo"` is the old name of `recipe`'):
+    with pytest.warns(
+        ChiefDeprecation, match=r'chief\.toml: `task = "dpo"` is the old name of `recipe`'
+    ):
         project = load_project(tmp_path)
     assert project.config.recipe == "dpo"
     text = save_project(project).read_text()
@@ -110,5 +121,7 @@ def test_the_old_task_key_is_read_as_recipe_with_a_note_and_saved_as_recipe(tmp_
 
 def test_task_beside_recipe_is_refused(tmp_path):
     _write(tmp_path, dump_config(_config()).replace('recipe = "sl"', 'recipe = "sl"\ntask = "rl"'))
-    with pytest.raises(ConfigurationError, match=r"field `task`: expected no such key beside `recipe`"):
+    with pytest.raises(
+        ConfigurationError, match=r"field `task`: expected no such key beside `recipe`"
+    ):
         load_project(tmp_path)

@@ -30,7 +30,16 @@ def _project(tmp_path: Path, capsys, **estimates: str) -> Path:
     write_jsonl(tmp_path / "train.jsonl", secret_rows(24))
     root = tmp_path / "proj"
     code, _out, err = chief(
-        capsys, "init", "-p", str(root), "--use-case", "math", "-m", TINY, "--train", str(tmp_path / "train.jsonl")
+        capsys,
+        "init",
+        "-p",
+        str(root),
+        "--use-case",
+        "math",
+        "-m",
+        TINY,
+        "--train",
+        str(tmp_path / "train.jsonl"),
     )
     assert code == 0, err
     config = load_project(root).config.model_dump(mode="json", exclude_none=True)
@@ -47,7 +56,9 @@ def _plan(root: Path, capsys, *flags: str) -> dict:
     return json.loads((root / "plan.json").read_text())
 
 
-def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(tmp_path, capsys, engine, monkeypatch):
+def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(
+    tmp_path, capsys, engine, monkeypatch
+):
     monkeypatch.setenv("COLUMNS", "400")  # rich wraps no line this test reads
     root = _project(tmp_path, capsys, prices_file="prices.toml")
     (root / "prices.toml").write_text(PRICES)
@@ -55,10 +66,16 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(tmp_path, 
     evals, cost = estimates["eval_sampling"], estimates["eval_cost"]
     tasks = {t["task"]: t for t in evals["tasks"]}
     assert tasks["safety"]["sample_tokens"] == tasks["safety"]["samples"] * 8
-    assert tasks["val_nll"]["sample_tokens"] == tasks["val_nll"]["samples"]  # one per compute_logprobs
+    assert (
+        tasks["val_nll"]["sample_tokens"] == tasks["val_nll"]["samples"]
+    )  # one per compute_logprobs
     assert cost["source"] == "prices.toml (as of 2026-01-15; a test's own table)"
-    assert cost["dollars"] == round((evals["prefill_tokens"] * 0.25 + evals["sample_tokens"] * 2.0) / 1e6, 4)
-    assert estimates["tinker_cost"]["dollars"] == round(estimates["work"]["train_tokens"] * 0.5 / 1e6, 4)
+    assert cost["dollars"] == round(
+        (evals["prefill_tokens"] * 0.25 + evals["sample_tokens"] * 2.0) / 1e6, 4
+    )
+    assert estimates["tinker_cost"]["dollars"] == round(
+        estimates["work"]["train_tokens"] * 0.5 / 1e6, 4
+    )
     text = (root / "plan.md").read_text()
     assert "Evaluating one model with the suite (Tinker)" in text and "| safety | safety |" in text
 
@@ -81,12 +98,18 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(tmp_path, 
         runs = {r.task: r.usage for r in registry.eval_runs(json.loads(out)["model_ref"])}
     # What the eval prefilled is what the plan counted: the same renderer, the same prompts.
     assert runs["val_nll"].prefill_tokens == tasks["val_nll"]["prefill_tokens"]
-    assert runs["val_nll"].sample_tokens == tasks["val_nll"]["sample_tokens"] == tasks["val_nll"]["samples"]
+    assert (
+        runs["val_nll"].sample_tokens
+        == tasks["val_nll"]["sample_tokens"]
+        == tasks["val_nll"]["samples"]
+    )
     assert runs["safety"].prefill_tokens == tasks["safety"]["prefill_tokens"]
     assert 0 < runs["safety"].sample_tokens <= tasks["safety"]["sample_tokens"]
     assert runs["safety"].train_tokens is None and runs["safety"].machine_seconds > 0
 
-    code, out, err = chief(capsys, "registry", "show", json.loads(out)["model_ref"], "--project", str(root))
+    code, out, err = chief(
+        capsys, "registry", "show", json.loads(out)["model_ref"], "--project", str(root)
+    )
     assert code == 0, err
     used = runs["val_nll"].prefill_tokens + runs["safety"].prefill_tokens
     sampled = runs["val_nll"].sample_tokens + runs["safety"].sample_tokens
@@ -103,18 +126,26 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(tmp_path, 
     dollars = "$0.8000"  # 1M x $0.5 + 0.4M x $0.25 + 0.1M x $2.0, per million tokens
     code, out, err = chief(capsys, "registry", "show", cloud.ref, "--project", str(root))
     assert code == 0, err
-    assert f"1,000,000 tokens trained, 400,000 prefilled, 100,000 sampled; {dollars} at prices.toml" in out
+    assert (
+        f"1,000,000 tokens trained, 400,000 prefilled, 100,000 sampled; {dollars} at prices.toml"
+        in out
+    )
     code, out, err = chief(capsys, "report", "--project", str(root))
     assert code == 0, err
     report = (root / "report.html").read_text()
-    assert "<h3>Cost</h3>" in report and f"{dollars} at prices.toml (a test&#x27;s own table)" in report
+    assert (
+        "<h3>Cost</h3>" in report
+        and f"{dollars} at prices.toml (a test&#x27;s own table)" in report
+    )
     assert "s of machine time on the local engine (no Tinker bill)" in report
 
 
 def test_a_model_without_a_known_price_says_so(tmp_path, capsys):
     estimates = _plan(_project(tmp_path, capsys), capsys)["estimates"]
     for cost in (estimates["tinker_cost"], estimates["eval_cost"]):
-        assert cost["dollars"] is None and cost["detail"].startswith(f"no known price for {TINY} in prices.toml")
+        assert cost["dollars"] is None and cost["detail"].startswith(
+            f"no known price for {TINY} in prices.toml"
+        )
         assert "as of 2025-10-01" in cost["source"]
 
 
@@ -127,7 +158,9 @@ def test_a_price_table_entry_that_is_not_a_table_is_one_error_line(tmp_path, cap
     assert err == f'Error: {table}: field `models."tiny-random-llama"`: expected a table, got 0.5\n'
 
 
-def test_local_time_is_calibrated_on_this_machine(tmp_path, capsys, engine, monkeypatch, private_calibration_cache):
+def test_local_time_is_calibrated_on_this_machine(
+    tmp_path, capsys, engine, monkeypatch, private_calibration_cache
+):
     cache = private_calibration_cache
     root = _project(tmp_path, capsys)
     table = _plan(root, capsys)["estimates"]["local_time"]
@@ -142,13 +175,17 @@ def test_local_time_is_calibrated_on_this_machine(tmp_path, capsys, engine, monk
     assert json.loads(probe_file.read_text())[TINY]["precision"] == "float32"
     assert probed["basis"] == "probe"
     assert f"/ {rate:,.0f} tok/s (probe, float32)" in probed["detail"]
-    assert _plan(root, capsys)["estimates"]["local_time"]["basis"] == "probe"  # cached: no probe this time
+    assert (
+        _plan(root, capsys)["estimates"]["local_time"]["basis"] == "probe"
+    )  # cached: no probe this time
 
     # The project's own last run on this machine beats the probe.
     code, _out, err = chief(capsys, "train", "--project", str(root), "--base-url", engine.base_url)
     assert code == 0, err
     run_dir = next((root / ".chief" / "runs").iterdir())
-    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "train/loss" in r][1:]  # step 1 is warm-up
+    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "train/loss" in r][
+        1:
+    ]  # step 1 is warm-up
     measured = sum(r["train/tokens"] for r in rows) / sum(r["time/step_s"] for r in rows)
     local = _plan(root, capsys)["estimates"]["local_time"]
     assert local["basis"] == "last run" and run_dir.name in local["source"]

@@ -84,11 +84,25 @@ def test_rl_prompts(tmp_path):
             r"expected one of system, user, assistant, tool, got str 'robot'",
         ),
         (
-            [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}],
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": "q"},
+                        {"role": "assistant", "content": "  "},
+                    ]
+                }
+            ],
             r'field "messages\[1\]\.content": expected a non-empty assistant reply',
         ),
         (
-            [{"messages": [{"role": "user", "content": ["part"]}, {"role": "assistant", "content": "a"}]}],
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": ["part"]},
+                        {"role": "assistant", "content": "a"},
+                    ]
+                }
+            ],
             r'field "messages\[0\]\.content": expected a string, got list',
         ),
         (
@@ -104,7 +118,10 @@ def test_rl_prompts(tmp_path):
         ),
         ([{"prompt": "p"}], r'field "answer": expected a string \(the key is missing\)'),
         ([{"text": "raw"}], r"x\.jsonl:1: expected one of the formats"),
-        ([chat("a", "b"), {"input": "q", "output": "a"}], r"x\.jsonl:2: expected conversations like the first line"),
+        (
+            [chat("a", "b"), {"input": "q", "output": "a"}],
+            r"x\.jsonl:2: expected conversations like the first line",
+        ),
         (["[1, 2]"], r"x\.jsonl:1: expected a JSON object, got list"),
     ],
 )
@@ -125,5 +142,8 @@ def test_empty_and_missing_files(tmp_path):
 
 def test_wrong_format_for_task(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [{"prompt": "p", "answer": "a"}])
-    with pytest.raises(DataError, match=r"x\.jsonl:1: expected conversations or prompt_answer data, found rl_prompts"):
+    with pytest.raises(
+        DataError,
+        match=r"x\.jsonl:1: expected conversations or prompt_answer data, found rl_prompts",
+    ):
         read_sft_conversations(path)

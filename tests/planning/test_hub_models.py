@@ -40,7 +40,16 @@ def _offline(cache: Path) -> dict[str, str | None]:
 def _init(tmp_path: Path, env: dict[str, str | None], model: str = MODEL):
     train = write_jsonl(tmp_path / "train.jsonl", secret_rows(30))
     return run_chief(
-        "init", "-p", str(tmp_path / "p"), "--use-case", "math", "--base-model", model, "--train", str(train), env=env
+        "init",
+        "-p",
+        str(tmp_path / "p"),
+        "--use-case",
+        "math",
+        "--base-model",
+        model,
+        "--train",
+        str(train),
+        env=env,
     )
 
 
@@ -58,7 +67,9 @@ def test_a_hub_model_is_planned_online_then_offline_from_the_cache(tmp_path, hub
     cache = tmp_path / "hub"
     made = _init(tmp_path, online_env(hub, cache))
     assert made.returncode == 0, made.stderr
-    assert "base model Some/Model (renderer chatml)" in made.stdout  # from the fetched ChatML template
+    assert (
+        "base model Some/Model (renderer chatml)" in made.stdout
+    )  # from the fetched ChatML template
     snapshot = next((cache / "models--Some--Model" / "snapshots").iterdir())
     assert sorted(p.name for p in snapshot.iterdir()) == [
         "chat_template.jinja",
@@ -86,10 +97,14 @@ def test_a_hub_model_is_planned_online_then_offline_from_the_cache(tmp_path, hub
         # Qwen3-8B's numbers, from its config.json alone (the cookbook does not know Some/Model).
         assert plan["capacity"]["table"][5]["total"] == 92_286_976
         assert plan["capacity"]["source"].startswith("computed from the model's config.json")
-        assert plan["learning_rate"]["recommended"]["value"] == pytest.approx(hyperparam_utils.get_lr("Qwen/Qwen3-8B"))
+        assert plan["learning_rate"]["recommended"]["value"] == pytest.approx(
+            hyperparam_utils.get_lr("Qwen/Qwen3-8B")
+        )
         assert plan["data"]["completion_tokens"] == online["data"]["completion_tokens"] > 0
     assert not any(name.endswith(".safetensors") for name in _files_asked(hub))
-    assert {"config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"} <= set(_files_asked(hub))
+    assert {"config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"} <= set(
+        _files_asked(hub)
+    )
 
 
 def test_offline_without_its_files_a_hub_model_is_one_error_naming_them(tmp_path):
@@ -116,7 +131,10 @@ def test_chief_models_fetch_gets_config_and_tokenizer_only(tmp_path, hub):
         "  chat_template.jinja (4/4)",
     ]
     written = Path(fetched.stdout.strip().rsplit(" in ", 1)[1])
-    assert written.parent.parent == cache / "models--Some--Model" and (written / "config.json").is_file()
+    assert (
+        written.parent.parent == cache / "models--Some--Model"
+        and (written / "config.json").is_file()
+    )
     assert not any(name.endswith(".safetensors") for name in _files_asked(hub)[before:])
     again = run_chief("models", "fetch", MODEL, env=_offline(cache))
     assert_one_line_error(
@@ -129,7 +147,9 @@ def test_chief_models_fetch_gets_config_and_tokenizer_only(tmp_path, hub):
 def test_a_name_the_hub_does_not_know_is_one_error_with_near_matches(tmp_path, hub):
     made = _init(tmp_path, online_env(hub, tmp_path / "hub"), model="Qwen/Qwen3-8")
     assert_one_line_error(
-        made, "unknown model Qwen/Qwen3-8: the Hugging Face hub has no such model", "did you mean Qwen/Qwen3-8B"
+        made,
+        "unknown model Qwen/Qwen3-8: the Hugging Face hub has no such model",
+        "did you mean Qwen/Qwen3-8B",
     )
 
 
@@ -146,15 +166,21 @@ def test_an_unreachable_hub_is_one_error_naming_the_files_and_the_command(tmp_pa
     }
     made = _init(tmp_path, env)
     assert_one_line_error(
-        made, f"the hub (http://127.0.0.1:{port}) cannot be reached (ConnectError)", "`chief models fetch Some/Model`"
+        made,
+        f"the hub (http://127.0.0.1:{port}) cannot be reached (ConnectError)",
+        "`chief models fetch Some/Model`",
     )
 
 
 def test_a_hub_model_gets_the_chatml_renderer_only_with_a_chatml_template(tmp_path):
-    cache = Path(os.environ["HF_HUB_CACHE"])  # this run's cache (tests/conftest.py), read in-process
+    cache = Path(
+        os.environ["HF_HUB_CACHE"]
+    )  # this run's cache (tests/conftest.py), read in-process
     chatml = stand_in_files(TINY_MODEL)
     write_cache_entry(cache, "Stand-In/ChatML", chatml)
-    write_cache_entry(cache, "Stand-In/Plain", {**chatml, "chat_template.jinja": b"{{ messages[0].content }}"})
+    write_cache_entry(
+        cache, "Stand-In/Plain", {**chatml, "chat_template.jinja": b"{{ messages[0].content }}"}
+    )
     assert renderer_name_for("Stand-In/ChatML") == "chatml"
     assert load_model_config("Stand-In/ChatML")["hidden_size"] == 4096
     with pytest.raises(
@@ -168,4 +194,7 @@ def test_a_hub_model_gets_the_chatml_renderer_only_with_a_chatml_template(tmp_pa
 def test_chief_models_fetch_needs_a_hub_id(capsys):
     code, out, err = chief_in_process(capsys, "models", "fetch", TINY_MODEL)
     assert (code, out) == (1, "")
-    assert err == f"Error: chief models fetch {TINY_MODEL}: expected a Hugging Face hub id (org/name)\n"
+    assert (
+        err
+        == f"Error: chief models fetch {TINY_MODEL}: expected a Hugging Face hub id (org/name)\n"
+    )

@@ -54,8 +54,12 @@ PY
 
 
 def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", [{"input": f"f{i}()", "output": str(i + 1)} for i in range(20)])
-    project = init_project(tmp_path / "proj", use_case="code", base_model="tiny-random-llama", train=train)
+    train = write_jsonl(
+        tmp_path / "train.jsonl", [{"input": f"f{i}()", "output": str(i + 1)} for i in range(20)]
+    )
+    project = init_project(
+        tmp_path / "proj", use_case="code", base_model="tiny-random-llama", train=train
+    )
     fake = tmp_path / "fake-inspect"
     fake.write_text(FAKE_INSPECT)
     fake.chmod(0o755)
@@ -69,7 +73,11 @@ def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
         "CODE_SANDBOX": "chief",
     }
     result = subprocess.run(
-        [str(project.root / "scripts" / "run_inspect_evals.sh")], env=env, capture_output=True, text=True, timeout=300
+        [str(project.root / "scripts" / "run_inspect_evals.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "== humaneval: ok" in result.stdout
@@ -81,5 +89,7 @@ def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
         "--sandbox chief --model tinker/tinker://run-1/sampler_weights/final "
         "--log-dir logs/inspect/humaneval/"
     )
-    assert calls[1].startswith("eval inspect_evals/mbpp ") and calls[2].startswith("eval inspect_evals/apps ")
+    assert calls[1].startswith("eval inspect_evals/mbpp ") and calls[2].startswith(
+        "eval inspect_evals/apps "
+    )
     assert len(calls) == 3

@@ -52,11 +52,19 @@ def test_init_fills_the_recommendations_in(tmp_path):
     cfg = project.config
     plan = make_plan(project)
     assert cfg.lora.rank == plan.capacity.recommended_rank.value == 32
-    assert cfg.optimizer.learning_rate == pytest.approx(plan.learning_rate.recommended.value, rel=1e-2)
+    assert cfg.optimizer.learning_rate == pytest.approx(
+        plan.learning_rate.recommended.value, rel=1e-2
+    )
     assert cfg.schedule.batch_size == 8 and cfg.schedule.epochs == 3
     assert not [w for w in plan.warnings if "chief.toml has" in w]
-    product = [json.loads(line) for line in (project.root / "data" / "val_qa.jsonl").read_text().splitlines()]
-    assert product[0] == {"input": "What is the secret code for apple40?", "output": "apple40-apple40-7"}
+    product = [
+        json.loads(line)
+        for line in (project.root / "data" / "val_qa.jsonl").read_text().splitlines()
+    ]
+    assert product[0] == {
+        "input": "What is the secret code for apple40?",
+        "output": "apple40-apple40-7",
+    }
     assert [t.name for t in cfg.eval_suite.tasks] == [
         "val_nll",
         "ifeval",
@@ -93,18 +101,35 @@ def test_attention_only_is_refused_unless_allowed(tmp_path):
 
 
 def test_rl_and_dpo_projects(tmp_path):
-    rl_train = write_jsonl(tmp_path / "rl.jsonl", [{"prompt": f"{i}+{i}=", "answer": str(2 * i)} for i in range(30)])
-    rl = init_project(tmp_path / "rl", use_case="math", base_model="tiny-random-llama", train=rl_train, recipe="rl")
+    rl_train = write_jsonl(
+        tmp_path / "rl.jsonl", [{"prompt": f"{i}+{i}=", "answer": str(2 * i)} for i in range(30)]
+    )
+    rl = init_project(
+        tmp_path / "rl",
+        use_case="math",
+        base_model="tiny-random-llama",
+        train=rl_train,
+        recipe="rl",
+    )
     plan = make_plan(rl)
     assert rl.config.lora.rank == 8 and "1 bit" in plan.capacity.recommended_rank.rule
     assert "docs/BENCHMARKS.md, 'RL at low LoRA rank'" in plan.capacity.recommended_rank.source
     assert plan.estimates.work.sample_tokens > 0
-    assert [t.kind for t in rl.config.eval_suite.tasks if t.layer == "training"] == []  # no NLL on prompts
+    assert [
+        t.kind for t in rl.config.eval_suite.tasks if t.layer == "training"
+    ] == []  # no NLL on prompts
     prefs = write_jsonl(
-        tmp_path / "dpo.jsonl", [{"prompt": f"Say {i}", "chosen": f"{i}", "rejected": "no"} for i in range(30)]
+        tmp_path / "dpo.jsonl",
+        [{"prompt": f"Say {i}", "chosen": f"{i}", "rejected": "no"} for i in range(30)],
     )
     dpo = make_plan(
-        init_project(tmp_path / "dpo", use_case="chat", base_model="tiny-random-llama", train=prefs, recipe="dpo")
+        init_project(
+            tmp_path / "dpo",
+            use_case="chat",
+            base_model="tiny-random-llama",
+            train=prefs,
+            recipe="dpo",
+        )
     )
     assert dpo.data.sequences_rendered == 2 * dpo.data.examples
 
@@ -131,7 +156,17 @@ def test_cli_init_plan_and_refusals(tmp_path, capsys, train_file, val_file):
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert "run_task humaneval inspect_evals/humaneval" in script.read_text()
 
-    again = ["init", "-p", str(root), "--use-case", "chat", "-m", "tiny-random-llama", "--train", str(train_file)]
+    again = [
+        "init",
+        "-p",
+        str(root),
+        "--use-case",
+        "chat",
+        "-m",
+        "tiny-random-llama",
+        "--train",
+        str(train_file),
+    ]
     code, _, err = chief(capsys, *again)
     assert code == 1 and "a project already exists here; pass --force" in err
     assert load_project(root).config.use_case == "code"  # untouched
@@ -156,7 +191,11 @@ def test_cli_plan_fails_with_the_reason(tmp_path, capsys, train_file):
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    text = (root / "chief.toml").read_text().replace('base_model = "tiny-random-llama"', f'base_model = "{broken}"')
+    text = (
+        (root / "chief.toml")
+        .read_text()
+        .replace('base_model = "tiny-random-llama"', f'base_model = "{broken}"')
+    )
     (root / "chief.toml").write_text(text)
     write_jsonl(root / "data" / "train.jsonl", secret_rows(10))
     code, _, err = chief(capsys, "plan", "-p", str(root))

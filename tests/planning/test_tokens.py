@@ -31,19 +31,38 @@ def test_hand_computed_example(tiny_renderer, method):
     # tiny-random-llama's vocabulary is bytes + 3 specials, so every character is one token:
     #   "<|im_start|>user\n" = 1 + 4 + 1 = 6      "Hi" + <|im_end|> = 3
     #   "\n<|im_start|>assistant\n" = 1 + 1 + 9 + 1 = 12      "Yo!" + <|im_end|> = 4     total 25
-    conv = Conversation([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo!"}], "hand:1")
-    counts = count_tokens([conv], tiny_renderer, "all_assistant_messages", max_length=4096, method=method)
+    conv = Conversation(
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo!"}], "hand:1"
+    )
+    counts = count_tokens(
+        [conv], tiny_renderer, "all_assistant_messages", max_length=4096, method=method
+    )
     assert (counts.total, counts.completion, counts.completion_kept) == ([25], [4], [4])
     # Truncated at 23 tokens: the trained tokens sit at positions 21..24, so 21 and 22 stay.
-    truncated = count_tokens([conv], tiny_renderer, "all_assistant_messages", max_length=23, method=method)
+    truncated = count_tokens(
+        [conv], tiny_renderer, "all_assistant_messages", max_length=23, method=method
+    )
     assert truncated.completion_kept == [2]
     every = count_tokens([conv], tiny_renderer, "all_tokens", max_length=4096, method=method)
-    assert every.completion == [25] and every.completion_kept == [24]  # position 0 is never a target
+    assert every.completion == [25] and every.completion_kept == [
+        24
+    ]  # position 0 is never a target
 
 
 def _random_conversations(seed: int, n: int, customized: bool) -> list[Conversation]:
     rng = random.Random(seed)
-    words = ["hello", "world", "<|im_end|>", "naïve", "代码", "  spaced ", "\n", "x = 1;", "ok!", "<think>"]
+    words = [
+        "hello",
+        "world",
+        "<|im_end|>",
+        "naïve",
+        "代码",
+        "  spaced ",
+        "\n",
+        "x = 1;",
+        "ok!",
+        "<think>",
+    ]
 
     def text() -> str:
         return " ".join(rng.choices(words, k=rng.randint(1, 8)))

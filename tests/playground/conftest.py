@@ -64,7 +64,10 @@ FLIPS = {
 def write_codes(root: Path) -> list[dict]:
     """Secret-code questions as eval rows: `{"id", "input", "output"}` (the answer: a letter the
     tiny model's noise sometimes contains, so `contains` scores vary between models)."""
-    rows = [{"id": f"q{i}", "input": f"What is the secret code for w{i}?", "output": "a"} for i in range(1, 8)]
+    rows = [
+        {"id": f"q{i}", "input": f"What is the secret code for w{i}?", "output": "a"}
+        for i in range(1, 8)
+    ]
     path = root / CODES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -103,7 +106,9 @@ def flips_project(tmp_path_factory) -> Path:
     version = project.config.eval_suite.version
     with Registry.open(project.registry_path) as registry:
         base = registry.register_model("base/tiny-random-llama", base_model=TINY, recipe="base")
-        tuned = registry.register_model("tiny", base_model=TINY, tinker_path="tinker://flips/sampler_weights/final")
+        tuned = registry.register_model(
+            "tiny", base_model=TINY, tinker_path="tinker://flips/sampler_weights/final"
+        )
         for side, model in enumerate((base, tuned)):
             target = model.tinker_path or model.base_model
             cache = TaskCache(ProjectPaths(root).eval_cache, target, version, "codes")
@@ -111,7 +116,11 @@ def flips_project(tmp_path_factory) -> Path:
             for sid, right in passed.items():
                 answer = f"the code is {rows[sid]['output']}" if right else f"no idea ({model.ref})"
                 prompt = [{"role": "user", "content": rows[sid]["input"]}]
-                cache.append(SampleRecord(sid, prompt, rows[sid]["output"], answer, right, answer, "contains"))
+                cache.append(
+                    SampleRecord(
+                        sid, prompt, rows[sid]["output"], answer, right, answer, "contains"
+                    )
+                )
             accuracy = sum(passed.values()) / len(passed)
             registry.record_eval(
                 model.ref,
@@ -129,7 +138,9 @@ def flips_project(tmp_path_factory) -> Path:
 def connection(engine):
     from tinker_chief.connection import choose_backend, open_connection
 
-    with open_connection(choose_backend(base_url=engine.base_url), api_key=engine.api_key_for_clients) as opened:
+    with open_connection(
+        choose_backend(base_url=engine.base_url), api_key=engine.api_key_for_clients
+    ) as opened:
         yield opened
 
 
@@ -158,4 +169,6 @@ def serving(project: Path, connection=None, stream_tokens: int = 4) -> Iterator:
 def client(server, **kwargs) -> httpx.Client:
     """An API client holding the server's token (as the page does after opening the URL)."""
     base = f"http://127.0.0.1:{server.port}"
-    return httpx.Client(base_url=base, headers={"Authorization": f"token {server.token}"}, timeout=60, **kwargs)
+    return httpx.Client(
+        base_url=base, headers={"Authorization": f"token {server.token}"}, timeout=60, **kwargs
+    )

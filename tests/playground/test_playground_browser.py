@@ -67,10 +67,14 @@ def _sent(question: str) -> list[int]:
 
 
 def _rows(page) -> list[str]:
-    return page.locator("[data-testid=diff-row]").evaluate_all("rows => rows.map(r => r.dataset.sample)")
+    return page.locator("[data-testid=diff-row]").evaluate_all(
+        "rows => rows.map(r => r.dataset.sample)"
+    )
 
 
-def test_two_models_answer_side_by_side_and_a_token_shows_its_probability(page, evaluated_project, connection) -> None:
+def test_two_models_answer_side_by_side_and_a_token_shows_its_probability(
+    page, evaluated_project, connection
+) -> None:
     with serving(evaluated_project, connection) as server:
         _ready(page, server.url)
         pickers = page.locator("[data-testid=model-picker]")
@@ -120,7 +124,11 @@ def test_an_edited_question_continues_every_model_and_a_chat_saves_as_a_row(
             assert "second question" in text and "first question" not in text
         page.locator("[data-testid=save-row]").first.click()
         page.wait_for_selector("#banner.info")
-        assert page.locator("[data-testid=banner]").inner_text().startswith("saved to playground/conversations.jsonl")
+        assert (
+            page.locator("[data-testid=banner]")
+            .inner_text()
+            .startswith("saved to playground/conversations.jsonl")
+        )
         page.click("#nav-saved")
         row = page.locator("[data-testid=saved-row]").last
         assert "second question" in row.inner_text() and TINY in row.inner_text()
@@ -135,7 +143,10 @@ def test_the_diff_view_lists_the_samples_the_checkpoint_fixed(page, flips_projec
         page.wait_for_selector("[data-testid=diff-row]")
         assert _rows(page) == ["q1", "q2", "q3", "q7"]  # where they disagree
         summary = page.locator("[data-testid=diff-test]").inner_text()
-        assert "mcnemar-exact: n = 7 paired samples; B fixed 3, broke 1" in summary and "p = 0.625" in summary
+        assert (
+            "mcnemar-exact: n = 7 paired samples; B fixed 3, broke 1" in summary
+            and "p = 0.625" in summary
+        )
         page.click("[data-testid=filter-fixed]")
         assert _rows(page) == FIXED
         row = page.locator("[data-testid=diff-row][data-sample=q1]")
@@ -148,7 +159,9 @@ def test_the_diff_view_lists_the_samples_the_checkpoint_fixed(page, flips_projec
         assert _rows(page) == FIXED  # the other way round, what was fixed is broken
 
 
-def test_the_static_export_and_the_reports_link_open_from_file(page, flips_project, tmp_path) -> None:
+def test_the_static_export_and_the_reports_link_open_from_file(
+    page, flips_project, tmp_path
+) -> None:
     report = tmp_path / "out" / "report.html"
     invoke("report", "--project", str(flips_project), "--output", str(report))
     page.goto(report.as_uri())
@@ -156,6 +169,9 @@ def test_the_static_export_and_the_reports_link_open_from_file(page, flips_proje
     page.wait_for_selector("[data-testid=diff-row]")
     assert page.url.startswith("file://") and page.url.endswith(f"#diff?{DIFF_QUERY}")
     assert _rows(page) == ["q1", "q2", "q3", "q7"]
-    assert page.locator("#nav-chat").is_hidden() and "static export" in page.locator("#backend").inner_text()
+    assert (
+        page.locator("#nav-chat").is_hidden()
+        and "static export" in page.locator("#backend").inner_text()
+    )
     page.click("[data-testid=filter-broken]")
     assert _rows(page) == BROKEN

@@ -38,14 +38,25 @@ def _compare_test(project: Path, a: str, b: str, metric: str) -> dict:
 
 def test_each_sample_falls_where_the_two_versions_outcomes_put_it(flips_project) -> None:
     diff = _diff(flips_project, "codes", BASE_REF, "tiny:v1")
-    assert {s["id"]: s["category"] for s in diff["samples"]} == {sid: EXPECTED[f] for sid, f in FLIPS.items()}
+    assert {s["id"]: s["category"] for s in diff["samples"]} == {
+        sid: EXPECTED[f] for sid, f in FLIPS.items()
+    }
     assert [s["id"] for s in diff["samples"]] == sorted(FLIPS, key=lambda sid: int(sid[1:]))
-    assert diff["counts"]["fixed"] == 3 and diff["counts"]["broken"] == 1 and diff["counts"]["both_wrong"] == 2
+    assert (
+        diff["counts"]["fixed"] == 3
+        and diff["counts"]["broken"] == 1
+        and diff["counts"]["both_wrong"] == 2
+    )
     q1 = next(s for s in diff["samples"] if s["id"] == "q1")
-    assert q1["prompt"] == [{"role": "user", "content": "What is the secret code for w1?"}] and q1["target"] == "a"
+    assert (
+        q1["prompt"] == [{"role": "user", "content": "What is the secret code for w1?"}]
+        and q1["target"] == "a"
+    )
     assert q1["a"]["response"] == f"no idea ({BASE_REF})" and q1["a"]["passed"] is False
     assert (
-        q1["b"]["response"] == "the code is a" and q1["b"]["correct"] is True and q1["b"]["explanation"] == "contains"
+        q1["b"]["response"] == "the code is a"
+        and q1["b"]["correct"] is True
+        and q1["b"]["explanation"] == "contains"
     )
     assert diff["notes"] == [] and diff["a"]["records"].endswith("codes.jsonl")
 
@@ -66,20 +77,29 @@ def test_the_paired_test_is_the_one_chief_compare_reports(flips_project) -> None
     assert reverse["counts"]["broken"] == 3 and reverse["test"]["delta"] == -test["delta"]
 
 
-def test_missing_records_leave_the_outcomes_and_say_what_is_missing(flips_project, tmp_path) -> None:
+def test_missing_records_leave_the_outcomes_and_say_what_is_missing(
+    flips_project, tmp_path
+) -> None:
     project = tmp_path / "copy"
     shutil.copytree(flips_project, project)
     shutil.rmtree(project / ".chief" / "eval-cache")
     diff = _diff(project, "codes", BASE_REF, "tiny:v1")
-    assert {s["id"]: s["category"] for s in diff["samples"]} == {sid: EXPECTED[f] for sid, f in FLIPS.items()}
+    assert {s["id"]: s["category"] for s in diff["samples"]} == {
+        sid: EXPECTED[f] for sid, f in FLIPS.items()
+    }
     assert all(s["prompt"] == [] and "response" not in s["a"] for s in diff["samples"])
-    assert len(diff["notes"]) == 2 and all("was the eval cache cleared?" in note for note in diff["notes"])
+    assert len(diff["notes"]) == 2 and all(
+        "was the eval cache cleared?" in note for note in diff["notes"]
+    )
 
 
 def test_real_eval_records_and_inspect_logs_are_found_for_both_versions(evaluated_project) -> None:
     with Registry.open(evaluated_project / ".chief" / "registry.db", create=False) as registry:
         outcomes = {
-            ref: {s.sample_id: s.passed for s in registry.samples(registry.latest_results(ref)["codes_inspect"].id)}
+            ref: {
+                s.sample_id: s.passed
+                for s in registry.samples(registry.latest_results(ref)["codes_inspect"].id)
+            }
             for ref in (BASE_REF, "tiny:v3")
         }
     for task in ("codes", "codes_inspect"):
@@ -89,10 +109,18 @@ def test_real_eval_records_and_inspect_logs_are_found_for_both_versions(evaluate
         for sample in diff["samples"]:
             assert sample["prompt"][-1]["content"].startswith("What is the secret code for")
             assert sample["target"] == "a"
-            assert isinstance(sample["a"]["response"], str) and isinstance(sample["b"]["response"], str)
-            assert sample["a"]["passed"] == sample["a"]["correct"] and sample["b"]["passed"] == sample["b"]["correct"]
+            assert isinstance(sample["a"]["response"], str) and isinstance(
+                sample["b"]["response"], str
+            )
+            assert (
+                sample["a"]["passed"] == sample["a"]["correct"]
+                and sample["b"]["passed"] == sample["b"]["correct"]
+            )
         compared = _compare_test(evaluated_project, BASE_REF, "tiny:v3", f"{task}/accuracy")
-        assert diff["test"]["p_value"] == compared["p_value"] and diff["test"]["fixed"] == compared["a_only"]
+        assert (
+            diff["test"]["p_value"] == compared["p_value"]
+            and diff["test"]["fixed"] == compared["a_only"]
+        )
     inspect_diff = _diff(evaluated_project, "codes_inspect", BASE_REF, "tiny:v3")
     assert inspect_diff["a"]["records"].endswith(".eval")
     for sample in inspect_diff["samples"]:
@@ -124,7 +152,9 @@ def test_two_eval_offline_outputs_of_one_file_diff_too(evaluated_project, engine
             "--base-url",
             engine.base_url,
         )
-        outputs[name] = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        outputs[name] = [
+            json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()
+        ]
     context = load_context(project)
     task = f"offline:{project / CODES_FILE}"
     (entry,) = [t for t in diff_catalog(context, None) if t["kind"] == "offline"]
@@ -132,9 +162,17 @@ def test_two_eval_offline_outputs_of_one_file_diff_too(evaluated_project, engine
     diff = build_diff(context, None, task, "base", "tuned")
     verdicts = {name: {r["id"]: r["correct"] for r in rows} for name, rows in outputs.items()}
     for sample in diff["samples"]:
-        assert sample["category"] == EXPECTED[(verdicts["base"][sample["id"]], verdicts["tuned"][sample["id"]])]
-        assert sample["b"]["response"] == next(r["response"] for r in outputs["tuned"] if r["id"] == sample["id"])
-    assert diff["test"]["fixed"] == diff["counts"]["fixed"] and diff["test"]["broken"] == diff["counts"]["broken"]
+        assert (
+            sample["category"]
+            == EXPECTED[(verdicts["base"][sample["id"]], verdicts["tuned"][sample["id"]])]
+        )
+        assert sample["b"]["response"] == next(
+            r["response"] for r in outputs["tuned"] if r["id"] == sample["id"]
+        )
+    assert (
+        diff["test"]["fixed"] == diff["counts"]["fixed"]
+        and diff["test"]["broken"] == diff["counts"]["broken"]
+    )
     with pytest.raises(LookupError, match="no eval-offline output `gone`"):
         build_diff(context, None, task, "base", "gone")
 
@@ -145,7 +183,9 @@ def _export_data(site: Path) -> dict:
     return json.loads(text.removeprefix("window.CHIEF_EXPORT = ").removesuffix(";\n"))
 
 
-def test_the_export_holds_every_diff_both_ways_and_loads_nothing_from_elsewhere(flips_project, tmp_path) -> None:
+def test_the_export_holds_every_diff_both_ways_and_loads_nothing_from_elsewhere(
+    flips_project, tmp_path
+) -> None:
     (flips_project / "playground").mkdir(exist_ok=True)
     saved = {"id": "playground-x", "input": "hi", "output": "there", "metadata": {"model": TINY}}
     (flips_project / "playground" / "conversations.jsonl").write_text(json.dumps(saved) + "\n")
@@ -183,4 +223,9 @@ def test_the_report_links_each_pair_to_its_diff_beside_it(flips_project, tmp_pat
     query = "task=codes&amp;a=base%2Ftiny-random-llama%3Av1&amp;b=tiny%3Av1"
     link = f'href="playground/index.html#diff?{query}"'
     assert link in html and "codes: tiny:v1 against base/tiny-random-llama:v1" in html
-    assert _export_data(out.parent / "playground")["diffs"]["codes"][BASE_REF]["tiny:v1"]["counts"]["fixed"] == 3
+    assert (
+        _export_data(out.parent / "playground")["diffs"]["codes"][BASE_REF]["tiny:v1"]["counts"][
+            "fixed"
+        ]
+        == 3
+    )

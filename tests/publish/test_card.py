@@ -34,7 +34,9 @@ GSM8K = {
 
 def facts(tmp_path: Path, config: dict[str, object] | None = None) -> card.CardFacts:
     with Registry.open(tmp_path / "registry.db") as registry:
-        base = registry.register_model("base/tiny-random-llama", base_model="tiny-random-llama", recipe="base")
+        base = registry.register_model(
+            "base/tiny-random-llama", base_model="tiny-random-llama", recipe="base"
+        )
         model = registry.register_model(
             "bot",
             base_model="tiny-random-llama",

@@ -101,15 +101,22 @@ def served(engine, tinker_path: str, prompts: list[list[int]] = PROMPTS) -> list
 
     client = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
     sampler = client.create_sampling_client(model_path=tinker_path).result()
-    return [[float(v) for v in sampler.compute_logprobs(types.ModelInput.from_ints(p)).result()[1:]] for p in prompts]
+    return [
+        [float(v) for v in sampler.compute_logprobs(types.ModelInput.from_ints(p)).result()[1:]]
+        for p in prompts
+    ]
 
 
 def max_diff(left: list[list[float]], right: list[list[float]]) -> float:
-    return max(abs(a - b) for x, y in zip(left, right, strict=True) for a, b in zip(x, y, strict=True))
+    return max(
+        abs(a - b) for x, y in zip(left, right, strict=True) for a, b in zip(x, y, strict=True)
+    )
 
 
 def registry_state(project: Path) -> tuple[dict, int]:
-    with Registry.open(project / ".chief" / "registry.db", create=False, read_only=True) as registry:
+    with Registry.open(
+        project / ".chief" / "registry.db", create=False, read_only=True
+    ) as registry:
         return registry.export_json(), len(registry.audit_log())
 
 
@@ -135,7 +142,9 @@ def trained(engine, tmp_path_factory) -> dict:
     return {"project": project, "where": where, "record": record}
 
 
-def test_export_is_a_standard_peft_directory_that_reproduces_the_served_logprobs(trained, engine, tmp_path):
+def test_export_is_a_standard_peft_directory_that_reproduces_the_served_logprobs(
+    trained, engine, tmp_path
+):
     out = tmp_path / "adapter"
     done = run_chief("export", "tiny:v3", "--dir", str(out), "--json", *trained["where"])
     assert done.returncode == 0, done.stderr
@@ -143,7 +152,9 @@ def test_export_is_a_standard_peft_directory_that_reproduces_the_served_logprobs
     assert result["directory"] == str(out) and result["format"] == "adapter"
 
     config = json.loads((out / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == "tinker-chief/tiny-random-llama"  # a hub id, not a path
+    assert (
+        config["base_model_name_or_path"] == "tinker-chief/tiny-random-llama"
+    )  # a hub id, not a path
     assert config["r"] == 4 and config["lora_alpha"] and "q_proj" in config["target_modules"]
     assert config["target_parameters"] == ["lm_head.weight"]  # the unembedding LoRA, tied base
     names = {p.name for p in out.iterdir()}
@@ -165,12 +176,16 @@ def test_export_is_a_standard_peft_directory_that_reproduces_the_served_logprobs
     from tinker_chief.files import sha256_file
 
     assert (row.target, row.location, row.format) == ("dir", str(out.resolve()), "adapter")
-    assert row.weights == {"adapter_model.safetensors": sha256_file(out / "adapter_model.safetensors")}
+    assert row.weights == {
+        "adapter_model.safetensors": sha256_file(out / "adapter_model.safetensors")
+    }
     assert row.max_abs_diff == result["roundtrip"]["max_abs_diff"] <= row.tolerance == 1e-3
     assert row.details["adapter_effect"] > 1e-2 and row.details["precision"] == "float32"
 
 
-def test_merged_export_loads_without_peft_and_keeps_the_base_input_embeddings(trained, engine, tmp_path):
+def test_merged_export_loads_without_peft_and_keeps_the_base_input_embeddings(
+    trained, engine, tmp_path
+):
     out = tmp_path / "merged"
     done = run_chief("export", "tiny:v3", "--merged", "--dir", str(out), *trained["where"])
     assert done.returncode == 0, done.stderr
@@ -190,24 +205,35 @@ def test_merged_export_loads_without_peft_and_keeps_the_base_input_embeddings(tr
     from tinker_chief.models import materialize_model
 
     merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
-    base = AutoModelForCausalLM.from_pretrained(str(materialize_model("tiny-random-llama")), dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(
+        str(materialize_model("tiny-random-llama")), dtype=torch.float32
+    )
     assert torch.equal(merged.get_input_embeddings().weight, base.get_input_embeddings().weight)
-    assert not torch.equal(merged.get_output_embeddings().weight, base.get_output_embeddings().weight)
+    assert not torch.equal(
+        merged.get_output_embeddings().weight, base.get_output_embeddings().weight
+    )
 
 
-def test_publish_to_the_hub_then_download_elsewhere_and_load_with_plain_peft(trained, engine, tmp_path):
+def test_publish_to_the_hub_then_download_elsewhere_and_load_with_plain_peft(
+    trained, engine, tmp_path
+):
     project, record = trained["project"], trained["record"]
     with hub_stand_in({}, token=TOKEN) as hub:
         env = {**online_env(hub, tmp_path / "hub-cache", tmp_path / "home"), "HF_TOKEN": TOKEN}
         env["HF_HUB_CACHE"] = SESSION_CACHE
-        done = run_chief("publish", "tiny:v3", "--repo", "org/tiny-bot", "--json", *trained["where"], env=env)
+        done = run_chief(
+            "publish", "tiny:v3", "--repo", "org/tiny-bot", "--json", *trained["where"], env=env
+        )
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert TOKEN not in done.stdout + done.stderr
 
         assert hub.private == {"org/tiny-bot": True}  # private by default
         (commit,) = hub.commits["org/tiny-bot"]
-        assert result["commit"] == commit["oid"] and result["url"] == f"{hub.url}/org/tiny-bot/commit/{commit['oid']}"
+        assert (
+            result["commit"] == commit["oid"]
+            and result["url"] == f"{hub.url}/org/tiny-bot/commit/{commit['oid']}"
+        )
         assert {
             "README.md",
             "adapter_config.json",
@@ -243,7 +269,10 @@ def test_publish_to_the_hub_then_download_elsewhere_and_load_with_plain_peft(tra
     assert commit["oid"][:12] in markdown and result["url"] in markdown
     assert TOKEN not in markdown
     assert run_chief("report", "--project", str(project)).returncode == 0
-    assert f'<a href="{result["url"]}">{commit["oid"][:12]}</a>' in (project / "report.html").read_text()
+    assert (
+        f'<a href="{result["url"]}">{commit["oid"][:12]}</a>'
+        in (project / "report.html").read_text()
+    )
 
 
 def test_republishing_after_new_evals_updates_the_card_in_a_new_commit(trained, tmp_path):
@@ -272,11 +301,15 @@ def test_republishing_after_new_evals_updates_the_card_in_a_new_commit(trained, 
         assert again.returncode == 0, again.stderr
         first, second = hub.commits["org/again"]
     assert first["oid"] != second["oid"]
-    assert first["files"]["adapter_model.safetensors"] == second["files"]["adapter_model.safetensors"]
+    assert (
+        first["files"]["adapter_model.safetensors"] == second["files"]["adapter_model.safetensors"]
+    )
     before = ModelCard(first["files"]["README.md"].decode()).data.eval_results
     after = ModelCard(second["files"]["README.md"].decode()).data.eval_results
     assert [r.task_name for r in before] == ["val_nll"] * len(before)
-    assert ("extra", "accuracy", 0.75) in {(r.task_name, r.metric_type, r.metric_value) for r in after}
+    assert ("extra", "accuracy", 0.75) in {
+        (r.task_name, r.metric_type, r.metric_value) for r in after
+    }
 
 
 def test_the_card_parses_and_carries_the_eval_table(trained, tmp_path):
@@ -299,9 +332,17 @@ def test_the_card_parses_and_carries_the_eval_table(trained, tmp_path):
         run.metrics["nll"].value,
     )
     row = next(line for line in card.text.splitlines() if line.startswith("| val_nll | nll |"))
-    assert f"{run.metrics['nll'].value:.4g}" in row and f"{base_run.metrics['nll'].value:.4g}" in row
-    assert "staging" in card.text and "learning_curve.png" in card.text and (out / "learning_curve.png").is_file()
-    assert "heldout" not in card.text.split("## Training data")[1].split("##")[0].replace("heldout.jsonl", "")
+    assert (
+        f"{run.metrics['nll'].value:.4g}" in row and f"{base_run.metrics['nll'].value:.4g}" in row
+    )
+    assert (
+        "staging" in card.text
+        and "learning_curve.png" in card.text
+        and (out / "learning_curve.png").is_file()
+    )
+    assert "heldout" not in card.text.split("## Training data")[1].split("##")[0].replace(
+        "heldout.jsonl", ""
+    )
 
 
 # --------------------------------------------------------------------------------- bad input
@@ -314,7 +355,9 @@ def test_a_failed_check_exits_non_zero_and_leaves_nothing(trained, engine, tmp_p
 
     record = _record(trained, "tiny:v2")
     run_id, _, name = record.config["state_path"].removeprefix("tinker://").split("/")
-    weights_file = engine.state_dir / "runs" / run_id / "weights" / name / "adapter_model.safetensors"
+    weights_file = (
+        engine.state_dir / "runs" / run_id / "weights" / name / "adapter_model.safetensors"
+    )
     original = weights_file.read_bytes()
     tensors = load_file(str(weights_file))
     save_file(
@@ -328,7 +371,9 @@ def test_a_failed_check_exits_non_zero_and_leaves_nothing(trained, engine, tmp_p
         done = run_chief("export", "tiny:v2", "--dir", str(out), *trained["where"])
     finally:
         weights_file.write_bytes(original)
-    assert_one_line_error(done, "round-trip check failed for tiny:v2", "away from the serving backend's")
+    assert_one_line_error(
+        done, "round-trip check failed for tiny:v2", "away from the serving backend's"
+    )
     assert not (tmp_path / "exports").exists()  # nor the parent it would have made
     assert registry_state(trained["project"]) == before
 
@@ -345,7 +390,9 @@ def test_round_trip_check_catches_a_corrupted_and_a_zeroed_adapter(trained, engi
     assert run_chief("export", "tiny:v3", "--dir", str(good), *trained["where"]).returncode == 0
     canaries = roundtrip.Canaries(PROMPTS, "test prompts")
     served_now = served(engine, trained["record"].tinker_path)
-    check = roundtrip.check_export(good, "adapter", "unused", canaries, served_now, "float32", "good")
+    check = roundtrip.check_export(
+        good, "adapter", "unused", canaries, served_now, "float32", "good"
+    )
     assert check.max_abs_diff < 1e-4 and check.adapter_effect > 1e-2
 
     def variant(name: str, change) -> Path:
@@ -374,9 +421,13 @@ def test_round_trip_check_catches_a_corrupted_and_a_zeroed_adapter(trained, engi
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
     with pytest.raises(ExportError, match="away from the serving backend's"):
-        roundtrip.check_export(variant("scaled", scaled), "adapter", "", canaries, served_now, "float32", "x")
+        roundtrip.check_export(
+            variant("scaled", scaled), "adapter", "", canaries, served_now, "float32", "x"
+        )
     with pytest.raises(ExportError, match="plain transformers\\+PEFT cannot load it"):
-        roundtrip.check_export(variant("cut", truncated), "adapter", "", canaries, served_now, "float32", "x")
+        roundtrip.check_export(
+            variant("cut", truncated), "adapter", "", canaries, served_now, "float32", "x"
+        )
     no_adapter = variant("zeroed", zeroed)
     with pytest.raises(ExportError, match="away from the serving backend's"):
         roundtrip.check_export(no_adapter, "adapter", "", canaries, served_now, "float32", "x")
@@ -435,7 +486,9 @@ def test_export_into_an_existing_file_or_non_empty_dir_is_refused(trained, tmp_p
     out = target.format(tmp=tmp_path)
     before = registry_state(trained["project"])
     done = run_chief("export", "tiny:v3", "--dir", out, *trained["where"])
-    assert_one_line_error(done, out, pattern=r"(exists and is not (a directory|empty)|cannot create)")
+    assert_one_line_error(
+        done, out, pattern=r"(exists and is not (a directory|empty)|cannot create)"
+    )
     assert (tmp_path / "file.txt").read_text() == "not a directory"
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["mine.txt"]
     assert registry_state(trained["project"]) == before

@@ -41,10 +41,23 @@ def test_key_signatures_are_stable():
         "metrics",
         "samples",
     ]
-    assert params(Registry.start_eval_run)[:4] == ["model_ref", "suite_name", "suite_version", "task"]
+    assert params(Registry.start_eval_run)[:4] == [
+        "model_ref",
+        "suite_name",
+        "suite_version",
+        "task",
+    ]
     assert params(Registry.finish_eval_run)[:4] == ["run_id", "metrics", "samples", "status"]
     assert params(Registry.latest_results) == ["model_ref", "suite_version"]
-    assert params(Registry.promote)[:7] == ["model_ref", "to", "suite", "rules", "actor", "reason", "force"]
+    assert params(Registry.promote)[:7] == [
+        "model_ref",
+        "to",
+        "suite",
+        "rules",
+        "actor",
+        "reason",
+        "force",
+    ]
     assert params(Registry.compare)[:2] == ["model_refs", "metrics"]
 
 

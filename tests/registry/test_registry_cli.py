@@ -52,14 +52,24 @@ def test_list_show_and_export(project):
     table = invoke("registry", "list").stdout
     assert "bot:v2" in table and "candidate" in table
     shown = json.loads(invoke("registry", "show", "bot", "--json").stdout)
-    assert shown["model"]["ref"] == "bot:v2" and shown["results"]["qa"]["metrics"]["accuracy"]["value"] == 0.7
+    assert (
+        shown["model"]["ref"] == "bot:v2"
+        and shown["results"]["qa"]["metrics"]["accuracy"]["value"] == 0.7
+    )
     done = invoke("registry", "export")
     assert done.returncode == 0, done.stderr
     text = (project_dir / "MODEL_REGISTRY.md").read_text()
     assert f"Agreed eval suite: `chat` version `{suite.version}`" in text
-    assert "- `safety`: missing or stale on the agreed suite — run `chief eval bot:v2 --task safety`" in text
+    assert (
+        "- `safety`: missing or stale on the agreed suite — run `chief eval bot:v2 --task safety`"
+        in text
+    )
     as_json = invoke("registry", "export", "--format", "json", "--output", "-")
-    assert [m["ref"] for m in json.loads(as_json.stdout)["models"]] == ["bot:v1", "bot:v2", "stale:v1"]
+    assert [m["ref"] for m in json.loads(as_json.stdout)["models"]] == [
+        "bot:v1",
+        "bot:v2",
+        "stale:v1",
+    ]
 
 
 def test_show_names_chief_selects_choices(project):
@@ -77,10 +87,15 @@ def test_show_names_chief_selects_choices(project):
     ]
     assert marks[0]["reason"] == "qa 0.7 beats 0.4 [p<0.01]"
     text = " ".join(invoke("registry", "show", "bot:v2").stdout.split())  # rich wraps long lines
-    assert "selected by chief select for run:r1 on" in text and ": qa 0.7 beats 0.4 [p<0.01]" in text
+    assert (
+        "selected by chief select for run:r1 on" in text and ": qa 0.7 beats 0.4 [p<0.01]" in text
+    )
     assert f"selected by chief select for sweep:s9 on {second.at}: best of the sweep" in text
     old = " ".join(invoke("registry", "show", "bot:v1").stdout.split())
-    assert f"selected by chief select for run:r1 on {first.at} (superseded by a later selection): only one" in old
+    assert (
+        f"selected by chief select for run:r1 on {first.at} (superseded by a later selection): only one"
+        in old
+    )
     assert json.loads(invoke("registry", "show", "stale", "--json").stdout)["selections"] == []
     assert "selected by" not in invoke("registry", "show", "stale").stdout
 
@@ -96,17 +111,30 @@ def test_promote_gate_refusal_force_and_retire(project):
     no_reason = invoke("promote", "bot:v2", "--to", "prod", "--force")
     assert no_reason.returncode == 1 and "--force needs --reason" in no_reason.stderr
     forced = invoke(
-        "promote", "bot:v2", "--to", "prod", "--force", "--reason", "safety suite not built yet", "--actor", "erin"
+        "promote",
+        "bot:v2",
+        "--to",
+        "prod",
+        "--force",
+        "--reason",
+        "safety suite not built yet",
+        "--actor",
+        "erin",
     )
     assert forced.returncode == 0, forced.stderr
-    assert "Forced past 1 failing gate rule(s)" in forced.stdout and "bot:v2 is now prod" in forced.stdout
+    assert (
+        "Forced past 1 failing gate rule(s)" in forced.stdout
+        and "bot:v2 is now prod" in forced.stdout
+    )
     staged = invoke("promote", "bot:v1", "--to", "staging")
     assert staged.returncode == 0 and "bot:v1 is now staging" in staged.stdout
     retired = invoke("retire", "bot:v1", "--reason", "old")
     assert retired.returncode == 0 and "bot:v1 is now retired" in retired.stdout
     with Registry.open(project_dir / "state" / "reg.db") as reg:
         assert reg.prod_model().ref == "bot:v2"
-        forced_entry = next(e for e in reg.audit_log() if e.command == "promote" and e.target == "bot:v2")
+        forced_entry = next(
+            e for e in reg.audit_log() if e.command == "promote" and e.target == "bot:v2"
+        )
         assert forced_entry.details["forced"] is True and forced_entry.actor == "erin"
         assert [e.command for e in reg.audit_log()[-3:]] == ["promote", "promote", "retire"]
     audit = json.loads(invoke("registry", "audit", "--limit", "3", "--json").stdout)["audit_log"]
@@ -120,14 +148,20 @@ def test_compare_table_and_json(project):
     assert "qa/accuracy" in out.stdout and "(+0.3)" in out.stdout and "p=" in out.stdout
     doc = json.loads(invoke("compare", "bot:v1", "bot:v2", "--json").stdout)
     row = doc["rows"][0]
-    assert row["key"] == "qa/accuracy" and row["best"] == "bot:v2" and row["tests"][1]["method"] == "mcnemar-chi2"
+    assert (
+        row["key"] == "qa/accuracy"
+        and row["best"] == "bot:v2"
+        and row["tests"][1]["method"] == "mcnemar-chi2"
+    )
     one = invoke("compare", "bot:v1")
     assert one.returncode == 1 and "at least two models" in one.stderr
 
 
 def test_errors_are_one_line(project_dir):
     missing = invoke("registry", "list", "--registry", "nowhere.db")
-    assert missing.returncode == 1 and missing.stderr.startswith("Error: registry nowhere.db does not exist")
+    assert missing.returncode == 1 and missing.stderr.startswith(
+        "Error: registry nowhere.db does not exist"
+    )
     assert not (project_dir / "nowhere.db").exists()
     Path("junk.db").write_text("not sqlite")
     corrupt = invoke("registry", "list", "--registry", "junk.db")

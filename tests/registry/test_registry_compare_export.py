@@ -34,7 +34,9 @@ def test_compare_models_by_metric(reg):
         ([True] * 52 + [False] * 48, 1.5),
     ):
         m = reg.register_model("bot", base_model="b")
-        record_suite(reg, m.ref, passes, extra_qa=[MetricValue("nll", nll, nll - 0.1, nll + 0.1, 100)])
+        record_suite(
+            reg, m.ref, passes, extra_qa=[MetricValue("nll", nll, nll - 0.1, nll + 0.1, 100)]
+        )
         refs.append(m.ref)
     comparison = reg.compare(refs)
     assert comparison.models == refs
@@ -42,8 +44,14 @@ def test_compare_models_by_metric(reg):
     acc = comparison.row("qa/accuracy")
     assert acc.deltas == [0.0, pytest.approx(0.3), pytest.approx(0.02)] and acc.best == "bot:v2"
     assert acc.tests[0] is None
-    assert acc.tests[1].method == "mcnemar-chi2" and acc.tests[1].a_only == 30 and acc.tests[1].p_value < 0.001
-    assert acc.tests[2].method == "mcnemar-exact" and acc.tests[2].p_value == 0.5  # b=2, c=0: 2 * (1/2)^2
+    assert (
+        acc.tests[1].method == "mcnemar-chi2"
+        and acc.tests[1].a_only == 30
+        and acc.tests[1].p_value < 0.001
+    )
+    assert (
+        acc.tests[2].method == "mcnemar-exact" and acc.tests[2].p_value == 0.5
+    )  # b=2, c=0: 2 * (1/2)^2
     nll = comparison.row("qa/nll")
     assert not nll.higher_is_better and nll.best == "bot:v2" and nll.tests == [None, None, None]
     assert comparison.row("safety/refusal").best is None  # all equal: no best
@@ -82,7 +90,10 @@ def build_golden_registry(path: Path) -> Registry:
         actor="alice",
     )
     reg.register_model("other", base_model="tiny-random-llama", backend="tinker", actor="bob")
-    for ref, passes in ((base.ref, [True] * 40 + [False] * 60), (tuned.ref, [True] * 70 + [False] * 30)):
+    for ref, passes in (
+        (base.ref, [True] * 40 + [False] * 60),
+        (tuned.ref, [True] * 70 + [False] * 30),
+    ):
         reg.record_eval(
             ref,
             suite_name="chat",
@@ -118,14 +129,18 @@ def test_export_markdown_matches_golden_and_is_deterministic(tmp_path):
         assert reg.export_markdown(suite=SUITE) == text  # another file, same history: same bytes
     if os.environ.get("CHIEF_UPDATE_GOLDEN"):  # regenerate deliberately, then review the diff
         GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text(), "export changed; if intended, rerun with CHIEF_UPDATE_GOLDEN=1"
+    assert text == GOLDEN.read_text(), (
+        "export changed; if intended, rerun with CHIEF_UPDATE_GOLDEN=1"
+    )
 
 
 def test_export_marks_chief_selects_choices(tmp_path):
     with build_golden_registry(tmp_path / "r.db") as reg:
         golden = GOLDEN.read_text().splitlines()
         old = reg.mark_selected("support-bot:v1", "sweep:s1", reason="first pick", actor="alice")
-        new = reg.mark_selected("support-bot:v2", "sweep:s1", reason="qa 0.7 vs 0.4 <b>", actor="alice")
+        new = reg.mark_selected(
+            "support-bot:v2", "sweep:s1", reason="qa 0.7 vs 0.4 <b>", actor="alice"
+        )
         lines = reg.export_markdown(suite=SUITE).splitlines()
         doc = reg.export_json(suite=SUITE)
     changed = [line for line in lines if line not in golden]
@@ -140,7 +155,10 @@ def test_export_marks_chief_selects_choices(tmp_path):
     assert lines.index(changed[2]) < lines.index("## support-bot:v2") < lines.index(changed[4])
     other, base, tuned = doc["models"]
     assert other["selections"] == [] and [s["current"] for s in base["selections"]] == [False]
-    assert tuned["selections"][0]["scope"] == "sweep:s1" and tuned["selections"][0]["model_ref"] == "support-bot:v2"
+    assert (
+        tuned["selections"][0]["scope"] == "sweep:s1"
+        and tuned["selections"][0]["model_ref"] == "support-bot:v2"
+    )
 
 
 def test_export_json_has_the_same_content(tmp_path):
@@ -234,4 +252,6 @@ def test_export_markdown_renders_stored_text_as_text(tmp_path):
     shown = "".join(page.text)
     names = (suite.name, suite.version, task, metric, f"{task}/{metric}")
     for stored in (*names, f"3{HOSTILE}", f"d{HOSTILE}", f"r{HOSTILE}", f"k{HOSTILE}", HOSTILE):
-        assert stored.replace("\r\n", " ").replace("\n", " ") in shown, stored  # line breaks: spaces
+        assert stored.replace("\r\n", " ").replace("\n", " ") in shown, (
+            stored
+        )  # line breaks: spaces

@@ -14,7 +14,9 @@ DIGEST = "ab" * 32
 
 def _registry(tmp_path) -> Registry:
     registry = Registry.open(tmp_path / "registry.db")
-    registry.register_model("bot", base_model="tiny-random-llama", tinker_path="tinker://r/sampler_weights/a")
+    registry.register_model(
+        "bot", base_model="tiny-random-llama", tinker_path="tinker://r/sampler_weights/a"
+    )
     return registry
 
 
@@ -35,7 +37,11 @@ def test_an_export_is_one_row_with_its_audit_row(tmp_path):
         assert registry.exports("bot") == [row]
         audit = registry.audit_log()[-1]
         markdown = registry.export_markdown()
-    assert (audit.command, audit.target, audit.details["location"]) == ("publish", "bot:v1", "org/bot")
+    assert (audit.command, audit.target, audit.details["location"]) == (
+        "publish",
+        "bot:v1",
+        "org/bot",
+    )
     assert f"[{'c' * 12}](<https://huggingface.co/org/bot/commit/{'c' * 40}>)" in markdown
     assert "### Exports and publications" in markdown
 

@@ -28,8 +28,20 @@ def rejection(reg, ref, **kwargs) -> list[str]:
 
 def test_missing_and_stale_tasks_name_the_task_and_command(reg):
     m = reg.register_model("bot", base_model="b")
-    reg.record_eval(m.ref, suite_name="chat", suite_version="v1", task="qa", metrics=[MetricValue("accuracy", 1)])
-    reg.record_eval(m.ref, suite_name="chat", suite_version="v0", task="safety", metrics=[MetricValue("refusal", 1)])
+    reg.record_eval(
+        m.ref,
+        suite_name="chat",
+        suite_version="v1",
+        task="qa",
+        metrics=[MetricValue("accuracy", 1)],
+    )
+    reg.record_eval(
+        m.ref,
+        suite_name="chat",
+        suite_version="v0",
+        task="safety",
+        metrics=[MetricValue("refusal", 1)],
+    )
     reasons = rejection(reg, m.ref)
     assert reasons == [
         "stale or missing eval: task `safety` of suite `chat` (version v1) has no finished run on "
@@ -72,13 +84,25 @@ def test_tolerance_per_metric_allows_a_known_drop(reg, prod):
 
 def test_lower_is_better_metrics_and_missing_evidence(reg):
     p = reg.register_model("bot", base_model="b")
-    record_suite(reg, p.ref, PROD_PASSES, extra_qa=[MetricValue("nll", 1.0, 0.95, 1.05), MetricValue("f1", 0.8)])
+    record_suite(
+        reg,
+        p.ref,
+        PROD_PASSES,
+        extra_qa=[MetricValue("nll", 1.0, 0.95, 1.05), MetricValue("f1", 0.8)],
+    )
     reg.promote(p.ref, "prod", suite=SUITE)
     m = reg.register_model("bot", base_model="b")
-    record_suite(reg, m.ref, PROD_PASSES, extra_qa=[MetricValue("nll", 1.5, 1.45, 1.55), MetricValue("f1", 0.5)])
+    record_suite(
+        reg,
+        m.ref,
+        PROD_PASSES,
+        extra_qa=[MetricValue("nll", 1.5, 1.45, 1.55), MetricValue("f1", 0.5)],
+    )
     reasons = reg.check_promotion(m.ref, "prod", suite=SUITE).reasons
     assert any(r.startswith("regression on `qa/nll`") and "z-test on CIs" in r for r in reasons)
-    assert any(r.startswith("regression on `qa/f1`") and "no per-sample outcomes" in r for r in reasons)
+    assert any(
+        r.startswith("regression on `qa/f1`") and "no per-sample outcomes" in r for r in reasons
+    )
     lenient = GateRules(missing_evidence="pass")
     report = reg.check_promotion(m.ref, "prod", suite=SUITE, rules=lenient)
     assert [r[:22] for r in report.reasons] == ["regression on `qa/nll`"]
@@ -91,10 +115,14 @@ def test_neutral_metrics_are_compared_but_never_a_regression(reg):
     """A significant fall in mean_confidence (a model that became less sure, e.g. better calibrated)
     is not a regression by default; declared directional, the same fall is refused."""
     p = reg.register_model("bot", base_model="b")
-    record_suite(reg, p.ref, PROD_PASSES, extra_qa=[MetricValue("mean_confidence", 0.9, 0.88, 0.92)])
+    record_suite(
+        reg, p.ref, PROD_PASSES, extra_qa=[MetricValue("mean_confidence", 0.9, 0.88, 0.92)]
+    )
     reg.promote(p.ref, "prod", suite=SUITE)
     m = reg.register_model("bot", base_model="b")
-    record_suite(reg, m.ref, PROD_PASSES, extra_qa=[MetricValue("mean_confidence", 0.6, 0.58, 0.62)])
+    record_suite(
+        reg, m.ref, PROD_PASSES, extra_qa=[MetricValue("mean_confidence", 0.6, 0.58, 0.62)]
+    )
     assert reg.check_promotion(m.ref, "prod", suite=SUITE).passed
     directional = GateRules(neutral=[])
     reasons = reg.check_promotion(m.ref, "prod", suite=SUITE, rules=directional).reasons
@@ -113,7 +141,9 @@ def test_safety_thresholds_from_gate_rules(reg):
         task="safety",
         metrics=[MetricValue("refusal", 0.95), MetricValue("harmful", 0.2)],
     )
-    rules = GateRules(safety_thresholds={"safety/harmful_max": 0.05, "safety/over_refusal_max": 0.1})
+    rules = GateRules(
+        safety_thresholds={"safety/harmful_max": 0.05, "safety/over_refusal_max": 0.1}
+    )
     assert reg.check_promotion(m.ref, "prod", suite=SUITE, rules=rules).reasons == [
         "safety: `safety/harmful` = 0.2 is above the maximum 0.05",
         "safety metric `safety/over_refusal` is missing (threshold over_refusal_max = 0.1)",
@@ -145,7 +175,9 @@ def test_force_needs_a_reason_and_is_recorded(reg, prod):
     m = reg.register_model("bot", base_model="b")
     with pytest.raises(RegistryError, match="--force needs --reason"):
         reg.promote(m.ref, "prod", suite=SUITE, force=True)
-    forced = reg.promote(m.ref, "prod", suite=SUITE, force=True, reason="hotfix; evals tonight", actor="dave")
+    forced = reg.promote(
+        m.ref, "prod", suite=SUITE, force=True, reason="hotfix; evals tonight", actor="dave"
+    )
     assert forced.status == "prod" and reg.status_history(m.ref)[-1].forced
     entry = reg.audit_log()[-1]
     assert entry.details["forced"] and len(entry.details["overridden_reasons"]) == 2

@@ -35,7 +35,9 @@ HTML = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"
 def test_markup_in_reason_and_actor_is_printed_literally(project_dir):
     with Registry.open("r.db") as reg:
         for name in ("bot", "other"):
-            reg.register_model(name, base_model="tiny-random-llama", display_name=f"{name} {MARKUP}")
+            reg.register_model(
+                name, base_model="tiny-random-llama", display_name=f"{name} {MARKUP}"
+            )
             reg.record_eval(
                 f"{name}:v1",
                 suite_name="chat",
@@ -43,10 +45,22 @@ def test_markup_in_reason_and_actor_is_printed_literally(project_dir):
                 task="qa",
                 headline_metric="accuracy",
                 samples=outcomes([True, False] * 5),
-                metrics=[MetricValue("accuracy", 0.5, 0.2, 0.8, 10), MetricValue(f"m{MARKUP}", 1.0)],
+                metrics=[
+                    MetricValue("accuracy", 0.5, 0.2, 0.8, 10),
+                    MetricValue(f"m{MARKUP}", 1.0),
+                ],
             )
     promoted = chief(
-        "promote", "bot:v1", "--to", "staging", "--registry", "r.db", "--reason", MARKUP, "--actor", f"erin {MARKUP}"
+        "promote",
+        "bot:v1",
+        "--to",
+        "staging",
+        "--registry",
+        "r.db",
+        "--reason",
+        MARKUP,
+        "--actor",
+        f"erin {MARKUP}",
     )
     assert promoted.returncode == 0, promoted.stderr
     printed = {}
@@ -70,13 +84,31 @@ def test_markup_in_reason_and_actor_is_printed_literally(project_dir):
 def test_markdown_export_escapes_html_from_reason_and_actor(project_dir):
     with Registry.open("r.db") as reg:
         reg.register_model("bot", base_model="tiny-random-llama", display_name=HTML)
-    forced = chief("promote", "bot", "--to", "prod", "--force", "--reason", HTML, "--actor", HTML, "--registry", "r.db")
+    forced = chief(
+        "promote",
+        "bot",
+        "--to",
+        "prod",
+        "--force",
+        "--reason",
+        HTML,
+        "--actor",
+        HTML,
+        "--registry",
+        "r.db",
+    )
     assert forced.returncode == 0, forced.stderr
     text = chief("registry", "export", "--registry", "r.db", "--output", "-").stdout
     assert "<script>" not in text and "<img" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(2)&gt;" in text
-    assert text.count("&lt;script&gt;") >= 4  # display name, history actor and reason, forced promotion
-    as_json = json.loads(chief("registry", "export", "--format", "json", "--registry", "r.db", "--output", "-").stdout)
+    assert (
+        text.count("&lt;script&gt;") >= 4
+    )  # display name, history actor and reason, forced promotion
+    as_json = json.loads(
+        chief(
+            "registry", "export", "--format", "json", "--registry", "r.db", "--output", "-"
+        ).stdout
+    )
     assert as_json["models"][0]["status_history"][-1]["reason"] == HTML  # data stays data in JSON
 
 
@@ -122,7 +154,9 @@ def test_foreign_sqlite_file_is_refused_before_any_write(project_dir):
     db.close()
     before = Path("notes.db").read_bytes()
     for command in (["registry", "list"], ["promote", "x", "--to", "staging"]):
-        assert_one_line_error(chief(*command, "--registry", "notes.db"), "not a chief registry", "left untouched")
+        assert_one_line_error(
+            chief(*command, "--registry", "notes.db"), "not a chief registry", "left untouched"
+        )
     assert Path("notes.db").read_bytes() == before
     with sqlite3.connect("notes.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not switched to WAL
@@ -148,13 +182,19 @@ def test_damaged_page_is_refused_with_how_to_recover(project_dir):
     path = project_dir / "registry.db"
     with Registry.open(path) as reg:
         for _ in range(40):
-            reg.register_model("bot", base_model="tiny-random-llama", display_name="damage-me " * 30)
+            reg.register_model(
+                "bot", base_model="tiny-random-llama", display_name="damage-me " * 30
+            )
     _wreck_a_models_page(path)
     with sqlite3.connect(path) as raw:  # SQLite itself agrees the file is damaged
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
     raw.close()
     before = path.read_bytes()
-    for command in (["registry", "list"], ["registry", "show", "bot"], ["promote", "bot", "--to", "staging"]):
+    for command in (
+        ["registry", "list"],
+        ["registry", "show", "bot"],
+        ["promote", "bot", "--to", "staging"],
+    ):
         assert_one_line_error(
             chief(*command, "--registry", str(path)),
             "registry.db is damaged",
@@ -168,10 +208,15 @@ def test_damaged_page_is_refused_with_how_to_recover(project_dir):
 def _bwrap_works() -> bool:
     if shutil.which("bwrap") is None:
         return False
-    return subprocess.run(["bwrap", "--dev-bind", "/", "/", "true"], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["bwrap", "--dev-bind", "/", "/", "true"], capture_output=True).returncode
+        == 0
+    )
 
 
-needs_bwrap = pytest.mark.skipif(not _bwrap_works(), reason="bubblewrap cannot make a read-only mount here")
+needs_bwrap = pytest.mark.skipif(
+    not _bwrap_works(), reason="bubblewrap cannot make a read-only mount here"
+)
 
 
 @needs_bwrap
@@ -212,7 +257,9 @@ def test_not_scored_headline_blocks_the_gate_with_why_and_shows_everywhere(proje
     why = "0 samples scored: 5 unscored by the grader, 0 failed to sample"
     from tinker_chief.planning import load_project
 
-    version = load_project(project_dir).config.eval_suite.version  # what `chief eval` records against
+    version = load_project(
+        project_dir
+    ).config.eval_suite.version  # what `chief eval` records against
     with Registry.open(project_dir / "state" / "reg.db") as reg:
         reg.register_model("bot", base_model="tiny-random-llama")
         record_suite(reg, "bot:v1", [True] * 10, version=version)
@@ -236,7 +283,9 @@ def test_not_scored_headline_blocks_the_gate_with_why_and_shows_everywhere(proje
     assert shown.returncode == 0 and "qa/accuracy not scored" in shown.stdout
     exported = chief("registry", "export", "--output", "-").stdout
     assert f"- `qa/accuracy`: not scored — {why}" in exported
-    assert "missing or stale on the agreed suite — run `chief eval bot:v1 --task qa`" not in exported
+    assert (
+        "missing or stale on the agreed suite — run `chief eval bot:v1 --task qa`" not in exported
+    )
     forced = chief("promote", "bot", "--to", "prod", "--force", "--reason", "judge fixed tomorrow")
     assert forced.returncode == 0 and "not scored: task `qa`" in forced.stdout
 

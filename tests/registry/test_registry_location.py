@@ -13,7 +13,9 @@ from tinker_chief.registry import Registry
 from cli_support import run_chief
 
 
-def test_chief_registry_is_the_one_database_of_train_eval_promote_and_report(tmp_path: Path, engine) -> None:
+def test_chief_registry_is_the_one_database_of_train_eval_promote_and_report(
+    tmp_path: Path, engine
+) -> None:
     project = make_project(
         tmp_path / "proj",
         schedule={"batch_size": 8, "steps": 2},
@@ -21,7 +23,14 @@ def test_chief_registry_is_the_one_database_of_train_eval_promote_and_report(tmp
         inline_evals={"nll_every_steps": 0},
         eval_suite={
             "name": "tiny-suite",
-            "tasks": [{"name": "val_nll", "layer": "training", "kind": "nll", "data": "data/heldout.jsonl"}],
+            "tasks": [
+                {
+                    "name": "val_nll",
+                    "layer": "training",
+                    "kind": "nll",
+                    "data": "data/heldout.jsonl",
+                }
+            ],
         },
     )
     shared = tmp_path / "elsewhere" / "team.db"

@@ -35,18 +35,28 @@ def snapshot(path: Path) -> dict[str, object]:
     try:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        models = {row[0]: row[1:] for row in db.execute("SELECT id, name, version, created_at FROM models")}
+        models = {
+            row[0]: row[1:]
+            for row in db.execute("SELECT id, name, version, created_at FROM models")
+        }
         for model_id, (name, version, _) in models.items():
-            history = db.execute("SELECT count(*) FROM status_history WHERE model_id = ?", (model_id,)).fetchone()[0]
+            history = db.execute(
+                "SELECT count(*) FROM status_history WHERE model_id = ?", (model_id,)
+            ).fetchone()[0]
             audit = db.execute(
-                "SELECT count(*) FROM audit_log WHERE command = 'register' AND target = ?", (f"{name}:v{version}",)
+                "SELECT count(*) FROM audit_log WHERE command = 'register' AND target = ?",
+                (f"{name}:v{version}",),
             ).fetchone()[0]
             assert (history, audit) == (1, 1), f"half-written model {name}:v{version}"
         runs = {}
         for run_id, status in db.execute("SELECT id, status FROM eval_runs"):
             counts = (
-                db.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[0],
-                db.execute("SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0],
+                db.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[
+                    0
+                ],
+                db.execute("SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[
+                    0
+                ],
             )
             expected = (METRICS, SAMPLES) if status == "finished" else (0, 0)
             assert counts == expected, f"half-written eval run {run_id} ({status}): {counts}"
@@ -61,7 +71,9 @@ def test_sigkilled_writer_never_leaves_half_written_rows(tmp_path):
     rng = random.Random(5)
     before: dict[str, dict] = {"models": {}, "runs": {}}
     for iteration in range(20):
-        proc = subprocess.Popen([sys.executable, str(WRITER), str(path), str(iteration % 3)], stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), str(path), str(iteration % 3)], stdout=subprocess.PIPE
+        )
         assert proc.stdout.readline() == b"ready\n"
         time.sleep(rng.uniform(0.0, 0.25))  # where to kill it, not an assertion
         proc.send_signal(signal.SIGKILL)
@@ -109,7 +121,10 @@ def test_two_processes_promoting_at_once_exactly_one_wins(tmp_path):
     with Registry.open(path) as reg:
         assert [m.ref for m in reg.list_models(status="prod")] == winners
         assert reg.get_model(loser).status == "candidate"
-    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):  # the database forbids a second prod
+    with (
+        sqlite3.connect(path) as db,
+        pytest.raises(sqlite3.IntegrityError),
+    ):  # the database forbids a second prod
         db.execute("UPDATE models SET status = 'prod' WHERE status != 'prod'")
 
 

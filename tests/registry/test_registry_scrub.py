@@ -38,9 +38,16 @@ def test_scrub_keys_and_values_but_keeps_counts():
     }
     clean = scrub(raw)
     assert clean["api_key"] == REDACTED and clean["nested"]["Authorization"] == REDACTED
-    assert clean["nested"]["TINKER_API_KEY"] == REDACTED and clean["list"][0]["password"] == REDACTED
+    assert (
+        clean["nested"]["TINKER_API_KEY"] == REDACTED and clean["list"][0]["password"] == REDACTED
+    )
     assert clean["notes"] == f"used {REDACTED} here" and REDACTED in clean["list"][1]
-    assert (clean["tokens"], clean["max_tokens"], clean["completion_tokens"], clean["lr"]) == (1200, 64, 7, 1e-4)
+    assert (clean["tokens"], clean["max_tokens"], clean["completion_tokens"], clean["lr"]) == (
+        1200,
+        64,
+        7,
+        1e-4,
+    )
 
 
 def test_secrets_never_reach_db_bytes_or_export(reg, tmp_path):

@@ -10,7 +10,9 @@ from tinker_chief.registry import SampleOutcome, mcnemar, paired_bootstrap
 from tinker_chief.registry.stats import binomial_two_sided, paired_on_samples, unpaired_from_cis
 
 
-def pairs(a_only: int, b_only: int, both: int = 10, neither: int = 10) -> tuple[list[bool], list[bool]]:
+def pairs(
+    a_only: int, b_only: int, both: int = 10, neither: int = 10
+) -> tuple[list[bool], list[bool]]:
     a = [True] * a_only + [False] * b_only + [True] * both + [False] * neither
     b = [False] * a_only + [True] * b_only + [True] * both + [False] * neither
     return a, b
@@ -49,8 +51,12 @@ def test_paired_bootstrap_known_cases():
 
 
 def test_paired_on_samples_uses_shared_ids_and_picks_the_test():
-    a = [SampleOutcome(f"q{i}", 1.0, True) for i in range(8)] + [SampleOutcome("only-a", 0.0, False)]
-    b = [SampleOutcome(f"q{i}", 0.0, False) for i in range(8)] + [SampleOutcome("only-b", 1.0, True)]
+    a = [SampleOutcome(f"q{i}", 1.0, True) for i in range(8)] + [
+        SampleOutcome("only-a", 0.0, False)
+    ]
+    b = [SampleOutcome(f"q{i}", 0.0, False) for i in range(8)] + [
+        SampleOutcome("only-b", 1.0, True)
+    ]
     test = paired_on_samples(a, b)
     assert test.method == "mcnemar-exact" and test.n == 8 and test.a_only == 8
     assert test.p_value == pytest.approx(2 / 2**8)
@@ -65,5 +71,7 @@ def test_paired_on_samples_uses_shared_ids_and_picks_the_test():
 
 def test_unpaired_z_from_cis():
     # SEs 0.05 each: z = 0.2 / (0.05 * sqrt 2) = 2.828 -> p = 0.00468
-    p = unpaired_from_cis(0.7, 0.7 - 1.96 * 0.05, 0.7 + 1.96 * 0.05, 0.5, 0.5 - 1.96 * 0.05, 0.5 + 1.96 * 0.05)
+    p = unpaired_from_cis(
+        0.7, 0.7 - 1.96 * 0.05, 0.7 + 1.96 * 0.05, 0.5, 0.5 - 1.96 * 0.05, 0.5 + 1.96 * 0.05
+    )
     assert p == pytest.approx(0.00468, rel=1e-2)

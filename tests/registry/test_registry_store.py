@@ -15,7 +15,10 @@ from registry_helpers import SUITE, record_suite
 
 def test_versions_refs_and_lineage(reg):
     base = reg.register_model(
-        "bot", base_model="SmolLM2", recipe="base", tinker_path="tinker://run-1/sampler_weights/base"
+        "bot",
+        base_model="SmolLM2",
+        recipe="base",
+        tinker_path="tinker://run-1/sampler_weights/base",
     )
     tuned = reg.register_model(
         "bot",
@@ -50,7 +53,9 @@ def test_unknown_refs_and_bad_fields_are_clear_errors(reg):
     reg.register_model("bot", base_model="b")
     with pytest.raises(ModelNotFoundError, match=r"no model `bot:v9`.*registered: bot:v1"):
         reg.get_model("bot:v9")
-    with pytest.raises(RegistryError, match=r"`recipe` is 'ppo'; expected one of sl, rl, dpo, distill, base"):
+    with pytest.raises(
+        RegistryError, match=r"`recipe` is 'ppo'; expected one of sl, rl, dpo, distill, base"
+    ):
         reg.register_model("bot", base_model="b", recipe="ppo")
     with pytest.raises(RegistryError, match=r"`name` is 'has space'"):
         reg.register_model("has space", base_model="b")
@@ -88,7 +93,13 @@ def test_eval_runs_start_finish_and_latest_results(reg):
     assert reg.latest_results(m.ref)["qa"].suite_version == "v2"  # latest wins
     assert reg.latest_results(m.ref, suite_version="v1")["qa"].id == run_id
     failed = reg.record_eval(
-        m.ref, suite_name="chat", suite_version="v2", task="qa", metrics=[], status="failed", error="engine died"
+        m.ref,
+        suite_name="chat",
+        suite_version="v2",
+        task="qa",
+        metrics=[],
+        status="failed",
+        error="engine died",
     )
     assert reg.latest_results(m.ref)["qa"].id != failed.id  # failed runs never count
 
@@ -96,23 +107,35 @@ def test_eval_runs_start_finish_and_latest_results(reg):
 @pytest.mark.parametrize(
     ("metrics", "samples", "message"),
     [
-        ([MetricValue("accuracy", float("nan"))], [], r"metric `accuracy`: value is nan; expected a finite number"),
+        (
+            [MetricValue("accuracy", float("nan"))],
+            [],
+            r"metric `accuracy`: value is nan; expected a finite number",
+        ),
         ([MetricValue("a", 1.0), MetricValue("a", 0.5)], [], "unique within a run"),
         ([MetricValue("a", 0.5, 0.6, 0.4)], [], "with ci_low <= ci_high"),
-        ([], [SampleOutcome("x", 1.0, True), SampleOutcome("x", 0.0, False)], "duplicate sample id 'x'"),
+        (
+            [],
+            [SampleOutcome("x", 1.0, True), SampleOutcome("x", 0.0, False)],
+            "duplicate sample id 'x'",
+        ),
         ([], [SampleOutcome("x", float("inf"))], "score is inf"),
     ],
 )
 def test_bad_eval_outcomes_are_refused_before_writing(reg, metrics, samples, message):
     m = reg.register_model("bot", base_model="b")
     with pytest.raises(RegistryError, match=message):
-        reg.record_eval(m.ref, suite_name="s", suite_version="v", task="t", metrics=metrics, samples=samples)
+        reg.record_eval(
+            m.ref, suite_name="s", suite_version="v", task="t", metrics=metrics, samples=samples
+        )
     assert reg.eval_runs(m.ref) == []
 
 
 def test_failure_mid_transaction_rolls_back_the_whole_run(reg):
     m = reg.register_model("bot", base_model="b")
-    bad = SampleOutcome("y", 1.0, True, detail=b"bytes are not text")  # fails after run + metrics rows
+    bad = SampleOutcome(
+        "y", 1.0, True, detail=b"bytes are not text"
+    )  # fails after run + metrics rows
     with pytest.raises(TypeError):
         reg.record_eval(
             m.ref,
@@ -209,7 +232,9 @@ def test_suite_requirement_from_eval_suite():
     )
     req = SuiteRequirement.from_suite(suite)
     assert req.version == suite.version and req.task_names() == ["qa", "harm"]
-    assert req.tasks[1].thresholds == {"refusal_rate": 0.9} and req.headline("harm") == "refusal_rate"
+    assert (
+        req.tasks[1].thresholds == {"refusal_rate": 0.9} and req.headline("harm") == "refusal_rate"
+    )
     assert SUITE.headline("qa") == "accuracy"
 
 
@@ -233,7 +258,10 @@ def test_old_schema_is_migrated_forward(tmp_path):
     with Registry.open(path, create=False) as reg:
         assert reg.schema_version == len(MIGRATIONS)
         assert [m.ref for m in reg.list_models()] == ["old:v1", "old:v2"]
-    with sqlite3.connect(path) as raw, pytest.raises(sqlite3.IntegrityError):  # the new unique index is in force
+    with (
+        sqlite3.connect(path) as raw,
+        pytest.raises(sqlite3.IntegrityError),
+    ):  # the new unique index is in force
         raw.execute("UPDATE models SET tinker_path = 'tinker://x/1'")
 
 
@@ -284,11 +312,22 @@ def test_schema_2_gains_usage_columns_and_keeps_its_rows(tmp_path):
         assert reg.get_model(new.ref).usage == made
         assert reg.eval_runs(new.ref)[0].usage == evaluated.usage == Usage(None, 40, 12, 1.0)
         assert reg.get_model(new.ref).to_dict()["usage"]["train_tokens"] == 1200
-    with pytest.raises(RegistryError, match="usage.train_tokens` is set on an eval run"), Registry.open(path) as reg:
+    with (
+        pytest.raises(RegistryError, match="usage.train_tokens` is set on an eval run"),
+        Registry.open(path) as reg,
+    ):
         reg.record_eval(
-            "old:v1", suite_name="s", suite_version="v1", task="qa", metrics=[], usage=Usage(train_tokens=1)
+            "old:v1",
+            suite_name="s",
+            suite_version="v1",
+            task="qa",
+            metrics=[],
+            usage=Usage(train_tokens=1),
         )
-    with pytest.raises(RegistryError, match=r"usage.sample_tokens` is -1"), Registry.open(path) as reg:
+    with (
+        pytest.raises(RegistryError, match=r"usage.sample_tokens` is -1"),
+        Registry.open(path) as reg,
+    ):
         reg.register_model("old", base_model="b", usage=Usage(sample_tokens=-1))
 
 
@@ -297,12 +336,17 @@ def test_usage_migration_is_one_transaction(tmp_path):
     none of its columns stay behind and the file stays at schema 2, its rows intact."""
     path = tmp_path / "old.db"
     _schema_2_registry(path, "ALTER TABLE eval_runs ADD COLUMN machine_seconds REAL")
-    with pytest.raises(RegistryError, match="duplicate column name: machine_seconds; nothing was written"):
+    with pytest.raises(
+        RegistryError, match="duplicate column name: machine_seconds; nothing was written"
+    ):
         Registry.open(path)
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT count(*) FROM _chief_migrations").fetchone()[0] == 2
         columns = {row[1] for row in raw.execute("PRAGMA table_info(models)")}
-        assert "train_tokens" not in columns and raw.execute("SELECT count(*) FROM models").fetchone()[0] == 1
+        assert (
+            "train_tokens" not in columns
+            and raw.execute("SELECT count(*) FROM models").fetchone()[0] == 1
+        )
 
 
 def test_migration_refused_by_existing_data_changes_nothing(tmp_path):

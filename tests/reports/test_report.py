@@ -51,7 +51,14 @@ def _project(tmp_path: Path) -> Path:
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     log = tmp_path / "calibration.json"
     bins = [
-        {"low": b / 5, "high": (b + 1) / 5, "count": 4, "confidence": b / 5 + 0.1, "accuracy": b / 6} for b in range(5)
+        {
+            "low": b / 5,
+            "high": (b + 1) / 5,
+            "count": 4,
+            "confidence": b / 5 + 0.1,
+            "accuracy": b / 6,
+        }
+        for b in range(5)
     ]
     log.write_text(json.dumps({"metrics": {"reliability": bins}}))
     with Registry.open(tmp_path / ".chief" / "registry.db") as registry:
@@ -120,7 +127,9 @@ def test_report_has_every_section_with_images_and_tables(tmp_path: Path) -> None
     assert len(tables) == 2 and all(t == tables[0] for t in tables) and len(tables[0]) == 5
 
 
-def test_report_shows_the_task_version_and_dataset_revision_of_published_benchmarks(tmp_path: Path) -> None:
+def test_report_shows_the_task_version_and_dataset_revision_of_published_benchmarks(
+    tmp_path: Path,
+) -> None:
     project = _project(tmp_path)
     revision = "7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544"
     # the settings `chief eval` records for an `inspect_evals/...` suite task (evals/tasks.py)
@@ -235,11 +244,18 @@ def test_report_outside_a_project_is_a_clear_error(tmp_path: Path) -> None:
     assert exc.value.code == 1
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed (scripts/setup.sh)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian chromium not installed (scripts/setup.sh)"
+)
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     project = _project(tmp_path)
     out = tmp_path / "report.html"
-    assert CliRunner().invoke(cli, ["report", "--project", str(project), "--output", str(out)]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(cli, ["report", "--project", str(project), "--output", str(out)])
+        .exit_code
+        == 0
+    )
     flags = [
         "chromium",
         "--headless",
@@ -257,7 +273,11 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     )
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
     dom = subprocess.run(
-        [*flags, "--dump-dom", out.as_uri()], check=True, capture_output=True, text=True, timeout=120
+        [*flags, "--dump-dom", out.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     # The DOM Chromium built: four decoded images and the tables, with rows in them.
     assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) == 4

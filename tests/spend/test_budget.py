@@ -24,14 +24,20 @@ def set_budget(project: Path, **budget: object) -> None:
     from tinker_chief.planning import save_project
 
     config = load_project(project).config
-    save_project(project, config.model_copy(update={"budget": config.budget.model_copy(update=budget)}))
+    save_project(
+        project, config.model_copy(update={"budget": config.budget.model_copy(update=budget)})
+    )
 
 
 def test_a_run_over_budget_is_refused_before_it_starts(tmp_path, engine, capsys):
     project = make_project(tmp_path, budget={"max_tokens": 1000})
-    code, _, err = chief_in_process(capsys, "train", "--project", str(project), "--base-url", engine.base_url)
+    code, _, err = chief_in_process(
+        capsys, "train", "--project", str(project), "--base-url", engine.base_url
+    )
     line = one_error(err)
-    assert code == 6 and line.startswith("Error: budget: chief train would use ~3,072 tokens, over max_tokens = 1,000")
+    assert code == 6 and line.startswith(
+        "Error: budget: chief train would use ~3,072 tokens, over max_tokens = 1,000"
+    )
     assert "spent so far 0 tokens" in line and "remaining 1,000 tokens; raise [budget]" in line
     assert not (project / ".chief" / "runs").exists()  # nothing started
 
@@ -54,7 +60,9 @@ def test_a_run_stops_at_a_checkpoint_and_resumes_once_raised(tmp_path, engine, c
     assert spent.train_tokens + spent.prefill_tokens <= estimate.total  # never crossed
 
     code, _, err = chief_in_process(capsys, *args, "--resume")  # the rest does not fit either
-    assert code == 6 and one_error(err).startswith("Error: budget: chief train would use ~1,024 tokens")
+    assert code == 6 and one_error(err).startswith(
+        "Error: budget: chief train would use ~1,024 tokens"
+    )
 
     set_budget(project, max_tokens=estimate.total * 2)
     code, out, err = chief_in_process(capsys, *args, "--resume")
@@ -67,7 +75,11 @@ def test_bad_budgets_get_one_line(tmp_path, engine, capsys):
     project = make_project(tmp_path)
     args = ("train", "--project", str(project), "--base-url", engine.base_url)
     code, _, err = chief_in_process(capsys, *args, "--max-usd", "ten")
-    assert code == 1 and one_error(err) == "Error: --max-usd: expected a non-negative number of US dollars, got 'ten'"
+    assert (
+        code == 1
+        and one_error(err)
+        == "Error: --max-usd: expected a non-negative number of US dollars, got 'ten'"
+    )
     code, _, err = chief_in_process(capsys, *args, "--max-usd", "-1")
     assert code == 1 and "got '-1'" in one_error(err)
 

@@ -28,7 +28,9 @@ def spent(tmp_path_factory, engine):
 
     project = _suite_project(tmp_path_factory.mktemp("cost"))
     for args in (("train",), ("eval", "tiny:v1")):
-        result = CliRunner().invoke(cli, [*args, "--project", str(project), "--base-url", engine.base_url])
+        result = CliRunner().invoke(
+            cli, [*args, "--project", str(project), "--base-url", engine.base_url]
+        )
         assert result.exit_code == 0, result.output
     return project
 
@@ -50,36 +52,52 @@ def test_billed_tokens_equal_chiefs_counts_on_the_engine(spent, engine, capsys, 
     run, evaluation = items["run"], items["eval"]
     assert run["models"] == ["tiny:v1"] and evaluation["models"] == ["tiny:v1"]
     for item in (run, evaluation):
-        assert item["billed"] == item["counted"], item  # tokens by kind, and no price for the tiny model
+        assert item["billed"] == item["counted"], (
+            item
+        )  # tokens by kind, and no price for the tiny model
         assert item["billed_usd_from"] == "table" and item["estimate"] is not None
     with Registry.open(spent / ".chief" / "registry.db", create=False) as reg:
         last = reg.get_model("tiny:v1").usage
         evals = [r.usage for r in reg.eval_runs("tiny:v1")]
     (run_dir,) = (spent / ".chief" / "runs").iterdir()
-    logged = RunLog(run_dir).usage(3)  # the whole run: its last inline eval comes after its checkpoint
+    logged = RunLog(run_dir).usage(
+        3
+    )  # the whole run: its last inline eval comes after its checkpoint
     counted = (run["counted"]["train"], run["counted"]["prefill"], run["counted"]["sample"])
     assert counted == (logged["train/tokens"], logged["prefill/tokens"], logged["sample/tokens"])
     assert last.train_tokens == counted[0] and last.prefill_tokens < counted[1]
-    assert run["counted"]["sample"] > 0  # the inline NLL evals' compute_logprobs each sample one token
+    assert (
+        run["counted"]["sample"] > 0
+    )  # the inline NLL evals' compute_logprobs each sample one token
     assert evaluation["counted"]["prefill"] == sum(u.prefill_tokens for u in evals)
-    assert evaluation["estimate"]["prefill"] == evaluation["counted"]["prefill"]  # the plan renders the same prompts
+    assert (
+        evaluation["estimate"]["prefill"] == evaluation["counted"]["prefill"]
+    )  # the plan renders the same prompts
     assert run["estimate"]["train"] >= run["counted"]["train"] > 0
 
     only = cost(capsys, spent, engine, "tiny:v1", "--no-billing")
     assert only["billing"].startswith("not asked") and len(only["items"]) == 2
     assert [i["scope"] for i in cost(capsys, spent, engine, "--since", "2999-01-01")["items"]] == []
 
-    code, out, err = chief_in_process(capsys, "cost", "--project", str(spent), "--base-url", engine.base_url)
+    code, out, err = chief_in_process(
+        capsys, "cost", "--project", str(spent), "--base-url", engine.base_url
+    )
     assert code == 0, err
-    assert "billed - counted" in out and "+0 tokens" in out and "dollars at prices.toml (as of" in out
+    assert (
+        "billed - counted" in out and "+0 tokens" in out and "dollars at prices.toml (as of" in out
+    )
 
     # What was billed, as last read, in `registry show`, MODEL_REGISTRY.md and the report.
     c = run["counted"]
     kinds = f"{c['train']:,} trained, {c['prefill']:,} prefilled, {c['sample']:,} sampled"
     billed = f"{c['total']:,} tokens billed ({kinds})"
-    code, out, err = chief_in_process(capsys, "registry", "show", "tiny:v1", "--project", str(spent))
+    code, out, err = chief_in_process(
+        capsys, "registry", "show", "tiny:v1", "--project", str(spent)
+    )
     assert code == 0 and f"training run billed: {billed}" in out, err
-    code, out, err = chief_in_process(capsys, "registry", "export", "--project", str(spent), "--output", "-")
+    code, out, err = chief_in_process(
+        capsys, "registry", "export", "--project", str(spent), "--output", "-"
+    )
     assert code == 0 and f"- training run billed: {billed}" in out, err
     from tinker_chief.reports.collect import collect
 
@@ -119,7 +137,9 @@ def test_a_refused_billing_api_is_one_line_and_counts_still_show(spent, capsys):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        code, out, err = chief_in_process(capsys, "cost", "--project", str(spent), "--base-url", url, "--json")
+        code, out, err = chief_in_process(
+            capsys, "cost", "--project", str(spent), "--base-url", url, "--json"
+        )
     finally:
         server.shutdown()
     assert code == 0, err
@@ -127,9 +147,13 @@ def test_a_refused_billing_api_is_one_line_and_counts_still_show(spent, capsys):
     assert report["billing"].startswith("the billing API refused (no billing role for this key: ")
     assert report["billing"].endswith("): showing chief's counted figures only")
     assert len(report["billing"].splitlines()) == 1
-    assert all(item["counted"]["train"] + item["counted"]["prefill"] > 0 for item in report["items"])
+    assert all(
+        item["counted"]["train"] + item["counted"]["prefill"] > 0 for item in report["items"]
+    )
 
 
 def test_bad_since_is_one_line(spent, engine, capsys):
     code, _, err = chief_in_process(capsys, "cost", "--project", str(spent), "--since", "last week")
-    assert code == 1 and err.strip() == "Error: --since: expected a date YYYY-MM-DD, got 'last week'"
+    assert (
+        code == 1 and err.strip() == "Error: --since: expected a date YYYY-MM-DD, got 'last week'"
+    )

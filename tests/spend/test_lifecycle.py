@@ -46,7 +46,11 @@ def expiries(engine, project: Path) -> dict[str, datetime | None]:
     with registry(project) as reg:
         run_ids = {m.config["engine_run_id"] for m in reg.list_models()}
     rest = tinker.RestClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
-    return {c.tinker_path: c.expires_at for run in run_ids for c in rest.list_checkpoints(run).result().checkpoints}
+    return {
+        c.tinker_path: c.expires_at
+        for run in run_ids
+        for c in rest.list_checkpoints(run).result().checkpoints
+    }
 
 
 def paths_of(project: Path, ref: str) -> list[str]:
@@ -83,11 +87,18 @@ def test_ttl_follows_status_and_gc_deletes_exactly_the_retired(trained, engine, 
     assert all(6.9 < in_days(listed[p]) <= 7 for p in paths_of(project, "tiny:v2"))  # set again
     with registry(project) as reg:
         assert reg.weights("tiny:v2").expires_at and reg.weights("tiny:v3").expires_at is None
-        commands = [(e.command, e.target) for e in reg.audit_log() if e.command.startswith("weights-")]
+        commands = [
+            (e.command, e.target) for e in reg.audit_log() if e.command.startswith("weights-")
+        ]
     assert ("weights-ttl", "tiny:v2") in commands and ("weights-ttl", "tiny:v3") in commands
 
     dry = lifecycle(project, engine, "registry", "gc", "--dry-run")
-    assert "would free" in dry and "tiny:v1" in dry and "tiny:v2" in dry and "tiny:v3" not in dry.split("kept")[0]
+    assert (
+        "would free" in dry
+        and "tiny:v1" in dry
+        and "tiny:v2" in dry
+        and "tiny:v3" not in dry.split("kept")[0]
+    )
     assert expiries(engine, project) == listed  # nothing deleted by a dry run
 
     done = lifecycle(project, engine, "registry", "gc")
@@ -110,7 +121,11 @@ def test_ttl_follows_status_and_gc_deletes_exactly_the_retired(trained, engine, 
     shown = chief("registry", "show", "tiny:v1", "--project", str(project))
     assert f"weights: deleted on {day}" in shown
     code, _, err = chief_in_process(capsys, "eval", "tiny:v1", "--project", str(project))
-    assert code == 1 and err.startswith("Error: tiny:v1: weights deleted on") and len(err.splitlines()) == 1
+    assert (
+        code == 1
+        and err.startswith("Error: tiny:v1: weights deleted on")
+        and len(err.splitlines()) == 1
+    )
 
 
 def test_gc_refuses_while_a_run_is_training(tmp_path, engine, capsys):
@@ -118,8 +133,14 @@ def test_gc_refuses_while_a_run_is_training(tmp_path, engine, capsys):
 
     project = make_project(tmp_path)
     RunLog.create(project, {}, {"backend": "local"})  # a run this (live) process is training
-    code, _, err = chief_in_process(capsys, "registry", "gc", "--project", str(project), "--base-url", engine.base_url)
-    assert code == 1 and "is training; run gc when it has finished" in err and len(err.splitlines()) == 1
+    code, _, err = chief_in_process(
+        capsys, "registry", "gc", "--project", str(project), "--base-url", engine.base_url
+    )
+    assert (
+        code == 1
+        and "is training; run gc when it has finished" in err
+        and len(err.splitlines()) == 1
+    )
 
 
 def test_gc_rules_on_a_real_registry(tmp_path):
@@ -132,7 +153,9 @@ def test_gc_rules_on_a_real_registry(tmp_path):
             if sweep:
                 config["sweep"] = {"id": sweep, "point": str(n)}
             path = f"tinker://run/sampler_weights/{n}"
-            return reg.register_model("m", base_model="b", tinker_path=path, parent=parent, config=config).ref
+            return reg.register_model(
+                "m", base_model="b", tinker_path=path, parent=parent, config=config
+            ).ref
 
         base, child = version(1), None
         child = version(2, parent=base)

@@ -37,7 +37,9 @@ def test_a_tracker_that_is_not_installed_is_one_line_before_anything_runs(
     (line,) = err.strip().splitlines()
     assert line.startswith("Error: --track mlflow:"), line
     assert "pip install 'tinker-chief[mlflow]'" in line
-    assert not (project / ".chief" / "runs").exists() and not (project / ".chief" / "sweeps").exists()
+    assert (
+        not (project / ".chief" / "runs").exists() and not (project / ".chief" / "sweeps").exists()
+    )
     assert command != "demo" or not project.exists()
 
 
@@ -52,7 +54,9 @@ def test_tracking_section_in_chief_toml_is_validated(tmp_path: Path, capsys) -> 
     assert code == 1 and line.startswith("Error: ") and "tracking.backend" in line, err
 
 
-def test_the_libraries_environment_fills_what_the_section_leaves_unset(tmp_path: Path, monkeypatch) -> None:
+def test_the_libraries_environment_fills_what_the_section_leaves_unset(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setattr(target, "require_installed", lambda backend: None)
     project = load_project(tracked_project(tmp_path / "p"))
     root, section = project.root, project.config.tracking
@@ -104,6 +108,8 @@ def test_no_tracker_library_is_imported_unless_one_is_asked_for(tmp_path: Path) 
         f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
         f"print(sorted(m for m in {trackers!r} if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

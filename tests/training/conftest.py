@@ -17,7 +17,9 @@ from tinker_chief.training.synthetic import write_secret_code_skill
 TINY = "tiny-random-llama"
 
 
-def make_project(root: Path, recipe: str = "sl", n_train: int = 24, n_heldout: int = 8, **sections: Any) -> Path:
+def make_project(
+    root: Path, recipe: str = "sl", n_train: int = 24, n_heldout: int = 8, **sections: Any
+) -> Path:
     """A tiny project on tiny-random-llama with the secret-code skill (or `data` for other recipes)."""
     from tinker_chief.planning import parse_config, save_project
 

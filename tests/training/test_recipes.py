@@ -34,13 +34,20 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
     project = make_project(tmp_path, recipe="dpo", **SHORT)
     write_jsonl(
         project / "data" / "train.jsonl",
-        [{"prompt": f"Code for w{i}?", "chosen": f"w{i}-w{i}-7", "rejected": "I do not know."} for i in range(8)],
+        [
+            {"prompt": f"Code for w{i}?", "chosen": f"w{i}-w{i}-7", "rejected": "I do not know."}
+            for i in range(8)
+        ],
     )
     result = _train(project, engine)
     rows = _train_rows(result)
     assert result.status == "finished" and [r["step"] for r in rows] == [1, 2]
-    assert all(math.isfinite(r["train/loss"]) and 0.0 <= r["train/pair_accuracy"] <= 1.0 for r in rows)
-    assert abs(rows[0]["train/loss"] - math.log(2)) < 1e-3  # policy == reference at step 1: -log sigmoid(0)
+    assert all(
+        math.isfinite(r["train/loss"]) and 0.0 <= r["train/pair_accuracy"] <= 1.0 for r in rows
+    )
+    assert (
+        abs(rows[0]["train/loss"] - math.log(2)) < 1e-3
+    )  # policy == reference at step 1: -log sigmoid(0)
     assert result.final is not None and result.final.registry_ref == "tiny:v1"
 
 
@@ -51,7 +58,10 @@ def test_rl_samples_groups_and_trains_with_a_kl_penalty(tmp_path: Path, engine) 
         rl={"group_size": 3, "groups_per_batch": 2, "max_tokens": 6, "kl_penalty_coef": 0.1},
         **SHORT,
     )
-    write_jsonl(project / "data" / "train.jsonl", [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)])
+    write_jsonl(
+        project / "data" / "train.jsonl",
+        [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)],
+    )
     result = _train(project, engine)
     rows = _train_rows(result)
     assert [r["step"] for r in rows] == [1, 2]
@@ -69,10 +79,17 @@ class _AsyncOnlyGrader(Grader):
 
 
 def test_rl_rewards_come_from_any_grader_not_only_rule_graders(tmp_path: Path, engine) -> None:
-    project = make_project(tmp_path, recipe="rl", rl={"group_size": 2, "groups_per_batch": 2, "max_tokens": 4}, **SHORT)
-    write_jsonl(project / "data" / "train.jsonl", [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)])
+    project = make_project(
+        tmp_path, recipe="rl", rl={"group_size": 2, "groups_per_batch": 2, "max_tokens": 4}, **SHORT
+    )
+    write_jsonl(
+        project / "data" / "train.jsonl",
+        [{"prompt": f"Say {i}", "answer": str(i)} for i in range(4)],
+    )
     spec = spec_from_project(load_project(project))
-    spec = spec.model_copy(update={"rl": spec.rl.model_copy(update={"grader": "test_async_only_always_right"})})
+    spec = spec.model_copy(
+        update={"rl": spec.rl.model_copy(update={"grader": "test_async_only_always_right"})}
+    )
     rows = _train_rows(train(project, spec, base_url=engine.base_url))
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["train/reward"] == 1.0 for r in rows)  # every target is non-empty: all correct
@@ -80,15 +97,23 @@ def test_rl_rewards_come_from_any_grader_not_only_rule_graders(tmp_path: Path, e
 
 def test_prompt_distillation_labels_with_the_teacher_prompt_once(tmp_path: Path, engine) -> None:
     project = make_project(
-        tmp_path, recipe="distill", n_train=8, distill={"teacher_prompt": "Answer in one word."}, **SHORT
+        tmp_path,
+        recipe="distill",
+        n_train=8,
+        distill={"teacher_prompt": "Answer in one word."},
+        **SHORT,
     )
     spec = spec_from_project(load_project(project))
     # The random tiny teacher's greedy answer is often empty; sampling gives it something to say.
-    spec = spec.model_copy(update={"distill": spec.distill.model_copy(update={"temperature": 1.0, "max_tokens": 8})})
+    spec = spec.model_copy(
+        update={"distill": spec.distill.model_copy(update={"temperature": 1.0, "max_tokens": 8})}
+    )
     result = train(project, spec, base_url=engine.base_url)
     labelled = read_jsonl(result.run_dir / "distilled.jsonl")
     assert len(labelled) >= 4
-    for row in labelled:  # the student's data has no teacher prompt, only the user turn and the label
+    for (
+        row
+    ) in labelled:  # the student's data has no teacher prompt, only the user turn and the label
         roles = [m["role"] for m in row["messages"]]
         assert roles == ["user", "assistant"] and row["messages"][1]["content"].strip()
     assert [r["step"] for r in _train_rows(result)] == [1, 2]

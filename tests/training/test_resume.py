@@ -30,7 +30,9 @@ TOTAL = 12
 
 
 def _spawn(project: Path, engine, *extra: str, apart: bool = False) -> subprocess.Popen:
-    return spawn_chief("train", "--project", str(project), "--base-url", engine.base_url, *extra, apart=apart)
+    return spawn_chief(
+        "train", "--project", str(project), "--base-url", engine.base_url, *extra, apart=apart
+    )
 
 
 def _wait_for(predicate, process: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -49,13 +51,25 @@ def _rows(project: Path, name: str) -> list[dict]:
 
 def _adapter(engine, tinker_path: str) -> dict:
     run, _, name = tinker_path.removeprefix("tinker://").partition("/sampler_weights/")
-    weights = Path(engine.state_dir) / "runs" / run / "sampler_weights" / name / "adapter_model.safetensors"
+    weights = (
+        Path(engine.state_dir)
+        / "runs"
+        / run
+        / "sampler_weights"
+        / name
+        / "adapter_model.safetensors"
+    )
     return load_file(str(weights))
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, engine) -> None:
     reference = make_project(tmp_path / "reference", **LONG)
-    assert CliRunner().invoke(cli, ["train", "--project", str(reference), "--base-url", engine.base_url]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(cli, ["train", "--project", str(reference), "--base-url", engine.base_url])
+        .exit_code
+        == 0
+    )
 
     crashed = make_project(tmp_path / "crashed", **LONG)
     process = _spawn(crashed, engine)
@@ -67,14 +81,22 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, engine)
     killed_at = read_jsonl(run / "checkpoints.jsonl")[-1]["step"]
     assert killed_at < TOTAL
 
-    result = CliRunner().invoke(cli, ["train", "--project", str(crashed), "--base-url", engine.base_url, "--resume"])
+    result = CliRunner().invoke(
+        cli, ["train", "--project", str(crashed), "--base-url", engine.base_url, "--resume"]
+    )
     assert result.exit_code == 0, result.output
     assert f"resuming at step {killed_at}" in result.output
 
     ours, theirs = (read_jsonl(only_run(p) / "metrics.jsonl") for p in (crashed, reference))
     steps = [r["step"] for r in ours if "train/loss" in r]
-    assert steps == list(range(1, TOTAL + 1))  # every batch exactly once: none replayed, none skipped
-    for mine, ref in zip([r for r in ours if "train/loss" in r], [r for r in theirs if "train/loss" in r], strict=True):
+    assert steps == list(
+        range(1, TOTAL + 1)
+    )  # every batch exactly once: none replayed, none skipped
+    for mine, ref in zip(
+        [r for r in ours if "train/loss" in r],
+        [r for r in theirs if "train/loss" in r],
+        strict=True,
+    ):
         assert abs(mine["train/loss"] - ref["train/loss"]) < 1e-5, (mine, ref)
         assert mine["train/tokens"] == ref["train/tokens"]  # the same batch at the same step
     final = read_jsonl(run / "checkpoints.jsonl")[-1]
@@ -103,12 +125,21 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(tmp_path: Path,
     assert (stopped["status"], stopped["run_id"]) == ("interrupted", run.name)
     assert (stopped["steps_done"], stopped["total_steps"]) == (status["steps_done"], TOTAL)
 
-    resumed = run_chief("train", "-p", str(project), "--base-url", engine.base_url, "--resume", "--json")
+    resumed = run_chief(
+        "train", "-p", str(project), "--base-url", engine.base_url, "--resume", "--json"
+    )
     assert resumed.returncode == ExitCode.OK, resumed.stderr
     finished = json.loads(resumed.stdout)
     final = read_jsonl(run / "checkpoints.jsonl")[-1]
-    assert (finished["status"], finished["run_id"], finished["steps_done"]) == ("finished", run.name, TOTAL)
-    assert finished["candidate"] == final["registry_ref"] and finished["sampler_path"] == final["sampler_path"]
+    assert (finished["status"], finished["run_id"], finished["steps_done"]) == (
+        "finished",
+        run.name,
+        TOTAL,
+    )
+    assert (
+        finished["candidate"] == final["registry_ref"]
+        and finished["sampler_path"] == final["sampler_path"]
+    )
     assert finished["tokens_per_s"] > 0 and finished["precision"] == "float32"
     steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "train/loss" in r]
     assert steps == list(range(1, TOTAL + 1))  # continued where Ctrl-C stopped it

@@ -33,7 +33,8 @@ from tinker_chief.workflows.sweeping import Sweep, SweepPoint, run_results, summ
 from jsonl_support import write_jsonl
 
 PROBLEMS = [
-    {"prompt": f"What is {i} + {i + 3}? Reply with only the number.", "answer": str(2 * i + 3)} for i in range(16)
+    {"prompt": f"What is {i} + {i + 3}? Reply with only the number.", "answer": str(2 * i + 3)}
+    for i in range(16)
 ]
 RECORDED: dict[str, str] = {}  # question -> the answer the recording grader saw
 
@@ -101,14 +102,19 @@ def test_an_rl_sweep_is_ranked_reported_and_selected_by_reward(tmp_path: Path, e
     points = sweep["points"]
     assert all(isinstance(p["final_reward"], float) for p in points)
     assert sweep["summary"]["metric"] == "train/reward" and sweep["summary"]["higher_is_better"]
-    assert "ranked by final reward (mean of the last steps) (train/reward; higher is better)" in swept.output
+    assert (
+        "ranked by final reward (mean of the last steps) (train/reward; higher is better)"
+        in swept.output
+    )
 
     # The report: a reward curve per RL run, drawn in its own panel.
     data = collect(project)
     assert {len(run.reward) for run in data.runs} == {3}  # (step, train/reward) of every step
     figure = charts.learning_curves_figure(data.runs)
     (reward_ax,) = [ax for ax in figure.axes if ax.get_title() == "RL reward"]
-    assert reward_ax.get_ylabel() == "mean reward (train/reward)" and len(reward_ax.get_lines()) == 2
+    assert (
+        reward_ax.get_ylabel() == "mean reward (train/reward)" and len(reward_ax.get_lines()) == 2
+    )
     assert [p.final_reward for p in data.sweeps[0].points] == [p["final_reward"] for p in points]
 
     # The checkpoint that selection by the train loss would not take gives the answers that count.
@@ -123,22 +129,33 @@ def test_an_rl_sweep_is_ranked_reported_and_selected_by_reward(tmp_path: Path, e
     assert len(RECORDED) == 4
     _set_grader(project, "test_as_recorded")
 
-    selected = CliRunner().invoke(cli, ["select", "--project", str(project), "--base-url", engine.base_url])
+    selected = CliRunner().invoke(
+        cli, ["select", "--project", str(project), "--base-url", engine.base_url]
+    )
     assert selected.exit_code == 0, selected.output
     with Registry.open(project / ".chief" / "registry.db") as registry:
         (mark,) = registry.selections(f"sweep:{sweep['sweep_id']}")
     assert mark.model_ref == winner["candidate"]  # by the train loss, the other one
     rewards = mark.details["heldout"]["rewards"]
     assert rewards[winner["candidate"]] == 1.0
-    assert rewards[loser["candidate"]] < 1.0, "the two checkpoints answered alike: no winner to find"
+    assert rewards[loser["candidate"]] < 1.0, (
+        "the two checkpoints answered alike: no winner to find"
+    )
     assert (mark.details["task"], mark.details["metric"]) == ("heldout", "reward")
     assert mark.details["runner_up"] == loser["candidate"]  # paired on the same four prompts:
     assert mark.details["test"]["method"].startswith("mcnemar")  # McNemar on the greedy answers
-    assert mark.details["heldout"]["prompts"] == 4 and mark.details["heldout"]["grader"] == "test_as_recorded"
-    assert f"chosen: {winner['candidate']}" in selected.output and "held-out reward" in selected.output
+    assert (
+        mark.details["heldout"]["prompts"] == 4
+        and mark.details["heldout"]["grader"] == "test_as_recorded"
+    )
+    assert (
+        f"chosen: {winner['candidate']}" in selected.output and "held-out reward" in selected.output
+    )
 
 
-def _finished_point(project: Path, name: str, losses: list[float], rewards: list[float]) -> SweepPoint:
+def _finished_point(
+    project: Path, name: str, losses: list[float], rewards: list[float]
+) -> SweepPoint:
     log = RunLog.create(project, {"name": name}, {})
     for step, (loss, reward) in enumerate(zip(losses, rewards, strict=True), start=1):
         log.log_metrics(step, {"train/loss": loss, "train/reward": reward})

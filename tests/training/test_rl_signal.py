@@ -23,7 +23,8 @@ from cli_support import run_chief
 from jsonl_support import read_jsonl, write_jsonl
 
 ARITHMETIC = [
-    {"prompt": f"What is {i} + {i + 3}? Reply with only the number.", "answer": str(2 * i + 3)} for i in range(24)
+    {"prompt": f"What is {i} + {i + 3}? Reply with only the number.", "answer": str(2 * i + 3)}
+    for i in range(24)
 ]
 
 
@@ -33,17 +34,24 @@ ARITHMETIC = [
         (["7", "12", "-3", "1,024", "0.5", "3/4"], "numeric"),
         (["B", "(C)", "A) Paris", "D."], "multiple_choice"),
         (["Paris", "the blue whale", "Ada Lovelace"], "normalized_exact"),
-        (["A function that returns the sum of its two arguments after checking their types."], "llm_judge"),
+        (
+            ["A function that returns the sum of its two arguments after checking their types."],
+            "llm_judge",
+        ),
         (["7", "Paris", "B", "the blue whale"], "normalized_exact"),  # no kind covers 90%
     ],
 )
-def test_the_reward_grader_follows_what_the_answers_look_like(answers: list[str], expected: str) -> None:
+def test_the_reward_grader_follows_what_the_answers_look_like(
+    answers: list[str], expected: str
+) -> None:
     recommendation, alternative, counts = recommend_grader(answers)
     assert recommendation.value == expected
     assert sum(counts.values()) == len(answers) and alternative and recommendation.rule
 
 
-def test_init_writes_the_numeric_reward_for_number_answers_and_the_plan_says_why(tmp_path: Path) -> None:
+def test_init_writes_the_numeric_reward_for_number_answers_and_the_plan_says_why(
+    tmp_path: Path,
+) -> None:
     write_jsonl(tmp_path / "problems.jsonl", ARITHMETIC)
     project = tmp_path / "rlp"
     made = run_chief(
@@ -59,7 +67,10 @@ def test_init_writes_the_numeric_reward_for_number_answers_and_the_plan_says_why
     assert planned.returncode == 0, planned.stderr
     markdown = (project / "plan.md").read_text()
     assert "**Grader: numeric** (recommended)" in markdown and "answers are numbers" in markdown
-    assert json.loads((project / "plan.json").read_text())["reward"]["recommended"]["value"] == "numeric"
+    assert (
+        json.loads((project / "plan.json").read_text())["reward"]["recommended"]["value"]
+        == "numeric"
+    )
 
 
 def test_plan_warns_when_the_configured_reward_does_not_fit_the_answers(tmp_path: Path) -> None:
@@ -84,7 +95,9 @@ def _never_matching_project(tmp_path: Path, **rl: object) -> Path:
     return project
 
 
-def test_a_run_without_learning_signal_stops_after_the_check_and_resumes_when_told(tmp_path: Path, engine) -> None:
+def test_a_run_without_learning_signal_stops_after_the_check_and_resumes_when_told(
+    tmp_path: Path, engine
+) -> None:
     project = _never_matching_project(tmp_path)
     stopped = run_chief("train", "--project", str(project), "--base-url", engine.base_url)
     assert stopped.returncode == ExitCode.STOPPED  # not an error's 1: a script can tell them apart
@@ -108,9 +121,19 @@ def test_on_zero_signal_warn_goes_on_and_reports_the_warning(tmp_path: Path, eng
     assert len(result.warnings) == 1 and "no learning signal" in result.warnings[0]
 
 
-def test_probe_rewards_samples_the_base_model_and_flags_a_grader_that_never_matches(tmp_path: Path, engine) -> None:
+def test_probe_rewards_samples_the_base_model_and_flags_a_grader_that_never_matches(
+    tmp_path: Path, engine
+) -> None:
     project = _never_matching_project(tmp_path)
-    probed = run_chief("plan", "-p", str(project), "--probe-rewards", env={"CHIEF_ENGINE_URL": engine.base_url})
+    probed = run_chief(
+        "plan", "-p", str(project), "--probe-rewards", env={"CHIEF_ENGINE_URL": engine.base_url}
+    )
     assert probed.returncode == 0, probed.stderr
-    assert "Reward probe (8 prompts x 2 rollouts of the base model, grader exact): mean reward 0.00" in probed.stdout
-    assert "0% of groups with signal" in probed.stdout and "warning: no learning signal" in probed.stdout
+    assert (
+        "Reward probe (8 prompts x 2 rollouts of the base model, grader exact): mean reward 0.00"
+        in probed.stdout
+    )
+    assert (
+        "0% of groups with signal" in probed.stdout
+        and "warning: no learning signal" in probed.stdout
+    )

@@ -11,7 +11,11 @@ from tinker_chief.planning import load_project, parse_config
 from tinker_chief.training import TrainSpec, spec_from_project
 from tinker_chief.training.spec import SECTIONS, stored_spec
 
-REQUIRED = {"data": {"train": "data/train.jsonl"}, "optimizer": {"learning_rate": 1e-4}, "schedule": {"batch_size": 8}}
+REQUIRED = {
+    "data": {"train": "data/train.jsonl"},
+    "optimizer": {"learning_rate": 1e-4},
+    "schedule": {"batch_size": 8},
+}
 
 
 def test_a_hand_built_spec_has_the_doctrines_defaults():
@@ -34,7 +38,9 @@ def test_a_hand_built_spec_has_the_doctrines_defaults():
 
 def test_the_projects_spec_is_its_config_sections(tmp_path):
     project = load_project(
-        make_project(tmp_path, recipe="rl", rl={"groups_per_batch": 3, "grader": "numeric", "loss_fn": "ppo"})
+        make_project(
+            tmp_path, recipe="rl", rl={"groups_per_batch": 3, "grader": "numeric", "loss_fn": "ppo"}
+        )
     )
     spec = spec_from_project(project)
     for name in SECTIONS:
@@ -50,7 +56,9 @@ def test_a_sweep_point_replaces_lr_rank_and_batch_and_nothing_else(tmp_path):
     unchanged = {"optimizer": {"learning_rate"}, "lora": {"rank"}, "schedule": {"batch_size"}}
     for name in SECTIONS:
         skip = unchanged.get(name, set())
-        assert getattr(point, name).model_dump(exclude=skip) == getattr(spec, name).model_dump(exclude=skip)
+        assert getattr(point, name).model_dump(exclude=skip) == getattr(spec, name).model_dump(
+            exclude=skip
+        )
 
 
 def test_a_spec_json_of_an_older_chief_is_one_clear_error(tmp_path):

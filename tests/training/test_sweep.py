@@ -65,7 +65,10 @@ def _suite_project(root: Path) -> Path:
     heldout = read_jsonl(project / "data" / "heldout.jsonl")
     write_jsonl(
         project / "data" / "qa.jsonl",
-        [{"input": r["messages"][0]["content"], "output": r["messages"][1]["content"]} for r in heldout],
+        [
+            {"input": r["messages"][0]["content"], "output": r["messages"][1]["content"]}
+            for r in heldout
+        ],
     )
     return project
 
@@ -73,9 +76,19 @@ def _suite_project(root: Path) -> Path:
 def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
     project = _suite_project(tmp_path / "p")
     assert (planned := _chief("plan", "-p", str(project))).exit_code == 0, planned.output
-    get_lr = json.loads((project / "plan.json").read_text())["learning_rate"]["recommended"]["value"]
+    get_lr = json.loads((project / "plan.json").read_text())["learning_rate"]["recommended"][
+        "value"
+    ]
 
-    result = _chief("sweep", "--project", str(project), "--base-url", engine.base_url, "--lr-multipliers", "0.5,2")
+    result = _chief(
+        "sweep",
+        "--project",
+        str(project),
+        "--base-url",
+        engine.base_url,
+        "--lr-multipliers",
+        "0.5,2",
+    )
     assert result.exit_code == 0, result.output
     sweep = _sweep_json(project)
     assert sweep["status"] == "finished" and sweep["planned"]["get_lr"] == get_lr
@@ -87,7 +100,10 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
     assert all(p["status"] == "finished" and p["steps_done"] == 3 for p in points)
     assert len({p["run_id"] for p in points}) == 2  # one run directory each
     best = min(points, key=lambda p: p["final_val_nll"])
-    assert f"rank 4: best LR {best['learning_rate']:.3g} ({best['lr_multiplier']:g}x the plan's 0.001" in result.output
+    assert (
+        f"rank 4: best LR {best['learning_rate']:.3g} ({best['lr_multiplier']:g}x the plan's 0.001"
+        in result.output
+    )
 
     with Registry.open(project / ".chief" / "registry.db") as registry:
         for p in points:
@@ -100,15 +116,22 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
             assert model.optimizer["lr"] == p["learning_rate"] and model.lora.rank == 4
             assert model.training_run_id == p["run_id"] and model.training_step == 3
 
-    selected = _chief("select", "--project", str(project), "--base-url", engine.base_url, "--task", "heldout_nll")
+    selected = _chief(
+        "select", "--project", str(project), "--base-url", engine.base_url, "--task", "heldout_nll"
+    )
     assert selected.exit_code == 0, selected.output
     scope = f"sweep:{sweep['sweep_id']}"
     with Registry.open(project / ".chief" / "registry.db") as registry:
         (mark,) = registry.selections(scope)
         nll = {
-            p["candidate"]: registry.latest_results(p["candidate"])["heldout_nll"].metrics["nll"].value for p in points
+            p["candidate"]: registry.latest_results(p["candidate"])["heldout_nll"]
+            .metrics["nll"]
+            .value
+            for p in points
         }  # the full suite ran on both shortlisted candidates
-        assert all(registry.latest_results(p["candidate"])["qa"].status == "finished" for p in points)
+        assert all(
+            registry.latest_results(p["candidate"])["qa"].status == "finished" for p in points
+        )
         assert mark.model_ref == min(nll, key=nll.get)  # NLL: lower is better
         assert mark.details["runner_up"] == max(nll, key=nll.get)
         assert registry.get_model(mark.model_ref).status == "candidate"  # marked, not promoted
@@ -121,8 +144,12 @@ def test_sweep_then_select_end_to_end(tmp_path: Path, engine) -> None:
 
     assert _chief("report", "--project", str(project)).exit_code == 0
     page = (project / "report.html").read_text()
-    assert re.search(r'<img alt="validation NLL vs learning rate per rank" src="data:image/png;base64,', page)
-    assert f"chief select chose <b>{mark.model_ref}</b>" in page and "One rank in this sweep" in page
+    assert re.search(
+        r'<img alt="validation NLL vs learning rate per rank" src="data:image/png;base64,', page
+    )
+    assert (
+        f"chief select chose <b>{mark.model_ref}</b>" in page and "One rank in this sweep" in page
+    )
 
 
 def test_a_tie_goes_to_the_smaller_rank(tmp_path: Path) -> None:
@@ -157,13 +184,20 @@ def test_a_tie_goes_to_the_smaller_rank(tmp_path: Path) -> None:
         chosen, runner_up, test, tie = decide(runs, True, 0.05, registry)
         assert tie and test.p_value >= 0.05  # 6/10 vs 5/10: no evidence
         assert (chosen.lora_rank, runner_up.lora_rank) == (4, 32)
-        clear = [runs[0], Candidate("r4:v1", "rank 4", "run", 10, 4, 1e-3, 1.0, headline=0.0, eval_run_id=None)]
+        clear = [
+            runs[0],
+            Candidate("r4:v1", "rank 4", "run", 10, 4, 1e-3, 1.0, headline=0.0, eval_run_id=None),
+        ]
         chosen, _, test, tie = decide(clear, True, 0.05, registry)
-        assert tie and test is None and chosen.lora_rank == 4  # no shared samples: no evidence either
+        assert (
+            tie and test is None and chosen.lora_rank == 4
+        )  # no shared samples: no evidence either
 
 
 def _spawn_sweep(project: Path, engine, *extra: str, apart: bool = False) -> subprocess.Popen:
-    return spawn_chief("sweep", "--project", str(project), "--base-url", engine.base_url, *extra, apart=apart)
+    return spawn_chief(
+        "sweep", "--project", str(project), "--base-url", engine.base_url, *extra, apart=apart
+    )
 
 
 def _points(project: Path) -> dict[str, dict]:
@@ -175,7 +209,9 @@ def _points(project: Path) -> dict[str, dict]:
         return {}
 
 
-def _wait_for_points(project: Path, process: subprocess.Popen, ready: Callable[[dict[str, dict]], bool]) -> None:
+def _wait_for_points(
+    project: Path, process: subprocess.Popen, ready: Callable[[dict[str, dict]], bool]
+) -> None:
     """Polls sweep.json until `ready(points by name)`, failing if the sweep exits first."""
     deadline = time.monotonic() + 240
     while not ready(_points(project)):
@@ -184,7 +220,9 @@ def _wait_for_points(project: Path, process: subprocess.Popen, ready: Callable[[
         time.sleep(0.05)
 
 
-def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: Path, engine) -> None:
+def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(
+    tmp_path: Path, engine
+) -> None:
     # Batch 8 (3 steps) finishes while batch 2 (12 steps) is still training: then Ctrl-C.
     project = make_project(
         tmp_path / "p",
@@ -192,26 +230,38 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
         checkpoints={"every_steps": 2},
         inline_evals={"nll_every_steps": 0},
     )
-    process = _spawn_sweep(project, engine, "--lr-multipliers", "1", "--batch-sizes", "8,2", "--json", apart=True)
-    _wait_for_points(project, process, lambda points: points.get("lr1x-r4-b8", {}).get("status") == "finished")
+    process = _spawn_sweep(
+        project, engine, "--lr-multipliers", "1", "--batch-sizes", "8,2", "--json", apart=True
+    )
+    _wait_for_points(
+        project, process, lambda points: points.get("lr1x-r4-b8", {}).get("status") == "finished"
+    )
     process.send_signal(signal.SIGINT)
     output, errors = process.communicate(timeout=120)
-    assert process.returncode == ExitCode.INTERRUPTED, errors  # so `chief sweep && chief select` stops
+    assert process.returncode == ExitCode.INTERRUPTED, (
+        errors
+    )  # so `chief sweep && chief select` stops
     interrupted = json.loads(output)  # stdout: the one object; the live table went to stderr
     assert interrupted["status"] == "interrupted" and interrupted["file"].endswith("sweep.json")
     points = _points(project)
-    assert {p["name"]: p["status"] for p in interrupted["points"]} == {n: p["status"] for n, p in points.items()}
+    assert {p["name"]: p["status"] for p in interrupted["points"]} == {
+        n: p["status"] for n, p in points.items()
+    }
     short, long = points["lr1x-r4-b8"], points["lr1x-r4-b2"]
     assert long["status"] == "interrupted" and 0 < long["steps_done"] < long["total_steps"]
     runs = project / ".chief" / "runs"
     short_metrics = (runs / short["run_id"] / "metrics.jsonl").read_bytes()
 
-    resumed = _chief("sweep", "-p", str(project), "--base-url", engine.base_url, "--resume", "--json")
+    resumed = _chief(
+        "sweep", "-p", str(project), "--base-url", engine.base_url, "--resume", "--json"
+    )
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["status"] == "finished"
     points = _points(project)
     assert {p["status"] for p in points.values()} == {"finished"}
-    assert sorted(d.name for d in runs.iterdir()) == sorted([short["run_id"], long["run_id"]])  # no new run
+    assert sorted(d.name for d in runs.iterdir()) == sorted(
+        [short["run_id"], long["run_id"]]
+    )  # no new run
     assert (runs / short["run_id"] / "metrics.jsonl").read_bytes() == short_metrics  # not redone
     rows = read_jsonl(runs / long["run_id"] / "metrics.jsonl")
     assert [r["step"] for r in rows if "train/loss" in r] == list(range(1, long["total_steps"] + 1))
@@ -220,7 +270,16 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
     assert again.exit_code != 0 and "already finished" in str(again.exception or again.output)
 
     # One run's checkpoints, without validation data or a suite: the final train loss decides.
-    picked = _chief("select", "-p", str(project), "--base-url", engine.base_url, "--run", long["run_id"], "--json")
+    picked = _chief(
+        "select",
+        "-p",
+        str(project),
+        "--base-url",
+        engine.base_url,
+        "--run",
+        long["run_id"],
+        "--json",
+    )
     assert picked.exit_code == 0, picked.output
     final = read_jsonl(runs / long["run_id"] / "checkpoints.jsonl")[-1]
     with Registry.open(project / ".chief" / "registry.db") as registry:
@@ -228,7 +287,9 @@ def test_ctrl_c_stops_every_run_and_resume_redoes_none_that_finished(tmp_path: P
     assert final["final"] and mark.model_ref == final["registry_ref"]
     choice = json.loads(picked.stdout)  # the one object: the choice and its evidence
     assert (choice["scope"], choice["chosen"]) == (f"run:{long['run_id']}", mark.model_ref)
-    assert mark.model_ref in [c["ref"] for c in choice["candidates"]] and choice["failed_tasks"] == []
+    assert (
+        mark.model_ref in [c["ref"] for c in choice["candidates"]] and choice["failed_tasks"] == []
+    )
 
 
 def test_a_killed_sweep_resumes_every_point_in_one_go(tmp_path: Path, engine) -> None:
@@ -268,10 +329,14 @@ def test_a_killed_sweep_resumes_every_point_in_one_go(tmp_path: Path, engine) ->
 def test_bad_sweep_flags_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
 
     project = make_project(tmp_path / "p")
-    result = run_chief("sweep", "--project", str(project), "--base-url", "http://127.0.0.1:9", *args)
+    result = run_chief(
+        "sweep", "--project", str(project), "--base-url", "http://127.0.0.1:9", *args
+    )
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
-    assert not (project / ".chief" / "sweeps").exists() or not any((project / ".chief" / "sweeps").iterdir())
+    assert not (project / ".chief" / "sweeps").exists() or not any(
+        (project / ".chief" / "sweeps").iterdir()
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,9 +347,15 @@ def test_bad_sweep_flags_are_one_line_errors(tmp_path: Path, args: list[str], me
         (["--run", "run-x"], "no training run 'run-x' under"),
     ],
 )
-def test_select_refuses_before_reaching_a_backend(tmp_path: Path, args: list[str], message: str) -> None:
+def test_select_refuses_before_reaching_a_backend(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
 
     project = make_project(tmp_path / "p")
-    result = run_chief("select", "--project", str(project), "--base-url", "http://127.0.0.1:9", *args)
-    assert result.returncode == 1 and message in result.stderr, result.stderr  # not "cannot reach the backend"
+    result = run_chief(
+        "select", "--project", str(project), "--base-url", "http://127.0.0.1:9", *args
+    )
+    assert result.returncode == 1 and message in result.stderr, (
+        result.stderr
+    )  # not "cannot reach the backend"
     assert "Traceback" not in result.stderr

@@ -56,13 +56,17 @@ def test_sft_run_logs_checkpoints_and_registers_lineage(tmp_path: Path, engine) 
         ("tiny:v3", 6, "candidate"),
     ]
     final = models[-1]
-    assert final.tinker_path == checkpoints[-1]["sampler_path"] and final.training_run_id == run.name
+    assert (
+        final.tinker_path == checkpoints[-1]["sampler_path"] and final.training_run_id == run.name
+    )
     assert final.config_hash == status["config_hash"] and final.lora.rank == 4
     train_sha = hashlib.sha256((project / "data" / "train.jsonl").read_bytes()).hexdigest()
     assert final.data.files[0].sha256 == train_sha and final.data.examples == 24
 
 
-def test_missing_key_for_cloud_is_refused_before_anything_starts(tmp_path: Path, monkeypatch) -> None:
+def test_missing_key_for_cloud_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch
+) -> None:
     # Tinker's cloud is never called: the command must refuse before opening any connection.
     monkeypatch.delenv("TINKER_API_KEY", raising=False)
     project = make_project(tmp_path)
@@ -74,11 +78,15 @@ def test_missing_key_for_cloud_is_refused_before_anything_starts(tmp_path: Path,
 def test_unreachable_backend_is_a_clear_error(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     result = _train("--project", str(project), "--base-url", "http://127.0.0.1:9")
-    assert "cannot reach the backend at http://127.0.0.1:9 (from --base-url)" in str(result.exception)
+    assert "cannot reach the backend at http://127.0.0.1:9 (from --base-url)" in str(
+        result.exception
+    )
     assert not (project / ".chief" / "runs").exists()
 
 
-def test_plan_that_does_not_match_the_data_fails_naming_file_and_line(tmp_path: Path, engine) -> None:
+def test_plan_that_does_not_match_the_data_fails_naming_file_and_line(
+    tmp_path: Path, engine
+) -> None:
     project = make_project(tmp_path, recipe="dpo")  # DPO plan, but the data is prompt/answer pairs
     result = _train("--project", str(project), "--base-url", engine.base_url)
     message = str(result.exception)
@@ -88,7 +96,10 @@ def test_plan_that_does_not_match_the_data_fails_naming_file_and_line(tmp_path: 
 
 def test_bad_line_in_data_names_file_line_and_field(tmp_path: Path, engine) -> None:
     project = make_project(tmp_path)
-    write_jsonl(project / "data" / "train.jsonl", [{"input": "q", "output": "a"}, {"input": "q", "output": 7}])
+    write_jsonl(
+        project / "data" / "train.jsonl",
+        [{"input": "q", "output": "a"}, {"input": "q", "output": 7}],
+    )
     result = _train("--project", str(project), "--base-url", engine.base_url)
     assert 'train.jsonl:2: field "output"' in str(result.exception)
 
@@ -97,7 +108,9 @@ def test_model_the_backend_does_not_serve_is_refused(engine) -> None:
     from tinker_chief.connection import choose_backend, open_connection
     from tinker_chief.errors import ConfigurationError
 
-    connection = open_connection(choose_backend(base_url=engine.base_url), api_key=engine.api_key_for_clients)
+    connection = open_connection(
+        choose_backend(base_url=engine.base_url), api_key=engine.api_key_for_clients
+    )
     try:
         connection.check_serves("no-such-model")
     except ConfigurationError as exc:

@@ -67,13 +67,19 @@ def _print_promotion(console: Console, promotion: DemoPromotion) -> None:
             console.print(f"  gate note: {escape(note)}")
         if step.promoted:
             moved = f" ({step.report.prod_ref} moved to staging)" if step.report.prod_ref else ""
-            console.print(f"[green]gate verdict: {step.ref} passed -> prod{moved}[/green] ({step.why})")
+            console.print(
+                f"[green]gate verdict: {step.ref} passed -> prod{moved}[/green] ({step.why})"
+            )
         else:
-            console.print(f"[yellow]gate verdict: {step.ref} refused for prod[/yellow] ({step.why}):")
+            console.print(
+                f"[yellow]gate verdict: {step.ref} refused for prod[/yellow] ({step.why}):"
+            )
             for reason in step.refusal:
                 console.print(f"  - {escape(reason)}")
     if promotion.better_ref == promotion.base_ref:
-        console.print(f"the checkpoint is not better on `{promotion.task}`, so it was not put to the gate")
+        console.print(
+            f"the checkpoint is not better on `{promotion.task}`, so it was not put to the gate"
+        )
     console.print(f"in prod now: {promotion.prod_ref or 'no model'}")
 
 
@@ -113,7 +119,9 @@ class RichDemo:
 
     def step(self, number: int, title: str) -> None:
         self.console.print()
-        self.console.rule(f"[bold]{number}/6  {title}[/bold]  [dim]({time.monotonic() - self.started:.0f}s)[/dim]")
+        self.console.rule(
+            f"[bold]{number}/6  {title}[/bold]  [dim]({time.monotonic() - self.started:.0f}s)[/dim]"
+        )
 
     def planned(self, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
         _print_plan(self.console, demo, plan, files)
@@ -161,7 +169,9 @@ class RichDemo:
 
 
 @click.command(name="demo")
-@new_project_option(Path("chief-demo"), "Where to create the demo project (an earlier demo there is replaced).")
+@new_project_option(
+    Path("chief-demo"), "Where to create the demo project (an earlier demo there is replaced)."
+)
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
@@ -203,7 +213,11 @@ def demo_command(
 
     logging.getLogger("tinker").setLevel(logging.ERROR)  # the SDK logs every long-poll retry
     console = Console()
-    console.print(Panel.fit("tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU", style="bold"))
+    console.print(
+        Panel.fit(
+            "tinker-chief demo: plan -> train -> evaluate -> gate -> promote, on CPU", style="bold"
+        )
+    )
     screens = RichDemo(console)
     run = run_demo(
         project_dir,
@@ -214,6 +228,12 @@ def demo_command(
         warn=tracker_warning,
     )
     trail = run.trail
-    console.print(escape(f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"))
+    console.print(
+        escape(
+            f"registry: {trail.registry_markdown}\nreport:   {trail.report}\nplan:     {trail.plan}"
+        )
+    )
     _export_prod(console, run)
-    console.print(f"[bold green]demo finished in {time.monotonic() - screens.started:.0f}s[/bold green]")
+    console.print(
+        f"[bold green]demo finished in {time.monotonic() - screens.started:.0f}s[/bold green]"
+    )

@@ -106,13 +106,17 @@ def init_command(
         print_json({"created": str(project.config_path), "config": cfg.model_dump(mode="json")})
         return
     click.echo(f"Created {project.config_path}")
-    click.echo(f"  base model {cfg.base_model} (renderer {cfg.renderer}), recipe {cfg.recipe}, use case {cfg.use_case}")
+    click.echo(
+        f"  base model {cfg.base_model} (renderer {cfg.renderer}), recipe {cfg.recipe}, use case {cfg.use_case}"
+    )
     click.echo(f"  data: train {cfg.data.train}, val {cfg.data.val}")
     click.echo(
         f"  LoRA rank {cfg.lora.rank}, learning rate {cfg.optimizer.learning_rate:g}, "
         f"batch {cfg.schedule.batch_size}, epochs {cfg.schedule.epochs}"
     )
-    click.echo(f"  eval suite {cfg.eval_suite.name} ({len(cfg.eval_suite.tasks)} tasks), scripts/run_inspect_evals.sh")
+    click.echo(
+        f"  eval suite {cfg.eval_suite.name} ({len(cfg.eval_suite.tasks)} tasks), scripts/run_inspect_evals.sh"
+    )
     click.echo("Next: chief plan" + ("" if str(project_dir) == "." else f" -p {project_dir}"))
 
 
@@ -186,7 +190,9 @@ def plan_command(
         f"[bold]Plan for {escape(plan.project)}[/bold]: {escape(plan.base_model)}, "
         f"recipe {plan.recipe}, use case {plan.use_case}"
     )
-    console.print(f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, {d.completion_tokens:,} trained")
+    console.print(
+        f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, {d.completion_tokens:,} trained"
+    )
     ratio = c.capacity_ratio_at_configured_rank
     console.print(
         f"  LoRA rank {c.configured_rank} (recommended {c.recommended_rank.value}), capacity ratio "
@@ -194,9 +200,12 @@ def plan_command(
     )
     rec = plan.learning_rate.recommended
     console.print(
-        f"  learning rate {plan.learning_rate.configured:g}" + (f" (recommended {rec.value:.3g})" if rec else "")
+        f"  learning rate {plan.learning_rate.configured:g}"
+        + (f" (recommended {rec.value:.3g})" if rec else "")
     )
-    console.print(f"  batch {s.configured_batch_size}, {s.total_steps:,} steps, {s.lr_schedule} schedule")
+    console.print(
+        f"  batch {s.configured_batch_size}, {s.total_steps:,} steps, {s.lr_schedule} schedule"
+    )
     e = plan.estimates
     cost, seconds = e.tinker_cost.dollars, e.local_time.seconds
     eval_cost = e.eval_cost.dollars if e.eval_cost else None

@@ -49,7 +49,9 @@ def _number_list(
             return [kind(item) for item in value.split(",") if item.strip()]
         except ValueError:
             what = "whole numbers" if kind is int else "numbers"
-            raise click.BadParameter(f"expected comma-separated {what} like {example}, got {value!r}") from None
+            raise click.BadParameter(
+                f"expected comma-separated {what} like {example}, got {value!r}"
+            ) from None
 
     return parse
 
@@ -80,7 +82,9 @@ class SweepDisplay:
         table = Table(title=f"sweep {self.sweep.sweep_id}")
         score = "reward" if self.rl else "val NLL"
         for column in ("point", "LR", "rank", "batch", "run", "step", "loss", score, "status"):
-            table.add_column(column, justify="left" if column in ("point", "run", "status") else "right")
+            table.add_column(
+                column, justify="left" if column in ("point", "run", "status") else "right"
+            )
         with self.lock:
             for p in self.sweep.points:
                 row = self.rows[p.name]
@@ -215,14 +219,18 @@ def sweep_command(
     if sweep_id is not None and not resume:
         raise click.UsageError("--sweep ID goes with --resume (a new sweep gets a new id)")
     if resume and (lr_multipliers or ranks or batch_sizes):
-        raise click.UsageError("--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes")
+        raise click.UsageError(
+            "--resume continues the sweep's own grid; drop --lr-multipliers/--ranks/--batch-sizes"
+        )
     console = Console(stderr=as_json)  # --json keeps stdout for its one object
     project = Workspace.open(project_dir)
     tracking = tracking_for(project, track, tracker_warning)  # a missing tracker: one line, now
     multipliers = lr_multipliers or DEFAULT_LR_MULTIPLIERS
     sizes = {"ranks": ranks, "batch_sizes": batch_sizes}
     resumed = resume_sweep(project, sweep_id) if resume else None
-    points = resumed.points if resumed else planned_points(project, lr_multipliers=multipliers, **sizes)
+    points = (
+        resumed.points if resumed else planned_points(project, lr_multipliers=multipliers, **sizes)
+    )
     guard = sweep_guard(project, max_usd, points)  # refuses points that would cross the budget
     sweep = resumed or start_sweep(project, lr_multipliers=multipliers, **sizes)
     console.print(
@@ -372,7 +380,9 @@ def select_command(
         console.print(escape(f"held-out reward of {n} candidate(s) on {prompts} prompts"))
 
     def progress(candidate: Candidate) -> RichSuiteProgress:
-        bars.console.print(escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})"))
+        bars.console.print(
+            escape(f"suite {project.config.eval_suite.name} on {candidate.ref} ({candidate.label})")
+        )
         return RichSuiteProgress(bars)
 
     columns = (
@@ -404,7 +414,11 @@ def _selection_json(result: SelectionResult) -> dict[str, object]:
     candidate with what the cheap layer knew of it."""
 
     def candidate(c: Candidate) -> dict[str, object]:
-        cheap = {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward} if result.rl else {}
+        cheap = (
+            {"train_reward": c.train_reward, "heldout_reward": c.heldout_reward}
+            if result.rl
+            else {}
+        )
         return {
             "ref": c.ref,
             "label": c.label,
@@ -437,10 +451,16 @@ def _print_selection(console: Console, result: SelectionResult) -> None:
         table.add_column(column)
     shortlisted = {c.ref for c in result.shortlist}
     for c in result.candidates:
-        mark = "chosen" if c.ref == result.chosen.ref else ("shortlist" if c.ref in shortlisted else "")
+        mark = (
+            "chosen"
+            if c.ref == result.chosen.ref
+            else ("shortlist" if c.ref in shortlisted else "")
+        )
         values = (c.train_reward, c.heldout_reward) if result.rl else (c.val_nll,)
         headline = [] if by_heldout else ["-" if c.headline is None else f"{c.headline:.4g}"]
-        table.add_row(escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark)
+        table.add_row(
+            escape(c.ref), escape(c.label), *(_number(v) for v in values), *headline, mark
+        )
     console.print(table)
     if result.heldout is not None:
         h = result.heldout

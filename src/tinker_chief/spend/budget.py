@@ -63,7 +63,9 @@ class Tokens:
 
     def __add__(self, other: Tokens) -> Tokens:
         usd = None if self.usd is None or other.usd is None else self.usd + other.usd
-        return Tokens(self.train + other.train, self.prefill + other.prefill, self.sample + other.sample, usd)
+        return Tokens(
+            self.train + other.train, self.prefill + other.prefill, self.sample + other.sample, usd
+        )
 
     def scaled(self, factor: float) -> Tokens:
         usd = None if self.usd is None else self.usd * factor
@@ -83,7 +85,9 @@ def parse_max_usd(value: str | None) -> float | None:
     except ValueError:
         amount = math.nan
     if not math.isfinite(amount) or amount < 0:
-        raise ConfigurationError(f"--max-usd: expected a non-negative number of US dollars, got {value!r}")
+        raise ConfigurationError(
+            f"--max-usd: expected a non-negative number of US dollars, got {value!r}"
+        )
     return amount
 
 
@@ -146,7 +150,9 @@ class Pricer:
         price = self.price(base_model)
         usd = None
         if price is not None:
-            usd = sum(count * price[kind] for kind, count in zip(TOKEN_KINDS, (train, prefill, sample)))
+            usd = sum(
+                count * price[kind] for kind, count in zip(TOKEN_KINDS, (train, prefill, sample))
+            )
             usd /= 1e6
         return Tokens(train, prefill, sample, usd)
 
@@ -263,7 +269,9 @@ class BudgetGuard(Counter):
                 self.running.add(name)
             return self.reason is None
 
-    def check(self, name: str, run_usage: Mapping[str, float], upcoming: Mapping[str, float]) -> str | None:
+    def check(
+        self, name: str, run_usage: Mapping[str, float], upcoming: Mapping[str, float]
+    ) -> str | None:
         """Why run `name` stops now, or None: its usage so far and its `upcoming` work, in
         metrics.jsonl's `*/tokens` keys."""
         with self._lock:
@@ -292,11 +300,13 @@ class BudgetGuard(Counter):
         crossed = self.budget.crossed(projected)
         if crossed is None:
             return
-        what = "the next step" if len(running) == 1 else f"the next step of {len(running)} running runs"
-        self.crossed = crossed
-        self.reason = (
-            f"budget: {what} would take the project to ~{projected.text()}, over {crossed} (spent {so_far.text()})"
+        what = (
+            "the next step"
+            if len(running) == 1
+            else f"the next step of {len(running)} running runs"
         )
+        self.crossed = crossed
+        self.reason = f"budget: {what} would take the project to ~{projected.text()}, over {crossed} (spent {so_far.text()})"
 
 
 @dataclass(frozen=True)
@@ -367,7 +377,9 @@ class SweepRun(Protocol):
     total_steps: int | None
 
 
-def sweep_guard(project: Project, max_usd: str | None, points: Sequence[SweepRun]) -> BudgetGuard | None:
+def sweep_guard(
+    project: Project, max_usd: str | None, points: Sequence[SweepRun]
+) -> BudgetGuard | None:
     """The budget a sweep's points share (None: no budget). Refuses a sweep whose estimate, one
     plan's run per point still to train (the rest of it for a point stopped mid-way), would cross
     it; the points' runs about to resume count from their recorded usage on."""
@@ -392,7 +404,9 @@ def sweep_guard(project: Project, max_usd: str | None, points: Sequence[SweepRun
     return BudgetGuard(budget, before, pricer, base, runs)
 
 
-def sweep_stopped(project: Project, guard: BudgetGuard, stopped: int, not_started: int) -> BudgetExceeded:
+def sweep_stopped(
+    project: Project, guard: BudgetGuard, stopped: int, not_started: int
+) -> BudgetExceeded:
     """The error a sweep the budget stopped exits with: spent, the budget, how to go on."""
     spent_now = _spent_now(project, guard.pricer)
     return BudgetExceeded(
@@ -439,7 +453,9 @@ class EvalGuard(Counter):
         )
 
 
-def eval_guard(project: Project, max_usd: str | None, command: str, models: int = 1) -> EvalGuard | None:
+def eval_guard(
+    project: Project, max_usd: str | None, command: str, models: int = 1
+) -> EvalGuard | None:
     """The budget `chief eval` (`models` = 1) or `chief select` (the suite on `models`
     candidates) runs under (None: no budget); refuses one whose estimate would cross it."""
     budget = budget_of(project, max_usd)

@@ -59,7 +59,9 @@ def load_renderer(spec: TrainSpec) -> Renderer:
     """The spec's renderer on its base model's tokenizer (loading them imports `transformers`)."""
     from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
 
-    return get_renderer(spec.renderer or renderer_name_for(spec.base_model), load_tokenizer(spec.base_model))
+    return get_renderer(
+        spec.renderer or renderer_name_for(spec.base_model), load_tokenizer(spec.base_model)
+    )
 
 
 def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
@@ -85,7 +87,9 @@ def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
     elif spec.recipe == "rl":
         prepared.train_items = d.read_problems(train_path)
     else:
-        prepared.train_items = d.preference_data(d.read_preferences(train_path), renderer, spec.data.max_length)
+        prepared.train_items = d.preference_data(
+            d.read_preferences(train_path), renderer, spec.data.max_length
+        )
     if not prepared.train_items:
         raise TrainingError(f"{train_path}: no training examples")
     if spec.data.val:
@@ -99,7 +103,9 @@ def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
         prepared.val_problems = d.read_problems(path)
         return
     if spec.recipe == "dpo":
-        prepared.val_data = d.preference_data(d.read_preferences(path), prepared.renderer, spec.data.max_length)[0::2]
+        prepared.val_data = d.preference_data(
+            d.read_preferences(path), prepared.renderer, spec.data.max_length
+        )[0::2]
         return
     conversations = d.read_sft(path)
     prepared.val_data = d.conversations_to_data(
@@ -111,10 +117,14 @@ def _prepare_val(prepared: Prepared, project_dir: Path, path: Path) -> None:
     )
     prepared.val_problems = d.problems_from_conversations(conversations)
     if spec.sampled_eval_data:
-        prepared.val_problems = d.problems_from_conversations(d.read_sft(project_dir / spec.sampled_eval_data))
+        prepared.val_problems = d.problems_from_conversations(
+            d.read_sft(project_dir / spec.sampled_eval_data)
+        )
 
 
-def _distilled_data(prepared: Prepared, samplers: SamplerSource, log: RunLog, usage: TokenUsage) -> list[tinker.Datum]:
+def _distilled_data(
+    prepared: Prepared, samplers: SamplerSource, log: RunLog, usage: TokenUsage
+) -> list[tinker.Datum]:
     """Label the inputs with the teacher (base model + teacher prompt) once; cache in the run dir.
 
     The cache makes a resumed run train on exactly the labels the interrupted run drew. The
@@ -146,7 +156,9 @@ def _distilled_data(prepared: Prepared, samplers: SamplerSource, log: RunLog, us
             raise TrainingError("prompt distillation: the teacher produced no usable labels")
         cache.write_text("".join(json.dumps({"messages": c}) + "\n" for c in rows))
         conversations = d.read_sft(cache)
-    return d.conversations_to_data(conversations, renderer, spec.data.max_length, spec.data.train_on_what)
+    return d.conversations_to_data(
+        conversations, renderer, spec.data.max_length, spec.data.train_on_what
+    )
 
 
 class SamplerSource(Protocol):
@@ -165,7 +177,9 @@ class RunSamplers:
 
     service: tinker.ServiceClient
 
-    def sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> tinker.SamplingClient:
+    def sampling_client(
+        self, model_path: str | None = None, base_model: str | None = None
+    ) -> tinker.SamplingClient:
         created = self.service.create_sampling_client(model_path=model_path, base_model=base_model)
         return created.result()
 
@@ -190,7 +204,9 @@ def build_runner(
     return RLSteps(prepared.problems(), prepared.renderer, spec.rl, spec.seed, base, usage, judge)
 
 
-def reward_judge(spec: TrainSpec, samplers: SamplerSource, usage: TokenUsage) -> TextGenerator | None:
+def reward_judge(
+    spec: TrainSpec, samplers: SamplerSource, usage: TokenUsage
+) -> TextGenerator | None:
     """The judge of an `llm_judge` reward: `[rl] judge_model`, else the base model itself."""
     from tinker_chief.evals.graders.factory import grader_needs_judge
     from tinker_chief.evals.model_sampler import ModelSampler
@@ -212,7 +228,11 @@ def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list
     if prepared.val_problems and spec.inline_evals.sampled_every_steps > 0:
         problems = prepared.val_problems[: spec.sampled_eval_limit]
         max_tokens = spec.rl.max_tokens if spec.recipe == "rl" else 64
-        infrequent.append(accuracy_evaluator_builder(problems, spec.base_model, spec.sampled_eval_grader, max_tokens))
+        infrequent.append(
+            accuracy_evaluator_builder(
+                problems, spec.base_model, spec.sampled_eval_grader, max_tokens
+            )
+        )
     return frequent, infrequent
 
 
@@ -225,10 +245,14 @@ def _resume_log(project_dir: Path, spec: TrainSpec, resume: bool | str = True) -
     else:
         log = RunLog.latest(project_dir)
     if log is None:
-        raise TrainingError(f"--resume: no training run under {ProjectPaths(project_dir).runs} to resume")
+        raise TrainingError(
+            f"--resume: no training run under {ProjectPaths(project_dir).runs} to resume"
+        )
     status = log.status().get("status")
     if status == "finished":
-        raise TrainingError(f"--resume: the latest run {log.run_id} already finished; start a new run without --resume")
+        raise TrainingError(
+            f"--resume: the latest run {log.run_id} already finished; start a new run without --resume"
+        )
     stored = stored_spec(log.spec_json(), log.dir)
     if stored.config_hash() != spec.config_hash():
         raise TrainingError(
@@ -316,7 +340,9 @@ def _train(
     log = _resume_log(project_dir, spec, resume) if resume else None
     prepared = prepare(spec, project_dir)
     if connection is not None:
-        return _run(connection, prepared, project_dir, log, resume, sink_factory, observer, stop, guard)
+        return _run(
+            connection, prepared, project_dir, log, resume, sink_factory, observer, stop, guard
+        )
     assert choice is not None
     with connect_at(project_dir, choice, [spec.base_model]) as opened:
         return _run(

@@ -82,13 +82,17 @@ def probe_rewards(
 class HeldOutReward:
     """The project's reward of a model's greedy answers to the held-out prompts (`data.val`)."""
 
-    def __init__(self, prepared: Prepared, connection: Connection, usage: TokenUsage | None = None) -> None:
+    def __init__(
+        self, prepared: Prepared, connection: Connection, usage: TokenUsage | None = None
+    ) -> None:
         spec: TrainSpec = prepared.spec
         self.problems: list[Problem] = prepared.val_problems
         self.usage = usage = usage or TokenUsage()
         greedy = spec.rl.model_copy(update={"group_size": 1, "temperature": 0.0})
         judge = reward_judge(spec, connection, usage)
-        self.steps = RLSteps(self.problems, prepared.renderer, greedy, spec.seed, None, usage, judge)
+        self.steps = RLSteps(
+            self.problems, prepared.renderer, greedy, spec.seed, None, usage, judge
+        )
         self.connection = connection
         self.grader = spec.rl.grader
         self.base_model = spec.base_model

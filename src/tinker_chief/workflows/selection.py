@@ -101,7 +101,8 @@ class SelectionResult:
             "runner_up": self.runner_up.ref if self.runner_up else None,
             "test": self.test.to_dict() if self.test is not None else None,
             "shortlist": [
-                {"ref": c.ref, "label": c.label, **self._cheap(c), "headline": c.headline} for c in self.shortlist
+                {"ref": c.ref, "label": c.label, **self._cheap(c), "headline": c.headline}
+                for c in self.shortlist
             ],
             **({"heldout": self.heldout} if self.heldout is not None else {}),
         }
@@ -138,7 +139,12 @@ def sweep_candidates(project_dir: Path, sweep: Sweep, rl: bool = False) -> list[
     and no NLL (an RL run has no validation NLL, and its train loss does not rank anything)."""
     out = []
     for p in sweep.points:
-        if p.status == "finished" and p.candidate and p.run_id and not p.candidate.startswith("tinker://"):
+        if (
+            p.status == "finished"
+            and p.candidate
+            and p.run_id
+            and not p.candidate.startswith("tinker://")
+        ):
             out.append(
                 Candidate(
                     p.candidate,
@@ -162,7 +168,9 @@ def run_candidates(project_dir: Path, run_id: str, rl: bool = False) -> list[Can
         raise TrainingError(f"no training run {run_id!r} under {ProjectPaths(project_dir).runs}")
     run_dir = log.dir
     spec = _spec_of(run_dir)
-    nll_at = {r["step"]: r["val/nll"] for r in log.metrics() if isinstance(r.get("val/nll"), (int, float))}
+    nll_at = {
+        r["step"]: r["val/nll"] for r in log.metrics() if isinstance(r.get("val/nll"), (int, float))
+    }
     out = [
         Candidate(
             c.registry_ref,
@@ -290,13 +298,21 @@ def _reason(result: SelectionResult) -> str:
     if result.metric is None or c.headline is None:
         if c.train_reward is not None:
             return f"best final train reward ({c.train_reward:.4g}; no held-out prompts)"
-        return f"best validation NLL ({c.val_nll})" if c.val_nll is not None else "the only candidate"
+        return (
+            f"best validation NLL ({c.val_nll})" if c.val_nll is not None else "the only candidate"
+        )
     text = f"{result.task}/{result.metric} {c.headline:.4g}"
     other = result.runner_up
     if other is None:
         return text
-    versus = f"vs {other.ref} {other.headline:.4g}" if other.headline is not None else f"vs {other.ref}"
-    p = f", {result.test.method} p={result.test.p_value:.3g}" if result.test is not None else ", no shared samples"
+    versus = (
+        f"vs {other.ref} {other.headline:.4g}" if other.headline is not None else f"vs {other.ref}"
+    )
+    p = (
+        f", {result.test.method} p={result.test.p_value:.3g}"
+        if result.test is not None
+        else ", no shared samples"
+    )
     if result.tie and c.cost < other.cost:
         return (
             f"{text} {versus}: no significant difference{p}; the tie goes to the cheaper model "
@@ -370,7 +386,9 @@ def plan_selection(
     return SelectionPlan(scope, ordered, ordered[:shortlist], chosen_task, True, heldout, shortlist)
 
 
-def measure_heldout(plan: SelectionPlan, connection: Connection, registry: Registry) -> HeldOutSummary:
+def measure_heldout(
+    plan: SelectionPlan, connection: Connection, registry: Registry
+) -> HeldOutSummary:
     """Every candidate's held-out reward (greedy answers, the project's grader); reorders the plan's
     candidates and shortlist by it. Returns what the selection records about it."""
     assert plan.heldout is not None  # asked only of a plan with held-out prompts
@@ -463,7 +481,9 @@ def _run_selection(
             failed += [f"{c.ref}: {t.task}: {t.error}" for t in result.failed]
             if tracking is not None:
                 tracking.log_evals(registry, c.ref, result.suite_version)
-            c.headline, c.eval_run_id = _headline(result, task) if task is not None else (None, None)
+            c.headline, c.eval_run_id = (
+                _headline(result, task) if task is not None else (None, None)
+            )
         task_name, metric = (task.name, task.headline_metric) if task is not None else (None, None)
         higher = rules.higher_is_better(metric) if metric else True
         samples_of = None
@@ -472,7 +492,9 @@ def _run_selection(
             for c in plan.shortlist:
                 c.headline = c.heldout_reward
             samples_of = lambda c: c.heldout_samples  # noqa: E731
-        chosen, runner_up, test, tie = decide(plan.shortlist, higher, rules.alpha, registry, samples_of)
+        chosen, runner_up, test, tie = decide(
+            plan.shortlist, higher, rules.alpha, registry, samples_of
+        )
         outcome = SelectionResult(
             plan.scope,
             plan.candidates,
@@ -489,7 +511,9 @@ def _run_selection(
             heldout=heldout,
         )
         outcome.reason = _reason(outcome)
-        registry.mark_selected(chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details())
+        registry.mark_selected(
+            chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details()
+        )
         if tracking is not None:
             tracking.log_selection(registry, chosen.ref, plan.scope, outcome.reason)
     return outcome

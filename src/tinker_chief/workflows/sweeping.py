@@ -127,7 +127,9 @@ class Sweep:
         try:
             planned = raw["planned"]
             known = {f.name for f in fields(SweepPoint)}
-            points = [SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]]
+            points = [
+                SweepPoint(**{k: v for k, v in p.items() if k in known}) for p in raw["points"]
+            ]
             return cls(
                 raw["sweep_id"],
                 sweep_dir,
@@ -140,7 +142,9 @@ class Sweep:
                 raw.get("status", "running"),
             )
         except (KeyError, TypeError) as exc:
-            raise TrainingError(f"{path}: not a chief sweep file (missing or bad field {exc})") from None
+            raise TrainingError(
+                f"{path}: not a chief sweep file (missing or bad field {exc})"
+            ) from None
 
 
 def sweep_dirs(project_dir: Path) -> list[Path]:
@@ -156,11 +160,15 @@ def load_sweep(project_dir: Path, sweep_id: str | None = None) -> Sweep:
         path = ProjectPaths(project_dir).sweeps / sweep_id
         if not SweepPaths(path).state.exists():
             known = ", ".join(d.name for d in sweep_dirs(project_dir)) or "none"
-            raise TrainingError(f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})")
+            raise TrainingError(
+                f"no sweep {sweep_id!r} under {ProjectPaths(project_dir).sweeps} (sweeps: {known})"
+            )
         return Sweep.load(path)
     dirs = sweep_dirs(project_dir)
     if not dirs:
-        raise TrainingError(f"no sweep under {ProjectPaths(project_dir).sweeps}; run `chief sweep` first")
+        raise TrainingError(
+            f"no sweep under {ProjectPaths(project_dir).sweeps}; run `chief sweep` first"
+        )
     return Sweep.load(dirs[-1])
 
 
@@ -207,7 +215,9 @@ def planned_get_lr(project_dir: Path) -> float | None:
         return None
     plan = read_json(path, error=TrainingError)
     value = (
-        ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value") if isinstance(plan, dict) else None
+        ((plan.get("learning_rate") or {}).get("recommended") or {}).get("value")
+        if isinstance(plan, dict)
+        else None
     )
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
@@ -464,7 +474,9 @@ def _train_point(
     display: Observer | None,
     guard: BudgetGuard | None = None,
 ) -> None:
-    tag = {"sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}}
+    tag = {
+        "sweep": {"id": sweep.sweep_id, "point": point.name, "lr_multiplier": point.lr_multiplier}
+    }
     status = _run_status(project.root, point)
     # Finished before the sweep noted it.
     if status is not None and status.get("status") == "finished":
@@ -522,7 +534,9 @@ def resume_sweep(project: Workspace, sweep_id: str | None = None) -> Sweep:
     """The sweep to continue (named, else the latest), refused if finished or the plan changed."""
     sweep = load_sweep(project.root, sweep_id)
     if sweep.status == "finished":
-        raise TrainingError(f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume")
+        raise TrainingError(
+            f"--resume: sweep {sweep.sweep_id} already finished; start a new sweep without --resume"
+        )
     current = spec_from_project(project).config_hash()
     if current != sweep.config_hash:
         raise TrainingError(
@@ -604,7 +618,9 @@ def _run_points(
                     guard.ended(point.name)
 
     # Daemon threads: a second Ctrl-C aborts the main thread, and the process, at once.
-    threads = [threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)]
+    threads = [
+        threading.Thread(target=worker, name=f"sweep-{i}", daemon=True) for i in range(width)
+    ]
     with stop.installed():
         for thread in threads:
             thread.start()

@@ -130,7 +130,9 @@ def run_demo(
     observer.promoted(promotion)
 
     observer.step(6, STEPS[5])
-    trail = PaperTrail(write_registry_markdown(project), write_report(project.root), plan_files["markdown"])
+    trail = PaperTrail(
+        write_registry_markdown(project), write_report(project.root), plan_files["markdown"]
+    )
     return DemoRun(demo, base, tuned, candidate_ref, promotion, trail)
 
 
