@@ -1,4 +1,5 @@
-"""`chief` run as a user runs it (a subprocess of the real entry point), and the one-line error check."""
+"""`chief` run as a user runs it (a subprocess of the real entry point), and the one-line error
+check."""
 
 from __future__ import annotations
 

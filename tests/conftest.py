@@ -64,7 +64,8 @@ def _developer_settings() -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def no_developer_settings() -> Iterator[None]:
     """Cleared for the whole session, before any session fixture starts an engine (so its process
-    inherits none either); what a module fixture then sets (the cookbook's TINKER_BASE_URL) stays."""
+    inherits none either); what a module fixture then sets (the cookbook's TINKER_BASE_URL)
+    stays."""
     with pytest.MonkeyPatch.context() as patch:
         for name in _developer_settings():
             patch.delenv(name)

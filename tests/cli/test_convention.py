@@ -167,8 +167,8 @@ def test_old_spellings_work_for_one_release_with_a_note(tmp_path: Path) -> None:
     assert notes == [
         f"Note: `chief plan {project}` is deprecated and goes in the next release; "
         f"use `chief plan --project {project}`",
-        f'Note: {project / "chief.toml"}: `task = "sl"` is the old name of `recipe`; rename the key '
-        "(`task` is read until the next release)",
+        f'Note: {project / "chief.toml"}: `task = "sl"` is the old name of `recipe`; '
+        "rename the key (`task` is read until the next release)",
     ], planned.stderr
 
     both = run_chief("plan", str(project), "-p", str(project), cwd=tmp_path)
@@ -182,13 +182,14 @@ def test_init_reads_the_old_task_flag_as_the_recipe(tmp_path: Path) -> None:
 
     train, _ = write_secret_code_skill(tmp_path / "data", 16, 4)
     created = run_chief(
-        "init", "new", "--use-case", "chat", "-m", "tiny-random-llama", "--train", str(train), "--task", "sl",
+        "init", "new", "--use-case", "chat", "-m", "tiny-random-llama", "--train", str(train),
+        "--task", "sl",
         cwd=tmp_path,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     assert (
-        "Note: `chief init --task sl` is deprecated and goes in the next release; use `chief init --recipe sl`"
-        in (created.stderr)
+        "Note: `chief init --task sl` is deprecated and goes in the next release; "
+        "use `chief init --recipe sl`" in (created.stderr)
     )
     assert "Note: `chief init new` is deprecated" in created.stderr
     assert load_project(tmp_path / "new").config.recipe == "sl"

@@ -247,7 +247,8 @@ def test_run_inspect_evals_on_the_sl_checkpoint(sl_run, cookbook_env, tmp_path):
 
 def _assert_checkpoints(log_dir: Path, rest: tinker.RestClient, periodic: list[str]) -> dict:
     """checkpoints.jsonl names the periodic and final checkpoints, and the engine lists them all
-    with the recipe's TTLs: 7 days for periodic ones, none for the final one. Returns the final row."""
+    with the recipe's TTLs: 7 days for periodic ones, none for the final one.
+    Returns the final row."""
     rows = read_jsonl(log_dir / "checkpoints.jsonl")
     assert [row["name"] for row in rows] == [*periodic, "final"]
     run_id = rows[0]["state_path"].removeprefix("tinker://").split("/")[0]

@@ -27,7 +27,8 @@ from tinker_chief.workflows.demo.scaffold import HUMANEVAL_LIMIT
 
 @pytest.fixture
 def datasets_cache(tmp_path, monkeypatch):
-    """The demo stages HumanEval into the datasets cache the environment names: a private one here."""
+    """The demo stages HumanEval into the datasets cache the environment names: a private one
+    here."""
     import datasets.config
 
     cache = tmp_path / "hf-datasets"

@@ -37,7 +37,8 @@ def _project(tmp_path):
 def _record(
     registry: Registry, project, ref: str, passes: list[bool], briers: list[float]
 ) -> SuiteRunResult:
-    """Record both tasks for `ref` (accuracy from `passes`, Brier per question) and return the result."""
+    """Record both tasks for `ref` (accuracy from `passes`, Brier per question) and return the
+    result."""
     suite = project.config.eval_suite
     accuracy = sum(passes) / len(passes)
     brier = sum(briers) / len(briers)

@@ -7,7 +7,10 @@ import tinker
 
 
 def test_cloud_only_model_is_a_404_that_says_what_to_do(service_client):
-    expected = r"Qwen/Qwen3-8B runs on Tinker's cloud only.*`chief train --backend tinker`.*--allow-model-dir DIR"
+    expected = (
+        r"Qwen/Qwen3-8B runs on Tinker's cloud only.*`chief train --backend tinker`"
+        r".*--allow-model-dir DIR"
+    )
     with pytest.raises(tinker.NotFoundError, match=expected):
         service_client.create_lora_training_client(base_model="Qwen/Qwen3-8B", rank=2).result()
     with pytest.raises(tinker.NotFoundError, match="runs on Tinker's cloud only"):

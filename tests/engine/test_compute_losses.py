@@ -22,7 +22,8 @@ def backend_and_model():
 
 
 def policy_batch(seed: int, lp_shift: float):
-    """Data whose sampler logprobs differ from the model's by up to +-lp_shift (ratios beyond the clips)."""
+    """Data whose sampler logprobs differ from the model's by up to +-lp_shift (ratios beyond the
+    clips)."""
     rng = np.random.default_rng(seed)
     data = [sft_datum(rng, n) for n in (6, 10)]
     for datum in data:

@@ -1,4 +1,5 @@
-"""TorchBackend sampling on tiny-random-llama in fp32: determinism, seeds, stops, batching, logprobs."""
+"""TorchBackend sampling on tiny-random-llama in fp32: determinism, seeds, stops, batching,
+logprobs."""
 
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ from tinker_chief.models import DEFAULT_MODEL, load_tokenizer
 
 WORDS = (
     "apple river stone music garden silver window forest candle rocket pencil tiger orange planet "
-    "bridge castle dragon mirror summer winter pepper butter carpet doctor engine finger guitar hammer "
-    "island jacket kitten ladder magnet needle office palace rabbit ticket violin basket"
+    "bridge castle dragon mirror summer winter pepper butter carpet doctor engine finger "
+    "guitar hammer island jacket kitten ladder magnet needle office palace rabbit "
+    "ticket violin basket"
 ).split()
 TRAIN, HELD_OUT = WORDS[:32], WORDS[32:]
 

@@ -78,7 +78,8 @@ def test_topk_prompt_logprobs_is_capped_with_a_400_naming_the_field(sampler):
 
 
 def test_one_request_cannot_ask_for_unbounded_sampled_tokens(sampler):
-    # 256 x 5000 passes every other check's order of magnitude; the budget refuses it before the context check.
+    # 256 x 5000 passes every other check's order of magnitude; the budget refuses it before the
+    # context check.
     with pytest.raises(
         tinker.BadRequestError,
         match=r"num_samples x max_tokens = 256 x 5000 = 1280000 sampled "
@@ -225,7 +226,8 @@ def test_engine_stats_counts_the_memory_of_unretrieved_results(raw):
 
 def test_a_declared_oversized_body_is_refused_before_it_is_read(engine):
     head = (
-        f"POST /api/v1/create_session HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {engine.api_key_for_clients}\r\n"
+        "POST /api/v1/create_session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-API-Key: {engine.api_key_for_clients}\r\n"
         "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n{"
     ).encode()
     answer = _raw_request(engine.base_url, head).decode(
@@ -267,7 +269,8 @@ def test_errors_quote_at_most_a_bounded_piece_of_the_input(raw):
 
 @pytest.fixture(scope="module")
 def strict_engine(tmp_path_factory):
-    """An engine with a 1-second read timeout (its rate limiter is also this module's to exhaust)."""
+    """An engine with a 1-second read timeout (its rate limiter is also this module's to
+    exhaust)."""
     from tinker_chief.engine.server.launcher import start_engine
 
     with pytest.MonkeyPatch.context() as patch:  # the launcher hands its environment to the engine

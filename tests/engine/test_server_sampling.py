@@ -151,7 +151,8 @@ def test_sampling_from_saved_checkpoint_matches_ephemeral_snapshot(service_clien
 
 
 def test_checkpoint_sampler_survives_eviction_from_the_backend_cache(service_client, prompt):
-    """The backend keeps at most 32 adapter samplers; many snapshots must not break older clients."""
+    """The backend keeps at most 32 adapter samplers; many snapshots must not break older
+    clients."""
     tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=10).result()
     path = tc.save_weights_for_sampler("evictable").result().path
     saved = service_client.create_sampling_client(model_path=path).result()

@@ -181,7 +181,8 @@ def test_rl_losses_at_ratio_one_equal_minus_advantage_sum(service_client, tokens
 
 
 def test_ppo_clip_threshold_comes_from_loss_fn_config(service_client, tokens):
-    """Sampler logprobs 0.5 below the current ones: ratio e^0.5 ~ 1.65, clipped at the config's 1.5."""
+    """Sampler logprobs 0.5 below the current ones: ratio e^0.5 ~ 1.65, clipped at the config's
+    1.5."""
     tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=8).result()
     seq = tokens[2]
     current = logprobs_of(tc.forward([sft_datum(seq)], "cross_entropy").result())[0]

@@ -1,4 +1,5 @@
-"""One backend precedence for every command: flag > environment > `[backend]` > TINKER_API_KEY > local.
+"""One backend precedence for every command: flag > environment > `[backend]` > TINKER_API_KEY >
+local.
 
 Each rule is checked through `chief eval` (and `chief train` for the environment rule), run in
 this process so the SDK's default cloud URL can be redirected to `fake_cloud`, the key-checking

@@ -226,8 +226,8 @@ def test_rows_off_the_schema_are_refused_with_file_row_and_field(offline, tmp_pa
         env={"HF_DATASETS_CACHE": os.environ["HF_DATASETS_CACHE"]},
     )
     assert result.returncode != 0 and result.stderr.strip().splitlines() == [
-        f"Error: {bad} row 2: field `test` is missing (the first row has task_id, prompt, entry_point, "
-        "canonical_solution, test)"
+        f"Error: {bad} row 2: field `test` is missing "
+        "(the first row has task_id, prompt, entry_point, canonical_solution, test)"
     ]
 
 

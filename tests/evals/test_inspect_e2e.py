@@ -1,4 +1,5 @@
-"""The `tinker/<model>` Inspect provider against the real engine: Python API, Inspect's CLI, logs."""
+"""The `tinker/<model>` Inspect provider against the real engine: Python API, Inspect's CLI,
+logs."""
 
 from __future__ import annotations
 

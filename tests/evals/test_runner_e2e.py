@@ -131,7 +131,8 @@ def test_suite_runs_records_and_resumes(connection, tmp_path):
         assert sorted(s.sample_id for s in registry.samples(product_run.id)) == [
             f"q{i}" for i in range(6)
         ]
-        # Calibration outcomes are per-question Brier scores, not pass/fail: the gate bootstraps them.
+        # Calibration outcomes are per-question Brier scores, not pass/fail: the gate bootstraps
+        # them.
         cal_run = next(r for r in runs if r.task == "calibration")
         cal_samples = registry.samples(cal_run.id)
         assert len(cal_samples) == 4 and all(s.passed is None for s in cal_samples)

@@ -26,7 +26,8 @@ def test_cannot_read_a_file_outside_its_dir(tmp_path):
     code = (
         "import os\n"
         f"for p in [{str(secret)!r}, '/etc/shadow', '/root/.bash_history']:\n"
-        "    try:\n        print(open(p).read())\n    except OSError as e:\n        print('denied', type(e).__name__)\n"
+        "    try:\n        print(open(p).read())\n"
+        "    except OSError as e:\n        print('denied', type(e).__name__)\n"
         "print('ENV', sorted(k for k in os.environ if 'KEY' in k or 'TOKEN' in k))\n"
     )
     result = run_python(code)
@@ -60,7 +61,8 @@ def test_cannot_outlive_its_time_limit(tmp_path):
         "import os, time\n"
         "if os.fork() == 0:\n    os.setsid()\n"
         "    if os.fork() == 0:\n        time.sleep(3)\n"
-        "        open('escaped_from_sandbox', 'w').write('x')\n        os._exit(0)\n    os._exit(0)\n"
+        "        open('escaped_from_sandbox', 'w').write('x')\n"
+        "        os._exit(0)\n    os._exit(0)\n"
         "while True: pass\n"
     )
     started = time.monotonic()

@@ -105,7 +105,8 @@ def test_output_is_read_with_a_cap_never_buffered_whole():
         "code = 'import os\\nfor _ in range(300):\\n    os.write(1, b\"x\" * (1 << 20))\\n'\n"
         "result = run_python(code, limits=SandboxLimits(max_output_bytes=1000))\n"
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(json.dumps({'ok': result.ok, 'kept': len(result.stdout), 'grew_kb': after - before}))\n"
+        "print(json.dumps({'ok': result.ok, 'kept': len(result.stdout), "
+        "'grew_kb': after - before}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", caller], capture_output=True, text=True, check=True

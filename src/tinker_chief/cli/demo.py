@@ -156,7 +156,8 @@ class RichDemo:
         print_suite(result)
         if result.failed:
             self.console.print(
-                f"[yellow]{label}: {len(result.failed)} task(s) failed; the gate will see missing evidence[/yellow]"
+                f"[yellow]{label}: {len(result.failed)} task(s) failed; "
+                "the gate will see missing evidence[/yellow]"
             )
 
     def trainer(self) -> Observer:
@@ -182,7 +183,8 @@ class RichDemo:
     "-m",
     "--base-model",
     default=None,
-    help="Another catalog model (e.g. tiny-random-llama for a smoke run) [default: SmolLM2-135M-Instruct-Q4_1].",
+    help="Another catalog model (e.g. tiny-random-llama for a smoke run) "
+    "[default: SmolLM2-135M-Instruct-Q4_1].",
 )
 @old_spelling("--dir", "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path))
 @track_option

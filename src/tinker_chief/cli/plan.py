@@ -107,7 +107,8 @@ def init_command(
         return
     click.echo(f"Created {project.config_path}")
     click.echo(
-        f"  base model {cfg.base_model} (renderer {cfg.renderer}), recipe {cfg.recipe}, use case {cfg.use_case}"
+        f"  base model {cfg.base_model} (renderer {cfg.renderer}), "
+        f"recipe {cfg.recipe}, use case {cfg.use_case}"
     )
     click.echo(f"  data: train {cfg.data.train}, val {cfg.data.val}")
     click.echo(
@@ -115,7 +116,8 @@ def init_command(
         f"batch {cfg.schedule.batch_size}, epochs {cfg.schedule.epochs}"
     )
     click.echo(
-        f"  eval suite {cfg.eval_suite.name} ({len(cfg.eval_suite.tasks)} tasks), scripts/run_inspect_evals.sh"
+        f"  eval suite {cfg.eval_suite.name} ({len(cfg.eval_suite.tasks)} tasks), "
+        "scripts/run_inspect_evals.sh"
     )
     click.echo("Next: chief plan" + ("" if str(project_dir) == "." else f" -p {project_dir}"))
 
@@ -191,7 +193,8 @@ def plan_command(
         f"recipe {plan.recipe}, use case {plan.use_case}"
     )
     console.print(
-        f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, {d.completion_tokens:,} trained"
+        f"  data: {d.examples:,} examples, {d.total_tokens:,} tokens, "
+        f"{d.completion_tokens:,} trained"
     )
     ratio = c.capacity_ratio_at_configured_rank
     console.print(

@@ -1,4 +1,5 @@
-"""`chief sweep` and `chief select`: parse, call `workflows.sweeping` / `workflows.selection`, print.
+"""`chief sweep` and `chief select`: parse, call `workflows.sweeping` / `workflows.selection`,
+print.
 
 `SweepDisplay` draws one live table row per run of the sweep: step/total, train loss, the latest
 validation NLL (an RL sweep: the step's mean reward) and the run's status; the runs' threads
@@ -310,12 +311,14 @@ def sweep_exit_code(sweep: Sweep) -> ExitCode:
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Candidates (best validation NLL first; RL: best held-out reward) that get the full eval suite.",
+    help="Candidates (best validation NLL first; RL: best held-out reward) "
+    "that get the full eval suite.",
 )
 @click.option(
     "--task",
     default=None,
-    help="The suite task whose headline metric decides [default: the first product task; RL: the held-out reward].",
+    help="The suite task whose headline metric decides "
+    "[default: the first product task; RL: the held-out reward].",
 )
 @backend_options
 @json_option

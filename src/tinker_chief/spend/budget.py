@@ -306,7 +306,10 @@ class BudgetGuard(Counter):
             else f"the next step of {len(running)} running runs"
         )
         self.crossed = crossed
-        self.reason = f"budget: {what} would take the project to ~{projected.text()}, over {crossed} (spent {so_far.text()})"
+        self.reason = (
+            f"budget: {what} would take the project to ~{projected.text()}, "
+            f"over {crossed} (spent {so_far.text()})"
+        )
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,8 @@ def _resume_log(project_dir: Path, spec: TrainSpec, resume: bool | str = True) -
     status = log.status().get("status")
     if status == "finished":
         raise TrainingError(
-            f"--resume: the latest run {log.run_id} already finished; start a new run without --resume"
+            f"--resume: the latest run {log.run_id} already finished; "
+            "start a new run without --resume"
         )
     stored = stored_spec(log.spec_json(), log.dir)
     if stored.config_hash() != spec.config_hash():

@@ -52,7 +52,8 @@ def probe_rewards(
     spec = spec_from_project(project)
     if spec.recipe != "rl":
         raise ConfigurationError(
-            f"--probe-rewards: {project.config_path} trains task {spec.recipe!r}; rewards belong to task 'rl'"
+            f"--probe-rewards: {project.config_path} trains task {spec.recipe!r}; "
+            "rewards belong to task 'rl'"
         )
     choice = project.backend_choice(backend, base_url)
     refuse_cloud_only_here(choice, [spec.base_model])

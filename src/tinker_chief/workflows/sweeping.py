@@ -389,7 +389,8 @@ def summary_lines(summary: SweepSummary, sweep: Sweep) -> list[str]:
             where += f", {r['ratio_to_get_lr']:.3g}x get_lr's {sweep.get_lr:.3g}"
         edge = " (at the edge of the grid: the best may lie beyond it)" if r["at_grid_edge"] else ""
         lines.append(
-            f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), {r['metric']} {r['best_value']:.4f}{edge}"
+            f"rank {r['lora_rank']}: best LR {r['best_lr']:.3g} ({where}), "
+            f"{r['metric']} {r['best_value']:.4f}{edge}"
         )
     if "rank_changed_result" in summary:
         verdict = "yes" if summary["rank_changed_result"] else "no"
