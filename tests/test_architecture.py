@@ -1,4 +1,5 @@
-"""The architecture, tested: the real import graph of `src/tinker_chief` against docs/ARCHITECTURE.md.
+"""The architecture, tested: the real import graph of `src/tinker_chief` against
+docs/ARCHITECTURE.md.
 
 The rules are read from the doc's `## Import rules` block, so the doc and this test cannot
 drift. Every import counts: module level, inside functions (lazy imports), under
@@ -150,7 +151,8 @@ def _qualified(name: str) -> str:
 
 
 def _covers(names: list[str], module: str) -> bool:
-    """Whether `module` is one of `names` or inside one (the package itself only by its own name)."""
+    """Whether `module` is one of `names` or inside one (the package itself only by its own
+    name)."""
     return any(
         module == name or (name != ROOT and module.startswith(name + "."))
         for name in map(_qualified, names)

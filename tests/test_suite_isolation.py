@@ -37,7 +37,9 @@ SEEN = (
 def child_env():
     # what a session fixture (like `engine`) hands to a process it starts
     code = "import os, sys; print(sorted(n for n in sys.argv[1:] if n in os.environ))"
-    return subprocess.run([sys.executable, "-c", code, *SEEN], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code, *SEEN], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_a_test_sees_none_of_the_developer_settings(child_env):
@@ -50,7 +52,8 @@ def test_a_test_sees_none_of_the_developer_settings(child_env):
 @pytest.fixture(scope="module")
 def module_setting():
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CHIEF_ENGINE_URL", "http://127.0.0.1:7")  # what a module fixture sets stays set
+        # what a module fixture sets stays set
+        patch.setenv("CHIEF_ENGINE_URL", "http://127.0.0.1:7")
         yield
 
 

@@ -85,8 +85,8 @@ def _fetch(tmp_path: Path, hub, *flags: str, env: dict[str, str | None] | None =
 def _init(tmp_path: Path, hub, model: str = MODEL, *flags: str):
     train = tmp_path / "train.jsonl"
     return _chief(
-        tmp_path, hub, "init", "-p", str(tmp_path / "p"), "--use-case", "chat", "--base-model", model,
-        "--train", str(train), *flags,
+        tmp_path, hub, "init", "-p", str(tmp_path / "p"), "--use-case", "chat",
+        "--base-model", model, "--train", str(train), *flags,
     )  # fmt: skip
 
 

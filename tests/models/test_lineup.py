@@ -1,4 +1,5 @@
-"""`chief models` and the lineup: every model the cookbook knows, with its numbers and where it runs."""
+"""`chief models` and the lineup: every model the cookbook knows, with its numbers and where it
+runs."""
 
 from __future__ import annotations
 

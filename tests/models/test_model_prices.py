@@ -1,4 +1,5 @@
-"""`chief models` shows each model's Tinker price from the dated price table, and says so when none is known."""
+"""`chief models` shows each model's Tinker price from the dated price table, and says so when
+none is known."""
 
 from __future__ import annotations
 

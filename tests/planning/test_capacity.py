@@ -147,15 +147,18 @@ SAME_CONFIG_AS = {
     "moonshotai/Kimi-K2.5": "moonshotai/Kimi-K2-Thinking",
     "moonshotai/Kimi-K2.6": "moonshotai/Kimi-K2-Thinking",
 }
-# Architectures chief's formula does not cover (linear-attention / Mamba hybrids) or whose configs are
-# not public; for these chief uses the cookbook's table (check 1) and refuses to compute from a config.
+# Architectures chief's formula does not cover (linear-attention / Mamba hybrids) or whose configs
+# are not public; for these chief uses the cookbook's table (check 1) and refuses to compute from a
+# config.
 NO_CONFIG_CHECK = {
     "Qwen/Qwen3.5-": "Gated DeltaNet hybrid (linear attention layers)",
     "Qwen/Qwen3.6-": "Qwen3.5 architecture (linear attention layers)",
     "Qwen/Qwen3.8-": "Qwen3.5 architecture (linear attention layers)",
     "nvidia/": "Nemotron Mamba-transformer hybrid",
     "zai-org/GLM-5.3": "architecture details not in a public config we could read offline",
-    "deepseek-ai/DeepSeek-V4.1": "architecture details not in a public config we could read offline",
+    "deepseek-ai/DeepSeek-V4.1": (
+        "architecture details not in a public config we could read offline"
+    ),
     "thinkingmachines/Inkling": "config not public",
 }
 
@@ -232,7 +235,8 @@ def test_learning_rate_formula_for_models_the_cookbook_lacks():
 
 
 def test_smollm2_counts_match_measured_peft_adapter():
-    # cpu-feasibility-smollm2.md measured 305,280 trainable LoRA params per rank on the 7 projections.
+    # cpu-feasibility-smollm2.md measured 305,280 trainable LoRA params per rank on the 7
+    # projections.
     shape = lora_shape_from_config(
         dict(
             model_type="llama",

@@ -197,8 +197,9 @@ def test_chief_train_on_the_local_engine_refuses_a_cloud_model(tmp_path):
     trained = run_chief("train", "--backend", "local", env=env, cwd=tmp_path / "q8")
     assert trained.returncode == 1
     assert trained.stderr.strip() == (
-        "Error: model Qwen/Qwen3-8B runs on Tinker's cloud only: there are no local weights for it; train and evaluate "
-        "it there with `chief train --backend tinker` (and `chief eval` / `chief eval-offline --backend tinker`), with "
-        "TINKER_API_KEY set, or put its weights in a local directory and start the engine with `--allow-model-dir DIR`"
+        "Error: model Qwen/Qwen3-8B runs on Tinker's cloud only: there are no local weights for "
+        "it; train and evaluate it there with `chief train --backend tinker` (and `chief eval` / "
+        "`chief eval-offline --backend tinker`), with TINKER_API_KEY set, or put its weights in a "
+        "local directory and start the engine with `--allow-model-dir DIR`"
     )
     assert not (tmp_path / "q8" / ".chief" / "engine").exists()  # no engine was started

@@ -115,7 +115,8 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(
     sampled = runs["val_nll"].sample_tokens + runs["safety"].sample_tokens
     assert f"cost to evaluate: 2 eval run(s): {used:,} prefilled, {sampled:,} sampled" in out
 
-    # A version made on Tinker's cloud is priced at the table's rates, in `registry show` and the report.
+    # A version made on Tinker's cloud is priced at the table's rates, in `registry show` and the
+    # report.
     with Registry.open(root / ".chief" / "registry.db") as registry:
         cloud = registry.register_model(
             "cloud-run",

@@ -1,4 +1,5 @@
-"""Data readers: every format parses to typed records; every bad input names file, line and field."""
+"""Data readers: every format parses to typed records; every bad input names file, line and
+field."""
 
 from __future__ import annotations
 

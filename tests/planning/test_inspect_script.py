@@ -1,4 +1,5 @@
-"""The generated scripts/run_inspect_evals.sh: runnable as is, and it fails when a task's log failed.
+"""The generated scripts/run_inspect_evals.sh: runnable as is, and it fails when a task's log
+failed.
 
 `inspect eval` exits 0 even when a task errors, so the script reads each log's status. Here the
 `inspect` command is replaced (via the script's INSPECT variable) by a stand-in that runs a real,

@@ -1,4 +1,5 @@
-"""The CLI through click's runner: list/show/export, compare, promote (gate from chief.toml), retire."""
+"""The CLI through click's runner: list/show/export, compare, promote (gate from chief.toml),
+retire."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture
 def project(project_dir):
-    """A project dir with chief.toml (registry at state/reg.db, suite qa + safety) and two models."""
+    """A project dir with chief.toml (registry at state/reg.db, suite qa + safety) and two
+    models."""
     shutil.copy(FIXTURES / "chief.toml", project_dir / "chief.toml")
     from tinker_chief.planning import load_project
 
@@ -93,8 +95,8 @@ def test_show_names_chief_selects_choices(project):
     assert f"selected by chief select for sweep:s9 on {second.at}: best of the sweep" in text
     old = " ".join(invoke("registry", "show", "bot:v1").stdout.split())
     assert (
-        f"selected by chief select for run:r1 on {first.at} (superseded by a later selection): only one"
-        in old
+        f"selected by chief select for run:r1 on {first.at} (superseded by a later selection): "
+        "only one" in old
     )
     assert json.loads(invoke("registry", "show", "stale", "--json").stdout)["selections"] == []
     assert "selected by" not in invoke("registry", "show", "stale").stdout

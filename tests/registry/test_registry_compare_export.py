@@ -145,8 +145,8 @@ def test_export_marks_chief_selects_choices(tmp_path):
         doc = reg.export_json(suite=SUITE)
     changed = [line for line in lines if line not in golden]
     assert changed == [
-        "| `support-bot:v2` | staging, selected | SmolLM2-135M-Instruct-Q4_1 | sl | 2026-11-25T00:00:01Z "
-        "| 0.7 | 0.96 |",
+        "| `support-bot:v2` | staging, selected | SmolLM2-135M-Instruct-Q4_1 | sl "
+        "| 2026-11-25T00:00:01Z | 0.7 | 0.96 |",
         "### Selected by `chief select`",
         f"- sweep:s1 on {old.at} by alice (superseded by a later selection): first pick",
         "### Selected by `chief select`",

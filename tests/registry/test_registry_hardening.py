@@ -275,8 +275,8 @@ def test_not_scored_headline_blocks_the_gate_with_why_and_shows_everywhere(proje
     refused = chief("promote", "bot", "--to", "prod")
     assert refused.returncode == 3, refused.stderr
     assert (
-        f"not scored: task `qa` of suite `chat` ran on bot:v1 but its headline metric `accuracy` has no "
-        f"value ({why})" in refused.stderr
+        f"not scored: task `qa` of suite `chat` ran on bot:v1 but its headline metric `accuracy` "
+        f"has no value ({why})" in refused.stderr
     )
     assert "stale or missing eval: task `qa`" not in refused.stderr
     shown = chief("registry", "show", "bot")

@@ -1,4 +1,5 @@
-"""Real processes against a real SQLite file: SIGKILLed writers, racing promotions, parallel writers.
+"""Real processes against a real SQLite file: SIGKILLed writers, racing promotions, parallel
+writers.
 
 No timing assertions: random sleeps only choose where a writer is killed.
 """

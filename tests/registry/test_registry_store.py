@@ -249,8 +249,8 @@ def test_old_schema_is_migrated_forward(tmp_path):
     db.execute("INSERT INTO _chief_migrations VALUES (?, 'then')", (name,))
     for version in (1, 2):
         db.execute(
-            "INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
-            "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', ?, 'then')",
+            "INSERT INTO models (name, version, display_name, backend, base_model, recipe, "
+            "tinker_path, created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', ?, 'then')",
             (version, f"tinker://x/{version}"),
         )
     db.execute("COMMIT")
@@ -266,7 +266,8 @@ def test_old_schema_is_migrated_forward(tmp_path):
 
 
 def _schema_2_registry(path, extra_sql: str = ""):
-    """A registry file as the previous release wrote it (m001 + m002): one model with one eval run."""
+    """A registry file as the previous release wrote it (m001 + m002): one model with one eval
+    run."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN")
     db.execute("CREATE TABLE _chief_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
@@ -274,8 +275,9 @@ def _schema_2_registry(path, extra_sql: str = ""):
         step(db)
         db.execute("INSERT INTO _chief_migrations VALUES (?, 'then')", (name,))
     db.execute(
-        "INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
-        "created_at) VALUES ('old', 1, 'old', 'tinker', 'Qwen/Qwen3-8B', 'sl', 'tinker://x/1', 'then')"
+        "INSERT INTO models (name, version, display_name, backend, base_model, recipe, "
+        "tinker_path, created_at) VALUES "
+        "('old', 1, 'old', 'tinker', 'Qwen/Qwen3-8B', 'sl', 'tinker://x/1', 'then')"
     )
     db.execute(
         "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, status, started_at) "
@@ -332,8 +334,8 @@ def test_schema_2_gains_usage_columns_and_keeps_its_rows(tmp_path):
 
 
 def test_usage_migration_is_one_transaction(tmp_path):
-    """A file whose eval_runs already has a `machine_seconds` column makes m003's last statement fail:
-    none of its columns stay behind and the file stays at schema 2, its rows intact."""
+    """A file whose eval_runs already has a `machine_seconds` column makes m003's last statement
+    fail: none of its columns stay behind and the file stays at schema 2, its rows intact."""
     path = tmp_path / "old.db"
     _schema_2_registry(path, "ALTER TABLE eval_runs ADD COLUMN machine_seconds REAL")
     with pytest.raises(
@@ -357,8 +359,9 @@ def test_migration_refused_by_existing_data_changes_nothing(tmp_path):
     db.execute("INSERT INTO _chief_migrations VALUES ('m001_initial', 'then')")
     for version in (1, 2):  # two versions on one checkpoint: what m002 forbids
         db.execute(
-            "INSERT INTO models (name, version, display_name, backend, base_model, recipe, tinker_path, "
-            "created_at) VALUES ('old', ?, 'old', 'local', 'b', 'sl', 'tinker://same', 'then')",
+            "INSERT INTO models (name, version, display_name, backend, base_model, recipe, "
+            "tinker_path, created_at) VALUES "
+            "('old', ?, 'old', 'local', 'b', 'sl', 'tinker://same', 'then')",
             (version,),
         )
     db.close()

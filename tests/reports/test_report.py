@@ -88,7 +88,8 @@ def _project(tmp_path: Path) -> Path:
                 metrics=[MetricValue("refusal_rate", 0.9 - acc / 2, 0.5, 0.95, 20)],
                 headline_metric="refusal_rate",
             )
-            # v1's reliability bins come from its log file, v2's from the run settings `chief eval` records
+            # v1's reliability bins come from its log file, v2's from the run settings `chief eval`
+            # records
             registry.record_eval(
                 model.ref,
                 suite_name="demo-suite",

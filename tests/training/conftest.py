@@ -20,7 +20,8 @@ TINY = "tiny-random-llama"
 def make_project(
     root: Path, recipe: str = "sl", n_train: int = 24, n_heldout: int = 8, **sections: Any
 ) -> Path:
-    """A tiny project on tiny-random-llama with the secret-code skill (or `data` for other recipes)."""
+    """A tiny project on tiny-random-llama with the secret-code skill (or `data` for other
+    recipes)."""
     from tinker_chief.planning import parse_config, save_project
 
     write_secret_code_skill(root / "data", n_train, n_heldout)

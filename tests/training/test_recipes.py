@@ -72,7 +72,8 @@ def test_rl_samples_groups_and_trains_with_a_kl_penalty(tmp_path: Path, engine) 
 
 @grader("test_async_only_always_right")
 class _AsyncOnlyGrader(Grader):
-    """A model-free grader that implements only `grade()` (as a model-graded one does), no `check()`."""
+    """A model-free grader that implements only `grade()` (as a model-graded one does), no
+    `check()`."""
 
     async def grade(self, item: GradeInput) -> Verdict:
         return Verdict(correct=bool(item.target))

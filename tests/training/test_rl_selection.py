@@ -161,8 +161,8 @@ def _finished_point(
         log.log_metrics(step, {"train/loss": loss, "train/reward": reward})
     results = run_results(log.dir)
     return SweepPoint(
-        name, 1.0, 1e-3, 4, 8, log.dir.name, "finished", None, len(losses), len(losses), None, results.loss,
-        results.reward,
+        name, 1.0, 1e-3, 4, 8, log.dir.name, "finished", None, len(losses), len(losses), None,
+        results.loss, results.reward,
     )  # fmt: skip
 
 

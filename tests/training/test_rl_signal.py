@@ -55,8 +55,8 @@ def test_init_writes_the_numeric_reward_for_number_answers_and_the_plan_says_why
     write_jsonl(tmp_path / "problems.jsonl", ARITHMETIC)
     project = tmp_path / "rlp"
     made = run_chief(
-        "init", "-p", str(project), "--use-case", "math", "--recipe", "rl", "-m", "tiny-random-llama",
-        "--train", str(tmp_path / "problems.jsonl"),
+        "init", "-p", str(project), "--use-case", "math", "--recipe", "rl",
+        "-m", "tiny-random-llama", "--train", str(tmp_path / "problems.jsonl"),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     config = tomllib.loads((project / "chief.toml").read_text())

@@ -52,7 +52,8 @@ def test_sft_steps_and_versions_record_the_tokens_they_trained_and_prefilled(
 
     with Registry.open(project / ".chief" / "registry.db", create=False) as registry:
         versions = {m.training_step: m.usage for m in registry.list_models()}
-    # A version costs what the run spent up to its checkpoint: steps 1-2 and the baseline eval for v1.
+    # A version costs what the run spent up to its checkpoint: steps 1-2 and the baseline eval for
+    # v1.
     assert versions[2].train_tokens == sum(r["train/tokens"] for r in train_rows[:2])
     assert versions[2].prefill_tokens == val_prefill and versions[2].sample_tokens == val_sample
     assert versions[6].train_tokens == sum(r["train/tokens"] for r in train_rows)
@@ -64,8 +65,8 @@ def test_sft_steps_and_versions_record_the_tokens_they_trained_and_prefilled(
     shown = CliRunner().invoke(cli, ["registry", "show", "tiny:v3", "--project", str(project)])
     assert shown.exit_code == 0, shown.output
     assert (
-        f"cost to make: {versions[6].train_tokens:,} tokens trained, {versions[6].prefill_tokens:,} prefilled, "
-        f"{versions[6].sample_tokens:,} sampled"
+        f"cost to make: {versions[6].train_tokens:,} tokens trained, "
+        f"{versions[6].prefill_tokens:,} prefilled, {versions[6].sample_tokens:,} sampled"
     ) in shown.output
     assert "local engine" in shown.output and "no Tinker bill" in shown.output
 
@@ -99,7 +100,8 @@ def test_rl_steps_record_what_their_rollouts_prefilled_and_sampled(tmp_path: Pat
         ]
         assert row["prefill/tokens"] == sum(p.length for p in prompts)
         assert 0 < row["sample/tokens"] <= 2 * 3 * 6
-        # each datum is prompt + sampled tokens, shifted by one: the batch trains on what was sampled
+        # each datum is prompt + sampled tokens, shifted by one: the batch trains on what was
+        # sampled
         assert row["train/tokens"] >= row["sample/tokens"]
     with Registry.open(project / ".chief" / "registry.db", create=False) as registry:
         usage = registry.get_model("tiny").usage
