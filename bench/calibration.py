@@ -87,18 +87,22 @@ def main() -> None:
         for p, q in zip(a.probabilities, b.probabilities)
     )
     print(
-        f"machine: {machine()}; model {args.model}; n={args.n} questions x 4 options, concurrency={args.concurrency}"
+        f"machine: {machine()}; model {args.model}; n={args.n} questions x 4 options, "
+        f"concurrency={args.concurrency}"
     )
     print(
-        f"fp32: {t32:7.2f} s  {args.n / t32:7.2f} questions/s  accuracy {calibration_metrics(s32)['accuracy']:.3f}"
+        f"fp32: {t32:7.2f} s  {args.n / t32:7.2f} questions/s  "
+        f"accuracy {calibration_metrics(s32)['accuracy']:.3f}"
         f"  ECE {calibration_metrics(s32)['ece']:.4f}"
     )
     print(
-        f"bf16: {t16:7.2f} s  {args.n / t16:7.2f} questions/s  accuracy {calibration_metrics(s16)['accuracy']:.3f}"
+        f"bf16: {t16:7.2f} s  {args.n / t16:7.2f} questions/s  "
+        f"accuracy {calibration_metrics(s16)['accuracy']:.3f}"
         f"  ECE {calibration_metrics(s16)['ece']:.4f}"
     )
     print(
-        f"ratio (bf16 / fp32 questions/s): {t32 / t16:.2f}x   same option chosen: {agree}/{args.n}   "
+        f"ratio (bf16 / fp32 questions/s): {t32 / t16:.2f}x   "
+        f"same option chosen: {agree}/{args.n}   "
         f"max |p_fp32 - p_bf16|: {max_diff:.4f}"
     )
 

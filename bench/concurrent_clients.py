@@ -124,7 +124,8 @@ def report(args, throughput: dict[int, float], grouping: dict[int, str], precisi
         f"{args.steps} timed steps per client after 1 warm-up, precision {precision}, "
         f"median of {args.rounds} interleaved round(s).",
         "",
-        "| clients N | aggregate tokens/s | ratio vs N=1 | MFU vs bf16 GEMM | MFU vs fp32 GEMM | engine grouping |",
+        "| clients N | aggregate tokens/s | ratio vs N=1 | "
+        "MFU vs bf16 GEMM | MFU vs fp32 GEMM | engine grouping |",
         "|---:|---:|---:|---:|---:|---|",
     ]
     for count, value in throughput.items():
@@ -156,7 +157,8 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="also write the result, dated, into FILE's `concurrent-clients-BATCHxSEQ` block (e.g. docs/BENCHMARKS.md)",
+        help="also write the result, dated, into FILE's `concurrent-clients-BATCHxSEQ` block "
+        "(e.g. docs/BENCHMARKS.md)",
     )
     args = parser.parse_args()
     print(f"machine: {machine()}")

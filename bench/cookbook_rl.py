@@ -67,7 +67,8 @@ def run_recipe(args: argparse.Namespace, base_url: str, log_path: Path) -> float
 
 def report(rows: list[dict], wall: float) -> dict:
     print(
-        f"{'iter':>4} {'s/iter':>7} {'sample s':>8} {'tokens':>6} {'tok/s':>7} {'reward':>7} {'correct':>7}"
+        f"{'iter':>4} {'s/iter':>7} {'sample s':>8} {'tokens':>6} {'tok/s':>7} "
+        f"{'reward':>7} {'correct':>7}"
     )
     per_s, tok_s = [], []
     for row in rows:
@@ -75,7 +76,8 @@ def report(rows: list[dict], wall: float) -> dict:
         per_s.append(row["time/total"])
         tok_s.append(tokens / sampling)
         print(
-            f"{row['step']:>4} {row['time/total']:>7.2f} {sampling:>8.2f} {tokens:>6} {tokens / sampling:>7.1f} "
+            f"{row['step']:>4} {row['time/total']:>7.2f} {sampling:>8.2f} {tokens:>6} "
+            f"{tokens / sampling:>7.1f} "
             f"{row['env/all/reward/total']:>7.3f} {row['env/all/correct']:>7.3f}"
         )
     rewards = [row["env/all/reward/total"] for row in rows]
@@ -107,9 +109,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(
-        f"recipe: rl.train.main + ArithmeticDatasetBuilder on {args.model}, {args.iterations} iterations x "
-        f"{args.groups} groups x {args.group_size} samples, max_tokens {args.max_tokens}, lr {args.lr}, "
-        f"rank {args.rank}, renderer {RENDERER}"
+        f"recipe: rl.train.main + ArithmeticDatasetBuilder on {args.model}, "
+        f"{args.iterations} iterations x {args.groups} groups x {args.group_size} samples, "
+        f"max_tokens {args.max_tokens}, lr {args.lr}, rank {args.rank}, renderer {RENDERER}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-cookbook-rl-") as tmp:
         with start_engine(

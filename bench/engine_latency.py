@@ -38,7 +38,8 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def interleaved(fns: dict[str, object], calls: int, warmup: int = 10) -> dict[str, list[float]]:
-    """Time each fn once per round, alternating, so load changes on a shared machine hit all alike."""
+    """Time each fn once per round, alternating, so load changes on a shared machine hit all
+    alike."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -108,7 +109,8 @@ def main() -> None:
     )
     print(f"machine: {machine()}")
     print(
-        f"minimal forward on {TINY}, 1 datum x {len(TOKENS) - 1} tokens, {args.calls} calls each, interleaved"
+        f"minimal forward on {TINY}, 1 datum x {len(TOKENS) - 1} tokens, "
+        f"{args.calls} calls each, interleaved"
     )
     print(f"{'path':<34}{'p50 ms':>10}{'p99 ms':>10}")
     print(f"{'SDK -> engine over HTTP':<34}{sdk50 * 1e3:>10.2f}{sdk99 * 1e3:>10.2f}")

@@ -241,7 +241,8 @@ def table(baseline: int, rows: list[tuple[str, str, int, int, int]], stats: dict
         "",
         f"engine_stats at the end: results_unretrieved={stats.get('results_unretrieved')} "
         f"({stats.get('results_unretrieved_bytes', 0) / MiB:.1f} MiB, expire after 15 minutes), "
-        f"results_held={stats.get('results_held')} ({stats.get('results_held_bytes', 0) / MiB:.1f} MiB)",
+        f"results_held={stats.get('results_held')} "
+        f"({stats.get('results_held_bytes', 0) / MiB:.1f} MiB)",
     ]
     return "\n".join(lines)
 
@@ -268,7 +269,8 @@ def main() -> None:
     if args.append:
         with args.append.open("a", encoding="utf-8") as out:
             out.write(
-                f"\n#### `bench/engine_limits.py`, {datetime.date.today()}\n\nMachine: {machine()}\n\n{text}\n"
+                f"\n#### `bench/engine_limits.py`, {datetime.date.today()}\n\n"
+                f"Machine: {machine()}\n\n{text}\n"
             )
 
 

@@ -113,7 +113,8 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="also record the SDK ratio as this CPU kind's `sample` goal row in FILE (bench/goals.py)",
+        help="also record the SDK ratio as this CPU kind's `sample` goal row in FILE "
+        "(bench/goals.py)",
     )
     args = parser.parse_args()
 
@@ -137,10 +138,14 @@ def main() -> None:
         del backend
         sdk_s = bench_sdk(args.model, batch, args.new_tokens, args.dtype, args.device)
         print(
-            f"engine via tinker SDK, concurrent: {sdk_s:7.2f} s  {total / sdk_s:7.1f} tok/s  ratio {hf_s / sdk_s:.2f}x"
+            f"engine via tinker SDK, concurrent: {sdk_s:7.2f} s  {total / sdk_s:7.1f} tok/s  "
+            f"ratio {hf_s / sdk_s:.2f}x"
         )
         if args.doc:
-            how = f"`bench/engine_sample.py --requests {args.requests} --new-tokens {args.new_tokens}`"
+            how = (
+                f"`bench/engine_sample.py --requests {args.requests} "
+                f"--new-tokens {args.new_tokens}`"
+            )
             print(record("sample", hf_s / sdk_s, how, args.doc))
 
 

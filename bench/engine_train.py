@@ -234,7 +234,10 @@ def main() -> None:
         write_block(args.doc, "engine-train", f"{header}\n\n{text}")
         if "sdk" in seconds:
             best = min(seconds["peft-float32"], seconds["peft-bfloat16"])
-            how = f"`bench/engine_train.py --batch {args.batch} --seq {args.seq} --dtype {args.dtype}`"
+            how = (
+                f"`bench/engine_train.py --batch {args.batch} --seq {args.seq} "
+                f"--dtype {args.dtype}`"
+            )
             print(record("train", best / seconds["sdk"], how, args.doc))
 
 

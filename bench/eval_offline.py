@@ -182,7 +182,8 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="also record the ratio as this CPU kind's `eval-offline` goal row in FILE (bench/goals.py)",
+        help="also record the ratio as this CPU kind's `eval-offline` goal row in FILE "
+        "(bench/goals.py)",
     )
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
@@ -197,7 +198,8 @@ def main() -> None:
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
     print(
         f"machine: {machine()}; model {DEFAULT_MODEL}; "
-        f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, concurrency={args.concurrency}, greedy; "
+        f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, "
+        f"concurrency={args.concurrency}, greedy; "
         f"engine --dtype {args.dtype}, hf dtype {args.hf_dtype}"
     )
     print(
@@ -209,7 +211,8 @@ def main() -> None:
         f"accuracy {accuracy(hf_answers, data):.3f}"
     )
     print(
-        f"engine during the timed run: {stats} (sample_compute_s: time inside the model's batched generate)"
+        f"engine during the timed run: {stats} "
+        "(sample_compute_s: time inside the model's batched generate)"
     )
     print(
         f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}"

@@ -8,7 +8,8 @@ Writes a synthetic JSONL of N conversations (default 100,000), reads it with
   - reference: the cookbook renderer (`build_supervised_example`) on a subsample, extrapolated,
 and prints tokens/s and the ratio chief / baseline (target >= 0.8).
 
-    python bench/plan_tokens.py [--n 100000] [--model SmolLM2-135M-Instruct-Q4_1] [--renderer-sample 2000]
+    python bench/plan_tokens.py [--n 100000] [--model SmolLM2-135M-Instruct-Q4_1]
+                                [--renderer-sample 2000]
 """
 
 from __future__ import annotations
@@ -108,13 +109,15 @@ def main() -> None:
 
     raw_tps, chief_tps, ref_tps = raw_tokens / raw_s, chief_tokens / chief_s, ref_tokens / ref_s
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; model {args.model}; "
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
+        f"model {args.model}; "
         f"{args.n:,} conversations ({chief_tokens:,} tokens, {sum(counts.completion):,} trained); "
         f"read+validate {read_s:.2f} s"
     )
     print(f"baseline raw tokenizer(texts): {raw_s:7.2f} s  {raw_tps:12,.0f} tok/s")
     print(
-        f"chief count_tokens (batched):  {chief_s:7.2f} s  {chief_tps:12,.0f} tok/s  ratio {chief_tps / raw_tps:.2f}"
+        f"chief count_tokens (batched):  {chief_s:7.2f} s  {chief_tps:12,.0f} tok/s  "
+        f"ratio {chief_tps / raw_tps:.2f}"
     )
     print(
         f"cookbook renderer ({len(sample):,} sample): {ref_s:7.2f} s  {ref_tps:12,.0f} tok/s  "

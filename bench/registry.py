@@ -4,7 +4,7 @@ compare two models and export MODEL_REGISTRY.md / JSON; report times and the dat
 Baseline, measured in the same run: the same rows written naively, one transaction (commit)
 per row, for the first `--baseline-models` models; the ratio is per model recorded.
 
-    python bench/registry.py                     # 1000 models, 10 tasks x 10 metrics, 100 samples/task
+    python bench/registry.py  # 1000 models, 10 tasks x 10 metrics, 100 samples/task
     python bench/registry.py --models 100 --samples 50
 """
 
@@ -78,18 +78,21 @@ def record_naive(path: Path, models: int, samples: int) -> float:
     start = time.perf_counter()
     for i in range(models):
         model_id = db.execute(
-            "INSERT INTO models (name, version, display_name, backend, base_model, recipe, created_at) "
+            "INSERT INTO models "
+            "(name, version, display_name, backend, base_model, recipe, created_at) "
             "VALUES (?, ?, ?, 'local', 'b', 'sl', 'now')",
             (f"model-{i // 10}", i % 10 + 1, "x"),
         ).lastrowid
         db.execute(
-            "INSERT INTO status_history (model_id, to_status, at, actor) VALUES (?, 'candidate', 'now', 'b')",
+            "INSERT INTO status_history (model_id, to_status, at, actor) "
+            "VALUES (?, 'candidate', 'now', 'b')",
             (model_id,),
         )
         for task in range(TASKS):
             metrics, outcomes = eval_payload(i, task, samples)
             run_id = db.execute(
-                "INSERT INTO eval_runs (model_id, suite_name, suite_version, task, status, started_at) "
+                "INSERT INTO eval_runs "
+                "(model_id, suite_name, suite_version, task, status, started_at) "
                 "VALUES (?, 'bench', 'v1', ?, 'finished', 'now')",
                 (model_id, f"task{task}"),
             ).lastrowid
@@ -152,15 +155,17 @@ def main() -> None:
     per_model_naive = naive / args.baseline_models
     rows = args.models * (2 + 2 * TASKS + TASKS * METRICS_PER_TASK + TASKS * args.samples)
     print(
-        f"models={args.models} metrics/model={TASKS * METRICS_PER_TASK} samples/model={TASKS * args.samples} "
-        f"rows~{rows:,}"
+        f"models={args.models} metrics/model={TASKS * METRICS_PER_TASK} "
+        f"samples/model={TASKS * args.samples} rows~{rows:,}"
     )
     print(
-        f"record (one transaction per model/eval): {batched:.2f} s total, {per_model_batched * 1000:.1f} ms/model"
+        f"record (one transaction per model/eval): {batched:.2f} s total, "
+        f"{per_model_batched * 1000:.1f} ms/model"
     )
     print(
         f"baseline (one transaction per row, {args.baseline_models} models): "
-        f"{per_model_naive * 1000:.1f} ms/model -> {per_model_naive / per_model_batched:.1f}x slower"
+        f"{per_model_naive * 1000:.1f} ms/model -> "
+        f"{per_model_naive / per_model_batched:.1f}x slower"
     )
     print(
         f"compare 2 models ({len(comparison.rows)} metrics, "
@@ -168,8 +173,8 @@ def main() -> None:
     )
     print(f"gate check ({len(gate.reasons)} reasons): {t_gate * 1000:.0f} ms")
     print(
-        f"export markdown: {t_md:.2f} s ({len(markdown) / 1e6:.1f} MB); export json: {t_json:.2f} s "
-        f"({len(doc) / 1e6:.1f} MB)"
+        f"export markdown: {t_md:.2f} s ({len(markdown) / 1e6:.1f} MB); "
+        f"export json: {t_json:.2f} s ({len(doc) / 1e6:.1f} MB)"
     )
     print(f"database size: {size / 1e6:.1f} MB ({path})")
 

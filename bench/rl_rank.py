@@ -120,9 +120,10 @@ def main() -> None:
         ]
         first = projects[0].config
         print(
-            f"{len(points)} points on {args.model}: LR {first.optimizer.learning_rate:g} (the plan's), "
-            f"{first.rl.groups_per_batch} groups x {first.rl.group_size} rollouts, max_tokens {MAX_TOKENS}, "
-            f"grader {first.rl.grader}, seed {first.seed}",
+            f"{len(points)} points on {args.model}: "
+            f"LR {first.optimizer.learning_rate:g} (the plan's), "
+            f"{first.rl.groups_per_batch} groups x {first.rl.group_size} rollouts, "
+            f"max_tokens {MAX_TOKENS}, grader {first.rl.grader}, seed {first.seed}",
             flush=True,
         )
         results: dict[int, Any] = {}
@@ -130,7 +131,8 @@ def main() -> None:
         with open_connection(
             choose_backend("local"), state_dir=Path(tmp) / "engine", models=[args.model]
         ) as connection:
-            connection.service_client()  # created once, shared by every thread (as chief sweep does)
+            # created once, shared by every thread (as chief sweep does)
+            connection.service_client()
 
             def run(i: int) -> None:
                 try:
@@ -159,14 +161,15 @@ def main() -> None:
     quarter = max(1, args.steps // 4)
     names = [f"rank {rank}, {steps} steps" for rank, steps in points]
     lines = [
-        f"{datetime.date.today()}, `python bench/rl_rank.py --ranks {args.ranks} --steps {args.steps}"
-        f" --long-rank {args.long_rank}`: {machine()}.",
-        f'{args.model}, {TRAIN_PROMPTS} prompts "What is a + b? Reply with only the number." (digits '
-        f"1-9; {HELDOUT_PROMPTS} more held out), `chief init --recipe rl` settings: LR "
-        f"{first.optimizer.learning_rate:g}, {first.rl.groups_per_batch} groups x {first.rl.group_size} "
-        f"rollouts a step, temperature {first.rl.temperature:g}, grader `{first.rl.grader}`, "
-        f"{first.rl.loss_fn}; max_tokens {MAX_TOKENS}, seed {first.seed} for every point; all points at "
-        "once on one local engine.",
+        f"{datetime.date.today()}, `python bench/rl_rank.py --ranks {args.ranks} "
+        f"--steps {args.steps} --long-rank {args.long_rank}`: {machine()}.",
+        f'{args.model}, {TRAIN_PROMPTS} prompts "What is a + b? Reply with only the number." '
+        f"(digits 1-9; {HELDOUT_PROMPTS} more held out), `chief init --recipe rl` settings: "
+        f"LR {first.optimizer.learning_rate:g}, "
+        f"{first.rl.groups_per_batch} groups x {first.rl.group_size} rollouts a step, "
+        f"temperature {first.rl.temperature:g}, grader `{first.rl.grader}`, "
+        f"{first.rl.loss_fn}; max_tokens {MAX_TOKENS}, seed {first.seed} for every point; "
+        "all points at once on one local engine.",
         "",
         f"| rank | steps | reward, first {quarter} steps | reward, last {quarter} steps | "
         f"held-out reward, final ({HELDOUT_PROMPTS} prompts, greedy) | status |",
@@ -180,8 +183,8 @@ def main() -> None:
             continue
         curve = curves[i]
         lines.append(
-            f"| {rank} | {len(curve)} | {mean(curve[:quarter]):.3f} | {mean(curve[-quarter:]):.3f} | "
-            f"{finals[i]:.3f} | {result.status} |"
+            f"| {rank} | {len(curve)} | {mean(curve[:quarter]):.3f} | "
+            f"{mean(curve[-quarter:]):.3f} | {finals[i]:.3f} | {result.status} |"
         )
     longest = max((len(c) for c in curves.values()), default=0)
     lines += [

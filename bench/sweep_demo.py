@@ -1,4 +1,4 @@
-"""`chief sweep` + `chief select` on the demo skill: an LR sweep around the plan, then the selection.
+"""`chief sweep` + `chief select` on the demo skill: LR sweep around the plan, then the selection.
 
 The demo project (`demo.create_demo_project`: the secret-code skill, planned by the planner and
 narrowed to the CPU budget as `chief demo` narrows it), `chief plan`'s plan.json (for get_lr's
@@ -63,11 +63,13 @@ def main() -> None:
             for row in RunFiles(project.paths.run(p.run_id).dir).metrics()
         )
     lines = [
-        f"{datetime.date.today()}, `python bench/sweep_demo.py --lr-multipliers {args.lr_multipliers}"
+        f"{datetime.date.today()}, `python bench/sweep_demo.py "
+        f"--lr-multipliers {args.lr_multipliers}"
         f"{f' --steps {args.steps}' if args.steps else ''}`: {machine()}.",
-        f"Demo project on {project.config.base_model} (rank {sweep.planned_rank}, planned LR "
-        f"{sweep.planned_lr:.3g}, get_lr {sweep.get_lr:.3g}), {len(sweep.points)} runs at once on one local "
-        f"engine, then `chief select` (shortlist {args.shortlist}, the demo's suite).",
+        f"Demo project on {project.config.base_model} (rank {sweep.planned_rank}, "
+        f"planned LR {sweep.planned_lr:.3g}, get_lr {sweep.get_lr:.3g}), "
+        f"{len(sweep.points)} runs at once on one local engine, "
+        f"then `chief select` (shortlist {args.shortlist}, the demo's suite).",
         "",
         "| point | LR | steps | final val NLL | final train loss | status |",
         "|---|---|---|---|---|---|",
@@ -83,7 +85,8 @@ def main() -> None:
         *[f"- {line}" for line in summarize(sweep)["lines"]],
         f"- selection: {chosen.chosen.ref} ({chosen.chosen.label}): {chosen.reason}",
         f"- wall time: init + plan {planned - started:.0f} s, sweep {swept - sweep_started:.0f} s "
-        f"({tokens:,} training tokens in all: {tokens / (swept - sweep_started):.0f} tokens/s aggregate, "
+        f"({tokens:,} training tokens in all: "
+        f"{tokens / (swept - sweep_started):.0f} tokens/s aggregate, "
         f"inline NLL evals and checkpoints included), select {selected - swept:.0f} s",
         f"- {load_average()}",
     ]

@@ -132,21 +132,26 @@ def main() -> None:
     raw_s, chief_s = statistics.median(raw), statistics.median(chief)
     print(f"machine: {machine()}")
     print(
-        f"model {args.model}, batch 8, ~{tokens_per_step:.0f} tokens/step, {args.steps} steps x {args.rounds} rounds"
+        f"model {args.model}, batch 8, ~{tokens_per_step:.0f} tokens/step, "
+        f"{args.steps} steps x {args.rounds} rounds"
     )
     print(
-        f"raw SDK loop : {raw_s:6.2f} steps/s  {raw_s * tokens_per_step:8.0f} tokens/s  (runs {raw})"
+        f"raw SDK loop : {raw_s:6.2f} steps/s  {raw_s * tokens_per_step:8.0f} tokens/s  "
+        f"(runs {raw})"
     )
     print(
-        f"chief train  : {chief_s:6.2f} steps/s  {chief_s * tokens_per_step:8.0f} tokens/s  (runs {chief})"
+        f"chief train  : {chief_s:6.2f} steps/s  {chief_s * tokens_per_step:8.0f} tokens/s  "
+        f"(runs {chief})"
     )
     print(
-        f"ratio chief/raw: {chief_s / raw_s:.3f}  (orchestration overhead {100 * (1 - chief_s / raw_s):+.1f}%; "
-        "target < 10%)"
+        f"ratio chief/raw: {chief_s / raw_s:.3f}  "
+        f"(orchestration overhead {100 * (1 - chief_s / raw_s):+.1f}%; target < 10%)"
     )
     print(
-        f"chief train time outside forward_backward+optim_step (schedule, metrics, logs, observer): "
-        f"{100 * statistics.median(outside):.2f}% of the wall time between steps (load-independent measure)"
+        "chief train time outside forward_backward+optim_step "
+        "(schedule, metrics, logs, observer): "
+        f"{100 * statistics.median(outside):.2f}% of the wall time between steps "
+        "(load-independent measure)"
     )
 
 
