@@ -46,7 +46,9 @@ def arithmetic(n: int, rng: random.Random) -> list[dict[str, str]]:
     rows = []
     for _ in range(n):
         a, b = rng.randint(1, 9), rng.randint(1, 9)
-        rows.append({"prompt": f"What is {a} + {b}? Reply with only the number.", "answer": str(a + b)})
+        rows.append(
+            {"prompt": f"What is {a} + {b}? Reply with only the number.", "answer": str(a + b)}
+        )
     return rows
 
 
@@ -103,7 +105,9 @@ def main() -> None:
         default=1,
         help="This rank again with 2x --steps (0: no such point).",
     )
-    parser.add_argument("--write", action="store_true", help="Write the result into docs/BENCHMARKS.md.")
+    parser.add_argument(
+        "--write", action="store_true", help="Write the result into docs/BENCHMARKS.md."
+    )
     args = parser.parse_args()
     points = [(int(r), args.steps) for r in args.ranks.split(",")]
     if args.long_rank:
@@ -116,7 +120,8 @@ def main() -> None:
         write_jsonl(data / "train.jsonl", arithmetic(TRAIN_PROMPTS, rng))
         write_jsonl(data / "heldout.jsonl", arithmetic(HELDOUT_PROMPTS, rng))
         projects = [
-            make_point(Path(tmp) / f"r{rank}-s{steps}", data, args.model, rank, steps) for rank, steps in points
+            make_point(Path(tmp) / f"r{rank}-s{steps}", data, args.model, rank, steps)
+            for rank, steps in points
         ]
         first = projects[0].config
         print(
@@ -150,13 +155,19 @@ def main() -> None:
             for thread in threads:
                 thread.join()
             trained = time.perf_counter()
-            heldout = HeldOutReward(prepare(spec_from_project(projects[0]), projects[0].root), connection)
+            heldout = HeldOutReward(
+                prepare(spec_from_project(projects[0]), projects[0].root), connection
+            )
             base = mean(heldout(None))
             finals = {
-                i: mean(heldout(r.final.sampler_path)) for i, r in results.items() if not isinstance(r, Exception)
+                i: mean(heldout(r.final.sampler_path))
+                for i, r in results.items()
+                if not isinstance(r, Exception)
             }
         evaluated = time.perf_counter()
-        curves = {i: reward_curve(r.run_dir) for i, r in results.items() if not isinstance(r, Exception)}
+        curves = {
+            i: reward_curve(r.run_dir) for i, r in results.items() if not isinstance(r, Exception)
+        }
 
     quarter = max(1, args.steps // 4)
     names = [f"rank {rank}, {steps} steps" for rank, steps in points]
@@ -195,7 +206,10 @@ def main() -> None:
     ]
     lines.append("|---" * (len(names) + 1) + "|")
     for step in range(longest):
-        cells = [f"{curves[i][step]:.3f}" if i in curves and step < len(curves[i]) else "" for i in range(len(points))]
+        cells = [
+            f"{curves[i][step]:.3f}" if i in curves and step < len(curves[i]) else ""
+            for i in range(len(points))
+        ]
         lines.append(f"| {step + 1} | " + " | ".join(cells) + " |")
     lines += [
         "",

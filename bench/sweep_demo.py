@@ -37,9 +37,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="Base model (default: the demo's).")
     parser.add_argument("--lr-multipliers", default="0.5,1,2,4")
-    parser.add_argument("--steps", type=int, default=None, help="Cap each run's steps (default: the demo's).")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="Cap each run's steps (default: the demo's)."
+    )
     parser.add_argument("--shortlist", type=int, default=2)
-    parser.add_argument("--write", action="store_true", help="Write the result into docs/BENCHMARKS.md.")
+    parser.add_argument(
+        "--write", action="store_true", help="Write the result into docs/BENCHMARKS.md."
+    )
     args = parser.parse_args()
     multipliers = [float(m) for m in args.lr_multipliers.split(",")]
 
