@@ -87,6 +87,9 @@ def tinker_cli(engine, *args: str) -> dict:
         **os.environ,
         "TINKER_BASE_URL": engine.base_url,
         "TINKER_API_KEY": engine.api_key_for_clients,
+        # One run here ended in SIGABRT after printing a correct answer, with nothing on stderr:
+        # if it happens again, the threads' stacks say where.
+        "PYTHONFAULTHANDLER": "1",
     }
     done = subprocess.run(
         [TINKER, "-f", "json", *args], env=env, capture_output=True, text=True, timeout=300
