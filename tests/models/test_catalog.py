@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +84,25 @@ def test_allowed_directories_need_distinct_names(tmp_path):
     assert resolve_model("LLAMA", served).local_dir == (tmp_path / "a" / "llama").resolve()
     with pytest.raises(ModelNotFoundError, match="available models are .*llama, or a hub id"):
         resolve_model(str(tmp_path / "b" / "llama"), served)
+
+
+def test_a_broken_tokenizer_file_is_refused_before_transformers_loads(tmp_path):
+    """The files are checked first: a broken one costs no transformers import (seconds)."""
+    model = tmp_path / "model"
+    shutil.copytree(materialize_model(TINY_MODEL), model)
+    (model / "tokenizer_config.json").write_text("[1, 2]")
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tinker_chief.models import load_tokenizer\n"
+            "try:\n    load_tokenizer(sys.argv[1])\nexcept Exception as exc:\n    print(exc)\n"
+            "print(sorted({'transformers', 'torch'} & set(sys.modules)))",
+            str(model),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0, probe.stderr
+    error = f"{model}/tokenizer_config.json: expected a JSON object, got list"
+    assert probe.stdout.splitlines() == [error, "[]"]

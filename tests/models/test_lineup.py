@@ -4,6 +4,8 @@ runs."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from tinker_cookbook import hyperparam_utils, model_info
@@ -32,6 +34,26 @@ def test_lineup_is_every_model_the_cookbook_knows():
         "deepseek-ai/DeepSeek-V3.1",
         "Qwen/Qwen3-30B-A3B-Instruct-2507",
     } <= names
+
+
+def test_resolving_a_lineup_name_imports_neither_transformers_nor_torch():
+    """Every command resolves its model name: the cookbook's tables are read from its source, as
+    importing `hyperparam_utils` imports transformers and torch (seconds of each `chief` start)."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tinker_chief.models import lineup, resolve_model; "
+            "print(resolve_model('qwen/QWEN3-8b').name, "
+            "lineup.cookbook_hidden_size('Qwen/Qwen3-8B'), len(lineup.cookbook_lineup()), "
+            "sorted({'transformers', 'torch'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0, probe.stderr
+    names = str(len(lineup.cookbook_lineup()))
+    assert probe.stdout.split() == ["Qwen/Qwen3-8B", "4096", names, "[]"]
 
 
 def test_chief_models_json(capsys):

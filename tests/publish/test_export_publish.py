@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.training.conftest import make_project
+from tinker_chief.cli.main import cli
 from tinker_chief.registry import Registry
 
 from cli_support import assert_one_line_error, run_chief
@@ -94,13 +96,19 @@ def _env(**changes: str | None) -> dict[str, str]:
     return {k: v for k, v in merged.items() if v is not None}
 
 
-def served(engine, tinker_path: str, prompts: list[list[int]] = PROMPTS) -> list[list[float]]:
-    """What the engine serves for the version: the log-probs its evals were computed from."""
+def served(
+    engine, tinker_path: str | None, prompts: list[list[int]] = PROMPTS
+) -> list[list[float]]:
+    """What the engine serves for the version (the log-probs its evals were computed from), or
+    with no path for the base model itself."""
     import tinker
     from tinker import types
 
     client = tinker.ServiceClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
-    sampler = client.create_sampling_client(model_path=tinker_path).result()
+    if tinker_path is None:
+        sampler = client.create_sampling_client(base_model="tiny-random-llama").result()
+    else:
+        sampler = client.create_sampling_client(model_path=tinker_path).result()
     return [
         [float(v) for v in sampler.compute_logprobs(types.ModelInput.from_ints(p)).result()[1:]]
         for p in prompts
@@ -132,23 +140,32 @@ def trained(engine, tmp_path_factory) -> dict:
         eval_suite=SUITE,
     )
     where = ("--project", str(project), "--base-url", engine.base_url)
+    # Set-up only, so in this process (training and evals have their own `chief` process tests).
     for args in (("train",), ("eval", "tiny:v3"), ("eval", "tiny-random-llama")):
-        done = run_chief(*args[:1], *args[1:], *where)
-        assert done.returncode == 0, done.stderr
-    promoted = run_chief("promote", "tiny:v3", "--to", "staging", "--project", str(project))
-    assert promoted.returncode == 0, promoted.stderr
+        done = CliRunner().invoke(cli, [*args, *where])
+        assert done.exit_code == 0, done.output
+    promote = ["promote", "tiny:v3", "--to", "staging", "--project", str(project)]
+    promoted = CliRunner().invoke(cli, promote)
+    assert promoted.exit_code == 0, promoted.output
     with Registry.open(project / ".chief" / "registry.db", create=False) as registry:
         record = registry.get_model("tiny:v3")
     return {"project": project, "where": where, "record": record}
 
 
-def test_export_is_a_standard_peft_directory_that_reproduces_the_served_logprobs(
-    trained, engine, tmp_path
-):
-    out = tmp_path / "adapter"
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory) -> dict:
+    """`chief export tiny:v3 --dir DIR --json` run once: the directory and the printed result,
+    read by the tests of what an export holds (and copied, never changed, by the check tests)."""
+    out = tmp_path_factory.mktemp("exported") / "adapter"
     done = run_chief("export", "tiny:v3", "--dir", str(out), "--json", *trained["where"])
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    return {"dir": out, "result": json.loads(done.stdout)}
+
+
+def test_export_is_a_standard_peft_directory_that_reproduces_the_served_logprobs(
+    trained, exported, engine
+):
+    out, result = exported["dir"], exported["result"]
     assert result["directory"] == str(out) and result["format"] == "adapter"
 
     config = json.loads((out / "adapter_config.json").read_text())
@@ -172,7 +189,7 @@ def test_export_is_a_standard_peft_directory_that_reproduces_the_served_logprobs
     assert max_diff(loaded["scores"], served(engine, trained["record"].tinker_path)) < 1e-4
 
     with Registry.open(trained["project"] / ".chief" / "registry.db", read_only=True) as registry:
-        row = registry.exports("tiny:v3")[-1]
+        (row,) = [r for r in registry.exports("tiny:v3") if r.location == str(out.resolve())]
     from tinker_chief.files import sha256_file
 
     assert (row.target, row.location, row.format) == ("dir", str(out.resolve()), "adapter")
@@ -214,16 +231,17 @@ def test_merged_export_loads_without_peft_and_keeps_the_base_input_embeddings(
     )
 
 
-def test_publish_to_the_hub_then_download_elsewhere_and_load_with_plain_peft(
-    trained, engine, tmp_path
-):
+def test_publish_download_elsewhere_load_with_plain_peft_then_republish(trained, engine, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from tinker_chief.registry import MetricValue
+
     project, record = trained["project"], trained["record"]
     with hub_stand_in({}, token=TOKEN) as hub:
         env = {**online_env(hub, tmp_path / "hub-cache", tmp_path / "home"), "HF_TOKEN": TOKEN}
         env["HF_HUB_CACHE"] = SESSION_CACHE
-        done = run_chief(
-            "publish", "tiny:v3", "--repo", "org/tiny-bot", "--json", *trained["where"], env=env
-        )
+        publish = ("publish", "tiny:v3", "--repo", "org/tiny-bot", *trained["where"])
+        done = run_chief(*publish, "--json", env=env)
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert TOKEN not in done.stdout + done.stderr
@@ -250,45 +268,29 @@ def test_publish_to_the_hub_then_download_elsewhere_and_load_with_plain_peft(
             timeout=300,
         )
         assert fetched.returncode == 0, fetched.stderr
-    loaded = load_and_score(elsewhere)
-    assert loaded["chief"] == [] and not [w for w in loaded["warnings"] if "tie" in w]
-    assert max_diff(loaded["scores"], served(engine, record.tinker_path)) < 1e-4
+        loaded = load_and_score(elsewhere)
+        assert loaded["chief"] == [] and not [w for w in loaded["warnings"] if "tie" in w]
+        assert max_diff(loaded["scores"], served(engine, record.tinker_path)) < 1e-4
 
-    shown = run_chief("registry", "show", "tiny:v3", "--json", "--project", str(project))
-    exports = json.loads(shown.stdout)["exports"]
-    assert exports[-1]["target"] == "hub" and exports[-1]["location"] == "org/tiny-bot"
-    assert exports[-1]["commit_sha"] == commit["oid"]
-    with Registry.open(project / ".chief" / "registry.db", read_only=True) as registry:
-        audit = registry.audit_log()[-1]
-        markdown = registry.export_markdown()
-    assert (audit.command, audit.target, audit.details["url"]) == (
-        "publish",
-        "tiny:v3",
-        result["url"],
-    )
-    assert commit["oid"][:12] in markdown and result["url"] in markdown
-    assert TOKEN not in markdown
-    assert run_chief("report", "--project", str(project)).returncode == 0
-    assert (
-        f'<a href="{result["url"]}">{commit["oid"][:12]}</a>'
-        in (project / "report.html").read_text()
-    )
+        shown = run_chief("registry", "show", "tiny:v3", "--json", "--project", str(project))
+        exports = json.loads(shown.stdout)["exports"]
+        assert exports[-1]["target"] == "hub" and exports[-1]["location"] == "org/tiny-bot"
+        assert exports[-1]["commit_sha"] == commit["oid"]
+        with Registry.open(project / ".chief" / "registry.db", read_only=True) as registry:
+            audit = registry.audit_log()[-1]
+            markdown = registry.export_markdown()
+        assert (audit.command, audit.target, audit.details["url"]) == (
+            "publish",
+            "tiny:v3",
+            result["url"],
+        )
+        assert commit["oid"][:12] in markdown and result["url"] in markdown
+        assert TOKEN not in markdown
+        assert run_chief("report", "--project", str(project)).returncode == 0
+        link = f'<a href="{result["url"]}">{commit["oid"][:12]}</a>'
+        assert link in (project / "report.html").read_text()
 
-
-def test_republishing_after_new_evals_updates_the_card_in_a_new_commit(trained, tmp_path):
-    from huggingface_hub import ModelCard
-
-    from tinker_chief.registry import MetricValue
-
-    project = trained["project"]
-    with hub_stand_in({}, token=TOKEN) as hub:
-        env = {
-            **online_env(hub, tmp_path / "hub-cache"),
-            "HF_TOKEN": TOKEN,
-            "HF_HUB_CACHE": SESSION_CACHE,
-        }
-        publish = ("publish", "tiny:v3", "--repo", "org/again", *trained["where"])
-        assert run_chief(*publish, env=env).returncode == 0
+        # Republishing after a new eval: a new commit of the same weights, with the new card.
         with Registry.open(project / ".chief" / "registry.db") as registry:
             registry.record_eval(
                 "tiny:v3",
@@ -299,8 +301,8 @@ def test_republishing_after_new_evals_updates_the_card_in_a_new_commit(trained, 
             )
         again = run_chief(*publish, env=env)
         assert again.returncode == 0, again.stderr
-        first, second = hub.commits["org/again"]
-    assert first["oid"] != second["oid"]
+        first, second = hub.commits["org/tiny-bot"]
+    assert first["oid"] == commit["oid"] != second["oid"]
     assert (
         first["files"]["adapter_model.safetensors"] == second["files"]["adapter_model.safetensors"]
     )
@@ -312,11 +314,10 @@ def test_republishing_after_new_evals_updates_the_card_in_a_new_commit(trained, 
     }
 
 
-def test_the_card_parses_and_carries_the_eval_table(trained, tmp_path):
+def test_the_card_parses_and_carries_the_eval_table(trained, exported):
     from huggingface_hub import ModelCard
 
-    out = tmp_path / "carded"
-    assert run_chief("export", "tiny:v3", "--dir", str(out), *trained["where"]).returncode == 0
+    out = exported["dir"]
     card = ModelCard.load(out / "README.md")
     data = card.data
     assert data.base_model == "tinker-chief/tiny-random-llama" and data.library_name == "peft"
@@ -378,7 +379,9 @@ def test_a_failed_check_exits_non_zero_and_leaves_nothing(trained, engine, tmp_p
     assert registry_state(trained["project"]) == before
 
 
-def test_round_trip_check_catches_a_corrupted_and_a_zeroed_adapter(trained, engine, tmp_path):
+def test_round_trip_check_catches_a_corrupted_and_a_zeroed_adapter(
+    trained, exported, engine, tmp_path
+):
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -386,8 +389,7 @@ def test_round_trip_check_catches_a_corrupted_and_a_zeroed_adapter(trained, engi
     from tinker_chief.errors import ExportError
     from tinker_chief.publish import roundtrip
 
-    good = tmp_path / "good"
-    assert run_chief("export", "tiny:v3", "--dir", str(good), *trained["where"]).returncode == 0
+    good = exported["dir"]
     canaries = roundtrip.Canaries(PROMPTS, "test prompts")
     served_now = served(engine, trained["record"].tinker_path)
     check = roundtrip.check_export(
@@ -433,7 +435,7 @@ def test_round_trip_check_catches_a_corrupted_and_a_zeroed_adapter(trained, engi
         roundtrip.check_export(no_adapter, "adapter", "", canaries, served_now, "float32", "x")
     # Served from the base (a path that resolved to it): the zeroed adapter matches what is served,
     # and only the effect rule sees that no adapter is applied.
-    base_scores = load_and_score(no_adapter)["scores"]
+    base_scores = served(engine, None)
     with pytest.raises(ExportError, match="equal the base model's .*the adapter is not applied"):
         roundtrip.check_export(no_adapter, "adapter", "", canaries, base_scores, "float32", "x")
 

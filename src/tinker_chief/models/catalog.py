@@ -352,13 +352,13 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Tokenizer:
     one); a model whose tokenizer is its own Python code is refused (`CustomCodeRefused`) unless
     `trust_remote_code`, and transformers is always told which, so it never asks on the terminal.
     """
-    from transformers import AutoTokenizer
-
     spec = resolve_model(name)
     # A cloud model: one error naming the missing files and the fetch command.
     directory = model_files(spec.name, trust_remote_code=trust_remote_code)
     hf_files.check_tokenizer_files(directory)
     runs_code = hf_files.refuse_custom_code(spec.name, directory, trust_remote_code)
+    from transformers import AutoTokenizer  # after the checks: its import alone takes seconds
+
     # A cloud model by its hub id, from the cache, so the tokenizer's name is the model's
     # (renderers read it).
     source = spec.name if spec.source == "cloud" else str(directory)

@@ -18,7 +18,7 @@ from functools import cache
 @cache
 def cookbook_lineup() -> tuple[str, ...]:
     """Every hub id the installed cookbook has a renderer, a LoRA count or a hidden size for."""
-    from tinker_cookbook import hyperparam_utils, model_info
+    from tinker_cookbook import model_info
 
     names: set[str] = set()
     for getter in (
@@ -34,7 +34,7 @@ def cookbook_lineup() -> tuple[str, ...]:
         org = next(iter(getter().values())).organization
         names.update(f"{org}/{version}" for version in getter())
     # the table get_lora_param_count reads
-    names.update(hyperparam_utils._LORA_PARAMS_PER_RANK_BY_COMPONENT)
+    names.update(_hyperparam_table("_LORA_PARAMS_PER_RANK_BY_COMPONENT"))
     return tuple(sorted(names))
 
 
@@ -100,28 +100,32 @@ def cookbook_lr(name: str) -> CookbookLr:
 
 def cookbook_hidden_size(name: str) -> int | None:
     """The hidden size the cookbook knows without a network call, else None."""
-    import inspect
-
-    from tinker_cookbook import hyperparam_utils
-
     # `_get_hidden_size` falls back to downloading the config; read only its baked-in table,
     # which it keeps as a literal inside the function.
-    known = _known_hidden_sizes(inspect.getsource(hyperparam_utils._get_hidden_size))
-    return known.get(name.split(":", 1)[0])
+    return _hyperparam_table("_KNOWN_HIDDEN_SIZES").get(name.split(":", 1)[0])
 
 
 @cache
-def _known_hidden_sizes(source: str) -> dict[str, int]:
-    import ast
+def _hyperparam_table(table: str) -> dict:
+    """A literal table of `tinker_cookbook.hyperparam_utils`, read from its source, or {}.
 
-    for node in ast.walk(ast.parse(source.strip())):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == "_KNOWN_HIDDEN_SIZES"
-            and node.value is not None
-        ):
-            return ast.literal_eval(node.value)
+    Read, not imported: importing that module imports transformers and torch (seconds of every
+    `chief` command that only resolves a model name); its functions are imported where called.
+    """
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("tinker_cookbook.hyperparam_utils")
+    if spec is None or spec.origin is None:
+        return {}
+    with open(spec.origin, encoding="utf-8") as handle:
+        source = handle.read()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            named = any(isinstance(t, ast.Name) and t.id == table for t in targets)
+            if named and node.value is not None:
+                return ast.literal_eval(node.value)
     return {}
 
 
