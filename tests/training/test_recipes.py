@@ -4,6 +4,7 @@ penalty to the base), prompt distillation (teacher labels cached in the run dire
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tinker_chief.evals.graders.base import GradeInput, Grader, Verdict, grader
 from tinker_chief.planning import load_project
 from tinker_chief.training import spec_from_project, train, train_project
 
+from cli_support import chief_in_process
 from jsonl_support import read_jsonl, write_jsonl
 
 SHORT = {
@@ -30,7 +32,7 @@ def _train_rows(result) -> list[dict]:
     return [r for r in read_jsonl(result.run_dir / "metrics.jsonl") if "train/loss" in r]
 
 
-def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
+def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine, capsys) -> None:
     project = make_project(tmp_path, recipe="dpo", **SHORT)
     write_jsonl(
         project / "data" / "train.jsonl",
@@ -49,6 +51,16 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path, engine) -> None:
         abs(rows[0]["train/loss"] - math.log(2)) < 1e-3
     )  # policy == reference at step 1: -log sigmoid(0)
     assert result.final is not None and result.final.registry_ref == "tiny:v1"
+    # Counted as billed: each step's custom loss is two training passes on the wire.
+    code, out, err = chief_in_process(
+        capsys, "cost", "--project", str(project), "--base-url", engine.base_url, "--json"
+    )
+    assert code == 0, err
+    [run] = [item for item in json.loads(out)["items"] if item["scope"].startswith("run:")]
+    assert run["billed"] == run["counted"] and run["counted"]["train"] == sum(
+        r["train/tokens"] for r in rows
+    )
+    assert run["estimate"]["train"] >= run["counted"]["train"]
 
 
 def test_rl_samples_groups_and_trains_with_a_kl_penalty(tmp_path: Path, engine) -> None:

@@ -521,7 +521,9 @@ def _work(project: Project, data: DataProfile, schedule: ScheduleSummary) -> Tok
             prefill_tokens=requests * prompt,
         )
     mean_tokens = data.total_tokens / max(1, data.sequences_rendered)
-    per_step = cfg.schedule.batch_size * (2 if cfg.recipe == "dpo" else 1) * mean_tokens
+    # DPO: a pair is two sequences, and its custom loss takes two passes (a forward for the
+    # log-probs, then a forward-backward), each billed as training.
+    per_step = cfg.schedule.batch_size * (4 if cfg.recipe == "dpo" else 1) * mean_tokens
     return TokenWork(train_tokens=int(per_step * schedule.total_steps))
 
 

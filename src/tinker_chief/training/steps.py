@@ -156,5 +156,7 @@ class DPOSteps(_NoConcerns):
             "train/loss": float(metrics.get("dpo_loss", float("nan"))),
             "train/pair_accuracy": float(metrics.get("accuracy", float("nan"))),
             "train/margin": float(metrics.get("margin", float("nan"))),
-            "train/tokens": batch_tokens(batch),
+            # `forward_backward_custom` is two passes on the wire (a forward for the log-probs,
+            # then a forward-backward with the loss's gradients), each billed as training.
+            "train/tokens": 2 * batch_tokens(batch),
         }
