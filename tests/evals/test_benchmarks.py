@@ -127,6 +127,9 @@ def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sand
     assert resolved.dataset[0]["origin"] == "staged" and resolved.dataset[0]["rows"] == 164
     rows = human_eval_rows()
     right = get_model("replay/right", answers={r["prompt"]: r["canonical_solution"] for r in rows})
+    # Inspect waits a random 0-1 s before each sample takes a sandbox (to interleave tasks): with
+    # only max_connections (2) samples in flight those waits were most of the run; 16 in flight
+    # overlap them, and max_sandboxes still runs 2 sandboxes at a time.
     (log,) = inspect_eval(
         resolved.task,
         model=right,
@@ -135,6 +138,7 @@ def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sand
         display="none",
         max_sandboxes=2,
         max_connections=2,
+        max_samples=16,
         epochs=1,
     )
     result = result_from_log(log)
@@ -152,6 +156,7 @@ def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sand
         display="none",
         max_sandboxes=2,
         max_connections=2,
+        max_samples=16,
         epochs=1,
         limit=20,
     )
