@@ -245,7 +245,11 @@ def _rest(engine) -> tinker.RestClient:
     return tinker.RestClient(base_url=engine.base_url, api_key=engine.api_key_for_clients)
 
 
-def test_checkpoints_that_expired_while_down_are_deleted_at_start(tmp_path):
+def test_a_restarted_engine_deletes_what_expired_while_down_and_what_a_killed_one_left(tmp_path):
+    """What expired while no engine ran is deleted before the next one answers anything. A
+    deletion pass renames an expired checkpoint to `.<name>.expired-*`, then deletes its files;
+    an engine killed in between (or mid-save, mid-delete) leaves such directories behind: the
+    next engine removes them too before it serves, and keeps every committed checkpoint."""
     from tinker_chief.engine.server.launcher import start_engine
 
     state = tmp_path / "state"
@@ -256,15 +260,26 @@ def test_checkpoints_that_expired_while_down_are_deleted_at_start(tmp_path):
         old_state = tc.save_state("old", ttl_seconds=HOUR).result().path
         old_sampler = tc.save_weights_for_sampler("old", ttl_seconds=HOUR).result().path
         kept = tc.save_state("kept", ttl_seconds=WEEK).result().path
+        kept_sampler = tc.save_weights_for_sampler("kept").result().path
         client.close("success").result()
     state_expired, sampler_expired = _expire(old_state, state), _expire(old_sampler, state)
+    folder = _dir_of(kept_sampler, state).parent
+    leftovers = [
+        folder / ".gone.expired-0badc0de",  # renamed away by a pass, files not yet deleted
+        folder / ".saving.k2j4h5g6",  # the staging directory of a save that never finished
+        folder / "uncommitted",  # a directory whose metadata (the commit marker) was never written
+    ]
+    for directory in leftovers:
+        shutil.copytree(_dir_of(kept_sampler, state), directory)
+    (folder / ".kept.json.1234.5678.tmp").write_text("{")  # a metadata file half written
 
     with start_engine(state_dir=state, device="cpu", dtype="float32") as second:
         # The first pass runs before the engine answers anything: the files are gone already.
         assert not _dir_of(old_state, state).exists() and not _dir_of(old_sampler, state).exists()
         assert _dir_of(kept, state).is_dir()
+        assert sorted(entry.name for entry in folder.iterdir()) == ["kept", "kept.json"]
         rest, client = _rest(second), _client(second)
-        assert set(_checkpoints(rest, run_id)) == {kept}
+        assert set(_checkpoints(rest, run_id)) == {kept, kept_sampler}
         gone = re.escape(f"{old_sampler} expired at {sampler_expired} and was deleted")
         with pytest.raises(tinker.NotFoundError, match=gone):
             client.create_sampling_client(model_path=old_sampler).result()
@@ -274,36 +289,7 @@ def test_checkpoints_that_expired_while_down_are_deleted_at_start(tmp_path):
             client.create_training_client_from_state(old_state).result()
         with pytest.raises(tinker.NotFoundError, match="expired at"):
             rest.get_weights_info_by_tinker_path(old_state).result()
-        client.close("success").result()
-
-
-def test_what_a_killed_engine_left_half_deleted_is_removed_at_the_next_start(tmp_path):
-    """A deletion pass renames an expired checkpoint to `.<name>.expired-*`, then deletes its
-    files; an engine killed in between (or mid-save, mid-delete) leaves such directories behind.
-    The next engine removes them before it serves, and keeps every committed checkpoint."""
-    from tinker_chief.engine.server.launcher import start_engine
-
-    state = tmp_path / "state"
-    with start_engine(state_dir=state, device="cpu", dtype="float32") as first:
-        client = _client(first)
-        tc = client.create_lora_training_client(base_model=TINY, rank=2, seed=35).result()
-        kept = tc.save_weights_for_sampler("kept").result().path
-        client.close("success").result()
-    folder = _dir_of(kept, state).parent
-    leftovers = [
-        folder / ".gone.expired-0badc0de",  # renamed away by a pass, files not yet deleted
-        folder / ".saving.k2j4h5g6",  # the staging directory of a save that never finished
-        folder / "uncommitted",  # a directory whose metadata (the commit marker) was never written
-    ]
-    for directory in leftovers:
-        shutil.copytree(_dir_of(kept, state), directory)
-    (folder / ".kept.json.1234.5678.tmp").write_text("{")  # a metadata file half written
-
-    with start_engine(state_dir=state, device="cpu", dtype="float32") as second:
-        assert sorted(entry.name for entry in folder.iterdir()) == ["kept", "kept.json"]
-        client, run_id = _client(second), kept.removeprefix("tinker://").split("/")[0]
-        assert set(_checkpoints(_rest(second), run_id)) == {kept}
-        sampler = client.create_sampling_client(model_path=kept).result()
+        sampler = client.create_sampling_client(model_path=kept_sampler).result()
         sampled = sampler.sample(types.ModelInput.from_ints([1, 2, 3]), 1, GREEDY).result()
         assert len(sampled.sequences) == 1
         client.close("success").result()

@@ -20,6 +20,7 @@ from tinker_chief import __version__
 from tinker_chief.cli.options import note
 from tinker_chief.errors import ChiefDeprecation, ChiefError
 from tinker_chief.exit_codes import ExitCode
+from tinker_chief.process_exit import skip_final_collection
 
 # name -> "module:attribute"; the order here is the order `chief --help` lists them in.
 COMMANDS: dict[str, str] = {
@@ -110,6 +111,7 @@ def _show_warning(
 
 
 def main(argv: list[str] | None = None) -> object:
+    skip_final_collection()
     debug = "--debug" in (argv or sys.argv[1:]) or bool(os.environ.get("CHIEF_DEBUG"))
     if not debug:
         # The cookbook's NLL evaluator calls an SDK method the SDK marks deprecated; users

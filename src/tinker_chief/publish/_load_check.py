@@ -12,6 +12,7 @@ template loaded from the export. Nothing of it is checked here: the caller judge
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import warnings
@@ -69,6 +70,9 @@ def main(request_path: str) -> None:
         "chief_imported": any(name.split(".")[0] == "tinker_chief" for name in sys.modules),
     }
     sys.stdout.write(json.dumps(result) + "\n")
+    # The interpreter's last full collection walks every object torch and transformers made
+    # (about a second); this process ends here, so nothing needs collecting.
+    gc.freeze()
 
 
 if __name__ == "__main__":

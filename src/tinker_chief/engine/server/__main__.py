@@ -12,11 +12,13 @@ import click
 
 from tinker_chief.engine.server.command import serve_command
 from tinker_chief.errors import ChiefError
+from tinker_chief.process_exit import skip_final_collection
 
 PROG = "python -m tinker_chief.engine.server"
 
 
 def main(argv: list[str] | None = None) -> int:
+    skip_final_collection()
     try:
         code = serve_command.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.ClickException as exc:
