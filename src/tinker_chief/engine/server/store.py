@@ -10,7 +10,7 @@ Layout::
                                                         (downloads)
 
     <state_dir>/expired-checkpoints.json                tombstones of deleted expired checkpoints
-    <state_dir>/billing.db                              usage counters (billing.py)
+    <state_dir>/billing.db                              usage counters (billing_ledger.py)
 
 A checkpoint directory is filled in a hidden staging directory and renamed into place; its
 metadata JSON is written last and is the commit marker, so a crash never lists a half-written
