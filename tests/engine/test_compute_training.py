@@ -19,11 +19,18 @@ from tinker_chief.engine.backend import (
     SampleRequest,
     SamplingSettings,
 )
-from tinker_chief.engine.compute import TorchBackend
+from tinker_chief.engine.compute import TorchBackend, forward
 from tinker_chief.engine.compute.base_pool import load_frozen_causal_lm
 from tinker_chief.models import materialize_model
 
-from compute_support import TINY_MODEL, adapter_state, assert_states_close, fresh_id, sft_batch
+from compute_support import (
+    TINY_MODEL,
+    VOCAB,
+    adapter_state,
+    assert_states_close,
+    fresh_id,
+    sft_batch,
+)
 
 STEP = AdamStep(
     learning_rate=0.02, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip_norm=1.0
@@ -78,7 +85,11 @@ def peft_reference_steps(config, initial, batches, step=STEP) -> dict:
     }
 
 
-def test_steps_match_plain_peft_and_adamw(backend):
+@pytest.mark.parametrize("rows_per_chunk", [None, 5])
+def test_steps_match_plain_peft_and_adamw(backend, monkeypatch, rows_per_chunk):
+    if rows_per_chunk:  # the output projection in chunks of 5 positions, as a 49k vocab gets 128
+        monkeypatch.setattr(forward, "CPU_CHUNK_BYTES", rows_per_chunk * 4 * VOCAB)
+        assert forward.chunk_rows(VOCAB, torch.device("cpu")) == rows_per_chunk
     model_id = new_model(backend)
     initial = adapter_state(backend, model_id)
     batches = [sft_batch(1), sft_batch(2)]
@@ -91,6 +102,13 @@ def test_steps_match_plain_peft_and_adamw(backend):
     assert_states_close(adapter_state(backend, model_id), expected, atol=5e-3 * STEP.learning_rate)
     # the step really moved the adapter (B starts at zero)
     assert any(not torch.equal(initial[k], expected[k]) for k in initial if "lora_B" in k)
+
+
+def test_a_cpu_chunk_of_logits_stays_on_the_heap_and_cuda_keeps_the_memory_bound():
+    rows = forward.chunk_rows(49152, torch.device("cpu"))  # SmolLM2's vocabulary
+    assert rows == 128 and rows * 49152 * 4 < 32 * 2**20  # glibc's largest heap allocation
+    assert forward.chunk_rows(151936, torch.device("cpu")) == 41  # Qwen3's
+    assert forward.chunk_rows(49152, torch.device("cuda")) == forward.CHUNK_TOKENS
 
 
 def test_targets_follow_the_spec(backend):
