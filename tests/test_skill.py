@@ -51,17 +51,20 @@ def test_skill_names_the_whole_workflow_in_order() -> None:
 @pytest.mark.parametrize("command", _commands())
 def test_every_command_exists_and_its_flags_parse(command: str) -> None:
     args = shlex.split(command)[1:]
-    ctx = click.Context(cli, info_name="chief")
+    # Each context has its parent, as in a real `chief` process: click caches a command's help
+    # option from the first context it sees, so an orphan one would change the help that
+    # docs/CLI.md is checked against (tests/cli/test_cli_reference.py) in this process.
+    ctx = click.Context(cli, info_name="chief", **cli.context_settings)
     group: click.Command = cli
     while isinstance(group, click.Group):
         name, args = args[0], args[1:]
         sub = group.get_command(ctx, name)
         assert sub is not None, f"`{command}`: no command `{name}`"
-        group = sub
+        parent, group = ctx, sub
+        ctx = click.Context(group, info_name=name, parent=parent)
     if args:
-        ctx = group.make_context(
-            group.name, list(args)
-        )  # raises on unknown flags, bad choices, missing args
+        # raises on unknown flags, bad choices, missing args
+        ctx = group.make_context(group.name, list(args), parent=parent)
         # An old spelling still parses for one release (`options.old_spelling`), but the skill
         # teaches the current one.
         old = {
@@ -74,6 +77,7 @@ def test_every_command_exists_and_its_flags_parse(command: str) -> None:
 
 
 def test_a_wrong_flag_would_be_caught() -> None:
-    train = cli.get_command(click.Context(cli), "train")
+    root = click.Context(cli, info_name="chief", **cli.context_settings)
+    train = cli.get_command(root, "train")
     with pytest.raises(click.UsageError):
-        train.make_context("train", ["--no-such-flag"])
+        train.make_context("train", ["--no-such-flag"], parent=root)
