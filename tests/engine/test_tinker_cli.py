@@ -51,7 +51,14 @@ def run(keyed_engine):
 
 
 def tinker_cli(engine, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TINKER_BASE_URL": engine.base_url, "TINKER_API_KEY": KEY}
+    # The faulthandler names the thread if the SDK's CLI ever aborts at exit again (it did once
+    # under a parallel suite, after printing its whole output; 150 runs in a row did not).
+    env = {
+        **os.environ,
+        "TINKER_BASE_URL": engine.base_url,
+        "TINKER_API_KEY": KEY,
+        "PYTHONFAULTHANDLER": "1",
+    }
     return subprocess.run(
         [TINKER, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
     )
