@@ -52,7 +52,11 @@ def junit_counts(path: Path) -> tuple[dict[str, int], float]:
     return counts, seconds
 
 
-def tests_block(junit: Path, script_seconds: float, pytest_args: str) -> str:
+def workers_text(workers: int) -> str:
+    return f"on {workers} pytest-xdist workers" if workers else "in one process"
+
+
+def tests_block(junit: Path, script_seconds: float, pytest_args: str, workers: int) -> str:
     counts, seconds = junit_counts(junit)
     summary = ", ".join(f"{value} {key}" for key, value in counts.items())
     ran = f"`pytest {pytest_args}`" if pytest_args.strip() else "the whole suite"
@@ -60,7 +64,7 @@ def tests_block(junit: Path, script_seconds: float, pytest_args: str) -> str:
         f"Recorded by `CHIEF_RECORD_RUN=1 ./scripts/test.sh` on {datetime.date.today()} "
         f"({ran}).\n\n"
         f"- machine: {machine()}\n"
-        f"- tests: {summary}, in {duration(seconds)}\n"
+        f"- tests: {summary}, in {duration(seconds)} {workers_text(workers)}\n"
         f"- the whole script (set-up, lint and types, tests): {duration(script_seconds)}"
     )
 
@@ -87,6 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         "--seconds", type=float, required=True, help="wall seconds of the whole script"
     )
     tests.add_argument("--args", default="", help="the arguments pytest was given")
+    tests.add_argument(
+        "--workers", type=int, default=0, help="pytest-xdist workers (default 0: one process)"
+    )
     demo = runs.add_parser("demo", help="a `chief demo` run")
     demo.add_argument("--seconds", type=float, required=True, help="wall seconds of `chief demo`")
     demo.add_argument(
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--exit-code", type=int, required=True)
     args = parser.parse_args(argv)
     if args.run == "tests":
-        body = tests_block(args.junit, args.seconds, args.args)
+        body = tests_block(args.junit, args.seconds, args.args, args.workers)
     else:
         body = demo_block(args.seconds, args.script_seconds, args.exit_code)
     try:
@@ -103,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.run == "tests":
             _, seconds = junit_counts(args.junit)
             command = " ".join(["./scripts/test.sh", *args.args.split()])
-            print(record("tests", seconds, f"`{command}`", args.doc))
+            how = f"`{command}`, {workers_text(args.workers)}"
+            print(record("tests", seconds, how, args.doc))
         elif args.exit_code == 0:  # a failed demo has no time to compare with the goal
             print(record("demo", args.seconds, "`./scripts/demo.sh`", args.doc))
     except ValueError as exc:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up, check the conventions (ruff lint + mypy, scripts/check.sh), then run the whole test
-# suite. Extra arguments go to pytest. With CHIEF_RECORD_RUN=1 the counts and times are written
-# into docs/BENCHMARKS.md (bench/record_run.py), the only place the docs quote them from.
+# suite in parallel (pytest-xdist). Extra arguments go to pytest. With CHIEF_RECORD_RUN=1 the
+# counts and times are written into docs/BENCHMARKS.md (bench/record_run.py), the only place the
+# docs quote them from.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -14,10 +15,16 @@ junit=""
 if [ "${CHIEF_RECORD_RUN:-}" = 1 ]; then
   junit="$(mktemp --suffix=.xml)"
 fi
-python -m pytest ${junit:+"--junitxml=$junit"} "$@"
+# pytest-xdist: one worker per CPU (at least 2: most of a test's time is a subprocess starting or
+# an engine answering, not this process computing), each taking a whole test file at a time so
+# a file's module-scoped engine starts once. CHIEF_TEST_WORKERS=0 runs in this process, serially.
+nproc="$(nproc 2>/dev/null || echo 2)"
+workers="${CHIEF_TEST_WORKERS:-$(( nproc > 2 ? nproc : 2 ))}"
+python -m pytest -n "$workers" --dist loadfile ${junit:+"--junitxml=$junit"} "$@"
 status=$?
 if [ -n "$junit" ]; then
-  python bench/record_run.py tests --junit "$junit" --seconds "$SECONDS" --args "$*" || status=1
+  python bench/record_run.py tests --junit "$junit" --seconds "$SECONDS" --args "$*" --workers "$workers" \
+    || status=1
   rm -f "$junit"
 fi
 if [ "$status" -eq 5 ]; then

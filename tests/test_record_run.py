@@ -67,13 +67,25 @@ def test_a_test_run_is_recorded_in_its_block_and_replaces_the_last(tmp_path: Pat
     doc.write_text(
         "# Benchmarks\n\nbefore\n\n<!-- tests:begin -->\nold figures\n<!-- tests:end -->\n\nafter\n"
     )
-    result = _record(doc, "tests", "--junit", str(junit), "--seconds", "125", "--args", "-k tiny")
+    result = _record(
+        doc,
+        "tests",
+        "--junit",
+        str(junit),
+        "--seconds",
+        "125",
+        "--args",
+        "-k tiny",
+        "--workers",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nbefore\n\n<!-- tests:begin -->\n")
     assert "\n<!-- tests:end -->\n\nafter\n" in text
     assert "old figures" not in text
     assert "- tests: 2 passed, 1 failed, 0 errors, 1 skipped, in " in text
+    assert " on 2 pytest-xdist workers\n" in text
     assert "- the whole script (set-up, lint and types, tests): 2m05s" in text
     assert "(`pytest -k tiny`)" in text and "- machine: " in text
 
@@ -82,6 +94,7 @@ def test_a_test_run_is_recorded_in_its_block_and_replaces_the_last(tmp_path: Pat
     assert (
         again.count("<!-- tests:begin -->") == 1 and "the whole suite" in again and ": 7s" in again
     )
+    assert " in one process\n" in again
 
 
 def test_a_demo_run_gets_its_own_block_appended(tmp_path: Path) -> None:
