@@ -52,6 +52,23 @@ def test_tiny_model_is_seeded_and_chatml():
     )
 
 
+def test_a_tokenizer_loads_once_per_process_until_its_files_change(tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(materialize_model(TINY_MODEL), model)
+    first = load_tokenizer(str(model))
+    assert load_tokenizer(str(model)) is first
+    (model / "chat_template.jinja").write_text(
+        "{% for m in messages %}[{{ m['content'] }}]{% endfor %}"
+    )
+    changed = load_tokenizer(str(model))
+    assert changed is not first
+    text = changed.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert text == "[hi]"
+    shutil.rmtree(model)
+    with pytest.raises(ModelNotFoundError):  # gone from disk: an error, not the cached copy
+        load_tokenizer(str(model))
+
+
 def test_tiny_model_weights_are_deterministic(tmp_path):
     from safetensors.numpy import load_file
 

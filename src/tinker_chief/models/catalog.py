@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,6 +358,39 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Tokenizer:
     directory = model_files(spec.name, trust_remote_code=trust_remote_code)
     hf_files.check_tokenizer_files(directory)
     runs_code = hf_files.refuse_custom_code(spec.name, directory, trust_remote_code)
+    key = (spec.name, str(directory), runs_code, _files_signature(directory))
+    with _TOKENIZERS_LOCK:
+        tokenizer = _TOKENIZERS.pop(key, None)
+        if tokenizer is None:
+            tokenizer = _read_tokenizer(spec, directory, runs_code)
+        _TOKENIZERS[key] = tokenizer  # the most recently used last
+        while len(_TOKENIZERS) > _TOKENIZERS_KEPT:
+            _TOKENIZERS.pop(next(iter(_TOKENIZERS)))
+    return tokenizer
+
+
+# Tokenizers this process has loaded, by model and the state of its files: loading one takes
+# ~0.2 s even for SmolLM2's (transformers deep-copies its settings), and a process asks for the
+# same one again and again (every eval of a sweep's checkpoints, each playground chat, the
+# warm-up and the run of `bench/eval_offline.py`). The lock also keeps concurrent first loads
+# (evals on threads) from racing inside transformers.
+_TOKENIZERS: dict[tuple[object, ...], Tokenizer] = {}
+_TOKENIZERS_KEPT = 8
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+def _files_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of each file in the model directory: a tokenizer file
+    rewritten in place (a re-fetch, an edited chat template) makes a new cache key."""
+    found = []
+    for entry in os.scandir(directory):
+        if entry.is_file():
+            stat = entry.stat()
+            found.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+def _read_tokenizer(spec: ModelSpec, directory: Path, runs_code: bool) -> Tokenizer:
     from transformers import AutoTokenizer  # after the checks: its import alone takes seconds
 
     # A cloud model by its hub id, from the cache, so the tokenizer's name is the model's
