@@ -59,6 +59,8 @@ def test_sdk_version_and_method_headers_are_counted(service_client, raw):
 def test_client_config_checks_the_sdk_version(raw):
     ok = raw.post("/client/config", json={"sdk_version": sdk_version})
     assert ok.status_code == 200 and ok.json()["proto_compress_fwdbwd"] is True
+    # the SDK then talks through httpx's transport: pyqwest's aborted client processes at exit
+    assert ok.json()["use_pyqwest_transport"] is False
     old = raw.post("/client/config", json={"sdk_version": "0.20.1"})
     assert old.status_code == 400
     assert (

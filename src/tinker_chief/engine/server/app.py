@@ -303,7 +303,14 @@ def _add_session_routes(app: FastAPI, engine: EngineService) -> None:
         # Only sdk_version is read: a newer SDK adding fields to this handshake must still connect.
         check_sdk_version(await json_field(request, "sdk_version"))
         # zstd bodies keep big SFT batches cheap on the wire; we decode them in forward_backward.
-        return {"pjwt_auth_enabled": False, "proto_compress_fwdbwd": True}
+        # httpx's own transport, not pyqwest's (Rust, with runtime threads of its own): through
+        # pyqwest, `tinker checkpoint list` aborted at exit (SIGABRT, its output complete) 4
+        # times in its first minute of runs on a loaded 2-core machine; through httpx, 0 in 120.
+        return {
+            "pjwt_auth_enabled": False,
+            "proto_compress_fwdbwd": True,
+            "use_pyqwest_transport": False,
+        }
 
     @app.post("/api/v1/client/dynamic_config")
     async def dynamic_config(request: Request) -> dict:
