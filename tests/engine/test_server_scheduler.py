@@ -119,6 +119,34 @@ def test_clients_resubmitting_one_by_one_after_a_batch_form_one_full_batch(monke
         scheduler.stop()
 
 
+def test_a_burst_after_a_lone_request_waits_for_its_stragglers(monkeypatch):
+    """One client's concurrent `sample` calls come a few ms apart, some further: once two are
+    queued beyond those expected back, the batch waits for the rest instead of leaving."""
+    monkeypatch.setattr(scheduler_module, "_BURST_GAP_S", 2.0)  # generous: a loaded CI machine
+    monkeypatch.setattr(scheduler_module, "_MAX_GATHER_S", 20.0)
+    backend, futures = _BatchRecorder(), FutureTable()
+    scheduler = scheduler_module.Scheduler(backend, futures)
+
+    def submit() -> str:
+        request_id = futures.create("sample")
+        scheduler.submit_sample(request_id, object(), lambda result: result)
+        return request_id
+
+    try:
+        assert _result(futures, submit())  # a lone request: one client expected back
+        busy = threading.Event()
+        scheduler.submit("", lambda: busy.wait(30) and {})  # the burst's first two queue together
+        burst = [submit(), submit()]
+        busy.set()
+        for _ in range(4):
+            time.sleep(0.05)  # beyond the 4 ms window that a lone request waits
+            burst.append(submit())
+        assert all(_result(futures, request_id) for request_id in burst)
+        assert backend.sizes == [1, 6]
+    finally:
+        scheduler.stop()
+
+
 def test_a_failed_batch_retries_each_job_with_its_sampler_resolved_again(parts):
     """A checkpoint sampler can be evicted between being resolved and being sampled (a batch
     naming more checkpoints than the backend caches); the batch fails, and each job retried alone

@@ -41,6 +41,11 @@ log = logging.getLogger("tinker_chief.engine")
 
 _MAX_SAMPLE_BATCH = 64
 _BATCH_WINDOW_S = 0.004  # lets near-simultaneous HTTP requests land in the same batch
+# Requests beyond those expected back (two or more) are a burst, e.g. one client's concurrent
+# `sample` calls, whose requests come up to ~20 ms apart through the SDK's httpx transport: a
+# 4 ms gap split half of the 16-request bursts of bench/engine_sample.py in two batches, the
+# second waiting a whole decode loop (3.4 s instead of 2.2 s).
+_BURST_GAP_S = 0.03
 _MAX_GATHER_S = 0.5  # the most a batch waits for the last batch's clients to resubmit
 _RESUBMIT_GAP_S = 0.05  # ... and no longer than this without one of them arriving
 # A seq_id that never arrives (client died mid-submit, or a request rejected somewhere we could
@@ -352,7 +357,8 @@ class Scheduler:
     def _gather_samples(self) -> None:
         """Hold the batch while the clients served by the last batch are resubmitting: until
         they all have, or none arrived for `_RESUBMIT_GAP_S`, or `_MAX_GATHER_S` passed; then
-        while requests keep arriving less than `_BATCH_WINDOW_S` apart (within the same deadline).
+        while requests keep arriving less than `_BATCH_WINDOW_S` apart, or `_BURST_GAP_S` while
+        more than were expected back (and at least two) are queued (within the same deadline).
 
         Concurrent clients (an eval with `--concurrency 32`) resubmit one by one as a batch's
         results reach them (~5 ms each through the SDK); a batch that leaves with only the
@@ -361,20 +367,28 @@ class Scheduler:
         never waits.
         """
         deadline = time.monotonic() + _MAX_GATHER_S
-        self._wait_while_arriving(
-            min(self._expected_samples, _MAX_SAMPLE_BATCH), _RESUBMIT_GAP_S, deadline
-        )
+        expected = min(self._expected_samples, _MAX_SAMPLE_BATCH)
+        self._wait_while_arriving(expected, _RESUBMIT_GAP_S, deadline)
         # A burst (many clients submitting at once through the SDK) arrives a few ms apart; the
         # window slides with it, or the first batch would leave with the first two requests and
         # the rest wait a whole decode loop.
-        self._wait_while_arriving(_MAX_SAMPLE_BATCH, _BATCH_WINDOW_S, deadline)
+        burst = (_BURST_GAP_S, max(expected, 1))
+        self._wait_while_arriving(_MAX_SAMPLE_BATCH, _BATCH_WINDOW_S, deadline, burst)
 
-    def _wait_while_arriving(self, target: int, gap: float, deadline: float) -> None:
+    def _wait_while_arriving(
+        self,
+        target: int,
+        gap: float,
+        deadline: float,
+        burst: tuple[float, int] | None = None,
+    ) -> None:
         """Wait (holding `_cond`) until `target` samples are queued, none arrived for `gap`
-        seconds, or `deadline` passed; each arrival wakes the wait."""
+        seconds, or `deadline` passed; each arrival wakes the wait. With `burst` = (gap, count),
+        the wait allows that longer gap while more than `count` samples are queued."""
         while len(self._samples) < target and (left := deadline - time.monotonic()) > 0:
             before = len(self._samples)
-            self._cond.wait(min(gap, left))
+            wait = burst[0] if burst is not None and before > burst[1] else gap
+            self._cond.wait(min(wait, left))
             if len(self._samples) == before:
                 break  # nobody arrived within the gap: they are done or thinking
 
