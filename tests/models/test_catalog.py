@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -67,6 +68,20 @@ def test_a_tokenizer_loads_once_per_process_until_its_files_change(tmp_path):
     shutil.rmtree(model)
     with pytest.raises(ModelNotFoundError):  # gone from disk: an error, not the cached copy
         load_tokenizer(str(model))
+
+
+def test_each_thread_keeps_its_own_tokenizer():
+    # A fast tokenizer used by two threads at once raises "Already borrowed" (a sweep's points
+    # train on threads), so a thread never gets another thread's.
+    here = load_tokenizer(TINY_MODEL)
+    there: list[object] = []
+    worker = threading.Thread(
+        target=lambda: there.extend([load_tokenizer(TINY_MODEL), load_tokenizer(TINY_MODEL)])
+    )
+    worker.start()
+    worker.join()
+    assert there[0] is not here and there[0] is there[1]
+    assert load_tokenizer(TINY_MODEL) is here
 
 
 def test_tiny_model_weights_are_deterministic(tmp_path):

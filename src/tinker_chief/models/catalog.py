@@ -359,24 +359,26 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Tokenizer:
     hf_files.check_tokenizer_files(directory)
     runs_code = hf_files.refuse_custom_code(spec.name, directory, trust_remote_code)
     key = (spec.name, str(directory), runs_code, _files_signature(directory))
-    with _TOKENIZERS_LOCK:
-        tokenizer = _TOKENIZERS.pop(key, None)
-        if tokenizer is None:
+    kept: dict[tuple[object, ...], Tokenizer] = _THIS_THREAD.__dict__.setdefault("tokenizers", {})
+    tokenizer = kept.pop(key, None)
+    if tokenizer is None:
+        with _LOADING:
             tokenizer = _read_tokenizer(spec, directory, runs_code)
-        _TOKENIZERS[key] = tokenizer  # the most recently used last
-        while len(_TOKENIZERS) > _TOKENIZERS_KEPT:
-            _TOKENIZERS.pop(next(iter(_TOKENIZERS)))
+    kept[key] = tokenizer  # the most recently used last
+    while len(kept) > _TOKENIZERS_KEPT:
+        kept.pop(next(iter(kept)))
     return tokenizer
 
 
-# Tokenizers this process has loaded, by model and the state of its files: loading one takes
-# ~0.2 s even for SmolLM2's (transformers deep-copies its settings), and a process asks for the
+# Tokenizers this thread has loaded, by model and the state of its files: loading one takes
+# ~0.2 s even for SmolLM2's (transformers deep-copies its settings), and a thread asks for the
 # same one again and again (every eval of a sweep's checkpoints, each playground chat, the
-# warm-up and the run of `bench/eval_offline.py`). The lock also keeps concurrent first loads
-# (evals on threads) from racing inside transformers.
-_TOKENIZERS: dict[tuple[object, ...], Tokenizer] = {}
+# warm-up and the run of `bench/eval_offline.py`). Per thread, because a fast tokenizer is not
+# safe to share: two threads encoding through one raise "Already borrowed" (a sweep's points
+# train on threads). The lock keeps concurrent first loads from racing inside transformers.
+_THIS_THREAD = threading.local()
 _TOKENIZERS_KEPT = 8
-_TOKENIZERS_LOCK = threading.Lock()
+_LOADING = threading.Lock()
 
 
 def _files_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
