@@ -372,23 +372,20 @@ class Scheduler:
         # A burst (many clients submitting at once through the SDK) arrives a few ms apart; the
         # window slides with it, or the first batch would leave with the first two requests and
         # the rest wait a whole decode loop.
-        burst = (_BURST_GAP_S, max(expected, 1))
-        self._wait_while_arriving(_MAX_SAMPLE_BATCH, _BATCH_WINDOW_S, deadline, burst)
+        self._wait_while_arriving(
+            _MAX_SAMPLE_BATCH, _BATCH_WINDOW_S, deadline, burst_after=max(expected, 1)
+        )
 
     def _wait_while_arriving(
-        self,
-        target: int,
-        gap: float,
-        deadline: float,
-        burst: tuple[float, int] | None = None,
+        self, target: int, gap: float, deadline: float, burst_after: int | None = None
     ) -> None:
         """Wait (holding `_cond`) until `target` samples are queued, none arrived for `gap`
-        seconds, or `deadline` passed; each arrival wakes the wait. With `burst` = (gap, count),
-        the wait allows that longer gap while more than `count` samples are queued."""
+        seconds (`_BURST_GAP_S` while more than `burst_after` are queued), or `deadline` passed;
+        each arrival wakes the wait."""
         while len(self._samples) < target and (left := deadline - time.monotonic()) > 0:
             before = len(self._samples)
-            wait = burst[0] if burst is not None and before > burst[1] else gap
-            self._cond.wait(min(wait, left))
+            in_burst = burst_after is not None and before > burst_after
+            self._cond.wait(min(_BURST_GAP_S if in_burst else gap, left))
             if len(self._samples) == before:
                 break  # nobody arrived within the gap: they are done or thinking
 
