@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,6 +20,7 @@ from tinker.types.forward_backward_request import ForwardBackwardRequest
 from tinker_chief.engine.server.serve import READY_PREFIX
 
 TINY = "tiny-random-llama"
+TINKER = str(Path(sys.executable).with_name("tinker"))  # the console script installed with the SDK
 TEXTS = [
     "the quick brown fox jumps over the lazy dog",
     "hello engine, how are you today?",
@@ -142,3 +146,20 @@ def responses_on_one_connection(engine, requests: list[bytes], timeout: float = 
                 pass
             responses.append(received)
     return responses
+
+
+def run_tinker_cli(
+    base_url: str, api_key: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """The SDK's own `tinker` CLI against an engine, as a user runs it (`TINKER_BASE_URL` + key).
+    With the faulthandler on, so an abort at exit shows the threads' stacks (through the SDK's
+    pyqwest transport it aborted at exit now and then; the engine now turns that transport off)."""
+    env = {
+        **os.environ,
+        "TINKER_BASE_URL": base_url,
+        "TINKER_API_KEY": api_key,
+        "PYTHONFAULTHANDLER": "1",
+    }
+    return subprocess.run(
+        [TINKER, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )

@@ -8,20 +8,15 @@ that work, and survive an engine restart. Bad queries get one sentence each.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import tinker
 from tinker import types
 
-from server_support import TINY, sft_datum
+from server_support import TINY, run_tinker_cli, sft_datum
 
-TINKER = str(Path(sys.executable).with_name("tinker"))
 PROJECT = "billing-test"
 
 
@@ -83,17 +78,7 @@ def work(engine):
 
 
 def tinker_cli(engine, *args: str) -> dict:
-    env = {
-        **os.environ,
-        "TINKER_BASE_URL": engine.base_url,
-        "TINKER_API_KEY": engine.api_key_for_clients,
-        # One run here ended in SIGABRT after printing a correct answer, with nothing on stderr:
-        # if it happens again, the threads' stacks say where.
-        "PYTHONFAULTHANDLER": "1",
-    }
-    done = subprocess.run(
-        [TINKER, "-f", "json", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    done = run_tinker_cli(engine.base_url, engine.api_key_for_clients, "-f", "json", *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -7,9 +7,7 @@ file URLs work for a client that sends no key (the CLI fetches them with plain u
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,10 +17,9 @@ import tinker
 from safetensors.numpy import load_file
 from tinker import types
 
-from server_support import TINY, sft_datum
+from server_support import TINY, run_tinker_cli, sft_datum
 
 KEY = "tml-cli-test-key-0123"
-TINKER = str(Path(sys.executable).with_name("tinker"))  # the console script installed with the SDK
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +48,7 @@ def run(keyed_engine):
 
 
 def tinker_cli(engine, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    # The faulthandler names the thread if the SDK's CLI ever aborts at exit again (it did once
-    # under a parallel suite, after printing its whole output; 150 runs in a row did not).
-    env = {
-        **os.environ,
-        "TINKER_BASE_URL": engine.base_url,
-        "TINKER_API_KEY": KEY,
-        "PYTHONFAULTHANDLER": "1",
-    }
-    return subprocess.run(
-        [TINKER, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+    return run_tinker_cli(engine.base_url, KEY, *args, cwd=cwd)
 
 
 def json_of(result: subprocess.CompletedProcess) -> dict:
