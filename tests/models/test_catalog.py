@@ -53,7 +53,7 @@ def test_tiny_model_is_seeded_and_chatml():
     )
 
 
-def test_a_tokenizer_loads_once_per_process_until_its_files_change(tmp_path):
+def test_a_tokenizer_loads_once_per_thread_until_its_files_change(tmp_path):
     model = tmp_path / "model"
     shutil.copytree(materialize_model(TINY_MODEL), model)
     first = load_tokenizer(str(model))
