@@ -18,13 +18,13 @@ fi
 # pytest-xdist: one worker per CPU (at least 2: most of a test's time is a subprocess starting or
 # an engine answering, not this process computing), each taking a whole test file at a time so
 # a file's module-scoped engine starts once. CHIEF_TEST_WORKERS=0 runs in this process, serially.
-nproc="$(nproc 2>/dev/null || echo 2)"
-workers="${CHIEF_TEST_WORKERS:-$(( nproc > 2 ? nproc : 2 ))}"
+cpus="$(nproc 2>/dev/null || echo 2)"
+workers="${CHIEF_TEST_WORKERS:-$(( cpus > 2 ? cpus : 2 ))}"
 python -m pytest -n "$workers" --dist loadfile ${junit:+"--junitxml=$junit"} "$@"
 status=$?
 if [ -n "$junit" ]; then
-  python bench/record_run.py tests --junit "$junit" --seconds "$SECONDS" --args "$*" --workers "$workers" \
-    || status=1
+  python bench/record_run.py tests --junit "$junit" --seconds "$SECONDS" --args "$*" \
+    --workers "$workers" || status=1
   rm -f "$junit"
 fi
 if [ "$status" -eq 5 ]; then
