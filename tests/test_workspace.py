@@ -85,6 +85,18 @@ def test_the_backend_choice_applies_the_projects_backend_section(
     assert workspace.backend_choice() == expected
 
 
+def test_the_playground_chooses_its_backend_the_one_way(tmp_path: Path, monkeypatch) -> None:
+    from tinker_chief.playground import load_context
+
+    project = make_project(tmp_path / "proj", backend={"kind": "local", "base_url": DEAD_URL})
+    monkeypatch.setenv("TINKER_API_KEY", "tml-x")
+    chat = load_context(project)
+    assert chat.backend_choice(None, None) == BackendChoice("local", DEAD_URL, BY_PROJECT)
+    assert chat.backend_choice("tinker", None) == BackendChoice("tinker", None, "--backend")
+    bare = load_context(tmp_path)  # no chief.toml: the same precedence without a [backend]
+    assert bare.backend_choice(None, None).kind == "tinker"
+
+
 def test_calibration_reaches_only_a_local_engine(tmp_path: Path) -> None:
     cloud = _opened(tmp_path / "cloud", backend={"kind": "tinker", "base_url": DEAD_URL})
     assert cloud.local_engine_choice().starts_engine  # never Tinker's cloud, even at a URL

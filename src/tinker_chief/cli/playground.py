@@ -94,20 +94,14 @@ def _serve(
 ) -> None:
     import webbrowser
 
-    from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.paths import ProjectPaths
     from tinker_chief.playground import PlaygroundServer, PlaygroundState
+    from tinker_chief.workspace import connect_at
 
-    section = context.backend_section()
-    choice = choose_backend(
-        backend, base_url, project_kind=section["kind"], project_url=section["url"]
-    )
+    choice = context.backend_choice(backend, base_url)
     models = [context.base_model] if context.base_model else []
     if choice.starts_engine:
         click.echo("starting the local engine...", err=True)
-    with open_connection(
-        choice, state_dir=ProjectPaths(project_dir).engine_state, models=models
-    ) as connection:
+    with connect_at(project_dir, choice, models) as connection:
         server = PlaygroundServer(PlaygroundState(context, connection, stream_tokens), port)
         click.echo(f"chief playground for {context.name}: models on {connection.where}")
         click.echo(f"open {server.url}")

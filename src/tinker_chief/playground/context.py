@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from tinker_chief.paths import ProjectPaths, registry_file
 
 if TYPE_CHECKING:
+    from tinker_chief.connection import BackendChoice
     from tinker_chief.planning import Project
     from tinker_chief.registry import GateRules, Registry
 
@@ -66,11 +67,16 @@ class PlaygroundContext:
                     targets.append(str(task.data))
         return targets
 
-    def backend_section(self) -> dict[str, str | None]:
-        section = self.project.config.backend if self.project else None
-        if section is None:
-            return {"kind": None, "url": None}
-        return {"kind": section.kind, "url": section.base_url}
+    def backend_choice(self, backend: str | None, base_url: str | None) -> BackendChoice:
+        """Where the chat's models are reached: a project's by `Workspace.backend_choice` (its
+        `[backend]` in the one precedence), a directory without chief.toml's by that precedence
+        without a `[backend]`."""
+        from tinker_chief.connection import choose_backend
+        from tinker_chief.workspace import Workspace
+
+        if self.project is None:
+            return choose_backend(backend, base_url)
+        return Workspace.of(self.project).backend_choice(backend, base_url)
 
 
 def load_context(project_dir: Path) -> PlaygroundContext:

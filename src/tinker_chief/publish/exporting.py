@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from tinker_chief.errors import ConfigurationError, ExportError
 from tinker_chief.publish import card, hub_push, layout, roundtrip, weights
 from tinker_chief.registry import Export, ModelRecord, Registry
+from tinker_chief.workspace import Workspace
 
 if TYPE_CHECKING:
     from tinker_chief.connection import Connection
@@ -90,7 +91,9 @@ def export_model(
         _check_destination(target)
         export_format = "merged" if merged else "adapter"
         with (
-            _connected(project, record, connection, backend, base_url) as conn,
+            Workspace.of(project).connected(
+                connection, backend=backend, base_url=base_url, models=[record.base_model]
+            ) as conn,
             _staging(target) as staging,
         ):
             built = _build(project, registry, record, conn, staging, merged)
@@ -153,7 +156,9 @@ def publish_model(
         hub_push.token_or_error()
         export_format = "merged" if merged else "adapter"
         with (
-            _connected(project, record, connection, backend, base_url) as conn,
+            Workspace.of(project).connected(
+                connection, backend=backend, base_url=base_url, models=[record.base_model]
+            ) as conn,
             tempfile.TemporaryDirectory(prefix="chief-publish-") as scratch,
         ):
             folder = Path(scratch) / "export"
@@ -263,31 +268,6 @@ def _details(built: _Built) -> dict[str, object]:
         "canaries": rt.canaries,
         "canary_tokens": rt.tokens,
     }
-
-
-@contextlib.contextmanager
-def _connected(
-    project: Project,
-    record: ModelRecord,
-    given: Connection | None,
-    backend: str | None,
-    base_url: str | None,
-) -> Iterator[Connection]:
-    """The caller's connection, else one chosen as `chief eval` chooses (flags, environment, the
-    project's [backend], TINKER_API_KEY, a local engine on the project's state), closed after."""
-    if given is not None:
-        yield given
-        return
-    from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.paths import ProjectPaths
-
-    section = project.config.backend
-    choice = choose_backend(
-        backend, base_url, project_kind=section.kind, project_url=section.base_url
-    )
-    state = ProjectPaths(project.root).engine_state
-    with open_connection(choice, state_dir=state, models=[record.base_model]) as connection:
-        yield connection
 
 
 def _check_destination(target: Path) -> None:
