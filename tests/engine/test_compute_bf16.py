@@ -98,7 +98,11 @@ def cpu_without_bf16_prepack(monkeypatch):
     bf16 weight raises. Simulated so the fallback is tested on every machine."""
     from tinker_chief.engine.compute import frozen_linear
 
-    def refuse(*_args, **_kwargs):
+    reorder = torch.ops.mkldnn._reorder_linear_weight
+
+    def refuse(weight, *args, **kwargs):
+        if weight.dtype != torch.bfloat16:  # fp32 prepacking works on every x86 CPU
+            return reorder(weight, *args, **kwargs)
         raise RuntimeError(
             "mkldnn_reorder_linear_weight: bf16 path needs the cpu support avx_ne_convert "
             "or avx512bw, avx512vl and avx512dq"
@@ -116,6 +120,7 @@ def test_a_cpu_that_cannot_prepack_bf16_keeps_plain_bf16_weights_with_autocasts_
     from transformers import LlamaConfig, LlamaForCausalLM
 
     assert not mkldnn_prepack_available()
+    assert mkldnn_prepack_available(torch.float32) == torch.backends.mkldnn.is_available()
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=50,

@@ -93,41 +93,8 @@ def load_frozen_causal_lm(
     model.to(device).eval()  # type: ignore[arg-type]  # transformers types `.to` through a wrapper that takes the model
     model.requires_grad_(False)
     use_grouped_decode_attention(model)
-    if compute_dtype is not None:
-        use_compute_dtype_linears(model, compute_dtype)
-    elif device == "cpu":
-        _use_vocab_projection(model)
+    use_compute_dtype_linears(model, compute_dtype or torch.float32)
     return model
-
-
-class VocabProjection(torch.nn.Linear):
-    """The output embedding computed as `(W @ x.T).T` instead of `x @ W.T` on CPU.
-
-    Same math and the same weight. Why: with a vocabulary-sized weight (49k x 576 for SmolLM2)
-    and a decode batch of 32 rows, MKL's `F.linear` ran at 26 GFLOP/s on the 2-core AVX2
-    machine and the transposed product at ~50 (docs/BENCHMARKS.md, engine sampling); the
-    output projection is about a third of a decode step there. PEFT wraps it like any Linear.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        out = torch.matmul(self.weight, flat.T).T
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*x.shape[:-1], self.out_features)
-
-
-def _use_vocab_projection(model: PreTrainedModel) -> None:
-    """Swap a plain Linear output embedding for `VocabProjection`, sharing its Parameter (tied
-    input embeddings stay tied)."""
-    old = model.get_output_embeddings()
-    if type(old) is not torch.nn.Linear:
-        return
-    new = VocabProjection(
-        old.in_features, old.out_features, bias=old.bias is not None, device="meta"
-    )
-    new.weight, new.bias = old.weight, old.bias
-    model.set_output_embeddings(new)
 
 
 class BasePool:
