@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from tinker_chief.cpuinfo import cpu_info
-from tinker_chief.engine.compute.devices import PROBED, time_gemms
+from tinker_chief.engine.compute.devices import BF16, FP32, FP32_ONEDNN, time_gemms
+from tinker_chief.engine.compute.frozen_linear import mkldnn_prepack_available
 
 PEAK_SHAPE = (1024, 1024, 1024)  # large enough to reach a CPU's GEMM peak
 
@@ -69,23 +70,27 @@ def gemm_flops_per_s(dtype: torch.dtype, device: str, size: int = 1024, repeats:
 
 
 def gemm_peaks(device: str) -> dict[str, float]:
-    """FLOP/s of a 1024^3 matmul in float32 and in bfloat16, measured now: MFU's denominators.
+    """FLOP/s of a 1024^3 matmul per kernel, measured now: MFU's denominators. fp32 by
+    `F.linear` and (on CPU, where this torch can) by prepacked oneDNN, and bf16.
 
-    On a CPU both are timed interleaved (the engine's own probe, `devices.time_gemms`), so load
+    On a CPU all are timed interleaved (the engine's own probe, `devices.time_gemms`), so load
     from other processes hits them alike; bf16 on a CPU without native bf16 is emulated and slow.
     """
     if device == "cpu":
-        return {name: rate * 1e9 for name, rate in time_gemms([PEAK_SHAPE], seconds=1.0).items()}
-    return {name: gemm_flops_per_s(getattr(torch, name), device) for name in PROBED}
+        onednn = [FP32_ONEDNN] if mkldnn_prepack_available(torch.float32) else []
+        timed_now = time_gemms([PEAK_SHAPE], [FP32, *onednn, BF16], seconds=1.0)
+        return {name: rate * 1e9 for name, rate in timed_now.items()}
+    return {name: gemm_flops_per_s(getattr(torch, name), device) for name in (FP32, BF16)}
 
 
 def mfu_text(achieved: float, peaks: dict[str, float]) -> str:
-    """Model-FLOPs utilisation against the faster GEMM (the machine's best), naming both."""
-    best, other = sorted(peaks, key=peaks.__getitem__, reverse=True)
+    """Model-FLOPs utilisation against the fastest GEMM (the machine's best), naming them all."""
+    best, *others = sorted(peaks, key=peaks.__getitem__, reverse=True)
+    rest = "; ".join(f"{name} {peaks[name] / 1e9:.1f} GFLOP/s" for name in others)
     return (
-        f"MFU {100 * achieved / peaks[best]:.1f}% of the faster GEMM, {best} "
-        f"({peaks[best] / 1e9:.1f} GFLOP/s; {other} {peaks[other] / 1e9:.1f} GFLOP/s, "
-        f"both measured in this run at {'x'.join(map(str, PEAK_SHAPE))})"
+        f"MFU {100 * achieved / peaks[best]:.1f}% of the fastest GEMM, {best} "
+        f"({peaks[best] / 1e9:.1f} GFLOP/s; {rest}, "
+        f"all measured in this run at {'x'.join(map(str, PEAK_SHAPE))})"
     )
 
 

@@ -1,7 +1,9 @@
 """`--dtype auto` by measurement: a GEMM probe at the model's shapes picks the faster of bf16 and
-fp32 on this machine, cached on disk per torch version, CPU, threads and shapes; a CPU without
-native bf16 never probes; `--dtype` overrides. The probe's timing function is injected where a
-test needs a known winner, and a real engine reports the choice and the numbers in its stats."""
+fp32 on this machine, and in fp32 the faster of `F.linear` and oneDNN, cached on disk per torch
+version, CPU, threads, shapes and kernels; a CPU without native bf16 never times bf16; `--dtype`
+overrides the dtype (`float32` still probes its kernel). The probe's timing function is injected
+where a test needs a known winner, and a real engine reports the choice and the numbers in its
+stats."""
 
 from __future__ import annotations
 
@@ -12,13 +14,18 @@ from pathlib import Path
 
 import pytest
 import tinker
+import torch
 
 from tinker_chief.cpuinfo import CpuInfo
 from tinker_chief.engine.compute.devices import (
+    BF16,
+    FP32,
+    FP32_ONEDNN,
     MachineFacts,
     choose_precision,
     model_gemm_shapes,
 )
+from tinker_chief.engine.compute.frozen_linear import mkldnn_prepack_available
 from tinker_chief.models import TINY_MODEL, load_model_config
 
 NATIVE = MachineFacts(CpuInfo("Test CPU", frozenset({"avx512f", "avx512_bf16"})), "2.13.0+cpu", 2)
@@ -26,16 +33,23 @@ EMULATED = MachineFacts(CpuInfo("Test CPU", frozenset({"avx2", "fma"})), "2.13.0
 SHAPES = model_gemm_shapes({"hidden_size": 64, "intermediate_size": 128})
 
 
+# Whether this torch can run fp32 on prepacked oneDNN weights (every x86 build we install).
+ONEDNN = mkldnn_prepack_available(torch.float32)
+needs_onednn = pytest.mark.skipif(not ONEDNN, reason="this torch cannot prepack an fp32 weight")
+
+
 class Timer:
-    """A probe timing function with fixed answers, counting its calls."""
+    """A probe timing function with fixed answers, counting its calls and the kernels asked."""
 
-    def __init__(self, float32: float, bfloat16: float) -> None:
-        self.rates = {"float32": float32, "bfloat16": bfloat16}
+    def __init__(self, float32: float, bfloat16: float, onednn: float = 0.0) -> None:
+        self.rates = {FP32: float32, BF16: bfloat16, FP32_ONEDNN: onednn}
         self.calls = 0
+        self.asked: set[str] = set()
 
-    def __call__(self, shapes):
+    def __call__(self, shapes, kernels):
         self.calls += 1
-        return self.rates
+        self.asked |= set(kernels)
+        return {kernel: self.rates[kernel] for kernel in kernels}
 
 
 def _choose(timer: Timer, cache: Path, machine: MachineFacts = NATIVE, dtype="auto", shapes=SHAPES):
@@ -51,26 +65,44 @@ def test_auto_picks_the_faster_precision(tmp_path, float32, bfloat16, expected):
     precision = _choose(timer, tmp_path)
     assert precision.name == expected and timer.calls == 1
     stats = precision.stats()
-    assert stats["gemm_gflops"] == {"float32": float32, "bfloat16": bfloat16}
+    assert stats["gemm_gflops"] == {kernel: timer.rates[kernel] for kernel in timer.asked}
+    assert timer.asked == ({FP32, BF16, FP32_ONEDNN} if ONEDNN else {FP32, BF16})
     assert f"bf16 {bfloat16:.1f} GFLOP/s, fp32 {float32:.1f} GFLOP/s" in stats["precision_basis"]
     assert "256x64x128, 256x128x64, 256x64x64" in stats["precision_basis"]  # the model's shapes
 
 
-def test_a_cpu_without_native_bf16_never_probes_nor_picks_bf16(tmp_path):
-    timer = Timer(1.0, 1000.0)  # bf16 "faster": it must not even be asked
+def test_a_cpu_without_native_bf16_never_times_nor_picks_bf16(tmp_path):
+    timer = Timer(1.0, 1000.0, onednn=0.5)  # bf16 "faster": it must not even be asked
     precision = _choose(timer, tmp_path, machine=EMULATED)
-    assert precision.name == "float32" and precision.probe is None and timer.calls == 0
-    assert "no native bf16" in precision.basis and "gemm_gflops" not in precision.stats()
-    assert not list(tmp_path.iterdir())  # nothing measured, nothing cached
+    assert precision.name == "float32" and BF16 not in timer.asked
+    assert precision.fp32_kernel == FP32 and "no native bf16" in precision.basis
+    assert timer.calls == (1 if ONEDNN else 0)  # only fp32's two kernels, where there are two
     unknown_model = _choose(timer, tmp_path, machine=EMULATED, shapes=None)
-    assert not unknown_model.pending and unknown_model.name == "float32"
+    assert unknown_model.pending == ONEDNN and BF16 not in timer.asked
+
+
+@needs_onednn
+@pytest.mark.parametrize(
+    ("float32", "onednn", "bfloat16", "dtype", "kernel"),
+    [
+        (200.0, 450.0, 300.0, "float32", FP32_ONEDNN),  # bf16 loses to fp32's faster kernel
+        (200.0, 150.0, 100.0, "float32", FP32),
+        (200.0, 450.0, 900.0, "bfloat16-autocast", FP32_ONEDNN),
+    ],
+)
+def test_the_probe_picks_fp32s_faster_kernel(tmp_path, float32, onednn, bfloat16, dtype, kernel):
+    precision = _choose(Timer(float32, bfloat16, onednn), tmp_path)
+    assert (precision.name, precision.fp32_kernel) == (dtype, kernel)
+    assert f"fp32 oneDNN {onednn:.1f} GFLOP/s" in precision.basis
+    assert precision.stats().get("fp32_kernel") == (kernel if dtype == "float32" else None)
 
 
 def test_the_cached_probe_is_reused_until_its_key_changes(tmp_path):
     first = _choose(Timer(100.0, 300.0), tmp_path)
     assert first.name == "bfloat16-autocast" and not first.probe.reused
     (cache_file,) = tmp_path.iterdir()
-    assert json.loads(cache_file.read_text())["gflops"] == {"float32": 100.0, "bfloat16": 300.0}
+    cached = json.loads(cache_file.read_text())["gflops"]
+    assert cached == {FP32: 100.0, BF16: 300.0} | ({FP32_ONEDNN: 0.0} if ONEDNN else {})
 
     again = Timer(300.0, 100.0)  # a new measurement would flip the choice
     reused = _choose(again, tmp_path)
@@ -101,17 +133,17 @@ def test_a_damaged_cache_entry_is_measured_again(tmp_path):
     assert _choose(timer, tmp_path).name == "float32" and timer.calls == 1
 
 
-@pytest.mark.parametrize(
-    ("dtype", "expected"),
-    [("float32", "float32"), ("bfloat16", "bfloat16-autocast")],
-)
-def test_dtype_overrides_the_probe(tmp_path, dtype, expected):
-    # The measurement favours the other side: the flag must win without it being asked.
-    timer = Timer(100.0, 300.0) if dtype == "float32" else Timer(300.0, 100.0)
+def test_dtype_overrides_the_probe(tmp_path):
+    # The measurement favours the other side: the flag must win without bf16 being asked.
     for machine in (NATIVE, EMULATED):
-        precision = _choose(timer, tmp_path, machine=machine, dtype=dtype)
-        assert precision.name == expected and precision.basis == f"--dtype {dtype}"
-    assert timer.calls == 0 and not list(tmp_path.iterdir())
+        timer = Timer(100.0, 300.0)
+        precision = _choose(timer, tmp_path, machine=machine, dtype="float32")
+        assert precision.name == "float32" and precision.basis.startswith("--dtype float32")
+        assert BF16 not in timer.asked  # only fp32's kernels are timed
+        timer = Timer(300.0, 100.0, onednn=600.0)
+        precision = _choose(timer, tmp_path, machine=machine, dtype="bfloat16")
+        assert precision.name == "bfloat16-autocast" and precision.basis == "--dtype bfloat16"
+        assert timer.calls == 0
 
 
 def test_an_unknown_model_defers_the_probe_on_a_native_bf16_cpu(tmp_path):
@@ -127,18 +159,20 @@ def test_a_real_probe_returns_a_valid_choice_and_writes_the_cache(tmp_path):
     forced = dataclasses.replace(here, cpu=native)
     precision = choose_precision("cpu", "auto", SHAPES, machine=forced, cache_root=tmp_path)
     gflops = precision.stats()["gemm_gflops"]
-    assert set(gflops) == {"float32", "bfloat16"} and all(value > 0 for value in gflops.values())
-    faster = "bfloat16-autocast" if gflops["bfloat16"] > gflops["float32"] else "float32"
-    assert precision.name == faster
+    kernels = forced.kernels("auto")
+    assert set(gflops) == set(kernels) and all(value > 0 for value in gflops.values())
+    fp32 = max(gflops[FP32], gflops.get(FP32_ONEDNN, 0.0))
+    assert precision.name == ("bfloat16-autocast" if gflops[BF16] > fp32 else "float32")
     (cache_file,) = tmp_path.iterdir()
     entry = json.loads(cache_file.read_text())
-    assert entry["key"] == forced.probe_key(SHAPES) and entry["key"]["torch"] == here.torch_version
+    assert entry["key"] == forced.probe_key(SHAPES, kernels)
+    assert entry["key"]["torch"] == here.torch_version
 
 
 def test_the_engine_reports_its_choice_at_the_served_models_shapes(tmp_path, monkeypatch):
     """A real engine with `--dtype auto`: until a base loads the choice is pending; then its stats
-    carry the precision, why, and (on a CPU with native bf16) both GFLOP/s at the tiny model's
-    shapes, which its log and the probe cache hold too."""
+    carry the precision, why, and the timed kernels' GFLOP/s at the tiny model's shapes (bf16's
+    only on a CPU with native bf16), which its log and the probe cache hold too."""
     from tinker_chief.cpuinfo import cpu_info
     from tinker_chief.engine.server.launcher import engine_stats, start_engine
 
@@ -151,9 +185,10 @@ def test_the_engine_reports_its_choice_at_the_served_models_shapes(tmp_path, mon
     monkeypatch.setenv("CHIEF_CACHE_DIR", str(cache))
     with start_engine(state_dir=tmp_path / "state", device="cpu", dtype="auto") as handle:
         native = cpu_info().native_bf16
+        kernels = MachineFacts.here().kernels("auto")
         before = engine_stats(handle.base_url, handle.api_key_for_clients)
         assert before is not None
-        assert before["precision"].startswith("auto" if native else "float32")
+        assert before["precision"].startswith("auto" if len(kernels) > 1 else "float32")
         service = tinker.ServiceClient(base_url=handle.base_url, api_key=handle.api_key_for_clients)
         try:
             sampler = service.create_sampling_client(base_model=TINY_MODEL).result()
@@ -165,14 +200,19 @@ def test_the_engine_reports_its_choice_at_the_served_models_shapes(tmp_path, mon
         log = handle.log_file.read_text()
     assert after is not None
     if not native:
-        assert after["precision"] == "float32" and "gemm_gflops" not in after
-        assert "no native bf16" in after["precision_basis"]
+        assert after["precision"] == "float32" and "no native bf16" in after["precision_basis"]
+    if len(kernels) == 1:
+        assert "gemm_gflops" not in after and after["fp32_kernel"] == FP32
         return
     gflops = after["gemm_gflops"]
-    faster = "bfloat16-autocast" if gflops["bfloat16"] > gflops["float32"] else "float32"
+    assert set(gflops) == set(kernels)
+    fp32 = max(gflops[FP32], gflops.get(FP32_ONEDNN, 0.0))
+    faster = "bfloat16-autocast" if gflops.get(BF16, 0.0) > fp32 else "float32"
     assert after["precision"] == faster
+    if faster == "float32":
+        assert after["fp32_kernel"] == max((FP32, FP32_ONEDNN), key=lambda k: gflops.get(k, 0.0))
     tiny_shapes = model_gemm_shapes(load_model_config(TINY_MODEL))
     shapes = ", ".join("x".join(map(str, shape)) for shape in tiny_shapes)
     assert f"GEMM probe at {shapes}" in after["precision_basis"]
-    assert f"precision: {faster} (auto: GEMM probe at {shapes}" in log
+    assert f"precision: {faster} (auto" in log and f"GEMM probe at {shapes}" in log
     assert len(list((cache / "precision").iterdir())) == 1

@@ -17,7 +17,7 @@ import torch
 
 from tinker_chief.engine.backend import BaseModelInfo, NotFoundError
 from tinker_chief.engine.compute.attention import use_grouped_decode_attention
-from tinker_chief.engine.compute.devices import Precision
+from tinker_chief.engine.compute.devices import FP32_ONEDNN, Precision
 from tinker_chief.engine.compute.frozen_linear import use_compute_dtype_linears
 from tinker_chief.errors import ModelNotFoundError
 from tinker_chief.models import (
@@ -80,12 +80,17 @@ def model_info(name: str, local_dir: Path) -> BaseModelInfo:
 
 
 def load_frozen_causal_lm(
-    local_dir: Path, device: str, compute_dtype: torch.dtype | None = None
+    local_dir: Path,
+    device: str,
+    compute_dtype: torch.dtype | None = None,
+    *,
+    fp32_onednn: bool = False,
 ) -> PreTrainedModel:
     """Eval mode, no base gradients, decode attention that reads the KV cache without repeating
     it per query head, and fp32 weights; with a `compute_dtype` (the autocast dtype) the linear
     layers hold their weights in it (`frozen_linear`: the same bits autocast computes, without
-    re-casting every weight on every call)."""
+    re-casting every weight on every call). `fp32_onednn`: in fp32 on CPU the linear layers run
+    oneDNN on prepacked weights (what the precision probe picked) instead of `F.linear`."""
     from transformers import AutoModelForCausalLM
 
     load = AutoModelForCausalLM.from_pretrained
@@ -93,7 +98,10 @@ def load_frozen_causal_lm(
     model.to(device).eval()  # type: ignore[arg-type]  # transformers types `.to` through a wrapper that takes the model
     model.requires_grad_(False)
     use_grouped_decode_attention(model)
-    use_compute_dtype_linears(model, compute_dtype or torch.float32)
+    if compute_dtype is None:
+        use_compute_dtype_linears(model, torch.float32, prepack=fp32_onednn)
+    else:
+        use_compute_dtype_linears(model, compute_dtype)
     return model
 
 
@@ -109,8 +117,12 @@ class BasePool:
         if canonical not in self._loaded:
             spec = resolve_model(canonical)
             local_dir = materialize_model(spec)
+            precision = self.precision
             model = load_frozen_causal_lm(
-                local_dir, self.precision.device, self.precision.autocast_dtype
+                local_dir,
+                precision.device,
+                precision.autocast_dtype,
+                fp32_onednn=precision.fp32_kernel == FP32_ONEDNN,
             )
             vocab = int(model.get_output_embeddings().weight.shape[0])
             self._loaded[canonical] = LoadedBase(

@@ -7,17 +7,24 @@ everywhere (for scoring that must be reproducible); `bfloat16` forces bf16.
 
 `auto` on a CPU picks the faster of the two, measured: CPU flags do not predict it (a Xeon with
 AVX512-BF16 but no AMX ran bf16 GEMMs at half its fp32 speed, the same flags on an AMD EPYC run
-them 2-4x faster). A short GEMM probe at the model's own shapes (`model_gemm_shapes`) times both
-dtypes interleaved, a fraction of a second, and the result is cached on disk
+them 2-4x faster). A short GEMM probe at the model's own shapes (`model_gemm_shapes`) times the
+kernels interleaved, a fraction of a second, and the result is cached on disk
 (`<chief cache>/precision/`) keyed by everything that changes the answer: torch version, CPU
-model and flags, thread count and shapes. A CPU without native bf16 (AVX512-BF16 or AMX) never
-probes and never picks bf16: emulated bf16 is always slower. On CUDA `auto` is bf16 where the
-device supports it, else fp32 (no probe; the engine has no fp16 path).
+model and flags, thread count, shapes and kernels. A CPU without native bf16 (AVX512-BF16 or
+AMX) never times or picks bf16: emulated bf16 is always slower.
+
+The probe also picks the fp32 kernel, whenever the base may compute in fp32 (`auto`, `--dtype
+float32`): PyTorch's `F.linear` (MKL's sgemm in its CPU builds) or oneDNN on a prepacked weight
+(`frozen_linear.py`). They are the same fp32 math apart from summation order, and their speed is
+again the machine's: on a 2-core AMD EPYC, MKL ran the training shapes at 220 GFLOP/s and oneDNN
+at 480, and a 16-row decode 2.5-3x slower. On CUDA `auto` is bf16 where the device supports it,
+else fp32 (no probe; the engine has no fp16 path).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -37,10 +44,13 @@ from tinker_chief.engine.backend import InvalidRequestError
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
-PROBED = ("float32", "bfloat16")
+# The kernels the probe times: fp32 through `F.linear` (MKL's sgemm), fp32 through oneDNN on a
+# prepacked weight (what `FrozenLinear` runs when it wins), bf16 through `F.linear` (oneDNN).
+FP32, FP32_ONEDNN, BF16 = "float32", "float32-onednn", "bfloat16"
+KERNEL_LABELS = {FP32: "fp32", FP32_ONEDNN: "fp32 oneDNN", BF16: "bf16"}
 GemmShape = tuple[int, int, int]  # (rows, in features, out features): rows x in @ in x out
-# The probe's timing function: measured GFLOP/s per probed dtype name over a shape set.
-GemmTimer = Callable[[Sequence[GemmShape]], Mapping[str, float]]
+# The probe's timing function: measured GFLOP/s per kernel name over a shape set.
+GemmTimer = Callable[[Sequence[GemmShape], Sequence[str]], Mapping[str, float]]
 
 PROBE_TOKENS = 256  # rows per GEMM: enough for the GEMM kernels' throughput, few enough to be quick
 MAX_PROBE_FLOPS = 4e9  # per GEMM: fewer rows (down to 64) for wide models, so a probe stays ~1 s
@@ -72,42 +82,48 @@ def _size(value: object, default: int) -> int:
 DEFAULT_SHAPES = model_gemm_shapes()
 
 
-def time_gemms(shapes: Sequence[GemmShape], seconds: float = PROBE_SECONDS) -> dict[str, float]:
-    """GFLOP/s of fp32 and of bf16 `F.linear` over `shapes` on the CPU (what the frozen base's
-    linears run), timed interleaved: each round runs every shape in one dtype, then in the other,
-    alternating which goes first, so load from other processes hits both alike; the median round
-    counts."""
+def time_gemms(
+    shapes: Sequence[GemmShape], kernels: Sequence[str], seconds: float = PROBE_SECONDS
+) -> dict[str, float]:
+    """GFLOP/s of each of `kernels` over `shapes` on the CPU (what the frozen base's linears
+    would run), timed interleaved: each round runs every shape in each kernel, the order turning
+    from round to round, so load from other processes hits all alike; the median round counts."""
+    from tinker_chief.engine.compute.frozen_linear import prepacked_linear, prepacked_weight
+
     flops = sum(2 * rows * fan_in * fan_out for rows, fan_in, fan_out in shapes)
     generator = torch.Generator().manual_seed(0)
-    operands = {
-        name: [
-            (
-                torch.randn(rows, fan_in, generator=generator).to(getattr(torch, name)),
-                torch.randn(fan_out, fan_in, generator=generator).to(getattr(torch, name)),
-            )
-            for rows, fan_in, fan_out in shapes
-        ]
-        for name in PROBED
-    }
+    calls: dict[str, list[Callable[[], torch.Tensor]]] = {}
+    for kernel in kernels:
+        dtype = torch.bfloat16 if kernel == BF16 else torch.float32
+        calls[kernel] = []
+        for rows, fan_in, fan_out in shapes:
+            x = torch.randn(rows, fan_in, generator=generator).to(dtype)
+            weight = torch.randn(fan_out, fan_in, generator=generator).to(dtype)
+            if kernel == FP32_ONEDNN:
+                packed = prepacked_weight(weight)
+                calls[kernel].append(functools.partial(prepacked_linear, x, packed, None))
+            else:
+                calls[kernel].append(functools.partial(F.linear, x, weight))
 
-    def one_pass(name: str) -> float:
+    def one_pass(kernel: str) -> float:
         started = time.perf_counter()
-        for x, weight in operands[name]:
-            F.linear(x, weight)
+        for call in calls[kernel]:
+            call()
         return time.perf_counter() - started
 
     with torch.no_grad():
-        for name in PROBED:  # oneDNN builds its kernels on the first call of a shape
-            one_pass(name)
-        rounds: dict[str, list[float]] = {name: [] for name in PROBED}
+        for kernel in kernels:  # oneDNN builds its kernels on the first call of a shape
+            one_pass(kernel)
+        rounds: dict[str, list[float]] = {kernel: [] for kernel in kernels}
         least, most = PROBE_ROUNDS
         deadline = time.perf_counter() + seconds
         for count in range(most):
             if count >= least and time.perf_counter() > deadline:
                 break
-            for name in PROBED if count % 2 == 0 else PROBED[::-1]:
-                rounds[name].append(one_pass(name))
-    return {name: flops / statistics.median(times) / 1e9 for name, times in rounds.items()}
+            turn = count % len(kernels)
+            for kernel in [*kernels[turn:], *kernels[:turn]]:
+                rounds[kernel].append(one_pass(kernel))
+    return {kernel: flops / statistics.median(times) / 1e9 for kernel, times in rounds.items()}
 
 
 @dataclass(frozen=True)
@@ -122,7 +138,7 @@ class MachineFacts:
     def here(cls) -> MachineFacts:
         return cls(cpu_info(), torch.__version__, torch.get_num_threads())
 
-    def probe_key(self, shapes: Sequence[GemmShape]) -> dict[str, object]:
+    def probe_key(self, shapes: Sequence[GemmShape], kernels: Sequence[str]) -> dict[str, object]:
         flags = hashlib.sha256(" ".join(sorted(self.cpu.flags)).encode()).hexdigest()[:16]
         return {
             "torch": self.torch_version,
@@ -130,30 +146,48 @@ class MachineFacts:
             "cpu_flags": flags,
             "threads": self.threads,
             "shapes": [list(shape) for shape in shapes],
+            "kernels": list(kernels),
         }
+
+    def kernels(self, dtype: str) -> tuple[str, ...]:
+        """What a probe for `--dtype dtype` times here: fp32 by `F.linear`, by oneDNN where this
+        torch can prepack an fp32 weight, and bf16 under `auto` on a CPU with native bf16."""
+        from tinker_chief.engine.compute.frozen_linear import mkldnn_prepack_available
+
+        onednn = (FP32_ONEDNN,) if mkldnn_prepack_available(torch.float32) else ()
+        bf16 = (BF16,) if dtype == "auto" and self.cpu.native_bf16 else ()
+        return (FP32, *onednn, *bf16)
 
 
 @dataclass(frozen=True)
 class GemmProbe:
-    """Both precisions' GEMM throughput at one shape set on this machine."""
+    """The timed kernels' GEMM throughput at one shape set on this machine."""
 
-    gflops: Mapping[str, float] = field(hash=False)  # "float32" / "bfloat16" -> GFLOP/s
+    gflops: Mapping[str, float] = field(hash=False)  # kernel (FP32, FP32_ONEDNN, BF16) -> GFLOP/s
     shapes: tuple[GemmShape, ...]
     cache_file: Path | None
     reused: bool  # read from the cache rather than measured now
 
     @property
+    def fp32_kernel(self) -> str:
+        """The faster fp32 kernel; `F.linear` (no packed copy) on a tie."""
+        return FP32_ONEDNN if self.gflops.get(FP32_ONEDNN, 0.0) > self.gflops[FP32] else FP32
+
+    @property
     def faster(self) -> str:
-        """The dtype with the higher throughput; fp32 (exact) on a tie."""
-        return "bfloat16" if self.gflops["bfloat16"] > self.gflops["float32"] else "float32"
+        """The dtype with the higher throughput, each in its faster kernel; fp32 (exact) on a
+        tie and where bf16 was not timed."""
+        return "bfloat16" if self.gflops.get(BF16, 0.0) > self.gflops[self.fp32_kernel] else FP32
 
     def describe(self) -> str:
         shapes = ", ".join("x".join(map(str, shape)) for shape in self.shapes)
         how = f"cached in {self.cache_file}" if self.reused else "measured now"
-        return (
-            f"GEMM probe at {shapes}: bf16 {self.gflops['bfloat16']:.1f} GFLOP/s, "
-            f"fp32 {self.gflops['float32']:.1f} GFLOP/s ({how})"
+        rates = ", ".join(
+            f"{KERNEL_LABELS[kernel]} {self.gflops[kernel]:.1f} GFLOP/s"
+            for kernel in (BF16, FP32, FP32_ONEDNN)
+            if kernel in self.gflops
         )
+        return f"GEMM probe at {shapes}: {rates} ({how})"
 
 
 def default_probe_cache() -> Path:
@@ -165,22 +199,24 @@ def default_probe_cache() -> Path:
 
 def probe_gemms(
     shapes: Sequence[GemmShape],
+    kernels: Sequence[str],
     *,
     machine: MachineFacts | None = None,
     measure: GemmTimer = time_gemms,
     cache_root: Path | None = None,
 ) -> GemmProbe:
-    """The cached probe for this machine and `shapes`, else a new measurement, then cached."""
+    """The cached probe for this machine, `shapes` and `kernels`, else a new measurement, then
+    cached."""
     machine = machine or MachineFacts.here()
     shapes = tuple((int(rows), int(fan_in), int(fan_out)) for rows, fan_in, fan_out in shapes)
-    key = machine.probe_key(shapes)
+    key = machine.probe_key(shapes, kernels)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = (cache_root or default_probe_cache()) / f"{digest}.json"
-    cached = _read_probe(path, key)
+    cached = _read_probe(path, key, kernels)
     if cached is not None:
         return GemmProbe(cached, shapes, path, reused=True)
-    measured = measure(shapes)
-    gflops = {name: float(measured[name]) for name in PROBED}
+    measured = measure(shapes, kernels)
+    gflops = {kernel: float(measured[kernel]) for kernel in kernels}
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     entry = {"key": key, "gflops": gflops, "measured_at": measured_at}
     try:
@@ -194,30 +230,35 @@ def probe_gemms(
     return GemmProbe(gflops, shapes, path, reused=False)
 
 
-def _read_probe(path: Path, key: dict[str, object]) -> dict[str, float] | None:
+def _read_probe(
+    path: Path, key: dict[str, object], kernels: Sequence[str]
+) -> dict[str, float] | None:
     """The cached GFLOP/s for exactly `key`; None when absent, damaged or another key's."""
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     gflops = entry.get("gflops") if isinstance(entry, dict) and entry.get("key") == key else None
-    if not isinstance(gflops, dict) or not all(isinstance(gflops.get(n), float) for n in PROBED):
+    if not isinstance(gflops, dict) or not all(isinstance(gflops.get(k), float) for k in kernels):
         return None
-    return {name: float(gflops[name]) for name in PROBED}
+    return {kernel: float(gflops[kernel]) for kernel in kernels}
 
 
 @dataclass(frozen=True)
 class Precision:
-    """Where the model runs and which dtype autocast uses (None: plain fp32), and why.
+    """Where the model runs, which dtype autocast uses (None: plain fp32) and, in fp32, which
+    kernel the base's linears run (`FP32`: `F.linear`, `FP32_ONEDNN`: oneDNN, prepacked), and why.
 
-    `pending`: `auto` on a CPU that needs the probe, before any model is known; the backend
-    settles it (`choose_precision` with the model's shapes) before it loads the first base."""
+    `pending`: a CPU choice that needs the probe, before any model is known; the backend settles
+    it (`choose_precision` with the model's shapes) before it loads the first base."""
 
     device: str
     autocast_dtype: torch.dtype | None
     basis: str = ""
     probe: GemmProbe | None = None
     pending: bool = False
+    fp32_kernel: str = FP32
+    requested: str = "auto"  # the `--dtype` it was chosen for (a pending choice is settled by it)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -226,6 +267,8 @@ class Precision:
 
     @property
     def name(self) -> str:
+        if self.pending and self.requested == "float32":
+            return "float32 (its kernel chosen when the first base model loads)"
         if self.pending:
             return "auto (chosen when the first base model loads)"
         return "float32" if self.autocast_dtype is None else "bfloat16-autocast"
@@ -239,6 +282,8 @@ class Precision:
         """What `engine_stats` reports: device, precision, why, and the probe's GFLOP/s."""
         stats: dict[str, object] = {"device": self.device, "precision": self.name}
         stats["precision_basis"] = self.basis
+        if self.autocast_dtype is None and not self.pending:
+            stats["fp32_kernel"] = self.fp32_kernel
         if self.probe is not None:
             gflops = self.probe.gflops
             stats["gemm_gflops"] = {name: round(rate, 1) for name, rate in gflops.items()}
@@ -284,7 +329,8 @@ def choose_precision(
 ) -> Precision:
     """Resolve the user's `--device`/`--dtype` into a concrete `Precision`.
 
-    `auto` on a CPU with native bf16 runs (or reads from the cache) the GEMM probe at `shapes`;
+    On a CPU, `auto` and `float32` run (or read from the cache) the GEMM probe at `shapes`, over
+    the kernels `MachineFacts.kernels` names (nothing to probe where that is `F.linear` alone);
     `shapes=None` means the model is not known yet, and then that case returns a pending
     `Precision`. `machine`, `measure` and `cache_root` replace this machine's facts, the timing
     function and the cache directory (tests)."""
@@ -296,19 +342,24 @@ def choose_precision(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise InvalidRequestError("device 'cuda' was requested but no CUDA device is available")
-    if dtype != "auto":
+    if dtype == "bfloat16" or (dtype == "float32" and device == "cuda"):
         forced = torch.bfloat16 if dtype == "bfloat16" else None
-        return Precision(device, forced, f"--dtype {dtype}")
+        return Precision(device, forced, f"--dtype {dtype}", requested=dtype)
     if device == "cuda":
         if torch.cuda.is_bf16_supported():
             return Precision(device, torch.bfloat16, "auto: CUDA with bf16 support")
         return Precision(device, None, "auto: CUDA without bf16 support")
     machine = machine or MachineFacts.here()
-    if not machine.cpu.native_bf16:
-        return Precision(device, None, "auto: no native bf16 on this CPU (emulated bf16 is slower)")
+    basis = "--dtype float32" if dtype == "float32" else "auto"
+    if dtype == "auto" and not machine.cpu.native_bf16:
+        basis = "auto: no native bf16 on this CPU (emulated bf16 is slower)"
+    kernels = machine.kernels(dtype)
+    if len(kernels) == 1:
+        return Precision(device, None, basis, requested=dtype)
     if shapes is None:
-        why = "auto: a GEMM probe at the first base model's shapes"
-        return Precision(device, None, why, pending=True)
-    probe = probe_gemms(shapes, machine=machine, measure=measure, cache_root=cache_root)
+        why = f"{basis}; a GEMM probe at the first base model's shapes"
+        return Precision(device, None, why, pending=True, requested=dtype)
+    probe = probe_gemms(shapes, kernels, machine=machine, measure=measure, cache_root=cache_root)
     chosen = torch.bfloat16 if probe.faster == "bfloat16" else None
-    return Precision(device, chosen, f"auto: {probe.describe()}", probe)
+    why = f"{basis}: {probe.describe()}"
+    return Precision(device, chosen, why, probe, fp32_kernel=probe.fp32_kernel, requested=dtype)

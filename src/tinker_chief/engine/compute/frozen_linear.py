@@ -12,15 +12,18 @@ the model's own (no copy; a tied output embedding shares its input embedding's s
 
 On CPU, no-grad calls (sampling and scoring) also skip oneDNN's per-call weight reorder: the weight
 is reordered into oneDNN's blocked layout once (`torch.ops.mkldnn._reorder_linear_weight`, what
-Inductor's CPU freezing pass uses). In bf16 this gave 16% on a batch of 32 decodes on the AMX Xeon.
-In fp32 it replaces MKL's `sgemm`, which on a 2-core AMD EPYC (2026-12-07) ran a 16-row decode
-projection 2.5-3x and the 49k-vocabulary output projection 3-4.5x slower than oneDNN's prepacked
-kernel (docs/BENCHMARKS.md); the results differ from `F.linear`'s by fp32 rounding only (another
-summation order). Calls that build a graph for backward use the plain weight, so training's numerics
-are unchanged. Memory: on CPU the prepacked copy comes on top of the weight (in bf16 the two
-together are what the fp32 weight took, in fp32 twice it); fine for the small models a CPU serves,
-worth revisiting before serving multi-billion-parameter bases on CPU. PEFT wraps a `FrozenLinear`
-like any Linear (it is one), so LoRA adapters work unchanged.
+Inductor's CPU freezing pass uses). In bf16 this gave 16% on a batch of 32 decodes on the AMX Xeon;
+calls that build a graph use `F.linear` on the plain weight (autocast's bits). In fp32 the packed
+weight is used where the precision probe (`devices.py`) found oneDNN faster than `F.linear`
+(MKL's sgemm), for every call: on a 2-core AMD EPYC (2026-12-07) MKL ran a 16-row decode
+projection 2.5-3x, the 49k-vocabulary output projection 3-4.5x and training's 2048-row
+projections 2.2x slower than oneDNN. A graph-building fp32 call then runs `OneDnnLinear`, whose
+backward (the input's gradient: the weight is frozen) is oneDNN on the plain weight's transpose,
+read in place. fp32 results differ from `F.linear`'s by rounding only (another summation order).
+Memory: on CPU the prepacked copy comes on top of the weight (in bf16 the two together are what
+the fp32 weight took, in fp32 twice it); fine for the small models a CPU serves, worth revisiting
+before serving multi-billion-parameter bases on CPU. PEFT wraps a `FrozenLinear` like any Linear
+(it is one), so LoRA adapters work unchanged.
 """
 
 from __future__ import annotations
@@ -55,19 +58,57 @@ def mkldnn_prepack_available(dtype: torch.dtype = torch.bfloat16) -> bool:
     ):
         return False
     try:
-        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(8, 8, dtype=dtype), _PACK_BATCH_HINT)
+        prepacked_weight(torch.zeros(8, 8, dtype=dtype))
     except RuntimeError:
         return False
     return True
 
 
+def prepacked_weight(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` (out x in) reordered once into oneDNN's blocked layout for `prepacked_linear`."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_BATCH_HINT)
+
+
+def prepacked_linear(
+    x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """`x @ W.T + bias` by oneDNN, `W` given as `prepacked_weight(W)` or as a plain tensor (which
+    oneDNN then reorders on the call; a transposed view is read in place)."""
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+class OneDnnLinear(torch.autograd.Function):
+    """`x @ W.T + b` for a frozen fp32 `W`, forward and backward by oneDNN: the forward on the
+    prepacked weight, the backward (the input's gradient only) as `grad @ W`, i.e. a linear layer
+    with weight `W.T`, which oneDNN reads from the plain weight without a copy."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        x: torch.Tensor,
+        packed: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        return prepacked_linear(x, packed, bias)
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, None, None, None]:
+        (weight,) = ctx.saved_tensors  # type: ignore[attr-defined]  # set by save_for_backward
+        return prepacked_linear(grad.contiguous(), weight.t(), None), None, None, None
+
+
 class FrozenLinear(torch.nn.Linear):
     """A Linear with a frozen weight in `dtype`; inputs are cast to it, outputs come out in it.
 
-    `transposed`: calls that build a graph compute `(W @ x.T).T` instead of `x @ W.T`, same math
-    and weight; for a vocabulary-sized fp32 output embedding on CPU, where MKL's `F.linear` ran
-    at 26 GFLOP/s on the 2-core AVX2 machine and the transposed product at ~50 (training's
-    chunked output projection)."""
+    `prepack`: keep a oneDNN-packed copy for CPU calls (bf16: no-grad calls; fp32: every call).
+    `transposed`: graph-building calls on an unpacked weight compute `(W @ x.T).T` instead of
+    `x @ W.T`, same math and weight; for a vocabulary-sized fp32 output embedding on CPU, where
+    MKL's `F.linear` ran at 26 GFLOP/s on the 2-core AVX2 machine and the transposed product at
+    ~50 (training's chunked output projection)."""
 
     def __init__(
         self, source: torch.nn.Linear, dtype: torch.dtype, prepack: bool, transposed: bool = False
@@ -87,12 +128,17 @@ class FrozenLinear(torch.nn.Linear):
             None  # not a buffer, so `.to(device)` would leave it behind: swap after moving
         )
         if prepack and weight.device.type == "cpu":
-            self._packed = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_BATCH_HINT)
+            self._packed = prepacked_weight(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.dtype == torch.float32 and torch.is_autocast_enabled(x.device.type):
+            return F.linear(x, self.weight, self.bias)  # fp32 weights under autocast: its cast
         x = x.to(self.weight.dtype)
-        if self._packed is not None and not (torch.is_grad_enabled() and x.requires_grad):
-            return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
+        if self._packed is not None:
+            if not (torch.is_grad_enabled() and x.requires_grad):
+                return prepacked_linear(x, self._packed, self.bias)
+            if self.weight.dtype == torch.float32:
+                return OneDnnLinear.apply(x, self._packed, self.weight, self.bias)
         if not self.transposed:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])
@@ -102,10 +148,16 @@ class FrozenLinear(torch.nn.Linear):
         return out.reshape(*x.shape[:-1], self.out_features)
 
 
-def use_compute_dtype_linears(model: PreTrainedModel, dtype: torch.dtype) -> int:
+def use_compute_dtype_linears(
+    model: PreTrainedModel, dtype: torch.dtype, prepack: bool | None = None
+) -> int:
     """Replace every plain `nn.Linear` in `model` by a `FrozenLinear` in `dtype`; returns how
-    many. Call before any adapter is injected (PEFT then wraps the frozen layers)."""
-    prepack = mkldnn_prepack_available(dtype)
+    many. `prepack`: keep oneDNN-packed copies (default: in bf16 wherever oneDNN can, in fp32
+    never; the engine passes the precision probe's fp32 choice). Call before any adapter is
+    injected (PEFT then wraps the frozen layers)."""
+    if prepack is None:
+        prepack = dtype == torch.bfloat16
+    prepack = prepack and mkldnn_prepack_available(dtype)
     output = model.get_output_embeddings()
     cpu_fp32 = dtype == torch.float32 and model.device.type == "cpu"
     # Plain Linears only: a subclass may have a forward of its own that a swap would lose.

@@ -147,11 +147,12 @@ class TorchBackend:
         return base, self._hosts[base.info.name]
 
     def _settle_precision(self, name: str) -> None:
-        """`auto`: bf16 or fp32, whichever the GEMM probe at this model's shapes finds faster,
-        before its weights load in that dtype; the engine's one precision from then on (a later
-        base of other shapes computes in it too)."""
+        """`auto`: bf16 or fp32, whichever the GEMM probe at this model's shapes finds faster
+        (and in fp32 the faster kernel), before its weights load in that dtype; the engine's one
+        precision from then on (a later base of other shapes computes in it too)."""
         config = read_json(materialize_model(resolve_model(canonical_name(name))) / "config.json")
-        precision = choose_precision(self.precision.device, "auto", model_gemm_shapes(config))
+        requested, shapes = self.precision.requested, model_gemm_shapes(config)
+        precision = choose_precision(self.precision.device, requested, shapes)
         self.precision = self._bases.precision = self.samplers.precision = precision
         log.info("precision: %s (%s)", precision.name, precision.basis)
 

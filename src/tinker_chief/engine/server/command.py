@@ -53,7 +53,8 @@ STATE_DIR_HELP = (
     show_default=True,
     help="Compute dtype. auto: on a CPU the faster of bfloat16 and float32 here, by a cached "
     "GEMM probe (never bfloat16 without native bf16); on CUDA bfloat16 where supported. "
-    "float32 for exact scoring.",
+    "float32 for exact scoring. On a CPU the probe also picks float32's faster kernel "
+    "(F.linear or oneDNN).",
 )
 @click.option(
     "--api-key",
