@@ -9,9 +9,10 @@ All run in this one invocation on the same model, batch and LoRA config, interle
   3. the engine subprocess driven by the unmodified tinker SDK over HTTP, same `--dtype`.
 It prints tokens/s for each, the ratios against the faster PEFT loop, and model-FLOPs
 utilisation of the backend and SDK steps against the fastest GEMM kernel measured in the same
-run (bf16, fp32 by `F.linear`, fp32 by prepacked oneDNN). MFU counts the matmul FLOPs a frozen-base LoRA step must do:
-forward 2N + backward through activations 2N per token (no base weight gradients), N = matmul
-parameters incl. the output projection, plus attention (QK^T and AV, forward and backward).
+run (bf16, fp32 by `F.linear`, fp32 by prepacked oneDNN). MFU counts the matmul FLOPs a
+frozen-base LoRA step must do: forward 2N + backward through activations 2N per token (no base
+weight gradients), N = matmul parameters incl. the output projection, plus attention (QK^T and
+AV, forward and backward).
 
 Usage: python bench/engine_train.py [--model NAME] [--batch 8] [--seq 256] [--steps 3]
                                     [--dtype auto] [--doc docs/BENCHMARKS.md]
