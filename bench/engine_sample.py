@@ -6,17 +6,23 @@ chat prompts on the same model and precision, greedy:
   - engine: 16 `SamplingClient.sample` futures submitted at once through the tinker SDK to a
     real engine subprocess (which batches them into one decode loop), no stop sequences.
 Also measured in process: one `TorchBackend.sample` call with the 16 requests (no HTTP).
+The sides take turns for `--rounds` rounds (3 by default; the engine stays up between them), so
+a slow minute of a shared machine hits every side alike; each round's ratios are printed, and
+the round with the median SDK ratio counts (its times and ratios, all from that one round).
 Prints aggregate new tokens/s for each and the ratio engine/baseline, and the precision all
 sides ran in with why (`--dtype auto`: the faster of bf16 and fp32 by the engine's GEMM probe,
-whose GFLOP/s of both it prints; the HF baseline runs under the same autocast, so it too gets
-the machine's faster precision).
+whose GFLOP/s it prints; the HF baseline runs on the backend's own base model under the same
+autocast, so it too gets the machine's faster precision and kernel).
 
 Usage: python bench/engine_sample.py [--model NAME] [--requests 16] [--new-tokens 64] [--dtype auto]
+                                    [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -82,20 +88,27 @@ def bench_backend(
     return elapsed
 
 
-def bench_sdk(
-    model: str, batch: list[list[int]], new_tokens: int, dtype: str, device: str
-) -> float:
+@contextlib.contextmanager
+def sdk_sampler(model: str, first_prompt: list[int], dtype: str, device: str):
+    """A sampling client of a real engine subprocess, warmed up by one request."""
+    import tinker
+
+    with sdk_engine(dtype, device) as service:
+        sampler = service.create_sampling_client(base_model=model).result()
+        params = tinker.SamplingParams(max_tokens=4, temperature=0.0, stop=[])
+        sampler.sample(tinker.ModelInput.from_ints(first_prompt), 1, params).result()
+        yield sampler
+
+
+def bench_sdk(sampler, batch: list[list[int]], new_tokens: int) -> float:
+    """All requests submitted at once through the SDK; seconds until the last result."""
     import tinker
 
     params = tinker.SamplingParams(max_tokens=new_tokens, temperature=0.0, stop=[])
-    with sdk_engine(dtype, device) as service:
-        sampler = service.create_sampling_client(base_model=model).result()
-        warm = sampler.sample(tinker.ModelInput.from_ints(batch[0]), 1, params)
-        warm.result()
-        start = time.perf_counter()
-        futures = [sampler.sample(tinker.ModelInput.from_ints(p), 1, params) for p in batch]
-        results = [f.result() for f in futures]
-        elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    futures = [sampler.sample(tinker.ModelInput.from_ints(p), 1, params) for p in batch]
+    results = [f.result() for f in futures]
+    elapsed = time.perf_counter() - start
     assert all(len(r.sequences[0].tokens) == new_tokens for r in results), "engine stopped early"
     return elapsed
 
@@ -108,6 +121,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--skip-sdk", action="store_true")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of every side (median counts)"
+    )
     parser.add_argument(
         "--doc",
         type=Path,
@@ -123,20 +139,41 @@ def main() -> None:
     batch = prompts(args.model, args.requests)
     bench_backend(backend, args.model, batch[:2], 4)  # warm-up: load, allocator, kernels
     total = args.requests * args.new_tokens
-    hf_s = bench_hf(backend, args.model, batch, args.new_tokens)
-    backend_s = bench_backend(backend, args.model, batch, args.new_tokens)
+    rounds: list[dict[str, float]] = []
+    with contextlib.ExitStack() as stack:
+        sampler = None
+        if not args.skip_sdk:
+            sampler = stack.enter_context(
+                sdk_sampler(args.model, batch[0], args.dtype, args.device)
+            )
+        for _ in range(args.rounds):
+            times = {
+                "hf": bench_hf(backend, args.model, batch, args.new_tokens),
+                "backend": bench_backend(backend, args.model, batch, args.new_tokens),
+            }
+            if sampler is not None:
+                times["sdk"] = bench_sdk(sampler, batch, args.new_tokens)
+            rounds.append(times)
+            ratios = ", ".join(f"{side} {times['hf'] / times[side]:.2f}x" for side in times)
+            ratios = ratios.removeprefix("hf 1.00x, ")
+            print(f"round {len(rounds)}: HF {times['hf']:.2f} s; ratios {ratios}")
+    # The round whose headline ratio is the median: its times and ratios, all from one round.
+    headline = "sdk" if not args.skip_sdk else "backend"
+    ordered = sorted(rounds, key=lambda times: times["hf"] / times[headline])
+    median = ordered[len(ordered) // 2]
     print(
         f"model {args.model}, {args.requests} requests x {args.new_tokens} new tokens, greedy, "
-        f"precision {backend.precision.name} ({backend.precision.basis})"
+        f"precision {backend.precision.name} ({backend.precision.basis}); the median of "
+        f"{len(rounds)} interleaved round(s) by the {headline} ratio"
     )
+    hf_s, backend_s = median["hf"], median["backend"]
     print(f"HF generate, sequential      : {hf_s:7.2f} s  {total / hf_s:7.1f} tok/s")
     print(
         f"TorchBackend.sample, batched : {backend_s:7.2f} s  {total / backend_s:7.1f} tok/s  "
         f"ratio {hf_s / backend_s:.2f}x"
     )
     if not args.skip_sdk:
-        del backend
-        sdk_s = bench_sdk(args.model, batch, args.new_tokens, args.dtype, args.device)
+        sdk_s = median["sdk"]
         print(
             f"engine via tinker SDK, concurrent: {sdk_s:7.2f} s  {total / sdk_s:7.1f} tok/s  "
             f"ratio {hf_s / sdk_s:.2f}x"
@@ -144,9 +181,14 @@ def main() -> None:
         if args.doc:
             how = (
                 f"`bench/engine_sample.py --requests {args.requests} "
-                f"--new-tokens {args.new_tokens}`"
+                f"--new-tokens {args.new_tokens}`, median of {len(rounds)} rounds"
             )
             print(record("sample", hf_s / sdk_s, how, args.doc))
+    spread = [times["hf"] / times[headline] for times in rounds]
+    print(
+        f"{headline} ratio over the rounds: {min(spread):.2f}-{max(spread):.2f}x "
+        f"(median {statistics.median(spread):.2f}x)"
+    )
 
 
 if __name__ == "__main__":

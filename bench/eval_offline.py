@@ -3,7 +3,9 @@
 Both sides evaluate SmolLM2-135M-Instruct on the same N arithmetic questions, greedy
 (temperature 0 / do_sample=false), the same max tokens and the same concurrency (Inspect's
 max_connections is its hf batch size). Both are warmed up first (engine started and model
-loaded; hf model loaded and memoized), then timed end to end: prompts in, graded results out.
+loaded; hf model loaded and memoized), then timed end to end: prompts in, graded results out,
+taking turns for `--rounds` rounds (3 by default), so a slow minute of a shared machine hits
+both alike; the round with the median ratio counts (its times, answers and engine counters).
 Prints samples/s and accuracy for each, the ratio (target >= 2x) and how often the two gave the
 same answer. `--dtype`/`--hf-dtype` choose each side's precision. By default both run in this
 machine's faster one: chief's `auto` picks bf16 or fp32 by its GEMM probe (printed, with both
@@ -12,12 +14,14 @@ GFLOP/s), and `--hf-dtype auto` loads Inspect's hf model in the precision the en
 
     python bench/eval_offline.py [--n 200] [--max-tokens 16] [--concurrency 32] [--fewshot 0]
                                  [--dtype auto|float32|bfloat16] [--hf-dtype auto|float32|bfloat16]
+                                 [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -59,90 +63,91 @@ def write_samples(path: Path, n: int, fewshot: int) -> None:
             )
 
 
+@contextlib.contextmanager
+def chief_engine(dtype: str, out: Path):
+    """A real engine subprocess for the chief side, up for every round."""
+    from tinker_chief.engine.server.launcher import start_engine
+
+    with start_engine(state_dir=out / "engine", dtype=dtype) as handle:
+        yield handle
+
+
 def run_chief(
-    data: Path, n: int, max_tokens: int, concurrency: int, dtype: str, out: Path
+    handle, data: Path, max_tokens: int, concurrency: int, out: Path, limit: int | None = None
 ) -> tuple[float, list[str], dict]:
+    """One `eval-offline` run on the engine at `handle` (a fresh output directory, so nothing is
+    resumed): seconds, answers, and the engine's counters over the run."""
     from tinker_chief.connection import choose_backend, open_connection
-    from tinker_chief.engine.server.launcher import engine_stats, start_engine
+    from tinker_chief.engine.server.launcher import engine_stats
     from tinker_chief.evals.model_sampler import GenerationSettings
     from tinker_chief.evals.offline import OfflineConfig, run_offline_async
 
-    settings = GenerationSettings(max_tokens=max_tokens, temperature=0.0)
-    with start_engine(state_dir=out / "engine", dtype=dtype) as handle:
-        connection = open_connection(
-            choose_backend(base_url=handle.base_url), api_key=handle.api_key_for_clients
-        )
+    def stats() -> dict:
+        return engine_stats(handle.base_url, handle.api_key_for_clients) or {}
 
-        def stats() -> dict:
-            return engine_stats(handle.base_url, handle.api_key_for_clients) or {}
-
-        async def both() -> tuple[float, list[str], dict]:
-            warm = OfflineConfig(
-                DEFAULT_MODEL,
-                data,
-                "numeric",
-                settings=settings,
-                limit=concurrency,
-                concurrency=concurrency,
-                output_dir=out / "warm",
-            )
-            await run_offline_async(warm, connection)
-            config = OfflineConfig(
-                DEFAULT_MODEL,
-                data,
-                "numeric",
-                settings=settings,
-                concurrency=concurrency,
-                output_dir=out / "chief",
-            )
-            before = stats()
-            started = time.perf_counter()
-            result = await run_offline_async(config, connection)
-            elapsed = time.perf_counter() - started
-            after = stats()
-            timed: dict = {
-                key: round(after[key] - before[key], 2)
-                for key in ("sample_requests", "sample_batches", "sample_compute_s")
-            }
-            precision = ("precision", "precision_basis", "gemm_gflops")
-            timed.update({key: after[key] for key in precision if key in after})
-            return elapsed, [r.response or "" for r in result.records], timed
-
-        return asyncio.run(both())
+    config = OfflineConfig(
+        DEFAULT_MODEL,
+        data,
+        "numeric",
+        settings=GenerationSettings(max_tokens=max_tokens, temperature=0.0),
+        limit=limit,
+        concurrency=concurrency,
+        output_dir=out,
+    )
+    choice = choose_backend(base_url=handle.base_url)
+    with open_connection(choice, api_key=handle.api_key_for_clients) as connection:
+        before = stats()
+        started = time.perf_counter()
+        result = asyncio.run(run_offline_async(config, connection))
+        elapsed = time.perf_counter() - started
+        after = stats()
+    timed: dict = {
+        key: round(after[key] - before[key], 2)
+        for key in ("sample_requests", "sample_batches", "sample_compute_s")
+    }
+    precision = ("precision", "precision_basis", "gemm_gflops", "fp32_kernel")
+    timed.update({key: after[key] for key in precision if key in after})
+    return elapsed, [r.response or "" for r in result.records], timed
 
 
-def run_inspect_hf(
-    data: Path, max_tokens: int, concurrency: int, dtype: str, out: Path
-) -> tuple[float, list[str]]:
+def hf_model(dtype: str):
+    """Inspect's own `hf/local` provider on the model, loaded once in `dtype`."""
     import torch
-    from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
-    from tinker_chief.evals.inspect_tasks import jsonl_task
-
-    model = get_model(
+    return get_model(
         "hf/local",
         model_path=str(materialize_model(DEFAULT_MODEL)),
         do_sample=False,
         device="cpu",
         dtype=getattr(torch, dtype),
     )
-    common = dict(
+
+
+def run_inspect_hf(
+    model, data: Path, max_tokens: int, concurrency: int, out: Path, limit: int | None = None
+) -> tuple[float, list[str]]:
+    """One Inspect eval of the samples through `model`: seconds and answers."""
+    from inspect_ai import eval as inspect_eval
+
+    from tinker_chief.evals.inspect_tasks import jsonl_task
+
+    started = time.perf_counter()
+    logs = inspect_eval(
+        jsonl_task(data=str(data), scorer="match"),
         model=model,
         display="none",
         max_tokens=max_tokens,
         temperature=0.0,
         max_connections=concurrency,
-        log_dir=str(out / "hf-logs"),
+        limit=limit,
+        log_dir=str(out),
     )
-    inspect_eval(jsonl_task(data=str(data), scorer="match"), limit=concurrency, **common)  # warm-up
-    started = time.perf_counter()
-    logs = inspect_eval(jsonl_task(data=str(data), scorer="match"), **common)
     elapsed = time.perf_counter() - started
     if logs[0].status != "success":
         raise SystemExit(f"hf baseline failed: {logs[0].error}")
     by_id = {str(s.id): s.output.completion for s in logs[0].samples}
-    return elapsed, [by_id[f"s{i}"] for i in range(len(by_id))]
+    return elapsed, [by_id[key] for key in sorted(by_id, key=lambda key: int(key[1:]))]
 
 
 def accuracy(answers: list[str], data: Path) -> float:
@@ -178,6 +183,9 @@ def main() -> None:
         "Inspect's own default is the checkpoint's fp32)",
     )
     parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of both sides (median counts)"
+    )
+    parser.add_argument(
         "--doc",
         type=Path,
         default=None,
@@ -189,18 +197,34 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="chief-bench-"))
     data = out / "samples.jsonl"
     write_samples(data, args.n, args.fewshot)
-    chief_s, chief_answers, stats = run_chief(
-        data, args.n, args.max_tokens, args.concurrency, args.dtype, out
-    )
-    if args.hf_dtype == "auto":  # the engine's choice: bf16 under autocast, or fp32
-        args.hf_dtype = "bfloat16" if stats.get("precision") == "bfloat16-autocast" else "float32"
-    hf_s, hf_answers = run_inspect_hf(data, args.max_tokens, args.concurrency, args.hf_dtype, out)
+    tokens, width = args.max_tokens, args.concurrency
+    rounds = []
+    with chief_engine(args.dtype, out) as handle:
+        _, _, stats = run_chief(handle, data, tokens, width, out / "warm", limit=width)
+        if args.hf_dtype == "auto":  # the engine's choice: bf16 under autocast, or fp32
+            bf16 = stats.get("precision") == "bfloat16-autocast"
+            args.hf_dtype = "bfloat16" if bf16 else "float32"
+        model = hf_model(args.hf_dtype)
+        run_inspect_hf(model, data, tokens, width, out / "hf-warm", limit=width)
+        for index in range(args.rounds):
+            chief = run_chief(handle, data, tokens, width, out / f"chief-{index}")
+            hf = run_inspect_hf(model, data, tokens, width, out / f"hf-{index}")
+            rounds.append((chief, hf))
+            print(
+                f"round {index + 1}: chief {chief[0]:.2f} s, hf {hf[0]:.2f} s, "
+                f"ratio {hf[0] / chief[0]:.2f}x"
+            )
+    ratios = sorted(hf[0] / chief[0] for chief, hf in rounds)
+    (chief_s, chief_answers, stats), (hf_s, hf_answers) = sorted(
+        rounds, key=lambda pair: pair[1][0] / pair[0][0]
+    )[len(rounds) // 2]
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
     print(
         f"machine: {machine()}; model {DEFAULT_MODEL}; "
         f"n={args.n}, fewshot={args.fewshot}, max_tokens={args.max_tokens}, "
         f"concurrency={args.concurrency}, greedy; "
-        f"engine --dtype {args.dtype}, hf dtype {args.hf_dtype}"
+        f"engine --dtype {args.dtype}, hf dtype {args.hf_dtype}; the median of {len(rounds)} "
+        "interleaved round(s)"
     )
     print(
         f"chief eval-offline (local engine): {chief_s:7.2f} s  {args.n / chief_s:7.2f} samples/s  "
@@ -215,12 +239,13 @@ def main() -> None:
         "(sample_compute_s: time inside the model's batched generate)"
     )
     print(
-        f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x   identical answers: {same}/{args.n}"
+        f"ratio (chief / hf samples/s): {hf_s / chief_s:.2f}x (rounds: "
+        f"{ratios[0]:.2f}-{ratios[-1]:.2f}x)   identical answers: {same}/{args.n}"
     )
     if args.doc:
         how = (
             f"`bench/eval_offline.py --n {args.n} --concurrency {args.concurrency}`, both sides "
-            f"{args.hf_dtype}"
+            f"{args.hf_dtype}, median of {len(rounds)} rounds"
         )
         print(record("eval-offline", hf_s / chief_s, how, args.doc))
 
