@@ -4,6 +4,7 @@ promote --track mlflow` on the tiny model, read back through `MlflowClient` (`se
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -180,12 +181,15 @@ def test_a_base_model_gets_one_run_of_its_own(swept: Swept, engine) -> None:
 def test_select_and_promote_tag_the_chosen_versions_run(swept: Swept, engine, monkeypatch) -> None:
     client = _client(swept.project)
     project, backend = str(swept.project), ("--base-url", engine.base_url)
-    chief("select", "-p", project, *backend, "--track", "mlflow")
+    printed = json.loads(
+        chief("select", "-p", project, *backend, "--track", "mlflow", "--json").stdout
+    )
     with Registry.open(swept.project / ".chief" / "registry.db") as registry:
         (selection,) = registry.selections(f"sweep:{swept.sweep['sweep_id']}")
         chosen = registry.get_model(selection.model_ref)
         suite_version = registry.latest_results(chosen.ref)["heldout_nll"].suite_version
     chosen_run = chosen.config["trackers"]["mlflow"]["run_id"]
+    assert printed["chosen"] == chosen.ref and printed["tracker"]["run_id"] == chosen_run
     tags = client.get_run(chosen_run).data.tags
     assert (tags["chief.selected"], tags["chief.selected.reason"]) == (
         selection.scope,

@@ -441,6 +441,7 @@ def _selection_json(result: SelectionResult) -> dict[str, object]:
         **result.details(),
         "candidates": [candidate(c) for c in result.candidates],
         "failed_tasks": result.failed_tasks,
+        "tracker": result.tracker.to_json() if result.tracker else None,
     }
 
 
@@ -478,3 +479,5 @@ def _print_selection(console: Console, result: SelectionResult) -> None:
             f"(`chief promote {result.chosen.ref} --to prod` runs the gate)"
         )
     )
+    if result.tracker is not None:
+        console.print(escape(f"tracker: {result.tracker.describe()}"), soft_wrap=True)

@@ -39,6 +39,7 @@ from tinker_chief.paths import ProjectPaths
 from tinker_chief.registry import PairedTest, Registry, SampleOutcome
 from tinker_chief.registry.stats import paired_on_samples
 from tinker_chief.spend.billing import note_eval_session
+from tinker_chief.tracking.contract import RunLink
 from tinker_chief.tracking.mirror import Tracking
 from tinker_chief.training.data import Prepared
 from tinker_chief.training.from_project import spec_from_project
@@ -92,6 +93,7 @@ class SelectionResult:
     failed_tasks: list[str] = field(default_factory=list)
     rl: bool = False
     heldout: HeldOutSummary | None = None  # RL: how each candidate's held-out reward was measured
+    tracker: RunLink | None = None  # the chosen version's tracker run, tagged with the choice
 
     def details(self) -> dict[str, object]:
         return {
@@ -515,7 +517,9 @@ def _run_selection(
             chosen.ref, plan.scope, reason=outcome.reason, details=outcome.details()
         )
         if tracking is not None:
-            tracking.log_selection(registry, chosen.ref, plan.scope, outcome.reason)
+            outcome.tracker = tracking.log_selection(
+                registry, chosen.ref, plan.scope, outcome.reason
+            )
     return outcome
 
 
