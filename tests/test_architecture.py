@@ -395,3 +395,27 @@ def test_every_package_exports_through_a_curated_all() -> None:
             module = f"{name}.{attribute}"
             found = hasattr(package, attribute) or importlib.util.find_spec(module) is not None
             assert found, f"{name}.__all__ names {attribute!r}, which it does not have"
+
+
+def test_the_lazy_packages_import_light_and_name_what_they_lack() -> None:
+    """evals, planning and tracking re-export through `lazy_exports`: importing them loads no
+    torch, inspect_ai or tracker library (a fresh interpreter tells), their names still resolve,
+    and a name they do not have is the usual AttributeError naming the package."""
+    import subprocess
+    import sys
+
+    lazy = ("evals", "planning", "tracking")
+    heavy = ("torch", "inspect_ai", "mlflow", "trackio", "wandb", "tinker_cookbook")
+    probe = (
+        "import sys; "
+        + "; ".join(f"import {ROOT}.{name}" for name in lazy)
+        + f"; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]", loaded
+    for name in lazy:
+        package = importlib.import_module(f"{ROOT}.{name}")
+        with pytest.raises(AttributeError, match=f"module '{ROOT}.{name}' has no attribute 'nope'"):
+            package.nope  # noqa: B018

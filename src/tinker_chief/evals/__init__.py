@@ -11,8 +11,9 @@ type checkers see them imported.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from tinker_chief.lazy_exports import lazy_attribute
 
 if TYPE_CHECKING:
     from tinker_chief.evals.evaluators import (
@@ -64,8 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tinker_chief.evals' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attribute(__name__, _EXPORTS)

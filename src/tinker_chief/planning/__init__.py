@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tinker_chief.lazy_exports import lazy_attribute
 from tinker_chief.planning.config import (
     CONFIG_FILENAME,
     Project,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from tinker_chief.planning.project_files import init_project
 
 # Heavier modules (tokenizers, cookbook) load on first use, so importing the schema stays cheap.
-_LAZY = {
+_EXPORTS = {
     "make_plan": "tinker_chief.planning.planner",
     "Plan": "tinker_chief.planning.planner",
     "render_plan_markdown": "tinker_chief.planning.plan_markdown",
@@ -60,12 +61,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_attribute(__name__, _EXPORTS)
 
 
 __all__ = [

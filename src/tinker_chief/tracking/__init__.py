@@ -23,8 +23,9 @@ card show) is read without the training loop; the names below are imported on fi
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from tinker_chief.lazy_exports import lazy_attribute
 
 if TYPE_CHECKING:
     from tinker_chief.tracking.contract import RunLink, stored_links
@@ -54,8 +55,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tinker_chief.tracking' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attribute(__name__, _EXPORTS)
