@@ -89,14 +89,12 @@ def bench_backend(
 
 
 @contextlib.contextmanager
-def sdk_sampler(model: str, first_prompt: list[int], dtype: str, device: str):
-    """A sampling client of a real engine subprocess, warmed up by one request."""
-    import tinker
-
+def sdk_sampler(model: str, batch: list[list[int]], new_tokens: int, dtype: str, device: str):
+    """A sampling client of a real engine subprocess, warmed up by one untimed burst of the
+    measured requests (a first full-size decode loop ran ~1.5x slower than the next ones)."""
     with sdk_engine(dtype, device) as service:
         sampler = service.create_sampling_client(base_model=model).result()
-        params = tinker.SamplingParams(max_tokens=4, temperature=0.0, stop=[])
-        sampler.sample(tinker.ModelInput.from_ints(first_prompt), 1, params).result()
+        bench_sdk(sampler, batch, new_tokens)
         yield sampler
 
 
@@ -137,14 +135,14 @@ def main() -> None:
     print(f"machine: {machine()}")
     backend = TorchBackend(device=args.device, dtype=args.dtype)
     batch = prompts(args.model, args.requests)
-    bench_backend(backend, args.model, batch[:2], 4)  # warm-up: load, allocator, kernels
+    bench_backend(backend, args.model, batch, args.new_tokens)  # warm-up: load, allocator, kernels
     total = args.requests * args.new_tokens
     rounds: list[dict[str, float]] = []
     with contextlib.ExitStack() as stack:
         sampler = None
         if not args.skip_sdk:
             sampler = stack.enter_context(
-                sdk_sampler(args.model, batch[0], args.dtype, args.device)
+                sdk_sampler(args.model, batch, args.new_tokens, args.dtype, args.device)
             )
         for _ in range(args.rounds):
             times = {
