@@ -154,3 +154,29 @@ def test_rest_listings_and_delete(service_client, rest_client):
     assert remaining == {training}
     with pytest.raises(Exception, match="unknown checkpoint"):
         service_client.create_sampling_client(model_path=sampler).result()
+
+
+def test_a_damaged_checkpoint_is_named_by_its_tinker_path_not_the_servers_directory(
+    service_client, engine
+):
+    """A checkpoint whose files went missing on the engine's disk fails to load with the
+    backend's sentence, naming the tinker:// path: where the state directory is stays private."""
+    tc = service_client.create_lora_training_client(base_model=TINY, rank=2, seed=24).result()
+    state = tc.save_state("damaged").result().path
+    sampler = tc.save_weights_for_sampler("damaged").result().path
+    state_dir = engine.log_file.parent
+    (state_dir / "runs" / _run_of(state) / "weights" / "damaged" / "optimizer.safetensors").unlink()
+    sampler_dir = state_dir / "runs" / _run_of(sampler) / "sampler_weights" / "damaged"
+    (sampler_dir / "adapter_model.safetensors").unlink()
+    with pytest.raises(tinker.RequestFailedError) as failed:
+        service_client.create_training_client_from_state_with_optimizer(state).result()
+    messages = [(str(failed.value), f"{state}: this checkpoint has no optimizer state")]
+    with pytest.raises(tinker.NotFoundError) as missing:  # the sampler's load is answered at once
+        service_client.create_sampling_client(model_path=sampler).result()
+    messages.append((str(missing.value), f"{sampler}: not an adapter checkpoint"))
+    for message, sentence in messages:
+        assert sentence in message and str(state_dir) not in message
+
+
+def _run_of(tinker_path: str) -> str:
+    return tinker_path.removeprefix("tinker://").split("/")[0]

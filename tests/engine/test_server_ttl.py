@@ -124,6 +124,24 @@ def test_store_lease_counts_each_holder(tmp_path):
     assert len(store.delete_expired()) == 1
 
 
+def test_reading_a_lease_lets_go_of_it_and_names_errors_by_the_tinker_path(tmp_path):
+    """`CheckpointLease.reading()`: released after the read (kept on success with `keep`, as a
+    sampler keeps its checkpoint), always released on an error, whose message names the
+    tinker:// path where the backend wrote the directory."""
+    store, clock = _store(tmp_path)
+    released, kept, failing = (_save(store, name) for name in ("released", "kept", "failing"))
+    leases = {path: store.lease(path) for path in (released, kept, failing)}
+    clock.now += 2 * HOUR  # all expired: only a lease keeps one
+    for path, keep in ((released, False), (kept, True)):
+        with leases[path].reading(keep=keep) as directory:
+            assert directory == _directory(store, path)
+    with pytest.raises(NotFoundError) as failed, leases[failing].reading(keep=True) as where:
+        raise NotFoundError(f"{where}: not an adapter checkpoint")
+    assert str(failed.value) == f"{failing}: not an adapter checkpoint"
+    expired = sorted(c.tinker_path for c in store.delete_expired())
+    assert expired == sorted([released, failing])  # the kept one is still held
+
+
 def test_store_set_ttl(tmp_path):
     store, clock = _store(tmp_path)
     path = _save(store, "kept", ttl=None)

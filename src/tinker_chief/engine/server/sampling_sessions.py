@@ -43,12 +43,9 @@ class SamplingSessions:
                 raise
 
             def load_checkpoint() -> SamplerState:
-                try:
+                with lease.reading(keep=True) as directory:
                     self.engine.catalog.info(run.base_model)
-                    key = self.engine.backend.load_sampler(lease.directory)
-                except Exception:
-                    lease.release()
-                    raise
+                    key = self.engine.backend.load_sampler(directory)
                 return SamplerState(key, run.base_model, model_path, lease)
 
             return load_checkpoint

@@ -527,13 +527,9 @@ class EngineService:
         )
 
         def work() -> dict:
-            try:
+            with lease.reading() as directory:
                 self.catalog.info(run.base_model)
-                lora = self.backend.load_training_state(
-                    model_id, lease.directory, request.optimizer
-                )
-            finally:
-                lease.release()
+                lora = self.backend.load_training_state(model_id, directory, request.optimizer)
             self.models[model_id].lora = lora
             self.store.save_run(
                 RunRecord(
@@ -582,13 +578,11 @@ class EngineService:
         request_id = self.futures.create("load_weights")
 
         def run() -> dict:
-            try:
+            with lease.reading() as directory:
                 self.backend.unload_model(model.model_id)
                 model.lora = self.backend.load_training_state(
-                    model.model_id, lease.directory, request.optimizer
+                    model.model_id, directory, request.optimizer
                 )
-            finally:
-                lease.release()
             return {"path": request.path, "model_id": model.model_id, "type": "load_weights"}
 
         self.scheduler.submit_ordered(model.model_id, request.seq_id, request_id, run)

@@ -39,7 +39,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ from tinker_chief.engine.server.http_errors import (
     NotFoundError,
     shown,
 )
+from tinker_chief.errors import EngineError
 
 CheckpointKind = Literal["weights", "sampler_weights", "external_weights"]
 CHECKPOINT_TYPE: dict[str, str] = {
@@ -153,6 +155,28 @@ class CheckpointLease:
         release, self._release = self._release, None
         if release is not None:
             release()
+
+    @contextmanager
+    def reading(self, *, keep: bool = False) -> Iterator[Path]:
+        """The checkpoint's directory, for the backend to read; released afterwards unless `keep`
+        (a sampler holds its checkpoint while it is registered), and on any error. An
+        `EngineError` raised meanwhile (a damaged checkpoint: no adapter files, no optimizer
+        state, unreadable metadata) names the checkpoint by its tinker:// path instead of its
+        place under the state directory, which is no client's business."""
+        try:
+            yield self.directory
+        except BaseException as error:
+            self.release()
+            if isinstance(error, EngineError):
+                error.args = tuple(
+                    arg.replace(str(self.directory), self.record.tinker_path)
+                    if isinstance(arg, str)
+                    else arg
+                    for arg in error.args
+                )
+            raise
+        if not keep:
+            self.release()
 
 
 def validate_name(name: str | None, what: str = "checkpoint name") -> str:
