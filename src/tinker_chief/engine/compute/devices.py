@@ -41,6 +41,11 @@ import torch.nn.functional as F
 
 from tinker_chief.cpuinfo import CpuInfo, cpu_info
 from tinker_chief.engine.backend import InvalidRequestError
+from tinker_chief.engine.compute.frozen_linear import (
+    mkldnn_prepack_available,
+    prepacked_linear,
+    prepacked_weight,
+)
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
@@ -88,8 +93,6 @@ def time_gemms(
     """GFLOP/s of each of `kernels` over `shapes` on the CPU (what the frozen base's linears
     would run), timed interleaved: each round runs every shape in each kernel, the order turning
     from round to round, so load from other processes hits all alike; the median round counts."""
-    from tinker_chief.engine.compute.frozen_linear import prepacked_linear, prepacked_weight
-
     flops = sum(2 * rows * fan_in * fan_out for rows, fan_in, fan_out in shapes)
     generator = torch.Generator().manual_seed(0)
     calls: dict[str, list[Callable[[], torch.Tensor]]] = {}
@@ -152,8 +155,6 @@ class MachineFacts:
     def kernels(self, dtype: str) -> tuple[str, ...]:
         """What a probe for `--dtype dtype` times here: fp32 by `F.linear`, by oneDNN where this
         torch can prepack an fp32 weight, and bf16 under `auto` on a CPU with native bf16."""
-        from tinker_chief.engine.compute.frozen_linear import mkldnn_prepack_available
-
         onednn = (FP32_ONEDNN,) if mkldnn_prepack_available(torch.float32) else ()
         bf16 = (BF16,) if dtype == "auto" and self.cpu.native_bf16 else ()
         return (FP32, *onednn, *bf16)
