@@ -35,8 +35,10 @@ def test_scrub_keys_and_values_but_keeps_counts():
         "completion_tokens": 7,
         "list": [{"password": "p"}, "header: Bearer abcdefghijklmnopqrstuvwxyz"],
         "lr": 1e-4,
+        "tolerances": {f"pasted {SECRETS[0]}": 0.01},  # a key is the user's text too
     }
     clean = scrub(raw)
+    assert clean["tolerances"] == {f"pasted {REDACTED}": 0.01}
     assert clean["api_key"] == REDACTED and clean["nested"]["Authorization"] == REDACTED
     assert (
         clean["nested"]["TINKER_API_KEY"] == REDACTED and clean["list"][0]["password"] == REDACTED

@@ -2,7 +2,8 @@
 
 Two rules, applied recursively to dicts, lists and strings before any row is written:
 a key that names a credential (`api_key`, `token`, `secret`, `password`, `authorization`, ...)
-has its value replaced; and any string value has substrings that look like keys replaced
+has its value replaced; and any string, a dict's keys included, has substrings that look like
+keys replaced
 (`tml-...` Tinker keys, `sk-...`, `hf_...`, `ghp_...`, `AKIA...`, JWTs `eyJ...`, bearer tokens).
 Counts such as `tokens` or `max_tokens` are not credentials and are kept.
 """
@@ -53,10 +54,13 @@ def scrub(value: object) -> object: ...
 
 
 def scrub(value: object) -> object:
-    """A copy of `value` (JSON-like) with credential keys and key-looking strings redacted."""
+    """A copy of `value` (JSON-like) with credential keys and key-looking strings redacted, the
+    keys themselves included (a metric name in `[gate]` tolerances is the user's text too)."""
     if isinstance(value, dict):
         return {
-            str(k): (REDACTED if is_secret_key(str(k)) and value[k] not in (None, "") else scrub(v))
+            scrub_text(str(k)): (
+                REDACTED if is_secret_key(str(k)) and value[k] not in (None, "") else scrub(v)
+            )
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
