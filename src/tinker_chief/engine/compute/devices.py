@@ -258,13 +258,17 @@ class Precision:
     basis: str = ""
     probe: GemmProbe | None = None
     pending: bool = False
-    fp32_kernel: str = FP32
     requested: str = "auto"  # the `--dtype` it was chosen for (a pending choice is settled by it)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device, dtype=self.autocast_dtype)
+
+    @property
+    def fp32_kernel(self) -> str:
+        """What the base's fp32 linears run: the probe's faster fp32 kernel, else `F.linear`."""
+        return self.probe.fp32_kernel if self.probe is not None else FP32
 
     @property
     def name(self) -> str:
@@ -363,4 +367,4 @@ def choose_precision(
     probe = probe_gemms(shapes, kernels, machine=machine, measure=measure, cache_root=cache_root)
     chosen = torch.bfloat16 if probe.faster == "bfloat16" else None
     why = f"{basis}: {probe.describe()}"
-    return Precision(device, chosen, why, probe, fp32_kernel=probe.fp32_kernel, requested=dtype)
+    return Precision(device, chosen, why, probe, requested=dtype)
