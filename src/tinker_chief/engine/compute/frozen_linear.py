@@ -131,14 +131,16 @@ class FrozenLinear(torch.nn.Linear):
             self._packed = prepacked_weight(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weight.dtype == torch.float32 and torch.is_autocast_enabled(x.device.type):
-            return F.linear(x, self.weight, self.bias)  # fp32 weights under autocast: its cast
         x = x.to(self.weight.dtype)
-        if self._packed is not None:
+        fp32 = self.weight.dtype == torch.float32
+        # fp32 weights under autocast (bench/engine_train.py's PEFT loop): autocast's cast, as an
+        # `nn.Linear` would get, not the packed fp32 kernel autocast cannot see.
+        packed = None if fp32 and torch.is_autocast_enabled(x.device.type) else self._packed
+        if packed is not None:
             if not (torch.is_grad_enabled() and x.requires_grad):
-                return prepacked_linear(x, self._packed, self.bias)
-            if self.weight.dtype == torch.float32:
-                return OneDnnLinear.apply(x, self._packed, self.weight, self.bias)
+                return prepacked_linear(x, packed, self.bias)
+            if fp32:
+                return OneDnnLinear.apply(x, packed, self.weight, self.bias)
         if not self.transposed:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])
