@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 
 from tinker_chief.cpuinfo import cpu_info
-from tinker_chief.engine.compute.devices import BF16, FP32, FP32_ONEDNN, time_gemms
-from tinker_chief.engine.compute.frozen_linear import mkldnn_prepack_available
+from tinker_chief.engine.compute.devices import BF16, FP32, MachineFacts, time_gemms
 
 PEAK_SHAPE = (1024, 1024, 1024)  # large enough to reach a CPU's GEMM peak
 
@@ -71,14 +70,14 @@ def gemm_flops_per_s(dtype: torch.dtype, device: str, size: int = 1024, repeats:
 
 def gemm_peaks(device: str) -> dict[str, float]:
     """FLOP/s of a 1024^3 matmul per kernel, measured now: MFU's denominators. fp32 by
-    `F.linear` and (on CPU, where this torch can) by prepacked oneDNN, and bf16.
+    `F.linear` and (on CPU, where this torch can) by prepacked oneDNN, and bf16 (on CPU only
+    with native bf16: emulated, it is never the fastest).
 
-    On a CPU all are timed interleaved (the engine's own probe, `devices.time_gemms`), so load
-    from other processes hits them alike; bf16 on a CPU without native bf16 is emulated and slow.
+    On a CPU the kernels are those the engine's probe times (`MachineFacts.kernels`), timed
+    interleaved by its own `devices.time_gemms`, so load from other processes hits them alike.
     """
-    if device == "cpu":
-        onednn = [FP32_ONEDNN] if mkldnn_prepack_available(torch.float32) else []
-        timed_now = time_gemms([PEAK_SHAPE], [FP32, *onednn, BF16], seconds=1.0)
+    if device == "cpu":  # the kernels the engine's probe would time here
+        timed_now = time_gemms([PEAK_SHAPE], MachineFacts.here().kernels("auto"), seconds=1.0)
         return {name: rate * 1e9 for name, rate in timed_now.items()}
     return {name: gemm_flops_per_s(getattr(torch, name), device) for name in (FP32, BF16)}
 
@@ -86,11 +85,10 @@ def gemm_peaks(device: str) -> dict[str, float]:
 def mfu_text(achieved: float, peaks: dict[str, float]) -> str:
     """Model-FLOPs utilisation against the fastest GEMM (the machine's best), naming them all."""
     best, *others = sorted(peaks, key=peaks.__getitem__, reverse=True)
-    rest = "; ".join(f"{name} {peaks[name] / 1e9:.1f} GFLOP/s" for name in others)
+    rates = "; ".join(f"{name} {peaks[name] / 1e9:.1f} GFLOP/s" for name in [best, *others])
     return (
         f"MFU {100 * achieved / peaks[best]:.1f}% of the fastest GEMM, {best} "
-        f"({peaks[best] / 1e9:.1f} GFLOP/s; {rest}, "
-        f"all measured in this run at {'x'.join(map(str, PEAK_SHAPE))})"
+        f"({rates}, all measured in this run at {'x'.join(map(str, PEAK_SHAPE))})"
     )
 
 
