@@ -16,12 +16,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from tinker_chief.cpuinfo import cpu_info
 from tinker_chief.engine.compute.devices import BF16, FP32, MachineFacts, time_gemms
 
+Round = TypeVar("Round")
 PEAK_SHAPE = (1024, 1024, 1024)  # large enough to reach a CPU's GEMM peak
 
 
@@ -49,6 +51,12 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def median_round(rounds: list[Round], ratio: Callable[[Round], float]) -> Round:
+    """The round whose `ratio` is the median (the upper one of an even count): a bench reports
+    that round's times and results, so every number it prints comes from one round."""
+    return sorted(rounds, key=ratio)[len(rounds) // 2]
 
 
 def gemm_flops_per_s(dtype: torch.dtype, device: str, size: int = 1024, repeats: int = 3) -> float:

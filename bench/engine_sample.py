@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_common import machine, sdk_engine  # noqa: E402
+from engine_common import machine, median_round, sdk_engine  # noqa: E402
 from goals import record  # noqa: E402
 from tinker_chief.engine.backend import SampleRequest, SamplingSettings  # noqa: E402
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
@@ -155,10 +154,9 @@ def main() -> None:
             ratios = ", ".join(f"{side} {times['hf'] / times[side]:.2f}x" for side in times)
             ratios = ratios.removeprefix("hf 1.00x, ")
             print(f"round {len(rounds)}: HF {times['hf']:.2f} s; ratios {ratios}")
-    # The round whose headline ratio is the median: its times and ratios, all from one round.
     headline = "sdk" if not args.skip_sdk else "backend"
-    ordered = sorted(rounds, key=lambda times: times["hf"] / times[headline])
-    median = ordered[len(ordered) // 2]
+    spread = [times["hf"] / times[headline] for times in rounds]
+    median = median_round(rounds, lambda times: times["hf"] / times[headline])
     print(
         f"model {args.model}, {args.requests} requests x {args.new_tokens} new tokens, greedy, "
         f"precision {backend.precision.name} ({backend.precision.basis}); the median of "
@@ -182,11 +180,7 @@ def main() -> None:
                 f"--new-tokens {args.new_tokens}`, median of {len(rounds)} rounds"
             )
             print(record("sample", hf_s / sdk_s, how, args.doc))
-    spread = [times["hf"] / times[headline] for times in rounds]
-    print(
-        f"{headline} ratio over the rounds: {min(spread):.2f}-{max(spread):.2f}x "
-        f"(median {statistics.median(spread):.2f}x)"
-    )
+    print(f"{headline} ratio over the rounds: {min(spread):.2f}-{max(spread):.2f}x")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TINKER_TELEMETRY", "0")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_common import machine  # noqa: E402
+from engine_common import machine, median_round  # noqa: E402
 from goals import record  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, materialize_model  # noqa: E402
 
@@ -215,9 +215,9 @@ def main() -> None:
                 f"ratio {hf[0] / chief[0]:.2f}x"
             )
     ratios = sorted(hf[0] / chief[0] for chief, hf in rounds)
-    (chief_s, chief_answers, stats), (hf_s, hf_answers) = sorted(
-        rounds, key=lambda pair: pair[1][0] / pair[0][0]
-    )[len(rounds) // 2]
+    (chief_s, chief_answers, stats), (hf_s, hf_answers) = median_round(
+        rounds, lambda pair: pair[1][0] / pair[0][0]
+    )
     same = sum(a.strip() == b.strip() for a, b in zip(chief_answers, hf_answers, strict=True))
     print(
         f"machine: {machine()}; model {DEFAULT_MODEL}; "
