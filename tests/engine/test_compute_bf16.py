@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tinker_chief.engine.backend import (
     AdamStep,
@@ -14,7 +15,7 @@ from tinker_chief.engine.backend import (
     SampleRequest,
     SamplingSettings,
 )
-from tinker_chief.engine.compute import TorchBackend
+from tinker_chief.engine.compute import TorchBackend, frozen_linear
 from tinker_chief.engine.compute.frozen_linear import (
     FrozenLinear,
     mkldnn_prepack_available,
@@ -66,19 +67,24 @@ def test_frozen_linear_passes_gradients_to_its_input_like_autocast(prepack):
     torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
 
 
-def test_swapping_unties_a_tied_output_embedding():
+def _tiny_llama(**overrides):
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=50,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        **overrides,
     )
-    model = LlamaForCausalLM(config).eval().requires_grad_(False)
+    return LlamaForCausalLM(config).eval().requires_grad_(False)
+
+
+def test_swapping_unties_a_tied_output_embedding():
+    model = _tiny_llama(tie_word_embeddings=True)
     linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
     assert use_compute_dtype_linears(model, torch.bfloat16) == linears
     assert all(
@@ -90,6 +96,52 @@ def test_swapping_unties_a_tied_output_embedding():
     assert model.lm_head.weight.dtype == torch.bfloat16 and not model.config.tie_word_embeddings
     model.tie_weights()  # must not re-tie the bf16 copy to the fp32 embedding
     assert model.lm_head.weight.dtype == torch.bfloat16
+
+
+@pytest.mark.skipif(not mkldnn_prepack_available(), reason="this CPU cannot prepack bf16 weights")
+@pytest.mark.parametrize("bias", [False, True])
+def test_shared_input_siblings_run_as_one_product_with_autocasts_bits(bias):
+    model = _tiny_llama(attention_bias=bias, mlp_bias=bias)
+    tokens = torch.tensor([[1, 5, 9, 3, 7], [2, 4, 6, 8, 10]])
+    with torch.no_grad(), _autocast():
+        expected = model(tokens).logits
+    use_compute_dtype_linears(model, torch.bfloat16)
+    attention, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    siblings = [attention.q_proj, attention.k_proj, attention.v_proj, mlp.gate_proj, mlp.up_proj]
+    assert all(m._group is not None and m._packed is None for m in siblings)
+    assert attention.o_proj._group is None and attention.o_proj._packed is not None
+    calls = []
+    product = frozen_linear.prepacked_linear
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(frozen_linear, "prepacked_linear", lambda *a: calls.append(1) or product(*a))
+        with torch.no_grad(), _autocast():
+            assert torch.equal(model(tokens).logits, expected)
+    # Per layer: q/k/v as one product, gate/up as one, o and down alone; then the output layer.
+    assert len(calls) == 2 * 4 + 1
+    assert all(m._group[0]._pending is None for m in siblings)  # nothing held after the step
+
+
+@pytest.mark.skipif(not mkldnn_prepack_available(), reason="this CPU cannot prepack bf16 weights")
+def test_a_shared_input_group_recomputes_for_another_input_or_a_second_ask():
+    model = _tiny_llama()
+    use_compute_dtype_linears(model, torch.bfloat16)
+    attention = model.model.layers[0].self_attn
+    q, k = attention.q_proj, attention.k_proj
+    first, second = torch.randn(3, 32), torch.randn(3, 32)
+
+    def alone(layer, x):
+        return F.linear(x.to(torch.bfloat16), layer.weight, layer.bias)
+
+    with torch.no_grad():
+        assert torch.equal(q(first), alone(q, first))
+        assert torch.equal(k(second), alone(k, second))  # not q's product of `first`
+        assert torch.equal(k(second), alone(k, second))  # asked twice: computed again
+        assert torch.equal(q(first), alone(q, first))
+    x = torch.randn(3, 32, requires_grad=True)
+    pending = q._group[0]._pending
+    out = q(x)  # a graph-building call: the sibling's own product, the group untouched
+    assert out.grad_fn is not None and q._group[0]._pending is pending
+    assert torch.equal(out, alone(q, x))
 
 
 @pytest.fixture
@@ -117,20 +169,9 @@ def cpu_without_bf16_prepack(monkeypatch):
 def test_a_cpu_that_cannot_prepack_bf16_keeps_plain_bf16_weights_with_autocasts_bits(
     cpu_without_bf16_prepack,
 ):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     assert not mkldnn_prepack_available()
     assert mkldnn_prepack_available(torch.float32) == torch.backends.mkldnn.is_available()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=50,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    model = LlamaForCausalLM(config).eval().requires_grad_(False)
+    model = _tiny_llama()
     tokens = torch.tensor([[1, 5, 9, 3]])
     with torch.no_grad(), _autocast():
         expected = model(tokens).logits

@@ -24,11 +24,21 @@ Memory: on CPU the prepacked copy comes on top of the weight (in bf16 the two to
 the fp32 weight took, in fp32 twice it); fine for the small models a CPU serves, worth revisiting
 before serving multi-billion-parameter bases on CPU. PEFT wraps a `FrozenLinear` like any Linear
 (it is one), so LoRA adapters work unchanged.
+
+Projections that read the same input (`SHARED_INPUT_SIBLINGS`: an attention block's q/k/v, an
+MLP's gate/up) run as one product on their packed, concatenated weights in no-grad calls
+(`SharedInputGroup`): the first sibling called computes all of them and the others take their
+columns. Same bits as separate products (oneDNN blocks the reduction the same way whatever the
+output width: checked at 1..700 rows), one weight stream and one call instead of three: a
+1-row decode step of SmolLM2-135M in bf16 took 12% less time on the 2-core EPYC (2026-12-07).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -38,6 +48,10 @@ from tinker_chief.models import mark_embeddings_untied
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
+
+# Projections of one input that transformers' decoder layers call one after another (Llama,
+# Qwen, Mistral, Gemma and their kin name them so): `group_shared_inputs` runs each set as one.
+SHARED_INPUT_SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 _PACK_BATCH_HINT = (
     32  # oneDNN picks its blocking for this many rows; measured exact for 1..640 rows
@@ -129,15 +143,21 @@ class FrozenLinear(torch.nn.Linear):
         )
         if prepack and weight.device.type == "cpu":
             self._packed = prepacked_weight(weight)
+        self._group: tuple[SharedInputGroup, int] | None = None  # (its group, its place there)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.weight.dtype)
         fp32 = self.weight.dtype == torch.float32
         # fp32 weights under autocast (bench/engine_train.py's PEFT loop): autocast's cast, as an
-        # `nn.Linear` would get, not the packed fp32 kernel autocast cannot see.
-        packed = None if fp32 and torch.is_autocast_enabled(x.device.type) else self._packed
+        # `nn.Linear` would get, not the packed fp32 kernels autocast cannot see.
+        kernels = not (fp32 and torch.is_autocast_enabled(x.device.type))
+        graph = torch.is_grad_enabled() and x.requires_grad
+        if kernels and not graph and self._group is not None:
+            group, place = self._group
+            return group.columns(place, x)
+        x = x.to(self.weight.dtype)
+        packed = self._packed if kernels else None
         if packed is not None:
-            if not (torch.is_grad_enabled() and x.requires_grad):
+            if not graph:
                 return prepacked_linear(x, packed, self.bias)
             if fp32:
                 return OneDnnLinear.apply(x, packed, self.weight, self.bias)
@@ -171,6 +191,80 @@ def use_compute_dtype_linears(
         parent = model.get_submodule(parent_name) if parent_name else model
         transposed = cpu_fp32 and module is output
         setattr(parent, leaf, FrozenLinear(module, dtype, prepack, transposed))
+    if prepack and dtype != torch.float32:
+        group_shared_inputs(model)
     if dtype != torch.float32:
         mark_embeddings_untied(model.config)  # a tied output embedding now has its own copy
     return len(swaps)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A group's product of one input, until every sibling has taken its columns."""
+
+    input: torch.Tensor  # held, so no other tensor can take its identity meanwhile
+    output: torch.Tensor
+    taken: frozenset[int]
+
+
+class SharedInputGroup:
+    """Sibling `FrozenLinear`s that read the same input, run as one product in no-grad calls.
+
+    Siblings are called one after another with the very same tensor (transformers' attention
+    hands `hidden_states` to q, k and v, its MLP `x` to gate and up, and PEFT's LoRA layers pass
+    it on to their base layer unchanged), so the group recognises the input by identity: the
+    first sibling's call computes every sibling's output, each takes its columns (a view) once,
+    and the product is dropped when all have. Another input, or a sibling asking twice, starts a
+    new product: a caller that runs the siblings on different inputs still gets right answers,
+    only without the saving. Graph-building calls keep each sibling's own `F.linear` path.
+    """
+
+    def __init__(self, members: Sequence[FrozenLinear]) -> None:
+        weights = [member.weight for member in members]
+        self.dtype = weights[0].dtype
+        self.packed = prepacked_weight(torch.cat(weights))
+        biases = [member.bias for member in members]
+        self.bias = (
+            None
+            if all(bias is None for bias in biases)
+            else torch.cat(
+                [
+                    torch.zeros_like(weight[:, 0]) if bias is None else bias
+                    for weight, bias in zip(weights, biases)
+                ]
+            )
+        )
+        ends = list(itertools.accumulate(weight.shape[0] for weight in weights))
+        self._columns = [slice(end - w.shape[0], end) for end, w in zip(ends, weights)]
+        self._pending: _Pending | None = None
+        for place, member in enumerate(members):
+            member._group = (self, place)
+            member._packed = None  # its columns of `packed` serve its no-grad calls now
+
+    def columns(self, place: int, x: torch.Tensor) -> torch.Tensor:
+        """Sibling `place`'s output for `x`: its columns of the group's product."""
+        pending = self._pending  # read once: another thread may replace it meanwhile
+        if pending is None or pending.input is not x or place in pending.taken:
+            output = prepacked_linear(x.to(self.dtype), self.packed, self.bias)
+            pending = _Pending(x, output, frozenset())
+        taken = pending.taken | {place}
+        done = len(taken) == len(self._columns)
+        self._pending = None if done else _Pending(pending.input, pending.output, taken)
+        return pending.output[..., self._columns[place]]
+
+
+def group_shared_inputs(model: torch.nn.Module) -> int:
+    """A `SharedInputGroup` for each module's `SHARED_INPUT_SIBLINGS` that are all prepacked
+    `FrozenLinear`s of one dtype and input width; returns how many groups it formed."""
+    groups = 0
+    for module in model.modules():
+        for names in SHARED_INPUT_SIBLINGS:
+            members = [getattr(module, name, None) for name in names]
+            frozen = [m for m in members if isinstance(m, FrozenLinear) and m._packed is not None]
+            if (
+                len(frozen) == len(names)
+                and len({(m.weight.dtype, m.in_features) for m in frozen}) == 1
+            ):
+                SharedInputGroup(frozen)
+                groups += 1
+    return groups
