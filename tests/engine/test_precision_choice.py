@@ -158,13 +158,16 @@ def test_a_real_probe_returns_a_valid_choice_and_writes_the_cache(tmp_path):
     native = CpuInfo(here.cpu.model, here.cpu.flags | {"avx512_bf16"})
     forced = dataclasses.replace(here, cpu=native)
     precision = choose_precision("cpu", "auto", SHAPES, machine=forced, cache_root=tmp_path)
-    gflops = precision.stats()["gemm_gflops"]
     kernels = forced.kernels("auto")
+    assert set(precision.stats()["gemm_gflops"]) == set(kernels)
+    (cache_file,) = tmp_path.iterdir()
+    entry = json.loads(cache_file.read_text())
+    # The choice is made on the measured numbers (the stats round them to 0.1: a close call at
+    # these small shapes flipped under a loaded CI run).
+    gflops = entry["gflops"]
     assert set(gflops) == set(kernels) and all(value > 0 for value in gflops.values())
     fp32 = max(gflops[FP32], gflops.get(FP32_ONEDNN, 0.0))
     assert precision.name == ("bfloat16-autocast" if gflops[BF16] > fp32 else "float32")
-    (cache_file,) = tmp_path.iterdir()
-    entry = json.loads(cache_file.read_text())
     assert entry["key"] == forced.probe_key(SHAPES, kernels)
     assert entry["key"]["torch"] == here.torch_version
 
