@@ -7,10 +7,12 @@ so the table grows as the project meets new machines: the goals hold "on every C
 meet", and a row measured on one kind says nothing about another.
 
     python bench/goals.py            # run the three bench goals here and record them
+    python bench/goals.py --all      # and the demo and the test suite too (~20 min on 2 cores)
     python bench/goals.py --show     # print the table as recorded
 
 The test-suite and demo rows come from `CHIEF_RECORD_RUN=1 ./scripts/test.sh` and
-`CHIEF_RECORD_RUN=1 ./scripts/demo.sh` (bench/record_run.py).
+`CHIEF_RECORD_RUN=1 ./scripts/demo.sh` (bench/record_run.py), which `--all` runs after the
+benches: on a CPU kind the table has no rows for yet, that one command writes all five.
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ RUNS = {
     "sample": ["bench/engine_sample.py"],
     "eval-offline": ["bench/eval_offline.py", "--n", "100"],
 }
+# Scripts that record their own goal row (and docs/BENCHMARKS.md block) under CHIEF_RECORD_RUN=1.
+RECORDING_SCRIPTS = {"demo": "scripts/demo.sh", "suite": "scripts/test.sh"}
 
 
 def main() -> None:
@@ -129,14 +133,27 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=sorted(RUNS), action="append", help="run only these goals"
     )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="after the benches also run the demo and the test suite, which record their rows",
+    )
     parser.add_argument("--doc", type=Path, default=BENCHMARKS)
     args = parser.parse_args()
+    if args.all and (args.only or args.doc != BENCHMARKS):
+        parser.error("--all runs every goal into docs/BENCHMARKS.md: drop --only and --doc")
     if not args.show:
         for key in args.only or list(RUNS):
             print(f"== {key}: {' '.join(RUNS[key])}", flush=True)
             command = [sys.executable, *RUNS[key], "--doc", str(args.doc)]
             if subprocess.run(command, cwd=ROOT).returncode != 0:
                 raise SystemExit(f"error: {RUNS[key][0]} failed; its goal row was not recorded")
+    if args.all:
+        for key, script in RECORDING_SCRIPTS.items():
+            print(f"== {key}: CHIEF_RECORD_RUN=1 {script}", flush=True)
+            env = {**os.environ, "CHIEF_RECORD_RUN": "1"}
+            if subprocess.run(["bash", script], cwd=ROOT, env=env).returncode != 0:
+                raise SystemExit(f"error: {script} failed; its goal row was not recorded")
     print(read_block(args.doc, BLOCK) or f"{args.doc}: no `{BLOCK}` block yet")
 
 

@@ -31,6 +31,8 @@ MLP's gate/up) run as one product on their packed, concatenated weights in no-gr
 columns. Same bits as separate products (oneDNN blocks the reduction the same way whatever the
 output width: checked at 1..700 rows), one weight stream and one call instead of three: a
 1-row decode step of SmolLM2-135M in bf16 took 12% less time on the 2-core EPYC (2026-12-07).
+fp32 keeps separate products: grouped, its 1-row and 16-row decode steps measured the same there
+(and its packed copies also serve graph-building calls, so grouping would need a second copy).
 """
 
 from __future__ import annotations
