@@ -23,16 +23,28 @@ from __future__ import annotations
 import base64
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinker_chief.publish.layout import BaseModel
 from tinker_chief.publish.roundtrip import RoundTrip
-from tinker_chief.registry import EvalRun, ModelRecord, Registry
+from tinker_chief.registry import (
+    AuditEntry,
+    EvalRun,
+    LoraSpec,
+    ModelRecord,
+    Registry,
+    StatusChange,
+)
 from tinker_chief.registry import markdown_code as code
 from tinker_chief.registry import markdown_text as text
 from tinker_chief.tracking.contract import RunLink, stored_links
+
+if TYPE_CHECKING:
+    from huggingface_hub import EvalResult, ModelCardData
+
+    from tinker_chief.planning import Project
 
 CURVE_FILE = "learning_curve.png"
 EVAL_RESULTS_DIR = ".eval_results"
@@ -61,17 +73,16 @@ class CardFacts:
     results: dict[str, EvalRun]
     base_results: dict[str, EvalRun]
     base_ref: str | None
-    history: list[Any]
-    promotions: list[Any]  # audit rows of "promote" / "promote-rejected" for this version
+    history: list[StatusChange]
+    promotions: list[AuditEntry]  # "promote" / "promote-rejected" rows for this version
     cost: str
-    plan: dict[str, Any]
+    plan: dict[str, Any]  # plan.json, as read
     curve_png: bytes | None
     repo: str | None = None
-    suite_tasks: dict[str, Any] = field(default_factory=dict)  # task name -> EvalTask
 
 
 def gather(
-    project: Any,
+    project: Project,
     registry: Registry,
     record: ModelRecord,
     base: BaseModel,
@@ -80,7 +91,7 @@ def gather(
     digests: dict[str, str],
     repo: str | None = None,
 ) -> CardFacts:
-    """The card's facts for `record` of `project` (a `planning.Project`)."""
+    """The card's facts for `record` of `project`."""
     from tinker_chief.files import read_json_object
     from tinker_chief.planning.estimates import spent
 
@@ -111,7 +122,6 @@ def gather(
         plan=read_json_object(plan_path) if plan_path.is_file() else {},
         curve_png=_learning_curve(project.root, record.training_run_id),
         repo=repo,
-        suite_tasks={t.name: t for t in config.eval_suite.tasks},
     )
 
 
@@ -131,7 +141,7 @@ def render(facts: CardFacts) -> str:
     return str(ModelCard(f"---\n{card_data(facts).to_yaml()}\n---\n\n{_body(facts)}"))
 
 
-def card_data(facts: CardFacts) -> Any:
+def card_data(facts: CardFacts) -> ModelCardData:
     """The card's `ModelCardData` (front matter)."""
     from huggingface_hub import ModelCardData
 
@@ -175,7 +185,7 @@ def _dataset_of(run: EvalRun) -> dict[str, Any] | None:
     return first if first and first.get("path") else None
 
 
-def _eval_results(facts: CardFacts) -> list[Any]:
+def _eval_results(facts: CardFacts) -> list[EvalResult]:
     from huggingface_hub import EvalResult
 
     results = []
@@ -354,7 +364,7 @@ def _training_section(facts: CardFacts) -> list[str]:
     return lines
 
 
-def _placement(lora: Any) -> str | None:
+def _placement(lora: LoraSpec | None) -> str | None:
     if lora is None:
         return None
     parts = [
@@ -412,7 +422,8 @@ def _gate_section(facts: CardFacts) -> list[str]:
                 f"{text(d.get('suite_version'))}{forced}"
             )
         else:
-            reasons = "; ".join(str(r) for r in d.get("reasons", []))
+            listed = d.get("reasons")  # the gate's list; a hand-edited row may hold anything
+            reasons = "; ".join(map(str, listed)) if isinstance(listed, list) else str(listed or "")
             lines.append(
                 f"- {text(entry.at)}: the gate refused it for {text(d.get('to'))}: {text(reasons)}"
             )
