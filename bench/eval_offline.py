@@ -210,8 +210,10 @@ def main() -> None:
             chief = run_chief(handle, data, tokens, width, out / f"chief-{index}")
             hf = run_inspect_hf(model, data, tokens, width, out / f"hf-{index}")
             rounds.append((chief, hf))
+            engine = chief[2]
             print(
-                f"round {index + 1}: chief {chief[0]:.2f} s, hf {hf[0]:.2f} s, "
+                f"round {index + 1}: chief {chief[0]:.2f} s ({engine['sample_batches']:g} "
+                f"batches, {engine['sample_compute_s']:.2f} s in generate), hf {hf[0]:.2f} s, "
                 f"ratio {hf[0] / chief[0]:.2f}x"
             )
     ratios = sorted(hf[0] / chief[0] for chief, hf in rounds)
