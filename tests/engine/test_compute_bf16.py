@@ -100,7 +100,7 @@ def test_swapping_unties_a_tied_output_embedding():
 
 @pytest.mark.skipif(not mkldnn_prepack_available(), reason="this CPU cannot prepack bf16 weights")
 @pytest.mark.parametrize("bias", [False, True])
-def test_shared_input_siblings_run_as_one_product_with_autocasts_bits(bias):
+def test_shared_input_siblings_run_as_one_product_with_autocasts_bits(bias, counted_products):
     model = _tiny_llama(attention_bias=bias, mlp_bias=bias)
     tokens = torch.tensor([[1, 5, 9, 3, 7], [2, 4, 6, 8, 10]])
     with torch.no_grad(), _autocast():
@@ -110,38 +110,100 @@ def test_shared_input_siblings_run_as_one_product_with_autocasts_bits(bias):
     siblings = [attention.q_proj, attention.k_proj, attention.v_proj, mlp.gate_proj, mlp.up_proj]
     assert all(m._group is not None and m._packed is None for m in siblings)
     assert attention.o_proj._group is None and attention.o_proj._packed is not None
-    calls = []
-    product = frozen_linear.prepacked_linear
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(frozen_linear, "prepacked_linear", lambda *a: calls.append(1) or product(*a))
-        with torch.no_grad(), _autocast():
-            assert torch.equal(model(tokens).logits, expected)
+    with torch.no_grad(), _autocast():
+        assert torch.equal(model(tokens).logits, expected)
     # Per layer: q/k/v as one product, gate/up as one, o and down alone; then the output layer.
-    assert len(calls) == 2 * 4 + 1
+    assert len(counted_products) == 2 * 4 + 1
     assert all(m._group[0]._pending is None for m in siblings)  # nothing held after the step
 
 
 @pytest.mark.skipif(not mkldnn_prepack_available(), reason="this CPU cannot prepack bf16 weights")
-def test_a_shared_input_group_recomputes_for_another_input_or_a_second_ask():
+def _alone(layer, x):
+    """What `layer` computes without a group: autocast's bits."""
+    return F.linear(x.to(torch.bfloat16), layer.weight, layer.bias)
+
+
+@pytest.fixture
+def counted_products(monkeypatch):
+    """A list that gets an entry per oneDNN product `frozen_linear` runs."""
+    calls: list[int] = []
+    product = frozen_linear.prepacked_linear
+    monkeypatch.setattr(
+        frozen_linear, "prepacked_linear", lambda *a: calls.append(1) or product(*a)
+    )
+    return calls
+
+
+@pytest.mark.skipif(not mkldnn_prepack_available(), reason="this CPU cannot prepack bf16 weights")
+def test_a_shared_input_group_computes_again_for_another_input_a_second_ask_or_an_edit(
+    counted_products,
+):
     model = _tiny_llama()
     use_compute_dtype_linears(model, torch.bfloat16)
     attention = model.model.layers[0].self_attn
-    q, k = attention.q_proj, attention.k_proj
+    q, k, v = attention.q_proj, attention.k_proj, attention.v_proj
     first, second = torch.randn(3, 32), torch.randn(3, 32)
-
-    def alone(layer, x):
-        return F.linear(x.to(torch.bfloat16), layer.weight, layer.bias)
-
     with torch.no_grad():
-        assert torch.equal(q(first), alone(q, first))
-        assert torch.equal(k(second), alone(k, second))  # not q's product of `first`
-        assert torch.equal(k(second), alone(k, second))  # asked twice: computed again
-        assert torch.equal(q(first), alone(q, first))
-    x = torch.randn(3, 32, requires_grad=True)
+        for _ in range(3):  # finished products: the odd unfinished one below never disbands
+            assert [torch.equal(m(first), _alone(m, first)) for m in (q, k, v)] == [True] * 3
+        assert len(counted_products) == 3
+        assert torch.equal(q(first), _alone(q, first))
+        assert torch.equal(k(second), _alone(k, second))  # not q's product of `first`
+        assert len(counted_products) == 5
+        assert torch.equal(k(second), _alone(k, second))  # asked twice: a new product
+        assert len(counted_products) == 6
+        second.mul_(2)  # changed in place: the product of its old values must not serve
+        assert torch.equal(v(second), _alone(v, second))
+        assert len(counted_products) == 7
+        assert torch.equal(q(second), _alone(q, second))  # v's product serves q and k
+        assert torch.equal(k(second), _alone(k, second))
+        assert len(counted_products) == 7 and q._group is not None
+    x = torch.randn(3, 32)  # no grad of its own, as a training step's first layer gets
     pending = q._group[0]._pending
-    out = q(x)  # a graph-building call: the sibling's own product, the group untouched
-    assert out.grad_fn is not None and q._group[0]._pending is pending
-    assert torch.equal(out, alone(q, x))
+    out = q(x)  # gradients enabled: the sibling's own product, the group untouched
+    assert q._group[0]._pending is pending and torch.equal(out, _alone(q, x))
+
+
+@pytest.mark.skipif(not mkldnn_prepack_available(), reason="this CPU cannot prepack bf16 weights")
+def test_siblings_that_read_different_inputs_disband_their_group_and_stay_right():
+    """Cross-attention's pattern: q reads one tensor, k and v another, on every call."""
+    model = _tiny_llama()
+    use_compute_dtype_linears(model, torch.bfloat16)
+    attention = model.model.layers[0].self_attn
+    q, k, v = attention.q_proj, attention.k_proj, attention.v_proj
+    with torch.no_grad():
+        for _ in range(4):
+            queries, memory = torch.randn(2, 32), torch.randn(5, 32)
+            assert torch.equal(q(queries), _alone(q, queries))
+            assert torch.equal(k(memory), _alone(k, memory))
+            assert torch.equal(v(memory), _alone(v, memory))
+    assert all(m._group is None and m._packed is not None for m in (q, k, v))
+    mlp = model.model.layers[0].mlp  # the other groups keep theirs
+    assert mlp.gate_proj._group is not None
+
+
+@pytest.mark.skipif(not mkldnn_prepack_available(), reason="this CPU cannot prepack bf16 weights")
+def test_lora_wrapped_siblings_share_the_product_with_autocasts_bits(counted_products):
+    """PEFT's LoRA layers hand their input to the base layer unchanged: still one product."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=4,
+        target_modules=["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"],
+        init_lora_weights=False,  # random B: the adapters change the output
+    )
+    reference, grouped = _tiny_llama(), _tiny_llama()
+    use_compute_dtype_linears(grouped, torch.bfloat16)
+    torch.manual_seed(1)
+    reference = get_peft_model(reference, lora)
+    torch.manual_seed(1)
+    grouped = get_peft_model(grouped, lora)
+    tokens = torch.tensor([[3, 1, 4, 1, 5, 9]])
+    with torch.no_grad(), _autocast():
+        expected = reference(tokens).logits
+        assert not counted_products  # the plain model runs F.linear
+        assert torch.equal(grouped(tokens).logits, expected)
+    assert len(counted_products) == 2 * 4 + 1
 
 
 @pytest.fixture

@@ -26,13 +26,14 @@ before serving multi-billion-parameter bases on CPU. PEFT wraps a `FrozenLinear`
 (it is one), so LoRA adapters work unchanged.
 
 Projections that read the same input (`SHARED_INPUT_SIBLINGS`: an attention block's q/k/v, an
-MLP's gate/up) run as one product on their packed, concatenated weights in no-grad calls
-(`SharedInputGroup`): the first sibling called computes all of them and the others take their
-columns. Same bits as separate products (oneDNN blocks the reduction the same way whatever the
-output width: checked at 1..700 rows), one weight stream and one call instead of three: a
-1-row decode step of SmolLM2-135M in bf16 took 12% less time on the 2-core EPYC (2026-12-07).
-fp32 keeps separate products: grouped, its 1-row and 16-row decode steps measured the same there
-(and its packed copies also serve graph-building calls, so grouping would need a second copy).
+MLP's gate/up) run as one product on their packed, concatenated weights under `torch.no_grad()`
+(sampling and scoring; `SharedInputGroup`): the first sibling called computes all of them and
+the others take their columns. Same bits as separate products (oneDNN blocks the reduction the
+same way whatever the output width: checked at 1..700 rows), one weight stream and one call
+instead of three: a 1-row decode step of SmolLM2-135M in bf16 took 12% less time on the 2-core
+EPYC (2026-12-07). fp32 keeps separate products: grouped, its 1-row and 16-row decode steps
+measured the same there (and its packed copies also serve graph-building calls, so grouping
+would need a second copy).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class FrozenLinear(torch.nn.Linear):
         # `nn.Linear` would get, not the packed fp32 kernels autocast cannot see.
         kernels = not (fp32 and torch.is_autocast_enabled(x.device.type))
         graph = torch.is_grad_enabled() and x.requires_grad
-        if kernels and not graph and self._group is not None:
+        if kernels and not torch.is_grad_enabled() and self._group is not None:
             group, place = self._group
             return group.columns(place, x)
         x = x.to(self.weight.dtype)
@@ -205,21 +206,40 @@ class _Pending:
     """A group's product of one input, until every sibling has taken its columns."""
 
     input: torch.Tensor  # held, so no other tensor can take its identity meanwhile
+    version: int | None  # the input's version counter then (None: an inference tensor has none)
     output: torch.Tensor
     taken: frozenset[int]
 
+    def serves(self, place: int, x: torch.Tensor) -> bool:
+        """Whether sibling `place` may take its columns for `x`: the same tensor, not changed in
+        place since, and the sibling has not taken them yet."""
+        return self.input is x and _version(x) == self.version and place not in self.taken
+
+
+def _version(x: torch.Tensor) -> int | None:
+    return None if x.is_inference() else x._version
+
 
 class SharedInputGroup:
-    """Sibling `FrozenLinear`s that read the same input, run as one product in no-grad calls.
+    """Sibling `FrozenLinear`s that read the same input, run as one product under no_grad.
 
     Siblings are called one after another with the very same tensor (transformers' attention
     hands `hidden_states` to q, k and v, its MLP `x` to gate and up, and PEFT's LoRA layers pass
-    it on to their base layer unchanged), so the group recognises the input by identity: the
-    first sibling's call computes every sibling's output, each takes its columns (a view) once,
-    and the product is dropped when all have. Another input, or a sibling asking twice, starts a
-    new product: a caller that runs the siblings on different inputs still gets right answers,
-    only without the saving. Graph-building calls keep each sibling's own `F.linear` path.
+    it on to their base layer unchanged), so the group recognises the input by identity (and its
+    version counter, so an input changed in place is a new one): the first sibling's call
+    computes every sibling's output, each takes its columns (a view) once, and the product is
+    dropped when all have. Another input, or a sibling asking twice, starts a new product, so a
+    caller that runs the siblings on different inputs still gets right answers; a group whose
+    products are mostly left unfinished (cross-attention, where q reads another tensor than k
+    and v; layers that call only some siblings) disbands after `MAX_UNFINISHED` of them: each
+    sibling gets its own packed weight back and runs alone, as before grouping. (A forward that
+    failed between two siblings leaves one unfinished product too: that alone never disbands a
+    group that has finished more.) Only calls with gradients
+    disabled use the group: in a training step the product would be part of a graph that one
+    sibling's in-place update could hand to the others.
     """
+
+    MAX_UNFINISHED = 2
 
     def __init__(self, members: Sequence[FrozenLinear]) -> None:
         weights = [member.weight for member in members]
@@ -238,7 +258,9 @@ class SharedInputGroup:
         )
         ends = list(itertools.accumulate(weight.shape[0] for weight in weights))
         self._columns = [slice(end - w.shape[0], end) for end, w in zip(ends, weights)]
+        self._members = list(members)
         self._pending: _Pending | None = None
+        self.finished = self.unfinished = 0
         for place, member in enumerate(members):
             member._group = (self, place)
             member._packed = None  # its columns of `packed` serve its no-grad calls now
@@ -246,13 +268,26 @@ class SharedInputGroup:
     def columns(self, place: int, x: torch.Tensor) -> torch.Tensor:
         """Sibling `place`'s output for `x`: its columns of the group's product."""
         pending = self._pending  # read once: another thread may replace it meanwhile
-        if pending is None or pending.input is not x or place in pending.taken:
+        if pending is None or not pending.serves(place, x):
+            if pending is not None:
+                self.unfinished += 1
+                if self.unfinished >= max(self.MAX_UNFINISHED, self.finished + 1):
+                    return self._disband(place, x)
             output = prepacked_linear(x.to(self.dtype), self.packed, self.bias)
-            pending = _Pending(x, output, frozenset())
+            pending = _Pending(x, _version(x), output, frozenset())
         taken = pending.taken | {place}
         done = len(taken) == len(self._columns)
-        self._pending = None if done else _Pending(pending.input, pending.output, taken)
+        self.finished += done
+        self._pending = None if done else _Pending(x, pending.version, pending.output, taken)
         return pending.output[..., self._columns[place]]
+
+    def _disband(self, place: int, x: torch.Tensor) -> torch.Tensor:
+        """Give every sibling its own packed weight back; return sibling `place`'s output alone."""
+        self._pending = None
+        for member in self._members:
+            member._packed = prepacked_weight(member.weight)
+            member._group = None
+        return self._members[place](x)
 
 
 def group_shared_inputs(model: torch.nn.Module) -> int:
