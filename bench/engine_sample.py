@@ -41,6 +41,9 @@ from tinker_chief.engine.backend import SampleRequest, SamplingSettings  # noqa:
 from tinker_chief.engine.compute import TorchBackend  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, load_tokenizer, materialize_model  # noqa: E402
 
+# Round lines: HF generate's time over each other side's.
+LABELS = {"hf-engine-base": "the stricter baseline's", "backend": "backend's", "sdk": "SDK's"}
+
 QUESTIONS = [
     "What is the capital of France?",
     "Write a haiku about the sea.",
@@ -158,7 +161,11 @@ def main() -> None:
     bench_backend(backend, args.model, batch, args.new_tokens)  # warm-up: load, allocator, kernels
     stock = stock_model(backend, args.model)
     engine_base = backend._bases.get(args.model).model
-    bench_hf(stock, contextlib.nullcontext(), batch[:1], args.new_tokens)  # its warm-up
+    for hf_model, autocast in [
+        (stock, contextlib.nullcontext()),
+        (engine_base, backend.precision.autocast()),
+    ]:
+        bench_hf(hf_model, autocast, batch[:1], args.new_tokens)  # each baseline's warm-up
     total = args.requests * args.new_tokens
     rounds: list[dict[str, float]] = []
     with contextlib.ExitStack() as stack:
@@ -179,7 +186,7 @@ def main() -> None:
                 times["sdk"] = bench_sdk(sampler, batch, args.new_tokens)
             rounds.append(times)
             ratios = ", ".join(
-                f"{side} {times['hf'] / times[side]:.2f}x" for side in times if side != "hf"
+                f"{LABELS[side]} {times['hf'] / times[side]:.2f}x" for side in times if side != "hf"
             )
             print(f"round {len(rounds)}: HF generate {times['hf']:.2f} s; its time over {ratios}")
     headline = "sdk" if not args.skip_sdk else "backend"

@@ -140,8 +140,8 @@ def main() -> None:
     )
     parser.add_argument("--doc", type=Path, default=BENCHMARKS)
     args = parser.parse_args()
-    if args.all and (args.only or args.doc != BENCHMARKS):
-        parser.error("--all runs every goal into docs/BENCHMARKS.md: drop --only and --doc")
+    if args.all and (args.show or args.only or args.doc.resolve() != BENCHMARKS.resolve()):
+        parser.error("--all runs every goal into docs/BENCHMARKS.md: drop --show, --only, --doc")
     if not args.show:
         for key in args.only or list(RUNS):
             print(f"== {key}: {' '.join(RUNS[key])}", flush=True)

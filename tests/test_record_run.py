@@ -154,13 +154,14 @@ def test_goals_all_refuses_a_partial_or_elsewhere_run_before_running_anything(
     tmp_path: Path,
 ) -> None:
     """`bench/goals.py --all` records every goal (the demo and the suite write to
-    docs/BENCHMARKS.md only), so `--only` or another `--doc` beside it is a usage error."""
-    for extra in (["--only", "train"], ["--doc", str(tmp_path / "B.md")]):
+    docs/BENCHMARKS.md only), so `--show`, `--only` or another `--doc` beside it is a usage
+    error."""
+    for extra in (["--only", "train"], ["--doc", str(tmp_path / "B.md")], ["--show"]):
         result = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "goals.py"), "--all", *extra],
             capture_output=True,
             text=True,
             timeout=120,
         )
-        assert result.returncode == 2 and "drop --only and --doc" in result.stderr
+        assert result.returncode == 2 and "drop --show, --only, --doc" in result.stderr
         assert "==" not in result.stdout  # no bench started
