@@ -234,9 +234,9 @@ class SharedInputGroup:
     and v; layers that call only some siblings) disbands after `MAX_UNFINISHED` of them: each
     sibling gets its own packed weight back and runs alone, as before grouping. (A forward that
     failed between two siblings leaves one unfinished product too: that alone never disbands a
-    group that has finished more.) Only calls with gradients
-    disabled use the group: in a training step the product would be part of a graph that one
-    sibling's in-place update could hand to the others.
+    group that has finished more.) Only calls with gradients disabled use the group: in a
+    training step the product would be part of a graph that one sibling's in-place update could
+    hand to the others.
     """
 
     MAX_UNFINISHED = 2
