@@ -234,3 +234,37 @@ def test_a_broken_model_file_is_one_error_line_and_no_project(tmp_path, case, so
         made = _init(tmp_path, hub, MODEL if source == "hub" else str(local))
     assert_one_line_error(made, name + error)
     _assert_nothing_written(tmp_path, before)
+
+
+def test_a_dns_server_that_never_answers_is_stopped_at_the_deadline(monkeypatch):
+    """The lookup of the hub's host name counts against CHIEF_HUB_TIMEOUT: httpx's timeouts do
+    not cover it. A DNS server that never answers cannot exist here, so the OS resolver is faked
+    in this process: its lookups of `hub.test` wait (up to 60 s) until the test ends."""
+    import socket
+    import threading
+
+    from huggingface_hub import constants
+
+    from tinker_chief.models.hub import HubFilesMissingError, fetch
+
+    released = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def never_answers(host, *args, **kwargs):
+        if host == "hub.test":
+            released.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", never_answers)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://hub.test:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("CHIEF_HUB_TIMEOUT", "0.5")
+    try:
+        with pytest.raises(HubFilesMissingError) as raised:
+            fetch(MODEL)
+    finally:
+        released.set()
+    message = str(raised.value)
+    assert "the hub (http://hub.test:9) did not finish answering within 0.5 s" in message
+    assert "looking up hub.test had no answer" in message and "\n" not in message

@@ -15,23 +15,27 @@ download would make file paths of its ETag and X-Repo-Commit headers, so chief d
 itself): the commit must be 40 hex digits and each file's X-Repo-Commit that commit, an ETag a
 plain hash; each file must be within its kind's cap (`hf_files.limit`) and be what its kind is
 (a JSON object, UTF-8 text); the whole fetch must end within `CHIEF_HUB_TIMEOUT` seconds (a hub
-dripping one byte at a time included); a repo whose tokenizer or config is its own Python code
-is refused unless the user passed `--trust-remote-code`. Any failure is one error line and the
-cache is untouched: the files are written into it (`_install`) only once all of them passed.
+dripping one byte at a time included, and the lookup of the hub's host name: a line whose DNS
+server never answers waits on the OS resolver, which no HTTP timeout covers); a repo whose
+tokenizer or config is its own Python code is refused unless the user passed
+`--trust-remote-code`. Any failure is one error line and the cache is untouched: the files are
+written into it (`_install`) only once all of them passed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from tinker_chief.errors import DataError, ModelNotFoundError
 from tinker_chief.files import MIB, json_object
@@ -210,16 +214,48 @@ class _Deadline:
         """Seconds left; `_PastDeadline` once there are none."""
         left = self._end - time.monotonic()
         if left <= 0:
-            raise _PastDeadline(
-                f"the hub ({endpoint()}) did not finish answering within {self.seconds:g} s "
-                f"(raise {FETCH_TIMEOUT_ENV} for a slow line)"
-            )
+            raise self.passed()
         return left
+
+    def passed(self, detail: str = "") -> _PastDeadline:
+        return _PastDeadline(
+            f"the hub ({endpoint()}) did not finish answering within {self.seconds:g} s{detail} "
+            f"(raise {FETCH_TIMEOUT_ENV} for a slow line)"
+        )
+
+
+def _resolve_host(url: str, deadline: _Deadline) -> None:
+    """Look `url`'s host name up before the deadline, or raise `_PastDeadline`.
+
+    httpx's timeouts start once there is an address to connect to: the lookup before it waits
+    on the OS resolver, which retries an unanswering DNS server for as long as its own settings
+    say (tens of seconds is common). The lookup runs in a daemon thread this waits on for the
+    time left; one that fails is left to the request to report (`cannot be reached`), and one
+    still going at the deadline is abandoned to finish on its own."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    answered = threading.Event()
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            pass  # the request's own lookup fails the same way and says so
+        finally:
+            answered.set()
+
+    threading.Thread(target=lookup, name="chief-hub-lookup", daemon=True).start()
+    if not answered.wait(deadline.left()):
+        raise deadline.passed(f" (looking up {host} had no answer)")
 
 
 def _listing(repo_id: str, deadline: _Deadline) -> tuple[str, list[str]]:
     """The repo's commit and file names, from `/api/models/<id>`."""
     url = f"{endpoint()}/api/models/{repo_id}"
+    _resolve_host(url, deadline)
     info = json_object(_get(url, LISTING_LIMIT, deadline), url, error=HubAnswerError)
     commit = info.get("sha")
     if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
