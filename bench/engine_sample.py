@@ -160,12 +160,13 @@ def main() -> None:
     batch = prompts(args.model, args.requests)
     bench_backend(backend, args.model, batch, args.new_tokens)  # warm-up: load, allocator, kernels
     stock = stock_model(backend, args.model)
-    engine_base = backend._bases.get(args.model).model
-    for hf_model, autocast in [
-        (stock, contextlib.nullcontext()),
-        (engine_base, backend.precision.autocast()),
-    ]:
-        bench_hf(hf_model, autocast, batch[:1], args.new_tokens)  # each baseline's warm-up
+    # Each baseline: the model `generate` runs on and the context it runs in.
+    baselines = {
+        "hf": (stock, contextlib.nullcontext),
+        "hf-engine-base": (backend._bases.get(args.model).model, backend.precision.autocast),
+    }
+    for hf_model, context in baselines.values():
+        bench_hf(hf_model, context(), batch[:1], args.new_tokens)  # each baseline's warm-up
     total = args.requests * args.new_tokens
     rounds: list[dict[str, float]] = []
     with contextlib.ExitStack() as stack:
@@ -176,12 +177,10 @@ def main() -> None:
             )
         for _ in range(args.rounds):
             times = {
-                "hf": bench_hf(stock, contextlib.nullcontext(), batch, args.new_tokens),
-                "hf-engine-base": bench_hf(
-                    engine_base, backend.precision.autocast(), batch, args.new_tokens
-                ),
-                "backend": bench_backend(backend, args.model, batch, args.new_tokens),
+                side: bench_hf(hf_model, context(), batch, args.new_tokens)
+                for side, (hf_model, context) in baselines.items()
             }
+            times["backend"] = bench_backend(backend, args.model, batch, args.new_tokens)
             if sampler is not None:
                 times["sdk"] = bench_sdk(sampler, batch, args.new_tokens)
             rounds.append(times)
