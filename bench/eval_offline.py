@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ os.environ.setdefault("TINKER_TELEMETRY", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_common import machine, median_round  # noqa: E402
 from goals import record  # noqa: E402
+from tinker_chief.engine.server.launcher import start_engine  # noqa: E402
 from tinker_chief.models import DEFAULT_MODEL, materialize_model  # noqa: E402
 
 
@@ -61,15 +61,6 @@ def write_samples(path: Path, n: int, fewshot: int) -> None:
                 )
                 + "\n"
             )
-
-
-@contextlib.contextmanager
-def chief_engine(dtype: str, out: Path):
-    """A real engine subprocess for the chief side, up for every round."""
-    from tinker_chief.engine.server.launcher import start_engine
-
-    with start_engine(state_dir=out / "engine", dtype=dtype) as handle:
-        yield handle
 
 
 def run_chief(
@@ -199,7 +190,8 @@ def main() -> None:
     write_samples(data, args.n, args.fewshot)
     tokens, width = args.max_tokens, args.concurrency
     rounds = []
-    with chief_engine(args.dtype, out) as handle:
+    # A real engine subprocess for the chief side, up for every round.
+    with start_engine(state_dir=out / "engine", dtype=args.dtype) as handle:
         _, _, stats = run_chief(handle, data, tokens, width, out / "warm", limit=width)
         if args.hf_dtype == "auto":  # the engine's choice: bf16 under autocast, or fp32
             bf16 = stats.get("precision") == "bfloat16-autocast"
