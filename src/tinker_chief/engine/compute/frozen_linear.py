@@ -153,8 +153,9 @@ class FrozenLinear(torch.nn.Linear):
         # fp32 weights under autocast (bench/engine_train.py's PEFT loop): autocast's cast, as an
         # `nn.Linear` would get, not the packed fp32 kernels autocast cannot see.
         kernels = not (fp32 and torch.is_autocast_enabled(x.device.type))
-        graph = torch.is_grad_enabled() and x.requires_grad
-        if kernels and not torch.is_grad_enabled() and self._group is not None:
+        grad_mode = torch.is_grad_enabled()
+        graph = grad_mode and x.requires_grad
+        if kernels and not grad_mode and self._group is not None:
             group, place = self._group
             return group.columns(place, x)
         x = x.to(self.weight.dtype)
