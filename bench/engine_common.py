@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import torch
 
-from tinker_chief.cpuinfo import cpu_info
+from tinker_chief.cpuinfo import cpu_info, describe_isa_caps, isa_caps
 from tinker_chief.engine.compute.devices import BF16, FP32, MachineFacts, time_gemms
 
 Round = TypeVar("Round")
@@ -32,7 +32,8 @@ def machine() -> str:
     native = f"native bf16: {', '.join(cpu.bf16_flags)}" if cpu.native_bf16 else "no native bf16"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     torch_part = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    return f"{cpu.model} ({native}), {os.cpu_count()} CPUs, {gpu}, {torch_part}"
+    capped = f", kernels capped by {describe_isa_caps(caps)}" if (caps := isa_caps()) else ""
+    return f"{cpu.model} ({native}), {os.cpu_count()} CPUs, {gpu}, {torch_part}{capped}"
 
 
 def load_average() -> str:

@@ -10,6 +10,11 @@ meet", and a row measured on one kind says nothing about another.
     python bench/goals.py --all      # and the demo and the test suite too (~20 min on 2 cores)
     python bench/goals.py --show     # print the table as recorded
 
+Under an instruction-set cap (e.g. `ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI`, which takes bf16
+away from oneDNN's kernels) a run measures a lesser machine than its CPU: its rows go to their
+own table (`speed-goals-capped`), their CPU kind names the cap, and no other block is written
+(`doc_blocks.write_block`). Such rows show how a path behaves; they are not a CPU kind met.
+
 The test-suite and demo rows come from `CHIEF_RECORD_RUN=1 ./scripts/test.sh` and
 `CHIEF_RECORD_RUN=1 ./scripts/demo.sh` (bench/record_run.py), which `--all` runs after the
 benches: on a CPU kind the table has no rows for yet, that one command writes all five.
@@ -25,8 +30,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from doc_blocks import BENCHMARKS, read_block, write_block
-from tinker_chief.cpuinfo import cpu_info
+from doc_blocks import BENCHMARKS, CAPPED_RUNS_BLOCK, read_block, write_block
+from tinker_chief.cpuinfo import cpu_info, describe_isa_caps, isa_caps
 
 BLOCK = "speed-goals"
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +78,13 @@ def cpu_kind() -> str:
     avx512 = "AVX-512" if "avx512f" in cpu.flags else "no AVX-512"
     bf16 = f"native bf16 ({', '.join(cpu.bf16_flags)})" if cpu.native_bf16 else "no native bf16"
     amx = "AMX" if "amx_tile" in cpu.flags else "no AMX"
-    return f"{model}; {avx512}; {bf16}; {amx}; {os.cpu_count()} CPUs"
+    capped = f"; kernels capped by {describe_isa_caps(caps)}" if (caps := isa_caps()) else ""
+    return f"{model}; {avx512}; {bf16}; {amx}; {os.cpu_count()} CPUs{capped}"
+
+
+def goals_block() -> str:
+    """The block this run's rows go to: the CPU kinds' table, or the capped runs' own."""
+    return CAPPED_RUNS_BLOCK if isa_caps() else BLOCK
 
 
 def commit() -> str:
@@ -88,8 +99,8 @@ def commit() -> str:
     return f"{head}+changes" if changed else head
 
 
-def _rows(doc: Path) -> list[list[str]]:
-    body = read_block(doc, BLOCK) or ""
+def _rows(doc: Path, block: str) -> list[list[str]]:
+    body = read_block(doc, block) or ""
     rows = [
         line.strip().strip("|").split(" | ") for line in body.splitlines() if line.startswith("| ")
     ]
@@ -110,11 +121,12 @@ def record(key: str, value: float, how: str, doc: Path = BENCHMARKS) -> str:
         commit(),
         how.replace("|", "/"),
     ]
-    rows = [r for r in _rows(doc) if not (r[0] == kind and r[1] == goal.name)] + [row]
+    block = goals_block()
+    rows = [r for r in _rows(doc, block) if not (r[0] == kind and r[1] == goal.name)] + [row]
     order = {goal.name: index for index, goal in enumerate(GOALS.values())}
     rows.sort(key=lambda r: (r[0], order.get(r[1], len(order))))
     text = "\n".join([*HEADER, *("| " + " | ".join(r) + " |" for r in rows)])
-    write_block(doc, BLOCK, text)
+    write_block(doc, block, text)
     return "| " + " | ".join(row) + " |"
 
 
@@ -154,7 +166,8 @@ def main() -> None:
             env = {**os.environ, "CHIEF_RECORD_RUN": "1"}
             if subprocess.run(["bash", script], cwd=ROOT, env=env).returncode != 0:
                 raise SystemExit(f"error: {script} failed; its goal row was not recorded")
-    print(read_block(args.doc, BLOCK) or f"{args.doc}: no `{BLOCK}` block yet")
+    for block in (BLOCK, CAPPED_RUNS_BLOCK) if args.show else (goals_block(),):
+        print(read_block(args.doc, block) or f"{args.doc}: no `{block}` block yet")
 
 
 if __name__ == "__main__":

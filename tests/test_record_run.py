@@ -4,9 +4,12 @@ docs/BENCHMARKS.md), replacing the previous record and leaving the text around i
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tinker_chief.cpuinfo import ISA_CAP_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "bench" / "record_run.py"
@@ -52,9 +55,14 @@ def _junit_of_a_real_run(tmp_path: Path) -> Path:
     return junit
 
 
-def _record(doc: Path, *args: str) -> subprocess.CompletedProcess:
+def _record(
+    doc: Path, *args: str, caps: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    # The CPU's own kernels unless `caps` sets instruction-set caps (the rows depend on them).
+    env = {key: value for key, value in os.environ.items() if key not in ISA_CAP_VARIABLES}
     return subprocess.run(
         [sys.executable, str(RECORD), "--doc", str(doc), *args],
+        env={**env, **(caps or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -148,6 +156,38 @@ def test_each_run_records_its_speed_goal_row_per_cpu_kind(tmp_path: Path) -> Non
     )
     suite = [row for row in rows if "the test suite" in row]
     assert len(suite) == 1 and "| < 12 min |" in suite[0] and "| yes |" in suite[0]
+
+
+def test_a_run_under_an_instruction_set_cap_records_only_its_own_goal_row(tmp_path: Path) -> None:
+    """Under ONEDNN_MAX_CPU_ISA the machine measured is not the CPU's own: the run's goal row goes
+    to the capped runs' table, naming the cap, and the CPU kinds' table and the demo block stay
+    as the CPU's own runs wrote them."""
+    doc = tmp_path / "BENCHMARKS.md"
+    args = ("demo", "--seconds", "100", "--script-seconds", "120", "--exit-code", "0")
+    assert _record(doc, *args).returncode == 0
+    before = doc.read_text()
+
+    capped = _record(
+        doc,
+        "demo",
+        "--seconds",
+        "200",
+        "--script-seconds",
+        "220",
+        "--exit-code",
+        "0",
+        caps={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},
+    )
+    assert capped.returncode == 0, capped.stderr
+    assert "not written into BENCHMARKS.md's `demo` block" in capped.stdout
+    text = doc.read_text()
+    assert text.startswith(before.rstrip())  # what was there is unchanged; one block appended
+    rows = text.split("<!-- speed-goals-capped:begin -->")[1].split("<!-- speed-goals-capped")[0]
+    (row,) = [
+        line for line in rows.splitlines() if line.startswith("| ") and "CPU kind" not in line
+    ]
+    assert "kernels capped by ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI |" in row
+    assert "| 3m20s | **no** |" in row
 
 
 def test_goals_all_refuses_a_partial_or_elsewhere_run_before_running_anything(

@@ -114,15 +114,35 @@ def test_the_cached_probe_is_reused_until_its_key_changes(tmp_path):
         dataclasses.replace(NATIVE, cpu=CpuInfo("Other CPU", NATIVE.cpu.flags)),
         dataclasses.replace(NATIVE, cpu=CpuInfo("Test CPU", NATIVE.cpu.flags | {"amx_bf16"})),
         dataclasses.replace(NATIVE, threads=1),
+        dataclasses.replace(NATIVE, isa_caps=(("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI"),)),
     ]
     for machine in changes:
         timer = Timer(300.0, 100.0)
         precision = _choose(timer, tmp_path, machine=machine)
         assert precision.name == "float32" and timer.calls == 1, machine
+    assert "auto under ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI:" in precision.basis  # the capped one
     other_shapes = Timer(300.0, 100.0)
     assert _choose(other_shapes, tmp_path, shapes=model_gemm_shapes()).name == "float32"
     assert other_shapes.calls == 1
     assert len(list(tmp_path.iterdir())) == 1 + len(changes) + 1  # one entry per key
+
+
+def test_the_machine_facts_carry_the_environments_instruction_set_caps(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA and its kind change what the same CPU measures (AVX512_CORE_VNNI takes
+    bf16 away from oneDNN), so they are part of the probe's key; unset, the key is as it was."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", " ")  # blank is unset
+    plain = MachineFacts.here()
+    assert plain.isa_caps == () and "isa_caps" not in plain.probe_key(SHAPES, [FP32])
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    capped = MachineFacts.here()
+    assert capped.isa_caps == (
+        ("ATEN_CPU_CAPABILITY", "avx2"),
+        ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI"),
+    )
+    assert capped.probe_key(SHAPES, [FP32])["isa_caps"] == dict(capped.isa_caps)
 
 
 def test_a_damaged_cache_entry_is_measured_again(tmp_path):

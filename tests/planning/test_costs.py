@@ -192,3 +192,17 @@ def test_local_time_is_calibrated_on_this_machine(
     assert local["basis"] == "last run" and run_dir.name in local["source"]
     shown = re.search(r"/ ([\d,]+) tok/s \(last run, float32\)", local["detail"])
     assert shown is not None and abs(int(shown[1].replace(",", "")) - measured) <= 1
+
+
+def test_a_capped_instruction_set_is_another_machine_for_calibration(monkeypatch):
+    """A throughput measured under ONEDNN_MAX_CPU_ISA (or the like) is not this CPU's own speed,
+    so its calibration is kept apart; unset (or blank), the machine's id is as before."""
+    from tinker_chief.cpuinfo import ISA_CAP_VARIABLES
+
+    for name in ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    own = machine_id()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", " ")
+    assert machine_id() == own
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
+    assert machine_id() != own

@@ -5,8 +5,9 @@ project's last local run of `model` on this machine (its metrics.jsonl: trained 
 step seconds of the pure training steps, the first step left out as warm-up when there are
 others), else the last probe measured here (`chief plan --calibrate`, cached per machine and
 model under the chief cache dir), else None (the plan falls back to the shipped table and says
-so). A machine is its CPU model, a hash of its CPU flags and its core count: a run or probe
-from another machine is never used. Each measurement keeps the precision the engine computed
+so). A machine is its CPU model, a hash of its CPU flags and its core count (and the
+instruction-set caps set in the environment, `cpuinfo.isa_caps`): a run or probe from another
+machine is never used. Each measurement keeps the precision the engine computed
 in (its `engine_stats`: `auto` is bf16 or fp32, whichever its GEMM probe found faster here),
 and the estimate says it.
 """
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
-from tinker_chief.cpuinfo import cpu_info
+from tinker_chief.cpuinfo import cpu_info, isa_caps
 from tinker_chief.errors import ChiefError
 from tinker_chief.files import read_json
 from tinker_chief.paths import ProjectPaths
@@ -52,7 +53,9 @@ def machine() -> Machine:
     cpu = cpu_info()
     flags = hashlib.sha256(" ".join(sorted(cpu.flags)).encode()).hexdigest()[:12]
     cores = os.cpu_count() or 1
-    keyed = {"cpu": cpu.model, "flags": flags, "cores": cores}
+    keyed: dict[str, object] = {"cpu": cpu.model, "flags": flags, "cores": cores}
+    if caps := isa_caps():  # a capped run is not this CPU's speed (absent when unset: ids stay)
+        keyed["isa_caps"] = caps
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     return Machine(cpu=cpu.model, flags=flags, cores=cores, id=key)
 

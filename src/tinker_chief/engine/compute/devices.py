@@ -10,7 +10,8 @@ AVX512-BF16 but no AMX ran bf16 GEMMs at half its fp32 speed, the same flags on 
 them 2-4x faster). A short GEMM probe at the model's own shapes (`model_gemm_shapes`) times the
 kernels interleaved, a fraction of a second, and the result is cached on disk
 (`<chief cache>/precision/`) keyed by everything that changes the answer: torch version, CPU
-model and flags, thread count, shapes and kernels. A CPU without native bf16 (AVX512-BF16 or
+model and flags, thread count, shapes and kernels, and the environment's instruction-set caps
+(`ONEDNN_MAX_CPU_ISA` and the like, `cpuinfo.isa_caps`). A CPU without native bf16 (AVX512-BF16 or
 AMX) never times or picks bf16: emulated bf16 is always slower.
 
 The probe also picks the fp32 kernel, whenever the base may compute in fp32 (`auto`, `--dtype
@@ -39,7 +40,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tinker_chief.cpuinfo import CpuInfo, cpu_info
+from tinker_chief.cpuinfo import CpuInfo, cpu_info, describe_isa_caps, isa_caps
 from tinker_chief.engine.backend import InvalidRequestError
 from tinker_chief.engine.compute.frozen_linear import (
     mkldnn_prepack_available,
@@ -136,14 +137,18 @@ class MachineFacts:
     cpu: CpuInfo
     torch_version: str
     threads: int
+    # Instruction-set caps set in the environment (`cpuinfo.isa_caps`): under
+    # ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI the same CPU runs bf16 GEMMs 6x slower.
+    isa_caps: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def here(cls) -> MachineFacts:
-        return cls(cpu_info(), torch.__version__, torch.get_num_threads())
+        caps = tuple(sorted(isa_caps().items()))
+        return cls(cpu_info(), torch.__version__, torch.get_num_threads(), caps)
 
     def probe_key(self, shapes: Sequence[GemmShape], kernels: Sequence[str]) -> dict[str, object]:
         flags = hashlib.sha256(" ".join(sorted(self.cpu.flags)).encode()).hexdigest()[:16]
-        return {
+        key: dict[str, object] = {
             "torch": self.torch_version,
             "cpu": self.cpu.model,
             "cpu_flags": flags,
@@ -151,6 +156,9 @@ class MachineFacts:
             "shapes": [list(shape) for shape in shapes],
             "kernels": list(kernels),
         }
+        if self.isa_caps:  # absent when unset, so the caches of uncapped runs stay valid
+            key["isa_caps"] = dict(self.isa_caps)
+        return key
 
     def kernels(self, dtype: str) -> tuple[str, ...]:
         """What a probe for `--dtype dtype` times here: fp32 by `F.linear`, by oneDNN where this
@@ -358,6 +366,8 @@ def choose_precision(
     basis = "--dtype float32" if dtype == "float32" else "auto"
     if dtype == "auto" and not machine.cpu.native_bf16:
         basis = "auto: no native bf16 on this CPU (emulated bf16 is slower)"
+    if machine.isa_caps:
+        basis += f" under {describe_isa_caps(dict(machine.isa_caps))}"
     kernels = machine.kernels(dtype)
     if len(kernels) == 1:
         return Precision(device, None, basis, requested=dtype)
