@@ -93,7 +93,9 @@ class HubStandIn:
     Hostile settings: `etag` replaces every file's ETag and `repo_commit` its X-Repo-Commit (e.g.
     a path that climbs out of the cache); `drip_s` sends every body one byte per `drip_s`
     seconds; `send_length=False` sends no Content-Length (the body ends when the connection
-    closes), so only what is read can tell its size."""
+    closes), so only what is read can tell its size. `cdn_host` answers every file's GET with a
+    redirect to `http://CDN_HOST:PORT/cdn/...`, as the hub sends large files to its CDN (the
+    stand-in serves that path too; the test makes the name resolve, or not)."""
 
     repos: dict[str, dict[str, bytes]]
     url: str = ""
@@ -102,6 +104,7 @@ class HubStandIn:
     repo_commit: str | None = None
     drip_s: float = 0.0
     send_length: bool = True
+    cdn_host: str | None = None
     token: str | None = None
     refuse: int | None = None
     private: dict[str, bool] = field(default_factory=dict)  # repo id -> created private
@@ -125,6 +128,10 @@ class HubStandIn:
             return self._info("/".join(path[2:4]))
         if len(path) >= 5 and path[2] == "resolve":
             return self._file("/".join(path[:2]), "/".join(path[4:]))
+        if len(path) >= 4 and path[0] == "cdn":
+            if (headers or {}).get("Authorization"):
+                self.requests.append("the CDN was sent the Authorization header")
+            return 200, {}, self.repos["/".join(path[1:3])]["/".join(path[3:])]
         return 404, {}, b"{}"
 
     def _info(self, repo_id: str) -> tuple[int, dict[str, str], bytes]:
@@ -230,6 +237,10 @@ class HubStandIn:
             "X-Repo-Commit": self.repo_commit or self.commit(repo_id),
             "ETag": f'"{self.etag or hashlib.sha1(content).hexdigest()}"',
         }
+        if self.cdn_host is not None:
+            port = urlsplit(self.url).port
+            headers["Location"] = f"http://{self.cdn_host}:{port}/cdn/{repo_id}/{filename}"
+            return 302, headers, b""
         return 200, headers, content
 
 

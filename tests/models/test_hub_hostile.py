@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from tinker_chief.models import TINY_MODEL
+from tinker_chief.models.hub import HubFiles
 
 from cli_support import assert_one_line_error, run_chief
 from hub_support import hub_stand_in, online_env, stand_in_files
@@ -236,35 +238,79 @@ def test_a_broken_model_file_is_one_error_line_and_no_project(tmp_path, case, so
     _assert_nothing_written(tmp_path, before)
 
 
-def test_a_dns_server_that_never_answers_is_stopped_at_the_deadline(monkeypatch):
-    """The lookup of the hub's host name counts against CHIEF_HUB_TIMEOUT: httpx's timeouts do
-    not cover it. A DNS server that never answers cannot exist here, so the OS resolver is faked
-    in this process: its lookups of `hub.test` wait (up to 60 s) until the test ends."""
+@pytest.fixture
+def resolver(monkeypatch):
+    """The OS resolver of this process, faked for names under `.test`: `resolver["x.test"] =
+    "127.0.0.1"` makes x.test that address, and a name left out never answers (its lookup waits,
+    up to 60 s, until the test ends). A DNS server that never answers cannot exist here."""
     import socket
     import threading
 
-    from huggingface_hub import constants
-
-    from tinker_chief.models.hub import HubFilesMissingError, fetch
-
     released = threading.Event()
     resolve = socket.getaddrinfo
+    names: dict[str, str] = {}
 
-    def never_answers(host, *args, **kwargs):
-        if host == "hub.test":
+    def faked(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".test"):
+            if host in names:
+                return resolve(names[host], *args, **kwargs)
             released.wait(60)
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
         return resolve(host, *args, **kwargs)
 
-    monkeypatch.setattr(socket, "getaddrinfo", never_answers)
-    monkeypatch.setattr(constants, "ENDPOINT", "http://hub.test:9")
+    monkeypatch.setattr(socket, "getaddrinfo", faked)
+    yield names
+    released.set()
+
+
+def _fetch_in_process(monkeypatch, endpoint: str, timeout_s: str) -> HubFiles:
+    """`models.hub.fetch(MODEL)` in this process (where `resolver` is faked) from `endpoint`."""
+    from huggingface_hub import constants
+
+    from tinker_chief.models.hub import fetch
+
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("CHIEF_HUB_TIMEOUT", "0.5")
-    try:
-        with pytest.raises(HubFilesMissingError) as raised:
-            fetch(MODEL)
-    finally:
-        released.set()
+    monkeypatch.setenv("CHIEF_HUB_TIMEOUT", timeout_s)
+    return fetch(MODEL)
+
+
+def test_a_dns_server_that_never_answers_is_stopped_at_the_deadline(monkeypatch, resolver):
+    """The lookup of the hub's host name counts against CHIEF_HUB_TIMEOUT: httpx's timeouts do
+    not cover it."""
+    from tinker_chief.models.hub import HubFilesMissingError
+
+    with pytest.raises(HubFilesMissingError) as raised:
+        _fetch_in_process(monkeypatch, "http://hub.test:9", "0.5")
     message = str(raised.value)
     assert "the hub (http://hub.test:9) did not finish answering within 0.5 s" in message
     assert "looking up hub.test had no answer" in message and "\n" not in message
+
+
+def test_a_cdn_the_hub_redirects_to_is_looked_up_before_the_deadline(
+    tmp_path, monkeypatch, resolver
+):
+    """The hub sends a large file (a Qwen tokenizer.json) on to its CDN: the lookup of that host
+    counts against CHIEF_HUB_TIMEOUT too, and the CDN is never sent the user's token."""
+    from tinker_chief.models.hub import HubFilesMissingError
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / CACHE))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / CACHE))
+    monkeypatch.setenv("HF_TOKEN", "hf_user_secret_token")
+    with hub_stand_in({MODEL: _files()}, cdn_host="cdn.test") as hub:
+        resolver["hub.test"] = "127.0.0.1"
+        endpoint = f"http://hub.test:{urlsplit(hub.url).port}"
+        with pytest.raises(HubFilesMissingError) as raised:
+            _fetch_in_process(monkeypatch, endpoint, "1")
+        message = str(raised.value)
+        assert "did not finish answering within 1 s" in message
+        assert "looking up cdn.test had no answer" in message
+        assert not (tmp_path / CACHE / "models--Some--Model").exists()  # nothing installed
+
+        resolver["cdn.test"] = "127.0.0.1"  # now the CDN answers: every file comes through it
+        fetched = _fetch_in_process(monkeypatch, endpoint, "30")
+    assert fetched.fetched and "tokenizer.json" in fetched.names
+    assert (fetched.directory / "config.json").read_bytes() == _files()["config.json"]
+    through_cdn = [line for line in hub.requests if line.startswith("GET /cdn/")]
+    assert f"GET /cdn/{MODEL}/config.json" in through_cdn
+    assert "the CDN was sent the Authorization header" not in hub.requests

@@ -15,8 +15,9 @@ download would make file paths of its ETag and X-Repo-Commit headers, so chief d
 itself): the commit must be 40 hex digits and each file's X-Repo-Commit that commit, an ETag a
 plain hash; each file must be within its kind's cap (`hf_files.limit`) and be what its kind is
 (a JSON object, UTF-8 text); the whole fetch must end within `CHIEF_HUB_TIMEOUT` seconds (a hub
-dripping one byte at a time included, and the lookup of the hub's host name: a line whose DNS
-server never answers waits on the OS resolver, which no HTTP timeout covers); a repo whose
+dripping one byte at a time included, and the lookups of the hub's host name and of the CDN
+hosts it redirects large files to: a line whose DNS server never answers waits on the OS
+resolver, which no HTTP timeout covers); a repo whose
 tokenizer or config is its own Python code is refused unless the user passed
 `--trust-remote-code`. Any failure is one error line and the cache is untouched: the files are
 written into it (`_install`) only once all of them passed.
@@ -24,13 +25,15 @@ written into it (`_install`) only once all of them passed.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -69,6 +72,7 @@ FETCH_TIMEOUT_ENV = "CHIEF_HUB_TIMEOUT"
 DEFAULT_FETCH_TIMEOUT_S = 120.0
 # The file list of the largest repos (thousands of files) is a few MB.
 LISTING_LIMIT = 16 * MIB
+MAX_REDIRECTS = 10  # the hub sends a large file's GET on to a CDN: one or two
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _COMMIT_SPELLED = "40 hex digits"
 _ETAG = re.compile(r'(W/)?"?[0-9A-Za-z_-]{1,128}"?')
@@ -297,13 +301,24 @@ def _get(
     headers = {**build_hf_headers(), "Accept-Encoding": "identity"}  # no decompression bombs
     try:
         timeout = httpx.Timeout(min(deadline.left(), constants.HF_HUB_DOWNLOAD_TIMEOUT))
-        session = get_session()  # on a redirect to another host (a CDN) httpx drops the token
-        answer = session.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True)
-        with answer as response:
+        session = get_session()
+        request = session.build_request("GET", url, headers=headers, timeout=timeout)
+        with contextlib.ExitStack() as answers:
+            response = answers.enter_context(_sent(session, request))
+            first = response  # the hub's own answer, whose headers `check` judges
+            for redirect in itertools.count(1):
+                if response.next_request is None:
+                    break
+                if redirect > MAX_REDIRECTS:
+                    raise HubAnswerError(f"{url}: more than {MAX_REDIRECTS} redirects")
+                # A large file is a redirect to a CDN: its host name is looked up before the
+                # deadline too. httpx built the request, dropping the token for another host.
+                _resolve_host(str(response.next_request.url), deadline)
+                response = answers.enter_context(_sent(session, response.next_request))
             if response.is_error:
                 _raise_for_status(response)
             if check is not None:
-                check(response.history[0] if response.history else response)
+                check(first)
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise _too_large(url, cap)
@@ -317,6 +332,17 @@ def _get(
         deadline.left()  # past the deadline: say so, else the hub cannot be reached
         raise
     return bytes(body)
+
+
+@contextlib.contextmanager
+def _sent(session: httpx.Client, request: httpx.Request) -> Iterator[httpx.Response]:
+    """`request`'s response, its body still to read, closed at the end of the block; a redirect
+    is not followed but built (`next_request`) for the caller to follow."""
+    response = session.send(request, stream=True, follow_redirects=False)
+    try:
+        yield response
+    finally:
+        response.close()
 
 
 def _check_headers(repo_id: str, commit: str, name: str, response: httpx.Response) -> None:
