@@ -17,7 +17,9 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
 
     Each row says where the model runs (embedded, a local directory, the local HF cache or
     Tinker's cloud), its renderer, hidden size, LoRA parameters per unit of rank
-    (attention / MLP / unembedding), the learning-rate rule and whether its weights are here.
+    (attention / MLP / unembedding), the learning-rate rule, its price per million tokens
+    trained / sampled / prefilled at the dated price table (`price` in --json) and whether its
+    weights are here.
     Any other hub id (org/name) works too, planned from its config.json and tokenizer; `chief
     models fetch ID` puts those in the local Hugging Face cache for offline use.
     """

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # imported when run, so `chief --help` stays fast
     "--export",
     "export_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write the eval diffs and saved conversations as a static site into DIR, then exit "
+    help="Write the eval diffs and saved conversations as a static site into DIRECTORY, then exit "
     "(no server, no backend).",
 )
 @click.option(

@@ -443,9 +443,11 @@ def compare_command(
 ) -> None:
     """Compare models metric by metric: deltas vs the first, CIs, best, paired significance.
 
-    \b
     Paired tests use the samples both runs share: McNemar for pass/fail, paired bootstrap
-    for scores. Example:
+    for scores.
+
+    \b
+    Example:
       chief compare support-bot:v1 support-bot:v2
     """
     suite, rules = gate_inputs(project_dir)
@@ -541,9 +543,11 @@ def promote_command(
     """Move MODEL to staging or prod. Prod passes the gate first or the command fails (exit 3).
     With --track the gate's verdict and the new status are tagged on the version's tracker run.
 
-    \b
     Gate: every suite task evaluated on this model at the current suite version; no metric
-    worse than prod beyond tolerance with significance; safety thresholds met. Examples:
+    worse than prod beyond tolerance with significance; safety thresholds met.
+
+    \b
+    Examples:
       chief promote support-bot:v3 --to prod
       chief promote support-bot:v3 --to prod --force --reason "hotfix, evals re-run tonight"
     """
