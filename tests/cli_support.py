@@ -1,5 +1,5 @@
-"""`chief` run as a user runs it (a subprocess of the real entry point), and the one-line error
-check."""
+"""`chief` run as a user runs it (a subprocess of the real entry point), the one-line error
+check, and the small project `chief init` makes for eval tests."""
 
 from __future__ import annotations
 
@@ -74,3 +74,26 @@ def assert_one_line_error(
         assert fragment in lines[0], (fragment, lines[0])
     if pattern is not None:
         assert re.search(pattern, lines[0]), (pattern, lines[0])
+
+
+def init_math_project(tmp_path: Path, rows: int = 20) -> Path:
+    """`chief init` (in this process) of a math project on the tiny model at `tmp_path/proj`,
+    from `rows` "What is i plus 2?" chats."""
+    from tinker_chief.cli.main import main
+
+    from jsonl_support import write_jsonl
+
+    chats = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus 2?"},
+                {"role": "assistant", "content": str(i + 2)},
+            ]
+        }
+        for i in range(rows)
+    ]
+    train = write_jsonl(tmp_path / "train.jsonl", chats)
+    project = tmp_path / "proj"
+    init = ["init", "-p", str(project), "--use-case", "math", "-m", "tiny-random-llama"]
+    main([*init, "--train", str(train)])
+    return project

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from tinker_chief.connection import choose_backend
 
-from cli_support import chief_in_process
-from jsonl_support import write_jsonl
+from cli_support import chief_in_process, init_math_project
 
 TINY = "tiny-random-llama"
 DEAD_URL = "http://127.0.0.1:9"
@@ -24,32 +23,7 @@ DEAD_URL = "http://127.0.0.1:9"
 
 def _project(tmp_path: Path, backend_lines: str = "") -> Path:
     """A project from `chief init`; `backend_lines` go into its `[backend]` section."""
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"What is {i} plus 2?"},
-                {"role": "assistant", "content": str(i + 2)},
-            ]
-        }
-        for i in range(12)
-    ]
-    write_jsonl(tmp_path / "train.jsonl", rows)
-    project = tmp_path / "proj"
-    from tinker_chief.cli.main import main
-
-    main(
-        [
-            "init",
-            "-p",
-            str(project),
-            "--use-case",
-            "math",
-            "-m",
-            TINY,
-            "--train",
-            str(tmp_path / "train.jsonl"),
-        ]
-    )
+    project = init_math_project(tmp_path, rows=12)
     if backend_lines:
         toml = project / "chief.toml"
         toml.write_text(toml.read_text().replace("[backend]\n", f"[backend]\n{backend_lines}\n", 1))

@@ -7,37 +7,14 @@ import json
 
 from tinker_chief.exit_codes import ExitCode
 
+from cli_support import init_math_project
 from cli_support import run_chief as chief
-from jsonl_support import write_jsonl
 
 TINY = "tiny-random-llama"
 
 
 def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"What is {i} plus 2?"},
-                {"role": "assistant", "content": str(i + 2)},
-            ]
-        }
-        for i in range(20)
-    ]
-    write_jsonl(tmp_path / "train.jsonl", rows)
-    init = chief(
-        "init",
-        "-p",
-        str(tmp_path / "proj"),
-        "--use-case",
-        "math",
-        "--base-model",
-        TINY,
-        "--train",
-        str(tmp_path / "train.jsonl"),
-        cwd=tmp_path,
-    )
-    assert init.returncode == 0, init.stderr
-    project = tmp_path / "proj"
+    project = init_math_project(tmp_path)
 
     ok = chief(
         "eval",

@@ -67,12 +67,14 @@ def test_nll_via_forward_matches_sampler_nll_and_accuracy_evaluator(connection, 
     assert set(accuracy) >= {"qa/accuracy", "qa/ci_low", "qa/ci_high"}
 
 
-def test_held_out_nll_data_is_what_training_renders_for_validation(tmp_path):
+@pytest.mark.parametrize("project_renderer", [None, "qwen3_disable_thinking"])
+def test_held_out_nll_data_is_what_training_renders_for_validation(tmp_path, project_renderer):
     """Evals' held-out NLL and training's validation loss render a chat one way
-    (`models.conversation_datum`): the same tokens, targets and weights for the same file."""
+    (`models.conversation_datum`): the same tokens, targets and weights for the same file, in
+    the model's own chat format or the one the project's chief.toml names."""
     from tinker_chief.evals.eval_samples import load_conversations
     from tinker_chief.evals.evaluators import nll_data
-    from tinker_chief.models import get_renderer, renderer_name_for
+    from tinker_chief.models import RendererChoice, get_renderer, renderer_name_for
     from tinker_chief.training import data as training_data
 
     chats = write_jsonl(
@@ -95,8 +97,9 @@ def test_held_out_nll_data_is_what_training_renders_for_validation(tmp_path):
             },
         ],
     )
-    held_out, tokenizer = nll_data(load_conversations(chats), TINY, max_length=64)
-    renderer = get_renderer(renderer_name_for(TINY), tokenizer)
+    choice = RendererChoice(project_renderer, TINY) if project_renderer else None
+    held_out, tokenizer = nll_data(load_conversations(chats), TINY, 64, choice)
+    renderer = get_renderer(project_renderer or renderer_name_for(TINY), tokenizer)
     validation = training_data.conversations_to_data(
         training_data.read_sft(chats), renderer, 64, "all_assistant_messages", reduction="none"
     )

@@ -94,3 +94,5 @@ def test_script_runs_tasks_with_settings_and_reports_failed_logs(tmp_path):
         "eval inspect_evals/apps "
     )
     assert len(calls) == 3
+    # The project's renderer for its base model: Inspect renders as `chief eval` does.
+    assert all("-M renderer=chatml -M renderer_for=tiny-random-llama" in call for call in calls)

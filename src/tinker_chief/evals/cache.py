@@ -3,7 +3,8 @@
 Layout: `<project>/.chief/eval-cache/<key>/<task>.jsonl` holds one `SampleRecord` per finished
 sample, appended and flushed as each one completes; `<task>.done.json` marks a finished task
 with its metrics and, once recorded, its registry run id. `key` hashes the model and the suite
-version, so a changed suite or another model never reuses stale samples.
+version (and a project's renderer when it is not the base model's own), so a changed suite,
+another model or another chat format never reuses stale samples.
 """
 
 from __future__ import annotations
@@ -13,15 +14,32 @@ import json
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinker_chief.evals.records import SampleRecord, read_records
 
+if TYPE_CHECKING:
+    from tinker_chief.models import RendererChoice
+
 
 class TaskCache:
-    """Finished samples and the finished marker of one (model, suite version, task)."""
+    """Finished samples and the finished marker of one (model, suite version, task), and of the
+    renderer the prompts were rendered with when a project chose one other than its base
+    model's own (another renderer's samples are not this one's; the model's own keeps the key
+    it always had)."""
 
-    def __init__(self, root: Path, model: str, suite_version: str, task: str) -> None:
-        key = hashlib.sha256(f"{model}\n{suite_version}".encode()).hexdigest()[:16]
+    def __init__(
+        self,
+        root: Path,
+        model: str,
+        suite_version: str,
+        task: str,
+        renderer: RendererChoice | None = None,
+    ) -> None:
+        keyed = f"{model}\n{suite_version}"
+        if renderer is not None and not renderer.is_models_own():
+            keyed += f"\n{renderer.renderer}\n{renderer.base_model}"
+        key = hashlib.sha256(keyed.encode()).hexdigest()[:16]
         self.dir = root / key
         self.records_path = self.dir / f"{task}.jsonl"
         self.done_path = self.dir / f"{task}.done.json"

@@ -33,23 +33,29 @@ if TYPE_CHECKING:
     import tinker
     from tinker_cookbook.tokenizer_utils import Tokenizer
 
+    from tinker_chief.models import RendererChoice
+
 
 def nll_data(
-    conversations: list[list[dict[str, str]]], model_name: str, max_length: int | None = None
+    conversations: list[list[dict[str, str]]],
+    model_name: str,
+    max_length: int | None = None,
+    renderer: RendererChoice | None = None,
 ) -> tuple[list[tinker.Datum], Tokenizer]:
-    """Chats as datums weighted on assistant tokens (token-sum, not per-example mean), and the
-    model's tokenizer (bits per byte needs it)."""
+    """Chats as datums weighted on assistant tokens (token-sum, not per-example mean), rendered
+    with the renderer `renderer` chooses for the model (None: its own), and the model's
+    tokenizer (bits per byte needs it)."""
     from tinker_chief.models import (
+        chosen_renderer_name,
         conversation_datum,
         get_renderer,
         load_tokenizer,
-        renderer_name_for,
     )
 
     tokenizer = load_tokenizer(model_name)
-    renderer = get_renderer(renderer_name_for(model_name), tokenizer)
+    chosen = get_renderer(chosen_renderer_name(model_name, renderer), tokenizer)
     data = [
-        conversation_datum(c, renderer, max_length, "all_assistant_messages", "none")
+        conversation_datum(c, chosen, max_length, "all_assistant_messages", "none")
         for c in conversations
     ]
     return data, tokenizer
@@ -82,8 +88,10 @@ class ConversationNLLEvaluator(TrainingClientEvaluator):
         name: str = "test",
         limit: int | None = None,
         max_length: int | None = None,
+        renderer: RendererChoice | None = None,
     ) -> ConversationNLLEvaluator:
-        data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
+        conversations = load_conversations(path, limit)
+        data, tokenizer = nll_data(conversations, model_name, max_length, renderer)
         return cls(data, tokenizer, name)
 
     async def __call__(self, training_client: tinker.TrainingClient) -> dict[str, float]:
@@ -201,9 +209,11 @@ def sampler_nll_evaluator(
     name: str = "test",
     limit: int | None = None,
     max_length: int | None = None,
+    renderer: RendererChoice | None = None,
 ) -> ScoredNLLEvaluator:
     """The cookbook's `SamplerNLLEvaluator` on our conversation JSONL (for saved checkpoints)."""
-    data, tokenizer = nll_data(load_conversations(path, limit), model_name, max_length)
+    conversations = load_conversations(path, limit)
+    data, tokenizer = nll_data(conversations, model_name, max_length, renderer)
     return ScoredNLLEvaluator(data, tokenizer, name=name)
 
 
@@ -213,6 +223,7 @@ class AccuracyOptions(TypedDict, total=False):
     settings: GenerationSettings | None
     name: str
     concurrency: int
+    renderer: RendererChoice | None
 
 
 class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
@@ -226,8 +237,10 @@ class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
         settings: GenerationSettings | None = None,
         name: str = "task",
         concurrency: int = 16,
+        renderer: RendererChoice | None = None,
     ) -> None:
         self.samples, self.base_model, self.name = samples, base_model, name
+        self.renderer = renderer  # None: the model's own
         self.grader = make_grader(grader)
         self.settings = settings or GenerationSettings()
         self.concurrency = concurrency
@@ -244,10 +257,10 @@ class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
         return cls(load_samples(path, limit), base_model, grader, **options)
 
     async def __call__(self, sampling_client: tinker.SamplingClient) -> dict[str, float]:
-        from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
+        from tinker_chief.models import chosen_renderer_name, get_renderer, load_tokenizer
 
         tokenizer = load_tokenizer(self.base_model)
-        renderer = get_renderer(renderer_name_for(self.base_model), tokenizer)
+        renderer = get_renderer(chosen_renderer_name(self.base_model, self.renderer), tokenizer)
         sampler = ModelSampler(
             sampling_client, self.base_model, tokenizer, renderer, self.concurrency
         )

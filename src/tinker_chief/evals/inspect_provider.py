@@ -2,7 +2,9 @@
 
 `inspect eval TASK --model tinker/SmolLM2-135M-Instruct-Q4_1` or `--model tinker/tinker://run/...`
 (registered through the `inspect_ai` entry point, see `_inspect_registry.py`). Messages are
-rendered with the model's cookbook renderer by `ModelSampler`; temperature, max tokens, top_p,
+rendered with the model's cookbook renderer by `ModelSampler` (`-M renderer=NAME` picks another,
+for the model whose base is `-M renderer_for=BASE` when given: what `chief eval` passes for a
+project whose chief.toml names its own renderer); temperature, max tokens, top_p,
 stop sequences, seed, num_choices, logprobs and top_logprobs (where the backend supports them)
 are honoured. Inspect calls `generate` once per sample, concurrently up to `max_connections`
 (default 16, `-M concurrency=N`); the requests are in flight together, and the engine batches
@@ -36,7 +38,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from tinker_chief.connection import Connection, choose_backend, open_connection
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.model_sampler import Generation, GenerationSettings, ModelSampler
-from tinker_chief.models import cookbook_messages
+from tinker_chief.models import RendererChoice, cookbook_messages
 
 DEFAULT_MAX_TOKENS = 512
 _connections: dict[tuple[str | None, str | None], Connection] = {}
@@ -81,11 +83,21 @@ class TinkerModelAPI(ModelAPI):
         self.concurrency = int(model_args.pop("concurrency", 16))
         self._base_url = base_url
         self._api_key = model_args.pop("engine_api_key", None) or api_key
+        renderer = model_args.pop("renderer", None)
+        renderer_for = model_args.pop("renderer_for", None)
         if model_args:
             raise EvalError(
-                f"tinker provider: unknown model args {sorted(model_args)} "
-                "(expected concurrency, engine_api_key; the URL goes in --model-base-url)"
+                f"tinker provider: unknown model args {sorted(model_args)} (expected "
+                "concurrency, engine_api_key, renderer, renderer_for; the URL goes in "
+                "--model-base-url)"
             )
+        if renderer_for is not None and renderer is None:
+            raise EvalError("tinker provider: -M renderer_for needs -M renderer (the name to use)")
+        self._renderer = (
+            RendererChoice(str(renderer), None if renderer_for is None else str(renderer_for))
+            if renderer is not None
+            else None
+        )
         self._sampler: ModelSampler | None = None
         self._lock = asyncio.Lock()
 
@@ -94,7 +106,10 @@ class TinkerModelAPI(ModelAPI):
             if self._sampler is None:
                 connection = _shared_connection(self._base_url, self._api_key, self.model_name)
                 self._sampler = await ModelSampler.create(
-                    connection.service_client(), self.model_name, self.concurrency
+                    connection.service_client(),
+                    self.model_name,
+                    self.concurrency,
+                    renderer=self._renderer,
                 )
         return self._sampler
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from tinker_cookbook.renderers import Renderer
     from tinker_cookbook.tokenizer_utils import Tokenizer
 
+    from tinker_chief.models import RendererChoice
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -100,9 +102,11 @@ class ModelSampler:
         model: str,
         concurrency: int = 16,
         usage: TokenUsage | None = None,
+        renderer: RendererChoice | None = None,
     ) -> ModelSampler:
-        """Open a sampling client for a `tinker://` path or base model name."""
-        from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
+        """Open a sampling client for a `tinker://` path or base model name, rendering with the
+        renderer `renderer` chooses for its base model (None: the model's own)."""
+        from tinker_chief.models import chosen_renderer_name, get_renderer, load_tokenizer
 
         try:
             client = await service_client.create_sampling_client(**model_reference(model))
@@ -110,8 +114,8 @@ class ModelSampler:
         except Exception as exc:  # SDK errors carry HTTP details; say which model failed
             raise _open_error(model, exc) from None
         tokenizer = load_tokenizer(base_model)
-        renderer = get_renderer(renderer_name_for(base_model), tokenizer)
-        return cls(client, base_model, tokenizer, renderer, concurrency, model, usage)
+        chosen = get_renderer(chosen_renderer_name(base_model, renderer), tokenizer)
+        return cls(client, base_model, tokenizer, chosen, concurrency, model, usage)
 
     def _sampling_params(self, settings: GenerationSettings) -> tinker.SamplingParams:
         import tinker

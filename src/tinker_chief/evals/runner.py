@@ -26,6 +26,7 @@ from tinker_chief.evals.tasks import ProgressSink, TaskContext, TaskOutcome, run
 from tinker_chief.paths import ProjectPaths
 
 if TYPE_CHECKING:
+    from tinker_chief.models import RendererChoice
     from tinker_chief.registry import Registry
 
 
@@ -150,8 +151,11 @@ def run_suite(
     progress: ProgressSink | None = None,
     concurrency: int = 16,
     budget: TaskBudget | None = None,
+    renderer: RendererChoice | None = None,
 ) -> SuiteRunResult:
     """Run every task of `suite` (or those named in `tasks`) on `model`; record each in `registry`.
+    Samplers render with the renderer `renderer` chooses for the model's base (the project's
+    for the base model it trains), else the model's own.
 
     A task that fails is reported in its `TaskOutcome.error` (and not recorded); the others
     still run. Raises `EvalError` for unknown task names before anything runs. `budget` is asked
@@ -163,9 +167,11 @@ def run_suite(
     resolved = resolve_model(model, registry)
     result = SuiteRunResult(model, resolved.ref, suite.name, suite.version)
     cache_root = ProjectPaths(project_dir).eval_cache
-    context = TaskContext(resolved.target, connection, project_dir, concurrency, progress)
+    context = TaskContext(
+        resolved.target, connection, project_dir, concurrency, progress, renderer=renderer
+    )
     for index, task in enumerate(chosen):
-        cache = TaskCache(cache_root, resolved.target, suite.version, task.name)
+        cache = TaskCache(cache_root, resolved.target, suite.version, task.name, renderer)
         if budget is not None and cache.done() is None and (why := budget.check(task.name)):
             result.stopped, result.not_run = why, [t.name for t in chosen[index:]]
             break

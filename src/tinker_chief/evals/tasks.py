@@ -33,6 +33,7 @@ from tinker_chief.paths import ProjectPaths
 
 if TYPE_CHECKING:
     from tinker_chief.evals.intervals import Interval
+    from tinker_chief.models import RendererChoice
 
 COT_INSTRUCTION = (
     "Think step by step, then give the final answer on the last line as 'Answer: <answer>'."
@@ -57,6 +58,7 @@ class TaskContext:
     concurrency: int
     progress: ProgressSink
     usage: TokenUsage = field(default_factory=TokenUsage)  # every sampler of one task counts here
+    renderer: RendererChoice | None = None  # the project's renderer for its base model
 
 
 @dataclass
@@ -109,6 +111,7 @@ async def _open(context: TaskContext, model: str | None = None) -> ModelSampler:
         model or context.model,
         context.concurrency,
         context.usage,
+        context.renderer,
     )
 
 
@@ -312,7 +315,11 @@ async def _run_nll(task: EvalTask, context: TaskContext, cache: TaskCache) -> Ta
     sampler = await _open(context)
     context.progress.start(task.name, 1, 0)
     evaluator = sampler_nll_evaluator(
-        _data_path(task, context), sampler.base_model, name="x", limit=task.settings.limit
+        _data_path(task, context),
+        sampler.base_model,
+        name="x",
+        limit=task.settings.limit,
+        renderer=context.renderer,
     )
     scores = await evaluator.score(sampler.client)
     context.progress.advance(task.name)
@@ -368,6 +375,10 @@ def _run_inspect(task: EvalTask, context: TaskContext) -> TaskOutcome:
     resolved = inspect_task_for(task, context.project_dir)
     conn = context.connection
     model_args: dict[str, object] = {"engine_api_key": conn.api_key} if conn.base_url else {}
+    if context.renderer is not None:  # the provider's own model args: the same rule
+        model_args["renderer"] = context.renderer.renderer
+        if context.renderer.base_model is not None:
+            model_args["renderer_for"] = context.renderer.base_model
     s = task.settings
     # A Task built from the registry already holds its arguments; a name takes them here.
     task_args = resolved.task_args if isinstance(resolved.task, str) else {}

@@ -33,6 +33,8 @@ from tinker_chief.models.catalog import (
     text_config,
 )
 from tinker_chief.models.renderers import (
+    RendererChoice,
+    chosen_renderer_name,
     conversation_datum,
     cookbook_messages,
     get_renderer,
@@ -46,7 +48,9 @@ __all__ = [
     "CloudOnlyModelError",
     "LocalModelDirs",
     "ModelSpec",
+    "RendererChoice",
     "cache_dir",
+    "chosen_renderer_name",
     "cloud_only_message",
     "conversation_datum",
     "cookbook_messages",

@@ -6,6 +6,11 @@ tiny-random-llama use. Its `Qwen3InstructRenderer` emits exactly ChatML
 boundaries the cookbook's supervised and RL code depend on, so we register it under the name
 `chatml` rather than writing a renderer of our own.
 
+`RendererChoice` is the one rule for which renderer a sampler of a model uses: a project's
+`renderer` (chief.toml) for the base model it trains, so its evals, inline evals, judge and
+playground see the chat format training taught (a Qwen3 project trained with
+`qwen3_disable_thinking` is evaluated without a thinking block too), and each other model's own.
+
 `conversation_datum` renders a chat into the `tinker.Datum` the SDK trains or scores: the one
 place both training (SFT, DPO, validation NLL) and evals (held-out NLL) do it, since evals may
 not import training and both may import models.
@@ -14,6 +19,7 @@ not import training and both may import models.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
 from tinker_chief.errors import ConfigurationError
@@ -78,6 +84,29 @@ def renderer_name_for(model_name: str, *, trust_remote_code: bool = False) -> st
         f"no chat renderer for {spec.name}: the cookbook does not list it and its chat template "
         "is not ChatML (chief's `chatml` renderer); `chief models` lists the models it knows"
     )
+
+
+@dataclass(frozen=True)
+class RendererChoice:
+    """`renderer` for samplers of `base_model` (every model when None); other models render with
+    their own (`renderer_name_for`)."""
+
+    renderer: str
+    base_model: str | None = None
+
+    def name_for(self, base_model: str) -> str:
+        if self.base_model is None or self.base_model == base_model:
+            return self.renderer
+        return renderer_name_for(base_model)
+
+    def is_models_own(self) -> bool:
+        """True when this changes nothing: the renderer is its base model's own."""
+        return self.base_model is not None and self.renderer == renderer_name_for(self.base_model)
+
+
+def chosen_renderer_name(base_model: str, choice: RendererChoice | None) -> str:
+    """The renderer a sampler of `base_model` uses under `choice` (None: the model's own)."""
+    return choice.name_for(base_model) if choice is not None else renderer_name_for(base_model)
 
 
 def get_renderer(renderer_name: str, tokenizer: Tokenizer) -> Renderer:

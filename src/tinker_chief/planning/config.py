@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from tinker_chief.errors import ChiefDeprecation, ConfigurationError
 from tinker_chief.evals.suite import EvalSuite
 from tinker_chief.files import read_toml
+from tinker_chief.models.renderers import RendererChoice
 from tinker_chief.paths import REGISTRY, registry_file
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
@@ -357,6 +358,12 @@ class Project:
     @property
     def registry_path(self) -> Path:
         return registry_file(self.root, self.config.registry)
+
+    @property
+    def renderer_choice(self) -> RendererChoice:
+        """chief.toml's `renderer` for the base model the project trains: what its evals and
+        playground render that model's prompts with (other models keep their own)."""
+        return RendererChoice(self.config.renderer, self.config.base_model)
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

@@ -38,7 +38,6 @@ cd "$(dirname "$0")/.."
 
 BASE_MODEL={base_model}
 RENDERER={renderer}
-export CHIEF_RENDERER="$RENDERER" CHIEF_BASE_MODEL="$BASE_MODEL"
 {backend}
 TARGET="${{MODEL_PATH:-$BASE_MODEL}}"
 LOG_DIR="${{LOG_DIR:-logs/inspect}}"
@@ -71,7 +70,9 @@ run_task() {{
   local name="$1"; shift
   local dir="$LOG_DIR/$name/$(date -u +%Y%m%dT%H%M%SZ)"
   echo "== $name: inspect eval $* --model tinker/$TARGET"
-  if "$INSPECT" eval "$@" --model "tinker/$TARGET" --log-dir "$dir" ${{INSPECT_ARGS:-}} \\
+  # The project's renderer (chief.toml) for its base model, as `chief eval` renders.
+  if "$INSPECT" eval "$@" --model "tinker/$TARGET" --log-dir "$dir" \\
+      -M renderer="$RENDERER" -M renderer_for="$BASE_MODEL" ${{INSPECT_ARGS:-}} \\
       && check_log "$dir"; then
     echo "== $name: ok"
   else

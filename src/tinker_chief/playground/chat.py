@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from tinker_chief.connection import Connection
     from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
+    from tinker_chief.models import RendererChoice
 
 TOP_ALTERNATIVES = 5
 MAX_MODELS = 4
@@ -53,12 +54,9 @@ class OpenModel:
 class ModelHandles:
     """One open model per target, opened on first use through the playground's connection."""
 
-    def __init__(
-        self, connection: Connection, project_base: str | None, project_renderer: str | None
-    ) -> None:
+    def __init__(self, connection: Connection, renderer: RendererChoice | None) -> None:
         self.connection = connection
-        self.project_base = project_base
-        self.project_renderer = project_renderer
+        self.renderer = renderer  # the project's, for its base model (None: no project)
         self._open: dict[str, OpenModel] = {}
 
     async def open(self, choice: ModelChoice) -> OpenModel:
@@ -66,16 +64,15 @@ class ModelHandles:
         if known is not None:
             return known
         from tinker_chief.evals import ModelSampler
-        from tinker_chief.models import get_renderer, renderer_name_for
+        from tinker_chief.models import chosen_renderer_name
 
         sampler = await ModelSampler.create(
-            self.connection.service_client(), choice.target, concurrency=MAX_MODELS * MAX_SAMPLES
+            self.connection.service_client(),
+            choice.target,
+            concurrency=MAX_MODELS * MAX_SAMPLES,
+            renderer=self.renderer,
         )
-        if self.project_renderer and sampler.base_model == self.project_base:
-            name = self.project_renderer
-            sampler.renderer = get_renderer(name, sampler.tokenizer)
-        else:
-            name = renderer_name_for(sampler.base_model)
+        name = chosen_renderer_name(sampler.base_model, self.renderer)
         self._open[choice.target] = opened = OpenModel(sampler, name)
         return opened
 

@@ -16,6 +16,7 @@ from tinker_chief.paths import ProjectPaths, registry_file
 
 if TYPE_CHECKING:
     from tinker_chief.connection import BackendChoice
+    from tinker_chief.models import RendererChoice
     from tinker_chief.planning import Project
     from tinker_chief.registry import GateRules, Registry
 
@@ -39,9 +40,10 @@ class PlaygroundContext:
         return self.project.config.base_model if self.project else None
 
     @property
-    def renderer(self) -> str | None:
-        """The project's renderer: what its models were trained on, so what they are sent."""
-        return self.project.config.renderer if self.project else None
+    def renderer_choice(self) -> RendererChoice | None:
+        """The project's renderer for its base model: what its models were trained on, so what
+        they are sent."""
+        return self.project.renderer_choice if self.project else None
 
     @property
     def paths(self) -> ProjectPaths:

@@ -126,7 +126,11 @@ def _registry_diff(
         rows = registry.compare([a, b], [f"{task}/{headline}"], rules=context.rules).rows
         test = rows[0].tests[1] if rows else None  # B against A, as `chief compare A B` tests it
     outcomes = [{s.sample_id: s for s in registry.samples(run.id)} for run in runs]
-    records = [registry_run_records(context.paths, model, run) for model, run in zip(models, runs)]
+    renderer = context.renderer_choice
+    records = [
+        registry_run_records(context.paths, model, run, renderer)
+        for model, run in zip(models, runs, strict=True)
+    ]
     sides: list[dict[str, object]] = [
         {
             "ref": model.ref,

@@ -23,6 +23,7 @@ from tinker_chief.files import read_json_object
 from tinker_chief.paths import ProjectPaths
 
 if TYPE_CHECKING:
+    from tinker_chief.models import RendererChoice
     from tinker_chief.registry import EvalRun, ModelRecord
 
 OFFLINE_PREFIX = "offline:"  # how an eval-offline data file is named among the diff's tasks
@@ -70,8 +71,11 @@ def _from_file(path: Path) -> RunRecords:
     return RunRecords(records, str(path))
 
 
-def registry_run_records(paths: ProjectPaths, model: ModelRecord, run: EvalRun) -> RunRecords:
-    """The records of registry eval run `run` of `model`."""
+def registry_run_records(
+    paths: ProjectPaths, model: ModelRecord, run: EvalRun, renderer: RendererChoice | None = None
+) -> RunRecords:
+    """The records of registry eval run `run` of `model` (`renderer`: the project's)."""
+    renderers = [renderer, None] if renderer is not None else [None]
     if run.log_location:
         return inspect_records(run.log_location)
     task = run.settings.get("task")
@@ -79,10 +83,11 @@ def registry_run_records(paths: ProjectPaths, model: ModelRecord, run: EvalRun) 
         return RunRecords(
             missing="an nll task keeps no per-sample text, only each conversation's NLL"
         )
-    # The key `chief eval` cached the run under: the sampled target and the suite version.
-    cache = TaskCache(
-        paths.eval_cache, model.tinker_path or model.base_model, run.suite_version, run.task
-    )
+    # The key `chief eval` cached the run under: the sampled target, the suite version and the
+    # project's renderer when it is not the model's own (a run before it changed: the plain key).
+    target = model.tinker_path or model.base_model
+    keys = [TaskCache(paths.eval_cache, target, run.suite_version, run.task, r) for r in renderers]
+    cache = next((c for c in keys if c.records_path.is_file()), keys[-1])
     if not cache.records_path.is_file():
         return RunRecords(
             missing=f"no per-sample records at {cache.records_path} (was the eval cache cleared?)"

@@ -167,9 +167,7 @@ class PlaygroundState:
 
     def __post_init__(self) -> None:
         if self.connection is not None:
-            self.handles = chat.ModelHandles(
-                self.connection, self.context.base_model, self.context.renderer
-            )
+            self.handles = chat.ModelHandles(self.connection, self.context.renderer_choice)
 
     def served_models(self) -> list[str]:
         """The backend's base models, asked once (a failure is shown, not fatal)."""

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import tinker
     from tinker_cookbook.renderers import Renderer
 
+    from tinker_chief.models import RendererChoice
+
 EvaluatorBuilder = Callable[[], SamplingClientEvaluator]
 
 
@@ -31,7 +33,12 @@ def nll_evaluator_builder(val_data: list[tinker.Datum], name: str = "val") -> Ev
 
 
 def accuracy_evaluator_builder(
-    problems: list[Problem], base_model: str, grader: str, max_tokens: int, name: str = "val"
+    problems: list[Problem],
+    base_model: str,
+    grader: str,
+    max_tokens: int,
+    name: str = "val",
+    renderer: RendererChoice | None = None,
 ) -> EvaluatorBuilder:
     from tinker_chief.evals.eval_samples import EvalSample
     from tinker_chief.evals.evaluators import GenerativeAccuracyEvaluator
@@ -41,7 +48,9 @@ def accuracy_evaluator_builder(
         EvalSample(str(i), [dict(m) for m in p.prompt], p.answer) for i, p in enumerate(problems)
     ]
     settings = GenerationSettings(max_tokens=max_tokens)
-    return lambda: GenerativeAccuracyEvaluator(samples, base_model, grader, settings, name=name)
+    return lambda: GenerativeAccuracyEvaluator(
+        samples, base_model, grader, settings, name=name, renderer=renderer
+    )
 
 
 def generate_answers(

@@ -57,11 +57,10 @@ if TYPE_CHECKING:
 
 def load_renderer(spec: TrainSpec) -> Renderer:
     """The spec's renderer on its base model's tokenizer (loading them imports `transformers`)."""
-    from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
+    from tinker_chief.models import chosen_renderer_name, get_renderer, load_tokenizer
 
-    return get_renderer(
-        spec.renderer or renderer_name_for(spec.base_model), load_tokenizer(spec.base_model)
-    )
+    name = chosen_renderer_name(spec.base_model, spec.renderer_choice)
+    return get_renderer(name, load_tokenizer(spec.base_model))
 
 
 def prepare(spec: TrainSpec, project_dir: Path) -> Prepared:
@@ -210,14 +209,15 @@ def reward_judge(
     """The judge of an `llm_judge` reward: `[rl] judge_model`, else the base model itself."""
     from tinker_chief.evals.graders.factory import grader_needs_judge
     from tinker_chief.evals.model_sampler import ModelSampler
-    from tinker_chief.models import get_renderer, load_tokenizer, renderer_name_for
+    from tinker_chief.models import chosen_renderer_name, get_renderer, load_tokenizer
 
     if not grader_needs_judge(spec.rl.grader):
         return None
     model = spec.rl.judge_model or spec.base_model
     tokenizer = load_tokenizer(model)
     client = metered(samplers.sampling_client(base_model=model), usage)
-    return ModelSampler(client, model, tokenizer, get_renderer(renderer_name_for(model), tokenizer))
+    renderer = get_renderer(chosen_renderer_name(model, spec.renderer_choice), tokenizer)
+    return ModelSampler(client, model, tokenizer, renderer)
 
 
 def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list[EvaluatorBuilder]]:
@@ -230,7 +230,11 @@ def evaluator_builders(prepared: Prepared) -> tuple[list[EvaluatorBuilder], list
         max_tokens = spec.rl.max_tokens if spec.recipe == "rl" else 64
         infrequent.append(
             accuracy_evaluator_builder(
-                problems, spec.base_model, spec.sampled_eval_grader, max_tokens
+                problems,
+                spec.base_model,
+                spec.sampled_eval_grader,
+                max_tokens,
+                renderer=spec.renderer_choice,
             )
         )
     return frequent, infrequent

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tinker_chief.errors import TrainingError
 from tinker_chief.files import sha256_file
+from tinker_chief.models import RendererChoice
 from tinker_chief.planning.config import (
     CheckpointConfig,
     DataConfig,
@@ -103,6 +104,12 @@ class TrainSpec(BaseModel):
             **sections,
             sampled_eval_data=sampled_eval_data,
         )
+
+    @property
+    def renderer_choice(self) -> RendererChoice | None:
+        """The spec's renderer for its base model (None: the model's own), for every sampler of
+        the run: training, inline evals and an `llm_judge` reward on the base model."""
+        return RendererChoice(self.renderer, self.base_model) if self.renderer else None
 
     @property
     def batch_size(self) -> int:

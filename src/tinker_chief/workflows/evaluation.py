@@ -92,6 +92,7 @@ def evaluate_model(
                 progress=progress,
                 concurrency=concurrency,
                 budget=budget,
+                renderer=project.renderer_choice,
             )
             # `chief cost` sets the bill beside the count.
             note_eval_session(registry, connected, result)

@@ -456,6 +456,7 @@ def _suite_on(
             registry=registry,
             progress=progress(candidate) if progress else None,
             budget=budget,
+            renderer=project.renderer_choice,
         )
         note_eval_session(registry, scoped, result, command="select")
         return result
