@@ -20,6 +20,7 @@ import zstandard
 from tinker import types
 from tinker.types.sample_request import SampleRequest as WireSampleRequest
 
+from cli_support import assert_one_line_error, run_chief
 from server_support import TINY, wait_raw, whole_response
 
 MiB = 1024 * 1024
@@ -312,6 +313,17 @@ def test_a_bad_read_timeout_is_one_line(monkeypatch):
         ConfigurationError, match="CHIEF_ENGINE_READ_TIMEOUT='soon': expected a positive number"
     ):
         read_timeout()
+
+
+def test_a_bad_log_level_is_one_line_before_the_engine_starts(tmp_path):
+    result = run_chief(
+        "engine", "serve", "--port", "0", "--state-dir", str(tmp_path / "state"),
+        env={"CHIEF_ENGINE_LOG": "verbose"}, timeout=120,
+    )  # fmt: skip
+    assert_one_line_error(
+        result, "CHIEF_ENGINE_LOG='verbose': expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    )
+    assert not (tmp_path / "state").exists()  # refused before anything was set up
 
 
 def test_wrong_keys_are_rate_limited_per_address(strict_engine):

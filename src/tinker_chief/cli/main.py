@@ -63,7 +63,13 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="chief")
-@click.option("--debug", is_flag=True, envvar="CHIEF_DEBUG", help="Show full tracebacks on errors.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="CHIEF_DEBUG",
+    show_envvar=True,
+    help="Show full tracebacks on errors.",
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """chief: a chief officer for LoRA post-training with the Tinker API.

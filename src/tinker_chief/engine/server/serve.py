@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -27,8 +26,10 @@ import uvicorn
 
 from tinker_chief.engine.server.auth import check_bind, is_loopback
 from tinker_chief.errors import ConfigurationError
+from tinker_chief.settings import log_level
 
 READY_PREFIX = "chief engine listening on "
+LOG_LEVEL_ENV = "CHIEF_ENGINE_LOG"  # the engine log's level: DEBUG ... CRITICAL (default INFO)
 GiB = 1 << 30
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16"]
@@ -137,8 +138,9 @@ def serve(settings: EngineSettings) -> None:
     from tinker_chief.engine.server import limits
     from tinker_chief.models import LocalModelDirs
 
-    # A bad CHIEF_ENGINE_READ_TIMEOUT fails before torch loads.
+    # A bad CHIEF_ENGINE_READ_TIMEOUT or CHIEF_ENGINE_LOG fails before torch loads.
     read_timeout_s = limits.read_timeout()
+    level = log_level(LOG_LEVEL_ENV, "INFO")
 
     # A bad entry fails before torch loads.
     local_dirs = LocalModelDirs.allow(settings.allow_model_dirs)
@@ -149,7 +151,7 @@ def serve(settings: EngineSettings) -> None:
     from tinker_chief.engine.server.base_model_facts import BaseModelCatalog
 
     logging.basicConfig(
-        level=os.environ.get("CHIEF_ENGINE_LOG", "INFO"),
+        level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
