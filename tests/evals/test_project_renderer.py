@@ -17,7 +17,7 @@ import pytest
 
 from tinker_chief.models import RendererChoice, get_renderer, load_tokenizer
 
-from cli_support import init_math_project
+from cli_support import assert_one_line_error, init_math_project
 from cli_support import run_chief as chief
 
 TINY = "tiny-random-llama"
@@ -135,3 +135,16 @@ def test_a_training_run_samples_its_base_model_with_the_projects_renderer(tmp_pa
     loaded = load_project(project)
     spec = TrainSpec.from_config(loaded.config)
     assert spec.renderer_choice == loaded.renderer_choice == RendererChoice(PROJECT_RENDERER, TINY)
+
+
+def test_a_renderer_name_the_cookbook_does_not_know_is_one_error_line(tmp_path):
+    project = init_math_project(tmp_path)
+    config = project / "chief.toml"
+    config.write_text(
+        config.read_text().replace('renderer = "chatml"', 'renderer = "qwen3-nothink"')
+    )
+    assert_one_line_error(
+        chief("plan", "-p", str(project)),
+        "renderer 'qwen3-nothink' is not one of tinker-cookbook's renderers",
+        "chief.toml's `renderer`",
+    )

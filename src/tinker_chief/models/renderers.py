@@ -110,11 +110,23 @@ def chosen_renderer_name(base_model: str, choice: RendererChoice | None) -> str:
 
 
 def get_renderer(renderer_name: str, tokenizer: Tokenizer) -> Renderer:
-    """A cookbook `Renderer` by name (our `chatml` included)."""
+    """A cookbook `Renderer` by name (our `chatml` included); a name the cookbook does not know
+    (a typo in chief.toml's `renderer`) is a `ConfigurationError`, not the cookbook's
+    traceback."""
     _ensure_registered()
     from tinker_cookbook import renderers
+    from tinker_cookbook.exceptions import RendererError
 
-    return renderers.get_renderer(renderer_name, tokenizer)
+    try:
+        return renderers.get_renderer(renderer_name, tokenizer)
+    except RendererError as exc:
+        if not str(exc).startswith("Unknown renderer"):
+            raise ConfigurationError(f"renderer {renderer_name!r}: {exc}") from None
+        raise ConfigurationError(
+            f"renderer {renderer_name!r} is not one of tinker-cookbook's renderers nor chief's "
+            f"`{CHATML}` (e.g. qwen3, qwen3_disable_thinking, llama3, role_colon; chief.toml's "
+            "`renderer`, `chief models` lists each model's own)"
+        ) from None
 
 
 def cookbook_messages(messages: Sequence[Mapping[str, object]]) -> list[Message]:
