@@ -148,3 +148,19 @@ def test_a_renderer_name_the_cookbook_does_not_know_is_one_error_line(tmp_path):
         "renderer 'qwen3-nothink' is not one of tinker-cookbook's renderers",
         "chief.toml's `renderer`",
     )
+
+
+def test_eval_offline_takes_the_renderer_the_checkpoint_was_trained_with(engine, qa_file, tmp_path):
+    def run(*renderer: str) -> dict:
+        result = chief(
+            "eval-offline", "--base-model", TINY, "--data", str(qa_file), "--max-tokens", "2",
+            "--base-url", engine.base_url, "-o", str(tmp_path / "-".join(renderer or ["own"])),
+            "--json", *renderer,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    own, chosen = run(), run("--renderer", PROJECT_RENDERER)
+    assert (own["renderer"], chosen["renderer"]) == ("chatml", PROJECT_RENDERER)
+    prefill = [summary["tokens"]["prefill/tokens"] for summary in (own, chosen)]
+    assert prefill[1] - prefill[0] == own["total"] * _suffix_tokens()

@@ -88,6 +88,11 @@ def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
     help="Directory for samples.jsonl and summary.json "
     "[default: .chief/eval-offline/<model>__<data>].",
 )
+@click.option(
+    "--renderer",
+    help="Cookbook renderer for the model's prompts, e.g. qwen3_disable_thinking (what the "
+    "checkpoint was trained with) [default: the model's own].",
+)
 @backend_options
 @json_option
 def eval_offline_command(
@@ -102,6 +107,7 @@ def eval_offline_command(
     limit: int | None,
     concurrency: int,
     output: Path | None,
+    renderer: str | None,
     backend: str | None,
     base_url: str | None,
     as_json: bool,
@@ -134,6 +140,7 @@ def eval_offline_command(
         limit=limit,
         concurrency=concurrency,
         output_dir=output,
+        renderer=renderer,
     )
     result = run_offline(config, choose_backend(backend, base_url))
     _emit(result.as_json(), as_json, f"eval-offline: {config.model} on {data}")

@@ -23,6 +23,7 @@ from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
 from tinker_chief.evals.records import SampleRecord, summarize, write_records
 from tinker_chief.evals.scoring import grade_samples
 from tinker_chief.evals.usage import TokenUsage
+from tinker_chief.models import RendererChoice, chosen_renderer_name
 from tinker_chief.paths import EVAL_OFFLINE
 
 
@@ -36,6 +37,7 @@ class OfflineConfig:
     limit: int | None = None
     concurrency: int = 16
     output_dir: Path | None = None
+    renderer: str | None = None  # the model's prompts (not the judge's): None, the model's own
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -70,7 +72,8 @@ async def run_offline_async(config: OfflineConfig, connection: Connection) -> Of
     samples = load_samples(config.data, config.limit)
     service = connection.service_client()
     usage = TokenUsage()
-    sampler = await ModelSampler.create(service, config.model, config.concurrency, usage)
+    choice = RendererChoice(config.renderer) if config.renderer else None
+    sampler = await ModelSampler.create(service, config.model, config.concurrency, usage, choice)
     judge = None
     if config.judge_model:
         judge = (
@@ -89,6 +92,7 @@ async def run_offline_async(config: OfflineConfig, connection: Connection) -> Of
         **summarize(records),
         "model": config.model,
         "base_model": sampler.base_model,
+        "renderer": chosen_renderer_name(sampler.base_model, choice),
         "data": str(config.data),
         "grader": config.grader,
         "judge_model": config.judge_model,
