@@ -205,3 +205,28 @@ def test_goals_all_refuses_a_partial_or_elsewhere_run_before_running_anything(
         )
         assert result.returncode == 2 and "drop --show, --only, --doc" in result.stderr
         assert "==" not in result.stdout  # no bench started
+
+
+def test_the_training_bench_times_peft_under_bf16_only_where_bf16_is_native() -> None:
+    """bench/engine_train.py's PEFT baseline in its best precision: on a CPU without native bf16
+    (faked here: the flags this process reads) only fp32, as the engine's probe never times
+    emulated bf16 (20x slower when the kernels were capped to AVX2); with it, both."""
+    script = """
+import sys
+sys.path.insert(0, "bench")
+import engine_train
+from tinker_chief.cpuinfo import CpuInfo
+from tinker_chief.engine.compute import devices
+print(sorted(engine_train.peft_precisions("cpu")))
+devices.cpu_info = lambda: CpuInfo("AVX2-only CPU", frozenset({"avx2", "fma"}))
+print(sorted(engine_train.peft_precisions("cpu")))
+devices.cpu_info = lambda: CpuInfo("bf16 CPU", frozenset({"avx512f", "avx512_bf16"}))
+print(sorted(engine_train.peft_precisions("cpu")))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    here, avx2, native = result.stdout.splitlines()
+    assert avx2 == "['float32']" and native == "['bfloat16', 'float32']"
+    assert here in (avx2, native)
