@@ -61,6 +61,26 @@ def test_bad_field_names_dotted_path(tmp_path):
         load_project(tmp_path)
 
 
+def test_values_are_not_coerced_and_numbers_are_finite(tmp_path):
+    """TOML values come typed: a string is never read as a boolean or a number (a quoted "yes"
+    must not switch on the model's own code), and inf or nan is no setting."""
+    text = (
+        dump_config(_config())
+        .replace("trust_remote_code = false", 'trust_remote_code = "yes"')
+        .replace("batch_size = 8", 'batch_size = "8"')
+        .replace("learning_rate = 0.001", "learning_rate = inf")
+        .replace("max_drop = 0.02", "max_drop = nan")
+    )
+    _write(tmp_path, text)
+    with pytest.raises(ConfigurationError, match="4 invalid fields") as info:
+        load_project(tmp_path)
+    reasons = "\n".join(info.value.reasons)
+    assert "field `trust_remote_code`: expected a valid boolean, got 'yes'" in reasons
+    assert "field `schedule.batch_size`: expected a valid integer, got '8'" in reasons
+    assert "field `optimizer.learning_rate`: expected a finite number, got inf" in reasons
+    assert "field `gate.max_drop`: expected a finite number, got nan" in reasons
+
+
 def test_unknown_key_and_nested_task_field(tmp_path):
     text = (
         dump_config(_config())

@@ -21,7 +21,7 @@ EvalKind = Literal["nll", "jsonl", "inspect", "safety", "calibration"]
 class EvalSettings(BaseModel):
     """Generation and scoring settings recorded with every result."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     max_tokens: int = Field(256, ge=1, description="Most new tokens per answer.")
     temperature: float = Field(0.0, ge=0.0, description="0 means greedy decoding.")
@@ -39,7 +39,7 @@ class EvalTask(BaseModel):
     e.g. `inspect_evals/gsm8k`), `safety` and `calibration` (the suites shipped with chief).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.\-]+$", description="Unique within the suite.")
     layer: EvalLayer
@@ -69,7 +69,7 @@ class EvalTask(BaseModel):
 class EvalSuite(BaseModel):
     """A named list of tasks; `version` changes whenever any result-affecting field does."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str
     tasks: list[EvalTask]

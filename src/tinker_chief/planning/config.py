@@ -44,7 +44,11 @@ TrainOnWhatName = Literal[
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # chief.toml is TOML: its values come typed, so none is coerced (`trust_remote_code = "yes"`
+    # is refused, not taken as true) and no number may be inf or nan.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+    )
 
 
 class DataConfig(_Section):
@@ -265,7 +269,9 @@ class TrackingConfig(_Section):
 class ProjectConfig(BaseModel):
     """The whole of `chief.toml`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+    )
 
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this file's schema.")
     name: str = Field(..., min_length=1, description="Project name (used in the registry).")

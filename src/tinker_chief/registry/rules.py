@@ -41,7 +41,7 @@ DEFAULT_NEUTRAL = ("*mean_confidence*",)
 class GateRules(BaseModel):
     """Rules for promotion to prod (the `[gate]` table of `chief.toml`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     alpha: float = Field(
         default=0.05, gt=0.0, lt=1.0, description="Significance level for a regression."
@@ -100,7 +100,7 @@ def _matches(metric: str, patterns: list[str]) -> bool:
 class TaskRequirement(BaseModel):
     """One task of the agreed suite: its headline metric and the thresholds it must meet."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str
     headline_metric: str = "accuracy"
@@ -129,7 +129,7 @@ class SuiteLike(Protocol):
 class SuiteRequirement(BaseModel):
     """The suite every prod model must have finished, current-version results on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str
     version: str
