@@ -14,6 +14,8 @@ import click
 
 from tinker_chief.cli.cost import max_usd_option
 from tinker_chief.cli.options import (
+    SEED,
+    FiniteFloatRange,
     backend_options,
     json_option,
     precision_label,
@@ -71,8 +73,8 @@ def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
     "--judge-model", help="Model (name or tinker:// path) that grades for --grader llm_judge."
 )
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1))
-@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--temperature", default=0.0, show_default=True, type=FiniteFloatRange(min=0.0))
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
 @click.option(
     "--concurrency",

@@ -116,9 +116,14 @@ def _show_warning(
         _default_show_warning(message, category, filename, lineno, file, line)
 
 
+DEBUG_OFF = ("", "0", "false", "f", "no", "n", "off")
+
+
 def main(argv: list[str] | None = None) -> object:
     skip_final_collection()
-    debug = "--debug" in (argv or sys.argv[1:]) or bool(os.environ.get("CHIEF_DEBUG"))
+    # CHIEF_DEBUG as click reads it for --debug: 0, false, no, off (or unset) mean off.
+    env_debug = os.environ.get("CHIEF_DEBUG", "").strip().lower() not in DEBUG_OFF
+    debug = "--debug" in (argv or sys.argv[1:]) or env_debug
     if not debug:
         # The cookbook's NLL evaluator calls an SDK method the SDK marks deprecated; users
         # cannot act on that, so it stays out of their terminal (--debug shows it).

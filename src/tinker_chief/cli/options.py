@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -74,6 +75,20 @@ def print_json(value: object, indent: int | None = None, sort_keys: bool = False
 def note(text: str) -> None:
     """One `Note: ...` line on stderr (never stdout, which `--json` keeps for its object)."""
     click.echo(f"Note: {text}", err=True)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` that also refuses nan and inf, which its bounds let through (nan
+    compares false with both)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+SEED = click.IntRange(-(2**63), 2**63 - 1)  # what the SDK's int64 seed holds
 
 
 class _UnlistedArgument(click.Argument):

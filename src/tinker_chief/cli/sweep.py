@@ -47,7 +47,8 @@ def _number_list(
         if not value:
             return []
         try:
-            return [kind(item) for item in value.split(",") if item.strip()]
+            # An empty item ("1,,2") is a typo, not a number to skip.
+            return [kind(item) for item in value.split(",")]
         except ValueError:
             what = "whole numbers" if kind is int else "numbers"
             raise click.BadParameter(

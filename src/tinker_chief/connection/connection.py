@@ -180,12 +180,14 @@ def session_id_of(client: tinker.ServiceClient) -> str | None:
 
 def check_reachable(base_url: str, decided_by: str, timeout: float = 3.0) -> None:
     """Fail fast with a clear sentence instead of letting the SDK retry a dead URL for minutes."""
-    parsed = urlparse(base_url)
+    expected = f"{decided_by}: expected a URL http(s)://host:port, got {base_url!r}"
+    try:
+        parsed = urlparse(base_url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:  # a port past 65535, a broken IPv6 address
+        raise ConfigurationError(expected) from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigurationError(
-            f"{decided_by}: expected a URL http(s)://host:port, got {base_url!r}"
-        )
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        raise ConfigurationError(expected)
     try:
         with socket.create_connection((parsed.hostname, port), timeout=timeout):
             pass

@@ -14,6 +14,7 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from tinker_chief.errors import ConfigurationError, DataError
 from tinker_chief.jsonl import read_jsonl_objects
@@ -25,7 +26,9 @@ from tinker_chief.planning.config import (
     OptimizerConfig,
     Project,
     ProjectConfig,
+    Recipe,
     ScheduleConfig,
+    UseCase,
 )
 from tinker_chief.planning.data_formats import (
     RECIPE_FORMATS,
@@ -133,8 +136,9 @@ def _initial_config(
         base_model=base_model,
         renderer=renderer,
         trust_remote_code=trust_remote_code,
-        recipe=recipe,
-        use_case=use_case,
+        # Checked against their Literals by ProjectConfig itself (one error naming the field).
+        recipe=cast(Recipe, recipe),
+        use_case=cast(UseCase, use_case),
         data=DataConfig(train=train, val=val),
         optimizer=OptimizerConfig(learning_rate=FALLBACK_LR),
         schedule=ScheduleConfig(batch_size=8),

@@ -38,7 +38,11 @@ STATE_DIR_HELP = (
     help="Address to bind; anything but loopback needs --api-key.",
 )
 @click.option(
-    "--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one)."
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0 picks a free one).",
 )
 @click.option(
     "--state-dir", type=click.Path(path_type=Path), default=ENGINE_STATE, help=STATE_DIR_HELP

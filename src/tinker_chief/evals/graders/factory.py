@@ -7,6 +7,8 @@ once its module is imported. Specs like `numeric:tolerance=0.01` carry grader op
 
 from __future__ import annotations
 
+import re
+
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.graders import json_field, multiple_choice, numeric, text
 from tinker_chief.evals.graders import judge as llm_judge
@@ -56,7 +58,7 @@ def make_grader(spec: str, *, judge: TextGenerator | None = None) -> Grader:
         built = factory(**kwargs)
     except TypeError as exc:
         raise ConfigurationError(f"grader `{spec}`: bad options ({exc})") from None
-    except ValueError as exc:
+    except (ValueError, re.error) as exc:  # re.error: a `regex` grader's pattern
         raise ConfigurationError(f"grader `{spec}`: {exc}") from None
     built.name = name
     return built

@@ -1,0 +1,79 @@
+"""Bad flag and environment values are one `Error:` line and a non-zero exit, never a traceback
+or a run on a value that cannot mean anything (found by trying bad input on every command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_support import assert_one_line_error, run_chief
+from jsonl_support import write_jsonl
+
+TINY = "tiny-random-llama"
+
+
+def assert_usage_error(result, *fragments: str) -> None:
+    """click's usage error: exit 2, its `Usage:` lines, then one `Error:` line with `fragments`."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: Invalid value for") and all(f in last for f in fragments), last
+
+
+@pytest.fixture(scope="module")
+def qa(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("qa") / "qa.jsonl"
+    return str(write_jsonl(path, [{"input": "What is 1+1?", "output": "2"}]))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--temperature", "nan"], "'nan' is not a finite number"),
+        (["--temperature", "inf"], "'inf' is not a finite number"),
+        (["--seed", str(2**70)], "is not in the range"),
+    ],
+)
+def test_eval_offline_refuses_flag_values_that_mean_nothing(qa, tmp_path, args, fragment):
+    result = run_chief("eval-offline", "-m", TINY, "--data", qa, *args, cwd=tmp_path)
+    assert_usage_error(result, args[0], fragment)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--grader", "regex:pattern=("], ["grader `regex:pattern=(`: missing )"]),
+        (
+            ["--base-url", "http://127.0.0.1:99999"],
+            ["--base-url: expected a URL http(s)://host:port, got 'http://127.0.0.1:99999'"],
+        ),
+        (["--base-url", "http://[::1"], ["--base-url: expected a URL http(s)://host:port"]),
+    ],
+)
+def test_eval_offline_refuses_a_grader_or_url_that_cannot_work(qa, tmp_path, args, fragments):
+    result = run_chief(
+        "eval-offline", "-m", TINY, "--data", qa, "-o", str(tmp_path / "out"), *args,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "out").exists()  # nothing sampled, nothing written
+
+
+def test_engine_serve_refuses_a_port_past_65535(tmp_path):
+    result = run_chief("engine", "serve", "--port", "99999", "--state-dir", str(tmp_path / "s"))
+    assert_usage_error(result, "--port", "99999 is not in the range 0<=x<=65535")
+
+
+def test_a_sweep_list_with_an_empty_item_is_a_typo_not_a_shorter_list(tmp_path):
+    result = run_chief("sweep", "-p", str(tmp_path), "--lr-multipliers", "1,,2")
+    assert_usage_error(result, "--lr-multipliers", "got '1,,2'")
+
+
+@pytest.mark.parametrize("off", ["0", "false", "no"])
+def test_chief_debug_set_to_off_keeps_errors_to_one_line(tmp_path, off):
+    result = run_chief(
+        "eval-offline", "-m", TINY, "--data", str(tmp_path / "missing.jsonl"),
+        env={"CHIEF_DEBUG": off}, cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(result, "missing.jsonl: file not found")
+    assert Path(tmp_path).exists()
