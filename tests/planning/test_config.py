@@ -81,6 +81,23 @@ def test_values_are_not_coerced_and_numbers_are_finite(tmp_path):
     assert "field `gate.max_drop`: expected a finite number, got nan" in reasons
 
 
+def test_a_grader_spec_that_builds_no_grader_is_a_field_error(tmp_path):
+    """Caught when chief.toml is read (`chief plan`, before `chief train` writes a run or `chief
+    eval` starts an engine): an unknown grader, an option value it cannot use, a bad regex."""
+    text = dump_config(_config(recipe="rl"))
+    text = text.replace('grader = "normalized_exact"', 'grader = "numeric:tolerance=x"', 1)
+    text = text.replace('grader = "exact"', 'grader = "regex:pattern=("', 1)  # a suite task's
+    _write(tmp_path, text)
+    with pytest.raises(ConfigurationError, match="2 invalid fields") as info:
+        load_project(tmp_path)
+    reasons = "\n".join(info.value.reasons)
+    assert (
+        "`rl.grader`: expected a grader spec chief can build (grader `numeric:tolerance=x`"
+        in reasons
+    )
+    assert "grader `regex:pattern=(`: missing )" in reasons
+
+
 def test_unknown_key_and_nested_task_field(tmp_path):
     text = (
         dump_config(_config())

@@ -12,7 +12,9 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tinker_chief.errors import ConfigurationError
 
 EvalLayer = Literal["training", "benchmark", "product", "safety", "calibration"]
 EvalKind = Literal["nll", "jsonl", "inspect", "safety", "calibration"]
@@ -56,6 +58,11 @@ class EvalTask(BaseModel):
         description="Minimum (or, for names ending in _max, maximum) values the gate enforces.",
     )
     headline_metric: str = Field("accuracy", description="The metric compared across models.")
+
+    @field_validator("grader")
+    @classmethod
+    def _buildable_grader(cls, spec: str) -> str:
+        return checked_grader(spec)
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> EvalTask:
@@ -113,3 +120,16 @@ def builtin_requests(
 
         return [(q.messages(), len(q.choices)) for q in load_questions(data)[: task.settings.limit]]
     return None
+
+
+def checked_grader(spec: str) -> str:
+    """`spec` when a grader can be built from it (its name, options and their values), else a
+    `ValueError` saying why: for a chief.toml field validator, so a typo is caught when the file
+    is read, before a run or an eval starts."""
+    from tinker_chief.evals.graders.factory import check_grader_spec
+
+    try:
+        check_grader_spec(spec)
+    except ConfigurationError as exc:
+        raise ValueError(f"a grader spec chief can build ({exc})") from None
+    return spec

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from tinker_chief.errors import ChiefDeprecation, ConfigurationError
-from tinker_chief.evals.suite import EvalSuite
+from tinker_chief.evals.suite import EvalSuite, checked_grader
 from tinker_chief.files import read_toml
 from tinker_chief.models.renderers import RendererChoice
 from tinker_chief.paths import REGISTRY, registry_file
@@ -166,6 +166,12 @@ class RLConfig(_Section):
     judge_model: str | None = Field(
         None, description="Judge for an llm_judge reward; unset: the base model judges."
     )
+
+    @field_validator("grader")
+    @classmethod
+    def _buildable_grader(cls, spec: str) -> str:
+        return checked_grader(spec)
+
     signal_check_steps: int = Field(
         2,
         ge=0,

@@ -8,6 +8,7 @@ once its module is imported. Specs like `numeric:tolerance=0.01` carry grader op
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from tinker_chief.errors import ConfigurationError
 from tinker_chief.evals.graders import json_field, multiple_choice, numeric, text
@@ -37,6 +38,14 @@ def parse_grader_spec(spec: str) -> tuple[str, dict[str, str]]:
 def grader_needs_judge(spec: str) -> bool:
     factory = GRADERS.get(parse_grader_spec(spec)[0])
     return bool(getattr(factory, "needs_judge", False))
+
+
+def check_grader_spec(spec: str) -> None:
+    """Raise `make_grader`'s `ConfigurationError` when no grader can be built from `spec` (an
+    unknown name, an option it does not take, a value it cannot use); a model-graded grader is
+    built with a stand-in judge, which is never called."""
+    judge = cast(TextGenerator, object()) if grader_needs_judge(spec) else None
+    make_grader(spec, judge=judge)
 
 
 def make_grader(spec: str, *, judge: TextGenerator | None = None) -> Grader:
