@@ -7,7 +7,7 @@ import json
 
 from tinker_chief.exit_codes import ExitCode
 
-from cli_support import init_math_project
+from cli_support import assert_one_line_error, init_math_project
 from cli_support import run_chief as chief
 
 TINY = "tiny-random-llama"
@@ -68,3 +68,11 @@ def test_chief_eval_runs_selected_tasks_and_records_them(engine, tmp_path):
     )  # not an error's 1: the rest ran
     outcomes = {task["task"]: task for task in json.loads(partial.stdout)["tasks"]}
     assert outcomes["val_nll"]["error"] is None and "val_qa.jsonl" in outcomes["product"]["error"]
+
+
+def test_a_version_the_registry_lacks_is_one_error_line_before_any_engine(tmp_path):
+    project = init_math_project(tmp_path)
+    for ref in ("nope:v9", f"{TINY}:v99999999999999999999999"):
+        result = chief("eval", ref, "-p", str(project), "--task", "val_nll", cwd=tmp_path)
+        assert_one_line_error(result, f"no model `{ref}` in the registry", "chief registry list")
+    assert not (project / ".chief" / "engine").exists()  # refused before an engine started

@@ -91,6 +91,9 @@ def adhoc_name(model: str) -> str:
     return ("base/" + re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(model).name).strip("-"))[:120]
 
 
+VERSION_REF = re.compile(r"[^:/][^:]*:v\d+")  # name:vN (a tinker:// path is never one)
+
+
 def resolve_model(model: str, registry: Registry | None) -> ResolvedModel:
     """A registry ref (name, name:vN, tinker:// path), else a tinker:// path / base model name.
 
@@ -105,6 +108,8 @@ def resolve_model(model: str, registry: Registry | None) -> ResolvedModel:
             if ref == model or (record.tinker_path or record.base_model) == model:
                 _refuse_deleted_weights(registry, record.ref)
                 return ResolvedModel(record.tinker_path or record.base_model, record.ref)
+        if VERSION_REF.fullmatch(model):  # a version the registry lacks is no base model name
+            registry.get_model(model)  # raises its ModelNotFoundError, listing what it has
     return ResolvedModel(model, None)
 
 

@@ -37,7 +37,8 @@ RUN_COLUMNS = (
     "r.settings_json, r.status, r.started_at, r.finished_at, r.log_location, r.error, "
     "r.prefill_tokens, r.sample_tokens, r.machine_seconds"
 )
-_REF = re.compile(r"^(?P<name>.+):v(?P<version>\d+)$")
+# Versions are SQLite integers: more than 18 digits is no version any registry holds.
+_REF = re.compile(r"^(?P<name>.+):v(?P<version>\d{1,18})$")
 
 # A row of MODEL_COLUMNS, as SQLite returns it.
 ModelRow = tuple[
