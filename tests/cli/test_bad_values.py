@@ -77,3 +77,13 @@ def test_chief_debug_set_to_off_keeps_errors_to_one_line(tmp_path, off):
     )  # fmt: skip
     assert_one_line_error(result, "missing.jsonl: file not found")
     assert Path(tmp_path).exists()
+
+
+def test_a_file_where_a_directory_belongs_is_refused_before_any_work(qa, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    offline = run_chief("eval-offline", "-m", TINY, "--data", qa, "-o", str(a_file), cwd=tmp_path)
+    assert_one_line_error(offline, f"--output {a_file}: a file; expected a directory")
+    serve = run_chief("engine", "serve", "--port", "0", "--state-dir", str(a_file), cwd=tmp_path)
+    assert_one_line_error(serve, f"--state-dir {a_file}: a file; expected a directory")
+    assert a_file.read_text() == "not a directory"

@@ -46,6 +46,10 @@ class OfflineConfig:
             raise ConfigurationError(f"`limit` must be >= 1, got {self.limit}")
         if self.grader.startswith("llm_judge") and not self.judge_model:
             raise ConfigurationError("grader `llm_judge` needs --judge-model")
+        # Checked before any sampling, not when the records are written after it.
+        output = self.output_dir
+        if output is not None and output.exists() and not output.is_dir():
+            raise ConfigurationError(f"--output {output}: a file; expected a directory")
 
 
 @dataclass

@@ -80,6 +80,8 @@ class EngineSettings:
         gib = self.sampling_memory_gib
         if gib is not None and not 0 < gib < float("inf"):
             raise ConfigurationError(f"--sampling-memory-gib must be a positive number, got {gib}")
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise ConfigurationError(f"--state-dir {self.state_dir}: a file; expected a directory")
 
     def trusted_proxies(self) -> list[str]:
         """`--forwarded-allow-ips` as uvicorn's list, each entry an IP address or network."""
