@@ -87,3 +87,22 @@ def test_a_file_where_a_directory_belongs_is_refused_before_any_work(qa, tmp_pat
     serve = run_chief("engine", "serve", "--port", "0", "--state-dir", str(a_file), cwd=tmp_path)
     assert_one_line_error(serve, f"--state-dir {a_file}: a file; expected a directory")
     assert a_file.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize("host", ["8.8.8.8", "not..a..host"])
+def test_engine_serve_refuses_a_host_this_machine_cannot_listen_on(tmp_path, host):
+    key = "tml-" + "0123456789abcdefghijklmnopqrstuvwxyzABCD"  # strong enough for a remote bind
+    result = run_chief(
+        "engine", "serve", "--host", host, "--port", "0", "--state-dir", str(tmp_path / "s"),
+        env={"CHIEF_ENGINE_API_KEY": key},
+    )  # fmt: skip
+    assert_one_line_error(result, f"--host '{host}': not an address this machine can listen on")
+    assert key not in result.stderr and not (tmp_path / "s").exists()
+
+
+def test_an_actor_with_a_control_character_is_refused_before_the_audit_log(tmp_path):
+    result = run_chief(
+        "registry", "gc", "-p", str(tmp_path), "--dry-run", env={"CHIEF_ACTOR": "alice\nbob"}
+    )
+    assert_usage_error(result, "--actor", "expected a printable name, got 'alice\\nbob'")
+    assert not (tmp_path / ".chief").exists()

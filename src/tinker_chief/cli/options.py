@@ -91,6 +91,15 @@ class FiniteFloatRange(click.FloatRange):
 SEED = click.IntRange(-(2**63), 2**63 - 1)  # what the SDK's int64 seed holds
 
 
+def checked_actor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--actor` / `$CHIEF_ACTOR` as the audit log records it: trimmed, blank meaning the login
+    name (None), and refused with a control character, which would forge or break an audit line."""
+    actor = (value or "").strip()
+    if any(not character.isprintable() for character in actor):
+        raise click.BadParameter(f"expected a printable name, got {actor[:40]!r}")
+    return actor or None
+
+
 class _UnlistedArgument(click.Argument):
     """A positional kept for old scripts: parsed, but shown nowhere in `--help`."""
 

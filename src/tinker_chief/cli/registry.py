@@ -20,6 +20,7 @@ import click
 
 from tinker_chief.cli.options import (
     backend_options,
+    checked_actor,
     json_option,
     print_json,
     project_option,
@@ -522,6 +523,7 @@ def print_comparison(comparison: Comparison, alpha: float) -> None:
 @click.option(
     "--actor",
     envvar="CHIEF_ACTOR",
+    callback=checked_actor,
     help="Who is promoting [default: $CHIEF_ACTOR or the login name].",
 )
 @json_option
@@ -596,6 +598,7 @@ def promote_command(
 @click.option(
     "--actor",
     envvar="CHIEF_ACTOR",
+    callback=checked_actor,
     help="Who is retiring it [default: $CHIEF_ACTOR or the login name].",
 )
 @json_option
@@ -663,7 +666,10 @@ def _warn(problems: list[str]) -> None:
     "--dry-run", is_flag=True, help="Only list what would be deleted and the storage it would free."
 )
 @click.option(
-    "--actor", envvar="CHIEF_ACTOR", help="Who runs it [default: $CHIEF_ACTOR or the login name]."
+    "--actor",
+    envvar="CHIEF_ACTOR",
+    callback=checked_actor,
+    help="Who runs it [default: $CHIEF_ACTOR or the login name].",
 )
 @json_option
 @backend_options

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class EngineSettings:
     def check(self) -> None:
         """Refuse bad settings before anything is loaded (ConfigurationError naming the flag)."""
         check_bind(self.host, self.api_key)
+        check_listenable(self.host)
         if self.session_timeout is not None and not self.session_timeout > 0:
             raise ConfigurationError(
                 "--session-timeout must be a positive number of seconds, "
@@ -132,6 +134,22 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal after shutting down; a clean shutdown here exits 0 instead.
         self._captured_signals.clear()
+
+
+def check_listenable(host: str) -> None:
+    """`host` is an address of this machine (or a name of one): else a ConfigurationError now,
+    not uvicorn's error line (exit 3) or a traceback once the model is loading. Binds port 0 for
+    a moment to ask the OS."""
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _type, _proto, _name, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind(address)
+    except (OSError, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(
+            f"--host {host!r}: not an address this machine can listen on ({why})"
+        ) from None
 
 
 def serve(settings: EngineSettings) -> None:
