@@ -43,6 +43,7 @@ def test_eval_offline_refuses_flag_values_that_mean_nothing(qa, tmp_path, args, 
     ("args", "fragments"),
     [
         (["--grader", "regex:pattern=("], ["grader `regex:pattern=(`: missing )"]),
+        (["--grader", "numeric:tolerance=nan"], ["tolerance must be a finite number >= 0"]),
         (
             ["--base-url", "http://127.0.0.1:99999"],
             ["--base-url: expected a URL http(s)://host:port, got 'http://127.0.0.1:99999'"],

@@ -394,6 +394,11 @@ def _expected(error: ErrorDetails) -> str:
         return "a value (the key is missing)"
     if kind == "extra_forbidden":
         return "no such key (unknown setting; check the spelling)"
+    least = (error.get("ctx") or {}).get("min_length")
+    if kind == "string_too_short":
+        return f"at least {least} character{'s' if least != 1 else ''}"
+    if kind == "too_short":
+        return f"at least {least} item{'s' if least != 1 else ''}"
     message = (
         str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Input should be ")
     )

@@ -57,8 +57,8 @@ class NumericGrader(RuleGrader):
 
     def __init__(self, tolerance: str = "1e-6", relative: str = "false") -> None:
         self.tolerance = float(tolerance)
-        if self.tolerance < 0:
-            raise ValueError("tolerance must be >= 0")
+        if not 0 <= self.tolerance < math.inf:  # nan fails this too
+            raise ValueError("tolerance must be a finite number >= 0")
         self.relative = relative.lower() in ("1", "true", "yes")
 
     def check(self, response: str, target: str) -> Verdict:
