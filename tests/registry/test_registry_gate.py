@@ -205,6 +205,22 @@ def test_no_suite_means_no_unchecked_prod(reg):
     assert "no agreed eval suite" in rejection_without_suite(reg, m.ref)[0]
 
 
+def test_a_suite_without_tasks_lets_no_model_into_prod(reg):
+    """Every one of no tasks is trivially current and no metric can regress: the gate would pass
+    any model, so it refuses (a project that only trains may have an empty suite)."""
+    from tinker_chief.registry import SuiteRequirement
+
+    m = reg.register_model("bot", base_model="b")
+    empty = SuiteRequirement(name="train-only", version="v0", tasks=[])
+    with pytest.raises(PromotionRejected) as info:
+        reg.promote(m.ref, "prod", suite=empty, actor="bob")
+    assert info.value.reasons == [
+        "the agreed eval suite `train-only` has no tasks: nothing shows bot:v1 is fit for prod; "
+        "add tasks to [eval_suite] in chief.toml and run `chief eval`"
+    ]
+    assert reg.get_model(m.ref).status == "candidate"
+
+
 def rejection_without_suite(reg, ref):
     with pytest.raises(PromotionRejected) as info:
         reg.promote(ref, "prod")

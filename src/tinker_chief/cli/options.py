@@ -13,7 +13,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -81,8 +81,10 @@ class FiniteFloatRange(click.FloatRange):
     """`click.FloatRange` that also refuses nan and inf, which its bounds let through (nan
     compares false with both)."""
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = float(super().convert(cast(float, value), param, ctx))  # str or float
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number

@@ -79,9 +79,8 @@ class EvalSuite(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str = Field(..., min_length=1)
-    # Every suite task is what the gate requires of a prod model: an empty suite would let any
-    # model through it.
-    tasks: list[EvalTask] = Field(..., min_length=1)
+    # May be empty (a project that only trains); the gate then refuses prod (registry/_gate.py).
+    tasks: list[EvalTask]
 
     @model_validator(mode="after")
     def _unique_names(self) -> EvalSuite:

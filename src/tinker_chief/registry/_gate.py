@@ -58,6 +58,11 @@ def evaluate_gate(
             "no agreed eval suite: cannot check that evals are current (run from a project "
             "with chief.toml, or pass --project DIR)"
         )
+    elif not suite.task_names():  # passing every one of no tasks would pass any model
+        reasons.append(
+            f"the agreed eval suite `{suite.name}` has no tasks: nothing shows {model.ref} is fit "
+            "for prod; add tasks to [eval_suite] in chief.toml and run `chief eval`"
+        )
     else:
         reasons += _stale_reasons(model, results, suite)
         reasons += _not_scored_reasons(model, results, suite)
