@@ -98,6 +98,21 @@ def test_a_grader_spec_that_builds_no_grader_is_a_field_error(tmp_path):
     assert "grader `regex:pattern=(`: missing )" in reasons
 
 
+def test_gate_tolerances_are_not_negative_and_resamples_are_bounded(tmp_path):
+    text = dump_config(_config()).replace('"product/accuracy" = 0.05', '"product/accuracy" = -1.0')
+    _write(
+        tmp_path,
+        text.replace("bootstrap_resamples = 10000", "bootstrap_resamples = 1000000000000000"),
+    )
+    with pytest.raises(ConfigurationError, match="2 invalid fields") as info:
+        load_project(tmp_path)
+    reasons = "\n".join(info.value.reasons)
+    assert (
+        "field `gate.tolerances.product/accuracy`: expected greater than or equal to 0" in reasons
+    )
+    assert "field `gate.bootstrap_resamples`: expected less than or equal to 1000000" in reasons
+
+
 def test_a_suite_needs_a_name(tmp_path):
     _write(tmp_path, dump_config(_config()).replace('name = "demo-code"', 'name = ""'))
     with pytest.raises(

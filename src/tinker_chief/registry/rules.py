@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,7 +51,7 @@ class GateRules(BaseModel):
         ge=0.0,
         description="Largest tolerated drop of a metric vs prod (0.01 = 1 point on 0-1).",
     )
-    tolerances: dict[str, float] = Field(
+    tolerances: dict[str, Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=dict,
         description="Per-metric max drop, keyed `task/metric` or `metric`; overrides max_drop.",
     )
@@ -76,7 +76,11 @@ class GateRules(BaseModel):
         description="A drop beyond tolerance with no samples or CIs to test it: refuse or allow.",
     )
     bootstrap_resamples: int = Field(
-        default=10_000, ge=100, description="Paired bootstrap resamples."
+        # Bounded: the gate resamples per compared metric while `chief promote` waits.
+        default=10_000,
+        ge=100,
+        le=1_000_000,
+        description="Paired bootstrap resamples.",
     )
     seed: int = Field(
         default=0, description="Bootstrap seed, so the gate's verdict is reproducible."
