@@ -122,19 +122,26 @@ def test_the_choice_applies_to_its_base_model_only():
 
 
 def test_a_training_run_samples_its_base_model_with_the_projects_renderer(tmp_path):
-    """The run's renderer (training data), its inline sampled evals and an `llm_judge` on the
-    base model share the spec's choice."""
+    """The run renders its training data and its inline sampled evals with the project's
+    renderer (an `llm_judge` on the base model takes the same `spec.renderer_choice`)."""
     from tinker_chief.planning import load_project
-    from tinker_chief.training.spec import TrainSpec
+    from tinker_chief.training.from_project import spec_from_project
+    from tinker_chief.training.session import evaluator_builders, prepare
 
     project = init_math_project(tmp_path)
     config = project / "chief.toml"
-    config.write_text(
-        config.read_text().replace('renderer = "chatml"', f'renderer = "{PROJECT_RENDERER}"')
-    )
-    loaded = load_project(project)
-    spec = TrainSpec.from_config(loaded.config)
-    assert spec.renderer_choice == loaded.renderer_choice == RendererChoice(PROJECT_RENDERER, TINY)
+    text = config.read_text().replace('renderer = "chatml"', f'renderer = "{PROJECT_RENDERER}"')
+    config.write_text(text.replace("sampled_every_steps = 0", "sampled_every_steps = 5"))
+    spec = spec_from_project(load_project(project))
+    assert spec.renderer_choice == RendererChoice(PROJECT_RENDERER, TINY)
+    prepared = prepare(spec, project)
+    prompt = [{"role": "user", "content": "What is 1 plus 2?"}]
+    expected = get_renderer(PROJECT_RENDERER, load_tokenizer(TINY))
+    rendered = prepared.renderer.build_generation_prompt(prompt)  # type: ignore[arg-type]
+    assert rendered.to_ints() == expected.build_generation_prompt(prompt).to_ints()  # type: ignore[arg-type]
+    _frequent, infrequent = evaluator_builders(prepared)
+    assert infrequent, "the sampled inline eval is on"
+    assert all(builder().renderer == spec.renderer_choice for builder in infrequent)
 
 
 def test_a_renderer_name_the_cookbook_does_not_know_is_one_error_line(tmp_path):
