@@ -166,12 +166,6 @@ class RLConfig(_Section):
     judge_model: str | None = Field(
         None, description="Judge for an llm_judge reward; unset: the base model judges."
     )
-
-    @field_validator("grader")
-    @classmethod
-    def _buildable_grader(cls, spec: str) -> str:
-        return checked_grader(spec)
-
     signal_check_steps: int = Field(
         2,
         ge=0,
@@ -183,6 +177,11 @@ class RLConfig(_Section):
         description="What a run with no signal after signal_check_steps does: stop (resumable "
         "with --resume) or warn and go on.",
     )
+
+    @field_validator("grader")
+    @classmethod
+    def _buildable_grader(cls, spec: str) -> str:
+        return checked_grader(spec)
 
 
 class DPOConfig(_Section):
@@ -272,12 +271,8 @@ class TrackingConfig(_Section):
     )
 
 
-class ProjectConfig(BaseModel):
-    """The whole of `chief.toml`."""
-
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
-    )
+class ProjectConfig(_Section):
+    """The whole of `chief.toml` (typed as each of its sections is)."""
 
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this file's schema.")
     name: str = Field(..., min_length=1, description="Project name (used in the registry).")

@@ -75,7 +75,6 @@ def registry_run_records(
     paths: ProjectPaths, model: ModelRecord, run: EvalRun, renderer: RendererChoice | None = None
 ) -> RunRecords:
     """The records of registry eval run `run` of `model` (`renderer`: the project's)."""
-    renderers = [renderer, None] if renderer is not None else [None]
     if run.log_location:
         return inspect_records(run.log_location)
     task = run.settings.get("task")
@@ -86,6 +85,7 @@ def registry_run_records(
     # The key `chief eval` cached the run under: the sampled target, the suite version and the
     # project's renderer when it is not the model's own (a run before it changed: the plain key).
     target = model.tinker_path or model.base_model
+    renderers = [renderer, None] if renderer is not None else [None]
     keys = [TaskCache(paths.eval_cache, target, run.suite_version, run.task, r) for r in renderers]
     cache = next((c for c in keys if c.records_path.is_file()), keys[-1])
     if not cache.records_path.is_file():
