@@ -102,7 +102,7 @@ def test_the_inspect_provider_takes_the_renderer_as_model_args(
     assert chosen == [tokens + suffix for tokens in own]
 
 
-def test_an_unknown_renderer_for_the_provider_is_one_error():
+def test_the_provider_refuses_renderer_for_without_a_renderer():
     from tinker_chief.errors import EvalError
     from tinker_chief.evals.inspect_provider import TinkerModelAPI
 
