@@ -43,8 +43,12 @@ def test_round_trip_keeps_every_value_and_documents_sections(tmp_path):
 
 
 def test_strings_with_quotes_and_newlines_survive(tmp_path):
-    config = _config(name='say "hi"\nand \\ leave')
-    assert tomllib.loads(dump_config(config))["name"] == 'say "hi"\nand \\ leave'
+    text = 'say "hi"\nand \\ leave'
+    config = _config()
+    suite = config.eval_suite
+    tasks = [suite.tasks[0].model_copy(update={"description": text}), *suite.tasks[1:]]
+    config = config.model_copy(update={"eval_suite": suite.model_copy(update={"tasks": tasks})})
+    assert tomllib.loads(dump_config(config))["eval_suite"]["tasks"][0]["description"] == text
 
 
 def _write(tmp_path, text: str):
@@ -111,6 +115,17 @@ def test_gate_tolerances_are_not_negative_and_resamples_are_bounded(tmp_path):
         "field `gate.tolerances.product/accuracy`: expected greater than or equal to 0" in reasons
     )
     assert "field `gate.bootstrap_resamples`: expected less than or equal to 1000000" in reasons
+
+
+@pytest.mark.parametrize("name", ["a/b:v3", "my project", "-x"])
+def test_the_name_is_one_the_registry_can_record(tmp_path, name):
+    """Checkpoints are registered under the project's name: one the registry would refuse is a
+    field error when chief.toml is read, not a failed run at its first checkpoint."""
+    _write(tmp_path, dump_config(_config()).replace('name = "demo"\n', f'name = "{name}"\n'))
+    with pytest.raises(ConfigurationError) as info:
+        load_project(tmp_path)
+    assert "field `name`: expected letters, digits, '_', '.', '-' or '/'" in str(info.value)
+    assert f"got {name!r}" in str(info.value)
 
 
 def test_a_suite_needs_a_name(tmp_path):

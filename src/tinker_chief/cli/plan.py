@@ -61,7 +61,11 @@ DIRECTORY = click.Path(file_okay=False, path_type=Path)
     help="The training recipe: supervised (sl), RL with verifiable rewards (rl), preferences "
     "(dpo) or prompt distillation (distill).",
 )
-@click.option("--name", default=None, help="Project name (default: the directory name).")
+@click.option(
+    "--name",
+    default=None,
+    help="Project name, the name its checkpoints are registered under (default: the directory name).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing chief.toml.")
 @trust_remote_code_option
 @json_option

@@ -24,6 +24,7 @@ from tinker_chief.evals.suite import EvalSuite, checked_grader
 from tinker_chief.files import read_toml
 from tinker_chief.models.renderers import RendererChoice
 from tinker_chief.paths import REGISTRY, registry_file
+from tinker_chief.registry.names import model_name_problem
 from tinker_chief.registry.rules import GateRules, SuiteRequirement
 
 CONFIG_FILENAME = "chief.toml"
@@ -275,7 +276,12 @@ class ProjectConfig(_Section):
     """The whole of `chief.toml` (typed as each of its sections is)."""
 
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this file's schema.")
-    name: str = Field(..., min_length=1, description="Project name (used in the registry).")
+    name: str = Field(
+        ...,
+        min_length=1,
+        description="Project name: the name its checkpoints are registered under (letters, "
+        "digits, '_', '.', '-' or '/').",
+    )
     base_model: str = Field(
         ..., min_length=1, description="Base model name (catalog name, local dir or hub id)."
     )
@@ -317,6 +323,15 @@ class ProjectConfig(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval_suite: EvalSuite
     gate: GateRules = Field(default_factory=GateRules, description="Promotion-gate rules.")
+
+    @field_validator("name")
+    @classmethod
+    def _registrable_name(cls, name: str) -> str:
+        # The name checkpoints are registered under: refused here, not at a run's first checkpoint.
+        problem = model_name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+        return name
 
     @field_validator("schema_version")
     @classmethod

@@ -43,6 +43,7 @@ from tinker_chief.planning.plan_markdown import render_plan_markdown
 from tinker_chief.planning.planner import Plan, load_planning_model, make_plan
 from tinker_chief.planning.templates import build_eval_suite
 from tinker_chief.planning.toml_writer import save_project
+from tinker_chief.registry.names import model_name_problem
 
 FALLBACK_LR = 1e-4  # the cookbook's chat_sl recipe default, used only when no formula applies
 MAX_HELDOUT = 200
@@ -200,6 +201,11 @@ def init_project(
         raise ConfigurationError(
             f"{root / CONFIG_FILENAME}: a project already exists here; pass --force to overwrite"
         )
+    project_name = name if name is not None else root.name
+    problem = model_name_problem(project_name)
+    if problem is not None:  # the name checkpoints are registered under
+        where = "--name" if name is not None else "the directory's name (pass --name NAME)"
+        raise ConfigurationError(f"project name {project_name!r} from {where}: expected {problem}")
     spec = resolve_model(base_model)
     train_path = Path(train).expanduser()
     expected = RECIPE_FORMATS[recipe]
@@ -219,7 +225,7 @@ def init_project(
 
     def initial(nll_data: str | None, product: str | None) -> ProjectConfig:
         return _initial_config(
-            name or root.name,
+            project_name,
             use_case,
             recipe,
             spec.name,

@@ -27,11 +27,7 @@ from tinker_chief.registry._records import (
     Usage,
 )
 from tinker_chief.registry._scrub import scrub_text
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
-_NAME_EXPECTED = (
-    "letters, digits, '_', '.', '-' or '/', starting with a letter or digit, at most 128 characters"
-)
+from tinker_chief.registry.names import model_name_problem
 
 
 def check_choice(field: str, value: object, choices: Sequence[str]) -> None:
@@ -42,10 +38,9 @@ def check_choice(field: str, value: object, choices: Sequence[str]) -> None:
 
 
 def check_model_fields(name: str, backend: str, recipe: str, tinker_path: str | None) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise RegistryError(f"`name` is {scrub_text(repr(name))}; expected {_NAME_EXPECTED}")
-    if scrub_text(name) != name:
-        raise RegistryError("`name` looks like an API key or token; choose a model name")
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise RegistryError(f"`name` is {scrub_text(repr(name))}; expected {problem}")
     check_choice("backend", backend, BACKENDS)
     check_choice("recipe", recipe, RECIPES)
     if tinker_path is not None and not tinker_path.startswith("tinker://"):
