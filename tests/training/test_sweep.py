@@ -324,6 +324,15 @@ def test_a_killed_sweep_resumes_every_point_in_one_go(tmp_path: Path, engine) ->
         (["--lr-multipliers", "0.5,x"], "expected comma-separated numbers like 0.25,0.5,1,2,4"),
         (["--lr-multipliers", "0,1"], "--lr-multipliers: expected positive numbers, got 0"),
         (["--sweep", "sweep-1"], "--sweep ID goes with --resume"),
+        (
+            ["--ranks", "8,99999"],
+            "sweep point lr0.25x-r99999: field `lora.rank`: expected less than or equal to 1024, "
+            "got 99999",
+        ),
+        (
+            ["--batch-sizes", "0"],
+            "--batch-sizes: expected positive numbers, got 0",
+        ),
     ],
 )
 def test_bad_sweep_flags_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

@@ -31,10 +31,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple, NotRequired, TypedDict
 
+from pydantic import ValidationError
+
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, ConfigurationError, TrainingError
 from tinker_chief.files import JsonObject, read_json
 from tinker_chief.paths import ProjectPaths, SweepPaths
+from tinker_chief.planning.config import config_errors
 from tinker_chief.spend.budget import BudgetGuard
 from tinker_chief.tracking.mirror import Tracking
 from tinker_chief.tracking.observer import fan_out
@@ -198,6 +201,11 @@ def grid(
             for m in multipliers:
                 name = f"lr{m:g}x-r{rank}" + (f"-b{batch}" if len(batches) > 1 else "")
                 points.append(SweepPoint(name, m, spec.optimizer.learning_rate * m, rank, batch))
+    for point in points:  # a rank or batch size chief.toml would refuse: one line, before any run
+        try:
+            point_spec(spec, point)
+        except ValidationError as exc:
+            raise config_errors(exc, f"sweep point {point.name}") from None
     return points
 
 
