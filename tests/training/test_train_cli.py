@@ -117,3 +117,21 @@ def test_model_the_backend_does_not_serve_is_refused(engine) -> None:
         assert "no-such-model" in str(exc) and "tiny-random-llama" in str(exc).lower()
     else:
         raise AssertionError("an unserved model was accepted")
+
+
+def test_a_judge_model_the_backend_does_not_serve_is_refused_before_the_run_is_written(
+    tmp_path: Path, engine
+) -> None:
+    # Before, the run directory (run.json `running`) was written and the judge failed after.
+    project = make_project(
+        tmp_path, recipe="rl", rl={"grader": "llm_judge", "judge_model": "no-such-judge"}
+    )
+    write_jsonl(project / "data" / "train.jsonl", [{"prompt": "Say hi", "answer": "hi"}] * 4)
+    write_jsonl(project / "data" / "heldout.jsonl", [{"prompt": "Say yo", "answer": "yo"}] * 2)
+    result = _train("--project", str(project), "--base-url", engine.base_url)
+    assert result.exit_code != 0
+    refused = "the judge model ([rl] judge_model) 'no-such-judge' is not served by"
+    assert refused in str(result.exception)
+    assert not (project / ".chief" / "runs").exists() or not any(
+        (project / ".chief" / "runs").iterdir()
+    )

@@ -203,17 +203,26 @@ def build_runner(
     return RLSteps(prepared.problems(), prepared.renderer, spec.rl, spec.seed, base, usage, judge)
 
 
+def judge_model(spec: TrainSpec) -> str | None:
+    """The model an `llm_judge` reward samples (`[rl] judge_model`, else the base model), or None
+    when the run's grader needs no judge."""
+    from tinker_chief.evals.graders.factory import grader_needs_judge
+
+    if spec.recipe != "rl" or not grader_needs_judge(spec.rl.grader):
+        return None
+    return spec.rl.judge_model or spec.base_model
+
+
 def reward_judge(
     spec: TrainSpec, samplers: SamplerSource, usage: TokenUsage
 ) -> TextGenerator | None:
     """The judge of an `llm_judge` reward: `[rl] judge_model`, else the base model itself."""
-    from tinker_chief.evals.graders.factory import grader_needs_judge
     from tinker_chief.evals.model_sampler import ModelSampler
     from tinker_chief.models import chosen_renderer_name, get_renderer, load_tokenizer
 
-    if not grader_needs_judge(spec.rl.grader):
+    model = judge_model(spec)
+    if model is None:
         return None
-    model = spec.rl.judge_model or spec.base_model
     tokenizer = load_tokenizer(model)
     client = metered(samplers.sampling_client(base_model=model), usage)
     renderer = get_renderer(chosen_renderer_name(model, spec.renderer_choice), tokenizer)
@@ -397,6 +406,9 @@ def _run(
     is not this run's."""
     spec = prepared.spec
     connection.check_serves(spec.base_model)
+    judge = judge_model(spec)
+    if judge is not None and judge != spec.base_model:  # refused before the run is written
+        connection.check_serves(judge, role="the judge model ([rl] judge_model)")
     if log is None:
         log = RunLog.create(
             project_dir,
