@@ -141,6 +141,30 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(
     assert "s of machine time on the local engine (no Tinker bill)" in report
 
 
+def test_a_suite_task_whose_data_is_missing_is_a_plan_warning(tmp_path, capsys, monkeypatch):
+    """`chief plan` names the task `chief eval` would fail on (before, the plan only had no
+    count for it and exited 0 without a word)."""
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps no line this test reads
+    root = _project(tmp_path, capsys)
+    config = load_project(root).config.model_dump(mode="json", exclude_none=True)
+    for task in config["eval_suite"]["tasks"]:
+        if task["name"] == "val_nll":
+            task["data"] = "data/moved.jsonl"  # a file that is not there
+    save_project(root, parse_config(config))
+    code, out, err = chief(capsys, "plan", "-p", str(root))
+    assert code == 0, err
+    warning = (
+        f"warning: eval task `val_nll`: {root / 'data' / 'moved.jsonl'}: file not found "
+        "(`chief eval` fails on this task until it is fixed)"
+    )
+    assert warning in out, out
+    plan = json.loads((root / "plan.json").read_text())
+    assert [w for w in plan["warnings"] if w.startswith("eval task")] == [warning[9:]]
+    tasks = {t["task"]: t for t in plan["estimates"]["eval_sampling"]["tasks"]}
+    assert tasks["val_nll"]["problem"].endswith("moved.jsonl: file not found")
+    assert tasks["safety"]["problem"] is None
+
+
 def test_a_model_without_a_known_price_says_so(tmp_path, capsys):
     estimates = _plan(_project(tmp_path, capsys), capsys)["estimates"]
     for cost in (estimates["tinker_cost"], estimates["eval_cost"]):

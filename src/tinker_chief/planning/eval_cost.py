@@ -41,6 +41,9 @@ class EvalTaskTokens(BaseModel):
     prefill_tokens: int | None = Field(None, description="None: not counted (see method)")
     sample_tokens: int | None = Field(None, description="Upper bound: samples x max_tokens")
     method: str
+    problem: str | None = Field(
+        None, description="Why `chief eval` cannot run this task as it stands (its data)"
+    )
 
 
 class EvalSamplingEstimate(BaseModel):
@@ -171,9 +174,13 @@ def _task_tokens(task: EvalTask, root: Path, renderer: Renderer) -> EvalTaskToke
             return (_jsonl if task.kind == "jsonl" else _nll)(task, path, renderer)
         counted = _builtin(task, path, renderer)
     except ChiefError as exc:
-        # A data problem is `chief eval`'s to report; the plan says why it has no count.
+        # The plan has no count for it, and warns: `chief eval` would fail on this task.
         return EvalTaskTokens(
-            task=task.name, kind=task.kind, samples=None, method=f"not estimated: {exc}"
+            task=task.name,
+            kind=task.kind,
+            samples=None,
+            method=f"not estimated: {exc}",
+            problem=str(exc),
         )
     if counted is not None:
         return counted

@@ -625,6 +625,11 @@ def make_plan(
     )
     if data.over_max_length:
         warnings.append(data.truncation_effect)
+    warnings += [
+        f"eval task `{t.task}`: {t.problem} (`chief eval` fails on this task until it is fixed)"
+        for t in evals.tasks
+        if t.problem
+    ]
     return Plan(
         created_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
         chief_version=__version__,
