@@ -104,3 +104,38 @@ def test_an_actor_with_a_control_character_is_refused_before_the_audit_log(tmp_p
     )
     assert_usage_error(result, "--actor", "expected a printable name, got 'alice\\nbob'")
     assert not (tmp_path / ".chief").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("HF_HUB_DOWNLOAD_TIMEOUT", "abc"), ("HF_HUB_ETAG_TIMEOUT", "-3")]
+)
+def test_a_hub_timeout_huggingface_hub_cannot_read_is_one_error(tmp_path, name, value):
+    # huggingface_hub parses both with int() when it is imported: before chief read them first,
+    # this was a ValueError traceback from inside the import.
+    result = run_chief("models", "fetch", "org/model", env={name: value}, cwd=tmp_path)
+    assert_one_line_error(result, f"{name}={value!r}: expected a whole number of seconds")
+
+
+@pytest.mark.parametrize(
+    ("directory", "flags", "fragment"),
+    [
+        ("proj", ["--name", "a/b:v3"], "project name 'a/b:v3' from --name: expected letters"),
+        (
+            "my project",
+            [],
+            "project name 'my project' from the directory's name (pass --name NAME): expected",
+        ),
+    ],
+)
+def test_init_refuses_a_name_the_registry_cannot_record_before_writing(
+    tmp_path, directory, flags, fragment
+):
+    # The project's name is the one its checkpoints are registered under ('a/b:v3' would also
+    # read as version 3 of 'a/b'); before, the first checkpoint's registration failed mid-run.
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    train = write_jsonl(tmp_path / "train.jsonl", [{"messages": chat}] * 4)
+    project = tmp_path / directory
+    init = ["init", "-p", str(project), "--use-case", "chat", "-m", TINY, "--train", str(train)]
+    result = run_chief(*init, *flags)
+    assert_one_line_error(result, fragment)
+    assert not project.exists()

@@ -21,6 +21,7 @@ from tinker_chief.cli.options import note
 from tinker_chief.errors import ChiefDeprecation, ChiefError
 from tinker_chief.exit_codes import ExitCode
 from tinker_chief.process_exit import skip_final_collection
+from tinker_chief.settings import check_hub_environment
 
 # name -> "module:attribute"; the order here is the order `chief --help` lists them in.
 COMMANDS: dict[str, str] = {
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> object:
         warnings.filterwarnings("ignore", category=FutureWarning, module="tinker_cookbook")
     warnings.showwarning = _show_warning
     try:
+        check_hub_environment()  # before anything imports huggingface_hub
         return cli.main(args=argv, prog_name="chief", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
