@@ -64,7 +64,8 @@ DIRECTORY = click.Path(file_okay=False, path_type=Path)
 @click.option(
     "--name",
     default=None,
-    help="Project name, the name its checkpoints are registered under (default: the directory name).",
+    help="Project name, the name its checkpoints are registered under "
+    "(default: the directory name).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing chief.toml.")
 @trust_remote_code_option
