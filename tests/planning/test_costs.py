@@ -4,6 +4,7 @@ really used, and the local time estimate is calibrated on this machine (last run
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from pathlib import Path
@@ -142,14 +143,18 @@ def test_plan_prices_the_eval_suite_and_the_eval_records_what_it_used(
 
 
 def test_a_suite_task_whose_data_is_missing_is_a_plan_warning(tmp_path, capsys, monkeypatch):
-    """`chief plan` names the task `chief eval` would fail on (before, the plan only had no
-    count for it and exited 0 without a word)."""
+    """`chief plan` names the tasks `chief eval` would fail on, a missing data file and a
+    misspelt Inspect Evals task (before, the plan only had no count and exited 0 without a
+    word)."""
     monkeypatch.setenv("COLUMNS", "400")  # rich wraps no line this test reads
     root = _project(tmp_path, capsys)
     config = load_project(root).config.model_dump(mode="json", exclude_none=True)
     for task in config["eval_suite"]["tasks"]:
         if task["name"] == "val_nll":
             task["data"] = "data/moved.jsonl"  # a file that is not there
+        if task.get("inspect_task") == "inspect_evals/gsm8k":
+            task["inspect_task"] = "inspect_evals/gsm9k"  # a typo
+            benchmark = task["name"]
     save_project(root, parse_config(config))
     code, out, err = chief(capsys, "plan", "-p", str(root))
     assert code == 0, err
@@ -158,8 +163,15 @@ def test_a_suite_task_whose_data_is_missing_is_a_plan_warning(tmp_path, capsys, 
         "(`chief eval` fails on this task until it is fixed)"
     )
     assert warning in out, out
+    typo = (
+        f"warning: eval task `{benchmark}`: the installed Inspect Evals ("
+        f"{importlib.metadata.version('inspect-evals')}) has no task `gsm9k`; did you mean "
+        "inspect_evals/gsm8k"
+    )
+    assert typo in out, out
     plan = json.loads((root / "plan.json").read_text())
-    assert [w for w in plan["warnings"] if w.startswith("eval task")] == [warning[9:]]
+    warned = [w for w in plan["warnings"] if w.startswith("eval task")]
+    assert warning[9:] in warned and len(warned) == 2
     tasks = {t["task"]: t for t in plan["estimates"]["eval_sampling"]["tasks"]}
     assert tasks["val_nll"]["problem"].endswith("moved.jsonl: file not found")
     assert tasks["safety"]["problem"] is None

@@ -249,3 +249,17 @@ def test_plan_markdown_states_rules_and_sources(tmp_path):
         assert heading in text
     assert "| 512 |" in text and "_Source: LoRA Without Regret" in text
     assert "no known price for tiny-random-llama" in text
+
+
+@pytest.mark.parametrize("use_case", ["chat", "code", "math", "agent"])
+def test_every_template_benchmark_is_a_task_of_the_installed_inspect_evals(use_case):
+    """The templates name Inspect Evals tasks by hand; a renamed task upstream would otherwise
+    surface only when a user's `chief eval` ran it. The check is the one `chief plan` warns by."""
+    from tinker_chief.evals.suite import PUBLISHED_PREFIX, published_task_problem
+    from tinker_chief.planning.templates import build_eval_suite
+
+    suite = build_eval_suite(use_case, name="t", nll_data=None, product_data=None)
+    refs = [t.inspect_task for t in suite.tasks if t.kind == "inspect"]
+    assert refs and all(ref.startswith(PUBLISHED_PREFIX) for ref in refs)
+    assert {ref: published_task_problem(ref) for ref in refs} == dict.fromkeys(refs)
+    assert published_task_problem(PUBLISHED_PREFIX + "no_such_benchmark") is not None

@@ -24,12 +24,10 @@ from typing import TYPE_CHECKING
 
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.hub_data import HubLoad, TaskData, cached_split, task_data
-from tinker_chief.evals.suite import EvalTask
+from tinker_chief.evals.suite import PUBLISHED_PREFIX, EvalTask
 
 if TYPE_CHECKING:
     from inspect_ai import Task
-
-PUBLISHED_PREFIX = "inspect_evals/"
 
 
 @dataclass

@@ -8,13 +8,20 @@ limit, grader, task version) is part of the definition and therefore of the vers
 
 from __future__ import annotations
 
+import ast
+import difflib
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
+from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tinker_chief.errors import ConfigurationError
+
+PUBLISHED_PREFIX = "inspect_evals/"  # a suite task's `inspect_task` naming an Inspect Evals task
 
 EvalLayer = Literal["training", "benchmark", "product", "safety", "calibration"]
 EvalKind = Literal["nll", "jsonl", "inspect", "safety", "calibration"]
@@ -134,3 +141,41 @@ def checked_grader(spec: str) -> str:
     except ConfigurationError as exc:
         raise ValueError(f"a grader spec chief can build ({exc})") from None
     return spec
+
+
+@cache
+def _published_task_names() -> frozenset[str] | None:
+    """The task names the installed Inspect Evals registers, read from its registry module's
+    source (it imports every task by name), so checking a name imports none of the benchmarks.
+    None when that cannot be told: the package is not installed or keeps its registry elsewhere."""
+    spec = importlib.util.find_spec("inspect_evals._registry")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        with open(spec.origin, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names = frozenset(
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    )
+    return names or None
+
+
+def published_task_problem(ref: str) -> str | None:
+    """Why `ref` (`inspect_evals/NAME`) names no task of the installed Inspect Evals, with near
+    matches; None when it names one, is not such a ref, or the installed registry cannot be read
+    (then `chief eval` finds out)."""
+    if not ref.startswith(PUBLISHED_PREFIX):
+        return None
+    names = _published_task_names()
+    name = ref.removeprefix(PUBLISHED_PREFIX)
+    if names is None or name in names:
+        return None
+    version = importlib.metadata.version("inspect-evals")
+    near = difflib.get_close_matches(name, sorted(names), n=3)
+    hint = f"; did you mean {', '.join(PUBLISHED_PREFIX + n for n in near)}?" if near else ""
+    return f"the installed Inspect Evals ({version}) has no task `{name}`{hint}"

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from tinker_chief.errors import ChiefError
-from tinker_chief.evals.suite import EvalSuite, EvalTask, builtin_requests
+from tinker_chief.evals.suite import (
+    EvalSuite,
+    EvalTask,
+    builtin_requests,
+    published_task_problem,
+)
 from tinker_chief.jsonl import read_jsonl_objects
 from tinker_chief.models.renderers import cookbook_messages
 
@@ -164,6 +169,15 @@ def _builtin(task: EvalTask, path: Path | None, renderer: Renderer) -> EvalTaskT
 
 def _task_tokens(task: EvalTask, root: Path, renderer: Renderer) -> EvalTaskTokens:
     s = task.settings
+    unknown = published_task_problem(task.inspect_task or "") if task.kind == "inspect" else None
+    if unknown:
+        return EvalTaskTokens(
+            task=task.name,
+            kind=task.kind,
+            samples=None,
+            method=f"not estimated: {unknown}",
+            problem=unknown,
+        )
     path = (
         (Path(task.data) if Path(task.data).is_absolute() else root / task.data)
         if task.data
