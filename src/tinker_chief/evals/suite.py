@@ -175,7 +175,10 @@ def published_task_problem(ref: str) -> str | None:
     name = ref.removeprefix(PUBLISHED_PREFIX)
     if names is None or name in names:
         return None
-    version = importlib.metadata.version("inspect-evals")
+    try:
+        version = f" ({importlib.metadata.version('inspect-evals')})"
+    except importlib.metadata.PackageNotFoundError:  # importable without metadata (a source tree)
+        version = ""
     near = difflib.get_close_matches(name, sorted(names), n=3)
     hint = f"; did you mean {', '.join(PUBLISHED_PREFIX + n for n in near)}?" if near else ""
-    return f"the installed Inspect Evals ({version}) has no task `{name}`{hint}"
+    return f"the installed Inspect Evals{version} has no task `{name}`{hint}"
