@@ -47,7 +47,9 @@ class EvalTaskTokens(BaseModel):
     sample_tokens: int | None = Field(None, description="Upper bound: samples x max_tokens")
     method: str
     problem: str | None = Field(
-        None, description="Why `chief eval` cannot run this task as it stands (its data)"
+        None,
+        description="Why `chief eval` cannot run this task as it stands (data it cannot read, an "
+        "Inspect Evals task the installed package lacks)",
     )
 
 
