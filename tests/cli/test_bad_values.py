@@ -139,3 +139,15 @@ def test_init_refuses_a_name_the_registry_cannot_record_before_writing(
     result = run_chief(*init, *flags)
     assert_one_line_error(result, fragment)
     assert not project.exists()
+
+
+def test_a_key_given_where_a_name_belongs_is_not_echoed_in_the_error(tmp_path):
+    # The error quotes the value the user gave; a pasted key must not reach the terminal.
+    key = "tml-" + "Zz9" * 12
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    train = write_jsonl(tmp_path / "train.jsonl", [{"messages": chat}] * 4)
+    project = tmp_path / "proj"
+    init = ["init", "-p", str(project), "--use-case", "chat", "-m", TINY, "--train", str(train)]
+    result = run_chief(*init, "--name", key)
+    assert_one_line_error(result, "project name '[REDACTED]' from --name: expected a model name")
+    assert key not in result.stderr + result.stdout

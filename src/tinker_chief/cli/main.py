@@ -145,9 +145,13 @@ def main(argv: list[str] | None = None) -> object:
     except ChiefError as exc:
         if debug:
             raise
-        click.secho(f"Error: {exc}", fg="red", err=True)
+        from tinker_chief.registry import scrub
+
+        # An error may quote what the user gave (a field's value, a flag): a key pasted into the
+        # wrong place is never echoed back to a terminal or a CI log.
+        click.secho(f"Error: {scrub(str(exc))}", fg="red", err=True)
         for reason in getattr(exc, "reasons", []):
-            click.echo(f"  - {reason}", err=True)
+            click.echo(f"  - {scrub(str(reason))}", err=True)
         sys.exit(exc.exit_code)
 
 
