@@ -117,14 +117,18 @@ def _show_warning(
         _default_show_warning(message, category, filename, lineno, file, line)
 
 
-DEBUG_OFF = ("", "0", "false", "f", "no", "n", "off")
+def _debug_from_environment() -> bool:
+    """`CHIEF_DEBUG` read by click's own BOOL, as click reads it for `--debug` (0, false, no, off
+    or blank are off). A value click refuses counts as on here; click reports it when it parses."""
+    try:
+        return bool(click.BOOL.convert(os.environ.get("CHIEF_DEBUG", ""), None, None))
+    except click.BadParameter:
+        return True
 
 
 def main(argv: list[str] | None = None) -> object:
     skip_final_collection()
-    # CHIEF_DEBUG as click reads it for --debug: 0, false, no, off (or unset) mean off.
-    env_debug = os.environ.get("CHIEF_DEBUG", "").strip().lower() not in DEBUG_OFF
-    debug = "--debug" in (argv or sys.argv[1:]) or env_debug
+    debug = "--debug" in (argv or sys.argv[1:]) or _debug_from_environment()
     if not debug:
         # The cookbook's NLL evaluator calls an SDK method the SDK marks deprecated; users
         # cannot act on that, so it stays out of their terminal (--debug shows it).
