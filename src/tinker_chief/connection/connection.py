@@ -137,15 +137,14 @@ class Connection:
             raise EngineError(f"{self.where}: could not list the served models: {exc}") from None
         return [m.model_name for m in capabilities.supported_models if m.model_name]
 
-    def check_serves(self, base_model: str, role: str = "the base model") -> None:
-        """Refuse a base model the backend does not serve, listing what it does serve. `role`
-        names what the model is for in the error (a judge is no base model)."""
+    def check_serves(self, model: str, role: str = "the base model") -> None:
+        """Refuse a model the backend does not serve, listing what it does serve. `role` names
+        what the model is for in the error (a judge is no base model)."""
         models = self.served_models()
-        wanted = base_model.lower()
+        wanted = model.lower()
         if models and not any(m.lower() == wanted for m in models):
             raise ConfigurationError(
-                f"{role} {base_model!r} is not served by {self.where}; "
-                f"available: {', '.join(models)}"
+                f"{role} {model!r} is not served by {self.where}; available: {', '.join(models)}"
             )
 
     def close(self) -> None:
