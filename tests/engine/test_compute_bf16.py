@@ -314,3 +314,24 @@ def test_bf16_kv_cache_stores_keys_cast_once_with_the_same_results(bf16_backend,
         keys, values = cache.update(torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4), 0)
     assert keys.dtype == values.dtype == torch.bfloat16
     assert_growing_cache_matches_dynamic_cache(bf16_backend, TINY_MODEL, monkeypatch)
+
+
+def test_bf16_training_goes_on_between_samples_of_its_own_weights(bf16_backend):
+    """An RL loop's pattern: decode from the training adapter itself (`live_sampler`), train,
+    decode again. The decode loop runs in inference mode; nothing it makes (KV cache, packed
+    weights of a disbanded group) may reach the next training step's graph."""
+    model_id = fresh_id("bf16")
+    bf16_backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=2))
+    key = bf16_backend.live_sampler(model_id)
+    settings = SamplingSettings(max_tokens=6, temperature=0.0, stop_tokens=())
+    request = SampleRequest(key, (1, 72, 101, 108), 2, settings)
+    before = bf16_backend.sample([request])[0].sequences[0].logprobs
+    losses = []
+    for _ in range(3):
+        out = bf16_backend.forward_backward(model_id, sft_batch(4), "cross_entropy", {}, False)
+        losses.append(out.metrics["loss:sum"])
+        bf16_backend.optim_step(model_id, AdamStep(learning_rate=0.05))
+        after = bf16_backend.sample([request])[0].sequences[0].logprobs
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert after != before  # the live sampler decoded with the trained weights
+    bf16_backend.unload_model(model_id)
