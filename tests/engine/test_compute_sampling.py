@@ -338,3 +338,27 @@ def test_evicted_snapshots_of_two_bases_come_back_in_one_batch(monkeypatch, tmp_
     for result, expected in zip(together, before):
         again = result.sequences[0]
         assert (again.tokens, again.logprobs) == (expected.tokens, expected.logprobs)
+
+
+def test_each_result_is_handed_over_as_soon_as_its_rows_finish(backend, trained, monkeypatch):
+    """`sample(..., on_result)` gets a short request's result after its own last decode step,
+    while the long one beside it goes on; a request that scores its prompt comes after its
+    scoring forward. Every result handed over is the one the call returns."""
+    from tinker_chief.engine.compute import generation
+
+    steps = []
+    step_rows = generation.step_rows
+    monkeypatch.setattr(generation, "step_rows", lambda *args: steps.append(1) or step_rows(*args))
+    key = backend.snapshot_for_sampling(trained)
+    requests = [
+        request(key, PROMPTS[0], max_tokens=12, temperature=0.0),
+        request(key, PROMPTS[1], max_tokens=2, temperature=0.0, n=2),
+        SampleRequest(key, PROMPTS[2], 1, SamplingSettings(max_tokens=3), prompt_logprobs=True),
+    ]
+    handed: list[tuple[int, int, object]] = []  # (index, decode steps so far, result)
+    results = backend.sample(
+        requests, lambda index, result: handed.append((index, len(steps), result))
+    )
+    assert [(index, at) for index, at, _ in handed] == [(1, 2), (0, 12), (2, 12)]
+    assert all(results[index] is result for index, _, result in handed)
+    assert results[2].prompt_logprobs is not None and len(results[2].sequences[0].tokens) == 3

@@ -81,7 +81,7 @@ class _BatchRecorder:
     def __init__(self) -> None:
         self.sizes: list[int] = []
 
-    def sample(self, requests):
+    def sample(self, requests, on_result=None):
         self.sizes.append(len(requests))
         return [{"n": len(requests)} for _ in requests]
 
@@ -276,3 +276,67 @@ def test_models_of_a_shared_call_resubmitting_one_by_one_share_the_next_call_too
         release.set()
         assert all(_result(futures, request_id) for request_id in ids.values())
     assert order == [("a1", "b1", "c1"), ("a2", "b2", "c2")]
+
+
+class _EarlyAnswers:
+    """A stand-in compute backend whose batches answer request 0 as soon as it is decoded (its
+    `on_result`, as the real sampler does when a request's rows finish) and then go on with the
+    others: held until the test releases them, or failing, as the test sets."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.answered_first, self.release = threading.Event(), threading.Event()
+        self.fail_first = fail_first
+
+    def sample(self, requests, on_result=None):
+        self.calls.append(list(requests))
+        if len(requests) > 1:
+            on_result(0, f"early {requests[0]}")
+            self.answered_first.set()
+            if self.fail_first:
+                raise RuntimeError("a request of this batch broke it")
+            assert self.release.wait(30)
+        return [f"late {request}" for request in requests]
+
+
+def _submit_together(scheduler, futures, requests: list[str]) -> list[str]:
+    """`requests` queued while the compute thread is busy, so they leave in one batch."""
+    busy = threading.Event()
+    scheduler.submit("", lambda: busy.wait(30) and {})
+    ids = []
+    for request in requests:
+        ids.append(futures.create("sample"))
+        scheduler.submit_sample(ids[-1], request, lambda result: {"result": result})
+    busy.set()
+    return ids
+
+
+def test_a_finished_request_is_answered_while_its_batch_still_decodes():
+    backend, futures = _EarlyAnswers(), FutureTable()
+    scheduler = scheduler_module.Scheduler(backend, futures)
+    try:
+        short, long = _submit_together(scheduler, futures, ["short", "long"])
+        assert backend.answered_first.wait(30)
+        assert _result(futures, short) == {"result": "early short"}
+        assert _result(futures, long, timeout=0.05) is None  # its batch is still running
+        backend.release.set()
+        assert _result(futures, long) == {"result": "late long"}
+        assert backend.calls == [["short", "long"]]
+    finally:
+        backend.release.set()
+        scheduler.stop()
+
+
+def test_a_failed_batch_retries_only_the_requests_it_had_not_answered():
+    backend, futures = _EarlyAnswers(fail_first=True), FutureTable()
+    scheduler = scheduler_module.Scheduler(backend, futures)
+    try:
+        ids = _submit_together(scheduler, futures, ["a", "b", "c"])
+        assert [_result(futures, i) for i in ids] == [
+            {"result": "early a"},
+            {"result": "late b"},
+            {"result": "late c"},
+        ]
+        assert backend.calls == [["a", "b", "c"], ["b"], ["c"]]
+    finally:
+        scheduler.stop()

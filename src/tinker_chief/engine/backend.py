@@ -187,6 +187,10 @@ class SampleResult:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+# Called with a request's place in a `sample` call and its result, as soon as it is ready.
+ResultHook = Callable[[int, "SampleResult"], None]
+
+
 class ComputeBackend(Protocol):
     """What the server needs from the model side."""
 
@@ -238,7 +242,11 @@ class ComputeBackend(Protocol):
     def load_sampler(self, directory: Path) -> str:
         """Load a saved adapter directory for sampling (cached); return a sampler key."""
 
-    def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
-        """Serve several requests in as few batched forward passes as possible."""
+    def sample(
+        self, requests: list[SampleRequest], on_result: ResultHook | None = None
+    ) -> list[SampleResult]:
+        """Serve several requests in as few batched forward passes as possible; every result in
+        order. `on_result(index, result)` gets each one as soon as it is ready, before the call
+        returns (a short answer need not wait for the longest one decoded beside it)."""
 
     def unload_model(self, model_id: str) -> None: ...

@@ -16,6 +16,7 @@ We write the loop instead of calling `model.generate` because HF's generate appl
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -147,9 +148,11 @@ def generate(
     precision: Precision,
     pad_id: int,
     tokenizer: PreTrainedTokenizerBase | None,
+    after_step: Callable[[], None] | None = None,
 ) -> int:
     """Fill in every row's tokens, logprobs and stop_reason; return the most bytes the loop's KV
-    cache held (at most `len(rows) x cache_length(rows)` positions)."""
+    cache held (at most `len(rows) x cache_length(rows)` positions). `after_step` runs after
+    each step's tokens are appended (the sampler hands back the requests that finished)."""
     device = precision.device
     cache = GrowingKVCache(max_length=cache_length(rows))
     peak = 0
@@ -182,6 +185,8 @@ def generate(
             )
         peak = max(peak, cache.nbytes)  # buffers only grow in a forward; leaving rows shrink them
         step_rows(live, out.logits[:, -1], tokenizer)
+        if after_step is not None:
+            after_step()
         ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[
             :, None
         ]

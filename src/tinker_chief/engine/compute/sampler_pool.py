@@ -8,8 +8,9 @@ without bound; an evicted snapshot (which exists nowhere else) goes to a `spill.
 disk and is loaded back under the same key when a client samples from it again (an evicted
 directory adapter is reloaded from its directory by the server). Eviction waits until a batch
 is done, so restoring snapshots for a batch never evicts another sampler the same batch uses.
-`sample` validates every request, groups them by key and runs each group through
-one batched `generation.generate` call; prompt logprobs come from the same forward code as
+`sample` validates every request, groups them by key and runs each group through one batched
+`generation.generate` call, handing each request's result to the caller's `on_result` as soon
+as its rows have finished (`_EarlyResults`); prompt logprobs come from the same forward code as
 training's `forward`, so the two agree, batched over the group's requests (`compute_logprobs`
 on four answer options of a question is four requests in one forward). A one-token request that
 asks for prompt logprobs (what `compute_logprobs` sends) draws its token from the logits that
@@ -41,6 +42,7 @@ from peft import LoraConfig
 from tinker_chief.engine.backend import (
     InvalidRequestError,
     NotFoundError,
+    ResultHook,
     SampleRequest,
     SampleResult,
     check_kv_cache_fits,
@@ -183,13 +185,19 @@ class SamplerPool:
                 f"unknown sampler {key!r}: it was never created or has been released"
             ) from None
 
-    def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
+    def sample(
+        self, requests: list[SampleRequest], on_result: ResultHook | None = None
+    ) -> list[SampleResult]:
+        """Every request's result, in order; each also goes to `on_result` as soon as it is
+        ready (a decoded request's once its rows finish, while the loop goes on)."""
         try:
-            return self._sample(requests)
+            return self._sample(requests, on_result)
         finally:
             self._evict()  # after the batch: restored snapshots must not evict a sampler it uses
 
-    def _sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
+    def _sample(
+        self, requests: list[SampleRequest], on_result: ResultHook | None
+    ) -> list[SampleResult]:
         results: list[SampleResult | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
@@ -206,10 +214,10 @@ class SamplerPool:
             group = [requests[i] for i in indices]
             if slot is None:
                 with host.base_only():
-                    self._run_group(base, group, indices, results)
+                    self._run_group(base, group, indices, results, on_result)
             else:
                 host.activate(slot, inference=True)
-                self._run_group(base, group, indices, results)
+                self._run_group(base, group, indices, results, on_result)
         return [result for result in results if result is not None]
 
     def _run_group(
@@ -218,6 +226,7 @@ class SamplerPool:
         requests: list[SampleRequest],
         indices: list[int],
         results: list[SampleResult | None],
+        on_result: ResultHook | None,
     ) -> None:
         rows_of = []
         for request in requests:
@@ -232,8 +241,16 @@ class SamplerPool:
         needs_text = any(request.settings.stop_strings for request in requests)
         tokenizer = base.tokenizer if needs_text else None
         decoded = [rows for r, rows in zip(requests, rows_of) if not _first_token_from_scoring(r)]
+        early = None
+        if on_result is not None:
+            decoded_only = [
+                (index, rows)
+                for index, request, rows in zip(indices, requests, rows_of)
+                if not _scores(request)
+            ]
+            early = _EarlyResults(decoded_only, on_result, results)
         for loop in self._decode_loops(decoded, self._kv_bytes(base)):
-            peak = generate(base.model, loop, self.precision, 0, tokenizer)
+            peak = generate(base.model, loop, self.precision, 0, tokenizer, early)
             self.stats["sampling_decode_loops"] += 1
             self.stats["sampling_kv_peak_bytes"] = max(self.stats["sampling_kv_peak_bytes"], peak)
         scored = [
@@ -245,12 +262,16 @@ class SamplerPool:
         for chunk in _scoring_chunks(scored):
             scores.update(self._score_prompts(base, chunk, tokenizer))
         for i, (index, rows) in enumerate(zip(indices, rows_of)):
+            if early is not None and index in early.handed_back:
+                continue
             prompt_logprobs, topk = scores.get(i, (None, None))
-            results[index] = SampleResult(
+            results[index] = result = SampleResult(
                 sequences=[row.result() for row in rows],
                 prompt_logprobs=prompt_logprobs,
                 topk_prompt_logprobs=topk,
             )
+            if on_result is not None:
+                on_result(index, result)
 
     def _kv_bytes(self, base: LoadedBase) -> int:
         return kv_bytes_per_token(base.model.config, self.precision.kv_dtype)
@@ -323,11 +344,45 @@ class SamplerPool:
         return scores
 
 
+def _scores(request: SampleRequest) -> bool:
+    """Whether the request asks for prompt logprobs (a forward of its own, after decoding)."""
+    return request.prompt_logprobs or request.topk_prompt_logprobs > 0
+
+
 def _first_token_from_scoring(request: SampleRequest) -> bool:
     """A one-token request that asks for prompt logprobs needs no decode loop: the scoring forward
     already ends with the logits its token is drawn from."""
-    scores = request.prompt_logprobs or request.topk_prompt_logprobs > 0
-    return scores and request.settings.max_tokens == 1 and len(request.prompt) >= 2
+    return _scores(request) and request.settings.max_tokens == 1 and len(request.prompt) >= 2
+
+
+class _EarlyResults:
+    """A decode loop's `after_step`: once all the rows of a request have finished, puts its result
+    in the call's `results` and hands it (with its place in the call) to `on_result`, while the
+    rows beside it go on decoding. The client gets a short answer without waiting for the
+    batch's longest one and can resubmit while the loop still runs."""
+
+    def __init__(
+        self,
+        requests: list[tuple[int, list[Row]]],
+        on_result: ResultHook,
+        results: list[SampleResult | None],
+    ) -> None:
+        self._waiting = requests
+        self._on_result = on_result
+        self._results = results  # the call's, filled in as requests finish
+        self.handed_back: set[int] = set()
+
+    def __call__(self) -> None:
+        waiting = []
+        for index, rows in self._waiting:
+            if all(row.stop_reason is not None for row in rows):
+                result = SampleResult(sequences=[row.result() for row in rows])
+                self._results[index] = result
+                self._on_result(index, result)
+                self.handed_back.add(index)
+            else:
+                waiting.append((index, rows))
+        self._waiting = waiting
 
 
 def _scoring_chunks(scored: list[ScoredRequest]) -> list[list[ScoredRequest]]:

@@ -32,6 +32,7 @@ from tinker_chief.engine.backend import (
     InvalidRequestError,
     LoraSettings,
     NotFoundError,
+    ResultHook,
     SampleRequest,
     SampleResult,
 )
@@ -420,5 +421,7 @@ class TorchBackend:
     def load_sampler(self, directory: Path) -> str:
         return self.samplers.load(Path(directory))
 
-    def sample(self, requests: list[SampleRequest]) -> list[SampleResult]:
-        return self.samplers.sample(requests)
+    def sample(
+        self, requests: list[SampleRequest], on_result: ResultHook | None = None
+    ) -> list[SampleResult]:
+        return self.samplers.sample(requests, on_result)

@@ -6,8 +6,10 @@ chunk last") and lets a client queue `forward_backward` and `optim_step` before 
 requests are parked until their predecessor arrived and released strictly in order. A
 request rejected before it reached the queue still consumes its `seq_id` (`skip`) so later
 ones do not wait forever. Sample requests from all clients are drained together into one
-`backend.sample` call; if a batch fails on a bad request, each request is retried alone so
-one client's error does not fail the others.
+`backend.sample` call, and each one's future completes as soon as its rows have finished
+decoding (not when the batch's longest row has), so a client resubmits while the batch still
+runs; if a batch fails on a bad request, each request not yet answered is retried alone so one
+client's error does not fail the others.
 
 Training work that can share a call (`Shareable`: several clients' `forward_backward` on one
 base model, which the backend runs as one batched forward) is grouped the same way: each
@@ -423,30 +425,51 @@ class Scheduler:
                 self._futures.complete(job.request_id, outcome)
 
     def _run_samples(self, batch: list[_SampleJob]) -> None:
+        """One `backend.sample` call for `batch`; each future is completed as soon as the
+        backend hands its result over (or when the call returns). A failed call is retried
+        request by request, except for the requests already answered."""
         batch = [job for job in batch if self._refreshed(job)]
         if not batch:
             return
         self.stats["sample_batches"] += 1
         self.stats["sample_requests"] += len(batch)
         self.stats["largest_sample_batch"] = max(self.stats["largest_sample_batch"], len(batch))
+        with self._cond:
+            queued_before = len(self._samples)
+        answered: set[int] = set()
+
+        def answer(index: int, result: SampleResult) -> None:
+            answered.add(index)
+            self._answer(batch[index], result)
+
         started = time.perf_counter()
         try:
-            results = self._backend.sample([job.request for job in batch])
+            results = self._backend.sample([job.request for job in batch], answer)
         except Exception as exc:
             if len(batch) == 1:
                 self._fail(batch[0].request_id, exc)
                 return
-            for job in batch:  # isolate the request that broke the batch
-                self._run_samples([job])
+            for index, job in enumerate(batch):  # isolate the request that broke the batch
+                if index not in answered:
+                    self._run_samples([job])
             return
         self.stats["sample_compute_s"] += time.perf_counter() - started
-        with self._cond:  # the clients just served will resubmit; those queued meanwhile wait too
-            self._expected_samples = len(batch) + len(self._samples)
-        for job, result in zip(batch, results, strict=True):
-            try:
-                self._futures.complete(job.request_id, job.encode(result))
-            except Exception as exc:
-                self._fail(job.request_id, exc)
+        with self._cond:
+            # Who the next batch should wait for: the clients just served (those answered
+            # early may be queued already: each arrival during the call counts as one of them,
+            # up to how many were answered early) and everything queued meanwhile.
+            arrived = len(self._samples) - queued_before
+            back_already = min(max(arrived, 0), len(answered))
+            self._expected_samples = len(batch) - back_already + len(self._samples)
+        for index, (job, result) in enumerate(zip(batch, results, strict=True)):
+            if index not in answered:  # a backend may also hand results over only at the end
+                self._answer(job, result)
+
+    def _answer(self, job: _SampleJob, result: SampleResult) -> None:
+        try:
+            self._futures.complete(job.request_id, job.encode(result))
+        except Exception as exc:
+            self._fail(job.request_id, exc)
 
     def _refreshed(self, job: _SampleJob) -> bool:
         if job.refresh is None:
