@@ -45,3 +45,19 @@ def test_the_package_exports_every_error_and_the_deprecation_warning():
     assert defined <= set(tinker_chief.__all__)
     assert all(getattr(tinker_chief, name) is getattr(errors, name) for name in defined)
     assert tinker_chief.__all__ == sorted(tinker_chief.__all__)
+
+
+def test_an_error_never_carries_a_key_it_quotes():
+    """A message or reason that quotes what the user gave (a key pasted where a name belongs)
+    has the key replaced as the error is made: library callers, logs and tracebacks see the
+    redacted text, and so does a copy from another process."""
+    key = "tml-" + "A1b2C3d4E5f6G7h8"
+    error = ConfigurationError(
+        f"chief.toml: name `{key}` is not a valid name", reasons=[f"field `name`: `{key}`"]
+    )
+    for copy in (error, pickle.loads(pickle.dumps(error))):
+        assert key not in str(copy) and key not in repr(copy) and key not in " ".join(copy.reasons)
+        assert "[REDACTED]" in str(copy) and "[REDACTED]" in copy.reasons[0]
+        assert "is not a valid name" in str(copy)  # the rest of the message stays
+    rejected = PromotionRejected(f"refused {key}", [f"rule {key}"])
+    assert key not in str(rejected) and key not in rejected.reasons[0]

@@ -5,9 +5,10 @@ non-zero exit (its `exit_code`, from the one table in `exit_codes.py`), never a 
 category also inherits the stdlib class it stands in for (a bad config is a `ValueError`, a
 missing model a `LookupError`), so callers that catch the stdlib class keep working. Messages
 must name the file, line, field and what was expected whenever the error is about user input,
-and must never contain secrets. An error that is several findings at once (every invalid field
-of a config, every failing gate rule) carries them as `reasons`, which the CLI lists under its
-one line.
+and never contain secrets: a `ChiefError` replaces key-looking text in its message and reasons
+(`redaction.py`) as it is made, so even a value quoted back never carries a key. An error that
+is several findings at once (every invalid field of a config, every failing gate rule) carries
+them as `reasons`, which the CLI lists under its one line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tinker_chief.exit_codes import ExitCode
+from tinker_chief.redaction import scrub_text
 
 
 class ChiefError(Exception):
@@ -23,10 +25,11 @@ class ChiefError(Exception):
     exit_code: int = ExitCode.ERROR
 
     def __init__(self, *args: object, reasons: Iterable[str] = ()) -> None:
-        super().__init__(*args)
+        # Messages quote what the user gave; a key given in the wrong place must not travel on.
+        super().__init__(*(scrub_text(arg) if isinstance(arg, str) else arg for arg in args))
         # An attribute, not an argument, so pickling (process pools) keeps it: Exception
         # pickles `args` and the instance's `__dict__`.
-        self.reasons = list(reasons)
+        self.reasons = [scrub_text(str(reason)) for reason in reasons]
 
 
 class ConfigurationError(ChiefError, ValueError):

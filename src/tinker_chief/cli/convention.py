@@ -60,7 +60,8 @@ each one to them.
   fails with exit 1 or 2 prints no object: its one `Error: ...` line is on stderr.
 - **Errors never echo a key.** An `Error:` line may quote what you gave (a field's value, a
   flag's); anything in it that looks like an API key or token (`tml-...`, `sk-...`, `hf_...`,
-  `ghp_...`, `AKIA...`, JWTs, bearer tokens) is printed as `[REDACTED]`.
+  `ghp_...`, `AKIA...`, JWTs, bearer tokens) is printed as `[REDACTED]`. The library's own
+  errors (`ChiefError`) carry the redacted text too, for scripts that call it directly.
 - **`--task`** always names an eval task of the project's suite (`chief eval`, `chief select`).
   The training kind is the **recipe**: `chief init --recipe sl|rl|dpo|distill`, `recipe` in
   `chief.toml`.

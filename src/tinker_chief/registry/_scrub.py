@@ -5,7 +5,8 @@ a key that names a credential (`api_key`, `token`, `secret`, `password`, `author
 has its value replaced; and any string, a dict's keys included, has substrings that look like
 keys replaced
 (`tml-...` Tinker keys, `sk-...`, `hf_...`, `ghp_...`, `AKIA...`, JWTs `eyJ...`, bearer tokens).
-Counts such as `tokens` or `max_tokens` are not credentials and are kept.
+Counts such as `tokens` or `max_tokens` are not credentials and are kept. The second rule is
+the shared leaf `redaction.py`, which errors use too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import re
 from typing import overload
 
-REDACTED = "[REDACTED]"
+from tinker_chief.redaction import REDACTED, scrub_text
+
+__all__ = ["REDACTED", "is_secret_key", "scrub", "scrub_optional", "scrub_text"]
 
 # A credential key: the whole key, or its last `_`/`-`/`.`-separated part(s), names a secret.
 _SECRET_KEY = re.compile(
@@ -23,28 +26,9 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 
-_SECRET_VALUE = re.compile(
-    r"|".join(
-        [
-            r"\btml-[A-Za-z0-9_\-]{8,}",  # Tinker API keys
-            r"\bsk-[A-Za-z0-9_\-]{16,}",  # OpenAI/Anthropic-style keys
-            r"\bhf_[A-Za-z0-9]{16,}",  # Hugging Face tokens
-            r"\bgh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
-            r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key ids
-            r"\beyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]+){0,2}",  # JWTs
-            r"(?i:\bbearer\s+)[A-Za-z0-9._~+/=\-]{16,}",  # Authorization: Bearer <token>
-        ]
-    )
-)
-
 
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
-
-
-def scrub_text(text: str) -> str:
-    """Replace key-looking substrings of `text`."""
-    return _SECRET_VALUE.sub(REDACTED, text)
 
 
 @overload
