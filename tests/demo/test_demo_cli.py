@@ -44,6 +44,10 @@ def test_demo_on_the_tiny_model(tmp_path, datasets_cache):
     assert result.exit_code == 0, result.output
     assert "gate verdict: base/tiny-random-llama:v1 passed -> prod" in result.output
     assert "in prod now:" in result.output
+    # Where the time went, as `chief train` and `chief eval` print it: both evals and the run.
+    speeds = [line for line in result.output.splitlines() if line.startswith("speed: ")]
+    assert len(speeds) == 3 and all("tok/s" in line and "; precision: " in line for line in speeds)
+    assert "train tokens" in speeds[1] and "prompt + sampled tokens" in speeds[2]
 
     project = load_project(directory)
     suite = project.config.eval_suite

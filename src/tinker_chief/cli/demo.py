@@ -23,10 +23,11 @@ from rich.panel import Panel
 from tinker_chief.cli.options import new_project_option, old_spelling, track_option, tracker_warning
 
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
-    from tinker_chief.evals.runner import ProgressSink, SuiteRunResult
+    from tinker_chief.evals.runner import ProgressSink
     from tinker_chief.planning import Plan
-    from tinker_chief.training import Observer
+    from tinker_chief.training import Observer, TrainResult
     from tinker_chief.workflows.demo import DemoProject, DemoPromotion, DemoRun
+    from tinker_chief.workflows.evaluation import Evaluation
 
 
 def _print_plan(console: Console, demo: DemoProject, plan: Plan, files: dict[str, Path]) -> None:
@@ -150,10 +151,12 @@ class RichDemo:
         with Progress(*columns, console=self.console) as bars:
             yield RichSuiteProgress(bars)
 
-    def evaluated(self, label: str, result: SuiteRunResult) -> None:
-        from tinker_chief.cli.eval import print_suite
+    def evaluated(self, label: str, evaluation: Evaluation) -> None:
+        from tinker_chief.cli.eval import print_suite, speed_line
 
+        result = evaluation.result
         print_suite(result)
+        self.console.print(escape(speed_line(evaluation)), soft_wrap=True)
         if result.failed:
             self.console.print(
                 f"[yellow]{label}: {len(result.failed)} task(s) failed; "
@@ -164,6 +167,11 @@ class RichDemo:
         from tinker_chief.cli.train import RichProgress
 
         return RichProgress(self.console)
+
+    def trained(self, result: TrainResult) -> None:
+        from tinker_chief.cli.train import run_speed
+
+        self.console.print(escape(run_speed(result.run_dir).line()), soft_wrap=True)
 
     def promoted(self, promotion: DemoPromotion) -> None:
         _print_promotion(self.console, promotion)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
 
     from tinker_chief.evals.runner import SuiteRunResult
     from tinker_chief.evals.tasks import TaskOutcome
+    from tinker_chief.workflows.evaluation import Evaluation
 
 
 def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
@@ -223,6 +224,14 @@ def suite_throughput(result: SuiteRunResult) -> tuple[float, float]:
     return sum(sum(task.tokens.values()) for task, _ in ran), sum(seconds for _, seconds in ran)
 
 
+def speed_line(evaluation: Evaluation) -> str:
+    """`speed: ... tok/s (...); precision: ...` of an evaluation, as `chief eval` prints it."""
+    tokens, seconds = suite_throughput(evaluation.result)
+    speed = throughput_text(tokens, seconds, "prompt + sampled tokens")
+    precision = precision_label(evaluation.backend, evaluation.engine_precision)
+    return f"speed: {speed}; precision: {precision}"
+
+
 @click.command(name="eval")
 @click.argument("model")
 @click.option("--suite", "suite_name", help="Suite name; must match the project's eval suite.")
@@ -300,17 +309,16 @@ def eval_command(
         )
     result = evaluation.result
     tracked = evaluation.tracker
-    precision = precision_label(evaluation.backend, evaluation.engine_precision)
-    tokens, seconds = suite_throughput(result)
     if as_json:
+        tokens, seconds = suite_throughput(result)
         rate = round(tokens / seconds, 1) if tokens and seconds else None
+        precision = precision_label(evaluation.backend, evaluation.engine_precision)
         tracker = tracked.to_json() if tracked else None
         measured = {"tokens_per_s": rate, "precision": precision, "tracker": tracker}
         print_json({**result.as_json(), **measured})
     else:
         print_suite(result)
-        speed = throughput_text(tokens, seconds, "prompt + sampled tokens")
-        Console().print(escape(f"speed: {speed}; precision: {precision}"), soft_wrap=True)
+        Console().print(escape(speed_line(evaluation)), soft_wrap=True)
         if tracked is not None:
             Console().print(escape(f"tracker: {tracked.describe()}"), soft_wrap=True)
     if budget is not None and result.stopped:

@@ -26,14 +26,14 @@ from tinker_chief.tracking.failsafe import Warn
 from tinker_chief.tracking.mirror import Tracking, tracking_for
 from tinker_chief.tracking.observer import fan_out
 from tinker_chief.tracking.target import require_installed
-from tinker_chief.training import Observer, train_project
+from tinker_chief.training import Observer, TrainResult, train_project
 from tinker_chief.workflows.demo.promotion import (
     DemoPromotion,
     promote_better,
     write_registry_markdown,
 )
 from tinker_chief.workflows.demo.scaffold import CUSTOM_TASK, DemoProject, create_demo_project
-from tinker_chief.workflows.evaluation import evaluate_model
+from tinker_chief.workflows.evaluation import Evaluation, evaluate_model
 from tinker_chief.workspace import Workspace
 
 STEPS = (
@@ -57,9 +57,11 @@ class DemoObserver(Protocol):
 
     def evaluating(self, label: str) -> AbstractContextManager[ProgressSink | None]: ...
 
-    def evaluated(self, label: str, result: SuiteRunResult) -> None: ...
+    def evaluated(self, label: str, evaluation: Evaluation) -> None: ...
 
     def trainer(self) -> Observer | None: ...
+
+    def trained(self, result: TrainResult) -> None: ...
 
     def promoted(self, promotion: DemoPromotion) -> None: ...
 
@@ -113,6 +115,7 @@ def run_demo(
         observer.step(3, STEPS[2])
         trainer = fan_out(observer.trainer(), tracking.run_observer(project.root))
         result = train_project(project, connection=connection, observer=trainer)
+        observer.trained(result)
         candidate_ref = result.final.registry_ref if result.final else None
         if candidate_ref is None:
             raise TrainingError("demo: training produced no checkpoint")
@@ -152,7 +155,7 @@ def _evaluate(
             progress=progress,
             tracking=tracking,
         )
-    observer.evaluated(label, evaluation.result)
+    observer.evaluated(label, evaluation)
     return evaluation.result
 
 
