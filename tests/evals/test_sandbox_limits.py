@@ -1,4 +1,5 @@
-"""The code sandbox's limits hold for the sandbox as a whole, not per process.
+"""The code sandbox's limits hold for the sandbox as a whole, not per process, and the Inspect
+`chief` sandbox runs a bounded number of commands at once, whatever the number of samples.
 
 Runs the real bubblewrap sandbox. Sizes are small (at most a few hundred MB, briefly).
 """
@@ -10,8 +11,10 @@ import shutil
 import subprocess
 import sys
 
+import anyio
 import pytest
 
+from tinker_chief.evals.inspect_sandbox import ChiefSandboxEnvironment
 from tinker_chief.evals.sandbox import SandboxLimits, run_python
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
@@ -114,3 +117,34 @@ def test_output_is_read_with_a_cap_never_buffered_whole():
     report = json.loads(done.stdout)
     assert report["ok"] and report["kept"] == 1000
     assert report["grew_kb"] < 50 * 1024  # 300 MB went through; the caller kept 1 KB
+
+
+def test_samples_hold_sandboxes_freely_and_commands_run_two_at_a_time():
+    """Inspect holds a sample's sandbox for the sample's whole life, generation included, so the
+    `chief` sandbox sets no cap on samples (a cap made code evals generate two answers at a
+    time); its commands, over all samples, run at most `MAX_COMMANDS` at once."""
+    from tinker_chief.evals.inspect_sandbox import MAX_COMMANDS
+
+    assert ChiefSandboxEnvironment.default_concurrency() is None
+    stamp = "import time; print(time.monotonic()); time.sleep(0.4); print(time.monotonic())"
+
+    async def scenario() -> list[tuple[float, float]]:
+        spans: list[tuple[float, float]] = []
+
+        async def one_sample() -> None:
+            (env,) = (await ChiefSandboxEnvironment.sample_init("t", None, {})).values()
+            result = await env.exec(["python", "-c", stamp])
+            assert result.success, result.stderr
+            start, end = map(float, result.stdout.split())
+            spans.append((start, end))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(2 * MAX_COMMANDS + 1):
+                group.start_soon(one_sample)
+        return spans
+
+    spans = anyio.run(scenario)
+    assert len(spans) == 2 * MAX_COMMANDS + 1
+    # At no command's start were more than MAX_COMMANDS running (itself included).
+    running = [sum(s <= start < e for s, e in spans) for start, _ in spans]
+    assert max(running) == MAX_COMMANDS, spans

@@ -35,6 +35,7 @@ from inspect_ai.util import (
     SandboxUserUnsupportedError,
     sandboxenv,
 )
+from inspect_ai.util import concurrency as concurrency_limit
 
 from tinker_chief.errors import EvalError
 from tinker_chief.evals.sandbox import (
@@ -48,6 +49,9 @@ from tinker_chief.evals.sandbox import (
 SANDBOX_NAME = "chief"
 MAX_TIMEOUT_S = 60
 DEFAULT_TIMEOUT_S = 30
+# Commands running at once, over all samples: each is a process tree with up to 1 GB, and the
+# CPUs bound their throughput anyway.
+MAX_COMMANDS = 2
 
 
 @sandboxenv(name=SANDBOX_NAME)
@@ -60,7 +64,11 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
 
     @classmethod
     def default_concurrency(cls) -> int | None:
-        return 2  # each exec is a process tree with up to 1 GB; the CPUs bound throughput anyway
+        """No cap on samples: a sample's sandbox is a few files in memory, and Inspect holds it
+        for the sample's whole life, generation included. A cap of 2 here made code evals
+        generate two answers at a time (the demo's 5 HumanEval problems on the base model took
+        30 s, most of it waiting for a sandbox). `exec` caps what costs: `MAX_COMMANDS`."""
+        return None
 
     @classmethod
     async def task_init(cls, task_name: str, config: SandboxEnvironmentConfigType | None) -> None:
@@ -108,7 +116,11 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
             env=env or {},
             cwd=cwd or ".",
         )
-        result = await anyio.to_thread.run_sync(run)
+        if concurrency:  # Inspect's way for local sandboxes: one limit all samples share
+            async with concurrency_limit(f"{SANDBOX_NAME}-sandbox-commands", MAX_COMMANDS):
+                result = await anyio.to_thread.run_sync(run)
+        else:
+            result = await anyio.to_thread.run_sync(run)
         if result.timed_out:
             raise TimeoutError(f"command timed out after {seconds} s in the chief sandbox")
         return ExecResult(
