@@ -164,6 +164,21 @@ def test_unmodified_humaneval_scores_canonical_164_and_wrong_0_in_the_bwrap_sand
     assert len(result.samples) == 20 and set(result.samples.values()) == {0.0}
 
 
+def test_loading_a_published_task_draws_no_progress_bar(offline, capfd):
+    """Inspect saves its own copy of a pinned dataset on every load; `datasets` would draw a
+    progress bar for it through chief's own. Inspect's one line on what it loads stays (on
+    stderr: stdout may carry --json), and so do `datasets`' progress bars afterwards."""
+    import datasets
+
+    capfd.readouterr()
+    resolve_published("inspect_evals/humaneval")
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "Loading dataset openai/openai_humaneval" in err
+    assert "Saving the dataset" not in err and "shards" not in err, err
+    assert datasets.is_progress_bar_enabled()
+
+
 @needs_bwrap
 def test_sandbox_keeps_the_model_away_from_host_files(offline, tmp_path):
     secret = tmp_path / "secret.txt"

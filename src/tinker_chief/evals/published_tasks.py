@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,6 +99,21 @@ def check_reachable(data: TaskData) -> None:
         )
 
 
+@contextlib.contextmanager
+def _no_datasets_progress_bars() -> Iterator[None]:
+    """`datasets` without its progress bars: Inspect saves its own copy of a pinned dataset on
+    every load ("Saving the dataset (1/1 shards)"), a bar that would cut through chief's."""
+    import datasets
+
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
+
+
 def resolve_published(ref: str, shots: int | None = None) -> ResolvedTask:
     """Build the installed task `ref` (data loaded) and choose its sandbox."""
     from inspect_ai._eval.registry import task_create
@@ -108,8 +124,8 @@ def resolve_published(ref: str, shots: int | None = None) -> ResolvedTask:
     data = task_data(ref, task_args)
     check_reachable(data)
     try:
-        # `datasets` and Inspect print progress on stdout
-        with contextlib.redirect_stdout(sys.stderr):
+        # Inspect prints what it loads on stdout, which may carry --json: to stderr with it.
+        with contextlib.redirect_stdout(sys.stderr), _no_datasets_progress_bars():
             built = task_create(ref, **task_args)
     except Exception as error:  # noqa: BLE001 - the published task's own failure, in one line
         lines = str(error).strip().splitlines()
