@@ -25,6 +25,7 @@ from tinker_chief.cli.options import (
     track_option,
     tracker_warning,
 )
+from tinker_chief.evals import DEFAULT_CONCURRENCY
 from tinker_chief.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
@@ -79,7 +80,7 @@ def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
 @click.option(
     "--concurrency",
-    default=16,
+    default=DEFAULT_CONCURRENCY,
     show_default=True,
     type=click.IntRange(min=1),
     help="Requests in flight at once.",
@@ -237,7 +238,13 @@ def speed_line(evaluation: Evaluation) -> str:
 @click.option("--suite", "suite_name", help="Suite name; must match the project's eval suite.")
 @project_option
 @click.option("--task", "tasks", multiple=True, help="Run only this suite task (repeatable).")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--concurrency",
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Requests in flight at once.",
+)
 @backend_options
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
 @json_option

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
 from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
 
+from tinker_chief.evals import DEFAULT_CONCURRENCY
 from tinker_chief.evals.eval_samples import EvalSample, load_conversations, load_samples
 from tinker_chief.evals.graders import make_grader
 from tinker_chief.evals.intervals import Interval, bootstrap
@@ -236,7 +237,7 @@ class GenerativeAccuracyEvaluator(SamplingClientEvaluator):
         grader: str = "exact",
         settings: GenerationSettings | None = None,
         name: str = "task",
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         renderer: RendererChoice | None = None,
     ) -> None:
         self.samples, self.base_model, self.name = samples, base_model, name

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from tinker_chief.errors import EngineError, EvalError, ModelNotFoundError
+from tinker_chief.evals import DEFAULT_CONCURRENCY
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.models import cookbook_messages
 
@@ -81,7 +82,7 @@ class ModelSampler:
         base_model: str,
         tokenizer: Tokenizer,
         renderer: Renderer,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         model: str | None = None,
         usage: TokenUsage | None = None,
     ) -> None:
@@ -100,7 +101,7 @@ class ModelSampler:
         cls,
         service_client: tinker.ServiceClient,
         model: str,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         usage: TokenUsage | None = None,
         renderer: RendererChoice | None = None,
     ) -> ModelSampler:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tinker_chief.connection import BackendChoice, Connection, choose_backend, open_connection
 from tinker_chief.errors import ConfigurationError
+from tinker_chief.evals import DEFAULT_CONCURRENCY
 from tinker_chief.evals.eval_samples import load_samples
 from tinker_chief.evals.graders import make_grader
 from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler
@@ -35,7 +36,7 @@ class OfflineConfig:
     judge_model: str | None = None
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     limit: int | None = None
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     output_dir: Path | None = None
     renderer: str | None = None  # the model's prompts (not the judge's): None, the model's own
 

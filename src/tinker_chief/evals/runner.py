@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, EvalError, ModelNotFoundError
+from tinker_chief.evals import DEFAULT_CONCURRENCY
 from tinker_chief.evals.cache import TaskCache
 from tinker_chief.evals.suite import EvalSuite, EvalTask
 from tinker_chief.evals.tasks import ProgressSink, TaskContext, TaskOutcome, run_task
@@ -154,7 +155,7 @@ def run_suite(
     registry: Registry | None = None,
     tasks: list[str] | None = None,
     progress: ProgressSink | None = None,
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
     budget: TaskBudget | None = None,
     renderer: RendererChoice | None = None,
 ) -> SuiteRunResult:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tinker_chief.connection import BackendKind, Connection
 from tinker_chief.errors import ConfigurationError
+from tinker_chief.evals import DEFAULT_CONCURRENCY
 from tinker_chief.evals.runner import (
     ProgressSink,
     SuiteRunResult,
@@ -57,7 +58,7 @@ def evaluate_model(
     *,
     suite_name: str | None = None,
     tasks: Sequence[str] = (),
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
     record: bool = True,
     progress: ProgressSink | None = None,
     connection: Connection | None = None,
