@@ -36,6 +36,16 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from tinker_chief.workflows.evaluation import Evaluation
 
 
+# Both eval commands: requests kept in flight (`evals.DEFAULT_CONCURRENCY` explains the default).
+concurrency_option = click.option(
+    "--concurrency",
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Requests in flight at once.",
+)
+
+
 def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
     if as_json:
         print_json(result)
@@ -78,13 +88,7 @@ def _emit(result: Mapping[str, object], as_json: bool, title: str) -> None:
 @click.option("--temperature", default=0.0, show_default=True, type=FiniteFloatRange(min=0.0))
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N samples.")
-@click.option(
-    "--concurrency",
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Requests in flight at once.",
-)
+@concurrency_option
 @click.option(
     "-o",
     "--output",
@@ -238,13 +242,7 @@ def speed_line(evaluation: Evaluation) -> str:
 @click.option("--suite", "suite_name", help="Suite name; must match the project's eval suite.")
 @project_option
 @click.option("--task", "tasks", multiple=True, help="Run only this suite task (repeatable).")
-@click.option(
-    "--concurrency",
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Requests in flight at once.",
-)
+@concurrency_option
 @backend_options
 @click.option("--no-record", is_flag=True, help="Do not write results into the registry.")
 @json_option
