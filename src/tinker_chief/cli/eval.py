@@ -25,7 +25,7 @@ from tinker_chief.cli.options import (
     track_option,
     tracker_warning,
 )
-from tinker_chief.evals import DEFAULT_CONCURRENCY
+from tinker_chief.evals.defaults import DEFAULT_CONCURRENCY
 from tinker_chief.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # imported lazily at run time so `chief --help` stays fast
     from tinker_chief.workflows.evaluation import Evaluation
 
 
-# Both eval commands: requests kept in flight (`evals.DEFAULT_CONCURRENCY` explains the default).
+# Both eval commands: requests kept in flight (`evals.defaults` explains the default).
 concurrency_option = click.option(
     "--concurrency",
     default=DEFAULT_CONCURRENCY,

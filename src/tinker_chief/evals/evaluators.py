@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 from tinker_cookbook.eval.evaluators import SamplingClientEvaluator, TrainingClientEvaluator
 from tinker_cookbook.supervised.nll_evaluator import SamplerNLLEvaluator
 
-from tinker_chief.evals import DEFAULT_CONCURRENCY
+from tinker_chief.evals.defaults import DEFAULT_CONCURRENCY
 from tinker_chief.evals.eval_samples import EvalSample, load_conversations, load_samples
 from tinker_chief.evals.graders import make_grader
 from tinker_chief.evals.intervals import Interval, bootstrap

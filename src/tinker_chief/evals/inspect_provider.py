@@ -7,7 +7,7 @@ for the model whose base is `-M renderer_for=BASE` when given: what `chief eval`
 project whose chief.toml names its own renderer); temperature, max tokens, top_p,
 stop sequences, seed, num_choices, logprobs and top_logprobs (where the backend supports them)
 are honoured. Inspect calls `generate` once per sample, concurrently up to `max_connections`
-(default `evals.DEFAULT_CONCURRENCY`, 64; `-M concurrency=N`); the requests are in flight
+(default `evals.defaults.DEFAULT_CONCURRENCY`, 64; `-M concurrency=N`); the requests are in flight
 together, and the engine batches them. Backend: Inspect's `--model-base-url URL`
 (and `-M engine_api_key=...` where an engine checks keys), else the precedence every chief
 command uses (`tinker_chief.connection`: environment, Tinker's cloud with `TINKER_API_KEY`, or
@@ -37,7 +37,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from tinker_chief.connection import Connection, choose_backend, open_connection
 from tinker_chief.errors import EvalError
-from tinker_chief.evals import DEFAULT_CONCURRENCY
+from tinker_chief.evals.defaults import DEFAULT_CONCURRENCY
 from tinker_chief.evals.model_sampler import Generation, GenerationSettings, ModelSampler
 from tinker_chief.models import RendererChoice, cookbook_messages
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from tinker_chief.errors import EngineError, EvalError, ModelNotFoundError
-from tinker_chief.evals import DEFAULT_CONCURRENCY
+from tinker_chief.evals.defaults import DEFAULT_CONCURRENCY
 from tinker_chief.evals.usage import TokenUsage, metered
 from tinker_chief.models import cookbook_messages
 

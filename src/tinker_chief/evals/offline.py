@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tinker_chief.connection import BackendChoice, Connection, choose_backend, open_connection
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals import DEFAULT_CONCURRENCY
+from tinker_chief.evals.defaults import DEFAULT_CONCURRENCY
 from tinker_chief.evals.eval_samples import load_samples
 from tinker_chief.evals.graders import make_grader
 from tinker_chief.evals.model_sampler import GenerationSettings, ModelSampler

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from tinker_chief.connection import Connection
 from tinker_chief.errors import ChiefError, EvalError, ModelNotFoundError
-from tinker_chief.evals import DEFAULT_CONCURRENCY
 from tinker_chief.evals.cache import TaskCache
+from tinker_chief.evals.defaults import DEFAULT_CONCURRENCY
 from tinker_chief.evals.suite import EvalSuite, EvalTask
 from tinker_chief.evals.tasks import ProgressSink, TaskContext, TaskOutcome, run_task
 from tinker_chief.paths import ProjectPaths

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from tinker_chief.connection import BackendKind, Connection
 from tinker_chief.errors import ConfigurationError
-from tinker_chief.evals import DEFAULT_CONCURRENCY
+from tinker_chief.evals.defaults import DEFAULT_CONCURRENCY
 from tinker_chief.evals.runner import (
     ProgressSink,
     SuiteRunResult,
