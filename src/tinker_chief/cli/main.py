@@ -149,13 +149,11 @@ def main(argv: list[str] | None = None) -> object:
     except ChiefError as exc:
         if debug:
             raise
-        from tinker_chief.registry import scrub
-
-        # An error may quote what the user gave (a field's value, a flag): a key pasted into the
-        # wrong place is never echoed back to a terminal or a CI log.
-        click.secho(f"Error: {scrub(str(exc))}", fg="red", err=True)
-        for reason in getattr(exc, "reasons", []):
-            click.echo(f"  - {scrub(str(reason))}", err=True)
+        # Key-looking text in the message and reasons was replaced when the error was made
+        # (`errors.ChiefError`), so a key pasted into the wrong place is never echoed back.
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        for reason in exc.reasons:
+            click.echo(f"  - {reason}", err=True)
         sys.exit(exc.exit_code)
 
 
