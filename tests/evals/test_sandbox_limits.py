@@ -126,7 +126,9 @@ def test_samples_hold_sandboxes_freely_and_commands_run_two_at_a_time():
     from tinker_chief.evals.inspect_sandbox import MAX_COMMANDS
 
     assert ChiefSandboxEnvironment.default_concurrency() is None
-    stamp = "import time; print(time.monotonic()); time.sleep(0.4); print(time.monotonic())"
+    # Each command runs a second: long enough that two let in together overlap however slowly a
+    # loaded machine starts them.
+    stamp = "import time; print(time.monotonic()); time.sleep(1.0); print(time.monotonic())"
 
     async def scenario() -> list[tuple[float, float]]:
         spans: list[tuple[float, float]] = []
