@@ -101,11 +101,46 @@ def assert_growing_cache_matches_dynamic_cache(backend, sampler_key: str, monkey
         assert a.sequences[0].logprobs == b.sequences[0].logprobs
 
 
+def assert_lean_decode_matches_transformers(backend, sampler_key: str, monkeypatch) -> None:
+    """The sampler's lean one-token decode step (`decode_step.py`) gives the tokens and logprobs,
+    bit for bit, that transformers' own forward gives: left-padded rows after a shared prefix,
+    greedy and seeded sampled rows, rows leaving the batch at different steps."""
+    from tinker_chief.engine.backend import SampleRequest, SamplingSettings
+    from tinker_chief.engine.compute import decode_step, generation
+
+    shared = (1, *range(40, 52))
+    requests = [
+        SampleRequest(sampler_key, shared + tail, 1, SamplingSettings(max_tokens=n, **kw))
+        for tail, n, kw in (
+            ((72, 101, 108), 14, {"temperature": 0.0}),
+            ((87,), 3, {"temperature": 0.0}),
+            ((65, 66), 9, {"temperature": 1.0, "seed": 5}),
+            ((50, 51, 52, 53, 54), 14, {"temperature": 0.7, "top_p": 0.9, "seed": 6}),
+        )
+    ]
+    steps = []
+    lean_call = decode_step.LeanDecodeStep.__call__
+    monkeypatch.setattr(
+        decode_step.LeanDecodeStep,
+        "__call__",
+        lambda step, *a, **kw: steps.append(a[0].shape[0]) or lean_call(step, *a, **kw),
+    )
+    lean = backend.sample(requests)
+    assert steps and steps[0] == 4 and steps[-1] < 4  # it ran the decode steps, rows left
+    monkeypatch.setattr(generation, "lean_decode_step", lambda model: None)
+    reference = backend.sample(requests)
+    assert [len(r.sequences[0].tokens) for r in lean] == [14, 3, 9, 14]
+    for a, b in zip(lean, reference):
+        assert a.sequences[0].tokens == b.sequences[0].tokens
+        assert a.sequences[0].logprobs == b.sequences[0].logprobs
+
+
 __all__ = [
     "TINY_MODEL",
     "VOCAB",
     "adapter_state",
     "assert_growing_cache_matches_dynamic_cache",
+    "assert_lean_decode_matches_transformers",
     "assert_states_close",
     "fresh_id",
     "sft_batch",

@@ -25,6 +25,7 @@ from tinker_chief.engine.compute.frozen_linear import (
 from compute_support import (
     TINY_MODEL,
     assert_growing_cache_matches_dynamic_cache,
+    assert_lean_decode_matches_transformers,
     fresh_id,
     sft_batch,
 )
@@ -314,6 +315,11 @@ def test_bf16_kv_cache_stores_keys_cast_once_with_the_same_results(bf16_backend,
         keys, values = cache.update(torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4), 0)
     assert keys.dtype == values.dtype == torch.bfloat16
     assert_growing_cache_matches_dynamic_cache(bf16_backend, TINY_MODEL, monkeypatch)
+
+
+def test_bf16_lean_decode_step_samples_what_transformers_samples(bf16_backend, monkeypatch):
+    """Under autocast, on the base's bf16 prepacked linears and their grouped q/k/v products."""
+    assert_lean_decode_matches_transformers(bf16_backend, TINY_MODEL, monkeypatch)
 
 
 def test_bf16_training_goes_on_between_samples_of_its_own_weights(bf16_backend):

@@ -19,6 +19,7 @@ from tinker_chief.engine.compute import TorchBackend
 from compute_support import (
     TINY_MODEL,
     assert_growing_cache_matches_dynamic_cache,
+    assert_lean_decode_matches_transformers,
     fresh_id,
     sft_batch,
 )
@@ -305,6 +306,13 @@ def test_unknown_sampler_is_not_found(backend):
 
 def test_growing_kv_cache_generates_what_dynamic_cache_generates(backend, trained, monkeypatch):
     assert_growing_cache_matches_dynamic_cache(
+        backend, backend.snapshot_for_sampling(trained), monkeypatch
+    )
+
+
+def test_lean_decode_step_samples_what_transformers_samples(backend, trained, monkeypatch):
+    """fp32, through a trained LoRA adapter (PEFT's layers take part in the lean step)."""
+    assert_lean_decode_matches_transformers(
         backend, backend.snapshot_for_sampling(trained), monkeypatch
     )
 

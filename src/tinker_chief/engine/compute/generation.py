@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from tinker_chief.engine.backend import SampledSequence, SamplingSettings
+from tinker_chief.engine.compute.decode_step import lean_decode_step
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.kv_cache import GrowingKVCache
 
@@ -107,22 +108,33 @@ def _stopped(row: Row, token: int, tokenizer: PreTrainedTokenizerBase | None) ->
     return False
 
 
+def _logsumexp(scores: torch.Tensor, maxima: torch.Tensor, own: bool) -> torch.Tensor:
+    """`torch.logsumexp(scores, -1)`, the same bits (its own steps: shift by the row maxima,
+    finite ones only, exp, sum, log, shift back), reusing the maxima the step already has and,
+    where `scores` is a copy of our `own`, overwriting it instead of writing rows x vocab new
+    floats: 1.0 against 1.3 ms for 32 x 49,152 bf16 logits (2-core Xeon with AMX, 2026-12-08)."""
+    shift = maxima.masked_fill(maxima.abs() == float("inf"), 0)
+    shifted = scores.sub_(shift[:, None]) if own else scores - shift[:, None]
+    return shifted.exp_().sum(-1).log_().add_(shift)
+
+
 def step_rows(
     rows: list[Row], logits: torch.Tensor, tokenizer: PreTrainedTokenizerBase | None
 ) -> None:
     """Append one token (and its raw logprob) to every row; mark the rows that finish."""
-    logits = logits.float()
+    scores = logits.float()
     # One batched reduction for all rows. `max`'s indices are argmax's (the first maximum) at
     # ~1/3 of its time on CPU (0.43 against 1.19 ms for 32 x 49,152 logits, 2 threads).
-    greedy = torch.max(logits, dim=-1).indices.tolist()
+    maxima = torch.max(scores, dim=-1)
+    greedy = maxima.indices.tolist()
     chosen = [
-        greedy[index] if row.settings.temperature <= 0 else _sample(logits[index], row)
+        greedy[index] if row.settings.temperature <= 0 else _sample(scores[index], row)
         for index, row in enumerate(rows)
     ]
     # The raw log-softmax of the chosen tokens only: a full-vocabulary log_softmax writes
     # rows x vocab floats per step to read one of each (6 ms of a 70 ms bf16 decode step).
-    picked = logits.gather(-1, torch.tensor(chosen, device=logits.device)[:, None]).squeeze(-1)
-    logprobs = (picked - torch.logsumexp(logits, dim=-1)).tolist()
+    picked = scores.gather(-1, torch.tensor(chosen, device=scores.device)[:, None]).squeeze(-1)
+    logprobs = (picked - _logsumexp(scores, maxima.values, own=scores is not logits)).tolist()
     for row, token, logprob in zip(rows, chosen, logprobs):
         row.tokens.append(token)
         row.logprobs.append(logprob)
@@ -154,6 +166,7 @@ def generate(
     cache held (at most `len(rows) x cache_length(rows)` positions). `after_step` runs after
     each step's tokens are appended (the sampler hands back the requests that finished)."""
     device = precision.device
+    lean_step = lean_decode_step(causal_lm)  # one-token steps without transformers' glue
     cache = GrowingKVCache(max_length=cache_length(rows))
     peak = 0
     shared = shared_prefix_length(rows)
@@ -175,16 +188,19 @@ def generate(
             ids, mask, positions = ids[alive], mask[alive], positions[alive]
             cache.batch_select_indices(alive.nonzero().squeeze(-1))
         with precision.autocast():
-            out = causal_lm(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
+            if lean_step is not None and ids.shape[1] == 1:
+                logits = lean_step(ids, mask, positions, cache)
+            else:
+                logits = causal_lm(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                ).logits
         peak = max(peak, cache.nbytes)  # buffers only grow in a forward; leaving rows shrink them
-        step_rows(live, out.logits[:, -1], tokenizer)
+        step_rows(live, logits[:, -1], tokenizer)
         if after_step is not None:
             after_step()
         ids = torch.tensor([row.tokens[-1] for row in live], dtype=torch.long, device=device)[
