@@ -47,23 +47,34 @@ def _rows() -> list[Row]:
     ]
 
 
-def _sample(model, dtype: str) -> list[tuple[list[int], list[float]]]:
-    rows = _rows()
+def _copies() -> list[Row]:
+    """Three samples of one prompt (`num_samples=3`): all but its last token is the shared prefix,
+    so even the first forward after it is a one-token step."""
+    settings = SamplingSettings(max_tokens=6, temperature=1.0)
+    prompt = [1, *range(40, 50), 72]
+    return [Row(prompt, settings, torch.Generator().manual_seed(seed)) for seed in (1, 2, 3)]
+
+
+def _sample(model, dtype: str, rows: list[Row]) -> list[tuple[list[int], list[float]]]:
     generation.generate(model, rows, choose_precision("cpu", dtype, shapes=None), 0, None)
     return [(row.tokens, row.logprobs) for row in rows]
 
 
 def _assert_lean_equals_transformers(model, dtype: str, monkeypatch) -> None:
-    used = []
+    widths = []
     call = decode_step.LeanDecodeStep.__call__
     monkeypatch.setattr(
-        decode_step.LeanDecodeStep, "__call__", lambda s, *a: used.append(1) or call(s, *a)
+        decode_step.LeanDecodeStep,
+        "__call__",
+        lambda s, *a: widths.append(len(a[1][0])) or call(s, *a),
     )
-    lean = _sample(model, dtype)
-    assert used, "the lean step did not run"
+    lean = _sample(model, dtype, _rows()), _sample(model, dtype, _copies())
+    assert widths, "the lean step did not run"
+    assert widths[len(widths) - 6] == 12  # the copies' first step: the prefix + their last token
     monkeypatch.setattr(generation, "lean_decode_step", lambda model: None)
-    assert lean == _sample(model, dtype)
-    assert [len(tokens) for tokens, _ in lean] == [10, 4, 10]
+    assert lean == (_sample(model, dtype, _rows()), _sample(model, dtype, _copies()))
+    assert [len(tokens) for tokens, _ in lean[0]] == [10, 4, 10]
+    assert len({tuple(tokens) for tokens, _ in lean[1]}) > 1  # the copies sampled apart
 
 
 def _qwen3(tmp_path):
