@@ -20,7 +20,8 @@ past_key_values=cache, logits_to_keep=1).logits`:
   norm and the output layer;
 - the rotary embedding is `q * cos + roll(q, half) * sin'` with `sin'` the sine with its first
   half negated once per step, which is `q * cos + rotate_half(q) * sin` element for element
-  (`-(a * b) == a * (-b)` exactly in IEEE arithmetic), in two ops fewer per tensor;
+  (`-(a * b) == a * (-b)` exactly in IEEE arithmetic), with one `roll` where `rotate_half`
+  takes two slices, a negation and a concatenation;
 - the padding mask is built once per step as the `[rows, 1, 1, positions]` boolean mask
   transformers' SDPA mask is for a single query position (none when no row is padded, as there);
 - attention is `grouped_decode_attention`'s SDPA call over the unrepeated KV cache.
