@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tinker_chief.engine.backend import (
     AdamStep,
@@ -370,3 +371,75 @@ def test_each_result_is_handed_over_as_soon_as_its_rows_finish(backend, trained,
     assert [(index, at) for index, at, _ in handed] == [(1, 2), (0, 12), (2, 12)]
     assert all(results[index] is result for index, _, result in handed)
     assert results[2].prompt_logprobs is not None and len(results[2].sequences[0].tokens) == 3
+
+
+SHARED = (1, *range(40, 56))  # a preamble every request starts with (a system prompt, few-shot)
+
+
+def _preamble_requests(key: str) -> list[SampleRequest]:
+    return [
+        request(key, SHARED + tail, max_tokens=6, temperature=0.0)
+        for tail in ((72, 101), (87,), (65, 66, 67))
+    ]
+
+
+def test_a_shared_prefix_is_prefilled_once_across_batches_with_the_same_results(
+    backend, trained, monkeypatch
+):
+    """The second batch on the same snapshot writes the preamble's kept KV states instead of
+    running it again; the tokens and logprobs are those of a fresh prefill, bit for bit."""
+    from tinker_chief.engine.compute import sampler_pool
+
+    key = backend.snapshot_for_sampling(trained)
+    shared = backend.samplers._prefixes
+    before = shared.reused
+    first = backend.sample(_preamble_requests(key))
+    again = backend.sample(_preamble_requests(key))
+    assert shared.reused == before + 1
+    monkeypatch.setattr(sampler_pool._SharedPrefixes, "get", lambda self, key, prefix: None)
+    fresh = backend.sample(_preamble_requests(key))
+    for a, b, c in zip(first, again, fresh):
+        assert a.sequences[0].tokens == b.sequences[0].tokens == c.sequences[0].tokens
+        assert a.sequences[0].logprobs == b.sequences[0].logprobs == c.sequences[0].logprobs
+
+
+def test_a_live_sampler_prefills_its_preamble_every_time(backend):
+    """A live sampler's weights change as its client trains: nothing of its prefills is kept,
+    so after a training step it samples what a snapshot of the new weights samples."""
+    model_id = fresh_id("live")
+    backend.create_training_model(model_id, TINY_MODEL, LoraSettings(rank=4, seed=2))
+    live = backend.live_sampler(model_id)
+    shared = backend.samplers._prefixes
+    kept, reused = len(shared._states), shared.reused
+    backend.sample(_preamble_requests(live))
+    backend.forward_backward(model_id, sft_batch(7), "cross_entropy", {}, False)
+    backend.optim_step(model_id, AdamStep(learning_rate=0.05))
+    after = backend.sample(_preamble_requests(live))
+    assert (len(shared._states), shared.reused) == (kept, reused)
+    snapshot = backend.sample(_preamble_requests(backend.snapshot_for_sampling(model_id)))
+    assert [r.sequences[0].logprobs for r in after] == [r.sequences[0].logprobs for r in snapshot]
+
+
+def test_kept_prefixes_stay_within_their_bytes_and_leave_with_their_sampler():
+    from tinker_chief.engine.compute.sampler_pool import _SharedPrefixes
+
+    def states(positions: int) -> list:
+        return [
+            (torch.zeros(1, 2, positions, 4), torch.zeros(1, 2, positions, 4))
+        ]  # 64 B a position
+
+    shared = _SharedPrefixes(max_bytes=64 * 10)
+    shared.put("a", (1,), states(4))
+    shared.put("b", (2,), states(4))
+    shared.put("a", (3,), states(11))  # larger than the whole budget: not kept
+    assert shared.get("a", (1,)) is not None  # now the most recently used
+    shared.put("b", (4,), states(4))  # over 10 positions: the least recently used, b's (2,), goes
+    assert [
+        shared.get(*entry) is not None for entry in (("a", (1,)), ("b", (2,)), ("b", (4,)))
+    ] == [
+        True,
+        False,
+        True,
+    ]
+    shared.forget("a")
+    assert shared.get("a", (1,)) is None and shared.get("b", (4,)) is not None

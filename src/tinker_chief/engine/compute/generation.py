@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import torch
 
@@ -31,6 +31,18 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 MIN_SHARED_PREFIX = 8
+
+# One sequence's keys and values, layer by layer ([1, kv_heads, positions, head_dim] each).
+PrefixStates = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class PrefixStore(Protocol):
+    """Where the sampler keeps shared prefixes' KV states between decode loops, for one set of
+    weights (a frozen base or snapshot: states of weights that change must never come back)."""
+
+    def get(self, prefix: tuple[int, ...]) -> PrefixStates | None: ...
+
+    def put(self, prefix: tuple[int, ...], states: PrefixStates) -> None: ...
 
 
 @dataclass
@@ -161,17 +173,20 @@ def generate(
     pad_id: int,
     tokenizer: PreTrainedTokenizerBase | None,
     after_step: Callable[[], None] | None = None,
+    prefixes: PrefixStore | None = None,
 ) -> int:
     """Fill in every row's tokens, logprobs and stop_reason; return the most bytes the loop's KV
     cache held (at most `len(rows) x cache_length(rows)` positions). `after_step` runs after
-    each step's tokens are appended (the sampler hands back the requests that finished)."""
+    each step's tokens are appended (the sampler hands back the requests that finished).
+    `prefixes`: where the rows' shared prefix may already be prefilled, and is kept if not."""
     device = precision.device
     lean_step = lean_decode_step(causal_lm)  # one-token steps without transformers' glue
     cache = GrowingKVCache(max_length=cache_length(rows))
     peak = 0
     shared = shared_prefix_length(rows)
     if shared:
-        _prefill_shared_prefix(causal_lm, rows[0].prompt[:shared], len(rows), cache, precision)
+        prefix = tuple(rows[0].prompt[:shared])
+        _prefill_shared_prefix(causal_lm, prefix, len(rows), cache, precision, prefixes)
     ids, mask = _left_pad(rows, shared, pad_id, device)
     mask = torch.cat([mask.new_ones((len(rows), shared)), mask], dim=-1)
     positions = ((mask.cumsum(-1) - 1).clamp(min=0))[:, shared:]
@@ -212,14 +227,37 @@ def generate(
 
 def _prefill_shared_prefix(
     causal_lm: PreTrainedModel,
-    prefix: list[int],
+    prefix: tuple[int, ...],
     batch: int,
     cache: GrowingKVCache,
     precision: Precision,
+    prefixes: PrefixStore | None,
 ) -> None:
     """Run the common prefix once and copy its KV cache to every row (system prompts, few-shot
-    examples and `num_samples` > 1 share it), so prefill costs one prefix plus the rows' tails."""
-    ids = torch.tensor([prefix], dtype=torch.long, device=precision.device)
+    examples and `num_samples` > 1 share it), so prefill costs one prefix plus the rows' tails.
+    A prefix `prefixes` holds is not run again: its states are written into the cache as the
+    forward wrote them (the same bits; under autocast the cache stores what it stored then)."""
+    kept = prefixes.get(prefix) if prefixes is not None else None
     with precision.autocast():
-        causal_lm(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        if kept is not None:
+            for index, (keys, values) in enumerate(kept):
+                cache.update(keys, values, index)
+        else:
+            ids = torch.tensor([prefix], dtype=torch.long, device=precision.device)
+            causal_lm(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            states = _one_sequence(cache) if prefixes is not None else None
+            if prefixes is not None and states is not None:
+                prefixes.put(prefix, states)
     cache.batch_repeat_interleave(batch)
+
+
+def _one_sequence(cache: GrowingKVCache) -> PrefixStates | None:
+    """A copy of the cache's (one) sequence, layer by layer; None if a layer holds anything but
+    plain keys and values (a linear-attention state cannot be replayed by `update`)."""
+    states = []
+    for layer in cache.layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor):
+            return None
+        states.append((keys.clone(), values.clone()))
+    return states

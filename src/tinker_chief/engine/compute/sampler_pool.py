@@ -25,6 +25,12 @@ fixed by the request and the budget, never by what else is queued, so a seed giv
 samples whatever runs beside it. A single sample longer than the budget is refused. A
 directory adapter is cached by its path and that directory's identity (inode and times), so a
 checkpoint saved again under the same name is loaded afresh and its old slot freed.
+
+The KV states of a decode loop's shared prompt prefix (an eval's system prompt and few-shot
+examples) are kept for the next loop on the same frozen weights (`_SharedPrefixes`: a base or a
+snapshot, never a live sampler, whose weights change as its client trains), so an eval's
+batches prefill its preamble once between them, not once each; the most recently used ones are
+kept within `PREFIX_STATES_BYTES` (or an eighth of the budget), and a sampler's go with it.
 """
 
 from __future__ import annotations
@@ -52,11 +58,18 @@ from tinker_chief.engine.compute.adapters import AdapterHost
 from tinker_chief.engine.compute.base_pool import LoadedBase
 from tinker_chief.engine.compute.devices import Precision
 from tinker_chief.engine.compute.forward import prompt_scores
-from tinker_chief.engine.compute.generation import Row, cache_length, generate, step_rows
+from tinker_chief.engine.compute.generation import (
+    PrefixStates,
+    Row,
+    cache_length,
+    generate,
+    step_rows,
+)
 from tinker_chief.engine.compute.kv_cache import kv_bytes_per_token
 from tinker_chief.engine.compute.spill import SpillStore
 
 MAX_ADAPTER_SAMPLERS = 32
+PREFIX_STATES_BYTES = 64 * 2**20  # shared prefixes' KV states kept between decode loops, at most
 MAX_BATCH_ROWS = 64  # rows per decode loop (its KV cache is also bounded by the budget)
 MAX_SCORING_TOKENS = (
     16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
@@ -94,6 +107,7 @@ class SamplerPool:
         self._adapters: OrderedDict[str, SamplerRef] = OrderedDict()
         self._by_path: dict[str, tuple[tuple[int, ...], str]] = {}  # path -> (its identity, key)
         self._spilled = SpillStore(root=spill_root)
+        self._prefixes = _SharedPrefixes(min(PREFIX_STATES_BYTES, kv_budget // 8))
         self.stats = {"sampling_decode_loops": 0, "sampling_kv_peak_bytes": 0}
 
     def add_adapter(
@@ -159,6 +173,7 @@ class SamplerPool:
         """Free a cached adapter's slot and forget it (a directory adapter loads again on use)."""
         ref = self._adapters.pop(key)
         assert ref.slot is not None
+        self._prefixes.forget(key)
         self._resolve(ref.base_name)[1].remove(ref.slot)
         self._by_path = {path: entry for path, entry in self._by_path.items() if entry[1] != key}
 
@@ -212,12 +227,14 @@ class SamplerPool:
         for key, indices in groups.items():
             base, host, slot = resolved[key]
             group = [requests[i] for i in indices]
+            frozen = key in self._adapters or self._live(key) is None  # a snapshot or a base
+            prefixes = _KeyedPrefixes(self._prefixes, key) if frozen else None
             if slot is None:
                 with host.base_only():
-                    self._run_group(base, group, indices, results, on_result)
+                    self._run_group(base, group, indices, results, on_result, prefixes)
             else:
                 host.activate(slot, inference=True)
-                self._run_group(base, group, indices, results, on_result)
+                self._run_group(base, group, indices, results, on_result, prefixes)
         return [result for result in results if result is not None]
 
     def _run_group(
@@ -227,6 +244,7 @@ class SamplerPool:
         indices: list[int],
         results: list[SampleResult | None],
         on_result: ResultHook | None,
+        prefixes: _KeyedPrefixes | None = None,
     ) -> None:
         rows_of = []
         for request in requests:
@@ -250,7 +268,7 @@ class SamplerPool:
             ]
             early = _EarlyResults(decoded_only, on_result, results)
         for loop in self._decode_loops(decoded, self._kv_bytes(base)):
-            peak = generate(base.model, loop, self.precision, 0, tokenizer, early)
+            peak = generate(base.model, loop, self.precision, 0, tokenizer, early, prefixes)
             self.stats["sampling_decode_loops"] += 1
             self.stats["sampling_kv_peak_bytes"] = max(self.stats["sampling_kv_peak_bytes"], peak)
         scored = [
@@ -438,3 +456,50 @@ def _validate(request: SampleRequest, base: LoadedBase) -> None:
     for ok, message in checks:
         if not ok:
             raise InvalidRequestError(message)
+
+
+class _SharedPrefixes:
+    """Shared prompt prefixes' KV states by (sampler key, prefix), the least recently used
+    dropped first past `max_bytes`; `reused` counts the prefills they saved."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.reused = 0
+        self._states: OrderedDict[tuple[str, tuple[int, ...]], PrefixStates] = OrderedDict()
+
+    def get(self, key: str, prefix: tuple[int, ...]) -> PrefixStates | None:
+        states = self._states.get((key, prefix))
+        if states is not None:
+            self._states.move_to_end((key, prefix))
+            self.reused += 1
+        return states
+
+    def put(self, key: str, prefix: tuple[int, ...], states: PrefixStates) -> None:
+        if _nbytes(states) > self.max_bytes:
+            return
+        self._states[(key, prefix)] = states
+        while sum(_nbytes(kept) for kept in self._states.values()) > self.max_bytes:
+            self._states.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """Drop a sampler's prefixes (its slot is freed; its key never names other weights)."""
+        for entry in [entry for entry in self._states if entry[0] == key]:
+            del self._states[entry]
+
+
+@dataclass(frozen=True)
+class _KeyedPrefixes:
+    """`generation.PrefixStore` for one sampler key."""
+
+    shared: _SharedPrefixes
+    key: str
+
+    def get(self, prefix: tuple[int, ...]) -> PrefixStates | None:
+        return self.shared.get(self.key, prefix)
+
+    def put(self, prefix: tuple[int, ...], states: PrefixStates) -> None:
+        self.shared.put(self.key, prefix, states)
+
+
+def _nbytes(states: PrefixStates) -> int:
+    return sum(keys.nbytes + values.nbytes for keys, values in states)

@@ -8,7 +8,9 @@ against the engine unmodified. What is counted, per UTC hour, session and base m
 - training: the tokens of every datum of every `forward_backward` (forward-only passes
   included) that the compute worker finished, counted when it finished;
 - sampling_prefill: the prompt tokens of every finished `asample`, once per request whatever
-  its `num_samples` (the engine keeps no prefix cache between requests, so none is `cached`);
+  its `num_samples`, all of them uncached (`cached` false), including a shared preamble's that
+  the sampler prefilled once for a batch or kept from an earlier one: the counters count the
+  work asked for, not the work the engine saved;
 - sampling_sample: the tokens of every returned sequence (`compute_logprobs` is a sample with
   `max_tokens=1`, so it samples one);
 - checkpoint: every persisted checkpoint (`save_state`, `save_weights_for_sampler`,
