@@ -2,9 +2,11 @@
 
 `generate(causal_lm, rows, ...)` takes rows that share one set of weights (the backend groups
 requests by sampler key first), prefills the prompt prefix they all share once (a system
-prompt, few-shot examples, the n copies of a `num_samples=n` request), left-pads the rest of
-their prompts, runs one prefill and one decode loop for all of them (a row that finishes leaves
-the batch, so the rows still generating do not pay for it), and gives each row its own
+prompt, few-shot examples, the n copies of a `num_samples=n` request; or takes its KV states
+from the sampler's `PrefixStore`, where an earlier loop on the same frozen weights left them),
+left-pads the rest of their prompts, runs one prefill and one decode loop for all of them (a
+row that finishes leaves the batch, so the rows still generating do not pay for it; one-token
+steps go through `decode_step.py` where it knows the model), and gives each row its own
 temperature / top-p / top-k, its own `torch.Generator` (so a seed reproduces the output whatever
 else is in the batch), its own stop tokens, stop strings and `max_tokens`. The logprob reported
 for a chosen token is the model's raw log-softmax (temperature 1), as Tinker reports it, so it
