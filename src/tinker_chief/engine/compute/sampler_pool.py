@@ -30,7 +30,9 @@ The KV states of a decode loop's shared prompt prefix (an eval's system prompt a
 examples) are kept for the next loop on the same frozen weights (`_SharedPrefixes`: a base or a
 snapshot, never a live sampler, whose weights change as its client trains), so an eval's
 batches prefill its preamble once between them, not once each; the most recently used ones are
-kept within `PREFIX_STATES_BYTES` (or an eighth of the budget), and a sampler's go with it.
+kept within a sixteenth of the KV budget (`PREFIX_SHARE`; memory on top of it, scaled with it so
+a few-shot preamble of an 8B model is kept where the budget is a GPU's), and a sampler's go
+with it.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from tinker_chief.engine.compute.kv_cache import kv_bytes_per_token
 from tinker_chief.engine.compute.spill import SpillStore
 
 MAX_ADAPTER_SAMPLERS = 32
-PREFIX_STATES_BYTES = 64 * 2**20  # shared prefixes' KV states kept between decode loops, at most
+PREFIX_SHARE = 16  # shared prefixes' KV states kept between decode loops: kv_budget / this, at most
 MAX_BATCH_ROWS = 64  # rows per decode loop (its KV cache is also bounded by the budget)
 MAX_SCORING_TOKENS = (
     16384  # padded prompt tokens per prompt-logprob forward: bounds its activations
@@ -107,7 +109,7 @@ class SamplerPool:
         self._adapters: OrderedDict[str, SamplerRef] = OrderedDict()
         self._by_path: dict[str, tuple[tuple[int, ...], str]] = {}  # path -> (its identity, key)
         self._spilled = SpillStore(root=spill_root)
-        self._prefixes = _SharedPrefixes(min(PREFIX_STATES_BYTES, kv_budget // 8))
+        self._prefixes = _SharedPrefixes(kv_budget // PREFIX_SHARE)
         self.stats = {"sampling_decode_loops": 0, "sampling_kv_peak_bytes": 0}
 
     def add_adapter(
