@@ -24,7 +24,8 @@ past_key_values=cache, logits_to_keep=1).logits`:
   takes two slices, a negation and a concatenation;
 - the padding mask is built once per step as the `[rows, 1, 1, positions]` boolean mask
   transformers' SDPA mask is for a single query position (none when no row is padded, as there);
-- attention is `grouped_decode_attention`'s SDPA call over the unrepeated KV cache.
+- attention is `grouped_decode_attention` itself (SDPA over the unrepeated KV cache), called
+  as transformers' attention block calls it.
 
 `lean_decode_step(model)` returns None for anything else (another architecture, a sliding
 window, eager attention); the sampler then calls the model as before. Prefill (more than one
@@ -36,9 +37,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
-from tinker_chief.engine.compute.attention import GROUPED_DECODE
+from tinker_chief.engine.compute.attention import GROUPED_DECODE, grouped_decode_attention
 
 if TYPE_CHECKING:
     from transformers import Cache, PreTrainedModel
@@ -135,11 +135,7 @@ class LeanDecodeStep:
         queries = queries * cos + queries.roll(half, dims=-1) * signed_sin
         keys = keys * cos + keys.roll(half, dims=-1) * signed_sin
         keys, values = cache.update(keys.transpose(1, 2), values.transpose(1, 2), index)
-        heads, groups = queries.shape[2], block.num_key_value_groups
-        # One query position: the query heads sharing a KV head become its query positions
-        # (attention.py), so SDPA reads the cache unrepeated.
-        grouped = queries.view(rows, heads // groups, groups, head_dim)
-        out = F.scaled_dot_product_attention(
-            grouped, keys, values, attn_mask=keep, scale=block.scaling
+        out, _ = grouped_decode_attention(
+            block, queries.transpose(1, 2), keys, values, keep, scaling=block.scaling
         )
-        return block.o_proj(out.reshape(rows, 1, heads * head_dim))
+        return block.o_proj(out.reshape(rows, 1, -1))
