@@ -18,6 +18,7 @@ user is supported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import posixpath
@@ -116,10 +117,13 @@ class ChiefSandboxEnvironment(SandboxEnvironment):
             env=env or {},
             cwd=cwd or ".",
         )
-        if concurrency:  # Inspect's way for local sandboxes: one limit all samples share
-            async with concurrency_limit(f"{SANDBOX_NAME}-sandbox-commands", MAX_COMMANDS):
-                result = await anyio.to_thread.run_sync(run)
-        else:
+        # Inspect's way for local sandboxes: one limit all samples share, unless opted out
+        limit = (
+            concurrency_limit(f"{SANDBOX_NAME}-sandbox-commands", MAX_COMMANDS)
+            if concurrency
+            else contextlib.nullcontext()
+        )
+        async with limit:
             result = await anyio.to_thread.run_sync(run)
         if result.timed_out:
             raise TimeoutError(f"command timed out after {seconds} s in the chief sandbox")
